@@ -1,0 +1,48 @@
+# The two commands in README.md: `make serve` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: serve test install install-test system-deps-runtime system-deps-test voice-model lint typecheck unit bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+install: $(PY) system-deps-runtime
+	$(PIP) install -q -e .
+	$(PY) -m voice.models install --quiet
+
+install-test: $(PY) system-deps-test
+	$(PIP) install -q -e '.[test]'
+	$(PY) -m voice.models install --quiet
+
+## Install, migrate and run on the embedded default (SQLite under ./var, offline voice).
+serve: install
+	$(VENV)/bin/patchbay db upgrade
+	exec $(VENV)/bin/patchbay serve
+
+## Install what the tests need and run lint, type checks and the whole suite.
+test: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest
+
+system-deps-runtime:
+	bash scripts/system-deps.sh runtime
+
+system-deps-test:
+	bash scripts/system-deps.sh test
+
+lint:
+	$(VENV)/bin/ruff check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+unit:
+	$(VENV)/bin/pytest -x -q
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

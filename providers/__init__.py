@@ -1,0 +1,1 @@
+"""Patchbay providers package."""

@@ -1,0 +1,1 @@
+"""Chat adapters, one per wire protocol."""

@@ -1,0 +1,63 @@
+"""Typed provider errors in the contract's taxonomy.
+
+A `ProviderError` carries what a router and an operator need (class, provider, HTTP status,
+retry-after, the provider's own error code, request id) and a message that adapters build
+from the provider's error text after redaction. It never carries a credential.
+"""
+
+from __future__ import annotations
+
+from providers.contract import ERROR_POLICY, ErrorAction, ErrorClass
+
+
+class ProviderError(Exception):
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        provider: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        provider_code: str | None = None,
+        request_id: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.provider = provider
+        self.status = status
+        self.retry_after = retry_after
+        self.provider_code = provider_code
+        self.request_id = request_id
+        self.model = model
+
+    @property
+    def action(self) -> ErrorAction:
+        return ERROR_POLICY[self.error_class].action
+
+    @property
+    def retryable(self) -> bool:
+        return ERROR_POLICY[self.error_class].retryable
+
+    @property
+    def fallback_eligible(self) -> bool:
+        return ERROR_POLICY[self.error_class].fallback_eligible
+
+    def __str__(self) -> str:
+        status = f" {self.status}" if self.status is not None else ""
+        return f"{self.provider}{status} {self.error_class.value}: {self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"ProviderError(error_class={self.error_class.value!r}, provider={self.provider!r}, "
+            f"status={self.status!r}, provider_code={self.provider_code!r})"
+        )
+
+
+class StructuredOutputError(ProviderError):
+    """The model's output did not validate against the caller's JSON schema."""
+
+    def __init__(self, message: str, *, provider: str, model: str | None = None) -> None:
+        super().__init__(ErrorClass.INVALID_REQUEST, message, provider=provider, model=model)

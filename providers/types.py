@@ -1,0 +1,230 @@
+"""Normalized chat types shared by every adapter.
+
+Adapters translate these to and from their wire format with pure functions. They are
+frozen dataclasses: cheap to build on the hot path, hashable where it matters, and never
+carrying a credential.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+JSONObject = dict[str, Any]
+
+
+class Role(StrEnum):
+    SYSTEM = "system"
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+    type: Literal["text"] = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image by URL; `data:` URLs carry inline bytes (adapters split them for wires that need it)."""
+
+    url: str
+    detail: str | None = None
+    type: Literal["image"] = "image"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPart:
+    data_b64: str
+    format: str  # "wav" | "mp3" | ...
+    type: Literal["audio"] = "audio"
+
+
+ContentPart = TextPart | ImagePart | AudioPart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+    """The raw JSON text of the arguments, as the model produced it."""
+
+    def parsed_arguments(self) -> JSONObject:
+        import json
+
+        if not self.arguments.strip():
+            return {}
+        value = json.loads(self.arguments)
+        if not isinstance(value, dict):
+            raise ValueError("tool-call arguments are not a JSON object")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    strict: bool | None = None
+
+
+ToolChoiceMode = Literal["auto", "none", "required"]
+
+
+@dataclass(frozen=True, slots=True)
+class NamedToolChoice:
+    name: str
+
+
+ToolChoice = ToolChoiceMode | NamedToolChoice
+
+
+@dataclass(frozen=True, slots=True)
+class JsonSchemaFormat:
+    name: str
+    schema: Mapping[str, Any]
+    strict: bool = True
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JsonObjectFormat:
+    pass
+
+
+ResponseFormat = JsonSchemaFormat | JsonObjectFormat
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A provider-neutral chat request. `model` is the upstream model id (no provider prefix)."""
+
+    model: str
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] = ()
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def needs_vision(self) -> bool:
+        return any(isinstance(p, ImagePart) for m in self.messages for p in m.content)
+
+    @property
+    def needs_audio(self) -> bool:
+        return any(isinstance(p, AudioPart) for m in self.messages for p in m.content)
+
+
+class FinishReason(StrEnum):
+    STOP = "stop"
+    TOOL_CALLS = "tool_calls"
+    LENGTH = "length"
+    CONTENT_FILTER = "content_filter"
+    PAUSE = "pause"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts normalized per providers.md section 7.
+
+    `input_tokens` is the whole prompt (cache reads and writes included); `cached_input_tokens`
+    and `reasoning_tokens` are subsets of input and output respectively.
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResponse:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: FinishReason
+    usage: Usage
+    model: str
+    refusal: str | None = None
+    response_id: str | None = None
+    parsed: Any = None
+    """The validated JSON value when the request asked for structured output."""
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStart:
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    index: int
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDone:
+    index: int
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class UsageUpdate:
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    reason: FinishReason
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """An error after output started. Adapters raise `ProviderError`; surfaces turn it into this."""
+
+    error: Exception
+
+
+StreamEvent = TextDelta | RefusalDelta | ToolCallStart | ToolCallDelta | ToolCallDone | UsageUpdate | Finish | StreamError
+
+OUTPUT_EVENTS = (TextDelta, RefusalDelta, ToolCallStart, ToolCallDelta, ToolCallDone)
+"""Events that count as output reaching the caller: after one of these, no fallback."""

@@ -1,0 +1,85 @@
+"""Tables owned by routing: an org's AI settings, its connections (auth profiles) and agents."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from providers.db import Base, UTCDateTime, new_id, utcnow
+
+
+class OrgAISettings(Base):
+    """One row per org: default model, allowlist and the org-level routing matrix."""
+
+    __tablename__ = "org_ai_settings"
+
+    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    default_model: Mapped[str | None] = mapped_column(String(255))
+    allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
+    """Model refs the org permits; None means no allowlist."""
+    routing: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    """Task intent -> ordered chain of model refs (primary, then fallbacks)."""
+    byok_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class Connection(Base):
+    """An org's connection to a provider: one auth profile, id `provider:name` within the org."""
+
+    __tablename__ = "connections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("conn"))
+    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    base_url: Mapped[str | None] = mapped_column(String(512))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    """Explicit order among the org's connections for one provider (lower first)."""
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    """active | disabled | revoked"""
+    credential_kind: Mapped[str] = mapped_column(String(16))
+    credential_source: Mapped[str] = mapped_column(String(32))
+    secret_id: Mapped[str | None] = mapped_column(String(32))
+    """The vault record holding the key; never the key itself."""
+    env_reference: Mapped[str | None] = mapped_column(String(128))
+    """Name of an environment variable holding the key (operator-managed connections)."""
+    key_fingerprint: Mapped[str | None] = mapped_column(String(32))
+    key_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    models: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    """Declared models (private endpoints) with their capabilities: [{"id":..., "capabilities":[...]}]."""
+    health_status: Mapped[str | None] = mapped_column(String(16))
+    health_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    health_latency_ms: Mapped[int | None] = mapped_column(Integer)
+    health_error_class: Mapped[str | None] = mapped_column(String(32))
+    health_models: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("org_id", "provider", "name", name="uq_connections_org_profile"),)
+
+    @property
+    def profile_id(self) -> str:
+        return f"{self.provider}:{self.name}"
+
+
+class Agent(Base):
+    """A named agent with its own model defaults and per-intent routing overrides."""
+
+    __tablename__ = "agents"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("agt"))
+    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    default_model: Mapped[str | None] = mapped_column(String(255))
+    chains: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    """Task intent -> ordered model refs; overrides the org's matrix for that intent."""
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("org_id", "name", name="uq_agents_org_name"),)

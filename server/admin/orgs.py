@@ -1,0 +1,99 @@
+"""Admin endpoints for orgs and their server API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from billing.tiers import Tier
+from server import accounts
+from server.admin.auth import require_admin
+from server.services import Services
+
+router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
+
+
+def services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+ServicesDep = Annotated[Services, Depends(services)]
+
+
+class OrgCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    tier: Tier = Tier.FREE
+
+
+class OrgOut(BaseModel):
+    id: str
+    name: str
+    tier: str
+    created_at: datetime
+
+
+class ApiKeyCreate(BaseModel):
+    agent: str | None = None
+    name: str | None = Field(default=None, max_length=128)
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    org_id: str
+    agent: str | None
+    name: str | None
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class IssuedKeyOut(ApiKeyOut):
+    key: str = Field(description="The key itself. Shown once; only its hash is stored.")
+
+
+@router.post("/orgs", status_code=201, response_model=OrgOut)
+async def create_org(body: OrgCreate, svc: ServicesDep) -> OrgOut:
+    async with svc.db.session() as s:
+        info = await accounts.create_org(s, body.name, body.tier)
+    return OrgOut(id=info.id, name=info.name, tier=info.tier, created_at=info.created_at)
+
+
+@router.get("/orgs", response_model=list[OrgOut])
+async def list_orgs(svc: ServicesDep) -> list[OrgOut]:
+    async with svc.db.session() as s:
+        return [OrgOut(id=o.id, name=o.name, tier=o.tier, created_at=o.created_at) for o in await accounts.list_orgs(s)]
+
+
+@router.post("/orgs/{org}/api-keys", status_code=201, response_model=IssuedKeyOut)
+async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> IssuedKeyOut:
+    async with svc.db.session() as s:
+        issued = await accounts.create_api_key(s, org, agent=body.agent, name=body.name)
+    return IssuedKeyOut(**_key_fields(issued.info), key=issued.key)
+
+
+@router.get("/orgs/{org}/api-keys", response_model=list[ApiKeyOut])
+async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
+    async with svc.db.session() as s:
+        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org)]
+
+
+@router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
+async def revoke_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
+    async with svc.db.session() as s:
+        return ApiKeyOut(**_key_fields(await accounts.revoke_api_key(s, org, key_id)))
+
+
+def _key_fields(k: accounts.ApiKeyInfo) -> dict[str, object]:
+    return {
+        "id": k.id,
+        "org_id": k.org_id,
+        "agent": k.agent,
+        "name": k.name,
+        "prefix": k.prefix,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+    }

@@ -1,0 +1,73 @@
+"""The FastAPI app factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.accounts import AccountError
+from server.admin import orgs as admin_orgs
+from server.db import Database
+from server.errors import account_error_handler, error_response
+from server.health import router as health_router
+from server.middleware import RequestIdMiddleware
+from server.services import Services
+from server.settings import Settings
+
+log = logging.getLogger("patchbay.server")
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    detail: Any = exc.detail
+    if isinstance(detail, dict) and "message" in detail:
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+    return error_response(exc.status_code, "http_error", str(detail), headers=exc.headers)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
+    return JSONResponse({"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400)
+
+
+async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
+    # The message is not echoed: it may quote upstream text. The request id ties it to the log.
+    log.error("unhandled error", exc_info=(type(exc), exc, None))
+    return error_response(500, "server_error", "internal error; see the server log for this request id")
+
+
+def create_app(settings: Settings, *, services: Services | None = None, migrate: bool = False) -> FastAPI:
+    """Build the app. `migrate=True` applies migrations at start-up (what `patchbay serve` does)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        svc = services or Services(settings=settings, db=Database(settings.resolved_database_url))
+        if migrate:
+            await svc.db.upgrade()
+        app.state.services = svc
+        log.info("patchbay started", extra={"fields": {"database": svc.db.engine.dialect.name}})
+        try:
+            yield
+        finally:
+            await svc.aclose()
+            log.info("patchbay stopped")
+
+    app = FastAPI(title="Patchbay", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AccountError, account_error_handler)
+    app.add_exception_handler(Exception, _unhandled)
+    app.include_router(health_router)
+    app.include_router(admin_orgs.router)
+    return app

@@ -1,0 +1,12 @@
+"""Every package's tables, gathered for migrations and `create_all` in tests."""
+
+from __future__ import annotations
+
+import providers.tables
+import providers.vault.tables
+import routing.tables
+import server.tables
+from providers.db import Base
+
+TABLE_MODULES = (providers.tables, providers.vault.tables, routing.tables, server.tables)
+metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Local emulators of provider wire formats, shared by tests and benchmarks."""

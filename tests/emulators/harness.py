@@ -1,0 +1,70 @@
+"""Serve any ASGI app on a real loopback socket, in a background thread.
+
+Emulators are plain ASGI apps; this harness gives them a port. Running the server on its
+own thread and event loop keeps it independent of the test's loop, so a test can block,
+cancel or time things without the emulator noticing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServedApp:
+    """`with ServedApp(app) as served: served.url`; stops the server on exit."""
+
+    def __init__(self, app: Callable[..., Any], *, port: int | None = None, ws: str = "websockets-sansio") -> None:
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", ws=ws, access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name=f"emulator:{self.port}", daemon=True)
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # surfaced to the starting thread
+            self._error = exc
+            self._started.set()
+
+    async def _serve(self) -> None:
+        serve_task = asyncio.create_task(self._server.serve())
+        while not self._server.started and not serve_task.done():
+            await asyncio.sleep(0.005)
+        self._started.set()
+        await serve_task
+
+    def start(self) -> ServedApp:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("emulator did not start within 10 s")
+        if self._error is not None:
+            raise RuntimeError("emulator failed to start") from self._error
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def __enter__(self) -> ServedApp:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

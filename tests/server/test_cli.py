@@ -1,0 +1,72 @@
+"""The CLI end to end: real database, real exit codes, `--json` output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from click.testing import CliRunner, Result
+
+from server.cli import cli
+from server.db import Database, head_revision
+
+
+async def run_cli(db_url: str, *args: str, input: str | None = None) -> Result:
+    runner = CliRunner()
+    env = {"PATCHBAY_DATABASE_URL": db_url}
+    return await asyncio.to_thread(runner.invoke, cli, list(args), input=input, env=env, catch_exceptions=False)
+
+
+async def test_db_upgrade_is_idempotent_and_reports(db_url: str) -> None:
+    first = await run_cli(db_url, "db", "upgrade", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.output) == {"from": None, "to": head_revision(), "changed": True}
+    again = await run_cli(db_url, "db", "upgrade", "--json")
+    assert json.loads(again.output)["changed"] is False
+    current = await run_cli(db_url, "db", "current", "--json")
+    assert json.loads(current.output)["up_to_date"] is True
+
+
+async def test_commands_refuse_an_unmigrated_database_with_exit_3(db_url: str) -> None:
+    result = await run_cli(db_url, "org", "create", "acme", "--json")
+    assert result.exit_code == 3
+    assert json.loads(result.output)["error"]["type"] == "not_ready"
+
+
+async def test_org_and_apikey_lifecycle(db: Database, db_url: str) -> None:
+    created = await run_cli(db_url, "org", "create", "acme", "--tier", "agency")
+    assert created.exit_code == 0, created.output
+    org_id = created.output.strip()
+    assert org_id.startswith("org_")
+
+    dup = await run_cli(db_url, "org", "create", "acme", "--json")
+    assert dup.exit_code == 1
+    assert json.loads(dup.output)["error"]["type"] == "conflict"
+
+    listed = json.loads((await run_cli(db_url, "org", "list", "--json")).output)
+    assert [(o["id"], o["tier"]) for o in listed] == [(org_id, "agency")]
+
+    key = await run_cli(db_url, "apikey", "create", "--org", "acme")
+    assert key.exit_code == 0
+    plaintext = key.output.strip()
+    assert plaintext.startswith("pb-") and len(plaintext) > 40
+
+    keys = await run_cli(db_url, "apikey", "list", "--org", org_id, "--json")
+    rows = json.loads(keys.output)
+    assert len(rows) == 1 and plaintext not in keys.output
+    revoked = await run_cli(db_url, "apikey", "revoke", "--org", org_id, rows[0]["id"], "--json")
+    assert json.loads(revoked.output)["revoked_at"] is not None
+
+    missing_agent = await run_cli(db_url, "apikey", "create", "--org", "acme", "--agent", "ghost", "--json")
+    assert missing_agent.exit_code == 1
+    assert json.loads(missing_agent.output)["error"]["type"] == "not_found"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_usage_errors_exit_2_and_help_works(db_url: str) -> None:
+    bad_tier = await run_cli(db_url, "org", "create", "x", "--tier", "platinum")
+    assert bad_tier.exit_code == 2
+    for args in (["--help"], ["org", "create", "--help"], ["apikey", "create", "--help"], ["db", "upgrade", "--help"]):
+        result = await run_cli(db_url, *args)
+        assert result.exit_code == 0 and "Usage:" in result.output

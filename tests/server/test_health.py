@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import httpx
+
+from server.db import Database
+
+
+async def test_healthz_is_alive(client: httpx.AsyncClient) -> None:
+    r = await client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+    assert r.headers["x-request-id"].startswith("req_")
+
+
+async def test_readyz_reports_ready_at_head(client: httpx.AsyncClient) -> None:
+    r = await client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready"
+
+
+async def test_readyz_is_unavailable_when_migrations_are_behind(client: httpx.AsyncClient, db: Database) -> None:
+    await db.downgrade("base")
+    r = await client.get("/readyz")
+    assert r.status_code == 503
+    assert r.json()["migrations"]["current"] is None
+    await db.upgrade()
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_incoming_request_id_is_echoed_when_sane(client: httpx.AsyncClient) -> None:
+    r = await client.get("/healthz", headers={"x-request-id": "abc-123"})
+    assert r.headers["x-request-id"] == "abc-123"
+    r = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
+    assert r.headers["x-request-id"].startswith("req_")
