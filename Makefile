@@ -11,12 +11,12 @@ $(PY):
 	$(PIP) install -q --upgrade pip
 
 install: $(PY) system-deps-runtime
-	$(PIP) install -q -e .
-	$(PY) -m voice.models install --quiet
+	$(PIP) install -q -e '.[offline-voice]'
+	$(PY) -m voice.models --data-dir "$${PATCHBAY_DATA_DIR:-./var}"
 
 install-test: $(PY) system-deps-test
-	$(PIP) install -q -e '.[test]'
-	$(PY) -m voice.models install --quiet
+	$(PIP) install -q -e '.[test,offline-voice]'
+	$(PY) -m voice.models --data-dir "$${PATCHBAY_DATA_DIR:-./var}"
 
 ## Install, migrate and run on the embedded default (SQLite under ./var, offline voice).
 serve: install

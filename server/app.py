@@ -12,10 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.accounts import AccountError
+from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
-from server.db import Database
-from server.errors import account_error_handler, error_response
+from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
 from server.services import Services
@@ -51,9 +50,10 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        svc = services or Services(settings=settings, db=Database(settings.resolved_database_url))
+        svc = services or Services.build(settings)
         if migrate:
             await svc.db.upgrade()
+        await svc.start()
         app.state.services = svc
         log.info("patchbay started", extra={"fields": {"database": svc.db.engine.dialect.name}})
         try:
@@ -66,8 +66,10 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(AccountError, account_error_handler)
+    for error_type in REQUEST_ERRORS:
+        app.add_exception_handler(error_type, request_error_handler)
     app.add_exception_handler(Exception, _unhandled)
     app.include_router(health_router)
     app.include_router(admin_orgs.router)
+    app.include_router(admin_connections.router)
     return app

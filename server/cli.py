@@ -120,10 +120,27 @@ def serve(host: str | None, port: int | None) -> None:
 
     from server.app import create_app
     from server.logs import configure_logging
+    from server.services import Services, StartupError
 
     settings = load_settings(host=host, port=port)
     configure_logging(settings.log_level)
-    app = create_app(settings, migrate=True)
+
+    async def preflight() -> None:
+        # Fail here, with a clear message and exit code, rather than inside the ASGI lifespan.
+        services = Services.build(settings)
+        try:
+            await services.db.upgrade()
+            await services.start()
+        finally:
+            await services.aclose()
+
+    try:
+        asyncio.run(preflight())
+    except StartupError as exc:
+        fail(f"refusing to start: {exc}", EXIT_NOT_READY)
+    except OSError as exc:
+        fail(f"refusing to start: cannot reach the database ({type(exc).__name__})", EXIT_NOT_READY)
+    app = create_app(settings, migrate=False)
     uvicorn.run(
         app,
         host=settings.host,
@@ -246,8 +263,11 @@ def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
 
 def _register_optional_groups() -> None:
     from server.cli_migrate import migrate
+    from server.cli_routing import agent, connection
 
     cli.add_command(migrate)
+    cli.add_command(connection)
+    cli.add_command(agent)
 
 
 _register_optional_groups()

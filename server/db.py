@@ -7,6 +7,7 @@ both run the same Alembic migrations.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger("patchbay.db")
 
 
 def alembic_config(url: str) -> Config:
@@ -85,7 +87,11 @@ class Database:
             await conn.execute(text("SELECT 1"))
 
     async def upgrade(self, revision: str = "head") -> None:
+        before = await self.current_revision()
         await self._run_alembic(lambda cfg: command.upgrade(cfg, revision))
+        after = await self.current_revision()
+        if before != after:
+            log.info("database migrated", extra={"fields": {"from": before, "to": after}})
 
     async def downgrade(self, revision: str) -> None:
         await self._run_alembic(lambda cfg: command.downgrade(cfg, revision))

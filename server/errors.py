@@ -1,4 +1,7 @@
-"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message"}}`."""
+"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message"}}`.
+
+The packages' request errors carry a stable `code`; this maps codes to HTTP statuses.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,24 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from server.accounts import AccountError, ConflictError, NotFoundError
+from routing.agents import AgentRequestError
+from routing.connections import ConnectionRequestError
+from routing.errors import BaseUrlRefusedError
+from server.accounts import AccountError
 
-_STATUS = {NotFoundError: 404, ConflictError: 409}
+REQUEST_ERRORS: tuple[type[Exception], ...] = (
+    AccountError,
+    ConnectionRequestError,
+    AgentRequestError,
+    BaseUrlRefusedError,
+)
+_STATUS_BY_CODE = {"not_found": 404, "conflict": 409}
 
 
 def error_response(status: int, type_: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status, headers=headers)
 
 
-async def account_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, AccountError)
-    return error_response(_STATUS.get(type(exc), 400), exc.code, str(exc))
+async def request_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    code = str(getattr(exc, "code", "invalid_request"))
+    return error_response(_STATUS_BY_CODE.get(code, 400), code, str(exc))

@@ -55,3 +55,5 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     # Access lines are written by our own middleware with the request id.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Alembic announces its context on every revision read (/readyz); keep only real changes.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

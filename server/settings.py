@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     admin_token: SecretStr | None = None
     allow_private_base_urls: bool = False
+    allow_plain_http_base_urls: bool = False
+    """Allow `http://` base URLs to public hosts (private ones follow ALLOW_PRIVATE_BASE_URLS)."""
     master_key: SecretStr | None = None
     """Vault master keys: `v2:<base64>,v1:<base64>` (first is current) or one bare base64 key."""
     master_key_file: Path | None = None

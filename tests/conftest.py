@@ -60,19 +60,49 @@ async def _pg_admin(sql: str) -> None:
         await conn.close()
 
 
+_pg_template: list[str] = []
+
+
+def _pg_url(name: str) -> str:
+    return PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+
+
+async def _migrated_template() -> str:
+    """One migrated PostgreSQL database per test run; each test copies it (much faster than migrating)."""
+    if not _pg_template:
+        name = "pb_tmpl_" + secrets.token_hex(6)
+        await _pg_admin(f'CREATE DATABASE "{name}"')
+        database = Database(_pg_url(name))
+        try:
+            await database.upgrade()
+        finally:
+            await database.dispose()
+        _pg_template.append(name)
+    return _pg_template[0]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    import asyncio
+
+    for name in _pg_template:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database URL on each backend."""
+    """A fresh database URL on each backend: empty, or already migrated when the test also takes `db`."""
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'patchbay-test.db'}"
         return
     host, port = _pg_host_port()
     _require_service("PostgreSQL", host, port)
     name = "pb_test_" + secrets.token_hex(6)
-    await _pg_admin(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    if "db" in request.fixturenames:
+        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
+    else:
+        await _pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield f"{base}/{name}"
+        yield _pg_url(name)
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -24,7 +24,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
 
 @pytest.fixture
 async def app(settings: Settings, db: Database) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, services=Services(settings=settings, db=db))
+    application = create_app(settings, services=Services.build(settings, db))
     async with application.router.lifespan_context(application):
         yield application
 

@@ -1,0 +1,330 @@
+"""An org's AI Connections: create, list, update, replace key, revoke, delete, reorder.
+
+Keys arrive as `Secret`s and go straight into the vault; nothing here returns one. Every
+change is audited and reported to `on_change` so in-memory routing snapshots are rebuilt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.contract import (
+    PRESETS,
+    Capability,
+    CredentialKind,
+    CredentialSource,
+    ProviderId,
+    billing_source_for,
+    credential_source_for,
+)
+from providers.db import new_id, utcnow
+from providers.tables import AuditEvent
+from providers.vault.secret import Secret
+from providers.vault.store import Vault
+from routing.guard import GuardPolicy, validate_base_url
+from routing.model import ConnectionStatus
+from routing.tables import Connection
+
+KEY_FIELD = "api_key"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_RESERVED_NAMES = frozenset(p.value for p in ProviderId)
+CONNECTABLE = frozenset(ProviderId) - {ProviderId.INTERNAL}
+
+
+class ConnectionRequestError(Exception):
+    """A connection request that cannot be honoured; `code` is stable for callers."""
+
+    code = "invalid_request"
+
+
+class ConnectionNotFound(ConnectionRequestError):
+    code = "not_found"
+
+
+class ConnectionConflict(ConnectionRequestError):
+    code = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    fingerprint: str
+    set_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    status: str | None
+    checked_at: datetime | None
+    latency_ms: int | None
+    error_class: str | None
+    models_found: list[str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """What every surface may show about a connection: never the key, only its fingerprint."""
+
+    id: str
+    org_id: str
+    profile_id: str
+    provider: str
+    name: str
+    base_url: str | None
+    status: str
+    position: int
+    credential_kind: str
+    credential_source: str
+    billing_source: str
+    key: KeyInfo | None
+    env_reference: str | None
+    models: list[dict[str, Any]]
+    health: Health
+    created_at: datetime
+    updated_at: datetime
+
+
+def describe(row: Connection) -> ConnectionInfo:
+    key = KeyInfo(row.key_fingerprint, row.key_set_at) if row.key_fingerprint else None
+    return ConnectionInfo(
+        id=row.id,
+        org_id=row.org_id,
+        profile_id=row.profile_id,
+        provider=row.provider,
+        name=row.name,
+        base_url=row.base_url,
+        status=row.status,
+        position=row.position,
+        credential_kind=row.credential_kind,
+        credential_source=row.credential_source,
+        billing_source=billing_source_for(CredentialSource(row.credential_source)).value,
+        key=key,
+        env_reference=row.env_reference,
+        models=list(row.models or []),
+        health=Health(row.health_status, row.health_checked_at, row.health_latency_ms, row.health_error_class, row.health_models),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _provider(value: str) -> ProviderId:
+    try:
+        provider = ProviderId(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(sorted(p.value for p in CONNECTABLE))
+        raise ConnectionRequestError(f"unknown provider {value!r}; choose one of {choices}") from None
+    if provider not in CONNECTABLE:
+        raise ConnectionRequestError("the internal engines need no connection")
+    return provider
+
+
+def _name(provider: ProviderId, name: str | None) -> str:
+    if name is None:
+        if provider is ProviderId.OPENAI_COMPATIBLE:
+            raise ConnectionRequestError("a custom endpoint needs a name: it becomes the provider part of its model refs")
+        return "default"
+    name = name.strip().lower()
+    if not _NAME_RE.match(name):
+        raise ConnectionRequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'")
+    if provider is ProviderId.OPENAI_COMPATIBLE and name in _RESERVED_NAMES:
+        raise ConnectionRequestError(f"{name!r} is a provider id; a custom endpoint needs another name")
+    return name
+
+
+def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Declared models: plain ids get text capability; dicts may list capabilities."""
+    out: list[dict[str, Any]] = []
+    for m in models or ():
+        if isinstance(m, str):
+            model_id, caps = m, [Capability.TEXT.value]
+        else:
+            model_id, caps = str(m.get("id", "")), list(m.get("capabilities") or [Capability.TEXT.value])
+        if not model_id.strip():
+            raise ConnectionRequestError("a declared model needs an id")
+        unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
+        if unknown:
+            raise ConnectionRequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}")
+        out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
+    return out
+
+
+class Connections:
+    """The service behind the admin API and the CLI."""
+
+    def __init__(self, vault: Vault, guard: GuardPolicy, *, actor: str = "admin") -> None:
+        self.vault = vault
+        self.guard = guard
+        self.actor = actor
+
+    async def create(
+        self,
+        session: AsyncSession,
+        org_id: str,
+        *,
+        provider: str,
+        name: str | None = None,
+        base_url: str | None = None,
+        models: Sequence[str | dict[str, Any]] | None = None,
+        key: Secret | None = None,
+        env_reference: str | None = None,
+    ) -> ConnectionInfo:
+        pid = _provider(provider)
+        conn_name = _name(pid, name)
+        if base_url is not None:
+            validate_base_url(base_url, self.guard)
+            base_url = base_url.strip().rstrip("/")
+        elif not PRESETS[pid].base_url:
+            raise ConnectionRequestError("a custom endpoint needs --base-url")
+        if key is not None and env_reference is not None:
+            raise ConnectionRequestError("give a key or an environment reference, not both")
+        if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
+            raise ConnectionRequestError(f"{PRESETS[pid].display_name} needs a key")
+        existing = await session.scalar(
+            select(Connection.id).where(Connection.org_id == org_id, Connection.provider == pid.value, Connection.name == conn_name)
+        )
+        if existing is not None:
+            raise ConnectionConflict(f"connection {pid.value}:{conn_name} already exists")
+        siblings = (
+            await session.scalars(select(Connection.position).where(Connection.org_id == org_id, Connection.provider == pid.value))
+        ).all()
+        row = Connection(
+            id=new_id("conn"),
+            org_id=org_id,
+            provider=pid.value,
+            name=conn_name,
+            base_url=base_url,
+            position=max(siblings, default=-1) + 1,
+            status=ConnectionStatus.ACTIVE.value,
+            credential_kind=(CredentialKind.API_KEY if key or env_reference else CredentialKind.NONE).value,
+            credential_source=credential_source_for(pid, org_owned=True, env_reference=env_reference is not None).value,
+            env_reference=env_reference,
+            models=_models(models),
+        )
+        session.add(row)
+        await session.flush()
+        if key is not None:
+            info = await self.vault.put(
+                session, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+            )
+            row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
+        self._audit(session, row, "connection.create")
+        await session.flush()
+        return describe(row)
+
+    async def get(self, session: AsyncSession, org_id: str, ref: str) -> Connection:
+        """By id, or by profile id `provider:name`."""
+        if ":" in ref:
+            provider, _, name = ref.partition(":")
+            row = await session.scalar(
+                select(Connection).where(Connection.org_id == org_id, Connection.provider == provider, Connection.name == name)
+            )
+        else:
+            row = await session.get(Connection, ref)
+            row = row if row is not None and row.org_id == org_id else None
+        if row is None:
+            raise ConnectionNotFound(f"no connection {ref!r}")
+        return row
+
+    async def list_all(self, session: AsyncSession, org_id: str) -> list[ConnectionInfo]:
+        rows = await session.scalars(
+            select(Connection).where(Connection.org_id == org_id).order_by(Connection.provider, Connection.position, Connection.name)
+        )
+        return [describe(r) for r in rows]
+
+    async def update(
+        self,
+        session: AsyncSession,
+        org_id: str,
+        ref: str,
+        *,
+        base_url: str | None = None,
+        models: Sequence[str | dict[str, Any]] | None = None,
+        enabled: bool | None = None,
+    ) -> ConnectionInfo:
+        row = await self.get(session, org_id, ref)
+        if base_url is not None:
+            validate_base_url(base_url, self.guard)
+            row.base_url = base_url.strip().rstrip("/")
+        if models is not None:
+            row.models = _models(models)
+        if enabled is not None:
+            if row.status == ConnectionStatus.REVOKED.value:
+                raise ConnectionRequestError("a revoked connection cannot be re-enabled; set a new key instead")
+            row.status = (ConnectionStatus.ACTIVE if enabled else ConnectionStatus.DISABLED).value
+        self._audit(session, row, "connection.update")
+        await session.flush()
+        return describe(row)
+
+    async def replace_key(self, session: AsyncSession, org_id: str, ref: str, key: Secret) -> ConnectionInfo:
+        """A new key under the same connection id, history and routing position; re-activates a revoked one."""
+        row = await self.get(session, org_id, ref)
+        if row.secret_id is None:
+            info = await self.vault.put(session, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor)
+        else:
+            info = await self.vault.replace(
+                session, secret_id=row.secret_id, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+            )
+        row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
+        row.credential_kind, row.env_reference = CredentialKind.API_KEY.value, None
+        if row.status == ConnectionStatus.REVOKED.value:
+            row.status = ConnectionStatus.ACTIVE.value
+        self._audit(session, row, "connection.key_replaced", fingerprint=info.fingerprint)
+        await session.flush()
+        return describe(row)
+
+    async def revoke(self, session: AsyncSession, org_id: str, ref: str) -> ConnectionInfo:
+        """Stop using the connection and destroy its key; the record and its history stay."""
+        row = await self.get(session, org_id, ref)
+        secret_id, row.secret_id = row.secret_id, None
+        row.status = ConnectionStatus.REVOKED.value
+        await session.flush()
+        if secret_id is not None:
+            await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
+        self._audit(session, row, "connection.revoke")
+        await session.flush()
+        return describe(row)
+
+    async def delete(self, session: AsyncSession, org_id: str, ref: str) -> ConnectionInfo:
+        row = await self.get(session, org_id, ref)
+        info = describe(row)
+        secret_id = row.secret_id
+        self._audit(session, row, "connection.delete")
+        await session.delete(row)
+        await session.flush()
+        if secret_id is not None:
+            await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
+        return info
+
+    async def reorder(self, session: AsyncSession, org_id: str, provider: str, profile_ids: Sequence[str]) -> list[ConnectionInfo]:
+        """Set the explicit order of one provider's profiles; every profile must be named once."""
+        pid = _provider(provider)
+        rows = list(
+            await session.scalars(select(Connection).where(Connection.org_id == org_id, Connection.provider == pid.value))
+        )
+        by_profile = {r.profile_id: r for r in rows}
+        wanted = [p if ":" in p else f"{pid.value}:{p}" for p in profile_ids]
+        if sorted(wanted) != sorted(by_profile):
+            raise ConnectionRequestError(f"name every {pid.value} connection exactly once: {', '.join(sorted(by_profile))}")
+        for position, profile in enumerate(wanted):
+            by_profile[profile].position = position
+            self._audit(session, by_profile[profile], "connection.reorder", position=str(position))
+        await session.flush()
+        return [describe(by_profile[p]) for p in wanted]
+
+    def _audit(self, session: AsyncSession, row: Connection, action: str, **details: str) -> None:
+        session.add(
+            AuditEvent(
+                org_id=row.org_id,
+                actor=self.actor,
+                action=action,
+                target_type="connection",
+                target_id=row.id,
+                details={"profile": row.profile_id, **details},
+            )
+        )

@@ -1,0 +1,293 @@
+"""Admin endpoints for an org's AI Connections, its agents and its routing matrix.
+
+Keys are accepted in request bodies and never returned: responses show a fingerprint
+(a short prefix and the last four characters) and when the key was set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field, SecretStr
+
+from providers.vault.secret import Secret
+from routing.agents import AgentInfo
+from routing.connections import ConnectionInfo
+from server import accounts
+from server.admin.auth import require_admin
+from server.admin.orgs import ServicesDep
+from server.services import Services
+
+router = APIRouter(prefix="/admin/v1/orgs/{org}", dependencies=[Depends(require_admin)], tags=["admin"])
+
+
+class DeclaredModelIn(BaseModel):
+    id: str = Field(min_length=1)
+    capabilities: list[str] = Field(default_factory=lambda: ["text"])
+
+
+class ConnectionCreate(BaseModel):
+    provider: str
+    name: str | None = None
+    base_url: str | None = None
+    models: list[str | DeclaredModelIn] = Field(default_factory=list)
+    key: SecretStr | None = Field(default=None, description="Write-only; never returned.")
+    env_reference: str | None = Field(default=None, max_length=128)
+
+
+class ConnectionUpdate(BaseModel):
+    base_url: str | None = None
+    models: list[str | DeclaredModelIn] | None = None
+    enabled: bool | None = None
+
+
+class KeyIn(BaseModel):
+    key: SecretStr = Field(description="Write-only; never returned.")
+
+
+class OrderIn(BaseModel):
+    provider: str
+    profiles: list[str]
+
+
+class KeyOut(BaseModel):
+    fingerprint: str
+    set_at: datetime | None
+
+
+class HealthOut(BaseModel):
+    status: str | None
+    checked_at: datetime | None
+    latency_ms: int | None
+    error_class: str | None
+    models_found: list[str] | None
+
+
+class ConnectionOut(BaseModel):
+    id: str
+    profile_id: str
+    provider: str
+    name: str
+    base_url: str | None
+    status: str
+    position: int
+    credential_kind: str
+    credential_source: str
+    billing_source: str
+    key: KeyOut | None
+    env_reference: str | None
+    models: list[dict[str, Any]]
+    health: HealthOut
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: ConnectionInfo) -> ConnectionOut:
+        return cls(
+            id=info.id,
+            profile_id=info.profile_id,
+            provider=info.provider,
+            name=info.name,
+            base_url=info.base_url,
+            status=info.status,
+            position=info.position,
+            credential_kind=info.credential_kind,
+            credential_source=info.credential_source,
+            billing_source=info.billing_source,
+            key=KeyOut(fingerprint=info.key.fingerprint, set_at=info.key.set_at) if info.key else None,
+            env_reference=info.env_reference,
+            models=info.models,
+            health=HealthOut(**vars_of(info.health)),
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+        )
+
+
+def vars_of(obj: object) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}  # type: ignore[attr-defined]
+
+
+class AgentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    default_model: str | None = None
+    chains: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class AgentUpdate(BaseModel):
+    default_model: str | None = None
+    chains: dict[str, list[str]] | None = None
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    default_model: str | None
+    chains: dict[str, list[str]]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, info: AgentInfo) -> AgentOut:
+        return cls(
+            id=info.id,
+            name=info.name,
+            default_model=info.default_model,
+            chains=info.chains,
+            created_at=info.created_at,
+            updated_at=info.updated_at,
+        )
+
+
+class RoutingIn(BaseModel):
+    default_model: str | None = None
+    chains: dict[str, list[str]] | None = None
+    allowed_models: list[str] | None = None
+
+
+class RoutingOut(BaseModel):
+    default_model: str | None
+    chains: dict[str, list[str]]
+    allowed_models: list[str] | None
+
+
+def _models(items: list[str | DeclaredModelIn] | None) -> list[str | dict[str, Any]] | None:
+    if items is None:
+        return None
+    return [m if isinstance(m, str) else m.model_dump() for m in items]
+
+
+def _secret(value: SecretStr | None) -> Secret | None:
+    return Secret(value.get_secret_value()) if value is not None else None
+
+
+async def _org_id(svc: Services, session: Any, org: str) -> str:
+    return (await accounts.get_org(session, org)).id
+
+
+@router.post("/connections", status_code=201, response_model=ConnectionOut)
+async def create_connection(org: str, body: ConnectionCreate, svc: ServicesDep) -> ConnectionOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.connections().create(
+            s,
+            org_id,
+            provider=body.provider,
+            name=body.name,
+            base_url=body.base_url,
+            models=_models(body.models),
+            key=_secret(body.key),
+            env_reference=body.env_reference,
+        )
+    svc.config_changed(org_id)
+    return ConnectionOut.of(info)
+
+
+@router.get("/connections", response_model=list[ConnectionOut])
+async def list_connections(org: str, svc: ServicesDep) -> list[ConnectionOut]:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        return [ConnectionOut.of(i) for i in await svc.connections().list_all(s, org_id)]
+
+
+@router.get("/connections/{ref}", response_model=ConnectionOut)
+async def get_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionOut:
+    from routing.connections import describe
+
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        return ConnectionOut.of(describe(await svc.connections().get(s, org_id, ref)))
+
+
+@router.patch("/connections/{ref}", response_model=ConnectionOut)
+async def update_connection(org: str, ref: str, body: ConnectionUpdate, svc: ServicesDep) -> ConnectionOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.connections().update(
+            s, org_id, ref, base_url=body.base_url, models=_models(body.models), enabled=body.enabled
+        )
+    svc.config_changed(org_id)
+    return ConnectionOut.of(info)
+
+
+@router.put("/connections/{ref}/key", response_model=ConnectionOut)
+async def replace_key(org: str, ref: str, body: KeyIn, svc: ServicesDep) -> ConnectionOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.connections().replace_key(s, org_id, ref, Secret(body.key.get_secret_value()))
+    svc.config_changed(org_id)
+    return ConnectionOut.of(info)
+
+
+@router.post("/connections/{ref}/revoke", response_model=ConnectionOut)
+async def revoke_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.connections().revoke(s, org_id, ref)
+    svc.config_changed(org_id)
+    return ConnectionOut.of(info)
+
+
+@router.delete("/connections/{ref}", response_model=ConnectionOut)
+async def delete_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.connections().delete(s, org_id, ref)
+    svc.config_changed(org_id)
+    return ConnectionOut.of(info)
+
+
+@router.put("/connections-order", response_model=list[ConnectionOut])
+async def reorder_connections(org: str, body: OrderIn, svc: ServicesDep) -> list[ConnectionOut]:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        infos = await svc.connections().reorder(s, org_id, body.provider, body.profiles)
+    svc.config_changed(org_id)
+    return [ConnectionOut.of(i) for i in infos]
+
+
+@router.post("/agents", status_code=201, response_model=AgentOut)
+async def create_agent(org: str, body: AgentIn, svc: ServicesDep) -> AgentOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.agents().create(s, org_id, body.name, chains=body.chains, default_model=body.default_model)
+    svc.config_changed(org_id)
+    return AgentOut.of(info)
+
+
+@router.get("/agents", response_model=list[AgentOut])
+async def list_agents(org: str, svc: ServicesDep) -> list[AgentOut]:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        return [AgentOut.of(a) for a in await svc.agents().list_all(s, org_id)]
+
+
+@router.patch("/agents/{name}", response_model=AgentOut)
+async def update_agent(org: str, name: str, body: AgentUpdate, svc: ServicesDep) -> AgentOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.agents().update(s, org_id, name, chains=body.chains, default_model=body.default_model)
+    svc.config_changed(org_id)
+    return AgentOut.of(info)
+
+
+@router.delete("/agents/{name}", response_model=AgentOut)
+async def delete_agent(org: str, name: str, svc: ServicesDep) -> AgentOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        info = await svc.agents().delete(s, org_id, name)
+    svc.config_changed(org_id)
+    return AgentOut.of(info)
+
+
+@router.put("/routing", response_model=RoutingOut)
+async def set_routing(org: str, body: RoutingIn, svc: ServicesDep) -> RoutingOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        row = await svc.agents().set_org_routing(
+            s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
+        )
+        out = RoutingOut(default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models)
+    svc.config_changed(org_id)
+    return out

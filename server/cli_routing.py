@@ -1,0 +1,284 @@
+"""`patchbay connection ...` and `patchbay agent ...`.
+
+Keys are read from standard input (`--key-stdin`), never from arguments, which other users of
+the machine can see in the process list and which shells keep in their history.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.vault.audit import BufferedAuditWriter
+from providers.vault.secret import Secret
+from routing.agents import AgentInfo, AgentRequestError, Agents, parse_chain_option
+from routing.connections import ConnectionInfo, ConnectionRequestError, Connections, describe
+from routing.errors import BaseUrlRefusedError
+from routing.guard import GuardPolicy
+from server import accounts
+from server.cli import emit, fail, json_option, load_settings, run_with_database
+from server.db import Database
+from server.vault_keys import build_vault
+
+T = TypeVar("T")
+org_option = click.option("--org", "org_ref", required=True, help="Org id or name.")
+
+
+def _read_key(as_json: bool) -> Secret:
+    if sys.stdin is None or (sys.stdin.isatty() and not as_json):
+        click.echo("paste the key, then press Enter:", err=True)
+    raw = sys.stdin.readline() if sys.stdin is not None else ""
+    key = raw.strip()
+    if not key:
+        fail("no key on standard input", as_json=as_json)
+    return Secret(key)
+
+
+def _with_connections(
+    as_json: bool, fn: Callable[[Connections, AsyncSession, str], Awaitable[T]], org_ref: str
+) -> T:
+    settings = load_settings()
+    guard = GuardPolicy(
+        allow_private=settings.allow_private_base_urls, allow_plain_http=settings.allow_plain_http_base_urls
+    )
+
+    async def run(db: Database) -> T:
+        audit = BufferedAuditWriter(db.sessions)
+        audit.start()
+        try:
+            service = Connections(build_vault(settings, db, audit), guard, actor="cli")
+            async with db.session() as session:
+                org_id = (await accounts.get_org(session, org_ref)).id
+                return await fn(service, session, org_id)
+        finally:
+            await audit.aclose()
+
+    try:
+        return run_with_database(run, as_json=as_json, settings=settings)
+    except (ConnectionRequestError, BaseUrlRefusedError) as exc:
+        fail(str(exc), as_json=as_json, kind=exc.code)
+
+
+def _line(c: ConnectionInfo) -> str:
+    key = c.key.fingerprint if c.key else (f"env:{c.env_reference}" if c.env_reference else "no key")
+    where = f" {c.base_url}" if c.base_url else ""
+    return f"{c.profile_id}\t{c.status}\t#{c.position}\t{c.billing_source}\t{key}{where}"
+
+
+@click.group()
+def connection() -> None:
+    """An org's AI Connections (auth profiles `provider:name`)."""
+
+
+@connection.command("add")
+@org_option
+@click.option("--provider", required=True, help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible")
+@click.option("--name", help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).")
+@click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
+@click.option("--model", "models", multiple=True, help="Declare a model the endpoint serves (repeatable).")
+@click.option("--key-stdin", is_flag=True, help="Read the key from standard input.")
+@click.option("--env-reference", help="Read the key from this server environment variable instead.")
+@json_option
+def connection_add(
+    org_ref: str,
+    provider: str,
+    name: str | None,
+    base_url: str | None,
+    models: Sequence[str],
+    key_stdin: bool,
+    env_reference: str | None,
+    as_json: bool,
+) -> None:
+    """Add a connection. The key is stored encrypted and never shown again."""
+    key = _read_key(as_json) if key_stdin else None
+    info = _with_connections(
+        as_json,
+        lambda svc, s, org_id: svc.create(
+            s, org_id, provider=provider, name=name, base_url=base_url, models=list(models), key=key, env_reference=env_reference
+        ),
+        org_ref,
+    )
+    emit(as_json, info, _line(info))
+
+
+@connection.command("list")
+@org_option
+@json_option
+def connection_list(org_ref: str, as_json: bool) -> None:
+    """List connections in routing order (keys shown as fingerprints)."""
+    infos = _with_connections(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), org_ref)
+    emit(as_json, infos, "\n".join(_line(c) for c in infos) or "no connections")
+
+
+@connection.command("set-key")
+@org_option
+@click.argument("ref")
+@click.option("--key-stdin", is_flag=True, required=True, help="Read the new key from standard input.")
+@json_option
+def connection_set_key(org_ref: str, ref: str, key_stdin: bool, as_json: bool) -> None:
+    """Replace REF's key, keeping its id, history and routing position."""
+    key = _read_key(as_json)
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.replace_key(s, org_id, ref, key), org_ref)
+    emit(as_json, info, _line(info))
+
+
+@connection.command("update")
+@org_option
+@click.argument("ref")
+@click.option("--base-url")
+@click.option("--model", "models", multiple=True, help="Replace the declared models (repeatable).")
+@click.option("--enable/--disable", "enabled", default=None)
+@json_option
+def connection_update(
+    org_ref: str, ref: str, base_url: str | None, models: Sequence[str], enabled: bool | None, as_json: bool
+) -> None:
+    """Change REF's base URL, declared models or enabled state."""
+    info = _with_connections(
+        as_json,
+        lambda svc, s, org_id: svc.update(s, org_id, ref, base_url=base_url, models=list(models) or None, enabled=enabled),
+        org_ref,
+    )
+    emit(as_json, info, _line(info))
+
+
+@connection.command("revoke")
+@org_option
+@click.argument("ref")
+@json_option
+def connection_revoke(org_ref: str, ref: str, as_json: bool) -> None:
+    """Stop routing to REF and destroy its stored key (the record stays)."""
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), org_ref)
+    emit(as_json, info, _line(info))
+
+
+@connection.command("delete")
+@org_option
+@click.argument("ref")
+@json_option
+def connection_delete(org_ref: str, ref: str, as_json: bool) -> None:
+    """Delete REF and its stored key."""
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), org_ref)
+    emit(as_json, info, f"deleted {info.profile_id}")
+
+
+@connection.command("reorder")
+@org_option
+@click.option("--provider", required=True)
+@click.argument("profiles", nargs=-1, required=True)
+@json_option
+def connection_reorder(org_ref: str, provider: str, profiles: Sequence[str], as_json: bool) -> None:
+    """Set the explicit order of PROVIDER's profiles (name each once, first is tried first)."""
+    infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), org_ref)
+    emit(as_json, infos, "\n".join(_line(c) for c in infos))
+
+
+@connection.command("show")
+@org_option
+@click.argument("ref")
+@json_option
+def connection_show(org_ref: str, ref: str, as_json: bool) -> None:
+    """Show one connection, with its last verification result."""
+
+    async def get(svc: Connections, s: AsyncSession, org_id: str) -> ConnectionInfo:
+        return describe(await svc.get(s, org_id, ref))
+
+    info = _with_connections(as_json, get, org_ref)
+    h = info.health
+    health = f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})" if h.status else "never tested"
+    emit(as_json, info, f"{_line(info)}\n{health}")
+
+
+def _with_agents(as_json: bool, fn: Callable[[Agents, AsyncSession, str], Awaitable[T]], org_ref: str) -> T:
+    async def run(db: Database) -> T:
+        async with db.session() as session:
+            org_id = (await accounts.get_org(session, org_ref)).id
+            return await fn(Agents(actor="cli"), session, org_id)
+
+    try:
+        return run_with_database(run, as_json=as_json)
+    except AgentRequestError as exc:
+        fail(str(exc), as_json=as_json, kind=exc.code)
+
+
+def _agent_line(a: AgentInfo) -> str:
+    chains = "; ".join(f"{k}={','.join(v)}" for k, v in sorted(a.chains.items())) or "no chains"
+    return f"{a.name}\t{a.default_model or '-'}\t{chains}"
+
+
+def _chains(values: Sequence[str], as_json: bool) -> dict[str, list[str]]:
+    try:
+        return parse_chain_option(values)
+    except AgentRequestError as exc:
+        fail(str(exc), 2, as_json=as_json, kind=exc.code)
+
+
+@click.group()
+def agent() -> None:
+    """Agents: per-agent model defaults and fallback chains."""
+
+
+@agent.command("create")
+@org_option
+@click.argument("name")
+@click.option("--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent.")
+@click.option("--default-model", help="The agent's default model ref.")
+@json_option
+def agent_create(org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool) -> None:
+    """Create agent NAME; requests for model `agent:NAME` follow its chains."""
+    parsed = _chains(chains, as_json)
+    info = _with_agents(as_json, lambda svc, s, org_id: svc.create(s, org_id, name, chains=parsed, default_model=default_model), org_ref)
+    emit(as_json, info, _agent_line(info))
+
+
+@agent.command("update")
+@org_option
+@click.argument("name")
+@click.option("--chain", "chains", multiple=True, help="intent=REF,... replaces that intent's chain; intent= removes it.")
+@click.option("--default-model")
+@json_option
+def agent_update(org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool) -> None:
+    """Change an agent's chains or default model."""
+    parsed = _chains(chains, as_json) if chains else None
+    info = _with_agents(as_json, lambda svc, s, org_id: svc.update(s, org_id, name, chains=parsed, default_model=default_model), org_ref)
+    emit(as_json, info, _agent_line(info))
+
+
+@agent.command("list")
+@org_option
+@json_option
+def agent_list(org_ref: str, as_json: bool) -> None:
+    """List agents and their chains."""
+    infos = _with_agents(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), org_ref)
+    emit(as_json, infos, "\n".join(_agent_line(a) for a in infos) or "no agents")
+
+
+@agent.command("delete")
+@org_option
+@click.argument("name")
+@json_option
+def agent_delete(org_ref: str, name: str, as_json: bool) -> None:
+    """Delete an agent (its API keys stop working)."""
+    info = _with_agents(as_json, lambda svc, s, org_id: svc.delete(s, org_id, name), org_ref)
+    emit(as_json, info, f"deleted agent {info.name}")
+
+
+@agent.command("routing")
+@org_option
+@click.option("--chain", "chains", multiple=True, help="Org-level intent=REF,... (the matrix every agent falls back to).")
+@click.option("--default-model", help="The org's default model ref.")
+@click.option("--allow", "allowed", multiple=True, help="Replace the org's allowlist with these refs (repeatable).")
+@json_option
+def org_routing(org_ref: str, chains: Sequence[str], default_model: str | None, allowed: Sequence[str], as_json: bool) -> None:
+    """Set the org's own routing matrix, default model and allowlist."""
+    parsed = _chains(chains, as_json) if chains else None
+
+    async def run(svc: Agents, s: AsyncSession, org_id: str) -> dict[str, object]:
+        row = await svc.set_org_routing(s, org_id, chains=parsed, default_model=default_model, allowed_models=list(allowed) or None)
+        return {"default_model": row.default_model, "chains": dict(row.routing or {}), "allowed_models": row.allowed_models}
+
+    out = _with_agents(as_json, run, org_ref)
+    emit(as_json, out, "\n".join(f"{k}: {v}" for k, v in out.items()))

@@ -1,0 +1,127 @@
+"""AI Connections through the admin API: write-only keys, stable ids, order, guard, agents."""
+
+from __future__ import annotations
+
+import secrets
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from providers.tables import AuditEvent
+from server.services import Services
+
+
+def canary() -> str:
+    return "sk-test-CANARY-" + secrets.token_hex(12)
+
+
+@pytest.fixture
+async def org(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> str:
+    r = await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)
+    return str(r.json()["id"])
+
+
+async def test_keys_are_write_only_and_replacement_keeps_identity(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str, app: FastAPI
+) -> None:
+    first, second = canary(), canary()
+    base = f"/admin/v1/orgs/{org}/connections"
+    created = await client.post(base, json={"provider": "openai", "key": first}, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["profile_id"] == "openai:default"
+    assert body["billing_source"] == "byok"
+    assert body["key"]["fingerprint"].endswith(first[-4:])
+    assert first not in created.text
+
+    backup = await client.post(base, json={"provider": "openai", "name": "backup", "key": second}, headers=admin_headers)
+    assert backup.json()["position"] == 1
+
+    replaced = await client.put(f"{base}/openai:default/key", json={"key": second}, headers=admin_headers)
+    assert replaced.status_code == 200
+    assert replaced.json()["id"] == body["id"] and replaced.json()["position"] == 0
+    assert replaced.json()["key"]["fingerprint"].endswith(second[-4:])
+
+    listing = await client.get(base, headers=admin_headers)
+    assert first not in listing.text and second not in listing.text
+    assert [c["profile_id"] for c in listing.json()] == ["openai:default", "openai:backup"]
+
+    reordered = await client.put(
+        f"/admin/v1/orgs/{org}/connections-order",
+        json={"provider": "openai", "profiles": ["backup", "default"]},
+        headers=admin_headers,
+    )
+    assert [c["profile_id"] for c in reordered.json()] == ["openai:backup", "openai:default"]
+
+    revoked = await client.post(f"{base}/openai:backup/revoke", json={}, headers=admin_headers)
+    assert revoked.json()["status"] == "revoked"
+    deleted = await client.delete(f"{base}/openai:default", headers=admin_headers)
+    assert deleted.status_code == 200
+    assert (await client.get(f"{base}/openai:default", headers=admin_headers)).status_code == 404
+
+    services: Services = app.state.services
+    async with services.db.session() as s:
+        actions = (await s.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org))).all()
+        details = (await s.scalars(select(AuditEvent.details))).all()
+    assert {"connection.create", "connection.key_replaced", "connection.revoke", "connection.delete"} <= set(actions)
+    assert not any(first in str(d) or second in str(d) for d in details)
+
+
+async def test_custom_endpoint_rules_and_guard(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    no_name = await client.post(base, json={"provider": "openai_compatible", "base_url": "https://llm.example.com/v1"}, headers=admin_headers)
+    assert no_name.status_code == 400 and "name" in no_name.json()["error"]["message"]
+
+    for url in ("http://169.254.169.254/latest", "http://127.0.0.1:8000/v1", "http://10.0.0.1/v1"):
+        refused = await client.post(
+            base, json={"provider": "openai_compatible", "name": "lab", "base_url": url}, headers=admin_headers
+        )
+        assert refused.status_code == 400
+        assert refused.json()["error"]["type"] == "base_url_refused"
+
+    ok = await client.post(
+        base,
+        json={
+            "provider": "openai_compatible",
+            "name": "mylab",
+            "base_url": "https://llm.example.com/v1",
+            "models": ["llama-3-70b", {"id": "llava", "capabilities": ["text", "vision"]}],
+        },
+        headers=admin_headers,
+    )
+    assert ok.status_code == 201, ok.text
+    assert ok.json()["billing_source"] == "private"
+    assert ok.json()["key"] is None
+    assert ok.json()["models"][1] == {"id": "llava", "capabilities": ["text", "vision"]}
+
+    missing_key = await client.post(base, json={"provider": "anthropic"}, headers=admin_headers)
+    assert missing_key.status_code == 400
+    unknown = await client.post(base, json={"provider": "bedrock", "key": "x"}, headers=admin_headers)
+    assert unknown.status_code == 400
+
+
+async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+    base = f"/admin/v1/orgs/{org}"
+    r = await client.post(
+        f"{base}/agents",
+        json={"name": "support", "chains": {"chat": ["openai/gpt-4o", "mylab/llama-3-70b"]}},
+        headers=admin_headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["chains"] == {"chat": ["openai/gpt-4o", "mylab/llama-3-70b"]}
+    bad = await client.post(f"{base}/agents", json={"name": "x", "chains": {"dance": ["openai/gpt-4o"]}}, headers=admin_headers)
+    assert bad.status_code == 400 and "unknown intent" in bad.json()["error"]["message"]
+    bad_ref = await client.post(f"{base}/agents", json={"name": "y", "chains": {"chat": ["gpt-4o"]}}, headers=admin_headers)
+    assert bad_ref.status_code == 400
+
+    upd = await client.patch(f"{base}/agents/support", json={"chains": {"voice_turn": ["anthropic/claude-haiku"]}}, headers=admin_headers)
+    assert upd.json()["chains"] == {"chat": ["openai/gpt-4o", "mylab/llama-3-70b"], "voice_turn": ["anthropic/claude-haiku"]}
+
+    routing = await client.put(
+        f"{base}/routing",
+        json={"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o"]}, "allowed_models": ["openai/gpt-4o"]},
+        headers=admin_headers,
+    )
+    assert routing.json() == {"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o"]}, "allowed_models": ["openai/gpt-4o"]}

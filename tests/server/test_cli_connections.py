@@ -1,0 +1,64 @@
+"""`patchbay connection` and `patchbay agent` from the command line, keys from stdin only."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+
+import pytest
+
+from server.db import Database
+from tests.server.test_cli import run_cli
+
+
+@pytest.fixture
+async def org(db: Database, db_url: str) -> str:
+    return (await run_cli(db_url, "org", "create", "acme")).output.strip()
+
+
+async def test_add_list_set_key_revoke_with_canary(db_url: str, org: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
+    key = "sk-test-CANARY-" + secrets.token_hex(12)
+    added = await run_cli(db_url, "connection", "add", "--org", "acme", "--provider", "openai", "--key-stdin", "--json", input=key + "\n")
+    assert added.exit_code == 0, added.output
+    info = json.loads(added.output)
+    assert info["profile_id"] == "openai:default" and info["key"]["fingerprint"].endswith(key[-4:])
+    assert key not in added.output
+
+    listed = await run_cli(db_url, "connection", "list", "--org", org)
+    assert "openai:default" in listed.output and key not in listed.output
+
+    new_key = "sk-test-CANARY-" + secrets.token_hex(12)
+    replaced = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input=new_key)
+    assert json.loads(replaced.output)["id"] == info["id"]
+    assert new_key not in replaced.output
+
+    empty = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="\n")
+    assert empty.exit_code == 1
+
+    revoked = await run_cli(db_url, "connection", "revoke", "--org", org, "openai:default", "--json")
+    assert json.loads(revoked.output)["status"] == "revoked"
+
+    refused = await run_cli(
+        db_url, "connection", "add", "--org", org, "--provider", "openai_compatible", "--name", "lab",
+        "--base-url", "http://169.254.169.254/v1", "--json",
+    )
+    assert refused.exit_code == 1
+    assert json.loads(refused.output)["error"]["type"] == "base_url_refused"
+
+
+async def test_agent_create_with_chains(db_url: str, org: str) -> None:
+    created = await run_cli(
+        db_url, "agent", "create", "--org", org, "support",
+        "--chain", "chat=openai/gpt-4o,mylab/llama-3-70b", "--chain", "voice_turn=anthropic/claude-haiku", "--json",
+    )
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["chains"] == {
+        "chat": ["openai/gpt-4o", "mylab/llama-3-70b"],
+        "voice_turn": ["anthropic/claude-haiku"],
+    }
+    bad = await run_cli(db_url, "agent", "create", "--org", org, "x", "--chain", "chat", "--json")
+    assert bad.exit_code == 2
+    key = await run_cli(db_url, "apikey", "create", "--org", org, "--agent", "support", "--json")
+    assert json.loads(key.output)["agent"] == "support"
