@@ -44,7 +44,7 @@ class Connection(Base):
     """active | disabled | revoked"""
     credential_kind: Mapped[str] = mapped_column(String(16))
     credential_source: Mapped[str] = mapped_column(String(32))
-    secret_id: Mapped[str | None] = mapped_column(String(32))
+    secret_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("vault_secrets.id", ondelete="SET NULL"))
     """The vault record holding the key; never the key itself."""
     env_reference: Mapped[str | None] = mapped_column(String(128))
     """Name of an environment variable holding the key (operator-managed connections)."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import billing.tables
 import providers.tables
 import providers.vault.tables
 import routing.tables
 import server.tables
 from providers.db import Base
 
-TABLE_MODULES = (providers.tables, providers.vault.tables, routing.tables, server.tables)
+TABLE_MODULES = (billing.tables, providers.tables, providers.vault.tables, routing.tables, server.tables)
 metadata = Base.metadata

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from billing.usage import UsageRecorder, new_usage_recorder
 from providers.vault.audit import BufferedAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents
@@ -26,6 +27,7 @@ class Services:
     db: Database
     vault: Vault
     audit: BufferedAuditWriter
+    usage: UsageRecorder
     expected_revision: str = field(default_factory=head_revision)
     extras: dict[str, Any] = field(default_factory=dict)
     config_listeners: list[Callable[[str], None]] = field(default_factory=list)
@@ -52,13 +54,20 @@ class Services:
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
         database = db or Database(settings.resolved_database_url)
         audit = BufferedAuditWriter(database.sessions)
-        return cls(settings=settings, db=database, vault=build_vault(settings, database, audit), audit=audit)
+        return cls(
+            settings=settings,
+            db=database,
+            vault=build_vault(settings, database, audit),
+            audit=audit,
+            usage=new_usage_recorder(database.sessions),
+        )
 
     async def start(self) -> None:
         """Start background work and refuse to run with master keys that cannot open the vault."""
         from providers.vault.errors import VaultError
 
         self.audit.start()
+        self.usage.start()
         try:
             async with self.db.session() as session:
                 await self.vault.check_keys(session)
@@ -66,5 +75,6 @@ class Services:
             raise StartupError(str(exc)) from None
 
     async def aclose(self) -> None:
+        await self.usage.aclose()
         await self.audit.aclose()
         await self.db.dispose()

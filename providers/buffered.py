@@ -1,0 +1,134 @@
+"""A write-behind buffer for append-only rows (audit events, usage records).
+
+Request paths must not wait on a database write, so they hand an entry to `record`, which is
+synchronous and O(1). One background task writes the buffer in batches: every
+`flush_interval` seconds, sooner once `batch_size` entries wait, and on close. If the
+database is unreachable, entries stay buffered up to `max_pending`; beyond that they are
+dropped and counted (and logged by count, never by content). Entries recorded in the last
+flush interval before a hard crash are lost: that is the price of keeping writes off the
+request path, and the reason nothing that must never be lost goes through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from providers.db import Base
+
+log = logging.getLogger(__name__)
+
+
+class RowEntry(Protocol):
+    def to_row(self) -> Base: ...
+
+
+E = TypeVar("E", bound=RowEntry)
+
+
+class BufferedRowWriter(Generic[E]):
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        name: str,
+        flush_interval: float = 1.0,
+        batch_size: int = 200,
+        max_pending: int = 10_000,
+        on_flush: Callable[[int], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._sessions = sessions
+        self._interval = flush_interval
+        self._batch_size = batch_size
+        self._max_pending = max_pending
+        self._on_flush = on_flush
+        self._pending: collections.deque[E] = collections.deque()
+        self._flush_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def record(self, entry: E) -> None:
+        if len(self._pending) >= self._max_pending:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.error("write buffer full; dropping entries", extra={"fields": {"buffer": self.name, "dropped": self.dropped}})
+            return
+        self._pending.append(entry)
+        if len(self._pending) >= self._batch_size:
+            self._wake_flusher()
+
+    def _wake_flusher(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def flush(self) -> int:
+        """Write everything buffered so far in one transaction; returns how many entries were written.
+
+        On failure the entries go back to the front of the buffer and the error propagates.
+        """
+        async with self._flush_lock:
+            batch: list[E] = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            if not batch:
+                return 0
+            try:
+                async with self._sessions.begin() as session:
+                    session.add_all([e.to_row() for e in batch])
+            except BaseException:
+                self._pending.extendleft(reversed(batch))
+                raise
+        if self._on_flush is not None:
+            self._on_flush(len(batch))
+        return len(batch)
+
+    def start(self) -> None:
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._run(), name=f"buffered-writer:{self.name}")
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning(
+                    "writing buffered entries failed; will retry",
+                    extra={"fields": {"buffer": self.name, "pending": len(self._pending), "error_type": type(exc).__name__}},
+                )
+
+    async def aclose(self) -> None:
+        """Stop the background task and write what is left."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
