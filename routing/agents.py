@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.contract import ModelRef
 from providers.db import new_id
 from providers.tables import AuditEvent
+from routing.config_versions import bump
 from routing.intents import Intent
 from routing.tables import Agent, OrgAISettings
 
@@ -114,6 +115,7 @@ class Agents:
         session.add(row)
         await session.flush()
         self._audit(session, row, "agent.create")
+        await bump(session, org_id)
         return _info(row)
 
     async def get(self, session: AsyncSession, org_id: str, name: str) -> Agent:
@@ -142,6 +144,7 @@ class Agents:
         if default_model is not None:
             row.default_model = normalize_ref(default_model) if default_model else None
         self._audit(session, row, "agent.update")
+        await bump(session, org_id)
         await session.flush()
         return _info(row)
 
@@ -150,6 +153,7 @@ class Agents:
         info = _info(row)
         self._audit(session, row, "agent.delete")
         await session.delete(row)
+        await bump(session, org_id)
         await session.flush()
         return info
 
@@ -174,6 +178,7 @@ class Agents:
         if allowed_models is not None:
             row.allowed_models = [normalize_ref(m) for m in allowed_models] or None
         session.add(AuditEvent(org_id=org_id, actor=self.actor, action="org.routing_update", target_type="org", target_id=org_id))
+        await bump(session, org_id)
         await session.flush()
         return row
 

@@ -28,6 +28,7 @@ from providers.db import new_id, utcnow
 from providers.tables import AuditEvent
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
+from routing.config_versions import bump
 from routing.guard import GuardPolicy, validate_base_url
 from routing.model import ConnectionStatus
 from routing.tables import Connection
@@ -214,6 +215,7 @@ class Connections:
             )
             row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
         self._audit(session, row, "connection.create")
+        await bump(session, org_id)
         await session.flush()
         return describe(row)
 
@@ -258,6 +260,7 @@ class Connections:
                 raise ConnectionRequestError("a revoked connection cannot be re-enabled; set a new key instead")
             row.status = (ConnectionStatus.ACTIVE if enabled else ConnectionStatus.DISABLED).value
         self._audit(session, row, "connection.update")
+        await bump(session, org_id)
         await session.flush()
         return describe(row)
 
@@ -275,6 +278,7 @@ class Connections:
         if row.status == ConnectionStatus.REVOKED.value:
             row.status = ConnectionStatus.ACTIVE.value
         self._audit(session, row, "connection.key_replaced", fingerprint=info.fingerprint)
+        await bump(session, org_id)
         await session.flush()
         return describe(row)
 
@@ -287,6 +291,7 @@ class Connections:
         if secret_id is not None:
             await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
         self._audit(session, row, "connection.revoke")
+        await bump(session, org_id)
         await session.flush()
         return describe(row)
 
@@ -296,6 +301,7 @@ class Connections:
         secret_id = row.secret_id
         self._audit(session, row, "connection.delete")
         await session.delete(row)
+        await bump(session, org_id)
         await session.flush()
         if secret_id is not None:
             await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
@@ -314,6 +320,7 @@ class Connections:
         for position, profile in enumerate(wanted):
             by_profile[profile].position = position
             self._audit(session, by_profile[profile], "connection.reorder", position=str(position))
+        await bump(session, org_id)
         await session.flush()
         return [describe(by_profile[p]) for p in wanted]
 

@@ -54,6 +54,11 @@ class VaultCredential:
         return self._fingerprint
 
     @property
+    def key_version(self) -> str:
+        """The master key version the data key is wrapped under (as loaded)."""
+        return self._envelope.key_version
+
+    @property
     def org_id(self) -> str:
         return self._binding.org_id
 

@@ -50,6 +50,10 @@ class SecretNotFound(VaultError):
     """No record with that id belongs to the given org, owner and field."""
 
 
+class SecretExists(VaultError):
+    """The owner already has a secret in that field; replace it instead."""
+
+
 class RotationIncomplete(VaultError):
     """Rotation finished its passes but some records could not be re-wrapped."""
 

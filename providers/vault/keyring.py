@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import re
@@ -109,10 +110,11 @@ def format_keyring(keyring: Keyring) -> str:
 def write_key_file(path: Path, keyring: Keyring, *, exclusive: bool = False) -> None:
     """Write atomically with mode 0600: a temp file in the same directory, fsync, rename.
 
-    With `exclusive`, fail if `path` already exists (first-start generation must not clobber a key).
+    With `exclusive`, fail with `FileExistsError` if `path` exists (first-start generation must
+    never clobber a key another process just wrote).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="ascii") as fh:
@@ -120,13 +122,39 @@ def write_key_file(path: Path, keyring: Keyring, *, exclusive: bool = False) -> 
             fh.flush()
             os.fsync(fh.fileno())
         if exclusive:
-            os.link(tmp, path)  # fails with FileExistsError rather than replacing
-            os.unlink(tmp)
+            _link_exclusive(tmp, path)
         else:
             os.replace(tmp, path)
-    except BaseException:
+        _fsync_dir(path.parent)
+    finally:
         tmp.unlink(missing_ok=True)
+
+
+def _link_exclusive(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)  # atomic, and fails rather than replacing an existing file
+    except FileExistsError:
         raise
+    except OSError:
+        # Filesystems without hard links: create the target exclusively and copy into it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(tmp.read_bytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Make the rename itself durable; not every platform lets a directory be opened.
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 class KeySource(Protocol):

@@ -27,6 +27,7 @@ from providers.vault.errors import (
     DecryptError,
     KeyConfigError,
     MissingKeyError,
+    SecretExists,
     SecretNotFound,
     WrongKeyError,
 )
@@ -109,7 +110,16 @@ class Vault:
         plaintext: Secret,
         actor: str = "system",
     ) -> VaultRecordInfo:
-        """Seal a new secret for (org, owner, field); the unique constraint rejects a second one."""
+        """Seal a new secret for (org, owner, field); `SecretExists` if it already has one."""
+        existing = await session.scalar(
+            select(VaultSecret.id).where(
+                VaultSecret.org_id == org_id, VaultSecret.owner_id == owner_id, VaultSecret.field == field
+            )
+        )
+        if existing is not None:
+            raise SecretExists(
+                f"{owner_id} already has a vault secret for {field} ({existing}); replace it instead"
+            )
         envelope = await self._seal(plaintext, Binding(org_id, owner_id, field))
         now = utcnow()
         row = VaultSecret(
@@ -220,15 +230,10 @@ class Vault:
                 raise WrongKeyError(version, detail=f"from {self.keys.description}")
 
     async def status(self, session: AsyncSession) -> VaultStatus:
-        counts = dict(
-            (
-                await session.execute(
-                    select(VaultSecret.key_version, func.count()).group_by(VaultSecret.key_version)
-                )
-            )
-            .tuples()
-            .all()
+        result = await session.execute(
+            select(VaultSecret.key_version, func.count()).group_by(VaultSecret.key_version)
         )
+        counts = {version: int(n) for version, n in result.all()}
         ordered = dict(sorted(counts.items(), key=lambda kv: -_safe_number(kv[0])))
         configured = self.keys.versions()
         return VaultStatus(

@@ -16,6 +16,18 @@ from typing import Any
 import uvicorn
 
 
+class _SignallingServer(uvicorn.Server):
+    """A uvicorn server that tells another thread the moment it is listening."""
+
+    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self._started_event.set()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -32,30 +44,25 @@ class ServedApp:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", ws=ws, access_log=False
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name=f"emulator:{self.port}", daemon=True)
         self._started = threading.Event()
+        self._server = _SignallingServer(config, self._started)
+        self._thread = threading.Thread(target=self._run, name=f"emulator:{self.port}", daemon=True)
         self._error: BaseException | None = None
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._serve())
+            asyncio.run(self._server.serve())
         except BaseException as exc:  # surfaced to the starting thread
             self._error = exc
+        finally:
+            # Wakes `start` when serving ended before it began (e.g. the port was taken).
             self._started.set()
-
-    async def _serve(self) -> None:
-        serve_task = asyncio.create_task(self._server.serve())
-        while not self._server.started and not serve_task.done():
-            await asyncio.sleep(0.005)
-        self._started.set()
-        await serve_task
 
     def start(self) -> ServedApp:
         self._thread.start()
         if not self._started.wait(10):
             raise RuntimeError("emulator did not start within 10 s")
-        if self._error is not None:
+        if self._error is not None or not self._server.started:
             raise RuntimeError("emulator failed to start") from self._error
         return self
 

@@ -1,0 +1,68 @@
+"""The billing preflight hook every routed segment passes through, a no-op until billing lands.
+
+Before a segment runs, its surface asks `Preflight.hold` for an estimate of what it may cost;
+the real implementation reserves platform credits and raises `InsufficientCreditsError` when
+the balance cannot cover it (the HTTP surface answers 402). When the segment ends, the hold is
+settled with the billing source that actually served it and the usage it reported, or released
+when nothing was served. BYOK and private segments cost the platform nothing; the real
+implementation applies the tier's BYOK commercial model there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from providers.contract import BillingSource
+from providers.types import Usage
+
+
+class InsufficientCreditsError(Exception):
+    """The org's balance cannot cover the segment (a 402). The message is safe to show the caller."""
+
+    code = "insufficient_credits"
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightRequest:
+    org_id: str
+    tier: str
+    segment: str
+    """`llm`, `stt` or `tts`."""
+    intent: str
+    requested_model: str | None
+    max_output_tokens: int | None = None
+
+
+class Hold(Protocol):
+    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
+        """The segment was served by a connection billed to `billing_source` and used `usage`."""
+        ...
+
+    async def release(self) -> None:
+        """Nothing was served: give the reservation back."""
+        ...
+
+
+class Preflight(Protocol):
+    async def hold(self, request: PreflightRequest) -> Hold:
+        """Reserve for the segment, or raise `InsufficientCreditsError`."""
+        ...
+
+
+class _NoHold:
+    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
+        return None
+
+    async def release(self) -> None:
+        return None
+
+
+NO_HOLD: Hold = _NoHold()
+
+
+class NoopPreflight:
+    """Until billing lands: every segment may run and nothing is reserved."""
+
+    async def hold(self, request: PreflightRequest) -> Hold:
+        return NO_HOLD

@@ -1,0 +1,214 @@
+"""ChatRequest → Anthropic Messages request body (providers.md section 2). Pure; no I/O.
+
+Decisions worth knowing:
+- Every system message, wherever it sits in the history, is hoisted into the top-level `system`
+  string (joined by blank lines): the Messages API has no system role.
+- Consecutive turns of the same wire role are merged; tool results become `tool_result` blocks in
+  a user turn, so a run of tool messages (and a following user message) is a single user turn.
+- `max_tokens` is required by the API; without a caller value we send `DEFAULT_MAX_TOKENS`.
+- Sampling parameters are sent only under API version 2023-06-01; 2026-10-21 rejects them.
+- Structured output uses the universal forced-tool technique: one extra tool whose `input_schema`
+  is the target schema, chosen with `tool_choice: {type: "tool"}`. Its name is returned in
+  `WireRequest.structured_tool` so the response side knows which block is the answer.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from providers.contract import ANTHROPIC_VERSION, ErrorClass, ProviderId
+from providers.errors import ProviderError
+from providers.types import (
+    AudioPart,
+    ChatRequest,
+    ImagePart,
+    JsonObjectFormat,
+    JsonSchemaFormat,
+    Message,
+    NamedToolChoice,
+    Role,
+    TextPart,
+    ToolSpec,
+)
+
+from .media_wire import parse_data_url
+
+ANTHROPIC_VERSION_2026 = "2026-10-21"
+SAMPLING_VERSION = ANTHROPIC_VERSION
+"""The only API version that still accepts temperature / top_p / top_k."""
+
+DEFAULT_MAX_TOKENS = 4096
+"""Sent when the caller sets no limit: the smallest documented max output of current Claude models."""
+
+_TOOL_NAME_RE = re.compile(r"[^a-zA-Z0-9_-]")
+_EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    body: JSON
+    structured_tool: str | None
+    """The forced tool carrying structured output, if the request asked for it."""
+
+
+def _invalid(message: str, model: str) -> ProviderError:
+    return ProviderError(
+        ErrorClass.INVALID_REQUEST, message, provider=ProviderId.ANTHROPIC.value, model=model
+    )
+
+
+def _image_block(part: ImagePart) -> JSON:
+    inline = parse_data_url(part.url)
+    if inline is not None:
+        source: JSON = {"type": "base64", "media_type": inline.media_type, "data": inline.data_b64}
+    else:
+        source = {"type": "url", "url": part.url}
+    return {"type": "image", "source": source}
+
+
+def _content_blocks(message: Message, model: str) -> list[JSON]:
+    blocks: list[JSON] = []
+    for part in message.content:
+        if isinstance(part, TextPart):
+            # The API rejects empty text blocks.
+            if part.text:
+                blocks.append({"type": "text", "text": part.text})
+        elif isinstance(part, ImagePart):
+            blocks.append(_image_block(part))
+        elif isinstance(part, AudioPart):
+            raise _invalid("anthropic-messages does not accept audio input", model)
+    return blocks
+
+
+def _tool_use_blocks(message: Message, model: str) -> list[JSON]:
+    blocks: list[JSON] = []
+    for call in message.tool_calls:
+        try:
+            arguments = call.parsed_arguments()
+        except ValueError:
+            # The arguments are the model's own text; never echo them into an error.
+            raise _invalid(
+                f"tool call {call.id} in history has arguments that are not a JSON object", model
+            ) from None
+        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
+    return blocks
+
+
+def _tool_result_block(message: Message, model: str) -> JSON:
+    if not message.tool_call_id:
+        raise _invalid("a tool message needs tool_call_id", model)
+    blocks = _content_blocks(message, model)
+    content: str | list[JSON] = message.text if all(b["type"] == "text" for b in blocks) else blocks
+    return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
+
+
+def _wire_turn(message: Message, model: str) -> tuple[str, list[JSON]]:
+    if message.role is Role.USER:
+        return "user", _content_blocks(message, model)
+    if message.role is Role.TOOL:
+        return "user", [_tool_result_block(message, model)]
+    return "assistant", _content_blocks(message, model) + _tool_use_blocks(message, model)
+
+
+def build_messages(request: ChatRequest) -> tuple[str | None, list[JSON]]:
+    """The top-level `system` text and the alternating `messages` list."""
+    system_texts: list[str] = []
+    turns: list[JSON] = []
+    for message in request.messages:
+        if message.role is Role.SYSTEM:
+            if message.text:
+                system_texts.append(message.text)
+            continue
+        role, blocks = _wire_turn(message, request.model)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+    return ("\n\n".join(system_texts) or None), turns
+
+
+def _tool(spec: ToolSpec) -> JSON:
+    tool: JSON = {"name": spec.name, "input_schema": dict(spec.parameters) or dict(_EMPTY_OBJECT_SCHEMA)}
+    if spec.description:
+        tool["description"] = spec.description
+    if spec.strict:
+        tool["strict"] = True
+    return tool
+
+
+def _structured_tool(request: ChatRequest) -> JSON | None:
+    fmt = request.response_format
+    if isinstance(fmt, JsonSchemaFormat):
+        name = _TOOL_NAME_RE.sub("_", fmt.name)[:64] or "structured_output"
+        tool: JSON = {
+            "name": name,
+            "description": fmt.description or "Respond by calling this tool with the answer as its input.",
+            "input_schema": dict(fmt.schema),
+        }
+        return tool
+    if isinstance(fmt, JsonObjectFormat):
+        return {
+            "name": "json_output",
+            "description": "Respond by calling this tool with the answer as a JSON object.",
+            "input_schema": {"type": "object"},
+        }
+    return None
+
+
+def _tool_choice(request: ChatRequest) -> JSON | None:
+    choice = request.tool_choice
+    wire: JSON | None
+    if choice is None:
+        wire = None
+    elif isinstance(choice, NamedToolChoice):
+        wire = {"type": "tool", "name": choice.name}
+    else:
+        wire = {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
+    if request.parallel_tool_calls is False and (wire is None or wire["type"] != "none"):
+        wire = dict(wire or {"type": "auto"})
+        wire["disable_parallel_tool_use"] = True
+    return wire
+
+
+def build_request(request: ChatRequest, *, version: str = ANTHROPIC_VERSION) -> WireRequest:
+    """The JSON body for `POST /v1/messages` (without `stream`) and the structured-output tool name.
+
+    `version` is the `anthropic-version` header the caller will send; it decides whether
+    sampling parameters may be included.
+    """
+    system, messages = build_messages(request)
+    body: JSON = {
+        "model": request.model,
+        "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS,
+        "messages": messages,
+    }
+    if system:
+        body["system"] = system
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.temperature is not None and version == SAMPLING_VERSION:
+        # Our scale is OpenAI's 0–2; Anthropic accepts 0–1.
+        body["temperature"] = min(max(request.temperature, 0.0), 1.0)
+    user_id = request.metadata.get("user_id")
+    if user_id:
+        body["metadata"] = {"user_id": user_id}
+
+    tools = [_tool(spec) for spec in request.tools]
+    structured = _structured_tool(request)
+    tool_choice = _tool_choice(request) if tools else None
+    if structured is not None:
+        if any(t["name"] == structured["name"] for t in tools):
+            raise _invalid("the response format name collides with a tool name", request.model)
+        tools.append(structured)
+        tool_choice = {"type": "tool", "name": structured["name"]}
+    if tools:
+        body["tools"] = tools
+    if tool_choice is not None:
+        body["tool_choice"] = tool_choice
+    return WireRequest(body=body, structured_tool=structured["name"] if structured else None)

@@ -1,0 +1,137 @@
+"""The `gemini-generate` adapter: `POST {base}/v1beta/models/{model}:generateContent` and
+`:streamGenerateContent?alt=sse`, keyed with `x-goog-api-key`.
+
+Translation lives in the pure `gemini_*wire` modules; this module is the thin I/O around them:
+headers (the one place a key is revealed), the shared HTTP layer, SSE decoding, error
+classification and structured-output validation. Structured output is validated only when the
+model finished normally; a blocked or truncated answer is returned (or finished) as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from providers import http
+from providers.contract import AuthStyle, ErrorClass, ProviderId, WireProtocol
+from providers.errors import ProviderError
+from providers.sse import aiter_sse
+from providers.structured import validate_output
+from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent, TextDelta
+
+from .base import ChatAdapter, Endpoint
+from .gemini_errors_wire import classify_error
+from .gemini_response_wire import parse_response
+from .gemini_stream_wire import GeminiStreamTranslator
+from .gemini_wire import build_request
+
+__all__ = [
+    "GeminiGenerateAdapter",
+    "GeminiStreamTranslator",
+    "build_request",
+    "classify_error",
+    "parse_response",
+]
+
+_PROVIDER = ProviderId.GEMINI.value
+_API_VERSION = "v1beta"
+
+
+def _protocol_error(message: str, model: str) -> ProviderError:
+    return ProviderError(ErrorClass.SERVER_ERROR, message, provider=_PROVIDER, model=model)
+
+
+class GeminiGenerateAdapter(ChatAdapter):
+    protocol = WireProtocol.GEMINI_GENERATE
+
+    def __init__(self, clients: http.UpstreamClients, timeouts: http.Timeouts | None = None) -> None:
+        self._clients = clients
+        self._timeouts = timeouts or http.Timeouts()
+
+    @staticmethod
+    def _headers(endpoint: Endpoint) -> dict[str, str]:
+        """The request headers; the only place the credential's plaintext is revealed."""
+        headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers}
+        headers.update({"content-type": "application/json", "accept": "application/json"})
+        style = endpoint.preset.auth_style
+        if style is not AuthStyle.NONE:
+            secret = endpoint.credential.reveal("chat")
+            if secret and style is AuthStyle.BEARER:
+                headers["authorization"] = f"Bearer {secret}"
+            elif secret:
+                headers["x-goog-api-key"] = secret
+        return headers
+
+    @staticmethod
+    def _url(endpoint: Endpoint, model: str, method: str) -> str:
+        model = model.removeprefix("models/")
+        base = (endpoint.base_url or endpoint.preset.base_url).rstrip("/")
+        return f"{base}/{_API_VERSION}/models/{quote(model, safe='-._~')}:{method}"
+
+    def _error(
+        self, status: int, body: bytes, headers: Mapping[str, str], sent: Mapping[str, str], model: str
+    ) -> ProviderError:
+        return classify_error(status, body, headers, secrets=http.secrets_in(sent), model=model)
+
+    def _validate(self, text: str, request: ChatRequest) -> Any:
+        assert request.response_format is not None
+        return validate_output(text, request.response_format, provider=_PROVIDER, model=request.model)
+
+    async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResponse:
+        body = orjson.dumps(build_request(request))
+        headers = self._headers(endpoint)
+        response = await http.request(
+            self._clients,
+            "POST",
+            self._url(endpoint, request.model, "generateContent"),
+            headers=headers,
+            body=body,
+            timeouts=self._timeouts,
+            provider=_PROVIDER,
+        )
+        if not 200 <= response.status < 300:
+            raise self._error(response.status, response.body, response.headers, headers, request.model)
+        payload = response.json()
+        if not isinstance(payload, dict):
+            raise _protocol_error("response body is not a JSON object", request.model)
+        result = parse_response(payload, model=request.model)
+        if request.response_format is not None and result.finish_reason is FinishReason.STOP:
+            result = replace(result, parsed=self._validate(result.text, request))
+        return result
+
+    async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamEvent]:
+        body = orjson.dumps(build_request(request))
+        headers = self._headers(endpoint)
+        headers["accept"] = "text/event-stream"
+        url = self._url(endpoint, request.model, "streamGenerateContent") + "?alt=sse"
+        async with http.open_stream(
+            self._clients,
+            "POST",
+            url,
+            headers=headers,
+            body=body,
+            timeouts=self._timeouts,
+            provider=_PROVIDER,
+        ) as upstream:
+            if not 200 <= upstream.status < 300:
+                raw = await upstream.read_error_body()
+                raise self._error(upstream.status, raw, upstream.headers, headers, request.model)
+            translator = GeminiStreamTranslator(secrets=http.secrets_in(headers), model=request.model)
+            text: list[str] = []
+            async for sse in aiter_sse(upstream.chunks()):
+                chunk = http.parse_json(sse.data.encode())
+                if not isinstance(chunk, dict):
+                    raise _protocol_error("stream chunk is not a JSON object", request.model)
+                for event in translator.feed(chunk):
+                    if isinstance(event, TextDelta):
+                        text.append(event.text)
+                    yield event
+            for event in translator.end():
+                structured = request.response_format is not None
+                if structured and isinstance(event, Finish) and event.reason is FinishReason.STOP:
+                    self._validate("".join(text), request)
+                yield event

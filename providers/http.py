@@ -1,0 +1,382 @@
+"""The upstream HTTP layer every wire adapter shares.
+
+One pooled `httpx.AsyncClient` per upstream origin, created on first use and closed by
+`UpstreamClients.aclose()`. Requests go through `request` (body read in full) or
+`open_stream` (body consumed chunk by chunk); both enforce `Timeouts` and turn transport
+failures into `ProviderError(TIMEOUT | NETWORK)`. Leaving `open_stream` early, by
+cancellation, an exception or closing the generator that iterates it, closes the upstream
+response at once, so the provider stops generating (and billing) for a caller who left.
+
+Protocol-specific error mapping lives with each adapter; what every protocol shares lives
+here: `retry-after` parsing and scrubbing secrets out of provider error text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import aiohttp
+import httpx
+import orjson
+
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+
+Backend = Literal["httpx", "aiohttp"]
+
+DEFAULT_BACKEND: Backend = "aiohttp"
+"""Chosen by `bench/adapters.py`; the figures are in docs/performance.md."""
+
+DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
+
+_MAX_ERROR_BODY = 64 * 1024
+
+USER_AGENT = "patchbay/0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Time limits for one upstream call, in seconds.
+
+    `connect` bounds TCP/TLS setup. `first_byte` counts from the moment the request is
+    issued (connection setup included) to the response headers and, for a stream, to the
+    first body chunk: the caller's time to first byte. `between_chunks` bounds each later
+    gap in the body; a provider that stalls mid-stream trips it. `write` bounds sending the
+    request body (large images) on the httpx backend; aiohttp has no such setting, and there
+    the `first_byte` deadline, which spans the send, bounds it instead.
+    """
+
+    connect: float = 10.0
+    first_byte: float = 60.0
+    between_chunks: float = 30.0
+    write: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "first_byte", "between_chunks", "write"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ValueError(f"Timeouts.{name} must be a positive number of seconds, got {value!r}")
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` with the default port made explicit, the pool key."""
+    parsed = httpx.URL(url)
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError("upstream URL must be absolute http(s)")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
+
+
+def _make_transport(backend: Backend, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+    if backend == "aiohttp":
+        from httpx_aiohttp import AiohttpTransport
+
+        transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
+        return transport
+    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+
+class UpstreamClients:
+    """The pool of upstream clients, one per origin.
+
+    `transport_factory` replaces the network (tests pass `httpx.MockTransport`); otherwise
+    `backend` picks httpx's own pool or the aiohttp-backed transport.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: Backend = DEFAULT_BACKEND,
+        limits: httpx.Limits = DEFAULT_LIMITS,
+        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+    ) -> None:
+        self.backend = backend
+        self._limits = limits
+        self._factory = transport_factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._closed = False
+
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        if self._closed:
+            raise RuntimeError("UpstreamClients is closed")
+        origin = origin_of(url)
+        client = self._clients.get(origin)
+        if client is None:
+            transport = self._factory() if self._factory else _make_transport(self.backend, self._limits)
+            # Timeouts are enforced per phase by `request`/`open_stream`; httpx's own are off
+            # except connect and write, which it measures precisely at the socket.
+            client = httpx.AsyncClient(
+                transport=transport,
+                timeout=None,
+                follow_redirects=False,
+                trust_env=False,
+                headers={"user-agent": USER_AGENT},
+            )
+            self._clients[origin] = client
+        return client
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(self._clients)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+    async def __aenter__(self) -> UpstreamClients:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    """A fully read upstream response."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        """The body as JSON, or None when it is not JSON (a proxy's HTML error page)."""
+        return parse_json(self.body)
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+class UpstreamStream:
+    """An open streaming response; iterate `chunks()` once."""
+
+    def __init__(self, response: httpx.Response, timeouts: Timeouts, provider: str, deadline: float) -> None:
+        self._response = response
+        self._timeouts = timeouts
+        self._provider = provider
+        self._first_deadline = deadline
+        self.status = response.status_code
+        self.headers = response.headers
+
+    async def read_error_body(self) -> bytes:
+        """Read a (bounded) error body; used when `status` is not 2xx."""
+        body = bytearray()
+        async for chunk in self.chunks():
+            body += chunk
+            if len(body) >= _MAX_ERROR_BODY:
+                break
+        return bytes(body)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; a stall raises `ProviderError(TIMEOUT)`."""
+        iterator = self._response.aiter_bytes()
+        first = True
+        try:
+            while True:
+                if first:
+                    budget = max(self._first_deadline - time.monotonic(), 0.0)
+                    phase = "first byte"
+                else:
+                    budget = self._timeouts.between_chunks
+                    phase = "between chunks"
+                try:
+                    async with asyncio.timeout(budget):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise _timeout_error(self._provider, phase, budget) from None
+                except _TRANSPORT_ERRORS as exc:
+                    raise transport_error(exc, self._provider) from None
+                if chunk:
+                    first = False
+                    yield chunk
+        finally:
+            await iterator.aclose()  # type: ignore[attr-defined]
+
+
+def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
+    return httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.write, pool=timeouts.connect)
+
+
+def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
+    return ProviderError(
+        ErrorClass.TIMEOUT, f"upstream timed out ({phase}, {budget:.3g}s)", provider=provider
+    )
+
+
+# httpx-aiohttp leaves some aiohttp errors (a malformed response) unmapped.
+_TRANSPORT_ERRORS = (httpx.RequestError, aiohttp.ClientError)
+
+
+def transport_error(exc: Exception, provider: str) -> ProviderError:
+    """Map a transport failure; the message names the failure kind, never headers."""
+    if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
+        return ProviderError(
+            ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", provider=provider
+        )
+    return ProviderError(
+        ErrorClass.NETWORK, f"upstream connection failed ({type(exc).__name__})", provider=provider
+    )
+
+
+def _really_timed_out(exc: httpx.TimeoutException) -> bool:
+    # httpx-aiohttp maps every aiohttp connection error (refused, reset) to ConnectTimeout;
+    # its cause says what actually happened.
+    cause = exc.__cause__
+    if cause is None or isinstance(cause, TimeoutError):
+        return True
+    return not type(cause).__module__.startswith("aiohttp")
+
+
+def _build(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeouts: Timeouts,
+) -> httpx.Request:
+    return client.build_request(
+        method, url, headers=dict(headers), content=body, timeout=_httpx_timeout(timeouts)
+    )
+
+
+async def request(
+    clients: UpstreamClients,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
+    timeouts: Timeouts,
+    provider: str,
+) -> UpstreamResponse:
+    """Send one request and read the whole body under `timeouts`."""
+    async with open_stream(
+        clients, method, url, headers=headers, body=body, timeouts=timeouts, provider=provider
+    ) as stream:
+        data = bytearray()
+        async for chunk in stream.chunks():
+            data += chunk
+        return UpstreamResponse(status=stream.status, headers=stream.headers, body=bytes(data))
+
+
+@asynccontextmanager
+async def open_stream(
+    clients: UpstreamClients,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, str],
+    body: bytes | None = None,
+    timeouts: Timeouts,
+    provider: str,
+) -> AsyncIterator[UpstreamStream]:
+    """Open a response whose body is read incrementally; the response closes on exit.
+
+    Raises `ProviderError(TIMEOUT)` if headers do not arrive within `first_byte`, and
+    `ProviderError(NETWORK)` on connection failures. HTTP error statuses are returned, not
+    raised: the adapter classifies them with its protocol's error shapes.
+    """
+    client = clients.client_for(url)
+    req = _build(client, method, url, headers, body, timeouts)
+    deadline = time.monotonic() + timeouts.first_byte
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await client.send(req, stream=True)
+    except TimeoutError:
+        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
+    except _TRANSPORT_ERRORS as exc:
+        raise transport_error(exc, provider) from None
+    try:
+        yield UpstreamStream(response, timeouts, provider, deadline)
+    finally:
+        # Closing an unfinished response drops its connection instead of pooling it, which
+        # is what tells the provider to stop generating.
+        await response.aclose()
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, now: Callable[[], datetime] | None = None
+) -> float | None:
+    """Seconds to wait, from `retry-after-ms`, `retry-after` seconds or `retry-after` HTTP-date.
+
+    Returns None when absent or unparseable; never negative.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    ms = lowered.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(value, 0.0)
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = math.nan
+    if math.isfinite(seconds):
+        return max(seconds, 0.0)
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    current = now() if now else datetime.now(UTC)
+    return max((when - current).total_seconds(), 0.0)
+
+
+def first_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in names:
+        value = lowered.get(name)
+        if value:
+            return value
+    return None
+
+
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "xi-api-key", "api-key"})
+
+# Key-shaped tokens some providers echo back (whole or partly masked) in 401 bodies.
+_KEY_LIKE = re.compile(r"\b(?:sk|xai|pk|rk)-[A-Za-z0-9_\-*.]{6,}|\bAIza[A-Za-z0-9_\-]{20,}")
+
+
+def secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The secret values carried by auth headers, for `redact`."""
+    found: list[str] = []
+    for name, value in headers.items():
+        if name.lower() in SECRET_HEADERS and value:
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.lower() in ("bearer", "basic", "token"):
+                found.append(token)
+    return tuple(s for s in found if len(s) >= 4)
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove every occurrence of `secrets` and anything key-shaped from provider text."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_LIKE.sub("[redacted]", text)

@@ -1,0 +1,118 @@
+"""An incremental Server-Sent Events decoder: bytes in, events out.
+
+Follows the WHATWG event-stream rules that matter for provider streams: `data:` lines
+(several per event are joined with `\\n`), `event:` names, `id:` and `retry:` fields, `:`
+comment lines (OpenRouter's `: OPENROUTER PROCESSING` keep-alives) which are skipped, and
+`\\r\\n`, `\\n` or `\\r` line ends. Network chunks may split an event, a line, a `\\r\\n`
+pair or a multi-byte UTF-8 character anywhere: only complete lines are decoded.
+
+The decoder is pure (no I/O); `aiter_sse` adapts it to an async byte iterator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+_BOM = "\ufeff"
+
+
+@dataclass(frozen=True, slots=True)
+class SSEEvent:
+    data: str
+    event: str = "message"
+    """The `event:` name; `message` when the server sent none (the spec's default)."""
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEDecoder:
+    """Feed bytes with `feed`; call `end` once at end of stream.
+
+    An event is dispatched on a blank line. Per the spec an event with no `data:` line is
+    not dispatched. `end` is lenient where the spec is strict: a final event that lacks its
+    terminating blank line is still dispatched, because some servers close the connection
+    right after the last `data:` line and the caller decides whether the stream was complete.
+    """
+
+    __slots__ = ("_buf", "_data", "_event", "_id", "_retry", "_started")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+        self._retry: int | None = None
+        self._started = False
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        buf = self._buf + chunk if self._buf else chunk
+        # A trailing `\r` may be the first half of `\r\n`: keep it until the next chunk decides.
+        cut = len(buf) - 1 if buf.endswith(b"\r") else len(buf)
+        complete = buf[:cut]
+        if b"\r" in complete:
+            complete = complete.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = complete.rfind(b"\n")
+        if end < 0:
+            self._buf = buf
+            return []
+        self._buf = complete[end + 1 :] + buf[cut:]
+        events: list[SSEEvent] = []
+        # Complete lines end on a line break, so no UTF-8 sequence is cut: decode them at once.
+        for line in complete[:end].decode("utf-8", errors="replace").split("\n"):
+            self._line(line, events)
+        return events
+
+    def end(self) -> list[SSEEvent]:
+        events: list[SSEEvent] = []
+        if self._buf:
+            rest = self._buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            self._buf = b""
+            for raw in rest.split(b"\n"):
+                self._line(raw.decode("utf-8", errors="replace"), events)
+        self._line("", events)
+        return events
+
+    def _line(self, line: str, out: list[SSEEvent]) -> None:
+        if not self._started:
+            self._started = True
+            if line.startswith(_BOM):
+                line = line[1:]
+        if not line:
+            self._dispatch(out)
+            return
+        if line[0] == ":":
+            return
+        name, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            if "\0" not in value:
+                self._id = value
+        elif name == "retry" and value.isdigit():
+            self._retry = int(value)
+
+    def _dispatch(self, out: list[SSEEvent]) -> None:
+        if self._data:
+            out.append(
+                SSEEvent(
+                    data="\n".join(self._data), event=self._event or "message", id=self._id, retry=self._retry
+                )
+            )
+        self._data = []
+        self._event = ""
+        self._retry = None
+
+
+async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+    """Decode an async byte stream into events, flushing a final unterminated event."""
+    decoder = SSEDecoder()
+    async for chunk in chunks:
+        for event in decoder.feed(chunk):
+            yield event
+    for event in decoder.end():
+        yield event

@@ -1,0 +1,164 @@
+"""Where auth-profile state lives: in process, or in Redis so every replica sees it.
+
+The store only persists; the policy is `routing.cooldown`. Updates are read-modify-write of
+one profile's state through that pure policy, made atomic per profile (a lock in process,
+WATCH/MULTI in Redis). Windows are absolute timestamps from the caller's clock, not Redis
+TTLs, so tests control time and replicas agree on expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from routing.cooldown import (
+    DEFAULT_SCHEDULE,
+    FRESH,
+    Failure,
+    ProfileState,
+    Schedule,
+    apply_failure,
+    apply_success,
+    state_from_dict,
+    state_to_dict,
+)
+
+Update = Callable[[ProfileState], ProfileState]
+
+
+class CooldownStore(Protocol):
+    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
+        """States of the given profiles in one read; unknown profiles are absent."""
+        ...
+
+    async def record_failure(
+        self, org_id: str, profile_id: str, failure: Failure, now: float
+    ) -> ProfileState: ...
+
+    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState: ...
+
+    async def clear(self, org_id: str, profile_id: str) -> None:
+        """Forget a profile's state (its key was replaced, or it was deleted)."""
+        ...
+
+
+class InProcessCooldownStore:
+    """For a single process. All updates run on the event loop without awaiting, so they are atomic."""
+
+    def __init__(self, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
+        self._schedule = schedule
+        self._states: dict[tuple[str, str], ProfileState] = {}
+
+    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
+        out: dict[str, ProfileState] = {}
+        for pid in profile_ids:
+            state = self._states.get((org_id, pid))
+            if state is not None:
+                out[pid] = state
+        return out
+
+    def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
+        state = update(self._states.get((org_id, profile_id), FRESH))
+        self._states[(org_id, profile_id)] = state
+        return state
+
+    async def record_failure(
+        self, org_id: str, profile_id: str, failure: Failure, now: float
+    ) -> ProfileState:
+        return self._update(org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule))
+
+    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
+        return self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
+
+    async def clear(self, org_id: str, profile_id: str) -> None:
+        self._states.pop((org_id, profile_id), None)
+
+
+class RedisCooldownStore:
+    """Shared state in Redis: one JSON value per profile under `<prefix>cooldown:<org>:<profile>`.
+
+    Reads of all candidate profiles are a single MGET. Writes to one profile are serialised
+    within this process by a lock, so WATCH conflicts only arise between replicas and a
+    burst of concurrent failures does not turn into a retry storm. Keys carry a housekeeping expiry
+    (`retention`, default 7 days) so profiles that are never used again do not accumulate;
+    it is far longer than any window and plays no part in the policy.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "patchbay:",
+        schedule: Schedule = DEFAULT_SCHEDULE,
+        retention_seconds: int = 7 * 86_400,
+        max_update_attempts: int = 20,
+    ) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._schedule = schedule
+        self._retention = retention_seconds
+        self._max_attempts = max_update_attempts
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def key(self, org_id: str, profile_id: str) -> str:
+        return f"{self._prefix}cooldown:{org_id}:{profile_id}"
+
+    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
+        if not profile_ids:
+            return {}
+        raw = await self._redis.mget([self.key(org_id, pid) for pid in profile_ids])
+        return {pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None}
+
+    async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
+        key = self.key(org_id, profile_id)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            return await self._watched_update(key, profile_id, update)
+
+    async def _watched_update(self, key: str, profile_id: str, update: Update) -> ProfileState:
+        for _ in range(self._max_attempts):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    current = await pipe.get(key)
+                    state = update(FRESH if current is None else _decode(current))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, orjson.dumps(state_to_dict(state)), ex=self._retention)
+                    await pipe.execute()
+                    return state
+                except WatchError:
+                    # Another replica wrote this profile between our read and write: recompute.
+                    await asyncio.sleep(0)
+        raise RuntimeError(f"cooldown update for {profile_id} kept conflicting")
+
+    async def record_failure(
+        self, org_id: str, profile_id: str, failure: Failure, now: float
+    ) -> ProfileState:
+        return await self._update(
+            org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule)
+        )
+
+    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
+        return await self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
+
+    async def clear(self, org_id: str, profile_id: str) -> None:
+        await self._redis.delete(self.key(org_id, profile_id))
+
+
+def _decode(raw: bytes | str) -> ProfileState:
+    return state_from_dict(orjson.loads(raw))
+
+
+def make_cooldown_store(redis_url: str | None, *, prefix: str = "patchbay:") -> CooldownStore:
+    """Redis when the deployment configures it (PATCHBAY_REDIS_URL), so replicas share state; else in process."""
+    if redis_url:
+        return RedisCooldownStore(Redis.from_url(redis_url), prefix=prefix)
+    return InProcessCooldownStore()

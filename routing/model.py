@@ -1,0 +1,103 @@
+"""The in-memory routing snapshot: everything the resolver and executor read on the hot path.
+
+A snapshot is built once per org from the database (`routing.snapshot`) and replaced when the
+org's configuration changes; resolving a request never touches the database. All types are
+frozen so a snapshot can be shared between concurrent requests without locks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from providers.contract import BillingSource, Capability, CredentialSource, ModelRef, ProviderId
+from routing.intents import Intent
+
+ALL_BILLING_SOURCES: frozenset[BillingSource] = frozenset(BillingSource)
+
+
+class ConnectionStatus(StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredModel:
+    """A model a private endpoint declares, with the capabilities its operator vouches for."""
+
+    id: str
+    capabilities: frozenset[Capability]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionView:
+    """One auth profile (`provider:name`) as routing sees it: no secret, only a handle to one."""
+
+    connection_id: str
+    org_id: str
+    provider: ProviderId
+    name: str
+    base_url: str | None
+    status: ConnectionStatus
+    position: int
+    credential_source: CredentialSource
+    billing_source: BillingSource
+    declared_models: tuple[DeclaredModel, ...] = ()
+    reported_models: frozenset[str] = frozenset()
+    """Model ids the connection's own model list returned at its last verification."""
+    profile_id: str = field(init=False, compare=False)
+    """`provider:name`, computed once: the hot path reads it for every candidate."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "profile_id", f"{self.provider.value}:{self.name}")
+
+    @property
+    def is_custom(self) -> bool:
+        return self.provider is ProviderId.OPENAI_COMPATIBLE
+
+    def declared(self, model: str) -> DeclaredModel | None:
+        for declared in self.declared_models:
+            if declared.id == model:
+                return declared
+        return None
+
+
+Chain = tuple[ModelRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRouting:
+    name: str
+    default_model: ModelRef | None = None
+    chains: Mapping[Intent, Chain] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class OrgRouting:
+    """An org's routing configuration, indexed for resolution.
+
+    `profiles` maps a provider to its connections sorted by (position, name); `custom` maps a
+    custom endpoint's connection name (the provider part of its model refs) to the connection.
+    `explicit_order` holds the providers whose profiles the org ordered by hand; the others
+    rotate by least recent use.
+    """
+
+    org_id: str
+    tier: str
+    default_model: ModelRef | None
+    allowlist: frozenset[str] | None
+    matrix: Mapping[Intent, Chain]
+    agents: Mapping[str, AgentRouting]
+    profiles: Mapping[ProviderId, tuple[ConnectionView, ...]]
+    custom: Mapping[str, ConnectionView]
+    explicit_order: frozenset[ProviderId] = frozenset()
+    allowed_billing: frozenset[BillingSource] = ALL_BILLING_SOURCES
+    """Billing sources the org's tier permits; candidates billed elsewhere are skipped."""
+    warnings: tuple[str, ...] = ()
+    """Configuration problems found while building (e.g. an unparsable ref), for the admin UI."""
+
+    def all_connections(self) -> tuple[ConnectionView, ...]:
+        return tuple(c for conns in self.profiles.values() for c in conns)

@@ -1,0 +1,301 @@
+"""Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
+
+`Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents and
+the vault envelopes of its keys), builds the snapshot with `routing.snapshot`, and serves it
+from memory until the org's configuration changes. The hot path never touches the database.
+
+A change reaches the cache three ways, from fastest to slowest:
+1. In process: the admin API calls `Services.config_changed(org_id)`, whose listener is `changed`.
+2. Across replicas, when Redis is configured: `changed` publishes the org id on a channel that
+   every registry subscribes to.
+3. Always: a background poll (every `poll_interval` seconds, never per request) reads the
+   `config_versions` counters of the cached orgs, so a CLI change made by another process is
+   picked up even without Redis. The same poll runs `poll_hooks` (the API-key cache's
+   revocation check) on one session.
+
+Credentials are cached per connection. A `VaultCredential` holds only the sealed envelope and
+decrypts at `reveal`, so caching it keeps no plaintext in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from redis.asyncio import Redis
+from sqlalchemy import column, select, table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from providers.credentials import Credential, NoCredential
+from providers.tables import AuditEvent
+from providers.vault.errors import VaultError
+from providers.vault.store import Vault
+from routing.config_versions import read_versions
+from routing.connections import KEY_FIELD
+from routing.model import ConnectionStatus, ConnectionView, OrgRouting
+from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
+from routing.tables import Agent, Connection, OrgAISettings
+
+log = logging.getLogger("patchbay.routing")
+
+# The org row without importing server's table (routing does not import server).
+_ORGS = table("orgs", column("id"), column("tier"))
+
+PollHook = Callable[[AsyncSession], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class _OrgRow:
+    id: str
+    tier: str
+
+
+class UnknownOrgError(LookupError):
+    """The org does not exist (deleted after its key was cached, or a bad id)."""
+
+
+class EnvReferenceCredential:
+    """A key the operator keeps in the server's environment; the name is stored, never the value."""
+
+    __slots__ = ("_environ", "_name")
+
+    def __init__(self, name: str, environ: Mapping[str, str]) -> None:
+        self._name = name
+        self._environ = environ
+
+    @property
+    def fingerprint(self) -> str:
+        return f"env:{self._name}"
+
+    def reveal(self, purpose: str) -> str:
+        return self._environ.get(self._name, "")
+
+    def __repr__(self) -> str:
+        return f"EnvReferenceCredential({self._name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class OrgEntry:
+    """One org as the hot path needs it."""
+
+    routing: OrgRouting
+    version: int
+    agent_names: Mapping[str, str] = field(default_factory=dict)
+    """Agent id -> name: API keys name agents by id, routing by name."""
+
+
+class Registry:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        vault: Vault,
+        *,
+        billing_policy: BillingPolicy = allow_all_billing,
+        environ: Mapping[str, str] | None = None,
+        poll_interval: float = 2.0,
+        redis: Redis | None = None,
+        channel: str = "patchbay:config",
+    ) -> None:
+        self._sessions = sessions
+        self._vault = vault
+        self._billing_policy = billing_policy
+        self._environ: Mapping[str, str] = environ if environ is not None else {}
+        self._poll_interval = poll_interval
+        self._redis = redis
+        self._channel = channel
+        self._instance = secrets.token_hex(6)
+        self._entries: dict[str, OrgEntry] = {}
+        self._loading: dict[str, asyncio.Future[OrgEntry]] = {}
+        self._generation: dict[str, int] = {}
+        self._credentials: dict[str, Credential] = {}
+        self._listeners: list[Callable[[str], None]] = []
+        self.poll_hooks: list[PollHook] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._subscribed = asyncio.Event()
+
+    async def get(self, org_id: str) -> OrgEntry:
+        """The org's entry; loads it on first use. Concurrent first requests share one load."""
+        entry = self._entries.get(org_id)
+        if entry is not None:
+            return entry
+        pending = self._loading.get(org_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[OrgEntry] = asyncio.get_running_loop().create_future()
+        self._loading[org_id] = future
+        generation = self._generation.get(org_id, 0)
+        try:
+            entry, creds = await self._load(org_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: a lone caller's failure is not "never retrieved"
+            raise
+        finally:
+            self._loading.pop(org_id, None)
+        if self._generation.get(org_id, 0) == generation:
+            # Only an entry no change notice overtook is cached; waiters get it either way.
+            self._entries[org_id] = entry
+            self._credentials.update(creds)
+        future.set_result(entry)
+        return entry
+
+    def credential(self, conn: ConnectionView) -> Credential:
+        """The executor's `credentials` callable: the cached credential of a loaded connection."""
+        return self._credentials.get(conn.connection_id) or NoCredential()
+
+    def cached_orgs(self) -> list[str]:
+        return list(self._entries)
+
+    def add_listener(self, listener: Callable[[str], None]) -> None:
+        """Called with the org id whenever an org's cached state is dropped, whatever the cause."""
+        self._listeners.append(listener)
+
+    def invalidate(self, org_id: str) -> None:
+        """Drop the org's snapshot and credentials in this process only."""
+        self._generation[org_id] = self._generation.get(org_id, 0) + 1
+        entry = self._entries.pop(org_id, None)
+        if entry is not None:
+            for conn in entry.routing.all_connections():
+                self._credentials.pop(conn.connection_id, None)
+        for listener in self._listeners:
+            listener(org_id)
+
+    def changed(self, org_id: str) -> None:
+        """A change made in this process: drop it here and tell the other replicas."""
+        self.invalidate(org_id)
+        if self._redis is not None:
+            self._spawn(self._publish(org_id))
+
+    async def _publish(self, org_id: str) -> None:
+        assert self._redis is not None
+        try:
+            await self._redis.publish(self._channel, f"{self._instance}:{org_id}")
+        except Exception as exc:  # the poll still carries the change
+            log.warning("config notice not published", extra={"fields": {"error": type(exc).__name__}})
+
+    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential]]:
+        async with self._sessions() as session:
+            version = (await read_versions(session, [org_id])).get(org_id, 0)
+            org = (await session.execute(select(_ORGS.c.id, _ORGS.c.tier).where(_ORGS.c.id == org_id))).first()
+            if org is None:
+                raise UnknownOrgError(org_id)
+            ai = await session.get(OrgAISettings, org_id)
+            conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
+            agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
+            reordered = set(
+                await session.scalars(
+                    select(AuditEvent.target_id).where(
+                        AuditEvent.org_id == org_id, AuditEvent.action == "connection.reorder"
+                    )
+                )
+            )
+            creds = {c.id: await self._credential_for(session, c) for c in conns}
+        routing = build_org_routing(
+            _OrgRow(id=org.id, tier=org.tier),
+            ai,
+            conns,
+            agents,
+            billing_policy=self._billing_policy,
+            explicit_order=_explicitly_ordered(conns, reordered),
+        )
+        for warning in routing.warnings:
+            log.warning("routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}})
+        entry = OrgEntry(
+            routing=routing, version=version, agent_names=MappingProxyType({a.id: a.name for a in agents})
+        )
+        return entry, creds
+
+    async def _credential_for(self, session: AsyncSession, row: Connection) -> Credential:
+        if row.status != ConnectionStatus.ACTIVE.value:
+            return NoCredential()
+        if row.env_reference:
+            return EnvReferenceCredential(row.env_reference, self._environ)
+        if row.secret_id is None:
+            return NoCredential()
+        try:
+            return await self._vault.credential(
+                row.secret_id, org_id=row.org_id, owner_id=row.id, field=KEY_FIELD, session=session
+            )
+        except VaultError as exc:
+            # The upstream will refuse the call and routing falls back; the operator sees this line.
+            log.error(
+                "connection key unavailable",
+                extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "error": type(exc).__name__}},
+            )
+            return NoCredential()
+
+    async def poll_once(self) -> None:
+        """Drop every cached org whose change counter moved, then run the poll hooks."""
+        async with self._sessions() as session:
+            cached = dict(self._entries)
+            if cached:
+                versions = await read_versions(session, list(cached))
+                for org_id, entry in cached.items():
+                    if versions.get(org_id, 0) != entry.version and self._entries.get(org_id) is entry:
+                        self.invalidate(org_id)
+            for hook in self.poll_hooks:
+                await hook(session)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                await self.poll_once()
+            except Exception as exc:
+                log.warning("config poll failed", extra={"fields": {"error": type(exc).__name__}})
+
+    async def _listen(self) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        raw = message["data"]
+                        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+                        sender, _, org_id = text.partition(":")
+                        if org_id and sender != self._instance:
+                            self.invalidate(org_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("config subscription lost", extra={"fields": {"error": type(exc).__name__}})
+                await asyncio.sleep(self._poll_interval)
+
+    async def wait_subscribed(self) -> None:
+        """For tests and start-up: returns once the Redis subscription is live."""
+        await self._subscribed.wait()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        self._spawn(self._poll_loop())
+        if self._redis is not None:
+            self._spawn(self._listen())
+
+    async def aclose(self) -> None:
+        tasks, self._tasks = list(self._tasks), set()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def _explicitly_ordered(conns: list[Connection], reordered_ids: set[str | None]) -> list[str]:
+    """Providers whose profile order the org set by hand (`Connections.reorder`, which audits
+    `connection.reorder` per connection); the others rotate by least recent use."""
+    return sorted({c.provider for c in conns if c.id in reordered_ids})

@@ -1,0 +1,242 @@
+"""The routed chat call every surface makes: the HTTP `/v1` API and the voice session alike.
+
+Given who is calling (`CallContext`), the requested `model` string and a normalized
+`ChatRequest`, the router takes the org's snapshot from the `Registry` (memory, no database),
+asks the billing preflight for a hold, runs the `Executor` (resolution, fallback before first
+output, cooldowns, trace) and, when the call ends, records one `llm` usage segment with the
+billing source of the connection that actually served it and settles the hold.
+
+It knows nothing of HTTP or audio: surfaces translate their wire format to `ChatRequest` and
+the events back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from billing.preflight import Hold, Preflight, PreflightRequest
+from billing.usage import Segment, SegmentStatus, UsageSegment
+from providers.contract import BillingSource
+from providers.errors import ProviderError
+from providers.types import ChatRequest, ChatResponse, StreamEvent, Usage, UsageUpdate
+from routing.errors import AllAttemptsFailedError, NoRouteError
+from routing.executor import Executor, RoutedStream
+from routing.intents import Intent, request_needs
+from routing.model import OrgRouting
+from routing.registry import OrgEntry, Registry, UnknownOrgError
+from routing.resolver import PlannedAttempt, Resolver, RouteRequest
+from routing.trace import AttemptTrace
+
+
+class UsageSink(Protocol):
+    def record(self, item: UsageSegment) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling and how the usage record is tied together; no prompt, no key."""
+
+    org_id: str
+    agent_id: str | None = None
+    """The agent bound to the caller's API key (an id; the router maps it to the agent's name)."""
+    api_key_id: str | None = None
+    request_id: str | None = None
+    turn_id: str | None = None
+    intent: Intent | None = None
+    """None: inferred from the request (vision, structured, tools, else chat)."""
+
+
+def infer_intent(request: ChatRequest) -> Intent:
+    """The most specific text intent the request's content implies; matrices fall back to `chat`."""
+    if request.needs_vision:
+        return Intent.VISION
+    if request.response_format is not None:
+        return Intent.STRUCTURED
+    if request.tools:
+        return Intent.TOOLS
+    return Intent.CHAT
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedResult:
+    response: ChatResponse
+    served: PlannedAttempt
+    trace: AttemptTrace
+
+    @property
+    def billing_source(self) -> BillingSource:
+        return self.served.billing_source
+
+
+class RoutedCall:
+    """The events of one routed streaming call. Iterate it once, and close it (`aclose`) if you stop early.
+
+    `served` names the winning attempt as soon as its first output is released, so a surface
+    that reads the first event before answering can put the served provider in its headers.
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        ctx: CallContext,
+        entry: OrgEntry,
+        route: RouteRequest,
+        request: ChatRequest,
+        hold: Hold,
+    ) -> None:
+        self._router = router
+        self._ctx = ctx
+        self._route = route
+        self._hold = hold
+        self._stream: RoutedStream = router.executor.stream(entry.routing, route, request)
+        self._events: AsyncIterator[StreamEvent] | None = None
+        self._started = time.perf_counter()
+        self.usage: Usage | None = None
+
+    @property
+    def trace(self) -> AttemptTrace:
+        return self._stream.trace
+
+    @property
+    def served(self) -> PlannedAttempt | None:
+        return self._stream.served
+
+    @property
+    def intent(self) -> Intent:
+        return self._route.intent
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        if self._events is None:
+            self._events = self._run()
+        return self._events
+
+    async def __anext__(self) -> StreamEvent:
+        return await self.__aiter__().__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the call: closes the upstream stream and records the segment as cancelled."""
+        if self._events is not None and hasattr(self._events, "aclose"):
+            await self._events.aclose()
+
+    async def _run(self) -> AsyncIterator[StreamEvent]:
+        status = SegmentStatus.CANCELLED
+        events = self._stream.__aiter__()
+        try:
+            async for event in events:
+                if isinstance(event, UsageUpdate):
+                    self.usage = event.usage
+                yield event
+            status = SegmentStatus.OK
+        except (ProviderError, AllAttemptsFailedError):
+            status = SegmentStatus.FAILED
+            raise
+        finally:
+            # Close the executor's generator now, not when it is collected: that closes the upstream.
+            await events.aclose()  # type: ignore[attr-defined]
+            await self._router._finish(
+                self._ctx, self._route.intent, self.served, self.usage, status, self._started, self._hold
+            )
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        registry: Registry,
+        resolver: Resolver,
+        executor: Executor,
+        usage: UsageSink,
+        preflight: Preflight,
+    ) -> None:
+        self.registry = registry
+        self.resolver = resolver
+        self.executor = executor
+        self._usage = usage
+        self._preflight = preflight
+
+    async def org(self, org_id: str) -> OrgRouting:
+        return (await self._entry(org_id)).routing
+
+    async def _entry(self, org_id: str) -> OrgEntry:
+        try:
+            return await self.registry.get(org_id)
+        except UnknownOrgError:
+            raise NoRouteError("the organisation of this key no longer exists") from None
+
+    async def _prepare(
+        self, ctx: CallContext, request: ChatRequest, model: str | None
+    ) -> tuple[OrgEntry, RouteRequest, Hold]:
+        entry = await self._entry(ctx.org_id)
+        intent = ctx.intent or infer_intent(request)
+        agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
+        route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
+        # Resolve before holding credits: an unknown model is a 404 whatever the balance.
+        self.resolver.select(entry.routing, route)
+        hold = await self._preflight.hold(
+            PreflightRequest(
+                org_id=ctx.org_id,
+                tier=entry.routing.tier,
+                segment=Segment.LLM.value,
+                intent=intent.value,
+                requested_model=model,
+                max_output_tokens=request.max_output_tokens,
+            )
+        )
+        return entry, route, hold
+
+    async def stream(self, ctx: CallContext, request: ChatRequest, model: str | None) -> RoutedCall:
+        """Start a streaming call. Routing errors that need no upstream call raise here
+        (`NoRouteError`, `ModelNotAllowedError`, `InsufficientCreditsError`); upstream failures
+        before any output raise `AllAttemptsFailedError` from the first `__anext__`."""
+        entry, route, hold = await self._prepare(ctx, request, model)
+        return RoutedCall(self, ctx, entry, route, request, hold)
+
+    async def complete(self, ctx: CallContext, request: ChatRequest, model: str | None) -> RoutedResult:
+        entry, route, hold = await self._prepare(ctx, request, model)
+        started = time.perf_counter()
+        try:
+            routed = await self.executor.complete(entry.routing, route, request)
+        except AllAttemptsFailedError:
+            await hold.release()
+            raise
+        await self._finish(ctx, route.intent, routed.attempt, routed.response.usage, SegmentStatus.OK, started, hold)
+        return RoutedResult(response=routed.response, served=routed.attempt, trace=routed.trace)
+
+    async def _finish(
+        self,
+        ctx: CallContext,
+        intent: Intent,
+        served: PlannedAttempt | None,
+        usage: Usage | None,
+        status: SegmentStatus,
+        started: float,
+        hold: Hold,
+    ) -> None:
+        if served is None:
+            await hold.release()
+            return
+        conn = served.connection
+        tokens = usage or Usage()
+        self._usage.record(
+            UsageSegment(
+                org_id=ctx.org_id,
+                segment=Segment.LLM,
+                provider=conn.provider.value,
+                billing_source=conn.billing_source,
+                model=served.model,
+                profile_id=conn.profile_id,
+                connection_id=conn.connection_id,
+                agent_id=ctx.agent_id,
+                api_key_id=ctx.api_key_id,
+                request_id=ctx.request_id,
+                turn_id=ctx.turn_id,
+                intent=intent.value,
+                status=status,
+                tokens=tokens,
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        await hold.settle(conn.billing_source, tokens)

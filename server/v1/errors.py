@@ -1,0 +1,150 @@
+"""What `/v1` answers when a request fails: one `ApiError`, rendered in OpenAI's or Anthropic's shape.
+
+Statuses: 400 invalid request, 401 bad key, 402 out of credits, 403 model not allowed, 404
+unknown model, 429 rate limited (ours or every upstream's, with `retry-after`), 502 every
+candidate failed upstream, 503 no candidate was available (all cooling down or none
+configured). A message never quotes an upstream key or an upstream body: provider text is
+passed on only for the fail-fast classes the caller must act on (invalid request, context
+length, content filter), and adapters have already scrubbed it of the credential they sent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import orjson
+from pydantic import ValidationError
+
+from billing.preflight import InsufficientCreditsError
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+from routing.errors import AllAttemptsFailedError, ModelNotAllowedError, NoRouteError
+from server.v1.openai_translate import WireRequestError
+
+_CALLER_FIXES: frozenset[ErrorClass] = frozenset(
+    {ErrorClass.INVALID_REQUEST, ErrorClass.CONTEXT_LENGTH, ErrorClass.CONTENT_FILTER}
+)
+_CODES: Mapping[ErrorClass, str] = MappingProxyType(
+    {
+        ErrorClass.CONTEXT_LENGTH: "context_length_exceeded",
+        ErrorClass.CONTENT_FILTER: "content_filter",
+        ErrorClass.INVALID_REQUEST: "invalid_request",
+    }
+)
+_ANTHROPIC_TYPES: Mapping[int, str] = MappingProxyType(
+    {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        402: "billing_error",
+        403: "permission_error",
+        404: "not_found_error",
+        413: "request_too_large",
+        429: "rate_limit_error",
+        503: "overloaded_error",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    status: int
+    type: str
+    message: str
+    code: str | None = None
+    param: str | None = None
+    retry_after: float | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
+
+    def openai_body(self) -> bytes:
+        return orjson.dumps(
+            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+        )
+
+    def anthropic_body(self) -> bytes:
+        kind = _ANTHROPIC_TYPES.get(self.status, "api_error")
+        return orjson.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+
+
+BAD_KEY = ApiError(401, "invalid_request_error", "invalid or revoked API key", code="invalid_api_key")
+MISSING_KEY = ApiError(
+    401, "invalid_request_error", "missing API key: send `Authorization: Bearer pb-...`", code="missing_api_key"
+)
+
+
+def invalid(message: str, param: str | None = None) -> ApiError:
+    return ApiError(400, "invalid_request_error", message, param=param)
+
+
+def rate_limited(retry_after: float) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limit_error",
+        "rate limit for this API key exceeded; retry after the given delay",
+        code="rate_limit_exceeded",
+        retry_after=retry_after,
+    )
+
+
+def from_validation(exc: ValidationError) -> ApiError:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()))
+    message = str(first.get("msg", "invalid request"))
+    return invalid(f"{where}: {message}" if where else message, where or None)
+
+
+def from_provider_error(err: ProviderError | None, *, nothing_tried: bool = False) -> ApiError:
+    """The caller-facing error for a failure of the routed call."""
+    if err is None:
+        if nothing_tried:
+            return ApiError(
+                503,
+                "service_unavailable",
+                "no model is available for this request right now (every candidate was skipped; "
+                "see x-patchbay-route)",
+                code="no_available_model",
+            )
+        return ApiError(502, "upstream_error", "every candidate failed", code="upstream_failed")
+    cls = err.error_class
+    if cls in _CALLER_FIXES:
+        return ApiError(400, "invalid_request_error", f"{err.provider}: {err.message}", code=_CODES[cls])
+    if cls is ErrorClass.RATE_LIMIT:
+        return ApiError(
+            429,
+            "rate_limit_error",
+            "every candidate is rate limited upstream",
+            code="upstream_rate_limited",
+            retry_after=err.retry_after if err.retry_after is not None else 1.0,
+        )
+    if cls is ErrorClass.OVERLOADED:
+        return ApiError(503, "service_unavailable", "every candidate is overloaded upstream", code="upstream_overloaded")
+    # Auth, permission, quota, not-found, timeouts, network and server errors are the
+    # provider's or the connection's problem, never the caller's; their text stays in the log.
+    return ApiError(502, "upstream_error", f"every candidate failed; last: {cls.value}", code=f"upstream_{cls.value}")
+
+
+def from_exception(exc: BaseException) -> ApiError | None:
+    """The API error for an exception the surface expects; None for a bug (a 500 upstream of us)."""
+    if isinstance(exc, ValidationError):
+        return from_validation(exc)
+    if isinstance(exc, WireRequestError):
+        return invalid(str(exc), exc.param)
+    if isinstance(exc, ModelNotAllowedError):
+        return ApiError(403, "permission_error", str(exc), code="model_not_allowed")
+    if isinstance(exc, NoRouteError):
+        return ApiError(404, "invalid_request_error", str(exc), code="model_not_found", param="model")
+    if isinstance(exc, InsufficientCreditsError):
+        return ApiError(402, "insufficient_quota", str(exc) or "out of credits", code="insufficient_credits")
+    if isinstance(exc, AllAttemptsFailedError):
+        tried = any(e.outcome.value == "failed" for e in exc.trace.entries)
+        return from_provider_error(exc.last_error, nothing_tried=not tried)
+    if isinstance(exc, ProviderError):
+        return from_provider_error(exc)
+    return None

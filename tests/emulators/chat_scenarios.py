@@ -1,0 +1,304 @@
+"""Provider-neutral scripts, recording and playback for the Anthropic and Gemini emulators.
+
+A test queues `ChatScenario`s with `enqueue` (one-shot, FIFO) or `always` (sticky); each chat
+request takes the next one (otherwise plain text). A scenario says *what* the model does (text,
+tool calls, a JSON answer, a refusal, a blocked prompt, an HTTP error, an error after HTTP 200,
+malformed stream data) and *how the bytes travel* (slow first byte, a stall, a dropped or cleanly
+truncated stream after n SSE events). Each emulator renders the same scenario in its own wire
+format, so one test table drives both. The scripting and observing surface (`enqueue`, `always`,
+`reset`, `requests` with timestamps, `disconnects`, `wait_disconnect`) matches
+tests/emulators/openai.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ChatScenario:
+    """What one chat request gets.
+
+    `text` is the answer (None = no text block). `tool_calls` are emitted after the text, in
+    order (parallel calls). `json_value` answers a structured-output request. `refusal` makes the
+    model refuse (Anthropic `stop_reason: refusal`, Gemini `finishReason: SAFETY`).
+    `prompt_blocked` is Gemini's blocked-prompt answer (HTTP 200, no candidates); Anthropic treats
+    it as a refusal. `error` is an emulator-specific fixture name answered as an HTTP error;
+    `stream_error` the same fixture sent as an in-stream error event after `error_after` events.
+    `malformed_after` replaces the n-th SSE event with bytes that are not JSON.
+    `stop_reason` overrides the wire stop/finish reason; `usage` overrides usage counters.
+    `pieces` is how many deltas the text is cut into when streamed.
+    """
+
+    text: str | None = "Hello! How can I help you today?"
+    tool_calls: tuple[ScriptedCall, ...] = ()
+    json_value: Any = None
+    refusal: bool = False
+    prompt_blocked: str | None = None
+    error: str | None = None
+    stream_error: str | None = None
+    error_after: int = 3
+    malformed_after: int | None = None
+    stop_reason: str | None = None
+    usage: Mapping[str, int] = field(default_factory=dict)
+    pieces: int = 4
+    fragment_bytes: int | None = None
+    """Re-cut the whole SSE byte stream into slices of this size (mid-line, mid-UTF-8);
+    fault positions then count slices."""
+    first_byte_delay: float = 0.0
+    chunk_delay: float = 0.0
+    stall_after: int | None = None
+    """Send n frames, then hold the connection open until the client leaves."""
+    drop_after: int | None = None
+    """Send n frames, then abort the connection (an incomplete chunked body)."""
+    truncate_after: int | None = None
+    """Send n frames, then end the response cleanly: a stream without its terminator."""
+
+
+def text(answer: str = "Hello! How can I help you today?", **kwargs: Any) -> ChatScenario:
+    return ChatScenario(text=answer, **kwargs)
+
+
+def tool_calls(*calls: tuple[str, Mapping[str, Any]], text: str | None = None, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(text=text, tool_calls=tuple(ScriptedCall(n, a) for n, a in calls), **kwargs)
+
+
+def json_reply(value: Any, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(text=None, json_value=value, **kwargs)
+
+
+def refusal(answer: str | None = None, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(text=answer, refusal=True, **kwargs)
+
+
+def prompt_blocked(reason: str = "SAFETY", **kwargs: Any) -> ChatScenario:
+    return ChatScenario(text=None, prompt_blocked=reason, **kwargs)
+
+
+def error(name: str, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(error=name, **kwargs)
+
+
+def stream_error(name: str, *, after: int = 3, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(stream_error=name, error_after=after, **kwargs)
+
+
+def malformed(*, after: int = 2, **kwargs: Any) -> ChatScenario:
+    return ChatScenario(malformed_after=after, **kwargs)
+
+
+def slow_first_byte(seconds: float, scenario: ChatScenario | None = None) -> ChatScenario:
+    return replace(scenario or ChatScenario(), first_byte_delay=seconds)
+
+
+def stall_after(events: int, scenario: ChatScenario | None = None) -> ChatScenario:
+    return replace(scenario or ChatScenario(), stall_after=events)
+
+
+def drop_after(events: int, scenario: ChatScenario | None = None) -> ChatScenario:
+    return replace(scenario or ChatScenario(), drop_after=events)
+
+
+def truncate_after(events: int, scenario: ChatScenario | None = None) -> ChatScenario:
+    return replace(scenario or ChatScenario(), truncate_after=events)
+
+
+def split_text(answer: str, pieces: int) -> list[str]:
+    """Cut text into `pieces` non-empty parts at uneven points (mid-word, as tokenizers do)."""
+    pieces = max(1, min(pieces, len(answer)))
+    size, rest = divmod(len(answer), pieces)
+    out, start = [], 0
+    for i in range(pieces):
+        end = start + size + (1 if i < rest else 0)
+        out.append(answer[start:end])
+        start = end
+    return [p for p in out if p]
+
+
+def split_json(raw: str, size: int = 7) -> list[str]:
+    """Fixed-size slices of JSON text: cuts land inside keys, strings and numbers."""
+    return [raw[i : i + size] for i in range(0, len(raw), size)]
+
+
+def cut_bytes(stream: list[bytes], size: int) -> list[bytes]:
+    whole = b"".join(stream)
+    return [whole[i : i + size] for i in range(0, len(whole), size)]
+
+
+def approx_tokens(value: Any) -> int:
+    """A deterministic stand-in for a tokenizer: about four characters per token."""
+    return max(1, len(str(value)) // 4)
+
+
+class StaticKey:
+    """A `Credential` for tests: a fixed key, with every reveal counted."""
+
+    fingerprint = "test-key"
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        self.reveals: list[str] = []
+
+    def reveal(self, purpose: str) -> str:
+        self.reveals.append(purpose)
+        return self._key
+
+    def __repr__(self) -> str:
+        return "StaticKey(***)"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    json: Any
+    at: float
+    """`time.monotonic()` when the request arrived."""
+
+
+class ChatScript:
+    """The scenario queue plus everything the emulator saw. Thread-safe: the server has its own thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[ChatScenario] = deque()
+        self._sticky: ChatScenario | None = None
+        self.requests: list[Recorded] = []
+        self.disconnects: list[float] = []
+        self._disconnected = threading.Event()
+
+    def enqueue(self, *scenarios: ChatScenario) -> None:
+        with self._lock:
+            self._queue.extend(scenarios)
+
+    def always(self, scenario: ChatScenario | None) -> None:
+        """The answer whenever nothing is queued; None restores plain text."""
+        with self._lock:
+            self._sticky = scenario
+
+    def reset(self) -> None:
+        with self._lock:
+            self._queue.clear()
+            self._sticky = None
+            self.requests.clear()
+            self.disconnects.clear()
+            self._disconnected.clear()
+
+    def next(self) -> ChatScenario:
+        with self._lock:
+            return self._queue.popleft() if self._queue else (self._sticky or ChatScenario())
+
+    def record(self, request: Recorded) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def mark_disconnect(self) -> None:
+        with self._lock:
+            self.disconnects.append(time.monotonic())
+        self._disconnected.set()
+
+    def wait_disconnect(self, timeout: float) -> float | None:
+        """Block until a client disconnect is seen; its timestamp. Call via `asyncio.to_thread`."""
+        if self._disconnected.wait(timeout):
+            return self.disconnects[-1]
+        return None
+
+
+class DroppedConnection(Exception):
+    """Raised inside the app so the server aborts the connection mid-body."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
+
+
+def silence_dropped_connection_logs() -> None:
+    """Scripted drops are expected; keep their tracebacks out of the test output."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
+        logger.addFilter(_QuietDrops())
+
+
+class Playback(Response):
+    """Plays `frames` under a scenario's timing and faults, watching for the client leaving."""
+
+    def __init__(
+        self,
+        frames: Sequence[bytes],
+        scenario: ChatScenario,
+        script: ChatScript,
+        *,
+        media_type: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        # Not Response.__init__: that would add `content-length: 0` to a streamed body.
+        self.status_code = 200
+        self.media_type = media_type
+        self.background = None
+        self.init_headers(dict(headers))
+        self.frames = frames
+        self.scenario = scenario
+        self.script = script
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.script.mark_disconnect()
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._play(send, gone)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _play(self, send: Send, gone: asyncio.Event) -> None:
+        s = self.scenario
+        if await _pause(gone, s.first_byte_delay):
+            return
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        for index, frame in enumerate(self.frames):
+            if index == s.truncate_after:
+                break
+            if index == s.drop_after:
+                raise DroppedConnection("scripted connection drop")
+            if index == s.stall_after:
+                await _pause(gone, 60.0)
+                return
+            if index and await _pause(gone, s.chunk_delay):
+                return
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _pause(gone: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds` unless the client leaves first; True when it left."""
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gone.wait(), seconds)
+    return gone.is_set()

@@ -1,0 +1,338 @@
+"""The upstream HTTP layer over real loopback sockets, on both transports."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+from providers.http import (
+    Timeouts,
+    UpstreamClients,
+    open_stream,
+    origin_of,
+    parse_retry_after,
+    redact,
+    request,
+    secrets_in,
+)
+from tests.emulators.harness import ServedApp, free_port
+
+
+class Behaviours:
+    """A tiny ASGI app: each path is one behaviour; it records disconnects with timestamps."""
+
+    def __init__(self) -> None:
+        self.disconnects: list[float] = []
+        self.disconnected = threading.Event()
+        self.received = threading.Event()
+        self.requests = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        assert scope["type"] == "http"
+        self.requests += 1
+        message = await receive()
+        while message.get("more_body"):
+            message = await receive()
+        self.received.set()
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            if (await receive())["type"] == "http.disconnect":
+                self.disconnects.append(time.monotonic())
+                self.disconnected.set()
+                gone.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await self._serve(scope["path"], send, gone)
+        finally:
+            watcher.cancel()
+
+    async def _serve(self, path: str, send: Any, gone: asyncio.Event) -> None:
+        async def start(status: int = 200) -> None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+
+        async def body(data: bytes, more: bool = True) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": more})
+
+        if path == "/ok":
+            await start()
+            for part in (b"one ", b"two ", b"three"):
+                await body(part)
+            await body(b"", more=False)
+        elif path == "/slow-headers":
+            await asyncio.wait_for(gone.wait(), 10)
+        elif path == "/silent-body":
+            await start()
+            await asyncio.wait_for(gone.wait(), 10)
+        elif path == "/stall":
+            await start()
+            await body(b"first")
+            await asyncio.wait_for(gone.wait(), 10)
+        elif path == "/drip":
+            await start()
+            for _ in range(5):
+                await body(b".")
+                await asyncio.sleep(0.01)
+            await body(b"", more=False)
+        elif path == "/error":
+            await start(503)
+            await body(b'{"error":"busy"}', more=False)
+        elif path == "/abort":
+            await start()
+            await body(b"partial")
+            raise RuntimeError("emulated connection drop")
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[ServedApp, Behaviours]]:
+    app = Behaviours()
+    with ServedApp(app) as s:
+        yield s, app
+
+
+BACKENDS = ["httpx", "aiohttp"]
+FAST = Timeouts(connect=1, first_byte=0.3, between_chunks=0.3)
+
+
+@pytest.fixture(params=BACKENDS)
+async def clients(request: pytest.FixtureRequest) -> Any:
+    pool = UpstreamClients(backend=request.param)
+    yield pool
+    await pool.aclose()
+
+
+async def test_full_read(served: tuple[ServedApp, Behaviours], clients: UpstreamClients) -> None:
+    s, _ = served
+    reply = await request(clients, "GET", s.url + "/ok", headers={}, timeouts=FAST, provider="t")
+    assert reply.status == 200
+    assert reply.body == b"one two three"
+    assert reply.json() is None
+
+
+async def test_error_status_is_returned_not_raised(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, _ = served
+    reply = await request(
+        clients, "POST", s.url + "/error", headers={}, body=b"{}", timeouts=FAST, provider="t"
+    )
+    assert reply.status == 503
+    assert reply.json() == {"error": "busy"}
+
+
+async def test_one_client_per_origin_created_lazily(served: tuple[ServedApp, Behaviours]) -> None:
+    s, _ = served
+    pool = UpstreamClients(backend="httpx")
+    assert pool.origins == ()
+    a = pool.client_for(s.url + "/ok")
+    assert pool.client_for(s.url.replace("127.0.0.1", "127.0.0.1") + "/other") is a
+    assert pool.client_for("http://localhost:1/x") is not a
+    assert set(pool.origins) == {origin_of(s.url), "http://localhost:1"}
+    await pool.aclose()
+    assert a.is_closed
+    with pytest.raises(RuntimeError):
+        pool.client_for(s.url)
+
+
+def test_origin_normalizes_default_ports() -> None:
+    assert origin_of("https://api.openai.com/v1/chat") == "https://api.openai.com:443"
+    assert origin_of("http://h/v1") == "http://h:80"
+    with pytest.raises(ValueError):
+        origin_of("/relative")
+
+
+@pytest.mark.parametrize("path", ["/slow-headers", "/silent-body"])
+async def test_first_byte_timeout(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients, path: str
+) -> None:
+    s, _ = served
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as info:
+        await request(clients, "GET", s.url + path, headers={}, timeouts=FAST, provider="t")
+    assert info.value.error_class is ErrorClass.TIMEOUT
+    assert "first byte" in info.value.message
+    assert 0.25 < time.monotonic() - started < 1.5
+
+
+async def test_stall_between_chunks(served: tuple[ServedApp, Behaviours], clients: UpstreamClients) -> None:
+    s, _ = served
+    got: list[bytes] = []
+    with pytest.raises(ProviderError) as info:
+        async with open_stream(
+            clients, "GET", s.url + "/stall", headers={}, timeouts=FAST, provider="t"
+        ) as st:
+            async for chunk in st.chunks():
+                got.append(chunk)
+    assert got == [b"first"]
+    assert info.value.error_class is ErrorClass.TIMEOUT
+    assert "between chunks" in info.value.message
+
+
+async def test_steady_drip_is_not_a_stall(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, _ = served
+    timeouts = Timeouts(connect=1, first_byte=1, between_chunks=0.5)
+    reply = await request(clients, "GET", s.url + "/drip", headers={}, timeouts=timeouts, provider="t")
+    assert reply.body == b"....."
+
+
+async def test_connection_refused_is_network(clients: UpstreamClients) -> None:
+    with pytest.raises(ProviderError) as info:
+        await request(
+            clients, "GET", f"http://127.0.0.1:{free_port()}/", headers={}, timeouts=FAST, provider="t"
+        )
+    assert info.value.error_class is ErrorClass.NETWORK
+
+
+async def test_dropped_connection_mid_body_is_network(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, _ = served
+    with pytest.raises(ProviderError) as info:
+        await request(clients, "GET", s.url + "/abort", headers={}, timeouts=FAST, provider="t")
+    assert info.value.error_class is ErrorClass.NETWORK
+
+
+async def _wait_disconnect(app: Behaviours, since: float) -> float:
+    assert await asyncio.to_thread(app.disconnected.wait, 2.0), "upstream never saw the disconnect"
+    return app.disconnects[-1] - since
+
+
+async def test_cancelling_the_consumer_closes_upstream_promptly(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, app = served
+    app.disconnected.clear()
+    timeouts = Timeouts(connect=1, first_byte=5, between_chunks=5)
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with open_stream(
+            clients, "GET", s.url + "/stall", headers={}, timeouts=timeouts, provider="t"
+        ) as st:
+            async for _ in st.chunks():
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    cancelled_at = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_disconnect(app, cancelled_at) < 0.1
+
+
+async def test_closing_the_generator_closes_upstream_promptly(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, app = served
+    app.disconnected.clear()
+    timeouts = Timeouts(connect=1, first_byte=5, between_chunks=5)
+
+    async def chunks() -> Any:
+        async with open_stream(
+            clients, "GET", s.url + "/stall", headers={}, timeouts=timeouts, provider="t"
+        ) as st:
+            async for chunk in st.chunks():
+                yield chunk
+
+    gen = chunks()
+    assert await gen.__anext__() == b"first"
+    closed_at = time.monotonic()
+    await gen.aclose()
+    assert await _wait_disconnect(app, closed_at) < 0.1
+
+
+async def test_mock_transport_factory() -> None:
+    seen: list[str] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        seen.append(str(req.url))
+        return httpx.Response(200, content=b"{}")
+
+    async with UpstreamClients(transport_factory=lambda: httpx.MockTransport(handler)) as pool:
+        reply = await request(
+            pool, "GET", "https://example.test/v1/x", headers={}, timeouts=FAST, provider="t"
+        )
+    assert reply.json() == {}
+    assert seen == ["https://example.test/v1/x"]
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("connect", 0), ("first_byte", -1), ("between_chunks", float("inf")), ("write", float("nan"))],
+)
+def test_timeouts_are_validated(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        Timeouts(**{field: value})
+
+
+NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "headers,expected",
+    [
+        ({}, None),
+        ({"Retry-After": "2"}, 2.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after-ms": "junk", "retry-after": "9"}, 9.0),
+        ({"retry-after": "Wed, 25 Nov 2026 12:00:30 GMT"}, 30.0),
+        ({"retry-after": "Wed, 25 Nov 2026 11:59:00 GMT"}, 0.0),
+        ({"retry-after": "-3"}, 0.0),
+        ({"retry-after": "soon"}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
+    assert parse_retry_after(headers, now=lambda: NOW) == expected
+
+
+def test_redact_removes_header_secrets_and_key_shapes() -> None:
+    headers = {
+        "Authorization": "Bearer sk-test-CANARY-123456",
+        "x-goog-api-key": "AIzaSyA-abcdefghijklmnopqrstu",
+    }
+    secrets = secrets_in(headers)
+    text = "Incorrect API key provided: sk-test-CANARY-123456. Also sk-proj-****3456 and AIzaSyA-abcdefghijklmnopqrstu"
+    cleaned = redact(text, secrets)
+    assert "CANARY" not in cleaned
+    assert "AIza" not in cleaned
+    assert "sk-proj" not in cleaned
+    assert cleaned.startswith("Incorrect API key provided: [redacted]")
+    assert redact("no secrets here", secrets) == "no secrets here"
+
+
+async def test_cancelling_while_waiting_for_headers_hangs_up_promptly(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, app = served
+    app.disconnected.clear()
+    app.received.clear()
+    timeouts = Timeouts(connect=1, first_byte=5, between_chunks=5)
+    task = asyncio.create_task(
+        request(clients, "GET", s.url + "/slow-headers", headers={}, timeouts=timeouts, provider="t")
+    )
+    assert await asyncio.to_thread(app.received.wait, 2)
+    cancelled_at = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _wait_disconnect(app, cancelled_at) < 0.1

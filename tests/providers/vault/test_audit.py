@@ -1,0 +1,89 @@
+"""The buffered decrypt-audit writer over a real database."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from providers.tables import AuditEvent
+from providers.vault.audit import AuditEntry, BufferedAuditWriter
+from server.db import Database
+
+
+def entry(i: int) -> AuditEntry:
+    return AuditEntry(
+        org_id="org_a",
+        actor="system",
+        action="secret.decrypt",
+        target_type="connection",
+        target_id=f"conn_{i}",
+        details={"purpose": "test"},
+    )
+
+
+async def _rows(db: Database) -> list[AuditEvent]:
+    async with db.session() as s:
+        return list((await s.scalars(select(AuditEvent).order_by(AuditEvent.target_id))).all())
+
+
+async def test_record_is_buffered_until_flush(db: Database) -> None:
+    writer = BufferedAuditWriter(db.sessions)
+    for i in range(3):
+        writer.record(entry(i))
+    assert writer.pending == 3 and await _rows(db) == []
+    assert await writer.flush() == 3
+    rows = await _rows(db)
+    assert [r.target_id for r in rows] == ["conn_0", "conn_1", "conn_2"]
+    assert rows[0].details == {"purpose": "test"} and rows[0].action == "secret.decrypt"
+    assert await writer.flush() == 0
+
+
+async def test_a_full_batch_wakes_the_background_task(db: Database) -> None:
+    flushed = asyncio.Event()
+    counts: list[int] = []
+
+    def on_flush(n: int) -> None:
+        counts.append(n)
+        flushed.set()
+
+    # A flush interval far longer than any test: only the batch-size wake-up can flush.
+    writer = BufferedAuditWriter(db.sessions, flush_interval=3600, batch_size=5, on_flush=on_flush)
+    writer.start()
+    try:
+        for i in range(5):
+            writer.record(entry(i))
+        await asyncio.wait_for(flushed.wait(), timeout=10)
+        assert counts == [5]
+        assert len(await _rows(db)) == 5
+    finally:
+        await writer.aclose()
+
+
+async def test_close_writes_what_is_left(db: Database) -> None:
+    writer = BufferedAuditWriter(db.sessions, flush_interval=3600)
+    writer.start()
+    writer.record(entry(1))
+    await writer.aclose()
+    assert writer.pending == 0
+    assert len(await _rows(db)) == 1
+
+
+async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path: object) -> None:
+    unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    try:
+        writer = BufferedAuditWriter(unmigrated.sessions, max_pending=3)
+        for i in range(5):
+            writer.record(entry(i))
+        assert writer.pending == 3 and writer.dropped == 2
+        try:
+            await writer.flush()
+        except Exception as exc:
+            assert "audit_events" in str(exc)
+        else:
+            raise AssertionError("flush into a database without tables must fail")
+        assert writer.pending == 3
+        await unmigrated.upgrade()
+        assert await writer.flush() == 3
+    finally:
+        await unmigrated.dispose()

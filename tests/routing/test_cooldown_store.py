@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from redis.asyncio import Redis
+
+from providers.contract import ErrorClass
+from routing.cooldown import Failure, block_for
+from routing.cooldown_store import (
+    CooldownStore,
+    InProcessCooldownStore,
+    RedisCooldownStore,
+    make_cooldown_store,
+)
+
+T0 = 1_000_000.0
+
+
+@pytest.fixture
+async def redis_clients(redis_url: str, unique_prefix: str) -> AsyncIterator[Callable[[], Redis]]:
+    """Independent Redis clients (one per simulated replica); keys under the prefix are removed after."""
+    clients: list[Redis] = []
+
+    def make() -> Redis:
+        client = Redis.from_url(redis_url)
+        clients.append(client)
+        return client
+
+    yield make
+    cleanup = Redis.from_url(redis_url)
+    keys = [k async for k in cleanup.scan_iter(match=unique_prefix + "*")]
+    if keys:
+        await cleanup.delete(*keys)
+    await cleanup.aclose()
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest, unique_prefix: str) -> CooldownStore:
+    if request.param == "memory":
+        return InProcessCooldownStore()
+    make: Callable[[], Redis] = request.getfixturevalue("redis_clients")
+    return RedisCooldownStore(make(), prefix=unique_prefix)
+
+
+async def test_failure_then_success_round_trip(store: CooldownStore) -> None:
+    state = await store.record_failure(
+        "org", "openai:a", Failure(ErrorClass.RATE_LIMIT, "m", retry_after=20), T0
+    )
+    assert state.cooldown_until == T0 + 20
+    states = await store.get_many("org", ["openai:a", "openai:b"])
+    assert set(states) == {"openai:a"}
+    assert states["openai:a"] == state
+    await store.record_success("org", "openai:a", "m", T0 + 30)
+    assert (await store.get_many("org", ["openai:a"]))["openai:a"].cooldown_until is None
+
+
+async def test_orgs_are_separate(store: CooldownStore) -> None:
+    await store.record_failure("org1", "openai:a", Failure(ErrorClass.AUTH, "m"), T0)
+    assert await store.get_many("org2", ["openai:a"]) == {}
+    await store.clear("org1", "openai:a")
+    assert await store.get_many("org1", ["openai:a"]) == {}
+
+
+async def test_concurrent_failures_are_counted_atomically(store: CooldownStore) -> None:
+    failure = Failure(ErrorClass.SERVER_ERROR, "m")
+    await asyncio.gather(*(store.record_failure("org", "openai:a", failure, T0) for _ in range(25)))
+    state = (await store.get_many("org", ["openai:a"]))["openai:a"]
+    assert state.error_count == 25
+    assert state.cooldown_until == T0 + 30
+
+
+@pytest.mark.redis
+async def test_two_replicas_share_a_cooldown(redis_clients: Callable[[], Redis], unique_prefix: str) -> None:
+    replica_a = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    replica_b = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    await replica_a.record_failure(
+        "org", "openai:a", Failure(ErrorClass.RATE_LIMIT, "gpt-4o", retry_after=45), T0
+    )
+    seen = (await replica_b.get_many("org", ["openai:a"]))["openai:a"]
+    block = block_for(seen, "gpt-4o", T0 + 10)
+    assert block is not None and block.label == "cooldown:rate_limit"
+    assert block_for(seen, "gpt-4o", T0 + 45) is None
+    # Each replica's updates build on the other's: concurrent writers on two clients.
+    failure = Failure(ErrorClass.SERVER_ERROR, "gpt-4o")
+    await asyncio.gather(
+        *(r.record_failure("org", "openai:b", failure, T0) for r in (replica_a, replica_b) for _ in range(10))
+    )
+    assert (await replica_a.get_many("org", ["openai:b"]))["openai:b"].error_count == 20
+
+
+@pytest.mark.redis
+async def test_redis_keys_are_namespaced_and_expire_eventually(
+    redis_clients: Callable[[], Redis], unique_prefix: str
+) -> None:
+    client = redis_clients()
+    store = RedisCooldownStore(client, prefix=unique_prefix, retention_seconds=3600)
+    await store.record_failure("org", "openai:a", Failure(ErrorClass.AUTH, "m"), T0)
+    key = store.key("org", "openai:a")
+    assert key.startswith(unique_prefix)
+    ttl = await client.ttl(key)
+    assert 0 < ttl <= 3600
+
+
+def test_store_choice_follows_configuration() -> None:
+    assert isinstance(make_cooldown_store(None), InProcessCooldownStore)
+    assert isinstance(make_cooldown_store("redis://127.0.0.1:6379/0"), RedisCooldownStore)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from providers.contract import BillingSource, ErrorClass
+from providers.errors import ProviderError
+from tests.voice.speech import SENTENCES, silence, speak
+from tests.voice.wer import word_error_rate
+from voice.models import ModelError, assemble_whisper_base
+from voice.stt.whisper import WhisperSTT
+
+pytest.importorskip("faster_whisper")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    try:
+        return assemble_whisper_base(tmp_path_factory.mktemp("models") / "whisper-base")
+    except ModelError as exc:
+        pytest.skip(f"Whisper base wheels not installed: {exc}")
+
+
+@pytest.fixture(scope="module")
+def whisper(whisper_dir: Path) -> WhisperSTT:
+    # One engine for the module: the model loads once, whichever test's loop asks first.
+    return WhisperSTT(whisper_dir, language="en")
+
+
+async def test_transcribes_spoken_sentences_with_low_word_error_rate(whisper: WhisperSTT) -> None:
+    transcripts = [await whisper.transcribe(speak(sentence)) for sentence in SENTENCES]
+    hypotheses = [t.text for t in transcripts]
+    assert len(SENTENCES) >= 5
+    assert word_error_rate(SENTENCES, hypotheses) < 0.15, hypotheses
+    first = transcripts[0]
+    assert first.engine == "internal:whisper" and first.model == "whisper-base" and first.language == "en"
+    assert first.audio_seconds == pytest.approx(len(speak(SENTENCES[0])) / 32_000)
+    assert whisper.billing_source is BillingSource.PLATFORM
+
+
+async def test_silence_transcribes_to_little_or_nothing(whisper: WhisperSTT) -> None:
+    transcript = await whisper.transcribe(silence(1500))
+    assert len(transcript.text.split()) <= 2
+
+
+async def test_decoding_never_blocks_the_event_loop(whisper: WhisperSTT) -> None:
+    await whisper.load()
+    longest_gap = 0.0
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        nonlocal longest_gap
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            longest_gap = max(longest_gap, now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    started = time.perf_counter()
+    await whisper.transcribe(speak(SENTENCES[2]))
+    elapsed = time.perf_counter() - started
+    done.set()
+    await beat
+    # A decode on the loop would freeze it for the whole transcription (~1-3 s).
+    assert elapsed > 0.3
+    assert longest_gap < elapsed / 3
+
+
+async def test_a_missing_model_is_a_fallback_eligible_error(tmp_path: Path) -> None:
+    engine = WhisperSTT(tmp_path / "nowhere")
+    with pytest.raises(ProviderError) as caught:
+        await engine.transcribe(silence(500))
+    assert caught.value.error_class is ErrorClass.NOT_FOUND
+    assert caught.value.fallback_eligible
+    assert "python -m voice.models" in caught.value.message
+    assert not engine.loaded

@@ -1,0 +1,188 @@
+"""One response: the routed LLM streams into the sentence chunker, TTS speaks each chunk.
+
+The LLM loop and the TTS loop run concurrently (a queue of chunks between them), so the
+first sentence is being spoken while the LLM is still writing the second. Audio leaves in
+the session's output format, resampled by one streaming resampler per response, and each
+chunk's transcript delta is emitted just before its audio. Cancelling the task running
+`ResponseRun.run` cancels both loops and closes the TTS stream (its engine's `finally`
+kills a subprocess or closes an HTTP stream); the outbox has already refused the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+
+from providers.errors import ProviderError
+from providers.types import ChatRequest, TextDelta, Usage, UsageUpdate
+from voice.audio import AudioFormat, Resampler, encode_from_pcm16
+from voice.chunker import SentenceChunker
+from voice.events import AudioDelta, TranscriptDelta
+from voice.events import TextDelta as TextOut
+from voice.history import Conversation, Span
+from voice.latency import TurnLatency
+from voice.llm import LLMStream, ServedBy, TurnLLM
+from voice.outbox import Outbox
+from voice.tts.base import TTSEngine
+from voice.turn import TtsTally
+
+_END = None
+
+
+class OutputEncoder:
+    """PCM16 at the TTS rate in, the session's output format out, seams-free across chunks."""
+
+    def __init__(self, source_rate: int, output: AudioFormat) -> None:
+        self.output = output
+        self._resampler = Resampler(source_rate, output.sample_rate, quality="MQ")
+        self.samples = 0
+
+    def encode(self, pcm: bytes) -> bytes:
+        return self._finish(self._resampler.process(pcm))
+
+    def flush(self) -> bytes:
+        return self._finish(self._resampler.flush())
+
+    def _finish(self, pcm: bytes) -> bytes:
+        self.samples += len(pcm) // 2
+        return encode_from_pcm16(pcm, self.output) if pcm else b""
+
+    @property
+    def position_ms(self) -> float:
+        return self.samples * 1000 / self.output.sample_rate
+
+
+@dataclass(slots=True)
+class ResponseRun:
+    """The state of one response, readable while it runs (for cancellation and accounting)."""
+
+    response_id: str
+    item_id: str
+    turn_id: str
+    request: ChatRequest
+    audio: bool
+    voice: str | None
+    latency: TurnLatency
+    text: str = ""
+    spoken: str = ""
+    usage: Usage = field(default_factory=Usage)
+    served: ServedBy | None = None
+    tally: TtsTally = field(default_factory=TtsTally)
+    error: ProviderError | None = None
+    error_stage: str | None = None
+    """`llm` or `tts`: which stage failed, for the error code and the segment status."""
+
+    @property
+    def spoke(self) -> bool:
+        return bool(self.tally.by_engine)
+
+
+class ResponsePipeline:
+    """Runs a `ResponseRun`; the session owns the task and decides how it ends."""
+
+    def __init__(
+        self,
+        run: ResponseRun,
+        *,
+        llm: TurnLLM,
+        tts: TTSEngine,
+        output: AudioFormat,
+        outbox: Outbox,
+        conversation: Conversation,
+        chunker: SentenceChunker | None = None,
+    ) -> None:
+        self.run = run
+        self._llm = llm
+        self._tts = tts
+        self._outbox = outbox
+        self._conversation = conversation
+        self._encoder = OutputEncoder(tts.sample_rate, output)
+        self._chunker = chunker or SentenceChunker(min_clause_chars=30)
+        self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def __call__(self) -> None:
+        """Stream the response; a provider error is recorded on the run, not raised."""
+        if not self.run.audio:
+            await self._llm_loop()
+            return
+        # A TaskGroup ties the TTS loop's life to ours: cancelling this call cancels it too.
+        async with asyncio.TaskGroup() as group:
+            writer = group.create_task(self._llm_loop())
+            group.create_task(self._tts_loop(writer))
+
+    async def _llm_loop(self) -> None:
+        run = self.run
+        run.latency.mark("llm_request")
+        stream: LLMStream = self._llm.stream(run.request)
+        try:
+            async for event in stream:
+                run.served = stream.served or run.served
+                if isinstance(event, TextDelta):
+                    if not event.text:
+                        continue
+                    run.latency.mark("llm_first_token")
+                    run.text += event.text
+                    if run.audio:
+                        for chunk in self._chunker.push(event.text):
+                            self._chunks.put_nowait(chunk)
+                    else:
+                        self._outbox.put(TextOut(run.response_id, run.item_id, event.text))
+                elif isinstance(event, UsageUpdate):
+                    run.usage = event.usage
+        except ProviderError as exc:
+            run.error, run.error_stage = exc, "llm"
+        finally:
+            run.served = stream.served or run.served
+            if run.audio:
+                for chunk in self._chunker.flush() if run.error is None else ():
+                    self._chunks.put_nowait(chunk)
+                self._chunks.put_nowait(_END)
+
+    async def _tts_loop(self, writer: asyncio.Task[None]) -> None:
+        run = self.run
+        while (chunk := await self._chunks.get()) is not _END:
+            if run.error is not None:
+                return  # the LLM failed: the response is over, say no more
+            try:
+                await self._speak(chunk)
+            except ProviderError as exc:
+                run.error, run.error_stage = exc, "tts"
+                writer.cancel()  # nobody will speak what it writes
+                return
+        if run.error is not None:
+            return
+        tail = self._encoder.flush()
+        if tail:
+            self._outbox.put(AudioDelta(run.response_id, run.item_id, tail))
+
+    async def _speak(self, chunk: str) -> None:
+        run, tts = self.run, self._tts
+        run.latency.mark("tts_request")
+        start_ms = self._encoder.position_ms
+        announced = False
+        produced = 0
+        async with contextlib.aclosing(tts.synthesize(chunk, voice=run.voice)) as stream:
+            async for pcm in stream:
+                run.latency.mark("tts_first_byte")
+                produced += len(pcm)
+                audio = self._encoder.encode(pcm)
+                if not audio:
+                    continue
+                if not announced:
+                    announced = True
+                    self._outbox.put(
+                        TranscriptDelta(run.response_id, run.item_id, _joined(run.spoken, chunk))
+                    )
+                    run.spoken = f"{run.spoken} {chunk}" if run.spoken else chunk
+                if self._outbox.put(AudioDelta(run.response_id, run.item_id, audio)):
+                    run.latency.mark("first_audio")
+        served = getattr(tts, "last_served", None) or tts
+        run.latency.tts_provider = run.latency.tts_provider or served.name
+        run.tally.add(served.name, served.billing_source, len(chunk), produced / (2 * tts.sample_rate))
+        self._conversation.add_span(run.item_id, Span(chunk, start_ms, self._encoder.position_ms))
+
+
+def _joined(spoken: str, chunk: str) -> str:
+    """Transcript deltas concatenate to the spoken transcript: chunks are space-separated."""
+    return f" {chunk}" if spoken else chunk

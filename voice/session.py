@@ -1,0 +1,465 @@
+"""The voice session: turns of speech in, routed responses out, barge-in in between.
+
+A session is driven by its transport through plain method calls (`append_audio`,
+`commit`, `create_response`, ...) and answers only through `outbox`, in order. It never
+imports a transport. Client mistakes raise `ClientError` (the transport turns it into an
+error event and carries on); provider failures become error events and failed responses;
+nothing a client sends can end the session.
+
+A turn: server VAD (or a manual commit) closes the user's audio item; STT fills in its
+transcript; the routed LLM streams a reply that TTS speaks chunk by chunk
+(`voice.pipeline`). Speech detected during a response cancels it (barge-in) when
+`interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
+cancelled, and `response.done` says `cancelled` / `turn_detected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from billing.usage import SegmentStatus
+from providers.db import new_id
+from providers.errors import ProviderError
+from providers.types import ChatRequest
+from voice.clock import SYSTEM_CLOCK, Clock
+from voice.config import SessionConfig, SessionLimits
+from voice.endpointing import SpeechStarted as DetectedStart
+from voice.endpointing import SpeechStopped as DetectedStop
+from voice.events import (
+    ErrorEvent,
+    InputCleared,
+    InputCommitted,
+    InputTranscriptCompleted,
+    InputTranscriptFailed,
+    ItemCreated,
+    ItemDeleted,
+    ItemTruncated,
+    OutputItemAdded,
+    OutputItemDone,
+    ResponseCreated,
+    ResponseDone,
+    SessionEvent,
+    SpeechStarted,
+    SpeechStopped,
+)
+from voice.history import Conversation, HistoryError, Item, ItemRole
+from voice.input import InputAudio, InputError
+from voice.latency import LatencyStats, TurnLatency
+from voice.llm import TurnLLM
+from voice.outbox import Outbox
+from voice.pipeline import ResponsePipeline, ResponseRun
+from voice.stt.base import STTEngine
+from voice.tts.base import TTSEngine
+from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
+
+log = logging.getLogger("patchbay.voice")
+T = TypeVar("T")
+
+
+class ClientError(Exception):
+    """A client request the session cannot honour; the session itself is unharmed."""
+
+    def __init__(self, code: str, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A committed user turn waiting for (or given) its response."""
+
+    turn_id: str
+    latency: TurnLatency
+    stt: asyncio.Task[bool] | None = None
+    answered: bool = False
+
+
+@dataclass(slots=True)
+class _Active:
+    run: ResponseRun
+    task: asyncio.Task[None]
+
+
+class VoiceSession:
+    def __init__(
+        self,
+        context: SessionContext,
+        *,
+        stt: STTEngine,
+        tts: TTSEngine,
+        llm: TurnLLM,
+        config: SessionConfig | None = None,
+        limits: SessionLimits | None = None,
+        usage: UsageSink | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        stats: LatencyStats | None = None,
+        ids: Callable[[str], str] = new_id,
+    ) -> None:
+        self.context = context
+        self.config = config or SessionConfig()
+        self.limits = limits or SessionLimits()
+        self.outbox = Outbox()
+        self.conversation = Conversation(max_items=self.limits.max_history_items)
+        self.stats = stats or LatencyStats()
+        self._stt, self._tts, self._llm = stt, tts, llm
+        self._accounts = TurnAccounts(context, usage or NullUsage())
+        self._clock = clock
+        self._ids = ids
+        self._input = self._new_input()
+        self._speech_item: str | None = None
+        self._speech_start_ms: int | None = None
+        self._turn: _Turn | None = None
+        self._active: _Active | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    # -- configuration -------------------------------------------------------------------
+
+    def update(self, config: SessionConfig) -> None:
+        """Apply new settings; a new input format or turn detection restarts the input side."""
+        old = self.config
+        self.config = config
+        if (old.input_format, old.turn_detection) != (config.input_format, config.turn_detection):
+            self._input = self._new_input()
+            self._speech_item = None
+
+    def _new_input(self) -> InputAudio:
+        return InputAudio(
+            self.config.input_format, self.config.turn_detection, max_seconds=self.limits.max_buffer_seconds
+        )
+
+    @property
+    def responding(self) -> bool:
+        return self._active is not None
+
+    # -- input audio -----------------------------------------------------------------------
+
+    def append_audio(self, data: bytes) -> None:
+        """Take client audio in the session's input format (the hot path: no task, no I/O)."""
+        try:
+            events = self._input.append(data)
+        except InputError as exc:
+            raise ClientError(exc.code, str(exc), param="audio") from None
+        for event in events:
+            if isinstance(event, DetectedStart):
+                self._speech_started(event)
+            elif isinstance(event, DetectedStop):
+                self._speech_stopped(event.audio_end_ms)
+        if self._input.full and self._input.speaking:
+            # A monologue longer than the buffer: end the turn here rather than drop audio.
+            assert self._input.detector is not None
+            self._input.detector.reset()
+            self._speech_stopped(int(self._input.end_ms))
+
+    def _speech_started(self, event: DetectedStart) -> None:
+        self._speech_item = item_id = self._ids("item")
+        self._speech_start_ms = event.audio_start_ms
+        active = self._active
+        if active is not None and self.config.interrupt_response:
+            self._cancel(active, "turn_detected", announce=SpeechStarted(item_id, event.audio_start_ms))
+        else:
+            self.outbox.put(SpeechStarted(item_id, event.audio_start_ms))
+
+    def _speech_stopped(self, audio_end_ms: int) -> None:
+        item_id = self._speech_item or self._ids("item")
+        self._speech_item = None
+        latency = TurnLatency(self._clock)
+        latency.mark("speech_end")
+        self.outbox.put(SpeechStopped(item_id, audio_end_ms))
+        pcm = self._input.take(self._speech_start_ms, audio_end_ms)
+        self._commit_audio(item_id, pcm, latency, respond=self.config.create_response)
+
+    def commit(self) -> str:
+        """Manual commit: the buffered audio becomes a user item. Returns its id."""
+        if self._input.buffered_ms < max(1, self.limits.min_commit_ms):
+            raise ClientError(
+                "input_audio_buffer_commit_empty",
+                f"buffer too small: need at least {self.limits.min_commit_ms} ms of audio, have {self._input.buffered_ms:.0f} ms",
+            )
+        item_id = self._speech_item or self._ids("item")
+        self._speech_item = None
+        latency = TurnLatency(self._clock)
+        latency.mark("speech_end")
+        self._commit_audio(item_id, self._input.take(), latency, respond=False)
+        return item_id
+
+    def clear_input(self) -> None:
+        self._input.clear()
+        if self._input.detector is not None:
+            self._input.detector.reset()
+        self._speech_item = None
+        self.outbox.put(InputCleared())
+
+    def _commit_audio(self, item_id: str, pcm: bytes, latency: TurnLatency, *, respond: bool) -> None:
+        item = Item(item_id, "user", "audio", status="in_progress")
+        previous = self.conversation.add(item)
+        self.outbox.put(InputCommitted(item_id, previous))
+        self.outbox.put(ItemCreated(item, previous))
+        turn = _Turn(self._ids("turn"), latency)
+        turn.stt = self._spawn(self._transcribe(turn, item, pcm, respond))
+        self._turn = turn
+
+    async def _transcribe(self, turn: _Turn, item: Item, pcm: bytes, respond: bool) -> bool:
+        turn.latency.mark("stt_start")
+        stt = self._stt
+        try:
+            transcript = await stt.transcribe(pcm, language=self.config.language)
+        except ProviderError as exc:
+            log.warning(
+                "stt failed",
+                extra={"fields": {"session": self.context.session_id, "error_class": exc.error_class.value}},
+            )
+            self.conversation.replace(replace(item, status="incomplete"))
+            self.outbox.put(InputTranscriptFailed(item.id, "stt_unavailable", "speech recognition failed"))
+            self.outbox.put(
+                ErrorEvent(
+                    "server_error", "stt_unavailable", f"speech recognition failed ({exc.error_class.value})"
+                )
+            )
+            return False
+        turn.latency.mark("transcript")
+        served = getattr(stt, "last_served", None) or stt
+        self._accounts.stt(
+            turn.turn_id,
+            transcript.engine,
+            served.billing_source,
+            transcript.audio_seconds,
+            model=transcript.model,
+            latency_ms=turn.latency.ttfb_ms["stt"],
+        )
+        self.conversation.replace(replace(item, text=transcript.text, status="completed"))
+        self.outbox.put(InputTranscriptCompleted(item.id, transcript.text, transcript.audio_seconds))
+        heard = bool(transcript.text.strip())
+        if (
+            respond
+            and heard
+            and not self._closed
+            and (self._active is None or self.config.interrupt_response)
+        ):
+            if self._active is not None:
+                self._cancel(self._active, "turn_detected")
+            self._start_response(turn)
+        return heard
+
+    # -- conversation items ----------------------------------------------------------------
+
+    def add_text(
+        self, role: ItemRole, text: str, *, previous_item_id: str | None = None, item_id: str | None = None
+    ) -> Item:
+        item = Item(item_id or self._ids("item"), role, "text", text=text)
+        try:
+            previous = self.conversation.add(item, previous_item_id)
+        except HistoryError as exc:
+            raise ClientError(
+                "item_not_found" if previous_item_id else "invalid_item", str(exc), param="previous_item_id"
+            ) from None
+        self.outbox.put(ItemCreated(item, previous))
+        return item
+
+    def delete_item(self, item_id: str) -> None:
+        try:
+            self.conversation.delete(item_id)
+        except HistoryError as exc:
+            raise ClientError("item_not_found", str(exc), param="item_id") from None
+        self.outbox.put(ItemDeleted(item_id))
+
+    def truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        """The client played `audio_end_ms` of an assistant item: forget the unheard rest."""
+        if audio_end_ms < 0:
+            raise ClientError("invalid_value", "audio_end_ms must not be negative", param="audio_end_ms")
+        try:
+            self.conversation.truncate(item_id, audio_end_ms)
+        except HistoryError as exc:
+            raise ClientError("invalid_truncate", str(exc), param="item_id") from None
+        self.outbox.put(ItemTruncated(item_id, content_index, audio_end_ms))
+
+    # -- responses -------------------------------------------------------------------------
+
+    def create_response(
+        self, *, instructions: str | None = None, modalities: tuple[str, ...] | None = None
+    ) -> str:
+        if self._active is not None:
+            raise ClientError(
+                "conversation_already_has_active_response",
+                f"response {self._active.run.response_id} is still in progress",
+            )
+        turn = self._turn
+        if turn is None or turn.answered:
+            turn = _Turn(self._ids("turn"), TurnLatency(self._clock))
+        return self._start_response(turn, instructions=instructions, modalities=modalities)
+
+    def _start_response(
+        self, turn: _Turn, *, instructions: str | None = None, modalities: tuple[str, ...] | None = None
+    ) -> str:
+        turn.answered = True
+        config = self.config
+        speaks = "audio" in (modalities or config.modalities)
+        run = ResponseRun(
+            response_id=self._ids("resp"),
+            item_id=self._ids("item"),
+            turn_id=turn.turn_id,
+            request=ChatRequest(model=self.context.model or "default", messages=()),
+            audio=speaks,
+            voice=config.voice,
+            latency=turn.latency,
+        )
+        item = Item(run.item_id, "assistant", "audio" if speaks else "text", status="in_progress")
+        self.outbox.put(ResponseCreated(run.response_id, ("audio",) if speaks else ("text",)))
+        pipeline = ResponsePipeline(
+            run,
+            llm=self._llm,
+            tts=self._tts,
+            output=config.output_format,
+            outbox=self.outbox,
+            conversation=self.conversation,
+        )
+        task = self._spawn(self._respond(run, pipeline, item, turn, instructions))
+        self._active = _Active(run, task)
+        return run.response_id
+
+    async def _respond(
+        self, run: ResponseRun, pipeline: ResponsePipeline, item: Item, turn: _Turn, instructions: str | None
+    ) -> None:
+        status = "cancelled"
+        try:
+            if turn.stt is not None and not turn.stt.done():
+                # Manual mode may ask for a response right after the commit: the reply
+                # needs the transcript. `wait` (not `gather`) so a cancelled response
+                # leaves the transcription running.
+                await asyncio.wait({turn.stt})
+            previous = self.conversation.add(item)
+            self.outbox.put(OutputItemAdded(run.response_id, item))
+            self.outbox.put(ItemCreated(item, previous))
+            run.request = self._request(instructions)
+            await pipeline()
+            status = "failed" if run.error is not None else "completed"
+        except Exception:
+            log.exception("voice response crashed", extra={"fields": {"session": self.context.session_id}})
+            status = "failed"
+        finally:
+            self._account(run, status)
+        active = self._active
+        if active is not None and active.run is run:
+            self._finish(run, status)
+
+    def _request(self, instructions: str | None) -> ChatRequest:
+        config = self.config
+        return ChatRequest(
+            model=self.context.model or "default",
+            messages=self.conversation.messages(
+                instructions if instructions is not None else config.instructions
+            ),
+            max_output_tokens=config.max_output_tokens,
+            temperature=config.temperature,
+            metadata={"intent": "voice_turn", "session": self.context.session_id},
+        )
+
+    def _finish(self, run: ResponseRun, status: str) -> None:
+        self._active = None
+        text = run.spoken if run.audio else run.text
+        item = Item(
+            run.item_id,
+            "assistant",
+            "audio" if run.audio else "text",
+            text=text,
+            status="completed" if status == "completed" else "incomplete",
+        )
+        self.conversation.replace(item)
+        if run.error is not None:
+            code = f"{run.error_stage}_unavailable"
+            self.outbox.put(
+                ErrorEvent("server_error", code, f"{run.error_stage} failed ({run.error.error_class.value})")
+            )
+        self.outbox.put(OutputItemDone(run.response_id, item, run.audio, text))
+        self.outbox.put(
+            ResponseDone(
+                run.response_id,
+                status,
+                None if status == "completed" else ("error" if run.error else None),
+                (item,),
+                run.usage.input_tokens,
+                run.usage.output_tokens,
+                self._metadata(run),
+                error_code=None if run.error is None else f"{run.error_stage}_unavailable",
+            )
+        )
+        self.stats.observe(run.latency)
+
+    def cancel_response(self, response_id: str | None = None) -> bool:
+        """`response.cancel`: False when there is no such response in progress."""
+        active = self._active
+        if active is None or (response_id is not None and response_id != active.run.response_id):
+            return False
+        self._cancel(active, "client_cancelled")
+        return True
+
+    def _cancel(self, active: _Active, reason: str, *, announce: SessionEvent | None = None) -> None:
+        """Stop a response now. The outbox refuses its deltas before anything else is queued."""
+        run = active.run
+        self._active = None
+        self.outbox.cancel(run.response_id)
+        active.task.cancel()
+        if announce is not None:
+            self.outbox.put(announce)
+        text = run.spoken if run.audio else run.text
+        item = Item(
+            run.item_id, "assistant", "audio" if run.audio else "text", text=text, status="incomplete"
+        )
+        self.conversation.replace(item)
+        self.outbox.put(
+            ResponseDone(
+                run.response_id,
+                "cancelled",
+                reason,
+                (item,),
+                run.usage.input_tokens,
+                run.usage.output_tokens,
+                self._metadata(run),
+            )
+        )
+
+    def _metadata(self, run: ResponseRun) -> dict[str, object]:
+        return {"turn_id": run.turn_id, **run.latency.report()}
+
+    def _account(self, run: ResponseRun, status: str) -> None:
+        segment_status = {"completed": SegmentStatus.OK, "cancelled": SegmentStatus.CANCELLED}.get(
+            status, SegmentStatus.FAILED
+        )
+        if run.served is not None and not self._llm.records_usage:
+            llm_status = SegmentStatus.FAILED if run.error_stage == "llm" else segment_status
+            self._accounts.llm(
+                run.turn_id, run.served, run.usage, latency_ms=run.latency.ttfb_ms["llm"], status=llm_status
+            )
+        if run.spoke:
+            self._accounts.tts(
+                run.turn_id, run.tally, latency_ms=run.latency.ttfb_ms["tts"], status=segment_status
+            )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def idle(self) -> None:
+        """Wait until no transcription or response is running (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+    async def aclose(self) -> None:
+        """Cancel everything in flight; usage of cancelled work is still recorded."""
+        self._closed = True
+        if self._active is not None:
+            self._cancel(self._active, "session_closed")
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))

@@ -1,0 +1,145 @@
+"""ElevenLabs text-to-speech over the HTTP streaming endpoint.
+
+`POST {base}/v1/text-to-speech/{voice_id}/stream?output_format=…` with a JSON body streams
+raw audio as it is generated (voice.md section 6). Raw httpx rather than the SDK, so tests run
+against a local emulator and a cancelled segment closes its connection at once. PCM formats
+are yielded as they come; G.711 formats (`ulaw_8000`, `alaw_8000`, what telephony wants) are
+decoded to PCM16 chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+
+from providers.contract import BillingSource
+from providers.credentials import Credential
+from providers.errors import ProviderError
+from providers.http import Timeouts, UpstreamClients
+from voice.audio import ALAW_8K, ULAW_8K, AudioFormat, decode_to_pcm16
+from voice.tts.base import TTSEngine
+from voice.wire_errors import TTS_TIMEOUTS, elevenlabs_error, open_audio_stream
+
+DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
+"""ElevenLabs' premade "Rachel", present on every account."""
+
+PCM_RATES = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000})
+
+
+def audio_format_for(output_format: str) -> AudioFormat:
+    """The audio an `output_format` value delivers; only raw PCM and G.711 can be streamed as PCM."""
+    if output_format == "ulaw_8000":
+        return ULAW_8K
+    if output_format == "alaw_8000":
+        return ALAW_8K
+    kind, _, rate = output_format.partition("_")
+    if kind == "pcm" and rate.isdigit() and int(rate) in PCM_RATES:
+        return AudioFormat("pcm16", int(rate))
+    raise ValueError(
+        f"unsupported ElevenLabs output_format {output_format!r} (use pcm_<rate>, ulaw_8000 or alaw_8000)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceSettings:
+    stability: float | None = None
+    similarity_boost: float | None = None
+    style: float | None = None
+    use_speaker_boost: bool | None = None
+    speed: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class ElevenLabsTTSOptions:
+    voice_id: str = DEFAULT_VOICE_ID
+    model_id: str = "eleven_flash_v2_5"
+    output_format: str = "pcm_16000"
+    voice_settings: VoiceSettings | None = None
+    optimize_streaming_latency: int | None = None
+    language_code: str | None = None
+
+    def __post_init__(self) -> None:
+        audio_format_for(self.output_format)
+        if not self.voice_id or not self.model_id:
+            raise ValueError("voice_id and model_id must be non-empty")
+        if self.optimize_streaming_latency is not None and not 0 <= self.optimize_streaming_latency <= 4:
+            raise ValueError("optimize_streaming_latency must be within 0..4")
+
+
+def tts_request_parts(
+    text: str, voice_id: str, options: ElevenLabsTTSOptions
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(path, query, JSON body) of one streaming TTS request."""
+    path = f"/v1/text-to-speech/{quote(voice_id, safe='')}/stream"
+    query = {"output_format": options.output_format}
+    if options.optimize_streaming_latency is not None:
+        query["optimize_streaming_latency"] = str(options.optimize_streaming_latency)
+    body: dict[str, Any] = {"text": text, "model_id": options.model_id}
+    if options.voice_settings is not None:
+        body["voice_settings"] = options.voice_settings.to_wire()
+    if options.language_code is not None:
+        body["language_code"] = options.language_code
+    return path, query, body
+
+
+class ElevenLabsTTS(TTSEngine):
+    """Streams PCM16 mono at the rate of `options.output_format`.
+
+    `clients` is the process's pool of upstream clients; the engine never closes it.
+    """
+
+    def __init__(
+        self,
+        clients: UpstreamClients,
+        *,
+        base_url: str,
+        credential: Credential,
+        name: str = "elevenlabs:default",
+        billing_source: BillingSource = BillingSource.BYOK,
+        options: ElevenLabsTTSOptions | None = None,
+        timeouts: Timeouts = TTS_TIMEOUTS,
+    ) -> None:
+        self.options = options or ElevenLabsTTSOptions()
+        self.timeouts = timeouts
+        self._format = audio_format_for(self.options.output_format)
+        self.sample_rate = self._format.sample_rate
+        self.name = name
+        self.billing_source = billing_source
+        self._clients = clients
+        self._base_url = base_url.rstrip("/")
+        self._credential = credential
+
+    def _headers(self) -> dict[str, str]:
+        """The request headers; the only place the key is revealed."""
+        return {
+            "content-type": "application/json",
+            "accept": "audio/*",
+            "xi-api-key": self._credential.reveal("tts"),
+        }
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]
+    ) -> ProviderError:
+        return elevenlabs_error(status, headers, body, provider=self.name, secrets=secrets)
+
+    async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
+        path, query, body = tts_request_parts(text, voice or self.options.voice_id, self.options)
+        async with open_audio_stream(
+            self._clients,
+            f"{self._base_url}{path}?{urlencode(query)}",
+            headers=self._headers(),
+            body=orjson.dumps(body),
+            timeouts=self.timeouts,
+            provider=self.name,
+            on_error=self._error,
+            model=self.options.model_id,
+        ) as upstream:
+            async for chunk in upstream.chunks():
+                yield chunk if self._format.encoding == "pcm16" else decode_to_pcm16(chunk, self._format)

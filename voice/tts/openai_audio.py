@@ -1,0 +1,209 @@
+"""OpenAI-compatible text-to-speech: `POST {base}/audio/speech`.
+
+Body `{model, input, voice, response_format}`; with `response_format: "pcm"` the answer is raw
+PCM16 24 kHz mono streamed as it is generated. Some compatible servers only stream `wav`,
+so that is accepted too: a streaming WAV header parser finds the PCM and its rate, and audio
+at another rate is resampled to the engine's `sample_rate`. Bearer auth, OpenAI error bodies.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+
+from providers.contract import BillingSource, ErrorClass
+from providers.credentials import Credential
+from providers.errors import ProviderError
+from providers.http import Timeouts, UpstreamClients
+from voice.audio import Resampler
+from voice.tts.base import TTSEngine
+from voice.wire_errors import TTS_TIMEOUTS, open_audio_stream, openai_audio_error
+
+OPENAI_PCM_RATE = 24_000
+
+
+class WavStreamError(ValueError):
+    """A streamed WAV that is not 16-bit PCM, or not WAV at all."""
+
+
+class WavStreamParser:
+    """Strip a WAV header from a byte stream, chunk by chunk.
+
+    `feed` returns the PCM bytes that follow the `data` chunk header (empty until the header
+    has been seen). Streaming servers write a placeholder `data` size (0xFFFFFFFF or 0), so
+    the size is ignored and everything after the header is audio. Stereo is mixed to mono
+    by `to_mono`, left to the caller because a frame may straddle two chunks.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._in_data = False
+        self.sample_rate: int | None = None
+        self.channels: int | None = None
+
+    @property
+    def header_done(self) -> bool:
+        return self._in_data
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self._in_data:
+            return chunk
+        self._buffer += chunk
+        if len(self._buffer) < 12:
+            return b""
+        if self._buffer[:4] != b"RIFF" or self._buffer[8:12] != b"WAVE":
+            raise WavStreamError("audio stream is not a WAV file")
+        offset = 12
+        while len(self._buffer) >= offset + 8:
+            chunk_id, size = struct.unpack_from("<4sI", self._buffer, offset)
+            body = offset + 8
+            if chunk_id == b"data":
+                if self.sample_rate is None:
+                    raise WavStreamError("WAV data arrived before its format")
+                self._in_data = True
+                rest, self._buffer = self._buffer[body:], b""
+                return rest
+            if len(self._buffer) < body + size:
+                return b""
+            if chunk_id == b"fmt ":
+                self._read_format(self._buffer[body : body + size])
+            offset = body + size + (size & 1)
+        return b""
+
+    def _read_format(self, fmt: bytes) -> None:
+        if len(fmt) < 16:
+            raise WavStreamError("WAV format chunk is truncated")
+        tag, channels, rate, _, _, bits = struct.unpack_from("<HHIIHH", fmt)
+        # 0xFFFE is WAVE_FORMAT_EXTENSIBLE, which servers use for plain PCM too.
+        if tag not in (1, 0xFFFE) or bits != 16 or channels not in (1, 2):
+            raise WavStreamError(f"WAV is not 16-bit mono/stereo PCM (tag {tag}, {bits} bit, {channels} ch)")
+        self.sample_rate, self.channels = rate, channels
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAITTSOptions:
+    model: str = "gpt-4o-mini-tts"
+    voice: str = "alloy"
+    response_format: Literal["pcm", "wav"] = "pcm"
+    speed: float | None = None
+    instructions: str | None = None
+    sample_rate: int = OPENAI_PCM_RATE
+    """The rate this engine yields; `pcm` input is OpenAI's 24 kHz, resampled if this differs."""
+
+    def __post_init__(self) -> None:
+        if self.response_format not in ("pcm", "wav"):
+            raise ValueError("response_format must be 'pcm' or 'wav' to stream PCM")
+        if not self.model or not self.voice:
+            raise ValueError("model and voice must be non-empty")
+        if self.sample_rate <= 0:
+            raise ValueError("sample_rate must be positive")
+
+
+def speech_body(text: str, voice: str, options: OpenAITTSOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": options.model,
+        "input": text,
+        "voice": voice,
+        "response_format": options.response_format,
+    }
+    if options.speed is not None:
+        body["speed"] = options.speed
+    if options.instructions is not None:
+        body["instructions"] = options.instructions
+    return body
+
+
+def stereo_to_mono(pcm: bytes) -> bytes:
+    """Average interleaved 16-bit stereo frames (a whole number of 4-byte frames)."""
+    frames = np.frombuffer(pcm, dtype="<i2").reshape(-1, 2).astype(np.int32)
+    mono: bytes = (frames.sum(axis=1) // 2).astype("<i2").tobytes()
+    return mono
+
+
+class OpenAITTS(TTSEngine):
+    """Any server speaking OpenAI's `/audio/speech`; `base_url` ends with `/v1` as for chat."""
+
+    def __init__(
+        self,
+        clients: UpstreamClients,
+        *,
+        base_url: str,
+        credential: Credential,
+        name: str = "openai:default",
+        billing_source: BillingSource = BillingSource.BYOK,
+        options: OpenAITTSOptions | None = None,
+        timeouts: Timeouts = TTS_TIMEOUTS,
+    ) -> None:
+        self.options = options or OpenAITTSOptions()
+        self.timeouts = timeouts
+        self.sample_rate = self.options.sample_rate
+        self.name = name
+        self.billing_source = billing_source
+        self._clients = clients
+        self._base_url = base_url.rstrip("/")
+        self._credential = credential
+
+    def _headers(self) -> dict[str, str]:
+        """The request headers; the only place the key is revealed (a keyless server gets none)."""
+        headers = {"content-type": "application/json", "accept": "audio/*"}
+        key = self._credential.reveal("tts")
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        return headers
+
+    def _error(
+        self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]
+    ) -> ProviderError:
+        return openai_audio_error(status, headers, body, provider=self.name, secrets=secrets)
+
+    async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
+        async with open_audio_stream(
+            self._clients,
+            f"{self._base_url}/audio/speech",
+            headers=self._headers(),
+            body=orjson.dumps(speech_body(text, voice or self.options.voice, self.options)),
+            timeouts=self.timeouts,
+            provider=self.name,
+            on_error=self._error,
+            model=self.options.model,
+        ) as upstream:
+            chunks = upstream.chunks()
+            if self.options.response_format == "pcm":
+                resampler = Resampler(OPENAI_PCM_RATE, self.sample_rate)
+                async for chunk in chunks:
+                    yield resampler.process(chunk)
+                yield resampler.flush()
+                return
+            async for pcm in self._wav_pcm(chunks):
+                yield pcm
+
+    async def _wav_pcm(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        parser = WavStreamParser()
+        resampler: Resampler | None = None
+        pending = b""
+        async for chunk in chunks:
+            try:
+                data = parser.feed(chunk)
+            except WavStreamError as exc:
+                raise ProviderError(ErrorClass.SERVER_ERROR, str(exc), provider=self.name) from None
+            if not data:
+                continue
+            assert parser.sample_rate is not None and parser.channels is not None
+            if resampler is None:
+                resampler = Resampler(parser.sample_rate, self.sample_rate)
+            if parser.channels == 2:
+                data = pending + data
+                whole = len(data) - len(data) % 4
+                data, pending = stereo_to_mono(data[:whole]), data[whole:]
+            yield resampler.process(data)
+        if not parser.header_done:
+            raise ProviderError(
+                ErrorClass.SERVER_ERROR, "speech stream ended before any audio", provider=self.name
+            )
+        if resampler is not None:
+            yield resampler.flush()
