@@ -1,0 +1,84 @@
+"""Verify a connection: run the probes and store the outcome as its health metadata.
+
+Stored: status, latency, error class, when, and the model ids found. Never the prompt or the
+model's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from providers import probes
+from providers.adapters.base import ChatAdapter, Endpoint
+from providers.contract import PRESETS, Capability, ErrorClass, ProviderId, WireProtocol
+from providers.credentials import Credential, NoCredential
+from providers.db import utcnow
+from providers.http import UpstreamClients
+from routing.catalog import Catalog, ModelInfo
+from routing.errors import BaseUrlRefusedError
+from routing.guard import GuardPolicy, check_base_url
+from routing.tables import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyTools:
+    clients: UpstreamClients
+    adapters: Mapping[WireProtocol, ChatAdapter]
+    catalog: Catalog
+    guard: GuardPolicy
+
+
+def probe_model(row: Connection, catalog: Catalog, listed: tuple[str, ...]) -> str | None:
+    """The model for `test_text`: a declared one, else the catalog's cheapest text model, else a listed one."""
+    declared = [m["id"] for m in row.models or [] if Capability.TEXT.value in m.get("capabilities", [])]
+    if declared:
+        return str(declared[0])
+    provider = ProviderId(row.provider)
+    known = [info for info in catalog.models.get(provider, {}).values() if Capability.TEXT in info.capabilities]
+    if known:
+        return min(known, key=_input_price).id
+    return listed[0] if listed else None
+
+
+def _input_price(info: ModelInfo) -> Decimal:
+    return info.price.input if info.price and info.price.input is not None else Decimal("Infinity")
+
+
+async def verify(row: Connection, credential: Credential | None, tools: VerifyTools, *, model: str | None = None) -> probes.Verification:
+    """Run test_auth, list_models and (for chat providers) test_text; record health on `row`."""
+    preset = PRESETS[ProviderId(row.provider)]
+    endpoint = Endpoint(
+        preset=preset,
+        base_url=row.base_url or preset.base_url,
+        credential=credential or NoCredential(),
+        label=row.profile_id,
+    )
+    results: list[probes.ProbeResult] = []
+    if row.base_url:
+        try:
+            await check_base_url(row.base_url, tools.guard)
+        except BaseUrlRefusedError as exc:
+            results.append(probes.ProbeResult("guard", False, 0.0, ErrorClass.PERMISSION, None, str(exc)))
+            return _record(row, probes.Verification(tuple(results)))
+    auth = await probes.test_auth(tools.clients, endpoint)
+    results.append(auth)
+    listed = await probes.list_models(tools.clients, endpoint)
+    results.append(listed)
+    adapter = tools.adapters.get(preset.protocol)
+    if auth.ok and adapter is not None:
+        chosen = model or probe_model(row, tools.catalog, listed.models)
+        if chosen is not None:
+            results.append(await probes.test_text(adapter, endpoint, chosen))
+    return _record(row, probes.Verification(tuple(results)))
+
+
+def _record(row: Connection, outcome: probes.Verification) -> probes.Verification:
+    failure = outcome.first_failure
+    row.health_status = "ok" if failure is None else "failed"
+    row.health_error_class = failure.error_class.value if failure and failure.error_class else None
+    row.health_latency_ms = round(outcome.latency_ms)
+    row.health_checked_at = utcnow()
+    row.health_models = list(outcome.models) or row.health_models
+    return outcome
