@@ -65,5 +65,5 @@ async def read_versions(session: AsyncSession, org_ids: Collection[str]) -> dict
                 ConfigVersion.org_id.in_(ids[start : start + _READ_BATCH])
             )
         )
-        out.update({org_id: version for org_id, version in rows.tuples()})
+        out.update({str(row[0]): int(row[1]) for row in rows})
     return out

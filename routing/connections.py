@@ -31,7 +31,7 @@ from providers.vault.store import Vault
 from routing.config_versions import bump
 from routing.guard import GuardPolicy, validate_base_url
 from routing.model import ConnectionStatus
-from routing.tables import Connection
+from routing.tables import Connection, OrgAISettings
 
 KEY_FIELD = "api_key"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -320,6 +320,11 @@ class Connections:
         for position, profile in enumerate(wanted):
             by_profile[profile].position = position
             self._audit(session, by_profile[profile], "connection.reorder", position=str(position))
+        settings = await session.get(OrgAISettings, org_id)
+        if settings is None:
+            settings = OrgAISettings(org_id=org_id, routing={})
+            session.add(settings)
+        settings.profile_order_explicit = sorted({*(settings.profile_order_explicit or []), pid.value})
         await bump(session, org_id)
         await session.flush()
         return [describe(by_profile[p]) for p in wanted]

@@ -32,7 +32,6 @@ from sqlalchemy import column, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.credentials import Credential, NoCredential
-from providers.tables import AuditEvent
 from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.config_versions import read_versions
@@ -187,13 +186,6 @@ class Registry:
             ai = await session.get(OrgAISettings, org_id)
             conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
-            reordered = set(
-                await session.scalars(
-                    select(AuditEvent.target_id).where(
-                        AuditEvent.org_id == org_id, AuditEvent.action == "connection.reorder"
-                    )
-                )
-            )
             creds = {c.id: await self._credential_for(session, c) for c in conns}
         routing = build_org_routing(
             _OrgRow(id=org.id, tier=org.tier),
@@ -201,7 +193,6 @@ class Registry:
             conns,
             agents,
             billing_policy=self._billing_policy,
-            explicit_order=_explicitly_ordered(conns, reordered),
         )
         for warning in routing.warnings:
             log.warning("routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}})
@@ -293,9 +284,3 @@ class Registry:
                 await task
         if self._redis is not None:
             await self._redis.aclose()
-
-
-def _explicitly_ordered(conns: list[Connection], reordered_ids: set[str | None]) -> list[str]:
-    """Providers whose profile order the org set by hand (`Connections.reorder`, which audits
-    `connection.reorder` per connection); the others rotate by least recent use."""
-    return sorted({c.provider for c in conns if c.id in reordered_ids})

@@ -62,9 +62,11 @@ def build_org_routing(
     billing_policy: BillingPolicy = allow_all_billing,
     explicit_order: Collection[str] = (),
 ) -> OrgRouting:
-    """The org's snapshot. `explicit_order` names the providers whose profile order the org set
-    by hand (they are tried by `position`); the others rotate by least recent use.
+    """The org's snapshot. `explicit_order` (added to the settings' `profile_order_explicit`)
+    names the providers whose profile order the org set by hand (they are tried by
+    `position`); the others rotate by least recent use.
     """
+    explicit_order = {*explicit_order, *((settings.profile_order_explicit or []) if settings else [])}
     warnings: list[str] = []
     views = [v for c in connections if (v := _connection_view(c, warnings)) is not None]
     views.sort(key=lambda v: (v.position, v.name))

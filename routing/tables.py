@@ -23,6 +23,8 @@ class OrgAISettings(Base):
     """Model refs the org permits; None means no allowlist."""
     routing: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     """Task intent -> ordered chain of model refs (primary, then fallbacks)."""
+    profile_order_explicit: Mapped[list[str] | None] = mapped_column(JSON)
+    """Providers whose profile order the org set by hand; the others rotate by least recent use."""
     byok_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -77,13 +77,15 @@ class InputAudio:
         pcm16k = self._resampler.process(pcm)
         if self.detector is None and len(self._buffer) + len(pcm16k) > self._max_bytes:
             raise InputError("input_audio_buffer_full", "the input audio buffer is full: commit or clear it")
-        self._buffer += pcm16k
         if self.detector is None:
+            self._buffer += pcm16k
             return []
-        events = self.detector.feed(pcm16k)
         if not self.detector.speaking:
+            # Trim before feeding: once this chunk ends a turn, the caller takes the turn's
+            # audio from the buffer, so nothing may be cut after the events are known.
             self._trim()
-        return events
+        self._buffer += pcm16k
+        return self.detector.feed(pcm16k)
 
     def take(self, start_ms: float | None = None, end_ms: float | None = None) -> bytes:
         """Remove and return the audio between two positions (default: all of it)."""

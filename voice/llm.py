@@ -36,6 +36,7 @@ class TurnLLM(Protocol):
     """True when the LLM side already writes the usage record (the router does); the
     session then records only the STT and TTS segments."""
 
-    def stream(self, request: ChatRequest) -> LLMStream:
-        """Stream one response. `request.model` is the route the client asked for."""
+    def stream(self, request: ChatRequest, *, turn_id: str) -> LLMStream:
+        """Stream one response. `request.model` is the route the client asked for; `turn_id`
+        ties the LLM's usage record to the turn's STT and TTS records."""
         ...

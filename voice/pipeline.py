@@ -11,7 +11,6 @@ kills a subprocess or closes an HTTP stream); the outbox has already refused the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 from providers.errors import ProviderError
@@ -24,7 +23,7 @@ from voice.history import Conversation, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
-from voice.tts.base import TTSEngine
+from voice.tts.base import TTSEngine, aclose_quietly
 from voice.turn import TtsTally
 
 _END = None
@@ -114,7 +113,7 @@ class ResponsePipeline:
     async def _llm_loop(self) -> None:
         run = self.run
         run.latency.mark("llm_request")
-        stream: LLMStream = self._llm.stream(run.request)
+        stream: LLMStream = self._llm.stream(run.request, turn_id=run.turn_id)
         try:
             async for event in stream:
                 run.served = stream.served or run.served
@@ -162,7 +161,8 @@ class ResponsePipeline:
         start_ms = self._encoder.position_ms
         announced = False
         produced = 0
-        async with contextlib.aclosing(tts.synthesize(chunk, voice=run.voice)) as stream:
+        stream = tts.synthesize(chunk, voice=run.voice)
+        try:
             async for pcm in stream:
                 run.latency.mark("tts_first_byte")
                 produced += len(pcm)
@@ -177,10 +177,17 @@ class ResponsePipeline:
                     run.spoken = f"{run.spoken} {chunk}" if run.spoken else chunk
                 if self._outbox.put(AudioDelta(run.response_id, run.item_id, audio)):
                     run.latency.mark("first_audio")
-        served = getattr(tts, "last_served", None) or tts
-        run.latency.tts_provider = run.latency.tts_provider or served.name
-        run.tally.add(served.name, served.billing_source, len(chunk), produced / (2 * tts.sample_rate))
-        self._conversation.add_span(run.item_id, Span(chunk, start_ms, self._encoder.position_ms))
+        finally:
+            # Runs on cancellation too: the engine's stream is closed now, not at GC, and
+            # a chunk that was partly spoken is still billed.
+            await aclose_quietly(stream)
+            if produced:
+                served = getattr(tts, "last_served", None) or tts
+                run.latency.tts_provider = run.latency.tts_provider or served.name
+                run.tally.add(
+                    served.name, served.billing_source, len(chunk), produced / (2 * tts.sample_rate)
+                )
+                self._conversation.add_span(run.item_id, Span(chunk, start_ms, self._encoder.position_ms))
 
 
 def _joined(spoken: str, chunk: str) -> str:

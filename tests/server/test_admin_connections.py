@@ -9,7 +9,11 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from providers.contract import ProviderId
 from providers.tables import AuditEvent
+from routing.snapshot import build_org_routing
+from routing.tables import Connection, OrgAISettings
+from server.tables import Org
 from server.services import Services
 
 
@@ -54,6 +58,15 @@ async def test_keys_are_write_only_and_replacement_keeps_identity(
         headers=admin_headers,
     )
     assert [c["profile_id"] for c in reordered.json()] == ["openai:backup", "openai:default"]
+    services_: Services = app.state.services
+    async with services_.db.session() as s:
+        org_row = await s.get(Org, org)
+        settings_row = await s.get(OrgAISettings, org)
+        conns = (await s.scalars(select(Connection).where(Connection.org_id == org))).all()
+        assert org_row is not None and settings_row is not None
+        snapshot = build_org_routing(org_row, settings_row, conns, [])
+    assert snapshot.explicit_order == frozenset({ProviderId.OPENAI})
+    assert [c.profile_id for c in snapshot.profiles[ProviderId.OPENAI]] == ["openai:backup", "openai:default"]
 
     revoked = await client.post(f"{base}/openai:backup/revoke", json={}, headers=admin_headers)
     assert revoked.json()["status"] == "revoked"

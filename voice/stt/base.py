@@ -52,15 +52,19 @@ class STTEngine(ABC):
             )
         audio_seconds = len(pcm16_16k) / (2 * STT_SAMPLE_RATE)
         started = self.clock.now()
+        failure: ProviderError | None = None
         try:
             transcript = await self._transcribe(pcm16_16k, language)
         except ProviderError as exc:
             _log_failure(self.name, exc.error_class, self.clock.now() - started, audio_seconds)
             raise
         except Exception as exc:
-            error = normalise_engine_error(self.name, exc)
-            _log_failure(self.name, error.error_class, self.clock.now() - started, audio_seconds)
-            raise error from None
+            failure = normalise_engine_error(self.name, exc)
+            _log_failure(self.name, failure.error_class, self.clock.now() - started, audio_seconds)
+        if failure is not None:
+            # Raised outside the handler, so the original exception (whose text may hold a
+            # secret) is not even attached as the error's __context__.
+            raise failure
         logger.debug(
             "stt segment done",
             extra={

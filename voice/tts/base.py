@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
@@ -24,7 +24,8 @@ class TTSEngine(ABC):
     """One text-to-speech engine.
 
     Subclasses set `name`, `billing_source` and `sample_rate` and implement `_synthesize` as
-    an async generator. Contract of `synthesize`:
+    an async generator. Contract of `synthesize` (an async generator, so callers can hold
+    it in `contextlib.aclosing`):
 
     - every yielded chunk is non-empty and a whole number of PCM16 samples, even if the
       engine's own chunks split a sample (a dangling byte waits for the next chunk, and a
@@ -42,7 +43,7 @@ class TTSEngine(ABC):
     sample_rate: int
     clock: Clock = SYSTEM_CLOCK
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncIterator[bytes]:
+    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncGenerator[bytes, None]:
         if not text.strip():
             return
         started = self.clock.now()
@@ -50,6 +51,7 @@ class TTSEngine(ABC):
         pending = b""
         total = 0
         chunks = self._synthesize(text, voice)
+        failure: ProviderError | None = None
         try:
             async for chunk in chunks:
                 data = pending + chunk if pending else chunk
@@ -65,11 +67,12 @@ class TTSEngine(ABC):
             self._log_failure(exc.error_class, started, total)
             raise
         except Exception as exc:
-            error = normalise_engine_error(self.name, exc)
-            self._log_failure(error.error_class, started, total)
-            raise error from None
+            failure = normalise_engine_error(self.name, exc)
+            self._log_failure(failure.error_class, started, total)
         finally:
             await aclose_quietly(chunks)
+        if failure is not None:
+            raise failure  # outside the handler: the original exception is not chained
         logger.debug(
             "tts segment done",
             extra={

@@ -42,7 +42,7 @@ async def test_unexpected_exceptions_become_server_errors_without_their_text(
     assert error.error_class is ErrorClass.SERVER_ERROR
     assert error.provider == "fake:leaky"
     assert "RuntimeError" in str(error)
-    assert error.__cause__ is None
+    assert error.__cause__ is None and error.__context__ is None
     for text in (str(error), repr(error), caplog.text, *(str(r.__dict__) for r in caplog.records)):
         assert SECRET not in text
 

@@ -43,6 +43,7 @@ async def test_unexpected_exceptions_become_server_errors_without_their_text(
     assert len(received) == 2
     assert caught.value.error_class is ErrorClass.SERVER_ERROR
     assert caught.value.provider == "fake:leaky"
+    assert caught.value.__context__ is None
     for text in (
         str(caught.value),
         repr(caught.value),

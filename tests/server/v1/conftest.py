@@ -1,0 +1,152 @@
+"""A real Patchbay on a loopback port, in front of real emulators on their own loopback ports.
+
+The app runs under uvicorn (lifespan on) as a task on the test's event loop, so its database
+engine and the test's share one loop; the emulators run on their own threads
+(`tests/emulators/harness.py`). The org has two connections with canary keys: `openai:main`
+(the OpenAI emulator) and `mistral:default` (a second emulator in Mistral's flavour), and a
+chat chain `openai/gpt-4o-mini` then `mistral/mistral-small-latest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from providers.vault.secret import Secret
+from server import accounts
+from server.app import create_app
+from server.db import Database
+from server.services import Services
+from server.settings import Settings
+from server.v1.ratelimit import RateLimit
+from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.openai import OpenAIEmulator
+
+OPENAI_KEY = "sk-proj-CANARY-openai-0123456789abcdef"
+MISTRAL_KEY = "mk-CANARY-mistral-0123456789abcdef"
+CANARIES = (OPENAI_KEY, MISTRAL_KEY)
+TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+
+
+class Upstreams:
+    def __init__(self) -> None:
+        self.openai = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",))
+        self.mistral = OpenAIEmulator("mistral", api_key=MISTRAL_KEY, models=("mistral-small-latest",))
+        self._served = [ServedApp(self.openai), ServedApp(self.mistral)]
+
+    def __enter__(self) -> Upstreams:
+        for s in self._served:
+            s.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s in self._served:
+            s.stop()
+
+    @property
+    def openai_url(self) -> str:
+        return self._served[0].url + "/v1"
+
+    @property
+    def mistral_url(self) -> str:
+        return self._served[1].url + "/v1"
+
+    def reset(self) -> None:
+        self.openai.reset()
+        self.mistral.reset()
+
+
+@pytest.fixture(scope="module")
+def upstreams_served() -> Iterator[Upstreams]:
+    with Upstreams() as u:
+        yield u
+
+
+@pytest.fixture
+def upstreams(upstreams_served: Upstreams) -> Upstreams:
+    upstreams_served.reset()
+    return upstreams_served
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        admin_token="admin-test-token",
+        allow_private_base_urls=True,
+        allow_plain_http_base_urls=True,
+        master_key=TEST_MASTER_KEY,
+    )
+
+
+@pytest.fixture
+def rate_limit() -> RateLimit | None:
+    return None
+
+
+@dataclass
+class Patchbay:
+    url: str
+    services: Services
+    key: str
+    org_id: str
+    agent_key: str
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"authorization": f"Bearer {key or self.key}"}, timeout=10
+        )
+
+
+async def _seed(svc: Services, up: Upstreams) -> tuple[str, str, str]:
+    async with svc.db.session() as s:
+        org = await accounts.create_org(s, "Acme")
+        conns = svc.connections()
+        await conns.create(s, org.id, provider="openai", name="main", base_url=up.openai_url, key=Secret(OPENAI_KEY))
+        await conns.create(s, org.id, provider="mistral", base_url=up.mistral_url, key=Secret(MISTRAL_KEY))
+        agents = svc.agents()
+        await agents.set_org_routing(
+            s, org.id, chains={"chat": ["openai/gpt-4o-mini", "mistral/mistral-small-latest"]}
+        )
+        await agents.create(s, org.id, "support", chains={"chat": ["mistral/mistral-small-latest"]})
+        key = await accounts.create_api_key(s, org.id, name="test")
+        agent_key = await accounts.create_api_key(s, org.id, agent="support", name="agent")
+    return org.id, key.key, agent_key.key
+
+
+@pytest.fixture
+async def patchbay(
+    settings: Settings, db: Database, upstreams: Upstreams, rate_limit: RateLimit | None
+) -> AsyncIterator[Patchbay]:
+    services = Services.build(settings, db)
+    services.attach_gateway(rate_limit=rate_limit)
+    org_id, key, agent_key = await _seed(services, upstreams)
+    app = create_app(settings, services=services)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
+    assert server.started, "patchbay did not start"
+    try:
+        yield Patchbay(url=f"http://127.0.0.1:{port}", services=services, key=key, org_id=org_id, agent_key=agent_key)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog
