@@ -159,6 +159,8 @@ class Usage:
     cached_input_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    provider_cost: float | None = None
+    """What the provider says the call cost in its own credits (OpenRouter's `usage.cost`), when it says."""
 
     @property
     def total_tokens(self) -> int:

@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from providers import http
-from providers.contract import ANTHROPIC_VERSION, AuthStyle, ErrorClass, ProviderId, WireProtocol
+from providers.auth import add_auth_header
+from providers.contract import ANTHROPIC_VERSION, ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError, StructuredOutputError
 from providers.sse import aiter_sse
 from providers.structured import validate_output
@@ -66,18 +67,11 @@ class AnthropicMessagesAdapter(ChatAdapter):
         return endpoint.extra_headers.get(_VERSION_HEADER) or self._version
 
     def _headers(self, endpoint: Endpoint, version: str) -> dict[str, str]:
-        """The request headers; the only place the credential's plaintext is revealed."""
         headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers}
         headers.update(
             {"content-type": "application/json", "accept": "application/json", _VERSION_HEADER: version}
         )
-        style = endpoint.preset.auth_style
-        if style is not AuthStyle.NONE:
-            secret = endpoint.credential.reveal("chat")
-            if secret and style is AuthStyle.BEARER:
-                headers["authorization"] = f"Bearer {secret}"
-            elif secret:
-                headers["x-api-key"] = secret
+        add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, "chat")
         return headers
 
     @staticmethod

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import orjson
 
 from providers import http
-from providers.contract import AuthStyle, ErrorClass, ProviderId, WireProtocol
+from providers.auth import add_auth_header
+from providers.contract import ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.sse import aiter_sse
 from providers.structured import validate_output
@@ -54,16 +55,9 @@ class GeminiGenerateAdapter(ChatAdapter):
 
     @staticmethod
     def _headers(endpoint: Endpoint) -> dict[str, str]:
-        """The request headers; the only place the credential's plaintext is revealed."""
         headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers}
         headers.update({"content-type": "application/json", "accept": "application/json"})
-        style = endpoint.preset.auth_style
-        if style is not AuthStyle.NONE:
-            secret = endpoint.credential.reveal("chat")
-            if secret and style is AuthStyle.BEARER:
-                headers["authorization"] = f"Bearer {secret}"
-            elif secret:
-                headers["x-goog-api-key"] = secret
+        add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, "chat")
         return headers
 
     @staticmethod

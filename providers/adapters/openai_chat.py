@@ -23,7 +23,8 @@ from providers.adapters.openai_translate import (
     parse_response,
     tool_id_map,
 )
-from providers.contract import AuthStyle, ErrorClass, WireProtocol
+from providers.auth import add_auth_header
+from providers.contract import ErrorClass, WireProtocol
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients, open_stream, parse_json, redact, secrets_in
 from providers.http import request as send_request
@@ -39,34 +40,19 @@ __all__ = [
     "parse_response",
 ]
 
-_AUTH_HEADER: Mapping[AuthStyle, str] = {
-    AuthStyle.X_API_KEY: "x-api-key",
-    AuthStyle.X_GOOG_API_KEY: "x-goog-api-key",
-    AuthStyle.XI_API_KEY: "xi-api-key",
-}
-
-
 def chat_url(endpoint: Endpoint) -> str:
     base = (endpoint.base_url or endpoint.preset.base_url).rstrip("/")
     return f"{base}/chat/completions"
 
 
 def build_headers(endpoint: Endpoint, *, stream: bool) -> dict[str, str]:
-    """Request headers; the only place the credential's plaintext is revealed."""
     headers = {
         "content-type": "application/json",
         "accept": "text/event-stream" if stream else "application/json",
     }
     headers.update(endpoint.preset.extra_headers)
     headers.update(endpoint.extra_headers)
-    style = endpoint.preset.auth_style
-    if style is not AuthStyle.NONE:
-        key = endpoint.credential.reveal("chat")
-        if key:
-            if style is AuthStyle.BEARER:
-                headers["authorization"] = f"Bearer {key}"
-            else:
-                headers[_AUTH_HEADER[style]] = key
+    add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, "chat")
     return headers
 
 

@@ -168,13 +168,31 @@ def parse_usage(raw: Any) -> Usage | None:
         cached_input_tokens=_int(prompt.get("cached_tokens")) if isinstance(prompt, dict) else 0,
         cache_write_tokens=_int(prompt.get("cache_write_tokens")) if isinstance(prompt, dict) else 0,
         reasoning_tokens=_int(completion.get("reasoning_tokens")) if isinstance(completion, dict) else 0,
+        provider_cost=_cost(raw.get("cost")),
     )
+
+
+def _cost(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
 
 
 def finish_reason(raw: Any, *, refused: bool = False) -> FinishReason:
     if refused:
         return FinishReason.CONTENT_FILTER
     return FINISH_REASONS.get(raw, FinishReason.STOP) if isinstance(raw, str) else FinishReason.STOP
+
+
+def content_text(content: Any) -> str:
+    """`content` as text: a string, or (Mistral's reasoning models) a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"]
+            for p in content
+            if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+        )
+    return ""
 
 
 def _malformed(provider: str, what: str) -> ProviderError:
@@ -197,6 +215,8 @@ def parse_response(
     ids = id_map or {}
     calls: list[ToolCall] = []
     for raw in message.get("tool_calls") or []:
+        if not isinstance(raw, dict):
+            raise _malformed(provider, "tool call is not an object")
         fn = raw.get("function") or {}
         call_id = raw.get("id") or f"call_{len(calls)}"
         calls.append(
@@ -207,7 +227,7 @@ def parse_response(
     refusal = message.get("refusal") or None
     usage = parse_usage(data.get("usage")) or parse_usage(choice.get("usage")) or Usage()
     return ChatResponse(
-        text=message.get("content") or "",
+        text=content_text(message.get("content")),
         tool_calls=tuple(calls),
         finish_reason=finish_reason(choice.get("finish_reason"), refused=refusal is not None),
         usage=usage,
@@ -288,7 +308,7 @@ class StreamTranslator:
         return events
 
     def _delta(self, delta: Mapping[str, Any], events: list[StreamEvent]) -> None:
-        content = delta.get("content")
+        content = content_text(delta.get("content"))
         if content:
             self.text.append(content)
             events.append(TextDelta(content))
@@ -297,6 +317,12 @@ class StreamTranslator:
             self._refused = True
             events.append(RefusalDelta(refusal))
         for position, raw in enumerate(delta.get("tool_calls") or []):
+            if not isinstance(raw, dict):
+                raise ProviderError(
+                    ErrorClass.SERVER_ERROR,
+                    "malformed upstream chunk: tool call is not an object",
+                    provider=self.provider,
+                )
             index = raw.get("index", position)
             fn = raw.get("function") or {}
             pending = self._calls.get(index)

@@ -150,14 +150,21 @@ class BufferedAuditWriter:
         self._task = asyncio.create_task(self._run(), name="vault-audit-writer")
 
     async def _run(self) -> None:
+        failing = False
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._interval):
-                    await self._wake.wait()
+            if failing:
+                # While the database is down, retry once per interval rather than on every full batch.
+                await asyncio.sleep(self._interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._interval):
+                        await self._wake.wait()
             self._wake.clear()
             try:
                 await self.flush()
+                failing = False
             except Exception as exc:
+                failing = True
                 log.warning(
                     "writing decrypt audit entries failed; will retry",
                     extra={"fields": {"pending": len(self._pending), "error_type": type(exc).__name__}},

@@ -80,9 +80,10 @@ async def rotate(
         extra={"fields": {"target_version": target.version, "remaining": remaining, "resumed": resumed}},
     )
     failed: set[str] = set()
-    # A run is done after a pass that starts at the first id and re-wraps nothing.
+    # A run is done after a pass that starts at the first id and finds nothing left to re-wrap
+    # (records that failed authentication are reported, not retried).
     pass_from_start = cursor == ""
-    pass_rewrapped = 0
+    pass_pending = 0
     batches = 0
     while True:
         async with sessions.begin() as session:
@@ -95,20 +96,22 @@ async def rotate(
                 )
             ).all()
             if not rows:
-                if pass_from_start and pass_rewrapped == 0:
+                if pass_from_start and pass_pending == 0:
                     await _finish_run(session, run_id)
                     break
-                cursor, pass_from_start, pass_rewrapped = "", True, 0
+                cursor, pass_from_start, pass_pending = "", True, 0
                 await _save_cursor(session, run_id, cursor, 0)
                 continue
             n = 0
             for row in rows:
-                if row.id not in failed and await _rewrap_row(session, row, keys, target, failed):
+                if row.id in failed:
+                    continue
+                pass_pending += 1
+                if await _rewrap_row(session, row, keys, target, failed):
                     n += 1
             cursor = rows[-1].id
             await _save_cursor(session, run_id, cursor, n)
         done += n
-        pass_rewrapped += n
         batches += 1
         if progress is not None:
             progress(RotationProgress(target.version, done, remaining or 0, batches))

@@ -15,7 +15,6 @@ send, for benchmarks.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections import deque
@@ -167,14 +166,14 @@ class OpenAIEmulator:
         elif method == "POST" and path in CHAT_PATHS:
             await self._chat(body or {}, key, send, gone)
         elif method == "GET" and path in MODEL_PATHS:
-            data = [
+            models = [
                 {"id": m, "object": "model", "created": 1764000000, "owned_by": "emulator"}
                 for m in self.models
             ]
-            await _send_json(send, 200, {"object": "list", "data": data}, self._headers())
+            await _send_json(send, 200, {"object": "list", "data": models}, self._headers())
         elif method == "GET" and path == "/api/v1/key":
-            data = {"label": "sk-or-v1-emu...", "limit": None, "usage": 0.25, "is_free_tier": False}
-            await _send_json(send, 200, {"data": data}, self._headers())
+            key_info = {"label": "sk-or-v1-emu...", "limit": None, "usage": 0.25, "is_free_tier": False}
+            await _send_json(send, 200, {"data": key_info}, self._headers())
         else:
             await _send_json(
                 send, 404, {"error": {"message": f"Unknown path {path}", "type": "invalid_request_error"}}, {}
@@ -213,14 +212,13 @@ class OpenAIEmulator:
         if s.first_byte_delay and await _wait(gone, s.first_byte_delay):
             return
         if request.get("stream") and not s.ignore_stream:
-            frames = [sse_frame(c) for c in self.wire.chunks(s, request, model)] + [DONE]
+            frames = [sse_frame(c) for c in self.wire.chunks(s, request, model)]
             if self.flavor == "openrouter":
-                frames = [
-                    KEEPALIVE,
-                    *itertools.chain.from_iterable(
-                        (f, KEEPALIVE) if i % 3 == 1 else (f,) for i, f in enumerate(frames)
-                    ),
+                # Keep-alive comments before the first token and now and then between chunks.
+                frames = [KEEPALIVE] + [
+                    part for i, f in enumerate(frames) for part in ((f, KEEPALIVE) if i % 3 == 1 else (f,))
                 ]
+            frames.append(DONE)
             frames = self._inject(s, frames, model)
             ctype = "text/event-stream"
         else:

@@ -267,3 +267,31 @@ async def test_sdk_raises_on_in_stream_error(served: dict[Flavor, tuple[OpenAIEm
             async for chunk in stream:
                 got += "".join(c.delta.content or "" for c in chunk.choices)
     assert got
+
+
+def test_scripting_precedence() -> None:
+    emu = OpenAIEmulator(default=text("default"))
+    emu.always(text("sticky-any"))
+    emu.always(text("sticky-m"), model="m")
+    emu.enqueue(text("queued-any"))
+    emu.enqueue(text("queued-m1"), text("queued-m2"), model="m")
+    order = [emu._next("m").text for _ in range(4)] + [emu._next("other").text for _ in range(2)]
+    assert order == ["queued-m1", "queued-m2", "queued-any", "sticky-m", "sticky-any", "sticky-any"]
+    emu.reset()
+    assert emu._next("m").text == "default"
+
+
+async def test_fast_path_sends_the_same_stream() -> None:
+    bodies = []
+    for fast in (False, True):
+        emu = OpenAIEmulator("openrouter", fast=fast)
+        emu.enqueue(SCENARIOS["tools"])
+        with ServedApp(emu) as server:
+            async with httpx.AsyncClient() as client:
+                reply = await client.post(
+                    server.url + "/api/v1/chat/completions", json=REQUEST | {"stream": True}
+                )
+        bodies.append(reply.content)
+    # Ids come from a per-instance counter, so two fresh emulators emit identical bytes.
+    assert bodies[0] == bodies[1]
+    assert bodies[0].endswith(b"data: [DONE]\n\n")

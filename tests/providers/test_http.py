@@ -35,10 +35,12 @@ class Behaviours:
         self.disconnected = threading.Event()
         self.received = threading.Event()
         self.requests = 0
+        self.peers: list[tuple[str, int]] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         self.requests += 1
+        self.peers.append(tuple(scope["client"]))
         message = await receive()
         while message.get("more_body"):
             message = await receive()
@@ -148,6 +150,16 @@ async def test_one_client_per_origin_created_lazily(served: tuple[ServedApp, Beh
     assert a.is_closed
     with pytest.raises(RuntimeError):
         pool.client_for(s.url)
+
+
+async def test_sequential_requests_reuse_one_connection(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    s, app = served
+    start = len(app.peers)
+    for _ in range(5):
+        await request(clients, "GET", s.url + "/ok", headers={}, timeouts=FAST, provider="t")
+    assert len(set(app.peers[start:])) == 1
 
 
 def test_origin_normalizes_default_ports() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -90,15 +90,15 @@ class Rig:
         self.endpoint = endpoint
         self.adapter = adapter
 
-    async def complete(self, req: ChatRequest = None) -> ChatResponse:  # type: ignore[assignment]
+    async def complete(self, req: ChatRequest | None = None) -> ChatResponse:
         return await self.adapter.complete(req or REQUEST, self.endpoint)
 
-    async def stream(self, req: ChatRequest = None) -> list[StreamEvent]:  # type: ignore[assignment]
+    async def stream(self, req: ChatRequest | None = None) -> list[StreamEvent]:
         return [e async for e in self.adapter.stream(req or REQUEST, self.endpoint)]
 
     async def fails(
-        self, streaming: bool, req: ChatRequest = None
-    ) -> tuple[ProviderError, list[StreamEvent]]:  # type: ignore[assignment]
+        self, streaming: bool, req: ChatRequest | None = None
+    ) -> tuple[ProviderError, list[StreamEvent]]:
         seen: list[StreamEvent] = []
         with pytest.raises(ProviderError) as info:
             if streaming:
@@ -290,11 +290,13 @@ async def test_headers_then_silence_times_out(rig: Rig) -> None:
     assert seen == []
 
 
-async def test_stall_mid_stream_times_out_and_hangs_up(rig: Rig) -> None:
-    rig.emu.enqueue(Scenario(stall_after=4))
-    err, seen = await rig.fails(True)
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_stall_mid_body_times_out_and_hangs_up(rig: Rig, streaming: bool) -> None:
+    rig.emu.enqueue(Scenario(stall_after=4 if streaming else 1))
+    err, seen = await rig.fails(streaming)
     assert err.error_class is ErrorClass.TIMEOUT
-    assert any(isinstance(e, OUTPUT_EVENTS) for e in seen)
+    assert "between chunks" in err.message
+    assert any(isinstance(e, OUTPUT_EVENTS) for e in seen) == streaming
     assert await asyncio.to_thread(rig.emu.wait_disconnect, 2) is not None
 
 
@@ -311,6 +313,12 @@ async def test_stream_without_done_is_network(rig: Rig) -> None:
     assert err.error_class is ErrorClass.NETWORK
     assert "[DONE]" in err.message
     assert texts(seen)
+
+
+async def test_malformed_body_is_server_error(rig: Rig) -> None:
+    rig.emu.enqueue(Scenario(status=200, error_body=b"<html><body>Welcome to the proxy</body></html>"))
+    err, _ = await rig.fails(False)
+    assert err.error_class is ErrorClass.SERVER_ERROR
 
 
 async def test_malformed_sse_is_server_error(rig: Rig) -> None:
@@ -362,9 +370,10 @@ async def test_closed_generator_hangs_up_within_100ms(rig: Rig) -> None:
     rig.emu.enqueue(Scenario(stall_after=4))
     adapter = OpenAIChatAdapter(rig.adapter._clients, Timeouts(first_byte=5, between_chunks=10))
     stream = adapter.stream(REQUEST, rig.endpoint)
+    assert isinstance(stream, AsyncGenerator)
     assert isinstance(await anext(stream), TextDelta)
     closed_at = time.monotonic()
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     seen_at = await asyncio.to_thread(rig.emu.wait_disconnect, 2)
     assert seen_at is not None
     assert seen_at - closed_at < 0.1

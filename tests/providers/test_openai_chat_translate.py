@@ -231,7 +231,12 @@ def test_parse_response() -> None:
     assert r.tool_calls == (ToolCall("call_a", "get_weather", '{"city":"Paris"}'),)
     assert r.finish_reason is FinishReason.TOOL_CALLS
     assert r.usage == Usage(
-        input_tokens=20, output_tokens=9, cached_input_tokens=4, cache_write_tokens=2, reasoning_tokens=3
+        input_tokens=20,
+        output_tokens=9,
+        cached_input_tokens=4,
+        cache_write_tokens=2,
+        reasoning_tokens=3,
+        provider_cost=0.0001,
     )
     assert (r.model, r.response_id) == ("gpt-4o-mini-2024-07-18", "chatcmpl-1")
 
@@ -479,3 +484,21 @@ def test_no_credential_sends_no_auth_header() -> None:
 
     endpoint = Endpoint(PRESETS[ProviderId.OPENAI_COMPATIBLE], "http://ollama:11434/v1", NoCredential())
     assert "authorization" not in build_headers(endpoint, stream=False)
+
+
+def test_content_as_typed_parts() -> None:
+    parts = [
+        {"type": "thinking", "thinking": [{"type": "text", "text": "hmm"}]},
+        {"type": "text", "text": "Answer"},
+    ]
+    assert parse_response({"choices": [{"message": {"content": parts}}]}).text == "Answer"
+    assert run([chunk({"content": [{"type": "text", "text": "Hi"}]}), chunk({}, "stop")])[0] == TextDelta(
+        "Hi"
+    )
+
+
+def test_malformed_tool_call_entries() -> None:
+    with pytest.raises(ProviderError):
+        parse_response({"choices": [{"message": {"tool_calls": ["x"]}}]})
+    with pytest.raises(ProviderError):
+        StreamTranslator().feed(chunk({"tool_calls": [None]}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -98,7 +99,7 @@ def test_feed_returns_nothing_until_blank_line() -> None:
 
 
 async def test_aiter_sse() -> None:
-    async def chunks():  # type: ignore[no-untyped-def]
+    async def chunks() -> AsyncIterator[bytes]:
         for part in (b"data: a\n", b"\ndata: b", b"\n\n"):
             yield part
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pydantic
 
-from providers.contract import BillingSource, ErrorClass
+from providers.auth import add_auth_header
+from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
@@ -91,12 +92,9 @@ class ElevenLabsSTT(STTEngine):
         self._credential = credential
 
     def _headers(self, content_type: str) -> dict[str, str]:
-        """The request headers; the only place the key is revealed."""
-        return {
-            "content-type": content_type,
-            "accept": "application/json",
-            "xi-api-key": self._credential.reveal("stt"),
-        }
+        headers = {"content-type": content_type, "accept": "application/json"}
+        add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "stt")
+        return headers
 
     def _error(
         self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]

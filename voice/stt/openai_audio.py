@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pydantic
 
-from providers.contract import BillingSource, ErrorClass
+from providers.auth import add_auth_header
+from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
@@ -89,11 +90,8 @@ class OpenAISTT(STTEngine):
         self._credential = credential
 
     def _headers(self, content_type: str) -> dict[str, str]:
-        """The request headers; the only place the key is revealed (a keyless server gets none)."""
         headers = {"content-type": content_type, "accept": "application/json"}
-        key = self._credential.reveal("stt")
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        add_auth_header(headers, AuthStyle.BEARER, self._credential, "stt")
         return headers
 
     def _error(

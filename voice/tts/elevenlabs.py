@@ -16,7 +16,8 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from providers.contract import BillingSource
+from providers.auth import add_auth_header
+from providers.contract import AuthStyle, BillingSource
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
@@ -117,12 +118,9 @@ class ElevenLabsTTS(TTSEngine):
         self._credential = credential
 
     def _headers(self) -> dict[str, str]:
-        """The request headers; the only place the key is revealed."""
-        return {
-            "content-type": "application/json",
-            "accept": "audio/*",
-            "xi-api-key": self._credential.reveal("tts"),
-        }
+        headers = {"content-type": "application/json", "accept": "audio/*"}
+        add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "tts")
+        return headers
 
     def _error(
         self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import numpy as np
 import orjson
 
-from providers.contract import BillingSource, ErrorClass
+from providers.auth import add_auth_header
+from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
@@ -149,11 +150,8 @@ class OpenAITTS(TTSEngine):
         self._credential = credential
 
     def _headers(self) -> dict[str, str]:
-        """The request headers; the only place the key is revealed (a keyless server gets none)."""
         headers = {"content-type": "application/json", "accept": "audio/*"}
-        key = self._credential.reveal("tts")
-        if key:
-            headers["authorization"] = f"Bearer {key}"
+        add_auth_header(headers, AuthStyle.BEARER, self._credential, "tts")
         return headers
 
     def _error(

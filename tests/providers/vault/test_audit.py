@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from sqlalchemy import select
 
@@ -87,3 +88,36 @@ async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path:
         assert await writer.flush() == 3
     finally:
         await unmigrated.dispose()
+
+
+class _FailureSeen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "will retry" in record.getMessage():
+            self.loop.call_soon_threadsafe(self.seen.set)
+
+
+async def test_the_background_task_retries_until_the_database_is_back(tmp_path: object) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/later.db")
+    flushed = asyncio.Event()
+    writer = BufferedAuditWriter(database.sessions, flush_interval=0.01, on_flush=lambda n: flushed.set())
+    failure = _FailureSeen()
+    audit_log = logging.getLogger("providers.vault.audit")
+    audit_log.addHandler(failure)
+    try:
+        writer.start()
+        writer.record(entry(1))
+        writer.record(entry(2))
+        await asyncio.wait_for(failure.seen.wait(), timeout=10)  # a write failed: no tables yet
+        await database.upgrade()
+        await asyncio.wait_for(flushed.wait(), timeout=10)
+        assert writer.pending == 0
+        assert len(await _rows(database)) == 2
+    finally:
+        audit_log.removeHandler(failure)
+        await writer.aclose()
+        await database.dispose()

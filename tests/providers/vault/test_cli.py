@@ -68,6 +68,9 @@ async def test_status_of_an_empty_vault_generates_no_key(db: Database, db_url: s
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["current_version"] is None and payload["records_by_version"] == {}
+    rotate = await run_cli(db_url, tmp_path, "vault", "rotate", "--json")
+    assert rotate.exit_code == 3
+    assert "no vault master key is configured" in json.loads(rotate.stdout)["error"]["message"]
     assert not (tmp_path / "master.key").exists()
 
 

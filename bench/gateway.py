@@ -1,0 +1,252 @@
+"""What Patchbay's routed /v1/chat/completions adds on top of the upstream, measured in one run.
+
+Three processes on loopback: the OpenAI emulator (`fast=True`: zero delay, one write per
+response; a stream carries 20 `data:` frames), Patchbay (uvicorn, one worker, uvloop +
+httptools, SQLite, production logging at INFO) routing to it, and this load generator
+(aiohttp). For each mode (non-streaming, streaming) and concurrency (1 and 50) it measures the
+emulator directly, then through Patchbay, and prints latency p50/p99, time to first body
+byte for streams, and requests (or streams) per second. "Added" is through minus direct.
+
+    .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8]
+
+Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# 17 words: a role frame, 17 content frames, the finish frame and the usage frame = 20 frames.
+TEXT = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen"
+UPSTREAM_KEY = "sk-bench-upstream-key"
+MASTER_KEY = "v1:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_emulator(port: int) -> None:
+    import uvicorn
+
+    from tests.emulators.openai import OpenAIEmulator, Scenario
+
+    app = OpenAIEmulator("openai", api_key=UPSTREAM_KEY, fast=True, default=Scenario(text=TEXT))
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+
+
+def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> None:
+    import uvicorn
+
+    from providers.vault.secret import Secret
+    from server import accounts
+    from server.app import create_app
+    from server.logs import configure_logging
+    from server.services import Services
+    from server.settings import Settings
+
+    settings = Settings(
+        data_dir=Path(data_dir),
+        allow_private_base_urls=True,
+        allow_plain_http_base_urls=True,
+        master_key=MASTER_KEY,
+        log_level="INFO",
+    )
+    configure_logging(settings.log_level)
+
+    async def seed() -> None:
+        svc = Services.build(settings)
+        try:
+            await svc.db.upgrade()
+            async with svc.db.session() as s:
+                org = await accounts.create_org(s, "bench")
+                await svc.connections().create(
+                    s, org.id, provider="openai", name="main", base_url=upstream, key=Secret(UPSTREAM_KEY)
+                )
+                await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+                issued = await accounts.create_api_key(s, org.id, name="bench")
+            Path(key_file).write_text(issued.key)
+        finally:
+            await svc.aclose()
+
+    asyncio.run(seed())
+    services = Services.build(settings)
+    services.attach_gateway(rate_limit=None)
+    app = create_app(settings, services=services)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
+    )
+
+
+@dataclass
+class Cell:
+    latencies: list[float]
+    first_bytes: list[float]
+    elapsed: float
+    errors: int
+
+    def pct(self, values: list[float], q: float) -> float:
+        if not values:
+            return float("nan")
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed
+
+
+async def run_cell(
+    url: str, key: str, model: str, *, stream: bool, concurrency: int, requests: int, seconds: float
+) -> Cell:
+    import aiohttp
+    import orjson
+
+    body = orjson.dumps({"model": model, "messages": [{"role": "user", "content": "Say the numbers."}], "stream": stream})
+    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+    latencies: list[float] = []
+    first_bytes: list[float] = []
+    errors = 0
+    issued = 0
+    deadline = time.perf_counter() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < requests and time.perf_counter() < deadline:
+                issued += 1
+                started = time.perf_counter()
+                first = None
+                async with session.post(url, data=body, headers=headers) as response:
+                    async for _chunk in response.content.iter_any():
+                        if first is None:
+                            first = time.perf_counter()
+                    ok = response.status == 200
+                done = time.perf_counter()
+                if not ok:
+                    errors += 1
+                    continue
+                latencies.append(done - started)
+                first_bytes.append((first or done) - started)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return Cell(latencies, first_bytes, elapsed, errors)
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+async def measure(direct: str, through: str, key: str, requests: int, seconds: float) -> None:
+    print(f"{'mode':<9}{'conc':>5} {'target':<9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'ttfb p50':>10}{'ttfb p99':>10}{'errors':>8}")
+    summary: list[str] = []
+    for stream in (False, True):
+        for concurrency in (1, 50):
+            cells = {}
+            targets = (("direct", direct, UPSTREAM_KEY, "gpt-4o-mini"), ("patchbay", through, key, "default"))
+            for name, url, k, model in targets:
+                await run_cell(url, k, model, stream=stream, concurrency=concurrency, requests=200, seconds=2)  # warm-up
+                cell = await run_cell(
+                    url, k, model, stream=stream, concurrency=concurrency, requests=requests, seconds=seconds
+                )
+                cells[name] = cell
+                mode = "stream" if stream else "complete"
+                print(
+                    f"{mode:<9}{concurrency:>5} {name:<9}{cell.rate:>8.0f}{cell.pct(cell.latencies, 0.5):>9.2f}"
+                    f"{cell.pct(cell.latencies, 0.99):>9.2f}{cell.pct(cell.first_bytes, 0.5):>10.2f}"
+                    f"{cell.pct(cell.first_bytes, 0.99):>10.2f}{cell.errors:>8}"
+                )
+            d, p = cells["direct"], cells["patchbay"]
+            summary.append(
+                f"{'stream' if stream else 'complete'} c={concurrency}: added p50 "
+                f"{p.pct(p.latencies, 0.5) - d.pct(d.latencies, 0.5):.2f} ms, p99 "
+                f"{p.pct(p.latencies, 0.99) - d.pct(d.latencies, 0.99):.2f} ms, added ttfb p50 "
+                f"{p.pct(p.first_bytes, 0.5) - d.pct(d.first_bytes, 0.5):.2f} ms; "
+                f"{p.rate:.0f}/s through vs {d.rate:.0f}/s direct"
+            )
+    print()
+    for line in summary:
+        print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "emulator", "patchbay"])
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--upstream")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--key-file")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    if args.role == "emulator":
+        serve_emulator(args.port)
+        return
+    if args.role == "patchbay":
+        serve_patchbay(args.port, args.upstream, args.data_dir, args.key_file)
+        return
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with tempfile.TemporaryDirectory() as tmp:
+        emu_port, pb_port = free_port(), free_port()
+        key_file = Path(tmp) / "key"
+        log = open(Path(tmp) / "patchbay.log", "wb")  # noqa: SIM115 - closed below
+        procs = [
+            subprocess.Popen([sys.executable, __file__, "emulator", "--port", str(emu_port)], env=env),
+            subprocess.Popen(
+                [
+                    sys.executable, __file__, "patchbay", "--port", str(pb_port),
+                    "--upstream", f"http://127.0.0.1:{emu_port}/v1", "--data-dir", tmp, "--key-file", str(key_file),
+                ],
+                env=env,
+                stderr=log,
+            ),
+        ]
+        try:
+            wait_port(emu_port)
+            wait_port(pb_port)
+            print(f"emulator :{emu_port}, patchbay :{pb_port}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
+            asyncio.run(
+                measure(
+                    f"http://127.0.0.1:{emu_port}/v1/chat/completions",
+                    f"http://127.0.0.1:{pb_port}/v1/chat/completions",
+                    key_file.read_text(),
+                    args.requests,
+                    args.seconds,
+                )
+            )
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(10)
+            log.close()
+
+
+if __name__ == "__main__":
+    main()
