@@ -91,6 +91,7 @@ def upgrade() -> None:
     sa.Column('default_model', sa.String(length=255), nullable=True),
     sa.Column('allowed_models', sa.JSON(), nullable=True),
     sa.Column('routing', sa.JSON(), nullable=False),
+    sa.Column('profile_order_explicit', sa.JSON(), nullable=True),
     sa.Column('byok_enabled', sa.Boolean(), nullable=False),
     sa.Column('monthly_budget_usd', sa.Numeric(precision=12, scale=2), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
