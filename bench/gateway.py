@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,7 +46,15 @@ def serve_emulator(port: int) -> None:
     from tests.emulators.openai import OpenAIEmulator, Scenario
 
     app = OpenAIEmulator("openai", api_key=UPSTREAM_KEY, fast=True, default=Scenario(text=TEXT))
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+    )
 
 
 def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> None:
@@ -65,11 +72,11 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key=MASTER_KEY,
-        log_level="INFO",
+        log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
     )
     configure_logging(settings.log_level)
 
-    async def seed() -> None:
+    async def seed() -> str:
         svc = Services.build(settings)
         try:
             await svc.db.upgrade()
@@ -80,11 +87,11 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
                 )
                 await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
                 issued = await accounts.create_api_key(s, org.id, name="bench")
-            Path(key_file).write_text(issued.key)
         finally:
             await svc.aclose()
+        return issued.key
 
-    asyncio.run(seed())
+    Path(key_file).write_text(asyncio.run(seed()))
     services = Services.build(settings)
     services.attach_gateway(rate_limit=None)
     app = create_app(settings, services=services)
@@ -93,12 +100,20 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
     )
 
 
+@dataclass(frozen=True)
+class Target:
+    name: str
+    url: str
+    key: str
+    model: str
+
+
 @dataclass
 class Cell:
     latencies: list[float]
     first_bytes: list[float]
-    elapsed: float
-    errors: int
+    elapsed: float = 0.0
+    errors: int = 0
 
     def pct(self, values: list[float], q: float) -> float:
         if not values:
@@ -112,43 +127,65 @@ class Cell:
 
 
 async def run_cell(
-    url: str, key: str, model: str, *, stream: bool, concurrency: int, requests: int, seconds: float
-) -> Cell:
+    targets: list[Target], *, stream: bool, concurrency: int, requests: int, seconds: float
+) -> dict[str, Cell]:
+    """Each worker sends one request to every target in turn, so with several targets the
+    measurements are paired: the same machine noise lands on both sides of the difference."""
     import aiohttp
     import orjson
 
-    body = orjson.dumps({"model": model, "messages": [{"role": "user", "content": "Say the numbers."}], "stream": stream})
-    headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
-    latencies: list[float] = []
-    first_bytes: list[float] = []
-    errors = 0
+    bodies = {
+        t.name: orjson.dumps(
+            {
+                "model": t.model,
+                "messages": [{"role": "user", "content": "Say the numbers."}],
+                "stream": stream,
+            }
+        )
+        for t in targets
+    }
+    cells = {t.name: Cell([], []) for t in targets}
     issued = 0
     deadline = time.perf_counter() + seconds
-    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    connector = aiohttp.TCPConnector(limit=concurrency * len(targets), force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
 
+        async def one(target: Target) -> None:
+            cell = cells[target.name]
+            headers = {"authorization": f"Bearer {target.key}", "content-type": "application/json"}
+            started = time.perf_counter()
+            first = None
+            async with session.post(target.url, data=bodies[target.name], headers=headers) as response:
+                async for _chunk in response.content.iter_any():
+                    if first is None:
+                        first = time.perf_counter()
+                ok = response.status == 200
+            done = time.perf_counter()
+            if not ok:
+                cell.errors += 1
+                return
+            cell.latencies.append(done - started)
+            cell.first_bytes.append((first or done) - started)
+
         async def worker() -> None:
-            nonlocal issued, errors
+            nonlocal issued
             while issued < requests and time.perf_counter() < deadline:
                 issued += 1
-                started = time.perf_counter()
-                first = None
-                async with session.post(url, data=body, headers=headers) as response:
-                    async for _chunk in response.content.iter_any():
-                        if first is None:
-                            first = time.perf_counter()
-                    ok = response.status == 200
-                done = time.perf_counter()
-                if not ok:
-                    errors += 1
-                    continue
-                latencies.append(done - started)
-                first_bytes.append((first or done) - started)
+                for target in targets:
+                    await one(target)
 
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
-    return Cell(latencies, first_bytes, elapsed, errors)
+    for cell in cells.values():
+        cell.elapsed = elapsed
+    return cells
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux), for the gateway's CPU cost per request."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_port(port: int, timeout: float = 30.0) -> None:
@@ -162,33 +199,47 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-async def measure(direct: str, through: str, key: str, requests: int, seconds: float) -> None:
-    print(f"{'mode':<9}{'conc':>5} {'target':<9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}{'ttfb p50':>10}{'ttfb p99':>10}{'errors':>8}")
+async def measure(direct: Target, through: Target, requests: int, seconds: float, pid: int) -> None:
+    print(
+        f"{'mode':<9}{'conc':>5} {'target':<9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'ttfb p50':>10}{'ttfb p99':>10}{'errors':>8}{'cpu ms/req':>12}"
+    )
     summary: list[str] = []
     for stream in (False, True):
+        mode = "stream" if stream else "complete"
         for concurrency in (1, 50):
-            cells = {}
-            targets = (("direct", direct, UPSTREAM_KEY, "gpt-4o-mini"), ("patchbay", through, key, "default"))
-            for name, url, k, model in targets:
-                await run_cell(url, k, model, stream=stream, concurrency=concurrency, requests=200, seconds=2)  # warm-up
-                cell = await run_cell(
-                    url, k, model, stream=stream, concurrency=concurrency, requests=requests, seconds=seconds
+            # Concurrency 1 is paired (direct and through alternate); at 50 each target runs alone,
+            # since throughput is the point there.
+            groups = [[direct, through]] if concurrency == 1 else [[direct], [through]]
+            cells: dict[str, Cell] = {}
+            cpu = 0.0
+            for group in groups:
+                await run_cell(
+                    group, stream=stream, concurrency=concurrency, requests=200, seconds=2
+                )  # warm-up
+                cpu_before = cpu_seconds(pid)
+                cells |= await run_cell(
+                    group, stream=stream, concurrency=concurrency, requests=requests, seconds=seconds
                 )
-                cells[name] = cell
-                mode = "stream" if stream else "complete"
+                if through in group:
+                    cpu = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(cells[through.name].latencies))
+            for name, cell in cells.items():
+                rate = "paired" if concurrency == 1 else f"{cell.rate:.0f}"
                 print(
-                    f"{mode:<9}{concurrency:>5} {name:<9}{cell.rate:>8.0f}{cell.pct(cell.latencies, 0.5):>9.2f}"
+                    f"{mode:<9}{concurrency:>5} {name:<9}{rate:>8}{cell.pct(cell.latencies, 0.5):>9.2f}"
                     f"{cell.pct(cell.latencies, 0.99):>9.2f}{cell.pct(cell.first_bytes, 0.5):>10.2f}"
                     f"{cell.pct(cell.first_bytes, 0.99):>10.2f}{cell.errors:>8}"
+                    + (f"{cpu:>12.2f}" if name == through.name else "")
                 )
-            d, p = cells["direct"], cells["patchbay"]
-            summary.append(
-                f"{'stream' if stream else 'complete'} c={concurrency}: added p50 "
-                f"{p.pct(p.latencies, 0.5) - d.pct(d.latencies, 0.5):.2f} ms, p99 "
-                f"{p.pct(p.latencies, 0.99) - d.pct(d.latencies, 0.99):.2f} ms, added ttfb p50 "
-                f"{p.pct(p.first_bytes, 0.5) - d.pct(d.first_bytes, 0.5):.2f} ms; "
-                f"{p.rate:.0f}/s through vs {d.rate:.0f}/s direct"
+            d, p = cells[direct.name], cells[through.name]
+            line = (
+                f"{mode} c={concurrency}: added p50 {p.pct(p.latencies, 0.5) - d.pct(d.latencies, 0.5):.2f} ms, "
+                f"p99 {p.pct(p.latencies, 0.99) - d.pct(d.latencies, 0.99):.2f} ms, added ttfb p50 "
+                f"{p.pct(p.first_bytes, 0.5) - d.pct(d.first_bytes, 0.5):.2f} ms"
             )
+            if concurrency > 1:
+                line += f"; {p.rate:.0f}/s through vs {d.rate:.0f}/s direct"
+            summary.append(line)
     print()
     for line in summary:
         print(line)
@@ -220,8 +271,17 @@ def main() -> None:
             subprocess.Popen([sys.executable, __file__, "emulator", "--port", str(emu_port)], env=env),
             subprocess.Popen(
                 [
-                    sys.executable, __file__, "patchbay", "--port", str(pb_port),
-                    "--upstream", f"http://127.0.0.1:{emu_port}/v1", "--data-dir", tmp, "--key-file", str(key_file),
+                    sys.executable,
+                    __file__,
+                    "patchbay",
+                    "--port",
+                    str(pb_port),
+                    "--upstream",
+                    f"http://127.0.0.1:{emu_port}/v1",
+                    "--data-dir",
+                    tmp,
+                    "--key-file",
+                    str(key_file),
                 ],
                 env=env,
                 stderr=log,
@@ -230,16 +290,16 @@ def main() -> None:
         try:
             wait_port(emu_port)
             wait_port(pb_port)
-            print(f"emulator :{emu_port}, patchbay :{pb_port}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-            asyncio.run(
-                measure(
-                    f"http://127.0.0.1:{emu_port}/v1/chat/completions",
-                    f"http://127.0.0.1:{pb_port}/v1/chat/completions",
-                    key_file.read_text(),
-                    args.requests,
-                    args.seconds,
-                )
+            print(
+                f"emulator :{emu_port}, patchbay :{pb_port}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}"
             )
+            direct = Target(
+                "direct", f"http://127.0.0.1:{emu_port}/v1/chat/completions", UPSTREAM_KEY, "gpt-4o-mini"
+            )
+            through = Target(
+                "patchbay", f"http://127.0.0.1:{pb_port}/v1/chat/completions", key_file.read_text(), "default"
+            )
+            asyncio.run(measure(direct, through, args.requests, args.seconds, procs[1].pid))
         finally:
             for p in procs:
                 p.terminate()

@@ -7,6 +7,11 @@ database is unreachable, entries stay buffered up to `max_pending`; beyond that 
 dropped and counted (and logged by count, never by content). Entries recorded in the last
 flush interval before a hard crash are lost: that is the price of keeping writes off the
 request path, and the reason nothing that must never be lost goes through here.
+
+A batch is written as one Core `INSERT ... executemany` per table, not through the ORM unit of
+work (which cost a quarter of the gateway's throughput on SQLite). An entry may offer
+`row_values()` (its table and column values) to skip building an ORM object at all; otherwise
+the values are taken from `to_row()`. Columns an entry leaves unset get their Core defaults.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from sqlalchemy import Table, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from providers.db import Base
@@ -27,6 +33,33 @@ log = logging.getLogger(__name__)
 
 class RowEntry(Protocol):
     def to_row(self) -> Base: ...
+
+
+RowValues = tuple[Table, dict[str, Any]]
+
+
+def row_values(entry: RowEntry) -> RowValues:
+    """The entry's table and the column values it sets (unset columns keep their defaults)."""
+    fast = getattr(entry, "row_values", None)
+    if fast is not None:
+        values: RowValues = fast()
+        return values
+    row = entry.to_row()
+    mapper = inspect(type(row))
+    state = row.__dict__
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    return table, {
+        attr.columns[0].key: state[attr.key] for attr in mapper.column_attrs if attr.key in state
+    }
+
+
+def _insert_batches(batch: list[RowValues]) -> list[tuple[Table, list[dict[str, Any]]]]:
+    """Group rows by table and by the set of columns they set: one executemany each."""
+    groups: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+    for table, values in batch:
+        groups.setdefault((table, frozenset(values)), []).append(values)
+    return [(table, rows) for (table, _), rows in groups.items()]
 
 
 E = TypeVar("E", bound=RowEntry)
@@ -95,14 +128,20 @@ class BufferedRowWriter(Generic[E]):
             if not batch:
                 return 0
             try:
+                grouped = _insert_batches(self._rows(batch))
                 async with self._sessions.begin() as session:
-                    session.add_all([e.to_row() for e in batch])
+                    for table, rows in grouped:
+                        await session.execute(insert(table), rows)
             except BaseException:
                 self._pending.extendleft(reversed(batch))
                 raise
         if self._on_flush is not None:
             self._on_flush(len(batch))
         return len(batch)
+
+    def _rows(self, batch: list[E]) -> list[RowValues]:
+        """The rows to write for a drained batch; a subclass may merge entries here."""
+        return [row_values(e) for e in batch]
 
     def start(self) -> None:
         if self._task is not None:

@@ -6,6 +6,7 @@ another package; `server/migrations` imports every package's `tables` module.
 
 from __future__ import annotations
 
+import base64
 import secrets
 from datetime import UTC, datetime
 
@@ -22,6 +23,7 @@ NAMING_CONVENTION = {
 }
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_TO_CROCKFORD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ID_ALPHABET)
 
 
 class Base(DeclarativeBase):
@@ -30,7 +32,9 @@ class Base(DeclarativeBase):
 
 def new_id(prefix: str) -> str:
     """`prefix_` + 20 random Crockford-base32 characters (100 bits)."""
-    return prefix + "_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(20))
+    # The first 20 base32 characters of 13 random bytes carry exactly 100 bits; one draw instead of
+    # 20 `secrets.choice` calls, mapped from RFC 4648's alphabet onto Crockford's.
+    return prefix + "_" + base64.b32encode(secrets.token_bytes(13))[:20].decode("ascii").translate(_TO_CROCKFORD)
 
 
 def utcnow() -> datetime:

@@ -34,7 +34,7 @@ from routing.cooldown import Failure, affects_profile
 from routing.cooldown_store import CooldownStore
 from routing.errors import AllAttemptsFailedError, BaseUrlRefusedError
 from routing.model import ConnectionView, OrgRouting
-from routing.resolver import Plan, PlannedAttempt, Resolver, RouteRequest
+from routing.resolver import Plan, PlanItem, PlannedAttempt, Resolver, RouteRequest
 from routing.trace import AttemptTrace, Outcome, TraceEntry
 
 log = logging.getLogger("patchbay.routing")
@@ -132,6 +132,19 @@ class Executor:
     def stream(self, org: OrgRouting, route: RouteRequest, request: ChatRequest) -> RoutedStream:
         return RoutedStream(self, org, route, request)
 
+    async def _ready(
+        self, item: PlanItem, trace: AttemptTrace
+    ) -> tuple[PlannedAttempt, ChatAdapter, Endpoint] | None:
+        """The attempt with its adapter and endpoint, or None once `trace` says why it is skipped."""
+        if isinstance(item, TraceEntry):
+            trace.add(item)
+            return None
+        prepared = await self._prepare(item)
+        if isinstance(prepared, TraceEntry):
+            trace.add(prepared)
+            return None
+        return item, *prepared
+
     async def _prepare(self, attempt: PlannedAttempt) -> tuple[ChatAdapter, Endpoint] | TraceEntry:
         """The adapter and endpoint for an attempt, or the trace entry saying why it cannot be made."""
         conn = attempt.connection
@@ -208,15 +221,11 @@ class Executor:
         trace.source = plan.source
         last_error: ProviderError | None = None
         stopped = False
-        for item in plan.items:
-            if isinstance(item, TraceEntry):
-                trace.add(item)
+        for planned in plan.items:
+            ready = await self._ready(planned, trace)
+            if ready is None:
                 continue
-            prepared = await self._prepare(item)
-            if isinstance(prepared, TraceEntry):
-                trace.add(prepared)
-                continue
-            adapter, endpoint = prepared
+            item, adapter, endpoint = ready
             request = replace(run.request, model=item.model)
             retries = 0
             while True:
@@ -292,15 +301,11 @@ class Executor:
         plan = await self.plan(org, route)
         trace = AttemptTrace(intent=route.intent.value, source=plan.source)
         last_error: ProviderError | None = None
-        for item in plan.items:
-            if isinstance(item, TraceEntry):
-                trace.add(item)
+        for planned in plan.items:
+            ready = await self._ready(planned, trace)
+            if ready is None:
                 continue
-            prepared = await self._prepare(item)
-            if isinstance(prepared, TraceEntry):
-                trace.add(prepared)
-                continue
-            adapter, endpoint = prepared
+            item, adapter, endpoint = ready
             retries = 0
             while True:
                 started_at = time.perf_counter()

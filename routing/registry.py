@@ -13,8 +13,8 @@ A change reaches the cache three ways, from fastest to slowest:
    picked up even without Redis. The same poll runs `poll_hooks` (the API-key cache's
    revocation check) on one session.
 
-Credentials are cached per connection. A `VaultCredential` holds only the sealed envelope and
-decrypts at `reveal`, so caching it keeps no plaintext in memory.
+Credentials are cached per connection and replaced when the org reloads. A `VaultCredential`
+holds only the sealed envelope and decrypts at `reveal`, so caching it keeps no plaintext.
 """
 
 from __future__ import annotations
@@ -109,38 +109,43 @@ class Registry:
         self._channel = channel
         self._instance = secrets.token_hex(6)
         self._entries: dict[str, OrgEntry] = {}
-        self._loading: dict[str, asyncio.Future[OrgEntry]] = {}
+        self._loading: dict[str, asyncio.Task[OrgEntry]] = {}
         self._generation: dict[str, int] = {}
         self._credentials: dict[str, Credential] = {}
+        self._org_connections: dict[str, set[str]] = {}
         self._listeners: list[Callable[[str], None]] = []
         self.poll_hooks: list[PollHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
 
     async def get(self, org_id: str) -> OrgEntry:
-        """The org's entry; loads it on first use. Concurrent first requests share one load."""
+        """The org's entry; loads it on first use. Concurrent first requests share one load,
+        which runs as its own task so a caller that gives up does not cancel it for the others."""
         entry = self._entries.get(org_id)
         if entry is not None:
             return entry
-        pending = self._loading.get(org_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[OrgEntry] = asyncio.get_running_loop().create_future()
-        self._loading[org_id] = future
-        generation = self._generation.get(org_id, 0)
-        try:
-            entry, creds = await self._load(org_id)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a lone caller's failure is not "never retrieved"
-            raise
-        finally:
-            self._loading.pop(org_id, None)
+        task = self._loading.get(org_id)
+        if task is None:
+            task = asyncio.ensure_future(self._load_and_cache(org_id, self._generation.get(org_id, 0)))
+            self._loading[org_id] = task
+            task.add_done_callback(lambda done: self._load_finished(org_id, done))
+        return await asyncio.shield(task)
+
+    def _load_finished(self, org_id: str, task: asyncio.Task[OrgEntry]) -> None:
+        if self._loading.get(org_id) is task:
+            del self._loading[org_id]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have given up
+
+    async def _load_and_cache(self, org_id: str, generation: int) -> OrgEntry:
+        entry, creds = await self._load(org_id)
         if self._generation.get(org_id, 0) == generation:
             # Only an entry no change notice overtook is cached; waiters get it either way.
             self._entries[org_id] = entry
+            for gone in self._org_connections.get(org_id, set()) - creds.keys():
+                self._credentials.pop(gone, None)
             self._credentials.update(creds)
-        future.set_result(entry)
+            self._org_connections[org_id] = set(creds)
         return entry
 
     def credential(self, conn: ConnectionView) -> Credential:
@@ -155,12 +160,15 @@ class Registry:
         self._listeners.append(listener)
 
     def invalidate(self, org_id: str) -> None:
-        """Drop the org's snapshot and credentials in this process only."""
+        """Drop the org's snapshot in this process only.
+
+        Its credentials stay until the reload replaces them: a request already holding the old
+        snapshot must not find its connection's credential gone, call upstream without a key
+        and put a healthy profile in an auth cooldown. The reload swaps in the new credentials
+        (a replaced key, or none for a revoked connection) and forgets deleted connections'.
+        """
         self._generation[org_id] = self._generation.get(org_id, 0) + 1
-        entry = self._entries.pop(org_id, None)
-        if entry is not None:
-            for conn in entry.routing.all_connections():
-                self._credentials.pop(conn.connection_id, None)
+        self._entries.pop(org_id, None)
         for listener in self._listeners:
             listener(org_id)
 
@@ -180,13 +188,15 @@ class Registry:
     async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential]]:
         async with self._sessions() as session:
             version = (await read_versions(session, [org_id])).get(org_id, 0)
-            org = (await session.execute(select(_ORGS.c.id, _ORGS.c.tier).where(_ORGS.c.id == org_id))).first()
+            org = (
+                await session.execute(select(_ORGS.c.id, _ORGS.c.tier).where(_ORGS.c.id == org_id))
+            ).first()
             if org is None:
                 raise UnknownOrgError(org_id)
             ai = await session.get(OrgAISettings, org_id)
             conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
-            creds = {c.id: await self._credential_for(session, c) for c in conns}
+            creds = {c.id: await self.credential_for(session, c) for c in conns}
         routing = build_org_routing(
             _OrgRow(id=org.id, tier=org.tier),
             ai,
@@ -195,30 +205,17 @@ class Registry:
             billing_policy=self._billing_policy,
         )
         for warning in routing.warnings:
-            log.warning("routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}})
+            log.warning(
+                "routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}}
+            )
         entry = OrgEntry(
             routing=routing, version=version, agent_names=MappingProxyType({a.id: a.name for a in agents})
         )
         return entry, creds
 
-    async def _credential_for(self, session: AsyncSession, row: Connection) -> Credential:
-        if row.status != ConnectionStatus.ACTIVE.value:
-            return NoCredential()
-        if row.env_reference:
-            return EnvReferenceCredential(row.env_reference, self._environ)
-        if row.secret_id is None:
-            return NoCredential()
-        try:
-            return await self._vault.credential(
-                row.secret_id, org_id=row.org_id, owner_id=row.id, field=KEY_FIELD, session=session
-            )
-        except VaultError as exc:
-            # The upstream will refuse the call and routing falls back; the operator sees this line.
-            log.error(
-                "connection key unavailable",
-                extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "error": type(exc).__name__}},
-            )
-            return NoCredential()
+    async def credential_for(self, session: AsyncSession, row: Connection) -> Credential:
+        """The credential a connection row calls with (also used by verification probes)."""
+        return await connection_credential(session, self._vault, row, self._environ)
 
     async def poll_once(self) -> None:
         """Drop every cached org whose change counter moved, then run the poll hooks."""
@@ -284,3 +281,27 @@ class Registry:
                 await task
         if self._redis is not None:
             await self._redis.aclose()
+
+
+async def connection_credential(
+    session: AsyncSession, vault: Vault, row: Connection, environ: Mapping[str, str]
+) -> Credential:
+    """The credential a connection calls with: its vault key, its environment reference, or none.
+
+    Inactive connections get none. A key the vault cannot open yields none too (and an error
+    line for the operator): the upstream then refuses the call and routing falls back.
+    """
+    if row.status != ConnectionStatus.ACTIVE.value:
+        return NoCredential()
+    if row.env_reference:
+        return EnvReferenceCredential(row.env_reference, environ)
+    if row.secret_id is None:
+        return NoCredential()
+    try:
+        return await vault.credential(row.secret_id, org_id=row.org_id, owner_id=row.id, field=KEY_FIELD, session=session)
+    except VaultError as exc:
+        log.error(
+            "connection key unavailable",
+            extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "error": type(exc).__name__}},
+        )
+        return NoCredential()

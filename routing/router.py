@@ -117,8 +117,13 @@ class RoutedCall:
         return await self.__aiter__().__anext__()
 
     async def aclose(self) -> None:
-        """Stop the call: closes the upstream stream and records the segment as cancelled."""
-        if self._events is not None and hasattr(self._events, "aclose"):
+        """Stop the call: closes the upstream stream and records the segment as cancelled.
+        A call closed before it was iterated releases its hold and records nothing."""
+        if self._events is None:
+            self._events = _closed()
+            await self._hold.release()
+            return
+        if hasattr(self._events, "aclose"):
             await self._events.aclose()
 
     async def _run(self) -> AsyncIterator[StreamEvent]:
@@ -141,6 +146,11 @@ class RoutedCall:
             )
 
 
+async def _closed() -> AsyncIterator[StreamEvent]:
+    return
+    yield  # an async generator that ends at once
+
+
 class Router:
     def __init__(
         self,
@@ -155,7 +165,7 @@ class Router:
         self.resolver = resolver
         self.executor = executor
         self._usage = usage
-        self._preflight = preflight
+        self.preflight = preflight
 
     async def org(self, org_id: str) -> OrgRouting:
         return (await self._entry(org_id)).routing
@@ -175,7 +185,7 @@ class Router:
         route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
         # Resolve before holding credits: an unknown model is a 404 whatever the balance.
         self.resolver.select(entry.routing, route)
-        hold = await self._preflight.hold(
+        hold = await self.preflight.hold(
             PreflightRequest(
                 org_id=ctx.org_id,
                 tier=entry.routing.tier,
@@ -202,7 +212,9 @@ class Router:
         except AllAttemptsFailedError:
             await hold.release()
             raise
-        await self._finish(ctx, route.intent, routed.attempt, routed.response.usage, SegmentStatus.OK, started, hold)
+        await self._finish(
+            ctx, route.intent, routed.attempt, routed.response.usage, SegmentStatus.OK, started, hold
+        )
         return RoutedResult(response=routed.response, served=routed.attempt, trace=routed.trace)
 
     async def _finish(

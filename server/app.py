@@ -17,8 +17,12 @@ from server.admin import orgs as admin_orgs
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
+from server.realtime.endpoint import router as realtime_router
 from server.services import Services
 from server.settings import Settings
+from server.v1 import ROUTES as V1_ROUTES
+from server.v1 import V1FastPath
+from server.v1.audio import router as audio_router
 
 log = logging.getLogger("patchbay.server")
 
@@ -63,6 +67,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
             log.info("patchbay stopped")
 
     app = FastAPI(title="Patchbay", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app.add_middleware(V1FastPath)  # before RequestIdMiddleware, so it runs inside it
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -72,4 +77,7 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
     app.include_router(health_router)
     app.include_router(admin_orgs.router)
     app.include_router(admin_connections.router)
+    app.include_router(realtime_router)
+    app.include_router(audio_router)
+    app.router.routes.extend(V1_ROUTES)
     return app

@@ -8,101 +8,24 @@ Exit codes: 0 success; 1 the operation failed (not found, conflict, bad value); 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import json
-import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, NoReturn, TypeVar
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.tiers import Tier
 from server import accounts
+from server.cli_common import (
+    EXIT_NOT_READY,
+    emit,
+    fail,
+    json_option,
+    jsonable,
+    load_settings,
+    run_in_session,
+)
+from server.cli_migrate import migrate
+from server.cli_routing import agent, connection
+from server.cli_vault import vault_group
 from server.db import Database, head_revision
-from server.settings import Settings
-
-T = TypeVar("T")
-
-EXIT_FAILED = 1
-EXIT_NOT_READY = 3
-EXIT_PARTIAL = 4
-
-
-def _jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def emit(as_json: bool, payload: Any, text: str) -> None:
-    click.echo(json.dumps(_jsonable(payload), indent=2, sort_keys=True) if as_json else text)
-
-
-def fail(message: str, code: int = EXIT_FAILED, *, as_json: bool = False, kind: str = "error") -> NoReturn:
-    if as_json:
-        click.echo(json.dumps({"error": {"type": kind, "message": message}}))
-    else:
-        click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        fail(f"invalid setting PATCHBAY_{field.upper()}: {first['msg']}", 2)
-
-
-async def _with_database(settings: Settings, fn: Callable[[Database], Awaitable[T]], *, as_json: bool) -> T:
-    db = Database(settings.resolved_database_url)
-    try:
-        try:
-            current = await db.current_revision()
-        except Exception as exc:
-            fail(f"cannot reach the database: {type(exc).__name__}", EXIT_NOT_READY, as_json=as_json, kind="not_ready")
-        expected = head_revision()
-        if current != expected:
-            fail(
-                f"the database is at migration {current or 'none'}, expected {expected}: run `patchbay db upgrade`",
-                EXIT_NOT_READY,
-                as_json=as_json,
-                kind="not_ready",
-            )
-        return await fn(db)
-    finally:
-        await db.dispose()
-
-
-def run_with_database(fn: Callable[[Database], Awaitable[T]], *, as_json: bool, settings: Settings | None = None) -> T:
-    """Run `fn` against a migrated database; typed account errors become exit code 1."""
-    try:
-        return asyncio.run(_with_database(settings or load_settings(), fn, as_json=as_json))
-    except accounts.AccountError as exc:
-        fail(str(exc), as_json=as_json, kind=exc.code)
-
-
-def run_in_session(fn: Callable[[AsyncSession], Awaitable[T]], *, as_json: bool) -> T:
-    """Run `fn` in one unit of work (committed on success)."""
-
-    async def in_session(db: Database) -> T:
-        async with db.session() as session:
-            return await fn(session)
-
-    return run_with_database(in_session, as_json=as_json)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -238,7 +161,7 @@ def apikey_create(org_ref: str, agent: str | None, name: str | None, as_json: bo
     issued = run_in_session(
         lambda s: accounts.create_api_key(s, org_ref, agent=agent, name=name, actor="cli"), as_json=as_json
     )
-    emit(as_json, {**_jsonable(issued.info), "key": issued.key}, issued.key)
+    emit(as_json, {**jsonable(issued.info), "key": issued.key}, issued.key)
 
 
 @apikey.command("list")
@@ -261,16 +184,10 @@ def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
     emit(as_json, info, f"revoked {info.id}")
 
 
-def _register_optional_groups() -> None:
-    from server.cli_migrate import migrate
-    from server.cli_routing import agent, connection
-
-    cli.add_command(migrate)
-    cli.add_command(connection)
-    cli.add_command(agent)
-
-
-_register_optional_groups()
+cli.add_command(migrate)
+cli.add_command(connection)
+cli.add_command(agent)
+cli.add_command(vault_group, name="vault")
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from providers.vault.audit import BufferedAuditWriter
-from server.cli import EXIT_PARTIAL, emit, fail, json_option, load_settings, run_with_database
+from server.cli_common import EXIT_PARTIAL, emit, fail, json_option, load_settings, run_with_database
 from server.db import Database
 from server.legacy import LineError, OrgReport, apply_one, parse_lines
 from server.vault_keys import VaultKeyStore, build_vault

@@ -6,6 +6,7 @@ the machine can see in the process list and which shells keep in their history.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
@@ -13,14 +14,21 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers.adapters import chat_adapters
+from providers.http import UpstreamClients
+from providers.probes import Verification
 from providers.vault.audit import BufferedAuditWriter
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, AgentRequestError, Agents, parse_chain_option
+from routing.catalog import default_catalog
+from routing.config_versions import bump
 from routing.connections import ConnectionInfo, ConnectionRequestError, Connections, describe
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy
+from routing.registry import connection_credential
+from routing.verify import VerifyTools, verify
 from server import accounts
-from server.cli import emit, fail, json_option, load_settings, run_with_database
+from server.cli_common import emit, fail, json_option, jsonable, load_settings, run_with_database
 from server.db import Database
 from server.vault_keys import build_vault
 
@@ -174,6 +182,41 @@ def connection_reorder(org_ref: str, provider: str, profiles: Sequence[str], as_
     """Set the explicit order of PROVIDER's profiles (name each once, first is tried first)."""
     infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), org_ref)
     emit(as_json, infos, "\n".join(_line(c) for c in infos))
+
+
+@connection.command("test")
+@org_option
+@click.argument("ref")
+@click.option("--model", help="Model for the tiny prompt (default: a declared or the cheapest known one).")
+@json_option
+def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) -> None:
+    """Check REF's key, list its models and send a tiny prompt; exits 1 when a probe fails.
+
+    The outcome (status, latency, error class, models found) is stored as the connection's
+    health; prompts and answers are not.
+    """
+
+    async def run(svc: Connections, s: AsyncSession, org_id: str) -> tuple[Verification, ConnectionInfo]:
+        row = await svc.get(s, org_id, ref)
+        # The CLI is an edge like the server: it may read operator environment references.
+        credential = await connection_credential(s, svc.vault, row, os.environ)
+        async with UpstreamClients() as clients:
+            tools = VerifyTools(clients=clients, adapters=chat_adapters(clients), catalog=default_catalog(), guard=svc.guard)
+            outcome = await verify(row, credential, tools, model=model)
+        await bump(s, org_id)
+        return outcome, describe(row)
+
+    outcome, info = _with_connections(as_json, run, org_ref)
+    lines = [
+        f"{r.name}: {'ok' if r.ok else 'FAILED'} {r.latency_ms:.0f} ms"
+        + (f" ({r.error_class.value}: {r.message})" if not r.ok and r.error_class else "")
+        + (f" [{len(r.models)} models]" if r.models else "")
+        for r in outcome.results
+    ]
+    payload = {"ok": outcome.ok, "probes": [jsonable(r) for r in outcome.results], "connection": info}
+    emit(as_json, payload, "\n".join([info.profile_id, *lines]))
+    if not outcome.ok:
+        raise SystemExit(1)
 
 
 @connection.command("show")

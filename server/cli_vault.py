@@ -18,7 +18,15 @@ from providers.vault.errors import KeyConfigError, MissingKeyError, RotationInco
 from providers.vault.keyring import FileKeys, StaticKeys
 from providers.vault.rotation import RotationProgress, RotationResult
 from providers.vault.store import Vault, VaultStatus
-from server.cli import EXIT_FAILED, EXIT_NOT_READY, emit, fail, json_option, load_settings, run_with_database
+from server.cli_common import (
+    EXIT_FAILED,
+    EXIT_NOT_READY,
+    emit,
+    fail,
+    json_option,
+    load_settings,
+    run_with_database,
+)
 from server.db import Database
 from server.settings import Settings
 from server.vault_keys import key_source
@@ -85,6 +93,14 @@ def rotate(batch_size: int, as_json: bool) -> None:
     """
     settings = load_settings()
     keys = _keys(settings, as_json)
+    if not keys.versions():
+        fail(
+            f"no vault master key is configured ({keys.description}); set PATCHBAY_MASTER_KEY or "
+            "PATCHBAY_MASTER_KEY_FILE, or start the server once to generate the key file",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="key_config",
+        )
 
     def report(p: RotationProgress) -> None:
         if not as_json:

@@ -27,21 +27,63 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     admin_token: SecretStr | None = None
     allow_private_base_urls: bool = False
+    api_key_rate_limit: str = "600/60"
+    """Requests per server API key: `N/SECONDS` (a token bucket of N refilled over SECONDS), or `off`."""
     allow_plain_http_base_urls: bool = False
     """Allow `http://` base URLs to public hosts (private ones follow ALLOW_PRIVATE_BASE_URLS)."""
     master_key: SecretStr | None = None
     """Vault master keys: `v2:<base64>,v1:<base64>` (first is current) or one bare base64 key."""
     master_key_file: Path | None = None
+    voice_max_frame_bytes: int = Field(default=1_048_576, ge=4096)
+    """Largest WebSocket text message a realtime session accepts; larger ones get an error event."""
+    voice_max_buffer_seconds: float = Field(default=60.0, gt=0)
+    """Input audio held for one turn (manual mode refuses more; server VAD ends the turn)."""
+    voice_max_session_seconds: float = Field(default=3600.0, gt=0)
+    voice_max_sessions_per_key: int = Field(default=50, ge=1)
+    """Concurrent realtime sessions per server API key, per process."""
+    voice_silence_ms: int = Field(default=500, ge=0, le=10_000)
+    """Default end-of-turn silence for server VAD; clients may change it per session."""
+    voice_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
+    voice_token_secret: SecretStr | None = None
+    """Signs short-lived realtime tokens; random per process when unset (set it with several replicas)."""
+    voice_whisper_model_dir: Path | None = None
+    """The internal Whisper STT model; default DATA_DIR/models/whisper-base. Without it pocketsphinx serves."""
+    voice_espeak_voice: str = "en-us"
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
 
+    @field_validator("api_key_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        parse_rate_limit(v)
+        return v
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """(requests, per_seconds), or None when limiting is off."""
+        return parse_rate_limit(self.api_key_rate_limit)
+
     @property
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'patchbay.db').resolve()}"
         return normalize_database_url(url)
+
+
+def parse_rate_limit(text: str) -> tuple[int, float] | None:
+    text = text.strip().lower()
+    if text in ("off", "none", "0"):
+        return None
+    count, sep, seconds = text.partition("/")
+    try:
+        requests, per = int(count), float(seconds) if sep else 60.0
+    except ValueError:
+        raise ValueError("use N/SECONDS, e.g. 600/60, or off") from None
+    if requests < 1 or per <= 0:
+        raise ValueError("use N/SECONDS with N >= 1 and SECONDS > 0, or off")
+    return requests, per
 
 
 def normalize_database_url(url: str) -> str:

@@ -1,18 +1,22 @@
-"""The input side of a session: client audio to 16 kHz PCM, the turn buffer, server VAD.
+"""The input side of a session: client audio in, server VAD, the turn's audio out at 16 kHz.
 
-Per appended chunk the work is constant per 20 ms frame: one table lookup (G.711) or
-none, one streaming resample, one WebRTC VAD call per frame and a buffer append. Audio is
-kept only for the current turn; between turns the buffer is trimmed to the pre-speech
-padding the next turn may need.
+This is the per-frame hot path, 50 calls a second per session, so it does as little as it
+can per 20 ms frame: decode (one table lookup for G.711, nothing for PCM), decimate to
+8 kHz for the VAD (PCM at 24 kHz averages each 3 samples, 8 kHz G.711 needs nothing), one
+WebRTC VAD call, and a buffer append at the input rate. The one proper resample (soxr, to
+the 16 kHz the STT engines take) happens once per turn, on the turn's audio, in `take`.
+Between turns the buffer is trimmed to the pre-speech padding the next turn may need.
 """
 
 from __future__ import annotations
 
-from voice.audio import AudioFormat, AudioFormatError, Resampler, decode_to_pcm16
+from dataclasses import replace
+
+from voice.audio import AudioFormat, AudioFormatError, Resampler, decode_to_pcm16, resample
 from voice.endpointing import TurnDetectionConfig, TurnDetector, TurnEvent
 from voice.stt.base import STT_SAMPLE_RATE
 
-_BYTES_PER_MS = STT_SAMPLE_RATE * 2 // 1000
+VAD_RATE = 8_000
 _TRIM_SLACK_MS = 1000
 """Trim only once this much extra audio has piled up, so trimming is amortised."""
 
@@ -25,16 +29,48 @@ class InputError(ValueError):
         self.code = code
 
 
+class _ToVadRate:
+    """PCM16 at the input rate to 8 kHz, for the VAD only.
+
+    An integer ratio (24 kHz PCM, 16 kHz) keeps every n-th sample, with no filter: the
+    aliased band is quiet in speech, and on our espeak-ng sentences (clean, and with noise
+    added) the turn events matched a soxr-resampled feed within one 20 ms frame, at a
+    tenth of the cost. Samples are little-endian in memory on every platform we run.
+    """
+
+    def __init__(self, rate: int) -> None:
+        self._factor = rate // VAD_RATE if rate % VAD_RATE == 0 else 0
+        self._resampler = None if self._factor else Resampler(rate, VAD_RATE, quality="QQ")
+        self._phase = 0
+
+    def __call__(self, pcm: bytes) -> bytes:
+        if self._resampler is not None:
+            return self._resampler.process(pcm)
+        factor = self._factor
+        if factor == 1:
+            return pcm
+        samples = memoryview(pcm).cast("h")
+        picked = samples[self._phase :: factor].tobytes()
+        # Where the next chunk's first kept sample is, so chunking never shifts the grid.
+        self._phase = (self._phase - len(samples)) % factor
+        return picked
+
+
 class InputAudio:
-    """Decode, resample, detect turns and buffer. Positions are ms since the session began."""
+    """Decode, detect turns and buffer. Positions are ms of input since the session began."""
 
     def __init__(
         self, fmt: AudioFormat, turn_detection: TurnDetectionConfig | None, *, max_seconds: float
     ) -> None:
         self.format = fmt
-        self._resampler = Resampler(fmt.sample_rate, STT_SAMPLE_RATE, quality="MQ")
-        self.detector = TurnDetector(turn_detection) if turn_detection is not None else None
-        self._max_bytes = int(max_seconds * STT_SAMPLE_RATE) * 2
+        self._bytes_per_ms = fmt.sample_rate * 2 / 1000
+        self.detector = (
+            TurnDetector(replace(turn_detection, sample_rate=VAD_RATE))
+            if turn_detection is not None
+            else None
+        )
+        self._to_vad = _ToVadRate(fmt.sample_rate)
+        self._max_bytes = int(max_seconds * fmt.sample_rate) * 2
         self._buffer = bytearray()
         self._start_ms = 0.0
         if turn_detection is not None:
@@ -44,7 +80,7 @@ class InputAudio:
 
     @property
     def buffered_ms(self) -> float:
-        return len(self._buffer) / _BYTES_PER_MS
+        return len(self._buffer) / self._bytes_per_ms
 
     @property
     def end_ms(self) -> float:
@@ -74,37 +110,36 @@ class InputAudio:
                 "invalid_audio_format",
                 f"{len(data)} bytes is not a whole number of {self.format.encoding} samples",
             ) from None
-        pcm16k = self._resampler.process(pcm)
-        if self.detector is None and len(self._buffer) + len(pcm16k) > self._max_bytes:
-            raise InputError("input_audio_buffer_full", "the input audio buffer is full: commit or clear it")
         if self.detector is None:
-            self._buffer += pcm16k
+            if len(self._buffer) + len(pcm) > self._max_bytes:
+                raise InputError(
+                    "input_audio_buffer_full", "the input audio buffer is full: commit or clear it"
+                )
+            self._buffer += pcm
             return []
         if not self.detector.speaking:
             # Trim before feeding: once this chunk ends a turn, the caller takes the turn's
             # audio from the buffer, so nothing may be cut after the events are known.
             self._trim()
-        self._buffer += pcm16k
-        return self.detector.feed(pcm16k)
+        self._buffer += pcm
+        return self.detector.feed(self._to_vad(pcm))
 
     def take(self, start_ms: float | None = None, end_ms: float | None = None) -> bytes:
-        """Remove and return the audio between two positions (default: all of it)."""
-        start = 0 if start_ms is None else max(0, int((start_ms - self._start_ms) * _BYTES_PER_MS) & ~1)
-        end = (
-            len(self._buffer)
-            if end_ms is None
-            else min(len(self._buffer), int((end_ms - self._start_ms) * _BYTES_PER_MS) & ~1)
-        )
+        """Remove the audio between two positions (default: all of it); return it as 16 kHz PCM16."""
+        start = 0 if start_ms is None else max(0, int((start_ms - self._start_ms) * self._bytes_per_ms) & ~1)
+        end = len(self._buffer)
+        if end_ms is not None:
+            end = min(end, int((end_ms - self._start_ms) * self._bytes_per_ms) & ~1)
         segment = bytes(self._buffer[start:end])
         self.clear(upto=end)
-        return segment
+        return resample(segment, self.format.sample_rate, STT_SAMPLE_RATE)
 
     def clear(self, *, upto: int | None = None) -> None:
         cut = len(self._buffer) if upto is None else upto
         del self._buffer[:cut]
-        self._start_ms += cut / _BYTES_PER_MS
+        self._start_ms += cut / self._bytes_per_ms
 
     def _trim(self) -> None:
-        excess = len(self._buffer) - (self._keep_ms + _TRIM_SLACK_MS) * _BYTES_PER_MS
-        if excess > 0:
-            self.clear(upto=len(self._buffer) - self._keep_ms * _BYTES_PER_MS)
+        keep = int(self._keep_ms * self._bytes_per_ms) & ~1
+        if len(self._buffer) - keep > _TRIM_SLACK_MS * self._bytes_per_ms:
+            self.clear(upto=len(self._buffer) - keep)

@@ -63,9 +63,20 @@ class TurnLatency:
         provider = sum(v for v in self.ttfb_ms.values() if v is not None)
         return round(max(0.0, total - provider), 2)
 
+    @property
+    def since_speech_end_ms(self) -> dict[str, float | None]:
+        """Each milestone as ms after the end of speech (None for a text turn)."""
+        return {
+            "transcript": _ms(self.speech_end, self.transcript),
+            "llm_first_token": _ms(self.speech_end, self.llm_first_token),
+            "tts_first_byte": _ms(self.speech_end, self.tts_first_byte),
+            "first_audio": _ms(self.speech_end, self.first_audio),
+        }
+
     def report(self) -> dict[str, Any]:
         """The `response.metadata` block."""
         return {
+            "since_speech_end_ms": self.since_speech_end_ms,
             "ttfb_ms": self.ttfb_ms,
             "v2v_ms": self.v2v_ms,
             "server_ms": self.server_ms,

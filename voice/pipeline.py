@@ -13,18 +13,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+from billing.usage import SegmentStatus
 from providers.errors import ProviderError
-from providers.types import ChatRequest, TextDelta, Usage, UsageUpdate
+from providers.types import ChatRequest, RefusalDelta, TextDelta, Usage, UsageUpdate
 from voice.audio import AudioFormat, Resampler, encode_from_pcm16
 from voice.chunker import SentenceChunker
-from voice.events import AudioDelta, TranscriptDelta
+from voice.events import AudioDelta, ResponseDone, TranscriptDelta
 from voice.events import TextDelta as TextOut
-from voice.history import Conversation, Span
+from voice.history import Conversation, Item, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
 from voice.tts.base import TTSEngine, aclose_quietly
-from voice.turn import TtsTally
+from voice.turn import TtsTally, TurnAccounts
 
 _END = None
 
@@ -76,6 +77,35 @@ class ResponseRun:
     def spoke(self) -> bool:
         return bool(self.tally.by_engine)
 
+    def item(self, status: ItemStatus) -> Item:
+        """The assistant item as it stands: for audio, only the text that was spoken."""
+        text = self.spoken if self.audio else self.text
+        return Item(self.item_id, "assistant", "audio" if self.audio else "text", text=text, status=status)
+
+    def done(self, status: str, reason: str | None, item: Item) -> ResponseDone:
+        return ResponseDone(
+            self.response_id,
+            status,
+            reason,
+            (item,),
+            self.usage.input_tokens,
+            self.usage.output_tokens,
+            {"turn_id": self.turn_id, **self.latency.report()},
+            error_code=None if self.error is None else f"{self.error_stage}_unavailable",
+        )
+
+    def record_usage(self, accounts: TurnAccounts, status: str, *, llm_recorded: bool) -> None:
+        """The LLM segment (unless the router wrote it) and the TTS segments, by outcome."""
+        outcome = {"completed": SegmentStatus.OK, "cancelled": SegmentStatus.CANCELLED}.get(
+            status, SegmentStatus.FAILED
+        )
+        ttfb = self.latency.ttfb_ms
+        if self.served is not None and not llm_recorded:
+            llm_outcome = SegmentStatus.FAILED if self.error_stage == "llm" else outcome
+            accounts.llm(self.turn_id, self.served, self.usage, latency_ms=ttfb["llm"], status=llm_outcome)
+        if self.spoke:
+            accounts.tts(self.turn_id, self.tally, latency_ms=ttfb["tts"], status=outcome)
+
 
 class ResponsePipeline:
     """Runs a `ResponseRun`; the session owns the task and decides how it ends."""
@@ -99,25 +129,39 @@ class ResponsePipeline:
         self._encoder = OutputEncoder(tts.sample_rate, output)
         self._chunker = chunker or SentenceChunker(min_clause_chars=30)
         self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
+        self._owner: asyncio.Task[object] | None = None
+        self._llm_done = False
 
     async def __call__(self) -> None:
         """Stream the response; a provider error is recorded on the run, not raised."""
         if not self.run.audio:
             await self._llm_loop()
             return
-        # A TaskGroup ties the TTS loop's life to ours: cancelling this call cancels it too.
-        async with asyncio.TaskGroup() as group:
-            writer = group.create_task(self._llm_loop())
-            group.create_task(self._tts_loop(writer))
+        # The LLM loop runs in this task (one scheduling hop less before the request goes
+        # out); the TaskGroup ties the TTS loop's life to ours: cancelling this call cancels it.
+        # When TTS fails, the TTS loop cancels this task to stop the LLM at once; that one
+        # cancellation is ours and is absorbed here, any other (barge-in) propagates.
+        owner = asyncio.current_task()
+        assert owner is not None
+        self._owner = owner
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._tts_loop())
+                await self._llm_loop()
+        except asyncio.CancelledError:
+            if self.run.error_stage == "tts" and owner.uncancel() == 0:
+                return
+            raise
 
     async def _llm_loop(self) -> None:
         run = self.run
         run.latency.mark("llm_request")
         stream: LLMStream = self._llm.stream(run.request, turn_id=run.turn_id)
+        events = aiter(stream)
         try:
-            async for event in stream:
+            async for event in events:
                 run.served = stream.served or run.served
-                if isinstance(event, TextDelta):
+                if isinstance(event, TextDelta | RefusalDelta):  # a refusal is said out loud too
                     if not event.text:
                         continue
                     run.latency.mark("llm_first_token")
@@ -132,13 +176,18 @@ class ResponsePipeline:
         except ProviderError as exc:
             run.error, run.error_stage = exc, "llm"
         finally:
+            # Close the upstream stream now (also when cancelled), not when collected.
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
             run.served = stream.served or run.served
+            self._llm_done = True
             if run.audio:
                 for chunk in self._chunker.flush() if run.error is None else ():
                     self._chunks.put_nowait(chunk)
                 self._chunks.put_nowait(_END)
 
-    async def _tts_loop(self, writer: asyncio.Task[None]) -> None:
+    async def _tts_loop(self) -> None:
         run = self.run
         while (chunk := await self._chunks.get()) is not _END:
             if run.error is not None:
@@ -147,7 +196,8 @@ class ResponsePipeline:
                 await self._speak(chunk)
             except ProviderError as exc:
                 run.error, run.error_stage = exc, "tts"
-                writer.cancel()  # nobody will speak what it writes
+                if self._owner is not None and not self._llm_done:
+                    self._owner.cancel()  # nobody will speak what the LLM writes
                 return
         if run.error is not None:
             return

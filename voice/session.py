@@ -21,7 +21,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from billing.usage import SegmentStatus
 from providers.db import new_id
 from providers.errors import ProviderError
 from providers.types import ChatRequest
@@ -41,7 +40,6 @@ from voice.events import (
     OutputItemAdded,
     OutputItemDone,
     ResponseCreated,
-    ResponseDone,
     SessionEvent,
     SpeechStarted,
     SpeechStopped,
@@ -77,6 +75,8 @@ class _Turn:
     turn_id: str
     latency: TurnLatency
     stt: asyncio.Task[bool] | None = None
+    transcribed: bool = False
+    """The transcript is in the history (its task may still be finishing its bookkeeping)."""
     answered: bool = False
 
 
@@ -234,11 +234,14 @@ class VoiceSession:
             latency_ms=turn.latency.ttfb_ms["stt"],
         )
         self.conversation.replace(replace(item, text=transcript.text, status="completed"))
+        turn.transcribed = True
         self.outbox.put(InputTranscriptCompleted(item.id, transcript.text, transcript.audio_seconds))
         heard = bool(transcript.text.strip())
+        # When the caller is already speaking again, that turn's end answers both.
         if (
             respond
             and heard
+            and not self._input.speaking
             and not self._closed
             and (self._active is None or self.config.interrupt_response)
         ):
@@ -328,7 +331,7 @@ class VoiceSession:
     ) -> None:
         status = "cancelled"
         try:
-            if turn.stt is not None and not turn.stt.done():
+            if turn.stt is not None and not turn.stt.done() and not turn.transcribed:
                 # Manual mode may ask for a response right after the commit: the reply
                 # needs the transcript. `wait` (not `gather`) so a cancelled response
                 # leaves the transcription running.
@@ -343,7 +346,7 @@ class VoiceSession:
             log.exception("voice response crashed", extra={"fields": {"session": self.context.session_id}})
             status = "failed"
         finally:
-            self._account(run, status)
+            run.record_usage(self._accounts, status, llm_recorded=self._llm.records_usage)
         active = self._active
         if active is not None and active.run is run:
             self._finish(run, status)
@@ -362,33 +365,14 @@ class VoiceSession:
 
     def _finish(self, run: ResponseRun, status: str) -> None:
         self._active = None
-        text = run.spoken if run.audio else run.text
-        item = Item(
-            run.item_id,
-            "assistant",
-            "audio" if run.audio else "text",
-            text=text,
-            status="completed" if status == "completed" else "incomplete",
-        )
+        item = run.item("completed" if status == "completed" else "incomplete")
         self.conversation.replace(item)
         if run.error is not None:
             code = f"{run.error_stage}_unavailable"
-            self.outbox.put(
-                ErrorEvent("server_error", code, f"{run.error_stage} failed ({run.error.error_class.value})")
-            )
-        self.outbox.put(OutputItemDone(run.response_id, item, run.audio, text))
-        self.outbox.put(
-            ResponseDone(
-                run.response_id,
-                status,
-                None if status == "completed" else ("error" if run.error else None),
-                (item,),
-                run.usage.input_tokens,
-                run.usage.output_tokens,
-                self._metadata(run),
-                error_code=None if run.error is None else f"{run.error_stage}_unavailable",
-            )
-        )
+            message = f"{run.error_stage} failed ({run.error.error_class.value})"
+            self.outbox.put(ErrorEvent("server_error", code, message))
+        self.outbox.put(OutputItemDone(run.response_id, item, run.audio, item.text))
+        self.outbox.put(run.done(status, None if status == "completed" else "error", item))
         self.stats.observe(run.latency)
 
     def cancel_response(self, response_id: str | None = None) -> bool:
@@ -407,41 +391,9 @@ class VoiceSession:
         active.task.cancel()
         if announce is not None:
             self.outbox.put(announce)
-        text = run.spoken if run.audio else run.text
-        item = Item(
-            run.item_id, "assistant", "audio" if run.audio else "text", text=text, status="incomplete"
-        )
+        item = run.item("incomplete")
         self.conversation.replace(item)
-        self.outbox.put(
-            ResponseDone(
-                run.response_id,
-                "cancelled",
-                reason,
-                (item,),
-                run.usage.input_tokens,
-                run.usage.output_tokens,
-                self._metadata(run),
-            )
-        )
-
-    def _metadata(self, run: ResponseRun) -> dict[str, object]:
-        return {"turn_id": run.turn_id, **run.latency.report()}
-
-    def _account(self, run: ResponseRun, status: str) -> None:
-        segment_status = {"completed": SegmentStatus.OK, "cancelled": SegmentStatus.CANCELLED}.get(
-            status, SegmentStatus.FAILED
-        )
-        if run.served is not None and not self._llm.records_usage:
-            llm_status = SegmentStatus.FAILED if run.error_stage == "llm" else segment_status
-            self._accounts.llm(
-                run.turn_id, run.served, run.usage, latency_ms=run.latency.ttfb_ms["llm"], status=llm_status
-            )
-        if run.spoke:
-            self._accounts.tts(
-                run.turn_id, run.tally, latency_ms=run.latency.ttfb_ms["tts"], status=segment_status
-            )
-
-    # -- lifecycle -------------------------------------------------------------------------
+        self.outbox.put(run.done("cancelled", reason, item))
 
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)

@@ -56,12 +56,13 @@ class TtsTally:
 class TurnAccounts:
     """Builds and records one session's usage segments."""
 
-    def __init__(self, context: SessionContext, sink: UsageSink) -> None:
+    def __init__(self, context: SessionContext, sink: UsageSink, *, intent: str = "voice_turn") -> None:
         self.context = context
         self.sink = sink
+        self.intent = intent
 
     def _segment(
-        self, segment: Segment, turn_id: str, provider: str, billing: BillingSource, **kw: object
+        self, segment: Segment, turn_id: str | None, provider: str, billing: BillingSource, **kw: object
     ) -> None:
         ctx = self.context
         self.sink.record(
@@ -74,14 +75,14 @@ class TurnAccounts:
                 api_key_id=ctx.api_key_id,
                 request_id=ctx.session_id,
                 turn_id=turn_id,
-                intent="voice_turn",
+                intent=self.intent,
                 **kw,  # type: ignore[arg-type]
             )
         )
 
     def stt(
         self,
-        turn_id: str,
+        turn_id: str | None,
         engine: str,
         billing: BillingSource,
         audio_seconds: float,
@@ -118,7 +119,9 @@ class TurnAccounts:
             status=status,
         )
 
-    def tts(self, turn_id: str, tally: TtsTally, *, latency_ms: float | None, status: SegmentStatus) -> None:
+    def tts(
+        self, turn_id: str | None, tally: TtsTally, *, latency_ms: float | None, status: SegmentStatus
+    ) -> None:
         for (engine, billing), characters in tally.by_engine.items():
             self._segment(
                 Segment.TTS,

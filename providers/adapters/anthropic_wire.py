@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from providers.contract import ANTHROPIC_VERSION, ErrorClass, ProviderId
+from providers.contract import ANTHROPIC_VERSION, ProviderId
 from providers.errors import ProviderError
 from providers.types import (
     AudioPart,
@@ -34,6 +34,7 @@ from providers.types import (
 )
 
 from .media_wire import parse_data_url
+from .turns_wire import append_turn, history_arguments, invalid_request
 
 ANTHROPIC_VERSION_2026 = "2026-10-21"
 SAMPLING_VERSION = ANTHROPIC_VERSION
@@ -56,9 +57,7 @@ class WireRequest:
 
 
 def _invalid(message: str, model: str) -> ProviderError:
-    return ProviderError(
-        ErrorClass.INVALID_REQUEST, message, provider=ProviderId.ANTHROPIC.value, model=model
-    )
+    return invalid_request(ProviderId.ANTHROPIC, message, model)
 
 
 def _image_block(part: ImagePart) -> JSON:
@@ -85,17 +84,15 @@ def _content_blocks(message: Message, model: str) -> list[JSON]:
 
 
 def _tool_use_blocks(message: Message, model: str) -> list[JSON]:
-    blocks: list[JSON] = []
-    for call in message.tool_calls:
-        try:
-            arguments = call.parsed_arguments()
-        except ValueError:
-            # The arguments are the model's own text; never echo them into an error.
-            raise _invalid(
-                f"tool call {call.id} in history has arguments that are not a JSON object", model
-            ) from None
-        blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments})
-    return blocks
+    return [
+        {
+            "type": "tool_use",
+            "id": call.id,
+            "name": call.name,
+            "input": history_arguments(call, ProviderId.ANTHROPIC, model),
+        }
+        for call in message.tool_calls
+    ]
 
 
 def _tool_result_block(message: Message, model: str) -> JSON:
@@ -124,12 +121,7 @@ def build_messages(request: ChatRequest) -> tuple[str | None, list[JSON]]:
                 system_texts.append(message.text)
             continue
         role, blocks = _wire_turn(message, request.model)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+        append_turn(turns, role, "content", blocks)
     return ("\n\n".join(system_texts) or None), turns
 
 

@@ -21,7 +21,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
-from providers.contract import ErrorClass, ProviderId
+from providers.contract import ProviderId
 from providers.errors import ProviderError
 from providers.types import (
     AudioPart,
@@ -37,12 +37,13 @@ from providers.types import (
 )
 
 from .media_wire import audio_mime_type, parse_data_url
+from .turns_wire import append_turn, history_arguments, invalid_request
 
 JSON = dict[str, Any]
 
 
 def _invalid(message: str, model: str) -> ProviderError:
-    return ProviderError(ErrorClass.INVALID_REQUEST, message, provider=ProviderId.GEMINI.value, model=model)
+    return invalid_request(ProviderId.GEMINI, message, model)
 
 
 def _image_part(part: ImagePart) -> JSON:
@@ -67,16 +68,10 @@ def _parts(message: Message) -> list[JSON]:
 
 
 def _function_calls(message: Message, model: str) -> list[JSON]:
-    parts: list[JSON] = []
-    for call in message.tool_calls:
-        try:
-            args = call.parsed_arguments()
-        except ValueError:
-            raise _invalid(
-                f"tool call {call.id} in history has arguments that are not a JSON object", model
-            ) from None
-        parts.append({"functionCall": {"name": call.name, "args": args}})
-    return parts
+    return [
+        {"functionCall": {"name": call.name, "args": history_arguments(call, ProviderId.GEMINI, model)}}
+        for call in message.tool_calls
+    ]
 
 
 def _function_response(message: Message, names: Mapping[str, str], model: str) -> JSON:
@@ -108,12 +103,7 @@ def build_contents(request: ChatRequest) -> tuple[JSON | None, list[JSON]]:
             role, parts = "user", [_function_response(message, names, request.model)]
         else:
             role, parts = "user", _parts(message)
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        append_turn(contents, role, "parts", parts)
     system = {"parts": system_parts} if system_parts else None
     return system, contents
 

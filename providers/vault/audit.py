@@ -9,25 +9,28 @@ Trade-off (documented in docs/security.md): entries recorded in the last flush i
 before a hard crash are lost, and while the database is unreachable at most `max_pending`
 entries are kept (the rest are counted as dropped and logged by count). Entries never hold a
 secret: only org, actor, action, target and a purpose string.
+
+Successful decrypts are coalesced per batch: every `secret.decrypt` entry with the same org,
+actor, target and details (purpose, secret id, field, key version) becomes one row whose
+`details` add `count` (how many reveals), and `last_at` (the last one's time) when more than
+one; the row's `created_at` is the first reveal's. A busy connection therefore writes about
+one decrypt row per purpose per second instead of one per request. Every other action,
+`secret.decrypt_failed` included, is written one row per entry.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.db import utcnow
+from providers.buffered import BufferedRowWriter, RowValues
+from providers.db import new_id, utcnow
 from providers.tables import AuditEvent
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,51 @@ class AuditEntry:
             created_at=self.at,
         )
 
+    def row_values(self, extra: Mapping[str, Any] | None = None) -> RowValues:
+        """The `audit_events` values without building an ORM object (see `providers.buffered`)."""
+        details: dict[str, Any] = dict(self.details)
+        if extra:
+            details.update(extra)
+        return _TABLE, {
+            "id": new_id("aud"),
+            "org_id": self.org_id,
+            "actor": self.actor,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "details": details,
+            "created_at": self.at,
+        }
+
+
+_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
+COALESCED_ACTION = "secret.decrypt"
+
+
+def coalesce(batch: list[AuditEntry]) -> list[RowValues]:
+    """One row per distinct `secret.decrypt` (org, actor, target, details) with a count; others as they are."""
+    rows: list[RowValues] = []
+    groups: dict[tuple[Any, ...], list[AuditEntry]] = {}
+    for entry in batch:
+        if entry.action != COALESCED_ACTION:
+            rows.append(entry.row_values())
+            continue
+        key = (
+            entry.org_id,
+            entry.actor,
+            entry.target_type,
+            entry.target_id,
+            tuple(sorted(entry.details.items())),
+        )
+        groups.setdefault(key, []).append(entry)
+    for entries in groups.values():
+        extra: dict[str, Any] = {"count": len(entries)}
+        if len(entries) > 1:
+            extra["last_at"] = max(e.at for e in entries).isoformat()
+        first = min(entries, key=lambda e: e.at)
+        rows.append(first.row_values(extra))
+    return rows
+
 
 class AuditSink(Protocol):
     def record(self, entry: AuditEntry) -> None:
@@ -68,8 +116,9 @@ class MemoryAudit:
         self.entries.append(entry)
 
 
-class BufferedAuditWriter:
-    """Buffers entries in memory and writes them to `audit_events` from one background task."""
+class BufferedAuditWriter(BufferedRowWriter[AuditEntry]):
+    """Buffers decrypt audits in memory; one background task writes them to `audit_events`,
+    coalescing successful decrypts (see the module docstring)."""
 
     def __init__(
         self,
@@ -80,101 +129,14 @@ class BufferedAuditWriter:
         max_pending: int = 10_000,
         on_flush: Callable[[int], None] | None = None,
     ) -> None:
-        self._sessions = sessions
-        self._interval = flush_interval
-        self._batch_size = batch_size
-        self._max_pending = max_pending
-        self._on_flush = on_flush
-        self._pending: collections.deque[AuditEntry] = collections.deque()
-        self._flush_lock = asyncio.Lock()
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
-        self.dropped = 0
+        super().__init__(
+            sessions,
+            name="vault-audit",
+            flush_interval=flush_interval,
+            batch_size=batch_size,
+            max_pending=max_pending,
+            on_flush=on_flush,
+        )
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def record(self, entry: AuditEntry) -> None:
-        if len(self._pending) >= self._max_pending:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error(
-                    "audit buffer full; dropping decrypt audit entries",
-                    extra={"fields": {"dropped": self.dropped}},
-                )
-            return
-        self._pending.append(entry)
-        if len(self._pending) >= self._batch_size:
-            self._wake_flusher()
-
-    def _wake_flusher(self) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._wake.set()
-        else:
-            loop.call_soon_threadsafe(self._wake.set)
-
-    async def flush(self) -> int:
-        """Write everything buffered so far in one transaction; returns how many entries were written.
-
-        On failure the entries go back to the front of the buffer and the error propagates.
-        """
-        async with self._flush_lock:
-            batch: list[AuditEntry] = []
-            while self._pending:
-                batch.append(self._pending.popleft())
-            if not batch:
-                return 0
-            try:
-                async with self._sessions.begin() as session:
-                    session.add_all([e.to_row() for e in batch])
-            except BaseException:
-                self._pending.extendleft(reversed(batch))
-                raise
-        if self._on_flush is not None:
-            self._on_flush(len(batch))
-        return len(batch)
-
-    def start(self) -> None:
-        if self._task is not None:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name="vault-audit-writer")
-
-    async def _run(self) -> None:
-        failing = False
-        while True:
-            if failing:
-                # While the database is down, retry once per interval rather than on every full batch.
-                await asyncio.sleep(self._interval)
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._interval):
-                        await self._wake.wait()
-            self._wake.clear()
-            try:
-                await self.flush()
-                failing = False
-            except Exception as exc:
-                failing = True
-                log.warning(
-                    "writing decrypt audit entries failed; will retry",
-                    extra={"fields": {"pending": len(self._pending), "error_type": type(exc).__name__}},
-                )
-
-    async def aclose(self) -> None:
-        """Stop the background task and write what is left."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.flush()
+    def _rows(self, batch: list[AuditEntry]) -> list[RowValues]:
+        return coalesce(batch)

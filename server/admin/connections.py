@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field, SecretStr
 
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
-from routing.connections import ConnectionInfo
+from routing.connections import ConnectionInfo, describe
+from routing.verify import verify
 from server import accounts
 from server.admin.auth import require_admin
 from server.admin.orgs import ServicesDep
@@ -109,6 +110,26 @@ def vars_of(obj: object) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}  # type: ignore[attr-defined]
 
 
+class TestIn(BaseModel):
+    model: str | None = Field(default=None, description="Model for the tiny prompt; default: a declared or the cheapest known one.")
+
+
+class ProbeOut(BaseModel):
+    name: str
+    ok: bool
+    latency_ms: float
+    error_class: str | None
+    status: int | None
+    message: str | None
+    models: list[str]
+
+
+class VerificationOut(BaseModel):
+    ok: bool
+    probes: list[ProbeOut]
+    connection: ConnectionOut
+
+
 class AgentIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     default_model: str | None = None
@@ -193,8 +214,6 @@ async def list_connections(org: str, svc: ServicesDep) -> list[ConnectionOut]:
 
 @router.get("/connections/{ref}", response_model=ConnectionOut)
 async def get_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionOut:
-    from routing.connections import describe
-
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
         return ConnectionOut.of(describe(await svc.connections().get(s, org_id, ref)))
@@ -236,6 +255,34 @@ async def delete_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionO
         info = await svc.connections().delete(s, org_id, ref)
     svc.config_changed(org_id)
     return ConnectionOut.of(info)
+
+
+@router.post("/connections/{ref}/test", response_model=VerificationOut)
+async def test_connection(org: str, ref: str, svc: ServicesDep, body: TestIn | None = None) -> VerificationOut:
+    """Run the probes (auth, model list, a tiny prompt) and store the result as health metadata."""
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        row = await svc.connections().get(s, org_id, ref)
+        credential = await svc.require_gateway().registry.credential_for(s, row)
+        outcome = await verify(row, credential, svc.verify_tools(), model=body.model if body else None)
+        info = describe(row)
+    svc.config_changed(org_id)
+    return VerificationOut(
+        ok=outcome.ok,
+        probes=[
+            ProbeOut(
+                name=r.name,
+                ok=r.ok,
+                latency_ms=round(r.latency_ms, 1),
+                error_class=r.error_class.value if r.error_class else None,
+                status=r.status,
+                message=r.message,
+                models=list(r.models),
+            )
+            for r in outcome.results
+        ],
+        connection=ConnectionOut.of(info),
+    )
 
 
 @router.put("/connections-order", response_model=list[ConnectionOut])

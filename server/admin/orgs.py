@@ -84,7 +84,11 @@ async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
 @router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
 async def revoke_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
     async with svc.db.session() as s:
-        return ApiKeyOut(**_key_fields(await accounts.revoke_api_key(s, org, key_id)))
+        info = await accounts.revoke_api_key(s, org, key_id)
+    if svc.gateway is not None:
+        # Other processes learn of it through the change poll; this one stops accepting it now.
+        svc.gateway.api_keys.drop_key(info.id)
+    return ApiKeyOut(**_key_fields(info))
 
 
 def _key_fields(k: accounts.ApiKeyInfo) -> dict[str, object]:

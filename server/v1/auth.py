@@ -85,7 +85,9 @@ class ApiKeyCache:
         live: set[str] = set()
         for start in range(0, len(ids), _POLL_BATCH):
             rows = await session.scalars(
-                select(ApiKey.id).where(ApiKey.id.in_(ids[start : start + _POLL_BATCH]), ApiKey.revoked_at.is_(None))
+                select(ApiKey.id).where(
+                    ApiKey.id.in_(ids[start : start + _POLL_BATCH]), ApiKey.revoked_at.is_(None)
+                )
             )
             live.update(rows)
         for key_id in set(ids) - live:

@@ -74,7 +74,10 @@ class ApiError:
 
 BAD_KEY = ApiError(401, "invalid_request_error", "invalid or revoked API key", code="invalid_api_key")
 MISSING_KEY = ApiError(
-    401, "invalid_request_error", "missing API key: send `Authorization: Bearer pb-...`", code="missing_api_key"
+    401,
+    "invalid_request_error",
+    "missing API key: send `Authorization: Bearer pb-...`",
+    code="missing_api_key",
 )
 
 
@@ -94,9 +97,10 @@ def rate_limited(retry_after: float) -> ApiError:
 
 def from_validation(exc: ValidationError) -> ApiError:
     errors = exc.errors(include_url=False, include_input=False)
-    first = errors[0] if errors else {}
-    where = ".".join(str(p) for p in first.get("loc", ()))
-    message = str(first.get("msg", "invalid request"))
+    if not errors:
+        return invalid("invalid request")
+    where = ".".join(str(p) for p in errors[0]["loc"])
+    message = errors[0]["msg"]
     return invalid(f"{where}: {message}" if where else message, where or None)
 
 
@@ -124,10 +128,28 @@ def from_provider_error(err: ProviderError | None, *, nothing_tried: bool = Fals
             retry_after=err.retry_after if err.retry_after is not None else 1.0,
         )
     if cls is ErrorClass.OVERLOADED:
-        return ApiError(503, "service_unavailable", "every candidate is overloaded upstream", code="upstream_overloaded")
+        return ApiError(
+            503, "service_unavailable", "every candidate is overloaded upstream", code="upstream_overloaded"
+        )
     # Auth, permission, quota, not-found, timeouts, network and server errors are the
     # provider's or the connection's problem, never the caller's; their text stays in the log.
-    return ApiError(502, "upstream_error", f"every candidate failed; last: {cls.value}", code=f"upstream_{cls.value}")
+    return ApiError(
+        502, "upstream_error", f"every candidate failed; last: {cls.value}", code=f"upstream_{cls.value}"
+    )
+
+
+def after_output(err: ProviderError) -> ApiError:
+    """For the error chunk that ends a stream whose output had started (no fallback is possible)."""
+    base = from_provider_error(err)
+    if base.status == 400:
+        return base
+    return ApiError(
+        base.status,
+        base.type,
+        f"the upstream stream failed after output started: {err.error_class.value}",
+        code=base.code,
+        retry_after=base.retry_after,
+    )
 
 
 def from_exception(exc: BaseException) -> ApiError | None:

@@ -97,8 +97,12 @@ def _message(index: int, m: MessageIn) -> Message:
     else:
         content = tuple(_part(p) for p in m.content)
         if role is not Role.USER and any(not isinstance(p, TextPart) for p in content):
-            raise WireRequestError("only user messages may carry images or audio", f"messages[{index}].content")
-    calls = tuple(ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in m.tool_calls or ())
+            raise WireRequestError(
+                "only user messages may carry images or audio", f"messages[{index}].content"
+            )
+    calls = tuple(
+        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in m.tool_calls or ()
+    )
     if calls and role is not Role.ASSISTANT:
         raise WireRequestError("only assistant messages carry tool_calls", f"messages[{index}].tool_calls")
     if role is Role.TOOL and not m.tool_call_id:
@@ -127,7 +131,10 @@ def _response_format(raw: ResponseFormatIn | None) -> ResponseFormat | None:
         raise WireRequestError("response_format json_schema needs a json_schema object", "response_format")
     js = raw.json_schema
     return JsonSchemaFormat(
-        name=js.name, schema=js.schema_, strict=js.strict if js.strict is not None else False, description=js.description
+        name=js.name,
+        schema=js.schema_,
+        strict=js.strict if js.strict is not None else False,
+        description=js.description,
     )
 
 
@@ -176,8 +183,14 @@ def _call_body(call: ToolCall) -> dict[str, Any]:
     return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
 
 
-def completion_body(response: ChatResponse, *, completion_id: str, model: str, created: int | None = None) -> bytes:
-    message: dict[str, Any] = {"role": "assistant", "content": response.text or None, "refusal": response.refusal}
+def completion_body(
+    response: ChatResponse, *, completion_id: str, model: str, created: int | None = None
+) -> bytes:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": response.text or None,
+        "refusal": response.refusal,
+    }
     if response.tool_calls:
         message["tool_calls"] = [_call_body(c) for c in response.tool_calls]
     body = {
@@ -186,7 +199,12 @@ def completion_body(response: ChatResponse, *, completion_id: str, model: str, c
         "created": created if created is not None else int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": FINISH_OUT[response.finish_reason], "logprobs": None}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": FINISH_OUT[response.finish_reason],
+                "logprobs": None,
+            }
         ],
         "usage": usage_body(response.usage),
     }
@@ -209,7 +227,9 @@ class ChunkEncoder:
     is sent whole in one chunk.
     """
 
-    def __init__(self, *, completion_id: str, model: str, include_usage: bool, created: int | None = None) -> None:
+    def __init__(
+        self, *, completion_id: str, model: str, include_usage: bool, created: int | None = None
+    ) -> None:
         head = orjson.dumps(
             {
                 "id": completion_id,
@@ -238,10 +258,17 @@ class ChunkEncoder:
         if isinstance(event, TextDelta):
             return self._choice({"content": event.text})
         if isinstance(event, ToolCallDelta):
-            return self._choice({"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]})
+            return self._choice(
+                {"tool_calls": [{"index": event.index, "function": {"arguments": event.arguments}}]}
+            )
         if isinstance(event, ToolCallStart):
             self._announced.add(event.index)
-            call = {"index": event.index, "id": event.id, "type": "function", "function": {"name": event.name, "arguments": ""}}
+            call = {
+                "index": event.index,
+                "id": event.id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
             return self._choice({"tool_calls": [call]})
         if isinstance(event, ToolCallDone):
             if event.index in self._announced:

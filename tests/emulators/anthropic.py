@@ -10,23 +10,19 @@ per class. Every request and client disconnect is recorded (`requests`, `disconn
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from tests.emulators.chat_scenarios import (
+    ChatEmulator,
     ChatScenario,
-    ChatScript,
     Playback,
-    Recorded,
     approx_tokens,
     cut_bytes,
-    silence_dropped_connection_logs,
     split_json,
     split_text,
 )
@@ -315,43 +311,20 @@ def _presented_key(request: Request) -> str:
     return key
 
 
-class AnthropicEmulator(ChatScript):
+class AnthropicEmulator(ChatEmulator):
     """`emulator.app` is the ASGI app; scripting and recording come from `ChatScript`."""
 
-    def __init__(self, *, api_key: str | None = None) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.app = Starlette(
-            routes=[
-                Route("/v1/messages", self._messages, methods=["POST"]),
-                Route("/v1/models", self._models, methods=["GET"]),
-            ]
-        )
-        silence_dropped_connection_logs()
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1/messages", self._messages, methods=["POST"]),
+            Route("/v1/models", self._models, methods=["GET"]),
+        ]
 
     def _auth_failure(self, request: Request) -> Response | None:
         key = _presented_key(request)
         if not key or (self.api_key is not None and key != self.api_key):
             return ERRORS["auth"].response()
         return None
-
-    async def _record(self, request: Request) -> dict[str, Any] | None:
-        body = await request.body()
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        self.record(
-            Recorded(
-                method=request.method,
-                path=request.url.path,
-                query=dict(request.query_params),
-                headers=dict(request.headers),
-                json=parsed,
-                at=time.monotonic(),
-            )
-        )
-        return parsed if isinstance(parsed, dict) else None
 
     async def _models(self, request: Request) -> Response:
         await self._record(request)
@@ -394,7 +367,8 @@ class AnthropicEmulator(ChatScript):
         return None
 
     async def _messages(self, request: Request) -> Response:
-        body = await self._record(request)
+        parsed = await self._record(request)
+        body: dict[str, Any] | None = parsed if isinstance(parsed, dict) else None
         failure = self._auth_failure(request) or self._validate(request, body)
         if failure is not None:
             return failure

@@ -12,18 +12,20 @@ tests/emulators/openai.py.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
+import json
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import BaseRoute
+
+from tests.emulators.playback import FaultyStream, silence_dropped_connection_logs
 
 
 @dataclass(frozen=True)
@@ -147,21 +149,8 @@ def approx_tokens(value: Any) -> int:
     return max(1, len(str(value)) // 4)
 
 
-class StaticKey:
-    """A `Credential` for tests: a fixed key, with every reveal counted."""
-
-    fingerprint = "test-key"
-
-    def __init__(self, key: str) -> None:
-        self._key = key
-        self.reveals: list[str] = []
-
-    def reveal(self, purpose: str) -> str:
-        self.reveals.append(purpose)
-        return self._key
-
-    def __repr__(self) -> str:
-        return "StaticKey(***)"
+class DisconnectListener(Protocol):
+    def mark_disconnect(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -223,82 +212,59 @@ class ChatScript:
         return None
 
 
-class DroppedConnection(Exception):
-    """Raised inside the app so the server aborts the connection mid-body."""
+class ChatEmulator(ChatScript, ABC):
+    """A chat emulator's shell: `app` serves `_routes()`; `api_key`, when set, is the only key accepted."""
+
+    def __init__(self, *, api_key: str | None = None) -> None:
+        super().__init__()
+        self.api_key = api_key
+        self.app = Starlette(routes=list(self._routes()))
+        silence_dropped_connection_logs()
+
+    @abstractmethod
+    def _routes(self) -> Sequence[BaseRoute]:
+        """The emulator's endpoints; called once, from `__init__`."""
+
+    async def _record(self, request: Request) -> Any:
+        """Record the request; its JSON body, or None when it has none or it is not JSON."""
+        body = await request.body()
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = None
+        self.record(
+            Recorded(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers=dict(request.headers),
+                json=parsed,
+                at=time.monotonic(),
+            )
+        )
+        return parsed
 
 
-class _QuietDrops(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
-
-
-def silence_dropped_connection_logs() -> None:
-    """Scripted drops are expected; keep their tracebacks out of the test output."""
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
-        logger.addFilter(_QuietDrops())
-
-
-class Playback(Response):
-    """Plays `frames` under a scenario's timing and faults, watching for the client leaving."""
+class Playback(FaultyStream):
+    """Plays `frames` under a chat scenario's timing and faults, reporting disconnects to `script`."""
 
     def __init__(
         self,
         frames: Sequence[bytes],
         scenario: ChatScenario,
-        script: ChatScript,
+        script: DisconnectListener,
         *,
         media_type: str,
         headers: Mapping[str, str],
     ) -> None:
-        # Not Response.__init__: that would add `content-length: 0` to a streamed body.
-        self.status_code = 200
-        self.media_type = media_type
-        self.background = None
-        self.init_headers(dict(headers))
-        self.frames = frames
-        self.scenario = scenario
-        self.script = script
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            self.script.mark_disconnect()
-            gone.set()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self._play(send, gone)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
-    async def _play(self, send: Send, gone: asyncio.Event) -> None:
-        s = self.scenario
-        if await _pause(gone, s.first_byte_delay):
-            return
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        for index, frame in enumerate(self.frames):
-            if index == s.truncate_after:
-                break
-            if index == s.drop_after:
-                raise DroppedConnection("scripted connection drop")
-            if index == s.stall_after:
-                await _pause(gone, 60.0)
-                return
-            if index and await _pause(gone, s.chunk_delay):
-                return
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _pause(gone: asyncio.Event, seconds: float) -> bool:
-    """Wait `seconds` unless the client leaves first; True when it left."""
-    if seconds > 0:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(gone.wait(), seconds)
-    return gone.is_set()
+        super().__init__(
+            frames,
+            media_type=media_type,
+            headers=headers,
+            on_disconnect=script.mark_disconnect,
+            first_byte_delay=scenario.first_byte_delay,
+            chunk_delay=scenario.chunk_delay,
+            stall_after=scenario.stall_after,
+            drop_after=scenario.drop_after,
+            truncate_after=scenario.truncate_after,
+        )

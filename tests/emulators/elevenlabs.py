@@ -25,18 +25,16 @@ import soundfile
 from elevenlabs.text_to_speech.raw_client import AsyncRawTextToSpeechClient
 from elevenlabs.types import VoiceSettings
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.emulators.playback import silence_dropped_connection_logs
 from tests.emulators.scripted import (
-    RecordedRequest,
     Recorder,
     Scenario,
     ScriptedStream,
     alaw_encode,
-    silence_dropped_connection_logs,
     split,
     tone_pcm16,
     ulaw_encode,
@@ -162,24 +160,8 @@ class ElevenLabsEmulator:
             return _as_response(invalid_api_key())
         return None
 
-    def _record(self, request: Request, **kwargs: Any) -> None:
-        self.recorder.record(
-            RecordedRequest(
-                method=request.method,
-                path=request.url.path,
-                query=dict(request.query_params),
-                headers=dict(request.headers),
-                **kwargs,
-            )
-        )
-
     async def tts(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
-        self._record(request, json=body)
+        body = await self.recorder.record_json(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         scenario = self.recorder.next_scenario()
@@ -204,10 +186,7 @@ class ElevenLabsEmulator:
         )
 
     async def stt(self, request: Request) -> Response:
-        async with request.form() as form:
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            files = {k: await v.read() for k, v in form.items() if isinstance(v, UploadFile)}
-        self._record(request, form=fields, files=files)
+        fields, files = await self.recorder.record_upload(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         scenario = self.recorder.next_scenario()
@@ -242,7 +221,7 @@ class ElevenLabsEmulator:
         )
 
     async def user(self, request: Request) -> Response:
-        self._record(request)
+        self.recorder.record_request(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         scenario = self.recorder.next_scenario()
@@ -251,13 +230,13 @@ class ElevenLabsEmulator:
         return JSONResponse(USER_BODY, headers=self._headers())
 
     async def models(self, request: Request) -> Response:
-        self._record(request)
+        self.recorder.record_request(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         return JSONResponse(MODELS_BODY, headers=self._headers())
 
     async def voices(self, request: Request) -> Response:
-        self._record(request)
+        self.recorder.record_request(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         return JSONResponse(VOICES_BODY, headers=self._headers())

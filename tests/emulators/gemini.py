@@ -11,23 +11,19 @@ a blocked prompt as HTTP 200 with no candidates, SSE lines ending in `\\r\\n`, n
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from tests.emulators.chat_scenarios import (
+    ChatEmulator,
     ChatScenario,
-    ChatScript,
     Playback,
-    Recorded,
     approx_tokens,
     cut_bytes,
-    silence_dropped_connection_logs,
     split_text,
 )
 
@@ -310,37 +306,14 @@ def _model_entry(model_id: str, display: str) -> dict[str, Any]:
     }
 
 
-class GeminiEmulator(ChatScript):
+class GeminiEmulator(ChatEmulator):
     """`emulator.app` is the ASGI app; scripting and recording come from `ChatScript`."""
 
-    def __init__(self, *, api_key: str | None = None) -> None:
-        super().__init__()
-        self.api_key = api_key
-        self.app = Starlette(
-            routes=[
-                Route("/v1beta/models", self._models, methods=["GET"]),
-                Route("/v1beta/models/{target}", self._generate, methods=["POST"]),
-            ]
-        )
-        silence_dropped_connection_logs()
-
-    async def _record(self, request: Request) -> Any:
-        body = await request.body()
-        try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
-            parsed = None
-        self.record(
-            Recorded(
-                method=request.method,
-                path=request.url.path,
-                query=dict(request.query_params),
-                headers=dict(request.headers),
-                json=parsed,
-                at=time.monotonic(),
-            )
-        )
-        return parsed
+    def _routes(self) -> list[BaseRoute]:
+        return [
+            Route("/v1beta/models", self._models, methods=["GET"]),
+            Route("/v1beta/models/{target}", self._generate, methods=["POST"]),
+        ]
 
     def _auth_failure(self, request: Request) -> Response | None:
         key = request.headers.get("x-goog-api-key") or request.query_params.get("key")

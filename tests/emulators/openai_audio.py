@@ -18,17 +18,15 @@ from typing import Any
 
 import soundfile
 from starlette.applications import Starlette
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.emulators.playback import silence_dropped_connection_logs
 from tests.emulators.scripted import (
-    RecordedRequest,
     Recorder,
     Scenario,
     ScriptedStream,
-    silence_dropped_connection_logs,
     split,
     tone_pcm16,
 )
@@ -154,23 +152,8 @@ class OpenAIAudioEmulator:
             return _as_response(invalid_api_key())
         return None
 
-    def _record(self, request: Request, **kwargs: Any) -> None:
-        self.recorder.record(
-            RecordedRequest(
-                method=request.method,
-                path=request.url.path,
-                query=dict(request.query_params),
-                headers=dict(request.headers),
-                **kwargs,
-            )
-        )
-
     async def speech(self, request: Request) -> Response:
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            body = None
-        self._record(request, json=body)
+        body = await self.recorder.record_json(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         scenario = self.recorder.next_scenario()
@@ -196,10 +179,7 @@ class OpenAIAudioEmulator:
         return _as_response(bad_request("response_format"))
 
     async def transcriptions(self, request: Request) -> Response:
-        async with request.form() as form:
-            fields = {k: v for k, v in form.items() if isinstance(v, str)}
-            files = {k: await v.read() for k, v in form.items() if isinstance(v, UploadFile)}
-        self._record(request, form=fields, files=files)
+        fields, files = await self.recorder.record_upload(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         scenario = self.recorder.next_scenario()
@@ -247,7 +227,7 @@ class OpenAIAudioEmulator:
         )
 
     async def models(self, request: Request) -> Response:
-        self._record(request)
+        self.recorder.record_request(request)
         if (failure := self._auth_failure(request)) is not None:
             return failure
         data = [

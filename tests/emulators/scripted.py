@@ -14,8 +14,7 @@ independent of voice/audio.py so the emulator can check our decoder rather than 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import json
 import threading
 import time
 from collections import deque
@@ -25,8 +24,10 @@ from typing import Any
 
 import numpy as np
 import pydantic
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+from tests.emulators.playback import FaultyStream
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,35 @@ class Recorder:
             self.requests.append(request)
         self._requested.set()
 
+    def record_request(self, request: Request, **body: Any) -> None:
+        """Record `request` with its parsed body (`json=`, or `form=` and `files=`)."""
+        self.record(
+            RecordedRequest(
+                method=request.method,
+                path=request.url.path,
+                query=dict(request.query_params),
+                headers=dict(request.headers),
+                **body,
+            )
+        )
+
+    async def record_json(self, request: Request) -> Any:
+        """Record a JSON request; its body, or None when that is not JSON."""
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        self.record_request(request, json=body)
+        return body
+
+    async def record_upload(self, request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
+        """Record a multipart request; its text fields and its files."""
+        async with request.form() as form:
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
+            files = {k: await v.read() for k, v in form.items() if isinstance(v, UploadFile)}
+        self.record_request(request, form=fields, files=files)
+        return fields, files
+
     def mark_disconnect(self) -> None:
         with self._lock:
             self.disconnects += 1
@@ -121,24 +151,8 @@ class Recorder:
         return await asyncio.to_thread(self._requested.wait, within)
 
 
-class DroppedConnection(Exception):
-    """Raised inside the app to make the server abort the connection mid-body."""
-
-
-class _QuietDrops(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], DroppedConnection))
-
-
-def silence_dropped_connection_logs() -> None:
-    """Scripted drops are expected; keep their tracebacks out of the test output."""
-    logger = logging.getLogger("uvicorn.error")
-    if not any(isinstance(f, _QuietDrops) for f in logger.filters):
-        logger.addFilter(_QuietDrops())
-
-
-class ScriptedStream(Response):
-    """Streams `pieces` per the scenario, watching for the client going away meanwhile."""
+class ScriptedStream(FaultyStream):
+    """Streams `pieces` per an audio `Scenario`, recording disconnects and completions."""
 
     def __init__(
         self,
@@ -149,59 +163,17 @@ class ScriptedStream(Response):
         media_type: str,
         headers: Mapping[str, str],
     ) -> None:
-        # Not Response.__init__: that would add `content-length: 0` to a streamed body.
-        self.status_code = 200
-        self.media_type = media_type
-        self.background = None
-        self.init_headers(dict(headers))
-        self.pieces = pieces
-        self.scenario = scenario
-        self.recorder = recorder
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    self.recorder.mark_disconnect()
-                    gone.set()
-                    return
-
-        watcher = asyncio.create_task(watch())
-        try:
-            await self._serve(send, gone)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-
-    async def _serve(self, send: Send, gone: asyncio.Event) -> None:
-        scenario = self.scenario
-        if await _pause(gone, scenario.first_byte_delay):
-            return
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        for index, piece in enumerate(self.pieces):
-            if scenario.disconnect_after == index:
-                raise DroppedConnection("scripted disconnect")
-            if scenario.stall_after == index:
-                await gone.wait()
-                return
-            if index and await _pause(gone, scenario.chunk_delay):
-                return
-            await send({"type": "http.response.body", "body": piece, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self.recorder.mark_completed()
-
-
-async def _pause(gone: asyncio.Event, seconds: float) -> bool:
-    """Wait `seconds` unless the client leaves first; True when it left."""
-    if seconds <= 0:
-        return gone.is_set()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(gone.wait(), seconds)
-    return gone.is_set()
+        super().__init__(
+            pieces,
+            media_type=media_type,
+            headers=headers,
+            on_disconnect=recorder.mark_disconnect,
+            on_complete=recorder.mark_completed,
+            first_byte_delay=scenario.first_byte_delay,
+            chunk_delay=scenario.chunk_delay,
+            stall_after=scenario.stall_after,
+            drop_after=scenario.disconnect_after,
+        )
 
 
 def split(data: bytes, pieces: int, *, align: int = 1) -> list[bytes]:
@@ -284,3 +256,9 @@ def unknown_fields(model: object, path: str = "$") -> list[str]:
         for key, item in model.items():
             found += unknown_fields(item, f"{path}.{key}")
     return found
+
+
+def assert_no_extra(model: object) -> None:
+    """A validated SDK model tree with an unknown (e.g. misspelt) key anywhere fails."""
+    found = unknown_fields(model)
+    assert not found, f"unknown fields: {found}"

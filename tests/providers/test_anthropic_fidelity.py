@@ -17,7 +17,8 @@ from anthropic.types.shared import ErrorResponse
 from providers.sse import SSEDecoder
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.anthropic import ERRORS, AnthropicEmulator
-from tests.emulators.harness import ServedApp
+from tests.emulators.scripted import assert_no_extra
+from tests.providers.chat_rig import serve
 
 KEY = "sk-ant-api03-fidelity"
 STREAM_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
@@ -38,25 +39,9 @@ SCENARIOS = {
 }
 
 
-def assert_no_extra(value: Any, path: str = "$") -> None:
-    """Walk a validated SDK model tree: an unknown (e.g. misspelt) key anywhere fails."""
-    if isinstance(value, pydantic.BaseModel):
-        assert not value.model_extra, f"unknown fields at {path}: {sorted(value.model_extra or {})}"
-        for name in type(value).model_fields:
-            assert_no_extra(getattr(value, name), f"{path}.{name}")
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            assert_no_extra(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            assert_no_extra(item, f"{path}.{key}")
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[AnthropicEmulator, str]]:
-    emulator = AnthropicEmulator(api_key=KEY)
-    with ServedApp(emulator.app) as app:
-        yield emulator, app.url
+    yield from serve(AnthropicEmulator(api_key=KEY))
 
 
 @pytest.fixture

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import pytest
 
 from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
-from providers.adapters.base import Endpoint
 from providers.contract import PRESETS, AuthStyle, ErrorClass, ProviderId
 from providers.errors import ProviderError, StructuredOutputError
 from providers.http import Backend, Timeouts, UpstreamClients
@@ -21,52 +18,30 @@ from providers.types import (
     ChatRequest,
     Finish,
     FinishReason,
-    JsonSchemaFormat,
     Message,
     Role,
     StreamEvent,
-    TextDelta,
     TextPart,
     ToolCallDelta,
     ToolCallDone,
     ToolCallStart,
-    ToolSpec,
     UsageUpdate,
 )
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.anthropic import AnthropicEmulator
-from tests.emulators.harness import ServedApp
+from tests.providers import chat_rig
+from tests.providers.chat_rig import CITY_SCHEMA, WEATHER, collect, text_of
 
 CANARY = "sk-ant-api03-CANARY-d41d8cd98f00b204e9800998ecf8427e"
 MODEL = "claude-sonnet-4-6"
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Weather for a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-CITY_SCHEMA = JsonSchemaFormat(
-    name="city",
-    schema={
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
-        "required": ["name", "population"],
-    },
-)
 
 
-@dataclass
-class Rig:
-    emulator: AnthropicEmulator
-    adapter: AnthropicMessagesAdapter
-    endpoint: Endpoint
-    key: cs.StaticKey
+Rig = chat_rig.Rig[AnthropicEmulator]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[AnthropicEmulator, str]]:
-    emulator = AnthropicEmulator(api_key=CANARY)
-    with ServedApp(emulator.app) as app:
-        yield emulator, app.url
+    yield from chat_rig.serve(AnthropicEmulator(api_key=CANARY))
 
 
 @pytest.fixture
@@ -82,12 +57,8 @@ async def clients() -> AsyncIterator[UpstreamClients]:
 
 
 def make_rig(served: tuple[AnthropicEmulator, str], clients: UpstreamClients, **kwargs: object) -> Rig:
-    emulator, url = served
-    key = cs.StaticKey(CANARY)
-    endpoint = Endpoint(
-        preset=PRESETS[ProviderId.ANTHROPIC], base_url=url, credential=key, label="anthropic:test"
-    )
-    return Rig(emulator, AnthropicMessagesAdapter(clients, **kwargs), endpoint, key)
+    adapter = AnthropicMessagesAdapter(clients, **kwargs)
+    return chat_rig.make_rig(served, adapter, PRESETS[ProviderId.ANTHROPIC], CANARY, "anthropic:test")
 
 
 @pytest.fixture
@@ -97,14 +68,6 @@ def rig(served: tuple[AnthropicEmulator, str], clients: UpstreamClients) -> Rig:
 
 def ask(text: str = "Hello", **kwargs: object) -> ChatRequest:
     return ChatRequest(model=MODEL, messages=(Message(Role.USER, (TextPart(text),)),), **kwargs)
-
-
-async def collect(rig: Rig, request: ChatRequest) -> list[StreamEvent]:
-    return [event async for event in rig.adapter.stream(request, rig.endpoint)]
-
-
-def text_of(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 async def test_complete_text_sends_pinned_version_and_key_header(rig: Rig) -> None:
@@ -122,7 +85,7 @@ async def test_complete_text_sends_pinned_version_and_key_header(rig: Rig) -> No
     assert sent.json["temperature"] == 0.5
     assert sent.json["max_tokens"] == 4096
     assert "stream" not in sent.json
-    assert rig.key.reveals == ["chat"]
+    assert rig.key.purposes == ["chat"]
 
 
 async def test_bearer_auth_style_sends_authorization(
@@ -341,30 +304,15 @@ async def test_slow_first_byte_times_out_and_closes_upstream(
     served: tuple[AnthropicEmulator, str], clients: UpstreamClients, streaming: bool
 ) -> None:
     rig = make_rig(served, clients, timeouts=Timeouts(first_byte=0.2))
-    rig.emulator.enqueue(cs.slow_first_byte(30.0))
-    started = time.monotonic()
-    with pytest.raises(ProviderError) as caught:
-        if streaming:
-            await collect(rig, ask())
-        else:
-            await rig.adapter.complete(ask(), rig.endpoint)
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 5.0
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    await chat_rig.check_slow_first_byte_times_out(rig, ask(), streaming=streaming)
 
 
 async def test_stall_mid_stream_times_out_after_output(
     served: tuple[AnthropicEmulator, str], clients: UpstreamClients
 ) -> None:
     rig = make_rig(served, clients, timeouts=Timeouts(between_chunks=0.2))
-    rig.emulator.enqueue(cs.stall_after(4, cs.text("This answer stalls halfway through.", pieces=6)))
-    seen: list[StreamEvent] = []
-    with pytest.raises(ProviderError) as caught:
-        async for event in rig.adapter.stream(ask(), rig.endpoint):
-            seen.append(event)
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert text_of(seen)
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    stall = cs.stall_after(4, cs.text("This answer stalls halfway through.", pieces=6))
+    await chat_rig.check_stall_times_out_after_output(rig, ask(), stall)
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
@@ -372,27 +320,8 @@ async def test_cancelled_stream_closes_upstream_within_100ms(
     served: tuple[AnthropicEmulator, str], backend: Backend
 ) -> None:
     async with UpstreamClients(backend=backend) as pool:
-        await _cancel_mid_stream(make_rig(served, pool))
-
-
-async def _cancel_mid_stream(rig: Rig) -> None:
-    rig.emulator.enqueue(cs.stall_after(4, cs.text("An answer the caller abandons.", pieces=6)))
-    first_text = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in rig.adapter.stream(ask(), rig.endpoint):
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await first_text.wait()
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    disconnected_at = await asyncio.to_thread(rig.emulator.wait_disconnect, 1.0)
-    assert disconnected_at is not None
-    assert disconnected_at - cancelled_at < 0.1
+        stall = cs.stall_after(4, cs.text("An answer the caller abandons.", pieces=6))
+        await chat_rig.check_cancel_closes_upstream(make_rig(served, pool), ask(), stall)
 
 
 async def test_audio_input_fails_before_any_request(rig: Rig) -> None:
@@ -403,4 +332,4 @@ async def test_audio_input_fails_before_any_request(rig: Rig) -> None:
         await rig.adapter.complete(request, rig.endpoint)
     assert caught.value.error_class is ErrorClass.INVALID_REQUEST
     assert rig.emulator.requests == []
-    assert rig.key.reveals == []
+    assert rig.key.purposes == []

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
-import pydantic
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -16,7 +15,8 @@ from google.genai import errors, types
 from providers.sse import SSEDecoder
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.gemini import ERRORS, GeminiEmulator
-from tests.emulators.harness import ServedApp
+from tests.emulators.scripted import assert_no_extra
+from tests.providers.chat_rig import serve
 
 KEY = "AIzaSy-fidelity-0000000000000000000000"
 MODEL = "gemini-2.5-flash"
@@ -36,20 +36,6 @@ SCENARIOS = {
 }
 
 
-def assert_no_extra(value: Any, path: str = "$") -> None:
-    """Walk a validated SDK model tree: an unknown (e.g. misspelt) key anywhere fails."""
-    if isinstance(value, pydantic.BaseModel):
-        assert not value.model_extra, f"unknown fields at {path}: {sorted(value.model_extra or {})}"
-        for name in type(value).model_fields:
-            assert_no_extra(getattr(value, name), f"{path}.{name}")
-    elif isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            assert_no_extra(item, f"{path}[{i}]")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            assert_no_extra(item, f"{path}.{key}")
-
-
 def assert_zero_usage_omitted(wire: dict[str, Any]) -> None:
     usage = wire.get("usageMetadata", {})
     assert all(v != 0 for v in usage.values() if isinstance(v, int)), usage
@@ -57,9 +43,7 @@ def assert_zero_usage_omitted(wire: dict[str, Any]) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[GeminiEmulator, str]]:
-    emulator = GeminiEmulator(api_key=KEY)
-    with ServedApp(emulator.app) as app:
-        yield emulator, app.url
+    yield from serve(GeminiEmulator(api_key=KEY))
 
 
 @pytest.fixture

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from providers.adapters.base import Endpoint
 from providers.adapters.gemini_generate import GeminiGenerateAdapter
 from providers.contract import PRESETS, ErrorClass, ProviderId
 from providers.errors import ProviderError, StructuredOutputError
@@ -21,51 +17,29 @@ from providers.types import (
     Finish,
     FinishReason,
     JsonObjectFormat,
-    JsonSchemaFormat,
     Message,
     Role,
     StreamEvent,
-    TextDelta,
     TextPart,
     ToolCallDone,
     ToolCallStart,
-    ToolSpec,
     UsageUpdate,
 )
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.gemini import GeminiEmulator
-from tests.emulators.harness import ServedApp
+from tests.providers import chat_rig
+from tests.providers.chat_rig import CITY_SCHEMA, WEATHER, collect, text_of
 
 CANARY = "AIzaSyCANARY-0123456789abcdefghijklmnopq"
 MODEL = "gemini-2.5-flash"
-WEATHER = ToolSpec(
-    name="get_weather",
-    description="Weather for a city",
-    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-)
-CITY_SCHEMA = JsonSchemaFormat(
-    name="city",
-    schema={
-        "type": "object",
-        "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
-        "required": ["name", "population"],
-    },
-)
 
 
-@dataclass
-class Rig:
-    emulator: GeminiEmulator
-    adapter: GeminiGenerateAdapter
-    endpoint: Endpoint
-    key: cs.StaticKey
+Rig = chat_rig.Rig[GeminiEmulator]
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[GeminiEmulator, str]]:
-    emulator = GeminiEmulator(api_key=CANARY)
-    with ServedApp(emulator.app) as app:
-        yield emulator, app.url
+    yield from chat_rig.serve(GeminiEmulator(api_key=CANARY))
 
 
 @pytest.fixture
@@ -83,12 +57,8 @@ async def clients() -> AsyncIterator[UpstreamClients]:
 def make_rig(
     served: tuple[GeminiEmulator, str], clients: UpstreamClients, *, key: str = CANARY, **kwargs: object
 ) -> Rig:
-    emulator, url = served
-    credential = cs.StaticKey(key)
-    endpoint = Endpoint(
-        preset=PRESETS[ProviderId.GEMINI], base_url=url, credential=credential, label="gemini:test"
-    )
-    return Rig(emulator, GeminiGenerateAdapter(clients, **kwargs), endpoint, credential)
+    adapter = GeminiGenerateAdapter(clients, **kwargs)
+    return chat_rig.make_rig(served, adapter, PRESETS[ProviderId.GEMINI], key, "gemini:test")
 
 
 @pytest.fixture
@@ -98,14 +68,6 @@ def rig(served: tuple[GeminiEmulator, str], clients: UpstreamClients) -> Rig:
 
 def ask(text: str = "Hello", **kwargs: object) -> ChatRequest:
     return ChatRequest(model=MODEL, messages=(Message(Role.USER, (TextPart(text),)),), **kwargs)
-
-
-async def collect(rig: Rig, request: ChatRequest) -> list[StreamEvent]:
-    return [event async for event in rig.adapter.stream(request, rig.endpoint)]
-
-
-def text_of(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 async def test_complete_text_uses_key_header_and_path(rig: Rig) -> None:
@@ -119,7 +81,7 @@ async def test_complete_text_uses_key_header_and_path(rig: Rig) -> None:
     assert sent.headers["x-goog-api-key"] == CANARY
     assert "key" not in sent.query
     assert sent.json["generationConfig"] == {"maxOutputTokens": 64, "temperature": 0.3}
-    assert rig.key.reveals == ["chat"]
+    assert rig.key.purposes == ["chat"]
 
 
 async def test_usage_counts_thoughts_as_output_and_omitted_fields_as_zero(rig: Rig) -> None:
@@ -294,30 +256,15 @@ async def test_slow_first_byte_times_out_and_closes_upstream(
     served: tuple[GeminiEmulator, str], clients: UpstreamClients, streaming: bool
 ) -> None:
     rig = make_rig(served, clients, timeouts=Timeouts(first_byte=0.2))
-    rig.emulator.enqueue(cs.slow_first_byte(30.0))
-    started = time.monotonic()
-    with pytest.raises(ProviderError) as caught:
-        if streaming:
-            await collect(rig, ask())
-        else:
-            await rig.adapter.complete(ask(), rig.endpoint)
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 5.0
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    await chat_rig.check_slow_first_byte_times_out(rig, ask(), streaming=streaming)
 
 
 async def test_stall_mid_stream_times_out_after_output(
     served: tuple[GeminiEmulator, str], clients: UpstreamClients
 ) -> None:
     rig = make_rig(served, clients, timeouts=Timeouts(between_chunks=0.2))
-    rig.emulator.enqueue(cs.stall_after(2, cs.text("This answer stalls halfway through.", pieces=5)))
-    seen: list[StreamEvent] = []
-    with pytest.raises(ProviderError) as caught:
-        async for event in rig.adapter.stream(ask(), rig.endpoint):
-            seen.append(event)
-    assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert text_of(seen)
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    stall = cs.stall_after(2, cs.text("This answer stalls halfway through.", pieces=5))
+    await chat_rig.check_stall_times_out_after_output(rig, ask(), stall)
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
@@ -325,27 +272,8 @@ async def test_cancelled_stream_closes_upstream_within_100ms(
     served: tuple[GeminiEmulator, str], backend: Backend
 ) -> None:
     async with UpstreamClients(backend=backend) as pool:
-        await _cancel_mid_stream(make_rig(served, pool))
-
-
-async def _cancel_mid_stream(rig: Rig) -> None:
-    rig.emulator.enqueue(cs.stall_after(2, cs.text("An answer the caller abandons.", pieces=5)))
-    first_text = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in rig.adapter.stream(ask(), rig.endpoint):
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await first_text.wait()
-    cancelled_at = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    disconnected_at = await asyncio.to_thread(rig.emulator.wait_disconnect, 1.0)
-    assert disconnected_at is not None
-    assert disconnected_at - cancelled_at < 0.1
+        stall = cs.stall_after(2, cs.text("An answer the caller abandons.", pieces=5))
+        await chat_rig.check_cancel_closes_upstream(make_rig(served, pool), ask(), stall)
 
 
 async def test_unknown_tool_call_id_fails_before_any_request(rig: Rig) -> None:

@@ -16,9 +16,9 @@ from routing.guard import GuardPolicy
 from routing.tables import Connection
 from routing.verify import VerifyTools, verify
 from tests.emulators.anthropic import AnthropicEmulator
-from tests.emulators.chat_scenarios import StaticKey
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
+from tests.emulators.scripted import CanaryCredential
 
 KEY = "sk-test-CANARY-" + secrets.token_hex(8)
 
@@ -52,7 +52,7 @@ def custom_row(base_url: str) -> Connection:
 async def test_good_key_passes_every_probe_and_records_models(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
-    outcome = await verify(row, StaticKey(KEY), tools(clients))
+    outcome = await verify(row, CanaryCredential(KEY), tools(clients))
     assert [r.name for r in outcome.results] == ["test_auth", "list_models", "test_text"]
     assert outcome.ok, outcome.first_failure
     assert row.health_status == "ok" and row.health_error_class is None
@@ -65,7 +65,7 @@ async def test_good_key_passes_every_probe_and_records_models(openai_emu: tuple[
 async def test_wrong_key_is_recorded_as_auth_failure_without_the_key(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
-    outcome = await verify(row, StaticKey("sk-test-CANARY-wrong"), tools(clients))
+    outcome = await verify(row, CanaryCredential("sk-test-CANARY-wrong"), tools(clients))
     assert not outcome.ok
     failure = outcome.first_failure
     assert failure is not None and failure.name == "test_auth" and failure.error_class is ErrorClass.AUTH
@@ -77,7 +77,7 @@ async def test_wrong_key_is_recorded_as_auth_failure_without_the_key(openai_emu:
 async def test_guard_refuses_loopback_at_connect_time(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
-    outcome = await verify(row, StaticKey(KEY), tools(clients, allow_private=False))
+    outcome = await verify(row, CanaryCredential(KEY), tools(clients, allow_private=False))
     assert [r.name for r in outcome.results] == ["guard"]
     assert row.health_status == "failed"
     assert emu.requests == []
@@ -87,6 +87,6 @@ async def test_anthropic_preset_checks_the_models_endpoint(clients: UpstreamClie
     emu = AnthropicEmulator(api_key=KEY)
     with ServedApp(emu.app) as served:
         row = Connection(id="conn_a", org_id="org_x", provider="anthropic", name="default", base_url=served.url, models=[])
-        outcome = await verify(row, StaticKey(KEY), tools(clients), model="claude-haiku-4-5")
+        outcome = await verify(row, CanaryCredential(KEY), tools(clients), model="claude-haiku-4-5")
     assert outcome.ok, outcome.first_failure
     assert outcome.models

@@ -13,8 +13,8 @@ from providers.contract import ProviderId
 from providers.tables import AuditEvent
 from routing.snapshot import build_org_routing
 from routing.tables import Connection, OrgAISettings
-from server.tables import Org
 from server.services import Services
+from server.tables import Org
 
 
 def canary() -> str:

@@ -5,20 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
 
-from providers.contract import BillingSource, ErrorClass
+from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp, free_port
-from tests.emulators.scripted import CANARY_KEY, CanaryCredential, Scenario, ok, slow_first_byte
+from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte
+from tests.voice.cloud import cloud_engine
 from voice.audio import read_wav
 from voice.stt.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions, parse_scribe, stt_form
-from voice.wire_errors import STT_TIMEOUTS
 
 SPEECH = (np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes()
 
@@ -28,30 +27,8 @@ def emulator() -> el.ElevenLabsEmulator:
     return el.ElevenLabsEmulator()
 
 
-@pytest.fixture
-def served(emulator: el.ElevenLabsEmulator) -> Iterator[ServedApp]:
-    with ServedApp(emulator.app) as served:
-        yield served
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[UpstreamClients]:
-    async with UpstreamClients() as clients:
-        yield clients
-
-
-def make_engine(
-    clients: UpstreamClients, url: str, *, timeouts: Timeouts = STT_TIMEOUTS, **options: object
-) -> ElevenLabsSTT:
-    return ElevenLabsSTT(
-        clients,
-        base_url=url,
-        credential=CanaryCredential(),
-        name="elevenlabs:org-key",
-        billing_source=BillingSource.BYOK,
-        options=ElevenLabsSTTOptions(**options),  # type: ignore[arg-type]
-        timeouts=timeouts,
-    )
+def make_engine(clients: UpstreamClients, url: str, **options: object) -> ElevenLabsSTT:
+    return cloud_engine(ElevenLabsSTT, clients, url, name="elevenlabs:org-key", **options)
 
 
 async def test_transcribes_a_segment(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -25,6 +25,7 @@ from tests.emulators.scripted import (
     stall_after,
     tone_pcm16,
 )
+from tests.voice.cloud import cloud_engine
 from voice.tts.elevenlabs import (
     ElevenLabsTTS,
     ElevenLabsTTSOptions,
@@ -32,24 +33,11 @@ from voice.tts.elevenlabs import (
     audio_format_for,
     tts_request_parts,
 )
-from voice.wire_errors import TTS_TIMEOUTS
 
 
 @pytest.fixture
 def emulator() -> el.ElevenLabsEmulator:
     return el.ElevenLabsEmulator()
-
-
-@pytest.fixture
-def served(emulator: el.ElevenLabsEmulator) -> Iterator[ServedApp]:
-    with ServedApp(emulator.app) as served:
-        yield served
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[UpstreamClients]:
-    async with UpstreamClients() as clients:
-        yield clients
 
 
 @pytest.fixture(params=["httpx", "aiohttp"])
@@ -58,16 +46,8 @@ async def each_backend(request: pytest.FixtureRequest) -> AsyncIterator[Upstream
         yield clients
 
 
-def make_engine(
-    clients: UpstreamClients, url: str, *, timeouts: Timeouts = TTS_TIMEOUTS, **options: object
-) -> ElevenLabsTTS:
-    return ElevenLabsTTS(
-        clients,
-        base_url=url,
-        credential=CanaryCredential(),
-        options=ElevenLabsTTSOptions(**options),  # type: ignore[arg-type]
-        timeouts=timeouts,
-    )
+def make_engine(clients: UpstreamClients, url: str, **options: object) -> ElevenLabsTTS:
+    return cloud_engine(ElevenLabsTTS, clients, url, **options)
 
 
 async def collect(engine: ElevenLabsTTS, text: str = "Hello there.", voice: str | None = None) -> list[bytes]:

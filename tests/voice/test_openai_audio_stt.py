@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
@@ -13,10 +12,10 @@ from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
-from tests.emulators.scripted import CANARY_KEY, CanaryCredential, Scenario, ok, slow_first_byte
+from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte
+from tests.voice.cloud import cloud_engine
 from voice.audio import read_wav
 from voice.stt.openai_audio import OpenAISTT, OpenAISTTOptions, parse_transcription, transcription_form
-from voice.wire_errors import STT_TIMEOUTS
 
 SPEECH = (np.sin(np.arange(8000) / 7) * 6000).astype("<i2").tobytes()
 
@@ -26,28 +25,8 @@ def emulator() -> oa.OpenAIAudioEmulator:
     return oa.OpenAIAudioEmulator()
 
 
-@pytest.fixture
-def served(emulator: oa.OpenAIAudioEmulator) -> Iterator[ServedApp]:
-    with ServedApp(emulator.app) as served:
-        yield served
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[UpstreamClients]:
-    async with UpstreamClients() as clients:
-        yield clients
-
-
-def make_engine(
-    clients: UpstreamClients, url: str, *, timeouts: Timeouts = STT_TIMEOUTS, **options: object
-) -> OpenAISTT:
-    return OpenAISTT(
-        clients,
-        base_url=url + "/v1",
-        credential=CanaryCredential(),
-        options=OpenAISTTOptions(**options),  # type: ignore[arg-type]
-        timeouts=timeouts,
-    )
+def make_engine(clients: UpstreamClients, url: str, **options: object) -> OpenAISTT:
+    return cloud_engine(OpenAISTT, clients, url + "/v1", **options)
 
 
 async def test_transcribes_and_uploads_a_wav(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
 import pytest
@@ -17,13 +16,13 @@ from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import (
     CANARY_KEY,
-    CanaryCredential,
     Scenario,
     disconnect_after,
     slow_first_byte,
     stall_after,
     tone_pcm16,
 )
+from tests.voice.cloud import cloud_engine
 from voice.tts.openai_audio import (
     OpenAITTS,
     OpenAITTSOptions,
@@ -32,7 +31,6 @@ from voice.tts.openai_audio import (
     speech_body,
     stereo_to_mono,
 )
-from voice.wire_errors import TTS_TIMEOUTS
 
 TONE_24K = tone_pcm16(24000).astype("<i2").tobytes()
 
@@ -42,28 +40,8 @@ def emulator() -> oa.OpenAIAudioEmulator:
     return oa.OpenAIAudioEmulator()
 
 
-@pytest.fixture
-def served(emulator: oa.OpenAIAudioEmulator) -> Iterator[ServedApp]:
-    with ServedApp(emulator.app) as served:
-        yield served
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[UpstreamClients]:
-    async with UpstreamClients() as clients:
-        yield clients
-
-
-def make_engine(
-    clients: UpstreamClients, url: str, *, timeouts: Timeouts = TTS_TIMEOUTS, **options: object
-) -> OpenAITTS:
-    return OpenAITTS(
-        clients,
-        base_url=url + "/v1",
-        credential=CanaryCredential(),
-        options=OpenAITTSOptions(**options),  # type: ignore[arg-type]
-        timeouts=timeouts,
-    )
+def make_engine(clients: UpstreamClients, url: str, **options: object) -> OpenAITTS:
+    return cloud_engine(OpenAITTS, clients, url + "/v1", **options)
 
 
 async def collect(engine: OpenAITTS, text: str = "Hello there.") -> bytes:

@@ -93,7 +93,13 @@ async def test_a_spoken_turn_runs_stt_llm_and_tts_in_order() -> None:
     events = drain(session)
 
     names = kinds(events)
-    assert names[:5] == ["SpeechStarted", "SpeechStopped", "InputCommitted", "ItemCreated", "InputTranscriptCompleted"]
+    assert names[:5] == [
+        "SpeechStarted",
+        "SpeechStopped",
+        "InputCommitted",
+        "ItemCreated",
+        "InputTranscriptCompleted",
+    ]
     assert names[5:8] == ["ResponseCreated", "OutputItemAdded", "ItemCreated"]
     assert names[-2:] == ["OutputItemDone", "ResponseDone"]
     started, stopped = events[0], events[1]
@@ -197,7 +203,9 @@ async def test_client_cancel_reports_client_cancelled() -> None:
 async def test_manual_mode_commits_then_responds_with_the_transcript() -> None:
     stt = FakeSTT(text="what time is it", gate=asyncio.Event())
     llm = FakeLLM()
-    session = make_session(stt=stt, llm=llm, config=SessionConfig(input_format=PCM16_16K, turn_detection=None))
+    session = make_session(
+        stt=stt, llm=llm, config=SessionConfig(input_format=PCM16_16K, turn_detection=None)
+    )
     await feed(session, spoken_turn())
     assert not any(isinstance(e, ev.SpeechStarted) for e in drain(session))
     item_id = session.commit()
@@ -224,7 +232,9 @@ async def test_manual_commit_of_an_empty_buffer_is_a_client_error() -> None:
 
 async def test_text_items_and_a_text_only_response() -> None:
     llm = FakeLLM(("Four.",))
-    session = make_session(llm=llm, config=SessionConfig(input_format=PCM16_16K, turn_detection=None, modalities=("text",)))
+    session = make_session(
+        llm=llm, config=SessionConfig(input_format=PCM16_16K, turn_detection=None, modalities=("text",))
+    )
     session.add_text("user", "What is two plus two?")
     session.create_response()
     await session.idle()
@@ -276,7 +286,8 @@ async def test_bad_audio_is_a_client_error_and_changes_nothing(data: bytes, code
 
 async def test_manual_buffer_limit() -> None:
     session = make_session(
-        config=SessionConfig(input_format=PCM16_16K, turn_detection=None), limits=SessionLimits(max_buffer_seconds=1.0)
+        config=SessionConfig(input_format=PCM16_16K, turn_detection=None),
+        limits=SessionLimits(max_buffer_seconds=1.0),
     )
     session.append_audio(silence(900))
     with pytest.raises(ClientError) as caught:
@@ -286,11 +297,17 @@ async def test_manual_buffer_limit() -> None:
 
 async def test_tts_rate_limit_falls_back_inside_the_session() -> None:
     usage = Usage()
-    failing = FakeTTS("elevenlabs:org", error=ProviderError(ErrorClass.RATE_LIMIT, "busy", provider="elevenlabs"),
-                      billing_source=BillingSource.BYOK)
+    failing = FakeTTS(
+        "elevenlabs:org",
+        error=ProviderError(ErrorClass.RATE_LIMIT, "busy", provider="elevenlabs"),
+        billing_source=BillingSource.BYOK,
+    )
     backup = FakeTTS("internal:espeak", sample_rate=22_050)
-    session = make_session(tts=FallbackTTS([failing, backup], sample_rate=24_000), usage=usage,
-                           config=SessionConfig(input_format=PCM16_16K, turn_detection=None))
+    session = make_session(
+        tts=FallbackTTS([failing, backup], sample_rate=24_000),
+        usage=usage,
+        config=SessionConfig(input_format=PCM16_16K, turn_detection=None),
+    )
     session.add_text("user", "hi")
     session.create_response()
     await session.idle()
@@ -303,7 +320,9 @@ async def test_tts_rate_limit_falls_back_inside_the_session() -> None:
 
 async def test_tts_failure_fails_the_response_not_the_session() -> None:
     error = ProviderError(ErrorClass.QUOTA_EXHAUSTED, "quota", provider="elevenlabs")
-    session = make_session(tts=FakeTTS(error=error), config=SessionConfig(input_format=PCM16_16K, turn_detection=None))
+    session = make_session(
+        tts=FakeTTS(error=error), config=SessionConfig(input_format=PCM16_16K, turn_detection=None)
+    )
     session.add_text("user", "hi")
     session.create_response()
     await session.idle()
@@ -320,7 +339,9 @@ async def test_tts_failure_fails_the_response_not_the_session() -> None:
 async def test_llm_failure_is_reported_and_billed_as_failed() -> None:
     usage = Usage()
     llm = FakeLLM(error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="openai"))
-    session = make_session(llm=llm, usage=usage, config=SessionConfig(input_format=PCM16_16K, turn_detection=None))
+    session = make_session(
+        llm=llm, usage=usage, config=SessionConfig(input_format=PCM16_16K, turn_detection=None)
+    )
     session.create_response()
     await session.idle()
     events = drain(session)
@@ -366,3 +387,35 @@ async def test_a_thirty_second_conversation_runs_in_well_under_a_second() -> Non
     assert len(done) == len({s.turn_id for s in usage.segments}) >= 10
     assert all(d.status == "completed" for d in done)
     assert elapsed < 1.0
+
+
+async def test_a_turn_still_transcribing_when_the_caller_speaks_again_is_answered_with_the_next() -> None:
+    gate = asyncio.Event()
+    stt = FakeSTT(text="book a table", gate=gate)
+    llm = FakeLLM()
+    session = make_session(stt=stt, llm=llm)
+    await feed(session, spoken_turn())
+    await feed(session, silence(300) + speak("For two people."))  # speaking again, turn not over
+    gate.set()
+    await session.idle()
+    assert not llm.state.requests  # nobody answered while the caller was talking
+    await feed(session, silence(800))
+    await session.idle()
+    assert len(llm.state.requests) == 1
+    assert [m.text for m in llm.state.requests[0].messages] == ["book a table", "book a table"]
+
+
+async def test_a_tts_failure_stops_a_stalled_llm_at_once() -> None:
+    llm = FakeLLM(hold_after=2)  # writes the first sentence, then waits (the gate is never set)
+    error = ProviderError(ErrorClass.SERVER_ERROR, "down", provider="tts")
+    session = make_session(
+        llm=llm, tts=FakeTTS(error=error), config=SessionConfig(input_format=PCM16_16K, turn_detection=None)
+    )
+    session.add_text("user", "hi")
+    session.create_response()
+    await session.idle()  # returns although the LLM would wait forever
+    events = drain(session)
+    assert isinstance(events[-1], ev.ResponseDone) and events[-1].status == "failed"
+    assert events[-1].error_code == "tts_unavailable"
+    assert llm.state.cancelled == 1 and llm.state.closed == 1
+    assert not session.responding

@@ -9,21 +9,17 @@ decoded to PCM16 chunk by chunk.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote, urlencode
 
 import orjson
 
-from providers.auth import add_auth_header
-from providers.contract import AuthStyle, BillingSource
-from providers.credentials import Credential
-from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import UpstreamClients
 from voice.audio import ALAW_8K, ULAW_8K, AudioFormat, decode_to_pcm16
+from voice.http_engine import ELEVENLABS_WIRE, TEXT_TO_SPEECH, EngineArgs, HttpAudioEngine
 from voice.tts.base import TTSEngine
-from voice.wire_errors import TTS_TIMEOUTS, elevenlabs_error, open_audio_stream
 
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
 """ElevenLabs' premade "Rachel", present on every account."""
@@ -90,53 +86,27 @@ def tts_request_parts(
     return path, query, body
 
 
-class ElevenLabsTTS(TTSEngine):
+class ElevenLabsTTS(HttpAudioEngine[ElevenLabsTTSOptions], TTSEngine):
     """Streams PCM16 mono at the rate of `options.output_format`.
 
     `clients` is the process's pool of upstream clients; the engine never closes it.
     """
 
-    def __init__(
-        self,
-        clients: UpstreamClients,
-        *,
-        base_url: str,
-        credential: Credential,
-        name: str = "elevenlabs:default",
-        billing_source: BillingSource = BillingSource.BYOK,
-        options: ElevenLabsTTSOptions | None = None,
-        timeouts: Timeouts = TTS_TIMEOUTS,
-    ) -> None:
-        self.options = options or ElevenLabsTTSOptions()
-        self.timeouts = timeouts
+    wire = ELEVENLABS_WIRE
+    role = TEXT_TO_SPEECH
+    options_type = ElevenLabsTTSOptions
+
+    def __init__(self, clients: UpstreamClients, **engine: Unpack[EngineArgs[ElevenLabsTTSOptions]]) -> None:
+        super().__init__(clients, **engine)
         self._format = audio_format_for(self.options.output_format)
         self.sample_rate = self._format.sample_rate
-        self.name = name
-        self.billing_source = billing_source
-        self._clients = clients
-        self._base_url = base_url.rstrip("/")
-        self._credential = credential
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "audio/*"}
-        add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "tts")
-        return headers
-
-    def _error(
-        self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]
-    ) -> ProviderError:
-        return elevenlabs_error(status, headers, body, provider=self.name, secrets=secrets)
 
     async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
         path, query, body = tts_request_parts(text, voice or self.options.voice_id, self.options)
-        async with open_audio_stream(
-            self._clients,
-            f"{self._base_url}{path}?{urlencode(query)}",
-            headers=self._headers(),
+        async with self._post(
+            f"{path}?{urlencode(query)}",
             body=orjson.dumps(body),
-            timeouts=self.timeouts,
-            provider=self.name,
-            on_error=self._error,
+            content_type="application/json",
             model=self.options.model_id,
         ) as upstream:
             async for chunk in upstream.chunks():

@@ -9,21 +9,19 @@ at another rate is resampled to the engine's `sample_rate`. Bearer auth, OpenAI 
 from __future__ import annotations
 
 import struct
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import numpy as np
 import orjson
 
-from providers.auth import add_auth_header
-from providers.contract import AuthStyle, BillingSource, ErrorClass
-from providers.credentials import Credential
+from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import UpstreamClients
 from voice.audio import Resampler
+from voice.http_engine import OPENAI_AUDIO_WIRE, TEXT_TO_SPEECH, EngineArgs, HttpAudioEngine
 from voice.tts.base import TTSEngine
-from voice.wire_errors import TTS_TIMEOUTS, open_audio_stream, openai_audio_error
 
 OPENAI_PCM_RATE = 24_000
 
@@ -126,48 +124,22 @@ def stereo_to_mono(pcm: bytes) -> bytes:
     return mono
 
 
-class OpenAITTS(TTSEngine):
+class OpenAITTS(HttpAudioEngine[OpenAITTSOptions], TTSEngine):
     """Any server speaking OpenAI's `/audio/speech`; `base_url` ends with `/v1` as for chat."""
 
-    def __init__(
-        self,
-        clients: UpstreamClients,
-        *,
-        base_url: str,
-        credential: Credential,
-        name: str = "openai:default",
-        billing_source: BillingSource = BillingSource.BYOK,
-        options: OpenAITTSOptions | None = None,
-        timeouts: Timeouts = TTS_TIMEOUTS,
-    ) -> None:
-        self.options = options or OpenAITTSOptions()
-        self.timeouts = timeouts
+    wire = OPENAI_AUDIO_WIRE
+    role = TEXT_TO_SPEECH
+    options_type = OpenAITTSOptions
+
+    def __init__(self, clients: UpstreamClients, **engine: Unpack[EngineArgs[OpenAITTSOptions]]) -> None:
+        super().__init__(clients, **engine)
         self.sample_rate = self.options.sample_rate
-        self.name = name
-        self.billing_source = billing_source
-        self._clients = clients
-        self._base_url = base_url.rstrip("/")
-        self._credential = credential
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"content-type": "application/json", "accept": "audio/*"}
-        add_auth_header(headers, AuthStyle.BEARER, self._credential, "tts")
-        return headers
-
-    def _error(
-        self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]
-    ) -> ProviderError:
-        return openai_audio_error(status, headers, body, provider=self.name, secrets=secrets)
 
     async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
-        async with open_audio_stream(
-            self._clients,
-            f"{self._base_url}/audio/speech",
-            headers=self._headers(),
+        async with self._post(
+            "/audio/speech",
             body=orjson.dumps(speech_body(text, voice or self.options.voice, self.options)),
-            timeouts=self.timeouts,
-            provider=self.name,
-            on_error=self._error,
+            content_type="application/json",
             model=self.options.model,
         ) as upstream:
             chunks = upstream.chunks()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
+from datetime import timedelta
 
 from sqlalchemy import select
 
@@ -36,8 +38,30 @@ async def test_record_is_buffered_until_flush(db: Database) -> None:
     assert await writer.flush() == 3
     rows = await _rows(db)
     assert [r.target_id for r in rows] == ["conn_0", "conn_1", "conn_2"]
-    assert rows[0].details == {"purpose": "test"} and rows[0].action == "secret.decrypt"
+    # Each row stands for its reveals: one here (coalescing is per identical target and details).
+    assert rows[0].details == {"purpose": "test", "count": 1} and rows[0].action == "secret.decrypt"
     assert await writer.flush() == 0
+
+
+async def test_identical_decrypts_in_a_batch_become_one_row_with_a_count(db: Database) -> None:
+    writer = BufferedAuditWriter(db.sessions)
+    first = entry(1)
+    repeats = [replace(first, at=first.at + timedelta(milliseconds=i)) for i in range(1, 4)]
+    failed = replace(first, action="secret.decrypt_failed", details={"purpose": "test", "error": "DecryptError"})
+    other_purpose = replace(first, details={"purpose": "verify"})
+    for e in [first, *repeats, failed, failed, other_purpose, entry(2)]:
+        writer.record(e)
+    assert await writer.flush() == 8
+    rows = await _rows(db)
+    decrypts = sorted(
+        ((r.target_id, r.details["purpose"], r.details["count"]) for r in rows if r.action == "secret.decrypt"),
+    )
+    assert decrypts == [("conn_1", "test", 4), ("conn_1", "verify", 1), ("conn_2", "test", 1)]
+    [merged] = [r for r in rows if r.details.get("count") == 4]
+    assert merged.created_at == first.at
+    assert merged.details["last_at"] == repeats[-1].at.isoformat()
+    # Failures are never merged: each is its own row.
+    assert [r.action for r in rows].count("secret.decrypt_failed") == 2
 
 
 async def test_a_full_batch_wakes_the_background_task(db: Database) -> None:
@@ -106,7 +130,7 @@ async def test_the_background_task_retries_until_the_database_is_back(tmp_path: 
     flushed = asyncio.Event()
     writer = BufferedAuditWriter(database.sessions, flush_interval=0.01, on_flush=lambda n: flushed.set())
     failure = _FailureSeen()
-    audit_log = logging.getLogger("providers.vault.audit")
+    audit_log = logging.getLogger("providers.buffered")
     audit_log.addHandler(failure)
     try:
         writer.start()

@@ -10,7 +10,6 @@ chat chain `openai/gpt-4o-mini` then `mistral/mistral-small-latest`.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,8 +75,15 @@ def upstreams(upstreams_served: Upstreams) -> Upstreams:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str) -> Settings:
+def use_redis() -> bool:
+    """Parametrize to True to run the gateway on Redis (cooldowns, rate limits, change notices)."""
+    return False
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, use_redis: bool, request: pytest.FixtureRequest) -> Settings:
     return Settings(
+        redis_url=request.getfixturevalue("redis_url") if use_redis else None,
         data_dir=tmp_path,
         database_url=db_url,
         admin_token="admin-test-token",
@@ -110,7 +116,9 @@ async def _seed(svc: Services, up: Upstreams) -> tuple[str, str, str]:
     async with svc.db.session() as s:
         org = await accounts.create_org(s, "Acme")
         conns = svc.connections()
-        await conns.create(s, org.id, provider="openai", name="main", base_url=up.openai_url, key=Secret(OPENAI_KEY))
+        await conns.create(
+            s, org.id, provider="openai", name="main", base_url=up.openai_url, key=Secret(OPENAI_KEY)
+        )
         await conns.create(s, org.id, provider="mistral", base_url=up.mistral_url, key=Secret(MISTRAL_KEY))
         agents = svc.agents()
         await agents.set_org_routing(
@@ -131,7 +139,9 @@ async def patchbay(
     org_id, key, agent_key = await _seed(services, upstreams)
     app = create_app(settings, services=services)
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     for _ in range(500):
@@ -140,13 +150,9 @@ async def patchbay(
         await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
     assert server.started, "patchbay did not start"
     try:
-        yield Patchbay(url=f"http://127.0.0.1:{port}", services=services, key=key, org_id=org_id, agent_key=agent_key)
+        yield Patchbay(
+            url=f"http://127.0.0.1:{port}", services=services, key=key, org_id=org_id, agent_key=agent_key
+        )
     finally:
         server.should_exit = True
         await task
-
-
-@pytest.fixture
-def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
-    caplog.set_level(logging.DEBUG)
-    return caplog

@@ -1,0 +1,104 @@
+"""What every `patchbay` command shares: JSON output, failures with exit codes, settings, database access.
+
+Exit codes: 0 success; 1 the operation failed (not found, conflict, bad value); 2 usage error;
+3 the environment is not ready (database unreachable or not migrated, missing master key);
+4 partial success (an import with rejected lines).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import accounts
+from server.db import Database, head_revision
+from server.settings import Settings
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+EXIT_NOT_READY = 3
+EXIT_PARTIAL = 4
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: jsonable(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def emit(as_json: bool, payload: Any, text: str) -> None:
+    click.echo(json.dumps(jsonable(payload), indent=2, sort_keys=True) if as_json else text)
+
+
+def fail(message: str, code: int = EXIT_FAILED, *, as_json: bool = False, kind: str = "error") -> NoReturn:
+    if as_json:
+        click.echo(json.dumps({"error": {"type": kind, "message": message}}))
+    else:
+        click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        fail(f"invalid setting PATCHBAY_{field.upper()}: {first['msg']}", 2)
+
+
+async def _with_database(settings: Settings, fn: Callable[[Database], Awaitable[T]], *, as_json: bool) -> T:
+    db = Database(settings.resolved_database_url)
+    try:
+        try:
+            current = await db.current_revision()
+        except Exception as exc:
+            fail(f"cannot reach the database: {type(exc).__name__}", EXIT_NOT_READY, as_json=as_json, kind="not_ready")
+        expected = head_revision()
+        if current != expected:
+            fail(
+                f"the database is at migration {current or 'none'}, expected {expected}: run `patchbay db upgrade`",
+                EXIT_NOT_READY,
+                as_json=as_json,
+                kind="not_ready",
+            )
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+def run_with_database(fn: Callable[[Database], Awaitable[T]], *, as_json: bool, settings: Settings | None = None) -> T:
+    """Run `fn` against a migrated database; typed account errors become exit code 1."""
+    try:
+        return asyncio.run(_with_database(settings or load_settings(), fn, as_json=as_json))
+    except accounts.AccountError as exc:
+        fail(str(exc), as_json=as_json, kind=exc.code)
+
+
+def run_in_session(fn: Callable[[AsyncSession], Awaitable[T]], *, as_json: bool) -> T:
+    """Run `fn` in one unit of work (committed on success)."""
+
+    async def in_session(db: Database) -> T:
+        async with db.session() as session:
+            return await fn(session)
+
+    return run_with_database(in_session, as_json=as_json)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

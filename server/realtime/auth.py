@@ -1,0 +1,43 @@
+"""Who is connecting: a server API key in `Authorization`, or a short-lived `?token=`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.accounts import Principal, authenticate_api_key
+from server.realtime.tokens import TokenSigner
+from server.services import Services
+from server.tables import ApiKey
+from server.v1.auth import bearer_token
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: Principal
+    model: str | None = None
+    """The model a token was minted for; the query's `model` wins when both are given."""
+
+
+async def authenticate(
+    services: Services, signer: TokenSigner, authorization: bytes | None, token: str | None
+) -> Caller | None:
+    presented = bearer_token(authorization)
+    if presented is not None:
+        gateway = services.gateway
+        if gateway is not None:
+            principal = await gateway.api_keys.authenticate(presented)
+        else:
+            async with services.db.session() as session:
+                principal = await authenticate_api_key(session, presented)
+        return Caller(principal) if principal is not None else None
+    if token:
+        claims = signer.verify(token)
+        if claims is None:
+            return None
+        # The token outlives nothing: a key revoked after minting closes the door at once.
+        async with services.db.session() as session:
+            row = await session.get(ApiKey, claims.principal.key_id)
+        if row is None or row.revoked_at is not None:
+            return None
+        return Caller(claims.principal, claims.model)
+    return None

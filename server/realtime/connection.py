@@ -1,0 +1,226 @@
+"""One `/v1/realtime` WebSocket: read client events into the session, write its outbox out.
+
+Two loops per connection and nothing per frame: the reader parses each message and calls the
+session synchronously (audio appends never create a task); the writer drains the session's
+outbox in order. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd
+byte count, oversized or binary frames, values we cannot serve) become `error` events and
+the socket stays open. The session ends when the client leaves or its time limit passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from server.realtime.serialize import Serializer, WireEvent, item_json
+from server.realtime.session_wire import apply_patch, session_json
+from server.realtime.wire import (
+    AudioAppend,
+    Bare,
+    ClientEvent,
+    ItemCreate,
+    ItemRef,
+    ItemTruncate,
+    ResponseCancel,
+    ResponseCreate,
+    SessionUpdate,
+    WireError,
+    parse_client_event,
+)
+from voice.events import ErrorEvent
+from voice.history import HistoryError
+from voice.session import ClientError, VoiceSession
+
+log = logging.getLogger("patchbay.realtime")
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+SendText = Callable[[str], Awaitable[None]]
+
+
+class RealtimeConnection:
+    def __init__(
+        self,
+        session: VoiceSession,
+        *,
+        receive: Receive,
+        send_text: SendText,
+        model: str,
+        beta: bool,
+        max_frame_bytes: int,
+        max_session_seconds: float,
+        default_silence_ms: int = 500,
+    ) -> None:
+        self.session = session
+        self._receive = receive
+        self._send_text = send_text
+        self._model = model
+        self._beta = beta
+        self._serializer = Serializer(beta=beta)
+        self._max_frame = max_frame_bytes
+        self._max_seconds = max_session_seconds
+        self._silence_ms = default_silence_ms
+        self.errors = 0
+
+    async def run(self) -> None:
+        """Serve until the client disconnects or the session's time is up."""
+        self._put_session("session.created")
+        writer = asyncio.ensure_future(self._write())
+        try:
+            async with asyncio.timeout(self._max_seconds):
+                await self._read()
+        except TimeoutError:
+            self._error(
+                "session_expired", "the session reached its maximum duration", type_="invalid_request_error"
+            )
+        finally:
+            await self.session.aclose()
+            # Deliver what is queued (a final response.done, the expiry error), then stop.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._flush(), timeout=1.0)
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+
+    async def _write(self) -> None:
+        outbox, frames, send = self.session.outbox, self._serializer.frames, self._send_text
+        while True:
+            event = await outbox.get()
+            for frame in frames(event):
+                await send(frame.decode())
+
+    async def _flush(self) -> None:
+        outbox, frames, send = self.session.outbox, self._serializer.frames, self._send_text
+        while (event := outbox.get_nowait()) is not None:
+            for frame in frames(event):
+                await send(frame.decode())
+
+    async def _read(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self._error("unsupported_frame", "send events as JSON text frames, not binary")
+                continue
+            if len(text) > self._max_frame:
+                self._error(
+                    "frame_too_large", f"event of {len(text)} bytes exceeds the {self._max_frame}-byte limit"
+                )
+                continue
+            self.handle(text)
+
+    def handle(self, text: str) -> None:
+        """Apply one client message; every failure becomes an error event."""
+        event_id: str | None = None
+        try:
+            event = parse_client_event(text)
+            event_id = event.event_id
+            self._dispatch(event)
+        except WireError as exc:
+            self._error(
+                exc.code, exc.message, param=exc.param, event_id=exc.event_id or event_id, type_=exc.type
+            )
+        except ClientError as exc:
+            self._error(exc.code, exc.message, param=exc.param, event_id=event_id)
+        except Exception:
+            # A bug must cost one event, not the caller's session.
+            log.exception(
+                "realtime event failed", extra={"fields": {"session": self.session.context.session_id}}
+            )
+            self._error(
+                "server_error",
+                "the server failed to handle this event",
+                event_id=event_id,
+                type_="server_error",
+            )
+
+    def _dispatch(self, event: ClientEvent) -> None:
+        session = self.session
+        if isinstance(event, AudioAppend):
+            session.append_audio(event.audio)
+        elif isinstance(event, SessionUpdate):
+            try:
+                config = apply_patch(session.config, event.session, default_silence_ms=self._silence_ms)
+            except ValueError as exc:
+                raise WireError("invalid_value", str(exc), param="session") from None
+            session.update(config)
+            self._put_session("session.updated")
+        elif isinstance(event, ItemCreate):
+            self._create_item(event)
+        elif isinstance(event, ItemTruncate):
+            session.truncate(event.item_id, event.content_index, event.audio_end_ms)
+        elif isinstance(event, ItemRef):
+            self._item_ref(event)
+        elif isinstance(event, ResponseCreate):
+            spec = event.response
+            modalities = None
+            if spec is not None:
+                chosen = spec.output_modalities or spec.modalities
+                modalities = tuple(chosen) if chosen else None
+            session.create_response(instructions=spec.instructions if spec else None, modalities=modalities)
+        elif isinstance(event, ResponseCancel):
+            if not session.cancel_response(event.response_id):
+                raise ClientError("response_cancel_not_active", "there is no such response in progress")
+        elif isinstance(event, Bare):
+            self._bare(event)
+
+    def _create_item(self, event: ItemCreate) -> None:
+        item = event.item
+        if any(
+            part.type in ("input_audio", "audio", "output_audio") and part.text is None
+            for part in item.content
+        ):
+            raise ClientError(
+                "unsupported_content",
+                "audio content in items is not supported: append audio to the input buffer",
+                param="item.content",
+            )
+        text = "".join(part.text or part.transcript or "" for part in item.content)
+        if item.id is not None and item.id in self.session.conversation:
+            raise ClientError("item_already_exists", f"item {item.id!r} already exists", param="item.id")
+        self.session.add_text(item.role, text, previous_item_id=event.previous_item_id, item_id=item.id)
+
+    def _item_ref(self, event: ItemRef) -> None:
+        if event.type == "conversation.item.delete":
+            self.session.delete_item(event.item_id)
+            return
+        try:
+            item = self.session.conversation.get(event.item_id)
+        except HistoryError as exc:
+            raise ClientError("item_not_found", str(exc), param="item_id") from None
+        self.session.outbox.put(
+            WireEvent({"type": "conversation.item.retrieved", "item": item_json(item, beta=self._beta)})
+        )
+
+    def _bare(self, event: Bare) -> None:
+        session = self.session
+        if event.type == "input_audio_buffer.commit":
+            session.commit()
+        elif event.type == "input_audio_buffer.clear":
+            session.clear_input()
+        else:
+            # WebRTC's playback buffer; over a WebSocket the closest meaning is "stop talking".
+            session.cancel_response()
+            session.outbox.put(WireEvent({"type": "output_audio_buffer.cleared", "response_id": None}))
+
+    def _put_session(self, kind: str) -> None:
+        body = session_json(
+            self.session.context.session_id, self._model, self.session.config, beta=self._beta
+        )
+        self.session.outbox.put(WireEvent({"type": kind, "session": body}))
+
+    def _error(
+        self,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        event_id: str | None = None,
+        type_: str = "invalid_request_error",
+    ) -> None:
+        self.errors += 1
+        self.session.outbox.put(ErrorEvent(type_, code, message, param, event_id))

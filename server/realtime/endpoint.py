@@ -1,0 +1,199 @@
+"""`GET /v1/realtime` (WebSocket) and `POST /v1/realtime/client_secrets` (browser tokens).
+
+The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake),
+builds the caller's voice session (STT and TTS chains from the org's connections, the routed
+LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
+gets the beta event names and session shape.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from fastapi import APIRouter, Depends, Request, WebSocket
+from fastapi.responses import JSONResponse
+
+from providers.db import new_id
+from server.admin.auth import require_admin
+from server.realtime.auth import authenticate
+from server.realtime.connection import RealtimeConnection
+from server.realtime.llm import RouterTurnLLM
+from server.realtime.runtime import SessionLimitError, VoiceRuntime, voice_runtime
+from server.realtime.session_wire import session_json
+from server.services import Services
+from server.v1.auth import bearer_token
+from voice.config import SessionConfig
+from voice.endpointing import TurnDetectionConfig
+from voice.llm import TurnLLM
+from voice.session import VoiceSession
+from voice.turn import SessionContext
+
+log = logging.getLogger("patchbay.realtime")
+router = APIRouter()
+
+_UNPINNED = frozenset({"", "default", "auto"})
+
+
+def route_model(model: str | None) -> str | None:
+    """The route for the LLM. OpenAI's own realtime model names (the SDK insists on one) mean
+    "the org's default": we do not serve OpenAI's speech-to-speech models."""
+    if model is None or model.strip().lower() in _UNPINNED or "realtime" in model.lower():
+        return None
+    return model
+
+
+def _llm(services: Services, runtime: VoiceRuntime, context: SessionContext) -> TurnLLM:
+    if runtime.llm is not None:
+        return runtime.llm(context)
+    if services.gateway is None:
+        raise RuntimeError("the routed API is not configured in this process")
+    return RouterTurnLLM(services.gateway.router, context)
+
+
+@router.websocket("/v1/realtime")
+async def realtime(websocket: WebSocket) -> None:
+    services: Services = websocket.app.state.services
+    runtime = voice_runtime(services)
+    query = websocket.query_params
+    caller = await authenticate(
+        services,
+        runtime.signer,
+        websocket.headers.get("authorization", "").encode("latin-1"),
+        query.get("token"),
+    )
+    if caller is None:
+        await websocket.close(code=1008, reason="invalid or missing API key")
+        return
+    principal = caller.principal
+    if (
+        services.gateway is not None
+        and not (await services.gateway.rate_limiter.hit(principal.key_id)).allowed
+    ):
+        # Opening a session counts as one request against the key's rate limit, as a chat call does.
+        await websocket.close(code=1008, reason="rate limited")
+        return
+    try:
+        runtime.sessions.acquire(principal.key_id)
+    except SessionLimitError as exc:
+        await websocket.close(code=1008, reason=str(exc)[:120])
+        return
+    try:
+        requested = query.get("model") or caller.model
+        context = SessionContext(
+            org_id=principal.org_id,
+            session_id=new_id("sess"),
+            agent_id=principal.agent_id,
+            api_key_id=principal.key_id,
+            model=route_model(requested),
+        )
+        stt, tts = await runtime.engines_for(services, principal)
+        session = VoiceSession(
+            context,
+            stt=stt,
+            tts=tts,
+            llm=_llm(services, runtime, context),
+            config=SessionConfig(
+                turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)
+            ),
+            limits=runtime.limits,
+            usage=services.usage,
+            stats=runtime.stats,
+        )
+        beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
+        await websocket.accept()
+        connection = RealtimeConnection(
+            session,
+            receive=websocket.receive,
+            send_text=websocket.send_text,
+            model=requested or "default",
+            beta=beta,
+            max_frame_bytes=runtime.max_frame_bytes,
+            max_session_seconds=runtime.max_session_seconds,
+            default_silence_ms=runtime.default_silence_ms,
+        )
+        log.info(
+            "realtime session opened",
+            extra={"fields": {"session": context.session_id, "org": context.org_id}},
+        )
+        await connection.run()
+    finally:
+        runtime.sessions.release(principal.key_id)
+    log.info(
+        "realtime session closed",
+        extra={"fields": {"session": context.session_id, "errors": connection.errors}},
+    )
+    # Starlette raises if a handler returns with the socket open; the client may already be gone.
+    if websocket.client_state.name == "CONNECTED":
+        with contextlib.suppress(RuntimeError):
+            await websocket.close()
+
+
+async def _mint(request: Request) -> JSONResponse:
+    services: Services = request.app.state.services
+    runtime = voice_runtime(services)
+    caller = await authenticate(
+        services, runtime.signer, request.headers.get("authorization", "").encode("latin-1"), None
+    )
+    if caller is None or bearer_token(request.headers.get("authorization", "").encode("latin-1")) is None:
+        return JSONResponse(
+            {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                    "message": "invalid or missing API key",
+                }
+            },
+            status_code=401,
+        )
+    body: dict[str, object] = {}
+    if request.headers.get("content-length", "0") != "0":
+        try:
+            parsed = await request.json()
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "invalid_json",
+                        "message": "body must be a JSON object",
+                    }
+                },
+                status_code=400,
+            )
+        body = parsed
+    session = body.get("session") if isinstance(body.get("session"), dict) else body
+    model = (
+        session.get("model") if isinstance(session, dict) and isinstance(session.get("model"), str) else None
+    )
+    value, expires_at = runtime.signer.mint(caller.principal, model=model)
+    described = session_json("pending", str(model or "default"), SessionConfig(), beta=False)
+    return JSONResponse(
+        {
+            "value": value,
+            "expires_at": expires_at,
+            "session": described,
+            "client_secret": {"value": value, "expires_at": expires_at},
+        }
+    )
+
+
+@router.get("/admin/voice/metrics", dependencies=[Depends(require_admin)])
+async def voice_metrics(request: Request) -> dict[str, object]:
+    """Live sessions and recent turns' latency percentiles (v2v, server-added, per-provider TTFB)."""
+    runtime = voice_runtime(request.app.state.services)
+    return {"live_sessions": runtime.sessions.total, "latency": runtime.stats.snapshot()}
+
+
+@router.post("/v1/realtime/client_secrets")
+async def client_secrets(request: Request) -> JSONResponse:
+    """Mint a short-lived token (OpenAI's GA path); connect with `/v1/realtime?token=`."""
+    return await _mint(request)
+
+
+@router.post("/v1/realtime/sessions")
+async def sessions(request: Request) -> JSONResponse:
+    """The beta path of the same thing: the token is in `client_secret.value`."""
+    return await _mint(request)

@@ -1,0 +1,272 @@
+"""Voice session events to OpenAI Realtime server events (GA names, or beta aliases).
+
+One session event may become several wire events (a finished output item closes its audio,
+transcript, content part and item). Every wire event gets a fresh `event_id`. The hot path
+is `AudioDelta`: one dict, one base64 encoding, one `orjson.dumps`.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from voice import events as ev
+from voice.history import Item
+
+Wire = dict[str, Any]
+
+_GA = {
+    "audio.delta": "response.output_audio.delta",
+    "audio.done": "response.output_audio.done",
+    "transcript.delta": "response.output_audio_transcript.delta",
+    "transcript.done": "response.output_audio_transcript.done",
+    "text.delta": "response.output_text.delta",
+    "text.done": "response.output_text.done",
+}
+_BETA = {
+    "audio.delta": "response.audio.delta",
+    "audio.done": "response.audio.done",
+    "transcript.delta": "response.audio_transcript.delta",
+    "transcript.done": "response.audio_transcript.done",
+    "text.delta": "response.text.delta",
+    "text.done": "response.text.done",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WireEvent(ev.SessionEvent):
+    """A transport-made event (session.created, session.updated) queued in order with the rest."""
+
+    payload: Wire
+
+
+def item_json(item: Item, *, beta: bool) -> Wire:
+    if item.role == "assistant":
+        if item.kind == "audio":
+            part: Wire = {"type": "audio" if beta else "output_audio", "transcript": item.text}
+        else:
+            part = {"type": "text" if beta else "output_text", "text": item.text}
+    elif item.kind == "audio":
+        part = {"type": "input_audio", "transcript": item.text if item.status == "completed" else None}
+    else:
+        part = {"type": "input_text", "text": item.text}
+    return {
+        "id": item.id,
+        "object": "realtime.item",
+        "type": "message",
+        "status": item.status,
+        "role": item.role,
+        "content": [part],
+    }
+
+
+class Serializer:
+    def __init__(self, *, beta: bool) -> None:
+        self.beta = beta
+        self._names = _BETA if beta else _GA
+        self._ids = itertools.count(1)
+        self._handlers: dict[type[ev.SessionEvent], Callable[[Any], list[Wire]]] = {
+            ev.AudioDelta: self._audio_delta,
+            ev.TranscriptDelta: self._transcript_delta,
+            ev.TextDelta: self._text_delta,
+            ev.SpeechStarted: lambda e: [
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": e.audio_start_ms,
+                    "item_id": e.item_id,
+                }
+            ],
+            ev.SpeechStopped: lambda e: [
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": e.audio_end_ms,
+                    "item_id": e.item_id,
+                }
+            ],
+            ev.InputCommitted: lambda e: [
+                {
+                    "type": "input_audio_buffer.committed",
+                    "item_id": e.item_id,
+                    "previous_item_id": e.previous_item_id,
+                }
+            ],
+            ev.InputCleared: lambda e: [{"type": "input_audio_buffer.cleared"}],
+            ev.ItemCreated: self._item_created,
+            ev.ItemTruncated: lambda e: [
+                {
+                    "type": "conversation.item.truncated",
+                    "item_id": e.item_id,
+                    "content_index": e.content_index,
+                    "audio_end_ms": e.audio_end_ms,
+                }
+            ],
+            ev.ItemDeleted: lambda e: [{"type": "conversation.item.deleted", "item_id": e.item_id}],
+            ev.InputTranscriptCompleted: lambda e: [
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    "item_id": e.item_id,
+                    "content_index": 0,
+                    "transcript": e.transcript,
+                    "usage": {"type": "duration", "seconds": round(e.audio_seconds, 3)},
+                }
+            ],
+            ev.InputTranscriptFailed: lambda e: [
+                {
+                    "type": "conversation.item.input_audio_transcription.failed",
+                    "item_id": e.item_id,
+                    "content_index": 0,
+                    "error": {"type": "server_error", "code": e.code, "message": e.message, "param": None},
+                }
+            ],
+            ev.ResponseCreated: lambda e: [
+                {
+                    "type": "response.created",
+                    "response": self._response(e.response_id, "in_progress", None, []),
+                }
+            ],
+            ev.OutputItemAdded: self._output_item_added,
+            ev.OutputItemDone: self._output_item_done,
+            ev.ResponseDone: self._response_done,
+            ev.ErrorEvent: lambda e: [
+                {
+                    "type": "error",
+                    "error": {
+                        "type": e.type,
+                        "code": e.code,
+                        "message": e.message,
+                        "param": e.param,
+                        "event_id": e.event_id,
+                    },
+                }
+            ],
+        }
+
+    def frames(self, event: ev.SessionEvent) -> list[bytes]:
+        """The wire frames (JSON text) for one session event."""
+        wires = [dict(event.payload)] if isinstance(event, WireEvent) else self._handlers[type(event)](event)
+        out = []
+        for wire in wires:
+            wire["event_id"] = f"event_{next(self._ids)}"
+            out.append(orjson.dumps(wire))
+        return out
+
+    def _audio_delta(self, e: ev.AudioDelta) -> list[Wire]:
+        return [
+            {
+                "type": self._names["audio.delta"],
+                "response_id": e.response_id,
+                "item_id": e.item_id,
+                "output_index": 0,
+                "content_index": 0,
+                "delta": base64.b64encode(e.audio).decode("ascii"),
+            }
+        ]
+
+    def _transcript_delta(self, e: ev.TranscriptDelta) -> list[Wire]:
+        return [self._part_event("transcript.delta", e.response_id, e.item_id, delta=e.text)]
+
+    def _text_delta(self, e: ev.TextDelta) -> list[Wire]:
+        return [self._part_event("text.delta", e.response_id, e.item_id, delta=e.text)]
+
+    def _part_event(self, name: str, response_id: str, item_id: str, **extra: Any) -> Wire:
+        return {
+            "type": self._names[name],
+            "response_id": response_id,
+            "item_id": item_id,
+            "output_index": 0,
+            "content_index": 0,
+            **extra,
+        }
+
+    def _item_created(self, e: ev.ItemCreated) -> list[Wire]:
+        item = item_json(e.item, beta=self.beta)
+        wires: list[Wire] = [
+            {"type": "conversation.item.created", "previous_item_id": e.previous_item_id, "item": item}
+        ]
+        if not self.beta:
+            wires.append(
+                {"type": "conversation.item.added", "previous_item_id": e.previous_item_id, "item": item}
+            )
+            if e.item.status == "completed":
+                wires.append(
+                    {"type": "conversation.item.done", "previous_item_id": e.previous_item_id, "item": item}
+                )
+        return wires
+
+    def _output_item_added(self, e: ev.OutputItemAdded) -> list[Wire]:
+        item = item_json(e.item, beta=self.beta)
+        return [
+            {
+                "type": "response.output_item.added",
+                "response_id": e.response_id,
+                "output_index": 0,
+                "item": item,
+            },
+            {
+                "type": "response.content_part.added",
+                "response_id": e.response_id,
+                "item_id": e.item.id,
+                "output_index": 0,
+                "content_index": 0,
+                "part": item["content"][0],
+            },
+        ]
+
+    def _output_item_done(self, e: ev.OutputItemDone) -> list[Wire]:
+        item = item_json(e.item, beta=self.beta)
+        rid, iid = e.response_id, e.item.id
+        if e.audio:
+            wires = [
+                self._part_event("audio.done", rid, iid),
+                self._part_event("transcript.done", rid, iid, transcript=e.text),
+            ]
+        else:
+            wires = [self._part_event("text.done", rid, iid, text=e.text)]
+        wires += [
+            {
+                "type": "response.content_part.done",
+                "response_id": rid,
+                "item_id": iid,
+                "output_index": 0,
+                "content_index": 0,
+                "part": item["content"][0],
+            },
+            {"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item},
+        ]
+        if not self.beta:
+            wires.append({"type": "conversation.item.done", "previous_item_id": None, "item": item})
+        return wires
+
+    def _response(self, response_id: str, status: str, details: Wire | None, output: list[Wire]) -> Wire:
+        return {
+            "id": response_id,
+            "object": "realtime.response",
+            "status": status,
+            "status_details": details,
+            "output": output,
+            "usage": None,
+        }
+
+    def _response_done(self, e: ev.ResponseDone) -> list[Wire]:
+        details: Wire | None = None
+        if e.status == "cancelled":
+            details = {"type": "cancelled", "reason": e.reason}
+        elif e.status == "failed":
+            details = {"type": "failed", "error": {"type": "server_error", "code": e.error_code}}
+        response = self._response(
+            e.response_id, e.status, details, [item_json(i, beta=self.beta) for i in e.output]
+        )
+        response["usage"] = {
+            "total_tokens": e.input_tokens + e.output_tokens,
+            "input_tokens": e.input_tokens,
+            "output_tokens": e.output_tokens,
+            "input_token_details": {"text_tokens": e.input_tokens, "audio_tokens": 0, "cached_tokens": 0},
+            "output_token_details": {"text_tokens": e.output_tokens, "audio_tokens": 0},
+        }
+        response["metadata"] = dict(e.metadata)
+        return [{"type": "response.done", "response": response}]

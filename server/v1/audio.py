@@ -1,0 +1,213 @@
+"""`POST /v1/audio/transcriptions` and `POST /v1/audio/speech`, OpenAI-compatible, routed.
+
+Both use the caller's voice chains (the org's `stt` / `tts` connections, internal engines
+last; see `voice.engines`), so they fall back exactly as a live voice session does, and both
+record one usage segment with the serving engine's billing source.
+
+- transcriptions: multipart `file` (WAV, FLAC, OGG: what libsndfile reads), `language`,
+  `response_format` json | text | verbose_json. `model` is accepted and ignored: the route
+  decides, as for chat's `default`.
+- speech: JSON `{input, voice?, response_format: pcm | wav}`; PCM16 mono 24 kHz, streamed
+  while it is synthesised. mp3/opus/aac/flac are refused with 400 (no encoder is bundled).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import AsyncIterator
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import UploadFile
+
+from billing.usage import SegmentStatus
+from providers.db import new_id
+from providers.errors import ProviderError
+from server.accounts import Principal
+from server.realtime.runtime import voice_runtime
+from server.services import Services
+from server.v1.asgi import admit
+from server.v1.errors import ApiError
+from voice.audio import AudioFormatError, read_wav, resample
+from voice.stt.base import STT_SAMPLE_RATE
+from voice.tts.base import TTSEngine, aclose_quietly
+from voice.turn import SessionContext, TtsTally, TurnAccounts
+
+router = APIRouter()
+MAX_AUDIO_BYTES = 25 * 1024 * 1024
+"""OpenAI's limit for an uploaded file."""
+SPEECH_RATE = 24_000
+MAX_INPUT_CHARS = 4096
+
+
+class SpeechBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    model: str | None = None
+    voice: str | None = Field(default=None, max_length=200)
+    response_format: Literal["pcm", "wav", "mp3", "opus", "aac", "flac"] = "pcm"
+
+
+def _error(error: ApiError) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}},
+        status_code=error.status,
+        headers=error.headers(),
+    )
+
+
+def _invalid(message: str, param: str | None = None, code: str = "invalid_value") -> JSONResponse:
+    return _error(ApiError(400, "invalid_request_error", message, code=code, param=param))
+
+
+def _unavailable(stage: str, exc: ProviderError) -> JSONResponse:
+    return _error(
+        ApiError(
+            502, "server_error", f"{stage} failed ({exc.error_class.value})", code=f"{stage}_unavailable"
+        )
+    )
+
+
+async def _caller(request: Request) -> tuple[Services, Principal] | JSONResponse:
+    services: Services = request.app.state.services
+    if services.gateway is None:
+        return _error(ApiError(503, "server_error", "the routed API is not configured", code="unavailable"))
+    admitted = await admit(services.gateway, request.scope)
+    if isinstance(admitted, ApiError):
+        return _error(admitted)
+    return services, admitted
+
+
+def _accounts(services: Services, principal: Principal, intent: str) -> TurnAccounts:
+    context = SessionContext(
+        org_id=principal.org_id,
+        session_id=new_id("req"),
+        agent_id=principal.agent_id,
+        api_key_id=principal.key_id,
+    )
+    return TurnAccounts(context, services.usage, intent=intent)
+
+
+@router.post("/v1/audio/transcriptions")
+async def transcriptions(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, JSONResponse):
+        return caller
+    services, principal = caller
+    async with request.form(max_files=1, max_fields=20) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            return _invalid("`file` is required", "file")
+        data = await upload.read(MAX_AUDIO_BYTES + 1)
+        language = form.get("language")
+        response_format = form.get("response_format") or "json"
+    if len(data) > MAX_AUDIO_BYTES:
+        return _invalid("the file is larger than 25 MB", "file", "file_too_large")
+    try:
+        pcm, rate = read_wav(data)
+    except AudioFormatError:
+        return _invalid(
+            "the file is not audio this server can read (WAV, FLAC or OGG)", "file", "invalid_audio_format"
+        )
+    if response_format not in ("json", "text", "verbose_json"):
+        return _invalid("response_format must be json, text or verbose_json", "response_format")
+    stt, _ = await voice_runtime(services).engines_for(services, principal)
+    try:
+        transcript = await stt.transcribe(
+            resample(pcm, rate, STT_SAMPLE_RATE),
+            language=language if isinstance(language, str) and language else None,
+        )
+    except ProviderError as exc:
+        return _unavailable("stt", exc)
+    served = getattr(stt, "last_served", None) or stt
+    _accounts(services, principal, "stt").stt(
+        None,
+        transcript.engine,
+        served.billing_source,
+        transcript.audio_seconds,
+        model=transcript.model,
+        latency_ms=None,
+    )
+    if response_format == "text":
+        return PlainTextResponse(transcript.text)
+    body: dict[str, object] = {"text": transcript.text}
+    if response_format == "verbose_json":
+        body.update(
+            task="transcribe", language=transcript.language, duration=round(transcript.audio_seconds, 3)
+        )
+    return JSONResponse(body, headers={"x-patchbay-provider": transcript.engine})
+
+
+def wav_stream_header(rate: int) -> bytes:
+    """A PCM16 mono WAV header with unknown sizes (0xFFFFFFFF), as streaming servers write it."""
+    unknown = 0xFFFFFFFF
+    return (
+        b"RIFF" + struct.pack("<I", unknown) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data" + struct.pack("<I", unknown)
+    )  # fmt: skip
+
+
+@router.post("/v1/audio/speech")
+async def speech(request: Request) -> Response:
+    caller = await _caller(request)
+    if isinstance(caller, JSONResponse):
+        return caller
+    services, principal = caller
+    try:
+        body = SpeechBody.model_validate_json(await request.body())
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False, include_input=False)[0]
+        param = ".".join(str(p) for p in problem["loc"])
+        return _invalid(f"{param}: {problem['msg']}", param or None)
+    if body.response_format not in ("pcm", "wav"):
+        return _invalid(
+            "response_format must be pcm or wav on this server", "response_format", "unsupported_format"
+        )
+    _, tts = await voice_runtime(services).engines_for(services, principal)
+    stream = tts.synthesize(body.input, voice=body.voice)
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        first = b""
+    except ProviderError as exc:
+        await aclose_quietly(stream)
+        return _unavailable("tts", exc)
+    served = getattr(tts, "last_served", None) or tts
+    accounts = _accounts(services, principal, "tts")
+    head = wav_stream_header(tts.sample_rate) if body.response_format == "wav" else b""
+    media = "audio/wav" if body.response_format == "wav" else "audio/pcm"
+    return StreamingResponse(
+        _rest(stream, head + first, body.input, tts, served, accounts),
+        media_type=media,
+        headers={"x-patchbay-provider": served.name, "x-patchbay-sample-rate": str(tts.sample_rate)},
+    )
+
+
+async def _rest(
+    stream: AsyncIterator[bytes],
+    first: bytes,
+    text: str,
+    tts: TTSEngine,
+    served: TTSEngine,
+    accounts: TurnAccounts,
+) -> AsyncIterator[bytes]:
+    produced = len(first)
+    status = SegmentStatus.CANCELLED
+    try:
+        if first:
+            yield first
+        async for chunk in stream:
+            produced += len(chunk)
+            yield chunk
+        status = SegmentStatus.OK
+    except ProviderError:
+        status = SegmentStatus.FAILED  # headers are gone: the client sees a short body
+    finally:
+        await aclose_quietly(stream)
+        tally = TtsTally()
+        tally.add(served.name, served.billing_source, len(text), produced / (2 * tts.sample_rate))
+        accounts.tts(None, tally, latency_ms=None, status=status)

@@ -1,0 +1,123 @@
+"""POST /v1/messages: the Anthropic Messages API over the same routing as /v1/chat/completions.
+
+Any routed provider can answer (the request is normalized, then re-encoded for whichever
+connection serves it). Keys come as `x-api-key` (what the anthropic SDKs send) or Bearer.
+Streams follow the chat endpoint's rules: headers after the first output, an `error` event
+after a failure once output started, the attempt trace in a final SSE comment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
+
+from providers.errors import ProviderError
+from providers.types import ChatRequest, StreamEvent
+from routing.errors import AllAttemptsFailedError
+from routing.router import CallContext, RoutedCall
+from server.v1.anthropic_translate import MessageEventEncoder, message_body, to_chat_request
+from server.v1.anthropic_wire import MessagesRequest
+from server.v1.asgi import (
+    admit,
+    gateway_of,
+    read_body,
+    routing_headers,
+    send_body,
+    send_error,
+    stream_response,
+)
+from server.v1.chat import context, fail, trailer
+from server.v1.errors import ApiError, after_output, from_exception
+from server.v1.gateway import Gateway
+from server.v1.openai_translate import WireRequestError
+
+
+def render(error: ApiError) -> bytes:
+    return error.anthropic_body()
+
+
+def message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+async def messages(scope: Scope, receive: Receive, send: Send) -> None:
+    gateway = gateway_of(scope)
+    admitted = await admit(gateway, scope)
+    if isinstance(admitted, ApiError):
+        await send_error(send, admitted, render, routing_headers(None, None))
+        return
+    body = await read_body(receive)
+    if isinstance(body, ApiError):
+        await send_error(send, body, render, routing_headers(None, None))
+        return
+    try:
+        wire = MessagesRequest.model_validate_json(body)
+        request = to_chat_request(wire)
+    except (ValidationError, WireRequestError) as exc:
+        error = from_exception(exc)
+        assert error is not None
+        await send_error(send, error, render, routing_headers(None, None))
+        return
+    ctx = context(admitted)
+    if wire.stream:
+        await _stream(gateway, ctx, request, wire.model, receive, send)
+        return
+    try:
+        result = await gateway.router.complete(ctx, request, wire.model)
+    except Exception as exc:
+        await fail(send, exc, render)
+        return
+    out = message_body(result.response, message_id=message_id(), model=str(result.served.ref))
+    await send_body(send, 200, out, routing_headers(result.served, result.trace))
+
+
+async def _stream(
+    gateway: Gateway, ctx: CallContext, request: ChatRequest, model: str, receive: Receive, send: Send
+) -> None:
+    try:
+        call = await gateway.router.stream(ctx, request, model)
+    except Exception as exc:
+        await fail(send, exc, render)
+        return
+    events = aiter(call)
+    try:
+        first: StreamEvent | None = await anext(events)
+    except StopAsyncIteration:
+        first = None
+    except Exception as exc:
+        await call.aclose()
+        await fail(send, exc, render)
+        return
+    served = call.served
+    encoder = MessageEventEncoder(message_id=message_id(), model=str(served.ref) if served else model)
+    opening = encoder.start() + (encoder.encode(first) if first is not None else b"")
+    await stream_response(
+        receive,
+        send,
+        routing_headers(served, call.trace),
+        opening,
+        _frames(call, events, encoder),
+        call.aclose,
+    )
+
+
+async def _frames(
+    call: RoutedCall,
+    events: AsyncIterator[StreamEvent],
+    encoder: MessageEventEncoder,
+) -> AsyncIterator[bytes]:
+    """The events after the opening ones."""
+    try:
+        async for item in events:
+            frame = encoder.encode(item)
+            if frame:
+                yield frame
+    except (ProviderError, AllAttemptsFailedError) as exc:
+        error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
+        assert error is not None
+        yield encoder.error(error.anthropic_body()) + trailer(call.trace)
+        return
+    yield encoder.end() + trailer(call.trace)

@@ -1,0 +1,209 @@
+"""The registry: snapshots loaded once per org, dropped on change (in process, by poll, over Redis)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from providers.credentials import NoCredential
+from providers.vault.audit import MemoryAudit
+from providers.vault.keyring import Keyring, StaticKeys, new_master_key
+from providers.vault.secret import Secret
+from providers.vault.store import Vault
+from routing.agents import Agents
+from routing.config_versions import read_versions
+from routing.connections import Connections
+from routing.guard import GuardPolicy
+from routing.registry import EnvReferenceCredential, Registry, UnknownOrgError
+from server import accounts
+from server.db import Database
+
+KEY_1 = "sk-CANARY-registry-one-000000"
+KEY_2 = "sk-CANARY-registry-two-000000"
+
+
+class CountingSessions:
+    """The session factory, counting how often the registry opens one."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.opened = 0
+
+    def __call__(self) -> AsyncSession:
+        self.opened += 1
+        return self._db.sessions()
+
+
+@pytest.fixture
+def vault(db: Database) -> Vault:
+    return Vault(StaticKeys(Keyring((new_master_key("v1"),))), db.sessions, MemoryAudit())
+
+
+@pytest.fixture
+async def org_id(db: Database, vault: Vault) -> str:
+    async with db.session() as s:
+        org = await accounts.create_org(s, "Acme")
+        await Connections(vault, GuardPolicy()).create(
+            s, org.id, provider="openai", name="main", key=Secret(KEY_1)
+        )
+        await Agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+        await Agents().create(s, org.id, "support", default_model="openai/gpt-4o")
+    return org.id
+
+
+@pytest.fixture
+async def registry(db: Database, vault: Vault) -> AsyncIterator[Registry]:
+    reg = Registry(CountingSessions(db), vault, environ={"OPENAI_KEY_ENV": "sk-from-env"})  # type: ignore[arg-type]
+    yield reg
+    await reg.aclose()
+
+
+def opened(reg: Registry) -> int:
+    sessions: Any = reg._sessions
+    return int(sessions.opened)
+
+
+async def test_loads_once_then_serves_from_memory(registry: Registry, org_id: str) -> None:
+    first = await registry.get(org_id)
+    again = await registry.get(org_id)
+    assert again is first and opened(registry) == 1
+    assert [c.profile_id for c in first.routing.all_connections()] == ["openai:main"]
+    assert set(first.agent_names.values()) == {"support"}
+    assert str(first.routing.matrix["chat"][0]) == "openai/gpt-4o-mini"  # type: ignore[index]
+
+
+async def test_concurrent_first_requests_share_one_load(registry: Registry, org_id: str) -> None:
+    entries = await asyncio.gather(*(registry.get(org_id) for _ in range(20)))
+    assert all(e is entries[0] for e in entries) and opened(registry) == 1
+
+
+async def test_credential_is_cached_and_reveals_the_key(registry: Registry, org_id: str) -> None:
+    entry = await registry.get(org_id)
+    conn = entry.routing.all_connections()[0]
+    credential = registry.credential(conn)
+    assert credential is registry.credential(conn)
+    assert credential.reveal("test") == KEY_1
+    assert KEY_1 not in repr(credential)
+
+
+async def test_change_in_process_drops_the_snapshot_and_tells_listeners(
+    registry: Registry, org_id: str, db: Database, vault: Vault
+) -> None:
+    told: list[str] = []
+    registry.add_listener(told.append)
+    before = await registry.get(org_id)
+    async with db.session() as s:
+        await Connections(vault, GuardPolicy()).replace_key(s, org_id, "openai:main", Secret(KEY_2))
+    registry.changed(org_id)
+    assert told == [org_id]
+    after = await registry.get(org_id)
+    assert after is not before
+    assert registry.credential(after.routing.all_connections()[0]).reveal("test") == KEY_2
+
+
+async def test_poll_picks_up_a_change_made_by_another_process(
+    registry: Registry, org_id: str, db: Database, vault: Vault
+) -> None:
+    before = await registry.get(org_id)
+    await registry.poll_once()
+    assert await registry.get(org_id) is before  # nothing changed: nothing reloaded
+    # The CLI path: the service bumps the org's version; nobody calls `changed`.
+    async with db.session() as s:
+        await Connections(vault, GuardPolicy()).update(s, org_id, "openai:main", enabled=False)
+        assert (await read_versions(s, [org_id]))[org_id] > before.version
+    await registry.poll_once()
+    after = await registry.get(org_id)
+    assert after is not before
+    assert after.routing.all_connections()[0].status.value == "disabled"
+    assert isinstance(registry.credential(after.routing.all_connections()[0]), NoCredential)
+
+
+async def test_a_change_during_a_load_is_not_cached(registry: Registry, org_id: str) -> None:
+    load = asyncio.ensure_future(registry.get(org_id))
+    await asyncio.sleep(0)  # the load has started and awaits the database
+    registry.invalidate(org_id)
+    await load
+    await registry.get(org_id)
+    assert opened(registry) == 2
+
+
+async def test_unknown_org(registry: Registry) -> None:
+    with pytest.raises(UnknownOrgError):
+        await registry.get("org_missing")
+
+
+async def test_env_reference_credential(registry: Registry, db: Database, vault: Vault) -> None:
+    async with db.session() as s:
+        org = await accounts.create_org(s, "EnvCo")
+        await Connections(vault, GuardPolicy()).create(
+            s, org.id, provider="openai", name="ops", env_reference="OPENAI_KEY_ENV"
+        )
+    entry = await registry.get(org.id)
+    credential = registry.credential(entry.routing.all_connections()[0])
+    assert isinstance(credential, EnvReferenceCredential)
+    assert credential.reveal("test") == "sk-from-env" and credential.fingerprint == "env:OPENAI_KEY_ENV"
+
+
+async def test_redis_notice_reaches_another_replica(
+    db: Database, vault: Vault, org_id: str, redis_url: str, unique_prefix: str
+) -> None:
+    channel = unique_prefix + "config"
+    one = Registry(db.sessions, vault, redis=Redis.from_url(redis_url), channel=channel, poll_interval=3600)
+    two = Registry(db.sessions, vault, redis=Redis.from_url(redis_url), channel=channel, poll_interval=3600)
+    await one.start()
+    await two.start()
+    try:
+        await asyncio.wait_for(asyncio.gather(one.wait_subscribed(), two.wait_subscribed()), 5)
+        await two.get(org_id)
+        dropped = asyncio.Event()
+        two.add_listener(lambda org: dropped.set() if org == org_id else None)
+        own: list[str] = []
+        one.add_listener(own.append)
+        one.changed(org_id)
+        await asyncio.wait_for(dropped.wait(), 5)
+        assert two.cached_orgs() == []
+        assert own == [org_id]  # its own notice is not applied twice
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_shared_load(registry: Registry, org_id: str) -> None:
+    first = asyncio.ensure_future(registry.get(org_id))
+    second = asyncio.ensure_future(registry.get(org_id))
+    await asyncio.sleep(0)  # both callers wait on the one load
+    first.cancel()
+    entry = await second
+    assert first.cancelled()
+    assert entry.routing.org_id == org_id and opened(registry) == 1
+    assert await registry.get(org_id) is entry
+
+
+async def test_a_request_holding_the_old_snapshot_keeps_a_working_credential(
+    registry: Registry, org_id: str, db: Database, vault: Vault
+) -> None:
+    old = await registry.get(org_id)
+    conn = old.routing.all_connections()[0]
+    registry.changed(org_id)  # e.g. an agent was edited while a request was being routed
+    assert registry.credential(conn).reveal("test") == KEY_1
+    async with db.session() as s:
+        await Connections(vault, GuardPolicy()).replace_key(s, org_id, "openai:main", Secret(KEY_2))
+    registry.changed(org_id)
+    await registry.get(org_id)
+    assert registry.credential(conn).reveal("test") == KEY_2  # the reload swapped it in
+
+
+async def test_a_deleted_connection_forgets_its_credential(
+    registry: Registry, org_id: str, db: Database, vault: Vault
+) -> None:
+    conn = (await registry.get(org_id)).routing.all_connections()[0]
+    async with db.session() as s:
+        await Connections(vault, GuardPolicy()).delete(s, org_id, "openai:main")
+    registry.changed(org_id)
+    assert (await registry.get(org_id)).routing.all_connections() == ()
+    assert isinstance(registry.credential(conn), NoCredential)

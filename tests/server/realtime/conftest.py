@@ -1,0 +1,185 @@
+"""A real Patchbay on a loopback port with `/v1/realtime`, an emulated LLM upstream behind the
+real router, and voice engines chosen per test (fakes by default, the internal ones for the
+acceptance test).
+
+The app runs under uvicorn (lifespan on) as a task on the test's event loop; the OpenAI
+emulator runs on its own thread. The org's chat chain is `openai/gpt-4o-mini`, which the
+`voice_turn` intent falls back to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+import websockets
+
+from providers.vault.secret import Secret
+from server import accounts
+from server.accounts import Principal
+from server.app import create_app
+from server.db import Database
+from server.realtime.runtime import EnginesFactory, VoiceRuntime
+from server.services import Services
+from server.settings import Settings
+from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.openai import OpenAIEmulator
+from tests.voice.fakes import FakeSTT, FakeTTS
+from voice.stt.base import STTEngine
+from voice.tts.base import TTSEngine
+
+OPENAI_KEY = "sk-proj-CANARY-realtime-0123456789abcdef"
+TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+
+
+@pytest.fixture(scope="module")
+def llm_served() -> Iterator[tuple[OpenAIEmulator, str]]:
+    emulator = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",))
+    with ServedApp(emulator) as served:
+        yield emulator, served.url + "/v1"
+
+
+@pytest.fixture
+def llm(llm_served: tuple[OpenAIEmulator, str]) -> OpenAIEmulator:
+    llm_served[0].reset()
+    return llm_served[0]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=db_url,
+        admin_token="admin-test-token",
+        allow_private_base_urls=True,
+        allow_plain_http_base_urls=True,
+        master_key=TEST_MASTER_KEY,
+        voice_max_frame_bytes=64 * 1024,
+    )
+
+
+def fake_engines(*, text: str = "can you book a table for two", tts: FakeTTS | None = None) -> EnginesFactory:
+    speaker = tts or FakeTTS(sample_rate=24_000, chunks=4, chunk_ms=40)
+
+    def build(principal: Principal) -> tuple[STTEngine, TTSEngine]:
+        return FakeSTT(text=text), speaker
+
+    return build
+
+
+@pytest.fixture
+def engines() -> EnginesFactory | None:
+    """Override in a test module; None means the internal engines from the settings."""
+    return fake_engines()
+
+
+@dataclass
+class Patchbay:
+    url: str
+    ws_url: str
+    services: Services
+    key: str
+    org_id: str
+
+    @property
+    def runtime(self) -> VoiceRuntime:
+        runtime = self.services.extras["voice"]
+        assert isinstance(runtime, VoiceRuntime)
+        return runtime
+
+
+async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
+    async with svc.db.session() as s:
+        org = await accounts.create_org(s, "Acme Voice")
+        await svc.connections().create(
+            s, org.id, provider="openai", name="main", base_url=llm_url, key=Secret(OPENAI_KEY)
+        )
+        await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+        key = await accounts.create_api_key(s, org.id, name="voice")
+    return org.id, key.key
+
+
+@pytest.fixture
+async def patchbay(
+    settings: Settings, db: Database, llm_served: tuple[OpenAIEmulator, str], engines: EnginesFactory | None
+) -> AsyncIterator[Patchbay]:
+    services = Services.build(settings, db)
+    services.attach_gateway(rate_limit=None)
+    runtime = VoiceRuntime.from_settings(settings)
+    runtime.engines = engines
+    services.extras["voice"] = runtime
+    org_id, key = await _seed(services, llm_served[1])
+    app = create_app(settings, services=services)
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
+    assert server.started, "patchbay did not start"
+    try:
+        yield Patchbay(
+            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id
+        )
+    finally:
+        server.should_exit = True
+        await task
+
+
+class Client:
+    """A thin realtime client over `websockets`: JSON events in and out."""
+
+    def __init__(self, ws: websockets.ClientConnection) -> None:
+        self.ws = ws
+        self.received: list[dict[str, Any]] = []
+
+    async def send(self, type_: str, **payload: Any) -> None:
+        await self.ws.send(orjson.dumps({"type": type_, **payload}).decode())
+
+    async def send_raw(self, text: str | bytes) -> None:
+        await self.ws.send(text)
+
+    async def recv(self, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            event: dict[str, Any] = orjson.loads(await self.ws.recv())
+        self.received.append(event)
+        return event
+
+    async def until(self, type_: str, within: float = 10.0) -> list[dict[str, Any]]:
+        """Events up to and including the first of `type_`."""
+        seen: list[dict[str, Any]] = []
+        while True:
+            event = await self.recv(within)
+            seen.append(event)
+            if event["type"] == type_:
+                return seen
+
+
+@pytest.fixture
+async def connect(patchbay: Patchbay) -> AsyncIterator[Any]:
+    opened: list[websockets.ClientConnection] = []
+
+    async def open_client(
+        *, key: str | None = None, query: str = "model=default", headers: dict[str, str] | None = None
+    ) -> Client:
+        all_headers = {"authorization": f"Bearer {key or patchbay.key}"} if key != "" else {}
+        all_headers.update(headers or {})
+        ws = await websockets.connect(
+            f"{patchbay.ws_url}?{query}", additional_headers=all_headers, max_size=None
+        )
+        opened.append(ws)
+        return Client(ws)
+
+    yield open_client
+    for ws in opened:
+        await ws.close()

@@ -1,0 +1,88 @@
+"""`connections/{ref}/test` and `patchbay connection test` against an emulated endpoint."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.settings import Settings
+from tests.emulators.harness import ServedApp
+from tests.emulators.openai import OpenAIEmulator
+from tests.server.conftest import ADMIN_TOKEN
+from tests.server.test_cli import run_cli
+
+KEY = "sk-test-CANARY-" + secrets.token_hex(8)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True)
+
+
+@pytest.fixture
+def lab() -> Iterator[tuple[OpenAIEmulator, str]]:
+    emu = OpenAIEmulator("compat", api_key=KEY, models=("llama-3-70b",))
+    with ServedApp(emu) as served:
+        yield emu, served.url + "/v1"
+
+
+async def test_admin_test_records_health_and_never_shows_the_key(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], lab: tuple[OpenAIEmulator, str]
+) -> None:
+    emu, url = lab
+    org = (await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)).json()["id"]
+    base = f"/admin/v1/orgs/{org}/connections"
+    created = await client.post(
+        base,
+        json={"provider": "openai_compatible", "name": "mylab", "base_url": url, "key": KEY, "models": ["llama-3-70b"]},
+        headers=admin_headers,
+    )
+    assert created.status_code == 201, created.text
+
+    result = await client.post(f"{base}/openai_compatible:mylab/test", headers=admin_headers)
+    assert result.status_code == 200, result.text
+    body = result.json()
+    assert body["ok"] is True
+    assert [p["name"] for p in body["probes"]] == ["test_auth", "list_models", "test_text"]
+    assert body["connection"]["health"]["status"] == "ok"
+    assert body["connection"]["health"]["models_found"] == ["llama-3-70b"]
+    assert KEY not in result.text
+    assert emu.chat_requests[-1].headers["authorization"] == f"Bearer {KEY}"
+
+    await client.put(f"{base}/openai_compatible:mylab/key", json={"key": "sk-test-CANARY-wrong"}, headers=admin_headers)
+    failed = (await client.post(f"{base}/openai_compatible:mylab/test", headers=admin_headers)).json()
+    assert failed["ok"] is False
+    assert failed["connection"]["health"] | {"checked_at": None, "latency_ms": None} == {
+        "status": "failed",
+        "error_class": "auth",
+        "checked_at": None,
+        "latency_ms": None,
+        "models_found": ["llama-3-70b"],
+    }
+
+
+async def test_cli_test_exit_codes(db_url: str, settings: Settings, lab: tuple[OpenAIEmulator, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, url = lab
+    monkeypatch.setenv("PATCHBAY_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PATCHBAY_ALLOW_PRIVATE_BASE_URLS", "true")
+    assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    added = await run_cli(
+        db_url, "connection", "add", "--org", "acme", "--provider", "openai_compatible", "--name", "mylab",
+        "--base-url", url, "--model", "llama-3-70b", "--key-stdin", input=KEY,
+    )
+    assert added.exit_code == 0, added.output
+    ok = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["connection"]["health"]["status"] == "ok"
+    assert KEY not in ok.output
+
+    await run_cli(db_url, "connection", "set-key", "--org", "acme", "openai_compatible:mylab", "--key-stdin", input="sk-bad")
+    bad = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab")
+    assert bad.exit_code == 1
+    assert "test_auth: FAILED" in bad.output and "auth" in bad.output

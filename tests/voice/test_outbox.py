@@ -1,0 +1,43 @@
+"""The outbox: FIFO order, and cancellation that purges and refuses a response's output."""
+
+from __future__ import annotations
+
+from voice import events as ev
+from voice.outbox import Outbox
+
+
+def test_cancel_purges_queued_output_and_refuses_later_output() -> None:
+    box = Outbox()
+    box.put(ev.ResponseCreated("r1", ("audio",)))
+    box.put(ev.AudioDelta("r1", "i1", b"a"))
+    box.put(ev.AudioDelta("r2", "i2", b"b"))
+    box.put(ev.TranscriptDelta("r1", "i1", "x"))
+    box.cancel("r1")
+    assert not box.put(ev.AudioDelta("r1", "i1", b"late"))
+    assert box.put(ev.ResponseDone("r1", "cancelled", "turn_detected", ()))
+    out = []
+    while (event := box.get_nowait()) is not None:
+        out.append(event)
+    assert [type(e).__name__ for e in out] == ["ResponseCreated", "AudioDelta", "ResponseDone"]
+    assert out[1] == ev.AudioDelta("r2", "i2", b"b")
+    assert box.dropped == 3
+
+
+def test_only_output_events_are_cancellable() -> None:
+    assert ev.AudioDelta.cancellable and ev.TranscriptDelta.cancellable and ev.TextDelta.cancellable
+    assert (
+        not ev.ResponseDone.cancellable
+        and not ev.OutputItemDone.cancellable
+        and not ev.SpeechStarted.cancellable
+    )
+
+
+async def test_get_waits_for_the_next_event() -> None:
+    import asyncio
+
+    box = Outbox()
+    waiter = asyncio.ensure_future(box.get())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    box.put(ev.InputCleared())
+    assert await waiter == ev.InputCleared()
