@@ -236,6 +236,8 @@ async def replace_key(org: str, ref: str, body: KeyIn, svc: ServicesDep) -> Conn
         org_id = await _org_id(svc, s, org)
         info = await svc.connections().replace_key(s, org_id, ref, Secret(body.key.get_secret_value()))
     svc.config_changed(org_id)
+    # A new key deserves a fresh start: failures of the old one no longer say anything.
+    await svc.require_gateway().cooldowns.clear(org_id, info.profile_id)
     return ConnectionOut.of(info)
 
 
