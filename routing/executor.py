@@ -13,7 +13,8 @@ rules, documented in docs/routing.md:
   model must not answer instead.
 - Cooldowns are recorded once per candidate after its last retry; a success (the first
   output, or a clean end without output) resets the profile.
-The trace is written to the log (`patchbay.routing`, no prompts) when the request ends.
+The trace is written to the log (`patchbay.routing`, no prompts) when the request ends: at
+INFO unless the first candidate served without a retry (then at DEBUG).
 """
 
 from __future__ import annotations
@@ -361,8 +362,16 @@ def _entry(
 
 
 def _log(org: OrgRouting, trace: AttemptTrace) -> None:
-    served = trace.served
-    log.info(
-        "routed request served" if served else "routed request failed",
+    """One line per request: INFO when anything was skipped, retried, fell back or failed;
+    DEBUG for the common case (the first candidate served at once), which the access log
+    already covers, so a busy gateway does not pay for two lines per request."""
+    entries = trace.entries
+    clean = len(entries) == 1 and entries[0].outcome is Outcome.SERVED and not entries[0].retries
+    level = logging.DEBUG if clean else logging.INFO
+    if not log.isEnabledFor(level):
+        return
+    log.log(
+        level,
+        "routed request served" if trace.served else "routed request failed",
         extra={"fields": {"org_id": org.org_id, "routing": trace.to_dict()}},
     )

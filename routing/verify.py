@@ -6,7 +6,7 @@ model's answer.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -46,8 +46,27 @@ def _input_price(info: ModelInfo) -> Decimal:
     return info.price.input if info.price and info.price.input is not None else Decimal("Infinity")
 
 
-async def verify(row: Connection, credential: Credential | None, tools: VerifyTools, *, model: str | None = None) -> probes.Verification:
-    """Run test_auth, list_models and (for chat providers) test_text; record health on `row`."""
+ExtraProbe = Callable[[Endpoint], Awaitable[probes.ProbeResult]]
+
+
+def speaks(row: Connection) -> bool:
+    """Whether a connection serves speech: ElevenLabs, or an endpoint that declares STT/TTS models."""
+    if row.provider == ProviderId.ELEVENLABS.value:
+        return True
+    voice = {Capability.STT.value, Capability.TTS.value}
+    return any(voice & set(m.get("capabilities", [])) for m in row.models or [])
+
+
+async def verify(
+    row: Connection,
+    credential: Credential | None,
+    tools: VerifyTools,
+    *,
+    model: str | None = None,
+    extra_probes: Sequence[ExtraProbe] = (),
+) -> probes.Verification:
+    """Run test_auth, list_models, test_text (chat providers) and `extra_probes` (e.g. the
+    voice probe) when auth passed; record health on `row`."""
     preset = PRESETS[ProviderId(row.provider)]
     endpoint = Endpoint(
         preset=preset,
@@ -71,6 +90,9 @@ async def verify(row: Connection, credential: Credential | None, tools: VerifyTo
         chosen = model or probe_model(row, tools.catalog, listed.models)
         if chosen is not None:
             results.append(await probes.test_text(adapter, endpoint, chosen))
+    if auth.ok:
+        for probe in extra_probes:
+            results.append(await probe(endpoint))
     return _record(row, probes.Verification(tuple(results)))
 
 

@@ -26,11 +26,12 @@ from routing.connections import ConnectionInfo, ConnectionRequestError, Connecti
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy
 from routing.registry import connection_credential
-from routing.verify import VerifyTools, verify
+from routing.verify import VerifyTools, speaks, verify
 from server import accounts
 from server.cli_common import emit, fail, json_option, jsonable, load_settings, run_with_database
 from server.db import Database
 from server.vault_keys import build_vault
+from voice.verify import voice_probe
 
 T = TypeVar("T")
 org_option = click.option("--org", "org_ref", required=True, help="Org id or name.")
@@ -202,7 +203,8 @@ def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) ->
         credential = await connection_credential(s, svc.vault, row, os.environ)
         async with UpstreamClients() as clients:
             tools = VerifyTools(clients=clients, adapters=chat_adapters(clients), catalog=default_catalog(), guard=svc.guard)
-            outcome = await verify(row, credential, tools, model=model)
+            voice = [voice_probe(clients)] if speaks(row) else []
+            outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
         await bump(s, org_id)
         return outcome, describe(row)
 

@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field, SecretStr
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
 from routing.connections import ConnectionInfo, describe
-from routing.verify import verify
+from routing.verify import speaks, verify
 from server import accounts
 from server.admin.auth import require_admin
 from server.admin.orgs import ServicesDep
 from server.services import Services
+from voice.verify import voice_probe
 
 router = APIRouter(prefix="/admin/v1/orgs/{org}", dependencies=[Depends(require_admin)], tags=["admin"])
 
@@ -266,7 +267,9 @@ async def test_connection(org: str, ref: str, svc: ServicesDep, body: TestIn | N
         org_id = await _org_id(svc, s, org)
         row = await svc.connections().get(s, org_id, ref)
         credential = await svc.require_gateway().registry.credential_for(s, row)
-        outcome = await verify(row, credential, svc.verify_tools(), model=body.model if body else None)
+        tools = svc.verify_tools()
+        voice = [voice_probe(tools.clients)] if speaks(row) else []
+        outcome = await verify(row, credential, tools, model=body.model if body else None, extra_probes=voice)
         info = describe(row)
     svc.config_changed(org_id)
     return VerificationOut(

@@ -86,3 +86,27 @@ async def test_cli_test_exit_codes(db_url: str, settings: Settings, lab: tuple[O
     bad = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab")
     assert bad.exit_code == 1
     assert "test_auth: FAILED" in bad.output and "auth" in bad.output
+
+
+async def test_speech_connection_runs_the_voice_probe(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    from tests.emulators.elevenlabs import ElevenLabsEmulator, quota_exceeded
+    from tests.emulators.scripted import Scenario
+
+    key = "sk_test_CANARY_" + secrets.token_hex(8)
+    emu = ElevenLabsEmulator(valid_keys={key})
+    with ServedApp(emu.app) as served:
+        org = (await client.post("/admin/v1/orgs", json={"name": "voiceco"}, headers=admin_headers)).json()["id"]
+        base = f"/admin/v1/orgs/{org}/connections"
+        created = await client.post(base, json={"provider": "elevenlabs", "base_url": served.url, "key": key}, headers=admin_headers)
+        assert created.status_code == 201, created.text
+        ok = (await client.post(f"{base}/elevenlabs:default/test", headers=admin_headers)).json()
+        assert [(p["name"], p["ok"]) for p in ok["probes"]] == [("test_auth", True), ("list_models", True), ("test_voice", True)]
+
+        # /v1/user passes; the synthesis is refused for quota (ElevenLabs says so with a 401).
+        emu.recorder.script(Scenario(), quota_exceeded())
+        failed = await client.post(f"{base}/elevenlabs:default/test", headers=admin_headers)
+    body = failed.json()
+    assert body["ok"] is False
+    assert body["probes"][-1]["name"] == "test_voice" and body["probes"][-1]["error_class"] == "quota_exhausted"
+    assert body["connection"]["health"]["error_class"] == "quota_exhausted"
+    assert key not in failed.text
