@@ -1,32 +1,40 @@
 """Concurrent realtime voice sessions against a real Patchbay, in real time.
 
-Three processes: Patchbay (`create_app`, SQLite, the real router and `/v1/realtime`), the
-OpenAI emulator as the LLM upstream (`fast=True`), and this one, the callers. Each caller
-opens a session (server VAD, 500 ms endpointing) and streams a spoken question (espeak-ng,
-24 kHz PCM16) plus 1.2 s of silence, in 20 ms frames paced by the clock, over and over,
-reading the replies. STT and TTS are the in-tree fakes (instant transcript, a 24 kHz tone),
-so provider time is the LLM emulator's and is subtracted anyway.
+Processes: Patchbay (`create_app`, SQLite, the real router and `/v1/realtime`; W of them with
+`BENCH_WORKERS=W`, each its own database and key, as independent replicas), the OpenAI
+emulator as the LLM upstream (`fast=True`), the callers (one process per worker by default,
+`BENCH_CALLER_PROCS` to choose; a fresh set per level), and this one, which coordinates and
+reads each worker's stats. Each caller opens a session (server VAD, 500 ms endpointing) and
+streams a spoken question (espeak-ng, 24 kHz PCM16) plus 1.2 s of silence, in pre-encoded
+20 ms frames paced by one clock per caller process, over and over, reading the replies. STT
+and TTS are the in-tree fakes (instant transcript, a 24 kHz tone), so provider time is the
+LLM emulator's and is subtracted anyway.
 
 Reported per level of N sessions:
 - server-added latency per turn (`response.metadata.server_ms`: end of speech as detected,
   i.e. after the endpointing silence, to the first audio delta handed to the socket, minus
   STT, LLM time-to-first-token and TTS time-to-first-byte), p50 / p95 / max;
 - late frames: frames a caller sent more than 40 ms after their slot (the callers' clock),
-  and the Patchbay event loop's worst lag (a frame arriving then waits that long);
-- Patchbay CPU (% of one core) and resident memory, per session.
+  and the Patchbay event loops' worst lag (a frame arriving then waits that long);
+- Patchbay's own CPU (user/system, time in the cyclic GC, per session and per frame) and
+  resident memory, and the callers' CPU apart from it.
 The largest N with no late frame and a loop lag under 40 ms is the capacity figure.
 
 Run: `.venv/bin/python bench/voice.py [N ...]` (default 50 100 200 300; 15 s per level).
-The callers share the 2 cores with the server, so the figures are a lower bound.
-`BENCH_WS=websockets-sansio|wsproto` picks uvicorn's WebSocket implementation (default
-`auto`, as `patchbay serve`); `BENCH_PROFILE=/tmp/voice.prof` writes a cProfile of the
-server after each level; `BENCH_VERBOSE=1` prints every turn's metadata.
+On a 2-core box the callers and the LLM emulator share the cores with the server.
+`BENCH_WS=websockets` picks uvicorn's legacy WebSocket protocol (default `auto`, the sans-I/O
+one `patchbay serve` uses); `BENCH_DEFLATE=1` lets the server negotiate permessage-deflate
+(`patchbay serve` does not); `BENCH_CLIENT_DEFLATE=0` stops the callers offering it;
+`BENCH_SILENT=1` streams silence (no turns: the per-frame path alone);
+`BENCH_PROFILE=/tmp/voice.prof` writes each worker's cProfile of the last level to
+`/tmp/voice.prof.<worker>`; `BENCH_VERBOSE=1` prints every turn's metadata.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import multiprocessing
 import os
 import random
@@ -34,6 +42,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -73,6 +82,7 @@ def _serve_llm(port: int) -> None:
 def _serve_patchbay(port: int, llm_port: int, data_dir: str, ready: Connection) -> None:
     import uvloop  # as `patchbay serve` runs
 
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     uvloop.run(_patchbay(port, llm_port, Path(data_dir), ready))
 
 
@@ -120,6 +130,7 @@ async def _patchbay(port: int, llm_port: int, data_dir: Path, ready: Connection)
     services.extras["voice"] = runtime
 
     lag = {"max_ms": 0.0, "samples": []}
+    gc_time = _gc_timer()
 
     async def monitor() -> None:
         loop = asyncio.get_running_loop()
@@ -145,6 +156,8 @@ async def _patchbay(port: int, llm_port: int, data_dir: Path, ready: Connection)
         samples: list[float] = sorted(lag["samples"])  # type: ignore[arg-type]
         body = {
             "cpu_s": cpu_seconds(),
+            "sys_s": os.times().system,
+            "gc_s": gc_time(),
             "rss_mb": rss_mb(),
             "lag_max_ms": lag["max_ms"],
             "lag_p99_ms": samples[int(len(samples) * 0.99)] if samples else 0.0,
@@ -153,8 +166,13 @@ async def _patchbay(port: int, llm_port: int, data_dir: Path, ready: Connection)
         }
         if request.method == "POST":
             lag["max_ms"], lag["samples"] = 0.0, []
+            if profiler is not None:
+                # One profile per level, steady state only.
+                profiler.disable()
+                profiler.clear()
+                profiler.enable()
         if profiler is not None and request.query_params.get("dump"):
-            profiler.dump_stats(request.query_params["dump"])
+            profiler.dump_stats(request.query_params["dump"])  # also disables it
         return JSONResponse(body)
 
     profiler = None
@@ -192,12 +210,33 @@ async def _patchbay(port: int, llm_port: int, data_dir: Path, ready: Connection)
     watcher.cancel()
 
 
+def _gc_timer() -> Any:
+    """Seconds spent in the cyclic garbage collector so far (a large heap makes it costly)."""
+    import gc
+    import time
+
+    spent = [0.0, 0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            spent[1] = time.process_time()
+        else:
+            spent[0] += time.process_time() - spent[1]
+
+    gc.callbacks.append(callback)
+    return lambda: spent[0]
+
+
 def frames() -> list[str]:
     """One turn of pre-encoded append events: the question, then 1.2 s of silence."""
     from tests.voice.speech import silence, speak
     from voice.audio import resample
 
-    pcm = resample(speak(QUESTION) + silence(1200), 16_000, 24_000)
+    if os.environ.get("BENCH_SILENT"):
+        # Silence only: no turns, so the server's cost is the per-frame path alone.
+        pcm = resample(silence(4200), 16_000, 24_000)
+    else:
+        pcm = resample(speak(QUESTION) + silence(1200), 16_000, 24_000)
     step = 24_000 * 2 * FRAME_MS // 1000
     return [
         orjson.dumps(
@@ -251,7 +290,9 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control:
         return Caller(ws, rng.randrange(len(turn)))
 
     callers = await asyncio.gather(*(open_one() for _ in range(n)))
-    negotiated = {str(c.ws.response.headers.get("sec-websocket-extensions")) for c in callers if c.ws.response}
+    negotiated = {
+        str(c.ws.response.headers.get("sec-websocket-extensions")) for c in callers if c.ws.response
+    }
     readers = [asyncio.ensure_future(c.read()) for c in callers]
     control.send(("ready", sorted(negotiated)))
     start, seconds = control.recv()
@@ -280,48 +321,69 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control:
     for reader in readers:
         reader.cancel()
     server_ms = [ms for c in callers for ms in c.server_ms]
-    control.send(
-        {"server_ms": server_ms, "late": late, "frames": frames, "worst": worst, "cpu_s": cpu}
-    )
+    control.send({"server_ms": server_ms, "late": late, "frames": frames, "worst": worst, "cpu_s": cpu})
 
 
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (i < n % parts) for i in range(parts) if n // parts + (i < n % parts)]
 
 
+@dataclass(frozen=True)
+class Worker:
+    """One Patchbay process: its WebSocket URL, stats client and API key."""
+
+    url: str
+    http: httpx.AsyncClient
+    key: str
+
+
 async def level(
-    n: int, url: str, http: httpx.AsyncClient, key: str, turn: list[str], *, seconds: float = SECONDS
+    n: int, workers: list[Worker], turn: list[str], *, seconds: float = SECONDS
 ) -> dict[str, Any]:
-    """N sessions, split over BENCH_CALLER_PROCS caller processes (default 1)."""
+    """N sessions over BENCH_CALLER_PROCS caller processes (default: one per Patchbay
+    worker); caller process i talks to worker i mod W, so sessions split evenly."""
     context = multiprocessing.get_context("spawn")
     procs, pipes = [], []
-    for i, share in enumerate(_split(n, int(os.environ.get("BENCH_CALLER_PROCS", "1")))):
+    parts = max(int(os.environ.get("BENCH_CALLER_PROCS", "0")) or len(workers), 1)
+    for i, share in enumerate(_split(n, parts)):
+        worker = workers[i % len(workers)]
         mine, theirs = context.Pipe()
-        proc = context.Process(target=_callers, args=(share, n * 100 + i, url, key, turn, theirs), daemon=True)
+        proc = context.Process(
+            target=_callers, args=(share, n * 100 + i, worker.url, worker.key, turn, theirs), daemon=True
+        )
         proc.start()
         procs.append(proc)
         pipes.append(mine)
     loop = asyncio.get_running_loop()
     negotiated: set[str] = set()
     for pipe in pipes:
-        kind, extensions = await loop.run_in_executor(None, pipe.recv)
+        _, extensions = await loop.run_in_executor(None, pipe.recv)
         negotiated.update(extensions)
-    await http.post("/bench/stats")
-    before = (await http.get("/bench/stats")).json()
+    for w in workers:
+        await w.http.post("/bench/stats")
+    before = [(await w.http.get("/bench/stats")).json() for w in workers]
     start = time.monotonic() + 0.2
     for pipe in pipes:
         pipe.send((start, seconds))
     await asyncio.sleep(start + seconds - time.monotonic())
     dump = os.environ.get("BENCH_PROFILE")
-    after = (await http.get("/bench/stats", params={"dump": dump} if dump else None)).json()
+    after = [
+        (await w.http.get("/bench/stats", params={"dump": f"{dump}.{i}"} if dump else None)).json()
+        for i, w in enumerate(workers)
+    ]
     results = []
     for pipe in pipes:
         pipe.send("stop")
         results.append(await loop.run_in_executor(None, pipe.recv))
     for proc in procs:
         proc.join(10)
+
+    def spent(field: str) -> float:
+        return sum(a[field] - b[field] for a, b in zip(after, before, strict=True)) / seconds
+
     server_ms = sorted(ms for r in results for ms in r["server_ms"])
-    cpu = (after["cpu_s"] - before["cpu_s"]) / seconds
+    cpu = spent("cpu_s")
+    rss = sum(a["rss_mb"] for a in after)
     return {
         "n": n,
         "turns": len(server_ms),
@@ -331,42 +393,54 @@ async def level(
         "late": sum(r["late"] for r in results),
         "frames": sum(r["frames"] for r in results),
         "client_worst": max(r["worst"] for r in results),
-        "lag_max": after["lag_max_ms"],
-        "lag_p99": after["lag_p99_ms"],
+        "lag_max": max(a["lag_max_ms"] for a in after),
+        "lag_p99": max(a["lag_p99_ms"] for a in after),
         "server_cpu_pct": 100 * cpu,
+        "server_sys_pct": 100 * spent("sys_s"),
+        "gc_pct": 100 * spent("gc_s"),
         "cpu_pct_per_session": 100 * cpu / n,
         "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,
         "us_per_frame": 1e6 * cpu * FRAME_MS / 1000 / n,
-        "rss_mb": after["rss_mb"],
-        "rss_per_session_kb": 1024 * (after["rss_mb"] - before["rss_mb"]) / n,
+        "rss_mb": rss,
+        "rss_per_session_kb": 1024 * (rss - sum(b["rss_mb"] for b in before)) / n,
         "extensions": sorted(negotiated),
     }
 
 
-async def run(levels: list[int], port: int, key: str) -> None:
-    url = f"ws://127.0.0.1:{port}/v1/realtime?model=default"
+async def run(levels: list[int], ports: list[int], keys: list[str]) -> None:
     turn = frames()
     print(
         f"{SECONDS:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
         f"ws={os.environ.get('BENCH_WS', 'auto')} server deflate={os.environ.get('BENCH_DEFLATE', '0')} "
-        f"caller procs={os.environ.get('BENCH_CALLER_PROCS', '1')}"
+        f"patchbay workers={len(ports)} caller procs={os.environ.get('BENCH_CALLER_PROCS', len(ports))}"
     )
     print(
         f"{'N':>5} {'turns':>6} {'srv p50':>8} {'srv p95':>8} {'srv max':>8} {'late':>6} {'frames':>8} "
-        f"{'loop max':>9} {'loop p99':>9} {'srv cpu%':>9} {'%/ses':>6} {'us/frm':>7} {'call cpu%':>9} "
-        f"{'rss MB':>7} {'KB/ses':>7}"
+        f"{'loop max':>9} {'loop p99':>9} {'srv cpu%/sys':>12} {'gc':>5} {'%/ses':>6} {'us/frm':>7} "
+        f"{'call cpu%':>9} {'rss MB':>7} {'KB/ses':>7}"
     )
     capacity = 0
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+    async with contextlib.AsyncExitStack() as stack:
+        workers = [
+            Worker(
+                f"ws://127.0.0.1:{port}/v1/realtime?model=default",
+                await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+                ),
+                key,
+            )
+            for port, key in zip(ports, keys, strict=True)
+        ]
         # Warm-up, not reported: first connections load the org's routing, open the upstream
         # pool and import lazily-loaded modules.
-        warm = await level(10, url, http, key, turn, seconds=5.0)
+        warm = await level(10 * len(workers), workers, turn, seconds=5.0)
         print(f"negotiated extensions: {warm['extensions']}")
         for n in levels:
-            r = await level(n, url, http, key, turn)
+            r = await level(n, workers, turn)
             print(
                 f"{r['n']:5d} {r['turns']:6d} {r['p50']:8.2f} {r['p95']:8.2f} {r['max']:8.2f} {r['late']:6d} "
-                f"{r['frames']:8d} {r['lag_max']:9.1f} {r['lag_p99']:9.1f} {r['server_cpu_pct']:9.1f} "
+                f"{r['frames']:8d} {r['lag_max']:9.1f} {r['lag_p99']:9.1f} "
+                f"{r['server_cpu_pct']:7.1f}/{r['server_sys_pct']:<4.0f} {r['gc_pct']:5.1f} "
                 f"{r['cpu_pct_per_session']:6.2f} {r['us_per_frame']:7.0f} {r['caller_cpu_pct']:9.1f} "
                 f"{r['rss_mb']:7.0f} {r['rss_per_session_kb']:7.0f}"
             )
@@ -378,24 +452,37 @@ async def run(levels: list[int], port: int, key: str) -> None:
 def main() -> None:
     levels = [int(a) for a in sys.argv[1:]] or [50, 100, 200, 300]
     context = multiprocessing.get_context("spawn")
-    llm_port, port = free_port(), free_port()
+    count = int(os.environ.get("BENCH_WORKERS", "1"))
+    llm_port = free_port()
+    ports = [free_port() for _ in range(count)]
     with tempfile.TemporaryDirectory() as data_dir:
-        receiving, sending = context.Pipe(duplex=False)
         llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
-        server = context.Process(
-            target=_serve_patchbay, args=(port, llm_port, data_dir, sending), daemon=True
-        )
         llm.start()
-        server.start()
+        servers, pipes = [], []
+        for i, port in enumerate(ports):
+            # Independent replicas (own database, own key), as sticky sessions behind a
+            # balancer would be: sessions share nothing across workers.
+            receiving, sending = context.Pipe(duplex=False)
+            server = context.Process(
+                target=_serve_patchbay,
+                args=(port, llm_port, str(Path(data_dir) / f"w{i}"), sending),
+                daemon=True,
+            )
+            server.start()
+            servers.append(server)
+            pipes.append(receiving)
         try:
-            if not receiving.poll(60):
-                raise RuntimeError("patchbay did not start within 60 s")
-            asyncio.run(run(levels, port, receiving.recv()))
+            keys = []
+            for receiving in pipes:
+                if not receiving.poll(60):
+                    raise RuntimeError("patchbay did not start within 60 s")
+                keys.append(receiving.recv())
+            asyncio.run(run(levels, ports, keys))
         finally:
-            server.terminate()
-            llm.terminate()
-            server.join(5)
-            llm.join(5)
+            for process in (*servers, llm):
+                process.terminate()
+            for process in (*servers, llm):
+                process.join(5)
 
 
 if __name__ == "__main__":

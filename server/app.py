@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -49,8 +50,11 @@ async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, "server_error", "internal error; see the server log for this request id")
 
 
-def create_app(settings: Settings, *, services: Services | None = None, migrate: bool = False) -> FastAPI:
-    """Build the app. `migrate=True` applies migrations at start-up (what `patchbay serve` does)."""
+def create_app(
+    settings: Settings, *, services: Services | None = None, migrate: bool = False, freeze_gc: bool = False
+) -> FastAPI:
+    """Build the app. `migrate=True` applies migrations at start-up; `freeze_gc=True` moves the
+    start-up objects out of the garbage collector's sight (what `patchbay serve` does)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +63,10 @@ def create_app(settings: Settings, *, services: Services | None = None, migrate:
             await svc.db.upgrade()
         await svc.start()
         app.state.services = svc
+        if freeze_gc:
+            # Everything built so far lives as long as the process: keep the collector off it.
+            gc.collect()
+            gc.freeze()
         log.info("patchbay started", extra={"fields": {"database": svc.db.engine.dialect.name}})
         try:
             yield

@@ -63,13 +63,19 @@ def serve(host: str | None, port: int | None) -> None:
         fail(f"refusing to start: {exc}", EXIT_NOT_READY)
     except OSError as exc:
         fail(f"refusing to start: cannot reach the database ({type(exc).__name__})", EXIT_NOT_READY)
-    app = create_app(settings, migrate=False)
+    app = create_app(settings, migrate=False, freeze_gc=True)
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
         http="httptools",
+        # The sans-I/O websockets protocol (uvicorn's `auto`, made explicit) took 35 us of CPU
+        # per received message where the legacy one took 52; per-message deflate would
+        # compress every 20 ms audio frame, for little gain on base64 PCM, at ~13 us of server
+        # CPU a frame (bench/voice.py, docs/performance.md).
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,

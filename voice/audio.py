@@ -111,8 +111,10 @@ def _pcm16_samples(pcm: bytes, channels: int = 1) -> npt.NDArray[np.int16]:
 def decode_to_pcm16(data: bytes, fmt: AudioFormat) -> bytes:
     """Return `data` (in `fmt`) as PCM16 little-endian at the same rate and channel count."""
     if fmt.encoding == "pcm16":
-        _pcm16_samples(data, fmt.channels)
-        return bytes(data)
+        # The per-frame path of every session: a length check, no array, no copy of `bytes`.
+        if len(data) % (2 * fmt.channels):
+            _pcm16_samples(data, fmt.channels)
+        return data if type(data) is bytes else bytes(data)
     table = _ULAW_DECODE if fmt.encoding == "ulaw" else _ALAW_DECODE
     return table[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
 

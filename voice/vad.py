@@ -45,8 +45,11 @@ class VoiceActivityDetector:
     def process(self, pcm: bytes) -> list[bool]:
         """Classify every whole frame completed by `pcm`; a partial frame waits for more."""
         buffer = self._buffer
-        buffer += pcm
         size = self.frame_bytes
+        if not buffer and len(pcm) == size:
+            # The common case (a transport delivering whole 20 ms frames): no buffering.
+            return [bool(self._vad.is_speech(pcm, self.sample_rate))]
+        buffer += pcm
         count = len(buffer) // size
         if not count:
             return []

@@ -33,6 +33,21 @@ def test_arbitrary_chunks_give_the_same_frames_as_whole_audio() -> None:
     assert chunked.pending_bytes == len(audio) % 640
 
 
+def test_whole_frames_and_partial_chunks_mixed_give_the_same_frames() -> None:
+    """Whole 20 ms frames skip the buffer; a partial chunk in between must still line up."""
+    audio = speak(SENTENCES[1]) + silence(200)
+    whole = VoiceActivityDetector().process(audio)
+    mixed = VoiceActivityDetector()
+    sizes = [640, 640, 100, 540, 640, 1280, 7, 633, 640]
+    verdicts: list[bool] = []
+    offset = 0
+    for size in sizes * (len(audio) // sum(sizes) + 1):
+        verdicts += mixed.process(audio[offset : offset + size])
+        offset += size
+    assert verdicts == whole[: len(verdicts)]
+    assert len(verdicts) == len(whole)
+
+
 def test_partial_frames_wait_and_reset_drops_them() -> None:
     vad = VoiceActivityDetector()
     assert vad.process(b"\x00" * 639) == []
