@@ -49,9 +49,7 @@ def row_values(entry: RowEntry) -> RowValues:
     state = row.__dict__
     table = mapper.local_table
     assert isinstance(table, Table)
-    return table, {
-        attr.columns[0].key: state[attr.key] for attr in mapper.column_attrs if attr.key in state
-    }
+    return table, {attr.columns[0].key: state[attr.key] for attr in mapper.column_attrs if attr.key in state}
 
 
 def _insert_batches(batch: list[RowValues]) -> list[tuple[Table, list[dict[str, Any]]]]:
@@ -97,7 +95,10 @@ class BufferedRowWriter(Generic[E]):
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.error("write buffer full; dropping entries", extra={"fields": {"buffer": self.name, "dropped": self.dropped}})
+                log.error(
+                    "write buffer full; dropping entries",
+                    extra={"fields": {"buffer": self.name, "dropped": self.dropped}},
+                )
             return
         self._pending.append(entry)
         if len(self._pending) >= self._batch_size:
@@ -160,7 +161,13 @@ class BufferedRowWriter(Generic[E]):
             except Exception as exc:
                 log.warning(
                     "writing buffered entries failed; will retry",
-                    extra={"fields": {"buffer": self.name, "pending": len(self._pending), "error_type": type(exc).__name__}},
+                    extra={
+                        "fields": {
+                            "buffer": self.name,
+                            "pending": len(self._pending),
+                            "error_type": type(exc).__name__,
+                        }
+                    },
                 )
 
     async def aclose(self) -> None:

@@ -34,7 +34,8 @@ def new_id(prefix: str) -> str:
     """`prefix_` + 20 random Crockford-base32 characters (100 bits)."""
     # The first 20 base32 characters of 13 random bytes carry exactly 100 bits; one draw instead of
     # 20 `secrets.choice` calls, mapped from RFC 4648's alphabet onto Crockford's.
-    return prefix + "_" + base64.b32encode(secrets.token_bytes(13))[:20].decode("ascii").translate(_TO_CROCKFORD)
+    rfc4648 = base64.b32encode(secrets.token_bytes(13))[:20].decode("ascii")
+    return prefix + "_" + rfc4648.translate(_TO_CROCKFORD)
 
 
 def utcnow() -> datetime:

@@ -1,7 +1,9 @@
 """The upstream HTTP layer every wire adapter shares.
 
-One pooled `httpx.AsyncClient` per upstream origin, created on first use and closed by
-`UpstreamClients.aclose()`. Requests go through `request` (body read in full) or
+One pooled client per upstream origin, created on first use and closed by
+`UpstreamClients.aclose()`: an `aiohttp.ClientSession` used directly (the default backend),
+or an `httpx.AsyncClient` (`backend="httpx"`, or any `transport_factory`, which is how tests
+substitute the network). Requests go through `request` (body read in full) or
 `open_stream` (body consumed chunk by chunk); both enforce `Timeouts` and turn transport
 failures into `ProviderError(TIMEOUT | NETWORK)`. Leaving `open_stream` early, by
 cancellation, an exception or closing the generator that iterates it, closes the upstream
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import math
 import re
 import time
@@ -22,7 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import aiohttp
 import httpx
@@ -34,7 +37,9 @@ from providers.errors import ProviderError
 Backend = Literal["httpx", "aiohttp"]
 
 DEFAULT_BACKEND: Backend = "aiohttp"
-"""Chosen by `bench/adapters.py`; the figures are in docs/performance.md."""
+"""Chosen by `bench/adapters.py`; the figures are in docs/performance.md. `aiohttp` is aiohttp's
+own client, without an httpx layer on top: httpx's request and response objects were a fifth
+of the gateway's event-loop time (docs/performance.md, "Gateway")."""
 
 DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
 
@@ -69,6 +74,12 @@ class Timeouts:
 
 def origin_of(url: str) -> str:
     """`scheme://host:port` with the default port made explicit, the pool key."""
+    # Cached by URL without its query, so no query string (which might carry a credential) is kept.
+    return _origin(url.partition("?")[0].partition("#")[0])
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin(url: str) -> str:
     parsed = httpx.URL(url)
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ValueError("upstream URL must be absolute http(s)")
@@ -76,20 +87,25 @@ def origin_of(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
-def _make_transport(backend: Backend, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
-    if backend == "aiohttp":
-        from httpx_aiohttp import AiohttpTransport
+def _make_session(limits: httpx.Limits) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=limits.max_connections or 0,
+        keepalive_timeout=limits.keepalive_expiry or 30.0,
+        ssl=httpx.create_ssl_context(),
+    )
+    return aiohttp.ClientSession(connector=connector, trust_env=False)
 
-        transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False)
-        return transport
-    return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+
+Client = httpx.AsyncClient | aiohttp.ClientSession
 
 
 class UpstreamClients:
     """The pool of upstream clients, one per origin.
 
-    `transport_factory` replaces the network (tests pass `httpx.MockTransport`); otherwise
-    `backend` picks httpx's own pool or the aiohttp-backed transport.
+    `transport_factory` replaces the network with an httpx transport (tests pass
+    `httpx.MockTransport`); `session_factory` supplies the aiohttp session (the gateway's has
+    a connector that guards every address it connects to); otherwise `backend` picks aiohttp's
+    client or httpx's own pool. aiohttp sessions get `user-agent`; redirects are never followed.
     """
 
     def __init__(
@@ -98,31 +114,46 @@ class UpstreamClients:
         backend: Backend = DEFAULT_BACKEND,
         limits: httpx.Limits = DEFAULT_LIMITS,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
-        self.backend = backend
+        if transport_factory is not None and session_factory is not None:
+            raise ValueError("pass transport_factory or session_factory, not both")
+        self.backend: Backend = "httpx" if transport_factory is not None else backend
+        if session_factory is not None:
+            self.backend = "aiohttp"
         self._limits = limits
         self._factory = transport_factory
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._session_factory = session_factory
+        self._clients: dict[str, Client] = {}
         self._closed = False
 
-    def client_for(self, url: str) -> httpx.AsyncClient:
+    def client_for(self, url: str) -> Client:
         if self._closed:
             raise RuntimeError("UpstreamClients is closed")
         origin = origin_of(url)
         client = self._clients.get(origin)
         if client is None:
-            transport = self._factory() if self._factory else _make_transport(self.backend, self._limits)
-            # Timeouts are enforced per phase by `request`/`open_stream`; httpx's own are off
-            # except connect and write, which it measures precisely at the socket.
-            client = httpx.AsyncClient(
-                transport=transport,
-                timeout=None,
-                follow_redirects=False,
-                trust_env=False,
-                headers={"user-agent": USER_AGENT},
-            )
-            self._clients[origin] = client
+            client = self._clients[origin] = self._new_client()
         return client
+
+    def _new_client(self) -> Client:
+        if self.backend == "aiohttp":
+            session = self._session_factory() if self._session_factory else _make_session(self._limits)
+            session.headers["user-agent"] = USER_AGENT
+            return session
+        if self._factory is not None:
+            transport = self._factory()
+        else:
+            transport = httpx.AsyncHTTPTransport(limits=self._limits, trust_env=False)
+        # Timeouts are enforced per phase by `request`/`open_stream`; httpx's own are off
+        # except connect and write, which it measures precisely at the socket.
+        return httpx.AsyncClient(
+            transport=transport,
+            timeout=None,
+            follow_redirects=False,
+            trust_env=False,
+            headers={"user-agent": USER_AGENT},
+        )
 
     @property
     def origins(self) -> tuple[str, ...]:
@@ -132,7 +163,10 @@ class UpstreamClients:
         self._closed = True
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            await client.aclose()
+            if isinstance(client, aiohttp.ClientSession):
+                await client.close()
+            else:
+                await client.aclose()
 
     async def __aenter__(self) -> UpstreamClients:
         return self
@@ -146,7 +180,8 @@ class UpstreamResponse:
     """A fully read upstream response."""
 
     status: int
-    headers: httpx.Headers
+    headers: Mapping[str, str]
+    """Case-insensitive."""
     body: bytes
 
     def json(self) -> Any:
@@ -161,16 +196,58 @@ def parse_json(body: bytes) -> Any:
         return None
 
 
+class _Body(Protocol):
+    async def read(self) -> bytes | None:
+        """The next chunk as it arrives (possibly empty), None at the end."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class _HttpxBody:
+    def __init__(self, response: httpx.Response) -> None:
+        self._iterator = response.aiter_bytes()
+
+    async def read(self) -> bytes | None:
+        try:
+            return await anext(self._iterator)
+        except StopAsyncIteration:
+            return None
+
+    async def aclose(self) -> None:
+        await self._iterator.aclose()  # type: ignore[attr-defined]
+
+
+class _AiohttpBody:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._content = response.content
+
+    async def read(self) -> bytes | None:
+        return (await self._content.readany()) or None
+
+    async def aclose(self) -> None:
+        return None
+
+
 class UpstreamStream:
     """An open streaming response; iterate `chunks()` once."""
 
-    def __init__(self, response: httpx.Response, timeouts: Timeouts, provider: str, deadline: float) -> None:
-        self._response = response
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: _Body,
+        timeouts: Timeouts,
+        provider: str,
+        deadline: float,
+    ) -> None:
+        self._body = body
         self._timeouts = timeouts
         self._provider = provider
         self._first_deadline = deadline
-        self.status = response.status_code
-        self.headers = response.headers
+        self.status = status
+        self.headers = headers
+        """Case-insensitive."""
 
     async def read_error_body(self) -> bytes:
         """Read a (bounded) error body; used when `status` is not 2xx."""
@@ -183,7 +260,7 @@ class UpstreamStream:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; a stall raises `ProviderError(TIMEOUT)`."""
-        iterator = self._response.aiter_bytes()
+        body = self._body
         first = True
         try:
             while True:
@@ -195,18 +272,18 @@ class UpstreamStream:
                     phase = "between chunks"
                 try:
                     async with asyncio.timeout(budget):
-                        chunk = await anext(iterator)
-                except StopAsyncIteration:
-                    return
+                        chunk = await body.read()
                 except TimeoutError:
                     raise _timeout_error(self._provider, phase, budget) from None
                 except _TRANSPORT_ERRORS as exc:
                     raise transport_error(exc, self._provider) from None
+                if chunk is None:
+                    return
                 if chunk:
                     first = False
                     yield chunk
         finally:
-            await iterator.aclose()  # type: ignore[attr-defined]
+            await body.aclose()
 
 
 def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
@@ -219,7 +296,8 @@ def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
     )
 
 
-# httpx-aiohttp leaves some aiohttp errors (a malformed response) unmapped.
+# aiohttp's own errors (the default backend), and those httpx-aiohttp leaves unmapped when a
+# caller's transport_factory uses it.
 _TRANSPORT_ERRORS = (httpx.RequestError, aiohttp.ClientError)
 
 
@@ -243,17 +321,9 @@ def _really_timed_out(exc: httpx.TimeoutException) -> bool:
     return not type(cause).__module__.startswith("aiohttp")
 
 
-def _build(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes | None,
-    timeouts: Timeouts,
-) -> httpx.Request:
-    return client.build_request(
-        method, url, headers=dict(headers), content=body, timeout=_httpx_timeout(timeouts)
-    )
+def _aiohttp_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    # `connect` also bounds the wait for a pooled connection, like httpx's pool timeout.
+    return aiohttp.ClientTimeout(total=None, connect=timeouts.connect, sock_connect=timeouts.connect)
 
 
 async def request(
@@ -294,7 +364,13 @@ async def open_stream(
     raised: the adapter classifies them with its protocol's error shapes.
     """
     client = clients.client_for(url)
-    req = _build(client, method, url, headers, body, timeouts)
+    if isinstance(client, aiohttp.ClientSession):
+        async with _open_aiohttp(client, method, url, headers, body, timeouts, provider) as stream:
+            yield stream
+        return
+    req = client.build_request(
+        method, url, headers=dict(headers), content=body, timeout=_httpx_timeout(timeouts)
+    )
     deadline = time.monotonic() + timeouts.first_byte
     try:
         async with asyncio.timeout(timeouts.first_byte):
@@ -304,11 +380,48 @@ async def open_stream(
     except _TRANSPORT_ERRORS as exc:
         raise transport_error(exc, provider) from None
     try:
-        yield UpstreamStream(response, timeouts, provider, deadline)
+        yield UpstreamStream(
+            response.status_code, response.headers, _HttpxBody(response), timeouts, provider, deadline
+        )
     finally:
         # Closing an unfinished response drops its connection instead of pooling it, which
         # is what tells the provider to stop generating.
         await response.aclose()
+
+
+@asynccontextmanager
+async def _open_aiohttp(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeouts: Timeouts,
+    provider: str,
+) -> AsyncIterator[UpstreamStream]:
+    deadline = time.monotonic() + timeouts.first_byte
+    try:
+        async with asyncio.timeout(timeouts.first_byte):
+            response = await session.request(
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=_aiohttp_timeout(timeouts),
+            )
+    except TimeoutError:
+        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
+    except _TRANSPORT_ERRORS as exc:
+        raise transport_error(exc, provider) from None
+    try:
+        yield UpstreamStream(
+            response.status, response.headers, _AiohttpBody(response), timeouts, provider, deadline
+        )
+    finally:
+        # A fully read response has already gone back to the pool; `close` on an unfinished
+        # one drops its connection, which is what tells the provider to stop generating.
+        response.close()
 
 
 def parse_retry_after(

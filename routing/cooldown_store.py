@@ -47,6 +47,10 @@ class CooldownStore(Protocol):
         """Forget a profile's state (its key was replaced, or it was deleted)."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections; the store is not used afterwards."""
+        ...
+
 
 class InProcessCooldownStore:
     """For a single process. All updates run on the event loop without awaiting, so they are atomic."""
@@ -79,13 +83,21 @@ class InProcessCooldownStore:
     async def clear(self, org_id: str, profile_id: str) -> None:
         self._states.pop((org_id, profile_id), None)
 
+    async def aclose(self) -> None:
+        return None
+
 
 class RedisCooldownStore:
     """Shared state in Redis: one JSON value per profile under `<prefix>cooldown:<org>:<profile>`.
 
     Reads of all candidate profiles are a single MGET. Writes to one profile are serialised
     within this process by a lock, so WATCH conflicts only arise between replicas and a
-    burst of concurrent failures does not turn into a retry storm. Keys carry a housekeeping expiry
+    burst of concurrent failures does not turn into a retry storm.
+
+    A success right after the request's own `get_many` (the common case) is one round trip:
+    a compare-and-set script writes the new state only if the value is still the one read,
+    else the update falls back to WATCH/MULTI and recomputes from the current value. The
+    write is not skipped for healthy profiles: `last_used` drives round-robin. Keys carry a housekeeping expiry
     (`retention`, default 7 days) so profiles that are never used again do not accumulate;
     it is far longer than any window and plays no part in the policy.
     """
@@ -105,6 +117,9 @@ class RedisCooldownStore:
         self._retention = retention_seconds
         self._max_attempts = max_update_attempts
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # The raw value `get_many` last read per key (b"" for none), consumed by `record_success`.
+        self._seen: dict[str, bytes | str] = {}
+        self._cas = redis.register_script(_CAS_SCRIPT)
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
@@ -112,7 +127,12 @@ class RedisCooldownStore:
     async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
         if not profile_ids:
             return {}
-        raw = await self._redis.mget([self.key(org_id, pid) for pid in profile_ids])
+        keys = [self.key(org_id, pid) for pid in profile_ids]
+        raw = await self._redis.mget(keys)
+        if len(self._seen) > _MAX_SEEN:
+            self._seen.clear()
+        for key, value in zip(keys, raw, strict=True):
+            self._seen[key] = value or b""
         return {pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None}
 
     async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
@@ -147,10 +167,38 @@ class RedisCooldownStore:
         )
 
     async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
+        key = self.key(org_id, profile_id)
+        seen = self._seen.pop(key, None)
+        if seen is not None:
+            state = apply_success(FRESH if not seen else _decode(seen), model, now)
+            written = await self._cas(
+                keys=[key], args=[seen, orjson.dumps(state_to_dict(state)), self._retention]
+            )
+            if written == 1:
+                return state
         return await self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
 
     async def clear(self, org_id: str, profile_id: str) -> None:
-        await self._redis.delete(self.key(org_id, profile_id))
+        key = self.key(org_id, profile_id)
+        self._seen.pop(key, None)
+        await self._redis.delete(key)
+
+    async def aclose(self) -> None:
+        """Close the Redis client (the store owns it when `make_cooldown_store` built it)."""
+        await self._redis.aclose()
+
+
+_MAX_SEEN = 10_000
+
+# Set KEYS[1] to ARGV[2] (expiring in ARGV[3] s) only if it still holds ARGV[1] ("" = absent).
+_CAS_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if (current == false and ARGV[1] == '') or current == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 
 def _decode(raw: bytes | str) -> ProfileState:

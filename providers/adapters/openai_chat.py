@@ -7,6 +7,7 @@ branch here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -40,6 +41,10 @@ __all__ = [
     "parse_response",
 ]
 
+# `quirks_for` parses the base URL; endpoints are few, requests many.
+_quirks = functools.lru_cache(maxsize=1024)(quirks_for)
+
+
 def chat_url(endpoint: Endpoint) -> str:
     base = (endpoint.base_url or endpoint.preset.base_url).rstrip("/")
     return f"{base}/chat/completions"
@@ -64,7 +69,7 @@ class OpenAIChatAdapter(ChatAdapter):
         self._timeouts = timeouts or Timeouts()
 
     def _prepare(self, req: ChatRequest, endpoint: Endpoint, *, stream: bool) -> tuple[OpenAIQuirks, bytes]:
-        quirks = quirks_for(endpoint.preset.id, endpoint.base_url or endpoint.preset.base_url)
+        quirks = _quirks(endpoint.preset.id, endpoint.base_url or endpoint.preset.base_url)
         return quirks, orjson.dumps(build_request(req, quirks, stream=stream))
 
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResponse:

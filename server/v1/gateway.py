@@ -26,7 +26,7 @@ from providers.contract import WireProtocol
 from providers.http import DEFAULT_LIMITS, UpstreamClients
 from providers.vault.store import Vault
 from routing.catalog import Catalog, default_catalog
-from routing.cooldown_store import CooldownStore, RedisCooldownStore, make_cooldown_store
+from routing.cooldown_store import CooldownStore, make_cooldown_store
 from routing.errors import BaseUrlRefusedError
 from routing.executor import Executor
 from routing.guard import GuardedTCPConnector, GuardPolicy, endpoint_guard
@@ -175,6 +175,4 @@ class Gateway:
         await self.registry.aclose()
         await self.rate_limiter.aclose()
         await self.upstream.aclose()
-        if isinstance(self.cooldowns, RedisCooldownStore):
-            # The store has no close of its own yet; its client is ours to close.
-            await self.cooldowns._redis.aclose()
+        await self.cooldowns.aclose()

@@ -348,3 +348,15 @@ async def test_cancelling_while_waiting_for_headers_hangs_up_promptly(
     with pytest.raises(asyncio.CancelledError):
         await task
     assert await _wait_disconnect(app, cancelled_at) < 0.1
+
+
+def test_transport_and_session_factories_are_exclusive() -> None:
+    with pytest.raises(ValueError):
+        UpstreamClients(
+            transport_factory=lambda: httpx.MockTransport(lambda r: httpx.Response(200)),
+            session_factory=lambda: None,  # type: ignore[arg-type,return-value]
+        )
+    assert (
+        UpstreamClients(transport_factory=lambda: httpx.MockTransport(lambda r: httpx.Response(200))).backend
+        == "httpx"
+    )

@@ -7,11 +7,12 @@ import pytest
 from redis.asyncio import Redis
 
 from providers.contract import ErrorClass
-from routing.cooldown import Failure, block_for
+from routing.cooldown import Failure, ProfileState, block_for
 from routing.cooldown_store import (
     CooldownStore,
     InProcessCooldownStore,
     RedisCooldownStore,
+    Update,
     make_cooldown_store,
 )
 
@@ -108,3 +109,69 @@ async def test_redis_keys_are_namespaced_and_expire_eventually(
 def test_store_choice_follows_configuration() -> None:
     assert isinstance(make_cooldown_store(None), InProcessCooldownStore)
     assert isinstance(make_cooldown_store("redis://127.0.0.1:6379/0"), RedisCooldownStore)
+
+
+class _ClosingRedis:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def register_script(self, script: str) -> object:
+        return object()
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_aclose_closes_the_redis_client_and_is_harmless_in_process() -> None:
+    client = _ClosingRedis()
+    await RedisCooldownStore(client, prefix="t:").aclose()  # type: ignore[arg-type]
+    assert client.closed == 1
+    await InProcessCooldownStore().aclose()
+
+
+class _CountingStore(RedisCooldownStore):
+    watched = 0
+
+    async def _watched_update(self, key: str, profile_id: str, update: Update) -> ProfileState:
+        self.watched += 1
+        return await super()._watched_update(key, profile_id, update)
+
+
+@pytest.mark.redis
+async def test_a_success_after_a_read_is_one_compare_and_set(
+    redis_clients: Callable[[], Redis], unique_prefix: str
+) -> None:
+    store = _CountingStore(redis_clients(), prefix=unique_prefix)
+    await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0)
+    assert store.watched == 1
+    await store.get_many("org", ["openai:a", "openai:new"])
+    assert (await store.record_success("org", "openai:a", "m", T0 + 1)) == ProfileState(last_used=T0 + 1)
+    assert (await store.record_success("org", "openai:new", "m", T0 + 1)) == ProfileState(last_used=T0 + 1)
+    assert store.watched == 1  # no WATCH/MULTI round trips for either
+    states = await store.get_many("org", ["openai:a", "openai:new"])
+    assert states == {
+        "openai:a": ProfileState(last_used=T0 + 1),
+        "openai:new": ProfileState(last_used=T0 + 1),
+    }
+    # A read is good for one write: the next success without a fresh read takes the WATCH path.
+    assert (await store.record_success("org", "openai:a", "m", T0 + 2)) == ProfileState(last_used=T0 + 2)
+    assert store.watched == 1
+    assert (await store.record_success("org", "openai:a", "m", T0 + 3)) == ProfileState(last_used=T0 + 3)
+    assert store.watched == 2
+
+
+@pytest.mark.redis
+async def test_a_success_does_not_overwrite_a_cooldown_written_after_the_read(
+    redis_clients: Callable[[], Redis], unique_prefix: str
+) -> None:
+    replica_a = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    replica_b = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    assert await replica_a.get_many("org", ["openai:a"]) == {}
+    # Between A's read and A's success write, B puts gpt-4o into a cooldown.
+    await replica_b.record_failure(
+        "org", "openai:a", Failure(ErrorClass.RATE_LIMIT, "gpt-4o", retry_after=45), T0
+    )
+    state = await replica_a.record_success("org", "openai:a", "gpt-4o-mini", T0 + 1)
+    assert state.cooldown_model == "gpt-4o" and state.cooldown_until == T0 + 45
+    stored = (await replica_a.get_many("org", ["openai:a"]))["openai:a"]
+    assert stored == state and stored.last_used == T0 + 1

@@ -259,7 +259,7 @@ async def test_trace_is_logged_once_when_the_caller_stops_early(caplog: pytest.L
     rig = Rig(two_step_org())
     rig.adapter.script("gpt-4o", Reply(text=("a", "b", "c")))
     stream = rig.executor.stream(rig.org, RouteRequest(), chat())
-    with caplog.at_level(logging.INFO, logger="patchbay.routing"):
+    with caplog.at_level(logging.DEBUG, logger="patchbay.routing"):
         events = stream.__aiter__()
         assert isinstance(await events.__anext__(), UsageUpdate)
         assert isinstance(await events.__anext__(), TextDelta)
@@ -270,6 +270,21 @@ async def test_trace_is_logged_once_when_the_caller_stops_early(caplog: pytest.L
         "routed request served"
     ]
     assert stream.served is not None and stream.served.connection.profile_id == "openai:main"
+
+
+async def test_a_clean_first_attempt_logs_at_debug_and_a_fallback_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(two_step_org())
+    with caplog.at_level(logging.DEBUG, logger="patchbay.routing"):
+        await rig.run()
+        rig.adapter.script("gpt-4o", fail(ErrorClass.AUTH, 401))
+        await rig.run()
+    records = [r for r in caplog.records if r.name == "patchbay.routing"]
+    assert [(r.levelno, r.fields["routing"]["served"]) for r in records] == [  # type: ignore[attr-defined]
+        (logging.DEBUG, "openai:main/gpt-4o"),
+        (logging.INFO, "anthropic:default/claude-haiku-4-5"),
+    ]
 
 
 async def test_unreadable_credential_fails_that_attempt_only() -> None:

@@ -47,14 +47,20 @@ async def test_identical_decrypts_in_a_batch_become_one_row_with_a_count(db: Dat
     writer = BufferedAuditWriter(db.sessions)
     first = entry(1)
     repeats = [replace(first, at=first.at + timedelta(milliseconds=i)) for i in range(1, 4)]
-    failed = replace(first, action="secret.decrypt_failed", details={"purpose": "test", "error": "DecryptError"})
+    failed = replace(
+        first, action="secret.decrypt_failed", details={"purpose": "test", "error": "DecryptError"}
+    )
     other_purpose = replace(first, details={"purpose": "verify"})
     for e in [first, *repeats, failed, failed, other_purpose, entry(2)]:
         writer.record(e)
     assert await writer.flush() == 8
     rows = await _rows(db)
     decrypts = sorted(
-        ((r.target_id, r.details["purpose"], r.details["count"]) for r in rows if r.action == "secret.decrypt"),
+        (
+            (r.target_id, r.details["purpose"], r.details["count"])
+            for r in rows
+            if r.action == "secret.decrypt"
+        ),
     )
     assert decrypts == [("conn_1", "test", 4), ("conn_1", "verify", 1), ("conn_2", "test", 1)]
     [merged] = [r for r in rows if r.details.get("count") == 4]

@@ -1,0 +1,45 @@
+"""The gateway's upstream pool: aiohttp's own client, with the guard in its connector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from providers.http import Timeouts, UpstreamClients, request
+from routing.errors import BaseUrlRefusedError
+from routing.guard import GuardPolicy
+from server.v1.gateway import guarded_session
+from tests.emulators.harness import ServedApp
+
+FAST = Timeouts(connect=2, first_byte=2, between_chunks=2)
+
+
+async def ping(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok:" + request.headers.get("user-agent", ""))
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ServedApp]:
+    with ServedApp(Starlette(routes=[Route("/v1/ping", ping)])) as s:
+        yield s
+
+
+async def test_the_guarded_session_refuses_a_private_address(served: ServedApp) -> None:
+    async with UpstreamClients(session_factory=lambda: guarded_session(GuardPolicy())) as clients:
+        assert clients.backend == "aiohttp"
+        with pytest.raises(BaseUrlRefusedError):
+            await request(clients, "GET", f"{served.url}/v1/ping", headers={}, timeouts=FAST, provider="t")
+
+
+async def test_the_guarded_session_serves_an_allowed_address(served: ServedApp) -> None:
+    policy = GuardPolicy(allow_private=True, allow_plain_http=True)
+    async with UpstreamClients(session_factory=lambda: guarded_session(policy)) as clients:
+        reply = await request(
+            clients, "GET", f"{served.url}/v1/ping", headers={}, timeouts=FAST, provider="t"
+        )
+    assert reply.status == 200 and reply.body == b"ok:patchbay/0.1"
