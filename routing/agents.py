@@ -11,22 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.contract import ModelRef
 from providers.db import new_id
+from providers.errors import ConflictError, NotFoundError, RequestError
 from providers.tables import AuditEvent
 from routing.config_versions import bump
 from routing.intents import Intent
 from routing.tables import Agent, OrgAISettings
-
-
-class AgentRequestError(Exception):
-    code = "invalid_request"
-
-
-class AgentNotFound(AgentRequestError):
-    code = "not_found"
-
-
-class AgentConflict(AgentRequestError):
-    code = "conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +37,7 @@ def normalize_ref(ref: str) -> str:
     try:
         return str(ModelRef.parse(ref))
     except ValueError as exc:
-        raise AgentRequestError(str(exc)) from None
+        raise RequestError(str(exc)) from None
 
 
 def normalize_chains(chains: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
@@ -59,10 +48,10 @@ def normalize_chains(chains: Mapping[str, Sequence[str]]) -> dict[str, list[str]
             key = Intent(intent.strip().lower()).value
         except ValueError:
             valid = ", ".join(i.value for i in Intent)
-            raise AgentRequestError(f"unknown intent {intent!r}; use one of {valid}") from None
+            raise RequestError(f"unknown intent {intent!r}; use one of {valid}") from None
         normalized = [normalize_ref(r) for r in refs if r.strip()]
         if len(set(normalized)) != len(normalized):
-            raise AgentRequestError(f"chain {key} names a model twice")
+            raise RequestError(f"chain {key} names a model twice")
         if normalized:
             out[key] = normalized
     return out
@@ -81,7 +70,7 @@ def parse_chain_option(values: Sequence[str]) -> dict[str, list[str]]:
     for value in values:
         intent, sep, refs = value.partition("=")
         if not sep:
-            raise AgentRequestError(f"--chain takes intent=ref,ref,... (got {value!r})")
+            raise RequestError(f"--chain takes intent=ref,ref,... (got {value!r})")
         chains[intent] = [r for r in refs.split(",") if r.strip()]
     return chains
 
@@ -101,9 +90,9 @@ class Agents:
     ) -> AgentInfo:
         name = name.strip()
         if not name or len(name) > 64:
-            raise AgentRequestError("agent names are 1-64 characters")
+            raise RequestError("agent names are 1-64 characters")
         if await session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == name)) is not None:
-            raise AgentConflict(f"agent {name!r} already exists")
+            raise ConflictError(f"agent {name!r} already exists")
         row = Agent(
             id=new_id("agt"),
             org_id=org_id,
@@ -121,7 +110,7 @@ class Agents:
     async def get(self, session: AsyncSession, org_id: str, name: str) -> Agent:
         row = await session.scalar(select(Agent).where(Agent.org_id == org_id, Agent.name == name))
         if row is None:
-            raise AgentNotFound(f"no agent {name!r}")
+            raise NotFoundError(f"no agent {name!r}")
         return row
 
     async def list_all(self, session: AsyncSession, org_id: str) -> list[AgentInfo]:

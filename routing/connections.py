@@ -25,6 +25,7 @@ from providers.contract import (
     credential_source_for,
 )
 from providers.db import new_id, utcnow
+from providers.errors import ConflictError, NotFoundError, RequestError
 from providers.tables import AuditEvent
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
@@ -37,20 +38,6 @@ KEY_FIELD = "api_key"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _RESERVED_NAMES = frozenset(p.value for p in ProviderId)
 CONNECTABLE = frozenset(ProviderId) - {ProviderId.INTERNAL}
-
-
-class ConnectionRequestError(Exception):
-    """A connection request that cannot be honoured; `code` is stable for callers."""
-
-    code = "invalid_request"
-
-
-class ConnectionNotFound(ConnectionRequestError):
-    code = "not_found"
-
-
-class ConnectionConflict(ConnectionRequestError):
-    code = "conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +106,22 @@ def _provider(value: str) -> ProviderId:
         provider = ProviderId(value.strip().lower())
     except ValueError:
         choices = ", ".join(sorted(p.value for p in CONNECTABLE))
-        raise ConnectionRequestError(f"unknown provider {value!r}; choose one of {choices}") from None
+        raise RequestError(f"unknown provider {value!r}; choose one of {choices}") from None
     if provider not in CONNECTABLE:
-        raise ConnectionRequestError("the internal engines need no connection")
+        raise RequestError("the internal engines need no connection")
     return provider
 
 
 def _name(provider: ProviderId, name: str | None) -> str:
     if name is None:
         if provider is ProviderId.OPENAI_COMPATIBLE:
-            raise ConnectionRequestError("a custom endpoint needs a name: it becomes the provider part of its model refs")
+            raise RequestError("a custom endpoint needs a name: it becomes the provider part of its model refs")
         return "default"
     name = name.strip().lower()
     if not _NAME_RE.match(name):
-        raise ConnectionRequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'")
+        raise RequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'")
     if provider is ProviderId.OPENAI_COMPATIBLE and name in _RESERVED_NAMES:
-        raise ConnectionRequestError(f"{name!r} is a provider id; a custom endpoint needs another name")
+        raise RequestError(f"{name!r} is a provider id; a custom endpoint needs another name")
     return name
 
 
@@ -147,10 +134,10 @@ def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any
         else:
             model_id, caps = str(m.get("id", "")), list(m.get("capabilities") or [Capability.TEXT.value])
         if not model_id.strip():
-            raise ConnectionRequestError("a declared model needs an id")
+            raise RequestError("a declared model needs an id")
         unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
         if unknown:
-            raise ConnectionRequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}")
+            raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}")
         out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
     return out
 
@@ -181,16 +168,16 @@ class Connections:
             validate_base_url(base_url, self.guard)
             base_url = base_url.strip().rstrip("/")
         elif not PRESETS[pid].base_url:
-            raise ConnectionRequestError("a custom endpoint needs --base-url")
+            raise RequestError("a custom endpoint needs --base-url")
         if key is not None and env_reference is not None:
-            raise ConnectionRequestError("give a key or an environment reference, not both")
+            raise RequestError("give a key or an environment reference, not both")
         if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
-            raise ConnectionRequestError(f"{PRESETS[pid].display_name} needs a key")
+            raise RequestError(f"{PRESETS[pid].display_name} needs a key")
         existing = await session.scalar(
             select(Connection.id).where(Connection.org_id == org_id, Connection.provider == pid.value, Connection.name == conn_name)
         )
         if existing is not None:
-            raise ConnectionConflict(f"connection {pid.value}:{conn_name} already exists")
+            raise ConflictError(f"connection {pid.value}:{conn_name} already exists")
         siblings = (
             await session.scalars(select(Connection.position).where(Connection.org_id == org_id, Connection.provider == pid.value))
         ).all()
@@ -230,7 +217,7 @@ class Connections:
             row = await session.get(Connection, ref)
             row = row if row is not None and row.org_id == org_id else None
         if row is None:
-            raise ConnectionNotFound(f"no connection {ref!r}")
+            raise NotFoundError(f"no connection {ref!r}")
         return row
 
     async def list_all(self, session: AsyncSession, org_id: str) -> list[ConnectionInfo]:
@@ -257,7 +244,7 @@ class Connections:
             row.models = _models(models)
         if enabled is not None:
             if row.status == ConnectionStatus.REVOKED.value:
-                raise ConnectionRequestError("a revoked connection cannot be re-enabled; set a new key instead")
+                raise RequestError("a revoked connection cannot be re-enabled; set a new key instead")
             row.status = (ConnectionStatus.ACTIVE if enabled else ConnectionStatus.DISABLED).value
         self._audit(session, row, "connection.update")
         await bump(session, org_id)
@@ -316,7 +303,7 @@ class Connections:
         by_profile = {r.profile_id: r for r in rows}
         wanted = [p if ":" in p else f"{pid.value}:{p}" for p in profile_ids]
         if sorted(wanted) != sorted(by_profile):
-            raise ConnectionRequestError(f"name every {pid.value} connection exactly once: {', '.join(sorted(by_profile))}")
+            raise RequestError(f"name every {pid.value} connection exactly once: {', '.join(sorted(by_profile))}")
         for position, profile in enumerate(wanted):
             by_profile[profile].position = position
             self._audit(session, by_profile[profile], "connection.reorder", position=str(position))

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.tiers import Tier
 from providers.db import new_id, utcnow
+from providers.errors import ConflictError, NotFoundError, RequestError
 from providers.tables import AuditEvent
 from routing.tables import Agent, OrgAISettings
 from server.tables import ApiKey, Org
@@ -22,20 +23,6 @@ from server.tables import ApiKey, Org
 API_KEY_PREFIX = "pb-"
 _PREFIX_LEN = 14
 _ORG_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
-
-
-class AccountError(Exception):
-    """A request about orgs or keys that cannot be honoured; `code` is stable for callers."""
-
-    code = "invalid_request"
-
-
-class NotFoundError(AccountError):
-    code = "not_found"
-
-
-class ConflictError(AccountError):
-    code = "conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +66,7 @@ def key_prefix(key: str) -> str:
 
 def validate_org_id(org_id: str) -> str:
     if not _ORG_ID_RE.match(org_id):
-        raise AccountError(f"org id {org_id!r} must be 1-32 characters of letters, digits, '_', '.', '-'")
+        raise RequestError(f"org id {org_id!r} must be 1-32 characters of letters, digits, '_', '.', '-'")
     return org_id
 
 
@@ -88,7 +75,7 @@ async def create_org(
 ) -> OrgInfo:
     name = name.strip()
     if not name:
-        raise AccountError("org name must not be empty")
+        raise RequestError("org name must not be empty")
     if await session.scalar(select(Org.id).where(Org.name == name)) is not None:
         raise ConflictError(f"an org named {name!r} already exists")
     org = Org(id=validate_org_id(org_id) if org_id is not None else new_id("org"), name=name, tier=tier.value)

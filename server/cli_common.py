@@ -19,7 +19,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import accounts
+from providers.errors import RequestError
 from server.db import Database, head_revision
 from server.settings import Settings
 
@@ -87,7 +87,7 @@ def run_with_database(fn: Callable[[Database], Awaitable[T]], *, as_json: bool, 
     """Run `fn` against a migrated database; typed account errors become exit code 1."""
     try:
         return asyncio.run(_with_database(settings or load_settings(), fn, as_json=as_json))
-    except accounts.AccountError as exc:
+    except RequestError as exc:
         fail(str(exc), as_json=as_json, kind=exc.code)
 
 

@@ -15,14 +15,15 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.adapters import chat_adapters
+from providers.errors import RequestError
 from providers.http import UpstreamClients
 from providers.probes import Verification
 from providers.vault.audit import BufferedAuditWriter
 from providers.vault.secret import Secret
-from routing.agents import AgentInfo, AgentRequestError, Agents, parse_chain_option
+from routing.agents import AgentInfo, Agents, parse_chain_option
 from routing.catalog import default_catalog
 from routing.config_versions import bump
-from routing.connections import ConnectionInfo, ConnectionRequestError, Connections, describe
+from routing.connections import ConnectionInfo, Connections, describe
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy
 from routing.registry import connection_credential
@@ -68,7 +69,7 @@ def _with_connections(
 
     try:
         return run_with_database(run, as_json=as_json, settings=settings)
-    except (ConnectionRequestError, BaseUrlRefusedError) as exc:
+    except (RequestError, BaseUrlRefusedError) as exc:
         fail(str(exc), as_json=as_json, kind=exc.code)
 
 
@@ -245,7 +246,7 @@ def _with_agents(as_json: bool, fn: Callable[[Agents, AsyncSession, str], Awaita
 
     try:
         return run_with_database(run, as_json=as_json)
-    except AgentRequestError as exc:
+    except RequestError as exc:
         fail(str(exc), as_json=as_json, kind=exc.code)
 
 
@@ -257,7 +258,7 @@ def _agent_line(a: AgentInfo) -> str:
 def _chains(values: Sequence[str], as_json: bool) -> dict[str, list[str]]:
     try:
         return parse_chain_option(values)
-    except AgentRequestError as exc:
+    except RequestError as exc:
         fail(str(exc), 2, as_json=as_json, kind=exc.code)
 
 

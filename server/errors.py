@@ -10,15 +10,11 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from routing.agents import AgentRequestError
-from routing.connections import ConnectionRequestError
+from providers.errors import RequestError
 from routing.errors import BaseUrlRefusedError
-from server.accounts import AccountError
 
 REQUEST_ERRORS: tuple[type[Exception], ...] = (
-    AccountError,
-    ConnectionRequestError,
-    AgentRequestError,
+    RequestError,
     BaseUrlRefusedError,
 )
 _STATUS_BY_CODE = {"not_found": 404, "conflict": 409}

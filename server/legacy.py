@@ -21,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.tiers import Tier
 from providers.contract import CredentialKind, ProviderId, credential_source_for
 from providers.db import utcnow
+from providers.errors import RequestError
 from providers.tables import AuditEvent
 from routing.tables import Connection, OrgAISettings
-from server.accounts import AccountError, validate_org_id
+from server.accounts import validate_org_id
 from server.tables import Org
 
 LEGACY_CONNECTION_NAME = "legacy"
@@ -45,7 +46,7 @@ class LegacySettings(BaseModel):
     def _org_id(cls, v: str) -> str:
         try:
             return validate_org_id(v)
-        except AccountError as exc:
+        except RequestError as exc:
             raise ValueError(str(exc)) from None
 
     @field_validator("openrouter_api_key")
