@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from routing.resolver import PlannedAttempt
@@ -23,7 +24,8 @@ from routing.trace import AttemptTrace
 from server.accounts import Principal
 from server.logs import request_id_var
 from server.v1.auth import bearer_token
-from server.v1.errors import BAD_KEY, MISSING_KEY, ApiError, invalid, rate_limited
+from server.v1.errors import BAD_KEY, MISSING_KEY, ApiError, from_exception, invalid, rate_limited
+from server.v1.openai_translate import WireRequestError
 
 if TYPE_CHECKING:
     from server.v1.gateway import Gateway
@@ -182,3 +184,32 @@ async def stream_response(
     error = None if producer.cancelled() else producer.exception()
     if error is not None:
         raise error
+
+
+Parsed = TypeVar("Parsed")
+
+
+async def accept(
+    scope: Scope, receive: Receive, send: Send, parse: Callable[[bytes], Parsed], render: Render
+) -> tuple[Gateway, Principal, Parsed] | None:
+    """The common start of a routed endpoint: authenticate and rate-limit, read the body, parse it.
+
+    When a step refuses, the error is sent in the endpoint's format and None is returned.
+    """
+    gateway = gateway_of(scope)
+    admitted = await admit(gateway, scope)
+    if isinstance(admitted, ApiError):
+        await send_error(send, admitted, render, routing_headers(None, None))
+        return None
+    body = await read_body(receive)
+    if isinstance(body, ApiError):
+        await send_error(send, body, render, routing_headers(None, None))
+        return None
+    try:
+        parsed = parse(body)
+    except (ValidationError, WireRequestError) as exc:
+        error = from_exception(exc)
+        assert error is not None
+        await send_error(send, error, render, routing_headers(None, None))
+        return None
+    return gateway, admitted, parsed

@@ -17,7 +17,6 @@ import secrets
 from collections.abc import AsyncIterator
 
 import orjson
-from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from providers.errors import ProviderError
@@ -28,9 +27,7 @@ from routing.trace import AttemptTrace
 from server.accounts import Principal
 from server.v1.asgi import (
     Render,
-    admit,
-    gateway_of,
-    read_body,
+    accept,
     request_id,
     routing_headers,
     send_body,
@@ -39,7 +36,7 @@ from server.v1.asgi import (
 )
 from server.v1.errors import ApiError, after_output, from_exception
 from server.v1.gateway import Gateway
-from server.v1.openai_translate import ChunkEncoder, WireRequestError, completion_body, sse, to_chat_request
+from server.v1.openai_translate import ChunkEncoder, completion_body, sse, to_chat_request
 from server.v1.openai_wire import ChatCompletionRequest
 
 
@@ -62,25 +59,17 @@ def completion_id() -> str:
     return "chatcmpl-" + secrets.token_hex(12)
 
 
+def _parse(body: bytes) -> tuple[ChatCompletionRequest, ChatRequest]:
+    wire = ChatCompletionRequest.model_validate_json(body)
+    return wire, to_chat_request(wire)
+
+
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-    gateway = gateway_of(scope)
-    admitted = await admit(gateway, scope)
-    if isinstance(admitted, ApiError):
-        await send_error(send, admitted, render, routing_headers(None, None))
+    accepted = await accept(scope, receive, send, _parse, render)
+    if accepted is None:
         return
-    body = await read_body(receive)
-    if isinstance(body, ApiError):
-        await send_error(send, body, render, routing_headers(None, None))
-        return
-    try:
-        wire = ChatCompletionRequest.model_validate_json(body)
-        request = to_chat_request(wire)
-    except (ValidationError, WireRequestError) as exc:
-        error = from_exception(exc)
-        assert error is not None
-        await send_error(send, error, render, routing_headers(None, None))
-        return
-    ctx = context(admitted)
+    gateway, principal, (wire, request) = accepted
+    ctx = context(principal)
     if wire.stream:
         include_usage = wire.stream_options is not None and wire.stream_options.include_usage
         await _stream(gateway, ctx, request, wire.model, include_usage, receive, send)

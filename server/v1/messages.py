@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 
-from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from providers.errors import ProviderError
@@ -21,18 +20,14 @@ from routing.router import CallContext, RoutedCall
 from server.v1.anthropic_translate import MessageEventEncoder, message_body, to_chat_request
 from server.v1.anthropic_wire import MessagesRequest
 from server.v1.asgi import (
-    admit,
-    gateway_of,
-    read_body,
+    accept,
     routing_headers,
     send_body,
-    send_error,
     stream_response,
 )
 from server.v1.chat import context, fail, trailer
 from server.v1.errors import ApiError, after_output, from_exception
 from server.v1.gateway import Gateway
-from server.v1.openai_translate import WireRequestError
 
 
 def render(error: ApiError) -> bytes:
@@ -43,25 +38,17 @@ def message_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
+def _parse(body: bytes) -> tuple[MessagesRequest, ChatRequest]:
+    wire = MessagesRequest.model_validate_json(body)
+    return wire, to_chat_request(wire)
+
+
 async def messages(scope: Scope, receive: Receive, send: Send) -> None:
-    gateway = gateway_of(scope)
-    admitted = await admit(gateway, scope)
-    if isinstance(admitted, ApiError):
-        await send_error(send, admitted, render, routing_headers(None, None))
+    accepted = await accept(scope, receive, send, _parse, render)
+    if accepted is None:
         return
-    body = await read_body(receive)
-    if isinstance(body, ApiError):
-        await send_error(send, body, render, routing_headers(None, None))
-        return
-    try:
-        wire = MessagesRequest.model_validate_json(body)
-        request = to_chat_request(wire)
-    except (ValidationError, WireRequestError) as exc:
-        error = from_exception(exc)
-        assert error is not None
-        await send_error(send, error, render, routing_headers(None, None))
-        return
-    ctx = context(admitted)
+    gateway, principal, (wire, request) = accepted
+    ctx = context(principal)
     if wire.stream:
         await _stream(gateway, ctx, request, wire.model, receive, send)
         return
