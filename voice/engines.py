@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import TypedDict
 
-from providers.contract import PRESETS, ModelRef, ProviderId, WireProtocol
+from providers.contract import PRESETS, BillingSource, ModelRef, ProviderId, WireProtocol
 from providers.credentials import Credential
 from providers.http import UpstreamClients
 from routing.intents import Intent
@@ -54,57 +55,42 @@ class InternalEngines:
     tts: TTSEngine
 
 
-def _base_url(conn: ConnectionView) -> str:
-    return conn.base_url or PRESETS[conn.provider].base_url
+def _args(cloud: Cloud, conn: ConnectionView) -> _Common:
+    """What every cloud engine takes from its connection."""
+    return {
+        "base_url": conn.base_url or PRESETS[conn.provider].base_url,
+        "credential": cloud.credentials(conn),
+        "name": conn.profile_id,
+        "billing_source": conn.billing_source,
+    }
+
+
+class _Common(TypedDict):
+    base_url: str
+    credential: Credential
+    name: str
+    billing_source: BillingSource
 
 
 def _eleven_tts(cloud: Cloud, conn: ConnectionView, model: str | None) -> TTSEngine:
     options = ElevenLabsTTSOptions(output_format=f"pcm_{OUTPUT_RATE}")
     options = replace(options, model_id=model) if model else options
-    return ElevenLabsTTS(
-        cloud.clients,
-        base_url=_base_url(conn),
-        credential=cloud.credentials(conn),
-        name=conn.profile_id,
-        billing_source=conn.billing_source,
-        options=options,
-    )
+    return ElevenLabsTTS(cloud.clients, options=options, **_args(cloud, conn))
 
 
 def _openai_tts(cloud: Cloud, conn: ConnectionView, model: str | None) -> TTSEngine:
     options = OpenAITTSOptions(model=model) if model else OpenAITTSOptions()
-    return OpenAITTS(
-        cloud.clients,
-        base_url=_base_url(conn),
-        credential=cloud.credentials(conn),
-        name=conn.profile_id,
-        billing_source=conn.billing_source,
-        options=options,
-    )
+    return OpenAITTS(cloud.clients, options=options, **_args(cloud, conn))
 
 
 def _eleven_stt(cloud: Cloud, conn: ConnectionView, model: str | None) -> STTEngine:
     options = ElevenLabsSTTOptions(model_id=model) if model else ElevenLabsSTTOptions()
-    return ElevenLabsSTT(
-        cloud.clients,
-        base_url=_base_url(conn),
-        credential=cloud.credentials(conn),
-        name=conn.profile_id,
-        billing_source=conn.billing_source,
-        options=options,
-    )
+    return ElevenLabsSTT(cloud.clients, options=options, **_args(cloud, conn))
 
 
 def _openai_stt(cloud: Cloud, conn: ConnectionView, model: str | None) -> STTEngine:
     options = OpenAISTTOptions(model=model) if model else OpenAISTTOptions()
-    return OpenAISTT(
-        cloud.clients,
-        base_url=_base_url(conn),
-        credential=cloud.credentials(conn),
-        name=conn.profile_id,
-        billing_source=conn.billing_source,
-        options=options,
-    )
+    return OpenAISTT(cloud.clients, options=options, **_args(cloud, conn))
 
 
 _TTS_BUILDERS: Mapping[WireProtocol, Callable[[Cloud, ConnectionView, str | None], TTSEngine]] = (
