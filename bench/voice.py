@@ -1,43 +1,46 @@
 """Concurrent realtime voice sessions against a real Patchbay, in real time.
 
-Processes: Patchbay (`create_app`, SQLite, the real router and `/v1/realtime`; W of them with
-`BENCH_WORKERS=W`, each its own database and key, as independent replicas), the OpenAI
-emulator as the LLM upstream (`fast=True`), the callers (one process per worker by default,
-`BENCH_CALLER_PROCS` to choose; a fresh set per level), and this one, which coordinates and
-reads each worker's stats. Each caller opens a session (server VAD, 500 ms endpointing) and
-streams a spoken question (espeak-ng, 24 kHz PCM16) plus 1.2 s of silence, in pre-encoded
-20 ms frames paced by one clock per caller process, over and over, reading the replies. STT
-and TTS are the in-tree fakes (instant transcript, a 24 kHz tone), so provider time is the
-LLM emulator's and is subtracted anyway.
+Processes: Patchbay, run by `server.serve.run` exactly as `patchbay serve --workers W` runs
+it (uvicorn, uvloop, httptools, the sans-I/O WebSocket protocol without compression, W worker
+processes on one port, one SQLite database), with a factory that swaps the STT and TTS for the
+in-tree fakes (instant transcript, a 24 kHz tone); the OpenAI emulator as the LLM upstream
+(`fast=True`); the callers (`--callers` processes, default 1, a fresh set per level); and this
+one, which coordinates and reads each worker's figures from a side port of its own. Each
+caller opens a session (server VAD, 500 ms endpointing) and streams a spoken question
+(espeak-ng, 24 kHz PCM16) plus 1.2 s of silence, in pre-encoded 20 ms frames paced by one clock
+per caller process, over and over, reading the replies. Every frame carries its send slot (the
+caller's monotonic clock, which is the server's too) in its `event_id`.
 
 Reported per level of N sessions:
 - server-added latency per turn (`response.metadata.server_ms`: end of speech as detected,
   i.e. after the endpointing silence, to the first audio delta handed to the socket, minus
   STT, LLM time-to-first-token and TTS time-to-first-byte), p50 / p95 / max;
-- late frames: frames a caller sent more than 40 ms after their slot (the callers' clock),
-  and the Patchbay event loops' worst lag (a frame arriving then waits that long);
-- Patchbay's own CPU (user/system, time in the cyclic GC, per session and per frame) and
-  resident memory, and the callers' CPU apart from it.
-The largest N with no late frame and a loop lag under 40 ms is the capacity figure.
+- frame delay: how long after its 20 ms slot each frame reached the session (measured in
+  the server: caller scheduling, loopback and the server's queueing together), p99 and max,
+  and the late frames, those over 40 ms; the event loops' worst lag on a 10 ms timer;
+- Patchbay's own CPU (user/system, cyclic GC, per session and per frame, all workers) and
+  resident memory, the callers' CPU apart from it, and how the sessions spread over workers.
+The capacity figure is the largest N with no late frame; the goal is also p95 under 10 ms.
 
-Run: `.venv/bin/python bench/voice.py [N ...]` (default 50 100 200 300; 15 s per level).
-On a 2-core box the callers and the LLM emulator share the cores with the server.
-`BENCH_WS=websockets` picks uvicorn's legacy WebSocket protocol (default `auto`, the sans-I/O
-one `patchbay serve` uses); `BENCH_DEFLATE=1` lets the server negotiate permessage-deflate
-(`patchbay serve` does not); `BENCH_CLIENT_DEFLATE=0` stops the callers offering it;
-`BENCH_SILENT=1` streams silence (no turns: the per-frame path alone);
-`BENCH_PROFILE=/tmp/voice.prof` writes each worker's cProfile of the last level to
-`/tmp/voice.prof.<worker>`; `BENCH_VERBOSE=1` prints every turn's metadata.
+Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 15 s a level,
+one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws the figures
+(matplotlib, from the `bench` extra); `--json FILE` keeps them. Knobs for experiments:
+`BENCH_SILENT=1` streams silence only (no turns: the per-frame path alone),
+`BENCH_PROFILE=/tmp/p` writes each worker's cProfile of the last level to `/tmp/p.<pid>`,
+`BENCH_VERBOSE=1` prints every turn's metadata.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import multiprocessing
 import os
 import random
+import socket
 import statistics
 import sys
 import tempfile
@@ -55,13 +58,187 @@ import websockets
 
 from tests.emulators.harness import free_port
 
-SECONDS = 15.0
 FRAME_MS = 20
 LATE_MS = 40.0
+GOAL_P95_MS = 10.0
 PHASES = 4
 QUESTION = "What time does the pharmacy close on Sunday?"
+TRANSCRIPT = "what time does the pharmacy close on sunday"
 LLM_KEY = "sk-bench-0123456789abcdef"
 MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+STAMP = '{"event_id":"bench-'
+"""Every caller frame starts so; the send slot follows, then the rest of the append event."""
+
+
+# --- Inside each Patchbay worker ------------------------------------------------------------
+
+
+class WorkerProbe:
+    """One worker's figures: frame delay (as frames reach the session), loop lag, CPU, memory.
+
+    Served on a side port of the worker's own (the main port is shared by all workers, so a
+    request there could land on any of them); the port is written to `<stats dir>/<pid>.port`.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.delays = [0] * 1001  # one bucket per ms; the last holds everything beyond
+        self.frames = 0
+        self.late = 0
+        self.delay_max = 0.0
+        self.lag_max = 0.0
+        self.lag: list[float] = []
+        self.gc = _gc_timer()
+        self.profiler: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def reset(self) -> None:
+        self.delays = [0] * 1001
+        self.frames = self.late = 0
+        self.delay_max = self.lag_max = 0.0
+        self.lag = []
+
+    def frame(self, delay_ms: float) -> None:
+        self.frames += 1
+        self.delays[min(int(delay_ms), 1000)] += 1
+        if delay_ms > LATE_MS:
+            self.late += 1
+        if delay_ms > self.delay_max:
+            self.delay_max = delay_ms
+
+    def instrument(self) -> None:
+        """Time each frame as the connection hands it to the session (bench-only wrapper)."""
+        from server.realtime.connection import RealtimeConnection
+
+        handle = RealtimeConnection.handle
+        probe, skip, clock = self, len(STAMP), time.monotonic
+
+        def timed(conn: RealtimeConnection, text: str) -> None:
+            if text.startswith(STAMP):
+                probe.frame((clock() - float(text[skip : text.index('"', skip)])) * 1000)
+            handle(conn, text)
+
+        RealtimeConnection.handle = timed  # type: ignore[method-assign]
+
+    def start(self, stats_dir: Path) -> None:
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+
+            self.profiler = cProfile.Profile()
+            self.profiler.enable()
+        self._tasks = [
+            asyncio.ensure_future(self._monitor()),
+            asyncio.ensure_future(self._serve_stats(stats_dir)),
+        ]
+
+    async def _monitor(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            late = (loop.time() - before - 0.01) * 1000
+            self.lag_max = max(self.lag_max, late)
+            self.lag.append(late)
+
+    def figures(self) -> dict[str, Any]:
+        times = os.times()
+        lag = sorted(self.lag)
+        return {
+            "pid": os.getpid(),
+            "cpu_s": times.user + times.system,
+            "sys_s": times.system,
+            "gc_s": self.gc(),
+            "rss_mb": _rss_mb(),
+            "lag_max_ms": self.lag_max,
+            "lag_p99_ms": lag[int(len(lag) * 0.99)] if lag else 0.0,
+            "frames": self.frames,
+            "late": self.late,
+            "delay_max_ms": self.delay_max,
+            "delays": self.delays,
+            "live_sessions": self.runtime.sessions.total,
+        }
+
+    async def _serve_stats(self, stats_dir: Path) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def stats(request: Request) -> JSONResponse:
+            body = self.figures()
+            if request.method == "POST":
+                self.reset()
+                if self.profiler is not None:
+                    # One profile per level, steady state only.
+                    self.profiler.disable()
+                    self.profiler.clear()
+                    self.profiler.enable()
+            dump = request.query_params.get("dump")
+            if self.profiler is not None and dump:
+                self.profiler.dump_stats(f"{dump}.{os.getpid()}")  # also disables it
+            return JSONResponse(body)
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        app = Starlette(routes=[Route("/stats", stats, methods=["GET", "POST"])])
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        # Written whole, then renamed: the coordinator never reads half a file.
+        part = stats_dir / f"{os.getpid()}.part"
+        part.write_text(str(sock.getsockname()[1]))
+        part.replace(stats_dir / f"{os.getpid()}.port")
+        await server.serve(sockets=[sock])
+
+
+def bench_app() -> Any:
+    """The uvicorn factory each worker runs: Patchbay's app with fake STT/TTS and a probe."""
+    from server.app import create_app
+    from server.logs import configure_logging
+    from server.realtime.runtime import VoiceRuntime
+    from server.services import Services
+    from server.settings import Settings
+    from tests.voice.fakes import FakeSTT, FakeTTS
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    services = Services.build(settings)
+    runtime = VoiceRuntime.from_settings(settings)
+    tts = FakeTTS(sample_rate=24_000, chunks=2, chunk_ms=60)
+    runtime.engines = lambda principal: (FakeSTT(text=TRANSCRIPT), tts)
+    services.extras["voice"] = runtime
+    probe = WorkerProbe(runtime)
+    probe.instrument()
+    app = create_app(settings, services=services, freeze_gc=True)
+    probe.start(Path(os.environ["BENCH_STATS_DIR"]))
+    app.state.bench_probe = probe  # keeps the probe's tasks referenced
+    return app
+
+
+def _gc_timer() -> Any:
+    """Seconds spent in the cyclic garbage collector so far (a large heap makes it costly)."""
+    import gc
+
+    spent = [0.0, 0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            spent[1] = time.process_time()
+        else:
+            spent[0] += time.process_time() - spent[1]
+
+    gc.callbacks.append(callback)
+    return lambda: spent[0]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- Processes around it ----------------------------------------------------------------------
 
 
 def _serve_llm(port: int) -> None:
@@ -79,156 +256,61 @@ def _serve_llm(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
 
 
-def _serve_patchbay(port: int, llm_port: int, data_dir: str, ready: Connection) -> None:
-    import uvloop  # as `patchbay serve` runs
+def _environment(data_dir: Path, port: int, workers: int) -> dict[str, str]:
+    return {
+        "PATCHBAY_DATA_DIR": str(data_dir),
+        "PATCHBAY_HOST": "127.0.0.1",
+        "PATCHBAY_PORT": str(port),
+        "PATCHBAY_WORKERS": str(workers),
+        "PATCHBAY_MASTER_KEY": MASTER_KEY,
+        "PATCHBAY_ALLOW_PRIVATE_BASE_URLS": "true",
+        "PATCHBAY_ALLOW_PLAIN_HTTP_BASE_URLS": "true",
+        "PATCHBAY_LOG_LEVEL": "WARNING",
+        "PATCHBAY_API_KEY_RATE_LIMIT": "off",
+        "PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY": "100000",
+        "BENCH_STATS_DIR": str(data_dir / "stats"),
+    }
 
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
-    uvloop.run(_patchbay(port, llm_port, Path(data_dir), ready))
 
-
-async def _patchbay(port: int, llm_port: int, data_dir: Path, ready: Connection) -> None:
-    import uvicorn
-    from fastapi.responses import JSONResponse
-    from starlette.routing import Route
-
+async def _set_up(llm_port: int) -> str:
+    """Migrate, create the org, its LLM connection and chain; return a server API key."""
     from providers.vault.secret import Secret
     from server import accounts
-    from server.app import create_app
-    from server.db import Database
-    from server.realtime.runtime import VoiceRuntime
     from server.services import Services
     from server.settings import Settings
-    from tests.voice.fakes import FakeSTT, FakeTTS
 
-    settings = Settings(
-        data_dir=data_dir,
-        allow_private_base_urls=True,
-        allow_plain_http_base_urls=True,
-        master_key=MASTER_KEY,
-        log_level="WARNING",
-        voice_max_sessions_per_key=100_000,
-    )
-    db = Database(settings.resolved_database_url)
-    await db.upgrade()
-    services = Services.build(settings, db)
-    services.attach_gateway(rate_limit=None)
-    async with services.db.session() as s:
-        org = await accounts.create_org(s, "Bench")
-        await services.connections().create(
-            s,
-            org.id,
-            provider="openai",
-            name="main",
-            base_url=f"http://127.0.0.1:{llm_port}/v1",
-            key=Secret(LLM_KEY),
-        )
-        await services.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
-        key = (await accounts.create_api_key(s, org.id, name="bench")).key
-    runtime = VoiceRuntime.from_settings(settings)
-    tts = FakeTTS(sample_rate=24_000, chunks=2, chunk_ms=60)
-    runtime.engines = lambda principal: (FakeSTT(text="what time does the pharmacy close on sunday"), tts)
-    services.extras["voice"] = runtime
-
-    lag = {"max_ms": 0.0, "samples": []}
-    gc_time = _gc_timer()
-
-    async def monitor() -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            before = loop.time()
-            await asyncio.sleep(0.01)
-            late = (loop.time() - before - 0.01) * 1000
-            lag["max_ms"] = max(lag["max_ms"], late)  # type: ignore[call-overload]
-            lag["samples"].append(late)  # type: ignore[attr-defined]
-
-    def cpu_seconds() -> float:
-        times = os.times()
-        return times.user + times.system
-
-    def rss_mb() -> float:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        return 0.0
-
-    async def stats(request: Any) -> JSONResponse:
-        samples: list[float] = sorted(lag["samples"])  # type: ignore[arg-type]
-        body = {
-            "cpu_s": cpu_seconds(),
-            "sys_s": os.times().system,
-            "gc_s": gc_time(),
-            "rss_mb": rss_mb(),
-            "lag_max_ms": lag["max_ms"],
-            "lag_p99_ms": samples[int(len(samples) * 0.99)] if samples else 0.0,
-            "live_sessions": runtime.sessions.total,
-            "turns": runtime.stats.snapshot(),
-        }
-        if request.method == "POST":
-            lag["max_ms"], lag["samples"] = 0.0, []
-            if profiler is not None:
-                # One profile per level, steady state only.
-                profiler.disable()
-                profiler.clear()
-                profiler.enable()
-        if profiler is not None and request.query_params.get("dump"):
-            profiler.dump_stats(request.query_params["dump"])  # also disables it
-        return JSONResponse(body)
-
-    profiler = None
-    if os.environ.get("BENCH_PROFILE"):
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-
-    app = create_app(settings, services=services)
-    app.router.routes.append(Route("/bench/stats", stats, methods=["GET", "POST"]))
-    started = asyncio.Event()
-
-    class Server(uvicorn.Server):
-        async def startup(self, sockets: Any = None) -> None:
-            await super().startup(sockets=sockets)
-            started.set()
-
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="error",
-        access_log=False,
-        http="httptools",
-        ws=os.environ.get("BENCH_WS", "auto"),
-        ws_per_message_deflate=os.environ.get("BENCH_DEFLATE", "0") == "1",
-    )
-    server = Server(config)
-    watcher = asyncio.ensure_future(monitor())
-    serving = asyncio.ensure_future(server.serve())
-    await started.wait()
-    ready.send(key)
-    await serving
-    watcher.cancel()
+    services = Services.build(Settings())
+    try:
+        await services.db.upgrade()
+        async with services.db.session() as s:
+            org = await accounts.create_org(s, "Bench")
+            await services.connections().create(
+                s,
+                org.id,
+                provider="openai",
+                name="main",
+                base_url=f"http://127.0.0.1:{llm_port}/v1",
+                key=Secret(LLM_KEY),
+            )
+            await services.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+            return (await accounts.create_api_key(s, org.id, name="bench")).key
+    finally:
+        await services.aclose()
 
 
-def _gc_timer() -> Any:
-    """Seconds spent in the cyclic garbage collector so far (a large heap makes it costly)."""
-    import gc
-    import time
+def _serve_patchbay(environment: dict[str, str]) -> None:
+    os.environ.update(environment)
+    from server.logs import configure_logging
+    from server.serve import run
+    from server.settings import Settings
 
-    spent = [0.0, 0.0]
-
-    def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start":
-            spent[1] = time.process_time()
-        else:
-            spent[0] += time.process_time() - spent[1]
-
-    gc.callbacks.append(callback)
-    return lambda: spent[0]
+    settings = Settings()
+    configure_logging(settings.log_level)
+    run(settings, app="bench.voice:bench_app")
 
 
 def frames() -> list[str]:
-    """One turn of pre-encoded append events: the question, then 1.2 s of silence."""
+    """One turn of append events without their stamp: the question, then 1.2 s of silence."""
     from tests.voice.speech import silence, speak
     from voice.audio import resample
 
@@ -239,9 +321,7 @@ def frames() -> list[str]:
         pcm = resample(speak(QUESTION) + silence(1200), 16_000, 24_000)
     step = 24_000 * 2 * FRAME_MS // 1000
     return [
-        orjson.dumps(
-            {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm[i : i + step]).decode()}
-        ).decode()
+        '","type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm[i : i + step]).decode() + '"}'
         for i in range(0, len(pcm) - step + 1, step)
     ]
 
@@ -273,31 +353,24 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control:
 
     Callers are spread over 4 phases of the 20 ms frame (real callers are not in step; one
     burst of N messages would make every turn queue behind N frames). One task sends for all
-    of them; N sleeping tasks would cost the callers more CPU than the server spends.
+    of them; N sleeping tasks would cost the callers more CPU than the server spends. The
+    client offers permessage-deflate, as the openai SDK's does; `patchbay serve` declines it.
     """
     rng = random.Random(seed)
     headers = {"authorization": f"Bearer {key}"}
     connecting = asyncio.Semaphore(50)
-    # A default client offers permessage-deflate (the openai SDK's does); BENCH_CLIENT_DEFLATE=0
-    # does not, to measure the server with compression off whatever it allows.
-    compression = "deflate" if os.environ.get("BENCH_CLIENT_DEFLATE", "1") == "1" else None
 
     async def open_one() -> Caller:
         async with connecting:
-            ws = await websockets.connect(
-                url, additional_headers=headers, max_size=None, compression=compression
-            )
+            ws = await websockets.connect(url, additional_headers=headers, max_size=None)
         return Caller(ws, rng.randrange(len(turn)))
 
     callers = await asyncio.gather(*(open_one() for _ in range(n)))
-    negotiated = {
-        str(c.ws.response.headers.get("sec-websocket-extensions")) for c in callers if c.ws.response
-    }
     readers = [asyncio.ensure_future(c.read()) for c in callers]
-    control.send(("ready", sorted(negotiated)))
+    control.send("ready")
     start, seconds = control.recv()
     cpu_before = sum(os.times()[:2])
-    frames = late = 0
+    sent = 0
     worst = 0.0
     phases = [callers[p::PHASES] for p in range(PHASES)]
     index = 0
@@ -307,70 +380,67 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control:
             delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            stamp = f"{STAMP}{slot:.6f}"
+            worst = max(worst, (time.monotonic() - slot) * 1000)
             for c in group:
-                lateness = (time.monotonic() - slot) * 1000
-                worst = max(worst, lateness)
-                late += lateness > LATE_MS
-                await c.ws.send(turn[(index + c.offset) % len(turn)])
-                frames += 1
+                await c.ws.send(stamp + turn[(index + c.offset) % len(turn)])
+                sent += 1
         index += 1
     cpu = sum(os.times()[:2]) - cpu_before
-    control.recv()  # the server's stats are taken; now leave
+    control.recv()  # the server's figures are taken; now leave
     for c in callers:
         await c.ws.close()
     for reader in readers:
         reader.cancel()
     server_ms = [ms for c in callers for ms in c.server_ms]
-    control.send({"server_ms": server_ms, "late": late, "frames": frames, "worst": worst, "cpu_s": cpu})
+    control.send({"server_ms": server_ms, "sent": sent, "worst": worst, "cpu_s": cpu})
 
 
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (i < n % parts) for i in range(parts) if n // parts + (i < n % parts)]
 
 
+def _percentile(histogram: list[int], q: float) -> float:
+    total = sum(histogram)
+    if not total:
+        return 0.0
+    rank, seen = q * total, 0
+    for ms, count in enumerate(histogram):
+        seen += count
+        if seen >= rank:
+            return float(ms + 1)  # bucket ms covers [ms, ms + 1)
+    return float(len(histogram))
+
+
 @dataclass(frozen=True)
-class Worker:
-    """One Patchbay process: its WebSocket URL, stats client and API key."""
-
+class Server:
     url: str
-    http: httpx.AsyncClient
     key: str
+    stats: list[httpx.AsyncClient]
+    """One client per worker, on its side port."""
 
 
-async def level(
-    n: int, workers: list[Worker], turn: list[str], *, seconds: float = SECONDS
-) -> dict[str, Any]:
-    """N sessions over BENCH_CALLER_PROCS caller processes (default: one per Patchbay
-    worker); caller process i talks to worker i mod W, so sessions split evenly."""
+async def level(n: int, server: Server, turn: list[str], *, seconds: float, callers: int) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     procs, pipes = [], []
-    parts = max(int(os.environ.get("BENCH_CALLER_PROCS", "0")) or len(workers), 1)
-    for i, share in enumerate(_split(n, parts)):
-        worker = workers[i % len(workers)]
+    for i, share in enumerate(_split(n, callers)):
         mine, theirs = context.Pipe()
         proc = context.Process(
-            target=_callers, args=(share, n * 100 + i, worker.url, worker.key, turn, theirs), daemon=True
+            target=_callers, args=(share, n * 100 + i, server.url, server.key, turn, theirs), daemon=True
         )
         proc.start()
         procs.append(proc)
         pipes.append(mine)
     loop = asyncio.get_running_loop()
-    negotiated: set[str] = set()
     for pipe in pipes:
-        _, extensions = await loop.run_in_executor(None, pipe.recv)
-        negotiated.update(extensions)
-    for w in workers:
-        await w.http.post("/bench/stats")
-    before = [(await w.http.get("/bench/stats")).json() for w in workers]
+        await loop.run_in_executor(None, pipe.recv)
+    before = [(await w.post("/stats")).json() for w in server.stats]
     start = time.monotonic() + 0.2
     for pipe in pipes:
         pipe.send((start, seconds))
     await asyncio.sleep(start + seconds - time.monotonic())
     dump = os.environ.get("BENCH_PROFILE")
-    after = [
-        (await w.http.get("/bench/stats", params={"dump": f"{dump}.{i}"} if dump else None)).json()
-        for i, w in enumerate(workers)
-    ]
+    after = [(await w.get("/stats", params={"dump": dump} if dump else None)).json() for w in server.stats]
     results = []
     for pipe in pipes:
         pipe.send("stop")
@@ -382,107 +452,182 @@ async def level(
         return sum(a[field] - b[field] for a, b in zip(after, before, strict=True)) / seconds
 
     server_ms = sorted(ms for r in results for ms in r["server_ms"])
+    delays = [sum(bucket) for bucket in zip(*(a["delays"] for a in after), strict=True)]
+    frames = sum(a["frames"] for a in after)
     cpu = spent("cpu_s")
     rss = sum(a["rss_mb"] for a in after)
     return {
         "n": n,
+        "workers": len(after),
         "turns": len(server_ms),
-        "p50": statistics.median(server_ms) if server_ms else float("nan"),
-        "p95": server_ms[int(len(server_ms) * 0.95)] if server_ms else float("nan"),
-        "max": server_ms[-1] if server_ms else float("nan"),
-        "late": sum(r["late"] for r in results),
-        "frames": sum(r["frames"] for r in results),
-        "client_worst": max(r["worst"] for r in results),
+        "p50": statistics.median(server_ms) if server_ms else None,
+        "p95": server_ms[int(len(server_ms) * 0.95)] if server_ms else None,
+        "max": server_ms[-1] if server_ms else None,
+        "frames": frames,
+        "sent": sum(r["sent"] for r in results),
+        "late": sum(a["late"] for a in after),
+        "delay_p99": _percentile(delays, 0.99),
+        "delay_max": max(a["delay_max_ms"] for a in after),
+        "caller_worst": max(r["worst"] for r in results),
         "lag_max": max(a["lag_max_ms"] for a in after),
-        "lag_p99": max(a["lag_p99_ms"] for a in after),
+        "sessions": [a["live_sessions"] for a in after],
         "server_cpu_pct": 100 * cpu,
         "server_sys_pct": 100 * spent("sys_s"),
         "gc_pct": 100 * spent("gc_s"),
         "cpu_pct_per_session": 100 * cpu / n,
-        "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,
         "us_per_frame": 1e6 * cpu * FRAME_MS / 1000 / n,
+        "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,
         "rss_mb": rss,
         "rss_per_session_kb": 1024 * (rss - sum(b["rss_mb"] for b in before)) / n,
-        "extensions": sorted(negotiated),
     }
 
 
-async def run(levels: list[int], ports: list[int], keys: list[str]) -> None:
-    turn = frames()
-    print(
-        f"{SECONDS:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
-        f"ws={os.environ.get('BENCH_WS', 'auto')} server deflate={os.environ.get('BENCH_DEFLATE', '0')} "
-        f"patchbay workers={len(ports)} caller procs={os.environ.get('BENCH_CALLER_PROCS', len(ports))}"
+HEADER = (
+    f"{'W':>2} {'N':>5} {'turns':>6} {'srv p50':>8} {'srv p95':>8} {'srv max':>8} {'late':>5} {'frames':>8} "
+    f"{'delay p99':>9} {'delay max':>9} {'loop max':>8} {'srv cpu%':>8} {'gc%':>4} {'us/frm':>6} "
+    f"{'callers%':>8} {'rss MB':>6} {'KB/ses':>6}  sessions/worker"
+)
+
+
+def _row(r: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "nan" if value is None else f"{value:.2f}"
+
+    return (
+        f"{r['workers']:2d} {r['n']:5d} {r['turns']:6d} {ms(r['p50']):>8} {ms(r['p95']):>8} {ms(r['max']):>8} "
+        f"{r['late']:5d} {r['frames']:8d} {r['delay_p99']:9.0f} {r['delay_max']:9.1f} {r['lag_max']:8.1f} "
+        f"{r['server_cpu_pct']:8.1f} {r['gc_pct']:4.1f} {r['us_per_frame']:6.0f} {r['caller_cpu_pct']:8.1f} "
+        f"{r['rss_mb']:6.0f} {r['rss_per_session_kb']:6.0f}  {'/'.join(str(s) for s in r['sessions'])}"
     )
-    print(
-        f"{'N':>5} {'turns':>6} {'srv p50':>8} {'srv p95':>8} {'srv max':>8} {'late':>6} {'frames':>8} "
-        f"{'loop max':>9} {'loop p99':>9} {'srv cpu%/sys':>12} {'gc':>5} {'%/ses':>6} {'us/frm':>7} "
-        f"{'call cpu%':>9} {'rss MB':>7} {'KB/ses':>7}"
-    )
-    capacity = 0
+
+
+def _stats_ports(stats_dir: Path, workers: int) -> list[int]:
+    """The side ports of the W workers, once each has written its own."""
+    deadline = time.monotonic() + 60
+    while len(found := sorted(stats_dir.glob("*.port"))) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(found)} of {workers} workers started within 60 s")
+        time.sleep(0.1)
+    return [int(p.read_text()) for p in found]
+
+
+async def _measure(
+    url: str, key: str, stats_dir: Path, workers: int, args: argparse.Namespace, turn: list[str]
+) -> list[dict[str, Any]]:
+    ports = await asyncio.to_thread(_stats_ports, stats_dir, workers)
     async with contextlib.AsyncExitStack() as stack:
-        workers = [
-            Worker(
-                f"ws://127.0.0.1:{port}/v1/realtime?model=default",
-                await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-                ),
-                key,
-            )
-            for port, key in zip(ports, keys, strict=True)
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=30))
+            for p in ports
         ]
+        server = Server(url, key, clients)
         # Warm-up, not reported: first connections load the org's routing, open the upstream
-        # pool and import lazily-loaded modules.
-        warm = await level(10 * len(workers), workers, turn, seconds=5.0)
-        print(f"negotiated extensions: {warm['extensions']}")
-        for n in levels:
-            r = await level(n, workers, turn)
-            print(
-                f"{r['n']:5d} {r['turns']:6d} {r['p50']:8.2f} {r['p95']:8.2f} {r['max']:8.2f} {r['late']:6d} "
-                f"{r['frames']:8d} {r['lag_max']:9.1f} {r['lag_p99']:9.1f} "
-                f"{r['server_cpu_pct']:7.1f}/{r['server_sys_pct']:<4.0f} {r['gc_pct']:5.1f} "
-                f"{r['cpu_pct_per_session']:6.2f} {r['us_per_frame']:7.0f} {r['caller_cpu_pct']:9.1f} "
-                f"{r['rss_mb']:7.0f} {r['rss_per_session_kb']:7.0f}"
-            )
-            if r["late"] == 0 and r["lag_max"] < LATE_MS:
-                capacity = n
-    print(f"largest N with no frame later than {LATE_MS:.0f} ms: {capacity}")
+        # pool and import lazily-loaded modules, in every worker.
+        await level(20 * workers, server, turn, seconds=5.0, callers=args.callers)
+        rows = []
+        for n in args.levels:
+            for _ in range(args.repeat):
+                row = await level(n, server, turn, seconds=args.seconds, callers=args.callers)
+                print(_row(row), flush=True)
+                rows.append(row)
+        return rows
+
+
+def run_workers(workers: int, args: argparse.Namespace, turn: list[str], llm_port: int) -> list[dict[str, Any]]:
+    """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
+    context = multiprocessing.get_context("spawn")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        environment = _environment(data_dir, port, workers)
+        (data_dir / "stats").mkdir()
+        saved = dict(os.environ)
+        os.environ.update(environment)
+        try:
+            key = asyncio.run(_set_up(llm_port))
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        # Not a daemon: uvicorn's supervisor starts the workers as its children.
+        server = context.Process(target=_serve_patchbay, args=(environment,))
+        server.start()
+        try:
+            url = f"ws://127.0.0.1:{port}/v1/realtime?model=default"
+            return asyncio.run(_measure(url, key, data_dir / "stats", workers, args, turn))
+        finally:
+            server.terminate()  # SIGTERM: uvicorn's supervisor stops its workers
+            server.join(15)
+
+
+def chart(rows: list[dict[str, Any]], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no chart: matplotlib is not installed (pip install -e '.[bench]')")
+        return
+    fig, (latency, delay) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for workers in sorted({r["workers"] for r in rows}):
+        mine = [r for r in rows if r["workers"] == workers and r["p95"] is not None]
+        label = f"{workers} worker{'s' if workers > 1 else ''}"
+        latency.plot([r["n"] for r in mine], [r["p95"] for r in mine], "o-", label=f"p95, {label}")
+        latency.plot([r["n"] for r in mine], [r["p50"] for r in mine], "x--", alpha=0.6, label=f"p50, {label}")
+        delay.plot([r["n"] for r in mine], [r["delay_max"] for r in mine], "o-", label=f"max, {label}")
+    latency.axhline(GOAL_P95_MS, color="grey", linestyle=":", label=f"goal: p95 < {GOAL_P95_MS:.0f} ms")
+    delay.axhline(LATE_MS, color="grey", linestyle=":", label=f"late: > {LATE_MS:.0f} ms")
+    latency.set(xlabel="concurrent sessions", ylabel="server-added ms per turn", title="Server-added latency")
+    delay.set(xlabel="concurrent sessions", ylabel="ms after its slot", title="Frame delay (worst frame)")
+    for axis in (latency, delay):
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle("Realtime voice sessions on 2 cores (bench/voice.py)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"chart: {path}")
 
 
 def main() -> None:
-    levels = [int(a) for a in sys.argv[1:]] or [50, 100, 200, 300]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring for details.")
+    parser.add_argument("levels", nargs="*", type=int, default=[50, 100, 200, 300], help="session counts N")
+    parser.add_argument("--workers", nargs="+", type=int, default=[1], help="Patchbay worker counts to run")
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per level")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per level")
+    parser.add_argument("--callers", type=int, default=1, help="caller processes")
+    parser.add_argument("--chart", type=Path, help="write a PNG chart of the figures")
+    parser.add_argument("--json", type=Path, help="write the figures as JSON")
+    args = parser.parse_args()
+    turn = frames()
+    print(
+        f"{args.seconds:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
+        f"{args.callers} caller process(es), {os.cpu_count()} cores"
+    )
+    print(HEADER)
     context = multiprocessing.get_context("spawn")
-    count = int(os.environ.get("BENCH_WORKERS", "1"))
     llm_port = free_port()
-    ports = [free_port() for _ in range(count)]
-    with tempfile.TemporaryDirectory() as data_dir:
-        llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
-        llm.start()
-        servers, pipes = [], []
-        for i, port in enumerate(ports):
-            # Independent replicas (own database, own key), as sticky sessions behind a
-            # balancer would be: sessions share nothing across workers.
-            receiving, sending = context.Pipe(duplex=False)
-            server = context.Process(
-                target=_serve_patchbay,
-                args=(port, llm_port, str(Path(data_dir) / f"w{i}"), sending),
-                daemon=True,
-            )
-            server.start()
-            servers.append(server)
-            pipes.append(receiving)
-        try:
-            keys = []
-            for receiving in pipes:
-                if not receiving.poll(60):
-                    raise RuntimeError("patchbay did not start within 60 s")
-                keys.append(receiving.recv())
-            asyncio.run(run(levels, ports, keys))
-        finally:
-            for process in (*servers, llm):
-                process.terminate()
-            for process in (*servers, llm):
-                process.join(5)
+    llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
+    llm.start()
+    rows: list[dict[str, Any]] = []
+    try:
+        for workers in args.workers:
+            rows += run_workers(workers, args, turn, llm_port)
+    finally:
+        llm.terminate()
+        llm.join(5)
+    for workers in args.workers:
+        mine = [r for r in rows if r["workers"] == workers]
+        ok = {r["n"] for r in mine} - {r["n"] for r in mine if r["late"]}
+        goal = ok - {r["n"] for r in mine if r["p95"] is None or r["p95"] >= GOAL_P95_MS}
+        print(
+            f"{workers} worker(s): largest N with no frame later than {LATE_MS:.0f} ms: {max(ok, default=0)}; "
+            f"also with p95 under {GOAL_P95_MS:.0f} ms: {max(goal, default=0)}"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    if args.chart:
+        chart(rows, args.chart)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,13 @@ A change reaches the cache three ways, from fastest to slowest:
 
 Credentials are cached per connection and replaced when the org reloads. A `VaultCredential`
 holds only the sealed envelope and decrypts at `reveal`, so caching it keeps no plaintext.
+
+A reload also compares each profile's key version (`key_version`: which connection and vault
+record, the key's fingerprint and when it was set, or the environment variable named) with the
+one the previous load saw, and clears the auth-profile state (`cooldowns`) of every profile
+whose key changed, appeared or went away. Whoever replaced the key (the admin API of any
+replica, the CLI, a script), the old key's failures stop holding the new one back once this
+process reloads. The comparison uses the rows the reload reads anyway: no decrypt, no query.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import MappingProxyType
 
 from redis.asyncio import Redis
@@ -36,6 +44,7 @@ from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.config_versions import read_versions
 from routing.connections import KEY_FIELD
+from routing.cooldown_store import CooldownStore
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
 from routing.tables import Agent, Connection, OrgAISettings
@@ -46,6 +55,9 @@ log = logging.getLogger("patchbay.routing")
 _ORGS = table("orgs", column("id"), column("tier"))
 
 PollHook = Callable[[AsyncSession], Awaitable[None]]
+
+KeyVersion = tuple[str, str | None, str | None, datetime | None, str | None]
+"""(connection id, vault record id, key fingerprint, when the key was set, environment variable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +111,9 @@ class Registry:
         poll_interval: float = 2.0,
         redis: Redis | None = None,
         channel: str = "patchbay:config",
+        cooldowns: CooldownStore | None = None,
     ) -> None:
+        """`cooldowns`: the store whose profile state a reload clears when a key changed."""
         self._sessions = sessions
         self._vault = vault
         self._billing_policy = billing_policy
@@ -107,12 +121,14 @@ class Registry:
         self._poll_interval = poll_interval
         self._redis = redis
         self._channel = channel
+        self._cooldowns = cooldowns
         self._instance = secrets.token_hex(6)
         self._entries: dict[str, OrgEntry] = {}
         self._loading: dict[str, asyncio.Task[OrgEntry]] = {}
         self._generation: dict[str, int] = {}
         self._credentials: dict[str, Credential] = {}
         self._org_connections: dict[str, set[str]] = {}
+        self._key_versions: dict[str, dict[str, KeyVersion]] = {}
         self._listeners: list[Callable[[str], None]] = []
         self.poll_hooks: list[PollHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,15 +154,48 @@ class Registry:
             task.exception()  # retrieved here: every waiter may have given up
 
     async def _load_and_cache(self, org_id: str, generation: int) -> OrgEntry:
-        entry, creds = await self._load(org_id)
-        if self._generation.get(org_id, 0) == generation:
-            # Only an entry no change notice overtook is cached; waiters get it either way.
+        entry, creds, keys = await self._load(org_id)
+        if self._generation.get(org_id, 0) != generation:
+            # A change notice overtook this load: its waiters get the entry, the next load caches.
+            return entry
+        replaced = self._replaced_keys(org_id, keys)
+        if replaced:
+            # Before the entry is served, so no request routed with the new key sees the old
+            # key's cooldown.
+            await self._clear_cooldowns(org_id, replaced)
+        if self._generation.get(org_id, 0) == generation:  # again: a notice may have come meanwhile
             self._entries[org_id] = entry
             for gone in self._org_connections.get(org_id, set()) - creds.keys():
                 self._credentials.pop(gone, None)
             self._credentials.update(creds)
             self._org_connections[org_id] = set(creds)
         return entry
+
+    def _replaced_keys(self, org_id: str, keys: dict[str, KeyVersion]) -> list[str]:
+        """Profiles whose key version differs from the previous load's, and remember the new ones.
+
+        The first load of an org in this process has nothing to compare with: its profiles'
+        state is whatever the store holds (the admin API clears it when it replaces a key).
+        """
+        before = self._key_versions.get(org_id)
+        self._key_versions[org_id] = keys
+        if before is None:
+            return []
+        return sorted(p for p in before.keys() | keys.keys() if before.get(p) != keys.get(p))
+
+    async def _clear_cooldowns(self, org_id: str, profile_ids: list[str]) -> None:
+        if self._cooldowns is None:
+            return
+        for profile_id in profile_ids:
+            try:
+                await self._cooldowns.clear(org_id, profile_id)
+            except Exception as exc:  # the load must not fail: the state expires on its own
+                log.warning(
+                    "cooldown not cleared after a key change",
+                    extra={"fields": {"org_id": org_id, "profile": profile_id, "error": type(exc).__name__}},
+                )
+                continue
+            log.info("key changed: cooldown cleared", extra={"fields": {"org_id": org_id, "profile": profile_id}})
 
     def credential(self, conn: ConnectionView) -> Credential:
         """The executor's `credentials` callable: the cached credential of a loaded connection."""
@@ -185,7 +234,7 @@ class Registry:
         except Exception as exc:  # the poll still carries the change
             log.warning("config notice not published", extra={"fields": {"error": type(exc).__name__}})
 
-    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential]]:
+    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential], dict[str, KeyVersion]]:
         async with self._sessions() as session:
             version = (await read_versions(session, [org_id])).get(org_id, 0)
             org = (
@@ -211,7 +260,7 @@ class Registry:
         entry = OrgEntry(
             routing=routing, version=version, agent_names=MappingProxyType({a.id: a.name for a in agents})
         )
-        return entry, creds
+        return entry, creds, {c.profile_id: key_version(c) for c in conns}
 
     async def credential_for(self, session: AsyncSession, row: Connection) -> Credential:
         """The credential a connection row calls with (also used by verification probes)."""
@@ -281,6 +330,17 @@ class Registry:
                 await task
         if self._redis is not None:
             await self._redis.aclose()
+
+
+def key_version(row: Connection) -> KeyVersion:
+    """What identifies the key a connection calls with, without decrypting it.
+
+    Every key write (`Connections.create`, `replace_key`, the legacy import) sets `key_set_at`,
+    so a key replaced by one with the same fingerprint still counts as new; the connection id
+    tells a profile deleted and created again apart. Re-wrapping under a new master key (vault
+    rotation) touches none of these: the key itself is unchanged.
+    """
+    return (row.id, row.secret_id, row.key_fingerprint, row.key_set_at, row.env_reference)
 
 
 async def connection_credential(

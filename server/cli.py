@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import click
+from pydantic import ValidationError
 
 from billing.tiers import Tier
 from server import accounts
@@ -26,6 +27,8 @@ from server.cli_migrate import migrate
 from server.cli_routing import agent, connection
 from server.cli_vault import vault_group
 from server.db import Database, head_revision
+from server.logs import configure_logging
+from server.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,19 +40,22 @@ def cli() -> None:
 @cli.command()
 @click.option("--host", help="Bind address (default PATCHBAY_HOST or 127.0.0.1).")
 @click.option("--port", type=int, help="Port (default PATCHBAY_PORT or 8080).")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Worker processes sharing the port (default PATCHBAY_WORKERS or 1; one per core for voice load).",
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Apply migrations and run the server in the foreground."""
-    import uvicorn
-
-    from server.app import create_app
-    from server.logs import configure_logging
+    from server import serve as serving
     from server.services import Services, StartupError
 
-    settings = load_settings(host=host, port=port)
+    settings = load_settings(host=host, port=port, workers=workers)
     configure_logging(settings.log_level)
 
     async def preflight() -> None:
-        # Fail here, with a clear message and exit code, rather than inside the ASGI lifespan.
+        # Fail here, with a clear message and exit code, rather than inside the ASGI lifespan
+        # (of every worker). A master key file generated here is the one the workers read.
         services = Services.build(settings)
         try:
             await services.db.upgrade()
@@ -63,24 +69,7 @@ def serve(host: str | None, port: int | None) -> None:
         fail(f"refusing to start: {exc}", EXIT_NOT_READY)
     except OSError as exc:
         fail(f"refusing to start: cannot reach the database ({type(exc).__name__})", EXIT_NOT_READY)
-    app = create_app(settings, migrate=False, freeze_gc=True)
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        # The sans-I/O websockets protocol (uvicorn's `auto`, made explicit) took 35 us of CPU
-        # per received message where the legacy one took 52; per-message deflate would
-        # compress every 20 ms audio frame, for little gain on base64 PCM, at ~13 us of server
-        # CPU a frame (bench/voice.py, docs/performance.md).
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-    )
+    serving.run(settings)
 
 
 @cli.group()
@@ -196,5 +185,21 @@ cli.add_command(agent)
 cli.add_command(vault_group, name="vault")
 
 
+def configure_cli_logging() -> None:
+    """Log like the server: JSON lines on stderr, so stdout stays clean for `--json` output.
+
+    The level is PATCHBAY_LOG_LEVEL. With settings that do not validate this falls back to
+    INFO instead of failing, so `--help` still works and the command reports the bad setting.
+    """
+    try:
+        level: str = Settings().log_level
+    except ValidationError:
+        level = "INFO"
+    configure_logging(level)
+
+
 def main() -> None:
+    """The console script. Logging is configured here, once for every command, and not in the
+    click group, so callers that invoke `cli` in process (tests) keep their own logging."""
+    configure_cli_logging()
     cli(prog_name="patchbay")

@@ -37,6 +37,7 @@ class Services:
     usage: UsageRecorder
     expected_revision: str = field(default_factory=head_revision)
     extras: dict[str, Any] = field(default_factory=dict)
+    """Per-surface state built lazily (the voice runtime); any with an `aclose()` is closed with the services."""
     config_listeners: list[Callable[[str], None]] = field(default_factory=list)
     gateway: Gateway | None = None
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
@@ -119,6 +120,10 @@ class Services:
             await self.gateway.start()
 
     async def aclose(self) -> None:
+        for extra in list(self.extras.values()):
+            close = getattr(extra, "aclose", None)
+            if close is not None:
+                await close()
         if self.gateway is not None:
             await self.gateway.aclose()
         await self.usage.aclose()

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    """Server processes sharing the port (`patchbay serve --workers`); one per core suits voice load."""
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""
@@ -40,7 +42,7 @@ class Settings(BaseSettings):
     """Input audio held for one turn (manual mode refuses more; server VAD ends the turn)."""
     voice_max_session_seconds: float = Field(default=3600.0, gt=0)
     voice_max_sessions_per_key: int = Field(default=50, ge=1)
-    """Concurrent realtime sessions per server API key, per process."""
+    """Concurrent realtime sessions per server API key: across processes with REDIS_URL, else per process."""
     voice_silence_ms: int = Field(default=500, ge=0, le=10_000)
     """Default end-of-turn silence for server VAD; clients may change it per session."""
     voice_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)

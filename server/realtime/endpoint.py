@@ -19,7 +19,8 @@ from server.admin.auth import require_admin
 from server.realtime.auth import authenticate
 from server.realtime.connection import RealtimeConnection
 from server.realtime.llm import RouterTurnLLM
-from server.realtime.runtime import SessionLimitError, VoiceRuntime, voice_runtime
+from server.realtime.runtime import VoiceRuntime, voice_runtime
+from server.realtime.session_limit import SessionLimitError
 from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import bearer_token
@@ -73,8 +74,10 @@ async def realtime(websocket: WebSocket) -> None:
         # Opening a session counts as one request against the key's rate limit, as a chat call does.
         await websocket.close(code=1008, reason="rate limited")
         return
+    session_id = new_id("sess")
     try:
-        runtime.sessions.acquire(principal.key_id)
+        # Counted across workers and replicas when Redis is configured (server/realtime/session_limit.py).
+        await runtime.sessions.acquire(principal.key_id, session_id)
     except SessionLimitError as exc:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
@@ -82,7 +85,7 @@ async def realtime(websocket: WebSocket) -> None:
         requested = query.get("model") or caller.model
         context = SessionContext(
             org_id=principal.org_id,
-            session_id=new_id("sess"),
+            session_id=session_id,
             agent_id=principal.agent_id,
             api_key_id=principal.key_id,
             model=route_model(requested),
@@ -118,7 +121,7 @@ async def realtime(websocket: WebSocket) -> None:
         )
         await connection.run()
     finally:
-        runtime.sessions.release(principal.key_id)
+        await runtime.sessions.release(principal.key_id, session_id)
     log.info(
         "realtime session closed",
         extra={"fields": {"session": context.session_id, "errors": connection.errors}},

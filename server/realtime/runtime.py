@@ -1,8 +1,9 @@
-"""The process-wide voice state: internal engines, token signer, session counts, metrics.
+"""The process-wide voice state: internal engines, token signer, session limiter, metrics.
 
 Built lazily on the first realtime request from the settings and kept in
-`services.extras["voice"]`. Tests and benchmarks put their own there first (fake engines,
-an LLM of their choosing); production builds everything from the org's connections.
+`services.extras["voice"]`, and closed with the services (`aclose`). Tests and benchmarks put
+their own there first (fake engines, an LLM of their choosing); production builds everything
+from the org's connections.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server.accounts import Principal
+from server.realtime.session_limit import SessionLimiter, make_session_limiter
 from server.realtime.tokens import TokenSigner
 from server.settings import Settings
 from voice.config import SessionLimits
@@ -29,41 +31,11 @@ EnginesFactory = Callable[[Principal], tuple[STTEngine, TTSEngine]]
 LLMFactory = Callable[[SessionContext], TurnLLM]
 
 
-class SessionLimitError(Exception):
-    pass
-
-
-class SessionCounter:
-    """Live sessions per API key in this process."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._live: dict[str, int] = {}
-
-    def acquire(self, key_id: str) -> None:
-        live = self._live.get(key_id, 0)
-        if live >= self.limit:
-            raise SessionLimitError(
-                f"this key already has {live} live realtime sessions (limit {self.limit})"
-            )
-        self._live[key_id] = live + 1
-
-    def release(self, key_id: str) -> None:
-        live = self._live.get(key_id, 0) - 1
-        if live > 0:
-            self._live[key_id] = live
-        else:
-            self._live.pop(key_id, None)
-
-    @property
-    def total(self) -> int:
-        return sum(self._live.values())
-
-
 @dataclass
 class VoiceRuntime:
     signer: TokenSigner
-    sessions: SessionCounter
+    sessions: SessionLimiter
+    """Live sessions per API key: shared through Redis when configured, else this process's."""
     limits: SessionLimits
     max_frame_bytes: int
     max_session_seconds: float
@@ -82,12 +54,16 @@ class VoiceRuntime:
             signer=TokenSigner(
                 secret.get_secret_value().encode() if secret else None, ttl=settings.voice_token_ttl_seconds
             ),
-            sessions=SessionCounter(settings.voice_max_sessions_per_key),
+            sessions=make_session_limiter(settings.voice_max_sessions_per_key, settings.redis_url),
             limits=SessionLimits(max_buffer_seconds=settings.voice_max_buffer_seconds),
             max_frame_bytes=settings.voice_max_frame_bytes,
             max_session_seconds=settings.voice_max_session_seconds,
             default_silence_ms=settings.voice_silence_ms,
         )
+
+    async def aclose(self) -> None:
+        """Stop the session limiter's lease renewal and hand back this process's slots."""
+        await self.sessions.aclose()
 
     async def engines_for(self, services: Services, principal: Principal) -> tuple[STTEngine, TTSEngine]:
         """The caller's STT and TTS chains: the org's voice connections, internal engines last."""

@@ -140,6 +140,7 @@ class Gateway:
             poll_interval=poll_interval,
             redis=Redis.from_url(redis_url) if redis_url else None,
             channel=f"{redis_prefix}config",
+            cooldowns=cooldowns,
         )
         executor = Executor(
             resolver=resolver,

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from providers.contract import ErrorClass, WireProtocol
 from providers.credentials import NoCredential
 from providers.vault.audit import MemoryAudit
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
 from routing.agents import Agents
+from routing.catalog import default_catalog
 from routing.config_versions import read_versions
 from routing.connections import Connections
+from routing.cooldown_store import CooldownStore, InProcessCooldownStore, RedisCooldownStore
+from routing.errors import AllAttemptsFailedError
+from routing.executor import Executor
 from routing.guard import GuardPolicy
 from routing.registry import EnvReferenceCredential, Registry, UnknownOrgError
+from routing.resolver import Resolver, RouteRequest
 from server import accounts
 from server.db import Database
+from tests.routing.fakes import FakeChatAdapter, FakeWallClock, chat, fail
 
 KEY_1 = "sk-CANARY-registry-one-000000"
 KEY_2 = "sk-CANARY-registry-two-000000"
@@ -207,3 +215,132 @@ async def test_a_deleted_connection_forgets_its_credential(
     registry.changed(org_id)
     assert (await registry.get(org_id)).routing.all_connections() == ()
     assert isinstance(registry.credential(conn), NoCredential)
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def cooldowns(request: pytest.FixtureRequest) -> AsyncIterator[CooldownStore]:
+    """The store a reload clears: in process, or Redis shared by every replica."""
+    if request.param == "memory":
+        yield InProcessCooldownStore()
+        return
+    redis_url: str = request.getfixturevalue("redis_url")
+    store = RedisCooldownStore(Redis.from_url(redis_url), prefix=request.getfixturevalue("unique_prefix"))
+    yield store
+    await store.aclose()
+
+
+class Server:
+    """One serving process: its registry and an executor over the same cooldown store."""
+
+    def __init__(self, db: Database, vault: Vault, cooldowns: CooldownStore) -> None:
+        self.registry = Registry(db.sessions, vault, cooldowns=cooldowns)
+        self.adapter = FakeChatAdapter()
+        self.executor = Executor(
+            resolver=Resolver(default_catalog()),
+            store=cooldowns,
+            credentials=self.registry.credential,
+            adapters={WireProtocol.OPENAI_CHAT: self.adapter},
+            clock=FakeWallClock(),
+        )
+
+    async def ask(self, org_id: str) -> str:
+        """The trace header of one chat request; the adapter records the key each attempt used."""
+        entry = await self.registry.get(org_id)
+        try:
+            result = await self.executor.complete(entry.routing, RouteRequest(), chat())
+        except AllAttemptsFailedError as exc:
+            return exc.trace.header()
+        return result.trace.header()
+
+
+@pytest.fixture
+async def server(db: Database, vault: Vault, cooldowns: CooldownStore) -> AsyncIterator[Server]:
+    srv = Server(db, vault, cooldowns)
+    yield srv
+    await srv.registry.aclose()
+
+
+@dataclass
+class OtherProcess:
+    """The CLI's view: its own engine and vault over the same database and master key.
+
+    Its writes bump the org's config version; nobody calls `changed` in the serving process.
+    """
+
+    db: Database
+    connections: Connections
+
+
+@pytest.fixture
+async def other_process(db_url: str, db: Database, vault: Vault) -> AsyncIterator[OtherProcess]:
+    other = Database(db_url)
+    yield OtherProcess(
+        other, Connections(Vault(vault.keys, other.sessions, MemoryAudit()), GuardPolicy(), actor="cli")
+    )
+    await other.dispose()
+
+
+async def disabled_by_a_bad_key(server: Server, org_id: str) -> None:
+    """The org's only profile answers 401 once: it is disabled, and the next request skips it."""
+    server.adapter.script("gpt-4o-mini", fail(ErrorClass.AUTH, 401))
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=failed:auth"
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=skipped:disabled:auth"
+    assert [c.key for c in server.adapter.calls] == [KEY_1]
+
+
+async def test_a_key_replaced_by_another_process_clears_the_cooldown_on_reload(
+    server: Server, org_id: str, other_process: OtherProcess
+) -> None:
+    await disabled_by_a_bad_key(server, org_id)
+    async with other_process.db.session() as s:
+        await other_process.connections.replace_key(s, org_id, "openai:main", Secret(KEY_2))
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=skipped:disabled:auth"  # not polled yet
+    await server.registry.poll_once()
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=served"
+    assert [c.key for c in server.adapter.calls] == [KEY_1, KEY_2]
+
+
+async def test_a_reload_without_a_key_change_keeps_the_cooldown(
+    server: Server, org_id: str, other_process: OtherProcess
+) -> None:
+    await disabled_by_a_bad_key(server, org_id)
+    before = await server.registry.get(org_id)
+    async with other_process.db.session() as s:
+        await other_process.connections.update(s, org_id, "openai:main", models=["gpt-4o-mini"])
+        await Agents().set_org_routing(s, org_id, chains={"chat": ["openai/gpt-4o-mini"]})
+    await server.registry.poll_once()
+    assert await server.registry.get(org_id) is not before  # it did reload
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=skipped:disabled:auth"
+    assert [c.key for c in server.adapter.calls] == [KEY_1]
+
+
+async def test_a_profile_deleted_and_created_again_starts_fresh(
+    server: Server, org_id: str, other_process: OtherProcess
+) -> None:
+    await disabled_by_a_bad_key(server, org_id)
+    async with other_process.db.session() as s:
+        await other_process.connections.delete(s, org_id, "openai:main")
+        await other_process.connections.create(s, org_id, provider="openai", name="main", key=Secret(KEY_2))
+    await server.registry.poll_once()
+    assert await server.ask(org_id) == "openai:main/gpt-4o-mini=served"
+    assert [c.key for c in server.adapter.calls] == [KEY_1, KEY_2]
+
+
+class UnreachableStore(InProcessCooldownStore):
+    async def clear(self, org_id: str, profile_id: str) -> None:
+        raise ConnectionError("store down")
+
+
+async def test_a_store_that_cannot_clear_does_not_fail_the_reload(
+    db: Database, vault: Vault, org_id: str
+) -> None:
+    registry = Registry(db.sessions, vault, cooldowns=UnreachableStore())
+    try:
+        conn = (await registry.get(org_id)).routing.all_connections()[0]
+        async with db.session() as s:
+            await Connections(vault, GuardPolicy()).replace_key(s, org_id, "openai:main", Secret(KEY_2))
+        registry.changed(org_id)
+        await registry.get(org_id)
+        assert registry.credential(conn).reveal("test") == KEY_2
+    finally:
+        await registry.aclose()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import secrets
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
@@ -70,3 +74,45 @@ async def test_usage_errors_exit_2_and_help_works(db_url: str) -> None:
     for args in (["--help"], ["org", "create", "--help"], ["apikey", "create", "--help"], ["db", "upgrade", "--help"]):
         result = await run_cli(db_url, *args)
         assert result.exit_code == 0 and "Usage:" in result.output
+
+
+async def run_patchbay(env: dict[str, str], *args: str, input: str = "") -> tuple[int, str, str]:
+    """The console script's entry point in its own process: exit code, stdout, stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from server.cli import main; main()",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**clean, **env},
+    )
+    out, err = await proc.communicate(input.encode())
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_commands_log_json_to_stderr_and_keep_stdout_for_json(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    key = "sk-test-CANARY-" + secrets.token_hex(12)
+    env = {"PATCHBAY_DATABASE_URL": db_url, "PATCHBAY_DATA_DIR": str(tmp_path / "data")}
+    args = ("connection", "add", "--org", "acme", "--provider", "openai", "--key-stdin", "--json")
+    # The first key stored generates the vault's master key file, which the library warns about.
+    code, out, err = await run_patchbay(env, *args, input=key)
+    assert code == 0, err
+    assert json.loads(out)["profile_id"] == "openai:default"
+    lines = [json.loads(line) for line in err.splitlines()]
+    [warning] = [line for line in lines if line["msg"].startswith("generated a new vault master key file")]
+    assert warning["level"] == "warning" and warning["logger"] == "providers.vault.keyring"
+    assert warning["path"] == str((tmp_path / "data" / "master.key").resolve())
+    assert key not in out + err
+
+    quiet = {**env, "PATCHBAY_DATA_DIR": str(tmp_path / "quiet"), "PATCHBAY_LOG_LEVEL": "error"}
+    code, out, err = await run_patchbay(quiet, *args, "--name", "second", input=key)
+    assert code == 0, err
+    assert json.loads(out)["profile_id"] == "openai:second" and err == ""

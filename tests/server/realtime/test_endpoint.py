@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from redis.asyncio import Redis
 from sqlalchemy import select
 
 from billing.tables import UsageRecord
 from server.realtime.runtime import EnginesFactory
+from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Client, Patchbay, fake_engines
 from tests.voice.fakes import FakeTTS
@@ -254,12 +256,35 @@ async def test_browser_token_connects_and_expires(connect: Any, patchbay: Patchb
 
 
 async def test_sessions_per_key_are_limited(connect: Any, patchbay: Patchbay) -> None:
-    patchbay.runtime.sessions.limit = 1
+    patchbay.runtime.sessions = InProcessSessionLimiter(1)
     first: Client = await connect()
     await first.until("session.created")
-    with pytest.raises(websockets.InvalidStatus):
+    with pytest.raises(websockets.InvalidStatus) as refused:
         await connect()
+    assert refused.value.response.status_code == 403
     await first.ws.close()
+
+
+async def test_session_limit_counts_other_workers_sessions_through_redis(
+    connect: Any, patchbay: Patchbay, redis_url: str, unique_prefix: str
+) -> None:
+    def worker() -> RedisSessionLimiter:
+        return RedisSessionLimiter(Redis.from_url(redis_url), 1, prefix=unique_prefix)
+
+    principal = await patchbay.services.require_gateway().api_keys.authenticate(patchbay.key)
+    assert principal is not None
+    patchbay.runtime.sessions = worker()  # closed with the app
+    other = worker()  # another worker process, holding the key's only slot
+    try:
+        await other.acquire(principal.key_id, "sess_elsewhere")
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect()
+        assert refused.value.response.status_code == 403
+        await other.release(principal.key_id, "sess_elsewhere")
+        client: Client = await connect()
+        assert (await client.recv())["type"] == "session.created"
+    finally:
+        await other.aclose()
 
 
 async def test_session_expires_with_an_error_event(connect: Any, patchbay: Patchbay) -> None:

@@ -1,0 +1,135 @@
+"""`patchbay serve`: one process or several workers on one port, started and stopped for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+import websockets
+
+from server.serve import share_between_workers, uvicorn_options
+from server.settings import Settings
+from tests.emulators.harness import free_port
+
+PATCHBAY = str(Path(sys.executable).with_name("patchbay"))
+
+
+def test_workers_agree_on_the_realtime_token_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PATCHBAY_VOICE_TOKEN_SECRET", raising=False)
+    share_between_workers(Settings(workers=1))
+    assert "PATCHBAY_VOICE_TOKEN_SECRET" not in os.environ  # one process: its own random secret
+
+    share_between_workers(Settings(workers=2))
+    drawn = os.environ["PATCHBAY_VOICE_TOKEN_SECRET"]
+    assert len(drawn) >= 32
+    # What each spawned worker reads from the environment it inherits:
+    assert Settings().voice_token_secret is not None
+    assert Settings().voice_token_secret.get_secret_value() == drawn  # type: ignore[union-attr]
+
+    monkeypatch.setenv("PATCHBAY_VOICE_TOKEN_SECRET", "configured-secret")
+    share_between_workers(Settings(workers=2))
+    assert os.environ["PATCHBAY_VOICE_TOKEN_SECRET"] == "configured-secret"
+
+
+def test_uvicorn_runs_without_websocket_compression() -> None:
+    options = uvicorn_options(Settings(workers=3, port=9999))
+    assert options["workers"] == 3 and options["port"] == 9999
+    assert options["ws_per_message_deflate"] is False
+    assert options["log_config"] is None  # our JSON logging, configured per process
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(p) for p in text)
+    return found
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATCHBAY_DATA_DIR": str(tmp_path),
+        "PATCHBAY_PORT": str(port),
+        "PATCHBAY_WORKERS": "1",
+        "PATCHBAY_LOG_LEVEL": "INFO",
+    }
+    env.pop("PATCHBAY_VOICE_TOKEN_SECRET", None)
+    env.pop("PATCHBAY_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [PATCHBAY, "serve", "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "patchbay serve --workers 2 did not get ready in 60 s"
+            time.sleep(0.2)  # polling for readiness, not standing in for it
+        yield proc, base, env
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def test_two_workers_serve_one_port_and_stop_on_sigterm(
+    served: tuple[subprocess.Popen[bytes], str, dict[str, str]],
+) -> None:
+    proc, base, env = served
+    workers = _children(proc.pid)
+    # uvicorn's supervisor may also hold multiprocessing's resource tracker.
+    serving = {p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
+    assert len(serving) == 2, workers
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([PATCHBAY, *args], env=env, capture_output=True, check=True)
+        return done.stdout.decode()
+
+    cli("org", "create", "acme")
+    key = cli("apikey", "create", "--org", "acme").strip()
+
+    async def sessions() -> list[str]:
+        # Tokens minted by whichever worker took the request open sessions on whichever
+        # worker takes the socket: the workers share one token secret.
+        async with httpx.AsyncClient(base_url=base, headers={"authorization": f"Bearer {key}"}) as http:
+
+            async def one() -> str:
+                minted = await http.post("/v1/realtime/client_secrets", json={})
+                assert minted.status_code == 200, minted.text
+                token = minted.json()["value"]
+                url = f"{base.replace('http', 'ws')}/v1/realtime?model=default&token={token}"
+                async with websockets.connect(url) as ws:
+                    first = orjson.loads(await ws.recv())
+                return str(first["type"])
+
+            return await asyncio.gather(*(one() for _ in range(12)))
+
+    assert asyncio.run(sessions()) == ["session.created"] * 12
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+    assert all(not Path(f"/proc/{p}").exists() for p in serving)
+    assert proc.stderr is not None
+    lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")]
+    started = [line for line in lines if line.get("msg") == "patchbay started"]
+    assert len(started) == 2  # each worker built its own app
