@@ -64,7 +64,7 @@ def app_from_environment() -> FastAPI:
     from server.logs import configure_logging
 
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, worker=settings.workers > 1)
     return create_app(settings, migrate=False, freeze_gc=True)
 
 
@@ -73,6 +73,8 @@ def run(settings: Settings, *, app: str = APP_FACTORY) -> None:
     import uvicorn
 
     share_between_workers(settings)
+    # Spawned workers read their settings from the environment, --workers included.
+    os.environ["PATCHBAY_WORKERS"] = str(settings.workers)
     if settings.workers > 1:
         log.info(
             "starting workers",
