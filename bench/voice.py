@@ -88,7 +88,7 @@ class WorkerProbe:
         self.delay_max = 0.0
         self.lag_max = 0.0
         self.lag: list[float] = []
-        self.gc = _gc_timer()
+        self.gc = GCTimer()
         self.profiler: Any = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -97,6 +97,7 @@ class WorkerProbe:
         self.frames = self.late = 0
         self.delay_max = self.lag_max = 0.0
         self.lag = []
+        self.gc.longest = 0.0
 
     def frame(self, delay_ms: float) -> None:
         self.frames += 1
@@ -147,7 +148,9 @@ class WorkerProbe:
             "pid": os.getpid(),
             "cpu_s": times.user + times.system,
             "sys_s": times.system,
-            "gc_s": self.gc(),
+            "gc_s": self.gc.total,
+            "gc_max_ms": self.gc.longest * 1000,
+            "gc_full": self.gc.full,
             "rss_mb": _rss_mb(),
             "lag_max_ms": self.lag_max,
             "lag_p99_ms": lag[int(len(lag) * 0.99)] if lag else 0.0,
@@ -214,20 +217,27 @@ def bench_app() -> Any:
     return app
 
 
-def _gc_timer() -> Any:
-    """Seconds spent in the cyclic garbage collector so far (a large heap makes it costly)."""
-    import gc
+class GCTimer:
+    """Time in the cyclic garbage collector: in all, and the longest pause (a full collection
+    of a large heap stops the event loop for all of it)."""
 
-    spent = [0.0, 0.0]
+    def __init__(self) -> None:
+        import gc
 
-    def callback(phase: str, info: dict[str, int]) -> None:
+        self.total = 0.0
+        self.longest = 0.0
+        self.full = 0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            spent[1] = time.process_time()
-        else:
-            spent[0] += time.process_time() - spent[1]
-
-    gc.callbacks.append(callback)
-    return lambda: spent[0]
+            self._started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._started
+        self.total += spent
+        self.longest = max(self.longest, spent)
+        self.full += info.get("generation") == 2
 
 
 def _rss_mb() -> float:
@@ -309,7 +319,7 @@ def _serve_patchbay(environment: dict[str, str]) -> None:
     run(settings, app="bench.voice:bench_app")
 
 
-def frames() -> list[str]:
+def frames() -> list[bytes]:
     """One turn of append events without their stamp: the question, then 1.2 s of silence."""
     from tests.voice.speech import silence, speak
     from voice.audio import resample
@@ -321,14 +331,36 @@ def frames() -> list[str]:
         pcm = resample(speak(QUESTION) + silence(1200), 16_000, 24_000)
     step = 24_000 * 2 * FRAME_MS // 1000
     return [
-        '","type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm[i : i + step]).decode() + '"}'
+        b'","type":"input_audio_buffer.append","audio":"' + base64.b64encode(pcm[i : i + step]) + b'"}'
         for i in range(0, len(pcm) - step + 1, step)
     ]
+
+
+def _text_frame(payload: bytes) -> bytes:
+    """One final text frame as a client sends it, masked with the all-zero key.
+
+    RFC 6455 lets a client pick any masking key; zero leaves the payload as it is, so the
+    callers skip the XOR pass `websockets` would make over every byte. The server unmasks as
+    it would any frame. The callers share the cores with the server: every microsecond they
+    spend is one the server does not get (with `websockets.send` they took about a quarter
+    of a core at N=300).
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, 0x80 | size))
+    elif size < 65536:
+        header = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 0x80 | 127)) + size.to_bytes(8, "big")
+    return header + b"\0\0\0\0" + payload
 
 
 class Caller:
     def __init__(self, ws: websockets.ClientConnection, offset: int) -> None:
         self.ws = ws
+        # Frames go straight to the socket, past the connection's send path (nothing else
+        # sends on it while it streams; replies are read through `ws` as usual).
+        self.transport: asyncio.WriteTransport = ws.transport
         self.offset = offset
         self.server_ms: list[float] = []
 
@@ -342,13 +374,13 @@ class Caller:
                         print(metadata)
 
 
-def _callers(n: int, seed: int, url: str, key: str, turn: list[str], control: Connection) -> None:
+def _callers(n: int, seed: int, url: str, key: str, turn: list[bytes], control: Connection) -> None:
     import uvloop
 
     uvloop.run(_call(n, seed, url, key, turn, control))
 
 
-async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control: Connection) -> None:
+async def _call(n: int, seed: int, url: str, key: str, turn: list[bytes], control: Connection) -> None:
     """One caller process: N sessions on one clock, each at its own offset in the turn.
 
     Callers are spread over 4 phases of the 20 ms frame (real callers are not in step; one
@@ -380,10 +412,10 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[str], control:
             delay = slot - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            stamp = f"{STAMP}{slot:.6f}"
+            stamp = f"{STAMP}{slot:.6f}".encode()
             worst = max(worst, (time.monotonic() - slot) * 1000)
             for c in group:
-                await c.ws.send(stamp + turn[(index + c.offset) % len(turn)])
+                c.transport.write(_text_frame(stamp + turn[(index + c.offset) % len(turn)]))
                 sent += 1
         index += 1
     cpu = sum(os.times()[:2]) - cpu_before
@@ -420,7 +452,7 @@ class Server:
     """One client per worker, on its side port."""
 
 
-async def level(n: int, server: Server, turn: list[str], *, seconds: float, callers: int) -> dict[str, Any]:
+async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, callers: int) -> dict[str, Any]:
     context = multiprocessing.get_context("spawn")
     procs, pipes = [], []
     for i, share in enumerate(_split(n, callers)):
@@ -474,6 +506,8 @@ async def level(n: int, server: Server, turn: list[str], *, seconds: float, call
         "server_cpu_pct": 100 * cpu,
         "server_sys_pct": 100 * spent("sys_s"),
         "gc_pct": 100 * spent("gc_s"),
+        "gc_max": max(a["gc_max_ms"] for a in after),
+        "gc_full": sum(a["gc_full"] - b["gc_full"] for a, b in zip(after, before, strict=True)),
         "cpu_pct_per_session": 100 * cpu / n,
         "us_per_frame": 1e6 * cpu * FRAME_MS / 1000 / n,
         "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,
@@ -484,7 +518,7 @@ async def level(n: int, server: Server, turn: list[str], *, seconds: float, call
 
 HEADER = (
     f"{'W':>2} {'N':>5} {'turns':>6} {'srv p50':>8} {'srv p95':>8} {'srv max':>8} {'late':>5} {'frames':>8} "
-    f"{'delay p99':>9} {'delay max':>9} {'loop max':>8} {'srv cpu%':>8} {'gc%':>4} {'us/frm':>6} "
+    f"{'delay p99':>9} {'delay max':>9} {'loop max':>8} {'srv cpu%':>8} {'gc%':>4} {'gc max':>6} {'us/frm':>6} "
     f"{'callers%':>8} {'rss MB':>6} {'KB/ses':>6}  sessions/worker"
 )
 
@@ -496,7 +530,7 @@ def _row(r: dict[str, Any]) -> str:
     return (
         f"{r['workers']:2d} {r['n']:5d} {r['turns']:6d} {ms(r['p50']):>8} {ms(r['p95']):>8} {ms(r['max']):>8} "
         f"{r['late']:5d} {r['frames']:8d} {r['delay_p99']:9.0f} {r['delay_max']:9.1f} {r['lag_max']:8.1f} "
-        f"{r['server_cpu_pct']:8.1f} {r['gc_pct']:4.1f} {r['us_per_frame']:6.0f} {r['caller_cpu_pct']:8.1f} "
+        f"{r['server_cpu_pct']:8.1f} {r['gc_pct']:4.1f} {r['gc_max']:6.1f} {r['us_per_frame']:6.0f} {r['caller_cpu_pct']:8.1f} "
         f"{r['rss_mb']:6.0f} {r['rss_per_session_kb']:6.0f}  {'/'.join(str(s) for s in r['sessions'])}"
     )
 
@@ -512,7 +546,7 @@ def _stats_ports(stats_dir: Path, workers: int) -> list[int]:
 
 
 async def _measure(
-    url: str, key: str, stats_dir: Path, workers: int, args: argparse.Namespace, turn: list[str]
+    url: str, key: str, stats_dir: Path, workers: int, args: argparse.Namespace, turn: list[bytes]
 ) -> list[dict[str, Any]]:
     ports = await asyncio.to_thread(_stats_ports, stats_dir, workers)
     async with contextlib.AsyncExitStack() as stack:
@@ -533,7 +567,7 @@ async def _measure(
         return rows
 
 
-def run_workers(workers: int, args: argparse.Namespace, turn: list[str], llm_port: int) -> list[dict[str, Any]]:
+def run_workers(workers: int, args: argparse.Namespace, turn: list[bytes], llm_port: int) -> list[dict[str, Any]]:
     """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
     context = multiprocessing.get_context("spawn")
     port = free_port()

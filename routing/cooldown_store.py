@@ -4,14 +4,19 @@ The store only persists; the policy is `routing.cooldown`. Updates are read-modi
 one profile's state through that pure policy, made atomic per profile (a lock in process,
 WATCH/MULTI in Redis). Windows are absolute timestamps from the caller's clock, not Redis
 TTLs, so tests control time and replicas agree on expiry.
+
+A Redis outage fails no request: the Redis store falls back to in-process state (what a
+deployment without Redis keeps) and goes back to Redis once it answers (see
+`RedisCooldownStore`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -28,8 +33,12 @@ from routing.cooldown import (
     state_from_dict,
     state_to_dict,
 )
+from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
+
+log = logging.getLogger("patchbay.routing")
 
 Update = Callable[[ProfileState], ProfileState]
+T = TypeVar("T")
 
 
 class CooldownStore(Protocol):
@@ -87,6 +96,10 @@ class InProcessCooldownStore:
         return None
 
 
+class _FailedMeanwhile(Exception):
+    """Redis failed while this update waited for its profile's lock: use the fallback at once."""
+
+
 class RedisCooldownStore:
     """Shared state in Redis: one JSON value per profile under `<prefix>cooldown:<org>:<profile>`.
 
@@ -100,6 +113,12 @@ class RedisCooldownStore:
     write is not skipped for healthy profiles: `last_used` drives round-robin. Keys carry a housekeeping expiry
     (`retention`, default 7 days) so profiles that are never used again do not accumulate;
     it is far longer than any window and plays no part in the policy.
+
+    When Redis cannot be reached (`health`), every method uses an in-process store instead and
+    none raises for it: one warning per outage, and Redis is tried again at most once per
+    back-off. When it answers, the in-process state is dropped (a profile that failed during the
+    outage is simply tried again), and the profiles cleared meanwhile are deleted in Redis first,
+    so a replaced key is not held back by its predecessor's state.
     """
 
     def __init__(
@@ -110,6 +129,7 @@ class RedisCooldownStore:
         schedule: Schedule = DEFAULT_SCHEDULE,
         retention_seconds: int = 7 * 86_400,
         max_update_attempts: int = 20,
+        health: StoreHealth | None = None,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
@@ -120,13 +140,55 @@ class RedisCooldownStore:
         # The raw value `get_many` last read per key (b"" for none), consumed by `record_success`.
         self._seen: dict[str, bytes | str] = {}
         self._cas = redis.register_script(_CAS_SCRIPT)
+        self._health = health or StoreHealth(
+            "cooldown store", "keeping auth-profile cooldowns in this process", logger=log
+        )
+        self._local = InProcessCooldownStore(schedule)
+        # Keys cleared while Redis was down, deleted there before it is used again.
+        self._pending_clears: set[str] = set()
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
 
+    async def _shared_or_local(
+        self, shared: Callable[[], Awaitable[T]], local: Callable[[], Awaitable[T]]
+    ) -> T:
+        if await self._redis_usable():
+            try:
+                result = await shared()
+            except _FailedMeanwhile:
+                pass
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
+            else:
+                if self._health.succeeded():
+                    self._local = InProcessCooldownStore(self._schedule)
+                return result
+        return await local()
+
+    async def _redis_usable(self) -> bool:
+        """Whether this call goes to Redis; the first one after an outage replays its clears."""
+        if not self._health.should_try():
+            return False
+        if self._health.down and self._pending_clears:
+            keys = list(self._pending_clears)
+            try:
+                await self._redis.delete(*keys)
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
+                return False
+            self._pending_clears.difference_update(keys)
+        return True
+
     async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
         if not profile_ids:
             return {}
+        return await self._shared_or_local(
+            lambda: self._get_many(org_id, profile_ids),
+            lambda: self._local.get_many(org_id, profile_ids),
+        )
+
+    async def _get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
         keys = [self.key(org_id, pid) for pid in profile_ids]
         raw = await self._redis.mget(keys)
         if len(self._seen) > _MAX_SEEN:
@@ -136,11 +198,16 @@ class RedisCooldownStore:
         return {pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None}
 
     async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
+        failures = self._health.failures
         key = self.key(org_id, profile_id)
         lock = self._locks.get(key)
         if lock is None:
             lock = self._locks[key] = asyncio.Lock()
         async with lock:
+            if self._health.failures != failures:
+                # The holder before us timed out on Redis: queueing behind it must not cost
+                # each waiting request another timeout.
+                raise _FailedMeanwhile
             return await self._watched_update(key, profile_id, update)
 
     async def _watched_update(self, key: str, profile_id: str, update: Update) -> ProfileState:
@@ -162,11 +229,20 @@ class RedisCooldownStore:
     async def record_failure(
         self, org_id: str, profile_id: str, failure: Failure, now: float
     ) -> ProfileState:
-        return await self._update(
-            org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule)
+        return await self._shared_or_local(
+            lambda: self._update(
+                org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule)
+            ),
+            lambda: self._local.record_failure(org_id, profile_id, failure, now),
         )
 
     async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
+        return await self._shared_or_local(
+            lambda: self._record_success(org_id, profile_id, model, now),
+            lambda: self._local.record_success(org_id, profile_id, model, now),
+        )
+
+    async def _record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
         key = self.key(org_id, profile_id)
         seen = self._seen.pop(key, None)
         if seen is not None:
@@ -181,7 +257,12 @@ class RedisCooldownStore:
     async def clear(self, org_id: str, profile_id: str) -> None:
         key = self.key(org_id, profile_id)
         self._seen.pop(key, None)
-        await self._redis.delete(key)
+        await self._local.clear(org_id, profile_id)
+
+        async def pending() -> None:
+            self._pending_clears.add(key)
+
+        await self._shared_or_local(lambda: self._redis.delete(key), pending)
 
     async def aclose(self) -> None:
         """Close the Redis client (the store owns it when `make_cooldown_store` built it)."""
@@ -208,5 +289,5 @@ def _decode(raw: bytes | str) -> ProfileState:
 def make_cooldown_store(redis_url: str | None, *, prefix: str = "patchbay:") -> CooldownStore:
     """Redis when the deployment configures it (PATCHBAY_REDIS_URL), so replicas share state; else in process."""
     if redis_url:
-        return RedisCooldownStore(Redis.from_url(redis_url), prefix=prefix)
+        return RedisCooldownStore(redis_client(redis_url), prefix=prefix)
     return InProcessCooldownStore()

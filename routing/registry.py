@@ -7,7 +7,9 @@ from memory until the org's configuration changes. The hot path never touches th
 A change reaches the cache three ways, from fastest to slowest:
 1. In process: the admin API calls `Services.config_changed(org_id)`, whose listener is `changed`.
 2. Across replicas, when Redis is configured: `changed` publishes the org id on a channel that
-   every registry subscribes to.
+   every registry subscribes to. While Redis is unreachable, notices are neither sent nor
+   received (one warning per outage; the subscriber tries again every `poll_interval`
+   seconds) and the poll alone carries changes.
 3. Always: a background poll (every `poll_interval` seconds, never per request) reads the
    `config_versions` counters of the cached orgs, so a CLI change made by another process is
    picked up even without Redis. The same poll runs `poll_hooks` (the API-key cache's
@@ -46,6 +48,7 @@ from routing.config_versions import read_versions
 from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
+from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
 from routing.tables import Agent, Connection, OrgAISettings
 
@@ -133,6 +136,10 @@ class Registry:
         self.poll_hooks: list[PollHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscribed = asyncio.Event()
+        # Publishing and the subscription share one outage, so it is reported once.
+        self._notices = StoreHealth(
+            "config notice channel", "config changes reach this process by the config poll only", logger=log
+        )
 
     async def get(self, org_id: str) -> OrgEntry:
         """The org's entry; loads it on first use. Concurrent first requests share one load,
@@ -232,7 +239,9 @@ class Registry:
         try:
             await self._redis.publish(self._channel, f"{self._instance}:{org_id}")
         except Exception as exc:  # the poll still carries the change
-            log.warning("config notice not published", extra={"fields": {"error": type(exc).__name__}})
+            self._notices.failed(exc)
+        else:
+            self._notices.succeeded()
 
     async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential], dict[str, KeyVersion]]:
         async with self._sessions() as session:
@@ -292,8 +301,12 @@ class Registry:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
-                    self._subscribed.set()
                     async for message in pubsub.listen():
+                        if message.get("type") == "subscribe":
+                            # Redis confirmed it: notices published from now on reach us.
+                            self._notices.succeeded()
+                            self._subscribed.set()
+                            continue
                         if message.get("type") != "message":
                             continue
                         raw = message["data"]
@@ -304,11 +317,12 @@ class Registry:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("config subscription lost", extra={"fields": {"error": type(exc).__name__}})
+                # Not a spin: one attempt per poll interval, one warning per outage.
+                self._notices.failed(exc)
                 await asyncio.sleep(self._poll_interval)
 
     async def wait_subscribed(self) -> None:
-        """For tests and start-up: returns once the Redis subscription is live."""
+        """For tests and start-up: returns once Redis has confirmed the subscription."""
         await self._subscribed.wait()
 
     def _spawn(self, coro: Awaitable[None]) -> None:

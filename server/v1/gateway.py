@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import aiohttp
 import httpx
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.preflight import NoopPreflight, Preflight
@@ -31,6 +30,7 @@ from routing.errors import BaseUrlRefusedError
 from routing.executor import Executor
 from routing.guard import GuardedTCPConnector, GuardPolicy, endpoint_guard
 from routing.model import ConnectionView
+from routing.redis_health import redis_client
 from routing.registry import Registry
 from routing.resolver import Resolver
 from routing.router import Router, UsageSink
@@ -138,7 +138,7 @@ class Gateway:
             vault,
             environ=environ,
             poll_interval=poll_interval,
-            redis=Redis.from_url(redis_url) if redis_url else None,
+            redis=redis_client(redis_url) if redis_url else None,
             channel=f"{redis_prefix}config",
             cooldowns=cooldowns,
         )

@@ -4,16 +4,26 @@ Each key has a bucket of `burst` tokens refilled at `requests / per_seconds` tok
 a request takes one token or is refused with the time until one is back (the `retry-after`
 of the 429). In Redis the read-refill-take step is one Lua script, atomic across replicas;
 the time comes from the caller's clock so tests can drive it.
+
+When Redis cannot be reached the limiter fails open to an in-process bucket with the same
+limit (what a deployment without Redis enforces): requests keep being served and each
+process still limits each key. One warning is logged per outage, Redis is tried again at
+most once a second meanwhile, and the shared buckets take over again once it answers.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
+
+from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
+
+log = logging.getLogger("patchbay.api")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,11 @@ return {allowed, tostring(wait)}
 
 
 class RedisRateLimiter:
-    """Shared buckets under `<prefix>ratelimit:<key id>`, one script call per request."""
+    """Shared buckets under `<prefix>ratelimit:<key id>`, one script call per request.
+
+    While `health` reports Redis down, `hit` takes from this process's own buckets (see the
+    module doc); they are dropped when Redis answers again, so the next outage starts full.
+    """
 
     def __init__(
         self,
@@ -114,21 +128,32 @@ class RedisRateLimiter:
         *,
         prefix: str = "patchbay:",
         clock: Callable[[], float] = time.time,
+        health: StoreHealth | None = None,
     ) -> None:
         self._redis = redis
         self._limit = limit
         self._prefix = prefix
         self._clock = clock
         self._script = redis.register_script(_BUCKET_LUA)
+        self._local = InProcessRateLimiter(limit, clock=clock)
+        self._health = health or StoreHealth("rate limit store", "limiting requests per process", logger=log)
 
     async def hit(self, key_id: str) -> Decision:
-        allowed, wait = await self._script(
-            keys=[f"{self._prefix}ratelimit:{key_id}"],
-            args=[self._limit.capacity, self._limit.rate, repr(self._clock())],
-        )
-        if int(allowed):
-            return ALLOWED
-        return Decision(False, float(wait))
+        if self._health.should_try():
+            try:
+                allowed, wait = await self._script(
+                    keys=[f"{self._prefix}ratelimit:{key_id}"],
+                    args=[self._limit.capacity, self._limit.rate, repr(self._clock())],
+                )
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
+            else:
+                if self._health.succeeded():
+                    await self._local.aclose()
+                if int(allowed):
+                    return ALLOWED
+                return Decision(False, float(wait))
+        return await self._local.hit(key_id)
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -137,8 +162,10 @@ class RedisRateLimiter:
 def make_rate_limiter(
     limit: RateLimit | None, redis_url: str | None, *, prefix: str = "patchbay:"
 ) -> RateLimiter:
+    """Redis when the deployment configures it (PATCHBAY_REDIS_URL), with a client that gives
+    up within about 2 s (`routing.redis_health.redis_client`); else in process."""
     if limit is None:
         return Unlimited()
     if redis_url:
-        return RedisRateLimiter(Redis.from_url(redis_url), limit, prefix=prefix)
+        return RedisRateLimiter(redis_client(redis_url), limit, prefix=prefix)
     return InProcessRateLimiter(limit)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 
 import pytest
@@ -15,6 +16,9 @@ from routing.cooldown_store import (
     Update,
     make_cooldown_store,
 )
+from routing.redis_health import StoreHealth, redis_client
+from tests.emulators.harness import free_port
+from tests.emulators.tcp_proxy import SilentServer, TcpProxy
 
 T0 = 1_000_000.0
 
@@ -175,3 +179,98 @@ async def test_a_success_does_not_overwrite_a_cooldown_written_after_the_read(
     assert state.cooldown_model == "gpt-4o" and state.cooldown_until == T0 + 45
     stored = (await replica_a.get_many("org", ["openai:a"]))["openai:a"]
     assert stored == state and stored.last_used == T0 + 1
+
+
+def _logged(caplog: pytest.LogCaptureFixture) -> str:
+    return " ".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
+
+
+async def test_redis_down_keeps_cooldowns_in_process(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="patchbay.routing")
+    store = make_cooldown_store(f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0")
+    assert isinstance(store, RedisCooldownStore)
+    try:
+        state = await store.record_failure(
+            "org", "openai:a", Failure(ErrorClass.RATE_LIMIT, "m", retry_after=20), T0
+        )
+        assert state.cooldown_until == T0 + 20
+        assert await store.get_many("org", ["openai:a", "openai:b"]) == {"openai:a": state}
+        await store.record_success("org", "openai:b", "m", T0 + 1)
+        assert (await store.get_many("org", ["openai:b"]))["openai:b"].last_used == T0 + 1
+        await store.clear("org", "openai:a")
+        assert await store.get_many("org", ["openai:a"]) == {}
+    finally:
+        await store.aclose()
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].getMessage() == (
+        "cooldown store unreachable; keeping auth-profile cooldowns in this process until it is back"
+    )
+    assert getattr(warnings[0], "fields", None) == {"error": "ConnectionError"}
+    assert "hunter2" not in _logged(caplog)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.redis
+async def test_after_an_outage_redis_serves_again_and_clears_made_meanwhile_apply(
+    redis_clients: Callable[[], Redis], redis_url: str, unique_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="patchbay.routing")
+    observer = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    clock = Clock()
+    health = StoreHealth(
+        "cooldown store", "keeping cooldowns here", logger=logging.getLogger("patchbay.routing"), clock=clock
+    )
+    async with TcpProxy.to_url(redis_url) as proxy:
+        store = RedisCooldownStore(redis_client(proxy.url(redis_url)), prefix=unique_prefix, health=health)
+        try:
+            auth = await store.record_failure("org", "openai:a", Failure(ErrorClass.AUTH, "m"), T0)
+            assert await observer.get_many("org", ["openai:a"]) == {"openai:a": auth}
+            await proxy.close()
+            # Redis gone: the shared state is out of sight, this process's own state applies.
+            assert await store.get_many("org", ["openai:a"]) == {}
+            limited = await store.record_failure(
+                "org", "openai:b", Failure(ErrorClass.RATE_LIMIT, "m", retry_after=60), T0
+            )
+            await store.clear("org", "openai:a")  # its key was replaced during the outage
+            await proxy.open()
+            attempts = proxy.accepted
+            assert await store.get_many("org", ["openai:a", "openai:b"]) == {"openai:b": limited}
+            assert proxy.accepted == attempts  # within the back-off: Redis is not asked
+            clock.now += 1.0
+            # Back on Redis: the clear made meanwhile reached it, the outage's own state is dropped.
+            assert await store.get_many("org", ["openai:a", "openai:b"]) == {}
+            assert await observer.get_many("org", ["openai:a"]) == {}
+            await store.record_success("org", "openai:a", "m", T0 + 1)
+            assert await observer.get_many("org", ["openai:a"]) == {
+                "openai:a": ProfileState(last_used=T0 + 1)
+            }
+        finally:
+            await store.aclose()
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "cooldown store unreachable; keeping cooldowns here until it is back"),
+        ("INFO", "cooldown store reachable again"),
+    ]
+
+
+async def test_updates_queued_behind_a_hung_redis_do_not_each_wait_for_it() -> None:
+    async with SilentServer() as silent:
+        store = RedisCooldownStore(redis_client(f"redis://127.0.0.1:{silent.port}/0", timeout=0.2))
+        try:
+            failure = Failure(ErrorClass.SERVER_ERROR, "m")
+            states = await asyncio.gather(
+                *(store.record_failure("org", "openai:a", failure, T0) for _ in range(5))
+            )
+        finally:
+            await store.aclose()
+    # The first update tried Redis (and its one retry); the four queued on the profile's lock
+    # saw it fail and went straight to the in-process state.
+    assert silent.accepted == 2
+    assert sorted(s.error_count for s in states) == [1, 2, 3, 4, 5]

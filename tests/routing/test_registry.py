@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,13 @@ from routing.cooldown_store import CooldownStore, InProcessCooldownStore, RedisC
 from routing.errors import AllAttemptsFailedError
 from routing.executor import Executor
 from routing.guard import GuardPolicy
+from routing.redis_health import redis_client
 from routing.registry import EnvReferenceCredential, Registry, UnknownOrgError
 from routing.resolver import Resolver, RouteRequest
 from server import accounts
 from server.db import Database
+from tests.emulators.harness import free_port
+from tests.emulators.tcp_proxy import TcpProxy
 from tests.routing.fakes import FakeChatAdapter, FakeWallClock, chat, fail
 
 KEY_1 = "sk-CANARY-registry-one-000000"
@@ -179,6 +183,94 @@ async def test_redis_notice_reaches_another_replica(
     finally:
         await one.aclose()
         await two.aclose()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Bounded wait for a background loop's next round (the condition decides, not the time)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached within 5 s")
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "patchbay.routing" and r.levelno == logging.WARNING]
+
+
+async def test_redis_down_neither_crashes_nor_hides_changes(
+    db: Database, vault: Vault, org_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="patchbay.routing")
+    # A port that accepts and drops every connection, so the test can count subscribe attempts.
+    proxy = await TcpProxy("127.0.0.1", free_port()).open()
+    registry = Registry(
+        db.sessions,
+        vault,
+        redis=redis_client(f"redis://:hunter2-secret@127.0.0.1:{proxy.port}/0"),
+        channel="pbtest:config",
+        poll_interval=0.02,
+    )
+    await registry.start()
+    try:
+        await until(lambda: proxy.accepted >= 3)  # the subscriber tried again, and again
+        before = await registry.get(org_id)
+        await asyncio.wait_for(registry._publish(org_id), 5)  # a lost notice raises nothing
+        # The config poll still carries a change made elsewhere.
+        async with db.session() as s:
+            await Connections(vault, GuardPolicy()).update(s, org_id, "openai:main", enabled=False)
+        await registry.poll_once()
+        after = await registry.get(org_id)
+        assert after is not before and after.routing.all_connections()[0].status.value == "disabled"
+        assert all(not task.done() for task in registry._tasks)  # the subscriber and the poll live on
+    finally:
+        await registry.aclose()
+        await proxy.close()
+    [warning] = warnings(caplog)
+    assert warning.getMessage().startswith("config notice channel unreachable")
+    assert set(getattr(warning, "fields", {})) == {"error"}
+    logged = " ".join(r.getMessage() + str(getattr(r, "fields", "")) for r in caplog.records)
+    assert "hunter2" not in logged
+
+
+@pytest.mark.redis
+async def test_notices_flow_again_after_an_outage(
+    db: Database,
+    vault: Vault,
+    org_id: str,
+    redis_url: str,
+    unique_prefix: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="patchbay.routing")
+    channel = unique_prefix + "config"
+    async with TcpProxy.to_url(redis_url) as proxy:
+        one = Registry(db.sessions, vault, redis=redis_client(redis_url), channel=channel, poll_interval=3600)
+        two = Registry(
+            db.sessions, vault, redis=redis_client(proxy.url(redis_url)), channel=channel, poll_interval=0.02
+        )
+        await one.start()
+        await two.start()
+        try:
+            await asyncio.wait_for(asyncio.gather(one.wait_subscribed(), two.wait_subscribed()), 5)
+            await proxy.close()
+            await until(lambda: two._notices.down)
+            await proxy.open()
+            await until(lambda: not two._notices.down)  # Redis confirmed the new subscription
+            await two.get(org_id)
+            dropped = asyncio.Event()
+            two.add_listener(lambda org: dropped.set() if org == org_id else None)
+            one.changed(org_id)  # no version bump: only the notice can drop it
+            await asyncio.wait_for(dropped.wait(), 5)
+        finally:
+            await one.aclose()
+            await two.aclose()
+    assert [
+        (r.levelname, r.getMessage().split(";")[0]) for r in caplog.records if r.name == "patchbay.routing"
+    ] == [
+        ("WARNING", "config notice channel unreachable"),
+        ("INFO", "config notice channel reachable again"),
+    ]
 
 
 async def test_a_cancelled_caller_does_not_cancel_the_shared_load(registry: Registry, org_id: str) -> None:

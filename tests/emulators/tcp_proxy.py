@@ -1,0 +1,121 @@
+"""Loopback TCP stand-ins for a server (Redis) that goes away and comes back, or hangs.
+
+`TcpProxy` forwards to the real server until the test cuts it: `close()` stops listening and cuts every open connection, so the port refuses connections as a
+dead server's does; `open()` listens on the same port again. It runs on the test's event
+loop, so the order of events is the test's own: no sleeps, no threads. `accepted` counts the
+connections clients opened through it, which tells a test whether a client tried at all.
+`SilentServer` accepts connections and never answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.emulators.harness import free_port
+
+
+class TcpProxy:
+    def __init__(self, target_host: str, target_port: int, *, port: int | None = None) -> None:
+        self.target = (target_host, target_port)
+        self.port = port or free_port()
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def to_url(cls, url: str) -> TcpProxy:
+        """A proxy to the host and port of a URL such as `redis://127.0.0.1:6379/0`."""
+        parts = urlsplit(url)
+        return cls(parts.hostname or "127.0.0.1", parts.port or 6379)
+
+    def url(self, url: str) -> str:
+        """`url` (scheme, credentials, path kept) pointed at this proxy."""
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@" if credentials else ""
+        return urlunsplit(parts._replace(netloc=f"{netloc}127.0.0.1:{self.port}"))
+
+    async def open(self) -> TcpProxy:
+        if self._server is None:
+            self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        return self
+
+    async def close(self) -> None:
+        """Refuse new connections and cut the open ones (both sides see a reset)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+        pipes, self._pipes = list(self._pipes), set()
+        for task in pipes:
+            task.cancel()
+        for task in pipes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> TcpProxy:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        if self._server is None:  # closed while this connection was being set up
+            client_writer.transport.abort()
+            upstream_writer.transport.abort()
+            return
+        self._writers.update((client_writer, upstream_writer))
+        for reader, writer in ((client_reader, upstream_writer), (upstream_reader, client_writer)):
+            task = asyncio.ensure_future(_pipe(reader, writer))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.transport.abort()
+
+
+class SilentServer:
+    """Accepts connections and never answers: a hung Redis, or a host that swallows packets."""
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        self._writers.append(writer)
+
+    async def __aenter__(self) -> SilentServer:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in self._writers:
+            writer.transport.abort()
+        await self._server.wait_closed()
