@@ -33,13 +33,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+
+from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.realtime")
-
-_STORE_ERRORS = (RedisError, OSError)
 
 
 class SessionLimitError(Exception):
@@ -183,7 +180,9 @@ class RedisSessionLimiter:
         self._live = _LiveSessions()
         self._lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None
-        self._outage = False
+        self._health = StoreHealth(
+            "session limit store", "limiting realtime sessions per process", logger=log, clock=time.monotonic
+        )
         self._script = redis.register_script(_ACQUIRE_LUA)
         # Housekeeping only: an idle key's set disappears once every lease in it has run out.
         self._key_ttl_ms = math.ceil(lease.seconds * 1000) + 1000
@@ -203,16 +202,19 @@ class RedisSessionLimiter:
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
         now = self._clock()
-        try:
-            admitted, live = await self._script(
-                keys=[self.key(key_id)],
-                args=[session_id, self._limit, repr(now), repr(now + self._lease.seconds), self._key_ttl_ms],
-            )
-        except _STORE_ERRORS as exc:
-            self._store_failed(exc)
-            admitted, live = self._live.count(key_id) < self._limit, self._live.count(key_id)
-        else:
-            self._store_ok()
+        # During an outage only the back-off's probe asks Redis; other handshakes do not each
+        # wait out a timeout.
+        admitted, live = self._live.count(key_id) < self._limit, self._live.count(key_id)
+        if self._health.should_try():
+            try:
+                admitted, live = await self._script(
+                    keys=[self.key(key_id)],
+                    args=[session_id, self._limit, repr(now), repr(now + self._lease.seconds), self._key_ttl_ms],
+                )
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
+            else:
+                self._health.succeeded()
         if not int(admitted):
             raise _refusal(int(live), self._limit)
         self._live.add(key_id, session_id)
@@ -220,12 +222,13 @@ class RedisSessionLimiter:
     async def release(self, key_id: str, session_id: str) -> None:
         if not self._live.discard(key_id, session_id):
             return
+        if self._health.down:
+            return  # the lease runs out on its own within `Lease.seconds`
         async with self._lock:
             try:
                 await self._redis.zrem(self.key(key_id), session_id)
-            except _STORE_ERRORS as exc:
-                # The lease runs out on its own within `Lease.seconds`.
-                self._store_failed(exc)
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
 
     async def renew(self) -> None:
         """Extend every live session's lease in one pipelined round trip (the loop calls this).
@@ -236,6 +239,8 @@ class RedisSessionLimiter:
         async with self._lock:
             if not self._live.by_key:
                 return
+            if not self._health.should_try():
+                return
             expiry = self._clock() + self._lease.seconds
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
@@ -243,10 +248,10 @@ class RedisSessionLimiter:
                         pipe.zadd(self.key(key_id), dict.fromkeys(sessions, expiry))
                         pipe.pexpire(self.key(key_id), self._key_ttl_ms)
                     await pipe.execute()
-            except _STORE_ERRORS as exc:
-                self._store_failed(exc)
+            except STORE_ERRORS as exc:
+                self._health.failed(exc)
             else:
-                self._store_ok()
+                self._health.succeeded()
 
     async def _renew_loop(self) -> None:
         while True:
@@ -255,19 +260,6 @@ class RedisSessionLimiter:
                 await self.renew()
             except Exception:
                 log.exception("realtime session lease renewal failed")
-
-    def _store_failed(self, exc: BaseException) -> None:
-        if not self._outage:
-            self._outage = True
-            log.warning(
-                "session limit store unreachable; limiting realtime sessions per process until it is back",
-                extra={"fields": {"error": type(exc).__name__}},
-            )
-
-    def _store_ok(self) -> None:
-        if self._outage:
-            self._outage = False
-            log.info("session limit store reachable again")
 
     async def aclose(self) -> None:
         """Stop renewing and hand this process's remaining slots back (best effort)."""
@@ -278,7 +270,7 @@ class RedisSessionLimiter:
             self._renewer = None
         live, self._live.by_key = self._live.by_key, {}
         if live:
-            with contextlib.suppress(*_STORE_ERRORS):
+            with contextlib.suppress(*STORE_ERRORS):
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for key_id, sessions in live.items():
                         pipe.zrem(self.key(key_id), *sessions)
@@ -296,16 +288,9 @@ def make_session_limiter(
 ) -> SessionLimiter:
     """Redis when the deployment configures it (PATCHBAY_REDIS_URL), else in process.
 
-    The Redis client gets short timeouts and a single immediate retry: an outage costs a
-    handshake at most about `2 * timeout` before the limiter fails open, not redis-py's
-    default of ten retries.
+    The Redis client gives up within about `2 * timeout` (`routing.redis_health`), and during
+    an outage only one handshake per back-off second pays that to probe Redis.
     """
     if redis_url:
-        redis = Redis.from_url(
-            redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 1),
-        )
-        return RedisSessionLimiter(redis, limit, prefix=prefix, lease=lease)
+        return RedisSessionLimiter(redis_client(redis_url, timeout=timeout), limit, prefix=prefix, lease=lease)
     return InProcessSessionLimiter(limit)
