@@ -61,6 +61,8 @@ from tests.emulators.harness import free_port
 FRAME_MS = 20
 LATE_MS = 40.0
 GOAL_P95_MS = 10.0
+ARRIVALS = 100.0
+"""New sessions a second, per caller process, while a level's sessions connect."""
 PHASES = 4
 QUESTION = "What time does the pharmacy close on Sunday?"
 TRANSCRIPT = "what time does the pharmacy close on sunday"
@@ -390,14 +392,16 @@ async def _call(n: int, seed: int, url: str, key: str, turn: list[bytes], contro
     """
     rng = random.Random(seed)
     headers = {"authorization": f"Bearer {key}"}
-    connecting = asyncio.Semaphore(50)
+    # Calls arrive one after another, as real ones do (ARRIVALS a second), not in one burst:
+    # a burst lands on whichever worker happens to be waiting in accept() at that moment.
+    opened = time.monotonic()
 
-    async def open_one() -> Caller:
-        async with connecting:
-            ws = await websockets.connect(url, additional_headers=headers, max_size=None)
+    async def open_one(i: int) -> Caller:
+        await asyncio.sleep(max(0.0, opened + i / ARRIVALS - time.monotonic()))
+        ws = await websockets.connect(url, additional_headers=headers, max_size=None)
         return Caller(ws, rng.randrange(len(turn)))
 
-    callers = await asyncio.gather(*(open_one() for _ in range(n)))
+    callers = await asyncio.gather(*(open_one(i) for i in range(n)))
     readers = [asyncio.ensure_future(c.read()) for c in callers]
     control.send("ready")
     start, seconds = control.recv()

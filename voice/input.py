@@ -4,12 +4,14 @@ This is the per-frame hot path, 50 calls a second per session, so it does as lit
 can per 20 ms frame: decode (one table lookup for G.711, nothing for PCM), decimate to
 8 kHz for the VAD (PCM at 24 kHz averages each 3 samples, 8 kHz G.711 needs nothing), one
 WebRTC VAD call, and a buffer append at the input rate. The one proper resample (soxr, to
-the 16 kHz the STT engines take) happens once per turn, on the turn's audio, in `take`.
-Between turns the buffer is trimmed to the pre-speech padding the next turn may need.
+the 16 kHz the STT engines take) happens once per turn, on the turn's audio, in
+`to_stt_rate`: on a worker thread when the turn is long enough for it to matter. Between
+turns the buffer is trimmed to the pre-speech padding the next turn may need.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 from voice.audio import AudioFormat, AudioFormatError, Resampler, decode_to_pcm16, resample
@@ -19,6 +21,9 @@ from voice.stt.base import STT_SAMPLE_RATE
 VAD_RATE = 8_000
 _TRIM_SLACK_MS = 1000
 """Trim only once this much extra audio has piled up, so trimming is amortised."""
+_INLINE_RESAMPLE_SAMPLES = 8_000
+"""Shorter turns are resampled on the event loop: a thread hand-off costs about what soxr
+takes for a third of a second of audio."""
 
 
 class InputError(ValueError):
@@ -125,14 +130,15 @@ class InputAudio:
         return self.detector.feed(self._to_vad(pcm))
 
     def take(self, start_ms: float | None = None, end_ms: float | None = None) -> bytes:
-        """Remove the audio between two positions (default: all of it); return it as 16 kHz PCM16."""
+        """Remove the audio between two positions (default: all of it); return it as PCM16 at
+        the input rate (`format.sample_rate`), for `to_stt_rate`."""
         start = 0 if start_ms is None else max(0, int((start_ms - self._start_ms) * self._bytes_per_ms) & ~1)
         end = len(self._buffer)
         if end_ms is not None:
             end = min(end, int((end_ms - self._start_ms) * self._bytes_per_ms) & ~1)
         segment = bytes(self._buffer[start:end])
         self.clear(upto=end)
-        return resample(segment, self.format.sample_rate, STT_SAMPLE_RATE)
+        return segment
 
     def clear(self, *, upto: int | None = None) -> None:
         cut = len(self._buffer) if upto is None else upto
@@ -143,3 +149,17 @@ class InputAudio:
         keep = int(self._keep_ms * self._bytes_per_ms) & ~1
         if len(self._buffer) - keep > _TRIM_SLACK_MS * self._bytes_per_ms:
             self.clear(upto=len(self._buffer) - keep)
+
+
+async def to_stt_rate(pcm: bytes, rate: int) -> bytes:
+    """A turn's PCM16 at `rate` as the 16 kHz the STT engines take.
+
+    soxr costs about 0.1 ms per second of 24 kHz audio and releases the GIL, so a long turn
+    is resampled on a worker thread: a minute-long monologue would otherwise stall every
+    session on this event loop for several milliseconds.
+    """
+    if rate == STT_SAMPLE_RATE:
+        return pcm
+    if len(pcm) // 2 < _INLINE_RESAMPLE_SAMPLES:
+        return resample(pcm, rate, STT_SAMPLE_RATE)
+    return await asyncio.to_thread(resample, pcm, rate, STT_SAMPLE_RATE)

@@ -45,7 +45,7 @@ from voice.events import (
     SpeechStopped,
 )
 from voice.history import Conversation, HistoryError, Item, ItemRole
-from voice.input import InputAudio, InputError
+from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
 from voice.outbox import Outbox
@@ -197,15 +197,17 @@ class VoiceSession:
         self.outbox.put(InputCleared())
 
     def _commit_audio(self, item_id: str, pcm: bytes, latency: TurnLatency, *, respond: bool) -> None:
+        """`pcm` is the turn's audio at the input rate (as `InputAudio.take` gives it)."""
         item = Item(item_id, "user", "audio", status="in_progress")
         previous = self.conversation.add(item)
         self.outbox.put(InputCommitted(item_id, previous))
         self.outbox.put(ItemCreated(item, previous))
         turn = _Turn(self._ids("turn"), latency)
-        turn.stt = self._spawn(self._transcribe(turn, item, pcm, respond))
+        turn.stt = self._spawn(self._transcribe(turn, item, pcm, self._input.format.sample_rate, respond))
         self._turn = turn
 
-    async def _transcribe(self, turn: _Turn, item: Item, pcm: bytes, respond: bool) -> bool:
+    async def _transcribe(self, turn: _Turn, item: Item, pcm: bytes, rate: int, respond: bool) -> bool:
+        pcm = await to_stt_rate(pcm, rate)
         turn.latency.mark("stt_start")
         stt = self._stt
         try:

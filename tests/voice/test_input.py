@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.voice.speech import silence, speak
-from voice.audio import PCM16_16K, ULAW_8K
+from voice.audio import PCM16_16K, ULAW_8K, resample
 from voice.endpointing import SpeechStarted, SpeechStopped, TurnDetectionConfig
-from voice.input import InputAudio, InputError
+from voice.input import InputAudio, InputError, to_stt_rate
 
 
 def test_silence_never_grows_the_buffer_past_padding_and_slack() -> None:
@@ -31,7 +31,7 @@ def test_a_turn_takes_exactly_its_audio() -> None:
                 turn = audio.take(events[0].audio_start_ms, events[-1].audio_end_ms)
     start, stop = events
     assert isinstance(start, SpeechStarted) and isinstance(stop, SpeechStopped)
-    assert len(turn) == (stop.audio_end_ms - start.audio_start_ms) * 32  # 16 kHz in, 16 kHz out
+    assert len(turn) == (stop.audio_end_ms - start.audio_start_ms) * 32  # 16 kHz PCM16
     assert audio.buffered_ms < 1500  # trimmed again once the turn was over
 
 
@@ -53,8 +53,20 @@ def test_bytes_that_cannot_be_the_format() -> None:
     assert audio.buffered_ms == 0
 
 
-def test_turn_audio_leaves_at_16k_whatever_came_in() -> None:
+async def test_turn_audio_reaches_stt_at_16k_whatever_came_in() -> None:
     audio = InputAudio(ULAW_8K, None, max_seconds=5.0)
     audio.append(bytes(8000))  # 1 s of 8 kHz mu-law
-    assert len(audio.take()) == 32_000
+    turn = audio.take()
+    assert len(turn) == 16_000  # PCM16 at the input rate
     assert audio.buffered_ms == 0
+    assert len(await to_stt_rate(turn, 8_000)) == 32_000
+
+
+@pytest.mark.parametrize("seconds", [0.2, 3.0])  # on the loop, and on a worker thread
+async def test_to_stt_rate_resamples_short_and_long_turns_alike(seconds: float) -> None:
+    tone = speak("Hello there")[: int(seconds * 16_000) * 2]
+    at_24k = resample(tone, 16_000, 24_000)
+    back = await to_stt_rate(at_24k, 24_000)
+    assert back == resample(at_24k, 24_000, 16_000)
+    assert abs(len(back) - len(tone)) <= 4
+    assert await to_stt_rate(tone, 16_000) is tone
