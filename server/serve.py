@@ -1,9 +1,11 @@
 """Running the server: uvicorn's options, one process or several workers on one port.
 
 `patchbay serve` checks and migrates once in the parent (`server.cli`), then calls `run`.
-With `workers > 1` uvicorn's supervisor binds the port once and starts that many worker
+With `workers > 1` the parent binds one listening socket per worker, all on the same port
+with SO_REUSEPORT, and uvicorn's supervisor (`WorkerSupervisor`) starts that many worker
 processes (spawned, so each builds its app from the environment through
-`app_from_environment`), restarts one that dies and stops them all on SIGTERM. The workers
+`app_from_environment`), each serving its own socket; it restarts one that dies, on the same
+socket, and stops them all on SIGTERM. The workers
 share the database and, when `PATCHBAY_REDIS_URL` is set, the rate limits, cooldowns and
 realtime session limits; configuration changes reach every worker through the config
 version poll. The benchmark (`bench/voice.py`) runs its workers through `run` too, with its
@@ -15,9 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from typing import Any
 
 from fastapi import FastAPI
+from uvicorn import Config
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from server.settings import Settings
 
@@ -85,6 +91,109 @@ def run(settings: Settings, *, app: str = APP_FACTORY) -> None:
                 "several workers without PATCHBAY_REDIS_URL: rate limits, cooldowns and realtime "
                 "session limits are kept per worker"
             )
+    options = uvicorn_options(settings)
+    if settings.workers == 1:
+        uvicorn.run(app, factory=True, **options)
+        return
     # The parent's environment is what spawned workers read their settings from: the CLI's
-    # --host/--port only bind, so they need not be passed on.
-    uvicorn.run(app, factory=True, **uvicorn_options(settings))
+    # --host/--port only bind, which happens here.
+    config = Config(app, factory=True, **options)
+    WorkerSupervisor(config, bind_worker_sockets(config.host, config.port, settings.workers)).run()
+
+
+def bind_worker_sockets(host: str, port: int, count: int, *, backlog: int = 2048) -> list[socket.socket]:
+    """`count` listening sockets on one address, in one SO_REUSEPORT group.
+
+    The kernel spreads new connections over the group by a hash of each connection's
+    addresses, so every worker gets its share. With one socket shared by all workers,
+    whichever worker is waiting in accept() takes the next connection: 300 voice sessions
+    arriving one by one over 2 workers split 237/63 in bench/voice.py. The parent keeps
+    every socket open and listening, so connections that arrive while a worker restarts wait
+    in its socket's backlog for the replacement.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.set_inheritable(True)
+            # Port 0 (tests) picks a free port once; the rest of the group joins it.
+            address = sock.getsockname()
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        log.error("cannot listen", extra={"fields": {"host": host, "port": port, "error": str(exc)}})
+        raise SystemExit(STARTUP_FAILURE) from None
+    bound: int = sockets[0].getsockname()[1]
+    log.info("listening", extra={"fields": {"url": f"http://{host}:{bound}", "sockets": count}})
+    return sockets
+
+
+class WorkerSupervisor(Multiprocess):
+    """uvicorn's supervisor (health checks, restarts, SIGHUP reload, SIGTERM), with one
+    socket per worker slot instead of one shared by all (see `bind_worker_sockets`).
+
+    A replacement worker, after a crash or a SIGHUP restart, serves its slot's socket.
+    Changing the number of workers at run time (SIGTTIN/SIGTTOU) is not supported: each
+    worker needs a socket of its own, bound before the workers start.
+    """
+
+    def __init__(self, config: Config, slots: list[socket.socket]) -> None:
+        super().__init__(config, sockets=slots)
+        self.slots = slots
+        self.processes_num = len(slots)
+
+    def _start(self, slot: int) -> Process:
+        process = Process(self.config, [self.slots[slot]])
+        process.start()
+        return process
+
+    def init_processes(self) -> None:
+        self.processes = [self._start(slot) for slot in range(self.processes_num)]
+
+    def restart_all(self) -> None:
+        """Replace each worker, its successor serving before it retires (as uvicorn does)."""
+        for slot, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._start(slot)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    log.error("a restarted worker was not ready in time; keeping the old one")
+                return
+            old.terminate()
+            old.join()
+            self.processes[slot] = new
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for slot, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung: kill it
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                # The app cannot start; every restart would fail the same way.
+                log.error("a worker failed to start; stopping", extra={"fields": {"pid": process.pid}})
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            log.warning("a worker died; starting another", extra={"fields": {"pid": process.pid}})
+            self.processes[slot] = self._start(slot)
+
+    def handle_ttin(self) -> None:
+        log.warning("SIGTTIN ignored: the number of workers is fixed at start (--workers)")
+
+    def handle_ttou(self) -> None:
+        log.warning("SIGTTOU ignored: the number of workers is fixed at start (--workers)")

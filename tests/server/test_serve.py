@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -56,6 +57,36 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def _workers(pid: int) -> set[int]:
+    """The supervisor's worker processes (not multiprocessing's resource tracker)."""
+    found = set()
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text():
+                found.add(child)
+    return found
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """Inodes of the IPv4 sockets listening on 127.0.0.1:`port`."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "0A":  # 0A = LISTEN
+            inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                found.add(target[len("socket:[") : -1])
+    return found
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
     port = free_port()
@@ -96,14 +127,21 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     served: tuple[subprocess.Popen[bytes], str, dict[str, str]],
 ) -> None:
     proc, base, env = served
-    workers = _children(proc.pid)
-    # uvicorn's supervisor may also hold multiprocessing's resource tracker.
-    serving = {p for p in workers if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()}
-    assert len(serving) == 2, workers
+    serving = _workers(proc.pid)
+    assert len(serving) == 2, serving
 
     def cli(*args: str) -> str:
         done = subprocess.run([PATCHBAY, *args], env=env, capture_output=True, check=True)
         return done.stdout.decode()
+
+    # Each worker listens on a socket of its own, in one SO_REUSEPORT group on the port, so
+    # the kernel spreads connections over them (a shared socket hands each connection to
+    # whichever worker is awake).
+    port = int(base.rsplit(":", 1)[1])
+    listening = _listening_inodes(port)
+    assert len(listening) == 2
+    held = [_socket_inodes(pid) & listening for pid in serving]
+    assert sorted(len(h) for h in held) == [1, 1] and held[0] != held[1]
 
     cli("org", "create", "acme")
     key = cli("apikey", "create", "--org", "acme").strip()
@@ -122,9 +160,25 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
                     first = orjson.loads(await ws.recv())
                 return str(first["type"])
 
-            return await asyncio.gather(*(one() for _ in range(12)))
+            return await asyncio.gather(*(one() for _ in range(24)))
 
-    assert asyncio.run(sessions()) == ["session.created"] * 12
+    assert asyncio.run(sessions()) == ["session.created"] * 24
+
+    # A worker that dies is replaced, and the replacement serves the dead one's socket.
+    victim, survivor = sorted(serving)
+    victim_socket = _socket_inodes(victim) & listening
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not (replacements := _workers(proc.pid) - serving):
+        assert time.monotonic() < deadline, "no replacement worker within 30 s"
+        time.sleep(0.1)  # polling for the supervisor's restart, not standing in for it
+    (replacement,) = replacements
+    assert _socket_inodes(replacement) & listening == victim_socket
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{base}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    serving = {survivor, replacement}
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
@@ -133,4 +187,7 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")]
     started = [line for line in lines if line.get("msg") == "patchbay started"]
     # Each worker built its own app, and says which worker it is on every line.
-    assert sorted(line["pid"] for line in started) == sorted(serving)
+    assert sorted(line["pid"] for line in started) == sorted({victim, *serving})
+    # Both workers served sessions (all 24 on one worker by chance: p = 2 / 2**24).
+    opened = [line["pid"] for line in lines if line.get("msg") == "realtime session opened"]
+    assert len(opened) == 24 and set(opened) == {victim, survivor}
