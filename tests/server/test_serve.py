@@ -87,8 +87,9 @@ def _socket_inodes(pid: int) -> set[str]:
     return found
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+@contextlib.contextmanager
+def _serve(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+    """`patchbay serve ARGS` on a fresh data dir, once /readyz answers 200."""
     port = free_port()
     env = {
         **os.environ,
@@ -99,9 +100,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[
     }
     env.pop("PATCHBAY_VOICE_TOKEN_SECRET", None)
     env.pop("PATCHBAY_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [PATCHBAY, "serve", "--workers", "2"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    proc = subprocess.Popen([PATCHBAY, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -112,7 +111,7 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, "patchbay serve --workers 2 did not get ready in 60 s"
+            assert time.monotonic() < deadline, f"patchbay serve {' '.join(args)} did not get ready in 60 s"
             time.sleep(0.2)  # polling for readiness, not standing in for it
         yield proc, base, env
     finally:
@@ -121,6 +120,29 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[
             proc.wait(10)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+    with _serve(tmp_path, "--workers", "2") as running:
+        yield running
+
+
+def test_one_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """What `make serve` runs: no supervisor, the app built from the environment."""
+    with _serve(tmp_path) as (proc, base, _):
+        assert _workers(proc.pid) == set()
+        assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the signal once it has shut down cleanly ("patchbay stopped" below).
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+        assert proc.stderr is not None
+        lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")]
+    assert [line["msg"] for line in lines if line["msg"].startswith("patchbay ")] == [
+        "patchbay started",
+        "patchbay stopped",
+    ]
+    assert all("pid" not in line for line in lines)  # one process: no worker ids
 
 
 def test_two_workers_serve_one_port_and_stop_on_sigterm(
