@@ -65,6 +65,80 @@ class ToolCall:
         return value
 
 
+def reasoning_origin(protocol: str, provider: str) -> str:
+    """The tag binding a reasoning artifact to its producer: `<wire protocol>:<provider id>`.
+
+    Artifacts are replayed only to the origin that produced them: a signature is verified by the
+    provider that issued it, and a strict OpenAI-compatible server rejects a `reasoning_content`
+    it never sent (docs/api.md, "Reasoning").
+    """
+    return f"{protocol}:{provider}"
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingBlock:
+    """Anthropic `thinking` block: replayed byte for byte, the signature covers the text."""
+
+    origin: str
+    thinking: str
+    signature: str
+
+
+@dataclass(frozen=True, slots=True)
+class RedactedThinking:
+    """Anthropic `redacted_thinking` block: encrypted reasoning, replayed as is."""
+
+    origin: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThoughtSignature:
+    """Gemini `thoughtSignature`, bound to the part it came on.
+
+    `tool_call_id` names the function call whose part carried it; None means the turn's text.
+    """
+
+    origin: str
+    signature: str
+    tool_call_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningContent:
+    """`reasoning_content` of an OpenAI-wire assistant turn (Kimi, DeepSeek, xAI), which some
+    servers require back on assistant turns with tool calls."""
+
+    origin: str
+    text: str
+
+
+ReasoningArtifact = ThinkingBlock | RedactedThinking | ThoughtSignature | ReasoningContent
+
+
+@dataclass(frozen=True, slots=True)
+class Reasoning:
+    """An assistant turn's reasoning.
+
+    `text` is the readable reasoning (thinking text, thought summaries, reasoning_content) for
+    display; it is never sent upstream on its own. `artifacts` are what the producing provider
+    wants back on the next request, each tagged with its origin (`reasoning_origin`).
+    """
+
+    text: str = ""
+    artifacts: tuple[ReasoningArtifact, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.text or self.artifacts)
+
+    def bound_to(self, origin: str) -> tuple[ReasoningArtifact, ...]:
+        """The artifacts that may be replayed to `origin`; foreign ones are dropped."""
+        return tuple(a for a in self.artifacts if a.origin == origin)
+
+
+NO_REASONING = Reasoning()
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     role: Role
@@ -72,6 +146,8 @@ class Message:
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    reasoning: Reasoning = NO_REASONING
+    """Only on assistant turns: what the model reasoned, as the client sent it back."""
 
     @property
     def text(self) -> str:
@@ -112,6 +188,16 @@ class JsonObjectFormat:
 
 ResponseFormat = JsonSchemaFormat | JsonObjectFormat
 
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningConfig:
+    """The caller asks the model to think: by `effort`, by `budget_tokens`, or (neither) by default."""
+
+    effort: ReasoningEffort | None = None
+    budget_tokens: int | None = None
+
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
@@ -127,6 +213,7 @@ class ChatRequest:
     temperature: float | None = None
     stop: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
+    reasoning: ReasoningConfig | None = None
 
     @property
     def needs_vision(self) -> bool:
@@ -178,6 +265,7 @@ class ChatResponse:
     response_id: str | None = None
     parsed: Any = None
     """The validated JSON value when the request asked for structured output."""
+    reasoning: Reasoning = NO_REASONING
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +298,23 @@ class ToolCallDone:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of readable reasoning text."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningArtifactDone:
+    """One complete reasoning artifact (a signed thinking block, a thought signature, ...).
+
+    A Gemini signature bound to a tool call arrives before that call's `ToolCallStart`.
+    """
+
+    artifact: ReasoningArtifact
+
+
+@dataclass(frozen=True, slots=True)
 class UsageUpdate:
     usage: Usage
 
@@ -226,7 +331,26 @@ class StreamError:
     error: Exception
 
 
-StreamEvent = TextDelta | RefusalDelta | ToolCallStart | ToolCallDelta | ToolCallDone | UsageUpdate | Finish | StreamError
+StreamEvent = (
+    TextDelta
+    | RefusalDelta
+    | ReasoningDelta
+    | ReasoningArtifactDone
+    | ToolCallStart
+    | ToolCallDelta
+    | ToolCallDone
+    | UsageUpdate
+    | Finish
+    | StreamError
+)
 
-OUTPUT_EVENTS = (TextDelta, RefusalDelta, ToolCallStart, ToolCallDelta, ToolCallDone)
+OUTPUT_EVENTS = (
+    TextDelta,
+    RefusalDelta,
+    ReasoningDelta,
+    ReasoningArtifactDone,
+    ToolCallStart,
+    ToolCallDelta,
+    ToolCallDone,
+)
 """Events that count as output reaching the caller: after one of these, no fallback."""

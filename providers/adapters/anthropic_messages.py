@@ -23,7 +23,7 @@ from providers.contract import ANTHROPIC_VERSION, ErrorClass, ProviderId, WirePr
 from providers.errors import ProviderError, StructuredOutputError
 from providers.sse import aiter_sse
 from providers.structured import validate_output
-from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent
+from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent, reasoning_origin
 
 from .anthropic_errors_wire import classify_error
 from .anthropic_response_wire import parse_response
@@ -78,11 +78,14 @@ class AnthropicMessagesAdapter(ChatAdapter):
     def _url(endpoint: Endpoint) -> str:
         return (endpoint.base_url or endpoint.preset.base_url).rstrip("/") + "/v1/messages"
 
+    def _origin(self, endpoint: Endpoint) -> str:
+        return reasoning_origin(self.protocol, endpoint.preset.id)
+
     def _prepare(
         self, request: ChatRequest, endpoint: Endpoint, *, stream: bool
     ) -> tuple[WireRequest, bytes, str]:
         version = self._version_for(endpoint)
-        wire = build_request(request, version=version)
+        wire = build_request(request, version=version, origin=self._origin(endpoint))
         body: dict[str, Any] = {**wire.body, "stream": True} if stream else wire.body
         return wire, orjson.dumps(body), version
 
@@ -115,7 +118,7 @@ class AnthropicMessagesAdapter(ChatAdapter):
         payload = response.json()
         if not isinstance(payload, dict):
             raise _protocol_error("response body is not JSON")
-        result = parse_response(payload, structured_tool=wire.structured_tool)
+        result = parse_response(payload, structured_tool=wire.structured_tool, origin=self._origin(endpoint))
         if wire.structured_tool is None:
             return result
         if result.parsed is None:
@@ -147,7 +150,9 @@ class AnthropicMessagesAdapter(ChatAdapter):
                 raw = await upstream.read_error_body()
                 raise self._error(upstream.status, raw, upstream.headers, headers, request.model)
             translator = AnthropicStreamTranslator(
-                structured_tool=wire.structured_tool, secrets=http.secrets_in(headers)
+                structured_tool=wire.structured_tool,
+                secrets=http.secrets_in(headers),
+                origin=self._origin(endpoint),
             )
             async for sse in aiter_sse(upstream.chunks()):
                 data = http.parse_json(sse.data.encode())

@@ -3,7 +3,9 @@
 A refusal (`stop_reason: "refusal"`) is a typed result, not an error: finish reason
 `content_filter`, `refusal` set to the provider's explanation when it gives one. When the request
 used the forced structured-output tool, that tool's input becomes the response text (compact JSON)
-and `parsed`; validating it against the schema is the adapter's job.
+and `parsed`; validating it against the schema is the adapter's job. `thinking` and
+`redacted_thinking` blocks become the response's `reasoning` (readable text plus the blocks as
+artifacts tagged with `origin`, for replay).
 """
 
 from __future__ import annotations
@@ -14,7 +16,18 @@ from typing import Any
 
 from providers.contract import ErrorClass, ProviderId
 from providers.errors import ProviderError
-from providers.types import ChatResponse, FinishReason, ToolCall, Usage
+from providers.types import (
+    ChatResponse,
+    FinishReason,
+    Reasoning,
+    ReasoningArtifact,
+    RedactedThinking,
+    ThinkingBlock,
+    ToolCall,
+    Usage,
+)
+
+from .anthropic_wire import ORIGIN
 
 _FINISH: Mapping[str, FinishReason] = {
     "end_turn": FinishReason.STOP,
@@ -67,7 +80,23 @@ def _refusal(body: Mapping[str, Any], text: str) -> str:
     return text or "refused"
 
 
-def parse_response(body: Mapping[str, Any], *, structured_tool: str | None = None) -> ChatResponse:
+def reasoning_artifact(block: Mapping[str, Any], origin: str) -> ReasoningArtifact | None:
+    """A thinking-kind content block as an artifact; None for any other block."""
+    kind = block.get("type")
+    if kind == "thinking":
+        return ThinkingBlock(
+            origin=origin,
+            thinking=str(block.get("thinking") or ""),
+            signature=str(block.get("signature") or ""),
+        )
+    if kind == "redacted_thinking":
+        return RedactedThinking(origin=origin, data=str(block.get("data") or ""))
+    return None
+
+
+def parse_response(
+    body: Mapping[str, Any], *, structured_tool: str | None = None, origin: str = ORIGIN
+) -> ChatResponse:
     """A non-streaming `Message` body → `ChatResponse`.
 
     Raises `ProviderError(SERVER_ERROR)` when the body is not a Message at all.
@@ -81,9 +110,13 @@ def parse_response(body: Mapping[str, Any], *, structured_tool: str | None = Non
     texts: list[str] = []
     calls: list[ToolCall] = []
     structured: Any = None
+    artifacts: list[ReasoningArtifact] = []
     for block in body["content"]:
         kind = block.get("type")
-        if kind == "text":
+        artifact = reasoning_artifact(block, origin)
+        if artifact is not None:
+            artifacts.append(artifact)
+        elif kind == "text":
             texts.append(block.get("text", ""))
         elif kind == "tool_use":
             arguments = block.get("input") or {}
@@ -106,4 +139,8 @@ def parse_response(body: Mapping[str, Any], *, structured_tool: str | None = Non
         refusal=refusal,
         response_id=body.get("id"),
         parsed=structured,
+        reasoning=Reasoning(
+            text="".join(a.thinking for a in artifacts if isinstance(a, ThinkingBlock)),
+            artifacts=tuple(artifacts),
+        ),
     )

@@ -12,6 +12,9 @@ Contracts:
 - An `error` event raises the `ProviderError` its `error.type` maps to (overloaded ≙ 529).
 - With a structured-output tool, that tool's JSON fragments stream as `TextDelta`s and the
   accumulated text is kept in `structured_text` for the adapter to validate.
+- A `thinking` block streams its text as `ReasoningDelta`s (`thinking_delta`) and collects its
+  `signature_delta`s; at `content_block_stop` the whole block is one `ReasoningArtifactDone`.
+  A `redacted_thinking` block arrives whole in its start event and is emitted at its stop.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from providers.contract import ErrorClass, ProviderId
 from providers.errors import ProviderError
 from providers.types import (
     Finish,
+    ReasoningArtifactDone,
+    ReasoningDelta,
+    RedactedThinking,
     StreamEvent,
     TextDelta,
+    ThinkingBlock,
     ToolCall,
     ToolCallDelta,
     ToolCallDone,
@@ -36,6 +43,7 @@ from providers.types import (
 
 from .anthropic_errors_wire import error_from_payload
 from .anthropic_response_wire import compact_json, finish_reason, usage_from_wire
+from .anthropic_wire import ORIGIN
 
 _PROVIDER = ProviderId.ANTHROPIC.value
 
@@ -49,14 +57,25 @@ class _ToolBlock:
     fragments: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _ThinkingBlock:
+    redacted_data: str | None = None
+    text: list[str] = field(default_factory=list)
+    signature: list[str] = field(default_factory=list)
+
+
 def _protocol_error(message: str) -> ProviderError:
     return ProviderError(ErrorClass.SERVER_ERROR, message, provider=_PROVIDER)
 
 
 class AnthropicStreamTranslator:
-    def __init__(self, *, structured_tool: str | None = None, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, structured_tool: str | None = None, secrets: Iterable[str] = (), origin: str = ORIGIN
+    ) -> None:
         self._structured_tool = structured_tool
         self._secrets = tuple(secrets)
+        self._origin = origin
+        self._thinking: dict[int, _ThinkingBlock] = {}
         self._tools: dict[int, _ToolBlock] = {}
         self._tool_count = 0
         self._usage: dict[str, Any] = {}
@@ -114,6 +133,13 @@ class AnthropicStreamTranslator:
         if block.get("type") == "text":
             text = block.get("text") or ""
             return [TextDelta(text)] if text else []
+        if block.get("type") == "thinking":
+            thinking = _ThinkingBlock()
+            self._thinking[index] = thinking
+            return self._thinking_delta(thinking, block.get("thinking"), block.get("signature"))
+        if block.get("type") == "redacted_thinking":
+            self._thinking[index] = _ThinkingBlock(redacted_data=str(block.get("data") or ""))
+            return []
         if block.get("type") != "tool_use":
             return []
         structured = self._structured_tool is not None and block.get("name") == self._structured_tool
@@ -135,8 +161,13 @@ class AnthropicStreamTranslator:
         if kind == "text_delta":
             text = delta.get("text") or ""
             return [TextDelta(text)] if text else []
+        if kind in ("thinking_delta", "signature_delta"):
+            thinking = self._thinking.get(int(data.get("index", 0)))
+            if thinking is None:
+                raise _protocol_error(f"{kind} for a block that is not a thinking block")
+            return self._thinking_delta(thinking, delta.get("thinking"), delta.get("signature"))
         if kind != "input_json_delta":
-            # thinking, signature and citation deltas have no normalized counterpart yet.
+            # Citation deltas have no normalized counterpart.
             return []
         tool = self._tools.get(int(data.get("index", 0)))
         fragment = delta.get("partial_json") or ""
@@ -149,7 +180,27 @@ class AnthropicStreamTranslator:
             return [TextDelta(fragment)]
         return [ToolCallDelta(index=tool.ordinal, arguments=fragment)]
 
+    @staticmethod
+    def _thinking_delta(block: _ThinkingBlock, text: Any, signature: Any) -> list[StreamEvent]:
+        if isinstance(signature, str) and signature:
+            block.signature.append(signature)
+        if isinstance(text, str) and text:
+            block.text.append(text)
+            return [ReasoningDelta(text)]
+        return []
+
+    def _thinking_done(self, block: _ThinkingBlock) -> list[StreamEvent]:
+        if block.redacted_data is not None:
+            return [ReasoningArtifactDone(RedactedThinking(origin=self._origin, data=block.redacted_data))]
+        artifact = ThinkingBlock(
+            origin=self._origin, thinking="".join(block.text), signature="".join(block.signature)
+        )
+        return [ReasoningArtifactDone(artifact)]
+
     def _on_content_block_stop(self, data: Mapping[str, Any]) -> list[StreamEvent]:
+        thinking = self._thinking.pop(int(data.get("index", 0)), None)
+        if thinking is not None:
+            return self._thinking_done(thinking)
         tool = self._tools.pop(int(data.get("index", 0)), None)
         if tool is None:
             return []

@@ -10,6 +10,13 @@ Decisions worth knowing:
 - Structured output uses the universal forced-tool technique: one extra tool whose `input_schema`
   is the target schema, chosen with `tool_choice: {type: "tool"}`. Its name is returned in
   `WireRequest.structured_tool` so the response side knows which block is the answer.
+- Reasoning: an assistant turn's `thinking` / `redacted_thinking` blocks are replayed unmodified,
+  first in the turn (where the API requires them before tool use), but only when they came from
+  this same origin; foreign artifacts and readable reasoning text are not sent. A
+  `ReasoningConfig` becomes `thinking: {type: "enabled", budget_tokens}`; the budget must be at
+  least `MIN_THINKING_BUDGET` and below `max_tokens`, so a request whose `max_tokens` leaves no
+  room is sent without thinking, and `temperature` is never sent with thinking (the API allows
+  only the default).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from providers.contract import ANTHROPIC_VERSION, ProviderId
+from providers.contract import ANTHROPIC_VERSION, ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.types import (
     AudioPart,
@@ -28,9 +35,13 @@ from providers.types import (
     JsonSchemaFormat,
     Message,
     NamedToolChoice,
+    ReasoningConfig,
+    RedactedThinking,
     Role,
     TextPart,
+    ThinkingBlock,
     ToolSpec,
+    reasoning_origin,
 )
 
 from .media_wire import parse_data_url
@@ -42,6 +53,11 @@ SAMPLING_VERSION = ANTHROPIC_VERSION
 
 DEFAULT_MAX_TOKENS = 4096
 """Sent when the caller sets no limit: the smallest documented max output of current Claude models."""
+
+ORIGIN = reasoning_origin(WireProtocol.ANTHROPIC_MESSAGES, ProviderId.ANTHROPIC)
+MIN_THINKING_BUDGET = 1024
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+"""Thinking budget per OpenAI-style effort; `medium` is also the budget when none is given."""
 
 _TOOL_NAME_RE = re.compile(r"[^a-zA-Z0-9_-]")
 _EMPTY_OBJECT_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
@@ -103,15 +119,29 @@ def _tool_result_block(message: Message, model: str) -> JSON:
     return {"type": "tool_result", "tool_use_id": message.tool_call_id, "content": content}
 
 
-def _wire_turn(message: Message, model: str) -> tuple[str, list[JSON]]:
+def thinking_blocks(message: Message, origin: str) -> list[JSON]:
+    """The turn's own thinking blocks, exactly as the API sent them."""
+    blocks: list[JSON] = []
+    for artifact in message.reasoning.bound_to(origin):
+        if isinstance(artifact, ThinkingBlock):
+            blocks.append(
+                {"type": "thinking", "thinking": artifact.thinking, "signature": artifact.signature}
+            )
+        elif isinstance(artifact, RedactedThinking):
+            blocks.append({"type": "redacted_thinking", "data": artifact.data})
+    return blocks
+
+
+def _wire_turn(message: Message, model: str, origin: str) -> tuple[str, list[JSON]]:
     if message.role is Role.USER:
         return "user", _content_blocks(message, model)
     if message.role is Role.TOOL:
         return "user", [_tool_result_block(message, model)]
-    return "assistant", _content_blocks(message, model) + _tool_use_blocks(message, model)
+    blocks = thinking_blocks(message, origin) + _content_blocks(message, model)
+    return "assistant", blocks + _tool_use_blocks(message, model)
 
 
-def build_messages(request: ChatRequest) -> tuple[str | None, list[JSON]]:
+def build_messages(request: ChatRequest, origin: str = ORIGIN) -> tuple[str | None, list[JSON]]:
     """The top-level `system` text and the alternating `messages` list."""
     system_texts: list[str] = []
     turns: list[JSON] = []
@@ -120,9 +150,20 @@ def build_messages(request: ChatRequest) -> tuple[str | None, list[JSON]]:
             if message.text:
                 system_texts.append(message.text)
             continue
-        role, blocks = _wire_turn(message, request.model)
+        role, blocks = _wire_turn(message, request.model, origin)
         append_turn(turns, role, "content", blocks)
     return ("\n\n".join(system_texts) or None), turns
+
+
+def thinking_config(config: ReasoningConfig | None, max_tokens: int) -> JSON | None:
+    """`thinking` for the body, or None when not asked for or `max_tokens` leaves no room."""
+    if config is None:
+        return None
+    budget = config.budget_tokens or EFFORT_BUDGETS[config.effort or "medium"]
+    budget = min(max(budget, MIN_THINKING_BUDGET), max_tokens - 1)
+    if budget < MIN_THINKING_BUDGET:
+        return None
+    return {"type": "enabled", "budget_tokens": budget}
 
 
 def _tool(spec: ToolSpec) -> JSON:
@@ -168,23 +209,26 @@ def _tool_choice(request: ChatRequest) -> JSON | None:
     return wire
 
 
-def build_request(request: ChatRequest, *, version: str = ANTHROPIC_VERSION) -> WireRequest:
+def build_request(
+    request: ChatRequest, *, version: str = ANTHROPIC_VERSION, origin: str = ORIGIN
+) -> WireRequest:
     """The JSON body for `POST /v1/messages` (without `stream`) and the structured-output tool name.
 
     `version` is the `anthropic-version` header the caller will send; it decides whether
-    sampling parameters may be included.
+    sampling parameters may be included. `origin` is the endpoint's reasoning origin: only
+    thinking blocks from it are replayed.
     """
-    system, messages = build_messages(request)
-    body: JSON = {
-        "model": request.model,
-        "max_tokens": request.max_output_tokens or DEFAULT_MAX_TOKENS,
-        "messages": messages,
-    }
+    system, messages = build_messages(request, origin)
+    max_tokens = request.max_output_tokens or DEFAULT_MAX_TOKENS
+    body: JSON = {"model": request.model, "max_tokens": max_tokens, "messages": messages}
     if system:
         body["system"] = system
     if request.stop:
         body["stop_sequences"] = list(request.stop)
-    if request.temperature is not None and version == SAMPLING_VERSION:
+    thinking = thinking_config(request.reasoning, max_tokens)
+    if thinking is not None:
+        body["thinking"] = thinking
+    if request.temperature is not None and version == SAMPLING_VERSION and thinking is None:
         # Our scale is OpenAI's 0–2; Anthropic accepts 0–1.
         body["temperature"] = min(max(request.temperature, 0.0), 1.0)
     user_id = request.metadata.get("user_id")

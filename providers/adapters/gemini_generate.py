@@ -22,7 +22,15 @@ from providers.contract import ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.sse import aiter_sse
 from providers.structured import validate_output
-from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent, TextDelta
+from providers.types import (
+    ChatRequest,
+    ChatResponse,
+    Finish,
+    FinishReason,
+    StreamEvent,
+    TextDelta,
+    reasoning_origin,
+)
 
 from .base import ChatAdapter, Endpoint
 from .gemini_errors_wire import classify_error
@@ -75,8 +83,11 @@ class GeminiGenerateAdapter(ChatAdapter):
         assert request.response_format is not None
         return validate_output(text, request.response_format, provider=_PROVIDER, model=request.model)
 
+    def _origin(self, endpoint: Endpoint) -> str:
+        return reasoning_origin(self.protocol, endpoint.preset.id)
+
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResponse:
-        body = orjson.dumps(build_request(request))
+        body = orjson.dumps(build_request(request, self._origin(endpoint)))
         headers = self._headers(endpoint)
         response = await http.request(
             self._clients,
@@ -92,13 +103,13 @@ class GeminiGenerateAdapter(ChatAdapter):
         payload = response.json()
         if not isinstance(payload, dict):
             raise _protocol_error("response body is not a JSON object", request.model)
-        result = parse_response(payload, model=request.model)
+        result = parse_response(payload, model=request.model, origin=self._origin(endpoint))
         if request.response_format is not None and result.finish_reason is FinishReason.STOP:
             result = replace(result, parsed=self._validate(result.text, request))
         return result
 
     async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamEvent]:
-        body = orjson.dumps(build_request(request))
+        body = orjson.dumps(build_request(request, self._origin(endpoint)))
         headers = self._headers(endpoint)
         headers["accept"] = "text/event-stream"
         url = self._url(endpoint, request.model, "streamGenerateContent") + "?alt=sse"
@@ -114,7 +125,9 @@ class GeminiGenerateAdapter(ChatAdapter):
             if not 200 <= upstream.status < 300:
                 raw = await upstream.read_error_body()
                 raise self._error(upstream.status, raw, upstream.headers, headers, request.model)
-            translator = GeminiStreamTranslator(secrets=http.secrets_in(headers), model=request.model)
+            translator = GeminiStreamTranslator(
+                secrets=http.secrets_in(headers), model=request.model, origin=self._origin(endpoint)
+            )
             text: list[str] = []
             async for sse in aiter_sse(upstream.chunks()):
                 chunk = http.parse_json(sse.data.encode())

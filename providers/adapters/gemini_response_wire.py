@@ -10,7 +10,9 @@ Decisions worth knowing:
 - Gemini calls carry no id on most models, so ids are synthesized deterministically from the
   response id, the call's position, name and arguments: replaying the same response gives the
   same ids, different responses give different ones. A provider-sent `id` is kept.
-- Parts marked `thought: true` (thought summaries) are not answer text.
+- Parts marked `thought: true` (thought summaries) are not answer text: they are the readable
+  reasoning. A part's `thoughtSignature` becomes a `ThoughtSignature` artifact tagged with
+  `origin`, bound to the call when it came on a `functionCall` part, else to the turn's text.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from typing import Any
 
 from providers.contract import ErrorClass, ProviderId
 from providers.errors import ProviderError
-from providers.types import ChatResponse, FinishReason, ToolCall, Usage
+from providers.types import ChatResponse, FinishReason, Reasoning, ThoughtSignature, ToolCall, Usage
+
+from .gemini_wire import ORIGIN
 
 _FINISH: Mapping[str, FinishReason] = {
     "STOP": FinishReason.STOP,
@@ -106,7 +110,20 @@ def candidate_parts(candidate: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [p for p in parts if isinstance(p, Mapping)] if isinstance(parts, list) else []
 
 
-def parse_response(body: Mapping[str, Any], *, model: str = "") -> ChatResponse:
+def thought_signature(part: Mapping[str, Any], call: ToolCall | None, origin: str) -> ThoughtSignature | None:
+    signature = part.get("thoughtSignature")
+    if not isinstance(signature, str) or not signature:
+        return None
+    return ThoughtSignature(origin=origin, signature=signature, tool_call_id=call.id if call else None)
+
+
+def thought_text(part: Mapping[str, Any]) -> str:
+    """The readable text of a thought-summary part, else empty."""
+    text = part.get("text")
+    return text if part.get("thought") and isinstance(text, str) else ""
+
+
+def parse_response(body: Mapping[str, Any], *, model: str = "", origin: str = ORIGIN) -> ChatResponse:
     """A non-streaming `GenerateContentResponse` → `ChatResponse` (first candidate only)."""
     usage = usage_from_wire(body.get("usageMetadata") or {})
     response_id = str(body.get("responseId") or "")
@@ -132,12 +149,21 @@ def parse_response(body: Mapping[str, Any], *, model: str = "") -> ChatResponse:
         )
     candidate = candidates[0]
     texts: list[str] = []
+    thoughts: list[str] = []
+    signatures: list[ThoughtSignature] = []
     calls: list[ToolCall] = []
     for part in candidate_parts(candidate):
+        call = None
         if "functionCall" in part:
-            calls.append(function_call(part, response_id=response_id, position=len(calls)))
-        elif isinstance(part.get("text"), str) and not part.get("thought"):
+            call = function_call(part, response_id=response_id, position=len(calls))
+            calls.append(call)
+        elif part.get("thought"):
+            thoughts.append(thought_text(part))
+        elif isinstance(part.get("text"), str):
             texts.append(part["text"])
+        signature = thought_signature(part, call, origin)
+        if signature is not None:
+            signatures.append(signature)
     reason = finish_reason(candidate.get("finishReason"), has_calls=bool(calls))
     text = "".join(texts)
     refusal = None
@@ -151,4 +177,5 @@ def parse_response(body: Mapping[str, Any], *, model: str = "") -> ChatResponse:
         model=model_version,
         refusal=refusal,
         response_id=response_id or None,
+        reasoning=Reasoning(text="".join(thoughts), artifacts=tuple(signatures)),
     )

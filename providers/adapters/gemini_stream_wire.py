@@ -2,7 +2,9 @@
 
 Each SSE `data:` is a whole `GenerateContentResponse`. Feed each parsed chunk with `feed`;
 call `end()` when the connection closes (Gemini sends no terminator). Contracts:
-- Text parts become `TextDelta`s (thought parts are skipped).
+- Text parts become `TextDelta`s; thought parts become `ReasoningDelta`s. A part's
+  `thoughtSignature` (often on an empty text part) is a `ReasoningArtifactDone`, emitted before
+  the call it is bound to.
 - A `functionCall` arrives whole, so it yields `ToolCallStart`, one `ToolCallDelta` with the
   full arguments and `ToolCallDone` at once; ids are synthesized exactly as in a
   non-streaming response, so both modes agree.
@@ -22,6 +24,8 @@ from providers.errors import ProviderError
 from providers.types import (
     Finish,
     FinishReason,
+    ReasoningArtifactDone,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
@@ -31,12 +35,24 @@ from providers.types import (
 )
 
 from .gemini_errors_wire import error_from_payload
-from .gemini_response_wire import block_reason, candidate_parts, finish_reason, function_call, usage_from_wire
+from .gemini_response_wire import (
+    block_reason,
+    candidate_parts,
+    finish_reason,
+    function_call,
+    thought_signature,
+    thought_text,
+    usage_from_wire,
+)
+from .gemini_wire import ORIGIN
 
 
 class GeminiStreamTranslator:
-    def __init__(self, *, secrets: Iterable[str] = (), model: str | None = None) -> None:
+    def __init__(
+        self, *, secrets: Iterable[str] = (), model: str | None = None, origin: str = ORIGIN
+    ) -> None:
         self._secrets = tuple(secrets)
+        self._origin = origin
         self._model = model
         self._calls = 0
         self._usage: Mapping[str, Any] = {}
@@ -66,8 +82,13 @@ class GeminiStreamTranslator:
         candidate = candidates[0]
         events: list[StreamEvent] = []
         for part in candidate_parts(candidate):
+            call = None
             if "functionCall" in part:
                 call = function_call(part, response_id=self.response_id, position=self._calls)
+            signature = thought_signature(part, call, self._origin)
+            if signature is not None:
+                events.append(ReasoningArtifactDone(signature))
+            if call is not None:
                 index = self._calls
                 self._calls += 1
                 events += [
@@ -75,7 +96,10 @@ class GeminiStreamTranslator:
                     ToolCallDelta(index=index, arguments=call.arguments),
                     ToolCallDone(index=index, call=call),
                 ]
-            elif isinstance(part.get("text"), str) and part["text"] and not part.get("thought"):
+            elif part.get("thought"):
+                if thought_text(part):
+                    events.append(ReasoningDelta(thought_text(part)))
+            elif isinstance(part.get("text"), str) and part["text"]:
                 events.append(TextDelta(part["text"]))
         if candidate.get("finishReason"):
             self._finish_raw = str(candidate["finishReason"])

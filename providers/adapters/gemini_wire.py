@@ -11,7 +11,14 @@ Decisions worth knowing:
 - `data:` URLs (images, audio, PDFs) become `inlineData`; other URLs become `fileData` with
   the MIME type guessed from the URL.
 - Gemini has no switch for parallel tool calls; `parallel_tool_calls` is not sent.
-- Thought signatures are not replayed: `ChatRequest` does not carry them yet.
+- Thought signatures from this same origin go back on the part they came on: a call's signature
+  on that `functionCall` part, a text signature on the turn's last text part. A model turn with
+  function calls whose calls carry no signature (history from another provider, or a client
+  that dropped it) gets Google's documented dummy signature `DUMMY_THOUGHT_SIGNATURE` on its
+  first call, which Gemini 3 accepts instead of failing with 400. Readable thought text is not
+  sent back.
+- A `ReasoningConfig` becomes `thinkingConfig: {includeThoughts: true, thinkingBudget}`; without
+  one no thinking config is sent and the model's default applies.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import mimetypes
 from collections.abc import Mapping
 from typing import Any
 
-from providers.contract import ProviderId
+from providers.contract import ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.types import (
     AudioPart,
@@ -33,13 +40,20 @@ from providers.types import (
     NamedToolChoice,
     Role,
     TextPart,
+    ThoughtSignature,
     ToolSpec,
+    reasoning_origin,
 )
 
 from .media_wire import audio_mime_type, parse_data_url
 from .turns_wire import append_turn, history_arguments, invalid_request
 
 JSON = dict[str, Any]
+
+ORIGIN = reasoning_origin(WireProtocol.GEMINI_GENERATE, ProviderId.GEMINI)
+DUMMY_THOUGHT_SIGNATURE = "skip_thought_signature_validator"
+"""The value Google documents for function calls Gemini did not produce (ai.google.dev thought-signatures)."""
+EFFORT_BUDGETS = {"minimal": 512, "low": 2048, "medium": 8192, "high": 24576}
 
 
 def _invalid(message: str, model: str) -> ProviderError:
@@ -67,11 +81,27 @@ def _parts(message: Message) -> list[JSON]:
     return parts
 
 
-def _function_calls(message: Message, model: str) -> list[JSON]:
-    return [
-        {"functionCall": {"name": call.name, "args": history_arguments(call, ProviderId.GEMINI, model)}}
-        for call in message.tool_calls
-    ]
+def _model_parts(message: Message, model: str, origin: str) -> list[JSON]:
+    """An assistant turn's parts, each with the thought signature it was produced with."""
+    signatures = [a for a in message.reasoning.bound_to(origin) if isinstance(a, ThoughtSignature)]
+    by_call = {s.tool_call_id: s.signature for s in signatures if s.tool_call_id is not None}
+    text_signature = next((s.signature for s in reversed(signatures) if s.tool_call_id is None), None)
+    parts = _parts(message)
+    if text_signature is not None:
+        last_text = next((p for p in reversed(parts) if "text" in p), None)
+        if last_text is not None:
+            last_text["thoughtSignature"] = text_signature
+    calls: list[JSON] = []
+    for call in message.tool_calls:
+        part: JSON = {
+            "functionCall": {"name": call.name, "args": history_arguments(call, ProviderId.GEMINI, model)}
+        }
+        if call.id in by_call:
+            part["thoughtSignature"] = by_call[call.id]
+        calls.append(part)
+    if calls and not any("thoughtSignature" in c for c in calls):
+        calls[0]["thoughtSignature"] = DUMMY_THOUGHT_SIGNATURE
+    return parts + calls
 
 
 def _function_response(message: Message, names: Mapping[str, str], model: str) -> JSON:
@@ -87,8 +117,8 @@ def _function_response(message: Message, names: Mapping[str, str], model: str) -
     return {"functionResponse": {"name": name, "response": response}}
 
 
-def build_contents(request: ChatRequest) -> tuple[JSON | None, list[JSON]]:
-    """`systemInstruction` (or None) and the `contents` list."""
+def build_contents(request: ChatRequest, origin: str = ORIGIN) -> tuple[JSON | None, list[JSON]]:
+    """`systemInstruction` (or None) and the `contents` list; `origin` picks the signatures to replay."""
     system_parts: list[JSON] = []
     contents: list[JSON] = []
     names: dict[str, str] = {}
@@ -98,7 +128,7 @@ def build_contents(request: ChatRequest) -> tuple[JSON | None, list[JSON]]:
             continue
         if message.role is Role.ASSISTANT:
             names.update({call.id: call.name for call in message.tool_calls})
-            role, parts = "model", _parts(message) + _function_calls(message, request.model)
+            role, parts = "model", _model_parts(message, request.model, origin)
         elif message.role is Role.TOOL:
             role, parts = "user", [_function_response(message, names, request.model)]
         else:
@@ -142,12 +172,15 @@ def _generation_config(request: ChatRequest) -> JSON:
         config["responseJsonSchema"] = dict(fmt.schema)
     elif isinstance(fmt, JsonObjectFormat):
         config["responseMimeType"] = "application/json"
+    if request.reasoning is not None:
+        budget = request.reasoning.budget_tokens or EFFORT_BUDGETS[request.reasoning.effort or "medium"]
+        config["thinkingConfig"] = {"includeThoughts": True, "thinkingBudget": budget}
     return config
 
 
-def build_request(request: ChatRequest) -> JSON:
+def build_request(request: ChatRequest, origin: str = ORIGIN) -> JSON:
     """The JSON body for `models/{model}:generateContent` (the model goes in the path)."""
-    system, contents = build_contents(request)
+    system, contents = build_contents(request, origin)
     body: JSON = {"contents": contents}
     if system is not None:
         body["systemInstruction"] = system

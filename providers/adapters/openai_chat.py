@@ -31,7 +31,7 @@ from providers.http import Timeouts, UpstreamClients, open_stream, parse_json, r
 from providers.http import request as send_request
 from providers.sse import SSEDecoder
 from providers.structured import validate_output
-from providers.types import ChatRequest, ChatResponse, FinishReason, StreamEvent
+from providers.types import ChatRequest, ChatResponse, FinishReason, StreamEvent, reasoning_origin
 
 __all__ = [
     "OpenAIChatAdapter",
@@ -70,7 +70,8 @@ class OpenAIChatAdapter(ChatAdapter):
 
     def _prepare(self, req: ChatRequest, endpoint: Endpoint, *, stream: bool) -> tuple[OpenAIQuirks, bytes]:
         quirks = _quirks(endpoint.preset.id, endpoint.base_url or endpoint.preset.base_url)
-        return quirks, orjson.dumps(build_request(req, quirks, stream=stream))
+        body = build_request(req, quirks, stream=stream, origin=_origin(endpoint))
+        return quirks, orjson.dumps(body)
 
     async def complete(self, request: ChatRequest, endpoint: Endpoint) -> ChatResponse:
         provider = endpoint.preset.id.value
@@ -96,7 +97,7 @@ class OpenAIChatAdapter(ChatAdapter):
                     provider,
                     secrets=secrets,
                 )
-            response = _parse_body(data, request, quirks, provider)
+            response = _parse_body(data, request, quirks, endpoint)
         except ProviderError as exc:
             raise _finalize(exc, request.model, secrets) from None
         return response
@@ -106,7 +107,9 @@ class OpenAIChatAdapter(ChatAdapter):
         quirks, body = self._prepare(request, endpoint, stream=True)
         headers = build_headers(endpoint, stream=True)
         secrets = secrets_in(headers)
-        translator = StreamTranslator(provider=provider, id_map=tool_id_map(request, quirks))
+        translator = StreamTranslator(
+            provider=provider, id_map=tool_id_map(request, quirks), origin=_origin(endpoint)
+        )
         decoder = SSEDecoder()
         try:
             async with open_stream(
@@ -130,7 +133,7 @@ class OpenAIChatAdapter(ChatAdapter):
                             provider,
                             secrets=secrets,
                         )
-                    for event in events_from_response(_parse_body(parsed, request, quirks, provider)):
+                    for event in events_from_response(_parse_body(parsed, request, quirks, endpoint)):
                         yield event
                     return
                 async for chunk in upstream.chunks():
@@ -149,16 +152,23 @@ class OpenAIChatAdapter(ChatAdapter):
             raise _finalize(exc, request.model, secrets) from None
 
 
+def _origin(endpoint: Endpoint) -> str:
+    return reasoning_origin(WireProtocol.OPENAI_CHAT, endpoint.preset.id)
+
+
 def _is_json(headers: Mapping[str, str]) -> bool:
     return headers.get("content-type", "").startswith("application/json")
 
 
-def _parse_body(data: Any, req: ChatRequest, quirks: OpenAIQuirks, provider: str) -> ChatResponse:
+def _parse_body(data: Any, req: ChatRequest, quirks: OpenAIQuirks, endpoint: Endpoint) -> ChatResponse:
+    provider = endpoint.preset.id.value
     if not isinstance(data, dict):
         raise ProviderError(
             ErrorClass.SERVER_ERROR, "malformed upstream response: not a JSON object", provider=provider
         )
-    response = parse_response(data, id_map=tool_id_map(req, quirks), provider=provider)
+    response = parse_response(
+        data, id_map=tool_id_map(req, quirks), provider=provider, origin=_origin(endpoint)
+    )
     if req.response_format is None:
         return response
     refused = response.refusal is not None or response.finish_reason is FinishReason.CONTENT_FILTER

@@ -3,6 +3,12 @@
 `build_request` turns a `ChatRequest` into the JSON body, `parse_response` reads a
 `chat.completion`, and `StreamTranslator` turns `chat.completion.chunk` dicts into our
 stream events. No I/O here: the adapter module wraps these in HTTP.
+
+Reasoning: `reasoning_content` (Kimi, DeepSeek, xAI, vLLM) is both readable reasoning and an
+artifact (`ReasoningContent`) that is written back on the assistant turn, but only to the same
+origin (`<protocol>:<provider>`): Kimi requires it on assistant turns with tool calls, while
+strict servers reject a field they never sent. OpenRouter's `reasoning` is read as readable
+text only. A `ReasoningConfig` with an effort is sent as `reasoning_effort`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from typing import Any
 
 from providers.adapters.openai_errors import classify_error
 from providers.adapters.openai_quirks import OpenAIQuirks
-from providers.contract import ErrorClass
+from providers.contract import ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.types import (
     AudioPart,
@@ -26,6 +32,10 @@ from providers.types import (
     JsonSchemaFormat,
     Message,
     NamedToolChoice,
+    Reasoning,
+    ReasoningArtifactDone,
+    ReasoningContent,
+    ReasoningDelta,
     RefusalDelta,
     Role,
     StreamEvent,
@@ -37,9 +47,13 @@ from providers.types import (
     ToolCallStart,
     Usage,
     UsageUpdate,
+    reasoning_origin,
 )
 
 JSON = dict[str, Any]
+
+ORIGIN = reasoning_origin(WireProtocol.OPENAI_CHAT, ProviderId.OPENAI)
+"""The default origin of these pure functions; adapters pass their endpoint's."""
 
 FINISH_REASONS: Mapping[str, FinishReason] = {
     "stop": FinishReason.STOP,
@@ -70,7 +84,11 @@ def _content(message: Message) -> str | list[JSON]:
     return [_part(p) for p in message.content]
 
 
-def _message(message: Message, quirks: OpenAIQuirks) -> JSON:
+def _replayed_reasoning(message: Message, origin: str) -> str:
+    return "".join(a.text for a in message.reasoning.bound_to(origin) if isinstance(a, ReasoningContent))
+
+
+def _message(message: Message, quirks: OpenAIQuirks, origin: str) -> JSON:
     if message.role is Role.SYSTEM:
         return {"role": quirks.system_role, "content": message.text}
     if message.role is Role.TOOL:
@@ -82,6 +100,9 @@ def _message(message: Message, quirks: OpenAIQuirks) -> JSON:
     out: JSON = {"role": message.role.value}
     if message.role is Role.ASSISTANT:
         out["content"] = message.text or None
+        reasoning = _replayed_reasoning(message, origin)
+        if reasoning:
+            out["reasoning_content"] = reasoning
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -98,9 +119,11 @@ def _message(message: Message, quirks: OpenAIQuirks) -> JSON:
     return out
 
 
-def build_request(request: ChatRequest, quirks: OpenAIQuirks, *, stream: bool = False) -> JSON:
-    """The JSON body for `POST /chat/completions`."""
-    body: JSON = {"model": request.model, "messages": [_message(m, quirks) for m in request.messages]}
+def build_request(
+    request: ChatRequest, quirks: OpenAIQuirks, *, stream: bool = False, origin: str = ORIGIN
+) -> JSON:
+    """The JSON body for `POST /chat/completions`; `origin` picks the reasoning to replay."""
+    body: JSON = {"model": request.model, "messages": [_message(m, quirks, origin) for m in request.messages]}
     if request.tools:
         tools = []
         for tool in request.tools:
@@ -138,6 +161,8 @@ def build_request(request: ChatRequest, quirks: OpenAIQuirks, *, stream: bool = 
         body["temperature"] = request.temperature
     if request.stop:
         body["stop"] = list(request.stop)
+    if request.reasoning is not None and request.reasoning.effort is not None:
+        body["reasoning_effort"] = request.reasoning.effort
     if stream:
         body["stream"] = True
         # Without it OpenAI streams carry no usage at all; others accept it harmlessly.
@@ -199,8 +224,21 @@ def _malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(ErrorClass.SERVER_ERROR, f"malformed upstream response: {what}", provider=provider)
 
 
+def reasoning_of(message: Mapping[str, Any], origin: str) -> Reasoning:
+    """`reasoning_content` (readable and replayable) or OpenRouter's `reasoning` (readable only)."""
+    content = message.get("reasoning_content")
+    if isinstance(content, str) and content:
+        return Reasoning(text=content, artifacts=(ReasoningContent(origin=origin, text=content),))
+    readable = message.get("reasoning")
+    return Reasoning(text=readable) if isinstance(readable, str) and readable else Reasoning()
+
+
 def parse_response(
-    data: Mapping[str, Any], *, id_map: Mapping[str, str] | None = None, provider: str = ""
+    data: Mapping[str, Any],
+    *,
+    id_map: Mapping[str, str] | None = None,
+    provider: str = "",
+    origin: str = ORIGIN,
 ) -> ChatResponse:
     """Read a non-streaming `chat.completion`; raises `ProviderError` for an error or a malformed body."""
     if "error" in data and data["error"]:
@@ -234,12 +272,16 @@ def parse_response(
         model=str(data.get("model") or ""),
         refusal=refusal,
         response_id=data.get("id"),
+        reasoning=reasoning_of(message, origin),
     )
 
 
 def events_from_response(response: ChatResponse) -> list[StreamEvent]:
     """The events a stream would have carried, for a server that answered a stream in one body."""
     events: list[StreamEvent] = []
+    if response.reasoning.text:
+        events.append(ReasoningDelta(response.reasoning.text))
+    events.extend(ReasoningArtifactDone(a) for a in response.reasoning.artifacts)
     if response.text:
         events.append(TextDelta(response.text))
     if response.refusal:
@@ -271,8 +313,12 @@ class StreamTranslator:
     `error` raises `ProviderError`.
     """
 
-    def __init__(self, *, provider: str = "", id_map: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, *, provider: str = "", id_map: Mapping[str, str] | None = None, origin: str = ORIGIN
+    ) -> None:
         self.provider = provider
+        self._origin = origin
+        self._reasoning: list[str] = []
         self._ids = id_map or {}
         self._calls: dict[int, _PendingCall] = {}
         self._usage: Usage | None = None
@@ -308,6 +354,12 @@ class StreamTranslator:
         return events
 
     def _delta(self, delta: Mapping[str, Any], events: list[StreamEvent]) -> None:
+        reasoning = delta.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            self._reasoning.append(reasoning)
+            events.append(ReasoningDelta(reasoning))
+        elif isinstance(delta.get("reasoning"), str) and delta["reasoning"]:
+            events.append(ReasoningDelta(delta["reasoning"]))
         content = content_text(delta.get("content"))
         if content:
             self.text.append(content)
@@ -337,10 +389,15 @@ class StreamTranslator:
                 events.append(ToolCallDelta(index=index, arguments=fragment))
 
     def _flush_calls(self) -> list[StreamEvent]:
+        """The turn's completed artifacts and calls, once: at its finish reason or at `[DONE]`."""
         if self._flushed:
             return []
         self._flushed = True
-        return [
+        events: list[StreamEvent] = []
+        if self._reasoning:
+            artifact = ReasoningContent(origin=self._origin, text="".join(self._reasoning))
+            events.append(ReasoningArtifactDone(artifact))
+        return events + [
             ToolCallDone(index=i, call=ToolCall(id=c.id, name=c.name, arguments="".join(c.arguments)))
             for i, c in sorted(self._calls.items())
         ]

@@ -9,6 +9,12 @@ into Anthropic's named SSE events (message_start, content_block_*, message_delta
 message_stop). Text streams as it comes; a tool_use block is sent whole when its call is
 complete, since Anthropic blocks are strictly sequential while other providers may
 interleave the arguments of parallel calls.
+
+Reasoning: Anthropic's own thinking blocks (origin `anthropic-messages:anthropic`) go out and
+come back natively. Anything else (readable reasoning and artifacts of other providers) travels
+in a `thinking` block whose signature packs those artifacts (server/v1/reasoning_wire.py), so a
+client that replays its history verbatim replays them too. `thinking: {type: "enabled"}`
+becomes the request's `ReasoningConfig`.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from providers.adapters.anthropic_wire import ORIGIN as NATIVE
 from providers.types import (
     ChatRequest,
     ChatResponse,
@@ -27,11 +34,18 @@ from providers.types import (
     ImagePart,
     Message,
     NamedToolChoice,
+    Reasoning,
+    ReasoningArtifact,
+    ReasoningArtifactDone,
+    ReasoningConfig,
+    ReasoningDelta,
+    RedactedThinking,
     RefusalDelta,
     Role,
     StreamEvent,
     TextDelta,
     TextPart,
+    ThinkingBlock,
     ToolCall,
     ToolCallDone,
     ToolChoice,
@@ -43,12 +57,16 @@ from server.v1.anthropic_wire import (
     ImageBlock,
     MessageParam,
     MessagesRequest,
+    RedactedThinkingIn,
     TextBlock,
+    ThinkingBlockIn,
+    ThinkingParam,
     ToolChoiceParam,
     ToolResultBlock,
     ToolUseBlock,
 )
 from server.v1.openai_translate import WireRequestError
+from server.v1.reasoning_wire import pack, unpack
 
 STOP_REASONS: Mapping[FinishReason, str] = {
     FinishReason.STOP: "end_turn",
@@ -89,8 +107,24 @@ def _turn(index: int, m: MessageParam) -> list[Message]:
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     results: list[Message] = []
+    thoughts: list[str] = []
+    artifacts: list[ReasoningArtifact] = []
     for block in m.content:
-        if isinstance(block, TextBlock):
+        if isinstance(block, ThinkingBlockIn | RedactedThinkingIn):
+            if m.role != "assistant":
+                raise WireRequestError("thinking blocks belong to assistant turns", where)
+            if isinstance(block, RedactedThinkingIn):
+                artifacts.append(RedactedThinking(origin=NATIVE, data=block.data))
+                continue
+            thoughts.append(block.thinking)
+            packed = unpack(block.signature)
+            if packed is None:
+                artifacts.append(
+                    ThinkingBlock(origin=NATIVE, thinking=block.thinking, signature=block.signature)
+                )
+            else:
+                artifacts.extend(packed)
+        elif isinstance(block, TextBlock):
             parts.append(TextPart(block.text))
         elif isinstance(block, ImageBlock):
             if m.role != "user":
@@ -105,7 +139,10 @@ def _turn(index: int, m: MessageParam) -> list[Message]:
                 raise WireRequestError("tool_result blocks belong to user turns", where)
             results.append(_tool_result(block, where))
     if m.role == "assistant":
-        return [Message(role=Role.ASSISTANT, content=tuple(parts), tool_calls=tuple(calls))]
+        reasoning = Reasoning(text="".join(thoughts), artifacts=tuple(artifacts))
+        return [
+            Message(role=Role.ASSISTANT, content=tuple(parts), tool_calls=tuple(calls), reasoning=reasoning)
+        ]
     return results + ([Message(role=Role.USER, content=tuple(parts))] if parts else [])
 
 
@@ -119,6 +156,12 @@ def _tool_choice(raw: ToolChoiceParam | None) -> ToolChoice | None:
     if not raw.name:
         raise WireRequestError("tool_choice of type tool needs a name", "tool_choice.name")
     return NamedToolChoice(raw.name)
+
+
+def _reasoning_config(raw: ThinkingParam | None) -> ReasoningConfig | None:
+    if raw is None or raw.type == "disabled":
+        return None
+    return ReasoningConfig(budget_tokens=raw.budget_tokens)
 
 
 def to_chat_request(wire: MessagesRequest) -> ChatRequest:
@@ -147,6 +190,7 @@ def to_chat_request(wire: MessagesRequest) -> ChatRequest:
         max_output_tokens=wire.max_tokens,
         temperature=wire.temperature,
         stop=tuple(wire.stop_sequences or ()),
+        reasoning=_reasoning_config(wire.thinking),
     )
 
 
@@ -172,8 +216,30 @@ def _tool_block(call: ToolCall) -> dict[str, Any]:
     return {"type": "tool_use", "id": call.id, "name": call.name, "input": _arguments(call)}
 
 
+def _native(artifact: ReasoningArtifact) -> dict[str, Any] | None:
+    """An Anthropic artifact as its own block; None for a foreign one."""
+    if artifact.origin != NATIVE:
+        return None
+    if isinstance(artifact, ThinkingBlock):
+        return {"type": "thinking", "thinking": artifact.thinking, "signature": artifact.signature}
+    if isinstance(artifact, RedactedThinking):
+        return {"type": "redacted_thinking", "data": artifact.data}
+    return None
+
+
+def reasoning_blocks(reasoning: Reasoning) -> list[dict[str, Any]]:
+    """Native thinking blocks as they are; anything else in one packed thinking block."""
+    native = [b for b in map(_native, reasoning.artifacts) if b is not None]
+    foreign = [a for a in reasoning.artifacts if _native(a) is None]
+    if foreign or (reasoning.text and not native):
+        native.append(
+            {"type": "thinking", "thinking": "" if native else reasoning.text, "signature": pack(foreign)}
+        )
+    return native
+
+
 def message_body(response: ChatResponse, *, message_id: str, model: str) -> bytes:
-    content: list[dict[str, Any]] = []
+    content: list[dict[str, Any]] = reasoning_blocks(response.reasoning)
     text = response.text or response.refusal or ""
     if text:
         content.append({"type": "text", "text": text})
@@ -203,6 +269,7 @@ class MessageEventEncoder:
         self._model = model
         self._next_block = 0
         self._text_open: int | None = None
+        self._thinking_open: int | None = None
         self.usage: Usage | None = None
         self.finish: FinishReason | None = None
 
@@ -220,13 +287,58 @@ class MessageEventEncoder:
         return event("message_start", {"type": "message_start", "message": message})
 
     def _close_text(self) -> bytes:
+        out = self._close_thinking(pack(()))
         if self._text_open is None:
-            return b""
+            return out
         index, self._text_open = self._text_open, None
-        return event("content_block_stop", {"type": "content_block_stop", "index": index})
+        return out + event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    def _open_thinking(self) -> bytes:
+        if self._thinking_open is not None:
+            return b""
+        out = self._close_text()
+        self._thinking_open = self._next_block
+        self._next_block += 1
+        block = {"type": "thinking", "thinking": "", "signature": ""}
+        start = {"type": "content_block_start", "index": self._thinking_open, "content_block": block}
+        return out + event("content_block_start", start)
+
+    def _thinking_delta(self, delta: dict[str, Any]) -> bytes:
+        assert self._thinking_open is not None
+        data = {"type": "content_block_delta", "index": self._thinking_open, "delta": delta}
+        return event("content_block_delta", data)
+
+    def _close_thinking(self, signature: str) -> bytes:
+        """Sign and close the open thinking block (a readable-only one gets an empty packed signature)."""
+        if self._thinking_open is None:
+            return b""
+        out = self._thinking_delta({"type": "signature_delta", "signature": signature})
+        index, self._thinking_open = self._thinking_open, None
+        return out + event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+    def _reasoning(self, item: ReasoningDelta | ReasoningArtifactDone) -> bytes:
+        if isinstance(item, ReasoningDelta):
+            if not item.text:
+                return b""
+            return self._open_thinking() + self._thinking_delta(
+                {"type": "thinking_delta", "thinking": item.text}
+            )
+        artifact = item.artifact
+        if isinstance(artifact, RedactedThinking) and artifact.origin == NATIVE:
+            out = self._close_text()
+            index = self._next_block
+            self._next_block += 1
+            block = {"type": "redacted_thinking", "data": artifact.data}
+            start = {"type": "content_block_start", "index": index, "content_block": block}
+            stop = {"type": "content_block_stop", "index": index}
+            return out + event("content_block_start", start) + event("content_block_stop", stop)
+        out = self._open_thinking()
+        if isinstance(artifact, ThinkingBlock) and artifact.origin == NATIVE:
+            return out + self._close_thinking(artifact.signature)
+        return out + self._close_thinking(pack((artifact,)))
 
     def _text(self, text: str) -> bytes:
-        out = b""
+        out = self._close_thinking(pack(()))
         if self._text_open is None:
             self._text_open = self._next_block
             self._next_block += 1
@@ -258,6 +370,8 @@ class MessageEventEncoder:
     def encode(self, item: StreamEvent) -> bytes:
         if isinstance(item, TextDelta | RefusalDelta):
             return self._text(item.text) if item.text else b""
+        if isinstance(item, ReasoningDelta | ReasoningArtifactDone):
+            return self._reasoning(item)
         if isinstance(item, ToolCallDone):
             return self._tool(item.call)
         if isinstance(item, UsageUpdate):

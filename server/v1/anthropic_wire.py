@@ -1,8 +1,9 @@
 """The Anthropic Messages request as `/v1/messages` accepts it (pydantic, validated at the edge).
 
 Content blocks are a discriminated union of the kinds routed providers can all carry: text,
-image (base64 or URL), tool_use and tool_result. Other kinds (documents, thinking blocks)
-are refused with a 400 rather than dropped.
+image (base64 or URL), tool_use, tool_result, and the reasoning blocks `thinking` and
+`redacted_thinking` of assistant turns. Other kinds (documents) are refused with a 400 rather
+than dropped.
 """
 
 from __future__ import annotations
@@ -51,7 +52,21 @@ class ToolResultBlock(_Wire):
     is_error: bool | None = None
 
 
-Block = Annotated[TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock, Field(discriminator="type")]
+class ThinkingBlockIn(_Wire):
+    type: Literal["thinking"]
+    thinking: str
+    signature: str
+
+
+class RedactedThinkingIn(_Wire):
+    type: Literal["redacted_thinking"]
+    data: str
+
+
+Block = Annotated[
+    TextBlock | ImageBlock | ToolUseBlock | ToolResultBlock | ThinkingBlockIn | RedactedThinkingIn,
+    Field(discriminator="type"),
+]
 
 
 class MessageParam(_Wire):
@@ -71,6 +86,11 @@ class ToolChoiceParam(_Wire):
     disable_parallel_tool_use: bool | None = None
 
 
+class ThinkingParam(_Wire):
+    type: Literal["enabled", "disabled", "adaptive"]
+    budget_tokens: int | None = Field(default=None, ge=1)
+
+
 class MessagesRequest(_Wire):
     model: str = Field(min_length=1, max_length=255)
     max_tokens: int = Field(ge=1)
@@ -82,3 +102,4 @@ class MessagesRequest(_Wire):
     temperature: float | None = Field(default=None, ge=0, le=1)
     stream: bool = False
     metadata: dict[str, Any] | None = None
+    thinking: ThinkingParam | None = None

@@ -5,6 +5,10 @@ Request in: `to_chat_request` turns the validated wire model into a `ChatRequest
 Response out: `completion_body` serialises a `ChatResponse`; `ChunkEncoder` turns the routed
 stream's events into `data: {...}` SSE frames, byte for byte the shape the openai SDKs parse,
 including the trailing usage chunk when `stream_options.include_usage` is set.
+
+Reasoning goes out as `reasoning_content` and `reasoning_details` on the message (or delta) and
+comes back the same way on assistant messages (server/v1/reasoning_wire.py); `reasoning_effort`
+becomes the request's `ReasoningConfig` (`none` asks for none, `xhigh` is `high`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from providers.types import (
     JsonSchemaFormat,
     Message,
     NamedToolChoice,
+    Reasoning,
+    ReasoningArtifactDone,
+    ReasoningConfig,
+    ReasoningDelta,
+    ReasoningEffort,
     RefusalDelta,
     ResponseFormat,
     Role,
@@ -53,6 +62,7 @@ from server.v1.openai_wire import (
 from server.v1.openai_wire import (
     ContentPart as WirePart,
 )
+from server.v1.reasoning_wire import artifacts, detail
 
 _ROLES: Mapping[str, Role] = {
     "system": Role.SYSTEM,
@@ -107,7 +117,32 @@ def _message(index: int, m: MessageIn) -> Message:
         raise WireRequestError("only assistant messages carry tool_calls", f"messages[{index}].tool_calls")
     if role is Role.TOOL and not m.tool_call_id:
         raise WireRequestError("a tool message needs tool_call_id", f"messages[{index}].tool_call_id")
-    return Message(role=role, content=content, tool_calls=calls, tool_call_id=m.tool_call_id, name=m.name)
+    reasoning = Reasoning()
+    if role is Role.ASSISTANT:
+        reasoning = Reasoning(text=m.reasoning_content or "", artifacts=artifacts(m.reasoning_details or ()))
+    return Message(
+        role=role,
+        content=content,
+        tool_calls=calls,
+        tool_call_id=m.tool_call_id,
+        name=m.name,
+        reasoning=reasoning,
+    )
+
+
+_EFFORTS: Mapping[str, ReasoningEffort] = {
+    "minimal": "minimal",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "high",
+}
+
+
+def _reasoning(effort: str | None) -> ReasoningConfig | None:
+    """`reasoning_effort` as a config; `none` (and no value) asks for no thinking."""
+    mapped = _EFFORTS.get(effort or "")
+    return ReasoningConfig(effort=mapped) if mapped else None
 
 
 def _tool_choice(raw: str | NamedToolChoiceIn | None) -> ToolChoice | None:
@@ -166,6 +201,7 @@ def to_chat_request(wire: ChatCompletionRequest) -> ChatRequest:
         temperature=wire.temperature,
         stop=stop,
         metadata=dict(wire.metadata or {}),
+        reasoning=_reasoning(wire.reasoning_effort),
     )
 
 
@@ -193,6 +229,10 @@ def completion_body(
     }
     if response.tool_calls:
         message["tool_calls"] = [_call_body(c) for c in response.tool_calls]
+    if response.reasoning.text:
+        message["reasoning_content"] = response.reasoning.text
+    if response.reasoning.artifacts:
+        message["reasoning_details"] = [detail(a) for a in response.reasoning.artifacts]
     body = {
         "id": completion_id,
         "object": "chat.completion",
@@ -277,6 +317,10 @@ class ChunkEncoder:
             return self._choice({"tool_calls": [{"index": event.index, **_call_body(event.call)}]})
         if isinstance(event, RefusalDelta):
             return self._choice({"refusal": event.text})
+        if isinstance(event, ReasoningDelta):
+            return self._choice({"reasoning_content": event.text})
+        if isinstance(event, ReasoningArtifactDone):
+            return self._choice({"reasoning_details": [detail(event.artifact)]})
         if isinstance(event, UsageUpdate):
             self.usage = event.usage
             return b""

@@ -63,6 +63,10 @@ class MessageIn(_Strict):
     tool_calls: list[ToolCallIn] | None = None
     tool_call_id: str | None = None
     refusal: str | None = None
+    reasoning_content: str | None = None
+    """Readable reasoning of an assistant turn, as we sent it: display only, never replayed."""
+    reasoning_details: list[dict[str, Any]] | None = None
+    """The assistant turn's reasoning artifacts, as we sent them (server/v1/reasoning_wire.py)."""
 
 
 class FunctionDef(_Strict):
@@ -119,3 +123,4 @@ class ChatCompletionRequest(_Strict):
     """Only one choice is supported; `n` > 1 is refused rather than silently answered once."""
     user: str | None = None
     metadata: dict[str, str] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None

@@ -5,6 +5,12 @@
 sampling parameters are accepted (2026-10-21 rejects them with 400). Answers follow the queued
 `ChatScenario`s (tests/emulators/chat_scenarios.py); `ERRORS` holds the exact error responses
 per class. Every request and client disconnect is recorded (`requests`, `disconnects`).
+
+Extended thinking: when the request enables `thinking`, the answer opens with a signed
+`thinking` block (`thinking_delta`s then a `signature_delta` when streamed), plus a
+`redacted_thinking` block for a scenario that asks for one. Such a request is validated like the
+real API: every replayed thinking block must carry the signature issued for its text, and the
+last assistant turn, when its tool uses are being answered, must start with a thinking block.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from tests.emulators.chat_scenarios import (
     Playback,
     approx_tokens,
     cut_bytes,
+    emulator_signature,
     split_json,
     split_text,
 )
@@ -31,6 +38,10 @@ VERSIONS = ("2023-06-01", "2026-10-21")
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 MODELS = (("claude-sonnet-4-6", "Claude Sonnet 4.6"), ("claude-haiku-4-5", "Claude Haiku 4.5"))
 REQUEST_ID = "req_011CVEmulator0000000001"
+DEFAULT_THINKING = "Let me think about what the user needs."
+REDACTED_DATA = (
+    "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpPkNRj2YfWXGmKDxH4mPnZ5sQ7vB5URj"
+)
 
 
 @dataclass(frozen=True)
@@ -153,9 +164,23 @@ def _structured_tool_name(request_json: dict[str, Any]) -> str:
     return str(tools[0]["name"])
 
 
+def thinking_enabled(request_json: dict[str, Any]) -> bool:
+    thinking = request_json.get("thinking")
+    return isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+
+
+def thinking_signature(text: str) -> str:
+    return emulator_signature("anthropic-thinking", text)
+
+
 def content_blocks(scenario: ChatScenario, request_json: dict[str, Any]) -> list[dict[str, Any]]:
     """The assistant content the scenario produces (ids are deterministic per request)."""
     blocks: list[dict[str, Any]] = []
+    if thinking_enabled(request_json):
+        thought = scenario.thinking or DEFAULT_THINKING
+        blocks.append({"type": "thinking", "thinking": thought, "signature": thinking_signature(thought)})
+        if scenario.redacted_thinking:
+            blocks.append({"type": "redacted_thinking", "data": REDACTED_DATA})
     if scenario.text:
         blocks.append({"type": "text", "text": scenario.text})
     for i, call in enumerate(scenario.tool_calls):
@@ -181,6 +206,42 @@ def stop_reason(scenario: ChatScenario, blocks: list[dict[str, Any]]) -> str:
     if scenario.refusal or scenario.prompt_blocked:
         return "refusal"
     return "tool_use" if any(b["type"] == "tool_use" for b in blocks) else "end_turn"
+
+
+def thinking_failure(request_json: dict[str, Any]) -> str | None:
+    """What the real API says about a thinking request's history, if it refuses it."""
+    messages = [m for m in request_json.get("messages") or [] if isinstance(m, dict)]
+    last_assistant = None
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        if m.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        last_assistant = i
+        for j, block in enumerate(content):
+            if block.get("type") == "thinking" and block.get("signature") != thinking_signature(
+                str(block.get("thinking"))
+            ):
+                return f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
+            if block.get("type") == "redacted_thinking" and block.get("data") != REDACTED_DATA:
+                return f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+    if last_assistant is None:
+        return None
+    content = messages[last_assistant]["content"]
+    answered = any(
+        isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
+        for m in messages[last_assistant + 1 :]
+    )
+    uses_tools = any(b.get("type") == "tool_use" for b in content)
+    if answered and uses_tools and content[0].get("type") not in ("thinking", "redacted_thinking"):
+        return (
+            f"messages.{last_assistant}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+            f"`{content[0].get('type')}`. When `thinking` is enabled, a final `assistant` message must start "
+            "with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We "
+            "recommend you include thinking blocks from previous turns. To avoid this requirement, disable "
+            "`thinking`. Please consult our documentation at "
+            "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+        )
+    return None
 
 
 def _stop_details(reason: str) -> dict[str, Any] | None:
@@ -216,7 +277,12 @@ def stream_events(scenario: ChatScenario, request_json: dict[str, Any]) -> list[
     ]
     events.append(("ping", {"type": "ping"}))
     for index, block in enumerate(full["content"]):
-        if block["type"] == "text":
+        if block["type"] == "thinking":
+            events += _thinking_events(index, block, scenario.pieces)
+        elif block["type"] == "redacted_thinking":
+            start = {"type": "content_block_start", "index": index, "content_block": block}
+            events.append(("content_block_start", start))
+        elif block["type"] == "text":
             events.append(
                 (
                     "content_block_start",
@@ -281,6 +347,16 @@ def stream_events(scenario: ChatScenario, request_json: dict[str, Any]) -> list[
     )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
+
+
+def _thinking_events(index: int, block: dict[str, Any], pieces: int) -> list[tuple[str, dict[str, Any]]]:
+    """A thinking block as the API streams it: empty start, thinking deltas, one signature delta."""
+    head = {"type": "thinking", "thinking": "", "signature": ""}
+    deltas = [{"type": "thinking_delta", "thinking": p} for p in split_text(block["thinking"], pieces)]
+    deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    return [
+        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": head})
+    ] + [("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas]
 
 
 def encode_event(name: str, data: dict[str, Any]) -> bytes:
@@ -364,6 +440,10 @@ class AnthropicEmulator(ChatEmulator):
             for name in SAMPLING_PARAMS:
                 if name in body:
                     return _error_body("invalid_request_error", f"{name}: Extra inputs are not permitted")
+        if thinking_enabled(body):
+            failure = thinking_failure(body)
+            if failure is not None:
+                return _error_body("invalid_request_error", failure)
         return None
 
     async def _messages(self, request: Request) -> Response:

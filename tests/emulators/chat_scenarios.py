@@ -12,6 +12,8 @@ tests/emulators/openai.py.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import threading
 import time
@@ -47,6 +49,10 @@ class ChatScenario:
     `malformed_after` replaces the n-th SSE event with bytes that are not JSON.
     `stop_reason` overrides the wire stop/finish reason; `usage` overrides usage counters.
     `pieces` is how many deltas the text is cut into when streamed.
+    `thinking` makes the model a thinking one: Gemini signs its parts (`thoughtSignature`) and,
+    when the request sets `includeThoughts`, sends this text as a thought summary; Anthropic,
+    when the request enables `thinking`, opens with a signed thinking block of this text (and a
+    `redacted_thinking` block after it with `redacted_thinking`).
     """
 
     text: str | None = "Hello! How can I help you today?"
@@ -61,6 +67,8 @@ class ChatScenario:
     stop_reason: str | None = None
     usage: Mapping[str, int] = field(default_factory=dict)
     pieces: int = 4
+    thinking: str | None = None
+    redacted_thinking: bool = False
     fragment_bytes: int | None = None
     """Re-cut the whole SSE byte stream into slices of this size (mid-line, mid-UTF-8);
     fault positions then count slices."""
@@ -80,6 +88,12 @@ def text(answer: str = "Hello! How can I help you today?", **kwargs: Any) -> Cha
 
 def tool_calls(*calls: tuple[str, Mapping[str, Any]], text: str | None = None, **kwargs: Any) -> ChatScenario:
     return ChatScenario(text=text, tool_calls=tuple(ScriptedCall(n, a) for n, a in calls), **kwargs)
+
+
+def thinking(
+    scenario: ChatScenario, thought: str = "The user wants the weather; call the tool."
+) -> ChatScenario:
+    return replace(scenario, thinking=thought)
 
 
 def json_reply(value: Any, **kwargs: Any) -> ChatScenario:
@@ -142,6 +156,12 @@ def split_json(raw: str, size: int = 7) -> list[str]:
 def cut_bytes(stream: list[bytes], size: int) -> list[bytes]:
     whole = b"".join(stream)
     return [whole[i : i + size] for i in range(0, len(whole), size)]
+
+
+def emulator_signature(*parts: Any) -> str:
+    """A deterministic signature over `parts`: an emulator re-derives it to check a replay."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return base64.b64encode(b"emu-sig:" + digest[:24]).decode()
 
 
 def approx_tokens(value: Any) -> int:

@@ -6,10 +6,18 @@ Answers follow the queued `ChatScenario`s (tests/emulators/chat_scenarios.py) th
 API shapes them: zero usage fields omitted, `finishReason: STOP` even with `functionCall` parts,
 a blocked prompt as HTTP 200 with no candidates, SSE lines ending in `\\r\\n`, no terminator.
 `ERRORS` holds the exact error bodies per class, with `ErrorInfo`, `QuotaFailure` and `RetryInfo`.
+
+Thinking: a scenario with `thinking` signs its answer like Gemini 3 (`thoughtSignature` on the
+first `functionCall` part, else on the last text part; a thought-summary part first when the
+request sets `includeThoughts`). Requests to a `gemini-3*` model are validated like Gemini 3
+does: in the current turn (after the last user text), every model step with function calls
+must carry a signature on its first call, either the one this emulator issued for that call or
+Google's documented dummy; otherwise a 400 `INVALID_ARGUMENT`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +32,7 @@ from tests.emulators.chat_scenarios import (
     Playback,
     approx_tokens,
     cut_bytes,
+    emulator_signature,
     split_text,
 )
 
@@ -199,14 +208,78 @@ def usage_metadata(request_json: dict[str, Any], output: Any, overrides: dict[st
     return usage
 
 
-def answer_parts(scenario: ChatScenario) -> list[dict[str, Any]]:
+DUMMY_SIGNATURES = ("skip_thought_signature_validator", "context_engineering_is_the_way_to_go")
+
+
+def call_signature(call: dict[str, Any]) -> str:
+    """The signature this emulator issues for a `functionCall` (bound to its name and args)."""
+    return emulator_signature("gemini-call", call.get("name"), call.get("args") or {})
+
+
+def _include_thoughts(request_json: dict[str, Any]) -> bool:
+    config = (request_json.get("generationConfig") or {}).get("thinkingConfig") or {}
+    return bool(config.get("includeThoughts"))
+
+
+def answer_parts(scenario: ChatScenario, request_json: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     if scenario.text:
         parts.append({"text": scenario.text})
     if scenario.json_value is not None:
         parts.append({"text": json.dumps(scenario.json_value)})
-    parts += [{"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in scenario.tool_calls]
-    return parts
+    calls = [{"functionCall": {"name": c.name, "args": dict(c.arguments)}} for c in scenario.tool_calls]
+    if scenario.thinking:
+        # Gemini 3 signs the first call of a step (parallel calls share it), else the last text part.
+        if calls:
+            calls[0]["thoughtSignature"] = call_signature(calls[0]["functionCall"])
+        elif parts:
+            parts[-1]["thoughtSignature"] = emulator_signature("gemini-text", parts[-1]["text"])
+        if _include_thoughts(request_json or {}):
+            parts.insert(0, {"text": scenario.thinking, "thought": True})
+    return parts + calls
+
+
+def _signature_bytes(value: str) -> bytes | None:
+    """A `bytes` field as the API decodes it: standard or URL-safe base64, padding optional."""
+    try:
+        return base64.b64decode(value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4))
+    except ValueError:
+        return None
+
+
+def _current_turn(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The contents after the last user message with text: what Gemini 3 validates."""
+    start = 0
+    for i, content in enumerate(contents):
+        if content.get("role") == "user" and any("text" in p for p in content.get("parts") or []):
+            start = i + 1
+    return contents[start:]
+
+
+def signature_failure(contents: list[dict[str, Any]]) -> str | None:
+    """Gemini 3's complaint about the current turn's function-call signatures, if any."""
+    position = 0
+    for content in _current_turn(contents):
+        if content.get("role") != "model":
+            continue
+        calls = [p for p in content.get("parts") or [] if "functionCall" in p]
+        if not calls:
+            continue
+        first = calls[0]
+        name = first["functionCall"].get("name")
+        signature = first.get("thoughtSignature")
+        position += 1
+        if signature is None:
+            return (
+                "Function call is missing a thought_signature in functionCall parts. This is required for "
+                "tools to work correctly, and missing thought_signature may lead to degraded model "
+                f"performance. Additional data, function call `default_api:{name}` , position {position}. "
+                "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+            )
+        issued = _signature_bytes(call_signature(first["functionCall"]))
+        if signature not in DUMMY_SIGNATURES and _signature_bytes(signature) != issued:
+            return "Corrupted thought signature."
+    return None
 
 
 def _finish(scenario: ChatScenario) -> str:
@@ -231,13 +304,16 @@ def generate_response(scenario: ChatScenario, request_json: dict[str, Any], mode
     if scenario.prompt_blocked:
         feedback = {"blockReason": scenario.prompt_blocked, "safetyRatings": _BLOCKED_RATINGS}
         return _envelope(model, promptFeedback=feedback, usageMetadata=usage)
-    parts = answer_parts(scenario)
+    parts = answer_parts(scenario, request_json)
     candidate: dict[str, Any] = {"finishReason": _finish(scenario), "index": 0}
     if scenario.refusal:
         candidate["safetyRatings"] = _BLOCKED_RATINGS
     elif parts:
         candidate["content"] = {"parts": parts, "role": "model"}
-    usage = usage_metadata(request_json, parts, dict(scenario.usage))
+    overrides = dict(scenario.usage)
+    if scenario.thinking:
+        overrides.setdefault("thoughtsTokenCount", approx_tokens(scenario.thinking) * 4)
+    usage = usage_metadata(request_json, [p for p in parts if not p.get("thought")], overrides)
     return _envelope(model, candidates=[candidate], usageMetadata=usage)
 
 
@@ -249,8 +325,14 @@ def stream_chunks(scenario: ChatScenario, request_json: dict[str, Any], model: s
     parts = full["candidates"][0]["content"]["parts"]
     groups: list[list[dict[str, Any]]] = []
     for part in parts:
-        if "text" in part:
-            groups += [[{"text": piece}] for piece in split_text(part["text"], scenario.pieces)]
+        if part.get("thought"):
+            groups.append([part])
+        elif "text" in part:
+            pieces = [{"text": piece} for piece in split_text(part["text"], scenario.pieces)]
+            if "thoughtSignature" in part:
+                # The signature rides on the text's last chunk.
+                pieces[-1]["thoughtSignature"] = part["thoughtSignature"]
+            groups += [[piece] for piece in pieces]
     calls = [p for p in parts if "functionCall" in p]
     if calls:
         # Each call arrives whole; parallel calls share one chunk.
@@ -349,6 +431,12 @@ class GeminiEmulator(ChatEmulator):
                 )
         return None
 
+    def _validate_signatures(self, model: str, body: dict[str, Any]) -> Response | None:
+        if not model.startswith("gemini-3"):
+            return None
+        failure = signature_failure(body["contents"])
+        return self._invalid(failure) if failure else None
+
     async def _generate(self, request: Request) -> Response:
         body = await self._record(request)
         model, _, method = request.path_params["target"].partition(":")
@@ -357,7 +445,7 @@ class GeminiEmulator(ChatEmulator):
             return JSONResponse(
                 {"error": {"code": 404, "message": "Not Found", "status": "NOT_FOUND"}}, status_code=404
             )
-        failure = failure or self._validate(body)
+        failure = failure or self._validate(body) or self._validate_signatures(model, body)
         if failure is not None:
             return failure
         scenario = self.next()

@@ -36,6 +36,7 @@ from tests.emulators.openai_wire import (
     Wire,
     fail,
     json_reply,
+    missing_reasoning,
     refusal,
     sse_frame,
     text,
@@ -205,6 +206,10 @@ class OpenAIEmulator:
 
     async def _chat(self, request: Mapping[str, Any], key: str, send: Any, gone: asyncio.Event) -> None:
         model = str(request.get("model", ""))
+        refused = missing_reasoning(self.flavor, request)
+        if refused is not None:
+            await self._respond(fail(400, refused), key, send, gone)
+            return
         s = self._next(model)
         if s.error_body is not None:
             await self._respond(s, key, send, gone)

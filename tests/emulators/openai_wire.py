@@ -63,6 +63,8 @@ class Scenario:
     error_after: int | None = None
     stream_error: Mapping[str, Any] | None = None
     """The in-stream error object sent at `error_after` (HTTP 200 already sent)."""
+    reasoning_content: str | None = None
+    """A thinking model's reasoning: `message.reasoning_content`, streamed before the content."""
 
     @property
     def healthy(self) -> bool:
@@ -199,6 +201,8 @@ class Wire:
             message["refusal"] = s.refusal
         if self.flavor == "openai":
             message["annotations"] = []
+        if s.reasoning_content:
+            message["reasoning_content"] = s.reasoning_content
         if s.tool_calls:
             message["tool_calls"] = [
                 {
@@ -230,6 +234,7 @@ class Wire:
         if self.flavor in ("openai", "openrouter"):
             first["refusal"] = None
         out = [chunk(first)]
+        out += [chunk({"reasoning_content": piece}) for piece in fragments(s.reasoning_content or "")]
         out += [chunk({"content": piece}) for piece in fragments(s.text)]
         if s.refusal:
             out += [chunk({"refusal": piece}) for piece in fragments(s.refusal)]
@@ -282,6 +287,24 @@ class Wire:
             {"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}
         ]
         return c
+
+
+def missing_reasoning(flavor: Flavor, request: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Kimi's 400 body for a thinking model's history that lacks `reasoning_content` on a tool-call turn."""
+    if flavor != "kimi" or "thinking" not in str(request.get("model", "")):
+        return None
+    for index, message in enumerate(request.get("messages") or []):
+        if (
+            message.get("role") == "assistant"
+            and message.get("tool_calls")
+            and not message.get("reasoning_content")
+        ):
+            text = (
+                "thinking is enabled but reasoning_content is missing in assistant tool call message "
+                f"at index {index}"
+            )
+            return {"error": {"message": text, "type": "invalid_request_error"}}
+    return None
 
 
 def sse_frame(chunk: Mapping[str, Any]) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import anthropic
@@ -270,3 +271,58 @@ async def test_version_header_is_required_and_auth_accepts_either_style(url: str
     assert unversioned.status_code == 400 and "anthropic-version" in unversioned.json()["error"]["message"]
     assert keyless.status_code == 401 and keyless.json()["error"]["type"] == "authentication_error"
     assert bearer.status_code == 200
+
+
+THINKING = {"type": "enabled", "budget_tokens": 2048}
+THINKING_SCENARIO = replace(
+    cs.thinking(cs.tool_calls(("get_weather", {"city": "Paris"}))), redacted_thinking=True
+)
+
+
+async def test_thinking_answers_validate(emulator: AnthropicEmulator, raw: httpx.AsyncClient) -> None:
+    emulator.enqueue(THINKING_SCENARIO, THINKING_SCENARIO)
+    message = Message.model_validate((await raw.post("/v1/messages", json=body(thinking=THINKING))).json())
+    assert_no_extra(message)
+    assert [b.type for b in message.content] == ["thinking", "redacted_thinking", "tool_use"]
+    decoder = SSEDecoder()
+    async with raw.stream("POST", "/v1/messages", json=body(stream=True, thinking=THINKING)) as response:
+        events = [e async for chunk in response.aiter_bytes() for e in decoder.feed(chunk)] + decoder.end()
+    deltas = []
+    for event in events:
+        if event.event != "ping":
+            assert_no_extra(STREAM_EVENT.validate_python(json.loads(event.data)))
+        if event.event == "content_block_delta":
+            deltas.append(json.loads(event.data)["delta"]["type"])
+    assert "thinking_delta" in deltas and "signature_delta" in deltas
+
+
+async def test_thinking_history_must_be_replayed_unmodified(
+    emulator: AnthropicEmulator, raw: httpx.AsyncClient, sdk: anthropic.AsyncAnthropic
+) -> None:
+    emulator.always(THINKING_SCENARIO)
+    ask = [{"role": "user", "content": "weather in Paris?"}]
+    async with sdk.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=4096, thinking=THINKING, messages=ask, tools=[TOOL]
+    ) as stream:
+        first = await stream.get_final_message()
+    assert first.content[0].type == "thinking" and first.content[0].signature
+    use = next(b for b in first.content if b.type == "tool_use")
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]}
+
+    def history(blocks: list[dict[str, Any]]) -> dict[str, Any]:
+        turns = [*ask, {"role": "assistant", "content": blocks}, result]
+        return body(thinking=THINKING, messages=turns, max_tokens=4096)
+
+    replayed = [b.model_dump(exclude_none=True) for b in first.content]
+    assert (await raw.post("/v1/messages", json=history(replayed))).status_code == 200
+    without = await raw.post("/v1/messages", json=history(replayed[2:]))
+    assert without.status_code == 400
+    assert (
+        "Expected `thinking` or `redacted_thinking`, but found `tool_use`"
+        in without.json()["error"]["message"]
+    )
+    tampered = [{**replayed[0], "thinking": "edited"}, *replayed[1:]]
+    bad = await raw.post("/v1/messages", json=history(tampered))
+    assert bad.status_code == 400 and "Invalid `signature`" in bad.json()["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError):
+        await sdk.messages.create(**history(replayed[2:]))

@@ -223,3 +223,77 @@ async def test_sdk_raises_on_error_chunk_after_200(emulator: GeminiEmulator, sdk
         async for _ in await sdk.aio.models.generate_content_stream(model=MODEL, contents="hi"):
             pass
     assert caught.value.code == 503
+
+
+THINKING_REQUEST = {**REQUEST, "generationConfig": {"thinkingConfig": {"includeThoughts": True}}}
+THINKING = {
+    "tools": cs.thinking(cs.tool_calls(("get_weather", {"city": "Paris"}), ("get_time", {}))),
+    "text": cs.thinking(cs.text("It is sunny.", pieces=3)),
+}
+GEMINI_3 = "gemini-3-pro-preview"
+
+
+@pytest.mark.parametrize("name", sorted(THINKING))
+async def test_thinking_answers_validate(emulator: GeminiEmulator, raw: httpx.AsyncClient, name: str) -> None:
+    emulator.enqueue(THINKING[name], THINKING[name])
+    whole = types.GenerateContentResponse.model_validate(
+        (await raw.post(GENERATE, json=THINKING_REQUEST)).json()
+    )
+    assert_no_extra(whole)
+    parts = whole.candidates[0].content.parts if whole.candidates and whole.candidates[0].content else None
+    assert parts is not None and parts[0].thought is True
+    assert sum(1 for p in parts if p.thought_signature) == 1
+    assert whole.usage_metadata is not None and whole.usage_metadata.thoughts_token_count
+    body = (await raw.post(STREAM, params={"alt": "sse"}, json=THINKING_REQUEST)).content
+    decoder = SSEDecoder()
+    chunks = [json.loads(e.data) for e in decoder.feed(body) + decoder.end()]
+    for chunk in chunks:
+        assert_no_extra(types.GenerateContentResponse.model_validate(chunk))
+    signed = [p for c in chunks for p in c["candidates"][0]["content"]["parts"] if "thoughtSignature" in p]
+    assert len(signed) == 1
+
+
+def _history(call_part: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "contents": [
+            {"role": "user", "parts": [{"text": "weather in Paris?"}]},
+            {"role": "model", "parts": [call_part]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"t": 18}}}]},
+        ]
+    }
+
+
+async def test_gemini_3_rejects_a_function_call_replayed_without_its_signature(
+    emulator: GeminiEmulator, raw: httpx.AsyncClient, sdk: genai.Client
+) -> None:
+    emulator.enqueue(THINKING["tools"])
+    first = await sdk.aio.models.generate_content(model=GEMINI_3, contents="weather in Paris?")
+    assert first.candidates and first.candidates[0].content and first.candidates[0].content.parts
+    signed = first.candidates[0].content.parts[0]
+    assert signed.function_call is not None and signed.thought_signature
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    url = f"/v1beta/models/{GEMINI_3}:generateContent"
+
+    missing = await raw.post(url, json=_history(call))
+    assert missing.status_code == 400 and missing.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "missing a thought_signature" in missing.json()["error"]["message"]
+    with pytest.raises(errors.ClientError):
+        await sdk.aio.models.generate_content(
+            model=GEMINI_3, contents=[types.Content.model_validate(c) for c in _history(call)["contents"]]
+        )
+    forged = await raw.post(url, json=_history({**call, "thoughtSignature": "Zm9yZ2Vk"}))
+    assert forged.status_code == 400 and "Corrupted" in forged.json()["error"]["message"]
+    # The signature as issued (the SDK replays it), and Google's documented dummy, are accepted.
+    replay = [
+        types.Content(role="user", parts=[types.Part(text="weather in Paris?")]),
+        first.candidates[0].content,
+        types.Content(
+            role="user",
+            parts=[types.Part.from_function_response(name="get_weather", response={"t": 18})],
+        ),
+    ]
+    await sdk.aio.models.generate_content(model=GEMINI_3, contents=replay)
+    dummy = {**call, "thoughtSignature": "skip_thought_signature_validator"}
+    assert (await raw.post(url, json=_history(dummy))).status_code == 200
+    # Gemini 2.5 does not enforce signatures.
+    assert (await raw.post(GENERATE, json=_history(call))).status_code == 200

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -26,6 +27,9 @@ from providers.types import (
     FinishReason,
     JsonSchemaFormat,
     Message,
+    Reasoning,
+    ReasoningArtifactDone,
+    ReasoningDelta,
     RefusalDelta,
     Role,
     StreamEvent,
@@ -455,3 +459,40 @@ async def test_error_body_with_http_200(emulators: Any, adapter: OpenAIChatAdapt
     err, seen = await rig.fails(streaming)
     assert err.error_class is ErrorClass.SERVER_ERROR
     assert seen == []
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_kimi_thinking_reasoning_content_round_trip(
+    emulators: Any, adapter: OpenAIChatAdapter, streaming: bool
+) -> None:
+    """Kimi's thinking models refuse a tool-call history without `reasoning_content`; ours carries it."""
+    rig = rig_for("kimi", emulators, adapter)
+    rig.emu.enqueue(
+        replace(tool_calls(("get_weather", {"city": "Paris"})), reasoning_content="Call the weather tool.")
+    )
+    ask = ChatRequest(model="kimi-k2-thinking", messages=(Message(Role.USER, (TextPart("Weather?"),)),))
+    if streaming:
+        events = await rig.stream(ask)
+        call = next(e.call for e in events if isinstance(e, ToolCallDone))
+        artifacts = tuple(e.artifact for e in events if isinstance(e, ReasoningArtifactDone))
+        reasoning = Reasoning(
+            text="".join(e.text for e in events if isinstance(e, ReasoningDelta)), artifacts=artifacts
+        )
+    else:
+        first = await rig.complete(ask)
+        call, reasoning = first.tool_calls[0], first.reasoning
+    assert reasoning.text == "Call the weather tool." and len(reasoning.artifacts) == 1
+    follow = replace(
+        ask,
+        messages=(
+            *ask.messages,
+            Message(Role.ASSISTANT, tool_calls=(call,), reasoning=reasoning),
+            Message(Role.TOOL, (TextPart("sunny"),), tool_call_id=call.id),
+        ),
+    )
+    assert (await rig.complete(follow)).text == Scenario().text
+    assert rig.emu.chat_requests[-1].json["messages"][1]["reasoning_content"] == "Call the weather tool."
+    # The same history without the artifact is what Kimi refuses.
+    bare = replace(follow, messages=tuple(replace(m, reasoning=Reasoning()) for m in follow.messages))
+    error, _ = await rig.fails(False, bare)
+    assert error.error_class is ErrorClass.INVALID_REQUEST
