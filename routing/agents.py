@@ -33,25 +33,27 @@ def _info(row: Agent) -> AgentInfo:
     return AgentInfo(row.id, row.org_id, row.name, row.default_model, dict(row.chains or {}), row.created_at, row.updated_at)
 
 
-def normalize_ref(ref: str) -> str:
+def normalize_ref(ref: str, *, param: str | None = None) -> str:
     try:
         return str(ModelRef.parse(ref))
     except ValueError as exc:
-        raise RequestError(str(exc)) from None
+        raise RequestError(str(exc), param=param) from None
 
 
 def normalize_chains(chains: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-    """Validate intents and refs; an empty chain removes the override for that intent."""
+    """Validate intents and refs; an empty chain removes the override for that intent.
+
+    Errors name the chain at fault as `param` (`chains.chat`)."""
     out: dict[str, list[str]] = {}
     for intent, refs in chains.items():
         try:
             key = Intent(intent.strip().lower()).value
         except ValueError:
             valid = ", ".join(i.value for i in Intent)
-            raise RequestError(f"unknown intent {intent!r}; use one of {valid}") from None
-        normalized = [normalize_ref(r) for r in refs if r.strip()]
+            raise RequestError(f"unknown intent {intent!r}; use one of {valid}", param=f"chains.{intent}") from None
+        normalized = [normalize_ref(r, param=f"chains.{key}") for r in refs if r.strip()]
         if len(set(normalized)) != len(normalized):
-            raise RequestError(f"chain {key} names a model twice")
+            raise RequestError(f"chain {key} names a model twice", param=f"chains.{key}")
         if normalized:
             out[key] = normalized
     return out
@@ -90,15 +92,15 @@ class Agents:
     ) -> AgentInfo:
         name = name.strip()
         if not name or len(name) > 64:
-            raise RequestError("agent names are 1-64 characters")
+            raise RequestError("agent names are 1-64 characters", param="name")
         if await session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == name)) is not None:
-            raise ConflictError(f"agent {name!r} already exists")
+            raise ConflictError(f"agent {name!r} already exists", param="name")
         row = Agent(
             id=new_id("agt"),
             org_id=org_id,
             name=name,
             chains=normalize_chains(chains or {}),
-            default_model=normalize_ref(default_model) if default_model else None,
+            default_model=normalize_ref(default_model, param="default_model") if default_model else None,
             settings={},
         )
         session.add(row)
@@ -131,7 +133,7 @@ class Agents:
         if chains is not None:
             row.chains = merge_chains(row.chains, chains)
         if default_model is not None:
-            row.default_model = normalize_ref(default_model) if default_model else None
+            row.default_model = normalize_ref(default_model, param="default_model") if default_model else None
         self._audit(session, row, "agent.update")
         await bump(session, org_id)
         await session.flush()
@@ -145,6 +147,10 @@ class Agents:
         await bump(session, org_id)
         await session.flush()
         return info
+
+    async def org_routing(self, session: AsyncSession, org_id: str) -> OrgAISettings | None:
+        """The org-level matrix, default model and allowlist; None when never set."""
+        return await session.get(OrgAISettings, org_id)
 
     async def set_org_routing(
         self,
@@ -163,9 +169,9 @@ class Agents:
         if chains is not None:
             row.routing = merge_chains(row.routing, chains)
         if default_model is not None:
-            row.default_model = normalize_ref(default_model) if default_model else None
+            row.default_model = normalize_ref(default_model, param="default_model") if default_model else None
         if allowed_models is not None:
-            row.allowed_models = [normalize_ref(m) for m in allowed_models] or None
+            row.allowed_models = [normalize_ref(m, param="allowed_models") for m in allowed_models] or None
         session.add(AuditEvent(org_id=org_id, actor=self.actor, action="org.routing_update", target_type="org", target_id=org_id))
         await bump(session, org_id)
         await session.flush()

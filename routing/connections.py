@@ -106,22 +106,22 @@ def _provider(value: str) -> ProviderId:
         provider = ProviderId(value.strip().lower())
     except ValueError:
         choices = ", ".join(sorted(p.value for p in CONNECTABLE))
-        raise RequestError(f"unknown provider {value!r}; choose one of {choices}") from None
+        raise RequestError(f"unknown provider {value!r}; choose one of {choices}", param="provider") from None
     if provider not in CONNECTABLE:
-        raise RequestError("the internal engines need no connection")
+        raise RequestError("the internal engines need no connection", param="provider")
     return provider
 
 
 def _name(provider: ProviderId, name: str | None) -> str:
     if name is None:
         if provider is ProviderId.OPENAI_COMPATIBLE:
-            raise RequestError("a custom endpoint needs a name: it becomes the provider part of its model refs")
+            raise RequestError("a custom endpoint needs a name: it becomes the provider part of its model refs", param="name")
         return "default"
     name = name.strip().lower()
     if not _NAME_RE.match(name):
-        raise RequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'")
+        raise RequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'", param="name")
     if provider is ProviderId.OPENAI_COMPATIBLE and name in _RESERVED_NAMES:
-        raise RequestError(f"{name!r} is a provider id; a custom endpoint needs another name")
+        raise RequestError(f"{name!r} is a provider id; a custom endpoint needs another name", param="name")
     return name
 
 
@@ -134,10 +134,10 @@ def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any
         else:
             model_id, caps = str(m.get("id", "")), list(m.get("capabilities") or [Capability.TEXT.value])
         if not model_id.strip():
-            raise RequestError("a declared model needs an id")
+            raise RequestError("a declared model needs an id", param="models")
         unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
         if unknown:
-            raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}")
+            raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models")
         out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
     return out
 
@@ -168,16 +168,16 @@ class Connections:
             validate_base_url(base_url, self.guard)
             base_url = base_url.strip().rstrip("/")
         elif not PRESETS[pid].base_url:
-            raise RequestError("a custom endpoint needs --base-url")
+            raise RequestError("a custom endpoint needs a base URL", param="base_url")
         if key is not None and env_reference is not None:
             raise RequestError("give a key or an environment reference, not both")
         if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
-            raise RequestError(f"{PRESETS[pid].display_name} needs a key")
+            raise RequestError(f"{PRESETS[pid].display_name} needs a key", param="key")
         existing = await session.scalar(
             select(Connection.id).where(Connection.org_id == org_id, Connection.provider == pid.value, Connection.name == conn_name)
         )
         if existing is not None:
-            raise ConflictError(f"connection {pid.value}:{conn_name} already exists")
+            raise ConflictError(f"connection {pid.value}:{conn_name} already exists", param="name")
         siblings = (
             await session.scalars(select(Connection.position).where(Connection.org_id == org_id, Connection.provider == pid.value))
         ).all()

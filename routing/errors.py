@@ -36,6 +36,7 @@ class BaseUrlRefusedError(RoutingError):
     """A connection's base URL failed the guard (private address, plain http, bad syntax)."""
 
     code = "base_url_refused"
+    param = "base_url"
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler
@@ -21,6 +22,7 @@ from server.middleware import RequestIdMiddleware
 from server.realtime.endpoint import router as realtime_router
 from server.services import Services
 from server.settings import Settings
+from server.ui import mount_ui
 from server.v1 import ROUTES as V1_ROUTES
 from server.v1 import V1FastPath
 from server.v1.audio import router as audio_router
@@ -84,8 +86,10 @@ def create_app(
     app.add_exception_handler(Exception, _unhandled)
     app.include_router(health_router)
     app.include_router(admin_orgs.router)
+    app.include_router(admin_catalog.router)
     app.include_router(admin_connections.router)
     app.include_router(realtime_router)
     app.include_router(audio_router)
     app.router.routes.extend(V1_ROUTES)
+    mount_ui(app)
     return app

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from billing.tiers import Tier
 from server import accounts
+from server.cli_admin import admin_group
 from server.cli_common import (
     EXIT_NOT_READY,
     emit,
@@ -183,6 +184,7 @@ cli.add_command(migrate)
 cli.add_command(connection)
 cli.add_command(agent)
 cli.add_command(vault_group, name="vault")
+cli.add_command(admin_group, name="admin")
 
 
 def configure_cli_logging() -> None:

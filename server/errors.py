@@ -1,4 +1,4 @@
-"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message"}}`.
+"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message", "param"?}}`.
 
 The packages' request errors carry a stable `code`; this maps codes to HTTP statuses.
 """
@@ -20,10 +20,15 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
 _STATUS_BY_CODE = {"not_found": 404, "conflict": 409}
 
 
-def error_response(status: int, type_: str, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"type": type_, "message": message}}, status_code=status, headers=headers)
+def error_response(
+    status: int, type_: str, message: str, headers: Mapping[str, str] | None = None, *, param: str | None = None
+) -> JSONResponse:
+    error: dict[str, str] = {"type": type_, "message": message}
+    if param is not None:
+        error["param"] = param
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 async def request_error_handler(_request: Request, exc: Exception) -> JSONResponse:
     code = str(getattr(exc, "code", "invalid_request"))
-    return error_response(_STATUS_BY_CODE.get(code, 400), code, str(exc))
+    return error_response(_STATUS_BY_CODE.get(code, 400), code, str(exc), param=getattr(exc, "param", None))

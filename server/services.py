@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import SecretStr
+
 from billing.usage import UsageRecorder, new_usage_recorder
 from providers.adapters import chat_adapters
 from providers.vault.audit import BufferedAuditWriter
@@ -15,6 +17,7 @@ from routing.agents import Agents
 from routing.connections import Connections
 from routing.guard import GuardPolicy
 from routing.verify import VerifyTools
+from server.admin.token import AdminTokenError, load_admin_token
 from server.db import Database, head_revision
 from server.settings import Settings
 from server.v1.ratelimit import RateLimit
@@ -41,6 +44,8 @@ class Services:
     config_listeners: list[Callable[[str], None]] = field(default_factory=list)
     gateway: Gateway | None = None
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
+    admin_token: SecretStr | None = None
+    """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
 
     @property
     def guard(self) -> GuardPolicy:
@@ -62,6 +67,10 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Services:
+        try:
+            admin = load_admin_token(settings)
+        except AdminTokenError as exc:
+            raise StartupError(str(exc)) from None
         database = db or Database(settings.resolved_database_url)
         audit = BufferedAuditWriter(database.sessions)
         services = cls(
@@ -70,6 +79,7 @@ class Services:
             vault=build_vault(settings, database, audit),
             audit=audit,
             usage=new_usage_recorder(database.sessions),
+            admin_token=admin.value if admin else None,
         )
         services.attach_gateway()
         return services

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     log_level: LogLevel = "INFO"
     admin_token: SecretStr | None = None
+    """The admin API's bearer token; unset: a token generated into DATA_DIR/admin.token (`patchbay admin token`)."""
+    admin_api: bool = True
+    """False turns the admin API (and so the web UI's sign-in) off: it answers 503 `admin_disabled`."""
     allow_private_base_urls: bool = False
     api_key_rate_limit: str = "600/60"
     """Requests per server API key: `N/SECONDS` (a token bucket of N refilled over SECONDS), or `off`."""

@@ -1,4 +1,4 @@
-"""Admin bearer-token check. With no token configured the admin API is off, not open."""
+"""Admin bearer-token check. With no token (PATCHBAY_ADMIN_API=false) the admin API is off, not open."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from server.services import Services
 
 def require_admin(request: Request) -> None:
     services: Services = request.app.state.services
-    token = services.settings.admin_token
+    token = services.admin_token
     if token is None:
         raise HTTPException(
             503,
-            detail={"type": "admin_disabled", "message": "the admin API is disabled: set PATCHBAY_ADMIN_TOKEN"},
+            detail={"type": "admin_disabled", "message": "the admin API is turned off on this server (PATCHBAY_ADMIN_API=false)"},
         )
     header = request.headers.get("authorization", "")
     scheme, _, presented = header.partition(" ")

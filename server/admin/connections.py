@@ -333,6 +333,16 @@ async def delete_agent(org: str, name: str, svc: ServicesDep) -> AgentOut:
     return AgentOut.of(info)
 
 
+@router.get("/routing", response_model=RoutingOut)
+async def get_routing(org: str, svc: ServicesDep) -> RoutingOut:
+    async with svc.db.session() as s:
+        org_id = await _org_id(svc, s, org)
+        row = await svc.agents().org_routing(s, org_id)
+        if row is None:
+            return RoutingOut(default_model=None, chains={}, allowed_models=None)
+        return RoutingOut(default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models)
+
+
 @router.put("/routing", response_model=RoutingOut)
 async def set_routing(org: str, body: RoutingIn, svc: ServicesDep) -> RoutingOut:
     async with svc.db.session() as s:

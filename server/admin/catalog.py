@@ -1,0 +1,66 @@
+"""`GET /admin/v1/catalog`: what an org can connect and route, straight from the contract.
+
+The web UI builds its provider picker and routing matrix from this, so a provider or intent
+added to the contract shows up there without a change to the page.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+
+from billing.tiers import Tier
+from providers.contract import PRESETS, Capability, CredentialKind
+from routing.connections import CONNECTABLE
+from routing.intents import INTENT_CAPABILITIES, Intent
+from server.admin.auth import require_admin
+
+router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
+
+
+class ProviderOut(BaseModel):
+    id: str
+    display_name: str
+    default_base_url: str | None
+    """None: the connection must name its base URL (a custom endpoint)."""
+    key_required: bool
+    custom: bool
+    """A custom endpoint: its connection name becomes the provider part of its model refs."""
+
+
+class IntentOut(BaseModel):
+    id: str
+    capabilities: list[str]
+
+
+class CatalogOut(BaseModel):
+    providers: list[ProviderOut]
+    intents: list[IntentOut]
+    capabilities: list[str]
+    tiers: list[str]
+
+
+def catalog() -> CatalogOut:
+    providers = [
+        ProviderOut(
+            id=p.id.value,
+            display_name=p.display_name,
+            default_base_url=p.base_url or None,
+            key_required=CredentialKind.NONE not in p.credential_kinds,
+            custom=not p.base_url,
+        )
+        for p in PRESETS.values()
+        if p.id in CONNECTABLE
+    ]
+    intents = [IntentOut(id=i.value, capabilities=sorted(c.value for c in INTENT_CAPABILITIES[i])) for i in Intent]
+    return CatalogOut(
+        providers=providers,
+        intents=intents,
+        capabilities=[c.value for c in Capability],
+        tiers=[t.value for t in Tier],
+    )
+
+
+@router.get("/catalog", response_model=CatalogOut)
+async def get_catalog() -> CatalogOut:
+    return catalog()

@@ -1,0 +1,75 @@
+"""The web UI: static files from `server/web/` under `/ui/`, with strict security headers.
+
+The pages are plain HTML, one CSS file and ES modules, with no build step and no external
+asset, so they work offline. They talk only to the admin API with the admin token, which
+the browser keeps in sessionStorage and sends as a bearer header: no cookie, so no CSRF
+surface. The server side is only this mount; all behaviour is in the admin API.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+WEB_DIR = Path(__file__).parent / "web"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+
+SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+    # Revalidate every load (StaticFiles answers 304 on a matching ETag), so an upgraded
+    # server never runs next to a stale module from the browser cache.
+    (b"cache-control", b"no-cache"),
+)
+
+
+class SecurityHeaders:
+    """Pure ASGI wrapper that sets `SECURITY_HEADERS` on every response of the wrapped app."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        names = {name for name, _ in SECURITY_HEADERS}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                message["headers"] = [*kept, *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def mount_ui(app: FastAPI) -> None:
+    """Serve the UI at `/ui/` and send `/` there."""
+    app.mount("/ui", SecurityHeaders(StaticFiles(directory=WEB_DIR, html=True)), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/ui/", status_code=307)

@@ -1,0 +1,174 @@
+"""A real Patchbay (uvicorn on a loopback port) and a real headless Chromium driving its UI.
+
+The browser is the Debian `chromium` (`/usr/bin/chromium`, or PATCHBAY_TEST_CHROMIUM) driven
+by the `playwright` package; `playwright install` is never needed. Without Chromium or
+Playwright the tests skip, and under CI (`CI=true`) they fail, as tests/conftest.py treats
+PostgreSQL and Redis.
+
+The UI's behaviour does not depend on the storage backend (the admin API tests run on both),
+so these run on SQLite only. The app runs as a task on the test's event loop, like
+tests/server/v1/conftest.py; the emulator runs on its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from server.admin.token import load_admin_token
+from server.app import create_app
+from server.db import Database
+from server.services import Services
+from server.settings import Settings
+from tests.conftest import IN_CI
+from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.openai import OpenAIEmulator
+
+CHROMIUM = os.environ.get("PATCHBAY_TEST_CHROMIUM", "/usr/bin/chromium")
+TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+TIMEOUT_MS = 10_000
+
+
+def _require(condition: bool, message: str) -> None:
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(message + " (CI=true: the browser tests must run)")
+    pytest.skip(message)
+
+
+@dataclass
+class Live:
+    url: str
+    token: str
+    services: Services
+    settings: Settings
+
+    def admin(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url + "/admin/v1", headers={"authorization": f"Bearer {self.token}"}, timeout=10)
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Live]:
+    database = Database(settings.resolved_database_url)
+    await database.upgrade()
+    services = Services.build(settings, database)
+    app = create_app(settings, services=services)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False))
+    task = asyncio.create_task(server.serve())
+    for _ in range(500):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
+    assert server.started, "patchbay did not start"
+    token = services.admin_token.get_secret_value() if services.admin_token else ""
+    try:
+        yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
+    finally:
+        server.should_exit = True
+        await task
+        await database.dispose()
+
+
+def ui_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """No PATCHBAY_ADMIN_TOKEN: the server generates DATA_DIR/admin.token, as on the embedded default."""
+    values: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'ui.db'}",
+        "allow_private_base_urls": True,
+        "allow_plain_http_base_urls": True,
+        "master_key": TEST_MASTER_KEY,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+async def live(tmp_path: Path) -> AsyncIterator[Live]:
+    settings = ui_settings(tmp_path)
+    async with serve(settings) as running:
+        token = load_admin_token(settings, create=False)
+        assert token is not None and running.token == token.value.get_secret_value()
+        yield running
+
+
+@pytest.fixture
+def serve_with() -> Callable[[Settings], AbstractAsyncContextManager[Live]]:
+    return serve
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[tuple[OpenAIEmulator, str]]:
+    emu = OpenAIEmulator("openai", models=("gpt-4o-mini",))
+    with ServedApp(emu) as served:
+        yield emu, served.url + "/v1"
+
+
+@dataclass
+class Seen:
+    """What the page received and reported: every response body and header, console errors."""
+
+    bodies: list[asyncio.Task[bytes]] = field(default_factory=list)
+    headers: list[asyncio.Task[dict[str, str]]] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    async def texts(self) -> list[str]:
+        bodies = await asyncio.gather(*self.bodies, return_exceptions=True)
+        headers = await asyncio.gather(*self.headers, return_exceptions=True)
+        out = [b.decode("utf-8", "replace") for b in bodies if isinstance(b, bytes)]
+        out += [repr(h) for h in headers if isinstance(h, dict)]
+        return out
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _require(False, "the playwright package is not installed (pip install -e '.[test]')")
+    _require(bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    async with async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def page_and_seen(browser: Any) -> AsyncIterator[tuple[Any, Seen]]:
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    seen = Seen()
+
+    def on_response(response: Any) -> None:
+        seen.urls.append(response.url)
+        seen.bodies.append(asyncio.ensure_future(response.body()))
+        seen.headers.append(asyncio.ensure_future(response.all_headers()))
+
+    def on_console(message: Any) -> None:
+        # A refused request (the wrong-token check) is logged by Chromium as a console error.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            seen.errors.append(message.text)
+
+    page.on("response", on_response)
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: seen.errors.append(f"page error: {exc}"))
+    try:
+        yield page, seen
+    finally:
+        await asyncio.gather(*seen.bodies, *seen.headers, return_exceptions=True)
+        await context.close()
