@@ -607,12 +607,20 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
         print("no chart: matplotlib is not installed (pip install -e '.[bench]')")
         return
     fig, (latency, delay) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for workers in sorted({r["workers"] for r in rows}):
+    for index, workers in enumerate(sorted({r["workers"] for r in rows})):
         mine = [r for r in rows if r["workers"] == workers and r["p95"] is not None]
         label = f"{workers} worker{'s' if workers > 1 else ''}"
-        latency.plot([r["n"] for r in mine], [r["p95"] for r in mine], "o-", label=f"p95, {label}")
-        latency.plot([r["n"] for r in mine], [r["p50"] for r in mine], "x--", alpha=0.6, label=f"p50, {label}")
-        delay.plot([r["n"] for r in mine], [r["delay_max"] for r in mine], "o-", label=f"max, {label}")
+        levels = sorted({r["n"] for r in mine})
+        for axis, field, style, name in (
+            (latency, "p95", "o-", "p95"),
+            (latency, "p50", "x--", "p50"),
+            (delay, "delay_max", "o-", "max"),
+        ):
+            colour = f"C{2 * index + (field == 'p50')}"
+            # Every run as a point, the line through each level's median run.
+            axis.plot([r["n"] for r in mine], [r[field] for r in mine], style[0], color=colour, alpha=0.5)
+            medians = [statistics.median(r[field] for r in mine if r["n"] == n) for n in levels]
+            axis.plot(levels, medians, style, color=colour, label=f"{name}, {label}")
     latency.axhline(GOAL_P95_MS, color="grey", linestyle=":", label=f"goal: p95 < {GOAL_P95_MS:.0f} ms")
     delay.axhline(LATE_MS, color="grey", linestyle=":", label=f"late: > {LATE_MS:.0f} ms")
     latency.set(xlabel="concurrent sessions", ylabel="server-added ms per turn", title="Server-added latency")
