@@ -11,7 +11,7 @@ import asyncio
 import socket
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
@@ -75,3 +75,23 @@ class ServedApp:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class ServedGroup:
+    """Several emulators served together: `with Group() as g:` starts them all, exit stops them.
+
+    A subclass builds its emulators, then calls `super().__init__(app, ...)`; `served[i].url`
+    is where the i-th app listens.
+    """
+
+    def __init__(self, *apps: Callable[..., Any]) -> None:
+        self.served = [ServedApp(app) for app in apps]
+
+    def __enter__(self) -> Self:
+        for served in self.served:
+            served.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for served in self.served:
+            served.stop()

@@ -24,7 +24,7 @@ from routing.guard import GuardPolicy, endpoint_guard, guarded_aiohttp_transport
 from routing.intents import Intent
 from routing.model import ConnectionView, OrgRouting
 from routing.resolver import Resolver, RouteRequest
-from tests.emulators.harness import ServedApp
+from tests.emulators.harness import ServedGroup
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.emulators.openai_errors import ERRORS, rate_limited
 from tests.routing.fakes import FakeCredential, FakeWallClock, OrgBuilder, chat, conn
@@ -37,28 +37,19 @@ KEYS = {
 }
 
 
-class Emulators:
+class Emulators(ServedGroup):
     def __init__(self) -> None:
         self.openai = OpenAIEmulator("openai", models=("gpt-4o-mini",))
         self.mistral = OpenAIEmulator("mistral", models=("mistral-small-latest",))
-        self._served = [ServedApp(self.openai), ServedApp(self.mistral)]
-
-    def __enter__(self) -> Emulators:
-        for s in self._served:
-            s.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self._served:
-            s.stop()
+        super().__init__(self.openai, self.mistral)
 
     @property
     def openai_url(self) -> str:
-        return self._served[0].url + "/v1"
+        return self.served[0].url + "/v1"
 
     @property
     def mistral_url(self) -> str:
-        return self._served[1].url + "/v1"
+        return self.served[1].url + "/v1"
 
     def reset(self) -> None:
         self.openai.reset()

@@ -25,7 +25,7 @@ from server.db import Database
 from server.services import Services
 from server.settings import Settings
 from server.v1.ratelimit import RateLimit
-from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.harness import ServedGroup, free_port
 from tests.emulators.openai import OpenAIEmulator
 
 OPENAI_KEY = "sk-proj-CANARY-openai-0123456789abcdef"
@@ -34,28 +34,19 @@ CANARIES = (OPENAI_KEY, MISTRAL_KEY)
 TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
 
 
-class Upstreams:
+class Upstreams(ServedGroup):
     def __init__(self) -> None:
         self.openai = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",))
         self.mistral = OpenAIEmulator("mistral", api_key=MISTRAL_KEY, models=("mistral-small-latest",))
-        self._served = [ServedApp(self.openai), ServedApp(self.mistral)]
-
-    def __enter__(self) -> Upstreams:
-        for s in self._served:
-            s.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self._served:
-            s.stop()
+        super().__init__(self.openai, self.mistral)
 
     @property
     def openai_url(self) -> str:
-        return self._served[0].url + "/v1"
+        return self.served[0].url + "/v1"
 
     @property
     def mistral_url(self) -> str:
-        return self._served[1].url + "/v1"
+        return self.served[1].url + "/v1"
 
     def reset(self) -> None:
         self.openai.reset()

@@ -19,7 +19,7 @@ from providers.vault.secret import Secret
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.anthropic import AnthropicEmulator, thinking_signature
 from tests.emulators.gemini import GeminiEmulator, call_signature
-from tests.emulators.harness import ServedApp
+from tests.emulators.harness import ServedGroup
 from tests.server.v1.conftest import Patchbay, Upstreams
 
 GEMINI_KEY = "AIzaSyCANARY-reasoning-0123456789abcdef"
@@ -37,20 +37,11 @@ WEATHER_TOOL = {
 CALL = cs.thinking(cs.tool_calls(("get_weather", {"city": "Paris"})), "Paris: call get_weather.")
 
 
-class Thinkers:
+class Thinkers(ServedGroup):
     def __init__(self) -> None:
         self.gemini = GeminiEmulator(api_key=GEMINI_KEY)
         self.anthropic = AnthropicEmulator(api_key=ANTHROPIC_KEY)
-        self._served = [ServedApp(self.gemini.app), ServedApp(self.anthropic.app)]
-
-    def __enter__(self) -> Thinkers:
-        for s in self._served:
-            s.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for s in self._served:
-            s.stop()
+        super().__init__(self.gemini.app, self.anthropic.app)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +61,7 @@ async def thinkers(thinkers_served: Thinkers, patchbay: Patchbay) -> Thinkers:
             s,
             patchbay.org_id,
             provider="gemini",
-            base_url=thinkers_served._served[0].url,
+            base_url=thinkers_served.served[0].url,
             key=Secret(GEMINI_KEY),
             models=[{"id": "gemini-3-pro-preview", "capabilities": ["text", "tools"]}],
         )
@@ -78,7 +69,7 @@ async def thinkers(thinkers_served: Thinkers, patchbay: Patchbay) -> Thinkers:
             s,
             patchbay.org_id,
             provider="anthropic",
-            base_url=thinkers_served._served[1].url,
+            base_url=thinkers_served.served[1].url,
             key=Secret(ANTHROPIC_KEY),
         )
         await svc.agents().set_org_routing(s, patchbay.org_id, chains={"chat": [GEMINI_MODEL, CLAUDE_MODEL]})
