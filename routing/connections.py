@@ -273,11 +273,12 @@ class Connections:
         """Stop using the connection and destroy its key; the record and its history stay."""
         row = await self.get(session, org_id, ref)
         secret_id, row.secret_id = row.secret_id, None
+        fingerprint, row.key_fingerprint, row.key_set_at = row.key_fingerprint, None, None
         row.status = ConnectionStatus.REVOKED.value
         await session.flush()
         if secret_id is not None:
             await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
-        self._audit(session, row, "connection.revoke")
+        self._audit(session, row, "connection.revoke", **({"fingerprint": fingerprint} if fingerprint else {}))
         await bump(session, org_id)
         await session.flush()
         return describe(row)

@@ -17,6 +17,12 @@ Decisions worth knowing:
   least `MIN_THINKING_BUDGET` and below `max_tokens`, so a request whose `max_tokens` leaves no
   room is sent without thinking, and `temperature` is never sent with thinking (the API allows
   only the default).
+- Thinking is also left out where the API would refuse it, so that asking for reasoning never
+  turns a request that works into a 400: when `tool_choice` forces tool use (`required`, a named
+  tool, or structured output, which is a forced tool), since the forced call is the caller's
+  contract and reasoning only a preference; and when the request answers the tool calls of an
+  assistant turn that has no thinking block of this origin to replay (a conversation that began
+  on another provider, or a turn made without thinking), since the API demands one there.
 """
 
 from __future__ import annotations
@@ -225,12 +231,6 @@ def build_request(
         body["system"] = system
     if request.stop:
         body["stop_sequences"] = list(request.stop)
-    thinking = thinking_config(request.reasoning, max_tokens)
-    if thinking is not None:
-        body["thinking"] = thinking
-    if request.temperature is not None and version == SAMPLING_VERSION and thinking is None:
-        # Our scale is OpenAI's 0–2; Anthropic accepts 0–1.
-        body["temperature"] = min(max(request.temperature, 0.0), 1.0)
     user_id = request.metadata.get("user_id")
     if user_id:
         body["metadata"] = {"user_id": user_id}
@@ -247,4 +247,26 @@ def build_request(
         body["tools"] = tools
     if tool_choice is not None:
         body["tool_choice"] = tool_choice
+
+    thinking = thinking_config(request.reasoning, max_tokens)
+    if thinking is not None and _thinking_refused(messages, tool_choice):
+        thinking = None
+    if thinking is not None:
+        body["thinking"] = thinking
+    if request.temperature is not None and version == SAMPLING_VERSION and thinking is None:
+        # Our scale is OpenAI's 0–2; Anthropic accepts 0–1.
+        body["temperature"] = min(max(request.temperature, 0.0), 1.0)
     return WireRequest(body=body, structured_tool=structured["name"] if structured else None)
+
+
+def _thinking_refused(messages: list[JSON], tool_choice: JSON | None) -> bool:
+    """Whether the API would answer 400 to this body with `thinking` enabled (see the module doc)."""
+    if tool_choice is not None and tool_choice["type"] in ("any", "tool"):
+        return True
+    last = max((i for i, m in enumerate(messages) if m["role"] == "assistant"), default=None)
+    if last is None:
+        return False
+    content = messages[last]["content"]
+    answered = any(b["type"] == "tool_result" for m in messages[last + 1 :] for b in m["content"])
+    uses_tools = any(b["type"] == "tool_use" for b in content)
+    return answered and uses_tools and content[0]["type"] not in ("thinking", "redacted_thinking")

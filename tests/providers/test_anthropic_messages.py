@@ -19,9 +19,11 @@ from providers.types import (
     Finish,
     FinishReason,
     Message,
+    ReasoningConfig,
     Role,
     StreamEvent,
     TextPart,
+    ToolCall,
     ToolCallDelta,
     ToolCallDone,
     ToolCallStart,
@@ -188,6 +190,40 @@ async def test_structured_output_stream_yields_json_text(rig: Rig) -> None:
     assert json.loads(text_of(events)) == {"name": "Lyon", "population": 522250}
     assert not any(isinstance(e, ToolCallStart) for e in events)
     assert isinstance(events[-1], Finish) and events[-1].reason is FinishReason.STOP
+
+
+@pytest.mark.parametrize(
+    "forced",
+    [{"response_format": CITY_SCHEMA}, {"tools": (WEATHER,), "tool_choice": "required"}],
+    ids=["structured-output", "required-tool"],
+)
+async def test_reasoning_gives_way_to_forced_tool_use(rig: Rig, forced: dict[str, object]) -> None:
+    """The API refuses thinking with a forced tool; the forced call is kept and thinking left out."""
+    rig.emulator.enqueue(cs.json_reply({"name": "Paris", "population": 2102650}))
+    rig.emulator.enqueue(cs.text("unforced"))
+    await rig.adapter.complete(ask(reasoning=ReasoningConfig(effort="low"), **forced), rig.endpoint)
+    sent = rig.emulator.requests[0].json
+    assert sent["tool_choice"]["type"] in ("any", "tool") and "thinking" not in sent
+    await rig.adapter.complete(ask(tools=(WEATHER,), reasoning=ReasoningConfig(effort="low")), rig.endpoint)
+    assert rig.emulator.requests[1].json["thinking"]["type"] == "enabled"
+
+
+async def test_reasoning_left_out_when_answering_tool_calls_made_elsewhere(rig: Rig) -> None:
+    """A tool loop that began on another provider has no thinking block to replay, which the API demands."""
+    call = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    history = (
+        Message(Role.USER, (TextPart("weather?"),)),
+        Message(Role.ASSISTANT, (), tool_calls=(call,)),
+        Message(Role.TOOL, (TextPart("sunny"),), tool_call_id="call_1"),
+    )
+    rig.emulator.enqueue(cs.text("It is sunny."))
+    request = ChatRequest(model=MODEL, messages=history, tools=(WEATHER,), reasoning=ReasoningConfig())
+    response = await rig.adapter.complete(request, rig.endpoint)
+    assert response.text == "It is sunny." and "thinking" not in rig.emulator.requests[0].json
+    rig.emulator.enqueue(cs.text("Anything else?"))
+    fresh = replace(request, messages=(*history, Message(Role.ASSISTANT, (TextPart("It is sunny."),)), Message(Role.USER, (TextPart("thanks"),))))
+    await rig.adapter.complete(fresh, rig.endpoint)
+    assert rig.emulator.requests[1].json["thinking"]["type"] == "enabled", "a new user turn may think again"
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -75,7 +75,7 @@ def test_anthropic_replays_only_its_own_blocks_first_in_the_turn() -> None:
 
 def test_anthropic_thinking_config_fits_max_tokens() -> None:
     body = anthropic_wire.build_request(
-        conversation(Reasoning(), reasoning=ReasoningConfig(effort="high"), temperature=0.5),
+        conversation(MIXED, reasoning=ReasoningConfig(effort="high"), temperature=0.5),
         version="2023-06-01",
     ).body
     assert body["thinking"] == {"type": "enabled", "budget_tokens": 4095}

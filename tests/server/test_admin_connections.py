@@ -70,6 +70,7 @@ async def test_keys_are_write_only_and_replacement_keeps_identity(
 
     revoked = await client.post(f"{base}/openai:backup/revoke", json={}, headers=admin_headers)
     assert revoked.json()["status"] == "revoked"
+    assert revoked.json()["key"] is None, "a revoked connection has no key left to describe"
     deleted = await client.delete(f"{base}/openai:default", headers=admin_headers)
     assert deleted.status_code == 200
     assert (await client.get(f"{base}/openai:default", headers=admin_headers)).status_code == 404
@@ -80,6 +81,9 @@ async def test_keys_are_write_only_and_replacement_keeps_identity(
         details = (await s.scalars(select(AuditEvent.details))).all()
     assert {"connection.create", "connection.key_replaced", "connection.revoke", "connection.delete"} <= set(actions)
     assert not any(first in str(d) or second in str(d) for d in details)
+    async with services.db.session() as s:
+        revoke_details = (await s.scalars(select(AuditEvent.details).where(AuditEvent.action == "connection.revoke"))).all()
+    assert [d["fingerprint"][-4:] for d in revoke_details] == [second[-4:]], "the revoked key's fingerprint stays in the audit trail"
 
 
 async def test_custom_endpoint_rules_and_guard(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:

@@ -143,8 +143,8 @@ export async function connectionsPage(root, { org, catalog }) {
   }
 
   function key(c) {
-    // A revoked connection keeps the fingerprint as history; the key itself is destroyed.
-    if (c.status === "revoked") return [c.key ? h("code", { class: "fingerprint" }, c.key.fingerprint) : null, h("span", { class: "muted" }, "key destroyed")];
+    // Revoking destroys the key; its fingerprint stays only in the audit trail.
+    if (c.status === "revoked") return h("span", { class: "muted" }, "key destroyed");
     if (c.key) return [h("code", { class: "fingerprint" }, c.key.fingerprint), h("span", { class: "muted" }, `set ${when(c.key.set_at)}`)];
     if (c.env_reference) return h("span", {}, `from env ${c.env_reference}`);
     return h("span", { class: "muted" }, "no key");
