@@ -20,6 +20,7 @@ from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
 from server.realtime.endpoint import router as realtime_router
+from server.realtime.twilio import router as twilio_router
 from server.services import Services
 from server.settings import Settings
 from server.ui import mount_ui
@@ -89,6 +90,7 @@ def create_app(
     app.include_router(admin_catalog.router)
     app.include_router(admin_connections.router)
     app.include_router(realtime_router)
+    app.include_router(twilio_router)
     app.include_router(audio_router)
     app.router.routes.extend(V1_ROUTES)
     mount_ui(app)

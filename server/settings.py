@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     voice_whisper_model_dir: Path | None = None
     """The internal Whisper STT model; default DATA_DIR/models/whisper-base. Without it pocketsphinx serves."""
     voice_espeak_voice: str = "en-us"
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
+    """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
+    the Twilio media stream's; when unset, taken from each request's scheme and Host."""
 
     @field_validator("log_level", mode="before")
     @classmethod

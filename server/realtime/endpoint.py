@@ -14,42 +14,19 @@ import logging
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 
-from providers.db import new_id
 from server.admin.auth import require_admin
 from server.realtime.auth import authenticate
 from server.realtime.connection import RealtimeConnection
-from server.realtime.llm import RouterTurnLLM
-from server.realtime.runtime import VoiceRuntime, voice_runtime
-from server.realtime.session_limit import SessionLimitError
+from server.realtime.opening import SessionRefused, open_session
+from server.realtime.runtime import voice_runtime
 from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import bearer_token
 from voice.config import SessionConfig
 from voice.endpointing import TurnDetectionConfig
-from voice.llm import TurnLLM
-from voice.session import VoiceSession
-from voice.turn import SessionContext
 
 log = logging.getLogger("patchbay.realtime")
 router = APIRouter()
-
-_UNPINNED = frozenset({"", "default", "auto"})
-
-
-def route_model(model: str | None) -> str | None:
-    """The route for the LLM. OpenAI's own realtime model names (the SDK insists on one) mean
-    "the org's default": we do not serve OpenAI's speech-to-speech models."""
-    if model is None or model.strip().lower() in _UNPINNED or "realtime" in model.lower():
-        return None
-    return model
-
-
-def _llm(services: Services, runtime: VoiceRuntime, context: SessionContext) -> TurnLLM:
-    if runtime.llm is not None:
-        return runtime.llm(context)
-    if services.gateway is None:
-        raise RuntimeError("the routed API is not configured in this process")
-    return RouterTurnLLM(services.gateway.router, context)
 
 
 @router.websocket("/v1/realtime")
@@ -66,66 +43,30 @@ async def realtime(websocket: WebSocket) -> None:
     if caller is None:
         await websocket.close(code=1008, reason="invalid or missing API key")
         return
-    principal = caller.principal
-    if (
-        services.gateway is not None
-        and not (await services.gateway.rate_limiter.hit(principal.key_id)).allowed
-    ):
-        # Opening a session counts as one request against the key's rate limit, as a chat call does.
-        await websocket.close(code=1008, reason="rate limited")
-        return
-    session_id = new_id("sess")
+    requested = query.get("model") or caller.model
+    config = SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms))
     try:
-        # Counted across workers and replicas when Redis is configured (server/realtime/session_limit.py).
-        await runtime.sessions.acquire(principal.key_id, session_id)
-    except SessionLimitError as exc:
+        async with open_session(services, runtime, caller, requested, config) as session:
+            beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
+            await websocket.accept()
+            connection = RealtimeConnection(
+                session,
+                receive=websocket.receive,
+                send_text=websocket.send_text,
+                model=requested or "default",
+                beta=beta,
+                max_frame_bytes=runtime.max_frame_bytes,
+                max_session_seconds=runtime.max_session_seconds,
+                default_silence_ms=runtime.default_silence_ms,
+            )
+            fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
+            log.info("realtime session opened", extra={"fields": fields})
+            await connection.run()
+    except SessionRefused as exc:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
-    try:
-        requested = query.get("model") or caller.model
-        context = SessionContext(
-            org_id=principal.org_id,
-            session_id=session_id,
-            agent_id=principal.agent_id,
-            api_key_id=principal.key_id,
-            model=route_model(requested),
-        )
-        stt, tts = await runtime.engines_for(services, principal)
-        session = VoiceSession(
-            context,
-            stt=stt,
-            tts=tts,
-            llm=_llm(services, runtime, context),
-            config=SessionConfig(
-                turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)
-            ),
-            limits=runtime.limits,
-            usage=services.usage,
-            stats=runtime.stats,
-        )
-        beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
-        await websocket.accept()
-        connection = RealtimeConnection(
-            session,
-            receive=websocket.receive,
-            send_text=websocket.send_text,
-            model=requested or "default",
-            beta=beta,
-            max_frame_bytes=runtime.max_frame_bytes,
-            max_session_seconds=runtime.max_session_seconds,
-            default_silence_ms=runtime.default_silence_ms,
-        )
-        log.info(
-            "realtime session opened",
-            extra={"fields": {"session": context.session_id, "org": context.org_id}},
-        )
-        await connection.run()
-    finally:
-        await runtime.sessions.release(principal.key_id, session_id)
-    log.info(
-        "realtime session closed",
-        extra={"fields": {"session": context.session_id, "errors": connection.errors}},
-    )
+    fields["errors"] = connection.errors
+    log.info("realtime session closed", extra={"fields": fields})
     # Starlette raises if a handler returns with the socket open; the client may already be gone.
     if websocket.client_state.name == "CONNECTED":
         with contextlib.suppress(RuntimeError):

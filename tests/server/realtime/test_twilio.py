@@ -1,0 +1,285 @@
+"""Phone calls over Twilio Media Streams: the webhook's TwiML and the media stream, end to end.
+
+A `Phone` plays Twilio's side over a real WebSocket: `connected`, `start` with the parameters
+the TwiML handed out, 20 ms µ-law frames of espeak speech, and the echo of each `mark` once
+the audio before it counts as played. The LLM is the OpenAI emulator behind the real router;
+STT and TTS are the in-memory fakes, so the bridge is what is under test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+from sqlalchemy import select
+from websockets.exceptions import ConnectionClosed
+
+from billing.tables import UsageRecord
+from server.realtime.runtime import EnginesFactory
+from server.realtime.twilio import connect_twiml, webhook_key
+from tests.emulators.openai import OpenAIEmulator, Scenario
+from tests.server.realtime.conftest import Patchbay, fake_engines
+from tests.voice.fakes import FakeTTS
+from tests.voice.speech import silence, speak
+from voice.audio import ULAW_8K, encode_from_pcm16, resample
+
+REPLY = "Sure thing. Your table for two is booked at seven."
+FRAME = 160  # bytes of µ-law 8 kHz in a 20 ms Twilio frame
+
+
+def ulaw(text: str, trailing_ms: int = 800) -> bytes:
+    pcm = resample(silence(300) + speak(text) + silence(trailing_ms), 16_000, 8_000)
+    return encode_from_pcm16(pcm, ULAW_8K)
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class Phone:
+    """Twilio's side of a media stream."""
+
+    def __init__(self, ws: websockets.ClientConnection, sid: str = "MZ0123") -> None:
+        self.ws = ws
+        self.sid = sid
+        self.audio = bytearray()
+        self.marks: list[tuple[str, int]] = []
+        """(name, audio bytes received before it)"""
+        self.cleared = 0
+        self.kinds: list[str] = []
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
+
+    async def start(self, parameters: dict[str, str], *, encoding: str = "audio/x-mulaw", rate: int = 8000) -> None:
+        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+        await self.send(
+            {
+                "event": "start",
+                "sequenceNumber": "1",
+                "streamSid": self.sid,
+                "start": {
+                    "streamSid": self.sid,
+                    "accountSid": "AC0123",
+                    "callSid": "CA0123",
+                    "tracks": ["inbound"],
+                    "customParameters": parameters,
+                    "mediaFormat": {"encoding": encoding, "sampleRate": rate, "channels": 1},
+                },
+            }
+        )
+
+    async def say(self, audio: bytes) -> None:
+        for n, offset in enumerate(range(0, len(audio), FRAME)):
+            payload = base64.b64encode(audio[offset : offset + FRAME]).decode()
+            await self.send(
+                {
+                    "event": "media",
+                    "sequenceNumber": str(n + 2),
+                    "streamSid": self.sid,
+                    "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20), "payload": payload},
+                }
+            )
+
+    async def recv(self, within: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(within):
+            message: dict[str, Any] = orjson.loads(await self.ws.recv())
+        assert message["streamSid"] == self.sid
+        self.kinds.append(message["event"])
+        if message["event"] == "media":
+            self.audio += base64.b64decode(message["media"]["payload"])
+        elif message["event"] == "mark":
+            self.marks.append((message["mark"]["name"], len(self.audio)))
+        elif message["event"] == "clear":
+            self.cleared += 1
+        return message
+
+    async def until(self, done: Callable[[dict[str, Any]], bool], within: float = 10.0) -> None:
+        while not done(await self.recv(within)):
+            pass
+
+    def replied(self, replies: int = 1) -> bool:
+        """Whether the last audio of `replies` replies has arrived (each ends with an `end` mark)."""
+        return sum(name.endswith(":end") for name, _ in self.marks) >= replies
+
+    async def played(self, name: str) -> None:
+        """Twilio's echo: the audio queued before mark `name` has played."""
+        await self.send({"event": "mark", "streamSid": self.sid, "sequenceNumber": "0", "mark": {"name": name}})
+
+
+@pytest.fixture
+async def webhook(patchbay: Patchbay) -> AsyncIterator[Callable[..., Any]]:
+    async with httpx.AsyncClient(base_url=patchbay.url) as http:
+
+        async def answer(query: str = "", auth: str | None = None) -> httpx.Response:
+            headers = {"authorization": auth or basic("twilio", patchbay.key)}
+            form = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
+            return await http.post(f"/v1/twilio/voice{query}", data=form, headers=headers)
+
+        yield answer
+
+
+def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
+    root = ET.fromstring(twiml)
+    stream = root.find("./Connect/Stream")
+    assert root.tag == "Response" and stream is not None
+    return stream.attrib["url"], {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
+
+
+@pytest.fixture
+async def dial(patchbay: Patchbay, webhook: Callable[..., Any]) -> AsyncIterator[Callable[..., Any]]:
+    opened: list[websockets.ClientConnection] = []
+
+    async def call(query: str = "", parameters: dict[str, str] | None = None) -> Phone:
+        url, given = stream_of((await webhook(query)).text)
+        ws = await websockets.connect(url, max_size=None)
+        opened.append(ws)
+        phone = Phone(ws)
+        await phone.start(given if parameters is None else parameters)
+        return phone
+
+    yield call
+    for ws in opened:
+        await ws.close()
+
+
+async def test_webhook_answers_twiml_with_a_token_never_the_key(
+    webhook: Callable[..., Any], patchbay: Patchbay
+) -> None:
+    answered = await webhook("?model=default&instructions=Be%20brief%20%26%20kind&voice=en-gb")
+    assert answered.status_code == 200 and answered.headers["content-type"].startswith("application/xml")
+    url, parameters = stream_of(answered.text)
+    assert url == patchbay.url.replace("http://", "ws://") + "/v1/twilio/media-stream"
+    assert parameters["token"].startswith("ek_") and parameters["instructions"] == "Be brief & kind"
+    assert parameters["voice"] == "en-gb" and patchbay.key not in answered.text
+
+    bearer = await webhook(auth=f"Bearer {patchbay.key}")
+    assert bearer.status_code == 200
+    for wrong in (basic("twilio", "pb-wrong"), "Basic !!", "Digest abc", basic("", "")):
+        refused = await webhook(auth=wrong)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        assert "Stream" not in refused.text
+
+
+def test_webhook_key_and_twiml_escaping() -> None:
+    assert webhook_key(basic("x", "pb-abc")) == "pb-abc"
+    assert webhook_key(basic("pb-abc", "")) == "pb-abc"
+    assert webhook_key("Bearer  pb-abc ") == "pb-abc"
+    assert webhook_key("Basic not-base64!") is None and webhook_key("") is None
+    twiml = connect_twiml("wss://h/v1/twilio/media-stream", {"instructions": '<say "hi"> & bye'})
+    assert stream_of(twiml)[1] == {"instructions": '<say "hi"> & bye'}
+
+
+async def test_a_call_turn_plays_audio_with_marks_and_records_usage(
+    dial: Callable[..., Any], llm: OpenAIEmulator, patchbay: Patchbay
+) -> None:
+    llm.enqueue(Scenario(text=REPLY))
+    phone: Phone = await dial("?instructions=You%20take%20restaurant%20bookings.")
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    assert len(phone.audio) > 400 * 8 and phone.cleared == 0
+    # Each media message is followed by a mark naming the milliseconds sent so far; the reply
+    # ends with its `end` mark.
+    assert phone.kinds[-1] == "mark" and phone.kinds[:-1] == ["media", "mark"] * (len(phone.kinds) // 2)
+    positions = [at for _, at in phone.marks]
+    assert positions[:-1] == sorted(set(positions[:-1])) and positions[-1] == positions[-2] == len(phone.audio)
+    sent_ms = [int(name.rpartition(":")[2]) for name, _ in phone.marks[:-1]]
+    assert all(abs(ms - at / 8) <= 1 for ms, (_, at) in zip(sent_ms, phone.marks, strict=False))
+    sent = llm.chat_requests[0].json["messages"]
+    assert sent[0] == {"role": "system", "content": "You take restaurant bookings."}
+    assert sent[-1] == {"role": "user", "content": "can you book a table for two"}
+
+    await patchbay.services.usage.flush()
+    async with patchbay.services.db.session() as s:
+        rows = list(await s.scalars(select(UsageRecord).where(UsageRecord.org_id == patchbay.org_id)))
+    assert sorted(r.segment for r in rows) == ["llm", "stt", "tts"]
+    assert len({r.turn_id for r in rows}) == 1
+
+
+@pytest.fixture
+def engines() -> EnginesFactory:
+    # 20 chunks of 20 ms per sentence: 400 ms of audio a sentence.
+    return fake_engines(tts=FakeTTS(sample_rate=24_000, chunks=20, chunk_ms=20))
+
+
+async def test_barge_in_clears_twilio_and_keeps_only_what_was_heard(
+    dial: Callable[..., Any], llm: OpenAIEmulator
+) -> None:
+    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course."))
+    phone: Phone = await dial()
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    # The caller heard the first sentence (400 ms), not the second: echo only those marks.
+    for name, at in phone.marks:
+        if at <= 400 * 8:
+            await phone.played(name)
+
+    await phone.say(ulaw("No wait, make it three."))
+    await phone.until(lambda message: message["event"] == "clear")
+    await phone.until(lambda _: phone.replied(2), within=15)
+    history = llm.chat_requests[1].json["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    heard = history[1]["content"]
+    # About half the reply was heard: its first sentence stays, the unheard rest left the history.
+    assert heard.startswith("Sure thing.") and REPLY.startswith(heard) and "seven" not in heard
+
+
+async def test_every_heard_reply_stays_whole(dial: Callable[..., Any], llm: OpenAIEmulator) -> None:
+    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course."))
+    phone: Phone = await dial()
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    for name, _ in phone.marks:
+        await phone.played(name)
+    await phone.say(ulaw("Thank you, goodbye."))
+    await phone.until(lambda _: phone.replied(2), within=15)
+    assert phone.cleared == 0
+    assert llm.chat_requests[1].json["messages"][1]["content"] == REPLY
+
+
+@pytest.mark.parametrize(
+    ("parameters", "fmt", "code"),
+    [
+        ({}, ("audio/x-mulaw", 8000), 1008),
+        ({"token": "ek_forged.signature"}, ("audio/x-mulaw", 8000), 1008),
+        (None, ("audio/l16", 16000), 1003),
+    ],
+    ids=["no-token", "forged-token", "wrong-format"],
+)
+async def test_a_stream_without_a_valid_start_is_closed(
+    patchbay: Patchbay, webhook: Callable[..., Any], parameters: dict[str, str] | None, fmt: tuple[str, int], code: int
+) -> None:
+    url, given = stream_of((await webhook()).text)
+    async with websockets.connect(url) as ws:
+        phone = Phone(ws)
+        await phone.say(ulaw("Hello?")[: FRAME * 5])  # media before start is not served
+        await phone.start(given if parameters is None else parameters, encoding=fmt[0], rate=fmt[1])
+        with pytest.raises(ConnectionClosed) as closed:
+            await phone.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    assert patchbay.runtime.sessions.total == 0
+
+
+async def test_garbage_is_skipped_and_the_call_goes_on(dial: Callable[..., Any], llm: OpenAIEmulator) -> None:
+    llm.enqueue(Scenario(text=REPLY))
+    phone: Phone = await dial()
+    for garbage in (
+        "{not json",
+        "[1, 2]",
+        orjson.dumps({"event": "hangup-now"}).decode(),
+        orjson.dumps({"event": "media", "media": {"payload": "%%%not base64"}}).decode(),
+        orjson.dumps({"event": "media", "media": {}}).decode(),
+        orjson.dumps({"event": "mark", "mark": {"name": "not-ours"}}).decode(),
+        orjson.dumps({"event": "dtmf", "dtmf": {"track": "inbound_track", "digit": "5"}}).decode(),
+    ):
+        await phone.send(garbage)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda message: message["event"] == "media")
+    assert len(llm.chat_requests) == 1
