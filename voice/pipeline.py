@@ -35,22 +35,29 @@ class OutputEncoder:
 
     def __init__(self, source_rate: int, output: AudioFormat) -> None:
         self.output = output
+        self._source_rate = source_rate
         self._resampler = Resampler(source_rate, output.sample_rate, quality="MQ")
-        self.samples = 0
+        self._source_samples = 0
 
     def encode(self, pcm: bytes) -> bytes:
+        self._source_samples += len(pcm) // 2
         return self._finish(self._resampler.process(pcm))
 
     def flush(self) -> bytes:
         return self._finish(self._resampler.flush())
 
     def _finish(self, pcm: bytes) -> bytes:
-        self.samples += len(pcm) // 2
         return encode_from_pcm16(pcm, self.output) if pcm else b""
 
     @property
     def position_ms(self) -> float:
-        return self.samples * 1000 / self.output.sample_rate
+        """Where the audio taken in so far ends on the output timeline.
+
+        Not the output emitted so far: the resampler holds back a few tens of milliseconds
+        until more audio (or the flush) comes, but what it holds is already placed on the
+        timeline a client plays, which is what `conversation.item.truncate` counts in.
+        """
+        return self._source_samples * 1000 / self._source_rate
 
 
 @dataclass(slots=True)

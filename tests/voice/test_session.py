@@ -271,6 +271,21 @@ async def test_truncate_keeps_only_what_the_caller_heard() -> None:
     assert isinstance(drain(session)[-1], ev.ItemTruncated)
 
 
+async def test_truncate_counts_on_the_played_timeline_when_the_output_is_resampled() -> None:
+    """µ-law 8 kHz from a 24 kHz TTS: the resampler's held-back tail is not a shift in time."""
+    tts = FakeTTS(sample_rate=24_000, chunks=5, chunk_ms=100)  # 500 ms per chunk
+    config = SessionConfig(input_format=PCM16_16K, output_format=ULAW_8K, turn_detection=None)
+    session = make_session(tts=tts, config=config)
+    session.add_text("user", "book it")
+    session.create_response()
+    await session.idle()
+    item = session.conversation.items[-1]
+    played = sum(len(e.audio) for e in drain(session) if isinstance(e, ev.AudioDelta))
+    assert played == 2 * 500 * 8
+    session.truncate(item.id, 0, 500)
+    assert session.conversation.get(item.id).text == "Sure thing."
+
+
 @pytest.mark.parametrize(
     ("data", "code"),
     [(b"\x01\x02\x03", "invalid_audio_format"), (b"RIFF\x00\x00\x00\x00WAVEfmt ", "invalid_audio_format")],
