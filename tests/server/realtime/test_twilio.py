@@ -209,13 +209,19 @@ def engines() -> EnginesFactory:
     return fake_engines(tts=FakeTTS(sample_rate=24_000, chunks=20, chunk_ms=20))
 
 
-async def test_barge_in_clears_twilio_and_keeps_only_what_was_heard(
-    dial: Callable[..., Any], llm: OpenAIEmulator
-) -> None:
+async def answered_call(dial: Callable[..., Any], llm: OpenAIEmulator) -> Phone:
+    """A call whose first reply (two sentences, 400 ms each) has all arrived, none of it heard yet."""
     llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course."))
     phone: Phone = await dial()
     await phone.say(ulaw("Can you book a table for two?"))
     await phone.until(lambda _: phone.replied())
+    return phone
+
+
+async def test_barge_in_clears_twilio_and_keeps_only_what_was_heard(
+    dial: Callable[..., Any], llm: OpenAIEmulator
+) -> None:
+    phone = await answered_call(dial, llm)
     # The caller heard the first sentence (400 ms) and the start of the second: echo the marks
     # up to the first one past 400 ms.
     for name, at in phone.marks:
@@ -234,10 +240,7 @@ async def test_barge_in_clears_twilio_and_keeps_only_what_was_heard(
 
 
 async def test_every_heard_reply_stays_whole(dial: Callable[..., Any], llm: OpenAIEmulator) -> None:
-    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course."))
-    phone: Phone = await dial()
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    phone = await answered_call(dial, llm)
     for name, _ in phone.marks:
         await phone.played(name)
     await phone.say(ulaw("Thank you, goodbye."))
