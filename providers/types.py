@@ -113,7 +113,22 @@ class ReasoningContent:
     text: str
 
 
-ReasoningArtifact = ThinkingBlock | RedactedThinking | ThoughtSignature | ReasoningContent
+@dataclass(frozen=True, slots=True)
+class ReasoningDetail:
+    """One `reasoning_details` entry of an OpenAI-wire assistant turn (OpenRouter), kept verbatim.
+
+    `detail` is the provider's own entry (`reasoning.text`, `reasoning.summary`,
+    `reasoning.encrypted`, with its `id`, `format` and `index`), replayed unmodified on the
+    assistant message, as OpenRouter asks. A streamed entry is the merge of its pieces; its
+    `index` is kept, since a non-streamed turn carries it too and it still matches the entry's
+    position when the turn's entries are replayed in order.
+    """
+
+    origin: str
+    detail: Mapping[str, Any]
+
+
+ReasoningArtifact = ThinkingBlock | RedactedThinking | ThoughtSignature | ReasoningContent | ReasoningDetail
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,12 @@ stream events. No I/O here: the adapter module wraps these in HTTP.
 Reasoning: `reasoning_content` (Kimi, DeepSeek, xAI, vLLM) is both readable reasoning and an
 artifact (`ReasoningContent`) that is written back on the assistant turn, but only to the same
 origin (`<protocol>:<provider>`): Kimi requires it on assistant turns with tool calls, while
-strict servers reject a field they never sent. OpenRouter's `reasoning` is read as readable
-text only. A `ReasoningConfig` with an effort is sent as `reasoning_effort`.
+strict servers reject a field they never sent. OpenRouter's `reasoning` is readable text only;
+its `reasoning_details` entries (signed thinking, summaries, encrypted reasoning) are artifacts
+(`ReasoningDetail`, one per entry, streamed pieces merged by `index`) written back as
+`reasoning_details` on the assistant turn, in order, again only to the same origin. Their text is
+not read as readable reasoning: it repeats `reasoning`. A `ReasoningConfig` with an effort is sent
+as `reasoning_effort`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from providers.types import (
     ReasoningArtifactDone,
     ReasoningContent,
     ReasoningDelta,
+    ReasoningDetail,
     RefusalDelta,
     Role,
     StreamEvent,
@@ -88,6 +93,10 @@ def _replayed_reasoning(message: Message, origin: str) -> str:
     return "".join(a.text for a in message.reasoning.bound_to(origin) if isinstance(a, ReasoningContent))
 
 
+def _replayed_details(message: Message, origin: str) -> list[JSON]:
+    return [dict(a.detail) for a in message.reasoning.bound_to(origin) if isinstance(a, ReasoningDetail)]
+
+
 def _message(message: Message, quirks: OpenAIQuirks, origin: str) -> JSON:
     if message.role is Role.SYSTEM:
         return {"role": quirks.system_role, "content": message.text}
@@ -103,6 +112,9 @@ def _message(message: Message, quirks: OpenAIQuirks, origin: str) -> JSON:
         reasoning = _replayed_reasoning(message, origin)
         if reasoning:
             out["reasoning_content"] = reasoning
+        details = _replayed_details(message, origin)
+        if details:
+            out["reasoning_details"] = details
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -224,13 +236,33 @@ def _malformed(provider: str, what: str) -> ProviderError:
     return ProviderError(ErrorClass.SERVER_ERROR, f"malformed upstream response: {what}", provider=provider)
 
 
+def _entries(raw: Any) -> list[Mapping[str, Any]]:
+    return [e for e in raw if isinstance(e, dict)] if isinstance(raw, list) else []
+
+
 def reasoning_of(message: Mapping[str, Any], origin: str) -> Reasoning:
-    """`reasoning_content` (readable and replayable) or OpenRouter's `reasoning` (readable only)."""
+    """`reasoning_content` (readable and replayable) or OpenRouter's `reasoning` (readable only),
+    then each `reasoning_details` entry as it came."""
+    entries = _entries(message.get("reasoning_details"))
+    details = tuple(ReasoningDetail(origin=origin, detail=dict(e)) for e in entries)
     content = message.get("reasoning_content")
     if isinstance(content, str) and content:
-        return Reasoning(text=content, artifacts=(ReasoningContent(origin=origin, text=content),))
+        return Reasoning(text=content, artifacts=(ReasoningContent(origin=origin, text=content), *details))
     readable = message.get("reasoning")
-    return Reasoning(text=readable) if isinstance(readable, str) and readable else Reasoning()
+    return Reasoning(text=readable if isinstance(readable, str) else "", artifacts=details)
+
+
+_CONCATENATED = ("text", "summary")
+
+
+def _merge_detail(entry: dict[str, Any], piece: Mapping[str, Any]) -> None:
+    """Fold a streamed `reasoning_details` piece into its entry: `text` and `summary` concatenate,
+    any other field takes the latest non-null value (null while none came)."""
+    for key, value in piece.items():
+        if key in _CONCATENATED and isinstance(value, str) and isinstance(entry.get(key), str):
+            entry[key] += value
+        elif value is not None or key not in entry:
+            entry[key] = value
 
 
 def parse_response(
@@ -319,6 +351,7 @@ class StreamTranslator:
         self.provider = provider
         self._origin = origin
         self._reasoning: list[str] = []
+        self._details: dict[int, dict[str, Any]] = {}
         self._ids = id_map or {}
         self._calls: dict[int, _PendingCall] = {}
         self._usage: Usage | None = None
@@ -360,6 +393,9 @@ class StreamTranslator:
             events.append(ReasoningDelta(reasoning))
         elif isinstance(delta.get("reasoning"), str) and delta["reasoning"]:
             events.append(ReasoningDelta(delta["reasoning"]))
+        for position, piece in enumerate(_entries(delta.get("reasoning_details"))):
+            index = piece.get("index")
+            _merge_detail(self._details.setdefault(index if isinstance(index, int) else position, {}), piece)
         content = content_text(delta.get("content"))
         if content:
             self.text.append(content)
@@ -397,6 +433,10 @@ class StreamTranslator:
         if self._reasoning:
             artifact = ReasoningContent(origin=self._origin, text="".join(self._reasoning))
             events.append(ReasoningArtifactDone(artifact))
+        events += [
+            ReasoningArtifactDone(ReasoningDetail(origin=self._origin, detail=entry))
+            for _, entry in sorted(self._details.items())
+        ]
         return events + [
             ToolCallDone(index=i, call=ToolCall(id=c.id, name=c.name, arguments="".join(c.arguments)))
             for i, c in sorted(self._calls.items())

@@ -7,7 +7,8 @@ stream's events into `data: {...}` SSE frames, byte for byte the shape the opena
 including the trailing usage chunk when `stream_options.include_usage` is set.
 
 Reasoning goes out as `reasoning_content` and `reasoning_details` on the message (or delta) and
-comes back the same way on assistant messages (server/v1/reasoning_wire.py); `reasoning_effort`
+comes back the same way on assistant messages (server/v1/reasoning_wire.py), or as a tool call's
+`extra_content.google.thought_signature` from Gemini-compatible clients; `reasoning_effort`
 becomes the request's `ReasoningConfig` (`none` asks for none, `xhigh` is `high`).
 """
 
@@ -62,7 +63,7 @@ from server.v1.openai_wire import (
 from server.v1.openai_wire import (
     ContentPart as WirePart,
 )
-from server.v1.reasoning_wire import artifacts, detail
+from server.v1.reasoning_wire import artifacts, detail, google_signature
 
 _ROLES: Mapping[str, Role] = {
     "system": Role.SYSTEM,
@@ -119,7 +120,10 @@ def _message(index: int, m: MessageIn) -> Message:
         raise WireRequestError("a tool message needs tool_call_id", f"messages[{index}].tool_call_id")
     reasoning = Reasoning()
     if role is Role.ASSISTANT:
-        reasoning = Reasoning(text=m.reasoning_content or "", artifacts=artifacts(m.reasoning_details or ()))
+        carried = artifacts(m.reasoning_details or ())
+        on_calls = (google_signature(c.id, c.extra_content) for c in m.tool_calls or ())
+        extra = tuple(s for s in on_calls if s is not None and s not in carried)
+        reasoning = Reasoning(text=m.reasoning_content or "", artifacts=carried + extra)
     return Message(
         role=role,
         content=content,

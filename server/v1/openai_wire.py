@@ -54,6 +54,8 @@ class ToolCallIn(_Strict):
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
+    extra_content: dict[str, Any] | None = None
+    """Gemini's OpenAI-compatible endpoint returns the call's thought signature here."""
 
 
 class MessageIn(_Strict):

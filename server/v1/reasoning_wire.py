@@ -9,6 +9,14 @@ of what it carries and tagged with its origin in `format`:
     {"type": "thought_signature", "signature": "...", "tool_call_id": "call_..." | null,
      "format": "gemini-generate:gemini"}
     {"type": "reasoning_content", "text": "...", "format": "openai-chat:moonshot"}
+    {"type": "reasoning_detail", "detail": {"type": "reasoning.text", ...}, "format": "openai-chat:openrouter"}
+
+A `reasoning_detail` carries an OpenRouter `reasoning_details` entry as OpenRouter sent it (its own
+`format`, such as `anthropic-claude-v1`, stays inside `detail`).
+
+On assistant tool calls Patchbay also accepts the field of Gemini's OpenAI-compatible endpoint,
+`extra_content.google.thought_signature` (`google_signature`): clients written against that
+endpoint send the signature back there.
 
 Clients treat entries as opaque and send the message back as they got it. An entry that is not
 understood is ignored rather than refused: it can only have come from a newer Patchbay, and
@@ -28,15 +36,21 @@ from typing import Any
 
 import orjson
 
+from providers.contract import ProviderId, WireProtocol
 from providers.types import (
     ReasoningArtifact,
     ReasoningContent,
+    ReasoningDetail,
     RedactedThinking,
     ThinkingBlock,
     ThoughtSignature,
+    reasoning_origin,
 )
 
 SIGNATURE_PREFIX = "patchbay.v1."
+
+GEMINI = reasoning_origin(WireProtocol.GEMINI_GENERATE, ProviderId.GEMINI)
+"""The origin of a signature sent back the way Gemini's OpenAI-compatible endpoint returns it."""
 
 JSON = dict[str, Any]
 
@@ -53,8 +67,10 @@ def detail(artifact: ReasoningArtifact) -> JSON:
             "signature": artifact.signature,
             "tool_call_id": artifact.tool_call_id,
         }
-    else:
+    elif isinstance(artifact, ReasoningContent):
         body = {"type": "reasoning_content", "text": artifact.text}
+    else:
+        body = {"type": "reasoning_detail", "detail": dict(artifact.detail)}
     body["format"] = artifact.origin
     return body
 
@@ -88,11 +104,24 @@ def artifact(entry: Mapping[str, Any]) -> ReasoningArtifact | None:
         text = _str(entry, "text")
         if text:
             return ReasoningContent(origin=origin, text=text)
+    elif kind == "reasoning_detail":
+        entry_detail = entry.get("detail")
+        if isinstance(entry_detail, dict) and entry_detail:
+            return ReasoningDetail(origin=origin, detail=entry_detail)
     return None
 
 
 def artifacts(entries: Iterable[Mapping[str, Any]]) -> tuple[ReasoningArtifact, ...]:
     return tuple(a for a in map(artifact, entries) if a is not None)
+
+
+def google_signature(call_id: str, extra_content: Mapping[str, Any] | None) -> ThoughtSignature | None:
+    """The signature in a tool call's `extra_content.google.thought_signature`, bound to that call."""
+    google = (extra_content or {}).get("google")
+    signature = google.get("thought_signature") if isinstance(google, dict) else None
+    if not isinstance(signature, str) or not signature:
+        return None
+    return ThoughtSignature(origin=GEMINI, signature=signature, tool_call_id=call_id)
 
 
 def pack(items: Iterable[ReasoningArtifact]) -> str:

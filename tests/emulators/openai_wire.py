@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import orjson
 
+from tests.emulators import openrouter_reasoning
+
 Flavor = Literal["openai", "openrouter", "mistral", "kimi", "xai", "compat"]
 
 CHAT_PATHS = ("/v1/chat/completions", "/api/v1/chat/completions")
@@ -64,7 +66,9 @@ class Scenario:
     stream_error: Mapping[str, Any] | None = None
     """The in-stream error object sent at `error_after` (HTTP 200 already sent)."""
     reasoning_content: str | None = None
-    """A thinking model's reasoning: `message.reasoning_content`, streamed before the content."""
+    """A thinking model's reasoning, streamed before the content: `message.reasoning_content`, or
+    in the `openrouter` flavour `reasoning` with `reasoning_details` (which it also sends, with a
+    default text, when the request asks for reasoning; tests/emulators/openrouter_reasoning.py)."""
 
     @property
     def healthy(self) -> bool:
@@ -192,6 +196,13 @@ class Wire:
     def _choice_extras(self, s: Scenario) -> dict[str, Any]:
         return {"native_finish_reason": self.finish(s)} if self.flavor == "openrouter" else {}
 
+    def reasoning(self, s: Scenario, request: Mapping[str, Any]) -> str | None:
+        """What the model thinks: the scenario's reasoning, or OpenRouter's default when asked."""
+        if s.reasoning_content or self.flavor != "openrouter":
+            return s.reasoning_content
+        asked = openrouter_reasoning.asks_for_reasoning(request)
+        return openrouter_reasoning.DEFAULT_REASONING if asked else None
+
     def completion(self, s: Scenario, request: Mapping[str, Any], model: str) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
@@ -201,8 +212,12 @@ class Wire:
             message["refusal"] = s.refusal
         if self.flavor == "openai":
             message["annotations"] = []
-        if s.reasoning_content:
-            message["reasoning_content"] = s.reasoning_content
+        thought = self.reasoning(s, request)
+        if thought and self.flavor == "openrouter":
+            message["reasoning"] = thought
+            message["reasoning_details"] = openrouter_reasoning.details(model, thought)
+        elif thought:
+            message["reasoning_content"] = thought
         if s.tool_calls:
             message["tool_calls"] = [
                 {
@@ -234,7 +249,15 @@ class Wire:
         if self.flavor in ("openai", "openrouter"):
             first["refusal"] = None
         out = [chunk(first)]
-        out += [chunk({"reasoning_content": piece}) for piece in fragments(s.reasoning_content or "")]
+        thought = self.reasoning(s, request) or ""
+        if thought and self.flavor == "openrouter":
+            for piece in openrouter_reasoning.pieces(openrouter_reasoning.details(model, thought)):
+                readable = piece.get("text") or piece.get("summary")
+                out.append(
+                    chunk(({"reasoning": readable} if readable else {}) | {"reasoning_details": [piece]})
+                )
+        else:
+            out += [chunk({"reasoning_content": piece}) for piece in fragments(thought)]
         out += [chunk({"content": piece}) for piece in fragments(s.text)]
         if s.refusal:
             out += [chunk({"refusal": piece}) for piece in fragments(s.refusal)]
@@ -290,7 +313,10 @@ class Wire:
 
 
 def missing_reasoning(flavor: Flavor, request: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Kimi's 400 body for a thinking model's history that lacks `reasoning_content` on a tool-call turn."""
+    """Kimi's 400 body for a thinking model's history that lacks `reasoning_content` on a tool-call
+    turn; OpenRouter's for an Anthropic thinking history without its (intact) `reasoning_details`."""
+    if flavor == "openrouter":
+        return openrouter_reasoning.refusal(request)
     if flavor != "kimi" or "thinking" not in str(request.get("model", "")):
         return None
     for index, message in enumerate(request.get("messages") or []):

@@ -16,6 +16,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel
 
 from providers.sse import SSEDecoder
+from tests.emulators import openrouter_reasoning
+from tests.emulators.anthropic import thinking_signature
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import (
     Flavor,
@@ -27,7 +29,7 @@ from tests.emulators.openai import (
     text,
     tool_calls,
 )
-from tests.emulators.openai_errors import ERRORS
+from tests.emulators.openai_errors import ERRORS, openrouter_body
 
 FLAVORS: list[Flavor] = ["openai", "openrouter", "mistral", "kimi", "xai", "compat"]
 
@@ -39,6 +41,10 @@ VENDOR_EXTRAS: dict[Flavor, set[tuple[str, str]]] = {
         ("Choice", "native_finish_reason"),
         ("CompletionUsage", "cost"),
         ("CompletionUsage", "cost_details"),
+        ("ChatCompletionMessage", "reasoning"),
+        ("ChatCompletionMessage", "reasoning_details"),
+        ("ChoiceDelta", "reasoning"),
+        ("ChoiceDelta", "reasoning_details"),
     },
     "kimi": {("Choice", "usage")},
 }
@@ -81,6 +87,24 @@ def check_vendor_extra(flavor: Flavor, cls: str, name: str, value: Any) -> None:
         CompletionUsage.model_validate(value)
     elif name == "cost_details":
         assert set(value) == {"upstream_inference_cost"}
+    elif name == "reasoning":
+        assert isinstance(value, str) and value
+    elif name == "reasoning_details":
+        for entry in value:
+            check_reasoning_detail(entry)
+
+
+def check_reasoning_detail(entry: dict[str, Any]) -> None:
+    """An entry (or a streamed piece of one) in OpenRouter's documented shape."""
+    kind = entry["type"]
+    assert kind in openrouter_reasoning.TYPES and entry["format"] in openrouter_reasoning.FORMATS
+    assert isinstance(entry["index"], int) and "id" in entry
+    field = {"reasoning.text": "text", "reasoning.summary": "summary", "reasoning.encrypted": "data"}[kind]
+    assert isinstance(entry[field], str)
+    allowed = {"type", "id", "format", "index", field} | (
+        {"signature"} if kind == "reasoning.text" else set()
+    )
+    assert set(entry) <= allowed
 
 
 def assert_faithful(flavor: Flavor, model: BaseModel) -> None:
@@ -295,3 +319,97 @@ async def test_fast_path_sends_the_same_stream() -> None:
     # Ids come from a per-instance counter, so two fresh emulators emit identical bytes.
     assert bodies[0] == bodies[1]
     assert bodies[0].endswith(b"data: [DONE]\n\n")
+
+
+REASONING_MODELS = [
+    "anthropic/claude-sonnet-4.5",
+    "openai/gpt-5",
+    "google/gemini-3-pro-preview",
+    "qwen/qwq-32b",
+]
+THINKING_REQUEST = REQUEST | {"reasoning_effort": "low"}
+
+
+@pytest.mark.parametrize("model", REASONING_MODELS)
+def test_openrouter_reasoning_validates(model: str) -> None:
+    """Asked to reason, OpenRouter sends `reasoning` and `reasoning_details`, whole and in pieces."""
+    wire = Wire("openrouter")
+    scenario = SCENARIOS["tools"]
+    completion = ChatCompletion.model_validate(
+        wire.completion(scenario, THINKING_REQUEST | {"model": model}, model)
+    )
+    assert_faithful("openrouter", completion)
+    message = completion.choices[0].message.model_extra or {}
+    assert message["reasoning"] == openrouter_reasoning.DEFAULT_REASONING
+    chunks = [
+        ChatCompletionChunk.model_validate(c)
+        for c in wire.chunks(scenario, THINKING_REQUEST | {"model": model, "stream": True}, model)
+    ]
+    for chunk in chunks:
+        assert_faithful("openrouter", chunk)
+    deltas = [c.choices[0].delta.model_extra or {} for c in chunks if c.choices]
+    pieces = [p for d in deltas for p in d.get("reasoning_details") or []]
+    assert "".join(d.get("reasoning") or "" for d in deltas) == message["reasoning"]
+    assert len(pieces) > len(message["reasoning_details"])
+    assert sorted({p["index"] for p in pieces}) == [e["index"] for e in message["reasoning_details"]]
+    # Only the reasoning comes first: no content or tool call before the last piece.
+    last = max(i for i, d in enumerate(deltas) if "reasoning_details" in d)
+    assert all(not c.choices[0].delta.tool_calls for c in chunks[: last + 1] if c.choices)
+
+
+def test_openrouter_sends_no_reasoning_unasked() -> None:
+    wire = Wire("openrouter")
+    for request in (
+        REQUEST,
+        REQUEST | {"reasoning_effort": "none"},
+        REQUEST | {"reasoning": {"enabled": False}},
+    ):
+        body = wire.completion(SCENARIOS["text"], request, "anthropic/claude-sonnet-4.5")
+        assert "reasoning_details" not in body["choices"][0]["message"]
+    asked = REQUEST | {"reasoning": {"max_tokens": 2000}}
+    body = wire.completion(SCENARIOS["text"], asked, "anthropic/claude-sonnet-4.5")
+    entry = body["choices"][0]["message"]["reasoning_details"][0]
+    assert entry["signature"] == thinking_signature(entry["text"])
+
+
+async def test_openrouter_anthropic_refuses_a_tool_loop_without_its_details(
+    served: dict[Flavor, tuple[OpenAIEmulator, str]],
+) -> None:
+    """The SDK's `model_dump()` of the assistant message carries the details back; dropped or
+    altered, OpenRouter relays Anthropic's 400 in its own error body."""
+    emu, base = served["openrouter"]
+    emu.reset()
+    emu.enqueue(tool_calls(("get_weather", {"city": "Paris"})), text("Sunny."))
+    model = "anthropic/claude-sonnet-4.5"
+    ask: list[Any] = [{"role": "user", "content": "weather in Paris?"}]
+    async with sdk(base) as client:
+        first = await client.chat.completions.create(model=model, messages=ask, reasoning_effort="low")
+        message = first.choices[0].message
+        results = [
+            {"role": "tool", "tool_call_id": c.id, "content": "sunny"} for c in message.tool_calls or ()
+        ]
+        details = (message.model_extra or {})["reasoning_details"]
+        altered = message.model_dump() | {"reasoning_details": [details[0] | {"text": "Other thoughts."}]}
+        for broken, why in (
+            (message.model_dump(exclude={"reasoning_details"}), "Expected `thinking` or `redacted_thinking`"),
+            (altered, "Invalid `signature` in `thinking` block"),
+        ):
+            with pytest.raises(openai.BadRequestError) as info:
+                await client.chat.completions.create(
+                    model=model, messages=[*ask, broken, *results], reasoning_effort="low"
+                )
+            body = info.value.response.json()
+            assert body == openrouter_body(400, "Provider returned error", body["error"]["metadata"])
+            assert body["error"]["metadata"]["provider_name"] == "Anthropic"
+            assert why in body["error"]["metadata"]["raw"]
+        second = await client.chat.completions.create(
+            model=model, messages=[*ask, message.model_dump(), *results], reasoning_effort="low"
+        )
+    assert second.choices[0].message.content == "Sunny."
+    # Without reasoning asked for, Anthropic does not check the history.
+    emu.enqueue(text("Sunny."))
+    async with sdk(base) as client:
+        plain = await client.chat.completions.create(
+            model=model, messages=[*ask, message.model_dump(exclude={"reasoning_details"}), *results]
+        )
+    assert plain.choices[0].message.content == "Sunny."

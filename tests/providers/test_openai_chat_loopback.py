@@ -29,16 +29,21 @@ from providers.types import (
     Message,
     Reasoning,
     ReasoningArtifactDone,
+    ReasoningConfig,
     ReasoningDelta,
+    ReasoningDetail,
     RefusalDelta,
     Role,
     StreamEvent,
     TextDelta,
     TextPart,
+    ToolCall,
     ToolCallDone,
     ToolSpec,
     UsageUpdate,
 )
+from tests.emulators import openrouter_reasoning
+from tests.emulators.anthropic import thinking_signature
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import Flavor, OpenAIEmulator, Scenario, json_reply, refusal, text, tool_calls
 from tests.emulators.openai_errors import ERRORS
@@ -496,3 +501,76 @@ async def test_kimi_thinking_reasoning_content_round_trip(
     bare = replace(follow, messages=tuple(replace(m, reasoning=Reasoning()) for m in follow.messages))
     error, _ = await rig.fails(False, bare)
     assert error.error_class is ErrorClass.INVALID_REQUEST
+
+
+async def turn(rig: Rig, req: ChatRequest, streaming: bool) -> tuple[tuple[ToolCall, ...], str, Reasoning]:
+    """One turn's calls, text and reasoning, read from the stream's events or from the response."""
+    if not streaming:
+        response = await rig.complete(req)
+        return response.tool_calls, response.text, response.reasoning
+    events = await rig.stream(req)
+    reasoning = Reasoning(
+        text="".join(e.text for e in events if isinstance(e, ReasoningDelta)),
+        artifacts=tuple(e.artifact for e in events if isinstance(e, ReasoningArtifactDone)),
+    )
+    return tuple(e.call for e in events if isinstance(e, ToolCallDone)), texts(events), reasoning
+
+
+def signed_detail(thought: str) -> ReasoningDetail:
+    entry = {
+        "type": "reasoning.text",
+        "text": thought,
+        "signature": thinking_signature(thought),
+        "id": None,
+        "format": "anthropic-claude-v1",
+        "index": 0,
+    }
+    return ReasoningDetail("openai-chat:openrouter", entry)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_openrouter_anthropic_tool_loop_replays_reasoning_details(
+    emulators: Any, adapter: OpenAIChatAdapter, streaming: bool
+) -> None:
+    """Anthropic behind OpenRouter refuses a tool loop whose turns lost their signed
+    `reasoning_details`; ours carry each turn's back, turn after turn."""
+    rig = rig_for("openrouter", emulators, adapter)
+    rig.emu.enqueue(
+        replace(tool_calls(("get_weather", {"city": "Paris"})), reasoning_content="Weather first."),
+        replace(tool_calls(("get_time", {"tz": "Europe/Paris"})), reasoning_content="Now the time."),
+        text("Sunny, 18C, 14:00."),
+    )
+    history = [Message(Role.USER, (TextPart("Weather and time in Paris?"),))]
+
+    def ask(messages: list[Message]) -> ChatRequest:
+        return ChatRequest(
+            model="anthropic/claude-sonnet-4.5",
+            messages=tuple(messages),
+            tools=(ToolSpec("get_weather"), ToolSpec("get_time")),
+            reasoning=ReasoningConfig(effort="low"),
+        )
+
+    for thought, result in (("Weather first.", "sunny, 18C"), ("Now the time.", "14:00")):
+        calls, _, reasoning = await turn(rig, ask(history), streaming)
+        assert reasoning == Reasoning(text=thought, artifacts=(signed_detail(thought),))
+        history += [
+            Message(Role.ASSISTANT, tool_calls=calls, reasoning=reasoning),
+            Message(Role.TOOL, (TextPart(result),), tool_call_id=calls[0].id),
+        ]
+    assert (await turn(rig, ask(history), streaming))[1] == "Sunny, 18C, 14:00."
+    sent = [m for m in rig.emu.chat_requests[-1].json["messages"] if m["role"] == "assistant"]
+    assert [m["reasoning_details"] for m in sent] == [
+        [dict(signed_detail("Weather first.").detail)],
+        [dict(signed_detail("Now the time.").detail)],
+    ]
+
+    # Without the replay, or with a detail altered, OpenRouter relays Anthropic's 400.
+    bare = [replace(m, reasoning=Reasoning()) for m in history]
+    altered = signed_detail("Now the time.")
+    altered = replace(altered, detail={**altered.detail, "text": "Something else."})
+    forged = [*history[:3], replace(history[3], reasoning=Reasoning(artifacts=(altered,))), history[4]]
+    for broken, why in ((bare, "Expected `thinking`"), (forged, "Invalid `signature`")):
+        error, seen = await rig.fails(streaming, ask(broken))
+        assert error.error_class is ErrorClass.INVALID_REQUEST and seen == []
+        refused = openrouter_reasoning.refusal(rig.emu.chat_requests[-1].json)
+        assert refused is not None and why in refused["error"]["metadata"]["raw"]

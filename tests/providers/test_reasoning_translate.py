@@ -21,9 +21,11 @@ from providers.types import (
     ReasoningConfig,
     ReasoningContent,
     ReasoningDelta,
+    ReasoningDetail,
     RedactedThinking,
     Role,
     StreamEvent,
+    TextDelta,
     TextPart,
     ThinkingBlock,
     ThoughtSignature,
@@ -34,6 +36,16 @@ from providers.types import (
 ANTHROPIC = "anthropic-messages:anthropic"
 GEMINI = "gemini-generate:gemini"
 KIMI = "openai-chat:moonshot"
+OPENROUTER = "openai-chat:openrouter"
+SIGNED = {
+    "type": "reasoning.text",
+    "text": "thoughts",
+    "signature": "sig-or",
+    "id": None,
+    "format": "anthropic-claude-v1",
+    "index": 0,
+}
+ENCRYPTED = {"type": "reasoning.encrypted", "data": "blob", "id": "rs_1", "format": "unknown", "index": 1}
 CALL = ToolCall(id="call_1", name="get_weather", arguments='{"city": "Paris"}')
 
 
@@ -57,6 +69,8 @@ MIXED = Reasoning(
         ThoughtSignature(GEMINI, "sig-g", tool_call_id="call_1"),
         ThoughtSignature(GEMINI, "sig-text"),
         ReasoningContent(KIMI, "kimi thoughts"),
+        ReasoningDetail(OPENROUTER, SIGNED),
+        ReasoningDetail(OPENROUTER, ENCRYPTED),
     ),
 )
 
@@ -193,8 +207,9 @@ def test_openai_reasoning_content_is_replayed_only_to_its_origin() -> None:
     quirks = OpenAIQuirks()
     kimi = build_openai(conversation(MIXED), quirks, origin=KIMI)["messages"][1]
     assert kimi["reasoning_content"] == "kimi thoughts"
+    assert "reasoning_details" not in kimi
     other = build_openai(conversation(MIXED), quirks, origin="openai-chat:openai")["messages"][1]
-    assert "reasoning_content" not in other
+    assert "reasoning_content" not in other and "reasoning_details" not in other
     effort = build_openai(conversation(Reasoning(), reasoning=ReasoningConfig(effort="low")), quirks)
     assert effort["reasoning_effort"] == "low"
 
@@ -223,4 +238,70 @@ def test_openai_response_and_stream_read_reasoning_content() -> None:
         ReasoningDelta("thi"),
         ReasoningDelta("nk"),
         ReasoningArtifactDone(ReasoningContent(KIMI, "think")),
+    ]
+
+
+def test_openrouter_reasoning_details_are_replayed_verbatim_in_order_only_to_their_origin() -> None:
+    quirks = OpenAIQuirks()
+    replayed = build_openai(conversation(MIXED), quirks, origin=OPENROUTER)["messages"]
+    assert replayed[1]["reasoning_details"] == [SIGNED, ENCRYPTED]
+    assert "reasoning_content" not in replayed[1]
+    assert all("reasoning_details" not in m for m in (replayed[0], replayed[2]))
+    foreign = build_openai(conversation(MIXED), quirks, origin="openai-chat:openrouter-eu")["messages"][1]
+    assert "reasoning_details" not in foreign
+
+
+def test_openrouter_response_keeps_each_detail_and_reads_text_once() -> None:
+    message = {
+        "role": "assistant",
+        "content": "hi",
+        "reasoning": "thoughts",
+        "reasoning_details": [SIGNED, "not an entry", ENCRYPTED],
+    }
+    body = {"choices": [{"message": message, "finish_reason": "stop"}]}
+    assert parse_openai(body, origin=OPENROUTER).reasoning == Reasoning(
+        text="thoughts",
+        artifacts=(ReasoningDetail(OPENROUTER, SIGNED), ReasoningDetail(OPENROUTER, ENCRYPTED)),
+    )
+    both = {"reasoning_content": "think", "reasoning_details": [ENCRYPTED]}
+    assert parse_openai({"choices": [{"message": both}]}, origin=KIMI).reasoning == Reasoning(
+        text="think", artifacts=(ReasoningContent(KIMI, "think"), ReasoningDetail(KIMI, ENCRYPTED))
+    )
+    # A details field that is not a list carries nothing.
+    odd = {"reasoning": "r", "reasoning_details": {"type": "reasoning.text"}}
+    assert parse_openai({"choices": [{"message": odd}]}).reasoning == Reasoning(text="r")
+
+
+def test_openrouter_stream_merges_detail_pieces_by_index() -> None:
+    """Pieces of two entries interleave; text concatenates, nulls never overwrite, order is by index."""
+    head = {"type": "reasoning.text", "id": None, "signature": None, "format": "anthropic-claude-v1"}
+    feed: list[dict[str, Any]] = [
+        {"reasoning": "tho", "reasoning_details": [head | {"text": "tho", "index": 0}]},
+        {"reasoning_details": [ENCRYPTED | {"data": None, "index": 1}]},
+        {"reasoning": "ughts", "reasoning_details": [head | {"text": "ughts", "index": 0}]},
+        {"reasoning_details": [{"type": "reasoning.encrypted", "data": "blob", "id": None, "index": 1}]},
+        {"reasoning_details": [head | {"text": "", "signature": "sig-or", "index": 0}]},
+        {"content": "hi"},
+    ]
+    translator = StreamTranslator(origin=OPENROUTER)
+    events: list[StreamEvent] = []
+    for delta in feed:
+        events += translator.feed({"choices": [{"delta": delta}]})
+    assert events == [ReasoningDelta("tho"), ReasoningDelta("ughts"), TextDelta("hi")]
+    assert translator.finish()[:2] == [
+        ReasoningArtifactDone(ReasoningDetail(OPENROUTER, SIGNED)),
+        ReasoningArtifactDone(ReasoningDetail(OPENROUTER, ENCRYPTED)),
+    ]
+
+
+def test_stream_details_come_after_reasoning_content_at_the_finish_reason() -> None:
+    translator = StreamTranslator(origin=KIMI)
+    events = translator.feed({"choices": [{"delta": {"reasoning_content": "think"}}]})
+    events += translator.feed(
+        {"choices": [{"delta": {"reasoning_details": [ENCRYPTED]}, "finish_reason": "stop"}]}
+    )
+    assert events == [
+        ReasoningDelta("think"),
+        ReasoningArtifactDone(ReasoningContent(KIMI, "think")),
+        ReasoningArtifactDone(ReasoningDetail(KIMI, ENCRYPTED)),
     ]

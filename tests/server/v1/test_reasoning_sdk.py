@@ -179,13 +179,17 @@ async def test_anthropic_thinking_streamed_round_trip(client: openai.AsyncOpenAI
         model=CLAUDE_MODEL, messages=[*ASK, assistant, tool], tools=[WEATHER_TOOL], reasoning_effort="low"
     )
     assert second.choices[0].message.content == "Sunny in Paris."
+    sent = thinkers.anthropic.requests[1].json
+    assert sent["thinking"]["type"] == "enabled", "with its block replayed, the continuation may think"
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["thinking", "tool_use"]
 
 
-async def test_a_dropped_thinking_block_fails_the_continuation(
+async def test_a_dropped_thinking_block_means_a_continuation_without_thinking(
     client: openai.AsyncOpenAI, thinkers: Thinkers
 ) -> None:
-    """The control: without the artifact the emulator refuses, so the round-trip tests can fail."""
-    thinkers.anthropic.enqueue(CALL)
+    """The control: the API refuses thinking when the answered turn has no block to replay, so
+    Patchbay sends that request without thinking; the round-trip tests see thinking kept."""
+    thinkers.anthropic.enqueue(CALL, cs.text("Sunny in Paris."))
     first = await client.chat.completions.create(
         model=CLAUDE_MODEL, messages=ASK, tools=[WEATHER_TOOL], reasoning_effort="low"
     )
@@ -194,14 +198,13 @@ async def test_a_dropped_thinking_block_fails_the_continuation(
         {"role": "tool", "tool_call_id": c.id, "content": "sunny"}
         for c in first.choices[0].message.tool_calls or ()
     ]
-    with pytest.raises(openai.BadRequestError) as caught:
-        await client.chat.completions.create(
-            model=CLAUDE_MODEL,
-            messages=[*ASK, stripped, *results],
-            tools=[WEATHER_TOOL],
-            reasoning_effort="low",
-        )
-    assert "thinking" in str(caught.value)
+    second = await client.chat.completions.create(
+        model=CLAUDE_MODEL, messages=[*ASK, stripped, *results], tools=[WEATHER_TOOL], reasoning_effort="low"
+    )
+    assert second.choices[0].message.content == "Sunny in Paris."
+    sent = thinkers.anthropic.requests[1].json
+    assert "thinking" not in sent
+    assert [b["type"] for b in sent["messages"][1]["content"]] == ["tool_use"]
 
 
 async def test_fallback_sends_no_foreign_artifacts(
