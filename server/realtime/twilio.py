@@ -195,7 +195,9 @@ async def media_stream(websocket: WebSocket) -> None:
         await _close(websocket, 1008, "a start message with a valid token is required")
         return
     if (start.encoding, start.sample_rate) != ("audio/x-mulaw", 8000):
-        log.warning("twilio media stream refused: unsupported media format %s/%s", start.encoding, start.sample_rate)
+        log.warning(
+            "twilio media stream refused: unsupported media format %.40s/%s", start.encoding, start.sample_rate
+        )
         await _close(websocket, 1003, "only audio/x-mulaw at 8000 Hz is supported")
         return
     config = SessionConfig(
