@@ -190,6 +190,40 @@ def wav_bytes(pcm: bytes, rate: int) -> bytes:
     return buffer.getvalue()
 
 
+FileFormat = Literal["mp3", "opus", "flac"]
+
+# libsndfile's container and codec for each compressed file format we write.
+_FILE_FORMATS: dict[str, tuple[str, str]] = {
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+    "opus": ("OGG", "OPUS"),
+    "flac": ("FLAC", "PCM_16"),
+}
+_OPUS_RATES = (8_000, 12_000, 16_000, 24_000, 48_000)
+
+
+def can_encode(fmt: FileFormat) -> bool:
+    """Whether this libsndfile writes `fmt` (the soundfile wheels' own build writes all three)."""
+    container, codec = _FILE_FORMATS[fmt]
+    return container in soundfile.available_formats() and codec in soundfile.available_subtypes(container)
+
+
+def encode_file(pcm: bytes, rate: int, fmt: FileFormat) -> bytes:
+    """PCM16 mono as a complete mp3, Ogg Opus or FLAC file. CPU-bound: run it off the event loop.
+
+    Whole files only: libsndfile patches each format's header when it closes the file (frame
+    counts, stream info), so bytes handed out before the end would describe a file that never was.
+    """
+    container, codec = _FILE_FORMATS[fmt]
+    if fmt == "opus" and rate not in _OPUS_RATES:
+        pcm, rate = resample(pcm, rate, 48_000), 48_000
+    buffer = io.BytesIO()
+    try:
+        soundfile.write(buffer, _pcm16_samples(pcm), rate, format=container, subtype=codec)
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        raise AudioFormatError(f"cannot encode {fmt}: {exc}") from None
+    return buffer.getvalue()
+
+
 def read_wav(data: bytes) -> tuple[bytes, int]:
     """Decode a WAV (or any soundfile-readable) file to (PCM16 mono bytes, sample rate).
 

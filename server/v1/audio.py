@@ -4,18 +4,22 @@ Both use the caller's voice chains (the org's `stt` / `tts` connections, interna
 last; see `voice.engines`), so they fall back exactly as a live voice session does, and both
 record one usage segment with the serving engine's billing source.
 
-- transcriptions: multipart `file` (WAV, FLAC, OGG: what libsndfile reads), `language`,
+- transcriptions: multipart `file` (WAV, FLAC, Ogg, MP3: what libsndfile reads), `language`,
   `response_format` json | text | verbose_json. `model` is accepted and ignored: the route
   decides, as for chat's `default`.
-- speech: JSON `{input, voice?, response_format: pcm | wav}`; PCM16 mono 24 kHz, streamed
-  while it is synthesised. mp3/opus/aac/flac are refused with 400 (no encoder is bundled).
+- speech: JSON `{input, voice?, response_format}`. `pcm` (PCM16 mono 24 kHz) and `wav` stream
+  while they are synthesised; `mp3` (the default, as on OpenAI), `opus` (Ogg) and `flac` are
+  encoded by libsndfile once the speech is complete (their headers are only right at the end),
+  off the event loop. `aac` is refused with 400.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import struct
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Literal, get_args
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
@@ -30,7 +34,7 @@ from server.realtime.runtime import voice_runtime
 from server.services import Services
 from server.v1.asgi import admit
 from server.v1.errors import ApiError
-from voice.audio import AudioFormatError, read_wav, resample
+from voice.audio import AudioFormatError, FileFormat, can_encode, encode_file, read_wav, resample
 from voice.stt.base import STT_SAMPLE_RATE
 from voice.tts.base import TTSEngine, aclose_quietly
 from voice.turn import SessionContext, TtsTally, TurnAccounts
@@ -38,8 +42,9 @@ from voice.turn import SessionContext, TtsTally, TurnAccounts
 router = APIRouter()
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 """OpenAI's limit for an uploaded file."""
-SPEECH_RATE = 24_000
 MAX_INPUT_CHARS = 4096
+STREAMED: dict[str, str] = {"pcm": "audio/pcm", "wav": "audio/wav"}
+ENCODED: dict[FileFormat, str] = {"mp3": "audio/mpeg", "opus": "audio/ogg", "flac": "audio/flac"}
 
 
 class SpeechBody(BaseModel):
@@ -48,7 +53,7 @@ class SpeechBody(BaseModel):
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     model: str | None = None
     voice: str | None = Field(default=None, max_length=200)
-    response_format: Literal["pcm", "wav", "mp3", "opus", "aac", "flac"] = "pcm"
+    response_format: Literal["pcm", "wav", "mp3", "opus", "aac", "flac"] = "mp3"
 
 
 def _error(error: ApiError) -> JSONResponse:
@@ -110,7 +115,7 @@ async def transcriptions(request: Request) -> Response:
         pcm, rate = read_wav(data)
     except AudioFormatError:
         return _invalid(
-            "the file is not audio this server can read (WAV, FLAC or OGG)", "file", "invalid_audio_format"
+            "the file is not audio this server can read (WAV, FLAC, Ogg or MP3)", "file", "invalid_audio_format"
         )
     if response_format not in ("json", "text", "verbose_json"):
         return _invalid("response_format must be json, text or verbose_json", "response_format")
@@ -163,9 +168,12 @@ async def speech(request: Request) -> Response:
         problem = exc.errors(include_url=False, include_input=False)[0]
         param = ".".join(str(p) for p in problem["loc"])
         return _invalid(f"{param}: {problem['msg']}", param or None)
-    if body.response_format not in ("pcm", "wav"):
+    fmt = body.response_format
+    encoded_as = _encodable(fmt)
+    if fmt not in STREAMED and encoded_as is None:
+        supported = ", ".join([*STREAMED, *(f for f in get_args(FileFormat) if can_encode(f))])
         return _invalid(
-            "response_format must be pcm or wav on this server", "response_format", "unsupported_format"
+            f"response_format must be one of {supported} on this server", "response_format", "unsupported_format"
         )
     _, tts = await voice_runtime(services).engines_for(services, principal)
     stream = tts.synthesize(body.input, voice=body.voice)
@@ -177,37 +185,64 @@ async def speech(request: Request) -> Response:
         await aclose_quietly(stream)
         return _unavailable("tts", exc)
     served = getattr(tts, "last_served", None) or tts
-    accounts = _accounts(services, principal, "tts")
-    head = wav_stream_header(tts.sample_rate) if body.response_format == "wav" else b""
-    media = "audio/wav" if body.response_format == "wav" else "audio/pcm"
-    return StreamingResponse(
-        _rest(stream, head + first, body.input, tts, served, accounts),
-        media_type=media,
-        headers={"x-patchbay-provider": served.name, "x-patchbay-sample-rate": str(tts.sample_rate)},
-    )
-
-
-async def _rest(
-    stream: AsyncIterator[bytes],
-    first: bytes,
-    text: str,
-    tts: TTSEngine,
-    served: TTSEngine,
-    accounts: TurnAccounts,
-) -> AsyncIterator[bytes]:
-    produced = len(first)
-    status = SegmentStatus.CANCELLED
+    speech = _Speech(stream, first, body.input, tts, served, _accounts(services, principal, "tts"))
+    headers = {"x-patchbay-provider": served.name, "x-patchbay-sample-rate": str(tts.sample_rate)}
+    if encoded_as is None:
+        head = wav_stream_header(tts.sample_rate) if fmt == "wav" else b""
+        return StreamingResponse(_cut_short(speech.chunks(head)), media_type=STREAMED[fmt], headers=headers)
     try:
-        if first:
-            yield first
-        async for chunk in stream:
-            produced += len(chunk)
+        pcm = b"".join([chunk async for chunk in speech.chunks()])
+    except ProviderError as exc:
+        return _unavailable("tts", exc)
+    encoded = await asyncio.to_thread(encode_file, pcm, tts.sample_rate, encoded_as)
+    return Response(encoded, media_type=ENCODED[encoded_as], headers=headers)
+
+
+def _encodable(fmt: str) -> FileFormat | None:
+    """`fmt` as a file format this server encodes, or None (streamed, or not available)."""
+    return next((f for f in get_args(FileFormat) if f == fmt and can_encode(f)), None)
+
+
+async def _cut_short(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """A streamed body whose synthesis fails midway just ends: its status line is gone."""
+    with contextlib.suppress(ProviderError):
+        async for chunk in chunks:
             yield chunk
-        status = SegmentStatus.OK
-    except ProviderError:
-        status = SegmentStatus.FAILED  # headers are gone: the client sees a short body
-    finally:
-        await aclose_quietly(stream)
-        tally = TtsTally()
-        tally.add(served.name, served.billing_source, len(text), produced / (2 * tts.sample_rate))
-        accounts.tts(None, tally, latency_ms=None, status=status)
+
+
+class _Speech:
+    """One synthesis: its chunks (the first already read) and its usage record when it ends."""
+
+    def __init__(
+        self,
+        stream: AsyncIterator[bytes],
+        first: bytes,
+        text: str,
+        tts: TTSEngine,
+        served: TTSEngine,
+        accounts: TurnAccounts,
+    ) -> None:
+        self._stream, self._first, self._text = stream, first, text
+        self._tts, self._served, self._accounts = tts, served, accounts
+
+    async def chunks(self, head: bytes = b"") -> AsyncIterator[bytes]:
+        """`head`, then the audio. A failure after the first chunk raises here (a streamed
+        response is cut short: its headers are gone) and is recorded as a failed segment."""
+        produced = len(self._first)
+        status = SegmentStatus.CANCELLED
+        try:
+            if head or self._first:
+                yield head + self._first
+            async for chunk in self._stream:
+                produced += len(chunk)
+                yield chunk
+            status = SegmentStatus.OK
+        except ProviderError:
+            status = SegmentStatus.FAILED
+            raise
+        finally:
+            await aclose_quietly(self._stream)
+            tally = TtsTally()
+            tts, served = self._tts, self._served
+            tally.add(served.name, served.billing_source, len(self._text), produced / (2 * tts.sample_rate))
+            self._accounts.tts(None, tally, latency_ms=None, status=status)

@@ -20,9 +20,9 @@ from providers.errors import ProviderError
 from server.accounts import Principal
 from server.realtime.runtime import VoiceRuntime
 from tests.server.v1.conftest import Patchbay
-from tests.voice.fakes import FakeSTT, FakeTTS
+from tests.voice.fakes import FakeSTT, FakeTTS, tone
 from tests.voice.speech import speak
-from voice.audio import wav_bytes
+from voice.audio import encode_file, wav_bytes
 from voice.stt.base import STTEngine
 from voice.tts.base import TTSEngine
 
@@ -76,6 +76,15 @@ async def test_transcription_resamples_other_rates(patchbay: Patchbay, client: o
     assert stt.calls[0].audio_bytes == pytest.approx(32_000, abs=64)  # 1 s at 16 kHz
 
 
+async def test_transcription_takes_mp3(patchbay: Patchbay, client: openai.AsyncOpenAI) -> None:
+    stt = FakeSTT()
+    install(patchbay, stt, FakeTTS())
+    mp3 = encode_file(tone(24_000, 1.0), 24_000, "mp3")
+    await client.audio.transcriptions.create(model="x", file=("a.mp3", mp3, "audio/mpeg"))
+    # mp3 frames pad the ends: about 1 s at 16 kHz.
+    assert stt.calls[0].audio_bytes == pytest.approx(32_000, rel=0.1)
+
+
 async def test_transcription_refuses_what_is_not_audio(
     patchbay: Patchbay, client: openai.AsyncOpenAI
 ) -> None:
@@ -110,11 +119,58 @@ async def test_speech_as_wav(patchbay: Patchbay, client: openai.AsyncOpenAI) -> 
     assert rate == 24_000 and samples.tobytes() == tts.audio()
 
 
+@pytest.mark.parametrize(
+    ("fmt", "content_type", "magic"),
+    [(None, "audio/mpeg", (b"\xff", b"ID3")), ("opus", "audio/ogg", (b"OggS",)), ("flac", "audio/flac", (b"fLaC",))],
+    ids=["mp3-by-default", "opus", "flac"],
+)
+async def test_speech_as_a_compressed_file(
+    patchbay: Patchbay, client: openai.AsyncOpenAI, fmt: str | None, content_type: str, magic: tuple[bytes, ...]
+) -> None:
+    """The SDK's default (no `response_format`) is mp3, as on OpenAI: a whole file that decodes."""
+    tts = FakeTTS(sample_rate=24_000, chunks=10, chunk_ms=100)
+    install(patchbay, FakeSTT(), tts)
+    extra = {"response_format": fmt} if fmt else {}
+    response = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hello there.", **extra)
+    assert response.response.headers["content-type"] == content_type
+    assert response.content.startswith(magic)
+    samples, rate = soundfile.read(io.BytesIO(response.content), dtype="int16")
+    # Lossy codecs pad and delay by a frame or two; the length is what was spoken.
+    assert abs(len(samples) / rate - 1.0) < 0.1
+    if fmt == "flac":
+        assert rate == 24_000 and samples.tobytes() == tts.audio()
+    rows = await usage_rows(patchbay)
+    assert [(r.segment, r.status, round(r.audio_seconds, 2)) for r in rows] == [("tts", "ok", 1.0)]
+
+
+async def test_encoded_speech_failing_midway_is_a_502_and_a_failed_segment(
+    patchbay: Patchbay, client: openai.AsyncOpenAI
+) -> None:
+    failing = FakeTTS(chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el"))
+    install(patchbay, FakeSTT(), failing)
+    with pytest.raises(openai.APIStatusError) as failed:
+        await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.")
+    assert failed.value.status_code == 502 and failed.value.code == "tts_unavailable"
+    rows = await usage_rows(patchbay)
+    assert [(r.segment, r.status) for r in rows] == [("tts", "failed")]
+
+
+async def test_streamed_speech_failing_midway_ends_short_and_is_a_failed_segment(
+    patchbay: Patchbay, client: openai.AsyncOpenAI
+) -> None:
+    failing = FakeTTS(chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el"))
+    install(patchbay, FakeSTT(), failing)
+    response = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="pcm")
+    assert response.content == failing.audio()[: 2 * len(failing.audio()) // 5]
+    rows = await usage_rows(patchbay)
+    assert [(r.segment, r.status) for r in rows] == [("tts", "failed")]
+
+
 async def test_speech_refusals(patchbay: Patchbay, client: openai.AsyncOpenAI) -> None:
     install(patchbay, FakeSTT(), FakeTTS(error=ProviderError(ErrorClass.QUOTA_EXHAUSTED, "q", provider="el")))
     with pytest.raises(openai.BadRequestError) as caught:
-        await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="mp3")
-    assert caught.value.code == "unsupported_format"
+        await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="aac")
+    assert caught.value.code == "unsupported_format" and "mp3" in caught.value.message
     with pytest.raises(openai.BadRequestError):
         await client.audio.speech.create(model="tts-1", voice="alloy", input="")
     with pytest.raises(openai.APIStatusError) as failed:
