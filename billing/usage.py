@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.tables import UsageRecord
-from providers.buffered import BufferedRowWriter
+from providers.buffered import BufferedRowWriter, RowValues
 from providers.contract import BillingSource
 from providers.db import new_id, utcnow
 from providers.types import Usage
@@ -53,32 +54,40 @@ class UsageSegment:
     latency_ms: float | None = None
     at: datetime = field(default_factory=utcnow)
 
+    def row_values(self) -> RowValues:
+        """The `usage_records` values without building an ORM object (see `providers.buffered`)."""
+        tokens = self.tokens
+        return _TABLE, {
+            "id": new_id("use"),
+            "org_id": self.org_id,
+            "agent_id": self.agent_id,
+            "api_key_id": self.api_key_id,
+            "request_id": self.request_id,
+            "turn_id": self.turn_id,
+            "segment": self.segment.value,
+            "intent": self.intent,
+            "provider": self.provider,
+            "profile_id": self.profile_id,
+            "connection_id": self.connection_id,
+            "model": self.model,
+            "billing_source": self.billing_source.value,
+            "status": self.status.value,
+            "input_tokens": tokens.input_tokens,
+            "output_tokens": tokens.output_tokens,
+            "cached_input_tokens": tokens.cached_input_tokens,
+            "cache_write_tokens": tokens.cache_write_tokens,
+            "reasoning_tokens": tokens.reasoning_tokens,
+            "audio_seconds": self.audio_seconds,
+            "characters": self.characters,
+            "latency_ms": self.latency_ms,
+            "created_at": self.at,
+        }
+
     def to_row(self) -> UsageRecord:
-        return UsageRecord(
-            id=new_id("use"),
-            org_id=self.org_id,
-            agent_id=self.agent_id,
-            api_key_id=self.api_key_id,
-            request_id=self.request_id,
-            turn_id=self.turn_id,
-            segment=self.segment.value,
-            intent=self.intent,
-            provider=self.provider,
-            profile_id=self.profile_id,
-            connection_id=self.connection_id,
-            model=self.model,
-            billing_source=self.billing_source.value,
-            status=self.status.value,
-            input_tokens=self.tokens.input_tokens,
-            output_tokens=self.tokens.output_tokens,
-            cached_input_tokens=self.tokens.cached_input_tokens,
-            cache_write_tokens=self.tokens.cache_write_tokens,
-            reasoning_tokens=self.tokens.reasoning_tokens,
-            audio_seconds=self.audio_seconds,
-            characters=self.characters,
-            latency_ms=self.latency_ms,
-            created_at=self.at,
-        )
+        return UsageRecord(**self.row_values()[1])
+
+
+_TABLE: Table = UsageRecord.__table__  # type: ignore[assignment]
 
 
 UsageRecorder = BufferedRowWriter[UsageSegment]
