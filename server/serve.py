@@ -49,7 +49,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "log_config": None,
         "access_log": False,
         "timeout_graceful_shutdown": 10,
-        "proxy_headers": False,
+        # The client's scheme and address from a trusted proxy's X-Forwarded-* headers only.
+        "proxy_headers": settings.forwarded_allow_ips is not None,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
     }
 
 

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     voice_whisper_model_dir: Path | None = None
     """The internal Whisper STT model; default DATA_DIR/models/whisper-base. Without it pocketsphinx serves."""
     voice_espeak_voice: str = "en-us"
+    forwarded_allow_ips: str | None = None
+    """Proxies trusted for `X-Forwarded-Proto` / `X-Forwarded-For` (comma-separated addresses or
+    networks, or `*`); unset, those headers are ignored. See operations.md, "Behind a proxy"."""
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""

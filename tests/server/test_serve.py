@@ -47,6 +47,9 @@ def test_uvicorn_runs_without_websocket_compression() -> None:
     assert options["workers"] == 3 and options["port"] == 9999
     assert options["ws_per_message_deflate"] is False
     assert options["log_config"] is None  # our JSON logging, configured per process
+    assert options["proxy_headers"] is False
+    trusting = uvicorn_options(Settings(forwarded_allow_ips="10.0.0.0/8"))
+    assert trusting["proxy_headers"] is True and trusting["forwarded_allow_ips"] == "10.0.0.0/8"
 
 
 def _children(pid: int) -> set[int]:
@@ -88,7 +91,9 @@ def _socket_inodes(pid: int) -> set[str]:
 
 
 @contextlib.contextmanager
-def _serve(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
+def _serve(
+    tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
     """`patchbay serve ARGS` on a fresh data dir, once /readyz answers 200."""
     port = free_port()
     env = {
@@ -98,8 +103,9 @@ def _serve(tmp_path: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes]
         "PATCHBAY_WORKERS": "1",
         "PATCHBAY_LOG_LEVEL": "INFO",
     }
-    env.pop("PATCHBAY_VOICE_TOKEN_SECRET", None)
-    env.pop("PATCHBAY_DATABASE_URL", None)
+    for name in ("PATCHBAY_VOICE_TOKEN_SECRET", "PATCHBAY_DATABASE_URL", "PATCHBAY_FORWARDED_ALLOW_IPS"):
+        env.pop(name, None)
+    env.update(env_extra or {})
     proc = subprocess.Popen([PATCHBAY, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -143,6 +149,24 @@ def test_one_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         "patchbay stopped",
     ]
     assert all("pid" not in line for line in lines)  # one process: no worker ids
+
+
+@pytest.mark.parametrize("trusted", [None, "127.0.0.1"], ids=["untrusted", "trusted-proxy"])
+def test_forwarded_scheme_counts_only_from_a_trusted_proxy(tmp_path: Path, trusted: str | None) -> None:
+    """Behind a TLS-terminating proxy the Twilio stream URL must be wss://, and only a trusted
+    proxy may say so."""
+    extra = {"PATCHBAY_FORWARDED_ALLOW_IPS": trusted} if trusted else {}
+    with _serve(tmp_path, env_extra=extra) as (_, base, env):
+        subprocess.run([PATCHBAY, "org", "create", "acme", "--json"], env=env, check=True, capture_output=True)
+        made = subprocess.run(
+            [PATCHBAY, "apikey", "create", "--org", "acme", "--json"], env=env, check=True, capture_output=True
+        )
+        key = json.loads(made.stdout)["key"]
+        twiml = httpx.post(
+            f"{base}/v1/twilio/voice", auth=("twilio", key), headers={"x-forwarded-proto": "https"}
+        ).text
+    scheme = "wss" if trusted else "ws"
+    assert f'url="{scheme}://127.0.0.1:' in twiml, twiml
 
 
 def test_two_workers_serve_one_port_and_stop_on_sigterm(
