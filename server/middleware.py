@@ -51,6 +51,8 @@ class RequestIdMiddleware:
                             "path": scope.get("path"),
                             "status": status,
                             "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                            # The caller's address (a trusted proxy's X-Forwarded-For, see serve.py).
+                            "client": scope["client"][0] if scope.get("client") else None,
                         }
                     },
                 )

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from server.db import Database
 
@@ -32,3 +35,15 @@ async def test_incoming_request_id_is_echoed_when_sane(client: httpx.AsyncClient
     assert r.headers["x-request-id"] == "abc-123"
     r = await client.get("/healthz", headers={"x-request-id": "bad id with spaces"})
     assert r.headers["x-request-id"].startswith("req_")
+
+
+async def test_access_log_line_names_the_request_and_the_caller(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="patchbay.access"):
+        r = await client.get("/healthz?probe=1")
+    line = next(rec for rec in caplog.records if rec.name == "patchbay.access")
+    fields = line.fields  # type: ignore[attr-defined]
+    assert fields["method"] == "GET" and fields["path"] == "/healthz" and fields["status"] == 200
+    assert fields["client"] == "127.0.0.1" and fields["duration_ms"] >= 0
+    assert r.headers["x-request-id"]
