@@ -4,10 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
+
+from providers.types import ToolChoice, ToolSpec
 from voice.audio import PCM16_24K, AudioFormat
 from voice.endpointing import TurnDetectionConfig
 
 MODALITIES = frozenset({"audio", "text"})
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTool:
+    """A function the model may call. `parameters` is its JSON Schema kept as JSON text, so
+    the settings stay hashable; `spec()` gives the provider-neutral tool."""
+
+    name: str
+    description: str = ""
+    parameters: str = "{}"
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(self.name, self.description, orjson.loads(self.parameters))
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +41,14 @@ class SessionConfig:
     language: str | None = None
     max_output_tokens: int | None = None
     temperature: float | None = None
+    tools: tuple[FunctionTool, ...] = ()
+    tool_choice: ToolChoice = "auto"
 
     def __post_init__(self) -> None:
         if not self.modalities or not set(self.modalities) <= MODALITIES:
             raise ValueError(f"modalities must be a non-empty subset of {sorted(MODALITIES)}")
+        if len({tool.name for tool in self.tools}) != len(self.tools):
+            raise ValueError("tool names must be unique")
 
     @property
     def speaks(self) -> bool:

@@ -85,8 +85,11 @@ class ResponseCreated(SessionEvent):
 
 @dataclass(frozen=True, slots=True)
 class OutputItemAdded(SessionEvent):
+    """A response's output item begins: its message (at the first words) or a function call."""
+
     response_id: str
     item: Item
+    output_index: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +118,24 @@ class TextDelta(CancellableOutput):
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCallArgumentsDelta(CancellableOutput):
+    """A piece of a function call's JSON arguments, as the model writes them."""
+
+    call_id: str
+    delta: str
+    output_index: int
+
+
+@dataclass(frozen=True, slots=True)
 class OutputItemDone(SessionEvent):
-    """Closes an output item: `audio` says whether audio and transcript parts were open."""
+    """Closes an output item: `audio` says whether audio and transcript parts were open; a
+    function call item carries its final arguments."""
 
     response_id: str
     item: Item
     audio: bool
     text: str
+    output_index: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,10 @@ audio items remember which text each stretch of audio carried (`Span`), so when 
 reports how much it played (`truncate(item_id, audio_end_ms)`, after a barge-in) the
 history keeps only the words the caller could have heard, and the next turn's LLM does not
 believe it said the rest.
+
+Function calls are items too: the model's calls (`function_call`, with its `call_id`, `name`
+and JSON `arguments`) and the client's results (`function_call_output`). How they become
+chat messages is `voice.messages`.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from providers.types import Message, Role, TextPart
+from providers.types import Message
+from voice.messages import to_messages
 
-ItemRole = Literal["user", "assistant", "system"]
-ItemKind = Literal["audio", "text"]
+MessageRole = Literal["user", "assistant", "system"]
+ItemRole = MessageRole | Literal["tool"]
+"""`tool` is the role of function call outputs."""
+ItemKind = Literal["audio", "text", "function_call", "function_call_output"]
 ItemStatus = Literal["completed", "incomplete", "in_progress"]
 
 
@@ -29,8 +36,15 @@ class Item:
     role: ItemRole
     kind: ItemKind
     text: str = ""
-    """The transcript of an audio item, or the text of a text item."""
+    """The transcript of an audio item, the text of a text item, a function call's arguments
+    (JSON text) or a function call output's output."""
     status: ItemStatus = "completed"
+    call_id: str | None = None
+    """For function calls and their outputs: the tool call id the two share."""
+    name: str | None = None
+    """For function calls: the function called."""
+    response_id: str | None = None
+    """For items a response produced: its message and its calls are one assistant turn."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +137,12 @@ class Conversation:
         del self._items[item_id]
         self._spans.pop(item_id, None)
 
+    def find_call(self, call_id: str) -> Item | None:
+        """The function call item with `call_id`, if the conversation still holds it."""
+        return next(
+            (i for i in self._items.values() if i.kind == "function_call" and i.call_id == call_id), None
+        )
+
     def add_span(self, item_id: str, span: Span) -> None:
         if item_id in self._items:
             self._spans.setdefault(item_id, []).append(span)
@@ -142,11 +162,5 @@ class Conversation:
         return truncated
 
     def messages(self, instructions: str | None) -> tuple[Message, ...]:
-        """The conversation as chat messages; empty items (an unheard reply) are skipped."""
-        messages: list[Message] = []
-        if instructions:
-            messages.append(Message(Role.SYSTEM, (TextPart(instructions),)))
-        for item in self._items.values():
-            if item.text.strip() and item.status != "in_progress":
-                messages.append(Message(Role(item.role), (TextPart(item.text),)))
-        return tuple(messages)
+        """The conversation as chat messages (see `voice.messages.to_messages`)."""
+        return to_messages(self._items.values(), instructions)

@@ -6,21 +6,46 @@ the session's output format, resampled by one streaming resampler per response, 
 chunk's transcript delta is emitted just before its audio. Cancelling the task running
 `ResponseRun.run` cancels both loops and closes the TTS stream (its engine's `finally`
 kills a subprocess or closes an HTTP stream); the outbox has already refused the rest.
+
+Output items open as the model writes them: the assistant message at its first words, and a
+`function_call` item per tool call, whose arguments stream as cancellable deltas and which is
+done as soon as the model finishes it. A reply of tool calls alone has no message and says
+nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from billing.usage import SegmentStatus
+from providers.db import new_id
 from providers.errors import ProviderError
-from providers.types import ChatRequest, RefusalDelta, TextDelta, Usage, UsageUpdate
+from providers.types import (
+    ChatRequest,
+    RefusalDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
 from voice.audio import AudioFormat, Resampler, encode_from_pcm16
 from voice.chunker import SentenceChunker
-from voice.events import AudioDelta, ResponseDone, TranscriptDelta
+from voice.events import (
+    AudioDelta,
+    FunctionCallArgumentsDelta,
+    ItemCreated,
+    OutputItemAdded,
+    OutputItemDone,
+    ResponseDone,
+    TranscriptDelta,
+)
 from voice.events import TextDelta as TextOut
-from voice.history import Conversation, Item, ItemStatus, Span
+from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
@@ -79,22 +104,39 @@ class ResponseRun:
     error: ProviderError | None = None
     error_stage: str | None = None
     """`llm` or `tts`: which stage failed, for the error code and the segment status."""
+    outputs: dict[str, Item] = field(default_factory=dict)
+    """The output items opened so far by id, in output order (the message is `item_id`)."""
 
     @property
     def spoke(self) -> bool:
         return bool(self.tally.by_engine)
 
     def item(self, status: ItemStatus) -> Item:
-        """The assistant item as it stands: for audio, only the text that was spoken."""
+        """The assistant message as it stands: for audio, only the text that was spoken."""
         text = self.spoken if self.audio else self.text
-        return Item(self.item_id, "assistant", "audio" if self.audio else "text", text=text, status=status)
+        kind: ItemKind = "audio" if self.audio else "text"
+        return Item(self.item_id, "assistant", kind, text=text, status=status, response_id=self.response_id)
 
-    def done(self, status: str, reason: str | None, item: Item) -> ResponseDone:
+    def output_index(self, item_id: str) -> int:
+        return list(self.outputs).index(item_id)
+
+    def close(self, status: ItemStatus) -> list[Item]:
+        """End the output: items still open (the message, calls cut off mid-arguments) take
+        `status`, the message with what was said. Returns those items."""
+        closed = []
+        for item_id, item in list(self.outputs.items()):
+            if item.status == "in_progress":
+                final = self.item(status) if item_id == self.item_id else replace(item, status=status)
+                self.outputs[item_id] = final
+                closed.append(final)
+        return closed
+
+    def done(self, status: str, reason: str | None) -> ResponseDone:
         return ResponseDone(
             self.response_id,
             status,
             reason,
-            (item,),
+            tuple(self.outputs.values()),
             self.usage.input_tokens,
             self.usage.output_tokens,
             {"turn_id": self.turn_id, **self.latency.report()},
@@ -127,12 +169,16 @@ class ResponsePipeline:
         outbox: Outbox,
         conversation: Conversation,
         chunker: SentenceChunker | None = None,
+        ids: Callable[[str], str] = new_id,
     ) -> None:
         self.run = run
         self._llm = llm
         self._tts = tts
         self._outbox = outbox
         self._conversation = conversation
+        self._ids = ids
+        self._calls: dict[int, tuple[str, str]] = {}
+        """The stream's tool call index -> (its function_call item id, the call id)."""
         self._encoder = OutputEncoder(tts.sample_rate, output)
         self._chunker = chunker or SentenceChunker(min_clause_chars=30)
         self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
@@ -141,6 +187,13 @@ class ResponsePipeline:
 
     async def __call__(self) -> None:
         """Stream the response; a provider error is recorded on the run, not raised."""
+        await self._stream()
+        if not self.run.outputs:
+            # Neither words nor calls (an empty reply, or the LLM failed first): the response
+            # still reports its message, empty, so the client has an item to close.
+            self._open_message()
+
+    async def _stream(self) -> None:
         if not self.run.audio:
             await self._llm_loop()
             return
@@ -169,15 +222,14 @@ class ResponsePipeline:
             async for event in events:
                 run.served = stream.served or run.served
                 if isinstance(event, TextDelta | RefusalDelta):  # a refusal is said out loud too
-                    if not event.text:
-                        continue
-                    run.latency.mark("llm_first_token")
-                    run.text += event.text
-                    if run.audio:
-                        for chunk in self._chunker.push(event.text):
-                            self._chunks.put_nowait(chunk)
-                    else:
-                        self._outbox.put(TextOut(run.response_id, run.item_id, event.text))
+                    if event.text:
+                        self._text(event.text)
+                elif isinstance(event, ToolCallStart):
+                    self._call_started(event.index, event.id, event.name)
+                elif isinstance(event, ToolCallDelta):
+                    self._call_delta(event.index, event.arguments)
+                elif isinstance(event, ToolCallDone):
+                    self._call_done(event.index, event.call)
                 elif isinstance(event, UsageUpdate):
                     run.usage = event.usage
         except ProviderError as exc:
@@ -193,6 +245,70 @@ class ResponsePipeline:
                 for chunk in self._chunker.flush() if run.error is None else ():
                     self._chunks.put_nowait(chunk)
                 self._chunks.put_nowait(_END)
+
+    def _text(self, text: str) -> None:
+        run = self.run
+        run.latency.mark("llm_first_token")
+        run.text += text
+        if run.item_id not in run.outputs:
+            if not run.text.strip():
+                return  # whitespace before a tool call is not a message
+            self._open_message()
+            text = run.text
+        if run.audio:
+            for chunk in self._chunker.push(text):
+                self._chunks.put_nowait(chunk)
+        else:
+            self._outbox.put(TextOut(run.response_id, run.item_id, text))
+
+    def _open(self, item: Item) -> None:
+        run = self.run
+        run.outputs[item.id] = item
+        previous = self._conversation.add(item)
+        self._outbox.put(OutputItemAdded(run.response_id, item, len(run.outputs) - 1))
+        self._outbox.put(ItemCreated(item, previous))
+
+    def _open_message(self) -> None:
+        run = self.run
+        kind: ItemKind = "audio" if run.audio else "text"
+        self._open(Item(run.item_id, "assistant", kind, status="in_progress", response_id=run.response_id))
+
+    def _call_started(self, index: int, call_id: str, name: str) -> None:
+        run = self.run
+        run.latency.mark("llm_first_token")
+        item = Item(
+            self._ids("item"),
+            "assistant",
+            "function_call",
+            status="in_progress",
+            call_id=call_id,
+            name=name,
+            response_id=run.response_id,
+        )
+        self._calls[index] = (item.id, call_id)
+        self._open(item)
+
+    def _call_delta(self, index: int, fragment: str) -> None:
+        if index not in self._calls or not fragment:
+            return
+        run = self.run
+        item_id, call_id = self._calls[index]
+        item = run.outputs[item_id]
+        run.outputs[item_id] = replace(item, text=item.text + fragment)
+        self._outbox.put(
+            FunctionCallArgumentsDelta(run.response_id, item_id, call_id, fragment, run.output_index(item_id))
+        )
+
+    def _call_done(self, index: int, call: ToolCall) -> None:
+        if index not in self._calls:
+            self._call_started(index, call.id, call.name)
+        run = self.run
+        item_id, _ = self._calls[index]
+        item = run.outputs[item_id]
+        item = replace(item, text=call.arguments, name=call.name or item.name, status="completed")
+        run.outputs[item_id] = item
+        self._conversation.replace(item)
+        self._outbox.put(OutputItemDone(run.response_id, item, False, item.text, run.output_index(item_id)))
 
     async def _tts_loop(self) -> None:
         run = self.run

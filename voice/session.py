@@ -11,6 +11,11 @@ transcript; the routed LLM streams a reply that TTS speaks chunk by chunk
 (`voice.pipeline`). Speech detected during a response cancels it (barge-in) when
 `interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
 cancelled, and `response.done` says `cancelled` / `turn_detected`.
+
+Function calling: the session's tools go with every LLM request; the model's calls come out
+as `function_call` items (`voice.pipeline`). The client runs them, adds each result with
+`add_function_output`, and asks for the next response, whose request carries the calls and
+their results (`voice.messages`).
 """
 
 from __future__ import annotations
@@ -37,14 +42,13 @@ from voice.events import (
     ItemCreated,
     ItemDeleted,
     ItemTruncated,
-    OutputItemAdded,
     OutputItemDone,
     ResponseCreated,
     SessionEvent,
     SpeechStarted,
     SpeechStopped,
 )
-from voice.history import Conversation, HistoryError, Item, ItemRole
+from voice.history import Conversation, HistoryError, Item, MessageRole
 from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
@@ -255,9 +259,52 @@ class VoiceSession:
     # -- conversation items ----------------------------------------------------------------
 
     def add_text(
-        self, role: ItemRole, text: str, *, previous_item_id: str | None = None, item_id: str | None = None
+        self, role: MessageRole, text: str, *, previous_item_id: str | None = None, item_id: str | None = None
     ) -> Item:
-        item = Item(item_id or self._ids("item"), role, "text", text=text)
+        return self._add(Item(item_id or self._ids("item"), role, "text", text=text), previous_item_id)
+
+    def add_function_call(
+        self,
+        name: str,
+        arguments: str,
+        *,
+        call_id: str | None = None,
+        previous_item_id: str | None = None,
+        item_id: str | None = None,
+    ) -> Item:
+        """A call the model made earlier (a client restoring its history)."""
+        if call_id is not None and self.conversation.find_call(call_id) is not None:
+            raise ClientError(
+                "invalid_value",
+                f"a function call with call_id {call_id!r} already exists",
+                param="item.call_id",
+            )
+        item = Item(
+            item_id or self._ids("item"),
+            "assistant",
+            "function_call",
+            text=arguments,
+            call_id=call_id or self._ids("call"),
+            name=name,
+        )
+        return self._add(item, previous_item_id)
+
+    def add_function_output(
+        self, call_id: str, output: str, *, previous_item_id: str | None = None, item_id: str | None = None
+    ) -> Item:
+        """The client's result of a function call; the next response's request carries it."""
+        if self.conversation.find_call(call_id) is None:
+            raise ClientError(
+                "invalid_tool_call_id",
+                f"tool call id {call_id!r} not found in the conversation",
+                param="item.call_id",
+            )
+        item = Item(
+            item_id or self._ids("item"), "tool", "function_call_output", text=output, call_id=call_id
+        )
+        return self._add(item, previous_item_id)
+
+    def _add(self, item: Item, previous_item_id: str | None) -> Item:
         try:
             previous = self.conversation.add(item, previous_item_id)
         except HistoryError as exc:
@@ -314,7 +361,6 @@ class VoiceSession:
             voice=config.voice,
             latency=turn.latency,
         )
-        item = Item(run.item_id, "assistant", "audio" if speaks else "text", status="in_progress")
         self.outbox.put(ResponseCreated(run.response_id, ("audio",) if speaks else ("text",)))
         pipeline = ResponsePipeline(
             run,
@@ -323,13 +369,14 @@ class VoiceSession:
             output=config.output_format,
             outbox=self.outbox,
             conversation=self.conversation,
+            ids=self._ids,
         )
-        task = self._spawn(self._respond(run, pipeline, item, turn, instructions))
+        task = self._spawn(self._respond(run, pipeline, turn, instructions))
         self._active = _Active(run, task)
         return run.response_id
 
     async def _respond(
-        self, run: ResponseRun, pipeline: ResponsePipeline, item: Item, turn: _Turn, instructions: str | None
+        self, run: ResponseRun, pipeline: ResponsePipeline, turn: _Turn, instructions: str | None
     ) -> None:
         status = "cancelled"
         try:
@@ -338,9 +385,6 @@ class VoiceSession:
                 # needs the transcript. `wait` (not `gather`) so a cancelled response
                 # leaves the transcription running.
                 await asyncio.wait({turn.stt})
-            previous = self.conversation.add(item)
-            self.outbox.put(OutputItemAdded(run.response_id, item))
-            self.outbox.put(ItemCreated(item, previous))
             run.request = self._request(instructions)
             await pipeline()
             status = "failed" if run.error is not None else "completed"
@@ -355,11 +399,16 @@ class VoiceSession:
 
     def _request(self, instructions: str | None) -> ChatRequest:
         config = self.config
+        tools = tuple(tool.spec() for tool in config.tools)
         return ChatRequest(
             model=self.context.model or "default",
             messages=self.conversation.messages(
                 instructions if instructions is not None else config.instructions
             ),
+            tools=tools,
+            # `auto` is every provider's default once tools are sent; without tools no choice
+            # is sent at all (OpenAI refuses a tool_choice without tools).
+            tool_choice=config.tool_choice if tools and config.tool_choice != "auto" else None,
             max_output_tokens=config.max_output_tokens,
             temperature=config.temperature,
             metadata={"intent": "voice_turn", "session": self.context.session_id},
@@ -367,14 +416,19 @@ class VoiceSession:
 
     def _finish(self, run: ResponseRun, status: str) -> None:
         self._active = None
-        item = run.item("completed" if status == "completed" else "incomplete")
-        self.conversation.replace(item)
+        closed = run.close("completed" if status == "completed" else "incomplete")
+        for item in closed:
+            self.conversation.replace(item)
         if run.error is not None:
             code = f"{run.error_stage}_unavailable"
             message = f"{run.error_stage} failed ({run.error.error_class.value})"
             self.outbox.put(ErrorEvent("server_error", code, message))
-        self.outbox.put(OutputItemDone(run.response_id, item, run.audio, item.text))
-        self.outbox.put(run.done(status, None if status == "completed" else "error", item))
+        for item in closed:
+            audio = run.audio and item.id == run.item_id
+            self.outbox.put(
+                OutputItemDone(run.response_id, item, audio, item.text, run.output_index(item.id))
+            )
+        self.outbox.put(run.done(status, None if status == "completed" else "error"))
         self.stats.observe(run.latency)
 
     def cancel_response(self, response_id: str | None = None) -> bool:
@@ -393,9 +447,9 @@ class VoiceSession:
         active.task.cancel()
         if announce is not None:
             self.outbox.put(announce)
-        item = run.item("incomplete")
-        self.conversation.replace(item)
-        self.outbox.put(run.done("cancelled", reason, item))
+        for item in run.close("incomplete"):
+            self.conversation.replace(item)
+        self.outbox.put(run.done("cancelled", reason))
 
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)

@@ -21,6 +21,8 @@ from server.realtime.wire import (
     AudioAppend,
     Bare,
     ClientEvent,
+    FunctionCallCreate,
+    FunctionCallOutputCreate,
     ItemCreate,
     ItemRef,
     ItemTruncate,
@@ -151,6 +153,22 @@ class RealtimeConnection:
             self._put_session("session.updated")
         elif isinstance(event, ItemCreate):
             self._create_item(event)
+        elif isinstance(event, FunctionCallCreate):
+            call = event.item
+            self._check_new_id(call.id)
+            session.add_function_call(
+                call.name,
+                call.arguments,
+                call_id=call.call_id,
+                previous_item_id=event.previous_item_id,
+                item_id=call.id,
+            )
+        elif isinstance(event, FunctionCallOutputCreate):
+            result = event.item
+            self._check_new_id(result.id)
+            session.add_function_output(
+                result.call_id, result.output, previous_item_id=event.previous_item_id, item_id=result.id
+            )
         elif isinstance(event, ItemTruncate):
             session.truncate(event.item_id, event.content_index, event.audio_end_ms)
         elif isinstance(event, ItemRef):
@@ -180,9 +198,12 @@ class RealtimeConnection:
                 param="item.content",
             )
         text = "".join(part.text or part.transcript or "" for part in item.content)
-        if item.id is not None and item.id in self.session.conversation:
-            raise ClientError("item_already_exists", f"item {item.id!r} already exists", param="item.id")
+        self._check_new_id(item.id)
         self.session.add_text(item.role, text, previous_item_id=event.previous_item_id, item_id=item.id)
+
+    def _check_new_id(self, item_id: str | None) -> None:
+        if item_id is not None and item_id in self.session.conversation:
+            raise ClientError("item_already_exists", f"item {item_id!r} already exists", param="item.id")
 
     def _item_ref(self, event: ItemRef) -> None:
         if event.type == "conversation.item.delete":

@@ -1,8 +1,9 @@
 """Voice session events to OpenAI Realtime server events (GA names, or beta aliases).
 
 One session event may become several wire events (a finished output item closes its audio,
-transcript, content part and item). Every wire event gets a fresh `event_id`. The hot path
-is `AudioDelta`: one dict, one base64 encoding, one `orjson.dumps`.
+transcript, content part and item; a finished function call item sends its arguments too).
+Every wire event gets a fresh `event_id`. The hot path is `AudioDelta`: one dict, one base64
+encoding, one `orjson.dumps`. Function call events have the same names in GA and beta.
 """
 
 from __future__ import annotations
@@ -46,6 +47,25 @@ class WireEvent(ev.SessionEvent):
 
 
 def item_json(item: Item, *, beta: bool) -> Wire:
+    if item.kind == "function_call":
+        return {
+            "id": item.id,
+            "object": "realtime.item",
+            "type": "function_call",
+            "status": item.status,
+            "call_id": item.call_id,
+            "name": item.name,
+            "arguments": item.text,
+        }
+    if item.kind == "function_call_output":
+        return {
+            "id": item.id,
+            "object": "realtime.item",
+            "type": "function_call_output",
+            "status": item.status,
+            "call_id": item.call_id,
+            "output": item.text,
+        }
     if item.role == "assistant":
         if item.kind == "audio":
             part: Wire = {"type": "audio" if beta else "output_audio", "transcript": item.text}
@@ -70,10 +90,22 @@ class Serializer:
         self.beta = beta
         self._names = _BETA if beta else _GA
         self._ids = itertools.count(1)
+        self._output_index: dict[str, int] = {}
+        """Open output items' places in their response, for the deltas that do not carry it."""
         self._handlers: dict[type[ev.SessionEvent], Callable[[Any], list[Wire]]] = {
             ev.AudioDelta: self._audio_delta,
             ev.TranscriptDelta: self._transcript_delta,
             ev.TextDelta: self._text_delta,
+            ev.FunctionCallArgumentsDelta: lambda e: [
+                {
+                    "type": "response.function_call_arguments.delta",
+                    "response_id": e.response_id,
+                    "item_id": e.item_id,
+                    "output_index": e.output_index,
+                    "call_id": e.call_id,
+                    "delta": e.delta,
+                }
+            ],
             ev.SpeechStarted: lambda e: [
                 {
                     "type": "input_audio_buffer.speech_started",
@@ -161,7 +193,7 @@ class Serializer:
                 "type": self._names["audio.delta"],
                 "response_id": e.response_id,
                 "item_id": e.item_id,
-                "output_index": 0,
+                "output_index": self._output_index.get(e.item_id, 0),
                 "content_index": 0,
                 "delta": base64.b64encode(e.audio).decode("ascii"),
             }
@@ -178,7 +210,7 @@ class Serializer:
             "type": self._names[name],
             "response_id": response_id,
             "item_id": item_id,
-            "output_index": 0,
+            "output_index": self._output_index.get(item_id, 0),
             "content_index": 0,
             **extra,
         }
@@ -199,47 +231,68 @@ class Serializer:
         return wires
 
     def _output_item_added(self, e: ev.OutputItemAdded) -> list[Wire]:
+        self._output_index[e.item.id] = e.output_index
         item = item_json(e.item, beta=self.beta)
-        return [
+        wires: list[Wire] = [
             {
                 "type": "response.output_item.added",
                 "response_id": e.response_id,
-                "output_index": 0,
+                "output_index": e.output_index,
                 "item": item,
-            },
-            {
-                "type": "response.content_part.added",
-                "response_id": e.response_id,
-                "item_id": e.item.id,
-                "output_index": 0,
-                "content_index": 0,
-                "part": item["content"][0],
-            },
+            }
         ]
+        if e.item.kind != "function_call":
+            wires.append(
+                {
+                    "type": "response.content_part.added",
+                    "response_id": e.response_id,
+                    "item_id": e.item.id,
+                    "output_index": e.output_index,
+                    "content_index": 0,
+                    "part": item["content"][0],
+                }
+            )
+        return wires
 
     def _output_item_done(self, e: ev.OutputItemDone) -> list[Wire]:
         item = item_json(e.item, beta=self.beta)
-        rid, iid = e.response_id, e.item.id
-        if e.audio:
-            wires = [
-                self._part_event("audio.done", rid, iid),
-                self._part_event("transcript.done", rid, iid, transcript=e.text),
-            ]
-        else:
-            wires = [self._part_event("text.done", rid, iid, text=e.text)]
-        wires += [
-            {
-                "type": "response.content_part.done",
+        rid, iid, index = e.response_id, e.item.id, e.output_index
+        if e.item.kind == "function_call":
+            arguments: Wire = {
+                "type": "response.function_call_arguments.done",
                 "response_id": rid,
                 "item_id": iid,
-                "output_index": 0,
-                "content_index": 0,
-                "part": item["content"][0],
-            },
-            {"type": "response.output_item.done", "response_id": rid, "output_index": 0, "item": item},
-        ]
+                "output_index": index,
+                "call_id": e.item.call_id,
+                "arguments": e.item.text,
+            }
+            if not self.beta:  # the beta event has no `name`; the item carries it
+                arguments["name"] = e.item.name
+            wires = [arguments]
+        else:
+            if e.audio:
+                wires = [
+                    self._part_event("audio.done", rid, iid),
+                    self._part_event("transcript.done", rid, iid, transcript=e.text),
+                ]
+            else:
+                wires = [self._part_event("text.done", rid, iid, text=e.text)]
+            wires.append(
+                {
+                    "type": "response.content_part.done",
+                    "response_id": rid,
+                    "item_id": iid,
+                    "output_index": index,
+                    "content_index": 0,
+                    "part": item["content"][0],
+                }
+            )
+        wires.append(
+            {"type": "response.output_item.done", "response_id": rid, "output_index": index, "item": item}
+        )
         if not self.beta:
             wires.append({"type": "conversation.item.done", "previous_item_id": None, "item": item})
+        self._output_index.pop(iid, None)
         return wires
 
     def _response(self, response_id: str, status: str, details: Wire | None, output: list[Wire]) -> Wire:
@@ -253,6 +306,8 @@ class Serializer:
         }
 
     def _response_done(self, e: ev.ResponseDone) -> list[Wire]:
+        for item in e.output:  # items a cancellation left open
+            self._output_index.pop(item.id, None)
         details: Wire | None = None
         if e.status == "cancelled":
             details = {"type": "cancelled", "reason": e.reason}

@@ -2,22 +2,35 @@
 
 `apply_patch` merges a validated patch into the voice session's `SessionConfig` and raises
 `WireError` (with the offending `param`) for values we cannot serve, e.g. PCM at a rate
-other than 24 kHz. `session_json` renders the full session back.
+other than 24 kHz, two tools of one name, or a `tool_choice` naming no tool.
+`session_json` renders the full session back.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
-from server.realtime.wire import FormatSpec, SessionPatch, TurnDetectionSpec, WireError
+import orjson
+
+from providers.types import NamedToolChoice, ToolChoice, ToolChoiceMode
+from server.realtime.wire import (
+    FUNCTION_NAME,
+    FormatSpec,
+    FunctionToolSpec,
+    SessionPatch,
+    TurnDetectionSpec,
+    WireError,
+)
 from voice.audio import ALAW_8K, PCM16_24K, ULAW_8K, AudioFormat
-from voice.config import SessionConfig
+from voice.config import FunctionTool, SessionConfig
 from voice.endpointing import TurnDetectionConfig
 
 _BETA_FORMATS = {"pcm16": PCM16_24K, "g711_ulaw": ULAW_8K, "g711_alaw": ALAW_8K}
 _SILENCE_BY_EAGERNESS = {"low": 800, "medium": 500, "high": 250, "auto": 500}
 """semantic_vad has no model here: its eagerness picks a fixed silence instead (documented)."""
+_TOOL_CHOICE_MODES: dict[str, ToolChoiceMode] = {"auto": "auto", "none": "none", "required": "required"}
 
 
 def _format(spec: FormatSpec, param: str) -> AudioFormat:
@@ -28,6 +41,37 @@ def _format(spec: FormatSpec, param: str) -> AudioFormat:
     if spec.rate not in (None, 24_000):
         raise WireError("invalid_value", "audio/pcm is supported at 24000 Hz only", param=f"{param}.rate")
     return PCM16_24K
+
+
+def _tools(specs: list[FunctionToolSpec]) -> tuple[FunctionTool, ...]:
+    seen: set[str] = set()
+    for index, spec in enumerate(specs):
+        if spec.name in seen:
+            raise WireError("invalid_value", "tool names must be unique", param=f"session.tools.{index}.name")
+        seen.add(spec.name)
+    return tuple(
+        FunctionTool(spec.name, spec.description or "", orjson.dumps(spec.parameters or {}).decode())
+        for spec in specs
+    )
+
+
+def _tool_choice(raw: Any) -> ToolChoice:
+    """A mode, `{type: "function", name}` (GA), or `{type: "function", function: {name}}`
+    (the beta documentation's chat-style form)."""
+    param = "session.tool_choice"
+    if isinstance(raw, str) and raw in _TOOL_CHOICE_MODES:
+        return _TOOL_CHOICE_MODES[raw]
+    if not isinstance(raw, dict):
+        raise WireError(
+            "invalid_value", "tool_choice must be auto, none, required or a function", param=param
+        )
+    if raw.get("type") != "function":
+        raise WireError("invalid_value", "tool_choice can only name a function", param=f"{param}.type")
+    function = raw.get("function")
+    name = function.get("name") if isinstance(function, dict) else raw.get("name")
+    if not isinstance(name, str) or not re.fullmatch(FUNCTION_NAME, name):
+        raise WireError("invalid_value", "tool_choice needs the name of a function", param=f"{param}.name")
+    return NamedToolChoice(name)
 
 
 def _turn_detection(
@@ -96,7 +140,17 @@ def apply_patch(
     if detection_sent:
         td, create, interrupt = _turn_detection(detection, config, default_silence_ms)
         changes.update(turn_detection=td, create_response=create, interrupt_response=interrupt)
-    return replace(config, **changes)
+    if patch.tools is not None:
+        changes["tools"] = _tools(patch.tools)
+    if patch.tool_choice is not None:
+        changes["tool_choice"] = _tool_choice(patch.tool_choice)
+    merged = replace(config, **changes)
+    choice = merged.tool_choice
+    if isinstance(choice, NamedToolChoice) and choice.name not in {tool.name for tool in merged.tools}:
+        raise WireError(
+            "invalid_value", "tool_choice names a function that is not in tools", param="session.tool_choice"
+        )
+    return merged
 
 
 def _format_json(fmt: AudioFormat, beta: bool) -> Any:
@@ -121,6 +175,24 @@ def _detection_json(config: SessionConfig) -> dict[str, Any] | None:
     }
 
 
+def _tools_json(config: SessionConfig) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": orjson.loads(tool.parameters),
+        }
+        for tool in config.tools
+    ]
+
+
+def _tool_choice_json(choice: ToolChoice) -> Any:
+    # The beta SDK types `tool_choice` as a string, but OpenAI's beta documentation also lets
+    # a client name a function; a named choice is echoed in the GA form to either.
+    return {"type": "function", "name": choice.name} if isinstance(choice, NamedToolChoice) else choice
+
+
 def session_json(session_id: str, model: str, config: SessionConfig, *, beta: bool) -> dict[str, Any]:
     tokens: int | str = config.max_output_tokens if config.max_output_tokens is not None else "inf"
     if beta:
@@ -136,6 +208,8 @@ def session_json(session_id: str, model: str, config: SessionConfig, *, beta: bo
             "turn_detection": _detection_json(config),
             "temperature": config.temperature,
             "max_response_output_tokens": tokens,
+            "tools": _tools_json(config),
+            "tool_choice": _tool_choice_json(config.tool_choice),
         }
     return {
         "id": session_id,
@@ -155,4 +229,6 @@ def session_json(session_id: str, model: str, config: SessionConfig, *, beta: bo
             },
         },
         "max_output_tokens": tokens,
+        "tools": _tools_json(config),
+        "tool_choice": _tool_choice_json(config.tool_choice),
     }

@@ -8,6 +8,8 @@ hot path (50 a second per session): it skips pydantic and is decoded by hand.
 Unknown fields are ignored everywhere, as OpenAI does; unknown event types are an error.
 Both the GA session shape (`session.audio.input.format`, ...) and the beta one (flat
 `input_audio_format`, top-level `turn_detection`) are accepted in `session.update`.
+`conversation.item.create` is parsed by its item's `type` (`message`, `function_call`,
+`function_call_output`), so an error names the field as the client wrote it (`item.call_id`).
 """
 
 from __future__ import annotations
@@ -73,6 +75,15 @@ class AudioSpec(_Model):
 
 
 BetaFormat = Literal["pcm16", "g711_ulaw", "g711_alaw"]
+FUNCTION_NAME = r"^[a-zA-Z0-9_-]{1,64}$"
+"""What OpenAI accepts as a function name; other providers accept at least these."""
+
+
+class FunctionToolSpec(_Model):
+    type: Literal["function"] = "function"
+    name: str = Field(pattern=FUNCTION_NAME)
+    description: str | None = Field(default=None, max_length=10_000)
+    parameters: dict[str, Any] | None = None
 
 
 class SessionPatch(_Model):
@@ -91,6 +102,10 @@ class SessionPatch(_Model):
     max_output_tokens: int | Literal["inf"] | None = None
     max_response_output_tokens: int | Literal["inf"] | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    tools: list[FunctionToolSpec] | None = Field(default=None, max_length=128)
+    tool_choice: Any = None
+    """`auto` | `none` | `required` | `{type: "function", name}`; read by `session_wire`, which
+    names the offending part in its error."""
 
 
 class ContentSpec(_Model):
@@ -106,6 +121,21 @@ class ItemSpec(_Model):
     content: list[ContentSpec] = Field(min_length=1, max_length=16)
 
 
+class FunctionCallSpec(_Model):
+    id: str | None = Field(default=None, max_length=64)
+    type: Literal["function_call"]
+    call_id: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str = Field(pattern=FUNCTION_NAME)
+    arguments: str = Field(default="", max_length=100_000)
+
+
+class FunctionCallOutputSpec(_Model):
+    id: str | None = Field(default=None, max_length=64)
+    type: Literal["function_call_output"]
+    call_id: str = Field(min_length=1, max_length=256)
+    output: str = Field(max_length=100_000)
+
+
 class ResponseSpec(_Model):
     instructions: str | None = Field(default=None, max_length=100_000)
     output_modalities: list[Literal["audio", "text"]] | None = None
@@ -118,11 +148,22 @@ class SessionUpdate(_Model):
     session: SessionPatch
 
 
-class ItemCreate(_Model):
+class _ItemCreate(_Model):
     type: Literal["conversation.item.create"]
     event_id: str | None = None
     previous_item_id: str | None = None
+
+
+class ItemCreate(_ItemCreate):
     item: ItemSpec
+
+
+class FunctionCallCreate(_ItemCreate):
+    item: FunctionCallSpec
+
+
+class FunctionCallOutputCreate(_ItemCreate):
+    item: FunctionCallOutputSpec
 
 
 class ItemTruncate(_Model):
@@ -165,7 +206,16 @@ class AudioAppend:
 
 
 ClientEvent = (
-    SessionUpdate | ItemCreate | ItemTruncate | ItemRef | ResponseCreate | ResponseCancel | Bare | AudioAppend
+    SessionUpdate
+    | ItemCreate
+    | FunctionCallCreate
+    | FunctionCallOutputCreate
+    | ItemTruncate
+    | ItemRef
+    | ResponseCreate
+    | ResponseCancel
+    | Bare
+    | AudioAppend
 )
 
 _MODELS: dict[str, type[_Model]] = {
@@ -180,6 +230,11 @@ _MODELS: dict[str, type[_Model]] = {
     "input_audio_buffer.commit": Bare,
     "input_audio_buffer.clear": Bare,
     "output_audio_buffer.clear": Bare,
+}
+_ITEM_CREATES: dict[str, type[_Model]] = {
+    "message": ItemCreate,
+    "function_call": FunctionCallCreate,
+    "function_call_output": FunctionCallOutputCreate,
 }
 APPEND = "input_audio_buffer.append"
 
@@ -203,10 +258,26 @@ def parse_client_event(text: str | bytes) -> ClientEvent:
         raise WireError(
             "unknown_event_type", f"unknown event type {kind[:64]!r}", param="type", event_id=event_id
         )
+    if model is ItemCreate:
+        model = _item_create_model(message, event_id)
     try:
         return model.model_validate(message)  # type: ignore[return-value]
     except ValidationError as exc:
         raise _validation_error(exc, event_id) from None
+
+
+def _item_create_model(message: dict[str, Any], event_id: str | None) -> type[_Model]:
+    item = message.get("item")
+    kind = item.get("type", "message") if isinstance(item, dict) else "message"
+    model = _ITEM_CREATES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise WireError(
+            "invalid_value",
+            f"item.type must be one of {', '.join(_ITEM_CREATES)}",
+            param="item.type",
+            event_id=event_id,
+        )
+    return model
 
 
 def _audio(message: dict[str, Any], event_id: str | None) -> bytes:

@@ -56,3 +56,14 @@ def test_truncate_only_assistant_audio_and_only_within_it() -> None:
         conv.truncate("u", 10)
     with pytest.raises(HistoryError):
         conv.truncate("a", 5000)
+
+
+def test_find_call_finds_a_function_call_by_its_call_id() -> None:
+    conv = Conversation()
+    conv.add(Item("f", "assistant", "function_call", "{}", call_id="call_1", name="get_weather"))
+    conv.add(Item("o", "tool", "function_call_output", "ok", call_id="call_2"))
+    found = conv.find_call("call_1")
+    assert found is not None and found.id == "f"
+    assert conv.find_call("call_2") is None  # an output is not a call
+    conv.delete("f")
+    assert conv.find_call("call_1") is None

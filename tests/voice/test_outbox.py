@@ -12,22 +12,26 @@ def test_cancel_purges_queued_output_and_refuses_later_output() -> None:
     box.put(ev.AudioDelta("r1", "i1", b"a"))
     box.put(ev.AudioDelta("r2", "i2", b"b"))
     box.put(ev.TranscriptDelta("r1", "i1", "x"))
+    box.put(ev.FunctionCallArgumentsDelta("r1", "i3", "call_1", '{"city"', 1))
     box.cancel("r1")
     assert not box.put(ev.AudioDelta("r1", "i1", b"late"))
+    assert not box.put(ev.FunctionCallArgumentsDelta("r1", "i3", "call_1", ': "Paris"}', 1))
     assert box.put(ev.ResponseDone("r1", "cancelled", "turn_detected", ()))
     out = []
     while (event := box.get_nowait()) is not None:
         out.append(event)
     assert [type(e).__name__ for e in out] == ["ResponseCreated", "AudioDelta", "ResponseDone"]
     assert out[1] == ev.AudioDelta("r2", "i2", b"b")
-    assert box.dropped == 3
+    assert box.dropped == 5
 
 
 def test_only_output_events_are_cancellable() -> None:
     assert ev.AudioDelta.cancellable and ev.TranscriptDelta.cancellable and ev.TextDelta.cancellable
+    assert ev.FunctionCallArgumentsDelta.cancellable
     assert (
         not ev.ResponseDone.cancellable
         and not ev.OutputItemDone.cancellable
+        and not ev.OutputItemAdded.cancellable
         and not ev.SpeechStarted.cancellable
     )
 

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
+from typing import Any
 
 import orjson
+import pydantic
 import pytest
+from openai.types.beta.realtime import ConversationItem as BetaItem
+from openai.types.beta.realtime.session import Tool as BetaTool
+from openai.types.realtime import ConversationItem as GAItem
 
+from providers.types import NamedToolChoice
 from server.accounts import Principal
 from server.realtime.serialize import Serializer, WireEvent
 from server.realtime.session_wire import apply_patch, session_json
 from server.realtime.tokens import TokenSigner
 from server.realtime.wire import (
     AudioAppend,
+    FunctionCallCreate,
+    FunctionCallOutputCreate,
     ItemCreate,
     SessionPatch,
     SessionUpdate,
     WireError,
     parse_client_event,
 )
+from tests.emulators.scripted import assert_no_extra
+from tests.server.realtime.sdk import validated
 from voice import events as ev
 from voice.audio import ALAW_8K, PCM16_24K, ULAW_8K
-from voice.config import SessionConfig
+from voice.config import FunctionTool, SessionConfig
 from voice.history import Item
 
 
@@ -194,3 +205,157 @@ def test_tokens_verify_and_expire() -> None:
     assert signer.verify(token.replace("ek_", "ek_x")) is None
     now[0] = 1061
     assert signer.verify(token) is None
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def test_tools_and_tool_choice_merge_into_the_config_and_echo_back() -> None:
+    merged = apply_patch(SessionConfig(), patch({"tools": [WEATHER_TOOL], "tool_choice": "required"}))
+    assert merged.tools == (
+        FunctionTool(
+            "get_weather", "The weather in a city.", orjson.dumps(WEATHER_TOOL["parameters"]).decode()
+        ),
+    )
+    assert merged.tool_choice == "required" and hash(merged)
+    named = apply_patch(merged, patch({"tool_choice": {"type": "function", "name": "get_weather"}}))
+    assert named.tool_choice == NamedToolChoice("get_weather") and named.tools == merged.tools
+    beta_style = apply_patch(
+        merged, patch({"tool_choice": {"type": "function", "function": {"name": "get_weather"}}})
+    )
+    assert beta_style.tool_choice == NamedToolChoice("get_weather")
+    unchanged = apply_patch(named, patch({"instructions": "x"}))  # no tool fields: tools stay
+    assert (unchanged.tools, unchanged.tool_choice) == (named.tools, named.tool_choice)
+    cleared = apply_patch(merged, patch({"tools": [], "tool_choice": "auto"}))
+    assert (cleared.tools, cleared.tool_choice) == ((), "auto")
+
+    # The session's `id` and `object` are ours (the SDK's session.updated model lacks them).
+    updated = {
+        "type": "session.updated",
+        "event_id": "e1",
+        "session": session_json("s", "m", named, beta=False),
+    }
+    ga = validated(updated, known=frozenset({"$.session.id", "$.session.object"}))
+    assert [t.model_dump(exclude_none=True) for t in ga.session.tools] == [WEATHER_TOOL]
+    assert ga.session.tool_choice.name == "get_weather"
+    beta = session_json("s", "m", merged, beta=True)
+    assert [BetaTool.model_validate(t).model_dump(exclude_none=True) for t in beta["tools"]] == [WEATHER_TOOL]
+    assert beta["tool_choice"] == "required"
+
+
+@pytest.mark.parametrize(
+    ("session", "param"),
+    [
+        ({"tools": [{**WEATHER_TOOL, "type": "mcp"}]}, "session.tools.0.type"),
+        ({"tools": [{**WEATHER_TOOL, "name": "get weather"}]}, "session.tools.0.name"),
+        ({"tools": [{**WEATHER_TOOL, "parameters": "{}"}]}, "session.tools.0.parameters"),
+        ({"tools": [WEATHER_TOOL, WEATHER_TOOL]}, "session.tools.1.name"),
+        ({"tools": WEATHER_TOOL}, "session.tools"),
+        ({"tool_choice": "sometimes"}, "session.tool_choice"),
+        ({"tool_choice": {"type": "mcp", "name": "x"}}, "session.tool_choice.type"),
+        ({"tool_choice": {"type": "function"}}, "session.tool_choice.name"),
+        (
+            {"tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "name": "book"}},
+            "session.tool_choice",
+        ),
+    ],
+)
+def test_bad_tools_are_refused_with_their_param(session: dict[str, object], param: str) -> None:
+    with pytest.raises(WireError) as caught:
+        apply_patch(SessionConfig(), patch(session))
+    assert (caught.value.code, caught.value.param) == ("invalid_value", param)
+
+
+def test_function_items_parse_by_type() -> None:
+    output = parse_client_event(
+        '{"type": "conversation.item.create", "previous_item_id": "item_1",'
+        ' "item": {"type": "function_call_output", "call_id": "call_1", "output": "{}", "extra": 1}}'
+    )
+    assert isinstance(output, FunctionCallOutputCreate)
+    assert (output.item.call_id, output.item.output, output.previous_item_id) == ("call_1", "{}", "item_1")
+    call = parse_client_event(
+        '{"type": "conversation.item.create",'
+        ' "item": {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"}}'
+    )
+    assert isinstance(call, FunctionCallCreate) and call.item.name == "get_weather"
+    for item, param in [
+        ({"type": "function_call_output", "output": "{}"}, "item.call_id"),
+        ({"type": "function_call", "call_id": "c", "arguments": "{}"}, "item.name"),
+        ({"type": "function_call_output", "call_id": "c", "output": 5}, "item.output"),
+        ({"type": "mcp_call"}, "item.type"),
+    ]:
+        with pytest.raises(WireError) as caught:
+            parse_client_event(
+                orjson.dumps({"type": "conversation.item.create", "event_id": "e2", "item": item})
+            )
+        assert (caught.value.code, caught.value.param, caught.value.event_id) == (
+            "invalid_value",
+            param,
+            "e2",
+        )
+
+
+@pytest.mark.parametrize("beta", [False, True])
+def test_function_call_events_validate_as_the_sdks_own(beta: bool) -> None:
+    serializer = Serializer(beta=beta)
+    message = Item("item_1", "assistant", "audio", status="in_progress", response_id="resp_1")
+    opened = Item(
+        "item_2", "assistant", "function_call", status="in_progress", call_id="call_1", name="get_weather"
+    )
+    finished = replace(opened, text='{"city": "Paris"}', status="completed")
+    result = Item("item_3", "tool", "function_call_output", "sunny", call_id="call_1")
+    events: list[ev.SessionEvent] = [
+        ev.OutputItemAdded("resp_1", message, 0),
+        ev.OutputItemAdded("resp_1", opened, 1),
+        ev.ItemCreated(opened, "item_1"),
+        ev.FunctionCallArgumentsDelta("resp_1", "item_2", "call_1", '{"city": ', 1),
+        ev.FunctionCallArgumentsDelta("resp_1", "item_2", "call_1", '"Paris"}', 1),
+        ev.OutputItemDone("resp_1", finished, False, finished.text, 1),
+        ev.ItemCreated(result, "item_2"),
+    ]
+    wires = [w for e in events for w in decode(serializer.frames(e))]
+    names = [w["type"] for w in wires if w["type"] != "response.content_part.added"]
+    added = ["conversation.item.created"] + ([] if beta else ["conversation.item.added"])
+    assert names == [
+        "response.output_item.added",
+        "response.output_item.added",
+        *added,
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        *([] if beta else ["conversation.item.done"]),
+        *added,
+        *([] if beta else ["conversation.item.done"]),
+    ]
+    parsed = [validated(w, beta=beta) for w in wires if w["type"] != "response.content_part.added"]
+    assert [p.output_index for p in parsed if hasattr(p, "output_index")] == [0, 1, 1, 1, 1, 1]
+    done = next(p for p in parsed if p.type == "response.function_call_arguments.done")
+    assert (done.call_id, done.item_id, done.arguments) == ("call_1", "item_2", '{"city": "Paris"}')
+    assert beta or done.name == "get_weather"
+    item = next(p for p in parsed if p.type == "response.output_item.done").item
+    assert (item.type, item.call_id, item.name, item.arguments, item.status) == (
+        "function_call",
+        "call_1",
+        "get_weather",
+        '{"city": "Paris"}',
+        "completed",
+    )
+    created = [p.item for p in parsed if p.type == "conversation.item.created"][-1]
+    assert (created.type, created.call_id, created.output) == ("function_call_output", "call_1", "sunny")
+
+    # The message's deltas carry its own place in the response, not a fixed 0.
+    serializer.frames(ev.OutputItemAdded("resp_2", replace(message, id="item_9"), 1))
+    assert decode(serializer.frames(ev.AudioDelta("resp_2", "item_9", b"\x00\x00")))[0]["output_index"] == 1
+    response = orjson.loads(
+        serializer.frames(ev.ResponseDone("resp_1", "completed", None, (message, finished)))[0]
+    )
+    items: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(BetaItem if beta else GAItem)
+    output = [items.validate_python(i) for i in response["response"]["output"]]
+    assert [i.type for i in output] == ["message", "function_call"]
+    assert_no_extra(output)

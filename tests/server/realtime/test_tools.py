@@ -1,0 +1,256 @@
+"""Function calling over `/v1/realtime`, with the OpenAI emulator as the routed LLM.
+
+A question, the model's call as a `function_call` item with streamed arguments, the client's
+result, and the spoken answer; the LLM requests carry the tools, then the call and its
+result. Also: an unknown `call_id`, barge-in while the arguments stream, and the official
+openai SDK's realtime client driving the same loop. STT and TTS are in-memory fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import orjson
+import pytest
+from sqlalchemy import select
+
+from billing.tables import UsageRecord
+from tests.emulators.openai import OpenAIEmulator, Scenario, ToolCallSpec
+from tests.server.realtime.conftest import Client, Patchbay
+from tests.server.realtime.sdk import validated
+from tests.server.realtime.test_endpoint import speech_24k, stream_audio, types
+from tests.voice.speech import speak
+from voice.audio import resample
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+ARGS = '{"city": "Paris", "unit": "celsius"}'
+RESULT = '{"forecast": "sunny", "temperature_c": 21}'
+ANSWER = "It is sunny and twenty-one degrees in Paris."
+
+
+def checked(events: list[dict[str, Any]]) -> None:
+    """Every item and function-call event validates as the SDK's own model, no field unknown."""
+    prefixes = ("conversation.item.", "response.output_item.", "response.function_call")
+    relevant = [e for e in events if e["type"].startswith(prefixes)]
+    assert relevant
+    for event in relevant:
+        validated(event)
+
+
+async def test_a_spoken_question_a_function_call_its_result_and_the_spoken_answer(
+    connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
+) -> None:
+    llm.enqueue(
+        Scenario(text="Let me check.", tool_calls=(ToolCallSpec("get_weather", ARGS),)),
+        Scenario(text=ANSWER),
+    )
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "tools": [WEATHER]})
+    session = (await client.until("session.updated"))[-1]["session"]
+    assert (session["tools"], session["tool_choice"]) == ([WEATHER], "auto")
+
+    await stream_audio(client, speech_24k("What is the weather in Paris?"))
+    first = await client.until("response.done")
+    checked(first)
+    names = types(first)
+    call = next(
+        e["item"]
+        for e in first
+        if e["type"] == "response.output_item.added" and e["item"]["type"] == "function_call"
+    )
+    call_id = call["call_id"]
+    deltas = [e for e in first if e["type"] == "response.function_call_arguments.delta"]
+    assert "".join(d["delta"] for d in deltas) == ARGS and len(deltas) > 1
+    assert {(d["item_id"], d["call_id"], d["output_index"]) for d in deltas} == {(call["id"], call_id, 1)}
+    done = next(e for e in first if e["type"] == "response.function_call_arguments.done")
+    assert (done["name"], done["arguments"], done["call_id"]) == ("get_weather", ARGS, call_id)
+    order = [
+        "response.created",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.done",
+    ]
+    assert [names.index(n) for n in order] == sorted(names.index(n) for n in order)
+    spoken = "".join(e["delta"] for e in first if e["type"] == "response.output_audio_transcript.delta")
+    assert spoken == "Let me check." and "response.output_audio.delta" in names
+    output = first[-1]["response"]["output"]
+    assert [(i["type"], i["status"]) for i in output] == [
+        ("message", "completed"),
+        ("function_call", "completed"),
+    ]
+    assert (output[1]["call_id"], output[1]["name"], output[1]["arguments"]) == (call_id, "get_weather", ARGS)
+    request = llm.chat_requests[0].json
+    assert request["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": WEATHER["parameters"],
+                "description": WEATHER["description"],
+            },
+        }
+    ]
+    assert "tool_choice" not in request  # `auto` is the default
+
+    await client.send(
+        "conversation.item.create",
+        item={"type": "function_call_output", "call_id": call_id, "output": RESULT},
+    )
+    created = (await client.until("conversation.item.created"))[-1]["item"]
+    assert (created["type"], created["call_id"], created["output"]) == (
+        "function_call_output",
+        call_id,
+        RESULT,
+    )
+    await client.send("response.create")
+    second = await client.until("response.done")
+    checked(second)
+    answer = "".join(e["delta"] for e in second if e["type"] == "response.output_audio_transcript.delta")
+    assert answer == ANSWER and second[-1]["response"]["status"] == "completed"
+
+    messages = llm.chat_requests[1].json["messages"]
+    assert messages[-3] == {"role": "user", "content": "can you book a table for two"}  # the fake STT
+    assert messages[-2] == {
+        "role": "assistant",
+        "content": "Let me check.",
+        "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": "get_weather", "arguments": ARGS}}
+        ],
+    }
+    assert messages[-1] == {"role": "tool", "tool_call_id": call_id, "content": RESULT}
+
+    await patchbay.services.usage.flush()
+    async with patchbay.services.db.session() as s:
+        rows = list(await s.scalars(select(UsageRecord).where(UsageRecord.org_id == patchbay.org_id)))
+    llm_rows = [r for r in rows if r.segment == "llm"]
+    assert len(llm_rows) == 2 and all(r.output_tokens > 0 for r in llm_rows)
+    assert sorted(r.segment for r in rows) == ["llm", "llm", "stt", "tts", "tts"]
+
+
+async def test_an_output_for_an_unknown_call_is_refused_and_the_session_goes_on(connect: Any) -> None:
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send(
+        "conversation.item.create",
+        event_id="evt_7",
+        item={"type": "function_call_output", "call_id": "call_nope", "output": "{}"},
+    )
+    error = (await client.until("error"))[-1]["error"]
+    assert (error["code"], error["param"], error["event_id"]) == (
+        "invalid_tool_call_id",
+        "item.call_id",
+        "evt_7",
+    )
+    await client.send(
+        "conversation.item.create",
+        item={"type": "function_call", "call_id": "call_old", "name": "get_weather", "arguments": ARGS},
+    )
+    restored = (await client.until("conversation.item.created"))[-1]["item"]
+    assert (restored["type"], restored["call_id"], restored["status"]) == (
+        "function_call",
+        "call_old",
+        "completed",
+    )
+    await client.send(
+        "conversation.item.create",
+        item={"type": "function_call_output", "call_id": "call_old", "output": "{}"},
+    )
+    checked(await client.until("conversation.item.created"))
+
+
+async def test_barge_in_while_the_arguments_stream_cancels_the_call(
+    connect: Any, llm: OpenAIEmulator
+) -> None:
+    # The role frame, the call's first frame and two pieces of its arguments; then the LLM stalls.
+    llm.enqueue(Scenario(text="", tool_calls=(ToolCallSpec("get_weather", ARGS),), stall_after=4))
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "tools": [WEATHER]})
+    await stream_audio(client, speech_24k("What is the weather in Paris?"))
+    before = await client.until("response.function_call_arguments.delta")
+    response_id = before[-1]["response_id"]
+
+    await stream_audio(client, resample(speak("No wait, stop."), 16_000, 24_000))
+    await client.until("input_audio_buffer.speech_started")
+    tail = await client.until("response.done")
+    response = tail[-1]["response"]
+    assert (response["id"], response["status"]) == (response_id, "cancelled")
+    assert response["status_details"] == {"type": "cancelled", "reason": "turn_detected"}
+    late = [
+        e
+        for e in tail
+        if e.get("response_id") == response_id and e["type"].startswith("response.function_call")
+    ]
+    assert late == []
+    (call,) = response["output"]
+    assert (call["type"], call["status"]) == ("function_call", "incomplete")
+    assert ARGS.startswith(call["arguments"]) and call["arguments"] != ARGS
+    assert await asyncio.to_thread(llm.wait_disconnect, 5.0) is not None
+
+
+@pytest.fixture
+async def sdk(patchbay: Patchbay) -> AsyncIterator[openai.AsyncOpenAI]:
+    ws_base = patchbay.url.replace("http://", "ws://") + "/v1"
+    async with openai.AsyncOpenAI(
+        api_key=patchbay.key, base_url=patchbay.url + "/v1", websocket_base_url=ws_base, max_retries=0
+    ) as client:
+        yield client
+
+
+async def until_done(connection: Any) -> list[Any]:
+    seen: list[Any] = []
+    async with asyncio.timeout(20):
+        async for event in connection:
+            seen.append(event)
+            if event.type == "response.done":
+                return seen
+    raise AssertionError("the connection ended before response.done")
+
+
+async def test_the_official_sdk_runs_the_tool_loop(sdk: openai.AsyncOpenAI, llm: OpenAIEmulator) -> None:
+    llm.enqueue(Scenario(text="", tool_calls=(ToolCallSpec("get_weather", ARGS),)), Scenario(text=ANSWER))
+    async with sdk.realtime.connect(model="gpt-realtime") as connection:
+        await connection.session.update(
+            session={
+                "type": "realtime",
+                "tools": [WEATHER],  # type: ignore[list-item]
+                "tool_choice": "required",
+                "audio": {"input": {"turn_detection": None}},
+            }
+        )
+        await connection.conversation.item.create(
+            item={
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "Paris weather?"}],
+            }
+        )
+        await connection.response.create()
+        first = await until_done(connection)
+        done = next(e for e in first if e.type == "response.function_call_arguments.done")
+        assert (done.name, done.arguments) == ("get_weather", ARGS)
+        (call,) = first[-1].response.output  # calls alone: no empty assistant message
+        assert (call.type, call.call_id, call.arguments) == ("function_call", done.call_id, ARGS)
+        assert not any(e.type == "response.output_audio.delta" for e in first)
+
+        await connection.conversation.item.create(
+            item={"type": "function_call_output", "call_id": call.call_id, "output": RESULT}
+        )
+        await connection.response.create()
+        second = await until_done(connection)
+    transcript = next(e for e in second if e.type == "response.output_audio_transcript.done").transcript
+    assert transcript == ANSWER and second[-1].response.status == "completed"
+    first_request, second_request = (r.json for r in llm.chat_requests)
+    assert first_request["tool_choice"] == "required"
+    assert [m["role"] for m in second_request["messages"]] == ["user", "assistant", "tool"]
+    assert second_request["messages"][1]["tool_calls"][0]["id"] == call.call_id
+    assert orjson.loads(second_request["messages"][2]["content"]) == orjson.loads(RESULT)

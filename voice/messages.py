@@ -1,0 +1,86 @@
+"""A voice conversation as the chat messages of the next LLM request.
+
+Messages and transcripts map one to one; empty items (a reply nobody heard) and items still
+being written are left out. Function calls follow the rule every provider enforces: an
+assistant message carries a turn's calls, together with what the assistant said in that
+response, and each call's result follows it directly as a `tool` message, even when the
+client added the result after later items. A call without a result (the client has not
+answered it, or the response was cut off while the model wrote the arguments) and a result
+whose call has left the history are dropped, since providers refuse both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from providers.types import Message, Role, TextPart, ToolCall
+
+if TYPE_CHECKING:
+    from voice.history import Item
+
+
+@dataclass(slots=True)
+class _AssistantTurn:
+    response_id: str | None
+    texts: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+
+    def takes(self, item: Item) -> bool:
+        """Whether `item` belongs to this turn: a call joins the turn before it unless both
+        name different responses; a message only joins when the same response wrote both."""
+        if item.kind == "function_call":
+            return item.response_id is None or self.response_id in (None, item.response_id)
+        return item.response_id is not None and item.response_id == self.response_id
+
+
+def to_messages(items: Iterable[Item], instructions: str | None) -> tuple[Message, ...]:
+    items = tuple(items)
+    # A call answered twice takes the latest answer.
+    results = {i.call_id: i.text for i in items if i.kind == "function_call_output" and i.call_id}
+    messages: list[Message] = []
+    if instructions:
+        messages.append(Message(Role.SYSTEM, (TextPart(instructions),)))
+    answered: set[str] = set()
+    turn: _AssistantTurn | None = None
+
+    def close_turn() -> None:
+        if turn is None or not (turn.texts or turn.calls):
+            return
+        text = " ".join(turn.texts)
+        content = (TextPart(text),) if text else ()
+        messages.append(Message(Role.ASSISTANT, content, tool_calls=tuple(turn.calls)))
+        for call in turn.calls:
+            messages.append(Message(Role.TOOL, (TextPart(results[call.id]),), tool_call_id=call.id))
+
+    for item in items:
+        if item.kind == "function_call_output":
+            continue  # placed right after its call
+        if turn is None or not turn.takes(item):
+            if item.role != "assistant":
+                close_turn()
+                turn = None
+                if _said(item):
+                    messages.append(Message(Role(item.role), (TextPart(item.text),)))
+                continue
+            close_turn()
+            turn = _AssistantTurn(item.response_id)
+        if item.kind == "function_call":
+            call_id = item.call_id
+            if (
+                call_id is not None
+                and call_id in results
+                and call_id not in answered
+                and item.status == "completed"
+            ):
+                answered.add(call_id)
+                turn.calls.append(ToolCall(call_id, item.name or "", item.text))
+        elif _said(item):
+            turn.texts.append(item.text)
+    close_turn()
+    return tuple(messages)
+
+
+def _said(item: Item) -> bool:
+    return bool(item.text.strip()) and item.status != "in_progress"
