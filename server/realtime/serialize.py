@@ -46,6 +46,13 @@ class WireEvent(ev.SessionEvent):
     payload: Wire
 
 
+def _content_part(part: Wire) -> Wire:
+    """An item's content part as `response.content_part.*` carries it: typed `audio` / `text`
+    in both GA and beta (the GA item itself says `output_audio` / `output_text`)."""
+    kind = part["type"]
+    return {**part, "type": kind.removeprefix("output_")} if kind.startswith("output_") else part
+
+
 def item_json(item: Item, *, beta: bool) -> Wire:
     if item.kind == "function_call":
         return {
@@ -249,7 +256,7 @@ class Serializer:
                     "item_id": e.item.id,
                     "output_index": e.output_index,
                     "content_index": 0,
-                    "part": item["content"][0],
+                    "part": _content_part(item["content"][0]),
                 }
             )
         return wires
@@ -284,7 +291,7 @@ class Serializer:
                     "item_id": iid,
                     "output_index": index,
                     "content_index": 0,
-                    "part": item["content"][0],
+                    "part": _content_part(item["content"][0]),
                 }
             )
         wires.append(

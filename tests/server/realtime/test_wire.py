@@ -333,7 +333,8 @@ def test_function_call_events_validate_as_the_sdks_own(beta: bool) -> None:
         *added,
         *([] if beta else ["conversation.item.done"]),
     ]
-    parsed = [validated(w, beta=beta) for w in wires if w["type"] != "response.content_part.added"]
+    checked = [validated(w, beta=beta) for w in wires]
+    parsed = [p for p in checked if p.type != "response.content_part.added"]
     assert [p.output_index for p in parsed if hasattr(p, "output_index")] == [0, 1, 1, 1, 1, 1]
     done = next(p for p in parsed if p.type == "response.function_call_arguments.done")
     assert (done.call_id, done.item_id, done.arguments) == ("call_1", "item_2", '{"city": "Paris"}')
