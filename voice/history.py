@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from providers.types import Message
+from providers.types import NO_REASONING, Message, Reasoning
 from voice.messages import to_messages
 
 MessageRole = Literal["user", "assistant", "system"]
@@ -45,6 +45,9 @@ class Item:
     """For function calls: the function called."""
     response_id: str | None = None
     """For items a response produced: its message and its calls are one assistant turn."""
+    reasoning: Reasoning = NO_REASONING
+    """For function calls: the reasoning the model produced with them, which some providers
+    require back with the calls (Kimi's `reasoning_content`, Gemini's signatures)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,10 @@ assistant message carries a turn's calls, together with what the assistant said 
 response, and each call's result follows it directly as a `tool` message, even when the
 client added the result after later items. A call without a result (the client has not
 answered it, or the response was cut off while the model wrote the arguments) and a result
-whose call has left the history are dropped, since providers refuse both.
+whose call has left the history are dropped, since providers refuse both. The reasoning the
+model produced with a turn's calls goes back on its assistant message: Kimi's thinking models
+refuse a tool call turn without its `reasoning_content`, Gemini's want their signatures; each
+adapter replays only what its own provider produced.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from providers.types import Message, Role, TextPart, ToolCall
+from providers.types import Message, Reasoning, ReasoningArtifact, Role, TextPart, ToolCall
 
 if TYPE_CHECKING:
     from voice.history import Item
@@ -26,6 +29,8 @@ class _AssistantTurn:
     response_id: str | None
     texts: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    artifacts: list[ReasoningArtifact] = field(default_factory=list)
+    """The reasoning that came with the calls, once each, in order."""
 
     def takes(self, item: Item) -> bool:
         """Whether `item` belongs to this turn: a call joins the turn before it unless both
@@ -50,7 +55,8 @@ def to_messages(items: Iterable[Item], instructions: str | None) -> tuple[Messag
             return
         text = " ".join(turn.texts)
         content = (TextPart(text),) if text else ()
-        messages.append(Message(Role.ASSISTANT, content, tool_calls=tuple(turn.calls)))
+        reasoning = Reasoning(artifacts=tuple(turn.artifacts))
+        messages.append(Message(Role.ASSISTANT, content, tool_calls=tuple(turn.calls), reasoning=reasoning))
         for call in turn.calls:
             messages.append(Message(Role.TOOL, (TextPart(results[call.id]),), tool_call_id=call.id))
 
@@ -76,6 +82,7 @@ def to_messages(items: Iterable[Item], instructions: str | None) -> tuple[Messag
             ):
                 answered.add(call_id)
                 turn.calls.append(ToolCall(call_id, item.name or "", item.text))
+                turn.artifacts.extend(a for a in item.reasoning.artifacts if a not in turn.artifacts)
         elif _said(item):
             turn.texts.append(item.text)
     close_turn()

@@ -24,6 +24,9 @@ from providers.db import new_id
 from providers.errors import ProviderError
 from providers.types import (
     ChatRequest,
+    Reasoning,
+    ReasoningArtifact,
+    ReasoningArtifactDone,
     RefusalDelta,
     TextDelta,
     ToolCall,
@@ -179,6 +182,8 @@ class ResponsePipeline:
         self._ids = ids
         self._calls: dict[int, tuple[str, str]] = {}
         """The stream's tool call index -> (its function_call item id, the call id)."""
+        self._reasoning: list[ReasoningArtifact] = []
+        """Reasoning artifacts of this response so far; they travel with its calls."""
         self._encoder = OutputEncoder(tts.sample_rate, output)
         self._chunker = chunker or SentenceChunker(min_clause_chars=30)
         self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
@@ -230,6 +235,8 @@ class ResponsePipeline:
                     self._call_delta(event.index, event.arguments)
                 elif isinstance(event, ToolCallDone):
                     self._call_done(event.index, event.call)
+                elif isinstance(event, ReasoningArtifactDone):
+                    self._reasoning.append(event.artifact)
                 elif isinstance(event, UsageUpdate):
                     run.usage = event.usage
         except ProviderError as exc:
@@ -305,7 +312,10 @@ class ResponsePipeline:
         run = self.run
         item_id, _ = self._calls[index]
         item = run.outputs[item_id]
-        item = replace(item, text=call.arguments, name=call.name or item.name, status="completed")
+        reasoning = Reasoning(artifacts=tuple(self._reasoning))
+        item = replace(
+            item, text=call.arguments, name=call.name or item.name, status="completed", reasoning=reasoning
+        )
         run.outputs[item_id] = item
         self._conversation.replace(item)
         self._outbox.put(OutputItemDone(run.response_id, item, False, item.text, run.output_index(item_id)))

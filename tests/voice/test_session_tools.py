@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from billing.usage import Segment
-from providers.types import NamedToolChoice, Role, ToolCall, ToolSpec
+from providers.types import (
+    NamedToolChoice,
+    ReasoningArtifactDone,
+    ReasoningContent,
+    Role,
+    ToolCall,
+    ToolSpec,
+)
 from tests.voice.fake_llm import FakeLLM, tool_call
 from tests.voice.fakes import FakeTTS
 from tests.voice.speech import speak
@@ -131,6 +138,23 @@ async def test_the_result_and_the_call_go_with_the_next_request_and_the_answer_i
     spoken = "".join(e.text for e in drain(session) if isinstance(e, ev.TranscriptDelta))
     assert spoken == "It is twenty-one degrees in Paris."
     assert output.role == "tool" and output.kind == "function_call_output"
+
+
+async def test_the_reasoning_that_came_with_a_call_goes_back_with_it() -> None:
+    """Kimi's thinking models refuse a tool call turn sent back without its reasoning_content."""
+    thought = ReasoningContent("openai-chat:moonshot", "The user wants Paris weather.")
+    llm = FakeLLM((ReasoningArtifactDone(thought), *tool_call("call_1", "get_weather", ARGS)))
+    session = make_session(llm=llm, config=manual())
+    session.add_text("user", "Weather in Paris?")
+    session.create_response()
+    await session.idle()
+    session.add_function_output("call_1", '{"temperature_c": 21}')
+    llm.deltas = ("Twenty-one degrees.",)
+    session.create_response()
+    await session.idle()
+    assistant = llm.state.requests[1].messages[1]
+    assert assistant.tool_calls == (ToolCall("call_1", "get_weather", ARGS),)
+    assert assistant.reasoning.artifacts == (thought,)
 
 
 async def test_barge_in_while_the_model_writes_arguments_drops_the_deltas() -> None:

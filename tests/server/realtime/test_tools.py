@@ -9,7 +9,7 @@ openai SDK's realtime client driving the same loop. STT and TTS are in-memory fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import openai
@@ -18,6 +18,8 @@ import pytest
 from sqlalchemy import select
 
 from billing.tables import UsageRecord
+from providers.vault.secret import Secret
+from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario, ToolCallSpec
 from tests.server.realtime.conftest import Client, Patchbay
 from tests.server.realtime.sdk import validated
@@ -165,6 +167,57 @@ async def test_an_output_for_an_unknown_call_is_refused_and_the_session_goes_on(
         item={"type": "function_call_output", "call_id": "call_old", "output": "{}"},
     )
     checked(await client.until("conversation.item.created"))
+
+
+KIMI_KEY = "sk-kimi-CANARY-realtime-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def kimi_served() -> Iterator[tuple[OpenAIEmulator, str]]:
+    emulator = OpenAIEmulator("kimi", api_key=KIMI_KEY, models=("kimi-k2-thinking",))
+    with ServedApp(emulator) as served:
+        yield emulator, served.url + "/v1"
+
+
+async def test_a_thinking_model_gets_its_reasoning_back_with_the_call(
+    connect: Any, patchbay: Patchbay, kimi_served: tuple[OpenAIEmulator, str]
+) -> None:
+    """Kimi's thinking models refuse a tool call turn without its `reasoning_content`."""
+    kimi, url = kimi_served
+    kimi.reset()
+    services = patchbay.services
+    async with services.db.session() as s:
+        await services.connections().create(
+            s, patchbay.org_id, provider="moonshot", name="main", base_url=url, key=Secret(KIMI_KEY)
+        )
+        await services.agents().set_org_routing(s, patchbay.org_id, chains={"chat": ["moonshot/kimi-k2-thinking"]})
+    assert services.gateway is not None
+    services.gateway.registry.invalidate(patchbay.org_id)
+    kimi.enqueue(
+        Scenario(reasoning_content="The user wants Paris weather.", tool_calls=(ToolCallSpec("get_weather", ARGS),)),
+        Scenario(text=ANSWER),
+    )
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "tools": [WEATHER]})
+    await client.until("session.updated")
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+    )
+    await client.send("response.create")
+    first = (await client.until("response.done"))[-1]["response"]
+    call = next(item for item in first["output"] if item["type"] == "function_call")
+    await client.send(
+        "conversation.item.create",
+        item={"type": "function_call_output", "call_id": call["call_id"], "output": RESULT},
+    )
+    await client.send("response.create")
+    second = (await client.until("response.done"))[-1]["response"]
+    assert second["status"] == "completed", second
+    history = kimi.chat_requests[1].json["messages"]
+    assert history[1]["tool_calls"][0]["id"] == call["call_id"]
+    assert history[1]["reasoning_content"] == "The user wants Paris weather."
 
 
 async def test_barge_in_while_the_arguments_stream_cancels_the_call(
