@@ -21,6 +21,7 @@ from tests.emulators.gemini import DUMMY_SIGNATURES, GeminiEmulator, call_signat
 from tests.emulators.harness import ServedGroup
 from tests.emulators.openai import OpenAIEmulator, text, tool_calls
 from tests.server.v1.conftest import Patchbay
+from tests.server.v1.streamed import collect
 
 OPENROUTER_KEY = "sk-or-v1-CANARY-reasoning-0123456789abcdef"
 GEMINI_KEY = "AIzaSyCANARY-openrouter-0123456789abcdef"
@@ -133,36 +134,12 @@ async def test_openrouter_details_streamed_round_trip(
     stream = await client.chat.completions.create(
         model=MODEL, messages=ASK, tools=[WEATHER_TOOL], reasoning_effort="low", stream=True
     )
-    reasoning, details, calls = "", [], {}
-    async for chunk in stream:
-        if not chunk.choices:
-            continue
-        delta = chunk.choices[0].delta
-        reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
-        details += (delta.model_extra or {}).get("reasoning_details") or []
-        for call in delta.tool_calls or ():
-            entry = calls.setdefault(call.index, {"id": "", "name": "", "arguments": ""})
-            entry["id"] += call.id or ""
-            if call.function is not None:
-                entry["name"] += call.function.name or ""
-                entry["arguments"] += call.function.arguments or ""
+    turn = await collect(stream)
     # The pieces OpenRouter streamed arrive as one merged entry, the text once.
-    assert reasoning == THOUGHT
-    assert details == [{"type": "reasoning_detail", "detail": ENTRY, "format": "openai-chat:openrouter"}]
-    call = calls[0]
-    assistant = {
-        "role": "assistant",
-        "content": None,
-        "reasoning_content": reasoning,
-        "reasoning_details": details,
-        "tool_calls": [
-            {
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"]},
-            }
-        ],
-    }
+    assert turn.reasoning == THOUGHT
+    assert turn.details == [{"type": "reasoning_detail", "detail": ENTRY, "format": "openai-chat:openrouter"}]
+    call = turn.calls[0]
+    assistant = turn.assistant_message()
     tool = {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
     second = await client.chat.completions.create(
         model=MODEL, messages=[*ASK, assistant, tool], tools=[WEATHER_TOOL], reasoning_effort="low"

@@ -21,6 +21,7 @@ from tests.emulators.anthropic import AnthropicEmulator, thinking_signature
 from tests.emulators.gemini import GeminiEmulator, call_signature
 from tests.emulators.harness import ServedGroup
 from tests.server.v1.conftest import Patchbay, Upstreams
+from tests.server.v1.streamed import collect
 
 GEMINI_KEY = "AIzaSyCANARY-reasoning-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-CANARY-reasoning-0123456789"
@@ -145,35 +146,11 @@ async def test_anthropic_thinking_streamed_round_trip(client: openai.AsyncOpenAI
     stream = await client.chat.completions.create(
         model=CLAUDE_MODEL, messages=ASK, tools=[WEATHER_TOOL], reasoning_effort="low", stream=True
     )
-    reasoning, details, calls = "", [], {}
-    async for chunk in stream:
-        if not chunk.choices:
-            continue
-        delta = chunk.choices[0].delta
-        reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
-        details += (delta.model_extra or {}).get("reasoning_details") or []
-        for call in delta.tool_calls or ():
-            entry = calls.setdefault(call.index, {"id": "", "arguments": "", "name": ""})
-            entry["id"] += call.id or ""
-            if call.function is not None:
-                entry["name"] += call.function.name or ""
-                entry["arguments"] += call.function.arguments or ""
-    assert reasoning == "Paris: call get_weather."
-    assert [d["type"] for d in details] == ["thinking"]
-    call = calls[0]
-    assistant = {
-        "role": "assistant",
-        "content": None,
-        "reasoning_content": reasoning,
-        "reasoning_details": details,
-        "tool_calls": [
-            {
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["name"], "arguments": call["arguments"]},
-            }
-        ],
-    }
+    turn = await collect(stream)
+    assert turn.reasoning == "Paris: call get_weather."
+    assert [d["type"] for d in turn.details] == ["thinking"]
+    call = turn.calls[0]
+    assistant = turn.assistant_message()
     tool = {"role": "tool", "tool_call_id": call["id"], "content": "sunny"}
     second = await client.chat.completions.create(
         model=CLAUDE_MODEL, messages=[*ASK, assistant, tool], tools=[WEATHER_TOOL], reasoning_effort="low"
