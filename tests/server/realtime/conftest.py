@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 import pytest
 import uvicorn
@@ -183,3 +184,13 @@ async def connect(patchbay: Patchbay) -> AsyncIterator[Any]:
     yield open_client
     for ws in opened:
         await ws.close()
+
+
+@pytest.fixture
+async def sdk(patchbay: Patchbay) -> AsyncIterator[openai.AsyncOpenAI]:
+    """The official openai client, its realtime WebSocket pointed at this Patchbay."""
+    ws_base = patchbay.url.replace("http://", "ws://") + "/v1"
+    async with openai.AsyncOpenAI(
+        api_key=patchbay.key, base_url=patchbay.url + "/v1", websocket_base_url=ws_base, max_retries=0
+    ) as client:
+        yield client

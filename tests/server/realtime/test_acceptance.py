@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -60,14 +59,6 @@ def settings(tmp_path: Path, db_url: str, whisper_dir: Path) -> Settings:
 def engines() -> EnginesFactory | None:
     return None  # the internal engines, built from the settings, as in production
 
-
-@pytest.fixture
-async def sdk(patchbay: Patchbay) -> AsyncIterator[openai.AsyncOpenAI]:
-    ws_base = patchbay.url.replace("http://", "ws://") + "/v1"
-    async with openai.AsyncOpenAI(
-        api_key=patchbay.key, base_url=patchbay.url + "/v1", websocket_base_url=ws_base, max_retries=0
-    ) as client:
-        yield client
 
 
 async def test_openai_sdk_realtime_turn_with_internal_engines(

@@ -9,7 +9,7 @@ openai SDK's realtime client driving the same loop. STT and TTS are in-memory fa
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -249,14 +249,6 @@ async def test_barge_in_while_the_arguments_stream_cancels_the_call(
     assert ARGS.startswith(call["arguments"]) and call["arguments"] != ARGS
     assert await asyncio.to_thread(llm.wait_disconnect, 5.0) is not None
 
-
-@pytest.fixture
-async def sdk(patchbay: Patchbay) -> AsyncIterator[openai.AsyncOpenAI]:
-    ws_base = patchbay.url.replace("http://", "ws://") + "/v1"
-    async with openai.AsyncOpenAI(
-        api_key=patchbay.key, base_url=patchbay.url + "/v1", websocket_base_url=ws_base, max_retries=0
-    ) as client:
-        yield client
 
 
 async def until_done(connection: Any) -> list[Any]:
