@@ -8,11 +8,15 @@ Exit codes: 0 success; 1 the operation failed (not found, conflict, bad value); 
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import click
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing import report
 from billing.tiers import Tier
+from providers.db import utcnow
 from server import accounts
 from server.cli_admin import admin_group
 from server.cli_common import (
@@ -178,6 +182,53 @@ def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
     """Revoke an API key; requests with it fail from now on."""
     info = run_in_session(lambda s: accounts.revoke_api_key(s, org_ref, key_id, actor="cli"), as_json=as_json)
     emit(as_json, info, f"revoked {info.id}")
+
+
+@cli.command("usage")
+@click.option("--org", "org_ref", required=True, help="Org id or name.")
+@click.option("--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d).")
+@click.option("--until", help="ISO 8601 time or span (default now).")
+@click.option(
+    "--by",
+    "group_by",
+    default="billing_source,segment",
+    show_default=True,
+    help=f"Comma-separated groups, from: {', '.join(report.GROUPS)}; empty for one total.",
+)
+@json_option
+def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: bool) -> None:
+    """What an org's segments consumed (tokens, audio seconds, characters), by where the cost lands."""
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+
+    async def summarize(session: AsyncSession) -> tuple[str, datetime, datetime, list[report.UsageTotals]]:
+        now = utcnow()
+        start = report.parse_instant(since, now=now, param="since")
+        end = report.parse_instant(until, now=now, param="until") if until else now
+        org_id = (await accounts.get_org(session, org_ref)).id
+        return org_id, start, end, await report.summarize(session, org_id, since=start, until=end, group_by=groups)
+
+    org_id, start, end, entries = run_in_session(summarize, as_json=as_json)
+    payload = {
+        "org_id": org_id,
+        "since": start,
+        "until": end,
+        "group_by": groups,
+        "entries": [{"group": e.group, "totals": e.totals} for e in entries],
+    }
+    emit(as_json, payload, usage_table(groups, entries, start, end))
+
+
+def usage_table(groups: list[str], entries: list[report.UsageTotals], start: datetime, end: datetime) -> str:
+    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
+    if not entries:
+        return f"no usage from {window}"
+    shown = ("segments", "input_tokens", "output_tokens", "audio_seconds", "characters")
+    rows = [[*groups, *shown]] + [
+        [*(e.group[g] or "-" for g in groups), *(str(e.totals[m]) for m in shown)] for e in entries
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join([f"usage from {window}", *lines])
 
 
 cli.add_command(migrate)

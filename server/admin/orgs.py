@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
+from billing import report
 from billing.tiers import Tier
+from providers.db import utcnow
 from server import accounts
 from server.admin.auth import require_admin
 from server.services import Services
@@ -101,3 +103,37 @@ def _key_fields(k: accounts.ApiKeyInfo) -> dict[str, object]:
         "created_at": k.created_at,
         "revoked_at": k.revoked_at,
     }
+
+
+class UsageEntryOut(BaseModel):
+    group: dict[str, str | None]
+    totals: dict[str, int | float]
+
+
+class UsageOut(BaseModel):
+    org_id: str
+    since: datetime
+    until: datetime
+    group_by: list[str]
+    entries: list[UsageEntryOut]
+
+
+@router.get("/orgs/{org}/usage", response_model=UsageOut)
+async def usage(
+    org: str, svc: ServicesDep, since: str = "24h", until: str | None = None, group_by: str = ""
+) -> UsageOut:
+    """What the org's segments consumed, grouped (billing_source, segment, provider, model, day...)."""
+    now = utcnow()
+    start = report.parse_instant(since, now=now, param="since")
+    end = report.parse_instant(until, now=now, param="until") if until else now
+    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    async with svc.db.session() as s:
+        org_id = (await accounts.get_org(s, org)).id
+        entries = await report.summarize(s, org_id, since=start, until=end, group_by=groups)
+    return UsageOut(
+        org_id=org_id,
+        since=start,
+        until=end,
+        group_by=groups,
+        entries=[UsageEntryOut(group=e.group, totals=e.totals) for e in entries],
+    )
