@@ -1,15 +1,17 @@
-// Entry point: sign-in, the org picker and the two pages (#/connections, #/settings).
+// Entry point: sign-in, the org picker and the pages (#/connections, #/settings, #/usage).
 
 import { ApiError, SIGNED_OUT, api, token } from "./api.js";
 import { connectionsPage } from "./connections.js";
 import { h, replace } from "./dom.js";
 import { field, formAlert, submitting } from "./forms.js";
 import { settingsPage } from "./settings.js";
+import { usagePage } from "./usage.js";
 
 const ORG_KEY = "patchbay.org";
 const PAGES = {
   connections: { title: "AI Connections", render: connectionsPage },
   settings: { title: "AI settings", render: settingsPage },
+  usage: { title: "Usage", render: usagePage },
 };
 
 const ui = {

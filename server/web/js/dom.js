@@ -15,11 +15,20 @@ export function uid(prefix) {
  * skip it; `dataset` sets data-* entries.
  */
 export function h(tag, props = {}, ...children) {
-  const el = document.createElement(tag);
+  return build(document.createElement(tag), props, children);
+}
+
+/** The same for SVG elements: svg("rect", {x: 0, y: 0, width: 4, height: 8, class: "bar"}). */
+export function svg(tag, props = {}, ...children) {
+  return build(document.createElementNS(SVG_NS, tag), props, children);
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function build(el, props, children) {
   for (const [name, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name === "dataset") Object.assign(el.dataset, value);
+    if (name === "dataset") Object.assign(el.dataset, value);
     else if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
     else el.setAttribute(name, value === true ? "" : String(value));
   }

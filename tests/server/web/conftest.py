@@ -149,7 +149,8 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def page_and_seen(browser: Any) -> AsyncIterator[tuple[Any, Seen]]:
-    context = await browser.new_context()
+    # A fixed locale: the pages format numbers and dates the browser's way (1,234 in en-US).
+    context = await browser.new_context(locale="en-US")
     context.set_default_timeout(TIMEOUT_MS)
     page = await context.new_page()
     seen = Seen()
