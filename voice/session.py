@@ -333,9 +333,9 @@ class VoiceSession:
 
     # -- responses -------------------------------------------------------------------------
 
-    def create_response(
-        self, *, instructions: str | None = None, modalities: tuple[str, ...] | None = None
-    ) -> str:
+    def create_response(self, config: SessionConfig | None = None) -> str:
+        """Start a response, with the session's settings or, for this response only, `config`
+        (`response.create` may change instructions, modalities, tools and the token limit)."""
         if self._active is not None:
             raise ClientError(
                 "conversation_already_has_active_response",
@@ -344,14 +344,12 @@ class VoiceSession:
         turn = self._turn
         if turn is None or turn.answered:
             turn = _Turn(self._ids("turn"), TurnLatency(self._clock))
-        return self._start_response(turn, instructions=instructions, modalities=modalities)
+        return self._start_response(turn, config)
 
-    def _start_response(
-        self, turn: _Turn, *, instructions: str | None = None, modalities: tuple[str, ...] | None = None
-    ) -> str:
+    def _start_response(self, turn: _Turn, config: SessionConfig | None = None) -> str:
         turn.answered = True
-        config = self.config
-        speaks = "audio" in (modalities or config.modalities)
+        config = config or self.config
+        speaks = config.speaks
         run = ResponseRun(
             response_id=self._ids("resp"),
             item_id=self._ids("item"),
@@ -371,12 +369,12 @@ class VoiceSession:
             conversation=self.conversation,
             ids=self._ids,
         )
-        task = self._spawn(self._respond(run, pipeline, turn, instructions))
+        task = self._spawn(self._respond(run, pipeline, turn, config))
         self._active = _Active(run, task)
         return run.response_id
 
     async def _respond(
-        self, run: ResponseRun, pipeline: ResponsePipeline, turn: _Turn, instructions: str | None
+        self, run: ResponseRun, pipeline: ResponsePipeline, turn: _Turn, config: SessionConfig
     ) -> None:
         status = "cancelled"
         try:
@@ -385,7 +383,7 @@ class VoiceSession:
                 # needs the transcript. `wait` (not `gather`) so a cancelled response
                 # leaves the transcription running.
                 await asyncio.wait({turn.stt})
-            run.request = self._request(instructions)
+            run.request = self._request(config)
             await pipeline()
             status = "failed" if run.error is not None else "completed"
         except Exception:
@@ -397,14 +395,11 @@ class VoiceSession:
         if active is not None and active.run is run:
             self._finish(run, status)
 
-    def _request(self, instructions: str | None) -> ChatRequest:
-        config = self.config
+    def _request(self, config: SessionConfig) -> ChatRequest:
         tools = tuple(tool.spec() for tool in config.tools)
         return ChatRequest(
             model=self.context.model or "default",
-            messages=self.conversation.messages(
-                instructions if instructions is not None else config.instructions
-            ),
+            messages=self.conversation.messages(config.instructions),
             tools=tools,
             # `auto` is every provider's default once tools are sent; without tools no choice
             # is sent at all (OpenAI refuses a tool_choice without tools).

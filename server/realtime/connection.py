@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from server.realtime.serialize import Serializer, WireEvent, item_json
-from server.realtime.session_wire import apply_patch, session_json
+from server.realtime.session_wire import apply_patch, response_config, session_json
 from server.realtime.wire import (
     AudioAppend,
     Bare,
@@ -174,12 +174,7 @@ class RealtimeConnection:
         elif isinstance(event, ItemRef):
             self._item_ref(event)
         elif isinstance(event, ResponseCreate):
-            spec = event.response
-            modalities = None
-            if spec is not None:
-                chosen = spec.output_modalities or spec.modalities
-                modalities = tuple(chosen) if chosen else None
-            session.create_response(instructions=spec.instructions if spec else None, modalities=modalities)
+            session.create_response(response_config(session.config, event.response))
         elif isinstance(event, ResponseCancel):
             if not session.cancel_response(event.response_id):
                 raise ClientError("response_cancel_not_active", "there is no such response in progress")

@@ -19,6 +19,7 @@ from server.realtime.wire import (
     FUNCTION_NAME,
     FormatSpec,
     FunctionToolSpec,
+    ResponseSpec,
     SessionPatch,
     TurnDetectionSpec,
     WireError,
@@ -43,11 +44,11 @@ def _format(spec: FormatSpec, param: str) -> AudioFormat:
     return PCM16_24K
 
 
-def _tools(specs: list[FunctionToolSpec]) -> tuple[FunctionTool, ...]:
+def _tools(specs: list[FunctionToolSpec], scope: str = "session") -> tuple[FunctionTool, ...]:
     seen: set[str] = set()
     for index, spec in enumerate(specs):
         if spec.name in seen:
-            raise WireError("invalid_value", "tool names must be unique", param=f"session.tools.{index}.name")
+            raise WireError("invalid_value", "tool names must be unique", param=f"{scope}.tools.{index}.name")
         seen.add(spec.name)
     return tuple(
         FunctionTool(spec.name, spec.description or "", orjson.dumps(spec.parameters or {}).decode())
@@ -55,10 +56,10 @@ def _tools(specs: list[FunctionToolSpec]) -> tuple[FunctionTool, ...]:
     )
 
 
-def _tool_choice(raw: Any) -> ToolChoice:
+def _tool_choice(raw: Any, scope: str = "session") -> ToolChoice:
     """A mode, `{type: "function", name}` (GA), or `{type: "function", function: {name}}`
     (the beta documentation's chat-style form)."""
-    param = "session.tool_choice"
+    param = f"{scope}.tool_choice"
     if isinstance(raw, str) and raw in _TOOL_CHOICE_MODES:
         return _TOOL_CHOICE_MODES[raw]
     if not isinstance(raw, dict):
@@ -140,17 +141,44 @@ def apply_patch(
     if detection_sent:
         td, create, interrupt = _turn_detection(detection, config, default_silence_ms)
         changes.update(turn_detection=td, create_response=create, interrupt_response=interrupt)
-    if patch.tools is not None:
-        changes["tools"] = _tools(patch.tools)
-    if patch.tool_choice is not None:
-        changes["tool_choice"] = _tool_choice(patch.tool_choice)
+    return _with_tools(config, changes, patch.tools, patch.tool_choice, "session")
+
+
+def _with_tools(
+    config: SessionConfig,
+    changes: dict[str, Any],
+    tools: list[FunctionToolSpec] | None,
+    tool_choice: Any,
+    scope: str,
+) -> SessionConfig:
+    if tools is not None:
+        changes["tools"] = _tools(tools, scope)
+    if tool_choice is not None:
+        changes["tool_choice"] = _tool_choice(tool_choice, scope)
     merged = replace(config, **changes)
     choice = merged.tool_choice
     if isinstance(choice, NamedToolChoice) and choice.name not in {tool.name for tool in merged.tools}:
         raise WireError(
-            "invalid_value", "tool_choice names a function that is not in tools", param="session.tool_choice"
+            "invalid_value", "tool_choice names a function that is not in tools", param=f"{scope}.tool_choice"
         )
     return merged
+
+
+def response_config(config: SessionConfig, spec: ResponseSpec | None) -> SessionConfig:
+    """The settings of one response: the session's, with what `response.create` changes for it
+    alone (instructions, output modalities, tools, tool choice, token limit)."""
+    if spec is None:
+        return config
+    changes: dict[str, Any] = {}
+    if spec.instructions is not None:
+        changes["instructions"] = spec.instructions
+    modalities = spec.output_modalities or spec.modalities
+    if modalities:
+        changes["modalities"] = tuple(dict.fromkeys(modalities))
+    tokens = spec.max_output_tokens if spec.max_output_tokens is not None else spec.max_response_output_tokens
+    if tokens is not None:
+        changes["max_output_tokens"] = None if tokens == "inf" else tokens
+    return _with_tools(config, changes, spec.tools, spec.tool_choice, "response")
 
 
 def _format_json(fmt: AudioFormat, beta: bool) -> Any:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import binascii
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -137,9 +137,15 @@ class FunctionCallOutputSpec(_Model):
 
 
 class ResponseSpec(_Model):
+    """What `response.create` may change for that response alone."""
+
     instructions: str | None = Field(default=None, max_length=100_000)
     output_modalities: list[Literal["audio", "text"]] | None = None
     modalities: list[Literal["audio", "text"]] | None = None
+    tools: list[FunctionToolSpec] | None = Field(default=None, max_length=128)
+    tool_choice: Any = None
+    max_output_tokens: Annotated[int, Field(ge=1)] | Literal["inf"] | None = None
+    max_response_output_tokens: Annotated[int, Field(ge=1)] | Literal["inf"] | None = None
 
 
 class SessionUpdate(_Model):
@@ -292,9 +298,18 @@ def _audio(message: dict[str, Any], event_id: str | None) -> bytes:
         ) from None
 
 
+_TYPE_TAGS = frozenset({"int", "str", "float", "bool", "list", "dict", "none"})
+
+
+def _union_tag(part: object) -> bool:
+    """A step pydantic adds to an error's location for the union member that refused the value
+    (`constrained-int`, `literal['inf']`): not a field the client sent."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or not part.isidentifier())
+
+
 def _validation_error(exc: ValidationError, event_id: str | None) -> WireError:
     first: Any = exc.errors(include_url=False, include_input=False)[0]
-    param = ".".join(str(part) for part in first.get("loc", ()))
+    param = ".".join(str(part) for part in first.get("loc", ()) if not _union_tag(part))
     # The message names the field and the rule, never echoes the value (it may be a transcript).
     return WireError(
         "invalid_value",

@@ -169,6 +169,57 @@ async def test_an_output_for_an_unknown_call_is_refused_and_the_session_goes_on(
     checked(await client.until("conversation.item.created"))
 
 
+async def test_response_create_changes_instructions_tools_and_limits_for_that_response_only(
+    connect: Any, llm: OpenAIEmulator
+) -> None:
+    llm.enqueue(
+        Scenario(text="", tool_calls=(ToolCallSpec("get_weather", ARGS),)),
+        Scenario(text=ANSWER),
+    )
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "instructions": "Be brief."})
+    await client.until("session.updated")
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+    )
+    await client.send(
+        "response.create",
+        response={
+            "instructions": "Use the weather tool.",
+            "output_modalities": ["text"],
+            "tools": [WEATHER],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+            "max_output_tokens": 64,
+        },
+    )
+    first = await client.until("response.done")
+    assert not any(e["type"].startswith("response.output_audio") for e in first)
+    assert [i["type"] for i in first[-1]["response"]["output"]] == ["function_call"]
+    sent = llm.chat_requests[0].json
+    assert sent["messages"][0] == {"role": "system", "content": "Use the weather tool."}
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent.get("max_completion_tokens", sent.get("max_tokens")) == 64
+
+    call_id = first[-1]["response"]["output"][0]["call_id"]
+    await client.send("conversation.item.create", item={"type": "function_call_output", "call_id": call_id, "output": RESULT})
+    await client.send("response.create")
+    second = await client.until("response.done")
+    assert any(e["type"] == "response.output_audio.delta" for e in second), "the session speaks again"
+    again = llm.chat_requests[1].json
+    assert again["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert "tools" not in again and "tool_choice" not in again
+
+    await client.send("response.create", event_id="evt_9", response={"tool_choice": {"type": "function", "name": "nope"}})
+    error = (await client.until("error"))[-1]["error"]
+    assert (error["param"], error["event_id"]) == ("response.tool_choice", "evt_9")
+    await client.send("response.create", response={"max_output_tokens": 0})
+    error = (await client.until("error"))[-1]["error"]
+    assert error["param"] == "response.max_output_tokens"
+
+
 KIMI_KEY = "sk-kimi-CANARY-realtime-0123456789abcdef"
 
 
