@@ -122,6 +122,17 @@ def parse_instant(text: str, *, now: datetime, param: str) -> datetime:
     return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
+def window(since: str, until: str | None, *, now: datetime) -> tuple[datetime, datetime]:
+    """`since` and `until` as a request gives them (`until` absent: now), parsed."""
+    start = parse_instant(since, now=now, param="since")
+    return start, parse_instant(until, now=now, param="until") if until else now
+
+
+def parse_groups(text: str) -> list[str]:
+    """`billing_source, segment` → the names; checked by `summarize`."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _text(value: object) -> str | None:
     if value is None:
         return None

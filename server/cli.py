@@ -198,12 +198,10 @@ def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
 @json_option
 def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: bool) -> None:
     """What an org's segments consumed (tokens, audio seconds, characters), by where the cost lands."""
-    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    groups = report.parse_groups(group_by)
 
     async def summarize(session: AsyncSession) -> tuple[str, datetime, datetime, list[report.UsageTotals]]:
-        now = utcnow()
-        start = report.parse_instant(since, now=now, param="since")
-        end = report.parse_instant(until, now=now, param="until") if until else now
+        start, end = report.window(since, until, now=utcnow())
         org_id = (await accounts.get_org(session, org_ref)).id
         return org_id, start, end, await report.summarize(session, org_id, since=start, until=end, group_by=groups)
 

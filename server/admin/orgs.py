@@ -123,10 +123,8 @@ async def usage(
     org: str, svc: ServicesDep, since: str = "24h", until: str | None = None, group_by: str = ""
 ) -> UsageOut:
     """What the org's segments consumed, grouped (billing_source, segment, provider, model, day...)."""
-    now = utcnow()
-    start = report.parse_instant(since, now=now, param="since")
-    end = report.parse_instant(until, now=now, param="until") if until else now
-    groups = [g.strip() for g in group_by.split(",") if g.strip()]
+    start, end = report.window(since, until, now=utcnow())
+    groups = report.parse_groups(group_by)
     async with svc.db.session() as s:
         org_id = (await accounts.get_org(s, org)).id
         entries = await report.summarize(s, org_id, since=start, until=end, group_by=groups)
