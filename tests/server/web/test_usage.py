@@ -122,9 +122,11 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
     assert {day: b for day, b in bars.items() if b} == expected_bars(now, timedelta(days=7))
     # Three days ago both sources were used: byok's bar stands on platform's.
     stack = page.locator(f"figure.chart g.day[data-day='{(now - timedelta(days=3)).date().isoformat()}'] rect")
-    lower, upper = await stack.evaluate_all("rs => rs.map(r => [r.dataset.series, r.y.baseVal.value, r.height.baseVal.value])")
+    # The attributes as written (double precision), not the SVG DOM's float32 baseVal, whose
+    # rounding alone can differ by 1e-5 at these coordinates.
+    lower, upper = await stack.evaluate_all("rs => rs.map(r => [r.dataset.series, r.getAttribute('y'), r.getAttribute('height')])")
     assert (lower[0], upper[0]) == ("platform", "byok")
-    assert abs(upper[1] + upper[2] - lower[1]) < 1e-6
+    assert abs(float(upper[1]) + float(upper[2]) - float(lower[1])) < 1e-9
 
     async with page.expect_response(day_chart_response("30d")):
         await page.get_by_label("Window").select_option("30d")
