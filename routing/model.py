@@ -55,6 +55,11 @@ class ConnectionView:
         object.__setattr__(self, "profile_id", f"{self.provider.value}:{self.name}")
 
     @property
+    def cools_down(self) -> bool:
+        """False for the built-in engines: the floor of every speech chain is never skipped."""
+        return self.provider is not ProviderId.INTERNAL
+
+    @property
     def is_custom(self) -> bool:
         return self.provider is ProviderId.OPENAI_COMPATIBLE
 

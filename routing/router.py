@@ -164,13 +164,13 @@ class Router:
         self.registry = registry
         self.resolver = resolver
         self.executor = executor
-        self._usage = usage
+        self.usage = usage
         self.preflight = preflight
 
     async def org(self, org_id: str) -> OrgRouting:
-        return (await self._entry(org_id)).routing
+        return (await self.entry(org_id)).routing
 
-    async def _entry(self, org_id: str) -> OrgEntry:
+    async def entry(self, org_id: str) -> OrgEntry:
         try:
             return await self.registry.get(org_id)
         except UnknownOrgError:
@@ -179,7 +179,7 @@ class Router:
     async def _prepare(
         self, ctx: CallContext, request: ChatRequest, model: str | None
     ) -> tuple[OrgEntry, RouteRequest, Hold]:
-        entry = await self._entry(ctx.org_id)
+        entry = await self.entry(ctx.org_id)
         intent = ctx.intent or infer_intent(request)
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
         route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
@@ -227,28 +227,50 @@ class Router:
         started: float,
         hold: Hold,
     ) -> None:
+        await self.account(
+            ctx, Segment.LLM, intent, served, status, started, hold, tokens=usage or Usage()
+        )
+
+    async def account(
+        self,
+        ctx: CallContext,
+        segment: Segment,
+        intent: Intent,
+        served: PlannedAttempt | None,
+        status: SegmentStatus,
+        started: float,
+        hold: Hold,
+        *,
+        tokens: Usage | None = None,
+        audio_seconds: float = 0.0,
+        characters: int = 0,
+    ) -> None:
+        """The end of any segment: one usage record billed to the connection that served it,
+        and the hold settled; with nothing served, the hold is released and nothing recorded."""
         if served is None:
             await hold.release()
             return
         conn = served.connection
-        tokens = usage or Usage()
-        self._usage.record(
+        used = tokens or Usage()
+        self.usage.record(
             UsageSegment(
                 org_id=ctx.org_id,
-                segment=Segment.LLM,
+                segment=segment,
                 provider=conn.provider.value,
                 billing_source=conn.billing_source,
                 model=served.model,
                 profile_id=conn.profile_id,
-                connection_id=conn.connection_id,
+                connection_id=conn.connection_id or None,
                 agent_id=ctx.agent_id,
                 api_key_id=ctx.api_key_id,
                 request_id=ctx.request_id,
                 turn_id=ctx.turn_id,
                 intent=intent.value,
                 status=status,
-                tokens=tokens,
+                tokens=used,
+                audio_seconds=round(audio_seconds, 3),
+                characters=characters,
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
-        await hold.settle(conn.billing_source, tokens)
+        await hold.settle(conn.billing_source, used)
