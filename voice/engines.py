@@ -23,13 +23,12 @@ from typing import TypedDict
 from providers.contract import PRESETS, BillingSource, ModelRef, ProviderId, WireProtocol
 from providers.credentials import Credential
 from providers.http import UpstreamClients
+from providers.speech.base import STTEngine, TTSEngine
 from routing.intents import Intent
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
-from voice.stt.base import STTEngine
 from voice.stt.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions
 from voice.stt.fallback import FallbackSTT
 from voice.stt.openai_audio import OpenAISTT, OpenAISTTOptions
-from voice.tts.base import TTSEngine
 from voice.tts.elevenlabs import ElevenLabsTTS, ElevenLabsTTSOptions
 from voice.tts.fallback import FallbackTTS
 from voice.tts.openai_audio import OpenAITTS, OpenAITTSOptions

@@ -23,8 +23,8 @@ from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients, UpstreamStream
+from providers.speech.base import STT_SAMPLE_RATE
 from voice.audio import wav_bytes
-from voice.stt.base import STT_SAMPLE_RATE
 from voice.wire_errors import (
     STT_TIMEOUTS,
     TTS_TIMEOUTS,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from billing.usage import SegmentStatus
 from providers.db import new_id
 from providers.errors import ProviderError
+from providers.speech.base import TTSEngine, aclose_quietly
 from providers.types import (
     ChatRequest,
     Reasoning,
@@ -52,7 +53,6 @@ from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
-from voice.tts.base import TTSEngine, aclose_quietly
 from voice.turn import TtsTally, TurnAccounts
 
 _END = None

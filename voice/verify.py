@@ -14,11 +14,10 @@ from providers.contract import ErrorClass, WireProtocol
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
 from providers.probes import ProbeResult
+from providers.speech.base import STTEngine, TTSEngine
 from voice.audio import resample
-from voice.stt.base import STTEngine
 from voice.stt.elevenlabs import ElevenLabsSTT
 from voice.stt.openai_audio import OpenAISTT
-from voice.tts.base import TTSEngine
 from voice.tts.elevenlabs import ElevenLabsTTS
 from voice.tts.openai_audio import OpenAITTS
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pydantic
 
+from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from voice.http_engine import OPENAI_AUDIO_WIRE, SPEECH_TO_TEXT, HttpAudioEngine, parse_answer
-from voice.stt.base import STT_SAMPLE_RATE, STTEngine, Transcript
 
 
 class TranscriptionResponse(pydantic.BaseModel):

@@ -17,9 +17,9 @@ from urllib.parse import quote, urlencode
 import orjson
 
 from providers.http import UpstreamClients
+from providers.speech.base import TTSEngine
 from voice.audio import ALAW_8K, ULAW_8K, AudioFormat, decode_to_pcm16
 from voice.http_engine import ELEVENLABS_WIRE, TEXT_TO_SPEECH, EngineArgs, HttpAudioEngine
-from voice.tts.base import TTSEngine
 
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
 """ElevenLabs' premade "Rachel", present on every account."""

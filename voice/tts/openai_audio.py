@@ -19,9 +19,9 @@ import orjson
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
+from providers.speech.base import TTSEngine
 from voice.audio import Resampler
 from voice.http_engine import OPENAI_AUDIO_WIRE, TEXT_TO_SPEECH, EngineArgs, HttpAudioEngine
-from voice.tts.base import TTSEngine
 
 OPENAI_PCM_RATE = 24_000
 
