@@ -24,14 +24,17 @@ from providers.contract import PRESETS, BillingSource, ModelRef, ProviderId, Wir
 from providers.credentials import Credential
 from providers.http import UpstreamClients
 from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.elevenlabs import (
+    ElevenLabsSTT,
+    ElevenLabsSTTOptions,
+    ElevenLabsTTS,
+    ElevenLabsTTSOptions,
+)
+from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, OpenAITTS, OpenAITTSOptions
 from routing.intents import Intent
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
-from voice.stt.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions
 from voice.stt.fallback import FallbackSTT
-from voice.stt.openai_audio import OpenAISTT, OpenAISTTOptions
-from voice.tts.elevenlabs import ElevenLabsTTS, ElevenLabsTTSOptions
 from voice.tts.fallback import FallbackTTS
-from voice.tts.openai_audio import OpenAITTS, OpenAITTSOptions
 
 Credentials = Callable[[ConnectionView], Credential]
 OUTPUT_RATE = 24_000

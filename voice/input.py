@@ -15,7 +15,8 @@ import asyncio
 from dataclasses import replace
 
 from providers.speech.base import STT_SAMPLE_RATE
-from voice.audio import AudioFormat, AudioFormatError, Resampler, decode_to_pcm16, resample
+from providers.speech.pcm import AudioFormatError, Resampler
+from voice.audio import AudioFormat, decode_to_pcm16, resample
 from voice.endpointing import TurnDetectionConfig, TurnDetector, TurnEvent
 
 VAD_RATE = 8_000

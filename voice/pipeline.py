@@ -23,6 +23,7 @@ from billing.usage import SegmentStatus
 from providers.db import new_id
 from providers.errors import ProviderError
 from providers.speech.base import TTSEngine, aclose_quietly
+from providers.speech.pcm import Resampler
 from providers.types import (
     ChatRequest,
     Reasoning,
@@ -37,7 +38,7 @@ from providers.types import (
     Usage,
     UsageUpdate,
 )
-from voice.audio import AudioFormat, Resampler, encode_from_pcm16
+from voice.audio import AudioFormat, encode_from_pcm16
 from voice.chunker import SentenceChunker
 from voice.events import (
     AudioDelta,

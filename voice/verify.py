@@ -15,11 +15,9 @@ from providers.errors import ProviderError
 from providers.http import UpstreamClients
 from providers.probes import ProbeResult
 from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.elevenlabs import ElevenLabsSTT, ElevenLabsTTS
+from providers.speech.openai_audio import OpenAISTT, OpenAITTS
 from voice.audio import resample
-from voice.stt.elevenlabs import ElevenLabsSTT
-from voice.stt.openai_audio import OpenAISTT
-from voice.tts.elevenlabs import ElevenLabsTTS
-from voice.tts.openai_audio import OpenAITTS
 
 PHRASE = "Patchbay voice check."
 MAX_AUDIO_BYTES = 16_000 * 2 * 5

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from providers.contract import BillingSource
 from providers.errors import ProviderError
 from providers.speech.base import TTSEngine, aclose_quietly
-from voice.audio import Resampler
+from providers.speech.pcm import Resampler
 from voice.stt.fallback import Attempt, all_failed, attempt_timeout_error
 
 
