@@ -24,6 +24,7 @@ from providers.contract import (
     WireProtocol,
     billing_source_for,
     credential_source_for,
+    error_class_for_status,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +140,28 @@ def test_model_ref_splits_on_first_slash(ref: str, provider: str, model: str) ->
 def test_model_ref_rejects_malformed(bad: str) -> None:
     with pytest.raises(ValueError):
         ModelRef.parse(bad)
+
+
+def test_every_status_the_doc_names_for_an_error_class_maps_to_it() -> None:
+    match = re.search(r"^## Error classes\n(.*?)(?=^## |\Z)", DOC, re.M | re.S)
+    assert match
+    named = {
+        int(status): ErrorClass(cls)
+        for cls, line in re.findall(r"^- `([^`]+)`:(.*)$", match.group(1), re.M)
+        for status in re.findall(r"\b([45]\d\d)\b", line)
+    }
+    assert {408, 504, 529, 503, 500, 502} <= set(named)
+    assert {status: error_class_for_status(status) for status in named} == named
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (529, ErrorClass.OVERLOADED),
+        (599, ErrorClass.SERVER_ERROR),
+        (418, ErrorClass.INVALID_REQUEST),
+        (402, ErrorClass.QUOTA_EXHAUSTED),
+    ],
+)
+def test_status_outside_or_inside_the_table(status: int, error_class: ErrorClass) -> None:
+    assert error_class_for_status(status) is error_class

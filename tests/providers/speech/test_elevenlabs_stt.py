@@ -65,6 +65,7 @@ async def test_upload_is_a_wav_of_the_segment(
         (el.system_busy(), ErrorClass.OVERLOADED),
         (el.validation_error("file"), ErrorClass.INVALID_REQUEST),
         (el.server_error(503), ErrorClass.OVERLOADED),
+        (el.server_error(529), ErrorClass.OVERLOADED),
         (el.echo_key_error(CANARY_KEY), ErrorClass.AUTH),
     ],
 )
