@@ -165,3 +165,14 @@ def test_every_status_the_doc_names_for_an_error_class_maps_to_it() -> None:
 )
 def test_status_outside_or_inside_the_table(status: int, error_class: ErrorClass) -> None:
     assert error_class_for_status(status) is error_class
+
+
+def test_no_wire_keeps_its_own_http_status_table() -> None:
+    # A second table is how the chat and speech dialects once came to disagree on 529.
+    entry = re.compile(r"^\s*[1-5]\d\d: ErrorClass\.", re.M)
+    tables = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "providers").rglob("*.py")
+        if entry.search(path.read_text())
+    ]
+    assert tables == [str(Path(contract.__file__).relative_to(ROOT))]
