@@ -28,4 +28,3 @@ def test_speech_and_chat_read_a_bare_status_alike(status: int) -> None:
 def test_bare_529_is_overloaded_on_every_speech_wire() -> None:
     assert elevenlabs_error(529, {}, EDGE_PAGE, provider="p").error_class is ErrorClass.OVERLOADED
     assert openai_audio_error(529, {}, EDGE_PAGE, provider="p").error_class is ErrorClass.OVERLOADED
-
