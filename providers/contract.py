@@ -162,6 +162,38 @@ ERROR_POLICY: Mapping[ErrorClass, ErrorPolicy] = MappingProxyType(
     }
 )
 
+HTTP_STATUS_CLASSES: Mapping[int, ErrorClass] = MappingProxyType(
+    {
+        400: ErrorClass.INVALID_REQUEST,
+        401: ErrorClass.AUTH,
+        402: ErrorClass.QUOTA_EXHAUSTED,
+        403: ErrorClass.PERMISSION,
+        404: ErrorClass.NOT_FOUND,
+        408: ErrorClass.TIMEOUT,
+        413: ErrorClass.INVALID_REQUEST,
+        422: ErrorClass.INVALID_REQUEST,
+        429: ErrorClass.RATE_LIMIT,
+        500: ErrorClass.SERVER_ERROR,
+        502: ErrorClass.SERVER_ERROR,
+        503: ErrorClass.OVERLOADED,
+        504: ErrorClass.TIMEOUT,
+        # Anthropic's "overloaded"; other vendors behind the same edges send it too.
+        529: ErrorClass.OVERLOADED,
+    }
+)
+"""The one HTTP status table every wire's error dialect falls back on."""
+
+
+def error_class_for_status(status: int) -> ErrorClass:
+    """What an HTTP status alone says, for when the body says nothing more specific.
+
+    A status outside the table is the provider failing if it is a 5xx and our request otherwise.
+    """
+    known = HTTP_STATUS_CLASSES.get(status)
+    if known is not None:
+        return known
+    return ErrorClass.SERVER_ERROR if status >= 500 else ErrorClass.INVALID_REQUEST
+
 
 class AuthStyle(StrEnum):
     """How a credential travels on the wire."""

@@ -15,8 +15,9 @@ from providers import http
 from providers.adapters import anthropic_errors_wire, gemini_errors_wire, openai_errors
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.auth import add_auth_header
-from providers.contract import ErrorClass, WireProtocol
+from providers.contract import ErrorClass, WireProtocol, error_class_for_status
 from providers.errors import ProviderError
+from providers.speech.errors import elevenlabs_error
 from providers.types import ChatRequest, Message, Role, TextPart
 
 PROBE_TIMEOUTS = http.Timeouts(connect=5.0, first_byte=15.0, between_chunks=10.0, write=5.0)
@@ -38,22 +39,21 @@ def _gemini(status: int, body: bytes, headers: Mapping[str, str], provider: str,
     return gemini_errors_wire.classify_error(status, body, headers, secrets=secrets)
 
 
-def _generic(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
-    # Speech providers: the status decides; their bodies are mapped by the voice engines.
-    cls = {
-        401: ErrorClass.AUTH,
-        403: ErrorClass.PERMISSION,
-        404: ErrorClass.NOT_FOUND,
-        429: ErrorClass.RATE_LIMIT,
-    }.get(status, ErrorClass.SERVER_ERROR if status >= 500 else ErrorClass.INVALID_REQUEST)
-    return ProviderError(cls, f"HTTP {status} from the provider", provider=provider, status=status)
+def _elevenlabs(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+    return elevenlabs_error(status, headers, body, provider=provider, secrets=secrets)
+
+
+def _by_status(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+    # A wire without an error dialect of its own: the status alone decides, and no body text
+    # is echoed because nothing here knows how to scrub it.
+    return ProviderError(error_class_for_status(status), f"HTTP {status} from the provider", provider=provider, status=status)
 
 
 CLASSIFIERS: Mapping[WireProtocol, Classifier] = {
     WireProtocol.OPENAI_CHAT: _openai,
     WireProtocol.ANTHROPIC_MESSAGES: _anthropic,
     WireProtocol.GEMINI_GENERATE: _gemini,
-    WireProtocol.ELEVENLABS: _generic,
+    WireProtocol.ELEVENLABS: _elevenlabs,
     WireProtocol.OPENAI_AUDIO: _openai,
 }
 
@@ -115,7 +115,7 @@ async def _get(clients: http.UpstreamClients, endpoint: Endpoint, path: str, pur
     response = await http.request(clients, "GET", _url(endpoint, path), headers=headers, timeouts=PROBE_TIMEOUTS, provider=provider)
     elapsed = (time.perf_counter() - started) * 1000
     if not 200 <= response.status < 300:
-        classify = CLASSIFIERS.get(endpoint.preset.protocol, _generic)
+        classify = CLASSIFIERS.get(endpoint.preset.protocol, _by_status)
         raise classify(response.status, response.body, response.headers, provider, secrets)
     return response, elapsed
 

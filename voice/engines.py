@@ -9,30 +9,25 @@ Order, first to last:
    matrix names it, so adding a chat key never changes who speaks;
 3. the internal offline engines, always last, so a session never loses its voice.
 
-With no keys at all the chain is just the internal engines. Adding a provider adds an
-entry to `_TTS_BUILDERS` / `_STT_BUILDERS`, never a branch.
+With no keys at all the chain is just the internal engines. The cloud engines come from
+providers.speech.builders by wire protocol: adding a provider adds an entry there, never a
+branch here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import TypedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from providers.contract import PRESETS, BillingSource, ModelRef, ProviderId, WireProtocol
+from providers.contract import PRESETS, ModelRef, ProviderId
 from providers.credentials import Credential
 from providers.http import UpstreamClients
+from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from routing.intents import Intent
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
-from voice.stt.base import STTEngine
-from voice.stt.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions
 from voice.stt.fallback import FallbackSTT
-from voice.stt.openai_audio import OpenAISTT, OpenAISTTOptions
-from voice.tts.base import TTSEngine
-from voice.tts.elevenlabs import ElevenLabsTTS, ElevenLabsTTSOptions
 from voice.tts.fallback import FallbackTTS
-from voice.tts.openai_audio import OpenAITTS, OpenAITTSOptions
 
 Credentials = Callable[[ConnectionView], Credential]
 OUTPUT_RATE = 24_000
@@ -55,50 +50,15 @@ class InternalEngines:
     tts: TTSEngine
 
 
-def _args(cloud: Cloud, conn: ConnectionView) -> _Common:
-    """What every cloud engine takes from its connection."""
-    return {
-        "base_url": conn.base_url or PRESETS[conn.provider].base_url,
-        "credential": cloud.credentials(conn),
-        "name": conn.profile_id,
-        "billing_source": conn.billing_source,
-    }
-
-
-class _Common(TypedDict):
-    base_url: str
-    credential: Credential
-    name: str
-    billing_source: BillingSource
-
-
-def _eleven_tts(cloud: Cloud, conn: ConnectionView, model: str | None) -> TTSEngine:
-    options = ElevenLabsTTSOptions(output_format=f"pcm_{OUTPUT_RATE}")
-    options = replace(options, model_id=model) if model else options
-    return ElevenLabsTTS(cloud.clients, options=options, **_args(cloud, conn))
-
-
-def _openai_tts(cloud: Cloud, conn: ConnectionView, model: str | None) -> TTSEngine:
-    options = OpenAITTSOptions(model=model) if model else OpenAITTSOptions()
-    return OpenAITTS(cloud.clients, options=options, **_args(cloud, conn))
-
-
-def _eleven_stt(cloud: Cloud, conn: ConnectionView, model: str | None) -> STTEngine:
-    options = ElevenLabsSTTOptions(model_id=model) if model else ElevenLabsSTTOptions()
-    return ElevenLabsSTT(cloud.clients, options=options, **_args(cloud, conn))
-
-
-def _openai_stt(cloud: Cloud, conn: ConnectionView, model: str | None) -> STTEngine:
-    options = OpenAISTTOptions(model=model) if model else OpenAISTTOptions()
-    return OpenAISTT(cloud.clients, options=options, **_args(cloud, conn))
-
-
-_TTS_BUILDERS: Mapping[WireProtocol, Callable[[Cloud, ConnectionView, str | None], TTSEngine]] = (
-    MappingProxyType({WireProtocol.ELEVENLABS: _eleven_tts, WireProtocol.OPENAI_AUDIO: _openai_tts})
-)
-_STT_BUILDERS: Mapping[WireProtocol, Callable[[Cloud, ConnectionView, str | None], STTEngine]] = (
-    MappingProxyType({WireProtocol.ELEVENLABS: _eleven_stt, WireProtocol.OPENAI_AUDIO: _openai_stt})
-)
+def _target(cloud: Cloud, conn: ConnectionView, model: str | None) -> SpeechTarget:
+    """What a speech builder takes from a connection."""
+    return SpeechTarget(
+        base_url=conn.base_url or PRESETS[conn.provider].base_url,
+        credential=cloud.credentials(conn),
+        name=conn.profile_id,
+        billing_source=conn.billing_source,
+        model=model,
+    )
 
 
 def voice_connections(org: OrgRouting | None, intent: Intent) -> list[tuple[ConnectionView, str | None]]:
@@ -137,11 +97,11 @@ def tts_chain(org: OrgRouting | None, internal: InternalEngines, cloud: Cloud | 
     engines: list[TTSEngine] = []
     if cloud is not None:
         for conn, model in voice_connections(org, Intent.TTS):
-            builder = _TTS_BUILDERS.get(
+            builder = TTS_BUILDERS.get(
                 PRESETS[conn.provider].audio_protocol or PRESETS[conn.provider].protocol
             )
             if builder is not None:
-                engines.append(builder(cloud, conn, model))
+                engines.append(builder(cloud.clients, _target(cloud, conn, model), OUTPUT_RATE))
     engines.append(internal.tts)
     return FallbackTTS(engines, sample_rate=OUTPUT_RATE, attempt_timeout=5.0)
 
@@ -150,10 +110,10 @@ def stt_chain(org: OrgRouting | None, internal: InternalEngines, cloud: Cloud | 
     engines: list[STTEngine] = []
     if cloud is not None:
         for conn, model in voice_connections(org, Intent.STT):
-            builder = _STT_BUILDERS.get(
+            builder = STT_BUILDERS.get(
                 PRESETS[conn.provider].audio_protocol or PRESETS[conn.provider].protocol
             )
             if builder is not None:
-                engines.append(builder(cloud, conn, model))
+                engines.append(builder(cloud.clients, _target(cloud, conn, model)))
     engines.append(internal.stt)
     return FallbackSTT(engines, attempt_timeout=30.0)

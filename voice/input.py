@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from voice.audio import AudioFormat, AudioFormatError, Resampler, decode_to_pcm16, resample
+from providers.speech.base import STT_SAMPLE_RATE
+from providers.speech.pcm import AudioFormatError, Resampler
+from voice.audio import AudioFormat, decode_to_pcm16, resample
 from voice.endpointing import TurnDetectionConfig, TurnDetector, TurnEvent
-from voice.stt.base import STT_SAMPLE_RATE
 
 VAD_RATE = 8_000
 _TRIM_SLACK_MS = 1000

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 from billing.usage import SegmentStatus
 from providers.db import new_id
 from providers.errors import ProviderError
+from providers.speech.base import TTSEngine, aclose_quietly
+from providers.speech.pcm import Resampler
 from providers.types import (
     ChatRequest,
     Reasoning,
@@ -36,7 +38,7 @@ from providers.types import (
     Usage,
     UsageUpdate,
 )
-from voice.audio import AudioFormat, Resampler, encode_from_pcm16
+from voice.audio import AudioFormat, encode_from_pcm16
 from voice.chunker import SentenceChunker
 from voice.events import (
     AudioDelta,
@@ -52,7 +54,6 @@ from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
-from voice.tts.base import TTSEngine, aclose_quietly
 from voice.turn import TtsTally, TurnAccounts
 
 _END = None

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from providers.db import new_id
 from providers.errors import ProviderError
+from providers.speech.base import STTEngine, TTSEngine
 from providers.types import ChatRequest
 from voice.clock import SYSTEM_CLOCK, Clock
 from voice.config import SessionConfig, SessionLimits
@@ -54,8 +55,6 @@ from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
 from voice.outbox import Outbox
 from voice.pipeline import ResponsePipeline, ResponseRun
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
 
 log = logging.getLogger("patchbay.voice")

@@ -10,43 +10,16 @@ import time
 from collections.abc import Awaitable, Callable
 
 from providers.adapters.base import Endpoint
-from providers.contract import ErrorClass, WireProtocol
+from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
 from providers.probes import ProbeResult
-from voice.audio import resample
-from voice.stt.base import STTEngine
-from voice.stt.elevenlabs import ElevenLabsSTT
-from voice.stt.openai_audio import OpenAISTT
-from voice.tts.base import TTSEngine
-from voice.tts.elevenlabs import ElevenLabsTTS
-from voice.tts.openai_audio import OpenAITTS
+from providers.speech.base import STT_SAMPLE_RATE
+from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 
 PHRASE = "Patchbay voice check."
-MAX_AUDIO_BYTES = 16_000 * 2 * 5
+MAX_AUDIO_BYTES = STT_SAMPLE_RATE * 2 * 5
 """Stop reading synthesized audio after five seconds at 16 kHz: the probe needs a sample, not a speech."""
-
-EngineBuilder = Callable[[UpstreamClients, Endpoint], tuple[TTSEngine, STTEngine]]
-
-
-def _elevenlabs(clients: UpstreamClients, e: Endpoint) -> tuple[TTSEngine, STTEngine]:
-    return (
-        ElevenLabsTTS(clients, base_url=e.base_url, credential=e.credential, name=e.label),
-        ElevenLabsSTT(clients, base_url=e.base_url, credential=e.credential, name=e.label),
-    )
-
-
-def _openai_audio(clients: UpstreamClients, e: Endpoint) -> tuple[TTSEngine, STTEngine]:
-    return (
-        OpenAITTS(clients, base_url=e.base_url, credential=e.credential, name=e.label),
-        OpenAISTT(clients, base_url=e.base_url, credential=e.credential, name=e.label),
-    )
-
-
-_ENGINES: dict[WireProtocol, EngineBuilder] = {
-    WireProtocol.ELEVENLABS: _elevenlabs,
-    WireProtocol.OPENAI_AUDIO: _openai_audio,
-}
 
 
 def voice_probe(clients: UpstreamClients) -> Callable[[Endpoint], Awaitable[ProbeResult]]:
@@ -60,9 +33,13 @@ def voice_probe(clients: UpstreamClients) -> Callable[[Endpoint], Awaitable[Prob
 
 async def test_voice(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResult:
     protocol = endpoint.preset.audio_protocol
-    if protocol not in _ENGINES:
+    if protocol is None or protocol not in TTS_BUILDERS or protocol not in STT_BUILDERS:
         return ProbeResult("test_voice", True, 0.0)
-    tts, stt = _ENGINES[protocol](clients, endpoint)
+    # The billing source is moot here: a probe's calls are not metered as a segment.
+    target = SpeechTarget(endpoint.base_url, endpoint.credential, endpoint.label, BillingSource.BYOK)
+    # The TTS speaks at the STT's rate, so its audio goes straight back in.
+    tts = TTS_BUILDERS[protocol](clients, target, STT_SAMPLE_RATE)
+    stt = STT_BUILDERS[protocol](clients, target)
     started = time.perf_counter()
     try:
         audio = bytearray()
@@ -72,7 +49,7 @@ async def test_voice(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResul
                 break
         if not audio:
             raise ProviderError(ErrorClass.SERVER_ERROR, "the TTS returned no audio", provider=endpoint.label)
-        await stt.transcribe(resample(bytes(audio), tts.sample_rate, 16_000))
+        await stt.transcribe(bytes(audio))
     except ProviderError as exc:
         return ProbeResult("test_voice", False, (time.perf_counter() - started) * 1000, exc.error_class, exc.status, exc.message)
     return ProbeResult("test_voice", True, (time.perf_counter() - started) * 1000)

@@ -12,26 +12,12 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from providers.contract import ErrorClass, ProviderId
+from providers.contract import HTTP_STATUS_CLASSES, ErrorClass, ProviderId
 from providers.errors import ProviderError
 from providers.http import redact
 
 _PROVIDER = ProviderId.ANTHROPIC.value
 _MAX_MESSAGE = 500
-
-_BY_STATUS: Mapping[int, ErrorClass] = {
-    400: ErrorClass.INVALID_REQUEST,
-    401: ErrorClass.AUTH,
-    402: ErrorClass.QUOTA_EXHAUSTED,
-    403: ErrorClass.PERMISSION,
-    404: ErrorClass.NOT_FOUND,
-    408: ErrorClass.TIMEOUT,
-    413: ErrorClass.INVALID_REQUEST,
-    429: ErrorClass.RATE_LIMIT,
-    500: ErrorClass.SERVER_ERROR,
-    504: ErrorClass.TIMEOUT,
-    529: ErrorClass.OVERLOADED,
-}
 
 _BY_TYPE: Mapping[str, ErrorClass] = {
     "invalid_request_error": ErrorClass.INVALID_REQUEST,
@@ -77,8 +63,8 @@ def error_from_payload(
     message = redact(str(error.get("message") or error_type or "error"), secrets)[:_MAX_MESSAGE]
     details = error.get("details")
     error_code = details.get("error_code") if isinstance(details, Mapping) else None
-    if status is not None and status in _BY_STATUS:
-        base = _BY_STATUS[status]
+    if status is not None and status in HTTP_STATUS_CLASSES:
+        base = HTTP_STATUS_CLASSES[status]
     elif error_type in _BY_TYPE:
         base = _BY_TYPE[error_type]
     elif status is not None and status >= 500:

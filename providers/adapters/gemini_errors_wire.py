@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from providers.contract import ErrorClass, ProviderId
+from providers.contract import HTTP_STATUS_CLASSES, ErrorClass, ProviderId
 from providers.errors import ProviderError
 from providers.http import redact
 
@@ -33,19 +33,6 @@ _BY_STATUS: Mapping[str, ErrorClass] = {
     "UNAVAILABLE": ErrorClass.OVERLOADED,
     "DEADLINE_EXCEEDED": ErrorClass.TIMEOUT,
     "CANCELLED": ErrorClass.NETWORK,
-}
-
-_BY_CODE: Mapping[int, ErrorClass] = {
-    400: ErrorClass.INVALID_REQUEST,
-    401: ErrorClass.AUTH,
-    403: ErrorClass.PERMISSION,
-    404: ErrorClass.NOT_FOUND,
-    408: ErrorClass.TIMEOUT,
-    413: ErrorClass.INVALID_REQUEST,
-    429: ErrorClass.RATE_LIMIT,
-    500: ErrorClass.SERVER_ERROR,
-    503: ErrorClass.OVERLOADED,
-    504: ErrorClass.TIMEOUT,
 }
 
 _AUTH_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
@@ -84,7 +71,7 @@ def _classify(status: int | None, error: Mapping[str, Any], message: str) -> Err
     if reasons & _AUTH_REASONS:
         return ErrorClass.AUTH
     code = status if status is not None else error.get("code")
-    base = _BY_STATUS.get(rpc_status) or (_BY_CODE.get(code) if isinstance(code, int) else None)
+    base = _BY_STATUS.get(rpc_status) or (HTTP_STATUS_CLASSES.get(code) if isinstance(code, int) else None)
     if base is None:
         base = (
             ErrorClass.SERVER_ERROR if isinstance(code, int) and code >= 500 else ErrorClass.INVALID_REQUEST

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from providers.contract import ErrorClass
+from providers.contract import ErrorClass, error_class_for_status
 from providers.errors import ProviderError
 from providers.http import first_header, parse_retry_after, redact
 
@@ -53,23 +53,6 @@ _AUTH = re.compile(
 )
 _NOT_FOUND = re.compile(r"model .{0,200}not (?:be )?found|try pulling it|not a valid model", re.IGNORECASE)
 _MODERATION = re.compile(r"moderation|flagged", re.IGNORECASE)
-
-STATUSES: Mapping[int, ErrorClass] = {
-    400: ErrorClass.INVALID_REQUEST,
-    401: ErrorClass.AUTH,
-    402: ErrorClass.QUOTA_EXHAUSTED,
-    403: ErrorClass.PERMISSION,
-    404: ErrorClass.NOT_FOUND,
-    408: ErrorClass.TIMEOUT,
-    413: ErrorClass.INVALID_REQUEST,
-    422: ErrorClass.INVALID_REQUEST,
-    429: ErrorClass.RATE_LIMIT,
-    500: ErrorClass.SERVER_ERROR,
-    502: ErrorClass.SERVER_ERROR,
-    503: ErrorClass.OVERLOADED,
-    504: ErrorClass.TIMEOUT,
-    529: ErrorClass.OVERLOADED,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +115,7 @@ def _classify(status: int | None, f: _Fields) -> ErrorClass:
         return ErrorClass.CONTENT_FILTER
     if status is None:
         return ErrorClass.SERVER_ERROR
-    if status in STATUSES:
-        return STATUSES[status]
-    return ErrorClass.SERVER_ERROR if status >= 500 else ErrorClass.INVALID_REQUEST
+    return error_class_for_status(status)
 
 
 def classify_error(

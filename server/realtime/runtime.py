@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from providers.speech.base import STTEngine, TTSEngine
 from server.accounts import Principal
 from server.realtime.session_limit import SessionLimiter, make_session_limiter
 from server.realtime.tokens import TokenSigner
@@ -20,8 +21,6 @@ from voice.config import SessionLimits
 from voice.engines import Cloud, InternalEngines, stt_chain, tts_chain
 from voice.latency import LatencyStats
 from voice.llm import TurnLLM
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
 from voice.turn import SessionContext
 
 if TYPE_CHECKING:

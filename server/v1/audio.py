@@ -29,14 +29,14 @@ from starlette.datastructures import UploadFile
 from billing.usage import SegmentStatus
 from providers.db import new_id
 from providers.errors import ProviderError
+from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
+from providers.speech.pcm import AudioFormatError
 from server.accounts import Principal
 from server.realtime.runtime import voice_runtime
 from server.services import Services
 from server.v1.asgi import admit
 from server.v1.errors import ApiError
-from voice.audio import AudioFormatError, FileFormat, can_encode, encode_file, read_wav, resample
-from voice.stt.base import STT_SAMPLE_RATE
-from voice.tts.base import TTSEngine, aclose_quietly
+from voice.audio import FileFormat, can_encode, encode_file, read_wav, resample
 from voice.turn import SessionContext, TtsTally, TurnAccounts
 
 router = APIRouter()

@@ -96,3 +96,10 @@ def test_secrets_and_key_shaped_tokens_are_scrubbed() -> None:
 
 def test_long_messages_are_truncated() -> None:
     assert len(classify_error(400, body("invalid_request_error", "x" * 5000), {}).message) <= 500
+
+
+@pytest.mark.parametrize("status", [503, 529])
+def test_an_edge_page_with_an_overload_status_is_overloaded(status: int) -> None:
+    # No body to read, so the contract's one status table decides, as for every other wire.
+    error = classify_error(status, b"<html><body>Service Unavailable</body></html>", {})
+    assert error.error_class is ErrorClass.OVERLOADED

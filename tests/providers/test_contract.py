@@ -24,6 +24,7 @@ from providers.contract import (
     WireProtocol,
     billing_source_for,
     credential_source_for,
+    error_class_for_status,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +140,38 @@ def test_model_ref_splits_on_first_slash(ref: str, provider: str, model: str) ->
 def test_model_ref_rejects_malformed(bad: str) -> None:
     with pytest.raises(ValueError):
         ModelRef.parse(bad)
+
+
+def test_the_doc_names_the_one_status_table_exactly() -> None:
+    match = re.search(r"^## Error classes\n(.*?)(?=^## |\Z)", DOC, re.M | re.S)
+    assert match
+    named = {
+        int(status): ErrorClass(cls)
+        for cls, line in re.findall(r"^- `([^`]+)`:(.*)$", match.group(1), re.M)
+        for status in re.findall(r"\b([45]\d\d)\b", line)
+    }
+    assert named == dict(contract.HTTP_STATUS_CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (529, ErrorClass.OVERLOADED),
+        (599, ErrorClass.SERVER_ERROR),
+        (418, ErrorClass.INVALID_REQUEST),
+        (402, ErrorClass.QUOTA_EXHAUSTED),
+    ],
+)
+def test_status_outside_or_inside_the_table(status: int, error_class: ErrorClass) -> None:
+    assert error_class_for_status(status) is error_class
+
+
+def test_no_wire_keeps_its_own_http_status_table() -> None:
+    # A second table is how the chat and speech dialects once came to disagree on 529.
+    entry = re.compile(r"^\s*[1-5]\d\d: ErrorClass\.", re.M)
+    tables = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "providers").rglob("*.py")
+        if entry.search(path.read_text())
+    ]
+    assert tables == [str(Path(contract.__file__).relative_to(ROOT))]

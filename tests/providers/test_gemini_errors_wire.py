@@ -101,3 +101,11 @@ def test_keys_are_scrubbed() -> None:
         400, body(400, "INVALID_ARGUMENT", f"API key {key} not valid.", KEY_INVALID), {}, secrets=[key]
     )
     assert "CANARY" not in error.message and "[redacted]" in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"), [(529, ErrorClass.OVERLOADED), (402, ErrorClass.QUOTA_EXHAUSTED)]
+)
+def test_a_bare_status_reads_as_the_contract_table_says(status: int, error_class: ErrorClass) -> None:
+    # No google.rpc status in an edge's page, so the contract's one status table decides.
+    assert classify_error(status, b"<html><body>busy</body></html>", {}).error_class is error_class

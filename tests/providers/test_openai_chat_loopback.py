@@ -267,6 +267,15 @@ async def test_http_errors(
         assert err.retry_after == float(scenario.headers["retry-after"])
 
 
+@pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
+async def test_bare_529_is_overloaded(rig: Rig, streaming: bool) -> None:
+    # Anthropic's "overloaded" status, here from an edge in front of an OpenAI-format server;
+    # the speech engines read it through the same table (tests/providers/speech).
+    rig.emu.enqueue(Scenario(status=529, error_body=b"<html><body>Site is overloaded</body></html>"))
+    err, seen = await rig.fails(streaming)
+    assert (err.error_class, err.status, seen) == (ErrorClass.OVERLOADED, 529, [])
+
+
 async def test_key_echoed_in_401_never_reaches_the_error(emulators: Any, adapter: OpenAIChatAdapter) -> None:
     emu, url = emulators["openai"]
     emu.reset()

@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from providers.contract import BillingSource
-from voice.stt.base import STTEngine, Transcript
-from voice.tts.base import TTSEngine
+from providers.speech.base import STTEngine, Transcript, TTSEngine
 
 
 @dataclass

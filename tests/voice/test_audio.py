@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from providers.speech.pcm import AudioFormatError, Resampler, wav_bytes
 from tests.voice.fakes import tone
 from voice.audio import (
     ALAW_8K,
@@ -15,14 +16,11 @@ from voice.audio import (
     PCM16_24K,
     ULAW_8K,
     AudioFormat,
-    AudioFormatError,
-    Resampler,
     decode_to_pcm16,
     encode_from_pcm16,
     pcm16_seconds,
     read_wav,
     resample,
-    wav_bytes,
 )
 
 with warnings.catch_warnings():

@@ -16,15 +16,14 @@ import pytest
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
+from providers.speech.elevenlabs import ElevenLabsSTT, ElevenLabsTTS, ElevenLabsTTSOptions
+from providers.speech.openai_audio import OpenAISTT
 from tests.emulators import elevenlabs as el
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CanaryCredential, Scenario, disconnect_after, slow_first_byte
 from tests.voice.fakes import FakeSTT, FakeTTS
-from voice.stt.elevenlabs import ElevenLabsSTT
 from voice.stt.fallback import Attempt, FallbackSTT
-from voice.stt.openai_audio import OpenAISTT
-from voice.tts.elevenlabs import ElevenLabsTTS, ElevenLabsTTSOptions
 from voice.tts.fallback import FallbackTTS
 
 SPEECH = bytes(32000)

@@ -1,10 +1,10 @@
-"""Speech-to-text engines: the seam, the fallback chain and the internal offline engines.
+"""Speech-to-text in voice: the fallback chain and the internal offline engines.
 
-The internal engines (`voice.stt.whisper`, `voice.stt.pocketsphinx`) are imported from their
-modules so that importing this package never loads a model library.
+The engine seam is providers.speech.base. The internal engines (`voice.stt.whisper`,
+`voice.stt.pocketsphinx`) are imported from their modules so that importing this package never
+loads a model library.
 """
 
-from voice.stt.base import STTEngine, Transcript
 from voice.stt.fallback import Attempt, FallbackSTT
 
-__all__ = ["Attempt", "FallbackSTT", "STTEngine", "Transcript"]
+__all__ = ["Attempt", "FallbackSTT"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
-from voice.stt.base import STTEngine, Transcript
+from providers.speech.base import STTEngine, Transcript
 
 
 @dataclass(frozen=True, slots=True)

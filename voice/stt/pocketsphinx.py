@@ -26,7 +26,7 @@ from pocketsphinx import Decoder
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
-from voice.stt.base import STT_SAMPLE_RATE, STTEngine, Transcript
+from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from voice.stt.worker import BlockingRunner
 
 Mode = Literal["lm", "grammar", "keywords"]

@@ -17,8 +17,8 @@ import numpy as np
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from voice.models import is_model_dir
-from voice.stt.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from voice.stt.worker import BlockingRunner
 
 

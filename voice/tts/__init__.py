@@ -1,6 +1,6 @@
-"""Text-to-speech engines: the seam, the fallback chain and the internal espeak-ng engine."""
+"""Text-to-speech in voice: the fallback chain and the internal espeak-ng engine (the engine
+seam is providers.speech.base)."""
 
-from voice.tts.base import TTSEngine
 from voice.tts.fallback import FallbackTTS
 
-__all__ = ["FallbackTTS", "TTSEngine"]
+__all__ = ["FallbackTTS"]

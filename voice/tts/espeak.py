@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
-from voice.tts.base import TTSEngine
+from providers.speech.base import TTSEngine
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from providers.contract import BillingSource
 from providers.errors import ProviderError
-from voice.audio import Resampler
+from providers.speech.base import TTSEngine, aclose_quietly
+from providers.speech.pcm import Resampler
 from voice.stt.fallback import Attempt, all_failed, attempt_timeout_error
-from voice.tts.base import TTSEngine, aclose_quietly
 
 
 class FallbackTTS(TTSEngine):

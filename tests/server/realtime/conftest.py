@@ -21,6 +21,7 @@ import pytest
 import uvicorn
 import websockets
 
+from providers.speech.base import STTEngine, TTSEngine
 from providers.vault.secret import Secret
 from server import accounts
 from server.accounts import Principal
@@ -32,8 +33,6 @@ from server.settings import Settings
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
 from tests.voice.fakes import FakeSTT, FakeTTS
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
 
 OPENAI_KEY = "sk-proj-CANARY-realtime-0123456789abcdef"
 TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="

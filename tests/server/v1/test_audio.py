@@ -17,14 +17,14 @@ from sqlalchemy import select
 from billing.tables import UsageRecord
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.pcm import wav_bytes
 from server.accounts import Principal
 from server.realtime.runtime import VoiceRuntime
 from tests.server.v1.conftest import Patchbay
 from tests.voice.fakes import FakeSTT, FakeTTS, tone
 from tests.voice.speech import speak
-from voice.audio import encode_file, wav_bytes
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
+from voice.audio import encode_file
 
 
 def install(patchbay: Patchbay, stt: STTEngine, tts: TTSEngine) -> None:

@@ -6,8 +6,9 @@ import pytest
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.base import STTEngine
 from tests.voice.fakes import FakeSTT
-from voice.stt import Attempt, FallbackSTT, STTEngine
+from voice.stt import Attempt, FallbackSTT
 
 AUDIO = b"\x00\x00" * 8_000
 

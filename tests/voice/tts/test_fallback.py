@@ -8,9 +8,10 @@ import pytest
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.base import TTSEngine
 from tests.voice.fakes import FakeTTS
 from voice.stt import Attempt
-from voice.tts import FallbackTTS, TTSEngine
+from voice.tts import FallbackTTS
 
 
 def failure(error_class: ErrorClass) -> ProviderError:

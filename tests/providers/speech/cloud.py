@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from providers.http import Timeouts, UpstreamClients
+from providers.speech.http import HttpAudioEngine
 from tests.emulators.scripted import CanaryCredential
-from voice.http_engine import HttpAudioEngine
 
 EngineT = TypeVar("EngineT", bound=HttpAudioEngine[Any])
 

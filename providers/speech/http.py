@@ -4,7 +4,7 @@ A cloud STT or TTS engine is the same few things around a different wire: the pr
 upstream clients, a base URL, a credential sent in the provider's auth style, and the
 provider's error dialect. `HttpAudioEngine` owns them, the constructor every cloud engine
 shares, and `_post`, which sends one request and yields the 2xx stream through
-`voice.wire_errors.open_audio_stream` (errors mapped and scrubbed, the connection closed when
+`providers.speech.errors.open_audio_stream` (errors mapped and scrubbed, the connection closed when
 the caller leaves early or is cancelled). A provider module adds only its options, the shape of
 its request and how it reads the answer.
 """
@@ -23,9 +23,8 @@ from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients, UpstreamStream
-from voice.audio import wav_bytes
-from voice.stt.base import STT_SAMPLE_RATE
-from voice.wire_errors import (
+from providers.speech.base import STT_SAMPLE_RATE
+from providers.speech.errors import (
     STT_TIMEOUTS,
     TTS_TIMEOUTS,
     elevenlabs_error,
@@ -33,6 +32,7 @@ from voice.wire_errors import (
     open_audio_stream,
     openai_audio_error,
 )
+from providers.speech.pcm import wav_bytes
 
 OptionsT = TypeVar("OptionsT")
 AnswerT = TypeVar("AnswerT", bound=pydantic.BaseModel)

@@ -10,12 +10,12 @@ import pytest
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
+from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, parse_transcription, transcription_form
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte
-from tests.voice.cloud import cloud_engine
+from tests.providers.speech.cloud import cloud_engine
 from voice.audio import read_wav
-from voice.stt.openai_audio import OpenAISTT, OpenAISTTOptions, parse_transcription, transcription_form
 
 SPEECH = (np.sin(np.arange(8000) / 7) * 6000).astype("<i2").tobytes()
 

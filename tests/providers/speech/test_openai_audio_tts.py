@@ -12,6 +12,14 @@ from providers.contract import BillingSource, ErrorClass
 from providers.credentials import NoCredential
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
+from providers.speech.openai_audio import (
+    OpenAITTS,
+    OpenAITTSOptions,
+    WavStreamError,
+    WavStreamParser,
+    speech_body,
+    stereo_to_mono,
+)
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import (
@@ -22,15 +30,7 @@ from tests.emulators.scripted import (
     stall_after,
     tone_pcm16,
 )
-from tests.voice.cloud import cloud_engine
-from voice.tts.openai_audio import (
-    OpenAITTS,
-    OpenAITTSOptions,
-    WavStreamError,
-    WavStreamParser,
-    speech_body,
-    stereo_to_mono,
-)
+from tests.providers.speech.cloud import cloud_engine
 
 TONE_24K = tone_pcm16(24000).astype("<i2").tobytes()
 

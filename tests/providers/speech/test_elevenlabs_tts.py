@@ -13,6 +13,13 @@ import pytest
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
+from providers.speech.elevenlabs import (
+    ElevenLabsTTS,
+    ElevenLabsTTSOptions,
+    VoiceSettings,
+    audio_format_for,
+    tts_request_parts,
+)
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.scripted import (
@@ -25,14 +32,7 @@ from tests.emulators.scripted import (
     stall_after,
     tone_pcm16,
 )
-from tests.voice.cloud import cloud_engine
-from voice.tts.elevenlabs import (
-    ElevenLabsTTS,
-    ElevenLabsTTSOptions,
-    VoiceSettings,
-    audio_format_for,
-    tts_request_parts,
-)
+from tests.providers.speech.cloud import cloud_engine
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""OpenAI-compatible audio error bodies → ProviderError (pure; voice/wire_errors.py)."""
+"""OpenAI-compatible audio error bodies → ProviderError (pure; providers/speech/errors.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pytest
 
 from providers.contract import ErrorClass
+from providers.speech.errors import multipart, openai_audio_error
 from tests.emulators import openai_audio as oa
 from tests.emulators.scripted import CANARY_KEY, Scenario
-from voice.wire_errors import multipart, openai_audio_error
 
 
 def classify(scenario: Scenario, secrets: tuple[str, ...] = ()):

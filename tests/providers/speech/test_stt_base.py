@@ -67,14 +67,14 @@ async def test_logs_timing_on_the_injected_clock_and_never_the_transcript(
     gate = asyncio.Event()
     engine = FakeSTT("fake:timed", text="my card number is four four four", gate=gate)
     engine.clock = clock
-    with caplog.at_level(logging.DEBUG, logger="voice.stt.base"):
+    with caplog.at_level(logging.DEBUG, logger="providers.speech.base"):
         task = asyncio.create_task(engine.transcribe(ONE_SECOND))
         await asyncio.sleep(0)
         await clock.advance(1.5)
         gate.set()
         transcript = await task
     assert transcript.text.startswith("my card")
-    [record] = [r for r in caplog.records if r.name == "voice.stt.base"]
+    [record] = [r for r in caplog.records if r.name == "providers.speech.base"]
     assert record.__dict__["elapsed_ms"] == 1500.0
     assert record.__dict__["chars"] == len(transcript.text)
     assert "four" not in caplog.text and "four" not in str(record.__dict__)

@@ -1,4 +1,4 @@
-"""ElevenLabs error bodies → ProviderError, as pure functions (voice/wire_errors.py)."""
+"""ElevenLabs error bodies → ProviderError, as pure functions (providers/speech/errors.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import json
 import pytest
 
 from providers.contract import ErrorClass
+from providers.speech.errors import elevenlabs_error, scrub
 from tests.emulators import elevenlabs as el
 from tests.emulators.scripted import CANARY_KEY, Scenario
-from voice.wire_errors import elevenlabs_error, scrub
 
 
 def classify(scenario: Scenario):

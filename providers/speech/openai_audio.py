@@ -1,9 +1,16 @@
-"""OpenAI-compatible text-to-speech: `POST {base}/audio/speech`.
+"""OpenAI-compatible speech: `POST {base}/audio/speech` and `POST {base}/audio/transcriptions`.
 
-Body `{model, input, voice, response_format}`; with `response_format: "pcm"` the answer is raw
-PCM16 24 kHz mono streamed as it is generated. Some compatible servers only stream `wav`,
+The same wire serves OpenAI itself and compatible servers (faster-whisper-server, vLLM,
+LocalAI, Kokoro), with bearer auth and OpenAI's error bodies; `base_url` ends with `/v1` as
+for chat.
+
+TTS: body `{model, input, voice, response_format}`; with `response_format: "pcm"` the answer is
+raw PCM16 24 kHz mono streamed as it is generated. Some compatible servers only stream `wav`,
 so that is accepted too: a streaming WAV header parser finds the PCM and its rate, and audio
-at another rate is resampled to the engine's `sample_rate`. Bearer auth, OpenAI error bodies.
+at another rate is resampled to the engine's `sample_rate`.
+
+STT: multipart `file` (the segment as WAV) + `model` (+ `language`), `response_format: json`,
+answered with `{"text": …}`; nothing beyond `text` is required of the answer.
 """
 
 from __future__ import annotations
@@ -15,13 +22,21 @@ from typing import Any, Literal, Unpack
 
 import numpy as np
 import orjson
+import pydantic
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
-from voice.audio import Resampler
-from voice.http_engine import OPENAI_AUDIO_WIRE, TEXT_TO_SPEECH, EngineArgs, HttpAudioEngine
-from voice.tts.base import TTSEngine
+from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
+from providers.speech.http import (
+    OPENAI_AUDIO_WIRE,
+    SPEECH_TO_TEXT,
+    TEXT_TO_SPEECH,
+    EngineArgs,
+    HttpAudioEngine,
+    parse_answer,
+)
+from providers.speech.pcm import Resampler
 
 OPENAI_PCM_RATE = 24_000
 
@@ -177,3 +192,66 @@ class OpenAITTS(HttpAudioEngine[OpenAITTSOptions], TTSEngine):
             )
         if resampler is not None:
             yield resampler.flush()
+
+
+class TranscriptionResponse(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(extra="ignore")
+
+    text: str
+    language: str | None = None
+    """Only in `verbose_json` answers; kept when a compatible server sends it anyway."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISTTOptions:
+    model: str = "whisper-1"
+    prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ValueError("model must be non-empty")
+
+
+def transcription_form(options: OpenAISTTOptions, language: str | None) -> dict[str, str]:
+    form = {"model": options.model, "response_format": "json"}
+    if language:
+        form["language"] = language
+    if options.prompt:
+        form["prompt"] = options.prompt
+    return form
+
+
+def parse_transcription(
+    body: bytes, *, engine: str, model: str, audio_seconds: float, language: str | None
+) -> Transcript:
+    parsed = parse_answer(
+        TranscriptionResponse, body, "transcription answer was not a transcript", engine=engine, model=model
+    )
+    return Transcript(
+        text=parsed.text.strip(),
+        audio_seconds=audio_seconds,
+        engine=engine,
+        model=model,
+        language=parsed.language or language,
+    )
+
+
+class OpenAISTT(HttpAudioEngine[OpenAISTTOptions], STTEngine):
+    """Any server speaking OpenAI's `/audio/transcriptions`; `base_url` ends with `/v1`."""
+
+    wire = OPENAI_AUDIO_WIRE
+    role = SPEECH_TO_TEXT
+    options_type = OpenAISTTOptions
+
+    async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
+        model = self.options.model
+        answer = await self._upload_segment(
+            "/audio/transcriptions", transcription_form(self.options, language), pcm16_16k, model=model
+        )
+        return parse_transcription(
+            answer,
+            engine=self.name,
+            model=model,
+            audio_seconds=len(pcm16_16k) / (2 * STT_SAMPLE_RATE),
+            language=language,
+        )

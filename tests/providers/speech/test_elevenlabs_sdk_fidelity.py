@@ -19,10 +19,10 @@ from elevenlabs.core.api_error import ApiError
 from elevenlabs.errors import UnprocessableEntityError
 from elevenlabs.types import GetVoicesResponse, Model, SpeechToTextChunkResponseModel, User, VoiceSettings
 
+from providers.speech.pcm import wav_bytes
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CANARY_KEY, ok, unknown_fields
-from voice.audio import wav_bytes
 
 NO_RETRY: Any = {"max_retries": 0}
 WAV = wav_bytes(el.encode_tone("pcm_16000"), 16000)

@@ -6,7 +6,9 @@ closes the connection) and turns a non-2xx answer into a `ProviderError` with th
 dialect. Two dialects exist: OpenAI-compatible audio, which shares the chat endpoints' error
 shapes (providers/adapters/openai_errors.py), and ElevenLabs, classified here by the pure
 `elevenlabs_error`: `{"detail": {"status": code, "message": text}}` where the code outranks
-the HTTP status, because quota exhaustion arrives as 401 (voice.md section 6).
+the HTTP status, because quota exhaustion arrives as 401 (voice.md section 6). When the body
+says nothing more, both dialects fall back on the contract's one HTTP status table
+(`providers.contract.error_class_for_status`), the same the chat adapters use.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import httpx
 
 from providers.adapters.openai_errors import classify_error
-from providers.contract import ErrorClass
+from providers.contract import ErrorClass, error_class_for_status
 from providers.errors import ProviderError
 from providers.http import (
     Timeouts,
@@ -59,20 +61,6 @@ ELEVENLABS_CODES: Mapping[str, ErrorClass] = {
     "model_not_found": ErrorClass.NOT_FOUND,
 }
 
-STATUSES: Mapping[int, ErrorClass] = {
-    400: ErrorClass.INVALID_REQUEST,
-    401: ErrorClass.AUTH,
-    402: ErrorClass.QUOTA_EXHAUSTED,
-    403: ErrorClass.PERMISSION,
-    404: ErrorClass.NOT_FOUND,
-    408: ErrorClass.TIMEOUT,
-    413: ErrorClass.INVALID_REQUEST,
-    422: ErrorClass.INVALID_REQUEST,
-    429: ErrorClass.RATE_LIMIT,
-    503: ErrorClass.OVERLOADED,
-    504: ErrorClass.TIMEOUT,
-}
-
 ErrorMapper = Callable[[int, Mapping[str, str], bytes, tuple[str, ...]], ProviderError]
 """(status, headers, raw body, secrets to scrub) → the error to raise."""
 
@@ -103,9 +91,7 @@ def elevenlabs_error(
     elif code is not None and code in ELEVENLABS_CODES:
         error_class = ELEVENLABS_CODES[code]
     else:
-        error_class = STATUSES.get(
-            status, ErrorClass.SERVER_ERROR if status >= 500 else ErrorClass.INVALID_REQUEST
-        )
+        error_class = error_class_for_status(status)
     current = first_header(headers, ("current-concurrent-requests",))
     maximum = first_header(headers, ("maximum-concurrent-requests",))
     if status == 429 and current is not None and maximum is not None:

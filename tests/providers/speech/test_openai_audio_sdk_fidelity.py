@@ -9,10 +9,10 @@ import openai
 import pytest
 from openai.types.audio import Transcription
 
+from providers.speech.pcm import wav_bytes
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CANARY_KEY, ok, tone_pcm16, unknown_fields
-from voice.audio import wav_bytes
 
 WAV = wav_bytes(tone_pcm16(16000).astype("<i2").tobytes(), 16000)
 

@@ -12,12 +12,12 @@ import pytest
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import Timeouts, UpstreamClients
+from providers.speech.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions, parse_scribe, stt_form
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte
-from tests.voice.cloud import cloud_engine
+from tests.providers.speech.cloud import cloud_engine
 from voice.audio import read_wav
-from voice.stt.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions, parse_scribe, stt_form
 
 SPEECH = (np.sin(np.arange(16000) / 5) * 8000).astype("<i2").tobytes()
 
@@ -65,6 +65,7 @@ async def test_upload_is_a_wav_of_the_segment(
         (el.system_busy(), ErrorClass.OVERLOADED),
         (el.validation_error("file"), ErrorClass.INVALID_REQUEST),
         (el.server_error(503), ErrorClass.OVERLOADED),
+        (el.server_error(529), ErrorClass.OVERLOADED),
         (el.echo_key_error(CANARY_KEY), ErrorClass.AUTH),
     ],
 )

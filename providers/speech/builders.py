@@ -1,0 +1,102 @@
+"""Build a cloud speech engine for one connection, chosen by the connection's wire protocol.
+
+`STT_BUILDERS` and `TTS_BUILDERS` map a `WireProtocol` to a function that builds an engine from
+a `SpeechTarget` (the plain values of a resolved connection) and the process's pooled upstream
+clients; a TTS builder also takes the rate the caller wants its PCM at. Callers (routing's
+attempt runner, the voice chains, the verification probe) look the protocol up and never name
+a vendor, so adding a speech provider adds a module and an entry here, never a branch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from providers.contract import BillingSource, WireProtocol
+from providers.credentials import Credential
+from providers.http import UpstreamClients
+from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.elevenlabs import (
+    ElevenLabsSTT,
+    ElevenLabsSTTOptions,
+    ElevenLabsTTS,
+    ElevenLabsTTSOptions,
+)
+from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, OpenAITTS, OpenAITTSOptions
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechTarget:
+    """Where and as whom a speech engine calls, and which model; `None` means the engine's default."""
+
+    base_url: str
+    credential: Credential
+    name: str
+    """The auth-profile id (`provider:name`) the engine reports in errors, logs and attempts."""
+    billing_source: BillingSource
+    model: str | None = None
+
+
+STTBuilder = Callable[[UpstreamClients, SpeechTarget], STTEngine]
+TTSBuilder = Callable[[UpstreamClients, SpeechTarget, int], TTSEngine]
+"""(clients, target, output sample rate) → an engine yielding PCM16 at that rate."""
+
+
+def _eleven_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int) -> TTSEngine:
+    # ElevenLabs streams PCM at the asked rate itself, so nothing is resampled on our side.
+    options = ElevenLabsTTSOptions(output_format=f"pcm_{sample_rate}")
+    options = replace(options, model_id=target.model) if target.model else options
+    return ElevenLabsTTS(
+        clients,
+        base_url=target.base_url,
+        credential=target.credential,
+        name=target.name,
+        billing_source=target.billing_source,
+        options=options,
+    )
+
+
+def _openai_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int) -> TTSEngine:
+    options = OpenAITTSOptions(sample_rate=sample_rate)
+    options = replace(options, model=target.model) if target.model else options
+    return OpenAITTS(
+        clients,
+        base_url=target.base_url,
+        credential=target.credential,
+        name=target.name,
+        billing_source=target.billing_source,
+        options=options,
+    )
+
+
+def _eleven_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
+    options = ElevenLabsSTTOptions(model_id=target.model) if target.model else ElevenLabsSTTOptions()
+    return ElevenLabsSTT(
+        clients,
+        base_url=target.base_url,
+        credential=target.credential,
+        name=target.name,
+        billing_source=target.billing_source,
+        options=options,
+    )
+
+
+def _openai_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
+    options = OpenAISTTOptions(model=target.model) if target.model else OpenAISTTOptions()
+    return OpenAISTT(
+        clients,
+        base_url=target.base_url,
+        credential=target.credential,
+        name=target.name,
+        billing_source=target.billing_source,
+        options=options,
+    )
+
+
+STT_BUILDERS: Mapping[WireProtocol, STTBuilder] = MappingProxyType(
+    {WireProtocol.ELEVENLABS: _eleven_stt, WireProtocol.OPENAI_AUDIO: _openai_stt}
+)
+TTS_BUILDERS: Mapping[WireProtocol, TTSBuilder] = MappingProxyType(
+    {WireProtocol.ELEVENLABS: _eleven_tts, WireProtocol.OPENAI_AUDIO: _openai_tts}
+)
