@@ -73,6 +73,7 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
         allow_plain_http_base_urls=True,
         master_key=MASTER_KEY,
         log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+        api_key_rate_limit="off",
     )
     configure_logging(settings.log_level)
 
@@ -92,9 +93,7 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
         return issued.key
 
     Path(key_file).write_text(asyncio.run(seed()))
-    services = Services.build(settings)
-    services.attach_gateway(rate_limit=None)
-    app = create_app(settings, services=services)
+    app = create_app(settings, services=Services.build(settings))
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
     )

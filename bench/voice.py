@@ -199,19 +199,15 @@ def bench_app() -> Any:
     """The uvicorn factory each worker runs: Patchbay's app with fake STT/TTS and a probe."""
     from server.app import create_app
     from server.logs import configure_logging
-    from server.realtime.runtime import VoiceRuntime
-    from server.services import Services
+    from server.services import Overrides, Services
     from server.settings import Settings
     from tests.voice.fakes import FakeSTT, FakeTTS
 
     settings = Settings()
     configure_logging(settings.log_level)
-    services = Services.build(settings)
-    runtime = VoiceRuntime.from_settings(settings)
     tts = FakeTTS(sample_rate=24_000, chunks=2, chunk_ms=60)
-    runtime.engines = lambda principal: (FakeSTT(text=TRANSCRIPT), tts)
-    services.extras["voice"] = runtime
-    probe = WorkerProbe(runtime)
+    services = Services.build(settings, overrides=Overrides(voice_engines=lambda principal: (FakeSTT(text=TRANSCRIPT), tts)))
+    probe = WorkerProbe(services.voice)
     probe.instrument()
     app = create_app(settings, services=services, freeze_gc=True)
     probe.start(Path(os.environ["BENCH_STATS_DIR"]))

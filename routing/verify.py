@@ -1,5 +1,9 @@
 """Verify a connection: run the probes and store the outcome as its health metadata.
 
+The base URL is checked first; the probes then go through `VerifyTools.clients`, which must
+be the guarded pool (the server's and the CLI's are the same one), so an address that changed
+between the check and the connect is refused there too. Either refusal is the `guard` probe.
+
 Stored: status, latency, error class, when, and the model ids found. Never the prompt or the
 model's answer.
 """
@@ -18,7 +22,7 @@ from providers.db import utcnow
 from providers.http import UpstreamClients
 from routing.catalog import Catalog, ModelInfo
 from routing.errors import BaseUrlRefusedError
-from routing.guard import GuardPolicy, check_base_url
+from routing.guard import GuardPolicy, Resolve, check_base_url, resolve_host
 from routing.tables import Connection
 
 
@@ -28,6 +32,8 @@ class VerifyTools:
     adapters: Mapping[WireProtocol, ChatAdapter]
     catalog: Catalog
     guard: GuardPolicy
+    resolve: Resolve = resolve_host
+    """The DNS the base-URL check asks; the pool's connector should ask the same."""
 
 
 def probe_model(row: Connection, catalog: Catalog, listed: tuple[str, ...]) -> str | None:
@@ -75,17 +81,29 @@ async def verify(
         label=row.profile_id,
     )
     results: list[probes.ProbeResult] = []
-    if row.base_url:
-        try:
-            await check_base_url(row.base_url, tools.guard)
-        except BaseUrlRefusedError as exc:
-            results.append(probes.ProbeResult("guard", False, 0.0, ErrorClass.PERMISSION, None, str(exc)))
-            return _record(row, probes.Verification(tuple(results)))
+    try:
+        if row.base_url:
+            await check_base_url(row.base_url, tools.guard, tools.resolve)
+        await _probe(endpoint, preset.protocol, row, tools, model, extra_probes, results)
+    except BaseUrlRefusedError as exc:
+        results.append(probes.ProbeResult("guard", False, 0.0, ErrorClass.PERMISSION, None, str(exc)))
+    return _record(row, probes.Verification(tuple(results)))
+
+
+async def _probe(
+    endpoint: Endpoint,
+    protocol: WireProtocol,
+    row: Connection,
+    tools: VerifyTools,
+    model: str | None,
+    extra_probes: Sequence[ExtraProbe],
+    results: list[probes.ProbeResult],
+) -> None:
     auth = await probes.test_auth(tools.clients, endpoint)
     results.append(auth)
     listed = await probes.list_models(tools.clients, endpoint)
     results.append(listed)
-    adapter = tools.adapters.get(preset.protocol)
+    adapter = tools.adapters.get(protocol)
     if auth.ok and adapter is not None:
         chosen = model or probe_model(row, tools.catalog, listed.models)
         if chosen is not None:
@@ -93,7 +111,6 @@ async def verify(
     if auth.ok:
         for probe in extra_probes:
             results.append(await probe(endpoint))
-    return _record(row, probes.Verification(tuple(results)))
 
 
 def _record(row: Connection, outcome: probes.Verification) -> probes.Verification:

@@ -1,5 +1,9 @@
 """What every `patchbay` command shares: JSON output, failures with exit codes, settings, database access.
 
+Commands that touch connections or upstreams run over the composition root
+(`run_with_services`), so they use the server's guarded upstream pool rather than one of their
+own. A test substitutes parts by invoking the group with `obj=Overrides(...)`.
+
 Exit codes: 0 success; 1 the operation failed (not found, conflict, bad value); 2 usage error;
 3 the environment is not ready (database unreachable or not migrated, missing master key);
 4 partial success (an import with rejected lines).
@@ -13,7 +17,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -22,6 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from providers.errors import RequestError
 from server.db import Database, head_revision
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.services import Overrides, Services
 
 T = TypeVar("T")
 
@@ -99,6 +106,36 @@ def run_in_session(fn: Callable[[AsyncSession], Awaitable[T]], *, as_json: bool)
             return await fn(session)
 
     return run_with_database(in_session, as_json=as_json)
+
+
+def cli_overrides() -> Overrides:
+    """The `Overrides` a caller passed as click's context object (tests do); none in production."""
+    from server.services import Overrides
+
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Overrides) if context is not None else None
+    return found if found is not None else Overrides()
+
+
+def run_with_services(
+    fn: Callable[[Services], Awaitable[T]], *, as_json: bool, settings: Settings | None = None
+) -> T:
+    """Run `fn` over the composition root on a migrated database; the audit and usage writers
+    run for the duration, the server's background work (registry polling) does not."""
+    from server.services import Services
+
+    settings = settings or load_settings()
+    overrides = cli_overrides()
+
+    async def run(db: Database) -> T:
+        services = Services.build(settings, db, overrides, admin_api=False)
+        services.start_writers()
+        try:
+            return await fn(services)
+        finally:
+            await services.aclose()
+
+    return run_with_database(run, as_json=as_json, settings=settings)
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")

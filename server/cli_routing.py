@@ -14,24 +14,19 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers.adapters import chat_adapters
 from providers.errors import RequestError
-from providers.http import UpstreamClients
 from providers.probes import Verification
-from providers.vault.audit import BufferedAuditWriter
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, Agents, parse_chain_option
-from routing.catalog import default_catalog
 from routing.config_versions import bump
 from routing.connections import ConnectionInfo, Connections, describe
 from routing.errors import BaseUrlRefusedError
-from routing.guard import GuardPolicy
 from routing.registry import connection_credential
-from routing.verify import VerifyTools, speaks, verify
+from routing.verify import speaks, verify
 from server import accounts
-from server.cli_common import emit, fail, json_option, jsonable, load_settings, run_with_database
+from server.cli_common import emit, fail, json_option, jsonable, run_with_database, run_with_services
 from server.db import Database
-from server.vault_keys import build_vault
+from server.services import Services
 from voice.verify import voice_probe
 
 T = TypeVar("T")
@@ -48,29 +43,24 @@ def _read_key(as_json: bool) -> Secret:
     return Secret(key)
 
 
+def _with_services(
+    as_json: bool, fn: Callable[[Services, AsyncSession, str], Awaitable[T]], org_ref: str
+) -> T:
+    async def run(services: Services) -> T:
+        async with services.db.session() as session:
+            org_id = (await accounts.get_org(session, org_ref)).id
+            return await fn(services, session, org_id)
+
+    try:
+        return run_with_services(run, as_json=as_json)
+    except (RequestError, BaseUrlRefusedError) as exc:
+        fail(str(exc), as_json=as_json, kind=exc.code)
+
+
 def _with_connections(
     as_json: bool, fn: Callable[[Connections, AsyncSession, str], Awaitable[T]], org_ref: str
 ) -> T:
-    settings = load_settings()
-    guard = GuardPolicy(
-        allow_private=settings.allow_private_base_urls, allow_plain_http=settings.allow_plain_http_base_urls
-    )
-
-    async def run(db: Database) -> T:
-        audit = BufferedAuditWriter(db.sessions)
-        audit.start()
-        try:
-            service = Connections(build_vault(settings, db, audit), guard, actor="cli")
-            async with db.session() as session:
-                org_id = (await accounts.get_org(session, org_ref)).id
-                return await fn(service, session, org_id)
-        finally:
-            await audit.aclose()
-
-    try:
-        return run_with_database(run, as_json=as_json, settings=settings)
-    except (RequestError, BaseUrlRefusedError) as exc:
-        fail(str(exc), as_json=as_json, kind=exc.code)
+    return _with_services(as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref)
 
 
 def _line(c: ConnectionInfo) -> str:
@@ -198,18 +188,20 @@ def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) ->
     health; prompts and answers are not.
     """
 
-    async def run(svc: Connections, s: AsyncSession, org_id: str) -> tuple[Verification, ConnectionInfo]:
+    async def run(services: Services, s: AsyncSession, org_id: str) -> tuple[Verification, ConnectionInfo]:
+        svc = services.connections(actor="cli")
         row = await svc.get(s, org_id, ref)
         # The CLI is an edge like the server: it may read operator environment references.
         credential = await connection_credential(s, svc.vault, row, os.environ)
-        async with UpstreamClients() as clients:
-            tools = VerifyTools(clients=clients, adapters=chat_adapters(clients), catalog=default_catalog(), guard=svc.guard)
-            voice = [voice_probe(clients)] if speaks(row) else []
-            outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
+        # The server's pool and guard: the connector checks the address it connects to, so a
+        # name that resolves differently after the base-URL check is still refused.
+        tools = services.verify_tools()
+        voice = [voice_probe(tools.clients)] if speaks(row) else []
+        outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
         await bump(s, org_id)
         return outcome, describe(row)
 
-    outcome, info = _with_connections(as_json, run, org_ref)
+    outcome, info = _with_services(as_json, run, org_ref)
     lines = [
         f"{r.name}: {'ok' if r.ok else 'FAILED'} {r.latency_ms:.0f} ms"
         + (f" ({r.error_class.value}: {r.message})" if not r.ok and r.error_class else "")

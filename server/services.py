@@ -1,34 +1,155 @@
-"""The long-lived objects one server process holds, built once at start-up."""
+"""The composition root: every long-lived object one process holds, built once from the settings.
+
+`Services.build` is the only place the parts are wired: the database, vault, audit and usage
+writers, the routed API (`build_gateway`: upstream pool, cooldowns, registry, router, API-key
+cache, rate limiter) and the voice runtime. The /v1 app, realtime, Twilio and the CLI all read
+them from here (`app.state.services` in the server), so a connection test from the CLI goes
+through the same guarded upstream pool as a chat request. `build_router` is the one function
+that turns the pool into adapters, an executor and a router; replace it there and every surface
+follows.
+
+Tests and benchmarks substitute parts through `Overrides` (fake DNS, voice engines, an LLM);
+production passes none. Settings stay the way to configure; overrides are for what no setting
+can express.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
+from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
 from providers.adapters import chat_adapters
+from providers.http import UpstreamClients
 from providers.vault.audit import BufferedAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents
+from routing.catalog import Catalog, default_catalog
 from routing.connections import Connections
-from routing.guard import GuardPolicy
+from routing.cooldown_store import CooldownStore, make_cooldown_store
+from routing.executor import Executor
+from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
+from routing.redis_health import redis_client
+from routing.registry import Registry
+from routing.resolver import Resolver
+from routing.router import Router, UsageSink
 from routing.verify import VerifyTools
 from server.admin.token import AdminTokenError, load_admin_token
 from server.db import Database, head_revision
+from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
-from server.v1.ratelimit import RateLimit
+from server.v1.auth import ApiKeyCache
+from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_session
+from server.v1.ratelimit import RateLimit, make_rate_limiter
 from server.vault_keys import build_vault
+from voice.engines import InternalEngines
 
-if TYPE_CHECKING:
-    from server.v1.gateway import Gateway
+REDIS_PREFIX = "patchbay:"
 
 
 class StartupError(RuntimeError):
     """The server must not start; the message says what the operator has to fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Parts a test or a benchmark substitutes; every field left None is built for production."""
+
+    resolve: Resolve | None = None
+    """DNS for the base-URL guard: the check before each attempt and the guarded connector's
+    own lookups both ask it, so a fake can answer differently at check and at connect."""
+    voice_engines: EnginesFactory | None = None
+    """Every caller's STT and TTS, instead of chains built from the org's connections."""
+    internal_engines: InternalEngines | None = None
+    """The offline engines at the end of every chain, instead of loading Whisper and espeak-ng."""
+    voice_llm: LLMFactory | None = None
+    """Each voice session's LLM, instead of the router."""
+    preflight: Preflight | None = None
+    """The credits check before a platform-paid segment (default: none)."""
+
+
+def build_router(
+    upstream: UpstreamClients,
+    *,
+    catalog: Catalog,
+    cooldowns: CooldownStore,
+    registry: Registry,
+    usage: UsageSink,
+    guard: GuardPolicy,
+    resolve: Resolve,
+    preflight: Preflight,
+) -> Router:
+    """The one place adapters, the executor and the router are wired over the upstream pool."""
+    resolver = Resolver(catalog)
+    executor = Executor(
+        resolver=resolver,
+        store=cooldowns,
+        credentials=registry.credential,
+        adapters=chat_adapters(upstream),
+        guard=CachedEndpointGuard(endpoint_guard(guard, resolve)),
+    )
+    return Router(registry=registry, resolver=resolver, executor=executor, usage=usage, preflight=preflight)
+
+
+def build_gateway(
+    settings: Settings,
+    db: Database,
+    vault: Vault,
+    usage: UsageSink,
+    overrides: Overrides,
+    *,
+    environ: Mapping[str, str],
+) -> Gateway:
+    """The routed API's objects; Redis (when configured) carries cooldowns, limits and change notices."""
+    guard = guard_policy(settings)
+    resolve = overrides.resolve
+    upstream = UpstreamClients(session_factory=lambda: guarded_session(guard, resolve=resolve))
+    catalog = default_catalog()
+    redis_url = settings.redis_url
+    cooldowns = make_cooldown_store(redis_url, prefix=REDIS_PREFIX)
+    registry = Registry(
+        db.sessions,
+        vault,
+        environ=environ,
+        redis=redis_client(redis_url) if redis_url else None,
+        channel=f"{REDIS_PREFIX}config",
+        cooldowns=cooldowns,
+    )
+    router = build_router(
+        upstream,
+        catalog=catalog,
+        cooldowns=cooldowns,
+        registry=registry,
+        usage=usage,
+        guard=guard,
+        resolve=resolve or resolve_host,
+        preflight=overrides.preflight or NoopPreflight(),
+    )
+    api_keys = ApiKeyCache(db.sessions)
+    registry.add_listener(api_keys.drop_org)
+    registry.poll_hooks.append(api_keys.poll)
+    limit = settings.rate_limit
+    rate_limit = RateLimit(requests=limit[0], per_seconds=limit[1]) if limit else None
+    return Gateway(
+        upstream=upstream,
+        cooldowns=cooldowns,
+        catalog=catalog,
+        registry=registry,
+        router=router,
+        api_keys=api_keys,
+        rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=REDIS_PREFIX),
+    )
+
+
+def guard_policy(settings: Settings) -> GuardPolicy:
+    return GuardPolicy(
+        allow_private=settings.allow_private_base_urls,
+        allow_plain_http=settings.allow_plain_http_base_urls,
+    )
 
 
 @dataclass
@@ -38,21 +159,62 @@ class Services:
     vault: Vault
     audit: BufferedAuditWriter
     usage: UsageRecorder
-    expected_revision: str = field(default_factory=head_revision)
-    extras: dict[str, Any] = field(default_factory=dict)
-    """Per-surface state built lazily (the voice runtime); any with an `aclose()` is closed with the services."""
-    config_listeners: list[Callable[[str], None]] = field(default_factory=list)
-    gateway: Gateway | None = None
+    gateway: Gateway
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
+    voice: VoiceRuntime
+    """Realtime and Twilio sessions, and /v1/audio: signer, session limiter, engines, metrics."""
+    overrides: Overrides = field(default_factory=Overrides)
     admin_token: SecretStr | None = None
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
+    expected_revision: str = field(default_factory=head_revision)
+    config_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        db: Database | None = None,
+        overrides: Overrides | None = None,
+        *,
+        admin_api: bool = True,
+    ) -> Services:
+        """Everything, built once. `admin_api=False` (the CLI, which serves no admin API) leaves
+        the admin token alone instead of reading or generating its file."""
+        overrides = overrides or Overrides()
+        try:
+            admin = load_admin_token(settings) if admin_api else None
+        except AdminTokenError as exc:
+            raise StartupError(str(exc)) from None
+        database = db or Database(settings.resolved_database_url)
+        audit = BufferedAuditWriter(database.sessions)
+        vault = build_vault(settings, database, audit)
+        usage = new_usage_recorder(database.sessions)
+        # The CLI and the server are edges: both may read operator environment references.
+        gateway = build_gateway(settings, database, vault, usage, overrides, environ=os.environ)
+        voice = VoiceRuntime.from_settings(
+            settings,
+            gateway,
+            internal=overrides.internal_engines,
+            engines=overrides.voice_engines,
+            llm=overrides.voice_llm,
+        )
+        services = cls(
+            settings=settings,
+            db=database,
+            vault=vault,
+            audit=audit,
+            usage=usage,
+            gateway=gateway,
+            voice=voice,
+            overrides=overrides,
+            admin_token=admin.value if admin else None,
+        )
+        services.config_listeners.append(gateway.registry.changed)
+        return services
 
     @property
     def guard(self) -> GuardPolicy:
-        return GuardPolicy(
-            allow_private=self.settings.allow_private_base_urls,
-            allow_plain_http=self.settings.allow_plain_http_base_urls,
-        )
+        return guard_policy(self.settings)
 
     def connections(self, actor: str = "admin") -> Connections:
         return Connections(self.vault, self.guard, actor=actor)
@@ -65,58 +227,25 @@ class Services:
         for listener in self.config_listeners:
             listener(org_id)
 
-    @classmethod
-    def build(cls, settings: Settings, db: Database | None = None) -> Services:
-        try:
-            admin = load_admin_token(settings)
-        except AdminTokenError as exc:
-            raise StartupError(str(exc)) from None
-        database = db or Database(settings.resolved_database_url)
-        audit = BufferedAuditWriter(database.sessions)
-        services = cls(
-            settings=settings,
-            db=database,
-            vault=build_vault(settings, database, audit),
-            audit=audit,
-            usage=new_usage_recorder(database.sessions),
-            admin_token=admin.value if admin else None,
-        )
-        services.attach_gateway()
-        return services
-
-    def attach_gateway(self, **overrides: Any) -> Gateway:
-        """Build the routed API's objects (`overrides` go to `Gateway.build`, e.g. a rate limit)."""
-        from server.v1.gateway import Gateway
-
-        if self.gateway is not None:
-            self.config_listeners.remove(self.gateway.registry.changed)
-        limit = self.settings.rate_limit
-        overrides.setdefault("rate_limit", RateLimit(requests=limit[0], per_seconds=limit[1]) if limit else None)
-        self.gateway = Gateway.build(
-            sessions=self.db.sessions,
-            vault=self.vault,
-            usage=self.usage,
-            guard=self.guard,
-            redis_url=self.settings.redis_url,
-            environ=os.environ,
-            **overrides,
-        )
-        self.config_listeners.append(self.gateway.registry.changed)
-        return self.gateway
-
     def verify_tools(self) -> VerifyTools:
-        gateway = self.require_gateway()
+        """Connection tests' tools, over the gateway's guarded pool and the same DNS."""
+        upstream = self.gateway.upstream
         return VerifyTools(
-            clients=gateway.upstream, adapters=chat_adapters(gateway.upstream), catalog=gateway.catalog, guard=self.guard
+            clients=upstream,
+            adapters=chat_adapters(upstream),
+            catalog=self.gateway.catalog,
+            guard=self.guard,
+            resolve=self.overrides.resolve or resolve_host,
         )
 
-    def require_gateway(self) -> Gateway:
-        if self.gateway is None:
-            raise RuntimeError("the routed API is not attached")
-        return self.gateway
+    def start_writers(self) -> None:
+        """Start the audit and usage writers: all a one-shot command (the CLI) needs running."""
+        self.audit.start()
+        self.usage.start()
 
     async def start(self) -> None:
-        """Start background work and refuse to run with master keys that cannot open the vault."""
+        """Serve: refuse master keys that cannot open the vault, then start the writers and the
+        registry's change polling."""
         from providers.vault.errors import VaultError
 
         try:
@@ -124,18 +253,12 @@ class Services:
                 await self.vault.check_keys(session)
         except VaultError as exc:
             raise StartupError(str(exc)) from None
-        self.audit.start()
-        self.usage.start()
-        if self.gateway is not None:
-            await self.gateway.start()
+        self.start_writers()
+        await self.gateway.start()
 
     async def aclose(self) -> None:
-        for extra in list(self.extras.values()):
-            close = getattr(extra, "aclose", None)
-            if close is not None:
-                await close()
-        if self.gateway is not None:
-            await self.gateway.aclose()
+        await self.voice.aclose()
+        await self.gateway.aclose()
         await self.usage.aclose()
         await self.audit.aclose()
         await self.db.dispose()

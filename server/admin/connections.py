@@ -238,7 +238,7 @@ async def replace_key(org: str, ref: str, body: KeyIn, svc: ServicesDep) -> Conn
         info = await svc.connections().replace_key(s, org_id, ref, Secret(body.key.get_secret_value()))
     svc.config_changed(org_id)
     # A new key deserves a fresh start: failures of the old one no longer say anything.
-    await svc.require_gateway().cooldowns.clear(org_id, info.profile_id)
+    await svc.gateway.cooldowns.clear(org_id, info.profile_id)
     return ConnectionOut.of(info)
 
 
@@ -266,7 +266,7 @@ async def test_connection(org: str, ref: str, svc: ServicesDep, body: TestIn | N
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
         row = await svc.connections().get(s, org_id, ref)
-        credential = await svc.require_gateway().registry.credential_for(s, row)
+        credential = await svc.gateway.registry.credential_for(s, row)
         tools = svc.verify_tools()
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=body.model if body else None, extra_probes=voice)

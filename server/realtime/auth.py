@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from server.accounts import Principal, authenticate_api_key
+from server.accounts import Principal
 from server.realtime.tokens import TokenSigner
 from server.services import Services
 from server.tables import ApiKey
@@ -23,12 +23,7 @@ async def authenticate(
 ) -> Caller | None:
     presented = bearer_token(authorization)
     if presented is not None:
-        gateway = services.gateway
-        if gateway is not None:
-            principal = await gateway.api_keys.authenticate(presented)
-        else:
-            async with services.db.session() as session:
-                principal = await authenticate_api_key(session, presented)
+        principal = await services.gateway.api_keys.authenticate(presented)
         return Caller(principal) if principal is not None else None
     if token:
         claims = signer.verify(token)

@@ -18,7 +18,6 @@ from server.admin.auth import require_admin
 from server.realtime.auth import authenticate
 from server.realtime.connection import RealtimeConnection
 from server.realtime.opening import SessionRefused, open_session
-from server.realtime.runtime import voice_runtime
 from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import bearer_token
@@ -32,7 +31,7 @@ router = APIRouter()
 @router.websocket("/v1/realtime")
 async def realtime(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
-    runtime = voice_runtime(services)
+    runtime = services.voice
     query = websocket.query_params
     caller = await authenticate(
         services,
@@ -75,7 +74,7 @@ async def realtime(websocket: WebSocket) -> None:
 
 async def _mint(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
-    runtime = voice_runtime(services)
+    runtime = services.voice
     caller = await authenticate(
         services, runtime.signer, request.headers.get("authorization", "").encode("latin-1"), None
     )
@@ -127,7 +126,8 @@ async def _mint(request: Request) -> JSONResponse:
 @router.get("/admin/voice/metrics", dependencies=[Depends(require_admin)])
 async def voice_metrics(request: Request) -> dict[str, object]:
     """Live sessions and recent turns' latency percentiles (v2v, server-added, per-provider TTFB)."""
-    runtime = voice_runtime(request.app.state.services)
+    services: Services = request.app.state.services
+    runtime = services.voice
     return {"live_sessions": runtime.sessions.total, "latency": runtime.stats.snapshot()}
 
 

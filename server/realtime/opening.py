@@ -13,12 +13,10 @@ from collections.abc import AsyncIterator
 
 from providers.db import new_id
 from server.realtime.auth import Caller
-from server.realtime.llm import RouterTurnLLM
 from server.realtime.runtime import VoiceRuntime
 from server.realtime.session_limit import SessionLimitError
 from server.services import Services
 from voice.config import SessionConfig
-from voice.llm import TurnLLM
 from voice.session import VoiceSession
 from voice.turn import SessionContext
 
@@ -37,22 +35,13 @@ def route_model(model: str | None) -> str | None:
     return model
 
 
-def _llm(services: Services, runtime: VoiceRuntime, context: SessionContext) -> TurnLLM:
-    if runtime.llm is not None:
-        return runtime.llm(context)
-    if services.gateway is None:
-        raise RuntimeError("the routed API is not configured in this process")
-    return RouterTurnLLM(services.gateway.router, context)
-
-
 @contextlib.asynccontextmanager
 async def open_session(
     services: Services, runtime: VoiceRuntime, caller: Caller, model: str | None, config: SessionConfig
 ) -> AsyncIterator[VoiceSession]:
     """A new session for `caller`, or `SessionRefused`; its slot is released on the way out."""
     principal = caller.principal
-    gateway = services.gateway
-    if gateway is not None and not (await gateway.rate_limiter.hit(principal.key_id)).allowed:
+    if not (await services.gateway.rate_limiter.hit(principal.key_id)).allowed:
         raise SessionRefused("rate limited")
     session_id = new_id("sess")
     try:
@@ -67,12 +56,12 @@ async def open_session(
             api_key_id=principal.key_id,
             model=route_model(model),
         )
-        stt, tts = await runtime.engines_for(services, principal)
+        stt, tts = await runtime.engines_for(principal)
         yield VoiceSession(
             context,
             stt=stt,
             tts=tts,
-            llm=_llm(services, runtime, context),
+            llm=runtime.llm_for(context),
             config=config,
             limits=runtime.limits,
             usage=services.usage,

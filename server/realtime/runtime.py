@@ -1,30 +1,29 @@
 """The process-wide voice state: internal engines, token signer, session limiter, metrics.
 
-Built lazily on the first realtime request from the settings and kept in
-`services.extras["voice"]`, and closed with the services (`aclose`). Tests and benchmarks put
-their own there first (fake engines, an LLM of their choosing); production builds everything
-from the org's connections.
+Built once by the composition root (`server.services.Services.build`, as `services.voice`) over
+the routed API's gateway, and closed with the services. `engines_for` is the one place a
+caller's STT and TTS chains come from; `llm_for` gives a session its LLM. Tests and benchmarks
+replace the engines, the internal engines or the LLM through `server.services.Overrides`;
+production builds everything from the org's connections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from providers.speech.base import STTEngine, TTSEngine
 from server.accounts import Principal
+from server.realtime.llm import RouterTurnLLM
 from server.realtime.session_limit import SessionLimiter, make_session_limiter
 from server.realtime.tokens import TokenSigner
 from server.settings import Settings
+from server.v1.gateway import Gateway
 from voice.config import SessionLimits
 from voice.engines import Cloud, InternalEngines, stt_chain, tts_chain
 from voice.latency import LatencyStats
 from voice.llm import TurnLLM
 from voice.turn import SessionContext
-
-if TYPE_CHECKING:
-    from server.services import Services
 
 EnginesFactory = Callable[[Principal], tuple[STTEngine, TTSEngine]]
 LLMFactory = Callable[[SessionContext], TurnLLM]
@@ -39,15 +38,27 @@ class VoiceRuntime:
     max_frame_bytes: int
     max_session_seconds: float
     default_silence_ms: int
+    settings: Settings
+    gateway: Gateway
+    """The routed API: its router answers turns, its pool and credentials serve cloud speech."""
     internal: InternalEngines | None = None
+    """Built on first use (loading a Whisper model takes seconds); set up front to replace them."""
     engines: EnginesFactory | None = None
-    """Overrides building chains from the org's connections (tests, benchmarks)."""
+    """Replaces building chains from the org's connections (tests, benchmarks)."""
     llm: LLMFactory | None = None
-    """Overrides the routed LLM (tests, benchmarks)."""
+    """Replaces the routed LLM (tests, benchmarks)."""
     stats: LatencyStats = field(default_factory=LatencyStats)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> VoiceRuntime:
+    def from_settings(
+        cls,
+        settings: Settings,
+        gateway: Gateway,
+        *,
+        internal: InternalEngines | None = None,
+        engines: EnginesFactory | None = None,
+        llm: LLMFactory | None = None,
+    ) -> VoiceRuntime:
         secret = settings.voice_token_secret
         return cls(
             signer=TokenSigner(
@@ -58,27 +69,35 @@ class VoiceRuntime:
             max_frame_bytes=settings.voice_max_frame_bytes,
             max_session_seconds=settings.voice_max_session_seconds,
             default_silence_ms=settings.voice_silence_ms,
+            settings=settings,
+            gateway=gateway,
+            internal=internal,
+            engines=engines,
+            llm=llm,
         )
 
     async def aclose(self) -> None:
         """Stop the session limiter's lease renewal and hand back this process's slots."""
         await self.sessions.aclose()
 
-    async def engines_for(self, services: Services, principal: Principal) -> tuple[STTEngine, TTSEngine]:
+    async def engines_for(self, principal: Principal) -> tuple[STTEngine, TTSEngine]:
         """The caller's STT and TTS chains: the org's voice connections, internal engines last."""
         if self.engines is not None:
             return self.engines(principal)
-        internal = self.internal_engines(services.settings)
-        gateway = services.gateway
-        if gateway is None:
-            return stt_chain(None, internal, None), tts_chain(None, internal, None)
-        org = await gateway.router.org(principal.org_id)
-        cloud = Cloud(gateway.upstream, gateway.registry.credential)
+        internal = self.internal_engines()
+        org = await self.gateway.router.org(principal.org_id)
+        cloud = Cloud(self.gateway.upstream, self.gateway.registry.credential)
         return stt_chain(org, internal, cloud), tts_chain(org, internal, cloud)
 
-    def internal_engines(self, settings: Settings) -> InternalEngines:
+    def llm_for(self, context: SessionContext) -> TurnLLM:
+        """The session's LLM: the router (intent `voice_turn`), unless replaced."""
+        if self.llm is not None:
+            return self.llm(context)
+        return RouterTurnLLM(self.gateway.router, context)
+
+    def internal_engines(self) -> InternalEngines:
         if self.internal is None:
-            self.internal = build_internal_engines(settings)
+            self.internal = build_internal_engines(self.settings)
         return self.internal
 
 
@@ -98,11 +117,3 @@ def build_internal_engines(settings: Settings) -> InternalEngines:
 
         stt = PocketsphinxSTT()
     return InternalEngines(stt=stt, tts=EspeakTTS(voice=settings.voice_espeak_voice))
-
-
-def voice_runtime(services: Services) -> VoiceRuntime:
-    runtime = services.extras.get("voice")
-    if not isinstance(runtime, VoiceRuntime):
-        runtime = VoiceRuntime.from_settings(services.settings)
-        services.extras["voice"] = runtime
-    return runtime

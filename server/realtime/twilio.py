@@ -40,7 +40,6 @@ from fastapi.responses import Response
 
 from server.realtime.auth import Caller, authenticate
 from server.realtime.opening import SessionRefused, open_session
-from server.realtime.runtime import voice_runtime
 from server.services import Services
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
@@ -101,7 +100,7 @@ def connect_twiml(url: str, parameters: dict[str, str]) -> str:
 @router.post("/v1/twilio/voice")
 async def voice_webhook(request: Request) -> Response:
     services: Services = request.app.state.services
-    runtime = voice_runtime(services)
+    runtime = services.voice
     key = webhook_key(request.headers.get("authorization", ""))
     caller = (
         await authenticate(services, runtime.signer, f"Bearer {key}".encode("latin-1", "replace"), None)
@@ -180,7 +179,7 @@ async def _await_start(receive: Receive) -> StreamStart | None:
 @router.websocket(STREAM_PATH)
 async def media_stream(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
-    runtime = voice_runtime(services)
+    runtime = services.voice
     await websocket.accept()
     try:
         async with asyncio.timeout(START_TIMEOUT_SECONDS):

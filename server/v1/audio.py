@@ -32,7 +32,6 @@ from providers.errors import ProviderError
 from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
 from providers.speech.pcm import AudioFormatError
 from server.accounts import Principal
-from server.realtime.runtime import voice_runtime
 from server.services import Services
 from server.v1.asgi import admit
 from server.v1.errors import ApiError
@@ -78,8 +77,6 @@ def _unavailable(stage: str, exc: ProviderError) -> JSONResponse:
 
 async def _caller(request: Request) -> tuple[Services, Principal] | JSONResponse:
     services: Services = request.app.state.services
-    if services.gateway is None:
-        return _error(ApiError(503, "server_error", "the routed API is not configured", code="unavailable"))
     admitted = await admit(services.gateway, request.scope)
     if isinstance(admitted, ApiError):
         return _error(admitted)
@@ -119,7 +116,7 @@ async def transcriptions(request: Request) -> Response:
         )
     if response_format not in ("json", "text", "verbose_json"):
         return _invalid("response_format must be json, text or verbose_json", "response_format")
-    stt, _ = await voice_runtime(services).engines_for(services, principal)
+    stt, _ = await services.voice.engines_for(principal)
     try:
         transcript = await stt.transcribe(
             resample(pcm, rate, STT_SAMPLE_RATE),
@@ -175,7 +172,7 @@ async def speech(request: Request) -> Response:
         return _invalid(
             f"response_format must be one of {supported} on this server", "response_format", "unsupported_format"
         )
-    _, tts = await voice_runtime(services).engines_for(services, principal)
+    _, tts = await services.voice.engines_for(principal)
     stream = tts.synthesize(body.input, voice=body.voice)
     try:
         first = await anext(stream)

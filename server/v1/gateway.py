@@ -1,56 +1,72 @@
-"""The long-lived objects of the routed API, built once per process from the settings.
+"""The routed API's long-lived objects, and the guarded upstream session every surface shares.
 
-`Gateway.build` wires the upstream HTTP pool (with the base-URL guard inside its connector),
-one adapter per wire protocol, the cooldown store, the routing registry, the executor, the
-router, the API-key cache and the rate limiter. `Services` holds one; the voice session uses
-its `router` too.
+`Gateway` holds the upstream HTTP pool, the cooldown store, the routing registry, the router,
+the API-key cache and the rate limiter; `server.services.build_gateway` wires them once per
+process, and the voice runtime and the CLI's connection test use the same pool. Its sessions
+come from `guarded_session`, whose connector checks (and pins) every address it connects to.
 """
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from aiohttp.abc import AbstractResolver, ResolveResult
 
-from billing.preflight import NoopPreflight, Preflight
-from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
-from providers.adapters.base import ChatAdapter
-from providers.adapters.gemini_generate import GeminiGenerateAdapter
-from providers.adapters.openai_chat import OpenAIChatAdapter
-from providers.contract import WireProtocol
 from providers.http import DEFAULT_LIMITS, UpstreamClients
-from providers.vault.store import Vault
-from routing.catalog import Catalog, default_catalog
-from routing.cooldown_store import CooldownStore, make_cooldown_store
+from routing.catalog import Catalog
+from routing.cooldown_store import CooldownStore
 from routing.errors import BaseUrlRefusedError
-from routing.executor import Executor
-from routing.guard import GuardedTCPConnector, GuardPolicy, endpoint_guard
+from routing.guard import GuardedTCPConnector, GuardPolicy, Resolve
 from routing.model import ConnectionView
-from routing.redis_health import redis_client
 from routing.registry import Registry
-from routing.resolver import Resolver
-from routing.router import Router, UsageSink
+from routing.router import Router
 from server.v1.auth import ApiKeyCache
-from server.v1.ratelimit import RateLimit, RateLimiter, make_rate_limiter
-
-DEFAULT_RATE_LIMIT = RateLimit(requests=600, per_seconds=60.0)
-"""Per API key until the settings carry a value: 600 requests a minute, bursts of 600."""
+from server.v1.ratelimit import RateLimiter
 
 
-def guarded_session(policy: GuardPolicy, limits: httpx.Limits = DEFAULT_LIMITS) -> aiohttp.ClientSession:
+class ResolveAsAiohttp(AbstractResolver):
+    """A guard `Resolve` function as aiohttp's resolver, so the connector asks the same DNS
+    as `check_base_url` (production keeps aiohttp's own; tests inject one fake for both)."""
+
+    def __init__(self, resolve: Resolve) -> None:
+        self._resolve = resolve
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in await self._resolve(host, port)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+
+def guarded_session(
+    policy: GuardPolicy, limits: httpx.Limits = DEFAULT_LIMITS, resolve: Resolve | None = None
+) -> aiohttp.ClientSession:
     """aiohttp's client over `GuardedTCPConnector`: every address it connects to is checked.
 
     Used directly (not through httpx) for speed; see `providers.http.DEFAULT_BACKEND`.
+    `resolve` replaces aiohttp's DNS lookups (None: the system resolver).
     """
     connector = GuardedTCPConnector(
         policy,
         limit=limits.max_connections or 0,
         keepalive_timeout=limits.keepalive_expiry or 30.0,
         ssl=httpx.create_ssl_context(),
+        resolver=ResolveAsAiohttp(resolve) if resolve is not None else None,
     )
     return aiohttp.ClientSession(connector=connector, trust_env=False)
 
@@ -95,6 +111,8 @@ class CachedEndpointGuard:
 
 @dataclass
 class Gateway:
+    """The routed API's long-lived objects; `server.services.build_gateway` wires them."""
+
     upstream: UpstreamClients
     cooldowns: CooldownStore
     catalog: Catalog
@@ -102,72 +120,6 @@ class Gateway:
     router: Router
     api_keys: ApiKeyCache
     rate_limiter: RateLimiter
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        sessions: async_sessionmaker[AsyncSession],
-        vault: Vault,
-        usage: UsageSink,
-        guard: GuardPolicy,
-        redis_url: str | None = None,
-        environ: Mapping[str, str] | None = None,
-        rate_limit: RateLimit | None = DEFAULT_RATE_LIMIT,
-        preflight: Preflight | None = None,
-        catalog: Catalog | None = None,
-        poll_interval: float = 2.0,
-        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
-        redis_prefix: str = "patchbay:",
-    ) -> Gateway:
-        upstream = (
-            UpstreamClients(transport_factory=transport_factory)
-            if transport_factory is not None
-            else UpstreamClients(session_factory=lambda: guarded_session(guard))
-        )
-        adapters: dict[WireProtocol, ChatAdapter] = {
-            WireProtocol.OPENAI_CHAT: OpenAIChatAdapter(upstream),
-            WireProtocol.ANTHROPIC_MESSAGES: AnthropicMessagesAdapter(upstream),
-            WireProtocol.GEMINI_GENERATE: GeminiGenerateAdapter(upstream),
-        }
-        catalog = catalog or default_catalog()
-        resolver = Resolver(catalog)
-        cooldowns = make_cooldown_store(redis_url, prefix=redis_prefix)
-        registry = Registry(
-            sessions,
-            vault,
-            environ=environ,
-            poll_interval=poll_interval,
-            redis=redis_client(redis_url) if redis_url else None,
-            channel=f"{redis_prefix}config",
-            cooldowns=cooldowns,
-        )
-        executor = Executor(
-            resolver=resolver,
-            store=cooldowns,
-            credentials=registry.credential,
-            adapters=adapters,
-            guard=CachedEndpointGuard(endpoint_guard(guard)),
-        )
-        router = Router(
-            registry=registry,
-            resolver=resolver,
-            executor=executor,
-            usage=usage,
-            preflight=preflight or NoopPreflight(),
-        )
-        api_keys = ApiKeyCache(sessions)
-        registry.add_listener(api_keys.drop_org)
-        registry.poll_hooks.append(api_keys.poll)
-        return cls(
-            upstream=upstream,
-            cooldowns=cooldowns,
-            catalog=catalog,
-            registry=registry,
-            router=router,
-            api_keys=api_keys,
-            rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=redis_prefix),
-        )
 
     async def start(self) -> None:
         await self.registry.start()

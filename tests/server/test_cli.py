@@ -14,12 +14,16 @@ from click.testing import CliRunner, Result
 
 from server.cli import cli
 from server.db import Database, head_revision
+from server.services import Overrides
 
 
-async def run_cli(db_url: str, *args: str, input: str | None = None) -> Result:
+async def run_cli(db_url: str, *args: str, input: str | None = None, overrides: Overrides | None = None) -> Result:
+    """Run the CLI in process; `overrides` reach the composition root as click's context object."""
     runner = CliRunner()
     env = {"PATCHBAY_DATABASE_URL": db_url}
-    return await asyncio.to_thread(runner.invoke, cli, list(args), input=input, env=env, catch_exceptions=False)
+    return await asyncio.to_thread(
+        runner.invoke, cli, list(args), input=input, env=env, catch_exceptions=False, obj=overrides
+    )
 
 
 async def test_db_upgrade_is_idempotent_and_reports(db_url: str) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from server.services import Overrides
 from server.settings import Settings
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
@@ -110,3 +112,59 @@ async def test_speech_connection_runs_the_voice_probe(client: httpx.AsyncClient,
     assert body["probes"][-1]["name"] == "test_voice" and body["probes"][-1]["error_class"] == "quota_exhausted"
     assert body["connection"]["health"]["error_class"] == "quota_exhausted"
     assert key not in failed.text
+
+
+class RebindingDNS:
+    """An attacker's DNS: `rebind.test` is public for the first lookup and loopback after it."""
+
+    def __init__(self) -> None:
+        self.answers: list[str] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        if host != "rebind.test":
+            raise OSError("no such host")
+        answer = "93.184.216.34" if not self.answers else "127.0.0.1"
+        self.answers.append(answer)
+        return [answer]
+
+
+@pytest.fixture
+async def listener() -> AsyncIterator[tuple[int, list[str]]]:
+    """A loopback TCP port that records every connection it accepts (and hangs up)."""
+    accepted: list[str] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(str(writer.get_extra_info("peername")))
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1], accepted
+
+
+async def test_cli_test_refuses_a_name_rebound_to_loopback_between_check_and_connect(
+    db_url: str, tmp_path: Path, listener: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, accepted = listener
+    monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
+    assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    added = await run_cli(
+        db_url, "connection", "add", "--org", "acme", "--provider", "openai_compatible", "--name", "evil",
+        "--base-url", f"https://rebind.test:{port}/v1", "--model", "llama-3-70b", "--key-stdin", input=KEY,
+    )
+    assert added.exit_code == 0, added.output
+
+    dns = RebindingDNS()
+    tested = await run_cli(
+        db_url, "connection", "test", "--org", "acme", "openai_compatible:evil", "--json", overrides=Overrides(resolve=dns)
+    )
+
+    # The base-URL check saw the public answer; the connect asked again and got loopback.
+    assert dns.answers[:2] == ["93.184.216.34", "127.0.0.1"]
+    assert accepted == []
+    assert tested.exit_code == 1, tested.output
+    body = json.loads(tested.output)
+    assert [(p["name"], p["ok"], p["error_class"]) for p in body["probes"]] == [("guard", False, "permission")]
+    assert "rebind.test resolves to loopback address 127.0.0.1" in body["probes"][0]["message"]
+    assert body["connection"]["health"]["status"] == "failed"

@@ -28,7 +28,7 @@ from server.accounts import Principal
 from server.app import create_app
 from server.db import Database
 from server.realtime.runtime import EnginesFactory, VoiceRuntime
-from server.services import Services
+from server.services import Overrides, Services
 from server.settings import Settings
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
@@ -60,6 +60,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key=TEST_MASTER_KEY,
+        api_key_rate_limit="off",
         voice_max_frame_bytes=64 * 1024,
     )
 
@@ -89,9 +90,7 @@ class Patchbay:
 
     @property
     def runtime(self) -> VoiceRuntime:
-        runtime = self.services.extras["voice"]
-        assert isinstance(runtime, VoiceRuntime)
-        return runtime
+        return self.services.voice
 
 
 async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
@@ -109,11 +108,7 @@ async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
 async def patchbay(
     settings: Settings, db: Database, llm_served: tuple[OpenAIEmulator, str], engines: EnginesFactory | None
 ) -> AsyncIterator[Patchbay]:
-    services = Services.build(settings, db)
-    services.attach_gateway(rate_limit=None)
-    runtime = VoiceRuntime.from_settings(settings)
-    runtime.engines = engines
-    services.extras["voice"] = runtime
+    services = Services.build(settings, db, Overrides(voice_engines=engines))
     org_id, key = await _seed(services, llm_served[1])
     app = create_app(settings, services=services)
     port = free_port()

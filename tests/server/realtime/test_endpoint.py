@@ -291,7 +291,7 @@ async def test_session_limit_counts_other_workers_sessions_through_redis(
     def worker() -> RedisSessionLimiter:
         return RedisSessionLimiter(Redis.from_url(redis_url), 1, prefix=unique_prefix)
 
-    principal = await patchbay.services.require_gateway().api_keys.authenticate(patchbay.key)
+    principal = await patchbay.services.gateway.api_keys.authenticate(patchbay.key)
     assert principal is not None
     patchbay.runtime.sessions = worker()  # closed with the app
     other = worker()  # another worker process, holding the key's only slot

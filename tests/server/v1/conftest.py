@@ -22,7 +22,7 @@ from providers.vault.secret import Secret
 from server import accounts
 from server.app import create_app
 from server.db import Database
-from server.services import Services
+from server.services import Overrides, Services
 from server.settings import Settings
 from server.v1.ratelimit import RateLimit
 from tests.emulators.harness import ServedGroup, free_port
@@ -72,8 +72,23 @@ def use_redis() -> bool:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str, use_redis: bool, request: pytest.FixtureRequest) -> Settings:
+def rate_limit() -> RateLimit | None:
+    """Parametrize to limit each key; None turns limiting off."""
+    return None
+
+
+@pytest.fixture
+def overrides() -> Overrides:
+    """Override in a test module to substitute parts of the composition root."""
+    return Overrides()
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, db_url: str, use_redis: bool, rate_limit: RateLimit | None, request: pytest.FixtureRequest
+) -> Settings:
     return Settings(
+        api_key_rate_limit=f"{rate_limit.requests}/{rate_limit.per_seconds}" if rate_limit else "off",
         redis_url=request.getfixturevalue("redis_url") if use_redis else None,
         data_dir=tmp_path,
         database_url=db_url,
@@ -82,11 +97,6 @@ def settings(tmp_path: Path, db_url: str, use_redis: bool, request: pytest.Fixtu
         allow_plain_http_base_urls=True,
         master_key=TEST_MASTER_KEY,
     )
-
-
-@pytest.fixture
-def rate_limit() -> RateLimit | None:
-    return None
 
 
 @dataclass
@@ -123,10 +133,9 @@ async def _seed(svc: Services, up: Upstreams) -> tuple[str, str, str]:
 
 @pytest.fixture
 async def patchbay(
-    settings: Settings, db: Database, upstreams: Upstreams, rate_limit: RateLimit | None
+    settings: Settings, db: Database, upstreams: Upstreams, overrides: Overrides
 ) -> AsyncIterator[Patchbay]:
-    services = Services.build(settings, db)
-    services.attach_gateway(rate_limit=rate_limit)
+    services = Services.build(settings, db, overrides)
     org_id, key, agent_key = await _seed(services, upstreams)
     app = create_app(settings, services=services)
     port = free_port()

@@ -20,7 +20,6 @@ from providers.errors import ProviderError
 from providers.speech.base import STTEngine, TTSEngine
 from providers.speech.pcm import wav_bytes
 from server.accounts import Principal
-from server.realtime.runtime import VoiceRuntime
 from tests.server.v1.conftest import Patchbay
 from tests.voice.fakes import FakeSTT, FakeTTS, tone
 from tests.voice.speech import speak
@@ -28,13 +27,10 @@ from voice.audio import encode_file
 
 
 def install(patchbay: Patchbay, stt: STTEngine, tts: TTSEngine) -> None:
-    runtime = VoiceRuntime.from_settings(patchbay.services.settings)
-
     def build(principal: Principal) -> tuple[STTEngine, TTSEngine]:
         return stt, tts
 
-    runtime.engines = build
-    patchbay.services.extras["voice"] = runtime
+    patchbay.services.voice.engines = build
 
 
 @pytest.fixture

@@ -1,0 +1,61 @@
+"""The composition root: one of each long-lived object, shared by every surface, and overrides
+that reach the parts they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from server.accounts import Principal
+from server.admin.token import token_path
+from server.db import Database
+from server.services import Overrides, Services
+from server.settings import Settings
+from tests.voice.fakes import FakeSTT, FakeTTS
+from voice.engines import InternalEngines
+from voice.stt.base import STTEngine
+from voice.tts.base import TTSEngine
+
+PRINCIPAL = Principal(org_id="org_x", key_id="key_x", agent_id=None)
+
+
+async def test_every_surface_shares_one_gateway(tmp_path: Path, db: Database) -> None:
+    services = Services.build(Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://"), db)
+    try:
+        assert services.voice.gateway is services.gateway
+        tools = services.verify_tools()
+        assert tools.clients is services.gateway.upstream
+        assert tools.catalog is services.gateway.catalog
+        # An admin change drops the registry's snapshot of that org (and only through the root).
+        assert services.config_listeners == [services.gateway.registry.changed]
+    finally:
+        await services.aclose()
+
+
+async def test_overrides_reach_the_voice_runtime_and_the_verify_tools(tmp_path: Path, db: Database) -> None:
+    stt, tts = FakeSTT(text="hi"), FakeTTS()
+
+    def engines(principal: Principal) -> tuple[STTEngine, TTSEngine]:
+        return stt, tts
+
+    async def dns(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"]
+
+    internal = InternalEngines(stt=FakeSTT(), tts=FakeTTS())
+    overrides = Overrides(resolve=dns, voice_engines=engines, internal_engines=internal)
+    services = Services.build(Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://"), db, overrides)
+    try:
+        assert await services.voice.engines_for(PRINCIPAL) == (stt, tts)
+        assert services.voice.internal_engines() is internal
+        assert services.verify_tools().resolve is dns
+    finally:
+        await services.aclose()
+
+
+async def test_the_cli_root_leaves_the_admin_token_file_alone(tmp_path: Path, db: Database) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://")
+    services = Services.build(settings, db, admin_api=False)
+    await services.aclose()
+    assert services.admin_token is None and not token_path(settings).exists()
+    served = Services.build(settings, db)
+    await served.aclose()
+    assert served.admin_token is not None and token_path(settings).exists()
