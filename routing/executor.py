@@ -97,7 +97,7 @@ class Executor:
         self.runner = runner or AttemptRunner(store=store, clock=clock, retry=retry)
         self._credentials = credentials
         self._adapters = adapters
-        self._guard = guard
+        self.guard = guard
 
     async def plan(self, org: OrgRouting, route: RouteRequest) -> Plan:
         """Resolve with one batched read of the candidate profiles' states."""
@@ -115,7 +115,7 @@ class Executor:
         adapter = self._adapters.get(preset.protocol)
         if adapter is None:
             return skipped(attempt, f"no_adapter:{preset.protocol.value}")
-        refused = await check_endpoint(self._guard, attempt)
+        refused = await check_endpoint(self.guard, attempt)
         if refused is not None:
             return refused
         credential = read_credential(self._credentials, attempt)

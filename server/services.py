@@ -37,6 +37,7 @@ from routing.redis_health import redis_client
 from routing.registry import Registry
 from routing.resolver import Resolver
 from routing.router import Router, UsageSink
+from routing.speech import BuiltIn
 from routing.verify import VerifyTools
 from server.admin.token import AdminTokenError, load_admin_token
 from server.db import Database, head_revision
@@ -46,7 +47,6 @@ from server.v1.auth import ApiKeyCache
 from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_session
 from server.v1.ratelimit import RateLimit, make_rate_limiter
 from server.vault_keys import build_vault
-from voice.engines import InternalEngines
 
 REDIS_PREFIX = "patchbay:"
 
@@ -64,7 +64,7 @@ class Overrides:
     own lookups both ask it, so a fake can answer differently at check and at connect."""
     voice_engines: EnginesFactory | None = None
     """Every caller's STT and TTS, instead of chains built from the org's connections."""
-    internal_engines: InternalEngines | None = None
+    internal_engines: BuiltIn | None = None
     """The offline engines at the end of every chain, instead of loading Whisper and espeak-ng."""
     voice_llm: LLMFactory | None = None
     """Each voice session's LLM, instead of the router."""

@@ -34,6 +34,10 @@ class TurnLatency:
     tts_first_byte: float | None = None
     first_audio: float | None = None
     tts_provider: str | None = None
+    stt_route: str | None = None
+    """The attempt trace of the turn's transcript (`elevenlabs:org/scribe_v1=skipped:disabled:auth;...`)."""
+    tts_route: str | None = None
+    """The attempt trace of the reply's first spoken sentence."""
 
     def mark(self, name: str) -> None:
         """Record `name` now, once: the first occurrence is the one that matters."""
@@ -81,6 +85,7 @@ class TurnLatency:
             "v2v_ms": self.v2v_ms,
             "server_ms": self.server_ms,
             "tts_provider": self.tts_provider,
+            **{k: v for k, v in (("stt_route", self.stt_route), ("tts_route", self.tts_route)) if v},
         }
 
 

@@ -147,8 +147,10 @@ class ResponseRun:
             error_code=None if self.error is None else f"{self.error_stage}_unavailable",
         )
 
-    def record_usage(self, accounts: TurnAccounts, status: str, *, llm_recorded: bool) -> None:
-        """The LLM segment (unless the router wrote it) and the TTS segments, by outcome."""
+    def record_usage(
+        self, accounts: TurnAccounts, status: str, *, llm_recorded: bool, tts_recorded: bool
+    ) -> None:
+        """The LLM and TTS segments, by outcome, unless the routed engines wrote them."""
         outcome = {"completed": SegmentStatus.OK, "cancelled": SegmentStatus.CANCELLED}.get(
             status, SegmentStatus.FAILED
         )
@@ -156,7 +158,7 @@ class ResponseRun:
         if self.served is not None and not llm_recorded:
             llm_outcome = SegmentStatus.FAILED if self.error_stage == "llm" else outcome
             accounts.llm(self.turn_id, self.served, self.usage, latency_ms=ttfb["llm"], status=llm_outcome)
-        if self.spoke:
+        if self.spoke and not tts_recorded:
             accounts.tts(self.turn_id, self.tally, latency_ms=ttfb["tts"], status=outcome)
 
 
@@ -345,7 +347,7 @@ class ResponsePipeline:
         start_ms = self._encoder.position_ms
         announced = False
         produced = 0
-        stream = tts.synthesize(chunk, voice=run.voice)
+        stream = tts.synthesize(chunk, voice=run.voice, turn_id=run.turn_id)
         try:
             async for pcm in stream:
                 run.latency.mark("tts_first_byte")
@@ -368,6 +370,7 @@ class ResponsePipeline:
             if produced:
                 served = getattr(tts, "last_served", None) or tts
                 run.latency.tts_provider = run.latency.tts_provider or served.name
+                run.latency.tts_route = run.latency.tts_route or getattr(tts, "last_route", None)
                 run.tally.add(
                     served.name, served.billing_source, len(chunk), produced / (2 * tts.sample_rate)
                 )

@@ -214,7 +214,7 @@ class VoiceSession:
         turn.latency.mark("stt_start")
         stt = self._stt
         try:
-            transcript = await stt.transcribe(pcm, language=self.config.language)
+            transcript = await stt.transcribe(pcm, language=self.config.language, turn_id=turn.turn_id)
         except ProviderError as exc:
             log.warning(
                 "stt failed",
@@ -229,15 +229,16 @@ class VoiceSession:
             )
             return False
         turn.latency.mark("transcript")
-        served = getattr(stt, "last_served", None) or stt
-        self._accounts.stt(
-            turn.turn_id,
-            transcript.engine,
-            served.billing_source,
-            transcript.audio_seconds,
-            model=transcript.model,
-            latency_ms=turn.latency.ttfb_ms["stt"],
-        )
+        turn.latency.stt_route = getattr(stt, "last_route", None)
+        if not stt.records_usage:
+            self._accounts.stt(
+                turn.turn_id,
+                transcript.engine,
+                stt.billing_source,
+                transcript.audio_seconds,
+                model=transcript.model,
+                latency_ms=turn.latency.ttfb_ms["stt"],
+            )
         self.conversation.replace(replace(item, text=transcript.text, status="completed"))
         turn.transcribed = True
         self.outbox.put(InputTranscriptCompleted(item.id, transcript.text, transcript.audio_seconds))
@@ -389,7 +390,9 @@ class VoiceSession:
             log.exception("voice response crashed", extra={"fields": {"session": self.context.session_id}})
             status = "failed"
         finally:
-            run.record_usage(self._accounts, status, llm_recorded=self._llm.records_usage)
+            run.record_usage(
+                self._accounts, status, llm_recorded=self._llm.records_usage, tts_recorded=self._tts.records_usage
+            )
         active = self._active
         if active is not None and active.run is run:
             self._finish(run, status)

@@ -16,7 +16,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
@@ -65,9 +65,15 @@ class STTEngine(ABC):
 
     name: str
     billing_source: BillingSource
+    records_usage: ClassVar[bool] = False
+    """True for a composite that writes its own usage segments (the routed chains); whoever
+    calls it then records nothing for the segment."""
     clock: Clock = SYSTEM_CLOCK
 
-    async def transcribe(self, pcm16_16k: bytes, *, language: str | None = None) -> Transcript:
+    async def transcribe(
+        self, pcm16_16k: bytes, *, language: str | None = None, turn_id: str | None = None
+    ) -> Transcript:
+        """`turn_id` ties the segment to a voice turn where the engine records usage; others ignore it."""
         if len(pcm16_16k) % 2:
             raise ProviderError(
                 ErrorClass.INVALID_REQUEST,
@@ -146,10 +152,16 @@ class TTSEngine(ABC):
 
     name: str
     billing_source: BillingSource
+    records_usage: ClassVar[bool] = False
+    """True for a composite that writes its own usage segments (the routed chains); whoever
+    calls it then records nothing for the segment."""
     sample_rate: int
     clock: Clock = SYSTEM_CLOCK
 
-    async def synthesize(self, text: str, *, voice: str | None = None) -> AsyncGenerator[bytes, None]:
+    async def synthesize(
+        self, text: str, *, voice: str | None = None, turn_id: str | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """`turn_id` ties the segment to a voice turn where the engine records usage; others ignore it."""
         if not text.strip():
             return
         started = self.clock.now()

@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from providers.db import new_id
+from routing.intents import Intent
 from server.realtime.auth import Caller
 from server.realtime.runtime import VoiceRuntime
 from server.realtime.session_limit import SessionLimitError
@@ -56,7 +57,7 @@ async def open_session(
             api_key_id=principal.key_id,
             model=route_model(model),
         )
-        stt, tts = await runtime.engines_for(principal)
+        stt, tts = await runtime.engines_for(principal, request_id=session_id, intent=Intent.VOICE_TURN)
         yield VoiceSession(
             context,
             stt=stt,

@@ -9,10 +9,15 @@ production builds everything from the org's connections.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from providers.speech.base import STTEngine, TTSEngine
+from routing.intents import Intent
+from routing.routed_engines import RoutedSTT, RoutedTTS
+from routing.router import CallContext
+from routing.speech import BuiltIn, SpeechRouter
 from server.accounts import Principal
 from server.realtime.llm import RouterTurnLLM
 from server.realtime.session_limit import SessionLimiter, make_session_limiter
@@ -20,7 +25,6 @@ from server.realtime.tokens import TokenSigner
 from server.settings import Settings
 from server.v1.gateway import Gateway
 from voice.config import SessionLimits
-from voice.engines import Cloud, InternalEngines, stt_chain, tts_chain
 from voice.latency import LatencyStats
 from voice.llm import TurnLLM
 from voice.turn import SessionContext
@@ -41,7 +45,7 @@ class VoiceRuntime:
     settings: Settings
     gateway: Gateway
     """The routed API: its router answers turns, its pool and credentials serve cloud speech."""
-    internal: InternalEngines | None = None
+    internal: BuiltIn | None = None
     """Built on first use (loading a Whisper model takes seconds); set up front to replace them."""
     engines: EnginesFactory | None = None
     """Replaces building chains from the org's connections (tests, benchmarks)."""
@@ -55,7 +59,7 @@ class VoiceRuntime:
         settings: Settings,
         gateway: Gateway,
         *,
-        internal: InternalEngines | None = None,
+        internal: BuiltIn | None = None,
         engines: EnginesFactory | None = None,
         llm: LLMFactory | None = None,
     ) -> VoiceRuntime:
@@ -80,14 +84,33 @@ class VoiceRuntime:
         """Stop the session limiter's lease renewal and hand back this process's slots."""
         await self.sessions.aclose()
 
-    async def engines_for(self, principal: Principal) -> tuple[STTEngine, TTSEngine]:
-        """The caller's STT and TTS chains: the org's voice connections, internal engines last."""
+    async def engines_for(
+        self, principal: Principal, *, request_id: str | None = None, intent: Intent | None = None
+    ) -> tuple[STTEngine, TTSEngine]:
+        """The caller's STT and TTS: its agent's or org's speech chains, the built-in engines
+        last, each segment run by the one attempt runner (`routing.speech`). `request_id` and
+        `intent` go on the usage records (a session's id and `voice_turn` for live calls)."""
         if self.engines is not None:
             return self.engines(principal)
-        internal = self.internal_engines()
-        org = await self.gateway.router.org(principal.org_id)
-        cloud = Cloud(self.gateway.upstream, self.gateway.registry.credential)
-        return stt_chain(org, internal, cloud), tts_chain(org, internal, cloud)
+        ctx = CallContext(
+            org_id=principal.org_id,
+            agent_id=principal.agent_id,
+            api_key_id=principal.key_id,
+            request_id=request_id,
+            intent=intent,
+        )
+        return RoutedSTT(self.speech, ctx), RoutedTTS(self.speech, ctx)
+
+    @functools.cached_property
+    def speech(self) -> SpeechRouter:
+        gateway = self.gateway
+        return SpeechRouter(
+            gateway.router,
+            builtin=self.internal_engines,
+            clients=gateway.upstream,
+            credentials=gateway.registry.credential,
+            guard=gateway.router.executor.guard,
+        )
 
     def llm_for(self, context: SessionContext) -> TurnLLM:
         """The session's LLM: the router (intent `voice_turn`), unless replaced."""
@@ -95,13 +118,13 @@ class VoiceRuntime:
             return self.llm(context)
         return RouterTurnLLM(self.gateway.router, context)
 
-    def internal_engines(self) -> InternalEngines:
+    def internal_engines(self) -> BuiltIn:
         if self.internal is None:
             self.internal = build_internal_engines(self.settings)
         return self.internal
 
 
-def build_internal_engines(settings: Settings) -> InternalEngines:
+def build_internal_engines(settings: Settings) -> BuiltIn:
     """espeak-ng for TTS; Whisper when its model directory is there, else pocketsphinx."""
     from voice.models import is_model_dir, whisper_model_dir
     from voice.tts.espeak import EspeakTTS
@@ -116,4 +139,4 @@ def build_internal_engines(settings: Settings) -> InternalEngines:
         from voice.stt.pocketsphinx import PocketsphinxSTT
 
         stt = PocketsphinxSTT()
-    return InternalEngines(stt=stt, tts=EspeakTTS(voice=settings.voice_espeak_voice))
+    return BuiltIn(stt=stt, tts=EspeakTTS(voice=settings.voice_espeak_voice))

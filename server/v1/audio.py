@@ -1,8 +1,8 @@
 """`POST /v1/audio/transcriptions` and `POST /v1/audio/speech`, OpenAI-compatible, routed.
 
-Both use the caller's voice chains (the org's `stt` / `tts` connections, internal engines
-last; see `voice.engines`), so they fall back exactly as a live voice session does, and both
-record one usage segment with the serving engine's billing source.
+Both use the caller's speech chains (its agent's or org's `stt` / `tts` chains, the built-in
+engines last; see `routing.speech`), so they fall back and cool down exactly as a live voice
+session does, and each request is one usage segment with the serving engine's billing source.
 
 - transcriptions: multipart `file` (WAV, FLAC, Ogg, MP3: what libsndfile reads), `language`,
   `response_format` json | text | verbose_json. `model` is accepted and ignored: the route
@@ -124,15 +124,15 @@ async def transcriptions(request: Request) -> Response:
         )
     except ProviderError as exc:
         return _unavailable("stt", exc)
-    served = getattr(stt, "last_served", None) or stt
-    _accounts(services, principal, "stt").stt(
-        None,
-        transcript.engine,
-        served.billing_source,
-        transcript.audio_seconds,
-        model=transcript.model,
-        latency_ms=None,
-    )
+    if not stt.records_usage:
+        _accounts(services, principal, "stt").stt(
+            None,
+            transcript.engine,
+            stt.billing_source,
+            transcript.audio_seconds,
+            model=transcript.model,
+            latency_ms=None,
+        )
     if response_format == "text":
         return PlainTextResponse(transcript.text)
     body: dict[str, object] = {"text": transcript.text}
@@ -239,7 +239,8 @@ class _Speech:
             raise
         finally:
             await aclose_quietly(self._stream)
-            tally = TtsTally()
-            tts, served = self._tts, self._served
-            tally.add(served.name, served.billing_source, len(self._text), produced / (2 * tts.sample_rate))
-            self._accounts.tts(None, tally, latency_ms=None, status=status)
+            if not self._tts.records_usage:
+                tally = TtsTally()
+                tts, served = self._tts, self._served
+                tally.add(served.name, served.billing_source, len(self._text), produced / (2 * tts.sample_rate))
+                self._accounts.tts(None, tally, latency_ms=None, status=status)

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from providers.speech.base import STTEngine, TTSEngine
+from routing.speech import BuiltIn
 from server.accounts import Principal
 from server.admin.token import token_path
 from server.db import Database
 from server.services import Overrides, Services
 from server.settings import Settings
 from tests.voice.fakes import FakeSTT, FakeTTS
-from voice.engines import InternalEngines
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
 
 PRINCIPAL = Principal(org_id="org_x", key_id="key_x", agent_id=None)
 
@@ -40,7 +39,7 @@ async def test_overrides_reach_the_voice_runtime_and_the_verify_tools(tmp_path: 
     async def dns(host: str, port: int) -> list[str]:
         return ["93.184.216.34"]
 
-    internal = InternalEngines(stt=FakeSTT(), tts=FakeTTS())
+    internal = BuiltIn(stt=FakeSTT(), tts=FakeTTS())
     overrides = Overrides(resolve=dns, voice_engines=engines, internal_engines=internal)
     services = Services.build(Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://"), db, overrides)
     try:

@@ -24,7 +24,6 @@ from voice.audio import PCM16_16K, ULAW_8K, encode_from_pcm16, resample
 from voice.clock import ManualClock
 from voice.config import SessionConfig, SessionLimits
 from voice.session import ClientError, VoiceSession
-from voice.tts.fallback import FallbackTTS
 from voice.turn import SessionContext
 
 QUESTION = "Can you book a table for two at seven?"
@@ -51,7 +50,7 @@ def spoken_turn(text: str = QUESTION, trailing_ms: int = 800) -> bytes:
 def make_session(
     *,
     llm: FakeLLM | None = None,
-    tts: FakeTTS | FallbackTTS | None = None,
+    tts: FakeTTS | None = None,
     stt: FakeSTT | None = None,
     config: SessionConfig | None = None,
     usage: Usage | None = None,
@@ -308,29 +307,6 @@ async def test_manual_buffer_limit() -> None:
     with pytest.raises(ClientError) as caught:
         session.append_audio(silence(200))
     assert caught.value.code == "input_audio_buffer_full"
-
-
-async def test_tts_rate_limit_falls_back_inside_the_session() -> None:
-    usage = Usage()
-    failing = FakeTTS(
-        "elevenlabs:org",
-        error=ProviderError(ErrorClass.RATE_LIMIT, "busy", provider="elevenlabs"),
-        billing_source=BillingSource.BYOK,
-    )
-    backup = FakeTTS("internal:espeak", sample_rate=22_050)
-    session = make_session(
-        tts=FallbackTTS([failing, backup], sample_rate=24_000),
-        usage=usage,
-        config=SessionConfig(input_format=PCM16_16K, turn_detection=None),
-    )
-    session.add_text("user", "hi")
-    session.create_response()
-    await session.idle()
-    done = drain(session)[-1]
-    assert isinstance(done, ev.ResponseDone) and done.status == "completed"
-    assert done.metadata["tts_provider"] == "internal:espeak"
-    tts = [s for s in usage.segments if s.segment is Segment.TTS]
-    assert [(s.provider, s.billing_source) for s in tts] == [("internal", BillingSource.PLATFORM)]
 
 
 async def test_tts_failure_fails_the_response_not_the_session() -> None:

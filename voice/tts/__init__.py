@@ -1,6 +1,2 @@
-"""Text-to-speech in voice: the fallback chain and the internal espeak-ng engine (the engine
-seam is providers.speech.base)."""
-
-from voice.tts.fallback import FallbackTTS
-
-__all__ = ["FallbackTTS"]
+"""Text-to-speech in voice: the built-in espeak-ng engine. The engine seam is
+`providers.speech.base`; chains and fallback are `routing.speech`'s."""

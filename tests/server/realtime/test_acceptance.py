@@ -12,8 +12,11 @@ from typing import Any
 
 import openai
 import pytest
+from sqlalchemy import select
 
+from billing.tables import UsageRecord
 from providers.vault.secret import Secret
+from routing.speech import BuiltIn
 from server.realtime.runtime import EnginesFactory
 from server.settings import Settings
 from tests.emulators import elevenlabs as el
@@ -24,7 +27,6 @@ from tests.voice.fakes import FakeSTT
 from tests.voice.speech import silence, speak
 from tests.voice.wer import word_error_rate
 from voice.audio import resample
-from voice.engines import InternalEngines
 from voice.models import ModelError, assemble_whisper_base
 from voice.tts.espeak import EspeakTTS
 
@@ -121,7 +123,35 @@ def eleven() -> Any:
         yield emulator, served.url
 
 
-async def test_elevenlabs_429_falls_back_to_espeak_and_the_call_goes_on(
+async def spoken_reply(client: Client, text: str) -> dict[str, Any]:
+    """One text turn answered aloud; its `response.done` response."""
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+    )
+    await client.send("response.create")
+    events = await client.until("response.done", within=20)
+    assert any(e["type"] == "response.output_audio.delta" for e in events)
+    done: dict[str, Any] = events[-1]["response"]
+    assert done["status"] == "completed"
+    return done
+
+
+async def quiet_session(connect: Any) -> Client:
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    return client
+
+
+async def tts_segments(patchbay: Patchbay) -> list[tuple[str | None, str]]:
+    await patchbay.services.usage.flush()
+    async with patchbay.services.db.session() as s:
+        rows = (await s.execute(select(UsageRecord).where(UsageRecord.segment == "tts"))).scalars().all()
+    return [(r.profile_id, r.billing_source) for r in sorted(rows, key=lambda r: r.created_at)]
+
+
+async def test_a_refused_tts_key_falls_to_espeak_and_is_not_called_again_until_replaced(
     patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
 ) -> None:
     emulator, url = eleven
@@ -129,35 +159,73 @@ async def test_elevenlabs_429_falls_back_to_espeak_and_the_call_goes_on(
         await patchbay.services.connections().create(
             s, patchbay.org_id, provider="elevenlabs", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
         )
-    patchbay.services.config_changed(patchbay.org_id)
-    runtime = patchbay.runtime
-    runtime.internal = InternalEngines(stt=FakeSTT(), tts=EspeakTTS())
-    emulator.recorder.script(el.too_many_concurrent(), el.quota_exceeded())
-    llm.enqueue(
-        Scenario(text="First answer."), Scenario(text="Second answer."), Scenario(text="Third answer.")
-    )
-
-    client: Client = await connect()
-    await client.until("session.created")
-    await client.send(
-        "session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
-    )
-    providers = []
-    for turn in range(3):
-        await client.send(
-            "conversation.item.create",
-            item={
-                "type": "message",
-                "role": "user",
-                "content": [{"type": "input_text", "text": f"turn {turn}"}],
-            },
+        await patchbay.services.agents().set_org_routing(
+            s, patchbay.org_id, chains={"chat": ["openai/gpt-4o-mini"], "tts": ["elevenlabs/eleven_flash_v2_5"]}
         )
+    patchbay.services.config_changed(patchbay.org_id)
+    patchbay.runtime.internal = BuiltIn(stt=FakeSTT(), tts=EspeakTTS())
+    emulator.recorder.script(el.invalid_api_key())
+    llm.enqueue(*(Scenario(text=f"Answer {n}.") for n in range(4)))
+
+    # The first turn: ElevenLabs refuses the key, espeak-ng speaks, the call goes on.
+    client = await quiet_session(connect)
+    done = await spoken_reply(client, "first")
+    assert done["metadata"]["tts_provider"] == "internal:espeak"
+    assert done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=failed:auth;internal:espeak/espeak=served"
+    # The next turn, and a new session: the disabled profile is skipped, with the reason.
+    done = await spoken_reply(client, "second")
+    skipped = "elevenlabs:default/eleven_flash_v2_5=skipped:disabled:auth;internal:espeak/espeak=served"
+    assert done["metadata"]["tts_route"] == skipped
+    other = await quiet_session(connect)
+    assert (await spoken_reply(other, "third"))["metadata"]["tts_route"] == skipped
+    assert len(emulator.recorder.requests) == 1
+
+    # A new key ends the disable window: ElevenLabs speaks again.
+    async with patchbay.services.db.session() as s:
+        await patchbay.services.connections().replace_key(
+            s, patchbay.org_id, "elevenlabs:default", Secret("xi-CANARY-fedcba9876543210")
+        )
+    patchbay.services.config_changed(patchbay.org_id)
+    await patchbay.services.gateway.registry.get(patchbay.org_id)
+    fresh = await quiet_session(connect)
+    done = await spoken_reply(fresh, "fourth")
+    assert done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=served"
+    assert len(emulator.recorder.requests) == 2
+
+    # One usage segment per sentence spoken, billed to whoever spoke it.
+    segments = await tts_segments(patchbay)
+    assert segments[:3] == [("internal:espeak", "platform")] * 3
+    assert segments[3:] == [("elevenlabs:default", "byok")]
+
+
+async def test_a_refused_stt_key_falls_to_the_builtin_engine_and_is_then_skipped(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
+) -> None:
+    emulator, url = eleven
+    async with patchbay.services.db.session() as s:
+        await patchbay.services.connections().create(
+            s, patchbay.org_id, provider="elevenlabs", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
+        )
+        await patchbay.services.agents().set_org_routing(
+            s, patchbay.org_id, chains={"chat": ["openai/gpt-4o-mini"], "stt": ["elevenlabs/scribe_v1"], "tts": []}
+        )
+    patchbay.services.config_changed(patchbay.org_id)
+    patchbay.runtime.internal = BuiltIn(stt=FakeSTT("internal:whisper", text="book a table"), tts=EspeakTTS())
+    emulator.recorder.script(el.invalid_api_key())
+    llm.enqueue(*(Scenario(text=f"Answer {n}.") for n in range(2)))
+
+    client = await quiet_session(connect)
+    routes = []
+    for _ in range(2):
+        await client.send("input_audio_buffer.append", audio=base64.b64encode(bytes(24_000 * 2)).decode())
+        await client.send("input_audio_buffer.commit")
+        events = await client.until("conversation.item.input_audio_transcription.completed", within=20)
+        assert events[-1]["transcript"] == "book a table"
         await client.send("response.create")
-        events = await client.until("response.done", within=20)
-        done = events[-1]["response"]
-        assert done["status"] == "completed"
-        assert any(e["type"] == "response.output_audio.delta" for e in events)
-        providers.append(done["metadata"]["tts_provider"])
-    # 429, then 401 quota_exceeded: espeak-ng speaks; then ElevenLabs is healthy again.
-    assert providers == ["internal:espeak", "internal:espeak", "elevenlabs:default"]
-    assert len(emulator.recorder.requests) == 3
+        done = (await client.until("response.done", within=20))[-1]["response"]
+        routes.append(done["metadata"]["stt_route"])
+    assert routes == [
+        "elevenlabs:default/scribe_v1=failed:auth;internal:whisper/whisper=served",
+        "elevenlabs:default/scribe_v1=skipped:disabled:auth;internal:whisper/whisper=served",
+    ]
+    assert len(emulator.recorder.requests) == 1

@@ -1,0 +1,115 @@
+"""A caller's speech chains as one STT engine and one TTS engine (fallback is a composite
+with the same interface): what a voice session or an `/v1/audio/*` request holds.
+
+Each call is one segment run by `routing.speech.SpeechRouter` (planned, held, attempted,
+cooled down, settled, recorded), so `records_usage` is True and the caller records nothing
+itself. Routing failures become the `ProviderError` the voice pipeline knows; `last_served`
+names the engine that served the latest segment, for latency reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass, replace
+
+from billing.preflight import InsufficientCreditsError
+from providers.contract import BillingSource, ErrorClass
+from providers.errors import ProviderError
+from providers.speech.base import STTEngine, Transcript, TTSEngine
+from routing.errors import AllAttemptsFailedError, RoutingError
+from routing.resolver import PlannedAttempt
+from routing.router import CallContext
+from routing.runner import Run
+from routing.speech import OUTPUT_RATE, SpeechRouter
+from routing.trace import AttemptTrace
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Who served a segment, as the voice session's accounts read an engine."""
+
+    name: str
+    billing_source: BillingSource
+
+
+def _served(attempt: PlannedAttempt | None) -> Served | None:
+    if attempt is None:
+        return None
+    return Served(attempt.connection.profile_id, attempt.billing_source)
+
+
+def _as_provider_error(exc: Exception, kind: str) -> ProviderError:
+    if isinstance(exc, AllAttemptsFailedError):
+        last = exc.last_error
+        error_class = last.error_class if last is not None else ErrorClass.SERVER_ERROR
+        return ProviderError(error_class, f"no {kind} engine served the segment", provider="router")
+    if isinstance(exc, InsufficientCreditsError):
+        return ProviderError(ErrorClass.QUOTA_EXHAUSTED, "not enough credits", provider="router")
+    return ProviderError(ErrorClass.NOT_FOUND, str(exc), provider="router")
+
+
+class RoutedSTT(STTEngine):
+    records_usage = True
+    billing_source = BillingSource.PLATFORM
+    """Unused: each segment is billed to the engine that served it."""
+
+    def __init__(self, speech: SpeechRouter, ctx: CallContext) -> None:
+        self.name = "routed:stt"
+        self._speech = speech
+        self._ctx = ctx
+        self.last_served: Served | None = None
+        self.last_route: str | None = None
+        """The latest segment's attempt trace in header form: who was tried, skipped and why."""
+
+    async def transcribe(
+        self, pcm16_16k: bytes, *, language: str | None = None, turn_id: str | None = None
+    ) -> Transcript:
+        ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
+        run = Run(AttemptTrace(intent="stt"))
+        try:
+            transcript = await self._speech.transcribe(ctx, pcm16_16k, language=language, run=run)
+        except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
+            raise _as_provider_error(exc, "STT") from None
+        finally:
+            self.last_route = run.trace.header()
+        self.last_served = _served(run.served)
+        return transcript
+
+    async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
+        return await self.transcribe(pcm16_16k, language=language)
+
+
+class RoutedTTS(TTSEngine):
+    records_usage = True
+    billing_source = BillingSource.PLATFORM
+    """Unused: each segment is billed to the engine that served it."""
+    sample_rate = OUTPUT_RATE
+
+    def __init__(self, speech: SpeechRouter, ctx: CallContext) -> None:
+        self.name = "routed:tts"
+        self._speech = speech
+        self._ctx = ctx
+        self.last_served: Served | None = None
+        self.last_route: str | None = None
+        """The latest segment's attempt trace in header form: who was tried, skipped and why."""
+
+    async def synthesize(
+        self, text: str, *, voice: str | None = None, turn_id: str | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        if not text.strip():
+            return
+        ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
+        run = Run(AttemptTrace(intent="tts"))
+        chunks = self._speech.synthesize(ctx, text, voice=voice, run=run)
+        try:
+            async for chunk in chunks:
+                self.last_served = _served(run.served) or self.last_served
+                self.last_route = run.trace.header()
+                yield chunk
+        except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
+            raise _as_provider_error(exc, "TTS") from None
+        finally:
+            await chunks.aclose()
+
+    def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
+        return self.synthesize(text, voice=voice)

@@ -1,0 +1,294 @@
+"""Speech segments as modalities of the attempt runner: an STT or TTS segment is planned,
+held, attempted, cooled down and settled exactly like a chat call.
+
+Where a speech chain comes from, first match wins (docs/routing.md#speech):
+1. the chain of the agent bound to the caller's key for the intent (`stt` / `tts`);
+2. the org's routing matrix for the intent;
+3. with neither, the org's ElevenLabs connections with their default models (an org that
+   added an ElevenLabs key wants its voices; a chat key never changes who speaks);
+and the built-in offline engine always last, the floor that keeps a session's voice.
+
+Candidates are filtered by the resolver (status, tier, capability, cooldown) with the same
+skip reasons as chat, so a connection whose key was refused (401 disables the profile) is
+not called again until its window ends or its key is replaced, in this session, in new ones
+and, with Redis, on every replica. Cloud engines come from `providers.speech.builders`;
+adding a provider adds a builder, never a branch here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
+
+from billing.preflight import Hold, PreflightRequest
+from billing.usage import Segment, SegmentStatus
+from providers.contract import PRESETS, Capability, CredentialSource, ModelRef, ProviderId
+from providers.credentials import Credential
+from providers.errors import ProviderError
+from providers.http import UpstreamClients
+from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
+from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
+from providers.speech.pcm import Resampler
+from routing.catalog import ModelInfo
+from routing.errors import AllAttemptsFailedError, NoRouteError
+from routing.executor import EndpointGuard, _log, check_endpoint, read_credential
+from routing.intents import Intent
+from routing.model import ConnectionStatus, ConnectionView, OrgRouting
+from routing.resolver import ChainChoice, Plan, PlannedAttempt, RouteRequest
+from routing.router import CallContext, Router
+from routing.runner import NO_RETRY, AttemptRunner, Attempts, Open, Run, skipped
+from routing.trace import AttemptTrace, TraceEntry
+
+Credentials = Callable[[ConnectionView], Credential]
+
+DEFAULT_MODELS: dict[tuple[ProviderId, Intent], str] = {
+    (ProviderId.ELEVENLABS, Intent.STT): "scribe_v1",
+    (ProviderId.ELEVENLABS, Intent.TTS): "eleven_flash_v2_5",
+}
+"""The models of an org's ElevenLabs connections when no chain names any (the SDK defaults)."""
+
+OUTPUT_RATE = 24_000
+"""A TTS segment comes out at this rate whichever engine speaks: the Realtime PCM rate, and
+8 kHz G.711 is an exact third of it. Cloud engines are asked for it; others are resampled."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechTimeouts:
+    """How long an engine may take before the next one is tried."""
+
+    stt_attempt: float = 30.0
+    """For a whole transcript (one segment is at most a few tens of seconds of speech)."""
+    tts_first_audio: float = 5.0
+    """Until a sentence's first audio; once it speaks, it may take as long as it speaks."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuiltIn:
+    """The process's offline engines, the floor of every speech chain (a loaded Whisper model
+    is shared by every session)."""
+
+    stt: STTEngine
+    tts: TTSEngine
+
+
+def builtin_attempt(org_id: str, engine: STTEngine | TTSEngine, intent: Intent, step: int) -> PlannedAttempt:
+    """A built-in engine as the last attempt of a plan (`internal/whisper`, `internal/espeak`)."""
+    name = engine.name.partition(":")[2] or engine.name
+    conn = ConnectionView(
+        connection_id="",
+        org_id=org_id,
+        provider=ProviderId.INTERNAL,
+        name=name,
+        base_url=None,
+        status=ConnectionStatus.ACTIVE,
+        position=0,
+        credential_source=CredentialSource.PLATFORM_KEY,
+        billing_source=engine.billing_source,
+    )
+    info = ModelInfo(
+        provider=ProviderId.INTERNAL, id=name, capabilities=frozenset({Capability(intent.value)}), source="builtin"
+    )
+    return PlannedAttempt(ref=ModelRef(ProviderId.INTERNAL.value, name), connection=conn, info=info, step=step)
+
+
+def default_chain(org: OrgRouting, intent: Intent) -> tuple[ModelRef, ...]:
+    """With no chain configured: the org's ElevenLabs connections, with their default model."""
+    model = DEFAULT_MODELS.get((ProviderId.ELEVENLABS, intent))
+    if model is None or not org.profiles.get(ProviderId.ELEVENLABS):
+        return ()
+    return (ModelRef(ProviderId.ELEVENLABS.value, model),)
+
+
+class SpeechRouter:
+    """Plans and runs STT and TTS segments through the one attempt runner.
+
+    `builtin` is called when a plan first needs the offline engines (loading Whisper is not
+    free, and a process serving only chat never needs it). `clients` is None where no cloud
+    engine may be built (then the built-in engines serve alone).
+    """
+
+    def __init__(
+        self,
+        router: Router,
+        *,
+        builtin: Callable[[], BuiltIn],
+        clients: UpstreamClients | None,
+        credentials: Credentials,
+        guard: EndpointGuard | None = None,
+        timeouts: SpeechTimeouts | None = None,
+    ) -> None:
+        self._router = router
+        self._timeouts = timeouts or SpeechTimeouts()
+        self._builtin = builtin
+        self._clients = clients
+        self._credentials = credentials
+        self._guard = guard
+
+    @property
+    def runner(self) -> AttemptRunner:
+        return self._router.executor.runner
+
+    async def plan(self, org: OrgRouting, intent: Intent, agent: str | None) -> Plan:
+        """The resolver's plan for the agent's or the org's chain, the built-in engine last."""
+        resolver, runner = self._router.resolver, self.runner
+        route = RouteRequest(intent=intent, agent=agent)
+        try:
+            choice = resolver.select(org, route)
+        except NoRouteError:
+            choice = ChainChoice(chain=default_chain(org, intent), source="default", strict=False)
+        states = await runner.store.get_many(org.org_id, resolver.profiles_for(org, choice.chain))
+        plan = resolver.plan(org, route, states, runner.clock.time(), choice)
+        builtin = self._builtin()
+        engine: STTEngine | TTSEngine = builtin.stt if intent is Intent.STT else builtin.tts
+        floor = builtin_attempt(org.org_id, engine, intent, len(choice.chain))
+        return Plan(intent=intent, source=plan.source, strict=False, items=(*plan.items, floor))
+
+    async def _begin(self, ctx: CallContext, intent: Intent) -> tuple[OrgRouting, Plan, Hold]:
+        entry = await self._router.entry(ctx.org_id)
+        agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
+        plan = await self.plan(entry.routing, intent, agent)
+        hold = await self._router.preflight.hold(
+            PreflightRequest(
+                org_id=ctx.org_id,
+                tier=entry.routing.tier,
+                segment=intent.value,
+                intent=intent.value,
+                requested_model=None,
+            )
+        )
+        return entry.routing, plan, hold
+
+    async def transcribe(
+        self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, run: Run | None = None
+    ) -> Transcript:
+        """One STT segment; raises `AllAttemptsFailedError` when no engine served it."""
+        org, plan, hold = await self._begin(ctx, Intent.STT)
+        run = run or Run(AttemptTrace(intent=Intent.STT.value))
+        started = time.perf_counter()
+        status = SegmentStatus.FAILED
+        try:
+            attempts = self._stt_attempts(pcm16_16k, language)
+            async with contextlib.aclosing(self.runner.run(plan, run, attempts)) as results:
+                async for transcript in results:
+                    status = SegmentStatus.OK
+                    return transcript
+            raise AssertionError("a served STT attempt yields its transcript")
+        finally:
+            seconds = len(pcm16_16k) / (2 * STT_SAMPLE_RATE)
+            await self._router.account(
+                ctx, Segment.STT, ctx.intent or Intent.STT, run.served, status, started, hold, audio_seconds=seconds
+            )
+            _log(org, run.trace)
+
+    async def synthesize(
+        self, ctx: CallContext, text: str, *, voice: str | None, run: Run | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """One TTS segment as PCM16 chunks at `OUTPUT_RATE`. `run` (optional) shows the trace and
+        the serving attempt while it goes. Close the generator to stop early (billed as cancelled)."""
+        org, plan, hold = await self._begin(ctx, Intent.TTS)
+        run = run or Run(AttemptTrace(intent=Intent.TTS.value))
+        started = time.perf_counter()
+        status = SegmentStatus.CANCELLED
+        produced = 0
+        chunks = self.runner.run(plan, run, self._tts_attempts(text, voice))
+        try:
+            async for chunk in chunks:
+                produced += len(chunk)
+                yield chunk
+            status = SegmentStatus.OK
+        except (ProviderError, AllAttemptsFailedError):
+            status = SegmentStatus.FAILED
+            raise
+        finally:
+            await chunks.aclose()
+            await self._router.account(
+                ctx,
+                Segment.TTS,
+                ctx.intent or Intent.TTS,
+                run.served,
+                status,
+                started,
+                hold,
+                characters=len(text) if produced else 0,
+                audio_seconds=produced / (2 * OUTPUT_RATE),
+            )
+            _log(org, run.trace)
+
+    def _stt_attempts(self, pcm16_16k: bytes, language: str | None) -> Attempts[Transcript]:
+        async def prepare(attempt: PlannedAttempt) -> Open[Transcript] | TraceEntry:
+            engine = await self._engine(attempt, Intent.STT)
+            if isinstance(engine, TraceEntry):
+                return engine
+            assert isinstance(engine, STTEngine)
+            stt = engine
+
+            async def one() -> AsyncIterator[Transcript]:
+                yield await stt.transcribe(pcm16_16k, language=language)
+
+            return one
+
+        return Attempts(prepare, _always, first_output_timeout=self._timeouts.stt_attempt, retry=NO_RETRY)
+
+    def _tts_attempts(self, text: str, voice: str | None) -> Attempts[bytes]:
+        async def prepare(attempt: PlannedAttempt) -> Open[bytes] | TraceEntry:
+            engine = await self._engine(attempt, Intent.TTS)
+            if isinstance(engine, TraceEntry):
+                return engine
+            assert isinstance(engine, TTSEngine)
+            tts = engine
+            return lambda: _at_output_rate(tts, text, voice)
+
+        return Attempts(prepare, _always, first_output_timeout=self._timeouts.tts_first_audio, retry=NO_RETRY)
+
+    async def _engine(self, attempt: PlannedAttempt, intent: Intent) -> STTEngine | TTSEngine | TraceEntry:
+        """The engine for one attempt: the built-in one, or a cloud engine from its builder."""
+        conn = attempt.connection
+        if conn.provider is ProviderId.INTERNAL:
+            builtin = self._builtin()
+            return builtin.stt if intent is Intent.STT else builtin.tts
+        preset = PRESETS[conn.provider]
+        protocol = preset.audio_protocol or preset.protocol
+        builders = STT_BUILDERS if intent is Intent.STT else TTS_BUILDERS
+        if protocol not in builders or self._clients is None:
+            return skipped(attempt, f"no_adapter:{protocol.value}")
+        refused = await check_endpoint(self._guard, attempt)
+        if refused is not None:
+            return refused
+        credential = read_credential(self._credentials, attempt)
+        if isinstance(credential, TraceEntry):
+            return credential
+        target = SpeechTarget(
+            base_url=conn.base_url or preset.base_url,
+            credential=credential,
+            name=conn.profile_id,
+            billing_source=conn.billing_source,
+            model=attempt.model,
+        )
+        if intent is Intent.STT:
+            return STT_BUILDERS[protocol](self._clients, target)
+        return TTS_BUILDERS[protocol](self._clients, target, OUTPUT_RATE)
+
+
+async def _at_output_rate(tts: TTSEngine, text: str, voice: str | None) -> AsyncIterator[bytes]:
+    """The engine's audio at `OUTPUT_RATE`; only non-empty chunks, so any chunk is output."""
+    chunks = tts.synthesize(text, voice=voice)
+    if tts.sample_rate == OUTPUT_RATE:
+        async with contextlib.aclosing(chunks):
+            async for chunk in chunks:
+                yield chunk
+        return
+    resampler = Resampler(tts.sample_rate, OUTPUT_RATE)
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:
+            out = resampler.process(chunk)
+            if out:
+                yield out
+    tail = resampler.flush()
+    if tail:
+        yield tail
+
+
+def _always(_: object) -> bool:
+    return True

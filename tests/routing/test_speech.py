@@ -1,0 +1,294 @@
+"""Speech segments through the one attempt runner, against the ElevenLabs emulator over loopback.
+
+What chat already had now holds for STT and TTS: fallback only before the first output, a
+refused key disables the profile (so later segments skip it until the window ends), fail-fast
+errors stop the plan, one usage segment per segment billed to whoever served it, and an
+agent's own speech chain wins over the org's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from billing.preflight import PreflightRequest
+from billing.usage import Segment, SegmentStatus, UsageSegment
+from providers.contract import BillingSource, ErrorClass, ModelRef
+from providers.errors import ProviderError
+from providers.http import UpstreamClients
+from providers.types import Usage
+from routing.catalog import default_catalog
+from routing.cooldown_store import InProcessCooldownStore
+from routing.errors import AllAttemptsFailedError
+from routing.executor import Executor
+from routing.intents import Intent
+from routing.model import AgentRouting, OrgRouting
+from routing.registry import OrgEntry
+from routing.resolver import Resolver
+from routing.router import CallContext, Router
+from routing.runner import Run
+from routing.speech import OUTPUT_RATE, BuiltIn, SpeechRouter, SpeechTimeouts
+from routing.trace import AttemptTrace
+from tests.emulators import elevenlabs as el
+from tests.emulators.harness import ServedApp
+from tests.emulators.scripted import CanaryCredential, Scenario, disconnect_after, slow_first_byte
+from tests.routing.fakes import FakeWallClock, OrgBuilder, conn
+from tests.voice.fakes import FakeSTT, FakeTTS
+
+TEXT = "Your table is booked."
+SPEECH = bytes(32000)  # one second of PCM16 at 16 kHz
+
+
+@dataclass
+class Recorder:
+    segments: list[UsageSegment] = field(default_factory=list)
+
+    def record(self, item: UsageSegment) -> None:
+        self.segments.append(item)
+
+
+@dataclass
+class Hold:
+    settled: list[BillingSource] = field(default_factory=list)
+    released: int = 0
+
+    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
+        self.settled.append(billing_source)
+
+    async def release(self) -> None:
+        self.released += 1
+
+
+@dataclass
+class Preflight:
+    requests: list[PreflightRequest] = field(default_factory=list)
+    hold_: Hold = field(default_factory=Hold)
+
+    async def hold(self, request: PreflightRequest) -> Hold:
+        self.requests.append(request)
+        return self.hold_
+
+
+class StaticRegistry:
+    def __init__(self, org: OrgRouting, agents: dict[str, str] | None = None) -> None:
+        self.entry = OrgEntry(routing=org, version=1, agent_names=agents or {})
+
+    async def get(self, org_id: str) -> OrgEntry:
+        return self.entry
+
+
+@pytest.fixture
+def eleven() -> el.ElevenLabsEmulator:
+    return el.ElevenLabsEmulator()
+
+
+@pytest.fixture
+def eleven_url(eleven: el.ElevenLabsEmulator) -> Iterator[str]:
+    with ServedApp(eleven.app) as served:
+        yield served.url
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[UpstreamClients]:
+    async with UpstreamClients() as clients:
+        yield clients
+
+
+class Rig:
+    def __init__(
+        self,
+        org: OrgRouting,
+        clients: UpstreamClients,
+        *,
+        agents: dict[str, str] | None = None,
+        timeouts: SpeechTimeouts | None = None,
+    ) -> None:
+        self.clock = FakeWallClock()
+        self.store = InProcessCooldownStore()
+        self.usage = Recorder()
+        self.preflight = Preflight()
+        resolver = Resolver(default_catalog())
+        executor = Executor(
+            resolver=resolver, store=self.store, credentials=lambda c: CanaryCredential(), adapters={}, clock=self.clock
+        )
+        router = Router(
+            registry=StaticRegistry(org, agents),  # type: ignore[arg-type]
+            resolver=resolver,
+            executor=executor,
+            usage=self.usage,
+            preflight=self.preflight,
+        )
+        # The built-in TTS speaks at 22.05 kHz, as espeak-ng does: the chain resamples it.
+        self.tts = FakeTTS("internal:espeak", sample_rate=22_050)
+        self.stt = FakeSTT("internal:whisper", text="from the built-in engine")
+        self.speech = SpeechRouter(
+            router,
+            builtin=lambda: BuiltIn(stt=self.stt, tts=self.tts),
+            clients=clients,
+            credentials=lambda c: CanaryCredential(),
+            timeouts=timeouts,
+        )
+
+    async def speak(self, ctx: CallContext | None = None, text: str = TEXT) -> tuple[bytes, Run]:
+        run = Run(AttemptTrace())
+        chunks = [c async for c in self.speech.synthesize(ctx or CallContext(org_id="org_1"), text, voice=None, run=run)]
+        return b"".join(chunks), run
+
+
+def eleven_org(url: str, **builder: object) -> OrgRouting:
+    return OrgBuilder(
+        connections=[conn("elevenlabs", "org", base_url=url)],
+        matrix={Intent.TTS: ("elevenlabs/eleven_flash_v2_5",), Intent.STT: ("elevenlabs/scribe_v1",)},
+        **builder,  # type: ignore[arg-type]
+    ).build()
+
+
+@pytest.mark.parametrize(
+    ("scenario", "reason"),
+    [
+        (el.too_many_concurrent(), "failed:rate_limit"),
+        (el.system_busy(), "failed:overloaded"),
+        (el.quota_exceeded(), "failed:quota_exhausted"),
+        (el.invalid_api_key(), "failed:auth"),
+        (el.server_error(), "failed:server_error"),
+    ],
+)
+async def test_a_failure_before_audio_falls_back_to_the_builtin_engine_billed_to_the_platform(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator, scenario: Scenario, reason: str
+) -> None:
+    eleven.recorder.script(scenario)
+    rig = Rig(eleven_org(eleven_url), clients)
+    audio, run = await rig.speak()
+    assert run.trace.header() == f"elevenlabs:org/eleven_flash_v2_5={reason};internal:espeak/espeak=served"
+    # The built-in engine's 22.05 kHz audio reaches the caller at the chain's rate.
+    expected = len(rig.tts.audio()) // 2 * OUTPUT_RATE / 22_050
+    assert len(audio) // 2 == pytest.approx(expected, rel=0.01)
+    [segment] = rig.usage.segments
+    assert (segment.segment, segment.provider, segment.profile_id) == (Segment.TTS, "internal", "internal:espeak")
+    assert (segment.billing_source, segment.characters, segment.status) == (
+        BillingSource.PLATFORM,
+        len(TEXT),
+        SegmentStatus.OK,
+    )
+    assert rig.preflight.requests[0].segment == "tts"
+    assert rig.preflight.hold_.settled == [BillingSource.PLATFORM]
+
+
+async def test_a_refused_key_is_not_called_again_until_its_disable_window_ends(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    eleven.recorder.script(el.invalid_api_key())
+    rig = Rig(eleven_org(eleven_url), clients)
+    await rig.speak()
+    assert len(eleven.recorder.requests) == 1
+
+    for _ in range(3):  # every later sentence, of this turn and of later ones
+        _, run = await rig.speak()
+        assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=skipped:disabled:auth;internal:espeak/espeak=served"
+    assert len(eleven.recorder.requests) == 1
+
+    state = (await rig.store.get_many("org_1", ["elevenlabs:org"]))["elevenlabs:org"]
+    assert state.disabled_until is not None
+    rig.clock.now = state.disabled_until + 1
+    _, run = await rig.speak()
+    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
+    assert len(eleven.recorder.requests) == 2
+
+
+async def test_stt_a_refused_key_falls_back_and_is_then_skipped(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    eleven.recorder.script(el.invalid_api_key())
+    rig = Rig(eleven_org(eleven_url), clients)
+    ctx = CallContext(org_id="org_1", request_id="sess_1", turn_id="turn_1", intent=Intent.VOICE_TURN)
+    run = Run(AttemptTrace())
+    transcript = await rig.speech.transcribe(ctx, SPEECH, language="en", run=run)
+    assert transcript.text == "from the built-in engine"
+    assert run.trace.header() == "elevenlabs:org/scribe_v1=failed:auth;internal:whisper/whisper=served"
+    run = Run(AttemptTrace())
+    await rig.speech.transcribe(ctx, SPEECH, language="en", run=run)
+    assert run.trace.header() == "elevenlabs:org/scribe_v1=skipped:disabled:auth;internal:whisper/whisper=served"
+    assert len(eleven.recorder.requests) == 1
+    first = rig.usage.segments[0]
+    assert (first.segment, first.profile_id, first.audio_seconds) == (Segment.STT, "internal:whisper", 1.0)
+    assert (first.request_id, first.turn_id, first.intent) == ("sess_1", "turn_1", "voice_turn")
+
+
+async def test_healthy_elevenlabs_serves_at_the_chain_rate_billed_to_the_org(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    rig = Rig(eleven_org(eleven_url), clients)
+    audio, run = await rig.speak()
+    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
+    assert eleven.recorder.requests[0].query.get("output_format") == f"pcm_{OUTPUT_RATE}"
+    samples = np.frombuffer(audio, dtype="<i2")
+    peak_hz = np.argmax(np.abs(np.fft.rfft(samples))) * OUTPUT_RATE / len(samples)
+    assert abs(peak_hz - 440) < 10
+    assert rig.tts.state.calls == []
+    [segment] = rig.usage.segments
+    assert (segment.provider, segment.billing_source, segment.model) == ("elevenlabs", BillingSource.BYOK, "eleven_flash_v2_5")
+
+
+async def test_no_fallback_once_audio_went_out_and_the_segment_is_billed_as_failed(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    eleven.recorder.script(disconnect_after(2))
+    rig = Rig(eleven_org(eleven_url), clients)
+    received: list[bytes] = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in rig.speech.synthesize(CallContext(org_id="org_1"), TEXT, voice=None):
+            received.append(chunk)
+    assert caught.value.error_class is ErrorClass.NETWORK
+    assert received and rig.tts.state.calls == []
+    [segment] = rig.usage.segments
+    assert (segment.profile_id, segment.status) == ("elevenlabs:org", SegmentStatus.FAILED)
+
+
+async def test_fail_fast_errors_stop_the_plan(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    eleven.recorder.script(el.validation_error())
+    rig = Rig(eleven_org(eleven_url), clients)
+    with pytest.raises(AllAttemptsFailedError) as caught:
+        await rig.speak()
+    assert caught.value.stopped
+    assert rig.tts.state.calls == []
+    assert rig.usage.segments == [] and rig.preflight.hold_.released == 1
+
+
+async def test_a_silent_engine_hands_over_at_the_first_audio_timeout_and_its_stream_is_closed(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    eleven.recorder.script(slow_first_byte(30.0))
+    rig = Rig(eleven_org(eleven_url), clients, timeouts=SpeechTimeouts(tts_first_audio=0.2))
+    _, run = await rig.speak()
+    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=failed:timeout;internal:espeak/espeak=served"
+    assert await eleven.recorder.wait_disconnect(within=10.0)
+
+
+async def test_an_agents_own_tts_chain_wins_and_others_use_the_orgs(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    agent = AgentRouting(name="support", chains={Intent.TTS: (ModelRef.parse("elevenlabs/eleven_multilingual_v2"),)})
+    rig = Rig(eleven_org(eleven_url, agents={"support": agent}), clients, agents={"agt_1": "support"})
+    _, run = await rig.speak(CallContext(org_id="org_1", agent_id="agt_1"))
+    assert run.trace.header() == "elevenlabs:org/eleven_multilingual_v2=served"
+    assert run.trace.source == "agent:support"
+    _, run = await rig.speak(CallContext(org_id="org_1"))
+    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
+    assert [r.json["model_id"] for r in eleven.recorder.requests] == ["eleven_multilingual_v2", "eleven_flash_v2_5"]
+
+
+async def test_with_no_chain_the_orgs_elevenlabs_key_speaks_and_without_keys_the_builtin_engine(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    keyed = Rig(OrgBuilder(connections=[conn("elevenlabs", "org", base_url=eleven_url)]).build(), clients)
+    _, run = await keyed.speak()
+    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
+    # A chat key alone never changes who speaks.
+    keyless = Rig(OrgBuilder(connections=[conn("openai", "main")], default_model="openai/gpt-4o").build(), clients)
+    _, run = await keyless.speak()
+    assert run.trace.header() == "internal:espeak/espeak=served"
