@@ -6,7 +6,7 @@ closes the connection) and turns a non-2xx answer into a `ProviderError` with th
 dialect. Two dialects exist: OpenAI-compatible audio, which shares the chat endpoints' error
 shapes (providers/adapters/openai_errors.py), and ElevenLabs, classified here by the pure
 `elevenlabs_error`: `{"detail": {"status": code, "message": text}}` where the code outranks
-the HTTP status, because quota exhaustion arrives as 401 (voice.md section 6).
+the HTTP status, because quota exhaustion arrives as 401.
 """
 
 from __future__ import annotations

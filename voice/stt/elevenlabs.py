@@ -1,7 +1,7 @@
 """ElevenLabs Scribe batch speech-to-text.
 
 `POST {base}/v1/speech-to-text` (multipart: `model_id`, `file`, optional `language_code`)
-answers `{language_code, language_probability, text, words[]}` (voice.md section 6). One
+answers `{language_code, language_probability, text, words[]}`. One
 segment is one request: the PCM16 16 kHz input goes up as a WAV file.
 """
 
