@@ -7,7 +7,6 @@ segment.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Iterator
 
 import numpy as np
@@ -136,16 +135,17 @@ async def test_healthy_elevenlabs_serves_and_is_resampled(
 async def test_slow_first_byte_falls_back_and_closes_the_upstream(
     clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
 ) -> None:
-    eleven.recorder.script(slow_first_byte(10.0))
+    # ElevenLabs would answer after a minute, and the engine's own deadlines are its defaults
+    # (tens of seconds): only the chain's attempt timeout can produce this TIMEOUT and the
+    # hang-up the emulator records.
+    eleven.recorder.script(slow_first_byte(60.0))
     _, primary, backup = chain(clients, eleven_url)
     tts = FallbackTTS([primary, backup], sample_rate=24000, attempt_timeout=0.3)
-    started = time.monotonic()
     await speak(tts)
     assert tts.last_served is backup
     assert tts.last_attempts[0] == Attempt("elevenlabs:org", ErrorClass.TIMEOUT)
-    assert await eleven.recorder.wait_disconnect(within=2)
-    assert eleven.recorder.disconnected_at is not None
-    assert eleven.recorder.disconnected_at - started < 1.0
+    assert await eleven.recorder.wait_disconnect(within=10)
+    assert eleven.recorder.completed == 0
 
 
 async def test_stt_falls_back_from_elevenlabs_quota_to_openai(
