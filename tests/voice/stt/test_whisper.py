@@ -8,12 +8,11 @@ import pytest
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from tests.offline_voice import whisper_model
 from tests.voice.speech import SENTENCES, silence, speak
 from tests.voice.wer import word_error_rate
-from voice.models import ModelError, assemble_whisper_base
 from voice.stt.whisper import WhisperSTT
 
-pytest.importorskip("faster_whisper")
 pytestmark = pytest.mark.slow
 HANG_GUARD = 60.0
 """How long a test waits for an event that should follow at once: a bound on a hang only."""
@@ -21,10 +20,7 @@ HANG_GUARD = 60.0
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return assemble_whisper_base(tmp_path_factory.mktemp("models") / "whisper-base")
-    except ModelError as exc:
-        pytest.skip(f"Whisper base wheels not installed: {exc}")
+    return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
 
 
 @pytest.fixture(scope="module")
