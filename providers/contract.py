@@ -123,7 +123,7 @@ class ErrorClass(StrEnum):
 
 
 class ErrorAction(StrEnum):
-    """What the router does with a failure of this class (providers.md section 8)."""
+    """What the router does with a failure of this class (docs/contract.md#error-classes)."""
 
     RETRY = "retry"
     FALLBACK = "fallback"

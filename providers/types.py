@@ -250,7 +250,7 @@ class FinishReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts normalized per providers.md section 7.
+    """Token counts normalized the same way for every provider.
 
     `input_tokens` is the whole prompt (cache reads and writes included); `cached_input_tokens`
     and `reasoning_tokens` are subsets of input and output respectively.

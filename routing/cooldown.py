@@ -4,7 +4,7 @@ State transitions take `(state, failure, now)` and return the next state; nothin
 a clock or a store, so the schedule is tested on plain numbers. `now` is wall-clock seconds
 since the epoch (replicas compare windows, so it must be absolute, not monotonic).
 
-The schedule (docs/routing.md, after openclaw.md sections 1 and 3):
+The schedule (docs/routing.md#cooldowns-and-disables, with where it differs from OpenClaw's):
 - transient failures (timeout, overloaded, server error, network, not found, permission):
   a cooldown of 30 s, 1 min, then 5 min, indexed by the failures since the last success;
 - rate limits: the provider's retry-after when it sent one, else 30 s doubling per

@@ -1,7 +1,8 @@
 """Structured JSON logging with a per-request id.
 
-Log text never carries prompts, transcripts, tool arguments or keys (STYLE.md #10); records
-carry named fields in `extra={"fields": {...}}` that a deployment can drop.
+Log text never carries prompts, transcripts, tool arguments or keys, since logs travel further
+than the data they describe; records carry named fields in `extra={"fields": {...}}` that a
+deployment can drop.
 """
 
 from __future__ import annotations

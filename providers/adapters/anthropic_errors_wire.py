@@ -1,4 +1,4 @@
-"""Anthropic error responses → `ProviderError` (providers.md section 8). Pure; no I/O.
+"""Anthropic error responses → `ProviderError` (classes: docs/contract.md#error-classes). Pure; no I/O.
 
 Status codes decide most classes, but three need the body: a 400 can be a billing problem
 ("credit balance is too low") or a context overflow ("prompt is too long"), and a 429 carrying

@@ -1,4 +1,4 @@
-"""Anthropic Messages response → normalized types (providers.md sections 2, 6, 7). Pure; no I/O.
+"""Anthropic Messages response → normalized types. Pure; no I/O.
 
 A refusal (`stop_reason: "refusal"`) is a typed result, not an error: finish reason
 `content_filter`, `refusal` set to the provider's explanation when it gives one. When the request

@@ -1,4 +1,4 @@
-"""Anthropic named SSE events → normalized stream events (providers.md section 2). Pure; no I/O.
+"""Anthropic named SSE events → normalized stream events. Pure; no I/O.
 
 Feed each decoded event with `feed(name, data)`; call `end()` when the byte stream closes.
 Contracts:

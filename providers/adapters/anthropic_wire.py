@@ -1,4 +1,4 @@
-"""ChatRequest → Anthropic Messages request body (providers.md section 2). Pure; no I/O.
+"""ChatRequest → Anthropic Messages request body. Pure; no I/O.
 
 Decisions worth knowing:
 - Every system message, wherever it sits in the history, is hoisted into the top-level `system`

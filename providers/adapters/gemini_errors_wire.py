@@ -1,4 +1,4 @@
-"""Gemini error bodies → `ProviderError` (providers.md sections 3 and 8). Pure; no I/O.
+"""Gemini error bodies → `ProviderError` (classes: docs/contract.md#error-classes). Pure; no I/O.
 
 Body shape: `{"error": {"code", "message", "status", "details": [...]}}` where `details` holds
 typed google.rpc messages. Three of them refine the class: `ErrorInfo.reason` API_KEY_INVALID

@@ -1,4 +1,4 @@
-"""Gemini `GenerateContentResponse` → normalized types (providers.md sections 3, 6, 7). Pure.
+"""Gemini `GenerateContentResponse` → normalized types. Pure.
 
 Decisions worth knowing:
 - A blocked prompt (HTTP 200, no candidates, `promptFeedback.blockReason`) is a typed

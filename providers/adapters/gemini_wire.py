@@ -1,4 +1,4 @@
-"""ChatRequest → Gemini `generateContent` request body (providers.md section 3). Pure; no I/O.
+"""ChatRequest → Gemini `generateContent` request body. Pure; no I/O.
 
 Decisions worth knowing:
 - System messages, wherever they sit, become `systemInstruction` parts.

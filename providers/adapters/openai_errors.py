@@ -2,7 +2,7 @@
 
 One function covers OpenAI and every compatible server, because they share the status
 codes and differ only in body shape and in a few codes that override the status
-(providers.md section 8): OpenAI's 429 `insufficient_quota` is billing, not a rate limit;
+(classes: docs/contract.md#error-classes): OpenAI's 429 `insufficient_quota` is billing, not a rate limit;
 xAI reports a bad key as 400; Kimi reports an empty balance as 403 and overload as 429.
 Order of evidence: a known `code`/`type`, then a known message pattern, then the status.
 """

@@ -1,7 +1,7 @@
 """What OpenAI-compatible vendors do differently, in one table.
 
 The `openai-chat` translation reads a `OpenAIQuirks` value and never asks which provider it
-is talking to; adding a vendor with a new deviation adds a row here (providers.md section 5).
+is talking to; adding a vendor with a new deviation adds a row here.
 
 Response-side deviations need no row because the translator reads every known placement
 defensively: Kimi's usage inside `choices[0].usage`, Mistral's usage in the final chunk

@@ -1,7 +1,7 @@
 """ElevenLabs speech: streaming text-to-speech and Scribe batch speech-to-text.
 
 TTS: `POST {base}/v1/text-to-speech/{voice_id}/stream?output_format=…` with a JSON body streams
-raw audio as it is generated (voice.md section 6). Raw HTTP rather than the SDK, so tests run
+raw audio as it is generated. Raw HTTP rather than the SDK, so tests run
 against a local emulator and a cancelled segment closes its connection at once. PCM formats
 are yielded as they come; G.711 formats (`ulaw_8000`, `alaw_8000`, what telephony wants) are
 decoded to PCM16 chunk by chunk.

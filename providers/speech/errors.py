@@ -6,7 +6,7 @@ closes the connection) and turns a non-2xx answer into a `ProviderError` with th
 dialect. Two dialects exist: OpenAI-compatible audio, which shares the chat endpoints' error
 shapes (providers/adapters/openai_errors.py), and ElevenLabs, classified here by the pure
 `elevenlabs_error`: `{"detail": {"status": code, "message": text}}` where the code outranks
-the HTTP status, because quota exhaustion arrives as 401 (voice.md section 6). When the body
+the HTTP status, because quota exhaustion arrives as 401. When the body
 says nothing more, both dialects fall back on the contract's one HTTP status table
 (`providers.contract.error_class_for_status`), the same the chat adapters use.
 """

@@ -133,14 +133,15 @@ async def transcriptions(request: Request) -> Response:
             model=transcript.model,
             latency_ms=None,
         )
+    headers = {"x-patchbay-provider": transcript.engine}
     if response_format == "text":
-        return PlainTextResponse(transcript.text)
+        return PlainTextResponse(transcript.text, headers=headers)
     body: dict[str, object] = {"text": transcript.text}
     if response_format == "verbose_json":
         body.update(
             task="transcribe", language=transcript.language, duration=round(transcript.audio_seconds, 3)
         )
-    return JSONResponse(body, headers={"x-patchbay-provider": transcript.engine})
+    return JSONResponse(body, headers=headers)
 
 
 def wav_stream_header(rate: int) -> bytes:

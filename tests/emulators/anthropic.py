@@ -1,4 +1,4 @@
-"""An Anthropic Messages API emulator (providers.md section 2), as a Starlette app.
+"""An Anthropic Messages API emulator, as a Starlette app.
 
 `POST /v1/messages` (JSON or named-event SSE) and `GET /v1/models`. Auth is `x-api-key` or
 `Authorization: Bearer` (SDK 2.x); `anthropic-version` is required and decides whether

@@ -1,4 +1,4 @@
-"""A local emulator of the ElevenLabs REST API surface Patchbay uses (voice.md section 6).
+"""A local emulator of the ElevenLabs REST API surface Patchbay uses.
 
 Routes: `POST /v1/text-to-speech/{voice_id}[/stream]` (chunked raw audio at the requested
 `output_format`: pcm_*, ulaw_8000, alaw_8000), `POST /v1/speech-to-text` (Scribe batch,

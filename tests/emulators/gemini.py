@@ -1,4 +1,4 @@
-"""A Gemini Developer API emulator (providers.md section 3), as a Starlette app.
+"""A Gemini Developer API emulator, as a Starlette app.
 
 `POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent?alt=sse` (without
 `alt=sse`: one JSON array) and `GET /v1beta/models`. Auth is `x-goog-api-key` or `?key=`.

@@ -3,7 +3,7 @@
 A plain ASGI app (serve it with `ServedApp`). Tests script it with `Scenario` values, per
 model or globally, one-shot (`enqueue`) or sticky (`always`); it records every request
 and every client disconnect with `time.monotonic()` timestamps, so a test can assert
-"zero requests" or "the disconnect arrived within 100 ms".
+"zero requests" or await "the client hung up".
 
 Flavours change what real servers change: ids, usage placement (Kimi inside
 `choices[0].usage`, Mistral in the final chunk unasked), OpenRouter's keep-alive comments,

@@ -1,4 +1,4 @@
-"""Exact error responses of OpenAI and OpenAI-compatible servers (providers.md sections 1, 4, 5, 8).
+"""Exact error responses of OpenAI and OpenAI-compatible servers.
 
 `ERRORS[flavor][kind]` is a `Scenario` with the vendor's status, body and headers. A body
 string containing `{key}` echoes the caller's key back, as some providers do in 401s.

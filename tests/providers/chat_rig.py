@@ -4,12 +4,16 @@ faults every such adapter must survive the same way.
 A `Rig` is an emulator, an adapter, the endpoint pointing the adapter at the emulator, and
 the key (a `CanaryCredential`, so reveals are counted). The fault checks take a rig and a
 chat scenario sized for the provider's stream (how many events make "halfway").
+
+No check times anything. A timeout check's emulator holds the response far longer than the
+test waits, so only the adapter's own deadline can end it; a cancel check's emulator holds the
+connection and the adapter's deadlines are its defaults (tens of seconds), so the disconnect
+it records can only be the cancel closing the connection. `HANG_GUARD` bounds a hang only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -25,6 +29,8 @@ from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CanaryCredential
 
 EmulatorT = TypeVar("EmulatorT", bound=cs.ChatEmulator)
+HANG_GUARD = 10.0
+"""How long a check waits for an event that should follow at once: a bound on a hang only."""
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -73,17 +79,18 @@ def text_of(events: list[StreamEvent]) -> str:
 
 
 async def check_slow_first_byte_times_out(rig: Rig[Any], request: ChatRequest, *, streaming: bool) -> None:
-    """`rig` has a short first-byte timeout: the call fails fast and closes the upstream."""
-    rig.emulator.enqueue(cs.slow_first_byte(30.0))
-    started = time.monotonic()
+    """`rig` has a short first-byte timeout: the call times out and closes the upstream.
+
+    The emulator would answer normally after 60 s, so a TIMEOUT can only be the adapter's deadline.
+    """
+    rig.emulator.enqueue(cs.slow_first_byte(60.0))
     with pytest.raises(ProviderError) as caught:
         if streaming:
             await collect(rig, request)
         else:
             await rig.adapter.complete(request, rig.endpoint)
     assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert time.monotonic() - started < 5.0
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    assert await asyncio.to_thread(rig.emulator.wait_disconnect, HANG_GUARD)
 
 
 async def check_stall_times_out_after_output(
@@ -97,11 +104,11 @@ async def check_stall_times_out_after_output(
             seen.append(event)
     assert caught.value.error_class is ErrorClass.TIMEOUT
     assert text_of(seen)
-    assert await asyncio.to_thread(rig.emulator.wait_disconnect, 2.0)
+    assert await asyncio.to_thread(rig.emulator.wait_disconnect, HANG_GUARD)
 
 
 async def check_cancel_closes_upstream(rig: Rig[Any], request: ChatRequest, stall: cs.ChatScenario) -> None:
-    """Cancelling the consumer once text arrived closes the connection within 100 ms."""
+    """Cancelling the consumer once text arrived closes the connection (`rig` has default timeouts)."""
     rig.emulator.enqueue(stall)
     first_text = asyncio.Event()
 
@@ -112,10 +119,8 @@ async def check_cancel_closes_upstream(rig: Rig[Any], request: ChatRequest, stal
 
     task = asyncio.create_task(consume())
     await first_text.wait()
-    cancelled_at = time.monotonic()
+    assert rig.emulator.disconnects == []
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    disconnected_at = await asyncio.to_thread(rig.emulator.wait_disconnect, 1.0)
-    assert disconnected_at is not None
-    assert disconnected_at - cancelled_at < 0.1
+    assert await asyncio.to_thread(rig.emulator.wait_disconnect, HANG_GUARD) is not None

@@ -268,7 +268,7 @@ async def test_stall_mid_stream_times_out_after_output(
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
-async def test_cancelled_stream_closes_upstream_within_100ms(
+async def test_cancelled_stream_closes_upstream(
     served: tuple[GeminiEmulator, str], backend: Backend
 ) -> None:
     async with UpstreamClients(backend=backend) as pool:

@@ -7,7 +7,6 @@ Every scripted behaviour runs streaming and not; every failure must surface as t
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import replace
 from typing import Any
@@ -61,6 +60,11 @@ PRESET_OF: dict[Flavor, tuple[ProviderId, str]] = {
 }
 MAIN: list[Flavor] = ["openai", "openrouter", "compat"]
 FAST = Timeouts(connect=1, first_byte=0.3, between_chunks=0.2)
+HANG_GUARD = 10.0
+"""How long a test waits for an event that should follow at once: a bound on a hang only."""
+PATIENT = Timeouts(first_byte=60, between_chunks=60)
+"""Deadlines no test outlives, and longer than the emulator's 30 s stall: with them, a
+disconnect the emulator records can only be the client closing the connection."""
 
 
 class Key:
@@ -293,12 +297,13 @@ async def test_key_echoed_in_401_never_reaches_the_error(emulators: Any, adapter
 
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_slow_first_byte_times_out(rig: Rig, streaming: bool) -> None:
-    rig.emu.enqueue(Scenario(first_byte_delay=5))
-    started = time.monotonic()
+    # The emulator would answer normally after a minute: only FAST's deadline gives TIMEOUT.
+    rig.emu.enqueue(Scenario(first_byte_delay=60))
     err, seen = await rig.fails(streaming)
     assert err.error_class is ErrorClass.TIMEOUT
-    assert 0.25 < time.monotonic() - started < 2
+    assert "first byte" in err.message
     assert seen == []
+    assert await asyncio.to_thread(rig.emu.wait_disconnect, HANG_GUARD) is not None
 
 
 async def test_headers_then_silence_times_out(rig: Rig) -> None:
@@ -363,9 +368,9 @@ async def test_in_stream_overloaded(rig: Rig) -> None:
     assert err.error_class is ErrorClass.OVERLOADED
 
 
-async def test_cancelled_consumer_hangs_up_within_100ms(rig: Rig) -> None:
+async def test_cancelled_consumer_hangs_up(rig: Rig) -> None:
     rig.emu.enqueue(Scenario(stall_after=4))
-    adapter = OpenAIChatAdapter(rig.adapter._clients, Timeouts(first_byte=5, between_chunks=10))
+    adapter = OpenAIChatAdapter(rig.adapter._clients, PATIENT)
     got_output = asyncio.Event()
 
     async def consume() -> None:
@@ -375,26 +380,22 @@ async def test_cancelled_consumer_hangs_up_within_100ms(rig: Rig) -> None:
 
     task = asyncio.create_task(consume())
     await got_output.wait()
-    cancelled_at = time.monotonic()
+    assert rig.emu.disconnects == []
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    seen_at = await asyncio.to_thread(rig.emu.wait_disconnect, 2)
-    assert seen_at is not None
-    assert seen_at - cancelled_at < 0.1
+    assert await asyncio.to_thread(rig.emu.wait_disconnect, HANG_GUARD) is not None
 
 
-async def test_closed_generator_hangs_up_within_100ms(rig: Rig) -> None:
+async def test_closed_generator_hangs_up(rig: Rig) -> None:
     rig.emu.enqueue(Scenario(stall_after=4))
-    adapter = OpenAIChatAdapter(rig.adapter._clients, Timeouts(first_byte=5, between_chunks=10))
+    adapter = OpenAIChatAdapter(rig.adapter._clients, PATIENT)
     stream = adapter.stream(REQUEST, rig.endpoint)
     assert isinstance(stream, AsyncGenerator)
     assert isinstance(await anext(stream), TextDelta)
-    closed_at = time.monotonic()
+    assert rig.emu.disconnects == []
     await stream.aclose()
-    seen_at = await asyncio.to_thread(rig.emu.wait_disconnect, 2)
-    assert seen_at is not None
-    assert seen_at - closed_at < 0.1
+    assert await asyncio.to_thread(rig.emu.wait_disconnect, HANG_GUARD) is not None
 
 
 async def test_router_style_script_per_model(emulators: Any, adapter: OpenAIChatAdapter) -> None:

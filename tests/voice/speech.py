@@ -8,13 +8,12 @@ deterministic and tests reuse the same sentences.
 from __future__ import annotations
 
 import functools
-import shutil
 import subprocess
 
+from tests.offline_voice import require_espeak
 from voice.audio import read_wav, resample
 
 SAMPLE_RATE = 16_000
-ESPEAK = shutil.which("espeak-ng")
 
 # Everyday requests of 7-12 words. espeak-ng's "evening" and "tonight" are misheard by every
 # engine we tried (pocketsphinx and Whisper alike hear "to hide"), a fault of the synthetic
@@ -31,11 +30,9 @@ SENTENCES = (
 
 @functools.lru_cache(maxsize=64)
 def speak(text: str, *, voice: str = "en-us", words_per_minute: int = 160) -> bytes:
-    """`text` spoken by espeak-ng as PCM16 mono 16 kHz."""
-    if ESPEAK is None:
-        raise RuntimeError("espeak-ng is not installed")
+    """`text` spoken by espeak-ng as PCM16 mono 16 kHz (the test skips, or under CI fails, without it)."""
     wav = subprocess.run(
-        [ESPEAK, "-v", voice, "-s", str(words_per_minute), "--stdout", text],
+        [require_espeak(), "-v", voice, "-s", str(words_per_minute), "--stdout", text],
         check=True,
         capture_output=True,
         timeout=30,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.offline_voice import WHISPER_INSTALL, missing
 from voice.models import (
     MODEL_FILES,
     WHISPER_BASE_SHA256,
@@ -26,7 +27,13 @@ def wheels_installed() -> bool:
     return True
 
 
-needs_wheels = pytest.mark.skipif(not wheels_installed(), reason="Whisper base wheels not installed")
+@pytest.fixture
+def whisper_wheels() -> None:
+    if not wheels_installed():
+        missing("the Whisper base data wheels are not installed", WHISPER_INSTALL)
+
+
+needs_wheels = pytest.mark.usefixtures("whisper_wheels")
 
 
 def test_configured_directory_wins_over_the_data_dir(tmp_path: Path) -> None:

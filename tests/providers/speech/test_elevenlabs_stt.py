@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import numpy as np
 import pytest
@@ -133,16 +132,16 @@ def test_form_fields() -> None:
         ElevenLabsSTTOptions(model_id="")
 
 
-async def test_cancelling_a_transcription_closes_the_upstream_within_100ms(
+async def test_cancelling_a_transcription_closes_the_upstream(
     clients: UpstreamClients, served: ServedApp, emulator: el.ElevenLabsEmulator
 ) -> None:
-    emulator.recorder.script(slow_first_byte(10.0))
+    # The emulator answers only after a minute and the engine's deadlines are its defaults
+    # (tens of seconds): a disconnect within the guard can only be the cancel.
+    emulator.recorder.script(slow_first_byte(60.0))
     task = asyncio.create_task(make_engine(clients, served.url).transcribe(SPEECH))
-    assert await emulator.recorder.wait_request(within=5)
-    cancelled_at = time.monotonic()
+    assert await emulator.recorder.wait_request(within=10)
+    assert emulator.recorder.disconnects == 0
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await emulator.recorder.wait_disconnect(within=2)
-    assert emulator.recorder.disconnected_at is not None
-    assert emulator.recorder.disconnected_at - cancelled_at < 0.1
+    assert await emulator.recorder.wait_disconnect(within=10)

@@ -22,12 +22,12 @@ from server.settings import Settings
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario
+from tests.offline_voice import whisper_model
 from tests.server.realtime.conftest import Client, Patchbay
 from tests.voice.fakes import FakeSTT
 from tests.voice.speech import silence, speak
 from tests.voice.wer import word_error_rate
 from voice.audio import resample
-from voice.models import ModelError, assemble_whisper_base
 from voice.tts.espeak import EspeakTTS
 
 pytestmark = pytest.mark.slow
@@ -37,11 +37,7 @@ REPLY = "Done. The meeting is booked for nine tomorrow morning."
 
 @pytest.fixture(scope="module")
 def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("faster_whisper")
-    try:
-        return assemble_whisper_base(tmp_path_factory.mktemp("models") / "whisper-base")
-    except ModelError as exc:
-        pytest.skip(f"Whisper base wheels not installed: {exc}")
+    return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
 
 
 @pytest.fixture

@@ -6,9 +6,12 @@ import pytest
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from tests.offline_voice import require_module
 from tests.voice.speech import SENTENCES, silence, speak
 from tests.voice.wer import normalise, word_error_rate
-from voice.stt.pocketsphinx import PocketsphinxSTT, grammar_for_phrases
+
+require_module("pocketsphinx", module_level=True)
+from voice.stt.pocketsphinx import PocketsphinxSTT, grammar_for_phrases  # noqa: E402  (needs the engine)
 
 MENU = ("check my balance", "talk to an agent", "pay my bill", "report a lost card")
 

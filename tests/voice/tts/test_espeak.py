@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Callable, Coroutine
 from contextlib import aclosing
 from typing import Any
@@ -11,9 +10,14 @@ import pytest
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from tests.offline_voice import require_espeak
 from voice.tts.espeak import ESPEAK_SAMPLE_RATE, EspeakTTS, parse_voice_list
 
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+@pytest.fixture(autouse=True)
+def espeak_installed() -> None:
+    require_espeak()
+
 
 # Far more audio than a pipe buffer holds: espeak-ng cannot finish until we read it all.
 LONG_TEXT = "This sentence is one of many in a long paragraph that keeps going. " * 30
