@@ -1,7 +1,7 @@
 """Speech segments as modalities of the attempt runner: an STT or TTS segment is planned,
 held, attempted, cooled down and settled exactly like a chat call.
 
-Where a speech chain comes from, first match wins (docs/routing.md#speech):
+Where a speech chain comes from, first match wins (docs/routing.md#speech-chains):
 1. the chain of the agent bound to the caller's key for the intent (`stt` / `tts`);
 2. the org's routing matrix for the intent;
 3. with neither, the org's ElevenLabs connections with their default models (an org that

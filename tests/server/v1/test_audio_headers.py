@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from providers.speech.pcm import wav_bytes
 from tests.server.v1.conftest import Patchbay
 from tests.server.v1.test_audio import install
 from tests.voice.fakes import FakeSTT, FakeTTS
-from voice.audio import wav_bytes
 
 API_DOC = Path(__file__).resolve().parents[3] / "docs" / "api.md"
 
