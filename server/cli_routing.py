@@ -294,7 +294,10 @@ def _voice_settings(
     if instructions is not None and instructions_file is not None:
         fail("give --instructions or --instructions-file, not both", 2, as_json=as_json)
     if instructions_file is not None:
-        instructions = instructions_file.read()
+        try:
+            instructions = instructions_file.read()
+        except UnicodeDecodeError:
+            fail("--instructions-file must be UTF-8 text", 2, as_json=as_json)
     settings = {"voice": voice, "instructions": instructions, "language": language, "output_format": output_format}
     return {k: v for k, v in settings.items() if v is not None}
 

@@ -119,3 +119,6 @@ async def test_instructions_from_one_place_only(db_url: str, org: str, tmp_path:
         db_url, "agent", "create", "--org", org, "ada", "--instructions", "y", "--instructions-file", str(prompt)
     )
     assert both.exit_code == 2 and "not both" in both.output
+    prompt.write_bytes(b"\xff\xfe not text")
+    binary = await run_cli(db_url, "agent", "create", "--org", org, "ada", "--instructions-file", str(prompt))
+    assert binary.exit_code == 2 and "UTF-8" in binary.output
