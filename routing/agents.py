@@ -1,4 +1,5 @@
-"""Agents: per-agent default model and per-intent chains that override the org's matrix."""
+"""Agents: per-agent default model, per-intent chains that override the org's matrix, and the
+voice settings (`routing.voice_settings`) their voice sessions start with."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from providers.tables import AuditEvent
 from routing.config_versions import bump
 from routing.intents import Intent
 from routing.tables import Agent, OrgAISettings
+from routing.voice_settings import VoiceSettings, apply_changes, from_stored, stored_with
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +29,20 @@ class AgentInfo:
     chains: dict[str, list[str]]
     created_at: datetime
     updated_at: datetime
+    voice_settings: VoiceSettings = VoiceSettings()
 
 
 def _info(row: Agent) -> AgentInfo:
-    return AgentInfo(row.id, row.org_id, row.name, row.default_model, dict(row.chains or {}), row.created_at, row.updated_at)
+    return AgentInfo(
+        row.id,
+        row.org_id,
+        row.name,
+        row.default_model,
+        dict(row.chains or {}),
+        row.created_at,
+        row.updated_at,
+        from_stored(row.settings),
+    )
 
 
 def normalize_ref(ref: str, *, param: str | None = None) -> str:
@@ -89,6 +101,7 @@ class Agents:
         *,
         chains: Mapping[str, Sequence[str]] | None = None,
         default_model: str | None = None,
+        voice_settings: Mapping[str, str | None] | None = None,
     ) -> AgentInfo:
         name = name.strip()
         if not name or len(name) > 64:
@@ -101,7 +114,7 @@ class Agents:
             name=name,
             chains=normalize_chains(chains or {}),
             default_model=normalize_ref(default_model, param="default_model") if default_model else None,
-            settings={},
+            settings=apply_changes(VoiceSettings(), voice_settings or {}).to_stored(),
         )
         session.add(row)
         await session.flush()
@@ -127,9 +140,13 @@ class Agents:
         *,
         chains: Mapping[str, Sequence[str]] | None = None,
         default_model: str | None = None,
+        voice_settings: Mapping[str, str | None] | None = None,
     ) -> AgentInfo:
-        """Chains given here replace those intents' chains; others stay."""
+        """Chains given here replace those intents' chains; others stay. A voice setting given
+        as None stays as it is; an empty string clears it."""
         row = await self.get(session, org_id, name)
+        if voice_settings:
+            row.settings = stored_with(row.settings, apply_changes(from_stored(row.settings), voice_settings))
         if chains is not None:
             row.chains = merge_chains(row.chains, chains)
         if default_model is not None:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from providers.contract import BillingSource, Capability, CredentialSource, ModelRef, ProviderId
 from routing.intents import Intent
+from routing.voice_settings import VoiceSettings
 
 ALL_BILLING_SOURCES: frozenset[BillingSource] = frozenset(BillingSource)
 
@@ -78,6 +79,8 @@ class AgentRouting:
     name: str
     default_model: ModelRef | None = None
     chains: Mapping[Intent, Chain] = field(default_factory=lambda: MappingProxyType({}))
+    voice_settings: VoiceSettings = VoiceSettings()
+    """What the agent's voice sessions start with, read when one opens (no database round-trip)."""
 
 
 @dataclass(frozen=True, slots=True)

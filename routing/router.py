@@ -25,7 +25,7 @@ from providers.types import ChatRequest, ChatResponse, StreamEvent, Usage, Usage
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import Executor, RoutedStream
 from routing.intents import Intent, request_needs
-from routing.model import OrgRouting
+from routing.model import AgentRouting, OrgRouting
 from routing.registry import OrgEntry, Registry, UnknownOrgError
 from routing.resolver import PlannedAttempt, Resolver, RouteRequest
 from routing.trace import AttemptTrace
@@ -169,6 +169,14 @@ class Router:
 
     async def org(self, org_id: str) -> OrgRouting:
         return (await self.entry(org_id)).routing
+
+    async def agent(self, org_id: str, agent_id: str | None) -> AgentRouting | None:
+        """The agent an API key is bound to (by id), from the org's snapshot; None without one."""
+        if agent_id is None:
+            return None
+        entry = await self.entry(org_id)
+        name = entry.agent_names.get(agent_id)
+        return entry.routing.agents.get(name) if name is not None else None
 
     async def entry(self, org_id: str) -> OrgEntry:
         try:

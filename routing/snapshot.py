@@ -31,6 +31,7 @@ from routing.model import (
     OrgRouting,
 )
 from routing.tables import Agent, Connection, OrgAISettings
+from routing.voice_settings import VoiceSettings, from_stored
 
 
 class OrgRow(Protocol):
@@ -85,6 +86,7 @@ def build_org_routing(
             name=a.name,
             default_model=_ref(a.default_model, f"agent {a.name} default_model", warnings),
             chains=_chains(a.chains, f"agent {a.name}", warnings),
+            voice_settings=_voice_settings(a, warnings),
         )
         for a in agents
     }
@@ -105,6 +107,13 @@ def build_org_routing(
         allowed_billing=billing_policy(org.tier),
         warnings=tuple(warnings),
     )
+
+
+def _voice_settings(agent: Agent, warnings: list[str]) -> VoiceSettings:
+    found: list[str] = []
+    settings = from_stored(agent.settings, found)
+    warnings.extend(f"agent {agent.name}: {problem}" for problem in found)
+    return settings
 
 
 def _connection_view(row: Connection, warnings: list[str]) -> ConnectionView | None:

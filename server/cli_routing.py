@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +23,7 @@ from routing.connections import ConnectionInfo, Connections, describe
 from routing.errors import BaseUrlRefusedError
 from routing.registry import connection_credential
 from routing.verify import speaks, verify
+from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
 from server import accounts
 from server.cli_common import emit, fail, json_option, jsonable, run_with_database, run_with_services
 from server.db import Database
@@ -244,7 +245,53 @@ def _with_agents(as_json: bool, fn: Callable[[Agents, AsyncSession, str], Awaita
 
 def _agent_line(a: AgentInfo) -> str:
     chains = "; ".join(f"{k}={','.join(v)}" for k, v in sorted(a.chains.items())) or "no chains"
-    return f"{a.name}\t{a.default_model or '-'}\t{chains}"
+    line = f"{a.name}\t{a.default_model or '-'}\t{chains}"
+    return f"{line}\n  {_voice_line(a.voice_settings)}" if not a.voice_settings.empty else line
+
+
+def _voice_line(v: VoiceSettings) -> str:
+    """One readable line; the instructions are cut short (the full text is in `--json`)."""
+    parts = [f"{label} {value}" for label, value in (("voice", v.voice), ("language", v.language), ("output", v.output_format)) if value]
+    if v.instructions:
+        first = v.instructions.strip().splitlines()[0]
+        shown = first if len(first) <= 40 and first == v.instructions.strip() else first[:40].rstrip() + "…"
+        parts.append(f"instructions {shown!r} ({len(v.instructions)} chars)")
+    return " · ".join(parts)
+
+
+def voice_options(fn: Callable[..., None]) -> Callable[..., None]:
+    """`--voice`, `--instructions` or `--instructions-file`, `--language`, `--output-format`;
+    an empty value (`--voice ''`) clears that setting."""
+    for option in reversed(
+        (
+            click.option("--voice", help="TTS voice id for the agent's voice sessions ('' clears it)."),
+            click.option("--instructions", help="System prompt of the agent's voice sessions ('' clears it)."),
+            click.option("--instructions-file", type=click.File(encoding="utf-8"), help="Read the instructions from a file ('-': standard input)."),
+            click.option("--language", help="Language spoken to the agent, e.g. en or en-US ('' clears it)."),
+            click.option("--output-format", help=f"Output audio: {', '.join(OUTPUT_FORMATS)} ('' clears it)."),
+        )
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _voice_settings(
+    voice: str | None,
+    instructions: str | None,
+    instructions_file: IO[str] | None,
+    language: str | None,
+    output_format: str | None,
+    as_json: bool,
+) -> dict[str, str | None]:
+    if instructions is not None and instructions_file is not None:
+        fail("give --instructions or --instructions-file, not both", 2, as_json=as_json)
+    if instructions_file is not None:
+        try:
+            instructions = instructions_file.read()
+        except UnicodeDecodeError:
+            fail("--instructions-file must be UTF-8 text", 2, as_json=as_json)
+    settings = {"voice": voice, "instructions": instructions, "language": language, "output_format": output_format}
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _chains(values: Sequence[str], as_json: bool) -> dict[str, list[str]]:
@@ -256,7 +303,7 @@ def _chains(values: Sequence[str], as_json: bool) -> dict[str, list[str]]:
 
 @click.group()
 def agent() -> None:
-    """Agents: per-agent model defaults and fallback chains."""
+    """Agents: per-agent model defaults, fallback chains and voice settings."""
 
 
 @agent.command("create")
@@ -264,11 +311,20 @@ def agent() -> None:
 @click.argument("name")
 @click.option("--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent.")
 @click.option("--default-model", help="The agent's default model ref.")
+@voice_options
 @json_option
-def agent_create(org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool) -> None:
-    """Create agent NAME; requests for model `agent:NAME` follow its chains."""
+def agent_create(
+    org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool, **voice: Any
+) -> None:
+    """Create agent NAME; requests for model `agent:NAME` follow its chains, voice sessions of
+    keys bound to it start with its voice settings."""
     parsed = _chains(chains, as_json)
-    info = _with_agents(as_json, lambda svc, s, org_id: svc.create(s, org_id, name, chains=parsed, default_model=default_model), org_ref)
+    settings = _voice_settings(**voice, as_json=as_json)
+    info = _with_agents(
+        as_json,
+        lambda svc, s, org_id: svc.create(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings),
+        org_ref,
+    )
     emit(as_json, info, _agent_line(info))
 
 
@@ -277,11 +333,19 @@ def agent_create(org_ref: str, name: str, chains: Sequence[str], default_model: 
 @click.argument("name")
 @click.option("--chain", "chains", multiple=True, help="intent=REF,... replaces that intent's chain; intent= removes it.")
 @click.option("--default-model")
+@voice_options
 @json_option
-def agent_update(org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool) -> None:
-    """Change an agent's chains or default model."""
+def agent_update(
+    org_ref: str, name: str, chains: Sequence[str], default_model: str | None, as_json: bool, **voice: Any
+) -> None:
+    """Change an agent's chains, default model or voice settings (the others stay as they are)."""
     parsed = _chains(chains, as_json) if chains else None
-    info = _with_agents(as_json, lambda svc, s, org_id: svc.update(s, org_id, name, chains=parsed, default_model=default_model), org_ref)
+    settings = _voice_settings(**voice, as_json=as_json)
+    info = _with_agents(
+        as_json,
+        lambda svc, s, org_id: svc.update(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings),
+        org_ref,
+    )
     emit(as_json, info, _agent_line(info))
 
 
@@ -289,7 +353,7 @@ def agent_update(org_ref: str, name: str, chains: Sequence[str], default_model: 
 @org_option
 @json_option
 def agent_list(org_ref: str, as_json: bool) -> None:
-    """List agents and their chains."""
+    """List agents, their chains and voice settings."""
     infos = _with_agents(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), org_ref)
     emit(as_json, infos, "\n".join(_agent_line(a) for a in infos) or "no agents")
 

@@ -13,6 +13,7 @@ from billing.tiers import Tier
 from providers.contract import PRESETS, Capability, CredentialKind
 from routing.connections import CONNECTABLE
 from routing.intents import INTENT_CAPABILITIES, Intent
+from routing.voice_settings import OUTPUT_FORMATS
 from server.admin.auth import require_admin
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
@@ -38,6 +39,8 @@ class CatalogOut(BaseModel):
     intents: list[IntentOut]
     capabilities: list[str]
     tiers: list[str]
+    output_formats: list[str]
+    """What an agent's voice sessions may send audio as (`voice_settings.output_format`)."""
 
 
 def catalog() -> CatalogOut:
@@ -58,6 +61,7 @@ def catalog() -> CatalogOut:
         intents=intents,
         capabilities=[c.value for c in Capability],
         tiers=[t.value for t in Tier],
+        output_formats=list(OUTPUT_FORMATS),
     )
 
 

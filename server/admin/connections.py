@@ -10,12 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
 from routing.connections import ConnectionInfo, describe
 from routing.verify import speaks, verify
+from routing.voice_settings import VoiceSettings
 from server import accounts
 from server.admin.auth import require_admin
 from server.admin.orgs import ServicesDep
@@ -131,15 +132,49 @@ class VerificationOut(BaseModel):
     connection: ConnectionOut
 
 
+class VoiceSettingsIn(BaseModel):
+    """What an agent's voice sessions start with. A field left out (or null) stays as it is; an
+    empty string clears it. Values are checked by `routing.voice_settings`, whose errors name
+    the field (`voice_settings.language`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    voice: str | None = None
+    instructions: str | None = None
+    language: str | None = None
+    output_format: str | None = None
+
+    def changes(self) -> dict[str, str | None]:
+        return self.model_dump(exclude_none=True)
+
+
+class VoiceSettingsOut(BaseModel):
+    voice: str | None
+    instructions: str | None
+    language: str | None
+    output_format: str | None
+
+    @classmethod
+    def of(cls, settings: VoiceSettings) -> VoiceSettingsOut:
+        return cls(
+            voice=settings.voice,
+            instructions=settings.instructions,
+            language=settings.language,
+            output_format=settings.output_format,
+        )
+
+
 class AgentIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     default_model: str | None = None
     chains: dict[str, list[str]] = Field(default_factory=dict)
+    voice_settings: VoiceSettingsIn | None = None
 
 
 class AgentUpdate(BaseModel):
     default_model: str | None = None
     chains: dict[str, list[str]] | None = None
+    voice_settings: VoiceSettingsIn | None = None
 
 
 class AgentOut(BaseModel):
@@ -147,6 +182,7 @@ class AgentOut(BaseModel):
     name: str
     default_model: str | None
     chains: dict[str, list[str]]
+    voice_settings: VoiceSettingsOut
     created_at: datetime
     updated_at: datetime
 
@@ -157,6 +193,7 @@ class AgentOut(BaseModel):
             name=info.name,
             default_model=info.default_model,
             chains=info.chains,
+            voice_settings=VoiceSettingsOut.of(info.voice_settings),
             created_at=info.created_at,
             updated_at=info.updated_at,
         )
@@ -303,7 +340,14 @@ async def reorder_connections(org: str, body: OrderIn, svc: ServicesDep) -> list
 async def create_agent(org: str, body: AgentIn, svc: ServicesDep) -> AgentOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        info = await svc.agents().create(s, org_id, body.name, chains=body.chains, default_model=body.default_model)
+        info = await svc.agents().create(
+            s,
+            org_id,
+            body.name,
+            chains=body.chains,
+            default_model=body.default_model,
+            voice_settings=body.voice_settings.changes() if body.voice_settings else None,
+        )
     svc.config_changed(org_id)
     return AgentOut.of(info)
 
@@ -319,7 +363,14 @@ async def list_agents(org: str, svc: ServicesDep) -> list[AgentOut]:
 async def update_agent(org: str, name: str, body: AgentUpdate, svc: ServicesDep) -> AgentOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        info = await svc.agents().update(s, org_id, name, chains=body.chains, default_model=body.default_model)
+        info = await svc.agents().update(
+            s,
+            org_id,
+            name,
+            chains=body.chains,
+            default_model=body.default_model,
+            voice_settings=body.voice_settings.changes() if body.voice_settings else None,
+        )
     svc.config_changed(org_id)
     return AgentOut.of(info)
 

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from server.admin.auth import require_admin
 from server.realtime.auth import authenticate
 from server.realtime.connection import RealtimeConnection
-from server.realtime.opening import SessionRefused, open_session
+from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import bearer_token
@@ -43,7 +43,11 @@ async def realtime(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason="invalid or missing API key")
         return
     requested = query.get("model") or caller.model
-    config = SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms))
+    config = await session_defaults(
+        services,
+        caller.principal,
+        SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)),
+    )
     try:
         async with open_session(services, runtime, caller, requested, config) as session:
             beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
@@ -112,7 +116,8 @@ async def _mint(request: Request) -> JSONResponse:
         session.get("model") if isinstance(session, dict) and isinstance(session.get("model"), str) else None
     )
     value, expires_at = runtime.signer.mint(caller.principal, model=model)
-    described = session_json("pending", str(model or "default"), SessionConfig(), beta=False)
+    config = await session_defaults(services, caller.principal, SessionConfig())
+    described = session_json("pending", str(model or "default"), config, beta=False)
     return JSONResponse(
         {
             "value": value,

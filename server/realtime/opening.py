@@ -4,18 +4,29 @@
 limit (opening a session counts as one request, as a chat call does), the live-sessions-per-key
 limit (across workers and replicas when Redis is configured), the caller's STT and TTS chains
 and the routed LLM. The session's slot is handed back when the block ends.
+
+Before that, `session_defaults` puts the voice settings of the agent bound to the caller's key
+(its voice, instructions, language, output format) in place of the server's defaults. They come
+from the org's routing snapshot in memory, not from the database.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
 
 from providers.db import new_id
+from routing.errors import NoRouteError
 from routing.intents import Intent
+from routing.voice_settings import VoiceSettings
+from server.accounts import Principal
 from server.realtime.auth import Caller
 from server.realtime.runtime import VoiceRuntime
 from server.realtime.session_limit import SessionLimitError
+from server.realtime.session_wire import apply_patch
+from server.realtime.wire import SessionPatch
 from server.services import Services
 from voice.config import SessionConfig
 from voice.session import VoiceSession
@@ -34,6 +45,30 @@ def route_model(model: str | None) -> str | None:
     if model is None or model.strip().lower() in _UNPINNED or "realtime" in model.lower():
         return None
     return model
+
+
+def with_voice_settings(config: SessionConfig, settings: VoiceSettings) -> SessionConfig:
+    """`config` with an agent's voice settings over it.
+
+    They go in as the session's first `session.update` would, so the output format names are
+    the wire's own and a client's later `session.update` changes them field by field."""
+    sent: dict[str, Any] = {"instructions": settings.instructions, "voice": settings.voice}
+    sent["output_audio_format"] = settings.output_format
+    config = apply_patch(config, SessionPatch.model_validate({k: v for k, v in sent.items() if v is not None}))
+    return replace(config, language=settings.language) if settings.language else config
+
+
+async def session_defaults(services: Services, principal: Principal, config: SessionConfig) -> SessionConfig:
+    """The config a session of `principal` starts with: `config` (the transport's defaults) with
+    the voice settings of the agent its key is bound to, if any."""
+    if principal.agent_id is None:
+        return config
+    try:
+        agent = await services.gateway.router.agent(principal.org_id, principal.agent_id)
+    except NoRouteError:
+        # The org has just gone; opening the session reports that in its own way.
+        return config
+    return with_voice_settings(config, agent.voice_settings) if agent is not None else config
 
 
 @contextlib.asynccontextmanager

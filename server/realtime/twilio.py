@@ -30,7 +30,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -39,7 +39,7 @@ from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import Response
 
 from server.realtime.auth import Caller, authenticate
-from server.realtime.opening import SessionRefused, open_session
+from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.services import Services
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
@@ -199,12 +199,19 @@ async def media_stream(websocket: WebSocket) -> None:
         )
         await _close(websocket, 1003, "only audio/x-mulaw at 8000 Hz is supported")
         return
-    config = SessionConfig(
-        instructions=start.parameters.get("instructions") or None,
-        voice=start.parameters.get("voice") or None,
+    defaults = await session_defaults(
+        services,
+        caller.principal,
+        SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)),
+    )
+    # The call's own parameters win over the agent's; a phone line speaks G.711 µ-law whatever
+    # output format the agent prefers.
+    config = replace(
+        defaults,
+        instructions=start.parameters.get("instructions") or defaults.instructions,
+        voice=start.parameters.get("voice") or defaults.voice,
         input_format=ULAW_8K,
         output_format=ULAW_8K,
-        turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms),
     )
     try:
         async with open_session(services, runtime, caller, caller.model, config) as session:

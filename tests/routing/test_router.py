@@ -184,6 +184,13 @@ async def test_the_agent_bound_to_the_key_chooses_the_chain(setup: Setup) -> Non
     assert setup.usage.segments[0].agent_id == setup.agent_id
 
 
+async def test_the_agent_of_a_key_is_read_from_the_snapshot(setup: Setup) -> None:
+    agent = await setup.router.agent(setup.org_id, setup.agent_id)
+    assert agent is not None and agent.name == "support"
+    assert await setup.router.agent(setup.org_id, None) is None
+    assert await setup.router.agent(setup.org_id, "agt_unknown") is None
+
+
 async def test_unknown_model_fails_before_any_hold(setup: Setup) -> None:
     with pytest.raises(NoRouteError):
         await setup.router.stream(CallContext(org_id=setup.org_id), ask(), "nosuch-model")

@@ -7,6 +7,7 @@ from routing.intents import Intent
 from routing.model import ConnectionStatus
 from routing.snapshot import build_org_routing
 from routing.tables import Agent, Connection, OrgAISettings
+from routing.voice_settings import VoiceSettings
 
 
 @dataclass
@@ -108,3 +109,15 @@ def test_bad_configuration_becomes_warnings_not_errors() -> None:
 def test_no_settings_row() -> None:
     org = build_org_routing(OrgRow(), None, [], [])
     assert org.default_model is None and org.allowlist is None and dict(org.matrix) == {}
+
+
+def test_agent_voice_settings_are_in_the_snapshot() -> None:
+    agents = [
+        Agent(org_id="org_1", name="ada", chains={}, settings={"voice": "nova", "instructions": "Be Ada.", "language": "en-GB"}),
+        Agent(org_id="org_1", name="bob", chains={}, settings={"output_format": "flac"}),
+        Agent(org_id="org_1", name="cy", chains={}, settings={}),
+    ]
+    org = build_org_routing(OrgRow(), None, [], agents)
+    assert org.agents["ada"].voice_settings == VoiceSettings("nova", "Be Ada.", "en-GB", None)
+    assert org.agents["bob"].voice_settings.empty and org.agents["cy"].voice_settings.empty
+    assert org.warnings == ("agent bob: voice setting output_format is not valid and is ignored",)

@@ -142,3 +142,35 @@ async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: 
         headers=admin_headers,
     )
     assert routing.json() == {"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o"]}, "allowed_models": ["openai/gpt-4o"]}
+
+
+async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+    base = f"/admin/v1/orgs/{org}/agents"
+    ada = {"voice": "nova", "instructions": "You are Ada.", "language": "en-us", "output_format": "g711_ulaw"}
+    created = await client.post(base, json={"name": "ada", "voice_settings": ada}, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["voice_settings"] == {**ada, "language": "en-US"}
+    plain = await client.post(base, json={"name": "plain"}, headers=admin_headers)
+    assert plain.json()["voice_settings"] == dict.fromkeys(ada)
+
+    # Left out: unchanged; an empty string: cleared.
+    updated = await client.patch(
+        f"{base}/ada", json={"voice_settings": {"voice": "", "language": "fr"}}, headers=admin_headers
+    )
+    assert updated.json()["voice_settings"] == {
+        "voice": None, "instructions": "You are Ada.", "language": "fr", "output_format": "g711_ulaw",
+    }
+    untouched = await client.patch(f"{base}/ada", json={"default_model": "openai/gpt-4o"}, headers=admin_headers)
+    assert untouched.json()["voice_settings"] == updated.json()["voice_settings"]
+
+    for body, param in [
+        ({"language": "French"}, "voice_settings.language"),
+        ({"output_format": "mp3"}, "voice_settings.output_format"),
+        ({"voice": "v" * 129}, "voice_settings.voice"),
+        ({"instructions": "x" * (32 * 1024 + 1)}, "voice_settings.instructions"),
+        ({"speed": 2}, "voice_settings.speed"),
+    ]:
+        refused = await client.patch(f"{base}/ada", json={"voice_settings": body}, headers=admin_headers)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+    listed = (await client.get(base, headers=admin_headers)).json()
+    assert [a["voice_settings"]["language"] for a in listed] == ["fr", None]

@@ -62,3 +62,63 @@ async def test_agent_create_with_chains(db_url: str, org: str) -> None:
     assert bad.exit_code == 2
     key = await run_cli(db_url, "apikey", "create", "--org", org, "--agent", "support", "--json")
     assert json.loads(key.output)["agent"] == "support"
+
+
+async def test_agent_voice_settings_set_listed_and_cleared(db_url: str, org: str, tmp_path: Path) -> None:
+    prompt = tmp_path / "ada.txt"
+    prompt.write_text("You are Ada, who books tables at Chez Patchbay.\nBe brief.\n", encoding="utf-8")
+    created = await run_cli(
+        db_url, "agent", "create", "--org", org, "ada", "--voice", "nova", "--instructions-file", str(prompt),
+        "--language", "en-gb", "--output-format", "g711_ulaw", "--json",
+    )
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["voice_settings"] == {
+        "voice": "nova",
+        "instructions": "You are Ada, who books tables at Chez Patchbay.\nBe brief.\n",
+        "language": "en-GB",
+        "output_format": "g711_ulaw",
+    }
+
+    listed = await run_cli(db_url, "agent", "list", "--org", org)
+    assert listed.output.splitlines() == [
+        "ada\t-\tno chains",
+        "  voice nova · language en-GB · output g711_ulaw · instructions 'You are Ada, who books tables at Chez Pa…' (58 chars)",
+    ]
+
+    updated = await run_cli(
+        db_url, "agent", "update", "--org", org, "ada", "--voice", "", "--instructions", "Be Ada.", "--json"
+    )
+    assert json.loads(updated.output)["voice_settings"] == {
+        "voice": None, "instructions": "Be Ada.", "language": "en-GB", "output_format": "g711_ulaw",
+    }
+    cleared = await run_cli(db_url, "agent", "update", "--org", org, "ada", "--language", "", "--output-format", "")
+    assert cleared.output.splitlines() == ["ada\t-\tno chains", "  instructions 'Be Ada.' (7 chars)"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--language", "english"), "'english' is not a language code such as en or en-US"),
+        (("--output-format", "mp3"), "unknown output format 'mp3'; use one of pcm16, g711_ulaw, g711_alaw"),
+        (("--voice", "v" * 129), "a voice id is 1-128 printable characters"),
+    ],
+)
+async def test_agent_voice_settings_are_validated(db_url: str, org: str, args: tuple[str, ...], message: str) -> None:
+    await run_cli(db_url, "agent", "create", "--org", org, "ada", "--voice", "nova")
+    refused = await run_cli(db_url, "agent", "update", "--org", org, "ada", *args, "--json")
+    assert refused.exit_code == 1
+    assert json.loads(refused.output)["error"]["message"] == message
+    listed = await run_cli(db_url, "agent", "list", "--org", org, "--json")
+    assert json.loads(listed.output)[0]["voice_settings"]["voice"] == "nova"
+
+
+async def test_instructions_from_one_place_only(db_url: str, org: str, tmp_path: Path) -> None:
+    prompt = tmp_path / "p.txt"
+    prompt.write_text("x", encoding="utf-8")
+    both = await run_cli(
+        db_url, "agent", "create", "--org", org, "ada", "--instructions", "y", "--instructions-file", str(prompt)
+    )
+    assert both.exit_code == 2 and "not both" in both.output
+    prompt.write_bytes(b"\xff\xfe not text")
+    binary = await run_cli(db_url, "agent", "create", "--org", org, "ada", "--instructions-file", str(prompt))
+    assert binary.exit_code == 2 and "UTF-8" in binary.output

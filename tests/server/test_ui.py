@@ -92,6 +92,7 @@ async def test_catalog_lists_what_an_org_can_connect_and_route(client: httpx.Asy
     assert [i["id"] for i in body["intents"]] == [i.value for i in Intent]
     assert {"id": "vision", "capabilities": ["text", "vision"]} in body["intents"]
     assert "pro" in body["tiers"]
+    assert body["output_formats"] == ["pcm16", "g711_ulaw", "g711_alaw"]
 
 
 async def test_routing_can_be_read_back(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:

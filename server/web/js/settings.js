@@ -1,10 +1,12 @@
 // The "AI settings" page: the org's routing matrix (a chain of model refs per task intent,
-// a default model, an allowlist) and its agents, each with chains that override the matrix.
+// a default model, an allowlist) and its agents, each with chains that override the matrix
+// and the voice settings its voice sessions start with.
 
 import { api, seg } from "./api.js";
 import { h, replace, splitList } from "./dom.js";
 import { chainFields, chainList, readChains } from "./chains.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
+import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
 
 export async function settingsPage(root, { org, catalog }) {
   const base = `/orgs/${seg(org.id)}`;
@@ -112,7 +114,7 @@ export async function settingsPage(root, { org, catalog }) {
             "table",
             {},
             h("caption", { class: "visually-hidden" }, `Agents of ${org.name}`),
-            h("thead", {}, h("tr", {}, ["Agent", "Default model", "Chains", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+            h("thead", {}, h("tr", {}, ["Agent", "Default model", "Chains", "Voice", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
             h(
               "tbody",
               {},
@@ -123,6 +125,7 @@ export async function settingsPage(root, { org, catalog }) {
                   h("th", { scope: "row" }, a.name),
                   h("td", {}, a.default_model ? h("code", {}, a.default_model) : h("span", { class: "muted" }, "the org's")),
                   h("td", {}, chainList(a.chains)),
+                  h("td", {}, voiceSummary(a.voice_settings)),
                   h(
                     "td",
                     { class: "actions" },
@@ -162,6 +165,7 @@ export async function settingsPage(root, { org, catalog }) {
       nameField,
       defaultField,
       h("fieldset", {}, h("legend", {}, "Chains (empty: the org's chain)"), chainFields(catalog.intents, agent?.chains || {})),
+      voiceFields(catalog.output_formats || [], agent?.voice_settings),
       formAlert(),
       h(
         "div",
@@ -175,10 +179,11 @@ export async function settingsPage(root, { org, catalog }) {
       const els = form.elements;
       const chains = readChains(form);
       const defaultModel = els.default_model.value.trim();
+      const voice = readVoice(form);
       const saved = await submitting(form, () =>
         agent
-          ? api("PATCH", `${base}/agents/${seg(agent.name)}`, { chains, default_model: defaultModel })
-          : api("POST", `${base}/agents`, { name: els.name.value.trim(), chains, default_model: defaultModel || null }),
+          ? api("PATCH", `${base}/agents/${seg(agent.name)}`, { chains, default_model: defaultModel, voice_settings: voice })
+          : api("POST", `${base}/agents`, { name: els.name.value.trim(), chains, default_model: defaultModel || null, voice_settings: voice }),
       );
       if (!saved) return;
       state.agents = [...state.agents.filter((a) => a.name !== saved.name), saved].sort((a, b) => a.name.localeCompare(b.name));
@@ -206,7 +211,7 @@ export async function settingsPage(root, { org, catalog }) {
   async function remove(agent) {
     const ok = await confirmAction({
       title: `Delete agent ${agent.name}?`,
-      message: "Its chains are deleted, and API keys bound to it stop working. This cannot be undone.",
+      message: "Its chains and voice settings are deleted, and API keys bound to it stop working. This cannot be undone.",
       confirmLabel: "Delete",
     });
     if (!ok) return;

@@ -293,6 +293,53 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
     assert seen.errors == []
 
 
+async def test_agent_voice_settings(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
+    page, seen = page_and_seen
+    org_id = await make_org(live)
+    await sign_in_with_link(page, live)
+    await page.get_by_role("link", name="AI settings").click()
+    agent_form = page.locator("form.agent-form")
+    await agent_form.get_by_label("Name").fill("ada")
+    await agent_form.get_by_label("Voice", exact=True).fill("nova")
+    await agent_form.get_by_label("Instructions").fill("You are Ada.\nYou book tables.")
+    await agent_form.get_by_label("Language").fill("english")
+    await agent_form.get_by_label("Output format").select_option("g711_ulaw")
+    await agent_form.get_by_role("button", name="Create agent").click()
+    language = agent_form.locator(".field[data-param='voice_settings.language']")
+    await language.locator(".error").filter(has_text="not a language code").wait_for()
+    assert await language.locator("input").get_attribute("aria-invalid") == "true"
+    assert await page.evaluate("() => document.activeElement.name") == "language"
+
+    await agent_form.get_by_label("Language").fill("en-gb")
+    await agent_form.get_by_role("button", name="Create agent").click()
+    await page.get_by_role("status").filter(has_text="Agent ada created").wait_for()
+    summary = page.locator("tr[data-agent='ada'] dl.voice-summary")
+    assert await summary.locator("dd").all_inner_texts() == ["nova", "en-GB", "G.711 µ-law, 8 kHz", "You are Ada. You book tables."]
+    async with live.admin() as admin:
+        [ada] = (await admin.get(f"/orgs/{org_id}/agents")).json()
+    assert ada["voice_settings"] == {
+        "voice": "nova", "instructions": "You are Ada.\nYou book tables.", "language": "en-GB", "output_format": "g711_ulaw",
+    }
+
+    # Editing shows what is saved; emptying a field clears that setting, the others stay.
+    await page.reload()
+    await page.locator("tr[data-agent='ada']").get_by_role("button", name="Edit").click()
+    assert await agent_form.get_by_label("Voice", exact=True).input_value() == "nova"
+    assert await agent_form.get_by_label("Instructions").input_value() == "You are Ada.\nYou book tables."
+    assert await agent_form.get_by_label("Output format").input_value() == "g711_ulaw"
+    await agent_form.get_by_label("Voice", exact=True).fill("")
+    await agent_form.get_by_label("Output format").select_option("")
+    await agent_form.get_by_role("button", name="Save agent").click()
+    await page.get_by_role("status").filter(has_text="Agent ada saved").wait_for()
+    assert await summary.locator("dt").all_inner_texts() == ["language", "instructions"]
+    async with live.admin() as admin:
+        [ada] = (await admin.get(f"/orgs/{org_id}/agents")).json()
+    assert ada["voice_settings"] == {
+        "voice": None, "instructions": "You are Ada.\nYou book tables.", "language": "en-GB", "output_format": None,
+    }
+    assert seen.errors == []
+
+
 async def test_keyboard_only_reorder(live: Live, page_and_seen: tuple[Any, Seen], emulator: tuple[OpenAIEmulator, str]) -> None:
     page, _ = page_and_seen
     _, url = emulator
