@@ -9,9 +9,8 @@ from typing import Any, get_args
 import httpx
 import pytest
 import websockets
-from voice.stt.base import STTEngine
-from voice.tts.base import TTSEngine
 
+from providers.speech.base import STTEngine, TTSEngine
 from routing.voice_settings import OUTPUT_FORMATS
 from server import accounts
 from server.realtime.runtime import EnginesFactory
