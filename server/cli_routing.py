@@ -14,11 +14,11 @@ from typing import TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.errors import RequestError
 from providers.adapters import chat_adapters
-from providers.errors import RequestError
 from providers.http import UpstreamClients
 from providers.probes import Verification
-from providers.vault.audit import BufferedAuditWriter
+from providers.vault.audit import DecryptAuditWriter
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, Agents, parse_chain_option
 from routing.catalog import default_catalog
@@ -57,7 +57,7 @@ def _with_connections(
     )
 
     async def run(db: Database) -> T:
-        audit = BufferedAuditWriter(db.sessions)
+        audit = DecryptAuditWriter(db.sessions)
         audit.start()
         try:
             service = Connections(build_vault(settings, db, audit), guard, actor="cli")

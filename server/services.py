@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from billing.usage import UsageRecorder, new_usage_recorder
 from providers.adapters import chat_adapters
-from providers.vault.audit import BufferedAuditWriter
+from providers.vault.audit import DecryptAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents
 from routing.connections import Connections
@@ -36,7 +36,7 @@ class Services:
     settings: Settings
     db: Database
     vault: Vault
-    audit: BufferedAuditWriter
+    audit: DecryptAuditWriter
     usage: UsageRecorder
     expected_revision: str = field(default_factory=head_revision)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -72,7 +72,7 @@ class Services:
         except AdminTokenError as exc:
             raise StartupError(str(exc)) from None
         database = db or Database(settings.resolved_database_url)
-        audit = BufferedAuditWriter(database.sessions)
+        audit = DecryptAuditWriter(database.sessions)
         services = cls(
             settings=settings,
             db=database,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from providers.db import new_id
+from foundation.db import new_id
 from server.realtime.auth import Caller
 from server.realtime.llm import RouterTurnLLM
 from server.realtime.runtime import VoiceRuntime

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from billing.usage import SegmentStatus
-from providers.db import new_id
+from foundation.db import new_id
 from providers.errors import ProviderError
 from server.accounts import Principal
 from server.realtime.runtime import voice_runtime
