@@ -34,7 +34,7 @@ from routing.tables import Agent, Connection, OrgAISettings
 
 
 class OrgRow(Protocol):
-    """The org columns routing reads (server.tables.Org satisfies it; routing does not import server)."""
+    """The org columns routing reads (`foundation.orgs.Org` satisfies it; tests pass plain values)."""
 
     @property
     def id(self) -> str: ...
