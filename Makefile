@@ -23,10 +23,11 @@ serve: install
 	$(VENV)/bin/patchbay db upgrade
 	exec $(VENV)/bin/patchbay serve
 
-## Install what the tests need and run lint, type checks and the whole suite.
+## Install what the tests need and run lint, type checks, the layering contract and the whole suite.
 test: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
 
 system-deps-runtime:

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.tables import UsageRecord
-from providers.errors import RequestError
+from foundation.errors import RequestError
 
 _COLUMNS: dict[str, Any] = {
     "billing_source": UsageRecord.billing_source,

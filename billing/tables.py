@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Float, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from providers.db import Base, UTCDateTime, new_id, utcnow
+from foundation.db import Base, UTCDateTime, new_id, utcnow
 
 
 class UsageRecord(Base):

@@ -15,9 +15,9 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.tables import UsageRecord
-from providers.buffered import BufferedRowWriter, RowValues
+from foundation.buffered import BufferedRowWriter, RowValues
+from foundation.db import new_id, utcnow
 from providers.contract import BillingSource
-from providers.db import new_id, utcnow
 from providers.types import Usage
 
 
@@ -55,7 +55,7 @@ class UsageSegment:
     at: datetime = field(default_factory=utcnow)
 
     def row_values(self) -> RowValues:
-        """The `usage_records` values without building an ORM object (see `providers.buffered`)."""
+        """The `usage_records` values without building an ORM object (see `foundation.buffered`)."""
         tokens = self.tokens
         return _TABLE, {
             "id": new_id("use"),

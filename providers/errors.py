@@ -62,25 +62,3 @@ class StructuredOutputError(ProviderError):
     def __init__(self, message: str, *, provider: str, model: str | None = None) -> None:
         super().__init__(ErrorClass.INVALID_REQUEST, message, provider=provider, model=model)
 
-
-class RequestError(Exception):
-    """A caller's request that cannot be honoured (a bad value, a missing or duplicate record).
-
-    Every package's service layer raises these; `code` is a stable name the surfaces map to an
-    HTTP status or an exit code. Messages name what was asked for, never a secret. `param`
-    names the request field at fault (`base_url`, `chains.chat`) when there is one.
-    """
-
-    code = "invalid_request"
-
-    def __init__(self, message: str, *, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-class NotFoundError(RequestError):
-    code = "not_found"
-
-
-class ConflictError(RequestError):
-    code = "conflict"

@@ -10,10 +10,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.audit import AuditEvent
+from foundation.db import new_id
+from foundation.errors import ConflictError, NotFoundError, RequestError
 from providers.contract import ModelRef
-from providers.db import new_id
-from providers.errors import ConflictError, NotFoundError, RequestError
-from providers.tables import AuditEvent
 from routing.config_versions import bump
 from routing.intents import Intent
 from routing.tables import Agent, OrgAISettings

@@ -15,6 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.audit import AuditEvent
+from foundation.db import new_id, utcnow
+from foundation.errors import ConflictError, NotFoundError, RequestError
 from providers.contract import (
     PRESETS,
     Capability,
@@ -24,9 +27,6 @@ from providers.contract import (
     billing_source_for,
     credential_source_for,
 )
-from providers.db import new_id, utcnow
-from providers.errors import ConflictError, NotFoundError, RequestError
-from providers.tables import AuditEvent
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
 from routing.config_versions import bump

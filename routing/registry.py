@@ -38,9 +38,10 @@ from datetime import datetime
 from types import MappingProxyType
 
 from redis.asyncio import Redis
-from sqlalchemy import column, select, table
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.orgs import Org
 from providers.credentials import Credential, NoCredential
 from providers.vault.errors import VaultError
 from providers.vault.store import Vault
@@ -54,19 +55,10 @@ from routing.tables import Agent, Connection, OrgAISettings
 
 log = logging.getLogger("patchbay.routing")
 
-# The org row without importing server's table (routing does not import server).
-_ORGS = table("orgs", column("id"), column("tier"))
-
 PollHook = Callable[[AsyncSession], Awaitable[None]]
 
 KeyVersion = tuple[str, str | None, str | None, datetime | None, str | None]
 """(connection id, vault record id, key fingerprint, when the key was set, environment variable)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _OrgRow:
-    id: str
-    tier: str
 
 
 class UnknownOrgError(LookupError):
@@ -246,9 +238,7 @@ class Registry:
     async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential], dict[str, KeyVersion]]:
         async with self._sessions() as session:
             version = (await read_versions(session, [org_id])).get(org_id, 0)
-            org = (
-                await session.execute(select(_ORGS.c.id, _ORGS.c.tier).where(_ORGS.c.id == org_id))
-            ).first()
+            org = await session.get(Org, org_id)
             if org is None:
                 raise UnknownOrgError(org_id)
             ai = await session.get(OrgAISettings, org_id)
@@ -256,7 +246,7 @@ class Registry:
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
             creds = {c.id: await self.credential_for(session, c) for c in conns}
         routing = build_org_routing(
-            _OrgRow(id=org.id, tier=org.tier),
+            org,
             ai,
             conns,
             agents,

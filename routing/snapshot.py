@@ -35,7 +35,7 @@ from routing.voice_settings import VoiceSettings, from_stored
 
 
 class OrgRow(Protocol):
-    """The org columns routing reads (server.tables.Org satisfies it; routing does not import server)."""
+    """The org columns routing reads (`foundation.orgs.Org` satisfies it; tests pass plain values)."""
 
     @property
     def id(self) -> str: ...

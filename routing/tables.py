@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from providers.db import Base, UTCDateTime, new_id, utcnow
+from foundation.db import Base, UTCDateTime, new_id, utcnow
 
 
 class OrgAISettings(Base):

@@ -14,11 +14,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from foundation.db import utcnow
 from providers import probes
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.contract import PRESETS, Capability, ErrorClass, ProviderId, WireProtocol
 from providers.credentials import Credential, NoCredential
-from providers.db import utcnow
 from providers.http import UpstreamClients
 from routing.catalog import Catalog, ModelInfo
 from routing.errors import BaseUrlRefusedError

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from providers.errors import RequestError
+from foundation.errors import RequestError
 
 OUTPUT_FORMATS: tuple[str, ...] = ("pcm16", "g711_ulaw", "g711_alaw")
 """The realtime wire's output audio format names (PCM16 at 24 kHz, G.711 µ-law and A-law at 8 kHz).

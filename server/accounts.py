@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.tiers import Tier
-from providers.db import new_id, utcnow
-from providers.errors import ConflictError, NotFoundError, RequestError
-from providers.tables import AuditEvent
+from foundation.audit import AuditEvent
+from foundation.db import new_id, utcnow
+from foundation.errors import ConflictError, NotFoundError, RequestError
+from foundation.orgs import Org, Tier
 from routing.tables import Agent, OrgAISettings
-from server.tables import ApiKey, Org
+from server.tables import ApiKey
 
 API_KEY_PREFIX = "pb-"
 _PREFIX_LEN = 14

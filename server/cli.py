@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import report
-from billing.tiers import Tier
-from providers.db import utcnow
+from foundation.db import utcnow
+from foundation.orgs import Tier
 from server import accounts
 from server.cli_admin import admin_group
 from server.cli_common import (

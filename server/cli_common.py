@@ -23,7 +23,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers.errors import RequestError
+from foundation.errors import RequestError
 from server.db import Database, head_revision
 from server.settings import Settings
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from providers.vault.audit import BufferedAuditWriter
+from providers.vault.audit import DecryptAuditWriter
 from server.cli_common import EXIT_PARTIAL, emit, fail, json_option, load_settings, run_with_database
 from server.db import Database
 from server.legacy import LineError, OrgReport, apply_one, parse_lines
@@ -36,7 +36,7 @@ def legacy_settings(file: Path, as_json: bool) -> None:
     settings = load_settings()
 
     async def apply_all(db: Database) -> list[OrgReport]:
-        audit = BufferedAuditWriter(db.sessions)
+        audit = DecryptAuditWriter(db.sessions)
         audit.start()
         keys = VaultKeyStore(build_vault(settings, db, audit))
         reports = []

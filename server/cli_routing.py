@@ -14,7 +14,7 @@ from typing import IO, Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers.errors import RequestError
+from foundation.errors import RequestError
 from providers.probes import Verification
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, Agents, parse_chain_option

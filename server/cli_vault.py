@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from providers.vault.audit import MemoryAudit
+from foundation.audit import MemoryAudit
 from providers.vault.errors import KeyConfigError, MissingKeyError, RotationIncomplete, WrongKeyError
 from providers.vault.keyring import FileKeys, StaticKeys
 from providers.vault.rotation import RotationProgress, RotationResult

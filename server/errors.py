@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from providers.errors import RequestError
+from foundation.errors import RequestError
 from routing.errors import BaseUrlRefusedError
 
 REQUEST_ERRORS: tuple[type[Exception], ...] = (

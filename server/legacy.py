@@ -18,14 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing.tiers import Tier
+from foundation.audit import AuditEvent
+from foundation.db import utcnow
+from foundation.errors import RequestError
+from foundation.orgs import Org, Tier
 from providers.contract import CredentialKind, ProviderId, credential_source_for
-from providers.db import utcnow
-from providers.errors import RequestError
-from providers.tables import AuditEvent
 from routing.tables import Connection, OrgAISettings
 from server.accounts import validate_org_id
-from server.tables import Org
 
 LEGACY_CONNECTION_NAME = "legacy"
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import billing.tables
-import providers.tables
+import foundation.audit
+import foundation.orgs
 import providers.vault.tables
 import routing.config_versions
 import routing.tables
 import server.tables
-from providers.db import Base
+from foundation.db import Base
 
-TABLE_MODULES = (billing.tables, providers.tables, providers.vault.tables, routing.config_versions, routing.tables, server.tables)
+TABLE_MODULES = (billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.tables)
 metadata = Base.metadata

@@ -25,7 +25,7 @@ from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
 from providers.adapters import chat_adapters
 from providers.http import UpstreamClients
-from providers.vault.audit import BufferedAuditWriter
+from providers.vault.audit import DecryptAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents
 from routing.catalog import Catalog, default_catalog
@@ -157,7 +157,7 @@ class Services:
     settings: Settings
     db: Database
     vault: Vault
-    audit: BufferedAuditWriter
+    audit: DecryptAuditWriter
     usage: UsageRecorder
     gateway: Gateway
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
@@ -186,7 +186,7 @@ class Services:
         except AdminTokenError as exc:
             raise StartupError(str(exc)) from None
         database = db or Database(settings.resolved_database_url)
-        audit = BufferedAuditWriter(database.sessions)
+        audit = DecryptAuditWriter(database.sessions)
         vault = build_vault(settings, database, audit)
         usage = new_usage_recorder(database.sessions)
         # The CLI and the server are edges: both may read operator environment references.

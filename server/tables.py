@@ -1,4 +1,4 @@
-"""Tables owned by the server surface: orgs and server-issued API keys."""
+"""Tables owned by the server surface: server-issued API keys (orgs live in `foundation.orgs`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from billing.tiers import Tier
-from providers.db import Base, UTCDateTime, new_id, utcnow
-
-
-class Org(Base):
-    __tablename__ = "orgs"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("org"))
-    name: Mapped[str] = mapped_column(String(128), unique=True)
-    tier: Mapped[str] = mapped_column(String(16), default=Tier.FREE.value)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+from foundation.db import Base, UTCDateTime, new_id, utcnow
 
 
 class ApiKey(Base):

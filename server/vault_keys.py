@@ -6,7 +6,7 @@ import hmac
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from providers.vault.audit import AuditSink
+from foundation.audit import AuditSink
 from providers.vault.keyring import FileKeys, StaticKeys, load_key_source
 from providers.vault.secret import Secret
 from providers.vault.store import Vault

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from billing.usage import SegmentStatus
-from providers.db import new_id
+from foundation.db import new_id
 from providers.errors import ProviderError
 from providers.speech.base import TTSEngine, aclose_quietly
 from providers.speech.pcm import Resampler

@@ -26,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from providers.db import new_id
+from foundation.db import new_id
 from providers.errors import ProviderError
 from providers.speech.base import STTEngine, TTSEngine
 from providers.types import ChatRequest

@@ -3,7 +3,7 @@
 See docs/security.md for the key hierarchy and the operator's procedures.
 """
 
-from providers.vault.audit import AuditEntry, AuditSink, BufferedAuditWriter, MemoryAudit
+from providers.vault.audit import DecryptAuditWriter
 from providers.vault.credential import VaultCredential
 from providers.vault.errors import (
     DecryptError,
@@ -29,15 +29,12 @@ from providers.vault.store import Vault, VaultRecordInfo, VaultStatus
 
 __all__ = [
     "REDACTED",
-    "AuditEntry",
-    "AuditSink",
-    "BufferedAuditWriter",
+    "DecryptAuditWriter",
     "DecryptError",
     "FileKeys",
     "KeyConfigError",
     "KeySource",
     "Keyring",
-    "MemoryAudit",
     "MissingKeyError",
     "RotationIncomplete",
     "RotationProgress",

@@ -1,9 +1,9 @@
-"""Decrypt audits without a database round-trip on the request path.
+"""Decrypt audits, coalesced so that a busy key does not write a row per request.
 
 `VaultCredential.reveal` runs while an adapter builds a request; it must not wait on a write.
-It hands an `AuditEntry` to an `AuditSink`, whose `record` is synchronous and O(1).
-`BufferedAuditWriter` keeps entries in memory and one background task writes them in batches:
-every `flush_interval` seconds, sooner when `batch_size` entries are waiting, and on close.
+It hands a `foundation.audit.AuditEntry` to an `AuditSink`, whose `record` is synchronous and
+O(1). In the server that sink is a `DecryptAuditWriter`: the buffered audit writer of
+`foundation.audit` with one vault-specific rule.
 
 Trade-off (documented in docs/security.md): entries recorded in the last flush interval
 before a hard crash are lost, and while the database is unreachable at most `max_pending`
@@ -20,58 +20,14 @@ one decrypt row per purpose per second instead of one per request. Every other a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.buffered import BufferedRowWriter, RowValues
-from providers.db import new_id, utcnow
-from providers.tables import AuditEvent
+from foundation.audit import AuditEntry, BufferedAuditWriter
+from foundation.buffered import RowValues
 
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    org_id: str | None
-    actor: str
-    action: str
-    target_type: str
-    target_id: str | None
-    details: Mapping[str, str] = field(default_factory=dict)
-    at: datetime = field(default_factory=utcnow)
-
-    def to_row(self) -> AuditEvent:
-        return AuditEvent(
-            org_id=self.org_id,
-            actor=self.actor,
-            action=self.action,
-            target_type=self.target_type,
-            target_id=self.target_id,
-            details=dict(self.details),
-            created_at=self.at,
-        )
-
-    def row_values(self, extra: Mapping[str, Any] | None = None) -> RowValues:
-        """The `audit_events` values without building an ORM object (see `providers.buffered`)."""
-        details: dict[str, Any] = dict(self.details)
-        if extra:
-            details.update(extra)
-        return _TABLE, {
-            "id": new_id("aud"),
-            "org_id": self.org_id,
-            "actor": self.actor,
-            "action": self.action,
-            "target_type": self.target_type,
-            "target_id": self.target_id,
-            "details": details,
-            "created_at": self.at,
-        }
-
-
-_TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 COALESCED_ACTION = "secret.decrypt"
 
 
@@ -100,25 +56,9 @@ def coalesce(batch: list[AuditEntry]) -> list[RowValues]:
     return rows
 
 
-class AuditSink(Protocol):
-    def record(self, entry: AuditEntry) -> None:
-        """Accept an entry without blocking; persistence may happen later."""
-        ...
-
-
-class MemoryAudit:
-    """Keeps entries in a list: for tests and for CLI commands that decrypt nothing."""
-
-    def __init__(self) -> None:
-        self.entries: list[AuditEntry] = []
-
-    def record(self, entry: AuditEntry) -> None:
-        self.entries.append(entry)
-
-
-class BufferedAuditWriter(BufferedRowWriter[AuditEntry]):
-    """Buffers decrypt audits in memory; one background task writes them to `audit_events`,
-    coalescing successful decrypts (see the module docstring)."""
+class DecryptAuditWriter(BufferedAuditWriter):
+    """The vault's audit sink: buffered like any audit writer, coalescing successful decrypts
+    (see the module docstring)."""
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from providers.vault.audit import AuditEntry, AuditSink
+from foundation.audit import AuditEntry, AuditSink
 from providers.vault.crypto import Binding, Envelope, open_envelope
 from providers.vault.errors import DecryptError, VaultError
 from providers.vault.keyring import KeySource

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.db import utcnow
+from foundation.db import utcnow
 from providers.vault.crypto import Binding, Envelope, MasterKey, rewrap
 from providers.vault.errors import RotationIncomplete, VaultError
 from providers.vault.keyring import KeySource

@@ -18,9 +18,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.db import utcnow
-from providers.tables import AuditEvent
-from providers.vault.audit import AuditSink
+from foundation.audit import AuditEvent, AuditSink
+from foundation.db import utcnow
 from providers.vault.credential import VaultCredential
 from providers.vault.crypto import Binding, Envelope, MasterKey, seal, unwrap_data_key
 from providers.vault.errors import (

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from providers.db import Base, UTCDateTime, new_id, utcnow
+from foundation.db import Base, UTCDateTime, new_id, utcnow
 
 
 class VaultSecret(Base):

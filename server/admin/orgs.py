@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from billing import report
-from billing.tiers import Tier
-from providers.db import utcnow
+from foundation.db import utcnow
+from foundation.orgs import Tier
 from server import accounts
 from server.admin.auth import require_admin
 from server.services import Services

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
-from providers.db import new_id
+from foundation.db import new_id
 from routing.errors import NoRouteError
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from billing.usage import SegmentStatus
-from providers.db import new_id
+from foundation.db import new_id
 from providers.errors import ProviderError
 from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
 from providers.speech.pcm import AudioFormatError

@@ -8,8 +8,8 @@ import pytest
 
 from billing.report import parse_instant, summarize
 from billing.usage import Segment, SegmentStatus, UsageSegment, new_usage_recorder
+from foundation.errors import RequestError
 from providers.contract import BillingSource
-from providers.errors import RequestError
 from providers.types import Usage
 from server.db import Database
 

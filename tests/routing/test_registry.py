@@ -12,9 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.audit import MemoryAudit
 from providers.contract import ErrorClass, WireProtocol
 from providers.credentials import NoCredential
-from providers.vault.audit import MemoryAudit
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret
 from providers.vault.store import Vault

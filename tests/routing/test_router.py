@@ -9,6 +9,7 @@ import pytest
 
 from billing.preflight import PreflightRequest
 from billing.usage import SegmentStatus, UsageSegment
+from foundation.audit import MemoryAudit
 from providers.contract import BillingSource, ErrorClass, WireProtocol
 from providers.errors import ProviderError
 from providers.types import (
@@ -22,7 +23,6 @@ from providers.types import (
     ToolSpec,
     Usage,
 )
-from providers.vault.audit import MemoryAudit
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret
 from providers.vault.store import Vault

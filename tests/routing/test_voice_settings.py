@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from providers.errors import RequestError
+from foundation.errors import RequestError
 from routing.voice_settings import (
     MAX_INSTRUCTIONS_BYTES,
     VoiceSettings,

@@ -9,12 +9,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from foundation.audit import AuditEvent
+from foundation.orgs import Org
 from providers.contract import ProviderId
-from providers.tables import AuditEvent
 from routing.snapshot import build_org_routing
 from routing.tables import Connection, OrgAISettings
 from server.services import Services
-from server.tables import Org
 
 
 def canary() -> str:

@@ -10,14 +10,13 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from providers.tables import AuditEvent
-from providers.vault.audit import MemoryAudit
+from foundation.audit import AuditEvent, MemoryAudit
+from foundation.orgs import Org
 from routing.tables import Connection, OrgAISettings
 from server.cli import cli
 from server.db import Database
 from server.legacy import parse_lines
 from server.settings import Settings
-from server.tables import Org
 from server.vault_keys import build_vault
 
 CANARY = "sk-or-v1-test-CANARY-" + secrets.token_hex(8)

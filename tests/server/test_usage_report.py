@@ -8,8 +8,8 @@ from datetime import timedelta
 import httpx
 
 from billing.usage import Segment, UsageSegment, new_usage_recorder
+from foundation.db import utcnow
 from providers.contract import BillingSource
-from providers.db import utcnow
 from providers.types import Usage
 from server import accounts
 from server.db import Database

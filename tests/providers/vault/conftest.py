@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from providers.vault.audit import MemoryAudit
+from foundation.audit import MemoryAudit
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.store import Vault
 from server.db import Database

@@ -1,16 +1,17 @@
-"""The buffered decrypt-audit writer over a real database."""
+"""The decrypt-audit writer over a real database: successful decrypts are coalesced per batch.
+
+The buffering itself (batches, wake-ups, retries, drops) is tested in tests/foundation/test_audit.py.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from providers.tables import AuditEvent
-from providers.vault.audit import AuditEntry, BufferedAuditWriter
+from foundation.audit import AuditEntry, AuditEvent
+from providers.vault.audit import DecryptAuditWriter
 from server.db import Database
 
 
@@ -31,7 +32,7 @@ async def _rows(db: Database) -> list[AuditEvent]:
 
 
 async def test_record_is_buffered_until_flush(db: Database) -> None:
-    writer = BufferedAuditWriter(db.sessions)
+    writer = DecryptAuditWriter(db.sessions)
     for i in range(3):
         writer.record(entry(i))
     assert writer.pending == 3 and await _rows(db) == []
@@ -44,7 +45,7 @@ async def test_record_is_buffered_until_flush(db: Database) -> None:
 
 
 async def test_identical_decrypts_in_a_batch_become_one_row_with_a_count(db: Database) -> None:
-    writer = BufferedAuditWriter(db.sessions)
+    writer = DecryptAuditWriter(db.sessions)
     first = entry(1)
     repeats = [replace(first, at=first.at + timedelta(milliseconds=i)) for i in range(1, 4)]
     failed = replace(
@@ -68,86 +69,3 @@ async def test_identical_decrypts_in_a_batch_become_one_row_with_a_count(db: Dat
     assert merged.details["last_at"] == repeats[-1].at.isoformat()
     # Failures are never merged: each is its own row.
     assert [r.action for r in rows].count("secret.decrypt_failed") == 2
-
-
-async def test_a_full_batch_wakes_the_background_task(db: Database) -> None:
-    flushed = asyncio.Event()
-    counts: list[int] = []
-
-    def on_flush(n: int) -> None:
-        counts.append(n)
-        flushed.set()
-
-    # A flush interval far longer than any test: only the batch-size wake-up can flush.
-    writer = BufferedAuditWriter(db.sessions, flush_interval=3600, batch_size=5, on_flush=on_flush)
-    writer.start()
-    try:
-        for i in range(5):
-            writer.record(entry(i))
-        await asyncio.wait_for(flushed.wait(), timeout=10)
-        assert counts == [5]
-        assert len(await _rows(db)) == 5
-    finally:
-        await writer.aclose()
-
-
-async def test_close_writes_what_is_left(db: Database) -> None:
-    writer = BufferedAuditWriter(db.sessions, flush_interval=3600)
-    writer.start()
-    writer.record(entry(1))
-    await writer.aclose()
-    assert writer.pending == 0
-    assert len(await _rows(db)) == 1
-
-
-async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path: object) -> None:
-    unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
-    try:
-        writer = BufferedAuditWriter(unmigrated.sessions, max_pending=3)
-        for i in range(5):
-            writer.record(entry(i))
-        assert writer.pending == 3 and writer.dropped == 2
-        try:
-            await writer.flush()
-        except Exception as exc:
-            assert "audit_events" in str(exc)
-        else:
-            raise AssertionError("flush into a database without tables must fail")
-        assert writer.pending == 3
-        await unmigrated.upgrade()
-        assert await writer.flush() == 3
-    finally:
-        await unmigrated.dispose()
-
-
-class _FailureSeen(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.seen = asyncio.Event()
-        self.loop = asyncio.get_running_loop()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "will retry" in record.getMessage():
-            self.loop.call_soon_threadsafe(self.seen.set)
-
-
-async def test_the_background_task_retries_until_the_database_is_back(tmp_path: object) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/later.db")
-    flushed = asyncio.Event()
-    writer = BufferedAuditWriter(database.sessions, flush_interval=0.01, on_flush=lambda n: flushed.set())
-    failure = _FailureSeen()
-    audit_log = logging.getLogger("providers.buffered")
-    audit_log.addHandler(failure)
-    try:
-        writer.start()
-        writer.record(entry(1))
-        writer.record(entry(2))
-        await asyncio.wait_for(failure.seen.wait(), timeout=10)  # a write failed: no tables yet
-        await database.upgrade()
-        await asyncio.wait_for(flushed.wait(), timeout=10)
-        assert writer.pending == 0
-        assert len(await _rows(database)) == 2
-    finally:
-        audit_log.removeHandler(failure)
-        await writer.aclose()
-        await database.dispose()

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from providers.vault.audit import BufferedAuditWriter
+from providers.vault.audit import DecryptAuditWriter
 from providers.vault.credential import VaultCredential
 from providers.vault.errors import VaultError
 from providers.vault.keyring import FileKeys, Keyring, StaticKeys, load_key_source, new_master_key
@@ -74,7 +74,7 @@ async def test_canary_appears_nowhere(db: Database, db_url: str, tmp_path: Path)
     with captured_logs() as logs, ServedApp(PROVIDER) as provider:
         keys = load_key_source(master_key=None, master_key_file=None, data_dir=tmp_path / "data")
         assert isinstance(keys, FileKeys)
-        audit = BufferedAuditWriter(db.sessions, flush_interval=3600)
+        audit = DecryptAuditWriter(db.sessions, flush_interval=3600)
         audit.start()
         vault = Vault(keys, db.sessions, audit)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from click.testing import CliRunner, Result
 
-from providers.vault.audit import MemoryAudit
+from foundation.audit import MemoryAudit
 from providers.vault.crypto import MasterKey
 from providers.vault.keyring import FileKeys, Keyring, KeySource, StaticKeys, load_key_source, new_master_key
 from providers.vault.secret import Secret

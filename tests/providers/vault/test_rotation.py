@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from providers.vault.audit import MemoryAudit
+from foundation.audit import MemoryAudit
 from providers.vault.crypto import MasterKey
 from providers.vault.errors import RotationIncomplete
 from providers.vault.keyring import FileKeys, Keyring, KeySource, StaticKeys, format_keyring, new_master_key

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from providers.vault.audit import MemoryAudit
+from foundation.audit import MemoryAudit
 from providers.vault.crypto import MasterKey
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret

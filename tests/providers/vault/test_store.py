@@ -7,9 +7,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select, update
 
+from foundation.audit import AuditEvent, MemoryAudit
+from foundation.orgs import Org
 from providers.credentials import Credential
-from providers.tables import AuditEvent
-from providers.vault.audit import MemoryAudit
 from providers.vault.errors import DecryptError, MissingKeyError, SecretExists, SecretNotFound, WrongKeyError
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret
@@ -17,7 +17,6 @@ from providers.vault.store import Vault
 from providers.vault.tables import VaultSecret
 from routing.tables import Connection
 from server.db import Database
-from server.tables import Org
 
 
 async def _put(db: Database, vault: Vault, key: str, *, org: str = "org_a", owner: str = "conn_1") -> str:

@@ -11,8 +11,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from billing.usage import Segment, UsageSegment, new_usage_recorder
+from foundation.db import utcnow
 from providers.contract import BillingSource
-from providers.db import utcnow
 from providers.types import Usage
 from tests.server.web.conftest import Live, Seen
 from tests.server.web.test_journeys import make_org, sign_in_with_link

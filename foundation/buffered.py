@@ -26,7 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Table, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from providers.db import Base
+from foundation.db import Base
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""`providers.db.new_id`: the id format every table uses."""
+"""`foundation.db.new_id`: the id format every table uses."""
 
 from __future__ import annotations
 
 import re
 
-from providers.db import new_id
+from foundation.db import new_id
 
 CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 

@@ -1,0 +1,126 @@
+"""The buffered audit writer over a real database: batches, wake-ups, close, drops and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import select
+
+from foundation.audit import AuditEntry, AuditEvent, BufferedAuditWriter
+from server.db import Database
+
+
+def entry(i: int, action: str = "secret.decrypt") -> AuditEntry:
+    return AuditEntry(
+        org_id="org_a",
+        actor="system",
+        action=action,
+        target_type="connection",
+        target_id=f"conn_{i}",
+        details={"purpose": "test"},
+    )
+
+
+async def _rows(db: Database) -> list[AuditEvent]:
+    async with db.session() as s:
+        return list((await s.scalars(select(AuditEvent).order_by(AuditEvent.target_id))).all())
+
+
+async def test_every_entry_is_its_own_row(db: Database) -> None:
+    # The generic writer merges nothing, not even identical decrypts (that is the vault's rule).
+    writer = BufferedAuditWriter(db.sessions)
+    for _ in range(3):
+        writer.record(entry(1))
+    writer.record(entry(2, action="connection.update"))
+    assert writer.pending == 4 and await _rows(db) == []
+    assert await writer.flush() == 4
+    rows = await _rows(db)
+    assert [(r.target_id, r.action) for r in rows] == [("conn_1", "secret.decrypt")] * 3 + [
+        ("conn_2", "connection.update")
+    ]
+    assert all(r.details == {"purpose": "test"} for r in rows)
+    assert await writer.flush() == 0
+
+
+async def test_a_full_batch_wakes_the_background_task(db: Database) -> None:
+    flushed = asyncio.Event()
+    counts: list[int] = []
+
+    def on_flush(n: int) -> None:
+        counts.append(n)
+        flushed.set()
+
+    # A flush interval far longer than any test: only the batch-size wake-up can flush.
+    writer = BufferedAuditWriter(db.sessions, flush_interval=3600, batch_size=5, on_flush=on_flush)
+    writer.start()
+    try:
+        for i in range(5):
+            writer.record(entry(i))
+        await asyncio.wait_for(flushed.wait(), timeout=10)
+        assert counts == [5]
+        assert len(await _rows(db)) == 5
+    finally:
+        await writer.aclose()
+
+
+async def test_close_writes_what_is_left(db: Database) -> None:
+    writer = BufferedAuditWriter(db.sessions, flush_interval=3600)
+    writer.start()
+    writer.record(entry(1))
+    await writer.aclose()
+    assert writer.pending == 0
+    assert len(await _rows(db)) == 1
+
+
+async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path: object) -> None:
+    unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    try:
+        writer = BufferedAuditWriter(unmigrated.sessions, max_pending=3)
+        for i in range(5):
+            writer.record(entry(i))
+        assert writer.pending == 3 and writer.dropped == 2
+        try:
+            await writer.flush()
+        except Exception as exc:
+            assert "audit_events" in str(exc)
+        else:
+            raise AssertionError("flush into a database without tables must fail")
+        assert writer.pending == 3
+        await unmigrated.upgrade()
+        assert await writer.flush() == 3
+    finally:
+        await unmigrated.dispose()
+
+
+class _FailureSeen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "will retry" in record.getMessage():
+            self.loop.call_soon_threadsafe(self.seen.set)
+
+
+async def test_the_background_task_retries_until_the_database_is_back(tmp_path: object) -> None:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path}/later.db")
+    flushed = asyncio.Event()
+    writer = BufferedAuditWriter(database.sessions, flush_interval=0.01, on_flush=lambda n: flushed.set())
+    failure = _FailureSeen()
+    audit_log = logging.getLogger("foundation.buffered")
+    audit_log.addHandler(failure)
+    try:
+        writer.start()
+        writer.record(entry(1))
+        writer.record(entry(2))
+        await asyncio.wait_for(failure.seen.wait(), timeout=10)  # a write failed: no tables yet
+        await database.upgrade()
+        await asyncio.wait_for(flushed.wait(), timeout=10)
+        assert writer.pending == 0
+        assert len(await _rows(database)) == 2
+    finally:
+        audit_log.removeHandler(failure)
+        await writer.aclose()
+        await database.dispose()
