@@ -115,10 +115,7 @@ class Executor:
         adapter = self._adapters.get(preset.protocol)
         if adapter is None:
             return skipped(attempt, f"no_adapter:{preset.protocol.value}")
-        refused = await check_endpoint(self.guard, attempt)
-        if refused is not None:
-            return refused
-        credential = read_credential(self._credentials, attempt)
+        credential = await admit(self.guard, self._credentials, attempt)
         if isinstance(credential, TraceEntry):
             return credential
         endpoint = Endpoint(
@@ -151,7 +148,7 @@ class Executor:
             # Also when the caller stops reading early: close the upstream stream now (the
             # provider stops generating) and log the trace exactly once.
             await events.aclose()
-            _log(routed.org, routed.trace)
+            log_trace(routed.org, routed.trace)
 
     async def complete(self, org: OrgRouting, route: RouteRequest, request: ChatRequest) -> RoutedResponse:
         """Non-streaming: any failure before the response moves on, by the same rules as `stream`."""
@@ -176,24 +173,22 @@ class Executor:
                     assert run.served is not None
                     return RoutedResponse(response=response, attempt=run.served, trace=run.trace)
         finally:
-            _log(org, run.trace)
+            log_trace(org, run.trace)
         raise AssertionError("a served attempt yields its response")
 
 
-async def check_endpoint(guard: EndpointGuard | None, attempt: PlannedAttempt) -> TraceEntry | None:
-    """None when the attempt's base URL may be used now, else the `failed:guard:*` entry."""
+async def admit(
+    guard: EndpointGuard | None, credentials: Credentials, attempt: PlannedAttempt
+) -> Credential | TraceEntry:
+    """What every upstream attempt (chat or speech) passes before it is built: its base URL
+    may be used now, and its credential can be read. Else the `failed:guard:*` or
+    `failed:credential` entry saying why not."""
     conn = attempt.connection
-    if guard is None or not conn.base_url:
-        return None
-    try:
-        await guard(conn)
-    except BaseUrlRefusedError as exc:
-        return skipped(attempt, f"guard:{exc.reason}", Outcome.FAILED)
-    return None
-
-
-def read_credential(credentials: Credentials, attempt: PlannedAttempt) -> Credential | TraceEntry:
-    conn = attempt.connection
+    if guard is not None and conn.base_url:
+        try:
+            await guard(conn)
+        except BaseUrlRefusedError as exc:
+            return skipped(attempt, f"guard:{exc.reason}", Outcome.FAILED)
     try:
         return credentials(conn)
     except Exception as exc:
@@ -205,7 +200,7 @@ def read_credential(credentials: Credentials, attempt: PlannedAttempt) -> Creden
         return skipped(attempt, "credential", Outcome.FAILED)
 
 
-def _log(org: OrgRouting, trace: AttemptTrace) -> None:
+def log_trace(org: OrgRouting, trace: AttemptTrace) -> None:
     """One line per request: INFO when anything was skipped, retried, fell back or failed;
     DEBUG for the common case (the first candidate served at once), which the access log
     already covers, so a busy gateway does not pay for two lines per request."""

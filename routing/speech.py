@@ -33,7 +33,7 @@ from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.pcm import Resampler
 from routing.catalog import ModelInfo
 from routing.errors import AllAttemptsFailedError, NoRouteError
-from routing.executor import EndpointGuard, _log, check_endpoint, read_credential
+from routing.executor import EndpointGuard, admit, log_trace
 from routing.intents import Intent
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
 from routing.resolver import ChainChoice, Plan, PlannedAttempt, RouteRequest
@@ -180,7 +180,7 @@ class SpeechRouter:
             await self._router.account(
                 ctx, Segment.STT, ctx.intent or Intent.STT, run.served, status, started, hold, audio_seconds=seconds
             )
-            _log(org, run.trace)
+            log_trace(org, run.trace)
 
     async def synthesize(
         self, ctx: CallContext, text: str, *, voice: str | None, run: Run | None = None
@@ -214,7 +214,7 @@ class SpeechRouter:
                 characters=len(text) if produced else 0,
                 audio_seconds=produced / (2 * OUTPUT_RATE),
             )
-            _log(org, run.trace)
+            log_trace(org, run.trace)
 
     def _stt_attempts(self, pcm16_16k: bytes, language: str | None) -> Attempts[Transcript]:
         async def prepare(attempt: PlannedAttempt) -> Open[Transcript] | TraceEntry:
@@ -253,10 +253,7 @@ class SpeechRouter:
         builders = STT_BUILDERS if intent is Intent.STT else TTS_BUILDERS
         if protocol not in builders or self._clients is None:
             return skipped(attempt, f"no_adapter:{protocol.value}")
-        refused = await check_endpoint(self._guard, attempt)
-        if refused is not None:
-            return refused
-        credential = read_credential(self._credentials, attempt)
+        credential = await admit(self._guard, self._credentials, attempt)
         if isinstance(credential, TraceEntry):
             return credential
         target = SpeechTarget(

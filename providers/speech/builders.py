@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import TypedDict
 
 from providers.contract import BillingSource, WireProtocol
 from providers.credentials import Credential
@@ -43,17 +44,31 @@ TTSBuilder = Callable[[UpstreamClients, SpeechTarget, int], TTSEngine]
 """(clients, target, output sample rate) → an engine yielding PCM16 at that rate."""
 
 
+def _args(target: SpeechTarget) -> _Common:
+    """What every cloud engine takes from its target, whatever its wire."""
+    return {
+        "base_url": target.base_url,
+        "credential": target.credential,
+        "name": target.name,
+        "billing_source": target.billing_source,
+    }
+
+
+class _Common(TypedDict):
+    base_url: str
+    credential: Credential
+    name: str
+    billing_source: BillingSource
+
+
 def _eleven_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int) -> TTSEngine:
     # ElevenLabs streams PCM at the asked rate itself, so nothing is resampled on our side.
     options = ElevenLabsTTSOptions(output_format=f"pcm_{sample_rate}")
     options = replace(options, model_id=target.model) if target.model else options
     return ElevenLabsTTS(
         clients,
-        base_url=target.base_url,
-        credential=target.credential,
-        name=target.name,
-        billing_source=target.billing_source,
         options=options,
+        **_args(target),
     )
 
 
@@ -62,11 +77,8 @@ def _openai_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int
     options = replace(options, model=target.model) if target.model else options
     return OpenAITTS(
         clients,
-        base_url=target.base_url,
-        credential=target.credential,
-        name=target.name,
-        billing_source=target.billing_source,
         options=options,
+        **_args(target),
     )
 
 
@@ -74,11 +86,8 @@ def _eleven_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
     options = ElevenLabsSTTOptions(model_id=target.model) if target.model else ElevenLabsSTTOptions()
     return ElevenLabsSTT(
         clients,
-        base_url=target.base_url,
-        credential=target.credential,
-        name=target.name,
-        billing_source=target.billing_source,
         options=options,
+        **_args(target),
     )
 
 
@@ -86,11 +95,8 @@ def _openai_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
     options = OpenAISTTOptions(model=target.model) if target.model else OpenAISTTOptions()
     return OpenAISTT(
         clients,
-        base_url=target.base_url,
-        credential=target.credential,
-        name=target.name,
-        billing_source=target.billing_source,
         options=options,
+        **_args(target),
     )
 
 

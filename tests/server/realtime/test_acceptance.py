@@ -119,6 +119,18 @@ def eleven() -> Any:
         yield emulator, served.url
 
 
+async def with_elevenlabs(patchbay: Patchbay, url: str, **chains: list[str]) -> None:
+    """An ElevenLabs connection on the emulator, and the org's speech chains."""
+    async with patchbay.services.db.session() as s:
+        await patchbay.services.connections().create(
+            s, patchbay.org_id, provider="elevenlabs", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
+        )
+        await patchbay.services.agents().set_org_routing(
+            s, patchbay.org_id, chains={"chat": ["openai/gpt-4o-mini"], **chains}
+        )
+    patchbay.services.config_changed(patchbay.org_id)
+
+
 async def spoken_reply(client: Client, text: str) -> dict[str, Any]:
     """One text turn answered aloud; its `response.done` response."""
     await client.send(
@@ -151,14 +163,7 @@ async def test_a_refused_tts_key_falls_to_espeak_and_is_not_called_again_until_r
     patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
 ) -> None:
     emulator, url = eleven
-    async with patchbay.services.db.session() as s:
-        await patchbay.services.connections().create(
-            s, patchbay.org_id, provider="elevenlabs", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
-        )
-        await patchbay.services.agents().set_org_routing(
-            s, patchbay.org_id, chains={"chat": ["openai/gpt-4o-mini"], "tts": ["elevenlabs/eleven_flash_v2_5"]}
-        )
-    patchbay.services.config_changed(patchbay.org_id)
+    await with_elevenlabs(patchbay, url, tts=["elevenlabs/eleven_flash_v2_5"])
     patchbay.runtime.internal = BuiltIn(stt=FakeSTT(), tts=EspeakTTS())
     emulator.recorder.script(el.invalid_api_key())
     llm.enqueue(*(Scenario(text=f"Answer {n}.") for n in range(4)))
@@ -198,14 +203,7 @@ async def test_a_refused_stt_key_falls_to_the_builtin_engine_and_is_then_skipped
     patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
 ) -> None:
     emulator, url = eleven
-    async with patchbay.services.db.session() as s:
-        await patchbay.services.connections().create(
-            s, patchbay.org_id, provider="elevenlabs", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
-        )
-        await patchbay.services.agents().set_org_routing(
-            s, patchbay.org_id, chains={"chat": ["openai/gpt-4o-mini"], "stt": ["elevenlabs/scribe_v1"], "tts": []}
-        )
-    patchbay.services.config_changed(patchbay.org_id)
+    await with_elevenlabs(patchbay, url, stt=["elevenlabs/scribe_v1"])
     patchbay.runtime.internal = BuiltIn(stt=FakeSTT("internal:whisper", text="book a table"), tts=EspeakTTS())
     emulator.recorder.script(el.invalid_api_key())
     llm.enqueue(*(Scenario(text=f"Answer {n}.") for n in range(2)))
