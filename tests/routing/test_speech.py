@@ -262,9 +262,12 @@ async def test_fail_fast_errors_stop_the_plan(
 async def test_a_silent_engine_hands_over_at_the_first_audio_timeout_and_its_stream_is_closed(
     clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
 ) -> None:
-    eleven.recorder.script(slow_first_byte(30.0))
-    rig = Rig(eleven_org(eleven_url), clients, timeouts=SpeechTimeouts(tts_first_audio=0.2))
+    # The emulator holds the first byte far longer than the engine may wait, so the timeout
+    # is the only way out; the engine's own HTTP deadlines are longer still.
+    eleven.recorder.script(slow_first_byte(120.0))
+    rig = Rig(eleven_org(eleven_url), clients, timeouts=SpeechTimeouts(tts_first_audio=1.0))
     _, run = await rig.speak()
+    assert eleven.recorder.requests  # it was asked, and then hung up on
     assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=failed:timeout;internal:espeak/espeak=served"
     assert await eleven.recorder.wait_disconnect(within=10.0)
 
