@@ -196,7 +196,9 @@ class WorkerProbe:
 
 
 def bench_app() -> Any:
-    """The uvicorn factory each worker runs: Patchbay's app with fake STT/TTS and a probe."""
+    """The uvicorn factory each worker runs: Patchbay's app with fake built-in STT/TTS (so every
+    transcript and sentence still goes through the routed speech path: plan, runner, usage) and a probe."""
+    from routing.speech import BuiltIn
     from server.app import create_app
     from server.logs import configure_logging
     from server.services import Overrides, Services
@@ -205,8 +207,9 @@ def bench_app() -> Any:
 
     settings = Settings()
     configure_logging(settings.log_level)
-    tts = FakeTTS(sample_rate=24_000, chunks=2, chunk_ms=60)
-    services = Services.build(settings, overrides=Overrides(voice_engines=lambda principal: (FakeSTT(text=TRANSCRIPT), tts)))
+    tts = FakeTTS("internal:espeak", sample_rate=24_000, chunks=2, chunk_ms=60)
+    builtin = BuiltIn(stt=FakeSTT("internal:whisper", text=TRANSCRIPT), tts=tts)
+    services = Services.build(settings, overrides=Overrides(internal_engines=builtin))
     probe = WorkerProbe(services.voice)
     probe.instrument()
     app = create_app(settings, services=services, freeze_gc=True)
