@@ -35,6 +35,8 @@ from routing.model import ConnectionStatus
 from routing.tables import Connection, OrgAISettings
 
 KEY_FIELD = "api_key"
+MAX_KEY_CHARS = 4096
+"""Longer than any provider's key (service-account JSON included); a bigger one is a paste error."""
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _RESERVED_NAMES = frozenset(p.value for p in ProviderId)
 CONNECTABLE = frozenset(ProviderId) - {ProviderId.INTERNAL}
@@ -140,6 +142,15 @@ def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any
             raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models")
         out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
     return out
+
+
+def key_secret(value: str) -> Secret:
+    """A key as a surface received it, refused with a clear error when empty or oversized."""
+    if not value.strip():
+        raise RequestError("the key is empty", param="key")
+    if len(value) > MAX_KEY_CHARS:
+        raise RequestError(f"the key is longer than {MAX_KEY_CHARS} characters", param="key")
+    return Secret(value)
 
 
 class Connections:

@@ -174,3 +174,15 @@ async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: di
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
     listed = (await client.get(base, headers=admin_headers)).json()
     assert [a["voice_settings"]["language"] for a in listed] == ["fr", None]
+
+
+async def test_an_empty_key_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    for empty in ("", "   "):
+        created = await client.post(base, json={"provider": "openai", "key": empty}, headers=admin_headers)
+        assert created.status_code == 400 and created.json()["error"]["param"] == "key", created.text
+    assert (await client.post(base, json={"provider": "openai", "key": canary()}, headers=admin_headers)).status_code == 201
+    replaced = await client.put(f"{base}/openai:default/key", json={"key": ""}, headers=admin_headers)
+    assert replaced.status_code == 400 and replaced.json()["error"]["param"] == "key"
