@@ -79,7 +79,17 @@ def create_app(
             await svc.aclose()
             log.info("patchbay stopped")
 
-    app = FastAPI(title="Patchbay", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    # Off by default (docs/security.md): Swagger UI loads its scripts from a CDN, and the schema
+    # maps every admin route to anyone who asks.
+    docs = settings.api_docs
+    app = FastAPI(
+        title="Patchbay",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        redoc_url=None,
+    )
     app.add_middleware(V1FastPath)  # added first, so it runs innermost
     app.add_middleware(BodyLimit, default_cap=settings.max_body_bytes)
     app.add_middleware(AdminGate)  # outside BodyLimit: no token, no body read, whatever its size

@@ -104,7 +104,7 @@ def _read(path: Path) -> str:
 def _write_exclusive(path: Path, token: str) -> None:
     """Write a temp file (0600), then hard-link it into place: readers never see a partial file,
     and an existing token is never replaced (`FileExistsError`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
