@@ -112,7 +112,10 @@ def parse_instant(text: str, *, now: datetime, param: str) -> datetime:
     """An ISO 8601 time (UTC when it names no zone) or a span back from `now`: `90m`, `24h`, `7d`."""
     relative = _RELATIVE.match(text.strip())
     if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        except OverflowError:
+            raise RequestError(f"{param} is too far back", param=param) from None
     try:
         instant = datetime.fromisoformat(text.strip())
     except ValueError:

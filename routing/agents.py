@@ -3,6 +3,7 @@ voice settings (`routing.voice_settings`) their voice sessions start with."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,9 @@ from routing.config_versions import bump
 from routing.intents import Intent
 from routing.tables import Agent, OrgAISettings
 from routing.voice_settings import VoiceSettings, apply_changes, from_stored, stored_with
+
+AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""An agent's name is a URL path segment and a lookup key: no '/', no dots, no spaces, one case."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +108,11 @@ class Agents:
         voice_settings: Mapping[str, str | None] | None = None,
     ) -> AgentInfo:
         name = name.strip()
-        if not name or len(name) > 64:
-            raise RequestError("agent names are 1-64 characters", param="name")
+        if not AGENT_NAME.match(name):
+            raise RequestError(
+                "agent names are 1-64 lower-case letters, digits, '_' and '-', starting with a letter or digit",
+                param="name",
+            )
         if await session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == name)) is not None:
             raise ConflictError(f"agent {name!r} already exists", param="name")
         row = Agent(

@@ -35,6 +35,12 @@ from routing.model import ConnectionStatus
 from routing.tables import Connection, OrgAISettings
 
 KEY_FIELD = "api_key"
+MAX_KEY_CHARS = 4096
+"""Longer than any provider's key (service-account JSON included); a bigger one is a paste error."""
+MAX_MODEL_ID_CHARS = 255
+MAX_MODELS = 500
+MAX_BASE_URL_CHARS = 2048
+"""Bounds on what a connection row stores: every surface shows and snapshots these whole."""
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _RESERVED_NAMES = frozenset(p.value for p in ProviderId)
 CONNECTABLE = frozenset(ProviderId) - {ProviderId.INTERNAL}
@@ -125,8 +131,15 @@ def _name(provider: ProviderId, name: str | None) -> str:
     return name
 
 
+def _bounded_base_url(base_url: str) -> None:
+    if len(base_url) > MAX_BASE_URL_CHARS:
+        raise RequestError(f"base URLs are at most {MAX_BASE_URL_CHARS} characters", param="base_url")
+
+
 def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any]]:
     """Declared models: plain ids get text capability; dicts may list capabilities."""
+    if models is not None and len(models) > MAX_MODELS:
+        raise RequestError(f"a connection declares at most {MAX_MODELS} models", param="models")
     out: list[dict[str, Any]] = []
     for m in models or ():
         if isinstance(m, str):
@@ -135,11 +148,22 @@ def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any
             model_id, caps = str(m.get("id", "")), list(m.get("capabilities") or [Capability.TEXT.value])
         if not model_id.strip():
             raise RequestError("a declared model needs an id", param="models")
+        if len(model_id) > MAX_MODEL_ID_CHARS:
+            raise RequestError(f"model ids are at most {MAX_MODEL_ID_CHARS} characters", param="models")
         unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
         if unknown:
             raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models")
         out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
     return out
+
+
+def key_secret(value: str) -> Secret:
+    """A key as a surface received it, refused with a clear error when empty or oversized."""
+    if not value.strip():
+        raise RequestError("the key is empty", param="key")
+    if len(value) > MAX_KEY_CHARS:
+        raise RequestError(f"the key is longer than {MAX_KEY_CHARS} characters", param="key")
+    return Secret(value)
 
 
 class Connections:
@@ -165,6 +189,7 @@ class Connections:
         pid = _provider(provider)
         conn_name = _name(pid, name)
         if base_url is not None:
+            _bounded_base_url(base_url)
             validate_base_url(base_url, self.guard)
             base_url = base_url.strip().rstrip("/")
         elif not PRESETS[pid].base_url:
@@ -238,6 +263,7 @@ class Connections:
     ) -> ConnectionInfo:
         row = await self.get(session, org_id, ref)
         if base_url is not None:
+            _bounded_base_url(base_url)
             validate_base_url(base_url, self.guard)
             row.base_url = base_url.strip().rstrip("/")
         if models is not None:

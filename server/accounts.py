@@ -22,6 +22,8 @@ from server.tables import ApiKey
 
 API_KEY_PREFIX = "pb-"
 _PREFIX_LEN = 14
+ORG_ID_PREFIX = "org_"
+"""What `new_id("org")` ids start with."""
 _ORG_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
@@ -75,7 +77,15 @@ async def create_org(
 ) -> OrgInfo:
     name = name.strip()
     if not name:
-        raise RequestError("org name must not be empty")
+        raise RequestError("org name must not be empty", param="name")
+    # Orgs are found by id or by name (`get_org`, id first): a name that is, or could become,
+    # an id would make one org unreachable by its name, or shadow another.
+    if name.lower().startswith(ORG_ID_PREFIX):
+        raise RequestError(f"org names may not start with {ORG_ID_PREFIX!r}: that is how org ids look", param="name")
+    if await session.get(Org, name) is not None:
+        raise ConflictError(f"{name!r} is another org's id; choose another name", param="name")
+    if org_id is not None and await session.scalar(select(Org.id).where(Org.name == org_id)) is not None:
+        raise ConflictError(f"{org_id!r} is another org's name; choose another id", param="org_id")
     if await session.scalar(select(Org.id).where(Org.name == name)) is not None:
         raise ConflictError(f"an org named {name!r} already exists")
     org = Org(id=validate_org_id(org_id) if org_id is not None else new_id("org"), name=name, tier=tier.value)

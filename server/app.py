@@ -16,6 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
+from server.admin.auth import AdminGate
+from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
@@ -77,8 +79,20 @@ def create_app(
             await svc.aclose()
             log.info("patchbay stopped")
 
-    app = FastAPI(title="Patchbay", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
-    app.add_middleware(V1FastPath)  # before RequestIdMiddleware, so it runs inside it
+    # Off by default (docs/security.md): Swagger UI loads its scripts from a CDN, and the schema
+    # maps every admin route to anyone who asks.
+    docs = settings.api_docs
+    app = FastAPI(
+        title="Patchbay",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        redoc_url=None,
+    )
+    app.add_middleware(V1FastPath)  # added first, so it runs innermost
+    app.add_middleware(BodyLimit, default_cap=settings.max_body_bytes)
+    app.add_middleware(AdminGate)  # outside BodyLimit: no token, no body read, whatever its size
     app.add_middleware(RequestIdMiddleware)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -19,7 +19,7 @@ from providers.probes import Verification
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, Agents, parse_chain_option
 from routing.config_versions import bump
-from routing.connections import ConnectionInfo, Connections, describe
+from routing.connections import ConnectionInfo, Connections, describe, key_secret
 from routing.errors import BaseUrlRefusedError
 from routing.registry import connection_credential
 from routing.verify import speaks, verify
@@ -41,7 +41,10 @@ def _read_key(as_json: bool) -> Secret:
     key = raw.strip()
     if not key:
         fail("no key on standard input", as_json=as_json)
-    return Secret(key)
+    try:
+        return key_secret(key)
+    except RequestError as exc:
+        fail(str(exc), as_json=as_json)
 
 
 def _with_services(

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     admin_api: bool = True
     """False turns the admin API (and so the web UI's sign-in) off: it answers 503 `admin_disabled`."""
     allow_private_base_urls: bool = False
+    api_docs: bool = False
+    """Serve `/docs` (Swagger UI, loaded from a CDN) and `/openapi.json`; both unauthenticated."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest HTTP request body; a few routes keep caps of their own (server/body_limit.py)."""
     api_key_rate_limit: str = "600/60"
     """Requests per server API key: `N/SECONDS` (a token bucket of N refilled over SECONDS), or `off`."""
     allow_plain_http_base_urls: bool = False

@@ -113,7 +113,7 @@ def write_key_file(path: Path, keyring: Keyring, *, exclusive: bool = False) -> 
     With `exclusive`, fail with `FileExistsError` if `path` exists (first-start generation must
     never clobber a key another process just wrote).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

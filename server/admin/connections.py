@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
-from routing.connections import ConnectionInfo, describe
+from routing.connections import ConnectionInfo, describe, key_secret
 from routing.verify import speaks, verify
 from routing.voice_settings import VoiceSettings
 from server import accounts
@@ -218,7 +218,7 @@ def _models(items: list[str | DeclaredModelIn] | None) -> list[str | dict[str, A
 
 
 def _secret(value: SecretStr | None) -> Secret | None:
-    return Secret(value.get_secret_value()) if value is not None else None
+    return key_secret(value.get_secret_value()) if value is not None else None
 
 
 async def _org_id(svc: Services, session: Any, org: str) -> str:
@@ -272,7 +272,7 @@ async def update_connection(org: str, ref: str, body: ConnectionUpdate, svc: Ser
 async def replace_key(org: str, ref: str, body: KeyIn, svc: ServicesDep) -> ConnectionOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        info = await svc.connections().replace_key(s, org_id, ref, Secret(body.key.get_secret_value()))
+        info = await svc.connections().replace_key(s, org_id, ref, key_secret(body.key.get_secret_value()))
     svc.config_changed(org_id)
     # A new key deserves a fresh start: failures of the old one no longer say anything.
     await svc.gateway.cooldowns.clear(org_id, info.profile_id)

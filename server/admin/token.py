@@ -5,6 +5,9 @@ embedded default) the first start generates `DATA_DIR/admin.token` (mode 0600, w
 atomically and exclusively so concurrent first starts agree on one token) and logs its path,
 never its content; `patchbay admin token` prints it. With `PATCHBAY_ADMIN_API=false` there is
 no token and the admin API answers 503. Nothing here reads the environment.
+
+A token shorter than `MIN_LENGTH` refuses start-up: an empty `PATCHBAY_ADMIN_TOKEN=` once
+meant `Authorization: Bearer ` (nothing after it) opened the whole admin API.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 
 TOKEN_FILENAME = "admin.token"
 ENV_SOURCE = "PATCHBAY_ADMIN_TOKEN"
+MIN_LENGTH = 32
+"""Shortest token accepted from either source; the generated one is 51 characters."""
 
 
 class AdminTokenError(RuntimeError):
@@ -54,6 +59,13 @@ def load_admin_token(settings: Settings, *, create: bool = True) -> AdminToken |
     if not settings.admin_api:
         return None
     if settings.admin_token is not None:
+        length = len(settings.admin_token.get_secret_value().strip())
+        if length < MIN_LENGTH:
+            raise AdminTokenError(
+                f"{ENV_SOURCE} is {'empty' if length == 0 else f'only {length} characters'}; set it to "
+                f"{MIN_LENGTH} or more random characters (e.g. `openssl rand -hex 32`), or unset it to use "
+                "a generated token file"
+            )
         return AdminToken(settings.admin_token, ENV_SOURCE)
     path = token_path(settings)
     if not path.exists():
@@ -81,15 +93,18 @@ def _read(path: Path) -> str:
             "admin token file is readable by group or others; chmod 600 it",
             extra={"fields": {"path": str(path), "mode": oct(stat.S_IMODE(st.st_mode))}},
         )
-    if len(text) < 16:
-        raise AdminTokenError(f"the admin token file {path} holds no usable token (16 characters or more)")
+    if len(text) < MIN_LENGTH:
+        raise AdminTokenError(
+            f"the admin token file {path} holds no usable token ({MIN_LENGTH} characters or more); "
+            "delete it to have a new one generated"
+        )
     return text
 
 
 def _write_exclusive(path: Path, token: str) -> None:
     """Write a temp file (0600), then hard-link it into place: readers never see a partial file,
     and an existing token is never replaced (`FileExistsError`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

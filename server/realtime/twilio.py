@@ -75,7 +75,8 @@ def webhook_key(authorization: str) -> str | None:
         return None
     try:
         user, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:
+        # binascii.Error, UnicodeDecodeError, and the ValueError b64decode raises for non-ASCII input.
         return None
     return password or user or None
 

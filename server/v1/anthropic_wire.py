@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from server.v1.openai_wire import MAX_TOKENS_LIMIT
+
 
 class _Wire(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -88,12 +90,12 @@ class ToolChoiceParam(_Wire):
 
 class ThinkingParam(_Wire):
     type: Literal["enabled", "disabled", "adaptive"]
-    budget_tokens: int | None = Field(default=None, ge=1)
+    budget_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
 
 
 class MessagesRequest(_Wire):
     model: str = Field(min_length=1, max_length=255)
-    max_tokens: int = Field(ge=1)
+    max_tokens: int = Field(ge=1, le=MAX_TOKENS_LIMIT)
     messages: list[MessageParam] = Field(min_length=1)
     system: str | list[TextBlock] | None = None
     tools: list[ToolParam] | None = None

@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_TOKENS_LIMIT = 2**31 - 1
+"""Above any model's output limit; a bigger count cannot be sent upstream (JSON encoders stop at 64 bits)."""
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -115,8 +118,8 @@ class ChatCompletionRequest(_Strict):
     tool_choice: Literal["auto", "none", "required"] | NamedToolChoiceIn | None = None
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormatIn | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_TOKENS_LIMIT)
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None

@@ -14,7 +14,7 @@ from server.db import Database
 from server.services import Services
 from server.settings import Settings
 
-ADMIN_TOKEN = "admin-test-token"
+ADMIN_TOKEN = "admin-test-token-0123456789abcdefghij"
 
 
 @pytest.fixture

@@ -174,3 +174,50 @@ async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: di
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
     listed = (await client.get(base, headers=admin_headers)).json()
     assert [a["voice_settings"]["language"] for a in listed] == ["fr", None]
+
+
+async def test_an_empty_key_is_a_400_naming_the_field(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    for empty in ("", "   "):
+        created = await client.post(base, json={"provider": "openai", "key": empty}, headers=admin_headers)
+        assert created.status_code == 400 and created.json()["error"]["param"] == "key", created.text
+    assert (await client.post(base, json={"provider": "openai", "key": canary()}, headers=admin_headers)).status_code == 201
+    replaced = await client.put(f"{base}/openai:default/key", json={"key": ""}, headers=admin_headers)
+    assert replaced.status_code == 400 and replaced.json()["error"]["param"] == "key"
+
+
+@pytest.mark.parametrize("name", ["ag/4", "../../x", "Ada", "-x", "a b", "a.b", "", "x" * 65])
+async def test_agent_names_that_break_paths_or_lookups_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str, name: str
+) -> None:
+    r = await client.post(f"/admin/v1/orgs/{org}/agents", json={"name": name}, headers=admin_headers)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "name", r.text
+    assert (await client.get(f"/admin/v1/orgs/{org}/agents", headers=admin_headers)).json() == []
+
+
+async def test_oversized_connection_fields_are_refused_naming_the_field(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    custom = {"provider": "openai_compatible", "name": "mylab", "base_url": "https://llm.example.com/v1"}
+    cases = [
+        ({"provider": "openai", "key": "k" * 4097}, "key"),
+        ({**custom, "models": ["m" * 256]}, "models"),
+        ({**custom, "models": [{"id": "m" * 256}]}, "models"),
+        ({**custom, "models": [f"m{i}" for i in range(501)]}, "models"),
+        ({**custom, "base_url": "https://llm.example.com/" + "p" * 2048}, "base_url"),
+    ]
+    for body, field in cases:
+        r = await client.post(base, json=body, headers=admin_headers)
+        assert r.status_code == 400 and r.json()["error"]["param"] == field, (field, r.text)
+    ok = await client.post(base, json={**custom, "models": ["m" * 255] + [f"m{i}" for i in range(499)]}, headers=admin_headers)
+    assert ok.status_code == 201, ok.text
+    ref = f"{base}/{ok.json()['profile_id']}"
+    long_list = await client.patch(ref, json={"models": [f"m{i}" for i in range(501)]}, headers=admin_headers)
+    assert long_list.status_code == 400 and long_list.json()["error"]["param"] == "models"
+    long_url = await client.patch(ref, json={"base_url": "https://x.example/" + "p" * 2048}, headers=admin_headers)
+    assert long_url.status_code == 400 and long_url.json()["error"]["param"] == "base_url"
+    long_key = await client.put(f"{ref}/key", json={"key": "k" * 4097}, headers=admin_headers)
+    assert long_key.status_code == 400 and long_key.json()["error"]["param"] == "key"

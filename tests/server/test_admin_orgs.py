@@ -58,3 +58,12 @@ async def test_unknown_org_and_bad_body_give_typed_errors(client: httpx.AsyncCli
     assert r.json()["error"]["param"] == "tier"
     r = await client.post("/admin/v1/orgs", content=b"{not json", headers={**admin_headers, "content-type": "application/json"})
     assert r.status_code == 400
+
+
+async def test_an_org_name_cannot_look_like_or_be_an_org_id(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+    first = (await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)).json()
+    for name in (first["id"], "org_ANYTHING", "ORG_x"):
+        r = await client.post("/admin/v1/orgs", json={"name": name}, headers=admin_headers)
+        assert r.status_code in (400, 409) and r.json()["error"]["param"] == "name", r.text
+    listed = (await client.get("/admin/v1/orgs", headers=admin_headers)).json()
+    assert [o["name"] for o in listed] == ["acme"]

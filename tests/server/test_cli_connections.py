@@ -36,6 +36,8 @@ async def test_add_list_set_key_revoke_with_canary(db_url: str, org: str, tmp_pa
 
     empty = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="\n")
     assert empty.exit_code == 1
+    huge = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="k" * 4097)
+    assert huge.exit_code == 1 and "4096" in huge.output
 
     revoked = await run_cli(db_url, "connection", "revoke", "--org", org, "openai:default", "--json")
     assert json.loads(revoked.output)["status"] == "revoked"

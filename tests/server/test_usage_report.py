@@ -56,6 +56,9 @@ async def test_admin_usage_groups_and_windows(
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "group_by"
     when = await client.get(url, params={"since": "last tuesday"}, headers=admin_headers)
     assert when.status_code == 400 and when.json()["error"]["param"] == "since"
+    for too_far in ("99999999999d", "999999999d"):
+        far = await client.get(url, params={"since": too_far}, headers=admin_headers)
+        assert far.status_code == 400 and far.json()["error"]["param"] == "since"
     missing = await client.get("/admin/v1/orgs/org_nope/usage", headers=admin_headers)
     assert missing.status_code == 404
     assert (await client.get(url)).status_code == 401

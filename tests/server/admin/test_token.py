@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner, Result
+from pydantic import SecretStr
 
+from server.admin.auth import refusal
 from server.admin.token import AdminTokenError, load_admin_token
 from server.app import create_app
 from server.cli import cli
@@ -37,9 +39,9 @@ def test_generated_once_with_mode_0600_and_logged_without_the_token(tmp_path: Pa
 
 
 def test_the_variable_wins_and_no_file_is_written(tmp_path: Path) -> None:
-    token = load_admin_token(Settings(data_dir=tmp_path, admin_token="from-the-environment"))
+    token = load_admin_token(Settings(data_dir=tmp_path, admin_token="from-the-environment-0123456789abcdef"))
     assert token is not None and token.source == "PATCHBAY_ADMIN_TOKEN" and not token.from_file
-    assert token.value.get_secret_value() == "from-the-environment"
+    assert token.value.get_secret_value() == "from-the-environment-0123456789abcdef"
     assert not (tmp_path / "admin.token").exists()
 
 
@@ -66,12 +68,28 @@ def test_an_unusable_file_refuses_start_up_naming_the_path(tmp_path: Path) -> No
 
 def test_a_group_readable_file_is_used_with_a_warning(tmp_path: Path) -> None:
     path = tmp_path / "admin.token"
-    path.write_text("a-token-someone-wrote-by-hand\n")
+    path.write_text("a-token-someone-wrote-by-hand-0123456789\n")
     path.chmod(0o644)
     with captured_logs() as logs:
         token = load_admin_token(Settings(data_dir=tmp_path))
-    assert token is not None and token.value.get_secret_value() == "a-token-someone-wrote-by-hand"
+    assert token is not None and token.value.get_secret_value() == "a-token-someone-wrote-by-hand-0123456789"
     assert "chmod 600" in logs.getvalue() and "a-token-someone" not in logs.getvalue()
+
+
+@pytest.mark.parametrize("configured", ["", "   ", "x" * 31])
+def test_an_empty_or_short_variable_refuses_start_up_saying_how_to_fix_it(tmp_path: Path, configured: str) -> None:
+    settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", admin_token=configured)
+    with pytest.raises(StartupError, match="PATCHBAY_ADMIN_TOKEN .* 32 or more") as raised:
+        Services.build(settings)
+    assert configured.strip() == "" or configured not in str(raised.value)
+
+
+def test_an_empty_presented_token_is_refused_even_against_an_empty_configured_one() -> None:
+    for token in ("", "t" * 40):
+        refused = refusal(SecretStr(token), "Bearer ")
+        assert refused is not None and refused.status_code == 401
+    assert refusal(SecretStr("t" * 40), "Bearer " + "t" * 40) is None
+    assert refusal(SecretStr("t" * 40), "Basic " + "t" * 40) is not None
 
 
 async def test_the_server_accepts_the_generated_token_only(tmp_path: Path, db: Database) -> None:
@@ -125,7 +143,7 @@ async def test_cli_prints_the_token_the_server_uses(tmp_path: Path) -> None:
 
 
 async def test_cli_with_the_variable_set_and_with_the_admin_api_off(tmp_path: Path) -> None:
-    from_env = await run_admin_cli({"PATCHBAY_DATA_DIR": str(tmp_path), "PATCHBAY_ADMIN_TOKEN": "env-token-0123456789"}, "--json")
+    from_env = await run_admin_cli({"PATCHBAY_DATA_DIR": str(tmp_path), "PATCHBAY_ADMIN_TOKEN": "env-token-0123456789-0123456789abcdef"}, "--json")
     assert from_env.exit_code == 0
     assert json.loads(from_env.stdout)["source"] == "PATCHBAY_ADMIN_TOKEN"
     assert not (tmp_path / "admin.token").exists()

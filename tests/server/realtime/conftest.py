@@ -56,7 +56,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=db_url,
-        admin_token="admin-test-token",
+        admin_token="admin-test-token-0123456789abcdefghij",
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key=TEST_MASTER_KEY,

@@ -45,7 +45,7 @@ def settings(tmp_path: Path, db_url: str, whisper_dir: Path) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=db_url,
-        admin_token="admin-test-token",
+        admin_token="admin-test-token-0123456789abcdefghij",
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key="v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",

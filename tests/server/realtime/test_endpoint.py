@@ -324,7 +324,8 @@ async def test_turn_latency_reaches_the_admin_metrics(connect: Any, llm: OpenAIE
     await client.until("response.done")
     async with httpx.AsyncClient(base_url=patchbay.url) as http:
         refused = await http.get("/admin/voice/metrics")
-        metrics = await http.get("/admin/voice/metrics", headers={"authorization": "Bearer admin-test-token"})
+        admin = {"authorization": "Bearer admin-test-token-0123456789abcdefghij"}
+        metrics = await http.get("/admin/voice/metrics", headers=admin)
     assert refused.status_code == 401
     body = metrics.json()
     assert body["live_sessions"] == 1

@@ -168,6 +168,11 @@ async def test_webhook_answers_twiml_with_a_token_never_the_key(
         assert "Stream" not in refused.text
 
 
+async def test_a_non_ascii_basic_header_is_a_401_not_a_500(webhook: Callable[..., Any]) -> None:
+    refused = await webhook(auth="Basic é".encode())
+    assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+
+
 def test_webhook_key_and_twiml_escaping() -> None:
     assert webhook_key(basic("x", "pb-abc")) == "pb-abc"
     assert webhook_key(basic("pb-abc", "")) == "pb-abc"

@@ -92,7 +92,7 @@ def settings(
         redis_url=request.getfixturevalue("redis_url") if use_redis else None,
         data_dir=tmp_path,
         database_url=db_url,
-        admin_token="admin-test-token",
+        admin_token="admin-test-token-0123456789abcdefghij",
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key=TEST_MASTER_KEY,

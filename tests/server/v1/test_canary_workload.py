@@ -34,7 +34,7 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
         database_url=db_url,
-        admin_token="admin-test-token",
+        admin_token="admin-test-token-0123456789abcdefghij",
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
     )
@@ -58,7 +58,7 @@ async def _rotate(settings: Settings) -> dict[str, object]:
 async def test_no_canary_leaks_anywhere(patchbay: Patchbay, upstreams: Upstreams, settings: Settings) -> None:
     seen: list[str] = []
     errors: list[str] = []
-    admin = {"authorization": "Bearer admin-test-token"}
+    admin = {"authorization": "Bearer admin-test-token-0123456789abcdefghij"}
     chat = {"model": "default", "messages": [{"role": "user", "content": "hello"}]}
     with captured_logs() as logs:
         async with patchbay.client() as client:
