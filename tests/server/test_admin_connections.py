@@ -15,6 +15,7 @@ from providers.contract import ProviderId
 from routing.snapshot import build_org_routing
 from routing.tables import Connection, OrgAISettings
 from server.services import Services
+from server.settings import Settings
 
 
 def canary() -> str:
@@ -174,3 +175,25 @@ async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: di
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
     listed = (await client.get(base, headers=admin_headers)).json()
     assert [a["voice_settings"]["language"] for a in listed] == ["fr", None]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"env_reference_allow": "OPENAI_API_KEY"})
+
+
+async def test_env_references_are_limited_to_the_allowlist(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    own = await client.post(
+        base, json={"provider": "openai_compatible", "name": "leak", "base_url": "https://llm.example.com/v1",
+                    "env_reference": "PATCHBAY_MASTER_KEY"}, headers=admin_headers,
+    )
+    assert own.status_code == 400 and "server's own settings" in own.json()["error"]["message"]
+    unlisted = await client.post(base, json={"provider": "openai", "env_reference": "AWS_SECRET_ACCESS_KEY"}, headers=admin_headers)
+    assert unlisted.status_code == 400
+    assert "PATCHBAY_ENV_REFERENCE_ALLOW" in unlisted.json()["error"]["message"]
+    listed = await client.post(base, json={"provider": "openai", "env_reference": "OPENAI_API_KEY"}, headers=admin_headers)
+    assert listed.status_code == 201, listed.text
+    assert listed.json()["env_reference"] == "OPENAI_API_KEY"
