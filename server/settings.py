@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""
+    twilio_auth_token: SecretStr | None = None
+    """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
+    `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""
 
     @field_validator("log_level", mode="before")
     @classmethod
