@@ -197,3 +197,19 @@ async def test_env_references_are_limited_to_the_allowlist(
     listed = await client.post(base, json={"provider": "openai", "env_reference": "OPENAI_API_KEY"}, headers=admin_headers)
     assert listed.status_code == 201, listed.text
     assert listed.json()["env_reference"] == "OPENAI_API_KEY"
+
+
+async def test_numeric_ipv4_forms_and_embedded_ipv4_are_refused_when_saved(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    for url in ("http://2130706433/v1", "http://0177.0.0.1/v1", "http://127.1/v1", "http://0x7f.1/v1", "https://[64:ff9b::a9fe:a9fe]/v1"):
+        refused = await client.post(base, json={"provider": "openai_compatible", "name": "lab", "base_url": url}, headers=admin_headers)
+        assert refused.status_code == 400, url
+        assert refused.json()["error"]["type"] == "base_url_refused"
+    created = await client.post(
+        base, json={"provider": "openai_compatible", "name": "lab", "base_url": "https://llm.example.com/v1"}, headers=admin_headers
+    )
+    assert created.status_code == 201
+    updated = await client.patch(f"{base}/openai_compatible:lab", json={"base_url": "http://127.1/v1"}, headers=admin_headers)
+    assert updated.status_code == 400 and "numeric IPv4 form" in updated.json()["error"]["message"]
