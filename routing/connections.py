@@ -30,6 +30,7 @@ from providers.contract import (
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
 from routing.config_versions import bump
+from routing.env_reference import check_env_reference
 from routing.guard import GuardPolicy, validate_base_url
 from routing.model import ConnectionStatus
 from routing.tables import Connection, OrgAISettings
@@ -169,10 +170,19 @@ def key_secret(value: str) -> Secret:
 class Connections:
     """The service behind the admin API and the CLI."""
 
-    def __init__(self, vault: Vault, guard: GuardPolicy, *, actor: str = "admin") -> None:
+    def __init__(
+        self,
+        vault: Vault,
+        guard: GuardPolicy,
+        *,
+        actor: str = "admin",
+        env_references: frozenset[str] = frozenset(),
+    ) -> None:
+        """`env_references`: the environment variables a connection may name (PATCHBAY_ENV_REFERENCE_ALLOW)."""
         self.vault = vault
         self.guard = guard
         self.actor = actor
+        self.env_references = env_references
 
     async def create(
         self,
@@ -196,6 +206,8 @@ class Connections:
             raise RequestError("a custom endpoint needs a base URL", param="base_url")
         if key is not None and env_reference is not None:
             raise RequestError("give a key or an environment reference, not both")
+        if env_reference is not None:
+            env_reference = check_env_reference(env_reference, self.env_references)
         if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
             raise RequestError(f"{PRESETS[pid].display_name} needs a key", param="key")
         existing = await session.scalar(

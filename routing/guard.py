@@ -1,7 +1,8 @@
 """The base URL guard: keep org-supplied endpoints off loopback, link-local and private networks.
 
 A custom base URL that resolves to loopback, link-local (169.254.0.0/16, where cloud metadata
-lives), private, shared or otherwise non-global addresses is refused unless the operator sets
+lives), private, shared or otherwise non-global addresses, or an IPv6 address embedding one
+(IPv4-mapped, NAT64, 6to4, IPv4-compatible), is refused unless the operator sets
 PATCHBAY_ALLOW_PRIVATE_BASE_URLS=true (self-hosted models on a private network are a real
 use). Plain http to a public host is refused unless `allow_plain_http`. Multicast is always
 refused.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -52,10 +54,38 @@ class BaseUrl:
     port: int
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries to: mapped, NAT64, 6to4 or IPv4-compatible.
+
+    A NAT64 or 6to4 gateway forwards to the embedded address, so `64:ff9b::7f00:1` reaches
+    127.0.0.1 (from the gateway's network) as surely as the literal does.
+    """
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def address_kind(ip: IPAddress) -> str | None:
     """`None` for a public unicast address, else what makes it private (`loopback`, `link_local`, ...)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            # Local-use NAT64 (RFC 8215) translates into the operator's own network.
+            return "private"
+        embedded = embedded_ipv4(ip)
+        if embedded is not None:
+            kind = address_kind(embedded)
+            if kind is not None or ip.ipv4_mapped is not None:
+                return kind
     if ip.is_multicast:
         return "multicast"
     if ip.is_loopback:
@@ -88,7 +118,8 @@ def check_address(host: str, address: str, policy: GuardPolicy) -> IPAddress:
 
 
 def validate_base_url(url: str, policy: GuardPolicy) -> BaseUrl:
-    """Save-time check: syntax, scheme, no credentials in the URL, and literal addresses."""
+    """Save-time check: syntax, scheme, no credentials in the URL, literal addresses, and no
+    numeric IPv4 forms other than the dotted quad."""
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -113,10 +144,26 @@ def validate_base_url(url: str, policy: GuardPolicy) -> BaseUrl:
     try:
         ipaddress.ip_address(host)
     except ValueError:
+        if _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+            # `2130706433`, `0177.0.0.1`, `127.1`, `0x7f.1`: resolvers read these as IPv4
+            # addresses (127.0.0.1 each), which a check of the text as a name would miss.
+            raise BaseUrlRefusedError(
+                "invalid_url",
+                f"base URL host {host} is a numeric IPv4 form{_read_as(host)}; "
+                "write the address as four decimal numbers (a.b.c.d)",
+            ) from None
         return base
     ip = check_address(host, host, policy)
     _check_scheme(base, [ip], policy)
     return base
+
+
+def _read_as(host: str) -> str:
+    """What the C resolver makes of a numeric form, for the message (no DNS involved)."""
+    try:
+        return f" (read as {socket.inet_ntoa(socket.inet_aton(host))})"
+    except OSError:
+        return ""
 
 
 def _check_scheme(base: BaseUrl, addresses: Iterable[IPAddress], policy: GuardPolicy) -> None:

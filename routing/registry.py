@@ -48,6 +48,7 @@ from providers.vault.store import Vault
 from routing.config_versions import read_versions
 from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
+from routing.env_reference import ALLOW_SETTING, is_reserved
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
 from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
@@ -358,6 +359,14 @@ async def connection_credential(
     if row.status != ConnectionStatus.ACTIVE.value:
         return NoCredential()
     if row.env_reference:
+        # `environ` holds only allowlisted names (`allowed_environ`); checking again here keeps a
+        # row saved before the allowlist, or a caller passing the raw environment, from leaking.
+        if is_reserved(row.env_reference) or row.env_reference not in environ:
+            log.error(
+                "connection environment reference refused",
+                extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "setting": ALLOW_SETTING}},
+            )
+            return NoCredential()
         return EnvReferenceCredential(row.env_reference, environ)
     if row.secret_id is None:
         return NoCredential()

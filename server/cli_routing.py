@@ -6,7 +6,6 @@ the machine can see in the process list and which shells keep in their history.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import IO, Any, TypeVar
@@ -27,7 +26,7 @@ from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
 from server import accounts
 from server.cli_common import emit, fail, json_option, jsonable, run_with_database, run_with_services
 from server.db import Database
-from server.services import Services
+from server.services import Services, services_environ
 from voice.verify import voice_probe
 
 T = TypeVar("T")
@@ -196,7 +195,7 @@ def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) ->
         svc = services.connections(actor="cli")
         row = await svc.get(s, org_id, ref)
         # The CLI is an edge like the server: it may read operator environment references.
-        credential = await connection_credential(s, svc.vault, row, os.environ)
+        credential = await connection_credential(s, svc.vault, row, services_environ(services.settings))
         # The server's pool and guard: the connector checks the address it connects to, so a
         # name that resolves differently after the base-URL check is still refused.
         tools = services.verify_tools()

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from server import redact
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("patchbay_request_id", default=None)
 
 _STD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -57,6 +59,8 @@ def configure_logging(level: str = "INFO", stream: Any = None, *, worker: bool =
     logging.logMultiprocessing = False
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter({"pid": os.getpid()} if worker else None))
+    # Libraries log handshake headers and query strings; keys and tokens must not reach a line.
+    handler.addFilter(redact.install())
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)

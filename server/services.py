@@ -31,6 +31,7 @@ from routing.agents import Agents
 from routing.catalog import Catalog, default_catalog
 from routing.connections import Connections
 from routing.cooldown_store import CooldownStore, make_cooldown_store
+from routing.env_reference import allowed_environ
 from routing.executor import Executor
 from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
 from routing.redis_health import redis_client
@@ -145,6 +146,11 @@ def build_gateway(
     )
 
 
+def services_environ(settings: Settings) -> dict[str, str]:
+    """The environment references connections may read: the allowlisted part of this process's environment."""
+    return allowed_environ(settings.env_references, os.environ)
+
+
 def guard_policy(settings: Settings) -> GuardPolicy:
     return GuardPolicy(
         allow_private=settings.allow_private_base_urls,
@@ -189,8 +195,8 @@ class Services:
         audit = DecryptAuditWriter(database.sessions)
         vault = build_vault(settings, database, audit)
         usage = new_usage_recorder(database.sessions)
-        # The CLI and the server are edges: both may read operator environment references.
-        gateway = build_gateway(settings, database, vault, usage, overrides, environ=os.environ)
+        # The CLI and the server are edges: both may read the environment references the operator allowed.
+        gateway = build_gateway(settings, database, vault, usage, overrides, environ=services_environ(settings))
         voice = VoiceRuntime.from_settings(
             settings,
             gateway,
@@ -217,7 +223,7 @@ class Services:
         return guard_policy(self.settings)
 
     def connections(self, actor: str = "admin") -> Connections:
-        return Connections(self.vault, self.guard, actor=actor)
+        return Connections(self.vault, self.guard, actor=actor, env_references=self.settings.env_references)
 
     def agents(self, actor: str = "admin") -> Agents:
         return Agents(actor=actor)

@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from routing.env_reference import parse_allowlist
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
@@ -40,6 +42,9 @@ class Settings(BaseSettings):
     """Requests per server API key: `N/SECONDS` (a token bucket of N refilled over SECONDS), or `off`."""
     allow_plain_http_base_urls: bool = False
     """Allow `http://` base URLs to public hosts (private ones follow ALLOW_PRIVATE_BASE_URLS)."""
+    env_reference_allow: str = ""
+    """Environment variables a connection may name as its key (`OPENAI_API_KEY,ANTHROPIC_API_KEY`);
+    empty: none. `PATCHBAY_*` names are refused at start-up."""
     master_key: SecretStr | None = None
     """Vault master keys: `v2:<base64>,v1:<base64>` (first is current) or one bare base64 key."""
     master_key_file: Path | None = None
@@ -64,6 +69,9 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""
+    twilio_auth_token: SecretStr | None = None
+    """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
+    `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -75,6 +83,17 @@ class Settings(BaseSettings):
     def _rate(cls, v: str) -> str:
         parse_rate_limit(v)
         return v
+
+    @field_validator("env_reference_allow")
+    @classmethod
+    def _env_references(cls, v: str) -> str:
+        parse_allowlist(v)
+        return v
+
+    @property
+    def env_references(self) -> frozenset[str]:
+        """The names connections may reference; never a `PATCHBAY_*` one."""
+        return parse_allowlist(self.env_reference_allow)
 
     @property
     def rate_limit(self) -> tuple[int, float] | None:

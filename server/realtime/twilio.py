@@ -4,7 +4,8 @@ Two routes (docs/voice.md, "Phone calls (Twilio)"):
 
 - `POST /v1/twilio/voice`, the call's webhook. Twilio authenticates with HTTP Basic (the server
   API key as the password, `https://x:pb-...@host/v1/twilio/voice` in the Twilio console) or a
-  Bearer key. It answers TwiML that connects the call to the media stream, handing over a
+  Bearer key; with PATCHBAY_TWILIO_AUTH_TOKEN set, it must also carry a valid
+  `X-Twilio-Signature` (`twilio_signature.py`), or it is refused with 403. It answers TwiML that connects the call to the media stream, handing over a
   short-lived token (never the key) and the optional `model`, `instructions` and `voice` from the
   webhook's query as stream parameters.
 - `GET /v1/twilio/media-stream`, the WebSocket Twilio opens. Twilio cannot send headers there,
@@ -40,6 +41,7 @@ from fastapi.responses import Response
 
 from server.realtime.auth import Caller, authenticate
 from server.realtime.opening import SessionRefused, open_session, session_defaults
+from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
@@ -101,6 +103,11 @@ def connect_twiml(url: str, parameters: dict[str, str]) -> str:
 @router.post("/v1/twilio/voice")
 async def voice_webhook(request: Request) -> Response:
     services: Services = request.app.state.services
+    settings = services.settings
+    if settings.twilio_auth_token is not None and not await twilio_signed(
+        request, settings.twilio_auth_token.get_secret_value(), settings.public_url
+    ):
+        return Response("missing or invalid X-Twilio-Signature", status_code=403, media_type="text/plain")
     runtime = services.voice
     key = webhook_key(request.headers.get("authorization", ""))
     caller = (

@@ -207,7 +207,46 @@ async def test_guarded_aiohttp_transport_checks_literals_and_names(served: Serve
         assert (await client.get(f"{served.url}/v1/ping")).text == "ok"
 
 
-async def test_legacy_numeric_forms_are_resolved_then_checked() -> None:
-    with pytest.raises(BaseUrlRefusedError) as info:
-        await check_base_url("https://2130706433/v1", DEFAULT)
-    assert "127.0.0.1" in str(info.value)
+@pytest.mark.parametrize("host", ["2130706433", "0177.0.0.1", "127.1", "0x7f.1", "0x7f000001", "017700000001"])
+async def test_legacy_numeric_forms_are_refused_at_save_and_connect_time(host: str) -> None:
+    """Resolvers read these as 127.0.0.1; a save-time check taking them for names let them through."""
+    for policy in (DEFAULT, ALLOW_PRIVATE):
+        with pytest.raises(BaseUrlRefusedError) as saved:
+            validate_base_url(f"https://{host}/v1", policy)
+        assert saved.value.reason == "invalid_url"
+        assert "numeric IPv4 form (read as 127.0.0.1)" in str(saved.value) and "a.b.c.d" in str(saved.value)
+    with pytest.raises(BaseUrlRefusedError):
+        await check_base_url(f"https://{host}/v1", DEFAULT)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("64:ff9b::7f00:1", "loopback"),
+        ("64:ff9b::a9fe:a9fe", "link_local"),
+        ("64:ff9b::a00:1", "private"),
+        ("64:ff9b::808:808", None),
+        ("64:ff9b:1::808:808", "private"),
+        ("2002:7f00:1::", "loopback"),
+        ("2002:a9fe:a9fe::1", "link_local"),
+        ("2002:c0a8:114::", "private"),
+        ("2002:808:808::", None),
+        ("::127.0.0.1", "loopback"),
+        ("::169.254.169.254", "link_local"),
+        ("::10.0.0.1", "private"),
+        ("::224.0.0.1", "multicast"),
+    ],
+)
+def test_ipv6_addresses_embedding_ipv4_are_judged_by_it(address: str, kind: str | None) -> None:
+    import ipaddress
+
+    assert address_kind(ipaddress.ip_address(address)) == kind
+    if kind is not None:
+        with pytest.raises(BaseUrlRefusedError) as info:
+            validate_base_url(f"https://[{address}]/v1", DEFAULT)
+        assert info.value.reason == "private_address"
+
+
+def test_names_that_merely_contain_digits_are_not_numeric_forms() -> None:
+    for url in ("https://llm.example.com/v1", "https://1.example.com/v1", "https://api.0x7f.dev/v1"):
+        validate_base_url(url, DEFAULT)

@@ -23,12 +23,14 @@ from routing.catalog import default_catalog
 from routing.config_versions import read_versions
 from routing.connections import Connections
 from routing.cooldown_store import CooldownStore, InProcessCooldownStore, RedisCooldownStore
+from routing.env_reference import allowed_environ
 from routing.errors import AllAttemptsFailedError
 from routing.executor import Executor
 from routing.guard import GuardPolicy
 from routing.redis_health import redis_client
 from routing.registry import EnvReferenceCredential, Registry, UnknownOrgError
 from routing.resolver import Resolver, RouteRequest
+from routing.tables import Connection
 from server import accounts
 from server.db import Database
 from tests.emulators.harness import free_port
@@ -152,13 +154,39 @@ async def test_unknown_org(registry: Registry) -> None:
 async def test_env_reference_credential(registry: Registry, db: Database, vault: Vault) -> None:
     async with db.session() as s:
         org = await accounts.create_org(s, "EnvCo")
-        await Connections(vault, GuardPolicy()).create(
+        await Connections(vault, GuardPolicy(), env_references=frozenset({"OPENAI_KEY_ENV"})).create(
             s, org.id, provider="openai", name="ops", env_reference="OPENAI_KEY_ENV"
         )
     entry = await registry.get(org.id)
     credential = registry.credential(entry.routing.all_connections()[0])
     assert isinstance(credential, EnvReferenceCredential)
     assert credential.reveal("test") == "sk-from-env" and credential.fingerprint == "env:OPENAI_KEY_ENV"
+
+
+@pytest.mark.parametrize("name", ["PATCHBAY_MASTER_KEY", "NOT_LISTED_KEY"])
+async def test_a_stored_env_reference_outside_the_allowlist_reads_nothing(
+    db: Database, vault: Vault, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A row saved before the allowlist (or written straight to the database) must not leak:
+    the registry reads only the allowlisted environment, and never a PATCHBAY_* name even when
+    a caller hands it the raw environment."""
+    canary = "CANARY-" + name
+    raw = {name: canary, "OPENAI_KEY_ENV": "sk-from-env"}
+    async with db.session() as s:
+        org = await accounts.create_org(s, "OldRow")
+        info = await Connections(vault, GuardPolicy()).create(s, org.id, provider="openai", name="old", key=Secret(KEY_1))
+        row = await s.get(Connection, info.id)
+        assert row is not None
+        row.secret_id, row.env_reference = None, name
+    for environ in (allowed_environ({"OPENAI_KEY_ENV"}, raw), raw if name.startswith("PATCHBAY_") else {}):
+        reg = Registry(db.sessions, vault, environ=environ)
+        try:
+            entry = await reg.get(org.id)
+            credential = reg.credential(entry.routing.all_connections()[0])
+        finally:
+            await reg.aclose()
+        assert isinstance(credential, NoCredential)
+    assert "environment reference refused" in caplog.text and canary not in caplog.text
 
 
 async def test_redis_notice_reaches_another_replica(

@@ -15,6 +15,7 @@ from providers.contract import ProviderId
 from routing.snapshot import build_org_routing
 from routing.tables import Connection, OrgAISettings
 from server.services import Services
+from server.settings import Settings
 
 
 def canary() -> str:
@@ -221,3 +222,41 @@ async def test_oversized_connection_fields_are_refused_naming_the_field(
     assert long_url.status_code == 400 and long_url.json()["error"]["param"] == "base_url"
     long_key = await client.put(f"{ref}/key", json={"key": "k" * 4097}, headers=admin_headers)
     assert long_key.status_code == 400 and long_key.json()["error"]["param"] == "key"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(update={"env_reference_allow": "OPENAI_API_KEY"})
+
+
+async def test_env_references_are_limited_to_the_allowlist(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    own = await client.post(
+        base, json={"provider": "openai_compatible", "name": "leak", "base_url": "https://llm.example.com/v1",
+                    "env_reference": "PATCHBAY_MASTER_KEY"}, headers=admin_headers,
+    )
+    assert own.status_code == 400 and "server's own settings" in own.json()["error"]["message"]
+    unlisted = await client.post(base, json={"provider": "openai", "env_reference": "AWS_SECRET_ACCESS_KEY"}, headers=admin_headers)
+    assert unlisted.status_code == 400
+    assert "PATCHBAY_ENV_REFERENCE_ALLOW" in unlisted.json()["error"]["message"]
+    listed = await client.post(base, json={"provider": "openai", "env_reference": "OPENAI_API_KEY"}, headers=admin_headers)
+    assert listed.status_code == 201, listed.text
+    assert listed.json()["env_reference"] == "OPENAI_API_KEY"
+
+
+async def test_numeric_ipv4_forms_and_embedded_ipv4_are_refused_when_saved(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
+    base = f"/admin/v1/orgs/{org}/connections"
+    for url in ("http://2130706433/v1", "http://0177.0.0.1/v1", "http://127.1/v1", "http://0x7f.1/v1", "https://[64:ff9b::a9fe:a9fe]/v1"):
+        refused = await client.post(base, json={"provider": "openai_compatible", "name": "lab", "base_url": url}, headers=admin_headers)
+        assert refused.status_code == 400, url
+        assert refused.json()["error"]["type"] == "base_url_refused"
+    created = await client.post(
+        base, json={"provider": "openai_compatible", "name": "lab", "base_url": "https://llm.example.com/v1"}, headers=admin_headers
+    )
+    assert created.status_code == 201
+    updated = await client.patch(f"{base}/openai_compatible:lab", json={"base_url": "http://127.1/v1"}, headers=admin_headers)
+    assert updated.status_code == 400 and "numeric IPv4 form" in updated.json()["error"]["message"]

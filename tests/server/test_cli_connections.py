@@ -124,3 +124,10 @@ async def test_instructions_from_one_place_only(db_url: str, org: str, tmp_path:
     prompt.write_bytes(b"\xff\xfe not text")
     binary = await run_cli(db_url, "agent", "create", "--org", org, "ada", "--instructions-file", str(prompt))
     assert binary.exit_code == 2 and "UTF-8" in binary.output
+
+
+async def test_env_reference_outside_the_allowlist_is_refused(db_url: str, org: str) -> None:
+    for name in ("PATCHBAY_MASTER_KEY", "AWS_SECRET_ACCESS_KEY"):
+        refused = await run_cli(db_url, "connection", "add", "--org", org, "--provider", "openai", "--env-reference", name)
+        assert refused.exit_code == 1
+        assert name in refused.output and "can" in refused.output

@@ -1,0 +1,88 @@
+"""Secrets out of log records: server API keys, realtime tokens and credential headers.
+
+Our own log lines never carry a key (server/logs.py), but the libraries under us do: uvicorn
+logs each WebSocket handshake's path with its query string at INFO (`?token=ek_...`, the
+browser's realtime token), and at DEBUG the websockets protocol logs every handshake header
+(`authorization: Bearer pb-...`). `RedactSecrets` rewrites a record's message, arguments and
+`fields` before any handler sees it. It must sit on the logger that creates the record (a
+logger's filters do not run for records propagated from its children), so `install` puts it
+on those libraries' loggers, and `configure_logging` also on the output handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MARKER = "[redacted]"
+LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server", "websockets.client")
+"""Loggers that create records carrying request lines and headers (uvicorn's websockets
+protocols log through `uvicorn.error`; websockets' own server and client through theirs)."""
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"})
+
+_PATTERNS = (
+    # A credential after its scheme: `Bearer pb-...`, `Basic dXNlcjpwYXNz`.
+    (re.compile(r"\b(Bearer|Basic)\s+[^\s,;\"']+", re.IGNORECASE), rf"\1 {MARKER}"),
+    # Server API keys (server/accounts.py) and realtime tokens (server/realtime/tokens.py), anywhere.
+    (re.compile(r"\bpb-[A-Za-z0-9_\-]+"), f"pb-{MARKER}"),
+    (re.compile(r"\bek_[A-Za-z0-9_.\-]+"), f"ek_{MARKER}"),
+    # Query parameters that carry credentials, whatever their value looks like.
+    (re.compile(r"([?&](?:token|key|api_key|access_token)=)[^&\s\"']*", re.IGNORECASE), rf"\1{MARKER}"),
+)
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if value is None or isinstance(value, int | float):
+        return value
+    # An object logged with %s (a websockets frame or request): keep it unless its text leaks.
+    text = str(value)
+    cleaned = redact(text)
+    return value if cleaned == text else cleaned
+
+
+def _args(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = [_value(a) for a in args]
+    # websockets logs each header as `("< %s: %s", name, value)`: a secret header's value goes
+    # whole, whatever its format.
+    for i, arg in enumerate(args[:-1]):
+        if isinstance(arg, str) and arg.lower() in SECRET_HEADERS:
+            out[i + 1] = MARKER
+    return tuple(out)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites secrets in a record's message, arguments and `fields`; never drops a record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = _args(record.args)
+        elif isinstance(record.args, Mapping):
+            record.args = {k: _value(v) for k, v in record.args.items()}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            record.fields = {k: _value(v) for k, v in fields.items()}
+        return True
+
+
+_FILTER = RedactSecrets()
+
+
+def install(names: tuple[str, ...] = LIBRARY_LOGGERS) -> RedactSecrets:
+    """Put the redaction filter on `names` (idempotent); returns it, for a handler too."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+    return _FILTER
