@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from billing.tables import UsageRecord
+from server import accounts
 from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
 from tests.emulators.openai import OpenAIEmulator, Scenario
@@ -273,6 +275,27 @@ async def test_browser_token_connects_and_expires(connect: Any, patchbay: Patchb
     assert (await client.recv())["type"] == "session.created"
     with pytest.raises(websockets.InvalidStatus):
         await connect(key="", query=f"token={token[:-2]}xx")
+
+
+async def test_a_token_is_refused_unless_its_org_and_agent_are_the_keys_own(
+    connect: Any, patchbay: Patchbay
+) -> None:
+    principal = await patchbay.services.gateway.api_keys.authenticate(patchbay.key)
+    assert principal is not None
+    async with patchbay.services.db.session() as s:
+        other = await accounts.create_org(s, "Other Org")
+    signer = patchbay.runtime.signer
+    forged = [
+        signer.mint(replace(principal, org_id=other.id))[0],
+        signer.mint(replace(principal, agent_id="agt_not_this_keys"))[0],
+    ]
+    for token in forged:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(key="", query=f"token={token}")
+        assert refused.value.response.status_code == 403
+    genuine, _ = signer.mint(principal)
+    client: Client = await connect(key="", query=f"token={genuine}")
+    assert (await client.recv())["type"] == "session.created"
 
 
 async def test_sessions_per_key_are_limited(connect: Any, patchbay: Patchbay) -> None:
