@@ -21,6 +21,7 @@ from billing.tables import UsageRecord
 from server import accounts
 from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
+from server.v1.ratelimit import InProcessRateLimiter, RateLimit
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Client, Patchbay, fake_engines
 from tests.server.realtime.sdk import validated
@@ -203,6 +204,33 @@ async def test_beta_clients_get_beta_names(connect: Any, llm: OpenAIEmulator) ->
     ulaw = b"".join(base64.b64decode(e["delta"]) for e in events if e["type"] == "response.audio.delta")
     # The module's FakeTTS speaks 400 ms per sentence; two sentences at 8 kHz, one byte a sample.
     assert abs(len(ulaw) - 2 * 400 * 8) <= 16
+
+
+async def test_each_response_counts_against_the_keys_rate_limit(
+    connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
+) -> None:
+    clock = [0.0]
+    # Three a minute: opening the session takes one, then two responses fit.
+    patchbay.services.gateway.rate_limiter = InProcessRateLimiter(RateLimit(3, 60), clock=lambda: clock[0])
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "output_modalities": ["text"]})
+    await client.until("session.updated")
+    outcomes = []
+    for _ in range(3):
+        llm.enqueue(Scenario(text=REPLY))
+        await client.send("response.create")
+        events = await client.until("response.done")
+        errors = [e["error"]["code"] for e in events if e["type"] == "error"]
+        outcomes.append((events[-1]["response"]["status"], errors))
+    assert outcomes == [("completed", []), ("completed", []), ("failed", ["rate_limit_exceeded"])]
+    assert len(llm.chat_requests) == 2  # the refused turn never went upstream
+
+    clock[0] += 20  # the bucket refills one turn; the same session serves it
+    llm.enqueue(Scenario(text=REPLY))
+    await client.send("response.create")
+    assert (await client.until("response.done"))[-1]["response"]["status"] == "completed"
+    assert len(llm.chat_requests) == 3
 
 
 async def test_cancel_without_a_response_is_an_error_and_the_socket_stays(connect: Any) -> None:
