@@ -30,6 +30,7 @@ from providers.errors import ProviderError
 from providers.http import UpstreamClients
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
+from providers.speech.caller import speaking_for
 from providers.speech.pcm import Resampler
 from routing.catalog import ModelInfo
 from routing.errors import AllAttemptsFailedError, NoRouteError
@@ -170,10 +171,12 @@ class SpeechRouter:
         status = SegmentStatus.FAILED
         try:
             attempts = self._stt_attempts(pcm16_16k, language)
-            async with contextlib.aclosing(self.runner.run(plan, run, attempts)) as results:
-                async for transcript in results:
-                    status = SegmentStatus.OK
-                    return transcript
+            # The built-in engines are shared by every tenant; they share their CPU per key.
+            with speaking_for(ctx.api_key_id):
+                async with contextlib.aclosing(self.runner.run(plan, run, attempts)) as results:
+                    async for transcript in results:
+                        status = SegmentStatus.OK
+                        return transcript
             raise AssertionError("a served STT attempt yields its transcript")
         finally:
             seconds = len(pcm16_16k) / (2 * STT_SAMPLE_RATE)

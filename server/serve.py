@@ -25,6 +25,7 @@ from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from server.header_timeout import header_timeout_protocol
 from server.settings import Settings
 
 log = logging.getLogger("patchbay.server")
@@ -39,7 +40,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "port": settings.port,
         "workers": settings.workers,
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools, with a deadline for each request's headers (uvicorn has none).
+        "http": header_timeout_protocol(settings.http_header_timeout_seconds),
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "limit_concurrency": settings.http_max_connections,
         # The sans-I/O websockets protocol (uvicorn's `auto`, made explicit) took 35 us of CPU
         # per received message where the legacy one took 52; per-message deflate would
         # compress every 20 ms audio frame, for little gain on base64 PCM, at ~13 us of server

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     """Server processes sharing the port (`patchbay serve --workers`); one per core suits voice load."""
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    """A connection's request line and headers must arrive within this; slower ones are closed."""
+    http_keep_alive_seconds: int = Field(default=5, ge=1)
+    """An idle kept-alive connection is closed after this."""
+    http_max_connections: int | None = Field(default=10_000, ge=1)
+    """Open connections and tasks per worker past which new requests get 503 (uvicorn's limit_concurrency)."""
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""

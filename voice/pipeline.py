@@ -52,7 +52,7 @@ from voice.events import (
 from voice.events import TextDelta as TextOut
 from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
-from voice.llm import LLMStream, ServedBy, TurnLLM
+from voice.llm import LLMStream, ServedBy, TurnLLM, TurnRefused
 from voice.outbox import Outbox
 from voice.turn import TtsTally, TurnAccounts
 
@@ -144,8 +144,15 @@ class ResponseRun:
             self.usage.input_tokens,
             self.usage.output_tokens,
             {"turn_id": self.turn_id, **self.latency.report()},
-            error_code=None if self.error is None else f"{self.error_stage}_unavailable",
+            error_code=self.error_code,
         )
+
+    @property
+    def error_code(self) -> str | None:
+        """What the client is told failed: a refusal's own code, else the stage that failed."""
+        if isinstance(self.error, TurnRefused):
+            return self.error.code
+        return None if self.error is None else f"{self.error_stage}_unavailable"
 
     def record_usage(
         self, accounts: TurnAccounts, status: str, *, llm_recorded: bool, tts_recorded: bool

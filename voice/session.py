@@ -52,7 +52,7 @@ from voice.events import (
 from voice.history import Conversation, HistoryError, Item, MessageRole
 from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
-from voice.llm import TurnLLM
+from voice.llm import TurnLLM, TurnRefused
 from voice.outbox import Outbox
 from voice.pipeline import ResponsePipeline, ResponseRun
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
@@ -416,7 +416,9 @@ class VoiceSession:
         closed = run.close("completed" if status == "completed" else "incomplete")
         for item in closed:
             self.conversation.replace(item)
-        if run.error is not None:
+        if isinstance(run.error, TurnRefused):
+            self.outbox.put(ErrorEvent(run.error.error_type, run.error.code, run.error.message))
+        elif run.error is not None:
             code = f"{run.error_stage}_unavailable"
             message = f"{run.error_stage} failed ({run.error.error_class.value})"
             self.outbox.put(ErrorEvent("server_error", code, message))

@@ -1,4 +1,8 @@
-"""Who is connecting: a server API key in `Authorization`, or a short-lived `?token=`."""
+"""Who is connecting: a server API key in `Authorization`, or a short-lived `?token=`.
+
+A token names a key, its org and its agent; all three are checked against the key's live row,
+and the principal the connection acts as is built from that row, never from the token alone.
+"""
 
 from __future__ import annotations
 
@@ -30,9 +34,13 @@ async def authenticate(
         if claims is None:
             return None
         # The token outlives nothing: a key revoked after minting closes the door at once.
+        # Its org and agent must still be the key's own, so a token signed by anyone holding
+        # the secret cannot carry one org's key into another org (or onto another agent).
         async with services.db.session() as session:
             row = await session.get(ApiKey, claims.principal.key_id)
         if row is None or row.revoked_at is not None:
             return None
-        return Caller(claims.principal, claims.model)
+        if (row.org_id, row.agent_id) != (claims.principal.org_id, claims.principal.agent_id):
+            return None
+        return Caller(Principal(key_id=row.id, org_id=row.org_id, agent_id=row.agent_id), claims.model)
     return None

@@ -3,6 +3,11 @@
 The router resolves the org's chain, falls back before the first token, keeps cooldowns and
 writes the `llm` usage segment (with the turn id), so `records_usage` is True. Routing
 failures are turned into `ProviderError`s, the only failure the voice pipeline knows.
+
+Each response is one hit on the caller's key in the same rate limiter `/v1` uses (shared
+through Redis when configured), taken before any upstream call: a session cannot turn one
+admitted connection into unlimited upstream calls. A turn over the limit fails with
+`TurnRefused` (`rate_limit_exceeded`); the session goes on and a later turn may pass.
 """
 
 from __future__ import annotations
@@ -16,13 +21,22 @@ from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.intents import Intent
 from routing.router import CallContext, Router
-from voice.llm import ServedBy
+from server.v1.ratelimit import RateLimiter
+from voice.llm import ServedBy, TurnRefused
 from voice.turn import SessionContext
 
 
 class _RoutedStream:
-    def __init__(self, router: Router, ctx: CallContext, request: ChatRequest, model: str | None) -> None:
+    def __init__(
+        self,
+        router: Router,
+        ctx: CallContext,
+        request: ChatRequest,
+        model: str | None,
+        limiter: RateLimiter | None,
+    ) -> None:
         self._router = router
+        self._limiter = limiter
         self._ctx = ctx
         self._request = request
         self._model = model
@@ -32,6 +46,17 @@ class _RoutedStream:
         return self._events()
 
     async def _events(self) -> AsyncIterator[StreamEvent]:
+        key_id = self._ctx.api_key_id
+        if self._limiter is not None and key_id is not None:
+            decision = await self._limiter.hit(key_id)
+            if not decision.allowed:
+                raise TurnRefused(
+                    ErrorClass.RATE_LIMIT,
+                    f"rate limit exceeded for this API key; retry after {decision.retry_after:.1f} s",
+                    code="rate_limit_exceeded",
+                    error_type="rate_limit_error",
+                    retry_after=decision.retry_after,
+                )
         try:
             call = await self._router.stream(self._ctx, self._request, self._model)
         except InsufficientCreditsError:
@@ -64,9 +89,10 @@ class _RoutedStream:
 class RouterTurnLLM:
     records_usage = True
 
-    def __init__(self, router: Router, context: SessionContext) -> None:
+    def __init__(self, router: Router, context: SessionContext, *, limiter: RateLimiter | None = None) -> None:
         self._router = router
         self._context = context
+        self._limiter = limiter
 
     def stream(self, request: ChatRequest, *, turn_id: str) -> _RoutedStream:
         ctx = self._context
@@ -78,4 +104,4 @@ class RouterTurnLLM:
             turn_id=turn_id,
             intent=Intent.VOICE_TURN,
         )
-        return _RoutedStream(self._router, call, request, ctx.model)
+        return _RoutedStream(self._router, call, request, ctx.model, self._limiter)

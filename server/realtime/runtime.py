@@ -116,7 +116,7 @@ class VoiceRuntime:
         """The session's LLM: the router (intent `voice_turn`), unless replaced."""
         if self.llm is not None:
             return self.llm(context)
-        return RouterTurnLLM(self.gateway.router, context)
+        return RouterTurnLLM(self.gateway.router, context, limiter=self.gateway.rate_limiter)
 
     def internal_engines(self) -> BuiltIn:
         if self.internal is None:

@@ -58,6 +58,11 @@ STREAM_PARAMETERS = ("instructions", "voice")
 END = "end"
 """The last part of a reply's final mark: its echo means the whole reply was heard."""
 START_TIMEOUT_SECONDS = 10.0
+# Before a valid `start` the socket is unauthenticated: Twilio sends `connected` and `start`
+# (a few hundred bytes), so anything much past that is not Twilio and is closed, instead of
+# letting an anonymous socket feed the server megabytes while it waits for the start.
+START_MAX_MESSAGES = 32
+START_MAX_BYTES = 64 * 1024
 """How long a media stream may stay open without a valid `start`."""
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -174,14 +179,21 @@ def _decode(text: str | None) -> dict[str, Any] | None:
 
 
 async def _await_start(receive: Receive) -> StreamStart | None:
-    """Read up to the `start` message (Twilio sends `connected` first); None if the socket closes."""
-    while True:
+    """Read up to the `start` message (Twilio sends `connected` first); None if the socket
+    closes or sends more than `START_MAX_MESSAGES` messages or `START_MAX_BYTES` before it."""
+    received = 0
+    for _ in range(START_MAX_MESSAGES):
         raw = await receive()
         if raw["type"] == "websocket.disconnect":
             return None
-        message = _decode(raw.get("text"))
+        text, data = raw.get("text"), raw.get("bytes")
+        received += len(text) if text is not None else len(data or b"")
+        if received > START_MAX_BYTES:
+            return None
+        message = _decode(text)
         if message is not None and message.get("event") == "start":
             return parse_start(message)
+    return None
 
 
 @router.websocket(STREAM_PATH)

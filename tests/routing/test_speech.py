@@ -19,6 +19,8 @@ from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource, ErrorClass, ModelRef
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
+from providers.speech.base import Transcript
+from providers.speech.caller import SPEECH_CALLER
 from providers.types import Usage
 from routing.catalog import default_catalog
 from routing.cooldown_store import InProcessCooldownStore
@@ -295,3 +297,16 @@ async def test_with_no_chain_the_orgs_elevenlabs_key_speaks_and_without_keys_the
     keyless = Rig(OrgBuilder(connections=[conn("openai", "main")], default_model="openai/gpt-4o").build(), clients)
     _, run = await keyless.speak()
     assert run.trace.header() == "internal:espeak/espeak=served"
+
+
+async def test_the_builtin_stt_runs_on_behalf_of_the_callers_key(clients: UpstreamClients) -> None:
+    class Witness(FakeSTT):
+        async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
+            self.caller = SPEECH_CALLER.get()
+            return await super()._transcribe(pcm16_16k, language)
+
+    rig = Rig(OrgBuilder().build(), clients)
+    rig.stt = witness = Witness("internal:whisper")
+    await rig.speech.transcribe(CallContext(org_id="org_1", api_key_id="key_a"), SPEECH, language="en")
+    assert witness.caller == "key_a"
+    assert SPEECH_CALLER.get() is None

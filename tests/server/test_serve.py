@@ -18,6 +18,7 @@ import orjson
 import pytest
 import websockets
 
+from server.header_timeout import HeaderTimeoutProtocol
 from server.serve import share_between_workers, uvicorn_options
 from server.settings import Settings
 from tests.emulators.harness import free_port
@@ -50,6 +51,16 @@ def test_uvicorn_runs_without_websocket_compression() -> None:
     assert options["proxy_headers"] is False
     trusting = uvicorn_options(Settings(forwarded_allow_ips="10.0.0.0/8"))
     assert trusting["proxy_headers"] is True and trusting["forwarded_allow_ips"] == "10.0.0.0/8"
+
+
+def test_uvicorn_gets_the_connection_timeouts_and_limit() -> None:
+    options = uvicorn_options(
+        Settings(http_header_timeout_seconds=7.5, http_keep_alive_seconds=3, http_max_connections=500)
+    )
+    assert options["timeout_keep_alive"] == 3 and options["limit_concurrency"] == 500
+    protocol = options["http"]
+    assert protocol.func is HeaderTimeoutProtocol and protocol.keywords == {"header_timeout": 7.5}
+    assert uvicorn_options(Settings(http_max_connections=None))["limit_concurrency"] is None
 
 
 def _children(pid: int) -> set[int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -17,8 +18,10 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 
 from billing.tables import UsageRecord
+from server import accounts
 from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
+from server.v1.ratelimit import InProcessRateLimiter, RateLimit
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Client, Patchbay, fake_engines
 from tests.server.realtime.sdk import validated
@@ -203,6 +206,33 @@ async def test_beta_clients_get_beta_names(connect: Any, llm: OpenAIEmulator) ->
     assert abs(len(ulaw) - 2 * 400 * 8) <= 16
 
 
+async def test_each_response_counts_against_the_keys_rate_limit(
+    connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
+) -> None:
+    clock = [0.0]
+    # Three a minute: opening the session takes one, then two responses fit.
+    patchbay.services.gateway.rate_limiter = InProcessRateLimiter(RateLimit(3, 60), clock=lambda: clock[0])
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "output_modalities": ["text"]})
+    await client.until("session.updated")
+    outcomes = []
+    for _ in range(3):
+        llm.enqueue(Scenario(text=REPLY))
+        await client.send("response.create")
+        events = await client.until("response.done")
+        errors = [e["error"]["code"] for e in events if e["type"] == "error"]
+        outcomes.append((events[-1]["response"]["status"], errors))
+    assert outcomes == [("completed", []), ("completed", []), ("failed", ["rate_limit_exceeded"])]
+    assert len(llm.chat_requests) == 2  # the refused turn never went upstream
+
+    clock[0] += 20  # the bucket refills one turn; the same session serves it
+    llm.enqueue(Scenario(text=REPLY))
+    await client.send("response.create")
+    assert (await client.until("response.done"))[-1]["response"]["status"] == "completed"
+    assert len(llm.chat_requests) == 3
+
+
 async def test_cancel_without_a_response_is_an_error_and_the_socket_stays(connect: Any) -> None:
     client: Client = await connect()
     await client.until("session.created")
@@ -273,6 +303,27 @@ async def test_browser_token_connects_and_expires(connect: Any, patchbay: Patchb
     assert (await client.recv())["type"] == "session.created"
     with pytest.raises(websockets.InvalidStatus):
         await connect(key="", query=f"token={token[:-2]}xx")
+
+
+async def test_a_token_is_refused_unless_its_org_and_agent_are_the_keys_own(
+    connect: Any, patchbay: Patchbay
+) -> None:
+    principal = await patchbay.services.gateway.api_keys.authenticate(patchbay.key)
+    assert principal is not None
+    async with patchbay.services.db.session() as s:
+        other = await accounts.create_org(s, "Other Org")
+    signer = patchbay.runtime.signer
+    forged = [
+        signer.mint(replace(principal, org_id=other.id))[0],
+        signer.mint(replace(principal, agent_id="agt_not_this_keys"))[0],
+    ]
+    for token in forged:
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            await connect(key="", query=f"token={token}")
+        assert refused.value.response.status_code == 403
+    genuine, _ = signer.mint(principal)
+    client: Client = await connect(key="", query=f"token={genuine}")
+    assert (await client.recv())["type"] == "session.created"
 
 
 async def test_sessions_per_key_are_limited(connect: Any, patchbay: Patchbay) -> None:

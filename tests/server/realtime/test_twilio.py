@@ -22,8 +22,9 @@ from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
 from billing.tables import UsageRecord
+from server.realtime import twilio
 from server.realtime.runtime import EnginesFactory
-from server.realtime.twilio import connect_twiml, webhook_key
+from server.realtime.twilio import START_MAX_BYTES, START_MAX_MESSAGES, connect_twiml, webhook_key
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Patchbay, fake_engines
 from tests.voice.fakes import FakeTTS
@@ -274,6 +275,28 @@ async def test_a_stream_without_a_valid_start_is_closed(
         with pytest.raises(ConnectionClosed) as closed:
             await phone.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == code
+    assert patchbay.runtime.sessions.total == 0
+
+
+@pytest.mark.parametrize(
+    "junk", [["{}"] * (START_MAX_MESSAGES + 1), ["x" * 40_000] * 2, [b"\0" * (START_MAX_BYTES + 1)]],
+    ids=["many-messages", "many-bytes", "one-big-binary-frame"],
+)
+async def test_junk_before_start_closes_the_stream(
+    patchbay: Patchbay, webhook: Callable[..., Any], junk: list[str | bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The close must come from the cap, not from the wait for a start running out.
+    monkeypatch.setattr(twilio, "START_TIMEOUT_SECONDS", 3600.0)
+    url, _ = stream_of((await webhook()).text)
+    async with websockets.connect(url, max_size=None) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(30):  # a hang guard only
+                for message in junk:
+                    await ws.send(message)
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    async with httpx.AsyncClient(base_url=patchbay.url) as http:
+        assert (await http.get("/healthz")).status_code == 200
     assert patchbay.runtime.sessions.total == 0
 
 
