@@ -21,6 +21,7 @@ transcript or audio chunks (rules documented in docs/routing.md):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -69,6 +70,8 @@ class RetryPolicy:
         wait = error.retry_after if error.retry_after is not None else self.backoff * 2**retries_done
         return wait if wait <= self.max_wait else None
 
+
+_NO_DEADLINE = contextlib.nullcontext()
 
 NO_RETRY = RetryPolicy(max_retries=0)
 """For speech: a slow or failing engine hands over to the next one at once."""
@@ -129,16 +132,17 @@ class AttemptRunner:
                 started = False
                 upstream = prepared()
                 try:
-                    deadline = asyncio.timeout(attempts.first_output_timeout)
+                    seconds = attempts.first_output_timeout
+                    deadline = asyncio.timeout(seconds) if seconds is not None else None
                     try:
-                        async with deadline:
+                        async with deadline or _NO_DEADLINE:
                             async for event in upstream:
                                 pending.append(event)
                                 if attempts.is_output(event):
                                     started = True
                                     break
                     except TimeoutError:
-                        if not deadline.expired():
+                        if deadline is None or not deadline.expired():
                             raise
                         raise _no_output(item, attempts.first_output_timeout) from None
                     await self._served(run, item, retries, started_at)
