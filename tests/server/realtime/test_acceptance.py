@@ -17,6 +17,7 @@ from sqlalchemy import select
 from billing.tables import UsageRecord
 from providers.vault.secret import Secret
 from routing.speech import BuiltIn
+from server import accounts
 from server.realtime.runtime import EnginesFactory
 from server.settings import Settings
 from tests.emulators import elevenlabs as el
@@ -223,3 +224,28 @@ async def test_a_refused_stt_key_falls_to_the_builtin_engine_and_is_then_skipped
         "elevenlabs:default/scribe_v1=skipped:disabled:auth;internal:whisper/whisper=served",
     ]
     assert len(emulator.recorder.requests) == 1
+
+
+async def test_an_agents_own_tts_chain_speaks_for_its_key_and_other_keys_use_the_orgs(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
+) -> None:
+    emulator, url = eleven
+    await with_elevenlabs(patchbay, url, tts=["elevenlabs/eleven_flash_v2_5"])
+    async with patchbay.services.db.session() as s:
+        await patchbay.services.agents().create(
+            s, patchbay.org_id, "concierge", chains={"tts": ["elevenlabs/eleven_multilingual_v2"]}
+        )
+        agent_key = (await accounts.create_api_key(s, patchbay.org_id, agent="concierge", name="concierge")).key
+    patchbay.services.config_changed(patchbay.org_id)
+    patchbay.runtime.internal = BuiltIn(stt=FakeSTT(), tts=EspeakTTS())
+    llm.enqueue(Scenario(text="From the agent."), Scenario(text="From the org."))
+
+    client: Client = await connect(key=agent_key)
+    await client.until("session.created")
+    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    agent_done = await spoken_reply(client, "hello")
+    org_done = await spoken_reply(await quiet_session(connect), "hello")
+
+    assert agent_done["metadata"]["tts_route"] == "elevenlabs:default/eleven_multilingual_v2=served"
+    assert org_done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=served"
+    assert [r.json["model_id"] for r in emulator.recorder.requests] == ["eleven_multilingual_v2", "eleven_flash_v2_5"]
