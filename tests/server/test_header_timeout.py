@@ -11,6 +11,7 @@ import uvicorn
 
 from server.header_timeout import header_timeout_protocol
 from tests.emulators.harness import free_port
+from tests.serving import uvicorn_in_loop
 
 
 async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -32,16 +33,8 @@ async def port() -> AsyncIterator[int]:
         log_level="warning",
         lifespan="off",
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
-    assert server.started
-    yield port
-    server.should_exit = True
-    await task
+    async with uvicorn_in_loop(config):
+        yield port
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:

@@ -32,6 +32,7 @@ from server.services import Overrides, Services
 from server.settings import Settings
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
+from tests.serving import uvicorn_in_loop
 from tests.voice.fakes import FakeSTT, FakeTTS
 
 OPENAI_KEY = "sk-proj-CANARY-realtime-0123456789abcdef"
@@ -115,20 +116,10 @@ async def patchbay(
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
-    assert server.started, "patchbay did not start"
-    try:
+    async with uvicorn_in_loop(config):
         yield Patchbay(
             f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id
         )
-    finally:
-        server.should_exit = True
-        await task
 
 
 class Client:

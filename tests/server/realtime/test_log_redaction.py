@@ -29,6 +29,7 @@ from server.settings import Settings
 from tests.emulators.harness import free_port
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.realtime.conftest import _seed
+from tests.serving import uvicorn_in_loop
 
 
 @pytest.fixture
@@ -66,18 +67,8 @@ async def server(
         create_app(settings, services=services), host="127.0.0.1", port=port, lifespan="on",
         ws="websockets-sansio", log_config=None, log_level=None, access_log=False,
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
-    assert server.started, "patchbay did not start"
-    try:
+    async with uvicorn_in_loop(config):
         yield f"127.0.0.1:{port}", key
-    finally:
-        server.should_exit = True
-        await task
 
 
 def record_text(record: logging.LogRecord) -> str:

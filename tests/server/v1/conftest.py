@@ -9,7 +9,6 @@ chat chain `openai/gpt-4o-mini` then `mistral/mistral-small-latest`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from server.settings import Settings
 from server.v1.ratelimit import RateLimit
 from tests.emulators.harness import ServedGroup, free_port
 from tests.emulators.openai import OpenAIEmulator
+from tests.serving import uvicorn_in_loop
 
 OPENAI_KEY = "sk-proj-CANARY-openai-0123456789abcdef"
 MISTRAL_KEY = "mk-CANARY-mistral-0123456789abcdef"
@@ -142,17 +142,7 @@ async def patchbay(
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
     )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
-    assert server.started, "patchbay did not start"
-    try:
+    async with uvicorn_in_loop(config):
         yield Patchbay(
             url=f"http://127.0.0.1:{port}", services=services, key=key, org_id=org_id, agent_key=agent_key
         )
-    finally:
-        server.should_exit = True
-        await task

@@ -33,6 +33,7 @@ from server.settings import Settings
 from tests.conftest import IN_CI
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
+from tests.serving import uvicorn_in_loop
 
 CHROMIUM = os.environ.get("PATCHBAY_TEST_CHROMIUM", "/usr/bin/chromium")
 TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
@@ -65,19 +66,11 @@ async def serve(settings: Settings) -> AsyncIterator[Live]:
     services = Services.build(settings, database)
     app = create_app(settings, services=services)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False))
-    task = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.01)  # start-up poll, bounded; no test logic depends on timing
-    assert server.started, "patchbay did not start"
     token = services.admin_token.get_secret_value() if services.admin_token else ""
     try:
-        yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
+        async with uvicorn_in_loop(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)):
+            yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
     finally:
-        server.should_exit = True
-        await task
         await database.dispose()
 
 
