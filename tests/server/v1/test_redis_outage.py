@@ -44,7 +44,9 @@ async def test_chat_is_served_and_limited_in_process_with_redis_down(
     assert second.headers["x-patchbay-route"].startswith(
         "openai:main/gpt-4o-mini=skipped:cooldown:rate_limit;"
     )
-    assert third.status_code == 429 and int(third.headers["retry-after"]) == 30  # the per-process bucket
+    # The per-process bucket (real time, which moves while the requests run): at most the 30 s
+    # one request takes to refill, never nothing.
+    assert third.status_code == 429 and 0 < int(third.headers["retry-after"]) <= 30
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings.count("rate limit store unreachable; limiting requests per process until it is back") == 1
     assert (
