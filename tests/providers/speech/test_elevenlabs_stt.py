@@ -86,11 +86,14 @@ async def test_errors_are_classified_without_the_key(
 async def test_slow_answer_times_out(
     clients: UpstreamClients, served: ServedApp, emulator: el.ElevenLabsEmulator
 ) -> None:
-    emulator.recorder.script(slow_first_byte(5.0))
+    # The emulator holds the answer for two minutes, so the hang-up it records within the
+    # guard below can only be the client's, after its own first-byte deadline.
+    emulator.recorder.script(slow_first_byte(120.0))
     with pytest.raises(ProviderError) as caught:
-        await make_engine(clients, served.url, timeouts=Timeouts(first_byte=0.2)).transcribe(SPEECH)
+        await make_engine(clients, served.url, timeouts=Timeouts(first_byte=0.5)).transcribe(SPEECH)
     assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert await emulator.recorder.wait_disconnect(within=2)
+    assert await emulator.recorder.wait_request(within=30)
+    assert await emulator.recorder.wait_disconnect(within=30)
 
 
 async def test_unreachable_is_a_network_error(clients: UpstreamClients) -> None:

@@ -194,11 +194,14 @@ async def test_missing_key_is_an_auth_error(clients: UpstreamClients, served: Se
 async def test_slow_first_byte_times_out(
     clients: UpstreamClients, served: ServedApp, emulator: el.ElevenLabsEmulator
 ) -> None:
-    emulator.recorder.script(slow_first_byte(5.0))
+    # The emulator holds the answer for two minutes, so the hang-up it records within the
+    # guard below can only be the client's, after its own first-byte deadline.
+    emulator.recorder.script(slow_first_byte(120.0))
     with pytest.raises(ProviderError) as caught:
-        await collect(make_engine(clients, served.url, timeouts=Timeouts(first_byte=0.2)))
+        await collect(make_engine(clients, served.url, timeouts=Timeouts(first_byte=0.5)))
     assert caught.value.error_class is ErrorClass.TIMEOUT
-    assert await emulator.recorder.wait_disconnect(within=2)
+    assert await emulator.recorder.wait_request(within=30)
+    assert await emulator.recorder.wait_disconnect(within=30)
 
 
 async def test_stall_mid_stream_times_out_after_partial_audio(
