@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from billing.preflight import PreflightRequest
+from billing.usage import UsageSegment
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.contract import (
+    BillingSource,
     ErrorClass,
     ModelRef,
     ProviderId,
@@ -202,3 +205,37 @@ class OrgBuilder:
 
 def chat(text: str = "hi") -> ChatRequest:
     return ChatRequest(model="", messages=(Message(Role.USER, (TextPart(text),)),))
+
+
+# Billing and usage seams as the router sees them: a usage sink and a preflight whose one hold
+# remembers what it settled and how often it was released.
+
+
+@dataclass
+class Recorder:
+    segments: list[UsageSegment] = field(default_factory=list)
+
+    def record(self, item: UsageSegment) -> None:
+        self.segments.append(item)
+
+
+@dataclass
+class FakeHold:
+    settled: list[tuple[BillingSource, Usage]] = field(default_factory=list)
+    released: int = 0
+
+    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
+        self.settled.append((billing_source, usage))
+
+    async def release(self) -> None:
+        self.released += 1
+
+
+@dataclass
+class FakePreflight:
+    requests: list[PreflightRequest] = field(default_factory=list)
+    hold_: FakeHold = field(default_factory=FakeHold)
+
+    async def hold(self, request: PreflightRequest) -> FakeHold:
+        self.requests.append(request)
+        return self.hold_

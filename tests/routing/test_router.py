@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
-from billing.preflight import PreflightRequest
-from billing.usage import SegmentStatus, UsageSegment
+from billing.usage import SegmentStatus
 from foundation.audit import MemoryAudit
 from providers.contract import BillingSource, ErrorClass, WireProtocol
 from providers.errors import ProviderError
@@ -39,37 +38,7 @@ from routing.resolver import Resolver
 from routing.router import CallContext, Router, infer_intent
 from server import accounts
 from server.db import Database
-from tests.routing.fakes import FakeChatAdapter, FakeWallClock, Reply, fail
-
-
-@dataclass
-class Recorder:
-    segments: list[UsageSegment] = field(default_factory=list)
-
-    def record(self, item: UsageSegment) -> None:
-        self.segments.append(item)
-
-
-@dataclass
-class FakeHold:
-    settled: list[tuple[BillingSource, Usage]] = field(default_factory=list)
-    released: int = 0
-
-    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
-        self.settled.append((billing_source, usage))
-
-    async def release(self) -> None:
-        self.released += 1
-
-
-@dataclass
-class FakePreflight:
-    requests: list[PreflightRequest] = field(default_factory=list)
-    hold_: FakeHold = field(default_factory=FakeHold)
-
-    async def hold(self, request: PreflightRequest) -> FakeHold:
-        self.requests.append(request)
-        return self.hold_
+from tests.routing.fakes import FakeChatAdapter, FakePreflight, FakeWallClock, Recorder, Reply, fail
 
 
 @dataclass

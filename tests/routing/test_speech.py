@@ -9,19 +9,16 @@ agent's own speech chain wins over the org's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
-from billing.preflight import PreflightRequest
-from billing.usage import Segment, SegmentStatus, UsageSegment
+from billing.usage import Segment, SegmentStatus
 from providers.contract import BillingSource, ErrorClass, ModelRef
 from providers.errors import ProviderError
 from providers.http import UpstreamClients
 from providers.speech.base import Transcript
 from providers.speech.caller import SPEECH_CALLER
-from providers.types import Usage
 from routing.catalog import default_catalog
 from routing.cooldown_store import InProcessCooldownStore
 from routing.errors import AllAttemptsFailedError
@@ -37,41 +34,11 @@ from routing.trace import AttemptTrace
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CanaryCredential, Scenario, disconnect_after, slow_first_byte
-from tests.routing.fakes import FakeWallClock, OrgBuilder, conn
+from tests.routing.fakes import FakePreflight, FakeWallClock, OrgBuilder, Recorder, conn
 from tests.voice.fakes import FakeSTT, FakeTTS
 
 TEXT = "Your table is booked."
 SPEECH = bytes(32000)  # one second of PCM16 at 16 kHz
-
-
-@dataclass
-class Recorder:
-    segments: list[UsageSegment] = field(default_factory=list)
-
-    def record(self, item: UsageSegment) -> None:
-        self.segments.append(item)
-
-
-@dataclass
-class Hold:
-    settled: list[BillingSource] = field(default_factory=list)
-    released: int = 0
-
-    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
-        self.settled.append(billing_source)
-
-    async def release(self) -> None:
-        self.released += 1
-
-
-@dataclass
-class Preflight:
-    requests: list[PreflightRequest] = field(default_factory=list)
-    hold_: Hold = field(default_factory=Hold)
-
-    async def hold(self, request: PreflightRequest) -> Hold:
-        self.requests.append(request)
-        return self.hold_
 
 
 class StaticRegistry:
@@ -111,7 +78,7 @@ class Rig:
         self.clock = FakeWallClock()
         self.store = InProcessCooldownStore()
         self.usage = Recorder()
-        self.preflight = Preflight()
+        self.preflight = FakePreflight()
         resolver = Resolver(default_catalog())
         executor = Executor(
             resolver=resolver, store=self.store, credentials=lambda c: CanaryCredential(), adapters={}, clock=self.clock
@@ -176,7 +143,7 @@ async def test_a_failure_before_audio_falls_back_to_the_builtin_engine_billed_to
         SegmentStatus.OK,
     )
     assert rig.preflight.requests[0].segment == "tts"
-    assert rig.preflight.hold_.settled == [BillingSource.PLATFORM]
+    assert [source for source, _ in rig.preflight.hold_.settled] == [BillingSource.PLATFORM]
 
 
 async def test_a_refused_key_is_not_called_again_until_its_disable_window_ends(
