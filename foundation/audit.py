@@ -8,18 +8,25 @@ entries behind the request (see `foundation.buffered` for when, and what a crash
 
 Neither ever holds a secret, a prompt or a transcript: only org, actor, action, target and
 short details such as a purpose string.
+
+Who acted is set once per request by the surface that authenticated the caller (`acting`):
+every audit row written inside it, through a session or through a sink, carries that actor,
+the credential it used and the address it came from. The table is append-only: triggers refuse
+UPDATE and DELETE on both databases (`APPEND_ONLY_DDL`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Index, String, Table
+from sqlalchemy import DDL, JSON, Index, String, Table, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from foundation.buffered import BufferedRowWriter, RowValues
 from foundation.db import Base, UTCDateTime, new_id, utcnow
@@ -33,6 +40,10 @@ class AuditEvent(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("aud"))
     org_id: Mapped[str | None] = mapped_column(String(32), index=True)
     actor: Mapped[str] = mapped_column(String(64))
+    credential: Mapped[str | None] = mapped_column(String(64))
+    """Which credential acted: `operator`, an admin token's id, a user session's user id, `cli`."""
+    address: Mapped[str | None] = mapped_column(String(64))
+    """The client address the request came from (None for the CLI and background work)."""
     action: Mapped[str] = mapped_column(String(64))
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str | None] = mapped_column(String(64))
@@ -46,6 +57,65 @@ _TABLE: Table = AuditEvent.__table__  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, slots=True)
+class Acting:
+    """Who is acting in the current request: stamped on every audit row written inside it."""
+
+    actor: str
+    credential: str | None = None
+    address: str | None = None
+
+
+_ACTING: ContextVar[Acting | None] = ContextVar("patchbay_acting", default=None)
+
+
+@contextmanager
+def acting(who: Acting) -> Iterator[None]:
+    token = _ACTING.set(who)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def current_acting() -> Acting | None:
+    return _ACTING.get()
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_actor(session: Session, _context: object, _instances: object) -> None:
+    who = _ACTING.get()
+    if who is None:
+        return
+    for obj in session.new:
+        if isinstance(obj, AuditEvent):
+            obj.actor = who.actor
+            obj.credential = who.credential
+            obj.address = who.address
+
+
+APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_events is append-only'; END $$",
+        "CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events "
+        "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()",
+    ),
+}
+"""Statements that make `audit_events` append-only, per dialect (run by the migration and by
+`create_all`)."""
+
+for _dialect, _statements in APPEND_ONLY_DDL.items():
+    for _statement in _statements:
+        event.listen(_TABLE, "after_create", DDL(_statement).execute_if(dialect=_dialect))  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     org_id: str | None
     actor: str
@@ -54,11 +124,15 @@ class AuditEntry:
     target_id: str | None
     details: Mapping[str, str] = field(default_factory=dict)
     at: datetime = field(default_factory=utcnow)
+    acting: Acting | None = field(default_factory=current_acting)
+    """Who was acting when the entry was made (the request's caller), if anyone."""
 
     def to_row(self) -> AuditEvent:
         return AuditEvent(
             org_id=self.org_id,
             actor=self.actor,
+            credential=self.acting.credential if self.acting else None,
+            address=self.acting.address if self.acting else None,
             action=self.action,
             target_type=self.target_type,
             target_id=self.target_id,
@@ -78,6 +152,8 @@ class AuditEntry:
             "id": new_id("aud"),
             "org_id": self.org_id,
             "actor": self.actor,
+            "credential": self.acting.credential if self.acting else None,
+            "address": self.acting.address if self.acting else None,
             "action": self.action,
             "target_type": self.target_type,
             "target_id": self.target_id,
@@ -124,3 +200,14 @@ class BufferedAuditWriter(BufferedRowWriter[AuditEntry]):
             max_pending=max_pending,
             on_flush=on_flush,
         )
+
+
+async def recent_events(
+    session: AsyncSession, org_id: str, *, since: datetime, limit: int = 200, action: str | None = None
+) -> list[AuditEvent]:
+    """The org's audit events since a time, newest first."""
+    query = select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.created_at >= since)
+    if action:
+        query = query.where(AuditEvent.action.startswith(action, autoescape=True))
+    rows = await session.scalars(query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit))
+    return list(rows)

@@ -29,3 +29,9 @@ class NotFoundError(RequestError):
 
 class ConflictError(RequestError):
     code = "conflict"
+
+
+class ForbiddenError(RequestError):
+    """The caller is known but its role does not allow the action (a 403)."""
+
+    code = "forbidden"

@@ -13,10 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.admin import access as admin_access
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
-from server.admin.auth import AdminGate
+from server.admin import signin
+from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
@@ -47,6 +49,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
     return JSONResponse({"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400)
+
+
+async def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return error_response(exc.status, exc.type, exc.message, headers=exc.headers)
 
 
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
@@ -98,10 +105,13 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     for error_type in REQUEST_ERRORS:
         app.add_exception_handler(error_type, request_error_handler)
+    app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(Exception, _unhandled)
     app.include_router(health_router)
     app.include_router(admin_orgs.router)
     app.include_router(admin_catalog.router)
+    app.include_router(admin_access.router)
+    app.include_router(signin.router)
     app.include_router(admin_connections.router)
     app.include_router(realtime_router)
     app.include_router(twilio_router)

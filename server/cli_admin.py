@@ -1,4 +1,4 @@
-"""`patchbay admin token`: the admin token for the web UI and the admin API.
+"""`patchbay admin token`: the operator's admin token, and (`create`, `list`, `revoke`) org-scoped ones.
 
 Exit codes follow `server.cli`: 0 printed; 2 usage error; 3 not ready (the admin API is
 turned off with PATCHBAY_ADMIN_API=false, or the token file cannot be read or written).
@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from server.admin.token import AdminTokenError, load_admin_token, token_path
+from server.cli_access import add_token_commands
 from server.cli_common import EXIT_NOT_READY, emit, fail, json_option, load_settings
 
 
@@ -18,7 +19,7 @@ def admin_group() -> None:
     """The admin API and web UI: how an operator signs in."""
 
 
-@admin_group.command("token")
+@admin_group.group("token", invoke_without_command=True)
 @click.option("--link", is_flag=True, help="Print a sign-in link for the web UI instead of the bare token.")
 @click.option(
     "--base-url",
@@ -26,14 +27,18 @@ def admin_group() -> None:
     help="Where browsers reach this server, for --link (default http://PATCHBAY_HOST:PATCHBAY_PORT).",
 )
 @json_option
-def token(link: bool, base_url: str | None, as_json: bool) -> None:
-    """Print the admin token (PATCHBAY_ADMIN_TOKEN, else DATA_DIR/admin.token).
+@click.pass_context
+def token(ctx: click.Context, link: bool, base_url: str | None, as_json: bool) -> None:
+    """Print the operator's admin token (PATCHBAY_ADMIN_TOKEN, else DATA_DIR/admin.token); with a
+    subcommand, manage org-scoped admin tokens instead (`create --org ORG --role ROLE`, `list`, `revoke`).
 
     On the embedded default the server generates the token file on first start; this command
     generates it too if the server has not run yet. The sign-in link carries the token in the
     URL fragment (`/ui/#token=...`), which browsers never send to a server; the page moves it
     into this tab's session storage and removes it from the address bar at once.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     settings = load_settings()
     if not settings.admin_api:
         fail("the admin API is turned off (PATCHBAY_ADMIN_API=false)", EXIT_NOT_READY, as_json=as_json, kind="admin_disabled")
@@ -49,3 +54,6 @@ def token(link: bool, base_url: str | None, as_json: bool) -> None:
     origin = (base_url or f"http://{host}:{settings.port}").rstrip("/")
     sign_in = f"{origin}/ui/#token={value}"
     emit(as_json, {"token": value, "source": admin.source, "link": sign_in}, sign_in if link else value)
+
+
+add_token_commands(token)

@@ -23,6 +23,7 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from foundation.audit import Acting, acting
 from foundation.errors import RequestError
 from server.db import Database, head_revision
 from server.settings import Settings
@@ -35,6 +36,9 @@ T = TypeVar("T")
 EXIT_FAILED = 1
 EXIT_NOT_READY = 3
 EXIT_PARTIAL = 4
+
+
+CLI_ACTING = Acting(actor="cli", credential="cli")
 
 
 def jsonable(value: Any) -> Any:
@@ -85,7 +89,9 @@ async def _with_database(settings: Settings, fn: Callable[[Database], Awaitable[
                 as_json=as_json,
                 kind="not_ready",
             )
-        return await fn(db)
+        # Every audit row a command writes says it came from the command line.
+        with acting(CLI_ACTING):
+            return await fn(db)
     finally:
         await db.dispose()
 

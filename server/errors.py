@@ -17,7 +17,7 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
     RequestError,
     BaseUrlRefusedError,
 )
-_STATUS_BY_CODE = {"not_found": 404, "conflict": 409}
+_STATUS_BY_CODE = {"not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401}
 
 
 def error_response(

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     """The admin API's bearer token; unset: a token generated into DATA_DIR/admin.token (`patchbay admin token`)."""
     admin_api: bool = True
     """False turns the admin API (and so the web UI's sign-in) off: it answers 503 `admin_disabled`."""
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    """How long a web UI sign-in lasts before the person must sign in again."""
+    session_cookie_secure: bool = True
+    """Mark the session cookie Secure (sent over HTTPS only; browsers also send it to http://localhost)."""
+    invite_hours: float = Field(default=72.0, gt=0, le=24 * 30)
+    """How long an invite link stays valid."""
     allow_private_base_urls: bool = False
     api_docs: bool = False
     """Serve `/docs` (Swagger UI, loaded from a CDN) and `/openapi.json`; both unauthenticated."""

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from foundation.errors import ForbiddenError
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
 from routing.connections import ConnectionInfo, describe, key_secret
@@ -19,7 +20,7 @@ from routing.verify import speaks, verify
 from routing.voice_settings import VoiceSettings
 from server import accounts
 from server.admin.auth import require_admin
-from server.admin.orgs import ServicesDep
+from server.admin.orgs import CallerDep, ServicesDep
 from server.services import Services
 from voice.verify import voice_probe
 
@@ -226,7 +227,14 @@ async def _org_id(svc: Services, session: Any, org: str) -> str:
 
 
 @router.post("/connections", status_code=201, response_model=ConnectionOut)
-async def create_connection(org: str, body: ConnectionCreate, svc: ServicesDep) -> ConnectionOut:
+async def create_connection(org: str, body: ConnectionCreate, svc: ServicesDep, caller: CallerDep) -> ConnectionOut:
+    if body.env_reference is not None and not caller.is_operator:
+        # The variable is read from this server's environment: only its operator may point at it.
+        raise ForbiddenError(
+            "only the server's operator may create a connection whose key is read from the server's environment "
+            "(env_reference); send the key itself instead",
+            param="env_reference",
+        )
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
         info = await svc.connections().create(
@@ -258,9 +266,18 @@ async def get_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionOut:
 
 
 @router.patch("/connections/{ref}", response_model=ConnectionOut)
-async def update_connection(org: str, ref: str, body: ConnectionUpdate, svc: ServicesDep) -> ConnectionOut:
+async def update_connection(
+    org: str, ref: str, body: ConnectionUpdate, svc: ServicesDep, caller: CallerDep
+) -> ConnectionOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
+        moving = body.base_url is not None and not caller.is_operator
+        if moving and (await svc.connections().get(s, org_id, ref)).env_reference is not None:
+            # Moving it would send the server's own key to wherever the new URL points.
+            raise ForbiddenError(
+                "only the server's operator may move a connection whose key comes from the server's environment",
+                param="base_url",
+            )
         info = await svc.connections().update(
             s, org_id, ref, base_url=body.base_url, models=_models(body.models), enabled=body.enabled
         )

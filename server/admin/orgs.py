@@ -12,7 +12,8 @@ from billing import report
 from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
-from server.admin.auth import require_admin
+from server.access.caller import Caller
+from server.admin.auth import admin_caller, require_admin
 from server.services import Services
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
@@ -24,6 +25,7 @@ def services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(services)]
+CallerDep = Annotated[Caller, Depends(admin_caller)]
 
 
 class OrgCreate(BaseModel):
@@ -65,9 +67,15 @@ async def create_org(body: OrgCreate, svc: ServicesDep) -> OrgOut:
 
 
 @router.get("/orgs", response_model=list[OrgOut])
-async def list_orgs(svc: ServicesDep) -> list[OrgOut]:
+async def list_orgs(svc: ServicesDep, caller: CallerDep) -> list[OrgOut]:
+    """Every org for the operator; the caller's own orgs for anyone else."""
     async with svc.db.session() as s:
-        return [OrgOut(id=o.id, name=o.name, tier=o.tier, created_at=o.created_at) for o in await accounts.list_orgs(s)]
+        orgs = await accounts.list_orgs(s)
+    return [
+        OrgOut(id=o.id, name=o.name, tier=o.tier, created_at=o.created_at)
+        for o in orgs
+        if caller.is_operator or o.id in caller.grants
+    ]
 
 
 @router.post("/orgs/{org}/api-keys", status_code=201, response_model=IssuedKeyOut)

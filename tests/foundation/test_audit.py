@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from foundation.audit import AuditEntry, AuditEvent, BufferedAuditWriter
 from server.db import Database
@@ -124,3 +126,19 @@ async def test_the_background_task_retries_until_the_database_is_back(tmp_path: 
         audit_log.removeHandler(failure)
         await writer.aclose()
         await database.dispose()
+
+
+async def test_the_audit_log_is_append_only_on_both_databases(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        await db.upgrade()
+        async with db.session() as s:
+            s.add(AuditEvent(org_id="org_a", actor="operator", action="org.create", target_type="org", target_id="org_a"))
+        for statement in ("UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                async with db.session() as s:
+                    await s.execute(text(statement))
+        async with db.session() as s:
+            assert (await s.execute(text("SELECT actor FROM audit_events"))).scalars().all() == ["operator"]
+    finally:
+        await db.dispose()
