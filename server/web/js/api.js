@@ -1,9 +1,15 @@
-// The admin API client. The token lives in sessionStorage (this tab only; no cookie, so no
-// CSRF surface) and travels as a bearer header. Every failure becomes an ApiError with a
-// message a person can read: the API's own `{error: {type, message, param}}` when there is
-// one, else what went wrong on the way.
+// The admin API client, for both ways of being signed in:
+// - an admin token (the operator token or an org admin token `pbt-…`): kept in sessionStorage
+//   (this tab only) and sent as a bearer header, with no cookie at all (credentials "omit");
+// - a person's session: the HttpOnly `patchbay_session` cookie, which this page never sees,
+//   travels with same-origin requests; every state-changing request also carries the session's
+//   CSRF token in `X-CSRF-Token` (from /auth/login, /auth/invite/accept or /admin/v1/me, kept
+//   in memory only).
+// Every failure becomes an ApiError with a message a person can read: the API's own
+// `{error: {type, message, param}}` when there is one, else what went wrong on the way.
 
 const TOKEN_KEY = "patchbay.adminToken";
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 export const SIGNED_OUT = "patchbay:signed-out";
 
 export class ApiError extends Error {
@@ -14,32 +20,52 @@ export class ApiError extends Error {
     this.param = param;
   }
 
-  /** The admin token was refused or the admin API is off: sign in again. */
+  /** The credential was refused or the admin API is off: sign in again. */
   get signIn() {
     return this.status === 401 || (this.status === 503 && this.type === "admin_disabled");
   }
 }
 
-export const token = {
-  get: () => sessionStorage.getItem(TOKEN_KEY),
-  set: (value) => sessionStorage.setItem(TOKEN_KEY, value),
-  clear: () => sessionStorage.removeItem(TOKEN_KEY),
+let csrfToken = null;
+
+/** How this tab is signed in: "token" (a bearer token is stored) or "cookie" (a person's session, or nobody yet). */
+export const session = {
+  token: () => sessionStorage.getItem(TOKEN_KEY),
+  get mode() {
+    return this.token() ? "token" : "cookie";
+  },
+  useToken(value) {
+    sessionStorage.setItem(TOKEN_KEY, value);
+    csrfToken = null;
+  },
+  useCookie(csrf) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    csrfToken = csrf || null;
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    csrfToken = null;
+  },
 };
 
-/**
- * Call `/admin/v1${path}`. `bearer` overrides the stored token (the sign-in check); without it,
- * a 401 or a disabled admin API signals SIGNED_OUT so the app shows the sign-in screen.
- */
-export async function api(method, path, body, { bearer } = {}) {
-  const headers = { accept: "application/json", authorization: `Bearer ${bearer ?? token.get() ?? ""}` };
-  const init = { method, headers, cache: "no-store", credentials: "omit" };
+async function call(url, method, body, { bearer, cookie = false, check = false } = {}) {
+  const headers = { accept: "application/json" };
+  const init = { method, headers, cache: "no-store" };
+  const presented = cookie ? null : (bearer ?? session.token());
+  if (presented) {
+    headers.authorization = `Bearer ${presented}`;
+    init.credentials = "omit";
+  } else {
+    init.credentials = "same-origin";
+    if (!SAFE_METHODS.has(method) && csrfToken) headers["x-csrf-token"] = csrfToken;
+  }
   if (body !== undefined) {
     headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
   }
   let response;
   try {
-    response = await fetch(`/admin/v1${path}`, init);
+    response = await fetch(url, init);
   } catch {
     throw new ApiError(0, "network", "Cannot reach the Patchbay server. Check that it is running, then try again.");
   }
@@ -58,10 +84,29 @@ export async function api(method, path, body, { bearer } = {}) {
     error.message || `The server answered ${response.status} ${response.statusText}`.trim(),
     error.param || null,
   );
-  if (failure.signIn && bearer === undefined) {
+  if (failure.signIn && !check && bearer === undefined) {
     window.dispatchEvent(new CustomEvent(SIGNED_OUT, { detail: failure }));
   }
   throw failure;
+}
+
+/**
+ * Call `/admin/v1${path}`. `bearer` overrides the stored token (the sign-in check); `check`
+ * (the start-up probe of a cookie session) keeps a 401 quiet. Otherwise a 401 or a disabled
+ * admin API signals SIGNED_OUT so the app shows the sign-in screen.
+ */
+export function api(method, path, body, options = {}) {
+  return call(`/admin/v1${path}`, method, body, options);
+}
+
+/** Call `/auth${path}` (sign-in, invites, sign-out): always on the cookie, never a bearer token. */
+export function auth(method, path, body) {
+  return call(`/auth${path}`, method, body, { cookie: true, check: true });
+}
+
+/** Remember the CSRF token of the cookie session (from /admin/v1/me after a reload). */
+export function rememberCsrf(value) {
+  if (session.mode === "cookie") csrfToken = value || null;
 }
 
 /** Path segment for an org or connection reference. */

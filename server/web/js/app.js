@@ -1,86 +1,104 @@
-// Entry point: sign-in, the org picker and the pages (#/connections, #/settings, #/usage).
+// Entry point: signing in (password, admin token, invite link), who the caller is
+// (`GET /admin/v1/me`), the org picker, and the pages (#/connections, #/settings, #/keys,
+// #/activity, #/members, #/usage). Each page gets the caller's access in the selected org
+// (access.js) and renders only the actions it allows.
 
-import { ApiError, SIGNED_OUT, api, token } from "./api.js";
+import { accessIn } from "./access.js";
+import { activityPage } from "./activity.js";
+import { ApiError, SIGNED_OUT, api, auth, rememberCsrf, session } from "./api.js";
 import { connectionsPage } from "./connections.js";
 import { h, replace } from "./dom.js";
-import { field, formAlert, submitting } from "./forms.js";
+import { hideInvite, showInvite, takeInviteFromLink } from "./invite.js";
+import { keysPage } from "./keys.js";
+import { membersPage } from "./members.js";
+import { noOrgPage } from "./neworg.js";
 import { settingsPage } from "./settings.js";
+import { hideSignIn, initSignIn, showSignIn, signInMessage } from "./signin.js";
 import { usagePage } from "./usage.js";
 
 const ORG_KEY = "patchbay.org";
 const PAGES = {
   connections: { title: "AI Connections", render: connectionsPage },
   settings: { title: "AI settings", render: settingsPage },
+  keys: { title: "Keys", render: keysPage },
+  activity: { title: "Activity", render: activityPage },
+  members: { title: "Members", render: membersPage },
   usage: { title: "Usage", render: usagePage },
 };
 
 const ui = {
   top: document.getElementById("top"),
-  signIn: document.getElementById("sign-in"),
-  signInForm: document.getElementById("sign-in-form"),
-  signInInput: document.getElementById("sign-in-token"),
-  signInError: document.getElementById("sign-in-error"),
   page: document.getElementById("page"),
   orgSelect: document.getElementById("org-select"),
+  who: document.getElementById("who"),
   signOut: document.getElementById("sign-out"),
+  signOutAll: document.getElementById("sign-out-all"),
 };
 
-const app = { orgs: [], catalog: null, rendering: 0 };
+const app = { me: null, catalog: null, rendering: 0 };
 
 /** A sign-in link carries the token in the fragment (never sent to a server): keep it in
  * this tab's session storage and take it out of the address bar and history at once. */
 function adoptTokenFromLink() {
   const match = /^#token=([^&]+)/.exec(window.location.hash);
   if (!match) return;
-  token.set(decodeURIComponent(match[1]));
+  session.useToken(decodeURIComponent(match[1]));
   history.replaceState(null, "", `${window.location.pathname}#/connections`);
 }
 
-function showSignIn(message = "") {
+function leaveApp() {
+  app.rendering += 1;
   ui.top.hidden = true;
   ui.page.hidden = true;
   ui.page.replaceChildren();
-  ui.signIn.hidden = false;
-  ui.signInError.textContent = message;
-  ui.signInInput.setAttribute("aria-invalid", message ? "true" : "false");
-  document.title = "Sign in · Patchbay";
-  ui.signInInput.focus();
+  hideInvite();
 }
 
-function signInMessage(error) {
-  if (error.status === 401) return "That token was not accepted. Check it and try again.";
-  if (error.type === "admin_disabled") return `The admin API is turned off on this server: ${error.message}`;
-  return error.message;
+function toSignIn(options) {
+  leaveApp();
+  showSignIn(options);
 }
 
+/** Enter the app as `bearer` (an admin token to check) or, without it, on the session cookie. */
 async function enter(bearer) {
-  const [orgs, catalog] = await Promise.all([api("GET", "/orgs", undefined, { bearer }), api("GET", "/catalog", undefined, { bearer })]);
-  token.set(bearer);
-  app.orgs = orgs;
+  const options = bearer ? { bearer } : { check: true };
+  const [me, catalog] = await Promise.all([api("GET", "/me", undefined, options), api("GET", "/catalog", undefined, options)]);
+  if (bearer) session.useToken(bearer);
+  else rememberCsrf(me.csrf_token);
+  app.me = me;
   app.catalog = catalog;
-  ui.signIn.hidden = true;
+  hideSignIn();
+  hideInvite();
   ui.top.hidden = false;
   ui.page.hidden = false;
+  ui.signOutAll.hidden = me.kind !== "user";
   fillOrgs();
   await route();
 }
 
 function fillOrgs() {
+  const orgs = app.me.orgs;
   const wanted = sessionStorage.getItem(ORG_KEY);
-  const current = app.orgs.find((o) => o.id === wanted) || app.orgs[0];
-  replace(ui.orgSelect, app.orgs.map((o) => h("option", { value: o.id, selected: current && o.id === current.id }, o.name)));
-  ui.orgSelect.disabled = app.orgs.length === 0;
+  const current = orgs.find((o) => o.id === wanted) || orgs[0];
+  replace(ui.orgSelect, orgs.map((o) => h("option", { value: o.id, selected: current && o.id === current.id }, o.name)));
+  ui.orgSelect.disabled = orgs.length === 0;
   if (current) sessionStorage.setItem(ORG_KEY, current.id);
+  showWho();
 }
 
 function currentOrg() {
-  return app.orgs.find((o) => o.id === ui.orgSelect.value) || null;
+  return app.me.orgs.find((o) => o.id === ui.orgSelect.value) || null;
+}
+
+function showWho() {
+  const org = currentOrg();
+  ui.who.textContent = org ? `${app.me.label} (${org.role})` : app.me.label;
 }
 
 async function route() {
-  const name = window.location.hash.replace(/^#\/?/, "") || "connections";
-  const page = PAGES[name] || PAGES.connections;
+  const name = window.location.hash.replace(/^#\/?/, "").split("/")[0] || "connections";
   const key = PAGES[name] ? name : "connections";
+  const page = PAGES[key];
   for (const link of document.querySelectorAll("nav a[data-page]")) {
     if (link.dataset.page === key) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -89,12 +107,13 @@ async function route() {
   const org = currentOrg();
   const ticket = ++app.rendering;
   if (!org) {
-    replace(ui.page, newOrgForm());
+    replace(ui.page, noOrgPage({ me: app.me, catalog: app.catalog, created: orgCreated }));
     return;
   }
   replace(ui.page, h("p", { class: "muted", role: "status" }, "Loading…"));
   try {
-    const focusTarget = await page.render(ui.page, { org, catalog: app.catalog });
+    const context = { org, catalog: app.catalog, access: accessIn(app.me, org.id), me: app.me };
+    const focusTarget = await page.render(ui.page, context);
     if (ticket === app.rendering && focusTarget) focusTarget.focus();
   } catch (error) {
     if (ticket !== app.rendering || (error instanceof ApiError && error.signIn)) return;
@@ -102,64 +121,42 @@ async function route() {
       ui.page,
       h("h1", {}, page.title),
       h("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`),
-      h("button", { type: "button", onclick: () => route() }, "Try again"),
+      h("button", { type: "button", class: "secondary", onclick: () => route() }, "Try again"),
     );
   }
 }
 
-function newOrgForm() {
-  const form = h("form", { novalidate: true });
-  form.append(
-    field({ label: "Organisation name", name: "name", attrs: { type: "text", required: true, autocomplete: "organization" } }),
-    field({
-      label: "Tier",
-      name: "tier",
-      control: "select",
-      options: app.catalog.tiers.map((t) => ({ value: t, label: t, selected: t === "pro" })),
-    }),
-    formAlert(),
-    h("div", { class: "actions" }, h("button", { type: "submit" }, "Create organisation")),
-  );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const created = await submitting(form, () => api("POST", "/orgs", { name: form.elements.name.value.trim(), tier: form.elements.tier.value }));
-    if (!created) return;
-    app.orgs = [...app.orgs, created];
-    sessionStorage.setItem(ORG_KEY, created.id);
-    fillOrgs();
-    await route();
-  });
-  const heading = h("h1", { tabindex: "-1" }, "Create an organisation");
-  queueMicrotask(() => heading.focus());
-  return [heading, h("p", {}, "This server has no organisation yet. Connections, routing and agents belong to one."), form];
+async function orgCreated(org) {
+  app.me = await api("GET", "/me");
+  sessionStorage.setItem(ORG_KEY, org.id);
+  fillOrgs();
+  await route();
 }
 
-ui.signInForm.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const candidate = ui.signInInput.value.trim();
-  if (!candidate) {
-    showSignIn("Enter the admin token.");
-    return;
+async function signOut(everywhere) {
+  const wasPerson = session.mode === "cookie";
+  if (wasPerson) {
+    try {
+      await auth("POST", everywhere ? "/logout-all" : "/logout");
+    } catch {
+      // The session may have ended already; the page forgets it either way.
+    }
   }
-  const button = ui.signInForm.querySelector("button[type=submit]");
-  button.disabled = true;
-  try {
-    ui.signInInput.value = "";
-    await enter(candidate);
-  } catch (error) {
-    showSignIn(signInMessage(error));
-  } finally {
-    button.disabled = false;
-  }
+  session.clear();
+  toSignIn({ notice: everywhere ? "You are signed out on every browser." : "", way: wasPerson ? "password" : "token" });
+}
+
+initSignIn({
+  enterWithToken: (token) => enter(token),
+  enterWithSession: () => enter(),
 });
 
-ui.signOut.addEventListener("click", () => {
-  token.clear();
-  showSignIn();
-});
+ui.signOut.addEventListener("click", () => signOut(false));
+ui.signOutAll.addEventListener("click", () => signOut(true));
 
 ui.orgSelect.addEventListener("change", () => {
   sessionStorage.setItem(ORG_KEY, ui.orgSelect.value);
+  showWho();
   route();
 });
 
@@ -168,22 +165,34 @@ window.addEventListener("hashchange", () => {
 });
 
 window.addEventListener(SIGNED_OUT, (event) => {
-  token.clear();
-  showSignIn(event.detail.status === 401 ? "Your session ended: the admin token is no longer accepted. Sign in again." : signInMessage(event.detail));
+  const wasToken = session.mode === "token";
+  session.clear();
+  if (event.detail.status !== 401) {
+    toSignIn({ error: signInMessage(event.detail), way: wasToken ? "token" : "password" });
+  } else if (wasToken) {
+    toSignIn({ error: "Your session ended: the admin token is no longer accepted. Sign in again.", way: "token" });
+  } else {
+    toSignIn({ notice: "Your session has ended (you signed out everywhere, or it expired). Sign in again." });
+  }
 });
 
 async function start() {
+  const invite = takeInviteFromLink();
   adoptTokenFromLink();
-  const stored = token.get();
-  if (!stored) {
-    showSignIn();
+  if (invite) {
+    leaveApp();
+    const enterWithSession = () => enter().catch((error) => toSignIn({ notice: signInMessage(error, "password") }));
+    await showInvite(invite, { enterWithSession, toSignIn: () => toSignIn() });
     return;
   }
+  const stored = session.token();
   try {
-    await enter(stored);
+    await enter(stored || undefined);
   } catch (error) {
-    token.clear();
-    showSignIn(signInMessage(error));
+    session.clear();
+    leaveApp();
+    if (stored) showSignIn({ error: signInMessage(error, "token"), way: "token" });
+    else showSignIn({ notice: error.status === 401 ? "" : signInMessage(error) });
   }
 }
 

@@ -1,14 +1,17 @@
 // The "AI Connections" page: an org's provider keys and private endpoints, in routing order.
 // Keys are write-only: the page sends them once and shows only the fingerprint the API returns.
 
+import { CONFIGURE, ifAllowed } from "./access.js";
 import { api, seg } from "./api.js";
-import { h, replace, splitList, when } from "./dom.js";
+import { addConnectionSection } from "./connectionform.js";
+import { badge, endpoint, health, key, models, testResult } from "./connectioncells.js";
+import { h, replace } from "./dom.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
 
-const COLUMNS = ["Priority", "Connection", "Endpoint", "Models", "Status", "Last check", "Key", "Actions"];
-
-export async function connectionsPage(root, { org, catalog }) {
+export async function connectionsPage(root, { org, catalog, access }) {
   const providers = new Map(catalog.providers.map((p) => [p.id, p]));
+  const canChange = access.can(CONFIGURE);
+  const COLUMNS = ["Priority", "Connection", "Endpoint", "Models", "Status", "Last check", "Key", ...(canChange ? ["Actions"] : [])];
   const state = { connections: [], tests: new Map(), errors: new Map(), keyForm: null, busy: null };
   const base = `/orgs/${seg(org.id)}`;
 
@@ -26,12 +29,18 @@ export async function connectionsPage(root, { org, catalog }) {
     ),
     status,
     h("section", { "aria-labelledby": "connections-title" }, h("h2", { id: "connections-title" }, "Connections"), listArea),
-    addSection(),
+    ifAllowed(access, CONFIGURE, () => addConnectionSection({ catalog, providers, base, added })),
   );
 
   const announce = (text) => {
     status.textContent = text;
   };
+
+  async function added(created) {
+    await reload().catch(() => undefined);
+    render();
+    announce(`Added ${created.profile_id}${created.key ? ` with key ${created.key.fingerprint}` : ""}. Test it to check the key.`);
+  }
 
   async function reload() {
     state.connections = await api("GET", `${base}/connections`);
@@ -79,7 +88,7 @@ export async function connectionsPage(root, { org, catalog }) {
   function rows(c, index, count) {
     const busy = state.busy === c.profile_id;
     const revoked = c.status === "revoked";
-    const actions = [
+    const actions = canChange && [
       button("test", busy ? "Testing…" : "Test", () => test(c), { disabled: busy }),
       button("key", revoked ? "Set a new key" : "Replace key", () => openKeyForm(c)),
       revoked ? null : button("toggle", c.status === "disabled" ? "Enable" : "Disable", () => toggle(c)),
@@ -93,16 +102,16 @@ export async function connectionsPage(root, { org, catalog }) {
         "td",
         { class: "priority" },
         h("span", { class: "position" }, String(index + 1)),
-        button("up", "↑", () => move(c, -1), { disabled: index === 0, "aria-label": `Move ${c.profile_id} up` }),
-        button("down", "↓", () => move(c, 1), { disabled: index === count - 1, "aria-label": `Move ${c.profile_id} down` }),
+        canChange && button("up", "↑", () => move(c, -1), { disabled: index === 0, "aria-label": `Move ${c.profile_id} up` }),
+        canChange && button("down", "↓", () => move(c, 1), { disabled: index === count - 1, "aria-label": `Move ${c.profile_id} down` }),
       ),
       h("th", { scope: "row" }, h("span", { class: "profile" }, c.profile_id), h("span", { class: "muted" }, `billed: ${c.billing_source}`)),
-      h("td", { class: "endpoint" }, endpoint(c)),
+      h("td", { class: "endpoint" }, endpoint(c, providers)),
       h("td", {}, models(c)),
       h("td", {}, badge(c.status)),
       h("td", { class: "health" }, health(c.health)),
       h("td", { class: "key" }, key(c)),
-      h("td", { class: "actions" }, actions),
+      canChange && h("td", { class: "actions" }, actions),
     );
     const detail = details(c);
     return detail ? [row, h("tr", { class: "detail", dataset: { profile: c.profile_id } }, h("td", { colspan: COLUMNS.length }, detail))] : [row];
@@ -116,59 +125,6 @@ export async function connectionsPage(root, { org, catalog }) {
     if (result) parts.push(testResult(c, result));
     if (state.keyForm === c.profile_id) parts.push(keyForm(c));
     return parts.length ? parts : null;
-  }
-
-  function endpoint(c) {
-    if (c.base_url) return h("code", {}, c.base_url);
-    const preset = providers.get(c.provider)?.default_base_url;
-    return h("span", { class: "muted" }, preset ? `default (${preset})` : "default");
-  }
-
-  function models(c) {
-    const declared = (c.models || []).map((m) => m.id);
-    if (declared.length) return declared.join(", ");
-    const found = c.health.models_found || [];
-    if (!found.length) return h("span", { class: "muted" }, "any");
-    const shown = found.slice(0, 4).join(", ");
-    return found.length > 4 ? `${shown} and ${found.length - 4} more` : shown;
-  }
-
-  function health(hl) {
-    if (!hl.status) return h("span", { class: "muted" }, "not tested");
-    const label = hl.status === "ok" ? "ok" : `failed${hl.error_class ? ` (${hl.error_class})` : ""}`;
-    return [
-      badge(hl.status === "ok" ? "ok" : "failed", label),
-      h("span", { class: "muted" }, [when(hl.checked_at), hl.latency_ms != null ? `${hl.latency_ms} ms` : null].filter(Boolean).join(" · ")),
-    ];
-  }
-
-  function key(c) {
-    // Revoking destroys the key; its fingerprint stays only in the audit trail.
-    if (c.status === "revoked") return h("span", { class: "muted" }, "key destroyed");
-    if (c.key) return [h("code", { class: "fingerprint" }, c.key.fingerprint), h("span", { class: "muted" }, `set ${when(c.key.set_at)}`)];
-    if (c.env_reference) return h("span", {}, `from env ${c.env_reference}`);
-    return h("span", { class: "muted" }, "no key");
-  }
-
-  function testResult(c, result) {
-    return h(
-      "div",
-      { class: `test-result ${result.ok ? "ok" : "failed"}` },
-      h("h3", {}, `Test of ${c.profile_id}: ${result.ok ? "passed" : "failed"}`),
-      h(
-        "ul",
-        {},
-        result.probes.map((p) =>
-          h(
-            "li",
-            { dataset: { probe: p.name } },
-            badge(p.ok ? "ok" : "failed"),
-            ` ${p.name}, ${p.latency_ms} ms`,
-            p.ok ? (p.models.length ? `, ${p.models.length} models` : "") : `: ${[p.error_class, p.status ? `HTTP ${p.status}` : null, p.message].filter(Boolean).join(", ")}`,
-          ),
-        ),
-      ),
-    );
   }
 
   function keyForm(c) {
@@ -289,76 +245,6 @@ export async function connectionsPage(root, { org, catalog }) {
     });
   }
 
-  function addSection() {
-    const form = h("form", { novalidate: true, class: "add-connection" });
-    const providerField = field({
-      label: "Provider",
-      name: "provider",
-      control: "select",
-      options: catalog.providers.map((p) => ({ value: p.id, label: p.display_name })),
-    });
-    const nameField = field({ label: "Name", name: "name", attrs: { type: "text", autocomplete: "off", spellcheck: "false" } });
-    const urlField = field({ label: "Base URL", name: "base_url", attrs: { type: "url", autocomplete: "off", spellcheck: "false" } });
-    const keyField = field({ label: "API key", name: "key", attrs: { type: "password", autocomplete: "off", spellcheck: "false" } });
-    const modelsField = field({
-      label: "Models",
-      name: "models",
-      hint: "Model ids this connection serves, separated by commas. Empty: whatever the provider lists.",
-      attrs: { type: "text", autocomplete: "off", spellcheck: "false" },
-    });
-    form.append(
-      providerField,
-      nameField,
-      urlField,
-      keyField,
-      modelsField,
-      formAlert(),
-      h("div", { class: "actions" }, h("button", { type: "submit" }, "Add connection")),
-    );
-    const setHint = (f, text) => {
-      let hint = f.querySelector(".hint");
-      if (!hint) {
-        const input = f.querySelector("input");
-        hint = h("p", { id: `${input.id}-hint`, class: "hint" });
-        f.insertBefore(hint, f.querySelector(".error"));
-        input.setAttribute("aria-describedby", `${hint.id} ${input.id}-error`);
-      }
-      hint.textContent = text;
-    };
-    const adapt = () => {
-      const p = providers.get(form.elements.provider.value);
-      setHint(
-        nameField,
-        p.custom
-          ? "Required. It becomes the provider part of this endpoint's model refs (mylab/llama-3-70b)."
-          : "Optional: \"default\" when empty. Give each key of the same provider its own name.",
-      );
-      setHint(urlField, p.custom ? "Required: the endpoint's OpenAI-compatible base URL, such as http://10.0.0.5:8000/v1." : `Optional: empty uses ${p.default_base_url}.`);
-      setHint(keyField, `${p.key_required ? "Required" : "Optional for this provider"}. Write-only: stored encrypted, shown only as a fingerprint.`);
-      form.elements.name.required = p.custom;
-      form.elements.base_url.required = p.custom;
-      form.elements.key.required = p.key_required;
-    };
-    form.elements.provider.addEventListener("change", adapt);
-    adapt();
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const els = form.elements;
-      const body = { provider: els.provider.value, models: splitList(els.models.value) };
-      if (els.name.value.trim()) body.name = els.name.value.trim();
-      if (els.base_url.value.trim()) body.base_url = els.base_url.value.trim();
-      if (els.key.value) body.key = els.key.value;
-      const created = await submitting(form, () => api("POST", `${base}/connections`, body));
-      if (!created) return;
-      form.reset();
-      adapt();
-      await reload().catch(() => undefined);
-      render();
-      announce(`Added ${created.profile_id}${created.key ? ` with key ${created.key.fingerprint}` : ""}. Test it to check the key.`);
-    });
-    return h("section", { "aria-labelledby": "add-title" }, h("h2", { id: "add-title" }, "Add a connection"), form);
-  }
-
   await reload();
   render();
   return heading;
@@ -366,8 +252,4 @@ export async function connectionsPage(root, { org, catalog }) {
 
 function button(action, label, onclick, props = {}) {
   return h("button", { type: "button", class: "secondary", dataset: { action }, onclick, ...props }, label);
-}
-
-function badge(kind, label = kind) {
-  return h("span", { class: `badge badge-${kind}` }, label);
 }

@@ -2,13 +2,15 @@
 // a default model, an allowlist) and its agents, each with chains that override the matrix
 // and the voice settings its voice sessions start with.
 
+import { CONFIGURE } from "./access.js";
 import { api, seg } from "./api.js";
 import { h, replace, splitList } from "./dom.js";
 import { chainFields, chainList, readChains } from "./chains.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
 import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
 
-export async function settingsPage(root, { org, catalog }) {
+export async function settingsPage(root, { org, catalog, access }) {
+  const canChange = access.can(CONFIGURE);
   const base = `/orgs/${seg(org.id)}`;
   const [routing, agents, connections] = await Promise.all([
     api("GET", `${base}/routing`),
@@ -36,11 +38,12 @@ export async function settingsPage(root, { org, catalog }) {
       h("h2", { id: "agents-title" }, "Agents"),
       h("p", {}, "An agent's chains replace the org's for its intents. Call it as model ", h("code", {}, "agent:NAME"), " or with an API key bound to it."),
       agentsArea,
-      agentFormArea,
+      canChange ? agentFormArea : null,
     ),
   );
 
   function routingSection() {
+    if (!canChange) return routingView();
     const form = h("form", { novalidate: true, class: "routing" });
     const defaultField = field({
       label: "Default model",
@@ -87,6 +90,25 @@ export async function settingsPage(root, { org, catalog }) {
     );
   }
 
+  function routingView() {
+    return h(
+      "section",
+      { "aria-labelledby": "routing-title" },
+      h("h2", { id: "routing-title" }, "Routing matrix"),
+      h(
+        "dl",
+        { class: "chains routing-view" },
+        h("dt", {}, "Chains per task"),
+        h("dd", {}, chainList(routing.chains)),
+        h("dt", {}, "Default model"),
+        h("dd", {}, routing.default_model ? h("code", {}, routing.default_model) : h("span", { class: "muted" }, "none")),
+        h("dt", {}, "Allowed models"),
+        h("dd", {}, routing.allowed_models?.length ? routing.allowed_models.join(", ") : h("span", { class: "muted" }, "any")),
+      ),
+      offered(),
+    );
+  }
+
   function offered() {
     const refs = [];
     for (const c of connections) {
@@ -114,7 +136,7 @@ export async function settingsPage(root, { org, catalog }) {
             "table",
             {},
             h("caption", { class: "visually-hidden" }, `Agents of ${org.name}`),
-            h("thead", {}, h("tr", {}, ["Agent", "Default model", "Chains", "Voice", "Actions"].map((c) => h("th", { scope: "col" }, c)))),
+            h("thead", {}, h("tr", {}, ["Agent", "Default model", "Chains", "Voice", ...(canChange ? ["Actions"] : [])].map((c) => h("th", { scope: "col" }, c)))),
             h(
               "tbody",
               {},
@@ -126,6 +148,7 @@ export async function settingsPage(root, { org, catalog }) {
                   h("td", {}, a.default_model ? h("code", {}, a.default_model) : h("span", { class: "muted" }, "the org's")),
                   h("td", {}, chainList(a.chains)),
                   h("td", {}, voiceSummary(a.voice_settings)),
+                  canChange &&
                   h(
                     "td",
                     { class: "actions" },
@@ -231,6 +254,6 @@ export async function settingsPage(root, { org, catalog }) {
   }
 
   renderAgents();
-  renderAgentForm();
+  if (canChange) renderAgentForm();
   return heading;
 }

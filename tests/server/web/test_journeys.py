@@ -66,20 +66,29 @@ async def profiles_in_page(page: Any) -> list[str]:
     return [str(p) for p in await page.locator("table.connections tr[data-profile]:not(.detail)").evaluate_all("rs => rs.map(r => r.dataset.profile)")]
 
 
+async def open_token_form(page: Any) -> Any:
+    """The admin token is the second way to sign in, behind a disclosure; its field, once open."""
+    await page.get_by_text("Sign in with an admin token instead").click()
+    return page.get_by_label("Admin token")
+
+
 async def test_sign_in_wrong_token_then_right_one_then_out(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
     page, seen = page_and_seen
     await page.goto(live.url + "/")
     assert page.url == live.url + "/ui/"
-    token_box = page.get_by_label("Admin token")
+    # Email and password first; the token behind a disclosure.
+    await page.get_by_label("Email").wait_for()
+    assert await page.get_by_label("Admin token").is_hidden()
+    token_box = await open_token_form(page)
     assert await token_box.get_attribute("type") == "password"
 
     await token_box.fill("not-the-token-" + secrets.token_hex(4))
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in with the token").click()
     await page.get_by_role("alert").filter(has_text="not accepted").wait_for()
     assert await page.locator("#top").is_hidden()
 
     await token_box.fill(live.token)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in with the token").click()
     # No org yet: the page offers to create one, and then shows its connections.
     await page.get_by_role("heading", name="Create an organisation").wait_for()
     await page.get_by_label("Organisation name").fill("acme")
@@ -89,7 +98,8 @@ async def test_sign_in_wrong_token_then_right_one_then_out(live: Live, page_and_
     stored = await page.evaluate("() => [sessionStorage.getItem('patchbay.adminToken'), localStorage.length, document.cookie]")
     assert stored == [live.token, 0, ""]
 
-    await page.get_by_role("button", name="Sign out").click()
+    assert await page.get_by_role("button", name="Sign out everywhere").is_hidden()  # a token is no person
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await page.get_by_role("heading", name="Sign in to Patchbay").wait_for()
     assert await page.evaluate("() => sessionStorage.getItem('patchbay.adminToken')") is None
 
@@ -107,9 +117,10 @@ async def test_admin_api_turned_off_shows_why_on_the_sign_in_screen(
     async with serve_with(ui_settings(tmp_path, admin_api=False)) as live:
         assert live.token == "" and not (tmp_path / "admin.token").exists()
         await page.goto(live.url + "/ui/")
-        await page.get_by_label("Admin token").fill("anything-at-all-123")
-        await page.get_by_role("button", name="Sign in").click()
         await page.get_by_role("alert").filter(has_text="PATCHBAY_ADMIN_API=false").wait_for()
+        await (await open_token_form(page)).fill("anything-at-all-123")
+        await page.get_by_role("button", name="Sign in with the token").click()
+        await page.locator("#token-error").filter(has_text="PATCHBAY_ADMIN_API=false").wait_for()
     assert seen.errors == []
 
 
