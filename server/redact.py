@@ -25,8 +25,9 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 _PATTERNS = (
     # A credential after its scheme: `Bearer pb-...`, `Basic dXNlcjpwYXNz`.
     (re.compile(r"\b(Bearer|Basic)\s+[^\s,;\"']+", re.IGNORECASE), rf"\1 {MARKER}"),
-    # Server API keys (server/accounts.py) and realtime tokens (server/realtime/tokens.py), anywhere.
-    (re.compile(r"\bpb-[A-Za-z0-9_\-]+"), f"pb-{MARKER}"),
+    # Server API keys (server/accounts.py), org admin tokens, sessions and invites
+    # (server/access/) and realtime tokens (server/realtime/tokens.py), anywhere.
+    (re.compile(r"\b(pb[tsi]?-)[A-Za-z0-9_\-]+"), rf"\1{MARKER}"),
     (re.compile(r"\bek_[A-Za-z0-9_.\-]+"), f"ek_{MARKER}"),
     # Query parameters that carry credentials, whatever their value looks like.
     (re.compile(r"([?&](?:token|key|api_key|access_token)=)[^&\s\"']*", re.IGNORECASE), rf"\1{MARKER}"),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from billing.report import parse_instant
 from foundation.errors import RequestError
 
 _SPAN = re.compile(r"^(\d{1,6})([mhd])$")
@@ -17,16 +18,8 @@ def parse_expiry(text: str | None, *, now: datetime, param: str = "expires") -> 
     if text is None or not text.strip():
         return None
     span = _SPAN.match(text.strip())
-    if span:
-        at = now + timedelta(**{_UNITS[span.group(2)]: int(span.group(1))})
-    else:
-        try:
-            at = datetime.fromisoformat(text.strip())
-        except ValueError:
-            raise RequestError(
-                f"{param} must be a span such as 30d, 12h or 90m, or an ISO 8601 time, not {text[:40]!r}", param=param
-            ) from None
-        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    # A span runs forward from now here; anything else is read as `since` reads a time.
+    at = now + timedelta(**{_UNITS[span.group(2)]: int(span.group(1))}) if span else parse_instant(text, now=now, param=param)
     if at <= now:
         raise RequestError(f"{param} must lie in the future", param=param)
     if at - now > MAX_AHEAD:

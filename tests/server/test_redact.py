@@ -29,3 +29,8 @@ def test_record_message_args_and_fields() -> None:
         assert RedactSecrets().filter(rec) is True
     assert header.getMessage() == f"< Authorization: {MARKER}"
     assert "ek_x" not in query.getMessage() and query.fields == {"url": f"/v1/realtime?token={MARKER}", "status": 101}
+
+
+def test_access_credentials_are_redacted_whatever_their_kind() -> None:
+    for prefix in ("pbt-", "pbs-", "pbi-"):
+        assert redact(f"token {prefix}AbC_123-xyz used") == f"token {prefix}{MARKER} used"
