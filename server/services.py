@@ -2,7 +2,7 @@
 
 `Services.build` is the only place the parts are wired: the database, vault, audit and usage
 writers, the routed API (`build_gateway`: upstream pool, cooldowns, registry, router, API-key
-cache, rate limiter) and the voice runtime. The /v1 app, realtime, Twilio and the CLI all read
+cache, rate limiter), the voice runtime and the failed-authentication throttle. The /v1 app, realtime, Twilio and the CLI all read
 them from here (`app.state.services` in the server), so a connection test from the CLI goes
 through the same guarded upstream pool as a chat request. `build_router` is the one function
 that turns the pool into adapters, an executor and a router; replace it there and every surface
@@ -41,6 +41,7 @@ from routing.router import Router, UsageSink
 from routing.speech import BuiltIn
 from routing.verify import VerifyTools
 from server.admin.token import AdminTokenError, load_admin_token
+from server.auth_throttle import AuthThrottle
 from server.db import Database, head_revision
 from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
@@ -71,6 +72,8 @@ class Overrides:
     """Each voice session's LLM, instead of the router."""
     preflight: Preflight | None = None
     """The credits check before a platform-paid segment (default: none)."""
+    auth_throttle: AuthThrottle | None = None
+    """Failed-authentication throttling on a clock, sleep and store the test chooses."""
 
 
 def build_router(
@@ -169,6 +172,8 @@ class Services:
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
     voice: VoiceRuntime
     """Realtime and Twilio sessions, and /v1/audio: signer, session limiter, engines, metrics."""
+    auth_throttle: AuthThrottle
+    """Failed authentication per client address: slowed, then locked out (server/auth_throttle.py)."""
     overrides: Overrides = field(default_factory=Overrides)
     admin_token: SecretStr | None = None
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
@@ -212,6 +217,7 @@ class Services:
             usage=usage,
             gateway=gateway,
             voice=voice,
+            auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
             overrides=overrides,
             admin_token=admin.value if admin else None,
         )
@@ -264,6 +270,7 @@ class Services:
 
     async def aclose(self) -> None:
         await self.voice.aclose()
+        await self.auth_throttle.aclose()
         await self.gateway.aclose()
         await self.usage.aclose()
         await self.audit.aclose()

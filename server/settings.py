@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     """Largest HTTP request body; a few routes keep caps of their own (server/body_limit.py)."""
     api_key_rate_limit: str = "600/60"
     """Requests per server API key: `N/SECONDS` (a token bucket of N refilled over SECONDS), or `off`."""
+    auth_failure_limit: int = Field(default=10, ge=0, le=1_000_000)
+    """Failed authentications from one address within the window that lock it out; 0 turns throttling off."""
+    auth_failure_window_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """The window failures are counted in, from an address's first failure."""
+    auth_lockout_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    """How long a locked-out address is refused (429 with `retry-after`)."""
     allow_plain_http_base_urls: bool = False
     """Allow `http://` base URLs to public hosts (private ones follow ALLOW_PRIVATE_BASE_URLS)."""
     env_reference_allow: str = ""

@@ -2,13 +2,21 @@
 
 A token names a key, its org and its agent; all three are checked against the key's live row,
 and the principal the connection acts as is built from that row, never from the token alone.
+
+A key or token that does not check out counts against the caller's address
+(server/auth_throttle.py); past the limit the address is refused for a while, and the
+surface answers 429 (or its closest equivalent) with the seconds to wait. Presenting nothing
+at all is refused without being counted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi.responses import JSONResponse
+
 from server.accounts import Principal
+from server.auth_throttle import lockout_headers, lockout_message
 from server.realtime.tokens import TokenSigner
 from server.services import Services
 from server.tables import ApiKey
@@ -22,25 +30,64 @@ class Caller:
     """The model a token was minted for; the query's `model` wins when both are given."""
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """No caller: nothing was presented, or what was presented did not check out."""
+
+    retry_after: float | None = None
+    """Set when the address is locked out after repeated failures: seconds until it may retry."""
+
+
 async def authenticate(
-    services: Services, signer: TokenSigner, authorization: bytes | None, token: str | None
-) -> Caller | None:
+    services: Services,
+    signer: TokenSigner,
+    authorization: bytes | None,
+    token: str | None,
+    *,
+    address: str | None,
+    surface: str,
+) -> Caller | Refused:
+    """The caller, or why not; a failed key or token counts against `address`."""
     presented = bearer_token(authorization)
+    if presented is None and not token:
+        return Refused()
+    caller = await _check(services, signer, presented, token)
+    if caller is not None:
+        return caller
+    return Refused(await services.auth_throttle.failed(address, surface=surface))
+
+
+async def _check(
+    services: Services, signer: TokenSigner, presented: str | None, token: str | None
+) -> Caller | None:
     if presented is not None:
         principal = await services.gateway.api_keys.authenticate(presented)
         return Caller(principal) if principal is not None else None
-    if token:
-        claims = signer.verify(token)
-        if claims is None:
-            return None
-        # The token outlives nothing: a key revoked after minting closes the door at once.
-        # Its org and agent must still be the key's own, so a token signed by anyone holding
-        # the secret cannot carry one org's key into another org (or onto another agent).
-        async with services.db.session() as session:
-            row = await session.get(ApiKey, claims.principal.key_id)
-        if row is None or row.revoked_at is not None:
-            return None
-        if (row.org_id, row.agent_id) != (claims.principal.org_id, claims.principal.agent_id):
-            return None
-        return Caller(Principal(key_id=row.id, org_id=row.org_id, agent_id=row.agent_id), claims.model)
-    return None
+    claims = signer.verify(token or "")
+    if claims is None:
+        return None
+    # The token outlives nothing: a key revoked after minting closes the door at once.
+    # Its org and agent must still be the key's own, so a token signed by anyone holding
+    # the secret cannot carry one org's key into another org (or onto another agent).
+    async with services.db.session() as session:
+        row = await session.get(ApiKey, claims.principal.key_id)
+    if row is None or row.revoked_at is not None:
+        return None
+    if (row.org_id, row.agent_id) != (claims.principal.org_id, claims.principal.agent_id):
+        return None
+    return Caller(Principal(key_id=row.id, org_id=row.org_id, agent_id=row.agent_id), claims.model)
+
+
+def locked_response(retry_after: float) -> JSONResponse:
+    """429 in the OpenAI-style error shape the realtime HTTP routes use."""
+    return JSONResponse(
+        {
+            "error": {
+                "type": "rate_limit_error",
+                "code": "auth_failures_exceeded",
+                "message": lockout_message(retry_after),
+            }
+        },
+        status_code=429,
+        headers=lockout_headers(retry_after),
+    )

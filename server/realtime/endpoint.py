@@ -1,6 +1,7 @@
 """`GET /v1/realtime` (WebSocket) and `POST /v1/realtime/client_secrets` (browser tokens).
 
-The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake),
+The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake, an
+address locked out after repeated failures HTTP 429 with `retry-after`),
 builds the caller's voice session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
 gets the beta event names and session shape.
@@ -15,12 +16,12 @@ from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from server.admin.auth import require_admin
-from server.realtime.auth import authenticate
+from server.auth_throttle import client_address, lockout_message
+from server.realtime.auth import Caller, Refused, authenticate, locked_response
 from server.realtime.connection import RealtimeConnection
 from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.session_wire import session_json
 from server.services import Services
-from server.v1.auth import bearer_token
 from voice.config import SessionConfig
 from voice.endpointing import TurnDetectionConfig
 
@@ -38,9 +39,11 @@ async def realtime(websocket: WebSocket) -> None:
         runtime.signer,
         websocket.headers.get("authorization", "").encode("latin-1"),
         query.get("token"),
+        address=client_address(websocket.scope),
+        surface="realtime",
     )
-    if caller is None:
-        await websocket.close(code=1008, reason="invalid or missing API key")
+    if isinstance(caller, Refused):
+        await _refuse(websocket, caller)
         return
     requested = query.get("model") or caller.model
     config = await session_defaults(
@@ -76,13 +79,32 @@ async def realtime(websocket: WebSocket) -> None:
             await websocket.close()
 
 
+async def _refuse(websocket: WebSocket, refused: Refused) -> None:
+    """Refuse the handshake: 403, or 429 with `retry-after` for a locked-out address when the
+    server can send a handshake response of our choosing (uvicorn can)."""
+    if refused.retry_after is None:
+        await websocket.close(code=1008, reason="invalid or missing API key")
+    elif "websocket.http.response" in (websocket.scope.get("extensions") or {}):
+        await websocket.send_denial_response(locked_response(refused.retry_after))
+    else:
+        await websocket.close(code=1008, reason=lockout_message(refused.retry_after))
+
+
 async def _mint(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     runtime = services.voice
+    # A key only: a token cannot mint another token.
     caller = await authenticate(
-        services, runtime.signer, request.headers.get("authorization", "").encode("latin-1"), None
+        services,
+        runtime.signer,
+        request.headers.get("authorization", "").encode("latin-1"),
+        None,
+        address=client_address(request.scope),
+        surface="realtime",
     )
-    if caller is None or bearer_token(request.headers.get("authorization", "").encode("latin-1")) is None:
+    if isinstance(caller, Refused) and caller.retry_after is not None:
+        return locked_response(caller.retry_after)
+    if not isinstance(caller, Caller):
         return JSONResponse(
             {
                 "error": {

@@ -5,12 +5,15 @@ Two routes (docs/voice.md, "Phone calls (Twilio)"):
 - `POST /v1/twilio/voice`, the call's webhook. Twilio authenticates with HTTP Basic (the server
   API key as the password, `https://x:pb-...@host/v1/twilio/voice` in the Twilio console) or a
   Bearer key; with PATCHBAY_TWILIO_AUTH_TOKEN set, it must also carry a valid
-  `X-Twilio-Signature` (`twilio_signature.py`), or it is refused with 403. It answers TwiML that connects the call to the media stream, handing over a
+  `X-Twilio-Signature` (`twilio_signature.py`), or it is refused with 403. A bad signature or
+  key counts against the caller's address (server/auth_throttle.py); a locked-out address gets
+  429 with `retry-after`. It answers TwiML that connects the call to the media stream, handing over a
   short-lived token (never the key) and the optional `model`, `instructions` and `voice` from the
   webhook's query as stream parameters.
 - `GET /v1/twilio/media-stream`, the WebSocket Twilio opens. Twilio cannot send headers there,
-  so nothing is served before a `start` message whose `customParameters.token` verifies; then
-  the caller's µ-law 8 kHz audio goes to the session as it comes.
+  so nothing is served before a `start` message whose `customParameters.token` verifies (a bad
+  one counts against the address; a locked-out address is closed with 1013, try again later);
+  then the caller's µ-law 8 kHz audio goes to the session as it comes.
 
 The bridge plays the part a realtime client plays for itself: audio goes out as `media`
 messages, each followed by a `mark` (`<item id>:<ms sent so far>`) whose echo tells how much of
@@ -39,7 +42,8 @@ import orjson
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import Response
 
-from server.realtime.auth import Caller, authenticate
+from server.auth_throttle import client_address, lockout_headers, lockout_message
+from server.realtime.auth import Caller, Refused, authenticate
 from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
@@ -109,18 +113,27 @@ def connect_twiml(url: str, parameters: dict[str, str]) -> str:
 async def voice_webhook(request: Request) -> Response:
     services: Services = request.app.state.services
     settings = services.settings
+    address = client_address(request.scope)
     if settings.twilio_auth_token is not None and not await twilio_signed(
         request, settings.twilio_auth_token.get_secret_value(), settings.public_url
     ):
+        locked = await services.auth_throttle.failed(address, surface="twilio")
+        if locked is not None:
+            return _locked(locked)
         return Response("missing or invalid X-Twilio-Signature", status_code=403, media_type="text/plain")
     runtime = services.voice
     key = webhook_key(request.headers.get("authorization", ""))
-    caller = (
-        await authenticate(services, runtime.signer, f"Bearer {key}".encode("latin-1", "replace"), None)
-        if key
-        else None
+    caller = await authenticate(
+        services,
+        runtime.signer,
+        f"Bearer {key}".encode("latin-1", "replace") if key else None,
+        None,
+        address=address,
+        surface="twilio",
     )
-    if caller is None:
+    if isinstance(caller, Refused):
+        if caller.retry_after is not None:
+            return _locked(caller.retry_after)
         return Response(
             "invalid or missing API key",
             status_code=401,
@@ -132,6 +145,12 @@ async def voice_webhook(request: Request) -> Response:
     parameters = {"token": token} | {name: query[name] for name in STREAM_PARAMETERS if query.get(name)}
     twiml = connect_twiml(stream_url(request, services.settings.public_url), parameters)
     return Response(twiml, media_type="application/xml")
+
+
+def _locked(retry_after: float) -> Response:
+    return Response(
+        lockout_message(retry_after), status_code=429, media_type="text/plain", headers=lockout_headers(retry_after)
+    )
 
 
 # -- the media stream ----------------------------------------------------------------------
@@ -206,10 +225,22 @@ async def media_stream(websocket: WebSocket) -> None:
             start = await _await_start(websocket.receive)
     except TimeoutError:
         start = None
-    caller: Caller | None = None
+    caller: Caller | Refused = Refused()
     if start is not None:
-        caller = await authenticate(services, runtime.signer, None, start.parameters.get("token"))
-    if start is None or caller is None:
+        caller = await authenticate(
+            services,
+            runtime.signer,
+            None,
+            start.parameters.get("token"),
+            address=client_address(websocket.scope),
+            surface="twilio",
+        )
+    if start is None or isinstance(caller, Refused):
+        locked = caller.retry_after if isinstance(caller, Refused) else None
+        if locked is not None:
+            log.warning("twilio media stream refused: address locked out after failed authentication")
+            await _close(websocket, 1013, lockout_message(locked))
+            return
         log.warning("twilio media stream refused: no start message with a valid token")
         await _close(websocket, 1008, "a start message with a valid token is required")
         return

@@ -22,9 +22,18 @@ from starlette.types import Receive, Scope, Send
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
+from server.auth_throttle import client_address
 from server.logs import request_id_var
 from server.v1.auth import bearer_token
-from server.v1.errors import BAD_KEY, MISSING_KEY, ApiError, from_exception, invalid, rate_limited
+from server.v1.errors import (
+    BAD_KEY,
+    MISSING_KEY,
+    ApiError,
+    auth_locked,
+    from_exception,
+    invalid,
+    rate_limited,
+)
 from server.v1.openai_translate import WireRequestError
 
 if TYPE_CHECKING:
@@ -69,13 +78,19 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def admit(gateway: Gateway, scope: Scope) -> Principal | ApiError:
-    """Authenticate the server API key and take one token from its rate-limit bucket."""
+    """Authenticate the server API key and take one token from its rate-limit bucket.
+
+    A refused key counts against the caller's address (server/auth_throttle.py): past half
+    the limit the 401 comes a little later, and a locked-out address gets 429 instead. A
+    valid key is never looked up there, so a served request pays nothing for it.
+    """
     presented = bearer_token(header(scope, b"authorization"), header(scope, b"x-api-key"))
     if presented is None:
         return MISSING_KEY
     principal = await gateway.api_keys.authenticate(presented)
     if principal is None:
-        return BAD_KEY
+        locked = await scope["app"].state.services.auth_throttle.failed(client_address(scope), surface="v1")
+        return BAD_KEY if locked is None else auth_locked(locked)
     decision = await gateway.rate_limiter.hit(principal.key_id)
     if not decision.allowed:
         return rate_limited(decision.retry_after)

@@ -1,7 +1,8 @@
 """What `/v1` answers when a request fails: one `ApiError`, rendered in OpenAI's or Anthropic's shape.
 
 Statuses: 400 invalid request, 401 bad key, 402 out of credits, 403 model not allowed, 404
-unknown model, 429 rate limited (ours or every upstream's, with `retry-after`), 502 every
+unknown model, 429 rate limited (ours, every upstream's, or the caller's address locked out
+after failed authentication; with `retry-after`), 502 every
 candidate failed upstream, 503 no candidate was available (all cooling down or none
 configured). A message never quotes an upstream key or an upstream body: provider text is
 passed on only for the fail-fast classes the caller must act on (invalid request, context
@@ -22,6 +23,7 @@ from billing.preflight import InsufficientCreditsError
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from routing.errors import AllAttemptsFailedError, ModelNotAllowedError, NoRouteError
+from server.auth_throttle import lockout_message
 from server.v1.openai_translate import WireRequestError
 
 _CALLER_FIXES: frozenset[ErrorClass] = frozenset(
@@ -92,6 +94,13 @@ def rate_limited(retry_after: float) -> ApiError:
         "rate limit for this API key exceeded; retry after the given delay",
         code="rate_limit_exceeded",
         retry_after=retry_after,
+    )
+
+
+def auth_locked(retry_after: float) -> ApiError:
+    """The caller's address failed authentication too often (server/auth_throttle.py)."""
+    return ApiError(
+        429, "rate_limit_error", lockout_message(retry_after), code="auth_failures_exceeded", retry_after=retry_after
     )
 
 
