@@ -1,9 +1,10 @@
 """The web UI: static files from `server/web/` under `/ui/`, with strict security headers.
 
 The pages are plain HTML, one CSS file and ES modules, with no build step and no external
-asset, so they work offline. They talk only to the admin API with the admin token, which
-the browser keeps in sessionStorage and sends as a bearer header: no cookie, so no CSRF
-surface. The server side is only this mount; all behaviour is in the admin API.
+asset, so they work offline. They talk only to `/auth` and the admin API: with a person's
+session cookie (and its CSRF token on every change) or with an admin token kept in
+sessionStorage and sent as a bearer header. The server side is only this mount; all
+behaviour is in the admin API (docs/ui.md).
 """
 
 from __future__ import annotations
