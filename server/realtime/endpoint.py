@@ -1,7 +1,9 @@
 """`GET /v1/realtime` (WebSocket) and `POST /v1/realtime/client_secrets` (browser tokens).
 
-The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake),
-builds the caller's voice session (STT and TTS chains from the org's connections, the routed
+The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake; an
+expired key, or a model outside the key's list, gets the socket accepted, one `error` event
+saying why, and a close with 1008, since a refused handshake carries no reason), builds the
+caller's voice session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
 gets the beta event names and session shape.
 """
@@ -11,16 +13,24 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from server.admin.auth import require_admin
-from server.realtime.auth import authenticate
+from server.realtime.auth import identify
 from server.realtime.connection import RealtimeConnection
-from server.realtime.opening import SessionRefused, open_session, session_defaults
+from server.realtime.opening import (
+    ModelRefused,
+    SessionRefused,
+    model_refusal,
+    open_session,
+    session_defaults,
+)
 from server.realtime.session_wire import session_json
 from server.services import Services
-from server.v1.auth import bearer_token
+from server.v1.auth import Expired, bearer_token
+from server.v1.errors import ApiError, expired_key
 from voice.config import SessionConfig
 from voice.endpointing import TurnDetectionConfig
 
@@ -33,7 +43,7 @@ async def realtime(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     runtime = services.voice
     query = websocket.query_params
-    caller = await authenticate(
+    caller = await identify(
         services,
         runtime.signer,
         websocket.headers.get("authorization", "").encode("latin-1"),
@@ -41,6 +51,9 @@ async def realtime(websocket: WebSocket) -> None:
     )
     if caller is None:
         await websocket.close(code=1008, reason="invalid or missing API key")
+        return
+    if isinstance(caller, Expired):
+        await refuse(websocket, expired_key(caller.expires_at))
         return
     requested = query.get("model") or caller.model
     config = await session_defaults(
@@ -65,6 +78,9 @@ async def realtime(websocket: WebSocket) -> None:
             fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
             log.info("realtime session opened", extra={"fields": fields})
             await connection.run()
+    except ModelRefused as exc:
+        await refuse(websocket, exc.error)
+        return
     except SessionRefused as exc:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
@@ -76,13 +92,28 @@ async def realtime(websocket: WebSocket) -> None:
             await websocket.close()
 
 
+async def refuse(websocket: WebSocket, error: ApiError) -> None:
+    """Refuse a connection saying why: accept, send the realtime wire's `error` event, close 1008."""
+    await websocket.accept()
+    problem = {"type": error.type, "code": error.code, "message": error.message, "param": error.param}
+    event = {"type": "error", "event_id": "event_refused", "error": {**problem, "event_id": None}}
+    await websocket.send_text(orjson.dumps(event).decode())
+    await websocket.close(code=1008, reason=error.code or "refused")
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    problem = {"type": error.type, "code": error.code, "message": error.message, "param": error.param}
+    return JSONResponse({"error": problem}, status_code=error.status)
+
+
 async def _mint(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     runtime = services.voice
-    caller = await authenticate(
-        services, runtime.signer, request.headers.get("authorization", "").encode("latin-1"), None
-    )
-    if caller is None or bearer_token(request.headers.get("authorization", "").encode("latin-1")) is None:
+    authorization = request.headers.get("authorization", "").encode("latin-1")
+    caller = await identify(services, runtime.signer, authorization, None)
+    if isinstance(caller, Expired):
+        return error_response(expired_key(caller.expires_at))
+    if caller is None or bearer_token(authorization) is None:
         return JSONResponse(
             {
                 "error": {
@@ -115,6 +146,9 @@ async def _mint(request: Request) -> JSONResponse:
     model = (
         session.get("model") if isinstance(session, dict) and isinstance(session.get("model"), str) else None
     )
+    refused = model_refusal(caller.principal, model, services.gateway.catalog)
+    if refused is not None:
+        return error_response(refused)
     value, expires_at = runtime.signer.mint(caller.principal, model=model)
     config = await session_defaults(services, caller.principal, SessionConfig())
     described = session_json("pending", str(model or "default"), config, beta=False)

@@ -22,9 +22,19 @@ from starlette.types import Receive, Scope, Send
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
+from server.key_scope import model_allowed
 from server.logs import request_id_var
-from server.v1.auth import bearer_token
-from server.v1.errors import BAD_KEY, MISSING_KEY, ApiError, from_exception, invalid, rate_limited
+from server.v1.auth import Expired, bearer_token
+from server.v1.errors import (
+    BAD_KEY,
+    MISSING_KEY,
+    ApiError,
+    expired_key,
+    from_exception,
+    invalid,
+    key_model_not_allowed,
+    rate_limited,
+)
 from server.v1.openai_translate import WireRequestError
 
 if TYPE_CHECKING:
@@ -73,9 +83,11 @@ async def admit(gateway: Gateway, scope: Scope) -> Principal | ApiError:
     presented = bearer_token(header(scope, b"authorization"), header(scope, b"x-api-key"))
     if presented is None:
         return MISSING_KEY
-    principal = await gateway.api_keys.authenticate(presented)
+    principal = await gateway.api_keys.check(presented)
     if principal is None:
         return BAD_KEY
+    if isinstance(principal, Expired):
+        return expired_key(principal.expires_at)
     decision = await gateway.rate_limiter.hit(principal.key_id)
     if not decision.allowed:
         return rate_limited(decision.retry_after)
@@ -190,9 +202,15 @@ Parsed = TypeVar("Parsed")
 
 
 async def accept(
-    scope: Scope, receive: Receive, send: Send, parse: Callable[[bytes], Parsed], render: Render
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    parse: Callable[[bytes], Parsed],
+    render: Render,
+    model: Callable[[Parsed], str],
 ) -> tuple[Gateway, Principal, Parsed] | None:
-    """The common start of a routed endpoint: authenticate and rate-limit, read the body, parse it.
+    """The common start of a routed endpoint: authenticate and rate-limit, read the body, parse
+    it, and check the key may ask for the `model` it names.
 
     When a step refuses, the error is sent in the endpoint's format and None is returned.
     """
@@ -211,5 +229,11 @@ async def accept(
         error = from_exception(exc)
         assert error is not None
         await send_error(send, error, render, routing_headers(None, None))
+        return None
+    requested = model(parsed)
+    if not model_allowed(admitted.allowed_models, requested, gateway.catalog):
+        assert admitted.allowed_models is not None
+        refused = key_model_not_allowed(requested, admitted.allowed_models)
+        await send_error(send, refused, render, routing_headers(None, None))
         return None
     return gateway, admitted, parsed

@@ -20,7 +20,7 @@ class Clock:
 async def _key(db: Database) -> tuple[str, str, str]:
     async with db.session() as s:
         org = await accounts.create_org(s, "Acme")
-        issued = await accounts.create_api_key(s, org.id)
+        issued = await accounts.create_api_key(s, org.id, name="test")
     return org.id, issued.info.id, issued.key
 
 
