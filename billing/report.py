@@ -108,14 +108,23 @@ _RELATIVE = re.compile(r"^(\d+)([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 
+def parse_span(text: str) -> timedelta | None:
+    """`90m`, `24h`, `7d` as a duration; None when `text` is not a span. Raises `OverflowError`
+    for a span no `timedelta` holds."""
+    relative = _RELATIVE.match(text.strip())
+    if relative is None:
+        return None
+    return timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+
+
 def parse_instant(text: str, *, now: datetime, param: str) -> datetime:
     """An ISO 8601 time (UTC when it names no zone) or a span back from `now`: `90m`, `24h`, `7d`."""
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        try:
-            return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        except OverflowError:
-            raise RequestError(f"{param} is too far back", param=param) from None
+    try:
+        span = parse_span(text)
+        if span is not None:
+            return now - span
+    except OverflowError:
+        raise RequestError(f"{param} is too far back", param=param) from None
     try:
         instant = datetime.fromisoformat(text.strip())
     except ValueError:

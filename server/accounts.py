@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +19,8 @@ from foundation.db import new_id, utcnow
 from foundation.errors import ConflictError, NotFoundError, RequestError
 from foundation.orgs import Org, Tier
 from routing.tables import Agent, OrgAISettings
+from server.access.expiry import parse_expiry
+from server.key_scope import check_models, check_name, key_status
 from server.tables import ApiKey
 
 API_KEY_PREFIX = "pb-"
@@ -40,10 +43,18 @@ class ApiKeyInfo:
     id: str
     org_id: str
     agent: str | None
-    name: str | None
+    name: str
+    """The key's name; its prefix for keys made before names were required."""
     prefix: str
+    models: list[str] | None
+    """The models it may ask for; None: any."""
     created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    """Written behind the requests: up to a minute late."""
     revoked_at: datetime | None
+    status: str
+    """`active`, `expired` or `revoked`, as of when it was read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,45 +125,85 @@ async def list_orgs(session: AsyncSession) -> list[OrgInfo]:
     return [_org_info(o) for o in rows]
 
 
-def _key_info(key: ApiKey, agent_name: str | None) -> ApiKeyInfo:
+def _key_info(key: ApiKey, agent_name: str | None, now: datetime) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=key.id,
         org_id=key.org_id,
         agent=agent_name,
-        name=key.name,
+        name=key.name or key.prefix,
         prefix=key.prefix,
+        models=list(key.models) if key.models else None,
         created_at=key.created_at,
+        expires_at=key.expires_at,
+        last_used_at=key.last_used_at,
         revoked_at=key.revoked_at,
+        status=key_status(key.revoked_at, key.expires_at, now).value,
     )
 
 
 async def create_api_key(
-    session: AsyncSession, org_ref: str, *, agent: str | None = None, name: str | None = None, actor: str = "admin"
+    session: AsyncSession,
+    org_ref: str,
+    *,
+    name: str | None,
+    agent: str | None = None,
+    models: Sequence[str] | None = None,
+    expires: str | None = None,
+    actor: str = "admin",
+    now: datetime | None = None,
 ) -> IssuedKey:
+    """A new key with its scope. `expires` is an ISO 8601 time or a span from now (`30d`)."""
+    now = now or utcnow()
+    name = check_name(name)
+    allowed = check_models(models)
+    expires_at = parse_expiry(expires, now=now)
     org = await get_org(session, org_ref)
     agent_id = None
     if agent is not None:
         agent_id = await session.scalar(select(Agent.id).where(Agent.org_id == org.id, Agent.name == agent))
         if agent_id is None:
             raise NotFoundError(f"org {org.name!r} has no agent {agent!r}")
+    live = select(ApiKey.id).where(ApiKey.org_id == org.id, ApiKey.name == name, ApiKey.revoked_at.is_(None))
+    taken = f"org {org.name!r} already has a key named {name!r}; choose another name"
+    if await session.scalar(live) is not None:
+        raise ConflictError(taken, param="name")
     plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(org_id=org.id, agent_id=agent_id, name=name, prefix=key_prefix(plaintext), key_hash=hash_api_key(plaintext))
-    session.add(row)
-    await session.flush()
-    session.add(
-        AuditEvent(
-            org_id=org.id,
-            actor=actor,
-            action="apikey.create",
-            target_type="api_key",
-            target_id=row.id,
-            details={"prefix": row.prefix, "agent": agent},
-        )
+    row = ApiKey(
+        org_id=org.id,
+        agent_id=agent_id,
+        name=name,
+        prefix=key_prefix(plaintext),
+        key_hash=hash_api_key(plaintext),
+        models=allowed,
+        created_at=now,
+        expires_at=expires_at,
     )
-    return IssuedKey(info=_key_info(row, agent), key=plaintext)
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # another process took the name since the check above
+        raise ConflictError(taken, param="name") from exc
+    expiry = expires_at.isoformat() if expires_at else None
+    details = {"prefix": row.prefix, "name": name, "agent": agent, "models": allowed, "expires_at": expiry}
+    session.add(_key_event(org.id, actor, "apikey.create", row.id, details))
+    return IssuedKey(info=_key_info(row, agent, now), key=plaintext)
 
 
-async def list_api_keys(session: AsyncSession, org_ref: str) -> list[ApiKeyInfo]:
+def _key_event(org_id: str, actor: str, action: str, key_id: str, details: Mapping[str, object]) -> AuditEvent:
+    """An audit row for a key: its prefix, name and scope, never the key."""
+    return AuditEvent(
+        org_id=org_id,
+        actor=actor,
+        action=action,
+        target_type="api_key",
+        target_id=key_id,
+        details=dict(details),
+    )
+
+
+async def list_api_keys(
+    session: AsyncSession, org_ref: str, *, now: datetime | None = None
+) -> list[ApiKeyInfo]:
     org = await get_org(session, org_ref)
     rows = await session.execute(
         select(ApiKey, Agent.name)
@@ -160,31 +211,74 @@ async def list_api_keys(session: AsyncSession, org_ref: str) -> list[ApiKeyInfo]
         .where(ApiKey.org_id == org.id)
         .order_by(ApiKey.created_at, ApiKey.id)
     )
-    return [_key_info(k, agent_name) for k, agent_name in rows]
+    now = now or utcnow()
+    return [_key_info(k, agent_name, now) for k, agent_name in rows]
 
 
-async def revoke_api_key(session: AsyncSession, org_ref: str, key_id: str, *, actor: str = "admin") -> ApiKeyInfo:
+async def _org_key(session: AsyncSession, org_ref: str, key_id: str) -> tuple[Org, ApiKey]:
     org = await get_org(session, org_ref)
     row = await session.get(ApiKey, key_id)
     if row is None or row.org_id != org.id:
         raise NotFoundError(f"org {org.name!r} has no API key {key_id!r}")
+    return org, row
+
+
+async def _agent_name(session: AsyncSession, row: ApiKey) -> str | None:
+    if row.agent_id is None:
+        return None
+    return await session.scalar(select(Agent.name).where(Agent.id == row.agent_id))
+
+
+async def get_api_key(
+    session: AsyncSession, org_ref: str, key_id: str, *, now: datetime | None = None
+) -> ApiKeyInfo:
+    _, row = await _org_key(session, org_ref, key_id)
+    return _key_info(row, await _agent_name(session, row), now or utcnow())
+
+
+async def revoke_api_key(
+    session: AsyncSession, org_ref: str, key_id: str, *, actor: str = "admin"
+) -> ApiKeyInfo:
+    org, row = await _org_key(session, org_ref, key_id)
+    now = utcnow()
     if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        session.add(AuditEvent(org_id=org.id, actor=actor, action="apikey.revoke", target_type="api_key", target_id=row.id))
-    agent_name = await session.scalar(select(Agent.name).where(Agent.id == row.agent_id)) if row.agent_id else None
-    return _key_info(row, agent_name)
+        row.revoked_at = now
+        details = {"prefix": row.prefix, "name": row.name or row.prefix}
+        session.add(_key_event(org.id, actor, "apikey.revoke", row.id, details))
+    return _key_info(row, await _agent_name(session, row), now)
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who a valid server API key speaks for."""
+    """Who a valid server API key speaks for, and the key's scope: all a request's checks need,
+    so a surface never reads the database to decide whether the key may do something."""
 
     key_id: str
     org_id: str
     agent_id: str | None
+    name: str | None = None
+    """The key's name (its prefix, for keys made before names were required)."""
+    allowed_models: frozenset[str] | None = None
+    """Lower-cased model list (`server.key_scope.model_allowed`); None: any model."""
+    expires_at: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+
+def principal_of(row: ApiKey) -> Principal:
+    return Principal(
+        key_id=row.id,
+        org_id=row.org_id,
+        agent_id=row.agent_id,
+        name=row.name or row.prefix,
+        allowed_models=frozenset(m.lower() for m in row.models) if row.models else None,
+        expires_at=row.expires_at,
+    )
 
 
 async def authenticate_api_key(session: AsyncSession, presented: str) -> Principal | None:
+    """The principal of a live (not revoked) key, expired or not: callers check the expiry."""
     if not presented.startswith(API_KEY_PREFIX):
         return None
     row = await session.scalar(select(ApiKey).where(ApiKey.prefix == key_prefix(presented)))
@@ -192,4 +286,4 @@ async def authenticate_api_key(session: AsyncSession, presented: str) -> Princip
         return None
     if not hmac.compare_digest(row.key_hash, hash_api_key(presented)):
         return None
-    return Principal(key_id=row.id, org_id=row.org_id, agent_id=row.agent_id)
+    return principal_of(row)

@@ -24,7 +24,6 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 
-from fastapi import HTTPException
 from starlette.types import Scope
 
 from server.auth_throttle_policy import ThrottlePolicy, address_key
@@ -57,16 +56,6 @@ def lockout_message(retry_after: float) -> str:
 
 def lockout_headers(retry_after: float) -> dict[str, str]:
     return {"retry-after": str(retry_after_seconds(retry_after))}
-
-
-def admin_lockout(retry_after: float) -> HTTPException:
-    """The admin API's 429: `{"error": {"type": "rate_limited", "message"}}` with `retry-after`
-    (the app's HTTPException handler and `AdminGate` both wrap `detail` in `{"error": ...}`)."""
-    return HTTPException(
-        429,
-        detail={"type": "rate_limited", "message": lockout_message(retry_after)},
-        headers=lockout_headers(retry_after),
-    )
 
 
 def policy_from_settings(settings: Settings) -> ThrottlePolicy | None:

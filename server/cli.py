@@ -20,12 +20,12 @@ from foundation.orgs import Tier
 from server import accounts
 from server.cli_access import audit, user_group
 from server.cli_admin import admin_group
+from server.cli_apikeys import apikey_group
 from server.cli_common import (
     EXIT_NOT_READY,
     emit,
     fail,
     json_option,
-    jsonable,
     load_settings,
     run_in_session,
 )
@@ -147,44 +147,6 @@ def org_list(as_json: bool) -> None:
     emit(as_json, orgs, "\n".join(f"{o.id}\t{o.tier}\t{o.name}" for o in orgs) or "no orgs")
 
 
-@cli.group()
-def apikey() -> None:
-    """Server-issued API keys for the /v1 API."""
-
-
-@apikey.command("create")
-@click.option("--org", "org_ref", required=True, help="Org id or name.")
-@click.option("--agent", help="Bind the key to this agent.")
-@click.option("--name", help="A label for the key.")
-@json_option
-def apikey_create(org_ref: str, agent: str | None, name: str | None, as_json: bool) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    issued = run_in_session(
-        lambda s: accounts.create_api_key(s, org_ref, agent=agent, name=name, actor="cli"), as_json=as_json
-    )
-    emit(as_json, {**jsonable(issued.info), "key": issued.key}, issued.key)
-
-
-@apikey.command("list")
-@click.option("--org", "org_ref", required=True, help="Org id or name.")
-@json_option
-def apikey_list(org_ref: str, as_json: bool) -> None:
-    """List an org's API keys (prefixes only)."""
-    keys = run_in_session(lambda s: accounts.list_api_keys(s, org_ref), as_json=as_json)
-    lines = [f"{k.id}\t{k.prefix}…\t{'revoked' if k.revoked_at else 'active'}\t{k.agent or '-'}" for k in keys]
-    emit(as_json, keys, "\n".join(lines) or "no keys")
-
-
-@apikey.command("revoke")
-@click.option("--org", "org_ref", required=True, help="Org id or name.")
-@click.argument("key_id")
-@json_option
-def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
-    """Revoke an API key; requests with it fail from now on."""
-    info = run_in_session(lambda s: accounts.revoke_api_key(s, org_ref, key_id, actor="cli"), as_json=as_json)
-    emit(as_json, info, f"revoked {info.id}")
-
-
 @cli.command("usage")
 @click.option("--org", "org_ref", required=True, help="Org id or name.")
 @click.option("--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d).")
@@ -230,6 +192,7 @@ def usage_table(groups: list[str], entries: list[report.UsageTotals], start: dat
     return "\n".join([f"usage from {window}", *lines])
 
 
+cli.add_command(apikey_group, name="apikey")
 cli.add_command(migrate)
 cli.add_command(connection)
 cli.add_command(agent)

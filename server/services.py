@@ -18,11 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import SecretStr
 
 from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
+from foundation.db import utcnow
 from providers.adapters import chat_adapters
 from providers.http import UpstreamClients
 from providers.vault.audit import DecryptAuditWriter
@@ -74,6 +76,8 @@ class Overrides:
     """The credits check before a platform-paid segment (default: none)."""
     auth_throttle: AuthThrottle | None = None
     """Failed-authentication throttling on a clock, sleep and store the test chooses."""
+    now: Callable[[], datetime] | None = None
+    """The wall clock server API keys expire by (and their last use is stamped with)."""
 
 
 def build_router(
@@ -133,7 +137,7 @@ def build_gateway(
         resolve=resolve or resolve_host,
         preflight=overrides.preflight or NoopPreflight(),
     )
-    api_keys = ApiKeyCache(db.sessions)
+    api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow)
     registry.add_listener(api_keys.drop_org)
     registry.poll_hooks.append(api_keys.poll)
     limit = settings.rate_limit
@@ -256,8 +260,8 @@ class Services:
         self.usage.start()
 
     async def start(self) -> None:
-        """Serve: refuse master keys that cannot open the vault, then start the writers and the
-        registry's change polling."""
+        """Serve: refuse master keys that cannot open the vault, then start the writers, the
+        registry's change polling and the API keys' last-used writer."""
         from providers.vault.errors import VaultError
 
         try:
@@ -267,10 +271,12 @@ class Services:
             raise StartupError(str(exc)) from None
         self.start_writers()
         await self.gateway.start()
+        self.gateway.api_keys.last_used.start()
 
     async def aclose(self) -> None:
         await self.voice.aclose()
         await self.auth_throttle.aclose()
+        await self.gateway.api_keys.last_used.aclose()
         await self.gateway.aclose()
         await self.usage.aclose()
         await self.audit.aclose()

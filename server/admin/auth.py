@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from foundation.audit import acting
 from server.access import policy, tokens, users
 from server.access.caller import Caller, operator
+from server.auth_throttle import client_address, lockout_headers, lockout_message
 from server.services import Services
 
 ADMIN_PREFIX = "/admin/"
@@ -42,11 +43,6 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return next((v.decode("latin-1") for k, v in scope["headers"] if k == name), None)
 
 
-def client_address(scope: Scope) -> str | None:
-    client = scope.get("client")
-    return str(client[0]) if client else None
-
-
 def session_cookie(cookie_header: str | None) -> str | None:
     if not cookie_header:
         return None
@@ -63,18 +59,33 @@ def _unauthorized(message: str = "missing or wrong admin credential (a bearer to
     return Refused(401, "unauthorized", message, {"www-authenticate": "Bearer"})
 
 
+def locked_out(retry_after: float) -> Refused:
+    return Refused(429, "rate_limited", lockout_message(retry_after), lockout_headers(retry_after))
+
+
 async def authenticate(services: Services, scope: Scope) -> Caller:
-    """Who the request speaks for; raises `Refused` (401) when nobody."""
+    """Who the request speaks for; raises `Refused` (401, or 429 for an address locked out by
+    failed attempts) when nobody.
+
+    A bearer token is checked only when its address is not locked out, and a wrong one counts
+    against the address. A dead session cookie does not: it holds 256 random bits, nothing to
+    guess, and an expired sign-in must not lock its owner out.
+    """
     address = client_address(scope)
     scheme, _, presented = (_header(scope, b"authorization") or "").partition(" ")
     presented = presented.strip()
     if scheme.lower() == "bearer" and presented:
+        throttle = services.auth_throttle
+        if (wait := await throttle.locked(address)) is not None:
+            raise locked_out(wait)
         expected = services.admin_token.get_secret_value().encode() if services.admin_token else b""
         if expected and hmac.compare_digest(presented.encode(), expected):
             return operator(address)
         async with services.db.session() as session:
             caller = await tokens.authenticate_token(session, presented, address)
         if caller is None:
+            if (wait := await throttle.failed(address, surface="admin")) is not None:
+                raise locked_out(wait)
             raise _unauthorized()
         return caller
     cookie = session_cookie(_header(scope, b"cookie"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
@@ -41,18 +42,30 @@ class OrgOut(BaseModel):
 
 
 class ApiKeyCreate(BaseModel):
-    agent: str | None = None
-    name: str | None = Field(default=None, max_length=128)
+    name: str = Field(description="1-128 printable characters, unique among the org's live keys.")
+    agent: str | None = Field(default=None, description="Bind the key to this agent of the org.")
+    models: list[str] | None = Field(
+        default=None,
+        description="The models the key may ask for, as clients send them in `model` (refs, aliases, "
+        "`agent:NAME`, `default`); null or empty: any. At most 100 entries of 200 characters.",
+    )
+    expires: str | None = Field(
+        default=None, description="When the key stops working: an ISO 8601 time or a span from now (`30d`)."
+    )
 
 
 class ApiKeyOut(BaseModel):
     id: str
     org_id: str
-    agent: str | None
-    name: str | None
+    name: str = Field(description="The key's name; its prefix for keys made before names were required.")
     prefix: str
+    agent: str | None
+    models: list[str] | None
     created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None = Field(description="Written behind the requests: up to a minute late.")
     revoked_at: datetime | None
+    status: Literal["active", "expired", "revoked"]
 
 
 class IssuedKeyOut(ApiKeyOut):
@@ -81,7 +94,9 @@ async def list_orgs(svc: ServicesDep, caller: CallerDep) -> list[OrgOut]:
 @router.post("/orgs/{org}/api-keys", status_code=201, response_model=IssuedKeyOut)
 async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> IssuedKeyOut:
     async with svc.db.session() as s:
-        issued = await accounts.create_api_key(s, org, agent=body.agent, name=body.name)
+        issued = await accounts.create_api_key(
+            s, org, name=body.name, agent=body.agent, models=body.models, expires=body.expires
+        )
     return IssuedKeyOut(**_key_fields(issued.info), key=issued.key)
 
 
@@ -89,6 +104,12 @@ async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> Issu
 async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
     async with svc.db.session() as s:
         return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org)]
+
+
+@router.get("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
+async def get_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
+    async with svc.db.session() as s:
+        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id)))
 
 
 @router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
@@ -102,15 +123,7 @@ async def revoke_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
 
 
 def _key_fields(k: accounts.ApiKeyInfo) -> dict[str, object]:
-    return {
-        "id": k.id,
-        "org_id": k.org_id,
-        "agent": k.agent,
-        "name": k.name,
-        "prefix": k.prefix,
-        "created_at": k.created_at,
-        "revoked_at": k.revoked_at,
-    }
+    return dataclasses.asdict(k)
 
 
 class UsageEntryOut(BaseModel):

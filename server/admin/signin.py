@@ -19,7 +19,8 @@ from foundation.audit import AuditEvent, acting
 from server.access import users
 from server.access.caller import Caller
 from server.access.tables import User
-from server.admin.auth import SESSION_COOKIE, Refused, check_csrf, client_address, session_cookie
+from server.admin.auth import SESSION_COOKIE, Refused, check_csrf, locked_out, session_cookie
+from server.auth_throttle import client_address
 from server.services import Services
 
 router = APIRouter(prefix="/auth", tags=["auth"])
@@ -69,19 +70,12 @@ async def _signed_in(request: Request, user: User) -> JSONResponse:
 
 
 async def _guarded(request: Request, attempt: users.SignInError | None) -> None:
-    """Count a failed sign-in against the address (and refuse one that is locked out)."""
-    throttle = getattr(_services(request), "auth_throttle", None)
-    if throttle is None:
-        if attempt is not None:
-            raise attempt
-        return
+    """Refuse an address locked out by failed attempts; count a failed one (`attempt`) against it."""
+    throttle = _services(request).auth_throttle
     address = client_address(request.scope)
-    if attempt is None:
-        retry = await throttle.locked(address)
-    else:
-        retry = await throttle.failed(address)
-    if retry is not None:
-        raise Refused(429, "rate_limited", f"too many failed sign-ins from this address; retry after {int(retry) + 1} s", {"retry-after": str(int(retry) + 1)})
+    wait = await (throttle.locked(address) if attempt is None else throttle.failed(address, surface="password"))
+    if wait is not None:
+        raise locked_out(wait)
     if attempt is not None:
         raise attempt
 

@@ -2,6 +2,8 @@
 
 A token names a key, its org and its agent; all three are checked against the key's live row,
 and the principal the connection acts as is built from that row, never from the token alone.
+Either way an expired key is `Expired` (the endpoint says so) and a use is noted for the key's
+last-used time, as on `/v1`.
 
 A key or token that does not check out counts against the caller's address
 (server/auth_throttle.py); past the limit the address is refused for a while, and the
@@ -15,12 +17,12 @@ from dataclasses import dataclass
 
 from fastapi.responses import JSONResponse
 
-from server.accounts import Principal
+from server.accounts import Principal, principal_of
 from server.auth_throttle import lockout_headers, lockout_message
 from server.realtime.tokens import TokenSigner
 from server.services import Services
 from server.tables import ApiKey
-from server.v1.auth import bearer_token
+from server.v1.auth import Expired, bearer_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ class Refused:
     """Set when the address is locked out after repeated failures: seconds until it may retry."""
 
 
-async def authenticate(
+async def identify(
     services: Services,
     signer: TokenSigner,
     authorization: bytes | None,
@@ -46,23 +48,25 @@ async def authenticate(
     *,
     address: str | None,
     surface: str,
-) -> Caller | Refused:
-    """The caller, or why not; a failed key or token counts against `address`."""
+) -> Caller | Expired | Refused:
+    """The caller, `Expired` for a key past its expiry, or why not; a failed key or token
+    (unknown, revoked, forged) counts against `address`."""
     presented = bearer_token(authorization)
     if presented is None and not token:
         return Refused()
-    caller = await _check(services, signer, presented, token)
-    if caller is not None:
-        return caller
+    found = await _check(services, signer, presented, token)
+    if found is not None:
+        return found
     return Refused(await services.auth_throttle.failed(address, surface=surface))
 
 
 async def _check(
     services: Services, signer: TokenSigner, presented: str | None, token: str | None
-) -> Caller | None:
+) -> Caller | Expired | None:
+    keys = services.gateway.api_keys
     if presented is not None:
-        principal = await services.gateway.api_keys.authenticate(presented)
-        return Caller(principal) if principal is not None else None
+        checked = await keys.check(presented)
+        return Caller(checked) if isinstance(checked, Principal) else checked
     claims = signer.verify(token or "")
     if claims is None:
         return None
@@ -75,7 +79,23 @@ async def _check(
         return None
     if (row.org_id, row.agent_id) != (claims.principal.org_id, claims.principal.agent_id):
         return None
-    return Caller(Principal(key_id=row.id, org_id=row.org_id, agent_id=row.agent_id), claims.model)
+    vetted = keys.vet(principal_of(row))
+    return Caller(vetted, claims.model) if isinstance(vetted, Principal) else vetted
+
+
+async def authenticate(
+    services: Services,
+    signer: TokenSigner,
+    authorization: bytes | None,
+    token: str | None,
+    *,
+    address: str | None,
+    surface: str,
+) -> Caller | Refused:
+    """The caller of a usable key, or why not (for surfaces with no way to say a key expired:
+    an expired key is refused like an unknown one, and not counted as a guess)."""
+    found = await identify(services, signer, authorization, token, address=address, surface=surface)
+    return Refused() if isinstance(found, Expired) else found
 
 
 def locked_response(retry_after: float) -> JSONResponse:

@@ -1,8 +1,10 @@
 """`GET /v1/realtime` (WebSocket) and `POST /v1/realtime/client_secrets` (browser tokens).
 
 The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake, an
-address locked out after repeated failures HTTP 429 with `retry-after`),
-builds the caller's voice session (STT and TTS chains from the org's connections, the routed
+address locked out after repeated failures HTTP 429 with `retry-after`; an expired key, or a
+model outside the key's list, gets the socket accepted, one `error` event saying why, and a
+close with 1008, since a refused handshake carries no reason), builds the caller's voice
+session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
 gets the beta event names and session shape.
 """
@@ -12,16 +14,25 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 
 from server.admin.auth import require_admin
 from server.auth_throttle import client_address, lockout_message
-from server.realtime.auth import Caller, Refused, authenticate, locked_response
+from server.realtime.auth import Caller, Refused, identify, locked_response
 from server.realtime.connection import RealtimeConnection
-from server.realtime.opening import SessionRefused, open_session, session_defaults
+from server.realtime.opening import (
+    ModelRefused,
+    SessionRefused,
+    model_refusal,
+    open_session,
+    session_defaults,
+)
 from server.realtime.session_wire import session_json
 from server.services import Services
+from server.v1.auth import Expired, bearer_token
+from server.v1.errors import ApiError, expired_key
 from voice.config import SessionConfig
 from voice.endpointing import TurnDetectionConfig
 
@@ -34,7 +45,7 @@ async def realtime(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     runtime = services.voice
     query = websocket.query_params
-    caller = await authenticate(
+    caller = await identify(
         services,
         runtime.signer,
         websocket.headers.get("authorization", "").encode("latin-1"),
@@ -44,6 +55,9 @@ async def realtime(websocket: WebSocket) -> None:
     )
     if isinstance(caller, Refused):
         await _refuse(websocket, caller)
+        return
+    if isinstance(caller, Expired):
+        await refuse(websocket, expired_key(caller.expires_at))
         return
     requested = query.get("model") or caller.model
     config = await session_defaults(
@@ -68,6 +82,9 @@ async def realtime(websocket: WebSocket) -> None:
             fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
             log.info("realtime session opened", extra={"fields": fields})
             await connection.run()
+    except ModelRefused as exc:
+        await refuse(websocket, exc.error)
+        return
     except SessionRefused as exc:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
@@ -90,21 +107,33 @@ async def _refuse(websocket: WebSocket, refused: Refused) -> None:
         await websocket.close(code=1008, reason=lockout_message(refused.retry_after))
 
 
+async def refuse(websocket: WebSocket, error: ApiError) -> None:
+    """Refuse a connection saying why: accept, send the realtime wire's `error` event, close 1008."""
+    await websocket.accept()
+    problem = {"type": error.type, "code": error.code, "message": error.message, "param": error.param}
+    event = {"type": "error", "event_id": "event_refused", "error": {**problem, "event_id": None}}
+    await websocket.send_text(orjson.dumps(event).decode())
+    await websocket.close(code=1008, reason=error.code or "refused")
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    problem = {"type": error.type, "code": error.code, "message": error.message, "param": error.param}
+    return JSONResponse({"error": problem}, status_code=error.status)
+
+
 async def _mint(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     runtime = services.voice
     # A key only: a token cannot mint another token.
-    caller = await authenticate(
-        services,
-        runtime.signer,
-        request.headers.get("authorization", "").encode("latin-1"),
-        None,
-        address=client_address(request.scope),
-        surface="realtime",
+    authorization = request.headers.get("authorization", "").encode("latin-1")
+    caller = await identify(
+        services, runtime.signer, authorization, None, address=client_address(request.scope), surface="realtime"
     )
     if isinstance(caller, Refused) and caller.retry_after is not None:
         return locked_response(caller.retry_after)
-    if not isinstance(caller, Caller):
+    if isinstance(caller, Expired):
+        return error_response(expired_key(caller.expires_at))
+    if not isinstance(caller, Caller) or bearer_token(authorization) is None:
         return JSONResponse(
             {
                 "error": {
@@ -137,6 +166,9 @@ async def _mint(request: Request) -> JSONResponse:
     model = (
         session.get("model") if isinstance(session, dict) and isinstance(session.get("model"), str) else None
     )
+    refused = model_refusal(caller.principal, model, services.gateway.catalog)
+    if refused is not None:
+        return error_response(refused)
     value, expires_at = runtime.signer.mint(caller.principal, model=model)
     config = await session_defaults(services, caller.principal, SessionConfig())
     described = session_json("pending", str(model or "default"), config, beta=False)

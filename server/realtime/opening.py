@@ -1,6 +1,7 @@
 """Opening a voice session for an authenticated caller, whatever the transport.
 
-`/v1/realtime` and the Twilio media stream both go through `open_session`: the key's rate
+`/v1/realtime` and the Twilio media stream both go through `open_session`: the key's model
+list (`model_refusal`: the session's model, or `default` when the route chooses), its rate
 limit (opening a session counts as one request, as a chat call does), the live-sessions-per-key
 limit (across workers and replicas when Redis is configured), the caller's STT and TTS chains
 and the routed LLM. The session's slot is handed back when the block ends.
@@ -18,16 +19,19 @@ from dataclasses import replace
 from typing import Any
 
 from foundation.db import new_id
+from routing.catalog import Catalog
 from routing.errors import NoRouteError
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings
 from server.accounts import Principal
+from server.key_scope import model_allowed
 from server.realtime.auth import Caller
 from server.realtime.runtime import VoiceRuntime
 from server.realtime.session_limit import SessionLimitError
 from server.realtime.session_wire import apply_patch
 from server.realtime.wire import SessionPatch
 from server.services import Services
+from server.v1.errors import ApiError, key_model_not_allowed
 from voice.config import SessionConfig
 from voice.session import VoiceSession
 from voice.turn import SessionContext
@@ -39,12 +43,30 @@ class SessionRefused(Exception):
     """The caller may not open a session now; the message is safe to show (a close reason)."""
 
 
+class ModelRefused(SessionRefused):
+    """The session's model is not on the key's list; `error` says so in the API's terms."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def route_model(model: str | None) -> str | None:
     """The route for the LLM. OpenAI's own realtime model names (the SDK insists on one) mean
     "the org's default": we do not serve OpenAI's speech-to-speech models."""
     if model is None or model.strip().lower() in _UNPINNED or "realtime" in model.lower():
         return None
     return model
+
+
+def model_refusal(principal: Principal, model: str | None, catalog: Catalog) -> ApiError | None:
+    """Why `principal` may not open a session on `model`, or None when it may. A model the route
+    chooses (none named, `default`, an OpenAI realtime name) is checked as `default`."""
+    chosen = route_model(model)
+    if model_allowed(principal.allowed_models, chosen, catalog):
+        return None
+    assert principal.allowed_models is not None
+    return key_model_not_allowed(chosen, principal.allowed_models)
 
 
 def with_voice_settings(config: SessionConfig, settings: VoiceSettings) -> SessionConfig:
@@ -77,6 +99,9 @@ async def open_session(
 ) -> AsyncIterator[VoiceSession]:
     """A new session for `caller`, or `SessionRefused`; its slot is released on the way out."""
     principal = caller.principal
+    refused = model_refusal(principal, model, services.gateway.catalog)
+    if refused is not None:
+        raise ModelRefused(refused)
     if not (await services.gateway.rate_limiter.hit(principal.key_id)).allowed:
         raise SessionRefused("rate limited")
     session_id = new_id("sess")

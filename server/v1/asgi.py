@@ -23,15 +23,18 @@ from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
 from server.auth_throttle import client_address
+from server.key_scope import model_allowed
 from server.logs import request_id_var
-from server.v1.auth import bearer_token
+from server.v1.auth import Expired, bearer_token
 from server.v1.errors import (
     BAD_KEY,
     MISSING_KEY,
     ApiError,
     auth_locked,
+    expired_key,
     from_exception,
     invalid,
+    key_model_not_allowed,
     rate_limited,
 )
 from server.v1.openai_translate import WireRequestError
@@ -87,10 +90,12 @@ async def admit(gateway: Gateway, scope: Scope) -> Principal | ApiError:
     presented = bearer_token(header(scope, b"authorization"), header(scope, b"x-api-key"))
     if presented is None:
         return MISSING_KEY
-    principal = await gateway.api_keys.authenticate(presented)
+    principal = await gateway.api_keys.check(presented)
     if principal is None:
         locked = await scope["app"].state.services.auth_throttle.failed(client_address(scope), surface="v1")
         return BAD_KEY if locked is None else auth_locked(locked)
+    if isinstance(principal, Expired):
+        return expired_key(principal.expires_at)
     decision = await gateway.rate_limiter.hit(principal.key_id)
     if not decision.allowed:
         return rate_limited(decision.retry_after)
@@ -205,9 +210,15 @@ Parsed = TypeVar("Parsed")
 
 
 async def accept(
-    scope: Scope, receive: Receive, send: Send, parse: Callable[[bytes], Parsed], render: Render
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    parse: Callable[[bytes], Parsed],
+    render: Render,
+    model: Callable[[Parsed], str],
 ) -> tuple[Gateway, Principal, Parsed] | None:
-    """The common start of a routed endpoint: authenticate and rate-limit, read the body, parse it.
+    """The common start of a routed endpoint: authenticate and rate-limit, read the body, parse
+    it, and check the key may ask for the `model` it names.
 
     When a step refuses, the error is sent in the endpoint's format and None is returned.
     """
@@ -226,5 +237,11 @@ async def accept(
         error = from_exception(exc)
         assert error is not None
         await send_error(send, error, render, routing_headers(None, None))
+        return None
+    requested = model(parsed)
+    if not model_allowed(admitted.allowed_models, requested, gateway.catalog):
+        assert admitted.allowed_models is not None
+        refused = key_model_not_allowed(requested, admitted.allowed_models)
+        await send_error(send, refused, render, routing_headers(None, None))
         return None
     return gateway, admitted, parsed

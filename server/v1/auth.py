@@ -9,18 +9,26 @@ from memory until something says it may have changed:
   finds that a cached key was revoked or deleted, by whichever process.
 Unknown keys are remembered briefly (bounded) so a client retrying a bad key cannot turn
 every request into a database read.
+
+The cached `Principal` carries the key's scope (model list, expiry), so `check` refuses an
+expired key without a read: expiry needs no poll. Each accepted use is noted in memory for
+`LastUsedWriter`, which writes `last_used_at` behind the requests.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.db import utcnow
 from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_key, hash_api_key
 from server.tables import ApiKey
+from server.v1.last_used import LastUsedWriter
 
 _NEGATIVE_TTL = 5.0
 _MAX_NEGATIVE = 10_000
@@ -38,18 +46,55 @@ def bearer_token(authorization: bytes | None, x_api_key: bytes | None = None) ->
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """A live key past its expiry: refused like an unknown key, but saying so."""
+
+    principal: Principal
+
+    @property
+    def expires_at(self) -> datetime:
+        assert self.principal.expires_at is not None
+        return self.principal.expires_at
+
+
 class ApiKeyCache:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], float] = time.monotonic
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+        last_used: LastUsedWriter | None = None,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._now = now
+        """The wall clock keys expire by (`clock` times the negative cache)."""
+        self.last_used = last_used or LastUsedWriter(sessions, now=now)
         self._by_hash: dict[str, Principal] = {}
         self._unknown: dict[str, float] = {}
         self.lookups = 0
         """Database reads made so far (tests assert the hot path makes none)."""
 
     async def authenticate(self, presented: str) -> Principal | None:
+        """The principal of a usable key; None for an unknown, revoked or expired one."""
+        checked = await self.check(presented)
+        return checked if isinstance(checked, Principal) else None
+
+    async def check(self, presented: str) -> Principal | Expired | None:
+        """The principal of a usable key (its use noted), `Expired`, or None for anything else."""
+        principal = await self._known(presented)
+        return self.vet(principal) if principal is not None else None
+
+    def vet(self, principal: Principal) -> Principal | Expired:
+        """Refuse an expired key's principal; note the use of any other."""
+        if principal.expired(self._now()):
+            return Expired(principal)
+        self.last_used.record(principal.key_id)
+        return principal
+
+    async def _known(self, presented: str) -> Principal | None:
         if not presented.startswith(API_KEY_PREFIX):
             return None
         digest = hash_api_key(presented)

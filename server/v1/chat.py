@@ -64,8 +64,12 @@ def _parse(body: bytes) -> tuple[ChatCompletionRequest, ChatRequest]:
     return wire, to_chat_request(wire)
 
 
+def _model(parsed: tuple[ChatCompletionRequest, ChatRequest]) -> str:
+    return parsed[0].model
+
+
 async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
-    accepted = await accept(scope, receive, send, _parse, render)
+    accepted = await accept(scope, receive, send, _parse, render, _model)
     if accepted is None:
         return
     gateway, principal, (wire, request) = accepted

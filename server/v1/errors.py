@@ -1,8 +1,9 @@
 """What `/v1` answers when a request fails: one `ApiError`, rendered in OpenAI's or Anthropic's shape.
 
-Statuses: 400 invalid request, 401 bad key, 402 out of credits, 403 model not allowed, 404
-unknown model, 429 rate limited (ours, every upstream's, or the caller's address locked out
-after failed authentication; with `retry-after`), 502 every
+Statuses: 400 invalid request, 401 bad or expired key, 402 out of credits, 403 model not
+allowed (by the org's allowlist or the key's model list), 404 unknown model, 429 rate limited
+(ours, every upstream's, or the caller's address locked out after failed authentication; with
+`retry-after`), 502 every
 candidate failed upstream, 503 no candidate was available (all cooling down or none
 configured). A message never quotes an upstream key or an upstream body: provider text is
 passed on only for the fail-fast classes the caller must act on (invalid request, context
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 import orjson
@@ -24,6 +26,7 @@ from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from routing.errors import AllAttemptsFailedError, ModelNotAllowedError, NoRouteError
 from server.auth_throttle import lockout_message
+from server.key_scope import describe_models
 from server.v1.openai_translate import WireRequestError
 
 _CALLER_FIXES: frozenset[ErrorClass] = frozenset(
@@ -81,6 +84,24 @@ MISSING_KEY = ApiError(
     "missing API key: send `Authorization: Bearer pb-...`",
     code="missing_api_key",
 )
+
+
+def expired_key(expires_at: datetime) -> ApiError:
+    when = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = f"this API key expired at {when}; create a new one"
+    return ApiError(401, "invalid_request_error", message, code="invalid_api_key")
+
+
+def key_model_not_allowed(requested: str | None, allowed: frozenset[str]) -> ApiError:
+    """A model outside the key's own list (the org's allowlist is `ModelNotAllowedError`)."""
+    asked = (requested or "").strip()[:200] or "default"
+    return ApiError(
+        403,
+        "permission_error",
+        f"this API key may not use model {asked!r}; it may use: {describe_models(allowed)}",
+        code="model_not_allowed",
+        param="model",
+    )
 
 
 def invalid(message: str, param: str | None = None) -> ApiError:

@@ -43,8 +43,12 @@ def _parse(body: bytes) -> tuple[MessagesRequest, ChatRequest]:
     return wire, to_chat_request(wire)
 
 
+def _model(parsed: tuple[MessagesRequest, ChatRequest]) -> str:
+    return parsed[0].model
+
+
 async def messages(scope: Scope, receive: Receive, send: Send) -> None:
-    accepted = await accept(scope, receive, send, _parse, render)
+    accepted = await accept(scope, receive, send, _parse, render, _model)
     if accepted is None:
         return
     gateway, principal, (wire, request) = accepted

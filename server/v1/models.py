@@ -2,7 +2,9 @@
 
 Listed: the org's agents (`agent:<name>`), every model its active connections offer
 (`provider/model`, or `<custom endpoint>/model`), and the catalog's aliases whose provider the
-org has connected. An allowlist, when the org has one, filters the concrete models.
+org has connected. An allowlist, when the org has one, filters the concrete models; a key with a
+model list sees only the models on it (`server.key_scope.model_allowed`), so what it lists is
+what it may ask for.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from providers.contract import ProviderId
 from routing.catalog import Catalog
 from routing.errors import NoRouteError
 from routing.model import ConnectionStatus, OrgRouting
+from server.accounts import Principal
+from server.key_scope import model_allowed
 from server.v1.asgi import admit, gateway_of, routing_headers, send_body, send_error
 from server.v1.chat import render
 from server.v1.errors import ApiError
@@ -44,36 +48,44 @@ def _model(model_id: str, owner: str) -> dict[str, object]:
     return {"id": model_id, "object": "model", "created": _CREATED, "owned_by": owner}
 
 
-async def _org(scope: Scope, send: Send) -> tuple[OrgRouting, Catalog] | None:
+def key_model_ids(principal: Principal, org: OrgRouting, catalog: Catalog) -> dict[str, str]:
+    """`model_ids` less what the key's model list leaves out."""
+    ids = model_ids(org, catalog)
+    if principal.allowed_models is None:
+        return ids
+    return {m: owner for m, owner in ids.items() if model_allowed(principal.allowed_models, m, catalog)}
+
+
+async def _models(scope: Scope, send: Send) -> dict[str, str] | None:
     gateway = gateway_of(scope)
     admitted = await admit(gateway, scope)
     if isinstance(admitted, ApiError):
         await send_error(send, admitted, render, routing_headers(None, None))
         return None
     try:
-        return await gateway.router.org(admitted.org_id), gateway.catalog
+        org = await gateway.router.org(admitted.org_id)
     except NoRouteError:
         await send_error(
             send, ApiError(401, "invalid_request_error", "the key's organisation no longer exists"), render
         )
         return None
+    return key_model_ids(admitted, org, gateway.catalog)
 
 
 async def list_models(scope: Scope, receive: Receive, send: Send) -> None:
-    found = await _org(scope, send)
-    if found is None:
+    ids = await _models(scope, send)
+    if ids is None:
         return
-    ids = model_ids(*found)
     body = orjson.dumps({"object": "list", "data": [_model(m, owner) for m, owner in ids.items()]})
     await send_body(send, 200, body, routing_headers(None, None))
 
 
 async def retrieve_model(scope: Scope, receive: Receive, send: Send) -> None:
-    found = await _org(scope, send)
-    if found is None:
+    ids = await _models(scope, send)
+    if ids is None:
         return
     wanted = scope["path_params"]["model"]
-    owner = model_ids(*found).get(wanted)
+    owner = ids.get(wanted)
     if owner is None:
         error = ApiError(
             404, "invalid_request_error", f"model {wanted!r} is not available", code="model_not_found"

@@ -50,7 +50,7 @@ async def test_create_org_then_key_then_authenticate(
 
 
 async def test_unknown_org_and_bad_body_give_typed_errors(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
-    r = await client.post("/admin/v1/orgs/nope/api-keys", json={}, headers=admin_headers)
+    r = await client.post("/admin/v1/orgs/nope/api-keys", json={"name": "ci"}, headers=admin_headers)
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "not_found"
     r = await client.post("/admin/v1/orgs", json={"name": "x", "tier": "platinum"}, headers=admin_headers)

@@ -7,10 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
-from fastapi import FastAPI, HTTPException
-from fastapi.testclient import TestClient
 
-from server.auth_throttle import AuthThrottle, admin_lockout, client_address, policy_from_settings
+from server.auth_throttle import AuthThrottle, client_address, policy_from_settings
 from server.auth_throttle_policy import ThrottlePolicy
 from server.auth_throttle_store import InProcessFailureStore, NoFailureStore, RedisFailureStore
 from server.settings import Settings
@@ -86,24 +84,6 @@ async def test_off_counts_nothing() -> None:
     gate = AuthThrottle.off()
     assert all([await gate.failed("192.0.2.1") is None for _ in range(50)])
     assert await gate.locked("192.0.2.1") is None
-
-
-def test_the_admin_refusal_is_a_429_with_retry_after() -> None:
-    app = FastAPI()
-
-    @app.get("/admin/x")
-    def locked() -> None:
-        raise admin_lockout(12.2)
-
-    refused = admin_lockout(0.2)
-    assert isinstance(refused, HTTPException) and refused.headers == {"retry-after": "1"}
-    with TestClient(app) as client:
-        answer = client.get("/admin/x")
-    assert answer.status_code == 429 and answer.headers["retry-after"] == "13"
-    assert answer.json()["detail"] == {
-        "type": "rate_limited",
-        "message": "too many failed authentication attempts from this address; retry after 13 s",
-    }
 
 
 def test_client_address() -> None:

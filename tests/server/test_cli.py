@@ -55,9 +55,9 @@ async def test_org_and_apikey_lifecycle(db: Database, db_url: str) -> None:
     listed = json.loads((await run_cli(db_url, "org", "list", "--json")).output)
     assert [(o["id"], o["tier"]) for o in listed] == [(org_id, "agency")]
 
-    key = await run_cli(db_url, "apikey", "create", "--org", "acme")
+    key = await run_cli(db_url, "apikey", "create", "--org", "acme", "--name", "ci")
     assert key.exit_code == 0
-    plaintext = key.output.strip()
+    plaintext = key.output.splitlines()[0]
     assert plaintext.startswith("pb-") and len(plaintext) > 40
 
     keys = await run_cli(db_url, "apikey", "list", "--org", org_id, "--json")
@@ -66,7 +66,9 @@ async def test_org_and_apikey_lifecycle(db: Database, db_url: str) -> None:
     revoked = await run_cli(db_url, "apikey", "revoke", "--org", org_id, rows[0]["id"], "--json")
     assert json.loads(revoked.output)["revoked_at"] is not None
 
-    missing_agent = await run_cli(db_url, "apikey", "create", "--org", "acme", "--agent", "ghost", "--json")
+    missing_agent = await run_cli(
+        db_url, "apikey", "create", "--org", "acme", "--name", "bot", "--agent", "ghost", "--json"
+    )
     assert missing_agent.exit_code == 1
     assert json.loads(missing_agent.output)["error"]["type"] == "not_found"
 

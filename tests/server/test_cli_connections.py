@@ -62,7 +62,7 @@ async def test_agent_create_with_chains(db_url: str, org: str) -> None:
     }
     bad = await run_cli(db_url, "agent", "create", "--org", org, "x", "--chain", "chat", "--json")
     assert bad.exit_code == 2
-    key = await run_cli(db_url, "apikey", "create", "--org", org, "--agent", "support", "--json")
+    key = await run_cli(db_url, "apikey", "create", "--org", org, "--name", "support", "--agent", "support", "--json")
     assert json.loads(key.output)["agent"] == "support"
 
 

@@ -170,7 +170,7 @@ def test_forwarded_scheme_counts_only_from_a_trusted_proxy(tmp_path: Path, trust
     with _serve(tmp_path, env_extra=extra) as (_, base, env):
         subprocess.run([PATCHBAY, "org", "create", "acme", "--json"], env=env, check=True, capture_output=True)
         made = subprocess.run(
-            [PATCHBAY, "apikey", "create", "--org", "acme", "--json"], env=env, check=True, capture_output=True
+            [PATCHBAY, "apikey", "create", "--org", "acme", "--name", "twilio", "--json"], env=env, check=True, capture_output=True
         )
         key = json.loads(made.stdout)["key"]
         twiml = httpx.post(
@@ -201,7 +201,7 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     assert sorted(len(h) for h in held) == [1, 1] and held[0] != held[1]
 
     cli("org", "create", "acme")
-    key = cli("apikey", "create", "--org", "acme").strip()
+    key = cli("apikey", "create", "--org", "acme", "--name", "voice").splitlines()[0]
 
     async def sessions() -> list[str]:
         # Tokens minted by whichever worker took the request open sessions on whichever

@@ -10,8 +10,9 @@ emulator runs on its own thread. The org's chat chain is `openai/gpt-4o-mini`, w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,12 @@ def engines() -> EnginesFactory | None:
     return fake_engines()
 
 
+@pytest.fixture
+def wall_clock() -> Callable[[], datetime] | None:
+    """Override in a test module to set the clock API keys expire by; None: the real one."""
+    return None
+
+
 @dataclass
 class Patchbay:
     url: str
@@ -107,9 +114,13 @@ async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
 
 @pytest.fixture
 async def patchbay(
-    settings: Settings, db: Database, llm_served: tuple[OpenAIEmulator, str], engines: EnginesFactory | None
+    settings: Settings,
+    db: Database,
+    llm_served: tuple[OpenAIEmulator, str],
+    engines: EnginesFactory | None,
+    wall_clock: Callable[[], datetime] | None,
 ) -> AsyncIterator[Patchbay]:
-    services = Services.build(settings, db, Overrides(voice_engines=engines))
+    services = Services.build(settings, db, Overrides(voice_engines=engines, now=wall_clock))
     org_id, key = await _seed(services, llm_served[1])
     app = create_app(settings, services=services)
     port = free_port()

@@ -1,12 +1,17 @@
-"""The API-key cache: one database read per key, revocation noticed by the poll."""
+"""The API-key cache: one database read per key, revocation noticed by the poll, expiry by the
+clock, uses noted in memory for the last-used writer."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from routing.agents import Agents
 from server import accounts
+from server.accounts import Principal
 from server.db import Database
-from server.v1.auth import ApiKeyCache, bearer_token
+from server.v1.auth import ApiKeyCache, Expired, bearer_token
 
 
 class Clock:
@@ -20,7 +25,7 @@ class Clock:
 async def _key(db: Database) -> tuple[str, str, str]:
     async with db.session() as s:
         org = await accounts.create_org(s, "Acme")
-        issued = await accounts.create_api_key(s, org.id)
+        issued = await accounts.create_api_key(s, org.id, name="test")
     return org.id, issued.info.id, issued.key
 
 
@@ -74,3 +79,65 @@ def test_bearer_token_sources() -> None:
     assert bearer_token(b"Basic xyz") is None
     assert bearer_token(None, b"pb-x") == "pb-x"
     assert bearer_token(None, None) is None
+
+
+class WallClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_an_expired_key_is_refused_from_memory_by_the_injected_clock(db: Database) -> None:
+    clock = WallClock(datetime(2026, 6, 1, tzinfo=UTC))
+    async with db.session() as s:
+        org = await accounts.create_org(s, "Acme")
+        issued = await accounts.create_api_key(s, org.id, name="short", expires="1h", now=clock.now)
+    cache = ApiKeyCache(db.sessions, now=clock)
+    principal = await cache.check(issued.key)
+    assert isinstance(principal, Principal) and principal.expires_at == clock.now + timedelta(hours=1)
+    clock.now += timedelta(minutes=59, seconds=59)
+    assert isinstance(await cache.check(issued.key), Principal)
+    clock.now += timedelta(seconds=1)
+    expired = await cache.check(issued.key)
+    assert isinstance(expired, Expired) and expired.expires_at == principal.expires_at
+    assert await cache.authenticate(issued.key) is None
+    assert cache.lookups == 1  # expiry needs no read and no poll
+    await cache.last_used.flush()  # the refused use is not noted as one
+    async with db.session() as s:
+        used = (await accounts.get_api_key(s, org.id, issued.info.id)).last_used_at
+    assert used == clock.now - timedelta(seconds=1)
+
+
+async def test_the_principal_carries_the_keys_scope(db: Database) -> None:
+    async with db.session() as s:
+        org = await accounts.create_org(s, "Acme")
+        await Agents().create(s, org.id, "support", chains={"chat": ["openai/gpt-4o-mini"]})
+        scoped = await accounts.create_api_key(
+            s, org.id, name="scoped", agent="support", models=["OpenAI/GPT-4o-mini", "sonnet"]
+        )
+        plain = await accounts.create_api_key(s, org.id, name="plain")
+    cache = ApiKeyCache(db.sessions)
+    principal = await cache.authenticate(scoped.key)
+    assert principal is not None and principal.name == "scoped" and principal.agent_id is not None
+    assert principal.allowed_models == frozenset({"openai/gpt-4o-mini", "sonnet"})
+    other = await cache.authenticate(plain.key)
+    assert other is not None and other.allowed_models is None and other.expires_at is None
+
+
+async def test_uses_are_noted_in_memory_and_written_by_the_flush(db: Database) -> None:
+    clock = WallClock(datetime(2026, 6, 1, tzinfo=UTC))
+    org_id, key_id, key = await _key(db)
+    cache = ApiKeyCache(db.sessions, now=clock)
+    for _ in range(50):
+        clock.now += timedelta(seconds=1)
+        assert await cache.authenticate(key) is not None
+    assert cache.lookups == 1 and cache.last_used.updates == 0
+    async with db.session() as s:
+        assert (await accounts.get_api_key(s, org_id, key_id)).last_used_at is None
+    assert await cache.last_used.flush() == 1
+    assert cache.last_used.updates == 1
+    async with db.session() as s:
+        assert (await accounts.get_api_key(s, org_id, key_id)).last_used_at == clock.now
+    assert await cache.last_used.flush() == 0 and cache.last_used.updates == 1
