@@ -43,7 +43,7 @@ export async function adminTokensSection({ org }) {
               "tr",
               { dataset: { tokenId: t.id } },
               h("th", { scope: "row" }, t.name || h("span", { class: "muted" }, "unnamed")),
-              h("td", {}, h("code", {}, `${t.prefix}…`)),
+              h("td", { class: "prefix" }, h("code", {}, `${t.prefix}…`)),
               h("td", {}, t.role),
               h("td", {}, badge(t.status === "active" ? "active" : t.status === "revoked" ? "revoked" : "disabled", t.status)),
               h("td", {}, when(t.created_at), h("span", { class: "muted" }, `by ${t.created_by}`)),

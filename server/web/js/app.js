@@ -161,7 +161,9 @@ ui.orgSelect.addEventListener("change", () => {
 });
 
 window.addEventListener("hashchange", () => {
-  if (!ui.page.hidden) route();
+  // A link pasted into a tab that already shows the UI changes only the fragment: no reload.
+  if (/^#(invite|token)=/.test(window.location.hash)) start();
+  else if (!ui.page.hidden) route();
 });
 
 window.addEventListener(SIGNED_OUT, (event) => {
@@ -181,6 +183,7 @@ async function start() {
   adoptTokenFromLink();
   if (invite) {
     leaveApp();
+    hideSignIn();
     const enterWithSession = () => enter().catch((error) => toSignIn({ notice: signInMessage(error, "password") }));
     await showInvite(invite, { enterWithSession, toSignIn: () => toSignIn() });
     return;

@@ -77,7 +77,7 @@ export async function auditPanel(panel, { org }) {
               h("td", {}, e.actor),
               h("td", {}, e.credential || h("span", { class: "muted" }, "—")),
               h("td", {}, e.address || h("span", { class: "muted" }, "—")),
-              h("td", {}, h("code", {}, e.action)),
+              h("td", {}, h("code", { class: "action" }, e.action)),
               h("td", {}, e.target_type, e.target_id ? h("span", { class: "muted" }, e.target_id) : null),
               h("td", {}, details(e.details)),
             ),

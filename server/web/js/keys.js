@@ -87,7 +87,7 @@ export async function keysPage(root, { org, access }) {
       "tr",
       { dataset: { keyId: k.id, keyName: k.name || k.prefix } },
       h("th", { scope: "row" }, k.name || h("span", { class: "muted" }, "unnamed")),
-      h("td", {}, h("code", {}, `${k.prefix}…`)),
+      h("td", { class: "prefix" }, h("code", {}, `${k.prefix}…`)),
       h("td", {}, badge(current === "active" ? "active" : current === "revoked" ? "revoked" : "disabled", current)),
       h("td", {}, k.agent || h("span", { class: "muted" }, "none")),
       h("td", {}, k.models?.length ? k.models.join(", ") : h("span", { class: "muted" }, "any")),

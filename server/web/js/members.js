@@ -40,6 +40,9 @@ export async function membersPage(root, context) {
     canManage ? await adminTokensSection(context) : null,
   );
 
+  // Owners do not remove themselves from here: an org could be left with no owner by a slip.
+  const isMe = (m) => context.me.kind === "user" && m.email === context.me.label;
+
   function render() {
     if (!members.length) {
       replace(listArea, h("p", { class: "empty" }, "No people yet: only admin tokens and the server's operator reach this org."));
@@ -63,7 +66,7 @@ export async function membersPage(root, context) {
               h("th", { scope: "row" }, m.email),
               h("td", {}, m.role),
               h("td", {}, when(m.joined_at)),
-              canManage && h("td", { class: "actions" }, h("button", { type: "button", class: "danger", onclick: () => remove(m) }, "Remove")),
+              canManage && h("td", { class: "actions" }, isMe(m) ? h("span", { class: "muted" }, "you") : h("button", { type: "button", class: "danger", onclick: () => remove(m) }, "Remove")),
             ),
           ),
         ),
