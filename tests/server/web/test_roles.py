@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.web.conftest import TIMEOUT_MS, Live, Seen
-from tests.server.web.people import accept_in_page, add_connection_via_api, invite, person
+from tests.server.web.people import accept_in_page, add_connection_via_api, invite, person, ui_origin
 from tests.server.web.test_journeys import make_org, sign_in_with_link
 
 # Buttons and forms that change nothing: the navigation of the header, filters, tabs, traces.
@@ -57,37 +57,8 @@ async def visit(page: Any, name: str) -> None:
     await page.locator(ready).first.wait_for()
 
 
-async def test_a_viewer_sees_no_action_on_any_page(
-    live: Live, page_and_seen: tuple[Any, Seen], browser: Any, emulator: tuple[OpenAIEmulator, str]
-) -> None:
-    page, seen = page_and_seen
-    _, url = emulator
-    org_id = await make_org(live)
-    await add_connection_via_api(live, org_id, url, ["gpt-4o-mini"])
-    async with live.admin() as admin:
-        assert (await admin.post(f"/orgs/{org_id}/agents", json={"name": "support", "chains": {"chat": ["openai/gpt-4o-mini"]}})).status_code == 201
-        assert (await admin.post(f"/orgs/{org_id}/api-keys", json={"name": "app"})).status_code == 201
-        assert (await admin.post(f"/orgs/{org_id}/admin-tokens", json={"role": "viewer", "name": "ci"})).status_code == 201
-    await person(live, org_id, "owner@example.com", "owner")
-    await accept_in_page(page, live, await invite(live, org_id, "viewer@example.com", "viewer"))
-    assert await page.locator("#who").inner_text() == "viewer@example.com (viewer)"
-
-    # The control: the operator, on the same pages, is offered every action the viewer is not.
-    operator_context = await browser.new_context(locale="en-US")
-    operator_context.set_default_timeout(TIMEOUT_MS)
-    operator = await operator_context.new_page()
-    try:
-        await sign_in_with_link(operator, live)
-        offered: dict[str, set[str]] = {}
-        for name in PAGES:
-            await visit(operator, name)
-            if name == "members":
-                await operator.get_by_role("heading", name="Admin tokens").wait_for()
-            offered[name] = (await controls(operator))[0]
-            assert ACTIONS[name] <= offered[name], (name, offered[name])
-    finally:
-        await operator_context.close()
-
+async def assert_read_only(page: Any) -> None:
+    """Every page, every tab: only controls that change nothing."""
     for name in PAGES:
         await visit(page, name)
         buttons, forms, loose = await controls(page)
@@ -100,12 +71,59 @@ async def test_a_viewer_sees_no_action_on_any_page(
             await page.locator("table.audit").wait_for()
             buttons, forms, _ = await controls(page)
             assert buttons <= READ_ONLY_BUTTONS and forms <= READ_ONLY_FORMS, (buttons, forms)
-    # The viewer reads what is there: the routing of the agent, the key's prefix, the members.
+            await page.get_by_role("tab", name="Requests").click()
+
+
+async def test_a_viewer_sees_no_action_on_any_page(
+    live: Live, page_and_seen: tuple[Any, Seen], browser: Any, emulator: tuple[OpenAIEmulator, str]
+) -> None:
+    page, seen = page_and_seen
+    _, url = emulator
+    org_id = await make_org(live)
+    await add_connection_via_api(live, org_id, url, ["gpt-4o-mini"])
+    async with live.admin() as admin:
+        agent = {"name": "support", "chains": {"chat": ["openai/gpt-4o-mini"]}}
+        assert (await admin.post(f"/orgs/{org_id}/agents", json=agent)).status_code == 201
+        assert (await admin.post(f"/orgs/{org_id}/api-keys", json={"name": "app"})).status_code == 201
+        made = await admin.post(f"/orgs/{org_id}/admin-tokens", json={"role": "viewer", "name": "ci"})
+        assert made.status_code == 201
+        viewer_token = made.json()["token"]
+    await person(live, org_id, "owner@example.com", "owner")
+    await accept_in_page(page, live, await invite(live, org_id, "viewer@example.com", "viewer"))
+    assert await page.locator("#who").inner_text() == "viewer@example.com (viewer)"
+
+    others = await browser.new_context(locale="en-US")
+    others.set_default_timeout(TIMEOUT_MS)
+    try:
+        # The control: the operator, on the same pages, is offered every action the viewer is not.
+        operator = await others.new_page()
+        await sign_in_with_link(operator, live)
+        for name in PAGES:
+            await visit(operator, name)
+            if name == "members":
+                await operator.get_by_role("heading", name="Admin tokens").wait_for()
+            offered = (await controls(operator))[0]
+            assert ACTIONS[name] <= offered, (name, offered)
+        await operator.close()
+
+        # The invited viewer, then the org's viewer admin token: read-only pages only.
+        await assert_read_only(page)
+        token_page = await others.new_page()
+        await token_page.goto(ui_origin(live) + "/ui/")
+        await token_page.get_by_text("Sign in with an admin token instead").click()
+        await token_page.get_by_label("Admin token").fill(viewer_token)
+        await token_page.get_by_role("button", name="Sign in with the token").click()
+        await token_page.get_by_role("heading", name="AI Connections", level=1).wait_for()
+        assert await token_page.locator("#who").inner_text() == "token:ci (viewer)"
+        await assert_read_only(token_page)
+    finally:
+        await others.close()
+
+    # The viewer reads what is there: the routing of the agent, the members, no admin tokens.
     await visit(page, "settings")
     assert "openai/gpt-4o-mini" in await page.locator("tr[data-agent='support']").inner_text()
     await visit(page, "members")
-    assert await page.locator("table.members tbody tr").evaluate_all("rs => rs.map(r => r.dataset.member)") == [
-        "owner@example.com", "viewer@example.com",
-    ]
+    members = await page.locator("table.members tbody tr").evaluate_all("rs => rs.map(r => r.dataset.member)")
+    assert members == ["owner@example.com", "viewer@example.com"]
     assert await page.get_by_role("heading", name="Admin tokens").count() == 0
     assert seen.errors == []
