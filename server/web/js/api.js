@@ -48,7 +48,8 @@ export const session = {
   },
 };
 
-async function call(url, method, body, { bearer, cookie = false, check = false } = {}) {
+async function call(url, method, body, options = {}) {
+  const { bearer, cookie = false, check = false, retried = false } = options;
   const headers = { accept: "application/json" };
   const init = { method, headers, cache: "no-store" };
   const presented = cookie ? null : (bearer ?? session.token());
@@ -78,6 +79,13 @@ async function call(url, method, body, { bearer, cookie = false, check = false }
   }
   if (response.ok) return data;
   const error = data && typeof data.error === "object" && data.error ? data.error : {};
+  if (response.status === 403 && error.type === "csrf_failed" && !presented && !retried) {
+    // Signing in again in another tab opened a new session (and CSRF token) for this browser:
+    // take the current one from /me and try once more.
+    const me = await call("/admin/v1/me", "GET", undefined, { check: true });
+    csrfToken = me.csrf_token || null;
+    return call(url, method, body, { ...options, retried: true });
+  }
   const failure = new ApiError(
     response.status,
     error.type || "http_error",

@@ -92,7 +92,7 @@ function currentOrg() {
 
 function showWho() {
   const org = currentOrg();
-  ui.who.textContent = org ? `${app.me.label} (${org.role})` : app.me.label;
+  ui.who.textContent = org && org.role !== app.me.label ? `${app.me.label} (${org.role})` : app.me.label;
 }
 
 async function route() {
