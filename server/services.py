@@ -1,8 +1,9 @@
 """The composition root: every long-lived object one process holds, built once from the settings.
 
 `Services.build` is the only place the parts are wired: the database, vault, audit and usage
-writers, the routed API (`build_gateway`: upstream pool, cooldowns, registry, router, API-key
-cache, rate limiter) and the voice runtime. The /v1 app, realtime, Twilio and the CLI all read
+writers, the credits ledger and its hold sweeper, the routed API (`build_gateway`: upstream
+pool, cooldowns, registry, router, API-key cache, rate limiter) and the voice runtime. The /v1
+app, realtime, Twilio and the CLI all read
 them from here (`app.state.services` in the server), so a connection test from the CLI goes
 through the same guarded upstream pool as a chat request. `build_router` is the one function
 that turns the pool into adapters, an executor and a router; replace it there and every surface
@@ -18,9 +19,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pydantic import SecretStr
 
+from billing.ledger import Ledger
+from billing.ledger_sweeper import HoldSweeper
 from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
 from providers.adapters import chat_adapters
@@ -169,6 +173,9 @@ class Services:
     """The routed API's long-lived objects (upstream pool, registry, router, key cache, rate limiter)."""
     voice: VoiceRuntime
     """Realtime and Twilio sessions, and /v1/audio: signer, session limiter, engines, metrics."""
+    ledger: Ledger
+    """The credits ledger (billing/ledger.py); its sweeper releases expired holds while serving."""
+    sweeper: HoldSweeper
     overrides: Overrides = field(default_factory=Overrides)
     admin_token: SecretStr | None = None
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
@@ -204,6 +211,7 @@ class Services:
             engines=overrides.voice_engines,
             llm=overrides.voice_llm,
         )
+        ledger = Ledger(database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds))
         services = cls(
             settings=settings,
             db=database,
@@ -212,6 +220,8 @@ class Services:
             usage=usage,
             gateway=gateway,
             voice=voice,
+            ledger=ledger,
+            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4)),
             overrides=overrides,
             admin_token=admin.value if admin else None,
         )
@@ -261,8 +271,10 @@ class Services:
             raise StartupError(str(exc)) from None
         self.start_writers()
         await self.gateway.start()
+        self.sweeper.start()
 
     async def aclose(self) -> None:
+        await self.sweeper.aclose()
         await self.voice.aclose()
         await self.gateway.aclose()
         await self.usage.aclose()
