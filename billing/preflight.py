@@ -18,9 +18,17 @@ from providers.types import Usage
 
 
 class InsufficientCreditsError(Exception):
-    """The org's balance cannot cover the segment (a 402). The message is safe to show the caller."""
+    """The org's balance cannot cover the segment (a 402). The message is safe to show the caller.
+
+    `requested` and `available` (micro-USD) are set when the ledger refused a reservation; they
+    are for logs and the org's own admins, not for the message."""
 
     code = "insufficient_credits"
+
+    def __init__(self, message: str = "", *, requested: int | None = None, available: int | None = None) -> None:
+        super().__init__(message)
+        self.requested = requested
+        self.available = available
 
 
 @dataclass(frozen=True, slots=True)

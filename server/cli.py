@@ -21,6 +21,7 @@ from server import accounts
 from server.cli_access import audit, user_group
 from server.cli_admin import admin_group
 from server.cli_apikeys import apikey_group
+from server.cli_billing import credits_group, ledger
 from server.cli_common import (
     EXIT_NOT_READY,
     emit,
@@ -200,6 +201,8 @@ cli.add_command(vault_group, name="vault")
 cli.add_command(admin_group, name="admin")
 cli.add_command(user_group, name="user")
 cli.add_command(audit, name="audit")
+cli.add_command(credits_group, name="credits")
+cli.add_command(ledger, name="ledger")
 
 
 def configure_cli_logging() -> None:

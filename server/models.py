@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import billing.ledger_tables
 import billing.tables
 import foundation.audit
 import foundation.orgs
@@ -12,5 +13,5 @@ import server.access.tables
 import server.tables
 from foundation.db import Base
 
-TABLE_MODULES = (billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.access.tables, server.tables)
+TABLE_MODULES = (billing.ledger_tables, billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.access.tables, server.tables)
 metadata = Base.metadata

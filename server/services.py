@@ -1,8 +1,9 @@
 """The composition root: every long-lived object one process holds, built once from the settings.
 
 `Services.build` is the only place the parts are wired: the database, vault, audit and usage
-writers, the routed API (`build_gateway`: upstream pool, cooldowns, registry, router, API-key
-cache, rate limiter), the voice runtime and the failed-authentication throttle. The /v1 app, realtime, Twilio and the CLI all read
+writers, the credits ledger and its hold sweeper, the routed API (`build_gateway`: upstream
+pool, cooldowns, registry, router, API-key cache, rate limiter), the voice runtime and the
+failed-authentication throttle. The /v1 app, realtime, Twilio and the CLI all read
 them from here (`app.state.services` in the server), so a connection test from the CLI goes
 through the same guarded upstream pool as a chat request. `build_router` is the one function
 that turns the pool into adapters, an executor and a router; replace it there and every surface
@@ -18,10 +19,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import SecretStr
 
+from billing.ledger import Ledger
+from billing.ledger_sweeper import HoldSweeper
 from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
@@ -178,6 +181,9 @@ class Services:
     """Realtime and Twilio sessions, and /v1/audio: signer, session limiter, engines, metrics."""
     auth_throttle: AuthThrottle
     """Failed authentication per client address: slowed, then locked out (server/auth_throttle.py)."""
+    ledger: Ledger
+    """The credits ledger (billing/ledger.py); its sweeper releases expired holds while serving."""
+    sweeper: HoldSweeper
     overrides: Overrides = field(default_factory=Overrides)
     admin_token: SecretStr | None = None
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
@@ -213,6 +219,7 @@ class Services:
             engines=overrides.voice_engines,
             llm=overrides.voice_llm,
         )
+        ledger = Ledger(database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds))
         services = cls(
             settings=settings,
             db=database,
@@ -222,6 +229,8 @@ class Services:
             gateway=gateway,
             voice=voice,
             auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
+            ledger=ledger,
+            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4)),
             overrides=overrides,
             admin_token=admin.value if admin else None,
         )
@@ -272,8 +281,10 @@ class Services:
         self.start_writers()
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
+        self.sweeper.start()
 
     async def aclose(self) -> None:
+        await self.sweeper.aclose()
         await self.voice.aclose()
         await self.auth_throttle.aclose()
         await self.gateway.api_keys.last_used.aclose()

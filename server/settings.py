@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""
+    billing_hold_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
+    """A credits hold not settled or released by then (its process crashed) is released by the sweeper."""
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""

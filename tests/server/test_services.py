@@ -58,3 +58,16 @@ async def test_the_cli_root_leaves_the_admin_token_file_alone(tmp_path: Path, db
     served = Services.build(settings, db)
     await served.aclose()
     assert served.admin_token is not None and token_path(settings).exists()
+
+
+async def test_the_ledger_takes_the_hold_ttl_and_its_sweeper_runs_while_serving(tmp_path: Path, db: Database) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://", billing_hold_ttl_seconds=120)
+    services = Services.build(settings, db)
+    try:
+        assert services.ledger.hold_ttl.total_seconds() == 120
+        assert not services.sweeper.running
+        await services.start()
+        assert services.sweeper.running
+    finally:
+        await services.aclose()
+    assert not services.sweeper.running

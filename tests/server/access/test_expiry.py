@@ -1,4 +1,4 @@
-"""Expiry times: a span ahead or an ISO time, in the future, at most ten years ahead."""
+"""Expiry times: a span ahead or an ISO time, in the future."""
 
 from __future__ import annotations
 
