@@ -47,9 +47,11 @@ def allowed_sources(policy: TierPolicy) -> frozenset[BillingSource]:
     return frozenset(source for source in BillingSource if allowed(policy, source) is None)
 
 
-def billing_policy(tier: str) -> frozenset[BillingSource]:
-    """Tier name -> the sources it permits, from the packaged table: `routing.snapshot.BillingPolicy`."""
-    return allowed_sources(policy_for(tier))
+def billing_policy(tier: str, *, byok_override: bool = False) -> frozenset[BillingSource]:
+    """Tier name -> the sources it permits, from the packaged table: `routing.snapshot.BillingPolicy`.
+    `byok_override`: the org keeps BYOK whatever its tier (`OrgAISettings.byok_enabled`, migrated)."""
+    policy = policy_for(tier)
+    return allowed_sources(policy.with_byok_override() if byok_override else policy)
 
 
 @dataclass(frozen=True, slots=True)

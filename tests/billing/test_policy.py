@@ -120,6 +120,7 @@ def test_skip_reasons_are_the_resolvers() -> None:
     assert billing_policy("starter") == frozenset({PLATFORM, BYOK})
     assert billing_policy("enterprise") == frozenset(BillingSource)
     assert billing_policy("platinum") == frozenset({PLATFORM})  # unknown: fails closed
+    assert billing_policy("free", byok_override=True) == frozenset({PLATFORM, BYOK})
 
 
 def test_max_charge_is_zero_when_no_allowed_source_charges() -> None:

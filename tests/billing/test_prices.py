@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from billing.money import MAX_MICRO_USD, AmountError
+from billing.money import MAX_MICRO_USD, AmountError, parse_usd
 from billing.prices import (
     DEFAULT_CEILING,
     INTENT_CEILINGS,
@@ -136,3 +138,12 @@ def test_hold_amount_falls_back_to_the_intent_ceiling() -> None:
 def test_every_intent_has_a_ceiling_and_no_ceiling_names_an_unknown_intent() -> None:
     assert set(INTENT_CEILINGS) == {i.value for i in Intent}
     assert all(0 < c <= MAX_MICRO_USD for c in INTENT_CEILINGS.values())
+
+
+def test_docs_billing_md_states_the_ceilings_of_the_data() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "billing.md").read_text()
+    sentence = " ".join(doc.split("the hold is the intent's **ceiling**:", 1)[1].split(".\n", 1)[0].split())
+    stated: dict[str, int] = {}
+    for amount, intents in re.findall(r"(\d+\.\d+) USD for ((?:`\w+`(?:, | and )?)+)", sentence):
+        stated.update(dict.fromkeys(re.findall(r"`(\w+)`", intents), parse_usd(amount)))
+    assert stated == dict(INTENT_CEILINGS)
