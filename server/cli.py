@@ -18,6 +18,7 @@ from billing import report
 from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
+from server.cli_activity import requests
 from server.cli_admin import admin_group
 from server.cli_common import (
     EXIT_NOT_READY,
@@ -234,6 +235,7 @@ cli.add_command(connection)
 cli.add_command(agent)
 cli.add_command(vault_group, name="vault")
 cli.add_command(admin_group, name="admin")
+cli.add_command(requests)
 
 
 def configure_cli_logging() -> None:

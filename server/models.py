@@ -8,8 +8,9 @@ import foundation.orgs
 import providers.vault.tables
 import routing.config_versions
 import routing.tables
+import server.activity.table
 import server.tables
 from foundation.db import Base
 
-TABLE_MODULES = (billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.tables)
+TABLE_MODULES = (billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.activity.table, server.tables)
 metadata = Base.metadata

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""
+    request_log_retention_days: int = Field(default=30, ge=0, le=3650)
+    """Days the request log keeps each org's requests; 0 keeps nothing (the log is off)."""
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
+from server.activity.recorder import note_caller, note_error
 from server.logs import request_id_var
 from server.v1.auth import bearer_token
 from server.v1.errors import BAD_KEY, MISSING_KEY, ApiError, from_exception, invalid, rate_limited
@@ -76,6 +77,7 @@ async def admit(gateway: Gateway, scope: Scope) -> Principal | ApiError:
     principal = await gateway.api_keys.authenticate(presented)
     if principal is None:
         return BAD_KEY
+    note_caller(principal)
     decision = await gateway.rate_limiter.hit(principal.key_id)
     if not decision.allowed:
         return rate_limited(decision.retry_after)
@@ -135,6 +137,7 @@ async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> N
 
 
 async def send_error(send: Send, error: ApiError, render: Render, extra: Headers | None = None) -> None:
+    note_error(error.code or error.type)
     headers = [(k.encode(), v.encode()) for k, v in error.headers().items()]
     if error.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
