@@ -3,7 +3,8 @@
 The request path only stores references and small values on a `RequestEntry` (the caller's ids,
 the model asked, the routed call or its trace, the status); `row_values` builds the
 `request_log` columns (the trace as JSON, the serving connection, tokens, content) when the
-writer flushes, off the request path. The routed call it keeps is finished by then.
+writer flushes, off the request path. When the request ends, `finish` keeps only the routed
+call's trace and usage, and the content only if it is to be logged.
 
 Content (the request's messages and the completion) is kept only when `content` is True, which
 the recorder sets from the org's content-logging flag; each side is cut at `CONTENT_LIMIT` bytes.
@@ -20,7 +21,6 @@ import orjson
 from sqlalchemy import Table
 
 from foundation.buffered import RowValues
-from foundation.db import new_id
 from providers.types import ChatRequest, RefusalDelta, TextDelta, TextPart, ToolCallDone, Usage
 from routing.trace import AttemptTrace, Outcome
 from server.activity.table import RequestLogRow
@@ -164,9 +164,23 @@ class RequestEntry:
         return flag is not None and org_id is not None and flag(org_id)
 
     def finish(self) -> None:
+        """The request is over: take the latency, and let go of everything the row does not need.
+
+        The entry waits up to a flush interval in the writer's buffer; holding the routed call
+        (its request, stream and plan) or an unlogged prompt that long would keep every
+        request's objects alive, and in the garbage collector's way, for that second."""
         self.latency_ms = (time.perf_counter() - self.started) * 1000
         if self.status == 0:
             self.status = CLIENT_GONE
+        call = self.call
+        if call is not None:
+            self.call = None
+            if self.trace is None:
+                self.trace = call.trace
+            if self.usage is None:
+                self.usage = call.usage
+        if not self.content:
+            self.prompt = self.completion = None
 
     @property
     def outcome(self) -> str:
@@ -188,7 +202,6 @@ class RequestEntry:
             error_class = _last_failure(trace)
         prompt, completion = (self.prompt, self.completion) if self.content else (None, None)
         return _TABLE, {
-            "id": new_id("rql"),
             "org_id": self.org_id,
             "created_at": datetime.fromtimestamp(self.at, UTC),
             "request_id": self.request_id,

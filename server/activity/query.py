@@ -31,7 +31,7 @@ OUTCOMES = ("ok", "error", "cancelled")
 
 @dataclass(frozen=True, slots=True)
 class LoggedRequest:
-    id: str
+    id: int
     created_at: datetime
     request_id: str | None
     turn_id: str | None

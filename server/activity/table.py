@@ -13,10 +13,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from foundation.db import Base, UTCDateTime, new_id, utcnow
+from foundation.db import Base, UTCDateTime, utcnow
+
+LogId = BigInteger().with_variant(Integer(), "sqlite")
+"""A 64-bit counter (SQLite: its rowid). Not a random `new_id` like other tables' ids: a log
+row is written a thousand times a second and read by time, so the cheapest insert wins (no id
+to draw, one B-tree less on SQLite, appends at the end of the index)."""
 
 
 class RequestLogRow(Base):
@@ -24,7 +29,7 @@ class RequestLogRow(Base):
 
     __tablename__ = "request_log"
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("rql"))
+    id: Mapped[int] = mapped_column(LogId, primary_key=True, autoincrement=True)
     org_id: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     """When the request arrived."""

@@ -36,7 +36,7 @@ ServicesDep = Annotated[Services, Depends(services)]
 
 
 class RequestOut(BaseModel):
-    id: str
+    id: int
     created_at: datetime
     request_id: str | None
     turn_id: str | None
