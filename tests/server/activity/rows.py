@@ -5,19 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from foundation.db import new_id
 from server.activity.table import RequestLogRow
 from server.db import Database
 
 
-async def add_rows(db: Database, org_id: str, *rows: dict[str, Any], at: datetime) -> list[str]:
+async def add_rows(db: Database, org_id: str, *rows: dict[str, Any], at: datetime) -> list[int]:
     """One row per dict (its columns over plain defaults), created at `at` unless it says `created_at`."""
     ids = []
     async with db.session() as s:
         for values in rows:
             row = RequestLogRow(
                 **{
-                    "id": new_id("rql"),
                     "org_id": org_id,
                     "created_at": at,
                     "surface": "chat.completions",
@@ -27,5 +25,6 @@ async def add_rows(db: Database, org_id: str, *rows: dict[str, Any], at: datetim
                 }
             )
             s.add(row)
+            await s.flush()
             ids.append(row.id)
     return ids

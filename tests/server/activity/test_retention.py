@@ -15,7 +15,7 @@ from tests.server.activity.rows import add_rows
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
 
 
-async def remaining(db: Database) -> set[str]:
+async def remaining(db: Database) -> set[int]:
     async with db.session() as s:
         return set(await s.scalars(select(RequestLogRow.id)))
 
