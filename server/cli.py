@@ -19,6 +19,7 @@ from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
 from server.cli_access import audit, user_group
+from server.cli_activity import requests
 from server.cli_admin import admin_group
 from server.cli_apikeys import apikey_group
 from server.cli_billing import credits_group, ledger
@@ -206,6 +207,7 @@ cli.add_command(user_group, name="user")
 cli.add_command(audit, name="audit")
 cli.add_command(credits_group, name="credits")
 cli.add_command(ledger, name="ledger")
+cli.add_command(requests)
 
 
 def configure_cli_logging() -> None:

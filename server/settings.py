@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     """The tier of an org created without one (`org create`, the admin API): `enterprise` gates nothing."""
     billing_hold_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
     """A credits hold not settled or released by then (its process crashed) is released by the sweeper."""
+    request_log_retention_days: int = Field(default=30, ge=0, le=3650)
+    """Days the request log keeps each org's requests; 0 keeps nothing (the log is off)."""
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""
