@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
@@ -31,3 +31,5 @@ class Org(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     tier: Mapped[str] = mapped_column(String(16), default=Tier.FREE.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    content_logging: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Keep prompts and completions in the request log (off by default; docs/security.md)."""

@@ -1,9 +1,11 @@
 """The model catalog: known models per provider with capabilities, limits and platform prices.
 
 The data lives in `routing/data/catalog.json` (format in docs/routing.md#catalog), validated
-with pydantic on load and turned into frozen dataclasses. A connection's own knowledge is
-merged on top: models a private endpoint declares win over the catalog, and models a
-connection's model list reports but the catalog does not know are offered as text-only.
+with pydantic on load and turned into frozen dataclasses; prices become `billing.prices.Price`
+(integer micro-USD, refused beyond six decimal places). A connection's own knowledge is
+merged on top: models a private endpoint declares win over the catalog (their declared price
+too), and models a connection's model list reports but the catalog does not know are offered
+as text-only, unpriced.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from types import MappingProxyType
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from billing.prices import FREE, Price
+from foundation.errors import RequestError
 from providers.contract import Capability, ModelRef, ProviderId
 from routing.model import ConnectionView
 
@@ -57,25 +61,14 @@ class _CatalogWire(BaseModel):
 
 
 @dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """Platform prices in the catalog's currency: per 1M tokens, per audio minute, per 1M characters."""
-
-    input: Decimal | None = None
-    output: Decimal | None = None
-    cached_input: Decimal | None = None
-    cache_write: Decimal | None = None
-    per_minute: Decimal | None = None
-    per_1m_chars: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class ModelInfo:
     provider: ProviderId
     id: str
     capabilities: frozenset[Capability]
     context_window: int | None = None
     max_output: int | None = None
-    price: ModelPrice | None = None
+    price: Price | None = None
+    """List price (micro-USD per unit; `price_for`), None when unpriced."""
     source: str = "catalog"
     """`catalog`, `declared` (a private endpoint's own declaration) or `reported` (its model list)."""
 
@@ -142,7 +135,7 @@ class Catalog:
                 capabilities=declared.capabilities,
                 context_window=known.context_window if known else None,
                 max_output=known.max_output if known else None,
-                price=known.price if known else None,
+                price=declared.price if declared.price is not None else (known.price if known else None),
                 source="declared",
             )
         known = self.info(conn.provider, model)
@@ -166,7 +159,7 @@ class Catalog:
 
 
 def _info(provider: ProviderId, model_id: str, entry: _ModelWire) -> ModelInfo:
-    price = ModelPrice(**entry.price.model_dump()) if entry.price else None
+    price = _price(entry.price.model_dump(exclude_none=True), f"{provider.value}/{model_id}") if entry.price else None
     return ModelInfo(
         provider=provider,
         id=model_id,
@@ -175,6 +168,23 @@ def _info(provider: ProviderId, model_id: str, entry: _ModelWire) -> ModelInfo:
         max_output=entry.max_output,
         price=price,
     )
+
+
+def _price(usd: dict[str, Decimal], where: str) -> Price:
+    try:
+        return Price.from_usd(usd, param=f"price of {where}")
+    except RequestError as exc:
+        raise ValueError(f"catalog: {exc}") from None
+
+
+def price_for(info: ModelInfo) -> Price | None:
+    """The list price of a model as a connection offers it (`Catalog.model_for`), for billing:
+    the connection's declared price for the model, else the catalog's; the built-in engines
+    cost nothing; None when the model is unpriced (a model the catalog does not know, declared
+    without a price)."""
+    if info.provider is ProviderId.INTERNAL:
+        return FREE
+    return info.price
 
 
 @functools.cache

@@ -7,7 +7,7 @@ change is audited and reported to `on_change` so in-memory routing snapshots are
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.prices import Price
 from foundation.audit import AuditEvent
 from foundation.db import new_id, utcnow
 from foundation.errors import ConflictError, NotFoundError, RequestError
 from providers.contract import (
     PRESETS,
-    Capability,
     CredentialKind,
     CredentialSource,
     ProviderId,
@@ -30,6 +30,8 @@ from providers.contract import (
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
 from routing.config_versions import bump
+from routing.declared_models import declared_models as _models
+from routing.declared_models import with_prices as _with_prices
 from routing.env_reference import check_env_reference
 from routing.guard import GuardPolicy, validate_base_url
 from routing.model import ConnectionStatus
@@ -38,8 +40,6 @@ from routing.tables import Connection, OrgAISettings
 KEY_FIELD = "api_key"
 MAX_KEY_CHARS = 4096
 """Longer than any provider's key (service-account JSON included); a bigger one is a paste error."""
-MAX_MODEL_ID_CHARS = 255
-MAX_MODELS = 500
 MAX_BASE_URL_CHARS = 2048
 """Bounds on what a connection row stores: every surface shows and snapshots these whole."""
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -137,27 +137,6 @@ def _bounded_base_url(base_url: str) -> None:
         raise RequestError(f"base URLs are at most {MAX_BASE_URL_CHARS} characters", param="base_url")
 
 
-def _models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """Declared models: plain ids get text capability; dicts may list capabilities."""
-    if models is not None and len(models) > MAX_MODELS:
-        raise RequestError(f"a connection declares at most {MAX_MODELS} models", param="models")
-    out: list[dict[str, Any]] = []
-    for m in models or ():
-        if isinstance(m, str):
-            model_id, caps = m, [Capability.TEXT.value]
-        else:
-            model_id, caps = str(m.get("id", "")), list(m.get("capabilities") or [Capability.TEXT.value])
-        if not model_id.strip():
-            raise RequestError("a declared model needs an id", param="models")
-        if len(model_id) > MAX_MODEL_ID_CHARS:
-            raise RequestError(f"model ids are at most {MAX_MODEL_ID_CHARS} characters", param="models")
-        unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
-        if unknown:
-            raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models")
-        out.append({"id": model_id.strip(), "capabilities": sorted(set(caps))})
-    return out
-
-
 def key_secret(value: str) -> Secret:
     """A key as a surface received it, refused with a clear error when empty or oversized."""
     if not value.strip():
@@ -195,7 +174,9 @@ class Connections:
         models: Sequence[str | dict[str, Any]] | None = None,
         key: Secret | None = None,
         env_reference: str | None = None,
+        prices: Mapping[str, Price] | None = None,
     ) -> ConnectionInfo:
+        """`prices` (model id -> price) sets the prices of declared models, as their `price` field may."""
         pid = _provider(provider)
         conn_name = _name(pid, name)
         if base_url is not None:
@@ -229,7 +210,7 @@ class Connections:
             credential_kind=(CredentialKind.API_KEY if key or env_reference else CredentialKind.NONE).value,
             credential_source=credential_source_for(pid, org_owned=True, env_reference=env_reference is not None).value,
             env_reference=env_reference,
-            models=_models(models),
+            models=_with_prices(_models(models), prices or {}),
         )
         session.add(row)
         await session.flush()
@@ -272,7 +253,10 @@ class Connections:
         base_url: str | None = None,
         models: Sequence[str | dict[str, Any]] | None = None,
         enabled: bool | None = None,
+        prices: Mapping[str, Price] | None = None,
     ) -> ConnectionInfo:
+        """`models` replaces the declared models; `prices` (model id -> price) then sets the
+        prices of declared ones, keeping the rest."""
         row = await self.get(session, org_id, ref)
         if base_url is not None:
             _bounded_base_url(base_url)
@@ -280,6 +264,8 @@ class Connections:
             row.base_url = base_url.strip().rstrip("/")
         if models is not None:
             row.models = _models(models)
+        if prices:
+            row.models = _with_prices(list(row.models or []), prices)
         if enabled is not None:
             if row.status == ConnectionStatus.REVOKED.value:
                 raise RequestError("a revoked connection cannot be re-enabled; set a new key instead")

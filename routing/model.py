@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from billing.prices import Price
 from providers.contract import BillingSource, Capability, CredentialSource, ModelRef, ProviderId
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings
@@ -27,10 +28,12 @@ class ConnectionStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DeclaredModel:
-    """A model a private endpoint declares, with the capabilities its operator vouches for."""
+    """A model a private endpoint declares, with the capabilities its operator vouches for and,
+    optionally, its price (which wins over the catalog's for this connection)."""
 
     id: str
     capabilities: frozenset[Capability]
+    price: Price | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ class OrgEntry:
     version: int
     agent_names: Mapping[str, str] = field(default_factory=dict)
     """Agent id -> name: API keys name agents by id, routing by name."""
+    content_logging: bool = False
+    """The org keeps prompts and completions in its request log (`orgs.content_logging`)."""
 
 
 class Registry:
@@ -201,6 +203,10 @@ class Registry:
         """The executor's `credentials` callable: the cached credential of a loaded connection."""
         return self._credentials.get(conn.connection_id) or NoCredential()
 
+    def cached(self, org_id: str) -> OrgEntry | None:
+        """The org's entry if this process holds it now; never loads."""
+        return self._entries.get(org_id)
+
     def cached_orgs(self) -> list[str]:
         return list(self._entries)
 
@@ -258,7 +264,10 @@ class Registry:
                 "routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}}
             )
         entry = OrgEntry(
-            routing=routing, version=version, agent_names=MappingProxyType({a.id: a.name for a in agents})
+            routing=routing,
+            version=version,
+            agent_names=MappingProxyType({a.id: a.name for a in agents}),
+            content_logging=bool(org.content_logging),
         )
         return entry, creds, {c.profile_id: key_version(c) for c in conns}
 

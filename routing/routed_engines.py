@@ -60,12 +60,15 @@ class RoutedSTT(STTEngine):
         self.last_served: Served | None = None
         self.last_route: str | None = None
         """The latest segment's attempt trace in header form: who was tried, skipped and why."""
+        self.last_trace: AttemptTrace | None = None
+        """The latest segment's attempt trace (filling in while the segment runs)."""
 
     async def transcribe(
         self, pcm16_16k: bytes, *, language: str | None = None, turn_id: str | None = None
     ) -> Transcript:
         ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
         run = Run(AttemptTrace(intent="stt"))
+        self.last_trace = run.trace
         try:
             transcript = await self._speech.transcribe(ctx, pcm16_16k, language=language, run=run)
         except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
@@ -92,6 +95,8 @@ class RoutedTTS(TTSEngine):
         self.last_served: Served | None = None
         self.last_route: str | None = None
         """The latest segment's attempt trace in header form: who was tried, skipped and why."""
+        self.last_trace: AttemptTrace | None = None
+        """The latest segment's attempt trace (filling in while the segment runs)."""
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, turn_id: str | None = None
@@ -100,6 +105,7 @@ class RoutedTTS(TTSEngine):
             return
         ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
         run = Run(AttemptTrace(intent="tts"))
+        self.last_trace = run.trace
         chunks = self._speech.synthesize(ctx, text, voice=voice, run=run)
         try:
             async for chunk in chunks:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from billing.prices import Price, PriceError
+from foundation.errors import RequestError
 from providers.contract import (
     BillingSource,
     Capability,
@@ -153,7 +155,20 @@ def _declared(row: Connection, warnings: list[str]) -> Iterable[DeclaredModel]:
                 warnings.append(
                     f"connection {row.provider}:{row.name} model {model_id}: unknown capability {cap!r}"
                 )
-        yield DeclaredModel(id=model_id, capabilities=frozenset(caps))
+        yield DeclaredModel(id=model_id, capabilities=frozenset(caps), price=_declared_price(row, model_id, entry, warnings))
+
+
+def _declared_price(row: Connection, model_id: str, entry: Mapping[str, Any], warnings: list[str]) -> Price | None:
+    raw = entry.get("price")
+    if raw is None:
+        return None
+    try:
+        if not isinstance(raw, dict):
+            raise PriceError("a price is an object of USD amounts")
+        return Price.from_usd(raw)
+    except RequestError as exc:
+        warnings.append(f"connection {row.provider}:{row.name} model {model_id}: unusable price ({exc})")
+        return None
 
 
 def _ref(raw: str | None, where: str, warnings: list[str]) -> ModelRef | None:

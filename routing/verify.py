@@ -10,9 +10,9 @@ model's answer.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 
 from foundation.db import utcnow
 from providers import probes
@@ -48,8 +48,8 @@ def probe_model(row: Connection, catalog: Catalog, listed: tuple[str, ...]) -> s
     return listed[0] if listed else None
 
 
-def _input_price(info: ModelInfo) -> Decimal:
-    return info.price.input if info.price and info.price.input is not None else Decimal("Infinity")
+def _input_price(info: ModelInfo) -> float:
+    return info.price.input if info.price and info.price.input is not None else math.inf
 
 
 ExtraProbe = Callable[[Endpoint], Awaitable[probes.ProbeResult]]

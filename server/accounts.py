@@ -84,8 +84,10 @@ def validate_org_id(org_id: str) -> str:
 
 
 async def create_org(
-    session: AsyncSession, name: str, tier: Tier = Tier.FREE, *, org_id: str | None = None, actor: str = "admin"
+    session: AsyncSession, name: str, tier: Tier = Tier.ENTERPRISE, *, org_id: str | None = None, actor: str = "admin"
 ) -> OrgInfo:
+    """A new org. The surfaces pass `PATCHBAY_DEFAULT_TIER` when no tier is given; its default,
+    `enterprise`, is the default here too."""
     name = name.strip()
     if not name:
         raise RequestError("org name must not be empty", param="name")

@@ -13,7 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.activity.middleware import RequestLogMiddleware
 from server.admin import access as admin_access
+from server.admin import activity as admin_activity
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
@@ -98,6 +100,7 @@ def create_app(
         redoc_url=None,
     )
     app.add_middleware(V1FastPath)  # added first, so it runs innermost
+    app.add_middleware(RequestLogMiddleware)  # around the /v1 endpoints, fast path included
     app.add_middleware(BodyLimit, default_cap=settings.max_body_bytes)
     app.add_middleware(AdminGate)  # outside BodyLimit: no token, no body read, whatever its size
     app.add_middleware(RequestIdMiddleware)
@@ -113,6 +116,7 @@ def create_app(
     app.include_router(admin_access.router)
     app.include_router(signin.router)
     app.include_router(admin_connections.router)
+    app.include_router(admin_activity.router)
     app.include_router(realtime_router)
     app.include_router(twilio_router)
     app.include_router(audio_router)

@@ -19,6 +19,7 @@ from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
 from server.cli_access import audit, user_group
+from server.cli_activity import requests
 from server.cli_admin import admin_group
 from server.cli_apikeys import apikey_group
 from server.cli_billing import credits_group, ledger
@@ -132,11 +133,14 @@ def org() -> None:
 
 @org.command("create")
 @click.argument("name")
-@click.option("--tier", type=click.Choice([t.value for t in Tier]), default=Tier.FREE.value, show_default=True)
+@click.option(
+    "--tier", type=click.Choice([t.value for t in Tier]), help="Default: PATCHBAY_DEFAULT_TIER (enterprise unless set)."
+)
 @json_option
-def org_create(name: str, tier: str, as_json: bool) -> None:
+def org_create(name: str, tier: str | None, as_json: bool) -> None:
     """Create an org and print its id."""
-    info = run_in_session(lambda s: accounts.create_org(s, name, Tier(tier), actor="cli"), as_json=as_json)
+    chosen = Tier(tier) if tier is not None else load_settings().default_tier
+    info = run_in_session(lambda s: accounts.create_org(s, name, chosen, actor="cli"), as_json=as_json)
     emit(as_json, info, info.id)
 
 
@@ -203,6 +207,7 @@ cli.add_command(user_group, name="user")
 cli.add_command(audit, name="audit")
 cli.add_command(credits_group, name="credits")
 cli.add_command(ledger, name="ledger")
+cli.add_command(requests)
 
 
 def configure_cli_logging() -> None:

@@ -13,6 +13,8 @@ from typing import IO, Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.money import AmountError
+from billing.prices import Price, PriceError, parse_price_spec
 from foundation.errors import RequestError
 from providers.probes import Verification
 from providers.vault.secret import Secret
@@ -31,6 +33,33 @@ from voice.verify import voice_probe
 
 T = TypeVar("T")
 org_option = click.option("--org", "org_ref", required=True, help="Org id or name.")
+price_option = click.option(
+    "--price",
+    "prices",
+    multiple=True,
+    metavar="ID=PRICE",
+    help="A declared model's price in USD (repeatable): ID=IN/OUT or ID=IN/OUT/CACHED_IN per 1M tokens, "
+    "ID=audio:USD/min, ID=chars:USD/1M. Wins over the catalog's price (docs/billing.md#declared-prices).",
+)
+
+
+def _prices(specs: Sequence[str], as_json: bool) -> dict[str, Price]:
+    """`--price` values by model id: a malformed one is a usage error (2), a refused amount fails (1)."""
+    prices: dict[str, Price] = {}
+    for spec in specs:
+        model_id, sep, text = spec.rpartition("=")
+        model_id = model_id.strip()
+        if not sep or not model_id:
+            raise click.BadParameter(f"{spec!r} is not ID=PRICE", param_hint="--price")
+        if model_id in prices:
+            raise click.BadParameter(f"{model_id!r} is priced twice", param_hint="--price")
+        try:
+            prices[model_id] = parse_price_spec(text, param=f"price of {model_id}")
+        except PriceError as exc:
+            raise click.BadParameter(str(exc), param_hint="--price") from None
+        except AmountError as exc:
+            fail(str(exc), as_json=as_json, kind=exc.code)
+    return prices
 
 
 def _read_key(as_json: bool) -> Secret:
@@ -83,6 +112,7 @@ def connection() -> None:
 @click.option("--name", help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).")
 @click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
 @click.option("--model", "models", multiple=True, help="Declare a model the endpoint serves (repeatable).")
+@price_option
 @click.option("--key-stdin", is_flag=True, help="Read the key from standard input.")
 @click.option("--env-reference", help="Read the key from this server environment variable instead.")
 @json_option
@@ -92,16 +122,26 @@ def connection_add(
     name: str | None,
     base_url: str | None,
     models: Sequence[str],
+    prices: Sequence[str],
     key_stdin: bool,
     env_reference: str | None,
     as_json: bool,
 ) -> None:
     """Add a connection. The key is stored encrypted and never shown again."""
+    priced = _prices(prices, as_json)
     key = _read_key(as_json) if key_stdin else None
     info = _with_connections(
         as_json,
         lambda svc, s, org_id: svc.create(
-            s, org_id, provider=provider, name=name, base_url=base_url, models=list(models), key=key, env_reference=env_reference
+            s,
+            org_id,
+            provider=provider,
+            name=name,
+            base_url=base_url,
+            models=list(models),
+            key=key,
+            env_reference=env_reference,
+            prices=priced,
         ),
         org_ref,
     )
@@ -134,15 +174,26 @@ def connection_set_key(org_ref: str, ref: str, key_stdin: bool, as_json: bool) -
 @click.argument("ref")
 @click.option("--base-url")
 @click.option("--model", "models", multiple=True, help="Replace the declared models (repeatable).")
+@price_option
 @click.option("--enable/--disable", "enabled", default=None)
 @json_option
 def connection_update(
-    org_ref: str, ref: str, base_url: str | None, models: Sequence[str], enabled: bool | None, as_json: bool
+    org_ref: str,
+    ref: str,
+    base_url: str | None,
+    models: Sequence[str],
+    prices: Sequence[str],
+    enabled: bool | None,
+    as_json: bool,
 ) -> None:
-    """Change REF's base URL, declared models or enabled state."""
+    """Change REF's base URL, declared models (and their prices) or enabled state. `--price`
+    without `--model` prices models REF already declares, keeping the others' prices."""
+    priced = _prices(prices, as_json)
     info = _with_connections(
         as_json,
-        lambda svc, s, org_id: svc.update(s, org_id, ref, base_url=base_url, models=list(models) or None, enabled=enabled),
+        lambda svc, s, org_id: svc.update(
+            s, org_id, ref, base_url=base_url, models=list(models) or None, enabled=enabled, prices=priced
+        ),
         org_ref,
     )
     emit(as_json, info, _line(info))

@@ -10,8 +10,20 @@ import providers.vault.tables
 import routing.config_versions
 import routing.tables
 import server.access.tables
+import server.activity.table
 import server.tables
 from foundation.db import Base
 
-TABLE_MODULES = (billing.ledger_tables, billing.tables, foundation.audit, foundation.orgs, providers.vault.tables, routing.config_versions, routing.tables, server.access.tables, server.tables)
+TABLE_MODULES = (
+    billing.ledger_tables,
+    billing.tables,
+    foundation.audit,
+    foundation.orgs,
+    providers.vault.tables,
+    routing.config_versions,
+    routing.tables,
+    server.access.tables,
+    server.activity.table,
+    server.tables,
+)
 metadata = Base.metadata

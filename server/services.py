@@ -2,8 +2,9 @@
 
 `Services.build` is the only place the parts are wired: the database, vault, audit and usage
 writers, the credits ledger and its hold sweeper, the routed API (`build_gateway`: upstream
-pool, cooldowns, registry, router, API-key cache, rate limiter), the voice runtime and the
-failed-authentication throttle. The /v1 app, realtime, Twilio and the CLI all read
+pool, cooldowns, registry, router, API-key cache, rate limiter, request log), the voice runtime
+and the failed-authentication throttle; serving adds the request log's retention sweeper. The
+/v1 app, realtime, Twilio and the CLI all read
 them from here (`app.state.services` in the server), so a connection test from the CLI goes
 through the same guarded upstream pool as a chat request. `build_router` is the one function
 that turns the pool into adapters, an executor and a router; replace it there and every surface
@@ -45,6 +46,8 @@ from routing.resolver import Resolver
 from routing.router import Router, UsageSink
 from routing.speech import BuiltIn
 from routing.verify import VerifyTools
+from server.activity.recorder import RequestLog
+from server.activity.retention import RetentionSweeper
 from server.admin.token import AdminTokenError, load_admin_token
 from server.auth_throttle import AuthThrottle
 from server.db import Database, head_revision
@@ -153,6 +156,7 @@ def build_gateway(
         router=router,
         api_keys=api_keys,
         rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=REDIS_PREFIX),
+        request_log=RequestLog(db.sessions, retention_days=settings.request_log_retention_days, registry=registry),
     )
 
 
@@ -189,6 +193,8 @@ class Services:
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
     expected_revision: str = field(default_factory=head_revision)
     config_listeners: list[Callable[[str], None]] = field(default_factory=list)
+    retention: RetentionSweeper | None = None
+    """Deletes request-log rows past the retention setting; runs only while serving."""
 
     @classmethod
     def build(
@@ -264,9 +270,10 @@ class Services:
         )
 
     def start_writers(self) -> None:
-        """Start the audit and usage writers: all a one-shot command (the CLI) needs running."""
+        """Start the audit, usage and request-log writers: all a one-shot command (the CLI) needs running."""
         self.audit.start()
         self.usage.start()
+        self.gateway.request_log.start()
 
     async def start(self) -> None:
         """Serve: refuse master keys that cannot open the vault, then start the writers, the
@@ -282,13 +289,18 @@ class Services:
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
         self.sweeper.start()
+        self.retention = RetentionSweeper(self.db.sessions, retention_days=self.settings.request_log_retention_days)
+        self.retention.start()
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()
+        if self.retention is not None:
+            await self.retention.aclose()
         await self.voice.aclose()
         await self.auth_throttle.aclose()
         await self.gateway.api_keys.last_used.aclose()
         await self.gateway.aclose()
+        await self.gateway.request_log.aclose()
         await self.usage.aclose()
         await self.audit.aclose()
         await self.db.dispose()

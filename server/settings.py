@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from foundation.orgs import Tier
 from routing.env_reference import parse_allowlist
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -87,8 +88,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
     """This server as callers reach it (`https://voice.example.com`), for URLs it hands out such as
     the Twilio media stream's; when unset, taken from each request's scheme and Host."""
+    default_tier: Tier = Tier.ENTERPRISE
+    """The tier of an org created without one (`org create`, the admin API): `enterprise` gates nothing."""
     billing_hold_ttl_seconds: int = Field(default=900, ge=10, le=7 * 24 * 3600)
     """A credits hold not settled or released by then (its process crashed) is released by the sweeper."""
+    request_log_retention_days: int = Field(default=30, ge=0, le=3650)
+    """Days the request log keeps each org's requests; 0 keeps nothing (the log is off)."""
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from foundation.errors import ForbiddenError
 from providers.vault.secret import Secret
@@ -27,23 +27,55 @@ from voice.verify import voice_probe
 router = APIRouter(prefix="/admin/v1/orgs/{org}", dependencies=[Depends(require_admin)], tags=["admin"])
 
 
+class DeclaredPriceIn(BaseModel):
+    """USD per unit as exact decimal strings (`"0.15"`); whole numbers may be JSON integers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | int | None = Field(default=None, description="USD per 1M input tokens.")
+    output: str | int | None = Field(default=None, description="USD per 1M output tokens.")
+    cached_input: str | int | None = Field(default=None, description="USD per 1M cached input tokens (default: input).")
+    cache_write: str | int | None = Field(default=None, description="USD per 1M cache-write tokens (default: input).")
+    per_minute: str | int | None = Field(default=None, description="USD per minute of audio (STT, or TTS output).")
+    per_1m_chars: str | int | None = Field(default=None, description="USD per 1M characters (TTS).")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_floats(cls, value: object) -> object:
+        if isinstance(value, float | bool):
+            raise ValueError('prices are exact decimal strings, such as "0.15", not JSON numbers with a fraction')
+        return value
+
+
 class DeclaredModelIn(BaseModel):
+    """A declared model: `{"id", "capabilities"?, "price"?}`, or its bare id as a string."""
+
     id: str = Field(min_length=1)
     capabilities: list[str] = Field(default_factory=lambda: ["text"])
+    price: DeclaredPriceIn | None = Field(
+        default=None, description="Wins over the catalog's price for this connection's model (docs/billing.md#declared-prices)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_id(cls, value: object) -> object:
+        # One model type rather than `str | DeclaredModelIn`: a bad price is then reported at its
+        # own path (`models.0.price.input`), not as the string branch's mismatch.
+        return {"id": value} if isinstance(value, str) else value
 
 
 class ConnectionCreate(BaseModel):
     provider: str
     name: str | None = None
     base_url: str | None = None
-    models: list[str | DeclaredModelIn] = Field(default_factory=list)
+    models: list[DeclaredModelIn] = Field(default_factory=list)
     key: SecretStr | None = Field(default=None, description="Write-only; never returned.")
     env_reference: str | None = Field(default=None, max_length=128)
 
 
 class ConnectionUpdate(BaseModel):
     base_url: str | None = None
-    models: list[str | DeclaredModelIn] | None = None
+    models: list[DeclaredModelIn] | None = None
     enabled: bool | None = None
 
 
@@ -212,10 +244,10 @@ class RoutingOut(BaseModel):
     allowed_models: list[str] | None
 
 
-def _models(items: list[str | DeclaredModelIn] | None) -> list[str | dict[str, Any]] | None:
+def _models(items: list[DeclaredModelIn] | None) -> list[str | dict[str, Any]] | None:
     if items is None:
         return None
-    return [m if isinstance(m, str) else m.model_dump() for m in items]
+    return [m.model_dump(exclude_none=True) for m in items]
 
 
 def _secret(value: SecretStr | None) -> Secret | None:

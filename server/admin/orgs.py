@@ -31,7 +31,7 @@ CallerDep = Annotated[Caller, Depends(admin_caller)]
 
 class OrgCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
-    tier: Tier = Tier.FREE
+    tier: Tier | None = Field(default=None, description="Default: the server's PATCHBAY_DEFAULT_TIER.")
 
 
 class OrgOut(BaseModel):
@@ -75,7 +75,7 @@ class IssuedKeyOut(ApiKeyOut):
 @router.post("/orgs", status_code=201, response_model=OrgOut)
 async def create_org(body: OrgCreate, svc: ServicesDep) -> OrgOut:
     async with svc.db.session() as s:
-        info = await accounts.create_org(s, body.name, body.tier)
+        info = await accounts.create_org(s, body.name, body.tier or svc.settings.default_tier)
     return OrgOut(id=info.id, name=info.name, tier=info.tier, created_at=info.created_at)
 
 

@@ -9,6 +9,10 @@ and the routed LLM. The session's slot is handed back when the block ends.
 Before that, `session_defaults` puts the voice settings of the agent bound to the caller's key
 (its voice, instructions, language, output format) in place of the server's defaults. They come
 from the org's routing snapshot in memory, not from the database.
+
+Every session of a valid key, refused or not, is one request-log entry (`surface`:
+`realtime.session` or `twilio.session`): status 101 once opened (429 when refused), its
+duration as latency; its turns are entries of their own (`server.realtime.llm`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from routing.errors import NoRouteError
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings
 from server.accounts import Principal
+from server.activity.entry import RequestEntry
 from server.key_scope import model_allowed
 from server.realtime.auth import Caller
 from server.realtime.runtime import VoiceRuntime
@@ -37,6 +42,8 @@ from voice.session import VoiceSession
 from voice.turn import SessionContext
 
 _UNPINNED = frozenset({"", "default", "auto"})
+SWITCHING_PROTOCOLS = 101
+"""A session's status in the request log once its WebSocket is open."""
 
 
 class SessionRefused(Exception):
@@ -95,20 +102,63 @@ async def session_defaults(services: Services, principal: Principal, config: Ses
 
 @contextlib.asynccontextmanager
 async def open_session(
-    services: Services, runtime: VoiceRuntime, caller: Caller, model: str | None, config: SessionConfig
+    services: Services,
+    runtime: VoiceRuntime,
+    caller: Caller,
+    model: str | None,
+    config: SessionConfig,
+    *,
+    surface: str = "realtime.session",
 ) -> AsyncIterator[VoiceSession]:
     """A new session for `caller`, or `SessionRefused`; its slot is released on the way out."""
+    log = services.gateway.request_log
+    entry = log.begin(surface)
+    if entry is None:
+        async with _open(services, runtime, caller, model, config, None) as session:
+            yield session
+        return
+    principal = caller.principal
+    entry.org_id, entry.key_id, entry.agent_id = principal.org_id, principal.key_id, principal.agent_id
+    entry.model = model
+    try:
+        async with _open(services, runtime, caller, model, config, entry) as session:
+            yield session
+        entry.completed = True
+    except SessionRefused:
+        raise
+    except Exception:
+        entry.failed, entry.error_code = True, "server_error"
+        raise
+    finally:
+        log.finish(entry)
+
+
+@contextlib.asynccontextmanager
+async def _open(
+    services: Services,
+    runtime: VoiceRuntime,
+    caller: Caller,
+    model: str | None,
+    config: SessionConfig,
+    entry: RequestEntry | None,
+) -> AsyncIterator[VoiceSession]:
     principal = caller.principal
     refused = model_refusal(principal, model, services.gateway.catalog)
     if refused is not None:
         raise ModelRefused(refused)
     if not (await services.gateway.rate_limiter.hit(principal.key_id)).allowed:
+        _refused(entry, "rate_limit_exceeded")
         raise SessionRefused("rate limited")
     session_id = new_id("sess")
+    if entry is not None:
+        entry.request_id = session_id
     try:
         await runtime.sessions.acquire(principal.key_id, session_id)
     except SessionLimitError as exc:
+        _refused(entry, "session_limit_exceeded")
         raise SessionRefused(str(exc)) from None
+    if entry is not None:
+        entry.status = SWITCHING_PROTOCOLS
     try:
         context = SessionContext(
             org_id=principal.org_id,
@@ -130,3 +180,8 @@ async def open_session(
         )
     finally:
         await runtime.sessions.release(principal.key_id, session_id)
+
+
+def _refused(entry: RequestEntry | None, code: str) -> None:
+    if entry is not None:
+        entry.status, entry.error_code = 429, code

@@ -116,7 +116,8 @@ class VoiceRuntime:
         """The session's LLM: the router (intent `voice_turn`), unless replaced."""
         if self.llm is not None:
             return self.llm(context)
-        return RouterTurnLLM(self.gateway.router, context, limiter=self.gateway.rate_limiter)
+        gateway = self.gateway
+        return RouterTurnLLM(gateway.router, context, limiter=gateway.rate_limiter, log=gateway.request_log)
 
     def internal_engines(self) -> BuiltIn:
         if self.internal is None:

@@ -265,7 +265,8 @@ async def media_stream(websocket: WebSocket) -> None:
         output_format=ULAW_8K,
     )
     try:
-        async with open_session(services, runtime, caller, caller.model, config) as session:
+        opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
+        async with opened as session:
             bridge = TwilioBridge(
                 session,
                 start.stream_sid,

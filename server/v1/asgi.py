@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
+from server.activity.recorder import note_caller, note_error
 from server.auth_throttle import client_address
 from server.key_scope import model_allowed
 from server.logs import request_id_var
@@ -96,6 +97,7 @@ async def admit(gateway: Gateway, scope: Scope) -> Principal | ApiError:
         return BAD_KEY if locked is None else auth_locked(locked)
     if isinstance(principal, Expired):
         return expired_key(principal.expires_at)
+    note_caller(principal)
     decision = await gateway.rate_limiter.hit(principal.key_id)
     if not decision.allowed:
         return rate_limited(decision.retry_after)
@@ -155,6 +157,7 @@ async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> N
 
 
 async def send_error(send: Send, error: ApiError, render: Render, extra: Headers | None = None) -> None:
+    note_error(error.code or error.type)
     headers = [(k.encode(), v.encode()) for k, v in error.headers().items()]
     if error.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))

@@ -16,7 +16,6 @@ session does, and each request is one usage segment with the serving engine's bi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import struct
 from collections.abc import AsyncIterator
 from typing import Literal, get_args
@@ -32,6 +31,7 @@ from providers.errors import ProviderError
 from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
 from providers.speech.pcm import AudioFormatError
 from server.accounts import Principal
+from server.activity.recorder import note_error, note_request, note_speech
 from server.services import Services
 from server.v1.asgi import admit
 from server.v1.errors import ApiError
@@ -56,6 +56,7 @@ class SpeechBody(BaseModel):
 
 
 def _error(error: ApiError) -> JSONResponse:
+    note_error(error.code or error.type)
     return JSONResponse(
         {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}},
         status_code=error.status,
@@ -111,6 +112,8 @@ async def transcriptions(request: Request) -> Response:
         data = await upload.read(MAX_AUDIO_BYTES + 1)
         language = form.get("language")
         response_format = form.get("response_format") or "json"
+        model = form.get("model")
+    note_request(model if isinstance(model, str) else None)
     if len(data) > MAX_AUDIO_BYTES:
         return _invalid("the file is larger than 25 MB", "file", "file_too_large")
     try:
@@ -130,7 +133,9 @@ async def transcriptions(request: Request) -> Response:
             language=language if isinstance(language, str) and language else None,
         )
     except ProviderError as exc:
+        note_speech(getattr(stt, "last_trace", None))
         return _unavailable("stt", exc)
+    note_speech(getattr(stt, "last_trace", None), response=transcript.text)
     if not stt.records_usage:
         _accounts(services, principal, "stt").stt(
             None,
@@ -173,6 +178,7 @@ async def speech(request: Request) -> Response:
         problem = exc.errors(include_url=False, include_input=False)[0]
         param = ".".join(str(p) for p in problem["loc"])
         return _invalid(f"{param}: {problem['msg']}", param or None)
+    note_request(body.model)
     fmt = body.response_format
     encoded_as = _encodable(fmt)
     if fmt not in STREAMED and encoded_as is None:
@@ -188,7 +194,10 @@ async def speech(request: Request) -> Response:
         first = b""
     except ProviderError as exc:
         await aclose_quietly(stream)
+        note_speech(getattr(tts, "last_trace", None), prompt=body.input)
         return _unavailable("tts", exc)
+    # The segment's trace goes on filling in; it is read when the log row is written.
+    note_speech(getattr(tts, "last_trace", None), prompt=body.input)
     served = getattr(tts, "last_served", None) or tts
     speech = _Speech(stream, first, body.input, tts, served, _accounts(services, principal, "tts"))
     headers = {"x-patchbay-provider": served.name, "x-patchbay-sample-rate": str(tts.sample_rate)}
@@ -210,9 +219,11 @@ def _encodable(fmt: str) -> FileFormat | None:
 
 async def _cut_short(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """A streamed body whose synthesis fails midway just ends: its status line is gone."""
-    with contextlib.suppress(ProviderError):
+    try:
         async for chunk in chunks:
             yield chunk
+    except ProviderError as exc:
+        note_error("tts_unavailable", after_output=True, error_class=exc.error_class.value)
 
 
 class _Speech:

@@ -25,6 +25,7 @@ from routing.errors import AllAttemptsFailedError
 from routing.router import CallContext, RoutedCall
 from routing.trace import AttemptTrace
 from server.accounts import Principal
+from server.activity.recorder import note_error, note_request, note_result, note_stream, note_trace
 from server.v1.asgi import (
     Render,
     accept,
@@ -73,6 +74,7 @@ async def chat_completions(scope: Scope, receive: Receive, send: Send) -> None:
     if accepted is None:
         return
     gateway, principal, (wire, request) = accepted
+    note_request(wire.model, request)
     ctx = context(principal)
     if wire.stream:
         include_usage = wire.stream_options is not None and wire.stream_options.include_usage
@@ -96,6 +98,7 @@ async def _complete(gateway: Gateway, ctx: CallContext, request: ChatRequest, mo
     except Exception as exc:
         await fail(send, exc)
         return
+    note_result(result)
     body = completion_body(result.response, completion_id=completion_id(), model=str(result.served.ref))
     await send_body(send, 200, body, routing_headers(result.served, result.trace))
 
@@ -106,6 +109,7 @@ async def fail(send: Send, exc: Exception, render: Render = render) -> None:
     if error is None:
         raise exc
     trace = exc.trace if isinstance(exc, AllAttemptsFailedError) else None
+    note_trace(trace)
     await send_error(send, error, render, routing_headers(None, trace))
 
 
@@ -123,7 +127,7 @@ async def _stream(
     except Exception as exc:
         await fail(send, exc)
         return
-    events = aiter(call)
+    events = note_stream(call, aiter(call))
     try:
         first: StreamEvent | None = await anext(events)
     except StopAsyncIteration:
@@ -161,6 +165,7 @@ async def _frames(
     except (ProviderError, AllAttemptsFailedError) as exc:
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
+        note_error(error.code or error.type, after_output=True)
         yield sse(error.openai_body()) + trailer(call.trace)
         return
     yield trailer(call.trace) + encoder.end()

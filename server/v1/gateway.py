@@ -1,7 +1,7 @@
 """The routed API's long-lived objects, and the guarded upstream session every surface shares.
 
 `Gateway` holds the upstream HTTP pool, the cooldown store, the routing registry, the router,
-the API-key cache and the rate limiter; `server.services.build_gateway` wires them once per
+the API-key cache, the rate limiter and the request log; `server.services.build_gateway` wires them once per
 process, and the voice runtime and the CLI's connection test use the same pool. Its sessions
 come from `guarded_session`, whose connector checks (and pins) every address it connects to.
 """
@@ -25,6 +25,7 @@ from routing.guard import GuardedTCPConnector, GuardPolicy, Resolve
 from routing.model import ConnectionView
 from routing.registry import Registry
 from routing.router import Router
+from server.activity.recorder import RequestLog
 from server.v1.auth import ApiKeyCache
 from server.v1.ratelimit import RateLimiter
 
@@ -120,6 +121,8 @@ class Gateway:
     router: Router
     api_keys: ApiKeyCache
     rate_limiter: RateLimiter
+    request_log: RequestLog
+    """Each request of an org, behind the request (`server.activity`); started with the other writers."""
 
     async def start(self) -> None:
         await self.registry.start()

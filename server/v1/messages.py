@@ -17,6 +17,7 @@ from providers.errors import ProviderError
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError
 from routing.router import CallContext, RoutedCall
+from server.activity.recorder import note_error, note_request, note_result, note_stream
 from server.v1.anthropic_translate import MessageEventEncoder, message_body, to_chat_request
 from server.v1.anthropic_wire import MessagesRequest
 from server.v1.asgi import (
@@ -52,6 +53,7 @@ async def messages(scope: Scope, receive: Receive, send: Send) -> None:
     if accepted is None:
         return
     gateway, principal, (wire, request) = accepted
+    note_request(wire.model, request)
     ctx = context(principal)
     if wire.stream:
         await _stream(gateway, ctx, request, wire.model, receive, send)
@@ -61,6 +63,7 @@ async def messages(scope: Scope, receive: Receive, send: Send) -> None:
     except Exception as exc:
         await fail(send, exc, render)
         return
+    note_result(result)
     out = message_body(result.response, message_id=message_id(), model=str(result.served.ref))
     await send_body(send, 200, out, routing_headers(result.served, result.trace))
 
@@ -73,7 +76,7 @@ async def _stream(
     except Exception as exc:
         await fail(send, exc, render)
         return
-    events = aiter(call)
+    events = note_stream(call, aiter(call))
     try:
         first: StreamEvent | None = await anext(events)
     except StopAsyncIteration:
@@ -109,6 +112,7 @@ async def _frames(
     except (ProviderError, AllAttemptsFailedError) as exc:
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
+        note_error(error.code or error.type, after_output=True)
         yield encoder.error(error.anthropic_body()) + trailer(call.trace)
         return
     yield encoder.end() + trailer(call.trace)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from billing.prices import Price
 from providers.contract import BillingSource, Capability, ModelRef, ProviderId
 from routing.intents import Intent
 from routing.model import ConnectionStatus
@@ -121,3 +122,38 @@ def test_agent_voice_settings_are_in_the_snapshot() -> None:
     assert org.agents["ada"].voice_settings == VoiceSettings("nova", "Be Ada.", "en-GB", None)
     assert org.agents["bob"].voice_settings.empty and org.agents["cy"].voice_settings.empty
     assert org.warnings == ("agent bob: voice setting output_format is not valid and is ignored",)
+
+
+def test_declared_prices_reach_the_snapshot_and_a_bad_stored_one_is_a_warning() -> None:
+    lab = row(
+        "openai_compatible",
+        "lab",
+        source="org_private_endpoint",
+        base_url="http://10.0.0.5/v1",
+        models=[
+            {"id": "llama", "capabilities": ["text"], "price": {"input": "0.59", "output": "0.79"}},
+            {"id": "whisper", "capabilities": ["stt"], "price": {"per_minute": "0.006"}},
+            {"id": "broken", "capabilities": ["text"], "price": {"input": "-1"}},
+            {"id": "float", "capabilities": ["text"], "price": {"input": 0.5}},
+            {"id": "odd", "capabilities": ["text"], "price": "cheap"},
+            {"id": "plain", "capabilities": ["text"]},
+        ],
+    )
+    org = build_org_routing(OrgRow(), None, [lab], [])
+    declared = {d.id: d.price for d in org.custom["lab"].declared_models}
+    assert declared == {
+        "llama": Price(input=590_000, output=790_000),
+        "whisper": Price(per_minute=6_000),
+        "broken": None,
+        "float": None,
+        "odd": None,
+        "plain": None,
+    }
+    assert [w for w in org.warnings if "unusable price" in w] == [
+        f"connection openai_compatible:lab model {m}: unusable price ({why})"
+        for m, why in [
+            ("broken", "price.input must not be negative"),
+            ("float", "amounts are exact decimals, not floats"),
+            ("odd", "a price is an object of USD amounts"),
+        ]
+    ]

@@ -1,0 +1,96 @@
+"""Retention: delete request-log rows older than `PATCHBAY_REQUEST_LOG_RETENTION_DAYS`.
+
+Each server process runs one `RetentionSweeper` task (started with the services): a sweep
+right after start-up, then one every `interval` seconds. A sweep deletes in batches of
+`batch` rows, each its own short transaction, until no row is older than the cutoff, so a
+large backlog never holds a long lock. Several processes (workers, replicas) sweeping at once
+is safe: deleting is idempotent, and on PostgreSQL each batch skips rows another sweeper has
+locked (`FOR UPDATE SKIP LOCKED`) instead of waiting on them or deadlocking with it.
+
+With retention 0 the request log keeps nothing: no row is written, and the sweeper deletes
+any left from before. The cutoff is taken from `clock`, so tests sweep at a time of their choosing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from foundation.db import utcnow
+from server.activity.table import RequestLogRow
+
+log = logging.getLogger("patchbay.activity")
+
+DEFAULT_INTERVAL = 3600.0
+
+
+class RetentionSweeper:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        retention_days: int,
+        interval: float = DEFAULT_INTERVAL,
+        batch: int = 5000,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self.retention = timedelta(days=retention_days)
+        self._interval = interval
+        self._batch = batch
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+
+    def cutoff(self) -> datetime:
+        """Rows created before this go."""
+        return self._clock() - self.retention
+
+    async def sweep_once(self) -> int:
+        """Delete every row older than the cutoff; returns how many this call deleted."""
+        cutoff = self.cutoff()
+        row = RequestLogRow
+        total = 0
+        while True:
+            doomed = (
+                select(row.id)
+                .where(row.created_at < cutoff)
+                .limit(self._batch)
+                .with_for_update(skip_locked=True)
+                .scalar_subquery()
+            )
+            async with self._sessions.begin() as session:
+                result = await session.execute(delete(row).where(row.id.in_(doomed)))
+            deleted = int(getattr(result, "rowcount", 0) or 0)
+            total += deleted
+            if deleted < self._batch:
+                return total
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="request-log-retention")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                deleted = await self.sweep_once()
+            except Exception as exc:
+                log.warning("request log sweep failed; will retry", extra={"fields": {"error_type": type(exc).__name__}})
+            else:
+                if deleted:
+                    log.info("request log swept", extra={"fields": {"deleted": deleted}})
+            # Spread the sweeps of processes started together.
+            await asyncio.sleep(self._interval * random.uniform(0.9, 1.1))
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
