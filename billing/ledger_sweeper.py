@@ -8,13 +8,13 @@ sweep (database unreachable) is logged by type and tried again at the next inter
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from billing.ledger import Ledger
 from billing.ledger_types import Entry
+from foundation.background import BackgroundTask
 from foundation.db import utcnow
 
 log = logging.getLogger("patchbay.billing")
@@ -35,7 +35,7 @@ class HoldSweeper:
         self._batch = batch
         self._clock = clock
         self._on_sweep = on_sweep
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("patchbay-hold-sweeper", self._loop)
 
     async def sweep(self) -> list[Entry]:
         """Release every hold expired by now (in batches); returns what this sweep released."""
@@ -63,15 +63,10 @@ class HoldSweeper:
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._background.running
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="patchbay-hold-sweeper")
+        self._background.start()
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()

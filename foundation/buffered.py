@@ -26,6 +26,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from sqlalchemy import Table, insert, inspect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.background import BackgroundTask
 from foundation.db import Base
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class BufferedRowWriter(Generic[E]):
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask(f"buffered-writer:{name}", self._run)
         self.dropped = 0
 
     @property
@@ -145,10 +146,8 @@ class BufferedRowWriter(Generic[E]):
         return [row_values(e) for e in batch]
 
     def start(self) -> None:
-        if self._task is not None:
-            return
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._run(), name=f"buffered-writer:{self.name}")
+        if self._background.start():
+            self._loop = asyncio.get_running_loop()
 
     async def _run(self) -> None:
         while True:
@@ -172,9 +171,5 @@ class BufferedRowWriter(Generic[E]):
 
     async def aclose(self) -> None:
         """Stop the background task and write what is left."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
         await self.flush()

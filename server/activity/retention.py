@@ -14,7 +14,6 @@ any left from before. The cutoff is taken from `clock`, so tests sweep at a time
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.background import BackgroundTask
 from foundation.db import utcnow
 from server.activity.table import RequestLogRow
 
@@ -46,7 +46,7 @@ class RetentionSweeper:
         self._interval = interval
         self._batch = batch
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("request-log-retention", self._run)
 
     def cutoff(self) -> datetime:
         """Rows created before this go."""
@@ -73,8 +73,7 @@ class RetentionSweeper:
                 return total
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="request-log-retention")
+        self._background.start()
 
     async def _run(self) -> None:
         while True:
@@ -89,8 +88,4 @@ class RetentionSweeper:
             await asyncio.sleep(self._interval * random.uniform(0.9, 1.1))
 
     async def aclose(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()

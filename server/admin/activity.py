@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
@@ -28,37 +27,11 @@ from server.services import Services
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
 
 
-class RequestOut(BaseModel):
-    id: int
-    created_at: datetime
-    request_id: str | None
-    turn_id: str | None
-    surface: str
-    api_key_id: str | None
-    key_name: str | None
-    agent_id: str | None
-    agent: str | None
-    model: str | None
-    intent: str | None
-    route: dict[str, Any] | None
-    connection: str | None
-    served_model: str | None
-    billing_source: str | None
-    status: int
-    outcome: str
-    error_type: str | None
-    error_class: str | None
-    latency_ms: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    content: dict[str, str | None] | None
-
-
 class RequestsOut(BaseModel):
     org_id: str
     since: datetime
     until: datetime
-    requests: list[RequestOut]
+    requests: list[query.LoggedRequest]
 
 
 class SettingsIn(BaseModel):
@@ -93,7 +66,7 @@ async def list_requests(
             s, org_id, since=start, until=end, status=status, key=key, model=model, limit=limit
         )
     return RequestsOut(
-        org_id=org_id, since=start, until=end, requests=[RequestOut.model_validate(r, from_attributes=True) for r in rows]
+        org_id=org_id, since=start, until=end, requests=rows
     )
 
 

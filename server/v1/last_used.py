@@ -10,7 +10,6 @@ last flush is lost in a hard crash: the time is a hint for people, not an accoun
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import Table, bindparam, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.background import BackgroundTask
 from foundation.db import utcnow
 from server.tables import ApiKey
 
@@ -51,7 +51,7 @@ class LastUsedWriter:
         self._interval = interval
         self._now = now
         self._pending: dict[str, datetime] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("api-key-last-used", self._run)
         self.updates = 0
         """UPDATE statements issued so far, one per key per flush (tests count them)."""
 
@@ -86,8 +86,7 @@ class LastUsedWriter:
         return len(batch)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="api-key-last-used")
+        self._background.start()
 
     async def _run(self) -> None:
         while True:
@@ -102,9 +101,5 @@ class LastUsedWriter:
 
     async def aclose(self) -> None:
         """Stop the background task and write what is left."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
         await self.flush()

@@ -1,0 +1,35 @@
+"""One background task a long-lived object runs while the process serves: started once,
+cancelled and awaited when the object closes. The writers, sweepers and pollers share it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+
+class BackgroundTask:
+    def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.name = name
+        self._run = run
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> bool:
+        """Start the task unless it was started already; True when this call started it."""
+        if self._task is not None:
+            return False
+        self._task = asyncio.create_task(self._run(), name=self.name)
+        return True
+
+    async def stop(self) -> None:
+        """Cancel the task and wait for it to end (nothing to do when it never started)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
