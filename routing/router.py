@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from billing.preflight import Hold, Preflight, PreflightRequest
+from billing.prices import estimate_input_tokens
 from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource
 from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse, StreamEvent, Usage, UsageUpdate
+from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import Executor, RoutedStream
 from routing.intents import Intent, request_needs
@@ -192,7 +194,8 @@ class Router:
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
         route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
         # Resolve before holding credits: an unknown model is a 404 whatever the balance.
-        self.resolver.select(entry.routing, route)
+        choice = self.resolver.select(entry.routing, route)
+        offers = self.resolver.offers(entry.routing, choice.chain)
         hold = await self.preflight.hold(
             PreflightRequest(
                 org_id=ctx.org_id,
@@ -201,6 +204,10 @@ class Router:
                 intent=intent.value,
                 requested_model=model,
                 max_output_tokens=request.max_output_tokens,
+                sources=frozenset(source for source, _ in offers),
+                prices=tuple(price_for(info) for _, info in offers),
+                input_tokens_estimate=estimate_input_tokens(request),
+                request_id=ctx.request_id or ctx.turn_id,
             )
         )
         return entry, route, hold
@@ -281,4 +288,10 @@ class Router:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
         )
-        await hold.settle(conn.billing_source, used)
+        await hold.settle(
+            conn.billing_source,
+            used,
+            price=price_for(served.info),
+            audio_seconds=round(audio_seconds, 3),
+            characters=characters,
+        )
