@@ -1,10 +1,9 @@
 """The real billing preflight: holds on the credits ledger for segments that may be charged.
 
 `LedgerPreflight.hold` works out the most a segment may be charged from what the request path
-passes in `PreflightRequest`: the list prices of the models that may serve it
-(`billing.prices.hold_amount`, the dearest of them) and the billing sources of their connections,
-through the org's tier (`billing.policy.max_charge`; an unknown tier is `free`, money fails
-closed). 0 (a BYOK or private plan on a tier without a per-request charge) takes no hold and
+passes in `PreflightRequest.offers`: for each candidate that may serve it, its connection's
+billing source and its model's list price (`billing.prices.hold_amount`), through the org's tier
+(`billing.policy.max_charge`; an unknown tier is `free`, money fails closed); the largest wins. 0 (a BYOK or private plan on a tier without a per-request charge) takes no hold and
 touches no database; anything more is one `Ledger.hold` (one transaction), refused with
 `InsufficientCreditsError` (the 402) when the balance cannot cover it.
 
@@ -22,7 +21,7 @@ import logging
 
 from billing.ledger import Ledger
 from billing.ledger_types import HoldClosedError
-from billing.policy import charge, max_charge
+from billing.policy import allowed_sources, charge, max_charge
 from billing.preflight import NO_HOLD, Hold, PreflightRequest
 from billing.prices import Price, cost, hold_amount
 from billing.tiers import TierPolicy, policy_for
@@ -54,26 +53,37 @@ class LedgerPreflight:
 
 
 def hold_for(request: PreflightRequest) -> int | None:
-    """micro-USD to reserve for `request`; None when no source that may serve it can be charged
-    anything (no hold, no ledger). Pure: no database."""
+    """micro-USD to reserve for `request`: the largest charge any candidate may cost, each at its
+    own source and price; None when no candidate's source can be charged anything (no hold, no
+    ledger). Pure: no database."""
     policy = policy_for(request.tier)
     segment = Segment(request.segment)
-    if max_charge(policy, segment, _PROBE, audio_seconds=60.0, sources=request.sources) == 0:
+    offers = request.offers
+    if offers is None:
+        offers = tuple((source, None) for source in allowed_sources(policy))
+    chargeable = [
+        (source, price)
+        for source, price in offers
+        if max_charge(policy, segment, _PROBE, audio_seconds=60.0, sources=(source,)) > 0
+    ]
+    if not chargeable:
         return None
-    prices: tuple[Price | None, ...] = request.prices or (None,)
-    list_max = max(
-        hold_amount(
-            price,
-            request.intent,
-            max_output_tokens=request.max_output_tokens,
-            input_tokens_estimate=request.input_tokens_estimate,
-            audio_seconds=request.audio_seconds,
-            characters=request.characters,
-        )
-        for price in prices
-    )
     seconds = request.audio_seconds or 0.0
-    return max_charge(policy, segment, list_max, audio_seconds=seconds, sources=request.sources)
+    return max(
+        max_charge(policy, segment, _list_max(request, price), audio_seconds=seconds, sources=(source,))
+        for source, price in chargeable
+    )
+
+
+def _list_max(request: PreflightRequest, price: Price | None) -> int:
+    return hold_amount(
+        price,
+        request.intent,
+        max_output_tokens=request.max_output_tokens,
+        input_tokens_estimate=request.input_tokens_estimate,
+        audio_seconds=request.audio_seconds,
+        characters=request.characters,
+    )
 
 
 _PROBE = 1_000_000

@@ -41,10 +41,9 @@ class PreflightRequest:
     intent: str
     requested_model: str | None = None
     max_output_tokens: int | None = None
-    sources: frozenset[BillingSource] | None = None
-    """The billing sources of the connections that may serve the segment; None: any the tier allows."""
-    prices: tuple[Price | None, ...] = ()
-    """The list prices of the models that may serve it (None: unpriced); empty: not known."""
+    offers: tuple[tuple[BillingSource, Price | None], ...] | None = None
+    """What may serve the segment: each candidate's billing source and its model's list price
+    (None: unpriced). None: not known (any source the tier allows, at the intent's ceiling)."""
     input_tokens_estimate: int = 0
     """The request's input tokens as estimated before it runs (for the hold)."""
     request_id: str | None = None

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from billing.money import format_usd
 from providers.errors import ProviderError
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError
@@ -45,15 +46,17 @@ def render(error: ApiError) -> bytes:
     return error.openai_body()
 
 
-def trailer(trace: AttemptTrace) -> bytes:
-    """The final routing facts as an SSE comment: invisible to SSE clients, readable by people."""
+def trailer(trace: AttemptTrace, cost: int | None = None) -> bytes:
+    """The final routing facts as SSE comments: invisible to SSE clients, readable by people;
+    with `cost` (micro-USD, settled), a `: x-patchbay-cost USD` line too."""
     served = trace.served
     facts = {
         "route": trace.header(),
         "served": served.target if served else None,
         "billing_source": served.billing_source.value if served and served.billing_source else None,
     }
-    return b": patchbay " + orjson.dumps(facts) + b"\n\n"
+    line = b": patchbay " + orjson.dumps(facts) + b"\n\n"
+    return line if cost is None else line + b": x-patchbay-cost " + format_usd(cost).encode() + b"\n\n"
 
 
 def completion_id() -> str:
@@ -100,7 +103,7 @@ async def _complete(gateway: Gateway, ctx: CallContext, request: ChatRequest, mo
         return
     note_result(result)
     body = completion_body(result.response, completion_id=completion_id(), model=str(result.served.ref))
-    await send_body(send, 200, body, routing_headers(result.served, result.trace))
+    await send_body(send, 200, body, routing_headers(result.served, result.trace, result.cost))
 
 
 async def fail(send: Send, exc: Exception, render: Render = render) -> None:
@@ -166,6 +169,6 @@ async def _frames(
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
         note_error(error.code or error.type, after_output=True)
-        yield sse(error.openai_body()) + trailer(call.trace)
+        yield sse(error.openai_body()) + trailer(call.trace, call.cost)
         return
-    yield trailer(call.trace) + encoder.end()
+    yield trailer(call.trace, call.cost) + encoder.end()

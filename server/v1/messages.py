@@ -65,7 +65,7 @@ async def messages(scope: Scope, receive: Receive, send: Send) -> None:
         return
     note_result(result)
     out = message_body(result.response, message_id=message_id(), model=str(result.served.ref))
-    await send_body(send, 200, out, routing_headers(result.served, result.trace))
+    await send_body(send, 200, out, routing_headers(result.served, result.trace, result.cost))
 
 
 async def _stream(
@@ -113,6 +113,6 @@ async def _frames(
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
         note_error(error.code or error.type, after_output=True)
-        yield encoder.error(error.anthropic_body()) + trailer(call.trace)
+        yield encoder.error(error.anthropic_body()) + trailer(call.trace, call.cost)
         return
-    yield encoder.end() + trailer(call.trace)
+    yield encoder.end() + trailer(call.trace, call.cost)

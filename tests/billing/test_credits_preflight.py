@@ -16,7 +16,7 @@ from sqlalchemy import event
 from billing.credits_preflight import LedgerHold, LedgerPreflight, hold_for
 from billing.ledger import Ledger
 from billing.preflight import NO_HOLD, InsufficientCreditsError, PreflightRequest
-from billing.prices import Price
+from billing.prices import FREE, Price
 from providers.contract import BillingSource
 from providers.types import Usage
 from server.db import Database
@@ -25,11 +25,12 @@ from tests.billing.ledger_fakes import Clock, assert_consistent, entry_count
 ORG = "org_preflight"
 USD = 1_000_000
 MINI = Price.from_usd({"input": "0.15", "output": "0.60"})
-PLATFORM = frozenset({BillingSource.PLATFORM})
-BYOK = frozenset({BillingSource.BYOK})
+Offers = tuple[tuple[BillingSource, Price | None], ...]
+PLATFORM: Offers = ((BillingSource.PLATFORM, MINI),)
+BYOK: Offers = ((BillingSource.BYOK, MINI),)
 
 
-def _request(tier: str, sources: frozenset[BillingSource] | None, **kw: Any) -> PreflightRequest:
+def _request(tier: str, offers: Offers | None, **kw: Any) -> PreflightRequest:
     fields: dict[str, Any] = {
         "org_id": ORG,
         "tier": tier,
@@ -38,8 +39,7 @@ def _request(tier: str, sources: frozenset[BillingSource] | None, **kw: Any) -> 
         "requested_model": "openai/gpt-4o-mini",
         "max_output_tokens": 1_000,
         "input_tokens_estimate": 1_200,
-        "sources": sources,
-        "prices": (MINI,),
+        "offers": offers,
         "request_id": "req_1",
     }
     return PreflightRequest(**{**fields, **kw})
@@ -72,11 +72,16 @@ def test_the_hold_is_the_max_list_cost_through_the_tier() -> None:
     assert [hold_for(_request(t, BYOK)) for t in ("pro", "agency", "enterprise")] == [None] * 3
     # The dearest candidate decides; an unpriced one holds the intent's ceiling (2 USD for chat).
     dear = Price.from_usd({"input": "3", "output": "15"})
-    assert hold_for(_request("enterprise", PLATFORM, prices=(MINI, dear))) == 18_600
-    assert hold_for(_request("enterprise", PLATFORM, prices=(MINI, None))) == 2 * USD
+    platform = BillingSource.PLATFORM
+    assert hold_for(_request("enterprise", (*PLATFORM, (platform, dear)))) == 18_600
+    assert hold_for(_request("enterprise", (*PLATFORM, (platform, None)))) == 2 * USD
     assert hold_for(_request("enterprise", PLATFORM, max_output_tokens=None)) == 2 * USD
-    # Sources not known: every source the tier allows; an unknown tier is `free` (fails closed).
-    assert hold_for(_request("pro", None)) == 897
+    # Each candidate is charged at its own source: a dear BYOK model next to a cheap platform one
+    # on `pro` holds for the platform one only; a free platform engine next to it holds nothing.
+    assert hold_for(_request("pro", ((BillingSource.BYOK, dear), *PLATFORM))) == 897
+    assert hold_for(_request("enterprise", ((BillingSource.BYOK, dear), (platform, FREE)))) == 0
+    # Offers not known: every source the tier allows at the ceiling; an unknown tier is `free`.
+    assert hold_for(_request("pro", None)) == 2_300_000
     assert hold_for(_request("no-such-tier", PLATFORM)) == 975
 
 
@@ -109,7 +114,7 @@ async def test_a_platform_segment_holds_then_settles_its_cost_in_one_write_each(
 
 async def test_the_serving_source_decides_the_charge(db: Database, ledger: Ledger) -> None:
     await ledger.grant(ORG, 1 * USD, "grant")
-    both = frozenset({BillingSource.PLATFORM, BillingSource.BYOK})
+    both = (*PLATFORM, *BYOK)
     hold = await LedgerPreflight(ledger).hold(_request("pro", both))
     assert (await ledger.balance(ORG)).held == 897
     # A BYOK connection served it on pro: nothing to pay, the hold goes back in the settle.

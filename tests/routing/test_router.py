@@ -107,8 +107,7 @@ async def test_stream_records_one_segment_billed_to_the_fallback(setup: Setup) -
     mini = default_catalog().info(ProviderId.OPENAI, "gpt-4o-mini")
     small = default_catalog().info(ProviderId.MISTRAL, "mistral-small-latest")
     assert mini is not None and small is not None and None not in (mini.price, small.price)
-    assert request.sources == frozenset({BillingSource.BYOK})
-    assert request.prices == (mini.price, small.price)
+    assert request.offers == ((BillingSource.BYOK, mini.price), (BillingSource.BYOK, small.price))
     assert request.input_tokens_estimate > 0
     # The settle is priced by the model that served it.
     assert setup.preflight.hold_.prices == [small.price]

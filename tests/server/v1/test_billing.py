@@ -12,8 +12,10 @@ import json
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from billing.money import parse_usd
+from billing.tables import UsageRecord
 from foundation.orgs import Org
 from tests.server.v1.conftest import Patchbay, Upstreams
 
@@ -81,6 +83,16 @@ async def test_a_covered_surcharged_request_is_served_and_charged_once(
     assert balance.held == 0 and 0 < balance.balance < 1_000_000
     assert ledger_writes == [patchbay.org_id] * 4  # a hold and a settle each, nothing more
     assert json.loads(chat.text)["usage"]["prompt_tokens"] > 0
+    # What each response said it cost is exactly what the ledger charged.
+    [trailer] = [line for line in lines if line.startswith(": x-patchbay-cost ")]
+    assert lines.index(trailer) < lines.index("data: [DONE]")
+    charged = parse_usd(chat.headers["x-patchbay-cost"]) + parse_usd(trailer.split()[-1])
+    assert charged == 1_000_000 - balance.balance
+    # ... and what each usage record carries.
+    await patchbay.services.usage.flush()
+    async with patchbay.services.db.session() as s:
+        recorded = (await s.scalars(select(UsageRecord.cost_micro_usd))).all()
+    assert len(recorded) == 2 and sum(recorded) == charged and min(recorded) > 0
 
 
 async def test_a_byok_request_without_a_per_request_charge_never_touches_the_ledger(
@@ -93,3 +105,5 @@ async def test_a_byok_request_without_a_per_request_charge_never_touches_the_led
         messages = await c.post("/v1/messages", json=MESSAGES)
     assert (chat.status_code, stream.status_code, messages.status_code) == (200, 200, 200)
     assert ledger_writes == []
+    assert chat.headers["x-patchbay-cost"] == messages.headers["x-patchbay-cost"] == "0.00"
+    assert ": x-patchbay-cost 0.00" in stream.text.splitlines()
