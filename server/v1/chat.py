@@ -46,17 +46,20 @@ def render(error: ApiError) -> bytes:
     return error.openai_body()
 
 
-def trailer(trace: AttemptTrace, cost: int | None = None) -> bytes:
-    """The final routing facts as SSE comments: invisible to SSE clients, readable by people;
-    with `cost` (micro-USD, settled), a `: x-patchbay-cost USD` line too."""
+def cost_comment(cost: int | None) -> bytes:
+    """What the stream was charged (micro-USD, settled) as an SSE comment; nothing when unknown."""
+    return b"" if cost is None else b": x-patchbay-cost " + format_usd(cost).encode() + b"\n\n"
+
+
+def trailer(trace: AttemptTrace) -> bytes:
+    """The final routing facts as an SSE comment: invisible to SSE clients, readable by people."""
     served = trace.served
     facts = {
         "route": trace.header(),
         "served": served.target if served else None,
         "billing_source": served.billing_source.value if served and served.billing_source else None,
     }
-    line = b": patchbay " + orjson.dumps(facts) + b"\n\n"
-    return line if cost is None else line + b": x-patchbay-cost " + format_usd(cost).encode() + b"\n\n"
+    return b": patchbay " + orjson.dumps(facts) + b"\n\n"
 
 
 def completion_id() -> str:
@@ -169,6 +172,6 @@ async def _frames(
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
         note_error(error.code or error.type, after_output=True)
-        yield sse(error.openai_body()) + trailer(call.trace, call.cost)
+        yield cost_comment(call.cost) + sse(error.openai_body()) + trailer(call.trace)
         return
-    yield trailer(call.trace, call.cost) + encoder.end()
+    yield cost_comment(call.cost) + trailer(call.trace) + encoder.end()
