@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from billing.prices import Price
 from providers.contract import BillingSource
 from providers.types import Usage
 
@@ -38,13 +39,34 @@ class PreflightRequest:
     segment: str
     """`llm`, `stt` or `tts`."""
     intent: str
-    requested_model: str | None
+    requested_model: str | None = None
     max_output_tokens: int | None = None
+    offers: tuple[tuple[BillingSource, Price | None], ...] | None = None
+    """What may serve the segment: each candidate's billing source and its model's list price
+    (None: unpriced). None: not known (any source the tier allows, at the intent's ceiling)."""
+    input_tokens_estimate: int = 0
+    """The request's input tokens as estimated before it runs (for the hold)."""
+    request_id: str | None = None
+    """For the hold's idempotency key; a turn's id on the voice surfaces."""
+    audio_seconds: float | None = 0.0
+    """The audio known before the segment runs (an STT segment's input); None: unbounded (TTS)."""
+    characters: int = 0
+    """The text known before the segment runs (a TTS segment's input)."""
 
 
 class Hold(Protocol):
-    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
-        """The segment was served by a connection billed to `billing_source` and used `usage`."""
+    async def settle(
+        self,
+        billing_source: BillingSource,
+        usage: Usage,
+        *,
+        price: Price | None = None,
+        audio_seconds: float = 0.0,
+        characters: int = 0,
+    ) -> int:
+        """The segment was served by a connection billed to `billing_source` at list `price` (None:
+        unpriced) and used `usage` (tokens), `audio_seconds` and `characters`. Returns what the
+        org was charged, in micro-USD."""
         ...
 
     async def release(self) -> None:
@@ -59,8 +81,16 @@ class Preflight(Protocol):
 
 
 class _NoHold:
-    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
-        return None
+    async def settle(
+        self,
+        billing_source: BillingSource,
+        usage: Usage,
+        *,
+        price: Price | None = None,
+        audio_seconds: float = 0.0,
+        characters: int = 0,
+    ) -> int:
+        return 0
 
     async def release(self) -> None:
         return None

@@ -25,7 +25,7 @@ from types import MappingProxyType
 
 from billing.money import MAX_MICRO_USD, format_usd, parse_usd
 from foundation.errors import RequestError
-from providers.types import Usage
+from providers.types import ChatRequest, TextPart, Usage
 
 TOKENS_PER_UNIT = 1_000_000
 """Token prices are per million tokens."""
@@ -179,6 +179,24 @@ def hold_amount(
         else None
     )
     return ceiling(intent) if bound is None else bound
+
+
+_CHARS_PER_TOKEN = 3
+"""A conservative estimate: most tokenizers average nearer 4 characters a token in English."""
+_TOKENS_PER_MEDIA_PART = 1_000
+
+
+def estimate_input_tokens(request: ChatRequest) -> int:
+    """The input tokens a request may use, estimated for its hold (text length, a flat amount per
+    image or audio part); what it actually used is settled from the provider's usage."""
+    chars, media = 0, 0
+    for message in request.messages:
+        for part in message.content:
+            if isinstance(part, TextPart):
+                chars += len(part.text)
+            else:
+                media += 1
+    return -(-chars // _CHARS_PER_TOKEN) + media * _TOKENS_PER_MEDIA_PART
 
 
 _TOKENS_SPEC = re.compile(r"^(?P<input>[^/]+)/(?P<output>[^/]+)(?:/(?P<cached>[^/]+))?$")

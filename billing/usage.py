@@ -52,6 +52,8 @@ class UsageSegment:
     audio_seconds: float = 0.0
     characters: int = 0
     latency_ms: float | None = None
+    cost_micro_usd: int = 0
+    """What the org was charged for it (micro-USD), as settled before the record is written."""
     at: datetime = field(default_factory=utcnow)
 
     def row_values(self) -> RowValues:
@@ -80,6 +82,7 @@ class UsageSegment:
             "audio_seconds": self.audio_seconds,
             "characters": self.characters,
             "latency_ms": self.latency_ms,
+            "cost_micro_usd": self.cost_micro_usd,
             "created_at": self.at,
         }
 

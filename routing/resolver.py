@@ -167,6 +167,19 @@ class Resolver:
                 seen.setdefault(conn.profile_id)
         return list(seen)
 
+    def offers(self, org: OrgRouting, chain: Chain) -> list[tuple[BillingSource, ModelInfo]]:
+        """What the chain may be served by, for billing's hold: the billing source and model of every
+        active connection the tier allows that offers the ref's model (no states, no needs)."""
+        found: list[tuple[BillingSource, ModelInfo]] = []
+        for ref in chain:
+            for conn in self._connections(org, ref)[0]:
+                if conn.status is not ConnectionStatus.ACTIVE or conn.billing_source not in org.allowed_billing:
+                    continue
+                info = self._catalog.model_for(conn, ref.model)
+                if info is not None:
+                    found.append((conn.billing_source, info))
+        return found
+
     def _connections(self, org: OrgRouting, ref: ModelRef) -> tuple[tuple[ConnectionView, ...], bool]:
         """The profiles a ref addresses and whether their order is explicit."""
         provider = ref.provider

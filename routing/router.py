@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from billing.preflight import Hold, Preflight, PreflightRequest
+from billing.prices import estimate_input_tokens
 from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource
 from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse, StreamEvent, Usage, UsageUpdate
+from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import Executor, RoutedStream
 from routing.intents import Intent, request_needs
@@ -65,6 +67,8 @@ class RoutedResult:
     response: ChatResponse
     served: PlannedAttempt
     trace: AttemptTrace
+    cost: int = 0
+    """What the org was charged for it, in micro-USD (settled before this is returned)."""
 
     @property
     def billing_source(self) -> BillingSource:
@@ -95,6 +99,8 @@ class RoutedCall:
         self._events: AsyncIterator[StreamEvent] | None = None
         self._started = time.perf_counter()
         self.usage: Usage | None = None
+        self.cost: int | None = None
+        """What the org was charged, in micro-USD: set once the call has ended and settled."""
 
     @property
     def trace(self) -> AttemptTrace:
@@ -141,7 +147,7 @@ class RoutedCall:
         finally:
             # Close the executor's generator now, not when it is collected: that closes the upstream.
             await events.aclose()  # type: ignore[attr-defined]
-            await self._router._finish(
+            self.cost = await self._router._finish(
                 self._ctx, self._route.intent, self.served, self.usage, status, self._started, self._hold
             )
 
@@ -192,7 +198,8 @@ class Router:
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
         route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
         # Resolve before holding credits: an unknown model is a 404 whatever the balance.
-        self.resolver.select(entry.routing, route)
+        choice = self.resolver.select(entry.routing, route)
+        offers = self.resolver.offers(entry.routing, choice.chain)
         hold = await self.preflight.hold(
             PreflightRequest(
                 org_id=ctx.org_id,
@@ -201,6 +208,9 @@ class Router:
                 intent=intent.value,
                 requested_model=model,
                 max_output_tokens=request.max_output_tokens,
+                offers=tuple((source, price_for(info)) for source, info in offers),
+                input_tokens_estimate=estimate_input_tokens(request),
+                request_id=ctx.request_id or ctx.turn_id,
             )
         )
         return entry, route, hold
@@ -220,10 +230,10 @@ class Router:
         except AllAttemptsFailedError:
             await hold.release()
             raise
-        await self._finish(
+        cost = await self._finish(
             ctx, route.intent, routed.attempt, routed.response.usage, SegmentStatus.OK, started, hold
         )
-        return RoutedResult(response=routed.response, served=routed.attempt, trace=routed.trace)
+        return RoutedResult(response=routed.response, served=routed.attempt, trace=routed.trace, cost=cost)
 
     async def _finish(
         self,
@@ -234,8 +244,8 @@ class Router:
         status: SegmentStatus,
         started: float,
         hold: Hold,
-    ) -> None:
-        await self.account(
+    ) -> int:
+        return await self.account(
             ctx, Segment.LLM, intent, served, status, started, hold, tokens=usage or Usage()
         )
 
@@ -252,33 +262,44 @@ class Router:
         tokens: Usage | None = None,
         audio_seconds: float = 0.0,
         characters: int = 0,
-    ) -> None:
+    ) -> int:
         """The end of any segment: one usage record billed to the connection that served it,
-        and the hold settled; with nothing served, the hold is released and nothing recorded."""
+        and the hold settled; with nothing served, the hold is released and nothing recorded.
+        Returns what the org was charged (micro-USD)."""
         if served is None:
             await hold.release()
-            return
+            return 0
         conn = served.connection
         used = tokens or Usage()
-        self.usage.record(
-            UsageSegment(
-                org_id=ctx.org_id,
-                segment=segment,
-                provider=conn.provider.value,
-                billing_source=conn.billing_source,
-                model=served.model,
-                profile_id=conn.profile_id,
-                connection_id=conn.connection_id or None,
-                agent_id=ctx.agent_id,
-                api_key_id=ctx.api_key_id,
-                request_id=ctx.request_id,
-                turn_id=ctx.turn_id,
-                intent=intent.value,
-                status=status,
-                tokens=used,
-                audio_seconds=round(audio_seconds, 3),
-                characters=characters,
-                latency_ms=(time.perf_counter() - started) * 1000,
+        latency_ms = (time.perf_counter() - started) * 1000
+        seconds = round(audio_seconds, 3)
+        charged = 0
+        try:
+            charged = await hold.settle(
+                conn.billing_source, used, price=price_for(served.info), audio_seconds=seconds, characters=characters
             )
-        )
-        await hold.settle(conn.billing_source, used)
+        finally:
+            # Settled first, so the record carries the charge; recorded even if settling failed.
+            self.usage.record(
+                UsageSegment(
+                    org_id=ctx.org_id,
+                    segment=segment,
+                    provider=conn.provider.value,
+                    billing_source=conn.billing_source,
+                    model=served.model,
+                    profile_id=conn.profile_id,
+                    connection_id=conn.connection_id or None,
+                    agent_id=ctx.agent_id,
+                    api_key_id=ctx.api_key_id,
+                    request_id=ctx.request_id,
+                    turn_id=ctx.turn_id,
+                    intent=intent.value,
+                    status=status,
+                    tokens=used,
+                    audio_seconds=seconds,
+                    characters=characters,
+                    latency_ms=latency_ms,
+                    cost_micro_usd=charged,
+                )
+            )
+        return charged

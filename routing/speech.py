@@ -8,11 +8,10 @@ Where a speech chain comes from, first match wins (docs/routing.md#speech-chains
    added an ElevenLabs key wants its voices; a chat key never changes who speaks);
 and the built-in offline engine always last, the floor that keeps a session's voice.
 
-Candidates are filtered by the resolver (status, tier, capability, cooldown) with the same
-skip reasons as chat, so a connection whose key was refused (401 disables the profile) is
-not called again until its window ends or its key is replaced, in this session, in new ones
-and, with Redis, on every replica. Cloud engines come from `providers.speech.builders`;
-adding a provider adds a builder, never a branch here.
+Candidates are filtered by the resolver (status, tier, capability, cooldown) with chat's skip reasons,
+so a connection whose key was refused (401 disables the profile) is not called again until its window
+ends or its key is replaced, in this session, in new ones and, with Redis, on every replica. Cloud
+engines come from `providers.speech.builders`; a new provider adds a builder, never a branch here.
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEng
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.caller import speaking_for
 from providers.speech.pcm import Resampler
-from routing.catalog import ModelInfo
+from routing.catalog import ModelInfo, price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import EndpointGuard, admit, log_trace
 from routing.intents import Intent
@@ -146,7 +145,9 @@ class SpeechRouter:
         floor = builtin_attempt(org.org_id, engine, intent, len(choice.chain))
         return Plan(intent=intent, source=plan.source, strict=False, items=(*plan.items, floor))
 
-    async def _begin(self, ctx: CallContext, intent: Intent) -> tuple[OrgRouting, Plan, Hold]:
+    async def _begin(
+        self, ctx: CallContext, intent: Intent, *, audio_seconds: float | None = 0.0, characters: int = 0
+    ) -> tuple[OrgRouting, Plan, Hold]:
         entry = await self._router.entry(ctx.org_id)
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
         plan = await self.plan(entry.routing, intent, agent)
@@ -156,7 +157,10 @@ class SpeechRouter:
                 tier=entry.routing.tier,
                 segment=intent.value,
                 intent=intent.value,
-                requested_model=None,
+                offers=tuple((a.billing_source, price_for(a.info)) for a in plan.attempts),
+                request_id=ctx.request_id or ctx.turn_id,
+                audio_seconds=audio_seconds,
+                characters=characters,
             )
         )
         return entry.routing, plan, hold
@@ -165,7 +169,8 @@ class SpeechRouter:
         self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, run: Run | None = None
     ) -> Transcript:
         """One STT segment; raises `AllAttemptsFailedError` when no engine served it."""
-        org, plan, hold = await self._begin(ctx, Intent.STT)
+        seconds = len(pcm16_16k) / (2 * STT_SAMPLE_RATE)
+        org, plan, hold = await self._begin(ctx, Intent.STT, audio_seconds=seconds)
         run = run or Run(AttemptTrace(intent=Intent.STT.value))
         started = time.perf_counter()
         status = SegmentStatus.FAILED
@@ -190,7 +195,7 @@ class SpeechRouter:
     ) -> AsyncGenerator[bytes, None]:
         """One TTS segment as PCM16 chunks at `OUTPUT_RATE`. `run` (optional) shows the trace and
         the serving attempt while it goes. Close the generator to stop early (billed as cancelled)."""
-        org, plan, hold = await self._begin(ctx, Intent.TTS)
+        org, plan, hold = await self._begin(ctx, Intent.TTS, audio_seconds=None, characters=len(text))
         run = run or Run(AttemptTrace(intent=Intent.TTS.value))
         started = time.perf_counter()
         status = SegmentStatus.CANCELLED

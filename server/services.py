@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 
 from pydantic import SecretStr
 
+from billing.credits_preflight import LedgerPreflight
 from billing.ledger import Ledger
 from billing.ledger_sweeper import HoldSweeper
 from billing.preflight import NoopPreflight, Preflight
@@ -117,8 +118,10 @@ def build_gateway(
     overrides: Overrides,
     *,
     environ: Mapping[str, str],
+    preflight: Preflight | None = None,
 ) -> Gateway:
-    """The routed API's objects; Redis (when configured) carries cooldowns, limits and change notices."""
+    """The routed API's objects; Redis (when configured) carries cooldowns, limits and change notices.
+    `preflight`: billing's hold seam (`Overrides.preflight` wins); none: nothing is held or charged."""
     guard = guard_policy(settings)
     resolve = overrides.resolve
     upstream = UpstreamClients(session_factory=lambda: guarded_session(guard, resolve=resolve))
@@ -141,7 +144,7 @@ def build_gateway(
         usage=usage,
         guard=guard,
         resolve=resolve or resolve_host,
-        preflight=overrides.preflight or NoopPreflight(),
+        preflight=overrides.preflight or preflight or NoopPreflight(),
     )
     api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow)
     registry.add_listener(api_keys.drop_org)
@@ -217,7 +220,16 @@ class Services:
         vault = build_vault(settings, database, audit)
         usage = new_usage_recorder(database.sessions)
         # The CLI and the server are edges: both may read the environment references the operator allowed.
-        gateway = build_gateway(settings, database, vault, usage, overrides, environ=services_environ(settings))
+        ledger = Ledger(database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds))
+        gateway = build_gateway(
+            settings,
+            database,
+            vault,
+            usage,
+            overrides,
+            environ=services_environ(settings),
+            preflight=LedgerPreflight(ledger),
+        )
         voice = VoiceRuntime.from_settings(
             settings,
             gateway,
@@ -225,7 +237,6 @@ class Services:
             engines=overrides.voice_engines,
             llm=overrides.voice_llm,
         )
-        ledger = Ledger(database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds))
         services = cls(
             settings=settings,
             db=database,

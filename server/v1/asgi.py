@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
+from billing.money import format_usd
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
@@ -131,9 +132,14 @@ def request_id() -> str:
     return request_id_var.get() or ""
 
 
-def routing_headers(served: PlannedAttempt | None, trace: AttemptTrace | None) -> Headers:
-    """`x-patchbay-*` headers: who served, where the cost lands, what was tried, which request."""
+def routing_headers(
+    served: PlannedAttempt | None, trace: AttemptTrace | None, cost: int | None = None
+) -> Headers:
+    """`x-patchbay-*` headers: who served, where the cost lands and what it was (`cost`, micro-USD,
+    as exact USD), what was tried, which request."""
     headers: Headers = [(b"x-patchbay-request-id", _latin1(request_id()))]
+    if cost is not None:
+        headers.append((b"x-patchbay-cost", format_usd(cost).encode()))
     if served is not None:
         headers += [
             (b"x-patchbay-provider", _latin1(served.connection.profile_id)),

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from billing.money import format_usd
 from providers.errors import ProviderError
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError
@@ -43,6 +44,11 @@ from server.v1.openai_wire import ChatCompletionRequest
 
 def render(error: ApiError) -> bytes:
     return error.openai_body()
+
+
+def cost_comment(cost: int | None) -> bytes:
+    """What the stream was charged (micro-USD, settled) as an SSE comment; nothing when unknown."""
+    return b"" if cost is None else b": x-patchbay-cost " + format_usd(cost).encode() + b"\n\n"
 
 
 def trailer(trace: AttemptTrace) -> bytes:
@@ -100,7 +106,7 @@ async def _complete(gateway: Gateway, ctx: CallContext, request: ChatRequest, mo
         return
     note_result(result)
     body = completion_body(result.response, completion_id=completion_id(), model=str(result.served.ref))
-    await send_body(send, 200, body, routing_headers(result.served, result.trace))
+    await send_body(send, 200, body, routing_headers(result.served, result.trace, result.cost))
 
 
 async def fail(send: Send, exc: Exception, render: Render = render) -> None:
@@ -166,6 +172,6 @@ async def _frames(
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
         note_error(error.code or error.type, after_output=True)
-        yield sse(error.openai_body()) + trailer(call.trace)
+        yield cost_comment(call.cost) + sse(error.openai_body()) + trailer(call.trace)
         return
-    yield trailer(call.trace) + encoder.end()
+    yield cost_comment(call.cost) + trailer(call.trace) + encoder.end()

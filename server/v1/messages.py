@@ -26,7 +26,7 @@ from server.v1.asgi import (
     send_body,
     stream_response,
 )
-from server.v1.chat import context, fail, trailer
+from server.v1.chat import context, cost_comment, fail, trailer
 from server.v1.errors import ApiError, after_output, from_exception
 from server.v1.gateway import Gateway
 
@@ -65,7 +65,7 @@ async def messages(scope: Scope, receive: Receive, send: Send) -> None:
         return
     note_result(result)
     out = message_body(result.response, message_id=message_id(), model=str(result.served.ref))
-    await send_body(send, 200, out, routing_headers(result.served, result.trace))
+    await send_body(send, 200, out, routing_headers(result.served, result.trace, result.cost))
 
 
 async def _stream(
@@ -113,6 +113,6 @@ async def _frames(
         error = after_output(exc) if isinstance(exc, ProviderError) else from_exception(exc)
         assert error is not None
         note_error(error.code or error.type, after_output=True)
-        yield encoder.error(error.anthropic_body()) + trailer(call.trace)
+        yield cost_comment(call.cost) + encoder.error(error.anthropic_body()) + trailer(call.trace)
         return
-    yield encoder.end() + trailer(call.trace)
+    yield encoder.end() + cost_comment(call.cost) + trailer(call.trace)

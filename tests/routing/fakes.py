@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from billing.preflight import PreflightRequest
+from billing.prices import Price
 from billing.usage import UsageSegment
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.contract import (
@@ -222,10 +223,21 @@ class Recorder:
 @dataclass
 class FakeHold:
     settled: list[tuple[BillingSource, Usage]] = field(default_factory=list)
+    prices: list[Price | None] = field(default_factory=list)
     released: int = 0
 
-    async def settle(self, billing_source: BillingSource, usage: Usage) -> None:
+    async def settle(
+        self,
+        billing_source: BillingSource,
+        usage: Usage,
+        *,
+        price: Price | None = None,
+        audio_seconds: float = 0.0,
+        characters: int = 0,
+    ) -> int:
         self.settled.append((billing_source, usage))
+        self.prices.append(price)
+        return 0
 
     async def release(self) -> None:
         self.released += 1

@@ -9,7 +9,7 @@ import pytest
 
 from billing.usage import SegmentStatus
 from foundation.audit import MemoryAudit
-from providers.contract import BillingSource, ErrorClass, WireProtocol
+from providers.contract import BillingSource, ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError
 from providers.types import (
     ChatRequest,
@@ -101,7 +101,16 @@ async def test_stream_records_one_segment_billed_to_the_fallback(setup: Setup) -
     assert (segment.api_key_id, segment.request_id, segment.intent) == ("key_1", "req_1", "chat")
     assert segment.tokens.input_tokens == 3
     assert setup.preflight.hold_.settled == [(BillingSource.BYOK, Usage(input_tokens=3))]
-    assert setup.preflight.requests[0].requested_model == "default"
+    [request] = setup.preflight.requests
+    assert request.requested_model == "default" and request.request_id == "req_1"
+    # The hold is sized from what may serve the chain: both BYOK, at the catalog's prices.
+    mini = default_catalog().info(ProviderId.OPENAI, "gpt-4o-mini")
+    small = default_catalog().info(ProviderId.MISTRAL, "mistral-small-latest")
+    assert mini is not None and small is not None and None not in (mini.price, small.price)
+    assert request.offers == ((BillingSource.BYOK, mini.price), (BillingSource.BYOK, small.price))
+    assert request.input_tokens_estimate > 0
+    # The settle is priced by the model that served it.
+    assert setup.preflight.hold_.prices == [small.price]
 
 
 async def test_failure_after_output_is_recorded_as_failed(setup: Setup) -> None:
