@@ -98,16 +98,21 @@ async def authenticate(services: Services, scope: Scope) -> Caller:
     raise _unauthorized()
 
 
-def check_csrf(caller: Caller, scope: Scope) -> None:
-    """Cookie-authenticated state changes must prove they come from our own page."""
-    if caller.csrf_token is None or scope["method"] in _SAFE_METHODS:
-        return
+def check_same_origin(scope: Scope) -> None:
+    """Refuse a request a browser says came from another site (`Sec-Fetch-Site`, `Origin`)."""
     if (_header(scope, b"sec-fetch-site") or "same-origin") not in ("same-origin", "none"):
         raise Refused(403, "csrf_failed", "cross-site request refused")
     origin = _header(scope, b"origin")
     host = _header(scope, b"host")
     if origin is not None and host is not None and origin.split("://", 1)[-1] != host:
         raise Refused(403, "csrf_failed", "cross-site request refused (Origin does not match)")
+
+
+def check_csrf(caller: Caller, scope: Scope) -> None:
+    """Cookie-authenticated state changes must prove they come from our own page."""
+    if caller.csrf_token is None or scope["method"] in _SAFE_METHODS:
+        return
+    check_same_origin(scope)
     presented = _header(scope, CSRF_HEADER.encode()) or ""
     if not presented or not hmac.compare_digest(presented.encode(), caller.csrf_token.encode()):
         raise Refused(403, "csrf_failed", f"missing or wrong {CSRF_HEADER} header; reload the page")

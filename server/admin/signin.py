@@ -19,7 +19,14 @@ from foundation.audit import AuditEvent, acting
 from server.access import users
 from server.access.caller import Caller
 from server.access.tables import User
-from server.admin.auth import SESSION_COOKIE, Refused, check_csrf, locked_out, session_cookie
+from server.admin.auth import (
+    SESSION_COOKIE,
+    Refused,
+    check_csrf,
+    check_same_origin,
+    locked_out,
+    session_cookie,
+)
 from server.auth_throttle import client_address
 from server.services import Services
 
@@ -70,7 +77,11 @@ async def _signed_in(request: Request, user: User) -> JSONResponse:
 
 
 async def _guarded(request: Request, attempt: users.SignInError | None) -> None:
-    """Refuse an address locked out by failed attempts; count a failed one (`attempt`) against it."""
+    """Refuse an address locked out by failed attempts; count a failed one (`attempt`) against it.
+    Before the attempt, also refuse one another site's page made (login CSRF: signing a browser
+    in to an account of the attacker's choosing)."""
+    if attempt is None:
+        check_same_origin(request.scope)
     throttle = _services(request).auth_throttle
     address = client_address(request.scope)
     wait = await (throttle.locked(address) if attempt is None else throttle.failed(address, surface="password"))

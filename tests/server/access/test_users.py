@@ -138,3 +138,13 @@ def test_the_cli_invites_and_lists_members(tmp_path: Path, db_url: str, monkeypa
     assert listed.exit_code == 0 and json.loads(listed.output) == []
     missing = runner.invoke(cli, ["user", "remove", "--org", "acme", "usr_nope", "--json"])
     assert missing.exit_code == 1
+
+
+async def test_another_site_cannot_sign_a_browser_in(app: FastAPI, client: httpx.AsyncClient, orgs: Orgs) -> None:
+    await sign_up(app, client, orgs.a["id"], "gus@example.com", "viewer")
+    body = {"email": "gus@example.com", "password": PASSWORD}
+    for headers in ({"origin": "https://evil.example"}, {"sec-fetch-site": "cross-site"}):
+        refused = await browser(app).post("/auth/login", json=body, headers=headers)
+        assert refused.status_code == 403 and "set-cookie" not in refused.headers, headers
+    same = await browser(app).post("/auth/login", json=body, headers={"origin": "https://patchbay.test", "sec-fetch-site": "same-origin"})
+    assert same.status_code == 200
