@@ -12,24 +12,7 @@ from server.auth_throttle import AuthThrottle, client_address, policy_from_setti
 from server.auth_throttle_policy import ThrottlePolicy
 from server.auth_throttle_store import InProcessFailureStore, NoFailureStore, RedisFailureStore
 from server.settings import Settings
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps:
-    """A sleep that returns at once and remembers what it was asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.asked.append(seconds)
+from tests.server.throttle_fakes import Clock, Sleeps
 
 
 def throttle(policy: ThrottlePolicy, clock: Clock, sleeps: Sleeps) -> AuthThrottle:
@@ -37,7 +20,7 @@ def throttle(policy: ThrottlePolicy, clock: Clock, sleeps: Sleeps) -> AuthThrott
 
 
 async def test_failures_are_slowed_past_half_the_limit_then_locked() -> None:
-    clock, sleeps = Clock(), Sleeps()
+    clock, sleeps = Clock(5_000.0), Sleeps()
     gate = throttle(ThrottlePolicy(limit=10, window=60, lockout=300), clock, sleeps)
     answers = [await gate.failed("203.0.113.9") for _ in range(9)]
     assert answers == [None] * 9
@@ -54,7 +37,7 @@ async def test_failures_are_slowed_past_half_the_limit_then_locked() -> None:
 
 
 async def test_one_ipv6_host_cannot_rotate_through_its_64() -> None:
-    clock, sleeps = Clock(), Sleeps()
+    clock, sleeps = Clock(5_000.0), Sleeps()
     gate = throttle(ThrottlePolicy(limit=3), clock, sleeps)
     for n in range(1, 4):
         await gate.failed(f"2001:db8:0:7::{n}")
@@ -65,7 +48,7 @@ async def test_one_ipv6_host_cannot_rotate_through_its_64() -> None:
 async def test_the_lockout_is_logged_once_with_the_address_in_a_field(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    gate = throttle(ThrottlePolicy(limit=2), Clock(), Sleeps())
+    gate = throttle(ThrottlePolicy(limit=2), Clock(5_000.0), Sleeps())
     with caplog.at_level(logging.WARNING, logger="patchbay.auth"):
         for _ in range(5):
             await gate.failed("192.0.2.1", surface="v1")

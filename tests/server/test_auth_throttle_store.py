@@ -19,16 +19,10 @@ from server.auth_throttle_store import (
     make_failure_store,
 )
 from tests.emulators.harness import free_port
+from tests.server.throttle_fakes import Clock
 
 POLICY = ThrottlePolicy(limit=3, window=60.0, lockout=300.0)
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["memory", "redis"])

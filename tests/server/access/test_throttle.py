@@ -17,7 +17,7 @@ from server.db import Database
 from server.services import Overrides, Services
 from server.settings import Settings
 from tests.server.conftest import ADMIN_TOKEN
-from tests.server.v1.test_auth_throttle import Clock, Sleeps
+from tests.server.throttle_fakes import Clock, Sleeps
 
 ATTACKER, HOLDER = "203.0.113.66", "198.51.100.7"
 PASSWORD = "correct horse battery staple"

@@ -28,6 +28,7 @@ from server.settings import Settings
 from tests.server.realtime.conftest import Client, Patchbay
 from tests.server.realtime.test_twilio import Phone, basic
 from tests.server.realtime.test_twilio_signature import AUTH_TOKEN, FORM, PUBLIC, sign
+from tests.server.throttle_fakes import Clock
 
 POLICY = ThrottlePolicy(limit=3, window=60.0, lockout=300.0)
 ATTACKER = "203.0.113.66"
@@ -35,13 +36,6 @@ ELSEWHERE = "198.51.100.7"
 BAD = "pb-" + "0" * 43
 WEBHOOK = f"{PUBLIC}/v1/twilio/voice"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def no_wait(seconds: float) -> None:

@@ -25,6 +25,7 @@ from server.auth_throttle_store import FailureStore, InProcessFailureStore, Redi
 from server.db import Database
 from server.services import Overrides, Services
 from server.settings import Settings
+from tests.server.throttle_fakes import Clock, Sleeps
 
 POLICY = ThrottlePolicy(limit=10, window=60.0, lockout=300.0)
 ATTACKER = "203.0.113.66"
@@ -32,20 +33,6 @@ HOLDER = "198.51.100.7"
 BAD = "pb-" + "0" * 43
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.asked: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.asked.append(seconds)
 
 
 @asynccontextmanager
