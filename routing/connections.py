@@ -1,6 +1,7 @@
-"""An org's AI Connections: create, list, update, replace key, revoke, delete, reorder.
+"""AI Connections: create, list, update, replace key, revoke, delete, reorder.
 
-Keys arrive as `Secret`s and go straight into the vault; nothing here returns one. Every
+A connection belongs to an org, or (`org_id=None` on every method) to the operator: a platform
+connection every org may route to as its tier allows, billed `platform`. Keys arrive as `Secret`s and go straight into the vault; nothing here returns one. Every
 change is audited and reported to `on_change` so in-memory routing snapshots are rebuilt.
 """
 
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.prices import Price
@@ -35,6 +36,7 @@ from routing.declared_models import with_prices as _with_prices
 from routing.env_reference import check_env_reference
 from routing.guard import GuardPolicy, validate_base_url
 from routing.model import ConnectionStatus
+from routing.platform import scope_of
 from routing.tables import Connection, OrgAISettings
 
 KEY_FIELD = "api_key"
@@ -67,7 +69,8 @@ class ConnectionInfo:
     """What every surface may show about a connection: never the key, only its fingerprint."""
 
     id: str
-    org_id: str
+    org_id: str | None
+    """None for a platform connection."""
     profile_id: str
     provider: str
     name: str
@@ -83,6 +86,14 @@ class ConnectionInfo:
     health: Health
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def platform(self) -> bool:
+        return self.org_id is None
+
+
+def _owned_by(org_id: str | None) -> ColumnElement[bool]:
+    return Connection.org_id.is_(None) if org_id is None else Connection.org_id == org_id
 
 
 def describe(row: Connection) -> ConnectionInfo:
@@ -119,11 +130,15 @@ def _provider(value: str) -> ProviderId:
     return provider
 
 
-def _name(provider: ProviderId, name: str | None) -> str:
+PLATFORM_DEFAULT_NAME = "platform"
+"""A platform connection's default name: unlike `default`, it never collides with an org's own."""
+
+
+def _name(provider: ProviderId, name: str | None, *, platform: bool = False) -> str:
     if name is None:
         if provider is ProviderId.OPENAI_COMPATIBLE:
             raise RequestError("a custom endpoint needs a name: it becomes the provider part of its model refs", param="name")
-        return "default"
+        return PLATFORM_DEFAULT_NAME if platform else "default"
     name = name.strip().lower()
     if not _NAME_RE.match(name):
         raise RequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'", param="name")
@@ -166,7 +181,7 @@ class Connections:
     async def create(
         self,
         session: AsyncSession,
-        org_id: str,
+        org_id: str | None,
         *,
         provider: str,
         name: str | None = None,
@@ -178,7 +193,7 @@ class Connections:
     ) -> ConnectionInfo:
         """`prices` (model id -> price) sets the prices of declared models, as their `price` field may."""
         pid = _provider(provider)
-        conn_name = _name(pid, name)
+        conn_name = _name(pid, name, platform=org_id is None)
         if base_url is not None:
             _bounded_base_url(base_url)
             validate_base_url(base_url, self.guard)
@@ -192,12 +207,12 @@ class Connections:
         if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
             raise RequestError(f"{PRESETS[pid].display_name} needs a key", param="key")
         existing = await session.scalar(
-            select(Connection.id).where(Connection.org_id == org_id, Connection.provider == pid.value, Connection.name == conn_name)
+            select(Connection.id).where(_owned_by(org_id), Connection.provider == pid.value, Connection.name == conn_name)
         )
         if existing is not None:
             raise ConflictError(f"connection {pid.value}:{conn_name} already exists", param="name")
         siblings = (
-            await session.scalars(select(Connection.position).where(Connection.org_id == org_id, Connection.provider == pid.value))
+            await session.scalars(select(Connection.position).where(_owned_by(org_id), Connection.provider == pid.value))
         ).all()
         row = Connection(
             id=new_id("conn"),
@@ -208,7 +223,7 @@ class Connections:
             position=max(siblings, default=-1) + 1,
             status=ConnectionStatus.ACTIVE.value,
             credential_kind=(CredentialKind.API_KEY if key or env_reference else CredentialKind.NONE).value,
-            credential_source=credential_source_for(pid, org_owned=True, env_reference=env_reference is not None).value,
+            credential_source=credential_source_for(pid, org_owned=org_id is not None, env_reference=env_reference is not None).value,
             env_reference=env_reference,
             models=_with_prices(_models(models), prices or {}),
         )
@@ -216,20 +231,20 @@ class Connections:
         await session.flush()
         if key is not None:
             info = await self.vault.put(
-                session, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+                session, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
             )
             row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
         self._audit(session, row, "connection.create")
-        await bump(session, org_id)
+        await bump(session, scope_of(org_id))
         await session.flush()
         return describe(row)
 
-    async def get(self, session: AsyncSession, org_id: str, ref: str) -> Connection:
+    async def get(self, session: AsyncSession, org_id: str | None, ref: str) -> Connection:
         """By id, or by profile id `provider:name`."""
         if ":" in ref:
             provider, _, name = ref.partition(":")
             row = await session.scalar(
-                select(Connection).where(Connection.org_id == org_id, Connection.provider == provider, Connection.name == name)
+                select(Connection).where(_owned_by(org_id), Connection.provider == provider, Connection.name == name)
             )
         else:
             row = await session.get(Connection, ref)
@@ -238,16 +253,16 @@ class Connections:
             raise NotFoundError(f"no connection {ref!r}")
         return row
 
-    async def list_all(self, session: AsyncSession, org_id: str) -> list[ConnectionInfo]:
+    async def list_all(self, session: AsyncSession, org_id: str | None) -> list[ConnectionInfo]:
         rows = await session.scalars(
-            select(Connection).where(Connection.org_id == org_id).order_by(Connection.provider, Connection.position, Connection.name)
+            select(Connection).where(_owned_by(org_id)).order_by(Connection.provider, Connection.position, Connection.name)
         )
         return [describe(r) for r in rows]
 
     async def update(
         self,
         session: AsyncSession,
-        org_id: str,
+        org_id: str | None,
         ref: str,
         *,
         base_url: str | None = None,
@@ -271,29 +286,29 @@ class Connections:
                 raise RequestError("a revoked connection cannot be re-enabled; set a new key instead")
             row.status = (ConnectionStatus.ACTIVE if enabled else ConnectionStatus.DISABLED).value
         self._audit(session, row, "connection.update")
-        await bump(session, org_id)
+        await bump(session, scope_of(org_id))
         await session.flush()
         return describe(row)
 
-    async def replace_key(self, session: AsyncSession, org_id: str, ref: str, key: Secret) -> ConnectionInfo:
+    async def replace_key(self, session: AsyncSession, org_id: str | None, ref: str, key: Secret) -> ConnectionInfo:
         """A new key under the same connection id, history and routing position; re-activates a revoked one."""
         row = await self.get(session, org_id, ref)
         if row.secret_id is None:
-            info = await self.vault.put(session, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor)
+            info = await self.vault.put(session, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor)
         else:
             info = await self.vault.replace(
-                session, secret_id=row.secret_id, org_id=org_id, owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+                session, secret_id=row.secret_id, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
             )
         row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
         row.credential_kind, row.env_reference = CredentialKind.API_KEY.value, None
         if row.status == ConnectionStatus.REVOKED.value:
             row.status = ConnectionStatus.ACTIVE.value
         self._audit(session, row, "connection.key_replaced", fingerprint=info.fingerprint)
-        await bump(session, org_id)
+        await bump(session, scope_of(org_id))
         await session.flush()
         return describe(row)
 
-    async def revoke(self, session: AsyncSession, org_id: str, ref: str) -> ConnectionInfo:
+    async def revoke(self, session: AsyncSession, org_id: str | None, ref: str) -> ConnectionInfo:
         """Stop using the connection and destroy its key; the record and its history stay."""
         row = await self.get(session, org_id, ref)
         secret_id, row.secret_id = row.secret_id, None
@@ -301,29 +316,29 @@ class Connections:
         row.status = ConnectionStatus.REVOKED.value
         await session.flush()
         if secret_id is not None:
-            await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
+            await self.vault.delete(session, secret_id=secret_id, org_id=scope_of(org_id), actor=self.actor)
         self._audit(session, row, "connection.revoke", **({"fingerprint": fingerprint} if fingerprint else {}))
-        await bump(session, org_id)
+        await bump(session, scope_of(org_id))
         await session.flush()
         return describe(row)
 
-    async def delete(self, session: AsyncSession, org_id: str, ref: str) -> ConnectionInfo:
+    async def delete(self, session: AsyncSession, org_id: str | None, ref: str) -> ConnectionInfo:
         row = await self.get(session, org_id, ref)
         info = describe(row)
         secret_id = row.secret_id
         self._audit(session, row, "connection.delete")
         await session.delete(row)
-        await bump(session, org_id)
+        await bump(session, scope_of(org_id))
         await session.flush()
         if secret_id is not None:
-            await self.vault.delete(session, secret_id=secret_id, org_id=org_id, actor=self.actor)
+            await self.vault.delete(session, secret_id=secret_id, org_id=scope_of(org_id), actor=self.actor)
         return info
 
-    async def reorder(self, session: AsyncSession, org_id: str, provider: str, profile_ids: Sequence[str]) -> list[ConnectionInfo]:
+    async def reorder(self, session: AsyncSession, org_id: str | None, provider: str, profile_ids: Sequence[str]) -> list[ConnectionInfo]:
         """Set the explicit order of one provider's profiles; every profile must be named once."""
         pid = _provider(provider)
         rows = list(
-            await session.scalars(select(Connection).where(Connection.org_id == org_id, Connection.provider == pid.value))
+            await session.scalars(select(Connection).where(_owned_by(org_id), Connection.provider == pid.value))
         )
         by_profile = {r.profile_id: r for r in rows}
         wanted = [p if ":" in p else f"{pid.value}:{p}" for p in profile_ids]
@@ -332,12 +347,13 @@ class Connections:
         for position, profile in enumerate(wanted):
             by_profile[profile].position = position
             self._audit(session, by_profile[profile], "connection.reorder", position=str(position))
-        settings = await session.get(OrgAISettings, org_id)
-        if settings is None:
-            settings = OrgAISettings(org_id=org_id, routing={})
-            session.add(settings)
-        settings.profile_order_explicit = sorted({*(settings.profile_order_explicit or []), pid.value})
-        await bump(session, org_id)
+        if org_id is not None:  # platform connections are always tried in the operator's order
+            settings = await session.get(OrgAISettings, org_id)
+            if settings is None:
+                settings = OrgAISettings(org_id=org_id, routing={})
+                session.add(settings)
+            settings.profile_order_explicit = sorted({*(settings.profile_order_explicit or []), pid.value})
+        await bump(session, scope_of(org_id))
         await session.flush()
         return [describe(by_profile[p]) for p in wanted]
 

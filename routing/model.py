@@ -52,6 +52,8 @@ class ConnectionView:
     declared_models: tuple[DeclaredModel, ...] = ()
     reported_models: frozenset[str] = frozenset()
     """Model ids the connection's own model list returned at its last verification."""
+    platform: bool = False
+    """An operator-owned connection, seen here through the org's snapshot (`org_id` is the org's)."""
     profile_id: str = field(init=False, compare=False)
     """`provider:name`, computed once: the hot path reads it for every candidate."""
 
@@ -93,7 +95,9 @@ class OrgRouting:
     `profiles` maps a provider to its connections sorted by (position, name); `custom` maps a
     custom endpoint's connection name (the provider part of its model refs) to the connection.
     `explicit_order` holds the providers whose profiles the org ordered by hand; the others
-    rotate by least recent use.
+    rotate by least recent use. `platform` maps a provider to every platform connection the org
+    sees, for refs that name one explicitly (`openai:plat/gpt-4o`); `profiles` and `custom`
+    already hold the platform connections an unnamed ref may use (docs/routing.md#platform-connections).
     """
 
     org_id: str
@@ -105,8 +109,10 @@ class OrgRouting:
     profiles: Mapping[ProviderId, tuple[ConnectionView, ...]]
     custom: Mapping[str, ConnectionView]
     explicit_order: frozenset[ProviderId] = frozenset()
+    platform: Mapping[ProviderId, tuple[ConnectionView, ...]] = field(default_factory=lambda: MappingProxyType({}))
     allowed_billing: frozenset[BillingSource] = ALL_BILLING_SOURCES
-    """Billing sources the org's tier permits; candidates billed elsewhere are skipped."""
+    """Billing sources the org's tier (and its BYOK override) permits; candidates billed elsewhere
+    are skipped with `skipped:tier:<source>`."""
     warnings: tuple[str, ...] = ()
     """Configuration problems found while building (e.g. an unparsable ref), for the admin UI."""
 

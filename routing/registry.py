@@ -1,8 +1,14 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
-`Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents and
-the vault envelopes of its keys), builds the snapshot with `routing.snapshot`, and serves it
-from memory until the org's configuration changes. The hot path never touches the database.
+`Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents, the
+platform's connections and the vault envelopes of their keys), builds the snapshot with
+`routing.snapshot` (applying the tier table through `billing_policy`), and serves it from
+memory until the org's configuration, or the platform's, changes. The hot path never touches
+the database.
+
+A platform change (a connection without an org) is a change of every org: it is announced
+under `routing.platform.PLATFORM_SCOPE`, which drops every cached org, on each of the three
+ways below.
 
 A change reaches the cache three ways, from fastest to slowest:
 1. In process: the admin API calls `Services.config_changed(org_id)`, whose listener is `changed`.
@@ -50,6 +56,7 @@ from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
 from routing.env_reference import ALLOW_SETTING, is_reserved
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
+from routing.platform import PLATFORM_SCOPE, scope_of
 from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
 from routing.tables import Agent, Connection, OrgAISettings
@@ -92,6 +99,8 @@ class OrgEntry:
 
     routing: OrgRouting
     version: int
+    platform_version: int = 0
+    """The platform's config version when this entry was loaded: the poll compares it too."""
     agent_names: Mapping[str, str] = field(default_factory=dict)
     """Agent id -> name: API keys name agents by id, routing by name."""
     content_logging: bool = False
@@ -215,13 +224,18 @@ class Registry:
         self._listeners.append(listener)
 
     def invalidate(self, org_id: str) -> None:
-        """Drop the org's snapshot in this process only.
+        """Drop the org's snapshot in this process only; `PLATFORM_SCOPE` drops every org's.
 
         Its credentials stay until the reload replaces them: a request already holding the old
         snapshot must not find its connection's credential gone, call upstream without a key
         and put a healthy profile in an auth cooldown. The reload swaps in the new credentials
         (a replaced key, or none for a revoked connection) and forgets deleted connections'.
         """
+        if org_id == PLATFORM_SCOPE:
+            # Loads under way count too: they may have read the platform rows before the change.
+            for each in {*self._entries, *self._loading}:
+                self.invalidate(each)
+            return
         self._generation[org_id] = self._generation.get(org_id, 0) + 1
         self._entries.pop(org_id, None)
         for listener in self._listeners:
@@ -244,19 +258,21 @@ class Registry:
 
     async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential], dict[str, KeyVersion]]:
         async with self._sessions() as session:
-            version = (await read_versions(session, [org_id])).get(org_id, 0)
+            versions = await read_versions(session, [org_id, PLATFORM_SCOPE])
             org = await session.get(Org, org_id)
             if org is None:
                 raise UnknownOrgError(org_id)
             ai = await session.get(OrgAISettings, org_id)
             conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
+            platform = list(await session.scalars(select(Connection).where(Connection.org_id.is_(None))))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
-            creds = {c.id: await self.credential_for(session, c) for c in conns}
+            creds = {c.id: await self.credential_for(session, c) for c in (*conns, *platform)}
         routing = build_org_routing(
             org,
             ai,
             conns,
             agents,
+            platform=platform,
             billing_policy=self._billing_policy,
         )
         for warning in routing.warnings:
@@ -265,11 +281,12 @@ class Registry:
             )
         entry = OrgEntry(
             routing=routing,
-            version=version,
+            version=versions.get(org_id, 0),
+            platform_version=versions.get(PLATFORM_SCOPE, 0),
             agent_names=MappingProxyType({a.id: a.name for a in agents}),
             content_logging=bool(org.content_logging),
         )
-        return entry, creds, {c.profile_id: key_version(c) for c in conns}
+        return entry, creds, {c.profile_id: key_version(c) for c in (*platform, *conns)}
 
     async def credential_for(self, session: AsyncSession, row: Connection) -> Credential:
         """The credential a connection row calls with (also used by verification probes)."""
@@ -280,9 +297,11 @@ class Registry:
         async with self._sessions() as session:
             cached = dict(self._entries)
             if cached:
-                versions = await read_versions(session, list(cached))
+                versions = await read_versions(session, [*cached, PLATFORM_SCOPE])
+                platform = versions.get(PLATFORM_SCOPE, 0)
                 for org_id, entry in cached.items():
-                    if versions.get(org_id, 0) != entry.version and self._entries.get(org_id) is entry:
+                    moved = versions.get(org_id, 0) != entry.version or platform != entry.platform_version
+                    if moved and self._entries.get(org_id) is entry:
                         self.invalidate(org_id)
             for hook in self.poll_hooks:
                 await hook(session)
@@ -380,7 +399,9 @@ async def connection_credential(
     if row.secret_id is None:
         return NoCredential()
     try:
-        return await vault.credential(row.secret_id, org_id=row.org_id, owner_id=row.id, field=KEY_FIELD, session=session)
+        return await vault.credential(
+            row.secret_id, org_id=scope_of(row.org_id), owner_id=row.id, field=KEY_FIELD, session=session
+        )
     except VaultError as exc:
         log.error(
             "connection key unavailable",

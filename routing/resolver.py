@@ -189,7 +189,10 @@ class Resolver:
         if ":" in provider:
             prov, _, name = provider.partition(":")
             if prov in _PROVIDER_IDS:
-                pinned = [c for c in org.profiles.get(ProviderId(prov), ()) if c.name.lower() == name]
+                pid = ProviderId(prov)
+                pinned = [c for c in org.profiles.get(pid, ()) if c.name.lower() == name]
+                # Naming a platform connection reaches it even where the org's own connections win.
+                pinned = pinned or [c for c in org.platform.get(pid, ()) if c.name.lower() == name]
             else:
                 pinned = [c for c in (org.custom.get(prov),) if c is not None and c.name.lower() == name]
             return tuple(pinned), True

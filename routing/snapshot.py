@@ -1,14 +1,22 @@
 """Build an org's routing snapshot from its database rows. Pure: rows in, `OrgRouting` out.
 
-The caller loads the rows (org, AI settings, connections, agents) once and rebuilds the
-snapshot when the org's configuration changes. Configuration problems never raise here: a
+The caller loads the rows (org, AI settings, connections, agents, and the platform's
+connections) once and rebuilds the snapshot when the org's or the platform's configuration
+changes.
+
+Precedence between an org's own connections and the platform's (docs/routing.md#platform-connections):
+a ref `provider/model` uses the org's own connections of that provider while at least one of
+them is of a billing source the org's tier allows (whatever its status: disabling your own key
+does not move you onto platform credits); otherwise it uses the platform's connections of that
+provider, after the org's skipped ones. A custom endpoint's name works the same way by name.
+A ref naming a platform connection (`openai:plat/gpt-4o`) always reaches it. Configuration problems never raise here: a
 bad ref or an unknown capability is dropped and named in `OrgRouting.warnings`, so one typo
 cannot take an org's routing down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -48,11 +56,14 @@ class OrgRow(Protocol):
 
 _PROVIDER_IDS = frozenset(p.value for p in ProviderId)
 
-BillingPolicy = Callable[[str], frozenset[BillingSource]]
-"""Tier -> billing sources it permits. The billing package supplies the real one."""
+class BillingPolicy(Protocol):
+    """Tier (and the org's BYOK override) -> billing sources it permits: `billing.policy.billing_policy`."""
+
+    def __call__(self, tier: str, *, byok_override: bool = False) -> frozenset[BillingSource]: ...
 
 
-def allow_all_billing(tier: str) -> frozenset[BillingSource]:
+def allow_all_billing(tier: str, *, byok_override: bool = False) -> frozenset[BillingSource]:
+    """Every source, whatever the tier: for tests and tools that do not enforce tiers."""
     return ALL_BILLING_SOURCES
 
 
@@ -62,22 +73,43 @@ def build_org_routing(
     connections: Sequence[Connection],
     agents: Sequence[Agent],
     *,
+    platform: Sequence[Connection] = (),
     billing_policy: BillingPolicy = allow_all_billing,
     explicit_order: Collection[str] = (),
 ) -> OrgRouting:
-    """The org's snapshot. `explicit_order` (added to the settings' `profile_order_explicit`)
-    names the providers whose profile order the org set by hand (they are tried by
-    `position`); the others rotate by least recent use.
+    """The org's snapshot. `platform`: the operator's connections (rows without an org).
+    `explicit_order` (added to the settings' `profile_order_explicit`) names the providers whose
+    profile order the org set by hand (they are tried by `position`); the others rotate by least
+    recent use.
     """
     explicit_order = {*explicit_order, *((settings.profile_order_explicit or []) if settings else [])}
+    allowed_billing = billing_policy(org.tier, byok_override=bool(settings and settings.byok_enabled))
     warnings: list[str] = []
-    views = [v for c in connections if (v := _connection_view(c, warnings)) is not None]
-    views.sort(key=lambda v: (v.position, v.name))
+    own = _by_provider(org.id, connections, warnings)
+    theirs = _by_provider(org.id, platform, warnings)
+    own_profiles = {v.profile_id for vs in own.values() for v in vs}
+    for provider, views in list(theirs.items()):
+        kept = [v for v in views if v.profile_id not in own_profiles]
+        warnings.extend(
+            f"platform connection {v.profile_id} is hidden by the org's connection of the same name"
+            for v in views
+            if v.profile_id in own_profiles
+        )
+        theirs[provider] = kept
 
-    by_provider: dict[ProviderId, list[ConnectionView]] = {}
-    for view in views:
-        by_provider.setdefault(view.provider, []).append(view)
-    custom = {v.name.lower(): v for v in by_provider.get(ProviderId.OPENAI_COMPATIBLE, [])}
+    by_provider = {p: list(vs) for p, vs in own.items()}
+    for provider, views in theirs.items():
+        if provider is ProviderId.OPENAI_COMPATIBLE:
+            continue  # custom endpoints take precedence by name, below
+        if not any(v.billing_source in allowed_billing for v in own.get(provider, ())):
+            by_provider[provider] = [*own.get(provider, ()), *views]
+    custom = {v.name.lower(): v for v in own.get(ProviderId.OPENAI_COMPATIBLE, [])}
+    for view in theirs.get(ProviderId.OPENAI_COMPATIBLE, []):
+        mine = custom.get(view.name.lower())
+        if mine is None or mine.billing_source not in allowed_billing:
+            custom[view.name.lower()] = view
+    if custom:
+        by_provider[ProviderId.OPENAI_COMPATIBLE] = sorted(custom.values(), key=lambda v: (v.platform, v.position, v.name))
     for name in custom:
         if name in _PROVIDER_IDS or ":" in name:
             warnings.append(f"custom connection name {name!r} cannot be used as a ref provider part")
@@ -106,7 +138,8 @@ def build_org_routing(
         profiles=MappingProxyType({p: tuple(vs) for p, vs in by_provider.items()}),
         custom=MappingProxyType(custom),
         explicit_order=frozenset(p for p in by_provider if p.value in explicit_order),
-        allowed_billing=billing_policy(org.tier),
+        platform=MappingProxyType({p: tuple(vs) for p, vs in theirs.items() if vs}),
+        allowed_billing=allowed_billing,
         warnings=tuple(warnings),
     )
 
@@ -118,7 +151,18 @@ def _voice_settings(agent: Agent, warnings: list[str]) -> VoiceSettings:
     return settings
 
 
-def _connection_view(row: Connection, warnings: list[str]) -> ConnectionView | None:
+def _by_provider(org_id: str, rows: Sequence[Connection], warnings: list[str]) -> dict[ProviderId, list[ConnectionView]]:
+    """Views of `rows` by provider, each provider's in (position, name) order."""
+    views = [v for c in rows if (v := _connection_view(c, org_id, warnings)) is not None]
+    views.sort(key=lambda v: (v.position, v.name))
+    out: dict[ProviderId, list[ConnectionView]] = {}
+    for view in views:
+        out.setdefault(view.provider, []).append(view)
+    return out
+
+
+def _connection_view(row: Connection, org_id: str, warnings: list[str]) -> ConnectionView | None:
+    """`org_id`: the org whose snapshot this is; a platform connection's cooldowns are that org's."""
     try:
         provider = ProviderId(row.provider)
         source = CredentialSource(row.credential_source)
@@ -128,7 +172,7 @@ def _connection_view(row: Connection, warnings: list[str]) -> ConnectionView | N
         return None
     return ConnectionView(
         connection_id=row.id,
-        org_id=row.org_id,
+        org_id=org_id,
         provider=provider,
         name=row.name,
         base_url=row.base_url or None,
@@ -138,6 +182,7 @@ def _connection_view(row: Connection, warnings: list[str]) -> ConnectionView | N
         billing_source=billing_source_for(source),
         declared_models=tuple(_declared(row, warnings)),
         reported_models=frozenset(row.health_models or ()),
+        platform=row.org_id is None,
     )
 
 

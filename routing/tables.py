@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
@@ -31,12 +31,17 @@ class OrgAISettings(Base):
 
 
 class Connection(Base):
-    """An org's connection to a provider: one auth profile, id `provider:name` within the org."""
+    """A connection to a provider: one auth profile, id `provider:name` within its owner.
+
+    Its owner is an org, or the operator when `org_id` is NULL: a platform connection, which
+    every org may route to as its tier allows, billed `platform` (docs/routing.md#platform-connections).
+    """
 
     __tablename__ = "connections"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("conn"))
-    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    """The owning org; NULL for a platform (operator-owned) connection."""
     provider: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(64))
     base_url: Mapped[str | None] = mapped_column(String(512))
@@ -62,11 +67,26 @@ class Connection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("org_id", "provider", "name", name="uq_connections_org_profile"),)
+    __table_args__ = (
+        UniqueConstraint("org_id", "provider", "name", name="uq_connections_org_profile"),
+        # The constraint above treats NULL org ids as distinct: platform profiles need their own.
+        Index(
+            "uq_connections_platform_profile",
+            "provider",
+            "name",
+            unique=True,
+            sqlite_where=text("org_id IS NULL"),
+            postgresql_where=text("org_id IS NULL"),
+        ),
+    )
 
     @property
     def profile_id(self) -> str:
         return f"{self.provider}:{self.name}"
+
+    @property
+    def is_platform(self) -> bool:
+        return self.org_id is None
 
 
 class Agent(Base):

@@ -19,6 +19,7 @@ from server.admin import activity as admin_activity
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
+from server.admin import platform as admin_platform
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
@@ -116,6 +117,7 @@ def create_app(
     app.include_router(admin_access.router)
     app.include_router(signin.router)
     app.include_router(admin_connections.router)
+    app.include_router(admin_platform.router)
     app.include_router(admin_activity.router)
     app.include_router(realtime_router)
     app.include_router(twilio_router)

@@ -1,5 +1,8 @@
 """`patchbay connection ...` and `patchbay agent ...`.
 
+Connection commands act on one org's connections (`--org ORG`) or on the platform's, the
+operator's connections every org may route to as its tier allows (`--platform`).
+
 Keys are read from standard input (`--key-stdin`), never from arguments, which other users of
 the machine can see in the process list and which shells keep in their history.
 """
@@ -22,6 +25,7 @@ from routing.agents import AgentInfo, Agents, parse_chain_option
 from routing.config_versions import bump
 from routing.connections import ConnectionInfo, Connections, describe, key_secret
 from routing.errors import BaseUrlRefusedError
+from routing.platform import scope_of
 from routing.registry import connection_credential
 from routing.verify import speaks, verify
 from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
@@ -32,7 +36,30 @@ from server.services import Services, services_environ
 from voice.verify import voice_probe
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 org_option = click.option("--org", "org_ref", required=True, help="Org id or name.")
+
+
+def owner_options(fn: F) -> F:
+    """`--org ORG` or `--platform`: whose connections the command acts on (exactly one)."""
+    fn = click.option(
+        "--platform",
+        is_flag=True,
+        help="The platform's connections (operator-owned, billed `platform`, usable by every org its tier allows).",
+    )(fn)
+    return click.option("--org", "org_ref", help="Org id or name (or give --platform).")(fn)
+
+
+def _owner(org_ref: str | None, platform: bool) -> str | None:
+    """The org ref, or None for the platform; usage error (exit 2) unless exactly one was given."""
+    if platform and org_ref is not None:
+        raise click.UsageError(
+            "--platform and --org are exclusive: a platform connection belongs to no org (every org may use it); "
+            "drop --org to manage the platform's connections, or --platform for the org's"
+        )
+    if not platform and org_ref is None:
+        raise click.UsageError("say whose connections: --org ORG, or --platform for the operator's platform connections")
+    return org_ref
 price_option = click.option(
     "--price",
     "prices",
@@ -76,11 +103,13 @@ def _read_key(as_json: bool) -> Secret:
 
 
 def _with_services(
-    as_json: bool, fn: Callable[[Services, AsyncSession, str], Awaitable[T]], org_ref: str
+    as_json: bool, fn: Callable[[Services, AsyncSession, str | None], Awaitable[T]], org_ref: str | None
 ) -> T:
+    """`org_ref` None: the platform's (fn gets org id None)."""
+
     async def run(services: Services) -> T:
         async with services.db.session() as session:
-            org_id = (await accounts.get_org(session, org_ref)).id
+            org_id = (await accounts.get_org(session, org_ref)).id if org_ref is not None else None
             return await fn(services, session, org_id)
 
     try:
@@ -90,7 +119,7 @@ def _with_services(
 
 
 def _with_connections(
-    as_json: bool, fn: Callable[[Connections, AsyncSession, str], Awaitable[T]], org_ref: str
+    as_json: bool, fn: Callable[[Connections, AsyncSession, str | None], Awaitable[T]], org_ref: str | None
 ) -> T:
     return _with_services(as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref)
 
@@ -103,11 +132,11 @@ def _line(c: ConnectionInfo) -> str:
 
 @click.group()
 def connection() -> None:
-    """An org's AI Connections (auth profiles `provider:name`)."""
+    """AI Connections (auth profiles `provider:name`) of an org (`--org`) or of the platform (`--platform`)."""
 
 
 @connection.command("add")
-@org_option
+@owner_options
 @click.option("--provider", required=True, help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible")
 @click.option("--name", help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).")
 @click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
@@ -117,7 +146,8 @@ def connection() -> None:
 @click.option("--env-reference", help="Read the key from this server environment variable instead.")
 @json_option
 def connection_add(
-    org_ref: str,
+    org_ref: str | None,
+    platform: bool,
     provider: str,
     name: str | None,
     base_url: str | None,
@@ -127,7 +157,12 @@ def connection_add(
     env_reference: str | None,
     as_json: bool,
 ) -> None:
-    """Add a connection. The key is stored encrypted and never shown again."""
+    """Add a connection. The key is stored encrypted and never shown again.
+
+    With `--platform` it is the operator's: every org may route to it as its tier allows, and its
+    use is billed `platform` (credits at the model's price and the tier's markup). Its name
+    defaults to `platform` (`openai:platform/gpt-4o` names it in a ref)."""
+    owner = _owner(org_ref, platform)
     priced = _prices(prices, as_json)
     key = _read_key(as_json) if key_stdin else None
     info = _with_connections(
@@ -143,34 +178,35 @@ def connection_add(
             env_reference=env_reference,
             prices=priced,
         ),
-        org_ref,
+        owner,
     )
     emit(as_json, info, _line(info))
 
 
 @connection.command("list")
-@org_option
+@owner_options
 @json_option
-def connection_list(org_ref: str, as_json: bool) -> None:
+def connection_list(org_ref: str | None, platform: bool, as_json: bool) -> None:
     """List connections in routing order (keys shown as fingerprints)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), org_ref)
+    infos = _with_connections(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), _owner(org_ref, platform))
     emit(as_json, infos, "\n".join(_line(c) for c in infos) or "no connections")
 
 
 @connection.command("set-key")
-@org_option
+@owner_options
 @click.argument("ref")
 @click.option("--key-stdin", is_flag=True, required=True, help="Read the new key from standard input.")
 @json_option
-def connection_set_key(org_ref: str, ref: str, key_stdin: bool, as_json: bool) -> None:
+def connection_set_key(org_ref: str | None, platform: bool, ref: str, key_stdin: bool, as_json: bool) -> None:
     """Replace REF's key, keeping its id, history and routing position."""
+    owner = _owner(org_ref, platform)
     key = _read_key(as_json)
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.replace_key(s, org_id, ref, key), org_ref)
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.replace_key(s, org_id, ref, key), owner)
     emit(as_json, info, _line(info))
 
 
 @connection.command("update")
-@org_option
+@owner_options
 @click.argument("ref")
 @click.option("--base-url")
 @click.option("--model", "models", multiple=True, help="Replace the declared models (repeatable).")
@@ -178,7 +214,8 @@ def connection_set_key(org_ref: str, ref: str, key_stdin: bool, as_json: bool) -
 @click.option("--enable/--disable", "enabled", default=None)
 @json_option
 def connection_update(
-    org_ref: str,
+    org_ref: str | None,
+    platform: bool,
     ref: str,
     base_url: str | None,
     models: Sequence[str],
@@ -194,55 +231,55 @@ def connection_update(
         lambda svc, s, org_id: svc.update(
             s, org_id, ref, base_url=base_url, models=list(models) or None, enabled=enabled, prices=priced
         ),
-        org_ref,
+        _owner(org_ref, platform),
     )
     emit(as_json, info, _line(info))
 
 
 @connection.command("revoke")
-@org_option
+@owner_options
 @click.argument("ref")
 @json_option
-def connection_revoke(org_ref: str, ref: str, as_json: bool) -> None:
+def connection_revoke(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Stop routing to REF and destroy its stored key (the record stays)."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), org_ref)
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), _owner(org_ref, platform))
     emit(as_json, info, _line(info))
 
 
 @connection.command("delete")
-@org_option
+@owner_options
 @click.argument("ref")
 @json_option
-def connection_delete(org_ref: str, ref: str, as_json: bool) -> None:
+def connection_delete(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Delete REF and its stored key."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), org_ref)
+    info = _with_connections(as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), _owner(org_ref, platform))
     emit(as_json, info, f"deleted {info.profile_id}")
 
 
 @connection.command("reorder")
-@org_option
+@owner_options
 @click.option("--provider", required=True)
 @click.argument("profiles", nargs=-1, required=True)
 @json_option
-def connection_reorder(org_ref: str, provider: str, profiles: Sequence[str], as_json: bool) -> None:
+def connection_reorder(org_ref: str | None, platform: bool, provider: str, profiles: Sequence[str], as_json: bool) -> None:
     """Set the explicit order of PROVIDER's profiles (name each once, first is tried first)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), org_ref)
+    infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), _owner(org_ref, platform))
     emit(as_json, infos, "\n".join(_line(c) for c in infos))
 
 
 @connection.command("test")
-@org_option
+@owner_options
 @click.argument("ref")
 @click.option("--model", help="Model for the tiny prompt (default: a declared or the cheapest known one).")
 @json_option
-def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) -> None:
+def connection_test(org_ref: str | None, platform: bool, ref: str, model: str | None, as_json: bool) -> None:
     """Check REF's key, list its models and send a tiny prompt; exits 1 when a probe fails.
 
     The outcome (status, latency, error class, models found) is stored as the connection's
     health; prompts and answers are not.
     """
 
-    async def run(services: Services, s: AsyncSession, org_id: str) -> tuple[Verification, ConnectionInfo]:
+    async def run(services: Services, s: AsyncSession, org_id: str | None) -> tuple[Verification, ConnectionInfo]:
         svc = services.connections(actor="cli")
         row = await svc.get(s, org_id, ref)
         # The CLI is an edge like the server: it may read operator environment references.
@@ -252,10 +289,10 @@ def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) ->
         tools = services.verify_tools()
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
-        await bump(s, org_id)
+        await bump(s, scope_of(org_id))
         return outcome, describe(row)
 
-    outcome, info = _with_services(as_json, run, org_ref)
+    outcome, info = _with_services(as_json, run, _owner(org_ref, platform))
     lines = [
         f"{r.name}: {'ok' if r.ok else 'FAILED'} {r.latency_ms:.0f} ms"
         + (f" ({r.error_class.value}: {r.message})" if not r.ok and r.error_class else "")
@@ -269,16 +306,16 @@ def connection_test(org_ref: str, ref: str, model: str | None, as_json: bool) ->
 
 
 @connection.command("show")
-@org_option
+@owner_options
 @click.argument("ref")
 @json_option
-def connection_show(org_ref: str, ref: str, as_json: bool) -> None:
+def connection_show(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Show one connection, with its last verification result."""
 
-    async def get(svc: Connections, s: AsyncSession, org_id: str) -> ConnectionInfo:
+    async def get(svc: Connections, s: AsyncSession, org_id: str | None) -> ConnectionInfo:
         return describe(await svc.get(s, org_id, ref))
 
-    info = _with_connections(as_json, get, org_ref)
+    info = _with_connections(as_json, get, _owner(org_ref, platform))
     h = info.health
     health = f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})" if h.status else "never tested"
     emit(as_json, info, f"{_line(info)}\n{health}")

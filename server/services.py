@@ -27,6 +27,7 @@ from pydantic import SecretStr
 from billing.credits_preflight import LedgerPreflight
 from billing.ledger import Ledger
 from billing.ledger_sweeper import HoldSweeper
+from billing.policy import billing_policy
 from billing.preflight import NoopPreflight, Preflight
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
@@ -131,6 +132,7 @@ def build_gateway(
     registry = Registry(
         db.sessions,
         vault,
+        billing_policy=billing_policy,
         environ=environ,
         redis=redis_client(redis_url) if redis_url else None,
         channel=f"{REDIS_PREFIX}config",

@@ -244,13 +244,13 @@ class RoutingOut(BaseModel):
     allowed_models: list[str] | None
 
 
-def _models(items: list[DeclaredModelIn] | None) -> list[str | dict[str, Any]] | None:
+def models_of(items: list[DeclaredModelIn] | None) -> list[str | dict[str, Any]] | None:
     if items is None:
         return None
     return [m.model_dump(exclude_none=True) for m in items]
 
 
-def _secret(value: SecretStr | None) -> Secret | None:
+def secret_of(value: SecretStr | None) -> Secret | None:
     return key_secret(value.get_secret_value()) if value is not None else None
 
 
@@ -275,8 +275,8 @@ async def create_connection(org: str, body: ConnectionCreate, svc: ServicesDep, 
             provider=body.provider,
             name=body.name,
             base_url=body.base_url,
-            models=_models(body.models),
-            key=_secret(body.key),
+            models=models_of(body.models),
+            key=secret_of(body.key),
             env_reference=body.env_reference,
         )
     svc.config_changed(org_id)
@@ -311,7 +311,7 @@ async def update_connection(
                 param="base_url",
             )
         info = await svc.connections().update(
-            s, org_id, ref, base_url=body.base_url, models=_models(body.models), enabled=body.enabled
+            s, org_id, ref, base_url=body.base_url, models=models_of(body.models), enabled=body.enabled
         )
     svc.config_changed(org_id)
     return ConnectionOut.of(info)

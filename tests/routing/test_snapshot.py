@@ -65,7 +65,7 @@ def test_builds_indexed_snapshot() -> None:
         settings,
         connections,
         agents,
-        billing_policy=lambda tier: frozenset({BillingSource.BYOK}),
+        billing_policy=lambda tier, byok_override=False: frozenset({BillingSource.BYOK}),
         explicit_order={"anthropic", "xai"},
     )
 

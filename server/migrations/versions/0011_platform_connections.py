@@ -1,0 +1,42 @@
+"""Platform connections: a connection without an org is the operator's, routable by every org.
+
+`connections.org_id` becomes nullable (NULL: a platform connection, billed `platform`); the
+org-scoped unique constraint cannot see NULLs, so a partial unique index keeps platform
+profile ids (`provider:name`) unique among themselves.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-12-01 22:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011"
+down_revision: str | None = "0010"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_PLATFORM_ONLY = sa.text("org_id IS NULL")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("connections") as batch:
+        batch.alter_column("org_id", existing_type=sa.String(length=32), nullable=True)
+    op.create_index(
+        "uq_connections_platform_profile",
+        "connections",
+        ["provider", "name"],
+        unique=True,
+        sqlite_where=_PLATFORM_ONLY,
+        postgresql_where=_PLATFORM_ONLY,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("uq_connections_platform_profile", table_name="connections")
+    op.execute("DELETE FROM connections WHERE org_id IS NULL")
+    with op.batch_alter_table("connections") as batch:
+        batch.alter_column("org_id", existing_type=sa.String(length=32), nullable=False)
