@@ -8,8 +8,10 @@ Precedence between an org's own connections and the platform's (docs/routing.md#
 a ref `provider/model` uses the org's own connections of that provider while at least one of
 them is of a billing source the org's tier allows (whatever its status: disabling your own key
 does not move you onto platform credits); otherwise it uses the platform's connections of that
-provider, after the org's skipped ones. A custom endpoint's name works the same way by name.
-A ref naming a platform connection (`openai:plat/gpt-4o`) always reaches it. Configuration problems never raise here: a
+provider, after the org's skipped ones. A custom endpoint is found by its name, the org's
+first. A ref naming a platform connection (`openai:plat/gpt-4o`) always reaches it; a platform
+connection with the same profile id as one of the org's (`openai_compatible:lab`) is hidden
+from that org, with a warning. Configuration problems never raise here: a
 bad ref or an unknown capability is dropped and named in `OrgRouting.warnings`, so one typo
 cannot take an org's routing down.
 """
@@ -105,9 +107,7 @@ def build_org_routing(
             by_provider[provider] = [*own.get(provider, ()), *views]
     custom = {v.name.lower(): v for v in own.get(ProviderId.OPENAI_COMPATIBLE, [])}
     for view in theirs.get(ProviderId.OPENAI_COMPATIBLE, []):
-        mine = custom.get(view.name.lower())
-        if mine is None or mine.billing_source not in allowed_billing:
-            custom[view.name.lower()] = view
+        custom.setdefault(view.name.lower(), view)
     if custom:
         by_provider[ProviderId.OPENAI_COMPATIBLE] = sorted(custom.values(), key=lambda v: (v.platform, v.position, v.name))
     for name in custom:
