@@ -4,10 +4,15 @@ Three processes on loopback: the OpenAI emulator (`fast=True`: zero delay, one w
 response; a stream carries 20 `data:` frames), Patchbay (uvicorn, one worker, uvloop +
 httptools, SQLite, production logging at INFO) routing to it, and this load generator
 (aiohttp). For each mode (non-streaming, streaming) and concurrency (1 and 50) it measures the
-emulator directly, then through Patchbay, and prints latency p50/p99, time to first body
-byte for streams, and requests (or streams) per second. "Added" is through minus direct.
+emulator directly, then through Patchbay by each route, and prints latency p50/p99, time to
+first body byte for streams, and requests (or streams) per second. "Added" is through minus
+direct.
 
-    .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8]
+Two routes reach the same emulator: `byok`, an org (enterprise) with its own connection (no
+ledger access), and `platform`, an org without one, served by a priced platform connection and
+billed: a hold before the call and a settle after it, against credits granted at seeding.
+
+    .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8] [--routes byok,platform]
 
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -77,7 +83,9 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
     )
     configure_logging(settings.log_level)
 
-    async def seed() -> str:
+    from billing.prices import parse_price_spec
+
+    async def seed() -> dict[str, str]:
         svc = Services.build(settings)
         try:
             await svc.db.upgrade()
@@ -87,12 +95,21 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
                     s, org.id, provider="openai", name="main", base_url=upstream, key=Secret(UPSTREAM_KEY)
                 )
                 await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
-                issued = await accounts.create_api_key(s, org.id, name="bench")
+                byok = await accounts.create_api_key(s, org.id, name="bench")
+                # The platform route: the operator's priced connection, an org without its own.
+                await svc.connections().create(
+                    s, None, provider="openai", base_url=upstream, key=Secret(UPSTREAM_KEY),
+                    models=["gpt-4o-mini"], prices={"gpt-4o-mini": parse_price_spec("0.15/0.60")},
+                )
+                paying = await accounts.create_org(s, "bench-platform")
+                await svc.agents().set_org_routing(s, paying.id, chains={"chat": ["openai/gpt-4o-mini"]})
+                platform = await accounts.create_api_key(s, paying.id, name="bench")
+            await svc.ledger.grant(paying.id, 10**12, "bench-grant")  # $1M: never runs out
         finally:
             await svc.aclose()
-        return issued.key
+        return {"byok": byok.key, "platform": platform.key}
 
-    Path(key_file).write_text(asyncio.run(seed()))
+    Path(key_file).write_text(json.dumps(asyncio.run(seed())))
     app = create_app(settings, services=Services.build(settings))
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
@@ -198,7 +215,7 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-async def measure(direct: Target, through: Target, requests: int, seconds: float, pid: int) -> None:
+async def measure(direct: Target, routes: list[Target], requests: int, seconds: float, pid: int) -> None:
     print(
         f"{'mode':<9}{'conc':>5} {'target':<9}{'req/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'ttfb p50':>10}{'ttfb p99':>10}{'errors':>8}{'cpu ms/req':>12}"
@@ -207,45 +224,50 @@ async def measure(direct: Target, through: Target, requests: int, seconds: float
     for stream in (False, True):
         mode = "stream" if stream else "complete"
         for concurrency in (1, 50):
-            # Concurrency 1 is paired (direct and through alternate); at 50 each target runs alone,
-            # since throughput is the point there.
-            groups = [[direct, through]] if concurrency == 1 else [[direct], [through]]
+            # Concurrency 1 is paired (direct and each route alternate); at 50 each target runs
+            # alone, since throughput is the point there.
+            groups = [[direct, *routes]] if concurrency == 1 else [[direct]] + [[r] for r in routes]
             cells: dict[str, Cell] = {}
-            cpu = 0.0
+            cpu: dict[str, float] = {}
             for group in groups:
                 await run_cell(
                     group, stream=stream, concurrency=concurrency, requests=200, seconds=2
                 )  # warm-up
                 cpu_before = cpu_seconds(pid)
-                cells |= await run_cell(
+                measured = await run_cell(
                     group, stream=stream, concurrency=concurrency, requests=requests, seconds=seconds
                 )
-                if through in group:
-                    cpu = (cpu_seconds(pid) - cpu_before) * 1000 / max(1, len(cells[through.name].latencies))
+                cells |= measured
+                served = sum(len(measured[r.name].latencies) for r in routes if r in group)
+                if served:  # paired routes share the process: its CPU per request over all of them
+                    for route in (r for r in routes if r in group):
+                        cpu[route.name] = (cpu_seconds(pid) - cpu_before) * 1000 / served
             for name, cell in cells.items():
                 rate = "paired" if concurrency == 1 else f"{cell.rate:.0f}"
                 print(
                     f"{mode:<9}{concurrency:>5} {name:<9}{rate:>8}{cell.pct(cell.latencies, 0.5):>9.2f}"
                     f"{cell.pct(cell.latencies, 0.99):>9.2f}{cell.pct(cell.first_bytes, 0.5):>10.2f}"
                     f"{cell.pct(cell.first_bytes, 0.99):>10.2f}{cell.errors:>8}"
-                    + (f"{cpu:>12.2f}" if name == through.name else "")
+                    + (f"{cpu[name]:>12.2f}" if name in cpu else "")
                 )
-            d, p = cells[direct.name], cells[through.name]
-            line = (
-                f"{mode} c={concurrency}: added p50 {p.pct(p.latencies, 0.5) - d.pct(d.latencies, 0.5):.2f} ms, "
-                f"p99 {p.pct(p.latencies, 0.99) - d.pct(d.latencies, 0.99):.2f} ms, added ttfb p50 "
-                f"{p.pct(p.first_bytes, 0.5) - d.pct(d.first_bytes, 0.5):.2f} ms"
-            )
-            if concurrency > 1:
-                line += f"; {p.rate:.0f}/s through vs {d.rate:.0f}/s direct"
-            summary.append(line)
+            d = cells[direct.name]
+            for route in routes:
+                p = cells[route.name]
+                line = (
+                    f"{mode} c={concurrency} {route.name}: added p50 {p.pct(p.latencies, 0.5) - d.pct(d.latencies, 0.5):.2f} ms, "
+                    f"p99 {p.pct(p.latencies, 0.99) - d.pct(d.latencies, 0.99):.2f} ms, added ttfb p50 "
+                    f"{p.pct(p.first_bytes, 0.5) - d.pct(d.first_bytes, 0.5):.2f} ms"
+                )
+                if concurrency > 1:
+                    line += f"; {p.rate:.0f}/s through vs {d.rate:.0f}/s direct"
+                summary.append(line)
     print()
     for line in summary:
         print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("role", nargs="?", default="bench", choices=["bench", "emulator", "patchbay"])
     parser.add_argument("--port", type=int)
     parser.add_argument("--upstream")
@@ -253,7 +275,15 @@ def main() -> None:
     parser.add_argument("--key-file")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--routes",
+        default="byok,platform",
+        help="Routes through Patchbay, comma-separated: byok (the org's own key) and platform (billed credits).",
+    )
     args = parser.parse_args()
+    routes = [r.strip() for r in args.routes.split(",") if r.strip()]
+    if not routes or set(routes) - {"byok", "platform"}:
+        parser.error("--routes takes byok, platform or both")
     if args.role == "emulator":
         serve_emulator(args.port)
         return
@@ -295,9 +325,11 @@ def main() -> None:
             direct = Target(
                 "direct", f"http://127.0.0.1:{emu_port}/v1/chat/completions", UPSTREAM_KEY, "gpt-4o-mini"
             )
-            through = Target(
-                "patchbay", f"http://127.0.0.1:{pb_port}/v1/chat/completions", key_file.read_text(), "default"
-            )
+            keys = json.loads(key_file.read_text())
+            through = [
+                Target(route, f"http://127.0.0.1:{pb_port}/v1/chat/completions", keys[route], "default")
+                for route in routes
+            ]
             asyncio.run(measure(direct, through, args.requests, args.seconds, procs[1].pid))
         finally:
             for p in procs:

@@ -5,9 +5,10 @@ import { api } from "./api.js";
 import { h, splitList } from "./dom.js";
 import { field, formAlert, submitting } from "./forms.js";
 
-/** The section; `added(connection)` runs after the API created one. */
-export function addConnectionSection({ catalog, providers, base, added }) {
-  const form = h("form", { novalidate: true, class: "add-connection" });
+/** The section; `added(connection)` runs after the API created one under `${base}/connections`.
+ * `title` and `id` tell two such sections on one page apart (the org's and the platform's). */
+export function addConnectionSection({ catalog, providers, base, added, title = "Add a connection", id = "add" }) {
+  const form = h("form", { novalidate: true, class: id === "add" ? "add-connection" : `${id}-connection`, "aria-labelledby": `${id}-title` });
   const providerField = field({
     label: "Provider",
     name: "provider",
@@ -48,7 +49,7 @@ export function addConnectionSection({ catalog, providers, base, added }) {
       nameField,
       p.custom
         ? "Required. It becomes the provider part of this endpoint's model refs (mylab/llama-3-70b)."
-        : "Optional: \"default\" when empty. Give each key of the same provider its own name.",
+        : `Optional: "${base === "/platform" ? "platform" : "default"}" when empty. Give each key of the same provider its own name.`,
     );
     setHint(urlField, p.custom ? "Required: the endpoint's OpenAI-compatible base URL, such as http://10.0.0.5:8000/v1." : `Optional: empty uses ${p.default_base_url}.`);
     setHint(keyField, `${p.key_required ? "Required" : "Optional for this provider"}. Write-only: stored encrypted, shown only as a fingerprint.`);
@@ -71,5 +72,5 @@ export function addConnectionSection({ catalog, providers, base, added }) {
     adapt();
     await added(created);
   });
-  return h("section", { "aria-labelledby": "add-title" }, h("h2", { id: "add-title" }, "Add a connection"), form);
+  return h("section", { "aria-labelledby": `${id}-title` }, h(base === "/platform" ? "h3" : "h2", { id: `${id}-title` }, title), form);
 }

@@ -1,5 +1,7 @@
-// The "AI Connections" page: an org's provider keys and private endpoints, in routing order.
-// Keys are write-only: the page sends them once and shows only the fingerprint the API returns.
+// The "AI Connections" page: an org's provider keys and private endpoints, in routing order, and
+// the platform's connections: the operator manages them here; an org's members see what the
+// platform offers their org (platformoffer.js). Keys are write-only: the page sends them once and
+// shows only the fingerprint the API returns.
 
 import { CONFIGURE, ifAllowed } from "./access.js";
 import { api, seg } from "./api.js";
@@ -7,17 +9,42 @@ import { addConnectionSection } from "./connectionform.js";
 import { badge, endpoint, health, key, models, testResult } from "./connectioncells.js";
 import { h, replace } from "./dom.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
+import { platformOfferSection } from "./platformoffer.js";
 
-export async function connectionsPage(root, { org, catalog, access }) {
+export async function connectionsPage(root, { org, catalog, access, me }) {
   const providers = new Map(catalog.providers.map((p) => [p.id, p]));
   const canChange = access.can(CONFIGURE);
-  const COLUMNS = ["Priority", "Connection", "Endpoint", "Models", "Status", "Last check", "Key", ...(canChange ? ["Actions"] : [])];
-  const state = { connections: [], tests: new Map(), errors: new Map(), keyForm: null, busy: null };
   const base = `/orgs/${seg(org.id)}`;
+  const operator = Boolean(me && me.operator);
 
   const status = h("p", { class: "status", role: "status" });
-  const listArea = h("div", { class: "table-wrap" });
   const heading = h("h1", { tabindex: "-1" }, "AI Connections");
+  const announce = (text) => {
+    status.textContent = text;
+  };
+  const own = connectionTable({
+    providers,
+    canChange,
+    announce,
+    heading,
+    tableClass: "connections",
+    caption: `Connections of ${org.name}, by provider in routing order`,
+    empty: "No connections yet. Add one below. Without any, voice still runs on the built-in offline engines.",
+    paths: { list: `${base}/connections`, item: (c) => `${base}/connections/${seg(c.id)}`, order: `${base}/connections-order`, test: true },
+  });
+  const platform = operator
+    ? connectionTable({
+        providers,
+        canChange: true,
+        announce,
+        heading,
+        tableClass: "platform-connections",
+        caption: "Platform connections, by provider in routing order",
+        empty: "No platform connections. Add one below: every org may then route to it as its tier allows, billed to its credits.",
+        paths: { list: "/platform/connections", item: (c) => `/platform/connections/${seg(c.id)}`, order: null, test: false },
+      })
+    : null;
+  await Promise.all([own.reload(), platform?.reload()]);
   replace(
     root,
     heading,
@@ -28,22 +55,45 @@ export async function connectionsPage(root, { org, catalog, access }) {
         "Keys are write-only: Patchbay keeps them encrypted and shows only a fingerprint.",
     ),
     status,
-    h("section", { "aria-labelledby": "connections-title" }, h("h2", { id: "connections-title" }, "Connections"), listArea),
-    ifAllowed(access, CONFIGURE, () => addConnectionSection({ catalog, providers, base, added })),
+    h("section", { "aria-labelledby": "connections-title" }, h("h2", { id: "connections-title" }, "Connections"), own.area),
+    ifAllowed(access, CONFIGURE, () => addConnectionSection({ catalog, providers, base, added: own.added })),
+    platform
+      ? h(
+          "section",
+          { "aria-labelledby": "platform-title", class: "platform" },
+          h("h2", { id: "platform-title" }, "Platform connections"),
+          h(
+            "p",
+            {},
+            "Yours as the server's operator: every org may route to them as its tier allows, and pays for their use from its credits " +
+              "(billing source platform). An org's own connection of the same provider comes first unless its routing names the platform's (",
+            h("code", {}, "openai:platform/gpt-4o-mini"),
+            ").",
+          ),
+          platform.area,
+          addConnectionSection({ catalog, providers, base: "/platform", added: platform.added, title: "Add a platform connection", id: "add-platform" }),
+        )
+      : await platformOfferSection(base, org),
   );
+  own.render();
+  platform?.render();
+  return heading;
+}
 
-  const announce = (text) => {
-    status.textContent = text;
-  };
+/** One table of connections with its actions; `paths.order` null: no reordering, `paths.test` false: no test. */
+function connectionTable({ providers, canChange, announce, heading, tableClass, caption, empty, paths }) {
+  const COLUMNS = ["Priority", "Connection", "Endpoint", "Models", "Status", "Last check", "Key", ...(canChange ? ["Actions"] : [])];
+  const state = { connections: [], tests: new Map(), errors: new Map(), keyForm: null, busy: null };
+  const listArea = h("div", { class: "table-wrap" });
 
   async function added(created) {
     await reload().catch(() => undefined);
     render();
-    announce(`Added ${created.profile_id}${created.key ? ` with key ${created.key.fingerprint}` : ""}. Test it to check the key.`);
+    announce(`Added ${created.profile_id}${created.key ? ` with key ${created.key.fingerprint}` : ""}.${paths.test ? " Test it to check the key." : ""}`);
   }
 
   async function reload() {
-    state.connections = await api("GET", `${base}/connections`);
+    state.connections = await api("GET", paths.list);
   }
 
   function render(focus) {
@@ -56,11 +106,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
   }
 
   function emptyNote() {
-    return h(
-      "p",
-      { class: "empty" },
-      "No connections yet. Add one below. Without any, voice still runs on the built-in offline engines.",
-    );
+    return h("p", { class: "empty" }, empty);
   }
 
   function table() {
@@ -71,8 +117,8 @@ export async function connectionsPage(root, { org, catalog, access }) {
     }
     return h(
       "table",
-      { class: "connections" },
-      h("caption", { class: "visually-hidden" }, `Connections of ${org.name}, by provider in routing order`),
+      { class: tableClass },
+      h("caption", { class: "visually-hidden" }, caption),
       h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
       [...groups.entries()].map(([provider, group]) =>
         h(
@@ -89,7 +135,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
     const busy = state.busy === c.profile_id;
     const revoked = c.status === "revoked";
     const actions = canChange && [
-      button("test", busy ? "Testing…" : "Test", () => test(c), { disabled: busy }),
+      paths.test ? button("test", busy ? "Testing…" : "Test", () => test(c), { disabled: busy }) : null,
       button("key", revoked ? "Set a new key" : "Replace key", () => openKeyForm(c)),
       revoked ? null : button("toggle", c.status === "disabled" ? "Enable" : "Disable", () => toggle(c)),
       revoked ? null : button("revoke", "Revoke", () => revoke(c), { class: "danger" }),
@@ -102,8 +148,8 @@ export async function connectionsPage(root, { org, catalog, access }) {
         "td",
         { class: "priority" },
         h("span", { class: "position" }, String(index + 1)),
-        canChange && button("up", "↑", () => move(c, -1), { disabled: index === 0, "aria-label": `Move ${c.profile_id} up` }),
-        canChange && button("down", "↓", () => move(c, 1), { disabled: index === count - 1, "aria-label": `Move ${c.profile_id} down` }),
+        canChange && paths.order && button("up", "↑", () => move(c, -1), { disabled: index === 0, "aria-label": `Move ${c.profile_id} up` }),
+        canChange && paths.order && button("down", "↓", () => move(c, 1), { disabled: index === count - 1, "aria-label": `Move ${c.profile_id} down` }),
       ),
       h("th", { scope: "row" }, h("span", { class: "profile" }, c.profile_id), h("span", { class: "muted" }, `billed: ${c.billing_source}`)),
       h("td", { class: "endpoint" }, endpoint(c, providers)),
@@ -143,7 +189,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const input = form.elements.key;
-      const saved = await submitting(form, () => api("PUT", `${base}/connections/${seg(c.id)}/key`, { key: input.value }));
+      const saved = await submitting(form, () => api("PUT", `${paths.item(c)}/key`, { key: input.value }));
       if (!saved) return;
       input.value = "";
       state.keyForm = null;
@@ -185,7 +231,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
     render({ profile: c.profile_id, action: "test" });
     return act(c, "test", async () => {
       try {
-        const result = await api("POST", `${base}/connections/${seg(c.id)}/test`, {});
+        const result = await api("POST", `${paths.item(c)}/test`, {});
         state.tests.set(c.profile_id, result);
         replaceConnection(result.connection);
         announce(`Test of ${c.profile_id} ${result.ok ? "passed" : "failed"}.`);
@@ -198,7 +244,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
   function toggle(c) {
     const enabled = c.status === "disabled";
     return act(c, "toggle", async () => {
-      replaceConnection(await api("PATCH", `${base}/connections/${seg(c.id)}`, { enabled }));
+      replaceConnection(await api("PATCH", paths.item(c), { enabled }));
       announce(`${c.profile_id} ${enabled ? "enabled" : "disabled"}.`);
     });
   }
@@ -211,7 +257,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
     });
     if (!ok) return;
     await act(c, "key", async () => {
-      replaceConnection(await api("POST", `${base}/connections/${seg(c.id)}/revoke`));
+      replaceConnection(await api("POST", `${paths.item(c)}/revoke`));
       announce(`${c.profile_id} revoked; its key is destroyed.`);
     });
   }
@@ -224,7 +270,7 @@ export async function connectionsPage(root, { org, catalog, access }) {
     });
     if (!ok) return;
     await act(c, "delete", async () => {
-      await api("DELETE", `${base}/connections/${seg(c.id)}`);
+      await api("DELETE", paths.item(c));
       state.connections = state.connections.filter((x) => x.id !== c.id);
       state.tests.delete(c.profile_id);
       announce(`${c.profile_id} deleted.`);
@@ -239,15 +285,13 @@ export async function connectionsPage(root, { org, catalog, access }) {
     const order = group.map((x) => x.name);
     [order[from], order[to]] = [order[to], order[from]];
     return act(c, delta < 0 ? "up" : "down", async () => {
-      await api("PUT", `${base}/connections-order`, { provider: c.provider, profiles: order });
+      await api("PUT", paths.order, { provider: c.provider, profiles: order });
       await reload();
       announce(`${c.profile_id} is now number ${to + 1} of ${group.length} ${c.provider} connections.`);
     });
   }
 
-  await reload();
-  render();
-  return heading;
+  return { area: listArea, reload, render, added };
 }
 
 function button(action, label, onclick, props = {}) {

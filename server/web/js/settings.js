@@ -5,6 +5,7 @@
 import { CONFIGURE } from "./access.js";
 import { api, seg } from "./api.js";
 import { h, replace, splitList } from "./dom.js";
+import { tierFlags } from "./platformoffer.js";
 import { chainFields, chainList, readChains } from "./chains.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
 import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
@@ -12,10 +13,11 @@ import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
 export async function settingsPage(root, { org, catalog, access }) {
   const canChange = access.can(CONFIGURE);
   const base = `/orgs/${seg(org.id)}`;
-  const [routing, agents, connections] = await Promise.all([
+  const [routing, agents, connections, offer] = await Promise.all([
     api("GET", `${base}/routing`),
     api("GET", `${base}/agents`),
     api("GET", `${base}/connections`),
+    api("GET", `${base}/platform-connections`),
   ]);
   const state = { agents, editing: null };
   const status = h("p", { class: "status", role: "status" });
@@ -30,6 +32,7 @@ export async function settingsPage(root, { org, catalog, access }) {
     root,
     heading,
     h("p", { class: "lead" }, `Which models ${org.name} uses for each kind of task, primary first, then fallbacks.`),
+    tierFlags(offer),
     status,
     routingSection(),
     h(
