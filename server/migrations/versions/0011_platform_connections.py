@@ -2,7 +2,8 @@
 
 `connections.org_id` becomes nullable (NULL: a platform connection, billed `platform`); the
 org-scoped unique constraint cannot see NULLs, so a partial unique index keeps platform
-profile ids (`provider:name`) unique among themselves.
+profile ids (`provider:name`) unique among themselves. Their keys are vault records of the
+reserved scope `:platform` (routing/platform.py), which no org id can equal.
 
 Revision ID: 0011
 Revises: 0010
@@ -37,6 +38,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("uq_connections_platform_profile", table_name="connections")
+    # Platform connections cannot exist without the nullable column; their keys go with them.
     op.execute("DELETE FROM connections WHERE org_id IS NULL")
+    vault = sa.table("vault_secrets", sa.column("org_id", sa.String))
+    op.execute(vault.delete().where(vault.c.org_id == ":platform"))
     with op.batch_alter_table("connections") as batch:
         batch.alter_column("org_id", existing_type=sa.String(length=32), nullable=False)
