@@ -5,6 +5,12 @@ org-scoped unique constraint cannot see NULLs, so a partial unique index keeps p
 profile ids (`provider:name`) unique among themselves. Their keys are vault records of the
 reserved scope `:platform` (routing/platform.py), which no org id can equal.
 
+Why a NULL org rather than a reserved operator org row or a separate `owner` column: a
+reserved org would appear wherever orgs are listed, billed, counted or joined (members, API
+keys, ledger, usage) and every one of those would need to skip it; an `owner` column would say
+again what `org_id` already says. NULL keeps the foreign key and its cascade for org rows, and
+"no org" is exactly what a platform connection is.
+
 Revision ID: 0011
 Revises: 0010
 Create Date: 2026-12-01 22:30:00
