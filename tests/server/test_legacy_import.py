@@ -10,6 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from billing.spend_store import get_cap
 from foundation.audit import AuditEvent, MemoryAudit
 from foundation.orgs import Org
 from routing.tables import Connection, OrgAISettings
@@ -58,7 +59,7 @@ async def test_sample_is_imported_with_the_key_encrypted(db: Database, db_url: s
         assert settings.default_model == "openrouter/anthropic/claude-sonnet-4"
         assert settings.allowed_models == ["openrouter/anthropic/claude-sonnet-4", "openrouter/openai/gpt-4o"]
         assert settings.byok_enabled is False
-        assert settings.monthly_budget_usd is not None and float(settings.monthly_budget_usd) == 50.0
+        assert await get_cap(s, "org_1") == 50_000_000  # the enforced monthly budget, micro-USD
         conn = (await s.scalars(select(Connection).where(Connection.org_id == "org_1"))).one()
         assert conn.profile_id == "openrouter:legacy"
         assert conn.credential_source == "org_key"
