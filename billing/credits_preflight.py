@@ -23,6 +23,7 @@ its settled charge is counted when it closes. A segment that cannot be charged s
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from billing.ledger import Ledger
 from billing.ledger_types import HoldClosedError
@@ -166,7 +167,7 @@ class LedgerHold:
             self._close(charged)
         return charged
 
-    async def _write(self, credits: int, details: dict[str, object]) -> int:
+    async def _write(self, credits: int, details: Mapping[str, object]) -> int:
         spender = self._api_key_id
         if self.hold_id is None:
             if credits == 0:

@@ -106,3 +106,11 @@ async def spent_in(session: AsyncSession, org_id: str, month: str) -> tuple[int,
         else:
             per_key[scope] = int(spent)
     return total, per_key
+
+
+async def key_limits(session: AsyncSession, org_id: str) -> dict[str, int]:
+    """The spend limits of the org's API keys that have one (key id -> micro-USD)."""
+    rows = await session.execute(
+        select(CAPS.c.api_key_id, CAPS.c.limit_micro_usd).where(CAPS.c.org_id == org_id, CAPS.c.api_key_id != ORG_SCOPE)
+    )
+    return {scope: int(limit) for scope, limit in rows}
