@@ -87,6 +87,10 @@ class SpendCaps:
         if reservation.api_key_id:
             spend.key_spent[reservation.api_key_id] = spend.key_spent.get(reservation.api_key_id, 0) + charged
 
+    def now(self) -> datetime:
+        """The time by this process's billing clock (whose month the caps count)."""
+        return self._clock()
+
     def spent(self, org_id: str, api_key_id: str | None = None) -> int | None:
         """This month's spend as this process knows it (None: the org is not loaded here)."""
         spend = self._orgs.get(org_id)

@@ -236,8 +236,9 @@ def _key_event(org_id: str, actor: str, action: str, key_id: str, details: Mappi
 
 
 async def list_api_keys(
-    session: AsyncSession, org_ref: str, *, now: datetime | None = None
+    session: AsyncSession, org_ref: str, *, now: datetime | None = None, month_at: datetime | None = None
 ) -> list[ApiKeyInfo]:
+    """The org's keys; `spent_this_month` is for the month of `month_at` (default `now`)."""
     org = await get_org(session, org_ref)
     rows = await session.execute(
         select(ApiKey, Agent.name)
@@ -246,7 +247,7 @@ async def list_api_keys(
         .order_by(ApiKey.created_at, ApiKey.id)
     )
     now = now or utcnow()
-    limits, spent = await _spend_of_keys(session, org.id, now)
+    limits, spent = await _spend_of_keys(session, org.id, month_at or now)
     return [
         _key_info(k, agent_name, now, limit=limits.get(k.id), spent=spent.get(k.id, 0)) for k, agent_name in rows
     ]
@@ -267,11 +268,16 @@ async def _agent_name(session: AsyncSession, row: ApiKey) -> str | None:
 
 
 async def get_api_key(
-    session: AsyncSession, org_ref: str, key_id: str, *, now: datetime | None = None
+    session: AsyncSession,
+    org_ref: str,
+    key_id: str,
+    *,
+    now: datetime | None = None,
+    month_at: datetime | None = None,
 ) -> ApiKeyInfo:
     _, row = await _org_key(session, org_ref, key_id)
     now = now or utcnow()
-    limits, spent = await _spend_of_keys(session, row.org_id, now)
+    limits, spent = await _spend_of_keys(session, row.org_id, month_at or now)
     return _key_info(row, await _agent_name(session, row), now, limit=limits.get(row.id), spent=spent.get(row.id, 0))
 
 

@@ -65,7 +65,7 @@ def _changed(svc: Services, org_id: str) -> None:
 @router.get("/orgs/{org}/budget", response_model=BudgetOut)
 async def get_budget(org: str, svc: ServicesDep) -> BudgetOut:
     async with svc.db.session() as s:
-        info = await budgets.org_budget(s, org)
+        info = await budgets.org_budget(s, org, now=svc.spend_caps.now())
     return BudgetOut.model_validate(info.as_json("monthly_budget"))
 
 
@@ -73,7 +73,7 @@ async def get_budget(org: str, svc: ServicesDep) -> BudgetOut:
 async def update_org(org: str, body: OrgUpdate, svc: ServicesDep) -> BudgetOut:
     budget = _amount(body.monthly_budget, "monthly_budget")
     async with svc.db.session() as s:
-        info = await budgets.set_org_budget(s, org, budget)
+        info = await budgets.set_org_budget(s, org, budget, now=svc.spend_caps.now())
     _changed(svc, info.org_id)
     return BudgetOut.model_validate(info.as_json("monthly_budget"))
 
@@ -82,8 +82,8 @@ async def update_org(org: str, body: OrgUpdate, svc: ServicesDep) -> BudgetOut:
 async def update_api_key(org: str, key_id: str, body: KeyUpdate, svc: ServicesDep) -> ApiKeyOut:
     limit = _amount(body.spend_limit, "spend_limit")
     async with svc.db.session() as s:
-        info = await budgets.set_key_limit(s, org, key_id, limit)
+        info = await budgets.set_key_limit(s, org, key_id, limit, now=svc.spend_caps.now())
     _changed(svc, info.org_id)
     async with svc.db.session() as s:
-        key = await accounts.get_api_key(s, info.org_id, key_id)
+        key = await accounts.get_api_key(s, info.org_id, key_id, month_at=svc.spend_caps.now())
     return ApiKeyOut(**_key_fields(key))

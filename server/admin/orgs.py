@@ -121,13 +121,13 @@ async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> Issu
 @router.get("/orgs/{org}/api-keys", response_model=list[ApiKeyOut])
 async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
     async with svc.db.session() as s:
-        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org)]
+        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org, month_at=svc.spend_caps.now())]
 
 
 @router.get("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
 async def get_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
     async with svc.db.session() as s:
-        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id)))
+        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id, month_at=svc.spend_caps.now())))
 
 
 @router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
