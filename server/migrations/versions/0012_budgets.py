@@ -63,11 +63,10 @@ def downgrade() -> None:
         batch.add_column(sa.Column('monthly_budget_usd', sa.Numeric(precision=12, scale=2), nullable=True))
     bind = op.get_bind()
     budgets = bind.execute(sa.text("SELECT org_id, limit_micro_usd FROM spend_caps WHERE api_key_id = ''")).all()
+    settings = sa.table('org_ai_settings', sa.column('org_id', sa.String), sa.column('monthly_budget_usd', sa.Numeric(12, 2)))
     for org_id, micro in budgets:
+        # Cents were the old column's precision: a finer budget is rounded there.
         usd = (Decimal(int(micro)) / _MICRO).quantize(Decimal("0.01"))
-        bind.execute(
-            sa.text("UPDATE org_ai_settings SET monthly_budget_usd = :usd WHERE org_id = :org"),
-            {"usd": usd, "org": org_id},
-        )
+        bind.execute(settings.update().where(settings.c.org_id == org_id).values(monthly_budget_usd=usd))
     op.drop_table('spend_totals')
     op.drop_table('spend_caps')
