@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from billing.money import format_usd
 from billing.preflight import InsufficientCreditsError
 
 
@@ -67,8 +66,3 @@ class SpendLimitExceededError(InsufficientCreditsError):
             available=max(0, usage.limit - usage.spent - usage.reserved),
         )
         self.usage = usage
-
-
-def describe(usage: Usage) -> str:
-    """`12.50 of 50.00 USD` for logs and the org's admins (never the /v1 caller's message)."""
-    return f"{format_usd(usage.spent)} of {format_usd(usage.limit)} USD"

@@ -4,7 +4,8 @@
 from what this process holds in memory: each org's caps and this month's totals, loaded from the
 database on the org's first request (and again after `drop_org`), then kept up to date in
 process: each settle adds its charge (`close`) and each request in flight counts its hold until
-it settles. So deciding costs no database round trip.
+it settles (a request that never closes stops counting after the hold TTL, as its ledger hold
+does). So deciding costs no database round trip.
 
 Other processes' charges arrive through `poll`, a hook of the registry's config poll (every
 `PATCHBAY_*` poll interval, never per request), which re-reads the caps and the month's totals
@@ -19,23 +20,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing.ledger import DEFAULT_HOLD_TTL
 from billing.spend import BudgetExceededError, SpendLimitExceededError, Usage, month_of
 from billing.spend_store import OrgSpend, load
 from billing.spend_tables import ORG_SCOPE
 from foundation.db import utcnow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False, slots=True)
 class Reservation:
-    """A request's hold counted against its org's budget and its key's limit until it closes."""
+    """A request's hold counted against its org's budget and its key's limit until it closes
+    (or, if it never does, until `expires_at`, like the ledger hold it stands for)."""
 
     org_id: str
     api_key_id: str | None
     amount: int
+    expires_at: datetime
 
     def scopes(self) -> tuple[tuple[str, str], ...]:
         org = (self.org_id, ORG_SCOPE)
@@ -46,12 +50,19 @@ class SpendCaps:
     """Every org's caps and month-to-date spend as this process knows them. One per process."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, clock: Callable[[], datetime] = utcnow
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        hold_ttl: timedelta = DEFAULT_HOLD_TTL,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
+        self._hold_ttl = hold_ttl
         self._orgs: dict[str, OrgSpend] = {}
         self._reserved: dict[tuple[str, str], int] = {}
+        self._open: dict[Reservation, None] = {}
+        """Reservations not closed yet (an ordered set)."""
 
     async def reserve(self, org_id: str, api_key_id: str | None, hold: int) -> Reservation:
         """Count a chargeable request's `hold` (micro-USD, may be 0) against the org's budget and
@@ -67,25 +78,32 @@ class SpendCaps:
             usage = Usage(limit, spend.key_spent.get(api_key_id, 0), self._reserved.get((org_id, api_key_id), 0))
             if usage.refuses(hold):
                 raise SpendLimitExceededError(org_id, api_key_id, usage, hold)
-        reservation = Reservation(org_id, api_key_id, hold)
+        reservation = Reservation(org_id, api_key_id, hold, self._clock() + self._hold_ttl)
+        self._open[reservation] = None
         for scope in reservation.scopes():
             self._reserved[scope] = self._reserved.get(scope, 0) + hold
         return reservation
 
     def close(self, reservation: Reservation, charged: int) -> None:
         """The request ended: stop counting its hold, and count what it was charged (settled)."""
-        for scope in reservation.scopes():
-            left = self._reserved.get(scope, 0) - reservation.amount
-            if left > 0:
-                self._reserved[scope] = left
-            else:
-                self._reserved.pop(scope, None)
+        self._unreserve(reservation)
         spend = self._orgs.get(reservation.org_id)
         if charged <= 0 or spend is None or spend.month != month_of(self._clock()):
             return
         spend.spent += charged
         if reservation.api_key_id:
             spend.key_spent[reservation.api_key_id] = spend.key_spent.get(reservation.api_key_id, 0) + charged
+
+    def _unreserve(self, reservation: Reservation) -> None:
+        if reservation not in self._open:
+            return  # closed already, or expired
+        del self._open[reservation]
+        for scope in reservation.scopes():
+            left = self._reserved.get(scope, 0) - reservation.amount
+            if left > 0:
+                self._reserved[scope] = left
+            else:
+                self._reserved.pop(scope, None)
 
     def now(self) -> datetime:
         """The time by this process's billing clock (whose month the caps count)."""
@@ -103,10 +121,14 @@ class SpendCaps:
         self._orgs.pop(org_id, None)
 
     async def poll(self, session: AsyncSession) -> None:
-        """Re-read the caps and this month's totals of every org held here (a registry poll hook)."""
+        """Re-read the caps and this month's totals of every org held here (a registry poll hook),
+        and stop counting reservations past their TTL (a request that never closed)."""
+        now = self._clock()
+        for reservation in [r for r in self._open if r.expires_at <= now]:
+            self._unreserve(reservation)
         if not self._orgs:
             return
-        month = month_of(self._clock())
+        month = month_of(now)
         fresh = await load(session, list(self._orgs), month)
         for org_id, new in fresh.items():
             old = self._orgs.get(org_id)

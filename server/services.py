@@ -227,10 +227,9 @@ class Services:
         usage = new_usage_recorder(database.sessions)
         # The CLI and the server are edges: both may read the environment references the operator allowed.
         clock = overrides.billing_clock or utcnow
-        ledger = Ledger(
-            database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds), clock=clock
-        )
-        spend_caps = SpendCaps(database.sessions, clock=clock)
+        hold_ttl = timedelta(seconds=settings.billing_hold_ttl_seconds)
+        ledger = Ledger(database.sessions, hold_ttl=hold_ttl, clock=clock)
+        spend_caps = SpendCaps(database.sessions, clock=clock, hold_ttl=hold_ttl)
         gateway = build_gateway(
             settings,
             database,

@@ -220,3 +220,20 @@ async def test_the_preflight_checks_the_caps_before_the_ledger_and_counts_the_ch
         PreflightRequest(org_id=ORG, tier="enterprise", segment="llm", intent="chat", offers=((BillingSource.BYOK, price),), api_key_id=KEY)
     )
     assert await byok.settle(BillingSource.BYOK, Tokens(input_tokens=10, output_tokens=10), price=price) == 0
+
+
+async def test_a_reservation_never_closed_stops_counting_after_the_hold_ttl(db: Database, clock: Clock) -> None:
+    caps = SpendCaps(db.sessions, clock=clock, hold_ttl=timedelta(seconds=60))
+    await _cap(db, 10 * USD)
+    lost = await caps.reserve(ORG, None, 10 * USD)  # its request never settles nor releases
+    with pytest.raises(BudgetExceededError):
+        await caps.reserve(ORG, None, 1)
+    clock.advance(seconds=60)
+    async with db.session() as s:
+        await caps.poll(s)
+    caps.close(await caps.reserve(ORG, None, 10 * USD), 0)
+    caps.close(lost, 0)  # closing it late takes nothing off twice
+    held = await caps.reserve(ORG, None, 10 * USD)
+    with pytest.raises(BudgetExceededError):
+        await caps.reserve(ORG, None, 1)
+    caps.close(held, 0)
