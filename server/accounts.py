@@ -211,14 +211,9 @@ async def create_api_key(
     if spend_limit is not None:
         await set_cap(session, org.id, row.id, spend_limit, now)
     expiry = expires_at.isoformat() if expires_at else None
-    details = {
-        "prefix": row.prefix,
-        "name": name,
-        "agent": agent,
-        "models": allowed,
-        "expires_at": expiry,
-        "spend_limit_micro_usd": spend_limit,
-    }
+    details: dict[str, object] = {"prefix": row.prefix, "name": name, "agent": agent, "models": allowed, "expires_at": expiry}
+    if spend_limit is not None:
+        details["spend_limit_usd"] = format_usd(spend_limit)
     session.add(_key_event(org.id, actor, "apikey.create", row.id, details))
     return IssuedKey(info=_key_info(row, agent, now, limit=spend_limit), key=plaintext)
 
