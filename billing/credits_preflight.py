@@ -13,17 +13,24 @@ written as one `Ledger.settle` (a `Ledger.charge` when no hold was taken and som
 nothing at all when the charge is 0 and there is no hold). `release` gives the hold back. Each
 hold, settle and charge carries an idempotency key made of the request id, the segment and a
 random attempt id, so a replay never writes twice. See docs/billing.md#how-a-request-is-charged.
+
+With `caps` (`billing.spend_caps.SpendCaps`), a segment that may be charged is first counted
+against the org's monthly budget and its API key's spend limit, in memory, and refused with
+`BudgetExceededError` / `SpendLimitExceededError` (402s) before the ledger is asked for anything;
+its settled charge is counted when it closes. A segment that cannot be charged skips the caps too.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from billing.ledger import Ledger
 from billing.ledger_types import HoldClosedError
 from billing.policy import allowed_sources, charge, max_charge
 from billing.preflight import NO_HOLD, Hold, PreflightRequest
 from billing.prices import Price, cost, hold_amount
+from billing.spend_caps import Reservation, SpendCaps
 from billing.tiers import TierPolicy, policy_for
 from billing.usage import Segment
 from foundation.db import new_id
@@ -36,8 +43,9 @@ log = logging.getLogger("patchbay.billing")
 class LedgerPreflight:
     """Holds on `ledger` for segments that may be charged; nothing for those that cannot be."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Ledger, caps: SpendCaps | None = None) -> None:
         self._ledger = ledger
+        self._caps = caps
 
     async def hold(self, request: PreflightRequest) -> Hold:
         amount = hold_for(request)
@@ -45,11 +53,29 @@ class LedgerPreflight:
             return NO_HOLD
         policy, segment = policy_for(request.tier), Segment(request.segment)
         key = f"pf:{(request.request_id or '-')[:64]}:{request.segment}:{new_id('at')}"
+        reserved = None
+        if self._caps is not None:
+            reserved = await self._caps.reserve(request.org_id, request.api_key_id, amount)
         hold_id = None
-        if amount > 0:
-            details = {"segment": request.segment, "intent": request.intent}
-            hold_id = (await self._ledger.hold(request.org_id, amount, key, details=details)).id
-        return LedgerHold(self._ledger, request.org_id, policy, segment, key, hold_id)
+        try:
+            if amount > 0:
+                details = {"segment": request.segment, "intent": request.intent}
+                hold_id = (await self._ledger.hold(request.org_id, amount, key, details=details)).id
+        except BaseException:
+            if self._caps is not None and reserved is not None:
+                self._caps.close(reserved, 0)  # refused or cancelled: nothing was reserved after all
+            raise
+        return LedgerHold(
+            self._ledger,
+            request.org_id,
+            policy,
+            segment,
+            key,
+            hold_id,
+            api_key_id=request.api_key_id,
+            caps=self._caps,
+            reserved=reserved,
+        )
 
 
 def hold_for(request: PreflightRequest) -> int | None:
@@ -101,6 +127,10 @@ class LedgerHold:
         segment: Segment,
         key: str,
         hold_id: str | None,
+        *,
+        api_key_id: str | None = None,
+        caps: SpendCaps | None = None,
+        reserved: Reservation | None = None,
     ) -> None:
         self._ledger = ledger
         self._org_id = org_id
@@ -108,6 +138,15 @@ class LedgerHold:
         self._segment = segment
         self._key = key
         self.hold_id = hold_id
+        self._caps = caps
+        self._reserved = reserved
+        self._api_key_id = api_key_id
+
+    def _close(self, charged: int) -> None:
+        """Stop counting the hold against the caps (once), and count what was charged."""
+        if self._caps is not None and self._reserved is not None:
+            self._caps.close(self._reserved, charged)
+            self._reserved = None
 
     async def settle(
         self,
@@ -121,23 +160,40 @@ class LedgerHold:
         list_cost = cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
         owed = charge(self._policy, billing_source, self._segment, list_cost, audio_seconds=audio_seconds)
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
+        charged = 0
+        try:
+            charged = await self._write(owed.credits, details)
+        finally:
+            self._close(charged)
+        return charged
+
+    async def _write(self, credits: int, details: Mapping[str, object]) -> int:
+        spender = self._api_key_id
         if self.hold_id is None:
-            if owed.credits == 0:
+            if credits == 0:
                 return 0
-            entry = await self._ledger.charge(self._org_id, owed.credits, f"{self._key}:charge", details=details)
-        else:
-            try:
-                entry = await self._ledger.settle(
-                    self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
-                )
-            except HoldClosedError:
-                # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
-                entry = await self._ledger.charge(
-                    self._org_id, owed.credits, f"{self._key}:charge", details=details
-                )
+            entry = await self._ledger.charge(
+                self._org_id, credits, f"{self._key}:charge", details=details, api_key_id=spender
+            )
+            return entry.amount
+        try:
+            entry = await self._ledger.settle(
+                self.hold_id,
+                credits,
+                f"{self._key}:settle",
+                org_id=self._org_id,
+                details=details,
+                api_key_id=spender,
+            )
+        except HoldClosedError:
+            # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
+            entry = await self._ledger.charge(
+                self._org_id, credits, f"{self._key}:charge", details=details, api_key_id=spender
+            )
         return entry.amount
 
     async def release(self) -> None:
+        self._close(0)
         if self.hold_id is None:
             return
         try:

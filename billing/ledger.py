@@ -163,9 +163,11 @@ class Ledger:
         *,
         org_id: str | None = None,
         details: Mapping[str, Any] | None = None,
+        api_key_id: str | None = None,
     ) -> Entry:
         """Close the hold, charging `actual_amount` (>= 0): less than held gives the rest back;
-        more charges at most what is available and records the `shortfall`. Raises
+        more charges at most what is available and records the `shortfall`. The charge counts
+        toward this month's spend of the org and of `api_key_id` (`billing.spend_tables`). Raises
         `HoldClosedError` (closed already, under another key) or `HoldNotFoundError`."""
         rules.check_amount(actual_amount, positive=False)
         key = check_key(idempotency_key)
@@ -179,16 +181,30 @@ class Ledger:
             if held is None:
                 raise await rules.closed_or_missing(session, org, hold_id)
             return await rules.charge(
-                session, account, now, actual_amount, key, hold_id=hold_id, held=held, details=details
+                session,
+                account,
+                now,
+                actual_amount,
+                key,
+                hold_id=hold_id,
+                held=held,
+                details=details,
+                api_key_id=api_key_id,
             )
 
         return await self._write(org, run)
 
     async def charge(
-        self, org_id: str, amount: int, idempotency_key: str, *, details: Mapping[str, Any] | None = None
+        self,
+        org_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        details: Mapping[str, Any] | None = None,
+        api_key_id: str | None = None,
     ) -> Entry:
         """A settle without a hold (its hold expired, or none was taken): charges `amount` (>= 0),
-        at most what is available, and records any `shortfall`."""
+        at most what is available, and records any `shortfall`; counted like a settle's."""
         rules.check_amount(amount, positive=False)
         key = check_key(idempotency_key)
 
@@ -197,7 +213,7 @@ class Ledger:
             if first is not None:
                 return rules.replay(first, kind=EntryKind.SETTLE, hold_id=None, requested=amount)
             return await rules.charge(
-                session, account, now, amount, key, hold_id=None, held=0, details=details
+                session, account, now, amount, key, hold_id=None, held=0, details=details, api_key_id=api_key_id
             )
 
         return await self._write(org_id, run, create=True)

@@ -24,6 +24,8 @@ from billing.ledger_types import (
 )
 from billing.money import MAX_MICRO_USD, AmountError, format_usd
 from billing.preflight import InsufficientCreditsError
+from billing.spend import month_of
+from billing.spend_store import add_spent
 from foundation.audit import AuditEntry
 from foundation.db import new_id
 
@@ -99,17 +101,23 @@ async def charge(
     hold_id: str | None,
     held: int,
     details: Mapping[str, Any] | None,
+    api_key_id: str | None = None,
 ) -> Entry:
     """Charge `requested`, capped at what is available once the hold (if any) is given back; the
-    hold (already taken from the open holds) is closed by the same entry."""
+    hold (already taken from the open holds) is closed by the same entry. What is charged also
+    adds to the month's spend totals of the org and of `api_key_id` (`billing.spend_store`)."""
     charged = min(requested, account.available + held)
     info: dict[str, Any] = {**(details or {}), "requested": requested, "held": held}
     if charged < requested:
         info["shortfall"] = requested - charged
+    if api_key_id:
+        info["api_key_id"] = api_key_id
     entry = await insert(
         session, account.org_id, EntryKind.SETTLE, charged, key, now, hold_id=hold_id, details=info
     )
     await store.move(session, account.org_id, balance=-charged, held=-held)
+    if charged > 0:
+        await add_spent(session, account.org_id, api_key_id, month_of(now), charged)
     return entry
 
 

@@ -48,6 +48,8 @@ class PreflightRequest:
     """The request's input tokens as estimated before it runs (for the hold)."""
     request_id: str | None = None
     """For the hold's idempotency key; a turn's id on the voice surfaces."""
+    api_key_id: str | None = None
+    """The server API key the request came with: its monthly spend limit applies too."""
     audio_seconds: float | None = 0.0
     """The audio known before the segment runs (an STT segment's input); None: unbounded (TTS)."""
     characters: int = 0

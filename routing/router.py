@@ -211,6 +211,7 @@ class Router:
                 offers=tuple((source, price_for(info)) for source, info in offers),
                 input_tokens_estimate=estimate_input_tokens(request),
                 request_id=ctx.request_id or ctx.turn_id,
+                api_key_id=ctx.api_key_id,
             )
         )
         return entry, route, hold

@@ -159,6 +159,7 @@ class SpeechRouter:
                 intent=intent.value,
                 offers=tuple((a.billing_source, price_for(a.info)) for a in plan.attempts),
                 request_id=ctx.request_id or ctx.turn_id,
+                api_key_id=ctx.api_key_id,
                 audio_seconds=audio_seconds,
                 characters=characters,
             )

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
@@ -26,7 +25,6 @@ class OrgAISettings(Base):
     profile_order_explicit: Mapped[list[str] | None] = mapped_column(JSON)
     """Providers whose profile order the org set by hand; the others rotate by least recent use."""
     byok_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    monthly_budget_usd: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

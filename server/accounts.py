@@ -14,6 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.money import format_usd
+from billing.spend import month_of
+from billing.spend_store import key_limits, set_cap, spent_in
 from foundation.audit import AuditEvent
 from foundation.db import new_id, utcnow
 from foundation.errors import ConflictError, NotFoundError, RequestError
@@ -55,6 +58,12 @@ class ApiKeyInfo:
     revoked_at: datetime | None
     status: str
     """`active`, `expired` or `revoked`, as of when it was read."""
+    spend_limit: str | None = None
+    """Its monthly spend limit (calendar month, UTC) in exact USD; None: only the org's budget applies."""
+    spend_limit_micro_usd: int | None = None
+    spent_this_month: str = "0.00"
+    """What requests with it were charged this month (UTC), settled charges, in exact USD."""
+    spent_this_month_micro_usd: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +136,9 @@ async def list_orgs(session: AsyncSession) -> list[OrgInfo]:
     return [_org_info(o) for o in rows]
 
 
-def _key_info(key: ApiKey, agent_name: str | None, now: datetime) -> ApiKeyInfo:
+def _key_info(
+    key: ApiKey, agent_name: str | None, now: datetime, *, limit: int | None = None, spent: int = 0
+) -> ApiKeyInfo:
     return ApiKeyInfo(
         id=key.id,
         org_id=key.org_id,
@@ -140,7 +151,17 @@ def _key_info(key: ApiKey, agent_name: str | None, now: datetime) -> ApiKeyInfo:
         last_used_at=key.last_used_at,
         revoked_at=key.revoked_at,
         status=key_status(key.revoked_at, key.expires_at, now).value,
+        spend_limit=format_usd(limit) if limit is not None else None,
+        spend_limit_micro_usd=limit,
+        spent_this_month=format_usd(spent),
+        spent_this_month_micro_usd=spent,
     )
+
+
+async def _spend_of_keys(session: AsyncSession, org_id: str, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+    """The org's keys' spend limits and this month's spend (billing's `spend_caps`, `spend_totals`)."""
+    _, spent = await spent_in(session, org_id, month_of(now))
+    return await key_limits(session, org_id), spent
 
 
 async def create_api_key(
@@ -151,10 +172,12 @@ async def create_api_key(
     agent: str | None = None,
     models: Sequence[str] | None = None,
     expires: str | None = None,
+    spend_limit: int | None = None,
     actor: str = "admin",
     now: datetime | None = None,
 ) -> IssuedKey:
-    """A new key with its scope. `expires` is an ISO 8601 time or a span from now (`30d`)."""
+    """A new key with its scope. `expires` is an ISO 8601 time or a span from now (`30d`);
+    `spend_limit` its monthly spend limit in micro-USD (None: none)."""
     now = now or utcnow()
     name = check_name(name)
     allowed = check_models(models)
@@ -185,10 +208,14 @@ async def create_api_key(
         await session.flush()
     except IntegrityError as exc:  # another process took the name since the check above
         raise ConflictError(taken, param="name") from exc
+    if spend_limit is not None:
+        await set_cap(session, org.id, row.id, spend_limit, now)
     expiry = expires_at.isoformat() if expires_at else None
-    details = {"prefix": row.prefix, "name": name, "agent": agent, "models": allowed, "expires_at": expiry}
+    details: dict[str, object] = {"prefix": row.prefix, "name": name, "agent": agent, "models": allowed, "expires_at": expiry}
+    if spend_limit is not None:
+        details["spend_limit_usd"] = format_usd(spend_limit)
     session.add(_key_event(org.id, actor, "apikey.create", row.id, details))
-    return IssuedKey(info=_key_info(row, agent, now), key=plaintext)
+    return IssuedKey(info=_key_info(row, agent, now, limit=spend_limit), key=plaintext)
 
 
 def _key_event(org_id: str, actor: str, action: str, key_id: str, details: Mapping[str, object]) -> AuditEvent:
@@ -204,8 +231,9 @@ def _key_event(org_id: str, actor: str, action: str, key_id: str, details: Mappi
 
 
 async def list_api_keys(
-    session: AsyncSession, org_ref: str, *, now: datetime | None = None
+    session: AsyncSession, org_ref: str, *, now: datetime | None = None, month_at: datetime | None = None
 ) -> list[ApiKeyInfo]:
+    """The org's keys; `spent_this_month` is for the month of `month_at` (default `now`)."""
     org = await get_org(session, org_ref)
     rows = await session.execute(
         select(ApiKey, Agent.name)
@@ -214,7 +242,10 @@ async def list_api_keys(
         .order_by(ApiKey.created_at, ApiKey.id)
     )
     now = now or utcnow()
-    return [_key_info(k, agent_name, now) for k, agent_name in rows]
+    limits, spent = await _spend_of_keys(session, org.id, month_at or now)
+    return [
+        _key_info(k, agent_name, now, limit=limits.get(k.id), spent=spent.get(k.id, 0)) for k, agent_name in rows
+    ]
 
 
 async def _org_key(session: AsyncSession, org_ref: str, key_id: str) -> tuple[Org, ApiKey]:
@@ -232,10 +263,17 @@ async def _agent_name(session: AsyncSession, row: ApiKey) -> str | None:
 
 
 async def get_api_key(
-    session: AsyncSession, org_ref: str, key_id: str, *, now: datetime | None = None
+    session: AsyncSession,
+    org_ref: str,
+    key_id: str,
+    *,
+    now: datetime | None = None,
+    month_at: datetime | None = None,
 ) -> ApiKeyInfo:
     _, row = await _org_key(session, org_ref, key_id)
-    return _key_info(row, await _agent_name(session, row), now or utcnow())
+    now = now or utcnow()
+    limits, spent = await _spend_of_keys(session, row.org_id, month_at or now)
+    return _key_info(row, await _agent_name(session, row), now, limit=limits.get(row.id), spent=spent.get(row.id, 0))
 
 
 async def revoke_api_key(

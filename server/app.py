@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.activity.middleware import RequestLogMiddleware
 from server.admin import access as admin_access
 from server.admin import activity as admin_activity
+from server.admin import budgets as admin_budgets
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
@@ -113,6 +114,7 @@ def create_app(
     app.add_exception_handler(Exception, _unhandled)
     app.include_router(health_router)
     app.include_router(admin_orgs.router)
+    app.include_router(admin_budgets.router)
     app.include_router(admin_catalog.router)
     app.include_router(admin_access.router)
     app.include_router(signin.router)

@@ -23,6 +23,7 @@ from server.cli_activity import requests
 from server.cli_admin import admin_group
 from server.cli_apikeys import apikey_group
 from server.cli_billing import credits_group, ledger
+from server.cli_budgets import apikey_update, org_update
 from server.cli_common import (
     EXIT_NOT_READY,
     emit,
@@ -197,6 +198,8 @@ def usage_table(groups: list[str], entries: list[report.UsageTotals], start: dat
     return "\n".join([f"usage from {window}", *lines])
 
 
+org.add_command(org_update)
+apikey_group.add_command(apikey_update)
 cli.add_command(apikey_group, name="apikey")
 cli.add_command(migrate)
 cli.add_command(connection)

@@ -10,7 +10,9 @@ from datetime import datetime
 
 import click
 
+from billing.money import format_usd
 from server import accounts
+from server.budgets import parse_cap
 from server.cli_common import emit, json_option, jsonable, load_settings, run_in_session
 
 
@@ -52,14 +54,32 @@ def sdk_snippet(key: str, url: str) -> str:
 @click.option("--agent", help="Bind the key to this agent.")
 @click.option("--models", help="Comma-separated models the key may ask for (refs, aliases, agent:NAME, default).")
 @click.option("--expires", help="When the key stops working: an ISO 8601 time or a span from now (12h, 30d).")
+@click.option(
+    "--spend-limit",
+    metavar="USD",
+    help="What requests with the key may be charged per calendar month (UTC), exact USD; default: no limit.",
+)
 @json_option
 def apikey_create(
-    org_ref: str, name: str, agent: str | None, models: str | None, expires: str | None, as_json: bool
+    org_ref: str,
+    name: str,
+    agent: str | None,
+    models: str | None,
+    expires: str | None,
+    spend_limit: str | None,
+    as_json: bool,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
     issued = run_in_session(
         lambda s: accounts.create_api_key(
-            s, org_ref, name=name, agent=agent, models=_models(models), expires=expires, actor="cli"
+            s,
+            org_ref,
+            name=name,
+            agent=agent,
+            models=_models(models),
+            expires=expires,
+            spend_limit=parse_cap(spend_limit, param="spend_limit"),
+            actor="cli",
         ),
         as_json=as_json,
     )
@@ -74,7 +94,7 @@ def _when(value: datetime | None) -> str:
 def keys_table(keys: list[accounts.ApiKeyInfo]) -> str:
     if not keys:
         return "no keys"
-    header = ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES (UTC)", "LAST USED (UTC)"]
+    header = ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES (UTC)", "LAST USED (UTC)", "SPENT/LIMIT (USD, MONTH)"]
     rows = [header] + [
         [
             k.id,
@@ -85,11 +105,17 @@ def keys_table(keys: list[accounts.ApiKeyInfo]) -> str:
             ",".join(k.models) if k.models else "any",
             _when(k.expires_at),
             _when(k.last_used_at),
+            _spend(k),
         ]
         for k in keys
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def _spend(k: accounts.ApiKeyInfo) -> str:
+    limit = k.spend_limit_micro_usd
+    return f"{format_usd(k.spent_this_month_micro_usd)}/{format_usd(limit) if limit is not None else 'none'}"
 
 
 @apikey_group.command("list")

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from billing.money import parse_usd
+from billing.spend_store import get_cap, set_cap
 from foundation.audit import AuditEvent
 from foundation.db import utcnow
 from foundation.errors import RequestError
@@ -47,6 +49,16 @@ class LegacySettings(BaseModel):
             return validate_org_id(v)
         except RequestError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("monthly_budget_usd")
+    @classmethod
+    def _budget(cls, v: Decimal | None) -> Decimal | None:
+        if v is not None:
+            try:
+                parse_usd(v, param="monthlyBudgetUsd")
+            except RequestError as exc:
+                raise ValueError(str(exc)) from None
+        return v
 
     @field_validator("openrouter_api_key")
     @classmethod
@@ -147,17 +159,20 @@ async def apply_one(session: AsyncSession, keys: KeyStore, line: int, item: Lega
         session.add(settings)
     default_ref = openrouter_ref(item.default_model) if item.default_model else None
     allowlist = [openrouter_ref(m) for m in item.enabled_models] or None
-    budget = item.monthly_budget_usd.quantize(Decimal("0.01")) if item.monthly_budget_usd is not None else None
     wanted = {
         "default_model": default_ref,
         "allowed_models": allowlist,
         "byok_enabled": item.byok_enabled,
-        "monthly_budget_usd": budget,
     }
     for attr, value in wanted.items():
         if getattr(settings, attr) != value:
             setattr(settings, attr, value)
             report.actions.append(f"set {attr}")
+    # The monthly budget is enforced (billing.spend_caps); a line without one removes it.
+    budget = parse_usd(item.monthly_budget_usd) if item.monthly_budget_usd is not None else None
+    if await get_cap(session, org.id) != budget:
+        await set_cap(session, org.id, None, budget, utcnow())
+        report.actions.append("set monthly_budget")
 
     if item.openrouter_api_key is not None:
         await _import_key(session, keys, org.id, item.openrouter_api_key, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import billing.ledger_tables
+import billing.spend_tables
 import billing.tables
 import foundation.audit
 import foundation.orgs
@@ -16,6 +17,7 @@ from foundation.db import Base
 
 TABLE_MODULES = (
     billing.ledger_tables,
+    billing.spend_tables,
     billing.tables,
     foundation.audit,
     foundation.orgs,

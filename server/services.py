@@ -29,6 +29,7 @@ from billing.ledger import Ledger
 from billing.ledger_sweeper import HoldSweeper
 from billing.policy import billing_policy
 from billing.preflight import NoopPreflight, Preflight
+from billing.spend_caps import SpendCaps
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
 from providers.adapters import chat_adapters
@@ -86,6 +87,8 @@ class Overrides:
     """Failed-authentication throttling on a clock, sleep and store the test chooses."""
     now: Callable[[], datetime] | None = None
     """The wall clock server API keys expire by (and their last use is stamped with)."""
+    billing_clock: Callable[[], datetime] | None = None
+    """The clock of the ledger (entry times, hold expiry), its sweeper and the spend caps' month."""
 
 
 def build_router(
@@ -193,6 +196,9 @@ class Services:
     ledger: Ledger
     """The credits ledger (billing/ledger.py); its sweeper releases expired holds while serving."""
     sweeper: HoldSweeper
+    spend_caps: SpendCaps
+    """Monthly budgets and per-key spend limits, from memory (billing/spend_caps.py); refreshed
+    by the registry's config poll."""
     overrides: Overrides = field(default_factory=Overrides)
     admin_token: SecretStr | None = None
     """What the admin API accepts (server/admin/token.py); None: the admin API is off."""
@@ -222,7 +228,10 @@ class Services:
         vault = build_vault(settings, database, audit)
         usage = new_usage_recorder(database.sessions)
         # The CLI and the server are edges: both may read the environment references the operator allowed.
-        ledger = Ledger(database.sessions, hold_ttl=timedelta(seconds=settings.billing_hold_ttl_seconds))
+        clock = overrides.billing_clock or utcnow
+        hold_ttl = timedelta(seconds=settings.billing_hold_ttl_seconds)
+        ledger = Ledger(database.sessions, hold_ttl=hold_ttl, clock=clock)
+        spend_caps = SpendCaps(database.sessions, clock=clock, hold_ttl=hold_ttl)
         gateway = build_gateway(
             settings,
             database,
@@ -230,8 +239,9 @@ class Services:
             usage,
             overrides,
             environ=services_environ(settings),
-            preflight=LedgerPreflight(ledger),
+            preflight=LedgerPreflight(ledger, spend_caps),
         )
+        gateway.registry.poll_hooks.append(spend_caps.poll)
         voice = VoiceRuntime.from_settings(
             settings,
             gateway,
@@ -249,7 +259,8 @@ class Services:
             voice=voice,
             auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
             ledger=ledger,
-            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4)),
+            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock),
+            spend_caps=spend_caps,
             overrides=overrides,
             admin_token=admin.value if admin else None,
         )

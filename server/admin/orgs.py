@@ -15,6 +15,7 @@ from foundation.orgs import Tier
 from server import accounts
 from server.access.caller import Caller
 from server.admin.auth import admin_caller, require_admin
+from server.budgets import parse_cap
 from server.services import Services
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin"])
@@ -52,6 +53,11 @@ class ApiKeyCreate(BaseModel):
     expires: str | None = Field(
         default=None, description="When the key stops working: an ISO 8601 time or a span from now (`30d`)."
     )
+    spend_limit: str | int | None = Field(
+        default=None,
+        description="What requests with the key may be charged per calendar month (UTC), exact USD "
+        "(a decimal string, or a whole number); null: no limit of its own.",
+    )
 
 
 class ApiKeyOut(BaseModel):
@@ -66,6 +72,10 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(description="Written behind the requests: up to a minute late.")
     revoked_at: datetime | None
     status: Literal["active", "expired", "revoked"]
+    spend_limit: str | None = Field(default=None, description="Monthly (UTC) spend limit, exact USD; null: none.")
+    spend_limit_micro_usd: int | None = None
+    spent_this_month: str = Field(default="0.00", description="Settled charges this month (UTC), exact USD.")
+    spent_this_month_micro_usd: int = 0
 
 
 class IssuedKeyOut(ApiKeyOut):
@@ -94,22 +104,30 @@ async def list_orgs(svc: ServicesDep, caller: CallerDep) -> list[OrgOut]:
 @router.post("/orgs/{org}/api-keys", status_code=201, response_model=IssuedKeyOut)
 async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> IssuedKeyOut:
     async with svc.db.session() as s:
+        limit = body.spend_limit
         issued = await accounts.create_api_key(
-            s, org, name=body.name, agent=body.agent, models=body.models, expires=body.expires
+            s,
+            org,
+            name=body.name,
+            agent=body.agent,
+            models=body.models,
+            expires=body.expires,
+            spend_limit=parse_cap(str(limit) if limit is not None else None, param="spend_limit"),
         )
+    svc.spend_caps.drop_org(issued.info.org_id)
     return IssuedKeyOut(**_key_fields(issued.info), key=issued.key)
 
 
 @router.get("/orgs/{org}/api-keys", response_model=list[ApiKeyOut])
 async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
     async with svc.db.session() as s:
-        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org)]
+        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org, month_at=svc.spend_caps.now())]
 
 
 @router.get("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
 async def get_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
     async with svc.db.session() as s:
-        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id)))
+        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id, month_at=svc.spend_caps.now())))
 
 
 @router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)

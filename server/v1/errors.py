@@ -193,7 +193,8 @@ def from_exception(exc: BaseException) -> ApiError | None:
     if isinstance(exc, NoRouteError):
         return ApiError(404, "invalid_request_error", str(exc), code="model_not_found", param="model")
     if isinstance(exc, InsufficientCreditsError):
-        return ApiError(402, "insufficient_quota", str(exc) or "out of credits", code="insufficient_credits")
+        # `insufficient_credits`, or a cap's own code (`budget_exceeded`, `spend_limit_exceeded`).
+        return ApiError(402, "insufficient_quota", str(exc) or "out of credits", code=exc.code)
     if isinstance(exc, AllAttemptsFailedError):
         tried = any(e.outcome.value == "failed" for e in exc.trace.entries)
         return from_provider_error(exc.last_error, nothing_tried=not tried)

@@ -39,7 +39,7 @@ async def test_create_with_every_field_then_list_and_revoke(db_url: str, org: st
     assert issued["key"] not in listed.output
 
     table = (await run_cli(db_url, "apikey", "list", "--org", org)).output.splitlines()
-    assert table[0].split() == ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES", "(UTC)", "LAST", "USED", "(UTC)"]
+    assert table[0].split() == ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES", "(UTC)", "LAST", "USED", "(UTC)", "SPENT/LIMIT", "(USD,", "MONTH)"]
     assert issued["id"] in table[1] and "support bot" in table[1] and "openai/gpt-4o-mini,sonnet" in table[1]
     assert issued["key"] not in "\n".join(table)
 

@@ -7,9 +7,13 @@ import json
 import secrets
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
+from billing.spend import BudgetExceededError
+from billing.spend_caps import SpendCaps
+from billing.spend_store import get_cap
 from foundation.audit import AuditEvent, MemoryAudit
 from foundation.orgs import Org
 from routing.tables import Connection, OrgAISettings
@@ -58,7 +62,7 @@ async def test_sample_is_imported_with_the_key_encrypted(db: Database, db_url: s
         assert settings.default_model == "openrouter/anthropic/claude-sonnet-4"
         assert settings.allowed_models == ["openrouter/anthropic/claude-sonnet-4", "openrouter/openai/gpt-4o"]
         assert settings.byok_enabled is False
-        assert settings.monthly_budget_usd is not None and float(settings.monthly_budget_usd) == 50.0
+        assert await get_cap(s, "org_1") == 50_000_000  # the enforced monthly budget, micro-USD
         conn = (await s.scalars(select(Connection).where(Connection.org_id == "org_1"))).one()
         assert conn.profile_id == "openrouter:legacy"
         assert conn.credential_source == "org_key"
@@ -140,3 +144,28 @@ def test_parse_lines_rejects_duplicates_and_non_objects() -> None:
     assert [n for n, _ in good] == [1]
     assert [(e.line, e.message.split(" ")[0]) for e in bad] == [(2, "expected"), (3, "org"), (4, "orgId:")]
     assert CANARY not in repr(good[0][1])
+
+
+async def test_the_legacy_monthly_budget_is_the_enforced_budget(db: Database, db_url: str, tmp_path: Path) -> None:
+    file = write_lines(tmp_path / "legacy.jsonl", json.dumps(SAMPLE | {"monthlyBudgetUsd": 12.75}))
+    assert (await run_import(db_url, tmp_path, file)).exit_code == 0
+    caps = SpendCaps(db.sessions)
+    caps.close(await caps.reserve("org_1", None, 12_750_000), 12_750_000)  # exactly the budget
+    with pytest.raises(BudgetExceededError):
+        await caps.reserve("org_1", None, 1)
+
+    # A re-run with another budget changes it (and says so); without one it is removed.
+    write_lines(file, json.dumps(SAMPLE | {"monthlyBudgetUsd": 20}))
+    changed = json.loads((await run_import(db_url, tmp_path, file, "--json")).output)
+    assert changed["orgs"][0]["actions"] == ["set monthly_budget"]
+    write_lines(file, json.dumps({k: v for k, v in SAMPLE.items() if k != "monthlyBudgetUsd"}))
+    assert (await run_import(db_url, tmp_path, file)).exit_code == 0
+    async with db.session() as s:
+        assert await get_cap(s, "org_1") is None
+
+
+async def test_a_budget_finer_than_a_micro_dollar_is_a_rejected_line(db: Database, db_url: str, tmp_path: Path) -> None:
+    file = write_lines(tmp_path / "legacy.jsonl", json.dumps(SAMPLE | {"monthlyBudgetUsd": "0.0000001"}))
+    result = await run_import(db_url, tmp_path, file, "--json")
+    assert result.exit_code == 4
+    assert "monthlyBudgetUsd" in json.loads(result.output)["rejected"][0]["message"]

@@ -1,9 +1,11 @@
 // The "Keys" page: the org's server API keys (what apps present to /v1 and realtime), a form to
-// create one (name, agent, allowed models, expiry) and revoking. A new key is shown once, in
+// create one (name, agent, allowed models, expiry, monthly spend limit), changing a key's spend
+// limit (budget.js) and revoking. A new key is shown once, in
 // keyreveal.js's panel; the list shows only its prefix.
 
 import { KEYS, ifAllowed } from "./access.js";
 import { api, seg } from "./api.js";
+import { amountField, limitForm, openIn, readAmount, spendText } from "./budget.js";
 import { badge } from "./connectioncells.js";
 import { h, replace, splitList, when } from "./dom.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
@@ -31,6 +33,7 @@ export async function keysPage(root, { org, access }) {
   const status = h("p", { class: "status", role: "status" });
   const revealArea = h("div");
   const listArea = h("div", { class: "table-wrap", "aria-live": "polite" });
+  const limitArea = h("div");
   const agents = canChange ? await api("GET", `${base}/agents`) : [];
   replace(
     root,
@@ -43,7 +46,7 @@ export async function keysPage(root, { org, access }) {
     ),
     status,
     revealArea,
-    h("section", { "aria-labelledby": "keys-title" }, h("h2", { id: "keys-title" }, "API keys"), listArea),
+    h("section", { "aria-labelledby": "keys-title" }, h("h2", { id: "keys-title" }, "API keys"), listArea, limitArea),
     ifAllowed(access, KEYS, createSection),
   );
 
@@ -68,7 +71,7 @@ export async function keysPage(root, { org, access }) {
       replace(listArea, h("p", { class: "empty" }, canChange ? "No keys yet. Create one below." : "No keys yet."));
       return;
     }
-    const columns = ["Name", "Key", "Status", "Agent", "Allowed models", "Expires", "Last used", "Created", ...(canChange ? ["Actions"] : [])];
+    const columns = ["Name", "Key", "Status", "Agent", "Allowed models", "Spent this month (UTC)", "Expires", "Last used", "Created", ...(canChange ? ["Actions"] : [])];
     replace(
       listArea,
       h(
@@ -91,6 +94,7 @@ export async function keysPage(root, { org, access }) {
       h("td", {}, badge(current === "active" ? "active" : current === "revoked" ? "revoked" : "disabled", current)),
       h("td", {}, k.agent || h("span", { class: "muted" }, "none")),
       h("td", {}, k.models?.length ? k.models.join(", ") : h("span", { class: "muted" }, "any")),
+      h("td", { class: "spend" }, spendText(k.spent_this_month ?? "0.00", k.spend_limit)),
       h("td", {}, k.expires_at ? when(k.expires_at) : h("span", { class: "muted" }, "never")),
       h("td", {}, k.last_used_at ? when(k.last_used_at) : h("span", { class: "muted" }, "never")),
       h("td", {}, when(k.created_at)),
@@ -98,9 +102,23 @@ export async function keysPage(root, { org, access }) {
         h(
           "td",
           { class: "actions" },
+          current === "revoked" ? null : h("button", { type: "button", class: "secondary", dataset: { action: "limit" }, onclick: () => editLimit(k) }, "Spend limit"),
           current === "revoked" ? null : h("button", { type: "button", class: "danger", onclick: () => revoke(k) }, "Revoke"),
         ),
     );
+  }
+
+  function editLimit(k) {
+    const label = k.name || k.prefix;
+    const close = () => replace(limitArea);
+    const saved = (updated) => {
+      state.keys = state.keys.map((x) => (x.id === updated.id ? updated : x));
+      close();
+      render();
+      status.textContent = updated.spend_limit == null ? `Key “${label}” has no spend limit.` : `Key “${label}” may spend ${updated.spend_limit} USD a month.`;
+      listArea.querySelector(`tr[data-key-id="${CSS.escape(updated.id)}"] button`)?.focus();
+    };
+    openIn(limitArea, limitForm({ base, key: k, saved, cancel: close }));
   }
 
   async function revoke(k) {
@@ -149,6 +167,7 @@ export async function keysPage(root, { org, access }) {
       }),
       field({ label: "Expiry", name: "expires", control: "select", options: EXPIRY }),
       custom,
+      amountField({ label: "Monthly spend limit (USD)", name: "spend_limit", hint: "What requests with the key may be charged per calendar month (UTC). Empty: no limit of its own." }),
       formAlert(),
       h("div", { class: "actions" }, h("button", { type: "submit" }, "Create key")),
     );
@@ -162,6 +181,8 @@ export async function keysPage(root, { org, access }) {
       if (els.agent.value) body.agent = els.agent.value;
       const models = splitList(els.models.value);
       if (models.length) body.models = models;
+      const limit = readAmount(els.spend_limit);
+      if (limit !== null) body.spend_limit = limit;
       if (els.expires.value === "custom") {
         const at = new Date(els.expires_at.value);
         body.expires = Number.isNaN(at.getTime()) ? els.expires_at.value : at.toISOString();

@@ -1,9 +1,10 @@
 // The "AI settings" page: the org's routing matrix (a chain of model refs per task intent,
 // a default model, an allowlist) and its agents, each with chains that override the matrix
-// and the voice settings its voice sessions start with.
+// and the voice settings its voice sessions start with; and the org's monthly budget (budget.js).
 
 import { CONFIGURE } from "./access.js";
 import { api, seg } from "./api.js";
+import { budgetSection } from "./budget.js";
 import { h, replace, splitList } from "./dom.js";
 import { tierFlags } from "./platformoffer.js";
 import { chainFields, chainList, readChains } from "./chains.js";
@@ -27,6 +28,7 @@ export async function settingsPage(root, { org, catalog, access }) {
   const heading = h("h1", { tabindex: "-1" }, "AI settings");
   const agentsArea = h("div", { class: "table-wrap" });
   const agentFormArea = h("div");
+  const budget = await budgetSection({ org, access, announce });
 
   replace(
     root,
@@ -43,6 +45,7 @@ export async function settingsPage(root, { org, catalog, access }) {
       agentsArea,
       canChange ? agentFormArea : null,
     ),
+    budget,
   );
 
   function routingSection() {
