@@ -2,8 +2,8 @@
 per month (`spend_totals`); the legacy `org_ai_settings.monthly_budget_usd` moves into
 `spend_caps` as micro-USD, and its column goes.
 
-Revision ID: 0012_budgets
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01 22:30:00
 """
 
@@ -13,7 +13,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012_budgets"
+revision: str = "0012"
 down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
