@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 
 from billing.ledger import Ledger
-from billing.ledger_types import HoldClosedError
+from billing.ledger_types import REQUEST_KEY_PREFIX, HoldClosedError, RequestAlreadyChargedError
 from billing.policy import allowed_sources, charge, max_charge
 from billing.preflight import NO_HOLD, Hold, PreflightRequest
 from billing.prices import Price, cost, hold_amount
@@ -44,12 +44,16 @@ class LedgerPreflight:
         if amount is None:
             return NO_HOLD
         policy, segment = policy_for(request.tier), Segment(request.segment)
-        key = f"pf:{(request.request_id or '-')[:64]}:{request.segment}:{new_id('at')}"
+        key = f"{REQUEST_KEY_PREFIX}{(request.request_id or '-')[:64]}:{request.segment}:{new_id('at')}"
         hold_id = None
         if amount > 0:
             details = {"segment": request.segment, "intent": request.intent}
-            hold_id = (await self._ledger.hold(request.org_id, amount, key, details=details)).id
-        return LedgerHold(self._ledger, request.org_id, policy, segment, key, hold_id)
+            hold_id = (
+                await self._ledger.hold(
+                    request.org_id, amount, key, details=details, request_id=request.request_id
+                )
+            ).id
+        return LedgerHold(self._ledger, request.org_id, policy, segment, key, hold_id, request.request_id)
 
 
 def hold_for(request: PreflightRequest) -> int | None:
@@ -101,6 +105,7 @@ class LedgerHold:
         segment: Segment,
         key: str,
         hold_id: str | None,
+        request_id: str | None = None,
     ) -> None:
         self._ledger = ledger
         self._org_id = org_id
@@ -108,6 +113,7 @@ class LedgerHold:
         self._segment = segment
         self._key = key
         self.hold_id = hold_id
+        self._request_id = request_id
 
     async def settle(
         self,
@@ -121,20 +127,26 @@ class LedgerHold:
         list_cost = cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
         owed = charge(self._policy, billing_source, self._segment, list_cost, audio_seconds=audio_seconds)
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
-        if self.hold_id is None:
-            if owed.credits == 0:
-                return 0
-            entry = await self._ledger.charge(self._org_id, owed.credits, f"{self._key}:charge", details=details)
-        else:
-            try:
-                entry = await self._ledger.settle(
-                    self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
-                )
-            except HoldClosedError:
-                # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
-                entry = await self._ledger.charge(
-                    self._org_id, owed.credits, f"{self._key}:charge", details=details
-                )
+        if self.hold_id is None and owed.credits == 0:
+            return 0
+        try:
+            if self.hold_id is not None:
+                return (
+                    await self._ledger.settle(
+                        self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
+                    )
+                ).amount
+        except HoldClosedError:
+            pass  # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
+        try:
+            entry = await self._ledger.charge(
+                self._org_id, owed.credits, f"{self._key}:charge", details=details, request_id=self._request_id
+            )
+        except RequestAlreadyChargedError:
+            # Imported from the predecessor after this segment's hold was taken (or, with no hold,
+            # at any time): that import charged the request id, so this path does not.
+            log.warning("request id already charged by the legacy import; segment not charged")
+            return 0
         return entry.amount
 
     async def release(self) -> None:
