@@ -12,7 +12,9 @@ The hold it returns settles with the source and model that actually served the s
 written as one `Ledger.settle` (a `Ledger.charge` when no hold was taken and something is owed;
 nothing at all when the charge is 0 and there is no hold). `release` gives the hold back. Each
 hold, settle and charge carries an idempotency key made of the request id, the segment and a
-random attempt id, so a replay never writes twice. See docs/billing.md#how-a-request-is-charged.
+random attempt id, so a replay never writes twice; the hold and the charge pass the request id, so
+the ledger refuses one imported from the predecessor (`RequestAlreadyChargedError`, in the same
+lookup). See docs/billing.md#how-a-request-is-charged and #legacy-billing-rows.
 """
 
 from __future__ import annotations
@@ -143,7 +145,7 @@ class LedgerHold:
                 self._org_id, owed.credits, f"{self._key}:charge", details=details, request_id=self._request_id
             )
         except RequestAlreadyChargedError:
-            # Imported from the predecessor after this segment's hold was taken (or, with no hold,
+            # Imported from the predecessor after this segment's hold expired (or, with no hold,
             # at any time): that import charged the request id, so this path does not.
             log.warning("request id already charged by the legacy import; segment not charged")
             return 0
