@@ -4,7 +4,7 @@ Each imported row becomes one `settle` entry without a hold, keyed `legacy:<requ
 row's exact cost, stamped with the time the predecessor charged it (`created_at`; the import's
 own time is `details.imported_at`). A settle, not an adjustment: it is a cost like any other, so
 balance = credits (grants, purchases, refunds, adjustments) − Σ settles keeps holding over the
-org's whole history, and reports of what was spent include it.
+org's whole history (docs/billing.md#legacy-billing-rows).
 
 `apply` runs inside `Ledger._write` (one transaction, the org's lock held) and decides each row:
 

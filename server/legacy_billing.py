@@ -137,7 +137,8 @@ async def apply(
     batch_size: int = BATCH_SIZE,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Import every parsed row not already `refused`, one org and one batch at a time."""
+    """Import every parsed row not already `refused`, one org and one batch at a time. A dry run
+    takes each org in one batch: it holds no lock, and its balance check must see every row."""
     skip = {r.line for r in refused}
     by_org: dict[str, list[LegacyRow]] = {}
     for row in parsed.rows:
@@ -147,8 +148,9 @@ async def apply(
     report = ImportReport(results=list(refused))
     done = 0
     for org_id, rows in by_org.items():
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start : start + batch_size]
+        size = len(rows) if dry_run else batch_size
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             outcomes = await ledger.import_history(org_id, batch, dry_run=dry_run)
             report.results += [_result(o) for o in outcomes]
             report.imported_micro_usd += sum(o.cost for o in outcomes if o.status is Status.IMPORTED)

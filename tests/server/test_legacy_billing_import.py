@@ -25,13 +25,13 @@ async def run(db_url: str, tmp_path: Path, *args: str) -> Result:
     return await asyncio.to_thread(CliRunner().invoke, cli, argv, env=env, catch_exceptions=False)
 
 
-async def seed(db: Database, *org_ids: str) -> Ledger:
+async def seed(db: Database, *org_ids: str, grant: int = 2_000 * USD) -> Ledger:
     async with db.session() as session:
         for org_id in org_ids:
             await accounts.create_org(session, org_id.removeprefix("org_").title(), org_id=org_id)
     ledger = Ledger(db.sessions)
     for org_id in org_ids:
-        await ledger.grant(org_id, 2_000 * USD, "legacy-credits")
+        await ledger.grant(org_id, grant, "legacy-credits")
     return ledger
 
 
@@ -123,6 +123,22 @@ async def test_a_dry_run_reports_without_writing(db: Database, db_url: str, tmp_
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("would import 6 row(s) (1234.583362 USD)")
     assert await entry_count(db) == count
+
+
+async def test_a_dry_run_checks_the_balance_against_the_whole_file_whatever_the_batch_size(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
+    await seed(db, "org_acme", grant=11_734)  # one micro-dollar short of org_acme's four rows
+    file = tmp_path / "acme.jsonl"
+    file.write_text("\n".join(FIXTURE.read_text().splitlines()[:4]) + "\n")
+    dry = await run(db_url, tmp_path, str(file), "--dry-run", "--batch-size", "1", "--json")
+    real = await run(db_url, tmp_path, str(file), "--batch-size", "1", "--json")
+    for result in (dry, real):
+        assert result.exit_code == 4, result.output
+    dry_report, real_report = json.loads(dry.stdout), json.loads(real.stdout)
+    assert [(x["line"], x["status"]) for x in dry_report["lines"]] == [(3, "error")]
+    assert dry_report["lines"] == real_report["lines"]
+    assert dry_report["imported_micro_usd"] == real_report["imported_micro_usd"] == 11_734
 
 
 async def test_a_long_file_reports_progress_on_stderr(db: Database, db_url: str, tmp_path: Path) -> None:
