@@ -129,17 +129,16 @@ class LedgerHold:
         list_cost = cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
         owed = charge(self._policy, billing_source, self._segment, list_cost, audio_seconds=audio_seconds)
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
-        if self.hold_id is None and owed.credits == 0:
+        if self.hold_id is not None:
+            try:
+                entry = await self._ledger.settle(
+                    self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
+                )
+                return entry.amount
+            except HoldClosedError:
+                pass  # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
+        elif owed.credits == 0:
             return 0
-        try:
-            if self.hold_id is not None:
-                return (
-                    await self._ledger.settle(
-                        self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
-                    )
-                ).amount
-        except HoldClosedError:
-            pass  # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
         try:
             entry = await self._ledger.charge(
                 self._org_id, owed.credits, f"{self._key}:charge", details=details, request_id=self._request_id

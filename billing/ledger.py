@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from billing import ledger_history as history
 from billing import ledger_rules as rules
 from billing import ledger_store as store
-from billing.ledger_history import Outcome
 from billing.ledger_tables import EntryKind
 from billing.ledger_types import Balance, Entry, HoldNotFoundError, check_key
 from billing.legacy_billing import LegacyRow
@@ -124,9 +123,9 @@ class Ledger:
         details: Mapping[str, Any] | None = None,
         request_id: str | None = None,
     ) -> Entry:
-        """Reserve `amount` (> 0) until settled, released or expired (after `ttl`, default the
-        ledger's). The entry's `id` is the hold id. Raises `InsufficientCreditsError`, or
-        `RequestAlreadyChargedError` for a legacy-imported `request_id`, writing nothing."""
+        """Reserve `amount` (> 0) until settled, released or expired (after `ttl`, default the ledger's);
+        the entry's `id` is the hold id. Raises `InsufficientCreditsError` (or, for an imported
+        `request_id`, `RequestAlreadyChargedError`), writing nothing."""
         rules.check_amount(amount, positive=True)
         key = check_key(idempotency_key)
         ttl = ttl or self.hold_ttl
@@ -190,12 +189,16 @@ class Ledger:
         return await self._write(org, run)
 
     async def charge(
-        self, org_id: str, amount: int, idempotency_key: str, *, details: Mapping[str, Any] | None = None,
+        self,
+        org_id: str,
+        amount: int,
+        idempotency_key: str,
+        *,
+        details: Mapping[str, Any] | None = None,
         request_id: str | None = None,
     ) -> Entry:
-        """A settle without a hold (its hold expired, or none was taken): charges `amount` (>= 0),
-        at most what is available, and records any `shortfall`. Refuses a legacy-imported
-        `request_id` as `hold` does."""
+        """A settle without a hold (its hold expired, or none was taken): charges `amount` (>= 0), at
+        most what is available, records any `shortfall`; refuses a `request_id` as `hold` does."""
         rules.check_amount(amount, positive=False)
         key = check_key(idempotency_key)
 
@@ -235,14 +238,12 @@ class Ledger:
                 released.append(entry)
         return released
 
-    async def import_history(self, org_id: str, rows: Sequence[LegacyRow], *, dry_run: bool = False) -> list[Outcome]:
-        """The predecessor's rows for one org as historical settles, one transaction
-        (`billing.ledger_history`); `dry_run` decides alike without the lock or any write."""
+    async def import_history(
+        self, org_id: str, rows: Sequence[LegacyRow], *, dry_run: bool = False
+    ) -> list[history.Outcome]:
+        """One org's legacy rows as historical settles, one transaction (`billing.ledger_history`)."""
         if dry_run:
-            async with self._sessions() as session:
-                now, current = self._clock(), await store.balance(session, org_id)
-                account = store.Account(org_id, current.balance, current.held, exists=True)
-                return await history.apply(session, account, now, rows=rows, write=False)
+            return await history.dry_run(self._sessions, org_id, self._clock(), rows)
         return await self._write(org_id, partial(history.apply, rows=rows, write=True), create=True)
 
     async def balance(self, org_id: str) -> Balance:

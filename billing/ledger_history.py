@@ -29,7 +29,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import insert as sa_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import ledger_store as store
 from billing.ledger_rules import insert
@@ -103,6 +103,16 @@ async def apply(
         await store.move(session, org_id, balance=-spent)
         await _audit(session, org_id, now, outcomes, spent)
     return outcomes
+
+
+async def dry_run(
+    sessions: async_sessionmaker[AsyncSession], org_id: str, now: datetime, rows: Sequence[LegacyRow]
+) -> list[Outcome]:
+    """What `apply` would decide, read without the lock and writing nothing."""
+    async with sessions() as session:
+        current = await store.balance(session, org_id)
+        account = store.Account(org_id, current.balance, current.held, exists=True)
+        return await apply(session, account, now, rows=rows, write=False)
 
 
 async def _request_path(

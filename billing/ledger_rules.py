@@ -58,9 +58,7 @@ def replay(row: Any, **expected: Any) -> Entry:
     return first
 
 
-async def first_unless_imported(
-    session: AsyncSession, org_id: str, key: str, request_id: str | None
-) -> Any:
+async def first_unless_imported(session: AsyncSession, org_id: str, key: str, request_id: str | None) -> Any:
     """The entry first written with `key`, if any; raises `RequestAlreadyChargedError` when
     `request_id` was imported as a legacy charge. One statement either way (both keys in one
     indexed lookup), so the request path pays no extra round trip for the check."""
