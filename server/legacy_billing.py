@@ -102,8 +102,11 @@ class ImportReport:
 async def unknown_orgs(db: Database, parsed: ParsedFile) -> list[LineResult]:
     """An error for every row whose org does not exist (nothing is created for billing rows)."""
     wanted = sorted({row.org_id for row in parsed.rows})
+    known: set[str] = set()
     async with db.session() as session:
-        known = {str(i) for i in (await session.scalars(select(Org.id).where(Org.id.in_(wanted)))).all()}
+        for start in range(0, len(wanted), 500):  # well under either database's parameter limit
+            chunk = wanted[start : start + 500]
+            known.update(str(i) for i in (await session.scalars(select(Org.id).where(Org.id.in_(chunk)))).all())
     return [
         LineResult(
             row.line,
