@@ -12,7 +12,9 @@ The hold it returns settles with the source and model that actually served the s
 written as one `Ledger.settle` (a `Ledger.charge` when no hold was taken and something is owed;
 nothing at all when the charge is 0 and there is no hold). `release` gives the hold back. Each
 hold, settle and charge carries an idempotency key made of the request id, the segment and a
-random attempt id, so a replay never writes twice. See docs/billing.md#how-a-request-is-charged.
+random attempt id, so a replay never writes twice; the hold and the charge pass the request id, so
+the ledger refuses one imported from the predecessor (`RequestAlreadyChargedError`, in the same
+lookup). See docs/billing.md#how-a-request-is-charged and #legacy-billing-rows.
 
 With `caps` (`billing.spend_caps.SpendCaps`), a segment that may be charged is first counted
 against the org's monthly budget and its API key's spend limit, in memory, and refused with
@@ -26,7 +28,7 @@ import logging
 from collections.abc import Mapping
 
 from billing.ledger import Ledger
-from billing.ledger_types import HoldClosedError
+from billing.ledger_types import REQUEST_KEY_PREFIX, HoldClosedError, RequestAlreadyChargedError
 from billing.policy import allowed_sources, charge, max_charge
 from billing.preflight import NO_HOLD, Hold, PreflightRequest
 from billing.prices import Price, cost, hold_amount
@@ -52,7 +54,7 @@ class LedgerPreflight:
         if amount is None:
             return NO_HOLD
         policy, segment = policy_for(request.tier), Segment(request.segment)
-        key = f"pf:{(request.request_id or '-')[:64]}:{request.segment}:{new_id('at')}"
+        key = f"{REQUEST_KEY_PREFIX}{(request.request_id or '-')[:64]}:{request.segment}:{new_id('at')}"
         reserved = None
         if self._caps is not None:
             reserved = await self._caps.reserve(request.org_id, request.api_key_id, amount)
@@ -60,7 +62,10 @@ class LedgerPreflight:
         try:
             if amount > 0:
                 details = {"segment": request.segment, "intent": request.intent}
-                hold_id = (await self._ledger.hold(request.org_id, amount, key, details=details)).id
+                hold = await self._ledger.hold(
+                    request.org_id, amount, key, details=details, request_id=request.request_id
+                )
+                hold_id = hold.id
         except BaseException:
             if self._caps is not None and reserved is not None:
                 self._caps.close(reserved, 0)  # refused or cancelled: nothing was reserved after all
@@ -73,6 +78,7 @@ class LedgerPreflight:
             key,
             hold_id,
             api_key_id=request.api_key_id,
+            request_id=request.request_id,
             caps=self._caps,
             reserved=reserved,
         )
@@ -129,6 +135,7 @@ class LedgerHold:
         hold_id: str | None,
         *,
         api_key_id: str | None = None,
+        request_id: str | None = None,
         caps: SpendCaps | None = None,
         reserved: Reservation | None = None,
     ) -> None:
@@ -138,6 +145,7 @@ class LedgerHold:
         self._segment = segment
         self._key = key
         self.hold_id = hold_id
+        self._request_id = request_id
         self._caps = caps
         self._reserved = reserved
         self._api_key_id = api_key_id
@@ -169,27 +177,35 @@ class LedgerHold:
 
     async def _write(self, credits: int, details: Mapping[str, object]) -> int:
         spender = self._api_key_id
-        if self.hold_id is None:
-            if credits == 0:
-                return 0
-            entry = await self._ledger.charge(
-                self._org_id, credits, f"{self._key}:charge", details=details, api_key_id=spender
-            )
-            return entry.amount
+        if self.hold_id is not None:
+            try:
+                entry = await self._ledger.settle(
+                    self.hold_id,
+                    credits,
+                    f"{self._key}:settle",
+                    org_id=self._org_id,
+                    details=details,
+                    api_key_id=spender,
+                )
+                return entry.amount
+            except HoldClosedError:
+                pass  # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
+        elif credits == 0:
+            return 0
         try:
-            entry = await self._ledger.settle(
-                self.hold_id,
+            entry = await self._ledger.charge(
+                self._org_id,
                 credits,
-                f"{self._key}:settle",
-                org_id=self._org_id,
+                f"{self._key}:charge",
                 details=details,
                 api_key_id=spender,
+                request_id=self._request_id,
             )
-        except HoldClosedError:
-            # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
-            entry = await self._ledger.charge(
-                self._org_id, credits, f"{self._key}:charge", details=details, api_key_id=spender
-            )
+        except RequestAlreadyChargedError:
+            # Imported from the predecessor after this segment's hold expired (or, with no hold,
+            # at any time): that import charged the request id, so this path does not.
+            log.warning("request id already charged by the legacy import; segment not charged")
+            return 0
         return entry.amount
 
     async def release(self) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -31,10 +31,12 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from billing import ledger_history as history
 from billing import ledger_rules as rules
 from billing import ledger_store as store
 from billing.ledger_tables import EntryKind
 from billing.ledger_types import Balance, Entry, HoldNotFoundError, check_key
+from billing.legacy_billing import LegacyRow
 from billing.preflight import InsufficientCreditsError
 from foundation.db import new_id, utcnow
 
@@ -119,15 +121,17 @@ class Ledger:
         ttl: timedelta | None = None,
         *,
         details: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> Entry:
-        """Reserve `amount` (> 0) until settled, released or expired (after `ttl`, default the
-        ledger's). The entry's `id` is the hold id. Raises `InsufficientCreditsError`, writing nothing."""
+        """Reserve `amount` (> 0) until settled, released or expired (after `ttl`, default the ledger's);
+        the entry's `id` is the hold id. Raises `InsufficientCreditsError` (or, for an imported
+        `request_id`, `RequestAlreadyChargedError`), writing nothing."""
         rules.check_amount(amount, positive=True)
         key = check_key(idempotency_key)
         ttl = ttl or self.hold_ttl
 
         async def run(session: AsyncSession, account: store.Account, now: datetime) -> Entry:
-            first = await store.entry_by_key(session, org_id, key)
+            first = await rules.first_unless_imported(session, org_id, key, request_id)
             if first is not None:
                 return rules.replay(first, kind=EntryKind.HOLD, amount=amount)
             if account.available < amount:
@@ -202,14 +206,16 @@ class Ledger:
         *,
         details: Mapping[str, Any] | None = None,
         api_key_id: str | None = None,
+        request_id: str | None = None,
     ) -> Entry:
-        """A settle without a hold (its hold expired, or none was taken): charges `amount` (>= 0),
-        at most what is available, and records any `shortfall`; counted like a settle's."""
+        """A settle without a hold (its hold expired, or none was taken): charges `amount` (>= 0), at
+        most what is available, records any `shortfall`, counted like a settle's; refuses a
+        `request_id` as `hold` does."""
         rules.check_amount(amount, positive=False)
         key = check_key(idempotency_key)
 
         async def run(session: AsyncSession, account: store.Account, now: datetime) -> Entry:
-            first = await store.entry_by_key(session, org_id, key)
+            first = await rules.first_unless_imported(session, org_id, key, request_id)
             if first is not None:
                 return rules.replay(first, kind=EntryKind.SETTLE, hold_id=None, requested=amount)
             return await rules.charge(
@@ -243,6 +249,14 @@ class Ledger:
             if entry is not None:
                 released.append(entry)
         return released
+
+    async def import_history(
+        self, org_id: str, rows: Sequence[LegacyRow], *, dry_run: bool = False
+    ) -> list[history.Outcome]:
+        """One org's legacy rows as historical settles, one transaction (`billing.ledger_history`)."""
+        if dry_run:
+            return await history.dry_run(self._sessions, org_id, self._clock(), rows)
+        return await self._write(org_id, partial(history.apply, rows=rows, write=True), create=True)
 
     async def balance(self, org_id: str) -> Balance:
         """The org's balance, held and available, from its account row (no scan of entries)."""

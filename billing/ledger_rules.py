@@ -21,6 +21,8 @@ from billing.ledger_types import (
     HoldClosedError,
     HoldNotFoundError,
     IdempotencyConflictError,
+    RequestAlreadyChargedError,
+    legacy_key,
 )
 from billing.money import MAX_MICRO_USD, AmountError, format_usd
 from billing.preflight import InsufficientCreditsError
@@ -56,6 +58,19 @@ def replay(row: Any, **expected: Any) -> Entry:
     if any(seen[name] != value for name, value in expected.items()):
         raise IdempotencyConflictError(first.idempotency_key, first)
     return first
+
+
+async def first_unless_imported(session: AsyncSession, org_id: str, key: str, request_id: str | None) -> Any:
+    """The entry first written with `key`, if any; raises `RequestAlreadyChargedError` when
+    `request_id` was imported as a legacy charge. One statement either way (both keys in one
+    indexed lookup), so the request path pays no extra round trip for the check."""
+    if request_id is None:
+        return await store.entry_by_key(session, org_id, key)
+    imported = legacy_key(request_id)
+    found = await store.entries_by_keys(session, org_id, (key, imported))
+    if imported in found:
+        raise RequestAlreadyChargedError(request_id)
+    return found.get(key)
 
 
 async def insert(

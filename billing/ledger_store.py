@@ -20,11 +20,12 @@ balance (`ledger_tables`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -77,6 +78,40 @@ async def move(session: AsyncSession, org_id: str, *, balance: int = 0, held: in
 async def entry_by_key(session: AsyncSession, org_id: str, key: str) -> Row[Any] | None:
     query = select(ENTRIES).where(ENTRIES.c.org_id == org_id, ENTRIES.c.idempotency_key == key)
     return (await session.execute(query)).first()
+
+
+async def entries_by_keys(session: AsyncSession, org_id: str, keys: Iterable[str]) -> dict[str, Row[Any]]:
+    """The org's entries with any of `keys` (one indexed statement), by key."""
+    query = select(ENTRIES).where(ENTRIES.c.org_id == org_id, ENTRIES.c.idempotency_key.in_(list(keys)))
+    return {row.idempotency_key: row for row in (await session.execute(query)).all()}
+
+
+async def entries_by_prefixes(
+    session: AsyncSession, org_id: str, prefixes: Iterable[str], kinds: Iterable[EntryKind]
+) -> list[Row[Any]]:
+    """The org's entries of `kinds` whose key starts with any of `prefixes`. Compares fixed-length
+    prefixes (`substr(key, 1, n) IN (...)`), not `LIKE`: exact under any collation, no escaping.
+    It reads every entry of the org once (no index serves a prefix under every collation)."""
+    by_length: dict[int, list[str]] = {}
+    for prefix in prefixes:
+        by_length.setdefault(len(prefix), []).append(prefix)
+    if not by_length:
+        return []
+    key = ENTRIES.c.idempotency_key
+    matches = [func.substr(key, 1, n).in_(group) for n, group in by_length.items()]
+    query = select(ENTRIES).where(
+        ENTRIES.c.org_id == org_id, ENTRIES.c.kind.in_([k.value for k in kinds]), or_(*matches)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def open_among(session: AsyncSession, hold_ids: Iterable[str]) -> set[str]:
+    """Which of `hold_ids` are still open."""
+    ids = list(hold_ids)
+    if not ids:
+        return set()
+    rows = await session.execute(select(HOLDS.c.hold_id).where(HOLDS.c.hold_id.in_(ids)))
+    return {str(h) for h in rows.scalars()}
 
 
 async def entry_by_id(session: AsyncSession, entry_id: str) -> Row[Any] | None:

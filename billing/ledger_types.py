@@ -111,18 +111,57 @@ class IdempotencyConflictError(ConflictError):
         self.first = first
 
 
+class RequestAlreadyChargedError(ConflictError):
+    """The request id was charged by the predecessor's billing (imported by `patchbay migrate
+    legacy-billing`): Patchbay refuses to charge it again (a 409 on /v1)."""
+
+    code = "request_already_charged"
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request id {request_id!r} was already charged by the previous billing system; "
+            "send the request with a new x-request-id",
+            param="x-request-id",
+        )
+        self.request_id = request_id
+
+
 EXPIRED_PREFIX = "expire:"
 """The sweeper's idempotency keys (`expire:<hold id>`); callers' keys may not start with it."""
+LEGACY_PREFIX = "legacy:"
+"""Imported legacy charges' keys (`legacy:<request id>`); callers' keys may not start with it."""
+
+
+REQUEST_KEY_PREFIX = "pf:"
+"""The request path's idempotency keys: `pf:<request id>:<segment>:<attempt id>`, then
+`:settle`, `:charge` or `:release` for the entry that closes or replaces the hold."""
+_CLOSING_SUFFIXES = (":settle", ":charge", ":release")
+
+
+def request_id_of(key: str) -> str | None:
+    """The request id (as truncated to 64 characters) in a request-path key; None for another key."""
+    if not key.startswith(REQUEST_KEY_PREFIX):
+        return None
+    body = key[len(REQUEST_KEY_PREFIX) :]
+    for suffix in _CLOSING_SUFFIXES:
+        body = body.removesuffix(suffix)
+    parts = body.rsplit(":", 2)
+    return parts[0] if len(parts) == 3 and parts[2].startswith("at_") else None
+
+
+def legacy_key(request_id: str) -> str:
+    """The idempotency key of the legacy charge imported for `request_id`."""
+    return LEGACY_PREFIX + request_id
 
 
 def check_key(key: str) -> str:
-    """A caller's idempotency key: 1-128 printable ASCII characters, not the sweeper's `expire:`."""
+    """A caller's idempotency key: 1-128 printable ASCII characters, not starting with the
+    sweeper's `expire:` or the legacy import's `legacy:`."""
     if not 1 <= len(key) <= 128 or not key.isascii() or not key.isprintable():
         raise RequestError(
             "an idempotency key is 1 to 128 printable ASCII characters", param="idempotency_key"
         )
-    if key.startswith(EXPIRED_PREFIX):
-        raise RequestError(
-            f"idempotency keys starting {EXPIRED_PREFIX!r} are the sweeper's", param="idempotency_key"
-        )
+    for prefix, whose in ((EXPIRED_PREFIX, "the sweeper's"), (LEGACY_PREFIX, "the legacy import's")):
+        if key.startswith(prefix):
+            raise RequestError(f"idempotency keys starting {prefix!r} are {whose}", param="idempotency_key")
     return key

@@ -1,7 +1,8 @@
 """What `/v1` answers when a request fails: one `ApiError`, rendered in OpenAI's or Anthropic's shape.
 
 Statuses: 400 invalid request, 401 bad or expired key, 402 out of credits, 403 model not
-allowed (by the org's allowlist or the key's model list), 404 unknown model, 429 rate limited
+allowed (by the org's allowlist or the key's model list), 404 unknown model, 409 the request
+id (`x-request-id`) was charged by the predecessor's billing (docs/billing.md), 429 rate limited
 (ours, every upstream's, or the caller's address locked out after failed authentication; with
 `retry-after`), 502 every
 candidate failed upstream, 503 no candidate was available (all cooling down or none
@@ -21,6 +22,7 @@ from types import MappingProxyType
 import orjson
 from pydantic import ValidationError
 
+from billing.ledger_types import RequestAlreadyChargedError
 from billing.preflight import InsufficientCreditsError
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
@@ -46,6 +48,7 @@ _ANTHROPIC_TYPES: Mapping[int, str] = MappingProxyType(
         402: "billing_error",
         403: "permission_error",
         404: "not_found_error",
+        409: "invalid_request_error",
         413: "request_too_large",
         429: "rate_limit_error",
         503: "overloaded_error",
@@ -192,6 +195,8 @@ def from_exception(exc: BaseException) -> ApiError | None:
         return ApiError(403, "permission_error", str(exc), code="model_not_allowed")
     if isinstance(exc, NoRouteError):
         return ApiError(404, "invalid_request_error", str(exc), code="model_not_found", param="model")
+    if isinstance(exc, RequestAlreadyChargedError):
+        return ApiError(409, "invalid_request_error", str(exc), code=exc.code, param="x-request-id")
     if isinstance(exc, InsufficientCreditsError):
         # `insufficient_credits`, or a cap's own code (`budget_exceeded`, `spend_limit_exceeded`).
         return ApiError(402, "insufficient_quota", str(exc) or "out of credits", code=exc.code)
