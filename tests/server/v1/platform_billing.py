@@ -18,17 +18,18 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+from sqlalchemy import update
 
 from billing.ledger import Ledger
 from billing.ledger_query import list_entries
-from billing.ledger_tables import EntryKind
+from billing.ledger_tables import ACCOUNTS, EntryKind
 from billing.ledger_types import Entry
 from billing.money import parse_usd
 from billing.prices import Price
@@ -274,6 +275,17 @@ async def replay_every_key(ledger: Ledger, entries: list[Entry]) -> None:
         else:
             raise AssertionError(f"no replay for a {e.kind} entry here")
         assert again.replayed and again.id == e.id, e
+
+
+@contextlib.asynccontextmanager
+async def ledger_locked(db: Database, org_id: str) -> AsyncIterator[None]:
+    """Hold the org's ledger lock from outside the server until the block ends: every ledger
+    write starts by updating the org's account row (billing/ledger_store.py), so each of the
+    org's holds and settles waits here, uncommitted (PostgreSQL: the row lock; SQLite: the
+    database's write lock, for less than its 5 s busy timeout in these tests)."""
+    async with db.sessions() as session, session.begin():
+        await session.execute(update(ACCOUNTS).where(ACCOUNTS.c.org_id == org_id).values(held=ACCOUNTS.c.held))
+        yield
 
 
 class Gate:
