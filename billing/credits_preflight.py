@@ -12,12 +12,17 @@ The hold it returns settles with the source and model that actually served the s
 written as one `Ledger.settle` (a `Ledger.charge` when no hold was taken and something is owed;
 nothing at all when the charge is 0 and there is no hold). `release` gives the hold back. Each
 hold, settle and charge carries an idempotency key made of the request id, the segment and a
-random attempt id, so a replay never writes twice. See docs/billing.md#how-a-request-is-charged.
+random attempt id, so a replay never writes twice. A settle or release, once begun, runs to its
+end even when the caller is cancelled meanwhile (a stream whose client left): see `_to_the_end`.
+See docs/billing.md#how-a-request-is-charged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
 
 from billing.ledger import Ledger
 from billing.ledger_types import HoldClosedError
@@ -31,6 +36,7 @@ from providers.contract import BillingSource
 from providers.types import Usage
 
 log = logging.getLogger("patchbay.billing")
+T = TypeVar("T")
 
 
 class LedgerPreflight:
@@ -120,27 +126,56 @@ class LedgerHold:
     ) -> int:
         list_cost = cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
         owed = charge(self._policy, billing_source, self._segment, list_cost, audio_seconds=audio_seconds)
+        if self.hold_id is None and owed.credits == 0:
+            return 0
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
+        return await _to_the_end(self._charge(owed.credits, details))
+
+    async def _charge(self, amount: int, details: Mapping[str, Any]) -> int:
         if self.hold_id is None:
-            if owed.credits == 0:
-                return 0
-            entry = await self._ledger.charge(self._org_id, owed.credits, f"{self._key}:charge", details=details)
-        else:
-            try:
-                entry = await self._ledger.settle(
-                    self.hold_id, owed.credits, f"{self._key}:settle", org_id=self._org_id, details=details
-                )
-            except HoldClosedError:
-                # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
-                entry = await self._ledger.charge(
-                    self._org_id, owed.credits, f"{self._key}:charge", details=details
-                )
+            entry = await self._ledger.charge(self._org_id, amount, f"{self._key}:charge", details=details)
+            return entry.amount
+        try:
+            entry = await self._ledger.settle(
+                self.hold_id, amount, f"{self._key}:settle", org_id=self._org_id, details=details
+            )
+        except HoldClosedError:
+            # The sweeper released it (the segment outlived the hold's TTL): pay without a hold.
+            entry = await self._ledger.charge(self._org_id, amount, f"{self._key}:charge", details=details)
         return entry.amount
 
     async def release(self) -> None:
-        if self.hold_id is None:
-            return
+        if self.hold_id is not None:
+            await _to_the_end(self._release(self.hold_id))
+
+    async def _release(self, hold_id: str) -> None:
         try:
-            await self._ledger.release(self.hold_id, f"{self._key}:release", org_id=self._org_id)
+            await self._ledger.release(hold_id, f"{self._key}:release", org_id=self._org_id)
         except HoldClosedError:
-            log.info("hold %s was already closed", self.hold_id)
+            log.info("hold %s was already closed", hold_id)
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if the caller is cancelled meanwhile; the cancellation then
+    goes on at the caller's next await.
+
+    A stream's task is cancelled when its client leaves. Landing in the middle of a settle, it
+    would roll the settle back and leave the hold to expire: a segment served and never paid.
+    So the write runs in a task of its own, shielded, and the caller waits for it (a ledger
+    write is bounded by the database's lock and pool timeouts) and returns what it wrote."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    try:
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled():
+                    raise
+                cancelled = True
+                if task.done():
+                    return task.result()
+    finally:
+        current = asyncio.current_task()
+        if cancelled and current is not None:
+            current.cancel()
