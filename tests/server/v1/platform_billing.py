@@ -215,12 +215,12 @@ async def chat(
                 assert response.json()["choices"][0]["message"]["content"]
                 out.cost = parse_usd(response.headers["x-patchbay-cost"])
             else:
-                out.code = response.json()["error"]["code"]
+                out.code = error_code(response.content)
             return out
         async with http.stream("POST", "/v1/chat/completions", json=chat_body(True), headers=headers) as response:
             out.status = response.status_code
             if response.status_code != 200:
-                out.code = orjson.loads(await response.aread())["error"]["code"]
+                out.code = error_code(await response.aread())
                 return out
             cost: int | None = None
             async for line in response.aiter_lines():
@@ -236,6 +236,15 @@ async def chat(
     except httpx.TransportError:
         pass  # the server went away mid-response: not received complete
     return out
+
+
+def error_code(body: bytes) -> str | None:
+    """The OpenAI-format error's `code`; None for any other body."""
+    try:
+        code = orjson.loads(body)["error"]["code"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    return str(code) if code is not None else None
 
 
 def request_of(entry: Entry) -> str | None:
