@@ -178,4 +178,7 @@ async def _to_the_end(work: Awaitable[T]) -> T:
     finally:
         current = asyncio.current_task()
         if cancelled and current is not None:
+            # The same cancellation, again: its count stays as it was, for asyncio.timeout and
+            # task groups that tell their own cancellation from others by it.
+            current.uncancel()
             current.cancel()

@@ -205,3 +205,31 @@ async def test_a_settle_outlives_its_callers_cancellation_which_then_goes_on(
     assert charged == [518]
     balance = await assert_consistent(db, ledger, ORG)
     assert (balance.balance, balance.held) == (USD - 518, 0)
+
+
+async def test_a_timeout_that_fires_mid_settle_is_still_a_timeout(
+    db: Database, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ledger.grant(ORG, 1 * USD, "grant")
+    hold = await LedgerPreflight(ledger).hold(_request("pro", PLATFORM))
+    settle, writing, go_on = ledger.settle, asyncio.Event(), asyncio.Event()
+
+    async def slow_settle(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await go_on.wait()
+        return await settle(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "settle", slow_settle)
+    charged: list[int] = []
+
+    async def caller() -> None:
+        async with asyncio.timeout_at(asyncio.get_running_loop().time()):  # already due: fires at once
+            charged.append(await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(caller())
+    await writing.wait()
+    go_on.set()
+    with pytest.raises(TimeoutError):
+        await task
+    assert charged == [518] and (await ledger.balance(ORG)).held == 0
