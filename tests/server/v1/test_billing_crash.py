@@ -34,11 +34,11 @@ from billing.ledger_sweeper import HoldSweeper
 from billing.ledger_tables import EntryKind
 from server.db import Database
 from tests.billing.ledger_fakes import assert_consistent
+from tests.emulators.gate import Gate
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, text
 from tests.server.v1.platform_billing import (
     PLATFORM_KEY,
-    Gate,
     Outcome,
     Served,
     chat,
