@@ -14,7 +14,9 @@ nothing at all when the charge is 0 and there is no hold). `release` gives the h
 hold, settle and charge carries an idempotency key made of the request id, the segment and a
 random attempt id, so a replay never writes twice; the hold and the charge pass the request id, so
 the ledger refuses one imported from the predecessor (`RequestAlreadyChargedError`, in the same
-lookup). See docs/billing.md#how-a-request-is-charged and #legacy-billing-rows.
+lookup). A settle or release, once begun, runs to its end even when the caller is cancelled
+meanwhile (a stream whose client left): see `_to_the_end`. See
+docs/billing.md#how-a-request-is-charged and #legacy-billing-rows.
 
 With `caps` (`billing.spend_caps.SpendCaps`), a segment that may be charged is first counted
 against the org's monthly budget and its API key's spend limit, in memory, and refused with
@@ -24,8 +26,10 @@ its settled charge is counted when it closes. A segment that cannot be charged s
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
 
 from billing.ledger import Ledger
 from billing.ledger_types import REQUEST_KEY_PREFIX, HoldClosedError, RequestAlreadyChargedError
@@ -40,6 +44,7 @@ from providers.contract import BillingSource
 from providers.types import Usage
 
 log = logging.getLogger("patchbay.billing")
+T = TypeVar("T")
 
 
 class LedgerPreflight:
@@ -170,7 +175,7 @@ class LedgerHold:
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
         charged = 0
         try:
-            charged = await self._write(owed.credits, details)
+            charged = await _to_the_end(self._write(owed.credits, details))
         finally:
             self._close(charged)
         return charged
@@ -210,9 +215,40 @@ class LedgerHold:
 
     async def release(self) -> None:
         self._close(0)
-        if self.hold_id is None:
-            return
+        if self.hold_id is not None:
+            await _to_the_end(self._release(self.hold_id))
+
+    async def _release(self, hold_id: str) -> None:
         try:
-            await self._ledger.release(self.hold_id, f"{self._key}:release", org_id=self._org_id)
+            await self._ledger.release(hold_id, f"{self._key}:release", org_id=self._org_id)
         except HoldClosedError:
-            log.info("hold %s was already closed", self.hold_id)
+            log.info("hold %s was already closed", hold_id)
+
+
+async def _to_the_end(work: Awaitable[T]) -> T:
+    """Await `work` to its end even if the caller is cancelled meanwhile; the cancellation then
+    goes on at the caller's next await.
+
+    A stream's task is cancelled when its client leaves. Landing in the middle of a settle, it
+    would roll the settle back and leave the hold to expire: a segment served and never paid.
+    So the write runs in a task of its own, shielded, and the caller waits for it (a ledger
+    write is bounded by the database's lock and pool timeouts) and returns what it wrote."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    try:
+        while True:
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled():
+                    raise
+                cancelled = True
+                if task.done():
+                    return task.result()
+    finally:
+        current = asyncio.current_task()
+        if cancelled and current is not None:
+            # The same cancellation, again: its count stays as it was, for asyncio.timeout and
+            # task groups that tell their own cancellation from others by it.
+            current.uncancel()
+            current.cancel()

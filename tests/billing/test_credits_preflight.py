@@ -6,6 +6,7 @@ router would (a fake catalog price), as `PreflightRequest` carries them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -170,3 +171,65 @@ async def test_each_hold_has_its_own_key(ledger: Ledger) -> None:
     assert isinstance(first, LedgerHold) and isinstance(second, LedgerHold)
     assert first.hold_id != second.hold_id
     assert (await ledger.balance(ORG)).held == 2 * 897
+
+
+async def test_a_settle_outlives_its_callers_cancellation_which_then_goes_on(
+    db: Database, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream's task is cancelled when its client leaves; landing mid-settle, that must not
+    roll the settle back (the hold would expire unpaid). The settle ends, the caller gets
+    what it charged, and the cancellation reaches the caller at its next await."""
+    await ledger.grant(ORG, 1 * USD, "grant")
+    hold = await LedgerPreflight(ledger).hold(_request("pro", PLATFORM))
+    settle, writing, go_on = ledger.settle, asyncio.Event(), asyncio.Event()
+
+    async def slow_settle(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await go_on.wait()
+        return await settle(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "settle", slow_settle)
+    charged: list[int] = []
+
+    async def caller() -> None:
+        charged.append(await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI))
+        await asyncio.sleep(0)
+        charged.append(-1)  # not reached: the cancellation goes on here
+
+    task = asyncio.create_task(caller())
+    await writing.wait()
+    task.cancel()
+    go_on.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert charged == [518]
+    balance = await assert_consistent(db, ledger, ORG)
+    assert (balance.balance, balance.held) == (USD - 518, 0)
+
+
+async def test_a_timeout_that_fires_mid_settle_is_still_a_timeout(
+    db: Database, ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await ledger.grant(ORG, 1 * USD, "grant")
+    hold = await LedgerPreflight(ledger).hold(_request("pro", PLATFORM))
+    settle, writing, go_on = ledger.settle, asyncio.Event(), asyncio.Event()
+
+    async def slow_settle(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await go_on.wait()
+        return await settle(*args, **kwargs)
+
+    monkeypatch.setattr(ledger, "settle", slow_settle)
+    charged: list[int] = []
+
+    async def caller() -> None:
+        async with asyncio.timeout_at(asyncio.get_running_loop().time()):  # already due: fires at once
+            charged.append(await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI))
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(caller())
+    await writing.wait()
+    go_on.set()
+    with pytest.raises(TimeoutError):
+        await task
+    assert charged == [518] and (await ledger.balance(ORG)).held == 0

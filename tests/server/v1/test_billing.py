@@ -8,6 +8,7 @@ tests of `billing.credits_preflight` with the prices the router passes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -107,3 +108,48 @@ async def test_a_byok_request_without_a_per_request_charge_never_touches_the_led
     assert ledger_writes == []
     assert chat.headers["x-patchbay-cost"] == messages.headers["x-patchbay-cost"] == "0.00"
     assert ": x-patchbay-cost 0.00" in stream.text.splitlines()
+
+
+
+async def test_a_client_that_leaves_while_its_stream_settles_is_still_charged(
+    patchbay: Patchbay, upstreams: Upstreams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client goes away after the last content chunk, while the settle waits for the ledger
+    (a slow write, here held by the test). The segment was served: the settle must finish, not
+    be cancelled with the response and leave the hold to expire unpaid."""
+    await _set_tier(patchbay, "starter")
+    ledger = patchbay.services.ledger
+    await ledger.grant(patchbay.org_id, 1_000_000, "test-grant")
+    write = ledger._write
+    settling, proceed, settled = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def slow_settle(org_id: str, fn: Any, *, create: bool = False) -> Any:
+        if "settle" not in fn.__qualname__:
+            return await write(org_id, fn, create=create)
+        settling.set()
+        try:
+            await proceed.wait()
+            return await write(org_id, fn, create=create)
+        finally:
+            settled.set()
+
+    monkeypatch.setattr(ledger, "_write", slow_settle)
+    async with patchbay.client() as c:
+        async with c.stream("POST", "/v1/chat/completions", json={**CHAT, "stream": True}) as stream:
+            assert stream.status_code == 200
+            await asyncio.wait_for(settling.wait(), 10)
+        # The client hung up mid-settle; the server cancels the response's task when it notices.
+        for _ in range(1000):
+            if any(task.cancelling() for task in asyncio.all_tasks()):
+                break
+            await asyncio.sleep(0.01)  # polling for the server to notice, bounded (10 s)
+        else:
+            raise AssertionError("the server never noticed the client leave")
+        proceed.set()
+        await asyncio.wait_for(settled.wait(), 10)
+    balance = await ledger.balance(patchbay.org_id)
+    assert (balance.held, balance.open_holds) == (0, 0) and balance.balance < 1_000_000
+    await patchbay.services.usage.flush()  # the usage record carries the same charge
+    async with patchbay.services.db.session() as s:
+        recorded = (await s.scalars(select(UsageRecord.cost_micro_usd))).all()
+    assert recorded == [1_000_000 - balance.balance]
