@@ -3,7 +3,9 @@
 `LedgerPreflight.hold` works out the most a segment may be charged from what the request path
 passes in `PreflightRequest.offers`: for each candidate that may serve it, its connection's
 billing source and its model's list price (`billing.prices.hold_amount`), through the org's tier
-(`billing.policy.max_charge`; an unknown tier is `free`, money fails closed); the largest wins. 0 (a BYOK or private plan on a tier without a per-request charge) takes no hold and
+(`billing.policy.max_charge`; an unknown tier is `free`, money fails closed); the largest wins.
+A TTS segment's voice fee is held for its text at `SPOKEN_CHARS_PER_SECOND` (its audio is not
+known yet). 0 (a BYOK or private plan on a tier without a per-request charge) takes no hold and
 touches no database; anything more is one `Ledger.hold` (one transaction), refused with
 `InsufficientCreditsError` (the 402) when the balance cannot cover it.
 
@@ -105,7 +107,9 @@ def hold_for(request: PreflightRequest) -> int | None:
     ]
     if not chargeable:
         return None
-    seconds = request.audio_seconds or 0.0
+    seconds = request.audio_seconds
+    if seconds is None:  # a TTS segment: its voice fee is held for the time its text takes to say
+        seconds = request.characters / SPOKEN_CHARS_PER_SECOND
     return max(
         max_charge(policy, segment, _list_max(request, price), audio_seconds=seconds, sources=(source,))
         for source, price in chargeable
@@ -122,6 +126,11 @@ def _list_max(request: PreflightRequest, price: Price | None) -> int:
         characters=request.characters,
     )
 
+
+SPOKEN_CHARS_PER_SECOND = 10
+"""A slow speaking rate (speech engines say 12 to 16 characters a second): a TTS segment's
+audio, not known before it runs, is estimated from its text for the voice fee's hold. The
+settle charges the audio it actually produced."""
 
 _PROBE = 1_000_000
 """A list cost of 1 USD: a source charged nothing for it is charged nothing for any cost."""

@@ -62,3 +62,36 @@ class StructuredOutputError(ProviderError):
     def __init__(self, message: str, *, provider: str, model: str | None = None) -> None:
         super().__init__(ErrorClass.INVALID_REQUEST, message, provider=provider, model=model)
 
+
+
+class Refused(ProviderError):
+    """Patchbay itself declined to run a segment, before any upstream call: the key's rate limit
+    (`rate_limit_exceeded`), the org's credits (`insufficient_credits`). Unlike an upstream
+    failure it reaches the client under its own `code` and `type` (and HTTP `status` on the
+    HTTP surfaces), so a client can tell "slow down" or "add credits" from "the model is down";
+    a voice session goes on, and a later turn may pass."""
+
+    def __init__(
+        self,
+        error_class: ErrorClass,
+        message: str,
+        *,
+        code: str,
+        error_type: str,
+        status: int,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(error_class, message, provider="patchbay", status=status, retry_after=retry_after)
+        self.code = code
+        self.error_type = error_type
+
+
+def insufficient_credits(message: str = "") -> Refused:
+    """The refusal for a segment the org's credits cannot cover: 402, as `/v1` answers it."""
+    return Refused(
+        ErrorClass.QUOTA_EXHAUSTED,
+        message or "the organisation's credits cannot cover this request",
+        code="insufficient_credits",
+        error_type="insufficient_quota",
+        status=402,
+    )

@@ -3,7 +3,8 @@ with the same interface): what a voice session or an `/v1/audio/*` request holds
 
 Each call is one segment run by `routing.speech.SpeechRouter` (planned, held, attempted,
 cooled down, settled, recorded), so `records_usage` is True and the caller records nothing
-itself. Routing failures become the `ProviderError` the voice pipeline knows; `last_served`
+itself. Routing failures become the `ProviderError` the voice pipeline knows (a segment the
+org's credits cannot cover: `providers.errors.Refused`, `insufficient_credits`); `last_served`
 names the engine that served the latest segment, for latency reports.
 """
 
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from billing.preflight import InsufficientCreditsError
 from providers.contract import BillingSource, ErrorClass
-from providers.errors import ProviderError
+from providers.errors import ProviderError, insufficient_credits
 from providers.speech.base import STTEngine, Transcript, TTSEngine
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.resolver import PlannedAttempt
@@ -44,7 +45,7 @@ def _as_provider_error(exc: Exception, kind: str) -> ProviderError:
         error_class = last.error_class if last is not None else ErrorClass.SERVER_ERROR
         return ProviderError(error_class, f"no {kind} engine served the segment", provider="router")
     if isinstance(exc, InsufficientCreditsError):
-        return ProviderError(ErrorClass.QUOTA_EXHAUSTED, "not enough credits", provider="router")
+        return insufficient_credits(str(exc))
     return ProviderError(ErrorClass.NOT_FOUND, str(exc), provider="router")
 
 

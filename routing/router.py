@@ -19,6 +19,7 @@ from typing import Protocol
 
 from billing.preflight import Hold, Preflight, PreflightRequest
 from billing.prices import estimate_input_tokens
+from billing.turn_costs import TurnCosts
 from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource
 from providers.errors import ProviderError
@@ -49,6 +50,9 @@ class CallContext:
     turn_id: str | None = None
     intent: Intent | None = None
     """None: inferred from the request (vision, structured, tools, else chat)."""
+    costs: TurnCosts | None = None
+    """Where each settled segment's charge is also reported, under `turn_id` (a voice session's
+    `response.done`, an `/v1/audio` response's header); None: nowhere else."""
 
 
 def infer_intent(request: ChatRequest) -> Intent:
@@ -266,7 +270,7 @@ class Router:
     ) -> int:
         """The end of any segment: one usage record billed to the connection that served it,
         and the hold settled; with nothing served, the hold is released and nothing recorded.
-        Returns what the org was charged (micro-USD)."""
+        Returns what the org was charged (micro-USD), also reported to `ctx.costs`."""
         if served is None:
             await hold.release()
             return 0
@@ -303,4 +307,6 @@ class Router:
                     cost_micro_usd=charged,
                 )
             )
+        if ctx.costs is not None:
+            ctx.costs.add(ctx.turn_id, segment.value, charged)
         return charged

@@ -149,6 +149,8 @@ class ResponseDone(SessionEvent):
     output_tokens: int = 0
     metadata: Mapping[str, Any] = field(default_factory=dict)
     error_code: str | None = None
+    error_type: str | None = None
+    """None: `server_error`."""
 
 
 @dataclass(frozen=True, slots=True)

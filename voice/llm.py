@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from providers.contract import BillingSource, ErrorClass
-from providers.errors import ProviderError
+from providers.contract import BillingSource
 from providers.types import ChatRequest, StreamEvent
 
 
@@ -23,25 +22,6 @@ class ServedBy:
     billing_source: BillingSource
     profile_id: str | None = None
     connection_id: str | None = None
-
-
-class TurnRefused(ProviderError):
-    """The server itself declined to run the turn (the key's rate limit), before any upstream
-    call. Unlike an upstream failure it reaches the client under its own `code` and `type`,
-    so a client can tell "slow down" from "the model is down"; the session goes on."""
-
-    def __init__(
-        self,
-        error_class: ErrorClass,
-        message: str,
-        *,
-        code: str,
-        error_type: str,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(error_class, message, provider="patchbay", retry_after=retry_after)
-        self.code = code
-        self.error_type = error_type
 
 
 class LLMStream(Protocol):

@@ -16,12 +16,12 @@ nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from billing.usage import SegmentStatus
 from foundation.db import new_id
-from providers.errors import ProviderError
+from providers.errors import ProviderError, Refused
 from providers.speech.base import TTSEngine, aclose_quietly
 from providers.speech.pcm import Resampler
 from providers.types import (
@@ -52,7 +52,7 @@ from voice.events import (
 from voice.events import TextDelta as TextOut
 from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
-from voice.llm import LLMStream, ServedBy, TurnLLM, TurnRefused
+from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
 from voice.turn import TtsTally, TurnAccounts
 
@@ -135,7 +135,8 @@ class ResponseRun:
                 closed.append(final)
         return closed
 
-    def done(self, status: str, reason: str | None) -> ResponseDone:
+    def done(self, status: str, reason: str | None, *, cost: Mapping[str, object] | None = None) -> ResponseDone:
+        """`cost`: the turn's charges for `response.metadata` (`billing.turn_costs.cost_metadata`)."""
         return ResponseDone(
             self.response_id,
             status,
@@ -143,14 +144,15 @@ class ResponseRun:
             tuple(self.outputs.values()),
             self.usage.input_tokens,
             self.usage.output_tokens,
-            {"turn_id": self.turn_id, **self.latency.report()},
+            {"turn_id": self.turn_id, **self.latency.report(), **(cost or {})},
             error_code=self.error_code,
+            error_type=self.error.error_type if isinstance(self.error, Refused) else None,
         )
 
     @property
     def error_code(self) -> str | None:
         """What the client is told failed: a refusal's own code, else the stage that failed."""
-        if isinstance(self.error, TurnRefused):
+        if isinstance(self.error, Refused):
             return self.error.code
         return None if self.error is None else f"{self.error_stage}_unavailable"
 

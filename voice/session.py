@@ -12,6 +12,12 @@ transcript; the routed LLM streams a reply that TTS speaks chunk by chunk
 `interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
 cancelled, and `response.done` says `cancelled` / `turn_detected`.
 
+Billing: every segment holds and settles on its own (`routing.router.Router.account`); a
+segment the org's credits cannot cover is refused before it runs (`providers.errors.Refused`,
+`insufficient_credits`): an `error` event, and a `failed` response (or a failed transcript for
+STT), and the next turn tries again. A finished response's `response.done` carries the turn's
+charges (`costs`, filled by the routed engines and LLM as their segments settle).
+
 Function calling: the session's tools go with every LLM request; the model's calls come out
 as `function_call` items (`voice.pipeline`). The client runs them, adds each result with
 `add_function_output`, and asks for the next response, whose request carries the calls and
@@ -26,8 +32,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from billing.turn_costs import TurnCosts, cost_metadata
 from foundation.db import new_id
-from providers.errors import ProviderError
+from providers.errors import ProviderError, Refused
 from providers.speech.base import STTEngine, TTSEngine
 from providers.types import ChatRequest
 from voice.clock import SYSTEM_CLOCK, Clock
@@ -52,7 +59,7 @@ from voice.events import (
 from voice.history import Conversation, HistoryError, Item, MessageRole
 from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
-from voice.llm import TurnLLM, TurnRefused
+from voice.llm import TurnLLM
 from voice.outbox import Outbox
 from voice.pipeline import ResponsePipeline, ResponseRun
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
@@ -100,6 +107,7 @@ class VoiceSession:
         config: SessionConfig | None = None,
         limits: SessionLimits | None = None,
         usage: UsageSink | None = None,
+        costs: TurnCosts | None = None,
         clock: Clock = SYSTEM_CLOCK,
         stats: LatencyStats | None = None,
         ids: Callable[[str], str] = new_id,
@@ -112,6 +120,8 @@ class VoiceSession:
         self.stats = stats or LatencyStats()
         self._stt, self._tts, self._llm = stt, tts, llm
         self._accounts = TurnAccounts(context, usage or NullUsage())
+        self._costs = costs
+        """Where the routed engines and LLM report each turn's charges (None: not billed here)."""
         self._clock = clock
         self._ids = ids
         self._input = self._new_input()
@@ -221,6 +231,10 @@ class VoiceSession:
                 extra={"fields": {"session": self.context.session_id, "error_class": exc.error_class.value}},
             )
             self.conversation.replace(replace(item, status="incomplete"))
+            if isinstance(exc, Refused):  # not run at all (the org's credits): say why
+                self.outbox.put(InputTranscriptFailed(item.id, exc.code, exc.message))
+                self.outbox.put(ErrorEvent(exc.error_type, exc.code, exc.message))
+                return False
             self.outbox.put(InputTranscriptFailed(item.id, "stt_unavailable", "speech recognition failed"))
             self.outbox.put(
                 ErrorEvent(
@@ -416,7 +430,7 @@ class VoiceSession:
         closed = run.close("completed" if status == "completed" else "incomplete")
         for item in closed:
             self.conversation.replace(item)
-        if isinstance(run.error, TurnRefused):
+        if isinstance(run.error, Refused):
             self.outbox.put(ErrorEvent(run.error.error_type, run.error.code, run.error.message))
         elif run.error is not None:
             code = f"{run.error_stage}_unavailable"
@@ -427,7 +441,10 @@ class VoiceSession:
             self.outbox.put(
                 OutputItemDone(run.response_id, item, audio, item.text, run.output_index(item.id))
             )
-        self.outbox.put(run.done(status, None if status == "completed" else "error"))
+        # Every segment of the turn has settled by now (each settles before its stream closes).
+        charged = self._costs.take(run.turn_id) if self._costs is not None else None
+        cost = cost_metadata(charged or {}) if self._costs is not None else None
+        self.outbox.put(run.done(status, None if status == "completed" else "error", cost=cost))
         self.stats.observe(run.latency)
 
     def cancel_response(self, response_id: str | None = None) -> bool:

@@ -7,7 +7,9 @@ failures are turned into `ProviderError`s, the only failure the voice pipeline k
 Each response is one hit on the caller's key in the same rate limiter `/v1` uses (shared
 through Redis when configured), taken before any upstream call: a session cannot turn one
 admitted connection into unlimited upstream calls. A turn over the limit fails with
-`TurnRefused` (`rate_limit_exceeded`); the session goes on and a later turn may pass.
+`Refused` (`rate_limit_exceeded`); the session goes on and a later turn may pass. A turn the
+org's credits cannot cover (the router's hold was refused) fails likewise, with
+`insufficient_credits`, before any upstream call; after a grant the next turn runs.
 
 Each response is also one `realtime.turn` entry in the request log (`server.activity`): its
 route trace, serving connection, tokens and the status `/v1` would have answered with.
@@ -19,8 +21,9 @@ import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
 from billing.preflight import InsufficientCreditsError
+from billing.turn_costs import TurnCosts
 from providers.contract import ErrorClass
-from providers.errors import ProviderError
+from providers.errors import ProviderError, Refused, insufficient_credits
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.intents import Intent
@@ -29,7 +32,7 @@ from server.activity.entry import RequestEntry
 from server.activity.recorder import RequestLog, follow
 from server.v1.errors import from_exception
 from server.v1.ratelimit import RateLimiter
-from voice.llm import ServedBy, TurnRefused
+from voice.llm import ServedBy
 from voice.turn import SessionContext
 
 
@@ -81,18 +84,19 @@ class _RoutedStream:
             decision = await self._limiter.hit(key_id)
             if not decision.allowed:
                 _refused(entry, 429, "rate_limit_exceeded")
-                raise TurnRefused(
+                raise Refused(
                     ErrorClass.RATE_LIMIT,
                     f"rate limit exceeded for this API key; retry after {decision.retry_after:.1f} s",
                     code="rate_limit_exceeded",
                     error_type="rate_limit_error",
+                    status=429,
                     retry_after=decision.retry_after,
                 )
         try:
             call = await self._router.stream(self._ctx, self._request, self._model)
         except InsufficientCreditsError as exc:
             _failed(entry, exc)
-            raise ProviderError(ErrorClass.QUOTA_EXHAUSTED, "not enough credits", provider="router") from None
+            raise insufficient_credits(str(exc)) from None
         except RoutingError as exc:
             _failed(entry, exc)
             raise ProviderError(ErrorClass.NOT_FOUND, str(exc), provider="router") from None
@@ -155,11 +159,13 @@ class RouterTurnLLM:
         *,
         limiter: RateLimiter | None = None,
         log: RequestLog | None = None,
+        costs: TurnCosts | None = None,
     ) -> None:
         self._router = router
         self._context = context
         self._limiter = limiter
         self._log = log
+        self._costs = costs
 
     def stream(self, request: ChatRequest, *, turn_id: str) -> _RoutedStream:
         ctx = self._context
@@ -170,5 +176,6 @@ class RouterTurnLLM:
             request_id=ctx.session_id,
             turn_id=turn_id,
             intent=Intent.VOICE_TURN,
+            costs=self._costs,
         )
         return _RoutedStream(self._router, call, request, ctx.model, self._limiter, self._log)

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
+from billing.turn_costs import TurnCosts
 from foundation.db import new_id
 from routing.catalog import Catalog
 from routing.errors import NoRouteError
@@ -167,15 +168,19 @@ async def _open(
             api_key_id=principal.key_id,
             model=route_model(model),
         )
-        stt, tts = await runtime.engines_for(principal, request_id=session_id, intent=Intent.VOICE_TURN)
+        costs = TurnCosts()
+        stt, tts = await runtime.engines_for(
+            principal, request_id=session_id, intent=Intent.VOICE_TURN, costs=costs
+        )
         yield VoiceSession(
             context,
             stt=stt,
             tts=tts,
-            llm=runtime.llm_for(context),
+            llm=runtime.llm_for(context, costs=costs),
             config=config,
             limits=runtime.limits,
             usage=services.usage,
+            costs=costs,
             stats=runtime.stats,
         )
     finally:

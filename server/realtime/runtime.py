@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from billing.turn_costs import TurnCosts
 from providers.speech.base import STTEngine, TTSEngine
 from routing.intents import Intent
 from routing.routed_engines import RoutedSTT, RoutedTTS
@@ -85,11 +86,17 @@ class VoiceRuntime:
         await self.sessions.aclose()
 
     async def engines_for(
-        self, principal: Principal, *, request_id: str | None = None, intent: Intent | None = None
+        self,
+        principal: Principal,
+        *,
+        request_id: str | None = None,
+        intent: Intent | None = None,
+        costs: TurnCosts | None = None,
     ) -> tuple[STTEngine, TTSEngine]:
         """The caller's STT and TTS: its agent's or org's speech chains, the built-in engines
         last, each segment run by the one attempt runner (`routing.speech`). `request_id` and
-        `intent` go on the usage records (a session's id and `voice_turn` for live calls)."""
+        `intent` go on the usage records (a session's id and `voice_turn` for live calls);
+        `costs` hears what each segment was charged."""
         if self.engines is not None:
             return self.engines(principal)
         ctx = CallContext(
@@ -98,6 +105,7 @@ class VoiceRuntime:
             api_key_id=principal.key_id,
             request_id=request_id,
             intent=intent,
+            costs=costs,
         )
         return RoutedSTT(self.speech, ctx), RoutedTTS(self.speech, ctx)
 
@@ -112,12 +120,15 @@ class VoiceRuntime:
             guard=gateway.router.executor.guard,
         )
 
-    def llm_for(self, context: SessionContext) -> TurnLLM:
-        """The session's LLM: the router (intent `voice_turn`), unless replaced."""
+    def llm_for(self, context: SessionContext, *, costs: TurnCosts | None = None) -> TurnLLM:
+        """The session's LLM: the router (intent `voice_turn`), unless replaced. `costs` hears
+        what each turn's LLM segment was charged."""
         if self.llm is not None:
             return self.llm(context)
         gateway = self.gateway
-        return RouterTurnLLM(gateway.router, context, limiter=gateway.rate_limiter, log=gateway.request_log)
+        return RouterTurnLLM(
+            gateway.router, context, limiter=gateway.rate_limiter, log=gateway.request_log, costs=costs
+        )
 
     def internal_engines(self) -> BuiltIn:
         if self.internal is None:

@@ -11,6 +11,13 @@ session does, and each request is one usage segment with the serving engine's bi
   while they are synthesised; `mp3` (the default, as on OpenAI), `opus` (Ogg) and `flac` are
   encoded by libsndfile once the speech is complete (their headers are only right at the end),
   off the event loop. `aac` is refused with 400.
+
+Billing: each request's segment holds and settles like any other (`routing.speech`): STT for the
+audio it was sent, TTS for the characters it said and the audio it made. A segment the org's
+credits cannot cover is a 402 `insufficient_credits` before any engine runs. A transcription and
+an encoded speech carry `x-patchbay-cost` (their segment settled before the headers go); a
+streamed `pcm` / `wav` speech sends its headers before its cost is known, and settles before
+its body ends (its cost is on its usage record).
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
+from billing.money import format_usd
+from billing.turn_costs import TurnCosts
 from billing.usage import SegmentStatus
 from foundation.db import new_id
-from providers.errors import ProviderError
+from providers.errors import ProviderError, Refused
 from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
 from providers.speech.pcm import AudioFormatError
 from server.accounts import Principal
@@ -69,6 +78,8 @@ def _invalid(message: str, param: str | None = None, code: str = "invalid_value"
 
 
 def _unavailable(stage: str, exc: ProviderError) -> JSONResponse:
+    if isinstance(exc, Refused):  # not run at all: the org's credits (402)
+        return _error(ApiError(exc.status or 400, exc.error_type, exc.message, code=exc.code))
     return _error(
         ApiError(
             502, "server_error", f"{stage} failed ({exc.error_class.value})", code=f"{stage}_unavailable"
@@ -126,7 +137,8 @@ async def transcriptions(request: Request) -> Response:
         )
     if response_format not in ("json", "text", "verbose_json"):
         return _invalid("response_format must be json, text or verbose_json", "response_format")
-    stt, _ = await services.voice.engines_for(principal)
+    costs = TurnCosts()
+    stt, _ = await services.voice.engines_for(principal, costs=costs)
     try:
         transcript = await stt.transcribe(
             pcm,
@@ -145,7 +157,7 @@ async def transcriptions(request: Request) -> Response:
             model=transcript.model,
             latency_ms=None,
         )
-    headers = {"x-patchbay-provider": transcript.engine}
+    headers = {"x-patchbay-provider": transcript.engine, "x-patchbay-cost": _cost(costs)}
     if response_format == "text":
         return PlainTextResponse(transcript.text, headers=headers)
     body: dict[str, object] = {"text": transcript.text}
@@ -186,7 +198,8 @@ async def speech(request: Request) -> Response:
         return _invalid(
             f"response_format must be one of {supported} on this server", "response_format", "unsupported_format"
         )
-    _, tts = await services.voice.engines_for(principal)
+    costs = TurnCosts()
+    _, tts = await services.voice.engines_for(principal, costs=costs)
     stream = tts.synthesize(body.input, voice=body.voice)
     try:
         first = await anext(stream)
@@ -209,7 +222,13 @@ async def speech(request: Request) -> Response:
     except ProviderError as exc:
         return _unavailable("tts", exc)
     encoded = await asyncio.to_thread(encode_file, pcm, tts.sample_rate, encoded_as)
-    return Response(encoded, media_type=ENCODED[encoded_as], headers=headers)
+    # The whole speech was made (and its segment settled) before these headers: it carries its cost.
+    return Response(encoded, media_type=ENCODED[encoded_as], headers={**headers, "x-patchbay-cost": _cost(costs)})
+
+
+def _cost(costs: TurnCosts) -> str:
+    """What the request's segment was charged (settled by now), as `x-patchbay-cost` writes it."""
+    return format_usd(sum((costs.take(None) or {}).values()))
 
 
 def _encodable(fmt: str) -> FileFormat | None:

@@ -86,6 +86,23 @@ def test_the_hold_is_the_max_list_cost_through_the_tier() -> None:
     assert hold_for(_request("no-such-tier", PLATFORM)) == 975
 
 
+def test_a_tts_hold_covers_its_text_and_the_voice_fee_for_the_time_it_takes_to_say() -> None:
+    # Its audio is not known before it runs: 180 characters are held as 18 s of speech.
+    flash = Price.from_usd({"per_1m_chars": "60"})
+    tts = {"segment": "tts", "intent": "tts", "max_output_tokens": None, "input_tokens_estimate": 0}
+    said = {**tts, "audio_seconds": None, "characters": 180}
+    platform = BillingSource.PLATFORM
+    # pro: 180 x 60 = 10,800 list, +15% = 12,420; the voice fee 18 s x 0.005 USD/min = 1,500.
+    assert hold_for(_request("pro", ((platform, flash),), **said)) == 12_420 + 1_500
+    assert hold_for(_request("agency", ((platform, flash),), **said)) == 11_880  # no voice fee
+    # The built-in engines cost nothing but the fee; a BYOK voice costs nothing on pro.
+    assert hold_for(_request("pro", ((platform, FREE),), **said)) == 1_500
+    assert hold_for(_request("pro", ((BillingSource.BYOK, flash),), **said)) is None
+    # An STT segment's audio is known: its fee is held for exactly that.
+    heard = {**tts, "segment": "stt", "intent": "stt", "audio_seconds": 4.2}
+    assert hold_for(_request("pro", ((platform, FREE),), **heard)) == 350
+
+
 async def test_a_byok_segment_on_a_tier_without_a_per_request_charge_never_touches_the_ledger(
     ledger: Ledger, statements: list[str]
 ) -> None:
