@@ -4,7 +4,8 @@ One `GROUP BY` over `usage_records` (indexed by org and time), never a scan of r
 The groups are the columns a bill or a dashboard splits by: `billing_source` (where the cost
 lands), `segment` (llm, stt, tts), `provider`, `model`, `intent`, `status`, `agent_id`,
 `api_key_id`, `profile_id`, and `day` (UTC). Totals are segment counts, tokens, audio seconds
-and characters, the units each segment is billed in. Prices and credits are not applied here.
+and characters, the units each segment is billed in, and `cost_micro_usd`: what the org was
+charged for those segments (each record's cost, written when it was settled; integer micro-USD).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MEASURES = (
     "reasoning_tokens",
     "audio_seconds",
     "characters",
+    "cost_micro_usd",
 )
 
 
@@ -98,6 +100,7 @@ async def summarize(
         group = {g: _text(mapping[g]) for g in groups}
         totals: dict[str, int | float] = {m: mapping[m] for m in MEASURES}
         totals["audio_seconds"] = round(float(totals["audio_seconds"]), 3)
+        totals["cost_micro_usd"] = int(totals["cost_micro_usd"])  # PostgreSQL sums a BIGINT as NUMERIC
         if not groups and totals["segments"] == 0:
             break
         entries.append(UsageTotals(group, totals))

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.activity.middleware import RequestLogMiddleware
 from server.admin import access as admin_access
 from server.admin import activity as admin_activity
+from server.admin import billing as admin_billing
 from server.admin import budgets as admin_budgets
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
@@ -121,6 +122,7 @@ def create_app(
     app.include_router(admin_connections.router)
     app.include_router(admin_platform.router)
     app.include_router(admin_activity.router)
+    app.include_router(admin_billing.router)
     app.include_router(realtime_router)
     app.include_router(twilio_router)
     app.include_router(audio_router)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing import report
+from billing.money import format_usd
 from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
@@ -166,7 +167,7 @@ def org_list(as_json: bool) -> None:
 )
 @json_option
 def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: bool) -> None:
-    """What an org's segments consumed (tokens, audio seconds, characters), by where the cost lands."""
+    """What an org's segments consumed (tokens, audio seconds, characters) and cost, by where the cost lands."""
     groups = report.parse_groups(group_by)
 
     async def summarize(session: AsyncSession) -> tuple[str, datetime, datetime, list[report.UsageTotals]]:
@@ -180,7 +181,10 @@ def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: b
         "since": start,
         "until": end,
         "group_by": groups,
-        "entries": [{"group": e.group, "totals": e.totals} for e in entries],
+        "entries": [
+            {"group": e.group, "totals": e.totals, "cost_usd": format_usd(int(e.totals["cost_micro_usd"]))}
+            for e in entries
+        ],
     }
     emit(as_json, payload, usage_table(groups, entries, start, end))
 
@@ -190,8 +194,13 @@ def usage_table(groups: list[str], entries: list[report.UsageTotals], start: dat
     if not entries:
         return f"no usage from {window}"
     shown = ("segments", "input_tokens", "output_tokens", "audio_seconds", "characters")
-    rows = [[*groups, *shown]] + [
-        [*(e.group[g] or "-" for g in groups), *(str(e.totals[m]) for m in shown)] for e in entries
+    rows = [[*groups, *shown, "cost_usd"]] + [
+        [
+            *(e.group[g] or "-" for g in groups),
+            *(str(e.totals[m]) for m in shown),
+            format_usd(int(e.totals["cost_micro_usd"])),
+        ]
+        for e in entries
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]

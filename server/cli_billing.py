@@ -7,11 +7,6 @@ decimals beside their integer micro-USD, the ledger's unit (docs/billing.md). Ex
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from typing import Any
-
 import click
 
 from billing import report
@@ -19,6 +14,7 @@ from billing.ledger import Ledger
 from billing.ledger_query import list_entries
 from billing.ledger_types import Balance, Entry
 from billing.money import AmountError, format_usd, parse_usd
+from billing.statement import balance_json, entries_csv, entry_json
 from foundation.db import new_id, utcnow
 from foundation.errors import RequestError
 from server import accounts
@@ -26,50 +22,6 @@ from server.cli_common import emit, fail, json_option, run_with_database
 from server.db import Database
 
 ORG = click.option("--org", "org_ref", required=True, help="Org id or name.")
-CSV_COLUMNS = (
-    "created_at",
-    "id",
-    "kind",
-    "amount_usd",
-    "amount_micro_usd",
-    "effect_micro_usd",
-    "hold_id",
-    "idempotency_key",
-    "expires_at",
-    "details",
-)
-
-
-def entry_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "org_id": entry.org_id,
-        "kind": entry.kind.value,
-        "amount_usd": format_usd(entry.amount),
-        "amount_micro_usd": entry.amount,
-        "effect_micro_usd": entry.effect,
-        "hold_id": entry.hold_id,
-        "idempotency_key": entry.idempotency_key,
-        "details": dict(entry.details),
-        "created_at": entry.created_at.isoformat(),
-        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
-    }
-
-
-def balance_json(org_id: str, balance: Balance) -> dict[str, Any]:
-    return {
-        "org_id": org_id,
-        "unit": "micro-USD",
-        "balance": format_usd(balance.balance),
-        "held": format_usd(balance.held),
-        "available": format_usd(balance.available),
-        "balance_micro_usd": balance.balance,
-        "held_micro_usd": balance.held,
-        "available_micro_usd": balance.available,
-        "open_holds": balance.open_holds,
-    }
-
-
 async def _org_id(db: Database, org_ref: str) -> str:
     async with db.session() as session:
         return (await accounts.get_org(session, org_ref)).id
@@ -186,14 +138,3 @@ def ledger(org_ref: str, since: str, limit: int, as_csv: bool, as_json: bool) ->
         [entry_json(e) for e in entries],
         "\n".join([header, *lines]) if lines else f"no ledger entries since {since}",
     )
-
-
-def entries_csv(entries: list[Entry]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for e in entries:
-        row = entry_json(e)
-        row["details"] = json.dumps(row["details"], sort_keys=True)
-        writer.writerow([row[c] if row[c] is not None else "" for c in CSV_COLUMNS])
-    return out.getvalue()

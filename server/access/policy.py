@@ -72,6 +72,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", f"{_O}/members"): READ,
     ("DELETE", f"{_O}/members/{{user_id}}"): MEMBERS,
     ("POST", f"{_O}/invites"): MEMBERS,
+    ("GET", f"{_O}/billing/balance"): BILLING,
+    ("GET", f"{_O}/billing/ledger"): BILLING,
+    ("GET", f"{_O}/billing/costs"): BILLING,
+    # Granting credits gives money away: the operator's alone, never an org role's.
+    ("POST", f"{_O}/billing/grants"): OPERATOR,
 }
 
 

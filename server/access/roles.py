@@ -25,7 +25,8 @@ class Permission(StrEnum):
     KEYS = "keys"
     """Create and revoke the org's server API keys."""
     BILLING = "billing"
-    """Buy credits, change the payment method, see invoices."""
+    """See the balance, holds, ledger and costs; buy credits, change the payment method, see invoices.
+    (Granting credits is the operator's alone.)"""
     MEMBERS = "members"
     """Invite and remove people, create and revoke org admin tokens, change org-wide logging."""
     OPERATOR = "operator"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 from billing import report
+from billing.money import format_usd
 from foundation.db import utcnow
 from foundation.orgs import Tier
 from server import accounts
@@ -147,6 +148,7 @@ def _key_fields(k: accounts.ApiKeyInfo) -> dict[str, object]:
 class UsageEntryOut(BaseModel):
     group: dict[str, str | None]
     totals: dict[str, int | float]
+    cost_usd: str = Field(description="`totals.cost_micro_usd` as an exact decimal of USD.")
 
 
 class UsageOut(BaseModel):
@@ -172,5 +174,8 @@ async def usage(
         since=start,
         until=end,
         group_by=groups,
-        entries=[UsageEntryOut(group=e.group, totals=e.totals) for e in entries],
+        entries=[
+            UsageEntryOut(group=e.group, totals=e.totals, cost_usd=format_usd(int(e.totals["cost_micro_usd"])))
+            for e in entries
+        ],
     )

@@ -21,7 +21,8 @@ async def seeded_org(db: Database, name: str) -> str:
         org = await accounts.create_org(s, name)
     recorder = new_usage_recorder(db.sessions)
     now = utcnow()
-    for source, tokens, age in ((BillingSource.BYOK, 120, 1), (BillingSource.PLATFORM, 30, 2), (BillingSource.BYOK, 5, 60)):
+    seeds = ((BillingSource.BYOK, 120, 1, 0), (BillingSource.PLATFORM, 30, 2, 1_234_567), (BillingSource.BYOK, 5, 60, 3))
+    for source, tokens, age, cost in seeds:
         recorder.record(
             UsageSegment(
                 org_id=org.id,
@@ -29,6 +30,7 @@ async def seeded_org(db: Database, name: str) -> str:
                 provider="openai",
                 billing_source=source,
                 tokens=Usage(input_tokens=tokens, output_tokens=1),
+                cost_micro_usd=cost,
                 at=now - timedelta(minutes=age),
             )
         )
@@ -49,6 +51,8 @@ async def test_admin_usage_groups_and_windows(
         ("byok", 120),
         ("platform", 30),
     ]
+    # Cost: integer micro-USD in the totals, and the same as an exact decimal of USD.
+    assert [(e["totals"]["cost_micro_usd"], e["cost_usd"]) for e in body["entries"]] == [(0, "0.00"), (1_234_567, "1.234567")]
     whole = (await client.get(url, params={"since": "2h"}, headers=admin_headers)).json()
     assert [e["totals"]["segments"] for e in whole["entries"]] == [3]
 
@@ -71,10 +75,14 @@ async def test_cli_usage_table_and_json(db: Database, db_url: str, unique_prefix
     assert shown.exit_code == 0, shown.output
     lines = shown.output.splitlines()
     assert lines[1].split()[:3] == ["billing_source", "segment", "segments"]
-    assert lines[2].split()[:4] == ["byok", "llm", "1", "120"]
+    assert lines[1].split()[-1] == "cost_usd"
+    assert lines[2].split()[:4] == ["byok", "llm", "1", "120"] and lines[2].split()[-1] == "0.00"
+    assert lines[3].split()[0] == "platform" and lines[3].split()[-1] == "1.234567"
     as_json = await run_cli(db_url, "usage", "--org", org_id, "--since", "2h", "--by", "", "--json")
     payload = json.loads(as_json.output)
     assert payload["org_id"] == org_id and payload["entries"][0]["totals"]["input_tokens"] == 155
+    [whole] = payload["entries"]
+    assert (whole["totals"]["cost_micro_usd"], whole["cost_usd"]) == (1_234_570, "1.23457")
     refused = await run_cli(db_url, "usage", "--org", name, "--by", "colour", "--json")
     assert refused.exit_code == 1 and "cannot group by colour" in json.loads(refused.output)["error"]["message"]
     unknown = await run_cli(db_url, "usage", "--org", "no-such-org")

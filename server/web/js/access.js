@@ -6,7 +6,7 @@
 export const READ = "read";
 export const CONFIGURE = "configure"; // connections, routing, agents, voice settings, tests
 export const KEYS = "keys"; // the org's server API keys
-export const BILLING = "billing";
+export const BILLING = "billing"; // the Billing page: balance, holds, ledger, costs
 export const MEMBERS = "members"; // invites, members, org admin tokens, content logging
 export const OPERATOR = "operator"; // the server's operator: orgs, platform-wide settings
 
@@ -31,7 +31,7 @@ export function roleSummary(role) {
     {
       owner: "You are an owner: you may change everything here, and manage members and tokens.",
       admin: "You are an admin: you may change connections, routing, agents and keys.",
-      billing: "You are in the billing role: you may see this org and its billing.",
+      billing: "You are in the billing role: you may see this org and its credits, ledger and costs.",
       viewer: "You are a viewer: you may see this org but not change it.",
       operator: "You are the server's operator: you may change everything, in every org.",
     }[role] || ""

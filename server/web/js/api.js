@@ -49,8 +49,8 @@ export const session = {
 };
 
 async function call(url, method, body, options = {}) {
-  const { bearer, cookie = false, check = false, retried = false } = options;
-  const headers = { accept: "application/json" };
+  const { bearer, cookie = false, check = false, retried = false, extraHeaders = {} } = options;
+  const headers = { accept: "application/json", ...extraHeaders };
   const init = { method, headers, cache: "no-store" };
   const presented = cookie ? null : (bearer ?? session.token());
   if (presented) {
@@ -100,7 +100,8 @@ async function call(url, method, body, options = {}) {
 
 /**
  * Call `/admin/v1${path}`. `bearer` overrides the stored token (the sign-in check); `check`
- * (the start-up probe of a cookie session) keeps a 401 quiet. Otherwise a 401 or a disabled
+ * (the start-up probe of a cookie session) keeps a 401 quiet; `extraHeaders` are sent as given
+ * (an `Idempotency-Key`). Otherwise a 401 or a disabled
  * admin API signals SIGNED_OUT so the app shows the sign-in screen.
  */
 export function api(method, path, body, options = {}) {

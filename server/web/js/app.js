@@ -1,11 +1,13 @@
 // Entry point: signing in (password, admin token, invite link), who the caller is
 // (`GET /admin/v1/me`), the org picker, and the pages (#/connections, #/settings, #/keys,
-// #/activity, #/members, #/usage). Each page gets the caller's access in the selected org
-// (access.js) and renders only the actions it allows.
+// #/activity, #/members, #/usage, #/billing). Each page gets the caller's access in the selected
+// org (access.js) and renders only the actions it allows; a page that needs a permission to be
+// read at all (Billing) has no link for a role without it.
 
-import { accessIn } from "./access.js";
+import { BILLING, accessIn } from "./access.js";
 import { activityPage } from "./activity.js";
 import { ApiError, SIGNED_OUT, api, auth, rememberCsrf, session } from "./api.js";
+import { billingPage } from "./billing.js";
 import { connectionsPage } from "./connections.js";
 import { h, replace } from "./dom.js";
 import { hideInvite, showInvite, takeInviteFromLink } from "./invite.js";
@@ -24,6 +26,7 @@ const PAGES = {
   activity: { title: "Activity", render: activityPage },
   members: { title: "Members", render: membersPage },
   usage: { title: "Usage", render: usagePage },
+  billing: { title: "Billing", render: billingPage, needs: BILLING },
 };
 
 const ui = {
@@ -93,6 +96,11 @@ function currentOrg() {
 function showWho() {
   const org = currentOrg();
   ui.who.textContent = org && org.role !== app.me.label ? `${app.me.label} (${org.role})` : app.me.label;
+  const access = accessIn(app.me, org?.id);
+  for (const [key, page] of Object.entries(PAGES)) {
+    const link = document.querySelector(`nav a[data-page="${key}"]`);
+    if (link && page.needs) link.closest("li").hidden = !access.can(page.needs);
+  }
 }
 
 async function route() {
@@ -110,9 +118,14 @@ async function route() {
     replace(ui.page, noOrgPage({ me: app.me, catalog: app.catalog, created: orgCreated }));
     return;
   }
+  const access = accessIn(app.me, org.id);
+  if (page.needs && !access.can(page.needs)) {
+    replace(ui.page, h("h1", {}, page.title), h("p", { class: "empty" }, `Your role in ${org.name} (${access.role}) cannot see this page. Ask an owner of the org.`));
+    return;
+  }
   replace(ui.page, h("p", { class: "muted", role: "status" }, "Loading…"));
   try {
-    const context = { org, catalog: app.catalog, access: accessIn(app.me, org.id), me: app.me };
+    const context = { org, catalog: app.catalog, access, me: app.me };
     const focusTarget = await page.render(ui.page, context);
     if (ticket === app.rendering && focusTarget) focusTarget.focus();
   } catch (error) {

@@ -1,11 +1,13 @@
 // The "Usage" page: what an org consumed in a window, by where the cost lands (billing source)
-// and kind of work (segment), then segments per UTC day as a chart. Both come from the admin
-// API's usage summary (`GET /orgs/{org}/usage`); prices and credits are not applied there.
+// and kind of work (segment) with what it cost, then segments per UTC day as a chart. Both come
+// from the admin API's usage summary (`GET /orgs/{org}/usage`); cost is what each segment was
+// charged when it was settled (integer micro-USD, shown exactly by money.js).
 
 import { api, seg } from "./api.js";
 import { dayChart, utcDays } from "./chart.js";
 import { h, replace } from "./dom.js";
 import { field, formAlert, submitting } from "./forms.js";
+import { usd } from "./money.js";
 
 const WINDOW_KEY = "patchbay.usageWindow";
 const WINDOWS = [
@@ -23,6 +25,7 @@ const MEASURES = [
   { key: "output_tokens", label: "Output tokens", show: (n) => count.format(n) },
   { key: "audio_seconds", label: "Audio (min:sec)", show: (n) => h("data", { value: Math.round(n * 1000) / 1000 }, minutesSeconds(n)) },
   { key: "characters", label: "Characters", show: (n) => count.format(n) },
+  { key: "cost_micro_usd", label: "Cost (USD)", show: (n) => h("data", { value: n }, usd(n)) },
 ];
 
 /** 4321.6 seconds as "72:02" (rounded to the second; minutes grouped as numbers are). */
@@ -56,7 +59,7 @@ export async function usagePage(root, { org }) {
       "p",
       { class: "lead" },
       `What ${org.name} used, by where the cost lands: platform (Patchbay's own keys), byok (the org's keys) or ` +
-        "private (the org's endpoints). Recorded about a second after each request; prices and credits are not applied.",
+        "private (the org's endpoints), and what it cost. Recorded about a second after each request.",
     ),
     form,
     status,
@@ -105,7 +108,7 @@ export async function usagePage(root, { org }) {
       ),
       h("section", { "aria-labelledby": "usage-chart-title" }, h("h2", { id: "usage-chart-title" }, "Segments per day (UTC)"), chart(byDay, label)),
     );
-    if (announce) status.textContent = `${label}: ${count.format(total.segments)} segments.`;
+    if (announce) status.textContent = `${label}: ${count.format(total.segments)} segments, ${usd(total.cost_micro_usd)}.`;
   }
 
   function table(entries, total, label) {

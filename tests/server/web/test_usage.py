@@ -1,4 +1,4 @@
-"""The Usage page in real headless Chromium: recorded segments, shown as a table and a chart.
+"""The Usage page in real headless Chromium: recorded segments and their cost, shown as a table and a chart.
 
 Usage is seeded the way the server records it (`UsageSegment`s through a usage recorder,
 flushed to the database); the page reads it back through the admin API.
@@ -22,14 +22,14 @@ PLATFORM, BYOK, PRIVATE = BillingSource.PLATFORM, BillingSource.BYOK, BillingSou
 SEEDS: tuple[tuple[BillingSource, Segment, timedelta, dict[str, Any]], ...] = (
     (BYOK, Segment.LLM, timedelta(hours=1), {"tokens": Usage(input_tokens=1_200, output_tokens=300)}),
     (BYOK, Segment.LLM, timedelta(hours=2), {"tokens": Usage(input_tokens=800, output_tokens=200)}),
-    (PLATFORM, Segment.LLM, timedelta(hours=3), {"tokens": Usage(input_tokens=150, output_tokens=50)}),
-    (PLATFORM, Segment.STT, timedelta(hours=3), {"audio_seconds": 75.4}),
-    (PLATFORM, Segment.TTS, timedelta(hours=3), {"characters": 1_234, "audio_seconds": 4.2}),
+    (PLATFORM, Segment.LLM, timedelta(hours=3), {"tokens": Usage(input_tokens=150, output_tokens=50), "cost_micro_usd": 1_500_001}),
+    (PLATFORM, Segment.STT, timedelta(hours=3), {"audio_seconds": 75.4, "cost_micro_usd": 25_000}),
+    (PLATFORM, Segment.TTS, timedelta(hours=3), {"characters": 1_234, "audio_seconds": 4.2, "cost_micro_usd": 370_200}),
     (BYOK, Segment.LLM, timedelta(days=3), {"tokens": Usage(input_tokens=10_000, output_tokens=1_000)}),
     (PLATFORM, Segment.LLM, timedelta(days=3), {"tokens": Usage(input_tokens=40, output_tokens=10)}),
     (PRIVATE, Segment.LLM, timedelta(days=20), {"tokens": Usage(input_tokens=5, output_tokens=5)}),
 )
-COLUMNS = ["Billing source", "Segment", "Segments", "Input tokens", "Output tokens", "Audio (min:sec)", "Characters"]
+COLUMNS = ["Billing source", "Segment", "Segments", "Input tokens", "Output tokens", "Audio (min:sec)", "Characters", "Cost (USD)"]
 
 
 async def seed_usage(live: Live, org_id: str, now: datetime) -> None:
@@ -91,13 +91,15 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
     # byok and platform apart, per segment, in a fixed order; audio as minutes:seconds.
     assert await table_rows(page) == [
         COLUMNS,
-        ["platform", "llm", "1", "150", "50", "0:00", "0"],
-        ["platform", "stt", "1", "0", "0", "1:15", "0"],
-        ["platform", "tts", "1", "0", "0", "0:04", "1,234"],
-        ["byok", "llm", "2", "2,000", "500", "0:00", "0"],
-        ["Total", "5", "2,150", "550", "1:20", "1,234"],
+        ["platform", "llm", "1", "150", "50", "0:00", "0", "$1.500001"],
+        ["platform", "stt", "1", "0", "0", "1:15", "0", "$0.025"],
+        ["platform", "tts", "1", "0", "0", "0:04", "1,234", "$0.3702"],
+        ["byok", "llm", "2", "2,000", "500", "0:00", "0", "$0.00"],
+        ["Total", "5", "2,150", "550", "1:20", "1,234", "$1.895201"],
     ]
-    assert await page.locator("tfoot data").get_attribute("value") == "79.6"
+    assert await page.locator("tfoot td[data-measure=audio_seconds] data").get_attribute("value") == "79.6"
+    # Cost is exact: the integer micro-USD the API sent, and its digits as they are.
+    assert await page.locator("tfoot td[data-measure=cost_micro_usd] data").get_attribute("value") == "1895201"
 
     # One bar group per UTC day of the window, stacked by billing source, with a legend.
     chart = page.locator("figure.chart")
@@ -114,8 +116,8 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
         await page.get_by_label("Window").select_option("7d")
     await page.get_by_role("status").filter(has_text="Last 7 days: 7 segments").wait_for()
     rows = await table_rows(page)
-    assert rows[1] == ["platform", "llm", "2", "190", "60", "0:00", "0"]
-    assert rows[4] == ["byok", "llm", "3", "12,000", "1,500", "0:00", "0"]
+    assert rows[1] == ["platform", "llm", "2", "190", "60", "0:00", "0", "$1.500001"]
+    assert rows[4] == ["byok", "llm", "3", "12,000", "1,500", "0:00", "0", "$0.00"]
     bars = await chart_bars(page)
     assert list(bars) == days_of(await (await week.value).json())
     assert len(bars) >= 7
