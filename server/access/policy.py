@@ -61,6 +61,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", f"{_O}/members"): READ,
     ("DELETE", f"{_O}/members/{{user_id}}"): MEMBERS,
     ("POST", f"{_O}/invites"): MEMBERS,
+    ("POST", f"{_O}/billing/checkout"): BILLING,
 }
 
 

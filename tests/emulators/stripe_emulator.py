@@ -79,7 +79,9 @@ class StripeError(Exception):
 class StripeEmulator:
     """State of one Stripe account in test mode; `clock` gives every object's `created`."""
 
-    def __init__(self, *, clock: Callable[[], int] = lambda: 1_780_000_000, prices: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, *, clock: Callable[[], int] = lambda: 1_780_000_000, prices: dict[str, int] | None = None
+    ) -> None:
         self.clock = clock
         self.prices: dict[str, int] = dict(prices or {})
         """Recurring price id -> unit amount in cents; a subscription checkout may use only these."""
@@ -143,7 +145,10 @@ class StripeEmulator:
         def create(_request: Request, params: dict[str, Any]) -> dict[str, Any]:
             cid = self.new_id("cus")
             self.customers[cid] = objects.customer(
-                cid, created=self.clock(), metadata=params.get("metadata", {}), name=params.get("name"),
+                cid,
+                created=self.clock(),
+                metadata=params.get("metadata", {}),
+                name=params.get("name"),
                 email=params.get("email"),
             )
             return self.customers[cid]
@@ -160,26 +165,38 @@ class StripeEmulator:
         if mode not in ("payment", "subscription"):
             raise StripeError(400, "mode must be payment or subscription here", param="mode")
         if not isinstance(items, list) or not items:
-            raise StripeError(400, "line_items is required in payment and subscription mode", param="line_items")
+            raise StripeError(
+                400, "line_items is required in payment and subscription mode", param="line_items"
+            )
         total = 0
         for n, item in enumerate(items):
             quantity = int(item.get("quantity", "1"))
             if mode == "payment":
                 data = item.get("price_data") or {}
                 if data.get("currency") != "usd" or "unit_amount" not in data or "product_data" not in data:
-                    raise StripeError(400, "price_data needs currency, unit_amount and product_data", f"line_items[{n}]")
+                    raise StripeError(
+                        400, "price_data needs currency, unit_amount and product_data", f"line_items[{n}]"
+                    )
                 total += int(data["unit_amount"]) * quantity
             elif item.get("price") not in self.prices:
-                raise StripeError(400, f"No such price: '{item.get('price')}'", param=f"line_items[{n}][price]")
+                raise StripeError(
+                    400, f"No such price: '{item.get('price')}'", param=f"line_items[{n}][price]"
+                )
             else:
                 total += self.prices[item["price"]] * quantity
         if params.get("customer") is not None and params["customer"] not in self.customers:
             raise StripeError(400, f"No such customer: '{params['customer']}'", param="customer")
         sid = self.new_id("cs_test")
         session = objects.checkout_session(
-            sid, created=self.clock(), mode=mode, url=f"https://checkout.stripe.com/c/pay/{sid}",
-            customer=params.get("customer"), client_reference_id=params.get("client_reference_id"),
-            metadata=params.get("metadata", {}), amount_total=total, success_url=params.get("success_url"),
+            sid,
+            created=self.clock(),
+            mode=mode,
+            url=f"https://checkout.stripe.com/c/pay/{sid}",
+            customer=params.get("customer"),
+            client_reference_id=params.get("client_reference_id"),
+            metadata=params.get("metadata", {}),
+            amount_total=total,
+            success_url=params.get("success_url"),
             cancel_url=params.get("cancel_url"),
         )
         self.sessions[sid] = session
@@ -191,7 +208,9 @@ class StripeEmulator:
         def listing(_request: Request, params: dict[str, Any]) -> dict[str, Any]:
             newest_first = sorted(self.events, key=lambda e: (e["created"], e["id"]), reverse=True)
             since = int(params.get("created", {}).get("gte", 0))
-            found = [e for e in newest_first if e["created"] >= since and params.get("type") in (None, e["type"])]
+            found = [
+                e for e in newest_first if e["created"] >= since and params.get("type") in (None, e["type"])
+            ]
             if "starting_after" in params:
                 ids = [e["id"] for e in found]
                 found = found[ids.index(params["starting_after"]) + 1 :]
@@ -205,13 +224,18 @@ class StripeEmulator:
         def create(_request: Request, params: dict[str, Any]) -> dict[str, Any]:
             payload = params.get("payload") or {}
             if not params.get("event_name") or "stripe_customer_id" not in payload or "value" not in payload:
-                raise StripeError(400, "event_name and payload[stripe_customer_id], payload[value] are required")
+                raise StripeError(
+                    400, "event_name and payload[stripe_customer_id], payload[value] are required"
+                )
             identifier = params.get("identifier") or self.new_id("mev")
             # Stripe drops a repeated identifier (within its dedupe window): the first one stands.
             return self.meter_events.setdefault(
                 identifier,
                 objects.meter_event(
-                    event_name=params["event_name"], identifier=identifier, payload=payload, created=self.clock(),
+                    event_name=params["event_name"],
+                    identifier=identifier,
+                    payload=payload,
+                    created=self.clock(),
                     timestamp=int(params.get("timestamp", self.clock())),
                 ),
             )
@@ -222,7 +246,11 @@ class StripeEmulator:
 
     def emit(self, type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
         event = objects.event(
-            self.new_id("evt"), type=type, created=self.clock(), obj=json.loads(json.dumps(obj)), previous=previous,
+            self.new_id("evt"),
+            type=type,
+            created=self.clock(),
+            obj=json.loads(json.dumps(obj)),
+            previous=previous,
             api_version=API_VERSION,
         )
         self.events.append(event)
@@ -234,7 +262,9 @@ class StripeEmulator:
         now, emitted = self.clock(), []
         customer = session["customer"] or self.new_id("cus")
         if customer not in self.customers:
-            self.customers[customer] = objects.customer(customer, created=now, metadata={}, name=None, email=None)
+            self.customers[customer] = objects.customer(
+                customer, created=now, metadata={}, name=None, email=None
+            )
         session.update(status="complete", payment_status="paid", customer=customer)
         if session["mode"] == "payment":
             intent = self.new_id("pi")
@@ -243,15 +273,24 @@ class StripeEmulator:
             # A charge carries the metadata of the PaymentIntent it was made for.
             metadata = params.get("payment_intent_data", {}).get("metadata", {})
             self.charges[charge_id] = objects.charge(
-                charge_id, created=now, amount=session["amount_total"], amount_refunded=0, customer=customer,
-                payment_intent=intent, metadata=metadata,
+                charge_id,
+                created=now,
+                amount=session["amount_total"],
+                amount_refunded=0,
+                customer=customer,
+                payment_intent=intent,
+                metadata=metadata,
             )
         else:
             sub_id = self.new_id("sub")
             items = [
                 objects.subscription_item(
-                    self.new_id("si"), sub_id=sub_id, created=now, price_id=item["price"],
-                    unit_amount=self.prices[item["price"]], period=(now, now + _PERIOD),
+                    self.new_id("si"),
+                    sub_id=sub_id,
+                    created=now,
+                    price_id=item["price"],
+                    unit_amount=self.prices[item["price"]],
+                    period=(now, now + _PERIOD),
                 )
                 for item in params["line_items"]
             ]
@@ -269,7 +308,11 @@ class StripeEmulator:
         sub, now = self.subscriptions[sub_id], self.clock()
         old = json.loads(json.dumps(sub["items"]))
         sub["items"]["data"][0] = objects.subscription_item(
-            self.new_id("si"), sub_id=sub_id, created=now, price_id=price_id, unit_amount=self.prices[price_id],
+            self.new_id("si"),
+            sub_id=sub_id,
+            created=now,
+            price_id=price_id,
+            unit_amount=self.prices[price_id],
             period=(now, now + _PERIOD),
         )
         return self.emit("customer.subscription.updated", sub, previous={"items": old})
@@ -295,7 +338,11 @@ class StripeEmulator:
     def fail_invoice(self, customer: str, amount_due: int, attempt_count: int = 1) -> dict[str, Any]:
         now = self.clock()
         inv = objects.invoice(
-            self.new_id("in"), created=now, customer=customer, amount_due=amount_due, attempt_count=attempt_count,
+            self.new_id("in"),
+            created=now,
+            customer=customer,
+            amount_due=amount_due,
+            attempt_count=attempt_count,
             next_attempt=now + 3 * 24 * 3600,
         )
         return self.emit("invoice.payment_failed", inv)
@@ -311,7 +358,12 @@ class StripeEmulator:
         return json.dumps(event, indent=2).encode()
 
     async def deliver(
-        self, client: httpx.AsyncClient, url: str, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET,
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        event: dict[str, Any],
+        *,
+        secret: str = WEBHOOK_SECRET,
         timestamp: int | None = None,
     ) -> httpx.Response:
         """POST one event as Stripe does: JSON body, `Stripe-Signature` over exactly these bytes.
@@ -320,5 +372,8 @@ class StripeEmulator:
 
         body = self.payload(event)
         ts = int(time.time()) if timestamp is None else timestamp
-        headers = {"content-type": "application/json; charset=utf-8", "stripe-signature": signature_header(body, secret, ts)}
+        headers = {
+            "content-type": "application/json; charset=utf-8",
+            "stripe-signature": signature_header(body, secret, ts),
+        }
         return await client.post(url, content=body, headers=headers)

@@ -151,7 +151,11 @@ def price(pid: str, *, created: int, unit_amount: int, product: str) -> Obj:
         "nickname": None,
         "product": product,
         "recurring": {
-            "interval": "month", "interval_count": 1, "meter": None, "trial_period_days": None, "usage_type": "licensed"
+            "interval": "month",
+            "interval_count": 1,
+            "meter": None,
+            "trial_period_days": None,
+            "usage_type": "licensed",
         },
         "tax_behavior": "unspecified",
         "tiers_mode": None,
@@ -254,7 +258,12 @@ def subscription(
             "footer": None,
             "issuer": {"account": None, "type": "self"},
         },
-        "items": {"object": "list", "data": items, "has_more": False, "url": f"/v1/subscription_items?subscription={sub_id}"},
+        "items": {
+            "object": "list",
+            "data": items,
+            "has_more": False,
+            "url": f"/v1/subscription_items?subscription={sub_id}",
+        },
         "latest_invoice": None,
         "livemode": False,
         "managed_payments": None,
@@ -286,7 +295,13 @@ def subscription(
 
 
 def charge(
-    cid: str, *, created: int, amount: int, amount_refunded: int, customer: str | None, payment_intent: str,
+    cid: str,
+    *,
+    created: int,
+    amount: int,
+    amount_refunded: int,
+    customer: str | None,
+    payment_intent: str,
     metadata: dict[str, str],
 ) -> Obj:
     return {
@@ -340,7 +355,9 @@ def charge(
     }
 
 
-def invoice(iid: str, *, created: int, customer: str, amount_due: int, attempt_count: int, next_attempt: int | None) -> Obj:
+def invoice(
+    iid: str, *, created: int, customer: str, amount_due: int, attempt_count: int, next_attempt: int | None
+) -> Obj:
     """An open subscription invoice whose payment failed (what `invoice.payment_failed` carries)."""
     return {
         "id": iid,
@@ -358,7 +375,13 @@ def invoice(iid: str, *, created: int, customer: str, amount_due: int, attempt_c
         "attempt_count": attempt_count,
         "attempted": True,
         "auto_advance": True,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None, "status": None},
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "automatically_finalizes_at": None,
         "billing_reason": "subscription_cycle",
         "collection_method": "charge_automatically",
@@ -396,7 +419,11 @@ def invoice(iid: str, *, created: int, customer: str, amount_due: int, attempt_c
         "number": None,
         "on_behalf_of": None,
         "parent": None,
-        "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
         "period_end": created,
         "period_start": created,
         "post_payment_credit_notes_amount": 0,
@@ -410,7 +437,10 @@ def invoice(iid: str, *, created: int, customer: str, amount_due: int, attempt_c
         "status": "open",
         "status_details": None,
         "status_transitions": {
-            "finalized_at": created, "marked_uncollectible_at": None, "paid_at": None, "voided_at": None,
+            "finalized_at": created,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
         },
         "subtotal": amount_due,
         "subtotal_excluding_tax": amount_due,
@@ -425,7 +455,9 @@ def invoice(iid: str, *, created: int, customer: str, amount_due: int, attempt_c
     }
 
 
-def meter_event(*, event_name: str, identifier: str, payload: dict[str, str], created: int, timestamp: int) -> Obj:
+def meter_event(
+    *, event_name: str, identifier: str, payload: dict[str, str], created: int, timestamp: int
+) -> Obj:
     return {
         "object": "billing.meter_event",
         "created": created,
@@ -437,7 +469,9 @@ def meter_event(*, event_name: str, identifier: str, payload: dict[str, str], cr
     }
 
 
-def event(eid: str, *, type: str, created: int, obj: Obj, previous: dict[str, Any] | None, api_version: str) -> Obj:
+def event(
+    eid: str, *, type: str, created: int, obj: Obj, previous: dict[str, Any] | None, api_version: str
+) -> Obj:
     data: Obj = {"object": obj}
     if previous is not None:
         data["previous_attributes"] = previous
@@ -460,7 +494,9 @@ def list_of(data: list[Obj], *, url: str, has_more: bool) -> Obj:
     return {"object": "list", "data": data, "has_more": has_more, "url": url}
 
 
-def error(message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None) -> Obj:
+def error(
+    message: str, *, type: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> Obj:
     body: Obj = {"type": type, "message": message}
     if param is not None:
         body["param"] = param

@@ -27,7 +27,15 @@ NOT_BY_DEFAULT: dict[str, set[str]] = {
     "Session": {"line_items"},
     "TotalDetails": {"breakdown"},
     "FraudDetails": {"stripe_report", "user_report"},
-    "Customer": {"cash_balance", "invoice_credit_balance", "sources", "subscriptions", "tax", "tax_ids", "deleted"},
+    "Customer": {
+        "cash_balance",
+        "invoice_credit_balance",
+        "sources",
+        "subscriptions",
+        "tax",
+        "tax_ids",
+        "deleted",
+    },
     "Price": {"currency_options", "tiers", "deleted"},
     "Plan": {"tiers", "deleted"},
     "SubscriptionItem": {"deleted"},
@@ -53,9 +61,13 @@ def _classes(hint: Any) -> Iterator[type]:
         if isinstance(found, type):
             yield found
         return
-    if isinstance(hint, type) and issubclass(hint, StripeObject) and not issubclass(hint, UntypedStripeObject):
-        if hint is not stripe.ListObject:
-            yield hint
+    if (
+        isinstance(hint, type)
+        and issubclass(hint, StripeObject)
+        and not issubclass(hint, UntypedStripeObject)
+        and hint is not stripe.ListObject
+    ):
+        yield hint
     for arg in typing.get_args(hint):
         yield from _classes(arg)
 
@@ -98,11 +110,23 @@ def every_object(emu: StripeEmulator) -> list[tuple[dict[str, Any], type]]:
     """Drive the emulator through each kind of event and return every object it holds, with its class."""
     customer = objects.customer("cus_x", created=1, metadata={"org_id": "org_a"}, name="acme", email=None)
     emu.customers["cus_x"] = customer
-    pay = emu.create_session({
-        "mode": "payment", "customer": "cus_x", "client_reference_id": "org_a", "metadata": {"org_id": "org_a"},
-        "line_items": [{"quantity": "1", "price_data": {"currency": "usd", "unit_amount": "1000", "product_data": {"name": "x"}}}],
-    })
-    sub = emu.create_session({"mode": "subscription", "line_items": [{"price": "price_starter", "quantity": "1"}]})
+    pay = emu.create_session(
+        {
+            "mode": "payment",
+            "customer": "cus_x",
+            "client_reference_id": "org_a",
+            "metadata": {"org_id": "org_a"},
+            "line_items": [
+                {
+                    "quantity": "1",
+                    "price_data": {"currency": "usd", "unit_amount": "1000", "product_data": {"name": "x"}},
+                }
+            ],
+        }
+    )
+    sub = emu.create_session(
+        {"mode": "subscription", "line_items": [{"price": "price_starter", "quantity": "1"}]}
+    )
     emu.complete(pay["id"])
     emu.complete(sub["id"])
     sub_id = emu.sessions[sub["id"]]["subscription"]
@@ -115,18 +139,31 @@ def every_object(emu: StripeEmulator) -> list[tuple[dict[str, Any], type]]:
     found += [(s, stripe.Subscription) for s in emu.subscriptions.values()]
     found += [(c, stripe.Charge) for c in emu.charges.values()]
     found += [(e, stripe.Event) for e in emu.events]
-    kinds = {"checkout.session": Session, "subscription": stripe.Subscription, "charge": stripe.Charge,
-             "invoice": stripe.Invoice}
+    kinds = {
+        "checkout.session": Session,
+        "subscription": stripe.Subscription,
+        "charge": stripe.Charge,
+        "invoice": stripe.Invoice,
+    }
     found += [(e["data"]["object"], kinds[e["data"]["object"]["object"]]) for e in emu.events]
-    meter = objects.meter_event(event_name="byok", identifier="i", payload={"value": "1"}, created=1, timestamp=1)
+    meter = objects.meter_event(
+        event_name="byok", identifier="i", payload={"value": "1"}, created=1, timestamp=1
+    )
     return [*found, (meter, stripe.billing.MeterEvent)]
 
 
 def test_every_object_has_exactly_the_sdk_fields() -> None:
     emu = StripeEmulator(prices=PRICES)
     checked = every_object(emu)
-    assert {cls for _, cls in checked} >= {Session, stripe.Customer, stripe.Subscription, stripe.Charge,
-                                            stripe.Invoice, stripe.Event, stripe.billing.MeterEvent}
+    assert {cls for _, cls in checked} >= {
+        Session,
+        stripe.Customer,
+        stripe.Subscription,
+        stripe.Charge,
+        stripe.Invoice,
+        stripe.Event,
+        stripe.billing.MeterEvent,
+    }
     problems = [p for obj, cls in checked for p in mismatches(obj, cls)]
     assert problems == []
 
@@ -137,41 +174,67 @@ def test_the_checker_catches_an_unknown_and_a_missing_field() -> None:
     del customer["livemode"]
     sub = StripeEmulator(prices=PRICES)
     sub.create_session({"mode": "subscription", "line_items": [{"price": "price_pro"}]})
-    item = objects.subscription_item("si_1", sub_id="sub_1", created=1, price_id="price_pro", unit_amount=1, period=(1, 2))
+    item = objects.subscription_item(
+        "si_1", sub_id="sub_1", created=1, price_id="price_pro", unit_amount=1, period=(1, 2)
+    )
     item["price"]["recurring"]["extra"] = 1
-    assert list(mismatches(customer, stripe.Customer)) == ["unknown Customer.favourite_colour", "missing Customer.livemode"]
-    assert list(mismatches(item, stripe.SubscriptionItem)) == ["unknown SubscriptionItem.price.recurring.extra"]
+    assert list(mismatches(customer, stripe.Customer)) == [
+        "unknown Customer.favourite_colour",
+        "missing Customer.livemode",
+    ]
+    assert list(mismatches(item, stripe.SubscriptionItem)) == [
+        "unknown SubscriptionItem.price.recurring.extra"
+    ]
 
 
 def test_form_decoding_matches_the_sdk_encoding() -> None:
     from stripe._encode import _api_encode
 
-    params = {"line_items": [{"price": "p", "quantity": 1}], "metadata": {"org_id": "o"}, "mode": "subscription"}
+    params = {
+        "line_items": [{"price": "p", "quantity": 1}],
+        "metadata": {"org_id": "o"},
+        "mode": "subscription",
+    }
     pairs = [(k, str(v)) for k, v in _api_encode(params)]
-    assert decode_form(pairs) == {"line_items": [{"price": "p", "quantity": "1"}], "metadata": {"org_id": "o"},
-                                  "mode": "subscription"}
+    assert decode_form(pairs) == {
+        "line_items": [{"price": "p", "quantity": "1"}],
+        "metadata": {"org_id": "o"},
+        "mode": "subscription",
+    }
 
 
 async def test_the_sdk_parses_answers_into_its_types() -> None:
     emu = StripeEmulator(prices=PRICES)
     with ServedApp(emu.app) as served:
         http = stripe.AIOHTTPClient()
-        client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": served.url}, http_client=http,
-                                     max_network_retries=0)
+        client = stripe.StripeClient(
+            SECRET_KEY, base_addresses={"api": served.url}, http_client=http, max_network_retries=0
+        )
         customer = await client.v1.customers.create_async({"name": "acme", "metadata": {"org_id": "org_a"}})
-        session = await client.v1.checkout.sessions.create_async({
-            "mode": "subscription", "customer": customer.id, "client_reference_id": "org_a",
-            "line_items": [{"price": "price_pro", "quantity": 1}], "success_url": "https://x.test/ok",
-        })
+        session = await client.v1.checkout.sessions.create_async(
+            {
+                "mode": "subscription",
+                "customer": customer.id,
+                "client_reference_id": "org_a",
+                "line_items": [{"price": "price_pro", "quantity": 1}],
+                "success_url": "https://x.test/ok",
+            }
+        )
         emu.complete(session.id)
         fetched = await client.v1.checkout.sessions.retrieve_async(session.id)
         sub = await client.v1.subscriptions.retrieve_async(str(fetched.subscription))
         events = await client.v1.events.list_async({"limit": 1})
         meter = await client.v1.billing.meter_events.create_async(
-            {"event_name": "byok_surcharge", "payload": {"stripe_customer_id": customer.id, "value": "12"}, "identifier": "k1"}
+            {
+                "event_name": "byok_surcharge",
+                "payload": {"stripe_customer_id": customer.id, "value": "12"},
+                "identifier": "k1",
+            }
         )
         with pytest.raises(stripe.InvalidRequestError) as refused:
-            await client.v1.checkout.sessions.create_async({"mode": "subscription", "line_items": [{"price": "nope"}]})
+            await client.v1.checkout.sessions.create_async(
+                {"mode": "subscription", "line_items": [{"price": "nope"}]}
+            )
         await http.close_async()
     assert isinstance(customer, stripe.Customer) and customer.metadata["org_id"] == "org_a"
     assert isinstance(session, Session) and session.url and session.mode == "subscription"
@@ -185,7 +248,9 @@ async def test_the_sdk_parses_answers_into_its_types() -> None:
 
 def test_signature_is_what_the_sdk_verifies() -> None:
     emu = StripeEmulator(prices=PRICES)
-    event = emu.emit("customer.created", objects.customer("cus_1", created=1, metadata={}, name=None, email=None))
+    event = emu.emit(
+        "customer.created", objects.customer("cus_1", created=1, metadata={}, name=None, email=None)
+    )
     body = emu.payload(event)
     import time
 
@@ -197,5 +262,3 @@ def test_signature_is_what_the_sdk_verifies() -> None:
         stripe.Webhook.construct_event(body, signature_header(body, "whsec_b", now), "whsec_a")
     with pytest.raises(stripe.SignatureVerificationError):
         stripe.Webhook.construct_event(body + b" ", signature_header(body, "whsec_a", now), "whsec_a")
-
-
