@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from billing.money import format_usd, parse_usd
+from billing.money import AmountError, format_usd, parse_usd
 from foundation.errors import NotFoundError
 
 PACKS_PATH = Path(__file__).parent / "data" / "credit_packs.json"
@@ -41,8 +41,11 @@ def parse_packs(data: dict[str, Any]) -> MappingProxyType[str, CreditPack]:
         raise ValueError("credit_packs.json: unsupported version (expected 1)")
     packs: dict[str, CreditPack] = {}
     for raw in data["packs"]:
-        price = parse_usd(str(raw["price_usd"]), param=f"{raw['id']}.price_usd")
-        credits = parse_usd(str(raw["credits_usd"]), param=f"{raw['id']}.credits_usd")
+        try:
+            price = parse_usd(raw["price_usd"], param=f"{raw['id']}.price_usd")
+            credits = parse_usd(raw["credits_usd"], param=f"{raw['id']}.credits_usd")
+        except AmountError as exc:  # JSON numbers with a fraction are floats: refused like any float
+            raise ValueError(f"credit_packs.json: {exc}") from None
         if price <= 0 or price % MICRO_USD_PER_CENT or credits <= 0:
             raise ValueError(
                 f"credit pack {raw['id']!r}: the price must be whole cents and both must be above 0"

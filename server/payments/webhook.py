@@ -94,6 +94,12 @@ class Webhook:
         )
         return result
 
+    async def reconcile(self, since: int) -> list[Applied]:
+        """Apply every event Stripe recorded from `since` (Unix seconds) on, oldest first: the way
+        back from missed deliveries (`billing reconcile`). Events applied before are skipped, so
+        running it again, or while the webhook is receiving, changes nothing twice."""
+        return [await self.apply(event.to_dict()) for event in await self._payments.events_since(since)]
+
     async def _act(self, action: ev.Action) -> Applied:
         match action:
             case ev.Ignore(reason):

@@ -50,9 +50,9 @@ async def org(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> str:
     return str(r.json()["id"])
 
 
-async def checkout(client: httpx.AsyncClient, headers: dict[str, str], org: str, **body: str) -> dict[str, str]:
+async def checkout(
+    client: httpx.AsyncClient, headers: dict[str, str], org: str, **body: str
+) -> dict[str, str]:
     r = await client.post(f"/admin/v1/orgs/{org}/billing/checkout", json=body, headers=headers)
     assert r.status_code == 200, r.text
     return dict(r.json())
-
-

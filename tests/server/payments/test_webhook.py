@@ -55,14 +55,19 @@ async def test_a_credit_pack_is_granted_exactly_once_whatever_the_deliveries(
     again = emu.emit("checkout.session.async_payment_succeeded", emu.sessions[made["id"]])
     unrelated = emu.emit("customer.created", emu.customers[emu.sessions[made["id"]]["customer"]])
 
-    outcomes = [await deliver(emu, client, e) for e in (again, unrelated, completed, completed, again, completed)]
+    outcomes = [
+        await deliver(emu, client, e) for e in (again, unrelated, completed, completed, again, completed)
+    ]
 
     pack = default_packs()["usd50"]
     balance = await services(app).ledger.balance(org)
     assert balance.balance == pack.credits == 50_000_000
     assert await count(app, LedgerEntry, LedgerEntry.org_id == org, LedgerEntry.kind == "purchase") == 1
     assert [o["duplicate"] for o in outcomes] == [False, False, False, True, True, True]
-    assert outcomes[0]["outcome"] == "granted 50.00 USD" and outcomes[2]["outcome"] == "granted 50.00 USD (already)"
+    assert (
+        outcomes[0]["outcome"] == "granted 50.00 USD"
+        and outcomes[2]["outcome"] == "granted 50.00 USD (already)"
+    )
     assert await count(app, StripeEvent) == 3
 
 
@@ -83,7 +88,11 @@ async def test_a_bad_signature_is_a_400_that_changes_nothing(
     for headers in forged:
         r = await client.post(WEBHOOK, content=body, headers={"content-type": "application/json", **headers})
         assert r.status_code == 400 and r.json()["error"]["type"] == "bad_signature"
-    r = await client.post(WEBHOOK, content=b"not json", headers={"stripe-signature": signature_header(b"not json", WEBHOOK_SECRET, now)})
+    r = await client.post(
+        WEBHOOK,
+        content=b"not json",
+        headers={"stripe-signature": signature_header(b"not json", WEBHOOK_SECRET, now)},
+    )
     assert r.status_code == 400
     assert (await services(app).ledger.balance(org)).balance == 0
     assert await count(app, StripeEvent) == 0
@@ -94,7 +103,9 @@ async def test_a_subscription_moves_the_tier_and_never_deletes_a_connection(
     app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], org: str, emu: StripeEmulator
 ) -> None:
     r = await client.post(
-        f"/admin/v1/orgs/{org}/connections", json={"provider": "openai", "key": "sk-test-0123456789abcdef"}, headers=admin_headers
+        f"/admin/v1/orgs/{org}/connections",
+        json={"provider": "openai", "key": "sk-test-0123456789abcdef"},
+        headers=admin_headers,
     )
     assert r.status_code == 201, r.text
     made = await checkout(client, admin_headers, org, kind="subscription", tier="starter")
@@ -142,7 +153,10 @@ async def test_past_due_keeps_the_tier_and_a_failed_payment_is_recorded(
     assert failed["outcome"].startswith("payment failure recorded")
     assert (await deliver(emu, client, emu.set_status(sub, "past_due")))["outcome"] == "tier pro (unchanged)"
     assert await tier(app, org) == "pro"
-    assert await count(app, AuditEvent, AuditEvent.action == "billing.payment_failed", AuditEvent.org_id == org) == 1
+    assert (
+        await count(app, AuditEvent, AuditEvent.action == "billing.payment_failed", AuditEvent.org_id == org)
+        == 1
+    )
     # Stripe gives up after its retries: the subscription is unpaid, the org falls back.
     assert (await deliver(emu, client, emu.set_status(sub, "unpaid")))["outcome"] == "tier free"
 
