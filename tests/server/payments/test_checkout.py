@@ -88,3 +88,15 @@ async def test_reconcile_applies_what_the_webhook_missed_once(
 
         found = await s.get(Org, org)
         assert found is not None and found.tier == "starter"
+
+
+async def test_usage_reaches_the_billing_meter_once_per_identifier(app: FastAPI, emu: StripeEmulator) -> None:
+    svc: Services = app.state.services
+    assert svc.payments is not None
+    for _ in range(2):
+        await svc.payments.report_usage("cus_1", 1_665, "req_1:llm", 1_780_000_000)
+    await svc.payments.report_usage("cus_1", 10, "req_2:llm", 1_780_000_060)
+    assert {k: (m["event_name"], m["payload"]) for k, m in emu.meter_events.items()} == {
+        "req_1:llm": ("byok_surcharge", {"stripe_customer_id": "cus_1", "value": "1665"}),
+        "req_2:llm": ("byok_surcharge", {"stripe_customer_id": "cus_1", "value": "10"}),
+    }

@@ -16,6 +16,7 @@ from foundation.audit import AuditEvent
 from foundation.orgs import Org
 from routing.config_versions import read_versions
 from routing.tables import Connection
+from server.db import Database
 from server.payments.tables import StripeEvent
 from server.services import Services
 from tests.emulators.stripe_emulator import WEBHOOK_SECRET, StripeEmulator, signature_header
@@ -184,3 +185,26 @@ async def test_an_event_type_not_acted_on_is_a_200_that_changes_nothing(
     assert answer == {"received": True, "duplicate": False, "outcome": "ignored: payout.paid is not acted on"}
     assert await tier(app, org) == "free"
     assert (await services(app).ledger.balance(org)).balance == 0
+
+
+async def test_another_replica_routes_by_the_new_tier_after_its_next_poll(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str], org: str, emu: StripeEmulator
+) -> None:
+    settings = services(app).settings
+    replica = Services.build(settings, Database(settings.resolved_database_url), admin_api=False)
+    registry = replica.gateway.registry
+    try:
+        assert (await registry.get(org)).routing.tier == "free"
+        made = await checkout(client, admin_headers, org, kind="subscription", tier="starter")
+        _, created = emu.complete(made["id"])
+        sub = emu.sessions[made["id"]]["subscription"]
+        seen = []
+        # Each change happens in Stripe just before its delivery (the webhook re-reads the subscription).
+        for step in (lambda: created, lambda: emu.change_plan(sub, "price_pro"), lambda: emu.cancel(sub)):
+            await deliver(emu, client, step())
+            # What the replica's poll loop does every couple of seconds, run once here.
+            await registry.poll_once()
+            seen.append((await registry.get(org)).routing.tier)
+        assert seen == ["starter", "pro", "free"]
+    finally:
+        await replica.aclose()
