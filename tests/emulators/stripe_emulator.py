@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.emulators import stripe_billing_objects as billing_objects
 from tests.emulators import stripe_objects as objects
 
 API_VERSION = "2026-10-28.endive"
@@ -272,7 +273,7 @@ class StripeEmulator:
             session["payment_intent"] = intent
             # A charge carries the metadata of the PaymentIntent it was made for.
             metadata = params.get("payment_intent_data", {}).get("metadata", {})
-            self.charges[charge_id] = objects.charge(
+            self.charges[charge_id] = billing_objects.charge(
                 charge_id,
                 created=now,
                 amount=session["amount_total"],
@@ -284,7 +285,7 @@ class StripeEmulator:
         else:
             sub_id = self.new_id("sub")
             items = [
-                objects.subscription_item(
+                billing_objects.subscription_item(
                     self.new_id("si"),
                     sub_id=sub_id,
                     created=now,
@@ -295,7 +296,7 @@ class StripeEmulator:
                 for item in params["line_items"]
             ]
             metadata = params.get("subscription_data", {}).get("metadata", {})
-            self.subscriptions[sub_id] = objects.subscription(
+            self.subscriptions[sub_id] = billing_objects.subscription(
                 sub_id, customer=customer, created=now, status="active", items=items, metadata=metadata
             )
             session["subscription"] = sub_id
@@ -307,7 +308,7 @@ class StripeEmulator:
         """The customer switches plan (the billing portal): the first item moves to another price."""
         sub, now = self.subscriptions[sub_id], self.clock()
         old = json.loads(json.dumps(sub["items"]))
-        sub["items"]["data"][0] = objects.subscription_item(
+        sub["items"]["data"][0] = billing_objects.subscription_item(
             self.new_id("si"),
             sub_id=sub_id,
             created=now,
@@ -337,7 +338,7 @@ class StripeEmulator:
 
     def fail_invoice(self, customer: str, amount_due: int, attempt_count: int = 1) -> dict[str, Any]:
         now = self.clock()
-        inv = objects.invoice(
+        inv = billing_objects.invoice(
             self.new_id("in"),
             created=now,
             customer=customer,

@@ -15,6 +15,7 @@ import stripe
 from stripe._stripe_object import StripeObject, UntypedStripeObject
 from stripe.checkout import Session
 
+from tests.emulators import stripe_billing_objects as billing_objects
 from tests.emulators import stripe_objects as objects
 from tests.emulators.harness import ServedApp
 from tests.emulators.stripe_emulator import SECRET_KEY, StripeEmulator, decode_form, signature_header
@@ -174,7 +175,7 @@ def test_the_checker_catches_an_unknown_and_a_missing_field() -> None:
     del customer["livemode"]
     sub = StripeEmulator(prices=PRICES)
     sub.create_session({"mode": "subscription", "line_items": [{"price": "price_pro"}]})
-    item = objects.subscription_item(
+    item = billing_objects.subscription_item(
         "si_1", sub_id="sub_1", created=1, price_id="price_pro", unit_amount=1, period=(1, 2)
     )
     item["price"]["recurring"]["extra"] = 1
