@@ -28,6 +28,7 @@ from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
+from server.payments import routes as payments
 from server.realtime.endpoint import router as realtime_router
 from server.realtime.twilio import router as twilio_router
 from server.services import Services
@@ -123,6 +124,8 @@ def create_app(
     app.include_router(admin_platform.router)
     app.include_router(admin_activity.router)
     app.include_router(admin_billing.router)
+    app.include_router(payments.admin_router)
+    app.include_router(payments.webhook_router)
     app.include_router(realtime_router)
     app.include_router(twilio_router)
     app.include_router(audio_router)

@@ -34,6 +34,7 @@ from server.cli_common import (
     run_in_session,
 )
 from server.cli_migrate import migrate
+from server.cli_payments import billing_group
 from server.cli_routing import agent, connection
 from server.cli_vault import vault_group
 from server.db import Database, head_revision
@@ -218,6 +219,7 @@ cli.add_command(admin_group, name="admin")
 cli.add_command(user_group, name="user")
 cli.add_command(audit, name="audit")
 cli.add_command(credits_group, name="credits")
+cli.add_command(billing_group, name="billing")
 cli.add_command(ledger, name="ledger")
 cli.add_command(requests)
 

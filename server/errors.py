@@ -17,7 +17,9 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
     RequestError,
     BaseUrlRefusedError,
 )
-_STATUS_BY_CODE = {"not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401}
+_STATUS_BY_CODE = {
+    "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401, "purchases_off": 409, "payments_error": 502,
+}
 
 
 def error_response(

@@ -12,6 +12,7 @@ import routing.config_versions
 import routing.tables
 import server.access.tables
 import server.activity.table
+import server.payments.tables
 import server.tables
 from foundation.db import Base
 
@@ -26,6 +27,7 @@ TABLE_MODULES = (
     routing.tables,
     server.access.tables,
     server.activity.table,
+    server.payments.tables,
     server.tables,
 )
 metadata = Base.metadata

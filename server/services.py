@@ -54,6 +54,8 @@ from server.activity.retention import RetentionSweeper
 from server.admin.token import AdminTokenError, load_admin_token
 from server.auth_throttle import AuthThrottle
 from server.db import Database, head_revision
+from server.payments.client import StripePayments
+from server.payments.webhook import Webhook
 from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
 from server.v1.auth import ApiKeyCache
@@ -206,6 +208,10 @@ class Services:
     config_listeners: list[Callable[[str], None]] = field(default_factory=list)
     retention: RetentionSweeper | None = None
     """Deletes request-log rows past the retention setting; runs only while serving."""
+    payments: StripePayments | None = None
+    """Stripe (server/payments); None when PATCHBAY_STRIPE_SECRET_KEY is unset: purchases are off."""
+    webhook: Webhook | None = None
+    """Applies Stripe's webhook events (with `payments`)."""
 
     @classmethod
     def build(
@@ -265,6 +271,9 @@ class Services:
             admin_token=admin.value if admin else None,
         )
         services.config_listeners.append(gateway.registry.changed)
+        services.payments = StripePayments.from_settings(settings)
+        if services.payments is not None:
+            services.webhook = Webhook(services.payments, database.sessions, ledger, changed=services.config_changed)
         return services
 
     @property
@@ -318,6 +327,8 @@ class Services:
 
     async def aclose(self) -> None:
         await self.sweeper.aclose()
+        if self.payments is not None:
+            await self.payments.aclose()
         if self.retention is not None:
             await self.retention.aclose()
         await self.voice.aclose()

@@ -98,6 +98,25 @@ class Settings(BaseSettings):
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""
 
+    stripe_secret_key: SecretStr | None = None
+    """The Stripe account's secret key (`sk_live_...`, `sk_test_...`); unset: purchases are off and
+    billing works from `patchbay credits grant` alone (docs/billing.md, "Stripe")."""
+    stripe_webhook_secret: SecretStr | None = None
+    """The signing secret of the `/v1/stripe/webhook` endpoint (`whsec_...`); unset, the webhook answers 503."""
+    stripe_api_base: str | None = Field(default=None, pattern=r"^https?://[^/?#]+/?$")
+    """For testing only: where the Stripe client sends its API calls instead of https://api.stripe.com."""
+    stripe_tier_prices: str = ""
+    """Subscription price ids per tier: `starter=price_A,pro=price_B+price_BYOK_FEE`; the first id of a
+    tier names it in a subscription, any more are added to its checkout (a flat BYOK platform fee)."""
+    stripe_meter_event_name: str = Field(default="byok_surcharge", min_length=1, max_length=100)
+    """The Stripe billing meter the BYOK surcharge is reported to (its `event_name`)."""
+
+    @field_validator("stripe_tier_prices")
+    @classmethod
+    def _tier_prices(cls, v: str) -> str:
+        parse_tier_prices(v)
+        return v
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
@@ -129,6 +148,25 @@ class Settings(BaseSettings):
     def resolved_database_url(self) -> str:
         url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'patchbay.db').resolve()}"
         return normalize_database_url(url)
+
+
+def parse_tier_prices(text: str) -> dict[Tier, tuple[str, ...]]:
+    """`starter=price_A,pro=price_B+price_C` -> {Tier.STARTER: ("price_A",), Tier.PRO: ("price_B", "price_C")}."""
+    out: dict[Tier, tuple[str, ...]] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, ids = part.partition("=")
+        prices = tuple(filter(None, (i.strip() for i in ids.split("+"))))
+        try:
+            tier = Tier(name.strip())
+        except ValueError:
+            raise ValueError(f"unknown tier {name.strip()!r} in {part!r}; use TIER=PRICE_ID[+PRICE_ID...]") from None
+        if not sep or not prices or tier in out:
+            raise ValueError(f"use TIER=PRICE_ID[+PRICE_ID...] once per tier, comma-separated (got {part!r})")
+        out[tier] = prices
+    primaries = [p[0] for p in out.values()]
+    if len(set(primaries)) != len(primaries):
+        raise ValueError("each tier needs its own first price id: it is how a subscription names its tier")
+    return out
 
 
 def parse_rate_limit(text: str) -> tuple[int, float] | None:

@@ -77,6 +77,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", f"{_O}/billing/costs"): BILLING,
     # Granting credits gives money away: the operator's alone, never an org role's.
     ("POST", f"{_O}/billing/grants"): OPERATOR,
+    ("POST", f"{_O}/billing/checkout"): BILLING,
 }
 
 

@@ -1,0 +1,211 @@
+"""Applying Stripe events: each event id once, each effect once, in any order, on any replica.
+
+Two layers make a delivery safe to repeat. The event id: an event already in `stripe_events`
+is answered without acting. The effect: every ledger write is keyed by what it pays for (the
+Checkout session, the refund's running total), so the same payment reaching us through two
+different events, or two replicas racing on one event, still moves credits once. A tier is
+set from the subscription as Stripe holds it now (re-read, not taken from the event), so
+events applied out of order end in the same tier. A tier change bumps the org's config version
+in the same transaction, so every replica reloads its routing within its poll interval; it
+changes `orgs.tier` only: connections the new tier does not allow are skipped, never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from billing.credit_packs import CreditPack, default_packs
+from billing.ledger import Ledger
+from billing.ledger_types import IdempotencyConflictError
+from billing.money import format_usd
+from billing.preflight import InsufficientCreditsError
+from foundation.audit import AuditEvent
+from foundation.orgs import Org, Tier
+from routing.config_versions import bump
+from server.payments import events as ev
+from server.payments.client import StripePayments
+from server.payments.tables import StripeCustomer, StripeEvent
+
+log = logging.getLogger("patchbay.payments")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: str
+    org_id: str | None = None
+    duplicate: bool = False
+
+
+class Webhook:
+    """Applies verified events. `changed(org_id)` tells this process an org's tier moved."""
+
+    def __init__(
+        self,
+        payments: StripePayments,
+        sessions: async_sessionmaker[AsyncSession],
+        ledger: Ledger,
+        *,
+        changed: Callable[[str], None],
+        packs: Mapping[str, CreditPack] | None = None,
+    ) -> None:
+        self._payments = payments
+        self._sessions = sessions
+        self._ledger = ledger
+        self._changed = changed
+        self._packs = packs or default_packs()
+
+    async def apply(self, event: Mapping[str, Any]) -> Applied:
+        """Apply one event (a dict in Stripe's JSON shape) unless it was applied before."""
+        event_id = str(event["id"])
+        async with self._sessions() as session:
+            if await session.get(StripeEvent, event_id) is not None:
+                return Applied("already applied", duplicate=True)
+        data = event["data"]
+        action = ev.action_for(
+            str(event["type"]), data["object"], data.get("previous_attributes") or {}, self._packs
+        )
+        result = await self._act(action)
+        async with self._sessions() as session:
+            session.add(
+                StripeEvent(
+                    id=event_id,
+                    type=str(event["type"])[:100],
+                    org_id=result.org_id,
+                    outcome=result.outcome[:200],
+                    created_at=datetime.fromtimestamp(int(event["created"]), UTC),
+                )
+            )
+            try:
+                await session.commit()
+            except IntegrityError:
+                # Another replica applied it at the same time; every effect above is keyed, so it counted once.
+                return Applied(result.outcome, result.org_id, duplicate=True)
+        log.info(
+            "stripe event applied",
+            extra={"fields": {"event": event_id, "type": event["type"], "outcome": result.outcome}},
+        )
+        return result
+
+    async def reconcile(self, since: int) -> list[Applied]:
+        """Apply every event Stripe recorded from `since` (Unix seconds) on, oldest first: the way
+        back from missed deliveries (`billing reconcile`). Events applied before are skipped, so
+        running it again, or while the webhook is receiving, changes nothing twice."""
+        return [await self.apply(event.to_dict()) for event in await self._payments.events_since(since)]
+
+    async def _act(self, action: ev.Action) -> Applied:
+        match action:
+            case ev.Ignore(reason):
+                return Applied(f"ignored: {reason}")
+            case ev.GrantCredits(org_id, amount, key, pack_id):
+                if not await self._org_exists(org_id):
+                    return Applied(f"ignored: no org {org_id}")
+                entry = await self._ledger.purchase(
+                    org_id, amount, key, f"Stripe checkout, pack {pack_id}", actor="stripe"
+                )
+                return Applied(
+                    f"granted {format_usd(amount)} USD" + (" (already)" if entry.replayed else ""), org_id
+                )
+            case ev.SyncSubscription(subscription_id, org_id, customer_id):
+                return await self._sync_tier(subscription_id, org_id or await self._org_of(customer_id))
+            case ev.TakeBackCredits():
+                return await self._take_back(action)
+            case ev.RecordPaymentFailed():
+                return await self._payment_failed(action)
+        raise AssertionError(action)
+
+    async def _sync_tier(self, subscription_id: str, org_id: str | None) -> Applied:
+        if org_id is None or not await self._org_exists(org_id):
+            return Applied(f"ignored: subscription {subscription_id} belongs to no org here")
+        subscription = await self._payments.subscription(subscription_id)
+        tier = ev.tier_for(subscription, self._payments.tier_prices)
+        if tier is None:
+            return Applied(
+                f"ignored: no price of {subscription_id} is in PATCHBAY_STRIPE_TIER_PRICES", org_id
+            )
+        moved = await self.set_tier(
+            org_id, tier, reason=f"subscription {subscription_id} {subscription.get('status')}"
+        )
+        return Applied(f"tier {tier.value}" + ("" if moved else " (unchanged)"), org_id)
+
+    async def set_tier(self, org_id: str, tier: Tier, *, reason: str) -> bool:
+        """Set the org's tier and bump its config version, in one transaction; False if it was already so."""
+        async with self._sessions() as session, session.begin():
+            result = await session.execute(
+                update(Org).where(Org.id == org_id, Org.tier != tier.value).values(tier=tier.value)
+            )
+            if not getattr(result, "rowcount", 0):
+                return False
+            await bump(session, org_id)
+            session.add(
+                AuditEvent(
+                    org_id=org_id,
+                    actor="stripe",
+                    credential="stripe",
+                    action="org.tier",
+                    target_type="org",
+                    target_id=org_id,
+                    details={"tier": tier.value, "reason": reason},
+                )
+            )
+        self._changed(org_id)
+        return True
+
+    async def _take_back(self, action: ev.TakeBackCredits) -> Applied:
+        org_id = action.org_id or (await self._org_of(action.customer_id) if action.customer_id else None)
+        if org_id is None or not await self._org_exists(org_id):
+            return Applied(f"ignored: charge {action.charge_id} belongs to no org here")
+        reason = f"Stripe refund of {action.charge_id}"
+        try:
+            await self._ledger.adjustment(org_id, -action.amount, action.key, reason, actor="stripe")
+            return Applied(f"took back {format_usd(action.amount)} USD", org_id)
+        except IdempotencyConflictError:
+            return Applied("took back (already)", org_id)
+        except InsufficientCreditsError as exc:
+            # Part of the credits were spent already: take what is left, record the rest.
+            left = exc.available or 0
+            if left <= 0:
+                return Applied(f"took back nothing: {format_usd(action.amount)} USD already spent", org_id)
+            short = action.amount - left
+            await self._ledger.adjustment(
+                org_id, -left, action.key, f"{reason}; {format_usd(short)} USD already spent", actor="stripe"
+            )
+            return Applied(f"took back {format_usd(left)} USD of {format_usd(action.amount)}", org_id)
+
+    async def _payment_failed(self, action: ev.RecordPaymentFailed) -> Applied:
+        org_id = await self._org_of(action.customer_id)
+        if org_id is None:
+            return Applied(f"ignored: customer {action.customer_id} belongs to no org here")
+        async with self._sessions() as session, session.begin():
+            session.add(
+                AuditEvent(
+                    org_id=org_id,
+                    actor="stripe",
+                    credential="stripe",
+                    action="billing.payment_failed",
+                    target_type="invoice",
+                    target_id=action.invoice_id[:64],
+                    details={
+                        "attempt_count": action.attempt_count,
+                        "next_payment_attempt": action.next_payment_attempt,
+                    },
+                )
+            )
+        return Applied("payment failure recorded; the tier stays while Stripe retries", org_id)
+
+    async def _org_of(self, customer_id: str) -> str | None:
+        async with self._sessions() as session:
+            return await session.scalar(
+                select(StripeCustomer.org_id).where(StripeCustomer.customer_id == customer_id)
+            )
+
+    async def _org_exists(self, org_id: str) -> bool:
+        async with self._sessions() as session:
+            return await session.get(Org, org_id) is not None
