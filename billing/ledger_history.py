@@ -27,17 +27,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing import ledger_store as store
-from billing.ledger_rules import insert
-from billing.ledger_tables import EntryKind
-from billing.ledger_types import REQUEST_KEY_PREFIX, Entry, request_id_of
+from billing.ledger_tables import ENTRIES, EntryKind
+from billing.ledger_types import REQUEST_KEY_PREFIX, request_id_of
 from billing.legacy_billing import LegacyRow
 from billing.money import format_usd
 from foundation.audit import AuditEntry
+from foundation.db import new_id
 
 
 class Status(StrEnum):
@@ -72,6 +73,7 @@ async def apply(
     )
     available = account.available
     outcomes: list[Outcome] = []
+    new: list[dict[str, Any]] = []
     for row in rows:
         first = existing.get(row.key)
         if first is not None:
@@ -96,10 +98,13 @@ async def apply(
             outcomes.append(_outcome(row, Status.ERROR, message))
         else:
             available -= row.cost
-            entry_id = (await _write(session, org_id, row, now)).id if write else None
-            outcomes.append(_outcome(row, Status.IMPORTED, None, entry_id))
+            entry = _entry(org_id, row, now) if write else None
+            if entry is not None:
+                new.append(entry)
+            outcomes.append(_outcome(row, Status.IMPORTED, None, entry["id"] if entry else None))
     spent = sum(o.cost for o in outcomes if o.status is Status.IMPORTED)
-    if write and any(o.status is Status.IMPORTED for o in outcomes):
+    if new:  # one multi-row INSERT for the batch
+        await session.execute(sa_insert(ENTRIES), new)
         await store.move(session, org_id, balance=-spent)
         await _audit(session, org_id, now, outcomes, spent)
     return outcomes
@@ -152,7 +157,8 @@ def _outcome(row: LegacyRow, status: Status, message: str | None, entry_id: str 
     return Outcome(row.line, row.org_id, row.request_id, status, row.cost, message, entry_id)
 
 
-async def _write(session: AsyncSession, org_id: str, row: LegacyRow, now: datetime) -> Entry:
+def _entry(org_id: str, row: LegacyRow, now: datetime) -> dict[str, Any]:
+    """The `ledger_entries` row of an imported charge: a settle without a hold, at the row's time."""
     details = {
         "reason": row.key,
         "source": "legacy",
@@ -164,7 +170,17 @@ async def _write(session: AsyncSession, org_id: str, row: LegacyRow, now: dateti
         "held": 0,
         "imported_at": now.isoformat(),
     }
-    return await insert(session, org_id, EntryKind.SETTLE, row.cost, row.key, row.at, details=details)
+    return {
+        "id": new_id("led"),
+        "org_id": org_id,
+        "kind": EntryKind.SETTLE.value,
+        "amount": row.cost,
+        "idempotency_key": row.key,
+        "hold_id": None,
+        "details": details,
+        "created_at": row.at,
+        "expires_at": None,
+    }
 
 
 async def _audit(
