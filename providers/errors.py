@@ -86,12 +86,14 @@ class Refused(ProviderError):
         self.error_type = error_type
 
 
-def insufficient_credits(message: str = "") -> Refused:
-    """The refusal for a segment the org's credits cannot cover: 402, as `/v1` answers it."""
+def insufficient_credits(message: str = "", *, code: str = "insufficient_credits") -> Refused:
+    """The refusal for a segment the org's credits cannot cover: 402, as `/v1` answers it.
+    `code`: `insufficient_credits`, or the cap that refused it (`budget_exceeded`,
+    `spend_limit_exceeded`)."""
     return Refused(
         ErrorClass.QUOTA_EXHAUSTED,
         message or "the organisation's credits cannot cover this request",
-        code="insufficient_credits",
+        code=code,
         error_type="insufficient_quota",
         status=402,
     )

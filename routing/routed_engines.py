@@ -45,7 +45,7 @@ def _as_provider_error(exc: Exception, kind: str) -> ProviderError:
         error_class = last.error_class if last is not None else ErrorClass.SERVER_ERROR
         return ProviderError(error_class, f"no {kind} engine served the segment", provider="router")
     if isinstance(exc, InsufficientCreditsError):
-        return insufficient_credits(str(exc))
+        return insufficient_credits(str(exc), code=exc.code)
     return ProviderError(ErrorClass.NOT_FOUND, str(exc), provider="router")
 
 

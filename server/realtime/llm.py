@@ -96,7 +96,7 @@ class _RoutedStream:
             call = await self._router.stream(self._ctx, self._request, self._model)
         except InsufficientCreditsError as exc:
             _failed(entry, exc)
-            raise insufficient_credits(str(exc)) from None
+            raise insufficient_credits(str(exc), code=exc.code) from None
         except RoutingError as exc:
             _failed(entry, exc)
             raise ProviderError(ErrorClass.NOT_FOUND, str(exc), provider="router") from None

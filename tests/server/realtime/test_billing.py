@@ -28,6 +28,7 @@ from foundation.orgs import Org
 from providers.vault.secret import Secret
 from routing.speech import BuiltIn
 from routing.tables import Connection
+from server.budgets import set_org_budget
 from server.realtime.runtime import EnginesFactory
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
@@ -280,3 +281,24 @@ async def test_a_surcharged_llm_turn_the_credits_cannot_cover_never_reaches_the_
     assert events[-1]["response"]["status_details"]["error"]["code"] == "insufficient_credits"
     assert llm.chat_requests == []
     assert await entries(patchbay) == []
+
+
+async def test_a_reached_monthly_budget_fails_the_response_with_its_own_code(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, builtin: BuiltIn
+) -> None:
+    """Credits would cover the turn, the org's monthly budget does not: the refusal names the cap."""
+    await set_tier(patchbay, "starter")  # BYOK with a per-request surcharge: the LLM segment is charged
+    await patchbay.services.ledger.grant(patchbay.org_id, 1_000_000, "grant-1")
+    async with patchbay.services.db.session() as s:
+        await set_org_budget(s, patchbay.org_id, 0, now=patchbay.services.spend_caps.now())
+    patchbay.services.spend_caps.drop_org(patchbay.org_id)
+    llm.enqueue(Scenario(text=REPLY))
+    client = await quiet_session(connect)
+    events = await text_turn(client, "hello")
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert [e["code"] for e in errors] == ["budget_exceeded"]
+    assert "--monthly-budget" in errors[0]["message"]
+    assert events[-1]["response"]["status"] == "failed"
+    assert events[-1]["response"]["status_details"]["error"]["code"] == "budget_exceeded"
+    assert llm.chat_requests == []
+    assert [e.kind for e in await entries(patchbay)] == [EntryKind.GRANT]
