@@ -35,7 +35,6 @@ process reloads. The comparison uses the rows the reload reads anyway: no decryp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
@@ -64,6 +63,9 @@ from routing.tables import Agent, Connection, OrgAISettings
 log = logging.getLogger("patchbay.routing")
 
 PollHook = Callable[[AsyncSession], Awaitable[None]]
+
+_STOP_SECONDS = 5.0
+"""How long `aclose` waits for its background tasks to end."""
 
 KeyVersion = tuple[str, str | None, str | None, datetime | None, str | None]
 """(connection id, vault record id, key fingerprint, when the key was set, environment variable)."""
@@ -355,12 +357,18 @@ class Registry:
             self._spawn(self._listen())
 
     async def aclose(self) -> None:
+        """Stop the poll and the subscriber. Bounded: a subscriber whose Redis connection does
+        not answer the unsubscribe is left behind (with a warning) rather than hanging shutdown."""
         tasks, self._tasks = list(self._tasks), set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=_STOP_SECONDS)
+            if pending:
+                log.warning("registry background tasks did not stop", extra={"fields": {"pending": len(pending)}})
+            for task in tasks:
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: it was being stopped
         if self._redis is not None:
             await self._redis.aclose()
 
