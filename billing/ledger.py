@@ -15,6 +15,9 @@ open-hold rows in step, under the per-org lock described in `billing.ledger_stor
 - holds expire: `release_expired(now)` releases every open hold past its TTL, once each, safe
   with any number of sweepers running at once (`billing.ledger_sweeper`).
 
+The request path's hold and settle try a shorter transaction first (`billing.ledger_fast`) and
+fall back to the general one on anything unusual, so the answers are the same.
+
 A crash rolls back the transaction it interrupted; a committed entry is durable before the call
 returns. What a crash leaves is open holds, which the sweeper releases after their TTL.
 """
@@ -135,18 +138,10 @@ class Ledger:
         hold_id = new_id("hld")
         info = {**(details or {}), "ttl_seconds": ttl.total_seconds()}
 
-        async def fast(session: AsyncSession, now: datetime) -> Entry:
-            return await ledger_fast.hold(
-                session,
-                now,
-                org_id=org_id,
-                amount=amount,
-                key=key,
-                hold_id=hold_id,
-                details=info,
-                expires_at=now + ttl,
-                request_id=request_id,
-            )
+        fast = partial(
+            ledger_fast.hold, org_id=org_id, amount=amount, key=key, hold_id=hold_id, details=info, ttl=ttl
+        )
+        fast = partial(fast, request_id=request_id)
 
         async def run(session: AsyncSession, account: store.Account, now: datetime) -> Entry:
             first = await rules.first_unless_imported(session, org_id, key, request_id)
@@ -199,17 +194,8 @@ class Ledger:
         fast = None
         if org_id is not None and held is not None:
             info = rules.charge_details(details, actual_amount, actual_amount, held, api_key_id)
-            fast = partial(
-                ledger_fast.settle,
-                org_id=org,
-                hold_id=hold_id,
-                held=held,
-                amount=actual_amount,
-                key=key,
-                entry_id=new_id("led"),
-                details=info,
-                api_key_id=api_key_id,
-            )
+            fast = partial(ledger_fast.settle, org_id=org, hold_id=hold_id, held=held, amount=actual_amount)
+            fast = partial(fast, key=key, entry_id=new_id("led"), details=info, api_key_id=api_key_id)
 
         async def run(session: AsyncSession, account: store.Account, now: datetime) -> Entry:
             first = await store.entry_by_key(session, org, key)

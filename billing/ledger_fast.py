@@ -20,7 +20,7 @@ A miss writes nothing, so the general path decides from the same state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, literal, select, update
@@ -78,10 +78,11 @@ async def hold(
     key: str,
     hold_id: str,
     details: Mapping[str, Any],
-    expires_at: datetime,
+    ttl: timedelta,
     request_id: str | None,
 ) -> Entry:
     """`Ledger.hold`'s new, covered hold; `SlowPath` for anything else."""
+    expires_at = now + ttl
     moved = await session.execute(
         update(ACCOUNTS)
         .where(ACCOUNTS.c.org_id == org_id, ACCOUNTS.c.balance - ACCOUNTS.c.held >= amount)
