@@ -14,6 +14,8 @@ billed: a hold before the call and a settle after it, against credits granted at
 
     .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8] [--routes byok,platform]
 
+`BENCH_DATABASE_URL` points Patchbay at another (empty) database than the temporary SQLite file.
+
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
 
@@ -75,6 +77,7 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
 
     settings = Settings(
         data_dir=Path(data_dir),
+        database_url=os.environ.get("BENCH_DATABASE_URL") or None,  # e.g. an empty PostgreSQL database
         allow_private_base_urls=True,
         allow_plain_http_base_urls=True,
         master_key=MASTER_KEY,

@@ -65,14 +65,14 @@ class LedgerPreflight:
         reserved = None
         if self._caps is not None:
             reserved = await self._caps.reserve(request.org_id, request.api_key_id, amount)
-        hold_id = None
+        hold_id, held = None, 0
         try:
             if amount > 0:
                 details = {"segment": request.segment, "intent": request.intent}
                 hold = await self._ledger.hold(
                     request.org_id, amount, key, details=details, request_id=request.request_id
                 )
-                hold_id = hold.id
+                hold_id, held = hold.id, hold.amount
         except BaseException:
             if self._caps is not None and reserved is not None:
                 self._caps.close(reserved, 0)  # refused or cancelled: nothing was reserved after all
@@ -88,6 +88,7 @@ class LedgerPreflight:
             request_id=request.request_id,
             caps=self._caps,
             reserved=reserved,
+            held=held,
         )
 
 
@@ -152,8 +153,10 @@ class LedgerHold:
         request_id: str | None = None,
         caps: SpendCaps | None = None,
         reserved: Reservation | None = None,
+        held: int = 0,
     ) -> None:
         self._ledger = ledger
+        self._held = held
         self._org_id = org_id
         self._policy = policy
         self._segment = segment
@@ -200,6 +203,7 @@ class LedgerHold:
                     org_id=self._org_id,
                     details=details,
                     api_key_id=spender,
+                    held=self._held,
                 )
                 return entry.amount
             except HoldClosedError:

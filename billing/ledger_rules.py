@@ -122,11 +122,7 @@ async def charge(
     hold (already taken from the open holds) is closed by the same entry. What is charged also
     adds to the month's spend totals of the org and of `api_key_id` (`billing.spend_store`)."""
     charged = min(requested, account.available + held)
-    info: dict[str, Any] = {**(details or {}), "requested": requested, "held": held}
-    if charged < requested:
-        info["shortfall"] = requested - charged
-    if api_key_id:
-        info["api_key_id"] = api_key_id
+    info = charge_details(details, requested, charged, held, api_key_id)
     entry = await insert(
         session, account.org_id, EntryKind.SETTLE, charged, key, now, hold_id=hold_id, details=info
     )
@@ -134,6 +130,18 @@ async def charge(
     if charged > 0:
         await add_spent(session, account.org_id, api_key_id, month_of(now), charged)
     return entry
+
+
+def charge_details(
+    details: Mapping[str, Any] | None, requested: int, charged: int, held: int, api_key_id: str | None
+) -> dict[str, Any]:
+    """A settle entry's details: the caller's, what was requested and held, any shortfall, the key."""
+    info: dict[str, Any] = {**(details or {}), "requested": requested, "held": held}
+    if charged < requested:
+        info["shortfall"] = requested - charged
+    if api_key_id:
+        info["api_key_id"] = api_key_id
+    return info
 
 
 async def closed_or_missing(session: AsyncSession, org_id: str, hold_id: str) -> Exception:

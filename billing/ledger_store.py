@@ -13,6 +13,9 @@ open, what is available) is read after that, under the lock:
   `Ledger` also queues its own writers on an `asyncio.Lock` so that one process does not spend
   its connection pool waiting on itself.
 
+`billing.ledger_fast` keeps the same rule with a conditional UPDATE of that row as its first
+statement (the lock, the check of available and the move at once).
+
 Behind the lock, the database still refuses what must never happen: a second entry with an org's
 idempotency key, a second closing entry for a hold, and an account whose holds exceed its
 balance (`ledger_tables`).

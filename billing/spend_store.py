@@ -33,16 +33,17 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
 
 
 async def add_spent(session: AsyncSession, org_id: str, api_key_id: str | None, month: str, amount: int) -> None:
-    """Add `amount` (> 0) to the org's total for `month` and, given a key, to the key's."""
-    insert = _insert(session)
-    for scope in (ORG_SCOPE, api_key_id) if api_key_id else (ORG_SCOPE,):
-        statement = insert(TOTALS).values(org_id=org_id, api_key_id=scope, month=month, spent=amount)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[TOTALS.c.org_id, TOTALS.c.api_key_id, TOTALS.c.month],
-                set_={"spent": TOTALS.c.spent + amount},
-            )
+    """Add `amount` (> 0) to the org's total for `month` and, given a key, to the key's: one
+    statement (a two-row upsert, the org's row first, so concurrent settles lock in one order)."""
+    scopes = (ORG_SCOPE, api_key_id) if api_key_id else (ORG_SCOPE,)
+    rows = [{"org_id": org_id, "api_key_id": scope, "month": month, "spent": amount} for scope in scopes]
+    statement = _insert(session)(TOTALS).values(rows)
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[TOTALS.c.org_id, TOTALS.c.api_key_id, TOTALS.c.month],
+            set_={"spent": TOTALS.c.spent + statement.excluded.spent},
         )
+    )
 
 
 async def set_cap(

@@ -37,9 +37,9 @@ def ledger_writes(patchbay: Patchbay, monkeypatch: pytest.MonkeyPatch) -> list[s
     seen: list[str] = []
     write = ledger._write
 
-    async def counted(org_id: str, fn: Any, *, create: bool = False) -> Any:
+    async def counted(org_id: str, fn: Any, **options: Any) -> Any:
         seen.append(org_id)
-        return await write(org_id, fn, create=create)
+        return await write(org_id, fn, **options)
 
     monkeypatch.setattr(ledger, "_write", counted)
     return seen
@@ -123,13 +123,13 @@ async def test_a_client_that_leaves_while_its_stream_settles_is_still_charged(
     write = ledger._write
     settling, proceed, settled = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
-    async def slow_settle(org_id: str, fn: Any, *, create: bool = False) -> Any:
+    async def slow_settle(org_id: str, fn: Any, **options: Any) -> Any:
         if "settle" not in fn.__qualname__:
-            return await write(org_id, fn, create=create)
+            return await write(org_id, fn, **options)
         settling.set()
         try:
             await proceed.wait()
-            return await write(org_id, fn, create=create)
+            return await write(org_id, fn, **options)
         finally:
             settled.set()
 
