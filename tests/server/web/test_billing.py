@@ -161,6 +161,8 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
     await form.get_by_role("button", name="Grant credits").click()
     await page.get_by_role("status").filter(has_text="Granted: $12.50. Available now $37.68.").wait_for()
     await page.locator("dl.figures [data-figure=balance] dd").filter(has_text="$38.38").wait_for()
+    # The sections refresh on their own after a grant: wait for the grants table's new row.
+    await page.locator("table.grants tbody tr:first-child").filter(has_text="pilot").wait_for()
     [newest] = await rows(page, "table.grants tbody tr:first-child")
     assert newest[1:] == ["$12.50", "pilot"]
     await page.locator("table.ledger tbody tr:first-child[data-kind=grant]").wait_for()
