@@ -10,6 +10,7 @@ status, same wording, same work), so nobody learns which org ids or names exist.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from starlette.routing import compile_path
@@ -80,6 +81,14 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", f"{_O}/billing/checkout"): BILLING,
 }
 
+FIELD_PERMISSIONS: dict[tuple[str, str, str], Permission] = {
+    # Changing a tier or the BYOK override changes what the org may route to and what it pays:
+    # the operator's alone. An org changes its tier by paying (Stripe checkout, server.payments).
+    ("PATCH", _O, "tier"): OPERATOR,
+    ("PATCH", _O, "byok_override"): OPERATOR,
+}
+"""Body fields that need more than their route's permission; the route calls `authorize_fields`."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -109,6 +118,20 @@ def match(method: str, path: str) -> tuple[_Compiled | None, dict[str, str]]:
         if found:
             return entry, found.groupdict()
     return None, {}
+
+
+def authorize_fields(caller: Caller, method: str, template: str, org_ref: str, fields: Iterable[str]) -> Refusal | None:
+    """Why the caller may not set these body fields of a route it may call, or None when it may."""
+    for name in sorted(fields):
+        permission = FIELD_PERMISSIONS.get((method, template, name))
+        if permission is None or caller.may(org_ref, permission):
+            continue
+        if permission is OPERATOR:
+            return Refusal(
+                403, "forbidden", f"only the server's operator may change {name!r}; an org changes its plan through checkout (Billing page)"
+            )
+        return Refusal(403, "forbidden", f"changing {name!r} needs the {permission.value!r} permission; ask an owner of the org")
+    return None
 
 
 def not_found_org(org_ref: str) -> Refusal:

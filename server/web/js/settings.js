@@ -6,7 +6,7 @@ import { CONFIGURE } from "./access.js";
 import { api, seg } from "./api.js";
 import { budgetSection } from "./budget.js";
 import { h, replace, splitList } from "./dom.js";
-import { tierFlags } from "./platformoffer.js";
+import { planSection } from "./plan.js";
 import { chainFields, chainList, readChains } from "./chains.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
 import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
@@ -34,8 +34,8 @@ export async function settingsPage(root, { org, catalog, access }) {
     root,
     heading,
     h("p", { class: "lead" }, `Which models ${org.name} uses for each kind of task, primary first, then fallbacks.`),
-    tierFlags(offer),
     status,
+    planSection({ org, offer, catalog, access, announce }),
     routingSection(),
     h(
       "section",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from server.access.caller import Caller, Grant, operator
-from server.access.policy import ROUTE_PERMISSIONS, authorize, match
+from server.access.policy import FIELD_PERMISSIONS, ROUTE_PERMISSIONS, authorize, authorize_fields, match
 from server.access.roles import ROLE_PERMISSIONS, Permission, Role
 from server.app import create_app
 from server.settings import Settings
@@ -81,3 +81,16 @@ def test_roles_nest_as_documented() -> None:
     assert ROLE_PERMISSIONS[Role.VIEWER] < ROLE_PERMISSIONS[Role.ADMIN] < ROLE_PERMISSIONS[Role.OWNER]
     assert Permission.BILLING in ROLE_PERMISSIONS[Role.BILLING] and Permission.CONFIGURE not in ROLE_PERMISSIONS[Role.BILLING]
     assert all(Permission.OPERATOR not in p for p in ROLE_PERMISSIONS.values())
+
+
+def test_field_permissions_name_real_routes_and_only_the_operator_changes_a_plan() -> None:
+    for method, template, _ in FIELD_PERMISSIONS:
+        assert (method, template) in ROUTE_PERMISSIONS
+    org = "/admin/v1/orgs/{org}"
+    assert authorize_fields(operator(None), "PATCH", org, "org_a", {"tier", "byok_override"}) is None
+    for role in Role:
+        caller = _member(role)
+        assert authorize_fields(caller, "PATCH", org, "org_a", {"monthly_budget"}) is None  # the route's own check covers it
+        for name in ("tier", "byok_override"):
+            refusal = authorize_fields(caller, "PATCH", org, "org_a", {"monthly_budget", name})
+            assert refusal is not None and refusal.status == 403 and name in refusal.message
