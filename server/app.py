@@ -21,8 +21,8 @@ from server.admin import budgets as admin_budgets
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
-from server.admin import platform as admin_platform
 from server.admin import plans as admin_plans
+from server.admin import platform as admin_platform
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
