@@ -187,3 +187,30 @@ async def test_loading_and_failure_of_the_plans(live: Live, page_and_seen: tuple
     await buy.get_by_role("button", name="Try again").click()
     await buy.get_by_text(OFF).wait_for()
     assert [e for e in seen.errors if "500" not in e] == []
+
+
+async def test_a_viewer_compares_plans_but_may_not_choose(
+    tmp_path: Path,
+    stripe: tuple[StripeEmulator, str],
+    serve_with: Callable[[Settings], AbstractAsyncContextManager[Live]],
+    page_and_seen: tuple[Any, Seen],
+) -> None:
+    page, seen = page_and_seen
+    settings = ui_settings(tmp_path, stripe_secret_key=SECRET_KEY, stripe_api_base=stripe[1], stripe_tier_prices=TIER_PRICES)
+    async with serve_with(settings) as live:
+        org_id = await make_org(live, "acme")
+        async with live.admin() as admin:
+            made = await admin.post(f"/orgs/{org_id}/admin-tokens", json={"role": "viewer", "name": "viewer"})
+            assert made.status_code == 201, made.text
+        await page.goto(f"{live.url}/ui/")
+        await page.get_by_text("Sign in with an admin token instead").click()
+        await page.get_by_label("Admin token").fill(made.json()["token"])
+        await page.get_by_role("button", name="Sign in with the token").click()
+        table = await open_plans(page)
+        [header, *body] = await rows(page, "table.plans-compare")
+        assert header == HEADER and body[:4] == TABLE
+        await page.get_by_text("Choosing a plan needs the billing permission: owners and the billing role.").wait_for()
+        assert await table.get_by_role("button").count() == 0
+        assert stripe[0].sessions == {}
+    assert seen.errors == []
+
