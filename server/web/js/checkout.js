@@ -25,7 +25,6 @@ export function checkoutButton(org, label, body, { alert, off, attrs = {} }) {
     alert.textContent = "";
     try {
       const made = await api("POST", `/orgs/${seg(org.id)}/billing/checkout`, body);
-      alert.textContent = "Going to Stripe to pay…";
       window.location.assign(made.url);
     } catch (error) {
       button.disabled = false;
