@@ -21,6 +21,7 @@ from server.admin import budgets as admin_budgets
 from server.admin import catalog as admin_catalog
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
+from server.admin import plans as admin_plans
 from server.admin import platform as admin_platform
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
@@ -124,6 +125,7 @@ def create_app(
     app.include_router(admin_platform.router)
     app.include_router(admin_activity.router)
     app.include_router(admin_billing.router)
+    app.include_router(admin_plans.router)
     app.include_router(payments.admin_router)
     app.include_router(payments.webhook_router)
     app.include_router(realtime_router)

@@ -31,6 +31,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", "/admin/v1/orgs"): OPERATOR,
     ("GET", "/admin/v1/catalog"): ANY_CALLER,
     ("GET", "/admin/v1/me"): ANY_CALLER,
+    ("GET", "/admin/v1/plans"): ANY_CALLER,
     ("GET", "/admin/voice/metrics"): OPERATOR,
     ("PATCH", _O): BILLING,
     ("GET", f"{_O}/budget"): READ,

@@ -90,8 +90,8 @@ async def checkout(org: str, body: CheckoutIn, request: Request, svc: ServicesDe
         org_id, org_name = found.id, found.name
     base = (svc.settings.public_url or str(request.base_url)).rstrip("/")
     urls = {
-        "success_url": f"{base}/#/usage?checkout=done",
-        "cancel_url": f"{base}/#/usage?checkout=cancelled",
+        "success_url": f"{base}/ui/#/billing?checkout=done",
+        "cancel_url": f"{base}/ui/#/billing?checkout=cancelled",
     }
     customer = await customer_for(svc, payments, org_id, org_name)
     made: Checkout

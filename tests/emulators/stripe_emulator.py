@@ -4,7 +4,8 @@ Routes (form-encoded bodies with bracket keys, as the official SDK sends them; B
 key): `POST /v1/customers`, `GET /v1/customers/{id}`, `POST /v1/checkout/sessions` (mode
 `payment` with `price_data` line items, mode `subscription` with price ids), `GET
 /v1/checkout/sessions/{id}`, `GET /v1/subscriptions/{id}`, `GET /v1/events` (newest first,
-`created[gte]`, `type`, `limit`, `starting_after`) and `POST /v1/billing/meter_events`.
+`created[gte]`, `type`, `limit`, `starting_after`) and `POST /v1/billing/meter_events`;
+and `GET /c/pay/{id}`, a trivial stand-in for Stripe's payment page (see `checkout_origin`).
 Objects come from `stripe_objects`; errors use Stripe's `{"error": {type, message, param}}`.
 
 What a customer does in Stripe's pages is a method here (`complete`, `change_plan`, `cancel`,
@@ -29,7 +30,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
 
 from tests.emulators import stripe_billing_objects as billing_objects
@@ -95,6 +96,9 @@ class StripeEmulator:
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self._session_params: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
+        self.checkout_origin = "https://checkout.stripe.com"
+        """Where a session's `url` points; a browser test sets it to the emulator's own origin,
+        which serves a trivial payment page at `/c/pay/{id}`."""
         self.app = Starlette(
             routes=[
                 Route("/v1/customers", self._create_customer, methods=["POST"]),
@@ -104,6 +108,7 @@ class StripeEmulator:
                 Route("/v1/subscriptions/{id}", self._get("subscriptions"), methods=["GET"]),
                 Route("/v1/events", self._list_events, methods=["GET"]),
                 Route("/v1/billing/meter_events", self._create_meter_event, methods=["POST"]),
+                Route("/c/pay/{id}", self._checkout_page, methods=["GET"]),
             ]
         )
 
@@ -192,7 +197,7 @@ class StripeEmulator:
             sid,
             created=self.clock(),
             mode=mode,
-            url=f"https://checkout.stripe.com/c/pay/{sid}",
+            url=f"{self.checkout_origin}/c/pay/{sid}",
             customer=params.get("customer"),
             client_reference_id=params.get("client_reference_id"),
             metadata=params.get("metadata", {}),
@@ -203,6 +208,17 @@ class StripeEmulator:
         self.sessions[sid] = session
         self._session_params[sid] = params
         return session
+
+    async def _checkout_page(self, request: Request) -> HTMLResponse:
+        """Stripe's payment page, reduced to naming the session: a test pays with `complete`."""
+        session = self.sessions.get(request.path_params["id"])
+        if session is None:
+            return HTMLResponse("<!doctype html><title>Not found</title><h1>No such session</h1>", status_code=404)
+        cents = session["amount_total"]
+        return HTMLResponse(
+            f"<!doctype html><title>Emulated Stripe Checkout</title><h1>Pay {cents // 100}.{cents % 100:02d} USD</h1>"
+            f"<p id='session'>{session['id']}</p>"
+        )
 
     @property
     def _list_events(self) -> Any:

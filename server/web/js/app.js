@@ -1,6 +1,6 @@
 // Entry point: signing in (password, admin token, invite link), who the caller is
 // (`GET /admin/v1/me`), the org picker, and the pages (#/connections, #/settings, #/keys,
-// #/activity, #/members, #/usage, #/billing). Each page gets the caller's access in the selected
+// #/activity, #/members, #/usage, #/billing, #/plans). Each page gets the caller's access in the selected
 // org (access.js) and renders only the actions it allows; a page that needs a permission to be
 // read at all (Billing) has no link for a role without it.
 
@@ -14,6 +14,7 @@ import { hideInvite, showInvite, takeInviteFromLink } from "./invite.js";
 import { keysPage } from "./keys.js";
 import { membersPage } from "./members.js";
 import { noOrgPage } from "./neworg.js";
+import { plansPage } from "./plans.js";
 import { settingsPage } from "./settings.js";
 import { hideSignIn, initSignIn, showSignIn, signInMessage } from "./signin.js";
 import { usagePage } from "./usage.js";
@@ -27,6 +28,7 @@ const PAGES = {
   members: { title: "Members", render: membersPage },
   usage: { title: "Usage", render: usagePage },
   billing: { title: "Billing", render: billingPage, needs: BILLING },
+  plans: { title: "Plans", render: plansPage },
 };
 
 const ui = {
@@ -104,7 +106,7 @@ function showWho() {
 }
 
 async function route() {
-  const name = window.location.hash.replace(/^#\/?/, "").split("/")[0] || "connections";
+  const name = window.location.hash.replace(/^#\/?/, "").split(/[/?]/)[0] || "connections";
   const key = PAGES[name] ? name : "connections";
   const page = PAGES[key];
   for (const link of document.querySelectorAll("nav a[data-page]")) {

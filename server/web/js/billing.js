@@ -1,12 +1,14 @@
 // The "Billing" page: the org's credits (balance, held, available and the open holds), the
 // grants (the operator may grant from here), what usage cost over a window by billing source,
-// provider or agent (billingcosts.js), and the ledger a page at a time (billingledger.js).
+// provider or agent (billingcosts.js), the ledger a page at a time (billingledger.js), and credit
+// packs to buy through Stripe, or a plain note that purchases are off (billingbuy.js).
 // Reading needs the `billing` permission (owners, the billing role, the operator: app.js hides
 // the page from others); granting is the operator's alone. Amounts arrive as exact decimals
 // beside integer micro-USD and are shown from the integers (money.js), never through floats.
 
 import { OPERATOR } from "./access.js";
 import { api, seg } from "./api.js";
+import { buySection } from "./billingbuy.js";
 import { costsSection } from "./billingcosts.js";
 import { ledgerSection } from "./billingledger.js";
 import { h, replace, when } from "./dom.js";
@@ -21,6 +23,7 @@ export async function billingPage(root, context) {
   const base = `/orgs/${seg(org.id)}/billing`;
   const heading = h("h1", { tabindex: "-1" }, "Billing");
   const credits = h("section", { class: "credits", "aria-labelledby": "credits-title" });
+  const buy = h("section", { class: "buy", "aria-labelledby": "buy-title" });
   const grants = h("section", { class: "grants", "aria-labelledby": "grants-title" });
   const costs = h("section", { class: "costs", "aria-labelledby": "costs-title" });
   const ledger = h("section", { class: "ledger", "aria-labelledby": "ledger-title" });
@@ -34,6 +37,7 @@ export async function billingPage(root, context) {
         "A request first holds what it may cost, then is charged what it did cost; the rest of the hold is given back.",
     ),
     credits,
+    buy,
     grants,
     costs,
     ledger,
@@ -43,7 +47,7 @@ export async function billingPage(root, context) {
     await Promise.all([creditsPanel(), grantsPanel.load(), ledgerPanel.load()]);
   });
   const creditsPanel = () => section(credits, "credits-title", "Credits", () => showCredits(base));
-  await Promise.all([creditsPanel(), grantsPanel.load(), costsSection(costs, base), ledgerPanel.load()]);
+  await Promise.all([creditsPanel(), buySection(buy, org), grantsPanel.load(), costsSection(costs, base), ledgerPanel.load()]);
   return heading;
 }
 

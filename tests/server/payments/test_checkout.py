@@ -27,7 +27,7 @@ async def test_a_credit_pack_checkout_carries_the_org_and_the_pack(
     )
     assert session["metadata"] == {"org_id": org, "pack": "usd200", "credits_micro_usd": "210000000"}
     assert params["line_items"][0]["price_data"]["unit_amount"] == "1000"
-    assert params["success_url"].startswith("http://patchbay.test/#/")
+    assert params["success_url"] == "http://patchbay.test/ui/#/billing?checkout=done"
     # One Stripe customer per org, made at the first checkout and reused.
     assert len(emu.customers) == 1 and emu.sessions[second["id"]]["customer"] == session["customer"]
     assert emu.customers[session["customer"]]["metadata"] == {"org_id": org}
