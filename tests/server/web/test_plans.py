@@ -206,6 +206,7 @@ async def test_a_viewer_compares_plans_but_may_not_choose(
         await page.get_by_text("Sign in with an admin token instead").click()
         await page.get_by_label("Admin token").fill(made.json()["token"])
         await page.get_by_role("button", name="Sign in with the token").click()
+        await page.get_by_role("heading", name="AI Connections", level=1).wait_for()
         table = await open_plans(page)
         [header, *body] = await rows(page, "table.plans-compare")
         assert header == HEADER and body[:4] == TABLE
