@@ -80,13 +80,18 @@ async def set_plan(
     tier: Tier | None = None,
     byok_override: bool | None = None,
     actor: str = "admin",
+    reason: str | None = None,
 ) -> PlanInfo:
-    """Set the org's tier and/or BYOK override (None: leave it), in the caller's transaction."""
+    """Set the org's tier and/or BYOK override (None: leave it), in the caller's transaction.
+    `reason`: why the tier changed, kept in its audit event (a Stripe subscription's id and status)."""
     org = await get_org(session, org_ref)
     settings = await session.get(OrgAISettings, org.id)
     changed: list[str] = []
     if tier is not None and org.tier != tier.value:
-        _audit(session, org, actor, "org.tier", {"tier": tier.value, "was": org.tier})
+        details: dict[str, object] = {"tier": tier.value, "was": org.tier}
+        if reason is not None:
+            details["reason"] = reason
+        _audit(session, org, actor, "org.tier", details)
         org.tier = tier.value
         changed.append("tier")
     if byok_override is not None and bool(settings and settings.byok_enabled) != byok_override:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,9 +27,9 @@ from billing.ledger import Ledger
 from billing.ledger_types import IdempotencyConflictError
 from billing.money import format_usd
 from billing.preflight import InsufficientCreditsError
-from foundation.audit import AuditEvent
+from foundation.audit import Acting, AuditEvent, acting
 from foundation.orgs import Org, Tier
-from routing.config_versions import bump
+from server.org_plan import set_plan
 from server.payments import events as ev
 from server.payments.client import StripePayments
 from server.payments.tables import StripeCustomer, StripeEvent
@@ -136,25 +136,13 @@ class Webhook:
         return Applied(f"tier {tier.value}" + ("" if moved else " (unchanged)"), org_id)
 
     async def set_tier(self, org_id: str, tier: Tier, *, reason: str) -> bool:
-        """Set the org's tier and bump its config version, in one transaction; False if it was already so."""
-        async with self._sessions() as session, session.begin():
-            result = await session.execute(
-                update(Org).where(Org.id == org_id, Org.tier != tier.value).values(tier=tier.value)
-            )
-            if not getattr(result, "rowcount", 0):
-                return False
-            await bump(session, org_id)
-            session.add(
-                AuditEvent(
-                    org_id=org_id,
-                    actor="stripe",
-                    credential="stripe",
-                    action="org.tier",
-                    target_type="org",
-                    target_id=org_id,
-                    details={"tier": tier.value, "reason": reason},
-                )
-            )
+        """Set the org's tier through the one plan writer (`server.org_plan`), which audits it and
+        bumps its config version in the same transaction; False if it was already so."""
+        with acting(Acting("stripe", credential="stripe")):
+            async with self._sessions() as session, session.begin():
+                plan = await set_plan(session, org_id, tier=tier, actor="stripe", reason=reason)
+        if not plan.changed:
+            return False
         self._changed(org_id)
         return True
 
