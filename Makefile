@@ -26,6 +26,7 @@ serve: install
 ## Install what the tests need and run lint, type checks, the layering contract and the whole suite.
 test: install-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest
@@ -38,6 +39,7 @@ system-deps-test:
 
 lint:
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck:
 	$(VENV)/bin/mypy
