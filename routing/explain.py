@@ -99,13 +99,25 @@ def first_tier_allowing(source: BillingSource, table: TierTable) -> str | None:
     return next((tier.value for tier in Tier if allowed(table[tier], source) is None), None)
 
 
-def _reason(entry: TraceEntry, ref: ModelRef, org: OrgRouting, intent: Intent, states: Mapping[str, ProfileState], now: float, table: TierTable) -> Reason:
+def _reason(
+    entry: TraceEntry,
+    ref: ModelRef,
+    org: OrgRouting,
+    intent: Intent,
+    states: Mapping[str, ProfileState],
+    now: float,
+    table: TierTable,
+) -> Reason:
     why, _, detail = entry.reason.partition(":")
     until = None
     if why in TRANSIENT and entry.profile_id is not None:
         block = block_for(states.get(entry.profile_id, FRESH), ref.model, now)
         until = block.until if block is not None else None
-    tier_ok = first_tier_allowing(BillingSource(detail), table) if why == "tier" and detail in SOURCE_WORDS else None
+    tier_ok = (
+        first_tier_allowing(BillingSource(detail), table)
+        if why == "tier" and detail in SOURCE_WORDS
+        else None
+    )
     ctx = Context(ref, entry.profile_id, intent, org.tier, until, tier_ok)
     return Reason(entry.label, reason_text(entry.label, ctx), entry.profile_id, until, tier_ok)
 
@@ -133,7 +145,11 @@ def explain_chain(
     out = [
         by_ref[str(r)]
         if isinstance(r, ModelRef)
-        else RefExplanation(r, RefState.UNUSABLE, reasons=(Reason("invalid_ref", f"{r!r} is not a model ref: write provider/model"),))
+        else RefExplanation(
+            r,
+            RefState.UNUSABLE,
+            reasons=(Reason("invalid_ref", f"{r!r} is not a model ref: write provider/model"),),
+        )
         for r in refs
     ]
     return Explanation(intent=intent, source=EDITED, needs=done.needs, refs=tuple(out))
@@ -164,7 +180,9 @@ def reachable(catalog: Catalog, org: OrgRouting) -> list[str]:
     for conns in org.profiles.values():
         for conn in conns:
             if not conn.is_custom:
-                refs.update((f"{conn.provider.value}/{m.id}", None) for m in catalog.models_for_connection(conn))
+                refs.update(
+                    (f"{conn.provider.value}/{m.id}", None) for m in catalog.models_for_connection(conn)
+                )
     for name, conn in org.custom.items():
         refs.update((f"{name}/{m.id}", None) for m in catalog.models_for_connection(conn))
     return sorted(refs)

@@ -16,7 +16,11 @@ from routing.intents import Intent
 
 TRANSIENT = frozenset({"cooldown", "disabled"})
 """Reasons that end by themselves at `until`: a model held back only by these is waiting."""
-SOURCE_WORDS = {"platform": "platform models", "byok": "your own provider keys (BYOK)", "private": "private endpoints"}
+SOURCE_WORDS = {
+    "platform": "platform models",
+    "byok": "your own provider keys (BYOK)",
+    "private": "private endpoints",
+}
 
 
 _CAPABILITY_WORDS = {
@@ -66,14 +70,20 @@ def _no_connection(detail: str, ctx: Context) -> str:
 
 def _status(detail: str, ctx: Context) -> str:
     if detail == "revoked":
-        return f"no connection: the key of {ctx.profile} was revoked; set a new key on the AI Connections page"
+        return (
+            f"no connection: the key of {ctx.profile} was revoked; set a new key on the AI Connections page"
+        )
     return f"no connection: {ctx.profile} is switched off; enable it on the AI Connections page"
 
 
 def _tier(detail: str, ctx: Context) -> str:
     what = SOURCE_WORDS.get(detail, detail)
     where = f"not allowed on the {ctx.tier} tier: {what} ({ctx.profile})"
-    return f"{where} need the {ctx.allowed_on_tier} tier or above" if ctx.allowed_on_tier else f"{where} are allowed on no tier"
+    return (
+        f"{where} need the {ctx.allowed_on_tier} tier or above"
+        if ctx.allowed_on_tier
+        else f"{where} are allowed on no tier"
+    )
 
 
 def _not_offered(detail: str, ctx: Context) -> str:

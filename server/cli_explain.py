@@ -41,11 +41,23 @@ def _text(out: PreviewOut) -> str:
 @click.command("explain")
 @click.option("--org", "org_ref", required=True, help="Org id or name.")
 @click.argument("name", required=False)
-@click.option("--intent", default="chat", show_default=True, help="Task intent: chat, voice_turn, vision, structured, tools, summarize, stt, tts.")
+@click.option(
+    "--intent",
+    default="chat",
+    show_default=True,
+    help="Task intent: chat, voice_turn, vision, structured, tools, summarize, stt, tts.",
+)
 @click.option("--chain", help="Explain these refs (REF,REF,..., primary first) instead of the saved chain.")
-@click.option("--all", "show_all", is_flag=True, help="Also list every model the org's connections offer, explained for the intent.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Also list every model the org's connections offer, explained for the intent.",
+)
 @json_option
-def agent_explain(org_ref: str, name: str | None, intent: str, chain: str | None, show_all: bool, as_json: bool) -> None:
+def agent_explain(
+    org_ref: str, name: str | None, intent: str, chain: str | None, show_all: bool, as_json: bool
+) -> None:
     """Explain the chain a request for INTENT follows (as agent NAME's key, when given): each
     model usable, or why not in plain words (missing capability, no connection, cooling down
     until T, not allowed on this tier, blocked by a conformance gate)."""
@@ -57,7 +69,9 @@ def agent_explain(org_ref: str, name: str | None, intent: str, chain: str | None
     async def run(services: Services) -> PreviewOut:
         async with services.db.session() as session:
             org_id = (await accounts.get_org(session, org_ref)).id
-        return await preview(services.gateway, org_id, wanted, name, chain.split(",") if chain is not None else None)
+        return await preview(
+            services.gateway, org_id, wanted, name, chain.split(",") if chain is not None else None
+        )
 
     try:
         out = run_with_services(run, as_json=as_json)
@@ -65,7 +79,9 @@ def agent_explain(org_ref: str, name: str | None, intent: str, chain: str | None
         fail(str(exc), as_json=as_json, kind=exc.code)
     text = _text(out)
     if show_all:
-        text += "\nmodels the org's connections offer:\n" + ("\n".join(_line(r) for r in out.reachable) or "  none")
+        text += "\nmodels the org's connections offer:\n" + (
+            "\n".join(_line(r) for r in out.reachable) or "  none"
+        )
     emit(as_json, out.model_dump(mode="json", exclude=None if show_all else {"reachable"}), text)
     if out.first is None:
         sys.exit(EXIT_UNROUTABLE)

@@ -20,11 +20,15 @@ from server.v1.gateway import Gateway
 
 
 class ReasonOut(BaseModel):
-    code: str = Field(description="The resolver's reason, `skipped:<why>[:<detail>]` (docs/routing.md#reasons-vocabulary).")
+    code: str = Field(
+        description="The resolver's reason, `skipped:<why>[:<detail>]` (docs/routing.md#reasons-vocabulary)."
+    )
     text: str = Field(description="The same in plain words.")
     profile: str | None = None
     until: datetime | None = Field(default=None, description="When a cooldown or pause ends.")
-    allowed_on_tier: str | None = Field(default=None, description="For `skipped:tier:*`: the first tier that allows it.")
+    allowed_on_tier: str | None = Field(
+        default=None, description="For `skipped:tier:*`: the first tier that allows it."
+    )
 
 
 class RefOut(BaseModel):
@@ -47,7 +51,14 @@ class RefOut(BaseModel):
             )
             for x in r.reasons
         ]
-        return cls(ref=r.ref, state=r.state.value, usable=r.state.value == "usable", profiles=list(r.profiles), text=r.text, reasons=reasons)
+        return cls(
+            ref=r.ref,
+            state=r.state.value,
+            usable=r.state.value == "usable",
+            profiles=list(r.profiles),
+            text=r.text,
+            reasons=reasons,
+        )
 
 
 class PreviewOut(BaseModel):
@@ -55,15 +66,21 @@ class PreviewOut(BaseModel):
     tier: str
     intent: str
     agent: str | None
-    source: str | None = Field(description="Where the chain comes from: `org:<intent>`, `org:default`, `agent:<name>`, or `edited`.")
+    source: str | None = Field(
+        description="Where the chain comes from: `org:<intent>`, `org:default`, `agent:<name>`, or `edited`."
+    )
     needs: list[str]
     error: str | None = Field(description="Why no chain applies (nothing configured for the intent).")
     first: str | None = Field(description="The model a request would try first; None: none can be used now.")
     chain: list[RefOut]
-    reachable: list[RefOut] = Field(description="Every model the org's connections offer, explained for this intent.")
+    reachable: list[RefOut] = Field(
+        description="Every model the org's connections offer, explained for this intent."
+    )
 
     @classmethod
-    def of(cls, org_id: str, tier: str, agent: str | None, main: Explanation, offered: Explanation) -> PreviewOut:
+    def of(
+        cls, org_id: str, tier: str, agent: str | None, main: Explanation, offered: Explanation
+    ) -> PreviewOut:
         return cls(
             org=org_id,
             tier=tier,
@@ -86,7 +103,9 @@ def parse_intent(value: str) -> Intent:
         raise RequestError(f"unknown intent {value!r}; use one of {valid}", param="intent") from None
 
 
-async def preview(gateway: Gateway, org_id: str, intent: Intent, agent: str | None, chain: Sequence[str] | None) -> PreviewOut:
+async def preview(
+    gateway: Gateway, org_id: str, intent: Intent, agent: str | None, chain: Sequence[str] | None
+) -> PreviewOut:
     """Explain `chain` (one being edited) or, when None, the chain a request for `intent` (with
     a key bound to `agent`) follows now; and every model the org can reach, for `intent`."""
     org = (await gateway.registry.get(org_id)).routing

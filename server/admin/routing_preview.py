@@ -24,8 +24,13 @@ async def routing_preview(
     org: str,
     svc: ServicesDep,
     intent: str = Query(default="chat", description="The task intent (`chat`, `vision`, `tts`, ...)."),
-    agent: str | None = Query(default=None, description="Explain as a request with an API key bound to this agent."),
-    chain: str | None = Query(default=None, description="Model refs separated by commas: explain this chain instead of the saved one."),
+    agent: str | None = Query(
+        default=None, description="Explain as a request with an API key bound to this agent."
+    ),
+    chain: str | None = Query(
+        default=None,
+        description="Model refs separated by commas: explain this chain instead of the saved one.",
+    ),
 ) -> PreviewOut:
     wanted = parse_intent(intent)
     async with svc.db.session() as s:

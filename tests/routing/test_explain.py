@@ -24,9 +24,14 @@ SEEING = DeclaredModel("seer", frozenset({Capability.TEXT, Capability.VISION}))
 
 def org_builder() -> OrgBuilder:
     return OrgBuilder(
-        connections=[conn("openai", "main", models=[TEXT_ONLY, SEEING]), conn("openai_compatible", "mylab", base_url="https://lab.example/v1", models=[TEXT_ONLY])],
+        connections=[
+            conn("openai", "main", models=[TEXT_ONLY, SEEING]),
+            conn("openai_compatible", "mylab", base_url="https://lab.example/v1", models=[TEXT_ONLY]),
+        ],
         matrix={Intent.CHAT: ("openai/plain", "mylab/plain")},
-        agents={"support": AgentRouting(name="support", chains={Intent.CHAT: (ModelRef.parse("mylab/plain"),)})},
+        agents={
+            "support": AgentRouting(name="support", chains={Intent.CHAT: (ModelRef.parse("mylab/plain"),)})
+        },
     )
 
 
@@ -38,11 +43,15 @@ def test_a_usable_chain_names_its_profiles_and_source() -> None:
         ("mylab/plain", RefState.USABLE, ("openai_compatible:mylab",)),
     ]
     assert out.first == "openai/plain"
-    assert explain_route(resolver, org_builder().build(), Intent.CHAT, "support", {}, T0).first == "mylab/plain"
+    assert (
+        explain_route(resolver, org_builder().build(), Intent.CHAT, "support", {}, T0).first == "mylab/plain"
+    )
 
 
 def test_missing_capability_says_which_and_for_what() -> None:
-    out = explain_chain(resolver, org_builder().build(), Intent.VISION, ["openai/plain", "openai/seer"], {}, T0)
+    out = explain_chain(
+        resolver, org_builder().build(), Intent.VISION, ["openai/plain", "openai/seer"], {}, T0
+    )
     plain, seer = out.refs
     assert out.source == EDITED
     assert plain.state is RefState.UNUSABLE and seer.state is RefState.USABLE
@@ -59,25 +68,36 @@ def test_no_connection_and_a_switched_off_one() -> None:
     assert out.refs[0].reasons[0].code == "skipped:no_connection"
     assert "no connection that serves 'xai'" in out.refs[0].text
     assert out.refs[1].reasons[0].code == "skipped:status:disabled"
-    assert out.refs[1].text == "no connection: openai:main is switched off; enable it on the AI Connections page"
+    assert (
+        out.refs[1].text == "no connection: openai:main is switched off; enable it on the AI Connections page"
+    )
     assert out.first is None
 
 
 def test_a_tier_refusal_names_the_tier_that_allows_it() -> None:
-    org = replace(org_builder().build(), tier="starter", allowed_billing=frozenset({BillingSource.PLATFORM, BillingSource.BYOK}))
+    org = replace(
+        org_builder().build(),
+        tier="starter",
+        allowed_billing=frozenset({BillingSource.PLATFORM, BillingSource.BYOK}),
+    )
     out = explain_chain(resolver, org, Intent.CHAT, ["mylab/plain", "openai/plain"], {}, T0)
     lab, own = out.refs
     assert own.state is RefState.USABLE
     [reason] = lab.reasons
     assert (reason.code, reason.allowed_on_tier) == ("skipped:tier:private", "pro")
-    assert reason.text == "not allowed on the starter tier: private endpoints (openai_compatible:mylab) need the pro tier or above"
+    assert (
+        reason.text
+        == "not allowed on the starter tier: private endpoints (openai_compatible:mylab) need the pro tier or above"
+    )
     assert first_tier_allowing(BillingSource.BYOK, default_table()) == "starter"
     assert first_tier_allowing(BillingSource.PLATFORM, default_table()) == "free"
 
 
 def test_a_cooldown_is_waiting_until_its_window_ends() -> None:
     states = {"openai:main": apply_failure(FRESH, Failure(ErrorClass.RATE_LIMIT, "plain", 90), T0)}
-    out = explain_chain(resolver, org_builder().build(), Intent.CHAT, ["openai/plain", "openai/seer"], states, T0 + 1)
+    out = explain_chain(
+        resolver, org_builder().build(), Intent.CHAT, ["openai/plain", "openai/seer"], states, T0 + 1
+    )
     plain, seer = out.refs
     assert plain.state is RefState.WAITING and seer.state is RefState.USABLE  # the cooldown is model-scoped
     [reason] = plain.reasons
@@ -95,7 +115,9 @@ def test_a_disable_reads_as_paused() -> None:
 
 
 def test_an_undeclared_model_and_a_bad_ref() -> None:
-    out = explain_chain(resolver, org_builder().build(), Intent.CHAT, ["mylab/seer", "nonsense", "mylab/seer"], {}, T0)
+    out = explain_chain(
+        resolver, org_builder().build(), Intent.CHAT, ["mylab/seer", "nonsense", "mylab/seer"], {}, T0
+    )
     assert [r.ref for r in out.refs] == ["mylab/seer", "nonsense"]
     assert out.refs[0].reasons[0].code == "skipped:model_not_offered"
     assert out.refs[1].reasons[0].code == "invalid_ref"
@@ -104,7 +126,10 @@ def test_an_undeclared_model_and_a_bad_ref() -> None:
 
 def test_words_for_reasons_the_resolver_adds_elsewhere() -> None:
     ctx = Context(ModelRef.parse("openai/plain"), "openai:main", Intent.TOOLS, "pro", None, None)
-    assert reason_text("skipped:gate:tools", ctx) == "blocked by a conformance gate: openai/plain has not passed the tools conformance check on openai:main"
+    assert (
+        reason_text("skipped:gate:tools", ctx)
+        == "blocked by a conformance gate: openai/plain has not passed the tools conformance check on openai:main"
+    )
     assert reason_text("skipped:brand_new:thing", ctx) == "cannot be used (skipped:brand_new:thing)"
 
 

@@ -16,11 +16,24 @@ async def org(db: Database, db_url: str, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
     org = (await run_cli(db_url, "org", "create", "acme", "--tier", "pro")).output.strip()
     added = await run_cli(
-        db_url, "connection", "add", "--org", org, "--provider", "openai", "--name", "main",
-        "--model", "plain", "--key-stdin", input="sk-test-0000\n",
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        org,
+        "--provider",
+        "openai",
+        "--name",
+        "main",
+        "--model",
+        "plain",
+        "--key-stdin",
+        input="sk-test-0000\n",
     )
     assert added.exit_code == 0, added.output
-    routed = await run_cli(db_url, "agent", "routing", "--org", org, "--chain", "chat=xai/grok-4,openai/plain")
+    routed = await run_cli(
+        db_url, "agent", "routing", "--org", org, "--chain", "chat=xai/grok-4,openai/plain"
+    )
     assert routed.exit_code == 0, routed.output
     return org
 
@@ -34,13 +47,18 @@ async def test_explain_in_words_and_json(db_url: str, org: str) -> None:
 
     out = await run_cli(db_url, "agent", "explain", "--org", org, "--json", "--all")
     body = json.loads(out.output)
-    assert [(r["ref"], r["state"]) for r in body["chain"]] == [("xai/grok-4", "unusable"), ("openai/plain", "usable")]
+    assert [(r["ref"], r["state"]) for r in body["chain"]] == [
+        ("xai/grok-4", "unusable"),
+        ("openai/plain", "usable"),
+    ]
     assert body["chain"][0]["reasons"][0]["code"] == "skipped:no_connection"
     assert [r["ref"] for r in body["reachable"]] == ["openai/plain"]
 
 
 async def test_exit_codes(db_url: str, org: str) -> None:
-    unusable = await run_cli(db_url, "agent", "explain", "--org", org, "--intent", "vision", "--chain", "openai/plain", "--json")
+    unusable = await run_cli(
+        db_url, "agent", "explain", "--org", org, "--intent", "vision", "--chain", "openai/plain", "--json"
+    )
     assert unusable.exit_code == 5
     [ref] = json.loads(unusable.output)["chain"]
     assert ref["reasons"][0]["code"] == "skipped:capability:vision"
