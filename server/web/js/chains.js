@@ -58,7 +58,7 @@ function chainEditor(intent, initial, { preview, announce, fallbackHint }) {
     const reasonId = uid("chain-reason");
     const li = h(
       "li",
-      { class: "chain-item", draggable: "true", tabindex: "0", dataset: { ref }, "aria-describedby": reasonId },
+      { class: "chain-item", draggable: "true", tabindex: "0", dataset: { ref }, "aria-describedby": reasonId, "aria-keyshortcuts": "Alt+ArrowUp Alt+ArrowDown" },
       h("span", { class: "grip", "aria-hidden": "true" }, "⠿"),
       h("code", {}, ref),
       h("span", { class: "chain-state", id: reasonId }),
@@ -173,6 +173,8 @@ function chainEditor(intent, initial, { preview, announce, fallbackHint }) {
     if (!listed) fillModels(out.reachable);
     const [checked] = out.chain;
     if (!checked || checked.state === "unusable") return refuse(`Cannot add ${ref}: ${checked ? checked.text : "not a model ref"}.`);
+    // Checked while the list could change (a second Add, a different spelling of the same ref).
+    if (refs().includes(checked.ref)) return refuse(`${checked.ref} is already in the ${intent.id} chain.`);
     list.append(item(checked.ref));
     addInput.value = "";
     addInput.focus();
