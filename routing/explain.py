@@ -25,7 +25,7 @@ from routing.catalog import Catalog
 from routing.cooldown import FRESH, ProfileState, block_for
 from routing.errors import ModelNotAllowedError, NoRouteError
 from routing.intents import Intent, required_capabilities
-from routing.model import Chain, OrgRouting
+from routing.model import OrgRouting
 from routing.reasons import SOURCE_WORDS, TRANSIENT, Context, reason_text
 from routing.resolver import ChainChoice, PlannedAttempt, Resolver, RouteRequest
 from routing.trace import TraceEntry
@@ -186,11 +186,6 @@ def reachable(catalog: Catalog, org: OrgRouting) -> list[str]:
     for name, conn in org.custom.items():
         refs.update((f"{name}/{m.id}", None) for m in catalog.models_for_connection(conn))
     return sorted(refs)
-
-
-def chain_profiles(resolver: Resolver, org: OrgRouting, chains: Sequence[Chain]) -> list[str]:
-    """Every profile the chains may touch, for the one batched state read before explaining."""
-    return list(dict.fromkeys(p for chain in chains for p in resolver.profiles_for(org, chain)))
 
 
 def _explain(
