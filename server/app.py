@@ -23,6 +23,7 @@ from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
 from server.admin import plans as admin_plans
 from server.admin import platform as admin_platform
+from server.admin import routing_preview as admin_routing_preview
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
@@ -129,6 +130,7 @@ def create_app(
     app.include_router(signin.router)
     app.include_router(admin_connections.router)
     app.include_router(admin_platform.router)
+    app.include_router(admin_routing_preview.router)
     app.include_router(admin_activity.router)
     app.include_router(admin_billing.router)
     app.include_router(admin_plans.router)

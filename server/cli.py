@@ -33,6 +33,7 @@ from server.cli_common import (
     load_settings,
     run_in_session,
 )
+from server.cli_explain import agent_explain
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
 from server.cli_routing import agent, connection
@@ -235,6 +236,7 @@ apikey_group.add_command(apikey_update)
 cli.add_command(apikey_group, name="apikey")
 cli.add_command(migrate)
 cli.add_command(connection)
+agent.add_command(agent_explain)
 cli.add_command(agent)
 cli.add_command(vault_group, name="vault")
 cli.add_command(admin_group, name="admin")

@@ -69,6 +69,7 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("DELETE", f"{_O}/agents/{{name}}"): CONFIGURE,
     ("GET", f"{_O}/routing"): READ,
     ("PUT", f"{_O}/routing"): CONFIGURE,
+    ("GET", f"{_O}/routing/preview"): READ,
     ("GET", f"{_O}/audit"): READ,
     ("GET", f"{_O}/requests"): READ,
     ("GET", f"{_O}/request-log/settings"): READ,

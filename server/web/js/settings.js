@@ -7,7 +7,7 @@ import { api, seg } from "./api.js";
 import { budgetSection } from "./budget.js";
 import { h, replace, splitList } from "./dom.js";
 import { planSection } from "./plan.js";
-import { chainFields, chainList, readChains } from "./chains.js";
+import { chainEditors, chainList, readChains, showChains } from "./chains.js";
 import { confirmAction, field, formAlert, submitting } from "./forms.js";
 import { readVoice, voiceFields, voiceSummary } from "./voicesettings.js";
 
@@ -29,6 +29,7 @@ export async function settingsPage(root, { org, catalog, access }) {
   const agentsArea = h("div", { class: "table-wrap" });
   const agentFormArea = h("div");
   const budget = await budgetSection({ org, access, announce });
+  const preview = (intent, refs) => api("GET", `${base}/routing/preview?${new URLSearchParams({ intent, chain: refs.join(",") })}`);
 
   replace(
     root,
@@ -66,7 +67,13 @@ export async function settingsPage(root, { org, catalog, access }) {
     });
     allowedField.querySelector("input").value = (routing.allowed_models || []).join(", ");
     form.append(
-      h("fieldset", {}, h("legend", {}, "Chains per task"), chainFields(catalog.intents, routing.chains, { fallbackHint: true })),
+      h(
+        "fieldset",
+        {},
+        h("legend", {}, "Chains per task"),
+        h("p", { class: "hint" }, "Primary first. Reorder by dragging, with the arrow buttons, or with Alt+↑ and Alt+↓ on an entry."),
+        chainEditors(catalog.intents, routing.chains, { preview, announce, fallbackHint: true }),
+      ),
       defaultField,
       allowedField,
       formAlert(),
@@ -82,7 +89,7 @@ export async function settingsPage(root, { org, catalog, access }) {
       };
       const saved = await submitting(form, () => api("PUT", `${base}/routing`, body));
       if (!saved) return;
-      for (const input of form.querySelectorAll("input[data-intent]")) input.value = (saved.chains[input.dataset.intent] || []).join(", ");
+      showChains(form, saved.chains);
       els.default_model.value = saved.default_model || "";
       els.allowed_models.value = (saved.allowed_models || []).join(", ");
       announce("Routing saved. It applies to new requests at once.");
@@ -193,7 +200,7 @@ export async function settingsPage(root, { org, catalog, access }) {
     form.append(
       nameField,
       defaultField,
-      h("fieldset", {}, h("legend", {}, "Chains (empty: the org's chain)"), chainFields(catalog.intents, agent?.chains || {})),
+      h("fieldset", {}, h("legend", {}, "Chains (empty: the org's chain)"), chainEditors(catalog.intents, agent?.chains || {}, { preview, announce })),
       voiceFields(catalog.output_formats || [], agent?.voice_settings),
       formAlert(),
       h(

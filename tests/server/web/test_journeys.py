@@ -258,23 +258,48 @@ async def test_connection_journey_never_leaks_the_key(
     assert seen.errors == []
 
 
+def chain_editor(scope: Any, intent: str) -> Any:
+    return scope.locator(f".chain-editor[data-intent='{intent}']")
+
+
+async def add_to_chain(scope: Any, intent: str, ref: str) -> None:
+    """Add `ref` to the intent's chain editor and wait until the preview calls it usable."""
+    editor = chain_editor(scope, intent)
+    await editor.get_by_label(f"Add a model to {intent}").fill(ref)
+    await editor.get_by_role("button", name="Add", exact=True).click()
+    await editor.locator(f"li[data-ref='{ref}'][data-state='usable']").wait_for()
+
+
+async def chain_in_page(scope: Any, intent: str) -> list[str]:
+    items = chain_editor(scope, intent).locator("li[data-ref]")
+    return [str(r) for r in await items.evaluate_all("ls => ls.map(l => l.dataset.ref)")]
+
+
 async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
     page, seen = page_and_seen
     org_id = await make_org(live)
+    async with live.admin() as admin:
+        for provider in ("openai", "mistral"):
+            made = await admin.post(
+                f"/orgs/{org_id}/connections", json={"provider": provider, "key": CANARY_BACKUP}
+            )
+            assert made.status_code == 201, made.text
     await sign_in_with_link(page, live)
     await page.get_by_role("link", name="AI settings").click()
     await page.get_by_role("heading", name="AI settings", level=1).wait_for()
     assert await page.get_by_role("link", name="AI settings").get_attribute("aria-current") == "page"
 
     routing = page.locator("form.routing")
-    await routing.get_by_label("chat", exact=True).fill("openai/gpt-4o-mini, mistral/mistral-small-latest")
-    await routing.get_by_label("vision", exact=True).fill("not-a-ref")
-    await routing.get_by_role("button", name="Save routing").click()
-    vision = routing.locator(".field[data-param='chains.vision']")
-    await vision.locator(".error").filter(has_text="provider/model").wait_for()
-    assert await vision.locator("input").get_attribute("aria-invalid") == "true"
+    await add_to_chain(routing, "chat", "openai/gpt-4o-mini")
+    await add_to_chain(routing, "chat", "mistral/mistral-small-latest")
+    vision = chain_editor(routing, "vision")
+    await vision.get_by_label("Add a model to vision").fill("not-a-ref")
+    await vision.get_by_role("button", name="Add", exact=True).click()
+    await vision.locator(".error").filter(has_text="not a model ref").wait_for()
+    assert await vision.get_by_label("Add a model to vision").get_attribute("aria-invalid") == "true"
+    assert await chain_in_page(routing, "vision") == []
 
-    await routing.get_by_label("vision", exact=True).fill("openai/gpt-4o")
+    await add_to_chain(routing, "vision", "openai/gpt-4o")
     await routing.get_by_label("Default model").fill("openai/gpt-4o-mini")
     await routing.get_by_role("button", name="Save routing").click()
     await page.get_by_role("status").filter(has_text="Routing saved").wait_for()
@@ -289,18 +314,15 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
         "allowed_models": None,
     }
     await page.reload()
-    await routing.get_by_label("chat", exact=True).wait_for()
-    assert (
-        await routing.get_by_label("chat", exact=True).input_value()
-        == "openai/gpt-4o-mini, mistral/mistral-small-latest"
-    )
+    await chain_editor(routing, "chat").locator("li[data-state='usable']").nth(1).wait_for()
+    assert await chain_in_page(routing, "chat") == ["openai/gpt-4o-mini", "mistral/mistral-small-latest"]
 
     # Agents: an invalid name is refused next to the field; create, edit, delete.
     agent_form = page.locator("form.agent-form")
     await agent_form.get_by_role("button", name="Create agent").click()
     await agent_form.locator(".field[data-param='name'] .error").filter(has_text=re.compile(".+")).wait_for()
     await agent_form.get_by_label("Name").fill("support")
-    await agent_form.get_by_label("chat", exact=True).fill("mistral/mistral-small-latest")
+    await add_to_chain(agent_form, "chat", "mistral/mistral-small-latest")
     await agent_form.get_by_role("button", name="Create agent").click()
     await page.get_by_role("status").filter(has_text="Agent support created").wait_for()
     support = page.locator("tr[data-agent='support']")
@@ -308,8 +330,12 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
 
     await support.get_by_role("button", name="Edit").click()
     await agent_form.get_by_label("Default model").fill("openai/gpt-4o")
-    await agent_form.get_by_label("chat", exact=True).fill("")
-    await agent_form.get_by_label("tools", exact=True).fill("openai/gpt-4o")
+    await (
+        chain_editor(agent_form, "chat")
+        .get_by_role("button", name="Remove mistral/mistral-small-latest")
+        .click()
+    )
+    await add_to_chain(agent_form, "tools", "openai/gpt-4o")
     await agent_form.get_by_role("button", name="Save agent").click()
     await page.get_by_role("status").filter(has_text="Agent support saved").wait_for()
     async with live.admin() as admin:
