@@ -26,6 +26,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from server.services import REDIS_PREFIX
 from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
 from tests.emulators.harness import free_port
 from tests.emulators.stripe_emulator import SECRET_KEY, WEBHOOK_SECRET, StripeEmulator
@@ -228,7 +229,7 @@ async def test_a_subscription_reroutes_every_replica_within_seconds_and_deletes_
         org, key = await _seed(admin_a, upstreams)
         before = await _connections(admin_b, org)
         assert sorted((p, s) for _, p, s in before) == [("openai", "active"), ("openai_compatible", "active")]
-        await notices.subscribe("patchbay:config")
+        await notices.subscribe(f"{REDIS_PREFIX}config")
         async with httpx.AsyncClient(
             base_url=b, headers={"authorization": f"Bearer {key}"}, timeout=10
         ) as chat_b:
