@@ -2,11 +2,12 @@
 # Install the Debian packages Patchbay needs, only those that are missing.
 #   runtime: espeak-ng (the offline TTS engine)
 #   test:    runtime + sox (audio fixtures) + chromium (browser UI tests)
+#            + nginx (`nginx -t` of deploy/nginx/patchbay.conf, tests/test_deploy.py)
 set -euo pipefail
 set_name=${1:-runtime}
 packages=(espeak-ng)
 if [[ $set_name == test ]]; then
-  packages+=(sox chromium)
+  packages+=(sox chromium nginx)
 fi
 missing=()
 for p in "${packages[@]}"; do
