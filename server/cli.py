@@ -33,6 +33,7 @@ from server.cli_common import (
     load_settings,
     run_in_session,
 )
+from server.cli_import import import_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
 from server.cli_routing import agent, connection
@@ -212,6 +213,7 @@ org.add_command(org_update)
 apikey_group.add_command(apikey_update)
 cli.add_command(apikey_group, name="apikey")
 cli.add_command(migrate)
+cli.add_command(import_group, name="import")
 cli.add_command(connection)
 cli.add_command(agent)
 cli.add_command(vault_group, name="vault")
