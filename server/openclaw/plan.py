@@ -45,6 +45,10 @@ def build_plan(inputs: Inputs, options: Options) -> Plan:
     read_orders(plan, store, config, creds)
     read_cooldowns(plan, store.get("usageStats"), creds, options.now_ms)
     read_chains(plan, config, {k: v for k, v in by_custom.items() if k in imported}, options)
+    if store.get("lastGood"):
+        plan.skip(
+            "lastGood", "not imported: OpenClaw does not prioritise it either (it would defeat round-robin)"
+        )
     voice = as_mapping(as_mapping(as_mapping(config.get("plugins")).get("entries")).get("voice-call"))
     if voice:
         plan.skip(

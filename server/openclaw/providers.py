@@ -113,6 +113,8 @@ def _one(plan: Plan, raw: str, entry: object, options: Options) -> CustomProvide
     if not isinstance(base_url, str) or not base_url.strip():
         plan.refuse(item, "it has no baseUrl")
         return None
+    if provider is ProviderId.ANTHROPIC:
+        notes.append(f"joins the anthropic profiles; refs anthropic:{openclaw_id}/MODEL pin it")
     models = _models(entry.get("models"), notes)
     headers = as_mapping(entry.get("headers"))
     if headers:

@@ -27,7 +27,22 @@ REASONS: Mapping[str, str] = {
     "model_not_found": "not_found",
 }
 """OpenClaw failure reasons with a Patchbay equivalent; others become `unknown`."""
-KNOWN_REASONS = ["auth", "auth_permanent", "format", "overloaded", "rate_limit", "billing", "timeout", "model_not_found", "session_expired", "empty_response", "no_error_details", "unclassified", "unknown", "server_error"]
+KNOWN_REASONS = [
+    "auth",
+    "auth_permanent",
+    "format",
+    "overloaded",
+    "rate_limit",
+    "billing",
+    "timeout",
+    "model_not_found",
+    "session_expired",
+    "empty_response",
+    "no_error_details",
+    "unclassified",
+    "unknown",
+    "server_error",
+]
 _TIMES = ("lastUsed", "lastFailureAt", "cooldownUntil", "disabledUntil", "blockedUntil")
 
 

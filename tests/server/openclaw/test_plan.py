@@ -249,3 +249,20 @@ def test_a_file_that_is_not_a_json_object_is_a_file_error(text: str) -> None:
 def test_a_profiles_file_without_profiles_is_refused() -> None:
     plan = plan_of({"version": 1, "profiles": json.loads("[]")})
     assert by_item(plan)["profiles"].status is Status.REFUSED
+
+
+def test_chain_refs_are_rewritten_to_patchbay_names_or_dropped_with_a_note() -> None:
+    config = load("openclaw.json")
+    config["agents"]["defaults"]["model"] = {
+        "primary": "acme-claude-proxy/claude-sonnet-4-6",
+        "fallbacks": ["Google/gemini-2.5-pro", "zai/glm-4.6", "openai/gpt-5.2", "OpenAI/gpt-5.2", "no-slash"],
+    }
+    plan = plan_of(load("auth-profiles.json"), config, resolve_env=True, environ=ENV)
+    [chain] = plan.chains
+    assert chain.chains["chat"] == [
+        "anthropic:acme-claude-proxy/claude-sonnet-4-6",
+        "gemini/gemini-2.5-pro",
+        "openai/gpt-5.2",
+    ]
+    notes = " | ".join(chain.notes)
+    assert "zai/glm-4.6 dropped" in notes and "listed twice" in notes and "provider/model" in notes
