@@ -5,9 +5,10 @@ Each connection, order and agent chain is written in its own transaction through
 as for any other change); a failing item rolls back alone and is reported as refused. Items
 whose database state already matches are `unchanged`, so a re-run changes nothing.
 
-A dry run does the same work in one transaction that is rolled back at the end, so later items
-see earlier ones (an order sees the connections just created) exactly as in a real run, and it
-writes no cooldown; its report is the real run's. Keys are compared by fingerprint first and
+A dry run does the same work in one transaction that is rolled back at the end, each item in a
+savepoint of its own (so a failing one is undone alone, as in a real run), and later items see
+earlier ones (an order sees the connections just created) exactly as in a real run; it writes
+no cooldown. Its report is the real run's. Keys are compared by fingerprint first and
 decrypted only when the fingerprints agree.
 """
 
@@ -26,6 +27,7 @@ from foundation.errors import RequestError
 from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.agents import Agents, merge_chains, normalize_ref
+from routing.config_versions import bump
 from routing.connections import KEY_FIELD, Connections
 from routing.cooldown import FRESH, ProfileState
 from routing.cooldown_carry import carry_over
@@ -53,6 +55,10 @@ class Applier:
         failed: set[str] = set()
         out: list[Outcome] = []
         async with self.sessions() as shared:
+            if self.dry_run:
+                # A write first, so the transaction is open before the first SAVEPOINT (SQLite's
+                # driver begins one lazily, and a SAVEPOINT outside it would commit on release).
+                await bump(shared, self.org_id)
             for conn in plan.connections:
                 outcome = await self._item(
                     shared, conn.item, conn.profile_id, partial(self._connection, p=conn)
@@ -80,16 +86,13 @@ class Applier:
     ) -> Outcome:
         try:
             if self.dry_run:
-                outcome = await work(shared)
-                await shared.flush()
-                return outcome
+                async with shared.begin_nested():
+                    return await work(shared)
             async with self.sessions() as session:
                 outcome = await work(session)
                 await session.commit()
                 return outcome
         except (RequestError, RoutingError, VaultError) as exc:
-            if self.dry_run:
-                await shared.rollback()
             return Outcome(item, Status.REFUSED, target=target, reason=str(exc))
 
     async def _connection(self, s: AsyncSession, p: ConnectionPlan) -> Outcome:

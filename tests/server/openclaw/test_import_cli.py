@@ -247,3 +247,52 @@ async def every_column(db: Database) -> str:
             for row in await s.execute(select(table)):
                 parts.extend(str(v) for v in row)
     return "\n".join(parts)
+
+
+async def test_an_item_refused_at_write_time_leaves_nothing_behind(
+    db: Database, db_url: str, org: str, tmp_path: Path
+) -> None:
+    """The guard refuses a metadata address only when the connection is written: that item rolls
+    back whole (no connection, no vault secret), the others are imported (the order after it sees
+    the connections before it, in the dry run too), and the exit code is 4."""
+    key = {"type": "api_key", "provider": "openai"}
+    store = {
+        "profiles": {
+            "openai:default": key | {"key": "sk-test-CANARY-0001"},
+            "openai:second": key | {"key": "sk-test-CANARY-0003"},
+        },
+        "order": {"openai": ["openai:second", "openai:default"]},
+    }
+    metadata = {
+        "baseUrl": "http://169.254.169.254/v1",
+        "apiKey": "sk-test-CANARY-0002",
+        "models": [{"id": "m"}],
+    }
+    (tmp_path / "p.json").write_text(json.dumps(store))
+    (tmp_path / "c.json").write_text(json.dumps({"models": {"providers": {"metadata": metadata}}}))
+    args = [
+        "import",
+        "openclaw",
+        "--org",
+        org,
+        "--profiles",
+        str(tmp_path / "p.json"),
+        "--config",
+        str(tmp_path / "c.json"),
+    ]
+    reports = []
+    for extra in (("--dry-run", "--json"), ("--json",)):
+        result = await run_cli(db_url, *args, *extra, overrides=CLOCK)
+        assert result.exit_code == 4, result.output
+        reports.append(json.loads(result.output)["items"])
+        items = {i["item"]: i for i in reports[-1]}
+        assert items["models.providers.metadata"]["status"] == "refused"
+        assert items["profile openai:default"]["status"] == "created"
+        assert items["order.openai"]["actions"][0] == "order openai:second, openai:default"
+    assert reports[0] == reports[1]
+    async with db.session() as s:
+        profiles = sorted(
+            c.profile_id for c in await s.scalars(select(Connection).where(Connection.org_id == org))
+        )
+        secrets_held = int(await s.scalar(select(func.count()).select_from(VaultSecret)) or 0)
+    assert profiles == ["openai:default", "openai:second"] and secrets_held == 2
