@@ -95,7 +95,10 @@ def openclaw(
     `provider:name` kept); models.providers entries become connections with base URL, protocol and
     declared models; agents' primary + fallbacks become agent chains; `order` the connection order;
     active cooldown and disable windows carry over (with PATCHBAY_REDIS_URL). Every item is
-    reported; a re-run changes nothing. Keys are never printed.
+    reported; a re-run changes nothing. Keys are never printed. See docs/openclaw.md.
+
+    Exit codes: 0 done, 1 a file is not JSON or the org does not exist (nothing written),
+    2 usage, 3 database not ready, 4 some items were refused (the rest were imported).
     """
     try:
         inputs = Inputs(

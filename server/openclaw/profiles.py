@@ -24,6 +24,7 @@ from server.openclaw.source import (
     Unsupported,
     as_mapping,
     described,
+    label,
     normalize_provider,
     resolve,
     secret_value,
@@ -55,11 +56,7 @@ class Credential:
 
 
 def profile_label(raw_id: object) -> str:
-    return (
-        f"profile {raw_id}"
-        if isinstance(raw_id, str) and shown(raw_id).startswith("'")
-        else f"profile {shown(raw_id)}"
-    )
+    return label("profile", raw_id)
 
 
 def key_from(value: object, options: Options) -> Secret | str:

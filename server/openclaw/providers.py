@@ -16,7 +16,15 @@ from providers.contract import Capability, ProviderId
 from server.openclaw.items import Plan
 from server.openclaw.options import Options
 from server.openclaw.profiles import NAME_RE
-from server.openclaw.source import PATCHBAY_PROVIDERS, as_mapping, described, normalize_provider, shown
+from server.openclaw.source import (
+    PATCHBAY_PROVIDERS,
+    as_mapping,
+    described,
+    label,
+    normalize_provider,
+    printable,
+    shown,
+)
 
 APIS = frozenset(
     {
@@ -77,7 +85,7 @@ def read_providers(plan: Plan, config: Mapping[str, Any], options: Options) -> l
 
 def _one(plan: Plan, raw: str, entry: object, options: Options) -> CustomProvider | None:
     openclaw_id = normalize_provider(raw)
-    item = f"models.providers.{raw}" if shown(raw).startswith("'") else f"models.providers entry {shown(raw)}"
+    item = f"models.providers.{raw}" if printable(raw) else label("models.providers entry", raw)
     if not isinstance(entry, Mapping):
         plan.refuse(item, "the provider entry is not a JSON object")
         return None

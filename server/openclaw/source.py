@@ -51,11 +51,21 @@ def load_document(text: str, *, name: str) -> dict[str, Any]:
     return doc
 
 
+def printable(value: object) -> bool:
+    """An identifier (profile id, provider id, model ref) short and plain enough to print."""
+    return isinstance(value, str) and _SAFE_TEXT.match(value) is not None
+
+
 def shown(value: object) -> str:
-    """A value fit for a report: short identifier-like text as is, anything else only described."""
-    if isinstance(value, str) and _SAFE_TEXT.match(value):
+    """An identifier for a report: quoted when printable, else only described."""
+    if printable(value):
         return repr(value)
     return f"a {type(value).__name__} value" if not isinstance(value, str) else "an unprintable string"
+
+
+def label(prefix: str, value: object) -> str:
+    """How a report names an input item, e.g. `profile openai:default`."""
+    return f"{prefix} {value}" if printable(value) else f"{prefix} {shown(value)}"
 
 
 def described(value: object, known: frozenset[str] = frozenset()) -> str:

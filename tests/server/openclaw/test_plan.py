@@ -266,3 +266,33 @@ def test_chain_refs_are_rewritten_to_patchbay_names_or_dropped_with_a_note() -> 
     ]
     notes = " | ".join(chain.notes)
     assert "zai/glm-4.6 dropped" in notes and "listed twice" in notes and "provider/model" in notes
+
+
+def test_profile_key_references_follow_the_same_rule() -> None:
+    store = {
+        "profiles": {
+            "openai:ref": {
+                "type": "api_key",
+                "provider": "openai",
+                "keyRef": {"source": "env", "provider": "default", "id": "OPENAI_KEY"},
+            },
+            "openai:dollar": {"type": "api_key", "provider": "openai", "key": "${OPENAI_KEY}"},
+            "openai:file": {
+                "type": "api_key",
+                "provider": "openai",
+                "keyRef": {"source": "file", "provider": "p", "id": "/etc/key"},
+            },
+        }
+    }
+    environ = {"OPENAI_KEY": "sk-test-CANARY-env-55"}
+    resolved = plan_of(store, resolve_env=True, environ=environ)
+    assert [(c.profile_id, c.key.expose() if c.key else None) for c in resolved.connections] == [
+        ("openai:ref", environ["OPENAI_KEY"]),
+        ("openai:dollar", environ["OPENAI_KEY"]),
+    ]
+    assert "file SecretRef" in (by_item(resolved)["profile openai:file"].reason or "")
+    unresolved = plan_of(store, environ=environ)
+    assert unresolved.connections == []
+    assert all(
+        "--resolve-env" in (o.reason or "") for o in unresolved.left_out if o.item != "profile openai:file"
+    )
