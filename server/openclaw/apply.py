@@ -35,7 +35,16 @@ from routing.cooldown_store import CooldownStore
 from routing.declared_models import declared_models
 from routing.errors import RoutingError
 from routing.tables import Agent, Connection, OrgAISettings
-from server.openclaw.items import ChainPlan, ConnectionPlan, CooldownPlan, OrderPlan, Outcome, Plan, Status
+from server.openclaw.items import (
+    ChainPlan,
+    ConnectionPlan,
+    CooldownPlan,
+    OrderPlan,
+    Outcome,
+    Plan,
+    Status,
+    in_report_order,
+)
 
 ACTOR = "openclaw-import"
 
@@ -79,7 +88,7 @@ class Applier:
                 await shared.rollback()
         for cooldown in plan.cooldowns:
             out.append(await self._cooldown(cooldown, failed))
-        return out + plan.left_out
+        return in_report_order(out + plan.left_out)
 
     async def _item(
         self, shared: AsyncSession, item: str, target: str, work: Callable[[AsyncSession], Awaitable[Outcome]]

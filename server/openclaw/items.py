@@ -98,6 +98,20 @@ class Outcome:
         return f"{self.item}{target}: {self.status.value}" + (f" ({detail})" if detail else "")
 
 
+_SECTIONS = (("profile", "models.providers"), ("order", "auth.order"), ("agents",), ("usageStats",))
+
+
+def in_report_order(outcomes: list[Outcome]) -> list[Outcome]:
+    """Keys and endpoints first, then orders, agents, cooldowns, and the rest; stable within each."""
+
+    def section(outcome: Outcome) -> int:
+        return next(
+            (i for i, prefixes in enumerate(_SECTIONS) if outcome.item.startswith(prefixes)), len(_SECTIONS)
+        )
+
+    return sorted(outcomes, key=section)
+
+
 @dataclass
 class Plan:
     connections: list[ConnectionPlan] = field(default_factory=list)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from providers.contract import PRESETS, CredentialKind, ProviderId
+from providers.contract import PRESETS, AuthStyle, CredentialKind, ProviderId
 from providers.vault.secret import Secret
 from routing.connections import MAX_KEY_CHARS
 from server.openclaw.items import Plan
@@ -176,6 +176,11 @@ def _one(
             f"{PRESETS[pid].display_name} takes API keys only; a {kind_name} profile cannot be used with it",
         )
         return None
+    if kind is CredentialKind.BEARER_TOKEN and PRESETS[pid].auth_style is not AuthStyle.BEARER:
+        notes.append(
+            f"sent in the {PRESETS[pid].auth_style.value} header like a key; "
+            "test it with `patchbay connection test` (a token that needs Authorization: Bearer fails there)"
+        )
     expired = _expired(entry, kind_name, options.now_ms)
     if expired:
         plan.refuse(item, expired)
