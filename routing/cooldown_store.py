@@ -33,6 +33,7 @@ from routing.cooldown import (
     state_from_dict,
     state_to_dict,
 )
+from routing.cooldown_carry import carry_over
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.routing")
@@ -54,6 +55,11 @@ class CooldownStore(Protocol):
 
     async def clear(self, org_id: str, profile_id: str) -> None:
         """Forget a profile's state (its key was replaced, or it was deleted)."""
+        ...
+
+    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
+        """Lay windows and counters imported from another system over the profile's state
+        (`routing.cooldown.carry_over`); idempotent."""
         ...
 
     async def aclose(self) -> None:
@@ -91,6 +97,9 @@ class InProcessCooldownStore:
 
     async def clear(self, org_id: str, profile_id: str) -> None:
         self._states.pop((org_id, profile_id), None)
+
+    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
+        return self._update(org_id, profile_id, lambda s: carry_over(s, imported))
 
     async def aclose(self) -> None:
         return None
@@ -253,6 +262,12 @@ class RedisCooldownStore:
             if written == 1:
                 return state
         return await self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
+
+    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
+        return await self._shared_or_local(
+            lambda: self._update(org_id, profile_id, lambda s: carry_over(s, imported)),
+            lambda: self._local.carry_over(org_id, profile_id, imported),
+        )
 
     async def clear(self, org_id: str, profile_id: str) -> None:
         key = self.key(org_id, profile_id)

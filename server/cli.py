@@ -34,6 +34,7 @@ from server.cli_common import (
     run_in_session,
 )
 from server.cli_explain import agent_explain
+from server.cli_import import import_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
 from server.cli_routing import agent, connection
@@ -235,6 +236,7 @@ org.add_command(org_update)
 apikey_group.add_command(apikey_update)
 cli.add_command(apikey_group, name="apikey")
 cli.add_command(migrate)
+cli.add_command(import_group, name="import")
 cli.add_command(connection)
 agent.add_command(agent_explain)
 cli.add_command(agent)

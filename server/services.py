@@ -88,7 +88,8 @@ class Overrides:
     auth_throttle: AuthThrottle | None = None
     """Failed-authentication throttling on a clock, sleep and store the test chooses."""
     now: Callable[[], datetime] | None = None
-    """The wall clock server API keys expire by (and their last use is stamped with)."""
+    """The wall clock server API keys expire by (and their last use is stamped with), and the one
+    `patchbay import openclaw` compares cooldown windows and token expiry with."""
     billing_clock: Callable[[], datetime] | None = None
     """The clock of the ledger (entry times, hold expiry), its sweeper and the spend caps' month."""
 

@@ -63,6 +63,21 @@ async def test_failure_then_success_round_trip(store: CooldownStore) -> None:
     assert (await store.get_many("org", ["openai:a"]))["openai:a"].cooldown_until is None
 
 
+async def test_imported_state_is_carried_over_once(store: CooldownStore) -> None:
+    imported = ProfileState(
+        last_failure_at=T0 - 10,
+        error_count=1,
+        failure_counts={"billing": 1},
+        disabled_until=T0 + 600,
+        disabled_reason="billing",
+    )
+    first = await store.carry_over("org_a", "anthropic:default", imported)
+    again = await store.carry_over("org_a", "anthropic:default", imported)
+    assert first == again == imported
+    assert (await store.get_many("org_a", ["anthropic:default"]))["anthropic:default"] == imported
+    assert await store.get_many("org_b", ["anthropic:default"]) == {}
+
+
 async def test_orgs_are_separate(store: CooldownStore) -> None:
     await store.record_failure("org1", "openai:a", Failure(ErrorClass.AUTH, "m"), T0)
     assert await store.get_many("org2", ["openai:a"]) == {}
