@@ -51,6 +51,7 @@ from providers.credentials import Credential, NoCredential
 from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.config_versions import read_versions
+from routing.conformance.store import load_results
 from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
 from routing.env_reference import ALLOW_SETTING, is_reserved
@@ -268,6 +269,7 @@ class Registry:
             conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
             platform = list(await session.scalars(select(Connection).where(Connection.org_id.is_(None))))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
+            conformance = await load_results(session, [c.id for c in (*conns, *platform)])
             creds = {c.id: await self.credential_for(session, c) for c in (*conns, *platform)}
         routing = build_org_routing(
             org,
@@ -276,6 +278,7 @@ class Registry:
             agents,
             platform=platform,
             billing_policy=self._billing_policy,
+            conformance=conformance,
         )
         for warning in routing.warnings:
             log.warning(
