@@ -30,10 +30,24 @@ def conformance_group() -> None:
 def _table(entries: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
     rows = [list(columns)] + [["-" if e.get(c) is None else str(e.get(c)) for c in columns] for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(columns))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
 
 
-_RUN_COLUMNS = ("connection", "model", "capability", "cases", "passed", "rate", "threshold", "gate", "ttft_ms", "total_ms", "cost_micro_usd")
+_RUN_COLUMNS = (
+    "connection",
+    "model",
+    "capability",
+    "cases",
+    "passed",
+    "rate",
+    "threshold",
+    "gate",
+    "ttft_ms",
+    "total_ms",
+    "cost_micro_usd",
+)
 
 
 @conformance_group.command("run")
@@ -41,9 +55,13 @@ _RUN_COLUMNS = ("connection", "model", "capability", "cases", "passed", "rate", 
 @click.option("--connection", help="Only this connection: a profile id `provider:name`.")
 @click.option("--model", help="Only this model: an id, or `provider/model`.")
 @click.option("--suite", default=DEFAULT_SUITE, show_default=True, help=f"The suite: {', '.join(SUITES)}.")
-@click.option("--runs", type=click.IntRange(1, MAX_RUNS), default=1, show_default=True, help="Times each case runs.")
+@click.option(
+    "--runs", type=click.IntRange(1, MAX_RUNS), default=1, show_default=True, help="Times each case runs."
+)
 @json_option
-def run(org_ref: str, connection: str | None, model: str | None, suite: str, runs: int, as_json: bool) -> None:
+def run(
+    org_ref: str, connection: str | None, model: str | None, suite: str, runs: int, as_json: bool
+) -> None:
     """Run the conformance suite against the org's real connections and store the results.
 
     Each case (tool calls, JSON-schema fidelity, refusals, vision and audio where claimed) is a
@@ -73,11 +91,30 @@ def show(org_ref: str, as_json: bool) -> None:
     """The stored results with their gates (`stale`: measured by another suite version)."""
     settings, rows = run_with_services(lambda svc: conformance.stored(svc, org_ref), as_json=as_json)
     entries = [
-        {k: getattr(r, k) for k in ("connection", "model", "capability", "cases", "passed", "rate", "threshold", "gate", "suite_version")}
+        {
+            k: getattr(r, k)
+            for k in (
+                "connection",
+                "model",
+                "capability",
+                "cases",
+                "passed",
+                "rate",
+                "threshold",
+                "gate",
+                "suite_version",
+            )
+        }
         for r in rows
     ]
     head = f"gates: {'on' if settings.enabled else 'off'}"
-    emit(as_json, {**settings.as_json(), "org_id": settings.org_id, "results": entries}, head + "\n" + (_table(entries, tuple(entries[0])) if entries else "no results: run `patchbay conformance run`"))
+    emit(
+        as_json,
+        {**settings.as_json(), "org_id": settings.org_id, "results": entries},
+        head
+        + "\n"
+        + (_table(entries, tuple(entries[0])) if entries else "no results: run `patchbay conformance run`"),
+    )
 
 
 @conformance_group.command("override")
@@ -88,16 +125,29 @@ def show(org_ref: str, as_json: bool) -> None:
 @click.option("--reason", required=True, help="Why; kept in the audit log.")
 @click.option("--off", "remove", is_flag=True, help="Take the override back.")
 @json_option
-def override(org_ref: str, connection: str, model: str, capability: str, reason: str, remove: bool, as_json: bool) -> None:
+def override(
+    org_ref: str, connection: str, model: str, capability: str, reason: str, remove: bool, as_json: bool
+) -> None:
     """Operator override: let a model past a gate whatever was measured (audited)."""
 
     async def go(svc: Services) -> gate_store.GateSettings:
         org_id = await conformance.org_id_of(svc, org_ref)
         async with svc.db.session() as s:
             return await gate_store.set_override(
-                s, org_id, connection=connection, model=model, capability=capability, on=not remove, reason=reason, actor="cli"
+                s,
+                org_id,
+                connection=connection,
+                model=model,
+                capability=capability,
+                on=not remove,
+                reason=reason,
+                actor="cli",
             )
 
     info = run_with_services(go, as_json=as_json)
     verb = "removed" if remove else "set"
-    emit(as_json, {"org_id": info.org_id, **info.as_json()}, f"override {verb}: {connection}/{model} {capability}")
+    emit(
+        as_json,
+        {"org_id": info.org_id, **info.as_json()},
+        f"override {verb}: {connection}/{model} {capability}",
+    )

@@ -33,7 +33,9 @@ class RunOutcome:
             "suite_version": self.report.suite_version,
             "entries": self.report.entries(self.gates),
             "unreachable": [
-                {"connection": r.connection, "model": r.model, "error": r.error} for r in self.report.results if r.error
+                {"connection": r.connection, "model": r.model, "error": r.error}
+                for r in self.report.results
+                if r.error
             ],
         }
 
@@ -43,12 +45,19 @@ async def org_id_of(svc: Services, org_ref: str) -> str:
         return (await get_org(session, org_ref)).id
 
 
-async def run(svc: Services, org_ref: str, options: RunOptions, progress: Progress | None = None) -> RunOutcome:
+async def run(
+    svc: Services, org_ref: str, options: RunOptions, progress: Progress | None = None
+) -> RunOutcome:
     org_id = await org_id_of(svc, org_ref)
     registry = svc.gateway.registry
     entry = await registry.get(org_id)
     found = await run_conformance(
-        svc.db.sessions, svc.gateway.router.executor, svc.gateway.catalog, entry.routing, options, progress=progress
+        svc.db.sessions,
+        svc.gateway.router.executor,
+        svc.gateway.catalog,
+        entry.routing,
+        options,
+        progress=progress,
     )
     svc.config_changed(org_id)
     return RunOutcome(found, entry.routing.gates)
@@ -58,4 +67,6 @@ async def stored(svc: Services, org_ref: str) -> tuple[gate_store.GateSettings, 
     org_id = await org_id_of(svc, org_ref)
     entry = await svc.gateway.registry.get(org_id)
     async with svc.db.session() as session:
-        return await gate_store.gate_settings(session, org_id), await report(session, org_id, entry.routing.gates)
+        return await gate_store.gate_settings(session, org_id), await report(
+            session, org_id, entry.routing.gates
+        )

@@ -38,12 +38,18 @@ class Observation:
     @property
     def refused(self) -> bool:
         """A refusal the adapter classified as one (refusal field, content filter)."""
-        return bool(self.refusal) or self.finish is FinishReason.CONTENT_FILTER or self.error is ErrorClass.CONTENT_FILTER
+        return (
+            bool(self.refusal)
+            or self.finish is FinishReason.CONTENT_FILTER
+            or self.error is ErrorClass.CONTENT_FILTER
+        )
 
 
 Check = Callable[[ChatRequest, Observation], str | None]
 
-_REFUSAL_TEXT = re.compile(r"\b(i'?m sorry|i can(?:no|')t (?:help|assist|comply)|i am unable|i won'?t)\b", re.IGNORECASE)
+_REFUSAL_TEXT = re.compile(
+    r"\b(i'?m sorry|i can(?:no|')t (?:help|assist|comply)|i am unable|i won'?t)\b", re.IGNORECASE
+)
 
 
 def looks_like_refusal(text: str) -> bool:

@@ -63,7 +63,9 @@ class Measured:
 class OrgGates:
     enabled: bool = False
     thresholds: Mapping[str, float] = field(default_factory=lambda: DEFAULT_THRESHOLDS)
-    results: Mapping[tuple[str, str], Mapping[str, Measured]] = field(default_factory=lambda: MappingProxyType({}))
+    results: Mapping[tuple[str, str], Mapping[str, Measured]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     """(connection id, model) -> capability -> the freshest stored result."""
     overrides: frozenset[tuple[str, str, str]] = frozenset()
     """(profile id, model, capability) the operator let through whatever was measured."""
@@ -71,7 +73,9 @@ class OrgGates:
     def threshold(self, capability: str) -> float:
         return self.thresholds.get(capability, DEFAULT_THRESHOLDS.get(capability, 1.0))
 
-    def blocked(self, connection_id: str, profile_id: str, model: str, needs: Collection[Capability]) -> Capability | None:
+    def blocked(
+        self, connection_id: str, profile_id: str, model: str, needs: Collection[Capability]
+    ) -> Capability | None:
         """The first needed capability whose gate does not let this candidate through, or None."""
         if not self.enabled:
             return None

@@ -80,7 +80,9 @@ async def run_model(
             )
             if progress is not None:
                 mark = "ok" if failure is None else f"FAIL {failure}"
-                progress(f"{attempt.connection.profile_id}/{attempt.model} run {n + 1}/{runs} {case.id}: {mark}")
+                progress(
+                    f"{attempt.connection.profile_id}/{attempt.model} run {n + 1}/{runs} {case.id}: {mark}"
+                )
     return outcomes
 
 
@@ -90,7 +92,9 @@ def _judge(case: Case, request: ChatRequest, obs: Observation) -> str | None:
     return checks.common(request, obs, case.budget) or case.check(request, obs)
 
 
-async def observe(adapter: ChatAdapter, endpoint: Endpoint, request: ChatRequest, *, stream: bool, clock: Clock) -> Observation:
+async def observe(
+    adapter: ChatAdapter, endpoint: Endpoint, request: ChatRequest, *, stream: bool, clock: Clock
+) -> Observation:
     """One call, reassembled into an `Observation` (a typed failure becomes its error class)."""
     started = clock()
     try:
@@ -111,7 +115,9 @@ async def observe(adapter: ChatAdapter, endpoint: Endpoint, request: ChatRequest
         return Observation(error=exc.error_class, total_ms=(clock() - started) * 1000)
 
 
-async def _stream(adapter: ChatAdapter, endpoint: Endpoint, request: ChatRequest, started: float, clock: Clock) -> Observation:
+async def _stream(
+    adapter: ChatAdapter, endpoint: Endpoint, request: ChatRequest, started: float, clock: Clock
+) -> Observation:
     text: list[str] = []
     refusal: list[str] = []
     calls: list[ToolCall] = []

@@ -71,13 +71,17 @@ class RunReport:
         ]
 
     def passed(self, gates: OrgGates) -> bool:
-        return all(e["gate"] == "pass" for e in self.entries(gates)) and not any(r.error for r in self.results)
+        return all(e["gate"] == "pass" for e in self.entries(gates)) and not any(
+            r.error for r in self.results
+        )
 
 
 def suite_named(name: str) -> Suite:
     suite = SUITES.get(name)
     if suite is None:
-        raise UnknownSuiteError(f"no conformance suite {name!r}; the suites are {', '.join(SUITES)}", param="suite")
+        raise UnknownSuiteError(
+            f"no conformance suite {name!r}; the suites are {', '.join(SUITES)}", param="suite"
+        )
     return suite
 
 
@@ -152,7 +156,9 @@ async def run_conformance(
         scores = tuple(score(attempt.model, outcomes))
         async with sessions() as session:
             owner = None if conn.platform else conn.org_id
-            await save_scores(session, conn.connection_id, owner, (suite.name, suite.version, report.run_id), scores)
+            await save_scores(
+                session, conn.connection_id, owner, (suite.name, suite.version, report.run_id), scores
+            )
             await session.commit()
         report.results.append(ModelResult(conn.profile_id, attempt.model, scores))
     return report

@@ -38,7 +38,10 @@ def _info(org_id: str, row: OrgAISettings | None) -> GateSettings:
     thresholds = dict(DEFAULT_THRESHOLDS)
     thresholds.update((row.conformance_thresholds or {}) if row else {})
     return GateSettings(
-        org_id, bool(row and row.conformance_gates), thresholds, list(row.conformance_overrides or []) if row else []
+        org_id,
+        bool(row and row.conformance_gates),
+        thresholds,
+        list(row.conformance_overrides or []) if row else [],
     )
 
 
@@ -55,7 +58,11 @@ async def _row(session: AsyncSession, org_id: str) -> OrgAISettings:
 
 
 def _audit(session: AsyncSession, org_id: str, actor: str, action: str, details: dict[str, object]) -> None:
-    session.add(AuditEvent(org_id=org_id, actor=actor, action=action, target_type="org", target_id=org_id, details=details))
+    session.add(
+        AuditEvent(
+            org_id=org_id, actor=actor, action=action, target_type="org", target_id=org_id, details=details
+        )
+    )
 
 
 async def set_gates(
@@ -99,7 +106,8 @@ async def set_override(
     take that back; audited as `conformance.override` with the reason given."""
     if capability not in _GATED_NAMES:
         raise RequestError(
-            f"no gate {capability!r}; the gated capabilities are {', '.join(_GATED_NAMES)}", param="capability"
+            f"no gate {capability!r}; the gated capabilities are {', '.join(_GATED_NAMES)}",
+            param="capability",
         )
     if not reason.strip():
         raise RequestError("an override needs a reason (it is kept in the audit log)", param="reason")

@@ -21,7 +21,9 @@ def is_stale(row: ConformanceResult) -> bool:
     return current_version(row.suite) != row.suite_version
 
 
-def org_gates(settings: OrgAISettings | None, results: Sequence[ConformanceResult], warnings: list[str]) -> OrgGates:
+def org_gates(
+    settings: OrgAISettings | None, results: Sequence[ConformanceResult], warnings: list[str]
+) -> OrgGates:
     thresholds = dict(DEFAULT_THRESHOLDS)
     if settings is not None and settings.conformance_thresholds:
         try:
@@ -32,7 +34,10 @@ def org_gates(settings: OrgAISettings | None, results: Sequence[ConformanceResul
     for row in results:
         key = (row.connection_id, row.model, row.capability)
         held = chosen.get(key)
-        if held is None or (is_stale(held), -held.measured_at.timestamp()) > (is_stale(row), -row.measured_at.timestamp()):
+        if held is None or (is_stale(held), -held.measured_at.timestamp()) > (
+            is_stale(row),
+            -row.measured_at.timestamp(),
+        ):
             chosen[key] = row
     measured: dict[tuple[str, str], dict[str, Measured]] = {}
     for (conn_id, model, capability), row in chosen.items():

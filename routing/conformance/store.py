@@ -33,7 +33,9 @@ async def load_results(session: AsyncSession, connection_ids: Sequence[str]) -> 
     rows: list[ConformanceResult] = []
     for start in range(0, len(ids), _READ_BATCH):
         batch = ids[start : start + _READ_BATCH]
-        rows.extend(await session.scalars(select(ConformanceResult).where(ConformanceResult.connection_id.in_(batch))))
+        rows.extend(
+            await session.scalars(select(ConformanceResult).where(ConformanceResult.connection_id.in_(batch)))
+        )
     return rows
 
 
@@ -109,7 +111,12 @@ async def report(session: AsyncSession, org_id: str, gates: OrgGates) -> list[Re
         select(ConformanceResult, Connection)
         .join(Connection, Connection.id == ConformanceResult.connection_id)
         .where(or_(Connection.org_id == org_id, Connection.org_id.is_(None)))
-        .order_by(ConformanceResult.measured_at.desc(), Connection.provider, Connection.name, ConformanceResult.model)
+        .order_by(
+            ConformanceResult.measured_at.desc(),
+            Connection.provider,
+            Connection.name,
+            ConformanceResult.model,
+        )
     )
     out = []
     for result, conn in rows:

@@ -17,7 +17,9 @@ class ConformanceResult(Base):
     __tablename__ = "conformance_results"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("conf"))
-    connection_id: Mapped[str] = mapped_column(String(32), ForeignKey("connections.id", ondelete="CASCADE"), index=True)
+    connection_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
     model: Mapped[str] = mapped_column(String(255))
     suite: Mapped[str] = mapped_column(String(64))
     suite_version: Mapped[int] = mapped_column(Integer)
@@ -38,6 +40,11 @@ class ConformanceResult(Base):
 
     __table_args__ = (
         UniqueConstraint(
-            "connection_id", "model", "suite", "suite_version", "capability", name="uq_conformance_results_key"
+            "connection_id",
+            "model",
+            "suite",
+            "suite_version",
+            "capability",
+            name="uq_conformance_results_key",
         ),
     )

@@ -31,10 +31,19 @@ router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], ta
 class RunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    connection: str | None = Field(default=None, description="A profile id `provider:name`; default: every active connection.")
-    model: str | None = Field(default=None, description="A model id or `provider/model`; default: the connection's models.")
+    connection: str | None = Field(
+        default=None, description="A profile id `provider:name`; default: every active connection."
+    )
+    model: str | None = Field(
+        default=None, description="A model id or `provider/model`; default: the connection's models."
+    )
     suite: str = Field(default=DEFAULT_SUITE, description=f"One of: {', '.join(SUITES)}.")
-    runs: int = Field(default=1, ge=1, le=MAX_RUNS, description="How many times each case runs (latency and cost are over all).")
+    runs: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_RUNS,
+        description="How many times each case runs (latency and cost are over all).",
+    )
 
 
 class ResultOut(BaseModel):

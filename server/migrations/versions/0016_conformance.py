@@ -43,14 +43,21 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conformance_results")),
         sa.UniqueConstraint(
-            "connection_id", "model", "suite", "suite_version", "capability", name="uq_conformance_results_key"
+            "connection_id",
+            "model",
+            "suite",
+            "suite_version",
+            "capability",
+            name="uq_conformance_results_key",
         ),
     )
     op.create_index(
         op.f("ix_conformance_results_connection_id"), "conformance_results", ["connection_id"], unique=False
     )
     with op.batch_alter_table("org_ai_settings") as batch:
-        batch.add_column(sa.Column("conformance_gates", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch.add_column(
+            sa.Column("conformance_gates", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
         batch.add_column(sa.Column("conformance_thresholds", sa.JSON(), nullable=True))
         batch.add_column(sa.Column("conformance_overrides", sa.JSON(), nullable=True))
 

@@ -34,7 +34,10 @@ TOOLS_CHAT = {
     "tools": [
         {
             "type": "function",
-            "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
         }
     ],
 }
@@ -58,11 +61,21 @@ async def _lab_org(patchbay: Patchbay, labs: Labs) -> tuple[str, str]:
     svc = patchbay.services
     async with svc.db.session() as s:
         org = await accounts.create_org(s, "Lab")
-        for name, served in zip(("sloppy", "refusing", "good"), (labs.served[1], labs.served[2], labs.served[0]), strict=True):
+        for name, served in zip(
+            ("sloppy", "refusing", "good"), (labs.served[1], labs.served[2], labs.served[0]), strict=True
+        ):
             await svc.connections().create(
-                s, org.id, provider="openai_compatible", name=name, base_url=served.url + "/v1", key=Secret(KEY), models=MODELS
+                s,
+                org.id,
+                provider="openai_compatible",
+                name=name,
+                base_url=served.url + "/v1",
+                key=Secret(KEY),
+                models=MODELS,
             )
-        await svc.agents().set_org_routing(s, org.id, chains={"chat": ["sloppy/llama", "refusing/llama", "good/llama"]})
+        await svc.agents().set_org_routing(
+            s, org.id, chains={"chat": ["sloppy/llama", "refusing/llama", "good/llama"]}
+        )
         key = await accounts.create_api_key(s, org.id, name="lab")
     return org.id, key.key
 
@@ -80,17 +93,26 @@ async def test_the_harness_scores_models_apart_and_gates_route_past_the_sloppy_o
         assert ran.status_code == 201, ran.text
         scores = _by(ran.json()["entries"])
 
-        good_tools, sloppy_tools, refusing_tools = (scores[(n, "tools")] for n in ("good", "sloppy", "refusing"))
+        good_tools, sloppy_tools, refusing_tools = (
+            scores[(n, "tools")] for n in ("good", "sloppy", "refusing")
+        )
         assert (good_tools["cases"], good_tools["passed"], good_tools["gate"]) == (18, 18, "pass")
         # Every fifth tools request goes wrong: 3 of 18, one of each fault.
         assert (sloppy_tools["passed"], sloppy_tools["gate"]) == (15, "fail")
         assert sloppy_tools["failures"] == {"broken_json": 1, "unknown_tool": 1, "schema": 1}
-        assert (refusing_tools["passed"], refusing_tools["gate"], refusing_tools["failures"]) == (0, "fail", {"refused": 18})
+        assert (refusing_tools["passed"], refusing_tools["gate"], refusing_tools["failures"]) == (
+            0,
+            "fail",
+            {"refused": 18},
+        )
         assert scores[("good", "json")]["gate"] == "pass" and scores[("sloppy", "json")]["gate"] == "fail"
         assert scores[("sloppy", "json")]["failures"] == {"schema": 2}
         # Refusals arrive classified, from the refusing and the good model alike.
         assert scores[("refusing", "refusal")]["gate"] == scores[("good", "refusal")]["gate"] == "pass"
-        assert all(e["threshold"] == {"tools": 0.95, "json": 0.98, "refusal": 0.9}[e["capability"]] for e in scores.values())
+        assert all(
+            e["threshold"] == {"tools": 0.95, "json": 0.98, "refusal": 0.9}[e["capability"]]
+            for e in scores.values()
+        )
         assert ("good", "vision") not in scores  # not claimed, not asked
 
         async with patchbay.client(key) as c:
@@ -124,4 +146,6 @@ async def test_the_harness_scores_models_apart_and_gates_route_past_the_sloppy_o
         report = (await admin.get(f"/admin/v1/orgs/{org_id}/conformance")).json()
     assert report["results"] and {r["gate"] for r in report["results"]} == {"stale"}
     restarted = Registry(patchbay.services.db.sessions, patchbay.services.vault)
-    assert (await restarted.get(org_id)).routing.gates.blocked(ids["good"], "openai_compatible:good", "llama", needs) is Capability.TOOLS
+    assert (await restarted.get(org_id)).routing.gates.blocked(
+        ids["good"], "openai_compatible:good", "llama", needs
+    ) is Capability.TOOLS
