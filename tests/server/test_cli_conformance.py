@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,8 +15,14 @@ from server.settings import Settings
 from tests.emulators.conformance_models import Sloppy, good
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
+from tests.server.conftest import ADMIN_TOKEN
 from tests.server.test_cli import run_cli
-from tests.server.test_connection_test import KEY, settings  # noqa: F401  (the fixture)
+from tests.server.test_connection_test import KEY
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True)
 
 
 @pytest.fixture
@@ -30,7 +37,7 @@ async def test_run_prints_entries_and_exit_codes_say_whether_gates_passed(
     db_url: str,
     settings: Settings,
     labs: tuple[str, str],
-    monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("PATCHBAY_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("PATCHBAY_ALLOW_PRIVATE_BASE_URLS", "true")
