@@ -22,7 +22,9 @@ from tests.server.test_connection_test import KEY
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True)
+    return Settings(
+        data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True
+    )
 
 
 @pytest.fixture
