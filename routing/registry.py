@@ -1,7 +1,8 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
 `Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents, the
-platform's connections and the vault envelopes of their keys), builds the snapshot with
+platform's connections, the vault envelopes of their keys and their stored conformance results,
+for the gates), builds the snapshot with
 `routing.snapshot` (applying the tier table through `billing_policy`), and serves it from
 memory until the org's configuration, or the platform's, changes. The hot path never touches
 the database.

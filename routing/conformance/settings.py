@@ -74,6 +74,8 @@ async def set_gates(
     actor: str = "admin",
 ) -> GateSettings:
     """Turn the org's gates on or off and/or merge threshold overrides (None: leave it)."""
+    if enabled is None and thresholds is None:
+        return await gate_settings(session, org_id)
     row = await _row(session, org_id)
     changed = False
     if enabled is not None and bool(row.conformance_gates) != enabled:

@@ -4,7 +4,9 @@
   month (UTC).
 - `PATCH /admin/v1/orgs/{org}` with `{"monthly_budget": "250"}` (null removes it): the org
   update route (`billing` permission). Its `tier` and `byok_override` fields are the operator's
-  alone (`server.access.policy.FIELD_PERMISSIONS`; the change itself is `server.org_plan`).
+  alone (`server.access.policy.FIELD_PERMISSIONS`; the change itself is `server.org_plan`);
+  its `conformance_gates` and `conformance_thresholds` need `configure`
+  (`routing.conformance.settings`, docs/conformance.md#gates).
 - `PATCH /admin/v1/orgs/{org}/api-keys/{key_id}` with `{"spend_limit": "25"}` (null removes
   it; `keys` permission). A key's limit can also be given when it is created.
 
