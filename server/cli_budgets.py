@@ -21,9 +21,13 @@ from server import budgets, org_plan
 from server.cli_common import emit, json_option, run_in_session
 
 _BUDGET_HELP = "USD per calendar month (UTC), an exact decimal such as 250 or 99.50; `none` removes it."
-_TIER_HELP = f"The org's tier: {', '.join(t.value for t in Tier)}. A downgrade deletes nothing (docs/billing.md)."
+_TIER_HELP = (
+    f"The org's tier: {', '.join(t.value for t in Tier)}. A downgrade deletes nothing (docs/billing.md)."
+)
 _OVERRIDE_HELP = "on: the org keeps BYOK (its own keys) whatever its tier; off: its tier decides."
-_GATES_HELP = "on: route only to models whose conformance gates pass (docs/conformance.md); off: gates are not checked."
+_GATES_HELP = (
+    "on: route only to models whose conformance gates pass (docs/conformance.md); off: gates are not checked."
+)
 _LIMIT_HELP = "The key's spend limit in USD per calendar month (UTC); `none` removes it."
 
 
@@ -47,7 +51,9 @@ def org_update(
         chosen = org_plan.parse_tier(tier) if tier is not None else None
         switch = org_plan.parse_switch(override, param="byok_override") if override is not None else None
         if budget is not None:
-            await budgets.set_org_budget(s, org_ref, budgets.parse_cap(budget, param="monthly_budget"), actor="cli")
+            await budgets.set_org_budget(
+                s, org_ref, budgets.parse_cap(budget, param="monthly_budget"), actor="cli"
+            )
         plan = await org_plan.set_plan(s, org_ref, tier=chosen, byok_override=switch, actor="cli")
         on = org_plan.parse_switch(gates, param="conformance_gates") if gates is not None else None
         gate_info = await set_gates(s, plan.org_id, enabled=on, actor="cli")

@@ -40,19 +40,22 @@ class OrgUpdate(BaseModel):
 
     monthly_budget: Usd | None = Field(
         default=None,
-        description="USD per calendar month (UTC), exact decimal string such as \"99.50\"; null removes it.",
+        description='USD per calendar month (UTC), exact decimal string such as "99.50"; null removes it.',
     )
     tier: str | None = Field(
-        default=None, description="The org's tier, a row of the tier table (free, starter, pro, agency, enterprise). Operator only."
+        default=None,
+        description="The org's tier, a row of the tier table (free, starter, pro, agency, enterprise). Operator only.",
     )
     byok_override: bool | None = Field(
         default=None, description="The org keeps BYOK (its own keys) whatever its tier. Operator only."
     )
     conformance_gates: bool | None = Field(
-        default=None, description="Route only to models whose conformance gates pass (docs/conformance.md). `configure` permission."
+        default=None,
+        description="Route only to models whose conformance gates pass (docs/conformance.md). `configure` permission.",
     )
     conformance_thresholds: dict[str, float] | None = Field(
-        default=None, description="Capability -> pass rate required (0-1), merged over the defaults. `configure` permission."
+        default=None,
+        description="Capability -> pass rate required (0-1), merged over the defaults. `configure` permission.",
     )
 
 
