@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from billing.prices import Price
 from providers.contract import BillingSource, Capability, CredentialSource, ModelRef, ProviderId
+from routing.conformance.gates import GATES_OFF, OrgGates
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings
 
@@ -115,6 +116,9 @@ class OrgRouting:
     allowed_billing: frozenset[BillingSource] = ALL_BILLING_SOURCES
     """Billing sources the org's tier (and its BYOK override) permits; candidates billed elsewhere
     are skipped with `skipped:tier:<source>`."""
+    gates: OrgGates = GATES_OFF
+    """Conformance gates: whether they are on, the thresholds and the stored results
+    (routing/conformance/gates.py); candidates they stop are skipped with `skipped:gate:<capability>`."""
     warnings: tuple[str, ...] = ()
     """Configuration problems found while building (e.g. an unparsable ref), for the admin UI."""
 

@@ -1,7 +1,8 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
 `Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents, the
-platform's connections and the vault envelopes of their keys), builds the snapshot with
+platform's connections, the vault envelopes of their keys and their stored conformance results,
+for the gates), builds the snapshot with
 `routing.snapshot` (applying the tier table through `billing_policy`), and serves it from
 memory until the org's configuration, or the platform's, changes. The hot path never touches
 the database.
@@ -51,6 +52,7 @@ from providers.credentials import Credential, NoCredential
 from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.config_versions import read_versions
+from routing.conformance.store import load_results
 from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
 from routing.env_reference import ALLOW_SETTING, is_reserved
@@ -270,6 +272,7 @@ class Registry:
             conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
             platform = list(await session.scalars(select(Connection).where(Connection.org_id.is_(None))))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
+            conformance = await load_results(session, [c.id for c in (*conns, *platform)])
             creds = {c.id: await self.credential_for(session, c) for c in (*conns, *platform)}
         routing = build_org_routing(
             org,
@@ -278,6 +281,7 @@ class Registry:
             agents,
             platform=platform,
             billing_policy=self._billing_policy,
+            conformance=conformance,
         )
         for warning in routing.warnings:
             log.warning(

@@ -4,6 +4,9 @@ Resolution is pure and synchronous: it reads the org's snapshot, the catalog and
 profile states the caller fetched in one batch, and returns every candidate in the order
 decided, either as an attempt to make or as a skip with a deterministic reason.
 
+Candidates are filtered, in this order, by connection status, tier (`skipped:tier:*`), what the
+connection offers, capability, conformance gates (`skipped:gate:<capability>`) and cooldown.
+
 Where the chain comes from, first match wins:
 1. `agent:NAME` as the model: that agent's chain for the intent.
 2. Any other model the caller names is pinned, hence strict: only that model is tried
@@ -245,6 +248,9 @@ class Resolver:
         missing = needs - info.capabilities
         if missing:
             return _skip(ref, conn, f"capability:{min(missing).value}")
+        gated = org.gates.blocked(conn.connection_id, conn.profile_id, ref.model, needs)
+        if gated is not None:
+            return _skip(ref, conn, f"gate:{gated.value}")
         if block is not None:
             return _skip(ref, conn, block.label)
         return PlannedAttempt(ref=ref, connection=conn, info=info, step=step)

@@ -32,6 +32,8 @@ from providers.contract import (
     ProviderId,
     billing_source_for,
 )
+from routing.conformance.snapshot import org_gates
+from routing.conformance.tables import ConformanceResult
 from routing.intents import Intent
 from routing.model import (
     ALL_BILLING_SOURCES,
@@ -79,11 +81,12 @@ def build_org_routing(
     platform: Sequence[Connection] = (),
     billing_policy: BillingPolicy = allow_all_billing,
     explicit_order: Collection[str] = (),
+    conformance: Sequence[ConformanceResult] = (),
 ) -> OrgRouting:
     """The org's snapshot. `platform`: the operator's connections (rows without an org).
     `explicit_order` (added to the settings' `profile_order_explicit`) names the providers whose
     profile order the org set by hand (they are tried by `position`); the others rotate by least
-    recent use.
+    recent use. `conformance`: the stored results of these connections, for the gates.
     """
     explicit_order = {*explicit_order, *((settings.profile_order_explicit or []) if settings else [])}
     allowed_billing = billing_policy(org.tier, byok_override=bool(settings and settings.byok_enabled))
@@ -143,6 +146,7 @@ def build_org_routing(
         explicit_order=frozenset(p for p in by_provider if p.value in explicit_order),
         platform=MappingProxyType({p: tuple(vs) for p, vs in theirs.items() if vs}),
         allowed_billing=allowed_billing,
+        gates=org_gates(settings, conformance, warnings),
         warnings=tuple(warnings),
     )
 

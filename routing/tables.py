@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
@@ -27,6 +27,12 @@ class OrgAISettings(Base):
     profile_order_explicit: Mapped[list[str] | None] = mapped_column(JSON)
     """Providers whose profile order the org set by hand; the others rotate by least recent use."""
     byok_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    conformance_gates: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Route only to models whose conformance gates pass (docs/conformance.md#gates)."""
+    conformance_thresholds: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    """Capability -> pass rate the org requires, over the documented defaults; None: the defaults."""
+    conformance_overrides: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
+    """Operator overrides: [{"connection": profile id, "model": ..., "capability": ...}] let through."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 

@@ -72,9 +72,11 @@ async def verify(
     *,
     model: str | None = None,
     extra_probes: Sequence[ExtraProbe] = (),
+    text: bool = True,
 ) -> probes.Verification:
-    """Run test_auth, list_models, test_text (chat providers) and `extra_probes` (e.g. the
-    voice probe) when auth passed; record health on `row`."""
+    """Run test_auth, list_models, test_text (chat providers; not with `text=False`, the
+    scheduled probe's cheap form that generates nothing) and `extra_probes` (e.g. the voice
+    probe) when auth passed; record health on `row`."""
     preset = PRESETS[ProviderId(row.provider)]
     endpoint = Endpoint(
         preset=preset,
@@ -86,7 +88,7 @@ async def verify(
     try:
         if row.base_url:
             await check_base_url(row.base_url, tools.guard, tools.resolve)
-        await _probe(endpoint, preset.protocol, row, tools, model, extra_probes, results)
+        await _probe(endpoint, preset.protocol, row, tools, model, extra_probes, results, text=text)
     except BaseUrlRefusedError as exc:
         results.append(probes.ProbeResult("guard", False, 0.0, ErrorClass.PERMISSION, None, str(exc)))
     return _record(row, probes.Verification(tuple(results)))
@@ -100,13 +102,15 @@ async def _probe(
     model: str | None,
     extra_probes: Sequence[ExtraProbe],
     results: list[probes.ProbeResult],
+    *,
+    text: bool,
 ) -> None:
     auth = await probes.test_auth(tools.clients, endpoint)
     results.append(auth)
     listed = await probes.list_models(tools.clients, endpoint)
     results.append(listed)
     adapter = tools.adapters.get(protocol)
-    if auth.ok and adapter is not None:
+    if auth.ok and adapter is not None and text:
         chosen = model or probe_model(row, tools.catalog, listed.models)
         if chosen is not None:
             results.append(await probes.test_text(adapter, endpoint, chosen))

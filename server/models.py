@@ -9,6 +9,7 @@ import foundation.audit
 import foundation.orgs
 import providers.vault.tables
 import routing.config_versions
+import routing.conformance.tables
 import routing.tables
 import server.access.tables
 import server.activity.table
@@ -23,6 +24,7 @@ TABLE_MODULES = (
     foundation.audit,
     foundation.orgs,
     providers.vault.tables,
+    routing.conformance.tables,
     routing.config_versions,
     routing.tables,
     server.access.tables,

@@ -43,6 +43,7 @@ from routing.cooldown_store import CooldownStore, make_cooldown_store
 from routing.env_reference import allowed_environ
 from routing.executor import Executor
 from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
+from routing.health_probe import HealthProbe
 from routing.redis_health import redis_client
 from routing.registry import Registry
 from routing.resolver import Resolver
@@ -215,6 +216,8 @@ class Services:
     """Stripe (server/payments); None when PATCHBAY_STRIPE_SECRET_KEY is unset: purchases are off."""
     webhook: Webhook | None = None
     """Applies Stripe's webhook events (with `payments`)."""
+    health_probe: HealthProbe | None = None
+    """The scheduled health probe; runs only while serving, when PATCHBAY_HEALTH_PROBE_INTERVAL is set."""
 
     @classmethod
     def build(
@@ -334,8 +337,19 @@ class Services:
             self.db.sessions, retention_days=self.settings.request_log_retention_days
         )
         self.retention.start()
+        if self.settings.health_probe_interval > 0:
+            self.health_probe = HealthProbe(
+                self.db.sessions,
+                self.gateway.registry.credential_for,
+                self.verify_tools,
+                interval=self.settings.health_probe_interval,
+                include_platform=self.settings.health_probe_platform,
+            )
+            self.health_probe.start()
 
     async def aclose(self) -> None:
+        if self.health_probe is not None:
+            await self.health_probe.aclose()
         await self.sweeper.aclose()
         if self.payments is not None:
             await self.payments.aclose()

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     """A credits hold not settled or released by then (its process crashed) is released by the sweeper."""
     request_log_retention_days: int = Field(default=30, ge=0, le=3650)
     """Days the request log keeps each org's requests; 0 keeps nothing (the log is off)."""
+    health_probe_interval: float = Field(default=0, ge=0, le=7 * 24 * 3600)
+    """Seconds between rounds of the scheduled health probe (test_auth and list_models per
+    connection, no generation); 0 turns it off (docs/conformance.md#scheduled-health)."""
+    health_probe_platform: bool = False
+    """Also probe the operator's platform connections on that schedule."""
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""

@@ -86,6 +86,10 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     # Granting credits gives money away: the operator's alone, never an org role's.
     ("POST", f"{_O}/billing/grants"): OPERATOR,
     ("POST", f"{_O}/billing/checkout"): BILLING,
+    ("GET", f"{_O}/conformance"): READ,
+    ("POST", f"{_O}/conformance/runs"): CONFIGURE,
+    # Letting a model past a gate it failed is the operator's call, audited with a reason.
+    ("PUT", f"{_O}/conformance/overrides"): OPERATOR,
 }
 
 FIELD_PERMISSIONS: dict[tuple[str, str, str], Permission] = {
@@ -93,6 +97,9 @@ FIELD_PERMISSIONS: dict[tuple[str, str, str], Permission] = {
     # the operator's alone. An org changes its tier by paying (Stripe checkout, server.payments).
     ("PATCH", _O, "tier"): OPERATOR,
     ("PATCH", _O, "byok_override"): OPERATOR,
+    # Gates decide what the org may route to: a routing setting, not a billing one.
+    ("PATCH", _O, "conformance_gates"): CONFIGURE,
+    ("PATCH", _O, "conformance_thresholds"): CONFIGURE,
 }
 """Body fields that need more than their route's permission; the route calls `authorize_fields`."""
 

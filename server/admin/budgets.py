@@ -4,7 +4,9 @@
   month (UTC).
 - `PATCH /admin/v1/orgs/{org}` with `{"monthly_budget": "250"}` (null removes it): the org
   update route (`billing` permission). Its `tier` and `byok_override` fields are the operator's
-  alone (`server.access.policy.FIELD_PERMISSIONS`; the change itself is `server.org_plan`).
+  alone (`server.access.policy.FIELD_PERMISSIONS`; the change itself is `server.org_plan`);
+  its `conformance_gates` and `conformance_thresholds` need `configure`
+  (`routing.conformance.settings`, docs/conformance.md#gates).
 - `PATCH /admin/v1/orgs/{org}/api-keys/{key_id}` with `{"spend_limit": "25"}` (null removes
   it; `keys` permission). A key's limit can also be given when it is created.
 
@@ -20,6 +22,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from foundation.errors import ForbiddenError, RequestError
+from routing.conformance import settings as gate_store
 from server import accounts, budgets, org_plan
 from server.access import policy
 from server.admin.auth import require_admin
@@ -46,6 +49,14 @@ class OrgUpdate(BaseModel):
     byok_override: bool | None = Field(
         default=None, description="The org keeps BYOK (its own keys) whatever its tier. Operator only."
     )
+    conformance_gates: bool | None = Field(
+        default=None,
+        description="Route only to models whose conformance gates pass (docs/conformance.md). `configure` permission.",
+    )
+    conformance_thresholds: dict[str, float] | None = Field(
+        default=None,
+        description="Capability -> pass rate required (0-1), merged over the defaults. `configure` permission.",
+    )
 
 
 class BudgetOut(BaseModel):
@@ -60,6 +71,8 @@ class BudgetOut(BaseModel):
 class OrgUpdateOut(BudgetOut):
     tier: str
     byok_override: bool = Field(description="The org keeps BYOK whatever its tier.")
+    conformance_gates: bool = False
+    conformance_thresholds: dict[str, float] = Field(default_factory=dict)
 
 
 class KeyUpdate(BaseModel):
@@ -89,14 +102,17 @@ async def get_budget(org: str, svc: ServicesDep) -> BudgetOut:
 async def update_org(org: str, body: OrgUpdate, svc: ServicesDep, caller: CallerDep) -> OrgUpdateOut:
     given = body.model_fields_set
     if not given:
-        raise RequestError("nothing to change: give monthly_budget, tier or byok_override")
+        raise RequestError(
+            "nothing to change: give monthly_budget, tier, byok_override, conformance_gates or conformance_thresholds"
+        )
     refusal = policy.authorize_fields(caller, "PATCH", "/admin/v1/orgs/{org}", org, given)
     if refusal is not None:
         raise ForbiddenError(refusal.message)
     if "tier" in given and body.tier is None:
         raise RequestError("tier cannot be null", param="tier")
-    if "byok_override" in given and body.byok_override is None:
-        raise RequestError("byok_override cannot be null", param="byok_override")
+    for name in ("byok_override", "conformance_gates"):
+        if name in given and getattr(body, name) is None:
+            raise RequestError(f"{name} cannot be null", param=name)
     tier = org_plan.parse_tier(body.tier) if body.tier is not None else None
     budget = _amount(body.monthly_budget, "monthly_budget") if "monthly_budget" in given else None
     now = svc.spend_caps.now()
@@ -104,11 +120,20 @@ async def update_org(org: str, body: OrgUpdate, svc: ServicesDep, caller: Caller
         if "monthly_budget" in given:
             await budgets.set_org_budget(s, org, budget, now=now)
         plan = await org_plan.set_plan(s, org, tier=tier, byok_override=body.byok_override)
+        gates = await gate_store.set_gates(
+            s, plan.org_id, enabled=body.conformance_gates, thresholds=body.conformance_thresholds
+        )
         info = await budgets.org_budget(s, org, now=now)
     _changed(svc, info.org_id)
-    if plan.changed:
-        svc.config_changed(plan.org_id)
-    return OrgUpdateOut.model_validate({**info.as_json("monthly_budget"), **plan.as_json()})
+    svc.config_changed(plan.org_id)
+    return OrgUpdateOut.model_validate(
+        {
+            **info.as_json("monthly_budget"),
+            **plan.as_json(),
+            "conformance_gates": gates.enabled,
+            "conformance_thresholds": gates.thresholds,
+        }
+    )
 
 
 @router.patch("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)

@@ -18,7 +18,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,13 +78,17 @@ class OpenAIEmulator:
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4.1"),
         fast: bool = False,
         default: Scenario | None = None,
+        responder: Callable[[Mapping[str, Any]], Scenario | None] | None = None,
     ) -> None:
+        """`responder`: a model's behaviour, asked first with each chat request's JSON body (None:
+        fall through to the queued and sticky scenarios); tests/emulators/conformance_models.py."""
         self.flavor: Flavor = flavor
         self.api_key = api_key
         self.models = models
         self.fast = fast
         self.wire = Wire(flavor)
         self._default = default or Scenario()
+        self.responder = responder
         self._lock = threading.Lock()
         self._queue: deque[Scenario] = deque()
         self._by_model: dict[str, deque[Scenario]] = {}
@@ -210,7 +214,7 @@ class OpenAIEmulator:
         if refused is not None:
             await self._respond(fail(400, refused), key, send, gone)
             return
-        s = self._next(model)
+        s = (self.responder(request) if self.responder else None) or self._next(model)
         if s.error_body is not None:
             await self._respond(s, key, send, gone)
             return

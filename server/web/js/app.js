@@ -1,6 +1,6 @@
 // Entry point: signing in (password, admin token, invite link), who the caller is
 // (`GET /admin/v1/me`), the org picker, and the pages (#/connections, #/settings, #/keys,
-// #/activity, #/members, #/usage, #/billing, #/plans). Each page gets the caller's access in the selected
+// #/activity, #/members, #/usage, #/conformance, #/billing, #/plans). Each page gets the caller's access in the selected
 // org (access.js) and renders only the actions it allows; a page that needs a permission to be
 // read at all (Billing) has no link for a role without it.
 
@@ -8,6 +8,7 @@ import { BILLING, accessIn } from "./access.js";
 import { activityPage } from "./activity.js";
 import { ApiError, SIGNED_OUT, api, auth, rememberCsrf, session } from "./api.js";
 import { billingPage } from "./billing.js";
+import { conformancePage } from "./conformance.js";
 import { connectionsPage } from "./connections.js";
 import { h, replace } from "./dom.js";
 import { hideInvite, showInvite, takeInviteFromLink } from "./invite.js";
@@ -27,6 +28,7 @@ const PAGES = {
   activity: { title: "Activity", render: activityPage },
   members: { title: "Members", render: membersPage },
   usage: { title: "Usage", render: usagePage },
+  conformance: { title: "Conformance", render: conformancePage },
   billing: { title: "Billing", render: billingPage, needs: BILLING },
   plans: { title: "Plans", render: plansPage },
 };

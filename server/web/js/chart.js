@@ -121,3 +121,51 @@ function tooltip(day, total, series, value, measure, format) {
   const parts = series.filter((s) => value(day, s.key) > 0).map((s) => `${s.label} ${format(value(day, s.key))}`);
   return `${shortDay(day)}: ${format(total)} ${measure} (${parts.join(", ")})`;
 }
+
+const ROW = 26;
+const LABEL_WIDTH = 260;
+
+/**
+ * A horizontal bar per row, for comparing models: `rows` are [{label, value, series}] (value a
+ * number or null for "not measured"); `max` fixes the axis top (1 for rates), else it is scaled.
+ * The figures are in the table `caption` names, next to the chart.
+ */
+export function barChart({ rows, title, measure, format, max }) {
+  const titleId = uid("chart-title");
+  const descId = uid("chart-desc");
+  const found = rows.filter((r) => r.value !== null && r.value !== undefined);
+  const { top, step } = max ? { top: max, step: max / 4 } : scale(Math.max(0, ...found.map((r) => r.value)));
+  const height = PAD.top + rows.length * ROW + PAD.bottom;
+  const plotWidth = WIDTH - LABEL_WIDTH - PAD.right;
+  const x = (v) => LABEL_WIDTH + (plotWidth * Math.min(v, top)) / top;
+  const grid = [];
+  for (let v = 0; v <= top + 1e-9; v += step) {
+    grid.push(
+      svg("line", { class: v === 0 ? "axis" : "grid", x1: x(v), x2: x(v), y1: PAD.top, y2: height - PAD.bottom }),
+      svg("text", { class: "tick", x: x(v), y: height - 8, "text-anchor": "middle" }, format(v)),
+    );
+  }
+  const bars = rows.map((r, i) => {
+    const y = PAD.top + i * ROW;
+    const shown = r.value === null || r.value === undefined ? "not measured" : `${format(r.value)} ${measure}`;
+    return svg(
+      "g",
+      { class: "row", dataset: { label: r.label } },
+      svg("title", {}, `${r.label}: ${shown}`),
+      svg("text", { class: "tick", x: LABEL_WIDTH - 8, y: y + ROW / 2, "text-anchor": "end", "dominant-baseline": "middle" }, r.label),
+      found.includes(r) ? svg("rect", { class: `bar series-${r.series || "c0"}`, x: x(0), y: y + 4, width: Math.max(1, x(r.value) - x(0)), height: ROW - 8, dataset: { value: r.value } }) : null,
+    );
+  });
+  return h(
+    "figure",
+    { class: "chart" },
+    svg(
+      "svg",
+      { viewBox: `0 0 ${WIDTH} ${height}`, width: WIDTH, height, role: "img", "aria-labelledby": `${titleId} ${descId}` },
+      svg("title", { id: titleId }, title),
+      svg("desc", { id: descId }, `${found.length} of ${rows.length} measured; the figures are in the results table.`),
+      grid,
+      bars,
+    ),
+  );
+}

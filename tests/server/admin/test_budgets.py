@@ -29,7 +29,8 @@ async def test_the_org_update_route_sets_shows_and_clears_the_budget(
     assert (body["monthly_budget"], body["monthly_budget_micro_usd"]) == ("12.345678", 12_345_678)
     assert body["spent_this_month"] == "0.00" and len(body["month"]) == 7
     shown = (await client.get("/admin/v1/orgs/acme/budget", headers=OPERATOR)).json()
-    assert shown == {k: v for k, v in body.items() if k not in ("tier", "byok_override")}
+    plan_and_gates = ("tier", "byok_override", "conformance_gates", "conformance_thresholds")
+    assert shown == {k: v for k, v in body.items() if k not in plan_and_gates}
     assert (body["tier"], body["byok_override"]) == (
         "enterprise",
         False,
