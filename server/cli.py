@@ -33,9 +33,9 @@ from server.cli_common import (
     load_settings,
     run_in_session,
 )
+from server.cli_conformance import conformance_group
 from server.cli_explain import agent_explain
 from server.cli_import import import_group
-from server.cli_conformance import conformance_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
 from server.cli_routing import agent, connection
