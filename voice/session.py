@@ -405,7 +405,10 @@ class VoiceSession:
             status = "failed"
         finally:
             run.record_usage(
-                self._accounts, status, llm_recorded=self._llm.records_usage, tts_recorded=self._tts.records_usage
+                self._accounts,
+                status,
+                llm_recorded=self._llm.records_usage,
+                tts_recorded=self._tts.records_usage,
             )
         active = self._active
         if active is not None and active.run is run:
@@ -465,7 +468,23 @@ class VoiceSession:
             self.outbox.put(announce)
         for item in run.close("incomplete"):
             self.conversation.replace(item)
-        self.outbox.put(run.done("cancelled", reason))
+        if self._costs is None or self._closed:
+            self.outbox.put(run.done("cancelled", reason))
+            return
+        # What the cancelled turn used is charged as its segments unwind (each settles before
+        # its stream closes); its response.done waits for that, in its place in the outbox.
+        self._spawn(self._done_when_settled(active.task, run, reason, self.outbox.put_later()))
+
+    async def _done_when_settled(
+        self, task: asyncio.Task[None], run: ResponseRun, reason: str, place: asyncio.Future[SessionEvent]
+    ) -> None:
+        cost: dict[str, object] | None = None
+        try:
+            await asyncio.wait({task})
+            if self._costs is not None:
+                cost = cost_metadata(self._costs.take(run.turn_id) or {})
+        finally:
+            place.set_result(run.done("cancelled", reason, cost=cost))
 
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)

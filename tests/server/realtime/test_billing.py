@@ -76,7 +76,9 @@ async def usage(patchbay: Patchbay) -> list[UsageRecord]:
 async def quiet_session(connect: Any) -> Client:
     client: Client = await connect()
     await client.until("session.created")
-    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    await client.send(
+        "session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    )
     await client.until("session.updated")
     return client
 
@@ -117,7 +119,12 @@ async def platform_tts(patchbay: Patchbay, url: str) -> None:
     """An ElevenLabs connection billed to the platform, first in the org's TTS chain."""
     async with patchbay.services.db.session() as s:
         await patchbay.services.connections().create(
-            s, patchbay.org_id, provider="elevenlabs", name="plat", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
+            s,
+            patchbay.org_id,
+            provider="elevenlabs",
+            name="plat",
+            base_url=url,
+            key=Secret("xi-CANARY-0123456789abcdef"),
         )
         await s.execute(
             update(Connection)
@@ -132,7 +139,9 @@ async def platform_tts(patchbay: Patchbay, url: str) -> None:
     patchbay.services.config_changed(patchbay.org_id)
 
 
-@pytest.mark.parametrize(("tier", "markup_bp", "per_minute"), [("pro", 11_500, FEE_PRO), ("agency", 11_000, 0)])
+@pytest.mark.parametrize(
+    ("tier", "markup_bp", "per_minute"), [("pro", 11_500, FEE_PRO), ("agency", 11_000, 0)]
+)
 async def test_a_voice_turn_with_a_byok_llm_pays_only_for_the_platform_speech(
     patchbay: Patchbay,
     connect: Any,
@@ -302,3 +311,41 @@ async def test_a_reached_monthly_budget_fails_the_response_with_its_own_code(
     assert events[-1]["response"]["status_details"]["error"]["code"] == "budget_exceeded"
     assert llm.chat_requests == []
     assert [e.kind for e in await entries(patchbay)] == [EntryKind.GRANT]
+
+
+async def test_a_cancelled_response_is_charged_what_it_used_and_its_done_says_so(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, builtin: BuiltIn
+) -> None:
+    """`response.cancel` mid-turn: the LLM stream stalled after its first sentence (tokens that
+    arrived, estimated: the starter tier's BYOK surcharge) and the audio already made (the voice
+    fee) are charged, and the cancelled `response.done` reports exactly those charges."""
+    await set_tier(patchbay, "starter")
+    ledger = patchbay.services.ledger
+    await ledger.grant(patchbay.org_id, 1_000_000, "grant-1")
+    # The first sentence and a few words of the second, then the upstream holds the stream open.
+    llm.enqueue(Scenario(text=REPLY + " We will also send you a reminder tomorrow.", stall_after=8))
+    client = await quiet_session(connect)
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a table"}]},
+    )
+    await client.send("response.create")
+    await client.until("response.output_audio.delta", within=20)
+    await client.send("response.cancel")
+    done = (await client.until("response.done", within=20))[-1]["response"]
+    assert done["status"] == "cancelled"
+
+    rows = await usage(patchbay)
+    by_segment = {r.segment: r for r in rows}
+    assert sorted(by_segment) == ["llm", "tts"] and len(rows) == 2
+    assert by_segment["llm"].status == "cancelled" and by_segment["llm"].output_tokens > 0
+    assert by_segment["tts"].audio_seconds > 0
+    llm_cost, tts_cost = by_segment["llm"].cost_micro_usd, by_segment["tts"].cost_micro_usd
+    assert llm_cost > 0 and tts_cost == fee(by_segment["tts"].audio_seconds, 10_000)  # starter: 0.01 USD/min
+
+    settles = [e for e in await entries(patchbay) if e.kind is EntryKind.SETTLE]
+    assert sorted(e.amount for e in settles) == sorted([llm_cost, tts_cost])
+    assert done["metadata"]["cost"] == format_usd(llm_cost + tts_cost)
+    assert done["metadata"]["cost_by_segment"] == {"llm": format_usd(llm_cost), "tts": format_usd(tts_cost)}
+    balance = await ledger.balance(patchbay.org_id)
+    assert (balance.balance, balance.held) == (1_000_000 - llm_cost - tts_cost, 0)
