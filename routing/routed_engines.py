@@ -111,7 +111,9 @@ class RoutedTTS(TTSEngine):
         if served is None:
             return None
         policy = policy_for(await self._speech.tier(self._ctx.org_id))
-        return charge_before_audio(policy, served.billing_source, price_for(served.info), characters=len(text))
+        return charge_before_audio(
+            policy, served.billing_source, price_for(served.info), characters=len(text)
+        )
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, turn_id: str | None = None

@@ -160,7 +160,7 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
         await page.get_by_role("button", name="Download CSV").click()
     download = await saved.value
     assert download.suggested_filename.startswith("ledger-") and download.suggested_filename.endswith(".csv")
-    text = Path(str(await download.path())).read_text()
+    text = await asyncio.to_thread(Path(str(await download.path())).read_text)
     async with live.admin() as admin:
         api_csv = await admin.get(f"/orgs/{org_id}/billing/ledger", params={"since": "365d", "format": "csv"})
     assert text == api_csv.text
