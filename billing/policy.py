@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from billing.prices import SECONDS_PER_MINUTE
+from billing.prices import SECONDS_PER_MINUTE, Price, cost
 from billing.tiers import BASIS_POINTS, ByokModel, TierPolicy, policy_for
 from billing.usage import Segment
 from providers.contract import BillingSource
@@ -85,6 +85,20 @@ def charge(
         usage = _share(list_cost, policy.byok_surcharge_bp)
         return Charge(credits=usage, usage=usage, voice_fee=0, reason=f"{source.value}:surcharge")
     return Charge(credits=0, usage=0, voice_fee=0, reason=f"{source.value}:included")
+
+
+def charge_before_audio(
+    policy: TierPolicy, source: BillingSource, price: Price | None, *, characters: int
+) -> int | None:
+    """A TTS segment's charge when it does not depend on the audio it will make: its model is
+    priced by characters (or not at all) and no voice fee applies to its source. None when the
+    audio counts (a per-minute price, or a platform segment on a tier with a voice fee)."""
+    if price is not None and price.per_minute:
+        return None
+    if source is BillingSource.PLATFORM and policy.voice_fee:
+        return None
+    list_cost = cost(price, characters=characters) if price is not None else 0
+    return charge(policy, source, Segment.TTS, list_cost).credits
 
 
 def voice_fee(policy: TierPolicy, audio_seconds: float) -> int:

@@ -25,7 +25,17 @@ from types import MappingProxyType
 
 from billing.money import MAX_MICRO_USD, format_usd, parse_usd
 from foundation.errors import RequestError
-from providers.types import ChatRequest, TextPart, Usage
+from providers.types import (
+    ChatRequest,
+    ReasoningDelta,
+    RefusalDelta,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+)
 
 TOKENS_PER_UNIT = 1_000_000
 """Token prices are per million tokens."""
@@ -209,6 +219,25 @@ def estimate_input_tokens(request: ChatRequest) -> int:
             else:
                 media += 1
     return -(-chars // _CHARS_PER_TOKEN) + media * _TOKENS_PER_MEDIA_PART
+
+
+def estimate_usage(request: ChatRequest, output_chars: int) -> Usage:
+    """A stream's usage when its provider never reported any (cancelled, failed, or a server
+    that sends no usage): the request's input estimate and the output that arrived, at the same
+    3 characters a token. So a stream that served something is never charged zero by accident."""
+    output_tokens = -(-max(output_chars, 0) // _CHARS_PER_TOKEN)
+    return Usage(input_tokens=estimate_input_tokens(request), output_tokens=output_tokens)
+
+
+def output_chars(event: StreamEvent) -> int:
+    """The characters of output a stream event brings, for `estimate_usage`."""
+    if isinstance(event, TextDelta | RefusalDelta | ReasoningDelta):
+        return len(event.text)
+    if isinstance(event, ToolCallDelta):
+        return len(event.arguments)
+    if isinstance(event, ToolCallStart):
+        return len(event.name)
+    return 0
 
 
 _TOKENS_SPEC = re.compile(r"^(?P<input>[^/]+)/(?P<output>[^/]+)(?:/(?P<cached>[^/]+))?$")

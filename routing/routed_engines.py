@@ -13,10 +13,13 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, replace
 
+from billing.policy import charge_before_audio
 from billing.preflight import InsufficientCreditsError
+from billing.tiers import policy_for
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError, insufficient_credits
 from providers.speech.base import STTEngine, Transcript, TTSEngine
+from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.resolver import PlannedAttempt
 from routing.router import CallContext
@@ -98,10 +101,24 @@ class RoutedTTS(TTSEngine):
         """The latest segment's attempt trace in header form: who was tried, skipped and why."""
         self.last_trace: AttemptTrace | None = None
         """The latest segment's attempt trace (filling in while the segment runs)."""
+        self._last_attempt: PlannedAttempt | None = None
+
+    async def charge_before_audio(self, text: str) -> int | None:
+        """What the latest segment (`text`, already speaking) is charged, micro-USD, when that is
+        known before its audio ends: a price by characters (or none) and no voice fee for its source;
+        None when its audio counts (`billing.policy.charge_before_audio`)."""
+        served = self._last_attempt
+        if served is None:
+            return None
+        policy = policy_for(await self._speech.tier(self._ctx.org_id))
+        return charge_before_audio(
+            policy, served.billing_source, price_for(served.info), characters=len(text)
+        )
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, turn_id: str | None = None
     ) -> AsyncGenerator[bytes, None]:
+        self._last_attempt = None
         if not text.strip():
             return
         ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
@@ -110,6 +127,7 @@ class RoutedTTS(TTSEngine):
         chunks = self._speech.synthesize(ctx, text, voice=voice, run=run)
         try:
             async for chunk in chunks:
+                self._last_attempt = run.served or self._last_attempt
                 self.last_served = _served(run.served) or self.last_served
                 self.last_route = run.trace.header()
                 yield chunk

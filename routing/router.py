@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from billing.preflight import Hold, Preflight, PreflightRequest
-from billing.prices import estimate_input_tokens
+from billing.prices import estimate_input_tokens, estimate_usage, output_chars
 from billing.turn_costs import TurnCosts
 from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource
@@ -99,6 +99,7 @@ class RoutedCall:
         self._ctx = ctx
         self._route = route
         self._hold = hold
+        self._request = request
         self._stream: RoutedStream = router.executor.stream(entry.routing, route, request)
         self._events: AsyncIterator[StreamEvent] | None = None
         self._started = time.perf_counter()
@@ -139,10 +140,13 @@ class RoutedCall:
     async def _run(self) -> AsyncIterator[StreamEvent]:
         status = SegmentStatus.CANCELLED
         events = self._stream.__aiter__()
+        arrived = 0
         try:
             async for event in events:
                 if isinstance(event, UsageUpdate):
                     self.usage = event.usage
+                else:
+                    arrived += output_chars(event)
                 yield event
             status = SegmentStatus.OK
         except (ProviderError, AllAttemptsFailedError):
@@ -151,6 +155,9 @@ class RoutedCall:
         finally:
             # Close the executor's generator now, not when it is collected: that closes the upstream.
             await events.aclose()  # type: ignore[attr-defined]
+            if self.usage is None and self.served is not None:
+                # No usage from the provider (cancelled, failed, or never sent): charge what arrived.
+                self.usage = estimate_usage(self._request, arrived)
             self.cost = await self._router._finish(
                 self._ctx, self._route.intent, self.served, self.usage, status, self._started, self._hold
             )

@@ -237,6 +237,10 @@ class SpeechRouter:
             )
             log_trace(org, run.trace)
 
+    async def tier(self, org_id: str) -> str:
+        """The org's tier, from its routing snapshot (memory)."""
+        return (await self._router.entry(org_id)).routing.tier
+
     def _stt_attempts(self, pcm16_16k: bytes, language: str | None) -> Attempts[Transcript]:
         async def prepare(attempt: PlannedAttempt) -> Open[Transcript] | TraceEntry:
             engine = await self._engine(attempt, Intent.STT)

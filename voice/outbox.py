@@ -5,6 +5,10 @@ order. `cancel(response_id)` removes that response's queued `CancellableOutput` 
 refuses any later ones, in one synchronous step. Because the queue is FIFO and the event
 announcing the cancellation (speech_started, response.done) is put after `cancel`, no
 cancelled delta can reach the wire after it, whatever tasks are still unwinding.
+
+`put_later()` keeps a place in the queue for an event not known yet (a cancelled response's
+`response.done`, whose cost is known only once its segments have settled): `get` waits at that
+place until the event is given, so nothing queued after it overtakes it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ _REMEMBERED = 64
 
 class Outbox:
     def __init__(self) -> None:
-        self._queue: deque[SessionEvent] = deque()
+        self._queue: deque[SessionEvent | asyncio.Future[SessionEvent]] = deque()
         self._ready = asyncio.Event()
         self._cancelled: deque[str] = deque(maxlen=_REMEMBERED)
         self.dropped = 0
@@ -42,6 +46,14 @@ class Outbox:
         self._ready.set()
         return True
 
+    def put_later(self) -> asyncio.Future[SessionEvent]:
+        """A place in the queue for an event given later (`set_result`); `get` waits there."""
+        place: asyncio.Future[SessionEvent] = asyncio.get_running_loop().create_future()
+        place.add_done_callback(lambda _: self._ready.set())
+        self._queue.append(place)
+        self._ready.set()
+        return place
+
     def cancel(self, response_id: str) -> None:
         if response_id not in self._cancelled:
             self._cancelled.append(response_id)
@@ -55,10 +67,13 @@ class Outbox:
         return response_id in self._cancelled
 
     def get_nowait(self) -> SessionEvent | None:
-        if not self._queue:
+        """The next event; None when there is none, or the next place's event is not given yet."""
+        head = self._queue[0] if self._queue else None
+        if head is None or (isinstance(head, asyncio.Future) and not head.done()):
             self._ready.clear()
             return None
-        return self._queue.popleft()
+        self._queue.popleft()
+        return head.result() if isinstance(head, asyncio.Future) else head
 
     async def get(self) -> SessionEvent:
         while True:

@@ -96,6 +96,12 @@ class _Active:
     task: asyncio.Task[None]
 
 
+def _give(place: asyncio.Future[SessionEvent], event: SessionEvent) -> None:
+    """Fill an outbox place (`Outbox.put_later`) once; later offers are ignored."""
+    if not place.done():
+        place.set_result(event)
+
+
 class VoiceSession:
     def __init__(
         self,
@@ -468,7 +474,26 @@ class VoiceSession:
             self.outbox.put(announce)
         for item in run.close("incomplete"):
             self.conversation.replace(item)
-        self.outbox.put(run.done("cancelled", reason))
+        if self._costs is None or self._closed:
+            self.outbox.put(run.done("cancelled", reason))
+            return
+        # What the cancelled turn used is charged as its segments unwind (each settles before
+        # its stream closes); its response.done waits for that, in its place in the outbox.
+        place = self.outbox.put_later()
+        waiter = self._spawn(self._done_when_settled(active.task, run, reason, place))
+        # Cancelled before it ever ran (the session closing at once), it still gives its place up.
+        waiter.add_done_callback(lambda _: _give(place, run.done("cancelled", reason)))
+
+    async def _done_when_settled(
+        self, task: asyncio.Task[None], run: ResponseRun, reason: str, place: asyncio.Future[SessionEvent]
+    ) -> None:
+        cost: dict[str, object] | None = None
+        try:
+            await asyncio.wait({task})
+            if self._costs is not None:
+                cost = cost_metadata(self._costs.take(run.turn_id) or {})
+        finally:
+            _give(place, run.done("cancelled", reason, cost=cost))
 
     def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         task = asyncio.ensure_future(coro)

@@ -35,6 +35,7 @@ from foundation.errors import RequestError
 from routing.tables import Agent
 from server import accounts
 from server.admin.auth import require_admin
+from server.admin.billing_models import BalanceWithHoldsOut, CostsOut, GrantOut, LedgerPageOut
 from server.admin.orgs import CallerDep, ServicesDep
 
 router = APIRouter(prefix="/admin/v1", dependencies=[Depends(require_admin)], tags=["admin", "billing"])
@@ -42,6 +43,9 @@ _B = "/orgs/{org}/billing"
 HOLDS_SHOWN = 100
 PAGE_DEFAULT, PAGE_MAX = 100, 1_000
 CSV_DEFAULT, CSV_MAX = 10_000, 100_000
+_CSV = (
+    "A page of entries (JSON), or with `format=csv` / `Accept: text/csv` the CSV of `patchbay ledger --csv`."
+)
 BY_COLUMN = {"source": "billing_source", "provider": "provider", "agent": "agent_id"}
 
 
@@ -56,7 +60,7 @@ class GrantIn(BaseModel):
     )
 
 
-@router.get(f"{_B}/balance")
+@router.get(f"{_B}/balance", response_model=BalanceWithHoldsOut)
 async def balance(org: str, svc: ServicesDep) -> dict[str, Any]:
     """What `patchbay credits balance --json` prints, and the open holds (oldest first, at most 100)."""
     async with svc.db.session() as s:
@@ -66,7 +70,11 @@ async def balance(org: str, svc: ServicesDep) -> dict[str, Any]:
     return {**balance_json(org_id, found), "holds": [hold_json(h) for h in holds]}
 
 
-@router.get(f"{_B}/ledger", response_model=None)
+@router.get(
+    f"{_B}/ledger",
+    response_model=LedgerPageOut,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": _CSV}},
+)
 async def ledger(
     org: str,
     request: Request,
@@ -109,7 +117,7 @@ async def ledger(
     }
 
 
-@router.get(f"{_B}/costs")
+@router.get(f"{_B}/costs", response_model=CostsOut)
 async def costs(
     org: str,
     svc: ServicesDep,
@@ -144,7 +152,7 @@ async def costs(
     }
 
 
-@router.post(f"{_B}/grants", status_code=201)
+@router.post(f"{_B}/grants", status_code=201, response_model=GrantOut)
 async def grant(
     org: str,
     body: GrantIn,

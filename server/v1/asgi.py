@@ -162,9 +162,15 @@ async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> N
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+NOTHING_CHARGED = (b"x-patchbay-cost", format_usd(0).encode())
+
+
 async def send_error(send: Send, error: ApiError, render: Render, extra: Headers | None = None) -> None:
+    """An error response; it says `x-patchbay-cost: 0` unless `extra` carries what was charged."""
     note_error(error.code or error.type)
     headers = [(k.encode(), v.encode()) for k, v in error.headers().items()]
+    if not any(name == b"x-patchbay-cost" for name, _ in extra or ()):
+        headers.append(NOTHING_CHARGED)
     if error.status == 401:
         headers.append((b"www-authenticate", b"Bearer"))
     await send_body(send, error.status, render(error), headers + (extra or []))

@@ -14,10 +14,10 @@ session does, and each request is one usage segment with the serving engine's bi
 
 Billing: each request's segment holds and settles like any other (`routing.speech`): STT for the
 audio it was sent, TTS for the characters it said and the audio it made. A segment the org's
-credits cannot cover is a 402 `insufficient_credits` before any engine runs. A transcription and
-an encoded speech carry `x-patchbay-cost` (their segment settled before the headers go); a
-streamed `pcm` / `wav` speech sends its headers before its cost is known, and settles before
-its body ends (its cost is on its usage record).
+credits cannot cover is a 402 `insufficient_credits` before any engine runs. `x-patchbay-cost` is
+on every response (settled before the headers go; an error's is 0 unless speech had started),
+except a streamed `pcm` / `wav` speech whose charge counts the audio still to come
+(docs/billing.md#how-a-request-is-charged); that one settles before its body ends.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from foundation.db import new_id
 from providers.errors import ProviderError, Refused
 from providers.speech.base import STT_SAMPLE_RATE, TTSEngine, aclose_quietly
 from providers.speech.pcm import AudioFormatError
+from routing.routed_engines import RoutedTTS
 from server.accounts import Principal
 from server.activity.recorder import note_error, note_request, note_speech
 from server.services import Services
@@ -64,12 +65,12 @@ class SpeechBody(BaseModel):
     response_format: Literal["pcm", "wav", "mp3", "opus", "aac", "flac"] = "mp3"
 
 
-def _error(error: ApiError) -> JSONResponse:
+def _error(error: ApiError, charged: str = format_usd(0)) -> JSONResponse:
     note_error(error.code or error.type)
     return JSONResponse(
         {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}},
         status_code=error.status,
-        headers=error.headers(),
+        headers={**error.headers(), "x-patchbay-cost": charged},
     )
 
 
@@ -77,13 +78,14 @@ def _invalid(message: str, param: str | None = None, code: str = "invalid_value"
     return _error(ApiError(400, "invalid_request_error", message, code=code, param=param))
 
 
-def _unavailable(stage: str, exc: ProviderError) -> JSONResponse:
+def _unavailable(stage: str, exc: ProviderError, charged: str = format_usd(0)) -> JSONResponse:
     if isinstance(exc, Refused):  # not run at all: the org's credits (402)
         return _error(ApiError(exc.status or 400, exc.error_type, exc.message, code=exc.code))
     return _error(
         ApiError(
             502, "server_error", f"{stage} failed ({exc.error_class.value})", code=f"{stage}_unavailable"
-        )
+        ),
+        charged,
     )
 
 
@@ -219,12 +221,15 @@ async def speech(request: Request) -> Response:
     speech = _Speech(stream, first, body.input, tts, served, _accounts(services, principal, "tts"))
     headers = {"x-patchbay-provider": served.name, "x-patchbay-sample-rate": str(tts.sample_rate)}
     if encoded_as is None:
+        charge = await _charge_before_audio(tts, body.input, first, costs)
+        if charge is not None:
+            headers["x-patchbay-cost"] = charge
         head = wav_stream_header(tts.sample_rate) if fmt == "wav" else b""
         return StreamingResponse(_cut_short(speech.chunks(head)), media_type=STREAMED[fmt], headers=headers)
     try:
         pcm = b"".join([chunk async for chunk in speech.chunks()])
-    except ProviderError as exc:
-        return _unavailable("tts", exc)
+    except ProviderError as exc:  # midway: the speech made so far was charged
+        return _unavailable("tts", exc, _cost(costs))
     encoded = await asyncio.to_thread(encode_file, pcm, tts.sample_rate, encoded_as)
     # The whole speech was made (and its segment settled) before these headers: it carries its cost.
     return Response(
@@ -235,6 +240,16 @@ async def speech(request: Request) -> Response:
 def _cost(costs: TurnCosts) -> str:
     """What the request's segment was charged (settled by now), as `x-patchbay-cost` writes it."""
     return format_usd(sum((costs.take(None) or {}).values()))
+
+
+async def _charge_before_audio(tts: TTSEngine, text: str, first: bytes, costs: TurnCosts) -> str | None:
+    """A streamed speech's charge when its headers go, if known by then (nothing spoken, or no audio counts)."""
+    if not first:
+        return _cost(costs)
+    if not isinstance(tts, RoutedTTS):
+        return None
+    charge = await tts.charge_before_audio(text)
+    return None if charge is None else format_usd(charge)
 
 
 def _encodable(fmt: str) -> FileFormat | None:

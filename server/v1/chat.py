@@ -109,14 +109,15 @@ async def _complete(gateway: Gateway, ctx: CallContext, request: ChatRequest, mo
     await send_body(send, 200, body, routing_headers(result.served, result.trace, result.cost))
 
 
-async def fail(send: Send, exc: Exception, render: Render = render) -> None:
-    """Answer a failed routed call in the surface's error format, or re-raise a bug."""
+async def fail(send: Send, exc: Exception, render: Render = render, *, cost: int | None = None) -> None:
+    """Answer a failed routed call in the surface's error format, or re-raise a bug. `cost`: what
+    the call was charged before it failed (micro-USD; None: nothing)."""
     error = from_exception(exc)
     if error is None:
         raise exc
     trace = exc.trace if isinstance(exc, AllAttemptsFailedError) else None
     note_trace(trace)
-    await send_error(send, error, render, routing_headers(None, trace))
+    await send_error(send, error, render, routing_headers(None, trace, cost or 0))
 
 
 async def _stream(
@@ -140,7 +141,7 @@ async def _stream(
         first = None
     except Exception as exc:
         await call.aclose()
-        await fail(send, exc)
+        await fail(send, exc, cost=call.cost)
         return
     served = call.served
     encoder = ChunkEncoder(

@@ -83,7 +83,7 @@ async def _stream(
         first = None
     except Exception as exc:
         await call.aclose()
-        await fail(send, exc, render)
+        await fail(send, exc, render, cost=call.cost)
         return
     served = call.served
     encoder = MessageEventEncoder(message_id=message_id(), model=str(served.ref) if served else model)

@@ -77,7 +77,7 @@ async def list_models(scope: Scope, receive: Receive, send: Send) -> None:
     if ids is None:
         return
     body = orjson.dumps({"object": "list", "data": [_model(m, owner) for m, owner in ids.items()]})
-    await send_body(send, 200, body, routing_headers(None, None))
+    await send_body(send, 200, body, routing_headers(None, None, 0))
 
 
 async def retrieve_model(scope: Scope, receive: Receive, send: Send) -> None:
@@ -92,4 +92,4 @@ async def retrieve_model(scope: Scope, receive: Receive, send: Send) -> None:
         )
         await send_error(send, error, render, routing_headers(None, None))
         return
-    await send_body(send, 200, orjson.dumps(_model(wanted, owner)), routing_headers(None, None))
+    await send_body(send, 200, orjson.dumps(_model(wanted, owner)), routing_headers(None, None, 0))

@@ -17,11 +17,23 @@ from billing.prices import (
     PriceError,
     ceiling,
     cost,
+    estimate_usage,
     hold_amount,
     max_cost,
+    output_chars,
     parse_price_spec,
 )
-from providers.types import Usage
+from providers.types import (
+    ChatRequest,
+    Message,
+    Role,
+    TextDelta,
+    TextPart,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
 from routing.intents import Intent
 
 MINI = Price(input=150_000, output=600_000, cached_input=75_000)
@@ -155,3 +167,19 @@ def test_docs_billing_md_states_the_ceilings_of_the_data() -> None:
     for amount, intents in re.findall(r"(\d+\.\d+) USD for ((?:`\w+`(?:, | and )?)+)", sentence):
         stated.update(dict.fromkeys(re.findall(r"`(\w+)`", intents), parse_usd(amount)))
     assert stated == dict(INTENT_CEILINGS)
+
+
+def test_a_stream_without_usage_is_estimated_from_its_request_and_what_arrived() -> None:
+    request = ChatRequest(model="m", messages=(Message(role=Role.USER, content=(TextPart("x" * 30),)),))
+    events = [
+        TextDelta("hello"),
+        ToolCallStart(0, "c1", "book"),
+        ToolCallDelta(0, '{"n":2}'),
+        UsageUpdate(Usage()),
+    ]
+    arrived = sum(output_chars(e) for e in events)
+    assert arrived == 5 + 4 + 7
+    assert estimate_usage(request, arrived) == Usage(
+        input_tokens=10, output_tokens=6
+    )  # 16 chars: 6 tokens, up
+    assert estimate_usage(request, 0).output_tokens == 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from voice import events as ev
 from voice.outbox import Outbox
 
@@ -45,3 +47,18 @@ async def test_get_waits_for_the_next_event() -> None:
     assert not waiter.done()
     box.put(ev.InputCleared())
     assert await waiter == ev.InputCleared()
+
+
+async def test_a_place_kept_for_a_later_event_holds_back_what_follows_until_it_is_given() -> None:
+    box = Outbox()
+    box.put(ev.ResponseCreated("r1", ("audio",)))
+    place = box.put_later()
+    box.put(ev.ResponseCreated("r2", ("audio",)))
+    assert box.get_nowait() == ev.ResponseCreated("r1", ("audio",))
+    assert box.get_nowait() is None  # r2 waits behind the place
+    waiting = asyncio.ensure_future(box.get())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    place.set_result(ev.ResponseDone("r1", "cancelled", "client_cancelled", ()))
+    assert await waiting == ev.ResponseDone("r1", "cancelled", "client_cancelled", ())
+    assert box.get_nowait() == ev.ResponseCreated("r2", ("audio",))

@@ -8,6 +8,7 @@ in tests/server/realtime/test_billing.py); here a fake TTS reports a fixed charg
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -137,3 +138,43 @@ async def test_a_session_that_is_not_billed_says_nothing_about_cost() -> None:
     done = events[-1]
     assert isinstance(done, ev.ResponseDone) and done.status == "completed"
     assert "cost" not in done.metadata
+
+
+class SettlingTTS(FakeTTS):
+    """Speaks one chunk, then waits for `gate`; reports its charge when its stream closes, as a
+    routed segment settles as it unwinds (also when cancelled)."""
+
+    def __init__(self, costs: TurnCosts, gate: asyncio.Event) -> None:
+        super().__init__(sample_rate=24_000)
+        self.costs, self.gate_open = costs, gate
+
+    async def synthesize(
+        self, text: str, *, voice: str | None = None, turn_id: str | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        try:
+            yield bytes(480)
+            await self.gate_open.wait()
+        finally:
+            self.costs.add(turn_id, "tts", SENTENCE_COST)
+
+
+async def test_a_cancelled_response_reports_what_its_segments_were_charged_before_the_next_starts() -> None:
+    costs, gate = TurnCosts(), asyncio.Event()
+    session = session_with(SettlingTTS(costs, gate), costs)
+    session.add_text("user", "book it")
+    first = session.create_response()
+    while not any(isinstance(e, ev.AudioDelta) for e in [await session.outbox.get()]):
+        pass
+    assert session.cancel_response(first)
+    second = session.create_response()  # at once, before the cancelled one has unwound
+    gate.set()
+    await session.idle()
+    events = drain(session)
+    done = next(e for e in events if isinstance(e, ev.ResponseDone) and e.response_id == first)
+    assert (done.status, done.reason) == ("cancelled", "client_cancelled")
+    assert done.metadata["cost"] == format_usd(SENTENCE_COST)
+    assert done.metadata["cost_by_segment"] == {"tts": format_usd(SENTENCE_COST)}
+    created = next(
+        i for i, e in enumerate(events) if isinstance(e, ev.ResponseCreated) and e.response_id == second
+    )
+    assert events.index(done) < created

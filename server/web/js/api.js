@@ -77,7 +77,7 @@ async function call(url, method, body, options = {}) {
   } catch {
     data = null;
   }
-  if (response.ok) return data;
+  if (response.ok) return options.raw ? text : data;
   const error = data && typeof data.error === "object" && data.error ? data.error : {};
   if (response.status === 403 && error.type === "csrf_failed" && !presented && !retried) {
     // Signing in again in another tab opened a new session (and CSRF token) for this browser:
@@ -101,7 +101,7 @@ async function call(url, method, body, options = {}) {
 /**
  * Call `/admin/v1${path}`. `bearer` overrides the stored token (the sign-in check); `check`
  * (the start-up probe of a cookie session) keeps a 401 quiet; `extraHeaders` are sent as given
- * (an `Idempotency-Key`). Otherwise a 401 or a disabled
+ * (an `Idempotency-Key`, an `accept`); `raw` answers the body's text (a CSV) instead of JSON. Otherwise a 401 or a disabled
  * admin API signals SIGNED_OUT so the app shows the sign-in screen.
  */
 export function api(method, path, body, options = {}) {

@@ -1,7 +1,8 @@
 // The Billing page's ledger: every movement of the org's credits over the last year, newest
 // first, a page at a time (`GET /orgs/{org}/billing/ledger`, keyset paged by `next_cursor`, so
-// entries written meanwhile never shift a page). The whole window as CSV is `patchbay ledger
-// --csv` or the same route with `?format=csv`.
+// entries written meanwhile never shift a page). "Download CSV" saves the whole window as
+// `patchbay ledger --csv` writes it: the same route with `?format=csv`, fetched with the page's
+// credential (a plain link would not carry a bearer token) and saved from a Blob.
 
 import { api } from "./api.js";
 import { h, when } from "./dom.js";
@@ -46,8 +47,12 @@ export function ledgerSection(el, base) {
         }
       };
       show(first);
+      const saving = h("p", { class: "status", role: "status" });
+      const download = h("button", { type: "button", class: "secondary", onclick: () => saveCsv(base, download, saving) }, "Download CSV");
       return [
         h("p", { class: "hint" }, "Newest first, the last year. A hold reserves credits, a charge settles it and gives back the rest."),
+        h("div", { class: "actions" }, download),
+        saving,
         h(
           "div",
           { class: "table-wrap" },
@@ -77,6 +82,26 @@ export function ledgerSection(el, base) {
       ];
     });
   return { load };
+}
+
+async function saveCsv(base, button, status) {
+  button.disabled = true;
+  status.textContent = "Preparing the CSV…";
+  try {
+    const params = new URLSearchParams({ since: SINCE, format: "csv" });
+    const csv = await api("GET", `${base}/ledger?${params}`, undefined, { raw: true, extraHeaders: { accept: "text/csv" } });
+    const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+    const link = h("a", { href: url, download: `ledger-${new Date().toISOString().slice(0, 10)}.csv`, hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    status.textContent = "Ledger downloaded as CSV (the last year, oldest first).";
+  } catch (error) {
+    if (!error.signIn) status.textContent = `Could not download the CSV: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
 }
 
 function page(base, cursor) {

@@ -274,3 +274,23 @@ async def test_an_org_with_no_ledger_reads_as_zero(client: httpx.AsyncClient, pa
         assert (body["entries"], body["next_cursor"]) == ([], None)
     else:
         assert (body["groups"], body["total_micro_usd"]) == ([], 0)
+
+
+def test_the_openapi_schema_documents_every_billing_response(app: FastAPI) -> None:
+    """Each billing route names its response body (schemathesis and clients read the schema);
+    the ledger also documents its CSV form."""
+    schema = app.openapi()
+    paths = schema["paths"]
+    base = "/admin/v1/orgs/{org}/billing"
+    expected = {
+        ("get", f"{base}/balance", "200"): "BalanceWithHoldsOut",
+        ("get", f"{base}/ledger", "200"): "LedgerPageOut",
+        ("get", f"{base}/costs", "200"): "CostsOut",
+        ("post", f"{base}/grants", "201"): "GrantOut",
+    }
+    for (method, path, status), model in expected.items():
+        content = paths[path][method]["responses"][status]["content"]
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
+    assert "text/csv" in paths[f"{base}/ledger"]["get"]["responses"]["200"]["content"]
+    entry = schema["components"]["schemas"]["EntryOut"]["properties"]
+    assert {"amount_usd", "amount_micro_usd", "effect_micro_usd", "details", "created_at"} <= set(entry)

@@ -22,14 +22,17 @@ from sqlalchemy import select, update
 
 from billing.ledger_query import list_entries
 from billing.ledger_types import Entry, EntryKind
-from billing.money import format_usd
+from billing.money import format_usd, parse_usd
+from billing.prices import Price, cost
 from billing.tables import UsageRecord
 from foundation.orgs import Org
+from providers.types import Usage
 from providers.vault.secret import Secret
 from routing.speech import BuiltIn
 from routing.tables import Connection
 from server.budgets import set_org_budget
 from server.realtime.runtime import EnginesFactory
+from tests.billing.test_policy import matrix_rows
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario
@@ -38,6 +41,7 @@ from tests.voice.fakes import FakeSTT, FakeTTS
 
 REPLY = "Your table is booked."  # one sentence: one TTS segment
 FEE_PRO = 5_000  # micro-USD per minute of platform voice on `pro` (billing/data/tiers.json)
+MINI = Price(input=150_000, output=600_000, cached_input=75_000)  # openai/gpt-4o-mini, docs/billing.md
 
 
 @pytest.fixture
@@ -311,3 +315,88 @@ async def test_a_reached_monthly_budget_fails_the_response_with_its_own_code(
     assert events[-1]["response"]["status_details"]["error"]["code"] == "budget_exceeded"
     assert llm.chat_requests == []
     assert [e.kind for e in await entries(patchbay)] == [EntryKind.GRANT]
+
+
+async def test_a_cancelled_response_is_charged_what_it_used_and_its_done_says_so(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, builtin: BuiltIn
+) -> None:
+    """`response.cancel` mid-turn: the LLM stream stalled after its first sentence (tokens that
+    arrived, estimated: the starter tier's BYOK surcharge) and the audio already made (the voice
+    fee) are charged, and the cancelled `response.done` reports exactly those charges."""
+    await set_tier(patchbay, "starter")
+    ledger = patchbay.services.ledger
+    await ledger.grant(patchbay.org_id, 1_000_000, "grant-1")
+    # The first sentence and a few words of the second, then the upstream holds the stream open.
+    llm.enqueue(Scenario(text=REPLY + " We will also send you a reminder tomorrow.", stall_after=8))
+    client = await quiet_session(connect)
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a table"}]},
+    )
+    await client.send("response.create")
+    await client.until("response.output_audio.delta", within=20)
+    await client.send("response.cancel")
+    done = (await client.until("response.done", within=20))[-1]["response"]
+    assert done["status"] == "cancelled"
+
+    rows = await usage(patchbay)
+    by_segment = {r.segment: r for r in rows}
+    assert sorted(by_segment) == ["llm", "tts"] and len(rows) == 2
+    assert by_segment["llm"].status == "cancelled" and by_segment["llm"].output_tokens > 0
+    assert by_segment["tts"].audio_seconds > 0
+    llm_cost, tts_cost = by_segment["llm"].cost_micro_usd, by_segment["tts"].cost_micro_usd
+    assert llm_cost > 0 and tts_cost == fee(by_segment["tts"].audio_seconds, 10_000)  # starter: 0.01 USD/min
+
+    settles = [e for e in await entries(patchbay) if e.kind is EntryKind.SETTLE]
+    assert sorted(e.amount for e in settles) == sorted([llm_cost, tts_cost])
+    assert done["metadata"]["cost"] == format_usd(llm_cost + tts_cost)
+    assert done["metadata"]["cost_by_segment"] == {"llm": format_usd(llm_cost), "tts": format_usd(tts_cost)}
+    balance = await ledger.balance(patchbay.org_id)
+    assert (balance.balance, balance.held) == (1_000_000 - llm_cost - tts_cost, 0)
+
+
+def doc_rates(tier: str) -> tuple[Fraction, Fraction, Fraction]:
+    """From docs/billing.md's table of what a 1.00 USD segment (one minute of audio) is charged:
+    the tier's factor on a BYOK LLM's notional price, on a platform segment's list price, and its
+    voice fee per minute (a platform TTS minus a platform LLM), as fractions of USD."""
+    rows = {(r[0], r[1]): r[3:] for r in matrix_rows()}
+    byok_llm = Fraction(parse_usd(rows[(tier, "byok")][0]), 1_000_000)
+    platform_llm, _, platform_tts = (Fraction(parse_usd(v), 1_000_000) for v in rows[(tier, "platform")])
+    return byok_llm, platform_llm, platform_tts - platform_llm
+
+
+@pytest.mark.parametrize("tier", ["starter", "pro", "agency", "enterprise"])
+async def test_a_byok_llm_with_the_platforms_tts_charges_what_the_doc_says(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, builtin: BuiltIn, eleven: Any, tier: str
+) -> None:
+    """The voice case of docs/billing.md, end to end: a spoken answer from the org's own LLM key and
+    the platform's TTS pays the TTS at the tier's markup and its voice fee, and for the LLM only
+    what the tier charges BYOK (starter's surcharge; nothing elsewhere). Expectations come from
+    the doc's table, not from the policy code."""
+    byok_factor, markup_factor, fee_per_minute = doc_rates(tier)
+    await set_tier(patchbay, tier)
+    await platform_tts(patchbay, eleven[1])
+    await patchbay.services.ledger.grant(patchbay.org_id, 1_000_000, "grant-1")
+    llm.enqueue(Scenario(text=REPLY))
+    client = await quiet_session(connect)
+    done = (await text_turn(client, "a table for two"))[-1]["response"]
+    assert done["status"] == "completed"
+
+    llm_row, tts = await usage(patchbay)
+    assert [(r.segment, r.billing_source) for r in (llm_row, tts)] == [("llm", "byok"), ("tts", "platform")]
+    notional = cost(
+        MINI, tokens=Usage(input_tokens=llm_row.input_tokens, output_tokens=llm_row.output_tokens)
+    )
+    tts_list = len(REPLY) * 60  # eleven_flash_v2_5: 60 USD per 1M characters
+    expected_llm = math.ceil(notional * byok_factor)
+    expected_tts = math.ceil(tts_list * markup_factor) + math.ceil(
+        Fraction(repr(tts.audio_seconds)) * fee_per_minute * 1_000_000 / 60
+    )
+    assert (llm_row.cost_micro_usd, tts.cost_micro_usd) == (expected_llm, expected_tts)
+    assert (expected_llm == 0) == (tier != "starter")
+    assert done["metadata"]["cost_by_segment"] == {
+        "llm": format_usd(expected_llm),
+        "tts": format_usd(expected_tts),
+    }
+    balance = await patchbay.services.ledger.balance(patchbay.org_id)
+    assert (balance.balance, balance.held) == (1_000_000 - expected_llm - expected_tts, 0)

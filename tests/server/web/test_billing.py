@@ -9,10 +9,14 @@ request path writes them; the page reads them back through the admin API.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from collections import defaultdict
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+from billing.ledger_query import list_entries
 from billing.usage import Segment, UsageSegment, new_usage_recorder
 from foundation.db import utcnow
 from providers.contract import BillingSource
@@ -172,6 +176,24 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(
     await page.get_by_role("status").filter(has_text="29 entries shown.").wait_for()
     assert await page.get_by_role("button", name="Show older entries").count() == 0
     assert await ledger.last.evaluate("r => r.cells[5].textContent") == "welcome"
+
+    # "Download CSV": the ledger as `patchbay ledger --csv` writes it, one row per entry, oldest first.
+    async with page.expect_download() as saved:
+        await page.get_by_role("button", name="Download CSV").click()
+    download = await saved.value
+    assert download.suggested_filename.startswith("ledger-") and download.suggested_filename.endswith(".csv")
+    text = await asyncio.to_thread(Path(str(await download.path())).read_text)
+    async with live.admin() as admin:
+        api_csv = await admin.get(f"/orgs/{org_id}/billing/ledger", params={"since": "365d", "format": "csv"})
+    assert text == api_csv.text
+    async with live.services.db.session() as s:
+        written = await list_entries(s, org_id)
+    downloaded = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["id"], r["kind"], int(r["amount_micro_usd"])) for r in downloaded] == [
+        (e.id, e.kind.value, e.amount) for e in written
+    ]
+    assert len(downloaded) == GRANTS + 3
+    await page.get_by_role("status").filter(has_text="Ledger downloaded as CSV").wait_for()
 
     # Grant from the page: a bad amount is refused beside its field; a good one shows at once.
     form = page.locator("form.grant-form")
