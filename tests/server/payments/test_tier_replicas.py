@@ -79,29 +79,39 @@ def _replicas(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[
     try:
         for n in range(count):
             port = free_port()
-            proc = subprocess.Popen(
-                [PATCHBAY, "serve"],
-                env={**env, "PATCHBAY_DATA_DIR": str(tmp_path / str(n)), "PATCHBAY_PORT": str(port)},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            log = tmp_path / f"replica-{n}.log"  # a file, not a pipe: a full pipe would stall the server
+            with log.open("wb") as sink:
+                proc = subprocess.Popen(
+                    [PATCHBAY, "serve"],
+                    env={**env, "PATCHBAY_DATA_DIR": str(tmp_path / str(n)), "PATCHBAY_PORT": str(port)},
+                    stdout=subprocess.DEVNULL,
+                    stderr=sink,
+                )
             started.append((proc, f"http://127.0.0.1:{port}"))
         deadline = time.monotonic() + 180  # a loaded CI machine imports slowly
         for proc, base in started:
             while True:
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert proc.poll() is None, _log_of(tmp_path, started, proc)
                 with contextlib.suppress(httpx.TransportError):
                     if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                         break
-                assert time.monotonic() < deadline, "a replica did not get ready in 180 s"
+                assert time.monotonic() < deadline, (
+                    f"a replica did not get ready in 180 s: {_log_of(tmp_path, started, proc)}"
+                )
                 time.sleep(0.2)  # polling for readiness, not standing in for it
         yield [base for _, base in started]
     finally:
         for proc, _ in started:
             proc.kill()
             proc.wait(10)
-            if proc.stderr is not None:
-                proc.stderr.close()
+
+
+def _log_of(
+    tmp_path: Path, started: list[tuple[subprocess.Popen[bytes], str]], proc: subprocess.Popen[bytes]
+) -> str:
+    """The tail of what a replica wrote to stderr, for a failure message."""
+    n = [p for p, _ in started].index(proc)
+    return (tmp_path / f"replica-{n}.log").read_text(errors="replace")[-4000:]
 
 
 @pytest.fixture
