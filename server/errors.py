@@ -19,6 +19,7 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
 )
 _STATUS_BY_CODE = {
     "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401, "purchases_off": 409, "payments_error": 502,
+    "connection_limit": 403,
 }
 
 

@@ -31,9 +31,10 @@ SUBSCRIPTION = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
 KEEPS_TIER = frozenset({"active", "trialing", "past_due"})
-"""Subscription statuses that keep the paid tier. `past_due` is Stripe retrying a failed payment:
-the grace period. When Stripe gives up it cancels the subscription or marks it `unpaid`
-(the account's revenue-recovery setting), and the org falls back to `FALLBACK_TIER`."""
+"""Subscription statuses that keep the paid tier. `past_due` is Stripe retrying a failed payment,
+for at most the tier's grace period (`server.payments.grace`). When Stripe gives up first it
+cancels the subscription or marks it `unpaid` (the account's revenue-recovery setting), and the
+org falls back to `FALLBACK_TIER`."""
 FALLBACK_TIER = Tier.FREE
 """The tier of an org whose subscription ended (canceled, unpaid, expired)."""
 

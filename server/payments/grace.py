@@ -34,7 +34,9 @@ log = logging.getLogger("patchbay.payments")
 DEFAULT_INTERVAL = 60.0
 
 
-def start_grace(row: StripeCustomer, tier: str, tiers: TierTable, invoice_id: str, failed_at: datetime) -> str:
+def start_grace(
+    row: StripeCustomer, tier: str, tiers: TierTable, invoice_id: str, failed_at: datetime
+) -> str:
     """Start the grace period on `row` unless one runs or the failure predates the last payment;
     returns what it did, in a few words."""
     if row.last_paid_at is not None and failed_at <= row.last_paid_at:
@@ -108,7 +110,9 @@ class GraceSweeper:
                     f"grace period of {policy.grace_period_days} days ended {until.isoformat()} "
                     f"with invoice {invoice} unpaid"
                 )
-                plan = await set_plan(session, org_id, tier=policy.fallback_tier, actor="stripe", reason=reason)
+                plan = await set_plan(
+                    session, org_id, tier=policy.fallback_tier, actor="stripe", reason=reason
+                )
         if plan.changed:
             self._changed(org_id)
         return bool(plan.changed)

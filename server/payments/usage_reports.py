@@ -70,7 +70,9 @@ class UsageReporter:
     async def claim(self) -> list[UsageReport]:
         """Batch every unreported surcharge record into reports (not sent yet); returns them."""
         async with self._sessions() as session:
-            orgs = (await session.scalars(select(UsageRecord.org_id).where(text(UNREPORTED)).distinct())).all()
+            orgs = (
+                await session.scalars(select(UsageRecord.org_id).where(text(UNREPORTED)).distinct())
+            ).all()
         made: list[UsageReport] = []
         for org_id in orgs:
             while (report := await self._claim_batch(org_id)) is not None:
@@ -82,11 +84,16 @@ class UsageReporter:
             customer = await session.get(StripeCustomer, org_id)
             unreported = (UsageRecord.org_id == org_id, UsageRecord.report_id.is_(None), text(UNREPORTED))
             if customer is None or customer.subscription_status not in KEEPS_TIER:
-                await session.execute(update(UsageRecord).where(*unreported).values(report_id=STAYS_ON_CREDITS))
+                await session.execute(
+                    update(UsageRecord).where(*unreported).values(report_id=STAYS_ON_CREDITS)
+                )
                 return None
             ids = (
                 await session.scalars(
-                    select(UsageRecord.id).where(*unreported).order_by(UsageRecord.created_at).limit(self._batch)
+                    select(UsageRecord.id)
+                    .where(*unreported)
+                    .order_by(UsageRecord.created_at)
+                    .limit(self._batch)
                 )
             ).all()
             if not ids:
@@ -159,7 +166,9 @@ class UsageReporter:
         return True
 
     async def _failed(self, report_id: str, error: str) -> None:
-        log.warning("BYOK surcharge report failed", extra={"fields": {"report": report_id, "error": error[:200]}})
+        log.warning(
+            "BYOK surcharge report failed", extra={"fields": {"report": report_id, "error": error[:200]}}
+        )
         async with self._sessions() as session, session.begin():
             await session.execute(
                 update(UsageReport)

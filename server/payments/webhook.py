@@ -8,6 +8,9 @@ set from the subscription as Stripe holds it now (re-read, not taken from the ev
 events applied out of order end in the same tier. A tier change bumps the org's config version
 in the same transaction, so every replica reloads its routing within its poll interval; it
 changes `orgs.tier` only: connections the new tier does not allow are skipped, never deleted.
+A failed subscription invoice starts the tier's grace period and a paid one ends it
+(`server.payments.grace`, whose sweeper falls an unpaid org back), and a paid one grants a
+bundled tier's included credits, keyed by the invoice id.
 """
 
 from __future__ import annotations
@@ -139,7 +142,10 @@ class Webhook:
             if row is not None:
                 row.subscription_id, row.subscription_status = subscription_id, status[:32]
                 if status not in ev.KEEPS_TIER:
-                    row.grace_until, row.grace_invoice_id = None, None  # Stripe ended it: nothing left to wait for
+                    row.grace_until, row.grace_invoice_id = (
+                        None,
+                        None,
+                    )  # Stripe ended it: nothing left to wait for
         if tier is None:
             return Applied(
                 f"ignored: no price of {subscription_id} is in PATCHBAY_STRIPE_TIER_PRICES", org_id
@@ -211,7 +217,8 @@ class Webhook:
         return Applied(outcome, org_id)
 
     async def _invoice_paid(self, action: ev.InvoicePaid) -> Applied:
-        """End any grace period; grant the subscribed tier's included credits once per invoice."""
+        """End any grace period, restore the subscribed tier if a grace period ended it, and grant
+        the tier's included credits once per invoice."""
         org_id = await self._org_of(action.customer_id)
         if org_id is None:
             return Applied(f"ignored: customer {action.customer_id} belongs to no org here")
@@ -221,6 +228,14 @@ class Webhook:
         outcome = ["invoice paid"] + (["grace period ended"] if ended else [])
         subscription = await self._payments.subscription(action.subscription_id)
         tier = ev.tier_for(subscription, self._payments.tier_prices)
+        # Paid after the grace period moved the org down: the tier it pays for comes back.
+        paying = tier is not None and subscription.get("status") in ev.KEEPS_TIER
+        if (
+            paying
+            and tier is not None
+            and await self.set_tier(org_id, tier, reason=f"invoice {action.invoice_id} paid")
+        ):
+            outcome.append(f"tier {tier.value}")
         included = self._payments.tiers[tier].included_credits if tier is not None else 0
         if tier is not None and included > 0:
             entry = await self._ledger.grant(

@@ -93,6 +93,8 @@ class StripeEmulator:
         self.charges: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.meter_events: dict[str, dict[str, Any]] = {}
+        self.refuse_meter_events = 0
+        """How many of the next meter event requests to refuse (a 400), as an unreachable meter."""
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self._session_params: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -239,6 +241,9 @@ class StripeEmulator:
     @property
     def _create_meter_event(self) -> Any:
         def create(_request: Request, params: dict[str, Any]) -> dict[str, Any]:
+            if self.refuse_meter_events > 0:
+                self.refuse_meter_events -= 1
+                raise StripeError(400, "No active meter found for event_name")
             payload = params.get("payload") or {}
             if not params.get("event_name") or "stripe_customer_id" not in payload or "value" not in payload:
                 raise StripeError(

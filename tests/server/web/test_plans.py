@@ -101,7 +101,7 @@ async def test_choose_a_plan_and_buy_credits_through_the_emulator(
         ]
         assert await table.locator("thead th[aria-current=true]").get_attribute("data-tier") == "pro"
         assert await table.locator("td.current").count() == len(body)
-        assert body[9][1:] == ["Not sold here", "Choose starter", "Current plan", "Not sold here", "Not sold here"]
+        assert body[9][1:] == ["Not sold here", "Choose starter", "Current plan", "Not sold here", "Choose enterprise"]
         assert await page.get_by_text(OFF).count() == 0
 
         # Choose starter: a subscription checkout, and the browser is on the emulator's page.
