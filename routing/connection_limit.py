@@ -5,7 +5,9 @@ UI all refuse the same way): an org at its tier's limit gets `ConnectionLimitErr
 `connection_limit`) naming the tier, the limit and the first tier that allows more. Platform
 connections are the operator's and do not count. A downgrade below the count an org has deletes
 nothing and skips nothing: existing connections keep working, and adding one waits until the
-org is under the new limit (docs/billing.md#tiers-and-what-they-charge says why).
+org is under the new limit (docs/billing.md#tiers-and-what-they-charge says why). The count
+is read in the adding transaction without a lock, so two adds racing at the edge may both pass
+(one over); the next add is refused all the same.
 """
 
 from __future__ import annotations
