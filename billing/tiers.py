@@ -147,7 +147,9 @@ def tier_prices(table: TierTable) -> dict[Tier, tuple[str, ...]]:
 def _check_prices(table: TierTable) -> None:
     primaries = [p.stripe_prices[0] for p in table.values() if p.stripe_prices]
     if len(set(primaries)) != len(primaries):
-        raise ValueError("each tier needs its own first Stripe price id: it is how a subscription names its tier")
+        raise ValueError(
+            "each tier needs its own first Stripe price id: it is how a subscription names its tier"
+        )
 
 
 def tier_allowing_more(table: TierTable, connections: int) -> TierPolicy | None:
@@ -215,7 +217,11 @@ def markdown_table(table: TierTable) -> str:
     lines = [MARKDOWN_HEADER, "|" + "---|" * MARKDOWN_HEADER.count(" |")]
     for tier in Tier:
         p = table[tier]
-        byok = "none" if p.byok_model is ByokModel.NONE else f"{percent(p.byok_surcharge_bp)} of the notional price"
+        byok = (
+            "none"
+            if p.byok_model is ByokModel.NONE
+            else f"{percent(p.byok_surcharge_bp)} of the notional price"
+        )
         fee = "none" if p.voice_fee is None else f"{format_usd(p.voice_fee)} USD/min"
         cells = [
             f"`{tier.value}`",

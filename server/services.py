@@ -169,7 +169,9 @@ def build_gateway(
         router=router,
         api_keys=api_keys,
         rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=REDIS_PREFIX),
-        request_log=RequestLog(db.sessions, retention_days=settings.request_log_retention_days, registry=registry),
+        request_log=RequestLog(
+            db.sessions, retention_days=settings.request_log_retention_days, registry=registry
+        ),
     )
 
 
@@ -273,9 +275,12 @@ class Services:
             usage=usage,
             gateway=gateway,
             voice=voice,
-            auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
+            auth_throttle=overrides.auth_throttle
+            or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
             ledger=ledger,
-            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock),
+            sweeper=HoldSweeper(
+                ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock
+            ),
             spend_caps=spend_caps,
             overrides=overrides,
             admin_token=admin.value if admin else None,
@@ -284,7 +289,9 @@ class Services:
         services.tiers = commercial_table(settings)
         services.payments = StripePayments.from_settings(settings, services.tiers)
         if services.payments is not None:
-            services.webhook = Webhook(services.payments, database.sessions, ledger, changed=services.config_changed)
+            services.webhook = Webhook(
+                services.payments, database.sessions, ledger, changed=services.config_changed
+            )
             services.grace = GraceSweeper(
                 database.sessions, services.tiers, changed=services.config_changed, clock=clock
             )
@@ -337,7 +344,9 @@ class Services:
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
         self.sweeper.start()
-        self.retention = RetentionSweeper(self.db.sessions, retention_days=self.settings.request_log_retention_days)
+        self.retention = RetentionSweeper(
+            self.db.sessions, retention_days=self.settings.request_log_retention_days
+        )
         self.retention.start()
         for task in (self.grace, self.usage_reporter):
             if task is not None:

@@ -37,7 +37,9 @@ class TierOut(BaseModel):
     voice_fee_micro_usd: int | None = Field(description="Per minute of platform voice; null: none.")
     voice_fee_usd: str | None
     max_connections: int | None = Field(description="The org's own connections; null: no limit.")
-    included_credits_micro_usd: int = Field(description="Credits granted per paid subscription period; 0: none.")
+    included_credits_micro_usd: int = Field(
+        description="Credits granted per paid subscription period; 0: none."
+    )
     included_credits_usd: str | None = Field(description="The same as exact USD; null: none.")
     grace_period_days: int = Field(description="Days a failed subscription payment keeps the tier.")
     fallback_tier: str = Field(description="The tier an org moves to when its grace period ends unpaid.")
@@ -54,7 +56,9 @@ class PackOut(BaseModel):
 
 
 class PlansOut(BaseModel):
-    purchases: bool = Field(description="False: PATCHBAY_STRIPE_SECRET_KEY is unset and nothing can be bought.")
+    purchases: bool = Field(
+        description="False: PATCHBAY_STRIPE_SECRET_KEY is unset and nothing can be bought."
+    )
     tiers: list[TierOut]
     credit_packs: list[PackOut]
 
