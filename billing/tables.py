@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Float, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
+
+UNREPORTED = "report_id IS NULL AND billing_source != 'platform' AND cost_micro_usd > 0"
+"""A BYOK or private segment that was charged (a surcharge) and no usage report has looked at."""
 
 
 class UsageRecord(Base):
@@ -44,8 +47,18 @@ class UsageRecord(Base):
     cost_micro_usd: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     """What the org was charged for the segment (billing.credits_preflight), in micro-USD."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    report_id: Mapped[str | None] = mapped_column(String(32))
+    """For a BYOK or private segment with a surcharge: the usage report it was sent to the
+    payment provider in (server/payments/usage_reports.py), or `credits` when it stays charged
+    to credits; null: not looked at yet."""
 
     __table_args__ = (
         Index("ix_usage_records_org_created", "org_id", "created_at"),
         Index("ix_usage_records_turn", "turn_id"),
+        Index(
+            "ix_usage_records_unreported",
+            "org_id",
+            sqlite_where=text(UNREPORTED),
+            postgresql_where=text(UNREPORTED),
+        ),
     )

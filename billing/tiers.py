@@ -5,6 +5,13 @@ The data lives in `billing/data/tiers.json`, validated with pydantic on load int
 test keeps equal to `markdown_table(default_table())`. The rules that apply it are in
 `billing.policy`.
 
+A row also carries the tier's commercial terms: its Stripe subscription prices, the credits
+included per paid period, how long a failed payment keeps the tier (grace period) and the tier
+it falls back to then. Every term has a default, so a table written before the terms existed
+still loads. Price ids belong to one Stripe account, so the packaged table has none: the
+operator names them in PATCHBAY_STRIPE_TIER_PRICES and `with_prices` puts them in the table the
+server runs with (`Services.tiers`), the one place checkout, the webhook and the plans page read.
+
 Every `foundation.orgs.Tier` must have a row, so a tier can never fall through to a default
 by accident; a tier name no row knows (a hand-edited database) gets the `free` row, the most
 restrictive, since money fails closed.
@@ -32,6 +39,8 @@ BASIS_POINTS = 10_000
 """100% in basis points: a markup of 2000 bp is +20%."""
 MAX_BP = 10 * BASIS_POINTS
 FAIL_CLOSED_TIER = Tier.FREE
+DEFAULT_GRACE_DAYS = 7
+MAX_GRACE_DAYS = 90
 
 
 class ByokModel(StrEnum):
@@ -59,6 +68,15 @@ class TierPolicy:
     """micro-USD per minute of platform voice (audio of platform-billed stt and tts segments), or None."""
     max_connections: int | None
     """The org's own connections the tier allows; None: no limit."""
+    stripe_prices: tuple[str, ...] = ()
+    """The Stripe price ids of the tier's subscription; the first names the tier in a subscription,
+    any more are added to its checkout (a flat BYOK platform fee). Empty: not sold here."""
+    included_credits: int = 0
+    """micro-USD of credits granted once per paid subscription invoice (bundled tiers); 0: none."""
+    grace_period_days: int = DEFAULT_GRACE_DAYS
+    """Days a failed subscription payment keeps the tier before the org moves to `fallback_tier`."""
+    fallback_tier: Tier = FAIL_CLOSED_TIER
+    """Where the org goes when its grace period ends unpaid."""
 
     def with_byok_override(self) -> TierPolicy:
         """The org keeps BYOK whatever its tier (migrated with `byokEnabled: true`); charges are the tier's."""
@@ -76,6 +94,10 @@ class _TierWire(BaseModel):
     byok_surcharge_bp: int = Field(default=0, ge=0, le=MAX_BP)
     voice_fee_usd_per_minute: str | None
     max_connections: int | None = Field(ge=0)
+    stripe_prices: list[str] = Field(default_factory=list)
+    included_credits_usd: str | None = None
+    grace_period_days: int = Field(default=DEFAULT_GRACE_DAYS, ge=0, le=MAX_GRACE_DAYS)
+    fallback_tier: Tier = FAIL_CLOSED_TIER
 
     @model_validator(mode="after")
     def _surcharge_matches_model(self) -> _TierWire:
@@ -103,17 +125,49 @@ def table_from_json(raw: str | bytes) -> TierTable:
     missing = [t.value for t in Tier if t not in wire.tiers]
     if missing:
         raise ValueError(f"the tier table has no row for {', '.join(missing)}")
-    return MappingProxyType({tier: _policy(tier, wire.tiers[tier]) for tier in Tier})
+    table = MappingProxyType({tier: _policy(tier, wire.tiers[tier]) for tier in Tier})
+    _check_prices(table)
+    return table
+
+
+def with_prices(table: TierTable, prices: Mapping[Tier, tuple[str, ...]]) -> TierTable:
+    """`table` with the Stripe prices of the tiers `prices` names replaced (PATCHBAY_STRIPE_TIER_PRICES)."""
+    merged = MappingProxyType(
+        {t: replace(p, stripe_prices=tuple(prices[t])) if t in prices else p for t, p in table.items()}
+    )
+    _check_prices(merged)
+    return merged
+
+
+def tier_prices(table: TierTable) -> dict[Tier, tuple[str, ...]]:
+    """The tiers sold here (with a Stripe price) -> their price ids."""
+    return {t: p.stripe_prices for t, p in table.items() if p.stripe_prices}
+
+
+def _check_prices(table: TierTable) -> None:
+    primaries = [p.stripe_prices[0] for p in table.values() if p.stripe_prices]
+    if len(set(primaries)) != len(primaries):
+        raise ValueError(
+            "each tier needs its own first Stripe price id: it is how a subscription names its tier"
+        )
+
+
+def tier_allowing_more(table: TierTable, connections: int) -> TierPolicy | None:
+    """The first tier (in table order) that allows more than `connections` connections."""
+    return next(
+        (p for p in table.values() if p.max_connections is None or p.max_connections > connections), None
+    )
+
+
+def _usd(value: str | None, param: str) -> int | None:
+    try:
+        return parse_usd(value, param=param) if value is not None else None
+    except RequestError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _policy(tier: Tier, row: _TierWire) -> TierPolicy:
-    fee = row.voice_fee_usd_per_minute
-    try:
-        voice_fee = (
-            parse_usd(fee, param=f"{tier.value}.voice_fee_usd_per_minute") if fee is not None else None
-        )
-    except RequestError as exc:
-        raise ValueError(str(exc)) from None
+    voice_fee = _usd(row.voice_fee_usd_per_minute, f"{tier.value}.voice_fee_usd_per_minute")
     return TierPolicy(
         tier=tier,
         platform_allowed=row.platform_allowed,
@@ -124,6 +178,10 @@ def _policy(tier: Tier, row: _TierWire) -> TierPolicy:
         byok_surcharge_bp=row.byok_surcharge_bp,
         voice_fee=voice_fee,
         max_connections=row.max_connections,
+        stripe_prices=tuple(row.stripe_prices),
+        included_credits=_usd(row.included_credits_usd, f"{tier.value}.included_credits_usd") or 0,
+        grace_period_days=row.grace_period_days,
+        fallback_tier=row.fallback_tier,
     )
 
 
@@ -149,7 +207,8 @@ def percent(bp: int) -> str:
 
 MARKDOWN_HEADER = (
     "| tier | platform models | BYOK | private endpoints | markup on platform | BYOK per-request charge "
-    "| platform voice fee | max connections |"
+    "| platform voice fee | max connections | included credits per period | grace period | falls back to "
+    "| Stripe prices |"
 )
 
 
@@ -173,6 +232,10 @@ def markdown_table(table: TierTable) -> str:
             byok,
             fee,
             "no limit" if p.max_connections is None else str(p.max_connections),
+            f"{format_usd(p.included_credits)} USD" if p.included_credits else "none",
+            f"{p.grace_period_days} days",
+            f"`{p.fallback_tier.value}`",
+            " + ".join(f"`{i}`" for i in p.stripe_prices) or "set by the operator",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -84,6 +84,7 @@ class UsageSegment:
             "latency_ms": self.latency_ms,
             "cost_micro_usd": self.cost_micro_usd,
             "created_at": self.at,
+            "report_id": None,
         }
 
     def to_row(self) -> UsageRecord:

@@ -31,6 +31,7 @@ from providers.contract import (
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
 from routing.config_versions import bump
+from routing.connection_limit import check_connection_limit
 from routing.declared_models import declared_models as _models
 from routing.declared_models import with_prices as _with_prices
 from routing.env_reference import check_env_reference
@@ -223,6 +224,8 @@ class Connections:
         )
         if existing is not None:
             raise ConflictError(f"connection {pid.value}:{conn_name} already exists", param="name")
+        if org_id is not None:
+            await check_connection_limit(session, org_id)
         siblings = (
             await session.scalars(
                 select(Connection.position).where(_owned_by(org_id), Connection.provider == pid.value)

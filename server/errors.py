@@ -24,6 +24,7 @@ _STATUS_BY_CODE = {
     "unauthorized": 401,
     "purchases_off": 409,
     "payments_error": 502,
+    "connection_limit": 403,
 }
 
 

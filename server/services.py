@@ -30,6 +30,7 @@ from billing.ledger_sweeper import HoldSweeper
 from billing.policy import billing_policy
 from billing.preflight import NoopPreflight, Preflight
 from billing.spend_caps import SpendCaps
+from billing.tiers import TierTable, default_table
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
 from providers.adapters import chat_adapters
@@ -55,7 +56,9 @@ from server.activity.retention import RetentionSweeper
 from server.admin.token import AdminTokenError, load_admin_token
 from server.auth_throttle import AuthThrottle
 from server.db import Database, head_revision
-from server.payments.client import StripePayments
+from server.payments.client import StripePayments, commercial_table
+from server.payments.grace import GraceSweeper
+from server.payments.usage_reports import UsageReporter
 from server.payments.webhook import Webhook
 from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
@@ -218,6 +221,13 @@ class Services:
     """Applies Stripe's webhook events (with `payments`)."""
     health_probe: HealthProbe | None = None
     """The scheduled health probe; runs only while serving, when PATCHBAY_HEALTH_PROBE_INTERVAL is set."""
+    grace: GraceSweeper | None = None
+    """Moves orgs whose failed-payment grace period ended to their fallback tier (with `payments`)."""
+    usage_reporter: UsageReporter | None = None
+    """Sends the BYOK surcharge to Stripe as meter events in batches (with `payments`)."""
+    tiers: TierTable = field(default_factory=default_table)
+    """The tier table with this server's Stripe prices (PATCHBAY_STRIPE_TIER_PRICES): what the
+    plans page shows and checkout, the webhook and the grace sweeper apply."""
 
     @classmethod
     def build(
@@ -280,11 +290,16 @@ class Services:
             admin_token=admin.value if admin else None,
         )
         services.config_listeners.append(gateway.registry.changed)
-        services.payments = StripePayments.from_settings(settings)
+        services.tiers = commercial_table(settings)
+        services.payments = StripePayments.from_settings(settings, services.tiers)
         if services.payments is not None:
             services.webhook = Webhook(
                 services.payments, database.sessions, ledger, changed=services.config_changed
             )
+            services.grace = GraceSweeper(
+                database.sessions, services.tiers, changed=services.config_changed, clock=clock
+            )
+            services.usage_reporter = UsageReporter(services.payments, database.sessions, ledger, clock=clock)
         return services
 
     @property
@@ -346,11 +361,17 @@ class Services:
                 include_platform=self.settings.health_probe_platform,
             )
             self.health_probe.start()
+        for task in (self.grace, self.usage_reporter):
+            if task is not None:
+                task.start()
 
     async def aclose(self) -> None:
         if self.health_probe is not None:
             await self.health_probe.aclose()
         await self.sweeper.aclose()
+        for task in (self.grace, self.usage_reporter):
+            if task is not None:
+                await task.aclose()
         if self.payments is not None:
             await self.payments.aclose()
         if self.retention is not None:

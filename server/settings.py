@@ -112,7 +112,8 @@ class Settings(BaseSettings):
     """For testing only: where the Stripe client sends its API calls instead of https://api.stripe.com."""
     stripe_tier_prices: str = ""
     """Subscription price ids per tier: `starter=price_A,pro=price_B+price_BYOK_FEE`; the first id of a
-    tier names it in a subscription, any more are added to its checkout (a flat BYOK platform fee)."""
+    tier names it in a subscription, any more are added to its checkout (a flat BYOK platform fee).
+    Fills the tier table's `stripe_prices` for the tiers it names (`server.payments.client.commercial_table`)."""
     stripe_meter_event_name: str = Field(default="byok_surcharge", min_length=1, max_length=100)
     """The Stripe billing meter the BYOK surcharge is reported to (its `event_name`)."""
 

@@ -2,7 +2,8 @@
 
 Any signed-in caller may read it (it is the same for every org, and docs/billing.md publishes
 it): what each tier may route to and what it charges, whether the tier can be subscribed to
-here (Stripe is configured and the tier has a price in PATCHBAY_STRIPE_TIER_PRICES), and the
+here (Stripe is configured and the tier has a price in PATCHBAY_STRIPE_TIER_PRICES), its
+commercial terms (credits included per paid period, grace period, fallback tier), and the
 credit packs on sale. `purchases` is false when PATCHBAY_STRIPE_SECRET_KEY is unset: then
 credits come from grants alone and nothing can be bought. Amounts are integers (basis points,
 micro-USD, cents) beside exact decimal strings, never floats.
@@ -15,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from billing.credit_packs import MICRO_USD_PER_CENT, CreditPack, default_packs
 from billing.money import format_usd
-from billing.tiers import TierPolicy, default_table, percent
+from billing.tiers import TierPolicy, percent
 from foundation.orgs import Tier
 from server.admin.auth import require_admin
 from server.admin.orgs import ServicesDep
@@ -36,6 +37,12 @@ class TierOut(BaseModel):
     voice_fee_micro_usd: int | None = Field(description="Per minute of platform voice; null: none.")
     voice_fee_usd: str | None
     max_connections: int | None = Field(description="The org's own connections; null: no limit.")
+    included_credits_micro_usd: int = Field(
+        description="Credits granted per paid subscription period; 0: none."
+    )
+    included_credits_usd: str | None = Field(description="The same as exact USD; null: none.")
+    grace_period_days: int = Field(description="Days a failed subscription payment keeps the tier.")
+    fallback_tier: str = Field(description="The tier an org moves to when its grace period ends unpaid.")
     subscribable: bool = Field(description="A subscription checkout can be started for this tier here.")
 
 
@@ -71,6 +78,10 @@ def tier_out(p: TierPolicy, subscribable: bool) -> TierOut:
         voice_fee_micro_usd=p.voice_fee,
         voice_fee_usd=None if p.voice_fee is None else format_usd(p.voice_fee),
         max_connections=p.max_connections,
+        included_credits_micro_usd=p.included_credits,
+        included_credits_usd=format_usd(p.included_credits) if p.included_credits else None,
+        grace_period_days=p.grace_period_days,
+        fallback_tier=p.fallback_tier.value,
         subscribable=subscribable,
     )
 
@@ -91,8 +102,8 @@ def pack_out(p: CreditPack) -> PackOut:
 async def plans(svc: ServicesDep) -> PlansOut:
     """The tier table and the credit packs; which tiers can be subscribed to on this server."""
     payments = svc.payments
-    priced: set[Tier] = {t for t, prices in payments.tier_prices.items() if prices} if payments else set()
-    table = default_table()
+    table = svc.tiers
+    priced = {t for t, p in table.items() if p.stripe_prices} if payments else set()
     return PlansOut(
         purchases=payments is not None,
         tiers=[tier_out(table[t], t in priced) for t in Tier],

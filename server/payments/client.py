@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import stripe
 
 from billing.credit_packs import CreditPack
+from billing.tiers import TierTable, default_table, tier_prices, with_prices
 from foundation.errors import RequestError
 from foundation.orgs import Tier
 from server.settings import Settings, parse_tier_prices
@@ -24,6 +25,12 @@ PURCHASES_OFF = (
     "purchases are off: set PATCHBAY_STRIPE_SECRET_KEY (and PATCHBAY_STRIPE_WEBHOOK_SECRET) to sell credit "
     "packs and subscriptions; until then credits come from `patchbay credits grant`"
 )
+
+
+def commercial_table(settings: Settings) -> TierTable:
+    """The packaged tier table with the Stripe prices PATCHBAY_STRIPE_TIER_PRICES names: the one
+    table checkout, the webhook, the grace sweeper and the plans page read (`Services.tiers`)."""
+    return with_prices(default_table(), parse_tier_prices(settings.stripe_tier_prices))
 
 
 class PurchasesOffError(RequestError):
@@ -53,7 +60,7 @@ class StripePayments:
         secret_key: str,
         *,
         webhook_secret: str | None,
-        tier_prices: Mapping[Tier, tuple[str, ...]],
+        tiers: TierTable,
         meter_event_name: str,
         api_base: str | None = None,
     ) -> None:
@@ -61,19 +68,22 @@ class StripePayments:
         addresses: Any = {"api": api_base.rstrip("/")} if api_base else None
         self._client = stripe.StripeClient(secret_key, base_addresses=addresses, http_client=self._http)
         self.webhook_secret = webhook_secret
-        self.tier_prices = dict(tier_prices)
+        self.tiers = tiers
+        """The tier table with this account's prices (`Services.tiers`): prices, included credits, grace."""
+        self.tier_prices: Mapping[Tier, tuple[str, ...]] = tier_prices(tiers)
         self.meter_event_name = meter_event_name
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripePayments | None:
+    def from_settings(cls, settings: Settings, tiers: TierTable | None = None) -> StripePayments | None:
         if settings.stripe_secret_key is None:
             return None
+        tiers = tiers if tiers is not None else commercial_table(settings)
         return cls(
             settings.stripe_secret_key.get_secret_value(),
             webhook_secret=settings.stripe_webhook_secret.get_secret_value()
             if settings.stripe_webhook_secret
             else None,
-            tier_prices=parse_tier_prices(settings.stripe_tier_prices),
+            tiers=tiers,
             meter_event_name=settings.stripe_meter_event_name,
             api_base=settings.stripe_api_base,
         )
@@ -133,6 +143,7 @@ class StripePayments:
         if not prices:
             raise RequestError(
                 f"tier {tier.value!r} has no Stripe price: add it to PATCHBAY_STRIPE_TIER_PRICES "
+                "(or `stripe_prices` in the tier table) "
                 f"({', '.join(t.value for t in self.tier_prices) or 'none has one yet'})",
                 param="tier",
             )

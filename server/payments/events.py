@@ -9,7 +9,10 @@ The events acted on (docs/billing.md, "Stripe"):
 - `customer.subscription.created|updated|deleted`: the tier the subscription's current state
   gives (the webhook re-reads the subscription from Stripe, so events out of order converge);
 - `charge.refunded`: take back the share of a pack's credits the new refund covers;
-- `invoice.payment_failed`: recorded; the tier stays while Stripe retries (see `tier_for`).
+- `invoice.payment_failed` of a subscription: starts the tier's grace period (the tier stays;
+  `server.payments.grace` moves the org to the fallback tier when it ends unpaid);
+- `invoice.paid` of a subscription: ends a grace period and grants the tier's included credits
+  for the period, keyed by the invoice id.
 
 Anything else is `Ignore`.
 """
@@ -28,9 +31,10 @@ SUBSCRIPTION = frozenset(
     {"customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"}
 )
 KEEPS_TIER = frozenset({"active", "trialing", "past_due"})
-"""Subscription statuses that keep the paid tier. `past_due` is Stripe retrying a failed payment:
-the grace period. When Stripe gives up it cancels the subscription or marks it `unpaid`
-(the account's revenue-recovery setting), and the org falls back to `FALLBACK_TIER`."""
+"""Subscription statuses that keep the paid tier. `past_due` is Stripe retrying a failed payment,
+for at most the tier's grace period (`server.payments.grace`). When Stripe gives up first it
+cancels the subscription or marks it `unpaid` (the account's revenue-recovery setting), and the
+org falls back to `FALLBACK_TIER`."""
 FALLBACK_TIER = Tier.FREE
 """The tier of an org whose subscription ended (canceled, unpaid, expired)."""
 
@@ -72,16 +76,34 @@ class RecordPaymentFailed:
     invoice_id: str
     attempt_count: int
     next_payment_attempt: int | None
+    subscription_id: str | None = None
+    created: int = 0
+    """The event's time (Unix seconds): the grace period counts from it."""
 
 
-Action = Ignore | GrantCredits | SyncSubscription | TakeBackCredits | RecordPaymentFailed
+@dataclass(frozen=True, slots=True)
+class InvoicePaid:
+    """A subscription invoice was paid: clear any grace period, grant the included credits once."""
+
+    customer_id: str
+    invoice_id: str
+    subscription_id: str
+    created: int
+
+
+Action = Ignore | GrantCredits | SyncSubscription | TakeBackCredits | RecordPaymentFailed | InvoicePaid
 
 
 def action_for(
-    event_type: str, obj: Mapping[str, Any], previous: Mapping[str, Any], packs: Mapping[str, CreditPack]
+    event_type: str,
+    obj: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    packs: Mapping[str, CreditPack],
+    *,
+    created: int = 0,
 ) -> Action:
     """The action an event calls for. `obj` is `event.data.object`, `previous` its
-    `previous_attributes` (empty when the event has none)."""
+    `previous_attributes` (empty when the event has none), `created` the event's time."""
     if event_type in CHECKOUT_PAID:
         return _checkout(obj, packs)
     if event_type in SUBSCRIPTION:
@@ -96,8 +118,23 @@ def action_for(
             str(obj["id"]),
             int(obj.get("attempt_count") or 0),
             obj.get("next_payment_attempt"),
+            invoice_subscription(obj),
+            created,
         )
+    if event_type == "invoice.paid":
+        subscription = invoice_subscription(obj)
+        if not obj.get("customer") or subscription is None:
+            return Ignore("an invoice of no subscription")
+        return InvoicePaid(_id(obj["customer"]), str(obj["id"]), subscription, created)
     return Ignore(f"{event_type} is not acted on")
+
+
+def invoice_subscription(invoice: Mapping[str, Any]) -> str | None:
+    """The subscription an invoice bills: `parent.subscription_details.subscription` (API
+    2025-03-31 on), or the older top-level `subscription`."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    ref = details.get("subscription") or invoice.get("subscription")
+    return _id(ref) if ref else None
 
 
 def _checkout(session: Mapping[str, Any], packs: Mapping[str, CreditPack]) -> Action:

@@ -8,6 +8,9 @@ set from the subscription as Stripe holds it now (re-read, not taken from the ev
 events applied out of order end in the same tier. A tier change bumps the org's config version
 in the same transaction, so every replica reloads its routing within its poll interval; it
 changes `orgs.tier` only: connections the new tier does not allow are skipped, never deleted.
+A failed subscription invoice starts the tier's grace period and a paid one ends it
+(`server.payments.grace`, whose sweeper falls an unpaid org back), and a paid one grants a
+bundled tier's included credits, keyed by the invoice id.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from foundation.orgs import Org, Tier
 from server.org_plan import set_plan
 from server.payments import events as ev
 from server.payments.client import StripePayments
+from server.payments.grace import end_grace, start_grace
 from server.payments.tables import StripeCustomer, StripeEvent
 
 log = logging.getLogger("patchbay.payments")
@@ -70,7 +74,11 @@ class Webhook:
                 return Applied("already applied", duplicate=True)
         data = event["data"]
         action = ev.action_for(
-            str(event["type"]), data["object"], data.get("previous_attributes") or {}, self._packs
+            str(event["type"]),
+            data["object"],
+            data.get("previous_attributes") or {},
+            self._packs,
+            created=int(event["created"]),
         )
         result = await self._act(action)
         async with self._sessions() as session:
@@ -119,6 +127,8 @@ class Webhook:
                 return await self._take_back(action)
             case ev.RecordPaymentFailed():
                 return await self._payment_failed(action)
+            case ev.InvoicePaid():
+                return await self._invoice_paid(action)
         raise AssertionError(action)
 
     async def _sync_tier(self, subscription_id: str, org_id: str | None) -> Applied:
@@ -126,6 +136,16 @@ class Webhook:
             return Applied(f"ignored: subscription {subscription_id} belongs to no org here")
         subscription = await self._payments.subscription(subscription_id)
         tier = ev.tier_for(subscription, self._payments.tier_prices)
+        status = str(subscription.get("status"))
+        async with self._sessions() as session, session.begin():
+            row = await session.get(StripeCustomer, org_id)
+            if row is not None:
+                row.subscription_id, row.subscription_status = subscription_id, status[:32]
+                if status not in ev.KEEPS_TIER:
+                    row.grace_until, row.grace_invoice_id = (
+                        None,
+                        None,
+                    )  # Stripe ended it: nothing left to wait for
         if tier is None:
             return Applied(
                 f"ignored: no price of {subscription_id} is in PATCHBAY_STRIPE_TIER_PRICES", org_id
@@ -171,7 +191,14 @@ class Webhook:
         org_id = await self._org_of(action.customer_id)
         if org_id is None:
             return Applied(f"ignored: customer {action.customer_id} belongs to no org here")
+        outcome = "payment failure recorded; no subscription, so no grace period"
         async with self._sessions() as session, session.begin():
+            if action.subscription_id is not None:
+                row, org = await session.get(StripeCustomer, org_id), await session.get(Org, org_id)
+                if row is not None and org is not None:
+                    failed_at = datetime.fromtimestamp(action.created, UTC)
+                    grace = start_grace(row, org.tier, self._payments.tiers, action.invoice_id, failed_at)
+                    outcome = f"payment failure recorded; {grace}"
             session.add(
                 AuditEvent(
                     org_id=org_id,
@@ -183,10 +210,46 @@ class Webhook:
                     details={
                         "attempt_count": action.attempt_count,
                         "next_payment_attempt": action.next_payment_attempt,
+                        "outcome": outcome,
                     },
                 )
             )
-        return Applied("payment failure recorded; the tier stays while Stripe retries", org_id)
+        return Applied(outcome, org_id)
+
+    async def _invoice_paid(self, action: ev.InvoicePaid) -> Applied:
+        """End any grace period, restore the subscribed tier if a grace period ended it, and grant
+        the tier's included credits once per invoice."""
+        org_id = await self._org_of(action.customer_id)
+        if org_id is None:
+            return Applied(f"ignored: customer {action.customer_id} belongs to no org here")
+        async with self._sessions() as session, session.begin():
+            row = await session.get(StripeCustomer, org_id)
+            ended = row is not None and end_grace(row, datetime.fromtimestamp(action.created, UTC))
+        outcome = ["invoice paid"] + (["grace period ended"] if ended else [])
+        subscription = await self._payments.subscription(action.subscription_id)
+        tier = ev.tier_for(subscription, self._payments.tier_prices)
+        # Paid after the grace period moved the org down: the tier it pays for comes back.
+        paying = tier is not None and subscription.get("status") in ev.KEEPS_TIER
+        if (
+            paying
+            and tier is not None
+            and await self.set_tier(org_id, tier, reason=f"invoice {action.invoice_id} paid")
+        ):
+            outcome.append(f"tier {tier.value}")
+        included = self._payments.tiers[tier].included_credits if tier is not None else 0
+        if tier is not None and included > 0:
+            entry = await self._ledger.grant(
+                org_id,
+                included,
+                f"stripe:invoice:{action.invoice_id}",
+                f"credits included with tier {tier.value}, Stripe invoice {action.invoice_id}",
+                actor="stripe",
+            )
+            outcome.append(
+                f"granted {format_usd(included)} USD included with {tier.value}"
+                + (" (already)" if entry.replayed else "")
+            )
+        return Applied("; ".join(outcome), org_id)
 
     async def _org_of(self, customer_id: str) -> str | None:
         async with self._sessions() as session:

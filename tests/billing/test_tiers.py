@@ -17,6 +17,9 @@ from billing.tiers import (
     percent,
     policy_for,
     table_from_json,
+    tier_allowing_more,
+    tier_prices,
+    with_prices,
 )
 from foundation.orgs import Tier
 
@@ -121,3 +124,55 @@ def test_a_bad_row_is_refused_loudly(change: dict[str, object], says: str) -> No
     _tiers(raw)["pro"].update(change)
     with pytest.raises((ValueError, ValidationError), match=re.escape(says)):
         table_from_json(json.dumps(raw))
+
+
+COMMERCIAL = ("stripe_prices", "included_credits_usd", "grace_period_days", "fallback_tier")
+
+
+def test_a_table_written_before_the_commercial_terms_loads_with_their_defaults() -> None:
+    raw = json.loads(TIERS_PATH.read_text())
+    for row in raw["tiers"].values():
+        for name in COMMERCIAL:
+            row.pop(name)
+    table = table_from_json(json.dumps(raw))
+    for row in table.values():
+        assert (row.stripe_prices, row.included_credits, row.grace_period_days, row.fallback_tier) == (
+            (),
+            0,
+            7,
+            Tier.FREE,
+        )
+
+
+def test_the_commercial_terms_are_data_and_checked() -> None:
+    table = default_table()
+    assert table[Tier.ENTERPRISE].included_credits == 500_000_000
+    assert [table[t].grace_period_days for t in Tier] == [0, 7, 7, 14, 14]
+    assert {table[t].fallback_tier for t in Tier} == {Tier.FREE}
+    assert all(table[t].stripe_prices == () for t in Tier), "price ids belong to an account: none packaged"
+    raw = json.loads(TIERS_PATH.read_text())
+    for field, bad in (
+        ("grace_period_days", -1),
+        ("included_credits_usd", "1.0000001"),
+        ("fallback_tier", "gold"),
+    ):
+        broken = json.loads(json.dumps(raw))
+        broken["tiers"]["pro"][field] = bad
+        with pytest.raises((ValidationError, ValueError)):
+            table_from_json(json.dumps(broken))
+
+
+def test_prices_from_the_setting_fill_the_table_and_must_name_one_tier_each() -> None:
+    table = with_prices(default_table(), {Tier.PRO: ("price_p", "price_fee")})
+    assert table[Tier.PRO].stripe_prices == ("price_p", "price_fee")
+    assert tier_prices(table) == {Tier.PRO: ("price_p", "price_fee")}
+    assert table[Tier.STARTER] == default_table()[Tier.STARTER]
+    with pytest.raises(ValueError, match="its own first Stripe price id"):
+        with_prices(table, {Tier.STARTER: ("price_p",)})
+
+
+def test_the_tier_that_allows_more_connections() -> None:
+    table = default_table()
+    assert tier_allowing_more(table, 2) is table[Tier.STARTER]
+    assert tier_allowing_more(table, 5) is table[Tier.PRO]
+    assert tier_allowing_more(table, 1000) is table[Tier.ENTERPRISE]

@@ -227,10 +227,32 @@ def charge(
 
 
 def invoice(
-    iid: str, *, created: int, customer: str, amount_due: int, attempt_count: int, next_attempt: int | None
+    iid: str,
+    *,
+    created: int,
+    customer: str,
+    amount_due: int,
+    attempt_count: int,
+    next_attempt: int | None,
+    subscription: str | None = None,
+    paid: bool = False,
 ) -> Obj:
-    """An open subscription invoice whose payment failed (what `invoice.payment_failed` carries)."""
-    return {
+    """A subscription invoice: open with its payment failed (what `invoice.payment_failed`
+    carries), or `paid` (`invoice.paid`); `subscription` is its parent's."""
+    parent = (
+        {
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": {},
+                "subscription": subscription,
+                "subscription_proration_date": None,
+            },
+            "type": "subscription_details",
+        }
+        if subscription
+        else None
+    )
+    out: Obj = {
         "id": iid,
         "object": "invoice",
         "account_country": "US",
@@ -289,7 +311,7 @@ def invoice(
         "next_payment_attempt": next_attempt,
         "number": None,
         "on_behalf_of": None,
-        "parent": None,
+        "parent": parent,
         "payment_settings": {
             "default_mandate": None,
             "payment_method_options": None,
@@ -324,3 +346,12 @@ def invoice(
         "total_taxes": [],
         "webhooks_delivered_at": created,
     }
+    if paid:
+        out.update(
+            amount_paid=amount_due,
+            amount_remaining=0,
+            next_payment_attempt=None,
+            status="paid",
+            status_transitions={**out["status_transitions"], "paid_at": created},
+        )
+    return out

@@ -93,6 +93,8 @@ class StripeEmulator:
         self.charges: dict[str, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.meter_events: dict[str, dict[str, Any]] = {}
+        self.refuse_meter_events = 0
+        """How many of the next meter event requests to refuse (a 400), as an unreachable meter."""
         self.requests: list[tuple[str, str, dict[str, Any]]] = []
         self._session_params: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
@@ -241,6 +243,9 @@ class StripeEmulator:
     @property
     def _create_meter_event(self) -> Any:
         def create(_request: Request, params: dict[str, Any]) -> dict[str, Any]:
+            if self.refuse_meter_events > 0:
+                self.refuse_meter_events -= 1
+                raise StripeError(400, "No active meter found for event_name")
             payload = params.get("payload") or {}
             if not params.get("event_name") or "stripe_customer_id" not in payload or "value" not in payload:
                 raise StripeError(
@@ -354,7 +359,9 @@ class StripeEmulator:
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
         return self.emit("charge.refunded", charge, previous=previous)
 
-    def fail_invoice(self, customer: str, amount_due: int, attempt_count: int = 1) -> dict[str, Any]:
+    def fail_invoice(
+        self, customer: str, amount_due: int, attempt_count: int = 1, *, subscription: str | None = None
+    ) -> dict[str, Any]:
         now = self.clock()
         inv = billing_objects.invoice(
             self.new_id("in"),
@@ -363,8 +370,25 @@ class StripeEmulator:
             amount_due=amount_due,
             attempt_count=attempt_count,
             next_attempt=now + 3 * 24 * 3600,
+            subscription=subscription,
         )
         return self.emit("invoice.payment_failed", inv)
+
+    def pay_invoice(self, sub_id: str, invoice_id: str | None = None) -> dict[str, Any]:
+        """The subscription's invoice (a new period's, or `invoice_id` retried) is paid: `invoice.paid`."""
+        sub = self.subscriptions[sub_id]
+        amount = sum(item["price"]["unit_amount"] for item in sub["items"]["data"])
+        inv = billing_objects.invoice(
+            invoice_id or self.new_id("in"),
+            created=self.clock(),
+            customer=sub["customer"],
+            amount_due=amount,
+            attempt_count=1,
+            next_attempt=None,
+            subscription=sub_id,
+            paid=True,
+        )
+        return self.emit("invoice.paid", inv)
 
     def charge_for(self, session_id: str) -> str:
         intent = self.sessions[session_id]["payment_intent"]

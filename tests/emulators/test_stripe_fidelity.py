@@ -134,6 +134,8 @@ def every_object(emu: StripeEmulator) -> list[tuple[dict[str, Any], type]]:
     emu.change_plan(sub_id, "price_pro")
     emu.refund(emu.charge_for(pay["id"]), 400)
     emu.fail_invoice("cus_x", 9900)
+    failed = emu.fail_invoice(emu.subscriptions[sub_id]["customer"], 9900, subscription=sub_id)
+    emu.pay_invoice(sub_id, failed["data"]["object"]["id"])
     emu.cancel(sub_id)
     found: list[tuple[dict[str, Any], type]] = [(c, stripe.Customer) for c in emu.customers.values()]
     found += [(s, Session) for s in emu.sessions.values()]

@@ -19,6 +19,8 @@ const ROWS = [
   ["BYOK per-request charge", (t) => (t.byok_surcharge ? `${t.byok_surcharge} of the notional price` : "none")],
   ["Platform voice fee", (t) => (t.voice_fee_micro_usd === null ? "none" : `${usd(t.voice_fee_micro_usd)}/min`)],
   ["Max connections", (t) => (t.max_connections === null ? "no limit" : String(t.max_connections))],
+  ["Included credits per period", (t) => (t.included_credits_micro_usd ? usd(t.included_credits_micro_usd) : "none")],
+  ["Grace period after a failed payment", (t) => `${t.grace_period_days} days, then ${t.fallback_tier}`],
 ];
 
 export async function plansPage(root, context) {

@@ -13,4 +13,4 @@ async def test_with_stripe_the_priced_tiers_are_subscribable(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["purchases"] is True
-    assert {t["tier"] for t in body["tiers"] if t["subscribable"]} == {"starter", "pro"}
+    assert {t["tier"] for t in body["tiers"] if t["subscribable"]} == {"starter", "pro", "enterprise"}

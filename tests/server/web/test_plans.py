@@ -88,14 +88,25 @@ async def test_choose_a_plan_and_buy_credits_through_the_emulator(
             ["Platform voice fee", "$0.02/min", "$0.01/min", "$0.005/min", "none", "none"],
             ["Max connections", "2", "5", "25", "100", "no limit"],
         ]
+        assert body[7:9] == [
+            ["Included credits per period", "none", "none", "none", "none", "$500.00"],
+            [
+                "Grace period after a failed payment",
+                "0 days, then free",
+                "7 days, then free",
+                "7 days, then free",
+                "14 days, then free",
+                "14 days, then free",
+            ],
+        ]
         assert await table.locator("thead th[aria-current=true]").get_attribute("data-tier") == "pro"
         assert await table.locator("td.current").count() == len(body)
-        assert body[7][1:] == [
+        assert body[9][1:] == [
             "Not sold here",
             "Choose starter",
             "Current plan",
             "Not sold here",
-            "Not sold here",
+            "Choose enterprise",
         ]
         assert await page.get_by_text(OFF).count() == 0
 
