@@ -2,7 +2,7 @@
 gate settings (on/off, thresholds, operator overrides).
 
 Revision ID: 0016
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-02 02:30:00
 """
 
