@@ -198,7 +198,10 @@ class LedgerHold:
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
         charged = 0
         try:
-            charged = await _to_the_end(self._write(owed.credits, details))
+            write = self._write(owed.credits, details)
+            # A settle from a lease is a journal write that never suspends: nothing to shield.
+            leased = self._lease is not None and self._lease[0].journaling
+            charged = await (write if leased else _to_the_end(write))
         finally:
             self._close(charged)
         return charged

@@ -47,10 +47,8 @@ from foundation.db import utcnow
 
 log = logging.getLogger("patchbay.billing")
 
-LEASE_HOLDS = 256
-"""A lease covers this many of the hold that asked for it."""
-MIN_LEASE_HOLDS = 8
-"""Fewer of them in half of what is available: no lease, per-request holds."""
+LEASE_HOLDS = 256  # a lease covers this many of the hold that asked for it
+MIN_LEASE_HOLDS = 8  # fewer of them in half of what is available: no lease, per-request holds
 LOW_RETRY = 32
 """After a lease was refused, this many per-request holds before the book tries again."""
 RENEW_AT = 4
@@ -70,8 +68,7 @@ class Lease:
     amount: int
     free: int
     use_until: datetime
-    drawing: int = 0
-    """Draws taken and not yet settled or released."""
+    drawing: int = 0  # draws taken and not yet settled or released
 
 
 @dataclass(eq=False)
@@ -133,6 +130,10 @@ class LeaseBook:
             await self.flush()
         finally:
             journal.close(remove=not self._pending)
+
+    @property
+    def journaling(self) -> bool:
+        return self._journal is not None
 
     def take(self, org_id: str, amount: int, request_id: str | None = None) -> Draw | None:
         """A draw of `amount` on the org's lease, from memory; None when it does not fit."""
