@@ -8,7 +8,8 @@ few µs: once it returns, the line is in the kernel's page cache, so it outlives
 the process (not a crash of the machine). `sync` (`fdatasync`) makes the lines written so far
 survive a machine crash too; the lease book calls it, off the request path, before each batch
 it drains into the ledger. When every line written has been drained, the caller `truncate`s
-the file, so it stays small.
+the file; under constant load (never all drained) it starts a new journal and `close`s the old
+one, removing it, once the lines that old one holds are in the ledger. So files stay small.
 
 A journal left by a dead process is found by `orphans`: a `.log` file whose lock can be taken
 belongs to no living process (a lock goes with its process, whatever killed it). The caller
@@ -44,6 +45,8 @@ class Journal:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.path = directory / f"{name}.log"
         os.rename(temporary, self.path)
+        self.size = 0
+        """Bytes written since the file was last emptied."""
 
     def append(self, line: dict[str, Any]) -> None:
         """Write one line (synchronous: in the page cache when this returns)."""
@@ -51,6 +54,7 @@ class Journal:
         written = os.write(self._fd, data)
         if written != len(data):  # a regular file takes a small write whole, or raises (disk full)
             raise OSError(f"short write to the settle journal {self.path}")
+        self.size += written
 
     def sync(self) -> None:
         """fdatasync: the lines written so far survive a crash of the machine (blocking; a thread)."""
@@ -59,6 +63,7 @@ class Journal:
     def truncate(self) -> None:
         """Empty the file: every line written is in the ledger (appends go on from its start)."""
         os.ftruncate(self._fd, 0)
+        self.size = 0
 
     def close(self, *, remove: bool) -> None:
         """Close (and delete, when everything written is in the ledger) the file; its lock goes with it."""

@@ -1,25 +1,16 @@
 """Per-process credit leases: a chargeable segment's hold and settle with no database round trip.
 
-A serving process takes a **lease** for an org: one ledger hold (`Ledger.hold`, details
-`{"lease": true}`, the ledger's hold TTL) of a block of credits, `LEASE_HOLDS` times the
-segment's hold, at most half of what is available (so other processes can lease too). A
-segment's hold is then a draw on the lease in memory (`take`: no await); the book tops the
-lease up in the background when its free part falls under a quarter, and synchronously when a
-draw does not fit (`reserve`: one transaction, under a per-org lock, so one top-up at a time).
-When even half of what is available is less than `MIN_LEASE_HOLDS` holds, the org is near zero:
-`reserve` answers None and the caller takes today's per-request hold (exactness first), for the
-next `LOW_RETRY` segments before the book tries a lease again. A lease takes new draws for half
-the hold TTL; then a fresh one is taken and the old one is released (its unused part) once its
-last draw has closed and been written.
-
-A settle of a draw appends one line to this process's journal (`billing.journal`, synchronous,
-µs) before it returns, so the response it belongs to completes only once its charge outlives a
-`kill -9`. A background task drains the journal into the ledger every `DRAIN_INTERVAL` (or as
-soon as `DRAIN_BATCH` lines wait): `fdatasync`, then one transaction per lease and batch
-(`Ledger.settle_leased`, keyed, so a line written twice writes once). At start, and every
-`ORPHAN_EVERY` drains, journals left by dead processes are replayed the same way and removed.
-`flush` drains and releases every lease nobody draws on (clean shutdown; tests before reading
-balances). See docs/billing.md#speed.
+A lease is one ledger hold (details `{"lease": true}`) of `LEASE_HOLDS` times the segment's hold,
+at most half of what is available. A segment's hold is a draw on it in memory (`take`); the book
+tops the lease up in the background under a quarter free, and synchronously when a draw does
+not fit (`reserve`, one top-up at a time per org). Near zero (half of available under
+`MIN_LEASE_HOLDS` holds) `reserve` answers None and the caller takes a per-request hold, for the
+next `LOW_RETRY` segments. A lease takes draws for half the hold TTL, then retires: released
+(its unused part) once its last draw is settled and written. A settle appends one line to the
+process's journal (`billing.journal`, before it returns, so before the response completes); a
+background task drains it every `DRAIN_INTERVAL` (`fdatasync`, then `Ledger.settle_leased`,
+keyed) and, at start and every `ORPHAN_EVERY` drains, replays dead processes' journals.
+`flush` drains and releases every lease (clean shutdown; tests). See docs/billing.md#speed.
 """
 
 from __future__ import annotations
@@ -56,6 +47,7 @@ RENEW_AT = 4
 DRAIN_INTERVAL = 0.2
 """Seconds between drains: the most a machine crash (not a process kill) can lose."""
 ORPHAN_EVERY = 50
+ROTATE_BYTES = 4 << 20  # a journal never all drained (constant load) is replaced at this size
 MINTED_REQUEST_ID = re.compile(r"req_[0-9a-f]{16}")
 """The request ids `server.middleware` mints; any other was sent by the client and, for an org
 with rows imported from the predecessor, may be one it charged: per-request hold, which checks."""
@@ -223,12 +215,20 @@ class LeaseBook:
         """fdatasync the journal, write its lines into the ledger, close idle retired leases."""
         async with self._draining:
             journal, count = self._journal, len(self._pending)
+            if count and journal is not None and journal.size > ROTATE_BYTES:
+                self._journal = Journal(self._dir)  # new lines there; this one goes once written
             if count:
                 if journal is not None:
                     await asyncio.to_thread(journal.sync)
-                await write_settles(self._ledger, self._pending[:count])
+                written = False
+                try:
+                    await write_settles(self._ledger, self._pending[:count])
+                    written = True
+                finally:  # a rotated journal not written is left to a replay (keyed: charged once)
+                    if journal is not None and journal is not self._journal:
+                        journal.close(remove=written)
                 del self._pending[:count]
-                if journal is not None and not self._pending:
+                if journal is not None and journal is self._journal and not self._pending:
                     journal.truncate()
             now = self._clock()
             for org_id, lease in list(self._current.items()):

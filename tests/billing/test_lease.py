@@ -171,3 +171,21 @@ async def test_settles_of_an_expired_lease_are_charged_against_what_is_available
     final = await assert_consistent(db, ledger, ORG)
     assert (final.balance, final.held, final.open_holds) == (GRANT - 300, 0, 0)
     await book.aclose()
+
+
+async def test_a_journal_that_grows_is_replaced_and_removed_once_written(
+    db: Database, ledger: Ledger, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("billing.lease.ROTATE_BYTES", 0)  # every drain with lines rotates
+    await ledger.grant(ORG, GRANT, "grant-1")
+    book = await _book(ledger, tmp_path, clock)
+    draw = await book.reserve(ORG, HOLD)
+    assert draw is not None
+    await book.settle(draw, 100, "pf:one:llm:settle", {}, api_key_id=None, request_id=None)
+    [first] = list((tmp_path / "journal").glob("*.log"))
+    await book.drain()
+    [second] = list((tmp_path / "journal").glob("*.log"))
+    assert second != first and not first.exists()
+    assert await entry_count(db, ORG, EntryKind.SETTLE.value) == 1
+    await book.aclose()
+    assert list((tmp_path / "journal").glob("*.log")) == []
