@@ -37,7 +37,9 @@ def declared_models(models: Sequence[str | dict[str, Any]] | None) -> list[dict[
             raise RequestError(f"model ids are at most {MAX_MODEL_ID_CHARS} characters", param="models")
         unknown = [c for c in caps if c not in {cap.value for cap in Capability}]
         if unknown:
-            raise RequestError(f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models")
+            raise RequestError(
+                f"unknown capabilities for model {model_id!r}: {', '.join(unknown)}", param="models"
+            )
         entry: dict[str, Any] = {"id": model_id.strip(), "capabilities": sorted(set(caps))}
         if price is not None:
             entry["price"] = _price(price, f"models.{index}.price").usd()
@@ -52,7 +54,9 @@ def _price(value: object, param: str) -> Price:
     if isinstance(value, Price):
         return value
     if not isinstance(value, Mapping):
-        raise PriceError(f"{param} is an object of USD amounts per unit, such as {{\"input\": \"0.15\"}}", param=param)
+        raise PriceError(
+            f'{param} is an object of USD amounts per unit, such as {{"input": "0.15"}}', param=param
+        )
     return Price.from_usd(value, param=param)
 
 

@@ -54,8 +54,14 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
-    return JSONResponse({"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400)
+    message = (
+        f"{where}: {first.get('msg', 'invalid request')}"
+        if where
+        else str(first.get("msg", "invalid request"))
+    )
+    return JSONResponse(
+        {"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400
+    )
 
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:

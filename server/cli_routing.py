@@ -58,8 +58,12 @@ def _owner(org_ref: str | None, platform: bool) -> str | None:
             "drop --org to manage the platform's connections, or --platform for the org's"
         )
     if not platform and org_ref is None:
-        raise click.UsageError("say whose connections: --org ORG, or --platform for the operator's platform connections")
+        raise click.UsageError(
+            "say whose connections: --org ORG, or --platform for the operator's platform connections"
+        )
     return org_ref
+
+
 price_option = click.option(
     "--price",
     "prices",
@@ -121,7 +125,9 @@ def _with_services(
 def _with_connections(
     as_json: bool, fn: Callable[[Connections, AsyncSession, str | None], Awaitable[T]], org_ref: str | None
 ) -> T:
-    return _with_services(as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref)
+    return _with_services(
+        as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref
+    )
 
 
 def _line(c: ConnectionInfo) -> str:
@@ -137,8 +143,15 @@ def connection() -> None:
 
 @connection.command("add")
 @owner_options
-@click.option("--provider", required=True, help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible")
-@click.option("--name", help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).")
+@click.option(
+    "--provider",
+    required=True,
+    help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible",
+)
+@click.option(
+    "--name",
+    help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).",
+)
 @click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
 @click.option("--model", "models", multiple=True, help="Declare a model the endpoint serves (repeatable).")
 @price_option
@@ -188,7 +201,9 @@ def connection_add(
 @json_option
 def connection_list(org_ref: str | None, platform: bool, as_json: bool) -> None:
     """List connections in routing order (keys shown as fingerprints)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), _owner(org_ref, platform))
+    infos = _with_connections(
+        as_json, lambda svc, s, org_id: svc.list_all(s, org_id), _owner(org_ref, platform)
+    )
     emit(as_json, infos, "\n".join(_line(c) for c in infos) or "no connections")
 
 
@@ -242,7 +257,9 @@ def connection_update(
 @json_option
 def connection_revoke(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Stop routing to REF and destroy its stored key (the record stays)."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), _owner(org_ref, platform))
+    info = _with_connections(
+        as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), _owner(org_ref, platform)
+    )
     emit(as_json, info, _line(info))
 
 
@@ -252,7 +269,9 @@ def connection_revoke(org_ref: str | None, platform: bool, ref: str, as_json: bo
 @json_option
 def connection_delete(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Delete REF and its stored key."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), _owner(org_ref, platform))
+    info = _with_connections(
+        as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), _owner(org_ref, platform)
+    )
     emit(as_json, info, f"deleted {info.profile_id}")
 
 
@@ -261,9 +280,13 @@ def connection_delete(org_ref: str | None, platform: bool, ref: str, as_json: bo
 @click.option("--provider", required=True)
 @click.argument("profiles", nargs=-1, required=True)
 @json_option
-def connection_reorder(org_ref: str | None, platform: bool, provider: str, profiles: Sequence[str], as_json: bool) -> None:
+def connection_reorder(
+    org_ref: str | None, platform: bool, provider: str, profiles: Sequence[str], as_json: bool
+) -> None:
     """Set the explicit order of PROVIDER's profiles (name each once, first is tried first)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), _owner(org_ref, platform))
+    infos = _with_connections(
+        as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), _owner(org_ref, platform)
+    )
     emit(as_json, infos, "\n".join(_line(c) for c in infos))
 
 
@@ -279,7 +302,9 @@ def connection_test(org_ref: str | None, platform: bool, ref: str, model: str | 
     health; prompts and answers are not.
     """
 
-    async def run(services: Services, s: AsyncSession, org_id: str | None) -> tuple[Verification, ConnectionInfo]:
+    async def run(
+        services: Services, s: AsyncSession, org_id: str | None
+    ) -> tuple[Verification, ConnectionInfo]:
         svc = services.connections(actor="cli")
         row = await svc.get(s, org_id, ref)
         # The CLI is an edge like the server: it may read operator environment references.
@@ -317,7 +342,11 @@ def connection_show(org_ref: str | None, platform: bool, ref: str, as_json: bool
 
     info = _with_connections(as_json, get, _owner(org_ref, platform))
     h = info.health
-    health = f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})" if h.status else "never tested"
+    health = (
+        f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})"
+        if h.status
+        else "never tested"
+    )
     emit(as_json, info, f"{_line(info)}\n{health}")
 
 
@@ -341,7 +370,11 @@ def _agent_line(a: AgentInfo) -> str:
 
 def _voice_line(v: VoiceSettings) -> str:
     """One readable line; the instructions are cut short (the full text is in `--json`)."""
-    parts = [f"{label} {value}" for label, value in (("voice", v.voice), ("language", v.language), ("output", v.output_format)) if value]
+    parts = [
+        f"{label} {value}"
+        for label, value in (("voice", v.voice), ("language", v.language), ("output", v.output_format))
+        if value
+    ]
     if v.instructions:
         first = v.instructions.strip().splitlines()[0]
         shown = first if len(first) <= 40 and first == v.instructions.strip() else first[:40].rstrip() + "…"
@@ -355,10 +388,18 @@ def voice_options(fn: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(
         (
             click.option("--voice", help="TTS voice id for the agent's voice sessions ('' clears it)."),
-            click.option("--instructions", help="System prompt of the agent's voice sessions ('' clears it)."),
-            click.option("--instructions-file", type=click.File(encoding="utf-8"), help="Read the instructions from a file ('-': standard input)."),
+            click.option(
+                "--instructions", help="System prompt of the agent's voice sessions ('' clears it)."
+            ),
+            click.option(
+                "--instructions-file",
+                type=click.File(encoding="utf-8"),
+                help="Read the instructions from a file ('-': standard input).",
+            ),
             click.option("--language", help="Language spoken to the agent, e.g. en or en-US ('' clears it)."),
-            click.option("--output-format", help=f"Output audio: {', '.join(OUTPUT_FORMATS)} ('' clears it)."),
+            click.option(
+                "--output-format", help=f"Output audio: {', '.join(OUTPUT_FORMATS)} ('' clears it)."
+            ),
         )
     ):
         fn = option(fn)
@@ -380,7 +421,12 @@ def _voice_settings(
             instructions = instructions_file.read()
         except UnicodeDecodeError:
             fail("--instructions-file must be UTF-8 text", 2, as_json=as_json)
-    settings = {"voice": voice, "instructions": instructions, "language": language, "output_format": output_format}
+    settings = {
+        "voice": voice,
+        "instructions": instructions,
+        "language": language,
+        "output_format": output_format,
+    }
     return {k: v for k, v in settings.items() if v is not None}
 
 
@@ -399,7 +445,9 @@ def agent() -> None:
 @agent.command("create")
 @org_option
 @click.argument("name")
-@click.option("--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent.")
+@click.option(
+    "--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent."
+)
 @click.option("--default-model", help="The agent's default model ref.")
 @voice_options
 @json_option
@@ -412,7 +460,9 @@ def agent_create(
     settings = _voice_settings(**voice, as_json=as_json)
     info = _with_agents(
         as_json,
-        lambda svc, s, org_id: svc.create(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings),
+        lambda svc, s, org_id: svc.create(
+            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
+        ),
         org_ref,
     )
     emit(as_json, info, _agent_line(info))
@@ -421,7 +471,12 @@ def agent_create(
 @agent.command("update")
 @org_option
 @click.argument("name")
-@click.option("--chain", "chains", multiple=True, help="intent=REF,... replaces that intent's chain; intent= removes it.")
+@click.option(
+    "--chain",
+    "chains",
+    multiple=True,
+    help="intent=REF,... replaces that intent's chain; intent= removes it.",
+)
 @click.option("--default-model")
 @voice_options
 @json_option
@@ -433,7 +488,9 @@ def agent_update(
     settings = _voice_settings(**voice, as_json=as_json)
     info = _with_agents(
         as_json,
-        lambda svc, s, org_id: svc.update(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings),
+        lambda svc, s, org_id: svc.update(
+            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
+        ),
         org_ref,
     )
     emit(as_json, info, _agent_line(info))
@@ -460,17 +517,32 @@ def agent_delete(org_ref: str, name: str, as_json: bool) -> None:
 
 @agent.command("routing")
 @org_option
-@click.option("--chain", "chains", multiple=True, help="Org-level intent=REF,... (the matrix every agent falls back to).")
+@click.option(
+    "--chain",
+    "chains",
+    multiple=True,
+    help="Org-level intent=REF,... (the matrix every agent falls back to).",
+)
 @click.option("--default-model", help="The org's default model ref.")
-@click.option("--allow", "allowed", multiple=True, help="Replace the org's allowlist with these refs (repeatable).")
+@click.option(
+    "--allow", "allowed", multiple=True, help="Replace the org's allowlist with these refs (repeatable)."
+)
 @json_option
-def org_routing(org_ref: str, chains: Sequence[str], default_model: str | None, allowed: Sequence[str], as_json: bool) -> None:
+def org_routing(
+    org_ref: str, chains: Sequence[str], default_model: str | None, allowed: Sequence[str], as_json: bool
+) -> None:
     """Set the org's own routing matrix, default model and allowlist."""
     parsed = _chains(chains, as_json) if chains else None
 
     async def run(svc: Agents, s: AsyncSession, org_id: str) -> dict[str, object]:
-        row = await svc.set_org_routing(s, org_id, chains=parsed, default_model=default_model, allowed_models=list(allowed) or None)
-        return {"default_model": row.default_model, "chains": dict(row.routing or {}), "allowed_models": row.allowed_models}
+        row = await svc.set_org_routing(
+            s, org_id, chains=parsed, default_model=default_model, allowed_models=list(allowed) or None
+        )
+        return {
+            "default_model": row.default_model,
+            "chains": dict(row.routing or {}),
+            "allowed_models": row.allowed_models,
+        }
 
     out = _with_agents(as_json, run, org_ref)
     emit(as_json, out, "\n".join(f"{k}: {v}" for k, v in out.items()))

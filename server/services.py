@@ -167,7 +167,9 @@ def build_gateway(
         router=router,
         api_keys=api_keys,
         rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=REDIS_PREFIX),
-        request_log=RequestLog(db.sessions, retention_days=settings.request_log_retention_days, registry=registry),
+        request_log=RequestLog(
+            db.sessions, retention_days=settings.request_log_retention_days, registry=registry
+        ),
     )
 
 
@@ -267,7 +269,8 @@ class Services:
             usage=usage,
             gateway=gateway,
             voice=voice,
-            auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
+            auth_throttle=overrides.auth_throttle
+            or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
             ledger=ledger,
             sweeper=HoldSweeper(
                 ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock
@@ -280,7 +283,9 @@ class Services:
         services.config_listeners.append(gateway.registry.changed)
         services.payments = StripePayments.from_settings(settings)
         if services.payments is not None:
-            services.webhook = Webhook(services.payments, database.sessions, ledger, changed=services.config_changed)
+            services.webhook = Webhook(
+                services.payments, database.sessions, ledger, changed=services.config_changed
+            )
         return services
 
     @property
@@ -330,7 +335,9 @@ class Services:
         self.gateway.api_keys.last_used.start()
         await self.leases.start()
         self.sweeper.start()
-        self.retention = RetentionSweeper(self.db.sessions, retention_days=self.settings.request_log_retention_days)
+        self.retention = RetentionSweeper(
+            self.db.sessions, retention_days=self.settings.request_log_retention_days
+        )
         self.retention.start()
 
     async def aclose(self) -> None:

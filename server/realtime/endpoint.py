@@ -127,7 +127,12 @@ async def _mint(request: Request) -> JSONResponse:
     # A key only: a token cannot mint another token.
     authorization = request.headers.get("authorization", "").encode("latin-1")
     caller = await identify(
-        services, runtime.signer, authorization, None, address=client_address(request.scope), surface="realtime"
+        services,
+        runtime.signer,
+        authorization,
+        None,
+        address=client_address(request.scope),
+        surface="realtime",
     )
     if isinstance(caller, Refused) and caller.retry_after is not None:
         return locked_response(caller.retry_after)

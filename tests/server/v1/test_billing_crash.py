@@ -85,7 +85,9 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
             await ledger.grant(org_id, GRANT, "grant-1")
             env = server_env(db.url, tmp_path, hold_ttl_seconds=HOLD_TTL_SECONDS)
             async with Served(env, tmp_path / "server.log") as server, _client(server.url, key) as http:
-                answered = await asyncio.gather(*(chat(http, f"a-{i}", stream=i % 2 == 1) for i in range(ANSWERED)))
+                answered = await asyncio.gather(
+                    *(chat(http, f"a-{i}", stream=i % 2 == 1) for i in range(ANSWERED))
+                )
                 assert all(o.complete for o in answered), answered
 
                 gate.holding = True
@@ -94,7 +96,10 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
                 ]
                 await asyncio.to_thread(gate.wait_until, waiting=WAITING)  # all 40 drew on the lease
                 async with ledger_locked(db, org_id):
-                    through = gate.waiting(stream=True)[: LET_THROUGH // 2] + gate.waiting(stream=False)[: LET_THROUGH // 2]
+                    through = (
+                        gate.waiting(stream=True)[: LET_THROUGH // 2]
+                        + gate.waiting(stream=False)[: LET_THROUGH // 2]
+                    )
                     gate.let_through(through)
                     late = [asyncio.create_task(chat(http, f"c-{i}", stream=i % 2 == 1)) for i in range(LATE)]
                     await asyncio.to_thread(
