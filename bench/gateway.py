@@ -10,7 +10,8 @@ direct.
 
 Two routes reach the same emulator: `byok`, an org (enterprise) with its own connection (no
 ledger access), and `platform`, an org without one, served by a priced platform connection and
-billed: a hold before the call and a settle after it, against credits granted at seeding.
+billed against credits granted at seeding: a draw on the process's credit lease before the call
+and a journaled settle after it, written into the ledger behind (billing/lease.py).
 
     .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8] [--routes byok,platform]
 

@@ -6,8 +6,10 @@ billing source and its model's list price (`billing.prices.hold_amount`), throug
 (`billing.policy.max_charge`; an unknown tier is `free`, money fails closed); the largest wins.
 A TTS segment's voice fee is held for its text at `SPOKEN_CHARS_PER_SECOND` (its audio is not
 known yet). 0 (a BYOK or private plan on a tier without a per-request charge) takes no hold and
-touches no database; anything more is one `Ledger.hold` (one transaction), refused with
-`InsufficientCreditsError` (the 402) when the balance cannot cover it.
+touches no database; anything more is a draw on the process's credit lease, in memory, when it
+has one (`billing.lease.LeaseBook`, settled through its journal), or else one `Ledger.hold`
+(one transaction), refused with `InsufficientCreditsError` (the 402) when the balance cannot
+cover it.
 
 The hold it returns settles with the source and model that actually served the segment:
 `billing.prices.cost` at that model's list price, then `billing.policy.charge` for that source,
@@ -33,6 +35,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
+from billing.lease import Draw, LeaseBook
 from billing.ledger import Ledger
 from billing.ledger_types import REQUEST_KEY_PREFIX, HoldClosedError, RequestAlreadyChargedError
 from billing.policy import allowed_sources, charge, max_charge
@@ -52,9 +55,12 @@ T = TypeVar("T")
 class LedgerPreflight:
     """Holds on `ledger` for segments that may be charged; nothing for those that cannot be."""
 
-    def __init__(self, ledger: Ledger, caps: SpendCaps | None = None) -> None:
+    def __init__(
+        self, ledger: Ledger, caps: SpendCaps | None = None, leases: LeaseBook | None = None
+    ) -> None:
         self._ledger = ledger
         self._caps = caps
+        self._leases = leases
 
     async def hold(self, request: PreflightRequest) -> Hold:
         amount = hold_for(request)
@@ -65,9 +71,11 @@ class LedgerPreflight:
         reserved = None
         if self._caps is not None:
             reserved = await self._caps.reserve(request.org_id, request.api_key_id, amount)
-        hold_id, held = None, 0
+        hold_id, held, draw = None, 0, None
         try:
-            if amount > 0:
+            if amount > 0 and self._leases is not None:
+                draw = await self._leases.reserve(request.org_id, amount, request.request_id)
+            if amount > 0 and draw is None:
                 details = {"segment": request.segment, "intent": request.intent}
                 hold = await self._ledger.hold(
                     request.org_id, amount, key, details=details, request_id=request.request_id
@@ -89,6 +97,7 @@ class LedgerPreflight:
             caps=self._caps,
             reserved=reserved,
             held=held,
+            lease=(self._leases, draw) if self._leases is not None and draw is not None else None,
         )
 
 
@@ -154,7 +163,9 @@ class LedgerHold:
         caps: SpendCaps | None = None,
         reserved: Reservation | None = None,
         held: int = 0,
+        lease: tuple[LeaseBook, Draw] | None = None,
     ) -> None:
+        self._lease = lease
         self._ledger = ledger
         self._held = held
         self._org_id = org_id
@@ -189,13 +200,22 @@ class LedgerHold:
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
         charged = 0
         try:
-            charged = await _to_the_end(self._write(owed.credits, details))
+            write = self._write(owed.credits, details)
+            # A settle from a lease is a journal write that never suspends: nothing to shield.
+            leased = self._lease is not None and self._lease[0].journaling
+            charged = await (write if leased else _to_the_end(write))
         finally:
             self._close(charged)
         return charged
 
     async def _write(self, credits: int, details: Mapping[str, object]) -> int:
         spender = self._api_key_id
+        if self._lease is not None:
+            book, draw = self._lease
+            key = f"{self._key}:settle"
+            return await book.settle(
+                draw, credits, key, details, api_key_id=spender, request_id=self._request_id
+            )
         if self.hold_id is not None:
             try:
                 entry = await self._ledger.settle(
@@ -230,6 +250,8 @@ class LedgerHold:
 
     async def release(self) -> None:
         self._close(0)
+        if self._lease is not None:
+            self._lease[0].release(self._lease[1])
         if self.hold_id is not None:
             await _to_the_end(self._release(self.hold_id))
 

@@ -34,10 +34,11 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing import ledger_fast
+from billing import ledger_fast, ledger_lease
 from billing import ledger_history as history
 from billing import ledger_rules as rules
 from billing import ledger_store as store
+from billing.ledger_lease import LeasedSettle
 from billing.ledger_tables import EntryKind
 from billing.ledger_types import Balance, Entry, HoldNotFoundError, check_key
 from billing.legacy_billing import LegacyRow
@@ -251,6 +252,18 @@ class Ledger:
             )
 
         return await self._write(org_id, run, create=True)
+
+    async def settle_leased(self, org_id: str, lease_id: str, settles: Sequence[LeasedSettle]) -> list[Entry]:
+        """A batch of settles served from the lease (hold) `lease_id`, one transaction
+        (`billing.ledger_lease`); returns the entries written: settles already written write nothing."""
+        return await self._write(
+            org_id, partial(ledger_lease.settle_leased, lease_id=lease_id, settles=settles)
+        )
+
+    async def imported_any(self, org_id: str) -> bool:
+        """Whether the org has rows imported from the predecessor (`billing.ledger_history`)."""
+        async with self._sessions() as session:
+            return await ledger_lease.imported_any(session, org_id)
 
     async def release(
         self,

@@ -20,7 +20,8 @@ from billing.ledger_types import Balance, Entry
 
 
 async def derive(session: AsyncSession, org_id: str) -> Balance:
-    """Balance = Σ credits and adjustments − Σ settles; held = Σ holds with no closing entry."""
+    """Balance = Σ credits and adjustments − Σ settles; held = Σ holds with no closing entry,
+    less what settles served from such a hold (a lease, `billing.ledger_lease`) drew from it."""
     effect = case(
         (ENTRIES.c.kind == EntryKind.SETTLE.value, -ENTRIES.c.amount),
         (ENTRIES.c.kind.in_([EntryKind.HOLD.value, EntryKind.RELEASE.value]), 0),
@@ -37,6 +38,24 @@ async def derive(session: AsyncSession, org_id: str) -> Balance:
         LedgerEntry.org_id == org_id, LedgerEntry.kind == EntryKind.HOLD.value, ~is_closed
     )
     held, count = (await session.execute(open_holds)).one()
+    lease = aliased(LedgerEntry)
+    drawn = select(func.coalesce(func.sum(ENTRIES.c.amount), 0)).where(
+        ENTRIES.c.org_id == org_id,
+        ENTRIES.c.kind == EntryKind.SETTLE.value,
+        ENTRIES.c.hold_id.is_(None),
+        ENTRIES.c.details["lease"]
+        .as_string()
+        .in_(
+            select(lease.id).where(
+                lease.org_id == org_id,
+                lease.kind == EntryKind.HOLD.value,
+                ~exists().where(
+                    and_(closing.hold_id == lease.id, closing.kind.in_([k.value for k in CLOSING]))
+                ),
+            )
+        ),
+    )
+    held -= await session.scalar(drawn) or 0
     return Balance(int(balance or 0), int(held), int(count))
 
 

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pydantic import SecretStr
 
 from billing.credits_preflight import LedgerPreflight
+from billing.lease import LeaseBook
 from billing.ledger import Ledger
 from billing.ledger_sweeper import HoldSweeper
 from billing.policy import billing_policy
@@ -205,6 +206,8 @@ class Services:
     ledger: Ledger
     """The credits ledger (billing/ledger.py); its sweeper releases expired holds while serving."""
     sweeper: HoldSweeper
+    leases: LeaseBook
+    """This process's credit leases and settle journal (billing/lease.py): on while serving."""
     spend_caps: SpendCaps
     """Monthly budgets and per-key spend limits, from memory (billing/spend_caps.py); refreshed
     by the registry's config poll."""
@@ -254,6 +257,7 @@ class Services:
         hold_ttl = timedelta(seconds=settings.billing_hold_ttl_seconds)
         ledger = Ledger(database.sessions, hold_ttl=hold_ttl, clock=clock)
         spend_caps = SpendCaps(database.sessions, clock=clock, hold_ttl=hold_ttl)
+        leases = LeaseBook(ledger, settings.data_dir / "journal", clock=clock)
         gateway = build_gateway(
             settings,
             database,
@@ -261,7 +265,7 @@ class Services:
             usage,
             overrides,
             environ=services_environ(settings),
-            preflight=LedgerPreflight(ledger, spend_caps),
+            preflight=LedgerPreflight(ledger, spend_caps, leases),
         )
         gateway.registry.poll_hooks.append(spend_caps.poll)
         voice = VoiceRuntime.from_settings(
@@ -285,6 +289,7 @@ class Services:
             sweeper=HoldSweeper(
                 ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock
             ),
+            leases=leases,
             spend_caps=spend_caps,
             overrides=overrides,
             admin_token=admin.value if admin else None,
@@ -347,6 +352,7 @@ class Services:
         self.start_writers()
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
+        await self.leases.start()
         self.sweeper.start()
         self.retention = RetentionSweeper(
             self.db.sessions, retention_days=self.settings.request_log_retention_days
@@ -372,6 +378,7 @@ class Services:
         for task in (self.grace, self.usage_reporter):
             if task is not None:
                 await task.aclose()
+        await self.leases.aclose()
         if self.payments is not None:
             await self.payments.aclose()
         if self.retention is not None:

@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy import update
 
 from billing.ledger import Ledger
+from billing.ledger_lease import LeasedSettle
 from billing.ledger_query import list_entries
 from billing.ledger_tables import ACCOUNTS, EntryKind
 from billing.ledger_types import Entry
@@ -282,6 +283,12 @@ async def replay_every_key(ledger: Ledger, entries: list[Entry]) -> None:
         elif e.kind is EntryKind.SETTLE and e.hold_id is not None:
             requested = e.amount + e.shortfall
             again = await ledger.settle(e.hold_id, requested, e.idempotency_key, org_id=e.org_id)
+        elif e.kind is EntryKind.SETTLE and "lease" in e.details:  # journaled, then written by a drain
+            settle = LeasedSettle(
+                e.org_id, str(e.details["lease"]), e.idempotency_key, e.amount, e.details, e.created_at
+            )
+            assert await ledger.settle_leased(e.org_id, settle.lease_id, [settle]) == [], e
+            continue
         elif e.kind is EntryKind.RELEASE and e.hold_id is not None:
             again = await ledger.release(e.hold_id, e.idempotency_key, org_id=e.org_id)
         else:

@@ -69,6 +69,7 @@ async def test_a_covered_surcharged_request_is_served_and_charged_once(
     patchbay: Patchbay, upstreams: Upstreams, ledger_writes: list[str]
 ) -> None:
     await _set_tier(patchbay, "starter")
+    await patchbay.services.leases.aclose()  # the per-request path (an org near zero takes it)
     ledger = patchbay.services.ledger
     await ledger.grant(patchbay.org_id, 1_000_000, "test-grant")
     del ledger_writes[:]
@@ -115,8 +116,10 @@ async def test_a_client_that_leaves_while_its_stream_settles_is_still_charged(
 ) -> None:
     """The client goes away after the last content chunk, while the settle waits for the ledger
     (a slow write, here held by the test). The segment was served: the settle must finish, not
-    be cancelled with the response and leave the hold to expire unpaid."""
+    be cancelled with the response and leave the hold to expire unpaid. (The per-request path:
+    a settle from a credit lease is a journal write, with no await to cancel.)"""
     await _set_tier(patchbay, "starter")
+    await patchbay.services.leases.aclose()
     ledger = patchbay.services.ledger
     await ledger.grant(patchbay.org_id, 1_000_000, "test-grant")
     write = ledger._write

@@ -3,10 +3,11 @@ each database, with credits that cover only some of them (issue 14, first accept
 
 What must hold whatever the interleaving: every answer is a 200 charged exactly what its
 `x-patchbay-cost` says (header or stream trailer), or a 402 `insufficient_credits` that wrote
-nothing and never reached the provider; the balance never goes below zero (no settle falls
-short) and ends at grants − Σ costs the clients were told; every hold is closed once, no key
-is used twice, and replaying every key (the grant through the CLI, the request path's holds
-and settles through the ledger) changes nothing. The usage records carry the same costs.
+nothing and never reached the provider; the server serves from a credit lease while the balance
+allows one and from per-request holds near zero (billing/lease.py), and both paths run here;
+the balance never goes below zero (no settle falls short) and ends at grants − Σ costs the clients were told; every hold is closed once, no key
+is used twice, and replaying every key (the grant through the CLI, the request path's holds,
+leases and settles through the ledger) changes nothing. The usage records carry the same costs.
 """
 
 from __future__ import annotations
@@ -89,14 +90,24 @@ async def test_a_burst_of_platform_paid_requests_is_charged_exactly(db: Database
 
     ledger = Ledger(db.sessions)
     entries, by_request = await entries_by_request(db, org_id)
+    leases = {e.id for e in entries if e.kind is EntryKind.HOLD and e.details.get("lease") is True}
+    assert leases  # the server leased credits, and released them at its clean stop (below: held 0)
     for o in refused:  # refused before anything was written
         assert o.request_id not in by_request
-    for o in served:  # one hold, closed by one settle of exactly the cost the client was told
-        mine = by_request.pop(o.request_id)
-        assert kinds(mine) == [EntryKind.HOLD, EntryKind.SETTLE], mine
-        hold, settle = sorted(mine, key=lambda e: e.kind is EntryKind.SETTLE)
-        assert settle.hold_id == hold.id and settle.amount == o.cost and settle.shortfall == 0
+    leased = 0
+    for o in served:  # one settle of exactly the cost the client was told: from the server's
+        mine = by_request.pop(o.request_id)  # lease, or closing a hold of its own (near zero)
+        if kinds(mine) == [EntryKind.SETTLE]:
+            [settle] = mine
+            assert settle.hold_id is None and settle.details["lease"] in leases
+            leased += 1
+        else:
+            assert kinds(mine) == [EntryKind.HOLD, EntryKind.SETTLE], mine
+            hold, settle = sorted(mine, key=lambda e: e.kind is EntryKind.SETTLE)
+            assert settle.hold_id == hold.id
+        assert settle.amount == o.cost and settle.shortfall == 0
     assert by_request == {}
+    assert leased and leased < len(served)  # both paths ran: leases first, per-request holds near zero
     assert len({e.idempotency_key for e in entries}) == len(entries)
     [grant] = [e for e in entries if e.kind is EntryKind.GRANT]
 

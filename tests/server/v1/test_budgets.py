@@ -90,6 +90,7 @@ async def test_under_the_budget_is_served_and_once_it_is_reached_every_surface_i
         spent = parse_usd(served.headers["x-patchbay-cost"]) + parse_usd(again.headers["x-patchbay-cost"])
         assert spent > 0
         assert loads == [org]  # the caps were read once, not per request
+        await patchbay.services.leases.flush()  # the ledger and spend totals are written behind
         budget = (await admin.get(f"/admin/v1/orgs/{org}/budget")).json()
         assert budget["spent_this_month_micro_usd"] == spent and budget["month"] == "2026-06"
 
@@ -122,6 +123,7 @@ async def test_a_key_spend_limit_refuses_that_key_only(patchbay: Patchbay, upstr
             served = await c.post("/v1/chat/completions", json=CHAT)
         assert served.status_code == 200
         spent = parse_usd(served.headers["x-patchbay-cost"])
+        await patchbay.services.leases.flush()  # the ledger and spend totals are written behind
         shown = (await admin.get(f"/admin/v1/orgs/{org}/api-keys/{key_id}")).json()
         assert (shown["spend_limit"], shown["spent_this_month_micro_usd"]) == ("0.50", spent)
 

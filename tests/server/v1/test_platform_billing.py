@@ -66,6 +66,7 @@ async def test_a_platform_served_request_is_charged_for_an_org_with_credits(
     assert chat.headers["x-patchbay-route"] == "openai:platform/gpt-4o-mini=served"
     cost = parse_usd(chat.headers["x-patchbay-cost"])
     assert cost > 0
+    await patchbay.services.leases.flush()  # settles are written behind (billing/lease.py)
     balance = await ledger.balance(org_id)
     assert balance.held == 0 and balance.balance == 1_000_000 - cost
     assert len(upstreams.openai.chat_requests) == 1
