@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from providers.contract import BillingSource, Capability, ModelRef, ProviderId
 from routing.catalog import Catalog, ModelInfo
@@ -222,7 +222,7 @@ class Resolver:
                 if c.status is not ConnectionStatus.ACTIVE
             )
             for conn, block in order_profiles(active, states, ref.model, now, explicit=explicit):
-                items.append(self._candidate(org, ref, conn, needs, step, block))
+                items.append(self._candidate(org, ref, conn, needs, step, block, now))
         return Plan(intent=request.intent, source=choice.source, strict=choice.strict, items=tuple(items))
 
     def _candidate(
@@ -233,6 +233,7 @@ class Resolver:
         needs: frozenset[Capability],
         step: int,
         block: Block | None,
+        now: float,
     ) -> PlanItem:
         if conn.billing_source not in org.allowed_billing:
             return _skip(ref, conn, f"tier:{conn.billing_source.value}")
@@ -243,7 +244,7 @@ class Resolver:
         if missing:
             return _skip(ref, conn, f"capability:{min(missing).value}")
         if block is not None:
-            return _skip(ref, conn, block.label)
+            return replace(_skip(ref, conn, block.label), retry_after=max(0.0, block.until - now))
         return PlannedAttempt(ref=ref, connection=conn, info=info, step=step)
 
 

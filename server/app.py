@@ -26,7 +26,7 @@ from server.admin import platform as admin_platform
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
-from server.errors import REQUEST_ERRORS, error_response, request_error_handler
+from server.errors import REQUEST_ERRORS, error_response, request_error_handler, with_request_id
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
 from server.payments import routes as payments
@@ -46,7 +46,7 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: Any = exc.detail
     if isinstance(detail, dict) and "message" in detail:
-        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse({"error": with_request_id(detail)}, status_code=exc.status_code, headers=exc.headers)
     return error_response(exc.status_code, "http_error", str(detail), headers=exc.headers)
 
 
@@ -55,7 +55,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
-    return JSONResponse({"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400)
+    return JSONResponse(
+        {"error": with_request_id({"type": "invalid_request", "message": message, "param": where or None})},
+        status_code=400,
+    )
 
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:

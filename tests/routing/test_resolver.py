@@ -67,6 +67,7 @@ def test_cooldown_skip_without_a_call() -> None:
         "openai:main/gpt-4o-mini=skipped:cooldown:rate_limit",
         "anthropic:default/claude-haiku-4-5=try",
     ]
+    assert plan.skipped[0].retry_after == 29.0, "the seconds the cooldown had left at plan time"
     assert (
         labels(resolver.plan(base_org().build(), RouteRequest(), states, T0 + 30))[0]
         == "openai:main/gpt-4o-mini=try"

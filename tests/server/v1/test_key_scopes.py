@@ -137,9 +137,14 @@ async def test_an_expired_key_is_refused_saying_so_on_every_surface(
             "type": "invalid_request_error",
             "param": None,
             "code": "invalid_api_key",
+            "request_id": r.headers["x-request-id"],
         }
     assert anthropic_answer.status_code == 401
-    assert anthropic_answer.json() == {"type": "error", "error": {"type": "authentication_error", "message": message}}
+    assert anthropic_answer.json() == {
+        "type": "error",
+        "error": {"type": "authentication_error", "message": message},
+        "request_id": anthropic_answer.headers["x-request-id"],
+    }
 
 
 async def test_requests_make_no_key_reads_or_writes_and_the_flush_records_the_last_use(
