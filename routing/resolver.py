@@ -110,7 +110,10 @@ class Resolver:
             if org.allowlist is not None and not _allowed(org.allowlist, ref, requested):
                 raise ModelNotAllowedError(requested)
             if not self._connections(org, ref)[0]:
-                raise NoRouteError(f"no connection serves {ref.provider!r}")
+                raise NoRouteError(
+                    f"no connection serves {ref.provider!r}; add one (`patchbay connection add --provider "
+                    f"{ref.provider.partition(':')[0]}`) or name a model of a connected provider"
+                )
             return ChainChoice(chain=(ref,), source="pinned", strict=True)
         if request.agent:
             return self._agent_chain(org, request.agent, request.intent, explicit=False)
@@ -157,6 +160,13 @@ class Resolver:
         for name, conn in org.custom.items():
             if conn.declared(requested) is not None:
                 return ModelRef(provider=name, model=requested)
+        known_by = [p.value for p in self._catalog.providers_for(requested)]
+        if known_by:
+            raise NoRouteError(
+                f"model {requested!r} is served by {' or '.join(known_by)}, which this organisation has not "
+                f"connected; add a connection (`patchbay connection add --provider {known_by[0]}`) or name "
+                "another model"
+            )
         raise NoRouteError(f"model {requested!r} is unknown; use provider/model")
 
     def profiles_for(self, org: OrgRouting, chain: Chain) -> list[str]:

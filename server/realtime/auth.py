@@ -104,7 +104,11 @@ def locked_response(retry_after: float) -> JSONResponse:
     return JSONResponse(
         {
             "error": with_request_id(
-                {"type": "rate_limit_error", "code": "auth_failures_exceeded", "message": lockout_message(retry_after)}
+                {
+                    "type": "rate_limit_error",
+                    "code": "auth_failures_exceeded",
+                    "message": lockout_message(retry_after),
+                }
             )
         },
         status_code=429,

@@ -225,7 +225,10 @@ async def test_healthy_request_after_errors_is_unaffected(patchbay: Patchbay, up
 AUDIO_CHAT = {
     "model": "default",
     "messages": [
-        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}]}
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}],
+        }
     ],
 }
 
@@ -259,7 +262,10 @@ async def test_a_tier_that_allows_no_candidate_is_403(patchbay: Patchbay) -> Non
     assert "does not allow `byok` connections (openai:main/gpt-4o-mini)" in _error(openai)["message"]
     assert anthropic.status_code == 403
     body = anthropic.json()
-    assert body["error"]["type"] == "permission_error" and body["request_id"] == anthropic.headers["x-request-id"]
+    assert (
+        body["error"]["type"] == "permission_error"
+        and body["request_id"] == anthropic.headers["x-request-id"]
+    )
 
 
 class _Lines(logging.Handler):
@@ -352,7 +358,15 @@ def test_every_skip_reason_has_its_status_on_every_wire(
 
 def test_an_attempt_that_failed_keeps_the_upstream_answer() -> None:
     trace = AttemptTrace(intent="chat")
-    trace.add(TraceEntry(ref="openai/gpt-4o", profile_id="openai:main", outcome=Outcome.SKIPPED, reason="capability:tools"))
-    trace.add(TraceEntry(ref="mistral/x", profile_id="mistral:default", outcome=Outcome.FAILED, reason="timeout"))
-    error = from_exception(AllAttemptsFailedError(trace, ProviderError(ErrorClass.TIMEOUT, "slow", provider="mistral")))
+    trace.add(
+        TraceEntry(
+            ref="openai/gpt-4o", profile_id="openai:main", outcome=Outcome.SKIPPED, reason="capability:tools"
+        )
+    )
+    trace.add(
+        TraceEntry(ref="mistral/x", profile_id="mistral:default", outcome=Outcome.FAILED, reason="timeout")
+    )
+    error = from_exception(
+        AllAttemptsFailedError(trace, ProviderError(ErrorClass.TIMEOUT, "slow", provider="mistral"))
+    )
     assert error is not None and (error.status, error.code) == (502, "upstream_timeout")

@@ -147,10 +147,16 @@ async def test_connection_journey_never_leaks_the_key(
         assert await url_field.locator("input").get_attribute("aria-invalid") == "true"
 
         # Add, see the fingerprint (never the key), test: every probe passes, health is ok.
-        await add_connection(page, name="main", base_url=url, key=CANARY_MAIN)
+        await add_connection(page, name="main", base_url=url, key=CANARY_MAIN, models="gpt-4o-mini:text,tools, gpt-4o")
         states.append(await page_state(page))
         async with live.admin() as admin:
             main = (await admin.get(f"{api_path}/openai:main")).json()
+        # Capabilities are declared after a colon; a capability after a comma stays with its model.
+        assert main["models"] == [
+            {"id": "gpt-4o-mini", "capabilities": ["text", "tools"]},
+            {"id": "gpt-4o", "capabilities": ["text"]},
+        ]
+        await row(page, "openai:main").get_by_text("gpt-4o-mini (text, tools)").wait_for()
         main_row = row(page, "openai:main")
         assert await main_row.locator(".fingerprint").text_content() == main["key"]["fingerprint"]
         await main_row.get_by_role("button", name="Test").click()
@@ -245,6 +251,10 @@ async def test_connection_journey_never_leaks_the_key(
 async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
     page, seen = page_and_seen
     org_id = await make_org(live)
+    async with live.admin() as admin:
+        for provider in ("openai", "mistral"):
+            made = await admin.post(f"/orgs/{org_id}/connections", json={"provider": provider, "key": "sk-test-x"})
+            assert made.status_code == 201, made.text
     await sign_in_with_link(page, live)
     await page.get_by_role("link", name="AI settings").click()
     await page.get_by_role("heading", name="AI settings", level=1).wait_for()
@@ -257,6 +267,10 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
     vision = routing.locator(".field[data-param='chains.vision']")
     await vision.locator(".error").filter(has_text="provider/model").wait_for()
     assert await vision.locator("input").get_attribute("aria-invalid") == "true"
+    # A ref no connection serves is refused next to its field, saying how to fix it.
+    await routing.get_by_label("vision", exact=True).fill("anthropic/claude-haiku-4-5")
+    await routing.get_by_role("button", name="Save routing").click()
+    await vision.locator(".error").filter(has_text="no connection serves anthropic/claude-haiku-4-5").wait_for()
 
     await routing.get_by_label("vision", exact=True).fill("openai/gpt-4o")
     await routing.get_by_label("Default model").fill("openai/gpt-4o-mini")
