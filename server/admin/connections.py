@@ -437,7 +437,6 @@ async def reorder_connections(org: str, body: OrderIn, svc: ServicesDep) -> list
 async def create_agent(org: str, body: AgentIn, svc: ServicesDep) -> AgentOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
         info = await svc.agents().create(
             s,
             org_id,
@@ -446,6 +445,8 @@ async def create_agent(org: str, body: AgentIn, svc: ServicesDep) -> AgentOut:
             default_model=body.default_model,
             voice_settings=body.voice_settings.changes() if body.voice_settings else None,
         )
+        # After the save, which reports malformed refs first; a refusal rolls it back.
+        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
     svc.config_changed(org_id)
     return AgentOut.of(info)
 
@@ -461,7 +462,6 @@ async def list_agents(org: str, svc: ServicesDep) -> list[AgentOut]:
 async def update_agent(org: str, name: str, body: AgentUpdate, svc: ServicesDep) -> AgentOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
         info = await svc.agents().update(
             s,
             org_id,
@@ -470,6 +470,8 @@ async def update_agent(org: str, name: str, body: AgentUpdate, svc: ServicesDep)
             default_model=body.default_model,
             voice_settings=body.voice_settings.changes() if body.voice_settings else None,
         )
+        # After the save, which reports malformed refs first; a refusal rolls it back.
+        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
     svc.config_changed(org_id)
     return AgentOut.of(info)
 
@@ -497,11 +499,11 @@ async def get_routing(org: str, svc: ServicesDep) -> RoutingOut:
 async def set_routing(org: str, body: RoutingIn, svc: ServicesDep) -> RoutingOut:
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
-        await _refuse_unserved(
-            svc, s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
-        )
         row = await svc.agents().set_org_routing(
             s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
+        )
+        await _refuse_unserved(
+            svc, s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
         )
         out = RoutingOut(default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models)
     svc.config_changed(org_id)

@@ -8,9 +8,10 @@ id (`x-request-id`) was charged by the predecessor's billing (docs/billing.md), 
 reasons decide (routing/skip_reasons.py): 400 for what the caller or the admin must fix (a
 capability, a conformance gate, a disabled connection), 403 for the org's plan, 503 only for
 what passes with time (cooldowns), with `retry-after` when the soonest one ends at a known time.
-Every body carries the request id (`x-request-id`). A message never quotes an upstream key or an upstream body: provider text is
-passed on only for the fail-fast classes the caller must act on (invalid request, context
-length, content filter), and adapters have already scrubbed it of the credential they sent.
+Every body carries the request id (`x-request-id`). A message never quotes an upstream key or
+an upstream body: provider text is passed on only for the fail-fast classes the caller must act
+on (invalid request, context length, content filter), and adapters have already scrubbed it of
+the credential they sent.
 """
 
 from __future__ import annotations

@@ -164,6 +164,8 @@ async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: 
 
 async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
     base = f"/admin/v1/orgs/{org}/agents"
+    made = await client.post(f"/admin/v1/orgs/{org}/connections", json={"provider": "openai", "key": canary()}, headers=admin_headers)
+    assert made.status_code == 201, made.text
     ada = {"voice": "nova", "instructions": "You are Ada.", "language": "en-us", "output_format": "g711_ulaw"}
     created = await client.post(base, json={"name": "ada", "voice_settings": ada}, headers=admin_headers)
     assert created.status_code == 201, created.text
