@@ -101,8 +101,13 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
                 byok = await accounts.create_api_key(s, org.id, name="bench")
                 # The platform route: the operator's priced connection, an org without its own.
                 await svc.connections().create(
-                    s, None, provider="openai", base_url=upstream, key=Secret(UPSTREAM_KEY),
-                    models=["gpt-4o-mini"], prices={"gpt-4o-mini": parse_price_spec("0.15/0.60")},
+                    s,
+                    None,
+                    provider="openai",
+                    base_url=upstream,
+                    key=Secret(UPSTREAM_KEY),
+                    models=["gpt-4o-mini"],
+                    prices={"gpt-4o-mini": parse_price_spec("0.15/0.60")},
                 )
                 paying = await accounts.create_org(s, "bench-platform")
                 await svc.agents().set_org_routing(s, paying.id, chains={"chat": ["openai/gpt-4o-mini"]})

@@ -43,12 +43,18 @@ def start(root: str, side: str, emulator_port: int, tmp: Path) -> tuple[subproce
     args = ["patchbay", "--port", str(port), "--upstream", f"http://127.0.0.1:{emulator_port}/v1"]
     args += ["--data-dir", str(data), "--key-file", str(data / "key")]
     log = open(data / "patchbay.log", "wb")  # noqa: SIM115 - the child holds it until it exits
-    proc = subprocess.Popen([sys.executable, f"{root}/bench/gateway.py", *args], env=env, cwd=root, stderr=log)
+    proc = subprocess.Popen(
+        [sys.executable, f"{root}/bench/gateway.py", *args], env=env, cwd=root, stderr=log
+    )
     return proc, port, data / "key"
 
 
 async def cell(
-    targets: list[g.Target], procs: dict[str, subprocess.Popen[bytes]], stream: bool, concurrency: int, seconds: float
+    targets: list[g.Target],
+    procs: dict[str, subprocess.Popen[bytes]],
+    stream: bool,
+    concurrency: int,
+    seconds: float,
 ) -> dict[str, float]:
     await g.run_cell(targets, stream=stream, concurrency=concurrency, requests=200, seconds=2)  # warm-up
     before = {side: g.cpu_seconds(p.pid) for side, p in procs.items()}
@@ -57,14 +63,18 @@ async def cell(
     out = {"p50_a": a.pct(a.latencies, 0.5), "p50_b": b.pct(b.latencies, 0.5)}
     out |= {"ttfb_a": a.pct(a.first_bytes, 0.5), "ttfb_b": b.pct(b.first_bytes, 0.5)}
     for side, proc in procs.items():
-        out[f"cpu_{side.lower()}"] = (g.cpu_seconds(proc.pid) - before[side]) * 1e6 / max(1, len(cells[side].latencies))
+        out[f"cpu_{side.lower()}"] = (
+            (g.cpu_seconds(proc.pid) - before[side]) * 1e6 / max(1, len(cells[side].latencies))
+        )
     out["errors"] = a.errors + b.errors
     return out
 
 
 def summary(figures: Figures) -> None:
     def show(name: str, values: list[float], unit: str) -> None:
-        print(f"{name:<38} median {statistics.median(values):8.3f} {unit}  ({min(values):.3f} to {max(values):.3f})")
+        print(
+            f"{name:<38} median {statistics.median(values):8.3f} {unit}  ({min(values):.3f} to {max(values):.3f})"
+        )
 
     def diffs(key: tuple[str, int], f: Callable[[dict[str, float]], float]) -> list[float]:
         runs = figures[key]
@@ -76,7 +86,9 @@ def summary(figures: Figures) -> None:
     show("stream c=1: whole stream p50 B - A", diffs(("stream", 1), lambda d: d["p50_b"] - d["p50_a"]), "ms")
     for mode in ("complete", "stream"):
         show(f"{mode} c=50: CPU per request A", diffs((mode, 50), lambda d: d["cpu_a"]), "us")
-        show(f"{mode} c=50: CPU per request B - A", diffs((mode, 50), lambda d: d["cpu_b"] - d["cpu_a"]), "us")
+        show(
+            f"{mode} c=50: CPU per request B - A", diffs((mode, 50), lambda d: d["cpu_b"] - d["cpu_a"]), "us"
+        )
 
 
 def main() -> None:
@@ -94,7 +106,10 @@ def main() -> None:
             [sys.executable, f"{here}/bench/gateway.py", "emulator", "--port", str(emulator_port)],
             env={**os.environ, "PYTHONPATH": here},
         )
-        started = {side: start(root, side, emulator_port, Path(tmp)) for side, root in (("A", args.before), ("B", args.after))}
+        started = {
+            side: start(root, side, emulator_port, Path(tmp))
+            for side, root in (("A", args.before), ("B", args.after))
+        }
         procs = {side: proc for side, (proc, _, _) in started.items()}
         try:
             g.wait_port(emulator_port)

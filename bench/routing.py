@@ -176,7 +176,9 @@ def main() -> None:
     )
     print(f"  in-process state read (one batch): {r['state_read_us']:.1f} µs/request")
     if r["redis_read_us"] == r["redis_read_us"]:
-        print(f"  Redis state read (one MGET): {r['redis_read_us']:.1f} µs/request ({REDIS_REQUESTS} requests)")
+        print(
+            f"  Redis state read (one MGET): {r['redis_read_us']:.1f} µs/request ({REDIS_REQUESTS} requests)"
+        )
 
 
 if __name__ == "__main__":

@@ -570,7 +570,9 @@ async def _measure(
         return rows
 
 
-def run_workers(workers: int, args: argparse.Namespace, turn: list[bytes], llm_port: int) -> list[dict[str, Any]]:
+def run_workers(
+    workers: int, args: argparse.Namespace, turn: list[bytes], llm_port: int
+) -> list[dict[str, Any]]:
     """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
     context = multiprocessing.get_context("spawn")
     port = free_port()
@@ -635,7 +637,9 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="See the module docstring for details.")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="See the module docstring for details."
+    )
     parser.add_argument("levels", nargs="*", type=int, default=[50, 100, 200, 300], help="session counts N")
     parser.add_argument("--workers", nargs="+", type=int, default=[1], help="Patchbay worker counts to run")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per level")

@@ -182,7 +182,9 @@ class LedgerHold:
         audio_seconds: float = 0.0,
         characters: int = 0,
     ) -> int:
-        list_cost = cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
+        list_cost = (
+            cost(price, tokens=usage, audio_seconds=audio_seconds, characters=characters) if price else 0
+        )
         owed = charge(self._policy, billing_source, self._segment, list_cost, audio_seconds=audio_seconds)
         details = {"source": billing_source.value, "reason": owed.reason, "list_cost": list_cost}
         charged = 0

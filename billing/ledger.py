@@ -239,7 +239,15 @@ class Ledger:
             if first is not None:
                 return rules.replay(first, kind=EntryKind.SETTLE, hold_id=None, requested=amount)
             return await rules.charge(
-                session, account, now, amount, key, hold_id=None, held=0, details=details, api_key_id=api_key_id
+                session,
+                account,
+                now,
+                amount,
+                key,
+                hold_id=None,
+                held=0,
+                details=details,
+                api_key_id=api_key_id,
             )
 
         return await self._write(org_id, run, create=True)
@@ -309,7 +317,9 @@ class Ledger:
             raise HoldNotFoundError(f"no hold {hold_id!r}", param="hold_id")
         return str(row.org_id)
 
-    async def _write(self, org_id: str, fn: Write[T], *, create: bool = False, fast: Fast[T] | None = None) -> T:
+    async def _write(
+        self, org_id: str, fn: Write[T], *, create: bool = False, fast: Fast[T] | None = None
+    ) -> T:
         """Run `fn` in one transaction under the org's lock (see `billing.ledger_store`); `fast`
         first, when given, and `fn` only if it gave up (`billing.ledger_fast`)."""
         if fast is not None:

@@ -26,7 +26,9 @@ class InsufficientCreditsError(Exception):
 
     code = "insufficient_credits"
 
-    def __init__(self, message: str = "", *, requested: int | None = None, available: int | None = None) -> None:
+    def __init__(
+        self, message: str = "", *, requested: int | None = None, available: int | None = None
+    ) -> None:
         super().__init__(message)
         self.requested = requested
         self.available = available

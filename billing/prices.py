@@ -73,7 +73,9 @@ class Price:
                 f"{param} has unknown fields {', '.join(unknown)}; use {', '.join(PRICE_FIELDS)}", param=param
             )
         micro = {
-            name: parse_usd(value, param=f"{param}.{name}") for name, value in values.items() if value is not None
+            name: parse_usd(value, param=f"{param}.{name}")
+            for name, value in values.items()
+            if value is not None
         }
         if not micro:
             raise PriceError(f"{param} is empty: give at least one of {', '.join(PRICE_FIELDS)}", param=param)
@@ -92,7 +94,9 @@ FREE = Price(input=0, output=0, per_minute=0, per_1m_chars=0)
 """What the built-in engines cost: nothing (they run on the server itself)."""
 
 
-def cost(price: Price, *, tokens: Usage | None = None, audio_seconds: float = 0.0, characters: int = 0) -> int:
+def cost(
+    price: Price, *, tokens: Usage | None = None, audio_seconds: float = 0.0, characters: int = 0
+) -> int:
     """The exact cost in micro-USD of one segment's usage, rounded up once (module doc).
 
     Takes what `Router.account` records: `tokens` (input includes cached reads and cache writes,
@@ -100,7 +104,9 @@ def cost(price: Price, *, tokens: Usage | None = None, audio_seconds: float = 0.
     `characters` (priced `per_1m_chars`). A quantity the price does not cover costs nothing;
     negative counts (a provider's bug) count as zero.
     """
-    total = Fraction(_token_units(price, tokens) + max(characters, 0) * (price.per_1m_chars or 0), TOKENS_PER_UNIT)
+    total = Fraction(
+        _token_units(price, tokens) + max(characters, 0) * (price.per_1m_chars or 0), TOKENS_PER_UNIT
+    )
     if price.per_minute:
         total += _seconds(audio_seconds) * price.per_minute / SECONDS_PER_MINUTE
     return math.ceil(total)
@@ -174,7 +180,13 @@ def hold_amount(
     """The list cost to reserve before a segment runs: `max_cost`, or the intent's ceiling when
     that has no bound or the model has no price."""
     bound = (
-        max_cost(price, max_output_tokens, input_tokens_estimate, audio_seconds=audio_seconds, characters=characters)
+        max_cost(
+            price,
+            max_output_tokens,
+            input_tokens_estimate,
+            audio_seconds=audio_seconds,
+            characters=characters,
+        )
         if price is not None
         else None
     )

@@ -65,7 +65,9 @@ def _day(session: AsyncSession) -> ColumnElement[Any]:
 def check_groups(group_by: Sequence[str]) -> tuple[str, ...]:
     unknown = [g for g in group_by if g not in GROUPS]
     if unknown:
-        raise RequestError(f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPS)}", param="group_by")
+        raise RequestError(
+            f"cannot group by {', '.join(unknown)}; choose from {', '.join(GROUPS)}", param="group_by"
+        )
     if len(set(group_by)) != len(group_by):
         raise RequestError("each group_by name may appear once", param="group_by")
     return tuple(group_by)
@@ -83,10 +85,7 @@ async def summarize(
     u = UsageRecord
     measures = [
         func.count().label("segments"),
-        *(
-            func.coalesce(func.sum(getattr(u, name)), 0).label(name)
-            for name in MEASURES[1:]
-        ),
+        *(func.coalesce(func.sum(getattr(u, name)), 0).label(name) for name in MEASURES[1:]),
     ]
     query = (
         select(*keys, *measures)

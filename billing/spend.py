@@ -45,7 +45,7 @@ class BudgetExceededError(InsufficientCreditsError):
         super().__init__(
             "the organisation's monthly budget is reached for this month (UTC); an admin of the org can raise it "
             f"with `patchbay org update {org_id} --monthly-budget USD` (or `--monthly-budget none` to remove it), "
-            f"or in the admin API: PATCH /admin/v1/orgs/{org_id} {{\"monthly_budget\": \"USD\"}}",
+            f'or in the admin API: PATCH /admin/v1/orgs/{org_id} {{"monthly_budget": "USD"}}',
             requested=hold,
             available=max(0, usage.limit - usage.spent - usage.reserved),
         )
@@ -61,7 +61,7 @@ class SpendLimitExceededError(InsufficientCreditsError):
         super().__init__(
             f"this API key's monthly spend limit is reached for this month (UTC); an admin of the org can raise it "
             f"with `patchbay apikey update --org {org_id} {api_key_id} --spend-limit USD` (or `--spend-limit none`), "
-            f"or in the admin API: PATCH /admin/v1/orgs/{org_id}/api-keys/{api_key_id} {{\"spend_limit\": \"USD\"}}",
+            f'or in the admin API: PATCH /admin/v1/orgs/{org_id}/api-keys/{api_key_id} {{"spend_limit": "USD"}}',
             requested=hold,
             available=max(0, usage.limit - usage.spent - usage.reserved),
         )

@@ -75,7 +75,9 @@ class SpendCaps:
                 raise BudgetExceededError(org_id, usage, hold)
         limit = spend.key_limits.get(api_key_id) if api_key_id else None
         if api_key_id and limit is not None:
-            usage = Usage(limit, spend.key_spent.get(api_key_id, 0), self._reserved.get((org_id, api_key_id), 0))
+            usage = Usage(
+                limit, spend.key_spent.get(api_key_id, 0), self._reserved.get((org_id, api_key_id), 0)
+            )
             if usage.refuses(hold):
                 raise SpendLimitExceededError(org_id, api_key_id, usage, hold)
         reservation = Reservation(org_id, api_key_id, hold, self._clock() + self._hold_ttl)

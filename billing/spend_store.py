@@ -32,7 +32,9 @@ def _insert(session: AsyncSession):  # type: ignore[no-untyped-def]
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
-async def add_spent(session: AsyncSession, org_id: str, api_key_id: str | None, month: str, amount: int) -> None:
+async def add_spent(
+    session: AsyncSession, org_id: str, api_key_id: str | None, month: str, amount: int
+) -> None:
     """Add `amount` (> 0) to the org's total for `month` and, given a key, to the key's: one
     statement (a two-row upsert, the org's row first, so concurrent settles lock in one order)."""
     scopes = (ORG_SCOPE, api_key_id) if api_key_id else (ORG_SCOPE,)
@@ -54,10 +56,13 @@ async def set_cap(
     if limit is None:
         await session.execute(delete(CAPS).where(CAPS.c.org_id == org_id, CAPS.c.api_key_id == scope))
         return
-    statement = _insert(session)(CAPS).values(org_id=org_id, api_key_id=scope, limit_micro_usd=limit, updated_at=now)
+    statement = _insert(session)(CAPS).values(
+        org_id=org_id, api_key_id=scope, limit_micro_usd=limit, updated_at=now
+    )
     await session.execute(
         statement.on_conflict_do_update(
-            index_elements=[CAPS.c.org_id, CAPS.c.api_key_id], set_={"limit_micro_usd": limit, "updated_at": now}
+            index_elements=[CAPS.c.org_id, CAPS.c.api_key_id],
+            set_={"limit_micro_usd": limit, "updated_at": now},
         )
     )
 
@@ -67,7 +72,9 @@ async def load(session: AsyncSession, org_ids: Collection[str], month: str) -> d
     found = {org_id: OrgSpend(month=month) for org_id in org_ids}
     if not found:
         return found
-    caps = await session.execute(select(CAPS.c.org_id, CAPS.c.api_key_id, CAPS.c.limit_micro_usd).where(CAPS.c.org_id.in_(found)))
+    caps = await session.execute(
+        select(CAPS.c.org_id, CAPS.c.api_key_id, CAPS.c.limit_micro_usd).where(CAPS.c.org_id.in_(found))
+    )
     for org_id, scope, limit in caps:
         if scope == ORG_SCOPE:
             found[org_id].budget = int(limit)
@@ -112,6 +119,8 @@ async def spent_in(session: AsyncSession, org_id: str, month: str) -> tuple[int,
 async def key_limits(session: AsyncSession, org_id: str) -> dict[str, int]:
     """The spend limits of the org's API keys that have one (key id -> micro-USD)."""
     rows = await session.execute(
-        select(CAPS.c.api_key_id, CAPS.c.limit_micro_usd).where(CAPS.c.org_id == org_id, CAPS.c.api_key_id != ORG_SCOPE)
+        select(CAPS.c.api_key_id, CAPS.c.limit_micro_usd).where(
+            CAPS.c.org_id == org_id, CAPS.c.api_key_id != ORG_SCOPE
+        )
     )
     return {scope: int(limit) for scope, limit in rows}

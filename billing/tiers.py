@@ -109,7 +109,9 @@ def table_from_json(raw: str | bytes) -> TierTable:
 def _policy(tier: Tier, row: _TierWire) -> TierPolicy:
     fee = row.voice_fee_usd_per_minute
     try:
-        voice_fee = parse_usd(fee, param=f"{tier.value}.voice_fee_usd_per_minute") if fee is not None else None
+        voice_fee = (
+            parse_usd(fee, param=f"{tier.value}.voice_fee_usd_per_minute") if fee is not None else None
+        )
     except RequestError as exc:
         raise ValueError(str(exc)) from None
     return TierPolicy(
@@ -156,7 +158,11 @@ def markdown_table(table: TierTable) -> str:
     lines = [MARKDOWN_HEADER, "|" + "---|" * MARKDOWN_HEADER.count(" |")]
     for tier in Tier:
         p = table[tier]
-        byok = "none" if p.byok_model is ByokModel.NONE else f"{percent(p.byok_surcharge_bp)} of the notional price"
+        byok = (
+            "none"
+            if p.byok_model is ByokModel.NONE
+            else f"{percent(p.byok_surcharge_bp)} of the notional price"
+        )
         fee = "none" if p.voice_fee is None else f"{format_usd(p.voice_fee)} USD/min"
         cells = [
             f"`{tier.value}`",

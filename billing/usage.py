@@ -97,5 +97,7 @@ UsageRecorder = BufferedRowWriter[UsageSegment]
 """`record(segment)` is O(1) and never waits on the database."""
 
 
-def new_usage_recorder(sessions: async_sessionmaker[AsyncSession], *, flush_interval: float = 1.0) -> UsageRecorder:
+def new_usage_recorder(
+    sessions: async_sessionmaker[AsyncSession], *, flush_interval: float = 1.0
+) -> UsageRecorder:
     return BufferedRowWriter(sessions, name="usage", flush_interval=flush_interval)

@@ -209,5 +209,7 @@ async def recent_events(
     query = select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.created_at >= since)
     if action:
         query = query.where(AuditEvent.action.startswith(action, autoescape=True))
-    rows = await session.scalars(query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit))
+    rows = await session.scalars(
+        query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(limit)
+    )
     return list(rows)

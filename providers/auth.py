@@ -20,7 +20,9 @@ _HEADER = {
 }
 
 
-def add_auth_header(headers: MutableMapping[str, str], style: AuthStyle, credential: Credential, purpose: str) -> None:
+def add_auth_header(
+    headers: MutableMapping[str, str], style: AuthStyle, credential: Credential, purpose: str
+) -> None:
     """Reveal `credential` for `purpose` (audited) and add it to `headers` in `style`.
 
     A credential that reveals an empty string (a keyless local endpoint) adds nothing.

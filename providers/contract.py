@@ -48,7 +48,14 @@ class Capability(StrEnum):
 
 
 MODEL_CAPABILITIES: frozenset[Capability] = frozenset(
-    {Capability.TEXT, Capability.VISION, Capability.AUDIO_IN, Capability.AUDIO_OUT, Capability.TOOLS, Capability.JSON}
+    {
+        Capability.TEXT,
+        Capability.VISION,
+        Capability.AUDIO_IN,
+        Capability.AUDIO_OUT,
+        Capability.TOOLS,
+        Capability.JSON,
+    }
 )
 VOICE_ROLES: frozenset[Capability] = frozenset({Capability.STT, Capability.TTS})
 
@@ -92,7 +99,9 @@ def billing_source_for(source: CredentialSource) -> BillingSource:
     return _BILLING_BY_CREDENTIAL_SOURCE[source]
 
 
-def credential_source_for(provider: ProviderId, *, org_owned: bool, env_reference: bool = False) -> CredentialSource:
+def credential_source_for(
+    provider: ProviderId, *, org_owned: bool, env_reference: bool = False
+) -> CredentialSource:
     """Classify a connection's credential when it is created.
 
     Built-in engines and platform connections bill to the platform; an org's connection to a
@@ -324,7 +333,9 @@ PRESETS: Mapping[ProviderId, ProviderPreset] = MappingProxyType(
             auth_style=AuthStyle.BEARER,
             model_list_path="/models",
             auth_check_path="/models",
-            credential_kinds=frozenset({CredentialKind.API_KEY, CredentialKind.BEARER_TOKEN, CredentialKind.NONE}),
+            credential_kinds=frozenset(
+                {CredentialKind.API_KEY, CredentialKind.BEARER_TOKEN, CredentialKind.NONE}
+            ),
             voice_roles=frozenset({Capability.STT, Capability.TTS}),
             audio_protocol=WireProtocol.OPENAI_AUDIO,
         ),

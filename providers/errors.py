@@ -63,7 +63,6 @@ class StructuredOutputError(ProviderError):
         super().__init__(ErrorClass.INVALID_REQUEST, message, provider=provider, model=model)
 
 
-
 class Refused(ProviderError):
     """Patchbay itself declined to run a segment, before any upstream call: the key's rate limit
     (`rate_limit_exceeded`), the org's credits (`insufficient_credits`). Unlike an upstream

@@ -27,26 +27,38 @@ PROBE_MAX_TOKENS = 5
 Classifier = Callable[[int, bytes, Mapping[str, str], str, Iterable[str]], ProviderError]
 
 
-def _openai(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+def _openai(
+    status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]
+) -> ProviderError:
     return openai_errors.classify_error(status, http.parse_json(body), headers, provider, secrets=secrets)
 
 
-def _anthropic(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+def _anthropic(
+    status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]
+) -> ProviderError:
     return anthropic_errors_wire.classify_error(status, body, headers, secrets=secrets)
 
 
-def _gemini(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+def _gemini(
+    status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]
+) -> ProviderError:
     return gemini_errors_wire.classify_error(status, body, headers, secrets=secrets)
 
 
-def _elevenlabs(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+def _elevenlabs(
+    status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]
+) -> ProviderError:
     return elevenlabs_error(status, headers, body, provider=provider, secrets=secrets)
 
 
-def _by_status(status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]) -> ProviderError:
+def _by_status(
+    status: int, body: bytes, headers: Mapping[str, str], provider: str, secrets: Iterable[str]
+) -> ProviderError:
     # A wire without an error dialect of its own: the status alone decides, and no body text
     # is echoed because nothing here knows how to scrub it.
-    return ProviderError(error_class_for_status(status), f"HTTP {status} from the provider", provider=provider, status=status)
+    return ProviderError(
+        error_class_for_status(status), f"HTTP {status} from the provider", provider=provider, status=status
+    )
 
 
 CLASSIFIERS: Mapping[WireProtocol, Classifier] = {
@@ -98,7 +110,9 @@ def model_ids(protocol: WireProtocol, payload: Any) -> tuple[str, ...]:
     items = payload.get("data") if isinstance(payload, dict) else payload
     if not isinstance(items, list):
         return ()
-    ids = [m.get("id") or m.get("model_id") for m in items if isinstance(m, dict)]  # OpenAI/Anthropic; ElevenLabs
+    ids = [
+        m.get("id") or m.get("model_id") for m in items if isinstance(m, dict)
+    ]  # OpenAI/Anthropic; ElevenLabs
     return tuple(str(i) for i in ids if i)
 
 
@@ -106,13 +120,17 @@ def _url(endpoint: Endpoint, path: str) -> str:
     return (endpoint.base_url or endpoint.preset.base_url).rstrip("/") + path
 
 
-async def _get(clients: http.UpstreamClients, endpoint: Endpoint, path: str, purpose: str) -> tuple[http.UpstreamResponse, float]:
+async def _get(
+    clients: http.UpstreamClients, endpoint: Endpoint, path: str, purpose: str
+) -> tuple[http.UpstreamResponse, float]:
     headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers, "accept": "application/json"}
     add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, purpose)
     secrets = http.secrets_in(headers)
     started = time.perf_counter()
     provider = endpoint.preset.id.value
-    response = await http.request(clients, "GET", _url(endpoint, path), headers=headers, timeouts=PROBE_TIMEOUTS, provider=provider)
+    response = await http.request(
+        clients, "GET", _url(endpoint, path), headers=headers, timeouts=PROBE_TIMEOUTS, provider=provider
+    )
     elapsed = (time.perf_counter() - started) * 1000
     if not 200 <= response.status < 300:
         classify = CLASSIFIERS.get(endpoint.preset.protocol, _by_status)

@@ -66,7 +66,9 @@ def normalize_chains(chains: Mapping[str, Sequence[str]]) -> dict[str, list[str]
             key = Intent(intent.strip().lower()).value
         except ValueError:
             valid = ", ".join(i.value for i in Intent)
-            raise RequestError(f"unknown intent {intent!r}; use one of {valid}", param=f"chains.{intent}") from None
+            raise RequestError(
+                f"unknown intent {intent!r}; use one of {valid}", param=f"chains.{intent}"
+            ) from None
         normalized = [normalize_ref(r, param=f"chains.{key}") for r in refs if r.strip()]
         if len(set(normalized)) != len(normalized):
             raise RequestError(f"chain {key} names a model twice", param=f"chains.{key}")
@@ -75,7 +77,9 @@ def normalize_chains(chains: Mapping[str, Sequence[str]]) -> dict[str, list[str]
     return out
 
 
-def merge_chains(existing: Mapping[str, list[str]] | None, changes: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+def merge_chains(
+    existing: Mapping[str, list[str]] | None, changes: Mapping[str, Sequence[str]]
+) -> dict[str, list[str]]:
     """Replace the named intents' chains; an empty chain removes that intent's entry."""
     merged = {k: v for k, v in (existing or {}).items() if k not in {i.strip().lower() for i in changes}}
     merged.update(normalize_chains(changes))
@@ -113,7 +117,10 @@ class Agents:
                 "agent names are 1-64 lower-case letters, digits, '_' and '-', starting with a letter or digit",
                 param="name",
             )
-        if await session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == name)) is not None:
+        if (
+            await session.scalar(select(Agent.id).where(Agent.org_id == org_id, Agent.name == name))
+            is not None
+        ):
             raise ConflictError(f"agent {name!r} already exists", param="name")
         row = Agent(
             id=new_id("agt"),
@@ -196,12 +203,27 @@ class Agents:
             row.default_model = normalize_ref(default_model, param="default_model") if default_model else None
         if allowed_models is not None:
             row.allowed_models = [normalize_ref(m, param="allowed_models") for m in allowed_models] or None
-        session.add(AuditEvent(org_id=org_id, actor=self.actor, action="org.routing_update", target_type="org", target_id=org_id))
+        session.add(
+            AuditEvent(
+                org_id=org_id,
+                actor=self.actor,
+                action="org.routing_update",
+                target_type="org",
+                target_id=org_id,
+            )
+        )
         await bump(session, org_id)
         await session.flush()
         return row
 
     def _audit(self, session: AsyncSession, row: Agent, action: str) -> None:
         session.add(
-            AuditEvent(org_id=row.org_id, actor=self.actor, action=action, target_type="agent", target_id=row.id, details={"name": row.name})
+            AuditEvent(
+                org_id=row.org_id,
+                actor=self.actor,
+                action=action,
+                target_type="agent",
+                target_id=row.id,
+                details={"name": row.name},
+            )
         )

@@ -159,7 +159,11 @@ class Catalog:
 
 
 def _info(provider: ProviderId, model_id: str, entry: _ModelWire) -> ModelInfo:
-    price = _price(entry.price.model_dump(exclude_none=True), f"{provider.value}/{model_id}") if entry.price else None
+    price = (
+        _price(entry.price.model_dump(exclude_none=True), f"{provider.value}/{model_id}")
+        if entry.price
+        else None
+    )
     return ModelInfo(
         provider=provider,
         id=model_id,

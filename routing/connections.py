@@ -113,7 +113,13 @@ def describe(row: Connection) -> ConnectionInfo:
         key=key,
         env_reference=row.env_reference,
         models=list(row.models or []),
-        health=Health(row.health_status, row.health_checked_at, row.health_latency_ms, row.health_error_class, row.health_models),
+        health=Health(
+            row.health_status,
+            row.health_checked_at,
+            row.health_latency_ms,
+            row.health_error_class,
+            row.health_models,
+        ),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -137,11 +143,15 @@ PLATFORM_DEFAULT_NAME = "platform"
 def _name(provider: ProviderId, name: str | None, *, platform: bool = False) -> str:
     if name is None:
         if provider is ProviderId.OPENAI_COMPATIBLE:
-            raise RequestError("a custom endpoint needs a name: it becomes the provider part of its model refs", param="name")
+            raise RequestError(
+                "a custom endpoint needs a name: it becomes the provider part of its model refs", param="name"
+            )
         return PLATFORM_DEFAULT_NAME if platform else "default"
     name = name.strip().lower()
     if not _NAME_RE.match(name):
-        raise RequestError("connection names are 1-64 lower-case letters, digits, '_', '.', '-'", param="name")
+        raise RequestError(
+            "connection names are 1-64 lower-case letters, digits, '_', '.', '-'", param="name"
+        )
     if provider is ProviderId.OPENAI_COMPATIBLE and name in _RESERVED_NAMES:
         raise RequestError(f"{name!r} is a provider id; a custom endpoint needs another name", param="name")
     return name
@@ -211,12 +221,16 @@ class Connections:
                 param="key",
             )
         existing = await session.scalar(
-            select(Connection.id).where(_owned_by(org_id), Connection.provider == pid.value, Connection.name == conn_name)
+            select(Connection.id).where(
+                _owned_by(org_id), Connection.provider == pid.value, Connection.name == conn_name
+            )
         )
         if existing is not None:
             raise ConflictError(f"connection {pid.value}:{conn_name} already exists", param="name")
         siblings = (
-            await session.scalars(select(Connection.position).where(_owned_by(org_id), Connection.provider == pid.value))
+            await session.scalars(
+                select(Connection.position).where(_owned_by(org_id), Connection.provider == pid.value)
+            )
         ).all()
         row = Connection(
             id=new_id("conn"),
@@ -227,7 +241,9 @@ class Connections:
             position=max(siblings, default=-1) + 1,
             status=ConnectionStatus.ACTIVE.value,
             credential_kind=(CredentialKind.API_KEY if key or env_reference else CredentialKind.NONE).value,
-            credential_source=credential_source_for(pid, org_owned=org_id is not None, env_reference=env_reference is not None).value,
+            credential_source=credential_source_for(
+                pid, org_owned=org_id is not None, env_reference=env_reference is not None
+            ).value,
             env_reference=env_reference,
             models=_with_prices(_models(models), prices or {}),
         )
@@ -235,7 +251,12 @@ class Connections:
         await session.flush()
         if key is not None:
             info = await self.vault.put(
-                session, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+                session,
+                org_id=scope_of(org_id),
+                owner_id=row.id,
+                field=KEY_FIELD,
+                plaintext=key,
+                actor=self.actor,
             )
             row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
         self._audit(session, row, "connection.create")
@@ -248,7 +269,9 @@ class Connections:
         if ":" in ref:
             provider, _, name = ref.partition(":")
             row = await session.scalar(
-                select(Connection).where(_owned_by(org_id), Connection.provider == provider, Connection.name == name)
+                select(Connection).where(
+                    _owned_by(org_id), Connection.provider == provider, Connection.name == name
+                )
             )
         else:
             row = await session.get(Connection, ref)
@@ -259,7 +282,9 @@ class Connections:
 
     async def list_all(self, session: AsyncSession, org_id: str | None) -> list[ConnectionInfo]:
         rows = await session.scalars(
-            select(Connection).where(_owned_by(org_id)).order_by(Connection.provider, Connection.position, Connection.name)
+            select(Connection)
+            .where(_owned_by(org_id))
+            .order_by(Connection.provider, Connection.position, Connection.name)
         )
         return [describe(r) for r in rows]
 
@@ -294,14 +319,29 @@ class Connections:
         await session.flush()
         return describe(row)
 
-    async def replace_key(self, session: AsyncSession, org_id: str | None, ref: str, key: Secret) -> ConnectionInfo:
+    async def replace_key(
+        self, session: AsyncSession, org_id: str | None, ref: str, key: Secret
+    ) -> ConnectionInfo:
         """A new key under the same connection id, history and routing position; re-activates a revoked one."""
         row = await self.get(session, org_id, ref)
         if row.secret_id is None:
-            info = await self.vault.put(session, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor)
+            info = await self.vault.put(
+                session,
+                org_id=scope_of(org_id),
+                owner_id=row.id,
+                field=KEY_FIELD,
+                plaintext=key,
+                actor=self.actor,
+            )
         else:
             info = await self.vault.replace(
-                session, secret_id=row.secret_id, org_id=scope_of(org_id), owner_id=row.id, field=KEY_FIELD, plaintext=key, actor=self.actor
+                session,
+                secret_id=row.secret_id,
+                org_id=scope_of(org_id),
+                owner_id=row.id,
+                field=KEY_FIELD,
+                plaintext=key,
+                actor=self.actor,
             )
         row.secret_id, row.key_fingerprint, row.key_set_at = info.id, info.fingerprint, utcnow()
         row.credential_kind, row.env_reference = CredentialKind.API_KEY.value, None
@@ -321,7 +361,9 @@ class Connections:
         await session.flush()
         if secret_id is not None:
             await self.vault.delete(session, secret_id=secret_id, org_id=scope_of(org_id), actor=self.actor)
-        self._audit(session, row, "connection.revoke", **({"fingerprint": fingerprint} if fingerprint else {}))
+        self._audit(
+            session, row, "connection.revoke", **({"fingerprint": fingerprint} if fingerprint else {})
+        )
         await bump(session, scope_of(org_id))
         await session.flush()
         return describe(row)
@@ -338,16 +380,22 @@ class Connections:
             await self.vault.delete(session, secret_id=secret_id, org_id=scope_of(org_id), actor=self.actor)
         return info
 
-    async def reorder(self, session: AsyncSession, org_id: str | None, provider: str, profile_ids: Sequence[str]) -> list[ConnectionInfo]:
+    async def reorder(
+        self, session: AsyncSession, org_id: str | None, provider: str, profile_ids: Sequence[str]
+    ) -> list[ConnectionInfo]:
         """Set the explicit order of one provider's profiles; every profile must be named once."""
         pid = _provider(provider)
         rows = list(
-            await session.scalars(select(Connection).where(_owned_by(org_id), Connection.provider == pid.value))
+            await session.scalars(
+                select(Connection).where(_owned_by(org_id), Connection.provider == pid.value)
+            )
         )
         by_profile = {r.profile_id: r for r in rows}
         wanted = [p if ":" in p else f"{pid.value}:{p}" for p in profile_ids]
         if sorted(wanted) != sorted(by_profile):
-            raise RequestError(f"name every {pid.value} connection exactly once: {', '.join(sorted(by_profile))}")
+            raise RequestError(
+                f"name every {pid.value} connection exactly once: {', '.join(sorted(by_profile))}"
+            )
         for position, profile in enumerate(wanted):
             by_profile[profile].position = position
             self._audit(session, by_profile[profile], "connection.reorder", position=str(position))
@@ -382,5 +430,7 @@ async def _not_found(session: AsyncSession, org_id: str | None, ref: str) -> str
     )
     near = sorted({r.profile_id for r in rows})
     if near:
-        return f"no connection {ref!r}; did you mean {' or '.join(near)}? (name a connection as provider:name)"
+        return (
+            f"no connection {ref!r}; did you mean {' or '.join(near)}? (name a connection as provider:name)"
+        )
     return f"no connection {ref!r}; name one as provider:name or by its id (`patchbay connection list` shows them)"

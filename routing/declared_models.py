@@ -88,7 +88,9 @@ def _price(value: object, param: str) -> Price:
     if isinstance(value, Price):
         return value
     if not isinstance(value, Mapping):
-        raise PriceError(f"{param} is an object of USD amounts per unit, such as {{\"input\": \"0.15\"}}", param=param)
+        raise PriceError(
+            f'{param} is an object of USD amounts per unit, such as {{"input": "0.15"}}', param=param
+        )
     return Price.from_usd(value, param=param)
 
 

@@ -168,7 +168,9 @@ class Executor:
         plan = await self.plan(org, route)
         run = Run(AttemptTrace(intent=route.intent.value))
         try:
-            async with contextlib.aclosing(self.runner.run(plan, run, Attempts(prepare, _always))) as responses:
+            async with contextlib.aclosing(
+                self.runner.run(plan, run, Attempts(prepare, _always))
+            ) as responses:
                 async for response in responses:
                     assert run.served is not None
                     return RoutedResponse(response=response, attempt=run.served, trace=run.trace)

@@ -109,7 +109,9 @@ class OrgRouting:
     profiles: Mapping[ProviderId, tuple[ConnectionView, ...]]
     custom: Mapping[str, ConnectionView]
     explicit_order: frozenset[ProviderId] = frozenset()
-    platform: Mapping[ProviderId, tuple[ConnectionView, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    platform: Mapping[ProviderId, tuple[ConnectionView, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     allowed_billing: frozenset[BillingSource] = ALL_BILLING_SOURCES
     """Billing sources the org's tier (and its BYOK override) permits; candidates billed elsewhere
     are skipped with `skipped:tier:<source>`."""

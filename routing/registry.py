@@ -208,7 +208,9 @@ class Registry:
                     extra={"fields": {"org_id": org_id, "profile": profile_id, "error": type(exc).__name__}},
                 )
                 continue
-            log.info("key changed: cooldown cleared", extra={"fields": {"org_id": org_id, "profile": profile_id}})
+            log.info(
+                "key changed: cooldown cleared", extra={"fields": {"org_id": org_id, "profile": profile_id}}
+            )
 
     def credential(self, conn: ConnectionView) -> Credential:
         """The executor's `credentials` callable: the cached credential of a loaded connection."""
@@ -365,7 +367,9 @@ class Registry:
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=_STOP_SECONDS)
             if pending:
-                log.warning("registry background tasks did not stop", extra={"fields": {"pending": len(pending)}})
+                log.warning(
+                    "registry background tasks did not stop", extra={"fields": {"pending": len(pending)}}
+                )
             for task in tasks:
                 if task.done() and not task.cancelled():
                     task.exception()  # retrieved: it was being stopped

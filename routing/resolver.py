@@ -183,7 +183,10 @@ class Resolver:
         found: list[tuple[BillingSource, ModelInfo]] = []
         for ref in chain:
             for conn in self._connections(org, ref)[0]:
-                if conn.status is not ConnectionStatus.ACTIVE or conn.billing_source not in org.allowed_billing:
+                if (
+                    conn.status is not ConnectionStatus.ACTIVE
+                    or conn.billing_source not in org.allowed_billing
+                ):
                     continue
                 info = self._catalog.model_for(conn, ref.model)
                 if info is not None:

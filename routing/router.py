@@ -281,7 +281,11 @@ class Router:
         charged = 0
         try:
             charged = await hold.settle(
-                conn.billing_source, used, price=price_for(served.info), audio_seconds=seconds, characters=characters
+                conn.billing_source,
+                used,
+                price=price_for(served.info),
+                audio_seconds=seconds,
+                characters=characters,
             )
         finally:
             # Settled first, so the record carries the charge; recorded even if settling failed.

@@ -197,11 +197,18 @@ class AttemptRunner:
         await self._record_failure(attempt, error)
         trace.add(
             _entry(
-                attempt, Outcome.FAILED, error.error_class.value, error=error, retries=retries, started_at=started_at
+                attempt,
+                Outcome.FAILED,
+                error.error_class.value,
+                error=error,
+                retries=retries,
+                started_at=started_at,
             )
         )
 
-    async def _failed_after_output(self, trace: AttemptTrace, attempt: PlannedAttempt, error: ProviderError) -> None:
+    async def _failed_after_output(
+        self, trace: AttemptTrace, attempt: PlannedAttempt, error: ProviderError
+    ) -> None:
         served = trace.entries.pop()
         await self._record_failure(attempt, error)
         trace.add(

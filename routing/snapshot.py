@@ -58,6 +58,7 @@ class OrgRow(Protocol):
 
 _PROVIDER_IDS = frozenset(p.value for p in ProviderId)
 
+
 class BillingPolicy(Protocol):
     """Tier (and the org's BYOK override) -> billing sources it permits: `billing.policy.billing_policy`."""
 
@@ -109,7 +110,9 @@ def build_org_routing(
     for view in theirs.get(ProviderId.OPENAI_COMPATIBLE, []):
         custom.setdefault(view.name.lower(), view)
     if custom:
-        by_provider[ProviderId.OPENAI_COMPATIBLE] = sorted(custom.values(), key=lambda v: (v.platform, v.position, v.name))
+        by_provider[ProviderId.OPENAI_COMPATIBLE] = sorted(
+            custom.values(), key=lambda v: (v.platform, v.position, v.name)
+        )
     for name in custom:
         if name in _PROVIDER_IDS or ":" in name:
             warnings.append(f"custom connection name {name!r} cannot be used as a ref provider part")
@@ -151,7 +154,9 @@ def _voice_settings(agent: Agent, warnings: list[str]) -> VoiceSettings:
     return settings
 
 
-def _by_provider(org_id: str, rows: Sequence[Connection], warnings: list[str]) -> dict[ProviderId, list[ConnectionView]]:
+def _by_provider(
+    org_id: str, rows: Sequence[Connection], warnings: list[str]
+) -> dict[ProviderId, list[ConnectionView]]:
     """Views of `rows` by provider, each provider's in (position, name) order."""
     views = [v for c in rows if (v := _connection_view(c, org_id, warnings)) is not None]
     views.sort(key=lambda v: (v.position, v.name))
@@ -200,10 +205,14 @@ def _declared(row: Connection, warnings: list[str]) -> Iterable[DeclaredModel]:
                 warnings.append(
                     f"connection {row.provider}:{row.name} model {model_id}: unknown capability {cap!r}"
                 )
-        yield DeclaredModel(id=model_id, capabilities=frozenset(caps), price=_declared_price(row, model_id, entry, warnings))
+        yield DeclaredModel(
+            id=model_id, capabilities=frozenset(caps), price=_declared_price(row, model_id, entry, warnings)
+        )
 
 
-def _declared_price(row: Connection, model_id: str, entry: Mapping[str, Any], warnings: list[str]) -> Price | None:
+def _declared_price(
+    row: Connection, model_id: str, entry: Mapping[str, Any], warnings: list[str]
+) -> Price | None:
     raw = entry.get("price")
     if raw is None:
         return None

@@ -88,9 +88,14 @@ def builtin_attempt(org_id: str, engine: STTEngine | TTSEngine, intent: Intent, 
         billing_source=engine.billing_source,
     )
     info = ModelInfo(
-        provider=ProviderId.INTERNAL, id=name, capabilities=frozenset({Capability(intent.value)}), source="builtin"
+        provider=ProviderId.INTERNAL,
+        id=name,
+        capabilities=frozenset({Capability(intent.value)}),
+        source="builtin",
     )
-    return PlannedAttempt(ref=ModelRef(ProviderId.INTERNAL.value, name), connection=conn, info=info, step=step)
+    return PlannedAttempt(
+        ref=ModelRef(ProviderId.INTERNAL.value, name), connection=conn, info=info, step=step
+    )
 
 
 def default_chain(org: OrgRouting, intent: Intent) -> tuple[ModelRef, ...]:
@@ -187,7 +192,14 @@ class SpeechRouter:
         finally:
             seconds = len(pcm16_16k) / (2 * STT_SAMPLE_RATE)
             await self._router.account(
-                ctx, Segment.STT, ctx.intent or Intent.STT, run.served, status, started, hold, audio_seconds=seconds
+                ctx,
+                Segment.STT,
+                ctx.intent or Intent.STT,
+                run.served,
+                status,
+                started,
+                hold,
+                audio_seconds=seconds,
             )
             log_trace(org, run.trace)
 

@@ -16,7 +16,9 @@ class OrgAISettings(Base):
 
     __tablename__ = "org_ai_settings"
 
-    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("orgs.id", ondelete="CASCADE"), primary_key=True
+    )
     default_model: Mapped[str | None] = mapped_column(String(255))
     allowed_models: Mapped[list[str] | None] = mapped_column(JSON)
     """Model refs the org permits; None means no allowlist."""
@@ -38,7 +40,9 @@ class Connection(Base):
     __tablename__ = "connections"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("conn"))
-    org_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("orgs.id", ondelete="CASCADE"), index=True
+    )
     """The owning org; NULL for a platform (operator-owned) connection."""
     provider: Mapped[str] = mapped_column(String(32))
     name: Mapped[str] = mapped_column(String(64))
@@ -49,7 +53,9 @@ class Connection(Base):
     """active | disabled | revoked"""
     credential_kind: Mapped[str] = mapped_column(String(16))
     credential_source: Mapped[str] = mapped_column(String(32))
-    secret_id: Mapped[str | None] = mapped_column(String(32), ForeignKey("vault_secrets.id", ondelete="SET NULL"))
+    secret_id: Mapped[str | None] = mapped_column(
+        String(32), ForeignKey("vault_secrets.id", ondelete="SET NULL")
+    )
     """The vault record holding the key; never the key itself."""
     env_reference: Mapped[str | None] = mapped_column(String(128))
     """Name of an environment variable holding the key (operator-managed connections)."""

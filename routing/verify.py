@@ -42,7 +42,9 @@ def probe_model(row: Connection, catalog: Catalog, listed: tuple[str, ...]) -> s
     if declared:
         return str(declared[0])
     provider = ProviderId(row.provider)
-    known = [info for info in catalog.models.get(provider, {}).values() if Capability.TEXT in info.capabilities]
+    known = [
+        info for info in catalog.models.get(provider, {}).values() if Capability.TEXT in info.capabilities
+    ]
     if known:
         return min(known, key=_input_price).id
     return listed[0] if listed else None

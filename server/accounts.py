@@ -93,7 +93,12 @@ def validate_org_id(org_id: str) -> str:
 
 
 async def create_org(
-    session: AsyncSession, name: str, tier: Tier = Tier.ENTERPRISE, *, org_id: str | None = None, actor: str = "admin"
+    session: AsyncSession,
+    name: str,
+    tier: Tier = Tier.ENTERPRISE,
+    *,
+    org_id: str | None = None,
+    actor: str = "admin",
 ) -> OrgInfo:
     """A new org. The surfaces pass `PATCHBAY_DEFAULT_TIER` when no tier is given; its default,
     `enterprise`, is the default here too."""
@@ -103,7 +108,9 @@ async def create_org(
     # Orgs are found by id or by name (`get_org`, id first): a name that is, or could become,
     # an id would make one org unreachable by its name, or shadow another.
     if name.lower().startswith(ORG_ID_PREFIX):
-        raise RequestError(f"org names may not start with {ORG_ID_PREFIX!r}: that is how org ids look", param="name")
+        raise RequestError(
+            f"org names may not start with {ORG_ID_PREFIX!r}: that is how org ids look", param="name"
+        )
     if await session.get(Org, name) is not None:
         raise ConflictError(f"{name!r} is another org's id; choose another name", param="name")
     if org_id is not None and await session.scalar(select(Org.id).where(Org.name == org_id)) is not None:
@@ -117,7 +124,9 @@ async def create_org(
     except IntegrityError as exc:
         raise ConflictError(f"org {org_id or name!r} already exists") from exc
     session.add(OrgAISettings(org_id=org.id, routing={}))
-    session.add(AuditEvent(org_id=org.id, actor=actor, action="org.create", target_type="org", target_id=org.id))
+    session.add(
+        AuditEvent(org_id=org.id, actor=actor, action="org.create", target_type="org", target_id=org.id)
+    )
     return _org_info(org)
 
 
@@ -158,7 +167,9 @@ def _key_info(
     )
 
 
-async def _spend_of_keys(session: AsyncSession, org_id: str, now: datetime) -> tuple[dict[str, int], dict[str, int]]:
+async def _spend_of_keys(
+    session: AsyncSession, org_id: str, now: datetime
+) -> tuple[dict[str, int], dict[str, int]]:
     """The org's keys' spend limits and this month's spend (billing's `spend_caps`, `spend_totals`)."""
     _, spent = await spent_in(session, org_id, month_of(now))
     return await key_limits(session, org_id), spent
@@ -211,14 +222,22 @@ async def create_api_key(
     if spend_limit is not None:
         await set_cap(session, org.id, row.id, spend_limit, now)
     expiry = expires_at.isoformat() if expires_at else None
-    details: dict[str, object] = {"prefix": row.prefix, "name": name, "agent": agent, "models": allowed, "expires_at": expiry}
+    details: dict[str, object] = {
+        "prefix": row.prefix,
+        "name": name,
+        "agent": agent,
+        "models": allowed,
+        "expires_at": expiry,
+    }
     if spend_limit is not None:
         details["spend_limit_usd"] = format_usd(spend_limit)
     session.add(_key_event(org.id, actor, "apikey.create", row.id, details))
     return IssuedKey(info=_key_info(row, agent, now, limit=spend_limit), key=plaintext)
 
 
-def _key_event(org_id: str, actor: str, action: str, key_id: str, details: Mapping[str, object]) -> AuditEvent:
+def _key_event(
+    org_id: str, actor: str, action: str, key_id: str, details: Mapping[str, object]
+) -> AuditEvent:
     """An audit row for a key: its prefix, name and scope, never the key."""
     return AuditEvent(
         org_id=org_id,
@@ -244,7 +263,8 @@ async def list_api_keys(
     now = now or utcnow()
     limits, spent = await _spend_of_keys(session, org.id, month_at or now)
     return [
-        _key_info(k, agent_name, now, limit=limits.get(k.id), spent=spent.get(k.id, 0)) for k, agent_name in rows
+        _key_info(k, agent_name, now, limit=limits.get(k.id), spent=spent.get(k.id, 0))
+        for k, agent_name in rows
     ]
 
 
@@ -273,7 +293,9 @@ async def get_api_key(
     _, row = await _org_key(session, org_ref, key_id)
     now = now or utcnow()
     limits, spent = await _spend_of_keys(session, row.org_id, month_at or now)
-    return _key_info(row, await _agent_name(session, row), now, limit=limits.get(row.id), spent=spent.get(row.id, 0))
+    return _key_info(
+        row, await _agent_name(session, row), now, limit=limits.get(row.id), spent=spent.get(row.id, 0)
+    )
 
 
 async def revoke_api_key(

@@ -46,7 +46,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: Any = exc.detail
     if isinstance(detail, dict) and "message" in detail:
-        return JSONResponse({"error": with_request_id(detail)}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": with_request_id(detail)}, status_code=exc.status_code, headers=exc.headers
+        )
     return error_response(exc.status_code, "http_error", str(detail), headers=exc.headers)
 
 
@@ -54,7 +56,11 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-    message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
+    message = (
+        f"{where}: {first.get('msg', 'invalid request')}"
+        if where
+        else str(first.get("msg", "invalid request"))
+    )
     return JSONResponse(
         {"error": with_request_id({"type": "invalid_request", "message": message, "param": where or None})},
         status_code=400,

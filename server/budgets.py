@@ -68,22 +68,40 @@ async def org_budget(session: AsyncSession, org_ref: str, *, now: datetime | Non
 
 
 async def set_org_budget(
-    session: AsyncSession, org_ref: str, budget: int | None, *, actor: str = "admin", now: datetime | None = None
+    session: AsyncSession,
+    org_ref: str,
+    budget: int | None,
+    *,
+    actor: str = "admin",
+    now: datetime | None = None,
 ) -> CapInfo:
     """Set the org's monthly budget (micro-USD; None removes it)."""
     now = now or utcnow()
     org = await get_org(session, org_ref)
     await set_cap(session, org.id, None, budget, now)
     details = {"monthly_budget_usd": format_usd(budget) if budget is not None else None}
-    session.add(AuditEvent(org_id=org.id, actor=actor, action="org.budget", target_type="org", target_id=org.id, details=details))
+    session.add(
+        AuditEvent(
+            org_id=org.id,
+            actor=actor,
+            action="org.budget",
+            target_type="org",
+            target_id=org.id,
+            details=details,
+        )
+    )
     return await org_budget(session, org.id, now=now)
 
 
-async def key_limit(session: AsyncSession, org_ref: str, key_id: str, *, now: datetime | None = None) -> CapInfo:
+async def key_limit(
+    session: AsyncSession, org_ref: str, key_id: str, *, now: datetime | None = None
+) -> CapInfo:
     info = await get_api_key(session, org_ref, key_id)
     month = month_of(now or utcnow())
     _, per_key = await spent_in(session, info.org_id, month)
-    return CapInfo(info.org_id, month, await get_cap(session, info.org_id, key_id), per_key.get(key_id, 0), key_id)
+    return CapInfo(
+        info.org_id, month, await get_cap(session, info.org_id, key_id), per_key.get(key_id, 0), key_id
+    )
 
 
 async def set_key_limit(
@@ -102,7 +120,12 @@ async def set_key_limit(
     details = {"prefix": info.prefix, "spend_limit_usd": format_usd(limit) if limit is not None else None}
     session.add(
         AuditEvent(
-            org_id=info.org_id, actor=actor, action="apikey.spend_limit", target_type="api_key", target_id=key_id, details=details
+            org_id=info.org_id,
+            actor=actor,
+            action="apikey.spend_limit",
+            target_type="api_key",
+            target_id=key_id,
+            details=details,
         )
     )
     return await key_limit(session, info.org_id, key_id, now=now)

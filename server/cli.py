@@ -107,8 +107,17 @@ def db_upgrade(revision: str, as_json: bool) -> None:
     try:
         before, after = asyncio.run(run())
     except OSError as exc:
-        fail(f"cannot reach the database: {exc.__class__.__name__}", EXIT_NOT_READY, as_json=as_json, kind="not_ready")
-    text = f"database already at {after}" if before == after else f"migrated {before or 'empty database'} -> {after}"
+        fail(
+            f"cannot reach the database: {exc.__class__.__name__}",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="not_ready",
+        )
+    text = (
+        f"database already at {after}"
+        if before == after
+        else f"migrated {before or 'empty database'} -> {after}"
+    )
     emit(as_json, {"from": before, "to": after, "changed": before != after}, text)
 
 
@@ -126,7 +135,11 @@ def db_current(as_json: bool) -> None:
             await database.dispose()
 
     current, head = asyncio.run(run()), head_revision()
-    emit(as_json, {"current": current, "head": head, "up_to_date": current == head}, f"current {current}, head {head}")
+    emit(
+        as_json,
+        {"current": current, "head": head, "up_to_date": current == head},
+        f"current {current}, head {head}",
+    )
 
 
 @cli.group()
@@ -137,7 +150,9 @@ def org() -> None:
 @org.command("create")
 @click.argument("name")
 @click.option(
-    "--tier", type=click.Choice([t.value for t in Tier]), help="Default: PATCHBAY_DEFAULT_TIER (enterprise unless set)."
+    "--tier",
+    type=click.Choice([t.value for t in Tier]),
+    help="Default: PATCHBAY_DEFAULT_TIER (enterprise unless set).",
 )
 @json_option
 def org_create(name: str, tier: str | None, as_json: bool) -> None:
@@ -157,7 +172,9 @@ def org_list(as_json: bool) -> None:
 
 @cli.command("usage")
 @click.option("--org", "org_ref", required=True, help="Org id or name.")
-@click.option("--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d).")
+@click.option(
+    "--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d)."
+)
 @click.option("--until", help="ISO 8601 time or span (default now).")
 @click.option(
     "--by",
@@ -174,7 +191,12 @@ def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: b
     async def summarize(session: AsyncSession) -> tuple[str, datetime, datetime, list[report.UsageTotals]]:
         start, end = report.window(since, until, now=utcnow())
         org_id = (await accounts.get_org(session, org_ref)).id
-        return org_id, start, end, await report.summarize(session, org_id, since=start, until=end, group_by=groups)
+        return (
+            org_id,
+            start,
+            end,
+            await report.summarize(session, org_id, since=start, until=end, group_by=groups),
+        )
 
     org_id, start, end, entries = run_in_session(summarize, as_json=as_json)
     payload = {

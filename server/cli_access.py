@@ -30,7 +30,9 @@ def add_token_commands(token_group: click.Group) -> None:
     @ORG
     @click.option("--role", required=True, type=ROLES, help="What the token may do in the org.")
     @click.option("--name", help="A label people will recognise in the audit log.")
-    @click.option("--expires", metavar="SPAN|TIME", help="30d, 12h, 90m or an ISO 8601 time (default: never).")
+    @click.option(
+        "--expires", metavar="SPAN|TIME", help="30d, 12h, 90m or an ISO 8601 time (default: never)."
+    )
     @json_option
     def create(org_ref: str, role: str, name: str | None, expires: str | None, as_json: bool) -> None:
         """Create an org-scoped admin token and print it once (only its hash is stored)."""
@@ -38,7 +40,9 @@ def add_token_commands(token_group: click.Group) -> None:
         async def run(s: AsyncSession) -> tokens.IssuedToken:
             org = await accounts.get_org(s, org_ref)
             expires_at = parse_expiry(expires, now=utcnow())
-            return await tokens.create_token(s, org, Role(role), name=name, expires_at=expires_at, created_by="cli")
+            return await tokens.create_token(
+                s, org, Role(role), name=name, expires_at=expires_at, created_by="cli"
+            )
 
         issued = run_in_session(run, as_json=as_json)
         emit(as_json, {**jsonable(issued.info), "token": issued.token}, issued.token)
@@ -54,7 +58,8 @@ def add_token_commands(token_group: click.Group) -> None:
 
         found = run_in_session(run, as_json=as_json)
         lines = [
-            f"{t.id}\t{t.prefix}…\t{t.role}\t{t.status}\t{t.name or '-'}\texpires {t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at
+            f"{t.id}\t{t.prefix}…\t{t.role}\t{t.status}\t{t.name or '-'}\texpires {t.expires_at:%Y-%m-%d %H:%M}"
+            if t.expires_at
             else f"{t.id}\t{t.prefix}…\t{t.role}\t{t.status}\t{t.name or '-'}\tno expiry"
             for t in found
         ]
@@ -83,7 +88,9 @@ def user_group() -> None:
 @ORG
 @click.option("--email", required=True, help="Who is invited.")
 @click.option("--role", required=True, type=ROLES, help="Their role in the org.")
-@click.option("--base-url", metavar="URL", help="Where browsers reach this server (default PATCHBAY_PUBLIC_URL).")
+@click.option(
+    "--base-url", metavar="URL", help="Where browsers reach this server (default PATCHBAY_PUBLIC_URL)."
+)
 @json_option
 def invite(org_ref: str, email: str, role: str, base_url: str | None, as_json: bool) -> None:
     """Invite someone into an org and print the one-time link to send them."""
@@ -93,12 +100,21 @@ def invite(org_ref: str, email: str, role: str, base_url: str | None, as_json: b
 
     async def run(s: AsyncSession) -> users.IssuedInvite:
         org = await accounts.get_org(s, org_ref)
-        return await users.invite(s, org, email, Role(role), ttl=timedelta(hours=settings.invite_hours), created_by="cli")
+        return await users.invite(
+            s, org, email, Role(role), ttl=timedelta(hours=settings.invite_hours), created_by="cli"
+        )
 
     issued = run_in_session(run, as_json=as_json)
     origin = base_url or settings.public_url or f"http://{settings.host}:{settings.port}"
     link = invite_link(origin, issued.token)
-    payload = {"id": issued.id, "org_id": issued.org_id, "email": issued.email, "role": issued.role, "expires_at": issued.expires_at, "link": link}
+    payload = {
+        "id": issued.id,
+        "org_id": issued.org_id,
+        "email": issued.email,
+        "role": issued.role,
+        "expires_at": issued.expires_at,
+        "link": link,
+    }
     emit(as_json, payload, link)
 
 
@@ -131,7 +147,9 @@ def remove(org_ref: str, user_id: str, as_json: bool) -> None:
 
 @click.command("audit")
 @ORG
-@click.option("--since", default="7d", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d).")
+@click.option(
+    "--since", default="7d", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d)."
+)
 @click.option("--action", help="Only actions starting with this (e.g. connection., apikey.create).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=200, show_default=True)
 @json_option
@@ -144,8 +162,15 @@ def audit(org_ref: str, since: str, action: str | None, limit: int, as_json: boo
         rows = await recent_events(s, org_id, since=start, limit=limit, action=action)
         return [
             {
-                "id": r.id, "at": r.created_at, "actor": r.actor, "credential": r.credential, "address": r.address,
-                "action": r.action, "target_type": r.target_type, "target_id": r.target_id, "details": r.details or {},
+                "id": r.id,
+                "at": r.created_at,
+                "actor": r.actor,
+                "credential": r.credential,
+                "address": r.address,
+                "action": r.action,
+                "target_type": r.target_type,
+                "target_id": r.target_id,
+                "details": r.details or {},
             }
             for r in rows
         ]

@@ -21,7 +21,9 @@ from server.cli_common import emit, json_option, run_in_session
 
 @click.command("requests")
 @click.option("--org", "org_ref", required=True, help="Org id or name.")
-@click.option("--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d).")
+@click.option(
+    "--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d)."
+)
 @click.option("--until", help="ISO 8601 time or span (default now).")
 @click.option("--status", help="ok, error, cancelled, or an HTTP status such as 429.")
 @click.option("--key", help="API key id or name.")

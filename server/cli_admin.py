@@ -41,11 +41,20 @@ def token(ctx: click.Context, link: bool, base_url: str | None, as_json: bool) -
         return
     settings = load_settings()
     if not settings.admin_api:
-        fail("the admin API is turned off (PATCHBAY_ADMIN_API=false)", EXIT_NOT_READY, as_json=as_json, kind="admin_disabled")
+        fail(
+            "the admin API is turned off (PATCHBAY_ADMIN_API=false)",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="admin_disabled",
+        )
     try:
         admin = load_admin_token(settings)
     except (AdminTokenError, OSError) as exc:
-        message = str(exc) if isinstance(exc, AdminTokenError) else f"cannot write {token_path(settings)}: {type(exc).__name__}"
+        message = (
+            str(exc)
+            if isinstance(exc, AdminTokenError)
+            else f"cannot write {token_path(settings)}: {type(exc).__name__}"
+        )
         fail(message, EXIT_NOT_READY, as_json=as_json, kind="not_ready")
     assert admin is not None  # admin_api is on and creation was allowed
     value = admin.value.get_secret_value()

@@ -52,7 +52,9 @@ def sdk_snippet(key: str, url: str) -> str:
 @click.option("--org", "org_ref", required=True, help="Org id or name.")
 @click.option("--name", required=True, help="A name unique among the org's live keys (1-128 characters).")
 @click.option("--agent", help="Bind the key to this agent.")
-@click.option("--models", help="Comma-separated models the key may ask for (refs, aliases, agent:NAME, default).")
+@click.option(
+    "--models", help="Comma-separated models the key may ask for (refs, aliases, agent:NAME, default)."
+)
 @click.option("--expires", help="When the key stops working: an ISO 8601 time or a span from now (12h, 30d).")
 @click.option(
     "--spend-limit",
@@ -94,7 +96,17 @@ def _when(value: datetime | None) -> str:
 def keys_table(keys: list[accounts.ApiKeyInfo]) -> str:
     if not keys:
         return "no keys"
-    header = ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES (UTC)", "LAST USED (UTC)", "SPENT/LIMIT (USD, MONTH)"]
+    header = [
+        "ID",
+        "NAME",
+        "PREFIX",
+        "STATUS",
+        "AGENT",
+        "MODELS",
+        "EXPIRES (UTC)",
+        "LAST USED (UTC)",
+        "SPENT/LIMIT (USD, MONTH)",
+    ]
     rows = [header] + [
         [
             k.id,

@@ -22,6 +22,8 @@ from server.cli_common import emit, fail, json_option, run_with_database
 from server.db import Database
 
 ORG = click.option("--org", "org_ref", required=True, help="Org id or name.")
+
+
 async def _org_id(db: Database, org_ref: str) -> str:
     async with db.session() as session:
         return (await accounts.get_org(session, org_ref)).id

@@ -19,7 +19,9 @@ from server import budgets, org_plan
 from server.cli_common import emit, json_option, run_in_session
 
 _BUDGET_HELP = "USD per calendar month (UTC), an exact decimal such as 250 or 99.50; `none` removes it."
-_TIER_HELP = f"The org's tier: {', '.join(t.value for t in Tier)}. A downgrade deletes nothing (docs/billing.md)."
+_TIER_HELP = (
+    f"The org's tier: {', '.join(t.value for t in Tier)}. A downgrade deletes nothing (docs/billing.md)."
+)
 _OVERRIDE_HELP = "on: the org keeps BYOK (its own keys) whatever its tier; off: its tier decides."
 _LIMIT_HELP = "The key's spend limit in USD per calendar month (UTC); `none` removes it."
 
@@ -30,7 +32,9 @@ _LIMIT_HELP = "The key's spend limit in USD per calendar month (UTC); `none` rem
 @click.option("--tier", metavar="TIER", help=_TIER_HELP)
 @click.option("--byok-override", "override", metavar="on|off", help=_OVERRIDE_HELP)
 @json_option
-def org_update(org_ref: str, budget: str | None, tier: str | None, override: str | None, as_json: bool) -> None:
+def org_update(
+    org_ref: str, budget: str | None, tier: str | None, override: str | None, as_json: bool
+) -> None:
     """Change an org's settings: its monthly budget (what platform-paid and surcharged requests
     may be charged per calendar month, UTC; requests past it get 402 `budget_exceeded`), its
     tier and its BYOK override. Give at least one option."""
@@ -41,12 +45,18 @@ def org_update(org_ref: str, budget: str | None, tier: str | None, override: str
         chosen = org_plan.parse_tier(tier) if tier is not None else None
         switch = org_plan.parse_switch(override, param="byok_override") if override is not None else None
         if budget is not None:
-            await budgets.set_org_budget(s, org_ref, budgets.parse_cap(budget, param="monthly_budget"), actor="cli")
+            await budgets.set_org_budget(
+                s, org_ref, budgets.parse_cap(budget, param="monthly_budget"), actor="cli"
+            )
         plan = await org_plan.set_plan(s, org_ref, tier=chosen, byok_override=switch, actor="cli")
         return await budgets.org_budget(s, org_ref), plan
 
     info, plan = run_in_session(change, as_json=as_json)
-    emit(as_json, {**info.as_json("monthly_budget"), **plan.as_json()}, f"{plan.text()}\n{info.text('monthly budget')}")
+    emit(
+        as_json,
+        {**info.as_json("monthly_budget"), **plan.as_json()},
+        f"{plan.text()}\n{info.text('monthly budget')}",
+    )
 
 
 @click.command("update")

@@ -80,7 +80,12 @@ async def _with_database(settings: Settings, fn: Callable[[Database], Awaitable[
         try:
             current = await db.current_revision()
         except Exception as exc:
-            fail(f"cannot reach the database: {type(exc).__name__}", EXIT_NOT_READY, as_json=as_json, kind="not_ready")
+            fail(
+                f"cannot reach the database: {type(exc).__name__}",
+                EXIT_NOT_READY,
+                as_json=as_json,
+                kind="not_ready",
+            )
         expected = head_revision()
         if current != expected:
             fail(
@@ -96,7 +101,9 @@ async def _with_database(settings: Settings, fn: Callable[[Database], Awaitable[
         await db.dispose()
 
 
-def run_with_database(fn: Callable[[Database], Awaitable[T]], *, as_json: bool, settings: Settings | None = None) -> T:
+def run_with_database(
+    fn: Callable[[Database], Awaitable[T]], *, as_json: bool, settings: Settings | None = None
+) -> T:
     """Run `fn` against a migrated database; typed account errors become exit code 1."""
     try:
         return asyncio.run(_with_database(settings or load_settings(), fn, as_json=as_json))

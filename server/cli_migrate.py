@@ -72,7 +72,9 @@ def legacy_settings(file: Path, as_json: bool) -> None:
 @migrate.command("legacy-billing")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Decide every line and report, but write nothing.")
-@click.option("--strict", is_flag=True, help="Write nothing if any line is malformed or names an unknown org.")
+@click.option(
+    "--strict", is_flag=True, help="Write nothing if any line is malformed or names an unknown org."
+)
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 10_000),
@@ -132,7 +134,9 @@ def _print(as_json: bool, reports: list[OrgReport], bad: list[LineError]) -> Non
     changed = sum(r.changed for r in reports)
     lines.append(f"{len(reports)} org(s) processed, {changed} changed, {len(bad)} line(s) rejected")
     payload = {
-        "orgs": [{"line": r.line, "org_id": r.org_id, "changed": r.changed, "actions": r.actions} for r in reports],
+        "orgs": [
+            {"line": r.line, "org_id": r.org_id, "changed": r.changed, "actions": r.actions} for r in reports
+        ],
         "rejected": [{"line": e.line, "message": e.message} for e in bad],
     }
     emit(as_json, payload, "\n".join(lines))

@@ -63,8 +63,12 @@ def _owner(org_ref: str | None, platform: bool) -> str | None:
             "drop --org to manage the platform's connections, or --platform for the org's"
         )
     if not platform and org_ref is None:
-        raise click.UsageError("say whose connections: --org ORG, or --platform for the operator's platform connections")
+        raise click.UsageError(
+            "say whose connections: --org ORG, or --platform for the operator's platform connections"
+        )
     return org_ref
+
+
 price_option = click.option(
     "--price",
     "prices",
@@ -143,7 +147,9 @@ def _with_services(
 def _with_connections(
     as_json: bool, fn: Callable[[Connections, AsyncSession, str | None], Awaitable[T]], org_ref: str | None
 ) -> T:
-    return _with_services(as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref)
+    return _with_services(
+        as_json, lambda services, s, org_id: fn(services.connections(actor="cli"), s, org_id), org_ref
+    )
 
 
 def _line(c: ConnectionInfo) -> str:
@@ -158,7 +164,9 @@ def _detail(c: ConnectionInfo) -> str:
     if c.models:
         lines.append("  models: " + " ".join(describe_model(m) for m in c.models))
     if c.key is None and c.env_reference is None:
-        lines.append(f"  no key: requests go out without credentials (set one: `patchbay connection set-key {c.profile_id} --key-stdin`)")
+        lines.append(
+            f"  no key: requests go out without credentials (set one: `patchbay connection set-key {c.profile_id} --key-stdin`)"
+        )
     return "\n".join(lines)
 
 
@@ -169,8 +177,15 @@ def connection() -> None:
 
 @connection.command("add")
 @owner_options
-@click.option("--provider", required=True, help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible")
-@click.option("--name", help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).")
+@click.option(
+    "--provider",
+    required=True,
+    help="openai, anthropic, gemini, openrouter, xai, mistral, moonshot, elevenlabs, openai_compatible",
+)
+@click.option(
+    "--name",
+    help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).",
+)
 @click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
 @click.option(
     "--model",
@@ -229,7 +244,9 @@ def connection_add(
 @json_option
 def connection_list(org_ref: str | None, platform: bool, as_json: bool) -> None:
     """List connections in routing order (keys shown as fingerprints)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.list_all(s, org_id), _owner(org_ref, platform))
+    infos = _with_connections(
+        as_json, lambda svc, s, org_id: svc.list_all(s, org_id), _owner(org_ref, platform)
+    )
     emit(as_json, infos, "\n".join(_line(c) for c in infos) or "no connections")
 
 
@@ -289,7 +306,9 @@ def connection_update(
 @json_option
 def connection_revoke(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Stop routing to REF and destroy its stored key (the record stays)."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), _owner(org_ref, platform))
+    info = _with_connections(
+        as_json, lambda svc, s, org_id: svc.revoke(s, org_id, ref), _owner(org_ref, platform)
+    )
     emit(as_json, info, _line(info))
 
 
@@ -299,7 +318,9 @@ def connection_revoke(org_ref: str | None, platform: bool, ref: str, as_json: bo
 @json_option
 def connection_delete(org_ref: str | None, platform: bool, ref: str, as_json: bool) -> None:
     """Delete REF and its stored key."""
-    info = _with_connections(as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), _owner(org_ref, platform))
+    info = _with_connections(
+        as_json, lambda svc, s, org_id: svc.delete(s, org_id, ref), _owner(org_ref, platform)
+    )
     emit(as_json, info, f"deleted {info.profile_id}")
 
 
@@ -308,9 +329,13 @@ def connection_delete(org_ref: str | None, platform: bool, ref: str, as_json: bo
 @click.option("--provider", required=True)
 @click.argument("profiles", nargs=-1, required=True)
 @json_option
-def connection_reorder(org_ref: str | None, platform: bool, provider: str, profiles: Sequence[str], as_json: bool) -> None:
+def connection_reorder(
+    org_ref: str | None, platform: bool, provider: str, profiles: Sequence[str], as_json: bool
+) -> None:
     """Set the explicit order of PROVIDER's profiles (name each once, first is tried first)."""
-    infos = _with_connections(as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), _owner(org_ref, platform))
+    infos = _with_connections(
+        as_json, lambda svc, s, org_id: svc.reorder(s, org_id, provider, profiles), _owner(org_ref, platform)
+    )
     emit(as_json, infos, "\n".join(_line(c) for c in infos))
 
 
@@ -374,7 +399,11 @@ def connection_show(org_ref: str | None, platform: bool, ref: str, as_json: bool
 
     info = _with_connections(as_json, get, _owner(org_ref, platform))
     h = info.health
-    health = f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})" if h.status else "never tested"
+    health = (
+        f"health {h.status} ({h.error_class or 'ok'}, {h.latency_ms} ms, {h.checked_at})"
+        if h.status
+        else "never tested"
+    )
     emit(as_json, info, f"{_detail(info)}\n{health}")
 
 
@@ -398,7 +427,11 @@ def _agent_line(a: AgentInfo) -> str:
 
 def _voice_line(v: VoiceSettings) -> str:
     """One readable line; the instructions are cut short (the full text is in `--json`)."""
-    parts = [f"{label} {value}" for label, value in (("voice", v.voice), ("language", v.language), ("output", v.output_format)) if value]
+    parts = [
+        f"{label} {value}"
+        for label, value in (("voice", v.voice), ("language", v.language), ("output", v.output_format))
+        if value
+    ]
     if v.instructions:
         first = v.instructions.strip().splitlines()[0]
         shown = first if len(first) <= 40 and first == v.instructions.strip() else first[:40].rstrip() + "…"
@@ -412,10 +445,18 @@ def voice_options(fn: Callable[..., None]) -> Callable[..., None]:
     for option in reversed(
         (
             click.option("--voice", help="TTS voice id for the agent's voice sessions ('' clears it)."),
-            click.option("--instructions", help="System prompt of the agent's voice sessions ('' clears it)."),
-            click.option("--instructions-file", type=click.File(encoding="utf-8"), help="Read the instructions from a file ('-': standard input)."),
+            click.option(
+                "--instructions", help="System prompt of the agent's voice sessions ('' clears it)."
+            ),
+            click.option(
+                "--instructions-file",
+                type=click.File(encoding="utf-8"),
+                help="Read the instructions from a file ('-': standard input).",
+            ),
             click.option("--language", help="Language spoken to the agent, e.g. en or en-US ('' clears it)."),
-            click.option("--output-format", help=f"Output audio: {', '.join(OUTPUT_FORMATS)} ('' clears it)."),
+            click.option(
+                "--output-format", help=f"Output audio: {', '.join(OUTPUT_FORMATS)} ('' clears it)."
+            ),
         )
     ):
         fn = option(fn)
@@ -437,7 +478,12 @@ def _voice_settings(
             instructions = instructions_file.read()
         except UnicodeDecodeError:
             fail("--instructions-file must be UTF-8 text", 2, as_json=as_json)
-    settings = {"voice": voice, "instructions": instructions, "language": language, "output_format": output_format}
+    settings = {
+        "voice": voice,
+        "instructions": instructions,
+        "language": language,
+        "output_format": output_format,
+    }
     return {k: v for k, v in settings.items() if v is not None}
 
 
@@ -456,7 +502,9 @@ def agent() -> None:
 @agent.command("create")
 @org_option
 @click.argument("name")
-@click.option("--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent.")
+@click.option(
+    "--chain", "chains", multiple=True, help="intent=REF,REF,... (primary first); repeat per intent."
+)
 @click.option("--default-model", help="The agent's default model ref.")
 @voice_options
 @json_option
@@ -469,7 +517,9 @@ def agent_create(
     settings = _voice_settings(**voice, as_json=as_json)
 
     async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
-        info = await svc.create(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings)
+        info = await svc.create(
+            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
+        )
         return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
 
     info, problems = _with_agents(as_json, run, org_ref)
@@ -480,7 +530,12 @@ def agent_create(
 @agent.command("update")
 @org_option
 @click.argument("name")
-@click.option("--chain", "chains", multiple=True, help="intent=REF,... replaces that intent's chain; intent= removes it.")
+@click.option(
+    "--chain",
+    "chains",
+    multiple=True,
+    help="intent=REF,... replaces that intent's chain; intent= removes it.",
+)
 @click.option("--default-model")
 @voice_options
 @json_option
@@ -492,7 +547,9 @@ def agent_update(
     settings = _voice_settings(**voice, as_json=as_json)
 
     async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
-        info = await svc.update(s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings)
+        info = await svc.update(
+            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
+        )
         return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
 
     info, problems = _with_agents(as_json, run, org_ref)
@@ -521,19 +578,36 @@ def agent_delete(org_ref: str, name: str, as_json: bool) -> None:
 
 @agent.command("routing")
 @org_option
-@click.option("--chain", "chains", multiple=True, help="Org-level intent=REF,... (the matrix every agent falls back to).")
+@click.option(
+    "--chain",
+    "chains",
+    multiple=True,
+    help="Org-level intent=REF,... (the matrix every agent falls back to).",
+)
 @click.option("--default-model", help="The org's default model ref.")
-@click.option("--allow", "allowed", multiple=True, help="Replace the org's allowlist with these refs (repeatable).")
+@click.option(
+    "--allow", "allowed", multiple=True, help="Replace the org's allowlist with these refs (repeatable)."
+)
 @json_option
-def org_routing(org_ref: str, chains: Sequence[str], default_model: str | None, allowed: Sequence[str], as_json: bool) -> None:
+def org_routing(
+    org_ref: str, chains: Sequence[str], default_model: str | None, allowed: Sequence[str], as_json: bool
+) -> None:
     """Set the org's own routing matrix, default model and allowlist."""
     parsed = _chains(chains, as_json) if chains else None
 
     async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[dict[str, Any], list[RefProblem]]:
         allow = list(allowed) or None
-        row = await svc.set_org_routing(s, org_id, chains=parsed, default_model=default_model, allowed_models=allow)
-        out = {"default_model": row.default_model, "chains": dict(row.routing or {}), "allowed_models": row.allowed_models}
-        return out, await _unserved(s, org_id, chains=parsed, default_model=default_model, allowed_models=allow)
+        row = await svc.set_org_routing(
+            s, org_id, chains=parsed, default_model=default_model, allowed_models=allow
+        )
+        out = {
+            "default_model": row.default_model,
+            "chains": dict(row.routing or {}),
+            "allowed_models": row.allowed_models,
+        }
+        return out, await _unserved(
+            s, org_id, chains=parsed, default_model=default_model, allowed_models=allow
+        )
 
     out, problems = _with_agents(as_json, run, org_ref)
     emit(as_json, _warned(out, problems), routing_text(out))
@@ -547,7 +621,9 @@ def routing_text(out: Mapping[str, Any]) -> str:
     lines.append("chains:" if chains else "chains: none (the default model serves text intents)")
     lines += [f"  {intent}: {' -> '.join(refs)}" for intent, refs in sorted(chains.items())]
     allowed = out.get("allowed_models")
-    lines.append(f"allowlist: {', '.join(allowed)}" if allowed else "allowlist: none (callers may pin any model)")
+    lines.append(
+        f"allowlist: {', '.join(allowed)}" if allowed else "allowlist: none (callers may pin any model)"
+    )
     return "\n".join(lines)
 
 

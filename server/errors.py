@@ -19,12 +19,22 @@ REQUEST_ERRORS: tuple[type[Exception], ...] = (
     BaseUrlRefusedError,
 )
 _STATUS_BY_CODE = {
-    "not_found": 404, "conflict": 409, "forbidden": 403, "unauthorized": 401, "purchases_off": 409, "payments_error": 502,
+    "not_found": 404,
+    "conflict": 409,
+    "forbidden": 403,
+    "unauthorized": 401,
+    "purchases_off": 409,
+    "payments_error": 502,
 }
 
 
 def error_response(
-    status: int, type_: str, message: str, headers: Mapping[str, str] | None = None, *, param: str | None = None
+    status: int,
+    type_: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    param: str | None = None,
 ) -> JSONResponse:
     error: dict[str, str] = {"type": type_, "message": message}
     if param is not None:

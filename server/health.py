@@ -28,7 +28,11 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
     if revision != services.expected_revision:
         return JSONResponse(
-            {"status": "unavailable", "database": "ok", "migrations": {"current": revision, "expected": services.expected_revision}},
+            {
+                "status": "unavailable",
+                "database": "ok",
+                "migrations": {"current": revision, "expected": services.expected_revision},
+            },
             status_code=503,
         )
     return JSONResponse({"status": "ready", "database": "ok", "migrations": {"current": revision}})

@@ -131,15 +131,21 @@ def parse_lines(lines: Iterable[str]) -> tuple[list[tuple[int, LegacySettings]],
 class KeyStore(Protocol):
     """What the importer needs from the vault."""
 
-    async def put(self, session: AsyncSession, *, org_id: str, owner_id: str, field: str, plaintext: str) -> tuple[str, str]:
+    async def put(
+        self, session: AsyncSession, *, org_id: str, owner_id: str, field: str, plaintext: str
+    ) -> tuple[str, str]:
         """Encrypt and store; return (secret id, fingerprint)."""
         ...
 
-    async def replace(self, session: AsyncSession, *, secret_id: str, org_id: str, owner_id: str, field: str, plaintext: str) -> str:
+    async def replace(
+        self, session: AsyncSession, *, secret_id: str, org_id: str, owner_id: str, field: str, plaintext: str
+    ) -> str:
         """Replace the value under the same id; return the new fingerprint."""
         ...
 
-    async def matches(self, session: AsyncSession, *, secret_id: str, org_id: str, owner_id: str, field: str, plaintext: str) -> bool:
+    async def matches(
+        self, session: AsyncSession, *, secret_id: str, org_id: str, owner_id: str, field: str, plaintext: str
+    ) -> bool:
         """Whether the stored value equals `plaintext` (constant time)."""
         ...
 
@@ -191,7 +197,9 @@ async def apply_one(session: AsyncSession, keys: KeyStore, line: int, item: Lega
     return report
 
 
-async def _import_key(session: AsyncSession, keys: KeyStore, org_id: str, key: str, report: OrgReport) -> None:
+async def _import_key(
+    session: AsyncSession, keys: KeyStore, org_id: str, key: str, report: OrgReport
+) -> None:
     conn = await session.scalar(
         select(Connection).where(
             Connection.org_id == org_id,
@@ -200,7 +208,9 @@ async def _import_key(session: AsyncSession, keys: KeyStore, org_id: str, key: s
         )
     )
     if conn is None:
-        position = len((await session.scalars(select(Connection.id).where(Connection.org_id == org_id))).all())
+        position = len(
+            (await session.scalars(select(Connection.id).where(Connection.org_id == org_id))).all()
+        )
         conn = Connection(
             org_id=org_id,
             provider=ProviderId.OPENROUTER.value,

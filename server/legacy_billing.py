@@ -106,7 +106,9 @@ async def unknown_orgs(db: Database, parsed: ParsedFile) -> list[LineResult]:
     async with db.session() as session:
         for start in range(0, len(wanted), 500):  # well under either database's parameter limit
             chunk = wanted[start : start + 500]
-            known.update(str(i) for i in (await session.scalars(select(Org.id).where(Org.id.in_(chunk)))).all())
+            known.update(
+                str(i) for i in (await session.scalars(select(Org.id).where(Org.id.in_(chunk)))).all()
+            )
     return [
         LineResult(
             row.line,

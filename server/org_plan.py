@@ -107,4 +107,8 @@ async def set_plan(
 
 
 def _audit(session: AsyncSession, org: Org, actor: str, action: str, details: dict[str, object]) -> None:
-    session.add(AuditEvent(org_id=org.id, actor=actor, action=action, target_type="org", target_id=org.id, details=details))
+    session.add(
+        AuditEvent(
+            org_id=org.id, actor=actor, action=action, target_type="org", target_id=org.id, details=details
+        )
+    )

@@ -17,10 +17,19 @@ from collections.abc import Mapping
 from typing import Any
 
 MARKER = "[redacted]"
-LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server", "websockets.client")
+LIBRARY_LOGGERS = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "websockets",
+    "websockets.server",
+    "websockets.client",
+)
 """Loggers that create records carrying request lines and headers (uvicorn's websockets
 protocols log through `uvicorn.error`; websockets' own server and client through theirs)."""
-SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"})
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api-key"}
+)
 
 _PATTERNS = (
     # A credential after its scheme: `Bearer pb-...`, `Basic dXNlcjpwYXNz`.

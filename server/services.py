@@ -166,7 +166,9 @@ def build_gateway(
         router=router,
         api_keys=api_keys,
         rate_limiter=make_rate_limiter(rate_limit, redis_url, prefix=REDIS_PREFIX),
-        request_log=RequestLog(db.sessions, retention_days=settings.request_log_retention_days, registry=registry),
+        request_log=RequestLog(
+            db.sessions, retention_days=settings.request_log_retention_days, registry=registry
+        ),
     )
 
 
@@ -263,9 +265,12 @@ class Services:
             usage=usage,
             gateway=gateway,
             voice=voice,
-            auth_throttle=overrides.auth_throttle or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
+            auth_throttle=overrides.auth_throttle
+            or AuthThrottle.from_settings(settings, prefix=REDIS_PREFIX),
             ledger=ledger,
-            sweeper=HoldSweeper(ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock),
+            sweeper=HoldSweeper(
+                ledger, interval=min(60.0, settings.billing_hold_ttl_seconds / 4), clock=clock
+            ),
             spend_caps=spend_caps,
             overrides=overrides,
             admin_token=admin.value if admin else None,
@@ -273,7 +278,9 @@ class Services:
         services.config_listeners.append(gateway.registry.changed)
         services.payments = StripePayments.from_settings(settings)
         if services.payments is not None:
-            services.webhook = Webhook(services.payments, database.sessions, ledger, changed=services.config_changed)
+            services.webhook = Webhook(
+                services.payments, database.sessions, ledger, changed=services.config_changed
+            )
         return services
 
     @property
@@ -322,7 +329,9 @@ class Services:
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
         self.sweeper.start()
-        self.retention = RetentionSweeper(self.db.sessions, retention_days=self.settings.request_log_retention_days)
+        self.retention = RetentionSweeper(
+            self.db.sessions, retention_days=self.settings.request_log_retention_days
+        )
         self.retention.start()
 
     async def aclose(self) -> None:

@@ -159,7 +159,9 @@ def parse_tier_prices(text: str) -> dict[Tier, tuple[str, ...]]:
         try:
             tier = Tier(name.strip())
         except ValueError:
-            raise ValueError(f"unknown tier {name.strip()!r} in {part!r}; use TIER=PRICE_ID[+PRICE_ID...]") from None
+            raise ValueError(
+                f"unknown tier {name.strip()!r} in {part!r}; use TIER=PRICE_ID[+PRICE_ID...]"
+            ) from None
         if not sep or not prices or tier in out:
             raise ValueError(f"use TIER=PRICE_ID[+PRICE_ID...] once per tier, comma-separated (got {part!r})")
         out[tier] = prices

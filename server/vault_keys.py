@@ -35,9 +35,16 @@ class VaultKeyStore:
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
 
-    async def put(self, session: AsyncSession, *, org_id: str, owner_id: str, field: str, plaintext: str) -> tuple[str, str]:
+    async def put(
+        self, session: AsyncSession, *, org_id: str, owner_id: str, field: str, plaintext: str
+    ) -> tuple[str, str]:
         info = await self.vault.put(
-            session, org_id=org_id, owner_id=owner_id, field=field, plaintext=Secret(plaintext), actor=self.actor
+            session,
+            org_id=org_id,
+            owner_id=owner_id,
+            field=field,
+            plaintext=Secret(plaintext),
+            actor=self.actor,
         )
         return info.id, info.fingerprint
 

@@ -135,7 +135,9 @@ class ResponseRun:
                 closed.append(final)
         return closed
 
-    def done(self, status: str, reason: str | None, *, cost: Mapping[str, object] | None = None) -> ResponseDone:
+    def done(
+        self, status: str, reason: str | None, *, cost: Mapping[str, object] | None = None
+    ) -> ResponseDone:
         """`cost`: the turn's charges for `response.metadata` (`billing.turn_costs.cost_metadata`)."""
         return ResponseDone(
             self.response_id,

@@ -405,7 +405,10 @@ class VoiceSession:
             status = "failed"
         finally:
             run.record_usage(
-                self._accounts, status, llm_recorded=self._llm.records_usage, tts_recorded=self._tts.records_usage
+                self._accounts,
+                status,
+                llm_recorded=self._llm.records_usage,
+                tts_recorded=self._tts.records_usage,
             )
         active = self._active
         if active is not None and active.run is run:

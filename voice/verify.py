@@ -51,6 +51,12 @@ async def test_voice(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResul
             raise ProviderError(ErrorClass.SERVER_ERROR, "the TTS returned no audio", provider=endpoint.label)
         await stt.transcribe(bytes(audio))
     except ProviderError as exc:
-        return ProbeResult("test_voice", False, (time.perf_counter() - started) * 1000, exc.error_class, exc.status, exc.message)
+        return ProbeResult(
+            "test_voice",
+            False,
+            (time.perf_counter() - started) * 1000,
+            exc.error_class,
+            exc.status,
+            exc.message,
+        )
     return ProbeResult("test_voice", True, (time.perf_counter() - started) * 1000)
-

@@ -10,7 +10,9 @@ from providers.contract import WireProtocol
 from providers.http import Timeouts, UpstreamClients
 
 
-def chat_adapters(clients: UpstreamClients, timeouts: Timeouts | None = None) -> dict[WireProtocol, ChatAdapter]:
+def chat_adapters(
+    clients: UpstreamClients, timeouts: Timeouts | None = None
+) -> dict[WireProtocol, ChatAdapter]:
     """One adapter per chat wire protocol, sharing one upstream pool."""
     return {
         WireProtocol.OPENAI_CHAT: OpenAIChatAdapter(clients, timeouts),

@@ -210,7 +210,11 @@ def parse_usage(raw: Any) -> Usage | None:
 
 
 def _cost(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0 else None
+    return (
+        float(value)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        else None
+    )
 
 
 def finish_reason(raw: Any, *, refused: bool = False) -> FinishReason:

@@ -23,7 +23,12 @@ ANY_CALLER = "any"
 
 _O = "/admin/v1/orgs/{org}"
 READ, CONFIGURE, KEYS, BILLING, MEMBERS, OPERATOR = (
-    Permission.READ, Permission.CONFIGURE, Permission.KEYS, Permission.BILLING, Permission.MEMBERS, Permission.OPERATOR,
+    Permission.READ,
+    Permission.CONFIGURE,
+    Permission.KEYS,
+    Permission.BILLING,
+    Permission.MEMBERS,
+    Permission.OPERATOR,
 )
 
 ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
@@ -121,7 +126,9 @@ def match(method: str, path: str) -> tuple[_Compiled | None, dict[str, str]]:
     return None, {}
 
 
-def authorize_fields(caller: Caller, method: str, template: str, org_ref: str, fields: Iterable[str]) -> Refusal | None:
+def authorize_fields(
+    caller: Caller, method: str, template: str, org_ref: str, fields: Iterable[str]
+) -> Refusal | None:
     """Why the caller may not set these body fields of a route it may call, or None when it may."""
     for name in sorted(fields):
         permission = FIELD_PERMISSIONS.get((method, template, name))
@@ -129,9 +136,15 @@ def authorize_fields(caller: Caller, method: str, template: str, org_ref: str, f
             continue
         if permission is OPERATOR:
             return Refusal(
-                403, "forbidden", f"only the server's operator may change {name!r}; an org changes its plan through checkout (Billing page)"
+                403,
+                "forbidden",
+                f"only the server's operator may change {name!r}; an org changes its plan through checkout (Billing page)",
             )
-        return Refusal(403, "forbidden", f"changing {name!r} needs the {permission.value!r} permission; ask an owner of the org")
+        return Refusal(
+            403,
+            "forbidden",
+            f"changing {name!r} needs the {permission.value!r} permission; ask an owner of the org",
+        )
     return None
 
 
@@ -146,7 +159,9 @@ def authorize(caller: Caller, method: str, path: str) -> Refusal | None:
         return None
     entry, params = match(method, path)
     if entry is None or entry.permission is OPERATOR:
-        return Refusal(403, "forbidden", "only the server's operator may do this (it needs the operator token)")
+        return Refusal(
+            403, "forbidden", "only the server's operator may do this (it needs the operator token)"
+        )
     if entry.permission == ANY_CALLER:
         return None
     permission = Permission(entry.permission)

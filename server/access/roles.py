@@ -34,7 +34,9 @@ class Permission(StrEnum):
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.OWNER: frozenset({Permission.READ, Permission.CONFIGURE, Permission.KEYS, Permission.BILLING, Permission.MEMBERS}),
+    Role.OWNER: frozenset(
+        {Permission.READ, Permission.CONFIGURE, Permission.KEYS, Permission.BILLING, Permission.MEMBERS}
+    ),
     Role.ADMIN: frozenset({Permission.READ, Permission.CONFIGURE, Permission.KEYS}),
     Role.BILLING: frozenset({Permission.READ, Permission.BILLING}),
     Role.VIEWER: frozenset({Permission.READ}),

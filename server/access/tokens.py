@@ -75,11 +75,19 @@ def parse_role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise RequestError(f"unknown role {value!r}; choose one of: {', '.join(r.value for r in Role)}", param="role") from None
+        raise RequestError(
+            f"unknown role {value!r}; choose one of: {', '.join(r.value for r in Role)}", param="role"
+        ) from None
 
 
 async def create_token(
-    session: AsyncSession, org: Org, role: Role, *, name: str | None, expires_at: datetime | None, created_by: str
+    session: AsyncSession,
+    org: Org,
+    role: Role,
+    *,
+    name: str | None,
+    expires_at: datetime | None,
+    created_by: str,
 ) -> IssuedToken:
     now = utcnow()
     if expires_at is not None and expires_at <= now:
@@ -105,7 +113,12 @@ async def create_token(
             action="admin_token.create",
             target_type="admin_token",
             target_id=row.id,
-            details={"role": role.value, "name": row.name, "prefix": row.prefix, "expires_at": expires_at.isoformat() if expires_at else None},
+            details={
+                "role": role.value,
+                "name": row.name,
+                "prefix": row.prefix,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
         )
     )
     return IssuedToken(info=_info(row, now), token=secret.plaintext)
@@ -114,7 +127,9 @@ async def create_token(
 async def list_tokens(session: AsyncSession, org: Org) -> list[TokenInfo]:
     now = utcnow()
     rows = await session.scalars(
-        select(OrgAdminToken).where(OrgAdminToken.org_id == org.id).order_by(OrgAdminToken.created_at, OrgAdminToken.id)
+        select(OrgAdminToken)
+        .where(OrgAdminToken.org_id == org.id)
+        .order_by(OrgAdminToken.created_at, OrgAdminToken.id)
     )
     return [_info(r, now) for r in rows]
 
@@ -126,7 +141,13 @@ async def revoke_token(session: AsyncSession, org: Org, token_id: str, *, actor:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(
-            AuditEvent(org_id=org.id, actor=actor[:64], action="admin_token.revoke", target_type="admin_token", target_id=row.id)
+            AuditEvent(
+                org_id=org.id,
+                actor=actor[:64],
+                action="admin_token.revoke",
+                target_type="admin_token",
+                target_id=row.id,
+            )
         )
     return _info(row, utcnow())
 

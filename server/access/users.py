@@ -87,7 +87,9 @@ class IssuedInvite:
     """The one-time secret the link carries; shown once."""
 
 
-async def invite(session: AsyncSession, org: Org, email: str, role: Role, *, ttl: timedelta, created_by: str) -> IssuedInvite:
+async def invite(
+    session: AsyncSession, org: Org, email: str, role: Role, *, ttl: timedelta, created_by: str
+) -> IssuedInvite:
     address = normalise_email(email)
     secret = issue_secret(INVITE_PREFIX)
     row = Invite(
@@ -103,17 +105,30 @@ async def invite(session: AsyncSession, org: Org, email: str, role: Role, *, ttl
     await session.flush()
     session.add(
         AuditEvent(
-            org_id=org.id, actor=created_by[:64], action="member.invite", target_type="invite", target_id=row.id,
+            org_id=org.id,
+            actor=created_by[:64],
+            action="member.invite",
+            target_type="invite",
+            target_id=row.id,
             details={"email": address, "role": role.value},
         )
     )
-    return IssuedInvite(id=row.id, org_id=org.id, email=address, role=role.value, expires_at=row.expires_at, token=secret.plaintext)
+    return IssuedInvite(
+        id=row.id,
+        org_id=org.id,
+        email=address,
+        role=role.value,
+        expires_at=row.expires_at,
+        token=secret.plaintext,
+    )
 
 
 async def _live_invite(session: AsyncSession, token: str) -> tuple[Invite, str]:
     found = (
         await session.execute(
-            select(Invite, Org.name).join(Org, Org.id == Invite.org_id).where(Invite.prefix == token[:PREFIX_LENGTH])
+            select(Invite, Org.name)
+            .join(Org, Org.id == Invite.org_id)
+            .where(Invite.prefix == token[:PREFIX_LENGTH])
         )
     ).first()
     if found is None or not token.startswith(INVITE_PREFIX):
@@ -149,7 +164,11 @@ async def accept_invite(session: AsyncSession, token: str, password: str) -> Use
     row.accepted_at = utcnow()
     session.add(
         AuditEvent(
-            org_id=row.org_id, actor=user.email[:64], action="member.join", target_type="user", target_id=user.id,
+            org_id=row.org_id,
+            actor=user.email[:64],
+            action="member.join",
+            target_type="user",
+            target_id=user.id,
             details={"role": row.role, "invite": row.id},
         )
     )
@@ -162,7 +181,9 @@ async def sign_in(session: AsyncSession, email: str, password: str) -> User:
     except RequestError:
         address = ""
     user = await session.scalar(select(User).where(User.email == address)) if address else None
-    ok = await verify_password(user.password_hash if user else await asyncio.to_thread(_dummy_hash), password[:MAX_PASSWORD])
+    ok = await verify_password(
+        user.password_hash if user else await asyncio.to_thread(_dummy_hash), password[:MAX_PASSWORD]
+    )
     if user is None or not ok:
         raise SignInError("wrong email or password")
     return user
@@ -175,9 +196,13 @@ class OpenedSession:
     expires_at: datetime
 
 
-async def open_session(session: AsyncSession, user: User, *, ttl: timedelta, address: str | None) -> OpenedSession:
+async def open_session(
+    session: AsyncSession, user: User, *, ttl: timedelta, address: str | None
+) -> OpenedSession:
     # Sessions that ran out stay harmless, but need not stay: sweep this person's on each sign-in.
-    await session.execute(delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= utcnow()))
+    await session.execute(
+        delete(UserSession).where(UserSession.user_id == user.id, UserSession.expires_at <= utcnow())
+    )
     secret = issue_secret(SESSION_PREFIX)
     row = UserSession(
         user_id=user.id,
@@ -196,7 +221,9 @@ async def authenticate_session(session: AsyncSession, cookie: str, address: str 
         return None
     found = (
         await session.execute(
-            select(UserSession, User.email).join(User, User.id == UserSession.user_id).where(UserSession.prefix == cookie[:PREFIX_LENGTH])
+            select(UserSession, User.email)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.prefix == cookie[:PREFIX_LENGTH])
         )
     ).first()
     if found is None:
@@ -205,12 +232,19 @@ async def authenticate_session(session: AsyncSession, cookie: str, address: str 
     if not matches(row.token_hash, cookie) or row.expires_at <= utcnow():
         return None
     members = await session.execute(
-        select(Membership.org_id, Membership.role, Org.name).join(Org, Org.id == Membership.org_id).where(Membership.user_id == row.user_id)
+        select(Membership.org_id, Membership.role, Org.name)
+        .join(Org, Org.id == Membership.org_id)
+        .where(Membership.user_id == row.user_id)
     )
     grants = {org_id: Grant(org_id=org_id, org_name=name, role=Role(role)) for org_id, role, name in members}
     return Caller(
-        kind="user", credential=row.user_id, label=email, address=address, grants=grants,
-        session_id=row.id, csrf_token=row.csrf_token,
+        kind="user",
+        credential=row.user_id,
+        label=email,
+        address=address,
+        grants=grants,
+        session_id=row.id,
+        csrf_token=row.csrf_token,
     )
 
 
@@ -233,9 +267,14 @@ class MemberInfo:
 
 async def list_members(session: AsyncSession, org: Org) -> list[MemberInfo]:
     rows = await session.execute(
-        select(Membership, User.email).join(User, User.id == Membership.user_id).where(Membership.org_id == org.id).order_by(User.email)
+        select(Membership, User.email)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.org_id == org.id)
+        .order_by(User.email)
     )
-    return [MemberInfo(user_id=m.user_id, email=email, role=m.role, joined_at=m.created_at) for m, email in rows]
+    return [
+        MemberInfo(user_id=m.user_id, email=email, role=m.role, joined_at=m.created_at) for m, email in rows
+    ]
 
 
 async def remove_member(session: AsyncSession, org: Org, user_id: str, *, actor: str) -> None:
@@ -243,4 +282,8 @@ async def remove_member(session: AsyncSession, org: Org, user_id: str, *, actor:
     if member is None:
         raise NotFoundError(f"org {org.name!r} has no member {user_id!r}")
     await session.delete(member)
-    session.add(AuditEvent(org_id=org.id, actor=actor[:64], action="member.remove", target_type="user", target_id=user_id))
+    session.add(
+        AuditEvent(
+            org_id=org.id, actor=actor[:64], action="member.remove", target_type="user", target_id=user_id
+        )
+    )

@@ -72,7 +72,8 @@ def status_condition(status: str) -> ColumnElement[bool]:
     if text.isdigit() and 100 <= int(text) <= 599:
         return RequestLogRow.status == int(text)
     raise RequestError(
-        f"status must be ok, error, cancelled or an HTTP status such as 429, not {status[:20]!r}", param="status"
+        f"status must be ok, error, cancelled or an HTTP status such as 429, not {status[:20]!r}",
+        param="status",
     )
 
 

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
     from routing.trace import AttemptTrace
     from server.accounts import Principal
 
-_current: contextvars.ContextVar[RequestEntry | None] = contextvars.ContextVar("patchbay_request_entry", default=None)
+_current: contextvars.ContextVar[RequestEntry | None] = contextvars.ContextVar(
+    "patchbay_request_entry", default=None
+)
 
 
 class RequestLog(BufferedRowWriter[RequestEntry]):
@@ -49,7 +51,11 @@ class RequestLog(BufferedRowWriter[RequestEntry]):
         on_flush: Callable[[int], None] | None = None,
     ) -> None:
         super().__init__(
-            sessions, name="request_log", flush_interval=flush_interval, max_pending=max_pending, on_flush=on_flush
+            sessions,
+            name="request_log",
+            flush_interval=flush_interval,
+            max_pending=max_pending,
+            on_flush=on_flush,
         )
         self.retention_days = retention_days
         self.enabled = retention_days > 0
@@ -76,7 +82,9 @@ class RequestLog(BufferedRowWriter[RequestEntry]):
         return cached is not None and cached.content_logging
 
 
-def open_entry(log: RequestLog, surface: str) -> tuple[RequestEntry, contextvars.Token[RequestEntry | None]] | None:
+def open_entry(
+    log: RequestLog, surface: str
+) -> tuple[RequestEntry, contextvars.Token[RequestEntry | None]] | None:
     """Make a new entry the current one (the middleware closes it with `close_entry`)."""
     entry = log.begin(surface, request_id=request_id_var.get())
     if entry is None:
@@ -126,7 +134,9 @@ def note_trace(trace: AttemptTrace | None) -> None:
         entry.trace = trace
 
 
-def note_speech(trace: AttemptTrace | None, *, prompt: str | None = None, response: str | None = None) -> None:
+def note_speech(
+    trace: AttemptTrace | None, *, prompt: str | None = None, response: str | None = None
+) -> None:
     """An `/v1/audio` segment: its trace (filling in as it runs), and its text with content logging on."""
     entry = _current.get()
     if entry is None:
@@ -158,7 +168,9 @@ def note_stream(call: Routed, events: AsyncIterator[StreamEvent]) -> AsyncIterat
     return events if entry is None else follow(entry, call, events)
 
 
-def follow(entry: RequestEntry, call: Routed, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+def follow(
+    entry: RequestEntry, call: Routed, events: AsyncIterator[StreamEvent]
+) -> AsyncIterator[StreamEvent]:
     """`note_stream` for an entry held directly (a realtime turn)."""
     entry.call = call
     if not entry.wants_content():

@@ -80,7 +80,10 @@ class RetentionSweeper:
             try:
                 deleted = await self.sweep_once()
             except Exception as exc:
-                log.warning("request log sweep failed; will retry", extra={"fields": {"error_type": type(exc).__name__}})
+                log.warning(
+                    "request log sweep failed; will retry",
+                    extra={"fields": {"error_type": type(exc).__name__}},
+                )
             else:
                 if deleted:
                     log.info("request log swept", extra={"fields": {"deleted": deleted}})

@@ -37,7 +37,9 @@ class MeOut(BaseModel):
     label: str
     operator: bool
     orgs: list[OrgAccess]
-    csrf_token: str | None = Field(description="Echo in X-CSRF-Token on state-changing requests (sessions only).")
+    csrf_token: str | None = Field(
+        description="Echo in X-CSRF-Token on state-changing requests (sessions only)."
+    )
 
 
 @router.get("/me", response_model=MeOut)
@@ -53,13 +55,21 @@ async def me(svc: ServicesDep, caller: CallerDep) -> MeOut:
             OrgAccess(id=g.org_id, name=g.org_name, role=g.role.value, permissions=permissions_of(g.role))
             for g in sorted(caller.grants.values(), key=lambda g: g.org_name)
         ]
-    return MeOut(kind=caller.kind, label=caller.label, operator=caller.is_operator, orgs=access, csrf_token=caller.csrf_token)
+    return MeOut(
+        kind=caller.kind,
+        label=caller.label,
+        operator=caller.is_operator,
+        orgs=access,
+        csrf_token=caller.csrf_token,
+    )
 
 
 class TokenCreate(BaseModel):
     role: Role
     name: str | None = Field(default=None, max_length=128)
-    expires: str | None = Field(default=None, max_length=40, description="A span (30d, 12h) or an ISO 8601 time.")
+    expires: str | None = Field(
+        default=None, max_length=40, description="A span (30d, 12h) or an ISO 8601 time."
+    )
 
 
 class TokenOut(BaseModel):
@@ -85,18 +95,24 @@ def _token_fields(info: tokens.TokenInfo) -> dict[str, Any]:
 
 
 @router.post(_O + "/admin-tokens", status_code=201, response_model=IssuedTokenOut)
-async def create_admin_token(org: str, body: TokenCreate, svc: ServicesDep, caller: CallerDep) -> IssuedTokenOut:
+async def create_admin_token(
+    org: str, body: TokenCreate, svc: ServicesDep, caller: CallerDep
+) -> IssuedTokenOut:
     async with svc.db.session() as s:
         row = await accounts.get_org(s, org)
         expires_at = parse_expiry(body.expires, now=utcnow())
-        issued = await tokens.create_token(s, row, body.role, name=body.name, expires_at=expires_at, created_by=caller.label)
+        issued = await tokens.create_token(
+            s, row, body.role, name=body.name, expires_at=expires_at, created_by=caller.label
+        )
     return IssuedTokenOut(**_token_fields(issued.info), token=issued.token)
 
 
 @router.get(_O + "/admin-tokens", response_model=list[TokenOut])
 async def list_admin_tokens(org: str, svc: ServicesDep) -> list[TokenOut]:
     async with svc.db.session() as s:
-        return [TokenOut(**_token_fields(t)) for t in await tokens.list_tokens(s, await accounts.get_org(s, org))]
+        return [
+            TokenOut(**_token_fields(t)) for t in await tokens.list_tokens(s, await accounts.get_org(s, org))
+        ]
 
 
 @router.delete(_O + "/admin-tokens/{token_id}", response_model=TokenOut)
@@ -136,15 +152,25 @@ class InviteOut(BaseModel):
     email: str
     role: str
     expires_at: datetime
-    link: str = Field(description="Send this to the person; it works once. The secret is in the fragment, which browsers never send.")
+    link: str = Field(
+        description="Send this to the person; it works once. The secret is in the fragment, which browsers never send."
+    )
 
 
 @router.post(_O + "/invites", status_code=201, response_model=InviteOut)
 async def create_invite(org: str, body: InviteIn, svc: ServicesDep, caller: CallerDep) -> InviteOut:
     ttl = timedelta(hours=svc.settings.invite_hours)
     async with svc.db.session() as s:
-        issued = await users.invite(s, await accounts.get_org(s, org), body.email, body.role, ttl=ttl, created_by=caller.label)
-    return InviteOut(id=issued.id, email=issued.email, role=issued.role, expires_at=issued.expires_at, link=invite_link(svc.settings.public_url, issued.token))
+        issued = await users.invite(
+            s, await accounts.get_org(s, org), body.email, body.role, ttl=ttl, created_by=caller.label
+        )
+    return InviteOut(
+        id=issued.id,
+        email=issued.email,
+        role=issued.role,
+        expires_at=issued.expires_at,
+        link=invite_link(svc.settings.public_url, issued.token),
+    )
 
 
 def invite_link(public_url: str | None, token: str) -> str:
@@ -179,8 +205,15 @@ async def audit(
         rows = await recent_events(s, org_id, since=start, limit=limit, action=action)
     return [
         AuditOut(
-            id=r.id, at=r.created_at, actor=r.actor, credential=r.credential, address=r.address, action=r.action,
-            target_type=r.target_type, target_id=r.target_id, details=r.details or {},
+            id=r.id,
+            at=r.created_at,
+            actor=r.actor,
+            credential=r.credential,
+            address=r.address,
+            action=r.action,
+            target_type=r.target_type,
+            target_id=r.target_id,
+            details=r.details or {},
         )
         for r in rows
     ]

@@ -65,9 +65,7 @@ async def list_requests(
         rows = await query.list_requests(
             s, org_id, since=start, until=end, status=status, key=key, model=model, limit=limit
         )
-    return RequestsOut(
-        org_id=org_id, since=start, until=end, requests=rows
-    )
+    return RequestsOut(org_id=org_id, since=start, until=end, requests=rows)
 
 
 def _settings_out(svc: Services, found: query.RequestLogSettings) -> SettingsOut:

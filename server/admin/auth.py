@@ -56,7 +56,9 @@ def session_cookie(cookie_header: str | None) -> str | None:
     return morsel.value if morsel is not None and morsel.value else None
 
 
-def _unauthorized(message: str = "missing or wrong admin credential (a bearer token or a signed-in session)") -> Refused:
+def _unauthorized(
+    message: str = "missing or wrong admin credential (a bearer token or a signed-in session)",
+) -> Refused:
     return Refused(401, "unauthorized", message, {"www-authenticate": "Bearer"})
 
 
@@ -123,7 +125,9 @@ def admin_caller(request: Request) -> Caller:
     """The caller the gate let in (a router dependency; refuses if the gate did not run)."""
     caller = request.scope.get("state", {}).get("admin_caller")
     if not isinstance(caller, Caller):
-        raise HTTPException(401, detail={"type": "unauthorized", "message": "missing or wrong admin credential"})
+        raise HTTPException(
+            401, detail={"type": "unauthorized", "message": "missing or wrong admin credential"}
+        )
     return caller
 
 
@@ -143,7 +147,11 @@ class AdminGate:
         services: Services = scope["app"].state.services
         try:
             if services.admin_token is None:
-                raise Refused(503, "admin_disabled", "the admin API is turned off on this server (PATCHBAY_ADMIN_API=false)")
+                raise Refused(
+                    503,
+                    "admin_disabled",
+                    "the admin API is turned off on this server (PATCHBAY_ADMIN_API=false)",
+                )
             caller = await authenticate(services, scope)
             check_csrf(caller, scope)
             refusal = policy.authorize(caller, scope["method"], scope["path"])

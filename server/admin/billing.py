@@ -49,9 +49,11 @@ class GrantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     amount: StrictStr | StrictInt = Field(
-        description="USD as a decimal string (`\"25\"`, `\"0.50\"`, at most 6 decimal places) or a whole number; never a float."
+        description='USD as a decimal string (`"25"`, `"0.50"`, at most 6 decimal places) or a whole number; never a float.'
     )
-    reason: str | None = Field(default=None, max_length=500, description="Kept in the ledger entry. No secrets.")
+    reason: str | None = Field(
+        default=None, max_length=500, description="Kept in the ledger entry. No secrets."
+    )
 
 
 @router.get(f"{_B}/balance")
@@ -71,7 +73,9 @@ async def ledger(
     svc: ServicesDep,
     since: str = "30d",
     until: str | None = None,
-    kind: str = Query(default="", description="Comma-separated entry kinds (grant, hold, settle, ...); empty: all."),
+    kind: str = Query(
+        default="", description="Comma-separated entry kinds (grant, hold, settle, ...); empty: all."
+    ),
     limit: int | None = Query(default=None, ge=1, le=CSV_MAX),
     cursor: str | None = Query(default=None, max_length=200),
     format: Literal["json", "csv"] | None = None,
@@ -197,7 +201,9 @@ def _cursor_in(cursor: str | None) -> tuple[datetime, str] | None:
         at, entry_id = raw.split("|", 1)
         return datetime.fromisoformat(at), entry_id
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise RequestError("cursor is not one this API gave out; use next_cursor as returned", param="cursor") from None
+        raise RequestError(
+            "cursor is not one this API gave out; use next_cursor as returned", param="cursor"
+        ) from None
 
 
 async def _agent_names(session: Any, org_id: str) -> dict[str, str]:

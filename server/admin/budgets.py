@@ -37,10 +37,11 @@ class OrgUpdate(BaseModel):
 
     monthly_budget: Usd | None = Field(
         default=None,
-        description="USD per calendar month (UTC), exact decimal string such as \"99.50\"; null removes it.",
+        description='USD per calendar month (UTC), exact decimal string such as "99.50"; null removes it.',
     )
     tier: str | None = Field(
-        default=None, description="The org's tier, a row of the tier table (free, starter, pro, agency, enterprise). Operator only."
+        default=None,
+        description="The org's tier, a row of the tier table (free, starter, pro, agency, enterprise). Operator only.",
     )
     byok_override: bool | None = Field(
         default=None, description="The org keeps BYOK (its own keys) whatever its tier. Operator only."

@@ -55,7 +55,9 @@ def catalog() -> CatalogOut:
         for p in PRESETS.values()
         if p.id in CONNECTABLE
     ]
-    intents = [IntentOut(id=i.value, capabilities=sorted(c.value for c in INTENT_CAPABILITIES[i])) for i in Intent]
+    intents = [
+        IntentOut(id=i.value, capabilities=sorted(c.value for c in INTENT_CAPABILITIES[i])) for i in Intent
+    ]
     return CatalogOut(
         providers=providers,
         intents=intents,

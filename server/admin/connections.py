@@ -38,16 +38,24 @@ class DeclaredPriceIn(BaseModel):
 
     input: str | int | None = Field(default=None, description="USD per 1M input tokens.")
     output: str | int | None = Field(default=None, description="USD per 1M output tokens.")
-    cached_input: str | int | None = Field(default=None, description="USD per 1M cached input tokens (default: input).")
-    cache_write: str | int | None = Field(default=None, description="USD per 1M cache-write tokens (default: input).")
-    per_minute: str | int | None = Field(default=None, description="USD per minute of audio (STT, or TTS output).")
+    cached_input: str | int | None = Field(
+        default=None, description="USD per 1M cached input tokens (default: input)."
+    )
+    cache_write: str | int | None = Field(
+        default=None, description="USD per 1M cache-write tokens (default: input)."
+    )
+    per_minute: str | int | None = Field(
+        default=None, description="USD per minute of audio (STT, or TTS output)."
+    )
     per_1m_chars: str | int | None = Field(default=None, description="USD per 1M characters (TTS).")
 
     @field_validator("*", mode="before")
     @classmethod
     def _no_floats(cls, value: object) -> object:
         if isinstance(value, float | bool):
-            raise ValueError('prices are exact decimal strings, such as "0.15", not JSON numbers with a fraction')
+            raise ValueError(
+                'prices are exact decimal strings, such as "0.15", not JSON numbers with a fraction'
+            )
         return value
 
 
@@ -58,7 +66,8 @@ class DeclaredModelIn(BaseModel):
     id: str = Field(min_length=1)
     capabilities: list[str] = Field(default_factory=lambda: ["text"])
     price: DeclaredPriceIn | None = Field(
-        default=None, description="Wins over the catalog's price for this connection's model (docs/billing.md#declared-prices)."
+        default=None,
+        description="Wins over the catalog's price for this connection's model (docs/billing.md#declared-prices).",
     )
 
     @model_validator(mode="before")
@@ -151,7 +160,9 @@ def vars_of(obj: object) -> dict[str, Any]:
 
 
 class TestIn(BaseModel):
-    model: str | None = Field(default=None, description="Model for the tiny prompt; default: a declared or the cheapest known one.")
+    model: str | None = Field(
+        default=None, description="Model for the tiny prompt; default: a declared or the cheapest known one."
+    )
 
 
 class ProbeOut(BaseModel):
@@ -285,7 +296,11 @@ async def _refuse_unserved(
     org = await load_org_routing(session, org_id)
     refuse(
         check_refs(
-            org, svc.gateway.catalog, chains=chains, default_model=default_model, allowed_models=allowed_models
+            org,
+            svc.gateway.catalog,
+            chains=chains,
+            default_model=default_model,
+            allowed_models=allowed_models,
         )
     )
 
@@ -295,7 +310,9 @@ async def _org_id(svc: Services, session: Any, org: str) -> str:
 
 
 @router.post("/connections", status_code=201, response_model=ConnectionOut)
-async def create_connection(org: str, body: ConnectionCreate, svc: ServicesDep, caller: CallerDep) -> ConnectionOut:
+async def create_connection(
+    org: str, body: ConnectionCreate, svc: ServicesDep, caller: CallerDep
+) -> ConnectionOut:
     if body.env_reference is not None and not caller.is_operator:
         # The variable is read from this server's environment: only its operator may point at it.
         raise ForbiddenError(
@@ -383,7 +400,9 @@ async def delete_connection(org: str, ref: str, svc: ServicesDep) -> ConnectionO
 
 
 @router.post("/connections/{ref}/test", response_model=VerificationOut)
-async def test_connection(org: str, ref: str, svc: ServicesDep, body: TestIn | None = None) -> VerificationOut:
+async def test_connection(
+    org: str, ref: str, svc: ServicesDep, body: TestIn | None = None
+) -> VerificationOut:
     """Run the probes (auth, model list, a tiny prompt) and store the result as health metadata."""
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
@@ -492,7 +511,9 @@ async def get_routing(org: str, svc: ServicesDep) -> RoutingOut:
         row = await svc.agents().org_routing(s, org_id)
         if row is None:
             return RoutingOut(default_model=None, chains={}, allowed_models=None)
-        return RoutingOut(default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models)
+        return RoutingOut(
+            default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models
+        )
 
 
 @router.put("/routing", response_model=RoutingOut)
@@ -500,11 +521,22 @@ async def set_routing(org: str, body: RoutingIn, svc: ServicesDep) -> RoutingOut
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
         row = await svc.agents().set_org_routing(
-            s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
+            s,
+            org_id,
+            chains=body.chains,
+            default_model=body.default_model,
+            allowed_models=body.allowed_models,
         )
         await _refuse_unserved(
-            svc, s, org_id, chains=body.chains, default_model=body.default_model, allowed_models=body.allowed_models
+            svc,
+            s,
+            org_id,
+            chains=body.chains,
+            default_model=body.default_model,
+            allowed_models=body.allowed_models,
         )
-        out = RoutingOut(default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models)
+        out = RoutingOut(
+            default_model=row.default_model, chains=dict(row.routing or {}), allowed_models=row.allowed_models
+        )
     svc.config_changed(org_id)
     return out

@@ -73,7 +73,9 @@ class ApiKeyOut(BaseModel):
     last_used_at: datetime | None = Field(description="Written behind the requests: up to a minute late.")
     revoked_at: datetime | None
     status: Literal["active", "expired", "revoked"]
-    spend_limit: str | None = Field(default=None, description="Monthly (UTC) spend limit, exact USD; null: none.")
+    spend_limit: str | None = Field(
+        default=None, description="Monthly (UTC) spend limit, exact USD; null: none."
+    )
     spend_limit_micro_usd: int | None = None
     spent_this_month: str = Field(default="0.00", description="Settled charges this month (UTC), exact USD.")
     spent_this_month_micro_usd: int = 0
@@ -122,13 +124,18 @@ async def create_api_key(org: str, body: ApiKeyCreate, svc: ServicesDep) -> Issu
 @router.get("/orgs/{org}/api-keys", response_model=list[ApiKeyOut])
 async def list_api_keys(org: str, svc: ServicesDep) -> list[ApiKeyOut]:
     async with svc.db.session() as s:
-        return [ApiKeyOut(**_key_fields(k)) for k in await accounts.list_api_keys(s, org, month_at=svc.spend_caps.now())]
+        return [
+            ApiKeyOut(**_key_fields(k))
+            for k in await accounts.list_api_keys(s, org, month_at=svc.spend_caps.now())
+        ]
 
 
 @router.get("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
 async def get_api_key(org: str, key_id: str, svc: ServicesDep) -> ApiKeyOut:
     async with svc.db.session() as s:
-        return ApiKeyOut(**_key_fields(await accounts.get_api_key(s, org, key_id, month_at=svc.spend_caps.now())))
+        return ApiKeyOut(
+            **_key_fields(await accounts.get_api_key(s, org, key_id, month_at=svc.spend_caps.now()))
+        )
 
 
 @router.delete("/orgs/{org}/api-keys/{key_id}", response_model=ApiKeyOut)
@@ -175,7 +182,9 @@ async def usage(
         until=end,
         group_by=groups,
         entries=[
-            UsageEntryOut(group=e.group, totals=e.totals, cost_usd=format_usd(int(e.totals["cost_micro_usd"])))
+            UsageEntryOut(
+                group=e.group, totals=e.totals, cost_usd=format_usd(int(e.totals["cost_micro_usd"]))
+            )
             for e in entries
         ],
     )

@@ -49,7 +49,9 @@ class PackOut(BaseModel):
 
 
 class PlansOut(BaseModel):
-    purchases: bool = Field(description="False: PATCHBAY_STRIPE_SECRET_KEY is unset and nothing can be bought.")
+    purchases: bool = Field(
+        description="False: PATCHBAY_STRIPE_SECRET_KEY is unset and nothing can be bought."
+    )
     tiers: list[TierOut]
     credit_packs: list[PackOut]
 

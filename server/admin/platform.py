@@ -106,14 +106,22 @@ class PlatformModelOut(BaseModel):
     provider: str
     name: str
     status: str
-    models: list[dict[str, Any]] = Field(description="Declared models (id, capabilities, price in USD); empty: the catalog's models of the provider.")
-    in_use: bool = Field(description="Refs `provider/model` reach it: the org has no connection of the provider that takes precedence.")
+    models: list[dict[str, Any]] = Field(
+        description="Declared models (id, capabilities, price in USD); empty: the catalog's models of the provider."
+    )
+    in_use: bool = Field(
+        description="Refs `provider/model` reach it: the org has no connection of the provider that takes precedence."
+    )
 
 
 class PlatformAccessOut(BaseModel):
     tier: str
-    byok_override: bool = Field(description="The org keeps BYOK whatever its tier (migrated legacy `byokEnabled: true`).")
-    billing_sources: list[str] = Field(description="Billing sources the org may route to: its tier's, plus BYOK with the override.")
+    byok_override: bool = Field(
+        description="The org keeps BYOK whatever its tier (migrated legacy `byokEnabled: true`)."
+    )
+    billing_sources: list[str] = Field(
+        description="Billing sources the org may route to: its tier's, plus BYOK with the override."
+    )
     platform_allowed: bool
     connections: list[PlatformModelOut]
 
@@ -125,7 +133,11 @@ def _offer(view: ConnectionView, routing: OrgRouting) -> PlatformModelOut:
         name=view.name,
         status=view.status.value,
         models=[
-            {"id": m.id, "capabilities": sorted(c.value for c in m.capabilities), **({"price": m.price.usd()} if m.price else {})}
+            {
+                "id": m.id,
+                "capabilities": sorted(c.value for c in m.capabilities),
+                **({"price": m.price.usd()} if m.price else {}),
+            }
             for m in view.declared_models
         ],
         in_use=view in routing.profiles.get(view.provider, ()),

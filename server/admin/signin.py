@@ -62,7 +62,15 @@ async def _signed_in(request: Request, user: User) -> JSONResponse:
     ttl = timedelta(hours=svc.settings.session_hours)
     async with svc.db.session() as s:
         opened = await users.open_session(s, user, ttl=ttl, address=client_address(request.scope))
-        s.add(AuditEvent(org_id=None, actor=user.email[:64], action="user.sign_in", target_type="user", target_id=user.id))
+        s.add(
+            AuditEvent(
+                org_id=None,
+                actor=user.email[:64],
+                action="user.sign_in",
+                target_type="user",
+                target_id=user.id,
+            )
+        )
     response = JSONResponse(SignedIn(email=user.email, csrf_token=opened.csrf_token).model_dump())
     response.set_cookie(
         SESSION_COOKIE,
@@ -84,7 +92,9 @@ async def _guarded(request: Request, attempt: users.SignInError | None) -> None:
         check_same_origin(request.scope)
     throttle = _services(request).auth_throttle
     address = client_address(request.scope)
-    wait = await (throttle.locked(address) if attempt is None else throttle.failed(address, surface="password"))
+    wait = await (
+        throttle.locked(address) if attempt is None else throttle.failed(address, surface="password")
+    )
     if wait is not None:
         raise locked_out(wait)
     if attempt is not None:
@@ -164,8 +174,12 @@ async def logout_all(request: Request) -> Response:
             closed = await users.close_all_sessions(s, caller.credential)
             s.add(
                 AuditEvent(
-                    org_id=None, actor=caller.label[:64], action="user.sign_out_everywhere", target_type="user",
-                    target_id=caller.credential, details={"sessions": closed},
+                    org_id=None,
+                    actor=caller.label[:64],
+                    action="user.sign_out_everywhere",
+                    target_type="user",
+                    target_id=caller.credential,
+                    details={"sessions": closed},
                 )
             )
     return _signed_out()

@@ -118,7 +118,9 @@ def _write_exclusive(path: Path, token: str) -> None:
             raise
         except OSError:
             # Filesystems without hard links: create the target exclusively instead.
-            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii") as out:
+            with os.fdopen(
+                os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="ascii"
+            ) as out:
                 out.write(token + "\n")
     finally:
         tmp.unlink(missing_ok=True)

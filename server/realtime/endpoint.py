@@ -128,7 +128,12 @@ async def _mint(request: Request) -> JSONResponse:
     # A key only: a token cannot mint another token.
     authorization = request.headers.get("authorization", "").encode("latin-1")
     caller = await identify(
-        services, runtime.signer, authorization, None, address=client_address(request.scope), surface="realtime"
+        services,
+        runtime.signer,
+        authorization,
+        None,
+        address=client_address(request.scope),
+        surface="realtime",
     )
     if isinstance(caller, Refused) and caller.retry_after is not None:
         return locked_response(caller.retry_after)
@@ -138,7 +143,11 @@ async def _mint(request: Request) -> JSONResponse:
         return JSONResponse(
             {
                 "error": with_request_id(
-                    {"type": "invalid_request_error", "code": "invalid_api_key", "message": "invalid or missing API key"}
+                    {
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                        "message": "invalid or missing API key",
+                    }
                 )
             },
             status_code=401,
@@ -153,7 +162,11 @@ async def _mint(request: Request) -> JSONResponse:
             return JSONResponse(
                 {
                     "error": with_request_id(
-                        {"type": "invalid_request_error", "code": "invalid_json", "message": "body must be a JSON object"}
+                        {
+                            "type": "invalid_request_error",
+                            "code": "invalid_json",
+                            "message": "body must be a JSON object",
+                        }
                     )
                 },
                 status_code=400,

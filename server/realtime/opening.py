@@ -84,7 +84,9 @@ def with_voice_settings(config: SessionConfig, settings: VoiceSettings) -> Sessi
     the wire's own and a client's later `session.update` changes them field by field."""
     sent: dict[str, Any] = {"instructions": settings.instructions, "voice": settings.voice}
     sent["output_audio_format"] = settings.output_format
-    config = apply_patch(config, SessionPatch.model_validate({k: v for k, v in sent.items() if v is not None}))
+    config = apply_patch(
+        config, SessionPatch.model_validate({k: v for k, v in sent.items() if v is not None})
+    )
     return replace(config, language=settings.language) if settings.language else config
 
 

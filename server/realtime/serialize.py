@@ -319,7 +319,10 @@ class Serializer:
         if e.status == "cancelled":
             details = {"type": "cancelled", "reason": e.reason}
         elif e.status == "failed":
-            details = {"type": "failed", "error": {"type": e.error_type or "server_error", "code": e.error_code}}
+            details = {
+                "type": "failed",
+                "error": {"type": e.error_type or "server_error", "code": e.error_code},
+            }
         response = self._response(
             e.response_id, e.status, details, [item_json(i, beta=self.beta) for i in e.output]
         )

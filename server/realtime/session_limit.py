@@ -209,7 +209,13 @@ class RedisSessionLimiter:
             try:
                 admitted, live = await self._script(
                     keys=[self.key(key_id)],
-                    args=[session_id, self._limit, repr(now), repr(now + self._lease.seconds), self._key_ttl_ms],
+                    args=[
+                        session_id,
+                        self._limit,
+                        repr(now),
+                        repr(now + self._lease.seconds),
+                        self._key_ttl_ms,
+                    ],
                 )
             except STORE_ERRORS as exc:
                 self._health.failed(exc)
@@ -292,5 +298,7 @@ def make_session_limiter(
     an outage only one handshake per back-off second pays that to probe Redis.
     """
     if redis_url:
-        return RedisSessionLimiter(redis_client(redis_url, timeout=timeout), limit, prefix=prefix, lease=lease)
+        return RedisSessionLimiter(
+            redis_client(redis_url, timeout=timeout), limit, prefix=prefix, lease=lease
+        )
     return InProcessSessionLimiter(limit)

@@ -149,7 +149,10 @@ async def voice_webhook(request: Request) -> Response:
 
 def _locked(retry_after: float) -> Response:
     return Response(
-        lockout_message(retry_after), status_code=429, media_type="text/plain", headers=lockout_headers(retry_after)
+        lockout_message(retry_after),
+        status_code=429,
+        media_type="text/plain",
+        headers=lockout_headers(retry_after),
     )
 
 
@@ -181,7 +184,9 @@ def parse_start(message: dict[str, Any]) -> StreamStart | None:
     return StreamStart(
         stream_sid=sid,
         call_sid=start.get("callSid") if isinstance(start.get("callSid"), str) else None,
-        parameters={k: v for k, v in custom.items() if isinstance(v, str)} if isinstance(custom, dict) else {},
+        parameters={k: v for k, v in custom.items() if isinstance(v, str)}
+        if isinstance(custom, dict)
+        else {},
         encoding=fmt.get("encoding") if isinstance(fmt.get("encoding"), str) else None,
         sample_rate=rate if isinstance(rate, int) else None,
     )
@@ -246,7 +251,9 @@ async def media_stream(websocket: WebSocket) -> None:
         return
     if (start.encoding, start.sample_rate) != ("audio/x-mulaw", 8000):
         log.warning(
-            "twilio media stream refused: unsupported media format %.40s/%s", start.encoding, start.sample_rate
+            "twilio media stream refused: unsupported media format %.40s/%s",
+            start.encoding,
+            start.sample_rate,
         )
         await _close(websocket, 1003, "only audio/x-mulaw at 8000 Hz is supported")
         return
@@ -415,11 +422,15 @@ class TwilioBridge:
         playback.sent_ms += 1000 * self.session.config.output_format.duration_seconds(delta.audio)
         sid = self.stream_sid
         payload = base64.b64encode(delta.audio).decode("ascii")
-        await self.send_text(orjson.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}).decode())
+        await self.send_text(
+            orjson.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}).decode()
+        )
         await self._send_mark(f"{delta.item_id}:{int(playback.sent_ms)}")
 
     async def _send_mark(self, name: str) -> None:
-        await self.send_text(orjson.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}).decode())
+        await self.send_text(
+            orjson.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}).decode()
+        )
 
     async def _interrupt(self) -> None:
         """The caller spoke: drop what Twilio has not played and keep only the heard part in history."""

@@ -31,4 +31,6 @@ async def twilio_signed(request: Request, auth_token: str, public_url: str | Non
         return False
     form = await request.form()
     algorithm = get_signature_algorithm(request.headers.get(SETTINGS_HEADER, ""))
-    return bool(RequestValidator(auth_token).validate(signed_url(request, public_url), form, signature, algorithm))
+    return bool(
+        RequestValidator(auth_token).validate(signed_url(request, public_url), form, signature, algorithm)
+    )

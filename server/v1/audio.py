@@ -68,7 +68,11 @@ class SpeechBody(BaseModel):
 def _error(error: ApiError) -> JSONResponse:
     note_error(error.code or error.type)
     return JSONResponse(
-        {"error": with_request_id({"message": error.message, "type": error.type, "param": error.param, "code": error.code})},
+        {
+            "error": with_request_id(
+                {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+            )
+        },
         status_code=error.status,
         headers=error.headers(),
     )
@@ -134,7 +138,9 @@ async def transcriptions(request: Request) -> Response:
         pcm = await asyncio.to_thread(_as_stt_audio, data)
     except AudioFormatError:
         return _invalid(
-            "the file is not audio this server can read (WAV, FLAC, Ogg or MP3)", "file", "invalid_audio_format"
+            "the file is not audio this server can read (WAV, FLAC, Ogg or MP3)",
+            "file",
+            "invalid_audio_format",
         )
     if response_format not in ("json", "text", "verbose_json"):
         return _invalid("response_format must be json, text or verbose_json", "response_format")
@@ -197,7 +203,9 @@ async def speech(request: Request) -> Response:
     if fmt not in STREAMED and encoded_as is None:
         supported = ", ".join([*STREAMED, *(f for f in get_args(FileFormat) if can_encode(f))])
         return _invalid(
-            f"response_format must be one of {supported} on this server", "response_format", "unsupported_format"
+            f"response_format must be one of {supported} on this server",
+            "response_format",
+            "unsupported_format",
         )
     costs = TurnCosts()
     _, tts = await services.voice.engines_for(principal, costs=costs)
@@ -224,7 +232,9 @@ async def speech(request: Request) -> Response:
         return _unavailable("tts", exc)
     encoded = await asyncio.to_thread(encode_file, pcm, tts.sample_rate, encoded_as)
     # The whole speech was made (and its segment settled) before these headers: it carries its cost.
-    return Response(encoded, media_type=ENCODED[encoded_as], headers={**headers, "x-patchbay-cost": _cost(costs)})
+    return Response(
+        encoded, media_type=ENCODED[encoded_as], headers={**headers, "x-patchbay-cost": _cost(costs)}
+    )
 
 
 def _cost(costs: TurnCosts) -> str:
@@ -281,5 +291,7 @@ class _Speech:
             if not self._tts.records_usage:
                 tally = TtsTally()
                 tts, served = self._tts, self._served
-                tally.add(served.name, served.billing_source, len(self._text), produced / (2 * tts.sample_rate))
+                tally.add(
+                    served.name, served.billing_source, len(self._text), produced / (2 * tts.sample_rate)
+                )
                 self._accounts.tts(None, tally, latency_ms=None, status=status)

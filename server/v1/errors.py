@@ -137,7 +137,11 @@ def rate_limited(retry_after: float) -> ApiError:
 def auth_locked(retry_after: float) -> ApiError:
     """The caller's address failed authentication too often (server/auth_throttle.py)."""
     return ApiError(
-        429, "rate_limit_error", lockout_message(retry_after), code="auth_failures_exceeded", retry_after=retry_after
+        429,
+        "rate_limit_error",
+        lockout_message(retry_after),
+        code="auth_failures_exceeded",
+        retry_after=retry_after,
     )
 
 

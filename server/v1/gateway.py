@@ -37,7 +37,9 @@ class ResolveAsAiohttp(AbstractResolver):
     def __init__(self, resolve: Resolve) -> None:
         self._resolve = resolve
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         return [
             ResolveResult(
                 hostname=host,

@@ -136,7 +136,9 @@ async def test_the_serving_source_decides_the_charge(db: Database, ledger: Ledge
     hold = await LedgerPreflight(ledger).hold(_request("pro", both))
     assert (await ledger.balance(ORG)).held == 897
     # A BYOK connection served it on pro: nothing to pay, the hold goes back in the settle.
-    assert await hold.settle(BillingSource.BYOK, Usage(input_tokens=1_000, output_tokens=500), price=MINI) == 0
+    assert (
+        await hold.settle(BillingSource.BYOK, Usage(input_tokens=1_000, output_tokens=500), price=MINI) == 0
+    )
     balance = await assert_consistent(db, ledger, ORG)
     assert (balance.balance, balance.held) == (USD, 0)
 
@@ -156,7 +158,9 @@ async def test_a_byok_surcharge_is_held_and_settled(db: Database, ledger: Ledger
     hold = await LedgerPreflight(ledger).hold(_request("starter", BYOK))
     assert (await ledger.balance(ORG)).held == 78
     # 10% of 450 micro-USD notional: 45.
-    assert await hold.settle(BillingSource.BYOK, Usage(input_tokens=1_000, output_tokens=500), price=MINI) == 45
+    assert (
+        await hold.settle(BillingSource.BYOK, Usage(input_tokens=1_000, output_tokens=500), price=MINI) == 45
+    )
     balance = await assert_consistent(db, ledger, ORG)
     assert (balance.balance, balance.held) == (USD - 45, 0)
 
@@ -176,7 +180,10 @@ async def test_a_hold_the_sweeper_released_is_paid_by_a_charge(db: Database, led
     hold = await LedgerPreflight(ledger).hold(_request("enterprise", PLATFORM))
     assert isinstance(hold, LedgerHold) and hold.hold_id is not None
     await ledger.release(hold.hold_id)
-    assert await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI) == 450
+    assert (
+        await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI)
+        == 450
+    )
     balance = await assert_consistent(db, ledger, ORG)
     assert (balance.balance, balance.held) == (USD - 450, 0)
 
@@ -209,7 +216,11 @@ async def test_a_settle_outlives_its_callers_cancellation_which_then_goes_on(
     charged: list[int] = []
 
     async def caller() -> None:
-        charged.append(await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI))
+        charged.append(
+            await hold.settle(
+                BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI
+            )
+        )
         await asyncio.sleep(0)
         charged.append(-1)  # not reached: the cancellation goes on here
 
@@ -241,7 +252,11 @@ async def test_a_timeout_that_fires_mid_settle_is_still_a_timeout(
 
     async def caller() -> None:
         async with asyncio.timeout_at(asyncio.get_running_loop().time()):  # already due: fires at once
-            charged.append(await hold.settle(BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI))
+            charged.append(
+                await hold.settle(
+                    BillingSource.PLATFORM, Usage(input_tokens=1_000, output_tokens=500), price=MINI
+                )
+            )
             await asyncio.sleep(0)
 
     task = asyncio.create_task(caller())

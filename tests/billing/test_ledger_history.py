@@ -71,7 +71,11 @@ def ledger(db: Database, clock: Clock) -> Ledger:
 
 async def legacy_entries(db: Database) -> list[Any]:
     async with db.sessions() as session:
-        query = select(ENTRIES).where(ENTRIES.c.idempotency_key.startswith("legacy:")).order_by(ENTRIES.c.created_at)
+        query = (
+            select(ENTRIES)
+            .where(ENTRIES.c.idempotency_key.startswith("legacy:"))
+            .order_by(ENTRIES.c.created_at)
+        )
         return list((await session.execute(query)).all())
 
 
@@ -105,7 +109,9 @@ async def test_rows_become_settles_at_their_own_time_and_a_reimport_changes_noth
     assert await entry_count(db, ORG) == before
     assert (await assert_consistent(db, ledger, ORG)).balance == balance.balance
     async with db.sessions() as session:
-        audit = (await session.scalars(select(AuditEvent).where(AuditEvent.action == "credits.legacy_import"))).all()
+        audit = (
+            await session.scalars(select(AuditEvent).where(AuditEvent.action == "credits.legacy_import"))
+        ).all()
     assert [(a.org_id, a.details) for a in audit] == [
         (ORG, {"entries": "4", "amount_usd": "0.011735", "lines": "1-4"})
     ]
@@ -154,7 +160,9 @@ async def test_a_request_in_flight_is_an_error_and_a_released_one_is_imported(
     open_hold = await preflight.hold(surcharged("req_open"))
     released = await preflight.hold(surcharged("req_released"))
     await released.release()
-    outcomes = await ledger.import_history(ORG, [row("req_open", 10, line=1), row("req_released", 20, line=2)])
+    outcomes = await ledger.import_history(
+        ORG, [row("req_open", 10, line=1), row("req_released", 20, line=2)]
+    )
     assert outcomes[0].status is Status.ERROR
     assert outcomes[0].message is not None and f"hold {open_hold.hold_id} is open" in outcomes[0].message
     assert outcomes[1].status is Status.IMPORTED

@@ -35,7 +35,9 @@ def matrix_rows() -> list[list[str]]:
 
 
 def test_the_matrix_covers_every_tier_and_source_once() -> None:
-    assert sorted((r[0], r[1]) for r in matrix_rows()) == sorted((t.value, s.value) for t in Tier for s in BillingSource)
+    assert sorted((r[0], r[1]) for r in matrix_rows()) == sorted(
+        (t.value, s.value) for t in Tier for s in BillingSource
+    )
 
 
 @pytest.mark.parametrize("row", matrix_rows(), ids=lambda r: f"{r[0]}-{r[1]}")
@@ -45,7 +47,11 @@ def test_each_tier_source_and_segment_charges_what_the_doc_says(row: list[str]) 
     assert (allowed(policy, src) or "yes") == may_route
     for segment, usd in zip(Segment, by_segment, strict=True):
         audio = 0.0 if segment is Segment.LLM else 60.0
-        assert charge(policy, src, segment, ONE_USD, audio_seconds=audio).credits == parse_usd(usd), (tier, source, segment)
+        assert charge(policy, src, segment, ONE_USD, audio_seconds=audio).credits == parse_usd(usd), (
+            tier,
+            source,
+            segment,
+        )
 
 
 def bold_numbers(row_start: str) -> list[int]:
@@ -61,7 +67,11 @@ FLASH_TTS = Price(per_1m_chars=60_000_000)
 
 def test_worked_example_platform_chat() -> None:
     listed = cost(MINI, tokens=Usage(input_tokens=1_200, cached_input_tokens=200, output_tokens=350))
-    assert bold_numbers("`pro`, chat on") == [charge(policy_for("pro"), PLATFORM, Segment.LLM, listed).credits] == [432]
+    assert (
+        bold_numbers("`pro`, chat on")
+        == [charge(policy_for("pro"), PLATFORM, Segment.LLM, listed).credits]
+        == [432]
+    )
 
 
 def test_worked_example_hold() -> None:
@@ -81,9 +91,17 @@ def voice_turn(tier: str) -> list[Charge]:
     """STT on the org's key, LLM on the org's key, TTS on the platform's: docs/billing.md's voice turn."""
     policy = policy_for(tier)
     return [
-        charge(policy, BYOK, Segment.STT, cost(Price(per_minute=6_700), audio_seconds=4.2), audio_seconds=4.2),
+        charge(
+            policy, BYOK, Segment.STT, cost(Price(per_minute=6_700), audio_seconds=4.2), audio_seconds=4.2
+        ),
         charge(policy, BYOK, Segment.LLM, cost(MINI, tokens=Usage(input_tokens=900, output_tokens=60))),
-        charge(policy, PLATFORM, Segment.TTS, cost(FLASH_TTS, characters=180, audio_seconds=12.4), audio_seconds=12.4),
+        charge(
+            policy,
+            PLATFORM,
+            Segment.TTS,
+            cost(FLASH_TTS, characters=180, audio_seconds=12.4),
+            audio_seconds=12.4,
+        ),
     ]
 
 

@@ -77,7 +77,9 @@ def test_a_spec_of_no_known_form_is_a_price_error(spec: str) -> None:
         parse_price_spec(spec)
 
 
-@pytest.mark.parametrize(("spec", "says"), [("-1/2", "negative"), ("0.0000001/1", "micro-dollar"), ("abc/1", "decimal")])
+@pytest.mark.parametrize(
+    ("spec", "says"), [("-1/2", "negative"), ("0.0000001/1", "micro-dollar"), ("abc/1", "decimal")]
+)
 def test_a_spec_with_a_bad_amount_is_an_amount_error(spec: str, says: str) -> None:
     with pytest.raises(AmountError, match=says):
         parse_price_spec(spec)
@@ -86,7 +88,9 @@ def test_a_spec_with_a_bad_amount_is_an_amount_error(spec: str, says: str) -> No
 def test_token_cost_prices_cached_reads_and_cache_writes_apart() -> None:
     # docs/billing.md's worked examples.
     assert cost(MINI, tokens=Usage(input_tokens=1_200, cached_input_tokens=200, output_tokens=350)) == 375
-    sonnet = Usage(input_tokens=10_000, cached_input_tokens=8_000, cache_write_tokens=1_000, output_tokens=500)
+    sonnet = Usage(
+        input_tokens=10_000, cached_input_tokens=8_000, cache_write_tokens=1_000, output_tokens=500
+    )
     assert cost(SONNET, tokens=sonnet) == 16_650
     # Without their own prices, cached reads and writes cost the input price.
     plain = Price(input=1_000_000, output=0)
@@ -96,8 +100,12 @@ def test_token_cost_prices_cached_reads_and_cache_writes_apart() -> None:
 def test_speech_cost() -> None:
     assert cost(FLASH_TTS, characters=180, audio_seconds=12.4) == 10_800  # priced by characters only
     assert cost(SCRIBE, audio_seconds=4.2) == 469  # 6,700 x 4.2 / 60 = 469 exactly
-    assert cost(Price(per_minute=6_000), audio_seconds=0.007) == 1  # 0.7 -> 1: the decimal 0.007, not its float
-    assert cost(Price(per_minute=60_000), audio_seconds=0.007) == 7  # exactly 7: no float error rounds it up to 8
+    assert (
+        cost(Price(per_minute=6_000), audio_seconds=0.007) == 1
+    )  # 0.7 -> 1: the decimal 0.007, not its float
+    assert (
+        cost(Price(per_minute=60_000), audio_seconds=0.007) == 7
+    )  # exactly 7: no float error rounds it up to 8
 
 
 def test_rounding_is_up_once_per_segment() -> None:

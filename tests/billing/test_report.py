@@ -59,9 +59,13 @@ async def org(db: Database, unique_prefix: str) -> str:
     return org_id
 
 
-async def window(db: Database, org: str, *groups: str) -> list[tuple[dict[str, str | None], dict[str, int | float]]]:
+async def window(
+    db: Database, org: str, *groups: str
+) -> list[tuple[dict[str, str | None], dict[str, int | float]]]:
     async with db.session() as s:
-        entries = await summarize(s, org, since=NOON - timedelta(hours=1), until=NOON + timedelta(days=1), group_by=groups)
+        entries = await summarize(
+            s, org, since=NOON - timedelta(hours=1), until=NOON + timedelta(days=1), group_by=groups
+        )
     return [(e.group, e.totals) for e in entries]
 
 
@@ -105,7 +109,9 @@ def test_parse_instant() -> None:
     assert parse_instant("24h", now=now, param="since") == now - timedelta(hours=24)
     assert parse_instant("7d", now=now, param="since") == now - timedelta(days=7)
     assert parse_instant("2026-11-20T00:00:00", now=now, param="since") == datetime(2026, 11, 20, tzinfo=UTC)
-    assert parse_instant("2026-11-20T00:00:00+01:00", now=now, param="since").utcoffset() == timedelta(hours=1)
+    assert parse_instant("2026-11-20T00:00:00+01:00", now=now, param="since").utcoffset() == timedelta(
+        hours=1
+    )
     with pytest.raises(RequestError) as bad:
         parse_instant("yesterday", now=now, param="since")
     assert bad.value.param == "since"

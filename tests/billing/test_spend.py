@@ -113,7 +113,11 @@ async def test_a_key_limit_counts_only_that_keys_spend(db: Database, caps: Spend
     caps.close(mine, 3 * USD)
     with pytest.raises(SpendLimitExceededError):
         await caps.reserve(ORG, KEY, 1)
-    assert (caps.spent(ORG), caps.spent(ORG, KEY), caps.spent(ORG, "key_other")) == (53 * USD, 3 * USD, 50 * USD)
+    assert (caps.spent(ORG), caps.spent(ORG, KEY), caps.spent(ORG, "key_other")) == (
+        53 * USD,
+        3 * USD,
+        50 * USD,
+    )
 
 
 async def test_a_refused_or_released_request_leaves_nothing_reserved(db: Database, caps: SpendCaps) -> None:
@@ -142,7 +146,9 @@ async def test_the_poll_brings_other_processes_charges_and_cap_changes(
     db: Database, caps: SpendCaps, clock: Clock
 ) -> None:
     await _cap(db, 10 * USD)
-    caps.close(await caps.reserve(ORG, None, 2 * USD), 2 * USD)  # this process: 2 (not in the db: no ledger here)
+    caps.close(
+        await caps.reserve(ORG, None, 2 * USD), 2 * USD
+    )  # this process: 2 (not in the db: no ledger here)
     async with db.session() as s:
         await add_spent(s, ORG, KEY, month_of(clock()), 7 * USD)  # another replica's settles: 7
         await set_cap(s, ORG, KEY, 1 * USD, T0)
@@ -161,7 +167,9 @@ async def test_the_poll_brings_other_processes_charges_and_cap_changes(
     caps.close(await caps.reserve(ORG, None, 100 * USD), 0)
 
 
-async def test_drop_org_reads_the_caps_again_on_the_next_request(db: Database, caps: SpendCaps, loads: list[str]) -> None:
+async def test_drop_org_reads_the_caps_again_on_the_next_request(
+    db: Database, caps: SpendCaps, loads: list[str]
+) -> None:
     caps.close(await caps.reserve(ORG, None, 5 * USD), 0)
     await _cap(db, 1 * USD)
     caps.close(await caps.reserve(ORG, None, 5 * USD), 0)  # not seen yet: no read per request
@@ -185,7 +193,9 @@ async def test_the_ledger_keeps_the_months_totals_with_each_settle(db: Database,
         assert await spent_in(s, ORG, month_of(T0)) == (3 * USD, {KEY: 2 * USD})
         assert await spent_in(s, ORG, month_of(clock.now)) == (4 * USD, {KEY: 4 * USD})
         settled = await s.scalar(
-            select(func.sum(ENTRIES.c.amount)).where(ENTRIES.c.org_id == ORG, ENTRIES.c.kind == EntryKind.SETTLE.value)
+            select(func.sum(ENTRIES.c.amount)).where(
+                ENTRIES.c.org_id == ORG, ENTRIES.c.kind == EntryKind.SETTLE.value
+            )
         )
     assert settled == 7 * USD  # the totals add up to the settle entries
 
@@ -208,7 +218,9 @@ async def test_the_preflight_checks_the_caps_before_the_ledger_and_counts_the_ch
     )
     await _cap(db, 1 * USD + 500_000, KEY)
     hold = await preflight.hold(ask)
-    charged = await hold.settle(BillingSource.PLATFORM, Tokens(input_tokens=0, output_tokens=600_000), price=price)
+    charged = await hold.settle(
+        BillingSource.PLATFORM, Tokens(input_tokens=0, output_tokens=600_000), price=price
+    )
     assert charged == 600_000 and caps.spent(ORG, KEY) == 600_000
     with pytest.raises(SpendLimitExceededError):
         await preflight.hold(ask)  # 0.6 spent + a 1 USD hold > 1.5
@@ -217,12 +229,21 @@ async def test_the_preflight_checks_the_caps_before_the_ledger_and_counts_the_ch
     await _cap(db, 0)
     caps.drop_org(ORG)
     byok = await preflight.hold(
-        PreflightRequest(org_id=ORG, tier="enterprise", segment="llm", intent="chat", offers=((BillingSource.BYOK, price),), api_key_id=KEY)
+        PreflightRequest(
+            org_id=ORG,
+            tier="enterprise",
+            segment="llm",
+            intent="chat",
+            offers=((BillingSource.BYOK, price),),
+            api_key_id=KEY,
+        )
     )
     assert await byok.settle(BillingSource.BYOK, Tokens(input_tokens=10, output_tokens=10), price=price) == 0
 
 
-async def test_a_reservation_never_closed_stops_counting_after_the_hold_ttl(db: Database, clock: Clock) -> None:
+async def test_a_reservation_never_closed_stops_counting_after_the_hold_ttl(
+    db: Database, clock: Clock
+) -> None:
     caps = SpendCaps(db.sessions, clock=clock, hold_ttl=timedelta(seconds=60))
     await _cap(db, 10 * USD)
     lost = await caps.reserve(ORG, None, 10 * USD)  # its request never settles nor releases

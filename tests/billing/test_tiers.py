@@ -49,7 +49,11 @@ def test_the_default_table_is_the_one_the_issue_describes() -> None:
         assert (row.platform_allowed, row.byok_allowed, row.private_allowed) == (True, True, True)
         assert row.byok_model is ByokModel.NONE and row.byok_surcharge_bp == 0
     # enterprise: everything, bundled.
-    assert (enterprise.platform_allowed, enterprise.byok_allowed, enterprise.private_allowed) == (True, True, True)
+    assert (enterprise.platform_allowed, enterprise.byok_allowed, enterprise.private_allowed) == (
+        True,
+        True,
+        True,
+    )
     assert enterprise.byok_model is ByokModel.NONE and enterprise.markup_bp == 0
     assert enterprise.voice_fee is None and enterprise.max_connections is None
 
@@ -71,7 +75,9 @@ def test_the_byok_override_allows_byok_and_changes_nothing_else() -> None:
     )
 
 
-@pytest.mark.parametrize(("bp", "text"), [(0, "0%"), (2000, "20%"), (250, "2.5%"), (1, "0.01%"), (10_000, "100%")])
+@pytest.mark.parametrize(
+    ("bp", "text"), [(0, "0%"), (2000, "20%"), (250, "2.5%"), (1, "0.01%"), (10_000, "100%")]
+)
 def test_percent_is_exact(bp: int, text: str) -> None:
     assert percent(bp) == text
 

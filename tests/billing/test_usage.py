@@ -26,7 +26,9 @@ def segment(org_id: str) -> UsageSegment:
         turn_id="turn_1",
         intent="voice_turn",
         status=SegmentStatus.CANCELLED,
-        tokens=Usage(input_tokens=12, output_tokens=7, cached_input_tokens=3, cache_write_tokens=2, reasoning_tokens=5),
+        tokens=Usage(
+            input_tokens=12, output_tokens=7, cached_input_tokens=3, cache_write_tokens=2, reasoning_tokens=5
+        ),
         audio_seconds=1.5,
         characters=42,
         latency_ms=12.5,

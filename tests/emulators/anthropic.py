@@ -443,7 +443,9 @@ class AnthropicEmulator(ChatEmulator):
         if thinking_enabled(body):
             choice = body.get("tool_choice")
             if isinstance(choice, dict) and choice.get("type") in ("any", "tool"):
-                return _error_body("invalid_request_error", "Thinking may not be enabled when tool_choice forces tool use.")
+                return _error_body(
+                    "invalid_request_error", "Thinking may not be enabled when tool_choice forces tool use."
+                )
             failure = thinking_failure(body)
             if failure is not None:
                 return _error_body("invalid_request_error", failure)

@@ -37,12 +37,20 @@ def free_port() -> int:
 class ServedApp:
     """`with ServedApp(app) as served: served.url`; stops the server on exit."""
 
-    def __init__(self, app: Callable[..., Any], *, port: int | None = None, ws: str = "websockets-sansio") -> None:
+    def __init__(
+        self, app: Callable[..., Any], *, port: int | None = None, ws: str = "websockets-sansio"
+    ) -> None:
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off", ws=ws, access_log=False
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ws=ws,
+            access_log=False,
         )
         self._started = threading.Event()
         self._server = _SignallingServer(config, self._started)

@@ -213,7 +213,9 @@ class StripeEmulator:
         """Stripe's payment page, reduced to naming the session: a test pays with `complete`."""
         session = self.sessions.get(request.path_params["id"])
         if session is None:
-            return HTMLResponse("<!doctype html><title>Not found</title><h1>No such session</h1>", status_code=404)
+            return HTMLResponse(
+                "<!doctype html><title>Not found</title><h1>No such session</h1>", status_code=404
+            )
         cents = session["amount_total"]
         return HTMLResponse(
             f"<!doctype html><title>Emulated Stripe Checkout</title><h1>Pay {cents // 100}.{cents % 100:02d} USD</h1>"

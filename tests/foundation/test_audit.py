@@ -133,7 +133,15 @@ async def test_the_audit_log_is_append_only_on_both_databases(db_url: str) -> No
     try:
         await db.upgrade()
         async with db.session() as s:
-            s.add(AuditEvent(org_id="org_a", actor="operator", action="org.create", target_type="org", target_id="org_a"))
+            s.add(
+                AuditEvent(
+                    org_id="org_a",
+                    actor="operator",
+                    action="org.create",
+                    target_type="org",
+                    target_id="org_a",
+                )
+            )
         for statement in ("UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"):
             with pytest.raises(DBAPIError, match="append-only"):
                 async with db.session() as s:

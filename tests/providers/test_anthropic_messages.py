@@ -221,7 +221,14 @@ async def test_reasoning_left_out_when_answering_tool_calls_made_elsewhere(rig: 
     response = await rig.adapter.complete(request, rig.endpoint)
     assert response.text == "It is sunny." and "thinking" not in rig.emulator.requests[0].json
     rig.emulator.enqueue(cs.text("Anything else?"))
-    fresh = replace(request, messages=(*history, Message(Role.ASSISTANT, (TextPart("It is sunny."),)), Message(Role.USER, (TextPart("thanks"),))))
+    fresh = replace(
+        request,
+        messages=(
+            *history,
+            Message(Role.ASSISTANT, (TextPart("It is sunny."),)),
+            Message(Role.USER, (TextPart("thanks"),)),
+        ),
+    )
     await rig.adapter.complete(fresh, rig.endpoint)
     assert rig.emulator.requests[1].json["thinking"]["type"] == "enabled", "a new user turn may think again"
 

@@ -93,7 +93,9 @@ def test_the_billing_rule_covers_every_source_and_matches_the_doc() -> None:
         (ProviderId.ANTHROPIC, False, True, CredentialSource.ENV_REFERENCE),
     ],
 )
-def test_credential_source_classification(provider: ProviderId, org_owned: bool, env: bool, source: CredentialSource) -> None:
+def test_credential_source_classification(
+    provider: ProviderId, org_owned: bool, env: bool, source: CredentialSource
+) -> None:
     assert credential_source_for(provider, org_owned=org_owned, env_reference=env) is source
 
 
@@ -110,8 +112,15 @@ def test_every_provider_has_a_preset_documented_with_its_protocol_and_auth() -> 
 
 def test_contract_names_are_defined_in_exactly_one_module() -> None:
     names = [
-        "ProviderId", "WireProtocol", "Capability", "CredentialKind", "CredentialSource",
-        "BillingSource", "ErrorClass", "AuthStyle", "ProviderPreset",
+        "ProviderId",
+        "WireProtocol",
+        "Capability",
+        "CredentialKind",
+        "CredentialSource",
+        "BillingSource",
+        "ErrorClass",
+        "AuthStyle",
+        "ProviderPreset",
     ]
     pattern = re.compile(rf"^\s*class ({'|'.join(names)})\b", re.M)
     definers: dict[str, list[str]] = {}

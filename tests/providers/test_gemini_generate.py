@@ -268,9 +268,7 @@ async def test_stall_mid_stream_times_out_after_output(
 
 
 @pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
-async def test_cancelled_stream_closes_upstream(
-    served: tuple[GeminiEmulator, str], backend: Backend
-) -> None:
+async def test_cancelled_stream_closes_upstream(served: tuple[GeminiEmulator, str], backend: Backend) -> None:
     async with UpstreamClients(backend=backend) as pool:
         stall = cs.stall_after(2, cs.text("An answer the caller abandons.", pieces=5))
         await chat_rig.check_cancel_closes_upstream(make_rig(served, pool), ask(), stall)

@@ -112,7 +112,9 @@ def test_a_catalog_price_finer_than_a_micro_dollar_is_refused_not_rounded() -> N
 def test_a_declared_price_wins_over_the_catalog_for_that_connection_only() -> None:
     catalog = default_catalog()
     own = Price(input=100_000, output=200_000)
-    declared = conn("openai", "deal", models=[DeclaredModel("gpt-4o", frozenset({Capability.TEXT}), price=own)])
+    declared = conn(
+        "openai", "deal", models=[DeclaredModel("gpt-4o", frozenset({Capability.TEXT}), price=own)]
+    )
     unpriced = conn("openai", "plain", models=[DeclaredModel("gpt-4o", frozenset({Capability.TEXT}))])
     lab = conn("openai_compatible", "lab", models=[DeclaredModel("llama", frozenset({Capability.TEXT}))])
     known = catalog.info(ProviderId.OPENAI, "gpt-4o")

@@ -207,7 +207,9 @@ async def test_guarded_aiohttp_transport_checks_literals_and_names(served: Serve
         assert (await client.get(f"{served.url}/v1/ping")).text == "ok"
 
 
-@pytest.mark.parametrize("host", ["2130706433", "0177.0.0.1", "127.1", "0x7f.1", "0x7f000001", "017700000001"])
+@pytest.mark.parametrize(
+    "host", ["2130706433", "0177.0.0.1", "127.1", "0x7f.1", "0x7f000001", "017700000001"]
+)
 async def test_legacy_numeric_forms_are_refused_at_save_and_connect_time(host: str) -> None:
     """Resolvers read these as 127.0.0.1; a save-time check taking them for names let them through."""
     for policy in (DEFAULT, ALLOW_PRIVATE):

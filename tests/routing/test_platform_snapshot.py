@@ -26,26 +26,46 @@ class OrgRow:
 def own(provider: str, name: str, **kw: object) -> Connection:
     source = "org_private_endpoint" if provider == "openai_compatible" else "org_key"
     return Connection(
-        id=f"conn_{name}", org_id="org_1", provider=provider, name=name, position=0,
-        status=kw.pop("status", "active"), credential_kind="api_key", credential_source=source, **kw,
+        id=f"conn_{name}",
+        org_id="org_1",
+        provider=provider,
+        name=name,
+        position=0,
+        status=kw.pop("status", "active"),
+        credential_kind="api_key",
+        credential_source=source,
+        **kw,
     )
 
 
 def plat(provider: str, name: str = "platform", **kw: object) -> Connection:
     return Connection(
-        id=f"conn_p_{name}", org_id=None, provider=provider, name=name, position=0, status="active",
-        credential_kind="api_key", credential_source="platform_key", **kw,
+        id=f"conn_p_{name}",
+        org_id=None,
+        provider=provider,
+        name=name,
+        position=0,
+        status="active",
+        credential_kind="api_key",
+        credential_source="platform_key",
+        **kw,
     )
 
 
-def snapshot(tier: str, mine: list[Connection], platform: list[Connection], *, byok_override: bool = False) -> OrgRouting:
+def snapshot(
+    tier: str, mine: list[Connection], platform: list[Connection], *, byok_override: bool = False
+) -> OrgRouting:
     settings = OrgAISettings(org_id="org_1", routing={}, byok_enabled=byok_override)
-    return build_org_routing(OrgRow(tier=tier), settings, mine, [], platform=platform, billing_policy=billing_policy)
+    return build_org_routing(
+        OrgRow(tier=tier), settings, mine, [], platform=platform, billing_policy=billing_policy
+    )
 
 
 def labels(plan: Plan) -> list[str]:
     return [
-        f"{i.connection.profile_id}=try" if isinstance(i, PlannedAttempt) else f"{i.target.split('/')[0]}={i.label}"
+        f"{i.connection.profile_id}=try"
+        if isinstance(i, PlannedAttempt)
+        else f"{i.target.split('/')[0]}={i.label}"
         for i in plan.items
     ]
 
@@ -74,7 +94,10 @@ def test_the_orgs_own_connection_wins_unless_the_ref_names_the_platforms() -> No
 def test_a_tier_without_byok_skips_the_orgs_key_and_falls_to_the_platform() -> None:
     org = snapshot("free", [own("openai", "main")], [plat("openai")])
     assert org.allowed_billing == frozenset({BillingSource.PLATFORM})
-    assert plan(org, "openai/gpt-4o-mini") == [f"openai:main={SKIP_REASONS[BillingSource.BYOK]}", "openai:platform=try"]
+    assert plan(org, "openai/gpt-4o-mini") == [
+        f"openai:main={SKIP_REASONS[BillingSource.BYOK]}",
+        "openai:platform=try",
+    ]
     assert SKIP_REASONS[BillingSource.BYOK] == "skipped:tier:byok"
 
 
@@ -99,7 +122,11 @@ def test_private_endpoints_by_tier_and_custom_names() -> None:
 
 def test_a_tier_without_platform_models_skips_them() -> None:
     org = build_org_routing(
-        OrgRow(), None, [], [], platform=[plat("openai")],
+        OrgRow(),
+        None,
+        [],
+        [],
+        platform=[plat("openai")],
         billing_policy=lambda tier, byok_override=False: frozenset({BillingSource.BYOK}),
     )
     assert plan(org, "openai/gpt-4o-mini") == ["openai:platform=skipped:tier:platform"]

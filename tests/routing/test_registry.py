@@ -174,7 +174,9 @@ async def test_a_stored_env_reference_outside_the_allowlist_reads_nothing(
     raw = {name: canary, "OPENAI_KEY_ENV": "sk-from-env"}
     async with db.session() as s:
         org = await accounts.create_org(s, "OldRow")
-        info = await Connections(vault, GuardPolicy()).create(s, org.id, provider="openai", name="old", key=Secret(KEY_1))
+        info = await Connections(vault, GuardPolicy()).create(
+            s, org.id, provider="openai", name="old", key=Secret(KEY_1)
+        )
         row = await s.get(Connection, info.id)
         assert row is not None
         row.secret_id, row.env_reference = None, name

@@ -40,7 +40,9 @@ async def orgs(db: Database, vault: Vault) -> list[str]:
     return ids
 
 
-async def test_every_org_sees_the_platform_connection_and_its_key(db: Database, vault: Vault, orgs: list[str]) -> None:
+async def test_every_org_sees_the_platform_connection_and_its_key(
+    db: Database, vault: Vault, orgs: list[str]
+) -> None:
     registry = Registry(db.sessions, vault, billing_policy=billing_policy)
     try:
         for org_id in orgs:
@@ -53,25 +55,34 @@ async def test_every_org_sees_the_platform_connection_and_its_key(db: Database, 
         await registry.aclose()
 
 
-async def test_a_platform_change_in_process_drops_every_org(db: Database, vault: Vault, orgs: list[str]) -> None:
+async def test_a_platform_change_in_process_drops_every_org(
+    db: Database, vault: Vault, orgs: list[str]
+) -> None:
     registry = Registry(db.sessions, vault)
     told: list[str] = []
     registry.add_listener(told.append)
     try:
         before = {o: await registry.get(o) for o in orgs}
         async with db.session() as s:
-            await Connections(vault, GuardPolicy()).replace_key(s, None, "openai:platform", Secret(PLATFORM_KEY_2))
+            await Connections(vault, GuardPolicy()).replace_key(
+                s, None, "openai:platform", Secret(PLATFORM_KEY_2)
+            )
         registry.changed(PLATFORM_SCOPE)
         assert sorted(told) == sorted(orgs) and registry.cached_orgs() == []
         for org_id in orgs:
             after = await registry.get(org_id)
             assert after is not before[org_id]
-            assert registry.credential(after.routing.profiles[ProviderId.OPENAI][0]).reveal("t") == PLATFORM_KEY_2
+            assert (
+                registry.credential(after.routing.profiles[ProviderId.OPENAI][0]).reveal("t")
+                == PLATFORM_KEY_2
+            )
     finally:
         await registry.aclose()
 
 
-async def test_a_platform_change_elsewhere_reaches_every_org_by_the_poll(db: Database, vault: Vault, orgs: list[str]) -> None:
+async def test_a_platform_change_elsewhere_reaches_every_org_by_the_poll(
+    db: Database, vault: Vault, orgs: list[str]
+) -> None:
     registry = Registry(db.sessions, vault, poll_interval=3600)
     try:
         for org_id in orgs:

@@ -122,7 +122,9 @@ async def test_events_before_the_first_output_are_held_back_and_dropped_on_fallb
 
 
 async def test_a_failure_after_output_is_raised_and_never_falls_back() -> None:
-    rig = Rig({"elevenlabs:a": failing(ErrorClass.SERVER_ERROR, 500, after=("half",)), "openai:b": said("ok")})
+    rig = Rig(
+        {"elevenlabs:a": failing(ErrorClass.SERVER_ERROR, 500, after=("half",)), "openai:b": said("ok")}
+    )
     run = Run(AttemptTrace())
     got: list[str] = []
     attempts: Attempts[str] = Attempts(rig.prepare, bool)
@@ -147,7 +149,9 @@ async def test_no_retry_policy_moves_on_at_once_where_the_default_retries() -> N
 
 
 async def test_a_refused_key_disables_a_cloud_profile_but_the_builtin_engine_never_cools_down() -> None:
-    rig = Rig({"elevenlabs:a": failing(ErrorClass.AUTH, 401), "internal:espeak": failing(ErrorClass.AUTH, 401)})
+    rig = Rig(
+        {"elevenlabs:a": failing(ErrorClass.AUTH, 401), "internal:espeak": failing(ErrorClass.AUTH, 401)}
+    )
     with pytest.raises(AllAttemptsFailedError) as caught:
         await rig.run(plan(attempt(A), attempt(BUILTIN, "espeak", step=1)))
     assert caught.value.trace.header() == "elevenlabs:a/m=failed:auth;internal:espeak/espeak=failed:auth"

@@ -114,7 +114,12 @@ def test_no_settings_row() -> None:
 
 def test_agent_voice_settings_are_in_the_snapshot() -> None:
     agents = [
-        Agent(org_id="org_1", name="ada", chains={}, settings={"voice": "nova", "instructions": "Be Ada.", "language": "en-GB"}),
+        Agent(
+            org_id="org_1",
+            name="ada",
+            chains={},
+            settings={"voice": "nova", "instructions": "Be Ada.", "language": "en-GB"},
+        ),
         Agent(org_id="org_1", name="bob", chains={}, settings={"output_format": "flac"}),
         Agent(org_id="org_1", name="cy", chains={}, settings={}),
     ]

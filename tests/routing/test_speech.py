@@ -81,7 +81,11 @@ class Rig:
         self.preflight = FakePreflight()
         resolver = Resolver(default_catalog())
         executor = Executor(
-            resolver=resolver, store=self.store, credentials=lambda c: CanaryCredential(), adapters={}, clock=self.clock
+            resolver=resolver,
+            store=self.store,
+            credentials=lambda c: CanaryCredential(),
+            adapters={},
+            clock=self.clock,
         )
         router = Router(
             registry=StaticRegistry(org, agents),  # type: ignore[arg-type]
@@ -103,7 +107,12 @@ class Rig:
 
     async def speak(self, ctx: CallContext | None = None, text: str = TEXT) -> tuple[bytes, Run]:
         run = Run(AttemptTrace())
-        chunks = [c async for c in self.speech.synthesize(ctx or CallContext(org_id="org_1"), text, voice=None, run=run)]
+        chunks = [
+            c
+            async for c in self.speech.synthesize(
+                ctx or CallContext(org_id="org_1"), text, voice=None, run=run
+            )
+        ]
         return b"".join(chunks), run
 
 
@@ -136,7 +145,11 @@ async def test_a_failure_before_audio_falls_back_to_the_builtin_engine_billed_to
     expected = len(rig.tts.audio()) // 2 * OUTPUT_RATE / 22_050
     assert len(audio) // 2 == pytest.approx(expected, rel=0.01)
     [segment] = rig.usage.segments
-    assert (segment.segment, segment.provider, segment.profile_id) == (Segment.TTS, "internal", "internal:espeak")
+    assert (segment.segment, segment.provider, segment.profile_id) == (
+        Segment.TTS,
+        "internal",
+        "internal:espeak",
+    )
     assert (segment.billing_source, segment.characters, segment.status) == (
         BillingSource.PLATFORM,
         len(TEXT),
@@ -156,7 +169,10 @@ async def test_a_refused_key_is_not_called_again_until_its_disable_window_ends(
 
     for _ in range(3):  # every later sentence, of this turn and of later ones
         _, run = await rig.speak()
-        assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=skipped:disabled:auth;internal:espeak/espeak=served"
+        assert (
+            run.trace.header()
+            == "elevenlabs:org/eleven_flash_v2_5=skipped:disabled:auth;internal:espeak/espeak=served"
+        )
     assert len(eleven.recorder.requests) == 1
 
     state = (await rig.store.get_many("org_1", ["elevenlabs:org"]))["elevenlabs:org"]
@@ -179,7 +195,9 @@ async def test_stt_a_refused_key_falls_back_and_is_then_skipped(
     assert run.trace.header() == "elevenlabs:org/scribe_v1=failed:auth;internal:whisper/whisper=served"
     run = Run(AttemptTrace())
     await rig.speech.transcribe(ctx, SPEECH, language="en", run=run)
-    assert run.trace.header() == "elevenlabs:org/scribe_v1=skipped:disabled:auth;internal:whisper/whisper=served"
+    assert (
+        run.trace.header() == "elevenlabs:org/scribe_v1=skipped:disabled:auth;internal:whisper/whisper=served"
+    )
     assert len(eleven.recorder.requests) == 1
     first = rig.usage.segments[0]
     assert (first.segment, first.profile_id, first.audio_seconds) == (Segment.STT, "internal:whisper", 1.0)
@@ -198,7 +216,11 @@ async def test_healthy_elevenlabs_serves_at_the_chain_rate_billed_to_the_org(
     assert abs(peak_hz - 440) < 10
     assert rig.tts.state.calls == []
     [segment] = rig.usage.segments
-    assert (segment.provider, segment.billing_source, segment.model) == ("elevenlabs", BillingSource.BYOK, "eleven_flash_v2_5")
+    assert (segment.provider, segment.billing_source, segment.model) == (
+        "elevenlabs",
+        BillingSource.BYOK,
+        "eleven_flash_v2_5",
+    )
 
 
 async def test_no_fallback_once_audio_went_out_and_the_segment_is_billed_as_failed(
@@ -237,21 +259,28 @@ async def test_a_silent_engine_hands_over_at_the_first_audio_timeout_and_its_str
     rig = Rig(eleven_org(eleven_url), clients, timeouts=SpeechTimeouts(tts_first_audio=1.0))
     _, run = await rig.speak()
     assert eleven.recorder.requests  # it was asked, and then hung up on
-    assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=failed:timeout;internal:espeak/espeak=served"
+    assert (
+        run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=failed:timeout;internal:espeak/espeak=served"
+    )
     assert await eleven.recorder.wait_disconnect(within=30.0)
 
 
 async def test_an_agents_own_tts_chain_wins_and_others_use_the_orgs(
     clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
 ) -> None:
-    agent = AgentRouting(name="support", chains={Intent.TTS: (ModelRef.parse("elevenlabs/eleven_multilingual_v2"),)})
+    agent = AgentRouting(
+        name="support", chains={Intent.TTS: (ModelRef.parse("elevenlabs/eleven_multilingual_v2"),)}
+    )
     rig = Rig(eleven_org(eleven_url, agents={"support": agent}), clients, agents={"agt_1": "support"})
     _, run = await rig.speak(CallContext(org_id="org_1", agent_id="agt_1"))
     assert run.trace.header() == "elevenlabs:org/eleven_multilingual_v2=served"
     assert run.trace.source == "agent:support"
     _, run = await rig.speak(CallContext(org_id="org_1"))
     assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
-    assert [r.json["model_id"] for r in eleven.recorder.requests] == ["eleven_multilingual_v2", "eleven_flash_v2_5"]
+    assert [r.json["model_id"] for r in eleven.recorder.requests] == [
+        "eleven_multilingual_v2",
+        "eleven_flash_v2_5",
+    ]
 
 
 async def test_with_no_chain_the_orgs_elevenlabs_key_speaks_and_without_keys_the_builtin_engine(
@@ -261,7 +290,9 @@ async def test_with_no_chain_the_orgs_elevenlabs_key_speaks_and_without_keys_the
     _, run = await keyed.speak()
     assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
     # A chat key alone never changes who speaks.
-    keyless = Rig(OrgBuilder(connections=[conn("openai", "main")], default_model="openai/gpt-4o").build(), clients)
+    keyless = Rig(
+        OrgBuilder(connections=[conn("openai", "main")], default_model="openai/gpt-4o").build(), clients
+    )
     _, run = await keyless.speak()
     assert run.trace.header() == "internal:espeak/espeak=served"
 

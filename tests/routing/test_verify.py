@@ -39,17 +39,24 @@ async def clients() -> AsyncIterator[UpstreamClients]:
 def tools(clients: UpstreamClients, *, allow_private: bool = True) -> VerifyTools:
     return VerifyTools(
         clients=clients,
-        adapters={WireProtocol.OPENAI_CHAT: OpenAIChatAdapter(clients), WireProtocol.ANTHROPIC_MESSAGES: AnthropicMessagesAdapter(clients)},
+        adapters={
+            WireProtocol.OPENAI_CHAT: OpenAIChatAdapter(clients),
+            WireProtocol.ANTHROPIC_MESSAGES: AnthropicMessagesAdapter(clients),
+        },
         catalog=default_catalog(),
         guard=GuardPolicy(allow_private=allow_private, allow_plain_http=allow_private),
     )
 
 
 def custom_row(base_url: str) -> Connection:
-    return Connection(id="conn_x", org_id="org_x", provider="openai_compatible", name="mylab", base_url=base_url, models=[])
+    return Connection(
+        id="conn_x", org_id="org_x", provider="openai_compatible", name="mylab", base_url=base_url, models=[]
+    )
 
 
-async def test_good_key_passes_every_probe_and_records_models(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
+async def test_good_key_passes_every_probe_and_records_models(
+    openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients
+) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
     outcome = await verify(row, CanaryCredential(KEY), tools(clients))
@@ -62,7 +69,9 @@ async def test_good_key_passes_every_probe_and_records_models(openai_emu: tuple[
     assert sent["model"] == "llama-3-70b" and sent["max_tokens"] <= 5
 
 
-async def test_wrong_key_is_recorded_as_auth_failure_without_the_key(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
+async def test_wrong_key_is_recorded_as_auth_failure_without_the_key(
+    openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients
+) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
     outcome = await verify(row, CanaryCredential("sk-test-CANARY-wrong"), tools(clients))
@@ -74,7 +83,9 @@ async def test_wrong_key_is_recorded_as_auth_failure_without_the_key(openai_emu:
     assert emu.chat_requests == []  # no paid call after a failed auth check
 
 
-async def test_guard_refuses_loopback_at_connect_time(openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients) -> None:
+async def test_guard_refuses_loopback_at_connect_time(
+    openai_emu: tuple[OpenAIEmulator, str], clients: UpstreamClients
+) -> None:
     emu, url = openai_emu
     row = custom_row(url + "/v1")
     outcome = await verify(row, CanaryCredential(KEY), tools(clients, allow_private=False))
@@ -86,7 +97,9 @@ async def test_guard_refuses_loopback_at_connect_time(openai_emu: tuple[OpenAIEm
 async def test_anthropic_preset_checks_the_models_endpoint(clients: UpstreamClients) -> None:
     emu = AnthropicEmulator(api_key=KEY)
     with ServedApp(emu.app) as served:
-        row = Connection(id="conn_a", org_id="org_x", provider="anthropic", name="default", base_url=served.url, models=[])
+        row = Connection(
+            id="conn_a", org_id="org_x", provider="anthropic", name="default", base_url=served.url, models=[]
+        )
         outcome = await verify(row, CanaryCredential(KEY), tools(clients), model="claude-haiku-4-5")
     assert outcome.ok, outcome.first_failure
     assert outcome.models

@@ -20,14 +20,22 @@ async def test_prices_are_stored_exactly_and_shown_back(
     client: httpx.AsyncClient, admin_headers: dict[str, str], base: str
 ) -> None:
     models = [
-        {"id": "llama", "capabilities": ["text", "tools"], "price": {"input": "0.59", "output": 1, "cached_input": "0.1"}},
+        {
+            "id": "llama",
+            "capabilities": ["text", "tools"],
+            "price": {"input": "0.59", "output": 1, "cached_input": "0.1"},
+        },
         {"id": "whisper", "capabilities": ["stt"], "price": {"per_minute": "0.006"}},
         "plain",
     ]
     created = await client.post(base, json={**LAB, "models": models}, headers=admin_headers)
     assert created.status_code == 201, created.text
     assert created.json()["models"] == [
-        {"id": "llama", "capabilities": ["text", "tools"], "price": {"input": "0.59", "output": "1.00", "cached_input": "0.10"}},
+        {
+            "id": "llama",
+            "capabilities": ["text", "tools"],
+            "price": {"input": "0.59", "output": "1.00", "cached_input": "0.10"},
+        },
         {"id": "whisper", "capabilities": ["stt"], "price": {"per_minute": "0.006"}},
         {"id": "plain", "capabilities": ["text"]},
     ]
@@ -37,7 +45,9 @@ async def test_prices_are_stored_exactly_and_shown_back(
         headers=admin_headers,
     )
     assert updated.status_code == 200, updated.text
-    assert updated.json()["models"] == [{"id": "mytts", "capabilities": ["tts"], "price": {"per_1m_chars": "15.00"}}]
+    assert updated.json()["models"] == [
+        {"id": "mytts", "capabilities": ["tts"], "price": {"per_1m_chars": "15.00"}}
+    ]
     shown = await client.get(f"{base}/openai_compatible:lab", headers=admin_headers)
     assert shown.json()["models"] == updated.json()["models"]
 
@@ -55,7 +65,12 @@ async def test_prices_are_stored_exactly_and_shown_back(
     ],
 )
 async def test_a_bad_price_is_a_400_naming_the_field(
-    client: httpx.AsyncClient, admin_headers: dict[str, str], base: str, price: dict[str, Any], param: str, says: str
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    base: str,
+    price: dict[str, Any],
+    param: str,
+    says: str,
 ) -> None:
     body = {**LAB, "models": ["plain", {"id": "llama", "price": price}]}
     created = await client.post(base, json=body, headers=admin_headers)
@@ -66,7 +81,9 @@ async def test_a_bad_price_is_a_400_naming_the_field(
 
     ok = await client.post(base, json={**LAB, "models": ["llama"]}, headers=admin_headers)
     assert ok.status_code == 201
-    patched = await client.patch(f"{base}/openai_compatible:lab", json={"models": body["models"]}, headers=admin_headers)
+    patched = await client.patch(
+        f"{base}/openai_compatible:lab", json={"models": body["models"]}, headers=admin_headers
+    )
     assert patched.status_code == 400 and patched.json()["error"]["param"] == param
     shown = await client.get(f"{base}/openai_compatible:lab", headers=admin_headers)
     assert shown.json()["models"] == [{"id": "llama", "capabilities": ["text"]}]

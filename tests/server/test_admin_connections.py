@@ -41,7 +41,9 @@ async def test_keys_are_write_only_and_replacement_keeps_identity(
     assert body["key"]["fingerprint"].endswith(first[-4:])
     assert first not in created.text
 
-    backup = await client.post(base, json={"provider": "openai", "name": "backup", "key": second}, headers=admin_headers)
+    backup = await client.post(
+        base, json={"provider": "openai", "name": "backup", "key": second}, headers=admin_headers
+    )
     assert backup.json()["position"] == 1
 
     replaced = await client.put(f"{base}/openai:default/key", json={"key": second}, headers=admin_headers)
@@ -80,21 +82,35 @@ async def test_keys_are_write_only_and_replacement_keeps_identity(
     async with services.db.session() as s:
         actions = (await s.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org))).all()
         details = (await s.scalars(select(AuditEvent.details))).all()
-    assert {"connection.create", "connection.key_replaced", "connection.revoke", "connection.delete"} <= set(actions)
+    assert {"connection.create", "connection.key_replaced", "connection.revoke", "connection.delete"} <= set(
+        actions
+    )
     assert not any(first in str(d) or second in str(d) for d in details)
     async with services.db.session() as s:
-        revoke_details = (await s.scalars(select(AuditEvent.details).where(AuditEvent.action == "connection.revoke"))).all()
-    assert [d["fingerprint"][-4:] for d in revoke_details] == [second[-4:]], "the revoked key's fingerprint stays in the audit trail"
+        revoke_details = (
+            await s.scalars(select(AuditEvent.details).where(AuditEvent.action == "connection.revoke"))
+        ).all()
+    assert [d["fingerprint"][-4:] for d in revoke_details] == [second[-4:]], (
+        "the revoked key's fingerprint stays in the audit trail"
+    )
 
 
-async def test_custom_endpoint_rules_and_guard(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+async def test_custom_endpoint_rules_and_guard(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
     base = f"/admin/v1/orgs/{org}/connections"
-    no_name = await client.post(base, json={"provider": "openai_compatible", "base_url": "https://llm.example.com/v1"}, headers=admin_headers)
+    no_name = await client.post(
+        base,
+        json={"provider": "openai_compatible", "base_url": "https://llm.example.com/v1"},
+        headers=admin_headers,
+    )
     assert no_name.status_code == 400 and "name" in no_name.json()["error"]["message"]
 
     for url in ("http://169.254.169.254/latest", "http://127.0.0.1:8000/v1", "http://10.0.0.1/v1"):
         refused = await client.post(
-            base, json={"provider": "openai_compatible", "name": "lab", "base_url": url}, headers=admin_headers
+            base,
+            json={"provider": "openai_compatible", "name": "lab", "base_url": url},
+            headers=admin_headers,
         )
         assert refused.status_code == 400
         assert refused.json()["error"]["type"] == "base_url_refused"
@@ -120,10 +136,14 @@ async def test_custom_endpoint_rules_and_guard(client: httpx.AsyncClient, admin_
     assert unknown.status_code == 400
 
 
-async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+async def test_agents_and_org_routing(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
     base = f"/admin/v1/orgs/{org}"
     for provider in ("openai", "anthropic"):
-        made = await client.post(f"{base}/connections", json={"provider": provider, "key": canary()}, headers=admin_headers)
+        made = await client.post(
+            f"{base}/connections", json={"provider": provider, "key": canary()}, headers=admin_headers
+        )
         assert made.status_code == 201, made.text
     unserved = await client.post(
         f"{base}/agents",
@@ -132,20 +152,39 @@ async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: 
     )
     assert unserved.status_code == 400
     assert unserved.json()["error"]["param"] == "chains.chat"
-    assert "no connection serves mylab/llama-3-70b; add one for 'mylab'" in unserved.json()["error"]["message"]
-    r = await client.post(f"{base}/agents", json={"name": "support", "chains": {"chat": ["openai/gpt-4o"]}}, headers=admin_headers)
+    assert (
+        "no connection serves mylab/llama-3-70b; add one for 'mylab'" in unserved.json()["error"]["message"]
+    )
+    r = await client.post(
+        f"{base}/agents",
+        json={"name": "support", "chains": {"chat": ["openai/gpt-4o"]}},
+        headers=admin_headers,
+    )
     assert r.status_code == 201, r.text
     assert r.json()["chains"] == {"chat": ["openai/gpt-4o"]}
-    bad = await client.post(f"{base}/agents", json={"name": "x", "chains": {"dance": ["openai/gpt-4o"]}}, headers=admin_headers)
+    bad = await client.post(
+        f"{base}/agents", json={"name": "x", "chains": {"dance": ["openai/gpt-4o"]}}, headers=admin_headers
+    )
     assert bad.status_code == 400 and "unknown intent" in bad.json()["error"]["message"]
-    bad_ref = await client.post(f"{base}/agents", json={"name": "y", "chains": {"chat": ["gpt-4o"]}}, headers=admin_headers)
+    bad_ref = await client.post(
+        f"{base}/agents", json={"name": "y", "chains": {"chat": ["gpt-4o"]}}, headers=admin_headers
+    )
     assert bad_ref.status_code == 400
 
-    upd = await client.patch(f"{base}/agents/support", json={"chains": {"voice_turn": ["anthropic/claude-haiku"]}}, headers=admin_headers)
+    upd = await client.patch(
+        f"{base}/agents/support",
+        json={"chains": {"voice_turn": ["anthropic/claude-haiku"]}},
+        headers=admin_headers,
+    )
     assert upd.json()["chains"] == {"chat": ["openai/gpt-4o"], "voice_turn": ["anthropic/claude-haiku"]}
-    no_text = await client.patch(f"{base}/agents/support", json={"chains": {"tools": ["openai/tts-1"]}}, headers=admin_headers)
+    no_text = await client.patch(
+        f"{base}/agents/support", json={"chains": {"tools": ["openai/tts-1"]}}, headers=admin_headers
+    )
     assert no_text.status_code == 400 and no_text.json()["error"]["param"] == "chains.tools"
-    assert "openai/tts-1 lacks the `text` capability the tools intent needs" in no_text.json()["error"]["message"]
+    assert (
+        "openai/tts-1 lacks the `text` capability the tools intent needs"
+        in no_text.json()["error"]["message"]
+    )
     for body, param in (
         ({"default_model": "gemini/gemini-2.5-flash"}, "default_model"),
         ({"allowed_models": ["openai/gpt-4o", "xai/grok-4"]}, "allowed_models"),
@@ -156,15 +195,29 @@ async def test_agents_and_org_routing(client: httpx.AsyncClient, admin_headers: 
 
     routing = await client.put(
         f"{base}/routing",
-        json={"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o"]}, "allowed_models": ["openai/gpt-4o"]},
+        json={
+            "default_model": "openai/gpt-4o",
+            "chains": {"chat": ["openai/gpt-4o"]},
+            "allowed_models": ["openai/gpt-4o"],
+        },
         headers=admin_headers,
     )
-    assert routing.json() == {"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o"]}, "allowed_models": ["openai/gpt-4o"]}
+    assert routing.json() == {
+        "default_model": "openai/gpt-4o",
+        "chains": {"chat": ["openai/gpt-4o"]},
+        "allowed_models": ["openai/gpt-4o"],
+    }
 
 
-async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: dict[str, str], org: str) -> None:
+async def test_agent_voice_settings(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
+) -> None:
     base = f"/admin/v1/orgs/{org}/agents"
-    made = await client.post(f"/admin/v1/orgs/{org}/connections", json={"provider": "openai", "key": canary()}, headers=admin_headers)
+    made = await client.post(
+        f"/admin/v1/orgs/{org}/connections",
+        json={"provider": "openai", "key": canary()},
+        headers=admin_headers,
+    )
     assert made.status_code == 201, made.text
     ada = {"voice": "nova", "instructions": "You are Ada.", "language": "en-us", "output_format": "g711_ulaw"}
     created = await client.post(base, json={"name": "ada", "voice_settings": ada}, headers=admin_headers)
@@ -178,9 +231,14 @@ async def test_agent_voice_settings(client: httpx.AsyncClient, admin_headers: di
         f"{base}/ada", json={"voice_settings": {"voice": "", "language": "fr"}}, headers=admin_headers
     )
     assert updated.json()["voice_settings"] == {
-        "voice": None, "instructions": "You are Ada.", "language": "fr", "output_format": "g711_ulaw",
+        "voice": None,
+        "instructions": "You are Ada.",
+        "language": "fr",
+        "output_format": "g711_ulaw",
     }
-    untouched = await client.patch(f"{base}/ada", json={"default_model": "openai/gpt-4o"}, headers=admin_headers)
+    untouched = await client.patch(
+        f"{base}/ada", json={"default_model": "openai/gpt-4o"}, headers=admin_headers
+    )
     assert untouched.json()["voice_settings"] == updated.json()["voice_settings"]
 
     for body, param in [
@@ -203,7 +261,9 @@ async def test_an_empty_key_is_a_400_naming_the_field(
     for empty in ("", "   "):
         created = await client.post(base, json={"provider": "openai", "key": empty}, headers=admin_headers)
         assert created.status_code == 400 and created.json()["error"]["param"] == "key", created.text
-    assert (await client.post(base, json={"provider": "openai", "key": canary()}, headers=admin_headers)).status_code == 201
+    assert (
+        await client.post(base, json={"provider": "openai", "key": canary()}, headers=admin_headers)
+    ).status_code == 201
     replaced = await client.put(f"{base}/openai:default/key", json={"key": ""}, headers=admin_headers)
     assert replaced.status_code == 400 and replaced.json()["error"]["param"] == "key"
 
@@ -232,12 +292,16 @@ async def test_oversized_connection_fields_are_refused_naming_the_field(
     for body, field in cases:
         r = await client.post(base, json=body, headers=admin_headers)
         assert r.status_code == 400 and r.json()["error"]["param"] == field, (field, r.text)
-    ok = await client.post(base, json={**custom, "models": ["m" * 255] + [f"m{i}" for i in range(499)]}, headers=admin_headers)
+    ok = await client.post(
+        base, json={**custom, "models": ["m" * 255] + [f"m{i}" for i in range(499)]}, headers=admin_headers
+    )
     assert ok.status_code == 201, ok.text
     ref = f"{base}/{ok.json()['profile_id']}"
     long_list = await client.patch(ref, json={"models": [f"m{i}" for i in range(501)]}, headers=admin_headers)
     assert long_list.status_code == 400 and long_list.json()["error"]["param"] == "models"
-    long_url = await client.patch(ref, json={"base_url": "https://x.example/" + "p" * 2048}, headers=admin_headers)
+    long_url = await client.patch(
+        ref, json={"base_url": "https://x.example/" + "p" * 2048}, headers=admin_headers
+    )
     assert long_url.status_code == 400 and long_url.json()["error"]["param"] == "base_url"
     long_key = await client.put(f"{ref}/key", json={"key": "k" * 4097}, headers=admin_headers)
     assert long_key.status_code == 400 and long_key.json()["error"]["param"] == "key"
@@ -253,14 +317,24 @@ async def test_env_references_are_limited_to_the_allowlist(
 ) -> None:
     base = f"/admin/v1/orgs/{org}/connections"
     own = await client.post(
-        base, json={"provider": "openai_compatible", "name": "leak", "base_url": "https://llm.example.com/v1",
-                    "env_reference": "PATCHBAY_MASTER_KEY"}, headers=admin_headers,
+        base,
+        json={
+            "provider": "openai_compatible",
+            "name": "leak",
+            "base_url": "https://llm.example.com/v1",
+            "env_reference": "PATCHBAY_MASTER_KEY",
+        },
+        headers=admin_headers,
     )
     assert own.status_code == 400 and "server's own settings" in own.json()["error"]["message"]
-    unlisted = await client.post(base, json={"provider": "openai", "env_reference": "AWS_SECRET_ACCESS_KEY"}, headers=admin_headers)
+    unlisted = await client.post(
+        base, json={"provider": "openai", "env_reference": "AWS_SECRET_ACCESS_KEY"}, headers=admin_headers
+    )
     assert unlisted.status_code == 400
     assert "PATCHBAY_ENV_REFERENCE_ALLOW" in unlisted.json()["error"]["message"]
-    listed = await client.post(base, json={"provider": "openai", "env_reference": "OPENAI_API_KEY"}, headers=admin_headers)
+    listed = await client.post(
+        base, json={"provider": "openai", "env_reference": "OPENAI_API_KEY"}, headers=admin_headers
+    )
     assert listed.status_code == 201, listed.text
     assert listed.json()["env_reference"] == "OPENAI_API_KEY"
 
@@ -269,13 +343,27 @@ async def test_numeric_ipv4_forms_and_embedded_ipv4_are_refused_when_saved(
     client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
 ) -> None:
     base = f"/admin/v1/orgs/{org}/connections"
-    for url in ("http://2130706433/v1", "http://0177.0.0.1/v1", "http://127.1/v1", "http://0x7f.1/v1", "https://[64:ff9b::a9fe:a9fe]/v1"):
-        refused = await client.post(base, json={"provider": "openai_compatible", "name": "lab", "base_url": url}, headers=admin_headers)
+    for url in (
+        "http://2130706433/v1",
+        "http://0177.0.0.1/v1",
+        "http://127.1/v1",
+        "http://0x7f.1/v1",
+        "https://[64:ff9b::a9fe:a9fe]/v1",
+    ):
+        refused = await client.post(
+            base,
+            json={"provider": "openai_compatible", "name": "lab", "base_url": url},
+            headers=admin_headers,
+        )
         assert refused.status_code == 400, url
         assert refused.json()["error"]["type"] == "base_url_refused"
     created = await client.post(
-        base, json={"provider": "openai_compatible", "name": "lab", "base_url": "https://llm.example.com/v1"}, headers=admin_headers
+        base,
+        json={"provider": "openai_compatible", "name": "lab", "base_url": "https://llm.example.com/v1"},
+        headers=admin_headers,
     )
     assert created.status_code == 201
-    updated = await client.patch(f"{base}/openai_compatible:lab", json={"base_url": "http://127.1/v1"}, headers=admin_headers)
+    updated = await client.patch(
+        f"{base}/openai_compatible:lab", json={"base_url": "http://127.1/v1"}, headers=admin_headers
+    )
     assert updated.status_code == 400 and "numeric IPv4 form" in updated.json()["error"]["message"]

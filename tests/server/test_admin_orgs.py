@@ -49,18 +49,24 @@ async def test_create_org_then_key_then_authenticate(
         assert await accounts.authenticate_api_key(s, issued["key"]) is None
 
 
-async def test_unknown_org_and_bad_body_give_typed_errors(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_unknown_org_and_bad_body_give_typed_errors(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     r = await client.post("/admin/v1/orgs/nope/api-keys", json={"name": "ci"}, headers=admin_headers)
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "not_found"
     r = await client.post("/admin/v1/orgs", json={"name": "x", "tier": "platinum"}, headers=admin_headers)
     assert r.status_code == 400
     assert r.json()["error"]["param"] == "tier"
-    r = await client.post("/admin/v1/orgs", content=b"{not json", headers={**admin_headers, "content-type": "application/json"})
+    r = await client.post(
+        "/admin/v1/orgs", content=b"{not json", headers={**admin_headers, "content-type": "application/json"}
+    )
     assert r.status_code == 400
 
 
-async def test_an_org_name_cannot_look_like_or_be_an_org_id(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_an_org_name_cannot_look_like_or_be_an_org_id(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     first = (await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)).json()
     for name in (first["id"], "org_ANYTHING", "ORG_x"):
         r = await client.post("/admin/v1/orgs", json={"name": name}, headers=admin_headers)

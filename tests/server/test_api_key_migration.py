@@ -11,7 +11,13 @@ from foundation.db import UTCDateTime
 from server.db import Database
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-ORGS = table("orgs", column("id", String), column("name", String), column("tier", String), column("created_at", UTCDateTime()))
+ORGS = table(
+    "orgs",
+    column("id", String),
+    column("name", String),
+    column("tier", String),
+    column("created_at", UTCDateTime()),
+)
 KEYS = table(
     "api_keys",
     column("id", String),

@@ -24,7 +24,6 @@ from tests.server.throttle_fakes import Clock
 POLICY = ThrottlePolicy(limit=3, window=60.0, lockout=300.0)
 
 
-
 @pytest.fixture(params=["memory", "redis"])
 async def store_and_clock(
     request: pytest.FixtureRequest, unique_prefix: str

@@ -23,14 +23,18 @@ class Body:
             yield self.chunk
 
 
-async def test_without_the_admin_token_a_huge_or_invalid_body_gets_401_unread(client: httpx.AsyncClient) -> None:
+async def test_without_the_admin_token_a_huge_or_invalid_body_gets_401_unread(
+    client: httpx.AsyncClient,
+) -> None:
     huge = Body(chunks=16 * 1024)  # 1 GiB if it were read
     r = await client.post("/admin/v1/orgs", content=huge, headers={"content-type": "application/json"})
     assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
     assert huge.pulled == 0
     declared = Body(chunks=1, chunk=b"{not json")
     r = await client.post(
-        "/admin/v1/orgs", content=declared, headers={"content-type": "application/json", "content-length": "9"}
+        "/admin/v1/orgs",
+        content=declared,
+        headers={"content-type": "application/json", "content-length": "9"},
     )
     assert r.status_code == 401 and declared.pulled == 0
 
@@ -46,7 +50,9 @@ async def test_an_admin_body_over_the_cap_gets_413_declared_or_chunked(
     assert declared.pulled == 0
 
     chunked = Body(chunks=16 * 1024)
-    r = await client.post("/admin/v1/orgs", content=chunked, headers={**admin_headers, "content-type": "application/json"})
+    r = await client.post(
+        "/admin/v1/orgs", content=chunked, headers={**admin_headers, "content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
     assert chunked.pulled == cap // CHUNK + 1  # stopped at the first chunk over the cap
 
@@ -63,7 +69,9 @@ async def test_each_surface_answers_413_in_its_own_format(client: httpx.AsyncCli
     messages = await client.post("/v1/messages", content=Body(1), headers=declared(33 * 1024 * 1024))
     assert messages.status_code == 413 and messages.json()["type"] == "error"
     assert messages.json()["error"]["type"] == "request_too_large"
-    upload = await client.post("/v1/audio/transcriptions", content=Body(1), headers=declared(26 * 1024 * 1024))
+    upload = await client.post(
+        "/v1/audio/transcriptions", content=Body(1), headers=declared(26 * 1024 * 1024)
+    )
     assert upload.status_code == 413 and upload.json()["error"]["code"] == "request_too_large"
     for small in ("/v1/audio/speech", "/v1/realtime/client_secrets"):
         r = await client.post(small, content=Body(1), headers=declared(64 * 1024 + 1))

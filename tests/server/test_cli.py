@@ -17,7 +17,9 @@ from server.db import Database, head_revision
 from server.services import Overrides
 
 
-async def run_cli(db_url: str, *args: str, input: str | None = None, overrides: Overrides | None = None) -> Result:
+async def run_cli(
+    db_url: str, *args: str, input: str | None = None, overrides: Overrides | None = None
+) -> Result:
     """Run the CLI in process; `overrides` reach the composition root as click's context object."""
     runner = CliRunner()
     env = {"PATCHBAY_DATABASE_URL": db_url}
@@ -77,7 +79,12 @@ async def test_org_and_apikey_lifecycle(db: Database, db_url: str) -> None:
 async def test_usage_errors_exit_2_and_help_works(db_url: str) -> None:
     bad_tier = await run_cli(db_url, "org", "create", "x", "--tier", "platinum")
     assert bad_tier.exit_code == 2
-    for args in (["--help"], ["org", "create", "--help"], ["apikey", "create", "--help"], ["db", "upgrade", "--help"]):
+    for args in (
+        ["--help"],
+        ["org", "create", "--help"],
+        ["apikey", "create", "--help"],
+        ["db", "upgrade", "--help"],
+    ):
         result = await run_cli(db_url, *args)
         assert result.exit_code == 0 and "Usage:" in result.output
 

@@ -26,7 +26,13 @@ async def test_requests_json_and_table(db: Database, db_url: str) -> None:
     await add_rows(
         db,
         org.id,
-        {"api_key_id": key.info.id, "model": "fast", "status": 429, "outcome": "error", "error_type": "rate_limit_exceeded"},
+        {
+            "api_key_id": key.info.id,
+            "model": "fast",
+            "status": 429,
+            "outcome": "error",
+            "error_type": "rate_limit_exceeded",
+        },
         at=now - timedelta(minutes=1),
     )
 
@@ -42,14 +48,36 @@ async def test_requests_json_and_table(db: Database, db_url: str) -> None:
     assert rows[1]["connection"] == "openai:main" and rows[1]["latency_ms"] == 12.3
     assert {"route", "surface", "request_id", "input_tokens", "content", "created_at"} <= set(rows[0])
 
-    errors = json.loads((await run_cli(db_url, "requests", "--org", "acme", "--status", "error", "--json")).output)
+    errors = json.loads(
+        (await run_cli(db_url, "requests", "--org", "acme", "--status", "error", "--json")).output
+    )
     assert [r["status"] for r in errors["requests"]] == [429]
 
     table = await run_cli(db_url, "requests", "--org", "acme", "--key", "ci", "--model", "default")
     assert table.exit_code == 0
     lines = table.output.splitlines()
-    assert lines[1].split() == ["time", "(UTC)", "surface", "key", "model", "status", "error", "latency", "served", "by"]
-    assert lines[2].split()[2:] == ["chat.completions", "ci", "default", "200", "-", "12", "ms", "openai:main"]
+    assert lines[1].split() == [
+        "time",
+        "(UTC)",
+        "surface",
+        "key",
+        "model",
+        "status",
+        "error",
+        "latency",
+        "served",
+        "by",
+    ]
+    assert lines[2].split()[2:] == [
+        "chat.completions",
+        "ci",
+        "default",
+        "200",
+        "-",
+        "12",
+        "ms",
+        "openai:main",
+    ]
     assert len(lines) == 3
 
     bad = await run_cli(db_url, "requests", "--org", "acme", "--status", "broken", "--json")

@@ -15,7 +15,9 @@ from tests.server.test_cli import run_cli
 async def org(db: Database, db_url: str) -> str:
     created = await run_cli(db_url, "org", "create", "acme", "--json")
     org_id: str = json.loads(created.output)["id"]
-    made = await run_cli(db_url, "agent", "create", "--org", org_id, "support", "--chain", "chat=openai/gpt-4o-mini")
+    made = await run_cli(
+        db_url, "agent", "create", "--org", org_id, "support", "--chain", "chat=openai/gpt-4o-mini"
+    )
     assert made.exit_code == 0, made.output
     return org_id
 
@@ -28,7 +30,11 @@ async def test_create_with_every_field_then_list_and_revoke(db_url: str, org: st
     assert made.exit_code == 0, made.output
     issued = json.loads(made.output)
     assert issued["key"].startswith("pb-") and issued["key"].startswith(issued["prefix"])
-    assert (issued["name"], issued["agent"], issued["models"]) == ("support bot", "support", ["openai/gpt-4o-mini", "sonnet"])
+    assert (issued["name"], issued["agent"], issued["models"]) == (
+        "support bot",
+        "support",
+        ["openai/gpt-4o-mini", "sonnet"],
+    )
     expires = datetime.fromisoformat(issued["expires_at"]) - datetime.fromisoformat(issued["created_at"])
     assert expires == timedelta(days=30)
     assert issued["status"] == "active" and issued["last_used_at"] is None
@@ -39,7 +45,22 @@ async def test_create_with_every_field_then_list_and_revoke(db_url: str, org: st
     assert issued["key"] not in listed.output
 
     table = (await run_cli(db_url, "apikey", "list", "--org", org)).output.splitlines()
-    assert table[0].split() == ["ID", "NAME", "PREFIX", "STATUS", "AGENT", "MODELS", "EXPIRES", "(UTC)", "LAST", "USED", "(UTC)", "SPENT/LIMIT", "(USD,", "MONTH)"]
+    assert table[0].split() == [
+        "ID",
+        "NAME",
+        "PREFIX",
+        "STATUS",
+        "AGENT",
+        "MODELS",
+        "EXPIRES",
+        "(UTC)",
+        "LAST",
+        "USED",
+        "(UTC)",
+        "SPENT/LIMIT",
+        "(USD,",
+        "MONTH)",
+    ]
     assert issued["id"] in table[1] and "support bot" in table[1] and "openai/gpt-4o-mini,sonnet" in table[1]
     assert issued["key"] not in "\n".join(table)
 
@@ -70,7 +91,9 @@ async def test_text_mode_prints_the_key_first_and_an_sdk_snippet(db_url: str, or
         (["--name", "ci", "--agent", "ghost"], "not_found"),
     ],
 )
-async def test_bad_values_exit_1_with_a_typed_error(db_url: str, org: str, args: list[str], kind: str) -> None:
+async def test_bad_values_exit_1_with_a_typed_error(
+    db_url: str, org: str, args: list[str], kind: str
+) -> None:
     result = await run_cli(db_url, "apikey", "create", "--org", org, *args, "--json")
     assert result.exit_code == 1, result.output
     assert json.loads(result.output)["error"]["type"] == kind

@@ -59,14 +59,20 @@ async def test_usage_mistakes_and_unknown_orgs(db_url: str, org: str) -> None:
     assert "--monthly-budget USD" in (await run_cli(db_url, "org", "update", "--help")).output
 
 
-async def test_apikey_spend_limit_at_creation_then_updated_and_listed(db: Database, db_url: str, org: str) -> None:
-    made = await run_cli(db_url, "apikey", "create", "--org", org, "--name", "ci", "--spend-limit", "25", "--json")
+async def test_apikey_spend_limit_at_creation_then_updated_and_listed(
+    db: Database, db_url: str, org: str
+) -> None:
+    made = await run_cli(
+        db_url, "apikey", "create", "--org", org, "--name", "ci", "--spend-limit", "25", "--json"
+    )
     assert made.exit_code == 0, made.output
     issued = json.loads(made.output)
     assert (issued["spend_limit"], issued["spend_limit_micro_usd"]) == ("25.00", 25_000_000)
     key_id = issued["id"]
 
-    updated = await run_cli(db_url, "apikey", "update", "--org", org, key_id, "--spend-limit", "7.25", "--json")
+    updated = await run_cli(
+        db_url, "apikey", "update", "--org", org, key_id, "--spend-limit", "7.25", "--json"
+    )
     assert updated.exit_code == 0, updated.output
     assert json.loads(updated.output)["spend_limit_micro_usd"] == 7_250_000
     listed = json.loads((await run_cli(db_url, "apikey", "list", "--org", org, "--json")).output)

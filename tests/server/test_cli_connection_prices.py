@@ -24,7 +24,9 @@ async def org(db: Database, db_url: str) -> str:
     return (await run_cli(db_url, "org", "create", "acme")).output.strip()
 
 
-async def test_declared_prices_are_stored_shown_and_win_over_the_catalog(db: Database, db_url: str, org: str) -> None:
+async def test_declared_prices_are_stored_shown_and_win_over_the_catalog(
+    db: Database, db_url: str, org: str
+) -> None:
     added = await run_cli(
         db_url, "connection", "add", "--org", org, *LAB,
         "--model", "llama-3-70b", "--price", "llama-3-70b=0.59/0.79",
@@ -53,7 +55,11 @@ async def test_declared_prices_are_stored_shown_and_win_over_the_catalog(db: Dat
     assert routing.warnings == ()
     catalog = default_catalog()
     lab = routing.custom["lab"]
-    prices = {m: price_for(info) for m in ("llama-3-70b", "whisper-large", "mytts", "unpriced") if (info := catalog.model_for(lab, m))}
+    prices = {
+        m: price_for(info)
+        for m in ("llama-3-70b", "whisper-large", "mytts", "unpriced")
+        if (info := catalog.model_for(lab, m))
+    }
     assert prices == {
         "llama-3-70b": Price(input=590_000, output=790_000),
         "whisper-large": Price(per_minute=6_000),
@@ -62,7 +68,9 @@ async def test_declared_prices_are_stored_shown_and_win_over_the_catalog(db: Dat
     }
     (openai,) = routing.profiles[ProviderId.OPENAI]
     gpt4o = catalog.model_for(openai, "gpt-4o")
-    assert gpt4o is not None and price_for(gpt4o) == Price(input=1_000_000, output=2_000_000, cached_input=500_000)
+    assert gpt4o is not None and price_for(gpt4o) == Price(
+        input=1_000_000, output=2_000_000, cached_input=500_000
+    )
 
 
 async def test_update_prices_declared_models_and_keeps_the_others(db_url: str, org: str) -> None:
@@ -72,7 +80,15 @@ async def test_update_prices_declared_models_and_keeps_the_others(db_url: str, o
     )  # fmt: skip
     assert added.exit_code == 0, added.output
     priced = await run_cli(
-        db_url, "connection", "update", "--org", org, "openai_compatible:lab", "--price", "b=audio:0.01/min", "--json"
+        db_url,
+        "connection",
+        "update",
+        "--org",
+        org,
+        "openai_compatible:lab",
+        "--price",
+        "b=audio:0.01/min",
+        "--json",
     )
     assert priced.exit_code == 0, priced.output
     assert [m.get("price") for m in json.loads(priced.output)["models"]] == [
@@ -110,7 +126,9 @@ async def test_update_prices_declared_models_and_keeps_the_others(db_url: str, o
 async def test_bad_prices_are_refused_with_the_documented_exit_codes(
     db_url: str, org: str, price: str, code: int, says: str
 ) -> None:
-    result = await run_cli(db_url, "connection", "add", "--org", org, *LAB, "--model", "llama", "--price", price, "--json")
+    result = await run_cli(
+        db_url, "connection", "add", "--org", org, *LAB, "--model", "llama", "--price", price, "--json"
+    )
     assert result.exit_code == code, result.output
     assert says in result.output
     listed = await run_cli(db_url, "connection", "list", "--org", org, "--json")
@@ -119,6 +137,17 @@ async def test_bad_prices_are_refused_with_the_documented_exit_codes(
 
 async def test_a_model_priced_twice_is_a_usage_error(db_url: str, org: str) -> None:
     result = await run_cli(
-        db_url, "connection", "add", "--org", org, *LAB, "--model", "m", "--price", "m=1/2", "--price", "m=3/4"
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        org,
+        *LAB,
+        "--model",
+        "m",
+        "--price",
+        "m=1/2",
+        "--price",
+        "m=3/4",
     )
     assert result.exit_code == 2 and "priced twice" in result.output

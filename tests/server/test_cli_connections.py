@@ -17,10 +17,23 @@ async def org(db: Database, db_url: str) -> str:
     return (await run_cli(db_url, "org", "create", "acme")).output.strip()
 
 
-async def test_add_list_set_key_revoke_with_canary(db_url: str, org: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_add_list_set_key_revoke_with_canary(
+    db_url: str, org: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PATCHBAY_DATA_DIR", str(tmp_path))
     key = "sk-test-CANARY-" + secrets.token_hex(12)
-    added = await run_cli(db_url, "connection", "add", "--org", "acme", "--provider", "openai", "--key-stdin", "--json", input=key + "\n")
+    added = await run_cli(
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        "acme",
+        "--provider",
+        "openai",
+        "--key-stdin",
+        "--json",
+        input=key + "\n",
+    )
     assert added.exit_code == 0, added.output
     info = json.loads(added.output)
     assert info["profile_id"] == "openai:default" and info["key"]["fingerprint"].endswith(key[-4:])
@@ -30,21 +43,53 @@ async def test_add_list_set_key_revoke_with_canary(db_url: str, org: str, tmp_pa
     assert "openai:default" in listed.output and key not in listed.output
 
     new_key = "sk-test-CANARY-" + secrets.token_hex(12)
-    replaced = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input=new_key)
+    replaced = await run_cli(
+        db_url,
+        "connection",
+        "set-key",
+        "--org",
+        org,
+        "openai:default",
+        "--key-stdin",
+        "--json",
+        input=new_key,
+    )
     assert json.loads(replaced.output)["id"] == info["id"]
     assert new_key not in replaced.output
 
-    empty = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="\n")
+    empty = await run_cli(
+        db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="\n"
+    )
     assert empty.exit_code == 1
-    huge = await run_cli(db_url, "connection", "set-key", "--org", org, "openai:default", "--key-stdin", "--json", input="k" * 4097)
+    huge = await run_cli(
+        db_url,
+        "connection",
+        "set-key",
+        "--org",
+        org,
+        "openai:default",
+        "--key-stdin",
+        "--json",
+        input="k" * 4097,
+    )
     assert huge.exit_code == 1 and "4096" in huge.output
 
     revoked = await run_cli(db_url, "connection", "revoke", "--org", org, "openai:default", "--json")
     assert json.loads(revoked.output)["status"] == "revoked"
 
     refused = await run_cli(
-        db_url, "connection", "add", "--org", org, "--provider", "openai_compatible", "--name", "lab",
-        "--base-url", "http://169.254.169.254/v1", "--json",
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        org,
+        "--provider",
+        "openai_compatible",
+        "--name",
+        "lab",
+        "--base-url",
+        "http://169.254.169.254/v1",
+        "--json",
     )
     assert refused.exit_code == 1
     assert json.loads(refused.output)["error"]["type"] == "base_url_refused"
@@ -52,8 +97,17 @@ async def test_add_list_set_key_revoke_with_canary(db_url: str, org: str, tmp_pa
 
 async def test_agent_create_with_chains(db_url: str, org: str) -> None:
     created = await run_cli(
-        db_url, "agent", "create", "--org", org, "support",
-        "--chain", "chat=openai/gpt-4o,mylab/llama-3-70b", "--chain", "voice_turn=anthropic/claude-haiku", "--json",
+        db_url,
+        "agent",
+        "create",
+        "--org",
+        org,
+        "support",
+        "--chain",
+        "chat=openai/gpt-4o,mylab/llama-3-70b",
+        "--chain",
+        "voice_turn=anthropic/claude-haiku",
+        "--json",
     )
     assert created.exit_code == 0, created.output
     assert json.loads(created.output)["chains"] == {
@@ -62,7 +116,9 @@ async def test_agent_create_with_chains(db_url: str, org: str) -> None:
     }
     bad = await run_cli(db_url, "agent", "create", "--org", org, "x", "--chain", "chat", "--json")
     assert bad.exit_code == 2
-    key = await run_cli(db_url, "apikey", "create", "--org", org, "--name", "support", "--agent", "support", "--json")
+    key = await run_cli(
+        db_url, "apikey", "create", "--org", org, "--name", "support", "--agent", "support", "--json"
+    )
     assert json.loads(key.output)["agent"] == "support"
 
 
@@ -70,8 +126,21 @@ async def test_agent_voice_settings_set_listed_and_cleared(db_url: str, org: str
     prompt = tmp_path / "ada.txt"
     prompt.write_text("You are Ada, who books tables at Chez Patchbay.\nBe brief.\n", encoding="utf-8")
     created = await run_cli(
-        db_url, "agent", "create", "--org", org, "ada", "--voice", "nova", "--instructions-file", str(prompt),
-        "--language", "en-gb", "--output-format", "g711_ulaw", "--json",
+        db_url,
+        "agent",
+        "create",
+        "--org",
+        org,
+        "ada",
+        "--voice",
+        "nova",
+        "--instructions-file",
+        str(prompt),
+        "--language",
+        "en-gb",
+        "--output-format",
+        "g711_ulaw",
+        "--json",
     )
     assert created.exit_code == 0, created.output
     assert json.loads(created.output)["voice_settings"] == {
@@ -91,9 +160,14 @@ async def test_agent_voice_settings_set_listed_and_cleared(db_url: str, org: str
         db_url, "agent", "update", "--org", org, "ada", "--voice", "", "--instructions", "Be Ada.", "--json"
     )
     assert json.loads(updated.output)["voice_settings"] == {
-        "voice": None, "instructions": "Be Ada.", "language": "en-GB", "output_format": "g711_ulaw",
+        "voice": None,
+        "instructions": "Be Ada.",
+        "language": "en-GB",
+        "output_format": "g711_ulaw",
     }
-    cleared = await run_cli(db_url, "agent", "update", "--org", org, "ada", "--language", "", "--output-format", "")
+    cleared = await run_cli(
+        db_url, "agent", "update", "--org", org, "ada", "--language", "", "--output-format", ""
+    )
     assert cleared.output.splitlines() == ["ada\t-\tno chains", "  instructions 'Be Ada.' (7 chars)"]
 
 
@@ -105,7 +179,9 @@ async def test_agent_voice_settings_set_listed_and_cleared(db_url: str, org: str
         (("--voice", "v" * 129), "a voice id is 1-128 printable characters"),
     ],
 )
-async def test_agent_voice_settings_are_validated(db_url: str, org: str, args: tuple[str, ...], message: str) -> None:
+async def test_agent_voice_settings_are_validated(
+    db_url: str, org: str, args: tuple[str, ...], message: str
+) -> None:
     await run_cli(db_url, "agent", "create", "--org", org, "ada", "--voice", "nova")
     refused = await run_cli(db_url, "agent", "update", "--org", org, "ada", *args, "--json")
     assert refused.exit_code == 1
@@ -118,7 +194,16 @@ async def test_instructions_from_one_place_only(db_url: str, org: str, tmp_path:
     prompt = tmp_path / "p.txt"
     prompt.write_text("x", encoding="utf-8")
     both = await run_cli(
-        db_url, "agent", "create", "--org", org, "ada", "--instructions", "y", "--instructions-file", str(prompt)
+        db_url,
+        "agent",
+        "create",
+        "--org",
+        org,
+        "ada",
+        "--instructions",
+        "y",
+        "--instructions-file",
+        str(prompt),
     )
     assert both.exit_code == 2 and "not both" in both.output
     prompt.write_bytes(b"\xff\xfe not text")
@@ -128,6 +213,8 @@ async def test_instructions_from_one_place_only(db_url: str, org: str, tmp_path:
 
 async def test_env_reference_outside_the_allowlist_is_refused(db_url: str, org: str) -> None:
     for name in ("PATCHBAY_MASTER_KEY", "AWS_SECRET_ACCESS_KEY"):
-        refused = await run_cli(db_url, "connection", "add", "--org", org, "--provider", "openai", "--env-reference", name)
+        refused = await run_cli(
+            db_url, "connection", "add", "--org", org, "--provider", "openai", "--env-reference", name
+        )
         assert refused.exit_code == 1
         assert name in refused.output and "can" in refused.output

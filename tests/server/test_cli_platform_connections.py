@@ -19,17 +19,39 @@ async def org(db: Database, db_url: str) -> str:
 async def test_add_list_update_revoke_delete_platform_connections(db_url: str, org: str) -> None:
     key = "sk-test-CANARY-" + secrets.token_hex(12)
     added = await run_cli(
-        db_url, "connection", "add", "--platform", "--provider", "openai_compatible", "--name", "plat",
-        "--base-url", "https://llm.example/v1", "--model", "llama", "--price", "llama=0.59/0.79",
-        "--key-stdin", "--json", input=key + "\n",
+        db_url,
+        "connection",
+        "add",
+        "--platform",
+        "--provider",
+        "openai_compatible",
+        "--name",
+        "plat",
+        "--base-url",
+        "https://llm.example/v1",
+        "--model",
+        "llama",
+        "--price",
+        "llama=0.59/0.79",
+        "--key-stdin",
+        "--json",
+        input=key + "\n",
     )
     assert added.exit_code == 0, added.output
     info = json.loads(added.output)
-    assert (info["profile_id"], info["org_id"], info["billing_source"]) == ("openai_compatible:plat", None, "platform")
-    assert info["models"] == [{"id": "llama", "capabilities": ["text"], "price": {"input": "0.59", "output": "0.79"}}]
+    assert (info["profile_id"], info["org_id"], info["billing_source"]) == (
+        "openai_compatible:plat",
+        None,
+        "platform",
+    )
+    assert info["models"] == [
+        {"id": "llama", "capabilities": ["text"], "price": {"input": "0.59", "output": "0.79"}}
+    ]
     assert key not in added.output
 
-    named = await run_cli(db_url, "connection", "add", "--platform", "--provider", "openai", "--key-stdin", "--json", input=key)
+    named = await run_cli(
+        db_url, "connection", "add", "--platform", "--provider", "openai", "--key-stdin", "--json", input=key
+    )
     assert json.loads(named.output)["profile_id"] == "openai:platform"  # never `default`, an org's usual name
 
     listed = await run_cli(db_url, "connection", "list", "--platform")
@@ -38,7 +60,15 @@ async def test_add_list_update_revoke_delete_platform_connections(db_url: str, o
     assert (await run_cli(db_url, "connection", "list", "--org", org)).output.strip() == "no connections"
 
     updated = await run_cli(
-        db_url, "connection", "update", "--platform", "openai_compatible:plat", "--disable", "--price", "llama=1/2", "--json"
+        db_url,
+        "connection",
+        "update",
+        "--platform",
+        "openai_compatible:plat",
+        "--disable",
+        "--price",
+        "llama=1/2",
+        "--json",
     )
     assert updated.exit_code == 0, updated.output
     body = json.loads(updated.output)
@@ -66,6 +96,15 @@ async def test_platform_and_org_are_exclusive_and_one_is_needed(db_url: str, org
 
 
 async def test_org_connections_do_not_reach_platform_ones(db_url: str, org: str) -> None:
-    await run_cli(db_url, "connection", "add", "--platform", "--provider", "openai", "--key-stdin", input="sk-platform-0123456789")
+    await run_cli(
+        db_url,
+        "connection",
+        "add",
+        "--platform",
+        "--provider",
+        "openai",
+        "--key-stdin",
+        input="sk-platform-0123456789",
+    )
     ours = await run_cli(db_url, "connection", "revoke", "--org", org, "openai:platform", "--json")
     assert ours.exit_code == 1 and json.loads(ours.output)["error"]["type"] == "not_found"

@@ -23,23 +23,38 @@ async def org(db: Database, db_url: str) -> str:
     return org_id
 
 
-async def test_tier_and_override_are_set_audited_and_bump_the_config_version(db: Database, db_url: str, org: str) -> None:
-    result = await run_cli(db_url, "org", "update", "acme", "--tier", "free", "--byok-override", "on", "--json")
+async def test_tier_and_override_are_set_audited_and_bump_the_config_version(
+    db: Database, db_url: str, org: str
+) -> None:
+    result = await run_cli(
+        db_url, "org", "update", "acme", "--tier", "free", "--byok-override", "on", "--json"
+    )
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
-    assert (shown["org_id"], shown["tier"], shown["byok_override"], shown["monthly_budget"]) == (org, "free", True, None)
+    assert (shown["org_id"], shown["tier"], shown["byok_override"], shown["monthly_budget"]) == (
+        org,
+        "free",
+        True,
+        None,
+    )
     async with db.session() as s:
         plan = await org_plan.org_plan(s, org)
         assert (plan.tier, plan.byok_override) == ("free", True)
         version = (await read_versions(s, [org])).get(org, 0)
         assert version >= 1
-        events = (await s.scalars(select(AuditEvent).where(AuditEvent.action.in_(["org.tier", "org.byok_override"])))).all()
+        events = (
+            await s.scalars(
+                select(AuditEvent).where(AuditEvent.action.in_(["org.tier", "org.byok_override"]))
+            )
+        ).all()
         assert sorted((e.action, e.actor, e.details) for e in events) == [
             ("org.byok_override", "cli", {"byok_override": True}),
             ("org.tier", "cli", {"tier": "free", "was": "pro"}),
         ]
 
-    text = await run_cli(db_url, "org", "update", org, "--tier", "PRO", "--byok-override", "off", "--monthly-budget", "5")
+    text = await run_cli(
+        db_url, "org", "update", org, "--tier", "PRO", "--byok-override", "off", "--monthly-budget", "5"
+    )
     assert text.exit_code == 0, text.output
     assert "tier: pro; BYOK override: off" in text.output and "monthly budget: 5.00 USD" in text.output
     async with db.session() as s:

@@ -23,7 +23,9 @@ KEY = "sk-test-CANARY-" + secrets.token_hex(8)
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True)
+    return Settings(
+        data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, allow_private_base_urls=True
+    )
 
 
 @pytest.fixture
@@ -41,7 +43,13 @@ async def test_admin_test_records_health_and_never_shows_the_key(
     base = f"/admin/v1/orgs/{org}/connections"
     created = await client.post(
         base,
-        json={"provider": "openai_compatible", "name": "mylab", "base_url": url, "key": KEY, "models": ["llama-3-70b"]},
+        json={
+            "provider": "openai_compatible",
+            "name": "mylab",
+            "base_url": url,
+            "key": KEY,
+            "models": ["llama-3-70b"],
+        },
         headers=admin_headers,
     )
     assert created.status_code == 201, created.text
@@ -56,7 +64,9 @@ async def test_admin_test_records_health_and_never_shows_the_key(
     assert KEY not in result.text
     assert emu.chat_requests[-1].headers["authorization"] == f"Bearer {KEY}"
 
-    await client.put(f"{base}/openai_compatible:mylab/key", json={"key": "sk-test-CANARY-wrong"}, headers=admin_headers)
+    await client.put(
+        f"{base}/openai_compatible:mylab/key", json={"key": "sk-test-CANARY-wrong"}, headers=admin_headers
+    )
     failed = (await client.post(f"{base}/openai_compatible:mylab/test", headers=admin_headers)).json()
     assert failed["ok"] is False
     assert failed["connection"]["health"] | {"checked_at": None, "latency_ms": None} == {
@@ -68,15 +78,30 @@ async def test_admin_test_records_health_and_never_shows_the_key(
     }
 
 
-async def test_cli_test_exit_codes(db_url: str, settings: Settings, lab: tuple[OpenAIEmulator, str], monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_cli_test_exit_codes(
+    db_url: str, settings: Settings, lab: tuple[OpenAIEmulator, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, url = lab
     monkeypatch.setenv("PATCHBAY_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("PATCHBAY_ALLOW_PRIVATE_BASE_URLS", "true")
     assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
     assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
     added = await run_cli(
-        db_url, "connection", "add", "--org", "acme", "--provider", "openai_compatible", "--name", "mylab",
-        "--base-url", url, "--model", "llama-3-70b", "--key-stdin", input=KEY,
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        "acme",
+        "--provider",
+        "openai_compatible",
+        "--name",
+        "mylab",
+        "--base-url",
+        url,
+        "--model",
+        "llama-3-70b",
+        "--key-stdin",
+        input=KEY,
     )
     assert added.exit_code == 0, added.output
     ok = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab", "--json")
@@ -84,32 +109,53 @@ async def test_cli_test_exit_codes(db_url: str, settings: Settings, lab: tuple[O
     assert json.loads(ok.output)["connection"]["health"]["status"] == "ok"
     assert KEY not in ok.output
 
-    await run_cli(db_url, "connection", "set-key", "--org", "acme", "openai_compatible:mylab", "--key-stdin", input="sk-bad")
+    await run_cli(
+        db_url,
+        "connection",
+        "set-key",
+        "--org",
+        "acme",
+        "openai_compatible:mylab",
+        "--key-stdin",
+        input="sk-bad",
+    )
     bad = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab")
     assert bad.exit_code == 1
     assert "test_auth: FAILED" in bad.output and "auth" in bad.output
 
 
-async def test_speech_connection_runs_the_voice_probe(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_speech_connection_runs_the_voice_probe(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     from tests.emulators.elevenlabs import ElevenLabsEmulator, quota_exceeded
     from tests.emulators.scripted import Scenario
 
     key = "sk_test_CANARY_" + secrets.token_hex(8)
     emu = ElevenLabsEmulator(valid_keys={key})
     with ServedApp(emu.app) as served:
-        org = (await client.post("/admin/v1/orgs", json={"name": "voiceco"}, headers=admin_headers)).json()["id"]
+        org = (await client.post("/admin/v1/orgs", json={"name": "voiceco"}, headers=admin_headers)).json()[
+            "id"
+        ]
         base = f"/admin/v1/orgs/{org}/connections"
-        created = await client.post(base, json={"provider": "elevenlabs", "base_url": served.url, "key": key}, headers=admin_headers)
+        created = await client.post(
+            base, json={"provider": "elevenlabs", "base_url": served.url, "key": key}, headers=admin_headers
+        )
         assert created.status_code == 201, created.text
         ok = (await client.post(f"{base}/elevenlabs:default/test", headers=admin_headers)).json()
-        assert [(p["name"], p["ok"]) for p in ok["probes"]] == [("test_auth", True), ("list_models", True), ("test_voice", True)]
+        assert [(p["name"], p["ok"]) for p in ok["probes"]] == [
+            ("test_auth", True),
+            ("list_models", True),
+            ("test_voice", True),
+        ]
 
         # /v1/user passes; the synthesis is refused for quota (ElevenLabs says so with a 401).
         emu.recorder.script(Scenario(), quota_exceeded())
         failed = await client.post(f"{base}/elevenlabs:default/test", headers=admin_headers)
     body = failed.json()
     assert body["ok"] is False
-    assert body["probes"][-1]["name"] == "test_voice" and body["probes"][-1]["error_class"] == "quota_exhausted"
+    assert (
+        body["probes"][-1]["name"] == "test_voice" and body["probes"][-1]["error_class"] == "quota_exhausted"
+    )
     assert body["connection"]["health"]["error_class"] == "quota_exhausted"
     assert key not in failed.text
 
@@ -150,14 +196,34 @@ async def test_cli_test_refuses_a_name_rebound_to_loopback_between_check_and_con
     assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
     assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
     added = await run_cli(
-        db_url, "connection", "add", "--org", "acme", "--provider", "openai_compatible", "--name", "evil",
-        "--base-url", f"https://rebind.test:{port}/v1", "--model", "llama-3-70b", "--key-stdin", input=KEY,
+        db_url,
+        "connection",
+        "add",
+        "--org",
+        "acme",
+        "--provider",
+        "openai_compatible",
+        "--name",
+        "evil",
+        "--base-url",
+        f"https://rebind.test:{port}/v1",
+        "--model",
+        "llama-3-70b",
+        "--key-stdin",
+        input=KEY,
     )
     assert added.exit_code == 0, added.output
 
     dns = RebindingDNS()
     tested = await run_cli(
-        db_url, "connection", "test", "--org", "acme", "openai_compatible:evil", "--json", overrides=Overrides(resolve=dns)
+        db_url,
+        "connection",
+        "test",
+        "--org",
+        "acme",
+        "openai_compatible:evil",
+        "--json",
+        overrides=Overrides(resolve=dns),
     )
 
     # The base-URL check saw the public answer; the connect asked again and got loopback.
@@ -165,7 +231,9 @@ async def test_cli_test_refuses_a_name_rebound_to_loopback_between_check_and_con
     assert accepted == []
     assert tested.exit_code == 1, tested.output
     body = json.loads(tested.output)
-    assert [(p["name"], p["ok"], p["error_class"]) for p in body["probes"]] == [("guard", False, "permission")]
+    assert [(p["name"], p["ok"], p["error_class"]) for p in body["probes"]] == [
+        ("guard", False, "permission")
+    ]
     assert "rebind.test resolves to loopback address 127.0.0.1" in body["probes"][0]["message"]
     assert body["connection"]["health"]["status"] == "failed"
 
@@ -201,5 +269,10 @@ async def test_test_lists_served_models_and_proposes_capabilities(
         ("mystery-1", "mystery-1:text", "unknown", None),
     ]
     org = (await client.get("/admin/v1/orgs", headers=admin_headers)).json()[0]["id"]
-    api = await client.post(f"/admin/v1/orgs/{org}/connections/openai_compatible:mylab/test", headers=admin_headers)
-    assert [p["spec"] for p in api.json()["proposals"]] == ["gpt-4o-mini:json,text,tools,vision", "mystery-1:text"]
+    api = await client.post(
+        f"/admin/v1/orgs/{org}/connections/openai_compatible:mylab/test", headers=admin_headers
+    )
+    assert [p["spec"] for p in api.json()["proposals"]] == [
+        "gpt-4o-mini:json,text,tools,vision",
+        "mystery-1:text",
+    ]

@@ -44,7 +44,9 @@ async def test_cli_org_create_takes_the_setting_unless_a_tier_is_given(
 
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, default_tier=Tier.STARTER)
+    return Settings(
+        data_dir=tmp_path, database_url=db_url, admin_token=ADMIN_TOKEN, default_tier=Tier.STARTER
+    )
 
 
 async def test_admin_api_org_create_takes_the_setting_unless_a_tier_is_given(
@@ -52,7 +54,9 @@ async def test_admin_api_org_create_takes_the_setting_unless_a_tier_is_given(
 ) -> None:
     plain = await client.post("/admin/v1/orgs", json={"name": "plain"}, headers=admin_headers)
     assert plain.status_code == 201 and plain.json()["tier"] == "starter"
-    chosen = await client.post("/admin/v1/orgs", json={"name": "chosen", "tier": "agency"}, headers=admin_headers)
+    chosen = await client.post(
+        "/admin/v1/orgs", json={"name": "chosen", "tier": "agency"}, headers=admin_headers
+    )
     assert chosen.status_code == 201 and chosen.json()["tier"] == "agency"
     null = await client.post("/admin/v1/orgs", json={"name": "null", "tier": None}, headers=admin_headers)
     assert null.json()["tier"] == "starter"

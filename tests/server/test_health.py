@@ -21,7 +21,9 @@ async def test_readyz_reports_ready_at_head(client: httpx.AsyncClient) -> None:
     assert r.json()["status"] == "ready"
 
 
-async def test_readyz_is_unavailable_when_migrations_are_behind(client: httpx.AsyncClient, db: Database) -> None:
+async def test_readyz_is_unavailable_when_migrations_are_behind(
+    client: httpx.AsyncClient, db: Database
+) -> None:
     await db.downgrade("base")
     r = await client.get("/readyz")
     assert r.status_code == 503

@@ -33,7 +33,10 @@ def test_names_are_trimmed_and_bounded() -> None:
 def test_model_lists_are_trimmed_deduplicated_and_bounded() -> None:
     assert check_models(None) is None
     assert check_models([]) is None
-    assert check_models([" openai/gpt-4o-mini", "OpenAI/GPT-4o-mini", "sonnet"]) == ["openai/gpt-4o-mini", "sonnet"]
+    assert check_models([" openai/gpt-4o-mini", "OpenAI/GPT-4o-mini", "sonnet"]) == [
+        "openai/gpt-4o-mini",
+        "sonnet",
+    ]
     assert check_models(["m"] * 100) == ["m"]
     for bad in (["m"] * 101, [""], ["   "], ["a" * 201], ["two words"], ["ctl\x00"]):
         with pytest.raises(RequestError) as refused:

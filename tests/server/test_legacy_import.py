@@ -118,7 +118,9 @@ async def test_changed_key_is_replaced_in_place(db: Database, db_url: str, tmp_p
     assert credential.reveal("test") == new_key
 
 
-async def test_bad_lines_are_reported_by_number_and_write_nothing(db: Database, db_url: str, tmp_path: Path) -> None:
+async def test_bad_lines_are_reported_by_number_and_write_nothing(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
     file = write_lines(
         tmp_path / "legacy.jsonl",
         json.dumps(SAMPLE),
@@ -140,13 +142,17 @@ async def test_bad_lines_are_reported_by_number_and_write_nothing(db: Database, 
 
 
 def test_parse_lines_rejects_duplicates_and_non_objects() -> None:
-    good, bad = parse_lines([json.dumps(SAMPLE), "[1, 2]", json.dumps(SAMPLE), json.dumps({"orgId": "bad id!"})])
+    good, bad = parse_lines(
+        [json.dumps(SAMPLE), "[1, 2]", json.dumps(SAMPLE), json.dumps({"orgId": "bad id!"})]
+    )
     assert [n for n, _ in good] == [1]
     assert [(e.line, e.message.split(" ")[0]) for e in bad] == [(2, "expected"), (3, "org"), (4, "orgId:")]
     assert CANARY not in repr(good[0][1])
 
 
-async def test_the_legacy_monthly_budget_is_the_enforced_budget(db: Database, db_url: str, tmp_path: Path) -> None:
+async def test_the_legacy_monthly_budget_is_the_enforced_budget(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
     file = write_lines(tmp_path / "legacy.jsonl", json.dumps(SAMPLE | {"monthlyBudgetUsd": 12.75}))
     assert (await run_import(db_url, tmp_path, file)).exit_code == 0
     caps = SpendCaps(db.sessions)
@@ -164,7 +170,9 @@ async def test_the_legacy_monthly_budget_is_the_enforced_budget(db: Database, db
         assert await get_cap(s, "org_1") is None
 
 
-async def test_a_budget_finer_than_a_micro_dollar_is_a_rejected_line(db: Database, db_url: str, tmp_path: Path) -> None:
+async def test_a_budget_finer_than_a_micro_dollar_is_a_rejected_line(
+    db: Database, db_url: str, tmp_path: Path
+) -> None:
     file = write_lines(tmp_path / "legacy.jsonl", json.dumps(SAMPLE | {"monthlyBudgetUsd": "0.0000001"}))
     result = await run_import(db_url, tmp_path, file, "--json")
     assert result.exit_code == 4

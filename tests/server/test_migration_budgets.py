@@ -16,9 +16,16 @@ async def test_stored_legacy_budgets_move_into_spend_caps_exactly(db_url: str) -
         await db.upgrade("0010")
         async with db.engine.begin() as conn:
             for org_id, budget in (("org_a", "0.57"), ("org_b", "1234.10"), ("org_c", None)):
-                await conn.execute(text("INSERT INTO orgs (id, name, tier, created_at, content_logging) VALUES (:id, :id, 'free', CURRENT_TIMESTAMP, false)"), {"id": org_id})
                 await conn.execute(
-                    text("INSERT INTO org_ai_settings (org_id, routing, byok_enabled, monthly_budget_usd, updated_at) VALUES (:id, '{}', false, :b, CURRENT_TIMESTAMP)"),
+                    text(
+                        "INSERT INTO orgs (id, name, tier, created_at, content_logging) VALUES (:id, :id, 'free', CURRENT_TIMESTAMP, false)"
+                    ),
+                    {"id": org_id},
+                )
+                await conn.execute(
+                    text(
+                        "INSERT INTO org_ai_settings (org_id, routing, byok_enabled, monthly_budget_usd, updated_at) VALUES (:id, '{}', false, :b, CURRENT_TIMESTAMP)"
+                    ),
                     {"id": org_id, "b": budget},
                 )
         await db.upgrade()
@@ -28,9 +35,15 @@ async def test_stored_legacy_budgets_move_into_spend_caps_exactly(db_url: str) -
             assert await get_cap(s, "org_c") is None
         await db.downgrade("0010")
         async with db.engine.connect() as conn:
-            rows = (await conn.execute(text("SELECT org_id, monthly_budget_usd FROM org_ai_settings ORDER BY org_id"))).all()
+            rows = (
+                await conn.execute(
+                    text("SELECT org_id, monthly_budget_usd FROM org_ai_settings ORDER BY org_id")
+                )
+            ).all()
         assert [(org_id, None if b is None else f"{float(b):.2f}") for org_id, b in rows] == [
-            ("org_a", "0.57"), ("org_b", "1234.10"), ("org_c", None)
+            ("org_a", "0.57"),
+            ("org_b", "1234.10"),
+            ("org_c", None),
         ]
     finally:
         await db.dispose()

@@ -20,7 +20,9 @@ async def test_down_to_0010_drops_platform_connections_and_their_keys(db_url: st
         await db.upgrade()
         vault = Vault(StaticKeys(Keyring((new_master_key("v1"),))), db.sessions, MemoryAudit())
         async with db.session() as s:
-            await Connections(vault, GuardPolicy()).create(s, None, provider="openai", key=Secret("sk-platform-0123456789"))
+            await Connections(vault, GuardPolicy()).create(
+                s, None, provider="openai", key=Secret("sk-platform-0123456789")
+            )
         await db.downgrade("0010")
         async with db.engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM connections"))).scalar_one() == 0

@@ -24,11 +24,16 @@ def test_text_patterns() -> None:
 
 def test_record_message_args_and_fields() -> None:
     header = record("< %s: %s", "Authorization", "pb-raw-no-scheme")
-    query = record("%s - %s", "127.0.0.1", "/v1/realtime?token=ek_x", url="/v1/realtime?token=ek_x", status=101)
+    query = record(
+        "%s - %s", "127.0.0.1", "/v1/realtime?token=ek_x", url="/v1/realtime?token=ek_x", status=101
+    )
     for rec in (header, query):
         assert RedactSecrets().filter(rec) is True
     assert header.getMessage() == f"< Authorization: {MARKER}"
-    assert "ek_x" not in query.getMessage() and query.fields == {"url": f"/v1/realtime?token={MARKER}", "status": 101}
+    assert "ek_x" not in query.getMessage() and query.fields == {
+        "url": f"/v1/realtime?token={MARKER}",
+        "status": 101,
+    }
 
 
 def test_access_credentials_are_redacted_whatever_their_kind() -> None:

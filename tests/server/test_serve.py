@@ -117,7 +117,9 @@ def _serve(
     for name in ("PATCHBAY_VOICE_TOKEN_SECRET", "PATCHBAY_DATABASE_URL", "PATCHBAY_FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
     env.update(env_extra or {})
-    proc = subprocess.Popen([PATCHBAY, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [PATCHBAY, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -154,7 +156,9 @@ def test_one_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         # uvicorn re-raises the signal once it has shut down cleanly ("patchbay stopped" below).
         assert proc.wait(30) in (0, -signal.SIGTERM)
         assert proc.stderr is not None
-        lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")]
+        lines = [
+            json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")
+        ]
     assert [line["msg"] for line in lines if line["msg"].startswith("patchbay ")] == [
         "patchbay started",
         "patchbay stopped",
@@ -168,9 +172,14 @@ def test_forwarded_scheme_counts_only_from_a_trusted_proxy(tmp_path: Path, trust
     proxy may say so."""
     extra = {"PATCHBAY_FORWARDED_ALLOW_IPS": trusted} if trusted else {}
     with _serve(tmp_path, env_extra=extra) as (_, base, env):
-        subprocess.run([PATCHBAY, "org", "create", "acme", "--json"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            [PATCHBAY, "org", "create", "acme", "--json"], env=env, check=True, capture_output=True
+        )
         made = subprocess.run(
-            [PATCHBAY, "apikey", "create", "--org", "acme", "--name", "twilio", "--json"], env=env, check=True, capture_output=True
+            [PATCHBAY, "apikey", "create", "--org", "acme", "--name", "twilio", "--json"],
+            env=env,
+            check=True,
+            capture_output=True,
         )
         key = json.loads(made.stdout)["key"]
         twiml = httpx.post(

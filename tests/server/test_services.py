@@ -60,7 +60,9 @@ async def test_the_cli_root_leaves_the_admin_token_file_alone(tmp_path: Path, db
     assert served.admin_token is not None and token_path(settings).exists()
 
 
-async def test_the_ledger_takes_the_hold_ttl_and_its_sweeper_runs_while_serving(tmp_path: Path, db: Database) -> None:
+async def test_the_ledger_takes_the_hold_ttl_and_its_sweeper_runs_while_serving(
+    tmp_path: Path, db: Database
+) -> None:
     settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://", billing_hold_ttl_seconds=120)
     services = Services.build(settings, db)
     try:

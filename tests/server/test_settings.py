@@ -14,5 +14,7 @@ def test_env_reference_allowlist_never_takes_the_servers_own_settings() -> None:
         "ANTHROPIC_API_KEY",
     }
     assert Settings().env_references == frozenset()
-    with pytest.raises(ValidationError, match="PATCHBAY_MASTER_KEY cannot be listed in PATCHBAY_ENV_REFERENCE_ALLOW"):
+    with pytest.raises(
+        ValidationError, match="PATCHBAY_MASTER_KEY cannot be listed in PATCHBAY_ENV_REFERENCE_ALLOW"
+    ):
         Settings(env_reference_allow="OPENAI_API_KEY,PATCHBAY_MASTER_KEY")

@@ -31,7 +31,9 @@ class _Tags(HTMLParser):
             self.script_text += data.strip()
 
 
-async def test_root_redirects_and_every_ui_response_carries_the_security_headers(client: httpx.AsyncClient) -> None:
+async def test_root_redirects_and_every_ui_response_carries_the_security_headers(
+    client: httpx.AsyncClient,
+) -> None:
     root = await client.get("/")
     assert root.status_code == 307 and root.headers["location"] == "/ui/"
     for path, kind in (("/ui/", "text/html"), ("/ui/app.css", "text/css"), ("/ui/js/app.js", "javascript")):
@@ -76,7 +78,9 @@ async def test_every_input_has_a_label(client: httpx.AsyncClient) -> None:
     assert ids and ids <= labelled
 
 
-async def test_catalog_lists_what_an_org_can_connect_and_route(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_catalog_lists_what_an_org_can_connect_and_route(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     assert (await client.get("/admin/v1/catalog")).status_code == 401
     body = (await client.get("/admin/v1/catalog", headers=admin_headers)).json()
     providers = {p["id"]: p for p in body["providers"]}
@@ -88,7 +92,10 @@ async def test_catalog_lists_what_an_org_can_connect_and_route(client: httpx.Asy
         "key_required": False,
         "custom": True,
     }
-    assert providers["openai"]["default_base_url"] == "https://api.openai.com/v1" and providers["openai"]["key_required"]
+    assert (
+        providers["openai"]["default_base_url"] == "https://api.openai.com/v1"
+        and providers["openai"]["key_required"]
+    )
     assert [i["id"] for i in body["intents"]] == [i.value for i in Intent]
     assert {"id": "vision", "capabilities": ["text", "vision"]} in body["intents"]
     assert "pro" in body["tiers"]
@@ -100,15 +107,31 @@ async def test_routing_can_be_read_back(client: httpx.AsyncClient, admin_headers
     empty = await client.get(f"/admin/v1/orgs/{org}/routing", headers=admin_headers)
     assert empty.json() == {"default_model": None, "chains": {}, "allowed_models": None}
     conn = {"provider": "openai", "key": "sk-test-0123456789abcdef"}
-    assert (await client.post(f"/admin/v1/orgs/{org}/connections", json=conn, headers=admin_headers)).status_code == 201
-    body = {"chains": {"chat": ["openai/gpt-4o-mini"], "vision": []}, "default_model": "openai/gpt-4o", "allowed_models": []}
+    assert (
+        await client.post(f"/admin/v1/orgs/{org}/connections", json=conn, headers=admin_headers)
+    ).status_code == 201
+    body = {
+        "chains": {"chat": ["openai/gpt-4o-mini"], "vision": []},
+        "default_model": "openai/gpt-4o",
+        "allowed_models": [],
+    }
     put = await client.put(f"/admin/v1/orgs/{org}/routing", json=body, headers=admin_headers)
     got = await client.get(f"/admin/v1/orgs/{org}/routing", headers=admin_headers)
-    assert put.json() == got.json() == {"default_model": "openai/gpt-4o", "chains": {"chat": ["openai/gpt-4o-mini"]}, "allowed_models": None}
+    assert (
+        put.json()
+        == got.json()
+        == {
+            "default_model": "openai/gpt-4o",
+            "chains": {"chat": ["openai/gpt-4o-mini"]},
+            "allowed_models": None,
+        }
+    )
     assert (await client.get("/admin/v1/orgs/nope/routing", headers=admin_headers)).status_code == 404
 
 
-async def test_request_errors_name_the_field_at_fault(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_request_errors_name_the_field_at_fault(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     org = (await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)).json()["id"]
     base = f"/admin/v1/orgs/{org}"
 
@@ -120,16 +143,26 @@ async def test_request_errors_name_the_field_at_fault(client: httpx.AsyncClient,
         return error
 
     no_url = await error("POST", "/connections", {"provider": "openai_compatible", "name": "mylab"})
-    assert no_url == {"type": "invalid_request", "message": "a custom endpoint needs a base URL", "param": "base_url"}
+    assert no_url == {
+        "type": "invalid_request",
+        "message": "a custom endpoint needs a base URL",
+        "param": "base_url",
+    }
     assert (await error("POST", "/connections", {"provider": "nope", "key": "k"}))["param"] == "provider"
     assert (await error("POST", "/connections", {"provider": "openai"}))["param"] == "key"
-    refused = await error("POST", "/connections", {"provider": "openai_compatible", "name": "lab", "base_url": "http://127.0.0.1:9/v1"})
+    refused = await error(
+        "POST",
+        "/connections",
+        {"provider": "openai_compatible", "name": "lab", "base_url": "http://127.0.0.1:9/v1"},
+    )
     assert refused["type"] == "base_url_refused" and refused["param"] == "base_url"
     bad_ref = await error("PUT", "/routing", {"chains": {"chat": ["openai/gpt-4o"], "vision": ["gpt4"]}})
     assert bad_ref["param"] == "chains.vision" and "provider/model" in bad_ref["message"]
     assert (await error("PUT", "/routing", {"chains": {"dreaming": ["a/b"]}}))["param"] == "chains.dreaming"
     assert (await error("PUT", "/routing", {"default_model": "x"}))["param"] == "default_model"
-    assert (await client.post(base + "/agents", json={"name": "support"}, headers=admin_headers)).status_code == 201
+    assert (
+        await client.post(base + "/agents", json={"name": "support"}, headers=admin_headers)
+    ).status_code == 201
     assert await error("POST", "/agents", {"name": "support"}) == {
         "type": "conflict",
         "message": "agent 'support' already exists",

@@ -21,7 +21,11 @@ async def seeded_org(db: Database, name: str) -> str:
         org = await accounts.create_org(s, name)
     recorder = new_usage_recorder(db.sessions)
     now = utcnow()
-    seeds = ((BillingSource.BYOK, 120, 1, 0), (BillingSource.PLATFORM, 30, 2, 1_234_567), (BillingSource.BYOK, 5, 60, 3))
+    seeds = (
+        (BillingSource.BYOK, 120, 1, 0),
+        (BillingSource.PLATFORM, 30, 2, 1_234_567),
+        (BillingSource.BYOK, 5, 60, 3),
+    )
     for source, tokens, age, cost in seeds:
         recorder.record(
             UsageSegment(
@@ -52,7 +56,10 @@ async def test_admin_usage_groups_and_windows(
         ("platform", 30),
     ]
     # Cost: integer micro-USD in the totals, and the same as an exact decimal of USD.
-    assert [(e["totals"]["cost_micro_usd"], e["cost_usd"]) for e in body["entries"]] == [(0, "0.00"), (1_234_567, "1.234567")]
+    assert [(e["totals"]["cost_micro_usd"], e["cost_usd"]) for e in body["entries"]] == [
+        (0, "0.00"),
+        (1_234_567, "1.234567"),
+    ]
     whole = (await client.get(url, params={"since": "2h"}, headers=admin_headers)).json()
     assert [e["totals"]["segments"] for e in whole["entries"]] == [3]
 
@@ -84,6 +91,8 @@ async def test_cli_usage_table_and_json(db: Database, db_url: str, unique_prefix
     [whole] = payload["entries"]
     assert (whole["totals"]["cost_micro_usd"], whole["cost_usd"]) == (1_234_570, "1.23457")
     refused = await run_cli(db_url, "usage", "--org", name, "--by", "colour", "--json")
-    assert refused.exit_code == 1 and "cannot group by colour" in json.loads(refused.output)["error"]["message"]
+    assert (
+        refused.exit_code == 1 and "cannot group by colour" in json.loads(refused.output)["error"]["message"]
+    )
     unknown = await run_cli(db_url, "usage", "--org", "no-such-org")
     assert unknown.exit_code == 1

@@ -95,7 +95,11 @@ async def test_a_sentence_refused_for_credits_fails_the_response_and_the_next_tu
     assert [(e.type, e.code) for e in errors] == [("insufficient_quota", "insufficient_credits")]
     done = refused[-1]
     assert isinstance(done, ev.ResponseDone)
-    assert (done.status, done.error_code, done.error_type) == ("failed", "insufficient_credits", "insufficient_quota")
+    assert (done.status, done.error_code, done.error_type) == (
+        "failed",
+        "insufficient_credits",
+        "insufficient_quota",
+    )
     assert not any(isinstance(e, ev.AudioDelta) for e in refused)
     assert done.metadata["cost"] == "0.00" and done.metadata["cost_by_segment"] == {}
 

@@ -21,20 +21,25 @@ async def clients() -> AsyncIterator[UpstreamClients]:
 
 
 def target(model: str | None = None) -> SpeechTarget:
-    return SpeechTarget("http://127.0.0.1:9/v1", NoCredential(), "speechbox:main", BillingSource.PRIVATE, model)
+    return SpeechTarget(
+        "http://127.0.0.1:9/v1", NoCredential(), "speechbox:main", BillingSource.PRIVATE, model
+    )
 
 
 def test_every_cloud_audio_protocol_of_a_preset_has_both_builders() -> None:
     # The internal engines are offline models in voice/, never built from a connection.
     protocols = {
-        p.audio_protocol
-        for p in PRESETS.values()
-        if p.audio_protocol not in (None, WireProtocol.INTERNAL)
+        p.audio_protocol for p in PRESETS.values() if p.audio_protocol not in (None, WireProtocol.INTERNAL)
     }
-    assert protocols == set(STT_BUILDERS) == set(TTS_BUILDERS) == {
-        WireProtocol.ELEVENLABS,
-        WireProtocol.OPENAI_AUDIO,
-    }
+    assert (
+        protocols
+        == set(STT_BUILDERS)
+        == set(TTS_BUILDERS)
+        == {
+            WireProtocol.ELEVENLABS,
+            WireProtocol.OPENAI_AUDIO,
+        }
+    )
 
 
 @pytest.mark.parametrize("rate", [16_000, 24_000])

@@ -19,7 +19,9 @@ class Orgs:
 
 
 async def mint_token(client: httpx.AsyncClient, org: str, role: str, **extra: str) -> dict[str, str]:
-    r = await client.post(f"/admin/v1/orgs/{org}/admin-tokens", json={"role": role, **extra}, headers=OPERATOR)
+    r = await client.post(
+        f"/admin/v1/orgs/{org}/admin-tokens", json={"role": role, **extra}, headers=OPERATOR
+    )
     assert r.status_code == 201, r.text
     return {"authorization": f"Bearer {r.json()['token']}", "id": r.json()["id"]}
 
@@ -41,7 +43,11 @@ async def orgs(client: httpx.AsyncClient) -> Orgs:
             headers=OPERATOR,
         )
         assert conn.status_code == 201, conn.text
-        agent = await client.post(f"/admin/v1/orgs/{org['id']}/agents", json={"name": "bot", "chains": {"chat": ["openai/gpt-4o-mini"]}}, headers=OPERATOR)
+        agent = await client.post(
+            f"/admin/v1/orgs/{org['id']}/agents",
+            json={"name": "bot", "chains": {"chat": ["openai/gpt-4o-mini"]}},
+            headers=OPERATOR,
+        )
         assert agent.status_code == 201, agent.text
         made[name] = {"id": org["id"], "name": name, "connection": conn.json()["profile_id"]}
     return Orgs(a=made["alpha"], b=made["beta"])

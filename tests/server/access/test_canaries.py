@@ -19,9 +19,17 @@ async def test_access_secrets_never_leak(app: FastAPI, client: httpx.AsyncClient
     report = LeakReport()
     browser = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://patchbay.test")
     with captured_logs() as logs:
-        made = await client.post(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", json={"role": "owner", "name": "ci"}, headers=OPERATOR)
+        made = await client.post(
+            f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens",
+            json={"role": "owner", "name": "ci"},
+            headers=OPERATOR,
+        )
         token = made.json()["token"]
-        invited = await client.post(f"/admin/v1/orgs/{orgs.a['id']}/invites", json={"email": "ada@example.com", "role": "admin"}, headers={"authorization": f"Bearer {token}"})
+        invited = await client.post(
+            f"/admin/v1/orgs/{orgs.a['id']}/invites",
+            json={"email": "ada@example.com", "role": "admin"},
+            headers={"authorization": f"Bearer {token}"},
+        )
         invite = invited.json()["link"].split("#invite=", 1)[1]
         accepted = await browser.post("/auth/invite/accept", json={"token": invite, "password": PASSWORD})
         cookie = accepted.cookies["patchbay_session"]
@@ -30,7 +38,11 @@ async def test_access_secrets_never_leak(app: FastAPI, client: httpx.AsyncClient
             (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", headers=OPERATOR)).text,
             (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/audit", headers=OPERATOR)).text,
             (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/members", headers=OPERATOR)).text,
-            (await browser.post("/auth/login", json={"email": "ada@example.com", "password": PASSWORD + "x"})).text,
+            (
+                await browser.post(
+                    "/auth/login", json={"email": "ada@example.com", "password": PASSWORD + "x"}
+                )
+            ).text,
             (await client.get("/admin/v1/orgs", headers={"authorization": f"Bearer {token}x"})).text,
         ]
     canaries = [token, PASSWORD, cookie, invite]

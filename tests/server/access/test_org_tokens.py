@@ -21,7 +21,9 @@ from server.settings import Settings
 from tests.server.access.conftest import OPERATOR, Orgs, bearer, mint_token
 
 
-async def test_an_org_admin_token_manages_its_own_org_and_cannot_detect_another(client: httpx.AsyncClient, orgs: Orgs) -> None:
+async def test_an_org_admin_token_manages_its_own_org_and_cannot_detect_another(
+    client: httpx.AsyncClient, orgs: Orgs
+) -> None:
     admin = bearer(await mint_token(client, orgs.a["id"], "admin"))
     own = await client.get(f"/admin/v1/orgs/{orgs.a['id']}/connections", headers=admin)
     assert own.status_code == 200 and [c["profile_id"] for c in own.json()] == [orgs.a["connection"]]
@@ -37,7 +39,9 @@ async def test_an_org_admin_token_manages_its_own_org_and_cannot_detect_another(
     theirs = await client.get(f"/admin/v1/orgs/{orgs.b['id']}/connections", headers=admin)
     nobody = await client.get("/admin/v1/orgs/org_doesnotexist0000/connections", headers=admin)
     assert theirs.status_code == nobody.status_code == 404
-    assert theirs.json()["error"]["message"].replace(orgs.b["id"], "X") == nobody.json()["error"]["message"].replace("org_doesnotexist0000", "X")
+    assert theirs.json()["error"]["message"].replace(orgs.b["id"], "X") == nobody.json()["error"][
+        "message"
+    ].replace("org_doesnotexist0000", "X")
     by_their_name = await client.get("/admin/v1/orgs/beta/connections", headers=admin)
     assert by_their_name.status_code == 404
     # Listing orgs shows only its own.
@@ -45,7 +49,11 @@ async def test_an_org_admin_token_manages_its_own_org_and_cannot_detect_another(
     assert [o["id"] for o in listed.json()] == [orgs.a["id"]]
     # It cannot create orgs or mint admin tokens (owner's job).
     assert (await client.post("/admin/v1/orgs", json={"name": "gamma"}, headers=admin)).status_code == 403
-    assert (await client.post(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", json={"role": "owner"}, headers=admin)).status_code == 403
+    assert (
+        await client.post(
+            f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", json={"role": "owner"}, headers=admin
+        )
+    ).status_code == 403
 
 
 async def test_a_viewer_reads_and_changes_nothing(client: httpx.AsyncClient, orgs: Orgs) -> None:
@@ -79,21 +87,34 @@ async def test_revoked_and_expired_tokens_are_refused_at_once_by_every_process(
     # A second app on the same database stands for another replica.
     other_app: FastAPI = create_app(settings, services=Services.build(settings, db))
     transport = httpx.ASGITransport(app=other_app)
-    async with other_app.router.lifespan_context(other_app), httpx.AsyncClient(transport=transport, base_url="http://replica.test") as other:
+    async with (
+        other_app.router.lifespan_context(other_app),
+        httpx.AsyncClient(transport=transport, base_url="http://replica.test") as other,
+    ):
         assert (await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=headers)).status_code == 200
         listed = (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", headers=headers)).json()
         assert [(t["name"], t["status"], t["role"]) for t in listed] == [("deploy bot", "active", "owner")]
         assert "token" not in listed[0] and listed[0]["last_used_at"] is not None
-        revoked = await client.delete(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens/{owner['id']}", headers=OPERATOR)
+        revoked = await client.delete(
+            f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens/{owner['id']}", headers=OPERATOR
+        )
         assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
         refused = await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=headers)
         assert refused.status_code == 401
 
         viewer = await mint_token(client, orgs.a["id"], "viewer", expires="1h")
-        assert (await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=bearer(viewer))).status_code == 200
+        assert (
+            await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=bearer(viewer))
+        ).status_code == 200
         async with db.session() as s:
-            await s.execute(update(OrgAdminToken).where(OrgAdminToken.id == viewer["id"]).values(expires_at=utcnow() - timedelta(seconds=1)))
-        assert (await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=bearer(viewer))).status_code == 401
+            await s.execute(
+                update(OrgAdminToken)
+                .where(OrgAdminToken.id == viewer["id"])
+                .values(expires_at=utcnow() - timedelta(seconds=1))
+            )
+        assert (
+            await other.get(f"/admin/v1/orgs/{orgs.a['id']}/agents", headers=bearer(viewer))
+        ).status_code == 401
         listed = (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/admin-tokens", headers=OPERATOR)).json()
         assert {t["id"]: t["status"] for t in listed} == {owner["id"]: "revoked", viewer["id"]: "expired"}
 
@@ -109,7 +130,9 @@ async def test_bad_token_requests_are_typed_errors(client: httpx.AsyncClient, or
     assert r.status_code == 404
 
 
-def test_the_cli_creates_lists_and_revokes_org_tokens(tmp_path: Path, db_url: str, monkeypatch: object) -> None:
+def test_the_cli_creates_lists_and_revokes_org_tokens(
+    tmp_path: Path, db_url: str, monkeypatch: object
+) -> None:
     import pytest
 
     mp: pytest.MonkeyPatch = monkeypatch  # type: ignore[assignment]
@@ -118,7 +141,9 @@ def test_the_cli_creates_lists_and_revokes_org_tokens(tmp_path: Path, db_url: st
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"]).exit_code == 0
     assert runner.invoke(cli, ["org", "create", "acme"]).exit_code == 0
-    made = runner.invoke(cli, ["admin", "token", "create", "--org", "acme", "--role", "viewer", "--expires", "30d", "--json"])
+    made = runner.invoke(
+        cli, ["admin", "token", "create", "--org", "acme", "--role", "viewer", "--expires", "30d", "--json"]
+    )
     assert made.exit_code == 0, made.output
     issued = json.loads(made.output)
     assert issued["token"].startswith("pbt-") and issued["role"] == "viewer" and issued["status"] == "active"

@@ -22,7 +22,9 @@ async def test_the_operator_manages_platform_connections(client: httpx.AsyncClie
     assert created.status_code == 201, created.text
     body = created.json()
     assert (body["profile_id"], body["billing_source"], body["credential_source"]) == (
-        "openai:platform", "platform", "platform_key"
+        "openai:platform",
+        "platform",
+        "platform_key",
     )
     assert KEY not in created.text and body["key"]["fingerprint"].endswith(KEY[-4:])
     assert (await _add(client)).status_code == 409  # platform profile ids are unique too
@@ -45,13 +47,20 @@ async def test_the_operator_manages_platform_connections(client: httpx.AsyncClie
 
 
 @pytest.mark.parametrize("role", ["owner", "admin", "billing", "viewer"])
-async def test_org_members_read_the_offer_and_cannot_manage(client: httpx.AsyncClient, orgs: Orgs, role: str) -> None:
+async def test_org_members_read_the_offer_and_cannot_manage(
+    client: httpx.AsyncClient, orgs: Orgs, role: str
+) -> None:
     await _add(client, name="plat", models=["gpt-4o-mini"])
     await _add(client, provider="anthropic", name="platform")
     member = bearer(await mint_token(client, orgs.a["id"], role))
     for method, path in [
-        ("GET", P), ("POST", P), ("GET", f"{P}/openai:plat"), ("PATCH", f"{P}/openai:plat"),
-        ("PUT", f"{P}/openai:plat/key"), ("POST", f"{P}/openai:plat/revoke"), ("DELETE", f"{P}/openai:plat"),
+        ("GET", P),
+        ("POST", P),
+        ("GET", f"{P}/openai:plat"),
+        ("PATCH", f"{P}/openai:plat"),
+        ("PUT", f"{P}/openai:plat/key"),
+        ("POST", f"{P}/openai:plat/revoke"),
+        ("DELETE", f"{P}/openai:plat"),
     ]:
         refused = await client.request(method, path, json={}, headers=member)
         assert refused.status_code == 403, (method, path, refused.text)

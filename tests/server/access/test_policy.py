@@ -79,7 +79,10 @@ def test_operator_routes_are_the_operators_alone() -> None:
 def test_roles_nest_as_documented() -> None:
     assert ROLE_PERMISSIONS[Role.VIEWER] == {Permission.READ}
     assert ROLE_PERMISSIONS[Role.VIEWER] < ROLE_PERMISSIONS[Role.ADMIN] < ROLE_PERMISSIONS[Role.OWNER]
-    assert Permission.BILLING in ROLE_PERMISSIONS[Role.BILLING] and Permission.CONFIGURE not in ROLE_PERMISSIONS[Role.BILLING]
+    assert (
+        Permission.BILLING in ROLE_PERMISSIONS[Role.BILLING]
+        and Permission.CONFIGURE not in ROLE_PERMISSIONS[Role.BILLING]
+    )
     assert all(Permission.OPERATOR not in p for p in ROLE_PERMISSIONS.values())
 
 
@@ -90,7 +93,9 @@ def test_field_permissions_name_real_routes_and_only_the_operator_changes_a_plan
     assert authorize_fields(operator(None), "PATCH", org, "org_a", {"tier", "byok_override"}) is None
     for role in Role:
         caller = _member(role)
-        assert authorize_fields(caller, "PATCH", org, "org_a", {"monthly_budget"}) is None  # the route's own check covers it
+        assert (
+            authorize_fields(caller, "PATCH", org, "org_a", {"monthly_budget"}) is None
+        )  # the route's own check covers it
         for name in ("tier", "byok_override"):
             refusal = authorize_fields(caller, "PATCH", org, "org_a", {"monthly_budget", name})
             assert refusal is not None and refusal.status == 403 and name in refusal.message

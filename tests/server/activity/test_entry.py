@@ -35,18 +35,38 @@ def values(entry: RequestEntry) -> dict[str, object]:
 
 def served_trace() -> AttemptTrace:
     trace = AttemptTrace(intent="chat", source="org:chat")
-    trace.add(TraceEntry("openai/gpt-4o", "openai:main", Outcome.FAILED, "server_error", error_class=ErrorClass.SERVER_ERROR))
-    trace.add(TraceEntry("mistral/small", "mistral:default", Outcome.SERVED, billing_source=BillingSource.BYOK))
+    trace.add(
+        TraceEntry(
+            "openai/gpt-4o",
+            "openai:main",
+            Outcome.FAILED,
+            "server_error",
+            error_class=ErrorClass.SERVER_ERROR,
+        )
+    )
+    trace.add(
+        TraceEntry("mistral/small", "mistral:default", Outcome.SERVED, billing_source=BillingSource.BYOK)
+    )
     return trace
 
 
 def test_a_served_entry_names_the_serving_connection_and_keeps_no_content_by_default() -> None:
     entry = RequestEntry("chat.completions", request_id="req_1")
-    entry.org_id, entry.key_id, entry.model, entry.status, entry.completed = "org_1", "key_1", "default", 200, True
+    entry.org_id, entry.key_id, entry.model, entry.status, entry.completed = (
+        "org_1",
+        "key_1",
+        "default",
+        200,
+        True,
+    )
     entry.trace, entry.usage, entry.prompt = served_trace(), Usage(input_tokens=7, output_tokens=3), REQUEST
     entry.finish()
     row = values(entry)
-    assert (row["connection"], row["served_model"], row["billing_source"]) == ("mistral:default", "mistral/small", "byok")
+    assert (row["connection"], row["served_model"], row["billing_source"]) == (
+        "mistral:default",
+        "mistral/small",
+        "byok",
+    )
     assert (row["status"], row["outcome"], row["error_class"], row["intent"]) == (200, "ok", None, "chat")
     assert (row["input_tokens"], row["output_tokens"]) == (7, 3)
     assert row["route"] == served_trace().to_dict()
@@ -56,7 +76,9 @@ def test_a_served_entry_names_the_serving_connection_and_keeps_no_content_by_def
 def test_outcomes() -> None:
     failed = RequestEntry("chat.completions")
     failed.status, failed.error_code, failed.trace = 502, "upstream_failed", AttemptTrace(intent="chat")
-    failed.trace.add(TraceEntry("openai/x", "openai:main", Outcome.FAILED, "timeout", error_class=ErrorClass.TIMEOUT))
+    failed.trace.add(
+        TraceEntry("openai/x", "openai:main", Outcome.FAILED, "timeout", error_class=ErrorClass.TIMEOUT)
+    )
     failed.finish()
     assert (values(failed)["outcome"], values(failed)["error_class"]) == ("error", "timeout")
 

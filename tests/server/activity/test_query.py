@@ -38,9 +38,21 @@ async def listed(db: Database, org_id: str, **filters: object) -> list[query.Log
 async def test_filters_and_order(db: Database) -> None:
     org_id, ci, prod = await org_with_keys(db)
     minute = timedelta(minutes=1)
-    await add_rows(db, org_id, {"api_key_id": ci, "model": "default", "served_model": "openai/gpt-4o"}, at=NOW - 3 * minute)
-    await add_rows(db, org_id, {"api_key_id": prod, "model": "fast", "status": 429, "outcome": "error"}, at=NOW - 2 * minute)
-    await add_rows(db, org_id, {"api_key_id": ci, "status": 200, "outcome": "error", "model": "default"}, at=NOW - minute)
+    await add_rows(
+        db,
+        org_id,
+        {"api_key_id": ci, "model": "default", "served_model": "openai/gpt-4o"},
+        at=NOW - 3 * minute,
+    )
+    await add_rows(
+        db,
+        org_id,
+        {"api_key_id": prod, "model": "fast", "status": 429, "outcome": "error"},
+        at=NOW - 2 * minute,
+    )
+    await add_rows(
+        db, org_id, {"api_key_id": ci, "status": 200, "outcome": "error", "model": "default"}, at=NOW - minute
+    )
     await add_rows(db, org_id, {"api_key_id": ci, "status": 499, "outcome": "cancelled"}, at=NOW)
     await add_rows(db, org_id, {"api_key_id": ci}, at=NOW - timedelta(days=2))  # outside the window
 
@@ -77,12 +89,16 @@ async def test_content_logging_setting_is_audited_and_bumps_the_config_version(d
         before = (await read_versions(s, [org_id])).get(org_id, 0)
     for enabled in (True, True, False):
         async with db.session() as s:
-            assert (await query.set_content_logging(s, "Acme", enabled, actor="tester")).content_logging is enabled
+            assert (
+                await query.set_content_logging(s, "Acme", enabled, actor="tester")
+            ).content_logging is enabled
     async with db.session() as s:
         assert (await read_versions(s, [org_id]))[org_id] == before + 2  # the repeated True changed nothing
         events = list(
             await s.scalars(
-                select(AuditEvent).where(AuditEvent.action == "org.content_logging").order_by(AuditEvent.created_at)
+                select(AuditEvent)
+                .where(AuditEvent.action == "org.content_logging")
+                .order_by(AuditEvent.created_at)
             )
         )
         with pytest.raises(NotFoundError):

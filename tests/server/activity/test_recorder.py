@@ -57,7 +57,11 @@ def new_log(db: Database, registry: FakeRegistry | None = None, retention_days: 
 
 async def test_retention_zero_turns_the_log_off(db: Database) -> None:
     log = new_log(db, retention_days=0)
-    assert not log.enabled and log.begin("chat.completions") is None and open_entry(log, "chat.completions") is None
+    assert (
+        not log.enabled
+        and log.begin("chat.completions") is None
+        and open_entry(log, "chat.completions") is None
+    )
 
 
 async def test_notes_without_an_open_entry_do_nothing() -> None:

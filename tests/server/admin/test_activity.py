@@ -20,11 +20,23 @@ async def seeded(db: Database) -> tuple[str, str]:
         key = await accounts.create_api_key(s, org.id, name="ci")
     now = utcnow()
     route = {"intent": "chat", "source": "org:chat", "served": None, "billing_source": None, "attempts": []}
-    await add_rows(db, org.id, {"api_key_id": key.info.id, "model": "default", "connection": "openai:main"}, at=now - timedelta(minutes=2))
     await add_rows(
         db,
         org.id,
-        {"api_key_id": key.info.id, "model": "default", "status": 502, "outcome": "error", "error_type": "upstream_failed", "route": route},
+        {"api_key_id": key.info.id, "model": "default", "connection": "openai:main"},
+        at=now - timedelta(minutes=2),
+    )
+    await add_rows(
+        db,
+        org.id,
+        {
+            "api_key_id": key.info.id,
+            "model": "default",
+            "status": 502,
+            "outcome": "error",
+            "error_type": "upstream_failed",
+            "route": route,
+        },
         at=now - timedelta(minutes=1),
     )
     await add_rows(db, org.id, {"api_key_id": key.info.id}, at=now - timedelta(days=3))
@@ -40,7 +52,10 @@ async def test_requests_newest_first_with_filters(
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["org_id"] == org_id
-    assert [(x["status"], x["key_name"], x["api_key_id"]) for x in body["requests"]] == [(502, "ci", key_id), (200, "ci", key_id)]
+    assert [(x["status"], x["key_name"], x["api_key_id"]) for x in body["requests"]] == [
+        (502, "ci", key_id),
+        (200, "ci", key_id),
+    ]
     failed = body["requests"][0]
     assert (failed["outcome"], failed["error_type"], failed["route"]["source"], failed["content"]) == (
         "error",
@@ -48,7 +63,9 @@ async def test_requests_newest_first_with_filters(
         "org:chat",
         None,
     )
-    by_name = await client.get(url, params={"status": "error", "key": "ci", "model": "default"}, headers=admin_headers)
+    by_name = await client.get(
+        url, params={"status": "error", "key": "ci", "model": "default"}, headers=admin_headers
+    )
     assert [x["status"] for x in by_name.json()["requests"]] == [502]
     wide = await client.get(url, params={"since": "7d", "limit": 1}, headers=admin_headers)
     assert [x["status"] for x in wide.json()["requests"]] == [502]
@@ -62,7 +79,13 @@ async def test_bad_filters_are_400_and_an_unknown_org_404(
 ) -> None:
     org_id, _ = await seeded(db)
     url = f"/admin/v1/orgs/{org_id}/requests"
-    for params in ({"status": "broken"}, {"limit": "1001"}, {"limit": "0"}, {"since": "yesterday"}, {"since": "99999999999d"}):
+    for params in (
+        {"status": "broken"},
+        {"limit": "1001"},
+        {"limit": "0"},
+        {"since": "yesterday"},
+        {"since": "99999999999d"},
+    ):
         r = await client.get(url, params=params, headers=admin_headers)
         assert r.status_code == 400, (params, r.text)
     assert (await client.get("/admin/v1/orgs/nope/requests", headers=admin_headers)).status_code == 404

@@ -116,7 +116,10 @@ async def test_one_key_is_found_only_in_its_own_org(
 ) -> None:
     key = (await _create(client, admin_headers, org, name="ci")).json()
     other = (await client.post("/admin/v1/orgs", json={"name": "globex"}, headers=admin_headers)).json()
-    for path in (f"/admin/v1/orgs/{other['id']}/api-keys/{key['id']}", f"/admin/v1/orgs/{org}/api-keys/key_nope"):
+    for path in (
+        f"/admin/v1/orgs/{other['id']}/api-keys/{key['id']}",
+        f"/admin/v1/orgs/{org}/api-keys/key_nope",
+    ):
         r = await client.get(path, headers=admin_headers)
         assert r.status_code == 404 and r.json()["error"]["type"] == "not_found"
 
@@ -143,7 +146,11 @@ async def test_audit_rows_carry_the_scope_never_the_key(
     await client.delete(f"/admin/v1/orgs/{org}/api-keys/{key['id']}", headers=admin_headers)
     services: Services = app.state.services
     async with services.db.session() as s:
-        rows = (await s.execute(select(AuditEvent.action, AuditEvent.details).where(AuditEvent.target_id == key["id"]))).all()
+        rows = (
+            await s.execute(
+                select(AuditEvent.action, AuditEvent.details).where(AuditEvent.target_id == key["id"])
+            )
+        ).all()
     details: dict[str, Any] = {action: detail for action, detail in rows}
     assert details["apikey.create"] == {
         "prefix": key["prefix"],

@@ -36,9 +36,13 @@ async def make_org(client: httpx.AsyncClient, name: str) -> str:
     return str(r.json()["id"])
 
 
-async def grant(client: httpx.AsyncClient, org: str, amount: object, key: str | None, **extra: object) -> httpx.Response:
+async def grant(
+    client: httpx.AsyncClient, org: str, amount: object, key: str | None, **extra: object
+) -> httpx.Response:
     headers = {**OPERATOR, **({"Idempotency-Key": key} if key is not None else {})}
-    return await client.post(f"/admin/v1/orgs/{org}/billing/grants", json={"amount": amount, **extra}, headers=headers)
+    return await client.post(
+        f"/admin/v1/orgs/{org}/billing/grants", json={"amount": amount, **extra}, headers=headers
+    )
 
 
 async def test_grants_are_the_operators_and_replays_change_nothing(client: httpx.AsyncClient) -> None:
@@ -47,7 +51,11 @@ async def test_grants_are_the_operators_and_replays_change_nothing(client: httpx
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["replayed"] is False and body["idempotency_key"] == "g-1"
-    assert (body["entry"]["kind"], body["entry"]["amount_usd"], body["entry"]["amount_micro_usd"]) == ("grant", "25.50", 25_500_000)
+    assert (body["entry"]["kind"], body["entry"]["amount_usd"], body["entry"]["amount_micro_usd"]) == (
+        "grant",
+        "25.50",
+        25_500_000,
+    )
     assert body["entry"]["details"] == {"reason": "welcome"}
     assert (body["balance"]["balance"], body["balance"]["available_micro_usd"]) == ("25.50", 25_500_000)
 
@@ -99,9 +107,13 @@ async def test_who_may_read_and_grant(client: httpx.AsyncClient) -> None:
             other = await client.get(f"/admin/v1/orgs/{theirs}/billing/{path}", headers=headers)
             nobody = await client.get(f"/admin/v1/orgs/org_nope/billing/{path}", headers=headers)
             assert other.status_code == nobody.status_code == 404, (role, path)
-            assert other.json()["error"]["message"].replace(theirs, "X") == nobody.json()["error"]["message"].replace("org_nope", "X")
+            assert other.json()["error"]["message"].replace(theirs, "X") == nobody.json()["error"][
+                "message"
+            ].replace("org_nope", "X")
         refused = await client.post(
-            f"/admin/v1/orgs/{mine}/billing/grants", json={"amount": "1"}, headers={**headers, "Idempotency-Key": f"try-{role}"}
+            f"/admin/v1/orgs/{mine}/billing/grants",
+            json={"amount": "1"},
+            headers={**headers, "Idempotency-Key": f"try-{role}"},
         )
         assert refused.status_code == 403 and "operator" in refused.json()["error"]["message"], role
     balance = (await client.get(f"/admin/v1/orgs/{mine}/billing/balance", headers=OPERATOR)).json()
@@ -145,7 +157,12 @@ async def test_balance_shows_open_holds_and_the_ledger_pages_newest_first(
 
     kinds = (await client.get(url, params={"kind": "grant,settle"}, headers=OPERATOR)).json()["entries"]
     assert sorted({e["kind"] for e in kinds}) == ["grant", "settle"] and len(kinds) == 6
-    for params, param in (({"kind": "gift"}, "kind"), ({"cursor": "not-ours"}, "cursor"), ({"limit": "5000"}, "limit"), ({"since": "soon"}, "since")):
+    for params, param in (
+        ({"kind": "gift"}, "kind"),
+        ({"cursor": "not-ours"}, "cursor"),
+        ({"limit": "5000"}, "limit"),
+        ({"since": "soon"}, "since"),
+    ):
         bad = await client.get(url, params=params, headers=OPERATOR)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == param, (params, bad.text)
 
@@ -165,7 +182,9 @@ async def test_balance_shows_open_holds_and_the_ledger_pages_newest_first(
 
 async def test_costs_by_source_provider_and_agent_with_days(client: httpx.AsyncClient, db: Database) -> None:
     org = await make_org(client, "spender")
-    agent = await client.post(f"/admin/v1/orgs/{org}/agents", json={"name": "support", "chains": {}}, headers=OPERATOR)
+    agent = await client.post(
+        f"/admin/v1/orgs/{org}/agents", json={"name": "support", "chains": {}}, headers=OPERATOR
+    )
     assert agent.status_code == 201, agent.text
     agent_id = agent.json()["id"]
     now = utcnow()
@@ -180,15 +199,25 @@ async def test_costs_by_source_provider_and_agent_with_days(client: httpx.AsyncC
     for source, provider, agent_ref, age, cost in seeds:
         recorder.record(
             UsageSegment(
-                org_id=org, segment=Segment.LLM, provider=provider, billing_source=source, agent_id=agent_ref,
-                tokens=Usage(input_tokens=10, output_tokens=5), cost_micro_usd=cost, at=now - age,
+                org_id=org,
+                segment=Segment.LLM,
+                provider=provider,
+                billing_source=source,
+                agent_id=agent_ref,
+                tokens=Usage(input_tokens=10, output_tokens=5),
+                cost_micro_usd=cost,
+                at=now - age,
             )
         )
     await recorder.flush()
     url = f"/admin/v1/orgs/{org}/billing/costs"
 
     by_source = (await client.get(url, headers=OPERATOR)).json()
-    assert (by_source["by"], by_source["total_usd"], by_source["total_micro_usd"]) == ("source", "1.760001", 1_760_001)
+    assert (by_source["by"], by_source["total_usd"], by_source["total_micro_usd"]) == (
+        "source",
+        "1.760001",
+        1_760_001,
+    )
     assert [(g["key"], g["cost_usd"], g["segments"]) for g in by_source["groups"]] == [
         ("platform", "1.750001", 2),
         ("byok", "0.01", 1),
@@ -198,10 +227,19 @@ async def test_costs_by_source_provider_and_agent_with_days(client: httpx.AsyncC
     per_day = {(d["day"], d["key"]): d["cost_micro_usd"] for d in by_source["days"]}
     assert per_day[(two_days_ago, "platform")] == 500_001 and per_day[(two_days_ago, "byok")] == 10_000
     assert sum(per_day.values()) == 1_760_001
-    assert {day for day, _ in per_day} <= {two_days_ago, today, (now - timedelta(hours=2)).date().isoformat(), (now - timedelta(hours=1)).date().isoformat()}
+    assert {day for day, _ in per_day} <= {
+        two_days_ago,
+        today,
+        (now - timedelta(hours=2)).date().isoformat(),
+        (now - timedelta(hours=1)).date().isoformat(),
+    }
 
     by_provider = (await client.get(url, params={"by": "provider"}, headers=OPERATOR)).json()
-    assert [(g["key"], g["cost_micro_usd"]) for g in by_provider["groups"]] == [("openai", 1_260_000), ("anthropic", 500_001), ("local", 0)]
+    assert [(g["key"], g["cost_micro_usd"]) for g in by_provider["groups"]] == [
+        ("openai", 1_260_000),
+        ("anthropic", 500_001),
+        ("local", 0),
+    ]
     by_agent = (await client.get(url, params={"by": "agent", "since": "90d"}, headers=OPERATOR)).json()
     assert [(g["key"], g["label"], g["cost_micro_usd"]) for g in by_agent["groups"]] == [
         (None, None, 9_500_001),
@@ -209,7 +247,11 @@ async def test_costs_by_source_provider_and_agent_with_days(client: httpx.AsyncC
     ]
     recent = (await client.get(url, params={"since": "90m"}, headers=OPERATOR)).json()
     assert [g["key"] for g in recent["groups"]] == ["platform"]
-    nothing = (await client.get(url, params={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}, headers=OPERATOR)).json()
+    nothing = (
+        await client.get(
+            url, params={"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}, headers=OPERATOR
+        )
+    ).json()
     assert (nothing["groups"], nothing["days"], nothing["total_usd"]) == ([], [], "0.00")
     bad = await client.get(url, params={"by": "colour"}, headers=OPERATOR)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.by"
@@ -222,7 +264,12 @@ async def test_an_org_with_no_ledger_reads_as_zero(client: httpx.AsyncClient, pa
     assert r.status_code == 200, r.text
     body = r.json()
     if path == "balance":
-        assert (body["balance"], body["held"], body["available"], body["holds"]) == ("0.00", "0.00", "0.00", [])
+        assert (body["balance"], body["held"], body["available"], body["holds"]) == (
+            "0.00",
+            "0.00",
+            "0.00",
+            [],
+        )
     elif path == "ledger":
         assert (body["entries"], body["next_cursor"]) == ([], None)
     else:

@@ -30,23 +30,31 @@ async def _plan(client: httpx.AsyncClient, org: str) -> tuple[str, bool]:
     return body["tier"], body["byok_override"]
 
 
-async def test_the_operator_changes_tier_and_override(client: httpx.AsyncClient, org: str, app: FastAPI) -> None:
+async def test_the_operator_changes_tier_and_override(
+    client: httpx.AsyncClient, org: str, app: FastAPI
+) -> None:
     services: Services = app.state.services
     await services.gateway.registry.get(org)  # a snapshot in memory, to be dropped
     assert await _plan(client, org) == ("pro", False)
-    r = await client.patch(f"/admin/v1/orgs/{org}", json={"tier": "free", "byok_override": True}, headers=OPERATOR)
+    r = await client.patch(
+        f"/admin/v1/orgs/{org}", json={"tier": "free", "byok_override": True}, headers=OPERATOR
+    )
     assert r.status_code == 200, r.text
     assert (r.json()["tier"], r.json()["byok_override"], r.json()["monthly_budget"]) == ("free", True, None)
     assert await _plan(client, org) == ("free", True)  # this process rebuilt at once
     async with services.db.session() as s:
         events = (await s.scalars(select(AuditEvent).where(AuditEvent.target_id == org))).all()
-        assert sorted((e.action, e.actor, e.details) for e in events if e.action in ("org.tier", "org.byok_override")) == [
+        assert sorted(
+            (e.action, e.actor, e.details) for e in events if e.action in ("org.tier", "org.byok_override")
+        ) == [
             ("org.byok_override", "operator", {"byok_override": True}),
             ("org.tier", "operator", {"tier": "free", "was": "pro"}),
         ]
         version = (await read_versions(s, [org]))[org]
     # The same values again change nothing: no event, no bump.
-    again = await client.patch(f"/admin/v1/orgs/{org}", json={"tier": "free", "byok_override": True}, headers=OPERATOR)
+    again = await client.patch(
+        f"/admin/v1/orgs/{org}", json={"tier": "free", "byok_override": True}, headers=OPERATOR
+    )
     assert again.status_code == 200
     async with services.db.session() as s:
         assert (await read_versions(s, [org]))[org] == version
@@ -55,7 +63,9 @@ async def test_the_operator_changes_tier_and_override(client: httpx.AsyncClient,
 
 
 @pytest.mark.parametrize("role", ["owner", "billing", "admin", "viewer"])
-async def test_org_roles_may_not_change_the_tier_or_override(client: httpx.AsyncClient, org: str, role: str) -> None:
+async def test_org_roles_may_not_change_the_tier_or_override(
+    client: httpx.AsyncClient, org: str, role: str
+) -> None:
     who = bearer(await mint_token(client, org, role))
     for body in ({"tier": "enterprise"}, {"byok_override": True}, {"monthly_budget": "5", "tier": "agency"}):
         r = await client.patch(f"/admin/v1/orgs/{org}", json=body, headers=who)
@@ -66,11 +76,17 @@ async def test_org_roles_may_not_change_the_tier_or_override(client: httpx.Async
     budget = (await client.get(f"/admin/v1/orgs/{org}/budget", headers=OPERATOR)).json()
     assert budget["monthly_budget"] is None  # the refused combined change set nothing
     if role in ("owner", "billing"):  # the budget alone is still theirs
-        assert (await client.patch(f"/admin/v1/orgs/{org}", json={"monthly_budget": "5"}, headers=who)).status_code == 200
+        assert (
+            await client.patch(f"/admin/v1/orgs/{org}", json={"monthly_budget": "5"}, headers=who)
+        ).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{"tier": "platinum"}, {"tier": None}, {"byok_override": None}, {}, {"tier": "pro", "x": 1}])
-async def test_a_bad_change_is_a_400_that_changes_nothing(client: httpx.AsyncClient, org: str, body: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "body", [{"tier": "platinum"}, {"tier": None}, {"byok_override": None}, {}, {"tier": "pro", "x": 1}]
+)
+async def test_a_bad_change_is_a_400_that_changes_nothing(
+    client: httpx.AsyncClient, org: str, body: dict[str, object]
+) -> None:
     r = await client.patch(f"/admin/v1/orgs/{org}", json=body, headers=OPERATOR)
     assert r.status_code == 400, r.text
     if body == {"tier": "platinum"}:
@@ -81,4 +97,6 @@ async def test_a_bad_change_is_a_400_that_changes_nothing(client: httpx.AsyncCli
 
 
 async def test_an_unknown_org_is_a_404(client: httpx.AsyncClient) -> None:
-    assert (await client.patch("/admin/v1/orgs/nope", json={"tier": "pro"}, headers=OPERATOR)).status_code == 404
+    assert (
+        await client.patch("/admin/v1/orgs/nope", json={"tier": "pro"}, headers=OPERATOR)
+    ).status_code == 404

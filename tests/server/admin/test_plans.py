@@ -24,15 +24,37 @@ async def test_the_plans_are_the_packaged_table_and_any_caller_reads_them(client
     table = default_table()
     for row in body["tiers"]:
         p = table[Tier(row["tier"])]
-        assert (row["byok_allowed"], row["private_allowed"], row["platform_allowed"]) == (p.byok_allowed, p.private_allowed, p.platform_allowed)
-        assert (row["markup_bp"], row["byok_surcharge_bp"], row["voice_fee_micro_usd"], row["max_connections"]) == (
-            p.markup_bp, p.byok_surcharge_bp, p.voice_fee, p.max_connections,
+        assert (row["byok_allowed"], row["private_allowed"], row["platform_allowed"]) == (
+            p.byok_allowed,
+            p.private_allowed,
+            p.platform_allowed,
+        )
+        assert (
+            row["markup_bp"],
+            row["byok_surcharge_bp"],
+            row["voice_fee_micro_usd"],
+            row["max_connections"],
+        ) == (
+            p.markup_bp,
+            p.byok_surcharge_bp,
+            p.voice_fee,
+            p.max_connections,
         )
     starter = next(t for t in body["tiers"] if t["tier"] == "starter")
-    assert (starter["markup"], starter["byok_model"], starter["byok_surcharge"], starter["voice_fee_usd"]) == ("20%", "surcharge", "10%", "0.01")
+    assert (
+        starter["markup"],
+        starter["byok_model"],
+        starter["byok_surcharge"],
+        starter["voice_fee_usd"],
+    ) == ("20%", "surcharge", "10%", "0.01")
     assert [p["id"] for p in body["credit_packs"]] == list(default_packs())
     big = body["credit_packs"][-1]
-    assert (big["price_cents"], big["price_usd"], big["credits_micro_usd"], big["credits_usd"]) == (20_000, "200.00", 210_000_000, "210.00")
+    assert (big["price_cents"], big["price_usd"], big["credits_micro_usd"], big["credits_usd"]) == (
+        20_000,
+        "200.00",
+        210_000_000,
+        "210.00",
+    )
     assert (await client.get("/admin/v1/plans", headers=OPERATOR)).json() == body
 
 

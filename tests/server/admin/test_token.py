@@ -75,8 +75,12 @@ def test_a_group_readable_file_is_used_with_a_warning(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("configured", ["", "   ", "x" * 31])
-def test_an_empty_or_short_variable_refuses_start_up_saying_how_to_fix_it(tmp_path: Path, configured: str) -> None:
-    settings = Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", admin_token=configured)
+def test_an_empty_or_short_variable_refuses_start_up_saying_how_to_fix_it(
+    tmp_path: Path, configured: str
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", admin_token=configured
+    )
     with pytest.raises(StartupError, match="PATCHBAY_ADMIN_TOKEN .* 32 or more") as raised:
         Services.build(settings)
     assert configured.strip() == "" or configured not in str(raised.value)
@@ -86,7 +90,10 @@ async def test_an_empty_presented_token_is_refused(tmp_path: Path, db: Database)
     settings = Settings(data_dir=tmp_path, database_url=db.url, admin_token="t" * 40)
     app = create_app(settings, services=Services.build(settings, db))
     transport = httpx.ASGITransport(app=app)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
         for header in ("Bearer ", "Bearer", "Basic " + "t" * 40, "Bearer " + "t" * 39):
             response = await client.get("/admin/v1/orgs", headers={"authorization": header})
             assert response.status_code == 401, header
@@ -102,7 +109,9 @@ async def test_the_server_accepts_the_generated_token_only(tmp_path: Path, db: D
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://patchbay.test") as client:
-            ok = await client.get("/admin/v1/orgs", headers={"authorization": f"Bearer {token.value.get_secret_value()}"})
+            ok = await client.get(
+                "/admin/v1/orgs", headers={"authorization": f"Bearer {token.value.get_secret_value()}"}
+            )
             wrong = await client.get("/admin/v1/orgs", headers={"authorization": "Bearer not-it"})
     assert ok.status_code == 200
     assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "unauthorized"
@@ -124,7 +133,9 @@ async def run_admin_cli(env: dict[str, str | None], *args: str) -> Result:
     runner = CliRunner()
     # None removes a variable the surrounding environment may have set.
     env = {"PATCHBAY_ADMIN_TOKEN": None, "PATCHBAY_ADMIN_API": None, **env}
-    return await asyncio.to_thread(runner.invoke, cli, ["admin", "token", *args], env=env, catch_exceptions=False)
+    return await asyncio.to_thread(
+        runner.invoke, cli, ["admin", "token", *args], env=env, catch_exceptions=False
+    )
 
 
 async def test_cli_prints_the_token_the_server_uses(tmp_path: Path) -> None:
@@ -145,7 +156,10 @@ async def test_cli_prints_the_token_the_server_uses(tmp_path: Path) -> None:
 
 
 async def test_cli_with_the_variable_set_and_with_the_admin_api_off(tmp_path: Path) -> None:
-    from_env = await run_admin_cli({"PATCHBAY_DATA_DIR": str(tmp_path), "PATCHBAY_ADMIN_TOKEN": "env-token-0123456789-0123456789abcdef"}, "--json")
+    from_env = await run_admin_cli(
+        {"PATCHBAY_DATA_DIR": str(tmp_path), "PATCHBAY_ADMIN_TOKEN": "env-token-0123456789-0123456789abcdef"},
+        "--json",
+    )
     assert from_env.exit_code == 0
     assert json.loads(from_env.stdout)["source"] == "PATCHBAY_ADMIN_TOKEN"
     assert not (tmp_path / "admin.token").exists()

@@ -6,7 +6,9 @@ from __future__ import annotations
 import httpx
 
 
-async def test_with_stripe_the_priced_tiers_are_subscribable(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
+async def test_with_stripe_the_priced_tiers_are_subscribable(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     r = await client.get("/admin/v1/plans", headers=admin_headers)
     assert r.status_code == 200, r.text
     body = r.json()

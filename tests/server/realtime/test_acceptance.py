@@ -59,7 +59,6 @@ def engines() -> EnginesFactory | None:
     return None  # the internal engines, built from the settings, as in production
 
 
-
 async def test_openai_sdk_realtime_turn_with_internal_engines(
     sdk: openai.AsyncOpenAI, llm: OpenAIEmulator, patchbay: Patchbay
 ) -> None:
@@ -149,7 +148,9 @@ async def spoken_reply(client: Client, text: str) -> dict[str, Any]:
 async def quiet_session(connect: Any) -> Client:
     client: Client = await connect()
     await client.until("session.created")
-    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    await client.send(
+        "session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    )
     return client
 
 
@@ -173,7 +174,10 @@ async def test_a_refused_tts_key_falls_to_espeak_and_is_not_called_again_until_r
     client = await quiet_session(connect)
     done = await spoken_reply(client, "first")
     assert done["metadata"]["tts_provider"] == "internal:espeak"
-    assert done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=failed:auth;internal:espeak/espeak=served"
+    assert (
+        done["metadata"]["tts_route"]
+        == "elevenlabs:default/eleven_flash_v2_5=failed:auth;internal:espeak/espeak=served"
+    )
     # The next turn, and a new session: the disabled profile is skipped, with the reason.
     done = await spoken_reply(client, "second")
     skipped = "elevenlabs:default/eleven_flash_v2_5=skipped:disabled:auth;internal:espeak/espeak=served"
@@ -235,17 +239,24 @@ async def test_an_agents_own_tts_chain_speaks_for_its_key_and_other_keys_use_the
         await patchbay.services.agents().create(
             s, patchbay.org_id, "concierge", chains={"tts": ["elevenlabs/eleven_multilingual_v2"]}
         )
-        agent_key = (await accounts.create_api_key(s, patchbay.org_id, agent="concierge", name="concierge")).key
+        agent_key = (
+            await accounts.create_api_key(s, patchbay.org_id, agent="concierge", name="concierge")
+        ).key
     patchbay.services.config_changed(patchbay.org_id)
     patchbay.runtime.internal = BuiltIn(stt=FakeSTT(), tts=EspeakTTS())
     llm.enqueue(Scenario(text="From the agent."), Scenario(text="From the org."))
 
     client: Client = await connect(key=agent_key)
     await client.until("session.created")
-    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    await client.send(
+        "session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    )
     agent_done = await spoken_reply(client, "hello")
     org_done = await spoken_reply(await quiet_session(connect), "hello")
 
     assert agent_done["metadata"]["tts_route"] == "elevenlabs:default/eleven_multilingual_v2=served"
     assert org_done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=served"
-    assert [r.json["model_id"] for r in emulator.recorder.requests] == ["eleven_multilingual_v2", "eleven_flash_v2_5"]
+    assert [r.json["model_id"] for r in emulator.recorder.requests] == [
+        "eleven_multilingual_v2",
+        "eleven_flash_v2_5",
+    ]

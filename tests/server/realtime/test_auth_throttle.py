@@ -37,7 +37,6 @@ BAD = "pb-" + "0" * 43
 WEBHOOK = f"{PUBLIC}/v1/twilio/voice"
 
 
-
 async def no_wait(seconds: float) -> None:
     return None
 

@@ -76,7 +76,9 @@ async def usage(patchbay: Patchbay) -> list[UsageRecord]:
 async def quiet_session(connect: Any) -> Client:
     client: Client = await connect()
     await client.until("session.created")
-    await client.send("session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}})
+    await client.send(
+        "session.update", session={"type": "realtime", "audio": {"input": {"turn_detection": None}}}
+    )
     await client.until("session.updated")
     return client
 
@@ -117,7 +119,12 @@ async def platform_tts(patchbay: Patchbay, url: str) -> None:
     """An ElevenLabs connection billed to the platform, first in the org's TTS chain."""
     async with patchbay.services.db.session() as s:
         await patchbay.services.connections().create(
-            s, patchbay.org_id, provider="elevenlabs", name="plat", base_url=url, key=Secret("xi-CANARY-0123456789abcdef")
+            s,
+            patchbay.org_id,
+            provider="elevenlabs",
+            name="plat",
+            base_url=url,
+            key=Secret("xi-CANARY-0123456789abcdef"),
         )
         await s.execute(
             update(Connection)
@@ -132,7 +139,9 @@ async def platform_tts(patchbay: Patchbay, url: str) -> None:
     patchbay.services.config_changed(patchbay.org_id)
 
 
-@pytest.mark.parametrize(("tier", "markup_bp", "per_minute"), [("pro", 11_500, FEE_PRO), ("agency", 11_000, 0)])
+@pytest.mark.parametrize(
+    ("tier", "markup_bp", "per_minute"), [("pro", 11_500, FEE_PRO), ("agency", 11_000, 0)]
+)
 async def test_a_voice_turn_with_a_byok_llm_pays_only_for_the_platform_speech(
     patchbay: Patchbay,
     connect: Any,

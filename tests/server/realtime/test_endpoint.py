@@ -367,7 +367,9 @@ async def test_session_expires_with_an_error_event(connect: Any, patchbay: Patch
         await client.recv(within=10)
 
 
-async def test_turn_latency_reaches_the_admin_metrics(connect: Any, llm: OpenAIEmulator, patchbay: Patchbay) -> None:
+async def test_turn_latency_reaches_the_admin_metrics(
+    connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
+) -> None:
     llm.enqueue(Scenario(text=REPLY))
     client: Client = await connect()
     await client.until("session.created")

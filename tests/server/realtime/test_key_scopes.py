@@ -109,7 +109,8 @@ async def test_client_secrets_and_tokens_are_held_to_the_list(
     async with httpx.AsyncClient(base_url=patchbay.url, headers={"authorization": f"Bearer {key}"}) as http:
         refused = await http.post("/v1/realtime/client_secrets", json={"session": {"model": "default"}})
         minted = await http.post(
-            "/v1/realtime/client_secrets", json={"session": {"type": "realtime", "model": "openai/gpt-4o-mini"}}
+            "/v1/realtime/client_secrets",
+            json={"session": {"type": "realtime", "model": "openai/gpt-4o-mini"}},
         )
     assert refused.status_code == 403
     assert refused.json()["error"]["type"] == "permission_error"
@@ -123,7 +124,9 @@ async def test_client_secrets_and_tokens_are_held_to_the_list(
     assert overridden["code"] == "model_not_allowed"
 
 
-async def test_an_expired_key_is_refused_saying_so(connect: Any, patchbay: Patchbay, clock: WallClock) -> None:
+async def test_an_expired_key_is_refused_saying_so(
+    connect: Any, patchbay: Patchbay, clock: WallClock
+) -> None:
     key = await _key(patchbay, clock, "an hour", expires="1h")
     async with httpx.AsyncClient(base_url=patchbay.url, headers={"authorization": f"Bearer {key}"}) as http:
         minted = await http.post("/v1/realtime/client_secrets", json={})

@@ -58,14 +58,24 @@ def output(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
 
 @pytest.fixture
 async def server(
-    output: io.StringIO, settings: Settings, db: Database, llm_served: tuple[OpenAIEmulator, str], engines: EnginesFactory | None
+    output: io.StringIO,
+    settings: Settings,
+    db: Database,
+    llm_served: tuple[OpenAIEmulator, str],
+    engines: EnginesFactory | None,
 ) -> AsyncIterator[tuple[str, str]]:
     services = Services.build(settings, db, Overrides(voice_engines=engines))
     _, key = await _seed(services, llm_served[1])
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, services=services), host="127.0.0.1", port=port, lifespan="on",
-        ws="websockets-sansio", log_config=None, log_level=None, access_log=False,
+        create_app(settings, services=services),
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        ws="websockets-sansio",
+        log_config=None,
+        log_level=None,
+        access_log=False,
     )
     async with uvicorn_in_loop(config):
         yield f"127.0.0.1:{port}", key
@@ -82,11 +92,18 @@ async def test_keys_and_tokens_never_reach_the_logs(
     address, key = server
     async with httpx.AsyncClient(base_url=f"http://{address}") as http:
         minted = await http.post(
-            "/v1/realtime/client_secrets", headers={"authorization": f"Bearer {key}"}, json={"session": {"type": "realtime"}}
+            "/v1/realtime/client_secrets",
+            headers={"authorization": f"Bearer {key}"},
+            json={"session": {"type": "realtime"}},
         )
     token = minted.json()["value"]
-    for query, headers in ((f"model=default&token={token}", {}), ("model=default", {"authorization": f"Bearer {key}"})):
-        async with websockets.connect(f"ws://{address}/v1/realtime?{query}", additional_headers=headers) as ws:
+    for query, headers in (
+        (f"model=default&token={token}", {}),
+        ("model=default", {"authorization": f"Bearer {key}"}),
+    ):
+        async with websockets.connect(
+            f"ws://{address}/v1/realtime?{query}", additional_headers=headers
+        ) as ws:
             assert '"session.created"' in str(await asyncio.wait_for(ws.recv(), 10))
 
     records = "\n".join(record_text(r) for r in caplog.records)
@@ -95,5 +112,7 @@ async def test_keys_and_tokens_never_reach_the_logs(
         assert canary not in records
         assert canary not in output.getvalue()
     assert f"token={redact.MARKER}" in records
-    assert any(r.args == ("authorization", redact.MARKER) for r in caplog.records if r.name == "uvicorn.error")
+    assert any(
+        r.args == ("authorization", redact.MARKER) for r in caplog.records if r.name == "uvicorn.error"
+    )
     assert redact.MARKER in output.getvalue()

@@ -62,7 +62,11 @@ async def test_a_session_and_its_turn_are_logged(
         "ok",
         "default",
     )
-    assert session.request_id == turn.request_id and session.request_id and session.request_id.startswith("sess_")
+    assert (
+        session.request_id == turn.request_id
+        and session.request_id
+        and session.request_id.startswith("sess_")
+    )
     assert session.latency_ms is not None and session.latency_ms >= turn.latency_ms  # type: ignore[operator]
 
 

@@ -182,7 +182,11 @@ async def test_response_create_changes_instructions_tools_and_limits_for_that_re
     await client.until("session.updated")
     await client.send(
         "conversation.item.create",
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Weather in Paris?"}],
+        },
     )
     await client.send(
         "response.create",
@@ -204,7 +208,10 @@ async def test_response_create_changes_instructions_tools_and_limits_for_that_re
     assert sent.get("max_completion_tokens", sent.get("max_tokens")) == 64
 
     call_id = first[-1]["response"]["output"][0]["call_id"]
-    await client.send("conversation.item.create", item={"type": "function_call_output", "call_id": call_id, "output": RESULT})
+    await client.send(
+        "conversation.item.create",
+        item={"type": "function_call_output", "call_id": call_id, "output": RESULT},
+    )
     await client.send("response.create")
     second = await client.until("response.done")
     assert any(e["type"] == "response.output_audio.delta" for e in second), "the session speaks again"
@@ -212,7 +219,9 @@ async def test_response_create_changes_instructions_tools_and_limits_for_that_re
     assert again["messages"][0] == {"role": "system", "content": "Be brief."}
     assert "tools" not in again and "tool_choice" not in again
 
-    await client.send("response.create", event_id="evt_9", response={"tool_choice": {"type": "function", "name": "nope"}})
+    await client.send(
+        "response.create", event_id="evt_9", response={"tool_choice": {"type": "function", "name": "nope"}}
+    )
     error = (await client.until("error"))[-1]["error"]
     assert (error["param"], error["event_id"]) == ("response.tool_choice", "evt_9")
     await client.send("response.create", response={"max_output_tokens": 0})
@@ -241,11 +250,15 @@ async def test_a_thinking_model_gets_its_reasoning_back_with_the_call(
         await services.connections().create(
             s, patchbay.org_id, provider="moonshot", name="main", base_url=url, key=Secret(KIMI_KEY)
         )
-        await services.agents().set_org_routing(s, patchbay.org_id, chains={"chat": ["moonshot/kimi-k2-thinking"]})
+        await services.agents().set_org_routing(
+            s, patchbay.org_id, chains={"chat": ["moonshot/kimi-k2-thinking"]}
+        )
     assert services.gateway is not None
     services.gateway.registry.invalidate(patchbay.org_id)
     kimi.enqueue(
-        Scenario(reasoning_content="The user wants Paris weather.", tool_calls=(ToolCallSpec("get_weather", ARGS),)),
+        Scenario(
+            reasoning_content="The user wants Paris weather.", tool_calls=(ToolCallSpec("get_weather", ARGS),)
+        ),
         Scenario(text=ANSWER),
     )
     client: Client = await connect()
@@ -254,7 +267,11 @@ async def test_a_thinking_model_gets_its_reasoning_back_with_the_call(
     await client.until("session.updated")
     await client.send(
         "conversation.item.create",
-        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather in Paris?"}]},
+        item={
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Weather in Paris?"}],
+        },
     )
     await client.send("response.create")
     first = (await client.until("response.done"))[-1]["response"]
@@ -299,7 +316,6 @@ async def test_barge_in_while_the_arguments_stream_cancels_the_call(
     assert (call["type"], call["status"]) == ("function_call", "incomplete")
     assert ARGS.startswith(call["arguments"]) and call["arguments"] != ARGS
     assert await asyncio.to_thread(llm.wait_disconnect, 5.0) is not None
-
 
 
 async def until_done(connection: Any) -> list[Any]:

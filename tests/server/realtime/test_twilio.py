@@ -59,7 +59,9 @@ class Phone:
     async def send(self, message: dict[str, Any] | str) -> None:
         await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
 
-    async def start(self, parameters: dict[str, str], *, encoding: str = "audio/x-mulaw", rate: int = 8000) -> None:
+    async def start(
+        self, parameters: dict[str, str], *, encoding: str = "audio/x-mulaw", rate: int = 8000
+    ) -> None:
         await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         await self.send(
             {
@@ -85,7 +87,12 @@ class Phone:
                     "event": "media",
                     "sequenceNumber": str(n + 2),
                     "streamSid": self.sid,
-                    "media": {"track": "inbound", "chunk": str(n + 1), "timestamp": str(n * 20), "payload": payload},
+                    "media": {
+                        "track": "inbound",
+                        "chunk": str(n + 1),
+                        "timestamp": str(n * 20),
+                        "payload": payload,
+                    },
                 }
             )
 
@@ -112,7 +119,9 @@ class Phone:
 
     async def played(self, name: str) -> None:
         """Twilio's echo: the audio queued before mark `name` has played."""
-        await self.send({"event": "mark", "streamSid": self.sid, "sequenceNumber": "0", "mark": {"name": name}})
+        await self.send(
+            {"event": "mark", "streamSid": self.sid, "sequenceNumber": "0", "mark": {"name": name}}
+        )
 
 
 @pytest.fixture
@@ -195,7 +204,9 @@ async def test_a_call_turn_plays_audio_with_marks_and_records_usage(
     # ends with its `end` mark.
     assert phone.kinds[-1] == "mark" and phone.kinds[:-1] == ["media", "mark"] * (len(phone.kinds) // 2)
     positions = [at for _, at in phone.marks]
-    assert positions[:-1] == sorted(set(positions[:-1])) and positions[-1] == positions[-2] == len(phone.audio)
+    assert positions[:-1] == sorted(set(positions[:-1])) and positions[-1] == positions[-2] == len(
+        phone.audio
+    )
     sent_ms = [int(name.rpartition(":")[2]) for name, _ in phone.marks[:-1]]
     assert all(abs(ms - at / 8) <= 1 for ms, (_, at) in zip(sent_ms, phone.marks, strict=False))
     sent = llm.chat_requests[0].json["messages"]
@@ -265,7 +276,11 @@ async def test_every_heard_reply_stays_whole(dial: Callable[..., Any], llm: Open
     ids=["no-token", "forged-token", "wrong-format"],
 )
 async def test_a_stream_without_a_valid_start_is_closed(
-    patchbay: Patchbay, webhook: Callable[..., Any], parameters: dict[str, str] | None, fmt: tuple[str, int], code: int
+    patchbay: Patchbay,
+    webhook: Callable[..., Any],
+    parameters: dict[str, str] | None,
+    fmt: tuple[str, int],
+    code: int,
 ) -> None:
     url, given = stream_of((await webhook()).text)
     async with websockets.connect(url) as ws:
@@ -279,7 +294,8 @@ async def test_a_stream_without_a_valid_start_is_closed(
 
 
 @pytest.mark.parametrize(
-    "junk", [["{}"] * (START_MAX_MESSAGES + 1), ["x" * 40_000] * 2, [b"\0" * (START_MAX_BYTES + 1)]],
+    "junk",
+    [["{}"] * (START_MAX_MESSAGES + 1), ["x" * 40_000] * 2, [b"\0" * (START_MAX_BYTES + 1)]],
     ids=["many-messages", "many-bytes", "one-big-binary-frame"],
 )
 async def test_junk_before_start_closes_the_stream(

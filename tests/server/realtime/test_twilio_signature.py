@@ -54,14 +54,18 @@ async def test_a_request_twilio_signed_gets_twiml(post: Callable[..., Any]) -> N
     assert url == "wss://voice.example.com/v1/twilio/media-stream" and parameters["voice"] == "en-gb"
 
 
-async def test_unsigned_or_wrongly_signed_requests_are_refused(post: Callable[..., Any], patchbay: Patchbay) -> None:
+async def test_unsigned_or_wrongly_signed_requests_are_refused(
+    post: Callable[..., Any], patchbay: Patchbay
+) -> None:
     url = f"{PUBLIC}/v1/twilio/voice"
     refused = {
         "missing": await post("", None),
         "other token": await post("", sign(url, FORM, token="someone-else")),
         "another form": await post("", sign(url, FORM | {"From": "+15550666"})),
         "another query": await post("?voice=en-gb", sign(url, FORM)),
-        "the connecting address, not the public URL": await post("", sign(f"{patchbay.url}/v1/twilio/voice", FORM)),
+        "the connecting address, not the public URL": await post(
+            "", sign(f"{patchbay.url}/v1/twilio/voice", FORM)
+        ),
     }
     for why, response in refused.items():
         assert response.status_code == 403, why

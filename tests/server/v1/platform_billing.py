@@ -145,7 +145,9 @@ class Served:
                     if (await http.get("/readyz")).status_code == 200:
                         return
                 await asyncio.sleep(0.1)  # polling for readiness, bounded (60 s); nothing else waits on time
-        raise AssertionError("patchbay serve did not get ready within 60 s:\n" + self._log.read_text()[-4000:])
+        raise AssertionError(
+            "patchbay serve did not get ready within 60 s:\n" + self._log.read_text()[-4000:]
+        )
 
     async def kill(self) -> None:
         """SIGKILL: no shutdown code runs, whatever the server was doing."""
@@ -216,7 +218,9 @@ async def chat(
             else:
                 out.code = error_code(response.content)
             return out
-        async with http.stream("POST", "/v1/chat/completions", json=chat_body(True), headers=headers) as response:
+        async with http.stream(
+            "POST", "/v1/chat/completions", json=chat_body(True), headers=headers
+        ) as response:
             out.status = response.status_code
             if response.status_code != 200:
                 out.code = error_code(await response.aread())
@@ -292,5 +296,7 @@ async def ledger_locked(db: Database, org_id: str) -> AsyncIterator[None]:
     org's holds and settles waits here, uncommitted (PostgreSQL: the row lock; SQLite: the
     database's write lock, for less than its 5 s busy timeout in these tests)."""
     async with db.sessions() as session, session.begin():
-        await session.execute(update(ACCOUNTS).where(ACCOUNTS.c.org_id == org_id).values(held=ACCOUNTS.c.held))
+        await session.execute(
+            update(ACCOUNTS).where(ACCOUNTS.c.org_id == org_id).values(held=ACCOUNTS.c.held)
+        )
         yield

@@ -23,7 +23,11 @@ class StreamedTurn:
             "reasoning_content": self.reasoning,
             "reasoning_details": self.details,
             "tool_calls": [
-                {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                {
+                    "id": c["id"],
+                    "type": "function",
+                    "function": {"name": c["name"], "arguments": c["arguments"]},
+                }
                 for _, c in sorted(self.calls.items())
             ],
         }

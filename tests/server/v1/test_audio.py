@@ -117,11 +117,19 @@ async def test_speech_as_wav(patchbay: Patchbay, client: openai.AsyncOpenAI) -> 
 
 @pytest.mark.parametrize(
     ("fmt", "content_type", "magic"),
-    [(None, "audio/mpeg", (b"\xff", b"ID3")), ("opus", "audio/ogg", (b"OggS",)), ("flac", "audio/flac", (b"fLaC",))],
+    [
+        (None, "audio/mpeg", (b"\xff", b"ID3")),
+        ("opus", "audio/ogg", (b"OggS",)),
+        ("flac", "audio/flac", (b"fLaC",)),
+    ],
     ids=["mp3-by-default", "opus", "flac"],
 )
 async def test_speech_as_a_compressed_file(
-    patchbay: Patchbay, client: openai.AsyncOpenAI, fmt: str | None, content_type: str, magic: tuple[bytes, ...]
+    patchbay: Patchbay,
+    client: openai.AsyncOpenAI,
+    fmt: str | None,
+    content_type: str,
+    magic: tuple[bytes, ...],
 ) -> None:
     """The SDK's default (no `response_format`) is mp3, as on OpenAI: a whole file that decodes."""
     tts = FakeTTS(sample_rate=24_000, chunks=10, chunk_ms=100)
@@ -142,7 +150,9 @@ async def test_speech_as_a_compressed_file(
 async def test_encoded_speech_failing_midway_is_a_502_and_a_failed_segment(
     patchbay: Patchbay, client: openai.AsyncOpenAI
 ) -> None:
-    failing = FakeTTS(chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el"))
+    failing = FakeTTS(
+        chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el")
+    )
     install(patchbay, FakeSTT(), failing)
     with pytest.raises(openai.APIStatusError) as failed:
         await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.")
@@ -154,9 +164,13 @@ async def test_encoded_speech_failing_midway_is_a_502_and_a_failed_segment(
 async def test_streamed_speech_failing_midway_ends_short_and_is_a_failed_segment(
     patchbay: Patchbay, client: openai.AsyncOpenAI
 ) -> None:
-    failing = FakeTTS(chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el"))
+    failing = FakeTTS(
+        chunks=5, fail_after=2, error=ProviderError(ErrorClass.SERVER_ERROR, "boom", provider="el")
+    )
     install(patchbay, FakeSTT(), failing)
-    response = await client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="pcm")
+    response = await client.audio.speech.create(
+        model="tts-1", voice="alloy", input="Hi.", response_format="pcm"
+    )
     assert response.content == failing.audio()[: 2 * len(failing.audio()) // 5]
     rows = await usage_rows(patchbay)
     assert [(r.segment, r.status) for r in rows] == [("tts", "failed")]

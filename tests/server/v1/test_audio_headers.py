@@ -38,12 +38,18 @@ def ours(response: httpx.Response) -> set[str]:
 def test_the_table_is_read() -> None:
     table = documented_headers(API_DOC.read_text())
     assert set(table) == {"transcriptions", "speech", "encoded speech"}
-    assert {"x-request-id", "x-patchbay-provider"} <= table["transcriptions"] <= table["speech"] | {"x-patchbay-cost"}
+    assert (
+        {"x-request-id", "x-patchbay-provider"}
+        <= table["transcriptions"]
+        <= table["speech"] | {"x-patchbay-cost"}
+    )
     assert table["encoded speech"] == {"x-patchbay-cost"} <= table["transcriptions"]
 
 
 @pytest.mark.parametrize("response_format", ["json", "text", "verbose_json"])
-async def test_transcription_headers_are_the_documented_ones(patchbay: Patchbay, response_format: str) -> None:
+async def test_transcription_headers_are_the_documented_ones(
+    patchbay: Patchbay, response_format: str
+) -> None:
     install(patchbay, FakeSTT("fake:stt", text="hello"), FakeTTS())
     async with patchbay.client() as client:
         response = await client.post(

@@ -33,8 +33,6 @@ HOLDER = "198.51.100.7"
 BAD = "pb-" + "0" * 43
 
 
-
-
 @asynccontextmanager
 async def serving(
     settings: Settings, db: Database, store: FailureStore, sleeps: Sleeps

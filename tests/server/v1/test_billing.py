@@ -110,7 +110,6 @@ async def test_a_byok_request_without_a_per_request_charge_never_touches_the_led
     assert ": x-patchbay-cost 0.00" in stream.text.splitlines()
 
 
-
 async def test_a_client_that_leaves_while_its_stream_settles_is_still_charged(
     patchbay: Patchbay, upstreams: Upstreams, monkeypatch: pytest.MonkeyPatch
 ) -> None:

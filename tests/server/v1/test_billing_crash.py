@@ -58,7 +58,9 @@ ANSWERED, WAITING, LET_THROUGH, LATE = 20, 40, 20, 20
 
 def _client(url: str, key: str) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-    return httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=60)
+    return httpx.AsyncClient(
+        base_url=url, headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=60
+    )
 
 
 @pytest.mark.slow
@@ -73,7 +75,9 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
             await ledger.grant(org_id, GRANT, "grant-1")
             env = server_env(db.url, tmp_path, hold_ttl_seconds=HOLD_TTL_SECONDS)
             async with Served(env, tmp_path / "server.log") as server, _client(server.url, key) as http:
-                answered = await asyncio.gather(*(chat(http, f"a-{i}", stream=i % 2 == 1) for i in range(ANSWERED)))
+                answered = await asyncio.gather(
+                    *(chat(http, f"a-{i}", stream=i % 2 == 1) for i in range(ANSWERED))
+                )
                 assert all(o.complete for o in answered), answered
 
                 gate.holding = True
@@ -86,12 +90,17 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
                         contents_done.set()
 
                 waiting = [
-                    asyncio.create_task(chat(http, f"b-{i}", stream=i % 2 == 1, on_finish=lambda i=i: on_finish(f"b-{i}")))
+                    asyncio.create_task(
+                        chat(http, f"b-{i}", stream=i % 2 == 1, on_finish=lambda i=i: on_finish(f"b-{i}"))
+                    )
                     for i in range(WAITING)
                 ]
                 await asyncio.to_thread(gate.wait_until, waiting=WAITING)  # all 40 holds committed
                 async with ledger_locked(db, org_id):
-                    through = gate.waiting(stream=True)[: LET_THROUGH // 2] + gate.waiting(stream=False)[: LET_THROUGH // 2]
+                    through = (
+                        gate.waiting(stream=True)[: LET_THROUGH // 2]
+                        + gate.waiting(stream=False)[: LET_THROUGH // 2]
+                    )
                     gate.let_through(through)
                     late = [asyncio.create_task(chat(http, f"c-{i}", stream=i % 2 == 1)) for i in range(LATE)]
                     await asyncio.to_thread(gate.wait_until, finished=ANSWERED + LET_THROUGH)

@@ -48,19 +48,31 @@ tokens, 100 to 199 output, at 1/2 USD per 1M and the `pro` markup): all 200 woul
 @pytest.mark.slow
 async def test_a_burst_of_platform_paid_requests_is_charged_exactly(db: Database, tmp_path: Path) -> None:
     upstream = OpenAIEmulator("openai", api_key=PLATFORM_KEY, models=("gpt-4o-mini",))
-    upstream.enqueue(*(text("Hello there.", prompt_tokens=20, completion_tokens=100 + i % 100) for i in range(REQUESTS)))
+    upstream.enqueue(
+        *(text("Hello there.", prompt_tokens=20, completion_tokens=100 + i % 100) for i in range(REQUESTS))
+    )
     with ServedApp(upstream) as emulator:
         org_id, key = await seed(db, tmp_path, emulator.url + "/v1")
         env = server_env(db.url, tmp_path, hold_ttl_seconds=900)
         granted = await cli(
-            env, "credits", "grant", "--org", org_id, "--amount", format_usd(GRANT), "--idempotency-key", "grant-1"
+            env,
+            "credits",
+            "grant",
+            "--org",
+            org_id,
+            "--amount",
+            format_usd(GRANT),
+            "--idempotency-key",
+            "grant-1",
         )
         assert granted["entry"]["amount_micro_usd"] == GRANT and granted["replayed"] is False
 
         async with Served(env, tmp_path / "server.log") as server:
             limits = httpx.Limits(max_connections=REQUESTS, max_keepalive_connections=REQUESTS)
             headers = {"authorization": f"Bearer {key}"}
-            async with httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=60) as http:
+            async with httpx.AsyncClient(
+                base_url=server.url, headers=headers, limits=limits, timeout=60
+            ) as http:
                 outcomes = await asyncio.gather(
                     *(chat(http, f"burst-{i:03d}", stream=i % 2 == 1) for i in range(REQUESTS))
                 )
@@ -93,12 +105,22 @@ async def test_a_burst_of_platform_paid_requests_is_charged_exactly(db: Database
     assert (balance.balance, balance.held, balance.open_holds) == (GRANT - charged, 0, 0)
 
     async with db.sessions() as session:
-        recorded = (await session.scalars(select(UsageRecord.cost_micro_usd).where(UsageRecord.org_id == org_id))).all()
+        recorded = (
+            await session.scalars(select(UsageRecord.cost_micro_usd).where(UsageRecord.org_id == org_id))
+        ).all()
     assert sorted(recorded) == sorted(o.cost for o in served)
 
     # Replays change nothing: the grant through the CLI, every other key through the ledger.
     again = await cli(
-        env, "credits", "grant", "--org", org_id, "--amount", format_usd(GRANT), "--idempotency-key", "grant-1"
+        env,
+        "credits",
+        "grant",
+        "--org",
+        org_id,
+        "--amount",
+        format_usd(GRANT),
+        "--idempotency-key",
+        "grant-1",
     )
     assert again["replayed"] is True and again["entry"]["id"] == grant.id
     await replay_every_key(ledger, [e for e in entries if e.kind is not EntryKind.GRANT])

@@ -139,7 +139,9 @@ async def test_a_budget_of_zero_never_blocks_a_request_that_is_not_charged(
     org, key_id = patchbay.org_id, await _key_id(patchbay, patchbay.key)
     async with httpx.AsyncClient(base_url=patchbay.url, headers=ADMIN) as admin:
         assert (await admin.patch(f"/admin/v1/orgs/{org}", json={"monthly_budget": 0})).status_code == 200
-        assert (await admin.patch(f"/admin/v1/orgs/{org}/api-keys/{key_id}", json={"spend_limit": "0"})).status_code == 200
+        assert (
+            await admin.patch(f"/admin/v1/orgs/{org}/api-keys/{key_id}", json={"spend_limit": "0"})
+        ).status_code == 200
     async with patchbay.client() as c:
         chat = await c.post("/v1/chat/completions", json=CHAT)
         stream = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})

@@ -48,8 +48,13 @@ def _record(seen: list[str], response: object) -> None:
 
 
 async def _rotate(settings: Settings) -> dict[str, object]:
-    env = {"PATCHBAY_DATABASE_URL": settings.resolved_database_url, "PATCHBAY_DATA_DIR": str(settings.data_dir)}
-    result = await asyncio.to_thread(CliRunner().invoke, cli, ["vault", "rotate", "--json"], env=env, catch_exceptions=False)
+    env = {
+        "PATCHBAY_DATABASE_URL": settings.resolved_database_url,
+        "PATCHBAY_DATA_DIR": str(settings.data_dir),
+    }
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["vault", "rotate", "--json"], env=env, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     out: dict[str, object] = json.loads(result.output)
     return out
@@ -73,7 +78,10 @@ async def test_no_canary_leaks_anywhere(patchbay: Patchbay, upstreams: Upstreams
 
             # A pinned model fails strictly: the caller sees an error, never the upstream body.
             upstreams.openai.always(auth_error("openai"))
-            _record(seen, r := await client.post("/v1/chat/completions", json=chat | {"model": "openai/gpt-4o-mini"}))
+            _record(
+                seen,
+                r := await client.post("/v1/chat/completions", json=chat | {"model": "openai/gpt-4o-mini"}),
+            )
             assert r.status_code >= 400
             upstreams.openai.reset()
 
@@ -86,7 +94,9 @@ async def test_no_canary_leaks_anywhere(patchbay: Patchbay, upstreams: Upstreams
             _record(seen, r := await client.post(f"{org}/openai:main/test", headers=admin))
             assert r.json()["ok"] is False
             upstreams.openai.reset()
-            _record(seen, await client.put(f"{org}/openai:main/key", json={"key": REPLACEMENT}, headers=admin))
+            _record(
+                seen, await client.put(f"{org}/openai:main/key", json={"key": REPLACEMENT}, headers=admin)
+            )
             _record(seen, await client.get(org, headers=admin))
 
             rotation = await _rotate(settings)

@@ -45,13 +45,17 @@ async def test_the_guarded_session_serves_an_allowed_address(served: ServedApp) 
     assert reply.status == 200 and reply.body == b"ok:patchbay/0.1"
 
 
-async def test_the_guarded_session_checks_and_connects_to_what_the_injected_dns_answers(served: ServedApp) -> None:
+async def test_the_guarded_session_checks_and_connects_to_what_the_injected_dns_answers(
+    served: ServedApp,
+) -> None:
     # The system resolver does not know this name: being served proves the injected answer was used.
     async def dns(host: str, port: int) -> list[str]:
         return ["127.0.0.1"] if host == "emulator.test" else []
 
     url = f"http://emulator.test:{served.port}/v1/ping"
-    async with UpstreamClients(session_factory=lambda: guarded_session(GuardPolicy(), resolve=dns)) as clients:
+    async with UpstreamClients(
+        session_factory=lambda: guarded_session(GuardPolicy(), resolve=dns)
+    ) as clients:
         with pytest.raises(BaseUrlRefusedError, match="emulator.test resolves to loopback address 127.0.0.1"):
             await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t")
     policy = GuardPolicy(allow_private=True, allow_plain_http=True)

@@ -118,7 +118,9 @@ async def test_an_expired_key_is_refused_saying_so_on_every_surface(
     patchbay: Patchbay, clock: WallClock
 ) -> None:
     async with patchbay.services.db.session() as s:
-        issued = await accounts.create_api_key(s, patchbay.org_id, name="an hour", expires="1h", now=clock.now)
+        issued = await accounts.create_api_key(
+            s, patchbay.org_id, name="an hour", expires="1h", now=clock.now
+        )
     key = issued.key
     async with patchbay.client(key) as http:
         assert (await http.get("/v1/models")).status_code == 200
@@ -170,7 +172,9 @@ async def test_requests_make_no_key_reads_or_writes_and_the_flush_records_the_la
     assert listed["busy"] == clock.now and listed["test"] is None
 
 
-async def test_an_unrestricted_key_still_reaches_every_model(patchbay: Patchbay, upstreams: Upstreams) -> None:
+async def test_an_unrestricted_key_still_reaches_every_model(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
     async with patchbay.client() as http:
         for model in ("openai/gpt-4o-mini", "mistral/mistral-small-latest", "default"):
             r = await http.post("/v1/chat/completions", json={"model": model, "messages": HI})
@@ -179,6 +183,8 @@ async def test_an_unrestricted_key_still_reaches_every_model(patchbay: Patchbay,
 
 async def test_a_key_is_refused_on_an_httpx_client_too(patchbay: Patchbay, mini_key: str) -> None:
     """The refusal needs no SDK: a plain client gets the same JSON and no routing was tried."""
-    async with httpx.AsyncClient(base_url=patchbay.url, headers={"authorization": f"Bearer {mini_key}"}) as http:
+    async with httpx.AsyncClient(
+        base_url=patchbay.url, headers={"authorization": f"Bearer {mini_key}"}
+    ) as http:
         r = await http.post("/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": HI})
     assert r.status_code == 403 and "x-patchbay-route" not in r.headers

@@ -33,7 +33,11 @@ async def test_many_uses_are_one_update_per_key_per_flush(db: Database) -> None:
     writer.record(b, T0 + timedelta(seconds=5))
     writer.record(b, T0)  # out of order: the later time stays
     assert await writer.flush() == 2 and writer.updates == 2
-    assert await _last_used(db, org_id) == {a: T0 + timedelta(seconds=99), b: T0 + timedelta(seconds=5), c: None}
+    assert await _last_used(db, org_id) == {
+        a: T0 + timedelta(seconds=99),
+        b: T0 + timedelta(seconds=5),
+        c: None,
+    }
     assert await writer.flush() == 0 and writer.updates == 2
 
 

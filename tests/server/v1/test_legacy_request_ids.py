@@ -16,7 +16,9 @@ CHAT = {"model": "default", "max_tokens": 50, "messages": [{"role": "user", "con
 
 
 def legacy_row(org_id: str, request_id: str, cost: int) -> LegacyRow:
-    return LegacyRow(1, org_id, request_id, "openai/gpt-4o-mini", 10, 5, cost, datetime(2025, 12, 1, tzinfo=UTC))
+    return LegacyRow(
+        1, org_id, request_id, "openai/gpt-4o-mini", 10, 5, cost, datetime(2025, 12, 1, tzinfo=UTC)
+    )
 
 
 async def test_an_imported_request_id_is_refused_with_409_before_any_provider_call(
@@ -27,7 +29,9 @@ async def test_an_imported_request_id_is_refused_with_409_before_any_provider_ca
     patchbay.services.config_changed(patchbay.org_id)
     ledger = patchbay.services.ledger
     await ledger.grant(patchbay.org_id, 1_000_000, "credits")
-    [done] = await ledger.import_history(patchbay.org_id, [legacy_row(patchbay.org_id, "legacy-req-1", 2_500)])
+    [done] = await ledger.import_history(
+        patchbay.org_id, [legacy_row(patchbay.org_id, "legacy-req-1", 2_500)]
+    )
     assert done.status is Status.IMPORTED
     after_import = await ledger.balance(patchbay.org_id)
 
@@ -53,6 +57,8 @@ async def test_an_imported_request_id_is_refused_with_409_before_any_provider_ca
     charged = after_import.balance - (await ledger.balance(patchbay.org_id)).balance
     assert charged > 0
     # The predecessor's export also holds the id /v1 just charged: the import skips it.
-    [skipped] = await ledger.import_history(patchbay.org_id, [legacy_row(patchbay.org_id, "patchbay-req-2", 999)])
+    [skipped] = await ledger.import_history(
+        patchbay.org_id, [legacy_row(patchbay.org_id, "patchbay-req-2", 999)]
+    )
     assert skipped.status is Status.SKIPPED_CHARGED
     assert after_import.balance - (await ledger.balance(patchbay.org_id)).balance == charged

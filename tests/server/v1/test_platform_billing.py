@@ -30,8 +30,13 @@ async def _platform_and_org(patchbay: Patchbay, up: Upstreams, *, tier: str, own
     async with svc.db.session() as s:
         conns = svc.connections()
         await conns.create(
-            s, None, provider="openai", base_url=up.openai_url, key=Secret(OPENAI_KEY),
-            models=["gpt-4o-mini"], prices={"gpt-4o-mini": PRICE},
+            s,
+            None,
+            provider="openai",
+            base_url=up.openai_url,
+            key=Secret(OPENAI_KEY),
+            models=["gpt-4o-mini"],
+            prices={"gpt-4o-mini": PRICE},
         )
         org = await accounts.create_org(s, "Beta", Tier(tier))
         if own_openai:
@@ -48,7 +53,9 @@ async def _org_of(patchbay: Patchbay, key: str) -> str:
         return (await accounts.get_org(s, "Beta")).id
 
 
-async def test_a_platform_served_request_is_charged_for_an_org_with_credits(patchbay: Patchbay, upstreams: Upstreams) -> None:
+async def test_a_platform_served_request_is_charged_for_an_org_with_credits(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
     key = await _platform_and_org(patchbay, upstreams, tier="free")
     org_id = await _org_of(patchbay, key)
     ledger = patchbay.services.ledger
@@ -75,7 +82,9 @@ async def test_a_platform_request_without_credits_is_402_before_any_provider_cal
     assert upstreams.openai.chat_requests == []
 
 
-async def test_the_tier_skips_byok_and_the_platform_connection_serves(patchbay: Patchbay, upstreams: Upstreams) -> None:
+async def test_the_tier_skips_byok_and_the_platform_connection_serves(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
     # Free: platform only. The org's own openai key is skipped; with no allowed own connection,
     # the platform's openai connection serves `openai/gpt-4o-mini`.
     key = await _platform_and_org(patchbay, upstreams, tier="free", own_openai=True)

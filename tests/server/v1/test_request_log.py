@@ -73,7 +73,10 @@ async def test_a_served_chat_request_is_logged_with_its_key_route_and_tokens(
     assert row.route is not None and row.route["served"] == "openai:main/gpt-4o-mini"
     assert [a["result"] for a in row.route["attempts"]] == ["served"]
     assert completion.usage is not None
-    assert (row.input_tokens, row.output_tokens) == (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    assert (row.input_tokens, row.output_tokens) == (
+        completion.usage.prompt_tokens,
+        completion.usage.completion_tokens,
+    )
     assert row.error_type is None and row.latency_ms is not None and row.latency_ms > 0
     assert row.content is None  # content logging is off by default
 
@@ -120,7 +123,9 @@ async def test_a_stream_that_fails_after_its_first_token_is_an_error_with_status
 ) -> None:
     upstreams.openai.enqueue(Scenario(error_after=4))
     async with patchbay.client() as raw:
-        r = await raw.post("/v1/chat/completions", json={"model": "default", "messages": MESSAGES, "stream": True})
+        r = await raw.post(
+            "/v1/chat/completions", json={"model": "default", "messages": MESSAGES, "stream": True}
+        )
     assert r.status_code == 200
     await log.next()
     [row] = await logged(patchbay, log, status="error")
@@ -143,7 +148,9 @@ async def test_a_rate_limited_refusal_is_logged_under_its_key(
     assert [r.status for r in await logged(patchbay, log)] == [429, 200]  # newest first
 
 
-async def test_invalid_requests_are_logged_and_unknown_keys_are_not(patchbay: Patchbay, log: RecordedLog) -> None:
+async def test_invalid_requests_are_logged_and_unknown_keys_are_not(
+    patchbay: Patchbay, log: RecordedLog
+) -> None:
     async with patchbay.client() as raw:
         bad = await raw.post("/v1/chat/completions", json={"model": "default", "messages": "nope"})
         unknown = await raw.post(
@@ -185,11 +192,18 @@ async def test_content_is_kept_only_while_the_org_turns_content_logging_on(
 
 
 async def test_the_anthropic_surface_is_logged_too(patchbay: Patchbay, log: RecordedLog) -> None:
-    async with anthropic.AsyncAnthropic(base_url=patchbay.url, api_key=patchbay.agent_key, max_retries=0) as c:
+    async with anthropic.AsyncAnthropic(
+        base_url=patchbay.url, api_key=patchbay.agent_key, max_retries=0
+    ) as c:
         await c.messages.create(model="default", max_tokens=50, messages=MESSAGES)  # type: ignore[arg-type]
     await log.next()
     [row] = await logged(patchbay, log, key="agent")
-    assert (row.surface, row.status, row.connection, row.agent) == ("messages", 200, "mistral:default", "support")
+    assert (row.surface, row.status, row.connection, row.agent) == (
+        "messages",
+        200,
+        "mistral:default",
+        "support",
+    )
 
 
 async def test_logging_a_request_makes_no_database_round_trip(

@@ -34,16 +34,28 @@ async def _pro_org(patchbay: Patchbay, up: Upstreams) -> tuple[str, str]:
     async with svc.db.session() as s:
         conns = svc.connections()
         await conns.create(
-            s, None, provider="openai", base_url=up.openai_url, key=Secret(OPENAI_KEY),
-            models=["gpt-4o-mini"], prices={"gpt-4o-mini": PRICE},
+            s,
+            None,
+            provider="openai",
+            base_url=up.openai_url,
+            key=Secret(OPENAI_KEY),
+            models=["gpt-4o-mini"],
+            prices={"gpt-4o-mini": PRICE},
         )
         org = await accounts.create_org(s, "Beta", Tier.PRO)
         await conns.create(s, org.id, provider="openai", base_url=up.openai_url, key=Secret(OPENAI_KEY))
         await conns.create(
-            s, org.id, provider="openai_compatible", name="mylab", base_url=up.openai_url,
-            key=Secret(OPENAI_KEY), models=["gpt-4o-mini"],
+            s,
+            org.id,
+            provider="openai_compatible",
+            name="mylab",
+            base_url=up.openai_url,
+            key=Secret(OPENAI_KEY),
+            models=["gpt-4o-mini"],
         )
-        await svc.agents().set_org_routing(s, org.id, chains={"chat": ["mylab/gpt-4o-mini", "openai/gpt-4o-mini"]})
+        await svc.agents().set_org_routing(
+            s, org.id, chains={"chat": ["mylab/gpt-4o-mini", "openai/gpt-4o-mini"]}
+        )
         key = await accounts.create_api_key(s, org.id, name="beta")
     svc.config_changed(PLATFORM_SCOPE)
     await svc.ledger.grant(org.id, 1_000_000, "test-grant")
@@ -75,7 +87,10 @@ async def test_a_downgrade_skips_byok_and_private_without_deleting_and_an_upgrad
 ) -> None:
     org_id, key = await _pro_org(patchbay, upstreams)
     before = await _own_connections(patchbay, org_id)
-    assert sorted((p, n, st) for _, p, n, st in before) == [("openai", "default", "active"), ("openai_compatible", "mylab", "active")]
+    assert sorted((p, n, st) for _, p, n, st in before) == [
+        ("openai", "default", "active"),
+        ("openai_compatible", "mylab", "active"),
+    ]
     assert await _route(patchbay, key) == "openai_compatible:mylab/gpt-4o-mini=served"
 
     await _set_tier(patchbay, org_id, "free")
@@ -91,14 +106,21 @@ async def test_a_downgrade_skips_byok_and_private_without_deleting_and_an_upgrad
     assert await _own_connections(patchbay, org_id) == before
 
 
-async def test_a_second_registry_sees_a_tier_change_by_its_config_poll(patchbay: Patchbay, upstreams: Upstreams) -> None:
+async def test_a_second_registry_sees_a_tier_change_by_its_config_poll(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
     org_id, _ = await _pro_org(patchbay, upstreams)
     svc = patchbay.services
     other = Registry(svc.db.sessions, svc.vault, billing_policy=billing_policy, poll_interval=3600)
     try:
-        assert (await other.get(org_id)).routing.allowed_billing >= {BillingSource.BYOK, BillingSource.PRIVATE}
+        assert (await other.get(org_id)).routing.allowed_billing >= {
+            BillingSource.BYOK,
+            BillingSource.PRIVATE,
+        }
         await _set_tier(patchbay, org_id, "free")  # the other replica gets no notice, only the counter
-        assert BillingSource.PRIVATE in (await other.get(org_id)).routing.allowed_billing  # still its old copy
+        assert (
+            BillingSource.PRIVATE in (await other.get(org_id)).routing.allowed_billing
+        )  # still its old copy
         await other.poll_once()
         entry = await other.get(org_id)
         assert entry.routing.tier == "free"
@@ -106,6 +128,8 @@ async def test_a_second_registry_sees_a_tier_change_by_its_config_poll(patchbay:
         async with svc.db.session() as s:  # the override, set the way the CLI does (no notice at all)
             await org_plan.set_plan(s, org_id, byok_override=True, actor="cli")
         await other.poll_once()
-        assert (await other.get(org_id)).routing.allowed_billing == frozenset({BillingSource.PLATFORM, BillingSource.BYOK})
+        assert (await other.get(org_id)).routing.allowed_billing == frozenset(
+            {BillingSource.PLATFORM, BillingSource.BYOK}
+        )
     finally:
         await other.aclose()

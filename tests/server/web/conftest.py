@@ -56,7 +56,9 @@ class Live:
     settings: Settings
 
     def admin(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url + "/admin/v1", headers={"authorization": f"Bearer {self.token}"}, timeout=10)
+        return httpx.AsyncClient(
+            base_url=self.url + "/admin/v1", headers={"authorization": f"Bearer {self.token}"}, timeout=10
+        )
 
 
 @asynccontextmanager
@@ -68,7 +70,11 @@ async def serve(settings: Settings) -> AsyncIterator[Live]:
     port = free_port()
     token = services.admin_token.get_secret_value() if services.admin_token else ""
     try:
-        async with uvicorn_in_loop(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False)):
+        async with uvicorn_in_loop(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+            )
+        ):
             yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
     finally:
         await database.dispose()
@@ -131,7 +137,9 @@ async def browser() -> AsyncIterator[Any]:
         from playwright.async_api import async_playwright
     except ImportError:
         _require(False, "the playwright package is not installed (pip install -e '.[test]')")
-    _require(bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    _require(
+        bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    )
     async with async_playwright() as p:
         chromium = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

@@ -45,7 +45,9 @@ async def person(live: Live, org_id: str, email: str, role: str) -> None:
     """An account with `role` in the org, made over HTTP (invite, then accept) for tests about other things."""
     link = await invite(live, org_id, email, role)
     async with httpx.AsyncClient(base_url=live.url, timeout=10) as client:
-        accepted = await client.post("/auth/invite/accept", json={"token": link.split("#invite=", 1)[1], "password": PASSWORD})
+        accepted = await client.post(
+            "/auth/invite/accept", json={"token": link.split("#invite=", 1)[1], "password": PASSWORD}
+        )
     assert accepted.status_code == 200, accepted.text
 
 
@@ -60,6 +62,12 @@ async def add_connection_via_api(live: Live, org_id: str, base_url: str, models:
     async with live.admin() as admin:
         made = await admin.post(
             f"/orgs/{org_id}/connections",
-            json={"provider": "openai", "name": "main", "base_url": base_url, "key": "sk-test-upstream", "models": models},
+            json={
+                "provider": "openai",
+                "name": "main",
+                "base_url": base_url,
+                "key": "sk-test-upstream",
+                "models": models,
+            },
         )
     assert made.status_code == 201, made.text

@@ -56,10 +56,14 @@ async def test_a_failed_request_shows_with_its_route_trace(
 
         # One request served, one refused upstream (a 400: no retry, no fallback).
         async with openai.AsyncOpenAI(base_url=live.url + "/v1", api_key=key, max_retries=0) as client:
-            served = await client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            served = await client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
             assert served.choices[0].message.content == EMULATOR_TEXT
             try:
-                await client.chat.completions.create(model="openai/gpt-broken", messages=[{"role": "user", "content": "hi"}])
+                await client.chat.completions.create(
+                    model="openai/gpt-broken", messages=[{"role": "user", "content": "hi"}]
+                )
             except openai.BadRequestError:
                 pass
             else:
@@ -96,7 +100,13 @@ async def test_a_failed_request_shows_with_its_route_trace(
     await trace.wait_for()
     assert "Served by\nnothing" in await trace.locator("dl").inner_text()
     [attempt] = await trace.locator("table.attempts tbody tr").all()
-    assert (await cells(attempt))[1:6] == ["openai/gpt-broken", "openai:main", "failed:invalid_request", "invalid_request", "400"]
+    assert (await cells(attempt))[1:6] == [
+        "openai/gpt-broken",
+        "openai:main",
+        "failed:invalid_request",
+        "invalid_request",
+        "400",
+    ]
     assert await failed.get_by_role("button", name="Hide route").get_attribute("aria-expanded") == "true"
 
     # Only successes: the served one, with its connection and tokens.
@@ -118,11 +128,15 @@ async def test_a_failed_request_shows_with_its_route_trace(
     audit = page.locator("table.audit")
     await audit.wait_for()
     actions = await audit.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.event)")
-    assert {"org.content_logging", "apikey.create", "member.join", "connection.create"} <= set(actions), actions
+    assert {"org.content_logging", "apikey.create", "member.join", "connection.create"} <= set(actions), (
+        actions
+    )
     content_row = audit.locator("tr[data-event='org.content_logging']")
     _when, who, credential, _address, action, _target, _details = await cells(content_row)
     assert (who, action) == ("owner@example.com", "org.content_logging") and credential
     await page.get_by_label("Action").fill("apikey")
     await show(page, "Show events", "/audit?", "action=apikey")
-    assert set(await audit.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.event)")) == {"apikey.create"}
+    assert set(await audit.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.event)")) == {
+        "apikey.create"
+    }
     assert seen.errors == []

@@ -45,9 +45,14 @@ async def seed(live: Live, org_id: str, agent_id: str, now: datetime) -> str:
     for source, provider, agent, age, cost in COSTS:
         recorder.record(
             UsageSegment(
-                org_id=org_id, segment=Segment.LLM, provider=provider, billing_source=source,
-                agent_id=agent_id if agent else None, tokens=Usage(input_tokens=10, output_tokens=5),
-                cost_micro_usd=cost, at=now - age,
+                org_id=org_id,
+                segment=Segment.LLM,
+                provider=provider,
+                billing_source=source,
+                agent_id=agent_id if agent else None,
+                tokens=Usage(input_tokens=10, output_tokens=5),
+                cost_micro_usd=cost,
+                at=now - age,
             )
         )
     await recorder.flush()
@@ -55,7 +60,9 @@ async def seed(live: Live, org_id: str, agent_id: str, now: datetime) -> str:
 
 
 async def figures(page: Any) -> dict[str, str]:
-    found = await page.locator("dl.figures .figure").evaluate_all("fs => fs.map(f => [f.dataset.figure, f.querySelector('dd').textContent])")
+    found = await page.locator("dl.figures .figure").evaluate_all(
+        "fs => fs.map(f => [f.dataset.figure, f.querySelector('dd').textContent])"
+    )
     return {str(k): str(v) for k, v in found}
 
 
@@ -63,7 +70,9 @@ async def rows(page: Any, selector: str) -> list[list[str]]:
     """The cells' text of the rows `selector` names (a table or section: each of its rows)."""
     if not selector.split()[-1].startswith("tr"):
         selector += " tr"
-    found = await page.locator(selector).evaluate_all("rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    found = await page.locator(selector).evaluate_all(
+        "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
     return [[str(c) for c in r] for r in found]
 
 
@@ -83,7 +92,9 @@ async def open_billing(page: Any) -> None:
     await page.locator(".cost-results table.costs, .cost-results p.empty").first.wait_for()
 
 
-async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
+async def test_the_operator_reads_grants_and_pages_the_billing_page(
+    live: Live, page_and_seen: tuple[Any, Seen]
+) -> None:
     page, seen = page_and_seen
     org_id = await make_org(live, "acme")
     await make_org(live, "quiet")
@@ -121,7 +132,9 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
     chart = page.locator("section.costs figure.chart")
     assert await chart.locator(".legend li").all_text_contents() == ["platform", "byok", "private"]
     image = chart.get_by_role("img", name="Cost per UTC day by billing source, last 30 days")
-    assert "$1.760001 charged in all: platform $1.750001, byok $0.01, private $0.00" in str(await image.locator("desc").text_content())
+    assert "$1.760001 charged in all: platform $1.750001, byok $0.01, private $0.00" in str(
+        await image.locator("desc").text_content()
+    )
 
     # By provider, then by agent: each its own colour, named, in the table and the legend.
     async with page.expect_response(lambda r: "by=provider" in r.url):
@@ -135,7 +148,10 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
     async with page.expect_response(lambda r: "by=agent" in r.url):
         await page.get_by_label("Cost by").select_option("agent")
     await page.get_by_role("status").filter(has_text="by agent").wait_for()
-    assert await rows(page, "table.costs tbody") == [["support", "2", "$1.26"], ["(no agent)", "2", "$0.500001"]]
+    assert await rows(page, "table.costs tbody") == [
+        ["support", "2", "$1.26"],
+        ["(no agent)", "2", "$0.500001"],
+    ]
     async with page.expect_response(lambda r: "since=90d" in r.url):
         await page.get_by_label("Window").select_option("90d")
     await page.get_by_role("status").filter(has_text="Last 90 days by agent: $10.760001").wait_for()
@@ -143,9 +159,15 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
     # The ledger: 25 newest first, then the rest on asking.
     ledger = page.locator("table.ledger tbody tr")
     assert await ledger.count() == 25
-    assert await ledger.evaluate_all("rs => rs.slice(0, 3).map(r => r.dataset.kind)") == ["hold", "settle", "hold"]
+    assert await ledger.evaluate_all("rs => rs.slice(0, 3).map(r => r.dataset.kind)") == [
+        "hold",
+        "settle",
+        "hold",
+    ]
     [settle] = await rows(page, "table.ledger tbody tr[data-kind=settle]")
-    assert settle[1:4] == ["Charge", "$0.12", "-$0.12"] and settle[4].startswith("hld_") and settle[4] != hold_id
+    assert (
+        settle[1:4] == ["Charge", "$0.12", "-$0.12"] and settle[4].startswith("hld_") and settle[4] != hold_id
+    )
     await page.get_by_role("button", name="Show older entries").click()
     await page.get_by_role("status").filter(has_text="29 entries shown.").wait_for()
     assert await page.get_by_role("button", name="Show older entries").count() == 0
@@ -155,7 +177,11 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(live: Live, 
     form = page.locator("form.grant-form")
     await form.get_by_label("Amount (USD)").fill("1.0000001")
     await form.get_by_role("button", name="Grant credits").click()
-    await form.locator(".field[data-param=amount] .error").filter(has_text="more precision than a micro-dollar").wait_for()
+    await (
+        form.locator(".field[data-param=amount] .error")
+        .filter(has_text="more precision than a micro-dollar")
+        .wait_for()
+    )
     await form.get_by_label("Amount (USD)").fill("12.5")
     await form.get_by_label("Reason").fill("pilot")
     await form.get_by_role("button", name="Grant credits").click()
@@ -191,12 +217,20 @@ async def test_loading_and_failure_states(live: Live, page_and_seen: tuple[Any, 
     async def slow_balance(route: Any) -> None:
         await release.wait()
         if failing["on"]:
-            await route.fulfill(status=500, content_type="application/json", body='{"error": {"type": "internal_error", "message": "the database is away"}}')
+            await route.fulfill(
+                status=500,
+                content_type="application/json",
+                body='{"error": {"type": "internal_error", "message": "the database is away"}}',
+            )
         else:
             await route.continue_()
 
     async def failing_costs(route: Any) -> None:
-        await route.fulfill(status=503, content_type="application/json", body='{"error": {"type": "unavailable", "message": "costs are resting"}}')
+        await route.fulfill(
+            status=503,
+            content_type="application/json",
+            body='{"error": {"type": "unavailable", "message": "costs are resting"}}',
+        )
 
     await page.route(lambda url: "/billing/balance" in url, slow_balance)
     await page.route(lambda url: "/billing/costs" in url, failing_costs)
@@ -205,7 +239,11 @@ async def test_loading_and_failure_states(live: Live, page_and_seen: tuple[Any, 
     await credits.get_by_text("Loading…").wait_for()
     assert await credits.get_attribute("aria-busy") == "true"
     release.set()
-    await credits.get_by_role("alert").filter(has_text="Could not load credits: the database is away").wait_for()
+    await (
+        credits.get_by_role("alert")
+        .filter(has_text="Could not load credits: the database is away")
+        .wait_for()
+    )
     await page.locator("form.cost-window .form-error").filter(has_text="costs are resting").wait_for()
     # The other sections are shown all the same.
     await page.get_by_text("No ledger entries in the last year").wait_for()
@@ -216,7 +254,9 @@ async def test_loading_and_failure_states(live: Live, page_and_seen: tuple[Any, 
     assert [e for e in seen.errors if "500" not in e and "503" not in e] == []
 
 
-async def test_only_roles_that_read_billing_see_the_page_and_only_the_operator_grants(live: Live, browser: Any) -> None:
+async def test_only_roles_that_read_billing_see_the_page_and_only_the_operator_grants(
+    live: Live, browser: Any
+) -> None:
     org_id = await make_org(live, "acme")
     await live.services.ledger.grant(org_id, 5_000_000, "seed")
     tokens = {}

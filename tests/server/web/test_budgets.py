@@ -10,7 +10,9 @@ from tests.server.web.conftest import Live, Seen
 from tests.server.web.test_journeys import make_org, sign_in_with_link
 
 
-async def test_the_operator_sets_the_budget_and_a_keys_spend_limit(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
+async def test_the_operator_sets_the_budget_and_a_keys_spend_limit(
+    live: Live, page_and_seen: tuple[Any, Seen]
+) -> None:
     page, seen = page_and_seen
     org_id = await make_org(live)
     await sign_in_with_link(page, live)
@@ -21,7 +23,11 @@ async def test_the_operator_sets_the_budget_and_a_keys_spend_limit(live: Live, p
     budget = section.get_by_label("Monthly budget (USD)")
     await budget.fill("1.1234567")  # finer than a micro-dollar: refused, shown under the field
     await section.get_by_role("button", name="Save budget").click()
-    await section.locator(".field[data-param='monthly_budget'] .error").filter(has_text="micro-dollar").wait_for()
+    await (
+        section.locator(".field[data-param='monthly_budget'] .error")
+        .filter(has_text="micro-dollar")
+        .wait_for()
+    )
     await budget.fill("99.50")
     await section.get_by_role("button", name="Save budget").click()
     await page.get_by_role("status").filter(has_text="Budget set to 99.50 USD a month").wait_for()

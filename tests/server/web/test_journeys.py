@@ -51,7 +51,9 @@ def row(page: Any, profile: str) -> Any:
     return page.locator(f"tr[data-profile='{profile}']:not(.detail)")
 
 
-async def add_connection(page: Any, *, name: str, base_url: str, key: str, models: str = "gpt-4o-mini") -> None:
+async def add_connection(
+    page: Any, *, name: str, base_url: str, key: str, models: str = "gpt-4o-mini"
+) -> None:
     form = page.locator("form.add-connection")
     await form.get_by_label("Provider").select_option("openai")
     await form.get_by_label("Name").fill(name)
@@ -63,7 +65,12 @@ async def add_connection(page: Any, *, name: str, base_url: str, key: str, model
 
 
 async def profiles_in_page(page: Any) -> list[str]:
-    return [str(p) for p in await page.locator("table.connections tr[data-profile]:not(.detail)").evaluate_all("rs => rs.map(r => r.dataset.profile)")]
+    return [
+        str(p)
+        for p in await page.locator("table.connections tr[data-profile]:not(.detail)").evaluate_all(
+            "rs => rs.map(r => r.dataset.profile)"
+        )
+    ]
 
 
 async def open_token_form(page: Any) -> Any:
@@ -72,7 +79,9 @@ async def open_token_form(page: Any) -> Any:
     return page.get_by_label("Admin token")
 
 
-async def test_sign_in_wrong_token_then_right_one_then_out(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
+async def test_sign_in_wrong_token_then_right_one_then_out(
+    live: Live, page_and_seen: tuple[Any, Seen]
+) -> None:
     page, seen = page_and_seen
     await page.goto(live.url + "/")
     assert page.url == live.url + "/ui/"
@@ -95,7 +104,9 @@ async def test_sign_in_wrong_token_then_right_one_then_out(live: Live, page_and_
     await page.get_by_role("button", name="Create organisation").click()
     await page.get_by_role("heading", name="AI Connections", level=1).wait_for()
     assert await page.get_by_label("Organisation").input_value() != ""
-    stored = await page.evaluate("() => [sessionStorage.getItem('patchbay.adminToken'), localStorage.length, document.cookie]")
+    stored = await page.evaluate(
+        "() => [sessionStorage.getItem('patchbay.adminToken'), localStorage.length, document.cookie]"
+    )
     assert stored == [live.token, 0, ""]
 
     assert await page.get_by_role("button", name="Sign out everywhere").is_hidden()  # a token is no person
@@ -111,7 +122,9 @@ async def test_sign_in_wrong_token_then_right_one_then_out(live: Live, page_and_
 
 
 async def test_admin_api_turned_off_shows_why_on_the_sign_in_screen(
-    tmp_path: Path, serve_with: Callable[[Settings], AbstractAsyncContextManager[Live]], page_and_seen: tuple[Any, Seen]
+    tmp_path: Path,
+    serve_with: Callable[[Settings], AbstractAsyncContextManager[Live]],
+    page_and_seen: tuple[Any, Seen],
 ) -> None:
     page, seen = page_and_seen
     async with serve_with(ui_settings(tmp_path, admin_api=False)) as live:
@@ -147,7 +160,9 @@ async def test_connection_journey_never_leaks_the_key(
         assert await url_field.locator("input").get_attribute("aria-invalid") == "true"
 
         # Add, see the fingerprint (never the key), test: every probe passes, health is ok.
-        await add_connection(page, name="main", base_url=url, key=CANARY_MAIN, models="gpt-4o-mini:text,tools, gpt-4o")
+        await add_connection(
+            page, name="main", base_url=url, key=CANARY_MAIN, models="gpt-4o-mini:text,tools, gpt-4o"
+        )
         states.append(await page_state(page))
         async with live.admin() as admin:
             main = (await admin.get(f"{api_path}/openai:main")).json()
@@ -204,7 +219,10 @@ async def test_connection_journey_never_leaks_the_key(
         assert await profiles_in_page(page) == ["openai:backup", "openai:main"]
         async with live.admin() as admin:
             listed = (await admin.get(api_path)).json()
-        assert [(c["profile_id"], c["position"]) for c in listed] == [("openai:backup", 0), ("openai:main", 1)]
+        assert [(c["profile_id"], c["position"]) for c in listed] == [
+            ("openai:backup", 0),
+            ("openai:main", 1),
+        ]
 
         # Disable and enable again.
         await row(page, "openai:main").get_by_role("button", name="Disable").click()
@@ -253,7 +271,9 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
     org_id = await make_org(live)
     async with live.admin() as admin:
         for provider in ("openai", "mistral"):
-            made = await admin.post(f"/orgs/{org_id}/connections", json={"provider": provider, "key": "sk-test-x"})
+            made = await admin.post(
+                f"/orgs/{org_id}/connections", json={"provider": provider, "key": "sk-test-x"}
+            )
             assert made.status_code == 201, made.text
     await sign_in_with_link(page, live)
     await page.get_by_role("link", name="AI settings").click()
@@ -270,7 +290,9 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
     # A ref no connection serves is refused next to its field, saying how to fix it.
     await routing.get_by_label("vision", exact=True).fill("anthropic/claude-haiku-4-5")
     await routing.get_by_role("button", name="Save routing").click()
-    await vision.locator(".error").filter(has_text="no connection serves anthropic/claude-haiku-4-5").wait_for()
+    await (
+        vision.locator(".error").filter(has_text="no connection serves anthropic/claude-haiku-4-5").wait_for()
+    )
 
     await routing.get_by_label("vision", exact=True).fill("openai/gpt-4o")
     await routing.get_by_label("Default model").fill("openai/gpt-4o-mini")
@@ -280,12 +302,18 @@ async def test_routing_matrix_and_agents(live: Live, page_and_seen: tuple[Any, S
         saved = (await admin.get(f"/orgs/{org_id}/routing")).json()
     assert saved == {
         "default_model": "openai/gpt-4o-mini",
-        "chains": {"chat": ["openai/gpt-4o-mini", "mistral/mistral-small-latest"], "vision": ["openai/gpt-4o"]},
+        "chains": {
+            "chat": ["openai/gpt-4o-mini", "mistral/mistral-small-latest"],
+            "vision": ["openai/gpt-4o"],
+        },
         "allowed_models": None,
     }
     await page.reload()
     await routing.get_by_label("chat", exact=True).wait_for()
-    assert await routing.get_by_label("chat", exact=True).input_value() == "openai/gpt-4o-mini, mistral/mistral-small-latest"
+    assert (
+        await routing.get_by_label("chat", exact=True).input_value()
+        == "openai/gpt-4o-mini, mistral/mistral-small-latest"
+    )
 
     # Agents: an invalid name is refused next to the field; create, edit, delete.
     agent_form = page.locator("form.agent-form")
@@ -339,11 +367,19 @@ async def test_agent_voice_settings(live: Live, page_and_seen: tuple[Any, Seen])
     await agent_form.get_by_role("button", name="Create agent").click()
     await page.get_by_role("status").filter(has_text="Agent ada created").wait_for()
     summary = page.locator("tr[data-agent='ada'] dl.voice-summary")
-    assert await summary.locator("dd").all_inner_texts() == ["nova", "en-GB", "G.711 µ-law, 8 kHz", "You are Ada. You book tables."]
+    assert await summary.locator("dd").all_inner_texts() == [
+        "nova",
+        "en-GB",
+        "G.711 µ-law, 8 kHz",
+        "You are Ada. You book tables.",
+    ]
     async with live.admin() as admin:
         [ada] = (await admin.get(f"/orgs/{org_id}/agents")).json()
     assert ada["voice_settings"] == {
-        "voice": "nova", "instructions": "You are Ada.\nYou book tables.", "language": "en-GB", "output_format": "g711_ulaw",
+        "voice": "nova",
+        "instructions": "You are Ada.\nYou book tables.",
+        "language": "en-GB",
+        "output_format": "g711_ulaw",
     }
 
     # Editing shows what is saved; emptying a field clears that setting, the others stay.
@@ -360,18 +396,26 @@ async def test_agent_voice_settings(live: Live, page_and_seen: tuple[Any, Seen])
     async with live.admin() as admin:
         [ada] = (await admin.get(f"/orgs/{org_id}/agents")).json()
     assert ada["voice_settings"] == {
-        "voice": None, "instructions": "You are Ada.\nYou book tables.", "language": "en-GB", "output_format": None,
+        "voice": None,
+        "instructions": "You are Ada.\nYou book tables.",
+        "language": "en-GB",
+        "output_format": None,
     }
     assert seen.errors == []
 
 
-async def test_keyboard_only_reorder(live: Live, page_and_seen: tuple[Any, Seen], emulator: tuple[OpenAIEmulator, str]) -> None:
+async def test_keyboard_only_reorder(
+    live: Live, page_and_seen: tuple[Any, Seen], emulator: tuple[OpenAIEmulator, str]
+) -> None:
     page, _ = page_and_seen
     _, url = emulator
     org_id = await make_org(live)
     async with live.admin() as admin:
         for name in ("a", "b"):
-            created = await admin.post(f"/orgs/{org_id}/connections", json={"provider": "openai", "name": name, "base_url": url, "key": CANARY_BACKUP})
+            created = await admin.post(
+                f"/orgs/{org_id}/connections",
+                json={"provider": "openai", "name": name, "base_url": url, "key": CANARY_BACKUP},
+            )
             assert created.status_code == 201
     await sign_in_with_link(page, live)
     await row(page, "openai:b").wait_for()
@@ -379,6 +423,8 @@ async def test_keyboard_only_reorder(live: Live, page_and_seen: tuple[Any, Seen]
     await page.keyboard.press("Enter")
     await page.get_by_role("status").filter(has_text="openai:a is now number 2").wait_for()
     # Focus stays with the moved connection, so it can be moved on from the keyboard.
-    focused = await page.evaluate("() => [document.activeElement.closest('tr').dataset.profile, document.activeElement.dataset.action]")
+    focused = await page.evaluate(
+        "() => [document.activeElement.closest('tr').dataset.profile, document.activeElement.dataset.action]"
+    )
     assert focused == ["openai:a", "up"]
     assert await profiles_in_page(page) == ["openai:b", "openai:a"]

@@ -48,8 +48,15 @@ async def test_invited_person_creates_a_key_and_uses_it_with_the_openai_sdk(
     assert await page.locator("#who").inner_text() == "ada@example.com (admin)"
     # The session is an HttpOnly cookie the page cannot read; nothing is kept in storage.
     [cookie] = await page.context.cookies()
-    assert (cookie["name"], cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == ("patchbay_session", True, True, "Strict")
-    assert await page.evaluate("() => [document.cookie, sessionStorage.getItem('patchbay.adminToken'), localStorage.length]") == ["", None, 0]
+    assert (cookie["name"], cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (
+        "patchbay_session",
+        True,
+        True,
+        "Strict",
+    )
+    assert await page.evaluate(
+        "() => [document.cookie, sessionStorage.getItem('patchbay.adminToken'), localStorage.length]"
+    ) == ["", None, 0]
 
     # The Keys page: empty, then a key limited to one model, expiring in 30 days.
     await page.get_by_role("link", name="Keys", exact=True).click()
@@ -74,7 +81,9 @@ async def test_invited_person_creates_a_key_and_uses_it_with_the_openai_sdk(
 
     # The key works with the official SDK, against the org's connection to the emulator.
     async with openai.AsyncOpenAI(base_url=live.url + "/v1", api_key=key, max_retries=0) as client:
-        reply = await client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        reply = await client.chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
     assert reply.choices[0].message.content == EMULATOR_TEXT
 
     # Closing the panel is the last time the key is shown.
@@ -93,7 +102,9 @@ async def test_invited_person_creates_a_key_and_uses_it_with_the_openai_sdk(
     assert await listed.locator("td").nth(1).inner_text() == "revoked"
     async with openai.AsyncOpenAI(base_url=live.url + "/v1", api_key=key, max_retries=0) as client:
         try:
-            await client.chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+            await client.chat.completions.create(
+                model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
         except openai.AuthenticationError:
             pass
         else:

@@ -90,14 +90,23 @@ async def test_choose_a_plan_and_buy_credits_through_the_emulator(
         ]
         assert await table.locator("thead th[aria-current=true]").get_attribute("data-tier") == "pro"
         assert await table.locator("td.current").count() == len(body)
-        assert body[7][1:] == ["Not sold here", "Choose starter", "Current plan", "Not sold here", "Not sold here"]
+        assert body[7][1:] == [
+            "Not sold here",
+            "Choose starter",
+            "Current plan",
+            "Not sold here",
+            "Not sold here",
+        ]
         assert await page.get_by_text(OFF).count() == 0
 
         # Choose starter: a subscription checkout, and the browser is on the emulator's page.
         await table.get_by_role("button", name="Choose starter").click()
         await page.wait_for_url(re.compile(re.escape(emu_url) + r"/c/pay/cs_test_\w+$"))
         [sub_session] = [s for s in emu.sessions.values() if s["mode"] == "subscription"]
-        assert page.url == sub_session["url"] and sub_session["metadata"] == {"org_id": org_id, "tier": "starter"}
+        assert page.url == sub_session["url"] and sub_session["metadata"] == {
+            "org_id": org_id,
+            "tier": "starter",
+        }
         await page.get_by_role("heading", name="Pay 24.00 USD").wait_for()
         await pay_and_deliver(live, emu, sub_session["id"])
         await page.goto(sub_session["success_url"])
@@ -171,14 +180,22 @@ async def test_loading_and_failure_of_the_plans(live: Live, page_and_seen: tuple
 
     async def plans(route: Any) -> None:
         if failing["on"]:
-            await route.fulfill(status=500, content_type="application/json", body='{"error": {"type": "internal_error", "message": "plans are away"}}')
+            await route.fulfill(
+                status=500,
+                content_type="application/json",
+                body='{"error": {"type": "internal_error", "message": "plans are away"}}',
+            )
         else:
             await route.continue_()
 
     await page.route(lambda url: url.endswith("/admin/v1/plans"), plans)
     await page.get_by_role("link", name="Plans").click()
     section = page.locator("section.plans")
-    await section.get_by_role("alert").filter(has_text="Could not load compare plans: plans are away").wait_for()
+    await (
+        section.get_by_role("alert")
+        .filter(has_text="Could not load compare plans: plans are away")
+        .wait_for()
+    )
     await open_billing(page)
     buy = page.locator("section.buy")
     await buy.get_by_role("alert").filter(has_text="Could not load buy credits: plans are away").wait_for()
@@ -196,7 +213,9 @@ async def test_a_viewer_compares_plans_but_may_not_choose(
     page_and_seen: tuple[Any, Seen],
 ) -> None:
     page, seen = page_and_seen
-    settings = ui_settings(tmp_path, stripe_secret_key=SECRET_KEY, stripe_api_base=stripe[1], stripe_tier_prices=TIER_PRICES)
+    settings = ui_settings(
+        tmp_path, stripe_secret_key=SECRET_KEY, stripe_api_base=stripe[1], stripe_tier_prices=TIER_PRICES
+    )
     async with serve_with(settings) as live:
         org_id = await make_org(live, "acme")
         async with live.admin() as admin:
@@ -210,8 +229,9 @@ async def test_a_viewer_compares_plans_but_may_not_choose(
         table = await open_plans(page)
         [header, *body] = await rows(page, "table.plans-compare")
         assert header == HEADER and body[:4] == TABLE
-        await page.get_by_text("Choosing a plan needs the billing permission: owners and the billing role.").wait_for()
+        await page.get_by_text(
+            "Choosing a plan needs the billing permission: owners and the billing role."
+        ).wait_for()
         assert await table.get_by_role("button").count() == 0
         assert stripe[0].sessions == {}
     assert seen.errors == []
-

@@ -15,7 +15,17 @@ from tests.server.web.people import accept_in_page, add_connection_via_api, invi
 from tests.server.web.test_journeys import make_org, sign_in_with_link
 
 # Buttons and forms that change nothing: the navigation of the header, filters, tabs, traces.
-READ_ONLY_BUTTONS = {"Sign out", "Sign out everywhere", "Refresh", "Show requests", "Show events", "Requests", "Audit log", "Show route", "Hide route"}
+READ_ONLY_BUTTONS = {
+    "Sign out",
+    "Sign out everywhere",
+    "Refresh",
+    "Show requests",
+    "Show events",
+    "Requests",
+    "Audit log",
+    "Show route",
+    "Hide route",
+}
 READ_ONLY_FORMS = {"usage-window", "filters request-filters", "filters audit-filters"}
 # What the same pages offer someone who may change things (the control: the check can fail).
 ACTIONS = {

@@ -17,7 +17,9 @@ class CrossSite:
     """Another site (`http://127.0.0.1:<port>`) whose page posts a form to the UI's origin at once."""
 
     def __init__(self, target: str, fields: dict[str, str]) -> None:
-        inputs = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+        inputs = "".join(
+            f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items()
+        )
         self.page = (
             '<!doctype html><html><body onload="document.forms[0].submit()">'
             f'<form method="POST" action="{target}" enctype="text/plain">{inputs}</form></body></html>'
@@ -26,7 +28,9 @@ class CrossSite:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/html")]}
+        )
         await send({"type": "http.response.body", "body": self.page})
 
 

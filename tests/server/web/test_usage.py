@@ -22,26 +22,51 @@ PLATFORM, BYOK, PRIVATE = BillingSource.PLATFORM, BillingSource.BYOK, BillingSou
 SEEDS: tuple[tuple[BillingSource, Segment, timedelta, dict[str, Any]], ...] = (
     (BYOK, Segment.LLM, timedelta(hours=1), {"tokens": Usage(input_tokens=1_200, output_tokens=300)}),
     (BYOK, Segment.LLM, timedelta(hours=2), {"tokens": Usage(input_tokens=800, output_tokens=200)}),
-    (PLATFORM, Segment.LLM, timedelta(hours=3), {"tokens": Usage(input_tokens=150, output_tokens=50), "cost_micro_usd": 1_500_001}),
+    (
+        PLATFORM,
+        Segment.LLM,
+        timedelta(hours=3),
+        {"tokens": Usage(input_tokens=150, output_tokens=50), "cost_micro_usd": 1_500_001},
+    ),
     (PLATFORM, Segment.STT, timedelta(hours=3), {"audio_seconds": 75.4, "cost_micro_usd": 25_000}),
-    (PLATFORM, Segment.TTS, timedelta(hours=3), {"characters": 1_234, "audio_seconds": 4.2, "cost_micro_usd": 370_200}),
+    (
+        PLATFORM,
+        Segment.TTS,
+        timedelta(hours=3),
+        {"characters": 1_234, "audio_seconds": 4.2, "cost_micro_usd": 370_200},
+    ),
     (BYOK, Segment.LLM, timedelta(days=3), {"tokens": Usage(input_tokens=10_000, output_tokens=1_000)}),
     (PLATFORM, Segment.LLM, timedelta(days=3), {"tokens": Usage(input_tokens=40, output_tokens=10)}),
     (PRIVATE, Segment.LLM, timedelta(days=20), {"tokens": Usage(input_tokens=5, output_tokens=5)}),
 )
-COLUMNS = ["Billing source", "Segment", "Segments", "Input tokens", "Output tokens", "Audio (min:sec)", "Characters", "Cost (USD)"]
+COLUMNS = [
+    "Billing source",
+    "Segment",
+    "Segments",
+    "Input tokens",
+    "Output tokens",
+    "Audio (min:sec)",
+    "Characters",
+    "Cost (USD)",
+]
 
 
 async def seed_usage(live: Live, org_id: str, now: datetime) -> None:
     recorder = new_usage_recorder(live.services.db.sessions)
     for source, segment, age, used in SEEDS:
-        recorder.record(UsageSegment(org_id=org_id, segment=segment, provider="openai", billing_source=source, at=now - age, **used))
+        recorder.record(
+            UsageSegment(
+                org_id=org_id, segment=segment, provider="openai", billing_source=source, at=now - age, **used
+            )
+        )
     await recorder.flush()
 
 
 def expected_bars(now: datetime, window: timedelta) -> dict[str, dict[str, int]]:
     """Segments per UTC day and billing source among the seeds inside `window`."""
-    counts = Counter(((now - age).date().isoformat(), source.value) for source, _, age, _ in SEEDS if age < window)
+    counts = Counter(
+        ((now - age).date().isoformat(), source.value) for source, _, age, _ in SEEDS if age < window
+    )
     bars: dict[str, dict[str, int]] = {}
     for (day, source), n in counts.items():
         bars.setdefault(day, {})[source] = n
@@ -56,7 +81,9 @@ def days_of(answer: dict[str, Any]) -> list[str]:
 
 
 async def table_rows(page: Any) -> list[list[str]]:
-    rows = await page.locator("table.usage tr").evaluate_all("rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+    rows = await page.locator("table.usage tr").evaluate_all(
+        "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
     return [[str(c) for c in r] for r in rows]
 
 
@@ -69,7 +96,9 @@ async def chart_bars(page: Any) -> dict[str, dict[str, int]]:
 
 
 def day_chart_response(window: str) -> Any:
-    return lambda r: "/usage?" in r.url and f"since={window}" in r.url and "group_by=day%2Cbilling_source" in r.url
+    return lambda r: (
+        "/usage?" in r.url and f"since={window}" in r.url and "group_by=day%2Cbilling_source" in r.url
+    )
 
 
 async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_seen: tuple[Any, Seen]) -> None:
@@ -99,7 +128,9 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
     ]
     assert await page.locator("tfoot td[data-measure=audio_seconds] data").get_attribute("value") == "79.6"
     # Cost is exact: the integer micro-USD the API sent, and its digits as they are.
-    assert await page.locator("tfoot td[data-measure=cost_micro_usd] data").get_attribute("value") == "1895201"
+    assert (
+        await page.locator("tfoot td[data-measure=cost_micro_usd] data").get_attribute("value") == "1895201"
+    )
 
     # One bar group per UTC day of the window, stacked by billing source, with a legend.
     chart = page.locator("figure.chart")
@@ -123,10 +154,14 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
     assert len(bars) >= 7
     assert {day: b for day, b in bars.items() if b} == expected_bars(now, timedelta(days=7))
     # Three days ago both sources were used: byok's bar stands on platform's.
-    stack = page.locator(f"figure.chart g.day[data-day='{(now - timedelta(days=3)).date().isoformat()}'] rect")
+    stack = page.locator(
+        f"figure.chart g.day[data-day='{(now - timedelta(days=3)).date().isoformat()}'] rect"
+    )
     # The attributes as written (double precision), not the SVG DOM's float32 baseVal, whose
     # rounding alone can differ by 1e-5 at these coordinates.
-    lower, upper = await stack.evaluate_all("rs => rs.map(r => [r.dataset.series, r.getAttribute('y'), r.getAttribute('height')])")
+    lower, upper = await stack.evaluate_all(
+        "rs => rs.map(r => [r.dataset.series, r.getAttribute('y'), r.getAttribute('height')])"
+    )
     assert (lower[0], upper[0]) == ("platform", "byok")
     assert abs(float(upper[1]) + float(upper[2]) - float(lower[1])) < 1e-9
 
@@ -134,14 +169,18 @@ async def test_usage_table_chart_windows_and_empty_state(live: Live, page_and_se
         await page.get_by_label("Window").select_option("30d")
     await page.get_by_role("status").filter(has_text="Last 30 days: 8 segments").wait_for()
     assert await chart.locator(".legend li").all_text_contents() == ["platform", "byok", "private"]
-    assert {day: b for day, b in (await chart_bars(page)).items() if b} == expected_bars(now, timedelta(days=30))
+    assert {day: b for day, b in (await chart_bars(page)).items() if b} == expected_bars(
+        now, timedelta(days=30)
+    )
 
     # A refusal shows the API's own message, and no stale figures stay. (The select offers
     # only valid windows; an option added here makes the real server refuse one.)
     await page.get_by_label("Window").evaluate("s => s.add(new Option('Since last tuesday', 'last tuesday'))")
     await page.get_by_label("Window").select_option("last tuesday")
     alert = page.locator("form.usage-window .form-error[role=alert]")
-    await alert.filter(has_text="since must be an ISO 8601 time or a span such as 24h or 7d, not 'last tuesday'").wait_for()
+    await alert.filter(
+        has_text="since must be an ISO 8601 time or a span such as 24h or 7d, not 'last tuesday'"
+    ).wait_for()
     assert await page.locator("table.usage, figure.chart").count() == 0
     await page.get_by_label("Window").select_option("7d")
     await page.locator("table.usage").wait_for()

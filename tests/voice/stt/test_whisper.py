@@ -45,7 +45,9 @@ async def test_silence_transcribes_to_little_or_nothing(whisper: WhisperSTT) -> 
     assert len(transcript.text.split()) <= 2
 
 
-async def test_decoding_never_blocks_the_event_loop(whisper: WhisperSTT, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_decoding_never_blocks_the_event_loop(
+    whisper: WhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Shown by ordering, not by timing: the decode waits, before it starts, for a signal only
     # this test's event loop sends once it has seen the decode begin. Were the decode on the
     # loop, the loop could not send it and the wait would run out.
