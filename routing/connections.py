@@ -216,7 +216,11 @@ class Connections:
         if env_reference is not None:
             env_reference = check_env_reference(env_reference, self.env_references)
         if key is None and env_reference is None and CredentialKind.NONE not in PRESETS[pid].credential_kinds:
-            raise RequestError(f"{PRESETS[pid].display_name} needs a key", param="key")
+            raise RequestError(
+                f"{PRESETS[pid].display_name} needs a key, or an environment reference naming a server "
+                "variable that holds it",
+                param="key",
+            )
         existing = await session.scalar(
             select(Connection.id).where(
                 _owned_by(org_id), Connection.provider == pid.value, Connection.name == conn_name
@@ -276,7 +280,7 @@ class Connections:
             row = await session.get(Connection, ref)
             row = row if row is not None and row.org_id == org_id else None
         if row is None:
-            raise NotFoundError(f"no connection {ref!r}")
+            raise NotFoundError(await _not_found(session, org_id, ref))
         return row
 
     async def list_all(self, session: AsyncSession, org_id: str | None) -> list[ConnectionInfo]:
@@ -419,3 +423,17 @@ class Connections:
                 details={"profile": row.profile_id, **details},
             )
         )
+
+
+async def _not_found(session: AsyncSession, org_id: str | None, ref: str) -> str:
+    """`no connection 'mylab'`, suggesting the profile ids a bare name or provider may have meant."""
+    name = ref.partition(":")[2] if ":" in ref else ref
+    rows = await session.scalars(
+        select(Connection).where(_owned_by(org_id), (Connection.name == name) | (Connection.provider == ref))
+    )
+    near = sorted({r.profile_id for r in rows})
+    if near:
+        return (
+            f"no connection {ref!r}; did you mean {' or '.join(near)}? (name a connection as provider:name)"
+        )
+    return f"no connection {ref!r}; name one as provider:name or by its id (`patchbay connection list` shows them)"

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from providers.contract import BillingSource, Capability, ModelRef, ProviderId
 from routing.catalog import Catalog, ModelInfo
@@ -113,7 +113,10 @@ class Resolver:
             if org.allowlist is not None and not _allowed(org.allowlist, ref, requested):
                 raise ModelNotAllowedError(requested)
             if not self._connections(org, ref)[0]:
-                raise NoRouteError(f"no connection serves {ref.provider!r}")
+                raise NoRouteError(
+                    f"no connection serves {ref.provider!r}; add one (`patchbay connection add --provider "
+                    f"{ref.provider.partition(':')[0]}`) or name a model of a connected provider"
+                )
             return ChainChoice(chain=(ref,), source="pinned", strict=True)
         if request.agent:
             return self._agent_chain(org, request.agent, request.intent, explicit=False)
@@ -160,6 +163,13 @@ class Resolver:
         for name, conn in org.custom.items():
             if conn.declared(requested) is not None:
                 return ModelRef(provider=name, model=requested)
+        known_by = [p.value for p in self._catalog.providers_for(requested)]
+        if known_by:
+            raise NoRouteError(
+                f"model {requested!r} is served by {' or '.join(known_by)}, which this organisation has not "
+                f"connected; add a connection (`patchbay connection add --provider {known_by[0]}`) or name "
+                "another model"
+            )
         raise NoRouteError(f"model {requested!r} is unknown; use provider/model")
 
     def profiles_for(self, org: OrgRouting, chain: Chain) -> list[str]:
@@ -228,7 +238,7 @@ class Resolver:
                 if c.status is not ConnectionStatus.ACTIVE
             )
             for conn, block in order_profiles(active, states, ref.model, now, explicit=explicit):
-                items.append(self._candidate(org, ref, conn, needs, step, block))
+                items.append(self._candidate(org, ref, conn, needs, step, block, now))
         return Plan(intent=request.intent, source=choice.source, strict=choice.strict, items=tuple(items))
 
     def _candidate(
@@ -239,6 +249,7 @@ class Resolver:
         needs: frozenset[Capability],
         step: int,
         block: Block | None,
+        now: float,
     ) -> PlanItem:
         if conn.billing_source not in org.allowed_billing:
             return _skip(ref, conn, f"tier:{conn.billing_source.value}")
@@ -252,7 +263,7 @@ class Resolver:
         if gated is not None:
             return _skip(ref, conn, f"gate:{gated.value}")
         if block is not None:
-            return _skip(ref, conn, block.label)
+            return replace(_skip(ref, conn, block.label), retry_after=max(0.0, block.until - now))
         return PlannedAttempt(ref=ref, connection=conn, info=info, step=step)
 
 

@@ -36,6 +36,8 @@ class TraceEntry:
     elapsed_ms: float | None = None
     after_output: bool = False
     """A failure after output reached the caller (reported, never retried or fallen back from)."""
+    retry_after: float | None = None
+    """For a skip by a cooldown or disable: the seconds it had left when the plan was made."""
 
     @property
     def label(self) -> str:

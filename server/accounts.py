@@ -136,7 +136,7 @@ async def get_org(session: AsyncSession, ref: str) -> Org:
     if org is None:
         org = await session.scalar(select(Org).where(Org.name == ref))
     if org is None:
-        raise NotFoundError(f"no org {ref!r}")
+        raise NotFoundError(f"no org {ref!r}; give an org's id or name (`patchbay org list` shows them)")
     return org
 
 

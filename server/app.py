@@ -28,7 +28,7 @@ from server.admin import routing_preview as admin_routing_preview
 from server.admin import signin
 from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
-from server.errors import REQUEST_ERRORS, error_response, request_error_handler
+from server.errors import REQUEST_ERRORS, error_response, request_error_handler, with_request_id
 from server.health import router as health_router
 from server.middleware import RequestIdMiddleware
 from server.payments import routes as payments
@@ -48,7 +48,9 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     detail: Any = exc.detail
     if isinstance(detail, dict) and "message" in detail:
-        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(
+            {"error": with_request_id(detail)}, status_code=exc.status_code, headers=exc.headers
+        )
     return error_response(exc.status_code, "http_error", str(detail), headers=exc.headers)
 
 
@@ -62,7 +64,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         else str(first.get("msg", "invalid request"))
     )
     return JSONResponse(
-        {"error": {"type": "invalid_request", "message": message, "param": where or None}}, status_code=400
+        {"error": with_request_id({"type": "invalid_request", "message": message, "param": where or None})},
+        status_code=400,
     )
 
 

@@ -18,6 +18,7 @@ from types import MappingProxyType
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.errors import with_request_id
 from server.v1.asgi import MAX_BODY as CHAT_MAX_BODY
 from server.v1.audio import MAX_AUDIO_BYTES
 from server.v1.errors import ApiError
@@ -47,7 +48,7 @@ def too_large_body(path: str, cap: int) -> bytes:
     if path.startswith("/v1/"):
         error = ApiError(413, "invalid_request_error", message, code="request_too_large")
         return error.anthropic_body() if path == "/v1/messages" else error.openai_body()
-    return orjson.dumps({"error": {"type": "request_too_large", "message": message}})
+    return orjson.dumps({"error": with_request_id({"type": "request_too_large", "message": message})})
 
 
 class BodyLimit:

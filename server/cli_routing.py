@@ -10,7 +10,7 @@ the machine can see in the process list and which shells keep in their history.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import IO, Any, TypeVar
 
 import click
@@ -19,13 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing.money import AmountError
 from billing.prices import Price, PriceError, parse_price_spec
 from foundation.errors import RequestError
+from providers.contract import PRESETS, CredentialKind, ProviderId
 from providers.probes import Verification
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo, Agents, parse_chain_option
+from routing.capability_proposals import Proposal, proposal_lines, propose
+from routing.catalog import default_catalog
 from routing.config_versions import bump
 from routing.connections import ConnectionInfo, Connections, describe, key_secret
+from routing.declared_models import describe_model
 from routing.errors import BaseUrlRefusedError
 from routing.platform import scope_of
+from routing.ref_check import RefProblem, check_refs, load_org_routing
 from routing.registry import connection_credential
 from routing.verify import speaks, verify
 from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
@@ -106,6 +111,23 @@ def _read_key(as_json: bool) -> Secret:
         fail(str(exc), as_json=as_json)
 
 
+def _needs_no_key(provider: str, as_json: bool) -> None:
+    """Refuse, saying how to give one, a connection without a key to a provider that needs one."""
+    try:
+        preset = PRESETS[ProviderId(provider.strip().lower())]
+    except ValueError:
+        return  # the connection service names the providers
+    if CredentialKind.NONE not in preset.credential_kinds:
+        fail(
+            f"{preset.display_name} needs a key: pipe it in with --key-stdin "
+            f"(`printenv MY_KEY | patchbay connection add ... --key-stdin`), or read it from a variable of "
+            f"the server's environment with --env-reference NAME",
+            2,
+            as_json=as_json,
+            kind="invalid_request",
+        )
+
+
 def _with_services(
     as_json: bool, fn: Callable[[Services, AsyncSession, str | None], Awaitable[T]], org_ref: str | None
 ) -> T:
@@ -136,6 +158,18 @@ def _line(c: ConnectionInfo) -> str:
     return f"{c.profile_id}\t{c.status}\t#{c.position}\t{c.billing_source}\t{key}{where}"
 
 
+def _detail(c: ConnectionInfo) -> str:
+    """`_line` plus what a new user needs to read back: the declared models, and a missing key."""
+    lines = [_line(c)]
+    if c.models:
+        lines.append("  models: " + " ".join(describe_model(m) for m in c.models))
+    if c.key is None and c.env_reference is None:
+        lines.append(
+            f"  no key: requests go out without credentials (set one: `patchbay connection set-key {c.profile_id} --key-stdin`)"
+        )
+    return "\n".join(lines)
+
+
 @click.group()
 def connection() -> None:
     """AI Connections (auth profiles `provider:name`) of an org (`--org`) or of the platform (`--platform`)."""
@@ -153,7 +187,14 @@ def connection() -> None:
     help="Profile name (default `default`; required for custom endpoints, where it is the ref prefix).",
 )
 @click.option("--base-url", help="Override the provider's base URL (required for openai_compatible).")
-@click.option("--model", "models", multiple=True, help="Declare a model the endpoint serves (repeatable).")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ID[:CAP,...]",
+    help="Declare a model the endpoint serves, with its capabilities (llama-3-70b:text,tools,json; "
+    "default text). Repeatable.",
+)
 @price_option
 @click.option("--key-stdin", is_flag=True, help="Read the key from standard input.")
 @click.option("--env-reference", help="Read the key from this server environment variable instead.")
@@ -177,6 +218,8 @@ def connection_add(
     defaults to `platform` (`openai:platform/gpt-4o` names it in a ref)."""
     owner = _owner(org_ref, platform)
     priced = _prices(prices, as_json)
+    if not key_stdin and env_reference is None:
+        _needs_no_key(provider, as_json)
     key = _read_key(as_json) if key_stdin else None
     info = _with_connections(
         as_json,
@@ -193,7 +236,7 @@ def connection_add(
         ),
         owner,
     )
-    emit(as_json, info, _line(info))
+    emit(as_json, info, _detail(info))
 
 
 @connection.command("list")
@@ -224,7 +267,13 @@ def connection_set_key(org_ref: str | None, platform: bool, ref: str, key_stdin:
 @owner_options
 @click.argument("ref")
 @click.option("--base-url")
-@click.option("--model", "models", multiple=True, help="Replace the declared models (repeatable).")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ID[:CAP,...]",
+    help="Replace the declared models (repeatable), each with its capabilities: llama-3-70b:text,tools,json.",
+)
 @price_option
 @click.option("--enable/--disable", "enabled", default=None)
 @json_option
@@ -248,7 +297,7 @@ def connection_update(
         ),
         _owner(org_ref, platform),
     )
-    emit(as_json, info, _line(info))
+    emit(as_json, info, _detail(info))
 
 
 @connection.command("revoke")
@@ -304,7 +353,7 @@ def connection_test(org_ref: str | None, platform: bool, ref: str, model: str | 
 
     async def run(
         services: Services, s: AsyncSession, org_id: str | None
-    ) -> tuple[Verification, ConnectionInfo]:
+    ) -> tuple[Verification, ConnectionInfo, list[Proposal]]:
         svc = services.connections(actor="cli")
         row = await svc.get(s, org_id, ref)
         # The CLI is an edge like the server: it may read operator environment references.
@@ -315,16 +364,24 @@ def connection_test(org_ref: str | None, platform: bool, ref: str, model: str | 
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
         await bump(s, scope_of(org_id))
-        return outcome, describe(row)
+        return outcome, describe(row), propose(row.provider, outcome.models, row.models or [], tools.catalog)
 
-    outcome, info = _with_services(as_json, run, _owner(org_ref, platform))
+    outcome, info, proposals = _with_services(as_json, run, _owner(org_ref, platform))
     lines = [
         f"{r.name}: {'ok' if r.ok else 'FAILED'} {r.latency_ms:.0f} ms"
         + (f" ({r.error_class.value}: {r.message})" if not r.ok and r.error_class else "")
         + (f" [{len(r.models)} models]" if r.models else "")
         for r in outcome.results
     ]
-    payload = {"ok": outcome.ok, "probes": [jsonable(r) for r in outcome.results], "connection": info}
+    if proposals:
+        lines += ["models it serves, with capabilities to declare (`connection update --model ID:cap,...`):"]
+        lines += proposal_lines(proposals)
+    payload = {
+        "ok": outcome.ok,
+        "probes": [jsonable(r) for r in outcome.results],
+        "connection": info,
+        "proposals": [{**jsonable(p), "spec": p.spec} for p in proposals],
+    }
     emit(as_json, payload, "\n".join([info.profile_id, *lines]))
     if not outcome.ok:
         raise SystemExit(1)
@@ -347,7 +404,7 @@ def connection_show(org_ref: str | None, platform: bool, ref: str, as_json: bool
         if h.status
         else "never tested"
     )
-    emit(as_json, info, f"{_line(info)}\n{health}")
+    emit(as_json, info, f"{_detail(info)}\n{health}")
 
 
 def _with_agents(as_json: bool, fn: Callable[[Agents, AsyncSession, str], Awaitable[T]], org_ref: str) -> T:
@@ -458,14 +515,16 @@ def agent_create(
     keys bound to it start with its voice settings."""
     parsed = _chains(chains, as_json)
     settings = _voice_settings(**voice, as_json=as_json)
-    info = _with_agents(
-        as_json,
-        lambda svc, s, org_id: svc.create(
+
+    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
+        info = await svc.create(
             s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
-        ),
-        org_ref,
-    )
-    emit(as_json, info, _agent_line(info))
+        )
+        return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
+
+    info, problems = _with_agents(as_json, run, org_ref)
+    emit(as_json, _warned(jsonable(info), problems), _agent_line(info))
+    _warn(problems, as_json)
 
 
 @agent.command("update")
@@ -486,14 +545,16 @@ def agent_update(
     """Change an agent's chains, default model or voice settings (the others stay as they are)."""
     parsed = _chains(chains, as_json) if chains else None
     settings = _voice_settings(**voice, as_json=as_json)
-    info = _with_agents(
-        as_json,
-        lambda svc, s, org_id: svc.update(
+
+    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
+        info = await svc.update(
             s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
-        ),
-        org_ref,
-    )
-    emit(as_json, info, _agent_line(info))
+        )
+        return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
+
+    info, problems = _with_agents(as_json, run, org_ref)
+    emit(as_json, _warned(jsonable(info), problems), _agent_line(info))
+    _warn(problems, as_json)
 
 
 @agent.command("list")
@@ -534,15 +595,48 @@ def org_routing(
     """Set the org's own routing matrix, default model and allowlist."""
     parsed = _chains(chains, as_json) if chains else None
 
-    async def run(svc: Agents, s: AsyncSession, org_id: str) -> dict[str, object]:
+    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[dict[str, Any], list[RefProblem]]:
+        allow = list(allowed) or None
         row = await svc.set_org_routing(
-            s, org_id, chains=parsed, default_model=default_model, allowed_models=list(allowed) or None
+            s, org_id, chains=parsed, default_model=default_model, allowed_models=allow
         )
-        return {
+        out = {
             "default_model": row.default_model,
             "chains": dict(row.routing or {}),
             "allowed_models": row.allowed_models,
         }
+        return out, await _unserved(
+            s, org_id, chains=parsed, default_model=default_model, allowed_models=allow
+        )
 
-    out = _with_agents(as_json, run, org_ref)
-    emit(as_json, out, "\n".join(f"{k}: {v}" for k, v in out.items()))
+    out, problems = _with_agents(as_json, run, org_ref)
+    emit(as_json, _warned(out, problems), routing_text(out))
+    _warn(problems, as_json)
+
+
+def routing_text(out: Mapping[str, Any]) -> str:
+    """The org's routing as a person reads it (`--json` has the same as data)."""
+    chains: Mapping[str, Sequence[str]] = out.get("chains") or {}
+    lines = [f"default model: {out.get('default_model') or 'none'}"]
+    lines.append("chains:" if chains else "chains: none (the default model serves text intents)")
+    lines += [f"  {intent}: {' -> '.join(refs)}" for intent, refs in sorted(chains.items())]
+    allowed = out.get("allowed_models")
+    lines.append(
+        f"allowlist: {', '.join(allowed)}" if allowed else "allowlist: none (callers may pin any model)"
+    )
+    return "\n".join(lines)
+
+
+async def _unserved(session: AsyncSession, org_id: str, **refs: Any) -> list[RefProblem]:
+    return check_refs(await load_org_routing(session, org_id), default_catalog(), **refs)
+
+
+def _warned(payload: dict[str, Any], problems: Sequence[RefProblem]) -> dict[str, Any]:
+    """`--json` carries the warnings as data (`warnings`, only when there are some)."""
+    return {**payload, "warnings": [p.message for p in problems]} if problems else payload
+
+
+def _warn(problems: Sequence[RefProblem], as_json: bool) -> None:
+    """Saved, but requests will skip these refs: say so on stderr (stdout stays the result)."""
+    for problem in [] if as_json else problems:
+        click.echo(f"warning: {problem.message}", err=True)

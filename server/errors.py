@@ -1,4 +1,4 @@
-"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message", "param"?}}`.
+"""Error bodies for the admin API and health endpoints: `{"error": {"type", "message", "param"?, "request_id"}}`.
 
 The packages' request errors carry a stable `code`; this maps codes to HTTP statuses.
 """
@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from foundation.errors import RequestError
 from routing.errors import BaseUrlRefusedError
+from server.logs import request_id_var
 
 REQUEST_ERRORS: tuple[type[Exception], ...] = (
     RequestError,
@@ -39,7 +40,13 @@ def error_response(
     error: dict[str, str] = {"type": type_, "message": message}
     if param is not None:
         error["param"] = param
-    return JSONResponse({"error": error}, status_code=status, headers=headers)
+    return JSONResponse({"error": with_request_id(error)}, status_code=status, headers=headers)
+
+
+def with_request_id(error: Mapping[str, object]) -> dict[str, object]:
+    """The error object with the request id the access log and `x-request-id` show."""
+    rid = request_id_var.get()
+    return {**error, "request_id": rid} if rid else dict(error)
 
 
 async def request_error_handler(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,4 +1,9 @@
-"""Pure-ASGI request-id and access-log middleware (no per-request task or body copying)."""
+"""Pure-ASGI request-id and access-log middleware (no per-request task or body copying).
+
+A bug that escapes the app before a response started is answered here, inside the request id's
+scope: a 500 whose body and `x-request-id` carry the same id as the log line of the error and the
+access line (Starlette's own handler runs outside this middleware, where the id is gone).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,13 @@ import re
 import secrets
 import time
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.logs import request_id_var
 
 log = logging.getLogger("patchbay.access")
+log_error = logging.getLogger("patchbay.server")
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -41,6 +48,15 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if scope["type"] != "http" or status:
+                raise
+            # The message is not echoed: it may quote upstream text. The request id ties it to the log.
+            log_error.error("unhandled error", exc_info=(type(exc), exc, None))
+            status = 500
+            head = [(b"content-type", b"application/json")]
+            await send_with_id({"type": "http.response.start", "status": 500, "headers": head})
+            await send_with_id({"type": "http.response.body", "body": internal_error_body(rid)})
         finally:
             if scope["type"] == "http" and log.isEnabledFor(logging.INFO):
                 log.info(
@@ -57,3 +73,11 @@ class RequestIdMiddleware:
                     },
                 )
             request_id_var.reset(token)
+
+
+def internal_error_body(request_id: str | None) -> bytes:
+    """The body of a 500: the admin API's error shape, with the request id to find it in the log."""
+    error = {"type": "server_error", "message": "internal error; see the server log for this request id"}
+    if request_id:
+        error["request_id"] = request_id
+    return orjson.dumps({"error": error})

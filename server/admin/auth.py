@@ -25,6 +25,7 @@ from foundation.audit import acting
 from server.access import policy, tokens, users
 from server.access.caller import Caller, operator
 from server.auth_throttle import client_address, lockout_headers, lockout_message
+from server.errors import with_request_id
 from server.services import Services
 
 ADMIN_PREFIX = "/admin/"
@@ -165,7 +166,7 @@ class AdminGate:
 
 
 async def _answer(send: Send, refused: Refused) -> None:
-    body = orjson.dumps({"error": {"type": refused.type, "message": refused.message}})
+    body = orjson.dumps({"error": with_request_id({"type": refused.type, "message": refused.message})})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.encode(), v.encode()) for k, v in refused.headers.items()]
     await send({"type": "http.response.start", "status": refused.status, "headers": headers})

@@ -6,6 +6,7 @@ Keys are accepted in request bodies and never returned: responses show a fingerp
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from foundation.errors import ForbiddenError
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
+from routing.capability_proposals import propose
 from routing.connections import ConnectionInfo, describe, key_secret
+from routing.declared_models import parse_model_spec
+from routing.ref_check import check_refs, load_org_routing, refuse
 from routing.verify import speaks, verify
 from routing.voice_settings import VoiceSettings
 from server import accounts
@@ -56,7 +60,8 @@ class DeclaredPriceIn(BaseModel):
 
 
 class DeclaredModelIn(BaseModel):
-    """A declared model: `{"id", "capabilities"?, "price"?}`, or its bare id as a string."""
+    """A declared model: `{"id", "capabilities"?, "price"?}`, or a string `ID[:cap,cap...]`
+    (`llama-3-70b:text,tools,json`; routing/declared_models.py)."""
 
     id: str = Field(min_length=1)
     capabilities: list[str] = Field(default_factory=lambda: ["text"])
@@ -70,7 +75,7 @@ class DeclaredModelIn(BaseModel):
     def _bare_id(cls, value: object) -> object:
         # One model type rather than `str | DeclaredModelIn`: a bad price is then reported at its
         # own path (`models.0.price.input`), not as the string branch's mismatch.
-        return {"id": value} if isinstance(value, str) else value
+        return parse_model_spec(value) if isinstance(value, str) else value
 
 
 class ConnectionCreate(BaseModel):
@@ -170,10 +175,22 @@ class ProbeOut(BaseModel):
     models: list[str]
 
 
+class ProposalOut(BaseModel):
+    """A model the endpoint serves and the capabilities to declare for it (routing/capability_proposals.py)."""
+
+    model: str
+    capabilities: list[str]
+    source: str
+    listed: bool
+    declared: list[str] | None
+    spec: str
+
+
 class VerificationOut(BaseModel):
     ok: bool
     probes: list[ProbeOut]
     connection: ConnectionOut
+    proposals: list[ProposalOut] = Field(default_factory=list)
 
 
 class VoiceSettingsIn(BaseModel):
@@ -263,6 +280,29 @@ def models_of(items: list[DeclaredModelIn] | None) -> list[str | dict[str, Any]]
 
 def secret_of(value: SecretStr | None) -> Secret | None:
     return key_secret(value.get_secret_value()) if value is not None else None
+
+
+async def _refuse_unserved(
+    svc: Services,
+    session: Any,
+    org_id: str,
+    *,
+    chains: Mapping[str, Sequence[str]] | None = None,
+    default_model: str | None = None,
+    allowed_models: Sequence[str] | None = None,
+) -> None:
+    """A routing change naming a ref no connection serves, or a model lacking its intent's
+    capability, is refused with a 400 naming the field (routing/ref_check.py)."""
+    org = await load_org_routing(session, org_id)
+    refuse(
+        check_refs(
+            org,
+            svc.gateway.catalog,
+            chains=chains,
+            default_model=default_model,
+            allowed_models=allowed_models,
+        )
+    )
 
 
 async def _org_id(svc: Services, session: Any, org: str) -> str:
@@ -372,6 +412,7 @@ async def test_connection(
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=body.model if body else None, extra_probes=voice)
         info = describe(row)
+        proposals = propose(row.provider, outcome.models, row.models or [], tools.catalog)
     svc.config_changed(org_id)
     return VerificationOut(
         ok=outcome.ok,
@@ -388,6 +429,17 @@ async def test_connection(
             for r in outcome.results
         ],
         connection=ConnectionOut.of(info),
+        proposals=[
+            ProposalOut(
+                model=p.model,
+                capabilities=list(p.capabilities),
+                source=p.source,
+                listed=p.listed,
+                declared=list(p.declared) if p.declared is not None else None,
+                spec=p.spec,
+            )
+            for p in proposals
+        ],
     )
 
 
@@ -412,6 +464,8 @@ async def create_agent(org: str, body: AgentIn, svc: ServicesDep) -> AgentOut:
             default_model=body.default_model,
             voice_settings=body.voice_settings.changes() if body.voice_settings else None,
         )
+        # After the save, which reports malformed refs first; a refusal rolls it back.
+        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
     svc.config_changed(org_id)
     return AgentOut.of(info)
 
@@ -435,6 +489,8 @@ async def update_agent(org: str, name: str, body: AgentUpdate, svc: ServicesDep)
             default_model=body.default_model,
             voice_settings=body.voice_settings.changes() if body.voice_settings else None,
         )
+        # After the save, which reports malformed refs first; a refusal rolls it back.
+        await _refuse_unserved(svc, s, org_id, chains=body.chains, default_model=body.default_model)
     svc.config_changed(org_id)
     return AgentOut.of(info)
 
@@ -465,6 +521,14 @@ async def set_routing(org: str, body: RoutingIn, svc: ServicesDep) -> RoutingOut
     async with svc.db.session() as s:
         org_id = await _org_id(svc, s, org)
         row = await svc.agents().set_org_routing(
+            s,
+            org_id,
+            chains=body.chains,
+            default_model=body.default_model,
+            allowed_models=body.allowed_models,
+        )
+        await _refuse_unserved(
+            svc,
             s,
             org_id,
             chains=body.chains,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from server.accounts import Principal, principal_of
 from server.auth_throttle import lockout_headers, lockout_message
+from server.errors import with_request_id
 from server.realtime.tokens import TokenSigner
 from server.services import Services
 from server.tables import ApiKey
@@ -102,11 +103,13 @@ def locked_response(retry_after: float) -> JSONResponse:
     """429 in the OpenAI-style error shape the realtime HTTP routes use."""
     return JSONResponse(
         {
-            "error": {
-                "type": "rate_limit_error",
-                "code": "auth_failures_exceeded",
-                "message": lockout_message(retry_after),
-            }
+            "error": with_request_id(
+                {
+                    "type": "rate_limit_error",
+                    "code": "auth_failures_exceeded",
+                    "message": lockout_message(retry_after),
+                }
+            )
         },
         status_code=429,
         headers=lockout_headers(retry_after),

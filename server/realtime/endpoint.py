@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from server.admin.auth import require_admin
 from server.auth_throttle import client_address, lockout_message
+from server.errors import with_request_id
 from server.realtime.auth import Caller, Refused, identify, locked_response
 from server.realtime.connection import RealtimeConnection
 from server.realtime.opening import (
@@ -118,7 +119,7 @@ async def refuse(websocket: WebSocket, error: ApiError) -> None:
 
 def error_response(error: ApiError) -> JSONResponse:
     problem = {"type": error.type, "code": error.code, "message": error.message, "param": error.param}
-    return JSONResponse({"error": problem}, status_code=error.status)
+    return JSONResponse({"error": with_request_id(problem)}, status_code=error.status)
 
 
 async def _mint(request: Request) -> JSONResponse:
@@ -141,11 +142,13 @@ async def _mint(request: Request) -> JSONResponse:
     if not isinstance(caller, Caller) or bearer_token(authorization) is None:
         return JSONResponse(
             {
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "invalid_api_key",
-                    "message": "invalid or missing API key",
-                }
+                "error": with_request_id(
+                    {
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                        "message": "invalid or missing API key",
+                    }
+                )
             },
             status_code=401,
         )
@@ -158,11 +161,13 @@ async def _mint(request: Request) -> JSONResponse:
         if not isinstance(parsed, dict):
             return JSONResponse(
                 {
-                    "error": {
-                        "type": "invalid_request_error",
-                        "code": "invalid_json",
-                        "message": "body must be a JSON object",
-                    }
+                    "error": with_request_id(
+                        {
+                            "type": "invalid_request_error",
+                            "code": "invalid_json",
+                            "message": "body must be a JSON object",
+                        }
+                    )
                 },
                 status_code=400,
             )

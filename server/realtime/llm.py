@@ -9,7 +9,9 @@ through Redis when configured), taken before any upstream call: a session cannot
 admitted connection into unlimited upstream calls. A turn over the limit fails with
 `Refused` (`rate_limit_exceeded`); the session goes on and a later turn may pass. A turn the
 org's credits cannot cover (the router's hold was refused) fails likewise, with
-`insufficient_credits`, before any upstream call; after a grant the next turn runs.
+`insufficient_credits`, before any upstream call; after a grant the next turn runs. A turn
+whose every candidate was skipped for a configuration reason (a capability the model lacks, a
+failed gate, the plan) fails with `Refused` under the code `/v1` would answer.
 
 Each response is also one `realtime.turn` entry in the request log (`server.activity`): its
 route trace, serving connection, tokens and the status `/v1` would have answered with.
@@ -119,6 +121,9 @@ class _RoutedStream:
             _failed(entry, exc)
             if isinstance(exc, ProviderError):
                 raise
+            refused = turn_refusal(exc)
+            if refused is not None:
+                raise refused from None
             last = exc.last_error
             raise ProviderError(
                 last.error_class if last is not None else ErrorClass.SERVER_ERROR,
@@ -127,6 +132,21 @@ class _RoutedStream:
             ) from None
         finally:
             await call.aclose()
+
+
+def turn_refusal(exc: AllAttemptsFailedError) -> Refused | None:
+    """A turn whose candidates were all skipped for a reason someone must fix (a capability, a
+    gate, the plan) says so in the session's `error` event, as `/v1` would; None when transient."""
+    error = from_exception(exc)
+    if error is None or error.status not in (400, 403):
+        return None
+    return Refused(
+        ErrorClass.INVALID_REQUEST,
+        error.message,
+        code=error.code or error.type,
+        error_type=error.type,
+        status=error.status,
+    )
 
 
 def _refused(entry: RequestEntry | None, status: int, code: str) -> None:

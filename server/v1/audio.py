@@ -42,6 +42,7 @@ from providers.speech.pcm import AudioFormatError
 from routing.routed_engines import RoutedTTS
 from server.accounts import Principal
 from server.activity.recorder import note_error, note_request, note_speech
+from server.errors import with_request_id
 from server.services import Services
 from server.v1.asgi import admit
 from server.v1.errors import ApiError
@@ -68,7 +69,11 @@ class SpeechBody(BaseModel):
 def _error(error: ApiError, charged: str = format_usd(0)) -> JSONResponse:
     note_error(error.code or error.type)
     return JSONResponse(
-        {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}},
+        {
+            "error": with_request_id(
+                {"message": error.message, "type": error.type, "param": error.param, "code": error.code}
+            )
+        },
         status_code=error.status,
         headers={**error.headers(), "x-patchbay-cost": charged},
     )

@@ -4,11 +4,14 @@ Statuses: 400 invalid request, 401 bad or expired key, 402 out of credits, 403 m
 allowed (by the org's allowlist or the key's model list), 404 unknown model, 409 the request
 id (`x-request-id`) was charged by the predecessor's billing (docs/billing.md), 429 rate limited
 (ours, every upstream's, or the caller's address locked out after failed authentication; with
-`retry-after`), 502 every
-candidate failed upstream, 503 no candidate was available (all cooling down or none
-configured). A message never quotes an upstream key or an upstream body: provider text is
-passed on only for the fail-fast classes the caller must act on (invalid request, context
-length, content filter), and adapters have already scrubbed it of the credential they sent.
+`retry-after`), 502 every candidate failed upstream. When every candidate was skipped, the skip
+reasons decide (routing/skip_reasons.py): 400 for what the caller or the admin must fix (a
+capability, a conformance gate, a disabled connection), 403 for the org's plan, 503 only for
+what passes with time (cooldowns), with `retry-after` when the soonest one ends at a known time.
+Every body carries the request id (`x-request-id`). A message never quotes an upstream key or
+an upstream body: provider text is passed on only for the fail-fast classes the caller must act
+on (invalid request, context length, content filter), and adapters have already scrubbed it of
+the credential they sent.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from billing.preflight import InsufficientCreditsError
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from routing.errors import AllAttemptsFailedError, ModelNotAllowedError, NoRouteError
+from routing.skip_reasons import SkipKind, refusal
+from routing.trace import AttemptTrace
 from server.auth_throttle import lockout_message
 from server.key_scope import describe_models
+from server.logs import request_id_var
 from server.v1.openai_translate import WireRequestError
 
 _CALLER_FIXES: frozenset[ErrorClass] = frozenset(
@@ -71,13 +77,20 @@ class ApiError:
         return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
 
     def openai_body(self) -> bytes:
-        return orjson.dumps(
-            {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-        )
+        error = {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+        rid = request_id_var.get()
+        if rid:
+            error["request_id"] = rid
+        return orjson.dumps({"error": error})
 
     def anthropic_body(self) -> bytes:
+        """Anthropic's shape, with the request id at the top level as Anthropic sends it."""
         kind = _ANTHROPIC_TYPES.get(self.status, "api_error")
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+        body: dict[str, object] = {"type": "error", "error": {"type": kind, "message": self.message}}
+        rid = request_id_var.get()
+        if rid:
+            body["request_id"] = rid
+        return orjson.dumps(body)
 
 
 BAD_KEY = ApiError(401, "invalid_request_error", "invalid or revoked API key", code="invalid_api_key")
@@ -141,17 +154,27 @@ def from_validation(exc: ValidationError) -> ApiError:
     return invalid(f"{where}: {message}" if where else message, where or None)
 
 
-def from_provider_error(err: ProviderError | None, *, nothing_tried: bool = False) -> ApiError:
+_SKIP_ANSWERS: Mapping[SkipKind, tuple[int, str]] = MappingProxyType(
+    {
+        SkipKind.CONFIG: (400, "invalid_request_error"),
+        SkipKind.TIER: (403, "permission_error"),
+        SkipKind.TRANSIENT: (503, "service_unavailable"),
+    }
+)
+"""The one table from who must act on an all-skipped request to its status and OpenAI `type`."""
+
+
+def all_skipped(trace: AttemptTrace) -> ApiError:
+    """Every candidate was skipped: the skip reasons say whose fix it is (see the module doc)."""
+    found = refusal(trace.entries)
+    status, type_ = _SKIP_ANSWERS[found.kind]
+    param = "model" if found.kind is not SkipKind.TRANSIENT else None
+    return ApiError(status, type_, found.message, code=found.code, param=param, retry_after=found.retry_after)
+
+
+def from_provider_error(err: ProviderError | None) -> ApiError:
     """The caller-facing error for a failure of the routed call."""
     if err is None:
-        if nothing_tried:
-            return ApiError(
-                503,
-                "service_unavailable",
-                "no model is available for this request right now (every candidate was skipped; "
-                "see x-patchbay-route)",
-                code="no_available_model",
-            )
         return ApiError(502, "upstream_error", "every candidate failed", code="upstream_failed")
     cls = err.error_class
     if cls in _CALLER_FIXES:
@@ -206,7 +229,7 @@ def from_exception(exc: BaseException) -> ApiError | None:
         return ApiError(402, "insufficient_quota", str(exc) or "out of credits", code=exc.code)
     if isinstance(exc, AllAttemptsFailedError):
         tried = any(e.outcome.value == "failed" for e in exc.trace.entries)
-        return from_provider_error(exc.last_error, nothing_tried=not tried)
+        return from_provider_error(exc.last_error) if tried else all_skipped(exc.trace)
     if isinstance(exc, ProviderError):
         return from_provider_error(exc)
     return None

@@ -7,7 +7,7 @@ import pytest
 from billing.money import AmountError
 from billing.prices import Price, PriceError
 from foundation.errors import RequestError
-from routing.declared_models import MAX_MODELS, declared_models, with_prices
+from routing.declared_models import MAX_MODELS, declared_models, describe_model, parse_model_spec, with_prices
 
 
 def test_prices_are_stored_as_exact_usd_strings() -> None:
@@ -60,3 +60,33 @@ def test_with_prices_prices_declared_models_and_keeps_the_rest() -> None:
     with pytest.raises(RequestError, match="does not declare") as undeclared:
         with_prices(stored, {"zz": Price(input=1)})
     assert undeclared.value.param == "price"
+
+
+@pytest.mark.parametrize(
+    ("spec", "parsed"),
+    [
+        ("llama-3-70b:text,tools,json", {"id": "llama-3-70b", "capabilities": ["text", "tools", "json"]}),
+        ("llama-3-70b", {"id": "llama-3-70b"}),
+        ("llama3.1:8b", {"id": "llama3.1:8b"}),
+        ("ns:llama3:vision", {"id": "ns:llama3", "capabilities": ["vision"]}),
+        (" whisper : stt ", {"id": "whisper", "capabilities": ["stt"]}),
+    ],
+)
+def test_a_model_spec_reads_capabilities_after_the_last_colon(spec: str, parsed: dict[str, object]) -> None:
+    assert parse_model_spec(spec) == parsed
+
+
+def test_a_spec_listing_an_unknown_capability_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(RequestError) as refused:
+        declared_models(["llama:text,tool"])
+    assert "unknown capabilities for model 'llama': tool" in str(refused.value)
+    assert "known: audio_in, audio_out, json, stt, text, tools, tts, vision" in str(refused.value)
+
+
+def test_specs_are_stored_with_their_capabilities_and_read_back() -> None:
+    stored = declared_models(["llama-3-70b:tools,text", "plain"])
+    assert stored == [
+        {"id": "llama-3-70b", "capabilities": ["text", "tools"]},
+        {"id": "plain", "capabilities": ["text"]},
+    ]
+    assert [describe_model(m) for m in stored] == ["llama-3-70b:text,tools", "plain:text"]

@@ -67,6 +67,7 @@ def test_cooldown_skip_without_a_call() -> None:
         "openai:main/gpt-4o-mini=skipped:cooldown:rate_limit",
         "anthropic:default/claude-haiku-4-5=try",
     ]
+    assert plan.skipped[0].retry_after == 29.0, "the seconds the cooldown had left at plan time"
     assert (
         labels(resolver.plan(base_org().build(), RouteRequest(), states, T0 + 30))[0]
         == "openai:main/gpt-4o-mini=try"
@@ -237,3 +238,17 @@ def test_plan_is_deterministic() -> None:
     assert labels(resolver.plan(org, RouteRequest(), states, T0 + 1))[-1] == (
         "anthropic:default/claude-haiku-4-5=skipped:disabled:auth"
     )
+
+
+def test_a_known_model_whose_provider_is_not_connected_says_so() -> None:
+    org = OrgBuilder(connections=[conn("anthropic", "default")], matrix={}).build()
+    with pytest.raises(NoRouteError) as missing:
+        resolver.select(org, RouteRequest(model="gpt-4o"))
+    assert "model 'gpt-4o' is served by openai" in str(missing.value)
+    assert "not connected; add a connection (`patchbay connection add --provider openai`)" in str(
+        missing.value
+    )
+    with pytest.raises(NoRouteError, match="is unknown; use provider/model"):
+        resolver.select(org, RouteRequest(model="no-such-model"))
+    with pytest.raises(NoRouteError, match="no connection serves 'openai'; add one"):
+        resolver.select(org, RouteRequest(model="openai/gpt-4o"))

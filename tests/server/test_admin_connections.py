@@ -140,13 +140,28 @@ async def test_agents_and_org_routing(
     client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
 ) -> None:
     base = f"/admin/v1/orgs/{org}"
-    r = await client.post(
+    for provider in ("openai", "anthropic"):
+        made = await client.post(
+            f"{base}/connections", json={"provider": provider, "key": canary()}, headers=admin_headers
+        )
+        assert made.status_code == 201, made.text
+    unserved = await client.post(
         f"{base}/agents",
         json={"name": "support", "chains": {"chat": ["openai/gpt-4o", "mylab/llama-3-70b"]}},
         headers=admin_headers,
     )
+    assert unserved.status_code == 400
+    assert unserved.json()["error"]["param"] == "chains.chat"
+    assert (
+        "no connection serves mylab/llama-3-70b; add one for 'mylab'" in unserved.json()["error"]["message"]
+    )
+    r = await client.post(
+        f"{base}/agents",
+        json={"name": "support", "chains": {"chat": ["openai/gpt-4o"]}},
+        headers=admin_headers,
+    )
     assert r.status_code == 201, r.text
-    assert r.json()["chains"] == {"chat": ["openai/gpt-4o", "mylab/llama-3-70b"]}
+    assert r.json()["chains"] == {"chat": ["openai/gpt-4o"]}
     bad = await client.post(
         f"{base}/agents", json={"name": "x", "chains": {"dance": ["openai/gpt-4o"]}}, headers=admin_headers
     )
@@ -161,10 +176,22 @@ async def test_agents_and_org_routing(
         json={"chains": {"voice_turn": ["anthropic/claude-haiku"]}},
         headers=admin_headers,
     )
-    assert upd.json()["chains"] == {
-        "chat": ["openai/gpt-4o", "mylab/llama-3-70b"],
-        "voice_turn": ["anthropic/claude-haiku"],
-    }
+    assert upd.json()["chains"] == {"chat": ["openai/gpt-4o"], "voice_turn": ["anthropic/claude-haiku"]}
+    no_text = await client.patch(
+        f"{base}/agents/support", json={"chains": {"tools": ["openai/tts-1"]}}, headers=admin_headers
+    )
+    assert no_text.status_code == 400 and no_text.json()["error"]["param"] == "chains.tools"
+    assert (
+        "openai/tts-1 lacks the `text` capability the tools intent needs"
+        in no_text.json()["error"]["message"]
+    )
+    for body, param in (
+        ({"default_model": "gemini/gemini-2.5-flash"}, "default_model"),
+        ({"allowed_models": ["openai/gpt-4o", "xai/grok-4"]}, "allowed_models"),
+    ):
+        refused = await client.put(f"{base}/routing", json=body, headers=admin_headers)
+        assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
+        assert "no connection serves" in refused.json()["error"]["message"]
 
     routing = await client.put(
         f"{base}/routing",
@@ -186,6 +213,12 @@ async def test_agent_voice_settings(
     client: httpx.AsyncClient, admin_headers: dict[str, str], org: str
 ) -> None:
     base = f"/admin/v1/orgs/{org}/agents"
+    made = await client.post(
+        f"/admin/v1/orgs/{org}/connections",
+        json={"provider": "openai", "key": canary()},
+        headers=admin_headers,
+    )
+    assert made.status_code == 201, made.text
     ada = {"voice": "nova", "instructions": "You are Ada.", "language": "en-us", "output_format": "g711_ulaw"}
     created = await client.post(base, json={"name": "ada", "voice_settings": ada}, headers=admin_headers)
     assert created.status_code == 201, created.text

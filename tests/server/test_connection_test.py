@@ -236,3 +236,43 @@ async def test_cli_test_refuses_a_name_rebound_to_loopback_between_check_and_con
     ]
     assert "rebind.test resolves to loopback address 127.0.0.1" in body["probes"][0]["message"]
     assert body["connection"]["health"]["status"] == "failed"
+
+
+@pytest.fixture
+def menu() -> Iterator[tuple[OpenAIEmulator, str]]:
+    emu = OpenAIEmulator("compat", api_key=KEY, models=("gpt-4o-mini", "mystery-1"))
+    with ServedApp(emu) as served:
+        yield emu, served.url + "/v1"
+
+
+async def test_test_lists_served_models_and_proposes_capabilities(
+    db_url: str, settings: Settings, menu: tuple[OpenAIEmulator, str], monkeypatch: pytest.MonkeyPatch,
+    client: httpx.AsyncClient, admin_headers: dict[str, str],
+) -> None:  # fmt: skip
+    _, url = menu
+    monkeypatch.setenv("PATCHBAY_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("PATCHBAY_ALLOW_PRIVATE_BASE_URLS", "true")
+    assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    added = await run_cli(
+        db_url, "connection", "add", "--org", "acme", "--provider", "openai_compatible", "--name", "mylab",
+        "--base-url", url, "--model", "gpt-4o-mini:text", "--key-stdin", input=KEY,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    text = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab")
+    assert "gpt-4o-mini:json,text,tools,vision\t(catalog:openai; declared now: text)" in text.output
+    assert "mystery-1:text\t(unknown)" in text.output
+    tested = await run_cli(db_url, "connection", "test", "--org", "acme", "openai_compatible:mylab", "--json")
+    proposals = json.loads(tested.output)["proposals"]
+    assert [(p["model"], p["spec"], p["source"], p["declared"]) for p in proposals] == [
+        ("gpt-4o-mini", "gpt-4o-mini:json,text,tools,vision", "catalog:openai", ["text"]),
+        ("mystery-1", "mystery-1:text", "unknown", None),
+    ]
+    org = (await client.get("/admin/v1/orgs", headers=admin_headers)).json()[0]["id"]
+    api = await client.post(
+        f"/admin/v1/orgs/{org}/connections/openai_compatible:mylab/test", headers=admin_headers
+    )
+    assert [p["spec"] for p in api.json()["proposals"]] == [
+        "gpt-4o-mini:json,text,tools,vision",
+        "mystery-1:text",
+    ]

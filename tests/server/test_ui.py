@@ -106,6 +106,10 @@ async def test_routing_can_be_read_back(client: httpx.AsyncClient, admin_headers
     org = (await client.post("/admin/v1/orgs", json={"name": "acme"}, headers=admin_headers)).json()["id"]
     empty = await client.get(f"/admin/v1/orgs/{org}/routing", headers=admin_headers)
     assert empty.json() == {"default_model": None, "chains": {}, "allowed_models": None}
+    conn = {"provider": "openai", "key": "sk-test-0123456789abcdef"}
+    assert (
+        await client.post(f"/admin/v1/orgs/{org}/connections", json=conn, headers=admin_headers)
+    ).status_code == 201
     body = {
         "chains": {"chat": ["openai/gpt-4o-mini"], "vision": []},
         "default_model": "openai/gpt-4o",
@@ -134,7 +138,9 @@ async def test_request_errors_name_the_field_at_fault(
     async def error(method: str, path: str, body: object) -> dict[str, str]:
         answer = await client.request(method, base + path, json=body, headers=admin_headers)
         assert answer.status_code in (400, 409), answer.text
-        return dict(answer.json()["error"])
+        error = dict(answer.json()["error"])
+        assert error.pop("request_id") == answer.headers["x-request-id"]
+        return error
 
     no_url = await error("POST", "/connections", {"provider": "openai_compatible", "name": "mylab"})
     assert no_url == {

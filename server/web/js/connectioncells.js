@@ -10,7 +10,7 @@ export function endpoint(c, providers) {
 }
 
 export function models(c) {
-  const declared = (c.models || []).map((m) => m.id);
+  const declared = (c.models || []).map((m) => `${m.id} (${(m.capabilities || ["text"]).join(", ")})`);
   if (declared.length) return declared.join(", ");
   const found = c.health.models_found || [];
   if (!found.length) return h("span", { class: "muted" }, "any");

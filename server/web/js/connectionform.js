@@ -5,6 +5,20 @@ import { api } from "./api.js";
 import { h, splitList } from "./dom.js";
 import { field, formAlert, submitting } from "./forms.js";
 
+/** `llama-3-70b:text,tools,json, mistral-7b` → ["llama-3-70b:text,tools,json", "mistral-7b"]:
+ * a capability (the catalog's list) after a comma belongs to the model before it (the server
+ * reads `ID:cap,cap`). */
+export function modelSpecs(text, capabilities) {
+  const known = new Set(capabilities);
+  const out = [];
+  for (const token of splitList(text)) {
+    const last = out.length ? out[out.length - 1] : "";
+    if (known.has(token.toLowerCase()) && last.includes(":")) out[out.length - 1] = `${last},${token}`;
+    else out.push(token);
+  }
+  return out;
+}
+
 /** The section; `added(connection)` runs after the API created one under `${base}/connections`.
  * `title` and `id` tell two such sections on one page apart (the org's and the platform's). */
 export function addConnectionSection({ catalog, providers, base, added, title = "Add a connection", id = "add" }) {
@@ -21,7 +35,7 @@ export function addConnectionSection({ catalog, providers, base, added, title = 
   const modelsField = field({
     label: "Models",
     name: "models",
-    hint: "Model ids this connection serves, separated by commas. Empty: whatever the provider lists.",
+    hint: "Model ids this connection serves, separated by spaces or commas, each with its capabilities after a colon: llama-3-70b:text,tools,json (text when none). Empty: whatever the provider lists.",
     attrs: { type: "text", autocomplete: "off", spellcheck: "false" },
   });
   form.append(
@@ -62,7 +76,7 @@ export function addConnectionSection({ catalog, providers, base, added, title = 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const els = form.elements;
-    const body = { provider: els.provider.value, models: splitList(els.models.value) };
+    const body = { provider: els.provider.value, models: modelSpecs(els.models.value, catalog.capabilities) };
     if (els.name.value.trim()) body.name = els.name.value.trim();
     if (els.base_url.value.trim()) body.base_url = els.base_url.value.trim();
     if (els.key.value) body.key = els.key.value;

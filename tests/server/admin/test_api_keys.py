@@ -102,6 +102,7 @@ async def test_a_name_is_required_and_unique_among_live_keys(
         "type": "conflict",
         "message": "org 'acme' already has a key named 'ci'; choose another name",
         "param": "name",
+        "request_id": dup.headers["x-request-id"],
     }
     revoked = await client.delete(f"/admin/v1/orgs/{org}/api-keys/{first['id']}", headers=admin_headers)
     assert revoked.json()["status"] == "revoked"

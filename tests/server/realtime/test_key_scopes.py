@@ -140,6 +140,7 @@ async def test_an_expired_key_is_refused_saying_so(
         "code": "invalid_api_key",
         "message": message,
         "param": None,
+        "request_id": late.headers["x-request-id"],
     }
     # The token is still within its own minute, but the key it names has expired.
     for how in ({"key": key}, {"key": "", "query": f"token={minted.json()['value']}"}):

@@ -114,6 +114,7 @@ async def test_bad_keys_are_slowed_then_the_address_is_locked_out_everywhere(
         "type": "rate_limit_error",
         "param": None,
         "code": "auth_failures_exceeded",
+        "request_id": locked.headers["x-request-id"],
     }
 
     messages = await attacker.post(

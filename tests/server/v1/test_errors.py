@@ -6,22 +6,33 @@ import logging
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from billing.preflight import Hold, InsufficientCreditsError, PreflightRequest
+from foundation.orgs import Tier
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+from routing.errors import AllAttemptsFailedError
+from routing.trace import AttemptTrace, Outcome, TraceEntry
+from server.logs import JsonFormatter
+from server.org_plan import set_plan
+from server.realtime.llm import turn_refusal as realtime_refusal
+from server.v1.errors import from_exception
 from server.v1.ratelimit import InProcessRateLimiter, RateLimit
 from tests.emulators.openai import Scenario
 from tests.emulators.openai_errors import ERRORS, rate_limited
 from tests.server.v1.conftest import CANARIES, Patchbay, Upstreams
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "hi"}]}
-ERROR_FIELDS = {"message", "type", "param", "code"}
+ERROR_FIELDS = {"message", "type", "param", "code", "request_id"}
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
     body = response.json()
     assert set(body) == {"error"} and set(body["error"]) == ERROR_FIELDS
     error: dict[str, Any] = body["error"]
+    assert error["request_id"] == response.headers["x-request-id"]
     return error
 
 
@@ -126,7 +137,9 @@ async def test_every_candidate_failing_is_502_and_never_echoes_the_upstream_key(
         # Auth failures take both profiles out of rotation: the next request has nothing to try.
         skipped = await c.post("/v1/chat/completions", json=CHAT)
     assert failed.status_code == 502 and _error(failed)["code"] == "upstream_auth"
-    assert skipped.status_code == 503 and "skipped:" in skipped.headers["x-patchbay-route"]
+    # A timed disable passes on its own: 503, and the wait is known.
+    assert skipped.status_code == 503 and "skipped:disabled:auth" in skipped.headers["x-patchbay-route"]
+    assert _error(skipped)["code"] == "no_available_model" and int(skipped.headers["retry-after"]) >= 1
     seen += [failed.text, str(failed.headers), skipped.text, str(skipped.headers)]
     async with patchbay.client() as c:
         models = await c.get("/v1/models")
@@ -142,7 +155,7 @@ async def test_every_candidate_failing_is_502_and_never_echoes_the_upstream_key(
 OPENAI_KEY_FRAGMENT = CANARIES[0][-12:]
 
 
-async def test_no_available_candidate_is_503(patchbay: Patchbay) -> None:
+async def test_every_connection_disabled_is_400_naming_the_fix(patchbay: Patchbay) -> None:
     svc = patchbay.services
     async with svc.db.session() as s:
         conns = svc.connections()
@@ -151,8 +164,11 @@ async def test_no_available_candidate_is_503(patchbay: Patchbay) -> None:
     svc.config_changed(patchbay.org_id)
     async with patchbay.client() as c:
         response = await c.post("/v1/chat/completions", json=CHAT)
-    assert response.status_code == 503
-    assert _error(response)["code"] == "no_available_model"
+    assert response.status_code == 400 and "retry-after" not in response.headers
+    error = _error(response)
+    assert error["code"] == "connection_disabled" and error["param"] == "model"
+    assert "openai:main/gpt-4o-mini is disabled" in error["message"]
+    assert "enable the connection" in error["message"]
     assert response.headers["x-patchbay-route"] == (
         "openai:main/gpt-4o-mini=skipped:status:disabled;mistral:default/mistral-small-latest=skipped:status:disabled"
     )
@@ -192,6 +208,7 @@ async def test_anthropic_surface_errors_use_anthropic_shape(patchbay: Patchbay) 
     assert bad.json() == {
         "type": "error",
         "error": {"type": "authentication_error", "message": "invalid or revoked API key"},
+        "request_id": bad.headers["x-request-id"],
     }
     async with patchbay.client() as c:
         invalid = await c.post("/v1/messages", json={"model": "default", "messages": []})
@@ -203,3 +220,153 @@ async def test_healthy_request_after_errors_is_unaffected(patchbay: Patchbay, up
     async with patchbay.client() as c:
         response = await c.post("/v1/chat/completions", json=CHAT)
     assert response.status_code == 200 and response.json()["choices"][0]["message"]["content"] == "fine"
+
+
+AUDIO_CHAT = {
+    "model": "default",
+    "messages": [
+        {
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}],
+        }
+    ],
+}
+
+
+async def test_every_candidate_lacking_a_capability_is_400_on_both_wires(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
+    async with patchbay.client() as c:
+        openai = await c.post("/v1/chat/completions", json=AUDIO_CHAT)
+    assert openai.status_code == 400, openai.text
+    error = _error(openai)
+    assert error["code"] == "model_lacks_capability" and error["type"] == "invalid_request_error"
+    assert "openai:main/gpt-4o-mini lacks the `audio_in` capability" in error["message"]
+    assert "--model ID:text,audio_in" in error["message"]
+    assert "skipped:capability:audio_in" in openai.headers["x-patchbay-route"]
+    assert upstreams.openai.chat_requests == [] and upstreams.mistral.chat_requests == []
+
+
+async def test_a_tier_that_allows_no_candidate_is_403(patchbay: Patchbay) -> None:
+    svc = patchbay.services
+    async with svc.db.session() as s:
+        await set_plan(s, patchbay.org_id, tier=Tier.FREE)
+    svc.config_changed(patchbay.org_id)
+    async with patchbay.client() as c:
+        openai = await c.post("/v1/chat/completions", json=CHAT)
+        anthropic = await c.post(
+            "/v1/messages",
+            json={"model": "default", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        )
+    assert openai.status_code == 403 and _error(openai)["code"] == "tier_not_allowed"
+    assert "does not allow `byok` connections (openai:main/gpt-4o-mini)" in _error(openai)["message"]
+    assert anthropic.status_code == 403
+    body = anthropic.json()
+    assert (
+        body["error"]["type"] == "permission_error"
+        and body["request_id"] == anthropic.headers["x-request-id"]
+    )
+
+
+class _Lines(logging.Handler):
+    """Formats each record as it is emitted, while the request id is still in scope."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(orjson.loads(self.format(record)))
+
+
+async def test_a_bug_is_a_500_carrying_the_request_id_of_the_log(patchbay: Patchbay) -> None:
+    gateway = patchbay.services.gateway
+    assert gateway is not None
+
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    gateway.router.complete = broken  # type: ignore[method-assign]
+    handler = _Lines()
+    loggers = [logging.getLogger("patchbay.server"), logging.getLogger("patchbay.access")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        async with patchbay.client() as c:
+            response = await c.post("/v1/chat/completions", json=CHAT, headers={"x-request-id": "req-bug-1"})
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-bug-1"
+    assert response.json()["error"] == {
+        "type": "server_error",
+        "message": "internal error; see the server log for this request id",
+        "request_id": "req-bug-1",
+    }
+    bug = [line for line in handler.lines if line["msg"] == "unhandled error"]
+    access = [line for line in handler.lines if line["msg"] == "request"]
+    assert bug and bug[0]["request_id"] == "req-bug-1" and bug[0]["error"] == "RuntimeError: a bug"
+    assert access and access[-1]["request_id"] == "req-bug-1" and access[-1]["status"] == 500
+
+
+@pytest.mark.parametrize(
+    ("reason", "status", "code", "anthropic_type"),
+    [
+        ("capability:tools", 400, "model_lacks_capability", "invalid_request_error"),
+        # The conformance gates' skip (issue 16): a failed gate is the admin's to fix, never an outage.
+        ("gate:tools", 400, "conformance_gate_failed", "invalid_request_error"),
+        ("no_connection", 400, "no_connection", "invalid_request_error"),
+        ("status:disabled", 400, "connection_disabled", "invalid_request_error"),
+        ("status:revoked", 400, "connection_disabled", "invalid_request_error"),
+        ("model_not_offered", 400, "model_not_offered", "invalid_request_error"),
+        ("no_adapter:elevenlabs", 400, "no_adapter", "invalid_request_error"),
+        ("tier:byok", 403, "tier_not_allowed", "permission_error"),
+        ("cooldown:rate_limit", 503, "no_available_model", "overloaded_error"),
+        ("disabled:auth", 503, "no_available_model", "overloaded_error"),
+    ],
+)
+def test_every_skip_reason_has_its_status_on_every_wire(
+    reason: str, status: int, code: str, anthropic_type: str
+) -> None:
+    trace = AttemptTrace(intent="tools")
+    trace.add(
+        TraceEntry(
+            ref="mylab/llama-3", profile_id="openai_compatible:mylab", outcome=Outcome.SKIPPED,
+            reason=reason, retry_after=7.2 if status == 503 else None,
+        )
+    )  # fmt: skip
+    error = from_exception(AllAttemptsFailedError(trace, None))
+    assert error is not None
+    assert (error.status, error.code) == (status, code)
+    assert error.headers() == ({"retry-after": "8"} if status == 503 else {})
+    assert "openai_compatible:mylab/llama-3" in error.message
+    openai = orjson.loads(error.openai_body())["error"]
+    assert openai["code"] == code and openai["message"] == error.message
+    assert orjson.loads(error.anthropic_body())["error"]["type"] == anthropic_type
+    refused = realtime_refusal(AllAttemptsFailedError(trace, None))
+    if status == 503:
+        assert refused is None, "a transient skip stays the session's `llm_unavailable`"
+    else:
+        assert refused is not None and (refused.code, refused.status) == (code, status)
+        assert refused.error_type == error.type
+
+
+def test_an_attempt_that_failed_keeps_the_upstream_answer() -> None:
+    trace = AttemptTrace(intent="chat")
+    trace.add(
+        TraceEntry(
+            ref="openai/gpt-4o", profile_id="openai:main", outcome=Outcome.SKIPPED, reason="capability:tools"
+        )
+    )
+    trace.add(
+        TraceEntry(ref="mistral/x", profile_id="mistral:default", outcome=Outcome.FAILED, reason="timeout")
+    )
+    error = from_exception(
+        AllAttemptsFailedError(trace, ProviderError(ErrorClass.TIMEOUT, "slow", provider="mistral"))
+    )
+    assert error is not None and (error.status, error.code) == (502, "upstream_timeout")

@@ -64,6 +64,7 @@ async def test_chat_with_a_model_off_the_list_is_a_typed_403(
                 "type": "permission_error",
                 "param": "model",
                 "code": "model_not_allowed",
+                "request_id": refused.value.response.headers["x-request-id"],
             }
     assert len(upstreams.openai.chat_requests) == 1 and upstreams.mistral.chat_requests == []
 
@@ -90,6 +91,7 @@ async def test_messages_with_a_model_off_the_list_is_an_anthropic_permission_err
             "type": "permission_error",
             "message": "this API key may not use model 'mistral/mistral-small-latest'; it may use: openai/gpt-4o-mini",
         },
+        "request_id": refused.value.response.headers["x-request-id"],
     }
     assert upstreams.mistral.chat_requests == []
 
@@ -139,11 +141,13 @@ async def test_an_expired_key_is_refused_saying_so_on_every_surface(
             "type": "invalid_request_error",
             "param": None,
             "code": "invalid_api_key",
+            "request_id": r.headers["x-request-id"],
         }
     assert anthropic_answer.status_code == 401
     assert anthropic_answer.json() == {
         "type": "error",
         "error": {"type": "authentication_error", "message": message},
+        "request_id": anthropic_answer.headers["x-request-id"],
     }
 
 

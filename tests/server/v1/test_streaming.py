@@ -72,19 +72,18 @@ async def test_failure_after_first_token_ends_with_an_openai_error_chunk(
 async def test_error_chunk_shape_after_first_token(upstreams: Upstreams, patchbay: Patchbay) -> None:
     async with patchbay.client() as raw:
         upstreams.openai.enqueue(Scenario(error_after=4))
-        body = (
-            await raw.post(
-                "/v1/chat/completions", json={"model": "default", "messages": MESSAGES, "stream": True}
-            )
-        ).text
-    frames = [f for f in body.split("\n\n") if f]
+        response = await raw.post(
+            "/v1/chat/completions", json={"model": "default", "messages": MESSAGES, "stream": True}
+        )
+    frames = [f for f in response.text.split("\n\n") if f]
     error = json.loads(frames[-2].removeprefix("data: "))
-    assert set(error["error"]) == {"message", "type", "param", "code"}
+    assert set(error["error"]) == {"message", "type", "param", "code", "request_id"}
+    assert error["error"]["request_id"] == response.headers["x-request-id"]
     assert error["error"]["code"] == "upstream_server_error"
     trailer = json.loads(frames[-1].removeprefix(": patchbay "))
     assert trailer["route"] == "openai:main/gpt-4o-mini=failed:server_error"
     assert trailer["served"] is None
-    assert "data: [DONE]" not in body
+    assert "data: [DONE]" not in response.text
 
 
 async def test_client_disconnect_closes_the_upstream_stream(patchbay: Patchbay, upstreams: Upstreams) -> None:

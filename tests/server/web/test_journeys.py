@@ -160,10 +160,18 @@ async def test_connection_journey_never_leaks_the_key(
         assert await url_field.locator("input").get_attribute("aria-invalid") == "true"
 
         # Add, see the fingerprint (never the key), test: every probe passes, health is ok.
-        await add_connection(page, name="main", base_url=url, key=CANARY_MAIN)
+        await add_connection(
+            page, name="main", base_url=url, key=CANARY_MAIN, models="gpt-4o-mini:text,tools, gpt-4o"
+        )
         states.append(await page_state(page))
         async with live.admin() as admin:
             main = (await admin.get(f"{api_path}/openai:main")).json()
+        # Capabilities are declared after a colon; a capability after a comma stays with its model.
+        assert main["models"] == [
+            {"id": "gpt-4o-mini", "capabilities": ["text", "tools"]},
+            {"id": "gpt-4o", "capabilities": ["text"]},
+        ]
+        await row(page, "openai:main").get_by_text("gpt-4o-mini (text, tools)").wait_for()
         main_row = row(page, "openai:main")
         assert await main_row.locator(".fingerprint").text_content() == main["key"]["fingerprint"]
         await main_row.get_by_role("button", name="Test").click()
