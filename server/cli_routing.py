@@ -26,6 +26,8 @@ from routing.agents import AgentInfo, Agents, parse_chain_option
 from routing.capability_proposals import Proposal, proposal_lines, propose
 from routing.catalog import default_catalog
 from routing.config_versions import bump
+from routing.conformance.evidence import MeasuredCapabilities
+from routing.conformance.store import load_results
 from routing.connections import ConnectionInfo, Connections, describe, key_secret
 from routing.declared_models import describe_model
 from routing.errors import BaseUrlRefusedError
@@ -364,7 +366,9 @@ def connection_test(org_ref: str | None, platform: bool, ref: str, model: str | 
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=model, extra_probes=voice)
         await bump(s, scope_of(org_id))
-        return outcome, describe(row), propose(row.provider, outcome.models, row.models or [], tools.catalog)
+        evidence = MeasuredCapabilities(await load_results(s, [row.id]))
+        proposals = propose(row.provider, outcome.models, row.models or [], tools.catalog, evidence)
+        return outcome, describe(row), proposals
 
     outcome, info, proposals = _with_services(as_json, run, _owner(org_ref, platform))
     lines = [

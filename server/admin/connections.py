@@ -17,6 +17,8 @@ from foundation.errors import ForbiddenError
 from providers.vault.secret import Secret
 from routing.agents import AgentInfo
 from routing.capability_proposals import propose
+from routing.conformance.evidence import MeasuredCapabilities
+from routing.conformance.store import load_results
 from routing.connections import ConnectionInfo, describe, key_secret
 from routing.declared_models import parse_model_spec
 from routing.ref_check import check_refs, load_org_routing, refuse
@@ -412,7 +414,8 @@ async def test_connection(
         voice = [voice_probe(tools.clients)] if speaks(row) else []
         outcome = await verify(row, credential, tools, model=body.model if body else None, extra_probes=voice)
         info = describe(row)
-        proposals = propose(row.provider, outcome.models, row.models or [], tools.catalog)
+        evidence = MeasuredCapabilities(await load_results(s, [row.id]))
+        proposals = propose(row.provider, outcome.models, row.models or [], tools.catalog, evidence)
     svc.config_changed(org_id)
     return VerificationOut(
         ok=outcome.ok,
