@@ -13,6 +13,8 @@ process that `/metrics` sums (`server.metrics`). Gauges sum the live processes o
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Seconds: the gateway adds ~1 ms, upstreams take up to minutes.
@@ -84,23 +86,27 @@ LEASES_OPEN = Gauge(
     multiprocess_mode="livesum",
 )
 
-_http_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+# Labelled children, cached: `labels()` validates and takes a lock on every call; the label
+# values are from closed sets, so these caches stay small.
+@cache
+def _http(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(route)
+
+
+@cache
+def _counter(metric: Counter, *labels: str) -> Counter:
+    return metric.labels(*labels)
 
 
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    """One answered request; the children are cached so the hot path skips `labels()`."""
-    key = (method, route, status)
-    children = _http_children.get(key)
-    if children is None:
-        children = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(route))
-        _http_children[key] = children
-    counter, histogram = children
+    counter, histogram = _http(method, route, status)
     counter.inc()
     histogram.observe(seconds)
 
 
 def observe_attempt(provider: str, protocol: str, outcome: str, error_class: str = "") -> None:
-    UPSTREAM_ATTEMPTS.labels(provider, protocol, outcome, error_class).inc()
+    _counter(UPSTREAM_ATTEMPTS, provider, protocol, outcome, error_class).inc()
 
 
 def observe_fallback(error_class: str) -> None:
@@ -120,11 +126,11 @@ def observe_usage(
     billing_source: str, segment: str, input_tokens: int, output_tokens: int, cost: int
 ) -> None:
     if input_tokens:
-        TOKENS.labels(billing_source, segment, "input").inc(input_tokens)
+        _counter(TOKENS, billing_source, segment, "input").inc(input_tokens)
     if output_tokens:
-        TOKENS.labels(billing_source, segment, "output").inc(output_tokens)
+        _counter(TOKENS, billing_source, segment, "output").inc(output_tokens)
     if cost:
-        COST.labels(billing_source, segment).inc(cost)
+        _counter(COST, billing_source, segment).inc(cost)
 
 
 def observe_turn(since_speech_end_ms: dict[str, float | None]) -> None:
