@@ -35,6 +35,7 @@ from billing.ledger_types import HoldClosedError
 from billing.preflight import InsufficientCreditsError
 from foundation.background import BackgroundTask
 from foundation.db import utcnow
+from foundation.metrics import LEASES_OPEN
 
 log = logging.getLogger("patchbay.billing")
 
@@ -238,6 +239,7 @@ class LeaseBook:
             for lease in list(self._retired):
                 if lease.drawing == 0 and not any(s.lease_id == lease.id for s in self._pending):
                     self._retired.remove(lease)
+                    LEASES_OPEN.dec()
                     with contextlib.suppress(HoldClosedError):  # the sweeper released it at its TTL
                         await self._ledger.release(lease.id, f"{lease.id}:release", org_id=lease.org_id)
 
@@ -270,6 +272,7 @@ class LeaseBook:
         old = self._current.get(org_id)
         until = self._clock() + self._ledger.hold_ttl / 2
         self._current[org_id] = Lease(entry.id, org_id, entry.amount, entry.amount, until)
+        LEASES_OPEN.inc()
         if old is not None:
             self._retired.append(old)
 

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.tables import UsageRecord
+from foundation import metrics
 from foundation.buffered import BufferedRowWriter, RowValues
 from foundation.db import new_id, utcnow
 from providers.contract import BillingSource
@@ -94,11 +95,23 @@ class UsageSegment:
 _TABLE: Table = UsageRecord.__table__  # type: ignore[assignment]
 
 
-UsageRecorder = BufferedRowWriter[UsageSegment]
-"""`record(segment)` is O(1) and never waits on the database."""
+class UsageRecorder(BufferedRowWriter[UsageSegment]):
+    """`record(segment)` is O(1) and never waits on the database; it also counts the segment's
+    tokens and cost into the metrics (by billing source and segment)."""
+
+    def record(self, entry: UsageSegment) -> None:
+        tokens = entry.tokens
+        metrics.observe_usage(
+            entry.billing_source.value,
+            entry.segment.value,
+            tokens.input_tokens,
+            tokens.output_tokens,
+            entry.cost_micro_usd,
+        )
+        super().record(entry)
 
 
 def new_usage_recorder(
     sessions: async_sessionmaker[AsyncSession], *, flush_interval: float = 1.0
 ) -> UsageRecorder:
-    return BufferedRowWriter(sessions, name="usage", flush_interval=flush_interval)
+    return UsageRecorder(sessions, name="usage", flush_interval=flush_interval)

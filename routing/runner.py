@@ -29,6 +29,7 @@ from typing import Generic, Protocol, TypeVar
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from routing import metrics
 from routing.cooldown import Failure, affects_profile
 from routing.cooldown_store import CooldownStore
 from routing.errors import AllAttemptsFailedError
@@ -119,11 +120,11 @@ class AttemptRunner:
         stopped = False
         for item in plan.items:
             if isinstance(item, TraceEntry):
-                trace.add(item)
+                _add_skip(trace, item)
                 continue
             prepared = await attempts.prepare(item)
             if isinstance(prepared, TraceEntry):
-                trace.add(prepared)
+                _add_skip(trace, prepared)
                 continue
             retries = 0
             while True:
@@ -174,6 +175,7 @@ class AttemptRunner:
 
     async def _served(self, run: Run, attempt: PlannedAttempt, retries: int, started_at: float) -> None:
         run.served = attempt
+        metrics.attempt(attempt, "served")
         run.trace.add(_entry(attempt, Outcome.SERVED, "", retries=retries, started_at=started_at))
         conn = attempt.connection
         if conn.cools_down:
@@ -183,7 +185,9 @@ class AttemptRunner:
         conn = attempt.connection
         if conn.cools_down and affects_profile(error.error_class):
             failure = Failure(error.error_class, attempt.model, error.retry_after)
-            await self.store.record_failure(conn.org_id, conn.profile_id, failure, self.clock.time())
+            now = self.clock.time()
+            state = await self.store.record_failure(conn.org_id, conn.profile_id, failure, now)
+            metrics.blocked(state, attempt, error.error_class, now)
 
     async def _failed(
         self,
@@ -194,6 +198,9 @@ class AttemptRunner:
         retries: int,
         started_at: float,
     ) -> None:
+        metrics.attempt(attempt, "failed", error.error_class)
+        if error.fallback_eligible:
+            metrics.fallback(error.error_class)
         await self._record_failure(attempt, error)
         trace.add(
             _entry(
@@ -210,6 +217,7 @@ class AttemptRunner:
         self, trace: AttemptTrace, attempt: PlannedAttempt, error: ProviderError
     ) -> None:
         served = trace.entries.pop()
+        metrics.attempt(attempt, "failed_after_output", error.error_class)
         await self._record_failure(attempt, error)
         trace.add(
             replace(
@@ -221,6 +229,12 @@ class AttemptRunner:
                 after_output=True,
             )
         )
+
+
+def _add_skip(trace: AttemptTrace, entry: TraceEntry) -> None:
+    if entry.outcome is Outcome.SKIPPED:
+        metrics.skip(entry.reason)
+    trace.add(entry)
 
 
 def _no_output(attempt: PlannedAttempt, seconds: float | None) -> ProviderError:

@@ -30,6 +30,8 @@ from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler, with_request_id
 from server.health import router as health_router
+from server.metrics import learn_routes
+from server.metrics import router as metrics_router
 from server.middleware import RequestIdMiddleware
 from server.payments import routes as payments
 from server.realtime.endpoint import router as realtime_router
@@ -127,6 +129,7 @@ def create_app(
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(Exception, _unhandled)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(admin_orgs.router)
     app.include_router(admin_budgets.router)
     app.include_router(admin_catalog.router)
@@ -145,5 +148,6 @@ def create_app(
     app.include_router(twilio_router)
     app.include_router(audio_router)
     app.router.routes.extend(V1_ROUTES)
+    learn_routes(V1_ROUTES)
     mount_ui(app)
     return app

@@ -16,6 +16,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.logs import request_id_var
+from server.metrics import observe_request
 
 log = logging.getLogger("patchbay.access")
 log_error = logging.getLogger("patchbay.server")
@@ -58,6 +59,8 @@ class RequestIdMiddleware:
             await send_with_id({"type": "http.response.start", "status": 500, "headers": head})
             await send_with_id({"type": "http.response.body", "body": internal_error_body(rid)})
         finally:
+            if scope["type"] == "http":
+                observe_request(scope, status, time.perf_counter() - started)
             if scope["type"] == "http" and log.isEnabledFor(logging.INFO):
                 log.info(
                     "request",

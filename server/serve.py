@@ -26,6 +26,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from server.header_timeout import header_timeout_protocol
+from server.metrics import prepare_multiprocess_dir, worker_exited
 from server.settings import Settings
 
 log = logging.getLogger("patchbay.server")
@@ -88,6 +89,8 @@ def run(settings: Settings, *, app: str = APP_FACTORY) -> None:
     # Spawned workers read their settings from the environment, --workers included.
     os.environ["PATCHBAY_WORKERS"] = str(settings.workers)
     if settings.workers > 1:
+        # Before any worker starts: each keeps its metric values in files there (server.metrics).
+        prepare_multiprocess_dir(settings.data_dir)
         log.info(
             "starting workers",
             extra={"fields": {"workers": settings.workers, "redis": settings.redis_url is not None}},
@@ -178,6 +181,7 @@ class WorkerSupervisor(Multiprocess):
                 return
             old.terminate()
             old.join()
+            worker_exited(old.pid)
             self.processes[slot] = new
 
     def keep_subprocess_alive(self) -> None:
@@ -188,6 +192,7 @@ class WorkerSupervisor(Multiprocess):
                 continue
             process.kill()  # hung: kill it
             process.join()
+            worker_exited(process.pid)
             if process.exitcode == STARTUP_FAILURE:
                 # The app cannot start; every restart would fail the same way.
                 log.error("a worker failed to start; stopping", extra={"fields": {"pid": process.pid}})

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from foundation.metrics import observe_turn
 from voice.clock import Clock
 
 
@@ -99,6 +100,7 @@ class LatencyStats:
 
     def observe(self, turn: TurnLatency) -> None:
         self.turns += 1
+        observe_turn(turn.since_speech_end_ms)
         figures = {"v2v_ms": turn.v2v_ms, "server_ms": turn.server_ms}
         figures.update({f"{k}_ttfb_ms": v for k, v in turn.ttfb_ms.items()})
         for name, value in figures.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
+from foundation.metrics import LATE_FRAMES
 from voice.events import CancellableOutput, SessionEvent
 
 _REMEMBERED = 64
@@ -41,6 +42,7 @@ class Outbox:
             and event.response_id in self._cancelled
         ):
             self.dropped += 1
+            LATE_FRAMES.inc()
             return False
         self._queue.append(event)
         self._ready.set()
@@ -60,7 +62,10 @@ class Outbox:
         kept = deque(
             e for e in self._queue if not (isinstance(e, CancellableOutput) and e.response_id == response_id)
         )
-        self.dropped += len(self._queue) - len(kept)
+        purged = len(self._queue) - len(kept)
+        self.dropped += purged
+        if purged:
+            LATE_FRAMES.inc(purged)
         self._queue = kept
 
     def is_cancelled(self, response_id: str) -> bool:

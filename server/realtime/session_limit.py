@@ -34,6 +34,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
+from foundation.metrics import VOICE_SESSIONS
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.realtime")
@@ -96,7 +97,10 @@ class _LiveSessions:
         return len(self.by_key.get(key_id, ()))
 
     def add(self, key_id: str, session_id: str) -> None:
-        self.by_key.setdefault(key_id, set()).add(session_id)
+        sessions = self.by_key.setdefault(key_id, set())
+        if session_id not in sessions:
+            sessions.add(session_id)
+            VOICE_SESSIONS.inc()
 
     def discard(self, key_id: str, session_id: str) -> bool:
         """Whether the session was live here."""
@@ -104,6 +108,7 @@ class _LiveSessions:
         if sessions is None or session_id not in sessions:
             return False
         sessions.discard(session_id)
+        VOICE_SESSIONS.dec()
         if not sessions:
             del self.by_key[key_id]
         return True

@@ -191,3 +191,20 @@ async def test_factory_and_lease_validation() -> None:
     for bad in ({"seconds": 0}, {"seconds": 30, "renew_every": 30}, {"seconds": 30, "renew_every": 0}):
         with pytest.raises(ValueError):
             Lease(**bad)
+
+
+async def test_the_active_sessions_gauge_follows_admissions() -> None:
+    from prometheus_client import REGISTRY
+
+    def active() -> float:
+        return REGISTRY.get_sample_value("patchbay_voice_sessions_active") or 0.0
+
+    limiter, start = InProcessSessionLimiter(5), active()
+    await limiter.acquire("key_a", "s1")
+    await limiter.acquire("key_a", "s2")
+    assert active() == start + 2
+    await limiter.release("key_a", "s1")
+    await limiter.release("key_a", "s1")  # a second release of one session changes nothing
+    assert active() == start + 1
+    await limiter.release("key_a", "s2")
+    assert active() == start

@@ -1,0 +1,139 @@
+"""The Prometheus metrics every layer counts into: one definition each, below every package.
+
+Each package records through the small functions here (a counter increment, a histogram
+observation), so the request path pays a dict lookup and prometheus-client's own value lock
+and nothing else. Labels take values from closed sets only (route templates, provider ids,
+wire protocols, error classes, reason families, billing sources, segments): never a prompt,
+a key, an org id or a raw path. Every metric and its labels is listed in docs/metrics.md.
+
+Several workers: `patchbay serve --workers N` sets `PROMETHEUS_MULTIPROC_DIR` before the
+workers start (`server.serve`), and prometheus-client then keeps every value in a file per
+process that `/metrics` sums (`server.metrics`). Gauges sum the live processes only.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Seconds: the gateway adds ~1 ms, upstreams take up to minutes.
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Milliseconds after the end of speech: voice turns live between 200 ms and a few seconds.
+_TURN_BUCKETS_MS = (50, 100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000)
+
+HTTP_REQUESTS = Counter(
+    "patchbay_http_requests",
+    "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "patchbay_http_request_duration_seconds",
+    "Time from the request's arrival to the end of its response, by route template.",
+    ["route"],
+    buckets=_REQUEST_BUCKETS,
+)
+UPSTREAM_ATTEMPTS = Counter(
+    "patchbay_upstream_attempts",
+    "Upstream attempts by provider, wire protocol, outcome (served, failed, failed_after_output) "
+    "and error class (empty when served).",
+    ["provider", "protocol", "outcome", "error_class"],
+)
+FALLBACKS = Counter(
+    "patchbay_fallbacks",
+    "Failed attempts the runner moved past to the next candidate, by error class.",
+    ["reason"],
+)
+SKIPS = Counter(
+    "patchbay_skips",
+    "Candidates skipped before any call, by reason family (cooldown, disabled, capability, ...).",
+    ["reason"],
+)
+COOLDOWN_TRANSITIONS = Counter(
+    "patchbay_cooldown_transitions",
+    "Failures that left an auth profile blocked, by lane (cooldown, disabled) and error class.",
+    ["lane", "reason"],
+)
+TOKENS = Counter(
+    "patchbay_tokens",
+    "Tokens in settled usage segments, by billing source, segment and direction (input, output).",
+    ["billing_source", "segment", "direction"],
+)
+COST = Counter(
+    "patchbay_cost_micro_usd",
+    "What orgs were charged (micro-USD) for settled usage segments, by billing source and segment.",
+    ["billing_source", "segment"],
+)
+VOICE_SESSIONS = Gauge(
+    "patchbay_voice_sessions_active",
+    "Realtime voice sessions admitted and not yet released.",
+    multiprocess_mode="livesum",
+)
+TURN_LATENCY = Histogram(
+    "patchbay_voice_turn_since_speech_end_ms",
+    "Voice turn milestones in ms after the end of speech (transcript, llm_first_token, "
+    "tts_first_byte, first_audio).",
+    ["step"],
+    buckets=_TURN_BUCKETS_MS,
+)
+LATE_FRAMES = Counter(
+    "patchbay_voice_late_frames",
+    "Output frames dropped because their response was cancelled (barge-in) before they went out.",
+)
+LEASES_OPEN = Gauge(
+    "patchbay_ledger_leases_open",
+    "Credit leases (ledger holds a process draws on) open and not yet released.",
+    multiprocess_mode="livesum",
+)
+
+
+# Labelled children, cached: `labels()` validates and takes a lock on every call; the label
+# values are from closed sets, so these caches stay small.
+@cache
+def _http(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(route)
+
+
+@cache
+def _counter(metric: Counter, *labels: str) -> Counter:
+    return metric.labels(*labels)
+
+
+def observe_http(method: str, route: str, status: int, seconds: float) -> None:
+    counter, histogram = _http(method, route, status)
+    counter.inc()
+    histogram.observe(seconds)
+
+
+def observe_attempt(provider: str, protocol: str, outcome: str, error_class: str = "") -> None:
+    _counter(UPSTREAM_ATTEMPTS, provider, protocol, outcome, error_class).inc()
+
+
+def observe_fallback(error_class: str) -> None:
+    FALLBACKS.labels(error_class).inc()
+
+
+def observe_skip(reason: str) -> None:
+    """`reason` is a skip's detail (`cooldown:rate_limit`); only its family is a label."""
+    SKIPS.labels(reason.partition(":")[0] or "unknown").inc()
+
+
+def observe_cooldown(lane: str, error_class: str) -> None:
+    COOLDOWN_TRANSITIONS.labels(lane, error_class).inc()
+
+
+def observe_usage(
+    billing_source: str, segment: str, input_tokens: int, output_tokens: int, cost: int
+) -> None:
+    if input_tokens:
+        _counter(TOKENS, billing_source, segment, "input").inc(input_tokens)
+    if output_tokens:
+        _counter(TOKENS, billing_source, segment, "output").inc(output_tokens)
+    if cost:
+        _counter(COST, billing_source, segment).inc(cost)
+
+
+def observe_turn(since_speech_end_ms: dict[str, float | None]) -> None:
+    for step, value in since_speech_end_ms.items():
+        if value is not None:
+            TURN_LATENCY.labels(step).observe(value)
