@@ -12,6 +12,8 @@ import asyncio
 
 import click
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 
 from server.cli_common import EXIT_FAILED, EXIT_NOT_READY, emit, fail, json_option, load_settings
 from server.db import Database, alembic_config
@@ -24,7 +26,11 @@ def revisions_between(current: str | None, target: str) -> list[str]:
     if current is None:
         return []
     stop = None if target == "base" else target
-    if stop is not None and scripts.get_revision(stop) is None:
+    try:
+        known = stop is None or scripts.get_revision(stop) is not None
+    except (CommandError, RevisionError):
+        known = False
+    if not known:
         raise ValueError(f"unknown migration revision {target!r}")
     undone: list[str] = []
     for script in scripts.iterate_revisions(current, "base"):
