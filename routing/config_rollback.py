@@ -10,7 +10,8 @@ rollback is itself in the history and can be rolled back. It never brings a key 
 - the org's routing matrix, default model, allowlist and explicit profile order are restored;
 - agents in the version get their chains, default model and voice settings back; an agent
   deleted since is created again under its id when its name is free; an agent created after
-  the version is kept (API keys may be bound to it) and reported.
+  the version is kept (API keys may be bound to it) and reported, as is a connection added
+  after it (removing it would throw its key away).
 
 A registered section (`config_history.register_section`) with a restore function is restored
 too; one without is reported as not restored.
@@ -137,3 +138,9 @@ async def _restore_connections(session: AsyncSession, org_id: str, data: Any, re
         if item["status"] != _REVOKED and row.status != item["status"]:
             row.status = item["status"]
         report.restored.append(f"connection {profile}: order and status")
+    known = {str(item["id"]) for item in data}
+    for row in rows.values():
+        if row.id not in known:
+            report.not_restored.append(
+                f"connection {row.profile_id}: added after this version; kept (disable or delete it if unwanted)"
+            )

@@ -90,12 +90,23 @@ async def test_rollback_recreates_an_agent_and_never_a_deleted_or_revoked_connec
         rows = {r.id: r for r in await s.scalars(select(Connection).where(Connection.org_id == org.id))}
         rows["conn_a"].status = "revoked"
         await s.delete(rows["conn_b"])
+        s.add(
+            Connection(
+                id="conn_c",
+                org_id=org.id,
+                provider="mistral",
+                name="default",
+                credential_kind="api_key",
+                credential_source="vault",
+            )
+        )
         await bump(s, org.id)
     async with db.session() as s:
         result = await rollback(s, org.id, version)
     assert result.new_version > version
     assert sorted(result.not_restored) == [
         "agent sales: created after this version; kept (delete it with `patchbay agent delete`)",
+        "connection mistral:default: added after this version; kept (disable or delete it if unwanted)",
         "connection openai:main: revoked since; it stays revoked (add a new key to use it again)",
         "connection openai:spare: deleted since; a rollback never restores a key",
     ]
@@ -104,6 +115,6 @@ async def test_rollback_recreates_an_agent_and_never_a_deleted_or_revoked_connec
         support = await agents.get(s, org.id, "support")
         assert support.chains == {"chat": ["openai/gpt-4o"]}
         statuses = {c.id: c.status for c in await s.scalars(select(Connection))}
-        assert statuses == {"conn_a": "revoked"}
+        assert statuses == {"conn_a": "revoked", "conn_c": "active"}
         latest = await config_history.latest(s, org.id)
         assert latest is not None and latest.kind == "rollback"
