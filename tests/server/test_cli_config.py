@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from alembic.script import ScriptDirectory
 
-from server.db import Database, head_revision
+from server.db import Database, alembic_config, head_revision
 from tests.server.test_cli import run_cli
 
 
@@ -54,9 +55,18 @@ async def test_rollback_of_an_unknown_version_or_org_exits_1(db: Database, db_ur
     assert no_org.exit_code == 1
 
 
+def _below_head() -> str:
+    below = (
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(head_revision()).down_revision
+    )
+    assert isinstance(below, str)
+    return below
+
+
 async def test_db_downgrade_asks_for_yes_then_undoes_and_upgrade_redoes(db_url: str) -> None:
+    below = _below_head()
     assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
-    refused = await run_cli(db_url, "db", "downgrade", "0016", "--json")
+    refused = await run_cli(db_url, "db", "downgrade", below, "--json")
     assert refused.exit_code == 1
     assert json.loads(refused.output)["error"]["type"] == "confirmation_required"
     assert json.loads((await run_cli(db_url, "db", "current", "--json")).output)["current"] == head_revision()
