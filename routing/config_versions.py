@@ -5,6 +5,9 @@ for that org inside the same transaction (`bump`). Running servers poll the coun
 orgs they hold in memory every couple of seconds (`read_versions`) and rebuild a snapshot whose
 version moved: a change made by the CLI in another process, or by another replica, reaches
 them without a database read per request and without Redis.
+
+`bump` also records a version of the org's configuration in `config_history` when what is
+versioned changed (`routing.config_history`); platform-scope changes are not versioned.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, utcnow
+from routing import config_history
+from routing.platform import PLATFORM_SCOPE
 
 _READ_BATCH = 500
 
@@ -33,19 +38,28 @@ class ConfigVersion(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-async def bump(session: AsyncSession, org_id: str) -> None:
-    """Count one configuration change for `org_id`, in the caller's transaction."""
+async def bump(session: AsyncSession, org_id: str, *, kind: str | None = None) -> int:
+    """Count one configuration change for `org_id`, in the caller's transaction, and record
+    a version of its configuration when it changed (`kind` names the change when the caller
+    knows it: `rollback`, `flags`, ...; a given kind is recorded even with nothing changed).
+    Returns the new version number."""
+    number = await _increment(session, org_id)
+    if org_id != PLATFORM_SCOPE:
+        await config_history.record(session, org_id, number, kind)
+    return number
+
+
+async def _increment(session: AsyncSession, org_id: str) -> int:
     now = utcnow()
     dialect = session.get_bind().dialect.name
     if dialect in ("sqlite", "postgresql"):
         make = sqlite_insert if dialect == "sqlite" else pg_insert
         stmt = make(ConfigVersion).values(org_id=org_id, version=1, changed_at=now)
-        stmt = stmt.on_conflict_do_update(
+        upsert = stmt.on_conflict_do_update(
             index_elements=[ConfigVersion.org_id],
             set_={"version": ConfigVersion.version + 1, "changed_at": now},
-        )
-        await session.execute(stmt)
-        return
+        ).returning(ConfigVersion.version)
+        return int((await session.execute(upsert)).scalar_one())
     result = await session.execute(
         update(ConfigVersion)
         .where(ConfigVersion.org_id == org_id)
@@ -53,6 +67,8 @@ async def bump(session: AsyncSession, org_id: str) -> None:
     )
     if not getattr(result, "rowcount", 0):
         session.add(ConfigVersion(org_id=org_id, version=1, changed_at=now))
+        return 1
+    return int(await session.scalar(select(ConfigVersion.version).where(ConfigVersion.org_id == org_id)) or 0)
 
 
 async def read_versions(session: AsyncSession, org_ids: Collection[str]) -> dict[str, int]:

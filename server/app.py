@@ -19,6 +19,7 @@ from server.admin import activity as admin_activity
 from server.admin import billing as admin_billing
 from server.admin import budgets as admin_budgets
 from server.admin import catalog as admin_catalog
+from server.admin import config_history as admin_config_history
 from server.admin import conformance as admin_conformance
 from server.admin import connections as admin_connections
 from server.admin import orgs as admin_orgs
@@ -139,6 +140,7 @@ def create_app(
     app.include_router(admin_conformance.router)
     app.include_router(admin_platform.router)
     app.include_router(admin_routing_preview.router)
+    app.include_router(admin_config_history.router)
     app.include_router(admin_activity.router)
     app.include_router(admin_billing.router)
     app.include_router(admin_plans.router)

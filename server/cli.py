@@ -33,7 +33,9 @@ from server.cli_common import (
     load_settings,
     run_in_session,
 )
+from server.cli_config import config_group
 from server.cli_conformance import conformance_group
+from server.cli_db import db_downgrade
 from server.cli_explain import agent_explain
 from server.cli_import import import_group
 from server.cli_migrate import migrate
@@ -250,6 +252,8 @@ cli.add_command(billing_group, name="billing")
 cli.add_command(ledger, name="ledger")
 cli.add_command(requests)
 cli.add_command(conformance_group, name="conformance")
+cli.add_command(config_group, name="config")
+db.add_command(db_downgrade)
 
 
 def configure_cli_logging() -> None:

@@ -8,6 +8,7 @@ import billing.tables
 import foundation.audit
 import foundation.orgs
 import providers.vault.tables
+import routing.config_history
 import routing.config_versions
 import routing.conformance.tables
 import routing.tables
@@ -25,6 +26,7 @@ TABLE_MODULES = (
     foundation.orgs,
     providers.vault.tables,
     routing.conformance.tables,
+    routing.config_history,
     routing.config_versions,
     routing.tables,
     server.access.tables,

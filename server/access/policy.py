@@ -70,6 +70,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("GET", f"{_O}/routing"): READ,
     ("PUT", f"{_O}/routing"): CONFIGURE,
     ("GET", f"{_O}/routing/preview"): READ,
+    ("GET", f"{_O}/config/history"): READ,
+    ("POST", f"{_O}/config/rollback"): CONFIGURE,
     ("GET", f"{_O}/audit"): READ,
     ("GET", f"{_O}/requests"): READ,
     ("GET", f"{_O}/request-log/settings"): READ,

@@ -27,6 +27,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/agents"): {"name": "x"},
     ("PATCH", "/agents/{name}"): {"default_model": None},
     ("PUT", "/routing"): {"chains": {}},
+    ("POST", "/config/rollback"): {"to_version": 1},
     ("POST", "/api-keys"): {"name": "x"},
     ("POST", "/admin-tokens"): {"role": "viewer"},
     ("POST", "/invites"): {"email": "x@example.com", "role": "viewer"},

@@ -1,0 +1,105 @@
+"""`patchbay db downgrade REV`: undo schema migrations down to REV (docs/operations.md#schema-rollback).
+
+A downgrade drops the tables and columns the undone migrations added, with their data, so it
+asks for `--yes`; without it the command lists the migrations it would undo and changes
+nothing. Exit codes: 0 done (or nothing to do); 1 unknown revision, or `--yes` missing;
+3 database unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+
+from server.cli_common import EXIT_FAILED, EXIT_NOT_READY, emit, fail, json_option, load_settings
+from server.db import Database, alembic_config
+
+
+def revisions_between(current: str | None, target: str) -> list[str]:
+    """The revisions a downgrade from `current` to `target` undoes, newest first (pure over
+    the migration scripts). Raises ValueError for an unknown target or one above `current`."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    if current is None:
+        return []
+    stop = None if target == "base" else target
+    try:
+        known = stop is None or scripts.get_revision(stop) is not None
+    except (CommandError, RevisionError):
+        known = False
+    if not known:
+        raise ValueError(f"unknown migration revision {target!r}")
+    undone: list[str] = []
+    for script in scripts.iterate_revisions(current, "base"):
+        if script.revision == stop:
+            return undone
+        undone.append(script.revision)
+    if stop is not None:
+        raise ValueError(f"revision {target!r} is not below the database's revision {current}")
+    return undone
+
+
+@click.command("downgrade")
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Really undo the migrations (their tables' data is dropped).")
+@json_option
+def db_downgrade(revision: str, yes: bool, as_json: bool) -> None:
+    """Undo migrations down to REVISION (a revision id, or `base` for an empty database).
+
+    Stop every server first and take a backup: the undone migrations' tables and columns are
+    dropped with their data. Without --yes, print what would be undone and change nothing.
+    """
+    settings = load_settings()
+
+    async def current() -> str | None:
+        database = Database(settings.resolved_database_url)
+        try:
+            return await database.current_revision()
+        finally:
+            await database.dispose()
+
+    async def run() -> str | None:
+        database = Database(settings.resolved_database_url)
+        try:
+            await database.downgrade(revision)
+            return await database.current_revision()
+        finally:
+            await database.dispose()
+
+    try:
+        before = asyncio.run(current())
+    except OSError as exc:
+        fail(
+            f"cannot reach the database: {exc.__class__.__name__}",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="not_ready",
+        )
+    try:
+        undone = revisions_between(before, revision)
+    except ValueError as exc:
+        fail(f"{exc}: `patchbay db current` shows where the database is", as_json=as_json)
+    if not undone:
+        emit(
+            as_json,
+            {"from": before, "to": before, "undone": [], "changed": False},
+            f"database already at {before}",
+        )
+        return
+    if not yes:
+        fail(
+            f"this would undo migrations {', '.join(undone)} and drop their data; "
+            "back up the database, stop the servers, and run again with --yes",
+            EXIT_FAILED,
+            as_json=as_json,
+            kind="confirmation_required",
+        )
+    after = asyncio.run(run())
+    emit(
+        as_json,
+        {"from": before, "to": after, "undone": undone, "changed": True},
+        f"downgraded {before} -> {after or 'empty database'} (undid {', '.join(undone)})",
+    )

@@ -1,0 +1,96 @@
+"""`patchbay config history|rollback` and `patchbay db downgrade` end to end: real database,
+exit codes, `--json`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from alembic.script import ScriptDirectory
+
+from server.db import Database, alembic_config, head_revision
+from tests.server.test_cli import run_cli
+
+
+async def test_history_lists_changes_and_rollback_restores_the_chain(db: Database, db_url: str) -> None:
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    first = await run_cli(db_url, "agent", "routing", "--org", "acme", "--chain", "chat=openai/gpt-4o")
+    assert first.exit_code == 0, first.output
+    second = await run_cli(
+        db_url, "agent", "routing", "--org", "acme", "--chain", "chat=mistral/mistral-large"
+    )
+    assert second.exit_code == 0, second.output
+
+    listed = await run_cli(db_url, "config", "history", "--org", "acme", "--json")
+    assert listed.exit_code == 0, listed.output
+    versions = json.loads(listed.output)["versions"]
+    assert [v["actor"] for v in versions] == ["cli", "cli"]
+    newest, older = versions
+    assert newest["version"] > older["version"]
+    assert newest["changes"] == [
+        "routing.chains: {'chat': ['openai/gpt-4o']} -> {'chat': ['mistral/mistral-large']}"
+    ]
+
+    text = await run_cli(db_url, "config", "history", "--org", "acme")
+    assert f"v{newest['version']}" in text.output and "routing.chains" in text.output
+
+    back = await run_cli(
+        db_url, "config", "rollback", "--org", "acme", "--to", str(older["version"]), "--json"
+    )
+    assert back.exit_code == 0, back.output
+    result = json.loads(back.output)
+    assert result["not_restored"] == [] and result["new_version"] > newest["version"]
+    shown = await run_cli(
+        db_url, "config", "history", "--org", "acme", "--show", str(result["new_version"]), "--json"
+    )
+    assert json.loads(shown.output)["snapshot"]["routing"]["chains"] == {"chat": ["openai/gpt-4o"]}
+
+
+async def test_rollback_of_an_unknown_version_or_org_exits_1(db: Database, db_url: str) -> None:
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    missing = await run_cli(db_url, "config", "rollback", "--org", "acme", "--to", "99", "--json")
+    assert missing.exit_code == 1
+    assert json.loads(missing.output)["error"]["type"] == "not_found"
+    no_org = await run_cli(db_url, "config", "history", "--org", "ghost", "--json")
+    assert no_org.exit_code == 1
+
+
+def _below_head() -> str:
+    below = (
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(head_revision()).down_revision
+    )
+    assert isinstance(below, str)
+    return below
+
+
+async def test_db_downgrade_asks_for_yes_then_undoes_and_upgrade_redoes(db_url: str) -> None:
+    below = _below_head()
+    assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
+    refused = await run_cli(db_url, "db", "downgrade", below, "--json")
+    assert refused.exit_code == 1
+    assert json.loads(refused.output)["error"]["type"] == "confirmation_required"
+    assert json.loads((await run_cli(db_url, "db", "current", "--json")).output)["current"] == head_revision()
+
+    done = await run_cli(db_url, "db", "downgrade", "0016", "--yes", "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output) == {
+        "from": head_revision(),
+        "to": "0016",
+        "undone": ["0018"],
+        "changed": True,
+    }
+    again = await run_cli(db_url, "db", "downgrade", "0016", "--json")
+    assert json.loads(again.output)["changed"] is False
+
+    unknown = await run_cli(db_url, "db", "downgrade", "nope", "--yes", "--json")
+    assert unknown.exit_code == 1
+    assert (await run_cli(db_url, "db", "upgrade")).exit_code == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_config_and_downgrade_help(db_url: str) -> None:
+    for args in (("config", "history"), ("config", "rollback"), ("db", "downgrade")):
+        shown = await run_cli(db_url, *args, "--help")
+        assert shown.exit_code == 0 and "--json" in shown.output
+    usage = await run_cli(db_url, "config", "rollback", "--org", "acme")
+    assert usage.exit_code == 2
