@@ -28,12 +28,12 @@ def build_vault(settings: Settings, db: Database, audit: AuditSink) -> Vault:
 
 
 class VaultKeyStore:
-    """The importer's `KeyStore` over the vault; the actor on every audit row is `legacy-import`."""
+    """The importers' `KeyStore` over the vault; `actor` is on every audit row (`legacy-import` for
+    the predecessor's settings, the OpenClaw importer's own for its files)."""
 
-    actor = "legacy-import"
-
-    def __init__(self, vault: Vault) -> None:
+    def __init__(self, vault: Vault, actor: str = "legacy-import") -> None:
         self.vault = vault
+        self.actor = actor
 
     async def put(
         self, session: AsyncSession, *, org_id: str, owner_id: str, field: str, plaintext: str
@@ -68,4 +68,4 @@ class VaultKeyStore:
         credential = await self.vault.credential(
             secret_id, org_id=org_id, owner_id=owner_id, field=field, session=session, actor=self.actor
         )
-        return hmac.compare_digest(credential.reveal("legacy-import").encode(), plaintext.encode())
+        return hmac.compare_digest(credential.reveal(self.actor).encode(), plaintext.encode())

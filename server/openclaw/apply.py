@@ -14,7 +14,6 @@ decrypted only when the fingerprints agree.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +44,7 @@ from server.openclaw.items import (
     Status,
     in_report_order,
 )
+from server.vault_keys import VaultKeyStore
 
 ACTOR = "openclaw-import"
 
@@ -149,10 +149,14 @@ class Applier:
         assert p.key is not None
         if row.secret_id is None or row.key_fingerprint != p.key.fingerprint:
             return False
-        credential = await self.vault.credential(
-            row.secret_id, org_id=self.org_id, owner_id=row.id, field=KEY_FIELD, session=s, actor=ACTOR
+        return await VaultKeyStore(self.vault, ACTOR).matches(
+            s,
+            secret_id=row.secret_id,
+            org_id=self.org_id,
+            owner_id=row.id,
+            field=KEY_FIELD,
+            plaintext=p.key.expose(),
         )
-        return hmac.compare_digest(credential.reveal(ACTOR).encode(), p.key.expose().encode())
 
     async def _order(self, s: AsyncSession, p: OrderPlan, failed: set[str]) -> Outcome:
         rows = list(

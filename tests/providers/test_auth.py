@@ -56,5 +56,5 @@ def test_request_paths_reveal_keys_only_through_add_auth_header() -> None:
         for path in (root / pkg).rglob("*.py")
         if re.search(r"\.reveal\(", path.read_text())
     )
-    # The vault's own module defines reveal; the legacy importer compares a stored key in place.
+    # The vault's own module defines reveal; the importers compare a stored key in place (vault_keys).
     assert callers == ["providers/auth.py", "server/vault_keys.py"]

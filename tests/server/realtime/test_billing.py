@@ -66,6 +66,7 @@ async def set_tier(patchbay: Patchbay, tier: str) -> None:
 
 
 async def entries(patchbay: Patchbay) -> list[Entry]:
+    await patchbay.services.leases.flush()  # settles are written behind (billing/lease.py)
     async with patchbay.services.db.session() as s:
         return await list_entries(s, patchbay.org_id)
 
@@ -403,5 +404,6 @@ async def test_a_byok_llm_with_the_platforms_tts_charges_what_the_doc_says(
         "llm": format_usd(expected_llm),
         "tts": format_usd(expected_tts),
     }
+    await patchbay.services.leases.flush()
     balance = await patchbay.services.ledger.balance(patchbay.org_id)
     assert (balance.balance, balance.held) == (1_000_000 - expected_llm - expected_tts, 0)

@@ -55,6 +55,7 @@ async def set_tier(patchbay: Patchbay, tier: str) -> None:
 
 
 async def settled(patchbay: Patchbay) -> list[int]:
+    await patchbay.services.leases.flush()  # settles are written behind (billing/lease.py)
     async with patchbay.services.db.session() as s:
         return [e.amount for e in await list_entries(s, patchbay.org_id) if e.kind is EntryKind.SETTLE]
 
