@@ -133,9 +133,9 @@ class AttemptRunner:
                 started_at = time.perf_counter()
                 pending: list[E] = []
                 started = False
+                upstream = prepared()
                 span = _attempt_span(run, item, retries) if tracing.on() else None
                 error: str | None = None
-                upstream = prepared()
                 try:
                     seconds = attempts.first_output_timeout
                     deadline = asyncio.timeout(seconds) if seconds is not None else None

@@ -1,4 +1,5 @@
-"""Pure-ASGI request-id and access-log middleware (no per-request task or body copying).
+"""Pure-ASGI request-id, access-log and (when tracing is on) request-span middleware (no
+per-request task or body copying).
 
 A bug that escapes the app before a response started is answered here, inside the request id's
 scope: a 500 whose body and `x-request-id` carry the same id as the log line of the error and the
@@ -41,15 +42,18 @@ class RequestIdMiddleware:
         raw_rid = rid.encode()
         span = _request_span(scope, rid) if tracing.on() else None
         span_token = tracing.activate(span)
-        ids = [(b"x-request-id", raw_rid)]
-        if span is not None:
-            ids.append((b"x-patchbay-trace-id", (tracing.trace_id_of(span) or "").encode()))
+        trace_header = (
+            (b"x-patchbay-trace-id", (tracing.trace_id_of(span) or "").encode()) if span is not None else None
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), *ids]
+                headers = [*message.get("headers", []), (b"x-request-id", raw_rid)]
+                if trace_header is not None:
+                    headers.append(trace_header)
+                message["headers"] = headers
             await send(message)
 
         try:
