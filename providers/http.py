@@ -26,11 +26,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 import orjson
 
+from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 
@@ -363,30 +365,57 @@ async def open_stream(
     `ProviderError(NETWORK)` on connection failures. HTTP error statuses are returned, not
     raised: the adapter classifies them with its protocol's error shapes.
     """
-    client = clients.client_for(url)
-    if isinstance(client, aiohttp.ClientSession):
-        async with _open_aiohttp(client, method, url, headers, body, timeouts, provider) as stream:
-            yield stream
-        return
-    req = client.build_request(
-        method, url, headers=dict(headers), content=body, timeout=_httpx_timeout(timeouts)
-    )
-    deadline = time.monotonic() + timeouts.first_byte
+    span = _upstream_span(method, url, provider) if tracing.on() else None
+    error: str | None = None
     try:
-        async with asyncio.timeout(timeouts.first_byte):
-            response = await client.send(req, stream=True)
-    except TimeoutError:
-        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
-    except _TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, provider) from None
-    try:
-        yield UpstreamStream(
-            response.status_code, response.headers, _HttpxBody(response), timeouts, provider, deadline
+        client = clients.client_for(url)
+        if isinstance(client, aiohttp.ClientSession):
+            async with _open_aiohttp(client, method, url, headers, body, timeouts, provider) as stream:
+                error = _status_error(span, stream.status)
+                yield stream
+            return
+        req = client.build_request(
+            method, url, headers=dict(headers), content=body, timeout=_httpx_timeout(timeouts)
         )
+        deadline = time.monotonic() + timeouts.first_byte
+        try:
+            async with asyncio.timeout(timeouts.first_byte):
+                response = await client.send(req, stream=True)
+        except TimeoutError:
+            raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise transport_error(exc, provider) from None
+        error = _status_error(span, response.status_code)
+        try:
+            yield UpstreamStream(
+                response.status_code, response.headers, _HttpxBody(response), timeouts, provider, deadline
+            )
+        finally:
+            # Closing an unfinished response drops its connection instead of pooling it, which
+            # is what tells the provider to stop generating.
+            await response.aclose()
+    except ProviderError as exc:
+        error = exc.error_class.value
+        raise
     finally:
-        # Closing an unfinished response drops its connection instead of pooling it, which
-        # is what tells the provider to stop generating.
-        await response.aclose()
+        tracing.end(span, error=error)
+
+
+def _status_error(span: tracing.Span | None, status: int) -> str | None:
+    tracing.set_attributes(span, {"http.response.status_code": status})
+    return f"http_{status}" if status >= 400 else None
+
+
+def _upstream_span(method: str, url: str, provider: str) -> tracing.Span | None:
+    """The provider call, from sending the request to closing its response. The host only: a
+    URL's path and query can carry a key (Gemini's `?key=`)."""
+    parts = urlsplit(url)
+    attributes = {
+        "http.request.method": method,
+        "server.address": parts.hostname or "",
+        "patchbay.provider": provider,
+    }
+    return tracing.start(f"upstream {provider}", kind="client", attributes=attributes)
 
 
 @asynccontextmanager

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
+from foundation import tracing
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.contract import PRESETS, WireProtocol
 from providers.credentials import Credential
@@ -139,16 +140,20 @@ class Executor:
         return Attempts(prepare=prepare, is_output=_is_output)
 
     async def _run_stream(self, routed: RoutedStream) -> AsyncGenerator[StreamEvent, None]:
-        plan = await self.plan(routed.org, routed.route)
-        events = self.runner.run(plan, routed.run, self._streaming(routed.request))
+        span = routed.run.span = _plan_span(routed.route) if tracing.on() else None
         try:
-            async for event in events:
-                yield event
+            plan = await self.plan(routed.org, routed.route)
+            events = self.runner.run(plan, routed.run, self._streaming(routed.request))
+            try:
+                async for event in events:
+                    yield event
+            finally:
+                # Also when the caller stops reading early: close the upstream stream now (the
+                # provider stops generating) and log the trace exactly once.
+                await events.aclose()
+                log_trace(routed.org, routed.trace)
         finally:
-            # Also when the caller stops reading early: close the upstream stream now (the
-            # provider stops generating) and log the trace exactly once.
-            await events.aclose()
-            log_trace(routed.org, routed.trace)
+            _end_plan_span(span, routed.trace)
 
     async def complete(self, org: OrgRouting, route: RouteRequest, request: ChatRequest) -> RoutedResponse:
         """Non-streaming: any failure before the response moves on, by the same rules as `stream`."""
@@ -165,9 +170,10 @@ class Executor:
 
             return one
 
-        plan = await self.plan(org, route)
         run = Run(AttemptTrace(intent=route.intent.value))
+        run.span = _plan_span(route) if tracing.on() else None
         try:
+            plan = await self.plan(org, route)
             async with contextlib.aclosing(
                 self.runner.run(plan, run, Attempts(prepare, _always))
             ) as responses:
@@ -176,6 +182,7 @@ class Executor:
                     return RoutedResponse(response=response, attempt=run.served, trace=run.trace)
         finally:
             log_trace(org, run.trace)
+            _end_plan_span(run.span, run.trace)
         raise AssertionError("a served attempt yields its response")
 
 
@@ -200,6 +207,26 @@ async def admit(
             extra={"fields": {"profile": conn.profile_id, "error_type": type(exc).__name__}},
         )
         return skipped(attempt, "credential", Outcome.FAILED)
+
+
+def _plan_span(route: RouteRequest) -> tracing.Span | None:
+    """The routing plan of one request: resolving the candidates and running its attempts."""
+    return tracing.start("routing.plan", attributes={"patchbay.intent": route.intent.value})
+
+
+def _end_plan_span(span: tracing.Span | None, trace: AttemptTrace) -> None:
+    if span is None:
+        return
+    entries = trace.entries
+    attributes: dict[str, str | int] = {
+        "patchbay.candidates": len(entries),
+        "patchbay.attempts": sum(1 for e in entries if e.outcome is not Outcome.SKIPPED),
+        "patchbay.skipped": sum(1 for e in entries if e.outcome is Outcome.SKIPPED),
+    }
+    served = trace.served
+    if served is not None:
+        attributes["patchbay.served"] = served.target
+    tracing.end(span, error=None if served is not None else "all_attempts_failed", attributes=attributes)
 
 
 def log_trace(org: OrgRouting, trace: AttemptTrace) -> None:

@@ -27,6 +27,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Generic, Protocol, TypeVar
 
+from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from routing import metrics
@@ -99,6 +100,8 @@ class Run:
 
     trace: AttemptTrace
     served: PlannedAttempt | None = None
+    span: tracing.Span | None = None
+    """The tracing span the attempt spans hang from (the routing plan's), when tracing is on."""
 
 
 class AttemptRunner:
@@ -132,9 +135,14 @@ class AttemptRunner:
                 pending: list[E] = []
                 started = False
                 upstream = prepared()
+                span = _attempt_span(run, item, retries) if tracing.on() else None
+                error: str | None = None
                 try:
                     seconds = attempts.first_output_timeout
                     deadline = asyncio.timeout(seconds) if seconds is not None else None
+                    # Current only up to the first output (no yield in between): the upstream
+                    # call's span hangs from the attempt's.
+                    active = tracing.activate(span)
                     try:
                         async with deadline or _NO_DEADLINE:
                             async for event in upstream:
@@ -146,6 +154,8 @@ class AttemptRunner:
                         if deadline is None or not deadline.expired():
                             raise
                         raise _no_output(item, attempts.first_output_timeout) from None
+                    finally:
+                        tracing.deactivate(active)
                     await self._served(run, item, retries, started_at)
                     for buffered in pending:
                         yield buffered
@@ -154,6 +164,7 @@ class AttemptRunner:
                         async for event in upstream:
                             yield event
                 except ProviderError as err:
+                    error = err.error_class.value
                     if started:
                         await self._failed_after_output(trace, item, err)
                         raise
@@ -168,6 +179,7 @@ class AttemptRunner:
                     break
                 finally:
                     await _close(upstream)
+                    tracing.end(span, error=error)
                 return
             if stopped:
                 break
@@ -235,6 +247,17 @@ def _add_skip(trace: AttemptTrace, entry: TraceEntry) -> None:
     if entry.outcome is Outcome.SKIPPED:
         metrics.skip(entry.reason)
     trace.add(entry)
+
+
+def _attempt_span(run: Run, attempt: PlannedAttempt, retries: int) -> tracing.Span | None:
+    conn = attempt.connection
+    attributes = {
+        "patchbay.profile": conn.profile_id,
+        "patchbay.provider": conn.provider.value,
+        "patchbay.model": attempt.model,
+        "patchbay.retry": retries,
+    }
+    return tracing.start("routing.attempt", parent=run.span, attributes=attributes)
 
 
 def _no_output(attempt: PlannedAttempt, seconds: float | None) -> ProviderError:

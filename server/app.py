@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from foundation import tracing
 from server.activity.middleware import RequestLogMiddleware
 from server.admin import access as admin_access
 from server.admin import activity as admin_activity
@@ -91,6 +92,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.otel_endpoint:
+            # Per worker process, after the fork: the exporter's batching thread is its own.
+            tracing.enable(tracing.otlp_exporter(settings.otel_endpoint))
         svc = services or Services.build(settings)
         if migrate:
             await svc.db.upgrade()
@@ -106,6 +110,8 @@ def create_app(
         finally:
             await svc.aclose()
             log.info("patchbay stopped")
+            if settings.otel_endpoint:
+                tracing.disable()
 
     # Off by default (docs/security.md): Swagger UI loads its scripts from a CDN, and the schema
     # maps every admin route to anyone who asks.

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from foundation import tracing
 from server import redact
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -43,6 +44,10 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             entry["request_id"] = rid
+            # None at once when tracing is off (foundation/tracing.py).
+            tid = tracing.trace_id()
+            if tid:
+                entry["trace_id"] = tid
         fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             entry.update(fields)

@@ -1,4 +1,5 @@
-"""Pure-ASGI request-id and access-log middleware (no per-request task or body copying).
+"""Pure-ASGI request-id, access-log and (when tracing is on) request-span middleware (no
+per-request task or body copying).
 
 A bug that escapes the app before a response started is answered here, inside the request id's
 scope: a 500 whose body and `x-request-id` carry the same id as the log line of the error and the
@@ -15,6 +16,7 @@ import time
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from foundation import tracing
 from server.logs import request_id_var
 from server.metrics import observe_request
 
@@ -39,12 +41,20 @@ class RequestIdMiddleware:
         started = time.perf_counter()
         status = 0
         raw_rid = rid.encode()
+        span = _request_span(scope, rid) if tracing.on() else None
+        span_token = tracing.activate(span)
+        trace_header = (
+            (b"x-patchbay-trace-id", (tracing.trace_id_of(span) or "").encode()) if span is not None else None
+        )
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_rid)]
+                headers = [*message.get("headers", []), (b"x-request-id", raw_rid)]
+                if trace_header is not None:
+                    headers.append(trace_header)
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -75,7 +85,29 @@ class RequestIdMiddleware:
                         }
                     },
                 )
+            if span is not None:
+                tracing.deactivate(span_token)
+                tracing.end(
+                    span,
+                    error=str(status) if status >= 500 else None,
+                    attributes={"http.response.status_code": status} if status else None,
+                )
             request_id_var.reset(token)
+
+
+def _request_span(scope: Scope, request_id: str) -> tracing.Span | None:
+    """The server span of one HTTP request or WebSocket; the path only (a query string can carry
+    a token)."""
+    method = scope.get("method") or "WEBSOCKET"
+    return tracing.start(
+        f"{method} {scope.get('path', '')}",
+        kind="server",
+        attributes={
+            "http.request.method": method,
+            "url.path": scope.get("path", ""),
+            "patchbay.request_id": request_id,
+        },
+    )
 
 
 def internal_error_body(request_id: str | None) -> bytes:

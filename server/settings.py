@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""
     redis_url: str | None = None
     log_level: LogLevel = "INFO"
+    otel_endpoint: str | None = None
+    """OpenTelemetry collector (OTLP over HTTP, `http://otel:4318`): spans of requests, routing and voice turns. Unset: no tracing, at no cost."""
     admin_token: SecretStr | None = None
     """The admin API's bearer token; unset: a token generated into DATA_DIR/admin.token (`patchbay admin token`)."""
     admin_api: bool = True

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from billing.usage import SegmentStatus
+from foundation import tracing
 from foundation.db import new_id
 from providers.errors import ProviderError, Refused
 from providers.speech.base import TTSEngine, aclose_quietly
@@ -206,8 +207,11 @@ class ResponsePipeline:
 
     async def __call__(self) -> None:
         """Stream the response; a provider error is recorded on the run, not raised."""
-        await self._stream()
-        if not self.run.outputs:
+        run = self.run
+        with tracing.step("voice.response", {"patchbay.turn_id": run.turn_id}) as span:
+            await self._stream()
+            tracing.fail(span, run.error_code)
+        if not run.outputs:
             # Neither words nor calls (an empty reply, or the LLM failed first): the response
             # still reports its message, empty, so the client has an item to close.
             self._open_message()
@@ -233,6 +237,12 @@ class ResponsePipeline:
             raise
 
     async def _llm_loop(self) -> None:
+        # The routed LLM's plan, attempt and upstream spans hang from this one.
+        with tracing.step("voice.llm", {"patchbay.turn_id": self.run.turn_id}) as span:
+            await self._llm_turn()
+            tracing.fail(span, self.run.error_code if self.run.error_stage == "llm" else None)
+
+    async def _llm_turn(self) -> None:
         run = self.run
         run.latency.mark("llm_request")
         stream: LLMStream = self._llm.stream(run.request, turn_id=run.turn_id)
@@ -340,7 +350,10 @@ class ResponsePipeline:
             if run.error is not None:
                 return  # the LLM failed: the response is over, say no more
             try:
-                await self._speak(chunk)
+                with tracing.step(
+                    "voice.tts", {"patchbay.turn_id": run.turn_id, "patchbay.characters": len(chunk)}
+                ):
+                    await self._speak(chunk)
             except ProviderError as exc:
                 run.error, run.error_stage = exc, "tts"
                 if self._owner is not None and not self._llm_done:

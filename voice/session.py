@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from billing.turn_costs import TurnCosts, cost_metadata
+from foundation import tracing
 from foundation.db import new_id
 from providers.errors import ProviderError, Refused
 from providers.speech.base import STTEngine, TTSEngine
@@ -230,7 +231,10 @@ class VoiceSession:
         turn.latency.mark("stt_start")
         stt = self._stt
         try:
-            transcript = await stt.transcribe(pcm, language=self.config.language, turn_id=turn.turn_id)
+            with tracing.step(
+                "voice.stt", {"patchbay.turn_id": turn.turn_id, "patchbay.audio_bytes": len(pcm)}
+            ):
+                transcript = await stt.transcribe(pcm, language=self.config.language, turn_id=turn.turn_id)
         except ProviderError as exc:
             log.warning(
                 "stt failed",
