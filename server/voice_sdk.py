@@ -1,8 +1,9 @@
 """The browser voice client: `server/sdk/*.js` served at `/sdk/` (docs/voice.md, "From a browser").
 
-Two plain ES modules, no build step: `patchbay-voice.js` (capture, resampling, the realtime
-WebSocket, playback, barge-in, reconnect) and `patchbay-voice-worklet.js` (its AudioWorklet
-processors). Apps on other origins import them, so they are served to any origin (CORS `*`,
+Plain ES modules, no build step: `patchbay-voice.js` (the realtime WebSocket, barge-in,
+events, reconnect), `patchbay-voice-audio.js` (microphone and output graph) and
+`patchbay-voice-worklet.js` (the AudioWorklet processors: capture with resampling, the jitter
+buffer). Apps on other origins import them, so they are served to any origin (CORS `*`,
 `cross-origin-resource-policy: cross-origin`; they hold no secret and send no cookie). Each
 load revalidates (`no-cache` with the ETag StaticFiles sets), so an upgraded server never runs
 a stale module against a newer protocol. These headers are for the scripts only: the pages that

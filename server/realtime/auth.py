@@ -4,7 +4,7 @@ A token names a key, its org and its agent; all three are checked against the ke
 and the principal the connection acts as is built from that row, never from the token alone.
 Either way an expired key is `Expired` (the endpoint says so) and a use is noted for the key's
 last-used time, as on `/v1`. A genuine token past its expiry is `TokenExpired` (the realtime
-endpoint says so, so a page knows to fetch a fresh one); it is not counted as a guess.
+endpoint says so, so a page knows to fetch a fresh one); it still counts as a failure.
 
 A key or token that does not check out counts against the caller's address
 (server/auth_throttle.py); past the limit the address is refused for a while, and the
@@ -66,11 +66,12 @@ async def identify(
     found = await _check(services, signer, presented, token)
     if found is not None:
         return found
-    if presented is None and token:
+    retry_after = await services.auth_throttle.failed(address, surface=surface)
+    if presented is None and token and retry_after is None:
         expired = signer.expired_at(token)
         if expired is not None:
             return TokenExpired(expired)
-    return Refused(await services.auth_throttle.failed(address, surface=surface))
+    return Refused(retry_after)
 
 
 async def _check(

@@ -2,44 +2,21 @@
 //
 //   import { PatchbayVoice } from "https://patchbay.example/sdk/patchbay-voice.js";
 //   const voice = new PatchbayVoice({ getToken: async () => (await fetch("/voice-token", {method: "POST"})).json() });
-//   voice.addEventListener("transcript", (e) => console.log(e.detail.role, e.detail.text));
+//   voice.on("transcript", ({ role, text }) => console.log(role, text));
 //   await voice.start();   // from a click: it opens the microphone and the audio output
 //
-// It captures the microphone (echo cancellation, noise suppression and automatic gain on) in
-// an AudioWorklet, resamples it to the session's input rate, streams `input_audio_buffer.append`
-// over `/v1/realtime?token=…`, plays reply audio gaplessly from a jitter buffer, stops playback
-// at once on `input_audio_buffer.speech_started` and tells the server what was heard with
-// `conversation.item.truncate`, and reconnects with backoff (and a fresh token) when the
-// network drops. The token comes from your backend (`POST /v1/realtime/client_secrets` with
-// your API key); the key itself never reaches the browser. Protocol: docs/voice.md.
-//
-// Events (CustomEvent, data in `detail`): "state" {state}, "transcript" {role, text, final,
-// itemId}, "latency" {turnId, v2vMs, serverMs, clientFirstAudioMs, metadata}, "interrupted"
-// {itemId, audioEndMs}, "error" {type, code, message, fatal}, "event" (every server event).
-// `stats` counts frames sent and reply audio played.
+// Streams the microphone (patchbay-voice-audio.js) as `input_audio_buffer.append` over
+// `/v1/realtime?token=…`, plays the reply from a jitter buffer, stops it at once on
+// `input_audio_buffer.speech_started` and sends `conversation.item.truncate` with what was heard,
+// and reconnects with backoff and a fresh token. The token comes from your backend
+// (`POST /v1/realtime/client_secrets` with your API key; the key never reaches the browser).
+// Events ("state", "transcript", "latency", "interrupted", "playback", "error", "event") and
+// `stats`: docs/voice.md, "The browser client module".
 
-const WORKLET_URL = new URL("./patchbay-voice-worklet.js", import.meta.url);
+import { AudioIO, fromBase64, pcmRate, toBase64 } from "./patchbay-voice-audio.js";
+
 // Refusals that a new token or a retry will not fix: the session ends.
 const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", "session_expired", "auth_failures_exceeded"]);
-
-function toBase64(buffer) {
-  const bytes = new Uint8Array(buffer);
-  let text = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
-  return btoa(text);
-}
-
-function fromBase64(text) {
-  const raw = atob(text);
-  const bytes = new Uint8Array(raw.length & ~1);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = raw.charCodeAt(i);
-  return bytes.buffer;
-}
-
-function pcmRate(format, fallback) {
-  if (format && typeof format === "object" && format.type === "audio/pcm") return format.rate || 24000;
-  return fallback;
-}
 
 export class PatchbayVoice extends EventTarget {
   /**
@@ -97,10 +74,16 @@ export class PatchbayVoice extends EventTarget {
     if (this.state !== "idle" && this.state !== "closed") return;
     this.stopping = false;
     this.failures = 0;
-    this.releaseAudio();
     this.setState("connecting");
     try {
-      await this.openAudio();
+      this.audio = await AudioIO.open(
+        { inputRate: this.inputRate, frameMs: this.options.frameMs || 40, prebufferMs: this.options.prebufferMs || 60 },
+        {
+          onFrame: (frame) => this.sendFrame(frame),
+          onPlayer: (report) => this.fromPlayer(report),
+          onError: (code, message) => this.fail({ code, message }, false),
+        },
+      );
     } catch (err) {
       this.fail({ code: "audio_unavailable", message: `the microphone or audio output could not be opened: ${err.message || err}` }, true);
       this.end();
@@ -114,49 +97,14 @@ export class PatchbayVoice extends EventTarget {
     this.stopping = true;
     clearTimeout(this.timer);
     if (this.ws) this.ws.close(1000);
-    this.releaseAudio();
-    this.setState("closed");
+    this.end();
   }
 
-  releaseAudio() {
-    if (this.stream) this.stream.getTracks().forEach((t) => t.stop());
-    if (this.context) this.context.close();
-    this.context = this.stream = this.capture = this.player = null;
-    this.current = null;
-  }
-
-  /** The session is over for good: say why, free the microphone. */
+  /** The session is over (hung up, or refused for good): free the microphone and the output. */
   end() {
-    this.releaseAudio();
+    if (this.audio) this.audio.close();
+    this.audio = this.current = null;
     this.setState("closed");
-  }
-
-  async openAudio() {
-    this.stream = await navigator.mediaDevices.getUserMedia({
-      audio: { channelCount: 1, echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-    this.context = new AudioContext({ latencyHint: "interactive" });
-    this.sampleRate = this.context.sampleRate;
-    await this.context.audioWorklet.addModule(WORKLET_URL.href);
-    await this.context.resume();
-    const source = this.context.createMediaStreamSource(this.stream);
-    this.capture = new AudioWorkletNode(this.context, "patchbay-capture", {
-      numberOfOutputs: 1,
-      processorOptions: { rate: this.inputRate, frameMs: this.options.frameMs || 40 },
-    });
-    this.capture.port.onmessage = (e) => this.sendFrame(e.data);
-    this.capture.onprocessorerror = () => this.fail({ code: "capture_failed", message: "the microphone processor stopped" }, false);
-    const mute = this.context.createGain();
-    mute.gain.value = 0; // keeps the capture node pulled without echoing the microphone
-    source.connect(this.capture).connect(mute).connect(this.context.destination);
-    this.player = new AudioWorkletNode(this.context, "patchbay-player", {
-      numberOfInputs: 0,
-      outputChannelCount: [1],
-      processorOptions: { prebufferMs: this.options.prebufferMs || 60 },
-    });
-    this.player.port.onmessage = (e) => this.fromPlayer(e.data);
-    this.player.onprocessorerror = () => this.fail({ code: "playback_failed", message: "the audio player stopped" }, false);
-    this.player.connect(this.context.destination);
   }
 
   async connect() {
@@ -170,6 +118,7 @@ export class PatchbayVoice extends EventTarget {
       this.reconnectLater();
       return;
     }
+    if (this.stopping) return;
     const ws_url = new URL("/v1/realtime", this.url);
     ws_url.protocol = this.url.protocol === "https:" ? "wss:" : "ws:";
     ws_url.searchParams.set("model", this.model);
@@ -279,7 +228,7 @@ export class PatchbayVoice extends EventTarget {
         this.playDelta(event);
         break;
       case "response.output_audio.done":
-        if (this.player) this.player.port.postMessage({ type: "end", item: event.item_id });
+        if (this.audio) this.audio.end(event.item_id);
         break;
       case "response.done":
         this.responseDone(event.response || {});
@@ -293,38 +242,39 @@ export class PatchbayVoice extends EventTarget {
     this.outputRate = pcmRate(audio.output && audio.output.format, this.outputRate);
     if (input !== this.inputRate) {
       this.inputRate = input;
-      if (this.capture) this.capture.port.postMessage({ type: "rate", rate: input });
+      if (this.audio) this.audio.setInputRate(input);
     }
   }
 
   playDelta(event) {
-    if (!this.player || this.dropped.has(event.item_id)) return;
+    if (!this.audio || this.dropped.has(event.item_id)) return;
     if (this.firstAudioAt === null) this.firstAudioAt = performance.now();
     this.current = event.item_id;
     const pcm = fromBase64(event.delta);
-    this.player.port.postMessage({ type: "push", item: event.item_id, rate: this.outputRate, pcm }, [pcm]);
+    this.audio.push(event.item_id, this.outputRate, pcm);
   }
 
   /** Barge-in: silence the reply now; the player answers how much was heard, and we truncate. */
   stopPlayback(truncate) {
-    if (!this.player || this.current === null) return;
+    if (!this.audio || this.current === null) return;
     this.dropped.add(this.current);
     this.truncateAfterClear = truncate;
     this.current = null;
-    this.player.port.postMessage({ type: "clear" });
+    this.audio.clear();
   }
 
   fromPlayer(m) {
+    if (!this.audio) return;
     if (m.type === "progress" || m.type === "drained") {
       this.stats.samplesPlayed = m.samplesPlayed;
       this.stats.framesPlayed = m.framesPlayed;
-      this.stats.msPlayed = Math.round((m.samplesPlayed / this.sampleRate) * 1000);
+      this.stats.msPlayed = Math.round(this.audio.ms(m.samplesPlayed));
       this.emit("playback", { ...this.stats, buffered: m.buffered });
     }
     if (m.type === "drained" && this.current === m.item) {
       this.current = null;
     } else if (m.type === "cleared" && m.item && m.pending) {
-      const audioEndMs = Math.floor((m.played / this.sampleRate) * 1000);
+      const audioEndMs = Math.floor(this.audio.ms(m.played));
       if (this.truncateAfterClear) {
         this.send({ type: "conversation.item.truncate", item_id: m.item, content_index: 0, audio_end_ms: audioEndMs });
       }

@@ -87,6 +87,8 @@ async def patchbay(
             await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
             key = await accounts.create_api_key(s, org.id, name="web-app")
         svc.config_changed(org.id)
+        # Load the Whisper model now, so the turn's transcription does not wait for it.
+        await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
         yield live, key.key
 
 
@@ -222,7 +224,8 @@ async def test_the_module_is_served_to_other_origins_and_the_admin_ui_keeps_the_
 ) -> None:
     live, _ = patchbay
     async with httpx.AsyncClient(base_url=live.url) as http:
-        for path in ("/sdk/patchbay-voice.js", "/sdk/patchbay-voice-worklet.js"):
+        for name in ("patchbay-voice.js", "patchbay-voice-audio.js", "patchbay-voice-worklet.js"):
+            path = f"/sdk/{name}"
             answer = await http.get(path, headers={"origin": "https://app.example"})
             assert answer.status_code == 200
             assert answer.headers["content-type"] == "text/javascript; charset=utf-8"
