@@ -44,6 +44,7 @@ from server.ui import mount_ui
 from server.v1 import ROUTES as V1_ROUTES
 from server.v1 import V1FastPath
 from server.v1.audio import router as audio_router
+from server.voice_sdk import mount_sdk
 
 log = logging.getLogger("patchbay.server")
 
@@ -158,4 +159,5 @@ def create_app(
     app.router.routes.extend(V1_ROUTES)
     learn_routes(V1_ROUTES)
     mount_ui(app)
+    mount_sdk(app)
     return app

@@ -3,7 +3,8 @@
 A token names a key, its org and its agent; all three are checked against the key's live row,
 and the principal the connection acts as is built from that row, never from the token alone.
 Either way an expired key is `Expired` (the endpoint says so) and a use is noted for the key's
-last-used time, as on `/v1`.
+last-used time, as on `/v1`. A genuine token past its expiry is `TokenExpired` (the realtime
+endpoint says so, so a page knows to fetch a fresh one); it still counts as a failure.
 
 A key or token that does not check out counts against the caller's address
 (server/auth_throttle.py); past the limit the address is refused for a while, and the
@@ -41,6 +42,13 @@ class Refused:
     """Set when the address is locked out after repeated failures: seconds until it may retry."""
 
 
+@dataclass(frozen=True, slots=True)
+class TokenExpired:
+    """A token this server signed, presented after its expiry (epoch seconds)."""
+
+    expires_at: int
+
+
 async def identify(
     services: Services,
     signer: TokenSigner,
@@ -49,16 +57,21 @@ async def identify(
     *,
     address: str | None,
     surface: str,
-) -> Caller | Expired | Refused:
-    """The caller, `Expired` for a key past its expiry, or why not; a failed key or token
-    (unknown, revoked, forged) counts against `address`."""
+) -> Caller | Expired | TokenExpired | Refused:
+    """The caller, `Expired` for a key past its expiry, `TokenExpired` for a token past its
+    own, or why not; a failed key or token (unknown, revoked, forged) counts against `address`."""
     presented = bearer_token(authorization)
     if presented is None and not token:
         return Refused()
     found = await _check(services, signer, presented, token)
     if found is not None:
         return found
-    return Refused(await services.auth_throttle.failed(address, surface=surface))
+    retry_after = await services.auth_throttle.failed(address, surface=surface)
+    if presented is None and token and retry_after is None:
+        expired = signer.expired_at(token)
+        if expired is not None:
+            return TokenExpired(expired)
+    return Refused(retry_after)
 
 
 async def _check(
@@ -96,7 +109,7 @@ async def authenticate(
     """The caller of a usable key, or why not (for surfaces with no way to say a key expired:
     an expired key is refused like an unknown one, and not counted as a guess)."""
     found = await identify(services, signer, authorization, token, address=address, surface=surface)
-    return Refused() if isinstance(found, Expired) else found
+    return Refused() if isinstance(found, Expired | TokenExpired) else found
 
 
 def locked_response(retry_after: float) -> JSONResponse:

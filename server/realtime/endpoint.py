@@ -1,8 +1,8 @@
 """`GET /v1/realtime` (WebSocket) and `POST /v1/realtime/client_secrets` (browser tokens).
 
 The WebSocket authenticates before accepting (a bad key gets HTTP 403 from the handshake, an
-address locked out after repeated failures HTTP 429 with `retry-after`; an expired key, or a
-model outside the key's list, gets the socket accepted, one `error` event saying why, and a
+address locked out after repeated failures HTTP 429 with `retry-after`; an expired key, an
+expired browser token (`token_expired`), or a model outside the key's list, gets the socket accepted, one `error` event saying why, and a
 close with 1008, since a refused handshake carries no reason), builds the caller's voice
 session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from server.admin.auth import require_admin
 from server.auth_throttle import client_address, lockout_message
 from server.errors import with_request_id
-from server.realtime.auth import Caller, Refused, identify, locked_response
+from server.realtime.auth import Caller, Refused, TokenExpired, identify, locked_response
 from server.realtime.connection import RealtimeConnection
 from server.realtime.opening import (
     ModelRefused,
@@ -59,6 +60,9 @@ async def realtime(websocket: WebSocket) -> None:
         return
     if isinstance(caller, Expired):
         await refuse(websocket, expired_key(caller.expires_at))
+        return
+    if isinstance(caller, TokenExpired):
+        await refuse(websocket, expired_token(caller.expires_at))
         return
     requested = query.get("model") or caller.model
     config = await session_defaults(
@@ -115,6 +119,15 @@ async def refuse(websocket: WebSocket, error: ApiError) -> None:
     event = {"type": "error", "event_id": "event_refused", "error": {**problem, "event_id": None}}
     await websocket.send_text(orjson.dumps(event).decode())
     await websocket.close(code=1008, reason=error.code or "refused")
+
+
+def expired_token(expires_at: int) -> ApiError:
+    when = datetime.fromtimestamp(expires_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = (
+        f"this realtime token expired at {when}; tokens open a session only within "
+        "PATCHBAY_VOICE_TOKEN_TTL_SECONDS of minting: mint a fresh one with POST /v1/realtime/client_secrets"
+    )
+    return ApiError(401, "invalid_request_error", message, code="token_expired", param="token")
 
 
 def error_response(error: ApiError) -> JSONResponse:

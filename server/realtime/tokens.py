@@ -57,6 +57,22 @@ class TokenSigner:
 
     def verify(self, token: str) -> TokenClaims | None:
         """The claims of a valid, unexpired token; None for anything else (no reason is leaked)."""
+        claims = self._open(token)
+        if claims is None or claims.expires_at < self._clock():
+            return None
+        return claims
+
+    def expired_at(self, token: str) -> int | None:
+        """When a genuine (correctly signed) token expired, if it has; None for anything else.
+
+        Only a token this signer made can say it expired, so the refusal can name the cause
+        (a page should fetch a fresh token) without telling a forger anything."""
+        claims = self._open(token)
+        if claims is None or claims.expires_at >= self._clock():
+            return None
+        return claims.expires_at
+
+    def _open(self, token: str) -> TokenClaims | None:
         if not token.startswith(TOKEN_PREFIX) or len(token) > 2048:
             return None
         payload, _, signature = token[len(TOKEN_PREFIX) :].partition(".")
@@ -68,8 +84,6 @@ class TokenSigner:
             expires = int(claims["e"])
             model = claims.get("m")
         except (ValueError, KeyError, TypeError):
-            return None
-        if expires < self._clock():
             return None
         return TokenClaims(principal, expires, model if isinstance(model, str) else None)
 

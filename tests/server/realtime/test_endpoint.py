@@ -305,6 +305,28 @@ async def test_browser_token_connects_and_expires(connect: Any, patchbay: Patchb
         await connect(key="", query=f"token={token[:-2]}xx")
 
 
+async def test_an_expired_token_is_refused_saying_so(connect: Any, patchbay: Patchbay) -> None:
+    principal = await patchbay.services.gateway.api_keys.authenticate(patchbay.key)
+    assert principal is not None
+    signer = patchbay.runtime.signer
+    clock = signer._clock
+    signer._clock = lambda: clock() - 3600  # minted an hour ago
+    try:
+        expired, _ = signer.mint(principal)
+    finally:
+        signer._clock = clock
+    client: Client = await connect(key="", query=f"token={expired}")
+    refusal = await client.recv()
+    assert refusal["type"] == "error" and refusal["error"]["code"] == "token_expired"
+    assert "client_secrets" in refusal["error"]["message"] and refusal["error"]["param"] == "token"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+    # A forged token that claims to be expired is still refused in the handshake, saying nothing.
+    with pytest.raises(websockets.InvalidStatus):
+        await connect(key="", query=f"token={expired[:-2]}xx")
+
+
 async def test_a_token_is_refused_unless_its_org_and_agent_are_the_keys_own(
     connect: Any, patchbay: Patchbay
 ) -> None:

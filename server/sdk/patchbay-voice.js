@@ -1,0 +1,299 @@
+// Patchbay voice client for browsers (served at /sdk/patchbay-voice.js; an ES module, no build step).
+//
+//   import { PatchbayVoice } from "https://patchbay.example/sdk/patchbay-voice.js";
+//   const voice = new PatchbayVoice({ getToken: async () => (await fetch("/voice-token", {method: "POST"})).json() });
+//   voice.on("transcript", ({ role, text }) => console.log(role, text));
+//   await voice.start();   // from a click: it opens the microphone and the audio output
+//
+// Streams the microphone (patchbay-voice-audio.js) as `input_audio_buffer.append` over
+// `/v1/realtime?token=…`, plays the reply from a jitter buffer, stops it at once on
+// `input_audio_buffer.speech_started` and sends `conversation.item.truncate` with what was heard,
+// and reconnects with backoff and a fresh token. The token comes from your backend
+// (`POST /v1/realtime/client_secrets` with your API key; the key never reaches the browser).
+// Events ("state", "transcript", "latency", "interrupted", "playback", "error", "event") and
+// `stats`: docs/voice.md, "The browser client module".
+
+import { AudioIO, fromBase64, pcmRate, toBase64 } from "./patchbay-voice-audio.js";
+
+// Refusals that a new token or a retry will not fix: the session ends.
+const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", "session_expired", "auth_failures_exceeded"]);
+
+export class PatchbayVoice extends EventTarget {
+  /**
+   * @param {object} options
+   * @param {() => Promise<string | {value: string}>} options.getToken  mints a token on your backend; called for every (re)connection
+   * @param {string} [options.url]  Patchbay's origin (default: where this module was loaded from)
+   * @param {string} [options.model]  the route: "default", "agent:NAME" or "provider/model"
+   * @param {object} [options.session]  fields for `session.update` (instructions, audio.output.voice, turn_detection, …)
+   * @param {{attempts?: number, baseMs?: number, maxMs?: number}} [options.reconnect]
+   * @param {number} [options.prebufferMs]  reply audio buffered before playback starts (default 60)
+   * @param {number} [options.frameMs]  microphone audio per append (default 40)
+   */
+  constructor(options) {
+    super();
+    if (!options || typeof options.getToken !== "function") throw new TypeError("PatchbayVoice needs a getToken() callback");
+    this.options = options;
+    this.url = new URL(options.url || new URL("/", import.meta.url).href);
+    this.model = options.model || "default";
+    this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
+    this.state = "idle";
+    this.stats = { framesSent: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0 };
+    this.inputRate = 24000;
+    this.outputRate = 24000;
+    this.ws = null;
+    this.ready = false;
+    this.failures = 0;
+    this.dropped = new Set();
+    this.current = null; // the assistant item whose audio is playing or arriving
+    this.speechStoppedAt = null;
+    this.firstAudioAt = null;
+  }
+
+  on(type, listener) {
+    const wrapped = (e) => listener(e.detail);
+    this.addEventListener(type, wrapped);
+    return () => this.removeEventListener(type, wrapped);
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  setState(state) {
+    if (this.state === state) return;
+    this.state = state;
+    this.emit("state", { state });
+  }
+
+  fail(error, fatal) {
+    this.emit("error", { type: error.type || "client_error", code: error.code || null, message: error.message || String(error), fatal });
+  }
+
+  /** Open the microphone and the audio output, then connect. Call it from a user gesture. */
+  async start() {
+    if (this.state !== "idle" && this.state !== "closed") return;
+    this.stopping = false;
+    this.failures = 0;
+    this.setState("connecting");
+    try {
+      this.audio = await AudioIO.open(
+        { inputRate: this.inputRate, frameMs: this.options.frameMs || 40, prebufferMs: this.options.prebufferMs || 60 },
+        {
+          onFrame: (frame) => this.sendFrame(frame),
+          onPlayer: (report) => this.fromPlayer(report),
+          onError: (code, message) => this.fail({ code, message }, false),
+        },
+      );
+    } catch (err) {
+      this.fail({ code: "audio_unavailable", message: `the microphone or audio output could not be opened: ${err.message || err}` }, true);
+      this.end();
+      return;
+    }
+    await this.connect();
+  }
+
+  /** Hang up: close the socket, the microphone and the audio output. */
+  stop() {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000);
+    this.end();
+  }
+
+  /** The session is over (hung up, or refused for good): free the microphone and the output. */
+  end() {
+    if (this.audio) this.audio.close();
+    this.audio = this.current = null;
+    this.setState("closed");
+  }
+
+  async connect() {
+    let token;
+    try {
+      const minted = await this.options.getToken();
+      token = typeof minted === "string" ? minted : minted && minted.value;
+      if (!token) throw new Error("getToken() returned no token");
+    } catch (err) {
+      this.fail({ code: "token_unavailable", message: `could not get a realtime token from your backend: ${err.message || err}` }, false);
+      this.reconnectLater();
+      return;
+    }
+    if (this.stopping) return;
+    const ws_url = new URL("/v1/realtime", this.url);
+    ws_url.protocol = this.url.protocol === "https:" ? "wss:" : "ws:";
+    ws_url.searchParams.set("model", this.model);
+    ws_url.searchParams.set("token", token);
+    const ws = new WebSocket(ws_url.href);
+    this.ws = ws;
+    this.ready = false;
+    this.refusal = null;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      ws.send(JSON.stringify({ type: "session.update", session: this.sessionFields() }));
+    };
+    ws.onmessage = (m) => this.receive(JSON.parse(m.data));
+    ws.onclose = (e) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      this.ready = false;
+      this.stopPlayback(false);
+      if (this.stopping) return this.setState("closed");
+      if (this.refusal || e.code === 1008) {
+        if (!this.refusal) this.fail({ type: "invalid_request_error", code: "refused", message: e.reason || "the server refused the session" }, true);
+        return this.end();
+      }
+      if (!opened) {
+        this.fail({ code: "connect_failed", message: "could not open the realtime session: the server is unreachable, or it refused the token (invalid, or its API key revoked)" }, false);
+      }
+      this.reconnectLater();
+    };
+  }
+
+  reconnectLater() {
+    if (this.stopping) return;
+    if (this.failures >= this.retry.attempts) {
+      this.fail({ code: "reconnect_failed", message: `gave up after ${this.failures} attempts to reconnect` }, true);
+      return this.end();
+    }
+    const delay = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** this.failures) * (0.5 + Math.random() / 2);
+    this.failures++;
+    this.stats.reconnects++;
+    this.setState("reconnecting");
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  sessionFields() {
+    const extra = this.options.session || {};
+    const audio = extra.audio || {};
+    return {
+      type: "realtime",
+      ...extra,
+      audio: {
+        ...audio,
+        input: { ...(audio.input || {}), format: { type: "audio/pcm", rate: 24000 } },
+        output: { ...(audio.output || {}), format: { type: "audio/pcm", rate: 24000 } },
+      },
+    };
+  }
+
+  sendFrame(frame) {
+    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN || frame.rate !== this.inputRate) return;
+    this.ws.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(frame.pcm) }));
+    this.stats.framesSent++;
+  }
+
+  send(event) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(event));
+  }
+
+  receive(event) {
+    this.emit("event", event);
+    switch (event.type) {
+      case "session.created":
+      case "session.updated":
+        this.applySession(event.session || {});
+        if (event.type === "session.updated" && !this.ready) {
+          this.ready = true;
+          this.failures = 0;
+          this.setState("open");
+        }
+        break;
+      case "error": {
+        const error = event.error || {};
+        const fatal = FATAL.has(error.code);
+        if (fatal) this.refusal = error;
+        this.fail(error, fatal);
+        break;
+      }
+      case "input_audio_buffer.speech_started":
+        this.stopPlayback(true);
+        break;
+      case "input_audio_buffer.speech_stopped":
+        this.speechStoppedAt = performance.now();
+        this.firstAudioAt = null;
+        break;
+      case "conversation.item.input_audio_transcription.completed":
+        this.emit("transcript", { role: "user", text: event.transcript, final: true, itemId: event.item_id });
+        break;
+      case "response.output_audio_transcript.delta":
+      case "response.output_text.delta":
+        if (!this.dropped.has(event.item_id)) this.emit("transcript", { role: "assistant", text: event.delta, final: false, itemId: event.item_id });
+        break;
+      case "response.output_audio_transcript.done":
+      case "response.output_text.done":
+        this.emit("transcript", { role: "assistant", text: event.transcript ?? event.text, final: true, itemId: event.item_id });
+        break;
+      case "response.output_audio.delta":
+        this.playDelta(event);
+        break;
+      case "response.output_audio.done":
+        if (this.audio) this.audio.end(event.item_id);
+        break;
+      case "response.done":
+        this.responseDone(event.response || {});
+        break;
+    }
+  }
+
+  applySession(session) {
+    const audio = session.audio || {};
+    const input = pcmRate(audio.input && audio.input.format, this.inputRate);
+    this.outputRate = pcmRate(audio.output && audio.output.format, this.outputRate);
+    if (input !== this.inputRate) {
+      this.inputRate = input;
+      if (this.audio) this.audio.setInputRate(input);
+    }
+  }
+
+  playDelta(event) {
+    if (!this.audio || this.dropped.has(event.item_id)) return;
+    if (this.firstAudioAt === null) this.firstAudioAt = performance.now();
+    this.current = event.item_id;
+    const pcm = fromBase64(event.delta);
+    this.audio.push(event.item_id, this.outputRate, pcm);
+  }
+
+  /** Barge-in: silence the reply now; the player answers how much was heard, and we truncate. */
+  stopPlayback(truncate) {
+    if (!this.audio || this.current === null) return;
+    this.dropped.add(this.current);
+    this.truncateAfterClear = truncate;
+    this.current = null;
+    this.audio.clear();
+  }
+
+  fromPlayer(m) {
+    if (!this.audio) return;
+    if (m.type === "progress" || m.type === "drained") {
+      this.stats.samplesPlayed = m.samplesPlayed;
+      this.stats.framesPlayed = m.framesPlayed;
+      this.stats.msPlayed = Math.round(this.audio.ms(m.samplesPlayed));
+      this.emit("playback", { ...this.stats, buffered: m.buffered });
+    }
+    if (m.type === "drained" && this.current === m.item) {
+      this.current = null;
+    } else if (m.type === "cleared" && m.item && m.pending) {
+      const audioEndMs = Math.floor(this.audio.ms(m.played));
+      if (this.truncateAfterClear) {
+        this.send({ type: "conversation.item.truncate", item_id: m.item, content_index: 0, audio_end_ms: audioEndMs });
+      }
+      this.emit("interrupted", { itemId: m.item, audioEndMs });
+    }
+  }
+
+  responseDone(response) {
+    this.stats.responses++;
+    const metadata = response.metadata || {};
+    const client = this.speechStoppedAt !== null && this.firstAudioAt !== null ? Math.round(this.firstAudioAt - this.speechStoppedAt) : null;
+    this.emit("latency", {
+      turnId: metadata.turn_id || null,
+      status: response.status,
+      v2vMs: metadata.v2v_ms ?? null,
+      serverMs: metadata.server_ms ?? null,
+      clientFirstAudioMs: client,
+      metadata,
+    });
+    this.speechStoppedAt = null;
+  }
+}

@@ -1,0 +1,239 @@
+"""The browser voice client (`/sdk/patchbay-voice.js`) in a real Chromium against a real Patchbay.
+
+docs/examples/voice.html is served as an app on its own origin would serve it (Playwright
+answers for `http://localhost:<port>`, with the page's Permissions-Policy and CSP), and its
+`/voice-token` endpoint is "the app's backend": it mints the token with the API key through
+`POST /v1/realtime/client_secrets`, so the key never reaches the page. Chromium's fake
+microphone plays a WAV made with espeak-ng; the internal engines (Whisper, espeak-ng) answer
+and an emulated LLM writes the reply. A turn must come back as a transcript in the page and
+reply audio played by the module's output node (its `stats`); an expired token must be
+refused with a clear error in the page and no retry loop.
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from providers.vault.secret import Secret
+from server import accounts
+from server.realtime.tokens import TokenSigner
+from tests.emulators.harness import ServedApp
+from tests.emulators.openai import OpenAIEmulator, Scenario
+from tests.offline_voice import whisper_model
+from tests.server.web.conftest import CHROMIUM, Live, _require, serve, ui_settings
+from tests.voice.speech import SAMPLE_RATE, silence, speak
+from tests.voice.wer import word_error_rate
+
+pytestmark = pytest.mark.slow
+EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "voice.html"
+QUESTION = "Please schedule a meeting with the design team for tomorrow morning."
+REPLY = "Done. The meeting is booked for nine tomorrow morning."
+TOKEN_SECRET = "voice-sdk-test-token-secret-0123456789"
+TURN_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
+
+
+@pytest.fixture(scope="module")
+def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the fake microphone says: the question, then silence long enough for the reply."""
+    path = tmp_path_factory.mktemp("audio") / "question.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(silence(600) + speak(QUESTION) + silence(20_000))
+    return path
+
+
+@pytest.fixture
+async def patchbay(
+    tmp_path: Path, whisper_dir: Path, emulator: tuple[OpenAIEmulator, str]
+) -> AsyncIterator[tuple[Live, str]]:
+    """A live Patchbay with the internal engines, an org whose LLM is the emulator, and its API key."""
+    settings = ui_settings(
+        tmp_path,
+        voice_whisper_model_dir=whisper_dir,
+        voice_token_secret=TOKEN_SECRET,
+        api_key_rate_limit="off",
+    )
+    async with serve(settings) as live:
+        svc = live.services
+        async with svc.db.session() as s:
+            org = await accounts.create_org(s, "Acme Voice")
+            await svc.connections().create(
+                s,
+                org.id,
+                provider="openai",
+                name="main",
+                base_url=emulator[1],
+                key=Secret("sk-test-0123456789"),
+            )
+            await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+            key = await accounts.create_api_key(s, org.id, name="web-app")
+        svc.config_changed(org.id)
+        # Load the Whisper model now, so the turn's transcription does not wait for it.
+        await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
+        yield live, key.key
+
+
+@pytest.fixture
+async def chromium(question_wav: Path) -> AsyncIterator[Any]:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _require(False, "the playwright package is not installed (pip install -e '.[test]')")
+    _require(bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM}")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={question_wav}%noloop",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def example_app(patchbay_url: str, mint: Callable[[], Awaitable[dict[str, Any]]]) -> Starlette:
+    """The app serving the example page, with the policy it needs, and its backend's `/voice-token`."""
+    ws = patchbay_url.replace("http://", "ws://")
+    policy = {
+        "permissions-policy": "microphone=(self)",
+        "content-security-policy": (
+            f"default-src 'self'; script-src 'self' 'unsafe-inline' {patchbay_url}; "
+            f"connect-src 'self' {patchbay_url} {ws}; style-src 'unsafe-inline'"
+        ),
+    }
+
+    async def page(request: Request) -> Response:
+        return HTMLResponse(EXAMPLE.read_text(), headers=policy)
+
+    async def token(request: Request) -> Response:
+        return JSONResponse(await mint())
+
+    return Starlette(routes=[Route("/voice.html", page), Route("/voice-token", token, methods=["POST"])])
+
+
+@asynccontextmanager
+async def example_page(
+    browser: Any, patchbay_url: str, mint: Callable[[], Awaitable[dict[str, Any]]]
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """The example page, served by an app on an origin of its own, open in a fresh context."""
+    with ServedApp(example_app(patchbay_url, mint)) as app:
+        context = await browser.new_context(locale="en-US")
+        context.set_default_timeout(TURN_TIMEOUT_MS)
+        page = await context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+        try:
+            await page.goto(f"{app.url}/voice.html?patchbay={patchbay_url}")
+            await page.locator("#status", has_text="idle").wait_for()
+            yield page, errors
+        finally:
+            await context.close()
+
+
+async def test_a_turn_through_the_example_page(
+    chromium: Any, patchbay: tuple[Live, str], emulator: tuple[OpenAIEmulator, str]
+) -> None:
+    live, key = patchbay
+    emulator[0].enqueue(Scenario(text=REPLY))
+    minted: list[str] = []
+
+    async def mint() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            answer = await http.post(
+                "/v1/realtime/client_secrets",
+                headers={"authorization": f"Bearer {key}"},
+                json={"session": {"type": "realtime", "model": "default"}},
+            )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        minted.append(body["value"])
+        return {"value": body["value"], "expires_at": body["expires_at"]}
+
+    async with example_page(chromium, live.url, mint) as (page, errors):
+        await page.click("#start")
+        user = page.locator("#log p.user").first
+        await user.wait_for()
+        heard = (await user.text_content() or "").removeprefix("user: ")
+        assert word_error_rate([QUESTION], [heard]) < 0.25, heard
+        reply = page.locator("#log p.assistant").first
+        await reply.wait_for()
+        assert await reply.text_content() == f"assistant: {REPLY}"
+        # The reply's audio went through the player node to the output, most of it at least.
+        await page.wait_for_function("() => window.voice.stats.msPlayed > 1500")
+        stats = await page.evaluate("window.voice.stats")
+        assert stats["framesSent"] > 25 and stats["framesPlayed"] > 100 and stats["responses"] == 1
+        assert await page.text_content("#status") == "open"
+        assert await page.text_content("#error") == ""
+        assert "heard after" in (await page.text_content("#latency") or "")
+        assert len(minted) == 1 and key not in await page.content()
+        assert errors == []
+
+
+async def test_an_expired_token_is_refused_with_a_clear_error(
+    chromium: Any, patchbay: tuple[Live, str]
+) -> None:
+    live, key = patchbay
+    principal = await live.services.gateway.api_keys.authenticate(key)
+    assert principal is not None
+    long_ago = TokenSigner(TOKEN_SECRET.encode(), ttl=60, clock=lambda: 1_700_000_000.0)
+    calls: list[str] = []
+
+    async def mint() -> dict[str, Any]:
+        token, expires = long_ago.mint(principal)
+        calls.append(token)
+        return {"value": token, "expires_at": expires}
+
+    async with example_page(chromium, live.url, mint) as (page, errors):
+        await page.click("#start")
+        await page.locator("#status", has_text="closed").wait_for()
+        error = await page.text_content("#error") or ""
+        assert "expired" in error and "(token_expired)" in error and "client_secrets" in error, error
+        assert error.startswith("Stopped: ")
+        assert len(calls) == 1  # refused for good: no reconnect loop burning tokens
+        assert await page.evaluate("window.voice.stats.reconnects") == 0
+        assert errors == []
+
+
+async def test_the_module_is_served_to_other_origins_and_the_admin_ui_keeps_the_microphone_off(
+    patchbay: tuple[Live, str],
+) -> None:
+    live, _ = patchbay
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        for name in ("patchbay-voice.js", "patchbay-voice-audio.js", "patchbay-voice-worklet.js"):
+            path = f"/sdk/{name}"
+            answer = await http.get(path, headers={"origin": "https://app.example"})
+            assert answer.status_code == 200
+            assert answer.headers["content-type"] == "text/javascript; charset=utf-8"
+            assert answer.headers["cache-control"] == "public, no-cache" and answer.headers["etag"]
+            assert answer.headers["access-control-allow-origin"] == "*"
+            again = await http.get(path, headers={"if-none-match": answer.headers["etag"]})
+            assert again.status_code == 304
+        assert (await http.get("/sdk/nothing.js")).status_code == 404
+        ui = await http.get("/ui/")
+    assert "microphone=()" in ui.headers["permissions-policy"]
+    assert "access-control-allow-origin" not in ui.headers
