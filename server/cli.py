@@ -35,6 +35,7 @@ from server.cli_common import (
 )
 from server.cli_conformance import conformance_group
 from server.cli_explain import agent_explain
+from server.cli_flags import flags_group
 from server.cli_import import import_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
@@ -250,6 +251,7 @@ cli.add_command(billing_group, name="billing")
 cli.add_command(ledger, name="ledger")
 cli.add_command(requests)
 cli.add_command(conformance_group, name="conformance")
+cli.add_command(flags_group, name="flags")
 
 
 def configure_cli_logging() -> None:

@@ -10,6 +10,7 @@ import foundation.orgs
 import providers.vault.tables
 import routing.config_versions
 import routing.conformance.tables
+import routing.flag_store
 import routing.tables
 import server.access.tables
 import server.activity.table
@@ -26,6 +27,7 @@ TABLE_MODULES = (
     providers.vault.tables,
     routing.conformance.tables,
     routing.config_versions,
+    routing.flag_store,
     routing.tables,
     server.access.tables,
     server.activity.table,

@@ -6,7 +6,8 @@ model outside the key's list, gets the socket accepted, one `error` event saying
 close with 1008, since a refused handshake carries no reason), builds the caller's voice
 session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
-gets the beta event names and session shape.
+gets the beta event names and session shape. An org whose `voice` feature flag is off gets
+the socket accepted, one `error` event with code `feature_disabled`, and a close with 1008.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ async def realtime(websocket: WebSocket) -> None:
     if isinstance(caller, Expired):
         await refuse(websocket, expired_key(caller.expires_at))
         return
+    if not await voice_enabled(services, caller.principal.org_id):
+        await refuse(websocket, VOICE_OFF)
+        return
     requested = query.get("model") or caller.model
     config = await session_defaults(
         services,
@@ -95,6 +99,21 @@ async def realtime(websocket: WebSocket) -> None:
     if websocket.client_state.name == "CONNECTED":
         with contextlib.suppress(RuntimeError):
             await websocket.close()
+
+
+VOICE_OFF = ApiError(
+    403,
+    "invalid_request_error",
+    "realtime voice is switched off for this organisation by the `voice` feature flag; "
+    "ask the server's operator to turn it on (docs/flags.md)",
+    code="feature_disabled",
+)
+
+
+async def voice_enabled(services: Services, org_id: str) -> bool:
+    """The org's `voice` flag, from its in-memory snapshot (loaded once, not per session)."""
+    entry = await services.gateway.registry.get(org_id)
+    return entry.routing.flag("voice")
 
 
 async def _refuse(websocket: WebSocket, refused: Refused) -> None:
