@@ -63,6 +63,12 @@ FLAG_OF_SOURCE: Mapping[str, str] = MappingProxyType({"byok": "byok", "private":
 """The flag that gates connections of a billing source; the skip reason names the source."""
 
 
+def source_allowed(source: str, flags: frozenset[str]) -> bool:
+    """Whether connections of billing source `source` may be used with `flags` on."""
+    gate = FLAG_OF_SOURCE.get(source)
+    return gate is None or gate in flags
+
+
 class UnknownFlagError(LookupError):
     """A flag name that is not in `FLAGS`."""
 

@@ -39,7 +39,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 
@@ -285,8 +285,8 @@ class Registry:
             platform=platform,
             billing_policy=self._billing_policy,
             conformance=conformance,
+            flags=flags,
         )
-        routing = replace(routing, flags=flags)
         for warning in routing.warnings:
             log.warning(
                 "routing configuration problem", extra={"fields": {"org_id": org_id, "problem": warning}}

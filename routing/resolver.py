@@ -27,7 +27,7 @@ from providers.contract import BillingSource, Capability, ModelRef, ProviderId
 from routing.catalog import Catalog, ModelInfo
 from routing.cooldown import Block, ProfileState, order_profiles
 from routing.errors import ModelNotAllowedError, NoRouteError
-from routing.flags import FLAG_OF_SOURCE
+from routing.flags import source_allowed
 from routing.intents import FALLBACK_INTENT, INTENT_CAPABILITIES, Intent, required_capabilities
 from routing.model import Chain, ConnectionStatus, ConnectionView, OrgRouting
 from routing.trace import Outcome, TraceEntry
@@ -253,7 +253,7 @@ class Resolver:
         now: float,
     ) -> PlanItem:
         source = conn.billing_source.value
-        if source in FLAG_OF_SOURCE and not org.flag(FLAG_OF_SOURCE[source]):
+        if not source_allowed(source, org.flags):
             return _skip(ref, conn, f"flag:{source}")
         if conn.billing_source not in org.allowed_billing:
             return _skip(ref, conn, f"tier:{source}")
