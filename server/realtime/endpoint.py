@@ -198,6 +198,8 @@ async def _mint(request: Request) -> JSONResponse:
     refused = model_refusal(caller.principal, model, services.gateway.catalog)
     if refused is not None:
         return error_response(refused)
+    if not await voice_enabled(services, caller.principal.org_id):
+        return error_response(VOICE_OFF)
     value, expires_at = runtime.signer.mint(caller.principal, model=model)
     config = await session_defaults(services, caller.principal, SessionConfig())
     described = session_json("pending", str(model or "default"), config, beta=False)

@@ -1,11 +1,13 @@
 """The `voice` feature flag on realtime: off for the org (rolled out to 0%, or killed), a session
-is refused with one `error` event (`feature_disabled`) and a 1008 close; a canary org, or the
+is refused with one `error` event (`feature_disabled`) and a 1008 close, and no browser token
+is minted for it (403); a canary org, or the
 flag at its default, opens sessions as before."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 
@@ -36,6 +38,11 @@ async def test_voice_off_refuses_the_session_and_a_canary_org_still_opens_one(
     patchbay.services.config_changed(PLATFORM_SCOPE)
     refused = await _refusal(await connect())
     assert refused["code"] == "feature_disabled" and "`voice` feature flag" in refused["message"]
+    async with httpx.AsyncClient(
+        base_url=patchbay.url, headers={"authorization": f"Bearer {patchbay.key}"}
+    ) as http:
+        minted = await http.post("/v1/realtime/client_secrets", json={})
+    assert minted.status_code == 403 and minted.json()["error"]["code"] == "feature_disabled"
 
     async with patchbay.services.db.session() as s:
         await set_canary(s, "voice", add=[patchbay.org_id], remove=[], actor="test")
