@@ -5,7 +5,8 @@ One row per flag that has ever been set: its percentage, canary org list and kil
 transaction: a flag is a change of every org, so each registry drops its snapshots (at once on
 the replica that made it and, through the Redis notice the caller sends with
 `Services.config_changed(PLATFORM_SCOPE)`, on the others; within a poll interval without Redis)
-and the next request is evaluated with the new state, from memory.
+and the next request is evaluated with the new state, from memory. Each write leaves an audit
+event (`flag.update`, no org: a flag is the server's) naming who changed what.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import JSON, Boolean, Float, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from foundation.audit import AuditEvent
 from foundation.db import Base, UTCDateTime, utcnow
 from routing.config_versions import bump
 from routing.flags import FlagState, flag_def
@@ -57,9 +59,21 @@ async def _row(session: AsyncSession, name: str) -> FeatureFlag:
     return row
 
 
-async def _written(session: AsyncSession, row: FeatureFlag, actor: str) -> FlagState:
+async def _written(
+    session: AsyncSession, row: FeatureFlag, actor: str, details: dict[str, object]
+) -> FlagState:
     row.updated_at = utcnow()
     row.updated_by = actor
+    session.add(
+        AuditEvent(
+            org_id=None,
+            actor=actor,
+            action="flag.update",
+            target_type="flag",
+            target_id=row.name,
+            details=details,
+        )
+    )
     await bump(session, PLATFORM_SCOPE)
     await session.flush()
     return _state(row)
@@ -71,7 +85,7 @@ async def set_percent(session: AsyncSession, name: str, percent: float | None, *
         raise FlagValueError(f"percent must be between 0 and 100, not {percent}")
     row = await _row(session, name)
     row.percent = percent
-    return await _written(session, row, actor)
+    return await _written(session, row, actor, {"percent": percent})
 
 
 async def set_canary(
@@ -82,11 +96,11 @@ async def set_canary(
     orgs = [o for o in (row.canary or []) if o not in remove]
     orgs += [o for o in add if o not in orgs]
     row.canary = orgs
-    return await _written(session, row, actor)
+    return await _written(session, row, actor, {"canary_added": add, "canary_removed": remove})
 
 
 async def set_killed(session: AsyncSession, name: str, killed: bool, *, actor: str) -> FlagState:
     """The global kill switch: on, the flag is off for every org (the old path); off, the rollout resumes."""
     row = await _row(session, name)
     row.killed = killed
-    return await _written(session, row, actor)
+    return await _written(session, row, actor, {"killed": killed})

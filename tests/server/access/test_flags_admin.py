@@ -7,7 +7,9 @@ import json
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from foundation.audit import AuditEvent
 from server.db import Database
 from tests.server.access.conftest import OPERATOR, Orgs, bearer, mint_token
 from tests.server.test_cli import run_cli
@@ -65,6 +67,12 @@ async def test_the_cli_lists_sets_canaries_and_kills(db: Database, db_url: str) 
     listed = await run_cli(db_url, "flags", "list", "--org", "acme", "--json")
     voice = next(f for f in json.loads(listed.output)["flags"] if f["name"] == "voice")
     assert voice["on_for_org"] is True
+    async with db.session() as s:
+        audited = (await s.scalars(select(AuditEvent).where(AuditEvent.action == "flag.update"))).all()
+    assert [(e.target_id, e.actor, e.details) for e in audited] == [
+        ("voice", "cli", {"percent": 0}),
+        ("voice", "cli", {"canary_added": [org_id], "canary_removed": []}),
+    ]
     killed = await run_cli(db_url, "flags", "kill", "voice")
     assert killed.exit_code == 0 and "KILLED" in killed.output
     listed = await run_cli(db_url, "flags", "list", "--org", "acme", "--json")
