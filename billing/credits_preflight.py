@@ -9,7 +9,10 @@ known yet). 0 (a BYOK or private plan on a tier without a per-request charge) ta
 touches no database; anything more is a draw on the process's credit lease, in memory, when it
 has one (`billing.lease.LeaseBook`, settled through its journal), or else one `Ledger.hold`
 (one transaction), refused with `InsufficientCreditsError` (the 402) when the balance cannot
-cover it.
+cover it. With `PreflightRequest.enforce` False (the org's `billing_enforcement` flag is off,
+docs/flags.md) no credits are reserved and nothing is refused for them: the segment settles as a
+`Ledger.charge` (at most what is available, the rest recorded as a shortfall), so it is still
+metered.
 
 The hold it returns settles with the source and model that actually served the segment:
 `billing.prices.cost` at that model's list price, then `billing.policy.charge` for that source,
@@ -73,9 +76,9 @@ class LedgerPreflight:
             reserved = await self._caps.reserve(request.org_id, request.api_key_id, amount)
         hold_id, held, draw = None, 0, None
         try:
-            if amount > 0 and self._leases is not None:
+            if amount > 0 and request.enforce and self._leases is not None:
                 draw = await self._leases.reserve(request.org_id, amount, request.request_id)
-            if amount > 0 and draw is None:
+            if amount > 0 and request.enforce and draw is None:
                 details = {"segment": request.segment, "intent": request.intent}
                 hold = await self._ledger.hold(
                     request.org_id, amount, key, details=details, request_id=request.request_id

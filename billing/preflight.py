@@ -56,6 +56,9 @@ class PreflightRequest:
     """The audio known before the segment runs (an STT segment's input); None: unbounded (TTS)."""
     characters: int = 0
     """The text known before the segment runs (a TTS segment's input)."""
+    enforce: bool = True
+    """False (the org's `billing_enforcement` flag is off): the segment is never refused for
+    credits; no hold is taken and what it costs is still charged when it settles."""
 
 
 class Hold(Protocol):

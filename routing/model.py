@@ -15,6 +15,7 @@ from types import MappingProxyType
 from billing.prices import Price
 from providers.contract import BillingSource, Capability, CredentialSource, ModelRef, ProviderId
 from routing.conformance.gates import GATES_OFF, OrgGates
+from routing.flags import ALL_ON
 from routing.intents import Intent
 from routing.voice_settings import VoiceSettings
 
@@ -119,8 +120,14 @@ class OrgRouting:
     gates: OrgGates = GATES_OFF
     """Conformance gates: whether they are on, the thresholds and the stored results
     (routing/conformance/gates.py); candidates they stop are skipped with `skipped:gate:<capability>`."""
+    flags: frozenset[str] = ALL_ON
+    """The feature flags that are on for this org (routing/flags.py), evaluated when the snapshot
+    is built; a BYOK or private candidate whose flag is off is skipped with `skipped:flag:<source>`."""
     warnings: tuple[str, ...] = ()
     """Configuration problems found while building (e.g. an unparsable ref), for the admin UI."""
+
+    def flag(self, name: str) -> bool:
+        return name in self.flags
 
     def all_connections(self) -> tuple[ConnectionView, ...]:
         return tuple(c for conns in self.profiles.values() for c in conns)

@@ -86,6 +86,11 @@ def _tier(detail: str, ctx: Context) -> str:
     )
 
 
+def _flag(detail: str, ctx: Context) -> str:
+    what = SOURCE_WORDS.get(detail, detail)
+    return f"switched off by a feature flag for this org: {what} ({ctx.profile}); see `patchbay flags list`"
+
+
 def _not_offered(detail: str, ctx: Context) -> str:
     return f"{ctx.profile} does not declare the model {ctx.ref.model!r}; add it to that connection's models"
 
@@ -114,6 +119,7 @@ _TEXTS: Mapping[str, Callable[[str, Context], str]] = {
     "no_connection": _no_connection,
     "status": _status,
     "tier": _tier,
+    "flag": _flag,
     "model_not_offered": _not_offered,
     "capability": _capability,
     "cooldown": _cooldown,

@@ -1,7 +1,7 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
 `Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents, the
-platform's connections, the vault envelopes of their keys and their stored conformance results,
+platform's connections, the feature flags (evaluated for the org: routing/flags.py), the vault envelopes of their keys and their stored conformance results,
 for the gates), builds the snapshot with
 `routing.snapshot` (applying the tier table through `billing_policy`), and serves it from
 memory until the org's configuration, or the platform's, changes. The hot path never touches
@@ -56,6 +56,8 @@ from routing.conformance.store import load_results
 from routing.connections import KEY_FIELD
 from routing.cooldown_store import CooldownStore
 from routing.env_reference import ALLOW_SETTING, is_reserved
+from routing.flag_store import load_states
+from routing.flags import enabled_flags
 from routing.model import ConnectionStatus, ConnectionView, OrgRouting
 from routing.platform import PLATFORM_SCOPE, scope_of
 from routing.redis_health import StoreHealth
@@ -273,6 +275,7 @@ class Registry:
             platform = list(await session.scalars(select(Connection).where(Connection.org_id.is_(None))))
             agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
             conformance = await load_results(session, [c.id for c in (*conns, *platform)])
+            flags = enabled_flags(await load_states(session), org_id)
             creds = {c.id: await self.credential_for(session, c) for c in (*conns, *platform)}
         routing = build_org_routing(
             org,
@@ -282,6 +285,7 @@ class Registry:
             platform=platform,
             billing_policy=self._billing_policy,
             conformance=conformance,
+            flags=flags,
         )
         for warning in routing.warnings:
             log.warning(

@@ -4,7 +4,7 @@ Resolution is pure and synchronous: it reads the org's snapshot, the catalog and
 profile states the caller fetched in one batch, and returns every candidate in the order
 decided, either as an attempt to make or as a skip with a deterministic reason.
 
-Candidates are filtered, in this order, by connection status, tier (`skipped:tier:*`), what the
+Candidates are filtered, in this order, by connection status, feature flag (`skipped:flag:byok|private`), tier (`skipped:tier:*`), what the
 connection offers, capability, conformance gates (`skipped:gate:<capability>`) and cooldown.
 
 Where the chain comes from, first match wins:
@@ -27,6 +27,7 @@ from providers.contract import BillingSource, Capability, ModelRef, ProviderId
 from routing.catalog import Catalog, ModelInfo
 from routing.cooldown import Block, ProfileState, order_profiles
 from routing.errors import ModelNotAllowedError, NoRouteError
+from routing.flags import source_allowed
 from routing.intents import FALLBACK_INTENT, INTENT_CAPABILITIES, Intent, required_capabilities
 from routing.model import Chain, ConnectionStatus, ConnectionView, OrgRouting
 from routing.trace import Outcome, TraceEntry
@@ -251,8 +252,11 @@ class Resolver:
         block: Block | None,
         now: float,
     ) -> PlanItem:
+        source = conn.billing_source.value
+        if not source_allowed(source, org.flags):
+            return _skip(ref, conn, f"flag:{source}")
         if conn.billing_source not in org.allowed_billing:
-            return _skip(ref, conn, f"tier:{conn.billing_source.value}")
+            return _skip(ref, conn, f"tier:{source}")
         info = self._catalog.model_for(conn, ref.model)
         if info is None:
             return _skip(ref, conn, "model_not_offered")

@@ -223,6 +223,7 @@ class Router:
                 input_tokens_estimate=estimate_input_tokens(request),
                 request_id=ctx.request_id or ctx.turn_id,
                 api_key_id=ctx.api_key_id,
+                enforce=entry.routing.flag("billing_enforcement"),
             )
         )
         return entry, route, hold

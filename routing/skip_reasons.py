@@ -3,7 +3,9 @@
 Each skip family of the trace vocabulary (`skipped:<why>[:<detail>]`, routing/trace.py) has one
 rule here. A family the caller or the organisation's admin must fix (a capability the model
 lacks, a failed conformance gate, a connection switched off, a model the connection does not
-serve) is a `CONFIG` refusal; a billing source the organisation's plan does not allow is `TIER`;
+serve) is a `CONFIG` refusal; a billing source the organisation's plan does not allow is `TIER`; a billing source a feature
+flag switched off for the organisation (`flag:byok`, `flag:private`) is `CONFIG` (a 400 naming
+`feature_disabled`: the request cannot succeed as configured, docs/flags.md);
 a cooldown or a timed disable passes on its own and is `TRANSIENT`. The surfaces map the kind
 to their wire (server/v1/errors.py: 400, 403, 503), so every wire tells the same story.
 
@@ -84,6 +86,12 @@ SKIP_RULES: Mapping[str, SkipRule] = MappingProxyType(
             "tier_not_allowed",
             "the organisation's plan does not allow `{detail}` connections ({model})",
             "change the plan (`patchbay org update ORG --tier ...`) or route to an allowed connection",
+        ),
+        "flag": SkipRule(
+            SkipKind.CONFIG,
+            "feature_disabled",
+            "`{detail}` connections are switched off for this organisation by a feature flag ({model})",
+            "ask the operator to turn the flag on for the org (`patchbay flags canary ...`), or route to a platform model",
         ),
         "cooldown": SkipRule(
             SkipKind.TRANSIENT,

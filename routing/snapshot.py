@@ -6,7 +6,7 @@ changes.
 
 Precedence between an org's own connections and the platform's (docs/routing.md#platform-connections):
 a ref `provider/model` uses the org's own connections of that provider while at least one of
-them is of a billing source the org's tier allows (whatever its status: disabling your own key
+them is of a billing source the org's tier and feature flags allow (whatever its status: disabling your own key
 does not move you onto platform credits); otherwise it uses the platform's connections of that
 provider, after the org's skipped ones. A custom endpoint is found by its name, the org's
 first. A ref naming a platform connection (`openai:plat/gpt-4o`) always reaches it; a platform
@@ -34,6 +34,7 @@ from providers.contract import (
 )
 from routing.conformance.snapshot import org_gates
 from routing.conformance.tables import ConformanceResult
+from routing.flags import ALL_ON, source_allowed
 from routing.intents import Intent
 from routing.model import (
     ALL_BILLING_SOURCES,
@@ -82,11 +83,14 @@ def build_org_routing(
     billing_policy: BillingPolicy = allow_all_billing,
     explicit_order: Collection[str] = (),
     conformance: Sequence[ConformanceResult] = (),
+    flags: frozenset[str] = ALL_ON,
 ) -> OrgRouting:
     """The org's snapshot. `platform`: the operator's connections (rows without an org).
     `explicit_order` (added to the settings' `profile_order_explicit`) names the providers whose
     profile order the org set by hand (they are tried by `position`); the others rotate by least
-    recent use. `conformance`: the stored results of these connections, for the gates.
+    recent use. `conformance`: the stored results of these connections, for the gates. `flags`:
+    the feature flags on for this org (routing/flags.py); an own connection whose billing source
+    a flag switched off counts as not allowed for the precedence, like one the tier refuses.
     """
     explicit_order = {*explicit_order, *((settings.profile_order_explicit or []) if settings else [])}
     allowed_billing = billing_policy(org.tier, byok_override=bool(settings and settings.byok_enabled))
@@ -107,7 +111,10 @@ def build_org_routing(
     for provider, views in theirs.items():
         if provider is ProviderId.OPENAI_COMPATIBLE:
             continue  # custom endpoints take precedence by name, below
-        if not any(v.billing_source in allowed_billing for v in own.get(provider, ())):
+        if not any(
+            v.billing_source in allowed_billing and source_allowed(v.billing_source.value, flags)
+            for v in own.get(provider, ())
+        ):
             by_provider[provider] = [*own.get(provider, ()), *views]
     custom = {v.name.lower(): v for v in own.get(ProviderId.OPENAI_COMPATIBLE, [])}
     for view in theirs.get(ProviderId.OPENAI_COMPATIBLE, []):
@@ -146,6 +153,7 @@ def build_org_routing(
         explicit_order=frozenset(p for p in by_provider if p.value in explicit_order),
         platform=MappingProxyType({p: tuple(vs) for p, vs in theirs.items() if vs}),
         allowed_billing=allowed_billing,
+        flags=flags,
         gates=org_gates(settings, conformance, warnings),
         warnings=tuple(warnings),
     )

@@ -167,6 +167,7 @@ class SpeechRouter:
                 api_key_id=ctx.api_key_id,
                 audio_seconds=audio_seconds,
                 characters=characters,
+                enforce=entry.routing.flag("billing_enforcement"),
             )
         )
         return entry.routing, plan, hold

@@ -23,6 +23,7 @@ from server.admin import catalog as admin_catalog
 from server.admin import config_history as admin_config_history
 from server.admin import conformance as admin_conformance
 from server.admin import connections as admin_connections
+from server.admin import flags as admin_flags
 from server.admin import orgs as admin_orgs
 from server.admin import plans as admin_plans
 from server.admin import platform as admin_platform
@@ -146,6 +147,7 @@ def create_app(
     app.include_router(admin_connections.router)
     app.include_router(admin_conformance.router)
     app.include_router(admin_platform.router)
+    app.include_router(admin_flags.router)
     app.include_router(admin_routing_preview.router)
     app.include_router(admin_config_history.router)
     app.include_router(admin_activity.router)

@@ -37,6 +37,7 @@ from server.cli_config import config_group
 from server.cli_conformance import conformance_group
 from server.cli_db import db_downgrade
 from server.cli_explain import agent_explain
+from server.cli_flags import flags_group
 from server.cli_import import import_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
@@ -254,6 +255,7 @@ cli.add_command(requests)
 cli.add_command(conformance_group, name="conformance")
 cli.add_command(config_group, name="config")
 db.add_command(db_downgrade)
+cli.add_command(flags_group, name="flags")
 
 
 def configure_cli_logging() -> None:

@@ -11,6 +11,7 @@ import providers.vault.tables
 import routing.config_history
 import routing.config_versions
 import routing.conformance.tables
+import routing.flag_store
 import routing.tables
 import server.access.tables
 import server.activity.table
@@ -28,6 +29,7 @@ TABLE_MODULES = (
     routing.conformance.tables,
     routing.config_history,
     routing.config_versions,
+    routing.flag_store,
     routing.tables,
     server.access.tables,
     server.activity.table,

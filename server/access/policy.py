@@ -92,6 +92,11 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("POST", f"{_O}/conformance/runs"): CONFIGURE,
     # Letting a model past a gate it failed is the operator's call, audited with a reason.
     ("PUT", f"{_O}/conformance/overrides"): OPERATOR,
+    # Feature flags change every org's behaviour: the operator's alone (docs/flags.md).
+    ("GET", "/admin/v1/flags"): OPERATOR,
+    ("PUT", "/admin/v1/flags/{name}"): OPERATOR,
+    ("POST", "/admin/v1/flags/{name}/canary"): OPERATOR,
+    ("POST", "/admin/v1/flags/{name}/kill"): OPERATOR,
 }
 
 FIELD_PERMISSIONS: dict[tuple[str, str, str], Permission] = {

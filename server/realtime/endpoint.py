@@ -6,7 +6,8 @@ expired browser token (`token_expired`), or a model outside the key's list, gets
 close with 1008, since a refused handshake carries no reason), builds the caller's voice
 session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
-gets the beta event names and session shape.
+gets the beta event names and session shape. An org whose `voice` feature flag is off gets
+the socket accepted, one `error` event with code `feature_disabled`, and a close with 1008.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ async def realtime(websocket: WebSocket) -> None:
     if isinstance(caller, TokenExpired):
         await refuse(websocket, expired_token(caller.expires_at))
         return
+    if not await voice_enabled(services, caller.principal.org_id):
+        await refuse(websocket, VOICE_OFF)
+        return
     requested = query.get("model") or caller.model
     config = await session_defaults(
         services,
@@ -99,6 +103,21 @@ async def realtime(websocket: WebSocket) -> None:
     if websocket.client_state.name == "CONNECTED":
         with contextlib.suppress(RuntimeError):
             await websocket.close()
+
+
+VOICE_OFF = ApiError(
+    403,
+    "invalid_request_error",
+    "realtime voice is switched off for this organisation by the `voice` feature flag; "
+    "ask the server's operator to turn it on (docs/flags.md)",
+    code="feature_disabled",
+)
+
+
+async def voice_enabled(services: Services, org_id: str) -> bool:
+    """The org's `voice` flag, from its in-memory snapshot (loaded once, not per session)."""
+    entry = await services.gateway.registry.get(org_id)
+    return entry.routing.flag("voice")
 
 
 async def _refuse(websocket: WebSocket, refused: Refused) -> None:
@@ -192,6 +211,8 @@ async def _mint(request: Request) -> JSONResponse:
     refused = model_refusal(caller.principal, model, services.gateway.catalog)
     if refused is not None:
         return error_response(refused)
+    if not await voice_enabled(services, caller.principal.org_id):
+        return error_response(VOICE_OFF)
     value, expires_at = runtime.signer.mint(caller.principal, model=model)
     config = await session_defaults(services, caller.principal, SessionConfig())
     described = session_json("pending", str(model or "default"), config, beta=False)

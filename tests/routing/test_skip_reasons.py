@@ -38,7 +38,7 @@ def test_each_family_has_its_kind_and_code(reason: str, kind: SkipKind, code: st
 def test_every_documented_family_is_in_the_table() -> None:
     assert set(SKIP_RULES) == {
         "capability", "gate", "no_connection", "status", "model_not_offered", "no_adapter", "tier", "cooldown",
-        "disabled",
+        "disabled", "flag",
     }  # fmt: skip
 
 
@@ -53,6 +53,12 @@ def test_a_config_skip_beside_a_tier_skip_is_config() -> None:
     found = refusal([skip("tier:private"), skip("capability:vision", ref="mistral/x")])
     assert found.kind is SkipKind.CONFIG and found.code == "model_lacks_capability"
     assert "`private`" in found.message and "`vision`" in found.message
+
+
+def test_a_flag_skip_is_a_config_refusal_naming_the_feature() -> None:
+    found = refusal([skip("flag:byok")])
+    assert found.kind is SkipKind.CONFIG and found.code == "feature_disabled"
+    assert "`byok` connections are switched off" in found.message and "patchbay flags" in found.message
 
 
 def test_any_transient_skip_makes_it_transient_with_the_soonest_wait() -> None:

@@ -1,16 +1,17 @@
 // Entry point: signing in (password, admin token, invite link), who the caller is
 // (`GET /admin/v1/me`), the org picker, and the pages (#/connections, #/settings, #/keys,
-// #/activity, #/members, #/usage, #/conformance, #/billing, #/plans). Each page gets the caller's access in the selected
+// #/activity, #/members, #/usage, #/conformance, #/billing, #/plans, #/flags for the operator). Each page gets the caller's access in the selected
 // org (access.js) and renders only the actions it allows; a page that needs a permission to be
 // read at all (Billing) has no link for a role without it.
 
-import { BILLING, accessIn } from "./access.js";
+import { BILLING, OPERATOR, accessIn } from "./access.js";
 import { activityPage } from "./activity.js";
 import { ApiError, SIGNED_OUT, api, auth, rememberCsrf, session } from "./api.js";
 import { billingPage } from "./billing.js";
 import { conformancePage } from "./conformance.js";
 import { connectionsPage } from "./connections.js";
 import { h, replace } from "./dom.js";
+import { flagsPage } from "./flags.js";
 import { hideInvite, showInvite, takeInviteFromLink } from "./invite.js";
 import { keysPage } from "./keys.js";
 import { membersPage } from "./members.js";
@@ -31,6 +32,7 @@ const PAGES = {
   conformance: { title: "Conformance", render: conformancePage },
   billing: { title: "Billing", render: billingPage, needs: BILLING },
   plans: { title: "Plans", render: plansPage },
+  flags: { title: "Feature flags", render: flagsPage, needs: OPERATOR },
 };
 
 const ui = {

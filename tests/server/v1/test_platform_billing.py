@@ -10,10 +10,12 @@ from decimal import Decimal
 
 from sqlalchemy import update
 
+from billing.ledger_query import list_entries
 from billing.money import parse_usd
 from billing.prices import Price
 from foundation.orgs import Tier
 from providers.vault.secret import Secret
+from routing.flag_store import set_percent
 from routing.platform import PLATFORM_SCOPE
 from routing.tables import OrgAISettings
 from server import accounts
@@ -120,3 +122,27 @@ async def test_the_orgs_own_connection_wins_unless_routing_names_the_platforms(
     assert own.headers["x-patchbay-route"] == "openai:main/gpt-4o-mini=served"
     assert named.headers["x-patchbay-route"] == "openai:platform/gpt-4o-mini=served"
     assert parse_usd(named.headers["x-patchbay-cost"]) > 0  # enterprise: bundled, at list price
+
+
+async def test_billing_enforcement_off_serves_without_credits_and_still_meters(
+    patchbay: Patchbay, upstreams: Upstreams
+) -> None:
+    """The `billing_enforcement` flag off for the org (rolled out to 0%): the request that was a
+    402 above is served by the platform connection, and its cost is still settled on the ledger
+    (charged as far as the balance goes, here nothing, the rest recorded as the shortfall)."""
+    key = await _platform_and_org(patchbay, upstreams, tier="free")
+    org_id = await _org_of(patchbay, key)
+    async with patchbay.services.db.session() as s:
+        await set_percent(s, "billing_enforcement", 0, actor="test")
+    patchbay.services.config_changed(PLATFORM_SCOPE)
+    async with patchbay.client(key) as c:
+        chat = await c.post("/v1/chat/completions", json=CHAT)
+    assert chat.status_code == 200, chat.text
+    assert chat.headers["x-patchbay-route"] == "openai:platform/gpt-4o-mini=served"
+    assert parse_usd(chat.headers["x-patchbay-cost"]) == 0  # what was charged: the balance was 0
+    await patchbay.services.leases.flush()
+    async with patchbay.services.db.session() as s:
+        entries = await list_entries(s, org_id)
+    metered = [e for e in entries if e.shortfall]
+    assert len(metered) == 1 and metered[0].amount == 0 and metered[0].shortfall > 0
+    assert (await patchbay.services.ledger.balance(org_id)).held == 0
