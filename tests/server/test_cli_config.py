@@ -71,15 +71,15 @@ async def test_db_downgrade_asks_for_yes_then_undoes_and_upgrade_redoes(db_url: 
     assert json.loads(refused.output)["error"]["type"] == "confirmation_required"
     assert json.loads((await run_cli(db_url, "db", "current", "--json")).output)["current"] == head_revision()
 
-    done = await run_cli(db_url, "db", "downgrade", "0016", "--yes", "--json")
+    done = await run_cli(db_url, "db", "downgrade", below, "--yes", "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.output) == {
         "from": head_revision(),
-        "to": "0016",
-        "undone": ["0018"],
+        "to": below,
+        "undone": [head_revision()],
         "changed": True,
     }
-    again = await run_cli(db_url, "db", "downgrade", "0016", "--json")
+    again = await run_cli(db_url, "db", "downgrade", below, "--json")
     assert json.loads(again.output)["changed"] is False
 
     unknown = await run_cli(db_url, "db", "downgrade", "nope", "--yes", "--json")
