@@ -7,14 +7,13 @@ sweep (database unreachable) is logged by type and tried again at the next inter
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
 
 from billing.ledger import Ledger
 from billing.ledger_types import Entry
-from foundation.background import BackgroundTask
+from foundation.background import PeriodicTask
 from foundation.db import utcnow
 
 log = logging.getLogger("patchbay.billing")
@@ -31,11 +30,12 @@ class HoldSweeper:
         on_sweep: Callable[[list[Entry]], None] | None = None,
     ) -> None:
         self._ledger = ledger
-        self._interval = interval
         self._batch = batch
         self._clock = clock
         self._on_sweep = on_sweep
-        self._background = BackgroundTask("patchbay-hold-sweeper", self._loop)
+        self._background = PeriodicTask(
+            "patchbay-hold-sweeper", self._sweep_and_tell, interval, log=log, what="hold sweep"
+        )
 
     async def sweep(self) -> list[Entry]:
         """Release every hold expired by now (in batches); returns what this sweep released."""
@@ -49,17 +49,10 @@ class HoldSweeper:
             log.info("expired holds released", extra={"fields": {"count": len(released)}})
         return released
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                released = await self.sweep()
-                if self._on_sweep is not None:
-                    self._on_sweep(released)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("hold sweep failed", extra={"fields": {"error": type(exc).__name__}})
-            await asyncio.sleep(self._interval)
+    async def _sweep_and_tell(self) -> None:
+        released = await self.sweep()
+        if self._on_sweep is not None:
+            self._on_sweep(released)
 
     @property
     def running(self) -> bool:

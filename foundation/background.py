@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -33,3 +34,44 @@ class BackgroundTask:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class PeriodicTask:
+    """`step` every `interval` seconds while the process serves (the sweepers and reporters): a
+    failed step is logged as `<what> failed` with its exception type only, and the next runs on
+    schedule. `start`, `stop` and `running` as `BackgroundTask`."""
+
+    def __init__(
+        self,
+        name: str,
+        step: Callable[[], Coroutine[Any, Any, object]],
+        interval: float,
+        *,
+        log: logging.Logger,
+        what: str,
+    ) -> None:
+        self._step = step
+        self._interval = interval
+        self._log = log
+        self._what = what
+        self._background = BackgroundTask(name, self._loop)
+
+    @property
+    def running(self) -> bool:
+        return self._background.running
+
+    def start(self) -> bool:
+        return self._background.start()
+
+    async def stop(self) -> None:
+        await self._background.stop()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._log.warning(f"{self._what} failed", extra={"fields": {"error": type(exc).__name__}})
+            await asyncio.sleep(self._interval)

@@ -14,7 +14,6 @@ second finds nothing to do), and the time comes from an injected clock, so tests
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -24,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.tiers import TierTable, policy_for
 from foundation.audit import Acting, acting
-from foundation.background import BackgroundTask
+from foundation.background import PeriodicTask
 from foundation.db import utcnow
 from foundation.orgs import Org
 from server.org_plan import set_plan
@@ -76,9 +75,10 @@ class GraceSweeper:
         self._sessions = sessions
         self._tiers = tiers
         self._changed = changed
-        self._interval = interval
         self._clock = clock
-        self._background = BackgroundTask("patchbay-grace-sweeper", self._loop)
+        self._background = PeriodicTask(
+            "patchbay-grace-sweeper", lambda: self.sweep(), interval, log=log, what="grace sweep"
+        )
 
     async def sweep(self) -> list[str]:
         """Fall back every org whose grace period ended by now; returns their ids."""
@@ -116,16 +116,6 @@ class GraceSweeper:
         if plan.changed:
             self._changed(org_id)
         return bool(plan.changed)
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.sweep()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("grace sweep failed", extra={"fields": {"error": type(exc).__name__}})
-            await asyncio.sleep(self._interval)
 
     @property
     def running(self) -> bool:

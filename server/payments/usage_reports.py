@@ -20,7 +20,6 @@ configured, then works in two steps every interval:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from billing.ledger import Ledger
 from billing.tables import UNREPORTED, UsageRecord
-from foundation.background import BackgroundTask
+from foundation.background import PeriodicTask
 from foundation.db import new_id, utcnow
 from foundation.errors import RequestError
 from server.payments.client import StripePayments
@@ -57,10 +56,11 @@ class UsageReporter:
         self._payments = payments
         self._sessions = sessions
         self._ledger = ledger
-        self._interval = interval
         self._batch = batch
         self._clock = clock
-        self._background = BackgroundTask("patchbay-usage-reporter", self._loop)
+        self._background = PeriodicTask(
+            "patchbay-usage-reporter", lambda: self.run_once(), interval, log=log, what="usage report run"
+        )
 
     async def run_once(self) -> list[UsageReport]:
         """Claim what is unreported, then send every unsent report; returns the reports sent."""
@@ -175,16 +175,6 @@ class UsageReporter:
                 .where(UsageReport.id == report_id)
                 .values(attempts=UsageReport.attempts + 1, last_error=error[:200])
             )
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("usage report run failed", extra={"fields": {"error": type(exc).__name__}})
-            await asyncio.sleep(self._interval)
 
     @property
     def running(self) -> bool:
