@@ -39,3 +39,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+from tests.replicas import replica_db  # noqa: E402, F401 (a fixture for the multi-replica tests)

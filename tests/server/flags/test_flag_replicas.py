@@ -12,20 +12,17 @@ can move them.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import PG_ADMIN_DSN, _migrated_template, _pg_admin, _pg_url, _require_service
+from tests.replicas import replica_env, replicas_running
 from tests.server.conftest import ADMIN_TOKEN
-from tests.server.payments.test_tier_replicas import _replicas
-from tests.server.v1.conftest import OPENAI_KEY, TEST_MASTER_KEY, Upstreams
+from tests.server.v1.conftest import OPENAI_KEY, Upstreams
 
 pytestmark = pytest.mark.postgres
 
@@ -43,33 +40,8 @@ def upstreams() -> Iterator[Upstreams]:
 
 
 @pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
-    _require_service("PostgreSQL", host, int(port or 5432))
-    name = "pb_flags_" + secrets.token_hex(6)
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
-    try:
-        yield _pg_url(name)
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def replicas(tmp_path: Path, pg_url: str, redis_url: str) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
-    env.update(
-        PATCHBAY_DATABASE_URL=pg_url,
-        PATCHBAY_REDIS_URL=redis_url,
-        PATCHBAY_WORKERS="1",
-        PATCHBAY_LOG_LEVEL="WARNING",
-        PATCHBAY_ADMIN_TOKEN=ADMIN_TOKEN,
-        PATCHBAY_MASTER_KEY=TEST_MASTER_KEY,
-        PATCHBAY_VOICE_TOKEN_SECRET=secrets.token_urlsafe(32),
-        PATCHBAY_ALLOW_PRIVATE_BASE_URLS="true",
-        PATCHBAY_ALLOW_PLAIN_HTTP_BASE_URLS="true",
-        PATCHBAY_API_KEY_RATE_LIMIT="off",
-    )
-    with _replicas(tmp_path, env, 2) as (a, b):
+def replicas(tmp_path: Path, replica_db: str, redis_url: str) -> Iterator[tuple[str, str]]:
+    with replicas_running(tmp_path, replica_env(replica_db, redis_url), 2) as (a, b):
         yield a, b
 
 

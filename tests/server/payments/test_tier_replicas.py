@@ -12,13 +12,8 @@ is how B drops its snapshot at once; B's config poll would carry it too, a coupl
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import secrets
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +22,15 @@ import pytest
 from redis.asyncio import Redis
 
 from server.services import REDIS_PREFIX
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
-from tests.emulators.harness import free_port
+from tests.conftest import REDIS_URL
 from tests.emulators.stripe_emulator import SECRET_KEY, WEBHOOK_SECRET, StripeEmulator
+from tests.replicas import replica_env, replicas_running
 from tests.server.conftest import ADMIN_TOKEN
 from tests.server.payments.conftest import TIER_PRICES, WEBHOOK
-from tests.server.v1.conftest import OPENAI_KEY, TEST_MASTER_KEY, Upstreams
+from tests.server.v1.conftest import OPENAI_KEY, Upstreams
 
 pytestmark = pytest.mark.postgres
 
-PATCHBAY = str(Path(sys.executable).with_name("patchbay"))
 OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "default", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 CONVERGE_SECONDS = 5.0
@@ -59,84 +53,19 @@ def upstreams() -> Iterator[Upstreams]:
 
 
 @pytest.fixture
-async def pg_url() -> AsyncIterator[str]:
-    """A fresh, migrated PostgreSQL database (the replicas' shared store)."""
-    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
-    _require_service("PostgreSQL", host, int(port or 5432))
-    name = "pb_replicas_" + secrets.token_hex(6)
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
-    try:
-        yield _pg_url(name)
-    finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def _replicas(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[str]]:
-    """`count` `patchbay serve` processes (one worker each), each on its own port, started side by
-    side; their base URLs once each /readyz answers 200."""
-    started: list[tuple[subprocess.Popen[bytes], str]] = []
-    try:
-        for n in range(count):
-            port = free_port()
-            log = tmp_path / f"replica-{n}.log"  # a file, not a pipe: a full pipe would stall the server
-            with log.open("wb") as sink:
-                proc = subprocess.Popen(
-                    [PATCHBAY, "serve"],
-                    env={**env, "PATCHBAY_DATA_DIR": str(tmp_path / str(n)), "PATCHBAY_PORT": str(port)},
-                    stdout=subprocess.DEVNULL,
-                    stderr=sink,
-                )
-            started.append((proc, f"http://127.0.0.1:{port}"))
-        deadline = time.monotonic() + 180  # a loaded CI machine imports slowly
-        for proc, base in started:
-            while True:
-                assert proc.poll() is None, _log_of(tmp_path, started, proc)
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, (
-                    f"a replica did not get ready in 180 s: {_log_of(tmp_path, started, proc)}"
-                )
-                time.sleep(0.2)  # polling for readiness, not standing in for it
-        yield [base for _, base in started]
-    finally:
-        for proc, _ in started:
-            proc.kill()
-            proc.wait(10)
-
-
-def _log_of(
-    tmp_path: Path, started: list[tuple[subprocess.Popen[bytes], str]], proc: subprocess.Popen[bytes]
-) -> str:
-    """The tail of what a replica wrote to stderr, for a failure message."""
-    n = [p for p, _ in started].index(proc)
-    return (tmp_path / f"replica-{n}.log").read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture
 def replicas(
-    tmp_path: Path, pg_url: str, redis_url: str, emulator: tuple[StripeEmulator, str]
+    tmp_path: Path, replica_db: str, redis_url: str, emulator: tuple[StripeEmulator, str]
 ) -> Iterator[tuple[str, str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHBAY_")}
-    env.update(
-        PATCHBAY_DATABASE_URL=pg_url,
-        PATCHBAY_REDIS_URL=redis_url,
-        PATCHBAY_WORKERS="1",
-        PATCHBAY_LOG_LEVEL="WARNING",
-        PATCHBAY_ADMIN_TOKEN=ADMIN_TOKEN,
-        PATCHBAY_MASTER_KEY=TEST_MASTER_KEY,
-        PATCHBAY_VOICE_TOKEN_SECRET=secrets.token_urlsafe(32),
-        PATCHBAY_ALLOW_PRIVATE_BASE_URLS="true",
-        PATCHBAY_ALLOW_PLAIN_HTTP_BASE_URLS="true",
-        PATCHBAY_API_KEY_RATE_LIMIT="off",
+    env = replica_env(
+        replica_db,
+        redis_url,
         PATCHBAY_STRIPE_SECRET_KEY=SECRET_KEY,
         PATCHBAY_STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
         PATCHBAY_STRIPE_API_BASE=emulator[1],
         PATCHBAY_STRIPE_TIER_PRICES=TIER_PRICES,
     )
     # The database is migrated already: neither start has a migration to run (or to race on).
-    with _replicas(tmp_path, env, 2) as (a, b):
+    with replicas_running(tmp_path, env, 2) as (a, b):
         yield a, b
 
 
