@@ -14,7 +14,8 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.fixed_headers import FixedHeaders
 
 WEB_DIR = Path(__file__).parent / "web"
 
@@ -46,30 +47,9 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class SecurityHeaders:
-    """Pure ASGI wrapper that sets `SECURITY_HEADERS` on every response of the wrapped app."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        names = {name for name, _ in SECURITY_HEADERS}
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message["headers"] = [*kept, *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def mount_ui(app: FastAPI) -> None:
     """Serve the UI at `/ui/` and send `/` there."""
-    app.mount("/ui", SecurityHeaders(StaticFiles(directory=WEB_DIR, html=True)), name="ui")
+    app.mount("/ui", FixedHeaders(StaticFiles(directory=WEB_DIR, html=True), SECURITY_HEADERS), name="ui")
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:

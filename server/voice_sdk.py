@@ -17,7 +17,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.fixed_headers import FixedHeaders
 
 SDK_DIR = Path(__file__).parent / "sdk"
 
@@ -30,27 +31,8 @@ SDK_HEADERS: tuple[tuple[bytes, bytes], ...] = (
 )
 
 
-class ScriptHeaders:
-    """Pure ASGI wrapper: `SDK_HEADERS` on every successful response of the wrapped app."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        names = {name for name, _ in SDK_HEADERS}
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and message["status"] in (200, 304):
-                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
-                message["headers"] = [*kept, *SDK_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def mount_sdk(app: FastAPI) -> None:
     """Serve the browser voice client at `/sdk/`."""
-    app.mount("/sdk", ScriptHeaders(StaticFiles(directory=SDK_DIR)), name="sdk")
+    app.mount(
+        "/sdk", FixedHeaders(StaticFiles(directory=SDK_DIR), SDK_HEADERS, statuses=(200, 304)), name="sdk"
+    )
