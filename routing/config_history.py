@@ -11,9 +11,12 @@ A snapshot never holds a secret: connections appear by id, profile id, status an
 never a vault record, fingerprint, environment reference or base URL. Rollback is
 `routing.config_rollback`.
 
-Sections are a registry (`register_section`): a later kind of configuration (feature flags)
-registers a capture and a restore function and is then versioned and rolled back with the rest;
-`record_version` (through `bump(..., kind=...)`) records a version of a given kind.
+Sections are a registry (`register_section`): a later kind of configuration registers a
+capture and a restore function and is then versioned and rolled back with the rest;
+`bump(..., kind=...)` records a version of a given kind. A section has a scope: `org` sections
+make up an org's versions; `platform` sections (the feature flags, routing/flag_store.py) make
+up the versions of the platform scope (`routing.platform.PLATFORM_SCOPE`), whose changes are
+every org's; routing/flag_history.py shows an org the platform versions that changed it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.audit import current_acting
 from foundation.db import Base, UTCDateTime, new_id, utcnow
+from routing.platform import PLATFORM_SCOPE
 from routing.tables import Agent, Connection, OrgAISettings
 
 Snapshot = dict[str, Any]
@@ -73,18 +77,30 @@ class Section:
     name: str
     capture: Capture
     restore: Restore | None = None
+    scope: str = "org"
+    """`org`: part of each org's versions; `platform`: part of the platform scope's versions."""
 
 
 _SECTIONS: dict[str, Section] = {}
 
 
-def register_section(name: str, capture: Capture, restore: Restore | None = None) -> None:
+def register_section(
+    name: str, capture: Capture, restore: Restore | None = None, *, scope: str = "org"
+) -> None:
     """Version one more kind of configuration (its capture must hold no secret)."""
-    _SECTIONS[name] = Section(name, capture, restore)
+    _SECTIONS[name] = Section(name, capture, restore, scope)
 
 
-def sections() -> dict[str, Section]:
-    return dict(_SECTIONS)
+def scope_name(org_id: str) -> str:
+    return "platform" if org_id == PLATFORM_SCOPE else "org"
+
+
+def sections(org_id: str | None = None) -> dict[str, Section]:
+    """The registered sections; with `org_id`, those that make up that scope's versions."""
+    if org_id is None:
+        return dict(_SECTIONS)
+    scope = scope_name(org_id)
+    return {n: s for n, s in _SECTIONS.items() if s.scope == scope}
 
 
 async def _capture_routing(session: AsyncSession, org_id: str) -> dict[str, Any]:
@@ -129,8 +145,8 @@ register_section("connections", _capture_connections)
 
 
 async def capture(session: AsyncSession, org_id: str) -> Snapshot:
-    """The org's versioned configuration now (pending changes in the session included)."""
-    return {name: await s.capture(session, org_id) for name, s in sorted(_SECTIONS.items())}
+    """The org's (or the platform scope's) versioned configuration now, pending changes included."""
+    return {name: await s.capture(session, org_id) for name, s in sorted(sections(org_id).items())}
 
 
 def describe_changes(before: Snapshot | None, after: Snapshot) -> list[str]:

@@ -14,7 +14,8 @@ rollback is itself in the history and can be rolled back. It never brings a key 
   after it (removing it would throw its key away).
 
 A registered section (`config_history.register_section`) with a restore function is restored
-too; one without is reported as not restored.
+too; one without is reported as not restored. The platform scope (`PLATFORM_SCOPE`) is rolled
+back the same way: its versions hold the feature flags, restored by routing/flag_store.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from routing import config_history
 from routing.config_history import RestoreReport
 from routing.config_versions import bump
 from routing.model import ConnectionStatus
+from routing.platform import PLATFORM_SCOPE
 from routing.tables import Agent, Connection, OrgAISettings
 
 _REVOKED = ConnectionStatus.REVOKED.value
@@ -56,7 +58,7 @@ async def rollback(session: AsyncSession, org_id: str, to_version: int) -> Rollb
     report = RestoreReport()
     snapshot: dict[str, Any] = dict(target.snapshot)
     restorers = {"routing": _restore_routing, "agents": _restore_agents, "connections": _restore_connections}
-    for name, section in sorted(config_history.sections().items()):
+    for name, section in sorted(config_history.sections(org_id).items()):
         if name not in snapshot:
             continue
         restore = restorers.get(name) or section.restore
@@ -67,7 +69,7 @@ async def rollback(session: AsyncSession, org_id: str, to_version: int) -> Rollb
     who = current_acting()
     session.add(
         AuditEvent(
-            org_id=org_id,
+            org_id=None if org_id == PLATFORM_SCOPE else org_id,
             actor=who.actor if who is not None else "system",
             action="config.rollback",
             target_type="org",

@@ -7,7 +7,8 @@ version moved: a change made by the CLI in another process, or by another replic
 them without a database read per request and without Redis.
 
 `bump` also records a version of the org's configuration in `config_history` when what is
-versioned changed (`routing.config_history`); platform-scope changes are not versioned.
+versioned changed (`routing.config_history`); the platform scope's versions hold the feature
+flags (its other changes, such as platform connections, record nothing).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, utcnow
 from routing import config_history
-from routing.platform import PLATFORM_SCOPE
 
 _READ_BATCH = 500
 
@@ -44,8 +44,7 @@ async def bump(session: AsyncSession, org_id: str, *, kind: str | None = None) -
     knows it: `rollback`, `flags`, ...; a given kind is recorded even with nothing changed).
     Returns the new version number."""
     number = await _increment(session, org_id)
-    if org_id != PLATFORM_SCOPE:
-        await config_history.record(session, org_id, number, kind)
+    await config_history.record(session, org_id, number, kind)
     return number
 
 

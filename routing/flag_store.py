@@ -6,21 +6,25 @@ transaction: a flag is a change of every org, so each registry drops its snapsho
 the replica that made it and, through the Redis notice the caller sends with
 `Services.config_changed(PLATFORM_SCOPE)`, on the others; within a poll interval without Redis)
 and the next request is evaluated with the new state, from memory. Each write leaves an audit
-event (`flag.update`, no org: a flag is the server's) naming who changed what.
+event (`flag.update`, no org: a flag is the server's) naming who changed what, and, through
+the bump, a version of the platform scope's configuration (`config_history`, section `flags`)
+that `patchbay config rollback --platform` restores.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, String, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from foundation.audit import AuditEvent
+from foundation.audit import AuditEvent, current_acting
 from foundation.db import Base, UTCDateTime, utcnow
+from routing import config_history
 from routing.config_versions import bump
-from routing.flags import FlagState, flag_def
+from routing.flags import FLAGS, FlagState, flag_def
 from routing.platform import PLATFORM_SCOPE
 
 
@@ -52,6 +56,9 @@ async def load_states(session: AsyncSession) -> list[FlagState]:
 
 async def _row(session: AsyncSession, name: str) -> FeatureFlag:
     flag_def(name)  # unknown names are refused before anything is written
+    if await config_history.latest(session, PLATFORM_SCOPE) is None:
+        # The first flag change: record the state before it, so it can be rolled back to.
+        await bump(session, PLATFORM_SCOPE, kind="initial")
     row = await session.get(FeatureFlag, name)
     if row is None:
         row = FeatureFlag(name=name, percent=None, canary=[], killed=False)
@@ -104,3 +111,40 @@ async def set_killed(session: AsyncSession, name: str, killed: bool, *, actor: s
     row = await _row(session, name)
     row.killed = killed
     return await _written(session, row, actor, {"killed": killed})
+
+
+async def _capture(session: AsyncSession, _scope: str) -> dict[str, Any]:
+    """The stored rollouts as a version holds them (a flag with no row is at its default)."""
+    return {
+        s.name: {"percent": s.percent, "canary": sorted(s.canary), "killed": s.killed}
+        for s in await load_states(session)
+    }
+
+
+async def _restore(
+    session: AsyncSession, _scope: str, data: Any, report: config_history.RestoreReport
+) -> None:
+    who = current_acting()
+    for name in sorted(set(FLAGS) | set(data)):
+        if name not in FLAGS:
+            report.not_restored.append(f"flag {name}: no longer a known flag")
+            continue
+        row = await session.get(FeatureFlag, name)
+        wanted = data.get(name)
+        if wanted is None:
+            if row is not None:
+                await session.delete(row)
+            report.restored.append(f"flag {name}: default")
+            continue
+        if row is None:
+            row = FeatureFlag(name=name)
+            session.add(row)
+        row.percent = wanted.get("percent")
+        row.canary = list(wanted.get("canary") or [])
+        row.killed = bool(wanted.get("killed"))
+        row.updated_at = utcnow()
+        row.updated_by = who.actor if who is not None else "system"
+        report.restored.append(f"flag {name}")
+
+
+config_history.register_section("flags", _capture, _restore, scope="platform")

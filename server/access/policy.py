@@ -97,6 +97,8 @@ ROUTE_PERMISSIONS: dict[tuple[str, str], Permission | str] = {
     ("PUT", "/admin/v1/flags/{name}"): OPERATOR,
     ("POST", "/admin/v1/flags/{name}/canary"): OPERATOR,
     ("POST", "/admin/v1/flags/{name}/kill"): OPERATOR,
+    ("GET", "/admin/v1/platform/config/history"): OPERATOR,
+    ("POST", "/admin/v1/platform/config/rollback"): OPERATOR,
 }
 
 FIELD_PERMISSIONS: dict[tuple[str, str, str], Permission] = {

@@ -9,10 +9,13 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from foundation.audit import Acting, acting
-from routing import config_history
+from routing import config_history, flag_store
 from routing.agents import Agents
 from routing.config_rollback import rollback
 from routing.config_versions import bump
+from routing.flag_history import flag_changes_for_org, org_timeline
+from routing.flags import FlagState
+from routing.platform import PLATFORM_SCOPE
 from routing.tables import Connection
 from server import accounts
 from server.db import Database
@@ -118,3 +121,59 @@ async def test_rollback_recreates_an_agent_and_never_a_deleted_or_revoked_connec
         assert statuses == {"conn_a": "revoked", "conn_c": "active"}
         latest = await config_history.latest(s, org.id)
         assert latest is not None and latest.kind == "rollback"
+
+
+def test_a_platform_flag_version_is_described_for_each_org_it_changes() -> None:
+    canary = {"flags": {"byok": {"percent": 0, "canary": ["org_a"], "killed": False}}}
+    killed = {"flags": {"byok": {"percent": 0, "canary": ["org_a"], "killed": True}}}
+    assert flag_changes_for_org(None, canary, "org_a") == []
+    assert flag_changes_for_org(None, canary, "org_b") == ["flag byok: off for this org (rollout at 0%)"]
+    assert flag_changes_for_org(canary, killed, "org_a") == ["flag byok: off for this org (kill switch on)"]
+    assert flag_changes_for_org(canary, killed, "org_b") == []
+    assert flag_changes_for_org(killed, {"flags": {}}, "org_b") == [
+        "flag byok: on for this org (its default)"
+    ]
+
+
+async def test_flag_changes_are_platform_versions_shown_to_the_orgs_they_change_and_rolled_back(
+    db: Database,
+) -> None:
+    async with db.session() as s:
+        a = await accounts.create_org(s, "acme")
+        b = await accounts.create_org(s, "globex")
+        with acting(Acting(actor="ops")):
+            await flag_store.set_percent(s, "byok", 0, actor="ops")
+    async with db.session() as s:
+        before_canary = await config_history.latest(s, PLATFORM_SCOPE)
+        with acting(Acting(actor="ops")):
+            await flag_store.set_canary(s, "byok", add=[a.id], remove=[], actor="ops")
+    async with db.session() as s:
+        platform = await config_history.history(s, PLATFORM_SCOPE)
+        timeline_a = await org_timeline(s, a.id)
+        timeline_b = await org_timeline(s, b.id)
+    assert [(r.kind, r.actor) for r in platform] == [("flags", "ops"), ("flags", "ops"), ("initial", "ops")]
+    assert platform[2].snapshot == {
+        "flags": {}
+    }  # the state before the first change: every flag at its default
+    assert [(e.scope, e.changes) for e in timeline_a] == [
+        ("platform", ["flag byok: on for this org (canary org)"]),
+        ("platform", ["flag byok: off for this org (rollout at 0%)"]),
+    ]
+    assert [(e.scope, e.changes) for e in timeline_b] == [
+        ("platform", ["flag byok: off for this org (rollout at 0%)"])
+    ]
+
+    assert before_canary is not None
+    async with db.session() as s:
+        result = await rollback(s, PLATFORM_SCOPE, before_canary.version)
+    assert result.not_restored == [] and "flag byok" in result.restored
+    async with db.session() as s:
+        assert await flag_store.load_states(s) == [FlagState("byok", percent=0, canary=frozenset())]
+        latest = await config_history.latest(s, PLATFORM_SCOPE)
+        assert latest is not None and latest.kind == "rollback"
+        assert (await org_timeline(s, a.id))[0].changes == ["flag byok: off for this org (rollout at 0%)"]
+        assert await config_history.history(s, a.id) == []  # an org's own versions never hold flags
+    async with db.session() as s:
+        await rollback(s, PLATFORM_SCOPE, platform[2].version)
+    async with db.session() as s:
+        assert await flag_store.load_states(s) == []

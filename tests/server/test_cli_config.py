@@ -55,6 +55,37 @@ async def test_rollback_of_an_unknown_version_or_org_exits_1(db: Database, db_ur
     assert no_org.exit_code == 1
 
 
+async def test_flag_versions_are_listed_and_rolled_back_with_platform(db: Database, db_url: str) -> None:
+    assert (await run_cli(db_url, "org", "create", "acme")).exit_code == 0
+    assert (await run_cli(db_url, "flags", "set", "voice", "--percent", "0")).exit_code == 0
+    assert (await run_cli(db_url, "flags", "kill", "voice")).exit_code == 0
+
+    listed = await run_cli(db_url, "config", "history", "--platform", "--json")
+    assert listed.exit_code == 0, listed.output
+    payload = json.loads(listed.output)
+    assert payload["scope"] == "platform" and payload["org_id"] is None
+    kinds = [(v["scope"], v["kind"]) for v in payload["versions"]]
+    assert kinds == [("platform", "flags"), ("platform", "flags"), ("platform", "initial")]
+    org_view = json.loads((await run_cli(db_url, "config", "history", "--org", "acme", "--json")).output)
+    assert [v["changes"] for v in org_view["versions"] if v["scope"] == "platform"] == [
+        ["flag voice: off for this org (rollout at 0%)"]
+    ]  # the kill changed nothing more for acme: voice was already off for it
+
+    first = payload["versions"][-1]["version"]
+    back = await run_cli(db_url, "config", "rollback", "--platform", "--to", str(first), "--json")
+    assert back.exit_code == 0, back.output
+    flags = json.loads((await run_cli(db_url, "flags", "list", "--json")).output)
+    voice = next(f for f in flags["flags"] if f["name"] == "voice")
+    assert (voice["killed"], voice["percent"]) == (False, None)
+
+
+async def test_config_commands_need_exactly_one_of_org_and_platform(db: Database, db_url: str) -> None:
+    neither = await run_cli(db_url, "config", "history", "--json")
+    assert neither.exit_code == 2 and json.loads(neither.output)["error"]["type"] == "usage"
+    both = await run_cli(db_url, "config", "rollback", "--org", "acme", "--platform", "--to", "1")
+    assert both.exit_code == 2 and "exactly one of --org ORG and --platform" in both.output
+
+
 def _below_head() -> str:
     below = (
         ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(head_revision()).down_revision

@@ -43,6 +43,35 @@ async def test_the_operator_rolls_a_flag_out_and_the_snapshot_follows(
     assert unknown_org.status_code == 404
 
 
+async def test_a_platform_rollback_restores_the_flags_and_the_snapshot_follows(
+    app: FastAPI, client: httpx.AsyncClient, orgs: Orgs
+) -> None:
+    registry = app.state.services.gateway.registry
+    assert (await client.put(f"{F}/byok", json={"percent": 0}, headers=OPERATOR)).status_code == 200
+    assert not (await registry.get(orgs.a["id"])).routing.flag("byok")
+
+    history = await client.get("/admin/v1/platform/config/history", headers=OPERATOR)
+    assert history.status_code == 200, history.text
+    assert [(v["scope"], v["kind"], v["actor"]) for v in history.json()] == [
+        ("platform", "flags", "operator"),
+        ("platform", "initial", "operator"),
+    ]
+    org_view = (await client.get(f"/admin/v1/orgs/{orgs.a['id']}/config/history", headers=OPERATOR)).json()
+    assert [v["changes"] for v in org_view if v["scope"] == "platform"] == [
+        ["flag byok: off for this org (rollout at 0%)"]
+    ]
+
+    initial = history.json()[-1]["version"]
+    back = await client.post(
+        "/admin/v1/platform/config/rollback", json={"to_version": initial}, headers=OPERATOR
+    )
+    assert back.status_code == 200, back.text
+    assert "flag byok: default" in back.json()["restored"]
+    assert (await registry.get(orgs.a["id"])).routing.flag("byok")
+    listed = {f["name"]: f for f in (await client.get(F, headers=OPERATOR)).json()}
+    assert listed["byok"]["percent"] is None
+
+
 async def test_org_members_cannot_read_or_change_flags(client: httpx.AsyncClient, orgs: Orgs) -> None:
     owner = bearer(await mint_token(client, orgs.a["id"], "owner"))
     for method, path in [
@@ -50,6 +79,8 @@ async def test_org_members_cannot_read_or_change_flags(client: httpx.AsyncClient
         ("PUT", f"{F}/byok"),
         ("POST", f"{F}/byok/canary"),
         ("POST", f"{F}/byok/kill"),
+        ("GET", "/admin/v1/platform/config/history"),
+        ("POST", "/admin/v1/platform/config/rollback"),
     ]:
         refused = await client.request(method, path, json={}, headers=owner)
         assert refused.status_code == 403, (method, path, refused.text)
