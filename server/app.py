@@ -125,6 +125,9 @@ def create_app(
         docs_url="/docs" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry instrumentation stays off: Patchbay makes its spans itself
+        # (foundation/tracing.py), and the check FastAPI would run on every request costs CPU.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.add_middleware(V1FastPath)  # added first, so it runs innermost
     app.add_middleware(RequestLogMiddleware)  # around the /v1 endpoints, fast path included
