@@ -1,0 +1,349 @@
+"""Issue 19's replica acceptance, for real: PostgreSQL, Redis, Debian's nginx and two `patchbay serve`
+replicas on loopback, and what a client sees is the same whichever replica answers.
+
+One module-scoped cluster serves every test: a fresh migrated PostgreSQL database, the shared
+Redis, two replicas (`tests/replicas.py`, `PATCHBAY_REPLICAS=2`) and nginx in front with
+deploy/nginx/patchbay.conf (`tests/nginx_front.py`; its `x-patchbay-upstream` says which replica
+answered). The provider emulators run in this process. Each test makes its own org and API key,
+so the tests share processes, not state; a test that kills a replica leaves it to the `whole`
+fixture to start it again before the next test. Tests that must show "both replicas" ask each
+replica directly as well as through nginx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from server.db import Database
+from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
+from tests.emulators.harness import ServedApp
+from tests.emulators.openai import OpenAIEmulator, text
+from tests.emulators.openai_errors import rate_limited
+from tests.emulators.valve import Valve
+from tests.nginx_front import UPSTREAM_HEADER, nginx_running
+from tests.replicas import Replica, replica_env, replica_processes
+from tests.server.conftest import ADMIN_TOKEN
+from tests.server.v1.conftest import MISTRAL_KEY, OPENAI_KEY
+from tests.server.v1.platform_billing import chat, entries_by_request
+
+pytestmark = pytest.mark.postgres
+
+OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+CHAT = {"model": "default", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+RATE_LIMIT = 60
+"""Requests per API key; refilled over a day, so no token comes back while a test runs."""
+CONVERGE_SECONDS = 2.0
+"""The issue's bound: a routing change made on one replica is served by the other within this."""
+OPENAI = "openai:default/gpt-4o-mini"
+MISTRAL = "mistral:default/mistral-small-latest"
+PLATFORM_MODEL = "gpt-4.1"
+"""Only the platform connection serves it, so the platform connection changes no other test's route."""
+
+
+@dataclass
+class Cluster:
+    replicas: list[Replica]
+    nginx: str
+    db_url: str
+    openai: OpenAIEmulator
+    openai_url: str
+    mistral_url: str
+    limited: OpenAIEmulator
+    """Answers every chat request 429 with a 10-minute retry-after."""
+    limited_url: str
+    valve: Valve
+    """In front of an emulator of its own: streams that start, then wait for the test."""
+    valve_url: str
+
+
+def _serve(app: Any) -> ServedApp:
+    return ServedApp(app).start()
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    """A fresh migrated PostgreSQL database the replicas share (outside any test's event loop)."""
+    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
+    _require_service("PostgreSQL", host, int(port or 5432))
+    name = "pb_nginx_" + secrets.token_hex(6)
+
+    async def create() -> None:
+        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
+
+    asyncio.run(create())
+    try:
+        yield _pg_url(name)
+    finally:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    _require_service("Redis", "127.0.0.1", 6379)
+    tmp = tmp_path_factory.mktemp("cluster")
+    openai = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini", PLATFORM_MODEL))
+    mistral = OpenAIEmulator("mistral", api_key=MISTRAL_KEY, models=("mistral-small-latest",))
+    limited = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",))
+    limited.always(rate_limited(600))
+    valve = Valve(OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",)))
+    served = [_serve(app) for app in (openai, mistral, limited, valve)]
+    try:
+        with _database() as db_url:
+            env = replica_env(
+                db_url,
+                REDIS_URL,
+                PATCHBAY_API_KEY_RATE_LIMIT=f"{RATE_LIMIT}/86400",
+                PATCHBAY_FORWARDED_ALLOW_IPS="127.0.0.1",
+            )
+            with (
+                replica_processes(tmp, env, 2) as replicas,
+                nginx_running(tmp, [r.port for r in replicas]) as nginx,
+            ):
+                yield Cluster(
+                    replicas,
+                    nginx,
+                    db_url,
+                    openai,
+                    *(s.url + "/v1" for s in served[:1]),
+                    served[1].url + "/v1",
+                    limited,
+                    served[2].url + "/v1",
+                    valve,
+                    served[3].url + "/v1",
+                )
+    finally:
+        for s in served:
+            s.stop()
+
+
+@pytest.fixture(autouse=True)
+def whole(cluster: Cluster) -> Cluster:
+    """Every replica running before each test (one a previous test killed is started again)."""
+    for replica in cluster.replicas:
+        if not replica.alive():
+            replica.start()
+            replica.wait_ready(time.monotonic() + 120)
+    return cluster
+
+
+async def _ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def _admin(base: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=f"{base}/admin/v1", headers=OPERATOR, timeout=10)
+
+
+def _client(base: str, key: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
+    return httpx.AsyncClient(
+        base_url=base, headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=30
+    )
+
+
+async def _org(admin: httpx.AsyncClient, connections: dict[str, str], chain: list[str]) -> tuple[str, str]:
+    """An org with its own connections (provider -> base URL), a chat chain and an API key."""
+    org = (await _ok(await admin.post("/orgs", json={"name": "org-" + secrets.token_hex(4)}), 201))["id"]
+    for provider, base_url in connections.items():
+        key = MISTRAL_KEY if provider == "mistral" else OPENAI_KEY
+        body = {"provider": provider, "base_url": base_url, "key": key}
+        await _ok(await admin.post(f"/orgs/{org}/connections", json=body), 201)
+    if chain:
+        await _ok(await admin.put(f"/orgs/{org}/routing", json={"chains": {"chat": chain}}))
+    key = (await _ok(await admin.post(f"/orgs/{org}/api-keys", json={"name": "app"}), 201))["key"]
+    return str(org), str(key)
+
+
+async def _route(client: httpx.AsyncClient) -> str:
+    answer = await client.post("/v1/chat/completions", json=CHAT)
+    assert answer.status_code == 200, answer.text
+    return str(answer.headers["x-patchbay-route"])
+
+
+async def test_a_429d_profile_is_skipped_by_both_replicas(cluster: Cluster) -> None:
+    a, b = (r.url for r in cluster.replicas)
+    async with _admin(cluster.nginx) as admin:
+        _, key = await _org(
+            admin,
+            {"openai": cluster.limited_url, "mistral": cluster.mistral_url},
+            ["openai/gpt-4o-mini", "mistral/mistral-small-latest"],
+        )
+    async with _client(a, key) as via_a, _client(b, key) as via_b, _client(cluster.nginx, key) as via_nginx:
+        # Replica A meets the 429 and falls back; the cooldown it records is in Redis.
+        assert await _route(via_a) == f"{OPENAI}=failed:rate_limit;{MISTRAL}=served"
+        # Replica B never asks the limited profile: it skips it for the cooldown A recorded.
+        skipped = f"{OPENAI}=skipped:cooldown:rate_limit;{MISTRAL}=served"
+        assert await _route(via_b) == skipped
+        assert [await _route(via_nginx) for _ in range(4)] == [skipped] * 4
+        assert await _route(via_a) == skipped
+    assert len(cluster.limited.chat_requests) == 1
+
+
+async def test_a_per_key_rate_limit_holds_across_both_replicas(cluster: Cluster) -> None:
+    a, b = (r.url for r in cluster.replicas)
+    async with _admin(cluster.nginx) as admin:
+        _, key = await _org(admin, {}, [])
+    async with _client(a, key) as via_a, _client(b, key) as via_b, _client(cluster.nginx, key) as via_nginx:
+        # One bucket of RATE_LIMIT for the key, drawn on by both replicas at once: exactly that
+        # many pass (each replica alone would pass RATE_LIMIT of its own).
+        clients = [via_a, via_b] * (RATE_LIMIT // 2 + 5)
+        answers = await asyncio.gather(*(c.get("/v1/models") for c in clients))
+        statuses = [r.status_code for r in answers]
+        assert statuses.count(200) == RATE_LIMIT and statuses.count(429) == len(clients) - RATE_LIMIT
+        served_by = {str(r.request.url.port) for r in answers if r.status_code == 200}
+        assert len(served_by) == 2  # both replicas took from the one bucket
+        for client in (via_a, via_b, via_nginx):
+            refused = await client.get("/v1/models")
+            assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0
+            assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+async def test_a_routing_change_on_one_replica_is_served_by_the_other_within_2_s(cluster: Cluster) -> None:
+    a, b = (r.url for r in cluster.replicas)
+    async with _admin(a) as admin_a:
+        org, key = await _org(
+            admin_a, {"openai": cluster.openai_url, "mistral": cluster.mistral_url}, ["openai/gpt-4o-mini"]
+        )
+        async with _client(b, key) as via_b:
+            # B holds the org's snapshot in memory: only a notice (or its poll) can move it.
+            assert await _route(via_b) == f"{OPENAI}=served"
+            changed_at = time.monotonic()
+            chains = {"chat": ["mistral/mistral-small-latest"]}
+            await _ok(await admin_a.put(f"/orgs/{org}/routing", json={"chains": chains}))
+            seen = []
+            while True:
+                seen.append(await _route(via_b))
+                if seen[-1] == f"{MISTRAL}=served":
+                    break
+                assert time.monotonic() - changed_at < CONVERGE_SECONDS, (
+                    f"replica B still routes {seen[-1]!r} {CONVERGE_SECONDS} s after the change on A"
+                )
+                await asyncio.sleep(0.05)  # the next poll of the observable, not a wait standing in for it
+    async with _client(cluster.nginx, key) as via_nginx:
+        assert {await _route(via_nginx) for _ in range(4)} == {f"{MISTRAL}=served"}
+
+
+async def _balance(base: str, org: str) -> int:
+    async with _admin(base) as admin:
+        return int((await _ok(await admin.get(f"/orgs/{org}/billing/balance")))["balance_micro_usd"])
+
+
+async def test_a_platform_billed_burst_split_across_both_replicas_leaves_the_exact_balance(
+    cluster: Cluster,
+) -> None:
+    grant = 10_000_000
+    cluster.openai.always(
+        text("Hello there, how are you?", prompt_tokens=20, completion_tokens=150), model=PLATFORM_MODEL
+    )
+    bases = [r.url for r in cluster.replicas]
+    async with _admin(cluster.nginx) as admin:
+        platform = {
+            "provider": "openai",
+            "base_url": cluster.openai_url,
+            "key": OPENAI_KEY,
+            "models": [{"id": PLATFORM_MODEL, "price": {"input": "1", "output": "2"}}],
+        }
+        await _ok(await admin.post("/platform/connections", json=platform), 201)
+        org, key = await _org(admin, {}, [f"openai/{PLATFORM_MODEL}"])
+        grant_body = {"amount": "10", "reason": "test"}
+        headers = {"idempotency-key": f"grant-{org}"}
+        await _ok(await admin.post(f"/orgs/{org}/billing/grants", json=grant_body, headers=headers), 201)
+    async with (
+        _client(bases[0], key) as via_a,
+        _client(bases[1], key) as via_b,
+        _client(cluster.nginx, key) as via_nginx,
+    ):
+        burst = [
+            chat(client, f"burst-{n}-{i}", stream=i % 2 == 1, model=f"openai/{PLATFORM_MODEL}")
+            for n, client in enumerate((via_a, via_b, via_nginx))
+            for i in range(8)
+        ]
+        outcomes = await asyncio.gather(*burst)
+    assert all(o.complete for o in outcomes), [o for o in outcomes if not o.complete]
+    spent = sum(o.cost or 0 for o in outcomes)
+    assert spent > 0
+    # Each replica settles into its journal before the response ends and writes it into the
+    # ledger behind (every 0.2 s): poll until both replicas report the balance, bounded.
+    deadline = time.monotonic() + 10
+    while (seen := [await _balance(base, org) for base in bases]) != [grant - spent] * 2:
+        assert time.monotonic() < deadline, f"balances {seen}, expected {grant - spent}"
+        await asyncio.sleep(0.1)  # the next poll of the observable
+    db = Database(cluster.db_url)
+    try:
+        _, by_request = await entries_by_request(db, org)
+    finally:
+        await db.dispose()
+    # Every response charged once, exactly the cost it carried; nothing else charged.
+    assert {rid: [e.amount for e in entries] for rid, entries in by_request.items()} == {
+        o.request_id: [o.cost] for o in outcomes
+    }
+
+
+@dataclass
+class Stream:
+    upstream: str = ""
+    started: asyncio.Event | None = None
+    done: bool = False
+    error: str | None = None
+
+
+async def _stream(client: httpx.AsyncClient, out: Stream) -> Stream:
+    """One chat stream through nginx: which replica answered, and whether it reached [DONE]."""
+    assert out.started is not None
+    body = {**CHAT, "stream": True}
+    try:
+        async with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200, await response.aread()
+            out.upstream = response.headers[UPSTREAM_HEADER]
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    out.started.set()
+                out.done = out.done or line == "data: [DONE]"
+    except httpx.TransportError as exc:
+        out.error = type(exc).__name__
+    finally:
+        out.started.set()
+    return out
+
+
+async def test_killing_one_replica_mid_load_fails_only_its_own_in_flight_streams(cluster: Cluster) -> None:
+    killed, kept = cluster.replicas
+    async with _admin(cluster.nginx) as admin:
+        _, key = await _org(admin, {"openai": cluster.valve_url}, ["openai/gpt-4o-mini"])
+    valve = cluster.valve
+    valve.holding = True
+    try:
+        async with _client(cluster.nginx, key) as via_nginx:
+            streams = [Stream(started=asyncio.Event()) for _ in range(8)]
+            tasks = [asyncio.create_task(_stream(via_nginx, s)) for s in streams]
+            # Every stream has its first chunk and waits, mid-body, at the provider.
+            await asyncio.wait_for(asyncio.gather(*(s.started.wait() for s in streams if s.started)), 30)
+            assert valve.held == len(streams) and not any(s.error or s.done for s in streams), streams
+            ports = {s.upstream.rsplit(":", 1)[-1] for s in streams}
+            assert ports == {str(killed.port), str(kept.port)}, ports  # nginx spread them over both
+            killed.kill()  # SIGKILL, mid-stream
+            valve.open()
+            ended = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            on_killed = [s for s in ended if s.upstream.endswith(f":{killed.port}")]
+            on_kept = [s for s in ended if s.upstream.endswith(f":{kept.port}")]
+            assert on_killed and all(s.error and not s.done for s in on_killed), on_killed
+            assert on_kept and all(s.done and s.error is None for s in on_kept), on_kept
+            # New requests keep being served, by the replica left.
+            after = [await via_nginx.post("/v1/chat/completions", json=CHAT) for _ in range(3)]
+            assert [r.status_code for r in after] == [200] * 3
+            assert {r.headers[UPSTREAM_HEADER].rsplit(", ", 1)[-1] for r in after} == {
+                f"127.0.0.1:{kept.port}"
+            }
+    finally:
+        valve.holding = False
+        valve.open()
