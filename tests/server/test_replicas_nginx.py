@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+import websockets
 
 from server.db import Database
 from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
@@ -45,6 +47,7 @@ CONVERGE_SECONDS = 2.0
 """The issue's bound: a routing change made on one replica is served by the other within this."""
 OPENAI = "openai:default/gpt-4o-mini"
 MISTRAL = "mistral:default/mistral-small-latest"
+SESSIONS_PER_KEY = 2
 PLATFORM_MODEL = "gpt-4.1"
 """Only the platform connection serves it, so the platform connection changes no other test's route."""
 
@@ -103,6 +106,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 REDIS_URL,
                 PATCHBAY_API_KEY_RATE_LIMIT=f"{RATE_LIMIT}/86400",
                 PATCHBAY_FORWARDED_ALLOW_IPS="127.0.0.1",
+                PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY=str(SESSIONS_PER_KEY),
             )
             with (
                 replica_processes(tmp, env, 2) as replicas,
@@ -231,6 +235,50 @@ async def test_a_routing_change_on_one_replica_is_served_by_the_other_within_2_s
                 await asyncio.sleep(0.05)  # the next poll of the observable, not a wait standing in for it
     async with _client(cluster.nginx, key) as via_nginx:
         assert {await _route(via_nginx) for _ in range(4)} == {f"{MISTRAL}=served"}
+
+
+def _ws(base: str, query: str, key: str | None = None) -> websockets.connect:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return websockets.connect(
+        f"{base.replace('http://', 'ws://')}/v1/realtime?{query}", additional_headers=headers
+    )
+
+
+async def _created(ws: websockets.ClientConnection) -> None:
+    assert orjson.loads(await ws.recv())["type"] == "session.created"
+
+
+async def test_a_realtime_token_from_one_replica_opens_a_session_on_the_other_and_through_nginx(
+    cluster: Cluster,
+) -> None:
+    a, b = (r.url for r in cluster.replicas)
+    async with _admin(cluster.nginx) as admin:
+        _, key = await _org(admin, {}, [])
+    async with _client(a, key) as via_a:
+        minted = await via_a.post(
+            "/v1/realtime/client_secrets", json={"session": {"type": "realtime", "model": "default"}}
+        )
+    token = (await _ok(minted))["value"]
+    # Minted on A, signed with the shared PATCHBAY_VOICE_TOKEN_SECRET: B accepts it, and nginx
+    # passes the WebSocket upgrade to whichever replica it picks.
+    async with _ws(b, f"token={token}") as on_b, _ws(cluster.nginx, f"token={token}") as via_nginx:
+        await _created(on_b)
+        await _created(via_nginx)
+
+
+async def test_realtime_sessions_per_key_are_counted_across_both_replicas(cluster: Cluster) -> None:
+    a, b = (r.url for r in cluster.replicas)
+    async with _admin(cluster.nginx) as admin:
+        _, key = await _org(admin, {}, [])
+    # One session on each replica: each alone is under the limit of 2; together they are at it.
+    async with _ws(a, "model=default", key) as on_a, _ws(b, "model=default", key) as on_b:
+        await _created(on_a)
+        await _created(on_b)
+        for base in (a, b, cluster.nginx):
+            with pytest.raises(websockets.InvalidStatus) as refused:
+                async with _ws(base, "model=default", key):
+                    pass
+            assert refused.value.response.status_code == 403
 
 
 async def _balance(base: str, org: str) -> int:
