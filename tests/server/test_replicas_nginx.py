@@ -1,24 +1,19 @@
 """Issue 19's replica acceptance, for real: PostgreSQL, Redis, Debian's nginx and two `patchbay serve`
 replicas on loopback, and what a client sees is the same whichever replica answers.
 
-One module-scoped cluster serves every test: a fresh migrated PostgreSQL database, the shared
-Redis, two replicas (`tests/replicas.py`, `PATCHBAY_REPLICAS=2`) and nginx in front with
-deploy/nginx/patchbay.conf (`tests/nginx_front.py`; its `x-patchbay-upstream` says which replica
-answered). The provider emulators run in this process. Each test makes its own org and API key,
-so the tests share processes, not state; a test that kills a replica leaves it to the `whole`
-fixture to start it again before the next test. Tests that must show "both replicas" ask each
-replica directly as well as through nginx.
+One module-scoped cluster (tests/server/replica_cluster.py) serves every test; nginx runs
+deploy/nginx/patchbay.conf, plus an `x-patchbay-upstream` header naming the replica that
+answered. Each test makes its own org and API key, so the tests share processes, not state; a
+test that kills a replica leaves it to the `whole` fixture to start it again before the next
+test. Tests that must show "both replicas" ask each replica directly as well as through nginx.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import orjson
@@ -26,107 +21,41 @@ import pytest
 import websockets
 
 from server.db import Database
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
-from tests.emulators.harness import ServedApp
-from tests.emulators.openai import OpenAIEmulator, text
-from tests.emulators.openai_errors import rate_limited
-from tests.emulators.valve import Valve
-from tests.nginx_front import UPSTREAM_HEADER, nginx_running
-from tests.replicas import Replica, replica_env, replica_processes
-from tests.server.conftest import ADMIN_TOKEN
-from tests.server.v1.conftest import MISTRAL_KEY, OPENAI_KEY
+from tests.emulators.openai import text
+from tests.nginx_front import UPSTREAM_HEADER
+from tests.server.replica_cluster import (
+    CHAT,
+    PLATFORM_MODEL,
+    Cluster,
+    admin_api,
+    api,
+    cluster_running,
+    make_org,
+    ok,
+    route,
+)
+from tests.server.v1.conftest import OPENAI_KEY
 from tests.server.v1.platform_billing import chat, entries_by_request
 
 pytestmark = pytest.mark.postgres
 
-OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-CHAT = {"model": "default", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
 RATE_LIMIT = 60
 """Requests per API key; refilled over a day, so no token comes back while a test runs."""
+SESSIONS_PER_KEY = 2
 CONVERGE_SECONDS = 2.0
 """The issue's bound: a routing change made on one replica is served by the other within this."""
 OPENAI = "openai:default/gpt-4o-mini"
 MISTRAL = "mistral:default/mistral-small-latest"
-SESSIONS_PER_KEY = 2
-PLATFORM_MODEL = "gpt-4.1"
-"""Only the platform connection serves it, so the platform connection changes no other test's route."""
-
-
-@dataclass
-class Cluster:
-    replicas: list[Replica]
-    nginx: str
-    db_url: str
-    openai: OpenAIEmulator
-    openai_url: str
-    mistral_url: str
-    limited: OpenAIEmulator
-    """Answers every chat request 429 with a 10-minute retry-after."""
-    limited_url: str
-    valve: Valve
-    """In front of an emulator of its own: streams that start, then wait for the test."""
-    valve_url: str
-
-
-def _serve(app: Any) -> ServedApp:
-    return ServedApp(app).start()
-
-
-@contextlib.contextmanager
-def _database() -> Iterator[str]:
-    """A fresh migrated PostgreSQL database the replicas share (outside any test's event loop)."""
-    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
-    _require_service("PostgreSQL", host, int(port or 5432))
-    name = "pb_nginx_" + secrets.token_hex(6)
-
-    async def create() -> None:
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
-
-    asyncio.run(create())
-    try:
-        yield _pg_url(name)
-    finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    _require_service("Redis", "127.0.0.1", 6379)
-    tmp = tmp_path_factory.mktemp("cluster")
-    openai = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini", PLATFORM_MODEL))
-    mistral = OpenAIEmulator("mistral", api_key=MISTRAL_KEY, models=("mistral-small-latest",))
-    limited = OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",))
-    limited.always(rate_limited(600))
-    valve = Valve(OpenAIEmulator("openai", api_key=OPENAI_KEY, models=("gpt-4o-mini",)))
-    served = [_serve(app) for app in (openai, mistral, limited, valve)]
-    try:
-        with _database() as db_url:
-            env = replica_env(
-                db_url,
-                REDIS_URL,
-                PATCHBAY_API_KEY_RATE_LIMIT=f"{RATE_LIMIT}/86400",
-                PATCHBAY_FORWARDED_ALLOW_IPS="127.0.0.1",
-                PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY=str(SESSIONS_PER_KEY),
-            )
-            with (
-                replica_processes(tmp, env, 2) as replicas,
-                nginx_running(tmp, [r.port for r in replicas]) as nginx,
-            ):
-                yield Cluster(
-                    replicas,
-                    nginx,
-                    db_url,
-                    openai,
-                    *(s.url + "/v1" for s in served[:1]),
-                    served[1].url + "/v1",
-                    limited,
-                    served[2].url + "/v1",
-                    valve,
-                    served[3].url + "/v1",
-                )
-    finally:
-        for s in served:
-            s.stop()
+    with cluster_running(
+        tmp_path_factory.mktemp("cluster"),
+        PATCHBAY_API_KEY_RATE_LIMIT=f"{RATE_LIMIT}/86400",
+        PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY=str(SESSIONS_PER_KEY),
+    ) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -139,65 +68,30 @@ def whole(cluster: Cluster) -> Cluster:
     return cluster
 
 
-async def _ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def _admin(base: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"{base}/admin/v1", headers=OPERATOR, timeout=10)
-
-
-def _client(base: str, key: str) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
-    return httpx.AsyncClient(
-        base_url=base, headers={"authorization": f"Bearer {key}"}, limits=limits, timeout=30
-    )
-
-
-async def _org(admin: httpx.AsyncClient, connections: dict[str, str], chain: list[str]) -> tuple[str, str]:
-    """An org with its own connections (provider -> base URL), a chat chain and an API key."""
-    org = (await _ok(await admin.post("/orgs", json={"name": "org-" + secrets.token_hex(4)}), 201))["id"]
-    for provider, base_url in connections.items():
-        key = MISTRAL_KEY if provider == "mistral" else OPENAI_KEY
-        body = {"provider": provider, "base_url": base_url, "key": key}
-        await _ok(await admin.post(f"/orgs/{org}/connections", json=body), 201)
-    if chain:
-        await _ok(await admin.put(f"/orgs/{org}/routing", json={"chains": {"chat": chain}}))
-    key = (await _ok(await admin.post(f"/orgs/{org}/api-keys", json={"name": "app"}), 201))["key"]
-    return str(org), str(key)
-
-
-async def _route(client: httpx.AsyncClient) -> str:
-    answer = await client.post("/v1/chat/completions", json=CHAT)
-    assert answer.status_code == 200, answer.text
-    return str(answer.headers["x-patchbay-route"])
-
-
 async def test_a_429d_profile_is_skipped_by_both_replicas(cluster: Cluster) -> None:
     a, b = (r.url for r in cluster.replicas)
-    async with _admin(cluster.nginx) as admin:
-        _, key = await _org(
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(
             admin,
             {"openai": cluster.limited_url, "mistral": cluster.mistral_url},
             ["openai/gpt-4o-mini", "mistral/mistral-small-latest"],
         )
-    async with _client(a, key) as via_a, _client(b, key) as via_b, _client(cluster.nginx, key) as via_nginx:
+    async with api(a, key) as via_a, api(b, key) as via_b, api(cluster.nginx, key) as via_nginx:
         # Replica A meets the 429 and falls back; the cooldown it records is in Redis.
-        assert await _route(via_a) == f"{OPENAI}=failed:rate_limit;{MISTRAL}=served"
+        assert await route(via_a) == f"{OPENAI}=failed:rate_limit;{MISTRAL}=served"
         # Replica B never asks the limited profile: it skips it for the cooldown A recorded.
         skipped = f"{OPENAI}=skipped:cooldown:rate_limit;{MISTRAL}=served"
-        assert await _route(via_b) == skipped
-        assert [await _route(via_nginx) for _ in range(4)] == [skipped] * 4
-        assert await _route(via_a) == skipped
+        assert await route(via_b) == skipped
+        assert [await route(via_nginx) for _ in range(4)] == [skipped] * 4
+        assert await route(via_a) == skipped
     assert len(cluster.limited.chat_requests) == 1
 
 
 async def test_a_per_key_rate_limit_holds_across_both_replicas(cluster: Cluster) -> None:
     a, b = (r.url for r in cluster.replicas)
-    async with _admin(cluster.nginx) as admin:
-        _, key = await _org(admin, {}, [])
-    async with _client(a, key) as via_a, _client(b, key) as via_b, _client(cluster.nginx, key) as via_nginx:
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(admin, {}, [])
+    async with api(a, key) as via_a, api(b, key) as via_b, api(cluster.nginx, key) as via_nginx:
         # One bucket of RATE_LIMIT for the key, drawn on by both replicas at once: exactly that
         # many pass (each replica alone would pass RATE_LIMIT of its own).
         clients = [via_a, via_b] * (RATE_LIMIT // 2 + 5)
@@ -214,27 +108,27 @@ async def test_a_per_key_rate_limit_holds_across_both_replicas(cluster: Cluster)
 
 async def test_a_routing_change_on_one_replica_is_served_by_the_other_within_2_s(cluster: Cluster) -> None:
     a, b = (r.url for r in cluster.replicas)
-    async with _admin(a) as admin_a:
-        org, key = await _org(
+    async with admin_api(a) as admin_a:
+        org, key = await make_org(
             admin_a, {"openai": cluster.openai_url, "mistral": cluster.mistral_url}, ["openai/gpt-4o-mini"]
         )
-        async with _client(b, key) as via_b:
+        async with api(b, key) as via_b:
             # B holds the org's snapshot in memory: only a notice (or its poll) can move it.
-            assert await _route(via_b) == f"{OPENAI}=served"
+            assert await route(via_b) == f"{OPENAI}=served"
             changed_at = time.monotonic()
             chains = {"chat": ["mistral/mistral-small-latest"]}
-            await _ok(await admin_a.put(f"/orgs/{org}/routing", json={"chains": chains}))
+            await ok(await admin_a.put(f"/orgs/{org}/routing", json={"chains": chains}))
             seen = []
             while True:
-                seen.append(await _route(via_b))
+                seen.append(await route(via_b))
                 if seen[-1] == f"{MISTRAL}=served":
                     break
                 assert time.monotonic() - changed_at < CONVERGE_SECONDS, (
                     f"replica B still routes {seen[-1]!r} {CONVERGE_SECONDS} s after the change on A"
                 )
                 await asyncio.sleep(0.05)  # the next poll of the observable, not a wait standing in for it
-    async with _client(cluster.nginx, key) as via_nginx:
-        assert {await _route(via_nginx) for _ in range(4)} == {f"{MISTRAL}=served"}
+    async with api(cluster.nginx, key) as via_nginx:
+        assert {await route(via_nginx) for _ in range(4)} == {f"{MISTRAL}=served"}
 
 
 def _ws(base: str, query: str, key: str | None = None) -> websockets.connect:
@@ -252,13 +146,13 @@ async def test_a_realtime_token_from_one_replica_opens_a_session_on_the_other_an
     cluster: Cluster,
 ) -> None:
     a, b = (r.url for r in cluster.replicas)
-    async with _admin(cluster.nginx) as admin:
-        _, key = await _org(admin, {}, [])
-    async with _client(a, key) as via_a:
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(admin, {}, [])
+    async with api(a, key) as via_a:
         minted = await via_a.post(
             "/v1/realtime/client_secrets", json={"session": {"type": "realtime", "model": "default"}}
         )
-    token = (await _ok(minted))["value"]
+    token = (await ok(minted))["value"]
     # Minted on A, signed with the shared PATCHBAY_VOICE_TOKEN_SECRET: B accepts it, and nginx
     # passes the WebSocket upgrade to whichever replica it picks.
     async with _ws(b, f"token={token}") as on_b, _ws(cluster.nginx, f"token={token}") as via_nginx:
@@ -268,8 +162,8 @@ async def test_a_realtime_token_from_one_replica_opens_a_session_on_the_other_an
 
 async def test_realtime_sessions_per_key_are_counted_across_both_replicas(cluster: Cluster) -> None:
     a, b = (r.url for r in cluster.replicas)
-    async with _admin(cluster.nginx) as admin:
-        _, key = await _org(admin, {}, [])
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(admin, {}, [])
     # One session on each replica: each alone is under the limit of 2; together they are at it.
     async with _ws(a, "model=default", key) as on_a, _ws(b, "model=default", key) as on_b:
         await _created(on_a)
@@ -282,8 +176,8 @@ async def test_realtime_sessions_per_key_are_counted_across_both_replicas(cluste
 
 
 async def _balance(base: str, org: str) -> int:
-    async with _admin(base) as admin:
-        return int((await _ok(await admin.get(f"/orgs/{org}/billing/balance")))["balance_micro_usd"])
+    async with admin_api(base) as admin:
+        return int((await ok(await admin.get(f"/orgs/{org}/billing/balance")))["balance_micro_usd"])
 
 
 async def test_a_platform_billed_burst_split_across_both_replicas_leaves_the_exact_balance(
@@ -294,22 +188,22 @@ async def test_a_platform_billed_burst_split_across_both_replicas_leaves_the_exa
         text("Hello there, how are you?", prompt_tokens=20, completion_tokens=150), model=PLATFORM_MODEL
     )
     bases = [r.url for r in cluster.replicas]
-    async with _admin(cluster.nginx) as admin:
+    async with admin_api(cluster.nginx) as admin:
         platform = {
             "provider": "openai",
             "base_url": cluster.openai_url,
             "key": OPENAI_KEY,
             "models": [{"id": PLATFORM_MODEL, "price": {"input": "1", "output": "2"}}],
         }
-        await _ok(await admin.post("/platform/connections", json=platform), 201)
-        org, key = await _org(admin, {}, [f"openai/{PLATFORM_MODEL}"])
+        await ok(await admin.post("/platform/connections", json=platform), 201)
+        org, key = await make_org(admin, {}, [f"openai/{PLATFORM_MODEL}"])
         grant_body = {"amount": "10", "reason": "test"}
         headers = {"idempotency-key": f"grant-{org}"}
-        await _ok(await admin.post(f"/orgs/{org}/billing/grants", json=grant_body, headers=headers), 201)
+        await ok(await admin.post(f"/orgs/{org}/billing/grants", json=grant_body, headers=headers), 201)
     async with (
-        _client(bases[0], key) as via_a,
-        _client(bases[1], key) as via_b,
-        _client(cluster.nginx, key) as via_nginx,
+        api(bases[0], key) as via_a,
+        api(bases[1], key) as via_b,
+        api(cluster.nginx, key) as via_nginx,
     ):
         burst = [
             chat(client, f"burst-{n}-{i}", stream=i % 2 == 1, model=f"openai/{PLATFORM_MODEL}")
@@ -366,12 +260,12 @@ async def _stream(client: httpx.AsyncClient, out: Stream) -> Stream:
 
 async def test_killing_one_replica_mid_load_fails_only_its_own_in_flight_streams(cluster: Cluster) -> None:
     killed, kept = cluster.replicas
-    async with _admin(cluster.nginx) as admin:
-        _, key = await _org(admin, {"openai": cluster.valve_url}, ["openai/gpt-4o-mini"])
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(admin, {"openai": cluster.valve_url}, ["openai/gpt-4o-mini"])
     valve = cluster.valve
     valve.holding = True
     try:
-        async with _client(cluster.nginx, key) as via_nginx:
+        async with api(cluster.nginx, key) as via_nginx:
             streams = [Stream(started=asyncio.Event()) for _ in range(8)]
             tasks = [asyncio.create_task(_stream(via_nginx, s)) for s in streams]
             # Every stream has its first chunk and waits, mid-body, at the provider.
