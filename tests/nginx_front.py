@@ -58,7 +58,8 @@ def front_conf(listen: int, replicas: list[int]) -> str:
 
 @contextlib.contextmanager
 def nginx_running(tmp_path: Path, replicas: list[int]) -> Iterator[str]:
-    """nginx in front of the replica ports; its base URL once it forwards /readyz with a 200."""
+    """nginx in front of the replica ports; its base URL once it forwards /readyz with a 200.
+    Its error log is `tmp_path/nginx/error.log`."""
     binary = nginx_binary()
     home = tmp_path / "nginx"
     home.mkdir()

@@ -40,6 +40,8 @@ PLATFORM_MODEL = "gpt-4.1"
 class Cluster:
     replicas: list[Replica]
     nginx: str
+    nginx_log: Path
+    """nginx's error log, what an operator reads when a replica fails."""
     db_url: str
     openai: OpenAIEmulator
     openai_url: str
@@ -91,7 +93,17 @@ def cluster_running(tmp: Path, **settings: str) -> Iterator[Cluster]:
                 nginx_running(tmp, [r.port for r in replicas]) as nginx,
             ):
                 yield Cluster(
-                    replicas, nginx, db_url, openai, urls[0], urls[1], limited, urls[2], valve, urls[3]
+                    replicas=replicas,
+                    nginx=nginx,
+                    nginx_log=tmp / "nginx" / "error.log",
+                    db_url=db_url,
+                    openai=openai,
+                    openai_url=urls[0],
+                    mistral_url=urls[1],
+                    limited=limited,
+                    limited_url=urls[2],
+                    valve=valve,
+                    valve_url=urls[3],
                 )
     finally:
         for s in served:

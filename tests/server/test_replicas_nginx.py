@@ -280,6 +280,8 @@ async def test_killing_one_replica_mid_load_fails_only_its_own_in_flight_streams
             on_kept = [s for s in ended if s.upstream.endswith(f":{kept.port}")]
             assert on_killed and all(s.error and not s.done for s in on_killed), on_killed
             assert on_kept and all(s.done and s.error is None for s in on_kept), on_kept
+            # What the operator sees: nginx logs the cut streams of the replica that died.
+            assert "upstream prematurely closed connection" in cluster.nginx_log.read_text()
             # New requests keep being served, by the replica left.
             after = [await via_nginx.post("/v1/chat/completions", json=CHAT) for _ in range(3)]
             assert [r.status_code for r in after] == [200] * 3
