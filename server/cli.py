@@ -65,10 +65,14 @@ def cli() -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Apply migrations and run the server in the foreground."""
     from server import serve as serving
+    from server.replicas import replica_problems
     from server.services import Services, StartupError
 
     settings = load_settings(host=host, port=port, workers=workers)
     configure_logging(settings.log_level)
+    problems = replica_problems(settings)
+    if problems:
+        fail("refusing to start as one of several replicas:\n- " + "\n- ".join(problems), EXIT_NOT_READY)
 
     async def preflight() -> None:
         # Fail here, with a clear message and exit code, rather than inside the ASGI lifespan

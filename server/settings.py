@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     """Server processes sharing the port (`patchbay serve --workers`); one per core suits voice load."""
+    replicas: int = Field(default=1, ge=1, le=1000)
+    """`patchbay serve` processes serving this deployment behind a load balancer; above 1, start-up
+    refuses settings the replicas would not share (SQLite, no Redis, per-process secrets)."""
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     """A connection's request line and headers must arrive within this; slower ones are closed."""
     http_keep_alive_seconds: int = Field(default=5, ge=1)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -56,44 +57,78 @@ async def replica_db() -> AsyncIterator[str]:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@dataclass(eq=False)
+class Replica:
+    """One `patchbay serve` process of `replicas_running`: its base URL, and what starts it again."""
+
+    n: int
+    url: str
+    env: dict[str, str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def start(self) -> None:
+        """Start the process (on the same port and data directory when started again)."""
+        with self.log.open("ab") as sink:  # a file, not a pipe: a full pipe would stall the server
+            self.proc = subprocess.Popen(
+                [PATCHBAY, "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=sink
+            )
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def wait_ready(self, deadline: float) -> None:
+        """Until /readyz answers 200 (a loaded CI machine imports slowly: `deadline` is generous)."""
+        while True:
+            assert self.alive(), self.log.read_text(errors="replace")[-4000:]
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            assert time.monotonic() < deadline, (
+                f"replica {self.n} did not get ready in time: {self.log.read_text(errors='replace')[-4000:]}"
+            )
+            time.sleep(0.1)  # polling for readiness, not standing in for it
+
+
+@contextlib.contextmanager
+def replica_processes(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[Replica]]:
+    """`count` `patchbay serve` processes (one worker each, `PATCHBAY_REPLICAS=count`), each on its
+    own port, started side by side; yielded once each /readyz answers 200, killed at the end."""
+    started: list[Replica] = []
+    try:
+        for n in range(count):
+            port = free_port()
+            own = {
+                **env,
+                "PATCHBAY_REPLICAS": str(count),
+                "PATCHBAY_DATA_DIR": str(tmp_path / str(n)),
+                "PATCHBAY_PORT": str(port),
+            }
+            replica = Replica(n, f"http://127.0.0.1:{port}", own, tmp_path / f"replica-{n}.log")
+            replica.start()
+            started.append(replica)
+        deadline = time.monotonic() + 180
+        for replica in started:
+            replica.wait_ready(deadline)
+        yield started
+    finally:
+        for replica in started:
+            replica.kill()
+
+
 @contextlib.contextmanager
 def replicas_running(tmp_path: Path, env: dict[str, str], count: int) -> Iterator[list[str]]:
     """`count` `patchbay serve` processes (one worker each), each on its own port, started side by
     side; their base URLs once each /readyz answers 200."""
-    started: list[tuple[subprocess.Popen[bytes], str]] = []
-    try:
-        for n in range(count):
-            port = free_port()
-            log = tmp_path / f"replica-{n}.log"  # a file, not a pipe: a full pipe would stall the server
-            with log.open("wb") as sink:
-                proc = subprocess.Popen(
-                    [PATCHBAY, "serve"],
-                    env={**env, "PATCHBAY_DATA_DIR": str(tmp_path / str(n)), "PATCHBAY_PORT": str(port)},
-                    stdout=subprocess.DEVNULL,
-                    stderr=sink,
-                )
-            started.append((proc, f"http://127.0.0.1:{port}"))
-        deadline = time.monotonic() + 180  # a loaded CI machine imports slowly
-        for proc, base in started:
-            while True:
-                assert proc.poll() is None, _log_of(tmp_path, started, proc)
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                assert time.monotonic() < deadline, (
-                    f"a replica did not get ready in 180 s: {_log_of(tmp_path, started, proc)}"
-                )
-                time.sleep(0.2)  # polling for readiness, not standing in for it
-        yield [base for _, base in started]
-    finally:
-        for proc, _ in started:
-            proc.kill()
-            proc.wait(10)
-
-
-def _log_of(
-    tmp_path: Path, started: list[tuple[subprocess.Popen[bytes], str]], proc: subprocess.Popen[bytes]
-) -> str:
-    """The tail of what a replica wrote to stderr, for a failure message."""
-    n = [p for p, _ in started].index(proc)
-    return (tmp_path / f"replica-{n}.log").read_text(errors="replace")[-4000:]
+    with replica_processes(tmp_path, env, count) as started:
+        yield [r.url for r in started]

@@ -192,9 +192,9 @@ class Outcome:
         return self.cost is not None
 
 
-def chat_body(stream: bool) -> dict[str, Any]:
+def chat_body(stream: bool, model: str = MODEL) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "model": MODEL,
+        "model": model,
         "max_tokens": MAX_TOKENS,
         "messages": [{"role": "user", "content": "Say hello."}],
     }
@@ -204,14 +204,19 @@ def chat_body(stream: bool) -> dict[str, Any]:
 
 
 async def chat(
-    http: httpx.AsyncClient, request_id: str, *, stream: bool, on_finish: Callable[[], None] | None = None
+    http: httpx.AsyncClient,
+    request_id: str,
+    *,
+    stream: bool,
+    on_finish: Callable[[], None] | None = None,
+    model: str = MODEL,
 ) -> Outcome:
     """One platform-paid /v1/chat/completions call; a lost connection is an outcome, not an error."""
     out = Outcome(request_id, stream)
     headers = {"x-request-id": request_id}
     try:
         if not stream:
-            response = await http.post("/v1/chat/completions", json=chat_body(False), headers=headers)
+            response = await http.post("/v1/chat/completions", json=chat_body(False, model), headers=headers)
             out.status = response.status_code
             if response.status_code == 200:
                 assert response.json()["choices"][0]["message"]["content"]
@@ -220,7 +225,7 @@ async def chat(
                 out.code = error_code(response.content)
             return out
         async with http.stream(
-            "POST", "/v1/chat/completions", json=chat_body(True), headers=headers
+            "POST", "/v1/chat/completions", json=chat_body(True, model), headers=headers
         ) as response:
             out.status = response.status_code
             if response.status_code != 200:
