@@ -98,14 +98,17 @@ async function start() {
   }
   const wanted = sessionStorage.getItem(ORG_KEY);
   replace(ui.org, orgs.map((o) => h("option", { value: o.id, selected: o.id === wanted }, o.name)));
-  ui.org.addEventListener("change", () => {
-    sessionStorage.setItem(ORG_KEY, ui.org.value);
-    loadAgents();
-  });
   initTabs();
   const context = { who, keys: page.keys };
   chatTab($("panel-chat"), context);
-  voiceTab($("panel-voice"), context);
+  // A voice session talks to the agent it was opened for: another choice hangs it up.
+  const hangUp = voiceTab($("panel-voice"), context);
+  ui.org.addEventListener("change", () => {
+    hangUp();
+    sessionStorage.setItem(ORG_KEY, ui.org.value);
+    loadAgents();
+  });
+  ui.agent.addEventListener("change", hangUp);
   ui.state.hidden = true;
   ui.app.hidden = false;
   await loadAgents();

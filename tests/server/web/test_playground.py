@@ -33,20 +33,23 @@ pytestmark = pytest.mark.slow
 AGENT = "support"
 QUESTION = "Please schedule a meeting with the design team for tomorrow morning."
 INTERRUPTION = "Wait, stop."
-# Long enough to still be playing when the interruption comes (about 20 seconds of speech).
+# Long enough (about 35 seconds of speech) to still be playing when an interruption comes.
 REPLY = (
     "Done. The meeting with the design team is booked for nine tomorrow morning in the large room. "
     "I have sent the invitation to everyone on the team, with the agenda you shared last week. "
     "The room has a screen and a whiteboard, and coffee will be ready at a quarter to nine. "
-    "If anyone cannot come, I will let you know at once and suggest another time that suits everyone."
+    "If anyone cannot come, I will let you know at once and suggest another time that suits everyone. "
+    "I have also booked the small room next door for the hour after, in case you need to go on. "
+    "The notes from the last meeting are attached to the invitation, with the open questions marked. "
+    "Is there anything else you would like me to add before the invitations go out?"
 )
 CHAT_REPLY = "Hello from the playground."
-GAPS_MS = (8_000, 18_000)
+GAPS_MS = (8_000, 20_000)
 """Silences before each interruption. The reply's first audio comes after the endpointing
 silence, Whisper, the LLM and espeak-ng's first sentence: about 3 s on an idle machine, when the
-first interruption cuts it; on a loaded one Whisper alone can take 10 s, the first
-interruption becomes part of the question's turn, and the second cuts the reply (about 25 s of
-speech) instead. The test ends at the first barge-in, so it waits only as long as it must."""
+first interruption cuts it. On a loaded one Whisper alone can take 15 s: the first interruption
+then comes before the reply and is a turn of its own, and the second cuts whichever reply is
+playing by then. The test ends at the first barge-in, so it waits only as long as it must."""
 TIMEOUT_MS = 30_000
 
 
@@ -153,13 +156,12 @@ async def converse(conversation_wav: Path, live: Live) -> None:
         confirmed = re.search(r"audio_end_ms=(\d+)", await truncated.text_content() or "")
         assert sent and confirmed and sent.group(1) == confirmed.group(1)
         audio_end_ms = int(sent.group(1))
-        # The reply reached the output node, and playback stopped with some of it unplayed (the
-        # module reports an interruption only when the player dropped pending audio).
-        assert audio_end_ms > 500, audio_end_ms
+        # Reply audio reached the output node, and playback stopped with some of it unplayed (the
+        # module reports an interruption only when its player dropped pending audio).
         stats = await page.evaluate("window.playgroundVoice.stats")
-        assert stats["framesSent"] > 25 and stats["framesPlayed"] > 100 and stats["msPlayed"] >= audio_end_ms
-        reply = page.locator("#pg-voice-log p.assistant").first
-        assert "interrupted after" in (await reply.text_content() or "")
+        assert stats["framesSent"] > 25 and stats["framesPlayed"] > 100, stats
+        assert stats["msPlayed"] > 1_000 and stats["msPlayed"] >= audio_end_ms >= 0, (stats, audio_end_ms)
+        assert await page.locator("#pg-voice-log p.assistant .interrupted").count() == 1
 
         rows = page.locator("#pg-waterfalls figure.waterfall").last.locator("tbody tr")
         assert await rows.count() == 4
