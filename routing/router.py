@@ -320,5 +320,5 @@ class Router:
                 )
             )
         if ctx.costs is not None:
-            ctx.costs.add(ctx.turn_id, segment.value, charged)
+            ctx.costs.add(ctx.turn_id, segment.value, charged, source=conn.billing_source.value)
         return charged

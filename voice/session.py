@@ -32,7 +32,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from billing.turn_costs import TurnCosts, cost_metadata
+from billing.turn_costs import TurnCosts
 from foundation import tracing
 from foundation.db import new_id
 from providers.errors import ProviderError, Refused
@@ -455,8 +455,7 @@ class VoiceSession:
                 OutputItemDone(run.response_id, item, audio, item.text, run.output_index(item.id))
             )
         # Every segment of the turn has settled by now (each settles before its stream closes).
-        charged = self._costs.take(run.turn_id) if self._costs is not None else None
-        cost = cost_metadata(charged or {}) if self._costs is not None else None
+        cost = self._costs.metadata(run.turn_id) if self._costs is not None else None
         self.outbox.put(run.done(status, None if status == "completed" else "error", cost=cost))
         self.stats.observe(run.latency)
 
@@ -495,7 +494,7 @@ class VoiceSession:
         try:
             await asyncio.wait({task})
             if self._costs is not None:
-                cost = cost_metadata(self._costs.take(run.turn_id) or {})
+                cost = self._costs.metadata(run.turn_id)
         finally:
             _give(place, run.done("cancelled", reason, cost=cost))
 

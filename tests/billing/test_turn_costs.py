@@ -31,3 +31,21 @@ def test_the_metadata_is_exact_usd_as_the_cost_header_writes_it() -> None:
         "cost_by_segment": {"llm": "0.00", "stt": "0.00035", "tts": "0.013454"},
     }
     assert cost_metadata({}) == {"cost": "0.00", "cost_by_segment": {}}
+
+
+def test_the_metadata_says_who_paid_for_each_segment_kind() -> None:
+    costs = TurnCosts()
+    costs.add("turn_1", "stt", 350, source="platform")
+    costs.add("turn_1", "llm", 0, source="byok")
+    costs.add("turn_1", "tts", 1_000, source="byok")
+    costs.add("turn_1", "tts", 2_000, source="platform")  # a sentence after a fallback
+    assert costs.metadata("turn_1") == {
+        "cost": "0.00335",
+        "cost_by_segment": {"llm": "0.00", "stt": "0.00035", "tts": "0.003"},
+        "billing_source_by_segment": {"llm": "byok", "stt": "platform", "tts": "byok+platform"},
+    }
+    assert costs.metadata("turn_1") == {
+        "cost": "0.00",
+        "cost_by_segment": {},
+        "billing_source_by_segment": {},
+    }

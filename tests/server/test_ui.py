@@ -49,21 +49,34 @@ async def test_root_redirects_and_every_ui_response_carries_the_security_headers
     assert (await client.get("/ui/js/nothing-here.js")).status_code == 404
 
 
+async def test_only_the_playground_is_allowed_the_microphone(client: httpx.AsyncClient) -> None:
+    playground = await client.get("/ui/playground")
+    admin = await client.get("/ui/")
+    assert playground.status_code == 200 and "text/html" in playground.headers["content-type"]
+    assert "microphone=(self)" in playground.headers["permissions-policy"]
+    assert "camera=()" in playground.headers["permissions-policy"]
+    assert "microphone=()" in admin.headers["permissions-policy"]
+    for name in ("content-security-policy", "x-frame-options", "referrer-policy", "cache-control"):
+        assert playground.headers[name] == admin.headers[name], name
+
+
 def test_the_pages_have_no_inline_code_and_no_external_asset() -> None:
-    parser = _Tags()
-    parser.feed((WEB_DIR / "index.html").read_text())
-    assert parser.script_text == ""
-    scripts = [a for t, a in parser.tags if t == "script"]
-    assert scripts == [{"type": "module", "src": "js/app.js"}]
-    for tag, attrs in parser.tags:
-        assert "style" not in attrs, tag
-        assert not [a for a in attrs if a.startswith("on")], tag
-        for ref in (attrs.get("src"), attrs.get("href")):
-            assert ref is None or not re.match(r"^(https?:)?//", ref), ref
-    # Modules import only siblings; the stylesheet pulls in nothing.
+    for page, entry in (("index.html", "js/app.js"), ("playground.html", "js/playground.js")):
+        parser = _Tags()
+        parser.feed((WEB_DIR / page).read_text())
+        assert parser.script_text == ""
+        scripts = [a for t, a in parser.tags if t == "script"]
+        assert scripts == [{"type": "module", "src": entry}]
+        for tag, attrs in parser.tags:
+            assert "style" not in attrs, tag
+            assert not [a for a in attrs if a.startswith("on")], tag
+            for ref in (attrs.get("src"), attrs.get("href")):
+                assert ref is None or not re.match(r"^(https?:)?//", ref), ref
+    # Modules import only siblings, or the browser voice client this server serves at /sdk/;
+    # the stylesheet pulls in nothing.
     for js in (WEB_DIR / "js").glob("*.js"):
         for spec in re.findall(r"""^import .* from "([^"]+)";""", js.read_text(), flags=re.M):
-            assert spec.startswith("./"), (js.name, spec)
+            assert spec.startswith("./") or spec == "/sdk/patchbay-voice.js", (js.name, spec)
         code = "\n".join(line for line in js.read_text().splitlines() if not line.lstrip().startswith("//"))
         assert "innerHTML" not in code and "eval(" not in code, js.name
     css = (WEB_DIR / "app.css").read_text()
@@ -71,11 +84,12 @@ def test_the_pages_have_no_inline_code_and_no_external_asset() -> None:
 
 
 async def test_every_input_has_a_label(client: httpx.AsyncClient) -> None:
-    parser = _Tags()
-    parser.feed((await client.get("/ui/")).text)
-    ids = {a["id"] for t, a in parser.tags if t in ("input", "select", "textarea")}
-    labelled = {a["for"] for t, a in parser.tags if t == "label"}
-    assert ids and ids <= labelled
+    for path in ("/ui/", "/ui/playground"):
+        parser = _Tags()
+        parser.feed((await client.get(path)).text)
+        ids = {a["id"] for t, a in parser.tags if t in ("input", "select", "textarea")}
+        labelled = {a["for"] for t, a in parser.tags if t == "label"}
+        assert ids and ids <= labelled, path
 
 
 async def test_catalog_lists_what_an_org_can_connect_and_route(

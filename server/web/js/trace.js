@@ -1,6 +1,7 @@
 // A request's route trace (routing/trace.py's `to_dict`): where its chain came from, which
 // connection served it, and every attempt with its result (`served`, `skipped:<why>`,
-// `failed:<error class>`), as a small table.
+// `failed:<error class>`), as a small table; `headerTrace` reads the same from the compact
+// `x-patchbay-route` header of a `/v1` response (the playground).
 
 import { h } from "./dom.js";
 
@@ -45,6 +46,31 @@ export function routeTrace(route) {
             h("td", { class: "num" }, a.elapsed_ms != null ? `${a.elapsed_ms} ms` : ""),
           ),
         ),
+      ),
+    ),
+  );
+}
+
+/** The compact trace of an `x-patchbay-route` header (`target=result;…`) as a small table. */
+export function headerTrace(header) {
+  const attempts = (header || "")
+    .split(";")
+    .filter(Boolean)
+    .map((entry) => {
+      const at = entry.indexOf("=");
+      return at < 0 ? { target: entry, result: "" } : { target: entry.slice(0, at), result: entry.slice(at + 1) };
+    });
+  if (!attempts.length) return h("p", { class: "muted" }, "No route trace: the request was refused before any connection was chosen.");
+  return h(
+    "table",
+    { class: "attempts" },
+    h("caption", {}, "Route trace, in the order the attempts were decided"),
+    h("thead", {}, h("tr", {}, ["#", "Connection and model", "Result"].map((c) => h("th", { scope: "col" }, c)))),
+    h(
+      "tbody",
+      {},
+      attempts.map((a, i) =>
+        h("tr", { dataset: { result: a.result } }, h("td", {}, String(i + 1)), h("td", {}, h("code", {}, a.target)), h("td", {}, resultBadge(a.result))),
       ),
     ),
   );

@@ -217,6 +217,12 @@ async def test_a_voice_turn_with_a_byok_llm_pays_only_for_the_platform_speech(
         "stt": format_usd(stt_cost),
         "tts": format_usd(tts_cost),
     }
+    # And who paid for each: the org's own LLM key, the platform's speech.
+    assert done["metadata"]["billing_source_by_segment"] == {
+        "llm": "byok",
+        "stt": "platform",
+        "tts": "platform",
+    }
 
 
 async def test_credits_running_out_mid_call_fail_the_response_and_a_grant_lets_the_next_turn_run(

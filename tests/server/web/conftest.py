@@ -33,6 +33,7 @@ from server.settings import Settings
 from tests.conftest import IN_CI
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
+from tests.offline_voice import whisper_model
 from tests.serving import uvicorn_in_loop
 
 CHROMIUM = os.environ.get("PATCHBAY_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -112,6 +113,13 @@ def emulator() -> Iterator[tuple[OpenAIEmulator, str]]:
     emu = OpenAIEmulator("openai", models=("gpt-4o-mini",))
     with ServedApp(emu) as served:
         yield emu, served.url + "/v1"
+
+
+@pytest.fixture(scope="session")
+def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The Whisper base model for the internal STT (the voice tests; skipped without it),
+    assembled once per test process (it copies and hashes about 145 MB)."""
+    return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
 
 
 @dataclass

@@ -12,8 +12,6 @@ refused with a clear error in the page and no retry loop.
 
 from __future__ import annotations
 
-import shutil
-import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -26,39 +24,31 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from providers.vault.secret import Secret
-from server import accounts
 from server.realtime.tokens import TokenSigner
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario
-from tests.offline_voice import whisper_model
-from tests.server.web.conftest import CHROMIUM, Live, _require, serve, ui_settings
-from tests.voice.speech import SAMPLE_RATE, silence, speak
+from tests.server.web.conftest import Live
+from tests.server.web.voice_browser import (
+    TOKEN_SECRET,
+    fake_mic_chromium,
+    voice_patchbay,
+    write_wav,
+)
+from tests.voice.speech import silence, speak
 from tests.voice.wer import word_error_rate
 
 pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "voice.html"
 QUESTION = "Please schedule a meeting with the design team for tomorrow morning."
 REPLY = "Done. The meeting is booked for nine tomorrow morning."
-TOKEN_SECRET = "voice-sdk-test-token-secret-0123456789"
 TURN_TIMEOUT_MS = 60_000
-
-
-@pytest.fixture(scope="module")
-def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
 
 
 @pytest.fixture(scope="module")
 def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the fake microphone says: the question, then silence long enough for the reply."""
     path = tmp_path_factory.mktemp("audio") / "question.wav"
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(silence(600) + speak(QUESTION) + silence(20_000))
-    return path
+    return write_wav(path, silence(600), speak(QUESTION), silence(20_000))
 
 
 @pytest.fixture
@@ -66,54 +56,14 @@ async def patchbay(
     tmp_path: Path, whisper_dir: Path, emulator: tuple[OpenAIEmulator, str]
 ) -> AsyncIterator[tuple[Live, str]]:
     """A live Patchbay with the internal engines, an org whose LLM is the emulator, and its API key."""
-    settings = ui_settings(
-        tmp_path,
-        voice_whisper_model_dir=whisper_dir,
-        voice_token_secret=TOKEN_SECRET,
-        api_key_rate_limit="off",
-    )
-    async with serve(settings) as live:
-        svc = live.services
-        async with svc.db.session() as s:
-            org = await accounts.create_org(s, "Acme Voice")
-            await svc.connections().create(
-                s,
-                org.id,
-                provider="openai",
-                name="main",
-                base_url=emulator[1],
-                key=Secret("sk-test-0123456789"),
-            )
-            await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
-            key = await accounts.create_api_key(s, org.id, name="web-app")
-        svc.config_changed(org.id)
-        # Load the Whisper model now, so the turn's transcription does not wait for it.
-        await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
-        yield live, key.key
+    async with voice_patchbay(tmp_path, whisper_dir, emulator[1]) as (live, _, key):
+        yield live, key
 
 
 @pytest.fixture
 async def chromium(question_wav: Path) -> AsyncIterator[Any]:
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        _require(False, "the playwright package is not installed (pip install -e '.[test]')")
-    _require(bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM}")
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={question_wav}%noloop",
-                "--autoplay-policy=no-user-gesture-required",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    async with fake_mic_chromium(question_wav) as browser:
+        yield browser
 
 
 def example_app(patchbay_url: str, mint: Callable[[], Awaitable[dict[str, Any]]]) -> Starlette:

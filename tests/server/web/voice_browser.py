@@ -1,0 +1,88 @@
+"""What the browser voice tests share: a fake microphone playing a WAV made with espeak-ng, a
+Chromium that hears it, and a live Patchbay whose org talks with the internal engines.
+
+Chromium's `--use-file-for-fake-audio-capture` plays the WAV into `getUserMedia` from the
+moment the page opens the microphone, once (`%noloop`); the fake UI grants the permission.
+Used by test_voice_sdk.py (the example page) and test_playground.py (the admin UI's playground).
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from providers.vault.secret import Secret
+from server import accounts
+from tests.server.web.conftest import CHROMIUM, Live, _require, serve, ui_settings
+from tests.voice.speech import SAMPLE_RATE, speak
+
+TOKEN_SECRET = "voice-browser-test-token-secret-0123456789"
+
+
+def write_wav(path: Path, *pcm: bytes) -> Path:
+    """PCM16 mono 16 kHz parts (`speak`, `silence`) as one WAV file for the fake microphone."""
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(SAMPLE_RATE)
+        out.writeframes(b"".join(pcm))
+    return path
+
+
+@asynccontextmanager
+async def fake_mic_chromium(wav: Path) -> AsyncIterator[Any]:
+    """A headless Chromium whose microphone plays `wav` once, permission granted, autoplay allowed."""
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        _require(False, "the playwright package is not installed (pip install -e '.[test]')")
+    _require(bool(shutil.which(CHROMIUM)), f"chromium is not installed at {CHROMIUM}")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--use-fake-ui-for-media-stream",
+                "--use-fake-device-for-media-stream",
+                f"--use-file-for-fake-audio-capture={wav}%noloop",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@asynccontextmanager
+async def voice_patchbay(
+    tmp_path: Path, whisper_dir: Path, llm_url: str, *, agent: str | None = None
+) -> AsyncIterator[tuple[Live, str, str]]:
+    """A live Patchbay with the internal engines (Whisper at `whisper_dir`, espeak-ng) and an org
+    whose chat LLM is the OpenAI emulator at `llm_url` (with `agent`, an agent routed to it too):
+    the server, the org's id and an API key of the org."""
+    settings = ui_settings(
+        tmp_path,
+        voice_whisper_model_dir=whisper_dir,
+        voice_token_secret=TOKEN_SECRET,
+        api_key_rate_limit="off",
+    )
+    async with serve(settings) as live:
+        svc = live.services
+        async with svc.db.session() as s:
+            org = await accounts.create_org(s, "Acme Voice")
+            await svc.connections().create(
+                s, org.id, provider="openai", name="main", base_url=llm_url, key=Secret("sk-test-0123456789")
+            )
+            await svc.agents().set_org_routing(s, org.id, chains={"chat": ["openai/gpt-4o-mini"]})
+            if agent is not None:
+                await svc.agents().create(s, org.id, agent, chains={"chat": ["openai/gpt-4o-mini"]})
+            key = await accounts.create_api_key(s, org.id, name="web-app")
+        svc.config_changed(org.id)
+        # Load the Whisper model now, so the first turn's transcription does not wait for it.
+        await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
+        yield live, org.id, key.key
