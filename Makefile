@@ -24,12 +24,15 @@ serve: install
 	exec $(VENV)/bin/patchbay serve
 
 ## Install what the tests need and run lint, type checks, the layering contract and the whole suite.
+## The suite runs on TEST_WORKERS pytest-xdist workers, a test file per worker at a time (many
+## tests wait on subprocesses, browsers and sockets, so more workers than cores pays).
+TEST_WORKERS ?= 4
 test: install-test
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 system-deps-runtime:
 	bash scripts/system-deps.sh runtime

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -117,28 +118,42 @@ def _serve(
     for name in ("PATCHBAY_VOICE_TOKEN_SECRET", "PATCHBAY_DATABASE_URL", "PATCHBAY_FORWARDED_ALLOW_IPS"):
         env.pop(name, None)
     env.update(env_extra or {})
-    proc = subprocess.Popen(
-        [PATCHBAY, "serve", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = tmp_path / "serve.log"  # a file, not a pipe: a full pipe would stall the server's logging
+    with log.open("wb") as sink:
+        # Its own process group, so the cleanup below also reaches the workers of a master that
+        # died or was killed (they would otherwise outlive the test).
+        proc = subprocess.Popen(
+            [PATCHBAY, "serve", *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a loaded CI machine imports slowly
         while True:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
             try:
                 if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
-            assert time.monotonic() < deadline, f"patchbay serve {' '.join(args)} did not get ready in 60 s"
+            assert time.monotonic() < deadline, (
+                f"patchbay serve {' '.join(args)} did not get ready in 120 s: {log.read_text(errors='replace')[-4000:]}"
+            )
             time.sleep(0.2)  # polling for readiness, not standing in for it
         yield proc, base, env
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def logged_lines(tmp_path: Path) -> list[dict[str, Any]]:
+    """The JSON lines `patchbay serve` (started by `_serve`) wrote to stderr."""
+    text = (tmp_path / "serve.log").read_text(errors="replace")
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 @pytest.fixture
@@ -155,10 +170,7 @@ def test_one_process_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         # uvicorn re-raises the signal once it has shut down cleanly ("patchbay stopped" below).
         assert proc.wait(30) in (0, -signal.SIGTERM)
-        assert proc.stderr is not None
-        lines = [
-            json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")
-        ]
+        lines = logged_lines(tmp_path)
     assert [line["msg"] for line in lines if line["msg"].startswith("patchbay ")] == [
         "patchbay started",
         "patchbay stopped",
@@ -190,7 +202,7 @@ def test_forwarded_scheme_counts_only_from_a_trusted_proxy(tmp_path: Path, trust
 
 
 def test_two_workers_serve_one_port_and_stop_on_sigterm(
-    served: tuple[subprocess.Popen[bytes], str, dict[str, str]],
+    served: tuple[subprocess.Popen[bytes], str, dict[str, str]], tmp_path: Path
 ) -> None:
     proc, base, env = served
     serving = _workers(proc.pid)
@@ -245,8 +257,7 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(30) == 0
     assert all(not Path(f"/proc/{p}").exists() for p in serving)
-    assert proc.stderr is not None
-    lines = [json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")]
+    lines = logged_lines(tmp_path)
     started = [line for line in lines if line.get("msg") == "patchbay started"]
     # Each worker built its own app, and says which worker it is on every line.
     # (The replacement may still be starting when SIGTERM comes.)

@@ -3,7 +3,6 @@ each and summed, whichever worker answers the scrape."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.metrics_text import samples, total, value
-from tests.server.test_serve import PATCHBAY, _serve, _workers
+from tests.server.test_serve import PATCHBAY, _serve, _workers, logged_lines
 
 UPSTREAM_KEY = "sk-CANARY-upstream-0123456789abcdef"
 ADMIN = "admin-metrics-token-0123456789abcdefghij"
@@ -93,10 +92,7 @@ def test_two_workers_report_the_sum_of_their_counts(tmp_path: Path) -> None:
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        assert proc.stderr is not None
-        lines = [
-            json.loads(line) for line in proc.stderr.read().decode().splitlines() if line.startswith("{")
-        ]
+        lines = logged_lines(tmp_path)
     # The sums above are over both workers: each served some of the requests.
     by_worker = [line["pid"] for line in lines if line.get("path") == "/v1/chat/completions"]
     assert len(by_worker) == REQUESTS and set(by_worker) == workers
