@@ -1,9 +1,9 @@
 """Voice-to-voice latency: end of the caller's speech to the first reply audio at the client,
 with ElevenLabs TTS per sentence over HTTP against streamed over its `stream-input` WebSocket.
 
-One process: Patchbay (the real app, SQLite, uvicorn in this event loop), the ElevenLabs
-emulator (Scribe STT, HTTP TTS and the TTS WebSocket) and the OpenAI emulator (the LLM), each
-in a thread of its own, with realistic provider timings: STT answers 150 ms after the upload,
+Patchbay (the real app, SQLite, uvicorn in this process's event loop, the client in the same
+loop), the ElevenLabs emulator (Scribe STT, HTTP TTS and the TTS WebSocket) and the OpenAI
+emulator (the LLM), each in a process of its own, with realistic provider timings: STT answers 150 ms after the upload,
 the LLM's first token comes 300 ms after the request and the rest one token (a word or half a long one) every 20 ms, TTS's
 first audio 120 ms after a sentence's request (HTTP) or its flush (WebSocket). One realtime
 session (server VAD, 500 ms endpointing) speaks a question (espeak-ng) in real-time 20 ms
@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -48,7 +49,7 @@ import uvicorn
 import websockets
 
 from tests.emulators import elevenlabs as el
-from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.harness import free_port
 from tests.emulators.openai import OpenAIEmulator, Scenario
 
 STT_S, LLM_TTFT_S, TTS_FIRST_BYTE_S, WORD_S = 0.150, 0.300, 0.120, 0.020
@@ -172,19 +173,18 @@ async def main_async(turns: int) -> dict[str, Any]:
     from server.settings import Settings
     from tests.serving import uvicorn_in_loop
 
-    llm = OpenAIEmulator(
-        "openai",
-        api_key=LLM_KEY,
-        models=("gpt-4o-mini",),
-        default=Scenario(text=REPLY, first_byte_delay=LLM_TTFT_S, chunk_delay=WORD_S),
-    )
-    eleven = TimedElevenLabs()
+    llm_port, eleven_port = free_port(), free_port()
+    context = multiprocessing.get_context("spawn")
+    emulators = [
+        context.Process(target=serve_emulator, args=(name, port), daemon=True)
+        for name, port in (("llm", llm_port), ("eleven", eleven_port))
+    ]
+    for process in emulators:
+        process.start()
+    await wait_for_ports(llm_port, eleven_port)
     frames, voiced_end = question_frames()
-    with (
-        ServedApp(llm) as llm_app,
-        ServedApp(eleven.app) as eleven_app,
-        tempfile.TemporaryDirectory() as data,
-    ):
+    llm_url, eleven_url = f"http://127.0.0.1:{llm_port}", f"http://127.0.0.1:{eleven_port}"
+    with tempfile.TemporaryDirectory() as data:
         settings = Settings(
             data_dir=Path(data),
             master_key=MASTER_KEY,
@@ -194,7 +194,7 @@ async def main_async(turns: int) -> dict[str, Any]:
             voice_silence_ms=SILENCE_MS,
             log_level="WARNING",
         )
-        services, key = await set_up(settings, llm_app.url + "/v1", eleven_app.url)
+        services, key = await set_up(settings, llm_url + "/v1", eleven_url)
         port = free_port()
         app = create_app(settings, services=services)
         config = uvicorn.Config(
@@ -217,7 +217,36 @@ async def main_async(turns: int) -> dict[str, Any]:
                     if n >= 2:
                         results[mode].append(result)
         await services.aclose()
+    for process in emulators:
+        process.terminate()
     return summarise(results)
+
+
+def serve_emulator(name: str, port: int) -> None:
+    """One emulator in a process of its own, so its timing does not share Patchbay's GIL."""
+    app: Any
+    if name == "llm":
+        app = OpenAIEmulator(
+            "openai",
+            api_key=LLM_KEY,
+            models=("gpt-4o-mini",),
+            default=Scenario(text=REPLY, first_byte_delay=LLM_TTFT_S, chunk_delay=WORD_S),
+        )
+    else:
+        app = TimedElevenLabs().app
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
+
+
+async def wait_for_ports(*ports: int) -> None:
+    for port in ports:
+        for _ in range(300):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)  # start-up poll of the emulator processes
+                continue
+            writer.close()
+            break
 
 
 def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -245,15 +274,11 @@ def main() -> None:
     print(
         f"provider timings: STT {STT_S * 1000:.0f} ms, LLM TTFT {LLM_TTFT_S * 1000:.0f} ms + {WORD_S * 1000:.0f} ms/word, TTS first byte {TTS_FIRST_BYTE_S * 1000:.0f} ms; endpointing {SILENCE_MS} ms"
     )
-    print(
-        f"{'mode':<13} {'turns':>5}  {'client p50/p95':>15}  {'server p50/p95':>15}  {'patchbay p50/p95':>17}  {'tts ttfb p50':>12}"
-    )
+    columns = ("client", "server", "patchbay", "writing", "own", "tts")
+    print(f"{'mode':<13} {'turns':>5} " + " ".join(f"{c + ' p50/p95':>17}" for c in columns))
     for mode, f in figures.items():
-        print(
-            f"{mode:<13} {f['turns']:>5}  {f['client']['p50']:>7.0f}/{f['client']['p95']:<7.0f}  "
-            f"{f['server']['p50']:>7.0f}/{f['server']['p95']:<7.0f}  {f['patchbay']['p50']:>8.1f}/{f['patchbay']['p95']:<8.1f}  "
-            f"{f['tts']['p50']:>12.1f}   {','.join(f['tts_provider'])}"
-        )
+        cells = " ".join(f"{f[c]['p50']:>8.1f}/{f[c]['p95']:<8.1f}" for c in columns)
+        print(f"{mode:<13} {f['turns']:>5} {cells}  {','.join(f['tts_provider'])}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -182,3 +182,34 @@ async def test_nothing_listening_is_a_network_error() -> None:
         await engine(f"http://127.0.0.1:{free_port()}").open_stream()
     assert caught.value.error_class is ErrorClass.NETWORK
     assert CANARY_KEY not in str(caught.value)
+
+
+async def test_the_emulator_answers_the_sdks_own_message_sequence(
+    served: ServedApp, emulator: el.ElevenLabsEmulator
+) -> None:
+    """What `elevenlabs.realtime_tts.convert_realtime` sends (it cannot connect to a plain `ws://`
+    emulator itself: it forces `wss`), and every answer parses as the SDK's receive types."""
+    import websockets
+    from elevenlabs.types import FinalOutput
+
+    url = (
+        served.url.replace("http://", "ws://")
+        + "/v1/text-to-speech/v1/stream-input?model_id=m&output_format=pcm_16000"
+    )
+    sdk_init = {
+        "text": " ",
+        "try_trigger_generation": True,
+        "voice_settings": None,
+        "generation_config": {"chunk_length_schedule": [50]},
+    }
+    answers = []
+    async with websockets.connect(url, additional_headers={"xi-api-key": CANARY_KEY}) as ws:
+        await ws.send(json.dumps(sdk_init))
+        await ws.send(json.dumps({"text": "Hello, how are you? ", "try_trigger_generation": True}))
+        await ws.send(json.dumps({"text": ""}))
+        async for raw in ws:
+            answers.append(json.loads(raw))
+    audio, final = answers[:-1], answers[-1]
+    assert audio and all(AudioOutput.model_validate(a).audio for a in audio)
+    assert FinalOutput.model_validate(final).is_final is True
+    assert "".join("".join(a["alignment"]["chars"]) for a in audio) == "Hello, how are you? "
