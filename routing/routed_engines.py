@@ -5,7 +5,8 @@ Each call is one segment run by `routing.speech.SpeechRouter` (planned, held, at
 cooled down, settled, recorded), so `records_usage` is True and the caller records nothing
 itself. Routing failures become the `ProviderError` the voice pipeline knows (a segment the
 org's credits cannot cover: `providers.errors.Refused`, `insufficient_credits`); `last_served`
-names the engine that served the latest segment, for latency reports.
+names the engine that served the latest segment, for latency reports. `RoutedTTS.open_stream`
+offers a whole reply over one streamed connection when the chain's first engine can stream.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from billing.tiers import policy_for
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError, insufficient_credits
 from providers.speech.base import STTEngine, Transcript, TTSEngine
+from providers.speech.streaming import TTSStream
 from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.resolver import PlannedAttempt
@@ -138,3 +140,20 @@ class RoutedTTS(TTSEngine):
 
     def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
         return self.synthesize(text, voice=voice)
+
+    async def open_stream(self, *, voice: str | None = None, turn_id: str | None = None) -> TTSStream | None:
+        """The reply over one streamed connection (`providers.speech.streaming.StreamingTTS`),
+        or None: speak it per sentence with `synthesize`."""
+        self._last_attempt = None
+        ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
+        run = Run(AttemptTrace(intent="tts"))
+        self.last_trace = run.trace
+        try:
+            stream = await self._speech.open_stream(ctx, voice=voice, run=run)
+        except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
+            raise _as_provider_error(exc, "TTS") from None
+        finally:
+            self.last_route = run.trace.header()
+        if stream is not None:
+            self.last_served = _served(run.served)
+        return stream

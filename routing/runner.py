@@ -225,6 +225,11 @@ class AttemptRunner:
             )
         )
 
+    async def failed_late(self, run: Run, attempt: PlannedAttempt, error: ProviderError) -> None:
+        """An attempt that was served (a streamed connection opened) and failed afterwards:
+        its cooldown is recorded and its trace entry becomes the failure."""
+        await self._failed_after_output(run.trace, attempt, error)
+
     async def _failed_after_output(
         self, trace: AttemptTrace, attempt: PlannedAttempt, error: ProviderError
     ) -> None:

@@ -31,6 +31,7 @@ from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEng
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.caller import speaking_for
 from providers.speech.pcm import Resampler
+from providers.speech.streaming import TTSStream
 from routing.catalog import ModelInfo, price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import EndpointGuard, admit, log_trace
@@ -39,6 +40,7 @@ from routing.model import ConnectionStatus, ConnectionView, OrgRouting
 from routing.resolver import ChainChoice, Plan, PlannedAttempt, RouteRequest
 from routing.router import CallContext, Router
 from routing.runner import NO_RETRY, AttemptRunner, Attempts, Open, Run, skipped
+from routing.speech_stream import RoutedTTSStream, open_tts_stream, stream_plan
 from routing.trace import AttemptTrace, TraceEntry
 
 Credentials = Callable[[ConnectionView], Credential]
@@ -111,7 +113,9 @@ class SpeechRouter:
 
     `builtin` is called when a plan first needs the offline engines (loading Whisper is not
     free, and a process serving only chat never needs it). `clients` is None where no cloud
-    engine may be built (then the built-in engines serve alone).
+    engine may be built (then the built-in engines serve alone). `streaming` lets a reply
+    whose first TTS candidate can stream speak over one connection (`open_stream`); off, every
+    reply is spoken per sentence.
     """
 
     def __init__(
@@ -123,8 +127,10 @@ class SpeechRouter:
         credentials: Credentials,
         guard: EndpointGuard | None = None,
         timeouts: SpeechTimeouts | None = None,
+        streaming: bool = True,
     ) -> None:
         self._router = router
+        self.streaming = streaming
         self._timeouts = timeouts or SpeechTimeouts()
         self._builtin = builtin
         self._clients = clients
@@ -150,16 +156,25 @@ class SpeechRouter:
         floor = builtin_attempt(org.org_id, engine, intent, len(choice.chain))
         return Plan(intent=intent, source=plan.source, strict=False, items=(*plan.items, floor))
 
-    async def _begin(
-        self, ctx: CallContext, intent: Intent, *, audio_seconds: float | None = 0.0, characters: int = 0
-    ) -> tuple[OrgRouting, Plan, Hold]:
+    async def _plan(self, ctx: CallContext, intent: Intent) -> tuple[OrgRouting, Plan]:
         entry = await self._router.entry(ctx.org_id)
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
-        plan = await self.plan(entry.routing, intent, agent)
-        hold = await self._router.preflight.hold(
+        return entry.routing, await self.plan(entry.routing, intent, agent)
+
+    async def _hold(
+        self,
+        ctx: CallContext,
+        org: OrgRouting,
+        plan: Plan,
+        intent: Intent,
+        *,
+        audio_seconds: float | None = 0.0,
+        characters: int = 0,
+    ) -> Hold:
+        return await self._router.preflight.hold(
             PreflightRequest(
                 org_id=ctx.org_id,
-                tier=entry.routing.tier,
+                tier=org.tier,
                 segment=intent.value,
                 intent=intent.value,
                 offers=tuple((a.billing_source, price_for(a.info)) for a in plan.attempts),
@@ -167,10 +182,83 @@ class SpeechRouter:
                 api_key_id=ctx.api_key_id,
                 audio_seconds=audio_seconds,
                 characters=characters,
-                enforce=entry.routing.flag("billing_enforcement"),
+                enforce=org.flag("billing_enforcement"),
             )
         )
-        return entry.routing, plan, hold
+
+    async def _begin(
+        self, ctx: CallContext, intent: Intent, *, audio_seconds: float | None = 0.0, characters: int = 0
+    ) -> tuple[OrgRouting, Plan, Hold]:
+        org, plan = await self._plan(ctx, intent)
+        hold = await self._hold(ctx, org, plan, intent, audio_seconds=audio_seconds, characters=characters)
+        return org, plan, hold
+
+    async def open_stream(
+        self, ctx: CallContext, *, voice: str | None, run: Run | None = None
+    ) -> TTSStream | None:
+        """A whole reply's TTS over one streamed connection, as one segment (recorded when the
+        stream is closed); None when streaming is off, the chain's first candidate cannot
+        stream, or no stream-capable candidate opened (speak per sentence then)."""
+        if not self.streaming or self._clients is None:
+            return None
+        org, full = await self._plan(ctx, Intent.TTS)
+        plan = stream_plan(full)
+        if plan is None:
+            return None
+        hold = await self._hold(ctx, org, plan, Intent.TTS, audio_seconds=None)
+        run = run or Run(AttemptTrace(intent=Intent.TTS.value))
+        started = time.perf_counter()
+
+        async def admit(attempt: PlannedAttempt) -> SpeechTarget | TraceEntry:
+            return await self._target(attempt)
+
+        try:
+            stream = await open_tts_stream(
+                self.runner,
+                plan,
+                run,
+                admit=admit,
+                output_rate=OUTPUT_RATE,
+                voice=voice,
+                open_within=self._timeouts.tts_first_audio,
+            )
+        except BaseException:
+            await hold.release()
+            raise
+        finally:
+            log_trace(org, run.trace)
+        if stream is None:
+            await self._router.account(
+                ctx, Segment.TTS, ctx.intent or Intent.TTS, None, SegmentStatus.FAILED, started, hold
+            )
+            return None
+        served = run.served
+        assert served is not None
+
+        async def account(
+            attempt: PlannedAttempt | None,
+            status: SegmentStatus,
+            began: float,
+            characters: int,
+            seconds: float,
+        ) -> int:
+            return await self._router.account(
+                ctx,
+                Segment.TTS,
+                ctx.intent or Intent.TTS,
+                attempt,
+                status,
+                began,
+                hold,
+                characters=characters,
+                audio_seconds=seconds,
+            )
+
+        async def failed(error: ProviderError) -> None:
+            await self.runner.failed_late(run, served, error)
+            log_trace(org, run.trace)
+
+        return RoutedTTSStream(stream, served, account, failed)
 
     async def transcribe(
         self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, run: Run | None = None
@@ -279,19 +367,26 @@ class SpeechRouter:
         builders = STT_BUILDERS if intent is Intent.STT else TTS_BUILDERS
         if protocol not in builders or self._clients is None:
             return skipped(attempt, f"no_adapter:{protocol.value}")
+        target = await self._target(attempt)
+        if isinstance(target, TraceEntry):
+            return target
+        if intent is Intent.STT:
+            return STT_BUILDERS[protocol](self._clients, target)
+        return TTS_BUILDERS[protocol](self._clients, target, OUTPUT_RATE)
+
+    async def _target(self, attempt: PlannedAttempt) -> SpeechTarget | TraceEntry:
+        """Where and as whom the attempt calls, once its base URL and credential pass `admit`."""
+        conn = attempt.connection
         credential = await admit(self._guard, self._credentials, attempt)
         if isinstance(credential, TraceEntry):
             return credential
-        target = SpeechTarget(
-            base_url=conn.base_url or preset.base_url,
+        return SpeechTarget(
+            base_url=conn.base_url or PRESETS[conn.provider].base_url,
             credential=credential,
             name=conn.profile_id,
             billing_source=conn.billing_source,
             model=attempt.model,
         )
-        if intent is Intent.STT:
-            return STT_BUILDERS[protocol](self._clients, target)
-        return TTS_BUILDERS[protocol](self._clients, target, OUTPUT_RATE)
 
 
 async def _at_output_rate(tts: TTSEngine, text: str, voice: str | None) -> AsyncIterator[bytes]:

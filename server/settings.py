@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     voice_whisper_model_dir: Path | None = None
     """The internal Whisper STT model; default DATA_DIR/models/whisper-base. Without it pocketsphinx serves."""
     voice_espeak_voice: str = "en-us"
+    voice_tts_streaming: bool = True
+    """Speak a reply over one streamed TTS connection (ElevenLabs `stream-input`) when the TTS
+    chain's first engine can; false: one TTS request per sentence, as before."""
     forwarded_allow_ips: str | None = None
     """Proxies trusted for `X-Forwarded-Proto` / `X-Forwarded-For` (comma-separated addresses or
     networks, or `*`); unset, those headers are ignored. See operations.md, "Behind a proxy"."""

@@ -6,6 +6,8 @@ the session's output format, resampled by one streaming resampler per response, 
 chunk's transcript delta is emitted just before its audio. Cancelling the task running
 `ResponseRun.run` cancels both loops and closes the TTS stream (its engine's `finally`
 kills a subprocess or closes an HTTP stream); the outbox has already refused the rest.
+When the TTS engine offers a streamed connection for the whole reply (`open_stream`), the
+chunks go to it as they are cut instead of one segment each (`voice.streamed_speech`).
 
 Output items open as the model writes them: the assistant message at its first words, and a
 `function_call` item per tool call, whose arguments stream as cancellable deltas and which is
@@ -25,6 +27,7 @@ from foundation.db import new_id
 from providers.errors import ProviderError, Refused
 from providers.speech.base import TTSEngine, aclose_quietly
 from providers.speech.pcm import Resampler
+from providers.speech.streaming import TTSStream
 from providers.types import (
     ChatRequest,
     Reasoning,
@@ -55,6 +58,7 @@ from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
+from voice.streamed_speech import StreamedSpeech, StreamFailed
 from voice.turn import TtsTally, TurnAccounts
 
 _END = None
@@ -345,8 +349,51 @@ class ResponsePipeline:
         self._outbox.put(OutputItemDone(run.response_id, item, False, item.text, run.output_index(item_id)))
 
     async def _tts_loop(self) -> None:
+        replay: list[str] = []
+        ended = False
+        try:
+            streamed = await self._speak_streamed()
+        except StreamFailed as failed:
+            replay, ended, streamed = failed.replay, failed.ended, False
+        except ProviderError as exc:
+            self._tts_failed(exc)
+            return
+        if not streamed:
+            await self._speak_each(replay, ended)
+
+    async def _speak_streamed(self) -> bool:
+        """The reply over one streamed connection when the TTS offers one; False when it does
+        not (speak per sentence). Raises `StreamFailed` when it broke before any audio."""
+        open_stream = getattr(self._tts, "open_stream", None)
+        if open_stream is None:
+            return False
         run = self.run
-        while (chunk := await self._chunks.get()) is not _END:
+        stream: TTSStream | None = await open_stream(voice=run.voice, turn_id=run.turn_id)
+        if stream is None:
+            return False
+        speech = StreamedSpeech(
+            run,
+            stream,
+            self._chunks,
+            encoder=self._encoder,
+            outbox=self._outbox,
+            conversation=self._conversation,
+            route=getattr(self._tts, "last_route", None),
+        )
+        try:
+            await speech.speak()
+        finally:
+            await stream.aclose()  # also on barge-in: the connection closes now, not at GC
+        return True
+
+    async def _speak_each(self, replay: list[str], ended: bool) -> None:
+        """Per sentence: one TTS segment per chunk (after `replay`, chunks a failed stream had)."""
+        run = self.run
+        queued = [*replay] if ended else [*replay, *self._drain()]
+        while True:
+            chunk = queued.pop(0) if queued else (None if ended else await self._chunks.get())
+            if chunk is _END:
+                break
             if run.error is not None:
                 return  # the LLM failed: the response is over, say no more
             try:
@@ -355,15 +402,26 @@ class ResponsePipeline:
                 ):
                     await self._speak(chunk)
             except ProviderError as exc:
-                run.error, run.error_stage = exc, "tts"
-                if self._owner is not None and not self._llm_done:
-                    self._owner.cancel()  # nobody will speak what the LLM writes
+                self._tts_failed(exc)
                 return
         if run.error is not None:
             return
         tail = self._encoder.flush()
         if tail:
             self._outbox.put(AudioDelta(run.response_id, run.item_id, tail))
+
+    def _drain(self) -> list[str | None]:
+        """What is waiting in the chunk queue now (it may include its end)."""
+        items: list[str | None] = []
+        while not self._chunks.empty():
+            items.append(self._chunks.get_nowait())
+        return items
+
+    def _tts_failed(self, exc: ProviderError) -> None:
+        run = self.run
+        run.error, run.error_stage = exc, "tts"
+        if self._owner is not None and not self._llm_done:
+            self._owner.cancel()  # nobody will speak what the LLM writes
 
     async def _speak(self, chunk: str) -> None:
         run, tts = self.run, self._tts

@@ -2,7 +2,9 @@
 
 `STT_BUILDERS` and `TTS_BUILDERS` map a `WireProtocol` to a function that builds an engine from
 a `SpeechTarget` (the plain values of a resolved connection) and the process's pooled upstream
-clients; a TTS builder also takes the rate the caller wants its PCM at. Callers (routing's
+clients; a TTS builder also takes the rate the caller wants its PCM at. `STREAM_TTS_BUILDERS`
+holds the protocols that can also speak a whole reply over one streamed connection
+(`providers.speech.streaming`): having an entry is that provider's streaming capability. Callers (routing's
 attempt runner, the voice chains, the verification probe) look the protocol up and never name
 a vendor, so adding a speech provider adds a module and an entry here, never a branch.
 """
@@ -24,7 +26,9 @@ from providers.speech.elevenlabs import (
     ElevenLabsTTS,
     ElevenLabsTTSOptions,
 )
+from providers.speech.elevenlabs_ws import ElevenLabsStreamTTS
 from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, OpenAITTS, OpenAITTSOptions
+from providers.speech.streaming import StreamingTTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class SpeechTarget:
 STTBuilder = Callable[[UpstreamClients, SpeechTarget], STTEngine]
 TTSBuilder = Callable[[UpstreamClients, SpeechTarget, int], TTSEngine]
 """(clients, target, output sample rate) → an engine yielding PCM16 at that rate."""
+StreamTTSBuilder = Callable[[SpeechTarget, int], StreamingTTS]
+"""(target, output sample rate) → an engine opening streams of PCM16 at that rate."""
 
 
 def _args(target: SpeechTarget) -> _Common:
@@ -70,6 +76,12 @@ def _eleven_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int
         options=options,
         **_args(target),
     )
+
+
+def _eleven_tts_stream(target: SpeechTarget, sample_rate: int) -> StreamingTTS:
+    options = ElevenLabsTTSOptions(output_format=f"pcm_{sample_rate}")
+    options = replace(options, model_id=target.model) if target.model else options
+    return ElevenLabsStreamTTS(options=options, **_args(target))
 
 
 def _openai_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int) -> TTSEngine:
@@ -105,4 +117,7 @@ STT_BUILDERS: Mapping[WireProtocol, STTBuilder] = MappingProxyType(
 )
 TTS_BUILDERS: Mapping[WireProtocol, TTSBuilder] = MappingProxyType(
     {WireProtocol.ELEVENLABS: _eleven_tts, WireProtocol.OPENAI_AUDIO: _openai_tts}
+)
+STREAM_TTS_BUILDERS: Mapping[WireProtocol, StreamTTSBuilder] = MappingProxyType(
+    {WireProtocol.ELEVENLABS: _eleven_tts_stream}
 )

@@ -118,6 +118,7 @@ class VoiceRuntime:
             clients=gateway.upstream,
             credentials=gateway.registry.credential,
             guard=gateway.router.executor.guard,
+            streaming=self.settings.voice_tts_streaming,
         )
 
     def llm_for(self, context: SessionContext, *, costs: TurnCosts | None = None) -> TurnLLM:

@@ -1,7 +1,8 @@
 """A local emulator of the ElevenLabs REST API surface Patchbay uses.
 
 Routes: `POST /v1/text-to-speech/{voice_id}[/stream]` (chunked raw audio at the requested
-`output_format`: pcm_*, ulaw_8000, alaw_8000), `POST /v1/speech-to-text` (Scribe batch,
+`output_format`: pcm_*, ulaw_8000, alaw_8000), the `stream-input` WebSocket
+(tests/emulators/elevenlabs_ws.py), `POST /v1/speech-to-text` (Scribe batch,
 multipart), `GET /v1/user`, `GET /v1/models`, `GET /v1/voices`. Bodies are checked against
 what the official SDK can send; errors use ElevenLabs' `{"detail": {"status", "message"}}`
 shape, with the concurrency headers the real API returns.
@@ -27,8 +28,9 @@ from elevenlabs.types import VoiceSettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
+from tests.emulators.elevenlabs_ws import StreamInputEmulator
 from tests.emulators.playback import silence_dropped_connection_logs
 from tests.emulators.scripted import (
     Recorder,
@@ -130,9 +132,12 @@ class ElevenLabsEmulator:
         self.recorder = Recorder()
         self.valid_keys = valid_keys
         self.tone_seconds = tone_seconds
+        self.stream_input = StreamInputEmulator(recorder=self.recorder, valid_keys=valid_keys)
+        """The `stream-input` WebSocket (tests/emulators/elevenlabs_ws.py): its knobs and records."""
         silence_dropped_connection_logs()
         self.app = Starlette(
             routes=[
+                WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", self.stream_input.serve),
                 Route("/v1/text-to-speech/{voice_id}/stream", self.tts, methods=["POST"]),
                 Route("/v1/text-to-speech/{voice_id}", self.tts, methods=["POST"]),
                 Route("/v1/speech-to-text", self.stt, methods=["POST"]),

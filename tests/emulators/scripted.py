@@ -84,6 +84,8 @@ class Recorder:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: deque[Scenario] = deque()
+        self.default = Scenario()
+        """What a request gets when no scenario is scripted (benches give it provider timings)."""
         self.requests: list[RecordedRequest] = []
         self.disconnects = 0
         self.completed = 0
@@ -97,7 +99,7 @@ class Recorder:
 
     def next_scenario(self) -> Scenario:
         with self._lock:
-            return self._queue.popleft() if self._queue else Scenario()
+            return self._queue.popleft() if self._queue else self.default
 
     def record(self, request: RecordedRequest) -> None:
         with self._lock:

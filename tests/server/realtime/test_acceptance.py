@@ -51,6 +51,7 @@ def settings(tmp_path: Path, db_url: str, whisper_dir: Path) -> Settings:
         allow_plain_http_base_urls=True,
         master_key="v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
         voice_whisper_model_dir=whisper_dir,
+        voice_tts_streaming=False,  # these pin the per-sentence path; test_streamed_tts.py the other
     )
 
 

@@ -1,0 +1,217 @@
+"""ElevenLabs streamed TTS: one `stream-input` WebSocket per reply (wire in `elevenlabs_ws_wire`).
+
+The official SDK's helper for this endpoint (`text_to_speech.convert_realtime`) is blocking
+(`websockets.sync`) and forces `wss`, so it cannot run inside the server's event loop or
+against the local emulator; the wire is spoken here with the `websockets` asyncio client and
+the emulator's messages are checked against the SDK's types instead.
+
+`ElevenLabsStreamTTS.open_stream` connects, sends the init message and returns the stream
+while the LLM is still thinking, so neither the handshake nor the provider's set-up is on the
+path to the first audio. Reading `audio()` decodes each message (PCM as is, G.711 to PCM16),
+keeps samples whole across messages, and fails with a TIMEOUT when text was sent and nothing
+came back within `first_audio` seconds. The library's own logging is silenced: it would log
+the key (the upgrade headers) and the reply's text (the frames).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from providers.auth import add_auth_header
+from providers.contract import AuthStyle, BillingSource, ErrorClass
+from providers.credentials import Credential
+from providers.errors import ProviderError
+from providers.http import secrets_in
+from providers.speech.elevenlabs import ElevenLabsTTSOptions, audio_format_for
+from providers.speech.elevenlabs_ws_wire import (
+    CLOSE_INPUT,
+    AudioChunk,
+    Failure,
+    Final,
+    init_message,
+    parse_server_message,
+    stream_error,
+    stream_input_url,
+    text_message,
+)
+from providers.speech.errors import elevenlabs_error
+from providers.speech.pcm import g711_decode
+from providers.speech.streaming import SpokenAudio, TTSStream
+
+_SILENT = logging.Logger("elevenlabs_ws.silent", level=logging.CRITICAL + 1)
+"""The connection's own logger: `websockets` logs the upgrade headers (the key) and every frame
+(the reply's text) at DEBUG, so its logging goes nowhere; failures reach us as exceptions."""
+
+CONNECT_TIMEOUT = 5.0
+FIRST_AUDIO_TIMEOUT = 5.0
+_IDLE_POLL = 0.25
+
+
+class ElevenLabsStreamTTS:
+    """Opens `ElevenLabsTTSStream`s for one connection (base URL, key, options)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        credential: Credential,
+        name: str = "elevenlabs:default",
+        billing_source: BillingSource = BillingSource.BYOK,
+        options: ElevenLabsTTSOptions | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        first_audio: float = FIRST_AUDIO_TIMEOUT,
+    ) -> None:
+        self.name = name
+        self.billing_source = billing_source
+        self.options = options or ElevenLabsTTSOptions()
+        self.sample_rate = audio_format_for(self.options.output_format).sample_rate
+        self._base_url = base_url
+        self._credential = credential
+        self._connect_timeout = connect_timeout
+        self._first_audio = first_audio
+
+    async def open_stream(self, *, voice: str | None = None, turn_id: str | None = None) -> TTSStream:
+        headers: dict[str, str] = {}
+        add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "tts")
+        secrets = secrets_in(headers)
+        url = stream_input_url(self._base_url, voice or self.options.voice_id, self.options)
+        failure: ProviderError | None = None
+        try:
+            ws = await connect(
+                url,
+                additional_headers=headers,
+                open_timeout=self._connect_timeout,
+                compression=None,
+                max_size=2**22,
+                logger=_SILENT,
+            )
+        except InvalidStatus as exc:
+            response = exc.response
+            failure = elevenlabs_error(
+                response.status_code,
+                dict(response.headers),
+                bytes(response.body or b""),
+                provider=self.name,
+                secrets=secrets,
+            )
+        except TimeoutError:
+            failure = ProviderError(ErrorClass.TIMEOUT, "connecting timed out", provider=self.name)
+        except (OSError, InvalidHandshake, websockets.exceptions.InvalidURI) as exc:
+            failure = ProviderError(
+                ErrorClass.NETWORK, f"could not connect: {type(exc).__name__}", provider=self.name
+            )
+        if failure is not None:
+            raise failure  # outside the handler: the library's exception (and its text) is not chained
+        stream = ElevenLabsTTSStream(self, ws, secrets)
+        try:
+            await ws.send(init_message(self.options), text=True)
+        except ConnectionClosed as exc:
+            await stream.aclose()
+            raise stream_error(provider=self.name, close_code=exc.rcvd.code if exc.rcvd else None) from None
+        return stream
+
+
+class ElevenLabsTTSStream(TTSStream):
+    def __init__(self, engine: ElevenLabsStreamTTS, ws: ClientConnection, secrets: tuple[str, ...]) -> None:
+        self.name = engine.name
+        self.billing_source = engine.billing_source
+        self.sample_rate = engine.sample_rate
+        self.model = engine.options.model_id
+        self._law = audio_format_for(engine.options.output_format).encoding
+        self._first_audio = engine._first_audio
+        self._ws = ws
+        self._secrets = secrets
+        self._ended = False
+        self._closed = False
+        self._last_send: float | None = None
+        self._last_audio = 0.0
+
+    async def send(self, text: str) -> None:
+        if self._ended or not text.strip():
+            return
+        self.characters += len(text.strip())
+        if self._last_send is None or self._last_audio >= self._last_send:
+            self._last_send = time.monotonic()
+        await self._send(text_message(text))
+
+    async def end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        await self._send(CLOSE_INPUT)
+
+    async def _send(self, message: bytes) -> None:
+        with contextlib.suppress(ConnectionClosed):  # the reader reports why it ended
+            await self._ws.send(message, text=True)
+
+    async def audio(self) -> AsyncIterator[SpokenAudio]:
+        pending = b""
+        while True:
+            try:
+                raw = await self._receive()
+            except ConnectionClosed as exc:
+                code = exc.rcvd.code if exc.rcvd is not None else None
+                if code == 1000 and self._ended:
+                    return
+                reason = exc.rcvd.reason if exc.rcvd is not None else ""
+                raise stream_error(
+                    provider=self.name, close_code=code, message=reason, secrets=self._secrets
+                ) from None
+            event = parse_server_message(raw)
+            if isinstance(event, Failure):
+                raise stream_error(
+                    provider=self.name,
+                    close_code=None,
+                    message=event.message,
+                    code=event.code,
+                    secrets=self._secrets,
+                )
+            if isinstance(event, Final):
+                return
+            if isinstance(event, AudioChunk):
+                self._last_audio = time.monotonic()
+                data = event.audio if self._law == "pcm16" else g711_decode(event.audio, self._law)
+                data = pending + data
+                whole = len(data) - len(data) % 2
+                pending = data[whole:]
+                if whole:
+                    yield SpokenAudio(data[:whole], event.text)
+
+    async def _receive(self) -> str | bytes:
+        """The next message; a TIMEOUT when text waits for audio longer than `first_audio`.
+
+        While no text waits, the wait is re-armed every `_IDLE_POLL` seconds so that text sent
+        meanwhile starts its clock (cancelling `recv` loses no message, per `websockets`)."""
+        while True:
+            waiting = self._last_send is not None and self._last_send > self._last_audio
+            left = (
+                self._first_audio - (time.monotonic() - self._last_send)
+                if waiting and self._last_send
+                else _IDLE_POLL
+            )
+            try:
+                async with asyncio.timeout(max(left, 0.0)):
+                    return await self._ws.recv()
+            except TimeoutError:
+                if waiting:
+                    raise ProviderError(
+                        ErrorClass.TIMEOUT,
+                        f"no audio within {self._first_audio:g} s of the text",
+                        provider=self.name,
+                    ) from None
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self._ws.close()

@@ -1,0 +1,167 @@
+"""A reply spoken over one streamed TTS connection (`voice.streamed_speech`), with fakes.
+
+The fake stream speaks each chunk it is sent as two pieces of tone, each carrying half of the
+chunk's text as its alignment, as ElevenLabs' `stream-input` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from billing.usage import Segment
+from providers.contract import BillingSource, ErrorClass
+from providers.errors import ProviderError
+from providers.speech.streaming import SpokenAudio, StreamingTTS, TTSStream
+from tests.voice.fake_llm import FakeLLM
+from tests.voice.fakes import FakeTTS, tone
+from tests.voice.speech import speak
+from tests.voice.test_session import Usage, drain, feed, make_session, spoken_turn
+from voice import events as ev
+from voice.audio import PCM16_16K
+from voice.config import SessionConfig
+
+
+class FakeStream(TTSStream):
+    def __init__(
+        self, *, error: ProviderError | None = None, fail_after: int = 0, hold_after: int | None = None
+    ):
+        self.name = "fake:stream"
+        self.billing_source = BillingSource.BYOK
+        self.sample_rate = 24_000
+        self.sent: list[str] = []
+        self.ended = False
+        self.closed = False
+        self.error = error
+        self.fail_after = fail_after
+        self.hold_after = hold_after
+        self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def send(self, text: str) -> None:
+        self.sent.append(text)
+        self.characters += len(text)
+        self._inbox.put_nowait(text)
+
+    async def end(self) -> None:
+        self.ended = True
+        self._inbox.put_nowait(None)
+
+    async def audio(self) -> AsyncIterator[SpokenAudio]:
+        pieces = 0
+        while (chunk := await self._inbox.get()) is not None:
+            text = chunk + " "
+            half = len(text) // 2
+            for part in (text[:half], text[half:]):
+                if self.error is not None and pieces == self.fail_after:
+                    raise self.error
+                if self.hold_after is not None and pieces == self.hold_after:
+                    await asyncio.Event().wait()
+                pieces += 1
+                yield SpokenAudio(tone(24_000, 0.04), part)
+                await asyncio.sleep(0)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class StreamingFakeTTS(FakeTTS):
+    """A per-sentence fake that also opens `stream` (or declines with None)."""
+
+    def __init__(self, stream: FakeStream | None, **kwargs: object) -> None:
+        super().__init__(sample_rate=24_000, **kwargs)  # type: ignore[arg-type]
+        self.stream = stream
+        self.opened = 0
+
+    async def open_stream(self, *, voice: str | None = None, turn_id: str | None = None) -> TTSStream | None:
+        self.opened += 1
+        return self.stream
+
+
+def text_session(tts: FakeTTS, llm: FakeLLM | None = None, usage: Usage | None = None):  # type: ignore[no-untyped-def]
+    session = make_session(
+        tts=tts, llm=llm, usage=usage, config=SessionConfig(input_format=PCM16_16K, turn_detection=None)
+    )
+    session.add_text("user", "hi")
+    session.create_response()
+    return session
+
+
+def test_the_fake_is_a_streaming_tts() -> None:
+    assert isinstance(StreamingFakeTTS(None), StreamingTTS)
+
+
+async def test_a_reply_goes_over_one_stream_and_the_transcript_follows_the_alignment() -> None:
+    stream = FakeStream()
+    tts = StreamingFakeTTS(stream)
+    usage = Usage()
+    session = text_session(tts, usage=usage)
+    await session.idle()
+    events = drain(session)
+    assert stream.sent == ["Sure thing.", "Your table is booked for two."]
+    assert stream.ended and stream.closed
+    assert tts.state.calls == []  # nothing was spoken per sentence
+    transcript = "".join(e.text for e in events if isinstance(e, ev.TranscriptDelta))
+    assert transcript == "Sure thing. Your table is booked for two."
+    names = [type(e).__name__ for e in events]
+    assert names[names.index("AudioDelta") - 1] == "TranscriptDelta"
+    done = events[-1]
+    assert isinstance(done, ev.ResponseDone) and done.status == "completed"
+    assert done.metadata["tts_provider"] == "fake:stream"
+    assert done.metadata["ttfb_ms"]["tts"] is not None
+    item = next(e.item for e in events if isinstance(e, ev.OutputItemDone))
+    assert item.text == transcript
+    tts_segments = [s for s in usage.segments if s.segment is Segment.TTS]
+    assert [s.billing_source for s in tts_segments] == [BillingSource.BYOK]
+
+
+async def test_barge_in_closes_the_stream() -> None:
+    stream = FakeStream(hold_after=1)
+    llm = FakeLLM(hold_after=1)
+    tts = StreamingFakeTTS(stream)
+    session = make_session(llm=llm, tts=tts)
+    await feed(session, spoken_turn())
+    seen: list[ev.SessionEvent] = []
+    while not any(isinstance(e, ev.AudioDelta) for e in seen):
+        seen.append(await session.outbox.get())
+    await feed(session, speak("Wait, stop."))
+    assert not session.responding
+    llm.gate.set()
+    await session.idle()
+    seen += drain(session)
+    done = next(e for e in seen if isinstance(e, ev.ResponseDone))
+    assert (done.status, done.reason) == ("cancelled", "turn_detected")
+    assert stream.closed
+
+
+async def test_a_stream_failing_before_audio_falls_back_to_per_sentence() -> None:
+    stream = FakeStream(error=ProviderError(ErrorClass.SERVER_ERROR, "down", provider="fake:stream"))
+    tts = StreamingFakeTTS(stream)
+    session = text_session(tts)
+    await session.idle()
+    events = drain(session)
+    assert stream.closed
+    assert [c.text for c in tts.state.calls] == ["Sure thing.", "Your table is booked for two."]
+    transcript = "".join(e.text for e in events if isinstance(e, ev.TranscriptDelta))
+    assert transcript == "Sure thing. Your table is booked for two."
+    assert isinstance(events[-1], ev.ResponseDone) and events[-1].status == "completed"
+
+
+async def test_a_stream_failing_after_audio_fails_the_response() -> None:
+    error = ProviderError(ErrorClass.NETWORK, "dropped", provider="fake:stream")
+    stream = FakeStream(error=error, fail_after=1)
+    tts = StreamingFakeTTS(stream)
+    session = text_session(tts)
+    await session.idle()
+    events = drain(session)
+    errors = [e for e in events if isinstance(e, ev.ErrorEvent)]
+    assert [e.code for e in errors] == ["tts_unavailable"]
+    assert isinstance(events[-1], ev.ResponseDone) and events[-1].status == "failed"
+    assert tts.state.calls == [] and stream.closed
+
+
+async def test_declining_to_stream_speaks_per_sentence() -> None:
+    tts = StreamingFakeTTS(None)
+    session = text_session(tts)
+    await session.idle()
+    assert tts.opened == 1
+    assert [c.text for c in tts.state.calls] == ["Sure thing.", "Your table is booked for two."]
