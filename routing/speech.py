@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 
-from billing.preflight import Hold, PreflightRequest
+from billing.preflight import Hold, InsufficientCreditsError, PreflightRequest
 from billing.usage import Segment, SegmentStatus
 from providers.contract import PRESETS, Capability, CredentialSource, ModelRef, ProviderId
 from providers.credentials import Credential
@@ -54,6 +54,11 @@ DEFAULT_MODELS: dict[tuple[ProviderId, Intent], str] = {
 OUTPUT_RATE = 24_000
 """A TTS segment comes out at this rate whichever engine speaks: the Realtime PCM rate, and
 8 kHz G.711 is an exact third of it. Cloud engines are asked for it; others are resampled."""
+
+STREAM_HOLD_CHARACTERS = 500
+"""What a streamed reply holds up front: about 125 tokens of text, half a minute of speech, more
+than a spoken reply of a few sentences runs to. A longer reply settles what it spoke, beyond the hold
+(the ledger records any shortfall); docs/billing.md, Voice."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +210,15 @@ class SpeechRouter:
         plan = stream_plan(full)
         if plan is None:
             return None
-        hold = await self._hold(ctx, org, plan, Intent.TTS, audio_seconds=None)
+        try:
+            # One reply's worth of characters up front, as the per-sentence path holds each
+            # sentence before it is spoken; credits that cannot cover it speak per sentence,
+            # whose holds refuse exactly where the credits end.
+            hold = await self._hold(
+                ctx, org, plan, Intent.TTS, audio_seconds=None, characters=STREAM_HOLD_CHARACTERS
+            )
+        except InsufficientCreditsError:
+            return None
         run = run or Run(AttemptTrace(intent=Intent.TTS.value))
         started = time.perf_counter()
 
