@@ -14,7 +14,6 @@ the kill; the cut stream is charged nothing.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from tests.server.v1.platform_billing import (
     chat,
     chat_body,
     entries_by_request,
+    no_open_holds,
     seed,
     server_env,
 )
@@ -90,19 +90,6 @@ async def _stream(http: httpx.AsyncClient, rid: str, started: asyncio.Event) -> 
     return out
 
 
-async def _no_open_holds(url: str, org_id: str) -> None:
-    async with httpx.AsyncClient(
-        base_url=url, headers={"authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
-    ) as admin:
-        deadline = time.monotonic() + BOUND
-        while True:
-            balance = (await admin.get(f"/admin/v1/orgs/{org_id}/billing/balance")).json()
-            if not balance["holds"] and balance["held_micro_usd"] == 0:
-                return
-            assert time.monotonic() < deadline, f"holds still open: {balance['holds']}"
-            await asyncio.sleep(0.5)  # polling the sweeper's effect, bounded
-
-
 async def test_sigkill_of_a_replica_mid_stream(
     db: Database, tmp_path: Path, redis_server: PrivateRedis
 ) -> None:
@@ -128,7 +115,7 @@ async def test_sigkill_of_a_replica_mid_stream(
                 outcomes = [*before, await cut, await kept, during]
             async with Served(env_a, tmp_path / "a.log") as again, _client(again.url, key) as on_a:
                 outcomes.append(await chat(on_a, "a-after", stream=True))
-                await _no_open_holds(again.url, org_id)
+                await no_open_holds(again.url, org_id, ADMIN_TOKEN)
                 await again.stop()
             await b.stop()
 
