@@ -17,6 +17,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foundation import tracing
+from server.db_unavailable import RETRY_AFTER_SECONDS, database_unavailable, unavailable_body
 from server.logs import request_id_var
 from server.metrics import observe_request
 
@@ -62,12 +63,19 @@ class RequestIdMiddleware:
         except Exception as exc:
             if scope["type"] != "http" or status:
                 raise
-            # The message is not echoed: it may quote upstream text. The request id ties it to the log.
-            log_error.error("unhandled error", exc_info=(type(exc), exc, None))
-            status = 500
             head = [(b"content-type", b"application/json")]
-            await send_with_id({"type": "http.response.start", "status": 500, "headers": head})
-            await send_with_id({"type": "http.response.body", "body": internal_error_body(rid)})
+            if database_unavailable(exc):
+                log_error.warning(
+                    "database unavailable", extra={"fields": {"error_type": type(exc).__name__}}
+                )
+                status, body = 503, unavailable_body(rid)
+                head.append((b"retry-after", str(RETRY_AFTER_SECONDS).encode()))
+            else:
+                # The message is not echoed: it may quote upstream text. The request id ties it to the log.
+                log_error.error("unhandled error", exc_info=(type(exc), exc, None))
+                status, body = 500, internal_error_body(rid)
+            await send_with_id({"type": "http.response.start", "status": status, "headers": head})
+            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             if scope["type"] == "http":
                 observe_request(scope, status, time.perf_counter() - started)

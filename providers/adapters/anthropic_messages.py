@@ -29,7 +29,7 @@ from .anthropic_errors_wire import classify_error
 from .anthropic_response_wire import parse_response
 from .anthropic_stream_wire import AnthropicStreamTranslator
 from .anthropic_wire import WireRequest, build_request
-from .base import ChatAdapter, Endpoint
+from .base import ChatAdapter, Endpoint, vendor_shape
 
 __all__ = [
     "AnthropicMessagesAdapter",
@@ -118,7 +118,10 @@ class AnthropicMessagesAdapter(ChatAdapter):
         payload = response.json()
         if not isinstance(payload, dict):
             raise _protocol_error("response body is not JSON")
-        result = parse_response(payload, structured_tool=wire.structured_tool, origin=self._origin(endpoint))
+        with vendor_shape("response", provider=_PROVIDER, model=request.model):
+            result = parse_response(
+                payload, structured_tool=wire.structured_tool, origin=self._origin(endpoint)
+            )
         if wire.structured_tool is None:
             return result
         if result.parsed is None:
@@ -158,11 +161,14 @@ class AnthropicMessagesAdapter(ChatAdapter):
                 data = http.parse_json(sse.data.encode())
                 if not isinstance(data, dict):
                     raise _protocol_error("stream event data is not a JSON object")
-                for event in translator.feed(sse.event, data):
+                with vendor_shape("stream event", provider=_PROVIDER, model=request.model):
+                    events = translator.feed(sse.event, data)
+                for event in events:
                     if isinstance(event, Finish) and wire.structured_tool is not None:
                         self._finish_structured(translator, event, request)
                     yield event
-            translator.end()
+            with vendor_shape("stream", provider=_PROVIDER, model=request.model):
+                translator.end()
 
     def _finish_structured(
         self, translator: AnthropicStreamTranslator, finish: Finish, request: ChatRequest

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from providers.contract import ProviderPreset, WireProtocol
+from providers.contract import ErrorClass, ProviderPreset, WireProtocol
 from providers.credentials import Credential
+from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse, StreamEvent
 
 
@@ -33,3 +35,24 @@ class ChatAdapter(ABC):
     @abstractmethod
     def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamEvent]:
         """Yield normalized events; raise `ProviderError` on failure, before or after output."""
+
+
+_SHAPE_ERRORS = (KeyError, IndexError, TypeError, AttributeError, ValueError)
+
+
+@contextlib.contextmanager
+def vendor_shape(what: str, *, provider: str, model: str | None = None) -> Iterator[None]:
+    """Around a wire translator, which reads the vendor's documented JSON shape: a body that
+    breaks that shape (a list where an object belongs, a missing field) is the provider's
+    server error, typed, never an unhandled exception (tests/providers/test_stream_parser_properties.py)."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except _SHAPE_ERRORS as exc:
+        raise ProviderError(
+            ErrorClass.SERVER_ERROR,
+            f"malformed {what} from upstream ({type(exc).__name__})",
+            provider=provider,
+            model=model,
+        ) from None

@@ -32,7 +32,7 @@ from providers.types import (
     reasoning_origin,
 )
 
-from .base import ChatAdapter, Endpoint
+from .base import ChatAdapter, Endpoint, vendor_shape
 from .gemini_errors_wire import classify_error
 from .gemini_response_wire import parse_response
 from .gemini_stream_wire import GeminiStreamTranslator
@@ -103,7 +103,8 @@ class GeminiGenerateAdapter(ChatAdapter):
         payload = response.json()
         if not isinstance(payload, dict):
             raise _protocol_error("response body is not a JSON object", request.model)
-        result = parse_response(payload, model=request.model, origin=self._origin(endpoint))
+        with vendor_shape("response", provider=_PROVIDER, model=request.model):
+            result = parse_response(payload, model=request.model, origin=self._origin(endpoint))
         if request.response_format is not None and result.finish_reason is FinishReason.STOP:
             result = replace(result, parsed=self._validate(result.text, request))
         return result
@@ -133,11 +134,15 @@ class GeminiGenerateAdapter(ChatAdapter):
                 chunk = http.parse_json(sse.data.encode())
                 if not isinstance(chunk, dict):
                     raise _protocol_error("stream chunk is not a JSON object", request.model)
-                for event in translator.feed(chunk):
+                with vendor_shape("stream chunk", provider=_PROVIDER, model=request.model):
+                    events = translator.feed(chunk)
+                for event in events:
                     if isinstance(event, TextDelta):
                         text.append(event.text)
                     yield event
-            for event in translator.end():
+            with vendor_shape("stream", provider=_PROVIDER, model=request.model):
+                ending = translator.end()
+            for event in ending:
                 structured = request.response_format is not None
                 if structured and isinstance(event, Finish) and event.reason is FinishReason.STOP:
                     self._validate("".join(text), request)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.base import ChatAdapter, Endpoint
+from providers.adapters.base import ChatAdapter, Endpoint, vendor_shape
 from providers.adapters.openai_errors import classify_error
 from providers.adapters.openai_quirks import OpenAIQuirks, quirks_for
 from providers.adapters.openai_translate import (
@@ -166,9 +166,10 @@ def _parse_body(data: Any, req: ChatRequest, quirks: OpenAIQuirks, endpoint: End
         raise ProviderError(
             ErrorClass.SERVER_ERROR, "malformed upstream response: not a JSON object", provider=provider
         )
-    response = parse_response(
-        data, id_map=tool_id_map(req, quirks), provider=provider, origin=_origin(endpoint)
-    )
+    with vendor_shape("response", provider=provider, model=req.model):
+        response = parse_response(
+            data, id_map=tool_id_map(req, quirks), provider=provider, origin=_origin(endpoint)
+        )
     if req.response_format is None:
         return response
     refused = response.refusal is not None or response.finish_reason is FinishReason.CONTENT_FILTER
@@ -177,7 +178,8 @@ def _parse_body(data: Any, req: ChatRequest, quirks: OpenAIQuirks, endpoint: End
 
 def _translate(data: str, translator: StreamTranslator, req: ChatRequest, provider: str) -> list[StreamEvent]:
     if data == "[DONE]":
-        events = translator.finish()
+        with vendor_shape("stream", provider=provider, model=req.model):
+            events = translator.finish()
         if req.response_format is not None:
             # Checked before `Finish` reaches the caller: output that fails the schema is an error, not an end.
             refused = translator.finish_reason is FinishReason.CONTENT_FILTER
@@ -186,7 +188,8 @@ def _translate(data: str, translator: StreamTranslator, req: ChatRequest, provid
     payload = parse_json(data.encode())
     if not isinstance(payload, dict):
         raise ProviderError(ErrorClass.SERVER_ERROR, "malformed SSE data from upstream", provider=provider)
-    return translator.feed(payload)
+    with vendor_shape("stream chunk", provider=provider, model=req.model):
+        return translator.feed(payload)
 
 
 def _structured(text: str, refused: bool, req: ChatRequest, provider: str) -> Any:

@@ -114,7 +114,9 @@ def _classify(status: int | None, f: _Fields) -> ErrorClass:
     ):
         return ErrorClass.CONTENT_FILTER
     if status is None:
-        return ErrorClass.SERVER_ERROR
+        # In-stream, with no status to go by: OpenAI's own type still says whose fault it is, and
+        # a request error must not cool the profile down as if the server had failed.
+        return ErrorClass.INVALID_REQUEST if f.type == "invalid_request_error" else ErrorClass.SERVER_ERROR
     return error_class_for_status(status)
 
 

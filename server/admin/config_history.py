@@ -44,7 +44,8 @@ class VersionOut(BaseModel):
 
 
 class RollbackIn(BaseModel):
-    to_version: int = Field(ge=1, description="The version to restore (from the history).")
+    # The column is a 32-bit integer: a larger number names no version, and must not reach the driver.
+    to_version: int = Field(ge=1, le=2**31 - 1, description="The version to restore (from the history).")
 
 
 class RollbackOut(BaseModel):

@@ -79,6 +79,15 @@ def test_openrouter_numeric_code_in_stream() -> None:
     assert err.message.startswith("in-stream error")
 
 
+def test_in_stream_request_error_is_not_a_server_error() -> None:
+    """Found by the fault matrix (docs/reliability.md): it used to cool the profile down."""
+    body = {"error": {"message": "Invalid value for 'temperature'", "type": "invalid_request_error"}}
+    err = classify_error(None, body, {}, "openai", midstream=True)
+    assert err.error_class is ErrorClass.INVALID_REQUEST
+    unknown = {"error": {"message": "boom", "type": "server_error"}}
+    assert classify_error(None, unknown, {}, "openai", midstream=True).error_class is ErrorClass.SERVER_ERROR
+
+
 def test_non_json_body_and_empty_body() -> None:
     assert classify_error(502, b"<html>Bad Gateway</html>", {}, "x").error_class is ErrorClass.SERVER_ERROR
     err = classify_error(418, b"", {}, "x")

@@ -17,6 +17,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,11 @@ async def cli(env: Mapping[str, str], *args: str) -> dict[str, Any]:
 class Served:
     """`patchbay serve` as a child process on a free port."""
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], log: Path, code: str = "from server.cli import main; main()"
+    ) -> None:
+        """`code`: the Python the child runs, `serve` its one argument (another app factory, say)."""
+        self._code = code
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**env, "PATCHBAY_PORT": str(self.port)}
@@ -132,7 +137,7 @@ class Served:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",
-                "from server.cli import main; main()",
+                self._code,
                 "serve",
                 cwd=ROOT,
                 env=self._env,
@@ -245,6 +250,20 @@ async def chat(
     except httpx.TransportError:
         pass  # the server went away mid-response: not received complete
     return out
+
+
+async def no_open_holds(url: str, org_id: str, admin_token: str, *, within: float = 90.0) -> None:
+    """Poll the admin balance (bounded) until the org has no open hold and nothing held."""
+    async with httpx.AsyncClient(
+        base_url=url, headers={"authorization": f"Bearer {admin_token}"}, timeout=30
+    ) as admin:
+        deadline = time.monotonic() + within
+        while True:
+            balance = (await admin.get(f"/admin/v1/orgs/{org_id}/billing/balance")).json()
+            if not balance["holds"] and balance["held_micro_usd"] == 0:
+                return
+            assert time.monotonic() < deadline, f"holds still open: {balance['holds']}"
+            await asyncio.sleep(0.5)  # polling the sweeper's effect, bounded
 
 
 def error_code(body: bytes) -> str | None:

@@ -83,3 +83,6 @@ async def test_a_rollback_never_restores_a_revoked_connection_and_versions_hold_
 
         missing = await admin.post(f"{base}/config/rollback", json={"to_version": 10_000})
         assert missing.status_code == 404
+        # Beyond the column's range: a 400 naming the field, not the driver's overflow (a 500).
+        huge = await admin.post(f"{base}/config/rollback", json={"to_version": 2**63})
+        assert huge.status_code == 400 and "to_version" in huge.text
