@@ -8,8 +8,10 @@ never blocks. A clip of up to 30 s is encoded over a window fitted to it
 over the fixed 30 s window); longer clips, and a pass that looks repetitive, take the full path.
 
 `prefetch` decodes what a caller has said so far while the endpointing silence runs (the
-session calls it at each pause). It is skipped when every worker is busy, so speculation
-never queues behind real turns, and its result is kept for a while, keyed by the audio's
+session calls it at each pause). At most one speculative decode more than there are workers
+is queued or running at a time (so the latest pause's may wait behind an earlier one instead
+of being skipped, which on a loaded CPU meant decoding after the endpoint); further ones are
+skipped, so speculation never queues more than that ahead of real turns. Its result is kept for a while, keyed by the audio's
 digest: when the turn ends with no further speech, its `transcribe` is the same bytes and
 answers from the kept result (or joins the decode still running) instead of decoding again.
 """
@@ -66,6 +68,8 @@ class WhisperSTT(STTEngine):
         self.cpu_threads = cpu_threads
         self.fitted_window = fitted_window
         self._prefetched: OrderedDict[bytes, asyncio.Future[Decoded]] = OrderedDict()
+        self._speculating = 0
+        """Speculative decodes queued or running: at most one more than there are workers."""
         self._padding = np.zeros(int(pad_seconds * STT_SAMPLE_RATE), dtype=np.float32)
         self._runner = BlockingRunner(max_concurrency, name="whisper")
         self._model: Any = None
@@ -94,9 +98,9 @@ class WhisperSTT(STTEngine):
         language = language or self.language
         key = _key(pcm16_16k, language)
         if key not in self._prefetched:
-            if self._model is None or self._runner.busy >= self._runner.limit:
+            if self._model is None or self._speculating > self._runner.limit:
                 return None
-            decode = asyncio.ensure_future(self._runner.run(self._decode, pcm16_16k, language, previous))
+            decode = asyncio.ensure_future(self._speculate(pcm16_16k, language, previous))
             self._prefetched[key] = decode
             while len(self._prefetched) > _KEPT_PREFETCHES:
                 self._prefetched.popitem(last=False)
@@ -106,6 +110,13 @@ class WhisperSTT(STTEngine):
             self._prefetched.pop(key, None)
             return None
         return text
+
+    async def _speculate(self, pcm: bytes, language: str | None, previous: str | None) -> Decoded:
+        self._speculating += 1
+        try:
+            return await self._runner.run(self._decode, pcm, language, previous)
+        finally:
+            self._speculating -= 1
 
     async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
         await self.load()
