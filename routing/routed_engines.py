@@ -84,6 +84,14 @@ class RoutedSTT(STTEngine):
         self.last_served = _served(run.served)
         return transcript
 
+    async def prefetch(
+        self, pcm16_16k: bytes, *, language: str | None = None, previous: str | None = None
+    ) -> str | None:
+        try:
+            return await self._speech.prefetch(self._ctx, pcm16_16k, language=language, previous=previous)
+        except Exception:
+            return None  # speculation only: the turn's real transcript will say what failed
+
     async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
         return await self.transcribe(pcm16_16k, language=language)
 

@@ -273,6 +273,20 @@ class SpeechRouter:
 
         return RoutedTTSStream(stream, served, account, failed)
 
+    async def prefetch(
+        self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, previous: str | None = None
+    ) -> str | None:
+        """A speculative decode (`STTEngine.prefetch`), only where the segment's first attempt
+        would be the built-in engine: it is unbilled, so it never goes to a cloud engine, and
+        it is wasted CPU where a cloud engine will serve the turn."""
+        entry = await self._router.entry(ctx.org_id)
+        agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
+        attempts = (await self.plan(entry.routing, Intent.STT, agent)).attempts
+        if not attempts or attempts[0].connection.provider is not ProviderId.INTERNAL:
+            return None
+        with speaking_for(ctx.api_key_id):
+            return await self._builtin().stt.prefetch(pcm16_16k, language=language, previous=previous)
+
     async def transcribe(
         self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, run: Run | None = None
     ) -> Transcript:

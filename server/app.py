@@ -38,6 +38,7 @@ from server.metrics import router as metrics_router
 from server.middleware import RequestIdMiddleware
 from server.payments import routes as payments
 from server.realtime.endpoint import router as realtime_router
+from server.realtime.runtime import warn_if_whisper_missing
 from server.realtime.twilio import router as twilio_router
 from server.services import Services
 from server.settings import Settings
@@ -107,6 +108,7 @@ def create_app(
             gc.collect()
             gc.freeze()
         log.info("patchbay started", extra={"fields": {"database": svc.db.engine.dialect.name}})
+        warn_if_whisper_missing(settings)
         try:
             yield
         finally:

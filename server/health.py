@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Liveness and readiness; /readyz also names the built-in voice engines in service."""
 
 from __future__ import annotations
 
@@ -35,4 +35,11 @@ async def readyz(request: Request) -> JSONResponse:
             },
             status_code=503,
         )
-    return JSONResponse({"status": "ready", "database": "ok", "migrations": {"current": revision}})
+    return JSONResponse(
+        {
+            "status": "ready",
+            "database": "ok",
+            "migrations": {"current": revision},
+            "voice": services.voice.internal_engine_names(),
+        }
+    )

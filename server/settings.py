@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     """Concurrent realtime sessions per server API key: across processes with REDIS_URL, else per process."""
     voice_silence_ms: int = Field(default=500, ge=0, le=10_000)
     """Default end-of-turn silence for server VAD; clients may change it per session."""
+    voice_silence_after_sentence_ms: int = Field(default=300, ge=0, le=10_000)
+    """End-of-turn silence once the partial transcript is a complete sentence (at most VOICE_SILENCE_MS)."""
+    voice_silence_after_continuation_ms: int = Field(default=1000, ge=0, le=10_000)
+    """End-of-turn silence once the partial transcript trails off ("... and", a comma; at least VOICE_SILENCE_MS)."""
+    voice_partial_transcripts: bool = True
+    """Decode at the caller's pauses with the internal STT, so the transcript is ready at the turn's end; off: one decode per turn."""
     voice_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
     voice_token_secret: SecretStr | None = None
     """Signs short-lived realtime tokens; random per process when unset (set it with several replicas)."""

@@ -8,7 +8,11 @@
   of the audio the STT should hear;
 - speech stops after `silence_duration_ms` of unvoiced audio; `audio_end_ms` is the point
   where that silence was complete (so it includes the silence, as OpenAI's does), and
-  `speech_end_ms` is the end of the last voiced frame.
+  `speech_end_ms` is the end of the last voiced frame;
+- in between, with `pauses` on, `pause_ms` of unvoiced audio is a `SpeechPaused` (once per
+  pause): the moment
+  to decode what was said so far. The session may then change the silence this turn needs
+  (`set_silence_ms`, from `voice.endpoint_policy`) or end the turn at once (`finish`).
 
 Every offset is counted in samples of the audio fed since the detector was created, never
 read from a clock: feeding 30 s of audio takes milliseconds and always gives the same events.
@@ -28,10 +32,25 @@ class TurnDetectionConfig:
     silence_duration_ms: int = 500
     min_speech_ms: int = 100
     sample_rate: int = 16_000
+    sentence_silence_ms: int = 300
+    """Silence that ends a turn whose partial transcript is a complete sentence."""
+    continuation_silence_ms: int = 1000
+    """Silence that ends a turn whose partial transcript trails off ("... and", "um", a comma)."""
+    partial_transcripts: bool = True
+    """Decode at each pause while the caller speaks (internal STT only); off: one decode at the end."""
+    pause_ms: int = 100
+    """Unvoiced audio that counts as a pause (a `SpeechPaused`)."""
 
     def __post_init__(self) -> None:
         mode_for_threshold(self.threshold)
-        for name in ("prefix_padding_ms", "silence_duration_ms", "min_speech_ms"):
+        for name in (
+            "prefix_padding_ms",
+            "silence_duration_ms",
+            "min_speech_ms",
+            "sentence_silence_ms",
+            "continuation_silence_ms",
+            "pause_ms",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
 
@@ -47,12 +66,18 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechPaused:
+    speech_end_ms: int
+    """The end of the last voiced frame: the audio up to here is what was said so far."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStopped:
     audio_end_ms: int
     speech_end_ms: int
 
 
-TurnEvent = SpeechStarted | SpeechStopped
+TurnEvent = SpeechStarted | SpeechPaused | SpeechStopped
 
 
 def _frames(ms: int) -> int:
@@ -64,7 +89,11 @@ class TurnDetector:
     """Feed PCM16 mono audio in chunks of any size; get turn events back in order."""
 
     def __init__(
-        self, config: TurnDetectionConfig | None = None, *, vad: VoiceActivityDetector | None = None
+        self,
+        config: TurnDetectionConfig | None = None,
+        *,
+        vad: VoiceActivityDetector | None = None,
+        pauses: bool = False,
     ) -> None:
         self.config = config or TurnDetectionConfig()
         self._vad = vad or VoiceActivityDetector(
@@ -72,6 +101,7 @@ class TurnDetector:
         )
         self._start_frames = _frames(self.config.min_speech_ms)
         self._stop_frames = _frames(self.config.silence_duration_ms)
+        self._pause_frames = _frames(self.config.pause_ms) if pauses else 0
         self._frame = 0
         self._speaking = False
         self._run = 0
@@ -87,6 +117,21 @@ class TurnDetector:
         """Milliseconds of audio classified so far (a partial frame is not counted yet)."""
         return self._frame * FRAME_MS
 
+    @property
+    def silence_ms(self) -> int:
+        """Unvoiced audio since the last voiced frame of the turn in progress (0 outside one)."""
+        return self._silence * FRAME_MS if self._speaking else 0
+
+    @property
+    def speech_end_ms(self) -> int:
+        """The end of the last voiced frame of the turn in progress."""
+        return self._last_voiced_end * FRAME_MS
+
+    def set_silence_ms(self, ms: int) -> None:
+        """The silence that ends the turn in progress (the next turn starts from the config's).
+        Less than has already passed ends it at the next frame; `finish` ends it now."""
+        self._stop_frames = _frames(ms)
+
     def feed(self, pcm: bytes) -> list[TurnEvent]:
         events: list[TurnEvent] = []
         frame = self._frame
@@ -94,12 +139,17 @@ class TurnDetector:
             frame += 1
             if self._speaking:
                 if voiced:
+                    if self._silence >= self._pause_frames > 0:
+                        # Speech again after a pause: what was decoded there no longer ends it.
+                        self._stop_frames = _frames(self.config.silence_duration_ms)
                     self._silence = 0
                     self._last_voiced_end = frame
                 else:
                     self._silence += 1
                     if self._silence >= self._stop_frames:
                         events.append(self._stop(frame))
+                    elif self._silence == self._pause_frames:
+                        events.append(SpeechPaused(speech_end_ms=self._last_voiced_end * FRAME_MS))
             elif voiced:
                 self._run += 1
                 if self._run >= self._start_frames:
@@ -127,6 +177,7 @@ class TurnDetector:
         self._speaking = True
         self._silence = 0
         self._last_voiced_end = frame
+        self._stop_frames = _frames(self.config.silence_duration_ms)
         return SpeechStarted(
             audio_start_ms=max(0, speech_start - self.config.prefix_padding_ms),
             speech_start_ms=speech_start,

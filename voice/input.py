@@ -71,7 +71,9 @@ class InputAudio:
         self.format = fmt
         self._bytes_per_ms = fmt.sample_rate * 2 / 1000
         self.detector = (
-            TurnDetector(replace(turn_detection, sample_rate=VAD_RATE))
+            TurnDetector(
+                replace(turn_detection, sample_rate=VAD_RATE), pauses=turn_detection.partial_transcripts
+            )
             if turn_detection is not None
             else None
         )
@@ -140,6 +142,12 @@ class InputAudio:
         segment = bytes(self._buffer[start:end])
         self.clear(upto=end)
         return segment
+
+    def peek(self, start_ms: float | None, end_ms: float) -> bytes:
+        """The audio between two positions, left in the buffer (what `take` would return)."""
+        start = 0 if start_ms is None else max(0, int((start_ms - self._start_ms) * self._bytes_per_ms) & ~1)
+        end = min(len(self._buffer), int((end_ms - self._start_ms) * self._bytes_per_ms) & ~1)
+        return bytes(self._buffer[start:end])
 
     def clear(self, *, upto: int | None = None) -> None:
         cut = len(self._buffer) if upto is None else upto

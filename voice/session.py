@@ -7,7 +7,8 @@ error event and carries on); provider failures become error events and failed re
 nothing a client sends can end the session.
 
 A turn: server VAD (or a manual commit) closes the user's audio item; STT fills in its
-transcript; the routed LLM streams a reply that TTS speaks chunk by chunk
+transcript (decoded ahead at the caller's pauses where the engine can, `voice.partials`,
+which also shortens or lengthens the endpointing silence by what was said); the routed LLM streams a reply that TTS speaks chunk by chunk
 (`voice.pipeline`). Speech detected during a response cancels it (barge-in) when
 `interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
 cancelled, and `response.done` says `cancelled` / `turn_detected`.
@@ -40,6 +41,7 @@ from providers.speech.base import STTEngine, TTSEngine
 from providers.types import ChatRequest
 from voice.clock import SYSTEM_CLOCK, Clock
 from voice.config import SessionConfig, SessionLimits
+from voice.endpointing import SpeechPaused as DetectedPause
 from voice.endpointing import SpeechStarted as DetectedStart
 from voice.endpointing import SpeechStopped as DetectedStop
 from voice.events import (
@@ -62,6 +64,7 @@ from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
 from voice.outbox import Outbox
+from voice.partials import Decoded, Partials, join
 from voice.pipeline import ResponsePipeline, ResponseRun
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
 
@@ -138,6 +141,7 @@ class VoiceSession:
         self._active: _Active | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._partials = Partials(stt, self._spawn, self._end_turn_now)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -148,6 +152,7 @@ class VoiceSession:
         if (old.input_format, old.turn_detection) != (config.input_format, config.turn_detection):
             self._input = self._new_input()
             self._speech_item = None
+            self._partials.reset()
 
     def _new_input(self) -> InputAudio:
         return InputAudio(
@@ -169,15 +174,37 @@ class VoiceSession:
         for event in events:
             if isinstance(event, DetectedStart):
                 self._speech_started(event)
+            elif isinstance(event, DetectedPause):
+                self._paused(event)
             elif isinstance(event, DetectedStop):
-                self._speech_stopped(event.audio_end_ms)
+                self._speech_stopped(event.audio_end_ms, event.speech_end_ms)
         if self._input.full and self._input.speaking:
             # A monologue longer than the buffer: end the turn here rather than drop audio.
             assert self._input.detector is not None
             self._input.detector.reset()
             self._speech_stopped(int(self._input.end_ms))
 
+    def _paused(self, event: DetectedPause) -> None:
+        detector = self._input.detector
+        if detector is None or self._closed:
+            return
+        start = self._speech_start_ms
+
+        def audio(start_ms: int | None, end_ms: int) -> bytes:
+            return self._input.peek(start if start_ms is None else start_ms, end_ms)
+
+        rate = self._input.format.sample_rate
+        self._partials.paused(event, detector.position_ms, audio, rate, detector, self.config.language)
+
+    def _end_turn_now(self) -> None:
+        """A partial transcript showed the turn complete and its silence already passed."""
+        detector = self._input.detector
+        for event in detector.finish() if detector is not None else ():
+            if isinstance(event, DetectedStop):
+                self._speech_stopped(event.audio_end_ms, event.speech_end_ms)
+
     def _speech_started(self, event: DetectedStart) -> None:
+        self._partials.reset()
         self._speech_item = item_id = self._ids("item")
         self._speech_start_ms = event.audio_start_ms
         active = self._active
@@ -186,14 +213,15 @@ class VoiceSession:
         else:
             self.outbox.put(SpeechStarted(item_id, event.audio_start_ms))
 
-    def _speech_stopped(self, audio_end_ms: int) -> None:
+    def _speech_stopped(self, audio_end_ms: int, speech_end_ms: int | None = None) -> None:
         item_id = self._speech_item or self._ids("item")
         self._speech_item = None
         latency = TurnLatency(self._clock)
         latency.mark("speech_end")
         self.outbox.put(SpeechStopped(item_id, audio_end_ms))
         pcm = self._input.take(self._speech_start_ms, audio_end_ms)
-        self._commit_audio(item_id, pcm, latency, respond=self.config.create_response)
+        decoded = self._partials.take(speech_end_ms)
+        self._commit_audio(item_id, pcm, latency, respond=self.config.create_response, decoded=decoded)
 
     def commit(self) -> str:
         """Manual commit: the buffered audio becomes a user item. Returns its id."""
@@ -214,20 +242,40 @@ class VoiceSession:
         if self._input.detector is not None:
             self._input.detector.reset()
         self._speech_item = None
+        self._partials.reset()
         self.outbox.put(InputCleared())
 
-    def _commit_audio(self, item_id: str, pcm: bytes, latency: TurnLatency, *, respond: bool) -> None:
-        """`pcm` is the turn's audio at the input rate (as `InputAudio.take` gives it)."""
+    def _commit_audio(
+        self,
+        item_id: str,
+        pcm: bytes,
+        latency: TurnLatency,
+        *,
+        respond: bool,
+        decoded: Decoded | None = None,
+    ) -> None:
+        """`pcm` is the turn's audio at the input rate (as `InputAudio.take` gives it);
+        `decoded`, what its pauses already sent to the STT (`voice.partials`)."""
         item = Item(item_id, "user", "audio", status="in_progress")
         previous = self.conversation.add(item)
         self.outbox.put(InputCommitted(item_id, previous))
         self.outbox.put(ItemCreated(item, previous))
         turn = _Turn(self._ids("turn"), latency)
-        turn.stt = self._spawn(self._transcribe(turn, item, pcm, self._input.format.sample_rate, respond))
+        rate = self._input.format.sample_rate
+        turn.stt = self._spawn(self._transcribe(turn, item, pcm, rate, respond, decoded))
         self._turn = turn
 
-    async def _transcribe(self, turn: _Turn, item: Item, pcm: bytes, rate: int, respond: bool) -> bool:
-        pcm = await to_stt_rate(pcm, rate)
+    async def _transcribe(
+        self,
+        turn: _Turn,
+        item: Item,
+        pcm: bytes,
+        rate: int,
+        respond: bool,
+        decoded: Decoded | None = None,
+    ) -> bool:
+        turn_seconds = len(pcm) / (2 * rate)
+        pcm = await decoded.tail if decoded is not None else await to_stt_rate(pcm, rate)
         turn.latency.mark("stt_start")
         stt = self._stt
         try:
@@ -253,6 +301,13 @@ class VoiceSession:
             )
             return False
         turn.latency.mark("transcript")
+        if decoded is not None:
+            # The engine heard the tail after the committed sentences (and none of the
+            # endpointing silence): the item is the whole turn.
+            text = join(decoded.committed, transcript.text)
+            transcript = replace(
+                transcript, text=text, audio_seconds=max(transcript.audio_seconds, turn_seconds)
+            )
         turn.latency.stt_route = getattr(stt, "last_route", None)
         if not stt.records_usage:
             self._accounts.stt(

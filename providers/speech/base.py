@@ -106,6 +106,19 @@ class STTEngine(ABC):
         )
         return transcript
 
+    async def prefetch(
+        self, pcm16_16k: bytes, *, language: str | None = None, previous: str | None = None
+    ) -> str | None:
+        """A speculative, unbilled decode of what was said so far (the caller paused);
+        `previous` is the text of the turn's audio before these bytes, as context.
+
+        Returns the partial text, or None where the engine does not speculate (the default:
+        a cloud engine would charge for it) or has no CPU to spare right now. An engine that
+        does keeps the result, so a `transcribe` of exactly these bytes (the turn ended with
+        no further speech) answers at once. Never raises; errors mean None.
+        """
+        return None
+
     @abstractmethod
     async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
         """Transcribe one segment of PCM16 mono 16 kHz audio."""

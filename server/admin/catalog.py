@@ -6,7 +6,7 @@ added to the contract shows up there without a change to the page.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from foundation.orgs import Tier
@@ -32,6 +32,10 @@ class ProviderOut(BaseModel):
 class IntentOut(BaseModel):
     id: str
     capabilities: list[str]
+    builtin: str | None = None
+    """The built-in engine every chain of this intent ends with (`internal:whisper`), if any."""
+    builtin_note: str | None = None
+    """Why that engine is a poor floor right now (the Whisper model is missing), if it is."""
 
 
 class CatalogOut(BaseModel):
@@ -43,7 +47,8 @@ class CatalogOut(BaseModel):
     """What an agent's voice sessions may send audio as (`voice_settings.output_format`)."""
 
 
-def catalog() -> CatalogOut:
+def catalog(builtin: dict[str, str] | None = None) -> CatalogOut:
+    """`builtin`: the voice runtime's `internal_engine_names()` (None: not shown)."""
     providers = [
         ProviderOut(
             id=p.id.value,
@@ -55,8 +60,19 @@ def catalog() -> CatalogOut:
         for p in PRESETS.values()
         if p.id in CONNECTABLE
     ]
+    engines = builtin or {}
+    missing = engines.get("whisper_model") == "missing"
     intents = [
-        IntentOut(id=i.value, capabilities=sorted(c.value for c in INTENT_CAPABILITIES[i])) for i in Intent
+        IntentOut(
+            id=i.value,
+            capabilities=sorted(c.value for c in INTENT_CAPABILITIES[i]),
+            builtin=engines.get(i.value),
+            builtin_note="the Whisper model is missing, so this is pocketsphinx: several times "
+            "Whisper's word error rate"
+            if i is Intent.STT and missing
+            else None,
+        )
+        for i in Intent
     ]
     return CatalogOut(
         providers=providers,
@@ -68,5 +84,5 @@ def catalog() -> CatalogOut:
 
 
 @router.get("/catalog", response_model=CatalogOut)
-async def get_catalog() -> CatalogOut:
-    return catalog()
+async def get_catalog(request: Request) -> CatalogOut:
+    return catalog(request.app.state.services.voice.internal_engine_names())

@@ -37,7 +37,6 @@ from server.services import Services
 from server.v1.auth import Expired, bearer_token
 from server.v1.errors import ApiError, expired_key
 from voice.config import SessionConfig
-from voice.endpointing import TurnDetectionConfig
 
 log = logging.getLogger("patchbay.realtime")
 router = APIRouter()
@@ -72,7 +71,7 @@ async def realtime(websocket: WebSocket) -> None:
     config = await session_defaults(
         services,
         caller.principal,
-        SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)),
+        SessionConfig(turn_detection=runtime.turn_detection),
     )
     try:
         async with open_session(services, runtime, caller, requested, config) as session:

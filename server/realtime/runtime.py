@@ -10,6 +10,7 @@ production builds everything from the org's connections.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,10 +27,12 @@ from server.realtime.tokens import TokenSigner
 from server.settings import Settings
 from server.v1.gateway import Gateway
 from voice.config import SessionLimits
+from voice.endpointing import TurnDetectionConfig
 from voice.latency import LatencyStats
 from voice.llm import TurnLLM
 from voice.turn import SessionContext
 
+log = logging.getLogger("patchbay.voice")
 EnginesFactory = Callable[[Principal], tuple[STTEngine, TTSEngine]]
 LLMFactory = Callable[[SessionContext], TurnLLM]
 
@@ -80,6 +83,26 @@ class VoiceRuntime:
             engines=engines,
             llm=llm,
         )
+
+    @property
+    def turn_detection(self) -> TurnDetectionConfig:
+        """Server VAD as a session starts (`PATCHBAY_VOICE_SILENCE_MS` and the endpointing settings)."""
+        settings = self.settings
+        return TurnDetectionConfig(
+            silence_duration_ms=self.default_silence_ms,
+            sentence_silence_ms=settings.voice_silence_after_sentence_ms,
+            continuation_silence_ms=settings.voice_silence_after_continuation_ms,
+            partial_transcripts=settings.voice_partial_transcripts,
+        )
+
+    def internal_engine_names(self) -> dict[str, str]:
+        """The built-in engines every speech chain ends with, without loading them: `stt`,
+        `tts`, and `whisper_model` (`present` or `missing`) for /readyz and the UI."""
+        if self.internal is not None:
+            stt, tts = self.internal.stt.name, self.internal.tts.name
+            whisper = "present" if stt == WHISPER else "missing"
+            return {"stt": stt, "tts": tts, "whisper_model": whisper}
+        return internal_engine_names(self.settings)
 
     async def aclose(self) -> None:
         """Stop the session limiter's lease renewal and hand back this process's slots."""
@@ -135,6 +158,39 @@ class VoiceRuntime:
         if self.internal is None:
             self.internal = build_internal_engines(self.settings)
         return self.internal
+
+
+WHISPER = "internal:whisper"
+POCKETSPHINX = "internal:pocketsphinx"
+
+
+def internal_engine_names(settings: Settings) -> dict[str, str]:
+    """Which built-in engines `build_internal_engines` would build (a look at the model directory)."""
+    from voice.models import is_model_dir, whisper_model_dir
+
+    present = is_model_dir(whisper_model_dir(settings.data_dir, settings.voice_whisper_model_dir))
+    return {
+        "stt": WHISPER if present else POCKETSPHINX,
+        "tts": "internal:espeak",
+        "whisper_model": "present" if present else "missing",
+    }
+
+
+def warn_if_whisper_missing(settings: Settings) -> None:
+    """At start: say so when the internal STT will be pocketsphinx (several times Whisper's WER)."""
+    from voice.models import whisper_model_dir
+
+    if internal_engine_names(settings)["whisper_model"] == "missing":
+        log.warning(
+            "no Whisper model: the internal STT is pocketsphinx, with several times Whisper's word "
+            "error rate; assemble the model with `python -m voice.models` "
+            "(or set PATCHBAY_VOICE_WHISPER_MODEL_DIR)",
+            extra={
+                "fields": {
+                    "model_dir": str(whisper_model_dir(settings.data_dir, settings.voice_whisper_model_dir))
+                }
+            },
+        )
 
 
 def build_internal_engines(settings: Settings) -> BuiltIn:

@@ -49,7 +49,6 @@ from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
-from voice.endpointing import TurnDetectionConfig
 from voice.events import AudioDelta, ErrorEvent, OutputItemDone, SpeechStarted
 from voice.session import ClientError, VoiceSession
 
@@ -260,7 +259,7 @@ async def media_stream(websocket: WebSocket) -> None:
     defaults = await session_defaults(
         services,
         caller.principal,
-        SessionConfig(turn_detection=TurnDetectionConfig(silence_duration_ms=runtime.default_silence_ms)),
+        SessionConfig(turn_detection=runtime.turn_detection),
     )
     # The call's own parameters win over the agent's; a phone line speaks G.711 µ-law whatever
     # output format the agent prefers.

@@ -308,3 +308,31 @@ async def test_the_builtin_stt_runs_on_behalf_of_the_callers_key(clients: Upstre
     await rig.speech.transcribe(CallContext(org_id="org_1", api_key_id="key_a"), SPEECH, language="en")
     assert witness.caller == "key_a"
     assert SPEECH_CALLER.get() is None
+
+
+class SpeculatingSTT(FakeSTT):
+    def __init__(self) -> None:
+        super().__init__("internal:whisper")
+        self.prefetched: list[tuple[int, str | None]] = []
+
+    async def prefetch(
+        self, pcm16_16k: bytes, *, language: str | None = None, previous: str | None = None
+    ) -> str | None:
+        self.prefetched.append((len(pcm16_16k), previous))
+        return "so far"
+
+
+async def test_a_speculative_decode_goes_to_the_builtin_engine_only_when_it_would_serve(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    ctx = CallContext(org_id="org_1", request_id="sess_1")
+    builtin_only = Rig(OrgBuilder().build(), clients)
+    builtin_only.stt = stt = SpeculatingSTT()
+    assert await builtin_only.speech.prefetch(ctx, SPEECH, language="en", previous="Hi.") == "so far"
+    assert stt.prefetched == [(len(SPEECH), "Hi.")]
+    # With a cloud engine first, nothing speculates (it would be billed) and nothing is called.
+    cloud_first = Rig(eleven_org(eleven_url), clients)
+    cloud_first.stt = other = SpeculatingSTT()
+    assert await cloud_first.speech.prefetch(ctx, SPEECH, language="en") is None
+    assert other.prefetched == [] and eleven.recorder.requests == []
+    assert builtin_only.usage.segments == [] and cloud_first.usage.segments == []

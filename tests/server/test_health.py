@@ -49,3 +49,23 @@ async def test_access_log_line_names_the_request_and_the_caller(
     assert fields["method"] == "GET" and fields["path"] == "/healthz" and fields["status"] == 200
     assert fields["client"] == "127.0.0.1" and fields["duration_ms"] >= 0
     assert r.headers["x-request-id"]
+
+
+async def test_readyz_names_the_builtin_voice_engines(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    # No Whisper model in this data directory: pocketsphinx serves, and both /readyz and the
+    # catalog the UI reads say so.
+    r = await client.get("/readyz")
+    assert r.json()["voice"] == {
+        "stt": "internal:pocketsphinx",
+        "tts": "internal:espeak",
+        "whisper_model": "missing",
+    }
+    intents = {
+        i["id"]: i for i in (await client.get("/admin/v1/catalog", headers=admin_headers)).json()["intents"]
+    }
+    assert intents["stt"]["builtin"] == "internal:pocketsphinx"
+    assert "Whisper model is missing" in intents["stt"]["builtin_note"]
+    assert intents["tts"]["builtin"] == "internal:espeak" and intents["tts"]["builtin_note"] is None
+    assert intents["chat"]["builtin"] is None

@@ -111,7 +111,8 @@ async def test_catalog_lists_what_an_org_can_connect_and_route(
         and providers["openai"]["key_required"]
     )
     assert [i["id"] for i in body["intents"]] == [i.value for i in Intent]
-    assert {"id": "vision", "capabilities": ["text", "vision"]} in body["intents"]
+    vision = {"id": "vision", "capabilities": ["text", "vision"], "builtin": None, "builtin_note": None}
+    assert vision in body["intents"]
     assert "pro" in body["tiers"]
     assert body["output_formats"] == ["pcm16", "g711_ulaw", "g711_alaw"]
 

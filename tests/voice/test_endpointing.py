@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from tests.voice.speech import SENTENCES, ms_of, silence, speak
-from voice.endpointing import SpeechStarted, SpeechStopped, TurnDetectionConfig, TurnDetector, TurnEvent
+from voice.endpointing import (
+    SpeechPaused,
+    SpeechStarted,
+    SpeechStopped,
+    TurnDetectionConfig,
+    TurnDetector,
+    TurnEvent,
+)
 
 START_TOLERANCE_MS = 60
 # webrtcvad hangs on for a frame or several after the last audible sample.
@@ -127,3 +134,39 @@ def test_config_rejects_nonsense() -> None:
         TurnDetectionConfig(silence_duration_ms=-1)
     with pytest.raises(ValueError):
         TurnDetectionConfig(threshold=2.0)
+
+
+def test_pauses_are_reported_once_each_only_when_asked_for() -> None:
+    audio = silence(200) + speak(SENTENCES[3]) + silence(700)
+    config = TurnDetectionConfig(pause_ms=100)
+    assert not any(isinstance(e, SpeechPaused) for e in TurnDetector(config).feed(audio))
+    events = TurnDetector(config, pauses=True).feed(audio)
+    pauses = [e for e in events if isinstance(e, SpeechPaused)]
+    stopped = events[-1]
+    assert isinstance(stopped, SpeechStopped) and pauses
+    # The last pause is the turn's end of speech, reported 100 ms into its silence.
+    assert pauses[-1].speech_end_ms == stopped.speech_end_ms
+
+
+def test_the_silence_of_the_turn_in_progress_can_be_changed() -> None:
+    clip = speak(SENTENCES[3])
+    detector = TurnDetector(TurnDetectionConfig(silence_duration_ms=500), pauses=True)
+    detector.feed(silence(200) + clip + silence(200))
+    assert detector.speaking and detector.silence_ms >= 200
+    detector.set_silence_ms(1000)
+    stopped = [e for e in detector.feed(silence(1200)) if isinstance(e, SpeechStopped)]
+    assert len(stopped) == 1 and stopped[0].audio_end_ms - stopped[0].speech_end_ms == 1000
+    # The next turn starts from the configured silence again.
+    events = detector.feed(clip + silence(520))
+    stopped = [e for e in events if isinstance(e, SpeechStopped)]
+    assert stopped and stopped[0].audio_end_ms - stopped[0].speech_end_ms == 500
+
+
+def test_speech_after_a_pause_restores_the_configured_silence() -> None:
+    clip = speak(SENTENCES[3])
+    detector = TurnDetector(TurnDetectionConfig(silence_duration_ms=500, pause_ms=100), pauses=True)
+    detector.feed(silence(200) + clip + silence(120))
+    detector.set_silence_ms(2000)
+    events = detector.feed(clip + silence(520))
+    stopped = [e for e in events if isinstance(e, SpeechStopped)]
+    assert stopped and stopped[0].audio_end_ms - stopped[0].speech_end_ms == 500

@@ -6,7 +6,7 @@ import pytest
 
 from tests.voice.speech import silence, speak
 from voice.audio import PCM16_16K, ULAW_8K, resample
-from voice.endpointing import SpeechStarted, SpeechStopped, TurnDetectionConfig
+from voice.endpointing import SpeechPaused, SpeechStarted, SpeechStopped, TurnDetectionConfig
 from voice.input import InputAudio, InputError, to_stt_rate
 
 
@@ -29,7 +29,7 @@ def test_a_turn_takes_exactly_its_audio() -> None:
             if events and isinstance(events[-1], SpeechStopped) and not turn:
                 # As the session does: the turn is taken in the call that ended it.
                 turn = audio.take(events[0].audio_start_ms, events[-1].audio_end_ms)
-    start, stop = events
+    start, stop = [e for e in events if not isinstance(e, SpeechPaused)]
     assert isinstance(start, SpeechStarted) and isinstance(stop, SpeechStopped)
     assert len(turn) == (stop.audio_end_ms - start.audio_start_ms) * 32  # 16 kHz PCM16
     assert audio.buffered_ms < 1500  # trimmed again once the turn was over

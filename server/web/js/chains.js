@@ -20,6 +20,15 @@ export function chainEditors(intents, chains, { preview, announce, fallbackHint 
   return intents.map((intent) => chainEditor(intent, chains[intent.id] || [], { preview, announce, fallbackHint }));
 }
 
+/** The built-in engine every chain of the intent ends with, and a warning when it is a poor one. */
+function builtinLine(intent) {
+  const line = h("p", { class: "hint" }, `Last resort, built in: ${intent.builtin}`);
+  if (intent.builtin_note) {
+    line.append(h("span", { class: "error" }, ` (${intent.builtin_note})`));
+  }
+  return line;
+}
+
 function chainEditor(intent, initial, { preview, announce, fallbackHint }) {
   const id = uid(`chain-${intent.id}`);
   const needs = `needs ${intent.capabilities.join(" + ")}`;
@@ -37,6 +46,7 @@ function chainEditor(intent, initial, { preview, announce, fallbackHint }) {
     { class: "field chain-editor", role: "group", "aria-labelledby": `${id}-title`, dataset: { param: `chains.${intent.id}`, intent: intent.id } },
     h("h3", { id: `${id}-title` }, intent.id),
     h("p", { class: "hint" }, fallback ? `${needs}; empty: uses the chat chain` : needs),
+    intent.builtin ? builtinLine(intent) : null,
     list,
     summary,
     h(

@@ -80,3 +80,26 @@ async def test_a_missing_model_is_a_fallback_eligible_error(tmp_path: Path) -> N
     assert caught.value.fallback_eligible
     assert "python -m voice.models" in caught.value.message
     assert not engine.loaded
+
+
+async def test_a_prefetched_clip_is_transcribed_from_the_kept_decode(
+    whisper: WhisperSTT, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await whisper.load()
+    decode = whisper._decode
+    decodes: list[int] = []
+
+    def counted(pcm: bytes, language: str | None, previous: str | None = None) -> tuple[str, str | None]:
+        decodes.append(len(pcm))
+        return decode(pcm, language, previous)
+
+    monkeypatch.setattr(whisper, "_decode", counted)
+    clip = speak(SENTENCES[3])
+    partial = await whisper.prefetch(clip, language="en")
+    transcript = await whisper.transcribe(clip, language="en")
+    assert partial is not None and transcript.text == partial
+    assert word_error_rate([SENTENCES[3]], [partial]) < 0.3
+    assert decodes == [len(clip)]  # one decode served both
+    # A different clip is not mistaken for it.
+    await whisper.transcribe(clip + silence(100), language="en")
+    assert len(decodes) == 2
