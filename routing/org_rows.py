@@ -1,10 +1,12 @@
-"""What the registry reads to build one org's snapshot: four round trips, the platform's rows apart.
+"""What the registry reads to build orgs' snapshots: four round trips for any number of orgs,
+the platform's rows apart.
 
-An org's first request waits on this read, so it is as few queries as the rows allow:
-1. the org, its AI settings and the org's and the platform's config versions (one row);
-2. its connections with their vault records (an outer join: no read per key);
-3. its agents;
-4. the stored conformance results of its connections (skipped when it has none).
+An org's first request waits on this read, so it is as few queries as the rows allow, and orgs
+loading at the same time share them:
+1. the orgs, their AI settings and config versions, and the platform's version (one row each);
+2. their connections with their vault records (an outer join: no read per key);
+3. their agents;
+4. the stored conformance results of their connections (skipped when they have none).
 The versions come in the same statement as the org, before any other row, so a change made
 while the rest is read leaves the entry's version behind its rows: the poll then reloads it
 (never the other way round, an entry newer than its version).
@@ -16,8 +18,9 @@ version and every org load of that version shares them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +34,11 @@ from routing.flag_store import load_states
 from routing.flags import FlagState
 from routing.platform import PLATFORM_SCOPE
 from routing.tables import Agent, Connection, OrgAISettings
+
+T = TypeVar("T")
+
+_READ_BATCH = 500
+"""Orgs one read takes at most (the IN lists stay well under every backend's limits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,23 +73,55 @@ def _version(scope: str) -> object:
     return select(ConfigVersion.version).where(ConfigVersion.org_id == scope).scalar_subquery()
 
 
-async def read_org(session: AsyncSession, org_id: str) -> OrgRows | None:
-    """The org's rows, or None when it does not exist."""
-    head = (
+async def read_orgs(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+    """The rows of those orgs that exist, all read by the same four queries (orgs loading at the
+    same time share them: `foundation.batched_reads`)."""
+    ids = list(dict.fromkeys(org_ids))[:_READ_BATCH]
+    heads = (
         await session.execute(
-            select(Org, OrgAISettings, _version(org_id), _version(PLATFORM_SCOPE))  # type: ignore[call-overload]
+            select(Org, OrgAISettings, ConfigVersion.version, _version(PLATFORM_SCOPE))  # type: ignore[call-overload]
             .outerjoin(OrgAISettings, OrgAISettings.org_id == Org.id)
-            .where(Org.id == org_id)
+            .outerjoin(ConfigVersion, ConfigVersion.org_id == Org.id)
+            .where(Org.id.in_(ids))
         )
-    ).one_or_none()
-    if head is None:
-        return None
-    org, ai, version, platform_version = head
-    own = await _keyed(session, Connection.org_id == org_id)
-    agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
-    ids = [c.id for c in own.connections]
-    conformance = await load_results(session, ids) if ids else []
-    return OrgRows(org, ai, int(version or 0), int(platform_version or 0), own, agents, conformance)
+    ).all()
+    if not heads:
+        return {}
+    found = [org.id for org, *_ in heads]
+    own = await _keyed(session, Connection.org_id.in_(found))
+    agents = list(await session.scalars(select(Agent).where(Agent.org_id.in_(found))))
+    conn_ids = [c.id for c in own.connections]
+    conformance = await load_results(session, conn_ids) if conn_ids else []
+    connections = _by(own.connections, lambda c: c.org_id or "")
+    org_of = {c.id: c.org_id or "" for c in own.connections}
+    by_agent = _by(agents, lambda a: a.org_id)
+    results = _by(conformance, lambda r: org_of.get(r.connection_id, ""))
+    out: dict[str, OrgRows] = {}
+    for org, ai, version, platform_version in heads:
+        mine = connections.get(org.id, [])
+        secrets = {s.id: s for c in mine if c.secret_id and (s := own.secrets.get(c.secret_id))}
+        out[org.id] = OrgRows(
+            org,
+            ai,
+            int(version or 0),
+            int(platform_version or 0),
+            Keyed(mine, secrets),
+            by_agent.get(org.id, []),
+            results.get(org.id, []),
+        )
+    return out
+
+
+def _by(rows: Iterable[T], key: Callable[[T], str]) -> dict[str, list[T]]:
+    out: dict[str, list[T]] = {}
+    for row in rows:
+        out.setdefault(key(row), []).append(row)
+    return out
+
+
+async def read_org(session: AsyncSession, org_id: str) -> OrgRows | None:
+    """One org's rows, or None when it does not exist."""
+    return (await read_orgs(session, [org_id])).get(org_id)
 
 
 async def read_platform(session: AsyncSession, version: int) -> PlatformRows:

@@ -53,6 +53,7 @@ from types import MappingProxyType
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.batched_reads import BatchedReads
 from foundation.lru import LruCache
 from providers.credentials import Credential, NoCredential
 from providers.vault.store import Vault
@@ -61,7 +62,7 @@ from routing.connection_credentials import KeyVersion, connection_credential, cr
 from routing.cooldown_store import CooldownStore
 from routing.flags import enabled_flags
 from routing.model import ConnectionView, OrgRouting
-from routing.org_rows import Keyed, PlatformRows, read_org, read_platform
+from routing.org_rows import Keyed, OrgRows, PlatformRows, read_orgs, read_platform
 from routing.platform import PLATFORM_SCOPE
 from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
@@ -138,6 +139,7 @@ class Registry:
         """Orgs whose load under way started before a change notice: its result is not cached."""
         self._platform: _Platform | None = None
         self._platform_epoch = 0
+        self._reads: BatchedReads[str, tuple[OrgRows, _Platform]] = BatchedReads(self._read_batch)
         # Twice the orgs held: an org evicted and loaded again still finds its keys' versions.
         self._key_versions: LruCache[str, dict[str, KeyVersion]] = LruCache(None, 2 * cache_size)
         self._listeners: list[Callable[[str], None]] = []
@@ -271,14 +273,22 @@ class Registry:
         else:
             self._notices.succeeded()
 
-    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, KeyVersion]]:
+    async def _read_batch(self, org_ids: list[str]) -> dict[str, tuple[OrgRows, _Platform]]:
+        """The rows of orgs whose loads started together (`BatchedReads`), on one session."""
+        out: dict[str, tuple[OrgRows, _Platform]] = {}
         async with self._sessions() as session:
-            rows = await read_org(session, org_id)
-            if rows is None:
-                raise UnknownOrgError(org_id)
-            platform = self._platform
-            if platform is None or platform.rows.version != rows.platform_version:
-                platform = await self._read_platform(session, rows.platform_version)
+            for org_id, rows in (await read_orgs(session, org_ids)).items():
+                platform = self._platform
+                if platform is None or platform.rows.version != rows.platform_version:
+                    platform = await self._read_platform(session, rows.platform_version)
+                out[org_id] = (rows, platform)
+        return out
+
+    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, KeyVersion]]:
+        read = await self._reads.read(org_id)
+        if read is None:
+            raise UnknownOrgError(org_id)
+        rows, platform = read
         own = rows.own.connections
         shared = platform.rows.keyed.connections
         routing = build_org_routing(
@@ -405,5 +415,3 @@ class Registry:
                     task.exception()  # retrieved: it was being stopped
         if self._redis is not None:
             await self._redis.aclose()
-
-

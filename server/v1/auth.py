@@ -12,7 +12,8 @@ every request into a database read.
 
 At most `size` keys are held (`PATCHBAY_API_KEY_CACHE_SIZE`): the least recently used is
 dropped to make room and read again on its next use. Concurrent first uses of one key share one
-read; first uses of different keys never wait for each other. Hits, misses and evictions are
+read, and first uses of different keys arriving together share one query
+(`foundation.batched_reads`); a read in flight never holds up keys arriving after it. Hits, misses and evictions are
 counted under `patchbay_cache_*_total{cache="api_key"}` (docs/metrics.md).
 
 The cached `Principal` carries the key's scope (model list, expiry), so `check` refuses an
@@ -31,9 +32,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.batched_reads import BatchedReads
 from foundation.db import utcnow
 from foundation.lru import LruCache
-from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_key, hash_api_key
+from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_keys, hash_api_key
 from server.tables import ApiKey
 from server.v1.last_used import LastUsedWriter
 
@@ -86,9 +88,10 @@ class ApiKeyCache:
         self._by_org: dict[str, set[str]] = {}
         """Org id -> digests held: dropping an org's keys reads only its own."""
         self._loading: dict[str, asyncio.Task[Principal | None]] = {}
+        self._reads: BatchedReads[str, Principal] = BatchedReads(self._read_many)
         self._unknown: dict[str, float] = {}
         self.lookups = 0
-        """Database reads made so far (tests assert the hot path makes none)."""
+        """Database reads made so far, one per batch of keys (tests assert the hot path makes none)."""
 
     async def authenticate(self, presented: str) -> Principal | None:
         """The principal of a usable key; None for an unknown, revoked or expired one."""
@@ -127,9 +130,7 @@ class ApiKeyCache:
     async def _read(self, presented: str, digest: str) -> Principal | None:
         """One read per key however many requests wait for it; runs as its own task so a
         caller that gives up does not cancel it for the others."""
-        self.lookups += 1
-        async with self._sessions() as session:
-            principal = await authenticate_api_key(session, presented)
+        principal = await self._reads.read(presented)
         if principal is None:
             if len(self._unknown) >= _MAX_NEGATIVE:
                 self._unknown.clear()
@@ -139,6 +140,12 @@ class ApiKeyCache:
         self._by_hash.put(digest, principal)
         self._by_org.setdefault(principal.org_id, set()).add(digest)
         return principal
+
+    async def _read_many(self, presented: list[str]) -> dict[str, Principal]:
+        """Keys used for the first time together: one query (`BatchedReads`)."""
+        self.lookups += 1
+        async with self._sessions() as session:
+            return await authenticate_api_keys(session, presented)
 
     def _read_finished(self, digest: str, task: asyncio.Task[Principal | None]) -> None:
         if self._loading.get(digest) is task:

@@ -4,7 +4,7 @@ only orgs held, one org's load never waits for another's, and hits and misses ar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 
 import pytest
 from prometheus_client import REGISTRY
@@ -111,16 +111,16 @@ async def test_a_slow_load_of_one_org_does_not_hold_up_another(
     a, b, _ = orgs
     entered, release = asyncio.Event(), asyncio.Event()
     reads: list[str] = []
-    real = registry_module.read_org
+    real = registry_module.read_orgs
 
-    async def gated(session: AsyncSession, org_id: str) -> OrgRows | None:
-        reads.append(org_id)
-        if org_id == a:
+    async def gated(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        reads.extend(org_ids)
+        if a in org_ids:
             entered.set()
             await release.wait()
-        return await real(session, org_id)
+        return await real(session, org_ids)
 
-    monkeypatch.setattr(registry_module, "read_org", gated)
+    monkeypatch.setattr(registry_module, "read_orgs", gated)
     reg = Registry(db.sessions, vault)
     try:
         first = asyncio.ensure_future(reg.get(a))
@@ -145,3 +145,28 @@ async def test_hits_and_misses_are_counted(small: Registry, orgs: list[str]) -> 
         await small.get(org_id)
     assert small.cached(orgs[0]) is None  # `cached` counts nothing
     assert {m: count(m) - before[m] for m in before} == {"hits": 1, "misses": 3, "evictions": 1}
+
+
+async def test_orgs_loading_together_share_one_read(
+    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[list[str]] = []
+    real = registry_module.read_orgs
+
+    async def spy(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        batches.append(list(org_ids))
+        return await real(session, org_ids)
+
+    monkeypatch.setattr(registry_module, "read_orgs", spy)
+    reg = Registry(db.sessions, vault)
+    try:
+        entries = await asyncio.gather(
+            *(reg.get(o) for o in [*orgs, *orgs, "org_missing"]), return_exceptions=True
+        )
+        assert [sorted(b) for b in batches] == [sorted([*orgs, "org_missing"])]
+        assert isinstance(entries[-1], registry_module.UnknownOrgError)
+        for org_id, entry in zip(orgs, entries[:3], strict=True):
+            assert isinstance(entry, registry_module.OrgEntry) and entry is entries[orgs.index(org_id) + 3]
+            assert reveal(reg, org_id, entry) == f"sk-CANARY-tenant-{orgs.index(org_id)}-0000"
+    finally:
+        await reg.aclose()
