@@ -4,14 +4,16 @@ When many orgs make their first request at once (a replica starting, caches warm
 read its rows with its own queries. `BatchedReads.read(key)` instead queues the key; the keys
 queued by the end of the current event-loop turn are read together by one call of `read_many`
 (`WHERE id IN (...)`), and every caller gets its own value. A read in flight never holds up
-keys queued after it: those start a batch of their own, up to `max_in_flight` batches at once
-(beyond that they wait for a free slot, as they would for a database connection anyway).
+keys queued after it: those start a batch of their own, up to `max_in_flight` batches at once;
+beyond that they wait for a free slot (as they would for a database connection anyway) and
+whatever queued meanwhile goes into one read.
 A failed batch fails each of its callers with the same error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
@@ -50,25 +52,32 @@ class BatchedReads(Generic[K, V]):
         self._scheduled = False
         if not self._queued:
             return
-        batch, self._queued = self._queued, {}
-        task = asyncio.ensure_future(self._run(batch))
+        task = asyncio.ensure_future(self._run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, batch: dict[K, asyncio.Future[V | None]]) -> None:
-        try:
-            async with self._slots:
-                values = await self._read_many(list(batch))
-        except asyncio.CancelledError:
-            for future in batch.values():
-                future.cancel()
-            raise
-        except Exception as exc:
-            for future in batch.values():
-                if not future.done():
-                    future.set_exception(exc)
-                    future.exception()  # retrieved: every waiter may have given up
-            return
+    async def _run(self) -> None:
+        async with self._slots:
+            # The batch is taken once a slot is free, so keys queued while every slot was busy
+            # go together into the next read instead of one read each.
+            keys = list(itertools.islice(self._queued, self._max_batch))
+            if not keys:
+                return
+            batch = {key: self._queued.pop(key) for key in keys}
+            if self._queued:
+                self._start()
+            try:
+                values = await self._read_many(keys)
+            except asyncio.CancelledError:
+                for future in batch.values():
+                    future.cancel()
+                raise
+            except Exception as exc:
+                for future in batch.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                        future.exception()  # retrieved: every waiter may have given up
+                return
         for key, future in batch.items():
             if not future.done():
                 future.set_result(values.get(key))
