@@ -278,7 +278,11 @@ class Vault:
 
 
 def _checked(row: VaultSecret | None, secret_id: str, org_id: str, owner_id: str, field: str) -> VaultSecret:
-    if row is None or row.id != secret_id or (row.org_id, row.owner_id, row.field) != (org_id, owner_id, field):
+    if (
+        row is None
+        or row.id != secret_id
+        or (row.org_id, row.owner_id, row.field) != (org_id, owner_id, field)
+    ):
         raise SecretNotFound(f"no vault secret {secret_id} for {owner_id} ({field}) in org {org_id}")
     return row
 
