@@ -33,6 +33,10 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,25 +70,43 @@ def serve_emulator(port: int) -> None:
     )
 
 
-def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> None:
-    import uvicorn
-
-    from providers.vault.secret import Secret
-    from server import accounts
-    from server.app import create_app
-    from server.logs import configure_logging
-    from server.services import Services
+def bench_settings(data_dir: str, **overrides: object) -> Settings:
+    """The settings every bench serves Patchbay with: loopback upstreams allowed, no rate limit,
+    `BENCH_DATABASE_URL` (e.g. an empty PostgreSQL database) instead of SQLite when set."""
     from server.settings import Settings
 
-    settings = Settings(
-        data_dir=Path(data_dir),
-        database_url=os.environ.get("BENCH_DATABASE_URL") or None,  # e.g. an empty PostgreSQL database
-        allow_private_base_urls=True,
-        allow_plain_http_base_urls=True,
-        master_key=MASTER_KEY,
-        log_level=os.environ.get("BENCH_LOG_LEVEL", "INFO"),
-        api_key_rate_limit="off",
+    fields: dict[str, object] = {
+        "data_dir": Path(data_dir),
+        "database_url": os.environ.get("BENCH_DATABASE_URL") or None,
+        "allow_private_base_urls": True,
+        "allow_plain_http_base_urls": True,
+        "master_key": MASTER_KEY,
+        "log_level": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
+        "api_key_rate_limit": "off",
+    }
+    return Settings(**(fields | overrides))
+
+
+def serve_app(settings: Settings, port: int) -> None:
+    """Patchbay as `patchbay serve` runs one worker: uvicorn, uvloop, httptools."""
+    import uvicorn
+
+    from server.app import create_app
+    from server.services import Services
+
+    app = create_app(settings, services=Services.build(settings))
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
     )
+
+
+def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> None:
+    from providers.vault.secret import Secret
+    from server import accounts
+    from server.logs import configure_logging
+    from server.services import Services
+
+    settings = bench_settings(data_dir)
     configure_logging(settings.log_level)
 
     from billing.prices import parse_price_spec
@@ -119,10 +141,7 @@ def serve_patchbay(port: int, upstream: str, data_dir: str, key_file: str) -> No
         return {"byok": byok.key, "platform": platform.key}
 
     Path(key_file).write_text(json.dumps(asyncio.run(seed())))
-    app = create_app(settings, services=Services.build(settings))
-    uvicorn.run(
-        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
-    )
+    serve_app(settings, port)
 
 
 @dataclass(frozen=True)

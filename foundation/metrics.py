@@ -85,6 +85,27 @@ LEASES_OPEN = Gauge(
     "Credit leases (ledger holds a process draws on) open and not yet released.",
     multiprocess_mode="livesum",
 )
+CACHE_HITS = Counter(
+    "patchbay_cache_hits",
+    "Lookups an in-memory cache answered, by cache (org, api_key).",
+    ["cache"],
+)
+CACHE_MISSES = Counter(
+    "patchbay_cache_misses",
+    "Lookups an in-memory cache could not answer (a database read follows), by cache.",
+    ["cache"],
+)
+CACHE_EVICTIONS = Counter(
+    "patchbay_cache_evictions",
+    "Entries a full cache dropped to make room (least recently used first), by cache.",
+    ["cache"],
+)
+CACHE_ENTRIES = Gauge(
+    "patchbay_cache_entries",
+    "Entries an in-memory cache holds now, by cache (summed over live workers).",
+    ["cache"],
+    multiprocess_mode="livesum",
+)
 
 
 # Labelled children, cached: `labels()` validates and takes a lock on every call; the label
@@ -137,3 +158,44 @@ def observe_turn(since_speech_end_ms: dict[str, float | None]) -> None:
     for step, value in since_speech_end_ms.items():
         if value is not None:
             TURN_LATENCY.labels(step).observe(value)
+
+
+class CacheCounters:
+    """One cache's labelled children, bound once: the hot path pays an `inc` and nothing else."""
+
+    __slots__ = ("_counted", "_entries", "_evictions", "_hits", "_misses")
+
+    def __init__(self, name: str | None) -> None:
+        self._counted = name is not None
+        if name is None:
+            return
+        self._hits = CACHE_HITS.labels(name)
+        self._misses = CACHE_MISSES.labels(name)
+        self._evictions = CACHE_EVICTIONS.labels(name)
+        self._entries = CACHE_ENTRIES.labels(name)
+
+    def hit(self) -> None:
+        if self._counted:
+            self._hits.inc()
+
+    def miss(self) -> None:
+        if self._counted:
+            self._misses.inc()
+
+    def evicted(self) -> None:
+        if self._counted:
+            self._evictions.inc()
+
+    def entries(self, count: int) -> None:
+        if self._counted:
+            self._entries.set(count)
+
+
+NOT_COUNTED = CacheCounters(None)
+"""For a cache that counts nothing."""
+
+
+@cache
+def cache_counters(name: str) -> CacheCounters:
+    """`name` is a cache's fixed name (`org`, `api_key`), never data."""
+    return CacheCounters(name)

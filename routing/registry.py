@@ -1,11 +1,17 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
-`Registry.get(org_id)` loads the org's rows once (org, AI settings, connections, agents, the
-platform's connections, the feature flags (evaluated for the org: routing/flags.py), the vault envelopes of their keys and their stored conformance results,
-for the gates), builds the snapshot with
-`routing.snapshot` (applying the tier table through `billing_policy`), and serves it from
-memory until the org's configuration, or the platform's, changes. The hot path never touches
-the database.
+`Registry.get(org_id)` loads the org's rows once (`routing.org_rows`: org, AI settings,
+connections with the vault envelopes of their keys, agents, stored conformance results, in
+four round trips; the platform's connections and the feature flags are read once per platform
+config version and shared by every org), builds the snapshot with `routing.snapshot` (applying
+the tier table through `billing_policy`), and serves it from memory until the org's
+configuration, or the platform's, changes. The hot path never touches the database. An org's
+first request waits for its own load only: loads of one org are shared (single flight), loads
+of different orgs run side by side, and no lock is held across a load.
+
+At most `cache_size` orgs are held (`PATCHBAY_ORG_CACHE_SIZE`): the least recently used one is
+dropped to make room and loads again on its next request. Hits, misses and evictions are
+counted under `patchbay_cache_*_total{cache="org"}` (docs/metrics.md).
 
 A platform change (a connection without an org) is a change of every org: it is announced
 under `routing.platform.PLATFORM_SCOPE`, which drops every cached org, on each of the three
@@ -18,11 +24,12 @@ A change reaches the cache three ways, from fastest to slowest:
    received (one warning per outage; the subscriber tries again every `poll_interval`
    seconds) and the poll alone carries changes.
 3. Always: a background poll (every `poll_interval` seconds, never per request) reads the
-   `config_versions` counters of the cached orgs, so a CLI change made by another process is
+   `config_versions` counters of the orgs held (never of evicted ones), so a CLI change made by another process is
    picked up even without Redis. The same poll runs `poll_hooks` (the API-key cache's
    revocation check) on one session.
 
-Credentials are cached per connection and replaced when the org reloads. A `VaultCredential`
+Credentials live in the org's entry and are replaced when the org reloads; a dropped entry's
+stay reachable (weakly) while a request in flight still routes with it. A `VaultCredential`
 holds only the sealed envelope and decrypts at `reveal`, so caching it keeps no plaintext.
 
 A reload also compares each profile's key version (`key_version`: which connection and vault
@@ -38,31 +45,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import MappingProxyType
 
 from redis.asyncio import Redis
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from foundation.orgs import Org
+from foundation.batched_reads import BatchedReads
+from foundation.lru import LruCache
 from providers.credentials import Credential, NoCredential
-from providers.vault.errors import VaultError
 from providers.vault.store import Vault
 from routing.config_versions import read_versions
-from routing.conformance.store import load_results
-from routing.connections import KEY_FIELD
+from routing.connection_credentials import KeyVersion, connection_credential, credential_of, key_version
 from routing.cooldown_store import CooldownStore
-from routing.env_reference import ALLOW_SETTING, is_reserved
-from routing.flag_store import load_states
 from routing.flags import enabled_flags
-from routing.model import ConnectionStatus, ConnectionView, OrgRouting
-from routing.platform import PLATFORM_SCOPE, scope_of
+from routing.model import ConnectionView, OrgRouting
+from routing.org_rows import Keyed, OrgRows, PlatformRows, read_orgs, read_platform
+from routing.platform import PLATFORM_SCOPE
 from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
-from routing.tables import Agent, Connection, OrgAISettings
+from routing.tables import Connection
 
 log = logging.getLogger("patchbay.routing")
 
@@ -71,35 +75,15 @@ PollHook = Callable[[AsyncSession], Awaitable[None]]
 _STOP_SECONDS = 5.0
 """How long `aclose` waits for its background tasks to end."""
 
-KeyVersion = tuple[str, str | None, str | None, datetime | None, str | None]
-"""(connection id, vault record id, key fingerprint, when the key was set, environment variable)."""
+DEFAULT_CACHE_SIZE = 10_000
+"""Orgs a registry holds at most (`PATCHBAY_ORG_CACHE_SIZE`)."""
 
 
 class UnknownOrgError(LookupError):
     """The org does not exist (deleted after its key was cached, or a bad id)."""
 
 
-class EnvReferenceCredential:
-    """A key the operator keeps in the server's environment; the name is stored, never the value."""
-
-    __slots__ = ("_environ", "_name")
-
-    def __init__(self, name: str, environ: Mapping[str, str]) -> None:
-        self._name = name
-        self._environ = environ
-
-    @property
-    def fingerprint(self) -> str:
-        return f"env:{self._name}"
-
-    def reveal(self, purpose: str) -> str:
-        return self._environ.get(self._name, "")
-
-    def __repr__(self) -> str:
-        return f"EnvReferenceCredential({self._name!r})"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class OrgEntry:
     """One org as the hot path needs it."""
 
@@ -111,6 +95,14 @@ class OrgEntry:
     """Agent id -> name: API keys name agents by id, routing by name."""
     content_logging: bool = False
     """The org keeps prompts and completions in its request log (`orgs.content_logging`)."""
+    credentials: Mapping[str, Credential] = field(default_factory=dict)
+    """Connection id -> credential, for the org's connections and the platform's it sees."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Platform:
+    rows: PlatformRows
+    credentials: Mapping[str, Credential]
 
 
 class Registry:
@@ -125,8 +117,10 @@ class Registry:
         redis: Redis | None = None,
         channel: str = "patchbay:config",
         cooldowns: CooldownStore | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        """`cooldowns`: the store whose profile state a reload clears when a key changed."""
+        """`cooldowns`: the store whose profile state a reload clears when a key changed.
+        `cache_size`: the most orgs held at once; the least recently used goes first."""
         self._sessions = sessions
         self._vault = vault
         self._billing_policy = billing_policy
@@ -136,12 +130,18 @@ class Registry:
         self._channel = channel
         self._cooldowns = cooldowns
         self._instance = secrets.token_hex(6)
-        self._entries: dict[str, OrgEntry] = {}
+        self._entries: LruCache[str, OrgEntry] = LruCache("org", cache_size, self._retire)
+        # Entries dropped (changed or evicted) that a request in flight may still route with:
+        # their credentials stay reachable for as long as that request holds the entry.
+        self._retired: weakref.WeakValueDictionary[str, OrgEntry] = weakref.WeakValueDictionary()
         self._loading: dict[str, asyncio.Task[OrgEntry]] = {}
-        self._generation: dict[str, int] = {}
-        self._credentials: dict[str, Credential] = {}
-        self._org_connections: dict[str, set[str]] = {}
-        self._key_versions: dict[str, dict[str, KeyVersion]] = {}
+        self._stale: set[str] = set()
+        """Orgs whose load under way started before a change notice: its result is not cached."""
+        self._platform: _Platform | None = None
+        self._platform_epoch = 0
+        self._reads: BatchedReads[str, tuple[OrgRows, _Platform]] = BatchedReads(self._read_batch)
+        # Twice the orgs held: an org evicted and loaded again still finds its keys' versions.
+        self._key_versions: LruCache[str, dict[str, KeyVersion]] = LruCache(None, 2 * cache_size)
         self._listeners: list[Callable[[str], None]] = []
         self.poll_hooks: list[PollHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -153,13 +153,15 @@ class Registry:
 
     async def get(self, org_id: str) -> OrgEntry:
         """The org's entry; loads it on first use. Concurrent first requests share one load,
-        which runs as its own task so a caller that gives up does not cancel it for the others."""
+        which runs as its own task so a caller that gives up does not cancel it for the others;
+        other orgs' requests never wait for it."""
         entry = self._entries.get(org_id)
         if entry is not None:
             return entry
         task = self._loading.get(org_id)
         if task is None:
-            task = asyncio.ensure_future(self._load_and_cache(org_id, self._generation.get(org_id, 0)))
+            self._stale.discard(org_id)
+            task = asyncio.ensure_future(self._load_and_cache(org_id))
             self._loading[org_id] = task
             task.add_done_callback(lambda done: self._load_finished(org_id, done))
         return await asyncio.shield(task)
@@ -170,9 +172,9 @@ class Registry:
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have given up
 
-    async def _load_and_cache(self, org_id: str, generation: int) -> OrgEntry:
-        entry, creds, keys = await self._load(org_id)
-        if self._generation.get(org_id, 0) != generation:
+    async def _load_and_cache(self, org_id: str) -> OrgEntry:
+        entry, keys = await self._load(org_id)
+        if org_id in self._stale:
             # A change notice overtook this load: its waiters get the entry, the next load caches.
             return entry
         replaced = self._replaced_keys(org_id, keys)
@@ -180,13 +182,12 @@ class Registry:
             # Before the entry is served, so no request routed with the new key sees the old
             # key's cooldown.
             await self._clear_cooldowns(org_id, replaced)
-        if self._generation.get(org_id, 0) == generation:  # again: a notice may have come meanwhile
-            self._entries[org_id] = entry
-            for gone in self._org_connections.get(org_id, set()) - creds.keys():
-                self._credentials.pop(gone, None)
-            self._credentials.update(creds)
-            self._org_connections[org_id] = set(creds)
+        if org_id not in self._stale:  # again: a notice may have come meanwhile
+            self._entries.put(org_id, entry)
         return entry
+
+    def _retire(self, org_id: str, entry: OrgEntry) -> None:
+        self._retired[org_id] = entry
 
     def _replaced_keys(self, org_id: str, keys: dict[str, KeyVersion]) -> list[str]:
         """Profiles whose key version differs from the previous load's, and remember the new ones.
@@ -195,7 +196,7 @@ class Registry:
         state is whatever the store holds (the admin API clears it when it replaces a key).
         """
         before = self._key_versions.get(org_id)
-        self._key_versions[org_id] = keys
+        self._key_versions.put(org_id, keys)
         if before is None:
             return []
         return sorted(p for p in before.keys() | keys.keys() if before.get(p) != keys.get(p))
@@ -217,12 +218,15 @@ class Registry:
             )
 
     def credential(self, conn: ConnectionView) -> Credential:
-        """The executor's `credentials` callable: the cached credential of a loaded connection."""
-        return self._credentials.get(conn.connection_id) or NoCredential()
+        """The executor's `credentials` callable: the credential of a connection of the org's
+        current entry, or of the dropped entry the caller still routes with."""
+        entry = self._entries.peek(conn.org_id) or self._retired.get(conn.org_id)
+        credential = entry.credentials.get(conn.connection_id) if entry is not None else None
+        return credential or NoCredential()
 
     def cached(self, org_id: str) -> OrgEntry | None:
-        """The org's entry if this process holds it now; never loads."""
-        return self._entries.get(org_id)
+        """The org's entry if this process holds it now; never loads (and counts no lookup)."""
+        return self._entries.peek(org_id)
 
     def cached_orgs(self) -> list[str]:
         return list(self._entries)
@@ -234,18 +238,23 @@ class Registry:
     def invalidate(self, org_id: str) -> None:
         """Drop the org's snapshot in this process only; `PLATFORM_SCOPE` drops every org's.
 
-        Its credentials stay until the reload replaces them: a request already holding the old
-        snapshot must not find its connection's credential gone, call upstream without a key
-        and put a healthy profile in an auth cooldown. The reload swaps in the new credentials
-        (a replaced key, or none for a revoked connection) and forgets deleted connections'.
+        Its credentials stay reachable until the reload replaces them: a request already holding
+        the old snapshot must not find its connection's credential gone, call upstream without a
+        key and put a healthy profile in an auth cooldown. The reload swaps in the new credentials
+        (a replaced key, or none for a revoked connection).
         """
         if org_id == PLATFORM_SCOPE:
+            self._platform = None
+            self._platform_epoch += 1
             # Loads under way count too: they may have read the platform rows before the change.
             for each in {*self._entries, *self._loading}:
                 self.invalidate(each)
             return
-        self._generation[org_id] = self._generation.get(org_id, 0) + 1
-        self._entries.pop(org_id, None)
+        if org_id in self._loading:
+            self._stale.add(org_id)
+        entry = self._entries.pop(org_id)
+        if entry is not None:
+            self._retire(org_id, entry)
         for listener in self._listeners:
             listener(org_id)
 
@@ -264,28 +273,33 @@ class Registry:
         else:
             self._notices.succeeded()
 
-    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, Credential], dict[str, KeyVersion]]:
+    async def _read_batch(self, org_ids: list[str]) -> dict[str, tuple[OrgRows, _Platform]]:
+        """The rows of orgs whose loads started together (`BatchedReads`), on one session."""
+        out: dict[str, tuple[OrgRows, _Platform]] = {}
         async with self._sessions() as session:
-            versions = await read_versions(session, [org_id, PLATFORM_SCOPE])
-            org = await session.get(Org, org_id)
-            if org is None:
-                raise UnknownOrgError(org_id)
-            ai = await session.get(OrgAISettings, org_id)
-            conns = list(await session.scalars(select(Connection).where(Connection.org_id == org_id)))
-            platform = list(await session.scalars(select(Connection).where(Connection.org_id.is_(None))))
-            agents = list(await session.scalars(select(Agent).where(Agent.org_id == org_id)))
-            conformance = await load_results(session, [c.id for c in (*conns, *platform)])
-            flags = enabled_flags(await load_states(session), org_id)
-            creds = {c.id: await self.credential_for(session, c) for c in (*conns, *platform)}
+            for org_id, rows in (await read_orgs(session, org_ids)).items():
+                platform = self._platform
+                if platform is None or platform.rows.version != rows.platform_version:
+                    platform = await self._read_platform(session, rows.platform_version)
+                out[org_id] = (rows, platform)
+        return out
+
+    async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, KeyVersion]]:
+        read = await self._reads.read(org_id)
+        if read is None:
+            raise UnknownOrgError(org_id)
+        rows, platform = read
+        own = rows.own.connections
+        shared = platform.rows.keyed.connections
         routing = build_org_routing(
-            org,
-            ai,
-            conns,
-            agents,
-            platform=platform,
+            rows.org,
+            rows.ai,
+            own,
+            rows.agents,
+            platform=shared,
             billing_policy=self._billing_policy,
-            conformance=conformance,
-            flags=flags,
+            conformance=[*rows.conformance, *platform.rows.conformance],
+            flags=enabled_flags(platform.rows.flags, org_id),
         )
         for warning in routing.warnings:
             log.warning(
@@ -293,27 +307,45 @@ class Registry:
             )
         entry = OrgEntry(
             routing=routing,
-            version=versions.get(org_id, 0),
-            platform_version=versions.get(PLATFORM_SCOPE, 0),
-            agent_names=MappingProxyType({a.id: a.name for a in agents}),
-            content_logging=bool(org.content_logging),
+            version=rows.version,
+            platform_version=rows.platform_version,
+            agent_names=MappingProxyType({a.id: a.name for a in rows.agents}),
+            content_logging=bool(rows.org.content_logging),
+            credentials=MappingProxyType({**platform.credentials, **self._credentials(rows.own)}),
         )
-        return entry, creds, {c.profile_id: key_version(c) for c in (*platform, *conns)}
+        return entry, {c.profile_id: key_version(c) for c in (*shared, *own)}
+
+    async def _read_platform(self, session: AsyncSession, version: int) -> _Platform:
+        """The platform's rows at `version`, kept for the next loads unless a platform change
+        came while they were read."""
+        epoch = self._platform_epoch
+        rows = await read_platform(session, version)
+        platform = _Platform(rows, self._credentials(rows.keyed))
+        if epoch == self._platform_epoch:
+            self._platform = platform
+        return platform
+
+    def _credentials(self, keyed: Keyed) -> dict[str, Credential]:
+        return {
+            c.id: credential_of(self._vault, c, keyed.secrets.get(c.secret_id or ""), self._environ)
+            for c in keyed.connections
+        }
 
     async def credential_for(self, session: AsyncSession, row: Connection) -> Credential:
         """The credential a connection row calls with (also used by verification probes)."""
         return await connection_credential(session, self._vault, row, self._environ)
 
     async def poll_once(self) -> None:
-        """Drop every cached org whose change counter moved, then run the poll hooks."""
+        """Drop every held org whose change counter moved, then run the poll hooks. Only the orgs
+        held are read: evicted ones load afresh on their next request anyway."""
         async with self._sessions() as session:
-            cached = dict(self._entries)
-            if cached:
-                versions = await read_versions(session, [*cached, PLATFORM_SCOPE])
+            held = {org_id: entry for org_id in self._entries if (entry := self._entries.peek(org_id))}
+            if held:
+                versions = await read_versions(session, [*held, PLATFORM_SCOPE])
                 platform = versions.get(PLATFORM_SCOPE, 0)
-                for org_id, entry in cached.items():
+                for org_id, entry in held.items():
                     moved = versions.get(org_id, 0) != entry.version or platform != entry.platform_version
-                    if moved and self._entries.get(org_id) is entry:
+                    if moved and self._entries.peek(org_id) is entry:
                         self.invalidate(org_id)
             for hook in self.poll_hooks:
                 await hook(session)
@@ -383,48 +415,3 @@ class Registry:
                     task.exception()  # retrieved: it was being stopped
         if self._redis is not None:
             await self._redis.aclose()
-
-
-def key_version(row: Connection) -> KeyVersion:
-    """What identifies the key a connection calls with, without decrypting it.
-
-    Every key write (`Connections.create`, `replace_key`, the legacy import) sets `key_set_at`,
-    so a key replaced by one with the same fingerprint still counts as new; the connection id
-    tells a profile deleted and created again apart. Re-wrapping under a new master key (vault
-    rotation) touches none of these: the key itself is unchanged.
-    """
-    return (row.id, row.secret_id, row.key_fingerprint, row.key_set_at, row.env_reference)
-
-
-async def connection_credential(
-    session: AsyncSession, vault: Vault, row: Connection, environ: Mapping[str, str]
-) -> Credential:
-    """The credential a connection calls with: its vault key, its environment reference, or none.
-
-    Inactive connections get none. A key the vault cannot open yields none too (and an error
-    line for the operator): the upstream then refuses the call and routing falls back.
-    """
-    if row.status != ConnectionStatus.ACTIVE.value:
-        return NoCredential()
-    if row.env_reference:
-        # `environ` holds only allowlisted names (`allowed_environ`); checking again here keeps a
-        # row saved before the allowlist, or a caller passing the raw environment, from leaking.
-        if is_reserved(row.env_reference) or row.env_reference not in environ:
-            log.error(
-                "connection environment reference refused",
-                extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "setting": ALLOW_SETTING}},
-            )
-            return NoCredential()
-        return EnvReferenceCredential(row.env_reference, environ)
-    if row.secret_id is None:
-        return NoCredential()
-    try:
-        return await vault.credential(
-            row.secret_id, org_id=scope_of(row.org_id), owner_id=row.id, field=KEY_FIELD, session=session
-        )
-    except VaultError as exc:
-        log.error(
-            "connection key unavailable",
-            extra={"fields": {"org_id": row.org_id, "profile": row.profile_id, "error": type(exc).__name__}},
-        )
-        return NoCredential()

@@ -341,11 +341,21 @@ def principal_of(row: ApiKey) -> Principal:
 
 async def authenticate_api_key(session: AsyncSession, presented: str) -> Principal | None:
     """The principal of a live (not revoked) key, expired or not: callers check the expiry."""
-    if not presented.startswith(API_KEY_PREFIX):
-        return None
-    row = await session.scalar(select(ApiKey).where(ApiKey.prefix == key_prefix(presented)))
-    if row is None or row.revoked_at is not None:
-        return None
-    if not hmac.compare_digest(row.key_hash, hash_api_key(presented)):
-        return None
-    return principal_of(row)
+    return (await authenticate_api_keys(session, [presented])).get(presented)
+
+
+async def authenticate_api_keys(session: AsyncSession, presented: Sequence[str]) -> dict[str, Principal]:
+    """`authenticate_api_key` for many keys in one query (keys used for the first time together)."""
+    ours = [p for p in presented if p.startswith(API_KEY_PREFIX)]
+    if not ours:
+        return {}
+    rows = await session.scalars(select(ApiKey).where(ApiKey.prefix.in_({key_prefix(p) for p in ours})))
+    by_prefix = {row.prefix: row for row in rows}
+    out: dict[str, Principal] = {}
+    for key in ours:
+        row = by_prefix.get(key_prefix(key))
+        if row is None or row.revoked_at is not None:
+            continue
+        if hmac.compare_digest(row.key_hash, hash_api_key(key)):
+            out[key] = principal_of(row)
+    return out

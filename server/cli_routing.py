@@ -28,12 +28,12 @@ from routing.catalog import default_catalog
 from routing.config_versions import bump
 from routing.conformance.evidence import MeasuredCapabilities
 from routing.conformance.store import load_results
+from routing.connection_credentials import connection_credential
 from routing.connections import ConnectionInfo, Connections, describe, key_secret
 from routing.declared_models import describe_model
 from routing.errors import BaseUrlRefusedError
 from routing.platform import scope_of
 from routing.ref_check import RefProblem, check_refs, load_org_routing
-from routing.registry import connection_credential
 from routing.verify import speaks, verify
 from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
 from server import accounts

@@ -148,6 +148,7 @@ def build_gateway(
         redis=redis_client(redis_url) if redis_url else None,
         channel=f"{REDIS_PREFIX}config",
         cooldowns=cooldowns,
+        cache_size=settings.org_cache_size,
     )
     router = build_router(
         upstream,
@@ -159,7 +160,7 @@ def build_gateway(
         resolve=resolve or resolve_host,
         preflight=overrides.preflight or preflight or NoopPreflight(),
     )
-    api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow)
+    api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow, size=settings.api_key_cache_size)
     registry.add_listener(api_keys.drop_org)
     registry.poll_hooks.append(api_keys.poll)
     limit = settings.rate_limit

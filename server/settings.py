@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     """An idle kept-alive connection is closed after this."""
     http_max_connections: int | None = Field(default=10_000, ge=1)
     """Open connections and tasks per worker past which new requests get 503 (uvicorn's limit_concurrency)."""
+    org_cache_size: int = Field(default=10_000, ge=1)
+    """Orgs a worker holds routing snapshots of at most; the least recently used is dropped (and reloaded on its next request)."""
+    api_key_cache_size: int = Field(default=50_000, ge=1)
+    """API keys a worker holds at most; the least recently used is dropped (and read again on its next use)."""
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""

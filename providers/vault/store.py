@@ -187,9 +187,27 @@ class Vault:
         """A credential over one record; nothing is decrypted until `reveal`."""
         if session is None:
             async with self._sessions() as own:
-                row = await self._owned(own, secret_id, org_id, owner_id, field)
+                row = await own.get(VaultSecret, secret_id)
         else:
-            row = await self._owned(session, secret_id, org_id, owner_id, field)
+            row = await session.get(VaultSecret, secret_id)
+        return self.credential_of(
+            row, secret_id, org_id=org_id, owner_id=owner_id, field=field, owner_type=owner_type, actor=actor
+        )
+
+    def credential_of(
+        self,
+        row: VaultSecret | None,
+        secret_id: str,
+        *,
+        org_id: str,
+        owner_id: str,
+        field: str,
+        owner_type: str = "connection",
+        actor: str = "system",
+    ) -> VaultCredential:
+        """`credential` over a record the caller read already (None: there was none), so a
+        loader that reads many records in one query makes no read per record."""
+        row = _checked(row, secret_id, org_id, owner_id, field)
         return VaultCredential(
             secret_id=row.id,
             # The caller's view of the owner, not the row's: a row whose org or owner was
@@ -256,10 +274,17 @@ class Vault:
     async def _owned(
         self, session: AsyncSession, secret_id: str, org_id: str, owner_id: str, field: str
     ) -> VaultSecret:
-        row = await session.get(VaultSecret, secret_id)
-        if row is None or (row.org_id, row.owner_id, row.field) != (org_id, owner_id, field):
-            raise SecretNotFound(f"no vault secret {secret_id} for {owner_id} ({field}) in org {org_id}")
-        return row
+        return _checked(await session.get(VaultSecret, secret_id), secret_id, org_id, owner_id, field)
+
+
+def _checked(row: VaultSecret | None, secret_id: str, org_id: str, owner_id: str, field: str) -> VaultSecret:
+    if (
+        row is None
+        or row.id != secret_id
+        or (row.org_id, row.owner_id, row.field) != (org_id, owner_id, field)
+    ):
+        raise SecretNotFound(f"no vault secret {secret_id} for {owner_id} ({field}) in org {org_id}")
+    return row
 
 
 def _apply(row: VaultSecret, envelope: Envelope) -> None:

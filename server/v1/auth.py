@@ -10,6 +10,12 @@ from memory until something says it may have changed:
 Unknown keys are remembered briefly (bounded) so a client retrying a bad key cannot turn
 every request into a database read.
 
+At most `size` keys are held (`PATCHBAY_API_KEY_CACHE_SIZE`): the least recently used is
+dropped to make room and read again on its next use. Concurrent first uses of one key share one
+read, and first uses of different keys arriving together share one query
+(`foundation.batched_reads`); a read in flight never holds up keys arriving after it. Hits, misses and evictions are
+counted under `patchbay_cache_*_total{cache="api_key"}` (docs/metrics.md).
+
 The cached `Principal` carries the key's scope (model list, expiry), so `check` refuses an
 expired key without a read: expiry needs no poll. Each accepted use is noted in memory for
 `LastUsedWriter`, which writes `last_used_at` behind the requests.
@@ -17,6 +23,7 @@ expired key without a read: expiry needs no poll. Each accepted use is noted in 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,14 +32,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation.batched_reads import BatchedReads
 from foundation.db import utcnow
-from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_key, hash_api_key
+from foundation.lru import LruCache
+from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_keys, hash_api_key
 from server.tables import ApiKey
 from server.v1.last_used import LastUsedWriter
 
 _NEGATIVE_TTL = 5.0
 _MAX_NEGATIVE = 10_000
 _POLL_BATCH = 500
+DEFAULT_CACHE_SIZE = 50_000
+"""API keys a process holds at most (`PATCHBAY_API_KEY_CACHE_SIZE`)."""
 
 
 def bearer_token(authorization: bytes | None, x_api_key: bytes | None = None) -> str | None:
@@ -66,16 +77,21 @@ class ApiKeyCache:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
         last_used: LastUsedWriter | None = None,
+        size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self._sessions = sessions
         self._clock = clock
         self._now = now
         """The wall clock keys expire by (`clock` times the negative cache)."""
         self.last_used = last_used or LastUsedWriter(sessions, now=now)
-        self._by_hash: dict[str, Principal] = {}
+        self._by_hash: LruCache[str, Principal] = LruCache("api_key", size, self._forget)
+        self._by_org: dict[str, set[str]] = {}
+        """Org id -> digests held: dropping an org's keys reads only its own."""
+        self._loading: dict[str, asyncio.Task[Principal | None]] = {}
+        self._reads: BatchedReads[str, Principal] = BatchedReads(self._read_many)
         self._unknown: dict[str, float] = {}
         self.lookups = 0
-        """Database reads made so far (tests assert the hot path makes none)."""
+        """Database reads made so far, one per batch of keys (tests assert the hot path makes none)."""
 
     async def authenticate(self, presented: str) -> Principal | None:
         """The principal of a usable key; None for an unknown, revoked or expired one."""
@@ -104,29 +120,62 @@ class ApiKeyCache:
         seen = self._unknown.get(digest)
         if seen is not None and self._clock() - seen < _NEGATIVE_TTL:
             return None
-        self.lookups += 1
-        async with self._sessions() as session:
-            principal = await authenticate_api_key(session, presented)
+        task = self._loading.get(digest)
+        if task is None:
+            task = asyncio.ensure_future(self._read(presented, digest))
+            self._loading[digest] = task
+            task.add_done_callback(lambda done: self._read_finished(digest, done))
+        return await asyncio.shield(task)
+
+    async def _read(self, presented: str, digest: str) -> Principal | None:
+        """One read per key however many requests wait for it; runs as its own task so a
+        caller that gives up does not cancel it for the others."""
+        principal = await self._reads.read(presented)
         if principal is None:
             if len(self._unknown) >= _MAX_NEGATIVE:
                 self._unknown.clear()
             self._unknown[digest] = self._clock()
             return None
         self._unknown.pop(digest, None)
-        self._by_hash[digest] = principal
+        self._by_hash.put(digest, principal)
+        self._by_org.setdefault(principal.org_id, set()).add(digest)
         return principal
 
+    async def _read_many(self, presented: list[str]) -> dict[str, Principal]:
+        """Keys used for the first time together: one query (`BatchedReads`)."""
+        self.lookups += 1
+        async with self._sessions() as session:
+            return await authenticate_api_keys(session, presented)
+
+    def _read_finished(self, digest: str, task: asyncio.Task[Principal | None]) -> None:
+        if self._loading.get(digest) is task:
+            del self._loading[digest]
+        if not task.cancelled():
+            task.exception()  # retrieved here: every waiter may have given up
+
+    def _forget(self, digest: str, principal: Principal) -> None:
+        held = self._by_org.get(principal.org_id)
+        if held is not None:
+            held.discard(digest)
+            if not held:
+                del self._by_org[principal.org_id]
+
+    def _drop(self, digest: str) -> None:
+        principal = self._by_hash.pop(digest)
+        if principal is not None:
+            self._forget(digest, principal)
+
     def drop_org(self, org_id: str) -> None:
-        for digest in [d for d, p in self._by_hash.items() if p.org_id == org_id]:
-            self._by_hash.pop(digest, None)
+        for digest in list(self._by_org.get(org_id, ())):
+            self._drop(digest)
 
     def drop_key(self, key_id: str) -> None:
-        for digest in [d for d, p in self._by_hash.items() if p.key_id == key_id]:
-            self._by_hash.pop(digest, None)
+        for digest in [d for d in self._by_hash if (p := self._by_hash.peek(d)) and p.key_id == key_id]:
+            self._drop(digest)
 
     async def poll(self, session: AsyncSession) -> None:
         """Forget cached keys that were revoked or deleted since they were cached."""
-        ids = list({p.key_id for p in self._by_hash.values()})
+        ids = list({p.key_id for d in self._by_hash if (p := self._by_hash.peek(d))})
         live: set[str] = set()
         for start in range(0, len(ids), _POLL_BATCH):
             rows = await session.scalars(
@@ -135,5 +184,7 @@ class ApiKeyCache:
                 )
             )
             live.update(rows)
-        for key_id in set(ids) - live:
-            self.drop_key(key_id)
+        gone = set(ids) - live
+        if gone:
+            for digest in [d for d in self._by_hash if (p := self._by_hash.peek(d)) and p.key_id in gone]:
+                self._drop(digest)

@@ -21,6 +21,7 @@ from providers.vault.store import Vault
 from routing.agents import Agents
 from routing.catalog import default_catalog
 from routing.config_versions import read_versions
+from routing.connection_credentials import EnvReferenceCredential
 from routing.connections import Connections
 from routing.cooldown_store import CooldownStore, InProcessCooldownStore, RedisCooldownStore
 from routing.env_reference import allowed_environ
@@ -28,7 +29,7 @@ from routing.errors import AllAttemptsFailedError
 from routing.executor import Executor
 from routing.guard import GuardPolicy
 from routing.redis_health import redis_client
-from routing.registry import EnvReferenceCredential, Registry, UnknownOrgError
+from routing.registry import Registry, UnknownOrgError
 from routing.resolver import Resolver, RouteRequest
 from routing.tables import Connection
 from server import accounts

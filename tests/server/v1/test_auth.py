@@ -3,6 +3,7 @@ clock, uses noted in memory for the last-used writer."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -141,3 +142,26 @@ async def test_uses_are_noted_in_memory_and_written_by_the_flush(db: Database) -
     async with db.session() as s:
         assert (await accounts.get_api_key(s, org_id, key_id)).last_used_at == clock.now
     assert await cache.last_used.flush() == 0 and cache.last_used.updates == 1
+
+
+async def test_the_cache_keeps_the_most_recently_used_keys(db: Database) -> None:
+    keys = []
+    async with db.session() as s:
+        for i in range(3):
+            org = await accounts.create_org(s, f"Bound {i}")
+            keys.append((org.id, (await accounts.create_api_key(s, org.id, name="k")).key))
+    cache = ApiKeyCache(db.sessions, size=2)
+    for _, key in keys:
+        assert await cache.authenticate(key) is not None
+    assert cache.lookups == 3
+    assert await cache.authenticate(keys[2][1]) is not None and cache.lookups == 3  # held
+    assert await cache.authenticate(keys[0][1]) is not None and cache.lookups == 4  # evicted: read again
+    cache.drop_org(keys[2][0])
+    assert await cache.authenticate(keys[2][1]) is not None and cache.lookups == 5
+
+
+async def test_concurrent_first_uses_of_a_key_share_one_read(db: Database) -> None:
+    _, key_id, key = await _key(db)
+    cache = ApiKeyCache(db.sessions)
+    principals = await asyncio.gather(*(cache.authenticate(key) for _ in range(10)))
+    assert {p.key_id for p in principals if p is not None} == {key_id} and cache.lookups == 1
