@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ import httpx
 import orjson
 import websockets
 
-from bench.voice import FRAME_MS, STAMP, _environment, _serve_llm, _serve_patchbay, _set_up, frames
+from bench.voice import FRAME_MS, STAMP, _serve_llm, frames, patchbay_running
 from tests.emulators.harness import free_port
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "When does the pharmacy close?"}]}
@@ -210,34 +209,22 @@ def main() -> None:
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
-    llm_port, port = free_port(), free_port()
+    llm_port = free_port()
     llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
     llm.start()
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        environment = _environment(data_dir, port, 1)
-        (data_dir / "stats").mkdir()
-        saved = dict(os.environ)
-        os.environ.update(environment)
-        try:
-            key = asyncio.run(_set_up(llm_port))
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        server = context.Process(target=_serve_patchbay, args=(environment,))
-        server.start()
-        try:
-            base = f"http://127.0.0.1:{port}"
+    try:
+        with patchbay_running(1, llm_port) as running:
+            base = f"http://127.0.0.1:{running.port}"
             _wait_ready(base)
             print(f"soak: {args.minutes} min, {args.chat} chat clients, {args.voice} voice sessions")
             rows = asyncio.run(
-                Soak(base, key).run(args.minutes, args.chat, args.voice, server.pid or 0, args.minute_seconds)
+                Soak(base, running.key).run(
+                    args.minutes, args.chat, args.voice, running.pid, args.minute_seconds
+                )
             )
-        finally:
-            server.terminate()
-            server.join(15)
-            llm.terminate()
-            llm.join(5)
+    finally:
+        llm.terminate()
+        llm.join(5)
     found = drift(rows, args.max_rss_growth, args.max_p95_growth)
     print("DRIFT: " + "; ".join(found) if found else "no drift: memory and p95 latency flat")
     if args.json:

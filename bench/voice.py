@@ -45,6 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -570,12 +571,22 @@ async def _measure(
         return rows
 
 
-def run_workers(
-    workers: int, args: argparse.Namespace, turn: list[bytes], llm_port: int
-) -> list[dict[str, Any]]:
-    """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
+@dataclass(frozen=True)
+class RunningPatchbay:
+    port: int
+    key: str
+    data_dir: Path
+    pid: int
+
+
+@contextlib.contextmanager
+def patchbay_running(workers: int, llm_port: int) -> Iterator[RunningPatchbay]:
+    """Patchbay with W workers on a fresh database whose org routes to the LLM emulator at
+    `llm_port`; stopped (SIGTERM) on exit. Shared by this bench and bench/soak.py."""
     context = multiprocessing.get_context("spawn")
     port = free_port()
+    while port == llm_port:  # the emulator may not have bound its port yet
+        port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         environment = _environment(data_dir, port, workers)
@@ -591,11 +602,19 @@ def run_workers(
         server = context.Process(target=_serve_patchbay, args=(environment,))
         server.start()
         try:
-            url = f"ws://127.0.0.1:{port}/v1/realtime?model=default"
-            return asyncio.run(_measure(url, key, data_dir / "stats", workers, args, turn))
+            yield RunningPatchbay(port, key, data_dir, server.pid or 0)
         finally:
             server.terminate()  # SIGTERM: uvicorn's supervisor stops its workers
             server.join(15)
+
+
+def run_workers(
+    workers: int, args: argparse.Namespace, turn: list[bytes], llm_port: int
+) -> list[dict[str, Any]]:
+    """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
+    with patchbay_running(workers, llm_port) as running:
+        url = f"ws://127.0.0.1:{running.port}/v1/realtime?model=default"
+        return asyncio.run(_measure(url, running.key, running.data_dir / "stats", workers, args, turn))
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.db import Database
 from tests.conftest import PG_ADMIN_DSN, _migrated_template, _pg_admin, _pg_url, _require_service
 from tests.emulators.harness import free_port
+from tests.private_services import PrivateRedis, private_redis
 from tests.server.conftest import ADMIN_TOKEN
 from tests.server.v1.conftest import TEST_MASTER_KEY
 
@@ -55,6 +57,19 @@ async def replica_db() -> AsyncIterator[str]:
         yield _pg_url(name)
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def replica_database(replica_db: str) -> Database:
+    """`replica_db` as a `Database`, for tests that seed what the replicas then serve."""
+    return Database(replica_db)
+
+
+@pytest.fixture
+def private_redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A Redis of the test's own, which it may stop and kill (never the shared one)."""
+    with private_redis(tmp_path) as redis:
+        yield redis
 
 
 @dataclass(eq=False)

@@ -41,4 +41,8 @@ def admin_headers() -> dict[str, str]:
     return {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
-from tests.replicas import replica_db  # noqa: E402, F401 (a fixture for the multi-replica tests)
+from tests.replicas import (  # noqa: E402, F401 (fixtures for the multi-replica tests)
+    private_redis_server,
+    replica_database,
+    replica_db,
+)

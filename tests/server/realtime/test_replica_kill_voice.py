@@ -12,7 +12,6 @@ once the killed process's lease TTL has passed, and the ledger stays consistent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from server.settings import Settings
 from tests.billing.ledger_fakes import assert_consistent
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, text
-from tests.private_services import PrivateRedis, private_redis
+from tests.private_services import PrivateRedis
 from tests.server.conftest import ADMIN_TOKEN
 from tests.server.realtime.conftest import Client
 from tests.server.realtime.fake_engines_app import SERVE
@@ -37,17 +36,6 @@ GRANT = 10_000_000
 BOUND = 90.0
 """A bound on a hang only; every wait ends as soon as its condition holds."""
 SLOW = text(" ".join(["Sure."] * 30), prompt_tokens=20, completion_tokens=30, chunk_delay=0.05)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    with private_redis(tmp_path) as redis:
-        yield redis
-
-
-@pytest.fixture
-async def db(replica_db: str) -> Database:
-    return Database(replica_db)
 
 
 async def _session(url: str, key: str) -> Client:
@@ -71,8 +59,9 @@ async def _start_turn(client: Client) -> None:
 
 
 async def test_sigkill_of_a_replica_mid_voice_turn(
-    db: Database, tmp_path: Path, redis_server: PrivateRedis
+    replica_database: Database, tmp_path: Path, private_redis_server: PrivateRedis
 ) -> None:
+    db, redis_server = replica_database, private_redis_server
     upstream = OpenAIEmulator("openai", api_key=PLATFORM_KEY, models=("gpt-4o-mini",))
     upstream.always(SLOW)
     ledger = Ledger(db.sessions)

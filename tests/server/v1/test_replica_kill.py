@@ -14,7 +14,6 @@ the kill; the cut stream is charged nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,7 +28,7 @@ from server.db import Database
 from tests.billing.ledger_fakes import assert_consistent
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, text
-from tests.private_services import PrivateRedis, private_redis
+from tests.private_services import PrivateRedis
 from tests.server.conftest import ADMIN_TOKEN
 from tests.server.v1.platform_billing import (
     PLATFORM_KEY,
@@ -50,17 +49,6 @@ HOLD_TTL_SECONDS = 10
 BOUND = 90.0
 """A bound on a hang only; every wait ends as soon as its condition holds."""
 SLOW = text(" ".join(["word"] * 60), prompt_tokens=20, completion_tokens=60, chunk_delay=0.05)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[PrivateRedis]:
-    with private_redis(tmp_path) as redis:
-        yield redis
-
-
-@pytest.fixture
-async def db(replica_db: str) -> Database:
-    return Database(replica_db)
 
 
 def _client(url: str, key: str) -> httpx.AsyncClient:
@@ -91,8 +79,9 @@ async def _stream(http: httpx.AsyncClient, rid: str, started: asyncio.Event) -> 
 
 
 async def test_sigkill_of_a_replica_mid_stream(
-    db: Database, tmp_path: Path, redis_server: PrivateRedis
+    replica_database: Database, tmp_path: Path, private_redis_server: PrivateRedis
 ) -> None:
+    db, redis_server = replica_database, private_redis_server
     upstream = OpenAIEmulator("openai", api_key=PLATFORM_KEY, models=("gpt-4o-mini",))
     upstream.always(SLOW)
     ledger = Ledger(db.sessions)
