@@ -43,12 +43,14 @@ process reloads. The comparison uses the rows the reload reads anyway: no decryp
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -73,6 +75,7 @@ log = logging.getLogger("patchbay.routing")
 PollHook = Callable[[AsyncSession], Awaitable[None]]
 
 _STOP_SECONDS = 5.0
+_POLL_TASK = "registry config poll"
 """How long `aclose` waits for its background tasks to end."""
 
 DEFAULT_CACHE_SIZE = 10_000
@@ -145,6 +148,7 @@ class Registry:
         self._listeners: list[Callable[[str], None]] = []
         self.poll_hooks: list[PollHook] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
         self._subscribed = asyncio.Event()
         # Publishing and the subscription share one outage, so it is reported once.
         self._notices = StoreHealth(
@@ -262,7 +266,7 @@ class Registry:
         """A change made in this process: drop it here and tell the other replicas."""
         self.invalidate(org_id)
         if self._redis is not None:
-            self._spawn(self._publish(org_id))
+            self._spawn(self._publish(org_id), "registry config publish")
 
     async def _publish(self, org_id: str) -> None:
         assert self._redis is not None
@@ -352,7 +356,9 @@ class Registry:
 
     async def _poll_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
+                return  # stopped between polls, never in the middle of one's database reads
             try:
                 await self.poll_once()
             except Exception as exc:
@@ -388,27 +394,40 @@ class Registry:
         """For tests and start-up: returns once Redis has confirmed the subscription."""
         await self._subscribed.wait()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def start(self) -> None:
-        self._spawn(self._poll_loop())
+        self._stopping.clear()
+        self._spawn(self._poll_loop(), _POLL_TASK)
         if self._redis is not None:
-            self._spawn(self._listen())
+            self._spawn(self._listen(), "registry config notices")
 
     async def aclose(self) -> None:
-        """Stop the poll and the subscriber. Bounded: a subscriber whose Redis connection does
-        not answer the unsubscribe is left behind (with a warning) rather than hanging shutdown."""
+        """Stop the poll and the subscriber. The poll stops between two polls (cancelling it in
+        the middle of a database read can leave its connection's clean-up waiting); the
+        subscriber is cancelled. Bounded: a task still running after `_STOP_SECONDS` is
+        cancelled and, if it does not end either, left behind with a warning naming it rather
+        than hanging shutdown."""
         tasks, self._tasks = list(self._tasks), set()
+        self._stopping.set()
         for task in tasks:
-            task.cancel()
+            if task.get_name() != _POLL_TASK:
+                task.cancel()
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=_STOP_SECONDS)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=_STOP_SECONDS)
             if pending:
                 log.warning(
-                    "registry background tasks did not stop", extra={"fields": {"pending": len(pending)}}
+                    "registry background tasks did not stop",
+                    extra={
+                        "fields": {"pending": len(pending), "tasks": sorted(t.get_name() for t in pending)}
+                    },
                 )
             for task in tasks:
                 if task.done() and not task.cancelled():
