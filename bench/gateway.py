@@ -15,7 +15,8 @@ and a journaled settle after it, written into the ledger behind (billing/lease.p
 
     .venv/bin/python bench/gateway.py [--requests 2000] [--seconds 8] [--routes byok,platform]
 
-`BENCH_DATABASE_URL` points Patchbay at another (empty) database than the temporary SQLite file.
+`BENCH_DATABASE_URL` points Patchbay at another (empty) database than the temporary SQLite file;
+`BENCH_REDIS_URL` and `BENCH_RATE_LIMIT` add Redis and the per-key rate limit (see `bench_settings`).
 
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
@@ -72,7 +73,11 @@ def serve_emulator(port: int) -> None:
 
 def bench_settings(data_dir: str, **overrides: object) -> Settings:
     """The settings every bench serves Patchbay with: loopback upstreams allowed, no rate limit,
-    `BENCH_DATABASE_URL` (e.g. an empty PostgreSQL database) instead of SQLite when set."""
+    `BENCH_DATABASE_URL` (e.g. an empty PostgreSQL database) instead of SQLite when set.
+
+    The production configuration (docs/operations.md, Scaling out) adds `BENCH_REDIS_URL` (the
+    shared cooldowns, rate limits and config notices) and `BENCH_RATE_LIMIT` (the per-key rate
+    limit, e.g. `1000000/60`: on, as deployed, and never reached by the bench)."""
     from server.settings import Settings
 
     fields: dict[str, object] = {
@@ -82,7 +87,8 @@ def bench_settings(data_dir: str, **overrides: object) -> Settings:
         "allow_plain_http_base_urls": True,
         "master_key": MASTER_KEY,
         "log_level": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
-        "api_key_rate_limit": "off",
+        "api_key_rate_limit": os.environ.get("BENCH_RATE_LIMIT", "off"),
+        "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
     }
     return Settings(**(fields | overrides))
 
