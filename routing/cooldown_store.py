@@ -13,9 +13,11 @@ deployment without Redis keeps) and goes back to Redis once it answers (see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 import orjson
@@ -116,10 +118,15 @@ class RedisCooldownStore:
     within this process by a lock, so WATCH conflicts only arise between replicas and a
     burst of concurrent failures does not turn into a retry storm.
 
-    A success right after the request's own `get_many` (the common case) is one round trip:
-    a compare-and-set script writes the new state only if the value is still the one read,
-    else the update falls back to WATCH/MULTI and recomputes from the current value. The
-    write is not skipped for healthy profiles: `last_used` drives round-robin. Keys carry a housekeeping expiry
+    A success that only moves `last_used` (the profile had no failure, window or disable to
+    reset: nearly every request) is written behind the request, so the answer does not wait
+    for Redis: successes queued within one event-loop turn go out together, each a
+    compare-and-set of the value the request's own `get_many` read, and one that finds the
+    value changed meanwhile (another request or replica wrote the profile) is dropped, never
+    written over a newer state. This process reads its own queued successes back (`get_many`).
+    A success that resets a failure is written before the answer: the same compare-and-set,
+    falling back to WATCH/MULTI. The write is not skipped for healthy profiles: `last_used`
+    drives round-robin. Keys carry a housekeeping expiry
     (`retention`, default 7 days) so profiles that are never used again do not accumulate;
     it is far longer than any window and plays no part in the policy.
 
@@ -155,6 +162,9 @@ class RedisCooldownStore:
         self._local = InProcessCooldownStore(schedule)
         # Keys cleared while Redis was down, deleted there before it is used again.
         self._pending_clears: set[str] = set()
+        # Successes that only move `last_used`, written behind: key -> (org, profile, model, now).
+        self._touches: dict[str, tuple[str, str, str, float]] = {}
+        self._touching: asyncio.Task[None] | None = None
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
@@ -204,7 +214,14 @@ class RedisCooldownStore:
             self._seen.clear()
         for key, value in zip(keys, raw, strict=True):
             self._seen[key] = value or b""
-        return {pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None}
+        found = {
+            pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None
+        }
+        for key, pid in zip(keys, profile_ids, strict=True):
+            touch = self._touches.get(key)
+            if touch is not None:  # this process's success, not written yet
+                found[pid] = apply_success(found.get(pid, FRESH), touch[2], touch[3])
+        return found
 
     async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
         failures = self._health.failures
@@ -238,6 +255,7 @@ class RedisCooldownStore:
     async def record_failure(
         self, org_id: str, profile_id: str, failure: Failure, now: float
     ) -> ProfileState:
+        self._touches.pop(self.key(org_id, profile_id), None)  # the failure came after it
         return await self._shared_or_local(
             lambda: self._update(
                 org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule)
@@ -246,10 +264,51 @@ class RedisCooldownStore:
         )
 
     async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
+        key = self.key(org_id, profile_id)
+        seen = self._seen.get(key)
+        if seen is not None:
+            before = FRESH if not seen else _decode(seen)
+            after = apply_success(before, model, now)
+            if after == replace(before, last_used=now):
+                self._touches[key] = (org_id, profile_id, model, now)
+                if self._touching is None or self._touching.done():
+                    self._touching = asyncio.create_task(self._write_touches(), name="cooldown touches")
+                return after
         return await self._shared_or_local(
             lambda: self._record_success(org_id, profile_id, model, now),
             lambda: self._local.record_success(org_id, profile_id, model, now),
         )
+
+    async def _write_touches(self) -> None:
+        await asyncio.sleep(0)  # what this event-loop turn queued goes out together
+        while self._touches:
+            for key, touch in list(self._touches.items()):
+                try:
+                    await self._write_touch(key, *touch)
+                except Exception:
+                    log.exception("a cooldown success write failed")
+                # Read back from here until written; a newer success for the key goes next round.
+                if self._touches.get(key) == touch:
+                    del self._touches[key]
+
+    async def _write_touch(self, key: str, org_id: str, profile_id: str, model: str, now: float) -> None:
+        await self._shared_or_local(
+            lambda: self._touch(key, model, now),
+            lambda: self._local.record_success(org_id, profile_id, model, now),
+        )
+
+    async def _touch(self, key: str, model: str, now: float) -> None:
+        """Move `last_used` by compare-and-set of the value last read; a changed value wins."""
+        seen = self._seen.get(key)
+        if seen is None:
+            return
+        state = apply_success(FRESH if not seen else _decode(seen), model, now)
+        await self._cas(keys=[key], args=[seen, orjson.dumps(state_to_dict(state)), self._retention])
+
+    async def flush(self) -> None:
+        """Wait until the successes written behind are in Redis (tests, shutdown)."""
+        while self._touching is not None and not self._touching.done():
+            await asyncio.shield(self._touching)
 
     async def _record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
         key = self.key(org_id, profile_id)
@@ -272,6 +331,7 @@ class RedisCooldownStore:
     async def clear(self, org_id: str, profile_id: str) -> None:
         key = self.key(org_id, profile_id)
         self._seen.pop(key, None)
+        self._touches.pop(key, None)
         await self._local.clear(org_id, profile_id)
 
         async def pending() -> None:
@@ -280,7 +340,10 @@ class RedisCooldownStore:
         await self._shared_or_local(lambda: self._redis.delete(key), pending)
 
     async def aclose(self) -> None:
-        """Close the Redis client (the store owns it when `make_cooldown_store` built it)."""
+        """Write what is behind, then close the Redis client (the store owns it when
+        `make_cooldown_store` built it)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.flush(), 5)
         await self._redis.aclose()
 
 

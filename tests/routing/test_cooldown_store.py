@@ -157,43 +157,67 @@ class _CountingStore(RedisCooldownStore):
 
 
 @pytest.mark.redis
-async def test_a_success_after_a_read_is_one_compare_and_set(
+async def test_a_reset_is_one_compare_and_set_and_a_plain_success_is_written_behind(
     redis_clients: Callable[[], Redis], unique_prefix: str
 ) -> None:
     store = _CountingStore(redis_clients(), prefix=unique_prefix)
+    observer = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
     await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0)
     assert store.watched == 1
     await store.get_many("org", ["openai:a", "openai:new"])
+    # Resetting a failure is written before the answer: one compare-and-set of the value read.
     assert (await store.record_success("org", "openai:a", "m", T0 + 1)) == ProfileState(last_used=T0 + 1)
+    assert await observer.get_many("org", ["openai:a"]) == {"openai:a": ProfileState(last_used=T0 + 1)}
+    # A success that only moves `last_used` is written behind; this process reads it back at once.
     assert (await store.record_success("org", "openai:new", "m", T0 + 1)) == ProfileState(last_used=T0 + 1)
     assert store.watched == 1  # no WATCH/MULTI round trips for either
-    states = await store.get_many("org", ["openai:a", "openai:new"])
-    assert states == {
+    assert await store.get_many("org", ["openai:a", "openai:new"]) == {
         "openai:a": ProfileState(last_used=T0 + 1),
         "openai:new": ProfileState(last_used=T0 + 1),
     }
-    # A read is good for one write: the next success without a fresh read takes the WATCH path.
-    assert (await store.record_success("org", "openai:a", "m", T0 + 2)) == ProfileState(last_used=T0 + 2)
-    assert store.watched == 1
+    await store.flush()
+    assert await observer.get_many("org", ["openai:new"]) == {"openai:new": ProfileState(last_used=T0 + 1)}
+    # A read is good for one compare-and-set: a reset without a fresh read takes the WATCH path.
+    await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 2)
+    await store.get_many("org", ["openai:a"])
     assert (await store.record_success("org", "openai:a", "m", T0 + 3)) == ProfileState(last_used=T0 + 3)
     assert store.watched == 2
+    await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 4)
+    assert (await store.record_success("org", "openai:a", "m", T0 + 5)) == ProfileState(last_used=T0 + 5)
+    assert store.watched == 4
+    await store.aclose()
 
 
 @pytest.mark.redis
-async def test_a_success_does_not_overwrite_a_cooldown_written_after_the_read(
+async def test_a_success_written_behind_never_overwrites_a_cooldown_written_after_the_read(
     redis_clients: Callable[[], Redis], unique_prefix: str
 ) -> None:
     replica_a = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
     replica_b = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
     assert await replica_a.get_many("org", ["openai:a"]) == {}
     # Between A's read and A's success write, B puts gpt-4o into a cooldown.
-    await replica_b.record_failure(
+    cooled = await replica_b.record_failure(
         "org", "openai:a", Failure(ErrorClass.RATE_LIMIT, "gpt-4o", retry_after=45), T0
     )
-    state = await replica_a.record_success("org", "openai:a", "gpt-4o-mini", T0 + 1)
-    assert state.cooldown_model == "gpt-4o" and state.cooldown_until == T0 + 45
-    stored = (await replica_a.get_many("org", ["openai:a"]))["openai:a"]
-    assert stored == state and stored.last_used == T0 + 1
+    await replica_a.record_success("org", "openai:a", "gpt-4o-mini", T0 + 1)
+    await replica_a.flush()  # the compare-and-set finds B's value and leaves it
+    stored = (await replica_b.get_many("org", ["openai:a"]))["openai:a"]
+    assert stored == cooled and stored.cooldown_model == "gpt-4o" and stored.cooldown_until == T0 + 45
+    assert (await replica_a.get_many("org", ["openai:a"]))["openai:a"] == cooled
+    await replica_a.aclose()
+
+
+@pytest.mark.redis
+async def test_a_failure_after_a_queued_success_wins(
+    redis_clients: Callable[[], Redis], unique_prefix: str
+) -> None:
+    store = RedisCooldownStore(redis_clients(), prefix=unique_prefix)
+    await store.get_many("org", ["openai:a"])
+    await store.record_success("org", "openai:a", "m", T0)  # queued, not written yet
+    failed = await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 1)
+    await store.flush()
+    assert (await store.get_many("org", ["openai:a"]))["openai:a"] == failed
+    await store.aclose()
 
 
 def _logged(caplog: pytest.LogCaptureFixture) -> str:
@@ -264,6 +288,7 @@ async def test_after_an_outage_redis_serves_again_and_clears_made_meanwhile_appl
             assert await store.get_many("org", ["openai:a", "openai:b"]) == {}
             assert await observer.get_many("org", ["openai:a"]) == {}
             await store.record_success("org", "openai:a", "m", T0 + 1)
+            await store.flush()  # a plain success is written behind
             assert await observer.get_many("org", ["openai:a"]) == {
                 "openai:a": ProfileState(last_used=T0 + 1)
             }
