@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
 from billing.tables import UsageRecord
-from server.db import Database
 from tests.private_services import PrivatePostgres, private_postgres
 from tests.server.v1.conftest import Patchbay
 from tests.server.v1.load import BOUND, load
@@ -35,17 +34,8 @@ def postgres() -> Iterator[PrivatePostgres]:
 
 @pytest.fixture
 def db_url(postgres: PrivatePostgres) -> str:
+    """The private server's database; tests/conftest.py's `db` migrates it."""
     return postgres.url
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url)
-    await database.upgrade()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def _usage_rows(patchbay: Patchbay) -> int:
