@@ -1,21 +1,22 @@
-"""A process's append-only settle journal: what makes a settle durable before its response ends,
-without a database round trip.
+"""A process's append-only journal: what makes a settle, or a usage row, durable before its
+response ends, without a database round trip.
 
-Each serving process writes one file, `<dir>/<uuid>.log`, held with an exclusive `flock` for
-as long as the process lives; each line is one JSON object (a leased settle, see
-`billing.lease`). `append` is one `write(2)` to the file opened `O_APPEND`, synchronous and a
+Each serving process writes one file per directory, `<dir>/<uuid>.log`, held with an exclusive
+`flock` for as long as the process lives; each line is one JSON object (a leased settle, see
+`billing.lease`, in `journal/`; a usage segment, see `billing.usage_journal`, in
+`usage-journal/`). `append` is one `write(2)` to the file opened `O_APPEND`, synchronous and a
 few µs: once it returns, the line is in the kernel's page cache, so it outlives a `kill -9` of
 the process (not a crash of the machine). `sync` (`fdatasync`) makes the lines written so far
-survive a machine crash too; the lease book calls it, off the request path, before each batch
-it drains into the ledger. When every line written has been drained, the caller `truncate`s
+survive a machine crash too; the writer calls it, off the request path, before each batch it
+drains into the database. When every line written has been drained, the caller `truncate`s
 the file; under constant load (never all drained) it starts a new journal and `close`s the old
-one, removing it, once the lines that old one holds are in the ledger. So files stay small.
+one, removing it, once the lines that old one holds are in the database. So files stay small.
 
 A journal left by a dead process is found by `orphans`: a `.log` file whose lock can be taken
 belongs to no living process (a lock goes with its process, whatever killed it). The caller
-replays its lines (idempotently: they carry the ledger's keys) and then `remove`s it. A new
-journal is created under a `.tmp` name, locked, and only then renamed to `.log`, so a scan never
-takes the lock of a journal about to be used.
+replays its lines (idempotently: they carry the ledger's keys, or the usage rows' ids) and then
+`remove`s it. A new journal is created under a `.tmp` name, locked, and only then renamed to
+`.log`, so a scan never takes the lock of a journal about to be used.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ class Journal:
         self.size = 0
         """Bytes written since the file was last emptied."""
 
-    def append(self, line: dict[str, Any]) -> None:
-        """Write one line (synchronous: in the page cache when this returns)."""
+    def append(self, line: object) -> None:
+        """Write one line, anything orjson serializes (synchronous: in the page cache when this returns)."""
         data = orjson.dumps(line) + b"\n"
         written = os.write(self._fd, data)
         if written != len(data):  # a regular file takes a small write whole, or raises (disk full)
-            raise OSError(f"short write to the settle journal {self.path}")
+            raise OSError(f"short write to the journal {self.path}")
         self.size += written
 
     def sync(self) -> None:
@@ -61,12 +62,12 @@ class Journal:
         os.fdatasync(self._fd)
 
     def truncate(self) -> None:
-        """Empty the file: every line written is in the ledger (appends go on from its start)."""
+        """Empty the file: every line written is in the database (appends go on from its start)."""
         os.ftruncate(self._fd, 0)
         self.size = 0
 
     def close(self, *, remove: bool) -> None:
-        """Close (and delete, when everything written is in the ledger) the file; its lock goes with it."""
+        """Close (and delete, when everything written is in the database) the file; its lock goes with it."""
         if remove:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)
@@ -114,9 +115,7 @@ def _parse(path: Path, raw: bytes) -> Iterator[dict[str, Any]]:
         try:
             parsed = orjson.loads(line)
         except orjson.JSONDecodeError:
-            log.warning(
-                "torn settle journal line skipped", extra={"fields": {"file": path.name, "line": number}}
-            )
+            log.warning("torn journal line skipped", extra={"fields": {"file": path.name, "line": number}})
             continue
         if isinstance(parsed, dict):
             yield parsed

@@ -6,12 +6,16 @@ synchronous and O(1). One background task writes the buffer in batches: every
 database is unreachable, entries stay buffered up to `max_pending`; beyond that they are
 dropped and counted (and logged by count, never by content). Entries recorded in the last
 flush interval before a hard crash are lost: that is the price of keeping writes off the
-request path, and the reason nothing that must never be lost goes through here.
+request path, and the reason nothing that must never be lost goes through here unless its writer
+also journals it (usage rows: `billing.usage_journal`).
 
 A batch is written as one Core `INSERT ... executemany` per table, not through the ORM unit of
 work (which cost a quarter of the gateway's throughput on SQLite). An entry may offer
 `row_values()` (its table and column values) to skip building an ORM object at all; otherwise
 the values are taken from `to_row()`. Columns an entry leaves unset get their Core defaults.
+A writer made with `keyed=True` writes rows that carry their own primary key and may come twice
+(a write whose commit was lost, a journal replayed: `billing.usage_journal`): a row whose key
+is already there is skipped (`insert_new`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ import logging
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Table, insert, inspect
+from sqlalchemy import Insert, Table, insert, inspect
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from foundation.background import BackgroundTask
@@ -53,6 +58,16 @@ def row_values(entry: RowEntry) -> RowValues:
     return table, {attr.columns[0].key: state[attr.key] for attr in mapper.column_attrs if attr.key in state}
 
 
+def insert_new(session: AsyncSession, table: Table) -> Insert:
+    """`INSERT ... ON CONFLICT (primary key) DO NOTHING` on PostgreSQL and SQLite: a row already
+    written is skipped, not an error."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement: Insert = dialect.insert(table).on_conflict_do_nothing(
+        index_elements=list(table.primary_key.columns)
+    )
+    return statement
+
+
 def _insert_batches(batch: list[RowValues]) -> list[tuple[Table, list[dict[str, Any]]]]:
     """Group rows by table and by the set of columns they set: one executemany each."""
     groups: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
@@ -74,6 +89,7 @@ class BufferedRowWriter(Generic[E]):
         batch_size: int = 200,
         max_pending: int = 10_000,
         on_flush: Callable[[int], None] | None = None,
+        keyed: bool = False,
     ) -> None:
         self.name = name
         self._sessions = sessions
@@ -81,6 +97,7 @@ class BufferedRowWriter(Generic[E]):
         self._batch_size = batch_size
         self._max_pending = max_pending
         self._on_flush = on_flush
+        self._keyed = keyed
         self._pending: collections.deque[E] = collections.deque()
         self._flush_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -124,19 +141,24 @@ class BufferedRowWriter(Generic[E]):
         On failure the entries go back to the front of the buffer and the error propagates.
         """
         async with self._flush_lock:
-            batch: list[E] = []
-            while self._pending:
-                batch.append(self._pending.popleft())
-            if not batch:
-                return 0
-            try:
-                grouped = _insert_batches(self._rows(batch))
-                async with self._sessions.begin() as session:
-                    for table, rows in grouped:
-                        await session.execute(insert(table), rows)
-            except BaseException:
-                self._pending.extendleft(reversed(batch))
-                raise
+            return await self._write_pending()
+
+    async def _write_pending(self) -> int:
+        """`flush`, its lock held (a subclass's `flush` may do more under it)."""
+        batch: list[E] = []
+        while self._pending:
+            batch.append(self._pending.popleft())
+        if not batch:
+            return 0
+        try:
+            grouped = _insert_batches(self._rows(batch))
+            async with self._sessions.begin() as session:
+                for table, rows in grouped:
+                    statement = insert_new(session, table) if self._keyed else insert(table)
+                    await session.execute(statement, rows)
+        except BaseException:
+            self._pending.extendleft(reversed(batch))
+            raise
         if self._on_flush is not None:
             self._on_flush(len(batch))
         return len(batch)

@@ -351,6 +351,7 @@ class Services:
         except VaultError as exc:
             raise StartupError(str(exc)) from None
         self.start_writers()
+        await self.usage.open_journal(self.settings.data_dir / "usage-journal")
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
         await self.leases.start()
