@@ -6,18 +6,23 @@ PostgreSQL database and a private Redis, and serve one platform-paid org whose L
 slowly. A realtime session on each replica is in the middle of a turn (its reply audio has
 started) when replica A gets SIGKILL. B's session finishes its turn (`response.done`,
 completed) and takes another; A, restarted, serves a new session's turn; no hold stays open
-once the killed process's lease TTL has passed, and the ledger stays consistent.
+once the killed process's lease TTL has passed, and the ledger stays consistent. Usage rows:
+each completed turn has its STT, LLM and TTS rows, and A's cut turn the STT row it recorded
+before the kill (journaled, written by the restarted A), each exactly once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import websockets
+from sqlalchemy import select
 
 from billing.ledger import Ledger
+from billing.tables import UsageRecord
 from server.db import Database
 from server.services import Services
 from server.settings import Settings
@@ -104,4 +109,27 @@ async def test_sigkill_of_a_replica_mid_voice_turn(
                 await again.stop()
             await b.stop()
     await assert_consistent(db, ledger, org_id)
+    async with db.sessions() as s:
+        rows = Counter(
+            (
+                await s.execute(
+                    select(UsageRecord.request_id, UsageRecord.turn_id, UsageRecord.segment).where(
+                        UsageRecord.org_id == org_id
+                    )
+                )
+            ).all()
+        )
     await db.dispose()
+    # TTS writes a row per spoken sentence; STT and LLM one per turn: never twice (a replay
+    # writes each journaled row once, by its id).
+    assert all(n == 1 for (_, _, segment), n in rows.items() if segment != "tts"), rows
+    turns: dict[str | None, dict[str | None, set[str]]] = {}
+    for session_id, turn_id, segment in rows:
+        turns.setdefault(session_id, {}).setdefault(turn_id, set()).add(segment)
+    whole = {"llm", "stt", "tts"}
+    done = sorted(len(by_turn) for by_turn in turns.values() if all(t == whole for t in by_turn.values()))
+    assert done == [1, 2], turns  # B's two turns, the restarted A's one, each with every segment
+    [cut] = [t for by_turn in turns.values() for t in by_turn.values() if t != whole]
+    # A's cut turn: its STT row, recorded before its reply started (and the sentences it had
+    # spoken, if any); no LLM row, the reply was cut before it settled.
+    assert "stt" in cut and cut <= {"stt", "tts"}, turns

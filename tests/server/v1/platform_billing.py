@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import update
+from sqlalchemy import select, text, update
 
 from billing.ledger import Ledger
 from billing.ledger_lease import LeasedSettle
@@ -34,6 +35,7 @@ from billing.ledger_tables import ACCOUNTS, EntryKind
 from billing.ledger_types import Entry
 from billing.money import parse_usd
 from billing.prices import Price
+from billing.tables import UsageRecord
 from foundation.orgs import Tier
 from server import accounts
 from server.db import Database
@@ -320,14 +322,25 @@ async def replay_every_key(ledger: Ledger, entries: list[Entry]) -> None:
         assert again.replayed and again.id == e.id, e
 
 
+async def usage_by_request(db: Database, org_id: str) -> Counter[str | None]:
+    """How many usage rows each request id of the org has."""
+    async with db.sessions() as session:
+        ids = await session.scalars(select(UsageRecord.request_id).where(UsageRecord.org_id == org_id))
+        return Counter(ids.all())
+
+
 @contextlib.asynccontextmanager
-async def ledger_locked(db: Database, org_id: str) -> AsyncIterator[None]:
+async def ledger_locked(db: Database, org_id: str, *, usage: bool = False) -> AsyncIterator[None]:
     """Hold the org's ledger lock from outside the server until the block ends: every ledger
     write starts by updating the org's account row (billing/ledger_store.py), so each of the
     org's holds and settles waits here, uncommitted (PostgreSQL: the row lock; SQLite: the
-    database's write lock, for less than its 5 s busy timeout in these tests)."""
+    database's write lock, for less than its 5 s busy timeout in these tests). `usage`: usage
+    rows wait too (PostgreSQL: a SHARE lock on their table, which every insert waits for;
+    SQLite: the write lock already holds them)."""
     async with db.sessions() as session, session.begin():
         await session.execute(
             update(ACCOUNTS).where(ACCOUNTS.c.org_id == org_id).values(held=ACCOUNTS.c.held)
         )
+        if usage and session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("LOCK TABLE usage_records IN SHARE MODE"))
         yield

@@ -14,9 +14,10 @@ flight at every stage, deterministically and without timing guesses:
 - `c-*` arrive after that, draw on the lease and wait at the provider.
 
 Then SIGKILL, the lock still held. The killed server's settles of the 20 are in no database,
-only in its journal file (the page cache outlives the process); the restarted server replays
-it before serving. Then: every response received complete is charged exactly once, the cost it
-carried; nothing else is charged; the killed server's lease (which held the credits of the
+only in its journal file (the page cache outlives the process), and so are their usage rows
+(the lock holds those inserts back too); the restarted server replays both journals before
+serving. Then: every response received complete is charged exactly once, the cost it carried,
+and has exactly one usage row, with that cost; nothing else is charged or has a row; the killed server's lease (which held the credits of the
 requests that never answered) stays open until its TTL and the sweeper, driven with an
 injected clock, releases it then and not before; the restarted server charges new requests as
 before; and the balance is the grant minus the costs the clients saw.
@@ -30,10 +31,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from billing.ledger import Ledger
 from billing.ledger_sweeper import HoldSweeper
 from billing.ledger_tables import EntryKind
+from billing.tables import UsageRecord
 from server.db import Database
 from tests.billing.ledger_fakes import assert_consistent
 from tests.emulators.gate import Gate
@@ -49,6 +52,7 @@ from tests.server.v1.platform_billing import (
     request_of,
     seed,
     server_env,
+    usage_by_request,
 )
 
 GRANT = 10_000_000
@@ -95,7 +99,7 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
                     asyncio.create_task(chat(http, f"b-{i}", stream=i % 2 == 1)) for i in range(WAITING)
                 ]
                 await asyncio.to_thread(gate.wait_until, waiting=WAITING)  # all 40 drew on the lease
-                async with ledger_locked(db, org_id):
+                async with ledger_locked(db, org_id, usage=True):
                     through = (
                         gate.waiting(stream=True)[: LET_THROUGH // 2]
                         + gate.waiting(stream=False)[: LET_THROUGH // 2]
@@ -107,6 +111,7 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
                     )
                     done = await _first_done(waiting, LET_THROUGH)  # the answered; the rest wait at the gate
                     before, _ = await entries_by_request(db, org_id)  # read: the lock is ours, not a write
+                    usage_before = await usage_by_request(db, org_id)
                     await server.kill()
                 received = [t.result() for t in done]
                 cut: list[Outcome] = [
@@ -122,6 +127,10 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
                 after = await asyncio.gather(*(chat(http, f"d-{i}", stream=i % 2 == 1) for i in range(4)))
                 await server.stop()
             entries, by_request = await entries_by_request(db, org_id)
+            usage = await usage_by_request(db, org_id)
+            async with db.sessions() as session:
+                costs = await session.execute(select(UsageRecord.request_id, UsageRecord.cost_micro_usd))
+                usage_costs = {rid: cost for rid, cost in costs}
         finally:
             gate.open_all()  # the gated emulator requests end (their server is gone)
 
@@ -129,6 +138,7 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
     assert all(o.complete for o in received) and len(received) == LET_THROUGH, received
     assert not any(o.complete for o in cut), [o for o in cut if o.complete]
     assert not {o.request_id for o in received} & {request_of(e) for e in before}
+    assert not {o.request_id for o in received} & set(usage_before)  # their rows: only in the journal
     assert balance.balance >= GRANT - sum(o.cost or 0 for o in answered)
 
     # After the restart: every response received complete charged once, exactly what it said.
@@ -140,6 +150,8 @@ async def test_sigkill_mid_burst_charges_exactly_what_clients_received(db: Datab
     assert by_request == {}  # the `b-*` and `c-*` never answered wrote nothing
     settles = [e for e in entries if e.kind is EntryKind.SETTLE]
     assert len(settles) == len(seen)
+    assert usage == dict.fromkeys(seen, 1)  # one usage row each, none for the `b-*` and `c-*`
+    assert {rid: usage_costs[rid] for rid in seen} == seen
     left_open = [e for e in entries if e.kind is EntryKind.HOLD and e.id not in {c.hold_id for c in entries}]
     restarted = await assert_consistent(db, ledger, org_id)
     assert restarted.balance == GRANT - sum(c or 0 for c in seen.values())
