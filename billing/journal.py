@@ -25,7 +25,7 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,22 @@ def orphans(directory: Path) -> Iterator[Orphan]:
         with os.fdopen(os.dup(fd), "rb") as file:
             raw = file.read()
         yield Orphan(path, list(_parse(path, raw)), fd)
+
+
+async def replay(directory: Path, write: Callable[[list[dict[str, Any]]], Awaitable[object]]) -> int:
+    """Hand each orphan's lines to `write` (which must be idempotent), then remove it; on a
+    failure it is closed, left for the next replay, and the error propagates. Returns how many
+    were replayed."""
+    replayed = 0
+    for orphan in orphans(directory):
+        try:
+            await write(orphan.lines)
+        except BaseException:
+            orphan.close()
+            raise
+        orphan.remove()
+        replayed += 1
+    return replayed
 
 
 def _parse(path: Path, raw: bytes) -> Iterator[dict[str, Any]]:

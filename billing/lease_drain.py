@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from billing.journal import orphans
+from billing.journal import replay
 from billing.ledger import Ledger
 from billing.ledger_lease import LeasedSettle
 
@@ -33,15 +34,11 @@ async def write_settles(ledger: Ledger, settles: Sequence[LeasedSettle]) -> None
 
 async def replay_orphans(ledger: Ledger, directory: Path) -> int:
     """Write the journals no living process holds into the ledger, then remove them; returns how many."""
-    replayed = 0
-    for orphan in orphans(directory):
-        try:
-            await write_settles(ledger, [LeasedSettle.from_line(line) for line in orphan.lines])
-        except BaseException:
-            orphan.close()
-            raise
-        orphan.remove()
-        replayed += 1
+
+    async def write(lines: list[dict[str, Any]]) -> None:
+        await write_settles(ledger, [LeasedSettle.from_line(line) for line in lines])
+
+    replayed = await replay(directory, write)
     if replayed:
         log.info("settle journals of dead processes replayed", extra={"fields": {"count": replayed}})
     return replayed

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from billing.journal import Journal, orphans
+from billing.journal import Journal, replay
 from foundation.buffered import RowValues, insert_new
 
 log = logging.getLogger("patchbay.billing")
@@ -104,24 +104,21 @@ async def replay_orphans(
     """Write the usage journals no living process holds into the database (`row_of`: a line's
     row), then remove them; returns how many. A line that is no row (not this format) is
     skipped and counted."""
-    replayed = 0
-    for orphan in orphans(directory):
+    skipped = 0
+
+    async def write(lines: list[dict[str, Any]]) -> None:
+        nonlocal skipped
         rows: list[RowValues] = []
-        skipped = 0
-        for line in orphan.lines:
+        for line in lines:
             try:
                 rows.append(row_of(line))
             except (KeyError, TypeError, ValueError):
                 skipped += 1
-        try:
-            await write_rows(sessions, rows)
-        except BaseException:
-            orphan.close()
-            raise
-        orphan.remove()
-        replayed += 1
-        if skipped:
-            log.warning("usage journal lines skipped", extra={"fields": {"count": skipped}})
+        await write_rows(sessions, rows)
+
+    replayed = await replay(directory, write)
+    if skipped:
+        log.warning("usage journal lines skipped", extra={"fields": {"count": skipped}})
     if replayed:
         log.info("usage journals of dead processes replayed", extra={"fields": {"count": replayed}})
     return replayed

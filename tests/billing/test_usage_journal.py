@@ -53,6 +53,7 @@ async def test_replaying_a_dead_journal_twice_writes_each_row_once(db: Database,
     dead.close(idle=False)  # what a killed process leaves: its lines, unlocked
     [path] = logs(directory)
     with path.open("ab") as file:
+        file.write(b'{"not": "a segment"}\n')  # skipped (and counted), not a reason to stop
         file.write(b'{"org_id": "org_1", "segm')  # a line torn by a machine crash: never acknowledged
     kept = tmp_path / "copy"
     shutil.copy(path, kept)
