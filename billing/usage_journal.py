@@ -12,9 +12,9 @@ away) is written by the orphan replay: the file holding it is closed without rem
 
 `replay_orphans` writes the journals no living process holds, `REPLAY_BATCH` rows a
 transaction, then removes them (`billing.usage` turns a line back into its row). Every segment
-carries its row id from the moment it is made,
-and rows are inserted with `ON CONFLICT (id) DO NOTHING` (`foundation.buffered.insert_new`):
-a row written before the kill, or a journal replayed twice, is written once.
+carries its row id from the moment it is made, and rows are inserted with `ON CONFLICT (id) DO
+NOTHING` (`foundation.buffered.insert_new`): a row written before the kill, or a journal
+replayed twice, is written once.
 """
 
 from __future__ import annotations
