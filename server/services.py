@@ -160,7 +160,9 @@ def build_gateway(
         resolve=resolve or resolve_host,
         preflight=overrides.preflight or preflight or NoopPreflight(),
     )
-    api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow, size=settings.api_key_cache_size)
+    api_keys = ApiKeyCache(
+        db.sessions, now=overrides.now or utcnow, size=settings.api_key_cache_size, preload=registry.preload
+    )
     registry.add_listener(api_keys.drop_org)
     registry.poll_hooks.append(api_keys.poll)
     limit = settings.rate_limit
