@@ -149,17 +149,23 @@ async def test_hits_and_misses_are_counted(small: Registry, orgs: list[str]) -> 
     assert {m: count(m) - before[m] for m in before} == {"hits": 1, "misses": 3, "evictions": 1}
 
 
-async def test_orgs_loading_together_share_one_read(
-    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batches: list[list[str]] = []
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The org ids of each `read_orgs` call the registry makes."""
+    seen: list[list[str]] = []
     real = registry_module.read_orgs
 
     async def spy(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
-        batches.append(list(org_ids))
+        seen.append(list(org_ids))
         return await real(session, org_ids)
 
     monkeypatch.setattr(registry_module, "read_orgs", spy)
+    return seen
+
+
+async def test_orgs_loading_together_share_one_read(
+    db: Database, vault: Vault, orgs: list[str], batches: list[list[str]]
+) -> None:
     reg = Registry(db.sessions, vault)
     try:
         entries = await asyncio.gather(
@@ -175,17 +181,10 @@ async def test_orgs_loading_together_share_one_read(
 
 
 async def test_preloaded_orgs_are_held_and_get_reads_nothing(
-    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
+    db: Database, vault: Vault, orgs: list[str], batches: list[list[str]]
 ) -> None:
     a, b, _ = orgs
-    reads: list[list[str]] = []
-    real = registry_module.read_orgs
-
-    async def spy(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
-        reads.append(list(org_ids))
-        return await real(session, org_ids)
-
-    monkeypatch.setattr(registry_module, "read_orgs", spy)
+    reads = batches
     reg = Registry(db.sessions, vault)
     try:
         async with db.sessions() as s:  # the API-key cache's session, in the server
@@ -241,25 +240,19 @@ async def preload_with_a_waiter(
     return reg, calls, error, entry
 
 
-async def test_a_request_during_a_preload_shares_it(
-    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("fail_first", [False, True], ids=["shared", "failed-then-own-load"])
+async def test_a_request_during_a_preload_gets_its_entry(
+    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch, fail_first: bool
 ) -> None:
+    """It shares the preload's read; when that read fails, a load of the org's own serves it."""
     a = orgs[0]
-    reg, calls, error, entry = await preload_with_a_waiter(db, vault, a, monkeypatch, fail_first=False)
+    reg, calls, error, entry = await preload_with_a_waiter(db, vault, a, monkeypatch, fail_first=fail_first)
     try:
-        assert error is None and calls == 1 and reg.cached(a) is entry
-    finally:
-        await reg.aclose()
-
-
-async def test_a_failed_preload_leaves_each_org_a_load_of_its_own(
-    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    a = orgs[0]
-    reg, calls, error, entry = await preload_with_a_waiter(db, vault, a, monkeypatch, fail_first=True)
-    try:
-        assert isinstance(error, ConnectionError) and calls == 2 and reg.cached(a) is entry
-        assert reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
+        assert reg.cached(a) is entry and reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
+        if fail_first:
+            assert isinstance(error, ConnectionError) and calls == 2
+        else:
+            assert error is None and calls == 1
     finally:
         await reg.aclose()
 
