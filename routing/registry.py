@@ -190,6 +190,7 @@ class Registry:
         for org_id in org_ids:
             if org_id in claims or org_id in self._loading or self._entries.peek(org_id) is not None:
                 continue
+            self._entries.get(org_id)  # absent: counted as the miss this load is
             self._stale.discard(org_id)
             claim = claims[org_id] = self._loading[org_id] = loop.create_future()
             claim.add_done_callback(functools.partial(self._load_finished, org_id))

@@ -185,11 +185,17 @@ async def test_preloaded_orgs_are_held_and_get_reads_nothing(
 ) -> None:
     a, b, _ = orgs
     reads = batches
+
+    def misses() -> float:
+        return REGISTRY.get_sample_value("patchbay_cache_misses_total", {"cache": "org"}) or 0.0
+
+    missed = misses()
     reg = Registry(db.sessions, vault)
     try:
         async with db.sessions() as s:  # the API-key cache's session, in the server
             await reg.preload(s, [a, b, a, "org_missing"])
         assert [sorted(r) for r in reads] == [sorted([a, b, "org_missing"])]
+        assert misses() == missed + 3  # each load a miss, as `get` counts one
         entry = await reg.get(a)
         assert reg.cached(a) is entry and reg.cached(b) is not None and len(reads) == 1
         assert reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
