@@ -9,7 +9,9 @@ seconds, not one CLI call per org. Then it starts Patchbay (one uvicorn worker, 
 
 - start-up: from spawning the process to its first served request;
 - cold and warm: latency of `--sample` orgs' first request (one at a time), then of their
-  second, beside the emulator's own latency (added = through minus direct);
+  second, beside the emulator's own latency (added = through minus direct), and the worker's
+  CPU time per request in each (from /proc: cold minus warm is what loading an org and its
+  key costs, whatever else the machine runs);
 - warming c=50: every other org's first request, in random order, 50 at a time;
 - warm c=50: random orgs for `--seconds` once every org is held;
 - resident memory (VmRSS) of the worker with one org held and with all of them, per org;
@@ -163,6 +165,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (/proc/PID/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -248,8 +256,12 @@ async def measure(
     await sweep(direct_url, [g.UPSTREAM_KEY] * 200, 1, model="gpt-4o-mini")
     rss_one = rss_kib(pid)
     direct = await sweep(direct_url, [g.UPSTREAM_KEY] * len(sample), 1, model="gpt-4o-mini")
+    began = cpu_seconds(pid)
     cold = await sweep(url, sample, 1)
+    between = cpu_seconds(pid)
     warm = await sweep(url, sample, 1)
+    cold["cpu_ms"] = (between - began) * 1000 / max(1, len(sample))
+    warm["cpu_ms"] = (cpu_seconds(pid) - between) * 1000 / max(1, len(sample))
     out["direct_c1"], out["cold_c1"], out["warm_c1"] = direct, cold, warm
     out["warming_c50"] = await sweep(url, rest, 50)
     out["warm_c50"] = await sweep(url, keys, 50, seconds=args.seconds)
@@ -275,8 +287,12 @@ def report(figures: dict[str, Any]) -> None:
             f"{phase:<14}{cell['requests']:>9}{cell['rate']:>9.0f}{cell['p50_ms']:>9.2f}{cell['p99_ms']:>9.2f}"
             f"{added:>11.2f}{cell['errors']:>8}"
         )
+    cold, warm = figures["cold_c1"], figures["warm_c1"]
     print(
-        f"cold - warm p50: {figures['cold_c1']['p50_ms'] - figures['warm_c1']['p50_ms']:.2f} ms; "
+        f"cold - warm p50: {cold['p50_ms'] - warm['p50_ms']:.2f} ms; worker CPU per request cold "
+        f"{cold['cpu_ms']:.2f} ms, warm {warm['cpu_ms']:.2f} ms (an org's load: {cold['cpu_ms'] - warm['cpu_ms']:.2f} ms)"
+    )
+    print(
         f"RSS {figures['rss_one_org_mib']:.0f} MiB with one org, {figures['rss_all_orgs_mib']:.0f} MiB with all "
         f"({figures['rss_per_org_kib']:.1f} KiB per org); reload of every org at c=50: "
         f"{figures['reload_c50']['seconds']:.2f} s"

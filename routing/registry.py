@@ -1,13 +1,15 @@
 """Per-org routing snapshots and credentials, held in memory and dropped when the org changes.
 
 `Registry.get(org_id)` loads the org's rows once (`routing.org_rows`: org, AI settings,
-connections with the vault envelopes of their keys, agents, stored conformance results, in
-four round trips; the platform's connections and the feature flags are read once per platform
-config version and shared by every org), builds the snapshot with `routing.snapshot` (applying
+connections with the vault envelopes of their keys, agents, stored conformance results, in one
+round trip unless it has agents or conformance results; the platform's connections and the
+feature flags are read once per platform config version and shared by every org), builds the snapshot with `routing.snapshot` (applying
 the tier table through `billing_policy`), and serves it from memory until the org's
 configuration, or the platform's, changes. The hot path never touches the database. An org's
 first request waits for its own load only: loads of one org are shared (single flight), loads
-of different orgs run side by side, and no lock is held across a load.
+of different orgs run side by side, and no lock is held across a load. A new API key's org is
+usually loaded before `get` is asked: the key cache reads it right after the key, on the same
+session (`preload`), so an org's first request opens one connection.
 
 At most `cache_size` orgs are held (`PATCHBAY_ORG_CACHE_SIZE`): the least recently used one is
 dropped to make room and loads again on its next request. Hits, misses and evictions are
@@ -44,10 +46,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -137,7 +140,7 @@ class Registry:
         # Entries dropped (changed or evicted) that a request in flight may still route with:
         # their credentials stay reachable for as long as that request holds the entry.
         self._retired: weakref.WeakValueDictionary[str, OrgEntry] = weakref.WeakValueDictionary()
-        self._loading: dict[str, asyncio.Task[OrgEntry]] = {}
+        self._loading: dict[str, asyncio.Future[OrgEntry]] = {}
         self._stale: set[str] = set()
         """Orgs whose load under way started before a change notice: its result is not cached."""
         self._platform: _Platform | None = None
@@ -170,14 +173,71 @@ class Registry:
             task.add_done_callback(lambda done: self._load_finished(org_id, done))
         return await asyncio.shield(task)
 
-    def _load_finished(self, org_id: str, task: asyncio.Task[OrgEntry]) -> None:
+    def _load_finished(self, org_id: str, task: asyncio.Future[OrgEntry]) -> None:
         if self._loading.get(org_id) is task:
             del self._loading[org_id]
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have given up
 
+    async def preload(self, session: AsyncSession, org_ids: Iterable[str]) -> None:
+        """Load, on the caller's session, those of `org_ids` neither held nor loading: the API-key
+        cache reads a new key's org right after the key, on the same connection, instead of the
+        request opening another for `get`. Requests for these orgs meanwhile wait for this load
+        (single flight, as with `get`). Should the read fail or be cancelled, each org is handed
+        to a load of its own, so a waiter sees the error `get` would have given."""
+        loop = asyncio.get_running_loop()
+        claims: dict[str, asyncio.Future[OrgEntry]] = {}
+        for org_id in org_ids:
+            if org_id in claims or org_id in self._loading or self._entries.peek(org_id) is not None:
+                continue
+            self._entries.get(org_id)  # absent: counted as the miss this load is
+            self._stale.discard(org_id)
+            claim = claims[org_id] = self._loading[org_id] = loop.create_future()
+            claim.add_done_callback(functools.partial(self._load_finished, org_id))
+        if not claims:
+            return
+        try:
+            reads = await self._read_in(session, list(claims))
+        except BaseException:
+            for org_id, claim in claims.items():
+                self._hand_over(org_id, claim)
+            raise
+        for org_id, claim in claims.items():
+            read = reads.get(org_id)
+            try:
+                if read is None:
+                    raise UnknownOrgError(org_id)
+                entry = await self._settle(org_id, *self._entry(org_id, *read))
+            except Exception as exc:
+                if not claim.done():
+                    claim.set_exception(exc)
+            else:
+                if not claim.done():
+                    claim.set_result(entry)
+
+    def _hand_over(self, org_id: str, claim: asyncio.Future[OrgEntry]) -> None:
+        """Settle a claim made by `preload` with a load of the org's own."""
+        task = asyncio.ensure_future(self._load_and_cache(org_id))
+
+        def settle(done: asyncio.Task[OrgEntry]) -> None:
+            if claim.done():
+                if not done.cancelled():
+                    done.exception()  # retrieved: nobody waits for it any more
+            elif done.cancelled():
+                claim.cancel()
+            elif (error := done.exception()) is not None:
+                claim.set_exception(error)
+            else:
+                claim.set_result(done.result())
+
+        task.add_done_callback(settle)
+
     async def _load_and_cache(self, org_id: str) -> OrgEntry:
-        entry, keys = await self._load(org_id)
+        return await self._settle(org_id, *await self._load(org_id))
+
+    async def _settle(self, org_id: str, entry: OrgEntry, keys: dict[str, KeyVersion]) -> OrgEntry:
+        """Cache a loaded entry (unless a change notice overtook its load) and clear the
+        cooldowns of the profiles whose key changed since the previous load."""
         if org_id in self._stale:
             # A change notice overtook this load: its waiters get the entry, the next load caches.
             return entry
@@ -279,20 +339,30 @@ class Registry:
 
     async def _read_batch(self, org_ids: list[str]) -> dict[str, tuple[OrgRows, _Platform]]:
         """The rows of orgs whose loads started together (`BatchedReads`), on one session."""
-        out: dict[str, tuple[OrgRows, _Platform]] = {}
         async with self._sessions() as session:
-            for org_id, rows in (await read_orgs(session, org_ids)).items():
-                platform = self._platform
-                if platform is None or platform.rows.version != rows.platform_version:
-                    platform = await self._read_platform(session, rows.platform_version)
-                out[org_id] = (rows, platform)
+            return await self._read_in(session, org_ids)
+
+    async def _read_in(
+        self, session: AsyncSession, org_ids: list[str]
+    ) -> dict[str, tuple[OrgRows, _Platform]]:
+        out: dict[str, tuple[OrgRows, _Platform]] = {}
+        for org_id, rows in (await read_orgs(session, org_ids)).items():
+            platform = self._platform
+            if platform is None or platform.rows.version != rows.platform_version:
+                platform = await self._read_platform(session, rows.platform_version)
+            out[org_id] = (rows, platform)
         return out
 
     async def _load(self, org_id: str) -> tuple[OrgEntry, dict[str, KeyVersion]]:
         read = await self._reads.read(org_id)
         if read is None:
             raise UnknownOrgError(org_id)
-        rows, platform = read
+        return self._entry(org_id, *read)
+
+    def _entry(
+        self, org_id: str, rows: OrgRows, platform: _Platform
+    ) -> tuple[OrgEntry, dict[str, KeyVersion]]:
+        """The org's entry built from its rows (no I/O), and its profiles' key versions."""
         own = rows.own.connections
         shared = platform.rows.keyed.connections
         routing = build_org_routing(

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -344,12 +344,16 @@ async def authenticate_api_key(session: AsyncSession, presented: str) -> Princip
     return (await authenticate_api_keys(session, [presented])).get(presented)
 
 
+_BY_PREFIX = select(ApiKey).where(ApiKey.prefix.in_(bindparam("prefixes", expanding=True)))
+"""Built once: a key's first use waits on this read (only the prefixes change)."""
+
+
 async def authenticate_api_keys(session: AsyncSession, presented: Sequence[str]) -> dict[str, Principal]:
     """`authenticate_api_key` for many keys in one query (keys used for the first time together)."""
     ours = [p for p in presented if p.startswith(API_KEY_PREFIX)]
     if not ours:
         return {}
-    rows = await session.scalars(select(ApiKey).where(ApiKey.prefix.in_({key_prefix(p) for p in ours})))
+    rows = await session.scalars(_BY_PREFIX, {"prefixes": list({key_prefix(p) for p in ours})})
     by_prefix = {row.prefix: row for row in rows}
     out: dict[str, Principal] = {}
     for key in ours:

@@ -79,6 +79,20 @@ class Database:
         self.sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
+        # On SQLite a read begins no transaction anyway, and setting the mode on each checkout
+        # would cost statements of its own.
+        reads = (
+            self.engine
+            if self.engine.dialect.name == "sqlite"
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        self.read_sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            reads, expire_on_commit=False
+        )
+        """For reads on a request's path that need no transaction of their own (an org's or an
+        API key's first load): on PostgreSQL in autocommit, without the BEGIN and ROLLBACK round
+        trips; each statement sees what was committed when it started, as it does at READ
+        COMMITTED anyway. Never for writes."""
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:

@@ -65,6 +65,7 @@ from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
 from server.v1.auth import ApiKeyCache
 from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_session
+from server.v1.last_used import LastUsedWriter
 from server.v1.ratelimit import RateLimit, make_rate_limiter
 from server.vault_keys import build_vault
 
@@ -141,7 +142,7 @@ def build_gateway(
     redis_url = settings.redis_url
     cooldowns = make_cooldown_store(redis_url, prefix=REDIS_PREFIX)
     registry = Registry(
-        db.sessions,
+        db.read_sessions,  # it only reads: snapshots, change counters, and its poll hooks
         vault,
         billing_policy=billing_policy,
         environ=environ,
@@ -160,7 +161,14 @@ def build_gateway(
         resolve=resolve or resolve_host,
         preflight=overrides.preflight or preflight or NoopPreflight(),
     )
-    api_keys = ApiKeyCache(db.sessions, now=overrides.now or utcnow, size=settings.api_key_cache_size)
+    now = overrides.now or utcnow
+    api_keys = ApiKeyCache(
+        db.read_sessions,
+        now=now,
+        last_used=LastUsedWriter(db.sessions, now=now),
+        size=settings.api_key_cache_size,
+        preload=registry.preload,
+    )
     registry.add_listener(api_keys.drop_org)
     registry.poll_hooks.append(api_keys.poll)
     limit = settings.rate_limit

@@ -7,6 +7,9 @@ from memory until something says it may have changed:
   also covers agent deletion;
 - the background poll (`poll`, run by the registry every couple of seconds on its session)
   finds that a cached key was revoked or deleted, by whichever process.
+A key read for the first time brings its org with it: `preload` (the registry's) reads the
+orgs of the keys found on the same session, right after them, so an org's first request opens
+one connection, not one for the key and another for the org.
 Unknown keys are remembered briefly (bounded) so a client retrying a bad key cannot turn
 every request into a database read.
 
@@ -24,8 +27,9 @@ expired key without a read: expiry needs no poll. Each accepted use is noted in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -42,6 +46,8 @@ from server.v1.last_used import LastUsedWriter
 _NEGATIVE_TTL = 5.0
 _MAX_NEGATIVE = 10_000
 _POLL_BATCH = 500
+Preload = Callable[[AsyncSession, Iterable[str]], Awaitable[None]]
+"""Reads orgs (by id) on the session given: `Registry.preload`."""
 DEFAULT_CACHE_SIZE = 50_000
 """API keys a process holds at most (`PATCHBAY_API_KEY_CACHE_SIZE`)."""
 
@@ -78,8 +84,11 @@ class ApiKeyCache:
         now: Callable[[], datetime] = utcnow,
         last_used: LastUsedWriter | None = None,
         size: int = DEFAULT_CACHE_SIZE,
+        preload: Preload | None = None,
     ) -> None:
+        """`preload`: called with the org ids of the keys each read finds, on its session."""
         self._sessions = sessions
+        self._preload = preload
         self._clock = clock
         self._now = now
         """The wall clock keys expire by (`clock` times the negative cache)."""
@@ -145,7 +154,13 @@ class ApiKeyCache:
         """Keys used for the first time together: one query (`BatchedReads`)."""
         self.lookups += 1
         async with self._sessions() as session:
-            return await authenticate_api_keys(session, presented)
+            found = await authenticate_api_keys(session, presented)
+            if found and self._preload is not None:
+                # The keys stand whatever happens to their orgs' read: the registry hands an org
+                # whose read failed to a load of its own, which reports the error to its request.
+                with contextlib.suppress(Exception):
+                    await self._preload(session, [p.org_id for p in found.values()])
+            return found
 
     def _read_finished(self, digest: str, task: asyncio.Task[Principal | None]) -> None:
         if self._loading.get(digest) is task:

@@ -1,5 +1,7 @@
 """The registry's bound and its loads: least recently used orgs go and load again, the poll reads
-only orgs held, one org's load never waits for another's, and hits and misses are counted."""
+only orgs held, one org's load never waits for another's, hits and misses are counted, and orgs
+preloaded on the API-key cache's session are held after it (a request meanwhile shares that
+load; a failed preload leaves each org a load of its own)."""
 
 from __future__ import annotations
 
@@ -147,17 +149,23 @@ async def test_hits_and_misses_are_counted(small: Registry, orgs: list[str]) -> 
     assert {m: count(m) - before[m] for m in before} == {"hits": 1, "misses": 3, "evictions": 1}
 
 
-async def test_orgs_loading_together_share_one_read(
-    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    batches: list[list[str]] = []
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The org ids of each `read_orgs` call the registry makes."""
+    seen: list[list[str]] = []
     real = registry_module.read_orgs
 
     async def spy(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
-        batches.append(list(org_ids))
+        seen.append(list(org_ids))
         return await real(session, org_ids)
 
     monkeypatch.setattr(registry_module, "read_orgs", spy)
+    return seen
+
+
+async def test_orgs_loading_together_share_one_read(
+    db: Database, vault: Vault, orgs: list[str], batches: list[list[str]]
+) -> None:
     reg = Registry(db.sessions, vault)
     try:
         entries = await asyncio.gather(
@@ -168,5 +176,109 @@ async def test_orgs_loading_together_share_one_read(
         for org_id, entry in zip(orgs, entries[:3], strict=True):
             assert isinstance(entry, registry_module.OrgEntry) and entry is entries[orgs.index(org_id) + 3]
             assert reveal(reg, org_id, entry) == f"sk-CANARY-tenant-{orgs.index(org_id)}-0000"
+    finally:
+        await reg.aclose()
+
+
+async def test_preloaded_orgs_are_held_and_get_reads_nothing(
+    db: Database, vault: Vault, orgs: list[str], batches: list[list[str]]
+) -> None:
+    a, b, _ = orgs
+    reads = batches
+
+    def misses() -> float:
+        return REGISTRY.get_sample_value("patchbay_cache_misses_total", {"cache": "org"}) or 0.0
+
+    missed = misses()
+    reg = Registry(db.sessions, vault)
+    try:
+        async with db.sessions() as s:  # the API-key cache's session, in the server
+            await reg.preload(s, [a, b, a, "org_missing"])
+        assert [sorted(r) for r in reads] == [sorted([a, b, "org_missing"])]
+        assert misses() == missed + 3  # each load a miss, as `get` counts one
+        entry = await reg.get(a)
+        assert reg.cached(a) is entry and reg.cached(b) is not None and len(reads) == 1
+        assert reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
+        with pytest.raises(registry_module.UnknownOrgError):
+            await reg.get("org_missing")  # not cached: a load of its own says so
+        async with db.sessions() as s:
+            await reg.preload(s, [a, b])  # held: nothing read
+        assert len(reads) == 2
+    finally:
+        await reg.aclose()
+
+
+async def preload_with_a_waiter(
+    db: Database, vault: Vault, org_id: str, monkeypatch: pytest.MonkeyPatch, *, fail_first: bool
+) -> tuple[Registry, int, BaseException | None, registry_module.OrgEntry]:
+    """Preload `org_id` while a request for it arrives mid-read; the first read fails if asked.
+    Returns the registry, the reads made, the preload's error and the request's entry."""
+    started, release = asyncio.Event(), asyncio.Event()
+    calls = 0
+    real = registry_module.read_orgs
+
+    async def gated(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await release.wait()
+            if fail_first:
+                raise ConnectionError("database went away")
+        return await real(session, org_ids)
+
+    monkeypatch.setattr(registry_module, "read_orgs", gated)
+    reg = Registry(db.sessions, vault)
+
+    async def preload() -> None:
+        async with db.sessions() as s:
+            await reg.preload(s, [org_id])
+
+    async with asyncio.timeout(HANG_GUARD):
+        loading = asyncio.ensure_future(preload())
+        await started.wait()
+        waiting = asyncio.ensure_future(reg.get(org_id))
+        await asyncio.sleep(0)  # one loop turn: the request finds the preload under way
+        assert not waiting.done()
+        release.set()
+        error = (await asyncio.gather(loading, return_exceptions=True))[0]
+        entry = await waiting
+    return reg, calls, error, entry
+
+
+@pytest.mark.parametrize("fail_first", [False, True], ids=["shared", "failed-then-own-load"])
+async def test_a_request_during_a_preload_gets_its_entry(
+    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch, fail_first: bool
+) -> None:
+    """It shares the preload's read; when that read fails, a load of the org's own serves it."""
+    a = orgs[0]
+    reg, calls, error, entry = await preload_with_a_waiter(db, vault, a, monkeypatch, fail_first=fail_first)
+    try:
+        assert reg.cached(a) is entry and reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
+        if fail_first:
+            assert isinstance(error, ConnectionError) and calls == 2
+        else:
+            assert error is None and calls == 1
+    finally:
+        await reg.aclose()
+
+
+async def test_a_change_during_a_preload_is_not_cached(
+    db: Database, vault: Vault, orgs: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = orgs[0]
+    reg = Registry(db.sessions, vault)
+    real = registry_module.read_orgs
+
+    async def changed_meanwhile(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        rows = await real(session, org_ids)
+        reg.invalidate(a)  # a change notice arrives while the rows are read
+        return rows
+
+    monkeypatch.setattr(registry_module, "read_orgs", changed_meanwhile)
+    try:
+        async with db.sessions() as s:
+            await reg.preload(s, [a])
+        assert reg.cached(a) is None
     finally:
         await reg.aclose()

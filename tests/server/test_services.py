@@ -7,6 +7,7 @@ from pathlib import Path
 
 from providers.speech.base import STTEngine, TTSEngine
 from routing.speech import BuiltIn
+from server import accounts
 from server.accounts import Principal
 from server.admin.token import token_path
 from server.db import Database
@@ -73,3 +74,17 @@ async def test_the_ledger_takes_the_hold_ttl_and_its_sweeper_runs_while_serving(
     finally:
         await services.aclose()
     assert not services.sweeper.running
+
+
+async def test_a_keys_first_use_brings_its_org_into_the_registry(tmp_path: Path, db: Database) -> None:
+    services = Services.build(Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://"), db)
+    try:
+        async with db.session() as s:
+            org = await accounts.create_org(s, "Acme")
+            issued = await accounts.create_api_key(s, org.id, name="test")
+        principal = await services.gateway.api_keys.check(issued.key)
+        assert isinstance(principal, Principal) and principal.org_id == org.id
+        # Read with the key, on its session: the request's `get` finds it held.
+        assert services.gateway.registry.cached(org.id) is not None
+    finally:
+        await services.aclose()

@@ -4,6 +4,7 @@ clock, uses noted in memory for the last-used writer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -165,3 +166,29 @@ async def test_concurrent_first_uses_of_a_key_share_one_read(db: Database) -> No
     cache = ApiKeyCache(db.sessions)
     principals = await asyncio.gather(*(cache.authenticate(key) for _ in range(10)))
     assert {p.key_id for p in principals if p is not None} == {key_id} and cache.lookups == 1
+
+
+async def test_a_new_keys_org_is_read_on_the_keys_session(db: Database) -> None:
+    org_id, key_id, key = await _key(db)
+    asked: list[tuple[AsyncSession, list[str]]] = []
+
+    async def preload(session: AsyncSession, org_ids: Iterable[str]) -> None:
+        asked.append((session, list(org_ids)))
+
+    cache = ApiKeyCache(db.sessions, preload=preload)
+    assert await cache.authenticate("pb-unknown") is None
+    principal = await cache.authenticate(key)
+    assert principal is not None and principal.key_id == key_id
+    assert [ids for _, ids in asked] == [[org_id]]
+    assert await cache.authenticate(key) is not None and len(asked) == 1 and cache.lookups == 2
+
+
+async def test_a_failed_org_read_does_not_refuse_the_key(db: Database) -> None:
+    org_id, key_id, key = await _key(db)
+
+    async def preload(session: AsyncSession, org_ids: Iterable[str]) -> None:
+        raise ConnectionError("database went away")
+
+    cache = ApiKeyCache(db.sessions, preload=preload)
+    principal = await cache.authenticate(key)
+    assert principal is not None and principal.org_id == org_id and principal.key_id == key_id
