@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from billing.usage import Segment, SegmentStatus, UsageSegment
+from billing.usage import Segment, SegmentStatus
+from providers.types import TextPart
 from tests.voice.fake_llm import FakeLLM
 from tests.voice.fakes import FakeTTS
 from tests.voice.speech import silence, speak
 from tests.voice.test_partials import FIRST, SECOND, SpeculatingSTT
+from tests.voice.test_session import Usage
 from voice import events as ev
 from voice.audio import PCM16_16K
 from voice.clock import ManualClock
@@ -24,14 +26,6 @@ from voice.session import VoiceSession
 from voice.turn import SessionContext
 
 SENTENCE = "Can you turn off the lights in the kitchen?"
-
-
-class Usage:
-    def __init__(self) -> None:
-        self.segments: list[UsageSegment] = []
-
-    def record(self, segment: UsageSegment) -> None:
-        self.segments.append(segment)
 
 
 class Session:
@@ -67,7 +61,13 @@ class Session:
     def user_texts(self) -> list[list[str]]:
         """The user messages of each LLM request."""
         return [
-            [part.text for m in r.messages if m.role == "user" for part in m.content]  # type: ignore[attr-defined]
+            [
+                part.text
+                for m in r.messages
+                if m.role == "user"
+                for part in m.content
+                if isinstance(part, TextPart)
+            ]
             for r in self.llm.state.requests
         ]
 
