@@ -20,6 +20,11 @@ Reported, p50 and max over every turn of `--rounds` rounds:
 file run from an older checkout measures "before". The machine's load average is printed
 with the figures (Whisper is CPU-bound: a loaded machine is slower).
 
+The first lines of the summary are the headline, `speech end -> first audio p50`, and its
+two parts: `speech end -> endpoint` (the endpointing silence and the VAD's hang-over) and
+`endpoint -> first audio` (what the server does after the turn ends). `--sentence-silence-ms`
+and `--pause-ms` set the endpoint policy (the session defaults otherwise).
+
     .venv/bin/python bench/voice_latency.py --wer --rounds 3 [--model-dir DIR] [--json FILE]
 """
 
@@ -32,6 +37,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,8 @@ from providers.types import ChatRequest, Finish, FinishReason, StreamEvent, Text
 from tests.voice.speech import SENTENCES, speak
 from tests.voice.wer import word_error_rate
 from voice.audio import resample
+from voice.config import SessionConfig
+from voice.endpointing import TurnDetectionConfig
 from voice.events import AudioDelta, InputTranscriptCompleted, ResponseDone, SpeechStopped
 from voice.llm import ServedBy
 from voice.session import VoiceSession
@@ -89,11 +97,15 @@ def _audible_end(pcm: bytes) -> int:
     return 0
 
 
-async def one_turn(stt: WhisperSTT, tts: EspeakTTS, text: str) -> dict[str, Any]:
+async def one_turn(
+    stt: WhisperSTT, tts: EspeakTTS, text: str, config: SessionConfig | None = None
+) -> dict[str, Any]:
     speech = resample(speak(text), 16_000, RATE)
     audio = bytes(RATE * 2 * 300 // 1000) + speech + bytes(RATE * 2 * 2)
     last_frame = (RATE * 2 * 300 // 1000 + _audible_end(speech)) // FRAME_BYTES
-    session = VoiceSession(SessionContext("org_bench", "sess_bench"), stt=stt, tts=tts, llm=InstantLLM())
+    session = VoiceSession(
+        SessionContext("org_bench", "sess_bench"), stt=stt, tts=tts, llm=InstantLLM(), config=config
+    )
     marks: dict[str, float] = {}
     heard: list[str] = []
 
@@ -153,7 +165,16 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--wer", action="store_true", help="print Whisper's WER on the test set first")
     parser.add_argument("--json", type=Path, help="also write every turn's figures here")
+    parser.add_argument("--sentence-silence-ms", type=int, help="silence after a complete sentence")
+    parser.add_argument("--pause-ms", type=int, help="unvoiced audio that counts as a pause")
     args = parser.parse_args()
+    policy = {
+        name: value
+        for name, value in (("sentence_silence_ms", args.sentence_silence_ms), ("pause_ms", args.pause_ms))
+        if value is not None
+    }
+    config = SessionConfig(turn_detection=replace(TurnDetectionConfig(), **policy))
+    print(f"endpoint policy: {config.turn_detection}")
     stt, tts = WhisperSTT(args.model_dir, language="en"), EspeakTTS()
     await stt.load()
     print(f"load average before: {os.getloadavg()}, {os.cpu_count()} CPUs")
@@ -162,14 +183,19 @@ async def main() -> None:
         hypotheses = [(await stt.transcribe(speak(s))).text for s in SENTENCES]
         result["wer"] = word_error_rate(SENTENCES, hypotheses)
         print(f"WER on the test set ({len(SENTENCES)} sentences): {result['wer']:.4f}")
-    await one_turn(stt, tts, SENTENCES[0])  # warm-up: first decode, first espeak-ng
+    await one_turn(stt, tts, SENTENCES[0], config)  # warm-up: first decode, first espeak-ng
     short: list[dict[str, Any]] = []
     long: list[dict[str, Any]] = []
     for _ in range(args.rounds):
         for text in SENTENCES:
-            short.append(await one_turn(stt, tts, text))
-        long.append(await one_turn(stt, tts, LONG))
+            short.append(await one_turn(stt, tts, text, config))
+        long.append(await one_turn(stt, tts, LONG, config))
     result.update(short=short, long=long, load_after=os.getloadavg())
+    every = short + long
+    print(f"all {len(every)} turns:")
+    print("  speech end -> first audio " + _summary(every, "speech_end→audio").partition(": ")[2])
+    print("    = speech end -> endpoint " + _summary(every, "silence").partition(": ")[2])
+    print("    + endpoint -> first audio " + _summary(every, "endpoint→audio").partition(": ")[2])
     for name, turns in (("sentences (2-4 s)", short), ("~10 s utterance", long)):
         print(f"{name}:")
         for field in ("speech_end→audio", "endpoint→audio", "endpoint→transcript", "silence"):

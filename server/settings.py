@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     """End-of-turn silence once the partial transcript trails off ("... and", a comma; at least VOICE_SILENCE_MS)."""
     voice_partial_transcripts: bool = True
     """Decode at the caller's pauses with the internal STT, so the transcript is ready at the turn's end; off: one decode per turn."""
+    voice_speculative_reply: bool = True
+    """Start the reply on a pause's complete-sentence partial transcript, held until the turn ends (needs partial transcripts)."""
     voice_token_ttl_seconds: int = Field(default=60, ge=5, le=3600)
     voice_token_secret: SecretStr | None = None
     """Signs short-lived realtime tokens; random per process when unset (set it with several replicas)."""

@@ -35,6 +35,8 @@ _ABBREVIATIONS = frozenset(
 )
 _DOTTED = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]")
 _SPEAKABLE = re.compile(r"\w")
+SPEECH_CLAUSE_CHARS = 30
+"""The clause length a voice reply is first cut at (`voice.pipeline`, `voice.speculation`)."""
 
 
 class SentenceChunker:

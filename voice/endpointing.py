@@ -40,6 +40,8 @@ class TurnDetectionConfig:
     """Decode at each pause while the caller speaks (internal STT only); off: one decode at the end."""
     pause_ms: int = 100
     """Unvoiced audio that counts as a pause (a `SpeechPaused`)."""
+    speculative_reply: bool = True
+    """Start the reply on a pause's complete-sentence partial, held until the turn ends."""
 
     def __post_init__(self) -> None:
         mode_for_threshold(self.threshold)
@@ -72,12 +74,18 @@ class SpeechPaused:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechResumed:
+    speech_end_ms: int
+    """The end of the pause's last voiced frame (its `SpeechPaused.speech_end_ms`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpeechStopped:
     audio_end_ms: int
     speech_end_ms: int
 
 
-TurnEvent = SpeechStarted | SpeechPaused | SpeechStopped
+TurnEvent = SpeechStarted | SpeechPaused | SpeechResumed | SpeechStopped
 
 
 def _frames(ms: int) -> int:
@@ -142,6 +150,7 @@ class TurnDetector:
                     if self._silence >= self._pause_frames > 0:
                         # Speech again after a pause: what was decoded there no longer ends it.
                         self._stop_frames = _frames(self.config.silence_duration_ms)
+                        events.append(SpeechResumed(speech_end_ms=self._last_voiced_end * FRAME_MS))
                     self._silence = 0
                     self._last_voiced_end = frame
                 else:

@@ -7,6 +7,8 @@ speculate answer None and nothing changes). Two things follow:
 
 - the partial text picks the silence this turn needs (`voice.endpoint_policy`): after a
   complete sentence the turn may end at once if that much silence has already passed;
+- a complete sentence, with nothing said since, is handed on (`sentence`): the session may
+  start the reply on it while the silence runs (`voice.speculation`);
 - when the turn ends with no speech after the pause (the stop's `speech_end_ms` is the
   pause's), the turn is transcribed from exactly the bytes that were prefetched, which the
   engine recognises and answers from its kept result instead of decoding again. The trailing
@@ -63,11 +65,19 @@ def join(committed: str, tail: str) -> str:
 
 
 class Partials:
-    def __init__(self, stt: STTEngine, spawn: Spawn, end_turn: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        stt: STTEngine,
+        spawn: Spawn,
+        end_turn: Callable[[], None],
+        sentence: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self._stt = stt
         self._spawn = spawn
         self._end_turn = end_turn
         """Ends the turn in progress now (the detector's `finish`, handled as a stop)."""
+        self._sentence = sentence
+        """Takes the turn's transcript so far when a pause's partial completes a sentence."""
         self._pause: _Pause | None = None
         self._committed: list[str] = []
         self._commit_ms: int | None = None
@@ -117,6 +127,8 @@ class Partials:
         pause.text = text
         if not detector.speaking or detector.speech_end_ms != pause.speech_end_ms:
             return  # the turn ended meanwhile, or the caller spoke again
+        if ending(text) == "complete":
+            self._sentence(join(self.committed, text))
         needed = silence_needed_ms(text, detector.config)
         if detector.silence_ms >= needed:
             self._end_turn()

@@ -43,7 +43,7 @@ from providers.types import (
     UsageUpdate,
 )
 from voice.audio import AudioFormat, encode_from_pcm16
-from voice.chunker import SentenceChunker
+from voice.chunker import SPEECH_CLAUSE_CHARS, SentenceChunker
 from voice.events import (
     AudioDelta,
     FunctionCallArgumentsDelta,
@@ -58,6 +58,7 @@ from voice.history import Conversation, Item, ItemKind, ItemStatus, Span
 from voice.latency import TurnLatency
 from voice.llm import LLMStream, ServedBy, TurnLLM
 from voice.outbox import Outbox
+from voice.speculation import EarlyReply
 from voice.streamed_speech import StreamedSpeech, StreamFailed
 from voice.turn import TtsTally, TurnAccounts
 
@@ -192,8 +193,12 @@ class ResponsePipeline:
         conversation: Conversation,
         chunker: SentenceChunker | None = None,
         ids: Callable[[str], str] = new_id,
+        early: EarlyReply | None = None,
     ) -> None:
+        """`early`: the reply speculated for this very request (`voice.speculation`), whose LLM
+        stream and first chunk's audio this response uses instead of asking again."""
         self.run = run
+        self.early = early
         self._llm = llm
         self._tts = tts
         self._outbox = outbox
@@ -204,7 +209,7 @@ class ResponsePipeline:
         self._reasoning: list[ReasoningArtifact] = []
         """Reasoning artifacts of this response so far; they travel with its calls."""
         self._encoder = OutputEncoder(tts.sample_rate, output)
-        self._chunker = chunker or SentenceChunker(min_clause_chars=30)
+        self._chunker = chunker or SentenceChunker(min_clause_chars=SPEECH_CLAUSE_CHARS)
         self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
         self._owner: asyncio.Task[object] | None = None
         self._llm_done = False
@@ -249,7 +254,8 @@ class ResponsePipeline:
     async def _llm_turn(self) -> None:
         run = self.run
         run.latency.mark("llm_request")
-        stream: LLMStream = self._llm.stream(run.request, turn_id=run.turn_id)
+        early = self.early
+        stream: LLMStream = early.stream() if early else self._llm.stream(run.request, turn_id=run.turn_id)
         events = aiter(stream)
         try:
             async for event in events:
@@ -429,7 +435,8 @@ class ResponsePipeline:
         start_ms = self._encoder.position_ms
         announced = False
         produced = 0
-        stream = tts.synthesize(chunk, voice=run.voice, turn_id=run.turn_id)
+        early = self.early.speech(chunk, run.voice) if self.early else None
+        stream = early or tts.synthesize(chunk, voice=run.voice, turn_id=run.turn_id)
         try:
             async for pcm in stream:
                 run.latency.mark("tts_first_byte")

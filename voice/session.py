@@ -9,7 +9,10 @@ nothing a client sends can end the session.
 A turn: server VAD (or a manual commit) closes the user's audio item; STT fills in its
 transcript (decoded ahead at the caller's pauses where the engine can, `voice.partials`,
 which also shortens or lengthens the endpointing silence by what was said); the routed LLM streams a reply that TTS speaks chunk by chunk
-(`voice.pipeline`). Speech detected during a response cancels it (barge-in) when
+(`voice.pipeline`). When a pause's partial is a complete sentence, that reply is started
+during the endpointing silence and held (`voice.speculation`): the turn's response uses it
+when its request is the same, and it is discarded when the caller speaks on or the final
+transcript differs. Speech detected during a response cancels it (barge-in) when
 `interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
 cancelled, and `response.done` says `cancelled` / `turn_detected`.
 
@@ -38,10 +41,11 @@ from foundation import tracing
 from foundation.db import new_id
 from providers.errors import ProviderError, Refused
 from providers.speech.base import STTEngine, TTSEngine
-from providers.types import ChatRequest
+from providers.types import ChatRequest, Message
 from voice.clock import SYSTEM_CLOCK, Clock
 from voice.config import SessionConfig, SessionLimits
 from voice.endpointing import SpeechPaused as DetectedPause
+from voice.endpointing import SpeechResumed as DetectedResume
 from voice.endpointing import SpeechStarted as DetectedStart
 from voice.endpointing import SpeechStopped as DetectedStop
 from voice.events import (
@@ -63,9 +67,11 @@ from voice.history import Conversation, HistoryError, Item, MessageRole
 from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
+from voice.messages import to_messages
 from voice.outbox import Outbox
 from voice.partials import Decoded, Partials, join
 from voice.pipeline import ResponsePipeline, ResponseRun
+from voice.speculation import EarlyReply
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
 
 log = logging.getLogger("patchbay.voice")
@@ -141,7 +147,9 @@ class VoiceSession:
         self._active: _Active | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self._partials = Partials(stt, self._spawn, self._end_turn_now)
+        self._early: EarlyReply | None = None
+        """The reply started on the turn's last complete-sentence pause, not claimed yet."""
+        self._partials = Partials(stt, self._spawn, self._end_turn_now, self._speculate)
 
     # -- configuration -------------------------------------------------------------------
 
@@ -153,6 +161,7 @@ class VoiceSession:
             self._input = self._new_input()
             self._speech_item = None
             self._partials.reset()
+            self._discard_early()
 
     def _new_input(self) -> InputAudio:
         return InputAudio(
@@ -176,6 +185,8 @@ class VoiceSession:
                 self._speech_started(event)
             elif isinstance(event, DetectedPause):
                 self._paused(event)
+            elif isinstance(event, DetectedResume):
+                self._discard_early()
             elif isinstance(event, DetectedStop):
                 self._speech_stopped(event.audio_end_ms, event.speech_end_ms)
         if self._input.full and self._input.speaking:
@@ -203,8 +214,52 @@ class VoiceSession:
             if isinstance(event, DetectedStop):
                 self._speech_stopped(event.audio_end_ms, event.speech_end_ms)
 
+    def _speculate(self, text: str) -> None:
+        """The turn so far is `text`, a complete sentence: start the reply it would get, held
+        until the turn ends (`voice.speculation`)."""
+        self._discard_early()
+        config = self.config
+        detection = config.turn_detection
+        if detection is None or not detection.speculative_reply or not config.create_response:
+            return
+        if self._active is not None or self._closed:
+            return  # the turn will not be answered while a response plays on
+        heard = Item("speculated", "user", "audio", text=text, status="completed")
+        messages = to_messages((*self.conversation.items, heard), config.instructions)
+        # An engine that may stream the whole reply is not asked for a first sentence it may not use.
+        speaks_ahead = config.speaks and getattr(self._tts, "open_stream", None) is None
+        self._early = EarlyReply(
+            self._request(config, messages),
+            self._ids("turn"),
+            llm=self._llm,
+            tts=self._tts if speaks_ahead else None,
+            voice=config.voice,
+            spawn=self._spawn,
+        )
+
+    def _discard_early(self, early: EarlyReply | None = None) -> None:
+        """Drop `early` (by default the held one): cancel what no response claimed."""
+        if early is None:
+            early, self._early = self._early, None
+        if early is not None:
+            early.discard(
+                self._accounts, llm_recorded=self._llm.records_usage, tts_recorded=self._tts.records_usage
+            )
+
+    def _claim_early(self, run: ResponseRun) -> EarlyReply | None:
+        """The held reply when it was started for exactly this response's turn and request."""
+        early = self._early
+        if early is None or early.turn_id != run.turn_id:
+            return None
+        self._early = None
+        if early.matches(run.request, run.turn_id):
+            return early
+        self._discard_early(early)
+        return None
+
     def _speech_started(self, event: DetectedStart) -> None:
         self._partials.reset()
+        self._discard_early()
         self._speech_item = item_id = self._ids("item")
         self._speech_start_ms = event.audio_start_ms
         active = self._active
@@ -243,6 +298,7 @@ class VoiceSession:
             self._input.detector.reset()
         self._speech_item = None
         self._partials.reset()
+        self._discard_early()
         self.outbox.put(InputCleared())
 
     def _commit_audio(
@@ -260,10 +316,18 @@ class VoiceSession:
         previous = self.conversation.add(item)
         self.outbox.put(InputCommitted(item_id, previous))
         self.outbox.put(ItemCreated(item, previous))
-        turn = _Turn(self._ids("turn"), latency)
+        # A reply started at the turn's last pause was started under the turn's id.
+        turn = _Turn(self._early.turn_id if self._early is not None else self._ids("turn"), latency)
         rate = self._input.format.sample_rate
         turn.stt = self._spawn(self._transcribe(turn, item, pcm, rate, respond, decoded))
+        turn.stt.add_done_callback(lambda _: self._unanswered(turn))
         self._turn = turn
+
+    def _unanswered(self, turn: _Turn) -> None:
+        """The turn's transcription is over: a reply held for it that no response took goes."""
+        early = self._early
+        if not turn.answered and early is not None and early.turn_id == turn.turn_id:
+            self._discard_early()
 
     async def _transcribe(
         self,
@@ -456,6 +520,7 @@ class VoiceSession:
         self, run: ResponseRun, pipeline: ResponsePipeline, turn: _Turn, config: SessionConfig
     ) -> None:
         status = "cancelled"
+        early: EarlyReply | None = None
         try:
             if turn.stt is not None and not turn.stt.done() and not turn.transcribed:
                 # Manual mode may ask for a response right after the commit: the reply
@@ -463,12 +528,17 @@ class VoiceSession:
                 # leaves the transcription running.
                 await asyncio.wait({turn.stt})
             run.request = self._request(config)
+            pipeline.early = early = self._claim_early(run)
             await pipeline()
             status = "failed" if run.error is not None else "completed"
         except Exception:
             log.exception("voice response crashed", extra={"fields": {"session": self.context.session_id}})
             status = "failed"
         finally:
+            if early is not None:
+                self._discard_early(
+                    early
+                )  # what the response did not use of it (a first chunk cut otherwise)
             run.record_usage(
                 self._accounts,
                 status,
@@ -479,11 +549,12 @@ class VoiceSession:
         if active is not None and active.run is run:
             self._finish(run, status)
 
-    def _request(self, config: SessionConfig) -> ChatRequest:
+    def _request(self, config: SessionConfig, messages: tuple[Message, ...] | None = None) -> ChatRequest:
+        """The LLM request for a response: the conversation (or `messages`) and the settings."""
         tools = tuple(tool.spec() for tool in config.tools)
         return ChatRequest(
             model=self.context.model or "default",
-            messages=self.conversation.messages(config.instructions),
+            messages=self.conversation.messages(config.instructions) if messages is None else messages,
             tools=tools,
             # `auto` is every provider's default once tools are sent; without tools no choice
             # is sent at all (OpenAI refuses a tool_choice without tools).
@@ -567,6 +638,7 @@ class VoiceSession:
     async def aclose(self) -> None:
         """Cancel everything in flight; usage of cancelled work is still recorded."""
         self._closed = True
+        self._discard_early()
         if self._active is not None:
             self._cancel(self._active, "session_closed")
         for task in list(self._tasks):

@@ -93,6 +93,7 @@ class VoiceRuntime:
             sentence_silence_ms=settings.voice_silence_after_sentence_ms,
             continuation_silence_ms=settings.voice_silence_after_continuation_ms,
             partial_transcripts=settings.voice_partial_transcripts,
+            speculative_reply=settings.voice_speculative_reply,
         )
 
     def internal_engine_names(self) -> dict[str, str]:

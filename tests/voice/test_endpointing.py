@@ -8,6 +8,7 @@ import pytest
 from tests.voice.speech import SENTENCES, ms_of, silence, speak
 from voice.endpointing import (
     SpeechPaused,
+    SpeechResumed,
     SpeechStarted,
     SpeechStopped,
     TurnDetectionConfig,
@@ -170,3 +171,17 @@ def test_speech_after_a_pause_restores_the_configured_silence() -> None:
     events = detector.feed(clip + silence(520))
     stopped = [e for e in events if isinstance(e, SpeechStopped)]
     assert stopped and stopped[0].audio_end_ms - stopped[0].speech_end_ms == 500
+
+
+def test_speech_after_a_pause_is_reported_as_resumed_with_the_pause_it_ends() -> None:
+    clip = speak(SENTENCES[3])
+    detector = TurnDetector(TurnDetectionConfig(silence_duration_ms=800, pause_ms=100), pauses=True)
+    pauses = [e for e in detector.feed(silence(200) + clip + silence(300)) if isinstance(e, SpeechPaused)]
+    events = detector.feed(clip + silence(1000))
+    resumed = [e for e in events if isinstance(e, SpeechResumed)]
+    assert resumed and resumed[0].speech_end_ms == pauses[-1].speech_end_ms
+    assert isinstance(events[-1], SpeechStopped)
+    # Without pauses asked for, speech again within a turn is nothing to report.
+    quiet = TurnDetector(TurnDetectionConfig(silence_duration_ms=800), pauses=False)
+    events = quiet.feed(silence(200) + clip + silence(300) + clip + silence(1000))
+    assert not any(isinstance(e, SpeechResumed | SpeechPaused) for e in events)
