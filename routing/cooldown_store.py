@@ -25,7 +25,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -44,75 +44,20 @@ from routing.cooldown import (
     state_to_dict,
 )
 from routing.cooldown_carry import carry_over
+from routing.cooldown_memory import CooldownStore, InProcessCooldownStore, Update
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.routing")
 
-Update = Callable[[ProfileState], ProfileState]
+__all__ = [
+    "CooldownStore",
+    "InProcessCooldownStore",
+    "RedisCooldownStore",
+    "Update",
+    "make_cooldown_store",
+]
+
 T = TypeVar("T")
-
-
-class CooldownStore(Protocol):
-    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
-        """States of the given profiles in one read; unknown profiles are absent."""
-        ...
-
-    async def record_failure(
-        self, org_id: str, profile_id: str, failure: Failure, now: float
-    ) -> ProfileState: ...
-
-    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState: ...
-
-    async def clear(self, org_id: str, profile_id: str) -> None:
-        """Forget a profile's state (its key was replaced, or it was deleted)."""
-        ...
-
-    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
-        """Lay windows and counters imported from another system over the profile's state
-        (`routing.cooldown.carry_over`); idempotent."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; the store is not used afterwards."""
-        ...
-
-
-class InProcessCooldownStore:
-    """For a single process. All updates run on the event loop without awaiting, so they are atomic."""
-
-    def __init__(self, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
-        self._schedule = schedule
-        self._states: dict[tuple[str, str], ProfileState] = {}
-
-    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
-        out: dict[str, ProfileState] = {}
-        for pid in profile_ids:
-            state = self._states.get((org_id, pid))
-            if state is not None:
-                out[pid] = state
-        return out
-
-    def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
-        state = update(self._states.get((org_id, profile_id), FRESH))
-        self._states[(org_id, profile_id)] = state
-        return state
-
-    async def record_failure(
-        self, org_id: str, profile_id: str, failure: Failure, now: float
-    ) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule))
-
-    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
-
-    async def clear(self, org_id: str, profile_id: str) -> None:
-        self._states.pop((org_id, profile_id), None)
-
-    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: carry_over(s, imported))
-
-    async def aclose(self) -> None:
-        return None
 
 
 class _Seen(NamedTuple):
@@ -155,7 +100,8 @@ class RedisCooldownStore:
 
     A success that only moves `last_used` (the profile had no failure, window or disable to
     reset: nearly every request) is written behind the request, so the answer does not wait
-    for Redis: successes queued within one event-loop turn go out together, each a
+    for Redis: each profile's latest success goes out at most once per `copy_seconds` (other
+    replicas see `last_used` no sooner anyway), those queued meanwhile together, each a
     compare-and-set of the value the request's own `get_many` read, and one that finds the
     value changed meanwhile (another request or replica wrote the profile) is dropped, never
     written over a newer state. This process reads its own queued successes back (`get_many`).
@@ -214,6 +160,7 @@ class RedisCooldownStore:
         # Successes that only move `last_used`, written behind: key -> (org, profile, model, now).
         self._touches: dict[str, tuple[str, str, str, float]] = {}
         self._touching: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Event()
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
@@ -388,8 +335,15 @@ class RedisCooldownStore:
         )
 
     async def _write_touches(self) -> None:
-        await asyncio.sleep(0)  # what this event-loop turn queued goes out together
         while self._touches:
+            # What queued meanwhile goes out together: each profile's latest success, at most
+            # once per `copy_seconds` (this process reads its own back until then).
+            if self._copy_seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flushing.wait(), self._copy_seconds)
+            else:
+                await asyncio.sleep(0)
+            self._flushing.clear()
             for key, touch in list(self._touches.items()):
                 try:
                     await self._write_touch(key, *touch)
@@ -417,12 +371,13 @@ class RedisCooldownStore:
         if self._seen.get(key) is seen:  # nothing newer came meanwhile
             if written == 1:
                 self._seen[key] = seen._replace(raw=raw, state=state)
-            else:  # written elsewhere: read it afresh
-                del self._seen[key]
+            else:  # written elsewhere: read it afresh before planning from it again
+                self._seen[key] = seen._replace(read_at=_UNREAD)
 
     async def flush(self) -> None:
-        """Wait until the successes written behind are in Redis (tests, shutdown)."""
+        """Write the successes held behind now, and wait until they are in Redis (tests, shutdown)."""
         while self._touching is not None and not self._touching.done():
+            self._flushing.set()
             await asyncio.shield(self._touching)
 
     async def _record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
