@@ -118,7 +118,7 @@ async def test_an_idle_lease_goes_back_to_the_bucket(
     assert limiter.calls == 1 and await _tokens(redis, unique_prefix) == 968
     assert await limiter.give_back_idle() == 0  # used just now
     clock.now += 1.0
-    assert await limiter.give_back_idle() == 21
+    await limiter.give_back_idle()  # (or its sweeper, had a second of real time passed: the same)
     assert await _tokens(redis, unique_prefix) == pytest.approx(968 + 21 + 1.0 * 1_000 / 3_600)
 
 
