@@ -85,6 +85,10 @@ LEASES_OPEN = Gauge(
     "Credit leases (ledger holds a process draws on) open and not yet released.",
     multiprocess_mode="livesum",
 )
+COOLDOWN_NOTICES = Counter(
+    "patchbay_cooldown_notices",
+    "Cooldown notices from other replicas this process applied (its copy of the profile dropped).",
+)
 CACHE_HITS = Counter(
     "patchbay_cache_hits",
     "Lookups an in-memory cache answered, by cache (org, api_key).",
@@ -141,6 +145,10 @@ def observe_skip(reason: str) -> None:
 
 def observe_cooldown(lane: str, error_class: str) -> None:
     COOLDOWN_TRANSITIONS.labels(lane, error_class).inc()
+
+
+def observe_cooldown_notice() -> None:
+    COOLDOWN_NOTICES.inc()
 
 
 def observe_usage(

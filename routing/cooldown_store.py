@@ -5,6 +5,10 @@ one profile's state through that pure policy, made atomic per profile (a lock in
 WATCH/MULTI in Redis). Windows are absolute timestamps from the caller's clock, not Redis
 TTLs, so tests control time and replicas agree on expiry.
 
+With Redis, each process keeps a copy of the states it read and plans from it for up to
+`copy_seconds` (`PATCHBAY_COOLDOWN_COPY_SECONDS`, default 1 s) while it hears the other
+replicas' cooldown notices; see `RedisCooldownStore`.
+
 A Redis outage fails no request: the Redis store falls back to in-process state (what a
 deployment without Redis keeps) and goes back to Redis once it answers (see
 `RedisCooldownStore`).
@@ -15,15 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import secrets
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import Protocol, TypeVar
+from typing import NamedTuple, TypeVar
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from foundation.metrics import observe_cooldown_notice
 from routing.cooldown import (
     DEFAULT_SCHEDULE,
     FRESH,
@@ -36,75 +44,33 @@ from routing.cooldown import (
     state_to_dict,
 )
 from routing.cooldown_carry import carry_over
+from routing.cooldown_memory import CooldownStore, InProcessCooldownStore, Update
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.routing")
 
-Update = Callable[[ProfileState], ProfileState]
+__all__ = [
+    "CooldownStore",
+    "InProcessCooldownStore",
+    "RedisCooldownStore",
+    "Update",
+    "make_cooldown_store",
+]
+
 T = TypeVar("T")
 
 
-class CooldownStore(Protocol):
-    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
-        """States of the given profiles in one read; unknown profiles are absent."""
-        ...
+class _Seen(NamedTuple):
+    """A profile's value as this process last knew it in Redis."""
 
-    async def record_failure(
-        self, org_id: str, profile_id: str, failure: Failure, now: float
-    ) -> ProfileState: ...
-
-    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState: ...
-
-    async def clear(self, org_id: str, profile_id: str) -> None:
-        """Forget a profile's state (its key was replaced, or it was deleted)."""
-        ...
-
-    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
-        """Lay windows and counters imported from another system over the profile's state
-        (`routing.cooldown.carry_over`); idempotent."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; the store is not used afterwards."""
-        ...
+    raw: bytes | str
+    """The raw value (b"" for none): what a compare-and-set expects."""
+    state: ProfileState | None
+    read_at: float
+    """When it was read (`copy_clock`); -inf: not to be planned from again."""
 
 
-class InProcessCooldownStore:
-    """For a single process. All updates run on the event loop without awaiting, so they are atomic."""
-
-    def __init__(self, schedule: Schedule = DEFAULT_SCHEDULE) -> None:
-        self._schedule = schedule
-        self._states: dict[tuple[str, str], ProfileState] = {}
-
-    async def get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
-        out: dict[str, ProfileState] = {}
-        for pid in profile_ids:
-            state = self._states.get((org_id, pid))
-            if state is not None:
-                out[pid] = state
-        return out
-
-    def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
-        state = update(self._states.get((org_id, profile_id), FRESH))
-        self._states[(org_id, profile_id)] = state
-        return state
-
-    async def record_failure(
-        self, org_id: str, profile_id: str, failure: Failure, now: float
-    ) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule))
-
-    async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
-
-    async def clear(self, org_id: str, profile_id: str) -> None:
-        self._states.pop((org_id, profile_id), None)
-
-    async def carry_over(self, org_id: str, profile_id: str, imported: ProfileState) -> ProfileState:
-        return self._update(org_id, profile_id, lambda s: carry_over(s, imported))
-
-    async def aclose(self) -> None:
-        return None
+_UNREAD = -math.inf
 
 
 class _FailedMeanwhile(Exception):
@@ -114,13 +80,28 @@ class _FailedMeanwhile(Exception):
 class RedisCooldownStore:
     """Shared state in Redis: one JSON value per profile under `<prefix>cooldown:<org>:<profile>`.
 
-    Reads of all candidate profiles are a single MGET. Writes to one profile are serialised
+    Reads of all candidate profiles are a single MGET, and only of the profiles this process
+    holds no fresh copy of: while it hears cooldown notices (`listening`, which the registry's
+    subscriber reports), a state read from Redis is planned from for `copy_seconds` without
+    reading it again. Every write that changes what routing decides (a failure, a disable, a
+    reset, an imported state, a clear) updates this process's copy at once and publishes a
+    notice on `notice_channel` in the same transaction, before the caller answers its client;
+    a replica hearing it (`notice`) drops its copy of that profile and reads it afresh on its
+    next request. So another replica skips a profile cooled down here from the moment the
+    notice reaches it (well under a millisecond on a LAN); a request it planned before then
+    may still try the profile once, as when two replicas plan at the same moment. Pub/sub is
+    at most once: a copy is never older than `copy_seconds`, and while the subscription is
+    down (or before it is confirmed) no copy is used at all, every plan reads Redis.
+    A read that overlapped a notice or a write of this process is used for its own plan only.
+
+    Writes to one profile are serialised
     within this process by a lock, so WATCH conflicts only arise between replicas and a
     burst of concurrent failures does not turn into a retry storm.
 
     A success that only moves `last_used` (the profile had no failure, window or disable to
     reset: nearly every request) is written behind the request, so the answer does not wait
-    for Redis: successes queued within one event-loop turn go out together, each a
+    for Redis: each profile's latest success goes out at most once per `copy_seconds` (other
+    replicas see `last_used` no sooner anyway), those queued meanwhile together, each a
     compare-and-set of the value the request's own `get_many` read, and one that finds the
     value changed meanwhile (another request or replica wrote the profile) is dropped, never
     written over a newer state. This process reads its own queued successes back (`get_many`).
@@ -146,15 +127,29 @@ class RedisCooldownStore:
         retention_seconds: int = 7 * 86_400,
         max_update_attempts: int = 20,
         health: StoreHealth | None = None,
+        copy_seconds: float = 1.0,
+        copy_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`copy_seconds`: how long a state read from Redis is planned from while notices are
+        heard (0: every plan reads Redis)."""
+        if copy_seconds < 0:
+            raise ValueError("copy_seconds must be >= 0")
         self._redis = redis
         self._prefix = prefix
         self._schedule = schedule
         self._retention = retention_seconds
         self._max_attempts = max_update_attempts
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # The raw value `get_many` last read per key (b"" for none), consumed by `record_success`.
-        self._seen: dict[str, bytes | str] = {}
+        # Each profile's value as last read or written here: the copy plans use, and what a
+        # compare-and-set of a success expects.
+        self._seen: dict[str, _Seen] = {}
+        self._copy_seconds = copy_seconds
+        self._copy_clock = copy_clock
+        self._listening = False
+        self._generation = 0
+        """Moves on every notice and write here: a read that overlapped one is not kept."""
+        self.notice_channel = f"{prefix}cooldowns"
+        self._instance = secrets.token_hex(6)
         self._cas = redis.register_script(_CAS_SCRIPT)
         self._health = health or StoreHealth(
             "cooldown store", "keeping auth-profile cooldowns in this process", logger=log
@@ -165,6 +160,7 @@ class RedisCooldownStore:
         # Successes that only move `last_used`, written behind: key -> (org, profile, model, now).
         self._touches: dict[str, tuple[str, str, str, float]] = {}
         self._touching: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Event()
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
@@ -182,6 +178,7 @@ class RedisCooldownStore:
             else:
                 if self._health.succeeded():
                     self._local = InProcessCooldownStore(self._schedule)
+                    self._forget_all()  # notices were missed meanwhile
                 return result
         return await local()
 
@@ -192,7 +189,11 @@ class RedisCooldownStore:
         if self._health.down and self._pending_clears:
             keys = list(self._pending_clears)
             try:
-                await self._redis.delete(*keys)
+                async with self._redis.pipeline(transaction=True) as pipe:
+                    pipe.delete(*keys)
+                    for key in keys:
+                        pipe.publish(self.notice_channel, self._notice(key))
+                    await pipe.execute()
             except STORE_ERRORS as exc:
                 self._health.failed(exc)
                 return False
@@ -209,19 +210,69 @@ class RedisCooldownStore:
 
     async def _get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
         keys = [self.key(org_id, pid) for pid in profile_ids]
-        raw = await self._redis.mget(keys)
-        if len(self._seen) > _MAX_SEEN:
-            self._seen.clear()
-        for key, value in zip(keys, raw, strict=True):
-            self._seen[key] = value or b""
-        found = {
-            pid: _decode(value) for pid, value in zip(profile_ids, raw, strict=True) if value is not None
-        }
+        states: dict[str, ProfileState | None] = {}
+        missing = keys
+        if self._listening and self._copy_seconds > 0:
+            fresh_after = self._copy_clock() - self._copy_seconds
+            missing = []
+            for key in keys:
+                seen = self._seen.get(key)
+                if seen is not None and seen.read_at > fresh_after:
+                    states[key] = seen.state
+                else:
+                    missing.append(key)
+        if missing:
+            generation = self._generation
+            raw = await self._redis.mget(missing)
+            # A notice or a write here during the read may be newer than what it returned.
+            read_at = self._copy_clock() if generation == self._generation else _UNREAD
+            if len(self._seen) > _MAX_SEEN:
+                self._seen.clear()
+            for key, value in zip(missing, raw, strict=True):
+                state = None if value is None else _decode(value)
+                self._seen[key] = _Seen(value or b"", state, read_at)
+                states[key] = state
+        found: dict[str, ProfileState] = {}
         for key, pid in zip(keys, profile_ids, strict=True):
+            state = states[key]
             touch = self._touches.get(key)
             if touch is not None:  # this process's success, not written yet
-                found[pid] = apply_success(found.get(pid, FRESH), touch[2], touch[3])
+                state = apply_success(state or FRESH, touch[2], touch[3])
+            if state is not None:
+                found[pid] = state
         return found
+
+    @property
+    def listening(self) -> bool:
+        """Whether this process hears the cooldown notices: only then are copies planned from."""
+        return self._listening
+
+    @listening.setter
+    def listening(self, value: bool) -> None:
+        # Either way, notices may have been missed: no copy from before is trusted.
+        self._listening = value
+        self._forget_all()
+
+    def notice(self, data: bytes | str) -> None:
+        """A cooldown notice from the channel: another replica wrote this profile."""
+        text = data.decode() if isinstance(data, bytes) else data
+        sender, _, key = text.partition(" ")
+        if sender != self._instance and key:
+            self._generation += 1
+            self._seen.pop(key, None)
+            observe_cooldown_notice()
+
+    def _notice(self, key: str) -> str:
+        return f"{self._instance} {key}"
+
+    def _forget_all(self) -> None:
+        self._generation += 1
+        self._seen.clear()
+
+    def _wrote(self, key: str, raw: bytes, state: ProfileState) -> None:
+        """This process wrote `key`: its copy is the written value, and reads under way are not kept."""
+        self._generation += 1
+        self._seen[key] = _Seen(raw, state, self._copy_clock())
 
     async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
         failures = self._health.failures
@@ -243,9 +294,13 @@ class RedisCooldownStore:
                     await pipe.watch(key)
                     current = await pipe.get(key)
                     state = update(FRESH if current is None else _decode(current))
+                    raw = orjson.dumps(state_to_dict(state))
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, orjson.dumps(state_to_dict(state)), ex=self._retention)
+                    pipe.set(key, raw, ex=self._retention)
+                    # Published with the write, so it is out before the caller answers its client.
+                    pipe.publish(self.notice_channel, self._notice(key))
                     await pipe.execute()
+                    self._wrote(key, raw, state)
                     return state
                 except WatchError:
                     # Another replica wrote this profile between our read and write: recompute.
@@ -267,7 +322,7 @@ class RedisCooldownStore:
         key = self.key(org_id, profile_id)
         seen = self._seen.get(key)
         if seen is not None:
-            before = FRESH if not seen else _decode(seen)
+            before = seen.state or FRESH
             after = apply_success(before, model, now)
             if after == replace(before, last_used=now):
                 self._touches[key] = (org_id, profile_id, model, now)
@@ -280,8 +335,15 @@ class RedisCooldownStore:
         )
 
     async def _write_touches(self) -> None:
-        await asyncio.sleep(0)  # what this event-loop turn queued goes out together
         while self._touches:
+            # What queued meanwhile goes out together: each profile's latest success, at most
+            # once per `copy_seconds` (this process reads its own back until then).
+            if self._copy_seconds > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flushing.wait(), self._copy_seconds)
+            else:
+                await asyncio.sleep(0)
+            self._flushing.clear()
             for key, touch in list(self._touches.items()):
                 try:
                     await self._write_touch(key, *touch)
@@ -298,27 +360,38 @@ class RedisCooldownStore:
         )
 
     async def _touch(self, key: str, model: str, now: float) -> None:
-        """Move `last_used` by compare-and-set of the value last read; a changed value wins."""
+        """Move `last_used` by compare-and-set of the value last read; a changed value wins.
+        No notice: other replicas see `last_used` move when their copies expire."""
         seen = self._seen.get(key)
         if seen is None:
             return
-        state = apply_success(FRESH if not seen else _decode(seen), model, now)
-        await self._cas(keys=[key], args=[seen, orjson.dumps(state_to_dict(state)), self._retention])
+        state = apply_success(seen.state or FRESH, model, now)
+        raw = orjson.dumps(state_to_dict(state))
+        written = await self._cas(keys=[key], args=[seen.raw, raw, self._retention, "", ""])
+        if self._seen.get(key) is seen:  # nothing newer came meanwhile
+            if written == 1:
+                self._seen[key] = seen._replace(raw=raw, state=state)
+            else:  # written elsewhere: read it afresh before planning from it again
+                self._seen[key] = seen._replace(read_at=_UNREAD)
 
     async def flush(self) -> None:
-        """Wait until the successes written behind are in Redis (tests, shutdown)."""
+        """Write the successes held behind now, and wait until they are in Redis (tests, shutdown)."""
         while self._touching is not None and not self._touching.done():
+            self._flushing.set()
             await asyncio.shield(self._touching)
 
     async def _record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
         key = self.key(org_id, profile_id)
         seen = self._seen.pop(key, None)
         if seen is not None:
-            state = apply_success(FRESH if not seen else _decode(seen), model, now)
+            state = apply_success(seen.state or FRESH, model, now)
+            raw = orjson.dumps(state_to_dict(state))
             written = await self._cas(
-                keys=[key], args=[seen, orjson.dumps(state_to_dict(state)), self._retention]
+                keys=[key],
+                args=[seen.raw, raw, self._retention, self.notice_channel, self._notice(key)],
             )
             if written == 1:
+                self._wrote(key, raw, state)
                 return state
         return await self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
 
@@ -337,7 +410,15 @@ class RedisCooldownStore:
         async def pending() -> None:
             self._pending_clears.add(key)
 
-        await self._shared_or_local(lambda: self._redis.delete(key), pending)
+        async def shared() -> None:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                pipe.publish(self.notice_channel, self._notice(key))
+                await pipe.execute()
+            self._generation += 1
+            self._seen.pop(key, None)
+
+        await self._shared_or_local(shared, pending)
 
     async def aclose(self) -> None:
         """Write what is behind, then close the Redis client (the store owns it when
@@ -349,11 +430,15 @@ class RedisCooldownStore:
 
 _MAX_SEEN = 10_000
 
-# Set KEYS[1] to ARGV[2] (expiring in ARGV[3] s) only if it still holds ARGV[1] ("" = absent).
+# Set KEYS[1] to ARGV[2] (expiring in ARGV[3] s) only if it still holds ARGV[1] ("" = absent),
+# and then publish ARGV[5] on channel ARGV[4] unless that is "".
 _CAS_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
 if (current == false and ARGV[1] == '') or current == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  if ARGV[4] ~= '' then
+    redis.call('PUBLISH', ARGV[4], ARGV[5])
+  end
   return 1
 end
 return 0
@@ -364,8 +449,10 @@ def _decode(raw: bytes | str) -> ProfileState:
     return state_from_dict(orjson.loads(raw))
 
 
-def make_cooldown_store(redis_url: str | None, *, prefix: str = "patchbay:") -> CooldownStore:
+def make_cooldown_store(
+    redis_url: str | None, *, prefix: str = "patchbay:", copy_seconds: float = 1.0
+) -> CooldownStore:
     """Redis when the deployment configures it (PATCHBAY_REDIS_URL), so replicas share state; else in process."""
     if redis_url:
-        return RedisCooldownStore(redis_client(redis_url), prefix=prefix)
+        return RedisCooldownStore(redis_client(redis_url), prefix=prefix, copy_seconds=copy_seconds)
     return InProcessCooldownStore()

@@ -53,7 +53,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -83,6 +83,16 @@ _POLL_TASK = "registry config poll"
 
 DEFAULT_CACHE_SIZE = 10_000
 """Orgs a registry holds at most (`PATCHBAY_ORG_CACHE_SIZE`)."""
+
+
+class NoticeListener(Protocol):
+    """Another channel heard on the registry's subscription (the cooldown store's notices)."""
+
+    notice_channel: str
+    listening: bool
+    """Set True once Redis confirms the channel's subscription, False when it is lost."""
+
+    def notice(self, data: bytes | str) -> None: ...
 
 
 class UnknownOrgError(LookupError):
@@ -153,6 +163,7 @@ class Registry:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._subscribed = asyncio.Event()
+        self._notice_listeners: dict[str, NoticeListener] = {}
         # Publishing and the subscription share one outage, so it is reported once.
         self._notices = StoreHealth(
             "config notice channel", "config changes reach this process by the config poll only", logger=log
@@ -434,13 +445,28 @@ class Registry:
             except Exception as exc:
                 log.warning("config poll failed", extra={"fields": {"error": type(exc).__name__}})
 
+    def add_notice_listener(self, listener: NoticeListener) -> None:
+        """Hear `listener.notice_channel` on the config subscription too (before `start`): one
+        subscriber connection per process carries every notice."""
+        self._notice_listeners[listener.notice_channel] = listener
+
     async def _listen(self) -> None:
         assert self._redis is not None
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._channel)
+                    await pubsub.subscribe(self._channel, *self._notice_listeners)
                     async for message in pubsub.listen():
+                        channel = message.get("channel")
+                        other = self._notice_listeners.get(
+                            channel.decode() if isinstance(channel, bytes) else str(channel)
+                        )
+                        if other is not None:
+                            if message.get("type") == "subscribe":
+                                other.listening = True
+                            elif message.get("type") == "message":
+                                other.notice(message["data"])
+                            continue
                         if message.get("type") == "subscribe":
                             # Redis confirmed it: notices published from now on reach us.
                             self._notices.succeeded()
@@ -456,6 +482,8 @@ class Registry:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                for other in self._notice_listeners.values():
+                    other.listening = False
                 # Not a spin: one attempt per poll interval, one warning per outage.
                 self._notices.failed(exc)
                 await asyncio.sleep(self._poll_interval)

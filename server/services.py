@@ -41,7 +41,7 @@ from providers.vault.store import Vault
 from routing.agents import Agents
 from routing.catalog import Catalog, default_catalog
 from routing.connections import Connections
-from routing.cooldown_store import CooldownStore, make_cooldown_store
+from routing.cooldown_store import CooldownStore, RedisCooldownStore, make_cooldown_store
 from routing.env_reference import allowed_environ
 from routing.executor import Executor
 from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
@@ -140,7 +140,9 @@ def build_gateway(
     upstream = UpstreamClients(session_factory=lambda: guarded_session(guard, resolve=resolve))
     catalog = default_catalog()
     redis_url = settings.redis_url
-    cooldowns = make_cooldown_store(redis_url, prefix=REDIS_PREFIX)
+    cooldowns = make_cooldown_store(
+        redis_url, prefix=REDIS_PREFIX, copy_seconds=settings.cooldown_copy_seconds
+    )
     registry = Registry(
         db.read_sessions,  # it only reads: snapshots, change counters, and its poll hooks
         vault,
@@ -151,6 +153,8 @@ def build_gateway(
         cooldowns=cooldowns,
         cache_size=settings.org_cache_size,
     )
+    if isinstance(cooldowns, RedisCooldownStore):
+        registry.add_notice_listener(cooldowns)
     router = build_router(
         upstream,
         catalog=catalog,

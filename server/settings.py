@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""
     redis_url: str | None = None
+    cooldown_copy_seconds: float = Field(default=1.0, ge=0, le=60)
+    """With Redis: how long a worker plans from its copy of an auth profile's state before reading it again; other replicas' cooldowns reach the copy at once by notice. 0: read Redis on every request."""
     log_level: LogLevel = "INFO"
     otel_endpoint: str | None = None
     """OpenTelemetry collector (OTLP over HTTP, `http://otel:4318`): spans of requests, routing and voice turns. Unset: no tracing, at no cost."""

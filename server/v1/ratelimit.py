@@ -3,7 +3,9 @@
 Each key has a bucket of `burst` tokens refilled at `requests / per_seconds` tokens a second;
 a request takes one token or is refused with the time until one is back (the `retry-after`
 of the 429). In Redis the read-refill-take step is one Lua script, atomic across replicas;
-the time comes from the caller's clock so tests can drive it.
+the time comes from the caller's clock so tests can drive it. A process leases small batches
+of tokens from a key's shared bucket, so most requests of a busy key make no Redis call
+(`RedisRateLimiter`); the replicas together still never pass more than the limit.
 
 When Redis cannot be reached the limiter fails open to an in-process bucket with the same
 limit (what a deployment without Redis enforces): requests keep being served and each
@@ -13,6 +15,8 @@ most once a second meanwhile, and the shared buckets take over again once it ans
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -92,33 +96,83 @@ class InProcessRateLimiter:
         self._buckets.clear()
 
 
-_BUCKET_LUA = """
+# Refill the bucket to ARGV[3], take ARGV[4] tokens (the requests waiting here) or as many as
+# there are, with the wait until the next one, and when all were taken lease up to ARGV[5]
+# more, never more than 1/ARGV[6] of what is left and never fewer than 2.
+_LEASE_LUA = """
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local need = tonumber(ARGV[4])
+local data = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(data[1]) or capacity
+local ts = tonumber(data[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
+local took = math.min(need, math.floor(tokens))
+tokens = tokens - took
+local leased = 0
+local wait = 0
+if took < need then
+  wait = (1 - tokens) / rate
+else
+  leased = math.min(tonumber(ARGV[5]), math.floor(tokens / tonumber(ARGV[6])))
+  if leased < 2 then
+    leased = 0
+  end
+  tokens = tokens - leased
+end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
+return {took + leased, tostring(wait)}
+"""
+
+# Give ARGV[4] unused leased tokens back (capped at the bucket's size).
+_RETURN_LUA = """
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local now = tonumber(ARGV[3])
 local data = redis.call('HMGET', KEYS[1], 't', 'ts')
 local tokens = tonumber(data[1]) or capacity
 local ts = tonumber(data[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-  allowed = 1
-else
-  wait = (1 - tokens) / rate
-end
+tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate + tonumber(ARGV[4]))
 redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(capacity / rate) + 1)
-return {allowed, tostring(wait)}
+return 1
 """
 
 
-class RedisRateLimiter:
-    """Shared buckets under `<prefix>ratelimit:<key id>`, one script call per request.
+@dataclass(slots=True)
+class _Lease:
+    """Tokens this process took from a key's shared bucket and has not used yet."""
 
-    While `health` reports Redis down, `hit` takes from this process's own buckets (see the
-    module doc); they are dropped when Redis answers again, so the next outage starts full.
+    used_at: float
+    tokens: int = 0
+    refill_at: int = 0
+    """Fetch the next lease once `tokens` is down to this (half the last lease; 0: none)."""
+    waiting: int = 0
+    """Requests of the key waiting here for a token."""
+    fetch: asyncio.Task[float | None] | None = None
+    """The script call under way: the bucket's wait if it refused, None if Redis failed."""
+
+
+class RedisRateLimiter:
+    """Shared buckets under `<prefix>ratelimit:<key id>`, answered from leases while they last.
+
+    A request takes a token from this process's lease of the key's bucket when it has one,
+    without a Redis call; when the lease is down to half, one background script call takes
+    the next (`max_lease` at most). A request finding none waits for the one call under way
+    for the key, or makes it, for itself and every request waiting with it, plus a lease.
+    A lease is at most `1/share` of what the bucket holds and at least 2 tokens, so nothing is
+    leased from a bucket holding fewer than `2 * share` tokens: near its limit, or for a small
+    limit, requests take their own tokens in Redis, as before. Tokens only ever come out of
+    the one bucket, so the replicas together never pass more than the limit; what a lease
+    costs is that its unused tokens are not available to the other replicas until given
+    back, which happens once the key has been idle here for `idle_seconds` (and at shutdown).
+    A refusal always comes from the bucket, with the wait until its next token (`retry-after`).
+
+    While `health` reports Redis down, `hit` uses what is leased, then this process's own
+    buckets (see the module doc); they are dropped when Redis answers again, so the next
+    outage starts full.
     """
 
     def __init__(
@@ -128,34 +182,137 @@ class RedisRateLimiter:
         *,
         prefix: str = "patchbay:",
         clock: Callable[[], float] = time.time,
+        idle_clock: Callable[[], float] = time.monotonic,
         health: StoreHealth | None = None,
+        max_lease: int = 64,
+        share: int = 32,
+        idle_seconds: float = 1.0,
     ) -> None:
         self._redis = redis
         self._limit = limit
         self._prefix = prefix
         self._clock = clock
-        self._script = redis.register_script(_BUCKET_LUA)
+        self._idle_clock = idle_clock
+        self._lease_script = redis.register_script(_LEASE_LUA)
+        self._return_script = redis.register_script(_RETURN_LUA)
         self._local = InProcessRateLimiter(limit, clock=clock)
         self._health = health or StoreHealth("rate limit store", "limiting requests per process", logger=log)
+        self._max_lease = max_lease
+        self._share = share
+        self._idle_seconds = idle_seconds
+        self._leases: dict[str, _Lease] = {}
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def hit(self, key_id: str) -> Decision:
-        if self._health.should_try():
+        lease = self._leases.get(key_id)
+        if lease is None:
+            lease = self._leases[key_id] = _Lease(used_at=self._idle_clock())
+            self._sweep_later()
+        lease.waiting += 1
+        try:
+            while lease.tokens == 0:
+                if lease.fetch is None:
+                    if not self._health.should_try():
+                        return await self._local.hit(key_id)
+                    self._fetch(key_id, lease)
+                assert lease.fetch is not None
+                wait = await asyncio.shield(lease.fetch)
+                if lease.tokens == 0:
+                    if wait is None:
+                        return await self._local.hit(key_id)
+                    if wait > 0:
+                        return Decision(False, wait)
+        finally:
+            lease.waiting -= 1
+        lease.tokens -= 1
+        lease.used_at = self._idle_clock()
+        # Fetch ahead only while leasing: a bucket too low to lease is asked per request.
+        if lease.tokens <= lease.refill_at > 0 and lease.fetch is None and self._health.should_try():
+            self._fetch(key_id, lease)
+        return ALLOWED
+
+    def _fetch(self, key_id: str, lease: _Lease) -> None:
+        lease.fetch = asyncio.create_task(self._take(key_id, lease), name="rate limit lease")
+
+    async def _take(self, key_id: str, lease: _Lease) -> float | None:
+        """One script call: a token for each request waiting, and a lease. The bucket's wait
+        when it had too few (0.0 otherwise); None when Redis failed."""
+        need = lease.waiting
+        try:
+            took, wait = await self._lease_script(
+                keys=[self._key(key_id)],
+                args=[
+                    self._limit.capacity,
+                    self._limit.rate,
+                    repr(self._clock()),
+                    need,
+                    self._max_lease,
+                    self._share,
+                ],
+            )
+        except STORE_ERRORS as exc:
+            self._health.failed(exc)
+            return None
+        else:
+            if self._health.succeeded():
+                await self._local.aclose()
+            took = int(took)
+            lease.tokens += took
+            lease.refill_at = max(0, took - need) // 2
+            return float(wait)
+        finally:
+            lease.fetch = None
+
+    async def give_back_idle(self, *, everything: bool = False) -> int:
+        """Return to Redis the leases of keys idle here for `idle_seconds` (all with
+        `everything`); the number of tokens given back. The sweeper calls it while leases exist."""
+        now = self._idle_clock()
+        returned = 0
+        for key_id, lease in list(self._leases.items()):
+            if (
+                lease.fetch is not None
+                or lease.waiting
+                or not (everything or now - lease.used_at >= self._idle_seconds)
+            ):
+                continue
+            del self._leases[key_id]
+            if lease.tokens:
+                tokens, lease.tokens = lease.tokens, 0
+                try:
+                    await self._return_script(
+                        keys=[self._key(key_id)],
+                        args=[self._limit.capacity, self._limit.rate, repr(self._clock()), tokens],
+                    )
+                except STORE_ERRORS as exc:  # lost: the bucket refills on its own
+                    self._health.failed(exc)
+                else:
+                    returned += tokens
+        return returned
+
+    def _sweep_later(self) -> None:
+        if self._sweeper is None or self._sweeper.done():
+            self._sweeper = asyncio.create_task(self._sweep(), name="rate limit lease sweeper")
+
+    async def _sweep(self) -> None:
+        while self._leases:
+            await asyncio.sleep(self._idle_seconds)
             try:
-                allowed, wait = await self._script(
-                    keys=[f"{self._prefix}ratelimit:{key_id}"],
-                    args=[self._limit.capacity, self._limit.rate, repr(self._clock())],
-                )
-            except STORE_ERRORS as exc:
-                self._health.failed(exc)
-            else:
-                if self._health.succeeded():
-                    await self._local.aclose()
-                if int(allowed):
-                    return ALLOWED
-                return Decision(False, float(wait))
-        return await self._local.hit(key_id)
+                await self.give_back_idle()
+            except Exception:
+                log.exception("giving rate limit leases back failed")
+
+    def _key(self, key_id: str) -> str:
+        return f"{self._prefix}ratelimit:{key_id}"
 
     async def aclose(self) -> None:
+        """Give every lease back (best effort), then close the Redis client."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for lease in self._leases.values():
+            if lease.fetch is not None:
+                lease.fetch.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.give_back_idle(everything=True), 5)
         await self._redis.aclose()
 
 

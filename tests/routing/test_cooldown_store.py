@@ -177,14 +177,19 @@ async def test_a_reset_is_one_compare_and_set_and_a_plain_success_is_written_beh
     }
     await store.flush()
     assert await observer.get_many("org", ["openai:new"]) == {"openai:new": ProfileState(last_used=T0 + 1)}
-    # A read is good for one compare-and-set: a reset without a fresh read takes the WATCH path.
+    # What this process wrote is good for a compare-and-set too: a reset needs no fresh read.
     await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 2)
     await store.get_many("org", ["openai:a"])
     assert (await store.record_success("org", "openai:a", "m", T0 + 3)) == ProfileState(last_used=T0 + 3)
     assert store.watched == 2
     await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 4)
     assert (await store.record_success("org", "openai:a", "m", T0 + 5)) == ProfileState(last_used=T0 + 5)
-    assert store.watched == 4
+    assert store.watched == 3
+    # When the value changed elsewhere meanwhile, the compare-and-set fails and WATCH/MULTI redoes it.
+    await store.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 6)
+    await observer.record_failure("org", "openai:a", Failure(ErrorClass.SERVER_ERROR, "m"), T0 + 7)
+    assert (await store.record_success("org", "openai:a", "m", T0 + 8)) == ProfileState(last_used=T0 + 8)
+    assert store.watched == 5
     await store.aclose()
 
 

@@ -23,8 +23,10 @@ import websockets
 from server.db import Database
 from tests.emulators.openai import text
 from tests.nginx_front import UPSTREAM_HEADER
+from tests.server.metrics_text import samples, value
 from tests.server.replica_cluster import (
     CHAT,
+    OPERATOR,
     PLATFORM_MODEL,
     Cluster,
     admin_api,
@@ -44,6 +46,8 @@ RATE_LIMIT = 60
 SESSIONS_PER_KEY = 2
 CONVERGE_SECONDS = 2.0
 """The issue's bound: a routing change made on one replica is served by the other within this."""
+COOLDOWN_COPY_SECONDS = 60
+"""Longer than any test: a replica learns of another's cooldown by its notice, not by the copy expiring."""
 OPENAI = "openai:default/gpt-4o-mini"
 MISTRAL = "mistral:default/mistral-small-latest"
 
@@ -54,6 +58,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         tmp_path_factory.mktemp("cluster"),
         PATCHBAY_API_KEY_RATE_LIMIT=f"{RATE_LIMIT}/86400",
         PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY=str(SESSIONS_PER_KEY),
+        PATCHBAY_COOLDOWN_COPY_SECONDS=str(COOLDOWN_COPY_SECONDS),
     ) as running:
         yield running
 
@@ -68,6 +73,14 @@ def whole(cluster: Cluster) -> Cluster:
     return cluster
 
 
+async def _notices_applied(base: str) -> float:
+    """The cooldown notices a replica has applied to its copy (`/metrics`)."""
+    async with httpx.AsyncClient(base_url=base, headers=OPERATOR, timeout=10) as http:
+        answer = await http.get("/metrics")
+    assert answer.status_code == 200
+    return value(samples(answer.text), "patchbay_cooldown_notices_total")
+
+
 async def test_a_429d_profile_is_skipped_by_both_replicas(cluster: Cluster) -> None:
     a, b = (r.url for r in cluster.replicas)
     async with admin_api(cluster.nginx) as admin:
@@ -77,14 +90,24 @@ async def test_a_429d_profile_is_skipped_by_both_replicas(cluster: Cluster) -> N
             ["openai/gpt-4o-mini", "mistral/mistral-small-latest"],
         )
     async with api(a, key) as via_a, api(b, key) as via_b, api(cluster.nginx, key) as via_nginx:
-        # Replica A meets the 429 and falls back; the cooldown it records is in Redis.
+        # Replica B serves once from the profile, so it holds a copy of its healthy state (for
+        # COOLDOWN_COPY_SECONDS: only a notice can tell B of the cooldown below).
+        cluster.limited.enqueue(text("warm"))
+        assert await route(via_b) == f"{OPENAI}=served"
+        heard = await _notices_applied(b)
+        # Replica A meets the 429 and falls back; the cooldown it records is in Redis, and the
+        # notice of it was published before A answered.
         assert await route(via_a) == f"{OPENAI}=failed:rate_limit;{MISTRAL}=served"
+        failed_at = time.monotonic()
+        while await _notices_applied(b) == heard:  # B applies it as it arrives
+            assert time.monotonic() - failed_at < 10, "replica B never applied A's cooldown notice"
+            await asyncio.sleep(0.01)  # the next poll of the observable
         # Replica B never asks the limited profile: it skips it for the cooldown A recorded.
         skipped = f"{OPENAI}=skipped:cooldown:rate_limit;{MISTRAL}=served"
         assert await route(via_b) == skipped
         assert [await route(via_nginx) for _ in range(4)] == [skipped] * 4
         assert await route(via_a) == skipped
-    assert len(cluster.limited.chat_requests) == 1
+    assert len(cluster.limited.chat_requests) == 2  # B's warm-up and A's 429
 
 
 async def test_a_per_key_rate_limit_holds_across_both_replicas(cluster: Cluster) -> None:
