@@ -217,4 +217,3 @@ class RoutedSTTStream(STTStream):
         if self._inner is not None:
             await self._inner.aclose()
         await self._settle(None, SegmentStatus.CANCELLED)
-

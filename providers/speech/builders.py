@@ -117,7 +117,9 @@ def _eleven_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
 
 
 def _eleven_realtime(target: SpeechTarget) -> ElevenLabsRealtimeSTT:
-    options = ElevenLabsRealtimeOptions(model_id=target.model) if target.model else ElevenLabsRealtimeOptions()
+    options = (
+        ElevenLabsRealtimeOptions(model_id=target.model) if target.model else ElevenLabsRealtimeOptions()
+    )
     return ElevenLabsRealtimeSTT(options=options, **_args(target))
 
 

@@ -14,8 +14,8 @@ from providers.speech.streaming_stt import STTStream
 from tests.voice.fakes import FakeSTT
 from tests.voice.test_session import Usage, drain, feed, make_session, spoken_turn
 from voice import events as ev
-from voice.config import SessionConfig
 from voice.audio import PCM16_16K
+from voice.config import SessionConfig
 
 
 @dataclass
