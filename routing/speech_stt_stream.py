@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 
 from billing.usage import SegmentStatus
 from providers.contract import PRESETS, BillingSource, ProviderId
@@ -135,6 +135,7 @@ class RoutedSTTStream(STTStream):
         self._closed = False
         self._settled = False
         self._started = time.perf_counter()
+        self._opener = opening
         self._opening = asyncio.ensure_future(self._open(opening))
 
     @property
@@ -214,6 +215,8 @@ class RoutedSTTStream(STTStream):
             self._opening.cancel()
         with contextlib.suppress(BaseException):
             await self._opening
+        if isinstance(self._opener, Coroutine):
+            self._opener.close()  # cancelled before it ran: it is not left un-awaited
         if self._inner is not None:
             await self._inner.aclose()
         await self._settle(None, SegmentStatus.CANCELLED)

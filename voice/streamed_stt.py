@@ -37,6 +37,10 @@ class StreamedTurn:
         """Audio fed before the stream opened; None once it has (or failed to)."""
         self._closed = False
         self._opening: asyncio.Task[STTStream | None] = spawn(self._open(opening))
+        if isinstance(opening, Coroutine):
+            # A session closing at once cancels the task before it ran: close what it would
+            # have awaited, so it is not left un-awaited (a no-op once it ran).
+            self._opening.add_done_callback(lambda _: opening.close())
 
     @property
     def partial(self) -> str:

@@ -189,3 +189,11 @@ async def test_manual_turns_are_not_streamed() -> None:
     session.commit()
     await session.idle()
     assert stt.opened_for == [] and len(stt.calls) == 1
+
+
+async def test_a_session_closed_as_speech_starts_leaves_nothing_open() -> None:
+    stt = FakeStreamingSTT()
+    session = make_session(stt=stt)
+    await feed(session, spoken_turn(trailing_ms=100))
+    await session.aclose()  # the stream's opening never ran
+    assert stt.opened_for == [] and stt.streams == []

@@ -102,7 +102,11 @@ async def test_a_spoken_question_is_streamed_and_recognised(
     assert rt.queries[0]["audio_format"] == "pcm_24000"  # the session's own rate, not resampled
     assert stt_requests(emulator) == ["/v1/speech-to-text/realtime"]
     (row,) = await stt_rows(patchbay)
-    assert (row.profile_id, row.billing_source, row.model) == ("elevenlabs:default", "byok", "scribe_v2_realtime")
+    assert (row.profile_id, row.billing_source, row.model) == (
+        "elevenlabs:default",
+        "byok",
+        "scribe_v2_realtime",
+    )
     # Billed by the seconds streamed: the turn from its padding through the endpoint's silence.
     assert len(rt.audio[0]) / 32_000 == pytest.approx(row.audio_seconds, abs=0.05)
     assert 2.0 < row.audio_seconds < 5.0
