@@ -19,7 +19,7 @@ from routing.trace import AttemptTrace
 from tests.emulators import elevenlabs as el
 from tests.emulators.scripted import Scenario
 from tests.routing.fakes import OrgBuilder, conn
-from tests.routing.test_speech import Rig, clients, eleven, eleven_url  # noqa: F401 (fixtures)
+from tests.routing.test_speech import Rig
 
 CTX = CallContext(org_id="org_1", request_id="sess_1", turn_id="turn_1", intent=Intent.VOICE_TURN)
 
