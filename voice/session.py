@@ -360,7 +360,7 @@ class VoiceSession:
         self, turn: _Turn, pcm: bytes, rate: int, decoded: Decoded | None, streamed: StreamedTurn | None
     ) -> Transcript:
         """The turn's transcript: committed by its stream, else transcribed from its audio now."""
-        if streamed is not None:
+        if streamed is not None and await streamed.opened():
             turn.latency.mark("stt_start")
             transcript = await streamed.commit()
             if transcript is not None:

@@ -72,6 +72,10 @@ class StreamedTurn:
         self._stream = stream
         return stream
 
+    async def opened(self) -> bool:
+        """Whether a stream opened for the turn (waits for the opening to end)."""
+        return await self._opening is not None
+
     async def commit(self) -> Transcript | None:
         """The committed transcript of the turn, or None when no stream opened for it."""
         stream = await self._opening
