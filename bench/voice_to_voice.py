@@ -22,6 +22,13 @@ Reported per mode, p50 / p95 over the turns (the first turn of each mode is a wa
 - `own`: `patchbay` minus `writing`: what Patchbay itself adds;
 - `tts`: the TTS request (per sentence) or the first chunk's send (streamed) to its first
   audio, as the server saw it.
+- `stt`: the end of speech (HTTP: the upload; realtime: the commit) to the transcript, as the
+  server saw it.
+
+`--stt realtime` hears the caller over Scribe v2 Realtime (the org's STT chain
+`elevenlabs/scribe_v2_realtime`: audio streamed while the caller speaks, the committed
+transcript `STT_COMMIT_S` after the commit) instead of HTTP Scribe (`--stt http`, the default:
+one upload after the endpoint, answered `STT_S` later).
 
 Run `/work/main/.venv/bin/python bench/voice_to_voice.py --turns 20` (`--json FILE` keeps the
 figures). Results go to docs/performance.md.
@@ -53,6 +60,10 @@ from tests.emulators.harness import free_port
 from tests.emulators.openai import OpenAIEmulator, Scenario
 
 STT_S, LLM_TTFT_S, TTS_FIRST_BYTE_S, WORD_S = 0.150, 0.300, 0.120, 0.020
+STT_COMMIT_S = 0.050
+"""Scribe v2 Realtime: the commit to the committed transcript (the audio is decoded as it
+streams; an assumption, as STT_S is for HTTP Scribe's whole decode)."""
+STT_MODELS = {"http": "elevenlabs/scribe_v1", "realtime": "elevenlabs/scribe_v2_realtime"}
 FRAME_MS = 20
 SILENCE_MS = 500
 QUESTION = "What time does the pharmacy close on Sunday?"
@@ -70,6 +81,7 @@ class TimedElevenLabs(el.ElevenLabsEmulator):
         super().__init__(tone_seconds=0.5)
         self.stream_input.first_byte_delay = TTS_FIRST_BYTE_S
         self.stream_input.tone_seconds = 0.5
+        self.realtime_stt.commit_delay = STT_COMMIT_S
 
     async def stt(self, request: Any) -> Any:
         await asyncio.sleep(STT_S)
@@ -92,7 +104,9 @@ def question_frames() -> tuple[list[bytes], int]:
     return frames, loud[-1] + 1
 
 
-async def set_up(settings: Any, llm_url: str, eleven_url: str) -> tuple[Any, str]:
+async def set_up(
+    settings: Any, llm_url: str, eleven_url: str, stt: str = STT_MODELS["http"]
+) -> tuple[Any, str]:
     from providers.vault.secret import Secret
     from routing.speech import BuiltIn
     from server import accounts
@@ -112,7 +126,7 @@ async def set_up(settings: Any, llm_url: str, eleven_url: str) -> tuple[Any, str
             org.id,
             chains={
                 "chat": ["openai/gpt-4o-mini"],
-                "stt": ["elevenlabs/scribe_v1"],
+                "stt": [stt],
                 "tts": ["elevenlabs/eleven_flash_v2_5"],
             },
         )
@@ -159,6 +173,7 @@ async def turn(ws: Any, frames: list[bytes], voiced_end: int) -> dict[str, Any]:
         "writing": writing,
         "own": meta["server_ms"] - writing,
         "tts": ttfb["tts"],
+        "stt": ttfb["stt"],
         "provider": meta["tts_provider"],
     }
 
@@ -168,7 +183,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main_async(turns: int) -> dict[str, Any]:
+async def main_async(turns: int, stt: str = "http") -> dict[str, Any]:
     from server.app import create_app
     from server.settings import Settings
     from tests.serving import uvicorn_in_loop
@@ -194,7 +209,7 @@ async def main_async(turns: int) -> dict[str, Any]:
             voice_silence_ms=SILENCE_MS,
             log_level="WARNING",
         )
-        services, key = await set_up(settings, llm_url + "/v1", eleven_url)
+        services, key = await set_up(settings, llm_url + "/v1", eleven_url, STT_MODELS[stt])
         port = free_port()
         app = create_app(settings, services=services)
         config = uvicorn.Config(
@@ -253,7 +268,7 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for mode, rows in results.items():
         out[mode] = {"turns": len(rows), "tts_provider": sorted({r["provider"] for r in rows})}
-        for name in ("client", "server", "patchbay", "writing", "own", "tts"):
+        for name in ("client", "server", "patchbay", "writing", "own", "tts", "stt"):
             values = [float(r[name]) for r in rows if r[name] is not None]
             out[mode][name] = {
                 "p50": round(pct(values, 0.5), 1),
@@ -269,12 +284,15 @@ def main() -> None:
     )
     parser.add_argument("--turns", type=int, default=20, help="measured turns per mode (default 20)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args()
-    figures = asyncio.run(main_async(args.turns))
-    print(
-        f"provider timings: STT {STT_S * 1000:.0f} ms, LLM TTFT {LLM_TTFT_S * 1000:.0f} ms + {WORD_S * 1000:.0f} ms/word, TTS first byte {TTS_FIRST_BYTE_S * 1000:.0f} ms; endpointing {SILENCE_MS} ms"
+    parser.add_argument(
+        "--stt", choices=sorted(STT_MODELS), default="http", help="HTTP Scribe or Scribe v2 Realtime"
     )
-    columns = ("client", "server", "patchbay", "writing", "own", "tts")
+    args = parser.parse_args()
+    figures = asyncio.run(main_async(args.turns, args.stt))
+    print(
+        f"STT {STT_MODELS[args.stt]}; provider timings: STT {STT_S * 1000:.0f} ms (realtime: {STT_COMMIT_S * 1000:.0f} ms after the commit), LLM TTFT {LLM_TTFT_S * 1000:.0f} ms + {WORD_S * 1000:.0f} ms/word, TTS first byte {TTS_FIRST_BYTE_S * 1000:.0f} ms; endpointing {SILENCE_MS} ms"
+    )
+    columns = ("client", "server", "patchbay", "writing", "own", "tts", "stt")
     print(f"{'mode':<13} {'turns':>5} " + " ".join(f"{c + ' p50/p95':>17}" for c in columns))
     for mode, f in figures.items():
         cells = " ".join(f"{f[c]['p50']:>8.1f}/{f[c]['p95']:<8.1f}" for c in columns)

@@ -6,7 +6,9 @@ cooled down, settled, recorded), so `records_usage` is True and the caller recor
 itself. Routing failures become the `ProviderError` the voice pipeline knows (a segment the
 org's credits cannot cover: `providers.errors.Refused`, `insufficient_credits`); `last_served`
 names the engine that served the latest segment, for latency reports. `RoutedTTS.open_stream`
-offers a whole reply over one streamed connection when the chain's first engine can stream.
+offers a whole reply over one streamed connection when the chain's first engine can stream;
+`RoutedSTT.open_stream` hears a turn over one streamed connection while the caller speaks when
+the STT chain's first engine can (`routing.speech_stt_stream`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError, insufficient_credits
 from providers.speech.base import STTEngine, Transcript, TTSEngine
 from providers.speech.streaming import TTSStream
+from providers.speech.streaming_stt import STTStream
 from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, RoutingError
 from routing.resolver import PlannedAttempt
@@ -83,6 +86,27 @@ class RoutedSTT(STTEngine):
             self.last_route = run.trace.header()
         self.last_served = _served(run.served)
         return transcript
+
+    async def open_stream(
+        self, *, sample_rate: int, language: str | None = None, turn_id: str | None = None
+    ) -> STTStream | None:
+        """The turn over one streamed connection (`providers.speech.streaming_stt.StreamingSTT`),
+        or None: transcribe its audio at its end with `transcribe`."""
+        ctx = replace(self._ctx, turn_id=turn_id or self._ctx.turn_id)
+        run = Run(AttemptTrace(intent="stt"))
+
+        def settled(done: Run) -> None:
+            self.last_trace = done.trace
+            self.last_route = done.trace.header()
+            self.last_served = _served(done.served)
+
+        try:
+            stream = await self._speech.open_stt_stream(
+                ctx, sample_rate=sample_rate, language=language, run=run, settled=settled
+            )
+        except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
+            raise _as_provider_error(exc, "STT") from None
+        return _STTStreamErrors(stream) if stream is not None else None
 
     async def prefetch(
         self, pcm16_16k: bytes, *, language: str | None = None, previous: str | None = None
@@ -165,3 +189,33 @@ class RoutedTTS(TTSEngine):
         if stream is not None:
             self.last_served = _served(run.served)
         return stream
+
+
+class _STTStreamErrors(STTStream):
+    """A routed stream whose routing failures reach the caller as the `ProviderError` it knows."""
+
+    def __init__(self, inner: STTStream) -> None:
+        self.name = inner.name
+        self.billing_source = inner.billing_source
+        self.sample_rate = inner.sample_rate
+        self._inner = inner
+
+    @property
+    def fed_seconds(self) -> float:
+        return self._inner.fed_seconds
+
+    @property
+    def partial(self) -> str:
+        return self._inner.partial
+
+    def feed(self, pcm: bytes) -> None:
+        self._inner.feed(pcm)
+
+    async def commit(self) -> Transcript:
+        try:
+            return await self._inner.commit()
+        except (AllAttemptsFailedError, InsufficientCreditsError, RoutingError) as exc:
+            raise _as_provider_error(exc, "STT") from None
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -32,6 +32,7 @@ from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.caller import speaking_for
 from providers.speech.pcm import Resampler
 from providers.speech.streaming import TTSStream
+from providers.speech.streaming_stt import STTStream
 from routing.catalog import ModelInfo, price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import EndpointGuard, admit, log_trace
@@ -41,6 +42,7 @@ from routing.resolver import ChainChoice, Plan, PlannedAttempt, RouteRequest
 from routing.router import CallContext, Router
 from routing.runner import NO_RETRY, AttemptRunner, Attempts, Open, Run, skipped
 from routing.speech_stream import RoutedTTSStream, open_tts_stream, stream_plan
+from routing.speech_stt_stream import RoutedSTTStream, open_stt_stream, split_stt_plan
 from routing.trace import AttemptTrace, TraceEntry
 
 Credentials = Callable[[ConnectionView], Credential]
@@ -60,6 +62,10 @@ STREAM_HOLD_CHARACTERS = 500
 than a spoken reply of a few sentences runs to. A longer reply settles what it spoke, beyond the hold
 (the ledger records any shortfall); docs/billing.md, Voice."""
 
+STT_STREAM_HOLD_SECONDS = 30.0
+"""What a streamed turn holds up front: its length is known only at its end, and a caller's turn
+is seldom longer (a longer one settles what it streamed, beyond the hold)."""
+
 
 @dataclass(frozen=True, slots=True)
 class SpeechTimeouts:
@@ -69,6 +75,8 @@ class SpeechTimeouts:
     """For a whole transcript (one segment is at most a few tens of seconds of speech)."""
     tts_first_audio: float = 5.0
     """Until a sentence's first audio; once it speaks, it may take as long as it speaks."""
+    stt_stream_open: float = 5.0
+    """Until a streamed STT session is open (connected and started by the provider)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +280,72 @@ class SpeechRouter:
             log_trace(org, run.trace)
 
         return RoutedTTSStream(stream, served, account, failed)
+
+    async def open_stt_stream(
+        self,
+        ctx: CallContext,
+        *,
+        sample_rate: int,
+        language: str | None,
+        run: Run | None = None,
+        settled: Callable[[Run], None] | None = None,
+    ) -> STTStream | None:
+        """A turn's STT streamed while the caller speaks, as one segment
+        (`routing.speech_stt_stream`); None when the chain's first candidate cannot stream or
+        the credits cannot hold a turn (transcribe the turn's audio at its end then).
+        `settled(run)` is called once the segment is recorded."""
+        if self._clients is None:
+            return None
+        org, full = await self._plan(ctx, Intent.STT)
+        split = split_stt_plan(full)
+        if split is None:
+            return None
+        lead, rest = split
+        try:
+            hold = await self._hold(ctx, org, full, Intent.STT, audio_seconds=STT_STREAM_HOLD_SECONDS)
+        except InsufficientCreditsError:
+            return None
+        run = run or Run(AttemptTrace(intent=Intent.STT.value))
+
+        async def fallback(pcm16_16k: bytes) -> Transcript:
+            with speaking_for(ctx.api_key_id):
+                attempts = self._stt_attempts(pcm16_16k, language)
+                async with contextlib.aclosing(self.runner.run(rest, run, attempts)) as results:
+                    async for transcript in results:
+                        return transcript
+            raise AssertionError("a served STT attempt yields its transcript")
+
+        async def account(
+            served: PlannedAttempt | None, status: SegmentStatus, began: float, seconds: float
+        ) -> None:
+            intent = ctx.intent or Intent.STT
+            await self._router.account(
+                ctx, Segment.STT, intent, served, status, began, hold, audio_seconds=seconds
+            )
+            log_trace(org, run.trace)
+            if settled is not None:
+                settled(run)
+
+        async def failed(attempt: PlannedAttempt, error: ProviderError) -> None:
+            await self.runner.failed_late(run, attempt, error)
+
+        opening = open_stt_stream(
+            self.runner,
+            lead,
+            run,
+            admit=self._target,
+            sample_rate=sample_rate,
+            language=language,
+            open_within=self._timeouts.stt_stream_open,
+        )
+        return RoutedSTTStream(
+            sample_rate=sample_rate,
+            run=run,
+            opening=opening,
+            fallback=fallback,
+            account=account,
+            failed=failed,
+        )
 
     async def prefetch(
         self, ctx: CallContext, pcm16_16k: bytes, *, language: str | None, previous: str | None = None

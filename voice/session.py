@@ -8,11 +8,13 @@ nothing a client sends can end the session.
 
 A turn: server VAD (or a manual commit) closes the user's audio item; STT fills in its
 transcript (decoded ahead at the caller's pauses where the engine can, `voice.partials`,
-which also shortens or lengthens the endpointing silence by what was said); the routed LLM streams a reply that TTS speaks chunk by chunk
-(`voice.pipeline`). When a pause's partial is a complete sentence, that reply is started
-during the endpointing silence and held (`voice.speculation`): the turn's response uses it
-when its request is the same, and it is discarded when the caller speaks on or the final
-transcript differs. Speech detected during a response cancels it (barge-in) when
+which also shortens or lengthens the endpointing silence by what was said; or, when the STT
+engine can stream, heard while the caller speaks, `voice.streamed_stt`); the routed LLM streams
+a reply that TTS speaks chunk by chunk (`voice.pipeline`). When a pause's partial is a complete
+sentence, that reply is started during the endpointing silence and held (`voice.speculation`):
+the turn's response uses it when its request is the same, and it is discarded when the caller
+speaks on or the final transcript differs. Speech detected during a response cancels it
+(barge-in) when
 `interrupt_response` is on: the outbox refuses its remaining deltas at once, its tasks are
 cancelled, and `response.done` says `cancelled` / `turn_detected`.
 
@@ -40,7 +42,8 @@ from billing.turn_costs import TurnCosts
 from foundation import tracing
 from foundation.db import new_id
 from providers.errors import ProviderError, Refused
-from providers.speech.base import STTEngine, TTSEngine
+from providers.speech.base import STTEngine, Transcript, TTSEngine
+from providers.speech.streaming_stt import StreamingSTT
 from providers.types import ChatRequest, Message
 from voice.clock import SYSTEM_CLOCK, Clock
 from voice.config import SessionConfig, SessionLimits
@@ -72,6 +75,7 @@ from voice.outbox import Outbox
 from voice.partials import Decoded, Partials, join
 from voice.pipeline import ResponsePipeline, ResponseRun
 from voice.speculation import EarlyReply
+from voice.streamed_stt import StreamedTurn
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
 
 log = logging.getLogger("patchbay.voice")
@@ -150,6 +154,8 @@ class VoiceSession:
         self._early: EarlyReply | None = None
         """The reply started on the turn's last complete-sentence pause, not claimed yet."""
         self._partials = Partials(stt, self._spawn, self._end_turn_now, self._speculate)
+        self._streamed: StreamedTurn | None = None
+        """The turn in progress, streamed to the STT while the caller speaks (a streaming engine)."""
 
     # -- configuration -------------------------------------------------------------------
 
@@ -162,6 +168,7 @@ class VoiceSession:
             self._speech_item = None
             self._partials.reset()
             self._discard_early()
+            self._drop_streamed()
 
     def _new_input(self) -> InputAudio:
         return InputAudio(
@@ -176,10 +183,13 @@ class VoiceSession:
 
     def append_audio(self, data: bytes) -> None:
         """Take client audio in the session's input format (the hot path: no task, no I/O)."""
+        before = self._input.end_ms
         try:
             events = self._input.append(data)
         except InputError as exc:
             raise ClientError(exc.code, str(exc), param="audio") from None
+        if self._streamed is not None:
+            self._streamed.feed(self._input.peek(before, self._input.end_ms))
         for event in events:
             if isinstance(event, DetectedStart):
                 self._speech_started(event)
@@ -230,7 +240,7 @@ class VoiceSession:
         speaks_ahead = config.speaks and getattr(self._tts, "open_stream", None) is None
         self._early = EarlyReply(
             self._request(config, messages),
-            self._ids("turn"),
+            self._streamed.turn_id if self._streamed is not None else self._ids("turn"),
             llm=self._llm,
             tts=self._tts if speaks_ahead else None,
             voice=config.voice,
@@ -262,6 +272,12 @@ class VoiceSession:
         self._discard_early()
         self._speech_item = item_id = self._ids("item")
         self._speech_start_ms = event.audio_start_ms
+        if isinstance(self._stt, StreamingSTT) and not self._closed:
+            self._drop_streamed()
+            rate, turn_id = self._input.format.sample_rate, self._ids("turn")
+            opening = self._stt.open_stream(sample_rate=rate, language=self.config.language, turn_id=turn_id)
+            self._streamed = StreamedTurn(turn_id, opening, self._spawn)
+            self._streamed.feed(self._input.peek(event.audio_start_ms, self._input.end_ms))
         active = self._active
         if active is not None and self.config.interrupt_response:
             self._cancel(active, "turn_detected", announce=SpeechStarted(item_id, event.audio_start_ms))
@@ -299,7 +315,13 @@ class VoiceSession:
         self._speech_item = None
         self._partials.reset()
         self._discard_early()
+        self._drop_streamed()
         self.outbox.put(InputCleared())
+
+    def _drop_streamed(self) -> None:
+        streamed, self._streamed = self._streamed, None
+        if streamed is not None:
+            self._spawn(streamed.aclose())
 
     def _commit_audio(
         self,
@@ -316,10 +338,16 @@ class VoiceSession:
         previous = self.conversation.add(item)
         self.outbox.put(InputCommitted(item_id, previous))
         self.outbox.put(ItemCreated(item, previous))
-        # A reply started at the turn's last pause was started under the turn's id.
-        turn = _Turn(self._early.turn_id if self._early is not None else self._ids("turn"), latency)
+        # A reply started at the turn's last pause, or a stream opened at its speech start,
+        # was started under the turn's id (the same one when both were: `_speculate`).
+        streamed, self._streamed = self._streamed, None
+        if self._early is not None:
+            turn_id = self._early.turn_id
+        else:
+            turn_id = streamed.turn_id if streamed is not None else self._ids("turn")
+        turn = _Turn(turn_id, latency)
         rate = self._input.format.sample_rate
-        turn.stt = self._spawn(self._transcribe(turn, item, pcm, rate, respond, decoded))
+        turn.stt = self._spawn(self._transcribe(turn, item, pcm, rate, respond, decoded, streamed))
         turn.stt.add_done_callback(lambda _: self._unanswered(turn))
         self._turn = turn
 
@@ -337,16 +365,15 @@ class VoiceSession:
         rate: int,
         respond: bool,
         decoded: Decoded | None = None,
+        streamed: StreamedTurn | None = None,
     ) -> bool:
         turn_seconds = len(pcm) / (2 * rate)
-        pcm = await decoded.tail if decoded is not None else await to_stt_rate(pcm, rate)
-        turn.latency.mark("stt_start")
         stt = self._stt
         try:
             with tracing.step(
                 "voice.stt", {"patchbay.turn_id": turn.turn_id, "patchbay.audio_bytes": len(pcm)}
             ):
-                transcript = await stt.transcribe(pcm, language=self.config.language, turn_id=turn.turn_id)
+                transcript = await self._heard(turn, pcm, rate, decoded, streamed)
         except ProviderError as exc:
             log.warning(
                 "stt failed",
@@ -398,6 +425,19 @@ class VoiceSession:
                 self._cancel(self._active, "turn_detected")
             self._start_response(turn)
         return heard
+
+    async def _heard(
+        self, turn: _Turn, pcm: bytes, rate: int, decoded: Decoded | None, streamed: StreamedTurn | None
+    ) -> Transcript:
+        """The turn's transcript: committed by its stream, else transcribed from its audio now."""
+        if streamed is not None and await streamed.opened():
+            turn.latency.mark("stt_start")
+            transcript = await streamed.commit()
+            if transcript is not None:
+                return transcript
+        pcm = await decoded.tail if decoded is not None else await to_stt_rate(pcm, rate)
+        turn.latency.mark("stt_start")
+        return await self._stt.transcribe(pcm, language=self.config.language, turn_id=turn.turn_id)
 
     # -- conversation items ----------------------------------------------------------------
 
@@ -641,6 +681,9 @@ class VoiceSession:
         self._discard_early()
         if self._active is not None:
             self._cancel(self._active, "session_closed")
+        streamed, self._streamed = self._streamed, None
+        if streamed is not None:
+            await streamed.aclose()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:

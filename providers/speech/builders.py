@@ -26,9 +26,12 @@ from providers.speech.elevenlabs import (
     ElevenLabsTTS,
     ElevenLabsTTSOptions,
 )
+from providers.speech.elevenlabs_realtime import ElevenLabsRealtimeOptions, ElevenLabsRealtimeSTT
+from providers.speech.elevenlabs_realtime_wire import is_realtime_model
 from providers.speech.elevenlabs_ws import ElevenLabsStreamTTS
 from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, OpenAITTS, OpenAITTSOptions
 from providers.speech.streaming import StreamingTTS
+from providers.speech.streaming_stt import StreamingSTT
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,14 @@ TTSBuilder = Callable[[UpstreamClients, SpeechTarget, int], TTSEngine]
 """(clients, target, output sample rate) → an engine yielding PCM16 at that rate."""
 StreamTTSBuilder = Callable[[SpeechTarget, int], StreamingTTS]
 """(target, output sample rate) → an engine opening streams of PCM16 at that rate."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSTTBuilder:
+    """A protocol's streamed STT: which of its models stream, and the engine for one target."""
+
+    streams: Callable[[str | None], bool]
+    build: Callable[[SpeechTarget], StreamingSTT]
 
 
 def _args(target: SpeechTarget) -> _Common:
@@ -95,12 +106,21 @@ def _openai_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int
 
 
 def _eleven_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
+    if is_realtime_model(target.model):
+        return _eleven_realtime(target)
     options = ElevenLabsSTTOptions(model_id=target.model) if target.model else ElevenLabsSTTOptions()
     return ElevenLabsSTT(
         clients,
         options=options,
         **_args(target),
     )
+
+
+def _eleven_realtime(target: SpeechTarget) -> ElevenLabsRealtimeSTT:
+    options = (
+        ElevenLabsRealtimeOptions(model_id=target.model) if target.model else ElevenLabsRealtimeOptions()
+    )
+    return ElevenLabsRealtimeSTT(options=options, **_args(target))
 
 
 def _openai_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:
@@ -120,4 +140,7 @@ TTS_BUILDERS: Mapping[WireProtocol, TTSBuilder] = MappingProxyType(
 )
 STREAM_TTS_BUILDERS: Mapping[WireProtocol, StreamTTSBuilder] = MappingProxyType(
     {WireProtocol.ELEVENLABS: _eleven_tts_stream}
+)
+STREAM_STT_BUILDERS: Mapping[WireProtocol, StreamSTTBuilder] = MappingProxyType(
+    {WireProtocol.ELEVENLABS: StreamSTTBuilder(is_realtime_model, _eleven_realtime)}
 )

@@ -9,21 +9,19 @@ the emulator's messages are checked against the SDK's types instead.
 while the LLM is still thinking, so neither the handshake nor the provider's set-up is on the
 path to the first audio. Reading `audio()` decodes each message (PCM as is, G.711 to PCM16),
 keeps samples whole across messages, and fails with a TIMEOUT when text was sent and nothing
-came back within `first_audio` seconds. The library's own logging is silenced: it would log
-the key (the upgrade headers) and the reply's text (the frames).
+came back within `first_audio` seconds. Connecting (and the library's silenced logging: it
+would log the key and the reply's text) is `providers.speech.ws_connect.open_socket`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import AsyncIterator
 
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
@@ -42,13 +40,9 @@ from providers.speech.elevenlabs_ws_wire import (
     stream_input_url,
     text_message,
 )
-from providers.speech.errors import elevenlabs_error
 from providers.speech.pcm import g711_decode
 from providers.speech.streaming import SpokenAudio, TTSStream
-
-_SILENT = logging.Logger("elevenlabs_ws.silent", level=logging.CRITICAL + 1)
-"""The connection's own logger: `websockets` logs the upgrade headers (the key) and every frame
-(the reply's text) at DEBUG, so its logging goes nowhere; failures reach us as exceptions."""
+from providers.speech.ws_connect import open_socket
 
 CONNECT_TIMEOUT = 5.0
 FIRST_AUDIO_TIMEOUT = 5.0
@@ -83,33 +77,7 @@ class ElevenLabsStreamTTS:
         add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "tts")
         secrets = secrets_in(headers)
         url = stream_input_url(self._base_url, voice or self.options.voice_id, self.options)
-        failure: ProviderError | None = None
-        try:
-            ws = await connect(
-                url,
-                additional_headers=headers,
-                open_timeout=self._connect_timeout,
-                compression=None,
-                max_size=2**22,
-                logger=_SILENT,
-            )
-        except InvalidStatus as exc:
-            response = exc.response
-            failure = elevenlabs_error(
-                response.status_code,
-                dict(response.headers),
-                bytes(response.body or b""),
-                provider=self.name,
-                secrets=secrets,
-            )
-        except TimeoutError:
-            failure = ProviderError(ErrorClass.TIMEOUT, "connecting timed out", provider=self.name)
-        except (OSError, InvalidHandshake, websockets.exceptions.InvalidURI) as exc:
-            failure = ProviderError(
-                ErrorClass.NETWORK, f"could not connect: {type(exc).__name__}", provider=self.name
-            )
-        if failure is not None:
-            raise failure  # outside the handler: the library's exception (and its text) is not chained
+        ws = await open_socket(url, headers, provider=self.name, open_within=self._connect_timeout)
         stream = ElevenLabsTTSStream(self, ws, secrets)
         try:
             await ws.send(init_message(self.options), text=True)

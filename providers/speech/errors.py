@@ -59,6 +59,18 @@ ELEVENLABS_CODES: Mapping[str, ErrorClass] = {
     "system_busy": ErrorClass.OVERLOADED,
     "voice_not_found": ErrorClass.NOT_FOUND,
     "model_not_found": ErrorClass.NOT_FOUND,
+    # The realtime STT socket's error messages, by `message_type` (providers/speech/elevenlabs_realtime_wire.py).
+    "auth_error": ErrorClass.AUTH,
+    "unaccepted_terms": ErrorClass.PERMISSION,
+    "rate_limited": ErrorClass.RATE_LIMIT,
+    "commit_throttled": ErrorClass.RATE_LIMIT,
+    "queue_overflow": ErrorClass.OVERLOADED,
+    "resource_exhausted": ErrorClass.OVERLOADED,
+    "session_time_limit_exceeded": ErrorClass.TIMEOUT,
+    "input_error": ErrorClass.INVALID_REQUEST,
+    "invalid_request": ErrorClass.INVALID_REQUEST,
+    "chunk_size_exceeded": ErrorClass.INVALID_REQUEST,
+    "transcriber_error": ErrorClass.SERVER_ERROR,
 }
 
 ErrorMapper = Callable[[int, Mapping[str, str], bytes, tuple[str, ...]], ProviderError]

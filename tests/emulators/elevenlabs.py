@@ -2,7 +2,8 @@
 
 Routes: `POST /v1/text-to-speech/{voice_id}[/stream]` (chunked raw audio at the requested
 `output_format`: pcm_*, ulaw_8000, alaw_8000), the `stream-input` WebSocket
-(tests/emulators/elevenlabs_ws.py), `POST /v1/speech-to-text` (Scribe batch,
+(tests/emulators/elevenlabs_ws.py), the realtime STT WebSocket
+(tests/emulators/elevenlabs_stt_ws.py), `POST /v1/speech-to-text` (Scribe batch,
 multipart), `GET /v1/user`, `GET /v1/models`, `GET /v1/voices`. Bodies are checked against
 what the official SDK can send; errors use ElevenLabs' `{"detail": {"status", "message"}}`
 shape, with the concurrency headers the real API returns.
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
+from tests.emulators.elevenlabs_stt_ws import RealtimeSTTEmulator
 from tests.emulators.elevenlabs_ws import StreamInputEmulator
 from tests.emulators.playback import silence_dropped_connection_logs
 from tests.emulators.scripted import (
@@ -134,10 +136,13 @@ class ElevenLabsEmulator:
         self.tone_seconds = tone_seconds
         self.stream_input = StreamInputEmulator(recorder=self.recorder, valid_keys=valid_keys)
         """The `stream-input` WebSocket (tests/emulators/elevenlabs_ws.py): its knobs and records."""
+        self.realtime_stt = RealtimeSTTEmulator(recorder=self.recorder, valid_keys=valid_keys)
+        """The realtime STT WebSocket (tests/emulators/elevenlabs_stt_ws.py): its knobs and records."""
         silence_dropped_connection_logs()
         self.app = Starlette(
             routes=[
                 WebSocketRoute("/v1/text-to-speech/{voice_id}/stream-input", self.stream_input.serve),
+                WebSocketRoute("/v1/speech-to-text/realtime", self.realtime_stt.serve),
                 Route("/v1/text-to-speech/{voice_id}/stream", self.tts, methods=["POST"]),
                 Route("/v1/text-to-speech/{voice_id}", self.tts, methods=["POST"]),
                 Route("/v1/speech-to-text", self.stt, methods=["POST"]),

@@ -8,8 +8,6 @@ agent's own speech chain wins over the org's.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import numpy as np
 import pytest
 
@@ -32,7 +30,6 @@ from routing.runner import Run
 from routing.speech import OUTPUT_RATE, BuiltIn, SpeechRouter, SpeechTimeouts
 from routing.trace import AttemptTrace
 from tests.emulators import elevenlabs as el
-from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CanaryCredential, Scenario, disconnect_after, slow_first_byte
 from tests.routing.fakes import FakePreflight, FakeWallClock, OrgBuilder, Recorder, conn
 from tests.voice.fakes import FakeSTT, FakeTTS
@@ -47,23 +44,6 @@ class StaticRegistry:
 
     async def get(self, org_id: str) -> OrgEntry:
         return self.entry
-
-
-@pytest.fixture
-def eleven() -> el.ElevenLabsEmulator:
-    return el.ElevenLabsEmulator()
-
-
-@pytest.fixture
-def eleven_url(eleven: el.ElevenLabsEmulator) -> Iterator[str]:
-    with ServedApp(eleven.app) as served:
-        yield served.url
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[UpstreamClients]:
-    async with UpstreamClients() as clients:
-        yield clients
 
 
 class Rig:
