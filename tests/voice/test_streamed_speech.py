@@ -29,8 +29,14 @@ class FakeStream(TTSStream):
     schedule never fills on these short replies)."""
 
     def __init__(
-        self, *, error: ProviderError | None = None, fail_after: int = 0, hold_after: int | None = None
+        self,
+        *,
+        error: ProviderError | None = None,
+        fail_after: int = 0,
+        hold_after: int | None = None,
+        piece_seconds: float = 0.04,
     ):
+        self.piece_seconds = piece_seconds
         self.name = "fake:stream"
         self.billing_source = BillingSource.BYOK
         self.sample_rate = 24_000
@@ -81,7 +87,7 @@ class FakeStream(TTSStream):
                 if self.hold_after is not None and pieces == self.hold_after:
                     await asyncio.Event().wait()
                 pieces += 1
-                yield SpokenAudio(tone(24_000, 0.04), part)
+                yield SpokenAudio(tone(24_000, self.piece_seconds), part)
                 await asyncio.sleep(0)
 
     async def aclose(self) -> None:
@@ -221,3 +227,16 @@ async def test_barge_in_on_a_stream_truncates_to_the_words_heard() -> None:
     session.truncate(item.id, 0, 40)  # the first of the two 40 ms pieces: "Sure "
     assert session.conversation.get(item.id).text == "Sure"
     assert stream.closed
+
+
+async def test_a_later_sentence_is_not_flushed_while_plenty_of_audio_is_ahead() -> None:
+    stream = FakeStream(piece_seconds=1.5)  # "Sure thing." is 3 s of audio
+    llm = FakeLLM(hold_after=1)
+    session = text_session(StreamingFakeTTS(stream), llm=llm)
+    while not isinstance(await session.outbox.get(), ev.AudioDelta):
+        pass
+    llm.gate.set()  # the session's clock stands still: all 3 s are still ahead
+    await session.idle()
+    assert stream.sent[0] == ("Sure thing. ", True)
+    assert not any(flush for _, flush in stream.sent[1:])  # the end generates the rest
+    assert stream.text == "Sure thing. Your table is booked for two. "
