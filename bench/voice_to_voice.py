@@ -5,9 +5,13 @@ Patchbay (the real app, SQLite, uvicorn in this process's event loop, the client
 loop), the ElevenLabs emulator (Scribe STT, HTTP TTS and the TTS WebSocket) and the OpenAI
 emulator (the LLM), each in a process of its own, with realistic provider timings: STT answers 150 ms after the upload,
 the LLM's first token comes 300 ms after the request and the rest one token (a word or half a long one) every 20 ms, TTS's
-first audio 120 ms after a sentence's request (HTTP) or its flush (WebSocket). One realtime
-session (server VAD, 500 ms endpointing) speaks a question (espeak-ng) in real-time 20 ms
-frames, turn after turn, alternating the TTS mode per turn so both see the same machine state.
+first audio 120 ms after a sentence's request (HTTP) or after the WebSocket's generation starts
+(its buffer reaching the first step of its chunk schedule, 120 characters, a flush, or the end).
+Two realtime sessions (server VAD, 500 ms endpointing) speak a question (espeak-ng) in
+real-time 20 ms frames, turn after turn: one is answered with a short first sentence (45
+characters), the other with a long one (134 characters, no clause mark: a typical agent's
+confirmation). Turns go round short/per-sentence, short/streamed, long/per-sentence,
+long/streamed, so every case sees the same machine state.
 
 Reported per mode, p50 / p95 over the turns (the first turn of each mode is a warm-up):
 - `client`: from the last voiced frame sent to the first `response.output_audio.delta`
@@ -17,11 +21,11 @@ Reported per mode, p50 / p95 over the turns (the first turn of each mode is a wa
 - `patchbay`: `response.metadata.server_ms`, that minus the providers' own time (STT, LLM
   time to first token, TTS time to first byte), which still includes the LLM writing its
   first sentence;
-- `writing`: the LLM's first token to the first chunk's TTS request (the model writing its
-  first sentence, and the chunker cutting it);
+- `writing`: the LLM's first token to the first TTS request (per sentence: the model writing
+  its first sentence, and the chunker cutting it; streamed: to the first generation's start);
 - `own`: `patchbay` minus `writing`: what Patchbay itself adds;
-- `tts`: the TTS request (per sentence) or the first chunk's send (streamed) to its first
-  audio, as the server saw it.
+- `tts`: the TTS request (per sentence) or the first generation's start (streamed) to its
+  first audio, as the server saw it.
 - `stt`: the end of speech (HTTP: the upload; realtime: the commit) to the transcript, as the
   server saw it.
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import multiprocessing
 import statistics
@@ -67,11 +72,18 @@ STT_MODELS = {"http": "elevenlabs/scribe_v1", "realtime": "elevenlabs/scribe_v2_
 FRAME_MS = 20
 SILENCE_MS = 500
 QUESTION = "What time does the pharmacy close on Sunday?"
-REPLY = "The pharmacy closes at six on Sunday evening. It opens again at nine on Monday morning."
+REPLIES = {
+    "short": "The pharmacy closes at six on Sunday evening. It opens again at nine on Monday morning.",
+    "long": (
+        "Your appointment with Doctor Patel is confirmed for Thursday the fourteenth at half past ten"
+        " in the morning at our Main Street clinic. Please arrive ten minutes early to fill in the forms."
+    ),
+}
 LLM_KEY = "sk-bench-0123456789abcdef"
 ELEVEN_KEY = "sk_bench0123456789abcdef0123"
 MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
 MODES = ("per-sentence", "streamed")
+CASES = tuple((reply, mode) for reply in REPLIES for mode in MODES)
 
 
 class TimedElevenLabs(el.ElevenLabsEmulator):
@@ -175,6 +187,7 @@ async def turn(ws: Any, frames: list[bytes], voiced_end: int) -> dict[str, Any]:
         "tts": ttfb["tts"],
         "stt": ttfb["stt"],
         "provider": meta["tts_provider"],
+        "stt_route": meta.get("stt_route"),
     }
 
 
@@ -215,38 +228,43 @@ async def main_async(turns: int, stt: str = "http") -> dict[str, Any]:
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
         )
-        results: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
-        async with uvicorn_in_loop(config):
+        results: dict[str, list[dict[str, Any]]] = {f"{r} {m}": [] for r, m in CASES}
+        async with uvicorn_in_loop(config), contextlib.AsyncExitStack() as stack:
             url = f"ws://127.0.0.1:{port}/v1/realtime?model=default"
-            async with websockets.connect(url, additional_headers={"authorization": f"Bearer {key}"}) as ws:
+            sessions = {}
+            for reply in REPLIES:
+                ws = await stack.enter_async_context(
+                    websockets.connect(url, additional_headers={"authorization": f"Bearer {key}"})
+                )
                 vad = {"type": "server_vad", "silence_duration_ms": SILENCE_MS}
-                update = {
-                    "type": "session.update",
-                    "session": {"type": "realtime", "audio": {"input": {"turn_detection": vad}}},
-                }
-                await ws.send(json.dumps(update))
-                for n in range(2 * (turns + 1)):
-                    mode = MODES[n % 2]
-                    services.voice.speech.streaming = mode == "streamed"
-                    result = await turn(ws, frames, voiced_end)
-                    if n >= 2:
-                        results[mode].append(result)
+                # The LLM emulator answers by the marker in the instructions.
+                session = {"type": "realtime", "instructions": f"[reply:{reply}]"}
+                session["audio"] = {"input": {"turn_detection": vad}}
+                await ws.send(json.dumps({"type": "session.update", "session": session}))
+                sessions[reply] = ws
+            for n in range(len(CASES) * (turns + 1)):
+                reply, mode = CASES[n % len(CASES)]
+                services.voice.speech.streaming = mode == "streamed"
+                result = await turn(sessions[reply], frames, voiced_end)
+                if n >= len(CASES):
+                    results[f"{reply} {mode}"].append(result)
         await services.aclose()
     for process in emulators:
         process.terminate()
     return summarise(results)
 
 
+def answer(body: Any) -> Scenario:
+    """The reply the session's instructions ask for (`[reply:long]`), at the LLM's pace."""
+    reply = "long" if "[reply:long]" in json.dumps(body.get("messages", [])) else "short"
+    return Scenario(text=REPLIES[reply], first_byte_delay=LLM_TTFT_S, chunk_delay=WORD_S)
+
+
 def serve_emulator(name: str, port: int) -> None:
     """One emulator in a process of its own, so its timing does not share Patchbay's GIL."""
     app: Any
     if name == "llm":
-        app = OpenAIEmulator(
-            "openai",
-            api_key=LLM_KEY,
-            models=("gpt-4o-mini",),
-            default=Scenario(text=REPLY, first_byte_delay=LLM_TTFT_S, chunk_delay=WORD_S),
-        )
+        app = OpenAIEmulator("openai", api_key=LLM_KEY, models=("gpt-4o-mini",), responder=answer)
     else:
         app = TimedElevenLabs().app
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="error", access_log=False, lifespan="off")
@@ -264,10 +282,22 @@ async def wait_for_ports(*ports: int) -> None:
             break
 
 
+SERVED = "elevenlabs:default"
+
+
 def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Figures over the turns ElevenLabs spoke: a turn whose STT or TTS failed over to the
+    built-in engines (a provider cooled down, e.g. a Scribe timeout under load) is counted
+    in `fell_back`, not measured."""
     out: dict[str, Any] = {}
-    for mode, rows in results.items():
-        out[mode] = {"turns": len(rows), "tts_provider": sorted({r["provider"] for r in rows})}
+    for mode, all_rows in results.items():
+        rows = [r for r in all_rows if r["provider"] == SERVED]
+        out[mode] = {
+            "turns": len(rows),
+            "fell_back": len(all_rows) - len(rows),
+            "tts_provider": sorted({r["provider"] for r in rows}),
+            "rows": all_rows,
+        }
         for name in ("client", "server", "patchbay", "writing", "own", "tts", "stt"):
             values = [float(r[name]) for r in rows if r[name] is not None]
             out[mode][name] = {
@@ -293,10 +323,10 @@ def main() -> None:
         f"STT {STT_MODELS[args.stt]}; provider timings: STT {STT_S * 1000:.0f} ms (realtime: {STT_COMMIT_S * 1000:.0f} ms after the commit), LLM TTFT {LLM_TTFT_S * 1000:.0f} ms + {WORD_S * 1000:.0f} ms/word, TTS first byte {TTS_FIRST_BYTE_S * 1000:.0f} ms; endpointing {SILENCE_MS} ms"
     )
     columns = ("client", "server", "patchbay", "writing", "own", "tts", "stt")
-    print(f"{'mode':<13} {'turns':>5} " + " ".join(f"{c + ' p50/p95':>17}" for c in columns))
-    for mode, f in figures.items():
+    print(f"{'reply, mode':<19} {'turns':>5} " + " ".join(f"{c + ' p50/p95':>17}" for c in columns))
+    for case, f in figures.items():
         cells = " ".join(f"{f[c]['p50']:>8.1f}/{f[c]['p95']:<8.1f}" for c in columns)
-        print(f"{mode:<13} {f['turns']:>5} {cells}  {','.join(f['tts_provider'])}")
+        print(f"{case:<19} {f['turns']:>5} {cells}  (fell back: {f['fell_back']})")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -59,7 +59,7 @@ OUTPUT_RATE = 24_000
 
 STREAM_HOLD_CHARACTERS = 500
 """What a streamed reply holds up front: about 125 tokens of text, half a minute of speech, more
-than a spoken reply of a few sentences runs to. A longer reply settles what it spoke, beyond the hold
+than a spoken reply of a few sentences runs to. A longer reply settles what it sent, beyond the hold
 (the ledger records any shortfall); docs/billing.md, Voice."""
 
 STT_STREAM_HOLD_SECONDS = 30.0

@@ -111,9 +111,10 @@ class RoutedTTSStream(TTSStream):
         self._status = SegmentStatus.CANCELLED
         self._closed = False
 
-    async def send(self, text: str) -> None:
-        await self._inner.send(text)
+    async def send(self, text: str, *, flush: bool = False) -> bool:
+        generates = await self._inner.send(text, flush=flush)
         self.characters = self._inner.characters
+        return generates
 
     async def end(self) -> None:
         await self._inner.end()

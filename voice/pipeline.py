@@ -7,7 +7,9 @@ chunk's transcript delta is emitted just before its audio. Cancelling the task r
 `ResponseRun.run` cancels both loops and closes the TTS stream (its engine's `finally`
 kills a subprocess or closes an HTTP stream); the outbox has already refused the rest.
 When the TTS engine offers a streamed connection for the whole reply (`open_stream`), the
-chunks go to it as they are cut instead of one segment each (`voice.streamed_speech`).
+reply's words go to it as they are written, instead of one segment per chunk
+(`voice.streamed_speech`): the queue then also carries each delta as `Written`, before the
+chunks cut from it, which the per-sentence path skips.
 
 Output items open as the model writes them: the assistant message at its first words, and a
 `function_call` item per tool call, whose arguments stream as cancellable deltas and which is
@@ -61,6 +63,7 @@ from voice.outbox import Outbox
 from voice.speculation import EarlyReply
 from voice.streamed_speech import StreamedSpeech, StreamFailed
 from voice.turn import TtsTally, TurnAccounts
+from voice.word_feed import Written
 
 _END = None
 
@@ -210,7 +213,9 @@ class ResponsePipeline:
         """Reasoning artifacts of this response so far; they travel with its calls."""
         self._encoder = OutputEncoder(tts.sample_rate, output)
         self._chunker = chunker or SentenceChunker(min_clause_chars=SPEECH_CLAUSE_CHARS)
-        self._chunks: asyncio.Queue[str | None] = asyncio.Queue()
+        self._chunks: asyncio.Queue[str | Written | None] = asyncio.Queue()
+        self._words = getattr(tts, "open_stream", None) is not None
+        """Whether the queue carries the written text too (for a streamed connection)."""
         self._owner: asyncio.Task[object] | None = None
         self._llm_done = False
 
@@ -297,6 +302,8 @@ class ResponsePipeline:
             self._open_message()
             text = run.text
         if run.audio:
+            if self._words:
+                self._chunks.put_nowait(Written(text))
             for chunk in self._chunker.push(text):
                 self._chunks.put_nowait(chunk)
         else:
@@ -395,11 +402,13 @@ class ResponsePipeline:
     async def _speak_each(self, replay: list[str], ended: bool) -> None:
         """Per sentence: one TTS segment per chunk (after `replay`, chunks a failed stream had)."""
         run = self.run
-        queued = [*replay] if ended else [*replay, *self._drain()]
+        queued: list[str | Written | None] = [*replay] if ended else [*replay, *self._drain()]
         while True:
             chunk = queued.pop(0) if queued else (None if ended else await self._chunks.get())
             if chunk is _END:
                 break
+            if isinstance(chunk, Written):
+                continue  # for a streamed connection; here the chunks are what is spoken
             if run.error is not None:
                 return  # the LLM failed: the response is over, say no more
             try:
@@ -416,9 +425,9 @@ class ResponsePipeline:
         if tail:
             self._outbox.put(AudioDelta(run.response_id, run.item_id, tail))
 
-    def _drain(self) -> list[str | None]:
+    def _drain(self) -> list[str | Written | None]:
         """What is waiting in the chunk queue now (it may include its end)."""
-        items: list[str | None] = []
+        items: list[str | Written | None] = []
         while not self._chunks.empty():
             items.append(self._chunks.get_nowait())
         return items

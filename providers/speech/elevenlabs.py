@@ -81,9 +81,14 @@ class ElevenLabsTTSOptions:
     voice_settings: VoiceSettings | None = None
     optimize_streaming_latency: int | None = None
     language_code: str | None = None
+    chunk_length_schedule: tuple[int, ...] = (120, 160, 250, 290)
+    """The `stream-input` WebSocket's generation schedule (the provider's default): it generates
+    once its buffered text reaches the next step, on a `flush`, or when the input ends."""
 
     def __post_init__(self) -> None:
         audio_format_for(self.output_format)
+        if not self.chunk_length_schedule or not all(50 <= n <= 500 for n in self.chunk_length_schedule):
+            raise ValueError("chunk_length_schedule needs steps within 50..500")
         if not self.voice_id or not self.model_id:
             raise ValueError("voice_id and model_id must be non-empty")
         if self.optimize_streaming_latency is not None and not 0 <= self.optimize_streaming_latency <= 4:

@@ -7,10 +7,13 @@ the emulator's messages are checked against the SDK's types instead.
 
 `ElevenLabsStreamTTS.open_stream` connects, sends the init message and returns the stream
 while the LLM is still thinking, so neither the handshake nor the provider's set-up is on the
-path to the first audio. Reading `audio()` decodes each message (PCM as is, G.711 to PCM16),
-keeps samples whole across messages, and fails with a TIMEOUT when text was sent and nothing
-came back within `first_audio` seconds. Connecting (and the library's silenced logging: it
-would log the key and the reply's text) is `providers.speech.ws_connect.open_socket`.
+path to the first audio. `send` passes the reply's words on as they are written; the provider
+buffers them and generates by its `chunk_length_schedule` (mirrored in `GenerationSchedule`),
+on a flush, or at the end. Reading `audio()` decodes each message (PCM as is, G.711 to PCM16),
+keeps samples whole across messages, and fails with a TIMEOUT when a generation was due and
+nothing came back within `first_audio` seconds (text waiting in the provider's buffer for
+more is not late). Connecting (and the library's silenced logging: it would log the key and
+the reply's text) is `providers.speech.ws_connect.open_socket`.
 """
 
 from __future__ import annotations
@@ -34,11 +37,13 @@ from providers.speech.elevenlabs_ws_wire import (
     AudioChunk,
     Failure,
     Final,
+    GenerationSchedule,
     init_message,
     parse_server_message,
     stream_error,
     stream_input_url,
     text_message,
+    wire_text,
 )
 from providers.speech.pcm import g711_decode
 from providers.speech.streaming import SpokenAudio, TTSStream
@@ -99,22 +104,39 @@ class ElevenLabsTTSStream(TTSStream):
         self._secrets = secrets
         self._ended = False
         self._closed = False
+        self._schedule = GenerationSchedule(engine.options.chunk_length_schedule)
+        self._sent = 0
         self._last_send: float | None = None
+        """When a generation was asked for that no audio has answered yet."""
         self._last_audio = 0.0
 
-    async def send(self, text: str) -> None:
-        if self._ended or not text.strip():
-            return
-        self.characters += len(text.strip())
-        if self._last_send is None or self._last_audio >= self._last_send:
-            self._last_send = time.monotonic()
-        await self._send(text_message(text))
+    async def send(self, text: str, *, flush: bool = False) -> bool:
+        message = wire_text(text)
+        if self._ended or not (message or flush):
+            return False
+        if not message and not self._schedule.buffered:
+            return False  # a flush with nothing buffered generates nothing
+        self._sent += len(message)
+        self.characters = max(self._sent - 1, 0)  # the text as sent, less its closing space
+        generates = self._schedule.add(len(message), flush=flush)
+        if generates:
+            self._expect_audio()
+        await self._send(text_message(message or " ", flush=flush))
+        return generates
 
     async def end(self) -> None:
         if self._ended:
             return
         self._ended = True
+        if self._schedule.add(0, flush=True):
+            self._expect_audio()  # the end generates what is still buffered
         await self._send(CLOSE_INPUT)
+
+    def _expect_audio(self) -> None:
+        """A generation was asked for: its audio is due within `first_audio` (unless audio is
+        already on its way for an earlier one)."""
+        if self._last_send is None or self._last_audio >= self._last_send:
+            self._last_send = time.monotonic()
 
     async def _send(self, message: bytes) -> None:
         with contextlib.suppress(ConnectionClosed):  # the reader reports why it ended
@@ -154,10 +176,10 @@ class ElevenLabsTTSStream(TTSStream):
                     yield SpokenAudio(data[:whole], event.text)
 
     async def _receive(self) -> str | bytes:
-        """The next message; a TIMEOUT when text waits for audio longer than `first_audio`.
+        """The next message; a TIMEOUT when a generation waits for audio longer than `first_audio`.
 
-        While no text waits, the wait is re-armed every `_IDLE_POLL` seconds so that text sent
-        meanwhile starts its clock (cancelling `recv` loses no message, per `websockets`)."""
+        While none waits, the wait is re-armed every `_IDLE_POLL` seconds so that a generation
+        asked for meanwhile starts its clock (cancelling `recv` loses no message, per `websockets`)."""
         while True:
             waiting = self._last_send is not None and self._last_send > self._last_audio
             left = (

@@ -3,9 +3,12 @@
 `wss://{host}/v1/text-to-speech/{voice_id}/stream-input?model_id=…&output_format=…`, the key in
 the `xi-api-key` header of the upgrade request (never in a message). Client messages, as the
 official SDK's types define them (`elevenlabs.types.InitializeConnection`, `SendText`,
-`CloseConnection`): first `{"text": " ", "voice_settings": …}`, then one
-`{"text": "<chunk> ", "flush": true}` per speakable chunk (flush: generate it now, without
-waiting for the provider's chunk schedule), and `{"text": ""}` to end the input. Server
+`CloseConnection`): first `{"text": " ", "voice_settings": …, "generation_config":
+{"chunk_length_schedule": […]}}`, then the reply's words as they are written, each message
+ending with one space (`{"text": "<words> "}`, with `"flush": true` where the caller wants what
+is buffered generated now), and `{"text": ""}` to end the input. The provider buffers text
+and generates when the buffer reaches the schedule's next step, on a flush, or at the end;
+`GenerationSchedule` mirrors that so the client knows when audio is due. Server
 messages (`AudioOutput`, `FinalOutput`): `{"audio": base64, "alignment": {"chars": […], …},
 "normalizedAlignment": …}` and `{"isFinal": true}`; a failure is a message with `message`
 (and often `error`) followed by a close, or a close code alone. No I/O here.
@@ -50,15 +53,52 @@ def stream_input_url(base_url: str, voice_id: str, options: ElevenLabsTTSOptions
 
 
 def init_message(options: ElevenLabsTTSOptions) -> bytes:
-    body: dict[str, Any] = {"text": " "}
+    body: dict[str, Any] = {
+        "text": " ",
+        "generation_config": {"chunk_length_schedule": list(options.chunk_length_schedule)},
+    }
     if options.voice_settings is not None:
         body["voice_settings"] = options.voice_settings.to_wire()
     return orjson.dumps(body)
 
 
-def text_message(chunk: str) -> bytes:
-    """One speakable chunk, generated at once; the text ends with one space, as the API asks."""
-    return orjson.dumps({"text": chunk.strip() + " ", "flush": True})
+def wire_text(text: str) -> str:
+    """Text as a message carries it: whitespace runs as one space, ending with one space as
+    the API asks; "" when there is nothing to say."""
+    words = " ".join(text.split())
+    return words + " " if words else ""
+
+
+def text_message(text: str, *, flush: bool = False) -> bytes:
+    """Words to speak next (`text` as `wire_text` made it); `flush`: generate the buffer now."""
+    body: dict[str, Any] = {"text": text}
+    if flush:
+        body["flush"] = True
+    return orjson.dumps(body)
+
+
+@dataclass(slots=True)
+class GenerationSchedule:
+    """The provider's text buffer as the client can know it: which send starts a generation.
+
+    The provider generates when the characters buffered since its last generation reach the
+    schedule's next step (the first step for the first generation, the last one from then
+    on), on a flush, and when the input ends.
+    """
+
+    steps: tuple[int, ...]
+    buffered: int = 0
+    generations: int = 0
+
+    def add(self, characters: int, *, flush: bool = False) -> bool:
+        """Buffer `characters`; True when this starts a generation."""
+        self.buffered += characters
+        step = self.steps[min(self.generations, len(self.steps) - 1)]
+        if self.buffered and (flush or self.buffered >= step):
+            self.generations += 1
+            self.buffered = 0
+            return True
+        return False
 
 
 class _Alignment(pydantic.BaseModel):

@@ -1,9 +1,9 @@
 """The streamed text-to-speech seam: one connection per reply, text in as it is written.
 
 A per-sentence engine (`providers.speech.base.TTSEngine`) is one request per speakable chunk.
-A `TTSStream` is one open connection for a whole reply: the voice pipeline `send`s each
-chunk the moment the sentence chunker cuts it (the provider generates it at once), `end`s
-the input when the LLM is done, and reads `audio()` concurrently. Each `SpokenAudio` carries
+A `TTSStream` is one open connection for a whole reply: the voice pipeline `send`s the reply's
+words as the LLM writes them (the provider buffers them and generates when it has enough, or
+at once on `flush`), `end`s the input when the LLM is done, and reads `audio()` concurrently. Each `SpokenAudio` carries
 the text it speaks (from the provider's alignment), so the transcript and the truncation
 spans follow what was actually said, not what was sent.
 
@@ -40,8 +40,9 @@ class TTSStream(ABC):
     """Characters sent so far (what a provider bills)."""
 
     @abstractmethod
-    async def send(self, text: str) -> None:
-        """Speak `text` (a speakable chunk) next; its audio is generated without waiting for more."""
+    async def send(self, text: str, *, flush: bool = False) -> bool:
+        """Speak `text` (whole words) next; with `flush`, generate what is buffered now rather
+        than wait for more text. True when this send starts a generation (its audio is due)."""
 
     @abstractmethod
     async def end(self) -> None:

@@ -7,11 +7,14 @@ every message the emulator sends is built through the SDK's `AudioOutput` / `Fin
 so a drift of the wire on either side fails here first. A bad message gets what the real API
 sends: an error message, then a 1008 close.
 
-Generation: text is buffered; a `flush` (or `try_trigger_generation`, or the buffer reaching
-the first step of `chunk_length_schedule`, 120 characters by default, or the closing message)
-makes one generation of what is buffered. Its audio (a tone) starts `first_byte_delay` seconds
-after the trigger, and never before the previous generation's audio has gone, in `chunks`
-messages whose `alignment` spreads the generation's characters over them.
+Generation, as the service documents it (the SDK's `GenerationConfig`): text is buffered, and
+one generation of what is buffered starts when the buffer reaches the schedule's next step
+(`generation_config.chunk_length_schedule` of the init, default [120, 160, 250, 290]: the first
+generation at 120 characters, the second after 160 more, and so on, the last step repeating;
+each step within 50..500), on a `flush` (or `try_trigger_generation`), or on the closing
+message. Its audio (a tone) starts `first_byte_delay` seconds after the trigger, and never
+before the previous generation's audio has gone, in `chunks` messages whose `alignment`
+spreads the generation's characters over them. `generations` records each (text, why).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ QUERY_PARAMS = frozenset(
         "seed",
     }
 )
-DEFAULT_SCHEDULE = 120
+DEFAULT_SCHEDULE = (120, 160, 250, 290)
 
 
 def _fields(model: type[pydantic.BaseModel]) -> frozenset[str]:
@@ -103,6 +106,8 @@ class StreamInputEmulator:
     opened: int = 0
     closed_by_client: int = 0
     finished: int = 0
+    generations: list[tuple[str, str]] = field(default_factory=list)
+    """Every generation started, as (its text, why: `schedule`, `flush` or `end`)."""
 
     async def serve(self, websocket: WebSocket) -> None:
         await websocket.accept()
@@ -141,12 +146,15 @@ class StreamInputEmulator:
         if failure is not None and failure.on_init:
             await _fail(ws, failure.message, failure.error, failure.close_code)
             return
-        schedule = (first.get("generation_config") or {}).get("chunk_length_schedule") or [DEFAULT_SCHEDULE]
+        schedule = (first.get("generation_config") or {}).get("chunk_length_schedule") or DEFAULT_SCHEDULE
+        if not all(50 <= step <= 500 for step in schedule):
+            await _fail(ws, "chunk_length_schedule values must be within 50 and 500", "invalid_request", 1008)
+            return
         output_format = ws.query_params.get("output_format", "mp3_44100_128")
         generations: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
         speaker = asyncio.create_task(self._speak(ws, generations, output_format, delay))
         try:
-            await self._listen(ws, generations, int(schedule[0]), stall, failure)
+            await self._listen(ws, generations, [int(step) for step in schedule], stall, failure)
             await speaker
         finally:
             speaker.cancel()
@@ -157,12 +165,21 @@ class StreamInputEmulator:
         self,
         ws: WebSocket,
         generations: asyncio.Queue[tuple[str, float] | None],
-        first: int,
+        schedule: list[int],
         stall: bool,
         failure: WsFailure | None,
     ) -> None:
         buffer = ""
+        made = 0
         loop = asyncio.get_running_loop()
+
+        def generate(why: str) -> None:
+            nonlocal buffer, made
+            made += 1
+            self.generations.append((buffer, why))
+            generations.put_nowait((buffer, loop.time()))
+            buffer = ""
+
         while True:
             message = await self._receive(ws)
             problem = _text_problem(message)
@@ -177,14 +194,16 @@ class StreamInputEmulator:
                 continue  # hold the connection until the client leaves
             if text == "":
                 if buffer.strip():
-                    generations.put_nowait((buffer, loop.time()))
+                    generate("end")
                 generations.put_nowait(None)
                 return
             buffer += text
-            if message.get("flush") or message.get("try_trigger_generation") or len(buffer) >= first:
-                if not stall:
-                    generations.put_nowait((buffer, loop.time()))
+            step = schedule[min(made, len(schedule) - 1)]
+            flushed = message.get("flush") or message.get("try_trigger_generation")
+            if stall:
                 buffer = ""
+            elif buffer.strip() and (flushed or len(buffer) >= step):
+                generate("flush" if flushed else "schedule")
 
     async def _speak(
         self,

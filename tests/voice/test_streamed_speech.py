@@ -1,7 +1,8 @@
 """A reply spoken over one streamed TTS connection (`voice.streamed_speech`), with fakes.
 
-The fake stream speaks each chunk it is sent as two pieces of tone, each carrying half of the
-chunk's text as its alignment, as ElevenLabs' `stream-input` does.
+The fake stream buffers what it is sent and speaks each flushed (or final) buffer as two pieces
+of tone of 40 ms, each carrying half of its words as its alignment, as ElevenLabs'
+`stream-input` does.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from billing.usage import Segment
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.elevenlabs_ws_wire import wire_text
 from providers.speech.streaming import SpokenAudio, StreamingTTS, TTSStream
 from tests.voice.fake_llm import FakeLLM
 from tests.voice.fakes import FakeTTS, tone
@@ -23,41 +25,69 @@ from voice.config import SessionConfig
 
 
 class FakeStream(TTSStream):
+    """Buffers the text it is sent and generates it on a flush or at the end (a provider whose
+    schedule never fills on these short replies)."""
+
     def __init__(
-        self, *, error: ProviderError | None = None, fail_after: int = 0, hold_after: int | None = None
+        self,
+        *,
+        error: ProviderError | None = None,
+        fail_after: int = 0,
+        hold_after: int | None = None,
+        piece_seconds: float = 0.04,
     ):
+        self.piece_seconds = piece_seconds
         self.name = "fake:stream"
         self.billing_source = BillingSource.BYOK
         self.sample_rate = 24_000
-        self.sent: list[str] = []
+        self.sent: list[tuple[str, bool]] = []
         self.ended = False
         self.closed = False
         self.error = error
         self.fail_after = fail_after
         self.hold_after = hold_after
+        self._buffer = ""
         self._inbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self._sent_more = asyncio.Event()
 
-    async def send(self, text: str) -> None:
-        self.sent.append(text)
+    async def wait_for_text(self, fragment: str) -> None:
+        while fragment not in self.text:
+            self._sent_more.clear()
+            await self._sent_more.wait()
+
+    async def send(self, text: str, *, flush: bool = False) -> bool:
+        text = wire_text(text)
+        self.sent.append((text, flush))
+        self._sent_more.set()
         self.characters += len(text)
-        self._inbox.put_nowait(text)
+        self._buffer += text
+        if flush and self._buffer:
+            self._inbox.put_nowait(self._buffer)
+            self._buffer = ""
+            return True
+        return False
 
     async def end(self) -> None:
         self.ended = True
+        if self._buffer:
+            self._inbox.put_nowait(self._buffer)
         self._inbox.put_nowait(None)
+
+    @property
+    def text(self) -> str:
+        return "".join(text for text, _ in self.sent)
 
     async def audio(self) -> AsyncIterator[SpokenAudio]:
         pieces = 0
-        while (chunk := await self._inbox.get()) is not None:
-            text = chunk + " "
-            half = len(text) // 2
+        while (text := await self._inbox.get()) is not None:
+            half = text.rfind(" ", 0, len(text) // 2 + 1) + 1 or len(text) // 2  # at a word
             for part in (text[:half], text[half:]):
                 if self.error is not None and pieces == self.fail_after:
                     raise self.error
                 if self.hold_after is not None and pieces == self.hold_after:
                     await asyncio.Event().wait()
                 pieces += 1
-                yield SpokenAudio(tone(24_000, 0.04), part)
+                yield SpokenAudio(tone(24_000, self.piece_seconds), part)
                 await asyncio.sleep(0)
 
     async def aclose(self) -> None:
@@ -97,7 +127,9 @@ async def test_a_reply_goes_over_one_stream_and_the_transcript_follows_the_align
     session = text_session(tts, usage=usage)
     await session.idle()
     events = drain(session)
-    assert stream.sent == ["Sure thing.", "Your table is booked for two."]
+    assert stream.text == "Sure thing. Your table is booked for two. "
+    # Each sentence end is flushed while the listener has little audio ahead; words in between are not.
+    assert [text for text, flush in stream.sent if flush] == ["Sure thing. ", "two. "]
     assert stream.ended and stream.closed
     assert tts.state.calls == []  # nothing was spoken per sentence
     transcript = "".join(e.text for e in events if isinstance(e, ev.TranscriptDelta))
@@ -165,3 +197,46 @@ async def test_declining_to_stream_speaks_per_sentence() -> None:
     await session.idle()
     assert tts.opened == 1
     assert [c.text for c in tts.state.calls] == ["Sure thing.", "Your table is booked for two."]
+
+
+async def test_words_go_out_as_they_are_written_before_the_sentence_ends() -> None:
+    stream = FakeStream()
+    llm = FakeLLM(("Your appointment ", "is confirmed ", "for Thursday ", "at ten. ", "Bye."), hold_after=3)
+    session = text_session(StreamingFakeTTS(stream), llm=llm)
+    await stream.wait_for_text("Thursday")
+    assert stream.text == "Your appointment is confirmed for Thursday "
+    assert not any(flush for _, flush in stream.sent)  # mid-sentence: nothing is forced
+    llm.gate.set()
+    await session.idle()
+    assert stream.text == "Your appointment is confirmed for Thursday at ten. Bye. "
+    assert [text for text, flush in stream.sent if flush] == ["at ten. ", "Bye. "]
+
+
+async def test_barge_in_on_a_stream_truncates_to_the_words_heard() -> None:
+    stream = FakeStream(hold_after=2)  # the first sentence is spoken, then the stream holds
+    tts = StreamingFakeTTS(stream)
+    session = make_session(llm=FakeLLM(), tts=tts)
+    await feed(session, spoken_turn())
+    seen: list[ev.SessionEvent] = []
+    while sum(isinstance(e, ev.AudioDelta) for e in seen) < 2:
+        seen.append(await session.outbox.get())
+    await feed(session, speak("Wait, stop."))
+    await session.idle()
+    item = next(i for i in session.conversation.items if i.role == "assistant")
+    assert item.text == "Sure thing."  # what was spoken, not what the LLM wrote
+    session.truncate(item.id, 0, 40)  # the first of the two 40 ms pieces: "Sure "
+    assert session.conversation.get(item.id).text == "Sure"
+    assert stream.closed
+
+
+async def test_a_later_sentence_is_not_flushed_while_plenty_of_audio_is_ahead() -> None:
+    stream = FakeStream(piece_seconds=1.5)  # "Sure thing." is 3 s of audio
+    llm = FakeLLM(hold_after=1)
+    session = text_session(StreamingFakeTTS(stream), llm=llm)
+    while not isinstance(await session.outbox.get(), ev.AudioDelta):
+        pass
+    llm.gate.set()  # the session's clock stands still: all 3 s are still ahead
+    await session.idle()
+    assert stream.sent[0] == ("Sure thing. ", True)
+    assert not any(flush for _, flush in stream.sent[1:])  # the end generates the rest
+    assert stream.text == "Sure thing. Your table is booked for two. "

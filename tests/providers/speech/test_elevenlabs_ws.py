@@ -17,11 +17,13 @@ from providers.speech.elevenlabs_ws_wire import (
     AudioChunk,
     Failure,
     Final,
+    GenerationSchedule,
     init_message,
     parse_server_message,
     stream_error,
     stream_input_url,
     text_message,
+    wire_text,
 )
 from providers.speech.streaming import SpokenAudio, TTSStream
 from tests.emulators import elevenlabs as el
@@ -47,10 +49,10 @@ def engine(
     )
 
 
-async def speak(stream: TTSStream, chunks: list[str]) -> list[SpokenAudio]:
+async def speak(stream: TTSStream, chunks: list[str], *, flush: bool = True) -> list[SpokenAudio]:
     async def feed() -> None:
         for chunk in chunks:
-            await stream.send(chunk)
+            await stream.send(chunk, flush=flush)
         await stream.end()
 
     try:
@@ -71,10 +73,25 @@ def test_url_and_messages_are_what_the_sdk_types_accept() -> None:
     assert stream_input_url("http://127.0.0.1:9", "v", options).startswith("ws://127.0.0.1:9/")
     init = json.loads(init_message(options))
     assert InitializeConnection.model_validate(init).voice_settings is not None
+    config = InitializeConnection.model_validate(init).generation_config
+    assert config is not None and config.chunk_length_schedule == [120, 160, 250, 290]
     assert "xi-api-key" not in init  # the key travels in the upgrade request's header only
-    text = json.loads(text_message("  Hello there. "))
+    assert wire_text("  Hello\n there.") == "Hello there. " and wire_text(" \n") == ""
+    text = json.loads(text_message("Hello there. ", flush=True))
     assert text == {"text": "Hello there. ", "flush": True}
     assert SendText.model_validate(text).flush is True
+    assert json.loads(text_message("Hello ")) == {"text": "Hello "}
+    with pytest.raises(ValueError):
+        ElevenLabsTTSOptions(chunk_length_schedule=(40, 160))
+
+
+def test_the_schedule_mirror_knows_which_send_generates() -> None:
+    schedule = GenerationSchedule((60, 100))
+    assert [schedule.add(n) for n in (30, 29, 1)] == [False, False, True]  # 60 buffered
+    assert [schedule.add(n) for n in (50, 20)] == [False, False]  # the second step is 100
+    assert schedule.add(5, flush=True) is True  # a flush generates what is buffered
+    assert schedule.add(0, flush=True) is False  # nothing buffered, nothing generated
+    assert [schedule.add(n) for n in (99, 1)] == [False, True]  # the last step repeats
 
 
 def test_server_messages_parse() -> None:
@@ -119,9 +136,9 @@ async def test_speaks_each_chunk_with_its_alignment(
     spoken = await speak(stream, ["Hello there.", "How are you?"])
     assert "".join(s.text for s in spoken) == "Hello there. How are you? "
     assert all(len(s.pcm) % 2 == 0 and s.pcm for s in spoken)
-    assert stream.characters == len("Hello there.How are you?")
+    assert stream.characters == len("Hello there. How are you?")
     sent = emulator.stream_input.received
-    assert sent[0] == {"text": " "}
+    assert sent[0] == {"text": " ", "generation_config": {"chunk_length_schedule": [120, 160, 250, 290]}}
     assert sent[1:] == [
         {"text": "Hello there. ", "flush": True},
         {"text": "How are you? ", "flush": True},
@@ -213,3 +230,46 @@ async def test_the_emulator_answers_the_sdks_own_message_sequence(
     assert audio and all(AudioOutput.model_validate(a).audio for a in audio)
     assert FinalOutput.model_validate(final).is_final is True
     assert "".join("".join(a["alignment"]["chars"]) for a in audio) == "Hello, how are you? "
+
+
+async def test_words_are_generated_by_the_schedule_a_flush_or_the_end(
+    served: ServedApp, emulator: el.ElevenLabsEmulator
+) -> None:
+    stream = await engine(served.url, chunk_length_schedule=(50, 60)).open_stream()
+    words = "Your appointment with Doctor Patel is confirmed for Thursday at ten in the morning."
+    sent = [await stream.send(word + " ") for word in words.split()]
+    # The 50th character is in the 8th word ("Your appointment with Doctor Patel is confirmed
+    # for " is 52): only that send starts a generation; the rest waits for 60 more.
+    assert sent == [False] * 7 + [True] + [False] * 6
+    assert await stream.send("See you then.", flush=True) is True
+    await stream.send("Bye.")
+    await stream.end()
+    spoken = [s async for s in stream.audio()]
+    await stream.aclose()
+    ws = emulator.stream_input
+    assert ws.generations == [
+        ("Your appointment with Doctor Patel is confirmed for ", "schedule"),
+        ("Thursday at ten in the morning. See you then. ", "flush"),
+        ("Bye. ", "end"),
+    ]
+    assert ws.received[0]["generation_config"] == {"chunk_length_schedule": [50, 60]}
+    everything = "".join(m["text"] for m in ws.received[1:])
+    assert "".join(s.text for s in spoken) == everything
+    assert stream.characters == len(everything.rstrip())
+
+
+async def test_the_emulator_refuses_a_schedule_out_of_range(
+    served: ServedApp, emulator: el.ElevenLabsEmulator
+) -> None:
+    import websockets
+
+    url = (
+        served.url.replace("http://", "ws://") + "/v1/text-to-speech/v1/stream-input?output_format=pcm_16000"
+    )
+    init = {"text": " ", "generation_config": {"chunk_length_schedule": [20]}}
+    async with websockets.connect(url, additional_headers={"xi-api-key": CANARY_KEY}) as ws:
+        await ws.send(json.dumps(init))
+        answer = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert "50" in answer["message"] and closed.value.rcvd is not None and closed.value.rcvd.code == 1008

@@ -52,15 +52,52 @@ async def test_a_reply_is_one_stream_and_one_segment(
     assert done["metadata"]["tts_route"] == "elevenlabs:default/eleven_flash_v2_5=served"
     ws = emulator.stream_input
     assert ws.opened == 1 and ws.finished == 1
-    assert [m["text"] for m in ws.received] == [" ", "Sure thing. ", "Your table is booked for two. ", ""]
+    sent = "".join(m["text"] for m in ws.received[1:])
+    assert sent == "Sure thing. Your table is booked for two. " and ws.received[-1] == {"text": ""}
     assert ws.queries[0]["output_format"] == "pcm_24000"
     assert [r.path for r in emulator.recorder.requests] == [
         "/v1/text-to-speech/21m00Tcm4TlvDq8ikWAM/stream-input"
     ]
     rows = await tts_rows(patchbay)
+    # Settled by the characters actually sent (the text, less the protocol's closing space).
     assert [(r.profile_id, r.billing_source, r.characters) for r in rows] == [
-        ("elevenlabs:default", "byok", len("Sure thing.Your table is booked for two."))
+        ("elevenlabs:default", "byok", len(sent.rstrip()))
     ]
+
+
+async def test_a_long_first_sentence_starts_speaking_before_it_ends(
+    patchbay: Patchbay, connect: Any, llm: OpenAIEmulator, eleven: Any
+) -> None:
+    emulator, url = eleven
+    await with_elevenlabs(patchbay, url, tts=["elevenlabs/eleven_flash_v2_5"])
+    patchbay.runtime.internal = BuiltIn(stt=FakeSTT(), tts=FakeTTS("internal:fake"))
+    first = (
+        "Your appointment with Doctor Patel is confirmed for Thursday the fourteenth "
+        "at half past ten in the morning at our Main Street clinic."
+    )
+    # The LLM stops (and holds) just before "clinic.": the sentence never ends.
+    llm.enqueue(Scenario(text=f"{first} Please arrive early.", stall_after=30))
+
+    client = await quiet_session(connect)
+    await client.send(
+        "conversation.item.create",
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "when?"}]},
+    )
+    await client.send("response.create")
+    await client.until("response.output_audio.delta", within=20)
+    ws = emulator.stream_input
+    # Audio came without a sentence end: the provider's buffer reached its first step (120
+    # characters) and it generated then, as the words came; nothing was flushed.
+    assert [why for _, why in ws.generations] == ["schedule"]
+    assert len(ws.generations[0][0]) >= 120 and first.startswith(ws.generations[0][0])
+    assert not any(m.get("flush") for m in ws.received)
+    await client.send("response.cancel")
+    done = (await client.until("response.done", within=20))[-1]["response"]
+    assert done["status"] == "cancelled"
+    # Cut short, the segment settles what was sent: the words up to the stall, no more.
+    sent = "".join(m["text"] for m in ws.received[1:])
+    assert first.startswith(sent.strip())
+    assert [r.characters for r in await tts_rows(patchbay)] == [len(sent.rstrip())]
 
 
 async def test_a_refused_key_on_the_socket_falls_back_and_is_then_skipped(
