@@ -236,8 +236,12 @@ class RedisCooldownStore:
         for key, pid in zip(keys, profile_ids, strict=True):
             state = states[key]
             touch = self._touches.get(key)
-            if touch is not None:  # this process's success, not written yet
-                state = apply_success(state or FRESH, touch[2], touch[3])
+            if touch is not None:  # this process's success, not written yet: it only moves `last_used`
+                state = (
+                    apply_success(FRESH, touch[2], touch[3])
+                    if state is None
+                    else replace(state, last_used=touch[3])
+                )
             if state is not None:
                 found[pid] = state
         return found
@@ -260,6 +264,9 @@ class RedisCooldownStore:
         if sender != self._instance and key:
             self._generation += 1
             self._seen.pop(key, None)
+            # Another replica wrote the profile after this process's success was queued: the
+            # success is older than that write (a cooldown it recorded must not be undone).
+            self._touches.pop(key, None)
             observe_cooldown_notice()
 
     def _notice(self, key: str) -> str:

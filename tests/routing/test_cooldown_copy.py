@@ -111,6 +111,28 @@ async def test_a_notice_from_another_replica_drops_the_copy(
     await listener.aclose()
 
 
+async def test_a_success_queued_before_another_replicas_cooldown_does_not_undo_it(
+    clients: Callable[[], CountingRedis], unique_prefix: str
+) -> None:
+    """A's success is written behind; B then cools the profile down: A plans from B's cooldown."""
+    clock, redis = Clock(), clients()
+    a = replica(redis, unique_prefix, clock)
+    b = replica(clients(), unique_prefix, clock)
+    listener = clients().pubsub()
+    await listener.subscribe(a.notice_channel)
+    assert (await listener.get_message(timeout=5))["type"] == "subscribe"  # type: ignore[index]
+    assert await a.get_many("org", ["p"]) == {}
+    await a.record_success("org", "p", "m", T0)  # queued behind, not written yet
+    failed = await b.record_failure("org", "p", RATE_LIMITED, T0 + 1)
+    message = await listener.get_message(ignore_subscribe_messages=True, timeout=5)
+    assert message is not None
+    a.notice(message["data"])
+    assert await a.get_many("org", ["p"]) == {"p": failed}
+    await a.flush()
+    assert await b.get_many("org", ["p"]) == {"p": failed}  # nothing overwrote it in Redis
+    await listener.aclose()
+
+
 async def test_own_writes_update_the_copy_and_own_notices_are_ignored(
     clients: Callable[[], CountingRedis], unique_prefix: str
 ) -> None:
