@@ -159,6 +159,13 @@ def logged_lines(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
     with _serve(tmp_path, "--workers", "2") as running:
+        # /readyz answered from one worker; the other's socket already queues connections while
+        # it starts (by design, see `bind_worker_sockets`), so on a loaded machine a request the
+        # kernel hands it could wait out a client timeout. Wait for both to say they started.
+        deadline = time.monotonic() + 120
+        while len({line["pid"] for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < 2:
+            assert time.monotonic() < deadline, "the second worker did not start in 120 s"
+            time.sleep(0.1)  # polling the log for the start line, not standing in for it
         yield running
 
 

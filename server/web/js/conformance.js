@@ -80,8 +80,10 @@ export async function conformancePage(root, { org, access }) {
       return;
     }
     const failed = run.entries.filter((e) => e.gate !== "pass").length;
-    status.textContent = `Measured ${run.entries.length} model capabilities; ${failed} below threshold.`;
+    // The table first, then the sentence that announces it: a reader (or a screen reader) told
+    // the run finished finds its results already on the page.
     await load();
+    status.textContent = `Measured ${run.entries.length} model capabilities; ${failed} below threshold.`;
   });
 
   await load();
