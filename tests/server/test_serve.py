@@ -163,7 +163,9 @@ def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[
         # it starts (by design, see `bind_worker_sockets`), so on a loaded machine a request the
         # kernel hands it could wait out a client timeout. Wait for both to say they started.
         deadline = time.monotonic() + 120
-        while len({line["pid"] for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < 2:
+        while (
+            len({line["pid"] for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < 2
+        ):
             assert time.monotonic() < deadline, "the second worker did not start in 120 s"
             time.sleep(0.1)  # polling the log for the start line, not standing in for it
         yield running
