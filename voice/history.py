@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from providers.types import NO_REASONING, Message, Reasoning
-from voice.messages import to_messages
+from voice.messages import MessageMemo, to_messages
 
 MessageRole = Literal["user", "assistant", "system"]
 ItemRole = MessageRole | Literal["tool"]
@@ -87,6 +87,7 @@ class Conversation:
         self.max_items = max_items
         self._items: dict[str, Item] = {}
         self._spans: dict[str, list[Span]] = {}
+        self._memo = MessageMemo()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -164,6 +165,9 @@ class Conversation:
         self._spans[item_id] = [s for s in spans if s.start_ms < audio_end_ms]
         return truncated
 
-    def messages(self, instructions: str | None) -> tuple[Message, ...]:
-        """The conversation as chat messages (see `voice.messages.to_messages`)."""
-        return to_messages(self._items.values(), instructions)
+    def messages(self, instructions: str | None, *, then: Item | None = None) -> tuple[Message, ...]:
+        """The conversation as chat messages (see `voice.messages.to_messages`), followed by
+        `then` when given (an item not in the conversation yet: a speculated turn). Messages
+        built for the previous call are reused, so a turn builds only its new ones."""
+        items = self._items.values() if then is None else (*self._items.values(), then)
+        return to_messages(items, instructions, self._memo)

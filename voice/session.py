@@ -70,7 +70,6 @@ from voice.history import Conversation, HistoryError, Item, MessageRole
 from voice.input import InputAudio, InputError, to_stt_rate
 from voice.latency import LatencyStats, TurnLatency
 from voice.llm import TurnLLM
-from voice.messages import to_messages
 from voice.outbox import Outbox
 from voice.partials import Decoded, Partials, join
 from voice.pipeline import ResponsePipeline, ResponseRun
@@ -235,7 +234,7 @@ class VoiceSession:
         if self._active is not None or self._closed:
             return  # the turn will not be answered while a response plays on
         heard = Item("speculated", "user", "audio", text=text, status="completed")
-        messages = to_messages((*self.conversation.items, heard), config.instructions)
+        messages = self.conversation.messages(config.instructions, then=heard)
         # An engine that may stream the whole reply is not asked for a first sentence it may not use.
         speaks_ahead = config.speaks and getattr(self._tts, "open_stream", None) is None
         self._early = EarlyReply(

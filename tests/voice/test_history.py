@@ -36,6 +36,22 @@ def test_messages_skip_pending_and_empty_items() -> None:
     assert [(m.role, m.text) for m in messages] == [(Role.SYSTEM, "Be kind."), (Role.USER, "hello")]
 
 
+def test_messages_follow_changes_and_can_end_with_an_item_not_added_yet() -> None:
+    conv = Conversation(max_items=3)
+    conv.add(Item("a", "user", "audio", "hello"))
+    conv.add(Item("b", "assistant", "audio", "Hi there.", response_id="r1"))
+    before = conv.messages(None)
+    conv.replace(Item("a", "user", "audio", "hello again"))
+    heard = Item("c", "user", "audio", "book a table")
+    after = conv.messages(None, then=heard)
+    assert [m.text for m in after] == ["hello again", "Hi there.", "book a table"]
+    assert after[1] is before[1]  # unchanged items' messages are reused
+    assert "c" not in conv
+    conv.add(heard)
+    conv.add(Item("d", "assistant", "audio", "Done.", response_id="r2"))  # "a" is forgotten
+    assert [m.text for m in conv.messages(None)] == ["Hi there.", "book a table", "Done."]
+
+
 def test_heard_text_cuts_on_word_boundaries() -> None:
     spans = [Span("Sure thing.", 0, 1000), Span("Your table is booked for two.", 1000, 2000)]
     assert heard_text(spans, 2000) == "Sure thing. Your table is booked for two."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from providers.types import Message, Role, ToolCall
 from voice.history import Item, ItemStatus
-from voice.messages import to_messages
+from voice.messages import MessageMemo, to_messages
 
 
 def user(item_id: str, text: str) -> Item:
@@ -139,3 +139,31 @@ def test_items_being_written_and_empty_replies_are_skipped() -> None:
         result("o1", "call_a", "early"),
     ]
     assert shape(to_messages(items, None)) == [("user", "Hi", (), None)]
+
+
+def test_a_memo_reuses_the_messages_of_the_last_build_and_builds_the_same_messages() -> None:
+    items = [
+        user("u1", "Weather in Paris?"),
+        said("m1", "Let me check.", "resp_1"),
+        call("f1", "call_a", '{"city": "Paris"}', response_id="resp_1"),
+        result("o1", "call_a", "21C"),
+        said("m2", "It is 21 degrees.", "resp_2"),
+    ]
+    memo = MessageMemo()
+    first = to_messages(items, "Be brief.", memo)
+    items.append(user("u2", "And in Rome?"))
+    second = to_messages(items, "Be brief.", memo)
+    assert first == to_messages(items[:-1], "Be brief.")
+    assert second == to_messages(items, "Be brief.")  # the same messages as without a memo
+    assert second[0] is first[0] and second[1] is first[1]  # the instructions and u1, reused
+    assert second[-2] is first[-1]  # m2
+    assert second[2] is not first[2]  # a turn with calls is built afresh
+
+
+def test_a_memo_forgets_what_the_last_build_did_not_use() -> None:
+    memo = MessageMemo()
+    hello = to_messages([user("u1", "Hello.")], None, memo)[0]
+    to_messages([user("u2", "Bye.")], None, memo)
+    assert to_messages([user("u1", "Hello.")], None, memo)[0] is not hello
+    again = to_messages([user("u1", "Hello.")], None, memo)[0]
+    assert to_messages([user("u1", "Hello.")], None, memo)[0] is again
