@@ -16,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from providers.credentials import Credential, NoCredential
 from providers.vault.errors import VaultError
-from providers.vault.store import Vault
+from providers.vault.store import SealedRecord, Vault
 from providers.vault.tables import VaultSecret
 from routing.connections import KEY_FIELD
 from routing.env_reference import ALLOW_SETTING, is_reserved
 from routing.model import ConnectionStatus
 from routing.platform import scope_of
+from routing.rows import ConnectionRecord
 from routing.tables import Connection
 
 log = logging.getLogger("patchbay.routing")
@@ -50,7 +51,7 @@ class EnvReferenceCredential:
         return f"EnvReferenceCredential({self._name!r})"
 
 
-def key_version(row: Connection) -> KeyVersion:
+def key_version(row: ConnectionRecord) -> KeyVersion:
     """What identifies the key a connection calls with, without decrypting it.
 
     Every key write (`Connections.create`, `replace_key`, the legacy import) sets `key_set_at`,
@@ -61,7 +62,7 @@ def key_version(row: Connection) -> KeyVersion:
     return (row.id, row.secret_id, row.key_fingerprint, row.key_set_at, row.env_reference)
 
 
-def needs_vault(row: Connection) -> bool:
+def needs_vault(row: ConnectionRecord) -> bool:
     """Whether the connection's credential is a vault record (active, no environment reference)."""
     return row.status == ConnectionStatus.ACTIVE.value and not row.env_reference and row.secret_id is not None
 
@@ -75,7 +76,7 @@ async def connection_credential(
 
 
 def credential_of(
-    vault: Vault, row: Connection, secret: VaultSecret | None, environ: Mapping[str, str]
+    vault: Vault, row: ConnectionRecord, secret: SealedRecord | None, environ: Mapping[str, str]
 ) -> Credential:
     """The credential a connection calls with: its vault key (`secret`, the record its
     `secret_id` names, read by the caller), its environment reference, or none.

@@ -45,7 +45,8 @@ from routing.model import (
     DeclaredModel,
     OrgRouting,
 )
-from routing.tables import Agent, Connection, OrgAISettings
+from routing.rows import AISettingsRecord, ConnectionRecord
+from routing.tables import Agent
 from routing.voice_settings import VoiceSettings, from_stored
 
 
@@ -75,11 +76,11 @@ def allow_all_billing(tier: str, *, byok_override: bool = False) -> frozenset[Bi
 
 def build_org_routing(
     org: OrgRow,
-    settings: OrgAISettings | None,
-    connections: Sequence[Connection],
+    settings: AISettingsRecord | None,
+    connections: Sequence[ConnectionRecord],
     agents: Sequence[Agent],
     *,
-    platform: Sequence[Connection] = (),
+    platform: Sequence[ConnectionRecord] = (),
     billing_policy: BillingPolicy = allow_all_billing,
     explicit_order: Collection[str] = (),
     conformance: Sequence[ConformanceResult] = (),
@@ -167,7 +168,7 @@ def _voice_settings(agent: Agent, warnings: list[str]) -> VoiceSettings:
 
 
 def _by_provider(
-    org_id: str, rows: Sequence[Connection], warnings: list[str]
+    org_id: str, rows: Sequence[ConnectionRecord], warnings: list[str]
 ) -> dict[ProviderId, list[ConnectionView]]:
     """Views of `rows` by provider, each provider's in (position, name) order."""
     views = [v for c in rows if (v := _connection_view(c, org_id, warnings)) is not None]
@@ -178,7 +179,7 @@ def _by_provider(
     return out
 
 
-def _connection_view(row: Connection, org_id: str, warnings: list[str]) -> ConnectionView | None:
+def _connection_view(row: ConnectionRecord, org_id: str, warnings: list[str]) -> ConnectionView | None:
     """`org_id`: the org whose snapshot this is; a platform connection's cooldowns are that org's."""
     try:
         provider = ProviderId(row.provider)
@@ -203,7 +204,7 @@ def _connection_view(row: Connection, org_id: str, warnings: list[str]) -> Conne
     )
 
 
-def _declared(row: Connection, warnings: list[str]) -> Iterable[DeclaredModel]:
+def _declared(row: ConnectionRecord, warnings: list[str]) -> Iterable[DeclaredModel]:
     for entry in row.models or ():
         model_id = entry.get("id") if isinstance(entry, dict) else None
         if not isinstance(model_id, str) or not model_id:
@@ -223,7 +224,7 @@ def _declared(row: Connection, warnings: list[str]) -> Iterable[DeclaredModel]:
 
 
 def _declared_price(
-    row: Connection, model_id: str, entry: Mapping[str, Any], warnings: list[str]
+    row: ConnectionRecord, model_id: str, entry: Mapping[str, Any], warnings: list[str]
 ) -> Price | None:
     raw = entry.get("price")
     if raw is None:

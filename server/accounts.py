@@ -9,8 +9,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -328,7 +329,21 @@ class Principal:
         return self.expires_at is not None and self.expires_at <= now
 
 
-def principal_of(row: ApiKey) -> Principal:
+class KeyRow(NamedTuple):
+    """The columns of a key its first use reads (Core: no ORM object is loaded)."""
+
+    id: str
+    org_id: str
+    agent_id: str | None
+    name: str | None
+    prefix: str
+    key_hash: str
+    models: list[str] | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def principal_of(row: ApiKey | KeyRow) -> Principal:
     return Principal(
         key_id=row.id,
         org_id=row.org_id,
@@ -344,7 +359,11 @@ async def authenticate_api_key(session: AsyncSession, presented: str) -> Princip
     return (await authenticate_api_keys(session, [presented])).get(presented)
 
 
-_BY_PREFIX = select(ApiKey).where(ApiKey.prefix.in_(bindparam("prefixes", expanding=True)))
+_KEYS = ApiKey.__table__
+assert isinstance(_KEYS, Table)
+_BY_PREFIX = select(*(_KEYS.c[name] for name in KeyRow._fields)).where(
+    _KEYS.c.prefix.in_(bindparam("prefixes", expanding=True))
+)
 """Built once: a key's first use waits on this read (only the prefixes change)."""
 
 
@@ -353,8 +372,11 @@ async def authenticate_api_keys(session: AsyncSession, presented: Sequence[str])
     ours = [p for p in presented if p.startswith(API_KEY_PREFIX)]
     if not ours:
         return {}
-    rows = await session.scalars(_BY_PREFIX, {"prefixes": list({key_prefix(p) for p in ours})})
-    by_prefix = {row.prefix: row for row in rows}
+    # On the session's connection: a Core statement needs none of the ORM's execution.
+    rows = await (await session.connection()).execute(
+        _BY_PREFIX, {"prefixes": list({key_prefix(p) for p in ours})}
+    )
+    by_prefix = {row.prefix: row for row in map(KeyRow._make, rows)}
     out: dict[str, Principal] = {}
     for key in ours:
         row = by_prefix.get(key_prefix(key))

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +36,35 @@ from providers.vault.secret import Secret
 from providers.vault.tables import VaultRotation, VaultSecret
 
 _PROBES_PER_VERSION = 3
+
+
+class SealedRecord(Protocol):
+    """The columns of a vault record a credential is made of: `VaultSecret`, or a plain row
+    read with others (`routing.rows.SecretRow`, the registry's read of an org)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def org_id(self) -> str: ...
+    @property
+    def owner_id(self) -> str: ...
+    @property
+    def field(self) -> str: ...
+    @property
+    def ciphertext(self) -> bytes: ...
+    @property
+    def nonce(self) -> bytes: ...
+    @property
+    def wrapped_key(self) -> bytes: ...
+    @property
+    def wrap_nonce(self) -> bytes: ...
+    @property
+    def key_version(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+
+
+R = TypeVar("R", bound=SealedRecord)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +225,7 @@ class Vault:
 
     def credential_of(
         self,
-        row: VaultSecret | None,
+        row: SealedRecord | None,
         secret_id: str,
         *,
         org_id: str,
@@ -277,7 +306,7 @@ class Vault:
         return _checked(await session.get(VaultSecret, secret_id), secret_id, org_id, owner_id, field)
 
 
-def _checked(row: VaultSecret | None, secret_id: str, org_id: str, owner_id: str, field: str) -> VaultSecret:
+def _checked(row: R | None, secret_id: str, org_id: str, owner_id: str, field: str) -> R:
     if (
         row is None
         or row.id != secret_id
@@ -295,7 +324,7 @@ def _apply(row: VaultSecret, envelope: Envelope) -> None:
     row.key_version = envelope.key_version
 
 
-def _envelope(row: VaultSecret) -> Envelope:
+def _envelope(row: SealedRecord) -> Envelope:
     return Envelope(row.ciphertext, row.nonce, row.wrapped_key, row.wrap_nonce, row.key_version)
 
 

@@ -14,7 +14,7 @@ from foundation.errors import RequestError
 from routing.conformance.gates import DEFAULT_THRESHOLDS, Measured, OrgGates, parse_thresholds
 from routing.conformance.suite import current_version
 from routing.conformance.tables import ConformanceResult
-from routing.tables import OrgAISettings
+from routing.rows import AISettingsRecord
 
 
 def is_stale(row: ConformanceResult) -> bool:
@@ -22,7 +22,7 @@ def is_stale(row: ConformanceResult) -> bool:
 
 
 def org_gates(
-    settings: OrgAISettings | None, results: Sequence[ConformanceResult], warnings: list[str]
+    settings: AISettingsRecord | None, results: Sequence[ConformanceResult], warnings: list[str]
 ) -> OrgGates:
     thresholds = dict(DEFAULT_THRESHOLDS)
     if settings is not None and settings.conformance_thresholds:
