@@ -190,18 +190,23 @@ class Registry:
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have given up
 
-    async def preload(self, session: AsyncSession, org_ids: Iterable[str]) -> None:
+    async def preload(self, session: AsyncSession, org_ids: Iterable[str], *, ahead: bool = False) -> None:
         """Load, on the caller's session, those of `org_ids` neither held nor loading: the API-key
         cache reads a new key's org right after the key, on the same connection, instead of the
         request opening another for `get`. Requests for these orgs meanwhile wait for this load
         (single flight, as with `get`). Should the read fail or be cancelled, each org is handed
-        to a load of its own, so a waiter sees the error `get` would have given."""
+        to a load of its own, so a waiter sees the error `get` would have given.
+        `ahead`: a load before any request asked (`server.v1.prewarm`): counted as no miss, and
+        never past the cache's size (it evicts nothing)."""
         loop = asyncio.get_running_loop()
         claims: dict[str, asyncio.Future[OrgEntry]] = {}
         for org_id in org_ids:
             if org_id in claims or org_id in self._loading or self._entries.peek(org_id) is not None:
                 continue
-            self._entries.get(org_id)  # absent: counted as the miss this load is
+            if ahead and len(self._entries) + len(claims) >= self._entries.size:
+                break
+            if not ahead:
+                self._entries.get(org_id)  # absent: counted as the miss this load is
             self._stale.discard(org_id)
             claim = claims[org_id] = self._loading[org_id] = loop.create_future()
             claim.add_done_callback(functools.partial(self._load_finished, org_id))
@@ -302,6 +307,11 @@ class Registry:
     def cached(self, org_id: str) -> OrgEntry | None:
         """The org's entry if this process holds it now; never loads (and counts no lookup)."""
         return self._entries.peek(org_id)
+
+    @property
+    def full(self) -> bool:
+        """Whether it holds as many orgs as its size allows (the next load evicts one)."""
+        return len(self._entries) >= self._entries.size
 
     def cached_orgs(self) -> list[str]:
         return list(self._entries)

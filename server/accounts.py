@@ -367,6 +367,18 @@ _BY_PREFIX = select(*(_KEYS.c[name] for name in KeyRow._fields)).where(
 """Built once: a key's first use waits on this read (only the prefixes change)."""
 
 
+async def recently_used_keys(session: AsyncSession, limit: int) -> list[tuple[str, Principal]]:
+    """The live keys used most recently (by `last_used_at`, newest first), at most `limit`, as
+    (digest, principal): what a starting process loads ahead of their requests."""
+    rows = await (await session.connection()).execute(
+        select(*(_KEYS.c[name] for name in KeyRow._fields))
+        .where(_KEYS.c.revoked_at.is_(None), _KEYS.c.last_used_at.is_not(None))
+        .order_by(_KEYS.c.last_used_at.desc())
+        .limit(limit)
+    )
+    return [(row.key_hash, principal_of(row)) for row in map(KeyRow._make, rows)]
+
+
 async def authenticate_api_keys(session: AsyncSession, presented: Sequence[str]) -> dict[str, Principal]:
     """`authenticate_api_key` for many keys in one query (keys used for the first time together)."""
     ours = [p for p in presented if p.startswith(API_KEY_PREFIX)]

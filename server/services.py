@@ -66,6 +66,7 @@ from server.settings import Settings
 from server.v1.auth import ApiKeyCache
 from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_session
 from server.v1.last_used import LastUsedWriter
+from server.v1.prewarm import Prewarm
 from server.v1.ratelimit import RateLimit, make_rate_limiter
 from server.vault_keys import build_vault
 
@@ -235,6 +236,8 @@ class Services:
     """Stripe (server/payments); None when PATCHBAY_STRIPE_SECRET_KEY is unset: purchases are off."""
     webhook: Webhook | None = None
     """Applies Stripe's webhook events (with `payments`)."""
+    prewarm: Prewarm | None = None
+    """Loads the most recently used keys and their orgs after start-up (server/v1/prewarm.py)."""
     health_probe: HealthProbe | None = None
     """The scheduled health probe; runs only while serving, when PATCHBAY_HEALTH_PROBE_INTERVAL is set."""
     grace: GraceSweeper | None = None
@@ -366,6 +369,13 @@ class Services:
         await self.usage.open_journal(self.settings.data_dir / "usage-journal")
         await self.gateway.start()
         self.gateway.api_keys.last_used.start()
+        self.prewarm = Prewarm(
+            self.db.read_sessions,
+            self.gateway.api_keys,
+            self.gateway.registry,
+            limit=self.settings.org_prewarm,
+        )
+        self.prewarm.start()
         await self.leases.start()
         self.sweeper.start()
         self.retention = RetentionSweeper(
@@ -386,6 +396,8 @@ class Services:
                 task.start()
 
     async def aclose(self) -> None:
+        if self.prewarm is not None:
+            await self.prewarm.aclose()
         if self.health_probe is not None:
             await self.health_probe.aclose()
         await self.sweeper.aclose()

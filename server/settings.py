@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     """Orgs a worker holds routing snapshots of at most; the least recently used is dropped (and reloaded on its next request)."""
     api_key_cache_size: int = Field(default=50_000, ge=1)
     """API keys a worker holds at most; the least recently used is dropped (and read again on its next use)."""
+    org_prewarm: int = Field(default=1000, ge=0)
+    """After start-up, load this many of the most recently used API keys and their orgs in the background (0: off)."""
     data_dir: Path = Path("./var")
     database_url: str | None = None
     """SQLAlchemy URL; default SQLite at DATA_DIR/patchbay.db. Plain `postgresql://` gets asyncpg."""

@@ -162,6 +162,17 @@ class ApiKeyCache:
                     await self._preload(session, [p.org_id for p in found.values()])
             return found
 
+    def prime(self, digest: str, principal: Principal) -> bool:
+        """Hold a key read ahead of its first use (`server.v1.prewarm`), unless it is held or being
+        read already; counts no lookup. False when the cache is full: nothing is evicted for it."""
+        if digest in self._loading or self._by_hash.peek(digest) is not None:
+            return True
+        if len(self._by_hash) >= self._by_hash.size:
+            return False
+        self._by_hash.put(digest, principal)
+        self._by_org.setdefault(principal.org_id, set()).add(digest)
+        return True
+
     def _read_finished(self, digest: str, task: asyncio.Task[Principal | None]) -> None:
         if self._loading.get(digest) is task:
             del self._loading[digest]
