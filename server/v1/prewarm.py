@@ -34,7 +34,7 @@ log = logging.getLogger("patchbay.prewarm")
 
 DEFAULT_LIMIT = 1000
 """Keys (and so at most as many orgs) loaded after start-up (`PATCHBAY_ORG_PREWARM`)."""
-_BATCH = 8
+_BATCH = 4
 """Orgs per read: a few milliseconds of the event loop at a time."""
 
 
