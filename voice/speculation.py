@@ -209,3 +209,32 @@ class EarlyReply:
         seconds = sum(map(len, self.audio.items)) / (2 * tts.sample_rate)
         tally.add(served.name, served.billing_source, len(self.first_chunk or ""), seconds)
         accounts.tts(self.turn_id, tally, latency_ms=None, status=SegmentStatus.CANCELLED)
+
+
+class HeldReply:
+    """The reply started on the turn's last complete-sentence pause, not claimed yet (one at a
+    time): the session holds it, its response claims it, anything else discards it."""
+
+    def __init__(self, accounts: TurnAccounts, llm: TurnLLM, tts: TTSEngine) -> None:
+        self.reply: EarlyReply | None = None
+        self._accounts, self._llm, self._tts = accounts, llm, tts
+
+    def discard(self, early: EarlyReply | None = None) -> None:
+        """Drop `early` (by default the held one): cancel what no response claimed."""
+        if early is None:
+            early, self.reply = self.reply, None
+        if early is not None:
+            early.discard(
+                self._accounts, llm_recorded=self._llm.records_usage, tts_recorded=self._tts.records_usage
+            )
+
+    def claim(self, request: ChatRequest, turn_id: str) -> EarlyReply | None:
+        """The held reply when it was started for exactly this turn and request."""
+        early = self.reply
+        if early is None or early.turn_id != turn_id:
+            return None
+        self.reply = None
+        if early.matches(request, turn_id):
+            return early
+        self.discard(early)
+        return None

@@ -32,9 +32,10 @@ from server.realtime.wire import (
     WireError,
     parse_client_event,
 )
+from voice.errors import ClientError
 from voice.events import ErrorEvent
 from voice.history import HistoryError
-from voice.session import ClientError, VoiceSession
+from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.realtime")
 

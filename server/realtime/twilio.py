@@ -49,8 +49,9 @@ from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
+from voice.errors import ClientError
 from voice.events import AudioDelta, ErrorEvent, OutputItemDone, SpeechStarted
-from voice.session import ClientError, VoiceSession
+from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.twilio")
 router = APIRouter()

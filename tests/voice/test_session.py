@@ -23,7 +23,8 @@ from voice import events as ev
 from voice.audio import PCM16_16K, ULAW_8K, encode_from_pcm16, resample
 from voice.clock import ManualClock
 from voice.config import SessionConfig, SessionLimits
-from voice.session import ClientError, VoiceSession
+from voice.errors import ClientError
+from voice.session import VoiceSession
 from voice.turn import SessionContext
 
 QUESTION = "Can you book a table for two at seven?"

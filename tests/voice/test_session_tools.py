@@ -23,7 +23,7 @@ from tests.voice.test_session import Usage, drain, feed, kinds, make_session, sp
 from voice import events as ev
 from voice.audio import PCM16_16K
 from voice.config import FunctionTool, SessionConfig
-from voice.session import ClientError
+from voice.errors import ClientError
 
 WEATHER = FunctionTool(
     "get_weather",
