@@ -22,6 +22,7 @@ from server import accounts
 from server.cli_access import audit, user_group
 from server.cli_activity import requests
 from server.cli_admin import admin_group
+from server.cli_agents import agent
 from server.cli_apikeys import apikey_group
 from server.cli_billing import credits_group, ledger
 from server.cli_budgets import apikey_update, org_update
@@ -35,13 +36,13 @@ from server.cli_common import (
 )
 from server.cli_config import config_group
 from server.cli_conformance import conformance_group
+from server.cli_connections import connection
 from server.cli_db import db_downgrade
 from server.cli_explain import agent_explain
 from server.cli_flags import flags_group
 from server.cli_import import import_group
 from server.cli_migrate import migrate
 from server.cli_payments import billing_group
-from server.cli_routing import agent, connection
 from server.cli_vault import vault_group
 from server.db import Database, head_revision
 from server.logs import configure_logging
