@@ -48,7 +48,8 @@ import httpx
 import orjson
 import websockets
 
-from bench.voice import FRAME_MS, STAMP, _serve_llm, frames, patchbay_running
+from bench.voice_callers import FRAME_MS, STAMP, frames
+from bench.voice_patchbay import patchbay_running, serve_llm
 from tests.emulators.harness import free_port
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "When does the pharmacy close?"}]}
@@ -294,7 +295,7 @@ def main() -> None:
 
     context = multiprocessing.get_context("spawn")
     llm_port = free_port()
-    llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
+    llm = context.Process(target=serve_llm, args=(llm_port,), daemon=True)
     llm.start()
     try:
         with patchbay_running(1, llm_port) as running:

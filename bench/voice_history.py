@@ -32,7 +32,9 @@ import orjson
 import websockets
 
 from bench.soak import _wait_ready
-from bench.voice import STAMP, _serve_llm, _stats_ports, frames, patchbay_running
+from bench.voice_callers import STAMP, frames
+from bench.voice_patchbay import patchbay_running, serve_llm
+from bench.voice_worker import stats_ports
 from tests.emulators.harness import free_port
 
 
@@ -105,12 +107,12 @@ def main() -> None:
 
     context = multiprocessing.get_context("spawn")
     llm_port = free_port()
-    llm = context.Process(target=_serve_llm, args=(llm_port,), daemon=True)
+    llm = context.Process(target=serve_llm, args=(llm_port,), daemon=True)
     llm.start()
     try:
         with patchbay_running(1, llm_port) as running:
             _wait_ready(f"http://127.0.0.1:{running.port}")
-            stats_port = _stats_ports(running.data_dir / "stats", 1)[0]
+            stats_port = stats_ports(running.data_dir / "stats", 1)[0]
             asyncio.run(measure(running.port, running.key, stats_port, args))
     finally:
         llm.terminate()

@@ -1,0 +1,204 @@
+"""Part of bench/voice.py: what runs inside each Patchbay worker under test. The uvicorn factory
+(`bench_app`: Patchbay with fake built-in STT/TTS) and the probe that times every caller frame as
+it reaches the session and serves the worker's figures (frame delay, loop lag, CPU, GC, memory)
+on a side port of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.voice_callers import STAMP
+
+LATE_MS = 40.0
+"""A frame that reaches its session later than this after its slot is late."""
+TRANSCRIPT = "what time does the pharmacy close on sunday"
+
+
+class WorkerProbe:
+    """One worker's figures: frame delay (as frames reach the session), loop lag, CPU, memory.
+
+    Served on a side port of the worker's own (the main port is shared by all workers, so a
+    request there could land on any of them); the port is written to `<stats dir>/<pid>.port`.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.delays = [0] * 1001  # one bucket per ms; the last holds everything beyond
+        self.frames = 0
+        self.late = 0
+        self.delay_max = 0.0
+        self.lag_max = 0.0
+        self.lag: list[float] = []
+        self.gc = GCTimer()
+        self.profiler: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def reset(self) -> None:
+        self.delays = [0] * 1001
+        self.frames = self.late = 0
+        self.delay_max = self.lag_max = 0.0
+        self.lag = []
+        self.gc.longest = 0.0
+
+    def frame(self, delay_ms: float) -> None:
+        self.frames += 1
+        self.delays[min(int(delay_ms), 1000)] += 1
+        if delay_ms > LATE_MS:
+            self.late += 1
+        if delay_ms > self.delay_max:
+            self.delay_max = delay_ms
+
+    def instrument(self) -> None:
+        """Time each frame as the connection hands it to the session (bench-only wrapper)."""
+        from server.realtime.connection import RealtimeConnection
+
+        handle = RealtimeConnection.handle
+        probe, skip, clock = self, len(STAMP), time.monotonic
+
+        def timed(conn: RealtimeConnection, text: str) -> None:
+            if text.startswith(STAMP):
+                probe.frame((clock() - float(text[skip : text.index('"', skip)])) * 1000)
+            handle(conn, text)
+
+        RealtimeConnection.handle = timed  # type: ignore[method-assign]
+
+    def start(self, stats_dir: Path) -> None:
+        if os.environ.get("BENCH_PROFILE"):
+            import cProfile
+
+            self.profiler = cProfile.Profile()
+            self.profiler.enable()
+        self._tasks = [
+            asyncio.ensure_future(self._monitor()),
+            asyncio.ensure_future(self._serve_stats(stats_dir)),
+        ]
+
+    async def _monitor(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            late = (loop.time() - before - 0.01) * 1000
+            self.lag_max = max(self.lag_max, late)
+            self.lag.append(late)
+
+    def figures(self) -> dict[str, Any]:
+        times = os.times()
+        lag = sorted(self.lag)
+        return {
+            "pid": os.getpid(),
+            "cpu_s": times.user + times.system,
+            "sys_s": times.system,
+            "gc_s": self.gc.total,
+            "gc_max_ms": self.gc.longest * 1000,
+            "gc_full": self.gc.full,
+            "rss_mb": _rss_mb(),
+            "lag_max_ms": self.lag_max,
+            "lag_p99_ms": lag[int(len(lag) * 0.99)] if lag else 0.0,
+            "frames": self.frames,
+            "late": self.late,
+            "delay_max_ms": self.delay_max,
+            "delays": self.delays,
+            "live_sessions": self.runtime.sessions.total,
+        }
+
+    async def _serve_stats(self, stats_dir: Path) -> None:
+        import uvicorn
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def stats(request: Request) -> JSONResponse:
+            body = self.figures()
+            if request.method == "POST":
+                self.reset()
+                if self.profiler is not None:
+                    # One profile per level, steady state only.
+                    self.profiler.disable()
+                    self.profiler.clear()
+                    self.profiler.enable()
+            dump = request.query_params.get("dump")
+            if self.profiler is not None and dump:
+                self.profiler.dump_stats(f"{dump}.{os.getpid()}")  # also disables it
+            return JSONResponse(body)
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        app = Starlette(routes=[Route("/stats", stats, methods=["GET", "POST"])])
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        # Written whole, then renamed: the coordinator never reads half a file.
+        part = stats_dir / f"{os.getpid()}.part"
+        part.write_text(str(sock.getsockname()[1]))
+        part.replace(stats_dir / f"{os.getpid()}.port")
+        await server.serve(sockets=[sock])
+
+
+def bench_app() -> Any:
+    """The uvicorn factory each worker runs: Patchbay's app with fake built-in STT/TTS (so every
+    transcript and sentence still goes through the routed speech path: plan, runner, usage) and a probe."""
+    from routing.speech import BuiltIn
+    from server.app import create_app
+    from server.logs import configure_logging
+    from server.services import Overrides, Services
+    from server.settings import Settings
+    from tests.voice.fakes import FakeSTT, FakeTTS
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    tts = FakeTTS("internal:espeak", sample_rate=24_000, chunks=2, chunk_ms=60)
+    builtin = BuiltIn(stt=FakeSTT("internal:whisper", text=TRANSCRIPT), tts=tts)
+    services = Services.build(settings, overrides=Overrides(internal_engines=builtin))
+    probe = WorkerProbe(services.voice)
+    probe.instrument()
+    app = create_app(settings, services=services, freeze_gc=True)
+    probe.start(Path(os.environ["BENCH_STATS_DIR"]))
+    app.state.bench_probe = probe  # keeps the probe's tasks referenced
+    return app
+
+
+class GCTimer:
+    """Time in the cyclic garbage collector: in all, and the longest pause (a full collection
+    of a large heap stops the event loop for all of it)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.total = 0.0
+        self.longest = 0.0
+        self.full = 0
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._started
+        self.total += spent
+        self.longest = max(self.longest, spent)
+        self.full += info.get("generation") == 2
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stats_ports(stats_dir: Path, workers: int) -> list[int]:
+    """The side ports of the W workers, once each has written its own."""
+    deadline = time.monotonic() + 60
+    while len(found := sorted(stats_dir.glob("*.port"))) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(found)} of {workers} workers started within 60 s")
+        time.sleep(0.1)
+    return [int(p.read_text()) for p in found]
