@@ -7,7 +7,8 @@ TTLs, so tests control time and replicas agree on expiry.
 
 With Redis, each process keeps a copy of the states it read and plans from it for up to
 `copy_seconds` (`PATCHBAY_COOLDOWN_COPY_SECONDS`, default 1 s) while it hears the other
-replicas' cooldown notices; see `RedisCooldownStore`.
+replicas' cooldown notices (`routing.cooldown_copies`), and writes the successes that only move
+`last_used` behind the request (`routing.cooldown_touches`); see `RedisCooldownStore`.
 
 A Redis outage fails no request: the Redis store falls back to in-process state (what a
 deployment without Redis keeps) and goes back to Redis once it answers (see
@@ -19,13 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import orjson
 from redis.asyncio import Redis
@@ -40,11 +40,12 @@ from routing.cooldown import (
     Schedule,
     apply_failure,
     apply_success,
-    state_from_dict,
     state_to_dict,
 )
 from routing.cooldown_carry import carry_over
+from routing.cooldown_copies import UNREAD, Copies, decode
 from routing.cooldown_memory import CooldownStore, InProcessCooldownStore, Update
+from routing.cooldown_touches import QueuedTouches, Touch
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
 
 log = logging.getLogger("patchbay.routing")
@@ -60,19 +61,6 @@ __all__ = [
 T = TypeVar("T")
 
 
-class _Seen(NamedTuple):
-    """A profile's value as this process last knew it in Redis."""
-
-    raw: bytes | str
-    """The raw value (b"" for none): what a compare-and-set expects."""
-    state: ProfileState | None
-    read_at: float
-    """When it was read (`copy_clock`); -inf: not to be planned from again."""
-
-
-_UNREAD = -math.inf
-
-
 class _FailedMeanwhile(Exception):
     """Redis failed while this update waited for its profile's lock: use the fallback at once."""
 
@@ -83,7 +71,7 @@ class RedisCooldownStore:
     Reads of all candidate profiles are a single MGET, and only of the profiles this process
     holds no fresh copy of: while it hears cooldown notices (`listening`, which the registry's
     subscriber reports), a state read from Redis is planned from for `copy_seconds` without
-    reading it again. Every write that changes what routing decides (a failure, a disable, a
+    reading it again (`routing.cooldown_copies`). Every write that changes what routing decides (a failure, a disable, a
     reset, an imported state, a clear) updates this process's copy at once and publishes a
     notice on `notice_channel` in the same transaction, before the caller answers its client;
     a replica hearing it (`notice`) drops its copy of that profile and reads it afresh on its
@@ -99,8 +87,8 @@ class RedisCooldownStore:
     burst of concurrent failures does not turn into a retry storm.
 
     A success that only moves `last_used` (the profile had no failure, window or disable to
-    reset: nearly every request) is written behind the request, so the answer does not wait
-    for Redis: each profile's latest success goes out at most once per `copy_seconds` (other
+    reset: nearly every request) is written behind the request (`routing.cooldown_touches`),
+    so the answer does not wait for Redis: each profile's latest success goes out at most once per `copy_seconds` (other
     replicas see `last_used` no sooner anyway), those queued meanwhile together, each a
     compare-and-set of the value the request's own `get_many` read, and one that finds the
     value changed meanwhile (another request or replica wrote the profile) is dropped, never
@@ -142,12 +130,7 @@ class RedisCooldownStore:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Each profile's value as last read or written here: the copy plans use, and what a
         # compare-and-set of a success expects.
-        self._seen: dict[str, _Seen] = {}
-        self._copy_seconds = copy_seconds
-        self._copy_clock = copy_clock
-        self._listening = False
-        self._generation = 0
-        """Moves on every notice and write here: a read that overlapped one is not kept."""
+        self._copies = Copies(copy_seconds, copy_clock)
         self.notice_channel = f"{prefix}cooldowns"
         self._instance = secrets.token_hex(6)
         self._cas = redis.register_script(_CAS_SCRIPT)
@@ -157,10 +140,8 @@ class RedisCooldownStore:
         self._local = InProcessCooldownStore(schedule)
         # Keys cleared while Redis was down, deleted there before it is used again.
         self._pending_clears: set[str] = set()
-        # Successes that only move `last_used`, written behind: key -> (org, profile, model, now).
-        self._touches: dict[str, tuple[str, str, str, float]] = {}
-        self._touching: asyncio.Task[None] | None = None
-        self._flushing = asyncio.Event()
+        # Successes that only move `last_used`, written behind.
+        self._touches = QueuedTouches(self._write_touch, copy_seconds)
 
     def key(self, org_id: str, profile_id: str) -> str:
         return f"{self._prefix}cooldown:{org_id}:{profile_id}"
@@ -178,7 +159,7 @@ class RedisCooldownStore:
             else:
                 if self._health.succeeded():
                     self._local = InProcessCooldownStore(self._schedule)
-                    self._forget_all()  # notices were missed meanwhile
+                    self._copies.forget_all()  # notices were missed meanwhile
                 return result
         return await local()
 
@@ -210,37 +191,20 @@ class RedisCooldownStore:
 
     async def _get_many(self, org_id: str, profile_ids: Sequence[str]) -> dict[str, ProfileState]:
         keys = [self.key(org_id, pid) for pid in profile_ids]
-        states: dict[str, ProfileState | None] = {}
-        missing = keys
-        if self._listening and self._copy_seconds > 0:
-            fresh_after = self._copy_clock() - self._copy_seconds
-            missing = []
-            for key in keys:
-                seen = self._seen.get(key)
-                if seen is not None and seen.read_at > fresh_after:
-                    states[key] = seen.state
-                else:
-                    missing.append(key)
+        states, missing = self._copies.fresh(keys)
         if missing:
-            generation = self._generation
+            generation = self._copies.generation
             raw = await self._redis.mget(missing)
-            # A notice or a write here during the read may be newer than what it returned.
-            read_at = self._copy_clock() if generation == self._generation else _UNREAD
-            if len(self._seen) > _MAX_SEEN:
-                self._seen.clear()
-            for key, value in zip(missing, raw, strict=True):
-                state = None if value is None else _decode(value)
-                self._seen[key] = _Seen(value or b"", state, read_at)
-                states[key] = state
+            states.update(self._copies.read(missing, raw, generation))
         found: dict[str, ProfileState] = {}
         for key, pid in zip(keys, profile_ids, strict=True):
             state = states[key]
             touch = self._touches.get(key)
             if touch is not None:  # this process's success, not written yet: it only moves `last_used`
                 state = (
-                    apply_success(FRESH, touch[2], touch[3])
+                    apply_success(FRESH, touch.model, touch.now)
                     if state is None
-                    else replace(state, last_used=touch[3])
+                    else replace(state, last_used=touch.now)
                 )
             if state is not None:
                 found[pid] = state
@@ -249,37 +213,25 @@ class RedisCooldownStore:
     @property
     def listening(self) -> bool:
         """Whether this process hears the cooldown notices: only then are copies planned from."""
-        return self._listening
+        return self._copies.listening
 
     @listening.setter
     def listening(self, value: bool) -> None:
-        # Either way, notices may have been missed: no copy from before is trusted.
-        self._listening = value
-        self._forget_all()
+        self._copies.listening = value
 
     def notice(self, data: bytes | str) -> None:
         """A cooldown notice from the channel: another replica wrote this profile."""
         text = data.decode() if isinstance(data, bytes) else data
         sender, _, key = text.partition(" ")
         if sender != self._instance and key:
-            self._generation += 1
-            self._seen.pop(key, None)
+            self._copies.forget(key)
             # Another replica wrote the profile after this process's success was queued: the
             # success is older than that write (a cooldown it recorded must not be undone).
-            self._touches.pop(key, None)
+            self._touches.drop(key)
             observe_cooldown_notice()
 
     def _notice(self, key: str) -> str:
         return f"{self._instance} {key}"
-
-    def _forget_all(self) -> None:
-        self._generation += 1
-        self._seen.clear()
-
-    def _wrote(self, key: str, raw: bytes, state: ProfileState) -> None:
-        """This process wrote `key`: its copy is the written value, and reads under way are not kept."""
-        self._generation += 1
-        self._seen[key] = _Seen(raw, state, self._copy_clock())
 
     async def _update(self, org_id: str, profile_id: str, update: Update) -> ProfileState:
         failures = self._health.failures
@@ -300,14 +252,14 @@ class RedisCooldownStore:
                 try:
                     await pipe.watch(key)
                     current = await pipe.get(key)
-                    state = update(FRESH if current is None else _decode(current))
+                    state = update(FRESH if current is None else decode(current))
                     raw = orjson.dumps(state_to_dict(state))
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, raw, ex=self._retention)
                     # Published with the write, so it is out before the caller answers its client.
                     pipe.publish(self.notice_channel, self._notice(key))
                     await pipe.execute()
-                    self._wrote(key, raw, state)
+                    self._copies.wrote(key, raw, state)
                     return state
                 except WatchError:
                     # Another replica wrote this profile between our read and write: recompute.
@@ -317,7 +269,7 @@ class RedisCooldownStore:
     async def record_failure(
         self, org_id: str, profile_id: str, failure: Failure, now: float
     ) -> ProfileState:
-        self._touches.pop(self.key(org_id, profile_id), None)  # the failure came after it
+        self._touches.drop(self.key(org_id, profile_id))  # the failure came after it
         return await self._shared_or_local(
             lambda: self._update(
                 org_id, profile_id, lambda s: apply_failure(s, failure, now, self._schedule)
@@ -327,40 +279,20 @@ class RedisCooldownStore:
 
     async def record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
         key = self.key(org_id, profile_id)
-        seen = self._seen.get(key)
+        seen = self._copies.get(key)
         if seen is not None:
             before = seen.state or FRESH
             after = apply_success(before, model, now)
             if after == replace(before, last_used=now):
-                self._touches[key] = (org_id, profile_id, model, now)
-                if self._touching is None or self._touching.done():
-                    self._touching = asyncio.create_task(self._write_touches(), name="cooldown touches")
+                self._touches.queue(key, Touch(org_id, profile_id, model, now))
                 return after
         return await self._shared_or_local(
             lambda: self._record_success(org_id, profile_id, model, now),
             lambda: self._local.record_success(org_id, profile_id, model, now),
         )
 
-    async def _write_touches(self) -> None:
-        while self._touches:
-            # What queued meanwhile goes out together: each profile's latest success, at most
-            # once per `copy_seconds` (this process reads its own back until then).
-            if self._copy_seconds > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flushing.wait(), self._copy_seconds)
-            else:
-                await asyncio.sleep(0)
-            self._flushing.clear()
-            for key, touch in list(self._touches.items()):
-                try:
-                    await self._write_touch(key, *touch)
-                except Exception:
-                    log.exception("a cooldown success write failed")
-                # Read back from here until written; a newer success for the key goes next round.
-                if self._touches.get(key) == touch:
-                    del self._touches[key]
-
-    async def _write_touch(self, key: str, org_id: str, profile_id: str, model: str, now: float) -> None:
+    async def _write_touch(self, key: str, touch: Touch) -> None:
+        org_id, profile_id, model, now = touch
         await self._shared_or_local(
             lambda: self._touch(key, model, now),
             lambda: self._local.record_success(org_id, profile_id, model, now),
@@ -369,27 +301,25 @@ class RedisCooldownStore:
     async def _touch(self, key: str, model: str, now: float) -> None:
         """Move `last_used` by compare-and-set of the value last read; a changed value wins.
         No notice: other replicas see `last_used` move when their copies expire."""
-        seen = self._seen.get(key)
+        seen = self._copies.get(key)
         if seen is None:
             return
         state = apply_success(seen.state or FRESH, model, now)
         raw = orjson.dumps(state_to_dict(state))
         written = await self._cas(keys=[key], args=[seen.raw, raw, self._retention, "", ""])
-        if self._seen.get(key) is seen:  # nothing newer came meanwhile
+        if self._copies.get(key) is seen:  # nothing newer came meanwhile
             if written == 1:
-                self._seen[key] = seen._replace(raw=raw, state=state)
+                self._copies.put(key, seen._replace(raw=raw, state=state))
             else:  # written elsewhere: read it afresh before planning from it again
-                self._seen[key] = seen._replace(read_at=_UNREAD)
+                self._copies.put(key, seen._replace(read_at=UNREAD))
 
     async def flush(self) -> None:
         """Write the successes held behind now, and wait until they are in Redis (tests, shutdown)."""
-        while self._touching is not None and not self._touching.done():
-            self._flushing.set()
-            await asyncio.shield(self._touching)
+        await self._touches.flush()
 
     async def _record_success(self, org_id: str, profile_id: str, model: str, now: float) -> ProfileState:
         key = self.key(org_id, profile_id)
-        seen = self._seen.pop(key, None)
+        seen = self._copies.pop(key)
         if seen is not None:
             state = apply_success(seen.state or FRESH, model, now)
             raw = orjson.dumps(state_to_dict(state))
@@ -398,7 +328,7 @@ class RedisCooldownStore:
                 args=[seen.raw, raw, self._retention, self.notice_channel, self._notice(key)],
             )
             if written == 1:
-                self._wrote(key, raw, state)
+                self._copies.wrote(key, raw, state)
                 return state
         return await self._update(org_id, profile_id, lambda s: apply_success(s, model, now))
 
@@ -410,8 +340,8 @@ class RedisCooldownStore:
 
     async def clear(self, org_id: str, profile_id: str) -> None:
         key = self.key(org_id, profile_id)
-        self._seen.pop(key, None)
-        self._touches.pop(key, None)
+        self._copies.pop(key)
+        self._touches.drop(key)
         await self._local.clear(org_id, profile_id)
 
         async def pending() -> None:
@@ -422,8 +352,7 @@ class RedisCooldownStore:
                 pipe.delete(key)
                 pipe.publish(self.notice_channel, self._notice(key))
                 await pipe.execute()
-            self._generation += 1
-            self._seen.pop(key, None)
+            self._copies.forget(key)
 
         await self._shared_or_local(shared, pending)
 
@@ -434,8 +363,6 @@ class RedisCooldownStore:
             await asyncio.wait_for(self.flush(), 5)
         await self._redis.aclose()
 
-
-_MAX_SEEN = 10_000
 
 # Set KEYS[1] to ARGV[2] (expiring in ARGV[3] s) only if it still holds ARGV[1] ("" = absent),
 # and then publish ARGV[5] on channel ARGV[4] unless that is "".
@@ -450,10 +377,6 @@ if (current == false and ARGV[1] == '') or current == ARGV[1] then
 end
 return 0
 """
-
-
-def _decode(raw: bytes | str) -> ProfileState:
-    return state_from_dict(orjson.loads(raw))
 
 
 def make_cooldown_store(
