@@ -64,7 +64,9 @@ async def run(
     key = await seed(settings, upstream)
     app = create_app(settings, services=Services.build(settings))
     async with app.router.lifespan_context(app):
-        return await measure(app, key, args)
+        results = await measure(app, key, args)
+        report(results, args.concurrency)  # before shutting down, whatever the shutdown does
+        return results
 
 
 async def measure(app: Any, key: str, args: argparse.Namespace) -> dict[str, list[float]]:
@@ -146,6 +148,13 @@ async def measure(app: Any, key: str, args: argparse.Namespace) -> dict[str, lis
     return results
 
 
+def report(results: dict[str, list[float]], concurrency: int) -> None:
+    for mode, values in results.items():
+        rounds = " ".join(f"{v:.3f}" for v in values)
+        print(f"{mode:<9} c={concurrency} CPU ms/request: {rounds}  min {min(values):.3f}", flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=600)
@@ -163,14 +172,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "w") as devnull:
             import uvloop
 
-            results = uvloop.run(run(args, f"http://127.0.0.1:{port}/v1", tmp, devnull))
+            uvloop.run(run(args, f"http://127.0.0.1:{port}/v1", tmp, devnull))
     finally:
         emulator.terminate()
         emulator.wait(10)
-    for mode, values in results.items():
-        rounds = " ".join(f"{v:.3f}" for v in values)
-        print(f"{mode:<9} c={args.concurrency} CPU ms/request: {rounds}  min {min(values):.3f}")
-    print(f"load average {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
