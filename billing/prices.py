@@ -229,9 +229,12 @@ def estimate_usage(request: ChatRequest, output_chars: int) -> Usage:
     return Usage(input_tokens=estimate_input_tokens(request), output_tokens=output_tokens)
 
 
+_TEXT_EVENTS = (TextDelta, RefusalDelta, ReasoningDelta)
+
+
 def output_chars(event: StreamEvent) -> int:
     """The characters of output a stream event brings, for `estimate_usage`."""
-    if isinstance(event, TextDelta | RefusalDelta | ReasoningDelta):
+    if isinstance(event, _TEXT_EVENTS):
         return len(event.text)
     if isinstance(event, ToolCallDelta):
         return len(event.arguments)

@@ -194,6 +194,9 @@ def default_table() -> TierTable:
 def policy_for(tier: str, table: TierTable | None = None) -> TierPolicy:
     """The row of the tier named `tier`; an unknown name gets the most restrictive row (`free`)."""
     rows = default_table() if table is None else table
+    found = rows.get(tier)  # type: ignore[call-overload]
+    if found is not None:  # a str enum: its value finds the row with no `Tier(...)` call
+        return found  # type: ignore[no-any-return]
     try:
         return rows[Tier(tier)]
     except ValueError:

@@ -356,7 +356,9 @@ PRESETS: Mapping[ProviderId, ProviderPreset] = MappingProxyType(
 
 
 def preset(provider: ProviderId | str) -> ProviderPreset:
-    return PRESETS[ProviderId(provider)]
+    # A str enum: a member and its value find the same row, with no `ProviderId(...)` call.
+    found = PRESETS.get(provider)  # type: ignore[arg-type]
+    return found if found is not None else PRESETS[ProviderId(provider)]
 
 
 @dataclass(frozen=True, slots=True)

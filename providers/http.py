@@ -398,11 +398,13 @@ async def open_stream(
         error = exc.error_class.value
         raise
     finally:
-        tracing.end(span, error=error)
+        if span is not None:  # tracing off: no call at all
+            tracing.end(span, error=error)
 
 
 def _status_error(span: tracing.Span | None, status: int) -> str | None:
-    tracing.set_attributes(span, {"http.response.status_code": status})
+    if span is not None:
+        tracing.set_attributes(span, {"http.response.status_code": status})
     return f"http_{status}" if status >= 400 else None
 
 

@@ -72,6 +72,21 @@ class RoutedStream:
     def __aiter__(self) -> AsyncIterator[StreamEvent]:
         return self._executor._run_stream(self)
 
+    async def open(self) -> AsyncGenerator[StreamEvent, None]:
+        """The attempt runner's events themselves, for a caller that iterates them directly
+        (one generator fewer for every event than iterating this object). The caller closes
+        them and then calls `finish`, whatever happened, exactly as iterating this object does."""
+        return await self._executor._open_stream(self)
+
+    def finish(self, *, opened: bool) -> None:
+        """The routed request is over: its trace is logged (when the plan was made, `opened`)
+        and its plan span ended."""
+        try:
+            if opened:
+                log_trace(self.org, self.trace)
+        finally:
+            _end_plan_span(self.run.span, self.trace)
+
 
 def _is_output(event: StreamEvent) -> bool:
     return isinstance(event, OUTPUT_EVENTS)
@@ -139,21 +154,25 @@ class Executor:
 
         return Attempts(prepare=prepare, is_output=_is_output)
 
+    async def _open_stream(self, routed: RoutedStream) -> AsyncGenerator[StreamEvent, None]:
+        routed.run.span = _plan_span(routed.route) if tracing.on() else None
+        plan = await self.plan(routed.org, routed.route)
+        return self.runner.run(plan, routed.run, self._streaming(routed.request))
+
     async def _run_stream(self, routed: RoutedStream) -> AsyncGenerator[StreamEvent, None]:
-        span = routed.run.span = _plan_span(routed.route) if tracing.on() else None
+        events: AsyncGenerator[StreamEvent, None] | None = None
         try:
-            plan = await self.plan(routed.org, routed.route)
-            events = self.runner.run(plan, routed.run, self._streaming(routed.request))
-            try:
-                async for event in events:
-                    yield event
-            finally:
-                # Also when the caller stops reading early: close the upstream stream now (the
-                # provider stops generating) and log the trace exactly once.
-                await events.aclose()
-                log_trace(routed.org, routed.trace)
+            events = await routed.open()
+            async for event in events:
+                yield event
         finally:
-            _end_plan_span(span, routed.trace)
+            # Also when the caller stops reading early: close the upstream stream now (the
+            # provider stops generating) and log the trace exactly once.
+            try:
+                if events is not None:
+                    await events.aclose()
+            finally:
+                routed.finish(opened=events is not None)
 
     async def complete(self, org: OrgRouting, route: RouteRequest, request: ChatRequest) -> RoutedResponse:
         """Non-streaming: any failure before the response moves on, by the same rules as `stream`."""

@@ -13,7 +13,7 @@ the events back.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -23,7 +23,7 @@ from billing.turn_costs import TurnCosts
 from billing.usage import Segment, SegmentStatus, UsageSegment
 from providers.contract import BillingSource
 from providers.errors import ProviderError
-from providers.types import ChatRequest, ChatResponse, StreamEvent, Usage, UsageUpdate
+from providers.types import ChatRequest, ChatResponse, StreamEvent, TextDelta, Usage, UsageUpdate
 from routing.catalog import price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import Executor, RoutedStream
@@ -139,11 +139,16 @@ class RoutedCall:
 
     async def _run(self) -> AsyncIterator[StreamEvent]:
         status = SegmentStatus.CANCELLED
-        events = self._stream.__aiter__()
+        stream = self._stream
+        events: AsyncGenerator[StreamEvent, None] | None = None
         arrived = 0
         try:
+            # The runner's events directly (`RoutedStream.open`): no generator in between.
+            events = await stream.open()
             async for event in events:
-                if isinstance(event, UsageUpdate):
+                if type(event) is TextDelta:  # most events: counted without a call
+                    arrived += len(event.text)
+                elif isinstance(event, UsageUpdate):
                     self.usage = event.usage
                 else:
                     arrived += output_chars(event)
@@ -153,8 +158,13 @@ class RoutedCall:
             status = SegmentStatus.FAILED
             raise
         finally:
-            # Close the executor's generator now, not when it is collected: that closes the upstream.
-            await events.aclose()  # type: ignore[attr-defined]
+            # Close the runner's generator now, not when it is collected: that closes the
+            # upstream. Then the trace is logged and the plan span ended, as iterating would.
+            try:
+                if events is not None:
+                    await events.aclose()
+            finally:
+                stream.finish(opened=events is not None)
             if self.usage is None and self.served is not None:
                 # No usage from the provider (cancelled, failed, or never sent): charge what arrived.
                 self.usage = estimate_usage(self._request, arrived)

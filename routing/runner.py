@@ -142,7 +142,7 @@ class AttemptRunner:
                     deadline = asyncio.timeout(seconds) if seconds is not None else None
                     # Current only up to the first output (no yield in between): the upstream
                     # call's span hangs from the attempt's.
-                    active = tracing.activate(span)
+                    active = tracing.activate(span) if span is not None else None
                     try:
                         async with deadline or _NO_DEADLINE:
                             async for event in upstream:
@@ -155,7 +155,8 @@ class AttemptRunner:
                             raise
                         raise _no_output(item, attempts.first_output_timeout) from None
                     finally:
-                        tracing.deactivate(active)
+                        if active is not None:
+                            tracing.deactivate(active)
                     await self._served(run, item, retries, started_at)
                     for buffered in pending:
                         yield buffered
@@ -179,7 +180,8 @@ class AttemptRunner:
                     break
                 finally:
                     await _close(upstream)
-                    tracing.end(span, error=error)
+                    if span is not None:  # tracing off: no call at all
+                        tracing.end(span, error=error)
                 return
             if stopped:
                 break

@@ -5,6 +5,9 @@ cap of their own (a 25 MB audio upload, inline images in chat; or a small JSON b
 `Content-Length` over the cap is refused before the app runs; a chunked body is counted as it
 arrives and refused at the first byte over, so no oversized body is ever held whole.
 
+A body whose declared `Content-Length` is within the cap passes with no wrapper at all: the
+server reads exactly that many bytes, so nothing is left to count.
+
 On refusal the middleware answers 413 itself, in the surface's error format, then tells the app
 the client went away (`http.disconnect`) and drops whatever the app still sends: the endpoint
 gives up its read the way it would for a real disconnect.
@@ -64,10 +67,22 @@ class BodyLimit:
             return
         path: str = scope["path"]
         cap = cap_for(path, self.default_cap)
-        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if declared is not None and declared.isdigit() and int(declared) > cap:
-            await _refuse(send, path, cap)
-            return
+        declared = None
+        chunked = False
+        for key, value in scope["headers"]:
+            if key == b"content-length":
+                declared = value
+            elif key == b"transfer-encoding":
+                chunked = True
+        if declared is not None and declared.isdigit():
+            if int(declared) > cap:
+                await _refuse(send, path, cap)
+                return
+            if not chunked:
+                # The server frames the body by its Content-Length: it cannot exceed the cap,
+                # so the app runs unwrapped (no per-message call on a long event stream).
+                await self.app(scope, receive, send)
+                return
 
         received = 0
         started = False

@@ -43,7 +43,7 @@ class RequestIdMiddleware:
         status = 0
         raw_rid = rid.encode()
         span = _request_span(scope, rid) if tracing.on() else None
-        span_token = tracing.activate(span)
+        span_token = tracing.activate(span) if span is not None else None
         trace_header = (
             (b"x-patchbay-trace-id", (tracing.trace_id_of(span) or "").encode()) if span is not None else None
         )

@@ -43,7 +43,14 @@ _PATTERNS = (
 )
 
 
+_MAY_CARRY = re.compile(r"(?i:bearer|basic)|pb|ek_|[?&]")
+"""What every pattern above needs to match (a superset): most text has none of it, and one search
+costs a fraction of the four substitutions (the access line of every request passes here)."""
+
+
 def redact(text: str) -> str:
+    if _MAY_CARRY.search(text) is None:
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from providers.adapters.base import ChatAdapter, Endpoint, vendor_shape
+from providers.adapters.base import SHAPE_ERRORS, ChatAdapter, Endpoint, malformed, vendor_shape
 from providers.adapters.openai_errors import classify_error
 from providers.adapters.openai_quirks import OpenAIQuirks, quirks_for
 from providers.adapters.openai_translate import (
@@ -188,8 +188,12 @@ def _translate(data: str, translator: StreamTranslator, req: ChatRequest, provid
     payload = parse_json(data.encode())
     if not isinstance(payload, dict):
         raise ProviderError(ErrorClass.SERVER_ERROR, "malformed SSE data from upstream", provider=provider)
-    with vendor_shape("stream chunk", provider=provider, model=req.model):
+    try:  # `vendor_shape` inline: this runs once per chunk
         return translator.feed(payload)
+    except ProviderError:
+        raise
+    except SHAPE_ERRORS as exc:
+        raise malformed("stream chunk", exc, provider=provider, model=req.model) from None
 
 
 def _structured(text: str, refused: bool, req: ChatRequest, provider: str) -> Any:

@@ -2,8 +2,8 @@
 
 Pure ASGI, installed just outside `server.v1.V1FastPath`, so the two hot endpoints and the
 audio routes alike run with their entry as the current one (`server.activity.recorder`). It
-reads the response status from `http.response.start` and whether the body ran to its end, and
-when the request is over hands the entry to the writer (kept only if a valid key named an
+reads the response status from `http.response.start` and whether the body ran to its end (the
+two hot endpoints note both themselves: `SELF_REPORTING`), and when the request is over hands the entry to the writer (kept only if a valid key named an
 org). Every other path passes straight through after one dictionary lookup.
 """
 
@@ -21,6 +21,11 @@ SURFACES: dict[str, str] = {
 }
 """The POST paths logged, and the surface each is logged as (realtime logs itself)."""
 
+SELF_REPORTING = frozenset({"/v1/chat/completions", "/v1/messages"})
+"""Endpoints that note their response's status and end on the entry themselves
+(`server.v1.asgi`: `note_response`, `note_completed`), so their messages are not watched: a
+watcher is one more call per frame of a long event stream."""
+
 
 class RequestLogMiddleware:
     def __init__(self, app: ASGIApp) -> None:
@@ -37,6 +42,16 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         entry, token = opened
+        if scope["path"] in SELF_REPORTING:
+            try:
+                await self.app(scope, receive, send)
+            except Exception:
+                if entry.status == 0:
+                    entry.status, entry.error_code = 500, "server_error"
+                raise
+            finally:
+                close_entry(log, entry, token)
+            return
 
         async def logged_send(message: Message) -> None:
             if message["type"] == "http.response.start":

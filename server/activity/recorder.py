@@ -110,6 +110,21 @@ def note_caller(principal: Principal) -> None:
         entry.agent_id = principal.agent_id
 
 
+def note_response(status: int) -> None:
+    """The response's status is going out (`http.response.start`): for endpoints that report
+    it themselves instead of having their messages watched (`middleware.SELF_REPORTING`)."""
+    entry = _current.get()
+    if entry is not None:
+        entry.status = status
+
+
+def note_completed() -> None:
+    """The response's last body message is going out: the body ran to its end."""
+    entry = _current.get()
+    if entry is not None:
+        entry.completed = True
+
+
 def note_request(model: str | None, prompt: ChatRequest | str | None = None) -> None:
     """The model asked, and the request's content (kept by reference; stored only with content logging on)."""
     entry = _current.get()

@@ -23,7 +23,7 @@ from billing.money import format_usd
 from routing.resolver import PlannedAttempt
 from routing.trace import AttemptTrace
 from server.accounts import Principal
-from server.activity.recorder import note_caller, note_error
+from server.activity.recorder import note_caller, note_completed, note_error, note_response
 from server.auth_throttle import client_address
 from server.key_scope import model_allowed
 from server.logs import request_id_var
@@ -152,6 +152,7 @@ def routing_headers(
 
 
 async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    note_response(status)
     await send(
         {
             "type": "http.response.start",
@@ -159,6 +160,7 @@ async def send_body(send: Send, status: int, body: bytes, headers: Headers) -> N
             "headers": [JSON_TYPE, (b"content-length", str(len(body)).encode()), *headers],
         }
     )
+    note_completed()
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
@@ -194,6 +196,7 @@ async def stream_response(
     async def pump() -> None:
         async for frame in frames:
             await send({"type": "http.response.body", "body": frame, "more_body": True})
+        note_completed()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def disconnected() -> None:
@@ -203,6 +206,7 @@ async def stream_response(
     producer: asyncio.Future[None] | None = None
     watcher: asyncio.Future[None] | None = None
     try:
+        note_response(200)
         await send({"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, *headers]})
         await send({"type": "http.response.body", "body": opening, "more_body": True})
         producer = asyncio.ensure_future(pump())

@@ -22,6 +22,24 @@ def test_text_patterns() -> None:
     assert redact("/v1/realtime?model=default") == "/v1/realtime?model=default"
 
 
+def test_the_quick_search_lets_no_pattern_through() -> None:
+    """Text is only substituted when one search finds what some pattern needs: each kind of
+    secret, in either case where its pattern ignores case, still hits that search."""
+    for text in (
+        "basic dXNlcjpwYXNz",
+        "BEARER abc",
+        "pbt-session1",
+        "pbs-x",
+        "pbi-invite",
+        "ek_realtime.token",
+        "/ws?TOKEN=abc",
+        "/x&Access_Token=abc",
+    ):
+        assert MARKER in redact(text), text
+    clean = "/v1/chat/completions"
+    assert redact(clean) is clean
+
+
 def test_record_message_args_and_fields() -> None:
     header = record("< %s: %s", "Authorization", "pb-raw-no-scheme")
     query = record(
