@@ -100,7 +100,7 @@ def serve_app(settings: Settings, port: int) -> None:
     from server.app import create_app
     from server.services import Services
 
-    app = create_app(settings, services=Services.build(settings))
+    app = create_app(settings, services=Services.build(settings), freeze_gc=True)  # as `patchbay serve`
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop", http="httptools", log_config=None, access_log=False
     )

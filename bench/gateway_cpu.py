@@ -62,7 +62,7 @@ async def run(
     settings = g.bench_settings(data_dir)
     configure_logging(settings.log_level, stream=log_stream)  # formatted and written, unseen
     key = await seed(settings, upstream)
-    app = create_app(settings, services=Services.build(settings))
+    app = create_app(settings, services=Services.build(settings), freeze_gc=True)  # as `patchbay serve`
     async with app.router.lifespan_context(app):
         results = await measure(app, key, args)
         report(results, args.concurrency)  # before shutting down, whatever the shutdown does
