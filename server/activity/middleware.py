@@ -3,8 +3,9 @@
 Pure ASGI, installed just outside `server.v1.V1FastPath`, so the two hot endpoints and the
 audio routes alike run with their entry as the current one (`server.activity.recorder`). It
 reads the response status from `http.response.start` and whether the body ran to its end (the
-two hot endpoints note both themselves: `SELF_REPORTING`), and when the request is over hands the entry to the writer (kept only if a valid key named an
-org). Every other path passes straight through after one dictionary lookup.
+two hot endpoints note both themselves: `SELF_REPORTING`), and when the request is over hands
+the entry to the writer (kept only if a valid key named an org). Every other path passes
+straight through after one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -42,16 +43,6 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send)
             return
         entry, token = opened
-        if scope["path"] in SELF_REPORTING:
-            try:
-                await self.app(scope, receive, send)
-            except Exception:
-                if entry.status == 0:
-                    entry.status, entry.error_code = 500, "server_error"
-                raise
-            finally:
-                close_entry(log, entry, token)
-            return
 
         async def logged_send(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -61,7 +52,7 @@ class RequestLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, logged_send)
+            await self.app(scope, receive, send if scope["path"] in SELF_REPORTING else logged_send)
         except Exception:
             if entry.status == 0:
                 entry.status, entry.error_code = 500, "server_error"
