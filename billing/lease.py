@@ -295,8 +295,9 @@ class LeaseBook:
             self._wake.clear()
             rounds += 1
             try:
-                await self.drain()
-                if rounds % ORPHAN_EVERY == 0:
-                    await self.replay_orphans()
+                async with self._background.working():
+                    await self.drain()
+                    if rounds % ORPHAN_EVERY == 0:
+                        await self.replay_orphans()
             except Exception as exc:
                 log.warning("settle journal drain failed", extra={"fields": {"error": type(exc).__name__}})

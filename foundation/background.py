@@ -1,5 +1,11 @@
 """One background task a long-lived object runs while the process serves: started once,
-cancelled and awaited when the object closes. The writers, sweepers and pollers share it."""
+cancelled and awaited when the object closes. The writers, sweepers and pollers share it.
+
+A task that writes to the database holds `working()` around each write: `stop` waits for the
+write under way to end and cancels the task only between writes. A write cancelled half-way
+leaves its statement running on the driver's side; on SQLite its connection then holds the
+write lock while the closing flush waits for it (`PRAGMA busy_timeout`, 5 s) and fails, and
+what was left in the buffer was lost with it."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ class BackgroundTask:
         self.name = name
         self._run = run
         self._task: asyncio.Task[None] | None = None
+        self._working = asyncio.Lock()
 
     @property
     def running(self) -> bool:
@@ -27,11 +34,17 @@ class BackgroundTask:
         self._task = asyncio.create_task(self._run(), name=self.name)
         return True
 
+    def working(self) -> asyncio.Lock:
+        """Held by the task around a unit of work `stop` must not cut in half (a write)."""
+        return self._working
+
     async def stop(self) -> None:
-        """Cancel the task and wait for it to end (nothing to do when it never started)."""
+        """Cancel the task, between units of work, and wait for it to end (nothing to do when
+        it never started)."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            async with self._working:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
@@ -69,7 +82,8 @@ class PeriodicTask:
     async def _loop(self) -> None:
         while True:
             try:
-                await self._step()
+                async with self._background.working():
+                    await self._step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -178,7 +178,8 @@ class BufferedRowWriter(Generic[E]):
                     await self._wake.wait()
             self._wake.clear()
             try:
-                await self.flush()
+                async with self._background.working():
+                    await self.flush()
             except Exception as exc:
                 log.warning(
                     "writing buffered entries failed; will retry",

@@ -78,7 +78,8 @@ class RetentionSweeper:
     async def _run(self) -> None:
         while True:
             try:
-                deleted = await self.sweep_once()
+                async with self._background.working():
+                    deleted = await self.sweep_once()
             except Exception as exc:
                 log.warning(
                     "request log sweep failed; will retry",

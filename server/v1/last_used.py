@@ -92,7 +92,8 @@ class LastUsedWriter:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await self.flush()
+                async with self._background.working():
+                    await self.flush()
             except Exception as exc:
                 log.warning(
                     "writing API keys' last-used times failed; will retry",
