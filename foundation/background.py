@@ -15,6 +15,9 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+UNIT_WAIT_SECONDS = 10.0
+"""How long `stop` waits for a unit of work under way before cancelling it anyway."""
+
 
 class BackgroundTask:
     def __init__(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -43,8 +46,16 @@ class BackgroundTask:
         it never started)."""
         task, self._task = self._task, None
         if task is not None:
-            async with self._working:
-                task.cancel()
+            try:
+                async with asyncio.timeout(UNIT_WAIT_SECONDS):
+                    await self._working.acquire()
+            except TimeoutError:
+                task.cancel()  # a unit this slow (a hung upstream call) is cut, not waited out
+            else:
+                try:
+                    task.cancel()
+                finally:
+                    self._working.release()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

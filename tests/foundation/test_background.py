@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import pytest
+
+from foundation import background
 from foundation.background import BackgroundTask, PeriodicTask
 
 
@@ -65,3 +68,25 @@ async def test_a_periodic_step_under_way_ends_before_the_task_stops() -> None:
     release.set()
     await stopping
     assert steps == [0] and not periodic.running
+
+
+async def test_a_unit_that_never_ends_is_cut_after_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A hung upstream call must not hold a stop for ever: past the wait it is cancelled.
+    monkeypatch.setattr(background, "UNIT_WAIT_SECONDS", 0.01)
+    inside = asyncio.Event()
+    cut: list[str] = []
+
+    async def run() -> None:
+        async with task.working():
+            inside.set()
+            try:
+                await asyncio.Event().wait()  # never set
+            except asyncio.CancelledError:
+                cut.append("cancelled")
+                raise
+
+    task = background.BackgroundTask("hung", run)
+    task.start()
+    await inside.wait()
+    await task.stop()
+    assert cut == ["cancelled"] and not task.running
