@@ -110,6 +110,30 @@ def _chains(values: Sequence[str], as_json: bool) -> dict[str, list[str]]:
         fail(str(exc), 2, as_json=as_json, kind=exc.code)
 
 
+def _save(
+    org_ref: str,
+    name: str,
+    how: str,
+    chains: dict[str, list[str]] | None,
+    default_model: str | None,
+    as_json: bool,
+    voice: dict[str, Any],
+) -> None:
+    """`agent create` and `agent update`: save, print the agent, warn about refs nothing serves."""
+    settings = _voice_settings(**voice, as_json=as_json)
+
+    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
+        save = svc.create if how == "create" else svc.update
+        info = await save(
+            s, org_id, name, chains=chains, default_model=default_model, voice_settings=settings
+        )
+        return info, await _unserved(s, org_id, chains=chains, default_model=default_model)
+
+    info, problems = _with_agents(as_json, run, org_ref)
+    emit(as_json, _warned(jsonable(info), problems), _agent_line(info))
+    _warn(problems, as_json)
+
+
 @click.group()
 def agent() -> None:
     """Agents: per-agent model defaults, fallback chains and voice settings."""
@@ -129,18 +153,7 @@ def agent_create(
 ) -> None:
     """Create agent NAME; requests for model `agent:NAME` follow its chains, voice sessions of
     keys bound to it start with its voice settings."""
-    parsed = _chains(chains, as_json)
-    settings = _voice_settings(**voice, as_json=as_json)
-
-    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
-        info = await svc.create(
-            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
-        )
-        return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
-
-    info, problems = _with_agents(as_json, run, org_ref)
-    emit(as_json, _warned(jsonable(info), problems), _agent_line(info))
-    _warn(problems, as_json)
+    _save(org_ref, name, "create", _chains(chains, as_json), default_model, as_json, voice)
 
 
 @agent.command("update")
@@ -160,17 +173,7 @@ def agent_update(
 ) -> None:
     """Change an agent's chains, default model or voice settings (the others stay as they are)."""
     parsed = _chains(chains, as_json) if chains else None
-    settings = _voice_settings(**voice, as_json=as_json)
-
-    async def run(svc: Agents, s: AsyncSession, org_id: str) -> tuple[AgentInfo, list[RefProblem]]:
-        info = await svc.update(
-            s, org_id, name, chains=parsed, default_model=default_model, voice_settings=settings
-        )
-        return info, await _unserved(s, org_id, chains=parsed, default_model=default_model)
-
-    info, problems = _with_agents(as_json, run, org_ref)
-    emit(as_json, _warned(jsonable(info), problems), _agent_line(info))
-    _warn(problems, as_json)
+    _save(org_ref, name, "update", parsed, default_model, as_json, voice)
 
 
 @agent.command("list")
