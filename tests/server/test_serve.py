@@ -143,6 +143,14 @@ def _serve(
                 f"patchbay serve {' '.join(args)} did not get ready in 120 s: {log.read_text(errors='replace')[-4000:]}"
             )
             time.sleep(0.2)  # polling for readiness, not standing in for it
+        # /readyz answered from one worker; the others' sockets already queue connections while
+        # they start (by design, see `bind_worker_sockets`), so on a loaded machine a request the
+        # kernel hands one could wait out a client timeout. Wait for each to say it started.
+        workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+        while len({line.get("pid") for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < workers:
+            assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
+            assert time.monotonic() < deadline, f"{workers} workers did not all start in 120 s"
+            time.sleep(0.1)  # polling the log for the start lines, not standing in for them
         yield proc, base, env
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -159,15 +167,6 @@ def logged_lines(tmp_path: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
     with _serve(tmp_path, "--workers", "2") as running:
-        # /readyz answered from one worker; the other's socket already queues connections while
-        # it starts (by design, see `bind_worker_sockets`), so on a loaded machine a request the
-        # kernel hands it could wait out a client timeout. Wait for both to say they started.
-        deadline = time.monotonic() + 120
-        while (
-            len({line["pid"] for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < 2
-        ):
-            assert time.monotonic() < deadline, "the second worker did not start in 120 s"
-            time.sleep(0.1)  # polling the log for the start line, not standing in for it
         yield running
 
 

@@ -44,6 +44,16 @@ ROUTES = {
     "starter": f"{PRIVATE}=skipped:tier:private;{BYOK}=served",
     "pro": f"{PRIVATE}=served",
 }
+"""The route trace (`x-patchbay-route`) each tier gives. On `free` the org's openai key and the
+platform's are one provider's profiles rotated by least recent use, so the refused BYOK profile
+shows before the platform's or, when it was used more recently (on `starter`), not at all: the
+trace stops at the served one. `_routes_as` allows for that."""
+
+
+def _routes_as(seen: str, expected: str) -> bool:
+    """`seen` routes as `expected`: same first step, same served profile, no entry not expected."""
+    got, want = seen.split(";"), expected.split(";")
+    return got[0] == want[0] and got[-1] == want[-1] and set(got) <= set(want)
 
 
 @pytest.fixture
@@ -138,7 +148,7 @@ async def _route_becomes(chat: httpx.AsyncClient, expected: str) -> list[str]:
         answer = await chat.post("/v1/chat/completions", json=CHAT)
         assert answer.status_code == 200, answer.text
         seen.append(answer.headers["x-patchbay-route"])
-        if seen[-1] == expected:
+        if _routes_as(seen[-1], expected):
             return seen
         assert time.monotonic() < deadline, f"replica B still routes {seen[-1]!r}, not {expected!r}"
         await asyncio.sleep(0.05)  # the next poll of the observable, not a wait standing in for it
@@ -173,7 +183,7 @@ async def test_a_subscription_reroutes_every_replica_within_seconds_and_deletes_
             base_url=b, headers={"authorization": f"Bearer {key}"}, timeout=10
         ) as chat_b:
             # B loads the org on `free` and keeps that snapshot in memory from now on.
-            assert (await _route_becomes(chat_b, ROUTES["free"])) == [ROUTES["free"]]
+            assert len(await _route_becomes(chat_b, ROUTES["free"])) == 1
 
             made = await _ok(
                 await admin_a.post(
@@ -199,4 +209,4 @@ async def test_a_subscription_reroutes_every_replica_within_seconds_and_deletes_
         async with httpx.AsyncClient(
             base_url=a, headers={"authorization": f"Bearer {key}"}, timeout=10
         ) as chat_a:
-            assert (await _route_becomes(chat_a, ROUTES["free"])) == [ROUTES["free"]]
+            assert len(await _route_becomes(chat_a, ROUTES["free"])) == 1
