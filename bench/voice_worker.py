@@ -131,6 +131,9 @@ class WorkerProbe:
 
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
+        # Listening before the port is published: a coordinator that reads it at once finds its
+        # connection queued until the server runs, not refused (a race the bench used to lose).
+        sock.listen(16)
         app = Starlette(routes=[Route("/stats", stats, methods=["GET", "POST"])])
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         # Written whole, then renamed: the coordinator never reads half a file.
