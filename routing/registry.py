@@ -8,8 +8,9 @@ the tier table through `billing_policy`), and serves it from memory until the or
 configuration, or the platform's, changes. The hot path never touches the database. An org's
 first request waits for its own load only: loads of one org are shared (single flight), loads
 of different orgs run side by side, and no lock is held across a load. A new API key's org is
-usually loaded before `get` is asked: the key cache reads it right after the key, on the same
-session (`preload`), so an org's first request opens one connection.
+usually loaded before `get` is asked: the key cache reads its rows in the key's statement and
+hands them over (`preload_rows`), so an org's first request makes one statement. Rows read while
+a change notice came are not loaded from (`changes`): the org then loads on its own.
 
 At most `cache_size` orgs are held (`PATCHBAY_ORG_CACHE_SIZE`): the least recently used one is
 dropped to make room and loads again on its next request. Hits, misses and evictions are
@@ -50,15 +51,16 @@ import functools
 import logging
 import secrets
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from foundation.batched_reads import BatchedReads
+from foundation.db import connections_of
 from foundation.lru import LruCache
 from providers.credentials import Credential, NoCredential
 from providers.vault.store import Vault
@@ -67,7 +69,7 @@ from routing.connection_credentials import KeyVersion, connection_credential, cr
 from routing.cooldown_store import CooldownStore
 from routing.flags import enabled_flags
 from routing.model import ConnectionView, OrgRouting
-from routing.org_rows import Keyed, OrgRows, PlatformRows, read_orgs, read_platform
+from routing.org_rows import Keyed, OrgRows, OrgRowsReader, PlatformRows, read_orgs, read_platform
 from routing.platform import PLATFORM_SCOPE
 from routing.redis_health import StoreHealth
 from routing.snapshot import BillingPolicy, allow_all_billing, build_org_routing
@@ -138,6 +140,7 @@ class Registry:
         """`cooldowns`: the store whose profile state a reload clears when a key changed.
         `cache_size`: the most orgs held at once; the least recently used goes first."""
         self._sessions = sessions
+        self._connect = connections_of(sessions)
         self._vault = vault
         self._billing_policy = billing_policy
         self._environ: Mapping[str, str] = environ if environ is not None else {}
@@ -153,6 +156,7 @@ class Registry:
         self._loading: dict[str, asyncio.Future[OrgEntry]] = {}
         self._stale: set[str] = set()
         """Orgs whose load under way started before a change notice: its result is not cached."""
+        self._changes = 0
         self._platform: _Platform | None = None
         self._platform_epoch = 0
         self._reads: BatchedReads[str, tuple[OrgRows, _Platform]] = BatchedReads(self._read_batch)
@@ -190,14 +194,40 @@ class Registry:
         if not task.cancelled():
             task.exception()  # retrieved here: every waiter may have given up
 
-    async def preload(self, session: AsyncSession, org_ids: Iterable[str], *, ahead: bool = False) -> None:
-        """Load, on the caller's session, those of `org_ids` neither held nor loading: the API-key
-        cache reads a new key's org right after the key, on the same connection, instead of the
-        request opening another for `get`. Requests for these orgs meanwhile wait for this load
-        (single flight, as with `get`). Should the read fail or be cancelled, each org is handed
-        to a load of its own, so a waiter sees the error `get` would have given.
-        `ahead`: a load before any request asked (`server.v1.prewarm`): counted as no miss, and
-        never past the cache's size (it evicts nothing)."""
+    @property
+    def changes(self) -> int:
+        """How many times an org's (or the platform's) cached state was dropped so far: a read
+        that began when this was `n` may be cached only if it still is (`preload_rows`)."""
+        return self._changes
+
+    async def preload(self, org_ids: Iterable[str], *, ahead: bool = False) -> None:
+        """Load those of `org_ids` neither held nor loading, in one read (`server.v1.prewarm`:
+        before any request asked). Requests for these orgs meanwhile wait for this load (single
+        flight, as with `get`). Should the read fail or be cancelled, each org is handed to a load
+        of its own, so a waiter sees the error `get` would have given.
+        `ahead`: counted as no miss, and never past the cache's size (it evicts nothing)."""
+        claims = self._claim(org_ids, ahead=ahead)
+        if claims:
+            await self._fill(claims, self._read_batch(list(claims)))
+
+    async def preload_rows(
+        self, conn: AsyncConnection, read: OrgRowsReader, org_ids: Iterable[str], since: int
+    ) -> None:
+        """Load those of `org_ids` neither held nor loading from rows read already: the API-key
+        cache reads a new key and its org's rows in one statement, begun when `changes` was
+        `since`. If anything was dropped since, those rows may predate a change whose notice
+        came while they were read: nothing is loaded, and each org loads on its own request.
+        Otherwise as `preload` (the rest of the read, when the orgs have agents or conformance
+        results or the platform's rows are needed, on `conn`)."""
+        if since != self._changes:
+            return
+        claims = self._claim(org_ids, ahead=False)
+        if claims:
+            await self._fill(claims, self._completed(conn, read, claims))
+
+    def _claim(self, org_ids: Iterable[str], *, ahead: bool) -> dict[str, asyncio.Future[OrgEntry]]:
+        """Mark those of `org_ids` neither held nor loading as loading, each with a future its
+        requests wait for."""
         loop = asyncio.get_running_loop()
         claims: dict[str, asyncio.Future[OrgEntry]] = {}
         for org_id in org_ids:
@@ -210,20 +240,26 @@ class Registry:
             self._stale.discard(org_id)
             claim = claims[org_id] = self._loading[org_id] = loop.create_future()
             claim.add_done_callback(functools.partial(self._load_finished, org_id))
-        if not claims:
-            return
+        return claims
+
+    async def _fill(
+        self,
+        claims: dict[str, asyncio.Future[OrgEntry]],
+        read: Coroutine[Any, Any, dict[str, tuple[OrgRows, _Platform]]],
+    ) -> None:
+        """Settle the claims with the entries built from `read`; if it fails, hand each over."""
         try:
-            reads = await self._read_in(session, list(claims))
+            reads = await read
         except BaseException:
             for org_id, claim in claims.items():
                 self._hand_over(org_id, claim)
             raise
         for org_id, claim in claims.items():
-            read = reads.get(org_id)
+            found = reads.get(org_id)
             try:
-                if read is None:
+                if found is None:
                     raise UnknownOrgError(org_id)
-                entry = await self._settle(org_id, *self._entry(org_id, *read))
+                entry = await self._settle(org_id, *self._entry(org_id, *found))
             except Exception as exc:
                 if not claim.done():
                     claim.set_exception(exc)
@@ -328,6 +364,7 @@ class Registry:
         key and put a healthy profile in an auth cooldown. The reload swaps in the new credentials
         (a replaced key, or none for a revoked connection).
         """
+        self._changes += 1
         if org_id == PLATFORM_SCOPE:
             self._platform = None
             self._platform_epoch += 1
@@ -359,18 +396,25 @@ class Registry:
             self._notices.succeeded()
 
     async def _read_batch(self, org_ids: list[str]) -> dict[str, tuple[OrgRows, _Platform]]:
-        """The rows of orgs whose loads started together (`BatchedReads`), on one session."""
-        async with self._sessions() as session:
-            return await self._read_in(session, org_ids)
+        """The rows of orgs whose loads started together (`BatchedReads`), on one connection:
+        Core statements, no ORM session unless an org has agents or conformance results."""
+        async with self._connect() as conn:
+            return await self._with_platform(conn, await read_orgs(conn, org_ids))
 
-    async def _read_in(
-        self, session: AsyncSession, org_ids: list[str]
+    async def _completed(
+        self, conn: AsyncConnection, read: OrgRowsReader, org_ids: Collection[str]
     ) -> dict[str, tuple[OrgRows, _Platform]]:
+        return await self._with_platform(conn, await read.rows(conn, org_ids))
+
+    async def _with_platform(
+        self, conn: AsyncConnection, orgs: dict[str, OrgRows]
+    ) -> dict[str, tuple[OrgRows, _Platform]]:
+        """Each org's rows with the platform's at the version they were read with."""
         out: dict[str, tuple[OrgRows, _Platform]] = {}
-        for org_id, rows in (await read_orgs(session, org_ids)).items():
+        for org_id, rows in orgs.items():
             platform = self._platform
             if platform is None or platform.rows.version != rows.platform_version:
-                platform = await self._read_platform(session, rows.platform_version)
+                platform = await self._read_platform(conn, rows.platform_version)
             out[org_id] = (rows, platform)
         return out
 
@@ -410,11 +454,11 @@ class Registry:
         )
         return entry, {c.profile_id: key_version(c) for c in (*shared, *own)}
 
-    async def _read_platform(self, session: AsyncSession, version: int) -> _Platform:
+    async def _read_platform(self, conn: AsyncConnection, version: int) -> _Platform:
         """The platform's rows at `version`, kept for the next loads unless a platform change
         came while they were read."""
         epoch = self._platform_epoch
-        rows = await read_platform(session, version)
+        rows = await read_platform(conn, version)
         platform = _Platform(rows, self._credentials(rows.keyed))
         if epoch == self._platform_epoch:
             self._platform = platform

@@ -6,14 +6,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table, bindparam, lambda_stmt, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from billing.money import format_usd
 from billing.spend import month_of
@@ -22,6 +22,7 @@ from foundation.audit import AuditEvent
 from foundation.db import new_id, utcnow
 from foundation.errors import ConflictError, NotFoundError, RequestError
 from foundation.orgs import Org, Tier
+from routing.org_rows import OrgRowsReader, with_org_rows
 from routing.tables import Agent, OrgAISettings
 from server.access.expiry import parse_expiry
 from server.key_scope import check_models, check_name, key_status
@@ -361,17 +362,22 @@ async def authenticate_api_key(session: AsyncSession, presented: str) -> Princip
 
 _KEYS = ApiKey.__table__
 assert isinstance(_KEYS, Table)
-_BY_PREFIX = select(*(_KEYS.c[name] for name in KeyRow._fields)).where(
-    _KEYS.c.prefix.in_(bindparam("prefixes", expanding=True))
-)
+_KEY_COLUMNS = [_KEYS.c[name] for name in KeyRow._fields]
+_PREFIXES = _KEYS.c.prefix.in_(bindparam("prefixes", expanding=True))
+_BY_PREFIX = select(*_KEY_COLUMNS).where(_PREFIXES)
 """Built once: a key's first use waits on this read (only the prefixes change)."""
+_WITH_ORGS_SELECT = with_org_rows(_KEYS, _KEYS.c.org_id, *_KEY_COLUMNS).where(_PREFIXES)
+_WITH_ORGS = lambda_stmt(lambda: _WITH_ORGS_SELECT)
+"""The same, each key's row followed by its org's (one row per connection of the org); a lambda
+statement over a module constant, as `routing.org_rows` runs its org statement (no cache-key
+walk of the whole statement at each execution)."""
 
 
 async def recently_used_keys(session: AsyncSession, limit: int) -> list[tuple[str, Principal]]:
     """The live keys used most recently (by `last_used_at`, newest first), at most `limit`, as
     (digest, principal): what a starting process loads ahead of their requests."""
     rows = await (await session.connection()).execute(
-        select(*(_KEYS.c[name] for name in KeyRow._fields))
+        select(*_KEY_COLUMNS)
         .where(_KEYS.c.revoked_at.is_(None), _KEYS.c.last_used_at.is_not(None))
         .order_by(_KEYS.c.last_used_at.desc())
         .limit(limit)
@@ -381,14 +387,42 @@ async def recently_used_keys(session: AsyncSession, limit: int) -> list[tuple[st
 
 async def authenticate_api_keys(session: AsyncSession, presented: Sequence[str]) -> dict[str, Principal]:
     """`authenticate_api_key` for many keys in one query (keys used for the first time together)."""
-    ours = [p for p in presented if p.startswith(API_KEY_PREFIX)]
+    ours = _ours(presented)
     if not ours:
         return {}
     # On the session's connection: a Core statement needs none of the ORM's execution.
-    rows = await (await session.connection()).execute(
-        _BY_PREFIX, {"prefixes": list({key_prefix(p) for p in ours})}
-    )
-    by_prefix = {row.prefix: row for row in map(KeyRow._make, rows)}
+    rows = await (await session.connection()).execute(_BY_PREFIX, _prefixes(ours))
+    return _matched(ours, map(KeyRow._make, rows))
+
+
+async def authenticate_api_keys_with_orgs(
+    conn: AsyncConnection, presented: Sequence[str]
+) -> tuple[dict[str, Principal], OrgRowsReader]:
+    """`authenticate_api_keys`, and the rows of the keys' orgs read by the same statement: an
+    org's first request makes one statement for its key and its org (`Registry.preload_rows`)."""
+    orgs = OrgRowsReader(len(KeyRow._fields))
+    ours = _ours(presented)
+    if not ours:
+        return {}, orgs
+    keys: dict[str, KeyRow] = {}
+    for row in await conn.execute(_WITH_ORGS, _prefixes(ours)):
+        orgs.add(row)
+        if row[0] not in keys:
+            keys[row[0]] = KeyRow._make(row[: len(KeyRow._fields)])
+    return _matched(ours, keys.values()), orgs
+
+
+def _ours(presented: Sequence[str]) -> list[str]:
+    return [p for p in presented if p.startswith(API_KEY_PREFIX)]
+
+
+def _prefixes(ours: list[str]) -> dict[str, list[str]]:
+    return {"prefixes": list({key_prefix(p) for p in ours})}
+
+
+def _matched(ours: list[str], rows: Iterable[KeyRow]) -> dict[str, Principal]:
+    """The principals of the keys presented that match a live row (by prefix, then hash)."""
+    by_prefix = {row.prefix: row for row in rows}
     out: dict[str, Principal] = {}
     for key in ours:
         row = by_prefix.get(key_prefix(key))

@@ -172,7 +172,7 @@ def build_gateway(
         now=now,
         last_used=LastUsedWriter(db.sessions, now=now),
         size=settings.api_key_cache_size,
-        preload=registry.preload,
+        orgs=registry,
     )
     registry.add_listener(api_keys.drop_org)
     registry.poll_hooks.append(api_keys.poll)

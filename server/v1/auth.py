@@ -7,9 +7,9 @@ from memory until something says it may have changed:
   also covers agent deletion;
 - the background poll (`poll`, run by the registry every couple of seconds on its session)
   finds that a cached key was revoked or deleted, by whichever process.
-A key read for the first time brings its org with it: `preload` (the registry's) reads the
-orgs of the keys found on the same session, right after them, so an org's first request opens
-one connection, not one for the key and another for the org.
+A key read for the first time brings its org with it: one statement reads the key and its
+org's rows, which the registry builds the org's entry from (`Registry.preload_rows`), so an
+org's first request makes one statement, not one for the key and another for the org.
 Unknown keys are remembered briefly (bounded) so a client retrying a bad key cannot turn
 every request into a database read.
 
@@ -29,25 +29,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from foundation.batched_reads import BatchedReads
-from foundation.db import utcnow
+from foundation.db import connections_of, utcnow
 from foundation.lru import LruCache
-from server.accounts import API_KEY_PREFIX, Principal, authenticate_api_keys, hash_api_key
+from routing.org_rows import OrgRowsReader
+from server.accounts import (
+    API_KEY_PREFIX,
+    Principal,
+    authenticate_api_keys_with_orgs,
+    hash_api_key,
+)
 from server.tables import ApiKey
 from server.v1.last_used import LastUsedWriter
 
 _NEGATIVE_TTL = 5.0
 _MAX_NEGATIVE = 10_000
 _POLL_BATCH = 500
-Preload = Callable[[AsyncSession, Iterable[str]], Awaitable[None]]
-"""Reads orgs (by id) on the session given: `Registry.preload`."""
 DEFAULT_CACHE_SIZE = 50_000
 """API keys a process holds at most (`PATCHBAY_API_KEY_CACHE_SIZE`)."""
 
@@ -75,6 +80,17 @@ class Expired:
         return self.principal.expires_at
 
 
+class OrgLoader(Protocol):
+    """Loads orgs from rows read with their keys (`routing.registry.Registry`)."""
+
+    @property
+    def changes(self) -> int: ...
+
+    async def preload_rows(
+        self, conn: AsyncConnection, read: OrgRowsReader, org_ids: Iterable[str], since: int
+    ) -> None: ...
+
+
 class ApiKeyCache:
     def __init__(
         self,
@@ -84,11 +100,11 @@ class ApiKeyCache:
         now: Callable[[], datetime] = utcnow,
         last_used: LastUsedWriter | None = None,
         size: int = DEFAULT_CACHE_SIZE,
-        preload: Preload | None = None,
+        orgs: OrgLoader | None = None,
     ) -> None:
-        """`preload`: called with the org ids of the keys each read finds, on its session."""
-        self._sessions = sessions
-        self._preload = preload
+        """`orgs`: given the rows of the orgs of the keys each read finds, read with them."""
+        self._connect = connections_of(sessions)
+        self._orgs = orgs
         self._clock = clock
         self._now = now
         """The wall clock keys expire by (`clock` times the negative cache)."""
@@ -153,13 +169,15 @@ class ApiKeyCache:
     async def _read_many(self, presented: list[str]) -> dict[str, Principal]:
         """Keys used for the first time together: one query (`BatchedReads`)."""
         self.lookups += 1
-        async with self._sessions() as session:
-            found = await authenticate_api_keys(session, presented)
-            if found and self._preload is not None:
-                # The keys stand whatever happens to their orgs' read: the registry hands an org
-                # whose read failed to a load of its own, which reports the error to its request.
+        # A plain connection, no ORM session: Core statements only (foundation.db.connections_of).
+        async with self._connect() as conn:
+            since = self._orgs.changes if self._orgs is not None else 0
+            found, orgs = await authenticate_api_keys_with_orgs(conn, presented)
+            if found and self._orgs is not None:
+                # The keys stand whatever happens to the rest of their orgs' load: the registry
+                # hands an org whose load failed to a load of its own, which reports the error.
                 with contextlib.suppress(Exception):
-                    await self._preload(session, [p.org_id for p in found.values()])
+                    await self._orgs.preload_rows(conn, orgs, [p.org_id for p in found.values()], since)
             return found
 
     def prime(self, digest: str, principal: Principal) -> bool:

@@ -4,8 +4,8 @@ so the first request after a restart usually finds its key and its org held.
 An org's first request in a process pays for reading its key and its rows and building its
 snapshot (docs/performance.md, Many tenants); a restart makes every org's next request a first
 one. `Prewarm` reads the `limit` live keys with the latest `last_used_at` (one statement), holds
-them in the key cache, then loads their orgs `batch` at a time through `Registry.preload`, on
-one session per batch. It runs at low priority and bounded:
+them in the key cache, then loads their orgs `batch` at a time through `Registry.preload`, one
+read per batch. It runs at low priority and bounded:
 - it starts once the process serves (readiness does not wait for it) and stops with the process;
 - after each batch it sleeps at least as long as the batch took, so it holds the event loop at
   most half the time while it lasts, in slices of a few milliseconds;
@@ -100,8 +100,7 @@ class Prewarm:
                 return
             began = time.monotonic()
             ids = pending[start : start + self._batch]
-            async with self._sessions() as session:
-                await self._registry.preload(session, ids, ahead=True)
+            await self._registry.preload(ids, ahead=True)
             self.orgs += len(ids)
             # At most half the loop's time: requests come first.
             await asyncio.sleep(max(0.001, time.monotonic() - began))

@@ -58,8 +58,8 @@ async def test_each_org_gets_its_own_rows(db: Database, vault: Vault) -> None:
         await Agents().set_org_routing(s, plain, chains={"chat": ["openai/gpt-4o-mini"]})
         await save_scores(s, scored.id, full, ("basic", 1, "run_1"), [Score("gpt-4o-mini", "text", 4, 3)])
         await bump(s, PLATFORM_SCOPE)
-    async with db.sessions() as s:
-        rows = await read_orgs(s, [full, plain, bare, "org_missing", full])
+    async with db.engine.connect() as conn:
+        rows = await read_orgs(conn, [full, plain, bare, "org_missing", full])
     assert set(rows) == {full, plain, bare}
     f, p, b = rows[full], rows[plain], rows[bare]
     assert sorted(c.profile_id for c in f.own.connections) == ["anthropic:main", "openai:main"]
@@ -82,12 +82,34 @@ async def test_an_org_without_agents_or_results_is_one_statement(db: Database, v
         )
         agent_org = (await accounts.create_org(s, "Agents")).id
         await Agents().create(s, agent_org, "support")
-    async with db.sessions() as s:
+    async with db.engine.connect() as conn:
         with statements(db) as seen:
-            rows = await read_orgs(s, [org_id])
+            rows = await read_orgs(conn, [org_id])
         selects = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
         assert len(selects) == 1 and rows[org_id].own.connections
         with statements(db) as seen:
-            rows = await read_orgs(s, [agent_org])
+            rows = await read_orgs(conn, [agent_org])
         selects = [q for q in seen if q.lstrip().upper().startswith("SELECT")]
         assert len(selects) == 2 and [a.name for a in rows[agent_org].agents] == ["support"]
+
+
+async def test_keys_and_their_orgs_in_one_statement(db: Database, vault: Vault) -> None:
+    """Two new keys of one org read together: the org's connections once each."""
+    async with db.session() as s:
+        org_id = (await accounts.create_org(s, "Two keys")).id
+        for name in ("main", "second"):
+            await Connections(vault, GuardPolicy()).create(
+                s, org_id, provider="openai", name=name, key=Secret(f"sk-{name}")
+            )
+        bare = (await accounts.create_org(s, "Bare")).id
+        keys = [(await accounts.create_api_key(s, o, name=n)).key for o, n in ((org_id, "a"), (org_id, "b"))]
+        keys.append((await accounts.create_api_key(s, bare, name="c")).key)
+    async with db.engine.connect() as conn:
+        with statements(db) as seen:
+            found, read = await accounts.authenticate_api_keys_with_orgs(conn, [*keys, "pb-unknown"])
+            rows = await read.rows(conn)
+        assert len(seen) == 1 and set(found) == set(keys)
+    assert sorted(c.name for c in rows[org_id].own.connections) == ["main", "second"]
+    assert set(rows[org_id].own.secrets) == {c.secret_id for c in rows[org_id].own.connections}
+    assert rows[bare].own.connections == [] and rows[org_id].version > 0
+    assert set(rows) == {org_id, bare}

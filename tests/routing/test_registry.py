@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from foundation.audit import MemoryAudit
 from providers.contract import ErrorClass, WireProtocol
@@ -18,6 +17,7 @@ from providers.credentials import NoCredential
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
 from providers.vault.secret import Secret
 from providers.vault.store import Vault
+from routing import registry as registry_module
 from routing.agents import Agents
 from routing.catalog import default_catalog
 from routing.config_versions import read_versions
@@ -28,6 +28,7 @@ from routing.env_reference import allowed_environ
 from routing.errors import AllAttemptsFailedError
 from routing.executor import Executor
 from routing.guard import GuardPolicy
+from routing.org_rows import OrgRows
 from routing.redis_health import redis_client
 from routing.registry import Registry, UnknownOrgError
 from routing.resolver import Resolver, RouteRequest
@@ -40,18 +41,6 @@ from tests.routing.fakes import FakeChatAdapter, FakeWallClock, chat, fail
 
 KEY_1 = "sk-CANARY-registry-one-000000"
 KEY_2 = "sk-CANARY-registry-two-000000"
-
-
-class CountingSessions:
-    """The session factory, counting how often the registry opens one."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self.opened = 0
-
-    def __call__(self) -> AsyncSession:
-        self.opened += 1
-        return self._db.sessions()
 
 
 @pytest.fixture
@@ -72,29 +61,42 @@ async def org_id(db: Database, vault: Vault) -> str:
 
 
 @pytest.fixture
-async def registry(db: Database, vault: Vault) -> AsyncIterator[Registry]:
-    reg = Registry(CountingSessions(db), vault, environ={"OPENAI_KEY_ENV": "sk-from-env"})  # type: ignore[arg-type]
+def loads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The org ids of each read of org rows the registry makes (one per load)."""
+    made: list[list[str]] = []
+    real = registry_module.read_orgs
+
+    async def counted(conn: AsyncConnection, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        made.append(list(org_ids))
+        return await real(conn, org_ids)
+
+    monkeypatch.setattr(registry_module, "read_orgs", counted)
+    return made
+
+
+@pytest.fixture
+async def registry(db: Database, vault: Vault, loads: list[list[str]]) -> AsyncIterator[Registry]:
+    reg = Registry(db.sessions, vault, environ={"OPENAI_KEY_ENV": "sk-from-env"})
     yield reg
     await reg.aclose()
 
 
-def opened(reg: Registry) -> int:
-    sessions: Any = reg._sessions
-    return int(sessions.opened)
-
-
-async def test_loads_once_then_serves_from_memory(registry: Registry, org_id: str) -> None:
+async def test_loads_once_then_serves_from_memory(
+    registry: Registry, org_id: str, loads: list[list[str]]
+) -> None:
     first = await registry.get(org_id)
     again = await registry.get(org_id)
-    assert again is first and opened(registry) == 1
+    assert again is first and len(loads) == 1
     assert [c.profile_id for c in first.routing.all_connections()] == ["openai:main"]
     assert set(first.agent_names.values()) == {"support"}
     assert str(first.routing.matrix["chat"][0]) == "openai/gpt-4o-mini"  # type: ignore[index]
 
 
-async def test_concurrent_first_requests_share_one_load(registry: Registry, org_id: str) -> None:
+async def test_concurrent_first_requests_share_one_load(
+    registry: Registry, org_id: str, loads: list[list[str]]
+) -> None:
     entries = await asyncio.gather(*(registry.get(org_id) for _ in range(20)))
-    assert all(e is entries[0] for e in entries) and opened(registry) == 1
+    assert all(e is entries[0] for e in entries) and len(loads) == 1
 
 
 async def test_credential_is_cached_and_reveals_the_key(registry: Registry, org_id: str) -> None:
@@ -138,13 +140,15 @@ async def test_poll_picks_up_a_change_made_by_another_process(
     assert isinstance(registry.credential(after.routing.all_connections()[0]), NoCredential)
 
 
-async def test_a_change_during_a_load_is_not_cached(registry: Registry, org_id: str) -> None:
+async def test_a_change_during_a_load_is_not_cached(
+    registry: Registry, org_id: str, loads: list[list[str]]
+) -> None:
     load = asyncio.ensure_future(registry.get(org_id))
     await asyncio.sleep(0)  # the load has started and awaits the database
     registry.invalidate(org_id)
     await load
     await registry.get(org_id)
-    assert opened(registry) == 2
+    assert len(loads) == 2
 
 
 async def test_unknown_org(registry: Registry) -> None:
@@ -304,14 +308,16 @@ async def test_notices_flow_again_after_an_outage(
     ]
 
 
-async def test_a_cancelled_caller_does_not_cancel_the_shared_load(registry: Registry, org_id: str) -> None:
+async def test_a_cancelled_caller_does_not_cancel_the_shared_load(
+    registry: Registry, org_id: str, loads: list[list[str]]
+) -> None:
     first = asyncio.ensure_future(registry.get(org_id))
     second = asyncio.ensure_future(registry.get(org_id))
     await asyncio.sleep(0)  # both callers wait on the one load
     first.cancel()
     entry = await second
     assert first.cancelled()
-    assert entry.routing.org_id == org_id and opened(registry) == 1
+    assert entry.routing.org_id == org_id and len(loads) == 1
     assert await registry.get(org_id) is entry
 
 

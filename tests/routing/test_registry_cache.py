@@ -1,7 +1,8 @@
 """The registry's bound and its loads: least recently used orgs go and load again, the poll reads
 only orgs held, one org's load never waits for another's, hits and misses are counted, and orgs
-preloaded on the API-key cache's session are held after it (a request meanwhile shares that
-load; a failed preload leaves each org a load of its own)."""
+preloaded are held after it (a request meanwhile shares that
+load; a failed preload leaves each org a load of its own), and a new key's org read in the key's
+statement is held unless a change came while it was read."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from foundation.audit import MemoryAudit
 from providers.vault.keyring import Keyring, StaticKeys, new_master_key
@@ -25,6 +26,8 @@ from routing.org_rows import OrgRows
 from routing.registry import Registry
 from server import accounts
 from server.db import Database
+from server.v1.auth import ApiKeyCache
+from tests.routing.test_org_rows import statements
 
 HANG_GUARD = 30.0
 """Only a bound on a broken test: nothing here waits on time."""
@@ -115,12 +118,12 @@ async def test_a_slow_load_of_one_org_does_not_hold_up_another(
     reads: list[str] = []
     real = registry_module.read_orgs
 
-    async def gated(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+    async def gated(conn: AsyncConnection, org_ids: Sequence[str]) -> dict[str, OrgRows]:
         reads.extend(org_ids)
         if a in org_ids:
             entered.set()
             await release.wait()
-        return await real(session, org_ids)
+        return await real(conn, org_ids)
 
     monkeypatch.setattr(registry_module, "read_orgs", gated)
     reg = Registry(db.sessions, vault)
@@ -155,9 +158,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     seen: list[list[str]] = []
     real = registry_module.read_orgs
 
-    async def spy(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+    async def spy(conn: AsyncConnection, org_ids: Sequence[str]) -> dict[str, OrgRows]:
         seen.append(list(org_ids))
-        return await real(session, org_ids)
+        return await real(conn, org_ids)
 
     monkeypatch.setattr(registry_module, "read_orgs", spy)
     return seen
@@ -192,18 +195,17 @@ async def test_preloaded_orgs_are_held_and_get_reads_nothing(
     missed = misses()
     reg = Registry(db.sessions, vault)
     try:
-        async with db.sessions() as s:  # the API-key cache's session, in the server
-            await reg.preload(s, [a, b, a, "org_missing"])
+        await reg.preload([a, b, a, "org_missing"])
         assert [sorted(r) for r in reads] == [sorted([a, b, "org_missing"])]
         assert misses() == missed + 3  # each load a miss, as `get` counts one
         entry = await reg.get(a)
         assert reg.cached(a) is entry and reg.cached(b) is not None and len(reads) == 1
         assert reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
         with pytest.raises(registry_module.UnknownOrgError):
-            await reg.get("org_missing")  # not cached: a load of its own says so
-        async with db.sessions() as s:
-            await reg.preload(s, [a, b])  # held: nothing read
-        assert len(reads) == 2
+            await reg.get("org_missing")  # not cached
+        made = len(reads)
+        await reg.preload([a, b])  # held: nothing read
+        assert len(reads) == made and reg.cached("org_missing") is None
     finally:
         await reg.aclose()
 
@@ -217,7 +219,7 @@ async def preload_with_a_waiter(
     calls = 0
     real = registry_module.read_orgs
 
-    async def gated(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+    async def gated(conn: AsyncConnection, org_ids: Sequence[str]) -> dict[str, OrgRows]:
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -225,14 +227,13 @@ async def preload_with_a_waiter(
             await release.wait()
             if fail_first:
                 raise ConnectionError("database went away")
-        return await real(session, org_ids)
+        return await real(conn, org_ids)
 
     monkeypatch.setattr(registry_module, "read_orgs", gated)
     reg = Registry(db.sessions, vault)
 
     async def preload() -> None:
-        async with db.sessions() as s:
-            await reg.preload(s, [org_id])
+        await reg.preload([org_id])
 
     async with asyncio.timeout(HANG_GUARD):
         loading = asyncio.ensure_future(preload())
@@ -270,15 +271,54 @@ async def test_a_change_during_a_preload_is_not_cached(
     reg = Registry(db.sessions, vault)
     real = registry_module.read_orgs
 
-    async def changed_meanwhile(session: AsyncSession, org_ids: Sequence[str]) -> dict[str, OrgRows]:
-        rows = await real(session, org_ids)
+    async def changed_meanwhile(conn: AsyncConnection, org_ids: Sequence[str]) -> dict[str, OrgRows]:
+        rows = await real(conn, org_ids)
         reg.invalidate(a)  # a change notice arrives while the rows are read
         return rows
 
     monkeypatch.setattr(registry_module, "read_orgs", changed_meanwhile)
     try:
-        async with db.sessions() as s:
-            await reg.preload(s, [a])
+        await reg.preload([a])
         assert reg.cached(a) is None
+    finally:
+        await reg.aclose()
+
+
+async def test_a_new_key_and_its_org_are_one_statement_and_get_reads_nothing(
+    db: Database, vault: Vault, orgs: list[str]
+) -> None:
+    a, b, _ = orgs
+    async with db.session() as s:
+        key = (await accounts.create_api_key(s, a, name="first")).key
+    reg = Registry(db.sessions, vault)
+    keys = ApiKeyCache(db.sessions, orgs=reg)
+    try:
+        await reg.get(b)  # the platform's rows: read once, for every org
+        with statements(db) as seen:
+            principal = await keys.authenticate(key)
+            assert principal is not None and principal.org_id == a
+            entry = await reg.get(a)
+        assert len([q for q in seen if q.lstrip().upper().startswith("SELECT")]) == 1
+        assert reg.cached(a) is entry and reveal(reg, a, entry) == "sk-CANARY-tenant-0-0000"
+    finally:
+        await reg.aclose()
+
+
+async def test_rows_read_across_a_change_are_not_loaded(db: Database, vault: Vault, orgs: list[str]) -> None:
+    """A change notice while a key and its org's rows were read: the rows may predate the change,
+    so the org is left to a load of its own, which reads it afresh."""
+    a, b, _ = orgs
+    async with db.session() as s:
+        key = (await accounts.create_api_key(s, a, name="first")).key
+    reg = Registry(db.sessions, vault)
+    try:
+        async with db.engine.connect() as conn:
+            since = reg.changes
+            found, read = await accounts.authenticate_api_keys_with_orgs(conn, [key])
+            reg.invalidate(b)  # any change: which orgs it touched is not tracked
+            await reg.preload_rows(conn, read, [a], since)
+            assert reg.cached(a) is None
+            await reg.preload_rows(conn, read, [a], reg.changes)  # none meanwhile: held
+            assert reg.cached(a) is not None and found[key].org_id == a
     finally:
         await reg.aclose()

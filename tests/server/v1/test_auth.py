@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from routing.agents import Agents
+from routing.org_rows import OrgRowsReader
 from server import accounts
 from server.accounts import Principal
 from server.db import Database
@@ -168,27 +169,37 @@ async def test_concurrent_first_uses_of_a_key_share_one_read(db: Database) -> No
     assert {p.key_id for p in principals if p is not None} == {key_id} and cache.lookups == 1
 
 
-async def test_a_new_keys_org_is_read_on_the_keys_session(db: Database) -> None:
+class Orgs:
+    """An `OrgLoader` that notes the orgs each key read offers it, with their rows."""
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.changes = 0
+        self.offered: list[tuple[list[str], list[str], int]] = []
+        self._fail = fail
+
+    async def preload_rows(
+        self, conn: AsyncConnection, read: OrgRowsReader, org_ids: Iterable[str], since: int
+    ) -> None:
+        if self._fail:
+            raise ConnectionError("database went away")
+        ids = list(org_ids)
+        self.offered.append((ids, sorted(await read.rows(conn, ids)), since))
+
+
+async def test_a_new_keys_org_is_read_in_the_keys_statement(db: Database) -> None:
     org_id, key_id, key = await _key(db)
-    asked: list[tuple[AsyncSession, list[str]]] = []
-
-    async def preload(session: AsyncSession, org_ids: Iterable[str]) -> None:
-        asked.append((session, list(org_ids)))
-
-    cache = ApiKeyCache(db.sessions, preload=preload)
+    orgs = Orgs()
+    orgs.changes = 7
+    cache = ApiKeyCache(db.sessions, orgs=orgs)
     assert await cache.authenticate("pb-unknown") is None
     principal = await cache.authenticate(key)
     assert principal is not None and principal.key_id == key_id
-    assert [ids for _, ids in asked] == [[org_id]]
-    assert await cache.authenticate(key) is not None and len(asked) == 1 and cache.lookups == 2
+    assert orgs.offered == [([org_id], [org_id], 7)]  # its rows, and the count of changes before the read
+    assert await cache.authenticate(key) is not None and len(orgs.offered) == 1 and cache.lookups == 2
 
 
-async def test_a_failed_org_read_does_not_refuse_the_key(db: Database) -> None:
+async def test_a_failed_org_load_does_not_refuse_the_key(db: Database) -> None:
     org_id, key_id, key = await _key(db)
-
-    async def preload(session: AsyncSession, org_ids: Iterable[str]) -> None:
-        raise ConnectionError("database went away")
-
-    cache = ApiKeyCache(db.sessions, preload=preload)
+    cache = ApiKeyCache(db.sessions, orgs=Orgs(fail=True))
     principal = await cache.authenticate(key)
     assert principal is not None and principal.org_id == org_id and principal.key_id == key_id
