@@ -2,7 +2,7 @@
 
 Each package records through the small functions here (a counter increment, a histogram
 observation), so the request path pays a dict lookup and prometheus-client's own value lock
-and nothing else. Labels take values from closed sets only (route templates, provider ids,
+and nothing else (the per-request hooks add to a child's value directly: `_adder`). Labels take values from closed sets only (route templates, provider ids,
 wire protocols, error classes, reason families, billing sources, segments): never a prompt,
 a key, an org id or a raw path. Every metric and its labels is listed in docs/metrics.md.
 
@@ -13,6 +13,8 @@ process that `/metrics` sums (`server.metrics`). Gauges sum the live processes o
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from functools import cache
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -112,26 +114,53 @@ CACHE_ENTRIES = Gauge(
 )
 
 
+Add = Callable[[float], None]
+
+
+def _adder(child: Counter) -> Add:
+    """The `inc` of a labelled child's value. A child's own `inc` first checks that it is a
+    labelled child and the amount is not negative, a few calls per increment; the hot hooks
+    below pass amounts that are never negative, so they add to the value directly (the same
+    value and lock, in memory or in the multiprocess files: /metrics reads the same)."""
+    inc: Add = child._value.inc
+    return inc
+
+
+class _Timing:
+    """A labelled histogram child's `observe`, by the same direct path as `_adder`."""
+
+    __slots__ = ("_bounds", "_buckets", "_sum")
+
+    def __init__(self, child: Histogram) -> None:
+        self._sum: Add = child._sum.inc
+        self._buckets: list[Add] = [bucket.inc for bucket in child._buckets]
+        self._bounds: Sequence[float] = child._upper_bounds  # ascending, +Inf last
+
+    def observe(self, amount: float) -> None:
+        self._sum(amount)
+        self._buckets[bisect_left(self._bounds, amount)](1)  # the first bound >= amount
+
+
 # Labelled children, cached: `labels()` validates and takes a lock on every call; the label
 # values are from closed sets, so these caches stay small.
 @cache
-def _http(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(route)
+def _http(method: str, route: str, status: int) -> tuple[Add, _Timing]:
+    return _adder(HTTP_REQUESTS.labels(method, route, str(status))), _Timing(HTTP_LATENCY.labels(route))
 
 
 @cache
-def _counter(metric: Counter, *labels: str) -> Counter:
-    return metric.labels(*labels)
+def _counter(metric: Counter, *labels: str) -> Add:
+    return _adder(metric.labels(*labels))
 
 
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
-    counter, histogram = _http(method, route, status)
-    counter.inc()
-    histogram.observe(seconds)
+    count, timing = _http(method, route, status)
+    count(1)
+    timing.observe(seconds)
 
 
 def observe_attempt(provider: str, protocol: str, outcome: str, error_class: str = "") -> None:
-    _counter(UPSTREAM_ATTEMPTS, provider, protocol, outcome, error_class).inc()
+    _counter(UPSTREAM_ATTEMPTS, provider, protocol, outcome, error_class)(1)
 
 
 def observe_fallback(error_class: str) -> None:
@@ -154,12 +183,12 @@ def observe_cooldown_notice() -> None:
 def observe_usage(
     billing_source: str, segment: str, input_tokens: int, output_tokens: int, cost: int
 ) -> None:
-    if input_tokens:
-        _counter(TOKENS, billing_source, segment, "input").inc(input_tokens)
-    if output_tokens:
-        _counter(TOKENS, billing_source, segment, "output").inc(output_tokens)
-    if cost:
-        _counter(COST, billing_source, segment).inc(cost)
+    if input_tokens > 0:
+        _counter(TOKENS, billing_source, segment, "input")(input_tokens)
+    if output_tokens > 0:
+        _counter(TOKENS, billing_source, segment, "output")(output_tokens)
+    if cost > 0:
+        _counter(COST, billing_source, segment)(cost)
 
 
 def observe_turn(since_speech_end_ms: dict[str, float | None]) -> None:
@@ -177,22 +206,22 @@ class CacheCounters:
         self._counted = name is not None
         if name is None:
             return
-        self._hits = CACHE_HITS.labels(name)
-        self._misses = CACHE_MISSES.labels(name)
-        self._evictions = CACHE_EVICTIONS.labels(name)
+        self._hits = _adder(CACHE_HITS.labels(name))
+        self._misses = _adder(CACHE_MISSES.labels(name))
+        self._evictions = _adder(CACHE_EVICTIONS.labels(name))
         self._entries = CACHE_ENTRIES.labels(name)
 
     def hit(self) -> None:
         if self._counted:
-            self._hits.inc()
+            self._hits(1)
 
     def miss(self) -> None:
         if self._counted:
-            self._misses.inc()
+            self._misses(1)
 
     def evicted(self) -> None:
         if self._counted:
-            self._evictions.inc()
+            self._evictions(1)
 
     def entries(self, count: int) -> None:
         if self._counted:
