@@ -147,7 +147,10 @@ def _serve(
         # they start (by design, see `bind_worker_sockets`), so on a loaded machine a request the
         # kernel hands one could wait out a client timeout. Wait for each to say it started.
         workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
-        while len({line.get("pid") for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"}) < workers:
+        while (
+            len({line.get("pid") for line in logged_lines(tmp_path) if line.get("msg") == "patchbay started"})
+            < workers
+        ):
             assert proc.poll() is None, log.read_text(errors="replace")[-4000:]
             assert time.monotonic() < deadline, f"{workers} workers did not all start in 120 s"
             time.sleep(0.1)  # polling the log for the start lines, not standing in for them
