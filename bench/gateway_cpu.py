@@ -10,8 +10,9 @@ lowest round is the one least disturbed.
     .venv/bin/python bench/gateway_cpu.py [--requests 600] [--rounds 6] [--concurrency 50]
 
 Settings are `bench/gateway.py`'s (`bench_settings`, SQLite, logging at INFO into /dev/null),
-BYOK route. To compare trees, run the script of one tree against another's code with
-`PYTHONPATH=/other/tree`: it imports whatever `server` it finds.
+BYOK route. It measures the tree it sits in: `bench/gateway.py` puts that tree first on
+`sys.path`, so `PYTHONPATH` does not switch the code. To compare trees, run each tree's own
+copy of the bench (docs/performance.md, "The young-generation collector and two small cuts").
 """
 
 from __future__ import annotations
