@@ -115,6 +115,8 @@ def served() -> Iterator[tuple[ServedApp, Behaviours]]:
 
 BACKENDS = ["httpx", "aiohttp"]
 FAST = Timeouts(connect=1, first_byte=0.3, between_chunks=0.3)
+STEADY = Timeouts(connect=10, first_byte=10, between_chunks=10)
+"""For answers that come: a loaded machine must not turn them into timeouts (FAST is for stalls)."""
 HANG_GUARD = 10.0
 """How long a test waits for an event that should follow at once: a bound on a hang only."""
 HOLD = 60.0
@@ -132,7 +134,7 @@ async def clients(request: pytest.FixtureRequest) -> Any:
 
 async def test_full_read(served: tuple[ServedApp, Behaviours], clients: UpstreamClients) -> None:
     s, _ = served
-    reply = await request(clients, "GET", s.url + "/ok", headers={}, timeouts=FAST, provider="t")
+    reply = await request(clients, "GET", s.url + "/ok", headers={}, timeouts=STEADY, provider="t")
     assert reply.status == 200
     assert reply.body == b"one two three"
     assert reply.json() is None
@@ -143,7 +145,7 @@ async def test_error_status_is_returned_not_raised(
 ) -> None:
     s, _ = served
     reply = await request(
-        clients, "POST", s.url + "/error", headers={}, body=b"{}", timeouts=FAST, provider="t"
+        clients, "POST", s.url + "/error", headers={}, body=b"{}", timeouts=STEADY, provider="t"
     )
     assert reply.status == 503
     assert reply.json() == {"error": "busy"}
@@ -169,7 +171,7 @@ async def test_sequential_requests_reuse_one_connection(
     s, app = served
     start = len(app.peers)
     for _ in range(5):
-        await request(clients, "GET", s.url + "/ok", headers={}, timeouts=FAST, provider="t")
+        await request(clients, "GET", s.url + "/ok", headers={}, timeouts=STEADY, provider="t")
     assert len(set(app.peers[start:])) == 1
 
 

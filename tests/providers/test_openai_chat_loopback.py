@@ -60,6 +60,10 @@ PRESET_OF: dict[Flavor, tuple[ProviderId, str]] = {
 }
 MAIN: list[Flavor] = ["openai", "openrouter", "compat"]
 FAST = Timeouts(connect=1, first_byte=0.3, between_chunks=0.2)
+"""The timeout tests' deadlines (`Rig.fast`): short, so a stalled emulator times out at once."""
+STEADY = Timeouts(connect=10, first_byte=10, between_chunks=10)
+"""Every other test's: an emulator that answers is never cut off by a loaded machine (0.3 s
+to the first byte was, once, in CI: a queued 429 read as a timeout)."""
 HANG_GUARD = 10.0
 """How long a test waits for an event that should follow at once: a bound on a hang only."""
 PATIENT = Timeouts(first_byte=60, between_chunks=60)
@@ -94,7 +98,7 @@ def emulators() -> Iterator[dict[Flavor, tuple[OpenAIEmulator, str]]]:
 @pytest.fixture
 async def adapter() -> AsyncIterator[OpenAIChatAdapter]:
     async with UpstreamClients() as clients:
-        yield OpenAIChatAdapter(clients, FAST)
+        yield OpenAIChatAdapter(clients, STEADY)
 
 
 class Rig:
@@ -108,6 +112,10 @@ class Rig:
 
     async def stream(self, req: ChatRequest | None = None) -> list[StreamEvent]:
         return [e async for e in self.adapter.stream(req or REQUEST, self.endpoint)]
+
+    def fast(self) -> Rig:
+        """This rig with FAST's deadlines, for the tests of what a deadline does."""
+        return Rig(self.emu, self.endpoint, OpenAIChatAdapter(self.adapter._clients, FAST))
 
     async def fails(
         self, streaming: bool, req: ChatRequest | None = None
@@ -299,7 +307,7 @@ async def test_key_echoed_in_401_never_reaches_the_error(emulators: Any, adapter
 async def test_slow_first_byte_times_out(rig: Rig, streaming: bool) -> None:
     # The emulator would answer normally after a minute: only FAST's deadline gives TIMEOUT.
     rig.emu.enqueue(Scenario(first_byte_delay=60))
-    err, seen = await rig.fails(streaming)
+    err, seen = await rig.fast().fails(streaming)
     assert err.error_class is ErrorClass.TIMEOUT
     assert "first byte" in err.message
     assert seen == []
@@ -308,7 +316,7 @@ async def test_slow_first_byte_times_out(rig: Rig, streaming: bool) -> None:
 
 async def test_headers_then_silence_times_out(rig: Rig) -> None:
     rig.emu.enqueue(Scenario(body_delay=5))
-    err, seen = await rig.fails(True)
+    err, seen = await rig.fast().fails(True)
     assert err.error_class is ErrorClass.TIMEOUT
     assert seen == []
 
@@ -316,7 +324,7 @@ async def test_headers_then_silence_times_out(rig: Rig) -> None:
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_stall_mid_body_times_out_and_hangs_up(rig: Rig, streaming: bool) -> None:
     rig.emu.enqueue(Scenario(stall_after=4 if streaming else 1))
-    err, seen = await rig.fails(streaming)
+    err, seen = await rig.fast().fails(streaming)
     assert err.error_class is ErrorClass.TIMEOUT
     assert "between chunks" in err.message
     assert any(isinstance(e, OUTPUT_EVENTS) for e in seen) == streaming
