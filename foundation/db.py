@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from sqlalchemy import DateTime, MetaData
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -73,3 +75,26 @@ def connections_of(sessions: async_sessionmaker[AsyncSession]) -> Callable[[], A
     if not isinstance(bind, AsyncEngine):
         raise TypeError("the session factory is not bound to an engine")
     return bind.connect
+
+
+T = TypeVar("T")
+
+
+async def read_reconnecting(
+    connect: Callable[[], AsyncConnection], read: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """`read(conn)` on a connection from `connect`; run once more on a fresh connection when the
+    first one turns out to have been closed by the server (a restart or a failover).
+
+    The pool pings only connections that sat idle (`server.db.PING_AFTER_IDLE_SECONDS`), so a
+    connection used a moment ago is not pinged and a restart since is found by the statement
+    itself; SQLAlchemy then invalidates the pool, and the second try connects afresh. For reads
+    only: running one twice is harmless."""
+    try:
+        async with connect() as conn:
+            return await read(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with connect() as conn:
+        return await read(conn)

@@ -60,7 +60,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from foundation.batched_reads import BatchedReads
-from foundation.db import connections_of
+from foundation.db import connections_of, read_reconnecting
 from foundation.lru import LruCache
 from providers.credentials import Credential, NoCredential
 from providers.vault.store import Vault
@@ -398,8 +398,11 @@ class Registry:
     async def _read_batch(self, org_ids: list[str]) -> dict[str, tuple[OrgRows, _Platform]]:
         """The rows of orgs whose loads started together (`BatchedReads`), on one connection:
         Core statements, no ORM session unless an org has agents or conformance results."""
-        async with self._connect() as conn:
+
+        async def read(conn: AsyncConnection) -> dict[str, tuple[OrgRows, _Platform]]:
             return await self._with_platform(conn, await read_orgs(conn, org_ids))
+
+        return await read_reconnecting(self._connect, read)
 
     async def _completed(
         self, conn: AsyncConnection, read: OrgRowsReader, org_ids: Collection[str]

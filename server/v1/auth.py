@@ -38,7 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from foundation.batched_reads import BatchedReads
-from foundation.db import connections_of, utcnow
+from foundation.db import connections_of, read_reconnecting, utcnow
 from foundation.lru import LruCache
 from routing.org_rows import OrgRowsReader
 from server.accounts import (
@@ -169,8 +169,8 @@ class ApiKeyCache:
     async def _read_many(self, presented: list[str]) -> dict[str, Principal]:
         """Keys used for the first time together: one query (`BatchedReads`)."""
         self.lookups += 1
-        # A plain connection, no ORM session: Core statements only (foundation.db.connections_of).
-        async with self._connect() as conn:
+
+        async def read(conn: AsyncConnection) -> dict[str, Principal]:
             since = self._orgs.changes if self._orgs is not None else 0
             found, orgs = await authenticate_api_keys_with_orgs(conn, presented)
             if found and self._orgs is not None:
@@ -179,6 +179,9 @@ class ApiKeyCache:
                 with contextlib.suppress(Exception):
                     await self._orgs.preload_rows(conn, orgs, [p.org_id for p in found.values()], since)
             return found
+
+        # A plain connection, no ORM session: Core statements only (foundation.db.connections_of).
+        return await read_reconnecting(self._connect, read)
 
     def prime(self, digest: str, principal: Principal) -> bool:
         """Hold a key read ahead of its first use (`server.v1.prewarm`), unless it is held or being
