@@ -81,6 +81,8 @@ class InputAudio:
         self._max_bytes = int(max_seconds * fmt.sample_rate) * 2
         self._buffer = bytearray()
         self._start_ms = 0.0
+        self.last = b""
+        """The PCM16 of the chunk `append` last buffered (what a streamed STT is fed next)."""
         if turn_detection is not None:
             self._keep_ms = turn_detection.prefix_padding_ms + turn_detection.min_speech_ms + 60
         else:
@@ -124,12 +126,14 @@ class InputAudio:
                     "input_audio_buffer_full", "the input audio buffer is full: commit or clear it"
                 )
             self._buffer += pcm
+            self.last = pcm
             return []
         if not self.detector.speaking:
             # Trim before feeding: once this chunk ends a turn, the caller takes the turn's
             # audio from the buffer, so nothing may be cut after the events are known.
             self._trim()
         self._buffer += pcm
+        self.last = pcm
         return self.detector.feed(self._to_vad(pcm))
 
     def take(self, start_ms: float | None = None, end_ms: float | None = None) -> bytes:

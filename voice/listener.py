@@ -105,13 +105,12 @@ class Listener:
 
     def append(self, data: bytes) -> None:
         """Take client audio in the session's input format (the hot path: no task, no I/O)."""
-        before = self._input.end_ms
         try:
             events = self._input.append(data)
         except InputError as exc:
             raise ClientError(exc.code, str(exc), param="audio") from None
         if self._streamed is not None:
-            self._streamed.feed(self._input.peek(before, self._input.end_ms))
+            self._streamed.feed(self._input.last)  # the chunk just buffered, as PCM16
         for event in events:
             if isinstance(event, DetectedStart):
                 self._speech_started(event)

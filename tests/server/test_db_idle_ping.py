@@ -20,13 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from foundation.db import read_reconnecting
 from server.db import make_engine
 
-pytestmark = pytest.mark.postgres
+# PostgreSQL only: SQLite keeps no server connection to lose (and its pool never pings).
+pytestmark = [pytest.mark.postgres, pytest.mark.parametrize("db_url", ["postgres"], indirect=True)]
 
 
 @pytest.fixture
 async def admin(db_url: str) -> AsyncIterator[AsyncEngine]:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite keeps no server connection to lose")
     engine = make_engine(db_url, isolation_level="AUTOCOMMIT")
     yield engine
     await engine.dispose()
