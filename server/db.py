@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -97,11 +98,20 @@ def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
     event.listen(engine.sync_engine, "checkout", checkout)
 
 
+def json_column_text(value: Any) -> str:
+    """JSON columns' text, by orjson: the same documents as the stdlib encoder writes for what the
+    tables hold (integer keys become strings there too), at a fraction of the CPU."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             create_private_file(Path(path))
+    # JSON columns are read on an org's first request (its settings, once per connection row)
+    # and written behind every request (the request log's route): orjson both ways.
+    kwargs = {"json_serializer": json_column_text, "json_deserializer": orjson.loads, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
