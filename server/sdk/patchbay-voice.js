@@ -17,6 +17,9 @@ import { AudioIO, fromBase64, pcmRate, toBase64 } from "./patchbay-voice-audio.j
 
 // Refusals that a new token or a retry will not fix: the session ends.
 const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", "session_expired", "auth_failures_exceeded"]);
+// Microphone audio kept while no session is ready to take it (connecting, reconnecting), sent
+// once one is: the last HOLD_MS of it, so words spoken right after start() are not lost.
+const HOLD_MS = 3000;
 
 export class PatchbayVoice extends EventTarget {
   /**
@@ -37,7 +40,8 @@ export class PatchbayVoice extends EventTarget {
     this.model = options.model || "default";
     this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
     this.state = "idle";
-    this.stats = { framesSent: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0 };
+    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0 };
+    this.held = []; // frames captured while no session was ready (see HOLD_MS)
     this.inputRate = 24000;
     this.outputRate = 24000;
     this.ws = null;
@@ -103,6 +107,7 @@ export class PatchbayVoice extends EventTarget {
   /** The session is over (hung up, or refused for good): free the microphone and the output. */
   end() {
     if (this.audio) this.audio.close();
+    this.held = [];
     this.audio = this.current = null;
     this.setState("closed");
   }
@@ -178,9 +183,27 @@ export class PatchbayVoice extends EventTarget {
   }
 
   sendFrame(frame) {
-    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN || frame.rate !== this.inputRate) return;
+    if (frame.rate !== this.inputRate) return;
+    if (!this.ready || !this.ws || this.ws.readyState !== WebSocket.OPEN) {
+      this.held.push(frame);
+      this.stats.framesHeld++;
+      const keep = Math.ceil(HOLD_MS / (this.options.frameMs || 40));
+      if (this.held.length > keep) this.held.splice(0, this.held.length - keep);
+      return;
+    }
+    this.appendAudio(frame);
+  }
+
+  appendAudio(frame) {
     this.ws.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(frame.pcm) }));
     this.stats.framesSent++;
+  }
+
+  /** The session is ready: what the microphone caught meanwhile goes first, in order. */
+  sendHeld() {
+    const held = this.held;
+    this.held = [];
+    for (const frame of held) this.appendAudio(frame);
   }
 
   send(event) {
@@ -196,6 +219,7 @@ export class PatchbayVoice extends EventTarget {
         if (event.type === "session.updated" && !this.ready) {
           this.ready = true;
           this.failures = 0;
+          this.sendHeld();
           this.setState("open");
         }
         break;

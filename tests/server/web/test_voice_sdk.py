@@ -12,6 +12,8 @@ refused with a clear error in the page and no retry loop.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -42,6 +44,8 @@ EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "voice.html"
 QUESTION = "Please schedule a meeting with the design team for tomorrow morning."
 REPLY = "Done. The meeting is booked for nine tomorrow morning."
 TURN_TIMEOUT_MS = 60_000
+HELD_FRAMES = 60
+"""Microphone frames (40 ms) caught before the session is ready, in the first test."""
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +115,12 @@ async def test_a_turn_through_the_example_page(
     live, key = patchbay
     emulator[0].enqueue(Scenario(text=REPLY))
     minted: list[str] = []
+    # The token is held back until the microphone has caught the silence and the question's first
+    # words: what it caught before the session was ready must reach the server, not be dropped.
+    caught = threading.Event()
 
     async def mint() -> dict[str, Any]:
+        assert await asyncio.to_thread(caught.wait, TURN_TIMEOUT_MS / 1000), "the microphone caught nothing"
         async with httpx.AsyncClient(base_url=live.url) as http:
             answer = await http.post(
                 "/v1/realtime/client_secrets",
@@ -126,6 +134,9 @@ async def test_a_turn_through_the_example_page(
 
     async with example_page(chromium, live.url, mint) as (page, errors):
         await page.click("#start")
+        # 60 frames of 40 ms: the WAV's 0.6 s of silence and the question's first 1.8 s.
+        await page.wait_for_function(f"() => window.voice.stats.framesHeld >= {HELD_FRAMES}")
+        caught.set()
         user = page.locator("#log p.user").first
         await user.wait_for()
         heard = (await user.text_content() or "").removeprefix("user: ")
@@ -137,6 +148,7 @@ async def test_a_turn_through_the_example_page(
         await page.wait_for_function("() => window.voice.stats.msPlayed > 1500")
         stats = await page.evaluate("window.voice.stats")
         assert stats["framesSent"] > 25 and stats["framesPlayed"] > 100 and stats["responses"] == 1
+        assert stats["framesHeld"] >= HELD_FRAMES
         assert await page.text_content("#status") == "open"
         assert await page.text_content("#error") == ""
         assert "heard after" in (await page.text_content("#latency") or "")
