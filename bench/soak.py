@@ -300,7 +300,6 @@ def main() -> None:
     try:
         with patchbay_running(1, llm_port) as running:
             base = f"http://127.0.0.1:{running.port}"
-            _wait_ready(base)
             sessions = (
                 f"{args.turns_per_session} turns a session"
                 if args.turns_per_session
@@ -328,16 +327,6 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "by_turn": turns, "drift": found}, indent=1))
     sys.exit(1 if found else 0)
-
-
-def _wait_ready(base: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)  # polling for readiness
-    raise SystemExit("Patchbay did not get ready within 120 s")
 
 
 if __name__ == "__main__":

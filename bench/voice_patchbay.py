@@ -10,9 +10,12 @@ import contextlib
 import multiprocessing
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from tests.emulators.harness import free_port
 
@@ -99,7 +102,8 @@ class RunningPatchbay:
 @contextlib.contextmanager
 def patchbay_running(workers: int, llm_port: int) -> Iterator[RunningPatchbay]:
     """Patchbay with W workers on a fresh database whose org routes to the LLM emulator at
-    `llm_port`; stopped (SIGTERM) on exit. Shared by this bench and bench/soak.py."""
+    `llm_port`, answering /readyz when yielded; stopped (SIGTERM) on exit. Shared by this bench
+    and bench/soak.py."""
     context = multiprocessing.get_context("spawn")
     port = free_port()
     while port == llm_port:  # the emulator may not have bound its port yet
@@ -119,7 +123,24 @@ def patchbay_running(workers: int, llm_port: int) -> Iterator[RunningPatchbay]:
         server = context.Process(target=_serve_patchbay, args=(environment,))
         server.start()
         try:
+            # With one worker, uvicorn runs the app factory (which publishes the probe's side
+            # port) before it binds the serving port: callers that went by the side port alone
+            # could find the serving port refusing connections.
+            wait_ready(f"http://127.0.0.1:{port}", server)
             yield RunningPatchbay(port, key, data_dir, server.pid or 0)
         finally:
             server.terminate()  # SIGTERM: uvicorn's supervisor stops its workers
             server.join(15)
+
+
+def wait_ready(base: str, server: multiprocessing.process.BaseProcess, timeout: float = 120) -> None:
+    """Until `base`/readyz answers 200; SystemExit if the server exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not server.is_alive():
+            raise SystemExit(f"Patchbay exited with code {server.exitcode} before it was ready")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)  # polling another process for readiness
+    raise SystemExit(f"Patchbay did not get ready within {timeout:.0f} s")
