@@ -22,7 +22,7 @@ Reported per level of N sessions:
   resident memory, the callers' CPU apart from it, and how the sessions spread over workers.
 The capacity figure is the largest N with no late frame; the goal is also p95 under 10 ms.
 
-Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 15 s a level,
+Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 30 s a level,
 one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws the figures
 (matplotlib, from the `bench` extra); `--json FILE` keeps them. Knobs for experiments:
 `BENCH_SILENT=1` streams silence only (no turns: the per-frame path alone),
@@ -185,7 +185,13 @@ def main() -> None:
     )
     parser.add_argument("levels", nargs="*", type=int, default=[50, 100, 200, 300], help="session counts N")
     parser.add_argument("--workers", nargs="+", type=int, default=[1], help="Patchbay worker counts to run")
-    parser.add_argument("--seconds", type=float, default=15.0, help="measured seconds per level")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=30.0,
+        help="measured seconds per level (30: shorter levels can end before the collector's "
+        "first walk of the sessions' objects, and pass where a longer run does not)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per level")
     parser.add_argument("--callers", type=int, default=1, help="caller processes")
     parser.add_argument("--chart", type=Path, help="write a PNG chart of the figures")
