@@ -189,8 +189,8 @@ def main() -> None:
         "--seconds",
         type=float,
         default=30.0,
-        help="measured seconds per level (30: shorter levels can end before the collector's "
-        "first walk of the sessions' objects, and pass where a longer run does not)",
+        help="measured seconds per level (30: a 15-s level can pass where longer ones do not; "
+        "docs/performance.md, Longer levels on the same machine)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs per level")
     parser.add_argument("--callers", type=int, default=1, help="caller processes")
