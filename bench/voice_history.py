@@ -31,7 +31,6 @@ import httpx
 import orjson
 import websockets
 
-from bench.soak import _wait_ready
 from bench.voice_callers import STAMP, frames
 from bench.voice_patchbay import patchbay_running, serve_llm
 from bench.voice_worker import stats_ports
@@ -111,7 +110,6 @@ def main() -> None:
     llm.start()
     try:
         with patchbay_running(1, llm_port) as running:
-            _wait_ready(f"http://127.0.0.1:{running.port}")
             stats_port = stats_ports(running.data_dir / "stats", 1)[0]
             asyncio.run(measure(running.port, running.key, stats_port, args))
     finally:

@@ -32,6 +32,8 @@ from server.settings import Settings
 log = logging.getLogger("patchbay.server")
 
 APP_FACTORY = "server.serve:app_from_environment"
+WEBSOCKET_PROTOCOL = "server.websocket_direct:DirectMessageProtocol"
+"""uvicorn's `ws` option: its sans-I/O protocol, voice messages straight to their handler."""
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -45,11 +47,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": header_timeout_protocol(settings.http_header_timeout_seconds),
         "timeout_keep_alive": settings.http_keep_alive_seconds,
         "limit_concurrency": settings.http_max_connections,
-        # The sans-I/O websockets protocol (uvicorn's `auto`, made explicit) took 35 us of CPU
-        # per received message where the legacy one took 52; per-message deflate would
+        # The sans-I/O websockets protocol (uvicorn's `auto`) took 35 us of CPU per received
+        # message where the legacy one took 52; ours hands voice messages to their handler
+        # without the ASGI queue (server.websocket_direct). Per-message deflate would
         # compress every 20 ms audio frame, for little gain on base64 PCM, at ~13 us of server
         # CPU a frame (bench/voice.py, docs/performance.md).
-        "ws": "websockets-sansio",
+        "ws": WEBSOCKET_PROTOCOL,
         "ws_per_message_deflate": False,
         "log_config": None,
         "access_log": False,

@@ -1,8 +1,8 @@
 """One `/v1/realtime` WebSocket: read client events into the session, write its outbox out.
 
-Two loops per connection and nothing per frame: the reader parses each message and calls the
-session synchronously (audio appends never create a task); the writer drains the session's
-outbox in order. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd
+One loop per connection and nothing per frame: each message is parsed and applied to the
+session synchronously as it arrives (`MessageFeed`; audio appends never create a task), and a
+writer task drains the session's outbox in order. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd
 byte count, oversized or binary frames, values we cannot serve) become `error` events and
 the socket stays open. The session ends when the client leaves or its time limit passes.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable
 
+from server.realtime.feed import MessageFeed
 from server.realtime.serialize import Serializer, WireEvent, item_json
 from server.realtime.session_wire import apply_patch, response_config, session_json
 from server.realtime.wire import (
@@ -39,7 +39,6 @@ from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.realtime")
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 SendText = Callable[[str], Awaitable[None]]
 
 
@@ -48,7 +47,7 @@ class RealtimeConnection:
         self,
         session: VoiceSession,
         *,
-        receive: Receive,
+        feed: MessageFeed,
         send_text: SendText,
         model: str,
         beta: bool,
@@ -57,7 +56,7 @@ class RealtimeConnection:
         default_silence_ms: int = 500,
     ) -> None:
         self.session = session
-        self._receive = receive
+        self._feed = feed
         self._send_text = send_text
         self._model = model
         self._beta = beta
@@ -73,7 +72,7 @@ class RealtimeConnection:
         writer = asyncio.ensure_future(self._write())
         try:
             async with asyncio.timeout(self._max_seconds):
-                await self._read()
+                await self._feed.run(self.receive)
         except TimeoutError:
             self._error(
                 "session_expired", "the session reached its maximum duration", type_="invalid_request_error"
@@ -100,21 +99,16 @@ class RealtimeConnection:
             for frame in frames(event):
                 await send(frame.decode())
 
-    async def _read(self) -> None:
-        while True:
-            message = await self._receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                self._error("unsupported_frame", "send events as JSON text frames, not binary")
-                continue
-            if len(text) > self._max_frame:
-                self._error(
-                    "frame_too_large", f"event of {len(text)} bytes exceeds the {self._max_frame}-byte limit"
-                )
-                continue
-            self.handle(text)
+    def receive(self, message: str | bytes) -> None:
+        """One message off the socket: a text frame within the size limit is an event."""
+        if not isinstance(message, str):
+            self._error("unsupported_frame", "send events as JSON text frames, not binary")
+        elif len(message) > self._max_frame:
+            self._error(
+                "frame_too_large", f"event of {len(message)} bytes exceeds the {self._max_frame}-byte limit"
+            )
+        else:
+            self.handle(message)
 
     def handle(self, text: str) -> None:
         """Apply one client message; every failure becomes an error event."""

@@ -25,6 +25,7 @@ from server.auth_throttle import client_address, lockout_message
 from server.errors import with_request_id
 from server.realtime.auth import Caller, Refused, TokenExpired, identify, locked_response
 from server.realtime.connection import RealtimeConnection
+from server.realtime.feed import MessageFeed
 from server.realtime.opening import (
     ModelRefused,
     SessionRefused,
@@ -79,7 +80,7 @@ async def realtime(websocket: WebSocket) -> None:
             await websocket.accept()
             connection = RealtimeConnection(
                 session,
-                receive=websocket.receive,
+                feed=MessageFeed.of(websocket),
                 send_text=websocket.send_text,
                 model=requested or "default",
                 beta=beta,

@@ -44,6 +44,7 @@ from fastapi.responses import Response
 
 from server.auth_throttle import client_address, lockout_headers, lockout_message
 from server.realtime.auth import Caller, Refused, authenticate
+from server.realtime.feed import MessageFeed
 from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
@@ -277,7 +278,7 @@ async def media_stream(websocket: WebSocket) -> None:
             bridge = TwilioBridge(
                 session,
                 start.stream_sid,
-                receive=websocket.receive,
+                feed=MessageFeed.of(websocket),
                 send_text=websocket.send_text,
                 max_frame_bytes=runtime.max_frame_bytes,
             )
@@ -320,7 +321,7 @@ class TwilioBridge:
 
     session: VoiceSession
     stream_sid: str
-    receive: Receive
+    feed: MessageFeed
     send_text: SendText
     max_frame_bytes: int
     skipped: Counter[str] = field(default_factory=Counter)
@@ -331,7 +332,7 @@ class TwilioBridge:
         """Serve until Twilio stops the stream or hangs up."""
         writer = asyncio.ensure_future(self._write())
         try:
-            await self._read()
+            await self.feed.run(self.receive)
         finally:
             await self.session.aclose()
             writer.cancel()
@@ -340,28 +341,25 @@ class TwilioBridge:
 
     # -- Twilio -> session -------------------------------------------------------------------
 
-    async def _read(self) -> None:
-        while True:
-            raw = await self.receive()
-            if raw["type"] == "websocket.disconnect":
-                return
-            text = raw.get("text")
-            if text is not None and len(text) > self.max_frame_bytes:
-                self._skip("frame_too_large")
-                continue
-            message = _decode(text)
-            if message is None:
-                self._skip("invalid_json")
-                continue
-            event = message.get("event")
-            if event == "media":
-                self._media(message.get("media"))
-            elif event == "mark":
-                self._mark(message.get("mark"))
-            elif event == "stop":
-                return
-            elif event not in ("connected", "start", "dtmf"):
-                self._skip("unknown_event")
+    def receive(self, message: str | bytes) -> bool:
+        """One of Twilio's messages into the session; True once the stream stops."""
+        if len(message) > self.max_frame_bytes:
+            self._skip("frame_too_large")
+            return False
+        decoded = _decode(message) if isinstance(message, str) else None
+        if decoded is None:
+            self._skip("invalid_json")
+            return False
+        event = decoded.get("event")
+        if event == "media":
+            self._media(decoded.get("media"))
+        elif event == "mark":
+            self._mark(decoded.get("mark"))
+        elif event == "stop":
+            return True
+        elif event not in ("connected", "start", "dtmf"):
+            self._skip("unknown_event")
+        return False
 
     def _media(self, media: object) -> None:
         payload = media.get("payload") if isinstance(media, dict) else None

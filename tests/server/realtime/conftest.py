@@ -29,6 +29,7 @@ from server.accounts import Principal
 from server.app import create_app
 from server.db import Database
 from server.realtime.runtime import EnginesFactory, VoiceRuntime
+from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Overrides, Services
 from server.settings import Settings
 from tests.emulators.harness import ServedApp, free_port
@@ -113,7 +114,14 @@ async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
+def ws_protocol() -> str:
+    """The WebSocket protocol uvicorn serves with: `patchbay serve`'s unless a module overrides it."""
+    return WEBSOCKET_PROTOCOL
+
+
+@pytest.fixture
 async def patchbay(
+    ws_protocol: str,
     settings: Settings,
     db: Database,
     llm_served: tuple[OpenAIEmulator, str],
@@ -125,7 +133,13 @@ async def patchbay(
     app = create_app(settings, services=services)
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        ws=ws_protocol,
     )
     async with uvicorn_in_loop(config):
         yield Patchbay(

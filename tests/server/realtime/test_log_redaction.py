@@ -24,6 +24,7 @@ from server.app import create_app
 from server.db import Database
 from server.logs import configure_logging
 from server.realtime.runtime import EnginesFactory
+from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Overrides, Services
 from server.settings import Settings
 from tests.emulators.harness import free_port
@@ -72,7 +73,7 @@ async def server(
         host="127.0.0.1",
         port=port,
         lifespan="on",
-        ws="websockets-sansio",
+        ws=WEBSOCKET_PROTOCOL,
         log_config=None,
         log_level=None,
         access_log=False,

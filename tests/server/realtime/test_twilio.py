@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -332,3 +333,21 @@ async def test_garbage_is_skipped_and_the_call_goes_on(dial: Callable[..., Any],
     await phone.say(ulaw("Can you book a table for two?"))
     await phone.until(lambda message: message["event"] == "media")
     assert len(llm.chat_requests) == 1
+
+
+async def test_a_stop_message_ends_the_call(
+    dial: Callable[..., Any], llm: OpenAIEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="patchbay.twilio")
+    llm.enqueue(Scenario(text=REPLY))
+    phone: Phone = await dial()
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    await phone.send("{not json")
+    await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": {}})
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await phone.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000
+    ended = [r for r in caplog.records if r.getMessage() == "twilio call ended"]
+    assert [getattr(r, "fields", {}).get("skipped") for r in ended] == [{"invalid_json": 1}]

@@ -28,6 +28,7 @@ import uvicorn
 from server.admin.token import load_admin_token
 from server.app import create_app
 from server.db import Database
+from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Services
 from server.settings import Settings
 from tests.conftest import IN_CI
@@ -73,7 +74,13 @@ async def serve(settings: Settings) -> AsyncIterator[Live]:
     try:
         async with uvicorn_in_loop(
             uvicorn.Config(
-                app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+                app,
+                host="127.0.0.1",
+                port=port,
+                log_level="warning",
+                lifespan="on",
+                access_log=False,
+                ws=WEBSOCKET_PROTOCOL,
             )
         ):
             yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)

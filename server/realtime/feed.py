@@ -1,0 +1,73 @@
+"""A voice socket's incoming messages into a synchronous handler, until the caller leaves.
+
+`MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
+`bytes` for a binary one, in order, and returns when the client disconnects or `handle`
+returns True (a stop message). Under `patchbay serve` the protocol calls the handler directly
+as the bytes arrive (`server.websocket_direct`); elsewhere (Starlette's test client, another
+ASGI server) it reads through ASGI `receive`. An exception from `handle` ends `run` with it,
+either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from server.websocket_direct import DIRECT, DirectMessages
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Handle = Callable[[str | bytes], bool | None]
+
+
+class MessageFeed:
+    def __init__(self, receive: Receive, direct: DirectMessages | None = None) -> None:
+        self._receive = receive
+        self._direct = direct
+
+    @classmethod
+    def of(cls, websocket: Any) -> MessageFeed:
+        """The feed of a Starlette `WebSocket`, direct when the server offers it."""
+        return cls(websocket.receive, websocket.scope.get("extensions", {}).get(DIRECT))
+
+    async def run(self, handle: Handle) -> None:
+        if self._direct is None:
+            await self._through_asgi(handle)
+        else:
+            await self._direct_run(self._direct, handle)
+
+    async def _through_asgi(self, handle: Handle) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if handle(text if text is not None else message.get("bytes") or b""):
+                return
+
+    async def _direct_run(self, direct: DirectMessages, handle: Handle) -> None:
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        run_in_context = contextvars.copy_context().run
+
+        def deliver(message: str | bytes) -> None:
+            if ended.done():
+                return
+            try:
+                stop = run_in_context(handle, message)
+            except Exception as exc:
+                ended.set_exception(exc)
+                return
+            if stop:
+                ended.set_result(None)
+
+        direct.attach(deliver)
+        # Only `websocket.disconnect` comes through `receive` now.
+        disconnect = asyncio.ensure_future(self._receive())
+        try:
+            await asyncio.wait((ended, disconnect), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            direct.detach()
+            disconnect.cancel()
+        if ended.done():
+            ended.result()
