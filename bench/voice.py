@@ -27,7 +27,9 @@ one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws t
 (matplotlib, from the `bench` extra); `--json FILE` keeps them. Knobs for experiments:
 `BENCH_SILENT=1` streams silence only (no turns: the per-frame path alone),
 `BENCH_PROFILE=/tmp/p` writes each worker's cProfile of the last level to `/tmp/p.<pid>`,
-`BENCH_VERBOSE=1` prints every turn's metadata.
+`BENCH_VERBOSE=1` prints every turn's metadata, and `GET /stats?census=1` on a worker's side
+port (its number is in `<data dir>/stats/<pid>.port` while a level runs) lists the objects its
+collector tracks, by type.
 
 Its parts: the callers (`bench/voice_callers.py`), the probe and factory inside each worker
 (`bench/voice_worker.py`), the processes under test (`bench/voice_patchbay.py`) and the table

@@ -16,12 +16,13 @@ No I/O here.
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import orjson
 import pydantic
+
+from foundation import b64
 
 REALTIME_MODELS = frozenset({"scribe_v2_realtime", "scribe_v3_live"})
 """The Scribe models served over the realtime WebSocket (the SDK's `model_id` literals)."""
@@ -70,7 +71,7 @@ def audio_message(pcm: bytes, sample_rate: int) -> bytes:
     return orjson.dumps(
         {
             "message_type": "input_audio_chunk",
-            "audio_base_64": base64.b64encode(pcm).decode(),
+            "audio_base_64": b64.encode(pcm),
             "commit": False,
             "sample_rate": sample_rate,
         }

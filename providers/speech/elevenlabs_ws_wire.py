@@ -16,8 +16,6 @@ messages (`AudioOutput`, `FinalOutput`): `{"audio": base64, "alignment": {"chars
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -25,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 import orjson
 import pydantic
 
+from foundation import b64
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.speech.elevenlabs import ElevenLabsTTSOptions
@@ -148,8 +147,8 @@ def parse_server_message(raw: str | bytes) -> ServerEvent:
         return Failure(msg.message or msg.error or "error", code)
     if msg.audio:
         try:
-            audio = base64.b64decode(msg.audio, validate=True)
-        except binascii.Error:
+            audio = b64.decode(msg.audio)
+        except b64.Error:
             return Failure("the provider sent audio that is not base64", None)
         text = "".join(msg.alignment.chars or ()) if msg.alignment is not None else ""
         return AudioChunk(audio, text)

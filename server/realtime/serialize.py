@@ -8,7 +8,6 @@ encoding, one `orjson.dumps`. Function call events have the same names in GA and
 
 from __future__ import annotations
 
-import base64
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from foundation import b64
 from voice import events as ev
 from voice.history import Item
 
@@ -202,7 +202,7 @@ class Serializer:
                 "item_id": e.item_id,
                 "output_index": self._output_index.get(e.item_id, 0),
                 "content_index": 0,
-                "delta": base64.b64encode(e.audio).decode("ascii"),
+                "delta": b64.encode(e.audio),
             }
         ]
 

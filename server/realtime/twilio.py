@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import logging
 from collections import Counter
@@ -42,6 +41,7 @@ import orjson
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import Response
 
+from foundation import b64
 from server.auth_throttle import client_address, lockout_headers, lockout_message
 from server.realtime.auth import Caller, Refused, authenticate
 from server.realtime.feed import MessageFeed
@@ -369,8 +369,8 @@ class TwilioBridge:
         if isinstance(media, dict) and media.get("track", "inbound") != "inbound":
             return
         try:
-            audio = base64.b64decode(payload, validate=True)
-        except binascii.Error:
+            audio = b64.decode(payload)
+        except b64.Error:
             self._skip("invalid_base64")
             return
         try:
@@ -419,7 +419,7 @@ class TwilioBridge:
         playback = self._playback.setdefault(delta.item_id, _Playback())
         playback.sent_ms += 1000 * self.session.config.output_format.duration_seconds(delta.audio)
         sid = self.stream_sid
-        payload = base64.b64encode(delta.audio).decode("ascii")
+        payload = b64.encode(delta.audio)
         await self.send_text(
             orjson.dumps({"event": "media", "streamSid": sid, "media": {"payload": payload}}).decode()
         )

@@ -14,12 +14,13 @@ Both the GA session shape (`session.audio.input.format`, ...) and the beta one (
 
 from __future__ import annotations
 
-import binascii
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from foundation import b64
 
 
 class WireError(Exception):
@@ -291,8 +292,8 @@ def _audio(message: dict[str, Any], event_id: str | None) -> bytes:
     if not isinstance(audio, str):
         raise WireError("invalid_value", "`audio` must be a base64 string", param="audio", event_id=event_id)
     try:
-        return binascii.a2b_base64(audio, strict_mode=True)
-    except (binascii.Error, ValueError):
+        return b64.decode(audio)
+    except b64.Error:
         raise WireError(
             "invalid_base64", "`audio` is not valid base64", param="audio", event_id=event_id
         ) from None

@@ -27,6 +27,7 @@ class FakeSTT(STTEngine):
     """Returns `text` for every segment, or raises `error` (any exception) if given.
 
     With `gate`, each call waits until the event is set, so tests can hold a call in flight.
+    Every call is kept in `calls` unless `keep_calls` is False (a benchmark's long runs).
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class FakeSTT(STTEngine):
         billing_source: BillingSource = BillingSource.PLATFORM,
         gate: asyncio.Event | None = None,
         model: str | None = "fake-1",
+        keep_calls: bool = True,
     ) -> None:
         self.name = name
         self.text = text
@@ -46,9 +48,11 @@ class FakeSTT(STTEngine):
         self.gate = gate
         self.model = model
         self.calls: list[STTCall] = []
+        self.keep_calls = keep_calls
 
     async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
-        self.calls.append(STTCall(len(pcm16_16k), language))
+        if self.keep_calls:
+            self.calls.append(STTCall(len(pcm16_16k), language))
         if self.gate is not None:
             await self.gate.wait()
         if self.error is not None:
@@ -89,7 +93,7 @@ class FakeTTS(TTSEngine):
     `error` is raised after `fail_after` chunks (0 = before any audio). With `gate`, the
     engine waits on the event before its first chunk. `state.closed` becomes True when the
     generator's `finally` runs, `state.cancelled` when it was cancelled mid-stream; `state.entered` is set once the engine
-    has been called.
+    has been called. Every call is kept in `state.calls` unless `keep_calls` is False.
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class FakeTTS(TTSEngine):
         billing_source: BillingSource = BillingSource.PLATFORM,
         gate: asyncio.Event | None = None,
         chunk_split: int | None = None,
+        keep_calls: bool = True,
     ) -> None:
         self.name = name
         self.sample_rate = sample_rate
@@ -115,13 +120,15 @@ class FakeTTS(TTSEngine):
         self.gate = gate
         self.chunk_split = chunk_split
         self.state = FakeTTSState()
+        self.keep_calls = keep_calls
 
     def audio(self) -> bytes:
         """Everything this fake says for one segment when nothing fails."""
         return tone(self.sample_rate, self.chunks * self.chunk_ms / 1000)
 
     async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
-        self.state.calls.append(TTSCall(text, voice))
+        if self.keep_calls:
+            self.state.calls.append(TTSCall(text, voice))
         self.state.entered.set()
         audio = self.audio()
         step = len(audio) // self.chunks if self.chunk_split is None else self.chunk_split
