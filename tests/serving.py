@@ -5,8 +5,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import uvicorn
+
+from server.serve import WEBSOCKET_PROTOCOL
+
+
+def loopback_config(app: Any, port: int, *, ws: str = WEBSOCKET_PROTOCOL) -> uvicorn.Config:
+    """A Patchbay app on 127.0.0.1:`port` with its lifespan, quiet, on `patchbay serve`'s
+    WebSocket protocol unless `ws` names another."""
+    return uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        ws=ws,
+    )
 
 
 @contextlib.asynccontextmanager

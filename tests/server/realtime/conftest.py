@@ -19,7 +19,6 @@ from typing import Any
 import openai
 import orjson
 import pytest
-import uvicorn
 import websockets
 
 from providers.speech.base import STTEngine, TTSEngine
@@ -34,7 +33,7 @@ from server.services import Overrides, Services
 from server.settings import Settings
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
-from tests.serving import uvicorn_in_loop
+from tests.serving import loopback_config, uvicorn_in_loop
 from tests.voice.fakes import FakeSTT, FakeTTS
 
 OPENAI_KEY = "sk-proj-CANARY-realtime-0123456789abcdef"
@@ -132,16 +131,7 @@ async def patchbay(
     org_id, key = await _seed(services, llm_served[1])
     app = create_app(settings, services=services)
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        access_log=False,
-        ws=ws_protocol,
-    )
-    async with uvicorn_in_loop(config):
+    async with uvicorn_in_loop(loopback_config(app, port, ws=ws_protocol)):
         yield Patchbay(
             f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id
         )

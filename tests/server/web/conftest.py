@@ -23,19 +23,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from server.admin.token import load_admin_token
 from server.app import create_app
 from server.db import Database
-from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Services
 from server.settings import Settings
 from tests.conftest import IN_CI
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
 from tests.offline_voice import whisper_model
-from tests.serving import uvicorn_in_loop
+from tests.serving import loopback_config, uvicorn_in_loop
 
 CHROMIUM = os.environ.get("PATCHBAY_TEST_CHROMIUM", "/usr/bin/chromium")
 TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
@@ -72,17 +70,7 @@ async def serve(settings: Settings) -> AsyncIterator[Live]:
     port = free_port()
     token = services.admin_token.get_secret_value() if services.admin_token else ""
     try:
-        async with uvicorn_in_loop(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=port,
-                log_level="warning",
-                lifespan="on",
-                access_log=False,
-                ws=WEBSOCKET_PROTOCOL,
-            )
-        ):
+        async with uvicorn_in_loop(loopback_config(app, port)):
             yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
     finally:
         await database.dispose()
