@@ -88,6 +88,13 @@ class DirectMessageProtocol(WebSocketsSansIOProtocol):
     _held = b""
     """The start of a frame read here whose rest has not arrived."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The largest payload read here: websockets' own limits (named by version) under 64 KiB.
+        names = ("max_message_size", "max_fragment_size", "max_size")
+        caps = [cap for name in names if (cap := getattr(self.conn, name, None)) is not None]
+        self._limit = min([_FAST_MAX, *caps])
+
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
@@ -118,8 +125,7 @@ class DirectMessageProtocol(WebSocketsSansIOProtocol):
 
     def _take_frames(self, data: bytes) -> bytes:
         """Hand over the whole text frames at the start of `data`; what websockets must read."""
-        limit = min(_FAST_MAX, self.conn.max_message_size or _FAST_MAX)
-        end, size = 0, len(data)
+        limit, end, size = self._limit, 0, len(data)
         while self.handler is not None:
             start = end
             if size - start < 2:

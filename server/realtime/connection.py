@@ -2,9 +2,9 @@
 
 One loop per connection and nothing per frame: each message is parsed and applied to the
 session synchronously as it arrives (`MessageFeed`; audio appends never create a task), and a
-writer task drains the session's outbox in order. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd
-byte count, oversized or binary frames, values we cannot serve) become `error` events and
-the socket stays open. The session ends when the client leaves or its time limit passes.
+writer task drains the session's outbox in order. Client mistakes of any kind (bad JSON,
+unknown types, bad base64, an odd byte count, oversized or binary frames, values we cannot
+serve) become `error` events and the socket stays open. The session ends when the client leaves or its time limit passes.
 """
 
 from __future__ import annotations

@@ -69,5 +69,7 @@ class MessageFeed:
         finally:
             direct.detach()
             disconnect.cancel()
+            if ended.done():
+                ended.exception()  # retrieved here even if this task is being cancelled
         if ended.done():
             ended.result()
