@@ -29,7 +29,7 @@ class MessageFeed:
     @classmethod
     def of(cls, websocket: Any) -> MessageFeed:
         """The feed of a Starlette `WebSocket`, direct when the server offers it."""
-        return cls(websocket.receive, websocket.scope.get("extensions", {}).get(DIRECT))
+        return cls(websocket.receive, (websocket.scope.get("extensions") or {}).get(DIRECT))
 
     async def run(self, handle: Handle) -> None:
         if self._direct is None:
