@@ -53,6 +53,12 @@ _FRAME_LOOP = Protocol.parse.__code__
 _AT_EOF = StreamReader.at_eof.__code__
 
 
+def payload(message: Any) -> str | bytes:
+    """What an ASGI `websocket.receive` message carries: its text, else its bytes."""
+    text = message.get("text")
+    return text if text is not None else message.get("bytes") or b""
+
+
 class DirectMessages:
     """One socket's switch between ASGI delivery and a synchronous handler."""
 
@@ -67,8 +73,7 @@ class DirectMessages:
         while not queue.empty():
             message = queue.get_nowait()
             if message["type"] == "websocket.receive":
-                text = message.get("text")
-                handler(text if text is not None else message.get("bytes") or b"")
+                handler(payload(message))
             else:
                 kept.append(message)
         for message in kept:

@@ -15,7 +15,7 @@ import contextvars
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from server.websocket_direct import DIRECT, DirectMessages
+from server.websocket_direct import DIRECT, DirectMessages, payload
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Handle = Callable[[str | bytes], bool | None]
@@ -42,8 +42,7 @@ class MessageFeed:
             message = await self._receive()
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if handle(text if text is not None else message.get("bytes") or b""):
+            if handle(payload(message)):
                 return
 
     async def _direct_run(self, direct: DirectMessages, handle: Handle) -> None:

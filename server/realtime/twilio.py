@@ -32,7 +32,7 @@ import base64
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -44,7 +44,7 @@ from fastapi.responses import Response
 from foundation import b64
 from server.auth_throttle import client_address, lockout_headers, lockout_message
 from server.realtime.auth import Caller, Refused, authenticate
-from server.realtime.feed import MessageFeed
+from server.realtime.feed import MessageFeed, Receive
 from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.twilio_signature import twilio_signed
 from server.services import Services
@@ -70,7 +70,6 @@ START_MAX_MESSAGES = 32
 START_MAX_BYTES = 64 * 1024
 """How long a media stream may stay open without a valid `start`."""
 
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 SendText = Callable[[str], Awaitable[None]]
 
 
