@@ -44,7 +44,7 @@ const ui = {
   signOutAll: document.getElementById("sign-out-all"),
 };
 
-const app = { me: null, catalog: null, rendering: 0 };
+const app = { me: null, catalog: null, rendering: 0, settled: 0 };
 
 /** A sign-in link carries the token in the fragment (never sent to a server): keep it in
  * this tab's session storage and take it out of the address bar and history at once. */
@@ -129,10 +129,14 @@ async function route() {
     replace(ui.page, h("h1", {}, page.title), h("p", { class: "empty" }, `Your role in ${org.name} (${access.role}) cannot see this page. Ask an owner of the org.`));
     return;
   }
-  replace(ui.page, h("p", { class: "muted", role: "status" }, "Loading…"));
+  // Each render fills its own element. A newer route detaches it, so a page that finishes
+  // loading after the user has moved on (a slow Connections page, then a click on AI settings)
+  // writes into nothing instead of over the page they moved to.
+  const view = h("div", { class: "view" }, h("p", { class: "muted", role: "status" }, "Loading…"));
+  replace(ui.page, view);
   try {
     const context = { org, catalog: app.catalog, access, me: app.me };
-    const focusTarget = await page.render(ui.page, context);
+    const focusTarget = await page.render(view, context);
     if (ticket === app.rendering && focusTarget) focusTarget.focus();
   } catch (error) {
     if (ticket !== app.rendering || (error instanceof ApiError && error.signIn)) return;
@@ -142,6 +146,11 @@ async function route() {
       h("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`),
       h("button", { type: "button", class: "secondary", onclick: () => route() }, "Try again"),
     );
+  } finally {
+    // How many page renders have finished, shown or dropped: a fact a test (or a tool
+    // driving the UI) can wait for instead of guessing when a stale render is done.
+    app.settled += 1;
+    ui.page.dataset.settled = String(app.settled);
   }
 }
 
