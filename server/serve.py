@@ -2,11 +2,10 @@
 
 `patchbay serve` checks and migrates once in the parent (`server.cli`), then calls `run`.
 With `workers > 1` the parent binds one listening socket per worker, all on the same port
-with SO_REUSEPORT, and uvicorn's supervisor (`WorkerSupervisor`) starts that many worker
-processes (spawned, so each builds its app from the environment through
+with SO_REUSEPORT, and uvicorn's supervisor (`server.worker_supervisor`) starts that many
+worker processes (spawned, so each builds its app from the environment through
 `app_from_environment`), each serving its own socket; it restarts one that dies, on the same
-socket, and stops them all on SIGTERM. The workers
-share the database and, when `PATCHBAY_REDIS_URL` is set, the rate limits, cooldowns and
+socket, and stops them all on SIGTERM. The workers share the database and, when `PATCHBAY_REDIS_URL` is set, the rate limits, cooldowns and
 realtime session limits; configuration changes reach every worker through the config
 version poll. The benchmark (`bench/voice.py`) runs its workers through `run` too, with its
 own factory, so it measures what production runs.
@@ -23,11 +22,11 @@ from typing import Any
 from fastapi import FastAPI
 from uvicorn import Config
 from uvicorn.config import STARTUP_FAILURE
-from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from server.header_timeout import header_timeout_protocol
-from server.metrics import prepare_multiprocess_dir, worker_exited
+from server.metrics import prepare_multiprocess_dir
 from server.settings import Settings
+from server.worker_supervisor import WorkerSupervisor
 
 log = logging.getLogger("patchbay.server")
 
@@ -146,68 +145,3 @@ def bind_worker_sockets(host: str, port: int, count: int, *, backlog: int = 2048
     bound: int = sockets[0].getsockname()[1]
     log.info("listening", extra={"fields": {"url": f"http://{host}:{bound}", "sockets": count}})
     return sockets
-
-
-class WorkerSupervisor(Multiprocess):
-    """uvicorn's supervisor (health checks, restarts, SIGHUP reload, SIGTERM), with one
-    socket per worker slot instead of one shared by all (see `bind_worker_sockets`).
-
-    A replacement worker, after a crash or a SIGHUP restart, serves its slot's socket.
-    Changing the number of workers at run time (SIGTTIN/SIGTTOU) is not supported: each
-    worker needs a socket of its own, bound before the workers start.
-    """
-
-    def __init__(self, config: Config, slots: list[socket.socket]) -> None:
-        super().__init__(config, sockets=slots)
-        self.slots = slots
-        self.processes_num = len(slots)
-
-    def _start(self, slot: int) -> Process:
-        process = Process(self.config, [self.slots[slot]])
-        process.start()
-        return process
-
-    def init_processes(self) -> None:
-        self.processes = [self._start(slot) for slot in range(self.processes_num)]
-
-    def restart_all(self) -> None:
-        """Replace each worker, its successor serving before it retires (as uvicorn does)."""
-        for slot, old in enumerate(self.processes):
-            if self.should_exit.is_set():
-                return
-            new = self._start(slot)
-            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
-                new.kill()
-                new.join()
-                if not self.should_exit.is_set():
-                    log.error("a restarted worker was not ready in time; keeping the old one")
-                return
-            old.terminate()
-            old.join()
-            worker_exited(old.pid)
-            self.processes[slot] = new
-
-    def keep_subprocess_alive(self) -> None:
-        if self.should_exit.is_set():
-            return
-        for slot, process in enumerate(self.processes):
-            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
-                continue
-            process.kill()  # hung: kill it
-            process.join()
-            worker_exited(process.pid)
-            if process.exitcode == STARTUP_FAILURE:
-                # The app cannot start; every restart would fail the same way.
-                log.error("a worker failed to start; stopping", extra={"fields": {"pid": process.pid}})
-                self.should_exit.set()
-                return
-            if self.should_exit.is_set():
-                return
-            log.warning("a worker died; starting another", extra={"fields": {"pid": process.pid}})
-            self.processes[slot] = self._start(slot)
-
-    def handle_ttin(self) -> None:
-        log.warning("SIGTTIN ignored: the number of workers is fixed at start (--workers)")
-
-    def handle_ttou(self) -> None:
-        log.warning("SIGTTOU ignored: the number of workers is fixed at start (--workers)")
