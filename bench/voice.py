@@ -29,7 +29,8 @@ one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws t
 `BENCH_PROFILE=/tmp/p` writes each worker's cProfile of the last level to `/tmp/p.<pid>`,
 `BENCH_VERBOSE=1` prints every turn's metadata, and `GET /stats?census=1` on a worker's side
 port (its number is in `<data dir>/stats/<pid>.port` while a level runs) lists the objects its
-collector tracks, by type.
+collector tracks, by type (`&collect=1`: after a full collection), and where its memory is
+(Python's small objects, SQLite, the C heap in use and held free).
 
 Its parts: the callers (`bench/voice_callers.py`), the probe and factory inside each worker
 (`bench/voice_worker.py`), the processes under test (`bench/voice_patchbay.py`) and the table

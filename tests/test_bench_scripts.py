@@ -33,3 +33,31 @@ def test_the_benchmark_answers_help(script: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage:")
+
+
+def test_the_worker_census_splits_memory_by_where_it_lives() -> None:
+    from bench.voice_worker import census
+
+    before = census(top=5)["memory"]
+    small = [bytearray(64) for _ in range(20_000)]  # Python's small-object blocks
+    large = [bytes(4096) for _ in range(500)]  # 2 MB from the C heap
+    after = census(top=5)
+    assert len(after["types"]) == 5 and after["tracked"] > 0
+    grown = after["memory"]
+    assert grown["python_blocks"] >= before["python_blocks"] + 20_000
+    if grown["c_heap_in_use_bytes"] is not None:  # glibc
+        assert grown["c_heap_in_use_bytes"] >= before["c_heap_in_use_bytes"] + 500 * 4096
+    assert grown["sqlite_bytes"] is None or grown["sqlite_bytes"] >= 0
+    assert grown["rss_mb"] > 0
+    del small, large
+
+
+def test_the_worker_probe_keeps_loop_lag_in_bounded_buckets() -> None:
+    from bench.voice_worker import LAG_BUCKETS, _bucket_quantile
+
+    counts = [0] * (LAG_BUCKETS + 1)
+    for lag_ms in [0.04] * 98 + [2.5, 7.3]:
+        counts[min(int(lag_ms * 10), LAG_BUCKETS)] += 1
+    assert _bucket_quantile(counts, 0.98) == 25  # 2.5 ms
+    assert _bucket_quantile(counts, 0.99) == 73
+    assert _bucket_quantile([0] * 10, 0.99) == 0
