@@ -5,10 +5,11 @@ With `workers > 1` the parent binds one listening socket per worker, all on the 
 with SO_REUSEPORT, and uvicorn's supervisor (`server.worker_supervisor`) starts that many
 worker processes (spawned, so each builds its app from the environment through
 `app_from_environment`), each serving its own socket; it restarts one that dies, on the same
-socket, and stops them all on SIGTERM. The workers share the database and, when `PATCHBAY_REDIS_URL` is set, the rate limits, cooldowns and
-realtime session limits; configuration changes reach every worker through the config
-version poll. The benchmark (`bench/voice.py`) runs its workers through `run` too, with its
-own factory, so it measures what production runs.
+socket, and stops them all on SIGTERM. The workers share the database and, when
+`PATCHBAY_REDIS_URL` is set, the rate limits, cooldowns and realtime session limits;
+configuration changes reach every worker through the config version poll. The benchmark
+(`bench/voice.py`) runs its workers through `run` too, with its own factory, so it measures
+what production runs.
 """
 
 from __future__ import annotations

@@ -100,6 +100,7 @@ class WorkerSupervisor(Multiprocess):
             self.processes[slot] = new
 
     def _serving_in_time(self, slot: int, process: Process) -> bool:
+        """Whether a worker started for a reload answers and serves within the allowance."""
         deadline = self.starting[slot] + WORKER_START_SECONDS
         answered = self._answered_first_ping(slot, process)
         while answered is None and not self.should_exit.is_set():
