@@ -59,24 +59,12 @@ import httpx
 from bench.voice_callers import FRAME_MS, frames, run_callers
 from bench.voice_patchbay import patchbay_running, serve_llm
 from bench.voice_report import GOAL_P95_MS, HEADER, chart, row
-from bench.voice_worker import LATE_MS, stats_ports
+from bench.voice_worker import LATE_MS, percentile, stats_ports
 from tests.emulators.harness import free_port
 
 
 def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (i < n % parts) for i in range(parts) if n // parts + (i < n % parts)]
-
-
-def _percentile(histogram: list[int], q: float) -> float:
-    total = sum(histogram)
-    if not total:
-        return 0.0
-    rank, seen = q * total, 0
-    for ms, count in enumerate(histogram):
-        seen += count
-        if seen >= rank:
-            return float(ms + 1)  # bucket ms covers [ms, ms + 1)
-    return float(len(histogram))
 
 
 @dataclass(frozen=True)
@@ -133,7 +121,7 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
         "frames": frames,
         "sent": sum(r["sent"] for r in results),
         "late": sum(a["late"] for a in after),
-        "delay_p99": _percentile(delays, 0.99),
+        "delay_p99": percentile(delays, 0.99),
         "delay_max": max(a["delay_max_ms"] for a in after),
         "caller_worst": max(r["worst"] for r in results),
         "lag_max": max(a["lag_max_ms"] for a in after),

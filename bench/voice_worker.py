@@ -58,6 +58,10 @@ class WorkerProbe:
         if delay_ms > self.delay_max:
             self.delay_max = delay_ms
 
+    def loop_lag(self, late_ms: float) -> None:
+        self.lag_max = max(self.lag_max, late_ms)
+        self.lag[min(int(late_ms * 10), LAG_BUCKETS)] += 1
+
     def instrument(self) -> None:
         """Time each frame as the connection hands it to the session (bench-only wrapper)."""
         from server.realtime.connection import RealtimeConnection
@@ -89,8 +93,7 @@ class WorkerProbe:
             before = loop.time()
             await asyncio.sleep(0.01)
             late = (loop.time() - before - 0.01) * 1000
-            self.lag_max = max(self.lag_max, late)
-            self.lag[min(int(late * 10), LAG_BUCKETS)] += 1
+            self.loop_lag(late)
 
     def figures(self) -> dict[str, Any]:
         times = os.times()
@@ -103,7 +106,7 @@ class WorkerProbe:
             "gc_full": self.gc.full,
             "rss_mb": _rss_mb(),
             "lag_max_ms": self.lag_max,
-            "lag_p99_ms": _bucket_quantile(self.lag, 0.99) / 10,
+            "lag_p99_ms": percentile(self.lag, 0.99) / 10,
             "frames": self.frames,
             "late": self.late,
             "delay_max_ms": self.delay_max,
@@ -247,14 +250,19 @@ class GCTimer:
         self.full += info.get("generation") == 2
 
 
-def _bucket_quantile(counts: list[int], q: float) -> int:
-    """The bucket index at quantile `q` of a histogram (0 when it is empty)."""
-    rank, seen = int(sum(counts) * q), 0
-    for index, count in enumerate(counts):
+def percentile(histogram: list[int], q: float) -> float:
+    """Quantile `q` of a histogram of unit-wide buckets, as the upper edge of its bucket (bucket
+    i covers [i, i + 1)); 0 when it is empty. The frame delays are in 1-ms buckets, the loop lag
+    in 0.1-ms ones."""
+    total = sum(histogram)
+    if not total:
+        return 0.0
+    rank, seen = q * total, 0
+    for index, count in enumerate(histogram):
         seen += count
-        if seen > rank:
-            return index
-    return 0
+        if seen >= rank:
+            return float(index + 1)
+    return float(len(histogram))
 
 
 def _rss_mb() -> float:

@@ -53,11 +53,15 @@ def test_the_worker_census_splits_memory_by_where_it_lives() -> None:
 
 
 def test_the_worker_probe_keeps_loop_lag_in_bounded_buckets() -> None:
-    from bench.voice_worker import LAG_BUCKETS, _bucket_quantile
+    from types import SimpleNamespace
 
-    counts = [0] * (LAG_BUCKETS + 1)
-    for lag_ms in [0.04] * 98 + [2.5, 7.3]:
-        counts[min(int(lag_ms * 10), LAG_BUCKETS)] += 1
-    assert _bucket_quantile(counts, 0.98) == 25  # 2.5 ms
-    assert _bucket_quantile(counts, 0.99) == 73
-    assert _bucket_quantile([0] * 10, 0.99) == 0
+    from bench.voice_worker import LAG_BUCKETS, WorkerProbe
+
+    probe = WorkerProbe(SimpleNamespace(sessions=SimpleNamespace(total=0)))
+    assert probe.figures()["lag_p99_ms"] == 0.0
+    for lag_ms in [0.04] * 98 + [2.54, 7.34, 5_000.0]:
+        probe.loop_lag(lag_ms)
+    assert len(probe.lag) == LAG_BUCKETS + 1  # however many samples
+    figures = probe.figures()
+    assert figures["lag_p99_ms"] == 7.4  # the 100th of 101 samples, by its 0.1-ms bucket's upper edge
+    assert figures["lag_max_ms"] == 5_000.0

@@ -5,9 +5,9 @@ A separate process (ledger_worker.py) holds and settles in a loop against the te
 returned. It is killed with SIGKILL after some reports, wherever it happens to be. Then: every
 reported settlement (read before the kill or left in the pipe) is in the ledger exactly once
 with the amount reported, at most one more per loop committed without being reported, the
-balance equals the grant minus the settlements,
-and the holds the kill left open (one taken for a request in flight, and whichever the loops
-had) are released by the sweeper once their TTL has passed, at an injected time.
+balance equals the grant minus the settlements, and the holds the kill left open (one taken
+for a request in flight, and whichever the loops had) are released by the sweeper once their
+TTL has passed, at an injected time.
 """
 
 from __future__ import annotations
