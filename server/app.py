@@ -58,6 +58,16 @@ request in flight (and promoting them, so older generations filled and were walk
 ms of CPU per request, more in lost cache. Each young collection now walks a few thousand
 objects (~5 ms), ten times less often (docs/performance.md, 2026-12-02 evening)."""
 
+MIDDLE_GC_THRESHOLD = 1
+"""Young collections between two collections of the middle generation while serving (CPython: 10).
+
+A collection of the middle generation walks every object that survived the young collections
+since the last one: at ten, with `YOUNG_GC_THRESHOLD`, up to ~70,000 objects in a voice worker
+whose sessions had just opened, a 30-50 ms pause that made frames late. At one it runs on every
+second young collection and walks a few thousand (~4 ms); each object is still walked once there
+before it is promoted, so the total work is the same and chat's CPU per request did not move
+(docs/performance.md, "The middle generation's pause", 2026-12-03)."""
+
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
@@ -100,7 +110,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app. `migrate=True` applies migrations at start-up; `freeze_gc=True` moves the
     start-up objects out of the garbage collector's sight and collects the young generation
-    less often (`YOUNG_GC_THRESHOLD`; what `patchbay serve` does)."""
+    less often (`YOUNG_GC_THRESHOLD`, `MIDDLE_GC_THRESHOLD`; what `patchbay serve` does)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -116,7 +126,7 @@ def create_app(
             # Everything built so far lives as long as the process: keep the collector off it.
             gc.collect()
             gc.freeze()
-            gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
+            gc.set_threshold(YOUNG_GC_THRESHOLD, MIDDLE_GC_THRESHOLD, gc.get_threshold()[2])
         log.info("patchbay started", extra={"fields": {"database": svc.db.engine.dialect.name}})
         warn_if_whisper_missing(settings)
         try:
