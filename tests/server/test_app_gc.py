@@ -45,8 +45,9 @@ async def test_serving_collects_the_middle_generation_every_second_young_collect
         async with app.router.lifespan_context(app):
             gc.callbacks.append(watch)
             try:
-                # Objects that survive, as a voice session's do: enough for a dozen young collections.
-                kept = [[i] for i in range(12 * gc.get_threshold()[0])]
+                # Objects that survive, as a voice session's do: enough for about twenty young
+                # collections (a third or fewer of them also collect the middle generation).
+                kept = [[i] for i in range(20 * gc.get_threshold()[0])]
             finally:
                 gc.callbacks.remove(watch)
             assert len(kept) > 0
@@ -54,7 +55,7 @@ async def test_serving_collects_the_middle_generation_every_second_young_collect
         gc.unfreeze()
         gc.set_threshold(*saved)
 
-    assert collected.count(0) >= 8, collected  # the young generation was collected many times
+    assert collected.count(0) >= 10, collected  # the young generation was collected many times
     assert any(generation >= 1 for generation in collected), collected
     # CPython's default (10) lets eleven young collections pass between two of the middle one.
     assert max(young_runs(collected)) <= 2, collected
