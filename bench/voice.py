@@ -25,12 +25,15 @@ The capacity figure is the largest N with no late frame; the goal is also p95 un
 Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 30 s a level,
 one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws the figures
 (matplotlib, from the `bench` extra); `--json FILE` keeps them. Knobs for experiments:
-`BENCH_SILENT=1` streams silence only (no turns: the per-frame path alone),
+`BENCH_SILENT=1` streams silence only (no turns: the per-frame path alone), `BENCH_NO_GC=1`
+turns the cyclic collector off in the workers (what it costs the frames; no session ends
+within a level, so only the warm-up's ended sessions stay uncollected),
 `BENCH_PROFILE=/tmp/p` writes each worker's cProfile of the last level to `/tmp/p.<pid>`,
 `BENCH_VERBOSE=1` prints every turn's metadata, and `GET /stats?census=1` on a worker's side
 port (its number is in `<data dir>/stats/<pid>.port` while a level runs) lists the objects its
 collector tracks, by type (`&collect=1`: after a full collection), and where its memory is
-(Python's small objects, SQLite, the C heap in use and held free).
+(Python's small objects, SQLite, the C heap in use and held free); `GET /stats?garbage=1`
+collects and lists the cyclic garbage found, by type (what reference counting did not free).
 
 Its parts: the callers (`bench/voice_callers.py`), the probe and factory inside each worker
 (`bench/voice_worker.py`), the processes under test (`bench/voice_patchbay.py`) and the table
@@ -131,6 +134,10 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
         "gc_pct": 100 * spent("gc_s"),
         "gc_max": max(a["gc_max_ms"] for a in after),
         "gc_full": sum(a["gc_full"] - b["gc_full"] for a, b in zip(after, before, strict=True)),
+        "gc_collections": [
+            sum(a["gc_collections"][g] - b["gc_collections"][g] for a, b in zip(after, before, strict=True))
+            for g in range(3)
+        ],
         "cpu_pct_per_session": 100 * cpu / n,
         "us_per_frame": 1e6 * cpu * FRAME_MS / 1000 / n,
         "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,

@@ -104,6 +104,7 @@ class WorkerProbe:
             "gc_s": self.gc.total,
             "gc_max_ms": self.gc.longest * 1000,
             "gc_full": self.gc.full,
+            "gc_collections": list(self.gc.by_generation),
             "rss_mb": _rss_mb(),
             "lag_max_ms": self.lag_max,
             "lag_p99_ms": percentile(self.lag, 0.99) / 10,
@@ -132,6 +133,8 @@ class WorkerProbe:
                     self.profiler.enable()
             if request.query_params.get("census"):
                 body = census(collect=bool(request.query_params.get("collect")))
+            if request.query_params.get("garbage"):
+                body = garbage()
             dump = request.query_params.get("dump")
             if self.profiler is not None and dump:
                 self.profiler.dump_stats(f"{dump}.{os.getpid()}")  # also disables it
@@ -164,6 +167,26 @@ def census(top: int = 60, *, collect: bool = False) -> dict[str, Any]:
     tracked = gc.get_objects()
     by_type = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in tracked)
     return {"tracked": len(tracked), "types": by_type.most_common(top), "memory": memory_split()}
+
+
+def garbage(top: int = 60) -> dict[str, Any]:
+    """The cyclic garbage waiting in this worker, by type: what a full collection finds that
+    reference counting could not free (`GET /stats?garbage=1`). It collects, so the next call
+    counts only what was left after this one."""
+    import collections
+    import gc
+
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        gc.collect()
+        found = list(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+    by_type = collections.Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in found)
+    del found
+    gc.collect()  # saved garbage is still cyclic: free it now
+    return {"garbage": sum(by_type.values()), "types": by_type.most_common(top)}
 
 
 def memory_split() -> dict[str, Any]:
@@ -222,6 +245,10 @@ def bench_app() -> Any:
     probe = WorkerProbe(services.voice)
     probe.instrument()
     app = create_app(settings, services=services, freeze_gc=True)
+    if os.environ.get("BENCH_NO_GC"):
+        import gc
+
+        gc.disable()  # an experiment: what the collector costs the frames (no session ends mid-level)
     probe.start(Path(os.environ["BENCH_STATS_DIR"]))
     app.state.bench_probe = probe  # keeps the probe's tasks referenced
     return app
@@ -237,6 +264,8 @@ class GCTimer:
         self.total = 0.0
         self.longest = 0.0
         self.full = 0
+        self.by_generation = [0, 0, 0]
+        """Collections of the young, middle and oldest generation."""
         self._started = 0.0
         gc.callbacks.append(self._callback)
 
@@ -247,7 +276,9 @@ class GCTimer:
         spent = time.perf_counter() - self._started
         self.total += spent
         self.longest = max(self.longest, spent)
-        self.full += info.get("generation") == 2
+        generation = info.get("generation", 0)
+        self.full += generation == 2
+        self.by_generation[generation] += 1
 
 
 def percentile(histogram: list[int], q: float) -> float:

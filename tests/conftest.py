@@ -1,7 +1,8 @@
 """Shared fixtures: real SQLite and PostgreSQL databases, real Redis.
 
 Storage tests take the `db_url` (fresh empty database) or `db` (fresh migrated `Database`)
-fixture and run once per backend. PostgreSQL and Redis are used when reachable; under CI
+fixture and run once per backend. `collector_off` (from `tests.collector`) turns the cyclic
+garbage collector off for a test. PostgreSQL and Redis are used when reachable; under CI
 (`CI=true`) an unreachable server fails the test instead of skipping it.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from server.db import Database
+from tests.collector import collector_off  # noqa: F401  (a fixture for every test)
 
 PG_ADMIN_DSN = os.environ.get("PATCHBAY_TEST_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PATCHBAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -16,6 +16,7 @@ from typing import Any
 
 from providers.speech.base import STTEngine
 from providers.speech.streaming_stt import StreamingSTT
+from voice.callbacks import WeakCallback
 from voice.clock import Clock
 from voice.config import SessionConfig, SessionLimits
 from voice.endpointing import SpeechPaused as DetectedPause
@@ -75,7 +76,8 @@ class Listener:
         self._input = self._new_input()
         self._speech_item: str | None = None
         self._speech_start_ms: int | None = None
-        self._partials = Partials(stt, spawn, self._end_turn_now, speculate)
+        # Weakly: the partials are the listener's own, and a strong one would be a cycle.
+        self._partials = Partials(stt, spawn, WeakCallback(self._end_turn_now), speculate)
         self._streamed: StreamedTurn | None = None
         """The turn in progress, streamed to the STT while the caller speaks (a streaming engine)."""
         self.closed = False

@@ -32,13 +32,12 @@ carries the calls and their results (`voice.messages`).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 from billing.turn_costs import TurnCosts
 from foundation.db import new_id
 from providers.speech.base import STTEngine, TTSEngine
+from voice.callbacks import SessionTasks, WeakCallback
 from voice.clock import SYSTEM_CLOCK, Clock
 from voice.config import SessionConfig, SessionLimits
 from voice.errors import ClientError
@@ -55,8 +54,6 @@ from voice.speculation import EarlyReply, HeldReply
 from voice.streamed_stt import StreamedTurn
 from voice.transcription import Transcriber
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
-
-T = TypeVar("T")
 
 
 class VoiceSession:
@@ -87,22 +84,25 @@ class VoiceSession:
         self._clock = clock
         self._ids = ids
         self._turn: Turn | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = SessionTasks()
+        self._spawn = spawn = self._tasks.spawn
         self._closed = False
         self._held = HeldReply(accounts, llm, tts)
         """The reply started on the turn's last complete-sentence pause, not claimed yet."""
+        # The parts call back into the session weakly (`voice.callbacks`): an ended session
+        # is freed at once, not left in cycles for the collector.
         self._listener = Listener(
-            lambda: self.config,
+            WeakCallback(self._current_config),
             self.limits,
             outbox=self.outbox,
             stt=stt,
             held=self._held,
             clock=clock,
             ids=ids,
-            spawn=self._spawn,
-            speculate=self._speculate,
-            started=self._speech_started,
-            ended=self._commit_audio,
+            spawn=spawn,
+            speculate=WeakCallback(self._speculate),
+            started=WeakCallback(self._speech_started),
+            ended=WeakCallback(self._commit_audio),
         )
         self._items = ItemEdits(self.conversation, self.outbox, ids)
         self._transcriber = Transcriber(
@@ -111,7 +111,7 @@ class VoiceSession:
             outbox=self.outbox,
             conversation=self.conversation,
             accounts=accounts,
-            language=lambda: self.config.language,
+            language=WeakCallback(self._language),
         )
         self._responses = Responses(
             context,
@@ -123,11 +123,17 @@ class VoiceSession:
             held=self._held,
             costs=costs,
             stats=self.stats,
-            spawn=self._spawn,
+            spawn=spawn,
             ids=ids,
         )
 
     # -- configuration -------------------------------------------------------------------
+
+    def _current_config(self) -> SessionConfig:
+        return self.config
+
+    def _language(self) -> str | None:
+        return self.config.language
 
     def update(self, config: SessionConfig) -> None:
         """Apply new settings; a new input format or turn detection restarts the input side."""
@@ -291,16 +297,9 @@ class VoiceSession:
         """`response.cancel`: False when there is no such response in progress."""
         return self._responses.cancel_response(response_id)
 
-    def _spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def idle(self) -> None:
         """Wait until no transcription or response is running (tests, graceful shutdown)."""
-        while self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.idle()
 
     async def aclose(self) -> None:
         """Cancel everything in flight; usage of cancelled work is still recorded."""
@@ -308,7 +307,4 @@ class VoiceSession:
         self._held.discard()
         self._responses.close()
         await self._listener.aclose()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
+        await self._tasks.cancel()

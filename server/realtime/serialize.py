@@ -99,95 +99,10 @@ class Serializer:
         self._ids = itertools.count(1)
         self._output_index: dict[str, int] = {}
         """Open output items' places in their response, for the deltas that do not carry it."""
-        self._handlers: dict[type[ev.SessionEvent], Callable[[Any], list[Wire]]] = {
-            ev.AudioDelta: self._audio_delta,
-            ev.TranscriptDelta: self._transcript_delta,
-            ev.TextDelta: self._text_delta,
-            ev.FunctionCallArgumentsDelta: lambda e: [
-                {
-                    "type": "response.function_call_arguments.delta",
-                    "response_id": e.response_id,
-                    "item_id": e.item_id,
-                    "output_index": e.output_index,
-                    "call_id": e.call_id,
-                    "delta": e.delta,
-                }
-            ],
-            ev.SpeechStarted: lambda e: [
-                {
-                    "type": "input_audio_buffer.speech_started",
-                    "audio_start_ms": e.audio_start_ms,
-                    "item_id": e.item_id,
-                }
-            ],
-            ev.SpeechStopped: lambda e: [
-                {
-                    "type": "input_audio_buffer.speech_stopped",
-                    "audio_end_ms": e.audio_end_ms,
-                    "item_id": e.item_id,
-                }
-            ],
-            ev.InputCommitted: lambda e: [
-                {
-                    "type": "input_audio_buffer.committed",
-                    "item_id": e.item_id,
-                    "previous_item_id": e.previous_item_id,
-                }
-            ],
-            ev.InputCleared: lambda e: [{"type": "input_audio_buffer.cleared"}],
-            ev.ItemCreated: self._item_created,
-            ev.ItemTruncated: lambda e: [
-                {
-                    "type": "conversation.item.truncated",
-                    "item_id": e.item_id,
-                    "content_index": e.content_index,
-                    "audio_end_ms": e.audio_end_ms,
-                }
-            ],
-            ev.ItemDeleted: lambda e: [{"type": "conversation.item.deleted", "item_id": e.item_id}],
-            ev.InputTranscriptCompleted: lambda e: [
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": e.item_id,
-                    "content_index": 0,
-                    "transcript": e.transcript,
-                    "usage": {"type": "duration", "seconds": round(e.audio_seconds, 3)},
-                }
-            ],
-            ev.InputTranscriptFailed: lambda e: [
-                {
-                    "type": "conversation.item.input_audio_transcription.failed",
-                    "item_id": e.item_id,
-                    "content_index": 0,
-                    "error": {"type": "server_error", "code": e.code, "message": e.message, "param": None},
-                }
-            ],
-            ev.ResponseCreated: lambda e: [
-                {
-                    "type": "response.created",
-                    "response": self._response(e.response_id, "in_progress", None, []),
-                }
-            ],
-            ev.OutputItemAdded: self._output_item_added,
-            ev.OutputItemDone: self._output_item_done,
-            ev.ResponseDone: self._response_done,
-            ev.ErrorEvent: lambda e: [
-                {
-                    "type": "error",
-                    "error": {
-                        "type": e.type,
-                        "code": e.code,
-                        "message": e.message,
-                        "param": e.param,
-                        "event_id": e.event_id,
-                    },
-                }
-            ],
-        }
 
     def frames(self, event: ev.SessionEvent) -> list[bytes]:
         """The wire frames (JSON text) for one session event."""
-        wires = [dict(event.payload)] if isinstance(event, WireEvent) else self._handlers[type(event)](event)
+        wires = [dict(event.payload)] if isinstance(event, WireEvent) else _HANDLERS[type(event)](self, event)
         out = []
         for wire in wires:
             wire["event_id"] = f"event_{next(self._ids)}"
@@ -335,3 +250,93 @@ class Serializer:
         }
         response["metadata"] = dict(e.metadata)
         return [{"type": "response.done", "response": response}]
+
+
+_HANDLERS: dict[type[ev.SessionEvent], Callable[[Serializer, Any], list[Wire]]] = {
+    ev.AudioDelta: Serializer._audio_delta,
+    ev.TranscriptDelta: Serializer._transcript_delta,
+    ev.TextDelta: Serializer._text_delta,
+    ev.FunctionCallArgumentsDelta: lambda _, e: [
+        {
+            "type": "response.function_call_arguments.delta",
+            "response_id": e.response_id,
+            "item_id": e.item_id,
+            "output_index": e.output_index,
+            "call_id": e.call_id,
+            "delta": e.delta,
+        }
+    ],
+    ev.SpeechStarted: lambda _, e: [
+        {
+            "type": "input_audio_buffer.speech_started",
+            "audio_start_ms": e.audio_start_ms,
+            "item_id": e.item_id,
+        }
+    ],
+    ev.SpeechStopped: lambda _, e: [
+        {
+            "type": "input_audio_buffer.speech_stopped",
+            "audio_end_ms": e.audio_end_ms,
+            "item_id": e.item_id,
+        }
+    ],
+    ev.InputCommitted: lambda _, e: [
+        {
+            "type": "input_audio_buffer.committed",
+            "item_id": e.item_id,
+            "previous_item_id": e.previous_item_id,
+        }
+    ],
+    ev.InputCleared: lambda _, e: [{"type": "input_audio_buffer.cleared"}],
+    ev.ItemCreated: Serializer._item_created,
+    ev.ItemTruncated: lambda _, e: [
+        {
+            "type": "conversation.item.truncated",
+            "item_id": e.item_id,
+            "content_index": e.content_index,
+            "audio_end_ms": e.audio_end_ms,
+        }
+    ],
+    ev.ItemDeleted: lambda _, e: [{"type": "conversation.item.deleted", "item_id": e.item_id}],
+    ev.InputTranscriptCompleted: lambda _, e: [
+        {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": e.item_id,
+            "content_index": 0,
+            "transcript": e.transcript,
+            "usage": {"type": "duration", "seconds": round(e.audio_seconds, 3)},
+        }
+    ],
+    ev.InputTranscriptFailed: lambda _, e: [
+        {
+            "type": "conversation.item.input_audio_transcription.failed",
+            "item_id": e.item_id,
+            "content_index": 0,
+            "error": {"type": "server_error", "code": e.code, "message": e.message, "param": None},
+        }
+    ],
+    ev.ResponseCreated: lambda s, e: [
+        {
+            "type": "response.created",
+            "response": s._response(e.response_id, "in_progress", None, []),
+        }
+    ],
+    ev.OutputItemAdded: Serializer._output_item_added,
+    ev.OutputItemDone: Serializer._output_item_done,
+    ev.ResponseDone: Serializer._response_done,
+    ev.ErrorEvent: lambda _, e: [
+        {
+            "type": "error",
+            "error": {
+                "type": e.type,
+                "code": e.code,
+                "message": e.message,
+                "param": e.param,
+                "event_id": e.event_id,
+            },
+        }
+    ],
+}
+"""Each session event's wire events, by its type: functions of the serializer, so that no
+serializer holds its own bound methods (a cycle that left every ended session's serializer for
+the collector)."""
