@@ -332,6 +332,10 @@ def events_from_response(response: ChatResponse) -> list[StreamEvent]:
     return events
 
 
+_TEXT_ONLY = frozenset({"role", "content"})
+"""The keys of a delta that carries text (or only the role) and nothing else."""
+
+
 @dataclass(slots=True)
 class _PendingCall:
     id: str
@@ -366,6 +370,23 @@ class StreamTranslator:
         self.done = False
 
     def feed(self, chunk: Mapping[str, Any]) -> list[StreamEvent]:
+        choices = chunk.get("choices")
+        if choices and chunk.get("usage") is None and not chunk.get("error"):
+            # Most chunks of a stream carry a piece of text and nothing else; this is what the
+            # general path below makes of them, at a third of its cost.
+            choice = choices[0]
+            delta = choice.get("delta") if type(choice) is dict else None
+            if (
+                type(delta) is dict
+                and delta.keys() <= _TEXT_ONLY
+                and type(content := delta.get("content", "")) is str
+                and choice.get("finish_reason") is None
+                and choice.get("usage") is None
+            ):
+                if not content:
+                    return []
+                self.text.append(content)
+                return [TextDelta(content)]
         if chunk.get("error"):
             raise classify_error(None, dict(chunk), {}, self.provider, midstream=True)
         usage = parse_usage(chunk.get("usage"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from providers.adapters.openai_chat import StreamTranslator, build_request, parse_response
 from providers.adapters.openai_quirks import QUIRKS, OpenAIQuirks, alnum9_tool_id, quirks_for
@@ -502,3 +504,34 @@ def test_malformed_tool_call_entries() -> None:
         parse_response({"choices": [{"message": {"tool_calls": ["x"]}}]})
     with pytest.raises(ProviderError):
         StreamTranslator().feed(chunk({"tool_calls": [None]}))
+
+
+_JSON_LEAF = st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    delta=st.dictionaries(
+        st.sampled_from(["role", "content", "refusal", "reasoning"]),
+        _JSON_LEAF | st.lists(_JSON_LEAF, max_size=2),
+        max_size=3,
+    ),
+    finish=st.none() | st.sampled_from(["stop", "length", ""]),
+    usage=st.none() | st.just({"prompt_tokens": 3, "completion_tokens": 1}),
+)
+def test_a_text_chunk_translates_as_the_general_path_does(
+    delta: dict[str, Any], finish: str | None, usage: dict[str, Any] | None
+) -> None:
+    # `tool_calls: []` adds nothing to a delta but keeps it off the text-only shortcut, so the
+    # second translator takes the general path for every chunk the first may take the shortcut for.
+    plain, general = StreamTranslator(), StreamTranslator()
+    extra = {} if usage is None else {"usage": usage}
+    outcomes = []
+    for translator, body in ((plain, delta), (general, {**delta, "tool_calls": []})):
+        try:
+            outcomes.append(
+                (translator.feed(chunk(body, finish, **extra)), translator.finish(), translator.text)
+            )
+        except ProviderError as exc:
+            outcomes.append((exc.error_class, exc.message))
+    assert outcomes[0] == outcomes[1]
