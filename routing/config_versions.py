@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import Integer, String, select, update
+from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,15 +70,17 @@ async def _increment(session: AsyncSession, org_id: str) -> int:
     return int(await session.scalar(select(ConfigVersion.version).where(ConfigVersion.org_id == org_id)) or 0)
 
 
+_VERSIONS = select(ConfigVersion.org_id, ConfigVersion.version).where(
+    ConfigVersion.org_id.in_(bindparam("ids", expanding=True))
+)
+"""Built once: an `in_(list)` built on every poll left its bind parameters in reference cycles."""
+
+
 async def read_versions(session: AsyncSession, org_ids: Collection[str]) -> dict[str, int]:
     """Current versions of the given orgs; an org that never changed is absent (version 0)."""
     ids = list(org_ids)
     out: dict[str, int] = {}
     for start in range(0, len(ids), _READ_BATCH):
-        rows = await session.execute(
-            select(ConfigVersion.org_id, ConfigVersion.version).where(
-                ConfigVersion.org_id.in_(ids[start : start + _READ_BATCH])
-            )
-        )
+        rows = await session.execute(_VERSIONS, {"ids": ids[start : start + _READ_BATCH]})
         out.update({str(row[0]): int(row[1]) for row in rows})
     return out

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from foundation.batched_reads import BatchedReads
@@ -53,6 +53,11 @@ from server.v1.last_used import LastUsedWriter
 _NEGATIVE_TTL = 5.0
 _MAX_NEGATIVE = 10_000
 _POLL_BATCH = 500
+_LIVE_KEYS = select(ApiKey.id).where(
+    ApiKey.id.in_(bindparam("ids", expanding=True)), ApiKey.revoked_at.is_(None)
+)
+"""The revocation poll's statement, built once: an `in_(list)` built on every poll left its bind
+parameters in reference cycles."""
 DEFAULT_CACHE_SIZE = 50_000
 """API keys a process holds at most (`PATCHBAY_API_KEY_CACHE_SIZE`)."""
 
@@ -225,11 +230,7 @@ class ApiKeyCache:
         ids = list({p.key_id for d in self._by_hash if (p := self._by_hash.peek(d))})
         live: set[str] = set()
         for start in range(0, len(ids), _POLL_BATCH):
-            rows = await session.scalars(
-                select(ApiKey.id).where(
-                    ApiKey.id.in_(ids[start : start + _POLL_BATCH]), ApiKey.revoked_at.is_(None)
-                )
-            )
+            rows = await session.scalars(_LIVE_KEYS, {"ids": ids[start : start + _POLL_BATCH]})
             live.update(rows)
         gone = set(ids) - live
         if gone:

@@ -4,17 +4,20 @@ clock, uses noted in memory for the last-used writer."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from routing.agents import Agents
+from routing.config_versions import read_versions
 from routing.org_rows import OrgRowsReader
 from server import accounts
 from server.accounts import Principal
 from server.db import Database
 from server.v1.auth import ApiKeyCache, Expired, bearer_token
+from tests.collector import cycles_left
 
 
 class Clock:
@@ -65,6 +68,23 @@ async def test_revocation_is_noticed_by_the_poll(db: Database) -> None:
     async with db.session() as session:
         await cache.poll(session)
     assert await cache.authenticate(key) is None
+
+
+async def test_the_polls_leave_nothing_for_the_cyclic_collector(db: Database, collector_off: None) -> None:
+    # Both pollers run every few seconds for the life of a worker; what a poll leaves in
+    # reference cycles waits for the next full collection, which walks every live session.
+    org_id, _, key = await _key(db)
+    cache = ApiKeyCache(db.sessions)
+    assert await cache.authenticate(key) is not None
+    async with db.session() as s:
+        await cache.poll(s)  # the first of each compiles its statement into the engine's cache
+        await read_versions(s, [org_id])
+        gc.collect()
+        for _ in range(5):
+            await cache.poll(s)
+            await read_versions(s, [org_id, "org_other"])
+        left = cycles_left()
+    assert not left, left
 
 
 async def test_dropping_an_org_forgets_its_keys(db: Database) -> None:
