@@ -7,8 +7,11 @@ so none of that buys anything. This protocol offers the app, under the scope ext
 `DIRECT`, a `DirectMessages` that calls the app's handler from `data_received` itself, in
 order, for every text or binary message, with the handler task's context variables.
 
-Everything else stays ASGI: the handshake, sends, and `websocket.disconnect`, which still
-arrives through `receive` (so Starlette's socket state stays right). Messages that arrived
+The same extension sends several text messages in one socket write (`send_texts`): a voice
+reply's events mostly come in bursts, and through ASGI each was a `send` through every
+middleware and a socket write of its own. Everything else stays ASGI: the handshake, the close,
+and `websocket.disconnect`, which still arrives through `receive` (so Starlette's socket state
+stays right). Messages that arrived
 before the handler is attached are handed to it first; after `detach` they queue as before.
 An app served by another server sees no extension and reads through `receive`
 (`server.realtime.feed.MessageFeed` does either).
@@ -25,10 +28,12 @@ the check fails and every frame takes the websockets path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 from websockets.protocol import Protocol, State
 from websockets.streams import StreamReader
@@ -86,6 +91,25 @@ class DirectMessages:
     def detach(self) -> None:
         """Back to ASGI delivery: later messages queue for `receive`."""
         self._protocol.handler = None
+
+    async def send_texts(self, texts: Sequence[bytes]) -> None:
+        """Send each of `texts` (UTF-8) as a text message, in order, in one socket write.
+
+        What uvicorn's `send` does for one `websocket.send` message, done here for several at once:
+        it waits while the transport's buffer is over its high-water mark, and raises
+        `ClientDisconnected` once the client is gone or the socket is closing.
+        """
+        protocol = self._protocol
+        await protocol.writable.wait()
+        if protocol.disconnected or protocol.close_sent:
+            raise ClientDisconnected()
+        conn = protocol.conn
+        try:
+            for text in texts:
+                conn.send_text(text)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        protocol.transport.write(b"".join(conn.data_to_send()))
 
 
 class DirectMessageProtocol(WebSocketsSansIOProtocol):

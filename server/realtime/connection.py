@@ -2,7 +2,7 @@
 
 One loop per connection and nothing per frame: each message is parsed and applied to the
 session synchronously as it arrives (`MessageFeed`; audio appends never create a task), and a
-writer task drains the session's outbox in order. Client mistakes of any kind (bad JSON,
+writer task drains the session's outbox in order, what is queued together in one socket write. Client mistakes of any kind (bad JSON,
 unknown types, bad base64, an odd byte count, oversized or binary frames, values we cannot
 serve) become `error` events and the socket stays open. The session ends when the client leaves or its time limit passes.
 """
@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
-from server.realtime.feed import MessageFeed
+from server.realtime.feed import MessageFeed, SendTexts
 from server.realtime.serialize import Serializer, WireEvent, item_json
 from server.realtime.session_wire import apply_patch, response_config, session_json
 from server.realtime.wire import (
@@ -33,13 +32,11 @@ from server.realtime.wire import (
     parse_client_event,
 )
 from voice.errors import ClientError
-from voice.events import ErrorEvent
+from voice.events import ErrorEvent, SessionEvent
 from voice.history import HistoryError
 from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.realtime")
-
-SendText = Callable[[str], Awaitable[None]]
 
 
 class RealtimeConnection:
@@ -48,7 +45,7 @@ class RealtimeConnection:
         session: VoiceSession,
         *,
         feed: MessageFeed,
-        send_text: SendText,
+        send_texts: SendTexts,
         model: str,
         beta: bool,
         max_frame_bytes: int,
@@ -57,7 +54,7 @@ class RealtimeConnection:
     ) -> None:
         self.session = session
         self._feed = feed
-        self._send_text = send_text
+        self._send_texts = send_texts
         self._model = model
         self._beta = beta
         self._serializer = Serializer(beta=beta)
@@ -87,17 +84,23 @@ class RealtimeConnection:
                 await writer
 
     async def _write(self) -> None:
-        outbox, frames, send = self.session.outbox, self._serializer.frames, self._send_text
+        outbox, send = self.session.outbox, self._send_texts
         while True:
-            event = await outbox.get()
-            for frame in frames(event):
-                await send(frame.decode())
+            await send(self._frames_from(await outbox.get()))
 
     async def _flush(self) -> None:
-        outbox, frames, send = self.session.outbox, self._serializer.frames, self._send_text
+        outbox, send = self.session.outbox, self._send_texts
         while (event := outbox.get_nowait()) is not None:
-            for frame in frames(event):
-                await send(frame.decode())
+            await send(self._frames_from(event))
+
+    def _frames_from(self, event: SessionEvent) -> list[bytes]:
+        """The frames of `event` and of every event queued behind it, for one socket write: a
+        reply's first audio, its transcript and its events mostly arrive together."""
+        frames, outbox = self._serializer.frames, self.session.outbox
+        batch = frames(event)
+        while (more := outbox.get_nowait()) is not None:
+            batch += frames(more)
+        return batch
 
     def receive(self, message: str | bytes) -> None:
         """One message off the socket: a text frame within the size limit is an event."""

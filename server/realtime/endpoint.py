@@ -25,7 +25,7 @@ from server.auth_throttle import client_address, lockout_message
 from server.errors import with_request_id
 from server.realtime.auth import Caller, Refused, TokenExpired, identify, locked_response
 from server.realtime.connection import RealtimeConnection
-from server.realtime.feed import MessageFeed
+from server.realtime.feed import MessageFeed, texts_sender
 from server.realtime.opening import (
     ModelRefused,
     SessionRefused,
@@ -81,7 +81,7 @@ async def realtime(websocket: WebSocket) -> None:
             connection = RealtimeConnection(
                 session,
                 feed=MessageFeed.of(websocket),
-                send_text=websocket.send_text,
+                send_texts=texts_sender(websocket),
                 model=requested or "default",
                 beta=beta,
                 max_frame_bytes=runtime.max_frame_bytes,

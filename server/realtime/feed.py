@@ -1,4 +1,5 @@
-"""A voice socket's incoming messages into a synchronous handler, until the caller leaves.
+"""A voice socket's incoming messages into a synchronous handler, until the caller leaves; and
+its outgoing ones several to a socket write (`texts_sender`).
 
 `MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
 `bytes` for a binary one, in order, and returns when the client disconnects or `handle`
@@ -19,6 +20,23 @@ from server.websocket_direct import DIRECT, DirectMessages, payload
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Handle = Callable[[str | bytes], bool | None]
+SendTexts = Callable[[list[bytes]], Awaitable[None]]
+"""Sends text messages (UTF-8 bytes) in order."""
+
+
+def texts_sender(websocket: Any) -> SendTexts:
+    """How a Starlette `WebSocket` sends several text messages: in one socket write when the
+    server offers it (`DirectMessages.send_texts`), else one ASGI `send` each."""
+    direct = (websocket.scope.get("extensions") or {}).get(DIRECT)
+    if direct is not None:
+        return direct.send_texts  # type: ignore[no-any-return]
+    send_text = websocket.send_text
+
+    async def one_by_one(texts: list[bytes]) -> None:
+        for text in texts:
+            await send_text(text.decode())
+
+    return one_by_one
 
 
 class MessageFeed:
