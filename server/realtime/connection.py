@@ -2,9 +2,10 @@
 
 One loop per connection and nothing per frame: each message is parsed and applied to the
 session synchronously as it arrives (`MessageFeed`; audio appends never create a task), and a
-writer task drains the session's outbox in order, what is queued together in one socket write. Client mistakes of any kind (bad JSON,
-unknown types, bad base64, an odd byte count, oversized or binary frames, values we cannot
-serve) become `error` events and the socket stays open. The session ends when the client leaves or its time limit passes.
+writer task drains the session's outbox in order, the events queued together in one socket
+write. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd byte count,
+oversized or binary frames, values we cannot serve) become `error` events and the socket stays
+open. The session ends when the client leaves or its time limit passes.
 """
 
 from __future__ import annotations
@@ -86,12 +87,14 @@ class RealtimeConnection:
     async def _write(self) -> None:
         outbox, send = self.session.outbox, self._send_texts
         while True:
-            await send(self._frames_from(await outbox.get()))
+            if frames := self._frames_from(await outbox.get()):
+                await send(frames)
 
     async def _flush(self) -> None:
         outbox, send = self.session.outbox, self._send_texts
         while (event := outbox.get_nowait()) is not None:
-            await send(self._frames_from(event))
+            if frames := self._frames_from(event):
+                await send(frames)
 
     def _frames_from(self, event: SessionEvent) -> list[bytes]:
         """The frames of `event` and of every event queued behind it, for one socket write: a

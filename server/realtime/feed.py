@@ -27,9 +27,9 @@ SendTexts = Callable[[list[bytes]], Awaitable[None]]
 def texts_sender(websocket: Any) -> SendTexts:
     """How a Starlette `WebSocket` sends several text messages: in one socket write when the
     server offers it (`DirectMessages.send_texts`), else one ASGI `send` each."""
-    direct = (websocket.scope.get("extensions") or {}).get(DIRECT)
+    direct: DirectMessages | None = (websocket.scope.get("extensions") or {}).get(DIRECT)
     if direct is not None:
-        return direct.send_texts  # type: ignore[no-any-return]
+        return direct.send_texts
     send_text = websocket.send_text
 
     async def one_by_one(texts: list[bytes]) -> None:
