@@ -11,10 +11,9 @@ The same extension sends several text messages in one socket write (`send_texts`
 reply's events mostly come in bursts, and through ASGI each was a `send` through every
 middleware and a socket write of its own. Everything else stays ASGI: the handshake, the close,
 and `websocket.disconnect`, which still arrives through `receive` (so Starlette's socket state
-stays right). Messages that arrived
-before the handler is attached are handed to it first; after `detach` they queue as before.
-An app served by another server sees no extension and reads through `receive`
-(`server.realtime.feed.MessageFeed` does either).
+stays right). Messages that arrived before the handler is attached are handed to it first;
+after `detach` they queue as before. An app served by another server sees no extension and
+reads through `receive` (`server.realtime.feed.MessageFeed` does either).
 
 While a handler is attached, the common frame (a whole, masked, unfragmented text frame under
 64 KiB, as every voice client sends) is also read here rather than by websockets' generator
