@@ -34,7 +34,6 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
-import os
 import statistics
 import sys
 import time
@@ -48,6 +47,7 @@ import httpx
 import orjson
 import websockets
 
+from bench.machine import tree_pids
 from bench.voice_callers import FRAME_MS, STAMP, frames
 from bench.voice_patchbay import patchbay_running, serve_llm
 from tests.emulators.harness import free_port
@@ -112,18 +112,7 @@ def _pct(values: list[float], q: int) -> float | None:
 
 def _tree_rss_mb(root: int) -> float:
     """Resident memory of `root` and its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [p for p, parent in parents.items() if parent == pid and p not in tree]
-        tree.update(children)
-        frontier += children
+    tree = tree_pids(root)
     total = 0.0
     for pid in tree:
         with contextlib.suppress(OSError):

@@ -19,7 +19,11 @@ Reported per level of N sessions:
   the server: caller scheduling, loopback and the server's queueing together), p99 and max,
   and the late frames, those over 40 ms; the event loops' worst lag on a 10 ms timer;
 - Patchbay's own CPU (user/system, cyclic GC, per session and per frame, all workers) and
-  resident memory, the callers' CPU apart from it, and how the sessions spread over workers.
+  resident memory, the callers' CPU apart from it, and how the sessions spread over workers;
+- `other%` and `oth pk%`: what processes outside the benchmark used of the machine meanwhile
+  (`bench/machine.py`, short-lived ones included), on average and in its busiest half second, in
+  % of one core. Late frames in a level with a high peak say more about the machine than about
+  Patchbay.
 The capacity figure is the largest N with no late frame; the goal is also p95 under 10 ms.
 
 Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 30 s a level,
@@ -59,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from bench.machine import OtherCpu
 from bench.voice_callers import FRAME_MS, frames, run_callers
 from bench.voice_patchbay import patchbay_running, serve_llm
 from bench.voice_report import GOAL_P95_MS, HEADER, chart, row
@@ -93,12 +98,15 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
     for pipe in pipes:
         await loop.run_in_executor(None, pipe.recv)
     before = [(await w.post("/stats")).json() for w in server.stats]
+    others = OtherCpu(os.getpid())
+    others.start()
     start = time.monotonic() + 0.2
     for pipe in pipes:
         pipe.send((start, seconds))
     await asyncio.sleep(start + seconds - time.monotonic())
     dump = os.environ.get("BENCH_PROFILE")
     after = [(await w.get("/stats", params={"dump": dump} if dump else None)).json() for w in server.stats]
+    machine = others.stop()
     results = []
     for pipe in pipes:
         pipe.send("stop")
@@ -141,6 +149,9 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
         "cpu_pct_per_session": 100 * cpu / n,
         "us_per_frame": 1e6 * cpu * FRAME_MS / 1000 / n,
         "caller_cpu_pct": 100 * sum(r["cpu_s"] for r in results) / seconds,
+        "other_cpu_pct": machine.mean_pct,
+        "other_peak_pct": machine.peak_pct,
+        "steal_pct": machine.steal_pct,
         "rss_mb": rss,
         "rss_per_session_kb": 1024 * (rss - sum(b["rss_mb"] for b in before)) / n,
     }

@@ -16,7 +16,7 @@ GOAL_P95_MS = 10.0
 HEADER = (
     f"{'W':>2} {'N':>5} {'turns':>6} {'srv p50':>8} {'srv p95':>8} {'srv max':>8} {'late':>5} {'frames':>8} "
     f"{'delay p99':>9} {'delay max':>9} {'loop max':>8} {'srv cpu%':>8} {'gc%':>4} {'gc max':>6} {'us/frm':>6} "
-    f"{'callers%':>8} {'rss MB':>6} {'KB/ses':>6}  sessions/worker"
+    f"{'callers%':>8} {'other%':>6} {'oth pk%':>7} {'rss MB':>6} {'KB/ses':>6}  sessions/worker"
 )
 
 
@@ -28,7 +28,7 @@ def row(r: dict[str, Any]) -> str:
         f"{r['workers']:2d} {r['n']:5d} {r['turns']:6d} {ms(r['p50']):>8} {ms(r['p95']):>8} {ms(r['max']):>8} "
         f"{r['late']:5d} {r['frames']:8d} {r['delay_p99']:9.0f} {r['delay_max']:9.1f} {r['lag_max']:8.1f} "
         f"{r['server_cpu_pct']:8.1f} {r['gc_pct']:4.1f} {r['gc_max']:6.1f} {r['us_per_frame']:6.0f} {r['caller_cpu_pct']:8.1f} "
-        f"{r['rss_mb']:6.0f} {r['rss_per_session_kb']:6.0f}  {'/'.join(str(s) for s in r['sessions'])}"
+        f"{r['other_cpu_pct']:6.1f} {r['other_peak_pct']:7.0f} {r['rss_mb']:6.0f} {r['rss_per_session_kb']:6.0f}  {'/'.join(str(s) for s in r['sessions'])}"
     )
 
 

@@ -6,6 +6,7 @@ script broken by a change elsewhere, such as a helper it imports being moved.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,63 @@ def test_the_worker_probe_keeps_loop_lag_in_bounded_buckets() -> None:
     figures = probe.figures()
     assert figures["lag_p99_ms"] == 7.4  # the 100th of 101 samples, by its 0.1-ms bucket's upper edge
     assert figures["lag_max_ms"] == 5_000.0
+
+
+_BURN = (
+    "import sys, time\n"
+    "sys.stdin.readline()\n"
+    "while time.process_time() < 0.4:\n"
+    "    pass\n"
+    "print('burnt', flush=True)\n"
+    "sys.stdin.readline()\n"
+)
+
+
+def _burner() -> subprocess.Popen[str]:
+    """A child that burns 0.4 s of CPU when told to, says so, and waits to be let go."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _BURN], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> None:
+    proc.communicate("go\n", timeout=60)  # closes its pipes
+    assert proc.returncode == 0
+
+
+def test_cpu_of_the_benchmarks_own_processes_is_not_counted_as_other() -> None:
+    from bench.machine import OtherCpu
+
+    burner, bystander = _burner(), _burner()  # both below this process; the bystander only waits
+    try:
+        assert burner.stdin is not None and burner.stdout is not None
+        mine, theirs = OtherCpu(os.getpid(), interval=0.05), OtherCpu(bystander.pid, interval=0.05)
+        mine.start()
+        theirs.start()
+        burner.stdin.write("go\n")
+        burner.stdin.flush()
+        assert burner.stdout.readline() == "burnt\n"  # still alive: in the tree at both ends
+        seen_from_here, seen_from_bystander = mine.stop(), theirs.stop()
+        # From the bystander's tree the burner is someone else's; from this one it is ours.
+        assert seen_from_bystander.other_s - seen_from_here.other_s >= 0.3
+        assert seen_from_bystander.peak_pct >= seen_from_bystander.mean_pct > 0
+    finally:
+        _finish(burner)
+        bystander.kill()
+        bystander.communicate(timeout=60)
+
+
+def test_a_process_that_came_and_went_while_sampling_counts_as_other() -> None:
+    from bench.machine import OtherCpu
+
+    others = OtherCpu(os.getpid(), interval=0.05)
+    others.start()
+    burner = _burner()  # born after the sampling started, gone before it stops
+    assert burner.stdout is not None and burner.stdin is not None
+    burner.stdin.write("go\n")
+    burner.stdin.flush()
+    assert burner.stdout.readline() == "burnt\n"
+    _finish(burner)
+    figures = others.stop()
+    assert figures.other_s >= 0.3
+    assert figures.peak_pct >= figures.mean_pct
