@@ -53,7 +53,6 @@ def _machine() -> tuple[float, float]:
 
 @dataclass(frozen=True)
 class OtherFigures:
-    seconds: float
     other_s: float
     """CPU time processes outside the tree used, all cores together."""
     mean_pct: float
@@ -109,7 +108,6 @@ class OtherCpu:
         seconds = end[0] - self._first[0]
         other = max(0.0, end[1] - self._first[1])
         return OtherFigures(
-            seconds=seconds,
             other_s=other,
             mean_pct=100 * other / seconds,
             peak_pct=self._peak,
