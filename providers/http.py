@@ -15,7 +15,6 @@ here: `retry-after` parsing and scrubbing secrets out of provider error text.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import functools
 import math
@@ -35,6 +34,7 @@ import orjson
 from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.watchdog import Watchdog
 
 Backend = Literal["httpx", "aiohttp"]
 
@@ -242,11 +242,13 @@ class UpstreamStream:
         timeouts: Timeouts,
         provider: str,
         deadline: float,
+        watchdog: Watchdog,
     ) -> None:
         self._body = body
         self._timeouts = timeouts
         self._provider = provider
         self._first_deadline = deadline
+        self._watchdog = watchdog
         self.status = status
         self.headers = headers
         """Case-insensitive."""
@@ -263,6 +265,7 @@ class UpstreamStream:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; a stall raises `ProviderError(TIMEOUT)`."""
         body = self._body
+        watchdog = self._watchdog
         first = True
         try:
             while True:
@@ -273,8 +276,7 @@ class UpstreamStream:
                     budget = self._timeouts.between_chunks
                     phase = "between chunks"
                 try:
-                    async with asyncio.timeout(budget):
-                        chunk = await body.read()
+                    chunk = await watchdog.wait(body.read(), budget)
                 except TimeoutError:
                     raise _timeout_error(self._provider, phase, budget) from None
                 except _TRANSPORT_ERRORS as exc:
@@ -367,10 +369,12 @@ async def open_stream(
     """
     span = _upstream_span(method, url, provider) if tracing.on() else None
     error: str | None = None
+    watchdog = Watchdog()  # bounds the wait for headers and for each chunk
     try:
         client = clients.client_for(url)
         if isinstance(client, aiohttp.ClientSession):
-            async with _open_aiohttp(client, method, url, headers, body, timeouts, provider) as stream:
+            opened = _open_aiohttp(client, method, url, headers, body, timeouts, provider, watchdog)
+            async with opened as stream:
                 error = _status_error(span, stream.status)
                 yield stream
             return
@@ -379,8 +383,7 @@ async def open_stream(
         )
         deadline = time.monotonic() + timeouts.first_byte
         try:
-            async with asyncio.timeout(timeouts.first_byte):
-                response = await client.send(req, stream=True)
+            response = await watchdog.wait(client.send(req, stream=True), timeouts.first_byte)
         except TimeoutError:
             raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
         except _TRANSPORT_ERRORS as exc:
@@ -388,7 +391,13 @@ async def open_stream(
         error = _status_error(span, response.status_code)
         try:
             yield UpstreamStream(
-                response.status_code, response.headers, _HttpxBody(response), timeouts, provider, deadline
+                response.status_code,
+                response.headers,
+                _HttpxBody(response),
+                timeouts,
+                provider,
+                deadline,
+                watchdog,
             )
         finally:
             # Closing an unfinished response drops its connection instead of pooling it, which
@@ -398,6 +407,7 @@ async def open_stream(
         error = exc.error_class.value
         raise
     finally:
+        watchdog.close()
         if span is not None:  # tracing off: no call at all
             tracing.end(span, error=error)
 
@@ -429,25 +439,21 @@ async def _open_aiohttp(
     body: bytes | None,
     timeouts: Timeouts,
     provider: str,
+    watchdog: Watchdog,
 ) -> AsyncIterator[UpstreamStream]:
     deadline = time.monotonic() + timeouts.first_byte
+    sent = session.request(
+        method, url, headers=headers, data=body, allow_redirects=False, timeout=_aiohttp_timeout(timeouts)
+    )
     try:
-        async with asyncio.timeout(timeouts.first_byte):
-            response = await session.request(
-                method,
-                url,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-                timeout=_aiohttp_timeout(timeouts),
-            )
+        response = await watchdog.wait(sent, timeouts.first_byte)
     except TimeoutError:
         raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
     except _TRANSPORT_ERRORS as exc:
         raise transport_error(exc, provider) from None
     try:
         yield UpstreamStream(
-            response.status, response.headers, _AiohttpBody(response), timeouts, provider, deadline
+            response.status, response.headers, _AiohttpBody(response), timeouts, provider, deadline, watchdog
         )
     finally:
         # A fully read response has already gone back to the pool; `close` on an unfinished
