@@ -35,6 +35,12 @@ import gateway as g  # the benchmark next to this file
 Figures = dict[tuple[str, int], list[dict[str, float]]]
 
 
+def _byok_key(key_file: Path) -> str:
+    """The BYOK route's API key from the keys `bench/gateway.py patchbay` wrote (one per route)."""
+    keys: dict[str, str] = json.loads(key_file.read_text())
+    return keys["byok"]
+
+
 def start(root: str, side: str, emulator_port: int, tmp: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     data = tmp / side
     data.mkdir()
@@ -116,7 +122,7 @@ def main() -> None:
             for _, port, _ in started.values():
                 g.wait_port(port)
             targets = [
-                g.Target(side, f"http://127.0.0.1:{port}/v1/chat/completions", key.read_text(), "default")
+                g.Target(side, f"http://127.0.0.1:{port}/v1/chat/completions", _byok_key(key), "default")
                 for side, (_, port, key) in started.items()
             ]
             print(f"A {args.before}, B {args.after}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
