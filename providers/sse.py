@@ -46,6 +46,19 @@ class SSEDecoder:
         self._started = False
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
+        if (
+            chunk.endswith(b"\n\n")
+            and chunk.startswith(b"data: ")
+            and chunk.count(b"\n") == 2
+            and not (self._buf or self._data or self._event)
+            and b"\r" not in chunk
+        ):
+            # One whole one-line event in one read, as a model's stream mostly arrives: the event
+            # the lines below would dispatch, without splitting into lines.
+            self._started = True
+            event = SSEEvent(chunk[6:-2].decode("utf-8", errors="replace"), "message", self._id, self._retry)
+            self._retry = None
+            return [event]
         buf = self._buf + chunk if self._buf else chunk
         # A trailing `\r` may be the first half of `\r\n`: keep it until the next chunk decides.
         cut = len(buf) - 1 if buf.endswith(b"\r") else len(buf)

@@ -6,6 +6,8 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from providers.sse import SSEDecoder, SSEEvent, aiter_sse
 
@@ -46,6 +48,54 @@ def test_any_split_gives_the_same_events(seed: int) -> None:
 def test_byte_by_byte_including_split_crlf_and_utf8() -> None:
     data = OPENROUTER_STREAM.replace(b"\n", b"\r\n")
     assert decode_all([data[i : i + 1] for i in range(len(data))]) == decode_all([OPENROUTER_STREAM])
+
+
+_LINE_TEXT = st.text(st.characters(exclude_characters="\r\n", codec="utf-8"), max_size=12)
+_DATA_LINE = _LINE_TEXT.map(lambda t: f"data: {t}")
+_FIELD_LINE = st.one_of(
+    _DATA_LINE,
+    _LINE_TEXT.map(lambda t: f"data:{t}"),
+    _LINE_TEXT.map(lambda t: f"event: {t}"),
+    _LINE_TEXT.map(lambda t: f"id: {t}"),
+    st.integers(0, 99_999).map(lambda n: f"retry: {n}"),
+    _LINE_TEXT.map(lambda t: f": {t}"),
+)
+# An event: a few field lines, mostly a `data: ...` line last, then the blank line.
+_EVENT_LINES = st.tuples(st.lists(_FIELD_LINE, max_size=3), st.one_of(st.none(), _DATA_LINE)).map(
+    lambda parts: (
+        [f"{line}\n" for line in [*parts[0], *([parts[1]] if parts[1] is not None else [])]] + ["\n"]
+    )
+)
+# How an event arrives: in one read, a read per line, or its lines one by one and then its last
+# line with the blank line in one read (the shortcut's shape, after whatever the event set).
+_ARRIVAL = st.sampled_from(("whole", "lines", "tail"))
+
+
+def _reads(lines: list[str], arrival: str) -> list[str]:
+    if arrival == "whole":
+        return ["".join(lines)]
+    if arrival == "lines" or len(lines) < 2:
+        return lines
+    return [*lines[:-2], "".join(lines[-2:])]
+
+
+@given(events=st.lists(st.tuples(_EVENT_LINES, _ARRIVAL), min_size=1, max_size=8), crlf=st.booleans())
+# The shortcut's read after each field it must carry over or hold back for.
+@example(events=[(["retry: 5\n", "data: x\n", "\n"], "tail"), (["data: y\n", "\n"], "whole")], crlf=False)
+@example(events=[(["id: 7\n", "data: x\n", "\n"], "tail"), (["data: y\n", "\n"], "whole")], crlf=False)
+@example(events=[(["event: e\n", "data: x\n", "\n"], "tail")], crlf=False)
+@example(events=[(["data: a\n", "data: b\n", "\n"], "tail")], crlf=False)
+def test_reads_of_whole_lines_decode_as_the_same_bytes_byte_by_byte(
+    events: list[tuple[list[str], str]], crlf: bool
+) -> None:
+    # Reads of whole lines take the one-line-event shortcut where it applies (a read of exactly
+    # `data: ...` and the blank line, nothing pending); one byte per read never can, so the two
+    # agree only if the shortcut gives exactly the general path's events: the event name, id
+    # and retry the stream set before, and nothing carried into the next event.
+    reads = [read for lines, arrival in events for read in _reads(lines, arrival)]
+    raw = [(read.replace("\n", "\r\n") if crlf else read).encode() for read in reads]
+    data = b"".join(raw)
+    assert decode_all(raw) == decode_all([data[i : i + 1] for i in range(len(data))])
 
 
 def test_named_events_multiline_data_id_retry() -> None:
