@@ -17,6 +17,9 @@ and a journaled settle after it, written into the ledger behind (billing/lease.p
 
 `BENCH_DATABASE_URL` points Patchbay at another (empty) database than the temporary SQLite file;
 `BENCH_REDIS_URL` and `BENCH_RATE_LIMIT` add Redis and the per-key rate limit (see `bench_settings`).
+`BENCH_CHUNK_GAP_MS` (e.g. 2) makes the emulator write a stream's frames that far apart, each in
+its own read on the other side, as a model's stream arrives; streams then last 20 gaps longer,
+so their latency columns mean less and their CPU per stream more.
 
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
@@ -59,7 +62,17 @@ def serve_emulator(port: int) -> None:
 
     from tests.emulators.openai import OpenAIEmulator, Scenario
 
-    app = OpenAIEmulator("openai", api_key=UPSTREAM_KEY, fast=True, default=Scenario(text=TEXT))
+    # BENCH_CHUNK_GAP_MS spaces a stream's frames as a model's are, so each arrives in its own
+    # read; by default the whole stream is one write (complete bodies are one write either way).
+    gap = float(os.environ.get("BENCH_CHUNK_GAP_MS") or 0) / 1000
+    spaced = Scenario(text=TEXT, chunk_delay=gap)
+    app = OpenAIEmulator(
+        "openai",
+        api_key=UPSTREAM_KEY,
+        fast=True,
+        default=Scenario(text=TEXT),
+        responder=(lambda request: spaced if request.get("stream") else None) if gap else None,
+    )
     uvicorn.run(
         app,
         host="127.0.0.1",
