@@ -7,7 +7,9 @@ substitute the network). Requests go through `request` (body read in full) or
 `open_stream` (body consumed chunk by chunk); both enforce `Timeouts` and turn transport
 failures into `ProviderError(TIMEOUT | NETWORK)`. Leaving `open_stream` early, by
 cancellation, an exception or closing the generator that iterates it, closes the upstream
-response at once, so the provider stops generating (and billing) for a caller who left.
+response at once, so the provider stops generating (and billing) for a caller who left. A
+stream the adapter saw end by its protocol (`UpstreamStream.finish`) keeps its connection:
+the body's last bytes are read behind the caller (`providers.tail`).
 
 Protocol-specific error mapping lives with each adapter; what every protocol shares lives
 here: `retry-after` parsing and scrubbing secrets out of provider error text.
@@ -34,6 +36,7 @@ import orjson
 from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.tail import Tails
 from providers.watchdog import Watchdog
 
 Backend = Literal["httpx", "aiohttp"]
@@ -128,6 +131,8 @@ class UpstreamClients:
         self._session_factory = session_factory
         self._clients: dict[str, Client] = {}
         self._closed = False
+        self.tails = Tails()
+        """Finished responses whose last bytes are still being read (`providers.tail`)."""
 
     def client_for(self, url: str) -> Client:
         if self._closed:
@@ -163,6 +168,7 @@ class UpstreamClients:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self.tails.aclose()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             if isinstance(client, aiohttp.ClientSession):
@@ -252,6 +258,15 @@ class UpstreamStream:
         self.status = status
         self.headers = headers
         """Case-insensitive."""
+        self.finished = False
+        """Set by `finish`."""
+
+    def finish(self) -> None:
+        """The protocol's own end was read (OpenAI's `[DONE]`): whatever follows is the body's
+        framing, so on leaving `open_stream` the connection is kept for the next request once
+        that arrives (`providers.tail`), instead of being dropped. Only the default (aiohttp)
+        backend keeps it; with httpx the response closes as before."""
+        self.finished = True
 
     async def read_error_body(self) -> bytes:
         """Read a (bounded) error body; used when `status` is not 2xx."""
@@ -373,7 +388,9 @@ async def open_stream(
     try:
         client = clients.client_for(url)
         if isinstance(client, aiohttp.ClientSession):
-            opened = _open_aiohttp(client, method, url, headers, body, timeouts, provider, watchdog)
+            opened = _open_aiohttp(
+                client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
+            )
             async with opened as stream:
                 error = _status_error(span, stream.status)
                 yield stream
@@ -440,6 +457,7 @@ async def _open_aiohttp(
     timeouts: Timeouts,
     provider: str,
     watchdog: Watchdog,
+    tails: Tails,
 ) -> AsyncIterator[UpstreamStream]:
     deadline = time.monotonic() + timeouts.first_byte
     sent = session.request(
@@ -451,14 +469,18 @@ async def _open_aiohttp(
         raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
     except _TRANSPORT_ERRORS as exc:
         raise transport_error(exc, provider) from None
+    reply = _AiohttpBody(response)
+    stream = UpstreamStream(response.status, response.headers, reply, timeouts, provider, deadline, watchdog)
     try:
-        yield UpstreamStream(
-            response.status, response.headers, _AiohttpBody(response), timeouts, provider, deadline, watchdog
-        )
+        yield stream
     finally:
-        # A fully read response has already gone back to the pool; `close` on an unfinished
-        # one drops its connection, which is what tells the provider to stop generating.
-        response.close()
+        if stream.finished and not response.content.at_eof():
+            # The reply is complete; only the body's framing is still to come.
+            tails.read_out(reply.read, response.close, timeouts.between_chunks)
+        else:
+            # A fully read response has already gone back to the pool; `close` on an unfinished
+            # one drops its connection, which is what tells the provider to stop generating.
+            response.close()
 
 
 def parse_retry_after(

@@ -163,10 +163,14 @@ class AnthropicMessagesAdapter(ChatAdapter):
                     raise _protocol_error("stream event data is not a JSON object")
                 with vendor_shape("stream event", provider=_PROVIDER, model=request.model):
                     events = translator.feed(sse.event, data)
+                if translator.finished:
+                    upstream.finish()  # `message_stop`: keeps the connection (providers/tail.py)
                 for event in events:
                     if isinstance(event, Finish) and wire.structured_tool is not None:
                         self._finish_structured(translator, event, request)
                     yield event
+                if translator.finished:
+                    return
             with vendor_shape("stream", provider=_PROVIDER, model=request.model):
                 translator.end()
 

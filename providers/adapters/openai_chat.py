@@ -138,7 +138,10 @@ class OpenAIChatAdapter(ChatAdapter):
                     return
                 async for chunk in upstream.chunks():
                     for sse in decoder.feed(chunk):
-                        for event in _translate(sse.data, translator, request, provider):
+                        events = _translate(sse.data, translator, request, provider)
+                        if translator.done:
+                            upstream.finish()  # keeps the connection (providers/tail.py)
+                        for event in events:
                             yield event
                         if translator.done:
                             return
