@@ -262,10 +262,10 @@ class UpstreamStream:
         """Set by `finish`."""
 
     def finish(self) -> None:
-        """The protocol's own end was read (OpenAI's `[DONE]`): whatever follows is the body's
-        framing, so on leaving `open_stream` the connection is kept for the next request once
-        that arrives (`providers.tail`), instead of being dropped. Only the default (aiohttp)
-        backend keeps it; with httpx the response closes as before."""
+        """The protocol's own end was read (OpenAI's `[DONE]`, Anthropic's `message_stop`): what
+        follows is only the body's framing, so on leaving `open_stream` the connection is kept
+        for the next request once that arrives (`providers.tail`), instead of being dropped.
+        Only the default (aiohttp) backend keeps it; with httpx the response closes as before."""
         self.finished = True
 
     async def read_error_body(self) -> bytes:
