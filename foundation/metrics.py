@@ -91,6 +91,12 @@ COOLDOWN_NOTICES = Counter(
     "patchbay_cooldown_notices",
     "Cooldown notices from other replicas this process applied (its copy of the profile dropped).",
 )
+UPSTREAM_TAILS = Counter(
+    "patchbay_upstream_tails",
+    "Finished upstream streams whose last bytes were read behind the caller, by outcome: pooled "
+    "(the connection went back to the pool) or dropped (the body did not end in time or size).",
+    ["outcome"],
+)
 CACHE_HITS = Counter(
     "patchbay_cache_hits",
     "Lookups an in-memory cache answered, by cache (org, api_key).",
@@ -178,6 +184,10 @@ def observe_cooldown(lane: str, error_class: str) -> None:
 
 def observe_cooldown_notice() -> None:
     COOLDOWN_NOTICES.inc()
+
+
+def observe_tail(pooled: bool) -> None:
+    _counter(UPSTREAM_TAILS, "pooled" if pooled else "dropped")(1)
 
 
 def observe_usage(

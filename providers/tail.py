@@ -11,7 +11,8 @@ kept their upstream connection").
 end of the body the client library has already put the connection back in its pool, so the
 close changes nothing; past `TAIL_SECONDS` or `TAIL_BYTES` (a server that sent its end marker
 and kept talking) the close drops the connection, as it always did. The caller's stream has
-ended by then: nothing waits on the tail.
+ended by then: nothing waits on the tail. `patchbay_upstream_tails_total` counts both
+outcomes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+
+from foundation import metrics
 
 TAIL_SECONDS = 1.0
 """The longest a tail may take by default (and never longer than the call's `between_chunks`);
@@ -70,12 +73,17 @@ class Tails:
 
 
 async def _read_out(read: Callable[[], Awaitable[bytes | None]], within: float) -> None:
-    # A timeout or a transport error ends it like a tail too long: the close that follows drops
-    # a connection whose body did not end.
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(within):
-            size = 0
-            while (chunk := await read()) is not None:
-                size += len(chunk)
-                if size > TAIL_BYTES:
-                    return
+    pooled = False
+    try:
+        # A timeout or a transport error ends it like a tail too long: the close that follows
+        # drops a connection whose body did not end.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(within):
+                size = 0
+                while (chunk := await read()) is not None:
+                    size += len(chunk)
+                    if size > TAIL_BYTES:
+                        return
+                pooled = True
+    finally:
+        metrics.observe_tail(pooled)

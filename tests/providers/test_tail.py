@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
 from providers.adapters.base import ChatAdapter, Endpoint
@@ -33,6 +34,10 @@ from tests.emulators.tcp_proxy import TcpProxy
 from tests.providers.test_openai_chat_loopback import HANG_GUARD, STEADY
 
 KEY = "sk-test-CANARY-0c1d2e3f4a5b6c7d8e9f"
+
+
+def tails_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("patchbay_upstream_tails_total", {"outcome": outcome}) or 0.0
 
 
 class HeldEnd:
@@ -136,6 +141,7 @@ async def test_a_stream_ended_by_its_protocol_keeps_its_connection_for_the_next_
     upstream: Upstream,
 ) -> None:
     upstream.enqueue("one", "two")
+    pooled = tails_counted("pooled")
     async with UpstreamClients() as clients:
         adapter = upstream.wire.adapter(clients)
         first = await upstream.stream(adapter)
@@ -145,6 +151,7 @@ async def test_a_stream_ended_by_its_protocol_keeps_its_connection_for_the_next_
         assert clients.tails.reading == 1
         upstream.held.release()
         await clients.tails.settled()
+        assert tails_counted("pooled") == pooled + 1
         second = await upstream.stream(adapter)
         assert isinstance(second[-1], Finish)
     assert upstream.proxy.accepted == 1
@@ -152,12 +159,14 @@ async def test_a_stream_ended_by_its_protocol_keeps_its_connection_for_the_next_
 
 async def test_a_tail_that_does_not_end_drops_the_connection(upstream: Upstream) -> None:
     upstream.enqueue("one", "two")
+    dropped = tails_counted("dropped")
     async with UpstreamClients() as clients:
         clients.tails = Tails(seconds=0.05)  # the body's end never comes while the test runs
         adapter = upstream.wire.adapter(clients)
         await upstream.stream(adapter)
         await clients.tails.settled()
         assert clients.tails.reading == 0
+        assert tails_counted("dropped") == dropped + 1
         assert isinstance((await upstream.stream(adapter))[-1], Finish)
     assert upstream.proxy.accepted == 2
 
