@@ -94,7 +94,8 @@ COOLDOWN_NOTICES = Counter(
 UPSTREAM_TAILS = Counter(
     "patchbay_upstream_tails",
     "Finished upstream streams whose last bytes were read behind the caller, by outcome: pooled "
-    "(the connection went back to the pool) or dropped (the body did not end in time or size).",
+    "(the body ended and the connection was released for reuse) or dropped (it did not end in "
+    "time or size).",
     ["outcome"],
 )
 CACHE_HITS = Counter(
