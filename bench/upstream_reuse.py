@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -69,7 +70,7 @@ def serve(port: int, cert: str, key: str) -> None:
     """The `server` role: a one-worker uvicorn answering every POST with a small JSON body."""
     import uvicorn
 
-    async def app(scope: dict, receive, send) -> None:  # type: ignore[no-untyped-def]
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
         while (await receive()).get("more_body"):
