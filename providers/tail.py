@@ -1,11 +1,11 @@
 """A finished response's last bytes, read behind the caller so its connection stays pooled.
 
 A streamed reply ends, for the adapter, at the protocol's own end marker (OpenAI's
-`data: [DONE]`, Anthropic's `message_stop`). The body's framing, the last empty chunk of a chunked body, often arrives a
-moment later, in a read of its own. Closing the response before it arrives drops a healthy
-keep-alive connection: the next request to that provider pays a new TCP and TLS handshake
-before its first byte, two round trips and about 1.1 ms of CPU (docs/performance.md, "Streams
-kept their upstream connection").
+`data: [DONE]`, Anthropic's `message_stop`). The body's framing, the last empty chunk of a
+chunked body, often arrives a moment later, in a read of its own. Closing the response before
+it arrives drops a healthy keep-alive connection: the next request to that provider pays a new
+TCP and TLS handshake before its first byte, two round trips and about 1.1 ms of CPU
+(docs/performance.md, "Streams kept their upstream connection").
 
 `Tails.read_out` reads what is left in a task of its own and then closes the response. At the
 end of the body the client library has already put the connection back in its pool, so the
