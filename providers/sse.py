@@ -49,16 +49,33 @@ class SSEDecoder:
         if (
             chunk.endswith(b"\n\n")
             and chunk.startswith(b"data: ")
-            and chunk.count(b"\n") == 2
             and not (self._buf or self._data or self._event)
             and b"\r" not in chunk
         ):
-            # One whole one-line event in one read, as a model's stream mostly arrives: the event
-            # the lines below would dispatch, without splitting into lines.
-            self._started = True
-            event = SSEEvent(chunk[6:-2].decode("utf-8", errors="replace"), "message", self._id, self._retry)
-            self._retry = None
-            return [event]
+            # Whole one-line events, as a model's stream mostly arrives: the events the lines below
+            # would dispatch, without a call per line. Mostly one a read; several when reads fall
+            # behind the stream.
+            if chunk.count(b"\n") == 2:
+                self._started = True
+                event = SSEEvent(
+                    chunk[6:-2].decode("utf-8", errors="replace"), "message", self._id, self._retry
+                )
+                self._retry = None
+                return [event]
+            parts = chunk[:-2].split(b"\n\n")
+            if all(part.startswith(b"data: ") and b"\n" not in part for part in parts):
+                self._started = True
+                first = SSEEvent(
+                    parts[0][6:].decode("utf-8", errors="replace"), "message", self._id, self._retry
+                )
+                self._retry = None
+                return [
+                    first,
+                    *(
+                        SSEEvent(p[6:].decode("utf-8", errors="replace"), "message", self._id)
+                        for p in parts[1:]
+                    ),
+                ]
         buf = self._buf + chunk if self._buf else chunk
         # A trailing `\r` may be the first half of `\r\n`: keep it until the next chunk decides.
         cut = len(buf) - 1 if buf.endswith(b"\r") else len(buf)

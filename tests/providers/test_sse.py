@@ -85,6 +85,10 @@ def _reads(lines: list[str], arrival: str) -> list[str]:
 @example(events=[(["id: 7\n", "data: x\n", "\n"], "tail"), (["data: y\n", "\n"], "whole")], crlf=False)
 @example(events=[(["event: e\n", "data: x\n", "\n"], "tail")], crlf=False)
 @example(events=[(["data: a\n", "data: b\n", "\n"], "tail")], crlf=False)
+@example(
+    events=[(["data: x\n", "\n"], "whole"), (["data: \n", "\n"], "whole"), (["data: z\n", "\n"], "whole")],
+    crlf=False,
+)
 def test_reads_of_whole_lines_decode_as_the_same_bytes_byte_by_byte(
     events: list[tuple[list[str], str]], crlf: bool
 ) -> None:
@@ -95,7 +99,19 @@ def test_reads_of_whole_lines_decode_as_the_same_bytes_byte_by_byte(
     reads = [read for lines, arrival in events for read in _reads(lines, arrival)]
     raw = [(read.replace("\n", "\r\n") if crlf else read).encode() for read in reads]
     data = b"".join(raw)
-    assert decode_all(raw) == decode_all([data[i : i + 1] for i in range(len(data))])
+    byte_by_byte = decode_all([data[i : i + 1] for i in range(len(data))])
+    assert decode_all(raw) == byte_by_byte
+    # All of it in one read: several whole events at once, as when reads fall behind the stream.
+    assert decode_all([data]) == byte_by_byte
+
+
+@pytest.mark.parametrize("field", [b"retry: 5\n", b"id: 7\n", b"event: e\n", b"data: a\n"])
+def test_several_whole_events_in_one_read_after_a_field_line(field: bytes) -> None:
+    # The shortcut for reads of whole one-line events, with a field line read before them: the
+    # field belongs to the first event only (an id to every later one too, as the spec says).
+    reads = [field, b"data: x\n\ndata: y\n\n", b"data: z\n\n"]
+    data = b"".join(reads)
+    assert decode_all(reads) == decode_all([data[i : i + 1] for i in range(len(data))])
 
 
 def test_named_events_multiline_data_id_retry() -> None:
