@@ -10,7 +10,9 @@ request path, and the reason nothing that must never be lost goes through here u
 also journals it (usage rows: `billing.usage_journal`).
 
 A batch is written as one Core `INSERT ... executemany` per table, not through the ORM unit of
-work (which cost a quarter of the gateway's throughput on SQLite). An entry may offer
+work (which cost a quarter of the gateway's throughput on SQLite), and at the driver's level
+where it can (`foundation.bulk_insert`: the statement compiled once, each row straight to its
+parameters). An entry may offer
 `row_values()` (its table and column values) to skip building an ORM object at all; otherwise
 the values are taken from `to_row()`. Columns an entry leaves unset get their Core defaults.
 A writer made with `keyed=True` writes rows that carry their own primary key and may come twice
@@ -32,6 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from foundation.background import BackgroundTask
+from foundation.bulk_insert import InsertPlan, execute_plan, plan_for
 from foundation.db import Base
 
 log = logging.getLogger(__name__)
@@ -68,12 +71,15 @@ def insert_new(session: AsyncSession, table: Table) -> Insert:
     return statement
 
 
-def _insert_batches(batch: list[RowValues]) -> list[tuple[Table, list[dict[str, Any]]]]:
+Group = tuple[Table, frozenset[str]]
+
+
+def _insert_batches(batch: list[RowValues]) -> dict[Group, list[dict[str, Any]]]:
     """Group rows by table and by the set of columns they set: one executemany each."""
-    groups: dict[tuple[Table, frozenset[str]], list[dict[str, Any]]] = {}
+    groups: dict[Group, list[dict[str, Any]]] = {}
     for table, values in batch:
         groups.setdefault((table, frozenset(values)), []).append(values)
-    return [(table, rows) for (table, _), rows in groups.items()]
+    return groups
 
 
 E = TypeVar("E", bound=RowEntry)
@@ -103,6 +109,9 @@ class BufferedRowWriter(Generic[E]):
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background = BackgroundTask(f"buffered-writer:{name}", self._run)
+        self._plans: dict[Group, InsertPlan | None] = {}
+        """Each group's compiled INSERT (None: it goes through `session.execute`); a handful per
+        writer, one per table and set of columns its entries set."""
         self.dropped = 0
 
     @property
@@ -153,15 +162,25 @@ class BufferedRowWriter(Generic[E]):
         try:
             grouped = _insert_batches(self._rows(batch))
             async with self._sessions.begin() as session:
-                for table, rows in grouped:
-                    statement = insert_new(session, table) if self._keyed else insert(table)
-                    await session.execute(statement, rows)
+                for group, rows in grouped.items():
+                    await self._insert(session, group, rows)
         except BaseException:
             self._pending.extendleft(reversed(batch))
             raise
         if self._on_flush is not None:
             self._on_flush(len(batch))
         return len(batch)
+
+    async def _insert(self, session: AsyncSession, group: Group, rows: list[dict[str, Any]]) -> None:
+        table, keys = group
+        statement = insert_new(session, table) if self._keyed else insert(table)
+        if group not in self._plans:
+            self._plans[group] = plan_for(statement, keys, session.get_bind().dialect)
+        plan = self._plans[group]
+        if plan is None:
+            await session.execute(statement, rows)
+        else:
+            await execute_plan(session, plan, rows)
 
     def _rows(self, batch: list[E]) -> list[RowValues]:
         """The rows to write for a drained batch; a subclass may merge entries here."""
