@@ -12,6 +12,7 @@ database.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -46,16 +47,23 @@ class Binding:
     field: str
 
     def associated_data(self, purpose: bytes, key_version: str = "") -> bytes:
-        # Length-prefixed so no two different bindings can encode to the same bytes.
-        parts = (
-            _FORMAT,
-            purpose,
-            self.org_id.encode(),
-            self.owner_id.encode(),
-            self.field.encode(),
-            key_version.encode(),
-        )
-        return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+        return _associated_data(self, purpose, key_version)
+
+
+@functools.lru_cache(maxsize=4096)
+def _associated_data(binding: Binding, purpose: bytes, key_version: str) -> bytes:
+    """Kept per binding: every reveal of a credential opens its envelope with the same two
+    (1.5 µs each to build). Nothing secret: ids, a field name and a key version."""
+    # Length-prefixed so no two different bindings can encode to the same bytes.
+    parts = (
+        _FORMAT,
+        purpose,
+        binding.org_id.encode(),
+        binding.owner_id.encode(),
+        binding.field.encode(),
+        key_version.encode(),
+    )
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
 @dataclass(frozen=True, slots=True)
