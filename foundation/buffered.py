@@ -128,7 +128,9 @@ class BufferedRowWriter(Generic[E]):
                 )
             return
         self._pending.append(entry)
-        if len(self._pending) >= self._batch_size:
+        # Once, as the buffer reaches a batch: entries recorded while that flush is on their way
+        # wait for the next, and after a failed flush the retry keeps its interval.
+        if len(self._pending) == self._batch_size:
             self._wake_flusher()
 
     def _wake_flusher(self) -> None:

@@ -128,6 +128,29 @@ async def test_the_background_task_retries_until_the_database_is_back(tmp_path: 
         await database.dispose()
 
 
+async def test_a_failed_batch_is_retried_at_its_interval_not_by_each_new_entry(tmp_path: object) -> None:
+    # Reaching a batch wakes the writer once; entries recorded past it, after that write failed,
+    # must not wake it again (each would retry at once against a database that is down).
+    unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    writer = BufferedAuditWriter(unmigrated.sessions, flush_interval=3600, batch_size=2)
+    failure = _FailureSeen()
+    audit_log = logging.getLogger("foundation.buffered")
+    audit_log.addHandler(failure)
+    try:
+        writer.start()
+        writer.record(entry(1))
+        writer.record(entry(2))
+        await asyncio.wait_for(failure.seen.wait(), timeout=10)
+        assert writer.pending == 2  # back in the buffer, the writer waiting out its interval
+        writer.record(entry(3))
+        writer.record(entry(4))
+        assert not writer._wake.is_set()
+    finally:
+        audit_log.removeHandler(failure)
+        await writer._background.stop()
+        await unmigrated.dispose()
+
+
 async def test_the_audit_log_is_append_only_on_both_databases(db_url: str) -> None:
     db = Database(db_url)
     try:
