@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import select, text
@@ -106,13 +107,24 @@ class _FailureSeen(logging.Handler):
             self.loop.call_soon_threadsafe(self.seen.set)
 
 
-async def test_the_background_task_retries_until_the_database_is_back(tmp_path: object) -> None:
+@pytest.fixture
+async def failure() -> AsyncIterator[_FailureSeen]:
+    """Set once the buffered writer logs a failed write."""
+    seen = _FailureSeen()
+    writer_log = logging.getLogger("foundation.buffered")
+    writer_log.addHandler(seen)
+    try:
+        yield seen
+    finally:
+        writer_log.removeHandler(seen)
+
+
+async def test_the_background_task_retries_until_the_database_is_back(
+    tmp_path: object, failure: _FailureSeen
+) -> None:
     database = Database(f"sqlite+aiosqlite:///{tmp_path}/later.db")
     flushed = asyncio.Event()
     writer = BufferedAuditWriter(database.sessions, flush_interval=0.01, on_flush=lambda n: flushed.set())
-    failure = _FailureSeen()
-    audit_log = logging.getLogger("foundation.buffered")
-    audit_log.addHandler(failure)
     try:
         writer.start()
         writer.record(entry(1))
@@ -123,19 +135,17 @@ async def test_the_background_task_retries_until_the_database_is_back(tmp_path: 
         assert writer.pending == 0
         assert len(await _rows(database)) == 2
     finally:
-        audit_log.removeHandler(failure)
         await writer.aclose()
         await database.dispose()
 
 
-async def test_a_failed_batch_is_retried_at_its_interval_not_by_each_new_entry(tmp_path: object) -> None:
+async def test_a_failed_batch_is_retried_at_its_interval_not_by_each_new_entry(
+    tmp_path: object, failure: _FailureSeen
+) -> None:
     # Reaching a batch wakes the writer once; entries recorded past it, after that write failed,
     # must not wake it again (each would retry at once against a database that is down).
     unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
     writer = BufferedAuditWriter(unmigrated.sessions, flush_interval=3600, batch_size=2)
-    failure = _FailureSeen()
-    audit_log = logging.getLogger("foundation.buffered")
-    audit_log.addHandler(failure)
     try:
         writer.start()
         writer.record(entry(1))
@@ -146,7 +156,6 @@ async def test_a_failed_batch_is_retried_at_its_interval_not_by_each_new_entry(t
         writer.record(entry(4))
         assert not writer._wake.is_set()
     finally:
-        audit_log.removeHandler(failure)
         await writer._background.stop()
         await unmigrated.dispose()
 
