@@ -3,7 +3,7 @@ both databases; rows that leave a column to its Python-side default keep SQLAlch
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -50,6 +50,7 @@ VIA_PLAN = _table("bulk_via_plan")
 VIA_SQLALCHEMY = _table("bulk_via_sqlalchemy")
 
 WHEN = datetime(2026, 3, 1, 12, 30, 45, 123456, tzinfo=UTC)
+PLUS_TWO = timezone(timedelta(hours=2))
 
 
 def rows(n: int = 6) -> list[dict[str, Any]]:
@@ -66,7 +67,7 @@ def rows(n: int = 6) -> list[dict[str, Any]]:
             "id": f"row_{i}",
             "seq": i,
             # another zone: the column stores it as UTC either way
-            "created_at": (WHEN + timedelta(microseconds=i)).astimezone(UTC if i % 2 else _plus_two()),
+            "created_at": (WHEN + timedelta(microseconds=i)).astimezone(UTC if i % 2 else PLUS_TWO),
             "details": details[i % len(details)],
             "amount": 10**15 + i,
             "ratio": 0.1 * i,
@@ -76,12 +77,6 @@ def rows(n: int = 6) -> list[dict[str, Any]]:
         }
         for i in range(n)
     ]
-
-
-def _plus_two() -> Any:
-    from datetime import timezone
-
-    return timezone(timedelta(hours=2))
 
 
 @pytest.fixture
