@@ -94,6 +94,7 @@ async def open_billing(page: Any) -> None:
     await page.get_by_role("heading", name="Billing", level=1).wait_for()
     await page.locator("section.ledger table.ledger, section.ledger p.empty").first.wait_for()
     await page.locator(".cost-results table.costs, .cost-results p.empty").first.wait_for()
+    await page.locator("dl.figures .figure").first.wait_for()  # the credits section, loaded on its own
 
 
 async def test_the_operator_reads_grants_and_pages_the_billing_page(
@@ -221,6 +222,8 @@ async def test_the_operator_reads_grants_and_pages_the_billing_page(
     await page.get_by_label("Organisation").select_option(label="quiet")
     await page.get_by_text("No ledger entries in the last year").wait_for()
     await page.get_by_text("No usage in this window, so nothing was charged.").wait_for()
+    # The credits section loads on its own: wait for its figures before reading them.
+    await page.locator("dl.figures [data-figure=balance] dd").filter(has_text="$0.00").wait_for()
     assert await figures(page) == {"balance": "$0.00", "held": "$0.00", "available": "$0.00"}
     await page.get_by_text("No open holds: nothing is reserved right now.").wait_for()
     await page.get_by_text("No credits granted yet.").wait_for()
