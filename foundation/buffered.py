@@ -4,10 +4,11 @@ Request paths must not wait on a database write, so they hand an entry to `recor
 synchronous and O(1). One background task writes the buffer in batches: every
 `flush_interval` seconds, sooner once `batch_size` entries wait, and on close. If the
 database is unreachable, entries stay buffered up to `max_pending`; beyond that they are
-dropped and counted (and logged by count, never by content). Entries recorded in the last
-flush interval before a hard crash are lost: that is the price of keeping writes off the
-request path, and the reason nothing that must never be lost goes through here unless its writer
-also journals it (usage rows: `billing.usage_journal`).
+dropped and counted (and logged by count, never by content). Written, dropped and pending
+entries and failed writes are in `/metrics` by the writer's name (`foundation.metrics`).
+Entries recorded in the last flush interval before a hard crash are lost: that is the price of
+keeping writes off the request path, and the reason nothing that must never be lost goes
+through here unless its writer also journals it (usage rows: `billing.usage_journal`).
 
 A batch is written as one Core `INSERT ... executemany` per table, not through the ORM unit of
 work (which cost a quarter of the gateway's throughput on SQLite), and at the driver's level
@@ -33,6 +34,7 @@ from sqlalchemy import Insert, Table, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from foundation import metrics
 from foundation.background import BackgroundTask
 from foundation.bulk_insert import InsertPlan, execute_plan, plan_for
 from foundation.db import Base
@@ -121,6 +123,7 @@ class BufferedRowWriter(Generic[E]):
     def record(self, entry: E) -> None:
         if len(self._pending) >= self._max_pending:
             self.dropped += 1
+            metrics.observe_buffer_drop(self.name)
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.error(
                     "write buffer full; dropping entries",
@@ -166,9 +169,12 @@ class BufferedRowWriter(Generic[E]):
             async with self._sessions.begin() as session:
                 for group, rows in grouped.items():
                     await self._insert(session, group, rows)
-        except BaseException:
+        except BaseException as exc:
             self._pending.extendleft(reversed(batch))
+            if isinstance(exc, Exception):
+                metrics.observe_buffer(self.name, failed=True, pending=len(self._pending))
             raise
+        metrics.observe_buffer(self.name, written=len(batch), pending=len(self._pending))
         if self._on_flush is not None:
             self._on_flush(len(batch))
         return len(batch)

@@ -98,6 +98,23 @@ UPSTREAM_TAILS = Counter(
     "time or size).",
     ["outcome"],
 )
+BUFFERED_ENTRIES = Counter(
+    "patchbay_buffered_entries",
+    "Entries of a write-behind buffer (usage, request_log, audit), by outcome: written, or "
+    "dropped because the buffer was full.",
+    ["buffer", "outcome"],
+)
+BUFFERED_WRITE_FAILURES = Counter(
+    "patchbay_buffered_write_failures",
+    "Batches a write-behind buffer failed to write (its entries kept for the next try), by buffer.",
+    ["buffer"],
+)
+BUFFERED_PENDING = Gauge(
+    "patchbay_buffered_entries_pending",
+    "Entries a write-behind buffer holds, as of its last write or attempt (summed over live workers).",
+    ["buffer"],
+    multiprocess_mode="livesum",
+)
 CACHE_HITS = Counter(
     "patchbay_cache_hits",
     "Lookups an in-memory cache answered, by cache (org, api_key).",
@@ -200,6 +217,19 @@ def observe_usage(
         _counter(TOKENS, billing_source, segment, "output")(output_tokens)
     if cost > 0:
         _counter(COST, billing_source, segment)(cost)
+
+
+def observe_buffer(buffer: str, *, written: int = 0, failed: bool = False, pending: int) -> None:
+    """A write-behind buffer's write or attempt (`buffer` is the writer's fixed name)."""
+    if written:
+        _counter(BUFFERED_ENTRIES, buffer, "written")(written)
+    if failed:
+        _counter(BUFFERED_WRITE_FAILURES, buffer)(1)
+    BUFFERED_PENDING.labels(buffer).set(pending)
+
+
+def observe_buffer_drop(buffer: str) -> None:
+    _counter(BUFFERED_ENTRIES, buffer, "dropped")(1)
 
 
 def observe_turn(since_speech_end_ms: dict[str, float | None]) -> None:

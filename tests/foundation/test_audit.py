@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -76,13 +77,29 @@ async def test_close_writes_what_is_left(db: Database) -> None:
     assert len(await _rows(db)) == 1
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _buffer_metrics(buffer: str) -> tuple[float, float, float, float]:
+    """Written, dropped, failed writes, pending: what `/metrics` shows of one buffer."""
+    return (
+        _metric("patchbay_buffered_entries_total", buffer=buffer, outcome="written"),
+        _metric("patchbay_buffered_entries_total", buffer=buffer, outcome="dropped"),
+        _metric("patchbay_buffered_write_failures_total", buffer=buffer),
+        _metric("patchbay_buffered_entries_pending", buffer=buffer),
+    )
+
+
 async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path: object) -> None:
     unmigrated = Database(f"sqlite+aiosqlite:///{tmp_path}/empty.db")
+    name = "audit_drops_test"  # a name of its own: the counters are process-wide
     try:
-        writer = BufferedAuditWriter(unmigrated.sessions, max_pending=3)
+        writer = BufferedAuditWriter(unmigrated.sessions, name=name, max_pending=3)
         for i in range(5):
             writer.record(entry(i))
         assert writer.pending == 3 and writer.dropped == 2
+        assert _buffer_metrics(name) == (0, 2, 0, 0)
         try:
             await writer.flush()
         except Exception as exc:
@@ -90,8 +107,10 @@ async def test_failed_write_keeps_entries_and_full_buffer_counts_drops(tmp_path:
         else:
             raise AssertionError("flush into a database without tables must fail")
         assert writer.pending == 3
+        assert _buffer_metrics(name) == (0, 2, 1, 3)  # the failure counted, its entries pending
         await unmigrated.upgrade()
         assert await writer.flush() == 3
+        assert _buffer_metrics(name) == (3, 2, 1, 0)
     finally:
         await unmigrated.dispose()
 

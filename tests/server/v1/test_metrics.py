@@ -60,6 +60,27 @@ async def test_counters_follow_known_traffic(patchbay: Patchbay, upstreams: Upst
     assert delta("patchbay_tokens_total", **byok, direction="output") == completion
 
 
+async def test_buffered_writes_are_counted_by_buffer(patchbay: Patchbay) -> None:
+    svc = patchbay.services
+    await svc.usage.flush()
+    await svc.gateway.request_log.flush()
+    before = await scrape(patchbay)
+    n = 3
+    async with patchbay.client() as http:
+        for _ in range(n):
+            assert (await http.post("/v1/chat/completions", json=CHAT)).status_code == 200
+    # Whatever the background writers took meanwhile, these write the rest.
+    await svc.usage.flush()
+    await svc.gateway.request_log.flush()
+    after = await scrape(patchbay)
+    for buffer in ("usage", "request_log"):
+        written = {"buffer": buffer, "outcome": "written"}
+        got = value(after, "patchbay_buffered_entries_total", **written)
+        assert got - value(before, "patchbay_buffered_entries_total", **written) == n
+        assert value(after, "patchbay_buffered_entries_pending", buffer=buffer) == 0
+        assert value(after, "patchbay_buffered_write_failures_total", buffer=buffer) == 0
+
+
 async def test_a_fallback_and_a_cooldown_are_counted(patchbay: Patchbay, upstreams: Upstreams) -> None:
     before = await scrape(patchbay)
     # Retry-After beyond the runner's retry wait: no retry, a fallback to mistral at once.
