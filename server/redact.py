@@ -77,17 +77,38 @@ def _args(args: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _nothing_to_redact(msg: str, fields: dict[str, Any] | None) -> bool:
+    """True when no text of a record without arguments may carry a secret: one search over its
+    message and text fields together (the access line of every request ends here). The texts are
+    joined by a newline, which no alternative of `_MAY_CARRY` contains: no match spans two."""
+    texts = [msg]
+    if fields:
+        for value in fields.values():
+            if value.__class__ is str:
+                texts.append(value)
+            elif not (value is None or isinstance(value, int | float)):
+                return False  # an object logged as text: the full pass below decides
+    return _MAY_CARRY.search("\n".join(texts)) is None
+
+
 class RedactSecrets(logging.Filter):
     """Rewrites secrets in a record's message, arguments and `fields`; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fields", None)
+        if (
+            not record.args
+            and isinstance(record.msg, str)
+            and (fields is None or isinstance(fields, dict))
+            and _nothing_to_redact(record.msg, fields)
+        ):
+            return True
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
             record.args = _args(record.args)
         elif isinstance(record.args, Mapping):
             record.args = {k: _value(v) for k, v in record.args.items()}
-        fields = getattr(record, "fields", None)
         if isinstance(fields, dict):
             record.fields = {k: _value(v) for k, v in fields.items()}
         return True

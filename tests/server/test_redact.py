@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from server.redact import MARKER, RedactSecrets, redact
+from hypothesis import given
+from hypothesis import strategies as st
+
+from server.redact import MARKER, RedactSecrets, _value, redact
 
 
 def record(msg: str, *args: object, **fields: object) -> logging.LogRecord:
@@ -57,3 +60,54 @@ def test_record_message_args_and_fields() -> None:
 def test_access_credentials_are_redacted_whatever_their_kind() -> None:
     for prefix in ("pbt-", "pbs-", "pbi-"):
         assert redact(f"token {prefix}AbC_123-xyz used") == f"token {prefix}{MARKER} used"
+
+
+def test_an_access_line_with_a_secret_in_one_field_is_redacted() -> None:
+    # Most records take the quick path (nothing to redact); one secret anywhere leaves it.
+    line = record("request", method="GET", path="/v1/pb-leaked_key", status=404, client="10.0.0.1")
+    clean = record("request", method="POST", path="/v1/chat/completions", status=200, duration_ms=1.5)
+    fields = clean.fields
+    assert RedactSecrets().filter(line) and RedactSecrets().filter(clean)
+    assert line.fields["path"] == f"/v1/pb-{MARKER}" and line.fields["status"] == 404
+    assert clean.fields is fields  # untouched, not copied
+
+    class Frame:
+        def __str__(self) -> str:
+            return "frame with Bearer pb-in-an-object"
+
+    obj = record("sent", frame=Frame())
+    assert RedactSecrets().filter(obj) and obj.fields == {"frame": f"frame with Bearer {MARKER}"}
+
+
+_PIECES = st.sampled_from(
+    [
+        "",
+        "request",
+        "/v1/chat/completions",
+        "POST",
+        "127.0.0.1",
+        "pb",
+        "pb-key1",
+        "Bearer x",
+        "BASIC y",
+        "ek_tok",
+        "?token=t",
+        "&key=k",
+        "\n",
+        " ",
+        "b",
+        "p",
+        "e",
+        "k_",
+    ]
+)
+_TEXT = st.lists(_PIECES, max_size=4).map("".join)
+_FIELD = st.one_of(_TEXT, st.integers(), st.floats(allow_nan=False), st.none(), st.booleans())
+
+
+@given(msg=_TEXT, fields=st.dictionaries(st.sampled_from("abcdef"), _FIELD, max_size=5))
+def test_the_quick_path_redacts_exactly_what_the_full_pass_does(msg: str, fields: dict[str, object]) -> None:
+    rec = record(msg, **fields)
+    assert RedactSecrets().filter(rec)
+    assert rec.msg == redact(msg)
+    assert rec.fields == {k: _value(v) for k, v in fields.items()}
