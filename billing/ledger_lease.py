@@ -34,9 +34,13 @@ from billing.ledger_tables import ENTRIES, HOLDS, EntryKind
 from billing.ledger_types import LEGACY_PREFIX, Entry, legacy_key
 from billing.spend import month_of
 from billing.spend_store import add_spent
+from foundation.bulk_insert import insert_rows
 from foundation.db import new_id
 
 log = logging.getLogger("patchbay.billing")
+_INSERT_ENTRIES = insert(ENTRIES)
+"""Kept, so `insert_rows` makes its plan once (a batch of leased settles: one multi-row
+statement per chunk on SQLite)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +115,7 @@ async def settle_leased(
         Entry(new_id("led"), org_id, EntryKind.SETTLE, s.amount, s.key, None, dict(s.details), s.at)
         for s in fresh.values()
     ]
-    await session.execute(insert(ENTRIES), [_row(e) for e in entries])
+    await insert_rows(session, _INSERT_ENTRIES, [_row(e) for e in entries])
     await session.execute(
         update(HOLDS).where(HOLDS.c.hold_id == lease_id).values(amount=HOLDS.c.amount - total)
     )
