@@ -39,8 +39,8 @@ from foundation.db import new_id
 
 log = logging.getLogger("patchbay.billing")
 _INSERT_ENTRIES = insert(ENTRIES)
-"""Kept, so `insert_rows` makes its plan once (a batch of leased settles: one multi-row
-statement per chunk on SQLite)."""
+"""Kept, so `insert_rows` makes its plan once: a batch of leased settles goes to the driver as
+its parameters, not through SQLAlchemy's per-row execution context."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,83 +13,35 @@ A plan exists only for rows that set every column the statement binds: a column 
 a Python-side default would need the execution context to fill it in, so such rows keep
 `session.execute` (`plan_for` returns None).
 
-On SQLite a batch goes out as a few multi-row INSERTs (`VALUES (...), (...), ...`), not as one
-`executemany`. The sqlite3 module runs in aiosqlite's thread and lets go of the GIL around each
-step, so an `executemany` hands the GIL over twice per row; while the event loop is busy each
-handover waits for it to drop the GIL. Under load, that was 20-30 µs of CPU per row and about
-5 ms of wall time per row (docs/performance.md, "One statement per chunk of rows on SQLite").
-A multi-row statement steps once. Chunks take sizes that are powers of two up to 256 rows (and
-within the parameters SQLite lets a statement bind), so a table has at most nine statement texts
-to prepare.
-PostgreSQL keeps `executemany`: asyncpg pipelines it on the event loop, with no thread.
+(On SQLite, multi-row INSERTs instead of the `executemany` were tried and measured: fewer GIL
+handovers with aiosqlite's thread, but more CPU per row through the server; docs/performance.md,
+"Multi-row INSERTs on SQLite, measured and not kept".)
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import closing
-from functools import cache, lru_cache
+from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-_MAX_ROWS = 256
-"""Rows per multi-row statement at most (a power of two)."""
-
 
 class InsertPlan:
     """One INSERT for one set of columns, ready for the driver."""
 
-    __slots__ = ("sql", "_columns", "_group", "_max_rows", "_texts")
+    __slots__ = ("sql", "_columns")
 
-    def __init__(
-        self,
-        sql: str,
-        columns: Sequence[tuple[str, Callable[[Any], Any] | None]],
-        *,
-        max_variables: int = 0,
-    ) -> None:
+    def __init__(self, sql: str, columns: Sequence[tuple[str, Callable[[Any], Any] | None]]) -> None:
         self.sql = sql
         self._columns = columns
         """(column key, bind processor or None), in the order of the statement's parameters."""
-        self._group = "(" + ", ".join(["?"] * len(columns)) + ")"
-        self._max_rows = 0
-        """Rows per multi-row statement at most (binding at most `max_variables` parameters);
-        0: one `executemany`."""
-        if max_variables and columns and sql.count(self._group) == 1:
-            self._max_rows = _MAX_ROWS
-            while self._max_rows * len(columns) > max_variables:
-                self._max_rows //= 2
-        self._texts: dict[int, str] = {1: sql}
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's parameters for one row, as SQLAlchemy would bind them."""
         return tuple(row[key] if process is None else process(row[key]) for key, process in self._columns)
-
-    def chunks(self, rows: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, tuple[Any, ...]]]:
-        """Multi-row statements and their parameters covering `rows` (a `multi_row` plan)."""
-        start, size = 0, self._max_rows
-        while start < len(rows):
-            while size > len(rows) - start:
-                size //= 2
-            params: list[Any] = []
-            for row in rows[start : start + size]:
-                params += self.parameters(row)
-            yield self._text(size), tuple(params)
-            start += size
-
-    @property
-    def multi_row(self) -> bool:
-        return self._max_rows > 0
-
-    def _text(self, size: int) -> str:
-        text = self._texts.get(size)
-        if text is None:
-            text = self._texts[size] = self.sql.replace(self._group, ", ".join([self._group] * size))
-        return text
 
 
 def plan_for(statement: Insert, keys: frozenset[str], dialect: Dialect) -> InsertPlan | None:
@@ -101,16 +53,7 @@ def plan_for(statement: Insert, keys: frozenset[str], dialect: Dialect) -> Inser
         return None
     columns = {column.key: column for column in statement.table.columns}
     processors = [(key, columns[key].type.dialect_impl(dialect).bind_processor(dialect)) for key in order]
-    limit = _sqlite_max_variables() if dialect.name == "sqlite" else 0
-    return InsertPlan(compiled.string, processors, max_variables=limit)
-
-
-@cache
-def _sqlite_max_variables() -> int:
-    """The parameters one statement may bind in the SQLite library Python links (32,766 since
-    3.32; builds may set less)."""
-    with closing(sqlite3.connect(":memory:")) as probe:
-        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return InsertPlan(compiled.string, processors)
 
 
 @lru_cache(maxsize=64)
@@ -132,11 +75,6 @@ async def insert_rows(session: AsyncSession, statement: Insert, rows: list[dict[
 
 
 async def execute_plan(session: AsyncSession, plan: InsertPlan, rows: list[dict[str, Any]]) -> None:
-    """`rows` on the session's connection, in its transaction: a few multi-row statements on
-    SQLite, one `executemany` elsewhere."""
+    """One `executemany` of `rows` on the session's connection, in its transaction."""
     connection = await session.connection()
-    if plan.multi_row:
-        for text, params in plan.chunks(rows):
-            await connection.exec_driver_sql(text, params)
-    else:
-        await connection.exec_driver_sql(plan.sql, [plan.parameters(row) for row in rows])
+    await connection.exec_driver_sql(plan.sql, [plan.parameters(row) for row in rows])

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 from foundation.buffered import BufferedRowWriter, RowValues, insert_new
-from foundation.bulk_insert import InsertPlan, _shared_plan, execute_plan, insert_rows, plan_for
+from foundation.bulk_insert import _shared_plan, execute_plan, insert_rows, plan_for
 from foundation.db import UTCDateTime
 from server.db import Database
 
@@ -92,18 +92,15 @@ async def _read(db: Database, table: Table) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in result]
 
 
-@pytest.mark.parametrize("n", [6, 300])
-async def test_rows_read_back_as_sqlalchemy_writes_them(tables: Database, n: int) -> None:
-    # 300 rows: on SQLite, four statements of 256, 32, 8 and 4 rows
+async def test_rows_read_back_as_sqlalchemy_writes_them(tables: Database) -> None:
     async with tables.sessions.begin() as session:
-        await session.execute(insert(VIA_SQLALCHEMY), rows(n))
+        await session.execute(insert(VIA_SQLALCHEMY), rows())
         plan = plan_for(insert(VIA_PLAN), frozenset(rows()[0]), session.get_bind().dialect)
         assert plan is not None
-        assert plan.multi_row == (session.get_bind().dialect.name == "sqlite")
-        await execute_plan(session, plan, rows(n))
+        await execute_plan(session, plan, rows())
     written = await _read(tables, VIA_PLAN)
     assert written == await _read(tables, VIA_SQLALCHEMY)
-    assert len(written) == n
+    assert len(written) == 6
     assert written[0][2] == WHEN  # aware, UTC, to the microsecond
     # JSON None: what SQLAlchemy binds for it (its JSON null), on both paths alike
     assert written[1][3] == (await _read(tables, VIA_SQLALCHEMY))[1][3]
@@ -119,37 +116,9 @@ async def test_a_keyed_plan_skips_rows_already_there(tables: Database) -> None:
         await execute_plan(session, plan, rows(5))  # the first three again, and two more
     assert [r[1] for r in await _read(tables, VIA_PLAN)] == [0, 1, 2, 3, 4]
     async with tables.sessions.begin() as session:
-        # A row twice in one batch (so in one multi-row statement on SQLite): written once.
+        # A row twice in one batch: written once.
         await execute_plan(session, plan, [*rows(7)[5:], *rows(7)[5:]])
     assert [r[1] for r in await _read(tables, VIA_PLAN)] == [0, 1, 2, 3, 4, 5, 6]
-
-
-def test_sqlite_chunks_are_powers_of_two_within_its_parameter_limit() -> None:
-    from sqlalchemy.dialects.sqlite import aiosqlite
-
-    plan = plan_for(insert(VIA_PLAN), frozenset(rows()[0]), aiosqlite.dialect())
-    assert plan is not None and plan.multi_row
-    many = rows(3) * 200  # 600 rows
-    chunks = list(plan.chunks(many))
-    width = len(rows()[0])
-    assert [len(params) // width for _, params in chunks] == [256, 256, 64, 16, 8]
-    assert [text.count("(?, ") for text, _ in chunks] == [256, 256, 64, 16, 8]
-    assert sum((params for _, params in chunks), ()) == sum((plan.parameters(r) for r in many), ())
-    assert chunks[0][0] is chunks[1][0]  # one text per size, made once
-    assert chunks[-1][0].startswith(plan.sql.split(" VALUES ")[0] + " VALUES (?, ")
-
-    # 200 columns: 256 rows would bind 51,200 parameters, more than SQLite takes (32,766).
-    wide = InsertPlan(
-        "INSERT INTO t VALUES (" + ", ".join(["?"] * 200) + ")",
-        [(f"c{i}", None) for i in range(200)],
-        max_variables=32_766,
-    )
-    row = {f"c{i}": i for i in range(200)}
-    assert [len(p) // 200 for _, p in wide.chunks([row] * 300)] == [128, 128, 32, 8, 4]
-    # A statement whose values are not one `(?, ...)` group keeps executemany.
-    assert not InsertPlan(
-        "INSERT INTO t SELECT ?, ?", [("a", None), ("b", None)], max_variables=32_766
-    ).multi_row
 
 
 def test_no_plan_for_rows_that_leave_a_default_to_sqlalchemy() -> None:
