@@ -22,6 +22,7 @@ class ProviderError(Exception):
         provider_code: str | None = None,
         request_id: str | None = None,
         model: str | None = None,
+        closed_before_reply: bool = False,
     ) -> None:
         super().__init__(message)
         self.error_class = error_class
@@ -32,6 +33,10 @@ class ProviderError(Exception):
         self.provider_code = provider_code
         self.request_id = request_id
         self.model = model
+        self.closed_before_reply = closed_before_reply
+        """The upstream closed an open connection before any reply to the request: most often
+        a kept connection its idle timeout closed as the request went out. A new connection
+        may be tried at once (`routing.runner.RetryPolicy`)."""
 
     @property
     def action(self) -> ErrorAction:

@@ -320,15 +320,39 @@ def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
 _TRANSPORT_ERRORS = (httpx.RequestError, aiohttp.ClientError)
 
 
-def transport_error(exc: Exception, provider: str) -> ProviderError:
-    """Map a transport failure; the message names the failure kind, never headers."""
+# Failures of a connection that was open when the request went out (not of making one): the
+# server closed it, or reset it, before replying.
+_CLOSED_BEFORE_REPLY = (
+    aiohttp.ServerDisconnectedError,
+    aiohttp.ClientOSError,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+_NOT_OPEN = (aiohttp.ClientConnectorError,)
+
+
+def transport_error(exc: Exception, provider: str, *, before_reply: bool = False) -> ProviderError:
+    """Map a transport failure; the message names the failure kind, never headers.
+    `before_reply`: it happened before the response's headers arrived."""
     if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
         return ProviderError(
             ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", provider=provider
         )
     return ProviderError(
-        ErrorClass.NETWORK, f"upstream connection failed ({type(exc).__name__})", provider=provider
+        ErrorClass.NETWORK,
+        f"upstream connection failed ({type(exc).__name__})",
+        provider=provider,
+        closed_before_reply=before_reply and _closed(exc),
     )
+
+
+def _closed(exc: Exception) -> bool:
+    """The connection was open and the server closed or reset it. httpx-aiohttp maps aiohttp's
+    errors to httpx's (a closed connection to `ConnectTimeout`); its cause says which it was."""
+    cause = exc.__cause__
+    failure = cause if isinstance(cause, aiohttp.ClientError) else exc
+    return isinstance(failure, _CLOSED_BEFORE_REPLY) and not isinstance(failure, _NOT_OPEN)
 
 
 def _really_timed_out(exc: httpx.TimeoutException) -> bool:
@@ -404,7 +428,7 @@ async def open_stream(
         except TimeoutError:
             raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
         except _TRANSPORT_ERRORS as exc:
-            raise transport_error(exc, provider) from None
+            raise transport_error(exc, provider, before_reply=True) from None
         error = _status_error(span, response.status_code)
         try:
             yield UpstreamStream(
@@ -468,7 +492,7 @@ async def _open_aiohttp(
     except TimeoutError:
         raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
     except _TRANSPORT_ERRORS as exc:
-        raise transport_error(exc, provider) from None
+        raise transport_error(exc, provider, before_reply=True) from None
     reply = _AiohttpBody(response)
     stream = UpstreamStream(response.status, response.headers, reply, timeouts, provider, deadline, watchdog)
     try:

@@ -66,9 +66,14 @@ class RetryPolicy:
     backoff: float = 0.25
 
     def wait_before_retry(self, error: ProviderError, retries_done: int) -> float | None:
-        """Seconds to wait before retrying the same candidate, or None to move on."""
+        """Seconds to wait before retrying the same candidate, or None to move on. A first
+        failure of a connection the upstream closed before replying is retried at once: that is
+        a kept connection closed by its idle timeout as the request went out, not an upstream
+        in trouble, and the retry opens a new one."""
         if not error.retryable or retries_done >= self.max_retries:
             return None
+        if error.closed_before_reply and retries_done == 0:
+            return 0.0
         wait = error.retry_after if error.retry_after is not None else self.backoff * 2**retries_done
         return wait if wait <= self.max_wait else None
 
@@ -173,7 +178,8 @@ class AttemptRunner:
                     wait = retry.wait_before_retry(err, retries)
                     if wait is not None:
                         retries += 1
-                        await self.clock.sleep(wait)
+                        if wait > 0:
+                            await self.clock.sleep(wait)
                         continue
                     await self._failed(trace, item, err, retries=retries, started_at=started_at)
                     stopped = not err.fallback_eligible

@@ -4,7 +4,7 @@
 dead server's does; `open()` listens on the same port again. It runs on the test's event
 loop, so the order of events is the test's own: no sleeps, no threads. `accepted` counts the
 connections clients opened through it, which tells a test whether a client tried at all.
-`SilentServer` accepts connections and never answers.
+`ClosesKeptConnections` answers each connection's first HTTP request only. `SilentServer` accepts connections and never answers.
 """
 
 from __future__ import annotations
@@ -78,10 +78,54 @@ class TcpProxy:
             upstream_writer.transport.abort()
             return
         self._writers.update((client_writer, upstream_writer))
-        for reader, writer in ((client_reader, upstream_writer), (upstream_reader, client_writer)):
-            task = asyncio.ensure_future(_pipe(reader, writer))
+        pipes = (
+            self._requests(client_reader, upstream_writer, client_writer),
+            _pipe(upstream_reader, client_writer),
+        )
+        for pipe in pipes:
+            task = asyncio.ensure_future(pipe)
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
+
+    async def _requests(
+        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        """The client's bytes to the upstream (a subclass may cut a connection here)."""
+        await _pipe(reader, upstream)
+
+
+class ClosesKeptConnections(TcpProxy):
+    """Forwards the first HTTP request of each connection; when another request comes on a kept
+    connection, closes it unanswered (`reset=True`: resets it), as a server does whose idle
+    timeout fired as the request went out. `cut` counts the connections closed so."""
+
+    def __init__(self, target_host: str, target_port: int, *, reset: bool = False) -> None:
+        super().__init__(target_host, target_port)
+        self.reset = reset
+        self.cut = 0
+
+    async def _requests(
+        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+    ) -> None:
+        requests = 0
+        try:
+            while data := await reader.read(65536):
+                # A client writes each request's head in one piece; a body never starts so.
+                if data.startswith((b"POST ", b"GET ")):
+                    requests += 1
+                    if requests > 1:
+                        self.cut += 1
+                        if self.reset:
+                            client.transport.abort()
+                        else:
+                            client.close()
+                        return
+                upstream.write(data)
+                await upstream.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            upstream.transport.abort()
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -226,6 +226,7 @@ async def test_connection_refused_is_network(clients: UpstreamClients) -> None:
             clients, "GET", f"http://127.0.0.1:{free_port()}/", headers={}, timeouts=FAST, provider="t"
         )
     assert info.value.error_class is ErrorClass.NETWORK
+    assert not info.value.closed_before_reply  # no connection was open: no retry at once
 
 
 async def test_dropped_connection_mid_body_is_network(
@@ -235,6 +236,7 @@ async def test_dropped_connection_mid_body_is_network(
     with pytest.raises(ProviderError) as info:
         await request(clients, "GET", s.url + "/abort", headers={}, timeouts=FAST, provider="t")
     assert info.value.error_class is ErrorClass.NETWORK
+    assert not info.value.closed_before_reply  # the reply had begun
 
 
 async def _wait_disconnect(app: Behaviours) -> None:

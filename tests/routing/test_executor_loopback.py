@@ -27,6 +27,7 @@ from routing.resolver import Resolver, RouteRequest
 from tests.emulators.harness import ServedGroup
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.emulators.openai_errors import ERRORS, rate_limited
+from tests.emulators.tcp_proxy import ClosesKeptConnections
 from tests.routing.fakes import FakeCredential, FakeWallClock, OrgBuilder, chat, conn
 
 POLICY = GuardPolicy(allow_private=True)
@@ -234,3 +235,35 @@ async def test_two_servers_sharing_redis_share_a_cooldown(
             await redis_a.delete(*keys)
         await redis_a.aclose()
         await redis_b.aclose()
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+@pytest.mark.parametrize("backend", ["aiohttp-session", "aiohttp", "httpx"])
+async def test_a_kept_connection_the_upstream_closed_is_replaced_at_once(
+    emulators: Emulators, backend: str, reset: bool
+) -> None:
+    """An upstream whose idle timeout closes a kept connection as the next request goes out: the
+    request is sent again at once on a new connection, with no backoff and no fallback. On
+    each backend: aiohttp's own session (what the server uses), and httpx over either transport."""
+    emulators.reset()
+    host, port = emulators.served[0].url.removeprefix("http://").split(":")
+    factories = {
+        "aiohttp": lambda: guarded_aiohttp_transport(POLICY),
+        "httpx": lambda: guarded_transport(POLICY),
+    }
+    clients = UpstreamClients(transport_factory=factories.get(backend))
+    async with clients, ClosesKeptConnections(host, int(port), reset=reset) as proxy:
+        org = OrgBuilder(
+            connections=[conn("openai", "main", base_url=proxy.url(emulators.openai_url))],
+            matrix={Intent.CHAT: ("openai/gpt-4o-mini",)},
+        ).build()
+        clock = FakeWallClock()
+        ex = executor(clients, InProcessCooldownStore(), clock)
+        replies = []
+        for _ in range(2):  # the second on the kept connection, which the proxy closes
+            routed = await ex.complete(org, RouteRequest(), chat())
+            replies.append((routed.response.text, routed.trace.header()))
+    assert replies == [(Scenario().text, "openai:main/gpt-4o-mini=served")] * 2
+    assert proxy.cut == 1 and proxy.accepted == 2
+    assert clock.slept == []
+    assert len(emulators.openai.chat_requests) == 2

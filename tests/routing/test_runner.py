@@ -18,7 +18,7 @@ from routing.cooldown_store import InProcessCooldownStore
 from routing.errors import AllAttemptsFailedError
 from routing.model import ConnectionView
 from routing.resolver import Plan, PlannedAttempt
-from routing.runner import NO_RETRY, AttemptRunner, Attempts, Open, Run
+from routing.runner import NO_RETRY, AttemptRunner, Attempts, Open, RetryPolicy, Run
 from routing.trace import AttemptTrace, TraceEntry
 from tests.routing.fakes import FakeWallClock, conn
 
@@ -166,3 +166,13 @@ async def test_invalid_request_stops_the_plan() -> None:
         await rig.run(plan(attempt(A), attempt(B, step=1)))
     assert caught.value.stopped
     assert rig.opened == ["elevenlabs:a"]
+
+
+def test_a_connection_closed_before_the_reply_is_retried_at_once_then_with_backoff() -> None:
+    closed = ProviderError(ErrorClass.NETWORK, "closed", provider="openai", closed_before_reply=True)
+    plain = ProviderError(ErrorClass.NETWORK, "refused", provider="openai")
+    twice = RetryPolicy(max_retries=2)
+    assert twice.wait_before_retry(closed, 0) == 0.0
+    assert twice.wait_before_retry(closed, 1) == 0.5  # the second failure: the upstream is in trouble
+    assert twice.wait_before_retry(plain, 0) == 0.25
+    assert NO_RETRY.wait_before_retry(closed, 0) is None  # speech: no retry, even at once
