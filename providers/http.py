@@ -324,6 +324,7 @@ _TRANSPORT_ERRORS = (httpx.RequestError, aiohttp.ClientError)
 # server closed it, or reset it, before replying.
 _CLOSED_BEFORE_REPLY = (
     aiohttp.ServerDisconnectedError,
+    aiohttp.ClientConnectionResetError,
     aiohttp.ClientOSError,
     httpx.RemoteProtocolError,
     httpx.ReadError,

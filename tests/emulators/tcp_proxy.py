@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from tests.emulators.harness import free_port
@@ -108,29 +109,31 @@ class ClosesKeptConnections(TcpProxy):
         self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
     ) -> None:
         requests = 0
-        try:
-            while data := await reader.read(65536):
-                # A client writes each request's head in one piece; a body never starts so.
-                if data.startswith((b"POST ", b"GET ")):
-                    requests += 1
-                    if requests > 1:
-                        self.cut += 1
-                        if self.reset:
-                            client.transport.abort()
-                        else:
-                            client.close()
-                        return
-                upstream.write(data)
-                await upstream.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            upstream.transport.abort()
+
+        def second_request(data: bytes) -> bool:
+            nonlocal requests
+            # A client writes each request's head in one piece; a body never starts so.
+            requests += data.startswith((b"POST ", b"GET "))
+            if requests < 2:
+                return False
+            self.cut += 1
+            if self.reset:
+                client.transport.abort()
+            else:
+                client.close()
+            return True
+
+        await _pipe(reader, upstream, second_request)
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stop: Callable[[bytes], bool] | None = None
+) -> None:
+    """Copy until either side closes, or until `stop` says so of a chunk (which is not sent)."""
     try:
         while data := await reader.read(65536):
+            if stop is not None and stop(data):
+                return
             writer.write(data)
             await writer.drain()
     except (ConnectionError, OSError):
