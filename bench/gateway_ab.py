@@ -104,6 +104,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=6.0, help="length of each measured cell")
     args = parser.parse_args()
+    if Path(args.before).resolve().parent != Path(args.after).resolve().parent:
+        print(
+            "note: the two checkouts are in different directories; the same two commits have "
+            "read some 30 us further apart per request that way (docs/performance.md). Put both "
+            "side by side, e.g. `git worktree add /tmp/a <rev>` and `git worktree add /tmp/b <rev>`.",
+            file=sys.stderr,
+        )
     figures: Figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         emulator_port = g.free_port()
