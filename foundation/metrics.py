@@ -100,7 +100,7 @@ UPSTREAM_TAILS = Counter(
 )
 BUFFERED_ENTRIES = Counter(
     "patchbay_buffered_entries",
-    "Entries of a write-behind buffer (usage, request_log, audit), by outcome: written, or "
+    "Entries of a write-behind buffer (usage, request_log, vault-audit), by outcome: written, or "
     "dropped because the buffer was full.",
     ["buffer", "outcome"],
 )
