@@ -67,13 +67,15 @@ class RetryPolicy:
 
     def wait_before_retry(self, error: ProviderError, retries_done: int) -> float | None:
         """Seconds to wait before retrying the same candidate, or None to move on. A first
-        failure of a connection the upstream closed before replying is retried at once: that is
-        a kept connection closed by its idle timeout as the request went out, not an upstream
-        in trouble, and the retry opens a new one."""
-        if not error.retryable or retries_done >= self.max_retries:
+        failure of a connection the upstream closed before replying is retried at once, even
+        with no retries allowed: that is a kept connection closed by its idle timeout as the
+        request went out, not an upstream in trouble, and the retry opens a new one."""
+        if not error.retryable:
             return None
         if error.closed_before_reply and retries_done == 0:
             return 0.0
+        if retries_done >= self.max_retries:
+            return None
         wait = error.retry_after if error.retry_after is not None else self.backoff * 2**retries_done
         return wait if wait <= self.max_wait else None
 
@@ -81,7 +83,8 @@ class RetryPolicy:
 _NO_DEADLINE = contextlib.nullcontext()
 
 NO_RETRY = RetryPolicy(max_retries=0)
-"""For speech: a slow or failing engine hands over to the next one at once."""
+"""For speech: a slow or failing engine hands over to the next one at once (a kept connection
+it closed before replying is still replaced once, at once: the engine is not failing)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from routing.speech import OUTPUT_RATE, BuiltIn, SpeechRouter, SpeechTimeouts
 from routing.trace import AttemptTrace
 from tests.emulators import elevenlabs as el
 from tests.emulators.scripted import CanaryCredential, Scenario, disconnect_after, slow_first_byte
+from tests.emulators.tcp_proxy import ClosesKeptConnections
 from tests.routing.fakes import FakePreflight, FakeWallClock, OrgBuilder, Recorder, conn
 from tests.voice.fakes import FakeSTT, FakeTTS
 
@@ -316,3 +317,20 @@ async def test_a_speculative_decode_goes_to_the_builtin_engine_only_when_it_woul
     assert await cloud_first.speech.prefetch(ctx, SPEECH, language="en") is None
     assert other.prefetched == [] and eleven.recorder.requests == []
     assert builtin_only.usage.segments == [] and cloud_first.usage.segments == []
+
+
+async def test_a_kept_connection_closed_before_the_reply_keeps_the_voice(
+    clients: UpstreamClients, eleven_url: str, eleven: el.ElevenLabsEmulator
+) -> None:
+    """Speech retries nothing, but a pooled connection the engine closed as the next sentence
+    went out is replaced at once: the listener keeps the same voice, not the built-in one."""
+    host, port = eleven_url.removeprefix("http://").split(":")
+    async with ClosesKeptConnections(host, int(port)) as proxy:
+        rig = Rig(eleven_org(proxy.url(eleven_url)), clients)
+        for _ in range(2):  # the second sentence on the kept connection, which the proxy closes
+            audio, run = await rig.speak()
+            assert run.trace.header() == "elevenlabs:org/eleven_flash_v2_5=served"
+            assert audio
+    assert proxy.cut == 1 and proxy.accepted == 2
+    assert len(eleven.recorder.requests) == 2
+    assert rig.tts.state.calls == [] and rig.clock.slept == []
