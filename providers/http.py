@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import http.cookiejar
 import math
 import re
 import time
@@ -98,7 +99,22 @@ def _make_session(limits: httpx.Limits) -> aiohttp.ClientSession:
         keepalive_timeout=limits.keepalive_expiry or 30.0,
         ssl=httpx.create_ssl_context(),
     )
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return upstream_session(connector)
+
+
+def upstream_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
+    """aiohttp's client as every upstream call uses it: no proxy from the environment, no cookies.
+
+    One client serves every org that calls an origin, so a cookie kept from one org's reply would
+    ride on the next org's request there (an auth proxy's session cookie would let it in as the
+    first org). Upstream APIs authenticate by header, and no cookie is kept or sent.
+    """
+    return aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    """httpx's jar for an upstream client: its policy allows no domain, so no cookie is kept."""
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 Client = httpx.AsyncClient | aiohttp.ClientSession
@@ -160,6 +176,7 @@ class UpstreamClients:
             follow_redirects=False,
             trust_env=False,
             headers={"user-agent": USER_AGENT},
+            cookies=_no_cookies(),  # see `upstream_session`
         )
 
     @property

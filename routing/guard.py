@@ -32,6 +32,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.tracing import Trace
 
+from providers.http import upstream_session
 from routing.errors import BaseUrlRefusedError
 from routing.model import ConnectionView
 
@@ -315,7 +316,7 @@ def guarded_aiohttp_transport(
             ssl=httpx.create_ssl_context(),
             resolver=resolver,
         )
-        return aiohttp.ClientSession(connector=connector, trust_env=False)
+        return upstream_session(connector)
 
     transport: httpx.AsyncBaseTransport = AiohttpTransport(limits=limits, trust_env=False, client=session)
     return transport

@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from providers.http import DEFAULT_LIMITS, UpstreamClients
+from providers.http import DEFAULT_LIMITS, UpstreamClients, upstream_session
 from routing.catalog import Catalog
 from routing.cooldown_store import CooldownStore
 from routing.errors import BaseUrlRefusedError
@@ -71,7 +71,7 @@ def guarded_session(
         ssl=httpx.create_ssl_context(),
         resolver=ResolveAsAiohttp(resolve) if resolve is not None else None,
     )
-    return aiohttp.ClientSession(connector=connector, trust_env=False)
+    return upstream_session(connector)
 
 
 class CachedEndpointGuard:

@@ -41,11 +41,13 @@ class Behaviours:
         self.received = threading.Event()
         self.requests = 0
         self.peers: list[tuple[str, int]] = []
+        self.cookies: list[bytes | None] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         self.requests += 1
         self.peers.append(tuple(scope["client"]))
+        self.cookies.append(next((v for k, v in scope["headers"] if k == b"cookie"), None))
         message = await receive()
         while message.get("more_body"):
             message = await receive()
@@ -97,6 +99,18 @@ class Behaviours:
                 await body(b".")
                 await asyncio.sleep(0.01)
             await body(b"", more=False)
+        elif path == "/set-cookie":
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/plain"),
+                        (b"set-cookie", b"session=first-caller; Path=/"),
+                    ],
+                }
+            )
+            await body(b"ok", more=False)
         elif path == "/error":
             await start(503)
             await body(b'{"error":"busy"}', more=False)
@@ -173,6 +187,20 @@ async def test_sequential_requests_reuse_one_connection(
     for _ in range(5):
         await request(clients, "GET", s.url + "/ok", headers={}, timeouts=STEADY, provider="t")
     assert len(set(app.peers[start:])) == 1
+
+
+async def test_a_cookie_one_reply_sets_is_not_sent_with_the_next_request(
+    served: tuple[ServedApp, Behaviours], clients: UpstreamClients
+) -> None:
+    # One client serves every org calling an origin: a kept cookie would carry one org's session
+    # into another org's request. By name, since aiohttp's jar would ignore a cookie from an address.
+    s, app = served
+    url = f"http://localhost:{s.port}/set-cookie"
+    start = len(app.cookies)
+    for _ in range(3):
+        reply = await request(clients, "GET", url, headers={}, timeouts=STEADY, provider="t")
+        assert reply.status == 200 and reply.headers.get("set-cookie") == "session=first-caller; Path=/"
+    assert app.cookies[start:] == [None, None, None]
 
 
 def test_origin_normalizes_default_ports() -> None:

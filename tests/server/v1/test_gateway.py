@@ -23,9 +23,16 @@ async def ping(request: Request) -> PlainTextResponse:
     return PlainTextResponse("ok:" + request.headers.get("user-agent", ""))
 
 
+async def session_cookie(request: Request) -> PlainTextResponse:
+    """Answers with a session cookie, as an auth proxy in front of an endpoint may; echoes any sent."""
+    reply = PlainTextResponse("cookie:" + request.headers.get("cookie", ""))
+    reply.set_cookie("session", "first-org")
+    return reply
+
+
 @pytest.fixture(scope="module")
 def served() -> Iterator[ServedApp]:
-    with ServedApp(Starlette(routes=[Route("/v1/ping", ping)])) as s:
+    with ServedApp(Starlette(routes=[Route("/v1/ping", ping), Route("/v1/session", session_cookie)])) as s:
         yield s
 
 
@@ -62,3 +69,20 @@ async def test_the_guarded_session_checks_and_connects_to_what_the_injected_dns_
     async with UpstreamClients(session_factory=lambda: guarded_session(policy, resolve=dns)) as clients:
         reply = await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t")
     assert reply.status == 200
+
+
+async def test_the_guarded_session_keeps_no_cookie_from_one_call_for_the_next(served: ServedApp) -> None:
+    # The server's one client per origin serves every org: a cookie kept from one org's reply would
+    # go out with another org's request. A name (not an address), since aiohttp ignores cookies
+    # from addresses.
+    async def dns(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "endpoint.test" else []
+
+    url = f"http://endpoint.test:{served.port}/v1/session"
+    policy = GuardPolicy(allow_private=True, allow_plain_http=True)
+    async with UpstreamClients(session_factory=lambda: guarded_session(policy, resolve=dns)) as clients:
+        replies = [
+            await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t") for _ in range(2)
+        ]
+    assert all("session=first-org" in reply.headers.get("set-cookie", "") for reply in replies)
+    assert [reply.body for reply in replies] == [b"cookie:", b"cookie:"]
