@@ -51,6 +51,10 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50,
 
 _MAX_ERROR_BODY = 64 * 1024
 
+MAX_REPLY_BYTES = 64 * 1024 * 1024
+"""The most `request` reads of one reply: far above any completion or synthesised sentence, and
+what keeps an endpoint that never ends its body from growing the worker's memory without bound."""
+
 USER_AGENT = "patchbay/0.1"
 
 
@@ -285,6 +289,19 @@ class UpstreamStream:
         Only the default (aiohttp) backend keeps it; with httpx the response closes as before."""
         self.finished = True
 
+    async def read(self) -> bytes:
+        """The whole body; one longer than `MAX_REPLY_BYTES` is `ProviderError(SERVER_ERROR)`."""
+        body = bytearray()
+        async for chunk in self.chunks():
+            body += chunk
+            if len(body) > MAX_REPLY_BYTES:
+                raise ProviderError(
+                    ErrorClass.SERVER_ERROR,
+                    f"upstream reply larger than {MAX_REPLY_BYTES:,} bytes; not read further",
+                    provider=self._provider,
+                )
+        return bytes(body)
+
     async def read_error_body(self) -> bytes:
         """Read a (bounded) error body; used when `status` is not 2xx."""
         body = bytearray()
@@ -397,14 +414,11 @@ async def request(
     timeouts: Timeouts,
     provider: str,
 ) -> UpstreamResponse:
-    """Send one request and read the whole body under `timeouts`."""
+    """Send one request and read the whole body under `timeouts`, at most `MAX_REPLY_BYTES`."""
     async with open_stream(
         clients, method, url, headers=headers, body=body, timeouts=timeouts, provider=provider
     ) as stream:
-        data = bytearray()
-        async for chunk in stream.chunks():
-            data += chunk
-        return UpstreamResponse(status=stream.status, headers=stream.headers, body=bytes(data))
+        return UpstreamResponse(status=stream.status, headers=stream.headers, body=await stream.read())
 
 
 @asynccontextmanager

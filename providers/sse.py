@@ -6,7 +6,10 @@ comment lines (OpenRouter's `: OPENROUTER PROCESSING` keep-alives) which are ski
 `\\r\\n`, `\\n` or `\\r` line ends. Network chunks may split an event, a line, a `\\r\\n`
 pair or a multi-byte UTF-8 character anywhere: only complete lines are decoded.
 
-The decoder is pure (no I/O); `aiter_sse` adapts it to an async byte iterator.
+The decoder is pure (no I/O); `aiter_sse` adapts it to an async byte iterator. It holds at most
+`MAX_EVENT_BYTES` of one event (an unfinished line, or `data:` lines not yet dispatched): an
+upstream that never ends a line or an event fails with `ProviderError(SERVER_ERROR)` instead of
+growing the worker's memory without bound.
 """
 
 from __future__ import annotations
@@ -14,7 +17,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+
 _BOM = "\ufeff"
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The most one event may hold. A model's stream event is a few hundred bytes; an image in one
+is a few megabytes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,11 +45,15 @@ class SSEDecoder:
     right after the last `data:` line and the caller decides whether the stream was complete.
     """
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_retry", "_started")
+    __slots__ = ("_buf", "_data", "_event", "_held", "_id", "_limit", "_provider", "_retry", "_started")
 
-    def __init__(self) -> None:
+    def __init__(self, *, provider: str = "", limit: int = MAX_EVENT_BYTES) -> None:
+        self._provider = provider
+        self._limit = limit
         self._buf = b""
         self._data: list[str] = []
+        self._held = 0
+        """Characters in `_data`, against `_limit`."""
         self._event = ""
         self._id: str | None = None
         self._retry: int | None = None
@@ -85,8 +99,12 @@ class SSEDecoder:
         end = complete.rfind(b"\n")
         if end < 0:
             self._buf = buf
+            if len(buf) > self._limit:
+                raise self._too_large()
             return []
         self._buf = complete[end + 1 :] + buf[cut:]
+        if len(self._buf) > self._limit:
+            raise self._too_large()
         events: list[SSEEvent] = []
         # Complete lines end on a line break, so no UTF-8 sequence is cut: decode them at once.
         for line in complete[:end].decode("utf-8", errors="replace").split("\n"):
@@ -118,6 +136,9 @@ class SSEDecoder:
             value = value[1:]
         if name == "data":
             self._data.append(value)
+            self._held += len(value)
+            if self._held > self._limit:
+                raise self._too_large()
         elif name == "event":
             self._event = value
         elif name == "id":
@@ -134,13 +155,22 @@ class SSEDecoder:
                 )
             )
         self._data = []
+        self._held = 0
         self._event = ""
         self._retry = None
 
+    def _too_large(self) -> ProviderError:
+        self._buf, self._data, self._held = b"", [], 0
+        return ProviderError(
+            ErrorClass.SERVER_ERROR,
+            f"malformed upstream stream: one event held more than {self._limit:,} bytes without ending",
+            provider=self._provider,
+        )
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SSEEvent]:
+
+async def aiter_sse(chunks: AsyncIterable[bytes], *, provider: str = "") -> AsyncIterator[SSEEvent]:
     """Decode an async byte stream into events, flushing a final unterminated event."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(provider=provider)
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event

@@ -157,7 +157,7 @@ class AnthropicMessagesAdapter(ChatAdapter):
                 secrets=http.secrets_in(headers),
                 origin=self._origin(endpoint),
             )
-            async for sse in aiter_sse(upstream.chunks()):
+            async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):
                 data = http.parse_json(sse.data.encode())
                 if not isinstance(data, dict):
                     raise _protocol_error("stream event data is not a JSON object")

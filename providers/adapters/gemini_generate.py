@@ -130,7 +130,7 @@ class GeminiGenerateAdapter(ChatAdapter):
                 secrets=http.secrets_in(headers), model=request.model, origin=self._origin(endpoint)
             )
             text: list[str] = []
-            async for sse in aiter_sse(upstream.chunks()):
+            async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):
                 chunk = http.parse_json(sse.data.encode())
                 if not isinstance(chunk, dict):
                     raise _protocol_error("stream chunk is not a JSON object", request.model)

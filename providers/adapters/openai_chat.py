@@ -110,7 +110,7 @@ class OpenAIChatAdapter(ChatAdapter):
         translator = StreamTranslator(
             provider=provider, id_map=tool_id_map(request, quirks), origin=_origin(endpoint)
         )
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(provider=provider)
         try:
             async with open_stream(
                 self._clients,

@@ -146,7 +146,7 @@ class HttpAudioEngine(Generic[OptionsT]):
             form, {"file": ("segment.wav", wav_bytes(pcm16_16k, STT_SAMPLE_RATE), "audio/wav")}
         )
         async with self._post(path, body=body, content_type=content_type, model=model) as upstream:
-            return b"".join([chunk async for chunk in upstream.chunks()])
+            return await upstream.read()
 
     def _error(
         self, status: int, headers: Mapping[str, str], body: bytes, secrets: tuple[str, ...]

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from providers.sse import SSEDecoder, SSEEvent, aiter_sse
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+from providers.sse import MAX_EVENT_BYTES, SSEDecoder, SSEEvent, aiter_sse
 
 
 def decode_all(chunks: list[bytes]) -> list[SSEEvent]:
@@ -170,3 +172,41 @@ async def test_aiter_sse() -> None:
             yield part
 
     assert [e.data async for e in aiter_sse(chunks())] == ["a", "b"]
+
+
+def test_one_event_may_hold_up_to_its_limit_and_no_more() -> None:
+    # Events of 60 characters each, far past the limit in all: each is dispatched and forgotten.
+    decoder = SSEDecoder(provider="p", limit=64)
+    events = []
+    for _ in range(20):
+        events += decoder.feed(b"data: " + b"a" * 30 + b"\ndata: " + b"b" * 30 + b"\n\n")
+    assert len(events) == 20 and events[0].data == "a" * 30 + "\n" + "b" * 30
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"data: " + b"x" * 40, b"x" * 40],  # a line that never ends, in two reads
+        [b"data: " + b"x" * 80 + b"\r"],  # a held trailing `\r` counts too
+        [b"data: " + b"x" * 40 + b"\n", b"data: " + b"x" * 40 + b"\n"],  # an event that never ends
+        [b": keep-alive\ndata: " + b"x" * 70],  # the rest after a complete line
+    ],
+)
+def test_an_event_past_the_limit_is_a_server_error_naming_the_provider(chunks: list[bytes]) -> None:
+    decoder = SSEDecoder(provider="acme", limit=64)
+    with pytest.raises(ProviderError) as info:
+        for chunk in chunks:
+            decoder.feed(chunk)
+    assert info.value.error_class is ErrorClass.SERVER_ERROR and info.value.provider == "acme"
+    assert "more than 64 bytes" in info.value.message
+
+
+async def test_aiter_sse_names_the_provider_in_the_limit_error() -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"data: "
+        while True:
+            yield b"x" * 2**20
+
+    with pytest.raises(ProviderError) as info:
+        _ = [event async for event in aiter_sse(endless(), provider="acme")]
+    assert info.value.provider == "acme" and f"{MAX_EVENT_BYTES:,} bytes" in info.value.message
