@@ -98,6 +98,13 @@ UPSTREAM_TAILS = Counter(
     "time or size).",
     ["outcome"],
 )
+UPSTREAM_CONNECTION_WAITS = Counter(
+    "patchbay_upstream_connection_waits",
+    "Upstream calls that found every one of their worker's connections to the origin busy and "
+    "waited, by provider and outcome: served (one came free in time) or timed_out (the call "
+    "failed without reaching the upstream).",
+    ["provider", "outcome"],
+)
 BUFFERED_ENTRIES = Counter(
     "patchbay_buffered_entries",
     "Entries of a write-behind buffer (usage, request_log, vault-audit), by outcome: written, or "
@@ -206,6 +213,10 @@ def observe_cooldown_notice() -> None:
 
 def observe_tail(pooled: bool) -> None:
     _counter(UPSTREAM_TAILS, "pooled" if pooled else "dropped")(1)
+
+
+def observe_connection_wait(provider: str, outcome: str) -> None:
+    _counter(UPSTREAM_CONNECTION_WAITS, provider, outcome)(1)
 
 
 def observe_usage(

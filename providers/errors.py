@@ -23,6 +23,7 @@ class ProviderError(Exception):
         request_id: str | None = None,
         model: str | None = None,
         closed_before_reply: bool = False,
+        pool_exhausted: bool = False,
     ) -> None:
         super().__init__(message)
         self.error_class = error_class
@@ -37,6 +38,9 @@ class ProviderError(Exception):
         """The upstream closed an open connection before any reply to the request: most often
         a kept connection its idle timeout closed as the request went out. A new connection
         may be tried at once (`routing.runner.RetryPolicy`)."""
+        self.pool_exhausted = pool_exhausted
+        """This worker's own connections to the origin were all busy, so the upstream was never
+        asked (`providers.origin_slots`): the router moves on without a retry or a cooldown."""
 
     @property
     def action(self) -> ErrorAction:

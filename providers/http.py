@@ -37,6 +37,7 @@ import orjson
 from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.origin_slots import OriginSlots
 from providers.tail import Tails
 from providers.watchdog import Watchdog
 
@@ -47,7 +48,19 @@ DEFAULT_BACKEND: Backend = "aiohttp"
 own client, without an httpx layer on top: httpx's request and response objects were a fifth
 of the gateway's event-loop time (docs/performance.md, "Gateway")."""
 
-DEFAULT_LIMITS = httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
+DEFAULT_CONNECTIONS = 1000
+"""Calls a worker has open to one upstream origin at once (`providers.origin_slots`); the
+server's is `PATCHBAY_UPSTREAM_CONNECTIONS`."""
+
+
+def upstream_limits(connections: int = DEFAULT_CONNECTIONS) -> httpx.Limits:
+    """The pool limits for `connections` calls open to one origin; idle connections are kept 30 s."""
+    return httpx.Limits(
+        max_connections=connections, max_keepalive_connections=min(connections, 100), keepalive_expiry=30.0
+    )
+
+
+DEFAULT_LIMITS = upstream_limits()
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -99,7 +112,7 @@ def _origin(url: str) -> str:
 
 def _make_session(limits: httpx.Limits) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
-        limit=limits.max_connections or 0,
+        limit=0,  # calls are bounded per origin by `providers.origin_slots`
         keepalive_timeout=limits.keepalive_expiry or 30.0,
         ssl=httpx.create_ssl_context(),
     )
@@ -150,18 +163,24 @@ class UpstreamClients:
         self._factory = transport_factory
         self._session_factory = session_factory
         self._clients: dict[str, Client] = {}
+        self._slots: dict[str, OriginSlots] = {}
         self._closed = False
         self.tails = Tails()
         """Finished responses whose last bytes are still being read (`providers.tail`)."""
 
     def client_for(self, url: str) -> Client:
+        return self._open(url)[0]
+
+    def _open(self, url: str) -> tuple[Client, OriginSlots]:
+        """The origin's client and its connection slots, made on first use."""
         if self._closed:
             raise RuntimeError("UpstreamClients is closed")
         origin = origin_of(url)
         client = self._clients.get(origin)
         if client is None:
             client = self._clients[origin] = self._new_client()
-        return client
+            self._slots[origin] = OriginSlots(origin, self._limits.max_connections or DEFAULT_CONNECTIONS)
+        return client, self._slots[origin]
 
     def _new_client(self) -> Client:
         if self.backend == "aiohttp":
@@ -441,8 +460,11 @@ async def open_stream(
     span = _upstream_span(method, url, provider) if tracing.on() else None
     error: str | None = None
     watchdog = Watchdog()  # bounds the wait for headers and for each chunk
+    slots: OriginSlots | None = None
     try:
-        client = clients.client_for(url)
+        client, origin_slots = clients._open(url)
+        await origin_slots.take(timeouts.connect, provider)
+        slots = origin_slots
         if isinstance(client, aiohttp.ClientSession):
             opened = _open_aiohttp(
                 client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
@@ -480,6 +502,8 @@ async def open_stream(
         error = exc.error_class.value
         raise
     finally:
+        if slots is not None:
+            slots.release()
         watchdog.close()
         if span is not None:  # tracing off: no call at all
             tracing.end(span, error=error)

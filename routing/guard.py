@@ -32,7 +32,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.tracing import Trace
 
-from providers.http import upstream_session
+from providers.http import upstream_limits, upstream_session
 from routing.errors import BaseUrlRefusedError
 from routing.model import ConnectionView
 
@@ -306,12 +306,12 @@ def guarded_aiohttp_transport(
     """
     from httpx_aiohttp import AiohttpTransport
 
-    limits = limits or httpx.Limits(max_connections=200, max_keepalive_connections=50, keepalive_expiry=30.0)
+    limits = limits or upstream_limits()
 
     def session() -> aiohttp.ClientSession:
         connector = GuardedTCPConnector(
             policy,
-            limit=limits.max_connections or 0,
+            limit=0,  # calls are bounded per origin by `providers.origin_slots`
             keepalive_timeout=limits.keepalive_expiry,
             ssl=httpx.create_ssl_context(),
             resolver=resolver,

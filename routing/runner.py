@@ -70,7 +70,7 @@ class RetryPolicy:
         failure of a connection the upstream closed before replying is retried at once, even
         with no retries allowed: that is a kept connection closed by its idle timeout as the
         request went out, not an upstream in trouble, and the retry opens a new one."""
-        if not error.retryable:
+        if not error.retryable or error.pool_exhausted:
             return None
         if error.closed_before_reply and retries_done == 0:
             return 0.0
@@ -206,7 +206,7 @@ class AttemptRunner:
 
     async def _record_failure(self, attempt: PlannedAttempt, error: ProviderError) -> None:
         conn = attempt.connection
-        if conn.cools_down and affects_profile(error.error_class):
+        if conn.cools_down and affects_profile(error.error_class) and not error.pool_exhausted:
             failure = Failure(error.error_class, attempt.model, error.retry_after)
             now = self.clock.time()
             state = await self.store.record_failure(conn.org_id, conn.profile_id, failure, now)

@@ -35,7 +35,7 @@ from billing.tiers import TierTable, default_table
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
 from providers.adapters import chat_adapters
-from providers.http import UpstreamClients
+from providers.http import UpstreamClients, upstream_limits
 from providers.vault.audit import DecryptAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents
@@ -138,7 +138,10 @@ def build_gateway(
     `preflight`: billing's hold seam (`Overrides.preflight` wins); none: nothing is held or charged."""
     guard = guard_policy(settings)
     resolve = overrides.resolve
-    upstream = UpstreamClients(session_factory=lambda: guarded_session(guard, resolve=resolve))
+    limits = upstream_limits(settings.upstream_connections)
+    upstream = UpstreamClients(
+        limits=limits, session_factory=lambda: guarded_session(guard, limits, resolve=resolve)
+    )
     catalog = default_catalog()
     redis_url = settings.redis_url
     cooldowns = make_cooldown_store(

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     """An idle kept-alive connection is closed after this."""
     http_max_connections: int | None = Field(default=10_000, ge=1)
     """Open connections and tasks per worker past which new requests get 503 (uvicorn's limit_concurrency)."""
+    upstream_connections: int = Field(default=1000, ge=1, le=100_000)
+    """Calls a worker has open to one upstream origin at once; past that, a call waits up to its
+    connect timeout for one to end, then moves to the next candidate (no retry, no cooldown)."""
     org_cache_size: int = Field(default=10_000, ge=1)
     """Orgs a worker holds routing snapshots of at most; the least recently used is dropped (and reloaded on its next request)."""
     api_key_cache_size: int = Field(default=50_000, ge=1)

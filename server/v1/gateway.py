@@ -66,7 +66,7 @@ def guarded_session(
     """
     connector = GuardedTCPConnector(
         policy,
-        limit=limits.max_connections or 0,
+        limit=0,  # calls are bounded per origin by `providers.origin_slots`
         keepalive_timeout=limits.keepalive_expiry or 30.0,
         ssl=httpx.create_ssl_context(),
         resolver=ResolveAsAiohttp(resolve) if resolve is not None else None,

@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import (
+    Backend,
     Timeouts,
     UpstreamClients,
     open_stream,
@@ -28,6 +30,7 @@ from providers.http import (
     redact,
     request,
     secrets_in,
+    upstream_limits,
 )
 from tests.emulators.harness import ServedApp, free_port
 
@@ -201,6 +204,59 @@ async def test_a_cookie_one_reply_sets_is_not_sent_with_the_next_request(
         reply = await request(clients, "GET", url, headers={}, timeouts=STEADY, provider="t")
         assert reply.status == 200 and reply.headers.get("set-cookie") == "session=first-caller; Path=/"
     assert app.cookies[start:] == [None, None, None]
+
+
+def connection_waits(outcome: str) -> float:
+    return (
+        REGISTRY.get_sample_value(
+            "patchbay_upstream_connection_waits_total", {"provider": "t", "outcome": outcome}
+        )
+        or 0.0
+    )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_call_that_finds_every_connection_busy_waits_its_turn_then_fails_without_calling(
+    served: tuple[ServedApp, Behaviours], backend: Backend
+) -> None:
+    s, app = served
+    pool = UpstreamClients(backend=backend, limits=upstream_limits(2))
+    opened, release = asyncio.Semaphore(0), asyncio.Event()
+
+    async def hold() -> None:
+        async with open_stream(pool, "GET", s.url + "/stall", headers={}, timeouts=PATIENT, provider="t"):
+            opened.release()
+            await release.wait()
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    for _ in holders:
+        await asyncio.wait_for(opened.acquire(), HANG_GUARD)
+    calls, timed_out, served_after_wait = (
+        app.requests,
+        connection_waits("timed_out"),
+        connection_waits("served"),
+    )
+
+    short = Timeouts(connect=0.05, first_byte=HOLD, between_chunks=HOLD)
+    with pytest.raises(ProviderError) as info:
+        await request(pool, "GET", s.url + "/ok", headers={}, timeouts=short, provider="t")
+    assert info.value.error_class is ErrorClass.OVERLOADED and info.value.pool_exhausted
+    assert "all 2 of this worker's connections to http://127.0.0.1" in info.value.message
+    assert app.requests == calls  # the upstream was never asked
+    assert connection_waits("timed_out") == timed_out + 1
+
+    # A call that waits while a slot comes free is served. The task's first step runs before the
+    # callback queued after it: it reaches the full slots (no I/O comes first) and waits there, as
+    # the `served` count below confirms; then the holders end.
+    waiting = asyncio.create_task(
+        request(pool, "GET", s.url + "/ok", headers={}, timeouts=STEADY, provider="t")
+    )
+    asyncio.get_running_loop().call_soon(release.set)
+    reply = await asyncio.wait_for(waiting, HANG_GUARD)
+    assert reply.body == b"one two three"
+    assert connection_waits("served") == served_after_wait + 1
+    await asyncio.gather(*holders)
+    await pool.aclose()
 
 
 def test_origin_normalizes_default_ports() -> None:

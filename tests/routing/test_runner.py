@@ -180,3 +180,28 @@ def test_a_connection_closed_before_the_reply_is_retried_at_once_then_with_backo
     assert NO_RETRY.wait_before_retry(closed, 0) == 0.0
     assert NO_RETRY.wait_before_retry(closed, 1) is None
     assert NO_RETRY.wait_before_retry(plain, 0) is None
+
+
+async def test_a_call_that_found_this_workers_connections_all_busy_moves_on_without_retry_or_cooldown() -> (
+    None
+):
+    def busy() -> AsyncIterator[str]:
+        async def stream() -> AsyncIterator[str]:
+            raise ProviderError(ErrorClass.OVERLOADED, "all busy", provider="elevenlabs", pool_exhausted=True)
+            yield "never"
+
+        return stream()
+
+    rig = Rig({"elevenlabs:a": busy, "openai:b": said("ok")})
+    out, run = await rig.run(plan(attempt(A), attempt(B, step=1)))
+    assert out == ["ok"]
+    assert rig.opened == ["elevenlabs:a", "openai:b"]  # no retry of the busy origin
+    assert rig.clock.slept == []
+    assert run.trace.header() == "elevenlabs:a/m=failed:overloaded;openai:b/m=served"
+    assert await rig.store.get_many("org_1", ["elevenlabs:a"]) == {}  # the upstream was not at fault
+
+    # The same class from the upstream itself is retried and cools the profile down.
+    upstream = Rig({"elevenlabs:a": failing(ErrorClass.OVERLOADED, 529), "openai:b": said("ok")})
+    await upstream.run(plan(attempt(A), attempt(B, step=1)))
+    assert upstream.opened == ["elevenlabs:a", "elevenlabs:a", "openai:b"]
+    assert "elevenlabs:a" in await upstream.store.get_many("org_1", ["elevenlabs:a"])

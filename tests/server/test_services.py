@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import aiohttp
+
 from providers.speech.base import STTEngine, TTSEngine
 from routing.speech import BuiltIn
 from server import accounts
@@ -86,5 +88,22 @@ async def test_a_keys_first_use_brings_its_org_into_the_registry(tmp_path: Path,
         assert isinstance(principal, Principal) and principal.org_id == org.id
         # Read with the key, on its session: the request's `get` finds it held.
         assert services.gateway.registry.cached(org.id) is not None
+    finally:
+        await services.aclose()
+
+
+async def test_upstream_connections_bound_each_origins_calls_and_nothing_else_does(
+    tmp_path: Path, db: Database
+) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://", upstream_connections=3)
+    services = Services.build(settings, db)
+    try:
+        upstream = services.gateway.upstream
+        client, slots = upstream._open("https://api.openai.com/v1/chat/completions")
+        assert slots.size == 3 and slots.origin == "https://api.openai.com:443"
+        # aiohttp's own pool does not bound them a second time: a finished stream whose last
+        # bytes are read behind the caller (providers/tail.py) must not hold up the next call.
+        assert isinstance(client, aiohttp.ClientSession) and client.connector is not None
+        assert client.connector.limit == 0
     finally:
         await services.aclose()
