@@ -26,6 +26,7 @@ from uvicorn.config import STARTUP_FAILURE
 
 from server.header_timeout import header_timeout_protocol
 from server.metrics import prepare_multiprocess_dir
+from server.open_files import raise_open_file_limit
 from server.settings import Settings
 from server.worker_supervisor import WorkerSupervisor
 
@@ -88,6 +89,7 @@ def run(settings: Settings, *, app: str = APP_FACTORY) -> None:
     """Serve in the foreground until SIGINT/SIGTERM. `app` is an import string of an app factory."""
     import uvicorn
 
+    raise_open_file_limit(settings)  # before the workers: they inherit it
     share_between_workers(settings)
     # Spawned workers read their settings from the environment, --workers included.
     os.environ["PATCHBAY_WORKERS"] = str(settings.workers)

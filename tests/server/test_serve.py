@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 import websockets
 
 from server.header_timeout import HeaderTimeoutProtocol
+from server.open_files import CEILING, needed
 from server.serve import share_between_workers, uvicorn_options
 from server.settings import Settings
 from tests.emulators.harness import free_port
@@ -82,6 +84,17 @@ def _workers(pid: int) -> set[int]:
     return found
 
 
+def _open_file_limits(pid: int) -> tuple[int, int]:
+    """A process's soft and hard open-file limits, from /proc (unlimited as `RLIM_INFINITY`)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return tuple(  # type: ignore[return-value]
+                resource.RLIM_INFINITY if v == "unlimited" else int(v) for v in (soft, hard)
+            )
+    raise AssertionError(f"no open-file limit for {pid}")
+
+
 def _listening_inodes(port: int) -> set[str]:
     """Inodes of the IPv4 sockets listening on 127.0.0.1:`port`."""
     inodes = set()
@@ -104,9 +117,19 @@ def _socket_inodes(pid: int) -> set[str]:
 
 @contextlib.contextmanager
 def _serve(
-    tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None
+    tmp_path: Path,
+    *args: str,
+    env_extra: dict[str, str] | None = None,
+    soft_open_files: int | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
-    """`patchbay serve ARGS` on a fresh data dir, once /readyz answers 200."""
+    """`patchbay serve ARGS` on a fresh data dir, once /readyz answers 200; `soft_open_files`
+    starts it with that soft open-file limit (the hard one unchanged), as systemd's 1,024 would."""
+
+    def lower_soft_limit() -> None:
+        if soft_open_files is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft_open_files, hard))
+
     port = free_port()
     env = {
         **os.environ,
@@ -128,6 +151,7 @@ def _serve(
             stdout=subprocess.DEVNULL,
             stderr=sink,
             start_new_session=True,
+            preexec_fn=lower_soft_limit,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -169,7 +193,7 @@ def logged_lines(tmp_path: Path) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, dict[str, str]]]:
-    with _serve(tmp_path, "--workers", "2") as running:
+    with _serve(tmp_path, "--workers", "2", soft_open_files=256) as running:
         yield running
 
 
@@ -218,6 +242,10 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     proc, base, env = served
     serving = _workers(proc.pid)
     assert len(serving) == 2, serving
+    # Started with a soft open-file limit of 256, the server raised it to the hard limit, and
+    # the workers inherited it (server/open_files.py).
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert {_open_file_limits(pid) for pid in {proc.pid, *serving}} == {(min(hard, CEILING), hard)}
 
     def cli(*args: str) -> str:
         done = subprocess.run([PATCHBAY, *args], env=env, capture_output=True, check=True)
@@ -276,3 +304,30 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(
     # Both workers served sessions (all 24 on one worker by chance: p = 2 / 2**24).
     opened = [line["pid"] for line in lines if line.get("msg") == "realtime session opened"]
     assert len(opened) == 24 and set(opened) == {victim, survivor}
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_one_and_a_short_one_is_reported() -> None:
+    # In a child process: the test process keeps its own limits.
+    script = (
+        "import resource, sys\n"
+        "from server.open_files import raise_open_file_limit\n"
+        "from server.settings import Settings\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2])))\n"
+        "print(raise_open_file_limit(Settings(http_max_connections=int(sys.argv[3]))))\n"
+        "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
+    )
+    small = Settings(http_max_connections=100)
+    roomy = needed(small) + 100
+    done = subprocess.run(
+        [sys.executable, "-c", script, "256", str(roomy), "100"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [str(roomy), str(roomy)]
+    assert "open-file limit" not in done.stderr
+
+    # A hard limit below what the settings may open is raised to, and reported.
+    short = needed(small) - 1
+    done = subprocess.run(
+        [sys.executable, "-c", script, "256", str(short), "100"], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [str(short), str(short)]
+    assert "the open-file limit is below what the settings may open" in done.stderr
