@@ -17,11 +17,13 @@ here: `retry-after` parsing and scrubbing secrets out of provider error text.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import functools
 import http.cookiejar
 import math
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -61,6 +63,12 @@ def upstream_limits(connections: int = DEFAULT_CONNECTIONS) -> httpx.Limits:
 
 
 DEFAULT_LIMITS = upstream_limits()
+
+IDLE_ORIGIN_SECONDS = 120.0
+"""An origin no call has used for this long has its client closed (four times the 30 s its
+connections are kept, so none is still open)."""
+SWEEP_SECONDS = 30.0
+"""How often, at most, idle origins are looked for (only when a new origin is first called)."""
 
 _MAX_ERROR_BODY = 64 * 1024
 
@@ -114,9 +122,18 @@ def _make_session(limits: httpx.Limits) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=0,  # calls are bounded per origin by `providers.origin_slots`
         keepalive_timeout=limits.keepalive_expiry or 30.0,
-        ssl=httpx.create_ssl_context(),
+        ssl=tls_context(),
     )
     return upstream_session(connector)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The one TLS client context of every upstream connection (certificates verified against
+    certifi's bundle). Loading that bundle takes about 27 ms of CPU and 0.8 MiB, so it is done
+    once per process and shared, not once per origin: made per origin, it blocked the event
+    loop on each new private endpoint's first call and was never freed."""
+    return httpx.create_ssl_context()
 
 
 def upstream_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
@@ -153,6 +170,7 @@ class UpstreamClients:
         limits: httpx.Limits = DEFAULT_LIMITS,
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if transport_factory is not None and session_factory is not None:
             raise ValueError("pass transport_factory or session_factory, not both")
@@ -164,6 +182,9 @@ class UpstreamClients:
         self._session_factory = session_factory
         self._clients: dict[str, Client] = {}
         self._slots: dict[str, OriginSlots] = {}
+        self._clock = clock
+        self._swept = clock()
+        self._closing: set[asyncio.Task[None]] = set()
         self._closed = False
         self.tails = Tails()
         """Finished responses whose last bytes are still being read (`providers.tail`)."""
@@ -178,9 +199,29 @@ class UpstreamClients:
         origin = origin_of(url)
         client = self._clients.get(origin)
         if client is None:
+            self._drop_idle()
             client = self._clients[origin] = self._new_client()
-            self._slots[origin] = OriginSlots(origin, self._limits.max_connections or DEFAULT_CONNECTIONS)
+            size = self._limits.max_connections or DEFAULT_CONNECTIONS
+            self._slots[origin] = OriginSlots(origin, size, self._clock)
         return client, self._slots[origin]
+
+    def _drop_idle(self) -> None:
+        """Close the clients of origins no call has used for `IDLE_ORIGIN_SECONDS` (at most every
+        `SWEEP_SECONDS`, when a new origin comes): their kept connections have expired by then, so
+        nothing is lost, and a worker holds only the origins in use, however many orgs' private
+        endpoints it has called."""
+        now = self._clock()
+        if now - self._swept < SWEEP_SECONDS:
+            return
+        self._swept = now
+        idle = [
+            origin for origin, slots in self._slots.items() if slots.idle_since(now - IDLE_ORIGIN_SECONDS)
+        ]
+        for origin in idle:
+            del self._slots[origin]
+            task = asyncio.get_running_loop().create_task(_close_client(self._clients.pop(origin)))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _new_client(self) -> Client:
         if self.backend == "aiohttp":
@@ -190,7 +231,7 @@ class UpstreamClients:
         if self._factory is not None:
             transport = self._factory()
         else:
-            transport = httpx.AsyncHTTPTransport(limits=self._limits, trust_env=False)
+            transport = httpx.AsyncHTTPTransport(limits=self._limits, trust_env=False, verify=tls_context())
         # Timeouts are enforced per phase by `request`/`open_stream`; httpx's own are off
         # except connect and write, which it measures precisely at the socket.
         return httpx.AsyncClient(
@@ -211,16 +252,22 @@ class UpstreamClients:
         await self.tails.aclose()
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            if isinstance(client, aiohttp.ClientSession):
-                await client.close()
-            else:
-                await client.aclose()
+            await _close_client(client)
+        if self._closing:
+            await asyncio.gather(*self._closing)
 
     async def __aenter__(self) -> UpstreamClients:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _close_client(client: Client) -> None:
+    if isinstance(client, aiohttp.ClientSession):
+        await client.close()
+    else:
+        await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)

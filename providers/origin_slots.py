@@ -11,6 +11,8 @@ count.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from foundation import metrics
 from providers.contract import ErrorClass
@@ -18,14 +20,19 @@ from providers.errors import ProviderError
 
 
 class OriginSlots:
-    __slots__ = ("_free", "origin", "size")
+    __slots__ = ("_clock", "_free", "held", "last_used", "origin", "size")
 
-    def __init__(self, origin: str, size: int) -> None:
+    def __init__(self, origin: str, size: int, clock: Callable[[], float] = time.monotonic) -> None:
         if size < 1:
             raise ValueError("an origin needs at least one connection slot")
         self.origin = origin
         self.size = size
         self._free = asyncio.Semaphore(size)
+        self._clock = clock
+        self.held = 0
+        """Calls holding a slot now."""
+        self.last_used = clock()
+        """When the last call ended (or the slots were made): how long the origin has been idle."""
 
     async def take(self, wait: float, provider: str) -> None:
         """Hold a slot until `release`; raises `ProviderError(OVERLOADED, pool_exhausted=True)`
@@ -33,6 +40,7 @@ class OriginSlots:
         free = self._free
         if not free.locked():
             await free.acquire()  # returns at once: nothing to wait for
+            self.held += 1
             return
         try:
             async with asyncio.timeout(wait):
@@ -47,7 +55,14 @@ class OriginSlots:
                 provider=provider,
                 pool_exhausted=True,
             ) from None
+        self.held += 1
         metrics.observe_connection_wait(provider, "served")
 
     def release(self) -> None:
+        self.held -= 1
+        self.last_used = self._clock()
         self._free.release()
+
+    def idle_since(self, moment: float) -> bool:
+        """No call holds a slot, and none has ended after `moment`."""
+        return self.held == 0 and self.last_used < moment

@@ -32,7 +32,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.tracing import Trace
 
-from providers.http import upstream_limits, upstream_session
+from providers.http import tls_context, upstream_limits, upstream_session
 from routing.errors import BaseUrlRefusedError
 from routing.model import ConnectionView
 
@@ -264,6 +264,7 @@ def guarded_transport(
     """
     if kwargs.get("proxy") is not None:
         raise ValueError("a guarded transport cannot go through a proxy")
+    kwargs.setdefault("verify", tls_context())
     transport = httpx.AsyncHTTPTransport(**kwargs)
     pool = transport._pool
     if not hasattr(pool, "_network_backend"):
@@ -313,7 +314,7 @@ def guarded_aiohttp_transport(
             policy,
             limit=0,  # calls are bounded per origin by `providers.origin_slots`
             keepalive_timeout=limits.keepalive_expiry,
-            ssl=httpx.create_ssl_context(),
+            ssl=tls_context(),
             resolver=resolver,
         )
         return upstream_session(connector)

@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from providers.http import DEFAULT_LIMITS, UpstreamClients, upstream_session
+from providers.http import DEFAULT_LIMITS, UpstreamClients, tls_context, upstream_session
 from routing.catalog import Catalog
 from routing.cooldown_store import CooldownStore
 from routing.errors import BaseUrlRefusedError
@@ -68,7 +68,7 @@ def guarded_session(
         policy,
         limit=0,  # calls are bounded per origin by `providers.origin_slots`
         keepalive_timeout=limits.keepalive_expiry or 30.0,
-        ssl=httpx.create_ssl_context(),
+        ssl=tls_context(),
         resolver=ResolveAsAiohttp(resolve) if resolve is not None else None,
     )
     return upstream_session(connector)

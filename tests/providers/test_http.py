@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 from prometheus_client import REGISTRY
@@ -21,6 +22,8 @@ from prometheus_client import REGISTRY
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import (
+    IDLE_ORIGIN_SECONDS,
+    SWEEP_SECONDS,
     Backend,
     Timeouts,
     UpstreamClients,
@@ -32,6 +35,8 @@ from providers.http import (
     secrets_in,
     upstream_limits,
 )
+from routing.guard import GuardPolicy
+from server.v1.gateway import guarded_session
 from tests.emulators.harness import ServedApp, free_port
 
 
@@ -256,6 +261,42 @@ async def test_a_call_that_finds_every_connection_busy_waits_its_turn_then_fails
     assert reply.body == b"one two three"
     assert connection_waits("served") == served_after_wait + 1
     await asyncio.gather(*holders)
+    await pool.aclose()
+
+
+async def test_an_origin_idle_past_its_kept_connections_is_closed_when_a_new_one_comes(
+    served: tuple[ServedApp, Behaviours],
+) -> None:
+    # A worker holds the origins in use, not every private endpoint it ever called.
+    s, _ = served
+
+    async def dns(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"]  # every name below is this one server: one origin each
+
+    now = [0.0]
+    policy = GuardPolicy(allow_private=True, allow_plain_http=True)
+    pool = UpstreamClients(session_factory=lambda: guarded_session(policy, resolve=dns), clock=lambda: now[0])
+    a, b, c, d = (f"http://{name}.test:{s.port}" for name in "abcd")
+
+    async def get(base: str) -> bytes:
+        return (await request(pool, "GET", base + "/ok", headers={}, timeouts=STEADY, provider="t")).body
+
+    assert await get(a) == b"one two three"
+    first = pool.client_for(a)
+    async with open_stream(pool, "GET", c + "/stall", headers={}, timeouts=PATIENT, provider="t"):
+        now[0] += IDLE_ORIGIN_SECONDS + SWEEP_SECONDS
+        # A new origin: the idle one is closed; the one with a call open stays, however old.
+        assert await get(b) == b"one two three"
+        assert set(pool.origins) == {origin_of(b), origin_of(c)}
+        await asyncio.wait_for(asyncio.gather(*pool._closing), HANG_GUARD)  # closed in the background
+        assert isinstance(first, aiohttp.ClientSession) and first.closed
+    # Called again, it gets a new client.
+    assert await get(a) == b"one two three"
+    assert pool.client_for(a) is not first
+    # Within the sweep interval, nothing is looked at again.
+    now[0] += IDLE_ORIGIN_SECONDS
+    assert await get(d) == b"one two three"
+    assert len(pool.origins) == 4
     await pool.aclose()
 
 
