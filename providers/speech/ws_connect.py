@@ -7,12 +7,18 @@ status, body, `detail.status` code), a slow one is a TIMEOUT, an unreachable hos
 error; the library's exception (whose text may hold the URL or a header) is never chained.
 The connection's own logging is silenced: `websockets` logs the upgrade headers (the key)
 and every frame (a caller's words, a reply's text) at DEBUG.
+
+As with every upstream call (`providers.http`), no proxy is taken from the environment, and
+`wss://` uses the one shared TLS context: left to itself, asyncio would build a new context
+for each connection, loading the system's CA store (about 50 ms of CPU on the event loop,
+the length of two voice frames, at every speech socket opened).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
@@ -20,7 +26,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.http import secrets_in, tls_context
 from providers.speech.errors import elevenlabs_error
 
 SILENT = logging.Logger("speech_ws.silent", level=logging.CRITICAL + 1)
@@ -30,6 +36,7 @@ async def open_socket(
     url: str, headers: Mapping[str, str], *, provider: str, open_within: float, max_size: int = 2**22
 ) -> ClientConnection:
     failure: ProviderError | None = None
+    tls: dict[str, Any] = {"ssl": tls_context()} if url.startswith("wss:") else {}
     try:
         return await connect(
             url,
@@ -38,6 +45,8 @@ async def open_socket(
             compression=None,
             max_size=max_size,
             logger=SILENT,
+            proxy=None,
+            **tls,
         )
     except InvalidStatus as exc:
         response = exc.response

@@ -1,0 +1,97 @@
+"""`open_socket` over real loopback TLS: the shared TLS context, and no proxy from the environment."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from websockets.asyncio.server import ServerConnection, serve
+
+from providers.contract import ErrorClass
+from providers.errors import ProviderError
+from providers.http import tls_context
+from providers.speech.ws_connect import open_socket
+
+
+def certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, valid from a minute ago for an hour."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture
+def trusted(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A certificate the shared TLS context (and only it) trusts, for this test."""
+    cert, key = certificate(tmp_path)
+    tls_context.cache_clear()
+    tls_context().load_verify_locations(cafile=str(cert))
+    yield cert, key
+    tls_context.cache_clear()
+
+
+@pytest.fixture
+async def wss(trusted: tuple[Path, Path]) -> AsyncIterator[str]:
+    cert, key = trusted
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    async def echo(ws: ServerConnection) -> None:
+        async for message in ws:
+            await ws.send(message)
+
+    async with serve(echo, "127.0.0.1", 0, ssl=context) as server:
+        port = server.sockets[0].getsockname()[1]
+        yield f"wss://127.0.0.1:{port}/v1/speech"
+
+
+async def test_a_wss_socket_uses_the_shared_tls_context_and_no_proxy(
+    wss: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both would send the connection elsewhere: a proxy that does not exist, and asyncio's own
+    # context (the system's CA store, which does not hold this test's certificate).
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    ws = await open_socket(wss, {"xi-api-key": "k"}, provider="elevenlabs:a", open_within=10)
+    try:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+    finally:
+        await ws.close()
+
+
+async def test_a_certificate_the_shared_context_does_not_trust_is_a_network_error(wss: str) -> None:
+    tls_context.cache_clear()  # a fresh context: certifi's authorities only
+    with pytest.raises(ProviderError) as info:
+        await open_socket(wss, {}, provider="elevenlabs:a", open_within=10)
+    assert info.value.error_class is ErrorClass.NETWORK
