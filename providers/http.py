@@ -25,7 +25,7 @@ import math
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -153,6 +153,11 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 Client = httpx.AsyncClient | aiohttp.ClientSession
 
+CheckedResolve = Callable[[str, int], Awaitable[list[str]]]
+"""(host, port) → the addresses a connection to it may use, every one checked; raises when the
+host may not be connected to. For connections aiohttp does not make (speech WebSockets), what
+the gateway's guarded connector does for HTTP (`routing.guard.checked_resolver`)."""
+
 
 class UpstreamClients:
     """The pool of upstream clients, one per origin.
@@ -171,6 +176,7 @@ class UpstreamClients:
         transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        resolve_checked: CheckedResolve | None = None,
     ) -> None:
         if transport_factory is not None and session_factory is not None:
             raise ValueError("pass transport_factory or session_factory, not both")
@@ -182,6 +188,8 @@ class UpstreamClients:
         self._session_factory = session_factory
         self._clients: dict[str, Client] = {}
         self._slots: dict[str, OriginSlots] = {}
+        self.resolve_checked = resolve_checked
+        """How the WebSockets beside this pool find (and check) their addresses; None: unchecked."""
         self._clock = clock
         self._swept = clock()
         self._closing: set[asyncio.Task[None]] = set()

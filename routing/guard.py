@@ -32,7 +32,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.tracing import Trace
 
-from providers.http import tls_context, upstream_limits, upstream_session
+from providers.http import CheckedResolve, tls_context, upstream_limits, upstream_session
 from routing.errors import BaseUrlRefusedError
 from routing.model import ConnectionView
 
@@ -193,6 +193,17 @@ async def check_host(
     if not addresses:
         raise BaseUrlRefusedError("unresolvable", f"base URL host {host} does not resolve")
     return [check_address(host, a, policy) for a in addresses]
+
+
+def checked_resolver(policy: GuardPolicy, resolve: Resolve | None = None) -> CheckedResolve:
+    """For connections aiohttp does not make (speech WebSockets): the addresses a host may be
+    connected to, every one checked (`BaseUrlRefusedError` otherwise), as `GuardedTCPConnector`
+    does for HTTP. `resolve` replaces the system resolver."""
+
+    async def addresses(host: str, port: int) -> list[str]:
+        return [str(a) for a in await check_host(host, port, policy, resolve or resolve_host)]
+
+    return addresses
 
 
 async def check_base_url(url: str, policy: GuardPolicy, resolve: Resolve = resolve_host) -> list[IPAddress]:

@@ -487,6 +487,7 @@ class SpeechRouter:
             name=conn.profile_id,
             billing_source=conn.billing_source,
             model=attempt.model,
+            resolve=self._clients.resolve_checked if self._clients is not None else None,
         )
 
 

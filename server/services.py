@@ -44,7 +44,7 @@ from routing.connections import Connections
 from routing.cooldown_store import CooldownStore, RedisCooldownStore, make_cooldown_store
 from routing.env_reference import allowed_environ
 from routing.executor import Executor
-from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
+from routing.guard import GuardPolicy, Resolve, checked_resolver, endpoint_guard, resolve_host
 from routing.health_probe import HealthProbe
 from routing.redis_health import redis_client
 from routing.registry import Registry
@@ -140,7 +140,9 @@ def build_gateway(
     resolve = overrides.resolve
     limits = upstream_limits(settings.upstream_connections)
     upstream = UpstreamClients(
-        limits=limits, session_factory=lambda: guarded_session(guard, limits, resolve=resolve)
+        limits=limits,
+        session_factory=lambda: guarded_session(guard, limits, resolve=resolve),
+        resolve_checked=checked_resolver(guard, resolve),
     )
     catalog = default_catalog()
     redis_url = settings.redis_url

@@ -36,7 +36,13 @@ async def test_voice(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResul
     if protocol is None or protocol not in TTS_BUILDERS or protocol not in STT_BUILDERS:
         return ProbeResult("test_voice", True, 0.0)
     # The billing source is moot here: a probe's calls are not metered as a segment.
-    target = SpeechTarget(endpoint.base_url, endpoint.credential, endpoint.label, BillingSource.BYOK)
+    target = SpeechTarget(
+        endpoint.base_url,
+        endpoint.credential,
+        endpoint.label,
+        BillingSource.BYOK,
+        resolve=clients.resolve_checked,
+    )
     # The TTS speaks at the STT's rate, so its audio goes straight back in.
     tts = TTS_BUILDERS[protocol](clients, target, STT_SAMPLE_RATE)
     stt = STT_BUILDERS[protocol](clients, target)

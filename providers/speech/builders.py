@@ -18,7 +18,7 @@ from typing import TypedDict
 
 from providers.contract import BillingSource, WireProtocol
 from providers.credentials import Credential
-from providers.http import UpstreamClients
+from providers.http import CheckedResolve, UpstreamClients
 from providers.speech.base import STTEngine, TTSEngine
 from providers.speech.elevenlabs import (
     ElevenLabsSTT,
@@ -44,6 +44,9 @@ class SpeechTarget:
     """The auth-profile id (`provider:name`) the engine reports in errors, logs and attempts."""
     billing_source: BillingSource
     model: str | None = None
+    resolve: CheckedResolve | None = None
+    """Where a WebSocket engine may connect (`UpstreamClients.resolve_checked`); HTTP engines
+    connect through their pool's own checked connector."""
 
 
 STTBuilder = Callable[[UpstreamClients, SpeechTarget], STTEngine]
@@ -92,7 +95,7 @@ def _eleven_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int
 def _eleven_tts_stream(target: SpeechTarget, sample_rate: int) -> StreamingTTS:
     options = ElevenLabsTTSOptions(output_format=f"pcm_{sample_rate}")
     options = replace(options, model_id=target.model) if target.model else options
-    return ElevenLabsStreamTTS(options=options, **_args(target))
+    return ElevenLabsStreamTTS(options=options, resolve=target.resolve, **_args(target))
 
 
 def _openai_tts(clients: UpstreamClients, target: SpeechTarget, sample_rate: int) -> TTSEngine:
@@ -120,7 +123,7 @@ def _eleven_realtime(target: SpeechTarget) -> ElevenLabsRealtimeSTT:
     options = (
         ElevenLabsRealtimeOptions(model_id=target.model) if target.model else ElevenLabsRealtimeOptions()
     )
-    return ElevenLabsRealtimeSTT(options=options, **_args(target))
+    return ElevenLabsRealtimeSTT(options=options, resolve=target.resolve, **_args(target))
 
 
 def _openai_stt(clients: UpstreamClients, target: SpeechTarget) -> STTEngine:

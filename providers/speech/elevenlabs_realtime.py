@@ -33,7 +33,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.http import CheckedResolve, secrets_in
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from providers.speech.elevenlabs_realtime_wire import (
     DEFAULT_MODEL,
@@ -77,6 +77,7 @@ class ElevenLabsRealtimeSTT(STTEngine):
         billing_source: BillingSource = BillingSource.BYOK,
         options: ElevenLabsRealtimeOptions | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        resolve: CheckedResolve | None = None,
         commit_within: float = COMMIT_TIMEOUT,
     ) -> None:
         self.name = name
@@ -86,6 +87,7 @@ class ElevenLabsRealtimeSTT(STTEngine):
         self.commit_within = commit_within
         self._base_url = base_url
         self._credential = credential
+        self._resolve = resolve
 
     async def open_stream(
         self, *, sample_rate: int, language: str | None = None, turn_id: str | None = None
@@ -97,7 +99,9 @@ class ElevenLabsRealtimeSTT(STTEngine):
             self._base_url, model_id=self.options.model_id, sample_rate=rate, language=language
         )
         try:
-            ws = await open_socket(url, headers, provider=self.name, open_within=self.connect_timeout)
+            ws = await open_socket(
+                url, headers, provider=self.name, open_within=self.connect_timeout, resolve=self._resolve
+            )
         except ProviderError as exc:
             exc.model = exc.model or self.options.model_id
             raise

@@ -30,7 +30,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.http import CheckedResolve, secrets_in
 from providers.speech.elevenlabs import ElevenLabsTTSOptions, audio_format_for
 from providers.speech.elevenlabs_ws_wire import (
     CLOSE_INPUT,
@@ -66,6 +66,7 @@ class ElevenLabsStreamTTS:
         billing_source: BillingSource = BillingSource.BYOK,
         options: ElevenLabsTTSOptions | None = None,
         connect_timeout: float = CONNECT_TIMEOUT,
+        resolve: CheckedResolve | None = None,
         first_audio: float = FIRST_AUDIO_TIMEOUT,
     ) -> None:
         self.name = name
@@ -74,6 +75,7 @@ class ElevenLabsStreamTTS:
         self.sample_rate = audio_format_for(self.options.output_format).sample_rate
         self._base_url = base_url
         self._credential = credential
+        self._resolve = resolve
         self._connect_timeout = connect_timeout
         self._first_audio = first_audio
 
@@ -82,7 +84,9 @@ class ElevenLabsStreamTTS:
         add_auth_header(headers, AuthStyle.XI_API_KEY, self._credential, "tts")
         secrets = secrets_in(headers)
         url = stream_input_url(self._base_url, voice or self.options.voice_id, self.options)
-        ws = await open_socket(url, headers, provider=self.name, open_within=self._connect_timeout)
+        ws = await open_socket(
+            url, headers, provider=self.name, open_within=self._connect_timeout, resolve=self._resolve
+        )
         stream = ElevenLabsTTSStream(self, ws, secrets)
         try:
             await ws.send(init_message(self.options), text=True)

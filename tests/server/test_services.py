@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from providers.speech.base import STTEngine, TTSEngine
+from routing.errors import BaseUrlRefusedError
 from routing.speech import BuiltIn
 from server import accounts
 from server.accounts import Principal
@@ -105,5 +107,21 @@ async def test_upstream_connections_bound_each_origins_calls_and_nothing_else_do
         # bytes are read behind the caller (providers/tail.py) must not hold up the next call.
         assert isinstance(client, aiohttp.ClientSession) and client.connector is not None
         assert client.connector.limit == 0
+    finally:
+        await services.aclose()
+
+
+async def test_speech_websockets_get_the_guards_checked_addresses(tmp_path: Path, db: Database) -> None:
+    async def dns(host: str, port: int) -> list[str]:
+        return ["93.184.216.34"] if host == "speech.example" else ["10.0.0.7"]
+
+    settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://")
+    services = Services.build(settings, db, Overrides(resolve=dns))
+    try:
+        resolve = services.gateway.upstream.resolve_checked
+        assert resolve is not None
+        assert await resolve("speech.example", 443) == ["93.184.216.34"]
+        with pytest.raises(BaseUrlRefusedError, match="private address 10.0.0.7"):
+            await resolve("inside.example", 443)
     finally:
         await services.aclose()

@@ -14,15 +14,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.http import tls_context
 from providers.speech.ws_connect import open_socket
+from routing.errors import BaseUrlRefusedError
+from routing.guard import GuardPolicy, checked_resolver
 
 
 def certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, valid from a minute ago for an hour."""
+    """A self-signed certificate for 127.0.0.1 and speech.test, valid from a minute ago for an hour."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -35,7 +38,10 @@ def certificate(directory: Path) -> tuple[Path, Path]:
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("speech.test")]
+            ),
+            False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
@@ -60,6 +66,13 @@ def trusted(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     tls_context.cache_clear()
 
 
+connections: list[str] = []
+
+
+def count(ws: ServerConnection, request: Request) -> None:
+    connections.append(request.headers.get("host", ""))
+
+
 @pytest.fixture
 async def wss(trusted: tuple[Path, Path]) -> AsyncIterator[str]:
     cert, key = trusted
@@ -70,7 +83,8 @@ async def wss(trusted: tuple[Path, Path]) -> AsyncIterator[str]:
         async for message in ws:
             await ws.send(message)
 
-    async with serve(echo, "127.0.0.1", 0, ssl=context) as server:
+    connections.clear()
+    async with serve(echo, "127.0.0.1", 0, ssl=context, process_request=count) as server:
         port = server.sockets[0].getsockname()[1]
         yield f"wss://127.0.0.1:{port}/v1/speech"
 
@@ -95,3 +109,32 @@ async def test_a_certificate_the_shared_context_does_not_trust_is_a_network_erro
     with pytest.raises(ProviderError) as info:
         await open_socket(wss, {}, provider="elevenlabs:a", open_within=10)
     assert info.value.error_class is ErrorClass.NETWORK
+
+
+async def test_with_the_guards_resolver_the_socket_connects_to_the_address_it_checked(wss: str) -> None:
+    # speech.test resolves nowhere but in the injected answer: being served proves the socket
+    # went to the checked address, not to a second lookup (which DNS could answer differently).
+    asked: list[tuple[str, int]] = []
+
+    async def dns(host: str, port: int) -> list[str]:
+        asked.append((host, port))
+        return ["127.0.0.1"] if host == "speech.test" else []
+
+    port = int(wss.rsplit(":", 1)[1].split("/")[0])
+    url = wss.replace("127.0.0.1", "speech.test")
+    allowed = checked_resolver(GuardPolicy(allow_private=True), dns)
+    ws = await open_socket(url, {}, provider="elevenlabs:a", open_within=10, resolve=allowed)
+    try:
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+    finally:
+        await ws.close()
+    assert asked == [("speech.test", port)]
+    assert connections == [f"speech.test:{port}"]  # the name stays the upgrade's Host (and TLS's)
+
+    # The default policy refuses a loopback answer: nothing is connected.
+    with pytest.raises(BaseUrlRefusedError, match="speech.test resolves to loopback address 127.0.0.1"):
+        await open_socket(
+            url, {}, provider="elevenlabs:a", open_within=10, resolve=checked_resolver(GuardPolicy(), dns)
+        )
+    assert len(connections) == 1
