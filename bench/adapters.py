@@ -35,9 +35,10 @@ from providers.adapters.openai_chat import (
 from providers.adapters.openai_quirks import quirks_for
 from providers.contract import PRESETS, ProviderId
 from providers.credentials import NoCredential
-from providers.http import Backend, Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.sse import SSEDecoder
 from providers.types import ChatRequest, Message, Role, TextPart, ToolSpec
+from providers.upstream_pool import Backend, UpstreamClients
 from tests.emulators.harness import free_port
 from tests.emulators.openai import OpenAIEmulator, Scenario, Wire
 

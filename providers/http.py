@@ -1,15 +1,13 @@
 """The upstream HTTP layer every wire adapter shares.
 
-One pooled client per upstream origin, created on first use and closed by
-`UpstreamClients.aclose()`: an `aiohttp.ClientSession` used directly (the default backend),
-or an `httpx.AsyncClient` (`backend="httpx"`, or any `transport_factory`, which is how tests
-substitute the network). Requests go through `request` (body read in full) or
-`open_stream` (body consumed chunk by chunk); both enforce `Timeouts` and turn transport
-failures into `ProviderError(TIMEOUT | NETWORK)`. Leaving `open_stream` early, by
-cancellation, an exception or closing the generator that iterates it, closes the upstream
-response at once, so the provider stops generating (and billing) for a caller who left. A
-stream the adapter saw end by its protocol (`UpstreamStream.finish`) keeps its connection:
-the body's last bytes are read behind the caller (`providers.tail`).
+Requests go through `request` (body read in full, at most `MAX_REPLY_BYTES`) or `open_stream`
+(body consumed chunk by chunk), on the origin's client from `providers.upstream_pool`; both
+enforce `Timeouts` and turn transport failures into `ProviderError(TIMEOUT | NETWORK)`.
+Leaving `open_stream` early, by cancellation, an exception or closing the generator that
+iterates it, closes the upstream response at once, so the provider stops generating (and
+billing) for a caller who left. A stream the adapter saw end by its protocol
+(`UpstreamStream.finish`) keeps its connection: the body's last bytes are read behind the
+caller (`providers.tail`).
 
 Protocol-specific error mapping lives with each adapter; what every protocol shares lives
 here: `retry-after` parsing and scrubbing secrets out of provider error text.
@@ -17,19 +15,15 @@ here: `retry-after` parsing and scrubbing secrets out of provider error text.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import functools
-import http.cookiejar
 import math
 import re
-import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -41,42 +35,14 @@ from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
+from providers.upstream_pool import UpstreamClients
 from providers.watchdog import Watchdog
-
-Backend = Literal["httpx", "aiohttp"]
-
-DEFAULT_BACKEND: Backend = "aiohttp"
-"""Chosen by `bench/adapters.py`; the figures are in docs/performance.md. `aiohttp` is aiohttp's
-own client, without an httpx layer on top: httpx's request and response objects were a fifth
-of the gateway's event-loop time (docs/performance.md, "Gateway")."""
-
-DEFAULT_CONNECTIONS = 1000
-"""Calls a worker has open to one upstream origin at once (`providers.origin_slots`); the
-server's is `PATCHBAY_UPSTREAM_CONNECTIONS`."""
-
-
-def upstream_limits(connections: int = DEFAULT_CONNECTIONS) -> httpx.Limits:
-    """The pool limits for `connections` calls open to one origin; idle connections are kept 30 s."""
-    return httpx.Limits(
-        max_connections=connections, max_keepalive_connections=min(connections, 100), keepalive_expiry=30.0
-    )
-
-
-DEFAULT_LIMITS = upstream_limits()
-
-IDLE_ORIGIN_SECONDS = 120.0
-"""An origin no call has used for this long has its client closed (four times the 30 s its
-connections are kept, so none is still open)."""
-SWEEP_SECONDS = 30.0
-"""How often, at most, idle origins are looked for (only when a new origin is first called)."""
 
 _MAX_ERROR_BODY = 64 * 1024
 
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 """The most `request` reads of one reply: far above any completion or synthesised sentence, and
 what keeps an endpoint that never ends its body from growing the worker's memory without bound."""
-
-USER_AGENT = "patchbay/0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,181 +67,6 @@ class Timeouts:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"Timeouts.{name} must be a positive number of seconds, got {value!r}")
-
-
-def origin_of(url: str) -> str:
-    """`scheme://host:port` with the default port made explicit, the pool key."""
-    # Cached by URL without its query, so no query string (which might carry a credential) is kept.
-    return _origin(url.partition("?")[0].partition("#")[0])
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin(url: str) -> str:
-    parsed = httpx.URL(url)
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError("upstream URL must be absolute http(s)")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    return f"{parsed.scheme}://{parsed.host}:{port}"
-
-
-def _make_session(limits: httpx.Limits) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=0,  # calls are bounded per origin by `providers.origin_slots`
-        keepalive_timeout=limits.keepalive_expiry or 30.0,
-        ssl=tls_context(),
-    )
-    return upstream_session(connector)
-
-
-@functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The one TLS client context of every upstream connection (certificates verified against
-    certifi's bundle). Loading that bundle takes about 27 ms of CPU and 0.8 MiB, so it is done
-    once per process and shared, not once per origin: made per origin, it blocked the event
-    loop on each new private endpoint's first call and was never freed."""
-    return httpx.create_ssl_context()
-
-
-def upstream_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
-    """aiohttp's client as every upstream call uses it: no proxy from the environment, no cookies.
-
-    One client serves every org that calls an origin, so a cookie kept from one org's reply would
-    ride on the next org's request there (an auth proxy's session cookie would let it in as the
-    first org). Upstream APIs authenticate by header, and no cookie is kept or sent.
-    """
-    return aiohttp.ClientSession(connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar())
-
-
-def _no_cookies() -> http.cookiejar.CookieJar:
-    """httpx's jar for an upstream client: its policy allows no domain, so no cookie is kept."""
-    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-
-
-Client = httpx.AsyncClient | aiohttp.ClientSession
-
-CheckedResolve = Callable[[str, int], Awaitable[list[str]]]
-"""(host, port) → the addresses a connection to it may use, every one checked; raises when the
-host may not be connected to. For connections aiohttp does not make (speech WebSockets), what
-the gateway's guarded connector does for HTTP (`routing.guard.checked_resolver`)."""
-
-
-class UpstreamClients:
-    """The pool of upstream clients, one per origin.
-
-    `transport_factory` replaces the network with an httpx transport (tests pass
-    `httpx.MockTransport`); `session_factory` supplies the aiohttp session (the gateway's has
-    a connector that guards every address it connects to); otherwise `backend` picks aiohttp's
-    client or httpx's own pool. aiohttp sessions get `user-agent`; redirects are never followed.
-    """
-
-    def __init__(
-        self,
-        *,
-        backend: Backend = DEFAULT_BACKEND,
-        limits: httpx.Limits = DEFAULT_LIMITS,
-        transport_factory: Callable[[], httpx.AsyncBaseTransport] | None = None,
-        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        resolve_checked: CheckedResolve | None = None,
-    ) -> None:
-        if transport_factory is not None and session_factory is not None:
-            raise ValueError("pass transport_factory or session_factory, not both")
-        self.backend: Backend = "httpx" if transport_factory is not None else backend
-        if session_factory is not None:
-            self.backend = "aiohttp"
-        self._limits = limits
-        self._factory = transport_factory
-        self._session_factory = session_factory
-        self._clients: dict[str, Client] = {}
-        self._slots: dict[str, OriginSlots] = {}
-        self.resolve_checked = resolve_checked
-        """How the WebSockets beside this pool find (and check) their addresses; None: unchecked."""
-        self._clock = clock
-        self._swept = clock()
-        self._closing: set[asyncio.Task[None]] = set()
-        self._closed = False
-        self.tails = Tails()
-        """Finished responses whose last bytes are still being read (`providers.tail`)."""
-
-    def client_for(self, url: str) -> Client:
-        return self._open(url)[0]
-
-    def _open(self, url: str) -> tuple[Client, OriginSlots]:
-        """The origin's client and its connection slots, made on first use."""
-        if self._closed:
-            raise RuntimeError("UpstreamClients is closed")
-        origin = origin_of(url)
-        client = self._clients.get(origin)
-        if client is None:
-            self._drop_idle()
-            client = self._clients[origin] = self._new_client()
-            size = self._limits.max_connections or DEFAULT_CONNECTIONS
-            self._slots[origin] = OriginSlots(origin, size, self._clock)
-        return client, self._slots[origin]
-
-    def _drop_idle(self) -> None:
-        """Close the clients of origins no call has used for `IDLE_ORIGIN_SECONDS` (at most every
-        `SWEEP_SECONDS`, when a new origin comes): their kept connections have expired by then, so
-        nothing is lost, and a worker holds only the origins in use, however many orgs' private
-        endpoints it has called."""
-        now = self._clock()
-        if now - self._swept < SWEEP_SECONDS:
-            return
-        self._swept = now
-        idle = [
-            origin for origin, slots in self._slots.items() if slots.idle_since(now - IDLE_ORIGIN_SECONDS)
-        ]
-        for origin in idle:
-            del self._slots[origin]
-            task = asyncio.get_running_loop().create_task(_close_client(self._clients.pop(origin)))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-    def _new_client(self) -> Client:
-        if self.backend == "aiohttp":
-            session = self._session_factory() if self._session_factory else _make_session(self._limits)
-            session.headers["user-agent"] = USER_AGENT
-            return session
-        if self._factory is not None:
-            transport = self._factory()
-        else:
-            transport = httpx.AsyncHTTPTransport(limits=self._limits, trust_env=False, verify=tls_context())
-        # Timeouts are enforced per phase by `request`/`open_stream`; httpx's own are off
-        # except connect and write, which it measures precisely at the socket.
-        return httpx.AsyncClient(
-            transport=transport,
-            timeout=None,
-            follow_redirects=False,
-            trust_env=False,
-            headers={"user-agent": USER_AGENT},
-            cookies=_no_cookies(),  # see `upstream_session`
-        )
-
-    @property
-    def origins(self) -> tuple[str, ...]:
-        return tuple(self._clients)
-
-    async def aclose(self) -> None:
-        self._closed = True
-        await self.tails.aclose()
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await _close_client(client)
-        if self._closing:
-            await asyncio.gather(*self._closing)
-
-    async def __aenter__(self) -> UpstreamClients:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-
-async def _close_client(client: Client) -> None:
-    if isinstance(client, aiohttp.ClientSession):
-        await client.close()
-    else:
-        await client.aclose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,7 +308,7 @@ async def open_stream(
     watchdog = Watchdog()  # bounds the wait for headers and for each chunk
     slots: OriginSlots | None = None
     try:
-        client, origin_slots = clients._open(url)
+        client, origin_slots = clients.origin_for(url)
         await origin_slots.take(timeouts.connect, provider)
         slots = origin_slots
         if isinstance(client, aiohttp.ClientSession):

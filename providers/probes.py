@@ -19,6 +19,7 @@ from providers.contract import ErrorClass, WireProtocol, error_class_for_status
 from providers.errors import ProviderError
 from providers.speech.errors import elevenlabs_error
 from providers.types import ChatRequest, Message, Role, TextPart
+from providers.upstream_pool import UpstreamClients
 
 PROBE_TIMEOUTS = http.Timeouts(connect=5.0, first_byte=15.0, between_chunks=10.0, write=5.0)
 PROBE_PROMPT = "Reply with the single word: ok"
@@ -121,7 +122,7 @@ def _url(endpoint: Endpoint, path: str) -> str:
 
 
 async def _get(
-    clients: http.UpstreamClients, endpoint: Endpoint, path: str, purpose: str
+    clients: UpstreamClients, endpoint: Endpoint, path: str, purpose: str
 ) -> tuple[http.UpstreamResponse, float]:
     headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers, "accept": "application/json"}
     add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, purpose)
@@ -143,7 +144,7 @@ def _failed(name: str, exc: ProviderError, started: float) -> ProbeResult:
     return ProbeResult(name, False, elapsed, exc.error_class, exc.status, exc.message)
 
 
-async def test_auth(clients: http.UpstreamClients, endpoint: Endpoint) -> ProbeResult:
+async def test_auth(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResult:
     """A cheap authenticated read (never a paid call)."""
     path = endpoint.preset.auth_check_path
     started = time.perf_counter()
@@ -156,7 +157,7 @@ async def test_auth(clients: http.UpstreamClients, endpoint: Endpoint) -> ProbeR
     return ProbeResult("test_auth", True, elapsed)
 
 
-async def list_models(clients: http.UpstreamClients, endpoint: Endpoint) -> ProbeResult:
+async def list_models(clients: UpstreamClients, endpoint: Endpoint) -> ProbeResult:
     path = endpoint.preset.model_list_path
     started = time.perf_counter()
     if path is None:

@@ -32,7 +32,7 @@ import httpx
 from aiohttp.abc import ResolveResult
 from aiohttp.tracing import Trace
 
-from providers.http import CheckedResolve, tls_context, upstream_limits, upstream_session
+from providers.upstream_pool import CheckedResolve, tls_context, upstream_limits, upstream_session
 from routing.errors import BaseUrlRefusedError
 from routing.model import ConnectionView
 

@@ -26,13 +26,13 @@ from billing.usage import Segment, SegmentStatus
 from providers.contract import PRESETS, Capability, CredentialSource, ModelRef, ProviderId
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import UpstreamClients
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.caller import speaking_for
 from providers.speech.pcm import Resampler
 from providers.speech.streaming import TTSStream
 from providers.speech.streaming_stt import STTStream
+from providers.upstream_pool import UpstreamClients
 from routing.catalog import ModelInfo, price_for
 from routing.errors import AllAttemptsFailedError, NoRouteError
 from routing.executor import EndpointGuard, admit, log_trace

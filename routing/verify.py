@@ -19,7 +19,7 @@ from providers import probes
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.contract import PRESETS, Capability, ErrorClass, ProviderId, WireProtocol
 from providers.credentials import Credential, NoCredential
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from routing.catalog import Catalog, ModelInfo
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy, Resolve, check_base_url, resolve_host

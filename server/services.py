@@ -35,7 +35,7 @@ from billing.tiers import TierTable, default_table
 from billing.usage import UsageRecorder, new_usage_recorder
 from foundation.db import utcnow
 from providers.adapters import chat_adapters
-from providers.http import UpstreamClients, upstream_limits
+from providers.upstream_pool import UpstreamClients, upstream_limits
 from providers.vault.audit import DecryptAuditWriter
 from providers.vault.store import Vault
 from routing.agents import Agents

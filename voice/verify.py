@@ -12,10 +12,10 @@ from collections.abc import Awaitable, Callable
 from providers.adapters.base import Endpoint
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
-from providers.http import UpstreamClients
 from providers.probes import ProbeResult
 from providers.speech.base import STT_SAMPLE_RATE
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
+from providers.upstream_pool import UpstreamClients
 
 PHRASE = "Patchbay voice check."
 MAX_AUDIO_BYTES = STT_SAMPLE_RATE * 2 * 5

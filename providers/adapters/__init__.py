@@ -7,7 +7,8 @@ from providers.adapters.base import ChatAdapter
 from providers.adapters.gemini_generate import GeminiGenerateAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.contract import WireProtocol
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
+from providers.upstream_pool import UpstreamClients
 
 
 def chat_adapters(

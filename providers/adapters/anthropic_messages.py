@@ -24,6 +24,7 @@ from providers.errors import ProviderError, StructuredOutputError
 from providers.sse import aiter_sse
 from providers.structured import validate_output
 from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent, reasoning_origin
+from providers.upstream_pool import UpstreamClients
 
 from .anthropic_errors_wire import classify_error
 from .anthropic_response_wire import parse_response
@@ -54,7 +55,7 @@ class AnthropicMessagesAdapter(ChatAdapter):
 
     def __init__(
         self,
-        clients: http.UpstreamClients,
+        clients: UpstreamClients,
         timeouts: http.Timeouts | None = None,
         *,
         version: str = ANTHROPIC_VERSION,

@@ -31,6 +31,7 @@ from providers.types import (
     TextDelta,
     reasoning_origin,
 )
+from providers.upstream_pool import UpstreamClients
 
 from .base import ChatAdapter, Endpoint, vendor_shape
 from .gemini_errors_wire import classify_error
@@ -57,7 +58,7 @@ def _protocol_error(message: str, model: str) -> ProviderError:
 class GeminiGenerateAdapter(ChatAdapter):
     protocol = WireProtocol.GEMINI_GENERATE
 
-    def __init__(self, clients: http.UpstreamClients, timeouts: http.Timeouts | None = None) -> None:
+    def __init__(self, clients: UpstreamClients, timeouts: http.Timeouts | None = None) -> None:
         self._clients = clients
         self._timeouts = timeouts or http.Timeouts()
 

@@ -18,7 +18,6 @@ from typing import TypedDict
 
 from providers.contract import BillingSource, WireProtocol
 from providers.credentials import Credential
-from providers.http import CheckedResolve, UpstreamClients
 from providers.speech.base import STTEngine, TTSEngine
 from providers.speech.elevenlabs import (
     ElevenLabsSTT,
@@ -32,6 +31,7 @@ from providers.speech.elevenlabs_ws import ElevenLabsStreamTTS
 from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, OpenAITTS, OpenAITTSOptions
 from providers.speech.streaming import StreamingTTS
 from providers.speech.streaming_stt import StreamingSTT
+from providers.upstream_pool import CheckedResolve, UpstreamClients
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,6 @@ from urllib.parse import quote, urlencode
 import orjson
 import pydantic
 
-from providers.http import UpstreamClients
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
 from providers.speech.http import (
     ELEVENLABS_WIRE,
@@ -32,6 +31,7 @@ from providers.speech.http import (
     parse_answer,
 )
 from providers.speech.pcm import g711_decode
+from providers.upstream_pool import UpstreamClients
 
 DEFAULT_VOICE_ID = "21m00Tcm4TlvDq8ikWAM"
 """ElevenLabs' premade "Rachel", present on every account."""

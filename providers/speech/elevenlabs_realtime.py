@@ -33,7 +33,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import CheckedResolve, secrets_in
+from providers.http import secrets_in
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from providers.speech.elevenlabs_realtime_wire import (
     DEFAULT_MODEL,
@@ -53,6 +53,7 @@ from providers.speech.elevenlabs_ws_wire import stream_error
 from providers.speech.pcm import Resampler
 from providers.speech.streaming_stt import STTStream
 from providers.speech.ws_connect import open_socket
+from providers.upstream_pool import CheckedResolve
 
 CONNECT_TIMEOUT = 5.0
 COMMIT_TIMEOUT = 5.0

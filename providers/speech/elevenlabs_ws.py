@@ -30,7 +30,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import CheckedResolve, secrets_in
+from providers.http import secrets_in
 from providers.speech.elevenlabs import ElevenLabsTTSOptions, audio_format_for
 from providers.speech.elevenlabs_ws_wire import (
     CLOSE_INPUT,
@@ -48,6 +48,7 @@ from providers.speech.elevenlabs_ws_wire import (
 from providers.speech.pcm import g711_decode
 from providers.speech.streaming import SpokenAudio, TTSStream
 from providers.speech.ws_connect import open_socket
+from providers.upstream_pool import CheckedResolve
 
 CONNECT_TIMEOUT = 5.0
 FIRST_AUDIO_TIMEOUT = 5.0

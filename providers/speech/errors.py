@@ -25,7 +25,6 @@ from providers.contract import ErrorClass, error_class_for_status
 from providers.errors import ProviderError
 from providers.http import (
     Timeouts,
-    UpstreamClients,
     UpstreamStream,
     first_header,
     open_stream,
@@ -34,6 +33,7 @@ from providers.http import (
     redact,
     secrets_in,
 )
+from providers.upstream_pool import UpstreamClients
 
 _MAX_MESSAGE = 300
 

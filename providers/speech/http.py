@@ -22,7 +22,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients, UpstreamStream
+from providers.http import Timeouts, UpstreamStream
 from providers.speech.base import STT_SAMPLE_RATE
 from providers.speech.errors import (
     STT_TIMEOUTS,
@@ -33,6 +33,7 @@ from providers.speech.errors import (
     openai_audio_error,
 )
 from providers.speech.pcm import wav_bytes
+from providers.upstream_pool import UpstreamClients
 
 OptionsT = TypeVar("OptionsT")
 AnswerT = TypeVar("AnswerT", bound=pydantic.BaseModel)

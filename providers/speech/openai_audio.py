@@ -26,7 +26,6 @@ import pydantic
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import UpstreamClients
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript, TTSEngine
 from providers.speech.http import (
     OPENAI_AUDIO_WIRE,
@@ -37,6 +36,7 @@ from providers.speech.http import (
     parse_answer,
 )
 from providers.speech.pcm import Resampler
+from providers.upstream_pool import UpstreamClients
 
 OPENAI_PCM_RATE = 24_000
 

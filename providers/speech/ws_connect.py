@@ -12,7 +12,7 @@ With `resolve` (the server passes its guard's, `UpstreamClients.resolve_checked`
 resolved and every address checked first, and the socket connects to a checked address, so a
 DNS answer cannot change between the check and the connect; TLS still verifies the host name.
 
-As with every upstream call (`providers.http`), no proxy is taken from the environment, and
+As with every upstream call (`providers.upstream_pool`), no proxy is taken from the environment, and
 `wss://` uses the one shared TLS context: left to itself, asyncio would build a new context
 for each connection, loading the system's CA store (about 50 ms of CPU on the event loop,
 the length of two voice frames, at every speech socket opened).
@@ -32,8 +32,9 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import CheckedResolve, secrets_in, tls_context
+from providers.http import secrets_in
 from providers.speech.errors import elevenlabs_error
+from providers.upstream_pool import CheckedResolve, tls_context
 
 SILENT = logging.Logger("speech_ws.silent", level=logging.CRITICAL + 1)
 

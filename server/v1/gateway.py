@@ -17,7 +17,7 @@ import aiohttp
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from providers.http import DEFAULT_LIMITS, UpstreamClients, tls_context, upstream_session
+from providers.upstream_pool import DEFAULT_LIMITS, UpstreamClients, tls_context, upstream_session
 from routing.catalog import Catalog
 from routing.cooldown_store import CooldownStore
 from routing.errors import BaseUrlRefusedError
@@ -61,7 +61,7 @@ def guarded_session(
 ) -> aiohttp.ClientSession:
     """aiohttp's client over `GuardedTCPConnector`: every address it connects to is checked.
 
-    Used directly (not through httpx) for speed; see `providers.http.DEFAULT_BACKEND`.
+    Used directly (not through httpx) for speed; see `providers.upstream_pool.DEFAULT_BACKEND`.
     `resolve` replaces aiohttp's DNS lookups (None: the system resolver).
     """
     connector = GuardedTCPConnector(

@@ -12,7 +12,7 @@ import pytest
 from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
 from providers.contract import PRESETS, AuthStyle, ErrorClass, ProviderId
 from providers.errors import ProviderError, StructuredOutputError
-from providers.http import Backend, Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.types import (
     AudioPart,
     ChatRequest,
@@ -29,6 +29,7 @@ from providers.types import (
     ToolCallStart,
     UsageUpdate,
 )
+from providers.upstream_pool import Backend, UpstreamClients
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.providers import chat_rig

@@ -11,7 +11,7 @@ import pytest
 from providers.adapters.gemini_generate import GeminiGenerateAdapter
 from providers.contract import PRESETS, ErrorClass, ProviderId
 from providers.errors import ProviderError, StructuredOutputError
-from providers.http import Backend, Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.types import (
     ChatRequest,
     Finish,
@@ -25,6 +25,7 @@ from providers.types import (
     ToolCallStart,
     UsageUpdate,
 )
+from providers.upstream_pool import Backend, UpstreamClients
 from tests.emulators import chat_scenarios as cs
 from tests.emulators.gemini import GeminiEmulator
 from tests.providers import chat_rig

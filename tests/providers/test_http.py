@@ -21,18 +21,13 @@ from prometheus_client import REGISTRY
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import (
+from providers.http import Timeouts, open_stream, parse_retry_after, redact, request, secrets_in
+from providers.upstream_pool import (
     IDLE_ORIGIN_SECONDS,
     SWEEP_SECONDS,
     Backend,
-    Timeouts,
     UpstreamClients,
-    open_stream,
     origin_of,
-    parse_retry_after,
-    redact,
-    request,
-    secrets_in,
     upstream_limits,
 )
 from routing.guard import GuardPolicy

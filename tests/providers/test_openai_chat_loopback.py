@@ -18,7 +18,7 @@ from providers.adapters.base import Endpoint
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.contract import PRESETS, ErrorClass, ProviderId
 from providers.errors import ProviderError, StructuredOutputError
-from providers.http import MAX_REPLY_BYTES, Timeouts, UpstreamClients
+from providers.http import MAX_REPLY_BYTES, Timeouts
 from providers.sse import MAX_EVENT_BYTES
 from providers.types import (
     OUTPUT_EVENTS,
@@ -43,6 +43,7 @@ from providers.types import (
     ToolSpec,
     UsageUpdate,
 )
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import openrouter_reasoning
 from tests.emulators.anthropic import thinking_signature
 from tests.emulators.harness import ServedApp

@@ -26,9 +26,9 @@ from providers.adapters import chat_adapters
 from providers.adapters.base import Endpoint
 from providers.contract import PRESETS, ProviderId, WireProtocol
 from providers.errors import ProviderError
-from providers.http import UpstreamClients
 from providers.sse import SSEDecoder
 from providers.types import ChatRequest, Message, Role, TextPart
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import anthropic as anthropic_emu
 from tests.emulators import chat_scenarios as cs
 from tests.emulators import gemini as gemini_emu

@@ -22,9 +22,9 @@ from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
 from providers.adapters.base import ChatAdapter, Endpoint
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.contract import PRESETS, ProviderId
-from providers.http import UpstreamClients
 from providers.tail import TAIL_BYTES, Tails
 from providers.types import ChatRequest, Finish, FinishReason, Message, Role, StreamEvent, TextPart
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import chat_scenarios
 from tests.emulators.anthropic import AnthropicEmulator
 from tests.emulators.harness import ServedApp

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp
 

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.contract import WireProtocol
-from providers.http import UpstreamClients
 from providers.types import TextDelta
+from providers.upstream_pool import UpstreamClients
 from routing.catalog import default_catalog
 from routing.cooldown_store import CooldownStore, InProcessCooldownStore, RedisCooldownStore
 from routing.errors import AllAttemptsFailedError

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from foundation.orgs import Org
 from providers.credentials import Credential
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from routing.health_probe import HealthProbe
 from routing.tables import Connection
 from server.db import Database

@@ -14,9 +14,9 @@ import pytest
 from billing.usage import Segment, SegmentStatus
 from providers.contract import BillingSource, ErrorClass, ModelRef
 from providers.errors import ProviderError
-from providers.http import UpstreamClients
 from providers.speech.base import Transcript
 from providers.speech.caller import SPEECH_CALLER
+from providers.upstream_pool import UpstreamClients
 from routing.catalog import default_catalog
 from routing.cooldown_store import InProcessCooldownStore
 from routing.errors import AllAttemptsFailedError

@@ -9,7 +9,7 @@ import pytest
 
 from billing.usage import Segment, SegmentStatus
 from providers.contract import BillingSource
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from routing.intents import Intent
 from routing.model import OrgRouting
 from routing.router import CallContext

@@ -10,7 +10,7 @@ import pytest
 from providers.adapters.anthropic_messages import AnthropicMessagesAdapter
 from providers.adapters.openai_chat import OpenAIChatAdapter
 from providers.contract import ErrorClass, WireProtocol
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from routing.catalog import default_catalog
 from routing.guard import GuardPolicy
 from routing.tables import Connection

@@ -101,7 +101,7 @@ async def test_upstream_connections_bound_each_origins_calls_and_nothing_else_do
     services = Services.build(settings, db)
     try:
         upstream = services.gateway.upstream
-        client, slots = upstream._open("https://api.openai.com/v1/chat/completions")
+        client, slots = upstream.origin_for("https://api.openai.com/v1/chat/completions")
         assert slots.size == 3 and slots.origin == "https://api.openai.com:443"
         # aiohttp's own pool does not bound them a second time: a finished stream whose last
         # bytes are read behind the caller (providers/tail.py) must not hold up the next call.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.speech.http import HttpAudioEngine
+from providers.upstream_pool import UpstreamClients
 from tests.emulators.scripted import CanaryCredential
 
 EngineT = TypeVar("EngineT", bound=HttpAudioEngine[Any])

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from providers.http import UpstreamClients
+from providers.upstream_pool import UpstreamClients
 from tests.emulators.harness import ServedApp
 
 

@@ -8,10 +8,10 @@ import pytest
 
 from providers.contract import PRESETS, BillingSource, WireProtocol
 from providers.credentials import NoCredential
-from providers.http import UpstreamClients
 from providers.speech.builders import STT_BUILDERS, TTS_BUILDERS, SpeechTarget
 from providers.speech.elevenlabs import ElevenLabsSTT, ElevenLabsTTS
 from providers.speech.openai_audio import OpenAISTT, OpenAITTS
+from providers.upstream_pool import UpstreamClients
 
 
 @pytest.fixture

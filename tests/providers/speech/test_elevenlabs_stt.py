@@ -10,8 +10,9 @@ import pytest
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.speech.elevenlabs import ElevenLabsSTT, ElevenLabsSTTOptions, parse_scribe, stt_form
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte

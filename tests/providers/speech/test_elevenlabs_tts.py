@@ -11,7 +11,7 @@ import pytest
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.speech.elevenlabs import (
     ElevenLabsTTS,
     ElevenLabsTTSOptions,
@@ -19,6 +19,7 @@ from providers.speech.elevenlabs import (
     audio_format_for,
     tts_request_parts,
 )
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import elevenlabs as el
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.scripted import (

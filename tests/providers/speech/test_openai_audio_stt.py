@@ -9,8 +9,9 @@ import pytest
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.speech.openai_audio import OpenAISTT, OpenAISTTOptions, parse_transcription, transcription_form
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import CANARY_KEY, Scenario, ok, slow_first_byte

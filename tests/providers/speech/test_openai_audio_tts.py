@@ -10,7 +10,7 @@ import pytest
 from providers.contract import BillingSource, ErrorClass
 from providers.credentials import NoCredential
 from providers.errors import ProviderError
-from providers.http import Timeouts, UpstreamClients
+from providers.http import Timeouts
 from providers.speech.openai_audio import (
     OpenAITTS,
     OpenAITTSOptions,
@@ -19,6 +19,7 @@ from providers.speech.openai_audio import (
     speech_body,
     stereo_to_mono,
 )
+from providers.upstream_pool import UpstreamClients
 from tests.emulators import openai_audio as oa
 from tests.emulators.harness import ServedApp
 from tests.emulators.scripted import (

@@ -18,8 +18,8 @@ from websockets.http11 import Request
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import tls_context
 from providers.speech.ws_connect import open_socket
+from providers.upstream_pool import tls_context
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy, checked_resolver
 

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from providers.http import Timeouts, UpstreamClients, request, tls_context
+from providers.http import Timeouts, request
+from providers.upstream_pool import UpstreamClients, tls_context
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy
 from server.v1.gateway import guarded_session
