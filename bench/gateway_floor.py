@@ -33,6 +33,8 @@ def serve_floor(port: int, upstream: str) -> None:
     import orjson
     import uvicorn
 
+    from tests.emulators.harness import read_body
+
     session: aiohttp.ClientSession | None = None
     upstream_headers = {"authorization": f"Bearer {g.UPSTREAM_KEY}", "content-type": "application/json"}
 
@@ -54,12 +56,7 @@ def serve_floor(port: int, upstream: str) -> None:
             await lifespan(receive, send)
             return
         assert session is not None
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         request = orjson.loads(body)
         request["model"] = "gpt-4o-mini"
         url = upstream + "/chat/completions"

@@ -17,8 +17,6 @@ The figures are in docs/performance.md, "Streams kept their upstream connection"
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import ssl
 import statistics
 import subprocess
@@ -32,38 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import gateway as g  # the benchmark next to this file
 
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, valid for a day; returns (cert, key) paths."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    return cert_path, key_path
+from tests.emulators.tls import self_signed_certificate  # importable once gateway put the tree first
 
 
 def serve(port: int, cert: str, key: str) -> None:
@@ -147,7 +114,7 @@ def main() -> None:
     import uvloop
 
     with tempfile.TemporaryDirectory() as tmp:
-        cert, key = make_certificate(Path(tmp))
+        cert, key = self_signed_certificate(Path(tmp))
         port = g.free_port()
         server = subprocess.Popen(
             [sys.executable, __file__, "server", "--port", str(port), "--cert", str(cert), "--key", str(key)]

@@ -15,6 +15,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from tests.emulators.harness import read_body
+
 
 class OtlpCollector:
     def __init__(self) -> None:
@@ -36,12 +38,7 @@ class OtlpCollector:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         ctype = dict(scope["headers"]).get(b"content-type", b"").decode()
         if scope["method"] != "POST" or scope["path"] != "/v1/traces" or ctype != "application/x-protobuf":
             with self._lock:

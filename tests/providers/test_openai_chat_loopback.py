@@ -46,7 +46,7 @@ from providers.types import (
 from providers.upstream_pool import UpstreamClients
 from tests.emulators import openrouter_reasoning
 from tests.emulators.anthropic import thinking_signature
-from tests.emulators.harness import ServedApp
+from tests.emulators.harness import ServedApp, read_body
 from tests.emulators.openai import Flavor, OpenAIEmulator, Scenario, json_reply, refusal, text, tool_calls
 from tests.emulators.openai_errors import ERRORS
 from tests.providers.test_openai_chat_errors import expected
@@ -607,12 +607,7 @@ class EndlessReply:
         self.hung_up = threading.Event()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         stream = b'"stream":true' in body
         kind = b"text/event-stream" if stream else b"application/json"
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
