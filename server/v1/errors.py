@@ -187,6 +187,15 @@ def from_provider_error(err: ProviderError | None) -> ApiError:
             code="upstream_rate_limited",
             retry_after=err.retry_after if err.retry_after is not None else 1.0,
         )
+    if err.pool_exhausted:
+        # Not the upstream's answer: this worker's connections to it were all in use.
+        return ApiError(
+            503,
+            "service_unavailable",
+            "this server's connections to the upstream were all in use; retry shortly",
+            code="upstream_connections_busy",
+            retry_after=1.0,
+        )
     if cls is ErrorClass.OVERLOADED:
         return ApiError(
             503, "service_unavailable", "every candidate is overloaded upstream", code="upstream_overloaded"

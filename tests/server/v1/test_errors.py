@@ -356,6 +356,24 @@ def test_every_skip_reason_has_its_status_on_every_wire(
         assert refused.error_type == error.type
 
 
+def test_a_call_that_found_the_servers_connections_busy_says_so_on_both_wires() -> None:
+    busy = ProviderError(ErrorClass.OVERLOADED, "all 1,000 busy", provider="openai", pool_exhausted=True)
+    trace = AttemptTrace(intent="chat")
+    trace.add(
+        TraceEntry(ref="openai/gpt-4o", profile_id="openai:main", outcome=Outcome.FAILED, reason="overloaded")
+    )
+    error = from_exception(AllAttemptsFailedError(trace, busy))
+    assert error is not None and (error.status, error.code) == (503, "upstream_connections_busy")
+    assert error.headers() == {"retry-after": "1"}
+    assert "this server's connections" in orjson.loads(error.openai_body())["error"]["message"]
+    assert orjson.loads(error.anthropic_body())["error"]["type"] == "overloaded_error"
+    # The upstream's own overload keeps its answer.
+    upstream = from_exception(
+        AllAttemptsFailedError(trace, ProviderError(ErrorClass.OVERLOADED, "529", provider="openai"))
+    )
+    assert upstream is not None and upstream.code == "upstream_overloaded"
+
+
 def test_an_attempt_that_failed_keeps_the_upstream_answer() -> None:
     trace = AttemptTrace(intent="chat")
     trace.add(
