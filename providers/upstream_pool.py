@@ -138,8 +138,7 @@ class UpstreamClients:
         self._limits = limits
         self._factory = transport_factory
         self._session_factory = session_factory
-        self._clients: dict[str, Client] = {}
-        self._slots: dict[str, OriginSlots] = {}
+        self._origins: dict[str, tuple[Client, OriginSlots]] = {}
         self.resolve_checked = resolve_checked
         """How the WebSockets beside this pool find (and check) their addresses; None: unchecked."""
         self._clock = clock
@@ -157,13 +156,12 @@ class UpstreamClients:
         if self._closed:
             raise RuntimeError("UpstreamClients is closed")
         origin = origin_of(url)
-        client = self._clients.get(origin)
-        if client is None:
+        found = self._origins.get(origin)
+        if found is None:
             self._drop_idle()
-            client = self._clients[origin] = self._new_client()
             size = self._limits.max_connections or DEFAULT_CONNECTIONS
-            self._slots[origin] = OriginSlots(origin, size, self._clock)
-        return client, self._slots[origin]
+            found = self._origins[origin] = (self._new_client(), OriginSlots(origin, size, self._clock))
+        return found
 
     def _drop_idle(self) -> None:
         """Close the clients of origins no call has used for `IDLE_ORIGIN_SECONDS` (at most every
@@ -175,11 +173,13 @@ class UpstreamClients:
             return
         self._swept = now
         idle = [
-            origin for origin, slots in self._slots.items() if slots.idle_since(now - IDLE_ORIGIN_SECONDS)
+            origin
+            for origin, (_, slots) in self._origins.items()
+            if slots.idle_since(now - IDLE_ORIGIN_SECONDS)
         ]
         for origin in idle:
-            del self._slots[origin]
-            task = asyncio.get_running_loop().create_task(_close_client(self._clients.pop(origin)))
+            client, _ = self._origins.pop(origin)
+            task = asyncio.get_running_loop().create_task(_close_client(client))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
@@ -205,13 +205,13 @@ class UpstreamClients:
 
     @property
     def origins(self) -> tuple[str, ...]:
-        return tuple(self._clients)
+        return tuple(self._origins)
 
     async def aclose(self) -> None:
         self._closed = True
         await self.tails.aclose()
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        origins, self._origins = list(self._origins.values()), {}
+        for client, _ in origins:
             await _close_client(client)
         if self._closing:
             await asyncio.gather(*self._closing)
