@@ -30,7 +30,7 @@ def resident_kib() -> int:
 
 
 async def measure(origins: int) -> None:
-    from providers.http import IDLE_ORIGIN_SECONDS, SWEEP_SECONDS, UpstreamClients
+    from providers.upstream_pool import IDLE_ORIGIN_SECONDS, SWEEP_SECONDS, UpstreamClients
     from routing.guard import GuardPolicy
     from server.v1.gateway import guarded_session
 

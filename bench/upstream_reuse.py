@@ -67,7 +67,8 @@ async def measure(url: str, cert: Path, *, kept: bool, requests: int) -> tuple[f
     """(client CPU ms, p50 ms) per request."""
     import aiohttp
 
-    from providers.http import Timeouts, UpstreamClients, request
+    from providers.http import Timeouts, request
+    from providers.upstream_pool import UpstreamClients
 
     context = ssl.create_default_context(cafile=str(cert))
 
