@@ -13,6 +13,9 @@ text, which it speaks better. The transcript deltas and the truncation spans fol
 provider's alignment (the text each piece of audio speaks), so `conversation.item.truncate`
 still knows what was heard. The stream is closed by the caller (barge-in cancels `speak`).
 
+Audio past `providers.speech.audio_bound` for the characters sent so far ends the reply
+with the stream's error (a provider that never ends its audio).
+
 If the stream fails before any audio came back, `StreamFailed.replay` holds the chunks taken
 from the queue so far, so the pipeline speaks them, and the rest of the reply, per sentence
 instead (fallback is allowed until the first audio, as everywhere else); after audio it is
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from foundation import tracing
 from providers.errors import ProviderError
+from providers.speech.audio_bound import audio_bound_bytes, too_much_audio
 from providers.speech.streaming import TTSStream
 from voice.events import AudioDelta, TranscriptDelta
 from voice.history import Conversation, Span
@@ -138,6 +142,8 @@ class StreamedSpeech:
                 run.latency.tts_route = run.latency.tts_route or self.route
             run.latency.mark("tts_first_byte")
             self.produced += len(spoken.pcm)
+            if self.produced > audio_bound_bytes(self.stream.characters, self.stream.sample_rate):
+                raise too_much_audio(self.stream.name, self.stream.characters, self.stream.sample_rate)
             start_ms = encoder.position_ms
             audio = encoder.encode(spoken.pcm)
             said = self._said(spoken.text)

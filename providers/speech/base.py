@@ -20,6 +20,7 @@ from typing import ClassVar, Protocol
 
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.audio_bound import audio_bound_bytes, too_much_audio
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +161,9 @@ class TTSEngine(ABC):
       task while it awaits a chunk closes the engine's generator at once, so its `finally`
       can kill a subprocess or close an HTTP stream; a stream merely dropped by a cancelled
       consumer is closed a moment later by the event loop's async-generator finaliser;
-    - errors are normalised as in `STTEngine.transcribe`; text is never logged.
+    - errors are normalised as in `STTEngine.transcribe`; text is never logged;
+    - audio past `providers.speech.audio_bound` for the text's length ends the stream with a
+      `SERVER_ERROR` (an engine that never ends its audio).
     """
 
     name: str
@@ -181,6 +184,7 @@ class TTSEngine(ABC):
         first_audio: float | None = None
         pending = b""
         total = 0
+        bound = audio_bound_bytes(len(text), self.sample_rate)
         chunks = self._synthesize(text, voice)
         failure: ProviderError | None = None
         try:
@@ -193,6 +197,8 @@ class TTSEngine(ABC):
                 if first_audio is None:
                     first_audio = self.clock.now()
                 total += whole
+                if total > bound:
+                    raise too_much_audio(self.name, len(text), self.sample_rate)
                 yield data[:whole] if pending else data
         except ProviderError as exc:
             self._log_failure(exc.error_class, started, total)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from billing.usage import Segment
 from providers.contract import BillingSource, ErrorClass
 from providers.errors import ProviderError
+from providers.speech.audio_bound import audio_bound_bytes
 from providers.speech.elevenlabs_ws_wire import wire_text
 from providers.speech.streaming import SpokenAudio, StreamingTTS, TTSStream
 from tests.voice.fake_llm import FakeLLM
@@ -240,3 +241,35 @@ async def test_a_later_sentence_is_not_flushed_while_plenty_of_audio_is_ahead() 
     assert stream.sent[0] == ("Sure thing. ", True)
     assert not any(flush for _, flush in stream.sent[1:])  # the end generates the rest
     assert stream.text == "Sure thing. Your table is booked for two. "
+
+
+class EndlessStream(FakeStream):
+    """A stream whose audio never ends once text arrives: 1 s pieces, up to `cap` bytes (so a
+    missing bound fails the test instead of hanging it)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+        self.yielded = 0
+
+    async def audio(self) -> AsyncIterator[SpokenAudio]:
+        await self.wait_for_text(" ")
+        while self.yielded < self.cap:
+            piece = tone(24_000, 1.0)
+            self.yielded += len(piece)
+            yield SpokenAudio(piece, "")
+            await asyncio.sleep(0)
+
+
+async def test_a_stream_whose_audio_never_ends_fails_the_response_at_the_bound() -> None:
+    stream = EndlessStream(cap=10 * audio_bound_bytes(200, 24_000))
+    session = text_session(StreamingFakeTTS(stream))
+    await session.idle()
+    events = drain(session)
+    assert [e.code for e in events if isinstance(e, ev.ErrorEvent)] == ["tts_unavailable"]
+    assert isinstance(events[-1], ev.ResponseDone) and events[-1].status == "failed"
+    assert stream.closed
+    # What went out is no more than the bound for the characters sent when it was reached.
+    sent = sum(len(e.audio) for e in events if isinstance(e, ev.AudioDelta))
+    assert 0 < sent <= audio_bound_bytes(stream.characters, 24_000)
+    assert stream.yielded < 2 * audio_bound_bytes(stream.characters, 24_000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from providers.contract import BillingSource, ErrorClass
 from providers.credentials import NoCredential
 from providers.errors import ProviderError
 from providers.http import Timeouts
+from providers.speech.audio_bound import audio_bound_bytes
 from providers.speech.openai_audio import (
     OpenAITTS,
     OpenAITTSOptions,
@@ -21,7 +24,7 @@ from providers.speech.openai_audio import (
 )
 from providers.upstream_pool import UpstreamClients
 from tests.emulators import openai_audio as oa
-from tests.emulators.harness import ServedApp
+from tests.emulators.harness import ServedApp, read_body
 from tests.emulators.scripted import (
     CANARY_KEY,
     Scenario,
@@ -198,3 +201,38 @@ def test_wav_parser_rejects_what_it_cannot_stream(data: bytes) -> None:
 def test_stereo_to_mono_averages_frames() -> None:
     stereo = np.array([100, 300, -10, -20], dtype="<i2").tobytes()
     assert np.frombuffer(stereo_to_mono(stereo), dtype="<i2").tolist() == [200, -15]
+
+
+class EndlessSpeech:
+    """A speech endpoint whose PCM never ends: 100 ms a write, `LIMIT` writes in all (more than
+    the bound lets the engine speak), then waits for the hang-up."""
+
+    LIMIT = 2_000
+
+    def __init__(self) -> None:
+        self.hung_up = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await read_body(receive)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"audio/pcm")]}
+        )
+        for _ in range(self.LIMIT):
+            await send({"type": "http.response.body", "body": TONE_24K[:4800], "more_body": True})
+        if (await receive())["type"] == "http.disconnect":
+            self.hung_up.set()
+
+
+async def test_speech_that_never_ends_is_cut_off_and_the_connection_dropped(clients: UpstreamClients) -> None:
+    app = EndlessSpeech()
+    text = "Hi."
+    bound = audio_bound_bytes(len(text), 24_000)
+    with ServedApp(app) as served:
+        received = 0
+        with pytest.raises(ProviderError) as caught:
+            async for chunk in make_engine(clients, served.url).synthesize(text):
+                received += len(chunk)
+        assert caught.value.error_class is ErrorClass.SERVER_ERROR
+        assert "3 characters" in caught.value.message
+        assert 0 < received <= bound
+        assert await asyncio.to_thread(app.hung_up.wait, 10)  # not left with the rest unread

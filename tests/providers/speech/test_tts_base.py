@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 import pytest
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.speech.audio_bound import audio_bound_bytes
 from tests.voice.fakes import FakeTTS
 
 SECRET = "xi-secret-0123456789abcdef"
@@ -78,3 +80,44 @@ async def test_cancelling_the_consumer_cancels_the_engine() -> None:
         await task
     assert engine.state.cancelled and engine.state.closed
     assert engine.state.chunks_yielded == 0
+
+
+class EndlessTTS(FakeTTS):
+    """An engine whose audio never ends: 20 ms chunks, up to `cap` bytes (so a missing bound
+    fails the test instead of hanging it)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__("fake:endless")
+        self.cap = cap
+        self.sent = 0
+
+    async def _synthesize(self, text: str, voice: str | None) -> AsyncIterator[bytes]:
+        chunk = bytes(2 * self.sample_rate // 50)
+        try:
+            while self.sent < self.cap:
+                self.sent += len(chunk)
+                yield chunk
+        finally:
+            self.state.closed = True
+
+
+async def test_audio_that_never_ends_is_cut_off_at_the_bound_for_the_text() -> None:
+    text = "Hello there."
+    bound = audio_bound_bytes(len(text), 24_000)
+    engine = EndlessTTS(cap=10 * bound)
+    received = 0
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in engine.synthesize(text):
+            received += len(chunk)
+    assert caught.value.error_class is ErrorClass.SERVER_ERROR
+    assert caught.value.provider == "fake:endless"
+    assert f"{len(text)} characters" in caught.value.message
+    assert bound - 960 <= received <= bound  # everything up to the bound was spoken, nothing past it
+    assert engine.state.closed and engine.sent < 2 * bound
+
+
+async def test_audio_up_to_the_bound_is_spoken_whole() -> None:
+    text = "Hi."
+    bound = audio_bound_bytes(len(text), 24_000)
+    engine = EndlessTTS(cap=bound)  # exactly as much audio as the bound allows, then the end
+    assert sum(len(chunk) for chunk in await collect(engine, text)) == bound
