@@ -50,6 +50,8 @@ def _environment(data_dir: Path, port: int, workers: int) -> dict[str, str]:
         "PATCHBAY_LOG_LEVEL": "WARNING",
         "PATCHBAY_API_KEY_RATE_LIMIT": "off",
         "PATCHBAY_VOICE_MAX_SESSIONS_PER_KEY": "100000",
+        # Stopped with SIGTERM when the run ends: callers still connected are cut, not waited for.
+        "PATCHBAY_VOICE_DRAIN_SECONDS": "0",
         "BENCH_STATS_DIR": str(data_dir / "stats"),
     }
 

@@ -29,12 +29,14 @@ from server.metrics import prepare_multiprocess_dir
 from server.open_files import raise_open_file_limit
 from server.settings import Settings
 from server.worker_supervisor import WorkerSupervisor
+from server.ws_drain import REQUEST_GRACE_SECONDS, websocket_protocol
 
 log = logging.getLogger("patchbay.server")
 
 APP_FACTORY = "server.serve:app_from_environment"
 WEBSOCKET_PROTOCOL = "server.websocket_direct:DirectMessageProtocol"
-"""uvicorn's `ws` option: its sans-I/O protocol, voice messages straight to their handler."""
+"""uvicorn's sans-I/O protocol, voice messages straight to their handler; `patchbay serve` runs
+it with the drain at shutdown (`server.ws_drain`)."""
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -53,11 +55,12 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         # without the ASGI queue (server.websocket_direct). Per-message deflate would
         # compress every 20 ms audio frame, for little gain on base64 PCM, at ~13 us of server
         # CPU a frame (bench/voice.py, docs/performance.md).
-        "ws": WEBSOCKET_PROTOCOL,
+        "ws": websocket_protocol(settings.voice_drain_seconds),
         "ws_per_message_deflate": False,
         "log_config": None,
         "access_log": False,
-        "timeout_graceful_shutdown": 10,
+        # Open realtime sessions drain first (server.ws_drain); requests in flight then get the rest.
+        "timeout_graceful_shutdown": settings.voice_drain_seconds + REQUEST_GRACE_SECONDS,
         # The client's scheme and address from a trusted proxy's X-Forwarded-* headers only.
         "proxy_headers": settings.forwarded_allow_ips is not None,
         "forwarded_allow_ips": settings.forwarded_allow_ips,

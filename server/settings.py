@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     voice_max_buffer_seconds: float = Field(default=60.0, gt=0)
     """Input audio held for one turn (manual mode refuses more; server VAD ends the turn)."""
     voice_max_session_seconds: float = Field(default=3600.0, gt=0)
+    voice_drain_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    """On SIGTERM, how long an open realtime session (browser or phone) goes on before it is
+    closed (1012, service restart); the worker stops as soon as the last one ends. 0: at once."""
     voice_max_sessions_per_key: int = Field(default=50, ge=1)
     """Concurrent realtime sessions per server API key: across processes with REDIS_URL, else per process."""
     voice_silence_ms: int = Field(default=500, ge=0, le=10_000)

@@ -132,6 +132,16 @@ class WorkerSupervisor(Multiprocess):
             log.warning("a worker died; starting another", extra={"fields": {"pid": process.pid}})
             self.processes[slot] = self._start(slot)
 
+    def terminate_all(self) -> None:
+        """Stop listening, then stop the workers. The parent's copies of the slots' sockets kept
+        the port listening while the workers drained (`server.ws_drain`): a connection arriving
+        then waited in a backlog nobody would accept from, until the parent exited and the
+        kernel reset it, although nginx had sent it a request. Closed, the port refuses new
+        connections once the workers close theirs, and nginx tries the next replica."""
+        for slot in self.slots:
+            slot.close()
+        super().terminate_all()
+
     def handle_ttin(self) -> None:
         log.warning("SIGTTIN ignored: the number of workers is fixed at start (--workers)")
 

@@ -13,6 +13,7 @@ from server.health import router as health_router
 from server.realtime.endpoint import router as realtime_router
 from server.realtime.twilio import router as twilio_router
 from server.settings import Settings
+from server.ws_drain import REQUEST_GRACE_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -28,6 +29,12 @@ SECRETS = {
 PACKAGES = ("foundation", "providers", "routing", "billing", "voice", "server")
 SESSION_SECONDS = float(Settings.model_fields["voice_max_session_seconds"].default)
 """The longest realtime session the server allows by default; the proxies must outlast it."""
+
+
+def stop_seconds(drain: str | float) -> float:
+    """What SIGTERM may take with `drain` as PATCHBAY_VOICE_DRAIN_SECONDS: the drain, then
+    the requests in flight (server/ws_drain.py). An orchestrator's grace period must be longer."""
+    return float(Settings(voice_drain_seconds=float(drain)).voice_drain_seconds) + REQUEST_GRACE_SECONDS
 
 
 def _routes(router: Any) -> set[str]:

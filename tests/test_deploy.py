@@ -39,6 +39,7 @@ from tests.deploy_files import (
     nginx_conf,
     seconds,
     size_bytes,
+    stop_seconds,
     upstreams,
 )
 from voice.models import WHISPER_BASE_DIRNAME
@@ -186,3 +187,13 @@ def test_compose_sets_only_settings_and_takes_secrets_from_the_environment() -> 
     example = (DEPLOY / "patchbay.env.example").read_text()
     named = set(re.findall(r"^#?\s*(PATCHBAY_\w+)=", example, re.M))
     assert named <= SETTINGS and SECRETS - {"PATCHBAY_DATABASE_URL"} <= named
+
+
+def test_compose_gives_a_stopping_replica_longer_than_its_drain() -> None:
+    for name, service in _patchbay_services(compose()).items():
+        if "command" in service:
+            continue  # the migration job serves nothing
+        grace = service["stop_grace_period"]
+        assert grace.endswith("s"), (name, grace)
+        drain = service["environment"].get("PATCHBAY_VOICE_DRAIN_SECONDS", Settings().voice_drain_seconds)
+        assert float(grace[:-1]) > stop_seconds(drain), (name, grace, drain)

@@ -21,6 +21,7 @@ from tests.deploy_files import (
     final_stage,
     image_env,
     size_bytes,
+    stop_seconds,
 )
 
 K8S = DEPLOY / "kubernetes"
@@ -132,3 +133,12 @@ def test_service_ingress_hpa_and_pdb_point_at_the_deployment() -> None:
     pdb = _kind("PodDisruptionBudget", "patchbay")["spec"]
     assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["maxUnavailable"] < hpa["minReplicas"]
+
+
+def test_a_terminating_pod_gets_longer_than_its_pause_and_drain() -> None:
+    pod = _kind("Deployment", "patchbay")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep"
+    drain = _kind("ConfigMap", "patchbay-config")["data"]["PATCHBAY_VOICE_DRAIN_SECONDS"]
+    assert pod["terminationGracePeriodSeconds"] > float(pause[1]) + stop_seconds(drain)

@@ -24,6 +24,7 @@ from server.header_timeout import HeaderTimeoutProtocol
 from server.open_files import CEILING, needed
 from server.serve import share_between_workers, uvicorn_options
 from server.settings import Settings
+from server.ws_drain import REQUEST_GRACE_SECONDS, DrainingProtocol
 from tests.emulators.harness import free_port
 
 PATCHBAY = str(Path(sys.executable).with_name("patchbay"))
@@ -64,6 +65,13 @@ def test_uvicorn_gets_the_connection_timeouts_and_limit() -> None:
     protocol = options["http"]
     assert protocol.func is HeaderTimeoutProtocol and protocol.keywords == {"header_timeout": 7.5}
     assert uvicorn_options(Settings(http_max_connections=None))["limit_concurrency"] is None
+
+
+def test_uvicorn_waits_out_the_drain_then_the_requests() -> None:
+    options = uvicorn_options(Settings(voice_drain_seconds=45))
+    protocol = options["ws"]
+    assert protocol.func is DrainingProtocol and protocol.keywords == {"drain_seconds": 45}
+    assert options["timeout_graceful_shutdown"] == 45 + REQUEST_GRACE_SECONDS
 
 
 def _children(pid: int) -> set[int]:

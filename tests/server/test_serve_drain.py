@@ -1,0 +1,117 @@
+"""`patchbay serve` on SIGTERM with a realtime session open: the session goes on until it ends or
+`PATCHBAY_VOICE_DRAIN_SECONDS` runs out, while the port refuses new connections (server/ws_drain.py,
+server/worker_supervisor.py; docs/operations.md, "Stopping and rolling updates")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.server.test_serve import _serve, logged_lines
+
+ADMIN = "admin-drain-token-0123456789abcdefghij"
+BOUND = 60.0
+"""A bound on a hang only: every wait below ends as soon as its condition holds."""
+
+
+def _api_key(base: str) -> str:
+    admin = {"authorization": f"Bearer {ADMIN}"}
+    org = httpx.post(f"{base}/admin/v1/orgs", json={"name": "acme"}, headers=admin).json()
+    made = httpx.post(f"{base}/admin/v1/orgs/{org['id']}/api-keys", json={"name": "drain"}, headers=admin)
+    assert made.status_code == 201, made.text
+    return str(made.json()["key"])
+
+
+async def _session(base: str, key: str) -> Any:
+    ws = await websockets.connect(
+        base.replace("http://", "ws://") + "/v1/realtime?model=default",
+        additional_headers={"authorization": f"Bearer {key}"},
+    )
+    assert json.loads(await ws.recv())["type"] == "session.created"
+    return ws
+
+
+async def _logged(tmp_path: Path, message: str, count: int = 1) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + BOUND
+    while len(found := [line for line in logged_lines(tmp_path) if line.get("msg") == message]) < count:
+        assert time.monotonic() < deadline, f"no {message!r} logged in {BOUND} s"
+        await asyncio.sleep(0.05)  # polling the log for the line, not standing in for it
+    return found
+
+
+async def _updated(ws: Any) -> None:
+    """The session still answers: a `session.update` comes back as `session.updated`."""
+    await ws.send(json.dumps({"type": "session.update", "session": {"instructions": "Be brief."}}))
+    async with asyncio.timeout(BOUND):
+        while json.loads(await ws.recv())["type"] != "session.updated":
+            pass
+
+
+def _refused(base: str) -> bool:
+    try:
+        httpx.get(f"{base}/healthz", timeout=BOUND)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+async def test_an_open_session_outlasts_sigterm_until_it_ends(tmp_path: Path, workers: str) -> None:
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
+    with _serve(tmp_path, "--workers", workers, env_extra=env) as (proc, base, _):
+        key = _api_key(base)
+        ws = await _session(base, key)
+        proc.send_signal(signal.SIGTERM)
+        (line,) = await _logged(tmp_path, "realtime session draining")
+        assert line["path"] == "/v1/realtime" and line["drain_seconds"] == 600
+        # Uvicorn used to close it here with 1012. It goes on, and the port takes no one new:
+        # the connection is refused, not left in a listening socket nobody accepts from.
+        await _updated(ws)
+        assert await asyncio.to_thread(_refused, base)
+        await _updated(ws)
+        assert proc.poll() is None
+        await ws.close()
+        # The last session ended: the server stops now, not at the end of the 600 s drain.
+        code = await asyncio.to_thread(proc.wait, BOUND)
+        assert code in (0, -signal.SIGTERM)
+        messages = [line["msg"] for line in logged_lines(tmp_path)]
+    assert "realtime session closed at the end of the drain" not in messages
+    assert messages.count("patchbay stopped") == int(workers)
+
+
+async def test_a_session_still_open_when_the_drain_runs_out_is_closed_as_a_restart(tmp_path: Path) -> None:
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "1"}
+    with _serve(tmp_path, env_extra=env) as (proc, base, _):
+        ws = await _session(base, _api_key(base))
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert await asyncio.to_thread(proc.wait, BOUND) in (0, -signal.SIGTERM)
+        (line,) = await _logged(tmp_path, "realtime session closed at the end of the drain")
+    assert line["drain_seconds"] == 1
+    assert [line["msg"] for line in logged_lines(tmp_path)].count("realtime session draining") == 1
+
+
+async def test_no_drain_closes_sessions_at_once(tmp_path: Path) -> None:
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "0"}
+    with _serve(tmp_path, env_extra=env) as (proc, base, _):
+        ws = await _session(base, _api_key(base))
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+        assert await asyncio.to_thread(proc.wait, BOUND) in (0, -signal.SIGTERM)
+    assert not any("drain" in line["msg"] for line in logged_lines(tmp_path))
