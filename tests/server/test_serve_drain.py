@@ -15,7 +15,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.server.test_serve import _serve, logged_lines
+from tests.server.test_serve import _serve, _workers, logged_lines
 
 ADMIN = "admin-drain-token-0123456789abcdefghij"
 BOUND = 60.0
@@ -111,3 +111,26 @@ async def test_a_session_open_when_the_drain_runs_out_is_closed_as_a_restart(
         if drain == "1"
         else []
     )
+
+
+async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path: Path) -> None:
+    """SIGHUP: each new worker serves before the old one stops, and the old one drains."""
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
+    with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
+        key = _api_key(base)
+        ws = await _session(base, key)
+        old = _workers(proc.pid)
+        proc.send_signal(signal.SIGHUP)
+        await _logged(tmp_path, "realtime session draining")
+        await _updated(ws)
+        # The port still serves during the reload (on a new worker, or on an old one yet to be
+        # replaced, which then drains this session too).
+        other = await _session(base, key)
+        await _updated(other)
+        for session in (ws, other):
+            await session.close()
+        deadline = time.monotonic() + BOUND
+        while _workers(proc.pid) & old or len(_workers(proc.pid)) != 2:
+            assert time.monotonic() < deadline, "the old workers did not stop once their sessions ended"
+            await asyncio.sleep(0.1)  # polling the process table, not standing in for it
+    assert "realtime session closed at the end of the drain" not in [m["msg"] for m in logged_lines(tmp_path)]
