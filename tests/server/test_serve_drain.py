@@ -75,6 +75,8 @@ async def test_an_open_session_outlasts_sigterm_until_it_ends(tmp_path: Path, wo
         # Uvicorn used to close it here with 1012. It goes on, and the port takes no one new:
         # the connection is refused, not left in a listening socket nobody accepts from.
         await _updated(ws)
+        if workers == "2":
+            await _logged(tmp_path, "patchbay stopped")  # the other worker, which had no session
         assert await asyncio.to_thread(_refused, base)
         await _updated(ws)
         assert proc.poll() is None
