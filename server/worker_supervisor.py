@@ -47,6 +47,9 @@ class WorkerSupervisor(Multiprocess):
         self.clock = clock
         self.starting: dict[int, float] = {}
         """Slots whose worker has not answered its first ping yet, with when it started."""
+        self.retiring: list[Process] = []
+        """Workers a reload replaced, still draining their realtime sessions (`server.ws_drain`):
+        reaped as they exit, so the supervisor goes on checking the others meanwhile."""
 
     def _start(self, slot: int) -> Process:
         process = Process(self.config, [self.slots[slot]])
@@ -78,7 +81,9 @@ class WorkerSupervisor(Multiprocess):
         self.processes = [self._start(slot) for slot in range(self.processes_num)]
 
     def restart_all(self) -> None:
-        """Replace each worker, its successor serving before it retires (as uvicorn does)."""
+        """Replace each worker, its successor serving before it retires (as uvicorn does). A
+        retired worker drains its realtime sessions in the background (`retiring`); uvicorn
+        waited for each, which left the others unchecked for up to a drain per worker."""
         for slot, old in enumerate(self.processes):
             if self.should_exit.is_set():
                 return
@@ -94,9 +99,8 @@ class WorkerSupervisor(Multiprocess):
                 if not self.should_exit.is_set():
                     log.error("a restarted worker was not ready in time; keeping the old one")
                 return
-            old.terminate()
-            old.join()
-            worker_exited(old.pid)
+            old.terminate()  # it drains its sessions (up to PATCHBAY_VOICE_DRAIN_SECONDS): not waited for here
+            self.retiring.append(old)
             self.processes[slot] = new
 
     def _serving_in_time(self, slot: int, process: Process) -> bool:
@@ -109,7 +113,14 @@ class WorkerSupervisor(Multiprocess):
             return False
         return process.wait_until_ready(max(deadline - self.clock(), 1.0), self.should_exit)
 
+    def _reap_retiring(self) -> None:
+        for old in [p for p in self.retiring if not p.process.is_alive()]:
+            old.join()
+            worker_exited(old.pid)
+            self.retiring.remove(old)
+
     def keep_subprocess_alive(self) -> None:
+        self._reap_retiring()
         if self.should_exit.is_set():
             return
         for slot, process in enumerate(self.processes):
@@ -141,6 +152,14 @@ class WorkerSupervisor(Multiprocess):
         for slot in self.slots:
             slot.close()
         super().terminate_all()
+
+    def join_all(self) -> None:
+        """Wait for every worker, those a reload replaced (still draining) included."""
+        super().join_all()
+        for old in self.retiring:
+            old.join()
+            worker_exited(old.pid)
+        self.retiring.clear()
 
     def handle_ttin(self) -> None:
         log.warning("SIGTTIN ignored: the number of workers is fixed at start (--workers)")

@@ -29,6 +29,7 @@ class OSProcess:
         self.exitcode: int | None = None
         self.pid = 4242
         self.killed = False
+        self.joined = False
 
     def start(self) -> None:
         pass
@@ -41,7 +42,8 @@ class OSProcess:
             self.killed, self.alive, self.exitcode = True, False, -9
 
     def join(self, timeout: float | None = None) -> None:
-        pass
+        assert not self.alive, "joined a worker that is still running: a real join would block"
+        self.joined = True
 
 
 class Worker(multiprocess.Process):
@@ -59,8 +61,13 @@ class Worker(multiprocess.Process):
             self.server.started = self.answering
             threading.Thread(target=self._always_pong, daemon=True).start()
 
+    drains = False
+    """When set, a terminated worker goes on running (draining its sessions) until the test
+    ends it; otherwise it exits at once."""
+
     def terminate(self) -> None:  # uvicorn's sends SIGTERM to the pid
-        self.process.alive, self.process.exitcode = False, 0
+        if not self.drains:
+            self.process.alive, self.process.exitcode = False, 0
         self.parent_conn.close()
 
     def _always_pong(self) -> None:
@@ -203,3 +210,39 @@ def test_a_reload_whose_worker_never_answers_keeps_the_old_one(
     assert supervisor.processes[0] is old and stand_in(old).alive
     assert supervisor.starting == {0: started}
     assert "a restarted worker was not ready in time; keeping the old one" in caplog.text
+
+
+def test_a_reload_does_not_wait_for_the_old_worker_to_drain(
+    supervised: tuple[WorkerSupervisor, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor, _ = supervised
+    old = supervisor.processes[0]
+    old.pong()
+    monkeypatch.setattr(Worker, "answering", True)
+    monkeypatch.setattr(Worker, "drains", True)
+    supervisor.restart_all()  # returns while the old worker still drains its sessions
+    new = supervisor.processes[0]
+    assert new is not old and stand_in(old).alive and supervisor.retiring == [old]
+    supervisor.keep_subprocess_alive()  # the new worker is checked meanwhile
+    assert supervisor.processes[0] is new and not stand_in(new).killed
+    assert supervisor.retiring == [old]
+    stand_in(old).alive, stand_in(old).exitcode = False, 0  # its last session ended
+    supervisor.keep_subprocess_alive()
+    assert stand_in(old).joined and supervisor.retiring == []
+
+
+def test_a_stop_during_a_reload_waits_for_the_retiring_worker_too(
+    supervised: tuple[WorkerSupervisor, Clock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    supervisor, _ = supervised
+    old = supervisor.processes[0]
+    old.pong()
+    monkeypatch.setattr(Worker, "answering", True)
+    monkeypatch.setattr(Worker, "drains", True)
+    supervisor.restart_all()
+    supervisor.terminate_all()
+    assert supervisor.slots[0].fileno() == -1  # the port stops listening first
+    for worker in (old, supervisor.processes[0]):
+        stand_in(worker).alive = False  # both drained
+    supervisor.join_all()
+    assert stand_in(old).joined and supervisor.retiring == []
