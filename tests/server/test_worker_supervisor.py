@@ -212,15 +212,23 @@ def test_a_reload_whose_worker_never_answers_keeps_the_old_one(
     assert "a restarted worker was not ready in time; keeping the old one" in caplog.text
 
 
+def reload_while_draining(supervisor: WorkerSupervisor, monkeypatch: pytest.MonkeyPatch) -> Worker:
+    """SIGHUP's reload of a serving worker whose realtime sessions keep it running after its
+    SIGTERM; returns the old worker."""
+    old = supervisor.processes[0]
+    assert isinstance(old, Worker)
+    old.pong()  # the old worker has been serving
+    monkeypatch.setattr(Worker, "answering", True)
+    monkeypatch.setattr(Worker, "drains", True)
+    supervisor.restart_all()
+    return old
+
+
 def test_a_reload_does_not_wait_for_the_old_worker_to_drain(
     supervised: tuple[WorkerSupervisor, Clock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     supervisor, _ = supervised
-    old = supervisor.processes[0]
-    old.pong()
-    monkeypatch.setattr(Worker, "answering", True)
-    monkeypatch.setattr(Worker, "drains", True)
-    supervisor.restart_all()  # returns while the old worker still drains its sessions
+    old = reload_while_draining(supervisor, monkeypatch)  # returned while the old one still drains
     new = supervisor.processes[0]
     assert new is not old and stand_in(old).alive and supervisor.retiring == [old]
     supervisor.keep_subprocess_alive()  # the new worker is checked meanwhile
@@ -235,11 +243,7 @@ def test_a_stop_during_a_reload_waits_for_the_retiring_worker_too(
     supervised: tuple[WorkerSupervisor, Clock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     supervisor, _ = supervised
-    old = supervisor.processes[0]
-    old.pong()
-    monkeypatch.setattr(Worker, "answering", True)
-    monkeypatch.setattr(Worker, "drains", True)
-    supervisor.restart_all()
+    old = reload_while_draining(supervisor, monkeypatch)
     supervisor.terminate_all()
     assert supervisor.slots[0].fileno() == -1  # the port stops listening first
     for worker in (old, supervisor.processes[0]):
