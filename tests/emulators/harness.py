@@ -38,6 +38,26 @@ async def read_body(receive: Callable[[], Awaitable[dict[str, Any]]]) -> bytes:
             return body
 
 
+class EndlessBody:
+    """An ASGI endpoint whose 200 reply never ends: `head`, then `piece` `writes` times (more than
+    any bound lets a client read), then it waits for the client to hang up (`hung_up`)."""
+
+    def __init__(self, content_type: bytes, piece: bytes, writes: int, head: bytes = b"") -> None:
+        self.content_type, self.piece, self.writes, self.head = content_type, piece, writes, head
+        self.hung_up = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await read_body(receive)
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", self.content_type)]}
+        )
+        await send({"type": "http.response.body", "body": self.head, "more_body": True})
+        for _ in range(self.writes):
+            await send({"type": "http.response.body", "body": self.piece, "more_body": True})
+        if (await receive())["type"] == "http.disconnect":
+            self.hung_up.set()
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

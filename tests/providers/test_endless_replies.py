@@ -8,9 +8,7 @@ body read whole (`providers.http.MAX_REPLY_BYTES`) and as one SSE line
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
@@ -21,7 +19,7 @@ from providers.errors import ProviderError
 from providers.http import MAX_REPLY_BYTES
 from providers.sse import MAX_EVENT_BYTES
 from providers.upstream_pool import UpstreamClients
-from tests.emulators.harness import ServedApp, read_body
+from tests.emulators.harness import EndlessBody, ServedApp
 from tests.providers.test_openai_chat_loopback import HANG_GUARD, KEY, REQUEST, STEADY, Key
 
 
@@ -31,35 +29,14 @@ async def adapter() -> AsyncIterator[OpenAIChatAdapter]:
         yield OpenAIChatAdapter(clients, STEADY)
 
 
-class EndlessReply:
-    """An endpoint whose reply never ends: a JSON body, or one SSE line, that grows a MiB a write,
-    `LIMIT` writes in all (more than any bound lets a client read), then waits for the hang-up."""
-
-    LIMIT = 200
-
-    def __init__(self) -> None:
-        self.hung_up = threading.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        body = await read_body(receive)
-        stream = b'"stream":true' in body
-        kind = b"text/event-stream" if stream else b"application/json"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", kind)]})
-        await send(
-            {"type": "http.response.body", "body": b"data: " if stream else b'{"id":"', "more_body": True}
-        )
-        for _ in range(self.LIMIT):
-            await send({"type": "http.response.body", "body": b"x" * 2**20, "more_body": True})
-        if (await receive())["type"] == "http.disconnect":
-            self.hung_up.set()
-
-
 @pytest.mark.parametrize("streaming", [False, True])
 async def test_a_reply_that_never_ends_fails_once_it_passes_the_bound(
     adapter: OpenAIChatAdapter, streaming: bool
 ) -> None:
     # Without a bound the worker would hold the whole reply (200 MiB here, or any size) in memory.
-    app = EndlessReply()
+    # A JSON body, or one SSE line, that grows a MiB a write, 200 MiB in all.
+    head, kind = (b"data: ", b"text/event-stream") if streaming else (b'{"id":"', b"application/json")
+    app = EndlessBody(kind, b"x" * 2**20, 200, head=head)
     with ServedApp(app) as served:
         endpoint = Endpoint(PRESETS[ProviderId.OPENAI_COMPATIBLE], served.url + "/v1", Key(KEY), label="t")
         with pytest.raises(ProviderError) as info:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-from typing import Any
 
 import numpy as np
 import pytest
@@ -24,7 +22,7 @@ from providers.speech.openai_audio import (
 )
 from providers.upstream_pool import UpstreamClients
 from tests.emulators import openai_audio as oa
-from tests.emulators.harness import ServedApp, read_body
+from tests.emulators.harness import EndlessBody, ServedApp
 from tests.emulators.scripted import (
     CANARY_KEY,
     Scenario,
@@ -203,28 +201,8 @@ def test_stereo_to_mono_averages_frames() -> None:
     assert np.frombuffer(stereo_to_mono(stereo), dtype="<i2").tolist() == [200, -15]
 
 
-class EndlessSpeech:
-    """A speech endpoint whose PCM never ends: 100 ms a write, `LIMIT` writes in all (more than
-    the bound lets the engine speak), then waits for the hang-up."""
-
-    LIMIT = 2_000
-
-    def __init__(self) -> None:
-        self.hung_up = threading.Event()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await read_body(receive)
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"audio/pcm")]}
-        )
-        for _ in range(self.LIMIT):
-            await send({"type": "http.response.body", "body": TONE_24K[:4800], "more_body": True})
-        if (await receive())["type"] == "http.disconnect":
-            self.hung_up.set()
-
-
 async def test_speech_that_never_ends_is_cut_off_and_the_connection_dropped(clients: UpstreamClients) -> None:
-    app = EndlessSpeech()
+    app = EndlessBody(b"audio/pcm", TONE_24K[:4800], 2_000)  # 100 ms a write, 200 s in all
     text = "Hi."
     bound = audio_bound_bytes(len(text), 24_000)
     with ServedApp(app) as served:
