@@ -1,7 +1,8 @@
 """The browser voice client: `server/sdk/*.js` served at `/sdk/` (docs/voice.md, "From a browser").
 
 Plain ES modules, no build step: `patchbay-voice.js` (the realtime WebSocket, barge-in,
-events, reconnect), `patchbay-voice-audio.js` (microphone and output graph) and
+events, reconnect), `patchbay-voice-audio.js` (microphone and output graph),
+`patchbay-voice-conversation.js` (the conversation kept for a reconnection to replay) and
 `patchbay-voice-worklet.js` (the AudioWorklet processors: capture with resampling, the jitter
 buffer). Apps on other origins import them, so they are served to any origin (CORS `*`,
 `cross-origin-resource-policy: cross-origin`; they hold no secret and send no cookie). Each

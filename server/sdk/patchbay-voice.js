@@ -8,12 +8,14 @@
 // Streams the microphone (patchbay-voice-audio.js) as `input_audio_buffer.append` over
 // `/v1/realtime?token=…`, plays the reply from a jitter buffer, stops it at once on
 // `input_audio_buffer.speech_started` and sends `conversation.item.truncate` with what was heard,
-// and reconnects with backoff and a fresh token. The token comes from your backend
+// and reconnects with backoff and a fresh token, carrying the conversation over
+// (patchbay-voice-conversation.js). The token comes from your backend
 // (`POST /v1/realtime/client_secrets` with your API key; the key never reaches the browser).
-// Events ("state", "transcript", "latency", "interrupted", "playback", "error", "event") and
+// Events ("state", "transcript", "latency", "interrupted", "playback", "resumed", "error", "event") and
 // `stats`: docs/voice.md, "The browser client module".
 
 import { AudioIO, fromBase64, pcmRate, toBase64 } from "./patchbay-voice-audio.js";
+import { Conversation } from "./patchbay-voice-conversation.js";
 
 // Refusals that a new token or a retry will not fix: the session ends.
 const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", "session_expired", "auth_failures_exceeded"]);
@@ -31,6 +33,7 @@ export class PatchbayVoice extends EventTarget {
    * @param {{attempts?: number, baseMs?: number, maxMs?: number}} [options.reconnect]
    * @param {number} [options.prebufferMs]  reply audio buffered before playback starts (default 60)
    * @param {number} [options.frameMs]  microphone audio per append (default 40)
+   * @param {boolean} [options.resume]  replay the conversation so far into the session a reconnection opens (default true)
    */
   constructor(options) {
     super();
@@ -40,7 +43,8 @@ export class PatchbayVoice extends EventTarget {
     this.model = options.model || "default";
     this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
     this.state = "idle";
-    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0 };
+    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0 };
+    this.conversation = new Conversation();
     this.held = []; // frames captured while no session was ready (see HOLD_MS)
     this.inputRate = 24000;
     this.outputRate = 24000;
@@ -78,6 +82,7 @@ export class PatchbayVoice extends EventTarget {
     if (this.state !== "idle" && this.state !== "closed") return;
     this.stopping = false;
     this.failures = 0;
+    this.conversation = new Conversation(); // a new call: nothing to carry over
     this.setState("connecting");
     try {
       this.audio = await AudioIO.open(
@@ -199,6 +204,16 @@ export class PatchbayVoice extends EventTarget {
     this.stats.framesSent++;
   }
 
+  /** A reconnection's new session starts empty: the conversation so far goes in first. */
+  replayConversation() {
+    if (this.options.resume === false) return;
+    const items = this.conversation.replay();
+    for (const event of items) this.send(event);
+    if (items.length === 0) return;
+    this.stats.itemsReplayed += items.length;
+    this.emit("resumed", { items: items.length });
+  }
+
   /** The session is ready: what the microphone caught meanwhile goes first, in order. */
   sendHeld() {
     const held = this.held;
@@ -212,6 +227,8 @@ export class PatchbayVoice extends EventTarget {
 
   receive(event) {
     this.emit("event", event);
+    const ask = this.conversation.follow(event);
+    if (ask) this.send(ask);
     switch (event.type) {
       case "session.created":
       case "session.updated":
@@ -219,6 +236,7 @@ export class PatchbayVoice extends EventTarget {
         if (event.type === "session.updated" && !this.ready) {
           this.ready = true;
           this.failures = 0;
+          this.replayConversation();
           this.sendHeld();
           this.setState("open");
         }

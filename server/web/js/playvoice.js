@@ -78,6 +78,9 @@ export function voiceTab(el, { who, keys }) {
       const reply = transcript.querySelector(`p.assistant[data-item="${CSS.escape(itemId)}"]`);
       if (reply) reply.append(h("span", { class: "muted interrupted" }, ` (interrupted after ${audioEndMs} ms of audio)`));
     });
+    voice.on("resumed", ({ items }) => {
+      note("→", "conversation.item.create", `reconnected: ${items} messages carried into the new session`);
+    });
     voice.on("latency", ({ metadata, clientFirstAudioMs, status }) => {
       if (!metadata || !metadata.since_speech_end_ms) return;
       turns += 1;

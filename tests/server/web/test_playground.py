@@ -162,6 +162,12 @@ async def converse(conversation_wav: Path, live: Live) -> None:
         assert stats["framesSent"] > 25 and stats["framesPlayed"] > 100, stats
         assert stats["msPlayed"] > 1_000 and stats["msPlayed"] >= audio_end_ms >= 0, (stats, audio_end_ms)
         assert await page.locator("#pg-voice-log p.assistant .interrupted").count() == 1
+        # The module keeps what was heard of the cut reply (asked for again after the truncation),
+        # which a reconnection would replay, not the whole reply.
+        exact = "[...window.playgroundVoice.conversation.items.values()].filter((i) => i.exact).map((i) => i.text)"
+        await page.wait_for_function(f"() => {exact}.length > 0")
+        kept = await page.evaluate(exact)
+        assert len(kept) == 1 and kept[0] and REPLY.startswith(kept[0]) and kept[0] != REPLY, kept
 
         rows = page.locator("#pg-waterfalls figure.waterfall").last.locator("tbody tr")
         assert await rows.count() == 4

@@ -7,7 +7,8 @@ answers for `http://localhost:<port>`, with the page's Permissions-Policy and CS
 microphone plays a WAV made with espeak-ng; the internal engines (Whisper, espeak-ng) answer
 and an emulated LLM writes the reply. A turn must come back as a transcript in the page and
 reply audio played by the module's output node (its `stats`); an expired token must be
-refused with a clear error in the page and no retry loop.
+refused with a clear error in the page and no retry loop; a dropped connection must reconnect
+into a session that holds the conversation so far.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).parents[3] / "docs" / "examples" / "voice.html"
 QUESTION = "Please schedule a meeting with the design team for tomorrow morning."
 REPLY = "Done. The meeting is booked for nine tomorrow morning."
+FOLLOW_UP = "At nine, in the large room."
 TURN_TIMEOUT_MS = 60_000
 HELD_FRAMES = 60
 """Microphone frames (40 ms) caught before the session is ready, in the first test."""
@@ -156,6 +158,118 @@ async def test_a_turn_through_the_example_page(
         assert errors == []
 
 
+async def test_a_reconnection_carries_the_conversation_over(
+    chromium: Any, patchbay: tuple[Live, str], emulator: tuple[OpenAIEmulator, str]
+) -> None:
+    live, key = patchbay
+    emulator[0].enqueue(Scenario(text=REPLY), Scenario(text=FOLLOW_UP))
+    minted: list[str] = []
+
+    async def mint() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=live.url) as http:
+            answer = await http.post(
+                "/v1/realtime/client_secrets",
+                headers={"authorization": f"Bearer {key}"},
+                json={"session": {"type": "realtime", "model": "default"}},
+            )
+        assert answer.status_code == 200, answer.text
+        minted.append(answer.json()["value"])
+        return {"value": minted[-1]}
+
+    async with example_page(chromium, live.url, mint) as (page, errors):
+        await page.click("#start")
+        await page.evaluate(
+            "() => { window.resumed = []; window.voice.on('resumed', (e) => window.resumed.push(e)); }"
+        )
+        heard = (await page.locator("#log p.user").first.text_content() or "").removeprefix("user: ")
+        await page.wait_for_function("() => window.voice.stats.responses === 1")
+        before = len(emulator[0].chat_requests)
+        # The network drops (any close but a refusal): the client reconnects with a new token.
+        await page.evaluate("window.voice.ws.close(4000, 'network gone')")
+        await page.wait_for_function(
+            "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
+        )
+        assert len(minted) == 2
+        assert await page.evaluate("window.resumed") == [{"items": 2}]
+        assert (
+            await page.locator("#log p.system").last.text_content()
+            == "system: reconnected: 2 messages carried over"
+        )
+        # A typed follow-up in the new session: its LLM call carries the turn before the drop.
+        await page.evaluate(
+            """() => {
+              window.voice.send({type: "conversation.item.create", item: {type: "message", role: "user",
+                content: [{type: "input_text", text: "When is it?"}]}});
+              window.voice.send({type: "response.create"});
+            }"""
+        )
+        await page.wait_for_function("() => window.voice.stats.responses === 2")
+        assert await page.locator("#log p.assistant").nth(1).text_content() == f"assistant: {FOLLOW_UP}"
+        assert len(emulator[0].chat_requests) == before + 1
+        sent = emulator[0].chat_requests[-1].json["messages"]
+        said = [(m["role"], m["content"]) for m in sent if m["role"] != "system"]
+        assert said == [("user", heard), ("assistant", REPLY), ("user", "When is it?")], said
+        assert errors == []
+
+
+async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_reply(
+    patchbay: tuple[Live, str], chromium: Any
+) -> None:
+    """The client's record, fed the server's events of a barge-in: it asks for the truncated item
+    again and replays the heard text, not the whole reply (no audio needed)."""
+    live, _ = patchbay
+    context = await chromium.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{live.url}/sdk/patchbay-voice-conversation.js")
+        result = await page.evaluate(
+            """async () => {
+              const { Conversation } = await import("/sdk/patchbay-voice-conversation.js");
+              const c = new Conversation(3);
+              const user = (id) => ({type: "message", id, role: "user", content: [{type: "input_audio", transcript: null}]});
+              const asks = [
+                {type: "conversation.item.added", item: user("u1")},
+                {type: "conversation.item.input_audio_transcription.completed", item_id: "u1", transcript: "Book a room."},
+                {type: "response.output_item.added", item: {type: "message", id: "a1", role: "assistant", content: [{type: "output_audio", transcript: ""}]}},
+                {type: "conversation.item.truncated", item_id: "a1", content_index: 0, audio_end_ms: 700},
+                {type: "response.output_audio_transcript.done", item_id: "a1", transcript: "Sure, which room would you like?"},
+                {type: "conversation.item.retrieved", item: {type: "message", id: "a1", role: "assistant", content: [{type: "output_audio", transcript: "Sure,"}]}},
+                {type: "response.output_item.done", item: {type: "message", id: "a1", role: "assistant", content: [{type: "output_audio", transcript: "Sure, which room would you like?"}]}},
+                {type: "conversation.item.added", item: {type: "function_call", id: "f1", name: "book", arguments: "{}"}},
+                {type: "conversation.item.added", item: user("u2")},
+                {type: "conversation.item.added", item: user("u3")},
+                {type: "conversation.item.input_audio_transcription.completed", item_id: "u3", transcript: "The big one."},
+                {type: "conversation.item.truncated", item_id: "gone", content_index: 0, audio_end_ms: 0},
+              ].map((event) => c.follow(event)).filter(Boolean);
+              return { asks, replay: c.replay(), size: c.size };
+            }"""
+        )
+    finally:
+        await context.close()
+    assert result["asks"] == [{"type": "conversation.item.retrieve", "item_id": "a1"}]
+    assert result["size"] == 3  # u1 fell out (limit 3): a1, u2 (never transcribed), u3
+    assert result["replay"] == [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "id": "a1",
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": "Sure,"}],
+            },
+        },
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "id": "u3",
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "The big one."}],
+            },
+        },
+    ]
+
+
 async def test_an_expired_token_is_refused_with_a_clear_error(
     chromium: Any, patchbay: tuple[Live, str]
 ) -> None:
@@ -186,7 +300,12 @@ async def test_the_module_is_served_to_other_origins_and_the_admin_ui_keeps_the_
 ) -> None:
     live, _ = patchbay
     async with httpx.AsyncClient(base_url=live.url) as http:
-        for name in ("patchbay-voice.js", "patchbay-voice-audio.js", "patchbay-voice-worklet.js"):
+        for name in (
+            "patchbay-voice.js",
+            "patchbay-voice-audio.js",
+            "patchbay-voice-conversation.js",
+            "patchbay-voice-worklet.js",
+        ):
             path = f"/sdk/{name}"
             answer = await http.get(path, headers={"origin": "https://app.example"})
             assert answer.status_code == 200
