@@ -3,53 +3,126 @@
 Exit codes: 0 success; 1 the operation failed (not found, conflict, bad value); 2 usage error;
 3 the environment is not ready (database unreachable or not migrated, missing master key);
 4 partial success (an import with rejected lines). Every command takes `--json`.
+
+Each command group lives in its own `server/cli_*.py` and is imported only when it runs (or its
+`--help` is asked for): the groups import the server's database, routing and provider code, about
+two seconds in all, which `patchbay --help` and a command of another group need not wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import importlib
 
 import click
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from billing import report
-from billing.money import format_usd
-from foundation.db import utcnow
-from foundation.orgs import Tier
-from server import accounts
-from server.cli_access import audit, user_group
-from server.cli_activity import requests
-from server.cli_admin import admin_group
-from server.cli_agents import agent
-from server.cli_apikeys import apikey_group
-from server.cli_billing import credits_group, ledger
-from server.cli_budgets import apikey_update, org_update
-from server.cli_common import (
-    EXIT_NOT_READY,
-    emit,
-    fail,
-    json_option,
-    load_settings,
-    run_in_session,
-)
-from server.cli_config import config_group
-from server.cli_conformance import conformance_group
-from server.cli_connections import connection
-from server.cli_db import db_downgrade
-from server.cli_explain import agent_explain
-from server.cli_flags import flags_group
-from server.cli_import import import_group
-from server.cli_migrate import migrate
-from server.cli_payments import billing_group
-from server.cli_vault import vault_group
-from server.db import Database, head_revision
-from server.logs import configure_logging
-from server.settings import Settings
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    # name: (module, attribute, the command's short help, as `patchbay --help` lists it)
+    "admin": ("server.cli_admin", "admin_group", "The admin API and web UI: how an operator signs in."),
+    "agent": (
+        "server.cli_agents",
+        "agent",
+        "Agents: per-agent model defaults, fallback chains and voice settings.",
+    ),
+    "apikey": ("server.cli_apikeys", "apikey_group", "Server-issued API keys for the /v1 API and realtime."),
+    "audit": (
+        "server.cli_access",
+        "audit",
+        "An org's audit log, newest first: who did what, with which credential, from where.",
+    ),
+    "billing": (
+        "server.cli_payments",
+        "billing_group",
+        'Payments through Stripe (docs/billing.md, "Stripe").',
+    ),
+    "config": (
+        "server.cli_config",
+        "config_group",
+        "An org's configuration history and rollback (docs/operations.md#configuration-history).",
+    ),
+    "conformance": (
+        "server.cli_conformance",
+        "conformance_group",
+        "Conformance: measure models, read results, override gates.",
+    ),
+    "connection": (
+        "server.cli_connections",
+        "connection",
+        "AI Connections (auth profiles `provider:name`) of an org (`--org`) or of the platform (`--platform`).",
+    ),
+    "credits": (
+        "server.cli_billing",
+        "credits_group",
+        "An org's credits: grant them, see the balance (the ledger is `patchbay ledger`).",
+    ),
+    "db": ("server.cli_db", "db", "Database migrations."),
+    "flags": (
+        "server.cli_flags",
+        "flags_group",
+        "Feature flags per org: canary orgs, percentage rollout and a global kill switch.",
+    ),
+    "import": ("server.cli_import", "import_group", "Import configuration from other systems."),
+    "ledger": (
+        "server.cli_billing",
+        "ledger",
+        "An org's ledger entries since a time, oldest first: grants, holds, settlements, releases.",
+    ),
+    "migrate": ("server.cli_migrate", "migrate", "Import data from earlier systems."),
+    "org": ("server.cli_org", "org", "Organisations."),
+    "requests": (
+        "server.cli_activity",
+        "requests",
+        "An org's recent requests, newest first: who, which model, how it was routed, how it ended.",
+    ),
+    "usage": (
+        "server.cli_org",
+        "usage",
+        "What an org's segments consumed (tokens, audio seconds, characters) and cost, by where the cost lands.",
+    ),
+    "user": ("server.cli_access", "user_group", "People who sign in to the web UI: invites and memberships."),
+    "vault": (
+        "server.cli_vault",
+        "vault_group",
+        "The credential vault: which master key versions hold secrets, and key rotation.",
+    ),
+}
+"""The lazily imported commands. tests/server/test_cli_lazy.py keeps each short help equal to the
+command's own (its docstring's first sentence)."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose `COMMANDS` are imported when one of them is looked up (to run it, or for its
+    own help); the group's help lists them from the table, importing none."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return super().get_command(ctx, cmd_name)
+        module, attribute, _ = COMMANDS[cmd_name]
+        command = getattr(importlib.import_module(module), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in COMMANDS:
+                short = click.Command(name, help=COMMANDS[name][2]).get_short_help_str(limit)
+            else:
+                command = super().get_command(ctx, name)
+                if command is None or command.hidden:
+                    continue
+                short = command.get_short_help_str(limit)
+            rows.append((name, short))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="patchbay")
 def cli() -> None:
     """Patchbay: bring-your-own-key AI server for text, vision and real-time voice agents."""
@@ -66,6 +139,8 @@ def cli() -> None:
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Apply migrations and run the server in the foreground."""
     from server import serve as serving
+    from server.cli_common import EXIT_NOT_READY, fail, load_settings
+    from server.logs import configure_logging
     from server.replicas import replica_problems
     from server.services import Services, StartupError
 
@@ -94,181 +169,17 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     serving.run(settings)
 
 
-@cli.group()
-def db() -> None:
-    """Database migrations."""
-
-
-@db.command("upgrade")
-@click.option("--revision", default="head", show_default=True, help="Target migration revision.")
-@json_option
-def db_upgrade(revision: str, as_json: bool) -> None:
-    """Apply migrations up to REVISION (default: the newest)."""
-    settings = load_settings()
-
-    async def run() -> tuple[str | None, str | None]:
-        database = Database(settings.resolved_database_url)
-        try:
-            before = await database.current_revision()
-            await database.upgrade(revision)
-            return before, await database.current_revision()
-        finally:
-            await database.dispose()
-
-    try:
-        before, after = asyncio.run(run())
-    except OSError as exc:
-        fail(
-            f"cannot reach the database: {exc.__class__.__name__}",
-            EXIT_NOT_READY,
-            as_json=as_json,
-            kind="not_ready",
-        )
-    text = (
-        f"database already at {after}"
-        if before == after
-        else f"migrated {before or 'empty database'} -> {after}"
-    )
-    emit(as_json, {"from": before, "to": after, "changed": before != after}, text)
-
-
-@db.command("current")
-@json_option
-def db_current(as_json: bool) -> None:
-    """Show the database's migration revision and the newest one."""
-    settings = load_settings()
-
-    async def run() -> str | None:
-        database = Database(settings.resolved_database_url)
-        try:
-            return await database.current_revision()
-        finally:
-            await database.dispose()
-
-    current, head = asyncio.run(run()), head_revision()
-    emit(
-        as_json,
-        {"current": current, "head": head, "up_to_date": current == head},
-        f"current {current}, head {head}",
-    )
-
-
-@cli.group()
-def org() -> None:
-    """Organisations."""
-
-
-@org.command("create")
-@click.argument("name")
-@click.option(
-    "--tier",
-    type=click.Choice([t.value for t in Tier]),
-    help="Default: PATCHBAY_DEFAULT_TIER (enterprise unless set).",
-)
-@json_option
-def org_create(name: str, tier: str | None, as_json: bool) -> None:
-    """Create an org and print its id."""
-    chosen = Tier(tier) if tier is not None else load_settings().default_tier
-    info = run_in_session(lambda s: accounts.create_org(s, name, chosen, actor="cli"), as_json=as_json)
-    emit(as_json, info, info.id)
-
-
-@org.command("list")
-@json_option
-def org_list(as_json: bool) -> None:
-    """List orgs."""
-    orgs = run_in_session(accounts.list_orgs, as_json=as_json)
-    emit(as_json, orgs, "\n".join(f"{o.id}\t{o.tier}\t{o.name}" for o in orgs) or "no orgs")
-
-
-@cli.command("usage")
-@click.option("--org", "org_ref", required=True, help="Org id or name.")
-@click.option(
-    "--since", default="24h", show_default=True, help="ISO 8601 time, or a span back from now (90m, 24h, 7d)."
-)
-@click.option("--until", help="ISO 8601 time or span (default now).")
-@click.option(
-    "--by",
-    "group_by",
-    default="billing_source,segment",
-    show_default=True,
-    help=f"Comma-separated groups, from: {', '.join(report.GROUPS)}; empty for one total.",
-)
-@json_option
-def usage(org_ref: str, since: str, until: str | None, group_by: str, as_json: bool) -> None:
-    """What an org's segments consumed (tokens, audio seconds, characters) and cost, by where the cost lands."""
-    groups = report.parse_groups(group_by)
-
-    async def summarize(session: AsyncSession) -> tuple[str, datetime, datetime, list[report.UsageTotals]]:
-        start, end = report.window(since, until, now=utcnow())
-        org_id = (await accounts.get_org(session, org_ref)).id
-        return (
-            org_id,
-            start,
-            end,
-            await report.summarize(session, org_id, since=start, until=end, group_by=groups),
-        )
-
-    org_id, start, end, entries = run_in_session(summarize, as_json=as_json)
-    payload = {
-        "org_id": org_id,
-        "since": start,
-        "until": end,
-        "group_by": groups,
-        "entries": [
-            {"group": e.group, "totals": e.totals, "cost_usd": format_usd(int(e.totals["cost_micro_usd"]))}
-            for e in entries
-        ],
-    }
-    emit(as_json, payload, usage_table(groups, entries, start, end))
-
-
-def usage_table(groups: list[str], entries: list[report.UsageTotals], start: datetime, end: datetime) -> str:
-    window = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
-    if not entries:
-        return f"no usage from {window}"
-    shown = ("segments", "input_tokens", "output_tokens", "audio_seconds", "characters")
-    rows = [[*groups, *shown, "cost_usd"]] + [
-        [
-            *(e.group[g] or "-" for g in groups),
-            *(str(e.totals[m]) for m in shown),
-            format_usd(int(e.totals["cost_micro_usd"])),
-        ]
-        for e in entries
-    ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    return "\n".join([f"usage from {window}", *lines])
-
-
-org.add_command(org_update)
-apikey_group.add_command(apikey_update)
-cli.add_command(apikey_group, name="apikey")
-cli.add_command(migrate)
-cli.add_command(import_group, name="import")
-cli.add_command(connection)
-agent.add_command(agent_explain)
-cli.add_command(agent)
-cli.add_command(vault_group, name="vault")
-cli.add_command(admin_group, name="admin")
-cli.add_command(user_group, name="user")
-cli.add_command(audit, name="audit")
-cli.add_command(credits_group, name="credits")
-cli.add_command(billing_group, name="billing")
-cli.add_command(ledger, name="ledger")
-cli.add_command(requests)
-cli.add_command(conformance_group, name="conformance")
-cli.add_command(config_group, name="config")
-db.add_command(db_downgrade)
-cli.add_command(flags_group, name="flags")
-
-
 def configure_cli_logging() -> None:
     """Log like the server: JSON lines on stderr, so stdout stays clean for `--json` output.
 
     The level is PATCHBAY_LOG_LEVEL. With settings that do not validate this falls back to
     INFO instead of failing, so `--help` still works and the command reports the bad setting.
     """
+    from pydantic import ValidationError
+
+    from server.logs import configure_logging
+    from server.settings import Settings
+
     try:
         level: str = Settings().log_level
     except ValidationError:

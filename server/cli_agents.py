@@ -17,6 +17,7 @@ from routing.ref_check import RefProblem, check_refs, load_org_routing
 from routing.voice_settings import OUTPUT_FORMATS, VoiceSettings
 from server import accounts
 from server.cli_common import emit, fail, json_option, jsonable, run_with_database
+from server.cli_explain import agent_explain
 from server.db import Database
 
 T = TypeVar("T")
@@ -259,3 +260,6 @@ def _warn(problems: Sequence[RefProblem], as_json: bool) -> None:
     """Saved, but requests will skip these refs: say so on stderr (stdout stays the result)."""
     for problem in [] if as_json else problems:
         click.echo(f"warning: {problem.message}", err=True)
+
+
+agent.add_command(agent_explain)

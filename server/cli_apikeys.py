@@ -13,6 +13,7 @@ import click
 from billing.money import format_usd
 from server import accounts
 from server.budgets import parse_cap
+from server.cli_budgets import apikey_update
 from server.cli_common import emit, json_option, jsonable, load_settings, run_in_session
 
 
@@ -148,3 +149,6 @@ def apikey_revoke(org_ref: str, key_id: str, as_json: bool) -> None:
     the change poll, a couple of seconds)."""
     info = run_in_session(lambda s: accounts.revoke_api_key(s, org_ref, key_id, actor="cli"), as_json=as_json)
     emit(as_json, info, f"revoked {info.id} ({info.name})")
+
+
+apikey_group.add_command(apikey_update)

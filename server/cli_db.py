@@ -1,4 +1,5 @@
-"""`patchbay db downgrade REV`: undo schema migrations down to REV (docs/operations.md#schema-rollback).
+"""`patchbay db`: apply schema migrations (`upgrade`), show where the database is (`current`), and
+undo them down to a revision (`downgrade`, docs/operations.md#schema-rollback).
 
 A downgrade drops the tables and columns the undone migrations added, with their data, so it
 asks for `--yes`; without it the command lists the migrations it would undo and changes
@@ -16,7 +17,66 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from server.cli_common import EXIT_FAILED, EXIT_NOT_READY, emit, fail, json_option, load_settings
-from server.db import Database, alembic_config
+from server.db import Database, alembic_config, head_revision
+
+
+@click.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target migration revision.")
+@json_option
+def db_upgrade(revision: str, as_json: bool) -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    settings = load_settings()
+
+    async def run() -> tuple[str | None, str | None]:
+        database = Database(settings.resolved_database_url)
+        try:
+            before = await database.current_revision()
+            await database.upgrade(revision)
+            return before, await database.current_revision()
+        finally:
+            await database.dispose()
+
+    try:
+        before, after = asyncio.run(run())
+    except OSError as exc:
+        fail(
+            f"cannot reach the database: {exc.__class__.__name__}",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="not_ready",
+        )
+    text = (
+        f"database already at {after}"
+        if before == after
+        else f"migrated {before or 'empty database'} -> {after}"
+    )
+    emit(as_json, {"from": before, "to": after, "changed": before != after}, text)
+
+
+@db.command("current")
+@json_option
+def db_current(as_json: bool) -> None:
+    """Show the database's migration revision and the newest one."""
+    settings = load_settings()
+
+    async def run() -> str | None:
+        database = Database(settings.resolved_database_url)
+        try:
+            return await database.current_revision()
+        finally:
+            await database.dispose()
+
+    current, head = asyncio.run(run()), head_revision()
+    emit(
+        as_json,
+        {"current": current, "head": head, "up_to_date": current == head},
+        f"current {current}, head {head}",
+    )
 
 
 def revisions_between(current: str | None, target: str) -> list[str]:
@@ -42,7 +102,7 @@ def revisions_between(current: str | None, target: str) -> list[str]:
     return undone
 
 
-@click.command("downgrade")
+@db.command("downgrade")
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Really undo the migrations (their tables' data is dropped).")
 @json_option

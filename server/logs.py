@@ -90,3 +90,5 @@ def configure_logging(level: str = "INFO", stream: Any = None, *, worker: bool =
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # Alembic announces its context on every revision read (/readyz); keep only real changes.
     logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    # ... and lists each plugin it sets up when first imported, which may be after this call.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
