@@ -10,6 +10,8 @@ nothing. Exit codes: 0 done (or nothing to do); 1 unknown revision, or `--yes` m
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 from alembic.script import ScriptDirectory
@@ -18,6 +20,31 @@ from alembic.util import CommandError
 
 from server.cli_common import EXIT_FAILED, EXIT_NOT_READY, emit, fail, json_option, load_settings
 from server.db import Database, alembic_config, head_revision
+
+T = TypeVar("T")
+
+
+def on_database(work: Callable[[Database], Awaitable[T]], *, as_json: bool) -> T:
+    """Run `work` on the configured database, migrated or not (disposed after); an unreachable
+    database exits 3 with a message instead of a traceback."""
+    settings = load_settings()
+
+    async def run() -> T:
+        database = Database(settings.resolved_database_url)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(run())
+    except OSError as exc:
+        fail(
+            f"cannot reach the database: {exc.__class__.__name__}",
+            EXIT_NOT_READY,
+            as_json=as_json,
+            kind="not_ready",
+        )
 
 
 @click.group()
@@ -30,26 +57,13 @@ def db() -> None:
 @json_option
 def db_upgrade(revision: str, as_json: bool) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    settings = load_settings()
 
-    async def run() -> tuple[str | None, str | None]:
-        database = Database(settings.resolved_database_url)
-        try:
-            before = await database.current_revision()
-            await database.upgrade(revision)
-            return before, await database.current_revision()
-        finally:
-            await database.dispose()
+    async def run(database: Database) -> tuple[str | None, str | None]:
+        before = await database.current_revision()
+        await database.upgrade(revision)
+        return before, await database.current_revision()
 
-    try:
-        before, after = asyncio.run(run())
-    except OSError as exc:
-        fail(
-            f"cannot reach the database: {exc.__class__.__name__}",
-            EXIT_NOT_READY,
-            as_json=as_json,
-            kind="not_ready",
-        )
+    before, after = on_database(run, as_json=as_json)
     text = (
         f"database already at {after}"
         if before == after
@@ -62,16 +76,7 @@ def db_upgrade(revision: str, as_json: bool) -> None:
 @json_option
 def db_current(as_json: bool) -> None:
     """Show the database's migration revision and the newest one."""
-    settings = load_settings()
-
-    async def run() -> str | None:
-        database = Database(settings.resolved_database_url)
-        try:
-            return await database.current_revision()
-        finally:
-            await database.dispose()
-
-    current, head = asyncio.run(run()), head_revision()
+    current, head = on_database(Database.current_revision, as_json=as_json), head_revision()
     emit(
         as_json,
         {"current": current, "head": head, "up_to_date": current == head},
@@ -112,32 +117,7 @@ def db_downgrade(revision: str, yes: bool, as_json: bool) -> None:
     Stop every server first and take a backup: the undone migrations' tables and columns are
     dropped with their data. Without --yes, print what would be undone and change nothing.
     """
-    settings = load_settings()
-
-    async def current() -> str | None:
-        database = Database(settings.resolved_database_url)
-        try:
-            return await database.current_revision()
-        finally:
-            await database.dispose()
-
-    async def run() -> str | None:
-        database = Database(settings.resolved_database_url)
-        try:
-            await database.downgrade(revision)
-            return await database.current_revision()
-        finally:
-            await database.dispose()
-
-    try:
-        before = asyncio.run(current())
-    except OSError as exc:
-        fail(
-            f"cannot reach the database: {exc.__class__.__name__}",
-            EXIT_NOT_READY,
-            as_json=as_json,
-            kind="not_ready",
-        )
+    before = on_database(Database.current_revision, as_json=as_json)
     try:
         undone = revisions_between(before, revision)
     except ValueError as exc:
@@ -157,7 +137,12 @@ def db_downgrade(revision: str, yes: bool, as_json: bool) -> None:
             as_json=as_json,
             kind="confirmation_required",
         )
-    after = asyncio.run(run())
+
+    async def run(database: Database) -> str | None:
+        await database.downgrade(revision)
+        return await database.current_revision()
+
+    after = on_database(run, as_json=as_json)
     emit(
         as_json,
         {"from": before, "to": after, "undone": undone, "changed": True},

@@ -38,6 +38,17 @@ async def test_db_upgrade_is_idempotent_and_reports(db_url: str) -> None:
     assert json.loads(current.output)["up_to_date"] is True
 
 
+@pytest.mark.parametrize("command", [("upgrade",), ("current",), ("downgrade", "base", "--yes")])
+async def test_db_commands_say_an_unreachable_database_with_exit_3(command: tuple[str, ...]) -> None:
+    closed = "postgresql+asyncpg://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["db", *command, "--json"], env={"PATCHBAY_DATABASE_URL": closed}
+    )
+    assert result.exit_code == 3, result.output
+    error = json.loads(result.stdout)["error"]
+    assert error["type"] == "not_ready" and "cannot reach the database" in error["message"]
+
+
 async def test_commands_refuse_an_unmigrated_database_with_exit_3(db_url: str) -> None:
     result = await run_cli(db_url, "org", "create", "acme", "--json")
     assert result.exit_code == 3

@@ -111,6 +111,20 @@ async def example_page(
             await context.close()
 
 
+async def mint_token(patchbay_url: str, key: str, minted: list[str]) -> dict[str, Any]:
+    """What the app's backend does: mint a realtime token with its API key (noted in `minted`)."""
+    async with httpx.AsyncClient(base_url=patchbay_url) as http:
+        answer = await http.post(
+            "/v1/realtime/client_secrets",
+            headers={"authorization": f"Bearer {key}"},
+            json={"session": {"type": "realtime", "model": "default"}},
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    minted.append(body["value"])
+    return {"value": body["value"], "expires_at": body["expires_at"]}
+
+
 async def test_a_turn_through_the_example_page(
     chromium: Any, patchbay: tuple[Live, str], emulator: tuple[OpenAIEmulator, str]
 ) -> None:
@@ -123,16 +137,7 @@ async def test_a_turn_through_the_example_page(
 
     async def mint() -> dict[str, Any]:
         assert await asyncio.to_thread(caught.wait, TURN_TIMEOUT_MS / 1000), "the microphone caught nothing"
-        async with httpx.AsyncClient(base_url=live.url) as http:
-            answer = await http.post(
-                "/v1/realtime/client_secrets",
-                headers={"authorization": f"Bearer {key}"},
-                json={"session": {"type": "realtime", "model": "default"}},
-            )
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        minted.append(body["value"])
-        return {"value": body["value"], "expires_at": body["expires_at"]}
+        return await mint_token(live.url, key, minted)
 
     async with example_page(chromium, live.url, mint) as (page, errors):
         await page.click("#start")
@@ -166,15 +171,7 @@ async def test_a_reconnection_carries_the_conversation_over(
     minted: list[str] = []
 
     async def mint() -> dict[str, Any]:
-        async with httpx.AsyncClient(base_url=live.url) as http:
-            answer = await http.post(
-                "/v1/realtime/client_secrets",
-                headers={"authorization": f"Bearer {key}"},
-                json={"session": {"type": "realtime", "model": "default"}},
-            )
-        assert answer.status_code == 200, answer.text
-        minted.append(answer.json()["value"])
-        return {"value": minted[-1]}
+        return await mint_token(live.url, key, minted)
 
     async with example_page(chromium, live.url, mint) as (page, errors):
         await page.click("#start")
