@@ -206,7 +206,7 @@ export class PatchbayVoice extends EventTarget {
 
   /** A reconnection's new session starts empty: the conversation so far goes in first. */
   replayConversation() {
-    if (this.options.resume === false) return;
+    if (this.options.resume === false) return; // nothing was kept (receive)
     const items = this.conversation.replay();
     for (const event of items) this.send(event);
     if (items.length === 0) return;
@@ -227,8 +227,10 @@ export class PatchbayVoice extends EventTarget {
 
   receive(event) {
     this.emit("event", event);
-    const ask = this.conversation.follow(event);
-    if (ask) this.send(ask);
+    if (this.options.resume !== false) {
+      const ask = this.conversation.follow(event); // asks again for an item truncated after a barge-in
+      if (ask) this.send(ask);
+    }
     switch (event.type) {
       case "session.created":
       case "session.updated":

@@ -238,12 +238,18 @@ async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_re
                 {type: "conversation.item.input_audio_transcription.completed", item_id: "u3", transcript: "The big one."},
                 {type: "conversation.item.truncated", item_id: "gone", content_index: 0, audio_end_ms: 0},
               ].map((event) => c.follow(event)).filter(Boolean);
-              return { asks, replay: c.replay(), size: c.size };
+              // With `resume: false` the client keeps nothing, so a reconnection replays nothing.
+              const { PatchbayVoice } = await import("/sdk/patchbay-voice.js");
+              const off = new PatchbayVoice({ getToken: async () => "unused", resume: false });
+              off.receive({type: "conversation.item.added", item: {type: "message", id: "u9", role: "user", content: [{type: "input_text", text: "Hi."}]}});
+              off.replayConversation();
+              return { asks, replay: c.replay(), size: c.size, off: [off.conversation.size, off.stats.itemsReplayed] };
             }"""
         )
     finally:
         await context.close()
     assert result["asks"] == [{"type": "conversation.item.retrieve", "item_id": "a1"}]
+    assert result["off"] == [0, 0]
     assert result["size"] == 3  # u1 fell out (limit 3): a1, u2 (never transcribed), u3
     assert result["replay"] == [
         {
