@@ -53,6 +53,7 @@ export class PatchbayVoice extends EventTarget {
     this.failures = 0;
     this.dropped = new Set();
     this.current = null; // the assistant item whose audio is playing or arriving
+    this.heardHere = new Set(); // items whose audio came over the current connection
     this.speechStoppedAt = null;
     this.firstAudioAt = null;
   }
@@ -136,6 +137,7 @@ export class PatchbayVoice extends EventTarget {
     const ws = new WebSocket(ws_url.href);
     this.ws = ws;
     this.ready = false;
+    this.heardHere = new Set();
     this.refusal = null;
     let opened = false;
     ws.onopen = () => {
@@ -147,8 +149,12 @@ export class PatchbayVoice extends EventTarget {
       if (this.ws !== ws) return;
       this.ws = null;
       this.ready = false;
-      this.stopPlayback(false);
-      if (this.stopping) return this.setState("closed");
+      if (this.stopping) {
+        this.stopPlayback(false);
+        return this.setState("closed");
+      }
+      // No more audio will come for the reply playing now; what came plays out while we reconnect.
+      if (this.audio && this.current !== null) this.audio.end(this.current);
       if (this.refusal || e.code === 1008) {
         if (!this.refusal) this.fail({ type: "invalid_request_error", code: "refused", message: e.reason || "the server refused the session" }, true);
         return this.end();
@@ -294,6 +300,7 @@ export class PatchbayVoice extends EventTarget {
     if (!this.audio || this.dropped.has(event.item_id)) return;
     if (this.firstAudioAt === null) this.firstAudioAt = performance.now();
     this.current = event.item_id;
+    this.heardHere.add(event.item_id);
     const pcm = fromBase64(event.delta);
     this.audio.push(event.item_id, this.outputRate, pcm);
   }
@@ -319,7 +326,8 @@ export class PatchbayVoice extends EventTarget {
       this.current = null;
     } else if (m.type === "cleared" && m.item && m.pending) {
       const audioEndMs = Math.floor(this.audio.ms(m.played));
-      if (this.truncateAfterClear) {
+      // An item from before a reconnection is text in this session: there is no audio to truncate.
+      if (this.truncateAfterClear && this.heardHere.has(m.item)) {
         this.send({ type: "conversation.item.truncate", item_id: m.item, content_index: 0, audio_end_ms: audioEndMs });
       }
       this.emit("interrupted", { itemId: m.item, audioEndMs });

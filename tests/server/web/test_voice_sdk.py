@@ -181,13 +181,19 @@ async def test_a_reconnection_carries_the_conversation_over(
         heard = (await page.locator("#log p.user").first.text_content() or "").removeprefix("user: ")
         await page.wait_for_function("() => window.voice.stats.responses === 1")
         before = len(emulator[0].chat_requests)
-        # The network drops (any close but a refusal): the client reconnects with a new token.
-        await page.evaluate("window.voice.ws.close(4000, 'network gone')")
+        # The network drops (any close but a refusal): the client reconnects with a new token,
+        # and the reply audio it already has plays out meanwhile (the reply's text is carried over).
+        played = await page.evaluate(
+            "() => { const ms = window.voice.stats.msPlayed; window.voice.ws.close(4000, 'network gone'); return ms; }"
+        )
         await page.wait_for_function(
             "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
         )
         assert len(minted) == 2
         assert await page.evaluate("window.resumed") == [{"items": 2}]
+        await page.wait_for_function("() => window.voice.current === null")  # the reply played out
+        after = await page.evaluate("window.voice.stats.msPlayed")
+        assert after > played + 2000, (played, after)  # the reply is about 3.5 s of audio
         assert (
             await page.locator("#log p.system").last.text_content()
             == "system: reconnected: 2 messages carried over"
@@ -243,13 +249,30 @@ async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_re
               const off = new PatchbayVoice({ getToken: async () => "unused", resume: false });
               off.receive({type: "conversation.item.added", item: {type: "message", id: "u9", role: "user", content: [{type: "input_text", text: "Hi."}]}});
               off.replayConversation();
-              return { asks, replay: c.replay(), size: c.size, off: [off.conversation.size, off.stats.itemsReplayed] };
+              // A barge-in over a reply from before a reconnection: that item is text in the new
+              // session, so only an item whose audio came over this connection is truncated.
+              const sent = [];
+              const voice = new PatchbayVoice({ getToken: async () => "unused" });
+              voice.audio = { ms: (samples) => samples / 24, clear() {} };
+              voice.ws = { readyState: WebSocket.OPEN, send: (text) => sent.push(JSON.parse(text)) };
+              voice.heardHere.add("a2");
+              for (const item of ["a1", "a2"]) {
+                voice.current = item;
+                voice.stopPlayback(true);
+                voice.fromPlayer({ type: "cleared", item, played: 2400, pending: true });
+              }
+              return {
+                asks, replay: c.replay(), size: c.size,
+                off: [off.conversation.size, off.stats.itemsReplayed],
+                truncated: sent.map((e) => [e.type, e.item_id, e.audio_end_ms]),
+              };
             }"""
         )
     finally:
         await context.close()
     assert result["asks"] == [{"type": "conversation.item.retrieve", "item_id": "a1"}]
     assert result["off"] == [0, 0]
+    assert result["truncated"] == [["conversation.item.truncate", "a2", 100]]
     assert result["size"] == 3  # u1 fell out (limit 3): a1, u2 (never transcribed), u3
     assert result["replay"] == [
         {
