@@ -82,6 +82,12 @@ LATE_FRAMES = Counter(
     "patchbay_voice_late_frames",
     "Output frames dropped because their response was cancelled (barge-in) before they went out.",
 )
+VOICE_DRAIN_CLOSES = Counter(
+    "patchbay_voice_drain_closes",
+    "Realtime sessions a draining worker closed with 1012, by how: quiet (a resuming client's "
+    "session, at its first quiet moment) or deadline (still open when the drain ran out).",
+    ["how"],
+)
 LEASES_OPEN = Gauge(
     "patchbay_ledger_leases_open",
     "Credit leases (ledger holds a process draws on) open and not yet released.",

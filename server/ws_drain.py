@@ -8,6 +8,11 @@ hung up at every deploy. Here an open session goes on as before for up to
 still open at the end of the drain is closed with 1012 then, as uvicorn would have at once.
 A socket still in its handshake, or already closing, is shut down at once, as before.
 
+The app learns that its session is draining through the scope extension `DRAINING`, an
+`asyncio.Event` set when the drain starts: a session whose client resumes in a new one (the
+browser SDK) is then closed with 1012 at its first quiet moment (`server.realtime.connection`),
+so a rolling update need not wait for it.
+
 uvicorn waits for open connections for its `timeout_graceful_shutdown`, which `server.serve`
 sets to the drain plus `REQUEST_GRACE_SECONDS`, so HTTP requests in flight, and the sessions'
 own handlers after a close, still get that long to finish.
@@ -20,9 +25,15 @@ import functools
 import logging
 from typing import Any
 
+from websockets.http11 import Request
+
+from foundation.metrics import VOICE_DRAIN_CLOSES
 from server.websocket_direct import DirectMessageProtocol
 
 log = logging.getLogger("patchbay.server")
+
+DRAINING = "patchbay.draining"
+"""The scope extension: an `asyncio.Event` set when this socket's session starts draining."""
 
 REQUEST_GRACE_SECONDS = 10.0
 """What in-flight requests have after the drain (uvicorn's wait past it cancels their tasks)."""
@@ -35,7 +46,14 @@ class DrainingProtocol(DirectMessageProtocol):
     def __init__(self, *args: Any, drain_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.drain_seconds = drain_seconds
+        self.draining = asyncio.Event()
         self._drain: asyncio.TimerHandle | None = None
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DRAINING] = self.draining
 
     def shutdown(self) -> None:
         if self._drain is not None:
@@ -44,6 +62,7 @@ class DrainingProtocol(DirectMessageProtocol):
             super().shutdown()
             return
         self._drain = asyncio.get_running_loop().call_later(self.drain_seconds, self._drained)
+        self.draining.set()
         log.info("realtime session draining", extra={"fields": self._fields()})
 
     def _open_session(self) -> bool:
@@ -56,6 +75,7 @@ class DrainingProtocol(DirectMessageProtocol):
 
     def _drained(self) -> None:
         if self._open_session():
+            VOICE_DRAIN_CLOSES.labels("deadline").inc()
             log.warning("realtime session closed at the end of the drain", extra={"fields": self._fields()})
         super().shutdown()
 

@@ -36,6 +36,11 @@ class SessionTasks:
         task.add_done_callback(self._running.discard)
         return task
 
+    @property
+    def busy(self) -> bool:
+        """Whether any task runs now."""
+        return bool(self._running)
+
     async def idle(self) -> None:
         """Until none runs (a task may start another as it ends)."""
         while self._running:

@@ -151,13 +151,18 @@ class Conversation:
         if item_id in self._items:
             self._spans.setdefault(item_id, []).append(span)
 
+    def audio_ms(self, item_id: str) -> float:
+        """How much audio has been spoken of an assistant item (0 for any other item)."""
+        spans = self._spans.get(item_id)
+        return spans[-1].end_ms if spans else 0.0
+
     def truncate(self, item_id: str, audio_end_ms: int) -> Item:
         """Keep the part of an assistant audio item's transcript heard by `audio_end_ms`."""
         item = self.get(item_id)
         if item.role != "assistant" or item.kind != "audio":
             raise HistoryError(f"item {item_id!r} is not assistant audio")
         spans = self._spans.get(item_id, [])
-        played = spans[-1].end_ms if spans else 0.0
+        played = self.audio_ms(item_id)
         if audio_end_ms > played + 1:
             raise HistoryError(f"audio_end_ms {audio_end_ms} is past the item's {int(played)} ms of audio")
         truncated = replace(item, text=heard_text(spans, audio_end_ms), status="incomplete")

@@ -93,6 +93,13 @@ class Listener:
         return self._input.speaking
 
     @property
+    def quiet(self) -> bool:
+        """Nothing the caller said is waiting here: no speech in progress or, without server
+        VAD, no audio buffered for a commit."""
+        audio = self._input
+        return not audio.speaking if audio.detector is not None else audio.buffered_ms == 0
+
+    @property
     def streamed_turn_id(self) -> str | None:
         """The id of the turn being streamed to the STT, if one is."""
         return self._streamed.turn_id if self._streamed is not None else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -101,6 +102,9 @@ class Responses:
         self.conversation = conversation
         self.stats = stats
         self.active: Active | None = None
+        self.heard_until = -math.inf
+        """When the caller will have heard the last finished reply out, on the turn clock: its
+        first audio out plus its length (the client's prebuffer and the network come on top)."""
         self._llm, self._tts = llm, tts
         self._accounts, self._held, self._costs = accounts, held, costs
         self._spawn, self._ids = spawn, ids
@@ -166,6 +170,8 @@ class Responses:
 
     def _finish(self, run: ResponseRun, status: str) -> None:
         self.active = None
+        if run.audio and run.latency.first_audio is not None:
+            self.heard_until = run.latency.first_audio + self.conversation.audio_ms(run.item_id) / 1000
         closed = run.close("completed" if status == "completed" else "incomplete")
         for item in closed:
             self.conversation.replace(item)

@@ -55,6 +55,10 @@ from voice.streamed_stt import StreamedTurn
 from voice.transcription import Transcriber
 from voice.turn import NullUsage, SessionContext, TurnAccounts, UsageSink
 
+PLAYOUT_MARGIN = 0.3
+"""Seconds past a reply's estimated end (`Responses.heard_until`) before a session counts as
+quiet: what a client's prebuffer and the network add to its playout."""
+
 
 class VoiceSession:
     def __init__(
@@ -296,6 +300,23 @@ class VoiceSession:
     def cancel_response(self, response_id: str | None = None) -> bool:
         """`response.cancel`: False when there is no such response in progress."""
         return self._responses.cancel_response(response_id)
+
+    @property
+    def quiet(self) -> bool:
+        """Whether the session could end now losing nothing a client would have to resume: the
+        caller is not speaking (nor, without server VAD, has audio waiting for a commit), no
+        transcription or response runs, and the last reply has had time to play out."""
+        return (
+            not self._closed
+            and self._listener.quiet
+            and not self._tasks.busy
+            and self._clock.now() >= self._responses.heard_until + PLAYOUT_MARGIN
+        )
+
+    async def until_quiet(self, poll: float = 0.05) -> None:
+        """Return at the first `quiet` moment, looking every `poll` seconds of the session's clock."""
+        while not self.quiet:
+            await self._clock.sleep(poll)
 
     async def idle(self) -> None:
         """Wait until no transcription or response is running (tests, graceful shutdown)."""

@@ -5,7 +5,10 @@ session synchronously as it arrives (`MessageFeed`; audio appends never create a
 writer task drains the session's outbox in order, the events queued together in one socket
 write. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd byte count,
 oversized or binary frames, values we cannot serve) become `error` events and the socket stays
-open. The session ends when the client leaves or its time limit passes.
+open. The session ends when the client leaves or its time limit passes; or, for a client that
+resumes in a new session (`resumable=1`, as the browser SDK connects), at its first quiet moment
+once its worker drains (`handed_over`: the endpoint then closes with 1012, and the client
+reconnects to a worker that is not going away).
 """
 
 from __future__ import annotations
@@ -52,7 +55,9 @@ class RealtimeConnection:
         max_frame_bytes: int,
         max_session_seconds: float,
         default_silence_ms: int = 500,
+        draining: asyncio.Event | None = None,
     ) -> None:
+        """`draining`: set when the worker starts draining, given only for a client that resumes."""
         self.session = session
         self._feed = feed
         self._send_texts = send_texts
@@ -62,15 +67,18 @@ class RealtimeConnection:
         self._max_frame = max_frame_bytes
         self._max_seconds = max_session_seconds
         self._silence_ms = default_silence_ms
+        self._draining = draining
         self.errors = 0
+        self.handed_over = False
+        """The session ended at a quiet moment of a drain (its client resumes elsewhere)."""
 
     async def run(self) -> None:
-        """Serve until the client disconnects or the session's time is up."""
+        """Serve until the client disconnects, the session's time is up or a drain hands it over."""
         self._put_session("session.created")
         writer = asyncio.ensure_future(self._write())
         try:
             async with asyncio.timeout(self._max_seconds):
-                await self._feed.run(self.receive)
+                await self._serve()
         except TimeoutError:
             self._error(
                 "session_expired", "the session reached its maximum duration", type_="invalid_request_error"
@@ -83,6 +91,28 @@ class RealtimeConnection:
             writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await writer
+
+    async def _serve(self) -> None:
+        if self._draining is None:
+            await self._feed.run(self.receive)
+            return
+        feed = asyncio.ensure_future(self._feed.run(self.receive))
+        handover = asyncio.ensure_future(self._quiet_in_drain(self._draining))
+        try:
+            done, _ = await asyncio.wait((feed, handover), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (feed, handover):
+                task.cancel()
+            await asyncio.gather(feed, handover, return_exceptions=True)
+        if feed in done:
+            feed.result()  # the client left (or the feed failed, which propagates)
+        else:
+            handover.result()
+            self.handed_over = True
+
+    async def _quiet_in_drain(self, draining: asyncio.Event) -> None:
+        await draining.wait()
+        await self.session.until_quiet()
 
     async def _write(self) -> None:
         outbox, send = self.session.outbox, self._send_texts

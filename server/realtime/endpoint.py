@@ -8,10 +8,17 @@ session (STT and TTS chains from the org's connections, the routed
 LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: realtime=v1`
 gets the beta event names and session shape. An org whose `voice` feature flag is off gets
 the socket accepted, one `error` event with code `feature_disabled`, and a close with 1008.
+
+A client that carries its conversation into a new session when its socket closes (the browser
+SDK) connects with `resumable=1`: when its worker drains (a rolling update, a reload), its
+session is closed with 1012 at the first quiet moment (nobody speaking, no reply being made or
+still playing) instead of being held for up to the whole drain, and it reconnects to a worker
+that stays (`RealtimeConnection`, docs/operations.md, "Stopping and rolling updates").
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
@@ -20,6 +27,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, WebSocket
 from fastapi.responses import JSONResponse
 
+from foundation.metrics import VOICE_DRAIN_CLOSES
 from server.admin.auth import require_admin
 from server.auth_throttle import client_address, lockout_message
 from server.errors import with_request_id
@@ -37,6 +45,7 @@ from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import Expired, bearer_token
 from server.v1.errors import ApiError, expired_key
+from server.ws_drain import DRAINING
 from voice.config import SessionConfig
 
 log = logging.getLogger("patchbay.realtime")
@@ -87,6 +96,7 @@ async def realtime(websocket: WebSocket) -> None:
                 max_frame_bytes=runtime.max_frame_bytes,
                 max_session_seconds=runtime.max_session_seconds,
                 default_silence_ms=runtime.default_silence_ms,
+                draining=_draining(websocket) if query.get("resumable") == "1" else None,
             )
             fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
             log.info("realtime session opened", extra={"fields": fields})
@@ -98,11 +108,26 @@ async def realtime(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
     fields["errors"] = connection.errors
+    if connection.handed_over:
+        VOICE_DRAIN_CLOSES.labels("quiet").inc()
+        log.info("realtime session handed over at a quiet moment of the drain", extra={"fields": fields})
+        with contextlib.suppress(RuntimeError):
+            await websocket.close(code=1012, reason=HANDOVER_REASON)
+        return
     log.info("realtime session closed", extra={"fields": fields})
     # Starlette raises if a handler returns with the socket open; the client may already be gone.
     if websocket.client_state.name == "CONNECTED":
         with contextlib.suppress(RuntimeError):
             await websocket.close()
+
+
+HANDOVER_REASON = "server restarting: reconnect to resume"
+
+
+def _draining(websocket: WebSocket) -> asyncio.Event | None:
+    """Set when this worker starts draining the socket (`server.ws_drain`; None elsewhere)."""
+    event = (websocket.scope.get("extensions") or {}).get(DRAINING)
+    return event if isinstance(event, asyncio.Event) else None
 
 
 VOICE_OFF = ApiError(

@@ -9,8 +9,9 @@
 // `/v1/realtime?token=…`, plays the reply from a jitter buffer, stops it at once on
 // `input_audio_buffer.speech_started` and sends `conversation.item.truncate` with what was heard,
 // and reconnects with backoff and a fresh token, carrying the conversation over
-// (patchbay-voice-conversation.js). The token comes from your backend
-// (`POST /v1/realtime/client_secrets` with your API key; the key never reaches the browser).
+// (patchbay-voice-conversation.js). It connects with `resumable=1`, so a server that drains (a
+// deploy) closes the session with 1012 at a quiet moment, and then it reconnects at once.
+// The token comes from your backend (`POST /v1/realtime/client_secrets` with your API key; the key never reaches the browser).
 // Events ("state", "transcript", "latency", "interrupted", "playback", "resumed", "error", "event") and
 // `stats`: docs/voice.md, "The browser client module".
 
@@ -22,6 +23,11 @@ const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", 
 // Microphone audio kept while no session is ready to take it (connecting, reconnecting), sent
 // once one is: the last HOLD_MS of it, so words spoken right after start() are not lost.
 const HOLD_MS = 3000;
+// A draining server closes a resuming client's session with 1012 at a quiet moment; the last
+// REWIND_MS of microphone audio sent is sent again to the next session, so speech that began as
+// the old session closed (before its VAD could tell) reaches the new one.
+const REWIND_MS = 500;
+const SERVICE_RESTART = 1012;
 
 export class PatchbayVoice extends EventTarget {
   /**
@@ -43,9 +49,10 @@ export class PatchbayVoice extends EventTarget {
     this.model = options.model || "default";
     this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
     this.state = "idle";
-    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0 };
+    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0, framesResent: 0 };
     this.conversation = new Conversation();
     this.held = []; // frames captured while no session was ready (see HOLD_MS)
+    this.sent = []; // the last frames sent (see REWIND_MS)
     this.inputRate = 24000;
     this.outputRate = 24000;
     this.ws = null;
@@ -114,6 +121,7 @@ export class PatchbayVoice extends EventTarget {
   end() {
     if (this.audio) this.audio.close();
     this.held = [];
+    this.sent = [];
     this.audio = this.current = null;
     this.setState("closed");
   }
@@ -134,6 +142,8 @@ export class PatchbayVoice extends EventTarget {
     ws_url.protocol = this.url.protocol === "https:" ? "wss:" : "ws:";
     ws_url.searchParams.set("model", this.model);
     ws_url.searchParams.set("token", token);
+    // We carry the conversation into a new session: a draining server may close this one early.
+    if (this.options.resume !== false) ws_url.searchParams.set("resumable", "1");
     const ws = new WebSocket(ws_url.href);
     this.ws = ws;
     this.ready = false;
@@ -162,17 +172,24 @@ export class PatchbayVoice extends EventTarget {
       if (!opened) {
         this.fail({ code: "connect_failed", message: "could not open the realtime session: the server is unreachable, or it refused the token (invalid, or its API key revoked)" }, false);
       }
-      this.reconnectLater();
+      const restart = e.code === SERVICE_RESTART;
+      if (restart) {
+        this.held = this.sent.concat(this.held); // see REWIND_MS
+        this.stats.framesResent += this.sent.length;
+      }
+      this.sent = [];
+      this.reconnectLater(restart);
     };
   }
 
-  reconnectLater() {
+  /** Reconnect after a backoff; at once when `now` (a restarting server: another will answer). */
+  reconnectLater(now = false) {
     if (this.stopping) return;
     if (this.failures >= this.retry.attempts) {
       this.fail({ code: "reconnect_failed", message: `gave up after ${this.failures} attempts to reconnect` }, true);
       return this.end();
     }
-    const delay = Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** this.failures) * (0.5 + Math.random() / 2);
+    const delay = now ? 0 : Math.min(this.retry.maxMs, this.retry.baseMs * 2 ** this.failures) * (0.5 + Math.random() / 2);
     this.failures++;
     this.stats.reconnects++;
     this.setState("reconnecting");
@@ -208,6 +225,8 @@ export class PatchbayVoice extends EventTarget {
   appendAudio(frame) {
     this.ws.send(JSON.stringify({ type: "input_audio_buffer.append", audio: toBase64(frame.pcm) }));
     this.stats.framesSent++;
+    this.sent.push(frame);
+    if (this.sent.length > Math.ceil(REWIND_MS / (this.options.frameMs || 40))) this.sent.shift();
   }
 
   /** A reconnection's new session starts empty: the conversation so far goes in first. */

@@ -5,6 +5,7 @@ server/worker_supervisor.py; docs/operations.md, "Stopping and rolling updates")
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import signal
 import time
@@ -15,7 +16,11 @@ import httpx
 import pytest
 import websockets
 
+from server.realtime.endpoint import HANDOVER_REASON
+from tests.server.metrics_text import samples, value
 from tests.server.test_serve import _serve, _workers, logged_lines
+from tests.voice.speech import silence, speak
+from voice.audio import resample
 
 ADMIN = "admin-drain-token-0123456789abcdefghij"
 BOUND = 60.0
@@ -30,9 +35,11 @@ def _api_key(base: str) -> str:
     return str(made.json()["key"])
 
 
-async def _session(base: str, key: str) -> Any:
+async def _session(base: str, key: str, *, resumable: bool = False) -> Any:
     ws = await websockets.connect(
-        base.replace("http://", "ws://") + "/v1/realtime?model=default",
+        base.replace("http://", "ws://")
+        + "/v1/realtime?model=default"
+        + ("&resumable=1" if resumable else ""),
         additional_headers={"authorization": f"Bearer {key}"},
     )
     assert json.loads(await ws.recv())["type"] == "session.created"
@@ -136,3 +143,82 @@ async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path:
             assert time.monotonic() < deadline, "the old workers did not stop once their sessions ended"
             await asyncio.sleep(0.1)  # polling the process table, not standing in for it
     assert "realtime session closed at the end of the drain" not in [m["msg"] for m in logged_lines(tmp_path)]
+
+
+def _pcm24(pcm16k: bytes) -> str:
+    """Test speech (PCM16 16 kHz) as a GA session's default input takes it: base64 PCM16 24 kHz."""
+    return base64.b64encode(resample(pcm16k, 16_000, 24_000)).decode()
+
+
+async def _append(ws: Any, pcm16k: bytes) -> None:
+    for at in range(0, len(pcm16k), 1280):  # 40 ms frames
+        await ws.send(
+            json.dumps({"type": "input_audio_buffer.append", "audio": _pcm24(pcm16k[at : at + 1280])})
+        )
+
+
+async def _until_closed(ws: Any) -> tuple[list[str], Any]:
+    """The event types received until the server closed the socket, and its close frame."""
+    seen: list[str] = []
+    async with asyncio.timeout(BOUND):
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                seen.append(json.loads(await ws.recv())["type"])
+    return seen, closed.value.rcvd
+
+
+async def test_a_resuming_client_is_handed_over_at_once_while_others_are_held(tmp_path: Path) -> None:
+    """A reload with a session of each kind: the one whose client resumes (`resumable=1`, as the
+    browser SDK connects) is closed with 1012 as soon as it is quiet, not at the end of the 600 s
+    drain; the other is held; and the client reconnects to the new worker."""
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
+    with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
+        key = _api_key(base)
+        resuming = await _session(base, key, resumable=True)
+        held = await _session(base, key)
+        old = _workers(proc.pid)
+        proc.send_signal(signal.SIGHUP)
+        seen, close = await _until_closed(resuming)
+        assert close is not None and (close.code, close.reason) == (1012, HANDOVER_REASON)
+        assert seen == []
+        (line,) = await _logged(tmp_path, "realtime session handed over at a quiet moment of the drain")
+        assert line["errors"] == 0
+        await _updated(held)  # the other session goes on in the draining worker
+        again = await _session(base, key, resumable=True)  # the new worker takes the reconnection
+        await _updated(again)
+        assert _workers(proc.pid) != old
+        async with httpx.AsyncClient() as http:
+            metrics = await http.get(f"{base}/metrics", headers={"authorization": f"Bearer {ADMIN}"})
+        closes = samples(metrics.text)
+        assert value(closes, "patchbay_voice_drain_closes_total", how="quiet") == 1
+        assert value(closes, "patchbay_voice_drain_closes_total", how="deadline") == 0
+        for session in (held, again):
+            await session.close()
+
+
+async def test_a_resuming_client_speaking_at_the_drain_is_handed_over_after_its_turn(tmp_path: Path) -> None:
+    """Mid-sentence when the drain starts: the session is closed only once the turn has been heard
+    out, transcribed and answered, every event of it delivered first."""
+    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
+    speech = speak("Please schedule a meeting with the design team for tomorrow morning.")
+    half = len(speech) // 4 * 2
+    with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
+        ws = await _session(base, _api_key(base), resumable=True)
+        await _append(ws, silence(300) + speech[:half])
+        async with asyncio.timeout(BOUND):
+            while json.loads(await ws.recv())["type"] != "input_audio_buffer.speech_started":
+                pass
+        proc.send_signal(signal.SIGHUP)
+        await _logged(tmp_path, "realtime session draining")
+        await _updated(ws)  # still open, mid-sentence
+        await _append(ws, speech[half:] + silence(1000))
+        seen, close = await _until_closed(ws)
+        assert close is not None and close.code == 1012
+        turn = ["input_audio_buffer.speech_stopped", "input_audio_buffer.committed", "response.done"]
+        assert [kind for kind in seen if kind in turn] == turn, seen
+        transcribed = {
+            "conversation.item.input_audio_transcription.completed",
+            "conversation.item.input_audio_transcription.failed",
+        }
+        assert transcribed & set(seen), seen
+        assert seen[-1] == "response.done", seen

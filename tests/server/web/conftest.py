@@ -23,12 +23,15 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from server.admin.token import load_admin_token
 from server.app import create_app
 from server.db import Database
+from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Services
 from server.settings import Settings
+from server.ws_drain import DrainingProtocol, websocket_protocol
 from tests.conftest import IN_CI
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
@@ -54,6 +57,15 @@ class Live:
     token: str
     services: Services
     settings: Settings
+    server: uvicorn.Server
+
+    def drain_sessions(self) -> int:
+        """Start draining every open realtime session, as a worker does at SIGTERM or a reload
+        (the server goes on accepting); how many there were."""
+        draining = [c for c in self.server.server_state.connections if isinstance(c, DrainingProtocol)]
+        for connection in draining:
+            connection.shutdown()
+        return len(draining)
 
     def admin(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -62,7 +74,9 @@ class Live:
 
 
 @asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[Live]:
+async def serve(settings: Settings, *, drain: bool = False) -> AsyncIterator[Live]:
+    """The app on loopback; with `drain`, on `patchbay serve`'s draining WebSocket protocol
+    (`server.ws_drain`), whose sockets a test may start draining (`Live.drain_sessions`)."""
     database = Database(settings.resolved_database_url)
     await database.upgrade()
     services = Services.build(settings, database)
@@ -70,8 +84,9 @@ async def serve(settings: Settings) -> AsyncIterator[Live]:
     port = free_port()
     token = services.admin_token.get_secret_value() if services.admin_token else ""
     try:
-        async with uvicorn_in_loop(loopback_config(app, port)):
-            yield Live(url=f"http://127.0.0.1:{port}", token=token, services=services, settings=settings)
+        ws = websocket_protocol(settings.voice_drain_seconds) if drain else WEBSOCKET_PROTOCOL
+        async with uvicorn_in_loop(loopback_config(app, port, ws=ws)) as server:
+            yield Live(f"http://127.0.0.1:{port}", token, services, settings, server)
     finally:
         await database.dispose()
 

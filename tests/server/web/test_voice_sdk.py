@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from server.realtime.endpoint import HANDOVER_REASON
 from server.realtime.tokens import TokenSigner
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario
@@ -213,6 +214,41 @@ async def test_a_reconnection_carries_the_conversation_over(
         said = [(m["role"], m["content"]) for m in sent if m["role"] != "system"]
         assert said == [("user", heard), ("assistant", REPLY), ("user", "When is it?")], said
         assert errors == []
+
+
+async def test_a_draining_server_hands_the_call_over_at_a_quiet_moment(
+    tmp_path: Path, whisper_dir: Path, chromium: Any, emulator: tuple[OpenAIEmulator, str]
+) -> None:
+    """A deploy drains the worker after a turn: the session is closed with 1012 once the reply
+    has been made, the client reconnects at once with a new token, carries the conversation over,
+    and sends the last half second of microphone audio again."""
+    emulator[0].enqueue(Scenario(text=REPLY))
+    minted: list[str] = []
+    async with voice_patchbay(tmp_path, whisper_dir, emulator[1], drain=True) as (live, _, key):
+
+        async def mint() -> dict[str, Any]:
+            return await mint_token(live.url, key, minted)
+
+        async with example_page(chromium, live.url, mint) as (page, errors):
+            await page.click("#start")
+            await page.wait_for_function("() => window.voice.stats.responses === 1")
+            await page.evaluate(
+                """() => {
+                  window.resumed = [];
+                  window.voice.on('resumed', (e) => window.resumed.push(e));
+                  window.voice.ws.addEventListener('close', (e) => { window.closedWith = [e.code, e.reason]; });
+                }"""
+            )
+            assert live.drain_sessions() == 1
+            await page.wait_for_function(
+                "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
+            )
+            assert await page.evaluate("window.closedWith") == [1012, HANDOVER_REASON]
+            assert len(minted) == 2
+            assert await page.evaluate("window.resumed") == [{"items": 2}]
+            assert await page.evaluate("window.voice.stats.framesResent") == 13  # 500 ms of 40 ms frames
+            assert await page.text_content("#error") == ""
+            assert errors == []
 
 
 async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_reply(
