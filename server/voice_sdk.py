@@ -2,7 +2,8 @@
 
 Plain ES modules, no build step: `patchbay-voice.js` (the realtime WebSocket, barge-in,
 events, reconnect), `patchbay-voice-audio.js` (microphone and output graph),
-`patchbay-voice-conversation.js` (the conversation kept for a reconnection to replay) and
+`patchbay-voice-conversation.js` (the conversation kept for a reconnection to replay),
+`patchbay-voice-heartbeat.js` (whether the connection still carries anything) and
 `patchbay-voice-worklet.js` (the AudioWorklet processors: capture with resampling, the jitter
 buffer). Apps on other origins import them, so they are served to any origin (CORS `*`,
 `cross-origin-resource-policy: cross-origin`; they hold no secret and send no cookie). Each

@@ -249,6 +249,9 @@ class RealtimeConnection:
             session.commit()
         elif event.type == "input_audio_buffer.clear":
             session.clear_input()
+        elif event.type == "patchbay.ping":
+            # Behind whatever the session has queued: the answer shows the writer is alive too.
+            session.outbox.put(WireEvent({"type": "patchbay.pong"}))
         else:
             # WebRTC's playback buffer; over a WebSocket the closest meaning is "stop talking".
             session.cancel_response()

@@ -202,7 +202,9 @@ class ResponseCancel(_Model):
 class Bare(_Model):
     """Events with no payload of their own."""
 
-    type: Literal["input_audio_buffer.commit", "input_audio_buffer.clear", "output_audio_buffer.clear"]
+    type: Literal[
+        "input_audio_buffer.commit", "input_audio_buffer.clear", "output_audio_buffer.clear", "patchbay.ping"
+    ]
     event_id: str | None = None
 
 
@@ -237,6 +239,7 @@ _MODELS: dict[str, type[_Model]] = {
     "input_audio_buffer.commit": Bare,
     "input_audio_buffer.clear": Bare,
     "output_audio_buffer.clear": Bare,
+    "patchbay.ping": Bare,  # ours: answered with `patchbay.pong` (a client's liveness check)
 }
 _ITEM_CREATES: dict[str, type[_Model]] = {
     "message": ItemCreate,

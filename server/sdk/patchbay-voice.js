@@ -17,6 +17,7 @@
 
 import { AudioIO, fromBase64, pcmRate, toBase64 } from "./patchbay-voice-audio.js";
 import { Conversation } from "./patchbay-voice-conversation.js";
+import { Heartbeat } from "./patchbay-voice-heartbeat.js";
 
 // Refusals that a new token or a retry will not fix: the session ends.
 const FATAL = new Set(["invalid_api_key", "token_expired", "model_not_allowed", "session_expired", "auth_failures_exceeded"]);
@@ -28,6 +29,9 @@ const HOLD_MS = 3000;
 // the old session closed (before its VAD could tell) reaches the new one.
 const REWIND_MS = 500;
 const SERVICE_RESTART = 1012;
+// Silence from the server before the client pings it, and the wait for the answer: a socket that
+// answers nothing for twice this is given up and replaced (patchbay-voice-heartbeat.js).
+const HEARTBEAT_MS = 5000;
 
 export class PatchbayVoice extends EventTarget {
   /**
@@ -40,6 +44,7 @@ export class PatchbayVoice extends EventTarget {
    * @param {number} [options.prebufferMs]  reply audio buffered before playback starts (default 60)
    * @param {number} [options.frameMs]  microphone audio per append (default 40)
    * @param {boolean} [options.resume]  replay the conversation so far into the session a reconnection opens (default true)
+   * @param {number} [options.heartbeatMs]  server silence before a ping, and the wait for its answer; a connection that stays silent is replaced (default 5000; 0 never)
    */
   constructor(options) {
     super();
@@ -49,7 +54,7 @@ export class PatchbayVoice extends EventTarget {
     this.model = options.model || "default";
     this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
     this.state = "idle";
-    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0, framesResent: 0 };
+    this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0, framesResent: 0, connectionsLost: 0 };
     this.conversation = new Conversation();
     this.held = []; // frames captured while no session was ready (see HOLD_MS)
     this.sent = []; // the last frames sent (see REWIND_MS)
@@ -147,39 +152,62 @@ export class PatchbayVoice extends EventTarget {
     const ws = new WebSocket(ws_url.href);
     this.ws = ws;
     this.ready = false;
+    this.opened = false;
     this.heardHere = new Set();
     this.refusal = null;
-    let opened = false;
+    const beat = new Heartbeat(this.options.heartbeatMs ?? HEARTBEAT_MS, {
+      ping: () => this.send({ type: "patchbay.ping" }),
+      lost: (silentMs) => this.lost(ws, silentMs),
+    });
     ws.onopen = () => {
-      opened = true;
+      if (this.ws === ws) this.opened = true;
       ws.send(JSON.stringify({ type: "session.update", session: this.sessionFields() }));
     };
-    ws.onmessage = (m) => this.receive(JSON.parse(m.data));
-    ws.onclose = (e) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.ready = false;
-      if (this.stopping) {
-        this.stopPlayback(false);
-        return this.setState("closed");
-      }
-      // No more audio will come for the reply playing now; what came plays out while we reconnect.
-      if (this.audio && this.current !== null) this.audio.end(this.current);
-      if (this.refusal || e.code === 1008) {
-        if (!this.refusal) this.fail({ type: "invalid_request_error", code: "refused", message: e.reason || "the server refused the session" }, true);
-        return this.end();
-      }
-      if (!opened) {
-        this.fail({ code: "connect_failed", message: "could not open the realtime session: the server is unreachable, or it refused the token (invalid, or its API key revoked)" }, false);
-      }
-      const restart = e.code === SERVICE_RESTART;
-      if (restart) {
-        this.held = this.sent.concat(this.held); // see REWIND_MS
-        this.stats.framesResent += this.sent.length;
-      }
-      this.sent = [];
-      this.reconnectLater(restart);
+    ws.onmessage = (m) => {
+      beat.heard();
+      this.receive(JSON.parse(m.data));
     };
+    ws.onclose = (e) => {
+      beat.stop();
+      this.closed(ws, e.code, e.reason);
+    };
+  }
+
+  /** The socket closed, or carries nothing any more (`lost`). */
+  closed(ws, code, reason) {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.ready = false;
+    if (this.stopping) {
+      this.stopPlayback(false);
+      return this.setState("closed");
+    }
+    // No more audio will come for the reply playing now; what came plays out while we reconnect.
+    if (this.audio && this.current !== null) this.audio.end(this.current);
+    if (this.refusal || code === 1008) {
+      if (!this.refusal) this.fail({ type: "invalid_request_error", code: "refused", message: reason || "the server refused the session" }, true);
+      return this.end();
+    }
+    if (!this.opened) {
+      this.fail({ code: "connect_failed", message: "could not open the realtime session: the server is unreachable, or it refused the token (invalid, or its API key revoked)" }, false);
+    }
+    const restart = code === SERVICE_RESTART;
+    if (restart) {
+      this.held = this.sent.concat(this.held); // see REWIND_MS
+      this.stats.framesResent += this.sent.length;
+    }
+    this.sent = [];
+    this.reconnectLater(restart);
+  }
+
+  /** Nothing came from the server, not even the answer to a ping (Heartbeat): give the socket up. */
+  lost(ws, silentMs) {
+    if (this.ws !== ws) return;
+    this.fail({ code: "connection_lost", message: `no answer from the server for ${(silentMs / 1000).toFixed(1)} s: reconnecting` }, false);
+    this.stats.connectionsLost++;
+    ws.onmessage = null;
+    ws.close(4000, "no answer");
+    this.closed(ws, 4000, "no answer");
   }
 
   /** Reconnect after a backoff; at once when `now` (a restarting server: another will answer). */

@@ -1,7 +1,8 @@
 """Loopback TCP stand-ins for a server (Redis) that goes away and comes back, or hangs.
 
 `TcpProxy` forwards to the real server until the test cuts it: `close()` stops listening and cuts every open connection, so the port refuses connections as a
-dead server's does; `open()` listens on the same port again. It runs on the test's event
+dead server's does; `open()` listens on the same port again; `freeze()` stops forwarding on the
+open connections without closing them, as a network that drops the path silently does. It runs on the test's event
 loop, so the order of events is the test's own: no sleeps, no threads. `accepted` counts the
 connections clients opened through it, which tells a test whether a client tried at all.
 `ClosesKeptConnections` answers each connection's first HTTP request only. `SilentServer` accepts connections and never answers.
@@ -25,6 +26,8 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._pipes: set[asyncio.Task[None]] = set()
+        self._gates: set[asyncio.Event] = set()
+        """One per open connection, set while it carries bytes (`freeze` clears them)."""
 
     @classmethod
     def to_url(cls, url: str) -> TcpProxy:
@@ -61,6 +64,15 @@ class TcpProxy:
         if server is not None:
             await server.wait_closed()
 
+    async def freeze(self) -> int:
+        """Stop carrying bytes on every open connection, both ways, without closing it: neither
+        end sees a FIN or a reset, only silence. New connections are forwarded as before (the
+        frozen ones are cut by `close`). Returns how many connections were frozen."""
+        gates, self._gates = self._gates, set()
+        for gate in gates:
+            gate.clear()
+        return len(gates)
+
     async def __aenter__(self) -> TcpProxy:
         return await self.open()
 
@@ -79,9 +91,12 @@ class TcpProxy:
             upstream_writer.transport.abort()
             return
         self._writers.update((client_writer, upstream_writer))
+        gate = asyncio.Event()
+        gate.set()
+        self._gates.add(gate)
         pipes = (
-            self._requests(client_reader, upstream_writer, client_writer),
-            _pipe(upstream_reader, client_writer),
+            self._requests(client_reader, upstream_writer, client_writer, gate),
+            _pipe(upstream_reader, client_writer, gate=gate),
         )
         for pipe in pipes:
             task = asyncio.ensure_future(pipe)
@@ -89,10 +104,14 @@ class TcpProxy:
             task.add_done_callback(self._pipes.discard)
 
     async def _requests(
-        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        upstream: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
+        gate: asyncio.Event,
     ) -> None:
         """The client's bytes to the upstream (a subclass may cut a connection here)."""
-        await _pipe(reader, upstream)
+        await _pipe(reader, upstream, gate=gate)
 
 
 class ClosesKeptConnections(TcpProxy):
@@ -106,7 +125,11 @@ class ClosesKeptConnections(TcpProxy):
         self.cut = 0
 
     async def _requests(
-        self, reader: asyncio.StreamReader, upstream: asyncio.StreamWriter, client: asyncio.StreamWriter
+        self,
+        reader: asyncio.StreamReader,
+        upstream: asyncio.StreamWriter,
+        client: asyncio.StreamWriter,
+        gate: asyncio.Event,
     ) -> None:
         requests = 0
 
@@ -127,11 +150,16 @@ class ClosesKeptConnections(TcpProxy):
 
 
 async def _pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stop: Callable[[bytes], bool] | None = None
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    stop: Callable[[bytes], bool] | None = None,
+    *,
+    gate: asyncio.Event | None = None,
 ) -> None:
-    """Copy until either side closes, or until `stop` says so of a chunk (which is not sent)."""
+    """Copy until either side closes, or until `stop` says so of a chunk (which is not sent);
+    while `gate` is clear, read nothing (what arrives waits in the kernel's buffers)."""
     try:
-        while data := await reader.read(65536):
+        while (gate is None or await gate.wait()) and (data := await reader.read(65536)):
             if stop is not None and stop(data):
                 return
             writer.write(data)

@@ -243,6 +243,18 @@ async def test_cancel_without_a_response_is_an_error_and_the_socket_stays(connec
     assert (await client.recv())["type"] == "input_audio_buffer.cleared"
 
 
+async def test_a_ping_is_answered_behind_what_the_session_has_queued(connect: Any) -> None:
+    """`patchbay.ping` (ours): a client's liveness check, answered in order with `patchbay.pong`."""
+    client: Client = await connect()
+    await client.until("session.created")
+    await client.send("input_audio_buffer.clear")
+    await client.send("patchbay.ping", event_id="evt_ping")
+    await client.send("patchbay.ping")
+    events = [await client.recv() for _ in range(3)]
+    assert [e["type"] for e in events] == ["input_audio_buffer.cleared", "patchbay.pong", "patchbay.pong"]
+    assert set(events[1]) == {"type", "event_id"} and events[1]["event_id"] != "evt_ping"  # the server's own
+
+
 @pytest.mark.parametrize(
     ("message", "code"),
     [

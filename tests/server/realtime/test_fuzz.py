@@ -27,6 +27,7 @@ KNOWN = [
     "response.create",
     "response.cancel",
     "output_audio_buffer.clear",
+    "patchbay.ping",
 ]
 
 

@@ -31,6 +31,7 @@ from server.realtime.endpoint import HANDOVER_REASON
 from server.realtime.tokens import TokenSigner
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator, Scenario
+from tests.emulators.tcp_proxy import TcpProxy
 from tests.server.web.conftest import Live
 from tests.server.web.voice_browser import (
     TOKEN_SECRET,
@@ -251,6 +252,87 @@ async def test_a_draining_server_hands_the_call_over_at_a_quiet_moment(
             assert errors == []
 
 
+async def test_a_connection_that_goes_silent_is_given_up_and_replaced(
+    chromium: Any, patchbay: tuple[Live, str], emulator: tuple[OpenAIEmulator, str]
+) -> None:
+    """The network drops the path without closing it (the proxy stops carrying bytes, no FIN):
+    the client's ping goes unanswered, so it gives the socket up and reconnects, conversation
+    included, instead of talking into a dead socket until TCP gives up."""
+    live, key = patchbay
+    emulator[0].enqueue(Scenario(text=REPLY))
+    minted: list[str] = []
+
+    async def mint() -> dict[str, Any]:
+        return await mint_token(live.url, key, minted)
+
+    port = int(live.url.rsplit(":", 1)[1])
+    async with (
+        TcpProxy("127.0.0.1", port) as proxy,
+        example_page(chromium, proxy.url(live.url), mint) as (
+            page,
+            errors,
+        ),
+    ):
+        await page.evaluate(
+            """() => {
+              window.voice.options.heartbeatMs = 2000;
+              window.lost = [];
+              window.voice.on('error', (e) => window.lost.push(e));
+              window.resumed = [];
+              window.voice.on('resumed', (e) => window.resumed.push(e));
+            }"""
+        )
+        await page.click("#start")
+        await page.wait_for_function("() => window.voice.stats.responses === 1")
+        assert await page.evaluate("window.voice.stats.connectionsLost") == 0  # pings kept it alive
+        assert await proxy.freeze() >= 1
+        await page.wait_for_function(
+            "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
+        )
+        (lost,) = await page.evaluate("window.lost")
+        assert (lost["code"], lost["fatal"]) == ("connection_lost", False)
+        assert lost["message"].startswith("no answer from the server for ")
+        assert await page.evaluate("window.voice.stats.connectionsLost") == 1
+        assert await page.evaluate("window.resumed") == [{"items": 2}]
+        assert len(minted) == 2
+        assert errors == []
+
+
+async def test_the_heartbeat_pings_after_silence_and_gives_up_on_no_answer(
+    patchbay: tuple[Live, str], chromium: Any
+) -> None:
+    """The heartbeat's schedule, on a clock the test moves (no waiting)."""
+    live, _ = patchbay
+    context = await chromium.new_context()
+    try:
+        page = await context.new_page()
+        await page.goto(f"{live.url}/sdk/patchbay-voice-heartbeat.js")
+        log = await page.evaluate(
+            """async () => {
+              const { Heartbeat } = await import("/sdk/patchbay-voice-heartbeat.js");
+              let t = 0;
+              const log = [];
+              const beat = new Heartbeat(1000, {
+                ping: () => log.push(["ping", t]), lost: (ms) => log.push(["lost", t, ms]), now: () => t,
+              });
+              beat.stop();  // the test ticks it
+              for (t = 0; t <= 900; t += 100) beat.tick();   // not silent long enough
+              t = 1000; beat.tick();                         // ping
+              t = 1500; beat.heard(); beat.tick();           // answered: nothing more
+              t = 2400; beat.tick();
+              t = 2500; beat.tick();                         // silent again: ping
+              t = 3400; beat.tick();
+              t = 3500; beat.tick();                         // no answer: lost, 2 s after the last word
+              t = 9000; beat.tick();                         // and only once
+              const off = new Heartbeat(0, { ping: () => log.push(["never"]), lost: () => log.push(["never"]) });
+              return [...log, ["off", off.timer]];
+            }"""
+        )
+    finally:
+        await context.close()
+    assert log == [["ping", 1000], ["ping", 2500], ["lost", 3500, 2000], ["off", None]]
+
+
 async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_reply(
     patchbay: tuple[Live, str], chromium: Any
 ) -> None:
@@ -366,6 +448,7 @@ async def test_the_module_is_served_to_other_origins_and_the_admin_ui_keeps_the_
             "patchbay-voice.js",
             "patchbay-voice-audio.js",
             "patchbay-voice-conversation.js",
+            "patchbay-voice-heartbeat.js",
             "patchbay-voice-worklet.js",
         ):
             path = f"/sdk/{name}"
