@@ -5,10 +5,11 @@ session synchronously as it arrives (`MessageFeed`; audio appends never create a
 writer task drains the session's outbox in order, the events queued together in one socket
 write. Client mistakes of any kind (bad JSON, unknown types, bad base64, an odd byte count,
 oversized or binary frames, values we cannot serve) become `error` events and the socket stays
-open. The session ends when the client leaves or its time limit passes; or, for a client that
-resumes in a new session (`resumable=1`, as the browser SDK connects), at its first quiet moment
-once its worker drains (`handed_over`: the endpoint then closes with 1012, and the client
-reconnects to a worker that is not going away).
+open. The session ends when the client leaves or its time limit passes, or from outside
+(`ended_by`): for a client that resumes in a new session (`resumable=1`, as the browser SDK
+connects), at its first quiet moment once its worker drains (`handed_over`: the endpoint then
+closes with 1012, and the client reconnects to a worker that is not going away); and when the
+client's reconnection replaced it (`replaced`: the client had given this connection up).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from server.realtime.feed import MessageFeed, SendTexts
 from server.realtime.serialize import Serializer, WireEvent, item_json
@@ -56,8 +58,10 @@ class RealtimeConnection:
         max_session_seconds: float,
         default_silence_ms: int = 500,
         draining: asyncio.Event | None = None,
+        replaced: asyncio.Event | None = None,
     ) -> None:
-        """`draining`: set when the worker starts draining, given only for a client that resumes."""
+        """`draining`: set when the worker starts draining, given only for a client that resumes;
+        `replaced`: set when a reconnection of the client replaced this session."""
         self.session = session
         self._feed = feed
         self._send_texts = send_texts
@@ -67,10 +71,11 @@ class RealtimeConnection:
         self._max_frame = max_frame_bytes
         self._max_seconds = max_session_seconds
         self._silence_ms = default_silence_ms
-        self._draining = draining
+        self._draining, self._replaced = draining, replaced
         self.errors = 0
-        self.handed_over = False
-        """The session ended at a quiet moment of a drain (its client resumes elsewhere)."""
+        self.ended_by: str | None = None
+        """What ended the session from outside: `handed_over` (a drain's quiet moment; its
+        client resumes elsewhere) or `replaced` (the client's reconnection took its place)."""
 
     async def run(self) -> None:
         """Serve until the client disconnects, the session's time is up or a drain hands it over."""
@@ -93,22 +98,27 @@ class RealtimeConnection:
                 await writer
 
     async def _serve(self) -> None:
-        if self._draining is None:
+        enders: dict[asyncio.Future[Any], str] = {}
+        if self._draining is not None:
+            enders[asyncio.ensure_future(self._quiet_in_drain(self._draining))] = "handed_over"
+        if self._replaced is not None:
+            enders[asyncio.ensure_future(self._replaced.wait())] = "replaced"
+        if not enders:
             await self._feed.run(self.receive)
             return
         feed = asyncio.ensure_future(self._feed.run(self.receive))
-        handover = asyncio.ensure_future(self._quiet_in_drain(self._draining))
         try:
-            done, _ = await asyncio.wait((feed, handover), return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait((feed, *enders), return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (feed, handover):
+            for task in (feed, *enders):
                 task.cancel()
-            await asyncio.gather(feed, handover, return_exceptions=True)
+            await asyncio.gather(feed, *enders, return_exceptions=True)
         if feed in done:
             feed.result()  # the client left (or the feed failed, which propagates)
-        else:
-            handover.result()
-            self.handed_over = True
+            return
+        ender = next(task for task in enders if task in done)
+        ender.result()
+        self.ended_by = enders[ender]
 
     async def _quiet_in_drain(self, draining: asyncio.Event) -> None:
         await draining.wait()

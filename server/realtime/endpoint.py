@@ -9,6 +9,11 @@ LLM) and hands the socket to `RealtimeConnection`. A request with `OpenAI-Beta: 
 gets the beta event names and session shape. An org whose `voice` feature flag is off gets
 the socket accepted, one `error` event with code `feature_disabled`, and a close with 1008.
 
+A reconnecting client may name its earlier session, `replaces=<session id>` (the browser SDK
+does): that session, if it is still live under the same key (its socket lost without the
+server noticing yet), is ended and its slot given to the new one, so a key at its session limit
+does not refuse the reconnection (`server.realtime.session_limit`).
+
 A client that carries its conversation into a new session when its socket closes (the browser
 SDK) connects with `resumable=1`: when its worker drains (a rolling update, a reload), its
 session is closed with 1012 at the first quiet moment (nobody speaking, no reply being made or
@@ -83,8 +88,17 @@ async def realtime(websocket: WebSocket) -> None:
         caller.principal,
         SessionConfig(turn_detection=runtime.turn_detection),
     )
+    replaced = asyncio.Event()
     try:
-        async with open_session(services, runtime, caller, requested, config) as session:
+        async with open_session(
+            services,
+            runtime,
+            caller,
+            requested,
+            config,
+            replaces=_session_id(query.get("replaces")),
+            replaced=replaced.set,
+        ) as session:
             beta = "realtime=v1" in websocket.headers.get("openai-beta", "")
             await websocket.accept()
             connection = RealtimeConnection(
@@ -97,6 +111,7 @@ async def realtime(websocket: WebSocket) -> None:
                 max_session_seconds=runtime.max_session_seconds,
                 default_silence_ms=runtime.default_silence_ms,
                 draining=_draining(websocket) if query.get("resumable") == "1" else None,
+                replaced=replaced,
             )
             fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
             log.info("realtime session opened", extra={"fields": fields})
@@ -108,20 +123,30 @@ async def realtime(websocket: WebSocket) -> None:
         await websocket.close(code=1008, reason=str(exc)[:120])
         return
     fields["errors"] = connection.errors
-    if connection.handed_over:
+    if connection.ended_by is not None:
+        fields["ended_by"] = connection.ended_by
+    code, reason = 1000, ""
+    if connection.ended_by == "handed_over":
         VOICE_DRAIN_CLOSES.labels("quiet").inc()
         log.info("realtime session handed over at a quiet moment of the drain", extra={"fields": fields})
-        with contextlib.suppress(RuntimeError):
-            await websocket.close(code=1012, reason=HANDOVER_REASON)
-        return
-    log.info("realtime session closed", extra={"fields": fields})
+        code, reason = 1012, HANDOVER_REASON
+    else:
+        log.info("realtime session closed", extra={"fields": fields})
+        if connection.ended_by == "replaced":
+            reason = REPLACED_REASON
     # Starlette raises if a handler returns with the socket open; the client may already be gone.
     if websocket.client_state.name == "CONNECTED":
         with contextlib.suppress(RuntimeError):
-            await websocket.close()
+            await websocket.close(code=code, reason=reason)
 
 
 HANDOVER_REASON = "server restarting: reconnect to resume"
+REPLACED_REASON = "replaced by a newer session of this client"
+
+
+def _session_id(value: str | None) -> str | None:
+    """The `replaces` query parameter, if it can be a session id."""
+    return value if value and len(value) <= 64 and value.isascii() else None
 
 
 def _draining(websocket: WebSocket) -> asyncio.Event | None:

@@ -34,6 +34,7 @@ from server.key_scope import model_allowed
 from server.realtime.auth import Caller
 from server.realtime.runtime import VoiceRuntime
 from server.realtime.session_limit import SessionLimitError
+from server.realtime.session_slots import Close
 from server.realtime.session_wire import apply_patch
 from server.realtime.wire import SessionPatch
 from server.services import Services
@@ -112,19 +113,23 @@ async def open_session(
     config: SessionConfig,
     *,
     surface: str = "realtime.session",
+    replaces: str | None = None,
+    replaced: Close | None = None,
 ) -> AsyncIterator[VoiceSession]:
-    """A new session for `caller`, or `SessionRefused`; its slot is released on the way out."""
+    """A new session for `caller`, or `SessionRefused`; its slot is released on the way out.
+    `replaces`: the caller's earlier session of the same key, ended to make room (a reconnection);
+    `replaced`: called if a later connection replaces this one (`server.realtime.session_limit`)."""
     log = services.gateway.request_log
     entry = log.begin(surface)
     if entry is None:
-        async with _open(services, runtime, caller, model, config, None) as session:
+        async with _open(services, runtime, caller, model, config, None, replaces, replaced) as session:
             yield session
         return
     principal = caller.principal
     entry.org_id, entry.key_id, entry.agent_id = principal.org_id, principal.key_id, principal.agent_id
     entry.model = model
     try:
-        async with _open(services, runtime, caller, model, config, entry) as session:
+        async with _open(services, runtime, caller, model, config, entry, replaces, replaced) as session:
             yield session
         entry.completed = True
     except SessionRefused:
@@ -144,6 +149,8 @@ async def _open(
     model: str | None,
     config: SessionConfig,
     entry: RequestEntry | None,
+    replaces: str | None,
+    replaced: Close | None,
 ) -> AsyncIterator[VoiceSession]:
     principal = caller.principal
     refused = model_refusal(principal, model, services.gateway.catalog)
@@ -156,7 +163,7 @@ async def _open(
     if entry is not None:
         entry.request_id = session_id
     try:
-        await runtime.sessions.acquire(principal.key_id, session_id)
+        await runtime.sessions.acquire(principal.key_id, session_id, replaces=replaces, close=replaced)
     except SessionLimitError as exc:
         _refused(entry, "session_limit_exceeded")
         raise SessionRefused(str(exc)) from None

@@ -22,7 +22,7 @@ from routing.router import CallContext
 from routing.speech import BuiltIn, SpeechRouter
 from server.accounts import Principal
 from server.realtime.llm import RouterTurnLLM
-from server.realtime.session_limit import SessionLimiter, make_session_limiter
+from server.realtime.session_limit import RedisSessionLimiter, SessionLimiter, make_session_limiter
 from server.realtime.tokens import TokenSigner
 from server.settings import Settings
 from server.v1.gateway import Gateway
@@ -68,11 +68,15 @@ class VoiceRuntime:
         llm: LLMFactory | None = None,
     ) -> VoiceRuntime:
         secret = settings.voice_token_secret
+        sessions = make_session_limiter(settings.voice_max_sessions_per_key, settings.redis_url)
+        if isinstance(sessions, RedisSessionLimiter):
+            # Replacements announced by other processes arrive on the config subscription.
+            gateway.registry.add_notice_listener(sessions)
         return cls(
             signer=TokenSigner(
                 secret.get_secret_value().encode() if secret else None, ttl=settings.voice_token_ttl_seconds
             ),
-            sessions=make_session_limiter(settings.voice_max_sessions_per_key, settings.redis_url),
+            sessions=sessions,
             limits=SessionLimits(max_buffer_seconds=settings.voice_max_buffer_seconds),
             max_frame_bytes=settings.voice_max_frame_bytes,
             max_session_seconds=settings.voice_max_session_seconds,

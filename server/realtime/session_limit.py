@@ -13,6 +13,13 @@ lease has run out. A crashed process's slots therefore come back within `Lease.s
 Times come from the caller's clock (wall time, shared by replicas to within seconds), passed
 into the script, so tests drive expiry without sleeping.
 
+A reconnecting client may name the session it replaces (`replaces`): its own earlier session,
+whose connection it gave up on (a network drop the server has not noticed yet). Only a session
+of the same key can be named. Its slot goes to the new session, so a key at its limit does not
+refuse the reconnection, and the session is ended (its `close` callback) in whichever process
+holds it: this one at once, another through a notice on `<prefix>voice:replaced`, published by
+the same script that dropped the slot and heard on the registry's subscription (`notice`).
+
 When Redis cannot be reached, the limiter fails open to the per-process limit: a session is
 admitted if this process's own live sessions for the key are under the limit (what a
 deployment without Redis enforces), one warning is logged per outage, and the renewal loop
@@ -34,8 +41,8 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from foundation.metrics import VOICE_SESSIONS
 from routing.redis_health import STORE_ERRORS, StoreHealth, redis_client
+from server.realtime.session_slots import Close, LiveSessions
 
 log = logging.getLogger("patchbay.realtime")
 
@@ -74,8 +81,12 @@ class SessionLimiter(Protocol):
         """Sessions this process admitted and has not released."""
         ...
 
-    async def acquire(self, key_id: str, session_id: str) -> None:
-        """Count `session_id` against the key, or raise `SessionLimitError` at the limit."""
+    async def acquire(
+        self, key_id: str, session_id: str, *, replaces: str | None = None, close: Close | None = None
+    ) -> None:
+        """Count `session_id` against the key, or raise `SessionLimitError` at the limit.
+        `replaces`: a session of the key to end first (its slot is freed even if this is refused);
+        `close`: how this session is ended if a later one replaces it."""
         ...
 
     async def release(self, key_id: str, session_id: str) -> None:
@@ -87,43 +98,12 @@ class SessionLimiter(Protocol):
         ...
 
 
-class _LiveSessions:
-    """This process's live sessions per key id (both limiters keep them)."""
-
-    def __init__(self) -> None:
-        self.by_key: dict[str, set[str]] = {}
-
-    def count(self, key_id: str) -> int:
-        return len(self.by_key.get(key_id, ()))
-
-    def add(self, key_id: str, session_id: str) -> None:
-        sessions = self.by_key.setdefault(key_id, set())
-        if session_id not in sessions:
-            sessions.add(session_id)
-            VOICE_SESSIONS.inc()
-
-    def discard(self, key_id: str, session_id: str) -> bool:
-        """Whether the session was live here."""
-        sessions = self.by_key.get(key_id)
-        if sessions is None or session_id not in sessions:
-            return False
-        sessions.discard(session_id)
-        VOICE_SESSIONS.dec()
-        if not sessions:
-            del self.by_key[key_id]
-        return True
-
-    @property
-    def total(self) -> int:
-        return sum(len(s) for s in self.by_key.values())
-
-
 class InProcessSessionLimiter:
     """The limit counted in this process only; updates do not await, so they are atomic."""
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._live = _LiveSessions()
+        self._live = LiveSessions()
 
     @property
     def limit(self) -> int:
@@ -133,11 +113,15 @@ class InProcessSessionLimiter:
     def total(self) -> int:
         return self._live.total
 
-    async def acquire(self, key_id: str, session_id: str) -> None:
+    async def acquire(
+        self, key_id: str, session_id: str, *, replaces: str | None = None, close: Close | None = None
+    ) -> None:
+        if replaces is not None:
+            self._live.replace(key_id, replaces)
         live = self._live.count(key_id)
         if live >= self._limit:
             raise _refusal(live, self._limit)
-        self._live.add(key_id, session_id)
+        self._live.add(key_id, session_id, close)
 
     async def release(self, key_id: str, session_id: str) -> None:
         self._live.discard(key_id, session_id)
@@ -146,9 +130,13 @@ class InProcessSessionLimiter:
         self._live.by_key.clear()
 
 
-# KEYS[1] the key's sorted set. ARGV: session id, limit, now, lease expiry, key TTL in ms.
+# KEYS[1] the key's sorted set. ARGV: session id, limit, now, lease expiry, key TTL in ms, the
+# session replaced ('' for none), the replacement channel, its notice.
 # Returns {1, live} when admitted, {0, live} when refused (live = sessions counted).
 _ACQUIRE_LUA = """
+if ARGV[6] ~= '' and redis.call('ZREM', KEYS[1], ARGV[6]) == 1 then
+  redis.call('PUBLISH', ARGV[7], ARGV[8])
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 local live = redis.call('ZCARD', KEYS[1])
 if live >= tonumber(ARGV[2]) then
@@ -182,13 +170,17 @@ class RedisSessionLimiter:
         self._prefix = prefix
         self._lease = lease
         self._clock = clock
-        self._live = _LiveSessions()
+        self._live = LiveSessions()
         self._lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None
         self._health = StoreHealth(
             "session limit store", "limiting realtime sessions per process", logger=log, clock=time.monotonic
         )
         self._script = redis.register_script(_ACQUIRE_LUA)
+        self.notice_channel = f"{prefix}voice:replaced"
+        """Where a replacement is announced to the process holding the session (`notice`)."""
+        self.listening = False
+        """Set by the registry while its subscription hears `notice_channel`."""
         # Housekeeping only: an idle key's set disappears once every lease in it has run out.
         self._key_ttl_ms = math.ceil(lease.seconds * 1000) + 1000
 
@@ -203,7 +195,11 @@ class RedisSessionLimiter:
     def key(self, key_id: str) -> str:
         return f"{self._prefix}voice:sessions:{key_id}"
 
-    async def acquire(self, key_id: str, session_id: str) -> None:
+    async def acquire(
+        self, key_id: str, session_id: str, *, replaces: str | None = None, close: Close | None = None
+    ) -> None:
+        if replaces is not None:
+            self._live.replace(key_id, replaces)  # here: ended now (the script drops its slot)
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
         now = self._clock()
@@ -220,6 +216,9 @@ class RedisSessionLimiter:
                         repr(now),
                         repr(now + self._lease.seconds),
                         self._key_ttl_ms,
+                        replaces or "",
+                        self.notice_channel,
+                        f"{key_id}:{replaces}",
                     ],
                 )
             except STORE_ERRORS as exc:
@@ -228,7 +227,14 @@ class RedisSessionLimiter:
                 self._health.succeeded()
         if not int(admitted):
             raise _refusal(int(live), self._limit)
-        self._live.add(key_id, session_id)
+        self._live.add(key_id, session_id, close)
+
+    def notice(self, data: bytes | str) -> None:
+        """Another process replaced one of its key's sessions (`<key id>:<session id>`): if the
+        session is live here, it ends, and its slot is not renewed."""
+        text = data.decode() if isinstance(data, bytes) else data
+        key_id, _, session_id = text.partition(":")
+        self._live.replace(key_id, session_id)
 
     async def release(self, key_id: str, session_id: str) -> None:
         if not self._live.discard(key_id, session_id):

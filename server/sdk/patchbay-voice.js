@@ -52,6 +52,7 @@ export class PatchbayVoice extends EventTarget {
     this.options = options;
     this.url = new URL(options.url || new URL("/", import.meta.url).href);
     this.model = options.model || "default";
+    this.sessionId = null; // the server's id of the current (or last) session
     this.retry = { attempts: 6, baseMs: 500, maxMs: 8000, ...(options.reconnect || {}) };
     this.state = "idle";
     this.stats = { framesSent: 0, framesHeld: 0, samplesPlayed: 0, framesPlayed: 0, msPlayed: 0, responses: 0, reconnects: 0, itemsReplayed: 0, framesResent: 0, connectionsLost: 0 };
@@ -96,6 +97,7 @@ export class PatchbayVoice extends EventTarget {
     this.stopping = false;
     this.failures = 0;
     this.conversation = new Conversation(); // a new call: nothing to carry over
+    this.sessionId = null;
     this.setState("connecting");
     try {
       this.audio = await AudioIO.open(
@@ -149,6 +151,8 @@ export class PatchbayVoice extends EventTarget {
     ws_url.searchParams.set("token", token);
     // We carry the conversation into a new session: a draining server may close this one early.
     if (this.options.resume !== false) ws_url.searchParams.set("resumable", "1");
+    // The session we gave up on may still hold one of the key's session slots: it makes room.
+    if (this.sessionId) ws_url.searchParams.set("replaces", this.sessionId);
     const ws = new WebSocket(ws_url.href);
     this.ws = ws;
     this.ready = false;
@@ -286,6 +290,8 @@ export class PatchbayVoice extends EventTarget {
     }
     switch (event.type) {
       case "session.created":
+        this.sessionId = (event.session && event.session.id) || null;
+      // falls through
       case "session.updated":
         this.applySession(event.session || {});
         if (event.type === "session.updated" && !this.ready) {

@@ -21,6 +21,7 @@ import pytest
 import websockets
 
 from server.db import Database
+from server.realtime.endpoint import REPLACED_REASON
 from tests.emulators.openai import text
 from tests.nginx_front import UPSTREAM_HEADER
 from tests.server.metrics_text import samples, value
@@ -196,6 +197,31 @@ async def test_realtime_sessions_per_key_are_counted_across_both_replicas(cluste
                 async with _ws(base, "model=default", key):
                     pass
             assert refused.value.response.status_code == 403
+
+
+async def test_a_reconnection_on_one_replica_replaces_the_session_it_names_on_the_other(
+    cluster: Cluster,
+) -> None:
+    """At the key's limit, a client that lost its session on A (without A noticing) reconnects to
+    B naming it: B frees its slot in Redis, and A, told on the notice channel, ends it."""
+    a, b = (r.url for r in cluster.replicas)
+    async with admin_api(cluster.nginx) as admin:
+        _, key = await make_org(admin, {}, [])
+    async with _ws(a, "model=default", key) as lost, _ws(b, "model=default", key) as other:
+        lost_id = orjson.loads(await lost.recv())["session"]["id"]
+        await _created(other)
+        async with _ws(b, f"model=default&replaces={lost_id}", key) as again:
+            await _created(again)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                async with asyncio.timeout(10):
+                    while True:
+                        await lost.recv()
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, REPLACED_REASON)
+            # The key is at its limit again, with B's two sessions.
+            with pytest.raises(websockets.InvalidStatus):
+                async with _ws(a, "model=default", key):
+                    pass
 
 
 async def _balance(base: str, org: str) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from billing.tables import UsageRecord
 from server import accounts
+from server.realtime.endpoint import REPLACED_REASON
 from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
 from server.v1.ratelimit import InProcessRateLimiter, RateLimit
@@ -368,6 +369,26 @@ async def test_sessions_per_key_are_limited(connect: Any, patchbay: Patchbay) ->
         await connect()
     assert refused.value.response.status_code == 403
     await first.ws.close()
+
+
+async def test_a_reconnection_naming_its_lost_session_takes_its_place(
+    connect: Any, patchbay: Patchbay
+) -> None:
+    """At the key's limit, a client whose connection died unnoticed reconnects with
+    `replaces=<its session id>`: the old session is ended and the new one admitted."""
+    patchbay.runtime.sessions = InProcessSessionLimiter(1)
+    lost: Client = await connect()
+    lost_id = (await lost.until("session.created"))[-1]["session"]["id"]
+    with pytest.raises(websockets.InvalidStatus):
+        await connect(query="model=default&replaces=sess_someone_else")
+    again: Client = await connect(query=f"model=default&replaces={lost_id}")
+    assert (await again.recv())["type"] == "session.created"
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        while True:
+            await lost.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1000, REPLACED_REASON)
+    assert patchbay.runtime.sessions.total == 1
 
 
 async def test_session_limit_counts_other_workers_sessions_through_redis(

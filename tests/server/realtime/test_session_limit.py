@@ -208,3 +208,54 @@ async def test_the_active_sessions_gauge_follows_admissions() -> None:
     assert active() == start + 1
     await limiter.release("key_a", "s2")
     assert active() == start
+
+
+async def test_a_reconnection_replaces_the_session_it_names_in_process() -> None:
+    limiter = InProcessSessionLimiter(1)
+    ended: list[str] = []
+    await limiter.acquire("key_a", "s1", close=lambda: ended.append("s1"))
+    await refused(limiter.acquire("key_a", "s2"))
+    # Another key's session cannot be named: it stays, and the key is still at its limit.
+    await limiter.acquire("key_b", "s9", close=lambda: ended.append("s9"))
+    await refused(limiter.acquire("key_a", "s2", replaces="s9"))
+    assert ended == []
+    await limiter.acquire("key_a", "s2", replaces="s1", close=lambda: ended.append("s2"))
+    assert ended == ["s1"] and limiter.total == 2
+    await limiter.release("key_a", "s1")  # the replaced connection ends later: nothing more to free
+    await refused(limiter.acquire("key_a", "s3"))
+    await limiter.acquire("key_a", "s3", replaces="s2")
+    assert ended == ["s1", "s2"] and limiter.total == 2
+    await limiter.aclose()
+
+
+async def test_a_reconnection_replaces_a_session_another_process_holds(
+    limiters: Factory, redis_url: str
+) -> None:
+    """The script frees the slot and announces it; the process holding the session, hearing the
+    notice (as the registry's subscription hands it over), ends it and stops renewing it."""
+    clock = Clock()
+    one, two = limiters(1, clock), limiters(1, clock)
+    ended: list[str] = []
+    listener = Redis.from_url(redis_url)
+    try:
+        async with listener.pubsub() as pubsub:
+            await pubsub.subscribe(one.notice_channel)
+            assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+            await one.acquire("key_a", "s1", close=lambda: ended.append("s1"))
+            await refused(two.acquire("key_a", "s2"))
+            await two.acquire("key_b", "sb", replaces="s1")  # not a session of key_b: it stays
+            await two.release("key_b", "sb")
+            await two.acquire("key_a", "s2", replaces="s1", close=lambda: ended.append("s2"))
+            notice = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert notice is not None and notice["data"] == b"key_a:s1"
+            assert ended == []
+            one.notice(notice["data"])
+            assert ended == ["s1"] and (one.total, two.total) == (0, 1)
+            await one.renew()  # s1 is not written back
+            assert await listener.zrange(one.key("key_a"), 0, -1) == [b"s2"]
+            await refused(one.acquire("key_a", "s3"))
+            # Replacing a session held in the same process ends it at once.
+            await two.acquire("key_a", "s3", replaces="s2")
+            assert ended == ["s1", "s2"] and two.total == 1
+    finally:
+        await listener.aclose()

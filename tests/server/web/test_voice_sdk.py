@@ -253,49 +253,55 @@ async def test_a_draining_server_hands_the_call_over_at_a_quiet_moment(
 
 
 async def test_a_connection_that_goes_silent_is_given_up_and_replaced(
-    chromium: Any, patchbay: tuple[Live, str], emulator: tuple[OpenAIEmulator, str]
+    tmp_path: Path, whisper_dir: Path, chromium: Any, emulator: tuple[OpenAIEmulator, str]
 ) -> None:
     """The network drops the path without closing it (the proxy stops carrying bytes, no FIN):
     the client's ping goes unanswered, so it gives the socket up and reconnects, conversation
-    included, instead of talking into a dead socket until TCP gives up."""
-    live, key = patchbay
+    included, instead of talking into a dead socket until TCP gives up. The key allows one
+    session, which the server still counts: the reconnection names it and takes its place."""
     emulator[0].enqueue(Scenario(text=REPLY))
     minted: list[str] = []
-
-    async def mint() -> dict[str, Any]:
-        return await mint_token(live.url, key, minted)
-
-    port = int(live.url.rsplit(":", 1)[1])
-    async with (
-        TcpProxy("127.0.0.1", port) as proxy,
-        example_page(chromium, proxy.url(live.url), mint) as (
-            page,
-            errors,
-        ),
+    async with voice_patchbay(tmp_path, whisper_dir, emulator[1], voice_max_sessions_per_key=1) as (
+        live,
+        _,
+        key,
     ):
-        await page.evaluate(
-            """() => {
-              window.voice.options.heartbeatMs = 2000;
-              window.lost = [];
-              window.voice.on('error', (e) => window.lost.push(e));
-              window.resumed = [];
-              window.voice.on('resumed', (e) => window.resumed.push(e));
-            }"""
-        )
-        await page.click("#start")
-        await page.wait_for_function("() => window.voice.stats.responses === 1")
-        assert await page.evaluate("window.voice.stats.connectionsLost") == 0  # pings kept it alive
-        assert await proxy.freeze() >= 1
-        await page.wait_for_function(
-            "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
-        )
-        (lost,) = await page.evaluate("window.lost")
-        assert (lost["code"], lost["fatal"]) == ("connection_lost", False)
-        assert lost["message"].startswith("no answer from the server for ")
-        assert await page.evaluate("window.voice.stats.connectionsLost") == 1
-        assert await page.evaluate("window.resumed") == [{"items": 2}]
-        assert len(minted) == 2
-        assert errors == []
+
+        async def mint() -> dict[str, Any]:
+            return await mint_token(live.url, key, minted)
+
+        port = int(live.url.rsplit(":", 1)[1])
+        async with (
+            TcpProxy("127.0.0.1", port) as proxy,
+            example_page(chromium, proxy.url(live.url), mint) as (page, errors),
+        ):
+            await page.evaluate(
+                """() => {
+                  window.voice.options.heartbeatMs = 2000;
+                  window.lost = [];
+                  window.voice.on('error', (e) => window.lost.push(e));
+                  window.resumed = [];
+                  window.voice.on('resumed', (e) => window.resumed.push(e));
+                }"""
+            )
+            await page.click("#start")
+            await page.wait_for_function("() => window.voice.stats.responses === 1")
+            assert await page.evaluate("window.voice.stats.connectionsLost") == 0  # pings kept it alive
+            lost_session = await page.evaluate("window.voice.sessionId")
+            assert live.services.voice.sessions.total == 1
+            assert await proxy.freeze() >= 1
+            await page.wait_for_function(
+                "() => window.voice.stats.reconnects === 1 && window.voice.state === 'open'"
+            )
+            (lost,) = await page.evaluate("window.lost")
+            assert (lost["code"], lost["fatal"]) == ("connection_lost", False)
+            assert lost["message"].startswith("no answer from the server for ")
+            assert await page.evaluate("window.voice.stats.connectionsLost") == 1
+            assert await page.evaluate("window.resumed") == [{"items": 2}]
+            assert await page.evaluate("window.voice.sessionId") not in (None, lost_session)
+            assert live.services.voice.sessions.total == 1  # the lost session was ended
+            assert len(minted) == 2
+            assert errors == []
 
 
 async def test_the_heartbeat_pings_after_silence_and_gives_up_on_no_answer(

@@ -60,16 +60,24 @@ async def fake_mic_chromium(wav: Path) -> AsyncIterator[Any]:
 
 @asynccontextmanager
 async def voice_patchbay(
-    tmp_path: Path, whisper_dir: Path, llm_url: str, *, agent: str | None = None, drain: bool = False
+    tmp_path: Path,
+    whisper_dir: Path,
+    llm_url: str,
+    *,
+    agent: str | None = None,
+    drain: bool = False,
+    **settings_: Any,
 ) -> AsyncIterator[tuple[Live, str, str]]:
     """A live Patchbay with the internal engines (Whisper at `whisper_dir`, espeak-ng) and an org
     whose chat LLM is the OpenAI emulator at `llm_url` (with `agent`, an agent routed to it too):
-    the server, the org's id and an API key of the org. `drain`: see `serve`."""
+    the server, the org's id and an API key of the org. `drain`: see `serve`; `settings_`: more
+    settings."""
     settings = ui_settings(
         tmp_path,
         voice_whisper_model_dir=whisper_dir,
         voice_token_secret=TOKEN_SECRET,
         api_key_rate_limit="off",
+        **settings_,
     )
     async with serve(settings, drain=drain) as live:
         svc = live.services
