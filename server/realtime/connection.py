@@ -78,7 +78,7 @@ class RealtimeConnection:
         client resumes elsewhere) or `replaced` (the client's reconnection took its place)."""
 
     async def run(self) -> None:
-        """Serve until the client disconnects, the session's time is up or a drain hands it over."""
+        """Serve until the client disconnects, the session's time is up or it is ended from outside."""
         self._put_session("session.created")
         writer = asyncio.ensure_future(self._write())
         try:

@@ -122,29 +122,6 @@ async def test_a_session_open_when_the_drain_runs_out_is_closed_as_a_restart(
     )
 
 
-async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path: Path) -> None:
-    """SIGHUP: each new worker serves before the old one stops, and the old one drains."""
-    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
-    with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
-        key = _api_key(base)
-        ws = await _session(base, key)
-        old = _workers(proc.pid)
-        proc.send_signal(signal.SIGHUP)
-        await _logged(tmp_path, "realtime session draining")
-        await _updated(ws)
-        # The port still serves during the reload (on a new worker, or on an old one yet to be
-        # replaced, which then drains this session too).
-        other = await _session(base, key)
-        await _updated(other)
-        for session in (ws, other):
-            await session.close()
-        deadline = time.monotonic() + BOUND
-        while _workers(proc.pid) & old or len(_workers(proc.pid)) != 2:
-            assert time.monotonic() < deadline, "the old workers did not stop once their sessions ended"
-            await asyncio.sleep(0.1)  # polling the process table, not standing in for it
-    assert "realtime session closed at the end of the drain" not in [m["msg"] for m in logged_lines(tmp_path)]
-
-
 def _pcm24(pcm16k: bytes) -> str:
     """Test speech (PCM16 16 kHz) as a GA session's default input takes it: base64 PCM16 24 kHz."""
     return base64.b64encode(resample(pcm16k, 16_000, 24_000)).decode()
@@ -167,58 +144,58 @@ async def _until_closed(ws: Any) -> tuple[list[str], Any]:
     return seen, closed.value.rcvd
 
 
-async def test_a_resuming_client_is_handed_over_at_once_while_others_are_held(tmp_path: Path) -> None:
-    """A reload with a session of each kind: the one whose client resumes (`resumable=1`, as the
-    browser SDK connects) is closed with 1012 as soon as it is quiet, not at the end of the 600 s
-    drain; the other is held; and the client reconnects to the new worker."""
-    env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
-    with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
-        key = _api_key(base)
-        resuming = await _session(base, key, resumable=True)
-        held = await _session(base, key)
-        old = _workers(proc.pid)
-        proc.send_signal(signal.SIGHUP)
-        seen, close = await _until_closed(resuming)
-        assert close is not None and (close.code, close.reason) == (1012, HANDOVER_REASON)
-        assert seen == []
-        (line,) = await _logged(tmp_path, "realtime session handed over at a quiet moment of the drain")
-        assert line["errors"] == 0
-        await _updated(held)  # the other session goes on in the draining worker
-        again = await _session(base, key, resumable=True)  # the new worker takes the reconnection
-        await _updated(again)
-        assert _workers(proc.pid) != old
-        async with httpx.AsyncClient() as http:
-            metrics = await http.get(f"{base}/metrics", headers={"authorization": f"Bearer {ADMIN}"})
-        closes = samples(metrics.text)
-        assert value(closes, "patchbay_voice_drain_closes_total", how="quiet") == 1
-        assert value(closes, "patchbay_voice_drain_closes_total", how="deadline") == 0
-        for session in (held, again):
-            await session.close()
-
-
-async def test_a_resuming_client_speaking_at_the_drain_is_handed_over_after_its_turn(tmp_path: Path) -> None:
-    """Mid-sentence when the drain starts: the session is closed only once the turn has been heard
-    out, transcribed and answered, every event of it delivered first."""
+async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path: Path) -> None:
+    """SIGHUP with three sessions: each new worker serves before the old one stops, and the old
+    ones drain. Two clients resume (`resumable=1`, as the browser SDK connects): the idle one is
+    closed with 1012 at once, not at the end of the 600 s drain; the one speaking when the drain
+    starts only once its turn has been heard out, transcribed and answered, every event of it
+    delivered first. The third, a plain Realtime client, is held until it leaves; then the old
+    workers stop. (A session opened during the reload is a plain one too: it may land on an old
+    worker not yet replaced, which would hand a resuming one over.)"""
     env = {"PATCHBAY_ADMIN_TOKEN": ADMIN, "PATCHBAY_VOICE_DRAIN_SECONDS": "600"}
     speech = speak("Please schedule a meeting with the design team for tomorrow morning.")
     half = len(speech) // 4 * 2
     with _serve(tmp_path, "--workers", "2", env_extra=env) as (proc, base, _):
-        ws = await _session(base, _api_key(base), resumable=True)
-        await _append(ws, silence(300) + speech[:half])
+        key = _api_key(base)
+        idle = await _session(base, key, resumable=True)
+        speaking = await _session(base, key, resumable=True)
+        held = await _session(base, key)
+        await _append(speaking, silence(300) + speech[:half])
         async with asyncio.timeout(BOUND):
-            while json.loads(await ws.recv())["type"] != "input_audio_buffer.speech_started":
+            while json.loads(await speaking.recv())["type"] != "input_audio_buffer.speech_started":
                 pass
+        old = _workers(proc.pid)
         proc.send_signal(signal.SIGHUP)
-        await _logged(tmp_path, "realtime session draining")
-        await _updated(ws)  # still open, mid-sentence
-        await _append(ws, speech[half:] + silence(1000))
-        seen, close = await _until_closed(ws)
-        assert close is not None and close.code == 1012
+        seen, close = await _until_closed(idle)
+        assert close is not None and (close.code, close.reason) == (1012, HANDOVER_REASON)
+        assert seen == []
+        await _updated(speaking)  # still open, mid-sentence
+        await _append(speaking, speech[half:] + silence(1000))
+        seen, close = await _until_closed(speaking)
+        assert close is not None and (close.code, close.reason) == (1012, HANDOVER_REASON)
         turn = ["input_audio_buffer.speech_stopped", "input_audio_buffer.committed", "response.done"]
         assert [kind for kind in seen if kind in turn] == turn, seen
         transcribed = {
             "conversation.item.input_audio_transcription.completed",
             "conversation.item.input_audio_transcription.failed",
         }
-        assert transcribed & set(seen), seen
-        assert seen[-1] == "response.done", seen
+        assert transcribed & set(seen) and seen[-1] == "response.done", seen
+        lines = await _logged(tmp_path, "realtime session handed over at a quiet moment of the drain", 2)
+        assert [line["ended_by"] for line in lines] == ["handed_over"] * 2
+        await _updated(held)  # the plain client's session goes on in the draining worker
+        # The port still serves during the reload (on a new worker, or on an old one yet to be
+        # replaced, which then drains this session too).
+        again = await _session(base, key)
+        await _updated(again)
+        async with httpx.AsyncClient() as http:
+            metrics = await http.get(f"{base}/metrics", headers={"authorization": f"Bearer {ADMIN}"})
+        closes = samples(metrics.text)
+        assert value(closes, "patchbay_voice_drain_closes_total", how="quiet") == 2
+        assert value(closes, "patchbay_voice_drain_closes_total", how="deadline") == 0
+        for session in (held, again):
+            await session.close()
+        deadline = time.monotonic() + BOUND
+        while _workers(proc.pid) & old or len(_workers(proc.pid)) != 2:
+            assert time.monotonic() < deadline, "the old workers did not stop once their sessions ended"
+            await asyncio.sleep(0.1)  # polling the process table, not standing in for it
+    assert "realtime session closed at the end of the drain" not in [m["msg"] for m in logged_lines(tmp_path)]

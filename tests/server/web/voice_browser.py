@@ -66,12 +66,13 @@ async def voice_patchbay(
     *,
     agent: str | None = None,
     drain: bool = False,
+    warm: bool = True,
     **settings_: Any,
 ) -> AsyncIterator[tuple[Live, str, str]]:
     """A live Patchbay with the internal engines (Whisper at `whisper_dir`, espeak-ng) and an org
     whose chat LLM is the OpenAI emulator at `llm_url` (with `agent`, an agent routed to it too):
-    the server, the org's id and an API key of the org. `drain`: see `serve`; `settings_`: more
-    settings."""
+    the server, the org's id and an API key of the org. `drain`: see `serve`; `warm`: load the
+    Whisper model before the first turn; `settings_`: more settings."""
     settings = ui_settings(
         tmp_path,
         voice_whisper_model_dir=whisper_dir,
@@ -91,6 +92,7 @@ async def voice_patchbay(
                 await svc.agents().create(s, org.id, agent, chains={"chat": ["openai/gpt-4o-mini"]})
             key = await accounts.create_api_key(s, org.id, name="web-app")
         svc.config_changed(org.id)
-        # Load the Whisper model now, so the first turn's transcription does not wait for it.
-        await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
+        if warm:
+            # Load the Whisper model now, so the first turn's transcription does not wait for it.
+            await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
         yield live, org.id, key.key
