@@ -151,3 +151,14 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         counts = {outcome: n for (b, outcome), n in _backend_outcomes.items() if b == backend}
         line = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
         terminalreporter.write_line(f"{backend}: {line}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow files first. Under `--dist loadfile` each file runs whole on one worker, in the order
+    collected: a long file that starts last keeps the run going after the other workers are
+    done, so the long ones start first and the short ones fill in around them. A file with any
+    slow test counts as slow and stays in one piece; the order within a file, and among the fast
+    and the slow files, is kept."""
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)

@@ -283,6 +283,7 @@ export class PatchbayVoice extends EventTarget {
   }
 
   receive(event) {
+    if (event.type === "patchbay.pong") return; // the heartbeat's own: it has been heard
     this.emit("event", event);
     if (this.options.resume !== false) {
       const ask = this.conversation.follow(event); // asks again for an item truncated after a barge-in

@@ -18,6 +18,8 @@ from billing.preflight import InsufficientCreditsError
 from server.db import Database
 from tests.billing.ledger_fakes import T0, Clock, assert_consistent, entry_count, second_engine
 
+pytestmark = pytest.mark.slow
+
 ORG = "org_race"
 USD = 1_000_000
 

@@ -40,7 +40,7 @@ from tests.server.replica_cluster import (
 from tests.server.v1.conftest import OPENAI_KEY
 from tests.server.v1.platform_billing import chat, entries_by_request
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 RATE_LIMIT = 60
 """Requests per API key; refilled over a day, so no token comes back while a test runs."""

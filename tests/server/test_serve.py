@@ -27,6 +27,8 @@ from server.settings import Settings
 from server.ws_drain import REQUEST_GRACE_SECONDS, DrainingProtocol
 from tests.emulators.harness import free_port
 
+pytestmark = pytest.mark.slow
+
 PATCHBAY = str(Path(sys.executable).with_name("patchbay"))
 
 

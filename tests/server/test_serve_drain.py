@@ -22,6 +22,8 @@ from tests.server.test_serve import _serve, _workers, logged_lines
 from tests.voice.speech import silence, speak
 from voice.audio import resample
 
+pytestmark = pytest.mark.slow
+
 ADMIN = "admin-drain-token-0123456789abcdefghij"
 BOUND = 60.0
 """A bound on a hang only: every wait below ends as soon as its condition holds."""

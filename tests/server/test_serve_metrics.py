@@ -8,11 +8,14 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.metrics_text import samples, total, value
 from tests.server.test_serve import PATCHBAY, _serve, _workers, logged_lines
+
+pytestmark = pytest.mark.slow
 
 UPSTREAM_KEY = "sk-CANARY-upstream-0123456789abcdef"
 ADMIN = "admin-metrics-token-0123456789abcdefghij"

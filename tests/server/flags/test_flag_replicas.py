@@ -24,7 +24,7 @@ from tests.replicas import replica_env, replicas_running
 from tests.server.conftest import ADMIN_TOKEN
 from tests.server.v1.conftest import OPENAI_KEY, Upstreams
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "default", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}

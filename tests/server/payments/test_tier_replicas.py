@@ -29,7 +29,7 @@ from tests.server.conftest import ADMIN_TOKEN
 from tests.server.payments.conftest import TIER_PRICES, WEBHOOK
 from tests.server.v1.conftest import OPENAI_KEY, Upstreams
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 OPERATOR = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 CHAT = {"model": "default", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}

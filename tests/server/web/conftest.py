@@ -192,3 +192,12 @@ async def page_and_seen(browser: Any) -> AsyncIterator[tuple[Any, Seen]]:
     finally:
         await asyncio.gather(*seen.bodies, *seen.headers, return_exceptions=True)
         await context.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test is slow (a server and Chromium each): it is started first
+    (tests/conftest.py)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here):
+            item.add_marker(pytest.mark.slow)

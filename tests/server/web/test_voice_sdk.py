@@ -338,10 +338,23 @@ async def test_the_heartbeat_pings_after_silence_and_gives_up_on_no_answer(
               t = 3500; beat.tick();                         // no answer: lost, 2 s after the last word
               t = 9000; beat.tick();                         // and only once
               const off = new Heartbeat(0, { ping: () => log.push(["never"]), lost: () => log.push(["never"]) });
-              return [...log, ["off", off.timer]];
+              // The client keeps the pongs to itself: an app's `event` listener never sees them.
+              const { PatchbayVoice } = await import("/sdk/patchbay-voice.js");
+              const voice = new PatchbayVoice({ getToken: async () => "unused" });
+              const events = [];
+              voice.on("event", (e) => events.push(e.type));
+              voice.receive({ type: "patchbay.pong" });
+              voice.receive({ type: "rate_limits.updated" });
+              return [...log, ["off", off.timer], events];
             }""",
     )
-    assert log == [["ping", 1000], ["ping", 2500], ["lost", 3500, 2000], ["off", None]]
+    assert log == [
+        ["ping", 1000],
+        ["ping", 2500],
+        ["lost", 3500, 2000],
+        ["off", None],
+        ["rate_limits.updated"],
+    ]
 
 
 async def test_the_conversation_keeps_what_the_caller_heard_of_an_interrupted_reply(
