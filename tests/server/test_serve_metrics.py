@@ -4,7 +4,6 @@ each and summed, whichever worker answers the scrape."""
 from __future__ import annotations
 
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.metrics_text import samples, total, value
-from tests.server.test_serve import PATCHBAY, _serve, _workers, logged_lines
+from tests.server.test_serve import _serve, _workers, logged_lines
 
 pytestmark = pytest.mark.slow
 
@@ -34,30 +33,21 @@ def test_two_workers_report_the_sum_of_their_counts(tmp_path: Path) -> None:
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "counter_999999.db").write_bytes(b"left by an earlier run")
     with ServedApp(emulator) as upstream, _serve(tmp_path, "--workers", "2", env_extra=env_extra) as running:
-        proc, base, env = running
+        proc, base, _ = running
         # An earlier run's values are gone: the directory is emptied before the workers start.
         assert not (tmp_path / "metrics" / "counter_999999.db").exists()
 
-        def cli(*args: str, stdin: str = "") -> str:
-            done = subprocess.run([PATCHBAY, *args], env=env, input=stdin.encode(), capture_output=True)
-            assert done.returncode == 0, done.stderr.decode()
-            return done.stdout.decode()
-
-        cli("org", "create", "acme")
-        url = f"{upstream.url}/v1"
-        cli(
-            "connection",
-            "add",
-            "--org",
-            "acme",
-            "--provider",
-            "openai",
-            "--base-url",
-            url,
-            "--key-stdin",
-            stdin=UPSTREAM_KEY,
-        )
-        key = cli("apikey", "create", "--org", "acme", "--name", "metrics").splitlines()[0]
+        # Through the admin API: a CLI process per step would cost this test more than its traffic.
+        with httpx.Client(base_url=f"{base}/admin/v1", headers={"authorization": f"Bearer {ADMIN}"}) as admin:
+            org = admin.post("/orgs", json={"name": "acme"}).json()["id"]
+            added = admin.post(
+                f"/orgs/{org}/connections",
+                json={"provider": "openai", "base_url": f"{upstream.url}/v1", "key": UPSTREAM_KEY},
+            )
+            assert added.status_code == 201, added.text
+            made = admin.post(f"/orgs/{org}/api-keys", json={"name": "metrics"})
+            assert made.status_code == 201, made.text
+        key = made.json()["key"]
         workers = _workers(proc.pid)
         assert len(workers) == 2
 
