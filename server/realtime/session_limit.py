@@ -173,6 +173,7 @@ class RedisSessionLimiter:
         self._live = LiveSessions()
         self._lock = asyncio.Lock()
         self._renewer: asyncio.Task[None] | None = None
+        self._forgetting: set[asyncio.Task[None]] = set()
         self._health = StoreHealth(
             "session limit store", "limiting realtime sessions per process", logger=log, clock=time.monotonic
         )
@@ -231,14 +232,28 @@ class RedisSessionLimiter:
 
     def notice(self, data: bytes | str) -> None:
         """Another process replaced one of its key's sessions (`<key id>:<session id>`): if the
-        session is live here, it ends, and its slot is not renewed."""
+        session is live here, it ends, and its slot is not renewed.
+
+        The slot is also removed again: a renewal sent between the other process's script and
+        this notice wrote it back, and it would count against the key until its lease ran out.
+        """
         text = data.decode() if isinstance(data, bytes) else data
         key_id, _, session_id = text.partition(":")
-        self._live.replace(key_id, session_id)
+        if self._live.replace(key_id, session_id):
+            task = asyncio.get_running_loop().create_task(self._forget(key_id, session_id))
+            self._forgetting.add(task)
+            task.add_done_callback(self._forgetting.discard)
+
+    async def settled(self) -> None:
+        """Returns once the slots of sessions replaced by notices are removed from Redis."""
+        if self._forgetting:
+            await asyncio.gather(*self._forgetting, return_exceptions=True)
 
     async def release(self, key_id: str, session_id: str) -> None:
-        if not self._live.discard(key_id, session_id):
-            return
+        if self._live.discard(key_id, session_id):
+            await self._forget(key_id, session_id)
+
+    async def _forget(self, key_id: str, session_id: str) -> None:
         if self._health.down:
             return  # the lease runs out on its own within `Lease.seconds`
         async with self._lock:
@@ -285,6 +300,7 @@ class RedisSessionLimiter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
             self._renewer = None
+        await self.settled()
         live, self._live.by_key = self._live.by_key, {}
         if live:
             with contextlib.suppress(*STORE_ERRORS):

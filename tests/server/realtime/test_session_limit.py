@@ -249,8 +249,13 @@ async def test_a_reconnection_replaces_a_session_another_process_holds(
             notice = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
             assert notice is not None and notice["data"] == b"key_a:s1"
             assert ended == []
+            # A renewal sent before the notice arrives writes s1 back; the notice removes it again.
+            await one.renew()
+            assert await listener.zrange(one.key("key_a"), 0, -1) == [b"s1", b"s2"]
             one.notice(notice["data"])
             assert ended == ["s1"] and (one.total, two.total) == (0, 1)
+            await one.settled()
+            assert await listener.zrange(one.key("key_a"), 0, -1) == [b"s2"]
             await one.renew()  # s1 is not written back
             assert await listener.zrange(one.key("key_a"), 0, -1) == [b"s2"]
             await refused(one.acquire("key_a", "s3"))
