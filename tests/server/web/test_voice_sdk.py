@@ -298,7 +298,9 @@ async def test_a_call_survives_a_silent_network_drop_and_then_a_deploy(
             assert await page.evaluate("window.voice.sessionId") not in (None, lost_session)
             assert live.services.voice.sessions.total == 1  # the lost session was ended
             assert len(minted) == 2
-            # The deploy.
+            # The deploy, once the new session has sent at least the half second sent again.
+            sent = await page.evaluate("window.voice.stats.framesSent")
+            await page.wait_for_function(f"() => window.voice.stats.framesSent >= {sent + 13}")
             await page.evaluate(
                 "() => window.voice.ws.addEventListener('close', (e) => { window.closedWith = [e.code, e.reason]; })"
             )
