@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from server.db import Database
+from tests import databases
 from tests.collector import collector_off  # noqa: F401  (a fixture for every test)
 
-PG_ADMIN_DSN = os.environ.get("PATCHBAY_TEST_PG_DSN", "postgresql://root@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("PATCHBAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -45,73 +45,36 @@ def _require_service(name: str, host: str, port: int) -> None:
     pytest.skip(message)
 
 
-def _pg_host_port() -> tuple[str, int]:
-    rest = PG_ADMIN_DSN.split("@", 1)[-1]
-    hostport = rest.split("/", 1)[0]
-    host, _, port = hostport.partition(":")
-    return host, int(port or 5432)
-
-
-async def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-_pg_template: list[str] = []
-
-
-def _pg_url(name: str) -> str:
-    return PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
-
-
-async def _migrated_template() -> str:
-    """One migrated PostgreSQL database per test run; each test copies it (much faster than migrating)."""
-    if not _pg_template:
-        name = "pb_tmpl_" + secrets.token_hex(6)
-        await _pg_admin(f'CREATE DATABASE "{name}"')
-        database = Database(_pg_url(name))
-        try:
-            await database.upgrade()
-        finally:
-            await database.dispose()
-        _pg_template.append(name)
-    return _pg_template[0]
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    import asyncio
-
-    for name in _pg_template:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    databases.finish()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh database URL on each backend: empty, or already migrated when the test also takes `db`."""
+    """A fresh database URL on each backend: empty, or already migrated when the test also takes
+    `db` (a copy of a migrated template: tests/databases.py)."""
+    migrated = "db" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'patchbay-test.db'}"
+        path = tmp_path / "patchbay-test.db"
+        if migrated:
+            await databases.sqlite_migrated(path)
+        yield f"sqlite+aiosqlite:///{path}"
         return
-    host, port = _pg_host_port()
-    _require_service("PostgreSQL", host, port)
-    name = "pb_test_" + secrets.token_hex(6)
-    if "db" in request.fixturenames:
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
+    _require_service("PostgreSQL", *databases.pg_host_port())
+    if migrated:
+        name = await databases.postgres.migrated()
     else:
-        await _pg_admin(f'CREATE DATABASE "{name}"')
+        name = "pb_test_" + secrets.token_hex(6)
+        await databases.pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield _pg_url(name)
+        yield databases.pg_url(name)
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.postgres.drop(name)
 
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    """A fresh database on each backend, migrated to head."""
+    """A fresh database on each backend, migrated to head (the upgrade finds it there already)."""
     database = Database(db_url)
     await database.upgrade()
     try:

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from server.db import Database
-from tests.conftest import PG_ADMIN_DSN, _migrated_template, _pg_admin, _pg_url, _require_service
+from tests import databases
+from tests.conftest import _require_service
 from tests.emulators.harness import free_port
 from tests.private_services import PrivateRedis, private_redis
 from tests.server.conftest import ADMIN_TOKEN
@@ -49,14 +50,12 @@ def replica_env(pg_url: str, redis_url: str, **extra: str) -> dict[str, str]:
 @pytest.fixture
 async def replica_db() -> AsyncIterator[str]:
     """A fresh, migrated PostgreSQL database (the replicas' shared store)."""
-    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
-    _require_service("PostgreSQL", host, int(port or 5432))
-    name = "pb_replicas_" + secrets.token_hex(6)
-    await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
+    _require_service("PostgreSQL", *databases.pg_host_port())
+    name = await databases.postgres.migrated()
     try:
-        yield _pg_url(name)
+        yield databases.pg_url(name)
     finally:
-        await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.postgres.drop(name)
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PG_ADMIN_DSN, REDIS_URL, _migrated_template, _pg_admin, _pg_url, _require_service
+from tests import databases
+from tests.conftest import REDIS_URL, _require_service
 from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.emulators.openai_errors import rate_limited
@@ -57,18 +58,12 @@ class Cluster:
 @contextlib.contextmanager
 def _database() -> Iterator[str]:
     """A fresh migrated PostgreSQL database the replicas share (outside any test's event loop)."""
-    host, _, port = PG_ADMIN_DSN.split("@", 1)[-1].split("/", 1)[0].partition(":")
-    _require_service("PostgreSQL", host, int(port or 5432))
-    name = "pb_nginx_" + secrets.token_hex(6)
-
-    async def create() -> None:
-        await _pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{await _migrated_template()}"')
-
-    asyncio.run(create())
+    _require_service("PostgreSQL", *databases.pg_host_port())
+    name = asyncio.run(databases.postgres.migrated())
     try:
-        yield _pg_url(name)
+        yield databases.pg_url(name)
     finally:
-        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        databases.postgres.drop(name)
 
 
 @contextlib.contextmanager
