@@ -73,8 +73,12 @@ class Ahead:
         if self._template is None:
             name = "pb_tmpl_" + secrets.token_hex(6)
             asyncio.run(pg_admin(f'CREATE DATABASE "{name}"'))
-            self._template = name  # dropped at the end even if the migration fails
-            asyncio.run(_migrate(pg_url(name)))
+            try:
+                asyncio.run(_migrate(pg_url(name)))
+            except BaseException:
+                asyncio.run(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                raise
+            self._template = name
         return self._template
 
     def _copy(self) -> str:
@@ -82,15 +86,18 @@ class Ahead:
         asyncio.run(pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self._made_template()}"'))
         return name
 
-    async def template(self) -> str:
-        """The migrated template (made on first use): `CREATE DATABASE … TEMPLATE` copies it."""
-        return await asyncio.wrap_future(self._pool().submit(self._made_template))
-
-    async def migrated(self) -> str:
-        """A fresh migrated database's name; the next one is made while the caller's test runs."""
+    async def migrated(self, *, ahead: bool = True) -> str:
+        """A fresh migrated database's name; with `ahead`, the next one is made while the
+        caller's test runs."""
         current = self._next or self._pool().submit(self._copy)
-        self._next = self._pool().submit(self._copy)
+        self._next = self._pool().submit(self._copy) if ahead else None
         return await asyncio.wrap_future(current)
+
+    def quiet(self) -> None:
+        """Returns once the thread has done all it was given. A test that counts what the cyclic
+        collector finds waits for this: the thread's own connections leave cycles."""
+        if self._thread is not None:
+            self._thread.submit(lambda: None).result()
 
     def drop(self, name: str) -> None:
         """Drop a test's database behind it (the test does not wait)."""
