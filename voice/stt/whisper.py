@@ -70,6 +70,9 @@ class WhisperSTT(STTEngine):
         self._prefetched: OrderedDict[bytes, asyncio.Future[Decoded]] = OrderedDict()
         self._speculating = 0
         """Speculative decodes queued or running: at most one more than there are workers."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        """The loop of `_prefetched`'s futures: an engine serving several loops over its life
+        (as `BlockingRunner` may) forgets the speculations of the one before."""
         self._padding = np.zeros(int(pad_seconds * STT_SAMPLE_RATE), dtype=np.float32)
         self._runner = BlockingRunner(max_concurrency, name="whisper")
         self._model: Any = None
@@ -97,6 +100,7 @@ class WhisperSTT(STTEngine):
     ) -> str | None:
         language = language or self.language
         key = _key(pcm16_16k, language)
+        self._on_this_loop()
         if key not in self._prefetched:
             if self._model is None or self._speculating > self._runner.limit:
                 return None
@@ -111,6 +115,11 @@ class WhisperSTT(STTEngine):
             return None
         return text
 
+    def _on_this_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._loop, self._prefetched, self._speculating = loop, OrderedDict(), 0
+
     async def _speculate(self, pcm: bytes, language: str | None, previous: str | None) -> Decoded:
         self._speculating += 1
         try:
@@ -121,6 +130,7 @@ class WhisperSTT(STTEngine):
     async def _transcribe(self, pcm16_16k: bytes, language: str | None) -> Transcript:
         await self.load()
         language = language or self.language
+        self._on_this_loop()
         kept = self._prefetched.pop(_key(pcm16_16k, language), None)
         decoded: Decoded | None = None
         if kept is not None:

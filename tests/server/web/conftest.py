@@ -25,13 +25,16 @@ import httpx
 import pytest
 import uvicorn
 
+from routing.speech import BuiltIn
 from server.admin.token import load_admin_token
 from server.app import create_app
 from server.db import Database
+from server.realtime.runtime import build_internal_engines
 from server.serve import WEBSOCKET_PROTOCOL
-from server.services import Services
+from server.services import Overrides, Services
 from server.settings import Settings
 from server.ws_drain import DrainingProtocol, websocket_protocol
+from tests import databases
 from tests.conftest import IN_CI
 from tests.emulators.harness import ServedApp, free_port
 from tests.emulators.openai import OpenAIEmulator
@@ -41,6 +44,7 @@ from tests.serving import loopback_config, uvicorn_in_loop
 CHROMIUM = os.environ.get("PATCHBAY_TEST_CHROMIUM", "/usr/bin/chromium")
 TEST_MASTER_KEY = "v1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
 TIMEOUT_MS = 10_000
+SQLITE = "sqlite+aiosqlite:///"
 
 
 def _require(condition: bool, message: str) -> None:
@@ -73,13 +77,24 @@ class Live:
         )
 
 
+def _unmade_sqlite(url: str) -> Path | None:
+    path = Path(url.removeprefix(SQLITE))
+    return path if url.startswith(SQLITE) and not path.exists() else None
+
+
 @asynccontextmanager
-async def serve(settings: Settings, *, drain: bool = False) -> AsyncIterator[Live]:
+async def serve(
+    settings: Settings, *, drain: bool = False, overrides: Overrides | None = None
+) -> AsyncIterator[Live]:
     """The app on loopback; with `drain`, on `patchbay serve`'s draining WebSocket protocol
-    (`server.ws_drain`), whose sockets a test may start draining (`Live.drain_sessions`)."""
-    database = Database(settings.resolved_database_url)
+    (`server.ws_drain`), whose sockets a test may start draining (`Live.drain_sessions`).
+    A SQLite database not there yet starts as a copy of the migrated template."""
+    url = settings.resolved_database_url
+    if (unmade := _unmade_sqlite(url)) is not None:
+        await databases.sqlite_migrated(unmade)
+    database = Database(url)
     await database.upgrade()
-    services = Services.build(settings, database)
+    services = Services.build(settings, database, overrides)
     app = create_app(settings, services=services)
     port = free_port()
     token = services.admin_token.get_secret_value() if services.admin_token else ""
@@ -130,6 +145,15 @@ def whisper_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Whisper base model for the internal STT (the voice tests; skipped without it),
     assembled once per test process (it copies and hashes about 145 MB)."""
     return whisper_model(tmp_path_factory.mktemp("models") / "whisper-base")
+
+
+@pytest.fixture(scope="session")
+def internal_engines(whisper_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> BuiltIn:
+    """The internal engines (Whisper, espeak-ng) as the server builds them, one set per test
+    process: each live server of the voice tests gets them (`Overrides.internal_engines`), so the
+    model loads once (4 s of both cores), not once a server. The engine serves each test's loop."""
+    settings = ui_settings(tmp_path_factory.mktemp("engines"), voice_whisper_model_dir=whisper_dir)
+    return build_internal_engines(settings)
 
 
 @dataclass

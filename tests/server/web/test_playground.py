@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from routing.speech import BuiltIn
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.web.conftest import Live
 from tests.server.web.voice_browser import fake_mic_chromium, voice_patchbay, write_wav
@@ -65,9 +66,9 @@ def conversation_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def patchbay(
-    tmp_path: Path, whisper_dir: Path, emulator: tuple[OpenAIEmulator, str]
+    tmp_path: Path, internal_engines: BuiltIn, emulator: tuple[OpenAIEmulator, str]
 ) -> AsyncIterator[Live]:
-    async with voice_patchbay(tmp_path, whisper_dir, emulator[1], agent=AGENT) as (live, _, _):
+    async with voice_patchbay(tmp_path, internal_engines, emulator[1], agent=AGENT) as (live, _, _):
         yield live
 
 

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from routing.speech import BuiltIn
 from server.realtime.endpoint import HANDOVER_REASON
 from server.realtime.tokens import TokenSigner
 from server.voice_sdk import mount_sdk
@@ -63,19 +64,19 @@ def question_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 async def patchbay(
-    tmp_path: Path, whisper_dir: Path, emulator: tuple[OpenAIEmulator, str]
+    tmp_path: Path, internal_engines: BuiltIn, emulator: tuple[OpenAIEmulator, str]
 ) -> AsyncIterator[tuple[Live, str]]:
     """A live Patchbay with the internal engines, an org whose LLM is the emulator, and its API key."""
-    async with voice_patchbay(tmp_path, whisper_dir, emulator[1]) as (live, _, key):
+    async with voice_patchbay(tmp_path, internal_engines, emulator[1]) as (live, _, key):
         yield live, key
 
 
 @pytest.fixture
 async def cold_patchbay(
-    tmp_path: Path, whisper_dir: Path, emulator: tuple[OpenAIEmulator, str]
+    tmp_path: Path, internal_engines: BuiltIn, emulator: tuple[OpenAIEmulator, str]
 ) -> AsyncIterator[tuple[Live, str]]:
     """The same, for tests that hear no speech: the Whisper model is not loaded."""
-    async with voice_patchbay(tmp_path, whisper_dir, emulator[1], warm=False) as (live, _, key):
+    async with voice_patchbay(tmp_path, internal_engines, emulator[1], warm=False) as (live, _, key):
         yield live, key
 
 
@@ -249,7 +250,7 @@ async def test_a_reconnection_carries_the_conversation_over(
 
 
 async def test_a_call_survives_a_silent_network_drop_and_then_a_deploy(
-    tmp_path: Path, whisper_dir: Path, chromium: Any, emulator: tuple[OpenAIEmulator, str]
+    tmp_path: Path, internal_engines: BuiltIn, chromium: Any, emulator: tuple[OpenAIEmulator, str]
 ) -> None:
     """One call, two interruptions. First the network drops the path without closing it (the
     proxy stops carrying bytes, no FIN): the client's ping goes unanswered, so it gives the
@@ -261,7 +262,7 @@ async def test_a_call_survives_a_silent_network_drop_and_then_a_deploy(
     emulator[0].enqueue(Scenario(text=REPLY))
     minted: list[str] = []
     async with voice_patchbay(
-        tmp_path, whisper_dir, emulator[1], drain=True, voice_max_sessions_per_key=1
+        tmp_path, internal_engines, emulator[1], drain=True, voice_max_sessions_per_key=1
     ) as (live, _, key):
 
         async def mint() -> dict[str, Any]:

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from providers.vault.secret import Secret
+from routing.speech import BuiltIn
 from server import accounts
+from server.services import Overrides
 from tests.server.web.conftest import CHROMIUM, Live, _require, serve, ui_settings
 from tests.voice.speech import SAMPLE_RATE, speak
+from voice.stt.whisper import WhisperSTT
 
 TOKEN_SECRET = "voice-browser-test-token-secret-0123456789"
 
@@ -61,7 +64,7 @@ async def fake_mic_chromium(wav: Path) -> AsyncIterator[Any]:
 @asynccontextmanager
 async def voice_patchbay(
     tmp_path: Path,
-    whisper_dir: Path,
+    engines: BuiltIn,
     llm_url: str,
     *,
     agent: str | None = None,
@@ -69,18 +72,18 @@ async def voice_patchbay(
     warm: bool = True,
     **settings_: Any,
 ) -> AsyncIterator[tuple[Live, str, str]]:
-    """A live Patchbay with the internal engines (Whisper at `whisper_dir`, espeak-ng) and an org
-    whose chat LLM is the OpenAI emulator at `llm_url` (with `agent`, an agent routed to it too):
-    the server, the org's id and an API key of the org. `drain`: see `serve`; `warm`: load the
-    Whisper model before the first turn; `settings_`: more settings."""
+    """A live Patchbay with the internal `engines` (the `internal_engines` fixture: Whisper,
+    espeak-ng) and an org whose chat LLM is the OpenAI emulator at `llm_url` (with `agent`, an
+    agent routed to it too): the server, the org's id and an API key of the org. `drain`: see
+    `serve`; `warm`: have the Whisper model loaded before the first turn; `settings_`: more
+    settings."""
     settings = ui_settings(
         tmp_path,
-        voice_whisper_model_dir=whisper_dir,
         voice_token_secret=TOKEN_SECRET,
         api_key_rate_limit="off",
         **settings_,
     )
-    async with serve(settings, drain=drain) as live:
+    async with serve(settings, drain=drain, overrides=Overrides(internal_engines=engines)) as live:
         svc = live.services
         async with svc.db.session() as s:
             org = await accounts.create_org(s, "Acme Voice")
@@ -92,7 +95,8 @@ async def voice_patchbay(
                 await svc.agents().create(s, org.id, agent, chains={"chat": ["openai/gpt-4o-mini"]})
             key = await accounts.create_api_key(s, org.id, name="web-app")
         svc.config_changed(org.id)
-        if warm:
-            # Load the Whisper model now, so the first turn's transcription does not wait for it.
-            await svc.voice.internal_engines().stt.transcribe(speak("Hello there."))
+        stt = engines.stt
+        if warm and isinstance(stt, WhisperSTT) and not stt.loaded:
+            # Load the model now (once a process), so the first turn's transcription does not wait.
+            await stt.transcribe(speak("Hello there."))
         yield live, org.id, key.key

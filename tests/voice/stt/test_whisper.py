@@ -103,3 +103,21 @@ async def test_a_prefetched_clip_is_transcribed_from_the_kept_decode(
     # A different clip is not mistaken for it.
     await whisper.transcribe(clip + silence(100), language="en")
     assert len(decodes) == 2
+
+
+async def test_a_speculation_left_on_an_ended_loop_is_not_awaited_on_the_next(whisper: WhisperSTT) -> None:
+    """One engine serves several event loops over its life (a test's each; tests share it). A
+    prefetch whose loop ended before its decode finished is forgotten, not awaited: the clip is
+    decoded again for the loop that asks now."""
+    await whisper.load()
+    clip = speak(SENTENCES[2])
+
+    async def prefetch_then_end() -> None:
+        started = asyncio.ensure_future(whisper.prefetch(clip, language="en"))
+        await asyncio.sleep(0)  # the speculation is started; the loop ends under it
+        assert not started.done()
+
+    await asyncio.to_thread(asyncio.run, prefetch_then_end())
+    transcript = await asyncio.wait_for(whisper.transcribe(clip, language="en"), HANG_GUARD)
+    assert word_error_rate([SENTENCES[2]], [transcript.text]) < 0.3
+    assert await asyncio.wait_for(whisper.prefetch(clip, language="en"), HANG_GUARD) is not None
