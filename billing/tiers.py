@@ -12,7 +12,7 @@ still loads. Price ids belong to one Stripe account, so the packaged table has n
 operator names them in PATCHBAY_STRIPE_TIER_PRICES and `with_prices` puts them in the table the
 server runs with (`Services.tiers`), the one place checkout, the webhook and the plans page read.
 
-Every `foundation.orgs.Tier` must have a row, so a tier can never fall through to a default
+Every `foundation.tiers.Tier` must have a row, so a tier can never fall through to a default
 by accident; a tier name no row knows (a hand-edited database) gets the `free` row, the most
 restrictive, since money fails closed.
 """
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from billing.money import format_usd, parse_usd
 from foundation.errors import RequestError
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 
 TIERS_PATH = Path(__file__).parent / "data" / "tiers.json"
 SUPPORTED_VERSIONS = frozenset({1})

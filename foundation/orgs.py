@@ -1,4 +1,4 @@
-"""The orgs table and the subscription tier every org has.
+"""The orgs table, with the subscription tier every org has (`foundation.tiers`).
 
 Every package keys its rows by org (`ForeignKey("orgs.id")`) and routing reads the tier, so the
 table lives below them all rather than in the surface that creates orgs (`server/accounts.py`).
@@ -8,20 +8,12 @@ What a tier permits and costs is billing's business; here it is only a name.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import Boolean, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from foundation.db import Base, UTCDateTime, new_id, utcnow
-
-
-class Tier(StrEnum):
-    FREE = "free"
-    STARTER = "starter"
-    PRO = "pro"
-    AGENCY = "agency"
-    ENTERPRISE = "enterprise"
+from foundation.tiers import Tier
 
 
 class Org(Base):

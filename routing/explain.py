@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from billing.policy import allowed
 from billing.tiers import TierTable, default_table
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.contract import BillingSource, Capability, ModelRef
 from routing.catalog import Catalog
 from routing.cooldown import FRESH, ProfileState, block_for

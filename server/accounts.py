@@ -21,7 +21,8 @@ from billing.spend_store import key_limits, set_cap, spent_in
 from foundation.audit import AuditEvent
 from foundation.db import new_id, utcnow
 from foundation.errors import ConflictError, NotFoundError, RequestError
-from foundation.orgs import Org, Tier
+from foundation.orgs import Org
+from foundation.tiers import Tier
 from routing.org_rows import OrgRowsReader, with_org_rows
 from routing.tables import Agent, OrgAISettings
 from server.access.expiry import parse_expiry

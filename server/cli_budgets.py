@@ -15,7 +15,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from routing.conformance.settings import GateSettings, set_gates
 from server import budgets, org_plan
 from server.cli_common import emit, json_option, run_in_session

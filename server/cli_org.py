@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from billing import report
 from billing.money import format_usd
 from foundation.db import utcnow
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server import accounts
 from server.cli_budgets import org_update
 from server.cli_common import emit, json_option, load_settings, run_in_session

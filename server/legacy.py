@@ -23,7 +23,8 @@ from billing.spend_store import get_cap, set_cap
 from foundation.audit import AuditEvent
 from foundation.db import utcnow
 from foundation.errors import RequestError
-from foundation.orgs import Org, Tier
+from foundation.orgs import Org
+from foundation.tiers import Tier
 from providers.contract import CredentialKind, ProviderId, credential_source_for
 from routing.tables import Connection, OrgAISettings
 from server.accounts import validate_org_id

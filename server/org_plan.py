@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from foundation.audit import AuditEvent
 from foundation.errors import RequestError
-from foundation.orgs import Org, Tier
+from foundation.orgs import Org
+from foundation.tiers import Tier
 from routing.config_versions import bump
 from routing.tables import OrgAISettings
 from server.accounts import get_org

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from routing.env_reference import parse_allowlist
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]

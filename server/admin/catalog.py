@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.contract import PRESETS, Capability, CredentialKind
 from routing.connections import CONNECTABLE
 from routing.intents import INTENT_CAPABILITIES, Intent

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from billing import report
 from billing.money import format_usd
 from foundation.db import utcnow
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server import accounts
 from server.access.caller import Caller
 from server.admin.auth import admin_caller, require_admin

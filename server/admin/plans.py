@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from billing.credit_packs import MICRO_USD_PER_CENT, CreditPack, default_packs
 from billing.money import format_usd
 from billing.tiers import TierPolicy, percent
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server.admin.auth import require_admin
 from server.admin.orgs import ServicesDep
 

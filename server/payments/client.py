@@ -17,7 +17,7 @@ import stripe
 from billing.credit_packs import CreditPack
 from billing.tiers import TierTable, default_table, tier_prices, with_prices
 from foundation.errors import RequestError
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server.settings import Settings, parse_tier_prices
 
 T = TypeVar("T")

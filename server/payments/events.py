@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from billing.credit_packs import CreditPack
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 
 CHECKOUT_PAID = frozenset({"checkout.session.completed", "checkout.session.async_payment_succeeded"})
 SUBSCRIPTION = frozenset(

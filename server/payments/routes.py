@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from billing.credit_packs import pack as find_pack
 from foundation.errors import RequestError
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server import accounts
 from server.admin.auth import require_admin
 from server.errors import error_response

@@ -31,7 +31,8 @@ from billing.ledger_types import IdempotencyConflictError
 from billing.money import format_usd
 from billing.preflight import InsufficientCreditsError
 from foundation.audit import Acting, AuditEvent, acting
-from foundation.orgs import Org, Tier
+from foundation.orgs import Org
+from foundation.tiers import Tier
 from server.org_plan import set_plan
 from server.payments import events as ev
 from server.payments.client import StripePayments

@@ -14,7 +14,7 @@ from billing.policy import Charge, allowed, billing_policy, charge, max_charge, 
 from billing.prices import FREE, Price, cost, max_cost
 from billing.tiers import default_table, policy_for
 from billing.usage import Segment
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.contract import BillingSource
 from providers.types import Usage
 

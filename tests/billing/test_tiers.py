@@ -21,7 +21,7 @@ from billing.tiers import (
     tier_prices,
     with_prices,
 )
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "billing.md"
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server.db import Database
 from server.settings import Settings
 from tests.server.conftest import ADMIN_TOKEN

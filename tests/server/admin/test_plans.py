@@ -7,7 +7,7 @@ import httpx
 
 from billing.credit_packs import default_packs
 from billing.tiers import default_table
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from tests.server.access.conftest import OPERATOR, bearer, mint_token
 from tests.server.admin.test_billing import make_org
 

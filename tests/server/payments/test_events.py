@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from billing.credit_packs import default_packs
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server.payments import events as ev
 from server.settings import Settings, parse_tier_prices
 

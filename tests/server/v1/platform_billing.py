@@ -36,7 +36,7 @@ from billing.ledger_types import Entry
 from billing.money import parse_usd
 from billing.prices import Price
 from billing.tables import UsageRecord
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from server import accounts
 from server.db import Database
 from server.services import Services

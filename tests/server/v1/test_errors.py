@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from billing.preflight import Hold, InsufficientCreditsError, PreflightRequest
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from routing.errors import AllAttemptsFailedError

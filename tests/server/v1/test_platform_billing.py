@@ -13,7 +13,7 @@ from sqlalchemy import update
 from billing.ledger_query import list_entries
 from billing.money import parse_usd
 from billing.prices import Price
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.vault.secret import Secret
 from routing.flag_store import set_percent
 from routing.platform import PLATFORM_SCOPE

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from billing.policy import billing_policy
 from billing.prices import Price
-from foundation.orgs import Tier
+from foundation.tiers import Tier
 from providers.contract import BillingSource
 from providers.vault.secret import Secret
 from routing.platform import PLATFORM_SCOPE
