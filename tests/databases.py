@@ -66,9 +66,6 @@ class Ahead:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="test-databases")
         return self._thread
 
-    def _submit(self, sql: str) -> Future[None]:
-        return self._pool().submit(lambda: asyncio.run(pg_admin(sql)))
-
     def _made_template(self) -> str:
         if self._template is None:
             name = "pb_tmpl_" + secrets.token_hex(6)
@@ -101,7 +98,8 @@ class Ahead:
 
     def drop(self, name: str) -> None:
         """Drop a test's database behind it (the test does not wait)."""
-        self._submit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        sql = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        self._pool().submit(lambda: asyncio.run(pg_admin(sql)))
 
     def finish(self) -> None:
         """At the end of the run: wait for the drops, then drop the unused copy and the template."""
@@ -111,7 +109,7 @@ class Ahead:
         names = [spare.result()] if spare is not None and spare.exception() is None else []
         names += [self._template] if self._template is not None else []
         for name in names:
-            self._submit(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.drop(name)
         self._thread.shutdown(wait=True)
         self._thread, self._template = None, None
 
