@@ -153,7 +153,8 @@ class RedisSessionLimiter:
 
     Renewal is one task per limiter, started by the first `acquire` and stopped by `aclose`;
     there is no per-session task and no per-frame work. Renewals and releases take turns on a
-    lock so a renewal in flight cannot write back a session that a release just removed.
+    lock so a renewal in flight cannot write back a session that a release or a replacement
+    just removed.
     """
 
     def __init__(
@@ -199,8 +200,9 @@ class RedisSessionLimiter:
     async def acquire(
         self, key_id: str, session_id: str, *, replaces: str | None = None, close: Close | None = None
     ) -> None:
-        if replaces is not None:
-            self._live.replace(key_id, replaces)  # here: ended now (the script drops its slot)
+        # Held here: ended now. The script drops its slot, and `_forget_soon` drops it again
+        # after a renewal already in flight (its pipeline built before this) has landed.
+        ended_here = replaces if replaces is not None and self._live.replace(key_id, replaces) else None
         if self._renewer is None:
             self._renewer = asyncio.get_running_loop().create_task(self._renew_loop())
         now = self._clock()
@@ -226,6 +228,8 @@ class RedisSessionLimiter:
                 self._health.failed(exc)
             else:
                 self._health.succeeded()
+        if ended_here is not None:
+            self._forget_soon(key_id, ended_here)
         if not int(admitted):
             raise _refusal(int(live), self._limit)
         self._live.add(key_id, session_id, close)
@@ -240,12 +244,16 @@ class RedisSessionLimiter:
         text = data.decode() if isinstance(data, bytes) else data
         key_id, _, session_id = text.partition(":")
         if self._live.replace(key_id, session_id):
-            task = asyncio.get_running_loop().create_task(self._forget(key_id, session_id))
-            self._forgetting.add(task)
-            task.add_done_callback(self._forgetting.discard)
+            self._forget_soon(key_id, session_id)
+
+    def _forget_soon(self, key_id: str, session_id: str) -> None:
+        """Remove a replaced session's slot in the background, after any renewal in flight."""
+        task = asyncio.get_running_loop().create_task(self._forget(key_id, session_id))
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
 
     async def settled(self) -> None:
-        """Returns once the slots of sessions replaced by notices are removed from Redis."""
+        """Returns once the slots of replaced sessions are removed from Redis."""
         if self._forgetting:
             await asyncio.gather(*self._forgetting, return_exceptions=True)
 

@@ -264,3 +264,42 @@ async def test_a_reconnection_replaces_a_session_another_process_holds(
             assert ended == ["s1", "s2"] and two.total == 1
     finally:
         await listener.aclose()
+
+
+async def test_a_renewal_in_flight_does_not_bring_back_a_session_replaced_in_the_same_process(
+    limiters: Factory, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal whose pipeline was built while s1 was live reaches Redis after the reconnection's
+    script dropped s1: the limiter removes the slot again once that renewal has landed."""
+    clock = Clock()
+    limiter = limiters(1, clock)
+    await limiter.acquire("key_a", "s1")
+    built, gate = asyncio.Event(), asyncio.Event()
+    original = limiter._redis.pipeline
+
+    def held_pipeline(*args: object, **kwargs: object) -> object:
+        pipe = original(*args, **kwargs)  # type: ignore[arg-type]
+        execute = pipe.execute
+
+        async def execute_after_gate(*a: object, **kw: object) -> object:
+            built.set()
+            await gate.wait()
+            return await execute(*a, **kw)  # type: ignore[arg-type]
+
+        pipe.execute = execute_after_gate  # type: ignore[method-assign,assignment]
+        return pipe
+
+    monkeypatch.setattr(limiter._redis, "pipeline", held_pipeline)
+    renewal = asyncio.create_task(limiter.renew())
+    await built.wait()  # the renewal holds its lock with s1 in its pipeline, not yet sent
+    await limiter.acquire("key_a", "s2", replaces="s1")
+    listener = Redis.from_url(redis_url)
+    try:
+        assert await listener.zrange(limiter.key("key_a"), 0, -1) == [b"s2"]
+        gate.set()
+        await renewal
+        await limiter.settled()
+        assert await listener.zrange(limiter.key("key_a"), 0, -1) == [b"s2"]
+    finally:
+        await listener.aclose()
+    assert limiter.total == 1
