@@ -40,6 +40,7 @@ from server.payments import routes as payments
 from server.realtime.endpoint import router as realtime_router
 from server.realtime.runtime import warn_if_whisper_missing
 from server.realtime.twilio import router as twilio_router
+from server.realtime.twilio_webhook import router as twilio_webhook_router
 from server.services import Services
 from server.settings import Settings
 from server.ui import mount_ui
@@ -181,6 +182,7 @@ def create_app(
     app.include_router(payments.admin_router)
     app.include_router(payments.webhook_router)
     app.include_router(realtime_router)
+    app.include_router(twilio_webhook_router)
     app.include_router(twilio_router)
     app.include_router(audio_router)
     app.router.routes.extend(V1_ROUTES)

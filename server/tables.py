@@ -1,8 +1,10 @@
-"""Tables owned by the server surface: server-issued API keys (orgs live in `foundation.orgs`)."""
+"""Tables owned by the server surface: server-issued API keys (orgs live in `foundation.orgs`) and
+phone calls handed from a draining worker to the next (`server.realtime.handover`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -45,3 +47,22 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class VoiceHandover(Base):
+    """One call's conversation between a draining worker's stream and the call's next one."""
+
+    __tablename__ = "voice_handovers"
+    __table_args__ = (Index("ix_voice_handovers_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64))
+    org_id: Mapped[str] = mapped_column(String(32), ForeignKey("orgs.id", ondelete="CASCADE"))
+    key_id: Mapped[str] = mapped_column(String(32))
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    model: Mapped[str | None] = mapped_column(String(255))
+    parameters: Mapped[dict[str, str]] = mapped_column(JSON)
+    """The stream's own parameters (instructions, voice), handed to the next stream as they are."""
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    """The conversation so far (`conversation_of`)."""
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,7 +11,8 @@ A socket still in its handshake, or already closing, is shut down at once, as be
 The app learns that its session is draining through the scope extension `DRAINING`, an
 `asyncio.Event` set when the drain starts: a session whose client resumes in a new one (the
 browser SDK) is then closed with 1012 at its first quiet moment (`server.realtime.connection`),
-so a rolling update need not wait for it.
+and a Twilio call is handed to a new stream at its own (`server.realtime.handover`), so a
+rolling update need not wait for either.
 
 uvicorn waits for open connections for its `timeout_graceful_shutdown`, which `server.serve`
 sets to the drain plus `REQUEST_GRACE_SECONDS`, so HTTP requests in flight, and the sessions'
@@ -34,6 +35,13 @@ log = logging.getLogger("patchbay.server")
 
 DRAINING = "patchbay.draining"
 """The scope extension: an `asyncio.Event` set when this socket's session starts draining."""
+
+
+def draining_of(scope: Any) -> asyncio.Event | None:
+    """The event set when this socket's session starts draining (None outside `patchbay serve`)."""
+    event = (scope.get("extensions") or {}).get(DRAINING)
+    return event if isinstance(event, asyncio.Event) else None
+
 
 REQUEST_GRACE_SECONDS = 10.0
 """What in-flight requests have after the drain (uvicorn's wait past it cancels their tasks)."""

@@ -12,7 +12,7 @@ import uvicorn
 from server.serve import WEBSOCKET_PROTOCOL
 
 
-def loopback_config(app: Any, port: int, *, ws: str = WEBSOCKET_PROTOCOL) -> uvicorn.Config:
+def loopback_config(app: Any, port: int, *, ws: Any = WEBSOCKET_PROTOCOL) -> uvicorn.Config:
     """A Patchbay app on 127.0.0.1:`port` with its lifespan, quiet, on `patchbay serve`'s
     WebSocket protocol unless `ws` names another."""
     return uvicorn.Config(

@@ -17,9 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Awaitable
 
-from server.realtime.feed import MessageFeed, SendTexts
+from server.realtime.feed import MessageFeed, SendTexts, until_ended
 from server.realtime.serialize import Serializer, WireEvent, item_json
 from server.realtime.session_wire import apply_patch, response_config, session_json
 from server.realtime.wire import (
@@ -43,6 +43,12 @@ from voice.history import HistoryError
 from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.realtime")
+
+
+async def quiet_in_drain(session: VoiceSession, draining: asyncio.Event) -> None:
+    """Returns at the session's first quiet moment once its worker drains (`server.ws_drain`)."""
+    await draining.wait()
+    await session.until_quiet()
 
 
 class RealtimeConnection:
@@ -98,31 +104,12 @@ class RealtimeConnection:
                 await writer
 
     async def _serve(self) -> None:
-        enders: dict[asyncio.Future[Any], str] = {}
+        enders: dict[str, Awaitable[object]] = {}
         if self._draining is not None:
-            enders[asyncio.ensure_future(self._quiet_in_drain(self._draining))] = "handed_over"
+            enders["handed_over"] = quiet_in_drain(self.session, self._draining)
         if self._replaced is not None:
-            enders[asyncio.ensure_future(self._replaced.wait())] = "replaced"
-        if not enders:
-            await self._feed.run(self.receive)
-            return
-        feed = asyncio.ensure_future(self._feed.run(self.receive))
-        try:
-            done, _ = await asyncio.wait((feed, *enders), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (feed, *enders):
-                task.cancel()
-            await asyncio.gather(feed, *enders, return_exceptions=True)
-        if feed in done:
-            feed.result()  # the client left (or the feed failed, which propagates)
-            return
-        ender = next(task for task in enders if task in done)
-        ender.result()
-        self.ended_by = enders[ender]
-
-    async def _quiet_in_drain(self, draining: asyncio.Event) -> None:
-        await draining.wait()
-        await self.session.until_quiet()
+            enders["replaced"] = self._replaced.wait()
+        self.ended_by = await until_ended(self._feed.run(self.receive), enders)
 
     async def _write(self) -> None:
         outbox, send = self.session.outbox, self._send_texts

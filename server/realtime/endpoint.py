@@ -50,7 +50,7 @@ from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import Expired, bearer_token
 from server.v1.errors import ApiError, expired_key
-from server.ws_drain import DRAINING
+from server.ws_drain import draining_of
 from voice.config import SessionConfig
 
 log = logging.getLogger("patchbay.realtime")
@@ -110,7 +110,7 @@ async def realtime(websocket: WebSocket) -> None:
                 max_frame_bytes=runtime.max_frame_bytes,
                 max_session_seconds=runtime.max_session_seconds,
                 default_silence_ms=runtime.default_silence_ms,
-                draining=_draining(websocket) if query.get("resumable") == "1" else None,
+                draining=draining_of(websocket.scope) if query.get("resumable") == "1" else None,
                 replaced=replaced,
             )
             fields: dict[str, object] = {"session": session.context.session_id, "org": session.context.org_id}
@@ -147,12 +147,6 @@ REPLACED_REASON = "replaced by a newer session of this client"
 def _session_id(value: str | None) -> str | None:
     """The `replaces` query parameter, if it can be a session id."""
     return value if value and len(value) <= 64 and value.isascii() else None
-
-
-def _draining(websocket: WebSocket) -> asyncio.Event | None:
-    """Set when this worker starts draining the socket (`server.ws_drain`; None elsewhere)."""
-    event = (websocket.scope.get("extensions") or {}).get(DRAINING)
-    return event if isinstance(event, asyncio.Event) else None
 
 
 VOICE_OFF = ApiError(

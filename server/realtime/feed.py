@@ -1,5 +1,6 @@
-"""A voice socket's incoming messages into a synchronous handler, until the caller leaves; and
-its outgoing ones several to a socket write (`texts_sender`).
+"""A voice socket's incoming messages into a synchronous handler, until the caller leaves or
+the session is ended from outside (`until_ended`); and its outgoing ones several to a socket
+write (`texts_sender`).
 
 `MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
 `bytes` for a binary one, in order, and returns when the client disconnects or `handle`
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from server.websocket_direct import DIRECT, DirectMessages, payload
@@ -90,3 +91,26 @@ class MessageFeed:
                 ended.exception()  # retrieved here even if this task is being cancelled
         if ended.done():
             ended.result()
+
+
+async def until_ended(feed: Awaitable[None], enders: Mapping[str, Awaitable[object]]) -> str | None:
+    """Await `feed` (the client's messages into the session) unless one of `enders` completes
+    first: None when the feed ended (the client left; its failure propagates), else the name of
+    the ender that ended the session. The one not done is cancelled."""
+    if not enders:
+        await feed
+        return None
+    reading = asyncio.ensure_future(feed)
+    waiting = {asyncio.ensure_future(ender): name for name, ender in enders.items()}
+    try:
+        done, _ = await asyncio.wait((reading, *waiting), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (reading, *waiting):
+            task.cancel()
+        await asyncio.gather(reading, *waiting, return_exceptions=True)
+    if reading in done:
+        reading.result()
+        return None
+    ended = next(task for task in waiting if task in done)
+    ended.result()
+    return waiting[ended]

@@ -18,6 +18,8 @@ import websockets
 
 from server.realtime.endpoint import HANDOVER_REASON
 from tests.server.metrics_text import samples, value
+from tests.server.realtime.test_twilio import Phone, stream_of
+from tests.server.realtime.test_twilio_handover import redirect_of
 from tests.server.test_serve import _serve, _workers, logged_lines
 from tests.voice.speech import silence, speak
 from voice.audio import resample
@@ -62,6 +64,34 @@ async def _updated(ws: Any) -> None:
     async with asyncio.timeout(BOUND):
         while json.loads(await ws.recv())["type"] != "session.updated":
             pass
+
+
+async def _phone_call(base: str, key: str | None = None, *, redirect: str | None = None) -> tuple[Phone, str]:
+    """A Twilio call's media stream, started as the webhook's TwiML says (or, with `redirect`, as
+    the TwiML Twilio gets there says); and where that TwiML redirects once the stream closes."""
+    call = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
+    async with httpx.AsyncClient() as http:
+        if redirect is None:
+            answered = await http.post(
+                f"{base}/v1/twilio/voice", data=call, headers={"authorization": f"Bearer {key}"}
+            )
+        else:
+            answered = await http.post(redirect, data=call)
+    assert answered.status_code == 200, answered.text
+    url, parameters = stream_of(answered.text)
+    assert (redirect is not None) == ("resume" in parameters)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(parameters)
+    return phone, redirect_of(answered.text)
+
+
+async def _closed(phone: Phone) -> int:
+    async with asyncio.timeout(BOUND):
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await phone.recv()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
 
 
 def _refused(base: str) -> bool:
@@ -162,6 +192,8 @@ async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path:
         idle = await _session(base, key, resumable=True)
         speaking = await _session(base, key, resumable=True)
         held = await _session(base, key)
+        phone, redirect = await _phone_call(base, key)
+        await _logged(tmp_path, "twilio call connected")
         await _append(speaking, silence(300) + speech[:half])
         async with asyncio.timeout(BOUND):
             while json.loads(await speaking.recv())["type"] != "input_audio_buffer.speech_started":
@@ -184,6 +216,17 @@ async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path:
         assert transcribed & set(seen) and seen[-1] == "response.done", seen
         lines = await _logged(tmp_path, "realtime session handed over at a quiet moment of the drain", 2)
         assert [line["ended_by"] for line in lines] == ["handed_over"] * 2
+        # The phone call, quiet, moved at once: its stream closed and Twilio's redirect gets a
+        # new stream that goes on with the call's conversation.
+        assert await _closed(phone) == 1000
+        await _logged(tmp_path, "twilio call handed over at a quiet moment of the drain")
+        # Twilio redirects at once; here only once both old workers stopped listening (each logs
+        # this as it closes its sockets), so the new stream lands on a worker that stays, not on
+        # one yet to be replaced, which would hand the call over once more.
+        await _logged(tmp_path, "Shutting down", 2)
+        phone, _ = await _phone_call(base, redirect=redirect)
+        connected = await _logged(tmp_path, "twilio call connected", 2)
+        assert [line["resumed"] for line in connected] == [False, True]
         await _updated(held)  # the plain client's session goes on in the draining worker
         # The port still serves during the reload (on a new worker, or on an old one yet to be
         # replaced, which then drains this session too).
@@ -192,9 +235,9 @@ async def test_a_reload_replaces_the_workers_without_cutting_a_session(tmp_path:
         async with httpx.AsyncClient() as http:
             metrics = await http.get(f"{base}/metrics", headers={"authorization": f"Bearer {ADMIN}"})
         closes = samples(metrics.text)
-        assert value(closes, "patchbay_voice_drain_closes_total", how="quiet") == 2
+        assert value(closes, "patchbay_voice_drain_closes_total", how="quiet") == 3
         assert value(closes, "patchbay_voice_drain_closes_total", how="deadline") == 0
-        for session in (held, again):
+        for session in (held, again, phone.ws):
             await session.close()
         deadline = time.monotonic() + BOUND
         while _workers(proc.pid) & old or len(_workers(proc.pid)) != 2:

@@ -19,6 +19,7 @@ from typing import Any
 import openai
 import orjson
 import pytest
+import uvicorn
 import websockets
 
 from providers.speech.base import STTEngine, TTSEngine
@@ -95,6 +96,7 @@ class Patchbay:
     services: Services
     key: str
     org_id: str
+    server: uvicorn.Server
 
     @property
     def runtime(self) -> VoiceRuntime:
@@ -113,14 +115,14 @@ async def _seed(svc: Services, llm_url: str) -> tuple[str, str]:
 
 
 @pytest.fixture
-def ws_protocol() -> str:
+def ws_protocol() -> Any:
     """The WebSocket protocol uvicorn serves with: `patchbay serve`'s unless a module overrides it."""
     return WEBSOCKET_PROTOCOL
 
 
 @pytest.fixture
 async def patchbay(
-    ws_protocol: str,
+    ws_protocol: Any,
     settings: Settings,
     db: Database,
     llm_served: tuple[OpenAIEmulator, str],
@@ -131,9 +133,9 @@ async def patchbay(
     org_id, key = await _seed(services, llm_served[1])
     app = create_app(settings, services=services)
     port = free_port()
-    async with uvicorn_in_loop(loopback_config(app, port, ws=ws_protocol)):
+    async with uvicorn_in_loop(loopback_config(app, port, ws=ws_protocol)) as server:
         yield Patchbay(
-            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id
+            f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id, server
         )
 
 

@@ -25,7 +25,8 @@ from websockets.exceptions import ConnectionClosed
 from billing.tables import UsageRecord
 from server.realtime import twilio
 from server.realtime.runtime import EnginesFactory
-from server.realtime.twilio import START_MAX_BYTES, START_MAX_MESSAGES, connect_twiml, webhook_key
+from server.realtime.twilio import START_MAX_BYTES, START_MAX_MESSAGES
+from server.realtime.twilio_webhook import connect_twiml, webhook_key
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Patchbay, fake_engines
 from tests.voice.fakes import FakeTTS

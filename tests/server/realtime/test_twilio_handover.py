@@ -1,0 +1,206 @@
+"""A phone call outlives its worker's drain: at the call's first quiet moment the stream closes,
+Twilio follows the TwiML's redirect, and a new stream goes on with the conversation so far.
+
+The server runs `patchbay serve`'s draining WebSocket protocol; a drain is started for the
+media stream's socket alone (`DrainingProtocol.shutdown`, what uvicorn calls on SIGTERM), so the
+same server, still listening, answers the redirect as another worker would.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import websockets
+from sqlalchemy import func, select
+from websockets.exceptions import ConnectionClosed
+
+from foundation.db import utcnow
+from foundation.metrics import VOICE_DRAIN_CLOSES
+from server.accounts import Principal
+from server.realtime import handover
+from server.realtime.twilio import STREAM_PATH
+from server.tables import VoiceHandover
+from server.ws_drain import DrainingProtocol, websocket_protocol
+from tests.emulators.openai import OpenAIEmulator, Scenario
+from tests.server.realtime.conftest import Patchbay
+from tests.server.realtime.test_twilio import REPLY, Phone, basic, stream_of, ulaw
+from tests.voice.test_session import make_session
+
+CALL = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
+"""Twilio's form fields on the webhook and on its redirects (the `Phone` starts streams of CA0123)."""
+
+
+@pytest.fixture
+def ws_protocol() -> Any:
+    return websocket_protocol(drain_seconds=30.0)
+
+
+@pytest.fixture
+async def http(patchbay: Patchbay) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=patchbay.url) as client:
+        yield client
+
+
+def redirect_of(twiml: str) -> str:
+    redirect = ET.fromstring(twiml).find("./Redirect")
+    assert redirect is not None and redirect.attrib["method"] == "POST" and redirect.text
+    return redirect.text
+
+
+def drain_streams(patchbay: Patchbay) -> int:
+    """Start the drain of every open media stream, as a SIGTERM does; how many there were."""
+    streams = [
+        protocol
+        for protocol in patchbay.server.server_state.connections
+        if isinstance(protocol, DrainingProtocol)
+        and getattr(protocol, "scope", {}).get("path") == STREAM_PATH
+    ]
+    for protocol in streams:
+        protocol.shutdown()
+    return len(streams)
+
+
+async def closed_code(phone: Phone) -> int:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            await phone.recv()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code
+
+
+async def handovers(patchbay: Patchbay) -> int:
+    async with patchbay.services.db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(VoiceHandover)) or 0)
+
+
+async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course, three it is."))
+    answered = await http.post(
+        "/v1/twilio/voice?instructions=You%20take%20bookings.&voice=en-gb",
+        data=CALL,
+        headers={"authorization": basic("twilio", patchbay.key)},
+    )
+    url, given = stream_of(answered.text)
+    redirect = redirect_of(answered.text)
+    assert redirect == f"{patchbay.url}/v1/twilio/voice?handover={given['handover']}"
+    assert "resume" not in given and patchbay.key not in answered.text
+
+    phone = Phone(await websockets.connect(url))
+    await phone.start(given)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    for name, _ in phone.marks:
+        await phone.played(name)
+    quiet_before = VOICE_DRAIN_CLOSES.labels("quiet")._value.get()
+
+    assert drain_streams(patchbay) == 1
+    assert await closed_code(phone) == 1000
+    assert VOICE_DRAIN_CLOSES.labels("quiet")._value.get() == quiet_before + 1
+    assert await handovers(patchbay) == 1
+
+    # Twilio runs the rest of the TwiML: the redirect (no key: the handover is the credential).
+    moved = await http.post(redirect, data=CALL)
+    assert moved.status_code == 200
+    url, again = stream_of(moved.text)
+    assert again["resume"] == given["handover"] and again["handover"] != given["handover"]
+    assert again["token"].startswith("ek_")
+    assert (again["instructions"], again["voice"]) == ("You take bookings.", "en-gb")
+    assert redirect_of(moved.text).endswith(f"?handover={again['handover']}")
+
+    phone = Phone(await websockets.connect(url), sid="MZ0456")
+    await phone.start(again)
+    await phone.say(ulaw("Make it three."))
+    await phone.until(lambda _: phone.replied())
+    # The new stream's session holds the conversation so far, the caller's words and the reply.
+    assert llm.chat_requests[1].json["messages"] == [
+        {"role": "system", "content": "You take bookings."},
+        {"role": "user", "content": "can you book a table for two"},
+        {"role": "assistant", "content": REPLY},
+        {"role": "user", "content": "can you book a table for two"},
+    ]
+    assert await handovers(patchbay) == 0  # taken by the new stream: used once
+    assert (await http.post(redirect, data=CALL)).text.endswith("<Response><Hangup/></Response>")
+    await phone.ws.close()
+
+
+async def test_a_redirect_without_its_handover_ends_the_call(
+    patchbay: Patchbay, http: httpx.AsyncClient
+) -> None:
+    principal = Principal(key_id="key_unused", org_id=patchbay.org_id, agent_id=None)
+    now = utcnow()
+    db = patchbay.services.db
+    # The stale one is written last, so no write has deleted it yet: only its expiry stops it.
+    for handover_id, written_at in (
+        ("fresh", now),
+        ("stale", now - timedelta(seconds=handover.HANDOVER_SECONDS + 1)),
+    ):
+        await handover.save(db, handover.Handover(handover_id, "CA0123", principal, None, {}, []), written_at)
+    for query, form in (
+        ("?handover=unknown", CALL),  # the stream ended for another reason: nothing written
+        ("?handover=stale", CALL),  # written longer ago than a redirect takes
+        ("?handover=fresh", {**CALL, "CallSid": "CA9999"}),  # another call's
+        ("?handover=fresh", {}),  # no call at all
+    ):
+        answered = await http.post(f"/v1/twilio/voice{query}", data=form)
+        assert answered.status_code == 200, query
+        assert answered.text.endswith("<Response><Hangup/></Response>"), query
+
+    async def kept() -> list[str]:
+        async with db.session() as s:
+            return sorted(await s.scalars(select(VoiceHandover.id)))
+
+    assert await kept() == ["fresh", "stale"]
+    await handover.save(db, handover.Handover("later", "CA0456", principal, None, {}, []), now)
+    assert await kept() == ["fresh", "later"]  # each write deletes the expired ones
+
+
+async def test_a_stream_that_resumes_another_keys_handover_starts_afresh(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    other = Principal(key_id="key_other", org_id=patchbay.org_id, agent_id=None)
+    earlier = [{"kind": "text", "role": "user", "text": "my card number is 4242"}]
+    await handover.save(
+        patchbay.services.db, handover.Handover("theirs", "CA0123", other, None, {}, earlier), utcnow()
+    )
+    llm.enqueue(Scenario(text=REPLY))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start({**given, "resume": "theirs"})
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    assert llm.chat_requests[0].json["messages"] == [
+        {"role": "user", "content": "can you book a table for two"}
+    ]
+    await phone.ws.close()
+
+
+def test_a_conversation_with_function_calls_is_carried_over_in_order() -> None:
+    before = make_session()
+    before.add_text("system", "Be brief.")
+    before.add_text("user", "What is the time in Paris?")
+    before.add_function_call("clock", '{"city": "Paris"}', call_id="call_1")
+    before.add_function_output("call_1", '{"time": "10:04"}')
+    before.add_text("assistant", "It is 10:04 in Paris.")
+    before.add_text("user", "")  # nothing said: not carried
+    carried = orjson.loads(orjson.dumps(handover.conversation_of(before)))  # as the JSON column holds it
+
+    after = make_session()
+    handover.restore(after, carried)
+    assert [(i.kind, i.role, i.text, i.call_id, i.name) for i in after.conversation.items] == [
+        ("text", "system", "Be brief.", None, None),
+        ("text", "user", "What is the time in Paris?", None, None),
+        ("function_call", "assistant", '{"city": "Paris"}', "call_1", "clock"),
+        ("function_call_output", "tool", '{"time": "10:04"}', "call_1", None),
+        ("text", "assistant", "It is 10:04 in Paris.", None, None),
+    ]
