@@ -1,4 +1,6 @@
-"""Retention: delete request-log rows older than `PATCHBAY_REQUEST_LOG_RETENTION_DAYS`.
+"""Retention: delete request-log rows older than `PATCHBAY_REQUEST_LOG_RETENTION_DAYS`, and
+phone-call handovers past their expiry (`server.realtime.handover`: a call's words, which a
+call that never came back for them would otherwise leave until the next handover is written).
 
 Each server process runs one `RetentionSweeper` task (started with the services): a sweep
 right after start-up, then one every `interval` seconds. A sweep deletes in batches of
@@ -25,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from foundation.background import BackgroundTask
 from foundation.db import utcnow
 from server.activity.table import RequestLogRow
+from server.tables import VoiceHandover
 
 log = logging.getLogger("patchbay.activity")
 
@@ -72,6 +75,14 @@ class RetentionSweeper:
             if deleted < self._batch:
                 return total
 
+    async def expire_handovers(self) -> int:
+        """Delete the phone-call handovers past their expiry; returns how many."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(VoiceHandover).where(VoiceHandover.expires_at < self._clock())
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     def start(self) -> None:
         self._background.start()
 
@@ -80,6 +91,7 @@ class RetentionSweeper:
             try:
                 async with self._background.working():
                     deleted = await self.sweep_once()
+                    expired = await self.expire_handovers()
             except Exception as exc:
                 log.warning(
                     "request log sweep failed; will retry",
@@ -88,6 +100,8 @@ class RetentionSweeper:
             else:
                 if deleted:
                     log.info("request log swept", extra={"fields": {"deleted": deleted}})
+                if expired:
+                    log.info("expired phone-call handovers deleted", extra={"fields": {"deleted": expired}})
             # Spread the sweeps of processes started together.
             await asyncio.sleep(self._interval * random.uniform(0.9, 1.1))
 

@@ -12,8 +12,9 @@ key (a fresh token) with `resume=<id>`. That stream takes the row, deleting it, 
 starts with the conversation in it.
 
 A row is only found with its call's SID, is used once, and lives `HANDOVER_SECONDS`; expired
-rows are deleted by the next handover written. It holds the call's words (as a request log
-would not), so it lives no longer than the redirect needs.
+rows are deleted by the next handover written and by the hourly sweep
+(`server.activity.retention`). It holds the call's words (as a request log does not), so it
+lives no longer than the redirect needs.
 """
 
 from __future__ import annotations

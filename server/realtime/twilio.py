@@ -153,10 +153,11 @@ async def media_stream(websocket: WebSocket) -> None:
         output_format=ULAW_8K,
     )
     resumed = await _take_handover(services, start, caller.principal)
-    handover_id = start.parameters.get(HANDOVER)
+    handover_id, call_sid = start.parameters.get(HANDOVER), start.call_sid
     # Only a call whose TwiML redirects back here (it names a handover) moves at a quiet moment;
     # any other stream is held for the whole drain, as before.
-    draining = draining_of(websocket.scope) if handover_id and start.call_sid else None
+    hand_to = (handover_id, call_sid) if handover_id and call_sid else None
+    draining = draining_of(websocket.scope) if hand_to is not None else None
     ended_by: str | None = None
     try:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
@@ -180,9 +181,8 @@ async def media_stream(websocket: WebSocket) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(runtime.max_session_seconds):
                     ended_by = await bridge.run(draining)
-            if ended_by == HANDED_OVER:
-                assert handover_id is not None and start.call_sid is not None
-                ended_by = await _hand_over(services, session, start, handover_id, caller)
+            if ended_by == HANDED_OVER and hand_to is not None:
+                ended_by = await _hand_over(services, session, start.parameters, *hand_to, caller)
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
         await _close(websocket, 1008, str(exc)[:120])
@@ -212,20 +212,23 @@ async def _take_handover(services: Services, start: StreamStart, principal: Prin
 
 
 async def _hand_over(
-    services: Services, session: VoiceSession, start: StreamStart, handover_id: str, caller: Caller
+    services: Services,
+    session: VoiceSession,
+    parameters: dict[str, str],
+    handover_id: str,
+    call_sid: str,
+    caller: Caller,
 ) -> str | None:
-    """Write the call's handover for its next stream; None (the call then ends) if it cannot be."""
-    assert start.call_sid is not None
-    kept = {name: start.parameters[name] for name in STREAM_PARAMETERS if start.parameters.get(name)}
-    written = Handover(
-        handover_id, start.call_sid, caller.principal, caller.model, kept, conversation_of(session)
-    )
+    """Write the call's handover for its next stream: `HANDED_OVER`, or None (the call then
+    ends with this stream) if it cannot be written."""
+    kept = {name: parameters[name] for name in STREAM_PARAMETERS if parameters.get(name)}
+    written = Handover(handover_id, call_sid, caller.principal, caller.model, kept, conversation_of(session))
     try:
         await handover.save(services.db, written, utcnow())
     except Exception as exc:
         log.error(
             "twilio call handover not written: the call ends with this stream",
-            extra={"fields": {"call": start.call_sid, "error_type": type(exc).__name__}},
+            extra={"fields": {"call": call_sid, "error_type": type(exc).__name__}},
         )
         return None
     return HANDED_OVER

@@ -7,9 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from server import accounts
+from server.accounts import Principal
 from server.activity.retention import RetentionSweeper
 from server.activity.table import RequestLogRow
 from server.db import Database
+from server.realtime import handover
+from server.tables import VoiceHandover
 from tests.server.activity.rows import add_rows
 
 NOW = datetime(2031, 3, 1, 12, 0, tzinfo=UTC)
@@ -48,3 +52,19 @@ async def test_retention_zero_keeps_nothing(db: Database) -> None:
     await add_rows(db, "org_a", {}, {}, at=NOW - timedelta(seconds=1))
     assert await sweeper(db, 0).sweep_once() == 2
     assert await remaining(db) == set()
+
+
+async def test_expired_phone_call_handovers_go_and_live_ones_stay(db: Database) -> None:
+    async with db.session() as s:
+        org = await accounts.create_org(s, "Acme Phones")
+    principal = Principal(key_id="key_1", org_id=org.id, agent_id=None)
+    lifetime = timedelta(seconds=handover.HANDOVER_SECONDS)
+    for handover_id, written_at in (
+        ("expired", NOW - lifetime - timedelta(seconds=1)),
+        ("live", NOW - lifetime),
+    ):
+        # Written oldest first, so no write deletes the other: only the sweep does.
+        await handover.save(db, handover.Handover(handover_id, "CA1", principal, None, {}, []), written_at)
+    assert await sweeper(db, 30).expire_handovers() == 1
+    async with db.session() as s:
+        assert list(await s.scalars(select(VoiceHandover.id))) == ["live"]

@@ -8,6 +8,7 @@ same server, still listening, answers the redirect as another worker would.
 
 from __future__ import annotations
 
+import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -131,35 +132,58 @@ async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
     await phone.ws.close()
 
 
+async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
+    patchbay: Patchbay,
+    http: httpx.AsyncClient,
+    llm: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def database_down(*_: object) -> None:
+        raise ConnectionRefusedError("the database is down")
+
+    monkeypatch.setattr(handover, "save", database_down)
+    caplog.set_level(logging.INFO, logger="patchbay.twilio")
+    llm.enqueue(Scenario(text=REPLY))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(given)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    assert drain_streams(patchbay) == 1
+    assert await closed_code(phone) == 1000
+    assert "twilio call handover not written: the call ends with this stream" in caplog.messages
+    assert "twilio call handed over at a quiet moment of the drain" not in caplog.messages
+    assert "twilio call ended" in caplog.messages
+    assert (await http.post(redirect_of(answered.text), data=CALL)).text.endswith("<Hangup/></Response>")
+
+
 async def test_a_redirect_without_its_handover_ends_the_call(
     patchbay: Patchbay, http: httpx.AsyncClient
 ) -> None:
     principal = Principal(key_id="key_unused", org_id=patchbay.org_id, agent_id=None)
     now = utcnow()
     db = patchbay.services.db
-    # The stale one is written last, so no write has deleted it yet: only its expiry stops it.
-    for handover_id, written_at in (
-        ("fresh", now),
-        ("stale", now - timedelta(seconds=handover.HANDOVER_SECONDS + 1)),
-    ):
-        await handover.save(db, handover.Handover(handover_id, "CA0123", principal, None, {}, []), written_at)
+    lifetime = timedelta(seconds=handover.HANDOVER_SECONDS)
+    await handover.save(db, handover.Handover("fresh", "CA0123", principal, None, {}, []), now)
     for query, form in (
         ("?handover=unknown", CALL),  # the stream ended for another reason: nothing written
-        ("?handover=stale", CALL),  # written longer ago than a redirect takes
         ("?handover=fresh", {**CALL, "CallSid": "CA9999"}),  # another call's
         ("?handover=fresh", {}),  # no call at all
     ):
         answered = await http.post(f"/v1/twilio/voice{query}", data=form)
         assert answered.status_code == 200, query
         assert answered.text.endswith("<Response><Hangup/></Response>"), query
-
-    async def kept() -> list[str]:
-        async with db.session() as s:
-            return sorted(await s.scalars(select(VoiceHandover.id)))
-
-    assert await kept() == ["fresh", "stale"]
-    await handover.save(db, handover.Handover("later", "CA0456", principal, None, {}, []), now)
-    assert await kept() == ["fresh", "later"]  # each write deletes the expired ones
+    # Past its lifetime a handover is not found, and the next one written deletes it.
+    assert await handover.find(db, "fresh", "CA0123", now + lifetime) is not None
+    assert await handover.find(db, "fresh", "CA0123", now + lifetime + timedelta(seconds=1)) is None
+    later = now + lifetime + timedelta(seconds=1)
+    await handover.save(db, handover.Handover("later", "CA0456", principal, None, {}, []), later)
+    async with db.session() as s:
+        assert list(await s.scalars(select(VoiceHandover.id))) == ["later"]
 
 
 async def test_a_stream_that_resumes_another_keys_handover_starts_afresh(
