@@ -19,6 +19,7 @@ import orjson
 import pytest
 import websockets
 from sqlalchemy import func, select
+from twilio.twiml.voice_response import Connect, VoiceResponse
 from websockets.exceptions import ConnectionClosed
 
 from foundation.db import utcnow
@@ -228,3 +229,34 @@ def test_a_conversation_with_function_calls_is_carried_over_in_order() -> None:
         ("function_call_output", "tool", '{"time": "10:04"}', "call_1", None),
         ("text", "assistant", "It is 10:04 in Paris.", None, None),
     ]
+
+
+def _tree(xml: str) -> object:
+    """An XML document as nested (tag, attributes, text, children), to compare two spellings."""
+
+    def node(element: ET.Element) -> object:
+        return (element.tag, element.attrib, (element.text or "").strip(), [node(c) for c in element])
+
+    return node(ET.fromstring(xml))
+
+
+async def test_the_twiml_is_what_the_official_twilio_library_writes(
+    patchbay: Patchbay, http: httpx.AsyncClient
+) -> None:
+    answered = await http.post(
+        "/v1/twilio/voice?voice=en-gb", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    expected = VoiceResponse()
+    connect = Connect()
+    stream = connect.stream(url=url)
+    for name, value in given.items():
+        stream.parameter(name=name, value=value)
+    expected.append(connect)
+    expected.redirect(redirect_of(answered.text), method="POST")
+    assert _tree(answered.text) == _tree(str(expected))
+
+    hangup = VoiceResponse()
+    hangup.hangup()
+    ended = await http.post("/v1/twilio/voice?handover=unknown", data=CALL)
+    assert _tree(ended.text) == _tree(str(hangup))
