@@ -96,7 +96,7 @@ class MessageFeed:
 async def until_ended(feed: Awaitable[None], enders: Mapping[str, Awaitable[object]]) -> str | None:
     """Await `feed` (the client's messages into the session) unless one of `enders` completes
     first: None when the feed ended (the client left; its failure propagates), else the name of
-    the ender that ended the session. The one not done is cancelled."""
+    the ender that ended the session. Whatever is not done then is cancelled."""
     if not enders:
         await feed
         return None

@@ -18,8 +18,7 @@ import websockets
 
 from server.realtime.endpoint import HANDOVER_REASON
 from tests.server.metrics_text import samples, value
-from tests.server.realtime.test_twilio import Phone, stream_of
-from tests.server.realtime.test_twilio_handover import redirect_of
+from tests.server.realtime.twilio_phone import CALL, Phone, redirect_of, stream_of
 from tests.server.test_serve import _serve, _workers, logged_lines
 from tests.voice.speech import silence, speak
 from voice.audio import resample
@@ -69,14 +68,13 @@ async def _updated(ws: Any) -> None:
 async def _phone_call(base: str, key: str | None = None, *, redirect: str | None = None) -> tuple[Phone, str]:
     """A Twilio call's media stream, started as the webhook's TwiML says (or, with `redirect`, as
     the TwiML Twilio gets there says); and where that TwiML redirects once the stream closes."""
-    call = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
     async with httpx.AsyncClient() as http:
         if redirect is None:
             answered = await http.post(
-                f"{base}/v1/twilio/voice", data=call, headers={"authorization": f"Bearer {key}"}
+                f"{base}/v1/twilio/voice", data=CALL, headers={"authorization": f"Bearer {key}"}
             )
         else:
-            answered = await http.post(redirect, data=call)
+            answered = await http.post(redirect, data=CALL)
     assert answered.status_code == 200, answered.text
     url, parameters = stream_of(answered.text)
     assert (redirect is not None) == ("resume" in parameters)

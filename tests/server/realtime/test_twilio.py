@@ -1,17 +1,13 @@
 """Phone calls over Twilio Media Streams: the webhook's TwiML and the media stream, end to end.
 
-A `Phone` plays Twilio's side over a real WebSocket: `connected`, `start` with the parameters
-the TwiML handed out, 20 ms µ-law frames of espeak speech, and the echo of each `mark` once
-the audio before it counts as played. The LLM is the OpenAI emulator behind the real router;
+A `Phone` (twilio_phone.py) plays Twilio's side over a real WebSocket. The LLM is the OpenAI emulator behind the real router;
 STT and TTS are the in-memory fakes, so the bridge is what is under test.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,101 +25,10 @@ from server.realtime.twilio import START_MAX_BYTES, START_MAX_MESSAGES
 from server.realtime.twilio_webhook import connect_twiml, webhook_key
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Patchbay, fake_engines
+from tests.server.realtime.twilio_phone import CALL, FRAME, Phone, basic, stream_of, ulaw
 from tests.voice.fakes import FakeTTS
-from tests.voice.speech import silence, speak
-from voice.audio import ULAW_8K, encode_from_pcm16, resample
 
 REPLY = "Sure thing. Your table for two is booked at seven."
-FRAME = 160  # bytes of µ-law 8 kHz in a 20 ms Twilio frame
-
-
-def ulaw(text: str, trailing_ms: int = 800) -> bytes:
-    pcm = resample(silence(300) + speak(text) + silence(trailing_ms), 16_000, 8_000)
-    return encode_from_pcm16(pcm, ULAW_8K)
-
-
-def basic(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-
-
-class Phone:
-    """Twilio's side of a media stream."""
-
-    def __init__(self, ws: websockets.ClientConnection, sid: str = "MZ0123") -> None:
-        self.ws = ws
-        self.sid = sid
-        self.audio = bytearray()
-        self.marks: list[tuple[str, int]] = []
-        """(name, audio bytes received before it)"""
-        self.cleared = 0
-        self.kinds: list[str] = []
-
-    async def send(self, message: dict[str, Any] | str) -> None:
-        await self.ws.send(message if isinstance(message, str) else orjson.dumps(message).decode())
-
-    async def start(
-        self, parameters: dict[str, str], *, encoding: str = "audio/x-mulaw", rate: int = 8000
-    ) -> None:
-        await self.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
-        await self.send(
-            {
-                "event": "start",
-                "sequenceNumber": "1",
-                "streamSid": self.sid,
-                "start": {
-                    "streamSid": self.sid,
-                    "accountSid": "AC0123",
-                    "callSid": "CA0123",
-                    "tracks": ["inbound"],
-                    "customParameters": parameters,
-                    "mediaFormat": {"encoding": encoding, "sampleRate": rate, "channels": 1},
-                },
-            }
-        )
-
-    async def say(self, audio: bytes) -> None:
-        for n, offset in enumerate(range(0, len(audio), FRAME)):
-            payload = base64.b64encode(audio[offset : offset + FRAME]).decode()
-            await self.send(
-                {
-                    "event": "media",
-                    "sequenceNumber": str(n + 2),
-                    "streamSid": self.sid,
-                    "media": {
-                        "track": "inbound",
-                        "chunk": str(n + 1),
-                        "timestamp": str(n * 20),
-                        "payload": payload,
-                    },
-                }
-            )
-
-    async def recv(self, within: float = 10.0) -> dict[str, Any]:
-        async with asyncio.timeout(within):
-            message: dict[str, Any] = orjson.loads(await self.ws.recv())
-        assert message["streamSid"] == self.sid
-        self.kinds.append(message["event"])
-        if message["event"] == "media":
-            self.audio += base64.b64decode(message["media"]["payload"])
-        elif message["event"] == "mark":
-            self.marks.append((message["mark"]["name"], len(self.audio)))
-        elif message["event"] == "clear":
-            self.cleared += 1
-        return message
-
-    async def until(self, done: Callable[[dict[str, Any]], bool], within: float = 10.0) -> None:
-        while not done(await self.recv(within)):
-            pass
-
-    def replied(self, replies: int = 1) -> bool:
-        """Whether the last audio of `replies` replies has arrived (each ends with an `end` mark)."""
-        return sum(name.endswith(":end") for name, _ in self.marks) >= replies
-
-    async def played(self, name: str) -> None:
-        """Twilio's echo: the audio queued before mark `name` has played."""
-        await self.send(
-            {"event": "mark", "streamSid": self.sid, "sequenceNumber": "0", "mark": {"name": name}}
-        )
 
 
 @pytest.fixture
@@ -132,17 +37,9 @@ async def webhook(patchbay: Patchbay) -> AsyncIterator[Callable[..., Any]]:
 
         async def answer(query: str = "", auth: str | None = None) -> httpx.Response:
             headers = {"authorization": auth or basic("twilio", patchbay.key)}
-            form = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
-            return await http.post(f"/v1/twilio/voice{query}", data=form, headers=headers)
+            return await http.post(f"/v1/twilio/voice{query}", data=CALL, headers=headers)
 
         yield answer
-
-
-def stream_of(twiml: str) -> tuple[str, dict[str, str]]:
-    root = ET.fromstring(twiml)
-    stream = root.find("./Connect/Stream")
-    assert root.tag == "Response" and stream is not None
-    return stream.attrib["url"], {p.attrib["name"]: p.attrib["value"] for p in stream.findall("Parameter")}
 
 
 @pytest.fixture

@@ -31,11 +31,9 @@ from server.tables import VoiceHandover
 from server.ws_drain import DrainingProtocol, websocket_protocol
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.realtime.conftest import Patchbay
-from tests.server.realtime.test_twilio import REPLY, Phone, basic, stream_of, ulaw
+from tests.server.realtime.test_twilio import REPLY
+from tests.server.realtime.twilio_phone import CALL, Phone, basic, redirect_of, stream_of, ulaw
 from tests.voice.test_session import make_session
-
-CALL = {"CallSid": "CA0123", "From": "+15550100", "To": "+15550199"}
-"""Twilio's form fields on the webhook and on its redirects (the `Phone` starts streams of CA0123)."""
 
 
 @pytest.fixture
@@ -47,12 +45,6 @@ def ws_protocol() -> Any:
 async def http(patchbay: Patchbay) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=patchbay.url) as client:
         yield client
-
-
-def redirect_of(twiml: str) -> str:
-    redirect = ET.fromstring(twiml).find("./Redirect")
-    assert redirect is not None and redirect.attrib["method"] == "POST" and redirect.text
-    return redirect.text
 
 
 def drain_streams(patchbay: Patchbay) -> int:

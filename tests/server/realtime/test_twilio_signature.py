@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from server.settings import Settings
 from tests.server.realtime.conftest import Patchbay
-from tests.server.realtime.test_twilio import basic, stream_of
+from tests.server.realtime.twilio_phone import basic, redirect_of, stream_of
 
 AUTH_TOKEN = "twilio-auth-token-for-tests"
 PUBLIC = "https://voice.example.com"
@@ -70,3 +70,19 @@ async def test_unsigned_or_wrongly_signed_requests_are_refused(
     for why, response in refused.items():
         assert response.status_code == 403, why
         assert "Stream" not in response.text and "X-Twilio-Signature" in response.text, why
+
+
+async def test_the_redirect_twilio_signs_is_answered_and_an_unsigned_one_refused(
+    post: Callable[..., Any], patchbay: Patchbay
+) -> None:
+    """Twilio signs its redirect over the URL the TwiML named, the public one: that is the URL
+    the check rebuilds, so a handover is not refused behind a proxy."""
+    answered = await post("", sign(f"{PUBLIC}/v1/twilio/voice", FORM))
+    redirect = redirect_of(answered.text)
+    assert redirect.startswith(f"{PUBLIC}/v1/twilio/voice?handover=")
+    path = redirect.removeprefix(PUBLIC)
+    async with httpx.AsyncClient(base_url=patchbay.url) as http:
+        signed = await http.post(path, data=FORM, headers={"x-twilio-signature": sign(redirect, FORM)})
+        unsigned = await http.post(path, data=FORM)
+    assert signed.status_code == 200 and signed.text.endswith("<Hangup/></Response>")  # nothing handed over
+    assert unsigned.status_code == 403
