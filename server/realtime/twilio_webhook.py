@@ -26,6 +26,7 @@ from fastapi.responses import Response
 from foundation.db import utcnow
 from server.accounts import Principal
 from server.auth_throttle import client_address, lockout_headers, lockout_message
+from server.db_unavailable import database_unavailable
 from server.realtime import handover
 from server.realtime.auth import Refused, authenticate
 from server.realtime.handover import new_handover_id
@@ -153,11 +154,21 @@ async def _resumed_call(request: Request, services: Services, handover_id: str) 
     """Twilio's redirect once a stream closed: the call goes on in a new stream if a draining
     worker handed it over, else it ends (the stream ended for any other reason)."""
     call_sid = (await request.form()).get("CallSid")
-    found = (
-        await handover.find(services.db, handover_id, call_sid, utcnow())
-        if isinstance(call_sid, str)
-        else None
-    )
+    try:
+        found = (
+            await handover.find(services.db, handover_id, call_sid, utcnow())
+            if isinstance(call_sid, str)
+            else None
+        )
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        # An error status would have Twilio play its application-error message to the caller.
+        log.warning(
+            "twilio call ends: the database is unavailable to find its handover",
+            extra={"fields": {"call": call_sid, "error_type": type(exc).__name__}},
+        )
+        return Response(HANGUP_TWIML, media_type="application/xml")
     if found is None:
         log.info(
             "twilio call ends: its stream closed without a handover", extra={"fields": {"call": call_sid}}

@@ -151,7 +151,11 @@ async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
     assert "twilio call handover not written: the call ends with this stream" in caplog.messages
     assert "twilio call handed over at a quiet moment of the drain" not in caplog.messages
     assert "twilio call ended" in caplog.messages
-    assert (await http.post(redirect_of(answered.text), data=CALL)).text.endswith("<Hangup/></Response>")
+    # Still down when Twilio redirects: the call ends quietly, not with Twilio's error message.
+    monkeypatch.setattr(handover, "find", database_down)
+    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    assert redirected.status_code == 200 and redirected.text.endswith("<Hangup/></Response>")
+    assert "twilio call ends: the database is unavailable to find its handover" in caplog.messages
 
 
 async def test_a_redirect_without_its_handover_ends_the_call(
