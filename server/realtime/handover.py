@@ -29,7 +29,8 @@ from sqlalchemy import CursorResult, delete, select
 from server.accounts import Principal
 from server.db import Database
 from server.tables import VoiceHandover
-from voice.history import Item
+from voice.errors import ClientError
+from voice.history import HistoryError, Item
 from voice.session import VoiceSession
 
 HANDOVER_SECONDS = 120
@@ -84,18 +85,19 @@ async def find(
         )
         if row is None:
             return None
+        found = Handover(
+            id=row.id,
+            call_sid=row.call_sid,
+            principal=Principal(key_id=row.key_id, org_id=row.org_id, agent_id=row.agent_id),
+            model=row.model,
+            parameters=dict(row.parameters),
+            items=list(row.items),
+        )
         if take:
             deleted = await session.execute(delete(VoiceHandover).where(VoiceHandover.id == row.id))
             if cast(CursorResult[Any], deleted).rowcount != 1:
                 return None  # another stream took it first
-    return Handover(
-        id=row.id,
-        call_sid=row.call_sid,
-        principal=Principal(key_id=row.key_id, org_id=row.org_id, agent_id=row.agent_id),
-        model=row.model,
-        parameters=dict(row.parameters),
-        items=list(row.items),
-    )
+    return found
 
 
 def conversation_of(session: VoiceSession) -> list[dict[str, Any]]:
@@ -119,13 +121,20 @@ def _plain(item: Item) -> dict[str, Any]:
     return plain
 
 
-def restore(session: VoiceSession, items: list[dict[str, Any]]) -> None:
-    """Put a handed-over conversation into a new session, in order (spoken turns become text)."""
+def restore(session: VoiceSession, items: list[dict[str, Any]]) -> int:
+    """Put a handed-over conversation into a new session, in order (spoken turns become text).
+    An item the session refuses (a function output whose call the history no longer holds) is
+    left out rather than losing the call; returns how many were."""
+    left_out = 0
     for item in items:
         kind, text = item.get("kind"), str(item.get("text", ""))
-        if kind == "function_call":
-            session.add_function_call(str(item.get("name", "")), text, call_id=item.get("call_id"))
-        elif kind == "function_call_output":
-            session.add_function_output(str(item.get("call_id", "")), text)
-        elif item.get("role") in ("user", "assistant", "system"):
-            session.add_text(item["role"], text)
+        try:
+            if kind == "function_call":
+                session.add_function_call(str(item.get("name", "")), text, call_id=item.get("call_id"))
+            elif kind == "function_call_output":
+                session.add_function_output(str(item.get("call_id", "")), text)
+            elif item.get("role") in ("user", "assistant", "system"):
+                session.add_text(item["role"], text)
+        except (ClientError, HistoryError):
+            left_out += 1
+    return left_out

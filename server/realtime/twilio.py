@@ -162,8 +162,7 @@ async def media_stream(websocket: WebSocket) -> None:
     try:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
         async with opened as session:
-            if resumed is not None:
-                restore(session, resumed.items)
+            left_out = restore(session, resumed.items) if resumed is not None else 0
             bridge = TwilioBridge(
                 session,
                 start.stream_sid,
@@ -177,6 +176,8 @@ async def media_stream(websocket: WebSocket) -> None:
                 "call": start.call_sid,
                 "resumed": resumed is not None,
             }
+            if left_out:
+                fields["items_left_out"] = left_out
             log.info("twilio call connected", extra={"fields": fields})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(runtime.max_session_seconds):
