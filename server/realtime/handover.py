@@ -13,8 +13,8 @@ starts with the conversation in it.
 
 A row is only found with its call's SID, is used once, and lives `HANDOVER_SECONDS`; expired
 rows are deleted by the next handover written and by the hourly sweep
-(`server.activity.retention`). It holds the call's words (as a request log does not), so it
-lives no longer than the redirect needs.
+(`server.activity.retention`). It holds the call's words whatever the org's content logging
+says (docs/security.md), so it lives no longer than the redirect needs.
 """
 
 from __future__ import annotations
