@@ -158,7 +158,7 @@ async def media_stream(websocket: WebSocket) -> None:
     # any other stream is held for the whole drain, as before.
     hand_to = (handover_id, call_sid) if handover_id and call_sid else None
     draining = draining_of(websocket.scope) if hand_to is not None else None
-    ended_by: str | None = None
+    handed_over = False
     try:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
         async with opened as session:
@@ -179,17 +179,18 @@ async def media_stream(websocket: WebSocket) -> None:
             if left_out:
                 fields["items_left_out"] = left_out
             log.info("twilio call connected", extra={"fields": fields})
+            ended_by: str | None = None
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(runtime.max_session_seconds):
                     ended_by = await bridge.run(draining)
             if ended_by == HANDED_OVER and hand_to is not None:
-                ended_by = await _hand_over(services, session, start.parameters, *hand_to, caller)
+                handed_over = await _hand_over(services, session, start.parameters, *hand_to, caller)
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
         await _close(websocket, 1008, str(exc)[:120])
         return
     fields["skipped"] = dict(bridge.skipped)
-    if ended_by == HANDED_OVER:
+    if handed_over:
         VOICE_DRAIN_CLOSES.labels("quiet").inc()
         log.info("twilio call handed over at a quiet moment of the drain", extra={"fields": fields})
     else:
@@ -219,9 +220,9 @@ async def _hand_over(
     handover_id: str,
     call_sid: str,
     caller: Caller,
-) -> str | None:
-    """Write the call's handover for its next stream: `HANDED_OVER`, or None (the call then
-    ends with this stream) if it cannot be written."""
+) -> bool:
+    """Write the call's handover for its next stream; False (the call then ends with this
+    stream) if it cannot be written."""
     kept = {name: parameters[name] for name in STREAM_PARAMETERS if parameters.get(name)}
     written = Handover(handover_id, call_sid, caller.principal, caller.model, kept, conversation_of(session))
     try:
@@ -231,8 +232,8 @@ async def _hand_over(
             "twilio call handover not written: the call ends with this stream",
             extra={"fields": {"call": call_sid, "error_type": type(exc).__name__}},
         )
-        return None
-    return HANDED_OVER
+        return False
+    return True
 
 
 async def _close(websocket: WebSocket, code: int, reason: str) -> None:

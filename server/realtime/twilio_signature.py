@@ -17,11 +17,15 @@ SIGNATURE_HEADER = "x-twilio-signature"
 SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 
 
+def public_origin(request: Request, public_url: str | None) -> str:
+    """The scheme and host Twilio reaches this server at: PATCHBAY_PUBLIC_URL, else the request's."""
+    return public_url.rstrip("/") if public_url else f"{request.url.scheme}://{request.url.netloc}"
+
+
 def signed_url(request: Request, public_url: str | None) -> str:
     """The URL Twilio requested and signed: the public base, then this request's path and query."""
-    base = public_url.rstrip("/") if public_url else f"{request.url.scheme}://{request.url.netloc}"
     query = request.url.query
-    return base + request.url.path + (f"?{query}" if query else "")
+    return public_origin(request, public_url) + request.url.path + (f"?{query}" if query else "")
 
 
 async def twilio_signed(request: Request, auth_token: str, public_url: str | None) -> bool:

@@ -30,7 +30,7 @@ from server.db_unavailable import database_unavailable
 from server.realtime import handover
 from server.realtime.auth import Refused, authenticate
 from server.realtime.handover import new_handover_id
-from server.realtime.twilio_signature import twilio_signed
+from server.realtime.twilio_signature import public_origin, twilio_signed
 from server.services import Services
 
 log = logging.getLogger("patchbay.twilio")
@@ -64,14 +64,14 @@ def webhook_key(authorization: str) -> str | None:
 
 def stream_url(request: Request, public_url: str | None) -> str:
     """`wss://` (or `ws://` for a plain-HTTP server) URL of the media stream."""
-    base = public_url.rstrip("/") if public_url else f"{request.url.scheme}://{request.url.netloc}"
+    base = public_origin(request, public_url)
     scheme, _, rest = base.partition("://")
     return ("wss" if scheme == "https" else "ws") + "://" + rest + STREAM_PATH
 
 
 def webhook_url(request: Request, public_url: str | None, handover_id: str) -> str:
     """Where the call's TwiML redirects once its stream closes: this webhook, naming the handover."""
-    base = public_url.rstrip("/") if public_url else f"{request.url.scheme}://{request.url.netloc}"
+    base = public_origin(request, public_url)
     return f"{base}{WEBHOOK_PATH}?{HANDOVER}={handover_id}"
 
 
