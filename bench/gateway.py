@@ -20,6 +20,8 @@ and a journaled settle after it, written into the ledger behind (billing/lease.p
 `BENCH_CHUNK_GAP_MS` (e.g. 2) makes the emulator write a stream's frames that far apart, each in
 its own read on the other side, as a model's stream arrives; streams then last 20 gaps longer,
 so their latency columns mean less and their CPU per stream more.
+`BENCH_TURNS` (e.g. 50) makes each request carry a conversation of that many turns, as a chat
+client resends its history every turn, instead of one user message.
 
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
@@ -189,6 +191,18 @@ class Cell:
         return len(self.latencies) / self.elapsed
 
 
+def conversation(turns: int) -> list[dict[str, str]]:
+    """`turns` messages, user and assistant by turns, the last one the user's question."""
+    earlier = [
+        {
+            "role": "user" if (turns - i) % 2 == 0 else "assistant",
+            "content": f"Turn {i}: some conversational text that is about as long as a spoken sentence.",
+        }
+        for i in range(1, turns)
+    ]
+    return [*earlier, {"role": "user", "content": "Say the numbers."}]
+
+
 async def run_cell(
     targets: list[Target], *, stream: bool, concurrency: int, requests: int, seconds: float
 ) -> dict[str, Cell]:
@@ -201,7 +215,7 @@ async def run_cell(
         t.name: orjson.dumps(
             {
                 "model": t.model,
-                "messages": [{"role": "user", "content": "Say the numbers."}],
+                "messages": conversation(int(os.environ.get("BENCH_TURNS", "1"))),
                 "stream": stream,
             }
         )

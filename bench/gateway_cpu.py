@@ -10,7 +10,7 @@ lowest round is the one least disturbed.
     .venv/bin/python bench/gateway_cpu.py [--requests 600] [--rounds 6] [--concurrency 50]
 
 Settings are `bench/gateway.py`'s (`bench_settings`, SQLite, logging at INFO into /dev/null),
-BYOK route. It measures the tree it sits in: `bench/gateway.py` puts that tree first on
+BYOK route, and so is `BENCH_TURNS` (the conversation each request carries). It measures the tree it sits in: `bench/gateway.py` puts that tree first on
 `sys.path`, so `PYTHONPATH` does not switch the code. To compare trees, run each tree's own
 copy of the bench (docs/performance.md, "The young-generation collector and two small cuts").
 """
@@ -75,7 +75,7 @@ async def measure(app: Any, key: str, args: argparse.Namespace) -> dict[str, lis
         stream: json.dumps(
             {
                 "model": "default",
-                "messages": [{"role": "user", "content": "Say the numbers."}],
+                "messages": g.conversation(int(os.environ.get("BENCH_TURNS", "1"))),
                 "stream": stream,
             }
         ).encode()

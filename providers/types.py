@@ -166,7 +166,10 @@ class Message:
 
     @property
     def text(self) -> str:
-        return "".join(p.text for p in self.content if isinstance(p, TextPart))
+        content = self.content
+        if len(content) == 1 and content[0].__class__ is TextPart:  # most messages: one text part
+            return content[0].text
+        return "".join(p.text for p in content if isinstance(p, TextPart))
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +235,19 @@ class ChatRequest:
 
     @property
     def needs_vision(self) -> bool:
-        return any(isinstance(p, ImagePart) for m in self.messages for p in m.content)
+        return self._carries(ImagePart)
 
     @property
     def needs_audio(self) -> bool:
-        return any(isinstance(p, AudioPart) for m in self.messages for p in m.content)
+        return self._carries(AudioPart)
+
+    def _carries(self, kind: type) -> bool:
+        # A plain loop: it runs over every part of the history a client resends each turn.
+        for message in self.messages:
+            for part in message.content:
+                if isinstance(part, kind):
+                    return True
+        return False
 
 
 class FinishReason(StrEnum):

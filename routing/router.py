@@ -21,7 +21,7 @@ from billing.preflight import Hold, Preflight, PreflightRequest
 from billing.prices import estimate_input_tokens, estimate_usage, output_chars
 from billing.turn_costs import TurnCosts
 from billing.usage import Segment, SegmentStatus, UsageSegment
-from providers.contract import BillingSource
+from providers.contract import BillingSource, Capability
 from providers.errors import ProviderError
 from providers.types import ChatRequest, ChatResponse, StreamEvent, TextDelta, Usage, UsageUpdate
 from routing.catalog import price_for
@@ -55,9 +55,10 @@ class CallContext:
     `response.done`, an `/v1/audio` response's header); None: nowhere else."""
 
 
-def infer_intent(request: ChatRequest) -> Intent:
-    """The most specific text intent the request's content implies; matrices fall back to `chat`."""
-    if request.needs_vision:
+def infer_intent(request: ChatRequest, needs: frozenset[Capability] | None = None) -> Intent:
+    """The most specific text intent the request's content implies; matrices fall back to `chat`.
+    `needs`: its `request_needs`, when the caller has them already."""
+    if Capability.VISION in (request_needs(request) if needs is None else needs):
         return Intent.VISION
     if request.response_format is not None:
         return Intent.STRUCTURED
@@ -215,9 +216,10 @@ class Router:
         self, ctx: CallContext, request: ChatRequest, model: str | None
     ) -> tuple[OrgEntry, RouteRequest, Hold]:
         entry = await self.entry(ctx.org_id)
-        intent = ctx.intent or infer_intent(request)
+        needs = request_needs(request)
+        intent = ctx.intent or infer_intent(request, needs)
         agent = entry.agent_names.get(ctx.agent_id) if ctx.agent_id else None
-        route = RouteRequest(intent=intent, model=model, agent=agent, needs=request_needs(request))
+        route = RouteRequest(intent=intent, model=model, agent=agent, needs=needs)
         # Resolve before holding credits: an unknown model is a 404 whatever the balance.
         choice = self.resolver.select(entry.routing, route)
         offers = self.resolver.offers(entry.routing, choice.chain)

@@ -143,8 +143,12 @@ def _wire_turn(message: Message, model: str, origin: str) -> tuple[str, list[JSO
         return "user", _content_blocks(message, model)
     if message.role is Role.TOOL:
         return "user", [_tool_result_block(message, model)]
-    blocks = thinking_blocks(message, origin) + _content_blocks(message, model)
-    return "assistant", blocks + _tool_use_blocks(message, model)
+    blocks = _content_blocks(message, model)
+    if message.reasoning.artifacts:  # most turns of a history carry no reasoning to replay
+        blocks = thinking_blocks(message, origin) + blocks
+    if message.tool_calls:
+        blocks += _tool_use_blocks(message, model)
+    return "assistant", blocks
 
 
 def build_messages(request: ChatRequest, origin: str = ORIGIN) -> tuple[str | None, list[JSON]]:

@@ -84,9 +84,12 @@ def _part(part: TextPart | ImagePart | AudioPart) -> JSON:
 
 
 def _content(message: Message) -> str | list[JSON]:
-    if all(isinstance(p, TextPart) for p in message.content):
+    parts = message.content
+    if len(parts) == 1 and parts[0].__class__ is TextPart:  # most messages: one text part
+        return parts[0].text
+    if all(isinstance(p, TextPart) for p in parts):
         return message.text
-    return [_part(p) for p in message.content]
+    return [_part(p) for p in parts]
 
 
 def _replayed_reasoning(message: Message, origin: str) -> str:
@@ -106,15 +109,15 @@ def _message(message: Message, quirks: OpenAIQuirks, origin: str) -> JSON:
             "tool_call_id": quirks.tool_call_id(message.tool_call_id or ""),
             "content": message.text,
         }
-    out: JSON = {"role": message.role.value}
     if message.role is Role.ASSISTANT:
-        out["content"] = message.text or None
-        reasoning = _replayed_reasoning(message, origin)
-        if reasoning:
-            out["reasoning_content"] = reasoning
-        details = _replayed_details(message, origin)
-        if details:
-            out["reasoning_details"] = details
+        out: JSON = {"role": "assistant", "content": message.text or None}
+        if message.reasoning.artifacts:
+            reasoning = _replayed_reasoning(message, origin)
+            if reasoning:
+                out["reasoning_content"] = reasoning
+            details = _replayed_details(message, origin)
+            if details:
+                out["reasoning_details"] = details
         if message.tool_calls:
             out["tool_calls"] = [
                 {
@@ -125,7 +128,7 @@ def _message(message: Message, quirks: OpenAIQuirks, origin: str) -> JSON:
                 for call in message.tool_calls
             ]
     else:
-        out["content"] = _content(message)
+        out = {"role": message.role.value, "content": _content(message)}
     if message.name:
         out["name"] = message.name
     return out

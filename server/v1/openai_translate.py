@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from providers.types import (
+    NO_REASONING,
     AudioPart,
     ChatRequest,
     ChatResponse,
@@ -100,38 +101,39 @@ def _part(part: WirePart) -> ContentPart:
 
 
 def _message(index: int, m: MessageIn) -> Message:
+    # Runs once per message of the history a client resends each turn, so the common message
+    # (text only, no tool calls, no reasoning) builds no object it does not keep.
     role = _ROLES[m.role]
-    if m.content is None:
+    raw = m.content
+    if raw is None:
         content: tuple[ContentPart, ...] = ()
-    elif isinstance(m.content, str):
-        content = (TextPart(m.content),) if m.content or role is not Role.ASSISTANT else ()
+    elif isinstance(raw, str):
+        content = (TextPart(raw),) if raw or role is not Role.ASSISTANT else ()
     else:
-        content = tuple(_part(p) for p in m.content)
+        content = tuple(_part(p) for p in raw)
         if role is not Role.USER and any(not isinstance(p, TextPart) for p in content):
             raise WireRequestError(
                 "only user messages may carry images or audio", f"messages[{index}].content"
             )
-    calls = tuple(
-        ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in m.tool_calls or ()
-    )
-    if calls and role is not Role.ASSISTANT:
-        raise WireRequestError("only assistant messages carry tool_calls", f"messages[{index}].tool_calls")
+    wire_calls = m.tool_calls
+    calls: tuple[ToolCall, ...] = ()
+    if wire_calls:
+        if role is not Role.ASSISTANT:
+            raise WireRequestError(
+                "only assistant messages carry tool_calls", f"messages[{index}].tool_calls"
+            )
+        calls = tuple(
+            ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments) for c in wire_calls
+        )
     if role is Role.TOOL and not m.tool_call_id:
         raise WireRequestError("a tool message needs tool_call_id", f"messages[{index}].tool_call_id")
-    reasoning = Reasoning()
-    if role is Role.ASSISTANT:
+    reasoning = NO_REASONING
+    if role is Role.ASSISTANT and (m.reasoning_content or m.reasoning_details or wire_calls):
         carried = artifacts(m.reasoning_details or ())
-        on_calls = (google_signature(c.id, c.extra_content) for c in m.tool_calls or ())
+        on_calls = (google_signature(c.id, c.extra_content) for c in wire_calls or ())
         extra = tuple(s for s in on_calls if s is not None and s not in carried)
         reasoning = Reasoning(text=m.reasoning_content or "", artifacts=carried + extra)
-    return Message(
-        role=role,
-        content=content,
-        tool_calls=calls,
-        tool_call_id=m.tool_call_id,
-        name=m.name,
-        reasoning=reasoning,
-    )
+    return Message(role, content, calls, m.tool_call_id, m.name, reasoning)
 
 
 _EFFORTS: Mapping[str, ReasoningEffort] = {

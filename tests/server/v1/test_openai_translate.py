@@ -6,6 +6,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from providers.adapters.openai_quirks import OpenAIQuirks
+from providers.adapters.openai_translate import build_request
 from providers.types import (
     ChatResponse,
     Finish,
@@ -13,6 +15,7 @@ from providers.types import (
     ImagePart,
     JsonSchemaFormat,
     NamedToolChoice,
+    Reasoning,
     Role,
     TextDelta,
     ToolCall,
@@ -75,6 +78,41 @@ def test_request_maps_roles_parts_tools_and_formats() -> None:
     assert request.response_format == JsonSchemaFormat(name="s", schema={"type": "object"}, strict=True)
     assert (request.max_output_tokens, request.stop, request.temperature) == (20, ("END",), 0.5)
     assert request.model == "agent:support"
+
+
+def test_a_text_history_goes_upstream_as_it_came() -> None:
+    """The common message (text only: no parts list, calls or reasoning) both ways."""
+    history = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Look it up.", "name": "ada"},
+        {"role": "assistant", "content": "", "tool_calls": []},
+        {"role": "assistant", "content": "Thinking aloud.", "reasoning_content": "shown, not replayed"},
+        {"role": "user", "content": [{"type": "text", "text": "two "}, {"type": "text", "text": "parts"}]},
+    ]
+    request = to_chat_request(parse({"model": "m", "messages": history}))
+    assert request.messages[4].content == () and request.messages[4].reasoning == Reasoning()
+    assert request.messages[5].reasoning == Reasoning(text="shown, not replayed")
+    assert [m.text for m in request.messages] == [
+        "Be brief.",
+        "Hi.",
+        "Hello.",
+        "Look it up.",
+        "",
+        "Thinking aloud.",
+        "two parts",
+    ]
+    sent = build_request(request, OpenAIQuirks())["messages"]
+    assert sent == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Look it up.", "name": "ada"},
+        {"role": "assistant", "content": None},
+        {"role": "assistant", "content": "Thinking aloud."},
+        {"role": "user", "content": "two parts"},
+    ]
 
 
 @pytest.mark.parametrize(
