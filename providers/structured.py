@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
-from jsonschema.protocols import Validator
 
 from providers.errors import StructuredOutputError
 from providers.types import JsonObjectFormat, JsonSchemaFormat, ResponseFormat
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
+    from jsonschema.protocols import Validator
 
 _MAX_DETAIL = 200
 
 
 @functools.lru_cache(maxsize=256)
 def _validator(schema_json: str) -> Validator:
+    # jsonschema loads with the first schema, not at start-up (80 ms of every process's).
+    import jsonschema
+
     schema = orjson.loads(schema_json)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     cls.check_schema(schema)
@@ -34,6 +39,15 @@ def _validator(schema_json: str) -> Validator:
 def validator_for(schema: Mapping[str, Any]) -> Validator:
     """A compiled validator; raises `jsonschema.SchemaError` for an invalid schema."""
     return _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode())
+
+
+def schema_error(schema: Mapping[str, Any], value: Any) -> ValidationError | None:
+    """The most relevant way `value` breaks `schema`, or None when it is valid; raises
+    `jsonschema.SchemaError` for an invalid schema."""
+    import jsonschema
+
+    error: ValidationError | None = jsonschema.exceptions.best_match(validator_for(schema).iter_errors(value))
+    return error
 
 
 def validate_output(text: str, fmt: ResponseFormat, *, provider: str, model: str | None = None) -> Any:
@@ -61,6 +75,8 @@ def validate_output(text: str, fmt: ResponseFormat, *, provider: str, model: str
 
 
 def _check(value: Any, fmt: JsonSchemaFormat, *, provider: str, model: str | None) -> None:
+    import jsonschema
+
     try:
         validator = validator_for(fmt.schema)
     except jsonschema.SchemaError as exc:

@@ -14,11 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 import orjson
 
 from providers.contract import ErrorClass
-from providers.structured import validator_for
+from providers.structured import schema_error
 from providers.types import ChatRequest, FinishReason, JsonSchemaFormat, NamedToolChoice, ToolCall, Usage
 
 
@@ -79,7 +78,7 @@ def _arguments_ok(call: ToolCall, schemas: Mapping[str, Mapping[str, Any]]) -> s
         return "broken_json"
     if not isinstance(args, dict):
         return "broken_json"
-    if schema and jsonschema.exceptions.best_match(validator_for(schema).iter_errors(args)) is not None:
+    if schema and schema_error(schema, args) is not None:
         return "schema"
     return None
 
@@ -114,9 +113,7 @@ def schema_output(request: ChatRequest, obs: Observation) -> str | None:
         value = orjson.loads(obs.text)
     except orjson.JSONDecodeError:
         return "refusal_as_text" if looks_like_refusal(obs.text) else "broken_json"
-    invalid = isinstance(fmt, JsonSchemaFormat) and jsonschema.exceptions.best_match(
-        validator_for(fmt.schema).iter_errors(value)
-    )
+    invalid = isinstance(fmt, JsonSchemaFormat) and schema_error(fmt.schema, value) is not None
     return "schema" if invalid else None
 
 
