@@ -3,8 +3,8 @@ the session is ended from outside (`until_ended`); and its outgoing ones several
 write (`texts_sender`).
 
 `MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
-`bytes` for a binary one, in order, and returns when the client disconnects or `handle`
-returns True (a stop message). Under `patchbay serve` the protocol calls the handler directly
+`bytes` for a binary one, in order, and returns when the client disconnects (the close code the
+server reports) or `handle` returns True (a stop message: None). Under `patchbay serve` the protocol calls the handler directly
 as the bytes arrive (`server.websocket_direct`); elsewhere (Starlette's test client, another
 ASGI server) it reads through ASGI `receive`. An exception from `handle` ends `run` with it,
 either way.
@@ -50,21 +50,20 @@ class MessageFeed:
         """The feed of a Starlette `WebSocket`, direct when the server offers it."""
         return cls(websocket.receive, (websocket.scope.get("extensions") or {}).get(DIRECT))
 
-    async def run(self, handle: Handle) -> None:
+    async def run(self, handle: Handle) -> int | None:
         if self._direct is None:
-            await self._through_asgi(handle)
-        else:
-            await self._direct_run(self._direct, handle)
+            return await self._through_asgi(handle)
+        return await self._direct_run(self._direct, handle)
 
-    async def _through_asgi(self, handle: Handle) -> None:
+    async def _through_asgi(self, handle: Handle) -> int | None:
         while True:
             message = await self._receive()
             if message["type"] == "websocket.disconnect":
-                return
+                return _code(message)
             if handle(payload(message)):
-                return
+                return None
 
-    async def _direct_run(self, direct: DirectMessages, handle: Handle) -> None:
+    async def _direct_run(self, direct: DirectMessages, handle: Handle) -> int | None:
         ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         run_in_context = contextvars.copy_context().run
 
@@ -91,9 +90,16 @@ class MessageFeed:
                 ended.exception()  # retrieved here even if this task is being cancelled
         if ended.done():
             ended.result()
+            return None
+        return _code(disconnect.result())
 
 
-async def until_ended(feed: Awaitable[None], enders: Mapping[str, Awaitable[object]]) -> str | None:
+def _code(disconnect: Mapping[str, Any]) -> int:
+    code: int = disconnect.get("code", 1005)  # ASGI's default: no status received
+    return code
+
+
+async def until_ended(feed: Awaitable[object], enders: Mapping[str, Awaitable[object]]) -> str | None:
     """Await `feed` (the client's messages into the session) unless one of `enders` completes
     first: None when the feed ended (the client left; its failure propagates), else the name of
     the ender that ended the session. Whatever is not done then is cancelled."""

@@ -11,6 +11,9 @@ the redirect reaches a worker that stays, which answers a new `<Connect><Stream>
 key (a fresh token) with `resume=<id>`. That stream takes the row, deleting it, and its session
 starts with the conversation in it.
 
+A stream whose socket closes without Twilio's `stop` (a dropped connection, the call still up)
+writes its handover the same way at once, so the redirect that follows resumes it.
+
 A row is only found with its call's SID, is used once, and lives `HANDOVER_SECONDS`; expired
 rows are deleted by the next handover written and by the hourly sweep
 (`server.activity.retention`). It holds the call's words whatever the org's content logging

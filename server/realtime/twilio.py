@@ -30,7 +30,7 @@ from server.realtime.auth import Caller, Refused, authenticate
 from server.realtime.feed import MessageFeed, Receive
 from server.realtime.handover import Handover, conversation_of, restore
 from server.realtime.opening import SessionRefused, open_session, session_defaults
-from server.realtime.twilio_bridge import HANDED_OVER, TwilioBridge, decode_message
+from server.realtime.twilio_bridge import DROPPED, HANDED_OVER, TwilioBridge, decode_message
 from server.realtime.twilio_webhook import HANDOVER, RESUME, STREAM_PARAMETERS, STREAM_PATH
 from server.services import Services
 from server.ws_drain import draining_of
@@ -154,8 +154,9 @@ async def media_stream(websocket: WebSocket) -> None:
     )
     resumed = await _take_handover(services, start, caller.principal)
     handover_id, call_sid = start.parameters.get(HANDOVER), start.call_sid
-    # Only a call whose TwiML redirects back here (it names a handover) moves at a quiet moment;
-    # any other stream is held for the whole drain, as before.
+    # Only a call whose TwiML redirects back here (it names a handover) moves: at a quiet moment
+    # of a drain, or when its socket drops without Twilio's `stop`. Any other stream is held for
+    # the whole drain, as before, and a dropped one ends its call.
     hand_to = (handover_id, call_sid) if handover_id and call_sid else None
     draining = draining_of(websocket.scope) if hand_to is not None else None
     handed_over = False
@@ -183,16 +184,21 @@ async def media_stream(websocket: WebSocket) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(runtime.max_session_seconds):
                     ended_by = await bridge.run(draining)
-            if ended_by == HANDED_OVER and hand_to is not None:
+            if ended_by in (HANDED_OVER, DROPPED) and hand_to is not None:
                 handed_over = await _hand_over(services, session, start.parameters, *hand_to, caller)
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
         await _close(websocket, 1008, str(exc)[:120])
         return
     fields["skipped"] = dict(bridge.skipped)
-    if handed_over:
+    if handed_over and ended_by == HANDED_OVER:
         VOICE_DRAIN_CLOSES.labels("quiet").inc()
         log.info("twilio call handed over at a quiet moment of the drain", extra={"fields": fields})
+    elif handed_over:
+        log.warning(
+            "twilio media stream dropped without a stop: handed over for the call's redirect",
+            extra={"fields": fields},
+        )
     else:
         log.info("twilio call ended", extra={"fields": fields})
     await _close(websocket, 1000, "")

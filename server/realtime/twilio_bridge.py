@@ -36,6 +36,12 @@ END = "end"
 """The last part of a reply's final mark: its echo means the whole reply was heard."""
 HANDED_OVER = "handed_over"
 """What `TwilioBridge.run` returns when the drain's quiet moment ended the call's stream."""
+DROPPED = "dropped"
+"""What `TwilioBridge.run` returns when the socket closed without Twilio's `stop`, and not by this
+server's drain: the connection dropped (a network fault, a proxy restarting) while the call
+itself may still be up."""
+SERVICE_RESTART = 1012
+"""The close code of a socket this server's drain closed at its deadline (`server.ws_drain`)."""
 
 SendText = Callable[[str], Awaitable[None]]
 
@@ -70,15 +76,22 @@ class TwilioBridge:
     max_frame_bytes: int
     skipped: Counter[str] = field(default_factory=Counter)
     """Twilio messages not served, by reason (bad JSON, bad audio, unknown events...)."""
+    stopped: bool = False
+    """Twilio sent `stop`: the stream ended on its side (the call hung up, or was moved on)."""
+    close_code: int | None = None
+    """The socket's close code once it closed (None: Twilio stopped the stream first)."""
     _playback: dict[str, _Playback] = field(default_factory=dict)
 
     async def run(self, draining: asyncio.Event | None = None) -> str | None:
-        """Serve until Twilio stops the stream or hangs up (None), or, once `draining` is set,
-        until the call's first quiet moment (`HANDED_OVER`)."""
+        """Serve until Twilio stops the stream or the drain's deadline closes it (None), or the
+        socket closes otherwise (`DROPPED`), or, once `draining` is set, until the call's first
+        quiet moment (`HANDED_OVER`)."""
         writer = asyncio.ensure_future(self._write())
         enders = {HANDED_OVER: quiet_in_drain(self.session, draining)} if draining is not None else {}
         try:
-            return await until_ended(self.feed.run(self.receive), enders)
+            ended_by = await until_ended(self._read(), enders)
+            dropped = ended_by is None and not self.stopped and self.close_code != SERVICE_RESTART
+            return DROPPED if dropped else ended_by
         finally:
             await self.session.aclose()
             writer.cancel()
@@ -86,6 +99,9 @@ class TwilioBridge:
                 await writer
 
     # -- Twilio -> session -------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        self.close_code = await self.feed.run(self.receive)
 
     def receive(self, message: str | bytes) -> bool:
         """One of Twilio's messages into the session; True once the stream stops."""
@@ -102,6 +118,7 @@ class TwilioBridge:
         elif event == "mark":
             self._mark(decoded.get("mark"))
         elif event == "stop":
+            self.stopped = True
             return True
         elif event not in ("connected", "start", "dtmf"):
             self._skip("unknown_event")

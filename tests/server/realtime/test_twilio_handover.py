@@ -1,5 +1,6 @@
 """A phone call outlives its worker's drain: at the call's first quiet moment the stream closes,
-Twilio follows the TwiML's redirect, and a new stream goes on with the conversation so far.
+Twilio follows the TwiML's redirect, and a new stream goes on with the conversation so far. A
+stream whose connection drops without Twilio's `stop` is handed over the same way, at once.
 
 The server runs `patchbay serve`'s draining WebSocket protocol; a drain is started for the
 media stream's socket alone (`DrainingProtocol.shutdown`, what uvicorn calls on SIGTERM), so the
@@ -8,9 +9,11 @@ same server, still listening, answers the redirect as another worker would.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -37,8 +40,9 @@ from tests.voice.test_session import make_session
 
 
 @pytest.fixture
-def ws_protocol() -> Any:
-    return websocket_protocol(drain_seconds=30.0)
+def ws_protocol(request: pytest.FixtureRequest) -> Any:
+    """`patchbay serve`'s draining protocol; a test may set its drain's seconds (indirect)."""
+    return websocket_protocol(drain_seconds=getattr(request, "param", 30.0))
 
 
 @pytest.fixture
@@ -66,6 +70,27 @@ async def closed_code(phone: Phone) -> int:
             await phone.recv()
     assert closed.value.rcvd is not None
     return closed.value.rcvd.code
+
+
+@contextlib.contextmanager
+def logged(message: str) -> Iterator[asyncio.Event]:
+    """An event set when the Twilio logger writes `message` (the handler of a stream is done)."""
+    seen = asyncio.Event()
+
+    class Tell(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage() == message:
+                seen.set()
+
+    logger = logging.getLogger("patchbay.twilio")
+    handler, level = Tell(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield seen
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 async def handovers(patchbay: Patchbay) -> int:
@@ -123,6 +148,96 @@ async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
     assert await handovers(patchbay) == 0  # taken by the new stream: used once
     assert (await http.post(redirect, data=CALL)).text.endswith("<Response><Hangup/></Response>")
     await phone.ws.close()
+
+
+async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
+    patchbay: Patchbay,
+    http: httpx.AsyncClient,
+    llm: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    written = asyncio.Event()
+    save = handover.save
+
+    async def save_and_tell(*args: Any) -> None:
+        await save(*args)
+        written.set()
+
+    monkeypatch.setattr(handover, "save", save_and_tell)
+    caplog.set_level(logging.INFO, logger="patchbay.twilio")
+    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course, three it is."))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(given)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+
+    phone.ws.transport.abort()  # the connection drops: no `stop`, not even a close frame
+    async with asyncio.timeout(10):
+        await written.wait()
+    moved = await http.post(redirect_of(answered.text), data=CALL)
+    url, again = stream_of(moved.text)
+    assert again["resume"] == given["handover"]
+    phone = Phone(await websockets.connect(url), sid="MZ0456")
+    await phone.start(again)
+    await phone.say(ulaw("Make it three."))
+    await phone.until(lambda _: phone.replied())
+    assert llm.chat_requests[1].json["messages"][:2] == [
+        {"role": "user", "content": "can you book a table for two"},
+        {"role": "assistant", "content": REPLY},
+    ]
+    assert (
+        "twilio media stream dropped without a stop: handed over for the call's redirect" in caplog.messages
+    )
+    await phone.ws.close()
+
+
+async def test_a_stream_twilio_stops_leaves_no_handover(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    llm.enqueue(Scenario(text=REPLY))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(given)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    # The caller hangs up: Twilio says `stop` (then runs no more TwiML, but a redirect would end).
+    stop = {"accountSid": "AC0123", "callSid": "CA0123"}
+    await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": stop})
+    assert await closed_code(phone) == 1000
+    assert await handovers(patchbay) == 0
+    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    assert redirected.text.endswith("<Response><Hangup/></Response>")
+
+
+@pytest.mark.parametrize("ws_protocol", [0.5], indirect=True)
+async def test_a_call_never_quiet_is_cut_at_the_drain_deadline_not_handed_over(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    llm.enqueue(Scenario(text=REPLY))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(given)
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())  # its marks never echoed: not played out, never quiet
+    with logged("twilio call ended") as ended:
+        assert drain_streams(patchbay) == 1
+        assert await closed_code(phone) == 1012  # closed by the drain's deadline, not dropped
+        async with asyncio.timeout(10):
+            await ended.wait()
+    assert await handovers(patchbay) == 0
+    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    assert redirected.text.endswith("<Response><Hangup/></Response>")
 
 
 async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
