@@ -3,11 +3,11 @@ the session is ended from outside (`until_ended`); and its outgoing ones several
 write (`texts_sender`).
 
 `MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
-`bytes` for a binary one, in order, and returns when the client disconnects (the close code the
-server reports) or `handle` returns True (a stop message: None). Under `patchbay serve` the protocol calls the handler directly
-as the bytes arrive (`server.websocket_direct`); elsewhere (Starlette's test client, another
-ASGI server) it reads through ASGI `receive`. An exception from `handle` ends `run` with it,
-either way.
+`bytes` for a binary one, in order, and returns when the client disconnects (with the close
+code the server reports) or `handle` returns True (a stop message; None). Under `patchbay serve`
+the protocol calls the handler directly as the bytes arrive (`server.websocket_direct`);
+elsewhere (Starlette's test client, another ASGI server) it reads through ASGI `receive`. An
+exception from `handle` ends `run` with it, either way.
 """
 
 from __future__ import annotations

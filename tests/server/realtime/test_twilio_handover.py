@@ -208,7 +208,7 @@ async def test_a_stream_twilio_stops_leaves_no_handover(
     await phone.start(given)
     await phone.say(ulaw("Can you book a table for two?"))
     await phone.until(lambda _: phone.replied())
-    # The caller hangs up: Twilio says `stop` (then runs no more TwiML, but a redirect would end).
+    # The caller hangs up: Twilio says `stop` and runs no more TwiML (a redirect would hang up).
     stop = {"accountSid": "AC0123", "callSid": "CA0123"}
     await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": stop})
     assert await closed_code(phone) == 1000
