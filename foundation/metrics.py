@@ -88,6 +88,12 @@ VOICE_DRAIN_CLOSES = Counter(
     "session, at its first quiet moment) or deadline (still open when the drain ran out).",
     ["how"],
 )
+TWILIO_STREAMS_DROPPED = Counter(
+    "patchbay_twilio_streams_dropped",
+    "Twilio media streams whose connection closed without Twilio's stop, by outcome: "
+    "handed_over (the call's redirect resumes it) or ended (nothing to resume it with).",
+    ["outcome"],
+)
 LEASES_OPEN = Gauge(
     "patchbay_ledger_leases_open",
     "Credit leases (ledger holds a process draws on) open and not yet released.",

@@ -22,7 +22,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket
 
 from foundation.db import utcnow
-from foundation.metrics import VOICE_DRAIN_CLOSES
+from foundation.metrics import TWILIO_STREAMS_DROPPED, VOICE_DRAIN_CLOSES
 from server.accounts import Principal
 from server.auth_throttle import client_address, lockout_message
 from server.realtime import handover
@@ -195,11 +195,14 @@ async def media_stream(websocket: WebSocket) -> None:
         VOICE_DRAIN_CLOSES.labels("quiet").inc()
         log.info("twilio call handed over at a quiet moment of the drain", extra={"fields": fields})
     elif handed_over:
+        TWILIO_STREAMS_DROPPED.labels("handed_over").inc()
         log.warning(
             "twilio media stream dropped without a stop: handed over for the call's redirect",
             extra={"fields": fields},
         )
     else:
+        if ended_by == DROPPED:  # no handover id in its TwiML, or it could not be written
+            TWILIO_STREAMS_DROPPED.labels("ended").inc()
         log.info("twilio call ended", extra={"fields": fields})
     await _close(websocket, 1000, "")
 

@@ -26,7 +26,7 @@ from twilio.twiml.voice_response import Connect, VoiceResponse
 from websockets.exceptions import ConnectionClosed
 
 from foundation.db import utcnow
-from foundation.metrics import VOICE_DRAIN_CLOSES
+from foundation.metrics import TWILIO_STREAMS_DROPPED, VOICE_DRAIN_CLOSES
 from server.accounts import Principal
 from server.realtime import handover
 from server.realtime.twilio import STREAM_PATH
@@ -176,6 +176,7 @@ async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
     await phone.say(ulaw("Can you book a table for two?"))
     await phone.until(lambda _: phone.replied())
 
+    dropped = TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get()
     phone.ws.transport.abort()  # the connection drops: no `stop`, not even a close frame
     async with asyncio.timeout(10):
         await written.wait()
@@ -193,7 +194,30 @@ async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
     assert (
         "twilio media stream dropped without a stop: handed over for the call's redirect" in caplog.messages
     )
+    assert TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get() == dropped + 1
     await phone.ws.close()
+
+
+async def test_a_dropped_stream_whose_twiml_names_no_handover_ends_its_call(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    """TwiML an application writes itself, without `handover` and the `<Redirect>`."""
+    llm.enqueue(Scenario(text=REPLY))
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start({name: value for name, value in given.items() if name != "handover"})
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    ended_before = TWILIO_STREAMS_DROPPED.labels("ended")._value.get()
+    with logged("twilio call ended") as ended:
+        phone.ws.transport.abort()
+        async with asyncio.timeout(10):
+            await ended.wait()
+    assert TWILIO_STREAMS_DROPPED.labels("ended")._value.get() == ended_before + 1
+    assert await handovers(patchbay) == 0
 
 
 async def test_a_stream_twilio_stops_leaves_no_handover(
