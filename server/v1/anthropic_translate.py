@@ -26,6 +26,7 @@ import orjson
 
 from providers.adapters.anthropic_wire import ORIGIN as NATIVE
 from providers.types import (
+    NO_REASONING,
     ChatRequest,
     ChatResponse,
     ContentPart,
@@ -100,10 +101,9 @@ def _tool_result(block: ToolResultBlock, where: str) -> Message:
 
 
 def _turn(index: int, m: MessageParam) -> list[Message]:
+    if isinstance(m.content, str):  # most turns of a history: plain text
+        return [Message(Role.USER if m.role == "user" else Role.ASSISTANT, (TextPart(m.content),))]
     where = f"messages[{index}].content"
-    if isinstance(m.content, str):
-        role = Role.USER if m.role == "user" else Role.ASSISTANT
-        return [Message(role=role, content=(TextPart(m.content),))]
     parts: list[ContentPart] = []
     calls: list[ToolCall] = []
     results: list[Message] = []
@@ -139,7 +139,11 @@ def _turn(index: int, m: MessageParam) -> list[Message]:
                 raise WireRequestError("tool_result blocks belong to user turns", where)
             results.append(_tool_result(block, where))
     if m.role == "assistant":
-        reasoning = Reasoning(text="".join(thoughts), artifacts=tuple(artifacts))
+        reasoning = (
+            Reasoning(text="".join(thoughts), artifacts=tuple(artifacts))
+            if thoughts or artifacts
+            else NO_REASONING
+        )
         return [
             Message(role=Role.ASSISTANT, content=tuple(parts), tool_calls=tuple(calls), reasoning=reasoning)
         ]
