@@ -76,9 +76,9 @@ class TwilioBridge:
     max_frame_bytes: int
     skipped: Counter[str] = field(default_factory=Counter)
     """Twilio messages not served, by reason (bad JSON, bad audio, unknown events...)."""
-    stopped: bool = False
+    stopped: bool = field(default=False, init=False)
     """Twilio sent `stop`: the stream ended on its side (the call hung up, or was moved on)."""
-    close_code: int | None = None
+    close_code: int | None = field(default=None, init=False)
     """The socket's close code once it closed (None: Twilio stopped the stream first)."""
     _playback: dict[str, _Playback] = field(default_factory=dict)
 
