@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -93,6 +94,33 @@ def logged(message: str) -> Iterator[asyncio.Event]:
         logger.setLevel(level)
 
 
+@dataclass
+class Call:
+    phone: Phone
+    given: dict[str, str]
+    """The stream parameters of the webhook's TwiML."""
+    redirect: str
+    """The TwiML's `<Redirect>` URL."""
+
+
+async def call_after_a_turn(
+    patchbay: Patchbay,
+    http: httpx.AsyncClient,
+    parameters: Callable[[dict[str, str]], dict[str, str]] = lambda given: given,
+) -> Call:
+    """A call the webhook answered whose stream (started with `parameters` of the TwiML's) has had
+    one turn: the reply's audio arrived, its marks not yet echoed."""
+    answered = await http.post(
+        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    )
+    url, given = stream_of(answered.text)
+    phone = Phone(await websockets.connect(url))
+    await phone.start(parameters(given))
+    await phone.say(ulaw("Can you book a table for two?"))
+    await phone.until(lambda _: phone.replied())
+    return Call(phone, given, redirect_of(answered.text))
+
+
 async def handovers(patchbay: Patchbay) -> int:
     async with patchbay.services.db.session() as s:
         return int(await s.scalar(select(func.count()).select_from(VoiceHandover)) or 0)
@@ -167,22 +195,16 @@ async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
     monkeypatch.setattr(handover, "save", save_and_tell)
     caplog.set_level(logging.INFO, logger="patchbay.twilio")
     llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course, three it is."))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
-    )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start(given)
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    call = await call_after_a_turn(patchbay, http)
+    phone = call.phone
 
     dropped = TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get()
     phone.ws.transport.abort()  # the connection drops: no `stop`, not even a close frame
     async with asyncio.timeout(10):
         await written.wait()
-    moved = await http.post(redirect_of(answered.text), data=CALL)
+    moved = await http.post(call.redirect, data=CALL)
     url, again = stream_of(moved.text)
-    assert again["resume"] == given["handover"]
+    assert again["resume"] == call.given["handover"]
     phone = Phone(await websockets.connect(url), sid="MZ0456")
     await phone.start(again)
     await phone.say(ulaw("Make it three."))
@@ -203,14 +225,10 @@ async def test_a_dropped_stream_whose_twiml_names_no_handover_ends_its_call(
 ) -> None:
     """TwiML an application writes itself, without `handover` and the `<Redirect>`."""
     llm.enqueue(Scenario(text=REPLY))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
+    call = await call_after_a_turn(
+        patchbay, http, lambda given: {n: v for n, v in given.items() if n != "handover"}
     )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start({name: value for name, value in given.items() if name != "handover"})
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    phone = call.phone
     ended_before = TWILIO_STREAMS_DROPPED.labels("ended")._value.get()
     with logged("twilio call ended") as ended:
         phone.ws.transport.abort()
@@ -224,20 +242,14 @@ async def test_a_stream_twilio_stops_leaves_no_handover(
     patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
 ) -> None:
     llm.enqueue(Scenario(text=REPLY))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
-    )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start(given)
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    call = await call_after_a_turn(patchbay, http)
+    phone = call.phone
     # The caller hangs up: Twilio says `stop` and runs no more TwiML (a redirect would hang up).
     stop = {"accountSid": "AC0123", "callSid": "CA0123"}
     await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": stop})
     assert await closed_code(phone) == 1000
     assert await handovers(patchbay) == 0
-    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    redirected = await http.post(call.redirect, data=CALL)
     assert redirected.text.endswith("<Response><Hangup/></Response>")
 
 
@@ -246,21 +258,15 @@ async def test_a_call_never_quiet_is_cut_at_the_drain_deadline_not_handed_over(
     patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
 ) -> None:
     llm.enqueue(Scenario(text=REPLY))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
-    )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start(given)
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())  # its marks never echoed: not played out, never quiet
+    call = await call_after_a_turn(patchbay, http)  # its marks never echoed: not played out, never quiet
+    phone = call.phone
     with logged("twilio call ended") as ended:
         assert drain_streams(patchbay) == 1
         assert await closed_code(phone) == 1012  # closed by the drain's deadline, not dropped
         async with asyncio.timeout(10):
             await ended.wait()
     assert await handovers(patchbay) == 0
-    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    redirected = await http.post(call.redirect, data=CALL)
     assert redirected.text.endswith("<Response><Hangup/></Response>")
 
 
@@ -277,14 +283,8 @@ async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
     monkeypatch.setattr(handover, "save", database_down)
     caplog.set_level(logging.INFO, logger="patchbay.twilio")
     llm.enqueue(Scenario(text=REPLY))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
-    )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start(given)
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    call = await call_after_a_turn(patchbay, http)
+    phone = call.phone
     assert drain_streams(patchbay) == 1
     assert await closed_code(phone) == 1000
     assert "twilio call handover not written: the call ends with this stream" in caplog.messages
@@ -292,7 +292,7 @@ async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
     assert "twilio call ended" in caplog.messages
     # Still down when Twilio redirects: the call ends quietly, not with Twilio's error message.
     monkeypatch.setattr(handover, "find", database_down)
-    redirected = await http.post(redirect_of(answered.text), data=CALL)
+    redirected = await http.post(call.redirect, data=CALL)
     assert redirected.status_code == 200 and redirected.text.endswith("<Hangup/></Response>")
     assert "twilio call ends: the database is unavailable to find its handover" in caplog.messages
 
@@ -331,14 +331,8 @@ async def test_a_stream_that_resumes_another_keys_handover_starts_afresh(
         patchbay.services.db, handover.Handover("theirs", "CA0123", other, None, {}, earlier), utcnow()
     )
     llm.enqueue(Scenario(text=REPLY))
-    answered = await http.post(
-        "/v1/twilio/voice", data=CALL, headers={"authorization": basic("twilio", patchbay.key)}
-    )
-    url, given = stream_of(answered.text)
-    phone = Phone(await websockets.connect(url))
-    await phone.start({**given, "resume": "theirs"})
-    await phone.say(ulaw("Can you book a table for two?"))
-    await phone.until(lambda _: phone.replied())
+    call = await call_after_a_turn(patchbay, http, lambda given: {**given, "resume": "theirs"})
+    phone = call.phone
     assert llm.chat_requests[0].json["messages"] == [
         {"role": "user", "content": "can you book a table for two"}
     ]
