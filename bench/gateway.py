@@ -191,8 +191,11 @@ class Cell:
         return len(self.latencies) / self.elapsed
 
 
-def conversation(turns: int) -> list[dict[str, str]]:
-    """`turns` messages, user and assistant by turns, the last one the user's question."""
+def conversation(turns: int | None = None) -> list[dict[str, str]]:
+    """`turns` messages (default `BENCH_TURNS`, else 1), user and assistant by turns, the last one
+    the user's question."""
+    if turns is None:
+        turns = int(os.environ.get("BENCH_TURNS", "1"))
     earlier = [
         {
             "role": "user" if (turns - i) % 2 == 0 else "assistant",
@@ -215,7 +218,7 @@ async def run_cell(
         t.name: orjson.dumps(
             {
                 "model": t.model,
-                "messages": conversation(int(os.environ.get("BENCH_TURNS", "1"))),
+                "messages": conversation(),
                 "stream": stream,
             }
         )

@@ -75,7 +75,7 @@ async def measure(app: Any, key: str, args: argparse.Namespace) -> dict[str, lis
         stream: json.dumps(
             {
                 "model": "default",
-                "messages": g.conversation(int(os.environ.get("BENCH_TURNS", "1"))),
+                "messages": g.conversation(),
                 "stream": stream,
             }
         ).encode()

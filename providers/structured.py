@@ -78,14 +78,13 @@ def _check(value: Any, fmt: JsonSchemaFormat, *, provider: str, model: str | Non
     import jsonschema
 
     try:
-        validator = validator_for(fmt.schema)
+        error = schema_error(fmt.schema, value)
     except jsonschema.SchemaError as exc:
         raise StructuredOutputError(
             f"response schema {fmt.name!r} is invalid: {exc.message[:_MAX_DETAIL]}",
             provider=provider,
             model=model,
         ) from None
-    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
     if error is not None:
         where = "/" + "/".join(str(p) for p in error.absolute_path)
         raise StructuredOutputError(

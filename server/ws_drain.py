@@ -35,6 +35,9 @@ log = logging.getLogger("patchbay.server")
 
 DRAINING = "patchbay.draining"
 """The scope extension: an `asyncio.Event` set when this socket's session starts draining."""
+SERVICE_RESTART = 1012
+"""The close code of a socket whose worker is going away: uvicorn's when the drain runs out, and
+a resuming session's at its quiet moment."""
 
 
 def draining_of(scope: Any) -> asyncio.Event | None:

@@ -50,7 +50,7 @@ from server.realtime.session_wire import session_json
 from server.services import Services
 from server.v1.auth import Expired, bearer_token
 from server.v1.errors import ApiError, expired_key
-from server.ws_drain import draining_of
+from server.ws_drain import SERVICE_RESTART, draining_of
 from voice.config import SessionConfig
 
 log = logging.getLogger("patchbay.realtime")
@@ -129,7 +129,7 @@ async def realtime(websocket: WebSocket) -> None:
     if connection.ended_by == "handed_over":
         VOICE_DRAIN_CLOSES.labels("quiet").inc()
         log.info("realtime session handed over at a quiet moment of the drain", extra={"fields": fields})
-        code, reason = 1012, HANDOVER_REASON
+        code, reason = SERVICE_RESTART, HANDOVER_REASON
     else:
         log.info("realtime session closed", extra={"fields": fields})
         if connection.ended_by == "replaced":

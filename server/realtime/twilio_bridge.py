@@ -26,6 +26,7 @@ import orjson
 from foundation import b64
 from server.realtime.connection import quiet_in_drain
 from server.realtime.feed import MessageFeed, until_ended
+from server.ws_drain import SERVICE_RESTART
 from voice.errors import ClientError
 from voice.events import AudioDelta, ErrorEvent, OutputItemDone, SpeechStarted
 from voice.session import VoiceSession
@@ -40,8 +41,6 @@ DROPPED = "dropped"
 """What `TwilioBridge.run` returns when the socket closed without Twilio's `stop`, and not by this
 server's drain: the connection dropped (a network fault, a proxy restarting) while the call
 itself may still be up."""
-SERVICE_RESTART = 1012
-"""The close code of a socket this server's drain closed at its deadline (`server.ws_drain`)."""
 
 SendText = Callable[[str], Awaitable[None]]
 
