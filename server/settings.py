@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     twilio_auth_token: SecretStr | None = None
     """The Twilio account's Auth Token: when set, the Twilio webhook answers only requests whose
     `X-Twilio-Signature` it verifies (computed over PUBLIC_URL + path + query)."""
+    twilio_call_checkpoints: bool = True
+    """Keep each phone call's conversation in its handover row after every reply, so a call whose
+    worker dies goes on after Twilio's redirect (docs/voice.md#a-worker-that-dies)."""
 
     stripe_secret_key: SecretStr | None = None
     """The Stripe account's secret key (`sk_live_...`, `sk_test_...`); unset: purchases are off and

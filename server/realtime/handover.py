@@ -12,7 +12,9 @@ key (a fresh token) with `resume=<id>`. That stream takes the row, deleting it, 
 starts with the conversation in it.
 
 A stream whose socket closes without Twilio's `stop` (a dropped connection, the call still up)
-writes its handover the same way at once, so the redirect that follows resumes it.
+writes its handover the same way at once, so the redirect that follows resumes it. While a call
+lasts, its row is also kept current as a checkpoint (`server.realtime.call_checkpoint`), so the
+redirect after a worker that died finds the conversation up to the last reply.
 
 A row is only found with its call's SID, is used once, and lives `HANDOVER_SECONDS`; expired
 rows are deleted by the next handover written and by the hourly sweep
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, or_, select
 
 from server.accounts import Principal
 from server.db import Database
@@ -54,11 +56,16 @@ def new_handover_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-async def save(db: Database, handover: Handover, now: datetime) -> None:
-    """Write the handover (and delete every expired one)."""
+async def save(
+    db: Database, handover: Handover, now: datetime, *, lifetime: float = HANDOVER_SECONDS
+) -> None:
+    """Write the handover, replacing any row of its id (a call's checkpoint, see
+    `server.realtime.call_checkpoint`), to live `lifetime` seconds; and delete every expired one."""
     p = handover.principal
     async with db.session() as session:
-        await session.execute(delete(VoiceHandover).where(VoiceHandover.expires_at < now))
+        await session.execute(
+            delete(VoiceHandover).where(or_(VoiceHandover.expires_at < now, VoiceHandover.id == handover.id))
+        )
         session.add(
             VoiceHandover(
                 id=handover.id,
@@ -69,7 +76,7 @@ async def save(db: Database, handover: Handover, now: datetime) -> None:
                 model=handover.model,
                 parameters=handover.parameters,
                 items=handover.items,
-                expires_at=now + timedelta(seconds=HANDOVER_SECONDS),
+                expires_at=now + timedelta(seconds=lifetime),
             )
         )
 
@@ -101,6 +108,12 @@ async def find(
             if cast(CursorResult[Any], deleted).rowcount != 1:
                 return None  # another stream took it first
     return found
+
+
+async def discard(db: Database, handover_id: str) -> None:
+    """Delete the row of `handover_id`, if there is one (a call that ended in order)."""
+    async with db.session() as session:
+        await session.execute(delete(VoiceHandover).where(VoiceHandover.id == handover_id))
 
 
 def conversation_of(session: VoiceSession) -> list[dict[str, Any]]:

@@ -8,7 +8,8 @@ address; a locked-out address is closed with 1013, try again later); then the ca
 8 kHz audio goes to the session as it comes (`twilio_bridge.py`). A stream started with `resume`
 begins with the conversation its call's handover carried; a stream that names a `handover` is
 handed to the call's next stream at its first quiet moment once its worker drains
-(`server.realtime.handover`).
+(`server.realtime.handover`), and keeps that handover current while the call lasts, so the call
+also goes on after its worker dies (`server.realtime.call_checkpoint`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from server.accounts import Principal
 from server.auth_throttle import client_address, lockout_message
 from server.realtime import handover
 from server.realtime.auth import Caller, Refused, authenticate
+from server.realtime.call_checkpoint import CallCheckpoint
 from server.realtime.feed import MessageFeed, Receive
 from server.realtime.handover import Handover, conversation_of, restore
 from server.realtime.opening import SessionRefused, open_session, session_defaults
@@ -36,7 +38,6 @@ from server.services import Services
 from server.ws_drain import draining_of
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
-from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.twilio")
 router = APIRouter()
@@ -160,16 +161,24 @@ async def media_stream(websocket: WebSocket) -> None:
     hand_to = (handover_id, call_sid) if handover_id and call_sid else None
     draining = draining_of(websocket.scope) if hand_to is not None else None
     handed_over = False
+    checkpoint: CallCheckpoint | None = None
     try:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
         async with opened as session:
             left_out = restore(session, resumed.items) if resumed is not None else 0
+            if hand_to is not None and runtime.settings.twilio_call_checkpoints:
+                draft = _handover_of(start.parameters, *hand_to, caller, [])
+                checkpoint = CallCheckpoint(
+                    services.db, draft, lambda: conversation_of(session), runtime.max_session_seconds
+                )
+                checkpoint.start()
             bridge = TwilioBridge(
                 session,
                 start.stream_sid,
                 feed=MessageFeed.of(websocket),
                 send_text=websocket.send_text,
                 max_frame_bytes=runtime.max_frame_bytes,
+                on_conversation=checkpoint.turn_done if checkpoint is not None else None,
             )
             fields: dict[str, object] = {
                 "session": session.context.session_id,
@@ -181,11 +190,18 @@ async def media_stream(websocket: WebSocket) -> None:
                 fields["items_left_out"] = left_out
             log.info("twilio call connected", extra={"fields": fields})
             ended_by: str | None = None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(runtime.max_session_seconds):
-                    ended_by = await bridge.run(draining)
-            if ended_by in (HANDED_OVER, DROPPED) and hand_to is not None:
-                handed_over = await _hand_over(services, session, start.parameters, *hand_to, caller)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(runtime.max_session_seconds):
+                        ended_by = await bridge.run(draining)
+            finally:
+                if checkpoint is not None:
+                    await checkpoint.stop()
+            if hand_to is not None:
+                items = conversation_of(session)
+                handed_over = await _last_word(
+                    services, _handover_of(start.parameters, *hand_to, caller, items), ended_by, checkpoint
+                )
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
         await _close(websocket, 1008, str(exc)[:120])
@@ -222,24 +238,32 @@ async def _take_handover(services: Services, start: StreamStart, principal: Prin
     return found
 
 
-async def _hand_over(
-    services: Services,
-    session: VoiceSession,
-    parameters: dict[str, str],
-    handover_id: str,
-    call_sid: str,
-    caller: Caller,
-) -> bool:
-    """Write the call's handover for its next stream; False (the call then ends with this
-    stream) if it cannot be written."""
+def _handover_of(
+    parameters: dict[str, str], handover_id: str, call_sid: str, caller: Caller, items: list[dict[str, Any]]
+) -> Handover:
     kept = {name: parameters[name] for name in STREAM_PARAMETERS if parameters.get(name)}
-    written = Handover(handover_id, call_sid, caller.principal, caller.model, kept, conversation_of(session))
+    return Handover(handover_id, call_sid, caller.principal, caller.model, kept, items)
+
+
+async def _last_word(
+    services: Services, written: Handover, ended_by: str | None, checkpoint: CallCheckpoint | None
+) -> bool:
+    """The stream's last write on its call's handover row. After a drain's quiet moment or a
+    dropped socket, the handover for the call's next stream: True once written; if it cannot
+    be, the call ends with this stream, or goes on from its last checkpoint if it has one.
+    After an end in order, the checkpoint deleted: nothing for a redirect to resume."""
+    if ended_by not in (HANDED_OVER, DROPPED):
+        if checkpoint is not None:
+            await checkpoint.discard()
+        return False
     try:
         await handover.save(services.db, written, utcnow())
     except Exception as exc:
         log.error(
-            "twilio call handover not written: the call ends with this stream",
-            extra={"fields": {"call": call_sid, "error_type": type(exc).__name__}},
+            "twilio call handover not written: the redirect resumes the call from its last checkpoint"
+            if checkpoint is not None and checkpoint.written
+            else "twilio call handover not written: the call ends with this stream",
+            extra={"fields": {"call": written.call_sid, "error_type": type(exc).__name__}},
         )
         return False
     return True

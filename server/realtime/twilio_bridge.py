@@ -28,7 +28,7 @@ from server.realtime.connection import quiet_in_drain
 from server.realtime.feed import MessageFeed, until_ended
 from server.ws_drain import SERVICE_RESTART
 from voice.errors import ClientError
-from voice.events import AudioDelta, ErrorEvent, OutputItemDone, SpeechStarted
+from voice.events import AudioDelta, ErrorEvent, OutputItemDone, ResponseDone, SpeechStarted
 from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.twilio")
@@ -79,6 +79,8 @@ class TwilioBridge:
     """Twilio sent `stop`: the stream ended on its side (the call hung up, or was moved on)."""
     close_code: int | None = field(default=None, init=False)
     """The socket's close code once it closed (None: Twilio stopped the stream first)."""
+    on_conversation: Callable[[], None] | None = None
+    """Called once a reply is done and once a barge-in cut one short (the call's checkpoint)."""
     _playback: dict[str, _Playback] = field(default_factory=dict)
 
     async def run(self, draining: asyncio.Event | None = None) -> str | None:
@@ -170,7 +172,10 @@ class TwilioBridge:
             elif isinstance(event, OutputItemDone) and event.item.id in self._playback:
                 await self._send_mark(f"{event.item.id}:{END}")
             elif isinstance(event, SpeechStarted):
-                await self._interrupt()
+                if await self._interrupt() and self.on_conversation is not None:
+                    self.on_conversation()
+            elif isinstance(event, ResponseDone) and self.on_conversation is not None:
+                self.on_conversation()
             elif isinstance(event, ErrorEvent):
                 log.warning(
                     "voice session error",
@@ -192,12 +197,13 @@ class TwilioBridge:
             orjson.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}}).decode()
         )
 
-    async def _interrupt(self) -> None:
-        """The caller spoke: drop what Twilio has not played and keep only the heard part in history."""
+    async def _interrupt(self) -> bool:
+        """The caller spoke: drop what Twilio has not played and keep only the heard part in
+        history. False if all of it was heard (nothing changed)."""
         unheard = {item: p for item, p in self._playback.items() if p.heard_ms < int(p.sent_ms)}
         self._playback.clear()
         if not unheard:
-            return
+            return False
         await self.send_text(orjson.dumps({"event": "clear", "streamSid": self.stream_sid}).decode())
         for item_id, playback in unheard.items():
             try:
@@ -205,3 +211,4 @@ class TwilioBridge:
             except ClientError:
                 # The item left the history (its oldest turns are forgotten first).
                 log.debug("twilio truncate skipped", extra={"fields": {"item": item_id}})
+        return True

@@ -191,7 +191,7 @@ async def test_a_phone_call_on_an_agent_key(
         await phone.say(ulaw("Can you book a table for two?"))
         await phone.until(lambda _: phone.replied())
     finally:
-        await phone.ws.close()
+        await phone.hang_up()
     assert tts.state.calls and all(call.voice == voice for call in tts.state.calls)
     assert [call.language for call in stt.calls] == ["en-GB"]
     assert llm.chat_requests[0].json["messages"][0] == {"role": "system", "content": instructions}

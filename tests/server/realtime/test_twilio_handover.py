@@ -22,7 +22,7 @@ import httpx
 import orjson
 import pytest
 import websockets
-from sqlalchemy import func, select
+from sqlalchemy import select
 from twilio.twiml.voice_response import Connect, VoiceResponse
 from websockets.exceptions import ConnectionClosed
 
@@ -121,9 +121,21 @@ async def call_after_a_turn(
     return Call(phone, given, redirect_of(answered.text))
 
 
-async def handovers(patchbay: Patchbay) -> int:
+async def handovers(patchbay: Patchbay) -> dict[str, int]:
+    """The handover rows: each id with how many items its conversation holds."""
     async with patchbay.services.db.session() as s:
-        return int(await s.scalar(select(func.count()).select_from(VoiceHandover)) or 0)
+        rows = (await s.execute(select(VoiceHandover.id, VoiceHandover.items))).all()
+    return {row_id: len(items) for row_id, items in rows}
+
+
+async def handovers_become(patchbay: Patchbay, expected: dict[str, int]) -> None:
+    """Wait until the handover rows are `expected`: a call's checkpoint is written beside it,
+    after its replies, so a test reads the rows until they hold what it expects."""
+    for _ in range(500):  # reads of the table, bounded (10 s); each ends the wait once it holds
+        if (rows := await handovers(patchbay)) == expected:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the handover rows are {rows}, never {expected}")
 
 
 async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
@@ -151,7 +163,8 @@ async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
     assert drain_streams(patchbay) == 1
     assert await closed_code(phone) == 1000
     assert VOICE_DRAIN_CLOSES.labels("quiet")._value.get() == quiet_before + 1
-    assert await handovers(patchbay) == 1
+    # The call's checkpoint row became its handover: the caller's words and the reply.
+    assert await handovers(patchbay) == {given["handover"]: 2}
 
     # Twilio runs the rest of the TwiML: the redirect (no key: the handover is the credential).
     moved = await http.post(redirect, data=CALL)
@@ -173,35 +186,27 @@ async def test_a_call_goes_on_in_a_new_stream_after_its_worker_drains(
         {"role": "assistant", "content": REPLY},
         {"role": "user", "content": "can you book a table for two"},
     ]
-    assert await handovers(patchbay) == 0  # taken by the new stream: used once
+    # The handover was taken by the new stream (used once); the row left is the new stream's
+    # own checkpoint: both turns.
+    await handovers_become(patchbay, {again["handover"]: 4})
     assert (await http.post(redirect, data=CALL)).text.endswith("<Response><Hangup/></Response>")
-    await phone.ws.close()
+    await phone.hang_up()
 
 
 async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
-    patchbay: Patchbay,
-    http: httpx.AsyncClient,
-    llm: OpenAIEmulator,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
 ) -> None:
-    written = asyncio.Event()
-    save = handover.save
-
-    async def save_and_tell(*args: Any) -> None:
-        await save(*args)
-        written.set()
-
-    monkeypatch.setattr(handover, "save", save_and_tell)
-    caplog.set_level(logging.INFO, logger="patchbay.twilio")
     llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course, three it is."))
     call = await call_after_a_turn(patchbay, http)
     phone = call.phone
 
     dropped = TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get()
-    phone.ws.transport.abort()  # the connection drops: no `stop`, not even a close frame
-    async with asyncio.timeout(10):
-        await written.wait()
+    handed = "twilio media stream dropped without a stop: handed over for the call's redirect"
+    with logged(handed) as written:
+        phone.ws.transport.abort()  # the connection drops: no `stop`, not even a close frame
+        async with asyncio.timeout(10):
+            await written.wait()
+    assert await handovers(patchbay) == {call.given["handover"]: 2}
     moved = await http.post(call.redirect, data=CALL)
     url, again = stream_of(moved.text)
     assert again["resume"] == call.given["handover"]
@@ -213,11 +218,68 @@ async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
         {"role": "user", "content": "can you book a table for two"},
         {"role": "assistant", "content": REPLY},
     ]
-    assert (
-        "twilio media stream dropped without a stop: handed over for the call's redirect" in caplog.messages
-    )
     assert TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get() == dropped + 1
-    await phone.ws.close()
+    await phone.hang_up()
+
+
+@pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoints", "no_checkpoints"])
+async def test_a_call_keeps_its_conversation_in_a_checkpoint_after_each_reply(
+    patchbay: Patchbay,
+    http: httpx.AsyncClient,
+    llm: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    checkpoints: bool,
+) -> None:
+    """What a worker that dies outright leaves for the call's redirect: the row written when the
+    stream opened (no conversation yet) and rewritten after the reply, living longer than the
+    stream can; `PATCHBAY_TWILIO_CALL_CHECKPOINTS=false` writes only a drop's final handover."""
+    runtime = patchbay.services.voice
+    settings = runtime.settings.model_copy(update={"twilio_call_checkpoints": checkpoints})
+    monkeypatch.setattr(runtime, "settings", settings)
+    writes: list[tuple[int, float]] = []
+    save = handover.save
+
+    async def counted(
+        db: Any, written: handover.Handover, now: Any, *, lifetime: float = handover.HANDOVER_SECONDS
+    ) -> None:
+        writes.append((len(written.items), lifetime))
+        await save(db, written, now, lifetime=lifetime)
+
+    monkeypatch.setattr(handover, "save", counted)
+    llm.enqueue(Scenario(text=REPLY))
+    call = await call_after_a_turn(patchbay, http)
+    live = runtime.max_session_seconds + handover.HANDOVER_SECONDS
+    if checkpoints:
+        await handovers_become(patchbay, {call.given["handover"]: 2})
+        assert writes[0] == (0, live) and writes[-1] == (2, live), writes
+    handed = "twilio media stream dropped without a stop: handed over for the call's redirect"
+    with logged(handed) as written:
+        call.phone.ws.transport.abort()
+        async with asyncio.timeout(10):
+            await written.wait()
+    assert writes[-1] == (2, handover.HANDOVER_SECONDS)
+    assert (
+        all(lifetime == live for _, lifetime in writes[:-1]) and len(writes) > 1
+        if checkpoints
+        else len(writes) == 1
+    )
+
+
+async def test_a_barge_in_rewrites_the_checkpoint_with_the_reply_as_heard(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator
+) -> None:
+    """A worker dying between a barge-in and the next reply leaves what the caller heard: the
+    cut reply is checkpointed at once, not at the next reply (which here never comes)."""
+    llm.enqueue(Scenario(text=REPLY), Scenario(stall_after=0))
+    call = await call_after_a_turn(patchbay, http)  # none of the reply's marks echoed: unheard
+    phone = call.phone
+    await handovers_become(patchbay, {call.given["handover"]: 2})
+    await phone.say(ulaw("No wait, make it three."))
+    await phone.until(lambda message: message["event"] == "clear")
+    # The reply, cut before the caller heard any of it, left the conversation: the caller's
+    # first words are all that a worker dying now would hand on.
+    await handovers_become(patchbay, {call.given["handover"]: 1})
+    await phone.hang_up()
 
 
 async def test_a_dropped_stream_whose_twiml_names_no_handover_ends_its_call(
@@ -235,7 +297,7 @@ async def test_a_dropped_stream_whose_twiml_names_no_handover_ends_its_call(
         async with asyncio.timeout(10):
             await ended.wait()
     assert TWILIO_STREAMS_DROPPED.labels("ended")._value.get() == ended_before + 1
-    assert await handovers(patchbay) == 0
+    assert await handovers(patchbay) == {}
 
 
 async def test_a_stream_twilio_stops_leaves_no_handover(
@@ -244,11 +306,12 @@ async def test_a_stream_twilio_stops_leaves_no_handover(
     llm.enqueue(Scenario(text=REPLY))
     call = await call_after_a_turn(patchbay, http)
     phone = call.phone
+    await handovers_become(patchbay, {call.given["handover"]: 2})  # the call's checkpoint
     # The caller hangs up: Twilio says `stop` and runs no more TwiML (a redirect would hang up).
     stop = {"accountSid": "AC0123", "callSid": "CA0123"}
     await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": stop})
     assert await closed_code(phone) == 1000
-    assert await handovers(patchbay) == 0
+    assert await handovers(patchbay) == {}
     redirected = await http.post(call.redirect, data=CALL)
     assert redirected.text.endswith("<Response><Hangup/></Response>")
 
@@ -265,7 +328,7 @@ async def test_a_call_never_quiet_is_cut_at_the_drain_deadline_not_handed_over(
         assert await closed_code(phone) == 1012  # closed by the drain's deadline, not dropped
         async with asyncio.timeout(10):
             await ended.wait()
-    assert await handovers(patchbay) == 0
+    assert await handovers(patchbay) == {}
     redirected = await http.post(call.redirect, data=CALL)
     assert redirected.text.endswith("<Response><Hangup/></Response>")
 
@@ -336,7 +399,7 @@ async def test_a_stream_that_resumes_another_keys_handover_starts_afresh(
     assert llm.chat_requests[0].json["messages"] == [
         {"role": "user", "content": "can you book a table for two"}
     ]
-    await phone.ws.close()
+    await phone.hang_up()
 
 
 def test_a_conversation_with_function_calls_is_carried_over_in_order() -> None:

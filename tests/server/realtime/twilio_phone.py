@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from typing import Any
@@ -107,6 +108,15 @@ class Phone:
     def replied(self, replies: int = 1) -> bool:
         """Whether the last audio of `replies` replies has arrived (each ends with an `end` mark)."""
         return sum(name.endswith(":end") for name, _ in self.marks) >= replies
+
+    async def hang_up(self, within: float = 10.0) -> None:
+        """The caller hangs up: Twilio sends `stop`, and the server closes the stream once it has
+        ended the call (its checkpoint deleted), so nothing of the call is left running."""
+        stop = {"accountSid": "AC0123", "callSid": "CA0123"}
+        with contextlib.suppress(websockets.ConnectionClosed):  # already closed: nothing to end
+            await self.send({"event": "stop", "sequenceNumber": "99", "streamSid": self.sid, "stop": stop})
+            while True:
+                await self.recv(within)
 
     async def played(self, name: str) -> None:
         """Twilio's echo: the audio queued before mark `name` has played."""
