@@ -26,6 +26,13 @@ Reported per level of N sessions:
   Patchbay.
 The capacity figure is the largest N with no late frame; the goal is also p95 under 10 ms.
 
+`--wire twilio` makes every session a phone call placed as Twilio places one: the webhook
+(`POST /v1/twilio/voice`, the key as Basic auth), the TwiML's media stream, µ-law 8 kHz `media`
+messages stamped in their `sequenceNumber`, each `mark` echoed at once. Each call keeps its
+checkpoint in the database after each reply (docs/voice.md, "A worker that dies"), so the
+level includes those writes. Its turn latency is read from the workers' own figures, since a
+phone call's caller gets no `response.done`.
+
 Run `.venv/bin/python bench/voice.py --help`. Defaults: N = 50 100 200 300, 30 s a level,
 one worker. `--workers 1 2` measures both in one run; `--chart FILE.png` draws the figures
 (matplotlib, from the `bench` extra); `--json FILE` keeps them. Knobs for experiments:
@@ -64,7 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 
 from bench.machine import OtherCpu
-from bench.voice_callers import FRAME_MS, frames, run_callers
+from bench.voice_callers import FRAME_MS, WIRES, frames, run_callers
 from bench.voice_patchbay import patchbay_running, serve_llm
 from bench.voice_report import GOAL_P95_MS, HEADER, chart, row
 from bench.voice_worker import LATE_MS, percentile, stats_ports
@@ -79,6 +86,8 @@ def _split(n: int, parts: int) -> list[int]:
 class Server:
     url: str
     key: str
+    wire: str
+    """`realtime` sessions, or `twilio` phone calls (`url` is then the webhook's origin)."""
     stats: list[httpx.AsyncClient]
     """One client per worker, on its side port."""
 
@@ -89,7 +98,9 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
     for i, share in enumerate(_split(n, callers)):
         mine, theirs = context.Pipe()
         proc = context.Process(
-            target=run_callers, args=(share, n * 100 + i, server.url, server.key, turn, theirs), daemon=True
+            target=run_callers,
+            args=(share, n * 100 + i, server.url, server.key, turn, theirs, server.wire),
+            daemon=True,
         )
         proc.start()
         procs.append(proc)
@@ -117,7 +128,9 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
     def spent(field: str) -> float:
         return sum(a[field] - b[field] for a, b in zip(after, before, strict=True)) / seconds
 
-    server_ms = sorted(ms for r in results for ms in r["server_ms"])
+    # A phone call's turns reach no caller: the workers keep them.
+    source = after if server.wire == "twilio" else results
+    server_ms = sorted(ms for r in source for ms in r["server_ms"])
     delays = [sum(bucket) for bucket in zip(*(a["delays"] for a in after), strict=True)]
     frames = sum(a["frames"] for a in after)
     cpu = spent("cpu_s")
@@ -166,7 +179,7 @@ async def _measure(
             await stack.enter_async_context(httpx.AsyncClient(base_url=f"http://127.0.0.1:{p}", timeout=30))
             for p in ports
         ]
-        server = Server(url, key, clients)
+        server = Server(url, key, args.wire, clients)
         # Warm-up, not reported: first connections load the org's routing, open the upstream
         # pool and import lazily-loaded modules, in every worker.
         await level(20 * workers, server, turn, seconds=5.0, callers=args.callers)
@@ -184,7 +197,11 @@ def run_workers(
 ) -> list[dict[str, Any]]:
     """Start Patchbay with W workers on a fresh database, measure every level, stop it."""
     with patchbay_running(workers, llm_port) as running:
-        url = f"ws://127.0.0.1:{running.port}/v1/realtime?model=default"
+        url = (
+            f"http://127.0.0.1:{running.port}"
+            if args.wire == "twilio"
+            else f"ws://127.0.0.1:{running.port}/v1/realtime?model=default"
+        )
         return asyncio.run(_measure(url, running.key, running.data_dir / "stats", workers, args, turn))
 
 
@@ -201,14 +218,20 @@ def main() -> None:
         help="measured seconds per level (30: a 15-s level can pass where longer ones do not; "
         "docs/performance.md, Longer levels on the same machine)",
     )
+    parser.add_argument(
+        "--wire",
+        choices=WIRES,
+        default="realtime",
+        help="realtime sessions, or phone calls through the Twilio webhook and media stream",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per level")
     parser.add_argument("--callers", type=int, default=1, help="caller processes")
     parser.add_argument("--chart", type=Path, help="write a PNG chart of the figures")
     parser.add_argument("--json", type=Path, help="write the figures as JSON")
     args = parser.parse_args()
-    turn = frames()
+    turn = frames(args.wire)
     print(
-        f"{args.seconds:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
+        f"{args.wire}: {args.seconds:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
         f"{args.callers} caller process(es), {os.cpu_count()} cores"
     )
     print(HEADER)

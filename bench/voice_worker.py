@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.voice_callers import STAMP
+from bench.voice_callers import STAMP, TWILIO_STAMP
 
 LATE_MS = 40.0
 """A frame that reaches its session later than this after its slot is late."""
@@ -44,6 +44,7 @@ class WorkerProbe:
         self._tasks: list[asyncio.Task[None]] = []
 
     def reset(self) -> None:
+        self.runtime.stats.clear()
         self.delays = [0] * 1001
         self.frames = self.late = 0
         self.delay_max = self.lag_max = 0.0
@@ -75,6 +76,18 @@ class WorkerProbe:
             handle(conn, text)
 
         RealtimeConnection.handle = timed  # type: ignore[method-assign]
+
+        from server.realtime.twilio_bridge import TwilioBridge
+
+        receive, twilio_skip = TwilioBridge.receive, len(TWILIO_STAMP)
+
+        def timed_media(bridge: TwilioBridge, message: str | bytes) -> bool:
+            if isinstance(message, str) and message.startswith(TWILIO_STAMP):
+                sent = float(message[twilio_skip : message.index('"', twilio_skip)])
+                probe.frame((clock() - sent) * 1000)
+            return receive(bridge, message)
+
+        TwilioBridge.receive = timed_media  # type: ignore[method-assign]
 
     def start(self, stats_dir: Path) -> None:
         if os.environ.get("BENCH_PROFILE"):
@@ -113,6 +126,9 @@ class WorkerProbe:
             "delay_max_ms": self.delay_max,
             "delays": self.delays,
             "live_sessions": self.runtime.sessions.total,
+            # Each turn's server-added latency since the last reset (the window's last 2,048 at
+            # most): a phone call has no `response.done` to carry it to its caller.
+            "server_ms": self.runtime.stats.series("server_ms"),
         }
 
     async def _serve_stats(self, stats_dir: Path) -> None:

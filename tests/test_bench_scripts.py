@@ -68,8 +68,9 @@ def test_the_worker_probe_keeps_loop_lag_in_bounded_buckets() -> None:
     from types import SimpleNamespace
 
     from bench.voice_worker import LAG_BUCKETS, WorkerProbe
+    from voice.latency import LatencyStats
 
-    probe = WorkerProbe(SimpleNamespace(sessions=SimpleNamespace(total=0)))
+    probe = WorkerProbe(SimpleNamespace(sessions=SimpleNamespace(total=0), stats=LatencyStats()))
     assert probe.figures()["lag_p99_ms"] == 0.0
     for lag_ms in [0.04] * 98 + [2.54, 7.34, 5_000.0]:
         probe.loop_lag(lag_ms)

@@ -113,6 +113,15 @@ class LatencyStats:
             return None
         return values[min(len(values) - 1, int(q * len(values)))]
 
+    def series(self, name: str) -> list[float]:
+        """The window's figures of `name`, oldest first (a bench reads the turns of a level)."""
+        return list(self._series.get(name, ()))
+
+    def clear(self) -> None:
+        """Empty the window (the turn count goes on)."""
+        for values in self._series.values():
+            values.clear()
+
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {"turns": self.turns}
         for name in sorted(self._series):

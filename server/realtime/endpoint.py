@@ -24,7 +24,6 @@ that stays (`RealtimeConnection`, docs/operations.md, "Stopping and rolling upda
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
@@ -38,7 +37,7 @@ from server.auth_throttle import client_address, lockout_message
 from server.errors import with_request_id
 from server.realtime.auth import Caller, Refused, TokenExpired, identify, locked_response
 from server.realtime.connection import RealtimeConnection
-from server.realtime.feed import MessageFeed, texts_sender
+from server.realtime.feed import MessageFeed, close_socket, texts_sender
 from server.realtime.opening import (
     ModelRefused,
     SessionRefused,
@@ -134,10 +133,7 @@ async def realtime(websocket: WebSocket) -> None:
         log.info("realtime session closed", extra={"fields": fields})
         if connection.ended_by == "replaced":
             reason = REPLACED_REASON
-    # Starlette raises if a handler returns with the socket open; the client may already be gone.
-    if websocket.client_state.name == "CONNECTED":
-        with contextlib.suppress(RuntimeError):
-            await websocket.close(code=code, reason=reason)
+    await close_socket(websocket, code, reason)
 
 
 HANDOVER_REASON = "server restarting: reconnect to resume"

@@ -1,6 +1,6 @@
 """A voice socket's incoming messages into a synchronous handler, until the caller leaves or
-the session is ended from outside (`until_ended`); and its outgoing ones several to a socket
-write (`texts_sender`).
+the session is ended from outside (`until_ended`); its outgoing ones several to a socket
+write (`texts_sender`); and its close once the session is over (`close_socket`).
 
 `MessageFeed.run(handle)` calls `handle(message)` for each message, `str` for a text frame and
 `bytes` for a binary one, in order, and returns when the client disconnects (with the close
@@ -13,9 +13,12 @@ exception from `handle` ends `run` with it, either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
+
+from starlette.websockets import WebSocketDisconnect
 
 from server.websocket_direct import DIRECT, DirectMessages, payload
 
@@ -120,3 +123,15 @@ async def until_ended(feed: Awaitable[object], enders: Mapping[str, Awaitable[ob
     ended = next(task for task in waiting if task in done)
     ended.result()
     return waiting[ended]
+
+
+async def close_socket(websocket: Any, code: int, reason: str) -> None:
+    """Close a Starlette `WebSocket` the session is done with, unless the client is gone.
+
+    Starlette raises if a handler returns with the socket open. Its view of the client may be
+    stale: the feed reads past its `receive`, so a client that left (a caller who hung up and
+    closed at once, a dropped connection) can still look connected, and the close then finds
+    the socket closing (`WebSocketDisconnect`) or already closed (`RuntimeError`)."""
+    if websocket.client_state.name == "CONNECTED":
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=code, reason=reason)

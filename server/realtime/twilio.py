@@ -29,7 +29,7 @@ from server.auth_throttle import client_address, lockout_message
 from server.realtime import handover
 from server.realtime.auth import Caller, Refused, authenticate
 from server.realtime.call_checkpoint import CallCheckpoint
-from server.realtime.feed import MessageFeed, Receive
+from server.realtime.feed import MessageFeed, Receive, close_socket
 from server.realtime.handover import Handover, conversation_of, restore
 from server.realtime.opening import SessionRefused, open_session, session_defaults
 from server.realtime.twilio_bridge import DROPPED, HANDED_OVER, TwilioBridge, decode_message
@@ -126,10 +126,10 @@ async def media_stream(websocket: WebSocket) -> None:
         locked = caller.retry_after if isinstance(caller, Refused) else None
         if locked is not None:
             log.warning("twilio media stream refused: address locked out after failed authentication")
-            await _close(websocket, 1013, lockout_message(locked))
+            await close_socket(websocket, 1013, lockout_message(locked))
             return
         log.warning("twilio media stream refused: no start message with a valid token")
-        await _close(websocket, 1008, "a start message with a valid token is required")
+        await close_socket(websocket, 1008, "a start message with a valid token is required")
         return
     if (start.encoding, start.sample_rate) != ("audio/x-mulaw", 8000):
         log.warning(
@@ -137,7 +137,7 @@ async def media_stream(websocket: WebSocket) -> None:
             start.encoding,
             start.sample_rate,
         )
-        await _close(websocket, 1003, "only audio/x-mulaw at 8000 Hz is supported")
+        await close_socket(websocket, 1003, "only audio/x-mulaw at 8000 Hz is supported")
         return
     defaults = await session_defaults(
         services,
@@ -204,7 +204,7 @@ async def media_stream(websocket: WebSocket) -> None:
                 )
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
-        await _close(websocket, 1008, str(exc)[:120])
+        await close_socket(websocket, 1008, str(exc)[:120])
         return
     fields["skipped"] = dict(bridge.skipped)
     if handed_over and ended_by == HANDED_OVER:
@@ -220,7 +220,7 @@ async def media_stream(websocket: WebSocket) -> None:
         if ended_by == DROPPED:  # no handover id in its TwiML, or it could not be written
             TWILIO_STREAMS_DROPPED.labels("ended").inc()
         log.info("twilio call ended", extra={"fields": fields})
-    await _close(websocket, 1000, "")
+    await close_socket(websocket, 1000, "")
 
 
 async def _take_handover(services: Services, start: StreamStart, principal: Principal) -> Handover | None:
@@ -267,10 +267,3 @@ async def _last_word(
         )
         return False
     return True
-
-
-async def _close(websocket: WebSocket, code: int, reason: str) -> None:
-    # Twilio may already have hung up.
-    if websocket.client_state.name == "CONNECTED":
-        with contextlib.suppress(RuntimeError):
-            await websocket.close(code=code, reason=reason)

@@ -43,3 +43,16 @@ def test_stats_percentiles() -> None:
     snapshot = stats.snapshot()
     assert snapshot["turns"] == 100
     assert snapshot["server_ms"]["p50"] == 51.0 and snapshot["server_ms"]["p95"] == 96.0
+
+
+def test_stats_series_and_clear() -> None:
+    clock = ManualClock()
+    stats = LatencyStats(window=3)
+    for ms in (5, 6, 7, 8):
+        stats.observe(TurnLatency(clock, llm_request=0.0, first_audio=ms / 1000))
+    assert stats.series("server_ms") == [6.0, 7.0, 8.0]  # the window's, oldest first
+    assert stats.series("nothing") == []
+    stats.clear()
+    assert stats.series("server_ms") == [] and stats.turns == 4
+    stats.observe(TurnLatency(clock, llm_request=0.0, first_audio=0.009))
+    assert stats.series("server_ms") == [9.0]

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from billing.tables import UsageRecord
 from server import accounts
+from server.realtime import endpoint
 from server.realtime.endpoint import REPLACED_REASON
 from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
@@ -74,6 +75,30 @@ async def test_session_created_has_the_ga_shape(connect: Any) -> None:
     detection = session["audio"]["input"]["turn_detection"]
     assert detection["type"] == "server_vad" and detection["silence_duration_ms"] == 500
     assert detection["create_response"] is True and detection["interrupt_response"] is True
+
+
+async def test_a_client_gone_without_a_close_frame_ends_its_session_without_an_error(
+    connect: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped connection (no close frame, the socket just closed): the server ends the
+    session and its own close finds the socket gone, which is no error."""
+    closing: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    close = endpoint.close_socket
+
+    async def watched(websocket: Any, code: int, reason: str) -> None:
+        try:
+            await close(websocket, code, reason)
+        except BaseException as exc:
+            closing.set_result(exc)
+            raise
+        closing.set_result(None)
+
+    monkeypatch.setattr(endpoint, "close_socket", watched)
+    client: Client = await connect()
+    assert (await client.recv())["type"] == "session.created"
+    client.ws.transport.close()
+    async with asyncio.timeout(10):
+        assert await closing is None
 
 
 async def test_text_turn_streams_audio_and_transcript(

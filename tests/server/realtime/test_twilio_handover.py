@@ -29,7 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from foundation.db import utcnow
 from foundation.metrics import TWILIO_STREAMS_DROPPED, VOICE_DRAIN_CLOSES
 from server.accounts import Principal
-from server.realtime import handover
+from server.realtime import handover, twilio
 from server.realtime.twilio import STREAM_PATH
 from server.tables import VoiceHandover
 from server.ws_drain import DrainingProtocol, websocket_protocol
@@ -314,6 +314,35 @@ async def test_a_stream_twilio_stops_leaves_no_handover(
     assert await handovers(patchbay) == {}
     redirected = await http.post(call.redirect, data=CALL)
     assert redirected.text.endswith("<Response><Hangup/></Response>")
+
+
+async def test_a_caller_who_stops_and_closes_at_once_ends_the_call_cleanly(
+    patchbay: Patchbay, http: httpx.AsyncClient, llm: OpenAIEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twilio may close the socket right after `stop`, before the server's own close: the call
+    still ends in order (its checkpoint deleted), and the server's close raises nothing."""
+    closing: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    close = twilio.close_socket
+
+    async def watched(websocket: Any, code: int, reason: str) -> None:
+        try:
+            await close(websocket, code, reason)
+        except BaseException as exc:
+            closing.set_result(exc)
+            raise
+        closing.set_result(None)
+
+    monkeypatch.setattr(twilio, "close_socket", watched)
+    llm.enqueue(Scenario(text=REPLY))
+    call = await call_after_a_turn(patchbay, http)
+    phone = call.phone
+    await handovers_become(patchbay, {call.given["handover"]: 2})
+    stop = {"accountSid": "AC0123", "callSid": "CA0123"}
+    await phone.send({"event": "stop", "sequenceNumber": "99", "streamSid": phone.sid, "stop": stop})
+    phone.ws.transport.close()  # gone before the server's close frame, without one of its own
+    async with asyncio.timeout(10):
+        assert await closing is None
+    assert await handovers(patchbay) == {}
 
 
 @pytest.mark.parametrize("ws_protocol", [0.5], indirect=True)
