@@ -61,6 +61,7 @@ from server.payments.client import StripePayments, commercial_table
 from server.payments.grace import GraceSweeper
 from server.payments.usage_reports import UsageReporter
 from server.payments.webhook import Webhook
+from server.realtime.call_checkpoint import CallCheckpoints
 from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
 from server.v1.auth import ApiKeyCache
@@ -295,6 +296,11 @@ class Services:
             internal=overrides.internal_engines,
             engines=overrides.voice_engines,
             llm=overrides.voice_llm,
+            checkpoints=(
+                CallCheckpoints(database, settings.voice_max_session_seconds)
+                if settings.twilio_call_checkpoints
+                else None
+            ),
         )
         services = cls(
             settings=settings,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select
+from sqlalchemy import CursorResult, delete, insert, or_, select
 
 from server.accounts import Principal
 from server.db import Database
@@ -56,29 +56,37 @@ def new_handover_id() -> str:
     return secrets.token_urlsafe(16)
 
 
-async def save(
-    db: Database, handover: Handover, now: datetime, *, lifetime: float = HANDOVER_SECONDS
-) -> None:
-    """Write the handover, replacing any row of its id (a call's checkpoint, see
-    `server.realtime.call_checkpoint`), to live `lifetime` seconds; and delete every expired one."""
-    p = handover.principal
+async def save(db: Database, handover: Handover, now: datetime) -> None:
+    """Write the handover, replacing the call's checkpoint (`server.realtime.call_checkpoint`),
+    to live `HANDOVER_SECONDS`; and delete every expired one."""
+    expires_at = now + timedelta(seconds=HANDOVER_SECONDS)
     async with db.session() as session:
         await session.execute(
             delete(VoiceHandover).where(or_(VoiceHandover.expires_at < now, VoiceHandover.id == handover.id))
         )
-        session.add(
-            VoiceHandover(
-                id=handover.id,
-                call_sid=handover.call_sid,
-                org_id=p.org_id,
-                key_id=p.key_id,
-                agent_id=p.agent_id,
-                model=handover.model,
-                parameters=handover.parameters,
-                items=handover.items,
-                expires_at=now + timedelta(seconds=lifetime),
-            )
-        )
+        await session.execute(insert(VoiceHandover), [_row(handover, expires_at)])
+
+
+async def save_checkpoints(db: Database, handovers: list[Handover], expires_at: datetime) -> None:
+    """Write several calls' checkpoints in one transaction, each replacing its call's row."""
+    async with db.session() as session:
+        await session.execute(delete(VoiceHandover).where(VoiceHandover.id.in_([h.id for h in handovers])))
+        await session.execute(insert(VoiceHandover), [_row(h, expires_at) for h in handovers])
+
+
+def _row(handover: Handover, expires_at: datetime) -> dict[str, Any]:
+    p = handover.principal
+    return {
+        "id": handover.id,
+        "call_sid": handover.call_sid,
+        "org_id": p.org_id,
+        "key_id": p.key_id,
+        "agent_id": p.agent_id,
+        "model": handover.model,
+        "parameters": handover.parameters,
+        "items": handover.items,
+        "expires_at": expires_at,
+    }
 
 
 async def find(

@@ -21,6 +21,7 @@ from routing.routed_engines import RoutedSTT, RoutedTTS
 from routing.router import CallContext
 from routing.speech import BuiltIn, SpeechRouter
 from server.accounts import Principal
+from server.realtime.call_checkpoint import CallCheckpoints
 from server.realtime.llm import RouterTurnLLM
 from server.realtime.session_limit import RedisSessionLimiter, SessionLimiter, make_session_limiter
 from server.realtime.tokens import TokenSigner
@@ -56,6 +57,8 @@ class VoiceRuntime:
     llm: LLMFactory | None = None
     """Replaces the routed LLM (tests, benchmarks)."""
     stats: LatencyStats = field(default_factory=LatencyStats)
+    checkpoints: CallCheckpoints | None = None
+    """Writes phone calls' checkpoints (`PATCHBAY_TWILIO_CALL_CHECKPOINTS`); None: off."""
 
     @classmethod
     def from_settings(
@@ -66,6 +69,7 @@ class VoiceRuntime:
         internal: BuiltIn | None = None,
         engines: EnginesFactory | None = None,
         llm: LLMFactory | None = None,
+        checkpoints: CallCheckpoints | None = None,
     ) -> VoiceRuntime:
         secret = settings.voice_token_secret
         sessions = make_session_limiter(settings.voice_max_sessions_per_key, settings.redis_url)
@@ -86,6 +90,7 @@ class VoiceRuntime:
             internal=internal,
             engines=engines,
             llm=llm,
+            checkpoints=checkpoints,
         )
 
     @property
@@ -110,8 +115,11 @@ class VoiceRuntime:
         return internal_engine_names(self.settings)
 
     async def aclose(self) -> None:
-        """Stop the session limiter's lease renewal and hand back this process's slots."""
+        """Stop the session limiter's lease renewal and hand back this process's slots, and
+        stop writing calls' checkpoints."""
         await self.sessions.aclose()
+        if self.checkpoints is not None:
+            await self.checkpoints.aclose()
 
     async def engines_for(
         self,

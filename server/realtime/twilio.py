@@ -166,19 +166,16 @@ async def media_stream(websocket: WebSocket) -> None:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
         async with opened as session:
             left_out = restore(session, resumed.items) if resumed is not None else 0
-            if hand_to is not None and runtime.settings.twilio_call_checkpoints:
+            if hand_to is not None and runtime.checkpoints is not None:
                 draft = _handover_of(start.parameters, *hand_to, caller, [])
-                checkpoint = CallCheckpoint(
-                    services.db, draft, lambda: conversation_of(session), runtime.max_session_seconds
-                )
-                checkpoint.start()
+                checkpoint = runtime.checkpoints.open(draft, lambda: conversation_of(session))
             bridge = TwilioBridge(
                 session,
                 start.stream_sid,
                 feed=MessageFeed.of(websocket),
                 send_text=websocket.send_text,
                 max_frame_bytes=runtime.max_frame_bytes,
-                on_conversation=checkpoint.turn_done if checkpoint is not None else None,
+                on_conversation=checkpoint.changed if checkpoint is not None else None,
             )
             fields: dict[str, object] = {
                 "session": session.context.session_id,

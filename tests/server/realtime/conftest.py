@@ -196,3 +196,21 @@ async def sdk(patchbay: Patchbay) -> AsyncIterator[openai.AsyncOpenAI]:
         api_key=patchbay.key, base_url=patchbay.url + "/v1", websocket_base_url=ws_base, max_retries=0
     ) as client:
         yield client
+
+
+def watch_close(monkeypatch: pytest.MonkeyPatch, module: Any) -> asyncio.Future[BaseException | None]:
+    """The outcome of the next `close_socket` that `module` (a voice endpoint) calls: None, or
+    what it raised."""
+    closing: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+    close = module.close_socket
+
+    async def watched(websocket: Any, code: int, reason: str) -> None:
+        try:
+            await close(websocket, code, reason)
+        except BaseException as exc:
+            closing.set_result(exc)
+            raise
+        closing.set_result(None)
+
+    monkeypatch.setattr(module, "close_socket", watched)
+    return closing

@@ -25,7 +25,7 @@ from server.realtime.runtime import EnginesFactory
 from server.realtime.session_limit import InProcessSessionLimiter, RedisSessionLimiter
 from server.v1.ratelimit import InProcessRateLimiter, RateLimit
 from tests.emulators.openai import OpenAIEmulator, Scenario
-from tests.server.realtime.conftest import Client, Patchbay, fake_engines
+from tests.server.realtime.conftest import Client, Patchbay, fake_engines, watch_close
 from tests.server.realtime.sdk import validated
 from tests.voice.fakes import FakeTTS
 from tests.voice.speech import silence, speak
@@ -82,18 +82,7 @@ async def test_a_client_gone_without_a_close_frame_ends_its_session_without_an_e
 ) -> None:
     """A dropped connection (no close frame, the socket just closed): the server ends the
     session and its own close finds the socket gone, which is no error."""
-    closing: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    close = endpoint.close_socket
-
-    async def watched(websocket: Any, code: int, reason: str) -> None:
-        try:
-            await close(websocket, code, reason)
-        except BaseException as exc:
-            closing.set_result(exc)
-            raise
-        closing.set_result(None)
-
-    monkeypatch.setattr(endpoint, "close_socket", watched)
+    closing = watch_close(monkeypatch, endpoint)
     client: Client = await connect()
     assert (await client.recv())["type"] == "session.created"
     client.ws.transport.close()

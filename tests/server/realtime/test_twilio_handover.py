@@ -34,7 +34,7 @@ from server.realtime.twilio import STREAM_PATH
 from server.tables import VoiceHandover
 from server.ws_drain import DrainingProtocol, websocket_protocol
 from tests.emulators.openai import OpenAIEmulator, Scenario
-from tests.server.realtime.conftest import Patchbay
+from tests.server.realtime.conftest import Patchbay, watch_close
 from tests.server.realtime.test_twilio import REPLY
 from tests.server.realtime.twilio_phone import CALL, Phone, basic, redirect_of, stream_of, ulaw
 from tests.voice.test_session import make_session
@@ -119,6 +119,23 @@ async def call_after_a_turn(
     await phone.say(ulaw("Can you book a table for two?"))
     await phone.until(lambda _: phone.replied())
     return Call(phone, given, redirect_of(answered.text))
+
+
+async def goes_on_after_the_redirect(http: httpx.AsyncClient, call: Call, llm: OpenAIEmulator) -> Phone:
+    """Twilio follows the call's redirect: a new stream resumes the call's handover, the caller
+    speaks again, and the reply's LLM request carries the first turn. Returns the new stream."""
+    moved = await http.post(call.redirect, data=CALL)
+    url, again = stream_of(moved.text)
+    assert again["resume"] == call.given["handover"]
+    phone = Phone(await websockets.connect(url), sid="MZ0456")
+    await phone.start(again)
+    await phone.say(ulaw("Make it three."))
+    await phone.until(lambda _: phone.replied())
+    assert llm.chat_requests[-1].json["messages"][:2] == [
+        {"role": "user", "content": "can you book a table for two"},
+        {"role": "assistant", "content": REPLY},
+    ]
+    return phone
 
 
 async def handovers(patchbay: Patchbay) -> dict[str, int]:
@@ -207,19 +224,17 @@ async def test_a_stream_that_drops_without_a_stop_goes_on_after_the_redirect(
         async with asyncio.timeout(10):
             await written.wait()
     assert await handovers(patchbay) == {call.given["handover"]: 2}
-    moved = await http.post(call.redirect, data=CALL)
-    url, again = stream_of(moved.text)
-    assert again["resume"] == call.given["handover"]
-    phone = Phone(await websockets.connect(url), sid="MZ0456")
-    await phone.start(again)
-    await phone.say(ulaw("Make it three."))
-    await phone.until(lambda _: phone.replied())
-    assert llm.chat_requests[1].json["messages"][:2] == [
-        {"role": "user", "content": "can you book a table for two"},
-        {"role": "assistant", "content": REPLY},
-    ]
+    phone = await goes_on_after_the_redirect(http, call, llm)
     assert TWILIO_STREAMS_DROPPED.labels("handed_over")._value.get() == dropped + 1
     await phone.hang_up()
+
+
+async def expires_in(patchbay: Patchbay, handover_id: str) -> float:
+    """Seconds until the row of `handover_id` expires."""
+    async with patchbay.services.db.session() as s:
+        expires_at = await s.scalar(select(VoiceHandover.expires_at).where(VoiceHandover.id == handover_id))
+    assert expires_at is not None
+    return (expires_at - utcnow()).total_seconds()
 
 
 @pytest.mark.parametrize("checkpoints", [True, False], ids=["checkpoints", "no_checkpoints"])
@@ -230,39 +245,29 @@ async def test_a_call_keeps_its_conversation_in_a_checkpoint_after_each_reply(
     monkeypatch: pytest.MonkeyPatch,
     checkpoints: bool,
 ) -> None:
-    """What a worker that dies outright leaves for the call's redirect: the row written when the
-    stream opened (no conversation yet) and rewritten after the reply, living longer than the
-    stream can; `PATCHBAY_TWILIO_CALL_CHECKPOINTS=false` writes only a drop's final handover."""
+    """What a worker that dies outright leaves for the call's redirect: its row with the
+    conversation up to the reply, living longer than the stream can. With
+    `PATCHBAY_TWILIO_CALL_CHECKPOINTS=false` (no writer) a call has no row until a drop or a
+    drain writes its final handover."""
     runtime = patchbay.services.voice
-    settings = runtime.settings.model_copy(update={"twilio_call_checkpoints": checkpoints})
-    monkeypatch.setattr(runtime, "settings", settings)
-    writes: list[tuple[int, float]] = []
-    save = handover.save
-
-    async def counted(
-        db: Any, written: handover.Handover, now: Any, *, lifetime: float = handover.HANDOVER_SECONDS
-    ) -> None:
-        writes.append((len(written.items), lifetime))
-        await save(db, written, now, lifetime=lifetime)
-
-    monkeypatch.setattr(handover, "save", counted)
+    if not checkpoints:
+        monkeypatch.setattr(runtime, "checkpoints", None)
     llm.enqueue(Scenario(text=REPLY))
     call = await call_after_a_turn(patchbay, http)
-    live = runtime.max_session_seconds + handover.HANDOVER_SECONDS
+    handover_id = call.given["handover"]
     if checkpoints:
-        await handovers_become(patchbay, {call.given["handover"]: 2})
-        assert writes[0] == (0, live) and writes[-1] == (2, live), writes
+        await handovers_become(patchbay, {handover_id: 2})
+        assert await expires_in(patchbay, handover_id) > runtime.max_session_seconds
+    else:
+        assert await handovers(patchbay) == {}
     handed = "twilio media stream dropped without a stop: handed over for the call's redirect"
     with logged(handed) as written:
         call.phone.ws.transport.abort()
         async with asyncio.timeout(10):
             await written.wait()
-    assert writes[-1] == (2, handover.HANDOVER_SECONDS)
-    assert (
-        all(lifetime == live for _, lifetime in writes[:-1]) and len(writes) > 1
-        if checkpoints
-        else len(writes) == 1
-    )
+    # The final handover replaced the checkpoint: the same row, for the redirect alone.
+    assert await handovers(patchbay) == {handover_id: 2}
+    assert await expires_in(patchbay, handover_id) <= handover.HANDOVER_SECONDS
 
 
 async def test_a_barge_in_rewrites_the_checkpoint_with_the_reply_as_heard(
@@ -276,9 +281,15 @@ async def test_a_barge_in_rewrites_the_checkpoint_with_the_reply_as_heard(
     await handovers_become(patchbay, {call.given["handover"]: 2})
     await phone.say(ulaw("No wait, make it three."))
     await phone.until(lambda message: message["event"] == "clear")
-    # The reply, cut before the caller heard any of it, left the conversation: the caller's
-    # first words are all that a worker dying now would hand on.
-    await handovers_become(patchbay, {call.given["handover"]: 1})
+    # The reply, cut before the caller heard any of it, left the conversation: a worker dying
+    # now would hand on the caller's words alone (the second utterance too, once committed).
+    for _ in range(500):  # reads of the table, bounded (10 s); each ends the wait once it holds
+        async with patchbay.services.db.session() as s:
+            [items] = list(await s.scalars(select(VoiceHandover.items)))
+        if all(item["role"] == "user" for item in items):
+            break
+        await asyncio.sleep(0.02)
+    assert items and all(item["role"] == "user" for item in items), items
     await phone.hang_up()
 
 
@@ -321,18 +332,7 @@ async def test_a_caller_who_stops_and_closes_at_once_ends_the_call_cleanly(
 ) -> None:
     """Twilio may close the socket right after `stop`, before the server's own close: the call
     still ends in order (its checkpoint deleted), and the server's close raises nothing."""
-    closing: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
-    close = twilio.close_socket
-
-    async def watched(websocket: Any, code: int, reason: str) -> None:
-        try:
-            await close(websocket, code, reason)
-        except BaseException as exc:
-            closing.set_result(exc)
-            raise
-        closing.set_result(None)
-
-    monkeypatch.setattr(twilio, "close_socket", watched)
+    closing = watch_close(monkeypatch, twilio)
     llm.enqueue(Scenario(text=REPLY))
     call = await call_after_a_turn(patchbay, http)
     phone = call.phone
@@ -373,12 +373,16 @@ async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
         raise ConnectionRefusedError("the database is down")
 
     monkeypatch.setattr(handover, "save", database_down)
+    monkeypatch.setattr(handover, "save_checkpoints", database_down)
     caplog.set_level(logging.INFO, logger="patchbay.twilio")
     llm.enqueue(Scenario(text=REPLY))
     call = await call_after_a_turn(patchbay, http)
     phone = call.phone
+    checkpoints = patchbay.services.voice.checkpoints
+    assert checkpoints is not None and await checkpoints.flush() == 0
     assert drain_streams(patchbay) == 1
     assert await closed_code(phone) == 1000
+    assert "twilio call checkpoints not written: calls on a worker that dies now end" in caplog.messages
     assert "twilio call handover not written: the call ends with this stream" in caplog.messages
     assert "twilio call handed over at a quiet moment of the drain" not in caplog.messages
     assert "twilio call ended" in caplog.messages
@@ -387,6 +391,34 @@ async def test_a_handover_that_cannot_be_written_ends_the_call_with_its_stream(
     redirected = await http.post(call.redirect, data=CALL)
     assert redirected.status_code == 200 and redirected.text.endswith("<Hangup/></Response>")
     assert "twilio call ends: the database is unavailable to find its handover" in caplog.messages
+
+
+async def test_a_handover_that_cannot_be_written_leaves_the_call_its_checkpoint(
+    patchbay: Patchbay,
+    http: httpx.AsyncClient,
+    llm: OpenAIEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The final handover fails but the checkpoint of the last reply is there: the redirect
+    resumes the call from it."""
+    caplog.set_level(logging.INFO, logger="patchbay.twilio")
+    llm.enqueue(Scenario(text=REPLY), Scenario(text="Of course, three it is."))
+    call = await call_after_a_turn(patchbay, http)
+    await handovers_become(patchbay, {call.given["handover"]: 2})
+
+    async def database_down(*_: object) -> None:
+        raise ConnectionRefusedError("the database is down")
+
+    monkeypatch.setattr(handover, "save", database_down)
+    assert drain_streams(patchbay) == 1
+    assert await closed_code(call.phone) == 1000
+    assert (
+        "twilio call handover not written: the redirect resumes the call from its last checkpoint"
+        in caplog.messages
+    )
+    phone = await goes_on_after_the_redirect(http, call, llm)
+    await phone.hang_up()
 
 
 async def test_a_redirect_without_its_handover_ends_the_call(
