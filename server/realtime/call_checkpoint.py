@@ -95,6 +95,7 @@ class CallCheckpoints:
         self._due: dict[str, CallCheckpoint] = {}
         self._background = BackgroundTask("call checkpoints", self._run)
         self._failing = False
+        self._closed = False
 
     def open(self, draft: Handover, conversation: Callable[[], list[dict[str, Any]]]) -> CallCheckpoint:
         """A new stream's checkpoint, due at once (it has the principal the redirect needs)."""
@@ -103,6 +104,8 @@ class CallCheckpoints:
         return checkpoint
 
     def due(self, checkpoint: CallCheckpoint) -> None:
+        if self._closed:
+            return  # the worker is stopping: its calls were handed over or ended
         self._due[checkpoint.id] = checkpoint
         self._background.start()
 
@@ -144,4 +147,5 @@ class CallCheckpoints:
                 await self.flush()
 
     async def aclose(self) -> None:
+        self._closed = True
         await self._background.stop()
