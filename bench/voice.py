@@ -128,9 +128,15 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
     def spent(field: str) -> float:
         return sum(a[field] - b[field] for a, b in zip(after, before, strict=True)) / seconds
 
-    # A phone call's turns reach no caller: the workers keep them.
+    # A phone call's turns reach no caller: the workers keep them (the last 2,048 of each
+    # worker's figures; the count is the workers' own).
     source = after if server.wire == "twilio" else results
     server_ms = sorted(ms for r in source for ms in r["server_ms"])
+    turns = (
+        sum(a["turns"] - b["turns"] for a, b in zip(after, before, strict=True))
+        if server.wire == "twilio"
+        else len(server_ms)
+    )
     delays = [sum(bucket) for bucket in zip(*(a["delays"] for a in after), strict=True)]
     frames = sum(a["frames"] for a in after)
     cpu = spent("cpu_s")
@@ -138,7 +144,7 @@ async def level(n: int, server: Server, turn: list[bytes], *, seconds: float, ca
     return {
         "n": n,
         "workers": len(after),
-        "turns": len(server_ms),
+        "turns": turns,
         "p50": statistics.median(server_ms) if server_ms else None,
         "p95": server_ms[int(len(server_ms) * 0.95)] if server_ms else None,
         "max": server_ms[-1] if server_ms else None,

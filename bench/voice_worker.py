@@ -129,6 +129,7 @@ class WorkerProbe:
             # Each turn's server-added latency since the last reset (the window's last 2,048 at
             # most): a phone call has no `response.done` to carry it to its caller.
             "server_ms": self.runtime.stats.series("server_ms"),
+            "turns": self.runtime.stats.turns,
         }
 
     async def _serve_stats(self, stats_dir: Path) -> None:
