@@ -237,7 +237,8 @@ def main() -> None:
     args = parser.parse_args()
     turn = frames(args.wire)
     print(
-        f"{args.wire}: {args.seconds:.0f} s per level, 20 ms frames, turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
+        f"{args.wire}: {args.seconds:.0f} s per level, 20 ms frames, "
+        f"turn = {len(turn) * FRAME_MS / 1000:.1f} s of audio, "
         f"{args.callers} caller process(es), {os.cpu_count()} cores"
     )
     print(HEADER)

@@ -6,10 +6,10 @@ A media stream whose TwiML names a handover has its row written when its session
 again after each reply and each barge-in. The writes are a worker's, not a call's: every
 `FLUSH_SECONDS` one transaction replaces the rows of all the calls whose conversation changed,
 each with the conversation as it is then. So no audio frame waits on the database, and 300
-calls cost a few transactions a second instead of one per reply (one each cost about a fifth of
-two cores at 300 calls; docs/performance.md, "Phone calls, and their checkpoints"). A worker that dies loses
-at most the changes of its last `FLUSH_SECONDS`. A row lives `max_session_seconds` +
-`HANDOVER_SECONDS` from its last write: longer than its stream can.
+calls cost a few transactions a second instead of one per reply (a transaction each cost about
+a fifth of a core at 300 calls; docs/performance.md, "Phone calls, and their checkpoints"). A
+worker that dies loses at most the changes of its last `FLUSH_SECONDS`. A row lives
+`max_session_seconds` + `HANDOVER_SECONDS` from its last write: longer than its stream can.
 
 How the row ends: a call that ends in order (Twilio's `stop`, the session's time limit, the
 drain's deadline) deletes it; a drain's quiet moment or a dropped socket overwrites it with the
