@@ -94,6 +94,12 @@ TWILIO_STREAMS_DROPPED = Counter(
     "handed_over (the call's redirect resumes it) or ended (nothing to resume it with).",
     ["outcome"],
 )
+TWILIO_CHECKPOINTS = Counter(
+    "patchbay_twilio_checkpoints",
+    "Phone calls' checkpoints a worker wrote, by outcome: written, or failed (the database "
+    "refused the batch; retried at the next flush).",
+    ["outcome"],
+)
 LEASES_OPEN = Gauge(
     "patchbay_ledger_leases_open",
     "Credit leases (ledger holds a process draws on) open and not yet released.",

@@ -31,6 +31,7 @@ from typing import Any
 
 from foundation.background import BackgroundTask
 from foundation.db import utcnow
+from foundation.metrics import TWILIO_CHECKPOINTS
 from server.db import Database
 from server.realtime import handover
 from server.realtime.handover import HANDOVER_SECONDS, Handover
@@ -125,6 +126,7 @@ class CallCheckpoints:
                     self.db, [c.latest() for c in batch], utcnow() + self._lifetime
                 )
             except Exception as exc:
+                TWILIO_CHECKPOINTS.labels("failed").inc(len(batch))
                 for checkpoint in batch:  # tried again at the next flush, unless its stream ended
                     if not checkpoint.stopped:
                         self._due.setdefault(checkpoint.id, checkpoint)
@@ -136,6 +138,7 @@ class CallCheckpoints:
                 self._failing = True
                 return 0
             self._failing = False
+            TWILIO_CHECKPOINTS.labels("written").inc(len(batch))
             for checkpoint in batch:
                 checkpoint.written += 1
             return len(batch)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from foundation.metrics import TWILIO_CHECKPOINTS
 from server.accounts import Principal
 from server.realtime import handover
 from server.realtime.call_checkpoint import CallCheckpoints
@@ -103,3 +104,19 @@ async def test_nothing_is_due_once_the_writer_is_closed(recorder: Recorder) -> N
     await writer.aclose()
     writer.open(draft("a"), list)
     assert await writer.flush() == 0 and recorder.batches == []
+
+
+async def test_checkpoints_are_counted_by_outcome(recorder: Recorder) -> None:
+    def count(outcome: str) -> float:
+        return float(TWILIO_CHECKPOINTS.labels(outcome)._value.get())
+
+    written, failed = count("written"), count("failed")
+    writer = CallCheckpoints(db=None, max_session_seconds=3600, interval=3600)  # type: ignore[arg-type]
+    writer.open(draft("a"), list)
+    writer.open(draft("b"), list)
+    recorder.fail = True
+    await writer.flush()
+    recorder.fail = False
+    await writer.flush()
+    assert (count("written") - written, count("failed") - failed) == (2, 2)
+    await writer.aclose()
