@@ -38,6 +38,7 @@ from server.services import Services
 from server.ws_drain import draining_of
 from voice.audio import ULAW_8K
 from voice.config import SessionConfig
+from voice.session import VoiceSession
 
 log = logging.getLogger("patchbay.twilio")
 router = APIRouter()
@@ -160,14 +161,15 @@ async def media_stream(websocket: WebSocket) -> None:
     # the whole drain, as before, and a dropped one ends its call.
     hand_to = (handover_id, call_sid) if handover_id and call_sid else None
     draining = draining_of(websocket.scope) if hand_to is not None else None
+    # The call's handover without its conversation, for its checkpoints and its final handover.
+    draft = _handover_of(start.parameters, *hand_to, caller) if hand_to is not None else None
     handed_over = False
     checkpoint: CallCheckpoint | None = None
     try:
         opened = open_session(services, runtime, caller, caller.model, config, surface="twilio.session")
         async with opened as session:
             left_out = restore(session, resumed.items) if resumed is not None else 0
-            if hand_to is not None and runtime.checkpoints is not None:
-                draft = _handover_of(start.parameters, *hand_to, caller, [])
+            if draft is not None and runtime.checkpoints is not None:
                 checkpoint = runtime.checkpoints.open(draft, lambda: conversation_of(session))
             bridge = TwilioBridge(
                 session,
@@ -194,11 +196,8 @@ async def media_stream(websocket: WebSocket) -> None:
             finally:
                 if checkpoint is not None:
                     await checkpoint.stop()
-            if hand_to is not None:
-                items = conversation_of(session)
-                handed_over = await _last_word(
-                    services, _handover_of(start.parameters, *hand_to, caller, items), ended_by, checkpoint
-                )
+            if draft is not None:
+                handed_over = await _last_word(services, draft, session, ended_by, checkpoint)
     except SessionRefused as exc:
         log.warning("twilio media stream refused: %s", exc)
         await close_socket(websocket, 1008, str(exc)[:120])
@@ -235,15 +234,17 @@ async def _take_handover(services: Services, start: StreamStart, principal: Prin
     return found
 
 
-def _handover_of(
-    parameters: dict[str, str], handover_id: str, call_sid: str, caller: Caller, items: list[dict[str, Any]]
-) -> Handover:
+def _handover_of(parameters: dict[str, str], handover_id: str, call_sid: str, caller: Caller) -> Handover:
     kept = {name: parameters[name] for name in STREAM_PARAMETERS if parameters.get(name)}
-    return Handover(handover_id, call_sid, caller.principal, caller.model, kept, items)
+    return Handover(handover_id, call_sid, caller.principal, caller.model, kept, [])
 
 
 async def _last_word(
-    services: Services, written: Handover, ended_by: str | None, checkpoint: CallCheckpoint | None
+    services: Services,
+    draft: Handover,
+    session: VoiceSession,
+    ended_by: str | None,
+    checkpoint: CallCheckpoint | None,
 ) -> bool:
     """The stream's last write on its call's handover row. After a drain's quiet moment or a
     dropped socket, the handover for the call's next stream: True once written; if it cannot
@@ -253,6 +254,7 @@ async def _last_word(
         if checkpoint is not None:
             await checkpoint.discard()
         return False
+    written = replace(draft, items=conversation_of(session))
     try:
         await handover.save(services.db, written, utcnow())
     except Exception as exc:
