@@ -8,9 +8,12 @@ cancel or time things without the emulator noticing.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import socket
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, Self
 
 import uvicorn
@@ -58,10 +61,56 @@ class EndlessBody:
             self.hung_up.set()
 
 
+_FIRST_PORT, _SLICE, _SLICES = 20_000, 1_000, 12
+
+
+def _own_ports() -> Iterator[int]:
+    """Ports for this process to hand out, forever: a slice of its own per pytest-xdist worker
+    (`gw0` to `gw11`), below the kernel's ephemeral range, from which `bind(0)` and every
+    outgoing connection draw theirs. Empty when that range starts too low to leave room."""
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 0
+    if ephemeral < _FIRST_PORT + _SLICE * _SLICES:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _FIRST_PORT + (int(worker) % _SLICES if worker.isdigit() else 0) * _SLICE
+    yield from itertools.cycle(range(first, first + _SLICE))
+
+
+_ports, _ports_lock = _own_ports(), threading.Lock()
+
+
 def free_port() -> int:
+    """A port free at this moment, for a server in another process or an address where nothing
+    should answer. It comes from this test worker's own slice, so another worker cannot pick it
+    too, nor the kernel give it to an outgoing connection, before the server binds it. A server
+    in this process binds its socket at once instead (`bound_socket`)."""
+    with _ports_lock:
+        for port in itertools.islice(_ports, _SLICE):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue  # listening, or just closed and not yet released: the next one
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def bound_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port the kernel picks), for uvicorn's
+    `serve(sockets=...)`: the port is held from the moment it is chosen."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class ServedApp:
@@ -71,7 +120,8 @@ class ServedApp:
         self, app: Callable[..., Any], *, port: int | None = None, ws: str = "websockets-sansio"
     ) -> None:
         self.app = app
-        self.port = port or free_port()
+        self._socket = bound_socket(port=port or 0)
+        self.port = int(self._socket.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             app,
@@ -89,10 +139,11 @@ class ServedApp:
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve())
+            asyncio.run(self._server.serve(sockets=[self._socket]))
         except BaseException as exc:  # surfaced to the starting thread
             self._error = exc
         finally:
+            self._socket.close()
             # Wakes `start` when serving ended before it began (e.g. the port was taken).
             self._started.set()
 
@@ -106,7 +157,9 @@ class ServedApp:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)
+        self._socket.close()  # when it never started
 
     def __enter__(self) -> ServedApp:
         return self.start()

@@ -10,7 +10,6 @@ import pytest
 import uvicorn
 
 from server.header_timeout import header_timeout_protocol
-from tests.emulators.harness import free_port
 from tests.serving import uvicorn_in_loop
 
 
@@ -23,18 +22,17 @@ async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 async def port() -> AsyncIterator[int]:
-    port = free_port()
     config = uvicorn.Config(
         hello,
         host="127.0.0.1",
-        port=port,
+        port=0,
         http=header_timeout_protocol(0.2),
         timeout_keep_alive=60,  # so only the header deadline can close the sockets below
         log_level="warning",
         lifespan="off",
     )
     async with uvicorn_in_loop(config):
-        yield port
+        yield config.port
 
 
 async def closed_by_server(reader: asyncio.StreamReader) -> bool:

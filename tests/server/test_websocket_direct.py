@@ -28,7 +28,6 @@ from websockets.uri import parse_uri
 from server.realtime.feed import MessageFeed
 from server.serve import WEBSOCKET_PROTOCOL
 from server.websocket_direct import DIRECT
-from tests.emulators.harness import free_port
 from tests.serving import uvicorn_in_loop
 
 CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="none")
@@ -86,12 +85,11 @@ class Feeding:
 @pytest.fixture(params=[WEBSOCKET_PROTOCOL, "websockets-sansio"], ids=["direct", "asgi"])
 async def served(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Feeding, str, bool]]:
     app = Feeding()
-    port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws=request.param
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws=request.param
     )
     async with uvicorn_in_loop(config):
-        yield app, f"ws://127.0.0.1:{port}/", request.param == WEBSOCKET_PROTOCOL
+        yield app, f"ws://127.0.0.1:{config.port}/", request.param == WEBSOCKET_PROTOCOL
 
 
 async def queued(app: Feeding) -> None:
@@ -357,11 +355,13 @@ async def test_a_text_frame_inside_a_fragmented_message_is_a_protocol_error(
 async def test_a_frame_over_the_size_limit_closes_the_socket(protocol: str) -> None:
     app = Feeding()
     app.gate.set()
-    port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws=protocol, ws_max_size=1_000
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws=protocol, ws_max_size=1_000
     )
-    async with uvicorn_in_loop(config), opened(f"ws://127.0.0.1:{port}/", app) as (reader, writer, client):
+    async with (
+        uvicorn_in_loop(config),
+        opened(f"ws://127.0.0.1:{config.port}/", app) as (reader, writer, client),
+    ):
         client.send_text(b"x" * 2_000)
         writer.write(b"".join(client.data_to_send()))
         assert await closed_with(reader, client) == CloseCode.MESSAGE_TOO_BIG

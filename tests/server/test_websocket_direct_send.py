@@ -20,7 +20,6 @@ from uvicorn.protocols.utils import ClientDisconnected
 from server.realtime.feed import texts_sender
 from server.serve import WEBSOCKET_PROTOCOL
 from server.websocket_direct import DIRECT, DirectMessages
-from tests.emulators.harness import free_port
 from tests.serving import uvicorn_in_loop
 
 Scope = dict[str, Any]
@@ -67,12 +66,11 @@ class Sending:
 @pytest.fixture
 async def sending() -> AsyncIterator[tuple[Sending, str]]:
     app = Sending()
-    port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", ws=WEBSOCKET_PROTOCOL
+        app, host="127.0.0.1", port=0, lifespan="off", log_level="warning", ws=WEBSOCKET_PROTOCOL
     )
     async with uvicorn_in_loop(config):
-        yield app, f"ws://127.0.0.1:{port}/"
+        yield app, f"ws://127.0.0.1:{config.port}/"
         app.done.set()
 
 

@@ -32,7 +32,7 @@ from server.realtime.runtime import EnginesFactory, VoiceRuntime
 from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Overrides, Services
 from server.settings import Settings
-from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.serving import loopback_config, uvicorn_in_loop
 from tests.voice.fakes import FakeSTT, FakeTTS
@@ -132,8 +132,8 @@ async def patchbay(
     services = Services.build(settings, db, Overrides(voice_engines=engines, now=wall_clock))
     org_id, key = await _seed(services, llm_served[1])
     app = create_app(settings, services=services)
-    port = free_port()
-    async with uvicorn_in_loop(loopback_config(app, port, ws=ws_protocol)) as server:
+    async with uvicorn_in_loop(loopback_config(app, ws=ws_protocol)) as server:
+        port = server.config.port
         yield Patchbay(
             f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/v1/realtime", services, key, org_id, server
         )

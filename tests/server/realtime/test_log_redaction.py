@@ -27,7 +27,6 @@ from server.realtime.runtime import EnginesFactory
 from server.serve import WEBSOCKET_PROTOCOL
 from server.services import Overrides, Services
 from server.settings import Settings
-from tests.emulators.harness import free_port
 from tests.emulators.openai import OpenAIEmulator
 from tests.server.realtime.conftest import _seed
 from tests.serving import uvicorn_in_loop
@@ -67,11 +66,10 @@ async def server(
 ) -> AsyncIterator[tuple[str, str]]:
     services = Services.build(settings, db, Overrides(voice_engines=engines))
     _, key = await _seed(services, llm_served[1])
-    port = free_port()
     config = uvicorn.Config(
         create_app(settings, services=services),
         host="127.0.0.1",
-        port=port,
+        port=0,
         lifespan="on",
         ws=WEBSOCKET_PROTOCOL,
         log_config=None,
@@ -79,7 +77,7 @@ async def server(
         access_log=False,
     )
     async with uvicorn_in_loop(config):
-        yield f"127.0.0.1:{port}", key
+        yield f"127.0.0.1:{config.port}", key
 
 
 def record_text(record: logging.LogRecord) -> str:

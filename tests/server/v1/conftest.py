@@ -24,7 +24,7 @@ from server.db import Database
 from server.services import Overrides, Services
 from server.settings import Settings
 from server.v1.ratelimit import RateLimit
-from tests.emulators.harness import ServedGroup, free_port
+from tests.emulators.harness import ServedGroup
 from tests.emulators.openai import OpenAIEmulator
 from tests.serving import uvicorn_in_loop
 
@@ -138,11 +138,14 @@ async def patchbay(
     services = Services.build(settings, db, overrides)
     org_id, key, agent_key = await _seed(services, upstreams)
     app = create_app(settings, services=services)
-    port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
     )
     async with uvicorn_in_loop(config):
         yield Patchbay(
-            url=f"http://127.0.0.1:{port}", services=services, key=key, org_id=org_id, agent_key=agent_key
+            url=f"http://127.0.0.1:{config.port}",
+            services=services,
+            key=key,
+            org_id=org_id,
+            agent_key=agent_key,
         )

@@ -36,7 +36,7 @@ from server.settings import Settings
 from server.ws_drain import DrainingProtocol, websocket_protocol
 from tests import databases
 from tests.conftest import IN_CI
-from tests.emulators.harness import ServedApp, free_port
+from tests.emulators.harness import ServedApp
 from tests.emulators.openai import OpenAIEmulator
 from tests.offline_voice import whisper_model
 from tests.serving import loopback_config, uvicorn_in_loop
@@ -96,12 +96,11 @@ async def serve(
     await database.upgrade()
     services = Services.build(settings, database, overrides)
     app = create_app(settings, services=services)
-    port = free_port()
     token = services.admin_token.get_secret_value() if services.admin_token else ""
     try:
         ws = websocket_protocol(settings.voice_drain_seconds) if drain else WEBSOCKET_PROTOCOL
-        async with uvicorn_in_loop(loopback_config(app, port, ws=ws)) as server:
-            yield Live(f"http://127.0.0.1:{port}", token, services, settings, server)
+        async with uvicorn_in_loop(loopback_config(app, ws=ws)) as server:
+            yield Live(f"http://127.0.0.1:{server.config.port}", token, services, settings, server)
     finally:
         await database.dispose()
 
