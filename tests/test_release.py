@@ -4,14 +4,20 @@ Settings documented and doc links resolving are `tests/server/test_settings_docs
 `tests/test_docs.py`; migrations running down and up on both backends is
 `tests/server/test_migrations.py`. Here: the checklist names those checks, `make test` and the
 benchmarks to re-run, and they exist; every migration has a real downgrade; every doc is
-linked from README's docs list; CHANGELOG.md is in Keep a Changelog form.
+linked from README's docs list; CHANGELOG.md is in Keep a Changelog form; every dependency the
+installs take is pinned in constraints.txt, and the installs use it.
 """
 
 from __future__ import annotations
 
 import ast
 import re
+import tomllib
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT / "docs" / "release.md"
@@ -70,3 +76,40 @@ def test_the_changelog_keeps_a_changelog() -> None:
     assert re.search(r"^## \[Unreleased\]$", text, re.MULTILINE)
     sections = set(re.findall(r"^### (\w+)$", text, re.MULTILINE))
     assert sections and sections <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def _pins() -> dict[str, Version]:
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"constraints.txt: {line!r} should be name==version"
+            pins[canonicalize_name(name)] = Version(version)
+    return pins
+
+
+def test_every_dependency_the_installs_take_is_pinned_within_what_pyproject_allows() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pins()
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    wanted += project["optional-dependencies"]["offline-voice"]
+    for line in wanted:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in constraints.txt: run `make constraints`, then `make test`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject.toml's {requirement.specifier}"
+        )
+
+
+def test_the_installs_and_the_image_use_the_constraints() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    installs = [line for line in makefile.splitlines() if "install -q" in line and "-e '." in line]
+    assert len(installs) == 2 and all("$(CONSTRAINTS)" in line for line in installs), installs
+    assert "CONSTRAINTS := -c constraints.txt" in makefile
+    assert re.search(r"^constraints:", makefile, re.MULTILINE)
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    assert "COPY pyproject.toml README.md constraints.txt ./" in dockerfile
+    assert "pip install -c constraints.txt '.[offline-voice]'" in dockerfile
