@@ -89,22 +89,22 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     import uvicorn
 
     from server.serve import WEBSOCKET_PROTOCOL
-    from tests.emulators.harness import free_port
     from tests.serving import uvicorn_in_loop
 
     app = Sender(burst(args.frames), args.rounds, args.bursts)
-    port = free_port()
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=port,
+        port=0,  # a free one, bound before the server starts (tests/serving.py)
         lifespan="off",
         log_level="warning",
         ws=WEBSOCKET_PROTOCOL,
         ws_per_message_deflate=False,
     )
     async with uvicorn_in_loop(config):
-        client = await asyncio.create_subprocess_exec(sys.executable, "-c", CLIENT, f"ws://127.0.0.1:{port}/")
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CLIENT, f"ws://127.0.0.1:{config.port}/"
+        )
         await client.wait()
     return app.cpu_us
 

@@ -223,14 +223,13 @@ async def main_async(turns: int, stt: str = "http") -> dict[str, Any]:
             log_level="WARNING",
         )
         services, key = await set_up(settings, llm_url + "/v1", eleven_url, STT_MODELS[stt])
-        port = free_port()
         app = create_app(settings, services=services)
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", access_log=False
+            app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
         )
         results: dict[str, list[dict[str, Any]]] = {f"{r} {m}": [] for r, m in CASES}
         async with uvicorn_in_loop(config), contextlib.AsyncExitStack() as stack:
-            url = f"ws://127.0.0.1:{port}/v1/realtime?model=default"
+            url = f"ws://127.0.0.1:{config.port}/v1/realtime?model=default"
             sessions = {}
             for reply in REPLIES:
                 ws = await stack.enter_async_context(
