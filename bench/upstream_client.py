@@ -102,12 +102,18 @@ class _Reply(asyncio.Protocol):
         self.body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
-        if self.parser.get_status_code() != 200:
-            raise RuntimeError(f"status {self.parser.get_status_code()}")
-        if waiter is not None:
-            waiter.set_result(b"".join(self.body))
-        self.body = []
+        waiter, self.waiter, body, self.body = self.waiter, None, b"".join(self.body), []
+        if waiter is None:
+            return
+        status = self.parser.get_status_code()
+        if status == 200:
+            waiter.set_result(body)
+        else:
+            waiter.set_exception(RuntimeError(f"status {status}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc or ConnectionError("the emulator closed the connection"))
 
     async def send(self, request: bytes) -> bytes:
         assert self.transport is not None
