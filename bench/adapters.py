@@ -4,7 +4,7 @@
    stream chunk (SSE decode + JSON parse + event translation).
 2. Upstream throughput through the real adapter against the OpenAI emulator (`fast=True`,
    zero delays) served by uvicorn in a separate process, at concurrency 1 and 50, for
-   httpx's own pool and the httpx-aiohttp transport, complete and streamed.
+   httpx's own pool, aiohttp's client and Patchbay's own (`h1`), complete and streamed.
 
 Bounded: each throughput cell stops after `CELL_SECONDS` or `CELL_REQUESTS`, whichever comes
 first; the whole run takes well under a minute. Run: `.venv/bin/python bench/adapters.py`.
@@ -169,7 +169,7 @@ async def throughput(url: str) -> None:
     print(f"  {'backend':8} {'mode':8} {'conc':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for streaming in (False, True):
         for concurrency in (1, 50):
-            for backend in ("httpx", "aiohttp"):
+            for backend in ("httpx", "aiohttp", "h1"):
                 rps, p50, p99 = await cell(backend, url, concurrency, streaming)
                 mode = "stream" if streaming else "complete"
                 print(f"  {backend:8} {mode:8} {concurrency:4d} {rps:8.0f} {p50:8.2f} {p99:8.2f}")

@@ -8,7 +8,9 @@ on one kept connection, for each client in turn, and prints this process's CPU p
 (`time.process_time()`, so the emulator's work is not counted) for several rounds:
 
 - `patchbay`: `providers.http.request` on `UpstreamClients`, as every adapter calls it (the
-  origin's slots, the watchdog, the response read in full);
+  origin's slots, the watchdog, the response read in full), on its default backend
+  (`providers.h1`);
+- `patchbay-aiohttp`: the same path with `backend="aiohttp"` (`PATCHBAY_UPSTREAM_CLIENT=aiohttp`);
 - `aiohttp`: `ClientSession.post` configured as Patchbay configures it, nothing around it;
 - `bare`: the request written in one piece on a kept connection, the reply parsed by httptools.
   A floor for what any client must do, not a client: no pooling, TLS, timeouts or errors.
@@ -49,11 +51,11 @@ async def cpu_per_request(one: Callable[[], Awaitable[None]], requests: int) -> 
     return (time.process_time() - started) * 1e6 / requests
 
 
-async def through_patchbay(url: str, requests: int) -> float:
+async def through_patchbay(url: str, requests: int, backend: str = "h1") -> float:
     from providers.http import Timeouts, request
     from providers.upstream_pool import UpstreamClients
 
-    async with UpstreamClients() as clients:
+    async with UpstreamClients(backend=backend) as clients:  # type: ignore[arg-type]
 
         async def one() -> None:
             reply = await request(
@@ -154,12 +156,16 @@ def main() -> None:
     try:
         g.wait_port(port)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        print("round  client CPU us/request: patchbay  aiohttp    bare", flush=True)
+        print("round  client CPU us/request: patchbay  patchbay-aiohttp  aiohttp    bare", flush=True)
         for round_ in range(1, args.rounds + 1):
             ours = uvloop.run(through_patchbay(url, args.requests))
+            ours_on_aiohttp = uvloop.run(through_patchbay(url, args.requests, "aiohttp"))
             theirs = uvloop.run(through_aiohttp(url, args.requests))
             bare = uvloop.run(through_bare("127.0.0.1", port, args.requests))
-            print(f"{round_:>5}  {ours:>31.1f}  {theirs:>7.1f}  {bare:>6.1f}", flush=True)
+            print(
+                f"{round_:>5}  {ours:>31.1f}  {ours_on_aiohttp:>16.1f}  {theirs:>7.1f}  {bare:>6.1f}",
+                flush=True,
+            )
     finally:
         emulator.terminate()
         emulator.wait(10)

@@ -33,6 +33,8 @@ import orjson
 from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
+from providers.h1 import H1Client
+from providers.h1_connection import Connection, H1Error
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
 from providers.upstream_pool import UpstreamClients
@@ -151,7 +153,7 @@ class UpstreamStream:
         """The protocol's own end was read (OpenAI's `[DONE]`, Anthropic's `message_stop`): what
         follows is only the body's framing, so on leaving `open_stream` the connection is kept
         for the next request once that arrives (`providers.tail`), instead of being dropped.
-        Only the default (aiohttp) backend keeps it; with httpx the response closes as before."""
+        The h1 and aiohttp backends keep it; with httpx the response closes as before."""
         self.finished = True
 
     async def read(self) -> bytes:
@@ -216,7 +218,7 @@ def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
 
 # aiohttp's own errors (the default backend), and those httpx-aiohttp leaves unmapped when a
 # caller's transport_factory uses it.
-_TRANSPORT_ERRORS = (httpx.RequestError, aiohttp.ClientError)
+_TRANSPORT_ERRORS = (H1Error, httpx.RequestError, aiohttp.ClientError)
 
 
 # Failures of a connection that was open when the request went out (not of making one): the
@@ -235,6 +237,13 @@ _NOT_OPEN = (aiohttp.ClientConnectorError,)
 def transport_error(exc: Exception, provider: str, *, before_reply: bool = False) -> ProviderError:
     """Map a transport failure; the message names the failure kind, never headers.
     `before_reply`: it happened before the response's headers arrived."""
+    if isinstance(exc, H1Error):
+        return ProviderError(
+            ErrorClass.NETWORK,
+            f"upstream connection failed ({exc.kind})",
+            provider=provider,
+            closed_before_reply=before_reply and exc.closed_before_reply,
+        )
     if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
         return ProviderError(
             ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", provider=provider
@@ -311,6 +320,14 @@ async def open_stream(
         client, origin_slots = clients.origin_for(url)
         await origin_slots.take(timeouts.connect, provider)
         slots = origin_slots
+        if isinstance(client, H1Client):
+            opened_h1 = _open_h1(
+                client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
+            )
+            async with opened_h1 as stream:
+                error = _status_error(span, stream.status)
+                yield stream
+            return
         if isinstance(client, aiohttp.ClientSession):
             opened = _open_aiohttp(
                 client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
@@ -407,6 +424,39 @@ async def _open_aiohttp(
             # A fully read response has already gone back to the pool; `close` on an unfinished
             # one drops its connection, which is what tells the provider to stop generating.
             response.close()
+
+
+@asynccontextmanager
+async def _open_h1(
+    client: H1Client,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeouts: Timeouts,
+    provider: str,
+    watchdog: Watchdog,
+    tails: Tails,
+) -> AsyncIterator[UpstreamStream]:
+    deadline = time.monotonic() + timeouts.first_byte
+    try:
+        sent = client.send(method, url, headers, body, timeouts.connect)
+        connection: Connection = await watchdog.wait(sent, timeouts.first_byte)
+    except TimeoutError:
+        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
+    except H1Error as exc:
+        raise transport_error(exc, provider, before_reply=True) from None
+    stream = UpstreamStream(
+        connection.status, connection.headers, connection, timeouts, provider, deadline, watchdog
+    )
+    try:
+        yield stream
+    finally:
+        if stream.finished and not connection.done:
+            tails.read_out(connection.read, connection.release, timeouts.between_chunks)
+        else:
+            # An unfinished reply closes its connection: that tells the provider to stop.
+            connection.release()
 
 
 def parse_retry_after(

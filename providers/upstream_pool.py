@@ -1,9 +1,10 @@
 """The pool of upstream clients: one per origin, shared by every org that calls it.
 
-`UpstreamClients` makes a client on an origin's first call: an `aiohttp.ClientSession` (the
-default backend; the gateway's comes from a factory whose connector checks every address it
-connects to) or an `httpx.AsyncClient` (`backend="httpx"`, or any `transport_factory`, which is
-how tests substitute the network). Every client keeps no cookies and takes no proxy from the
+`UpstreamClients` makes a client on an origin's first call: Patchbay's own `providers.h1.H1Client`
+(the default backend; with `resolve_checked`, as the gateway passes, every address it connects to
+is checked first), an `aiohttp.ClientSession` (`backend="aiohttp"`; the gateway's comes from a
+factory whose connector checks every address) or an `httpx.AsyncClient` (`backend="httpx"`, or
+any `transport_factory`, which is how tests substitute the network). Every client keeps no cookies and takes no proxy from the
 environment, and all share one TLS context (`tls_context`). Each origin has connection slots
 (`providers.origin_slots`) bounding the calls open to it, and a client no call has used for
 `IDLE_ORIGIN_SECONDS` is closed when a new origin comes. Requests go through `providers.http`.
@@ -22,15 +23,17 @@ from typing import Literal
 import aiohttp
 import httpx
 
+from providers.h1 import H1Client
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
 
-Backend = Literal["httpx", "aiohttp"]
+Backend = Literal["h1", "httpx", "aiohttp"]
 
-DEFAULT_BACKEND: Backend = "aiohttp"
-"""Chosen by `bench/adapters.py`; the figures are in docs/performance.md. `aiohttp` is aiohttp's
-own client, without an httpx layer on top: httpx's request and response objects were a fifth
-of the gateway's event-loop time (docs/performance.md, "Gateway")."""
+DEFAULT_BACKEND: Backend = "h1"
+"""Chosen by `bench/adapters.py` and `bench/upstream_client.py`; the figures are in
+docs/performance.md. `h1` is `providers.h1`, about 130 µs of CPU a request below aiohttp's client
+("What the upstream client costs"), which in turn is below httpx's: httpx's request and response
+objects were a fifth of the gateway's event-loop time ("Gateway")."""
 
 DEFAULT_CONNECTIONS = 1000
 """Calls a worker has open to one upstream origin at once (`providers.origin_slots`); the
@@ -103,7 +106,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-Client = httpx.AsyncClient | aiohttp.ClientSession
+Client = H1Client | httpx.AsyncClient | aiohttp.ClientSession
 
 CheckedResolve = Callable[[str, int], Awaitable[list[str]]]
 """(host, port) → the addresses a connection to it may use, every one checked; raises when the
@@ -116,8 +119,10 @@ class UpstreamClients:
 
     `transport_factory` replaces the network with an httpx transport (tests pass
     `httpx.MockTransport`); `session_factory` supplies the aiohttp session (the gateway's has
-    a connector that guards every address it connects to); otherwise `backend` picks aiohttp's
-    client or httpx's own pool. aiohttp sessions get `user-agent`; redirects are never followed.
+    a connector that guards every address it connects to); otherwise `backend` picks Patchbay's
+    own client (`providers.h1`, which checks each new connection's addresses with
+    `resolve_checked`), aiohttp's or httpx's own pool. Every client sends `user-agent`;
+    redirects are never followed.
     """
 
     def __init__(
@@ -160,7 +165,7 @@ class UpstreamClients:
         if found is None:
             self._drop_idle()
             size = self._limits.max_connections or DEFAULT_CONNECTIONS
-            found = self._origins[origin] = (self._new_client(), OriginSlots(origin, size, self._clock))
+            found = self._origins[origin] = (self._new_client(origin), OriginSlots(origin, size, self._clock))
         return found
 
     def _drop_idle(self) -> None:
@@ -183,7 +188,16 @@ class UpstreamClients:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
-    def _new_client(self) -> Client:
+    def _new_client(self, origin: str) -> Client:
+        if self.backend == "h1":
+            return H1Client(
+                origin,
+                tls=tls_context(),
+                resolve=self.resolve_checked,
+                keepalive=self._limits.keepalive_expiry or 30.0,
+                max_idle=self._limits.max_keepalive_connections or 100,
+                user_agent=USER_AGENT,
+            )
         if self.backend == "aiohttp":
             session = self._session_factory() if self._session_factory else _make_session(self._limits)
             session.headers["user-agent"] = USER_AGENT
@@ -226,5 +240,7 @@ class UpstreamClients:
 async def _close_client(client: Client) -> None:
     if isinstance(client, aiohttp.ClientSession):
         await client.close()
+    elif isinstance(client, H1Client):
+        await client.aclose()
     else:
         await client.aclose()

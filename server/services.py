@@ -44,7 +44,7 @@ from routing.connections import Connections
 from routing.cooldown_store import CooldownStore, RedisCooldownStore, make_cooldown_store
 from routing.env_reference import allowed_environ
 from routing.executor import Executor
-from routing.guard import GuardPolicy, Resolve, checked_resolver, endpoint_guard, resolve_host
+from routing.guard import GuardPolicy, Resolve, endpoint_guard, resolve_host
 from routing.health_probe import HealthProbe
 from routing.redis_health import redis_client
 from routing.registry import Registry
@@ -65,7 +65,7 @@ from server.realtime.call_checkpoint import CallCheckpoints
 from server.realtime.runtime import EnginesFactory, LLMFactory, VoiceRuntime
 from server.settings import Settings
 from server.v1.auth import ApiKeyCache
-from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_session
+from server.v1.gateway import CachedEndpointGuard, Gateway, guarded_clients
 from server.v1.last_used import LastUsedWriter
 from server.v1.prewarm import Prewarm
 from server.v1.ratelimit import RateLimit, make_rate_limiter
@@ -140,11 +140,7 @@ def build_gateway(
     guard = guard_policy(settings)
     resolve = overrides.resolve
     limits = upstream_limits(settings.upstream_connections)
-    upstream = UpstreamClients(
-        limits=limits,
-        session_factory=lambda: guarded_session(guard, limits, resolve=resolve),
-        resolve_checked=checked_resolver(guard, resolve),
-    )
+    upstream = guarded_clients(guard, limits, resolve, client=settings.upstream_client)
     catalog = default_catalog()
     redis_url = settings.redis_url
     cooldowns = make_cooldown_store(

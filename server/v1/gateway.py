@@ -1,9 +1,9 @@
-"""The routed API's long-lived objects, and the guarded upstream session every surface shares.
+"""The routed API's long-lived objects, and the guarded upstream pool every surface shares.
 
 `Gateway` holds the upstream HTTP pool, the cooldown store, the routing registry, the router,
 the API-key cache, the rate limiter and the request log; `server.services.build_gateway` wires them once per
-process, and the voice runtime and the CLI's connection test use the same pool. Its sessions
-come from `guarded_session`, whose connector checks (and pins) every address it connects to.
+process, and the voice runtime and the CLI's connection test use the same pool. The pool comes
+from `guarded_clients`: every address any of its clients connects to is checked (and pinned).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import aiohttp
 import httpx
@@ -21,7 +22,7 @@ from providers.upstream_pool import DEFAULT_LIMITS, UpstreamClients, tls_context
 from routing.catalog import Catalog
 from routing.cooldown_store import CooldownStore
 from routing.errors import BaseUrlRefusedError
-from routing.guard import GuardedTCPConnector, GuardPolicy, Resolve
+from routing.guard import GuardedTCPConnector, GuardPolicy, Resolve, checked_resolver
 from routing.model import ConnectionView
 from routing.registry import Registry
 from routing.router import Router
@@ -72,6 +73,27 @@ def guarded_session(
         resolver=ResolveAsAiohttp(resolve) if resolve is not None else None,
     )
     return upstream_session(connector)
+
+
+def guarded_clients(
+    policy: GuardPolicy,
+    limits: httpx.Limits = DEFAULT_LIMITS,
+    resolve: Resolve | None = None,
+    *,
+    client: Literal["h1", "aiohttp"] = "h1",
+) -> UpstreamClients:
+    """The upstream pool with the guard in every connection (`PATCHBAY_UPSTREAM_CLIENT`): Patchbay's
+    own client resolves each new connection's host through the guard's checked resolver and
+    connects to exactly those addresses; aiohttp's does the same in its connector
+    (`guarded_session`). `resolve` replaces the system's DNS lookups in both."""
+    checked = checked_resolver(policy, resolve)
+    if client == "aiohttp":
+        return UpstreamClients(
+            limits=limits,
+            session_factory=lambda: guarded_session(policy, limits, resolve=resolve),
+            resolve_checked=checked,
+        )
+    return UpstreamClients(limits=limits, resolve_checked=checked)
 
 
 class CachedEndpointGuard:

@@ -130,7 +130,7 @@ def served() -> Iterator[tuple[ServedApp, Behaviours]]:
         yield s, app
 
 
-BACKENDS = ["httpx", "aiohttp"]
+BACKENDS = ["h1", "httpx", "aiohttp"]
 FAST = Timeouts(connect=1, first_byte=0.3, between_chunks=0.3)
 STEADY = Timeouts(connect=10, first_byte=10, between_chunks=10)
 """For answers that come: a loaded machine must not turn them into timeouts (FAST is for stalls)."""

@@ -4,10 +4,12 @@ that reach the parts they name."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
+from providers.h1 import H1Client
 from providers.speech.base import STTEngine, TTSEngine
 from routing.errors import BaseUrlRefusedError
 from routing.speech import BuiltIn
@@ -94,15 +96,26 @@ async def test_a_keys_first_use_brings_its_org_into_the_registry(tmp_path: Path,
         await services.aclose()
 
 
+@pytest.mark.parametrize("client_setting", ["h1", "aiohttp"])
 async def test_upstream_connections_bound_each_origins_calls_and_nothing_else_does(
-    tmp_path: Path, db: Database
+    tmp_path: Path, db: Database, client_setting: Any
 ) -> None:
-    settings = Settings(data_dir=tmp_path, database_url="sqlite+aiosqlite://", upstream_connections=3)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url="sqlite+aiosqlite://",
+        upstream_connections=3,
+        upstream_client=client_setting,
+    )
     services = Services.build(settings, db)
     try:
         upstream = services.gateway.upstream
         client, slots = upstream.origin_for("https://api.openai.com/v1/chat/completions")
         assert slots.size == 3 and slots.origin == "https://api.openai.com:443"
+        assert upstream.resolve_checked is not None  # every new connection's addresses are checked
+        if client_setting == "h1":
+            # Patchbay's client has no bound of its own on open connections, only on idle ones.
+            assert isinstance(client, H1Client)
+            return
         # aiohttp's own pool does not bound them a second time: a finished stream whose last
         # bytes are read behind the caller (providers/tail.py) must not hold up the next call.
         assert isinstance(client, aiohttp.ClientSession) and client.connector is not None

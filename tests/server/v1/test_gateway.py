@@ -1,4 +1,5 @@
-"""The gateway's upstream pool: aiohttp's own client, with the guard in its connector."""
+"""The gateway's upstream pool, on both of its clients (`PATCHBAY_UPSTREAM_CLIENT`): the guard
+checks every address either connects to, and neither keeps a cookie."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from providers.http import Timeouts, request
 from providers.upstream_pool import UpstreamClients, tls_context
 from routing.errors import BaseUrlRefusedError
 from routing.guard import GuardPolicy
-from server.v1.gateway import guarded_session
+from server.v1.gateway import guarded_clients, guarded_session
 from tests.emulators.harness import ServedApp
 
 FAST = Timeouts(connect=2, first_byte=2, between_chunks=2)
@@ -40,42 +41,49 @@ def served() -> Iterator[ServedApp]:
         yield s
 
 
-async def test_the_guarded_session_refuses_a_private_address(served: ServedApp) -> None:
-    async with UpstreamClients(session_factory=lambda: guarded_session(GuardPolicy())) as clients:
-        assert clients.backend == "aiohttp"
+CLIENTS = pytest.mark.parametrize("client", ["h1", "aiohttp"])
+
+
+@CLIENTS
+async def test_the_guarded_pool_refuses_a_private_address(served: ServedApp, client: Any) -> None:
+    async with guarded_clients(GuardPolicy(), client=client) as clients:
+        assert clients.backend == client
         with pytest.raises(BaseUrlRefusedError):
             await request(clients, "GET", f"{served.url}/v1/ping", headers={}, timeouts=FAST, provider="t")
 
 
-async def test_the_guarded_session_serves_an_allowed_address(served: ServedApp) -> None:
+@CLIENTS
+async def test_the_guarded_pool_serves_an_allowed_address(served: ServedApp, client: Any) -> None:
     policy = GuardPolicy(allow_private=True, allow_plain_http=True)
-    async with UpstreamClients(session_factory=lambda: guarded_session(policy)) as clients:
+    async with guarded_clients(policy, client=client) as clients:
         reply = await request(
             clients, "GET", f"{served.url}/v1/ping", headers={}, timeouts=FAST, provider="t"
         )
     assert reply.status == 200 and reply.body == b"ok:patchbay/0.1"
 
 
-async def test_the_guarded_session_checks_and_connects_to_what_the_injected_dns_answers(
-    served: ServedApp,
+@CLIENTS
+async def test_the_guarded_pool_checks_and_connects_to_what_the_injected_dns_answers(
+    served: ServedApp, client: Any
 ) -> None:
     # The system resolver does not know this name: being served proves the injected answer was used.
     async def dns(host: str, port: int) -> list[str]:
         return ["127.0.0.1"] if host == "emulator.test" else []
 
     url = f"http://emulator.test:{served.port}/v1/ping"
-    async with UpstreamClients(
-        session_factory=lambda: guarded_session(GuardPolicy(), resolve=dns)
-    ) as clients:
+    async with guarded_clients(GuardPolicy(), resolve=dns, client=client) as clients:
         with pytest.raises(BaseUrlRefusedError, match="emulator.test resolves to loopback address 127.0.0.1"):
             await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t")
     policy = GuardPolicy(allow_private=True, allow_plain_http=True)
-    async with UpstreamClients(session_factory=lambda: guarded_session(policy, resolve=dns)) as clients:
+    async with guarded_clients(policy, resolve=dns, client=client) as clients:
         reply = await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t")
     assert reply.status == 200
 
 
-async def test_the_guarded_session_keeps_no_cookie_from_one_call_for_the_next(served: ServedApp) -> None:
+@CLIENTS
+async def test_the_guarded_pool_keeps_no_cookie_from_one_call_for_the_next(
+    served: ServedApp, client: Any
+) -> None:
     # The server's one client per origin serves every org: a cookie kept from one org's reply would
     # go out with another org's request. A name (not an address), since aiohttp ignores cookies
     # from addresses.
@@ -84,7 +92,7 @@ async def test_the_guarded_session_keeps_no_cookie_from_one_call_for_the_next(se
 
     url = f"http://endpoint.test:{served.port}/v1/session"
     policy = GuardPolicy(allow_private=True, allow_plain_http=True)
-    async with UpstreamClients(session_factory=lambda: guarded_session(policy, resolve=dns)) as clients:
+    async with guarded_clients(policy, resolve=dns, client=client) as clients:
         replies = [
             await request(clients, "GET", url, headers={}, timeouts=FAST, provider="t") for _ in range(2)
         ]
@@ -106,9 +114,11 @@ async def test_every_origin_shares_one_tls_context(monkeypatch: pytest.MonkeyPat
     tls_context.cache_clear()
     guard = GuardPolicy()
     pools = [
+        UpstreamClients(backend="h1"),
         UpstreamClients(backend="aiohttp"),
         UpstreamClients(backend="httpx"),
         UpstreamClients(session_factory=lambda: guarded_session(guard)),
+        guarded_clients(guard),
     ]
     try:
         for pool in pools:
