@@ -90,10 +90,6 @@ class H1Client:
         if connection in self._idle:
             self._idle.remove(connection)
 
-    @property
-    def idle(self) -> int:
-        return len(self._idle)
-
     async def aclose(self) -> None:
         self._closed = True
         self._idle.clear()
@@ -146,12 +142,12 @@ class H1Client:
         lines = [f"{method} {target} HTTP/1.1\r\nhost: {self._authority}\r\n"]
         named: set[str] = set()
         for name, value in headers.items():
-            lowered = name.lower()
-            if lowered not in _CHECKED_NAMES:
+            if name not in _CHECKED_NAMES:
                 if not _TOKEN.fullmatch(name):
                     raise ValueError(f"invalid header name {name[:40]!r}")
                 if len(_CHECKED_NAMES) < 256:
-                    _CHECKED_NAMES.add(lowered)
+                    _CHECKED_NAMES.add(name)
+            lowered = name.lower()
             if _UNSAFE_VALUE.search(value):
                 raise ValueError(f"header {name} has a line break or NUL in its value")
             if lowered in _OWN_HEADERS:

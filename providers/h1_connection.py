@@ -185,6 +185,8 @@ class Connection(asyncio.Protocol):
         """The caller is done with the reply: keep the connection if the reply ended cleanly,
         otherwise close it (which tells the server to stop sending)."""
         if self.done and self._keep and self._error is None and not self.lost:
+            if self._paused and self._transport is not None:  # the reply ended with a backlog unread
+                self._transport.resume_reading()
             self._busy = False
             self._reset()
             self._pool.keep(self)

@@ -12,7 +12,7 @@ import asyncio
 import gzip
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import uvloop
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.h1 import H1Client
-from providers.h1_connection import H1Error
+from providers.h1_connection import READ_PAUSE_BYTES, Connection, H1Error
 from providers.http import Timeouts, open_stream, request
 from providers.upstream_pool import UpstreamClients
 from tests.emulators.tls import self_signed_certificate
@@ -86,11 +86,13 @@ async def serving(script: Scripted, tls: ssl.SSLContext | None = None) -> AsyncI
         yield script
 
 
-async def get(clients: UpstreamClients, script: Scripted, path: str = "/v1/x", **kwargs: object) -> bytes:
+async def get(
+    clients: UpstreamClients, script: Scripted, path: str = "/v1/x", headers: Mapping[str, str] | None = None
+) -> bytes:
     url = f"http://127.0.0.1:{script.port}{path}"
     answer = await request(
-        clients, "POST", url, headers=kwargs.pop("headers", {}), body=b"{}", timeouts=FAST, provider="t"
-    )  # type: ignore[arg-type]
+        clients, "POST", url, headers=headers or {}, body=b"{}", timeouts=FAST, provider="t"
+    )
     return answer.body
 
 
@@ -285,3 +287,55 @@ def test_the_path_runs_on_uvloop_as_the_server_does() -> None:
             return await get(clients, script), await get(clients, script), script.connections
 
     assert uvloop.run(scenario()) == (b"ab", b"c", 1)
+
+
+class RecordingTransport:
+    """Stands in for a socket's transport: records what the connection asks of it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def writelines(self, parts: tuple[bytes, ...]) -> None:
+        self.written += b"".join(parts)
+
+    def pause_reading(self) -> None:
+        self.calls.append("pause")
+
+    def resume_reading(self) -> None:
+        self.calls.append("resume")
+
+    def is_closing(self) -> bool:
+        return "close" in self.calls
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+class KeepingPool:
+    def __init__(self) -> None:
+        self.kept: list[Connection] = []
+
+    def keep(self, connection: Connection) -> None:
+        self.kept.append(connection)
+
+    def forget(self, connection: Connection) -> None:
+        return None
+
+
+async def test_a_reply_that_ends_with_a_backlog_unread_is_kept_reading_again() -> None:
+    # Past READ_PAUSE_BYTES unread the socket is paused; a reply complete by then, released
+    # without its body read, must resume the socket, or the next reply on it would never arrive.
+    pool, transport = KeepingPool(), RecordingTransport()
+    connection = Connection(pool)
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    sending = asyncio.ensure_future(connection.send(b"GET / HTTP/1.1\r\n\r\n", None))
+    # Callbacks run in the order scheduled: the task writes its request first, then the reply lands.
+    asyncio.get_running_loop().call_soon(connection.data_received, reply(b"x" * (READ_PAUSE_BYTES + 1)))
+    await sending
+    assert (connection.done, transport.calls) == (True, ["pause"])
+    connection.release()
+    assert (pool.kept, transport.calls) == ([connection], ["pause", "resume"])
