@@ -18,6 +18,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 READ_PAUSE_BYTES = 256 * 1024
 """Unread body bytes past which the socket stops being read until the caller catches up."""
+MAX_HEAD_BYTES = 64 * 1024
+"""The most a reply may send before its headers end: an endpoint sending endless headers is cut
+off there instead of growing the worker's memory until the first-byte deadline."""
 
 
 class Pool(Protocol):
@@ -65,6 +68,7 @@ class Connection(asyncio.Protocol):
         self._error: H1Error | None = None
         self._decoder: zlib._Decompress | None = None
         self._informational = False
+        self._head_bytes = 0
 
     # asyncio.Protocol
 
@@ -83,6 +87,12 @@ class Connection(asyncio.Protocol):
             cause = exc.__context__
             self._fail(cause if isinstance(cause, H1Error) else H1Error("malformed reply"))
             self.close()
+            return
+        if not self.status:
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._fail(H1Error(f"reply headers longer than {MAX_HEAD_BYTES // 1024} KiB"))
+                self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True

@@ -22,7 +22,7 @@ import uvloop
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.h1 import H1Client
-from providers.h1_connection import READ_PAUSE_BYTES, Connection, H1Error
+from providers.h1_connection import MAX_HEAD_BYTES, READ_PAUSE_BYTES, Connection, H1Error
 from providers.http import Timeouts, open_stream, request
 from providers.upstream_pool import UpstreamClients
 from tests.emulators.tls import self_signed_certificate
@@ -213,8 +213,9 @@ async def test_a_kept_connection_the_server_closed_fails_as_closed_before_reply(
         (b"NOT HTTP AT ALL\r\n\r\n", "malformed reply"),
         (reply(b"x", "content-encoding: br"), "unsupported content-encoding 'br'"),
         (reply(b"not gzip", "content-encoding: gzip"), "undecodable compressed reply"),
+        (b"HTTP/1.1 200 OK\r\nx-endless: " + b"a" * (MAX_HEAD_BYTES + 1), "reply headers longer than 64 KiB"),
     ],
-    ids=["cut-short", "malformed", "unknown-encoding", "bad-gzip"],
+    ids=["cut-short", "malformed", "unknown-encoding", "bad-gzip", "endless-headers"],
 )
 async def test_a_broken_reply_is_a_network_error_that_names_the_failure(answer: bytes, message: str) -> None:
     def answer_and_close(writer: asyncio.StreamWriter) -> None:
