@@ -19,7 +19,7 @@ import email.utils
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,7 @@ from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.h1 import H1Client
-from providers.h1_connection import Connection, H1Error
+from providers.h1_connection import H1Error
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
 from providers.upstream_pool import UpstreamClients
@@ -114,15 +114,66 @@ class _HttpxBody:
         await self._iterator.aclose()  # type: ignore[attr-defined]
 
 
-class _AiohttpBody:
+class _PooledReply(Protocol):
+    """A reply on a connection its client pools (`providers.h1`'s or aiohttp's)."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Case-insensitive."""
+        ...
+
+    async def read(self) -> bytes | None: ...
+
+    async def aclose(self) -> None: ...
+
+    @property
+    def done(self) -> bool:
+        """The body has been received to its end."""
+        ...
+
+    def release(self) -> None:
+        """Back to the pool if the body ended; otherwise the connection is dropped."""
+        ...
+
+
+class _AiohttpReply:
     def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
         self._content = response.content
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes | None:
         return (await self._content.readany()) or None
 
     async def aclose(self) -> None:
         return None
+
+    @property
+    def done(self) -> bool:
+        return self._content.at_eof()
+
+    def release(self) -> None:
+        # A fully read response has already gone back to the pool; `close` on an unfinished one
+        # drops its connection.
+        self._response.close()
+
+
+async def _aiohttp_reply(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    timeouts: Timeouts,
+) -> _AiohttpReply:
+    response = await session.request(
+        method, url, headers=headers, data=body, allow_redirects=False, timeout=_aiohttp_timeout(timeouts)
+    )
+    return _AiohttpReply(response)
 
 
 class UpstreamStream:
@@ -320,19 +371,12 @@ async def open_stream(
         client, origin_slots = clients.origin_for(url)
         await origin_slots.take(timeouts.connect, provider)
         slots = origin_slots
-        if isinstance(client, H1Client):
-            opened_h1 = _open_h1(
-                client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
-            )
-            async with opened_h1 as stream:
-                error = _status_error(span, stream.status)
-                yield stream
-            return
-        if isinstance(client, aiohttp.ClientSession):
-            opened = _open_aiohttp(
-                client, method, url, headers, body, timeouts, provider, watchdog, clients.tails
-            )
-            async with opened as stream:
+        if isinstance(client, H1Client | aiohttp.ClientSession):
+            if isinstance(client, H1Client):
+                sent: Awaitable[_PooledReply] = client.send(method, url, headers, body, timeouts.connect)
+            else:
+                sent = _aiohttp_reply(client, method, url, headers, body, timeouts)
+            async with _open_pooled(sent, timeouts, provider, watchdog, clients.tails) as stream:
                 error = _status_error(span, stream.status)
                 yield stream
             return
@@ -391,72 +435,27 @@ def _upstream_span(method: str, url: str, provider: str) -> tracing.Span | None:
 
 
 @asynccontextmanager
-async def _open_aiohttp(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes | None,
-    timeouts: Timeouts,
-    provider: str,
-    watchdog: Watchdog,
-    tails: Tails,
+async def _open_pooled(
+    sent: Awaitable[_PooledReply], timeouts: Timeouts, provider: str, watchdog: Watchdog, tails: Tails
 ) -> AsyncIterator[UpstreamStream]:
+    """The reply `sent` brings, as a stream; on leaving, its connection goes back to the pool if
+    the body ended, or once its last bytes arrive (`providers.tail`) if the protocol's end was
+    read, and is dropped otherwise, which is what tells the provider to stop generating."""
     deadline = time.monotonic() + timeouts.first_byte
-    sent = session.request(
-        method, url, headers=headers, data=body, allow_redirects=False, timeout=_aiohttp_timeout(timeouts)
-    )
     try:
-        response = await watchdog.wait(sent, timeouts.first_byte)
+        reply = await watchdog.wait(sent, timeouts.first_byte)
     except TimeoutError:
         raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
     except _TRANSPORT_ERRORS as exc:
         raise transport_error(exc, provider, before_reply=True) from None
-    reply = _AiohttpBody(response)
-    stream = UpstreamStream(response.status, response.headers, reply, timeouts, provider, deadline, watchdog)
+    stream = UpstreamStream(reply.status, reply.headers, reply, timeouts, provider, deadline, watchdog)
     try:
         yield stream
     finally:
-        if stream.finished and not response.content.at_eof():
-            # The reply is complete; only the body's framing is still to come.
-            tails.read_out(reply.read, response.close, timeouts.between_chunks)
+        if stream.finished and not reply.done:
+            tails.read_out(reply.read, reply.release, timeouts.between_chunks)
         else:
-            # A fully read response has already gone back to the pool; `close` on an unfinished
-            # one drops its connection, which is what tells the provider to stop generating.
-            response.close()
-
-
-@asynccontextmanager
-async def _open_h1(
-    client: H1Client,
-    method: str,
-    url: str,
-    headers: Mapping[str, str],
-    body: bytes | None,
-    timeouts: Timeouts,
-    provider: str,
-    watchdog: Watchdog,
-    tails: Tails,
-) -> AsyncIterator[UpstreamStream]:
-    deadline = time.monotonic() + timeouts.first_byte
-    try:
-        sent = client.send(method, url, headers, body, timeouts.connect)
-        connection: Connection = await watchdog.wait(sent, timeouts.first_byte)
-    except TimeoutError:
-        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
-    except H1Error as exc:
-        raise transport_error(exc, provider, before_reply=True) from None
-    stream = UpstreamStream(
-        connection.status, connection.headers, connection, timeouts, provider, deadline, watchdog
-    )
-    try:
-        yield stream
-    finally:
-        if stream.finished and not connection.done:
-            tails.read_out(connection.read, connection.release, timeouts.between_chunks)
-        else:
-            # An unfinished reply closes its connection: that tells the provider to stop.
-            connection.release()
+            reply.release()
 
 
 def parse_retry_after(
