@@ -10,7 +10,8 @@ slots, tails, error mapping). `PATCHBAY_UPSTREAM_CLIENT=aiohttp` puts aiohttp's 
 
 An `H1Client` serves one origin. Each new connection resolves its host through `resolve` (the
 gateway passes its guard's, which checks every address) and connects to exactly the addresses
-returned; TLS verifies the origin's host name. Idle connections are reused newest first and
+returned, an answer serving new connections for `DNS_SECONDS`; TLS verifies the origin's host
+name. Idle connections are reused newest first and
 dropped once idle for `keepalive` seconds. Requests offer gzip, and replies are decoded from it
 (or from zlib's deflate, should a server send that unasked).
 """
@@ -29,6 +30,9 @@ from providers.h1_connection import Connection, H1Error
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 USER_AGENT = "patchbay/0.1"
+DNS_SECONDS = 10.0
+"""How long a host's checked addresses serve new connections before it is looked up again
+(aiohttp's default DNS cache keeps answers as long)."""
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _UNSAFE_VALUE = re.compile(r"[\r\n\x00]")
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f-\U0010ffff]")
@@ -63,6 +67,8 @@ class H1Client:
         self._idle: list[Connection] = []
         self._open: set[Connection] = set()
         self._closed = False
+        self._answer: tuple[float, list[str]] | None = None  # (until, addresses)
+        self._lookup: asyncio.Future[list[str]] | None = None
 
     async def send(
         self, method: str, url: str, headers: Mapping[str, str], body: bytes | None, connect_timeout: float
@@ -116,7 +122,7 @@ class H1Client:
         failure = "no address"
         try:
             async with asyncio.timeout(timeout):
-                addresses = await self._resolve(self._host, self._port) if self._resolve else [self._host]
+                addresses = await self._addresses()
                 for address in addresses:
                     try:
                         _, connection = await loop.create_connection(
@@ -134,6 +140,26 @@ class H1Client:
         except TimeoutError:
             raise H1Error("connect timed out") from None
         raise H1Error(failure)
+
+    async def _addresses(self) -> list[str]:
+        """The host's checked addresses, looked up at most once per `DNS_SECONDS`: a burst of new
+        connections shares one lookup (each answer was checked when it came; connecting to it
+        later pins it, as the guard requires). A refusal or a failure is not kept."""
+        if self._resolve is None:
+            return [self._host]
+        answer = self._answer
+        if answer is not None and answer[0] > time.monotonic():
+            return answer[1]
+        lookup = self._lookup
+        if lookup is None:
+            lookup = self._lookup = asyncio.ensure_future(self._resolve(self._host, self._port))
+            lookup.add_done_callback(self._looked_up)
+        return list(await asyncio.shield(lookup))  # one caller's deadline does not end the others'
+
+    def _looked_up(self, lookup: asyncio.Future[list[str]]) -> None:
+        self._lookup = None
+        if not lookup.cancelled() and lookup.exception() is None:
+            self._answer = (time.monotonic() + DNS_SECONDS, lookup.result())
 
     def _head(self, method: str, url: str, headers: Mapping[str, str], body: bytes | None) -> bytes:
         if method == "HEAD":  # its reply's length header describes a body that never comes

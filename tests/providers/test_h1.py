@@ -25,6 +25,7 @@ from providers.h1 import H1Client
 from providers.h1_connection import MAX_HEAD_BYTES, READ_PAUSE_BYTES, Connection, H1Error
 from providers.http import Timeouts, open_stream, request
 from providers.upstream_pool import UpstreamClients
+from routing.errors import BaseUrlRefusedError
 from tests.emulators.tls import self_signed_certificate
 
 FAST = Timeouts(connect=2, first_byte=2, between_chunks=2)
@@ -340,3 +341,36 @@ async def test_a_reply_that_ends_with_a_backlog_unread_is_kept_reading_again() -
     assert (connection.done, transport.calls) == (True, ["pause"])
     connection.release()
     assert (pool.kept, transport.calls) == ([connection], ["pause", "resume"])
+
+
+async def test_new_connections_share_one_checked_lookup_and_a_refusal_is_not_kept() -> None:
+    lookups: list[str] = []
+    refuse = True
+
+    async def checked(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        if refuse:
+            raise BaseUrlRefusedError("private", f"{host} refused")
+        return ["127.0.0.1"]
+
+    async with serving(Scripted(*[reply(b"ok")] * 6)) as script:
+        url = f"http://upstream.test:{script.port}/"
+        client = H1Client(
+            f"http://upstream.test:{script.port}", tls=ssl.create_default_context(), resolve=checked
+        )
+        try:
+            for _ in range(2):  # refused each time: the refusal is looked up again, not remembered
+                with pytest.raises(BaseUrlRefusedError):
+                    await client.send("GET", url, {}, None, 2)
+            refuse = False
+            # Five at once on a client with no connection yet: five connections, one lookup.
+            connections = await asyncio.gather(*(client.send("GET", url, {}, None, 2) for _ in range(5)))
+            for connection in connections:
+                assert await connection.read() == b"ok"
+                connection.close()
+            # A later connection within DNS_SECONDS uses the same answer.
+            later = await client.send("GET", url, {}, None, 2)
+            later.close()
+        finally:
+            await client.aclose()
+    assert (len(lookups), script.connections) == (3, 6)
