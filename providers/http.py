@@ -55,8 +55,8 @@ class Timeouts:
     issued (connection setup included) to the response headers and, for a stream, to the
     first body chunk: the caller's time to first byte. `between_chunks` bounds each later
     gap in the body; a provider that stalls mid-stream trips it. `write` bounds sending the
-    request body (large images) on the httpx backend; aiohttp has no such setting, and there
-    the `first_byte` deadline, which spans the send, bounds it instead.
+    request body (large images) on the httpx backend; on the h1 and aiohttp backends the
+    `first_byte` deadline, which spans the send, bounds it instead.
     """
 
     connect: float = 10.0
