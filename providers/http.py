@@ -267,8 +267,8 @@ def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
     )
 
 
-# aiohttp's own errors (the default backend), and those httpx-aiohttp leaves unmapped when a
-# caller's transport_factory uses it.
+# Patchbay's own client's (the default backend), aiohttp's, and those httpx-aiohttp leaves
+# unmapped when a caller's transport_factory uses it.
 _TRANSPORT_ERRORS = (H1Error, httpx.RequestError, aiohttp.ClientError)
 
 
