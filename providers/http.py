@@ -9,20 +9,18 @@ billing) for a caller who left. A stream the adapter saw end by its protocol
 (`UpstreamStream.finish`) keeps its connection: the body's last bytes are read behind the
 caller (`providers.tail`).
 
-Protocol-specific error mapping lives with each adapter; what every protocol shares lives
-here: `retry-after` parsing and scrubbing secrets out of provider error text.
+Protocol-specific error mapping lives with each adapter; what every protocol shares about
+failures lives beside this module: `providers.reply_headers` (`retry-after`) and
+`providers.redaction` (secrets out of provider text).
 """
 
 from __future__ import annotations
 
-import email.utils
 import math
-import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -456,74 +454,3 @@ async def _open_pooled(
             tails.read_out(reply.read, reply.release, timeouts.between_chunks)
         else:
             reply.release()
-
-
-def parse_retry_after(
-    headers: Mapping[str, str], *, now: Callable[[], datetime] | None = None
-) -> float | None:
-    """Seconds to wait, from `retry-after-ms`, `retry-after` seconds or `retry-after` HTTP-date.
-
-    Returns None when absent or unparseable; never negative.
-    """
-    lowered = {k.lower(): v for k, v in headers.items()}
-    ms = lowered.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return max(value, 0.0)
-    raw = lowered.get("retry-after")
-    if raw is None:
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = math.nan
-    if math.isfinite(seconds):
-        return max(seconds, 0.0)
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    current = now() if now else datetime.now(UTC)
-    return max((when - current).total_seconds(), 0.0)
-
-
-def first_header(headers: Mapping[str, str], names: Iterable[str]) -> str | None:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name in names:
-        value = lowered.get(name)
-        if value:
-            return value
-    return None
-
-
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "x-goog-api-key", "xi-api-key", "api-key"})
-
-# Key-shaped tokens some providers echo back (whole or partly masked) in 401 bodies.
-_KEY_LIKE = re.compile(r"\b(?:sk|xai|pk|rk)-[A-Za-z0-9_\-*.]{6,}|\bAIza[A-Za-z0-9_\-]{20,}")
-
-
-def secrets_in(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The secret values carried by auth headers, for `redact`."""
-    found: list[str] = []
-    for name, value in headers.items():
-        if name.lower() in SECRET_HEADERS and value:
-            found.append(value)
-            scheme, _, token = value.partition(" ")
-            if token and scheme.lower() in ("bearer", "basic", "token"):
-                found.append(token)
-    return tuple(s for s in found if len(s) >= 4)
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove every occurrence of `secrets` and anything key-shaped from provider text."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return _KEY_LIKE.sub("[redacted]", text)

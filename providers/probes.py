@@ -17,6 +17,7 @@ from providers.adapters.base import ChatAdapter, Endpoint
 from providers.auth import add_auth_header
 from providers.contract import ErrorClass, WireProtocol, error_class_for_status
 from providers.errors import ProviderError
+from providers.redaction import secrets_in
 from providers.speech.errors import elevenlabs_error
 from providers.types import ChatRequest, Message, Role, TextPart
 from providers.upstream_pool import UpstreamClients
@@ -126,7 +127,7 @@ async def _get(
 ) -> tuple[http.UpstreamResponse, float]:
     headers = {**endpoint.preset.extra_headers, **endpoint.extra_headers, "accept": "application/json"}
     add_auth_header(headers, endpoint.preset.auth_style, endpoint.credential, purpose)
-    secrets = http.secrets_in(headers)
+    secrets = secrets_in(headers)
     started = time.perf_counter()
     provider = endpoint.preset.id.value
     response = await http.request(

@@ -21,6 +21,8 @@ from providers import http
 from providers.auth import add_auth_header
 from providers.contract import ANTHROPIC_VERSION, ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError, StructuredOutputError
+from providers.redaction import secrets_in
+from providers.reply_headers import parse_retry_after
 from providers.sse import aiter_sse
 from providers.structured import validate_output
 from providers.types import ChatRequest, ChatResponse, Finish, FinishReason, StreamEvent, reasoning_origin
@@ -97,8 +99,8 @@ class AnthropicMessagesAdapter(ChatAdapter):
             status,
             body,
             headers,
-            retry_after=http.parse_retry_after(headers),
-            secrets=http.secrets_in(sent),
+            retry_after=parse_retry_after(headers),
+            secrets=secrets_in(sent),
             model=model,
         )
 
@@ -155,7 +157,7 @@ class AnthropicMessagesAdapter(ChatAdapter):
                 raise self._error(upstream.status, raw, upstream.headers, headers, request.model)
             translator = AnthropicStreamTranslator(
                 structured_tool=wire.structured_tool,
-                secrets=http.secrets_in(headers),
+                secrets=secrets_in(headers),
                 origin=self._origin(endpoint),
             )
             async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):

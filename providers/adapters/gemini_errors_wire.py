@@ -15,7 +15,7 @@ from typing import Any
 
 from providers.contract import HTTP_STATUS_CLASSES, ErrorClass, ProviderId
 from providers.errors import ProviderError
-from providers.http import redact
+from providers.redaction import redact
 
 _PROVIDER = ProviderId.GEMINI.value
 _MAX_MESSAGE = 500

@@ -20,6 +20,7 @@ from providers import http
 from providers.auth import add_auth_header
 from providers.contract import ErrorClass, ProviderId, WireProtocol
 from providers.errors import ProviderError
+from providers.redaction import secrets_in
 from providers.sse import aiter_sse
 from providers.structured import validate_output
 from providers.types import (
@@ -78,7 +79,7 @@ class GeminiGenerateAdapter(ChatAdapter):
     def _error(
         self, status: int, body: bytes, headers: Mapping[str, str], sent: Mapping[str, str], model: str
     ) -> ProviderError:
-        return classify_error(status, body, headers, secrets=http.secrets_in(sent), model=model)
+        return classify_error(status, body, headers, secrets=secrets_in(sent), model=model)
 
     def _validate(self, text: str, request: ChatRequest) -> Any:
         assert request.response_format is not None
@@ -128,7 +129,7 @@ class GeminiGenerateAdapter(ChatAdapter):
                 raw = await upstream.read_error_body()
                 raise self._error(upstream.status, raw, upstream.headers, headers, request.model)
             translator = GeminiStreamTranslator(
-                secrets=http.secrets_in(headers), model=request.model, origin=self._origin(endpoint)
+                secrets=secrets_in(headers), model=request.model, origin=self._origin(endpoint)
             )
             text: list[str] = []
             async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):

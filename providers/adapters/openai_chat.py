@@ -27,8 +27,9 @@ from providers.adapters.openai_translate import (
 from providers.auth import add_auth_header
 from providers.contract import ErrorClass, WireProtocol
 from providers.errors import ProviderError
-from providers.http import Timeouts, open_stream, parse_json, redact, secrets_in
+from providers.http import Timeouts, open_stream, parse_json
 from providers.http import request as send_request
+from providers.redaction import redact, secrets_in
 from providers.sse import SSEDecoder
 from providers.structured import validate_output
 from providers.types import ChatRequest, ChatResponse, FinishReason, StreamEvent, reasoning_origin

@@ -16,7 +16,8 @@ from typing import Any
 
 from providers.contract import ErrorClass, error_class_for_status
 from providers.errors import ProviderError
-from providers.http import first_header, parse_retry_after, redact
+from providers.redaction import redact
+from providers.reply_headers import first_header, parse_retry_after
 
 _MAX_MESSAGE = 500
 

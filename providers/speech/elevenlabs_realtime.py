@@ -33,7 +33,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.redaction import secrets_in
 from providers.speech.base import STT_SAMPLE_RATE, STTEngine, Transcript
 from providers.speech.elevenlabs_realtime_wire import (
     DEFAULT_MODEL,

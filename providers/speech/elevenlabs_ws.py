@@ -30,7 +30,7 @@ from providers.auth import add_auth_header
 from providers.contract import AuthStyle, BillingSource, ErrorClass
 from providers.credentials import Credential
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.redaction import secrets_in
 from providers.speech.elevenlabs import ElevenLabsTTSOptions, audio_format_for
 from providers.speech.elevenlabs_ws_wire import (
     CLOSE_INPUT,

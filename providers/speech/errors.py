@@ -23,16 +23,9 @@ import httpx
 from providers.adapters.openai_errors import classify_error
 from providers.contract import ErrorClass, error_class_for_status
 from providers.errors import ProviderError
-from providers.http import (
-    Timeouts,
-    UpstreamStream,
-    first_header,
-    open_stream,
-    parse_json,
-    parse_retry_after,
-    redact,
-    secrets_in,
-)
+from providers.http import Timeouts, UpstreamStream, open_stream, parse_json
+from providers.redaction import redact, secrets_in
+from providers.reply_headers import first_header, parse_retry_after
 from providers.upstream_pool import UpstreamClients
 
 _MAX_MESSAGE = 300

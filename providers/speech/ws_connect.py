@@ -32,7 +32,7 @@ from websockets.exceptions import InvalidHandshake, InvalidStatus
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import secrets_in
+from providers.redaction import secrets_in
 from providers.speech.errors import elevenlabs_error
 from providers.upstream_pool import CheckedResolve, tls_context
 

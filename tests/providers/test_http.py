@@ -21,7 +21,9 @@ from prometheus_client import REGISTRY
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
-from providers.http import Timeouts, open_stream, parse_retry_after, redact, request, secrets_in
+from providers.http import Timeouts, open_stream, request
+from providers.redaction import redact, secrets_in
+from providers.reply_headers import parse_retry_after
 from providers.upstream_pool import (
     IDLE_ORIGIN_SECONDS,
     SWEEP_SECONDS,
