@@ -116,6 +116,11 @@ UPSTREAM_TAILS = Counter(
     "time or size).",
     ["outcome"],
 )
+UPSTREAM_CONNECTIONS_OPENED = Counter(
+    "patchbay_upstream_connections_opened",
+    "New upstream connections (TCP, and TLS for https) Patchbay's own HTTP client opened; a call "
+    "that finds a kept connection opens none.",
+)
 UPSTREAM_CONNECTION_WAITS = Counter(
     "patchbay_upstream_connection_waits",
     "Upstream calls that found every one of their worker's connections to the origin busy and "
@@ -231,6 +236,10 @@ def observe_cooldown_notice() -> None:
 
 def observe_tail(pooled: bool) -> None:
     _counter(UPSTREAM_TAILS, "pooled" if pooled else "dropped")(1)
+
+
+def observe_connection_opened() -> None:
+    UPSTREAM_CONNECTIONS_OPENED.inc()
 
 
 def observe_connection_wait(provider: str, outcome: str) -> None:

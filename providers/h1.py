@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import quote
 
+from foundation import metrics
 from providers.h1_connection import Connection, H1Error
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]
@@ -136,6 +137,7 @@ class H1Client:
                         failure = type(exc).__name__
                         continue
                     self._open.add(connection)
+                    metrics.observe_connection_opened()
                     return connection
         except TimeoutError:
             raise H1Error("connect timed out") from None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import uvloop
+from prometheus_client import REGISTRY
 
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
@@ -172,12 +173,18 @@ async def test_an_informational_reply_before_the_real_one_is_skipped() -> None:
     )
 
 
+def connections_opened() -> float:
+    return REGISTRY.get_sample_value("patchbay_upstream_connections_opened_total") or 0.0
+
+
 async def test_a_connection_is_kept_between_calls_and_dropped_once_told_to_close() -> None:
     replies = [reply(b"1"), reply(b"2", "connection: close"), reply(b"3")]
+    before = connections_opened()
     async with serving(Scripted(*replies)) as script, UpstreamClients() as clients:
         bodies = [await get(clients, script) for _ in range(3)]
     assert bodies == [b"1", b"2", b"3"]
     assert script.connections == 2
+    assert connections_opened() - before == 2  # what /metrics reports, for the reuse alert
 
 
 async def test_a_kept_connection_past_its_keepalive_is_not_reused() -> None:
