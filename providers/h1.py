@@ -31,6 +31,7 @@ from providers.h1_connection import Connection, H1Error
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 USER_AGENT = "patchbay/0.1"
+"""What every upstream client sends as `user-agent` (`providers.upstream_pool` uses it for all)."""
 DNS_SECONDS = 10.0
 """How long a host's checked addresses serve new connections before it is looked up again
 (aiohttp's default DNS cache keeps answers as long)."""

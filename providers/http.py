@@ -112,7 +112,7 @@ class _HttpxBody:
         await self._iterator.aclose()  # type: ignore[attr-defined]
 
 
-class _PooledReply(Protocol):
+class _PooledReply(_Body, Protocol):
     """A reply on a connection its client pools (`providers.h1`'s or aiohttp's)."""
 
     @property
@@ -122,10 +122,6 @@ class _PooledReply(Protocol):
     def headers(self) -> Mapping[str, str]:
         """Case-insensitive."""
         ...
-
-    async def read(self) -> bytes | None: ...
-
-    async def aclose(self) -> None: ...
 
     @property
     def done(self) -> bool:

@@ -23,7 +23,7 @@ from typing import Literal
 import aiohttp
 import httpx
 
-from providers.h1 import H1Client
+from providers.h1 import USER_AGENT, H1Client
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
 
@@ -55,8 +55,6 @@ IDLE_ORIGIN_SECONDS = 120.0
 connections are kept, so none is still open)."""
 SWEEP_SECONDS = 30.0
 """How often, at most, idle origins are looked for (only when a new origin is first called)."""
-
-USER_AGENT = "patchbay/0.1"
 
 
 def origin_of(url: str) -> str:
