@@ -33,6 +33,7 @@ from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler, with_request_id
 from server.health import router as health_router
+from server.hot_path import PatchbayApp
 from server.metrics import learn_routes
 from server.metrics import router as metrics_router
 from server.middleware import RequestIdMiddleware
@@ -45,7 +46,6 @@ from server.services import Services
 from server.settings import Settings
 from server.ui import mount_ui
 from server.v1 import ROUTES as V1_ROUTES
-from server.v1 import V1FastPath
 from server.v1.audio import router as audio_router
 from server.voice_sdk import mount_sdk
 
@@ -141,7 +141,8 @@ def create_app(
     # Off by default (docs/security.md): Swagger UI loads its scripts from a CDN, and the schema
     # maps every admin route to anyone who asks.
     docs = settings.api_docs
-    app = FastAPI(
+    app = PatchbayApp(
+        default_body_cap=settings.max_body_bytes,
         title="Patchbay",
         version="0.1.0",
         lifespan=lifespan,
@@ -152,8 +153,9 @@ def create_app(
         # (foundation/tracing.py), and the check FastAPI would run on every request costs CPU.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.add_middleware(V1FastPath)  # added first, so it runs innermost
-    app.add_middleware(RequestLogMiddleware)  # around the /v1 endpoints, fast path included
+    # The hot /v1 endpoints run through `app.hot_chain` (server.hot_path), the same layers minus
+    # the admin gate; these serve every other request.
+    app.add_middleware(RequestLogMiddleware)  # around the /v1 audio endpoints
     app.add_middleware(BodyLimit, default_cap=settings.max_body_bytes)
     app.add_middleware(AdminGate)  # outside BodyLimit: no token, no body read, whatever its size
     app.add_middleware(RequestIdMiddleware)

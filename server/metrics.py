@@ -27,7 +27,7 @@ from server.errors import error_response
 from server.services import Services
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Endpoints served without route matching (`server.v1.V1FastPath`): their path is their template.
+# Endpoints served without route matching (`server.hot_path`): their path is their template.
 _FAST_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
 
 router = APIRouter()

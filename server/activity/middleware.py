@@ -1,11 +1,12 @@
 """The ASGI layer that opens a request-log entry for each logged `/v1` request.
 
-Pure ASGI, installed just outside `server.v1.V1FastPath`, so the two hot endpoints and the
-audio routes alike run with their entry as the current one (`server.activity.recorder`). It
-reads the response status from `http.response.start` and whether the body ran to its end (the
-two hot endpoints note both themselves: `SELF_REPORTING`), and when the request is over hands
-the entry to the writer (kept only if a valid key named an org). Every other path passes
-straight through after one dictionary lookup.
+Pure ASGI, the innermost layer both of the hot endpoints' chain (`server.hot_path`) and of the
+app's middleware (for the audio routes), so every logged request runs with its entry as the
+current one (`server.activity.recorder`). It reads the response status from
+`http.response.start` and whether the body ran to its end (the two hot endpoints note both
+themselves: `SELF_REPORTING`), and when the request is over hands the entry to the writer (kept
+only if a valid key named an org). Every other path passes straight through after one dictionary
+lookup.
 """
 
 from __future__ import annotations
