@@ -83,7 +83,7 @@ class UpstreamResponse:
         return parse_json(self.body)
 
 
-def parse_json(body: bytes) -> Any:
+def parse_json(body: bytes | str) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

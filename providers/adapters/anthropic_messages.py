@@ -161,7 +161,7 @@ class AnthropicMessagesAdapter(ChatAdapter):
                 origin=self._origin(endpoint),
             )
             async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):
-                data = http.parse_json(sse.data.encode())
+                data = http.parse_json(sse.data)
                 if not isinstance(data, dict):
                     raise _protocol_error("stream event data is not a JSON object")
                 with vendor_shape("stream event", provider=_PROVIDER, model=request.model):

@@ -133,7 +133,7 @@ class GeminiGenerateAdapter(ChatAdapter):
             )
             text: list[str] = []
             async for sse in aiter_sse(upstream.chunks(), provider=_PROVIDER):
-                chunk = http.parse_json(sse.data.encode())
+                chunk = http.parse_json(sse.data)
                 if not isinstance(chunk, dict):
                     raise _protocol_error("stream chunk is not a JSON object", request.model)
                 with vendor_shape("stream chunk", provider=_PROVIDER, model=request.model):

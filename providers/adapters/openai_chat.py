@@ -79,7 +79,6 @@ class OpenAIChatAdapter(ChatAdapter):
         provider = endpoint.preset.id.value
         quirks, body = self._prepare(request, endpoint, stream=False)
         headers = build_headers(endpoint, stream=False)
-        secrets = secrets_in(headers)
         try:
             reply = await send_request(
                 self._clients,
@@ -97,18 +96,17 @@ class OpenAIChatAdapter(ChatAdapter):
                     data if data is not None else reply.body,
                     reply.headers,
                     provider,
-                    secrets=secrets,
+                    secrets=secrets_in(headers),
                 )
             response = _parse_body(data, request, quirks, endpoint)
         except ProviderError as exc:
-            raise _finalize(exc, request.model, secrets) from None
+            raise _finalize(exc, request.model, secrets_in(headers)) from None
         return response
 
     async def stream(self, request: ChatRequest, endpoint: Endpoint) -> AsyncIterator[StreamEvent]:
         provider = endpoint.preset.id.value
         quirks, body = self._prepare(request, endpoint, stream=True)
         headers = build_headers(endpoint, stream=True)
-        secrets = secrets_in(headers)
         translator = StreamTranslator(
             provider=provider, id_map=tool_id_map(request, quirks), origin=_origin(endpoint)
         )
@@ -133,7 +131,7 @@ class OpenAIChatAdapter(ChatAdapter):
                             parsed if parsed is not None else raw,
                             upstream.headers,
                             provider,
-                            secrets=secrets,
+                            secrets=secrets_in(headers),
                         )
                     for event in events_from_response(_parse_body(parsed, request, quirks, endpoint)):
                         yield event
@@ -154,7 +152,7 @@ class OpenAIChatAdapter(ChatAdapter):
                         return
             raise ProviderError(ErrorClass.NETWORK, "stream ended without [DONE]", provider=provider)
         except ProviderError as exc:
-            raise _finalize(exc, request.model, secrets) from None
+            raise _finalize(exc, request.model, secrets_in(headers)) from None
 
 
 def _origin(endpoint: Endpoint) -> str:
@@ -190,7 +188,7 @@ def _translate(data: str, translator: StreamTranslator, req: ChatRequest, provid
             refused = translator.finish_reason is FinishReason.CONTENT_FILTER
             _structured("".join(translator.text), refused, req, provider)
         return events
-    payload = parse_json(data.encode())
+    payload = parse_json(data)
     if not isinstance(payload, dict):
         raise ProviderError(ErrorClass.SERVER_ERROR, "malformed SSE data from upstream", provider=provider)
     try:  # `vendor_shape` inline: this runs once per chunk
