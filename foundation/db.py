@@ -7,7 +7,6 @@ another package; `server/migrations` imports every package's `tables` module.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -17,6 +16,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+from foundation.random_ids import random_bytes
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -40,7 +41,7 @@ def new_id(prefix: str) -> str:
     """`prefix_` + 20 random Crockford-base32 characters (100 bits)."""
     # One draw of 20 bytes and one table lookup per byte (1.2 us an id), on every chat request and
     # voice turn: `base64.b32encode` is a Python loop in CPython 3.11 and took 5.4 us an id.
-    return prefix + "_" + secrets.token_bytes(20).translate(_BYTE_TO_CHARACTER).decode("ascii")
+    return prefix + "_" + random_bytes(20).translate(_BYTE_TO_CHARACTER).decode("ascii")
 
 
 def utcnow() -> datetime:

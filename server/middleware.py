@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from foundation import tracing
+from foundation.random_ids import random_hex
 from server.db_unavailable import RETRY_AFTER_SECONDS, database_unavailable, unavailable_body
 from server.logs import request_id_var
 from server.metrics import observe_request
@@ -37,7 +37,7 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-        rid = incoming if incoming and _VALID_ID.match(incoming) else "req_" + secrets.token_hex(8)
+        rid = incoming if incoming and _VALID_ID.match(incoming) else "req_" + random_hex(8)
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 0

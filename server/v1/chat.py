@@ -13,13 +13,13 @@ never a silent truncation. The final attempt trace goes in an SSE comment before
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from billing.money import format_usd
+from foundation.random_ids import random_hex
 from providers.errors import ProviderError
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError
@@ -63,7 +63,7 @@ def trailer(trace: AttemptTrace) -> bytes:
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + secrets.token_hex(12)
+    return "chatcmpl-" + random_hex(12)
 
 
 def _parse(body: bytes) -> tuple[ChatCompletionRequest, ChatRequest]:

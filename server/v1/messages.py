@@ -8,11 +8,11 @@ after a failure once output started, the attempt trace in a final SSE comment.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 
 from starlette.types import Receive, Scope, Send
 
+from foundation.random_ids import random_hex
 from providers.errors import ProviderError
 from providers.types import ChatRequest, StreamEvent
 from routing.errors import AllAttemptsFailedError
@@ -36,7 +36,7 @@ def render(error: ApiError) -> bytes:
 
 
 def message_id() -> str:
-    return "msg_" + secrets.token_hex(12)
+    return "msg_" + random_hex(12)
 
 
 def _parse(body: bytes) -> tuple[MessagesRequest, ChatRequest]:
