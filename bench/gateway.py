@@ -22,6 +22,10 @@ its own read on the other side, as a model's stream arrives; streams then last 2
 so their latency columns mean less and their CPU per stream more.
 `BENCH_TURNS` (e.g. 50) makes each request carry a conversation of that many turns, as a chat
 client resends its history every turn, instead of one user message.
+`--tracing RATIO` turns tracing on (`PATCHBAY_OTEL_ENDPOINT`, `PATCHBAY_OTEL_SAMPLE_RATIO`): a
+fourth process on loopback, an OTLP/HTTP collector that counts the spans it receives, and
+Patchbay exporting that fraction of its traces to it (`BENCH_OTEL_ENDPOINT` and
+`BENCH_OTEL_SAMPLE_RATIO` do the same for another collector, and for bench/gateway_cpu.py).
 
 Each cell stops after `--requests` requests or `--seconds` seconds, whichever comes first.
 """
@@ -37,9 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -104,8 +109,28 @@ def bench_settings(data_dir: str, **overrides: object) -> Settings:
         "log_level": os.environ.get("BENCH_LOG_LEVEL", "INFO"),
         "api_key_rate_limit": os.environ.get("BENCH_RATE_LIMIT", "off"),
         "redis_url": os.environ.get("BENCH_REDIS_URL") or None,
+        "otel_endpoint": os.environ.get("BENCH_OTEL_ENDPOINT") or None,
+        "otel_sample_ratio": float(os.environ.get("BENCH_OTEL_SAMPLE_RATIO") or 1),
     }
     return Settings(**(fields | overrides))
+
+
+def serve_collector(port: int) -> None:
+    """An OTLP/HTTP collector that keeps no span, only their count (`GET /spans`)."""
+    import uvicorn
+
+    from tests.emulators.otlp import OtlpCollector
+
+    collector = OtlpCollector(keep=False)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["method"] == "GET" and scope["path"] == "/spans":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": str(collector.span_count).encode()})
+            return
+        await collector(scope, receive, send)
+
+    uvicorn.run(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False)
 
 
 def serve_app(settings: Settings, port: int) -> None:
@@ -332,7 +357,9 @@ async def measure(direct: Target, routes: list[Target], requests: int, seconds: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("role", nargs="?", default="bench", choices=["bench", "emulator", "patchbay"])
+    parser.add_argument(
+        "role", nargs="?", default="bench", choices=["bench", "emulator", "patchbay", "collector"]
+    )
     parser.add_argument("--port", type=int)
     parser.add_argument("--upstream")
     parser.add_argument("--data-dir")
@@ -344,7 +371,15 @@ def main() -> None:
         default="byok,platform",
         help="Routes through Patchbay, comma-separated: byok (the org's own key) and platform (billed credits).",
     )
+    parser.add_argument(
+        "--tracing",
+        type=float,
+        metavar="RATIO",
+        help="Trace this fraction of requests (0-1) into a span-counting OTLP collector on loopback.",
+    )
     args = parser.parse_args()
+    if args.tracing is not None and not 0 <= args.tracing <= 1:
+        parser.error("--tracing takes a fraction from 0 to 1")
     routes = [r.strip() for r in args.routes.split(",") if r.strip()]
     if not routes or set(routes) - {"byok", "platform"}:
         parser.error("--routes takes byok, platform or both")
@@ -354,8 +389,22 @@ def main() -> None:
     if args.role == "patchbay":
         serve_patchbay(args.port, args.upstream, args.data_dir, args.key_file)
         return
+    if args.role == "collector":
+        serve_collector(args.port)
+        return
 
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    collector: subprocess.Popen[bytes] | None = None
+    if args.tracing is not None:
+        otel_port = free_port()
+        collector = subprocess.Popen(
+            [sys.executable, __file__, "collector", "--port", str(otel_port)], env=env
+        )
+        wait_port(otel_port)
+        env |= {
+            "BENCH_OTEL_ENDPOINT": f"http://127.0.0.1:{otel_port}",
+            "BENCH_OTEL_SAMPLE_RATIO": str(args.tracing),
+        }
     with tempfile.TemporaryDirectory() as tmp:
         emu_port, pb_port = free_port(), free_port()
         key_file = Path(tmp) / "key"
@@ -395,10 +444,14 @@ def main() -> None:
                 for route in routes
             ]
             asyncio.run(measure(direct, through, args.requests, args.seconds, procs[1].pid))
+            if collector is not None:
+                with urllib.request.urlopen(f"{env['BENCH_OTEL_ENDPOINT']}/spans", timeout=5) as counted:
+                    spans = int(counted.read())
+                print(f"tracing at ratio {args.tracing:g}: the collector received {spans} spans so far")
         finally:
-            for p in procs:
+            for p in [*procs, *([collector] if collector else [])]:
                 p.terminate()
-            for p in procs:
+            for p in [*procs, *([collector] if collector else [])]:
                 p.wait(10)
             log.close()
 

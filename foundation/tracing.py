@@ -1,12 +1,23 @@
 """The tracing seam: OpenTelemetry spans when an exporter is installed, nothing at all otherwise.
 
 Every layer starts its spans here (`start`, `end`), never through OpenTelemetry directly, so
-tracing that is off costs one global check per call site: no tracer provider exists, no span
-object is made, no context is attached. `server` installs an exporter once at start-up when
-`PATCHBAY_OTEL_ENDPOINT` is set (`enable(otlp_exporter(url))`); tests install an in-memory one.
+tracing that is off costs one global check per call site: no span object is made, no context
+is set. `server` installs an exporter once at start-up when `PATCHBAY_OTEL_ENDPOINT` is set
+(`enable(otlp_exporter(url), ratio=...)`); tests install an in-memory one.
 
-Spans are parented through OpenTelemetry's context: `activate` makes a span current for code
-that runs in the same frame (never across a `yield`, where a context change would leak to the
+While a span is open it is a small object of this module (ids, name, start time, attributes),
+not the SDK's `Span`: the SDK's costs about 15 µs to start (its attribute, event and link
+containers each take a lock), several times what recording needs. When it ends it becomes the
+SDK's `ReadableSpan` and goes to the SDK's span processor (batched into the exporter's
+background thread), so what reaches a collector is what the SDK would have sent. Only this
+seam records spans: nothing is installed as OpenTelemetry's global tracer provider.
+
+Sampling is decided once per trace, at its root, from the trace id (OpenTelemetry's
+`TraceIdRatioBased` rule): a trace that is not sampled is one shared `UNSAMPLED` marker that
+its children inherit, so it costs no object and no export, and carries no trace id.
+
+Spans are parented through a context variable: `activate` makes a span current for code that
+runs in the same frame (never across a `yield`, where a context change would leak to the
 consumer); `start(parent=...)` parents a span explicitly across generator boundaries.
 
 Attributes carry ids, names, counts, statuses and error classes only: never prompts, outputs,
@@ -15,55 +26,124 @@ transcripts, keys or URLs with query strings (a canary test in tests/foundation 
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace import SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
-    from opentelemetry.trace import Span as Span
-    from opentelemetry.trace import Tracer
 
 Attributes = Mapping[str, str | int | float | bool]
 
-_tracer: Tracer | None = None
-_provider: TracerProvider | None = None
+
+class Span:
+    """One span being recorded; `end` hands it to the exporter."""
+
+    __slots__ = ("attributes", "error", "kind", "name", "parent_id", "span_id", "start_ns", "trace_id")
+
+    def __init__(
+        self, name: str, kind: str, trace_id: int, parent_id: int, attributes: dict[str, Any]
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.trace_id = trace_id
+        self.span_id = random.getrandbits(64) or 1
+        self.parent_id = parent_id
+        self.attributes = attributes
+        self.error: str | None = None
+        self.start_ns = time.time_ns()
+
+
+UNSAMPLED = Span("unsampled", "internal", 0, 0, {})
+"""Every span of a trace that its root's sampling decision left out: nothing is recorded."""
+
+_current: ContextVar[Span | None] = ContextVar("patchbay_span", default=None)
+
+
+class _Recorder:
+    """Turns ended spans into the SDK's `ReadableSpan` for its span processor."""
+
+    def __init__(self, processor: SpanProcessor, *, service: str, ratio: float) -> None:
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+
+        self.processor = processor
+        self.resource = Resource.create({"service.name": service})
+        self.scope = InstrumentationScope("patchbay")
+        self.bound = round(ratio * (1 << 64))
+        self.kinds = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT}
+        self.sampled = TraceFlags(TraceFlags.SAMPLED)
+        self.unset = Status(StatusCode.UNSET)
+        self.error_code = StatusCode.ERROR
+
+    def samples(self, trace_id: int) -> bool:
+        """OpenTelemetry's `TraceIdRatioBased`: the trace id's low 64 bits under the ratio's bound."""
+        return trace_id & 0xFFFF_FFFF_FFFF_FFFF < self.bound
+
+    def export(self, span: Span, end_ns: int) -> None:
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext, Status
+
+        flags = self.sampled
+        parent = SpanContext(span.trace_id, span.parent_id, False, flags) if span.parent_id else None
+        error = span.error
+        self.processor.on_end(
+            ReadableSpan(
+                name=span.name,
+                context=SpanContext(span.trace_id, span.span_id, False, flags),
+                parent=parent,
+                resource=self.resource,
+                attributes=span.attributes,
+                kind=self.kinds[span.kind],
+                status=self.unset if error is None else Status(self.error_code, error),
+                start_time=span.start_ns,
+                end_time=end_ns,
+                instrumentation_scope=self.scope,
+            )
+        )
+
+
+_recorder: _Recorder | None = None
 
 
 def on() -> bool:
     """Whether spans are being recorded; call sites that build attributes check this first."""
-    return _tracer is not None
+    return _recorder is not None
 
 
-def enable(exporter: SpanExporter, *, batch: bool = True, service: str = "patchbay") -> None:
-    """Record spans into `exporter` from now on. `batch=False` exports each span as it ends
-    (tests); the default batches them off the request path in a background thread."""
-    global _tracer, _provider
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
+def enable(
+    exporter: SpanExporter, *, batch: bool = True, service: str = "patchbay", ratio: float = 1.0
+) -> None:
+    """Record spans into `exporter` from now on, `ratio` of the traces (0 to 1, decided at each
+    trace's root). `batch=False` exports each span as it ends (tests); the default batches them
+    off the request path in a background thread."""
+    global _recorder
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"the sampling ratio is a fraction from 0 to 1, not {ratio}")
     disable()
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     processor = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    # Not installed as OpenTelemetry's global provider: only this seam's tracer records.
-    _provider, _tracer = provider, provider.get_tracer("patchbay")
+    _recorder = _Recorder(processor, service=service, ratio=ratio)
 
 
 def disable() -> None:
     """Flush and stop recording (the server's shutdown; tests between cases)."""
-    global _tracer, _provider
-    provider, _provider, _tracer = _provider, None, None
-    if provider is not None:
-        provider.shutdown()
+    global _recorder
+    recorder, _recorder = _recorder, None
+    if recorder is not None:
+        recorder.processor.shutdown()
 
 
 def flush(timeout_ms: int = 10_000) -> bool:
     """Export every span ended so far (blocking); False if the exporter did not finish in time."""
-    provider = _provider
-    return provider.force_flush(timeout_ms) if provider is not None else True
+    recorder = _recorder
+    return recorder.processor.force_flush(timeout_ms) if recorder is not None else True
 
 
 def otlp_exporter(endpoint: str, *, timeout: float = 10.0) -> SpanExporter:
@@ -81,41 +161,46 @@ def start(
     name: str, *, kind: str = "internal", parent: Span | None = None, attributes: Attributes | None = None
 ) -> Span | None:
     """A started span (None when tracing is off): a child of `parent` if given, else of the
-    current span. End it with `end`."""
-    tracer = _tracer
-    if tracer is None:
+    current span, else the root of a new trace. End it with `end`."""
+    recorder = _recorder
+    if recorder is None:
         return None
-    from opentelemetry import trace
-
-    context = trace.set_span_in_context(parent) if parent is not None else None
-    return tracer.start_span(name, context=context, kind=_KINDS[kind], attributes=attributes)
+    if parent is None:
+        parent = _current.get()
+    if parent is UNSAMPLED:
+        return UNSAMPLED
+    if parent is None:
+        trace_id = random.getrandbits(128) or 1
+        if not recorder.samples(trace_id):
+            return UNSAMPLED
+        return Span(name, kind, trace_id, 0, dict(attributes) if attributes else {})
+    return Span(name, kind, parent.trace_id, parent.span_id, dict(attributes) if attributes else {})
 
 
 def end(span: Span | None, *, error: str | None = None, attributes: Attributes | None = None) -> None:
     """End `span`; `error` (an error class or short code, never a message) marks it failed."""
-    if span is None:
+    recorder = _recorder
+    if span is None or span is UNSAMPLED or recorder is None:
         return
     if attributes:
-        span.set_attributes(attributes)
+        span.attributes.update(attributes)
     fail(span, error)
-    span.end()
+    recorder.export(span, time.time_ns())
 
 
 def fail(span: Span | None, error: str | None) -> None:
     """Mark `span` failed with `error` (an error class or short code, never a message)."""
-    if span is None or error is None:
+    if span is None or span is UNSAMPLED or error is None:
         return
-    from opentelemetry.trace import Status, StatusCode
-
-    span.set_attribute("error.type", error)
-    span.set_status(Status(StatusCode.ERROR, error))
+    span.attributes["error.type"] = error
+    span.error = error
 
 
 def step(name: str, attributes: Attributes | None = None) -> AbstractContextManager[Span | None]:
     """`with tracing.step("voice.llm") as span:` a span current for the block (in a coroutine or
     plain function, not around a `yield`); an exception marks it failed with its type's name.
     Off: one shared do-nothing context, `span` None."""
-    if _tracer is None:
+    if _recorder is None:
         return _OFF
     return _step(name, attributes)
 
@@ -139,58 +224,31 @@ _OFF: AbstractContextManager[None] = nullcontext()
 
 
 def set_attributes(span: Span | None, attributes: Attributes) -> None:
-    if span is not None:
-        span.set_attributes(attributes)
+    if span is not None and span is not UNSAMPLED:
+        span.attributes.update(attributes)
 
 
-def activate(span: Span | None) -> object | None:
+def activate(span: Span | None) -> Token[Span | None] | None:
     """Make `span` current until `deactivate(token)`, in the same frame (not across a `yield`)."""
     if span is None:
         return None
-    from opentelemetry import context, trace
-
-    return context.attach(trace.set_span_in_context(span))
+    return _current.set(span)
 
 
-def deactivate(token: object | None) -> None:
+def deactivate(token: Token[Span | None] | None) -> None:
     if token is not None:
-        from opentelemetry import context
-
-        context.detach(token)  # type: ignore[arg-type]
+        _current.reset(token)
 
 
 def trace_id() -> str | None:
-    """The current trace's id (32 hex digits), or None when tracing is off or no span is current."""
-    if _tracer is None:
+    """The current trace's id (32 hex digits), or None when tracing is off, no span is current
+    or the trace is not sampled."""
+    if _recorder is None:
         return None
-    return trace_id_of(_current())
+    return trace_id_of(_current.get())
 
 
 def trace_id_of(span: Span | None) -> str | None:
-    if span is None:
+    if span is None or span is UNSAMPLED:
         return None
-    ctx = span.get_span_context()
-    return format(ctx.trace_id, "032x") if ctx.is_valid else None
-
-
-def _current() -> Span:
-    from opentelemetry import trace
-
-    return trace.get_current_span()
-
-
-def _kinds() -> dict[str, Any]:
-    from opentelemetry.trace import SpanKind
-
-    return {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT}
-
-
-class _LazyKinds(dict[str, Any]):
-    """`SpanKind` by name, imported on first use so tracing that is off imports nothing."""
-
-    def __missing__(self, key: str) -> Any:
-        self.update(_kinds())
-        return self[key]
-
-
-_KINDS = _LazyKinds()
+    return format(span.trace_id, "032x")

@@ -117,7 +117,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.otel_endpoint:
             # Per worker process, after the fork: the exporter's batching thread is its own.
-            tracing.enable(tracing.otlp_exporter(settings.otel_endpoint))
+            tracing.enable(tracing.otlp_exporter(settings.otel_endpoint), ratio=settings.otel_sample_ratio)
         svc = services or Services.build(settings)
         if migrate:
             await svc.db.upgrade()

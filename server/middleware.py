@@ -44,9 +44,8 @@ class RequestIdMiddleware:
         raw_rid = rid.encode()
         span = _request_span(scope, rid) if tracing.on() else None
         span_token = tracing.activate(span) if span is not None else None
-        trace_header = (
-            (b"x-patchbay-trace-id", (tracing.trace_id_of(span) or "").encode()) if span is not None else None
-        )
+        tid = tracing.trace_id_of(span)  # None when tracing is off or the trace is not sampled
+        trace_header = (b"x-patchbay-trace-id", tid.encode()) if tid is not None else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status

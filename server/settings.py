@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     log_level: LogLevel = "INFO"
     otel_endpoint: str | None = None
     """OpenTelemetry collector (OTLP over HTTP, `http://otel:4318`): spans of requests, routing and voice turns. Unset: no tracing, at no cost."""
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+    """With `otel_endpoint`: the fraction of traces recorded and exported (decided at each trace's root, from its id); 1: every request."""
     admin_token: SecretStr | None = None
     """The admin API's bearer token; unset: a token generated into DATA_DIR/admin.token (`patchbay admin token`)."""
     admin_api: bool = True

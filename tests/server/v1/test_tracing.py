@@ -159,6 +159,24 @@ async def test_tracing_off_adds_no_header_and_no_log_field(
     assert all("trace_id" not in orjson.loads(line) for line in log_lines.getvalue().splitlines())
 
 
+async def test_a_trace_left_out_by_sampling_records_nothing_and_names_no_trace(
+    patchbay: Patchbay, log_lines: io.StringIO
+) -> None:
+    exporter = Spans()
+    tracing.enable(exporter, batch=False, ratio=0.0)
+    try:
+        async with patchbay.client() as c:
+            complete = await c.post("/v1/chat/completions", json=CHAT)
+            streamed = await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert tracing.on()
+    finally:
+        tracing.disable()  # flushes: any span ended by now has reached the exporter
+    assert complete.status_code == streamed.status_code == 200
+    assert exporter.get_finished_spans() == ()
+    assert "x-patchbay-trace-id" not in complete.headers and "x-patchbay-trace-id" not in streamed.headers
+    assert all("trace_id" not in orjson.loads(line) for line in log_lines.getvalue().splitlines())
+
+
 async def test_no_span_carries_the_prompt_or_a_key(
     patchbay: Patchbay, upstreams: Upstreams, spans: Spans
 ) -> None:
