@@ -32,10 +32,14 @@ class MasterKey:
 
     version: str
     key: bytes = field(repr=False)
+    aead: AESGCM = field(init=False, repr=False, compare=False)
+    """The key's cipher, made once: every reveal unwraps a data key with it (the key is in
+    memory for the process's life either way)."""
 
     def __post_init__(self) -> None:
         if len(self.key) != KEY_BYTES:
             raise ValueError(f"master key {self.version} must be {KEY_BYTES} bytes")
+        object.__setattr__(self, "aead", AESGCM(self.key))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +91,18 @@ def seal(plaintext: bytes, binding: Binding, master: MasterKey) -> Envelope:
 
 def open_envelope(envelope: Envelope, binding: Binding, master: MasterKey) -> bytes:
     """The plaintext, or `DecryptError` if any part was altered, moved or sealed under another key."""
-    data_key = unwrap_data_key(envelope, binding, master)
+    return open_with(data_key_cipher(envelope, binding, master), envelope, binding)
+
+
+def data_key_cipher(envelope: Envelope, binding: Binding, master: MasterKey) -> AESGCM:
+    """The envelope's data key, unwrapped and authenticated, as the cipher `open_with` takes."""
+    return AESGCM(unwrap_data_key(envelope, binding, master))
+
+
+def open_with(cipher: AESGCM, envelope: Envelope, binding: Binding) -> bytes:
+    """The plaintext under an unwrapped data key, authenticated against `binding` again each time."""
     try:
-        return AESGCM(data_key).decrypt(
-            envelope.nonce, envelope.ciphertext, binding.associated_data(b"secret")
-        )
+        return cipher.decrypt(envelope.nonce, envelope.ciphertext, binding.associated_data(b"secret"))
     except (InvalidTag, ValueError):
         raise DecryptError("secret ciphertext failed authentication (tampered or moved)") from None
 
@@ -107,7 +118,7 @@ def unwrap_data_key(envelope: Envelope, binding: Binding, master: MasterKey) -> 
     if master.version != envelope.key_version:
         raise DecryptError(f"envelope is wrapped under {envelope.key_version}, not {master.version}")
     try:
-        return AESGCM(master.key).decrypt(
+        return master.aead.decrypt(
             envelope.wrap_nonce, envelope.wrapped_key, binding.associated_data(b"data-key", master.version)
         )
     except (InvalidTag, ValueError):
@@ -118,7 +129,5 @@ def unwrap_data_key(envelope: Envelope, binding: Binding, master: MasterKey) -> 
 
 def _wrap(data_key: bytes, binding: Binding, master: MasterKey) -> tuple[bytes, bytes]:
     nonce = os.urandom(NONCE_BYTES)
-    wrapped = AESGCM(master.key).encrypt(
-        nonce, data_key, binding.associated_data(b"data-key", master.version)
-    )
+    wrapped = master.aead.encrypt(nonce, data_key, binding.associated_data(b"data-key", master.version))
     return nonce, wrapped

@@ -20,7 +20,7 @@ import os
 import re
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -38,11 +38,13 @@ class Keyring:
     """An immutable set of master key versions; the first is current (used for new writes)."""
 
     keys: tuple[MasterKey, ...]
+    _by_version: dict[str, MasterKey] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        seen = [k.version for k in self.keys]
-        if len(seen) != len(set(seen)):
+        by_version = {k.version: k for k in self.keys}
+        if len(by_version) != len(self.keys):
             raise KeyConfigError("a master key version is configured twice")
+        object.__setattr__(self, "_by_version", by_version)
 
     @property
     def versions(self) -> tuple[str, ...]:
@@ -54,7 +56,7 @@ class Keyring:
         return self.keys[0]
 
     def find(self, version: str) -> MasterKey | None:
-        return next((k for k in self.keys if k.version == version), None)
+        return self._by_version.get(version)
 
     def next_version(self) -> str:
         return f"v{max((version_number(v) for v in self.versions), default=0) + 1}"
