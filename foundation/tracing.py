@@ -112,8 +112,22 @@ _recorder: _Recorder | None = None
 
 
 def on() -> bool:
-    """Whether spans are being recorded; call sites that build attributes check this first."""
+    """Whether tracing is on (some traces may still be left out by sampling)."""
     return _recorder is not None
+
+
+def recording(parent: Span | None = None) -> bool:
+    """Whether a span started now under `parent` (else the current span) may be recorded: call
+    sites check this before building a span's attributes. False when tracing is off or the trace
+    was left out by sampling; True with no span at all (`start` then decides for a new trace)."""
+    if _recorder is None:
+        return False
+    return (parent or _current.get()) is not UNSAMPLED
+
+
+def recorded(span: Span | None) -> bool:
+    """Whether `span` is being recorded (not None, not `UNSAMPLED`)."""
+    return span is not None and span is not UNSAMPLED
 
 
 def enable(
@@ -199,9 +213,9 @@ def fail(span: Span | None, error: str | None) -> None:
 def step(name: str, attributes: Attributes | None = None) -> AbstractContextManager[Span | None]:
     """`with tracing.step("voice.llm") as span:` a span current for the block (in a coroutine or
     plain function, not around a `yield`); an exception marks it failed with its type's name.
-    Off: one shared do-nothing context, `span` None."""
-    if _recorder is None:
-        return _OFF
+    Off, or in a trace left out by sampling: one shared do-nothing context, `span` None."""
+    if _recorder is None or _current.get() is UNSAMPLED:
+        return _OFF  # inside a trace left out, the current span stays the marker
     return _step(name, attributes)
 
 

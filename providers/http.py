@@ -357,7 +357,7 @@ async def open_stream(
     `ProviderError(NETWORK)` on connection failures. HTTP error statuses are returned, not
     raised: the adapter classifies them with its protocol's error shapes.
     """
-    span = _upstream_span(method, url, provider) if tracing.on() else None
+    span = _upstream_span(method, url, provider) if tracing.recording() else None
     error: str | None = None
     watchdog = Watchdog()  # bounds the wait for headers and for each chunk
     slots: OriginSlots | None = None

@@ -155,7 +155,7 @@ class Executor:
         return Attempts(prepare=prepare, is_output=_is_output)
 
     async def _open_stream(self, routed: RoutedStream) -> AsyncGenerator[StreamEvent, None]:
-        routed.run.span = _plan_span(routed.route) if tracing.on() else None
+        routed.run.span = _plan_span(routed.route) if tracing.recording() else None
         plan = await self.plan(routed.org, routed.route)
         return self.runner.run(plan, routed.run, self._streaming(routed.request))
 
@@ -190,7 +190,7 @@ class Executor:
             return one
 
         run = Run(AttemptTrace(intent=route.intent.value))
-        run.span = _plan_span(route) if tracing.on() else None
+        run.span = _plan_span(route) if tracing.recording() else None
         try:
             plan = await self.plan(org, route)
             async with contextlib.aclosing(
@@ -234,7 +234,7 @@ def _plan_span(route: RouteRequest) -> tracing.Span | None:
 
 
 def _end_plan_span(span: tracing.Span | None, trace: AttemptTrace) -> None:
-    if span is None:
+    if not tracing.recorded(span):
         return
     entries = trace.entries
     attributes: dict[str, str | int] = {

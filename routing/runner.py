@@ -143,7 +143,7 @@ class AttemptRunner:
                 pending: list[E] = []
                 started = False
                 upstream = prepared()
-                span = _attempt_span(run, item, retries) if tracing.on() else None
+                span = _attempt_span(run, item, retries) if tracing.recording(run.span) else None
                 error: str | None = None
                 try:
                     seconds = attempts.first_output_timeout

@@ -11,7 +11,7 @@ from foundation import tracing
 
 
 def test_off_nothing_is_made_or_attached() -> None:
-    assert not tracing.on()
+    assert not tracing.on() and not tracing.recording()
     assert tracing.start("routing.plan", attributes={"a": 1}) is None
     assert tracing.activate(None) is None
     tracing.deactivate(None)
@@ -45,7 +45,9 @@ def test_a_recorded_span_reaches_the_exporter_as_the_sdk_would_send_it(
 ) -> None:
     tracing.enable(exporter, batch=False, service="svc")
     root = tracing.start("request", kind="server", attributes={"a": 1})
+    assert tracing.recorded(root) and not tracing.recorded(None)
     token = tracing.activate(root)
+    assert tracing.recording() and tracing.recording(root)
     child = tracing.start("child")
     tracing.set_attributes(child, {"b": "x"})
     tracing.end(child, error="timeout")
@@ -67,13 +69,16 @@ def test_a_recorded_span_reaches_the_exporter_as_the_sdk_would_send_it(
 
 def test_an_unsampled_trace_is_one_marker_its_children_inherit(exporter: InMemorySpanExporter) -> None:
     tracing.enable(exporter, batch=False, ratio=0.0)
+    assert tracing.recording()  # no trace yet: the root decides
     root = tracing.start("request", kind="server")
-    assert root is tracing.UNSAMPLED
+    assert root is tracing.UNSAMPLED and not tracing.recorded(root)
     token = tracing.activate(root)
+    # Call sites ask first, so they build no attributes for a trace left out.
+    assert not tracing.recording() and not tracing.recording(root)
     assert tracing.start("child") is tracing.UNSAMPLED and tracing.trace_id() is None
     assert tracing.start("explicit", parent=root) is tracing.UNSAMPLED
     with tracing.step("voice.llm") as span:
-        assert span is tracing.UNSAMPLED
+        assert span is None
         tracing.fail(span, "error")
     tracing.deactivate(token)
     tracing.end(root, error="x", attributes={"a": 1})
