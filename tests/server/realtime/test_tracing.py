@@ -3,34 +3,15 @@ WebSocket's span, and a call is sampled as a whole (`PATCHBAY_OTEL_SAMPLE_RATIO`
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from typing import Any
-
-from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foundation import tracing
 from tests.emulators.openai import OpenAIEmulator, Scenario
 from tests.server.activity.recorded import install
 from tests.server.realtime.conftest import Client, Patchbay
+from tests.spans import SpansUntil
 
 SOCKET_SPAN = "WEBSOCKET /v1/realtime"
-
-
-class Spans(InMemorySpanExporter):
-    """Wakes the test when the WebSocket's own span, the call's last, has ended."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.call_done = asyncio.Event()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = super().export(spans)
-        if any(s.name == SOCKET_SPAN for s in spans):
-            self.call_done.set()
-        return result
 
 
 async def one_text_turn(connect: Any, llm: OpenAIEmulator) -> None:
@@ -47,11 +28,11 @@ async def one_text_turn(connect: Any, llm: OpenAIEmulator) -> None:
 async def test_a_sampled_call_is_one_trace_under_its_socket(
     connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
 ) -> None:
-    exporter = Spans()
+    exporter = SpansUntil(SOCKET_SPAN)
     tracing.enable(exporter, batch=False, ratio=1.0)
     try:
         await one_text_turn(connect, llm)
-        await asyncio.wait_for(exporter.call_done.wait(), 10)
+        await exporter.ended()
     finally:
         tracing.disable()
     spans = {s.name: s for s in exporter.get_finished_spans()}
@@ -67,7 +48,7 @@ async def test_a_call_left_out_records_no_span_of_any_turn(
     connect: Any, llm: OpenAIEmulator, patchbay: Patchbay
 ) -> None:
     log = await install(patchbay.services)
-    exporter = Spans()
+    exporter = SpansUntil(SOCKET_SPAN)
     tracing.enable(exporter, batch=False, ratio=0.0)
     try:
         await one_text_turn(connect, llm)

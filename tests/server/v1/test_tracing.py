@@ -4,49 +4,28 @@ upstream spans with the right parents, one attempt per fallback, the trace id in
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import orjson
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from foundation import tracing
 from server.logs import JsonFormatter, configure_logging
 from tests.emulators.openai_errors import rate_limited
 from tests.server.v1.conftest import CANARIES, Patchbay, Upstreams
+from tests.spans import SpansUntil
 
 PROMPT_CANARY = "CANARY-PROMPT-7f3e9a-never-in-a-span"
 CHAT = {"model": "default", "messages": [{"role": "user", "content": PROMPT_CANARY}]}
 HTTP_SPAN = "POST /v1/chat/completions"
 
 
-class Spans(InMemorySpanExporter):
-    """Records spans and wakes the test when the request's own span has ended (it ends after the
-    response's last byte went out, so the client can be faster)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.request_done = asyncio.Event()
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        result = super().export(spans)
-        if any(s.name == HTTP_SPAN for s in spans):
-            self.request_done.set()
-        return result
-
-    async def of_request(self) -> list[ReadableSpan]:
-        await asyncio.wait_for(self.request_done.wait(), 10)
-        return list(self.get_finished_spans())
-
-
 @pytest.fixture
-def spans() -> Iterator[Spans]:
-    exporter = Spans()
+def spans() -> Iterator[SpansUntil]:
+    exporter = SpansUntil(HTTP_SPAN)
     tracing.enable(exporter, batch=False)
     yield exporter
     tracing.disable()
@@ -76,12 +55,12 @@ def _children(spans: list[ReadableSpan], parent: ReadableSpan, name: str) -> lis
 
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
 async def test_one_chat_request_is_http_then_plan_then_attempt_then_upstream(
-    patchbay: Patchbay, spans: Spans, stream: bool
+    patchbay: Patchbay, spans: SpansUntil, stream: bool
 ) -> None:
     async with patchbay.client() as c:
         response = await c.post("/v1/chat/completions", json={**CHAT, "stream": stream})
     assert response.status_code == 200
-    recorded = await spans.of_request()
+    recorded = await spans.ended()
     http = _one(recorded, HTTP_SPAN)
     assert http.parent is None and http.kind.name == "SERVER"
     plan = _one(recorded, "routing.plan")
@@ -100,13 +79,13 @@ async def test_one_chat_request_is_http_then_plan_then_attempt_then_upstream(
 
 
 async def test_a_fallback_is_two_attempts_each_with_its_upstream_call(
-    patchbay: Patchbay, upstreams: Upstreams, spans: Spans
+    patchbay: Patchbay, upstreams: Upstreams, spans: SpansUntil
 ) -> None:
     upstreams.openai.always(rate_limited(30))
     async with patchbay.client() as c:
         response = await c.post("/v1/chat/completions", json=CHAT)
     assert response.status_code == 200
-    recorded = await spans.of_request()
+    recorded = await spans.ended()
     plan = _one(recorded, "routing.plan")
     first, second = _children(recorded, plan, "routing.attempt")
     assert first.attributes is not None and second.attributes is not None
@@ -135,11 +114,11 @@ def log_lines() -> Iterator[io.StringIO]:
 
 
 async def test_the_access_log_line_carries_the_trace_id(
-    patchbay: Patchbay, spans: Spans, log_lines: io.StringIO
+    patchbay: Patchbay, spans: SpansUntil, log_lines: io.StringIO
 ) -> None:
     async with patchbay.client() as c:
         response = await c.post("/v1/chat/completions", json=CHAT)
-    await spans.of_request()
+    await spans.ended()
     lines = [orjson.loads(line) for line in log_lines.getvalue().splitlines()]
     access = [
         e for e in lines if e.get("logger") == "patchbay.access" and e.get("path") == "/v1/chat/completions"
@@ -162,7 +141,7 @@ async def test_tracing_off_adds_no_header_and_no_log_field(
 async def test_a_trace_left_out_by_sampling_records_nothing_and_names_no_trace(
     patchbay: Patchbay, log_lines: io.StringIO
 ) -> None:
-    exporter = Spans()
+    exporter = SpansUntil(HTTP_SPAN)
     tracing.enable(exporter, batch=False, ratio=0.0)
     try:
         async with patchbay.client() as c:
@@ -178,13 +157,13 @@ async def test_a_trace_left_out_by_sampling_records_nothing_and_names_no_trace(
 
 
 async def test_no_span_carries_the_prompt_or_a_key(
-    patchbay: Patchbay, upstreams: Upstreams, spans: Spans
+    patchbay: Patchbay, upstreams: Upstreams, spans: SpansUntil
 ) -> None:
     # A fallback too: error paths are where a message quoting the request would slip in.
     upstreams.openai.always(rate_limited(30))
     async with patchbay.client() as c:
         await c.post("/v1/chat/completions", json={**CHAT, "stream": True})
-    recorded = await spans.of_request()
+    recorded = await spans.ended()
     assert len(recorded) >= 5
     text = "\n".join(s.to_json() for s in recorded)
     for canary in (PROMPT_CANARY, *CANARIES, patchbay.key):
