@@ -69,21 +69,24 @@ class _Recorder:
 
     def __init__(self, processor: SpanProcessor, *, service: str, ratio: float) -> None:
         from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
         from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
 
         self.processor = processor
         self.resource = Resource.create({"service.name": service})
         self.scope = InstrumentationScope("patchbay")
-        self.bound = round(ratio * (1 << 64))
+        self.bound = TraceIdRatioBased.get_bound_for_rate(ratio)
+        self.low_bits = TraceIdRatioBased.TRACE_ID_LIMIT
         self.kinds = {"internal": SpanKind.INTERNAL, "server": SpanKind.SERVER, "client": SpanKind.CLIENT}
         self.sampled = TraceFlags(TraceFlags.SAMPLED)
         self.unset = Status(StatusCode.UNSET)
         self.error_code = StatusCode.ERROR
 
     def samples(self, trace_id: int) -> bool:
-        """OpenTelemetry's `TraceIdRatioBased`: the trace id's low 64 bits under the ratio's bound."""
-        return trace_id & 0xFFFF_FFFF_FFFF_FFFF < self.bound
+        """The SDK's `TraceIdRatioBased` rule, without its per-call result objects: the trace id's
+        low 64 bits under the ratio's bound."""
+        return trace_id & self.low_bits < self.bound
 
     def export(self, span: Span, end_ns: int) -> None:
         from opentelemetry.sdk.trace import ReadableSpan
