@@ -69,9 +69,16 @@ class _Recorder:
 
     def __init__(self, processor: SpanProcessor, *, service: str, ratio: float) -> None:
         from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace import SpanKind, Status, StatusCode, TraceFlags
+        from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+        # Kept here, not imported in `export`: an import statement there costs a microsecond
+        # a span (and the module stays free of the SDK while tracing is off).
+        self.readable_span = ReadableSpan
+        self.span_context = SpanContext
+        self.status = Status
 
         self.processor = processor
         self.resource = Resource.create({"service.name": service})
@@ -89,21 +96,18 @@ class _Recorder:
         return trace_id & self.low_bits < self.bound
 
     def export(self, span: Span, end_ns: int) -> None:
-        from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.trace import SpanContext, Status
-
-        flags = self.sampled
-        parent = SpanContext(span.trace_id, span.parent_id, False, flags) if span.parent_id else None
+        context, flags = self.span_context, self.sampled
+        parent = context(span.trace_id, span.parent_id, False, flags) if span.parent_id else None
         error = span.error
         self.processor.on_end(
-            ReadableSpan(
+            self.readable_span(
                 name=span.name,
-                context=SpanContext(span.trace_id, span.span_id, False, flags),
+                context=context(span.trace_id, span.span_id, False, flags),
                 parent=parent,
                 resource=self.resource,
                 attributes=span.attributes,
                 kind=self.kinds[span.kind],
-                status=self.unset if error is None else Status(self.error_code, error),
+                status=self.unset if error is None else self.status(self.error_code, error),
                 start_time=span.start_ns,
                 end_time=end_ns,
                 instrumentation_scope=self.scope,
@@ -168,10 +172,10 @@ def otlp_exporter(endpoint: str, *, timeout: float = 10.0) -> SpanExporter:
     or the full traces URL; a base URL gets OTLP's `/v1/traces` path."""
     from urllib.parse import urlsplit
 
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from foundation.otlp import OtlpSpanExporter
 
     url = endpoint if urlsplit(endpoint).path.rstrip("/") else endpoint.rstrip("/") + "/v1/traces"
-    return OTLPSpanExporter(endpoint=url, timeout=timeout)
+    return OtlpSpanExporter(endpoint=url, timeout=timeout)
 
 
 def start(
