@@ -27,6 +27,8 @@ class OtlpCollector:
         self.span_count = 0
         self.refused: list[str] = []
         """Requests that were not a protobuf POST to /v1/traces (path and content type)."""
+        self.headers: dict[str, str] = {}
+        """The last export's request headers (lower-case names)."""
 
     def spans(self) -> dict[str, Span]:
         """The last exported span of each name."""
@@ -42,7 +44,8 @@ class OtlpCollector:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         assert scope["type"] == "http"
         body = await read_body(receive)
-        ctype = dict(scope["headers"]).get(b"content-type", b"").decode()
+        headers = {name.decode().lower(): value.decode() for name, value in scope["headers"]}
+        ctype = headers.get("content-type", "")
         if scope["method"] != "POST" or scope["path"] != "/v1/traces" or ctype != "application/x-protobuf":
             with self._lock:
                 self.refused.append(f"{scope['method']} {scope['path']} {ctype}")
@@ -52,6 +55,7 @@ class OtlpCollector:
         export.ParseFromString(body)
         received = sum(len(s.spans) for resource in export.resource_spans for s in resource.scope_spans)
         with self._lock:
+            self.headers = headers
             self.span_count += received
             if self._keep:
                 self.exports.append(export)

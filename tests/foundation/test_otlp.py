@@ -124,8 +124,10 @@ def collector() -> Iterator[tuple[OtlpCollector, str]]:
 
 
 def test_the_exporter_sends_the_encoded_spans(
-    recorded: InMemorySpanExporter, collector: tuple[OtlpCollector, str]
+    recorded: InMemorySpanExporter, collector: tuple[OtlpCollector, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The SDK's own settings still apply: here a collector's token.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20collector-token")
     received, url = collector
     _request_spans()
     spans = list(recorded.get_finished_spans())
@@ -135,7 +137,7 @@ def test_the_exporter_sends_the_encoded_spans(
         assert exporter.export(spans) is SpanExportResult.SUCCESS
     finally:
         exporter.shutdown()
-    assert received.refused == []
+    assert received.refused == [] and received.headers["authorization"] == "Bearer collector-token"
     assert received.exports[-1].SerializeToString() == encode_spans(spans).SerializeToString()
     assert exporter.export(spans) is SpanExportResult.FAILURE, "a shut-down exporter sends nothing"
 
