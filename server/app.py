@@ -33,7 +33,7 @@ from server.admin.auth import AdminGate, Refused
 from server.body_limit import BodyLimit
 from server.errors import REQUEST_ERRORS, error_response, request_error_handler, with_request_id
 from server.health import router as health_router
-from server.hot_path import PatchbayApp
+from server.hot_path import HOT_ENDPOINTS, PatchbayApp
 from server.metrics import learn_routes
 from server.metrics import router as metrics_router
 from server.middleware import RequestIdMiddleware
@@ -188,7 +188,7 @@ def create_app(
     app.include_router(twilio_router)
     app.include_router(audio_router)
     app.router.routes.extend(V1_ROUTES)
-    learn_routes(V1_ROUTES)
+    learn_routes(V1_ROUTES, unrouted=HOT_ENDPOINTS)
     mount_ui(app)
     mount_sdk(app)
     return app

@@ -27,16 +27,17 @@ from server.errors import error_response
 from server.services import Services
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# Endpoints served without route matching (`server.hot_path`): their path is their template.
-_FAST_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
-
 router = APIRouter()
 _by_endpoint: dict[object, str] = {}
+_own_template: set[str] = set()
+"""Paths served without route matching (`server.hot_path`): the path is the template."""
 
 
-def learn_routes(routes: Iterable[BaseRoute]) -> None:
+def learn_routes(routes: Iterable[BaseRoute], *, unrouted: Iterable[str] = ()) -> None:
     """Remember each plain Starlette route's template by its endpoint: FastAPI's routes put
-    themselves in the scope (`scope["route"]`), plain ones (`server.v1.ROUTES`) only their endpoint."""
+    themselves in the scope (`scope["route"]`), plain ones (`server.v1.ROUTES`) only their endpoint.
+    `unrouted` paths reach their endpoint with neither, so each is its own template."""
+    _own_template.update(unrouted)
     for route in routes:
         endpoint, path = getattr(route, "endpoint", None), getattr(route, "path", None)
         if endpoint is not None and isinstance(path, str):
@@ -53,7 +54,7 @@ def route_template(scope: Scope) -> str:
     if endpoint is not None and (known := _by_endpoint.get(endpoint)) is not None:
         return known
     path: str = scope.get("path", "")
-    if path in _FAST_PATHS:
+    if path in _own_template:
         return path
     if path.startswith("/admin/"):
         return "/admin/*"
