@@ -42,6 +42,14 @@ ATTRIBUTES_KEPT = 4096
 that never repeat only cost their own message)."""
 
 
+def _field_of_subclass(value: object) -> str | None:
+    """A `StrEnum` or `IntEnum` member is encoded as its base type, as the SDK does."""
+    for base in (bool, str, int, float):
+        if isinstance(value, base):
+            return _VALUE_FIELDS[base]
+    return None
+
+
 class _NotCovered(Exception):
     """A batch this encoder leaves to the SDK's."""
 
@@ -103,7 +111,7 @@ class SpanEncoder:
         entry = (key, kind, value)
         message = self._attributes.get(entry)
         if message is None:
-            field = _VALUE_FIELDS.get(kind)
+            field = _VALUE_FIELDS.get(kind) or _field_of_subclass(value)
             if field is None:
                 raise _NotCovered  # arrays, bytes, mappings: the SDK's encoder
             if len(self._attributes) >= ATTRIBUTES_KEPT:

@@ -4,6 +4,7 @@ them to a collector over OTLP/HTTP."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from enum import IntEnum, StrEnum
 
 import pytest
 from hypothesis import given, settings
@@ -57,12 +58,32 @@ def test_the_seams_spans_encode_to_the_sdk_encoders_bytes(recorded: InMemorySpan
     assert any(span.status.description == "timeout" for span in spans)
 
 
-def test_values_equal_across_types_stay_apart(recorded: InMemorySpanExporter) -> None:
-    # True == 1 == 1.0 in Python; on the wire they are a bool, an int and a double.
+class _Intent(StrEnum):
+    CHAT = "chat"
+
+
+class _Retry(IntEnum):
+    FIRST = 1
+
+
+def test_values_equal_across_types_stay_apart(
+    recorded: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # True == 1 == 1.0 in Python; on the wire they are a bool, an int and a double. Enum members
+    # go as their base type, without handing the batch to the SDK's encoder.
+    batches_left_to_sdk: list[int] = []
+
+    def sdk(spans: list[ReadableSpan]) -> object:
+        batches_left_to_sdk.append(len(spans))
+        return encode_spans(spans)
+
+    monkeypatch.setattr(otlp, "encode_spans", sdk)
     encoder = otlp.SpanEncoder()
-    for value in (True, 1, 1.0, "1"):
+    for value in (True, 1, 1.0, "1", _Retry.FIRST, _Intent.CHAT, "chat"):
         _request_spans({"v": value})
-    _same_bytes(list(recorded.get_finished_spans()), encoder)
+    spans = list(recorded.get_finished_spans())
+    _same_bytes(spans, encoder)
+    assert batches_left_to_sdk == [1], "only the envelope, from one span"
 
 
 @settings(max_examples=60, deadline=None)
