@@ -174,3 +174,19 @@ def test_a_collector_that_refuses_fails_the_export(
     finally:
         exporter.shutdown()
     assert received.refused[-1].startswith("POST /not-traces")
+
+
+def test_a_batch_over_the_size_limit_is_not_sent(
+    recorded: InMemorySpanExporter, collector: tuple[OtlpCollector, str]
+) -> None:
+    received, url = collector
+    _request_spans()
+    before = received.span_count
+    exporter: SpanExporter = otlp.OtlpSpanExporter(
+        endpoint=f"{url}/v1/traces", timeout=5, max_request_size=64
+    )
+    try:
+        assert exporter.export(list(recorded.get_finished_spans())) is SpanExportResult.FAILURE
+    finally:
+        exporter.shutdown()
+    assert received.span_count == before
