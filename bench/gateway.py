@@ -449,9 +449,10 @@ def main() -> None:
                     spans = int(counted.read())
                 print(f"tracing at ratio {args.tracing:g}: the collector received {spans} spans so far")
         finally:
-            for p in [*procs, *([collector] if collector else [])]:
+            started = [*procs, *([collector] if collector else [])]
+            for p in started:
                 p.terminate()
-            for p in [*procs, *([collector] if collector else [])]:
+            for p in started:
                 p.wait(10)
             log.close()
 

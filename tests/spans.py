@@ -12,7 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 
 class SpansUntil(InMemorySpanExporter):
-    """Keeps every exported span; `ended()` waits until a span named `name` has been exported."""
+    """Keeps every exported span; `ended()` waits until a span named `name` has been exported.
+    For `tracing.enable(..., batch=False)`, which exports on the thread that ends the span: the
+    event loop's, where setting an `asyncio.Event` is safe."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
