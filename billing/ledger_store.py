@@ -9,7 +9,7 @@ open, what is available) is read after that, under the lock:
   before the lock was granted, so two writers never decide from the same balance.
 - SQLite: a write as the first statement takes the database's single write lock at once (what
   `BEGIN IMMEDIATE` does), so the transaction never reads a snapshot it later has to upgrade;
-  a second writer waits on `busy_timeout` (foundation/db.py sets it) instead of failing, and
+  a second writer waits on `busy_timeout` (`foundation.sqlite_files` sets it) instead of failing, and
   `Ledger` also queues its own writers on an `asyncio.Lock` so that one process does not spend
   its connection pool waiting on itself.
 

@@ -32,12 +32,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from sqlalchemy import Insert, Table, insert, inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from foundation import metrics
 from foundation.background import BackgroundTask
 from foundation.bulk_insert import InsertPlan, execute_plan, plan_for
 from foundation.db import Base
+from foundation.sqlite_writes import writes_for
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,12 @@ def row_values(entry: RowEntry) -> RowValues:
 def insert_new(session: AsyncSession, table: Table) -> Insert:
     """`INSERT ... ON CONFLICT (primary key) DO NOTHING` on PostgreSQL and SQLite: a row already
     written is skipped, not an error."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement: Insert = dialect.insert(table).on_conflict_do_nothing(
+    return _keyed_insert(table, session.get_bind().dialect)
+
+
+def _keyed_insert(table: Table, dialect: Dialect) -> Insert:
+    module = postgresql if dialect.name == "postgresql" else sqlite
+    statement: Insert = module.insert(table).on_conflict_do_nothing(
         index_elements=list(table.primary_key.columns)
     )
     return statement
@@ -165,10 +171,7 @@ class BufferedRowWriter(Generic[E]):
         if not batch:
             return 0
         try:
-            grouped = _insert_batches(self._rows(batch))
-            async with self._sessions.begin() as session:
-                for group, rows in grouped.items():
-                    await self._insert(session, group, rows)
+            await self._write(_insert_batches(self._rows(batch)))
         except BaseException as exc:
             self._pending.extendleft(reversed(batch))
             if isinstance(exc, Exception):
@@ -179,16 +182,33 @@ class BufferedRowWriter(Generic[E]):
             self._on_flush(len(batch))
         return len(batch)
 
-    async def _insert(self, session: AsyncSession, group: Group, rows: list[dict[str, Any]]) -> None:
-        table, keys = group
-        statement = insert_new(session, table) if self._keyed else insert(table)
+    async def _write(self, grouped: dict[Group, list[dict[str, Any]]]) -> None:
+        """One transaction: on a SQLite file as one job on its writing thread when every group has
+        a plan (`foundation.sqlite_writes`), else through a session."""
+        writes = writes_for(self._sessions.kw.get("bind"))
+        if writes is not None:
+            planned = [(self._plan(group, writes.dialect), rows) for group, rows in grouped.items()]
+            ready = [(plan, rows) for plan, rows in planned if plan is not None]
+            if len(ready) == len(planned):
+                await writes.write(ready)
+                return
+        async with self._sessions.begin() as session:
+            dialect = session.get_bind().dialect
+            for group, rows in grouped.items():
+                plan = self._plan(group, dialect)
+                if plan is None:
+                    await session.execute(self._statement(group[0], dialect), rows)
+                else:
+                    await execute_plan(session, plan, rows)
+
+    def _statement(self, table: Table, dialect: Dialect) -> Insert:
+        return _keyed_insert(table, dialect) if self._keyed else insert(table)
+
+    def _plan(self, group: Group, dialect: Dialect) -> InsertPlan | None:
         if group not in self._plans:
-            self._plans[group] = plan_for(statement, keys, session.get_bind().dialect)
-        plan = self._plans[group]
-        if plan is None:
-            await session.execute(statement, rows)
-        else:
-            await execute_plan(session, plan, rows)
+            table, keys = group
+            self._plans[group] = plan_for(self._statement(table, dialect), keys, dialect)
+        return self._plans[group]
 
     def _rows(self, batch: list[E]) -> list[RowValues]:
         """The rows to write for a drained batch; a subclass may merge entries here."""

@@ -15,7 +15,8 @@ a Python-side default would need the execution context to fill it in, so such ro
 
 (On SQLite, multi-row INSERTs instead of the `executemany` were tried and measured: fewer GIL
 handovers with aiosqlite's thread, but more CPU per row through the server; docs/performance.md,
-"Multi-row INSERTs on SQLite, measured and not kept".)
+"Multi-row INSERTs on SQLite, measured and not kept". The buffered writers' batches on a SQLite
+file now skip aiosqlite altogether: `foundation.sqlite_writes`.)
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class InsertPlan:
         self.sql = sql
         self._columns = columns
         """(column key, bind processor or None), in the order of the statement's parameters."""
+
+    @property
+    def width(self) -> int:
+        """How many parameters one row binds."""
+        return len(self._columns)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """The driver's parameters for one row, as SQLAlchemy would bind them."""

@@ -22,9 +22,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from foundation.sqlite_files import apply_pragmas, file_of
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 log = logging.getLogger("patchbay.db")
@@ -42,18 +44,6 @@ def head_revision() -> str:
     if len(heads) != 1:
         raise RuntimeError(f"migrations have {len(heads)} heads; expected exactly one")
     return heads[0]
-
-
-def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # In WAL mode NORMAL syncs the log at checkpoints, not at every commit: a commit survives the
-    # process being killed (it is in the OS's cache), only an OS crash or power cut may lose the
-    # last ones (never corrupting the file). See docs/billing.md#exactness-under-crashes-and-races.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
 
 
 def create_private_file(path: Path) -> None:
@@ -105,16 +95,15 @@ def json_column_text(value: Any) -> str:
 
 
 def make_engine(url: str, *, ping_after_idle: float = PING_AFTER_IDLE_SECONDS, **kwargs: Any) -> AsyncEngine:
-    if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            create_private_file(Path(path))
+    path = file_of(make_url(url))
+    if path is not None:
+        create_private_file(Path(path))
     # JSON columns are read on an org's first request (its settings, once per connection row)
     # and written behind every request (the request log's route): orjson both ways.
     kwargs = {"json_serializer": json_column_text, "json_deserializer": orjson.loads, **kwargs}
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _enable_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", apply_pragmas)
     else:
         _ping_when_idle(engine, ping_after_idle)
     return engine

@@ -2,8 +2,9 @@
 
 `install(services)` swaps it in for the running server's own (which is closed first). The
 flush interval is an hour, so nothing reaches the database until the test calls `flush()`;
-`sessions_opened` counts the database sessions the writer opened, so a test can tell a
-request's entry was buffered, not written, while the request ran.
+`sessions_opened` counts the database sessions the writer opened and `writes` the transactions
+it wrote (on a SQLite file through its writing thread, `foundation.sqlite_writes`, not a
+session), so a test can tell a request's entry was buffered, not written, while the request ran.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class CountingSessions:
         self.opened += 1
         return self._sessions.begin()
 
+    @property
+    def kw(self) -> dict[str, Any]:
+        """The factory's arguments: its bind tells the writer which database it writes to."""
+        return self._sessions.kw
+
 
 class RecordedLog(RequestLog):
     def __init__(self, services: Services) -> None:
@@ -40,10 +46,15 @@ class RecordedLog(RequestLog):
             flush_interval=3600,
         )
         self.kept: asyncio.Queue[RequestEntry] = asyncio.Queue()
+        self.writes = 0
 
     @property
     def sessions_opened(self) -> int:
         return self.counting.opened
+
+    async def _write(self, grouped: Any) -> None:
+        self.writes += 1
+        await super()._write(grouped)
 
     def record(self, entry: RequestEntry) -> None:
         super().record(entry)

@@ -212,11 +212,11 @@ async def test_logging_a_request_makes_no_database_round_trip(
     await sdk.chat.completions.create(model="default", messages=MESSAGES)  # type: ignore[arg-type]
     await log.next()
     await log.flush()
-    lookups, opened = patchbay.services.gateway.api_keys.lookups, log.sessions_opened
+    lookups, opened, writes = patchbay.services.gateway.api_keys.lookups, log.sessions_opened, log.writes
     for _ in range(3):
         await sdk.chat.completions.create(model="default", messages=MESSAGES)  # type: ignore[arg-type]
         await log.next()
     # Buffered, not written: no session opened for them, no key looked up again.
-    assert (log.pending, log.sessions_opened) == (3, opened)
+    assert (log.pending, log.sessions_opened, log.writes) == (3, opened, writes)
     assert patchbay.services.gateway.api_keys.lookups == lookups
-    assert await log.flush() == 3 and log.sessions_opened == opened + 1
+    assert await log.flush() == 3 and log.writes == writes + 1
