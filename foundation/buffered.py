@@ -13,9 +13,12 @@ through here unless its writer also journals it (usage rows: `billing.usage_jour
 A batch is written as one Core `INSERT ... executemany` per table, not through the ORM unit of
 work (which cost a quarter of the gateway's throughput on SQLite), and at the driver's level
 where it can (`foundation.bulk_insert`: the statement compiled once, each row straight to its
-parameters). An entry may offer `row_values()` (its table and column values) to skip building
-an ORM object at all; otherwise the values are taken from `to_row()`. Columns an entry leaves
-unset get their Core defaults.
+parameters). On a SQLite file the whole batch is instead one job on a thread of its own, with
+multi-row INSERTs on its own connection (`foundation.sqlite_writes`): through aiosqlite each
+step was a round trip with the event loop, and at saturation the buffers fell behind. An entry
+may offer `row_values()` (its table and column values) to skip building an ORM object at all;
+otherwise the values are taken from `to_row()`. Columns an entry leaves unset get their Core
+defaults.
 A writer made with `keyed=True` writes rows that carry their own primary key and may come twice
 (a write whose commit was lost, a journal replayed: `billing.usage_journal`): a row whose key
 is already there is skipped (`insert_new`).
