@@ -14,7 +14,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from foundation import otlp, tracing
 from tests.emulators.harness import ServedApp
@@ -190,3 +190,42 @@ def test_a_batch_over_the_size_limit_is_not_sent(
     finally:
         exporter.shutdown()
     assert received.span_count == before
+
+
+_KINDS_OF_SPAN = st.sampled_from(list(SpanKind))
+_STATUSES = st.one_of(
+    st.just(Status(StatusCode.UNSET)),
+    st.just(Status(StatusCode.OK)),
+    st.builds(lambda d: Status(StatusCode.ERROR, d), st.one_of(st.none(), st.text(max_size=30))),
+)
+
+
+@st.composite
+def _spans(draw: st.DrawFn) -> ReadableSpan:
+    """A span with any of the fields the encoder writes itself, each present or absent."""
+    ids = st.integers(1, 2**64 - 1)
+    state = draw(st.one_of(st.none(), st.just(TraceState([("vendor", "a=1")]))))
+    context = SpanContext(draw(st.integers(1, 2**128 - 1)), draw(ids), False, TraceFlags(1), state)
+    parent = draw(st.one_of(st.none(), st.builds(lambda i, r: SpanContext(7, i, r), ids, st.booleans())))
+    return ReadableSpan(
+        name=draw(st.text(max_size=40)),
+        context=context,
+        parent=parent,
+        kind=draw(_KINDS_OF_SPAN),
+        start_time=draw(st.one_of(st.just(0), st.integers(1, 2**64 - 1))),
+        end_time=draw(st.one_of(st.just(0), st.integers(1, 2**64 - 1))),
+        attributes=draw(
+            st.dictionaries(st.text(min_size=1, max_size=8), st.integers(-(2**63), 2**63 - 1), max_size=3)
+        ),
+        status=draw(_STATUSES),
+        resource=_RESOURCE,
+    )
+
+
+_RESOURCE = Resource.create({"service.name": "svc"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_spans(), max_size=5))
+def test_any_span_the_encoder_writes_has_the_sdk_encoders_bytes(spans: list[ReadableSpan]) -> None:
+    _same_bytes(spans)
