@@ -10,8 +10,9 @@ billing) for a caller who left. A stream the adapter saw end by its protocol
 caller (`providers.tail`).
 
 Protocol-specific error mapping lives with each adapter; what every protocol shares about
-failures lives beside this module: `providers.reply_headers` (`retry-after`) and
-`providers.redaction` (secrets out of provider text).
+failures lives beside this module: `providers.transport_errors` (a failed connection or a
+passed deadline), `providers.reply_headers` (`retry-after`) and `providers.redaction` (secrets
+out of provider text).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from foundation import tracing
 from providers.contract import ErrorClass
 from providers.errors import ProviderError
 from providers.h1 import H1Client
-from providers.h1_connection import H1Error
 from providers.origin_slots import OriginSlots
 from providers.tail import Tails
+from providers.transport_errors import TRANSPORT_ERRORS, timeout_error, transport_error
 from providers.upstream_pool import UpstreamClients
 from providers.watchdog import Watchdog
 
@@ -239,8 +240,8 @@ class UpstreamStream:
                 try:
                     chunk = await watchdog.wait(body.read(), budget)
                 except TimeoutError:
-                    raise _timeout_error(self._provider, phase, budget) from None
-                except _TRANSPORT_ERRORS as exc:
+                    raise timeout_error(self._provider, phase, budget) from None
+                except TRANSPORT_ERRORS as exc:
                     raise transport_error(exc, self._provider) from None
                 if chunk is None:
                     return
@@ -253,69 +254,6 @@ class UpstreamStream:
 
 def _httpx_timeout(timeouts: Timeouts) -> httpx.Timeout:
     return httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.write, pool=timeouts.connect)
-
-
-def _timeout_error(provider: str, phase: str, budget: float) -> ProviderError:
-    return ProviderError(
-        ErrorClass.TIMEOUT, f"upstream timed out ({phase}, {budget:.3g}s)", provider=provider
-    )
-
-
-# Patchbay's own client's (the default backend), aiohttp's, and those httpx-aiohttp leaves
-# unmapped when a caller's transport_factory uses it.
-_TRANSPORT_ERRORS = (H1Error, httpx.RequestError, aiohttp.ClientError)
-
-
-# Failures of a connection that was open when the request went out (not of making one): the
-# server closed it, or reset it, before replying.
-_CLOSED_BEFORE_REPLY = (
-    aiohttp.ServerDisconnectedError,
-    aiohttp.ClientConnectionResetError,
-    aiohttp.ClientOSError,
-    httpx.RemoteProtocolError,
-    httpx.ReadError,
-    httpx.WriteError,
-)
-_NOT_OPEN = (aiohttp.ClientConnectorError,)
-
-
-def transport_error(exc: Exception, provider: str, *, before_reply: bool = False) -> ProviderError:
-    """Map a transport failure; the message names the failure kind, never headers.
-    `before_reply`: it happened before the response's headers arrived."""
-    if isinstance(exc, H1Error):
-        return ProviderError(
-            ErrorClass.NETWORK,
-            f"upstream connection failed ({exc.kind})",
-            provider=provider,
-            closed_before_reply=before_reply and exc.closed_before_reply,
-        )
-    if isinstance(exc, httpx.TimeoutException) and _really_timed_out(exc):
-        return ProviderError(
-            ErrorClass.TIMEOUT, f"upstream timed out ({type(exc).__name__})", provider=provider
-        )
-    return ProviderError(
-        ErrorClass.NETWORK,
-        f"upstream connection failed ({type(exc).__name__})",
-        provider=provider,
-        closed_before_reply=before_reply and _closed(exc),
-    )
-
-
-def _closed(exc: Exception) -> bool:
-    """The connection was open and the server closed or reset it. httpx-aiohttp maps aiohttp's
-    errors to httpx's (a closed connection to `ConnectTimeout`); its cause says which it was."""
-    cause = exc.__cause__
-    failure = cause if isinstance(cause, aiohttp.ClientError) else exc
-    return isinstance(failure, _CLOSED_BEFORE_REPLY) and not isinstance(failure, _NOT_OPEN)
-
-
-def _really_timed_out(exc: httpx.TimeoutException) -> bool:
-    # httpx-aiohttp maps every aiohttp connection error (refused, reset) to ConnectTimeout;
-    # its cause says what actually happened.
-    cause = exc.__cause__
-    if cause is None or isinstance(cause, TimeoutError):
-        return True
-    return not type(cause).__module__.startswith("aiohttp")
 
 
 def _aiohttp_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
@@ -381,8 +319,8 @@ async def open_stream(
         try:
             response = await watchdog.wait(client.send(req, stream=True), timeouts.first_byte)
         except TimeoutError:
-            raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
-        except _TRANSPORT_ERRORS as exc:
+            raise timeout_error(provider, "first byte", timeouts.first_byte) from None
+        except TRANSPORT_ERRORS as exc:
             raise transport_error(exc, provider, before_reply=True) from None
         error = _status_error(span, response.status_code)
         try:
@@ -439,8 +377,8 @@ async def _open_pooled(
     try:
         reply = await watchdog.wait(sent, timeouts.first_byte)
     except TimeoutError:
-        raise _timeout_error(provider, "first byte", timeouts.first_byte) from None
-    except _TRANSPORT_ERRORS as exc:
+        raise timeout_error(provider, "first byte", timeouts.first_byte) from None
+    except TRANSPORT_ERRORS as exc:
         raise transport_error(exc, provider, before_reply=True) from None
     stream = UpstreamStream(reply.status, reply.headers, reply, timeouts, provider, deadline, watchdog)
     try:
