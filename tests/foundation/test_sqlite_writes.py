@@ -18,24 +18,13 @@ from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from foundation import sqlite_writes
-from foundation.buffered import BufferedRowWriter, RowValues
+from foundation.buffered import BufferedRowWriter
 from foundation.sqlite_files import file_of
 from foundation.sqlite_writes import rows_per_statement, statement_sizes, values_repeated, writes_for
 from server.db import Database
-from tests.foundation.test_bulk_insert import _METADATA, VIA_PLAN, VIA_SQLALCHEMY, _read, rows, tables
+from tests.foundation.test_bulk_insert import _METADATA, VIA_PLAN, VIA_SQLALCHEMY, _Entry, _read, rows, tables
 
 __all__ = ["tables"]  # the fixture, on both backends
-
-
-class _Entry:
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
-
-    def row_values(self) -> RowValues:
-        return VIA_PLAN, self.values
-
-    def to_row(self) -> Any:  # pragma: no cover - row_values is always there
-        raise AssertionError
 
 
 def _writer(db: Database, *, keyed: bool = False) -> BufferedRowWriter[_Entry]:
