@@ -173,27 +173,39 @@ class BufferedRowWriter(Generic[E]):
             batch.append(self._pending.popleft())
         if not batch:
             return 0
+        written = False
+
+        def committed() -> None:
+            nonlocal written
+            written = True
+
         try:
-            await self._write(_insert_batches(self._rows(batch)))
+            await self._write(_insert_batches(self._rows(batch)), committed)
         except BaseException as exc:
+            if written:  # committed, then the flush was cancelled: counted, the cancellation goes on
+                self._written(len(batch))
+                raise
             self._pending.extendleft(reversed(batch))
             if isinstance(exc, Exception):
                 metrics.observe_buffer(self.name, failed=True, pending=len(self._pending))
             raise
-        metrics.observe_buffer(self.name, written=len(batch), pending=len(self._pending))
-        if self._on_flush is not None:
-            self._on_flush(len(batch))
+        self._written(len(batch))
         return len(batch)
 
-    async def _write(self, grouped: dict[Group, list[dict[str, Any]]]) -> None:
-        """One transaction: on a SQLite file as one job on its writing thread when every group has
-        a plan (`foundation.sqlite_writes`), else through a session."""
+    def _written(self, count: int) -> None:
+        metrics.observe_buffer(self.name, written=count, pending=len(self._pending))
+        if self._on_flush is not None:
+            self._on_flush(count)
+
+    async def _write(self, grouped: dict[Group, list[dict[str, Any]]], committed: Callable[[], None]) -> None:
+        """One transaction, `committed()` once it is: on a SQLite file as one job on its writing
+        thread when every group has a plan (`foundation.sqlite_writes`), else through a session."""
         writes = writes_for(self._sessions.kw.get("bind"))
         if writes is not None:
             planned = [(self._plan(group, writes.dialect), rows) for group, rows in grouped.items()]
             ready = [(plan, rows) for plan, rows in planned if plan is not None]
             if len(ready) == len(planned):
-                await writes.write(ready)
+                await writes.write(ready, committed)
                 return
         async with self._sessions.begin() as session:
             dialect = session.get_bind().dialect
@@ -203,6 +215,7 @@ class BufferedRowWriter(Generic[E]):
                     await session.execute(self._statement(group[0], dialect), rows)
                 else:
                     await execute_plan(session, plan, rows)
+        committed()
 
     def _statement(self, table: Table, dialect: Dialect) -> Insert:
         return _keyed_insert(table, dialect) if self._keyed else insert(table)

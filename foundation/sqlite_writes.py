@@ -23,7 +23,7 @@ import itertools
 import os
 import sqlite3
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -102,13 +102,13 @@ class SqliteWrites:
         self._statements: dict[tuple[str, int], str | None] = {}
         self._largest: dict[int, int] = {}
 
-    async def write(self, groups: Sequence[PlannedRows]) -> None:
-        """Every group's rows in one transaction, committed when this returns.
+    async def write(self, groups: Sequence[PlannedRows], committed: Callable[[], None]) -> None:
+        """Every group's rows in one transaction; `committed()` is called once it is committed.
 
         The job cannot be taken back once the thread has it. When the caller is cancelled
-        meanwhile, this waits for the job's outcome: rows it committed return normally (the
-        cancellation is delivered again at the caller's next await, so they are counted as
-        written, not retried); rows it did not commit raise the cancellation."""
+        meanwhile, this waits for the job's outcome and calls `committed()` if it committed
+        before passing the cancellation on: the caller counts those rows as written, not as
+        rows to retry."""
         job = asyncio.get_running_loop().run_in_executor(self._executor, self._write, groups)
         try:
             await asyncio.shield(job)
@@ -116,11 +116,10 @@ class SqliteWrites:
             while not job.done():
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait({job})
-            if job.exception() is not None:
-                raise
-            task = asyncio.current_task()
-            assert task is not None
-            task.cancel()
+            if job.exception() is None:
+                committed()
+            raise
+        committed()
 
     def _write(self, groups: Sequence[PlannedRows]) -> None:
         connection = self._connect()

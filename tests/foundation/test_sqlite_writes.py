@@ -139,9 +139,10 @@ async def test_a_keyed_writer_skips_rows_already_there(sqlite_file: Database) ->
 
 
 async def _flush_cancelled_while_the_thread_writes(
-    db: Database, writer: BufferedRowWriter[_Entry]
+    db: Database, writer: BufferedRowWriter[_Entry], *, by_deadline: bool = False
 ) -> asyncio.Task[int]:
-    """A flush cancelled while its job runs on the writing thread (held there by `gate`), then let go."""
+    """A flush cancelled while its job runs on the writing thread (held there by `gate`), then
+    let go: by `task.cancel()`, or by an `asyncio.timeout` around it that passes meanwhile."""
     writes = writes_for(db.engine)
     assert writes is not None
     loop = asyncio.get_running_loop()
@@ -154,10 +155,24 @@ async def _flush_cancelled_while_the_thread_writes(
         gate.wait()
         original(groups)
 
+    deadlines: list[asyncio.Timeout] = []
+
+    async def bounded() -> int:
+        async with asyncio.timeout(None) as deadline:
+            deadlines.append(deadline)
+            return await writer.flush()
+
     writes._write = held  # type: ignore[method-assign]
-    flush = asyncio.create_task(writer.flush())
+    flush = asyncio.create_task(bounded())
     await running.wait()
-    flush.cancel()
+    if by_deadline:
+        # Past, so it fires before `passed`, due now: the loop runs timers in order of time.
+        deadlines[0].reschedule(loop.time() - 1)
+        passed = asyncio.Event()
+        loop.call_at(loop.time(), passed.set)
+        await passed.wait()
+    else:
+        flush.cancel()
     await asyncio.sleep(0)
     waited = not flush.done()  # for the job's outcome
     gate.set()
@@ -186,6 +201,19 @@ async def test_a_cancelled_flush_keeps_what_the_thread_did_not_commit(sqlite_fil
         await flush
     assert writer.pending == 3
     assert await _read(sqlite_file, VIA_PLAN) == []
+
+
+async def test_a_flush_whose_deadline_passes_while_the_thread_commits_times_out(
+    sqlite_file: Database,
+) -> None:
+    writer = _writer(sqlite_file)
+    for values in rows(4):
+        writer.record(_Entry(values))
+    flush = await _flush_cancelled_while_the_thread_writes(sqlite_file, writer, by_deadline=True)
+    with pytest.raises(TimeoutError):  # the caller's deadline, not a cancellation of its task
+        await flush
+    assert writer.pending == 0
+    assert [r[1] for r in await _read(sqlite_file, VIA_PLAN)] == [0, 1, 2, 3]
 
 
 def _connected(writes: sqlite_writes.SqliteWrites) -> bool:

@@ -52,9 +52,9 @@ class RecordedLog(RequestLog):
     def sessions_opened(self) -> int:
         return self.counting.opened
 
-    async def _write(self, grouped: Any) -> None:
+    async def _write(self, grouped: Any, committed: Any) -> None:
         self.writes += 1
-        await super()._write(grouped)
+        await super()._write(grouped, committed)
 
     def record(self, entry: RequestEntry) -> None:
         super().record(entry)
