@@ -183,16 +183,16 @@ class BufferedRowWriter(Generic[E]):
             await self._write(_insert_batches(self._rows(batch)), committed)
         except BaseException as exc:
             if written:  # committed, then the flush was cancelled: counted, the cancellation goes on
-                self._written(len(batch))
+                self._count_written(len(batch))
                 raise
             self._pending.extendleft(reversed(batch))
             if isinstance(exc, Exception):
                 metrics.observe_buffer(self.name, failed=True, pending=len(self._pending))
             raise
-        self._written(len(batch))
+        self._count_written(len(batch))
         return len(batch)
 
-    def _written(self, count: int) -> None:
+    def _count_written(self, count: int) -> None:
         metrics.observe_buffer(self.name, written=count, pending=len(self._pending))
         if self._on_flush is not None:
             self._on_flush(count)

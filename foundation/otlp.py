@@ -41,8 +41,8 @@ _HAS_IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 _VALUE_FIELDS = {str: "string_value", bool: "bool_value", int: "int_value", float: "double_value"}
 ATTRIBUTES_KEPT = 4096
-"""Distinct attribute messages kept for reuse; past it the table starts again (ids and counts
-that never repeat only cost their own message)."""
+"""Entries each table of serialised bytes (attributes, statuses, names) keeps for reuse; past
+it the table starts again (ids and counts that never repeat only cost their own bytes)."""
 
 
 def _field_of_subclass(value: object) -> str | None:
@@ -82,6 +82,14 @@ def _field(tag: bytes, payload: bytes) -> bytes:
 _KIND_FIELDS = {kind: b"\x30" + _varint(value) for kind, value in _KINDS.items()}
 _LOCAL_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE)
 _REMOTE_FLAGS = b"\x85\x01" + struct.pack("<I", _HAS_IS_REMOTE | _IS_REMOTE)
+
+
+def _keep(table: dict[Any, bytes], key: Any, encoded: bytes) -> bytes:
+    """Keep `encoded` in `table` under `key` and return it; a full table starts again first."""
+    if len(table) >= ATTRIBUTES_KEPT:
+        table.clear()
+    table[key] = encoded
+    return encoded
 
 
 def _present(kind: Any, message: Any, name: str) -> bytes:
@@ -172,29 +180,25 @@ class SpanEncoder:
             field = _VALUE_FIELDS.get(kind) or _field_of_subclass(value)
             if field is None:
                 raise _NotCovered  # arrays, bytes, mappings: the SDK's encoder
-            if len(self._attributes) >= ATTRIBUTES_KEPT:
-                self._attributes.clear()
             message = KeyValue(key=key, value=AnyValue(**{field: value}))
-            encoded = self._attributes[entry] = ProtoSpan(attributes=[message]).SerializePartialToString()
+            encoded = _keep(
+                self._attributes, entry, ProtoSpan(attributes=[message]).SerializePartialToString()
+            )
         return encoded
 
     def _status(self, code: StatusCode, description: str | None) -> bytes:
         encoded = self._statuses.get((code, description))
         if encoded is None:
-            if len(self._statuses) >= ATTRIBUTES_KEPT:
-                self._statuses.clear()
             status = Status(code=_CODES[code], message=description or "")
-            encoded = self._statuses[(code, description)] = ProtoSpan(
-                status=status
-            ).SerializePartialToString()
+            encoded = _keep(
+                self._statuses, (code, description), ProtoSpan(status=status).SerializePartialToString()
+            )
         return encoded
 
     def _name(self, name: str) -> bytes:
         encoded = self._names.get(name)
         if encoded is None:
-            if len(self._names) >= ATTRIBUTES_KEPT:
-                self._names.clear()
-            encoded = self._names[name] = ProtoSpan(name=name).SerializePartialToString()
+            encoded = _keep(self._names, name, ProtoSpan(name=name).SerializePartialToString())
         return encoded
 
     def _envelope(self, span: ReadableSpan) -> tuple[bytes, bytes, bytes, bytes]:

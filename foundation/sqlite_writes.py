@@ -181,11 +181,8 @@ def writes_for(bind: object) -> SqliteWrites | None:
     if not isinstance(bind, AsyncEngine):
         return None
     engine = bind.sync_engine
-    try:
+    if engine in _OPEN:
         writes = _OPEN[engine]
-    except KeyError:
-        writes = None
-    else:
         if writes is None or writes.pid == os.getpid():
             return writes
     path = file_of(engine.url)
